@@ -1,0 +1,175 @@
+"""The operations the command line and the dashboard share: train, continue, evaluate, predict, export.
+
+Each function takes plain arguments and returns plain data, so ``python -m signlab`` and the
+Streamlit pages run the very same code.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .errors import RunError
+from .evaluate import Evaluation, evaluate_model
+from .inference import predict, top_k
+from .preprocess import Crop, looks_unusual, prepare
+from .runs import Run, RunWriter, create_run, open_run
+from .trainer import Callback, EpochEnd, FitEnd, Trainer
+
+
+class ControlWatcher:
+    """Callback: obey the run's control.json (stop, pause, resume) between batches.
+
+    The dashboard writes the file; the worker process reads it. A paused worker sleeps in this
+    callback until it is resumed or stopped, so the Trainer itself never deals with pausing.
+    """
+
+    def __init__(self, run: Run, writer: RunWriter, poll_seconds: float = 0.2) -> None:
+        self.run, self.writer, self.poll = run, writer, poll_seconds
+        self._mtime = 0.0
+
+    def _changed(self) -> str | None:
+        try:
+            m = os.stat(self.run.dir / "control.json").st_mtime
+        except OSError:
+            return None
+        if m == self._mtime:
+            return None
+        self._mtime = m
+        return self.run.control()
+
+    def __call__(self, event, trainer: Trainer) -> None:
+        if isinstance(event, FitEnd):
+            return
+        action = self._changed()
+        if action == "stop":
+            trainer.stop()
+        elif action == "pause":
+            self.writer.set_status(status="paused", message="paused; press Resume to go on")
+            while True:
+                time.sleep(self.poll)
+                action = self._changed() or action
+                if action in ("resume", "stop"):
+                    break
+            self.writer.set_status(status="running", message="training")
+            if action == "stop":
+                trainer.stop()
+
+
+def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
+          callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
+          evaluate_test: bool = True) -> dict[str, Any]:
+    """Train a new run (or a queued one, when ``run_id`` names an existing queued run).
+
+    Returns the ``train --json`` record: run_id, run_dir, status, epochs, val_accuracy,
+    test_accuracy, train_seconds, samples_per_second, message.
+    """
+    dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    if run_id is not None and (Path(runs_dir or "") / run_id).exists():
+        run = open_run(run_id, runs_dir)
+    else:
+        run = create_run(cfg, runs_dir, run_id=run_id, status="running")
+    return _fit(run, cfg, dataset, callbacks, 0, None, evaluate_test)
+
+
+def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
+                 callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
+                 evaluate_test: bool = True, **changes: Any) -> dict[str, Any]:
+    """Train an existing run for ``epochs`` more epochs from its last finished epoch."""
+    run = open_run(ref, runs_dir)
+    st = run.status()
+    if st.get("status") in ("running", "paused"):
+        raise RunError(f"run {run.id} is still training")
+    if not run.has_weights():
+        raise RunError(f"run {run.id} has no finished epoch to continue from")
+    done = run.epochs_completed()
+    base = run.config
+    cfg = base.replace(epochs=epochs, **{k: v for k, v in changes.items() if v is not None})
+    dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    from .fsutil import atomic_write_json
+
+    # config.json records the whole run: its epochs are the total after this continuation
+    atomic_write_json(run.dir / "config.json", cfg.replace(epochs=done + epochs).to_dict())
+    return _fit(run, cfg, dataset, callbacks, done, run.training_state(), evaluate_test)
+
+
+def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, callbacks: Iterable[Callback], start_epoch: int,
+         state: dict[str, Any] | None, evaluate_test: bool) -> dict[str, Any]:
+    writer = RunWriter(run)
+    cbs: list[Callback] = [writer, ControlWatcher(run, writer), *callbacks]
+    try:
+        trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
+    except Exception as err:
+        writer.set_status(status="failed", message=str(err))
+        raise
+    end = trainer.fit()
+    record: dict[str, Any] = {
+        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": end.status,
+        "epochs": end.epochs_completed, "val_accuracy": end.val_accuracy, "test_accuracy": None,
+        "train_seconds": end.train_seconds, "samples_per_second": end.samples_per_second,
+        "message": end.message, "model": cfg.model,
+    }
+    if evaluate_test and run.has_weights():
+        ev = evaluate_run(run, dataset)
+        record["test_accuracy"] = ev.accuracy
+        writer.set_status(test_accuracy=ev.accuracy)
+    return record
+
+
+def evaluate_run(run: Run | str, dataset: Dataset | None = None, runs_dir: Path | str | None = None,
+                 device: str = "cpu") -> Evaluation:
+    """The run's model on the test CSV."""
+    run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    dataset = dataset if dataset is not None else load_dataset(run.config.data)
+    return evaluate_model(run.load_model(device), dataset.test)
+
+
+def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_dir: Path | str | None = None,
+                  crop: Crop | None = None) -> list[dict[str, Any]]:
+    """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file)."""
+    run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    model = run.load_model()
+    out = []
+    for f in files:
+        prep = prepare(f, str(f), crop)
+        probs = predict(model, [prep.image28])[0]
+        out.append({"file": str(f), "top": top_k(probs, k), "warnings": looks_unusual(prep.image28) + prep.notes})
+    return out
+
+
+def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None) -> Path:
+    """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
+
+    The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255.
+    """
+    from .labels import normalize
+
+    run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    model = run.load_model()
+
+    class WithNormalize(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(normalize(x))
+
+    out = Path(out) if out else run.dir / "model.onnx"
+    wrapped = WithNormalize(model).eval()
+    example = torch.rand(2, 1, 28, 28)
+    from .fsutil import atomic_write
+
+    def write(p: Path) -> None:
+        torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                          opset_version=17)
+
+    atomic_write(out, write)
+    return out

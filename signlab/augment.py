@@ -1,0 +1,53 @@
+"""Augmentation on whole batches of tensors, on the training device (no per-sample Python).
+
+``affine`` applies small random shifts, rotations and scaling with one ``affine_grid`` +
+``grid_sample`` call for the batch. ``photometric`` makes dataset images look more like photos
+(brightness, contrast, gamma, blur, noise, random inversion of the background), for the robust
+preset. Both take and return float images in [0, 1], shape (B, 1, 28, 28), and draw their
+randomness from the given generator so a seed reproduces a run.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
+
+
+def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.1, max_rotate_deg: float = 10.0,
+           scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
+    """Random shift (fraction of the image), rotation and zoom for every image of the batch."""
+    b, dev = x.shape[0], x.device
+    angle = _uniform(b, -max_rotate_deg, max_rotate_deg, g, dev) * (math.pi / 180)
+    s = 1.0 / _uniform(b, scale[0], scale[1], g, dev)  # grid scale is the inverse of the zoom
+    tx = _uniform(b, -max_shift, max_shift, g, dev) * 2  # grid coordinates span [-1, 1]
+    ty = _uniform(b, -max_shift, max_shift, g, dev) * 2
+    cos, sin = torch.cos(angle) * s, torch.sin(angle) * s
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    # border padding repeats the edge, like the plain backgrounds of the dataset's crops
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def photometric(x: torch.Tensor, g: torch.Generator, invert_p: float = 0.0) -> torch.Tensor:
+    """Random brightness, contrast, gamma, blur and noise; optional random inversion."""
+    b, dev = x.shape[0], x.device
+    shape = (b, 1, 1, 1)
+    gamma = torch.exp(_uniform(b, -0.5, 0.5, g, dev)).view(shape)
+    x = x.clamp(1e-4, 1).pow(gamma)
+    contrast = _uniform(b, 0.6, 1.4, g, dev).view(shape)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean + _uniform(b, -0.2, 0.2, g, dev).view(shape)
+    # blur half the batch with a 3x3 box filter mixed in at a random strength
+    blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    w = (_uniform(b, 0, 1, g, dev) * (torch.rand(b, generator=g, device=dev) < 0.5)).view(shape)
+    x = x * (1 - w) + blur * w
+    x = x + torch.randn(x.shape, generator=g, device=dev) * _uniform(b, 0, 0.05, g, dev).view(shape)
+    if invert_p > 0:
+        flip = (torch.rand(b, generator=g, device=dev) < invert_p).view(shape)
+        x = torch.where(flip, 1 - x, x)
+    return x.clamp(0, 1)

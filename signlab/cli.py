@@ -1,0 +1,259 @@
+"""The command line: ``python -m signlab {models,summary,train,evaluate,predict,export,sweep}``.
+
+Exit codes (a contract other tools rely on): 0 success; 2 bad input or usage, with one line on
+stderr naming the file or setting and the problem; 1 anything unexpected.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from typing import Any, Sequence
+
+from .errors import SignlabError
+
+
+class UsageError(SignlabError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage too)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# --------------------------------------------------------------------------- progress
+class ProgressBar:
+    """A Trainer callback drawing one line on stderr: epoch, loss, accuracy, samples/s, time left."""
+
+    def __init__(self, stream=sys.stderr, width: int = 24) -> None:
+        self.stream, self.width = stream, width
+        self.total_epochs, self.last_acc, self.t0 = 0, None, time.perf_counter()
+
+    def __call__(self, event, trainer) -> None:
+        from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
+
+        if isinstance(event, FitStart):
+            self.total_epochs = event.total_epochs
+            print(f"training {trainer.cfg.model} on {event.device}: {event.n_train} images, "
+                  f"{event.parameters:,} parameters", file=self.stream)
+        elif isinstance(event, BatchEnd):
+            p = min(max(event.progress, 0.0), 1.0)
+            filled = int(p * self.width)
+            left = event.train_seconds * (1 - p) / p if p > 0 else 0
+            acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
+            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] epoch {event.epoch}/"
+                              f"{self.total_epochs} loss {event.loss:.4f}{acc} "
+                              f"{event.samples_per_second:,.0f} samples/s ~{left:.0f}s left ")
+            self.stream.flush()
+        elif isinstance(event, EpochEnd):
+            self.last_acc = event.val_accuracy
+            self.stream.write(f"\repoch {event.epoch}/{self.total_epochs}: train loss {event.train_loss:.4f} "
+                              f"acc {100 * event.train_accuracy:.2f}% | val loss {event.val_loss:.4f} "
+                              f"acc {100 * event.val_accuracy:.2f}% | {event.epoch_seconds:.1f}s"
+                              + " " * 20 + "\n")
+        elif isinstance(event, FitEnd):
+            print(f"{event.status}: {event.message}", file=self.stream)
+
+
+# --------------------------------------------------------------------------- commands
+def _add_runs_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .config import OPTIMIZERS, PRESETS, SCHEDULES
+
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="start from a named configuration (default: fast)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--width", type=int, default=None, help="model width, for models that have one")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--schedule", choices=SCHEDULES, default=None)
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="hold out this fraction of the training set for validation (default 0: the test CSV)")
+    p.add_argument("--data", default=None, help="dataset folder, TRAIN,TEST paths or URL (default: bundled)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a dry run)")
+
+
+def build_config(args: argparse.Namespace):
+    """A TrainConfig from the command line's options on top of the preset."""
+    from .config import preset
+
+    return preset(args.preset or "fast", model=args.model, width=args.width, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                  weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
+                  seed=args.seed, device=args.device, precision=args.precision, threads=args.threads,
+                  log_every=args.log_every, val_fraction=args.val_fraction, data=args.data,
+                  max_steps=args.max_steps)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    infos = list_models()
+    w = max(len(i.name) for i in infos)
+    for i in infos:
+        print(f"{i.name:<{w}}  {i.parameters:>9,} params  {i.description}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .models import layer_summary, summary_totals
+
+    rows = layer_summary(args.model)
+    if args.json:
+        print(json.dumps({"layers": rows, **summary_totals(args.model)}))
+        return 0
+    w = max(len(r["layer"]) for r in rows)
+    print(f"{'layer':<{w}}  {'output shape':<18} {'params':>9} {'mult-adds':>12}")
+    for r in rows:
+        print(f"{r['layer']:<{w}}  {str(r['output_shape']):<18} {r['parameters']:>9,} {r['mult_adds']:>12,}")
+    t = summary_totals(args.model)
+    print(f"total: {t['parameters']:,} parameters, {t['mult_adds']:,} mult-adds per image")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import api
+
+    callbacks = [] if args.quiet else [ProgressBar()]
+    if args.resume:
+        record = api.continue_run(args.resume, args.epochs or 1, args.runs_dir, callbacks,
+                                  lr=args.lr, device=args.device, max_steps=args.max_steps)
+    else:
+        cfg = build_config(args)
+        record = api.train(cfg, args.runs_dir, run_id=args.run_id, callbacks=callbacks)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        test = record["test_accuracy"]
+        print(f"run {record['run_id']}: {record['status']}, {record['epochs']} epoch(s) in "
+              f"{record['train_seconds']:.1f}s, test accuracy "
+              f"{'n/a' if test is None else f'{100 * test:.2f}%'}\n  {record['run_dir']}")
+    return 0 if record["status"] in ("completed", "stopped") else 2 if record["status"] == "diverged" else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import evaluate_run
+
+    ev = evaluate_run(args.run, runs_dir=args.runs_dir)
+    if args.json:
+        print(json.dumps(ev.to_json()))
+        return 0
+    print(f"test accuracy: {100 * ev.accuracy:.2f}% on {len(ev.y_true)} images")
+    print(f"{'letter':<7}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}")
+    for r in ev.per_class():
+        print(f"{r['letter']:<7}{r['precision']:>10.3f}{r['recall']:>8.3f}{r['f1']:>8.3f}{r['support']:>9}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .api import predict_files
+
+    if args.top < 1 or args.top > 24:
+        raise UsageError(f"--top: {args.top} is out of range; allowed 1 to 24")
+    records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir)
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    for r in records:
+        tops = ", ".join(f"{t['letter']} {100 * t['probability']:.1f}%" for t in r["top"])
+        print(f"{r['file']}: {tops}")
+        for w in r["warnings"]:
+            print(f"  note: {w}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import export_onnx
+
+    if args.format != "onnx":
+        raise UsageError(f"--format: {args.format!r} is not supported; use onnx")
+    print(export_onnx(args.run, args.out, args.runs_dir))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="signlab", description="Sign Language MNIST: train, evaluate and use image classifiers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("models", help="list the models")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("summary", help="a model's layer table")
+    s.add_argument("model")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_summary)
+
+    s = sub.add_parser("train", help="train a model (no options: the recommended fast configuration)")
+    _add_train_options(s)
+    _add_runs_dir(s)
+    s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    s.add_argument("--resume", metavar="RUN", default=None, help="continue RUN for --epochs more epochs")
+    s.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # the dashboard's queued runs
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="test accuracy and the per-class table of a run")
+    s.add_argument("run")
+    _add_runs_dir(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="top letters for image files")
+    s.add_argument("run")
+    s.add_argument("images", nargs="+")
+    _add_runs_dir(s)
+    s.add_argument("--top", type=int, default=3)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("export", help="export a run's model (ONNX)")
+    s.add_argument("run")
+    _add_runs_dir(s)
+    s.add_argument("--format", default="onnx")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_export)
+
+    try:
+        from .sweep import add_sweep_command
+    except ImportError:  # optuna is optional for the core
+        pass
+    else:
+        add_sweep_command(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except SignlabError as err:
+        print(f"signlab: {err}".splitlines()[0] if "\n" in str(err) else f"signlab: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("signlab: interrupted", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # noqa: BLE001 - the contract: exit 1 for anything unexpected
+        traceback.print_exc()
+        print(f"signlab: unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())

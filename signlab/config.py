@@ -1,0 +1,135 @@
+"""The one frozen configuration of a training run, its range checks and the named presets.
+
+The command line and the Train page both fill a :class:`TrainConfig`; the run directory saves it
+as ``config.json`` beside the weights, and loading a run rebuilds the model from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
+
+# (low, high) inclusive ranges, checked in one place for the CLI, the page and loaded configs
+RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 200),
+    "batch_size": (1, 4096),
+    "lr": (1e-6, 10.0),
+    "weight_decay": (0.0, 1.0),
+    "seed": (0, 2**31 - 1),
+    "log_every": (1, 10_000),
+    "val_fraction": (0.0, 0.5),
+    "max_steps": (1, 10_000_000),
+    "width": (4, 256),
+    "label_smoothing": (0.0, 0.5),
+    "threads": (1, 256),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the recommended ``fast`` preset."""
+
+    model: str = "fastcnn"
+    width: int | None = None  # model width where the model has one (None: the model's default)
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 4e-3  # the peak learning rate under a one-cycle schedule
+    optimizer: str = "adamw"
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    augment: bool = True  # small random shifts, rotations and scaling, on batches on the device
+    augment_photo: bool = False  # also brightness/contrast/gamma, blur, noise, crops (robust preset)
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # auto: CUDA, then Apple MPS, then CPU
+    precision: str = "fp32"  # bf16: autocast on CUDA or a CPU with bf16 support
+    channels_last: bool = False
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    log_every: int = 10  # steps between batch-end events
+    val_fraction: float = 0.0  # 0: validate on the test CSV (the lecture's df_val); else hold out
+    max_steps: int | None = None  # stop after this many steps (a dry run)
+    data: str | None = None  # dataset source; None: the bundled copy
+    preset: str | None = None  # the preset this config started from, for the record
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict, ignoring keys this version does not know (old or newer runs)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _check_range(name: str, value: Any, integer: bool) -> None:
+    lo, hi = RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}: {value!r} is not a number")
+    if integer and int(value) != value:
+        raise ConfigError(f"{name}: {value!r} must be a whole number")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(f"{name}: {value!r} is out of range; allowed {lo:g} to {hi:g}")
+
+
+def validate(c: TrainConfig) -> None:
+    """Raise ConfigError naming the first setting that is out of range or unknown."""
+    from .models import model_names
+
+    if c.model not in model_names():
+        raise ConfigError(f"model: {c.model!r} is unknown; choose one of {', '.join(model_names())}")
+    for name in ("epochs", "batch_size", "seed", "log_every"):
+        _check_range(name, getattr(c, name), integer=True)
+    for name in ("lr", "weight_decay", "val_fraction", "label_smoothing"):
+        _check_range(name, getattr(c, name), integer=False)
+    for name in ("max_steps", "width", "threads"):
+        if getattr(c, name) is not None:
+            _check_range(name, getattr(c, name), integer=True)
+    if 0 < c.val_fraction < 0.01:
+        raise ConfigError("val_fraction: hold out at least 0.01 of the training set, or 0 for the test CSV")
+    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
+                          ("precision", PRECISIONS)):
+        if getattr(c, name) not in allowed:
+            raise ConfigError(f"{name}: {getattr(c, name)!r} is unknown; choose one of {', '.join(allowed)}")
+    for name in ("augment", "augment_photo", "channels_last"):
+        if not isinstance(getattr(c, name), bool):
+            raise ConfigError(f"{name}: {getattr(c, name)!r} must be true or false")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds to a strong model on a 2-core CPU: the Train page's and the CLI's default
+    "fast": {},
+    # the most robust model for real photos of hands (the Classify page's default)
+    "robust": dict(model="deepcnn", epochs=8, batch_size=128, lr=3e-3, augment_photo=True,
+                   label_smoothing=0.1),
+    # the lecture's own settings: Adam 1e-3, batch 32, no schedule, no augmentation
+    "lecture": dict(model="seed_convnet", epochs=10, batch_size=32, lr=1e-3, optimizer="adam",
+                    weight_decay=0.0, schedule="none", augment=False, log_every=50),
+}
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    "fast": "Recommended: a strong model in seconds",
+    "robust": "Best on real photos of hands (slower)",
+    "lecture": "The lecture's settings, flaw included",
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """The config of a named preset, with ``overrides`` applied (None values are ignored)."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: {name!r} is unknown; choose one of {', '.join(PRESETS)}")
+    values = {**PRESETS[name], "preset": name}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)

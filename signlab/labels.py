@@ -1,0 +1,53 @@
+"""Class names, the label map and the image normalisation: the one source for all three.
+
+Sign Language MNIST labels run 0..24 with 9 (J) absent; J and Z need motion, so there are 24
+static letters. Everything in signlab works with *class indices* 0..23; raw CSV labels are mapped
+here and nowhere else.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LETTERS: str = "ABCDEFGHIKLMNOPQRSTUVWXY"  # the 24 static letters, in class-index order
+NUM_CLASSES: int = len(LETTERS)  # 24
+IMAGE_SIZE: int = 28
+NUM_PIXELS: int = IMAGE_SIZE * IMAGE_SIZE  # 784
+
+# raw CSV label (0..24, no 9) -> class index (0..23); -1 marks labels that are not a letter we know
+_RAW_TO_INDEX = np.full(256, -1, dtype=np.int64)
+for _raw in range(25):
+    if _raw != 9:
+        _RAW_TO_INDEX[_raw] = _raw if _raw < 9 else _raw - 1
+VALID_RAW_LABELS: frozenset[int] = frozenset(int(r) for r in np.flatnonzero(_RAW_TO_INDEX >= 0))
+
+
+def raw_labels_to_index(raw: np.ndarray) -> np.ndarray:
+    """Map raw dataset labels (0..24 without 9) to class indices 0..23 (callers validate first)."""
+    return _RAW_TO_INDEX[np.asarray(raw, dtype=np.int64)]
+
+
+def letter(index: int) -> str:
+    """The letter of a class index."""
+    return LETTERS[int(index)]
+
+
+def index_of(letter_: str) -> int:
+    """The class index of a letter (case-insensitive); ValueError for J, Z or anything else."""
+    i = LETTERS.find(letter_.strip().upper())
+    if i < 0 or len(letter_.strip()) != 1:
+        raise ValueError(f"{letter_!r} is not one of the 24 static letters {LETTERS}")
+    return i
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation: every image to zero mean and unit variance.
+
+    Input: float images in [0, 1], shape (B, 1, 28, 28). Standardising each image on its own (not
+    with dataset-wide statistics) makes the model indifferent to overall brightness and contrast,
+    which is what differs most between the dataset and a student's webcam photo. Training,
+    evaluation, prediction and the ONNX export all go through this function.
+    """
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    std = x.std(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) / (std + 1e-5)

@@ -1,0 +1,240 @@
+"""The model registry: every architecture signlab can train, created by name.
+
+``list_models()`` gives each model's name, one-line description and parameter count;
+``create_model(name, **kwargs)`` builds it. Every model takes (B, 1, 28, 28) images that went
+through :func:`signlab.labels.normalize` and returns (B, 24) logits, one per static letter.
+
+About the lecture's models: the lecture's layers end in ``Linear(50, 26)`` (one output per raw
+label 0..25). signlab uses 24 outputs everywhere, so J and Z, which never occur, cannot pollute
+the confusion matrix or the probability bars. ``seed_convnet`` keeps the lecture's real flaw, the
+ReLU on the output logits, so students can see what it does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .labels import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of a model."""
+
+    name: str
+    description: str
+    parameters: int
+    has_width: bool  # whether ``width=`` changes its size (sweeps search it)
+
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, bool]] = {}
+
+
+def register_model(name: str, description: str, has_width: bool = False):
+    """Decorator: add a model factory to the registry under ``name``."""
+
+    def wrap(factory: Callable[..., nn.Module]):
+        _REGISTRY[name] = (factory, description, has_width)
+        return factory
+
+    return wrap
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model, in registration order (simplest first)."""
+    return [ModelInfo(n, d, count_parameters(f()), w) for n, (f, d, w) in _REGISTRY.items()]
+
+
+def model_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    factory, description, has_width = _lookup(name)
+    return ModelInfo(name, description, count_parameters(factory()), has_width)
+
+
+def _lookup(name: str):
+    from .errors import ConfigError
+
+    if name not in _REGISTRY:
+        raise ConfigError(f"model {name!r} is unknown; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the model called ``name``; ``kwargs`` (such as ``width``) go to its factory."""
+    factory, _, has_width = _lookup(name)
+    if not has_width:
+        kwargs.pop("width", None)
+    elif kwargs.get("width") is None:
+        kwargs.pop("width", None)
+    return factory(**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """The model's convolutions in forward order, with their qualified names."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+# --------------------------------------------------------------------------- the lecture's models
+class LogisticRegression(nn.Module):
+    """Multiclass logistic regression: scores = x W + b, one column of W per letter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(NUM_PIXELS, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))  # (B, 784) -> (B, 24)
+
+
+class LectureConvNet(nn.Module):
+    """The lecture's ConvNet: three conv + max-pool stages and a linear layer on 50 features."""
+
+    def __init__(self, output_relu: bool) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 100, 5), nn.ReLU(), nn.MaxPool2d(2),  # (B, 100, 24, 24) -> (B, 100, 12, 12)
+            nn.Conv2d(100, 50, 3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 50, 10, 10) -> (B, 50, 5, 5)
+            nn.Conv2d(50, 50, 3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 50, 3, 3) -> (B, 50, 1, 1)
+        )
+        self.classifier = nn.Linear(50, NUM_CLASSES)
+        # The lecture's flaw, kept on purpose in seed_convnet: a ReLU on the logits zeroes every
+        # negative score and its gradient, so letters whose scores go negative stop learning.
+        self.output_relu = output_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.classifier(self.features(x).flatten(1))  # (B, 50) -> (B, 24)
+        return torch.relu(z) if self.output_relu else z
+
+
+class MLP(nn.Module):
+    """A small multilayer perceptron: 784 -> 256 -> 128 -> 24 with ReLU and dropout."""
+
+    def __init__(self, width: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(NUM_PIXELS, width), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(width, width // 2), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(width // 2, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU: the building block of the stronger CNNs."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FastCNN(nn.Module):
+    """A narrow five-conv network with batch norm, sized for seconds-long training on a CPU."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            conv_bn(1, w),  # (B, w, 28, 28)
+            conv_bn(w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 14, 14)
+            conv_bn(2 * w, 2 * w),
+            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),  # (B, 4w, 7, 7)
+            conv_bn(4 * w, 4 * w), nn.AdaptiveAvgPool2d(1),  # (B, 4w, 1, 1)
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(4 * w, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class DeepCNN(nn.Module):
+    """A deeper, wider CNN (two conv-bn blocks a stage, three stages, dropout) for robustness."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            conv_bn(1, w), conv_bn(w, w), nn.MaxPool2d(2),  # (B, w, 14, 14)
+            conv_bn(w, 2 * w), conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 7, 7)
+            conv_bn(2 * w, 4 * w), conv_bn(4 * w, 4 * w), nn.AdaptiveAvgPool2d(1),  # (B, 4w, 1, 1)
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * w, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register_model("logreg", "Multiclass logistic regression: one 28x28 weight template per letter (the lecture's first model)")
+def _logreg() -> nn.Module:
+    return LogisticRegression()
+
+
+@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", has_width=True)
+def _mlp(width: int = 256) -> nn.Module:
+    return MLP(width)
+
+
+@register_model("seed_convnet", "The lecture's ConvNet as written, ReLU on the output logits included (its flaw)")
+def _seed_convnet() -> nn.Module:
+    return LectureConvNet(output_relu=True)
+
+
+@register_model("convnet", "The lecture's ConvNet with the flaw fixed: no ReLU on the output logits")
+def _convnet() -> nn.Module:
+    return LectureConvNet(output_relu=False)
+
+
+@register_model("fastcnn", "Five 3x3 conv + batch-norm layers, width 16: a strong model in seconds", has_width=True)
+def _fastcnn(width: int = 16) -> nn.Module:
+    return FastCNN(width)
+
+
+@register_model("deepcnn", "Six conv + batch-norm layers with dropout, width 32: the most robust", has_width=True)
+def _deepcnn(width: int = 32) -> nn.Module:
+    return DeepCNN(width)
+
+
+# --------------------------------------------------------------------------- summaries
+def layer_summary(model_or_name: nn.Module | str, batch_size: int = 1) -> list[dict[str, Any]]:
+    """The layer table of a model as data: one dict per layer (via torchinfo).
+
+    Keys: ``layer`` (indented name), ``depth``, ``type``, ``output_shape`` (list), ``parameters``,
+    ``mult_adds``. Computed on the CPU so it never touches (or moves the model to) a GPU.
+    """
+    from torchinfo import summary
+
+    model = create_model(model_or_name) if isinstance(model_or_name, str) else model_or_name
+    stats = summary(model, input_size=(batch_size, 1, IMAGE_SIZE, IMAGE_SIZE), device="cpu",
+                    verbose=0, col_names=("output_size", "num_params", "mult_adds"))
+    rows = []
+    for layer in stats.summary_list:
+        if layer.depth == 0:  # the model itself; its totals are in summary_totals()
+            continue
+        rows.append({
+            "layer": "  " * (layer.depth - 1) + f"{layer.class_name} ({layer.var_name})",
+            "depth": layer.depth,
+            "type": layer.class_name,
+            "output_shape": list(layer.output_size),
+            "parameters": int(layer.num_params) if not layer.is_recursive else 0,
+            "mult_adds": int(layer.macs),
+        })
+    return rows
+
+
+def summary_totals(model_or_name: nn.Module | str) -> dict[str, int]:
+    """Total parameters and mult-adds for one image."""
+    from torchinfo import summary
+
+    model = create_model(model_or_name) if isinstance(model_or_name, str) else model_or_name
+    stats = summary(model, input_size=(1, 1, IMAGE_SIZE, IMAGE_SIZE), device="cpu", verbose=0)
+    return {"parameters": int(stats.total_params), "mult_adds": int(stats.total_mult_adds)}

@@ -1,0 +1,22 @@
+"""Where things live: the bundled dataset, the cache and the default runs folder.
+
+Environment variables override the defaults so that a classroom server (or a test) can put runs
+and caches elsewhere without code changes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+BUNDLED_DATA_DIR: Path = PROJECT_ROOT / "data" / "sign-mnist"
+
+
+def cache_dir() -> Path:
+    """Folder for parsed-dataset and download caches (``SIGNLAB_CACHE`` or ``<project>/.cache``)."""
+    return Path(os.environ.get("SIGNLAB_CACHE", PROJECT_ROOT / ".cache")).expanduser()
+
+
+def default_runs_dir() -> Path:
+    """Folder holding run directories (``SIGNLAB_RUNS_DIR`` or ``<project>/runs``)."""
+    return Path(os.environ.get("SIGNLAB_RUNS_DIR", PROJECT_ROOT / "runs")).expanduser()

@@ -1,0 +1,190 @@
+"""One preprocessing path for every image a model sees outside the dataset.
+
+The canvas, uploads, the camera, ``signlab predict`` and the benchmarks all call
+:func:`prepare`: decode safely (size caps, decompression bombs, truncation), apply the EXIF
+orientation, make any mode grayscale (transparency composited over a background), crop a square
+(centre by default, adjustable by zoom and offset) and resize to 28x28 with antialiasing. The
+result is a float image in [0, 1], the same scale as ``pixels / 255`` in training; the model then
+applies :func:`signlab.labels.normalize` as it does in training.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+from .labels import IMAGE_SIZE
+
+MAX_FILE_BYTES = 20 * 1024 * 1024  # also the upload cap in .streamlit/config.toml (20 MB)
+MAX_PIXELS = 50_000_000  # about 7000x7000; more is refused before decoding (decompression bombs)
+WORK_SIZE = 512  # large images are reduced to about this before cropping, which bounds memory
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A square crop: ``zoom`` 1 takes the largest centred square; >1 takes a smaller one.
+
+    ``cx``/``cy`` move the square's centre across the image (0 = left/top edge, 1 = right/bottom).
+    """
+
+    zoom: float = 1.0
+    cx: float = 0.5
+    cy: float = 0.5
+
+
+@dataclass
+class Prepared:
+    """What the model gets (``image28``) and what the page shows beside the user's photo."""
+
+    image28: np.ndarray  # (28, 28) float32 in [0, 1]
+    gray: np.ndarray  # the grayscale image before cropping, (H, W) float32 in [0, 1], at most WORK_SIZE
+    box: tuple[int, int, int, int]  # the crop box in ``gray`` (left, top, right, bottom)
+    notes: list[str] = field(default_factory=list)  # what was done that the user should know
+
+
+def _open(data: bytes | str | Path, name: str) -> Image.Image:
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        name = name or str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: the file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        data = path.read_bytes()
+    if not data:
+        raise ImageError(f"{name}: the file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"{name}: the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        if isinstance(err, UnidentifiedImageError):
+            raise ImageError(f"{name}: not an image PIL can read (PNG, JPEG, WebP, GIF, BMP, TIFF)") from err
+        raise ImageError(f"{name}: the image claims too many pixels; refused") from err
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
+        raise ImageError(f"{name}: cannot read the image ({err})") from err
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{name}: {w}x{h} pixels is too large (limit {MAX_PIXELS / 1e6:.0f} megapixels)")
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: the image has no pixels")
+    return img
+
+
+def _to_gray(img: Image.Image, background: float) -> np.ndarray:
+    """Any PIL mode -> (H, W) float32 in [0, 1]; transparency composited over ``background``."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        return np.clip(a / top, 0, 1).astype(np.float32)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        top = 1.0 if a.max() <= 1.0 else (255.0 if a.max() <= 255 else float(a.max()))
+        return np.clip(a / top, 0, 1)
+    if mode == "P" or mode == "PA":
+        img = img.convert("RGBA")
+    elif mode == "CMYK" or mode == "YCbCr" or mode == "LAB" or mode == "HSV" or mode == "1":
+        img = img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0  # (H, W, 4)
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        alpha = rgba[..., 3]
+        return (gray * alpha + background * (1 - alpha)).astype(np.float32)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def load_gray(data: bytes | str | Path, name: str = "image", background: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """Decode a file to a grayscale float image (at most about WORK_SIZE on its long side)."""
+    notes: list[str] = []
+    img = _open(data, name)
+    try:
+        if getattr(img, "n_frames", 1) > 1:
+            notes.append(f"the image has {img.n_frames} frames; the first was used")
+            img.seek(0)
+        if img.format == "JPEG":  # decode big JPEGs at a reduced scale: fast and memory-bounded
+            img.draft(img.mode, (WORK_SIZE, WORK_SIZE))
+        img = ImageOps.exif_transpose(img)
+        img.load()
+        if max(img.size) > WORK_SIZE:
+            img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
+            notes.append("reduced in size before cropping")
+        gray = _to_gray(img, background)
+    except ImageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt pixel data
+        raise ImageError(f"{name}: the image data is truncated or corrupt ({err})") from err
+    return gray, notes
+
+
+def crop_box(shape: tuple[int, int], crop: Crop) -> tuple[int, int, int, int]:
+    """The square crop box (left, top, right, bottom) for an (H, W) image."""
+    h, w = shape
+    side = max(1, int(round(min(h, w) / max(crop.zoom, 1.0))))
+    cx = min(max(crop.cx, 0.0), 1.0) * w
+    cy = min(max(crop.cy, 0.0), 1.0) * h
+    left = int(round(min(max(cx - side / 2, 0), w - side)))
+    top = int(round(min(max(cy - side / 2, 0), h - side)))
+    return left, top, left + side, top + side
+
+
+def resize28(gray: np.ndarray) -> np.ndarray:
+    """Antialiased resize of a float image to (28, 28)."""
+    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32), mode="F")
+    small = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS, reducing_gap=None)
+    return np.clip(np.asarray(small, dtype=np.float32), 0, 1)
+
+
+def prepare_array(gray: np.ndarray, crop: Crop | None = None, notes: list[str] | None = None) -> Prepared:
+    """Crop and resize an already decoded grayscale float image (H, W) in [0, 1]."""
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 2 or gray.size == 0 or not np.isfinite(gray).all():
+        raise ImageError("the image must be a non-empty 2-D grayscale array of finite values")
+    box = crop_box(gray.shape, crop or Crop())
+    left, top, right, bottom = box
+    return Prepared(resize28(gray[top:bottom, left:right]), gray, box, list(notes or []))
+
+
+def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | None = None,
+            background: float = 1.0) -> Prepared:
+    """The one preprocessing function: file bytes or a path -> the 28x28 model input."""
+    gray, notes = load_gray(data, name, background)
+    return prepare_array(gray, crop, notes)
+
+
+def canvas_to_gray(rgba: np.ndarray, background: float = 0.0) -> np.ndarray:
+    """A drawing canvas's RGBA pixels (H, W, 4), uint8 or float, to a grayscale float image.
+
+    The canvas starts transparent and strokes live in the alpha channel, so transparency is
+    composited over ``background`` (the canvas's own background shade).
+    """
+    a = np.asarray(rgba, dtype=np.float32)
+    if a.ndim != 3 or a.shape[2] != 4:
+        raise ImageError("canvas: expected RGBA pixels of shape (H, W, 4)")
+    if a.max(initial=0) > 1.0:
+        a = a / 255.0
+    gray = a[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (gray * a[..., 3] + background * (1 - a[..., 3])).astype(np.float32)
+
+
+def looks_unusual(image28: np.ndarray) -> list[str]:
+    """Plain-words reasons why an input looks unlike the dataset's photos of hands (may be empty)."""
+    x = np.asarray(image28, dtype=np.float32)
+    reasons = []
+    if float(x.std()) < 0.03:
+        reasons.append("the image is almost blank")
+    else:
+        hist, _ = np.histogram(x, bins=20, range=(0, 1))
+        if hist.max() / x.size > 0.6:
+            reasons.append("most of the image is one flat shade, like a drawing or an empty canvas; "
+                           "the model learned from photos of hands that fill the frame")
+    return reasons
