@@ -19,7 +19,7 @@ from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
 from .inference import predict, top_k
 from .preprocess import Crop, looks_unusual, prepare
-from .runs import Run, RunWriter, create_run, open_run
+from .runs import Run, RunWriter, create_run, open_run, run_path
 from .trainer import Callback, EpochEnd, FitEnd, Trainer
 
 
@@ -71,7 +71,7 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | No
     test_accuracy, train_seconds, samples_per_second, message.
     """
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
-    if run_id is not None and (Path(runs_dir or "") / run_id).exists():
+    if run_id is not None and run_path(run_id, runs_dir).exists():  # a run the dashboard queued
         run = open_run(run_id, runs_dir)
     else:
         run = create_run(cfg, runs_dir, run_id=run_id, status="running")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -169,8 +170,13 @@ def parse_csv(text: bytes, name: str) -> Split:
                         f"found {len(header) - 1} pixel columns")
     try:
         df = pd.read_csv(io.BytesIO(text), header=0, skip_blank_lines=True, low_memory=False)
-    except pd.errors.ParserError as err:
-        raise DataError(f"{name}: {err}".replace("line", "line", 1)) from err
+    except ValueError as err:  # ParserError, EmptyDataError and UnicodeDecodeError are ValueErrors
+        msg = " ".join(str(err).split())  # pandas' messages end in a newline: keep one line
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if m:
+            raise DataError(f"{name}: line {m[2]}: expected {m[1]} values (a label and "
+                            f"{labels.NUM_PIXELS} pixels), found {m[3]}") from err
+        raise DataError(f"{name}: cannot parse the CSV ({msg})") from err
     if len(df) == 0:
         raise DataError(f"{name}: the file has a header but no data rows")
     values = df.to_numpy()

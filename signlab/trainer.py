@@ -249,7 +249,8 @@ class Trainer:
         status, message = "completed", ""
         try:
             for epoch in range(self.start_epoch + 1, self.start_epoch + cfg.epochs + 1):
-                if self.step >= self.total_steps:
+                if self.step >= self.total_steps:  # max_steps reached: this epoch never started
+                    epoch -= 1
                     break
                 t_epoch, ep_samples = time.perf_counter(), 0
                 loss_sum = torch.zeros((), device=dev)  # kept on the device: no per-step host sync

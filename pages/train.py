@@ -1,0 +1,189 @@
+"""Train: pick a model and its settings, start a training job, and watch it learn live."""
+import pandas as pd
+import streamlit as st
+
+from signlab import figures, ui
+from signlab.config import OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset
+from signlab.errors import SignlabError
+from signlab.models import layer_summary, model_info, model_names
+from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO, live_hint
+
+st.title("🏋️ Train a model")
+ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
+
+# ----------------------------------------------------------------------------- settings <-> URL
+FIELDS = {  # widget key -> (config field, type)
+    "cfg_model": ("model", str), "cfg_epochs": ("epochs", int), "cfg_batch_size": ("batch_size", int),
+    "cfg_lr": ("lr", float), "cfg_optimizer": ("optimizer", str), "cfg_weight_decay": ("weight_decay", float),
+    "cfg_schedule": ("schedule", str), "cfg_augment": ("augment", bool), "cfg_seed": ("seed", int),
+    "cfg_device": ("device", str), "cfg_preset": ("preset", str),
+}
+
+
+def _load_preset(name: str) -> None:
+    cfg = preset(name)
+    for key, (field, _) in FIELDS.items():
+        st.session_state[key] = getattr(cfg, field) if field != "preset" else name
+
+
+def _from_query() -> None:
+    """First visit in this session: take the settings from the URL (a shared link), else the preset."""
+    if "cfg_model" in st.session_state:
+        return
+    qp = st.query_params
+    _load_preset(qp.get("preset", "fast") if qp.get("preset") in PRESETS else "fast")
+    for key, (field, typ) in FIELDS.items():
+        if field in qp:
+            raw = qp[field]
+            try:
+                st.session_state[key] = (raw.lower() in ("1", "true", "yes")) if typ is bool else typ(raw)
+            except ValueError:
+                st.warning(f"The link's {field}={raw!r} is not valid; the default is used.")
+
+
+def _on_preset() -> None:
+    _load_preset(st.session_state["cfg_preset"])
+
+
+_from_query()
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    st.subheader("Settings")
+    st.selectbox("Preset", list(PRESETS), key="cfg_preset", on_change=_on_preset,
+                 format_func=lambda p: f"{p}: {PRESET_DESCRIPTIONS[p]}",
+                 help="A starting point; change any setting below.")
+    if st.session_state["cfg_model"] not in model_names():
+        st.session_state["cfg_model"] = "fastcnn"
+    model = st.selectbox("Architecture", model_names(), key="cfg_model")
+    info = model_info(model)
+    st.caption(f"{info.description}. **{info.parameters:,} parameters.**")
+    with st.expander("Layer summary"):
+        st.dataframe(pd.DataFrame(layer_summary(model)), hide_index=True, width="stretch")
+    c1, c2 = st.columns(2)
+    c1.number_input("Epochs", min_value=int(RANGES["epochs"][0]), max_value=int(RANGES["epochs"][1]), step=1,
+                    key="cfg_epochs", help="How many times the model sees every training image.")
+    c2.number_input("Batch size", min_value=int(RANGES["batch_size"][0]), max_value=int(RANGES["batch_size"][1]),
+                    step=16, key="cfg_batch_size", help="Images per gradient step.")
+    c1.number_input("Learning rate", min_value=RANGES["lr"][0], max_value=RANGES["lr"][1], format="%.5f",
+                    step=1e-4, key="cfg_lr", help="The step size (the peak of the schedule for one-cycle).")
+    c2.selectbox("Optimizer", OPTIMIZERS, key="cfg_optimizer")
+    c1.number_input("Weight decay", min_value=RANGES["weight_decay"][0], max_value=RANGES["weight_decay"][1],
+                    format="%.5f", step=1e-4, key="cfg_weight_decay")
+    c2.selectbox("Schedule", SCHEDULES, key="cfg_schedule",
+                 help="none: a constant rate; cosine: decays smoothly; onecycle: warms up, then decays.")
+    c1.number_input("Seed", min_value=0, max_value=int(RANGES["seed"][1]), step=1, key="cfg_seed",
+                    help="The same seed on the same device gives the same run.")
+    c2.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="cfg_device")
+    st.toggle("Augmentation (random shifts, rotations, zoom)", key="cfg_augment")
+
+    values = {field: st.session_state[key] for key, (field, _) in FIELDS.items()}
+    base = PRESETS.get(values["preset"], {})
+    config_error = None
+    try:
+        cfg = TrainConfig(**{**base, **values})
+    except SignlabError as err:
+        cfg, config_error = None, str(err)
+    # keep the setup in the URL so a teacher can share a link that opens it
+    st.query_params.update({k: str(v) for k, v in values.items()})
+
+# ----------------------------------------------------------------------------- the job
+jm = ui.job_manager()
+run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
+run = ui.open_run_safe(run_id) if run_id else None
+status = run.status() if run else {}
+active = status.get("status") in ("queued", "running", "paused")
+
+with left:
+    if config_error:
+        st.error(config_error, icon="⚠️")
+    b1, b2, b3 = st.columns(3)
+    if b1.button("▶ Start", type="primary", disabled=active or cfg is None, width="stretch"):
+        with ui.guard("Could not start"):
+            new = jm.submit(cfg)
+            st.session_state[ui.Keys.TRAIN_RUN] = new.id
+            st.query_params["run"] = new.id
+            st.rerun()
+    if b2.button("⏹ Stop", disabled=not active, width="stretch"):
+        jm.cancel(run)
+        st.rerun()
+    paused = status.get("status") == "paused"
+    if b3.button("⏯ Resume" if paused else "⏸ Pause", disabled=status.get("status") not in ("running", "paused"),
+                 width="stretch"):
+        run.request("resume" if paused else "pause")
+        st.rerun()
+    if run and not active and run.has_weights():
+        with st.form("continue"):
+            more = st.number_input("Continue this run for more epochs", 1, 100, 2)
+            if st.form_submit_button("Continue training"):
+                with ui.guard("Could not continue"):
+                    jm.submit_continue(run.id, int(more))
+                    st.rerun()
+
+
+with right:
+    if run is None:
+        st.info("Press **Start** to train. With the default settings a strong model is ready in seconds; "
+                "the chart here shows the loss falling as it learns.")
+    else:
+
+        @st.fragment(run_every=1.0 if active else None)
+        def live() -> None:
+            jm.tick()
+            st_now = run.status()
+            state = st_now.get("status")
+            cfg_now = run.config
+            records = run.metrics()
+            batches = [r for r in records if r.get("type") == "batch"]
+            epochs = [r for r in records if r.get("type") == "epoch"]
+            st.subheader(f"Run {run.name}")
+            st.caption(f"{cfg_now.model} · batch {cfg_now.batch_size} · lr {cfg_now.lr:g} · {cfg_now.optimizer} · "
+                       f"{cfg_now.schedule} · {st_now.get('device', '')}")
+            target = int(st_now.get("target_epochs") or cfg_now.epochs)
+            done = int(st_now.get("epochs_completed", 0))
+            if state == "queued":
+                pos = jm.queue_position(run)
+                st.info(f"⏳ Waiting for a free slot: number {pos} in the queue "
+                        f"({jm.limit} training job{'s' if jm.limit > 1 else ''} at a time on this server).")
+            elif state in ("running", "paused"):
+                last = batches[-1] if batches else None
+                if last:
+                    p = float(last.get("progress", 0))
+                    left_s = last["train_seconds"] * (1 - p) / p if p > 0 else 0
+                    st.progress(min(p, 1.0), text=f"epoch {last['epoch']}/{target} · "
+                                f"{last['samples_per_second']:,.0f} images/s · about {left_s:.0f} s left"
+                                + (" · paused" if state == "paused" else ""))
+                else:
+                    st.progress(0.0, text="starting the worker and loading the data…")
+            elif state == "completed":
+                acc = st_now.get("test_accuracy") or st_now.get("val_accuracy")
+                st.success(f"✅ Finished {done} epoch(s) in {st_now.get('train_seconds', 0):.1f} s of training"
+                           + (f": **{100 * acc:.2f}%** test accuracy." if acc else "."))
+            elif state == "diverged":
+                st.warning(f"📉 Diverged: {st_now.get('message', '')}")
+            elif state in ("failed",):
+                st.error(f"Training failed: {st_now.get('message', '')}")
+            elif state in ("stopped", "interrupted"):
+                st.warning(f"{state.capitalize()}: {st_now.get('message', '')}")
+            hint = live_hint(cfg_now.model, epochs)
+            if hint:
+                st.caption(hint)
+            if batches:
+                st.plotly_chart(figures.loss_curve(batches), width="stretch", key="live_loss")
+            if epochs:
+                st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key="live_epochs")
+            if active and state not in ("queued", "running", "paused"):
+                st.rerun()  # the job ended: one full rerun turns polling off and updates the buttons
+            if state == "completed":
+                c1, c2, c3 = st.columns(3)
+                if c1.button("🎯 Evaluate it", width="stretch"):
+                    st.session_state[ui.Keys.EVAL_RUN] = run.id
+                    st.switch_page("pages/evaluate.py")
+                if c2.button("🔬 See its kernels", width="stretch"):
+                    st.session_state[ui.Keys.EVAL_RUN] = run.id
+                    st.switch_page("pages/kernels.py")
+                if c3.button("✋ Classify a sign", width="stretch"):
+                    st.session_state[ui.Keys.EVAL_RUN] = run.id
+                    st.switch_page("pages/classify.py")
+
+        live()

@@ -1,0 +1,237 @@
+"""Every chart of signlab, as plotly figures built from plain data (no Streamlit here).
+
+Image grids are drawn as one heatmap "montage" with NaN gaps between tiles: one trace instead of
+a subplot per image keeps a 100-kernel grid fast to draw and to send to the browser.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .labels import LETTERS
+
+TEMPLATE = "plotly_white"
+BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+
+
+def _layout(fig: go.Figure, height: int = 360, **kw: Any) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
+    return fig
+
+
+# --------------------------------------------------------------------------- image grids
+def montage(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
+    """(N, h, w) tiles -> one (rows*(h+pad)-pad, cols*(w+pad)-pad) image with NaN gaps."""
+    tiles = np.asarray(tiles, dtype=float)
+    n, h, w = tiles.shape
+    cols = max(1, min(cols, n))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tiles[i]
+    return out
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], cols: int = 8, colorscale: str = "gray",
+               zmid: float | None = None, height: int | None = None, title: str = "",
+               per_tile_scale: bool = False) -> go.Figure:
+    """A grid of small images with a title over each tile (the lecture's ``show_images``)."""
+    imgs = np.asarray(images, dtype=float)
+    n, h, w = imgs.shape
+    if per_tile_scale:  # each tile stretched to its own range (feature maps, kernels)
+        lo = imgs.reshape(n, -1).min(1)[:, None, None]
+        hi = imgs.reshape(n, -1).max(1)[:, None, None]
+        imgs = (imgs - lo) / np.where(hi - lo > 0, hi - lo, 1)
+    m = montage(imgs, cols, pad=max(1, h // 7))
+    pad = max(1, h // 7)
+    cols = max(1, min(cols, n))
+    rows = int(np.ceil(n / cols))
+    fig = go.Figure(go.Heatmap(z=m, colorscale=colorscale, showscale=False, zmid=zmid, hoverongaps=False,
+                               hovertemplate="%{z:.2f}<extra></extra>"))
+    annotations = []
+    if titles:
+        for i, t in enumerate(titles[:n]):
+            r, c = divmod(i, cols)
+            annotations.append(dict(x=c * (w + pad) + w / 2 - 0.5, y=r * (h + pad) - pad / 2 - 0.5, text=str(t),
+                                    showarrow=False, yanchor="bottom", font=dict(size=12)))
+    fig.update_layout(annotations=annotations)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return _layout(fig, height or max(160, 90 * rows + 40), title=title)
+
+
+def class_counts(train: np.ndarray, test: np.ndarray) -> go.Figure:
+    """Images per letter in train and test, side by side."""
+    fig = go.Figure([go.Bar(name="train", x=list(LETTERS), y=train, marker_color=BLUE),
+                     go.Bar(name="test", x=list(LETTERS), y=test, marker_color=ORANGE)])
+    fig.update_layout(barmode="group", xaxis_title="letter", yaxis_title="images", legend=dict(orientation="h", y=1.1))
+    return _layout(fig, 320)
+
+
+# --------------------------------------------------------------------------- training curves
+def smooth(values: Sequence[float], alpha: float = 0.1) -> np.ndarray:
+    """Exponential moving average (debiased, as TensorBoard draws it)."""
+    out, avg = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        avg = (1 - alpha) * avg + alpha * v
+        out[i] = avg / (1 - (1 - alpha) ** (i + 1))
+    return out
+
+
+def _downsample(xs: np.ndarray, ys: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    if len(xs) <= max_points:
+        return xs, ys
+    idx = np.linspace(0, len(xs) - 1, max_points).astype(int)
+    return xs[idx], ys[idx]
+
+
+def loss_curve(batches: Sequence[dict[str, Any]], title: str = "Training loss per step") -> go.Figure:
+    """Step loss (faint) and its smoothed line, from the run log's batch records."""
+    steps = np.array([b["step"] for b in batches], dtype=float)
+    loss = np.array([b["loss"] for b in batches], dtype=float)
+    fig = go.Figure()
+    if len(steps):
+        sx, sy = _downsample(steps, loss)
+        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="step loss", line=dict(color=BLUE, width=1),
+                                 opacity=0.35))
+        fig.add_trace(go.Scatter(x=sx, y=_downsample(steps, smooth(loss))[1], mode="lines", name="smoothed",
+                                 line=dict(color=BLUE, width=3)))
+    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=1.12))
+    return _layout(fig, 320, title=title)
+
+
+def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
+    """Train and validation loss (left) and accuracy (right) per epoch."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))
+    e = [r["epoch"] for r in epochs]
+    for key, name, color, dash in (("train", "train", BLUE, None), ("val", "validation", ORANGE, "dash")):
+        fig.add_trace(go.Scatter(x=e, y=[r[f"{key}_loss"] for r in epochs], name=f"{name} loss", mode="lines+markers",
+                                 line=dict(color=color, dash=dash)), 1, 1)
+        fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=f"{name} accuracy",
+                                 mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
+    return _layout(fig, 320, legend=dict(orientation="h", y=-0.25))
+
+
+def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
+    """One line per run of an epoch metric (``val_accuracy``, ``val_loss``, ``train_loss`` …)."""
+    fig = go.Figure()
+    pct = metric.endswith("accuracy")
+    for name, epochs in series.items():
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
+                                 mode="lines+markers", name=name))
+    label = metric.replace("_", " ").replace("val", "validation")
+    fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(dtick=1)
+    return _layout(fig, 340, title=label.capitalize())
+
+
+def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
+    """Smoothed step loss of several runs against the fraction of training done."""
+    fig = go.Figure()
+    for name, batches in series.items():
+        if not batches:
+            continue
+        steps = np.array([b["step"] for b in batches], dtype=float)
+        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=name))
+    fig.update_layout(xaxis_title="step", yaxis_title="smoothed loss", legend=dict(orientation="h", y=-0.25))
+    return _layout(fig, 340, title="Training loss")
+
+
+# --------------------------------------------------------------------------- evaluation
+def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[int, int] | None = None) -> go.Figure:
+    """The confusion matrix as square markers, one per cell, that a user can click.
+
+    Plotly heatmaps report no selection to Streamlit (streamlit issue 8760), so the matrix is a
+    scatter of squares; each point's ``customdata`` is (true index, predicted index).
+    """
+    cm = np.asarray(cm, dtype=float)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    n = cm.shape[0]
+    t, p = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    t, p = t.ravel(), p.ravel()
+    z = shown[t, p]
+    # diagonal in one scale (green), mistakes in another (red), empty cells light grey
+    diag_max = max(float(np.diag(shown).max(initial=0)), 1e-9)
+    off = shown.copy()
+    np.fill_diagonal(off, 0)
+    off_max = max(float(off.max(initial=0)), 1e-9)
+    colors = []
+    for ti, pi, zi in zip(t, p, z):
+        if zi == 0:
+            colors.append("rgba(235,235,235,1)")
+        elif ti == pi:
+            a = 0.25 + 0.75 * zi / diag_max
+            colors.append(f"rgba(44,160,44,{a:.2f})")
+        else:
+            a = 0.3 + 0.7 * zi / off_max
+            colors.append(f"rgba(214,39,40,{a:.2f})")
+    text = [("" if v == 0 else (f"{v:.2f}" if normalize else f"{int(v)}")) for v in z]
+    fig = go.Figure(go.Scatter(
+        x=[LETTERS[i] for i in p], y=[LETTERS[i] for i in t], mode="markers+text", text=text,
+        textfont=dict(size=8, color="black"), customdata=np.stack([t, p], 1),
+        marker=dict(symbol="square", size=21, color=colors, line=dict(width=0)),
+        hovertemplate="true %{y}, predicted %{x}: %{text}<extra>click to see the images</extra>"))
+    if selected is not None:
+        fig.add_trace(go.Scatter(x=[LETTERS[selected[1]]], y=[LETTERS[selected[0]]], mode="markers",
+                                 marker=dict(symbol="square-open", size=24, color="black", line=dict(width=2)),
+                                 hoverinfo="skip", showlegend=False))
+    fig.update_xaxes(title="predicted letter", categoryorder="array", categoryarray=list(LETTERS), side="top",
+                     showgrid=False)
+    fig.update_yaxes(title="true letter", categoryorder="array", categoryarray=list(LETTERS)[::-1], showgrid=False)
+    return _layout(fig, 640, showlegend=False, dragmode="select")
+
+
+def probability_bars(top: Sequence[dict[str, Any]], title: str = "What the model thinks") -> go.Figure:
+    """Horizontal bars of the top letters' probabilities (most probable on top)."""
+    top = list(top)[::-1]
+    fig = go.Figure(go.Bar(x=[100 * t["probability"] for t in top], y=[t["letter"] for t in top], orientation="h",
+                           marker_color=[GREY] * (len(top) - 1) + [BLUE] if top else [],
+                           text=[f"{100 * t['probability']:.1f}%" for t in top], textposition="auto"))
+    fig.update_layout(xaxis=dict(range=[0, 100], title="probability (%)"), yaxis=dict(type="category"))
+    return _layout(fig, 60 + 36 * len(top), title=title)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, title: str, signed: bool = False) -> go.Figure:
+    """A 28x28 image in grey with a translucent heat map on top (Grad-CAM, occlusion, templates)."""
+    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=heat, colorscale="RdBu_r" if signed else "Inferno", zmid=0 if signed else None,
+                             opacity=0.55, showscale=True, colorbar=dict(thickness=10, len=0.8),
+                             hovertemplate="%{z:.2f}<extra></extra>"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return _layout(fig, 300, title=title)
+
+
+def single_image(image: np.ndarray, title: str = "", height: int = 260) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, zmin=0, zmax=1,
+                               hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return _layout(fig, height, title=title)
+
+
+def kernel_grid(weights: np.ndarray, title: str = "", cols: int = 10) -> go.Figure:
+    """Kernels (C, k, k) in a diverging scale centred on zero: red excites, blue inhibits."""
+    w = np.asarray(weights, dtype=float)
+    lim = float(np.abs(w).max()) or 1.0
+    fig = image_grid(w / lim, [], cols=cols, colorscale="RdBu_r", zmid=0, title=title,
+                     height=max(200, int(60 * np.ceil(len(w) / cols)) + 60))
+    return fig
+
+
+def metric_scatter(df, x: str, y: str = "value", color: str | None = None, title: str = "") -> go.Figure:
+    """A scatter of a metric against a hyperparameter (the Sweeps page)."""
+    log_x = x in ("lr", "weight_decay") and (df[x] > 0).all()
+    fig = go.Figure(go.Scatter(x=df[x], y=df[y], mode="markers", marker=dict(size=10, color=BLUE),
+                               text=df.get("number"), hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y:.4f}}<extra>trial %{{text}}</extra>"))
+    fig.update_xaxes(type="log" if log_x else None, title=x)
+    fig.update_yaxes(title=y)
+    return _layout(fig, 280, title=title or f"{y} against {x}")

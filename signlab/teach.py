@@ -1,0 +1,154 @@
+"""The lecture's teaching: what each page shows, in plain words, with the maths where it belongs.
+
+Each page opens with a short ``*_INTRO`` (two or three sentences: what you see, what to try) and
+a collapsible ``*_DETAILS`` with the equations (Markdown with LaTeX). Keeping the texts here keeps
+the pages thin and lets the tests check that every page carries its explanation.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+HOME_INTRO = (
+    "**signlab** teaches how image classifiers learn, by doing. You will train models that read "
+    "American Sign Language letters from 28×28 pixel photos of hands: first a *logistic regression* "
+    "that scores each letter with one weight per pixel, then *convolutional networks* that learn their "
+    "own filters. Start with the **Guided tour**, or jump to any page on the left."
+)
+
+DATA_INTRO = (
+    "Each image is a 28×28 grid of grey levels (0 = black, 255 = white), a hand cropped from a photo. "
+    "There are 24 letters: J and Z need motion, so they are missing. Reshuffle the samples, filter one "
+    "letter, and look at the *mean image* of each letter: the average hand the models will have to tell apart."
+)
+DATA_DETAILS = r"""
+An image is a vector $x \in \mathbb{R}^{784}$ (28 × 28 pixels, row by row). The training set has
+27,455 images, the test set 7,172. Before a model sees an image, signlab *standardises* it:
+
+$$\tilde{x} = \frac{x - \operatorname{mean}(x)}{\operatorname{std}(x)}$$
+
+so that a dark photo and a bright one of the same hand look alike to the model.
+
+**A caution:** the 34,627 images were made from only 1,704 photos (each cropped, filtered, rotated
+and brightened 20 ways), and test images share source photos with training images. So a test
+accuracy near 100% says little about a new photo of *your* hand.
+"""
+
+TRAIN_INTRO = (
+    "Pick an architecture and press **Start**: the model sees the training images in small *batches*, "
+    "and after each batch it nudges its weights to lower the *loss*. Watch the loss fall and the accuracy "
+    "rise. The default (preset *fast*) gives a strong model in seconds; the preset *lecture* trains the "
+    "lecture's ConvNet as written, flaw included."
+)
+TRAIN_DETAILS = r"""
+**Scores.** A model maps an image $x$ to 24 scores (logits) $z = f_\theta(x)$. For multiclass
+logistic regression $f$ is linear: stacking $N$ images as the rows of $X$, the scores are
+$$Z = XW + b, \qquad W \in \mathbb{R}^{784 \times 24},$$
+one column of weights (a 28×28 *template*) per letter.
+
+**Softmax** turns scores into probabilities:
+$$p_k = \frac{e^{z_k}}{\sum_{j=1}^{24} e^{z_j}}.$$
+
+**Cross-entropy loss** is small when the true letter $y$ gets a high probability:
+$$L = -\frac{1}{N}\sum_{i=1}^{N} \log p_{y_i}(x_i).$$
+
+**Training** repeats, for each batch $B$: $\theta \leftarrow \theta - \eta\, \nabla_\theta L_B$
+(Adam and AdamW scale this step per weight). $\eta$ is the *learning rate*: too small and learning
+crawls, too large (try 10) and the loss explodes: the run ends as *diverged*.
+
+**An epoch** is one pass over all training images. *Validation* accuracy is measured on images the
+model did not train on; if training accuracy keeps rising while validation stalls, it is overfitting.
+"""
+
+EVALUATE_INTRO = (
+    "How good is a trained model, and where does it go wrong? The **confusion matrix** counts, for each "
+    "true letter (row), which letter the model predicted (column): the diagonal is right, everything else "
+    "a mistake. **Click a cell** to see the test images behind it."
+)
+EVALUATE_DETAILS = r"""
+**Accuracy** is the share of test images predicted right. Per letter $k$:
+$$\text{precision}_k = \frac{TP_k}{TP_k + FP_k}, \quad \text{recall}_k = \frac{TP_k}{TP_k + FN_k}, \quad
+F_1 = \frac{2\,\text{precision}\cdot\text{recall}}{\text{precision} + \text{recall}}.$$
+Precision: when the model says $k$, how often is it right? Recall: of the real $k$s, how many did it find?
+
+The lecture's ConvNet puts a ReLU on its output scores. A letter whose score goes negative gets zero
+gradient and stops learning; when all 24 scores are 0, the model picks the first letter, **A**. In its
+confusion matrix that shows as a bright column under A.
+"""
+
+KERNELS_INTRO = (
+    "A convolutional layer slides small *kernels* (for example 5×5 weights) over the image; each kernel "
+    "responds to one pattern, such as an edge at some angle. Here you see the kernels the model *learned*, "
+    "how they changed epoch by epoch, and the *feature maps*: where in your chosen image each kernel fired."
+)
+KERNELS_DETAILS = r"""
+**Convolution.** Output pixel $(i, j)$ of feature map $c$ is a weighted sum of the input patch under
+the kernel, plus a bias:
+$$h_c(i,j) = b_c + \sum_{u,v} K_c(u,v)\, x(i+u,\, j+v).$$
+A 5×5 kernel on a 28×28 image gives a 24×24 map. Red weights excite, blue inhibit.
+
+**Max pooling** keeps the largest value of each 2×2 block: the map halves in size and small shifts
+of the hand matter less.
+
+**Parameters.** A convolution with $C_\text{in}$ input and $C_\text{out}$ output channels and $k\times k$
+kernels has $C_\text{out}(C_\text{in} k^2 + 1)$ parameters, whatever the image size: the lecture's first
+layer has $100 \cdot (1\cdot 25 + 1) = 2{,}600$. A fully connected layer from 784 pixels to 100 units
+would need 78,500. Sharing one small kernel across the whole image is why ConvNets are compact.
+
+For logistic regression there are no kernels: its 24 *weight templates* (one 28×28 image per letter)
+are shown instead; a pixel that is red in the template of B votes for B when it is bright.
+"""
+
+CLASSIFY_INTRO = (
+    "Draw a hand, upload a photo or take one with your camera, and see what the model thinks. You see the "
+    "exact 28×28 input the model gets, its top five letters, and *why*: which pixels pushed it towards a "
+    "letter. Real photos look different from the dataset, so expect mistakes, and read the warnings."
+)
+CLASSIFY_DETAILS = r"""
+**Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
+shrunk to 28×28 with antialiasing, then standardised like every training image.
+
+**Grad-CAM** weighs the last convolution's feature maps $A^c$ by how much the chosen letter's score
+$z_k$ rises with each of them, $\alpha_c = \operatorname{mean}_{i,j} \partial z_k / \partial A^c_{ij}$,
+and shows $\operatorname{ReLU}(\sum_c \alpha_c A^c)$: the regions that speak *for* the letter.
+
+**Occlusion** covers one patch at a time with grey and measures the letter's probability: where
+covering hurts most, the model was looking.
+
+For logistic regression the score is $z_k = \sum_p W_{pk}\,\tilde{x}_p$, so the map $W_{\cdot k} \odot \tilde{x}$
+*is* the explanation: red pixels vote for the letter, blue against.
+"""
+
+RUNS_INTRO = (
+    "Every training is saved as a *run*: its settings, its loss and accuracy history and its weights. "
+    "Compare runs by overlaying their curves, give them names, download their weights, or delete the "
+    "ones you no longer need."
+)
+
+SWEEPS_INTRO = (
+    "Which learning rate? How much augmentation? A *sweep* trains many short runs with different settings "
+    "and keeps the best, stopping hopeless trials early. Each trial is an ordinary run you can open."
+)
+SWEEPS_DETAILS = r"""
+signlab uses **Optuna**: its TPE sampler proposes settings near the ones that did well so far, and the
+median pruner stops a trial whose validation accuracy after an epoch is below the median of earlier
+trials at that epoch. With a shared storage, several processes or machines work on one study.
+"""
+
+
+def live_hint(model: str, epochs: Sequence[dict[str, Any]]) -> str:
+    """A sentence that says what to notice on the Train page's live chart."""
+    if not epochs:
+        return ("The faint line is the loss of each batch (noisy: every batch holds different images); "
+                "the thick line smooths it.")
+    last = epochs[-1]
+    gap = last["train_accuracy"] - last["val_accuracy"]
+    if model == "seed_convnet" and last["val_accuracy"] < 0.8:
+        return ("Notice how this run stalls: the ReLU on the output scores stops letters whose scores went "
+                "negative from learning. Compare with `convnet`, the same layers without it.")
+    if gap > 0.05:
+        return (f"Training accuracy is {100 * gap:.0f} points above validation: the model starts to memorise "
+                "its training images (overfitting).")
+    if last["val_accuracy"] > last["train_accuracy"]:
+        return ("Validation accuracy is above training accuracy: training images are augmented (shifted, "
+                "rotated) and dropout is on, so training is the harder test here.")
+    return ""

@@ -1,0 +1,159 @@
+"""The one module of signlab that imports Streamlit: session-state keys, caching and small widgets.
+
+Pages call these helpers and the rest of the package; nothing else in ``signlab/`` knows about
+Streamlit. What is read-only and shared (the dataset, loaded models, evaluations, the job
+manager) is cached per process with ``st.cache_resource``; what belongs to one user lives in
+``st.session_state`` under the keys of :class:`Keys`.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import streamlit as st
+
+from .data import Dataset, load_dataset
+from .errors import SignlabError
+from .evaluate import Evaluation, evaluate_model
+from .jobs import JobManager
+from .paths import default_runs_dir
+from .runs import Run, list_runs, open_run
+
+
+class Keys:
+    """Session-state keys, in one place so pages never collide."""
+
+    TRAIN_RUN = "train_run_id"  # the run the Train page follows
+    EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels and Classify: the run being looked at
+    DATA_SEED = "data_seed"  # reshuffle counter of the Data page
+    CONFIRM_DELETE = "runs_confirm_delete"
+    CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
+    GUIDE_STEP = "guide_step"
+    SWEEP = "sweep_id"
+
+
+def runs_dir() -> Path:
+    return default_runs_dir()
+
+
+@st.cache_resource(show_spinner="Loading Sign Language MNIST…")
+def dataset() -> Dataset:
+    """The bundled dataset, parsed once per process."""
+    return load_dataset(os.environ.get("SIGNLAB_DATA") or None)
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """The process's job manager; its background thread starts queued runs."""
+    jm = JobManager(runs_dir())
+    jm.start_background()
+    return jm
+
+
+def _mtime(run: Run) -> float:
+    try:
+        return (run.dir / "model.safetensors").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _model(run_dir: str, mtime: float):
+    return Run(Path(run_dir)).load_model("cpu")
+
+
+def load_model(run: Run):
+    """The run's model in eval mode, cached until its weights change."""
+    return _model(str(run.dir), _mtime(run))
+
+
+@st.cache_resource(max_entries=16, show_spinner="Evaluating on the 7,172 test images…")
+def _evaluation(run_dir: str, mtime: float) -> Evaluation:
+    return evaluate_model(_model(run_dir, mtime), dataset().test)
+
+
+def evaluation(run: Run) -> Evaluation:
+    """The run's evaluation on the test set, cached until its weights change."""
+    return _evaluation(str(run.dir), _mtime(run))
+
+
+def runs(with_weights: bool = False) -> list[Run]:
+    out = list_runs(runs_dir())
+    return [r for r in out if r.has_weights()] if with_weights else out
+
+
+def run_label(run: Run) -> str:
+    s = run.summary()
+    acc = s.get("test_accuracy") or s.get("val_accuracy")
+    acc_s = f", {100 * acc:.1f}%" if isinstance(acc, (int, float)) else ""
+    name = s["name"] if s["name"] != run.id else run.id
+    return f"{name} · {s['model']} · {s['status']}{acc_s}"
+
+
+def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,
+               help: str | None = None) -> Run | None:
+    """A selectbox of runs (newest first) remembered across pages; None when there are none."""
+    available = runs(with_weights)
+    if not available:
+        st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
+        if st.button("Go to Train", key=f"{key}_go_train"):
+            st.switch_page("pages/train.py")
+        return None
+    ids = [r.id for r in available]
+    query = st.query_params.get("run")
+    current = st.session_state.get(key)
+    if query in ids and current is None:
+        current = query
+    index = ids.index(current) if current in ids else 0
+    by_id = {r.id: r for r in available}
+    chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), help=help,
+                          key=f"{key}_select")
+    st.session_state[key] = chosen
+    return by_id[chosen]
+
+
+def open_run_safe(run_id: str) -> Run | None:
+    try:
+        return open_run(run_id, runs_dir())
+    except SignlabError:
+        return None
+
+
+@contextmanager
+def guard(what: str = "") -> Iterator[None]:
+    """Show a SignlabError as a clear message in the page instead of a traceback."""
+    try:
+        yield
+    except SignlabError as err:
+        st.error(f"{what + ': ' if what else ''}{err}", icon="⚠️")
+
+
+def explain(summary: str, details: str | None = None, label: str = "How it works") -> None:
+    """The two or three plain sentences at the top of a page, and the maths in a collapsible box."""
+    st.markdown(summary)
+    if details:
+        with st.expander(label):
+            st.markdown(details)
+
+
+def device_badge() -> None:
+    """The device in use, shown in the sidebar of every page."""
+    from .trainer import device_description
+
+    st.sidebar.caption(f"Device: **{_device_text()}**")
+
+
+@st.cache_resource
+def _device_text() -> str:
+    from .trainer import device_description
+
+    return device_description()
+
+
+def state(key: str, default: Any = None) -> Any:
+    """Read a session-state value with a default (and store the default)."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    return st.session_state[key]

@@ -1,0 +1,96 @@
+"""Shared fixtures: the real bundled dataset (loaded once), small slices of it, CSV builders and
+one short trained run that the runs, evaluate and CLI tests read.
+
+Threads are left alone here; run the suite with ``OMP_NUM_THREADS=1`` on a small machine.
+"""
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from signlab.data import Dataset, Split, load_dataset  # noqa: E402
+
+HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
+
+
+def _csv(rows, header: str | None = HEADER) -> str:
+    lines = [header] if header is not None else []
+    lines += [",".join(str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _rows(n: int = 5, seed: int = 0) -> list[list[int]]:
+    """``n`` valid rows: raw labels from 0..24 without 9, pixels 0..255."""
+    rng = np.random.default_rng(seed)
+    raw = [r for r in range(25) if r != 9]
+    return [[raw[(i * 7 + seed) % 24], *rng.integers(0, 256, 784).tolist()] for i in range(n)]
+
+
+class CSVFactory:
+    """Builds small Sign Language MNIST CSVs (``label,pixel1..pixel784``) for tests."""
+
+    header = HEADER
+    rows = staticmethod(_rows)
+    text = staticmethod(_csv)
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def write(self, name: str, rows=None, header: str | None = HEADER, text: str | bytes | None = None,
+              gz: bool = False) -> Path:
+        if text is None:
+            text = _csv(_rows() if rows is None else rows, header)
+        data = text.encode() if isinstance(text, str) else text
+        if gz:
+            data = gzip.compress(data)
+        path = self.folder / name
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def csvs(tmp_path) -> CSVFactory:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    return CSVFactory(folder)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    """The bundled dataset, parsed once (warm from the default cache after the first session)."""
+    return load_dataset()
+
+
+def _take(split: Split, n: int) -> Split:
+    return Split(images=split.images[:n], targets=split.targets[:n], source=split.source)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(dataset) -> Dataset:
+    """The first 2,000 training and 500 test images of the real dataset: for quick training runs."""
+    return Dataset(train=_take(dataset.train, 2000), test=_take(dataset.test, 500))
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset, runs_root):
+    """One epoch of logistic regression on the full training set: (Run, train record)."""
+    from signlab import api
+    from signlab.config import TrainConfig
+    from signlab.runs import open_run
+
+    cfg = TrainConfig(model="logreg", epochs=1, augment=False, batch_size=128, seed=0)
+    record = api.train(cfg, runs_root, run_id="logreg-session", dataset=dataset)
+    return open_run(record["run_id"], runs_root), record
