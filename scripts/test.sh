@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite, browser tests included.
+# Extra arguments go to pytest (for example: -m "not browser").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+if ! command -v chromium >/dev/null 2>&1; then
+  # the browser tests drive Debian's chromium (playwright cannot download a browser here)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: install it (apt-get install chromium) or the browser tests are skipped" >&2
+  fi
+fi
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,117 @@
+"""The model registry: every model maps (B, 1, 28, 28) to (B, 24) logits and learns."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from signlab import models
+from signlab.errors import ConfigError
+from signlab.labels import normalize
+
+NAMES = models.model_names()
+
+
+def test_registry_holds_the_expected_models():
+    assert {"logreg", "mlp", "seed_convnet", "convnet", "fastcnn", "deepcnn"} <= set(NAMES)
+    assert NAMES[0] == "logreg"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_backward(name):
+    torch.manual_seed(0)
+    model = models.create_model(name).train()
+    x = normalize(torch.rand(3, 1, 28, 28))
+    out = model(x)
+    assert out.shape == (3, 24) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    # a target per letter class, so every logit's gradient path is used
+    loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 11, 23]))
+    loss.backward()
+    params = list(model.named_parameters())
+    assert params
+    missing = [n for n, p in params if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+    assert all(torch.isfinite(p.grad).all() for _, p in params)
+    assert any(p.grad.abs().sum() > 0 for _, p in params)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eval_batch_of_one(name):
+    model = models.create_model(name).eval()
+    with torch.no_grad():
+        assert model(normalize(torch.rand(1, 1, 28, 28))).shape == (1, 24)
+
+
+def test_list_models_parameter_counts():
+    infos = models.list_models()
+    assert [i.name for i in infos] == NAMES
+    for info in infos:
+        assert info.parameters == models.count_parameters(models.create_model(info.name)) > 0
+        assert info.description
+        assert models.model_info(info.name) == info
+    logreg = next(i for i in infos if i.name == "logreg")
+    assert logreg.parameters == 784 * 24 + 24
+    assert not logreg.has_width
+
+
+def test_width_changes_size_only_where_the_model_has_one():
+    assert models.count_parameters(models.create_model("fastcnn", width=8)) < \
+        models.count_parameters(models.create_model("fastcnn"))
+    assert models.count_parameters(models.create_model("mlp", width=64)) < \
+        models.count_parameters(models.create_model("mlp"))
+    # logreg ignores width rather than failing
+    assert models.count_parameters(models.create_model("logreg", width=8)) == 784 * 24 + 24
+    assert models.count_parameters(models.create_model("fastcnn", width=None)) == \
+        models.count_parameters(models.create_model("fastcnn"))
+
+
+def test_unknown_model():
+    with pytest.raises(ConfigError, match="unknown"):
+        models.create_model("resnet9000")
+    with pytest.raises(ConfigError):
+        models.model_info("nope")
+
+
+@pytest.mark.parametrize("name", ["logreg", "convnet", "fastcnn"])
+def test_layer_summary(name):
+    rows = models.layer_summary(name)
+    assert rows
+    for r in rows:
+        assert {"layer", "depth", "type", "output_shape", "parameters", "mult_adds"} <= set(r)
+        assert isinstance(r["output_shape"], list)
+        assert r["parameters"] >= 0 and r["mult_adds"] >= 0
+    assert rows[-1]["output_shape"][-1] == 24
+    totals = models.summary_totals(name)
+    assert totals["parameters"] == models.count_parameters(models.create_model(name))
+    assert totals["mult_adds"] > 0
+    leaf_params = sum(r["parameters"] for r in rows if r["type"] in ("Linear", "Conv2d", "BatchNorm2d"))
+    assert leaf_params == totals["parameters"]
+
+
+def test_layer_summary_shapes_of_the_lecture_convnet():
+    rows = models.layer_summary("convnet", batch_size=2)
+    convs = [r for r in rows if r["type"] == "Conv2d"]
+    assert [r["output_shape"] for r in convs] == [[2, 100, 24, 24], [2, 50, 10, 10], [2, 50, 3, 3]]
+    pools = [r for r in rows if r["type"] == "MaxPool2d"]
+    assert pools[-1]["output_shape"] == [2, 50, 1, 1]
+    linear = [r for r in rows if r["type"] == "Linear"]
+    assert linear[-1]["parameters"] == 50 * 24 + 24
+
+
+def test_seed_convnet_has_relu_on_its_output_and_convnet_does_not():
+    torch.manual_seed(1)
+    x = normalize(torch.rand(64, 1, 28, 28))
+    seed = models.create_model("seed_convnet").eval()
+    fixed = models.create_model("convnet").eval()
+    fixed.load_state_dict(seed.state_dict())  # same weights: only the output ReLU differs
+    with torch.no_grad():
+        a, b = seed(x), fixed(x)
+    assert (a >= 0).all()
+    assert (b < 0).any(), "convnet must keep negative logits"
+    assert torch.equal(a, torch.relu(b))
+
+
+def test_conv_layers_in_forward_order():
+    convs = models.conv_layers(models.create_model("convnet"))
+    assert [m.in_channels for _, m in convs] == [1, 100, 50]
+    assert models.conv_layers(models.create_model("logreg")) == []

@@ -1,0 +1,185 @@
+"""The Trainer: event order, stopping, reproducibility, divergence, real learning, the hold-out."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from signlab.config import TrainConfig
+from signlab.data import Dataset, Split
+from signlab.errors import ConfigError
+from signlab.trainer import BatchEnd, EpochEnd, FitEnd, FitStart, Trainer, split_train_val
+
+
+def _fit(ds, callbacks=(), **kw):
+    events = []
+    cfg = TrainConfig(**{"model": "logreg", "device": "cpu", **kw})
+    trainer = Trainer(cfg, ds, [lambda e, t: events.append(e), *callbacks])
+    end = trainer.fit()
+    return trainer, end, events
+
+
+def _kinds(events):
+    return "".join({FitStart: "S", BatchEnd: "B", EpochEnd: "E", FitEnd: "F"}[type(e)] for e in events)
+
+
+def test_event_order(small_dataset):
+    # 2,000 images at batch 100: 20 steps an epoch, a BatchEnd every 5 steps
+    _, end, events = _fit(small_dataset, epochs=2, batch_size=100, log_every=5, augment=False)
+    assert _kinds(events) == "S" + "BBBBE" * 2 + "F"
+    start = events[0]
+    assert (start.total_epochs, start.start_epoch, start.steps_per_epoch, start.n_train, start.n_val) == \
+        (2, 0, 20, 2000, 500)
+    assert start.parameters == 784 * 24 + 24
+    batches = [e for e in events if isinstance(e, BatchEnd)]
+    assert [b.step for b in batches] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert [b.epoch for b in batches] == [1] * 4 + [2] * 4
+    assert batches[-1].progress == pytest.approx(1.0)
+    assert all(math.isfinite(b.loss) and b.samples_per_second > 0 for b in batches)
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert all(0 <= e.val_accuracy <= 1 and 0 <= e.train_accuracy <= 1 for e in epochs)
+    assert events[-1] is end
+    assert (end.status, end.epochs_completed, end.steps) == ("completed", 2, 40)
+    assert end.val_accuracy == epochs[-1].val_accuracy
+
+
+def test_log_every_larger_than_an_epoch_still_reports_each_epoch_end(small_dataset):
+    _, _, events = _fit(small_dataset, epochs=2, batch_size=500, log_every=1000, augment=False)
+    assert _kinds(events) == "SBEBEF"
+
+
+def test_stop_from_a_callback_mid_epoch(small_dataset):
+    def stop_at_first_batch(event, trainer):
+        if isinstance(event, BatchEnd):
+            trainer.stop()
+
+    trainer, end, events = _fit(small_dataset, [stop_at_first_batch], epochs=3, batch_size=100, log_every=2)
+    assert end.status == "stopped"
+    assert end.epochs_completed == 0  # a half epoch does not count
+    assert end.steps == 2
+    assert _kinds(events) == "SBF"
+    assert "stopped" in end.message
+    assert trainer.stop_requested
+
+
+def test_stop_after_an_epoch(small_dataset):
+    def stop_after_first_epoch(event, trainer):
+        if isinstance(event, EpochEnd):
+            trainer.stop()
+
+    _, end, events = _fit(small_dataset, [stop_after_first_epoch], epochs=3, batch_size=500, log_every=100)
+    assert (end.status, end.epochs_completed, end.steps) == ("stopped", 1, 4)
+    assert _kinds(events) == "SBEF"
+
+
+def _numbers(events):
+    out = []
+    for e in events:
+        if isinstance(e, BatchEnd):
+            out.append(("batch", e.step, e.loss, e.lr))
+        elif isinstance(e, EpochEnd):
+            out.append(("epoch", e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy))
+    return out
+
+
+def test_same_seed_same_metrics(small_dataset):
+    kw = dict(model="fastcnn", width=4, epochs=2, batch_size=200, log_every=2, max_steps=12, seed=7, augment=True)
+    t1, _, e1 = _fit(small_dataset, **kw)
+    t2, _, e2 = _fit(small_dataset, **kw)
+    assert _numbers(e1) == _numbers(e2)
+    for (n1, p1), (n2, p2) in zip(t1.model.state_dict().items(), t2.model.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)
+    _, _, e3 = _fit(small_dataset, **{**kw, "seed": 8})
+    assert _numbers(e3) != _numbers(e1), "another seed must give another run"
+
+
+@pytest.mark.parametrize("model,optimizer", [("mlp", "sgd"), ("convnet", "sgd"), ("logreg", "sgd")])
+def test_a_huge_learning_rate_diverges(small_dataset, model, optimizer):
+    trainer, end, events = _fit(small_dataset, model=model, optimizer=optimizer, lr=10.0, schedule="none",
+                                augment=False, batch_size=32, max_steps=150, epochs=1, log_every=1)
+    assert end.status == "diverged", end
+    assert "learning rate" in end.message and "10" in end.message
+    assert end.epochs_completed == 0
+    assert end.steps < 150
+    assert isinstance(events[-1], FitEnd)
+    assert not any(isinstance(e, EpochEnd) for e in events)
+    assert all(math.isfinite(e.loss) for e in events if isinstance(e, BatchEnd))
+
+
+def test_learning_rate_above_the_range_is_refused():
+    with pytest.raises(ConfigError, match="lr"):
+        TrainConfig(lr=100)
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TrainConfig(val_fraction=0.001)
+
+
+def test_max_steps_counts_one_epoch(small_dataset):
+    # max_steps ends training inside epoch 1: one EpochEnd, one epoch completed (not 2)
+    _, end, events = _fit(small_dataset, epochs=3, batch_size=100, max_steps=5, log_every=5, augment=False)
+    assert _kinds(events) == "SBEF"
+    assert (end.status, end.steps, end.epochs_completed) == ("completed", 5, 1)
+    assert "1 epoch" in end.message
+
+
+def test_short_real_training_beats_chance(dataset):
+    # one epoch of logistic regression on all 27,455 images; chance is 1/24 = 4.2%
+    _, end, events = _fit(dataset, epochs=1, augment=False, batch_size=128, seed=0)
+    assert end.status == "completed"
+    assert end.val_accuracy > 0.5, end.val_accuracy
+    epoch = next(e for e in events if isinstance(e, EpochEnd))
+    assert epoch.train_accuracy > 0.5 and epoch.val_loss < math.log(24)
+
+
+def test_short_cnn_training_learns(small_dataset):
+    _, end, events = _fit(small_dataset, model="fastcnn", width=8, epochs=1, batch_size=64, log_every=4,
+                          augment=False, lr=3e-3)
+    losses = [e.loss for e in events if isinstance(e, BatchEnd)]
+    assert losses[-1] < losses[0] * 0.8
+    assert end.val_accuracy > 0.15  # far above chance after 32 steps on 2,000 images
+
+
+def _synthetic(n=400):
+    # each image carries its own index in its first two pixels, so splits can be traced
+    idx = np.arange(n)
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = idx % 256, idx // 256
+    return Dataset(train=Split(images, idx % 24, "train"), test=Split(images[:50], idx[:50] % 24, "test"))
+
+
+def _ids(images):
+    return (images[:, 0, 0].astype(int) + 256 * images[:, 0, 1].astype(int)).tolist()
+
+
+def test_val_fraction_holds_out_part_of_the_training_set():
+    ds = _synthetic()
+    tx, ty, vx, vy = split_train_val(ds, TrainConfig(val_fraction=0.25, seed=3))
+    train_ids, val_ids = _ids(tx), _ids(vx)
+    assert len(val_ids) == 100 and len(train_ids) == 300
+    assert set(train_ids).isdisjoint(val_ids)
+    assert set(train_ids) | set(val_ids) == set(range(400))
+    assert ty.tolist() == [i % 24 for i in train_ids] and vy.tolist() == [i % 24 for i in val_ids]
+    again = split_train_val(ds, TrainConfig(val_fraction=0.25, seed=3))
+    assert _ids(again[2]) == val_ids  # seeded
+    other = split_train_val(ds, TrainConfig(val_fraction=0.25, seed=4))
+    assert _ids(other[2]) != val_ids
+    # 0: the test CSV is the validation set
+    tx0, _, vx0, _ = split_train_val(ds, TrainConfig(val_fraction=0.0))
+    assert len(tx0) == 400 and _ids(vx0) == list(range(50))
+
+
+def test_val_fraction_in_a_training_run(small_dataset):
+    _, end, events = _fit(small_dataset, epochs=1, val_fraction=0.1, batch_size=200, augment=False)
+    start = events[0]
+    assert (start.n_train, start.n_val) == (1800, 200)
+    assert end.status == "completed" and end.val_accuracy is not None
+
+
+def test_training_on_an_empty_batch_free_dataset_of_one_class_is_finite():
+    ds = _synthetic(48)
+    _, end, _ = _fit(ds, epochs=1, batch_size=16, augment=True, augment_photo=True)
+    assert end.status == "completed" and math.isfinite(end.val_accuracy)
