@@ -1,4 +1,55 @@
-"""Placeholder."""
+"""Data: sample images by letter, the class balance of both splits, and the mean image of each letter."""
 import streamlit as st
 
-st.title("data")
+from signlab import figures, ui
+from signlab.data import class_counts
+from signlab.explore import letter_titles, sample_indices
+from signlab.labels import LETTERS
+from signlab.teach import DATA_DETAILS, DATA_INTRO
+
+st.title("🖼️ The data")
+ui.explain(DATA_INTRO, DATA_DETAILS)
+
+ds = ui.dataset()
+seed = ui.state(ui.Keys.DATA_SEED, 0)
+
+# ----------------------------------------------------------------------------- samples
+st.subheader("Sample images")
+c1, c2, c3, c4 = st.columns([1.2, 3, 1.4, 1], vertical_alignment="bottom")
+split_name = c1.radio("Split", ["train", "test"], horizontal=True, key="data_split",
+                      format_func=lambda s: {"train": "Training", "test": "Test"}[s])
+letters = c2.multiselect("Letters", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i],
+                         key="data_letters", placeholder="All 24 letters",
+                         help="Leave empty to sample from every letter.")
+count = c3.select_slider("Images", [16, 32, 48, 64], value=32, key="data_count")
+if c4.button("🔀 Reshuffle", width="stretch", help="Draw a new random sample"):
+    st.session_state[ui.Keys.DATA_SEED] = seed + 1
+    st.rerun()
+
+split = ds.train if split_name == "train" else ds.test
+idx = sample_indices(split.targets, letters, count, seed)
+if len(idx) == 0:
+    st.info("No image matches this filter.")
+else:
+    chosen = "all letters" if not letters else ", ".join(LETTERS[i] for i in letters)
+    st.caption(f"{len(idx)} random {'training' if split_name == 'train' else 'test'} images of {chosen}, "
+               f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
+    st.plotly_chart(figures.image_grid(split.images[idx] / 255.0, letter_titles(split.targets[idx]), cols=16),
+                    width="stretch", key="data_samples")
+
+# ----------------------------------------------------------------------------- counts and means
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.subheader("Images per letter")
+    train_counts, test_counts = class_counts(ds.train), class_counts(ds.test)
+    st.plotly_chart(figures.class_counts(train_counts, test_counts), width="stretch", key="data_counts")
+    lo, hi = int(train_counts.argmin()), int(train_counts.argmax())
+    st.caption(f"The classes are roughly balanced: from {train_counts[lo]:,} training images ({LETTERS[lo]}) "
+               f"to {train_counts[hi]:,} ({LETTERS[hi]}). With 24 letters, guessing at random scores about 4%.")
+with right:
+    st.subheader("The mean image of each letter")
+    means = ui.mean_images(split_name)
+    st.plotly_chart(figures.image_grid(means / 255.0, list(LETTERS), cols=8), width="stretch", key="data_means")
+    st.caption(f"The pixel-by-pixel average of all {'training' if split_name == 'train' else 'test'} images of "
+               "each letter. Blurry means the hands vary; sharp edges mean the letter looks alike every time. "
+               "Letters whose means look alike (M and N, for example) are the ones models confuse.")

@@ -19,8 +19,8 @@ from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
 from .inference import predict, top_k
 from .preprocess import Crop, looks_unusual, prepare
-from .runs import Run, RunWriter, create_run, open_run, run_path
-from .trainer import Callback, EpochEnd, FitEnd, Trainer
+from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
+from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
 
 
 class ControlWatcher:
@@ -71,6 +71,14 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | No
     test_accuracy, train_seconds, samples_per_second, message.
     """
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    rank, world = distributed_rank_world()
+    if world > 1:  # under torchrun: rank 0 names and writes the run, the other processes only train
+        ids = [run_id or new_run_id(cfg.model)]
+        torch.distributed.broadcast_object_list(ids, src=0)
+        run_id = ids[0]
+        if rank != 0:
+            end = Trainer(cfg, dataset).fit()
+            return {"run_id": run_id, "rank": rank, "status": end.status}
     if run_id is not None and run_path(run_id, runs_dir).exists():  # a run the dashboard queued
         run = open_run(run_id, runs_dir)
     else:

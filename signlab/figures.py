@@ -235,3 +235,16 @@ def metric_scatter(df, x: str, y: str = "value", color: str | None = None, title
     fig.update_xaxes(type="log" if log_x else None, title=x)
     fig.update_yaxes(title=y)
     return _layout(fig, 280, title=title or f"{y} against {x}")
+
+
+def weight_templates(weights: np.ndarray, titles: Sequence[str], cols: int = 8, title: str = "") -> go.Figure:
+    """28x28 weight images (logreg templates, MLP units) in a diverging scale centred on zero.
+
+    One scale for all tiles (red: a bright pixel there raises the score, blue: lowers it), so
+    templates can be compared with each other and across epochs.
+    """
+    w = np.asarray(weights, dtype=float)
+    lim = float(np.abs(w).max()) or 1.0
+    rows = int(np.ceil(len(w) / max(1, min(cols, len(w)))))
+    return image_grid(w / lim, list(titles), cols=cols, colorscale="RdBu_r", zmid=0, title=title,
+                      height=max(200, 110 * rows + 50))

@@ -11,6 +11,7 @@ per-sample DataLoader (at batch 32 collating samples one by one costs a sixth of
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Union
@@ -78,6 +79,17 @@ Callback = Callable[[Event, "Trainer"], None]
 
 
 # --------------------------------------------------------------------------- helpers
+def distributed_rank_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, after joining the process group; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available():
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU."""
     if name == "auto":
@@ -166,9 +178,13 @@ class Trainer:
                  callbacks: Iterable[Callback] = (), start_epoch: int = 0,
                  state: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
-        self.callbacks = list(callbacks)
         self.start_epoch = start_epoch
+        self.rank, self.world = distributed_rank_world()
+        # under torchrun only rank 0 reports (and so writes the run); the others just train
+        self.callbacks = list(callbacks) if self.rank == 0 else []
         self.device = resolve_device(cfg.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -177,6 +193,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
         tx, ty, vx, vy = split_train_val(self.dataset, cfg)
+        if self.world > 1:  # each process trains on its own equal share of the training set
+            share = np.random.default_rng(cfg.seed).permutation(len(ty))[: len(ty) // self.world * self.world]
+            tx, ty = tx[share[self.rank::self.world]], ty[share[self.rank::self.world]]
         self.train_x = to_float_images(tx, self.device)  # (N, 1, 28, 28) in [0, 1]
         self.train_y = torch.as_tensor(ty, device=self.device)
         self.val_x = to_float_images(vx, self.device)
@@ -186,9 +205,14 @@ class Trainer:
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
         self.total_steps = total
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
         if state is not None:
             self.model.load_state_dict(state["model"])
+        # DDP averages gradients across processes; self.model stays the plain module for saving
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                              if self.device.type == "cuda" else None)
+                    if self.world > 1 else None)
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        if state is not None:
             if state.get("optimizer"):
                 try:
                     self.optimizer.load_state_dict(state["optimizer"])
@@ -212,6 +236,18 @@ class Trainer:
     @property
     def stop_requested(self) -> bool:
         return self._stop_requested
+
+    def _agree_to_stop(self, loss: torch.Tensor) -> bool:
+        """Across processes: True if any asked to stop or saw a non-finite loss (sets the stop flag)."""
+        flags = torch.tensor([float(self._stop_requested), float(not math.isfinite(loss.item()))], device=self.device)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        if flags[1] > 0:
+            self._stop_requested = False
+            return True
+        if flags[0] > 0:
+            self._stop_requested = True
+            return True
+        return False
 
     def _emit(self, event: Event) -> None:
         for cb in self.callbacks:
@@ -261,7 +297,7 @@ class Trainer:
                     idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     xb, yb = self._batch(idx)
                     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self._autocast):
-                        logits = self.model(xb)
+                        logits = (self.ddp or self.model)(xb)
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -278,7 +314,8 @@ class Trainer:
                     log_n += 1
                     correct += (logits.detach().argmax(1) == yb).sum()
                     at_log = self.step % cfg.log_every == 0 or b == self.steps_per_epoch - 1
-                    if dev.type == "cpu" or at_log:  # a sync is free on the CPU; on a GPU only when logging
+                    if self.world == 1 and (dev.type == "cpu" or at_log):
+                        # a sync is free on the CPU; on a GPU only when logging
                         if not math.isfinite(d.item()):
                             raise _Diverged(self.step, epoch)
                     if at_log:
@@ -289,7 +326,14 @@ class Trainer:
                                             log_samples / max(now - t_log, 1e-9), elapsed,
                                             self.step / self.total_steps))
                         log_loss, log_n, t_log, log_samples = torch.zeros((), device=dev), 0, now, 0
-                    if self._stop_requested or self.step >= self.total_steps:
+                    if self.world > 1:
+                        # all processes must leave the loop at the same step, or DDP would hang:
+                        # they agree on stop requests and non-finite losses only at logging steps
+                        if at_log and self._agree_to_stop(d) and not self._stop_requested:
+                            raise _Diverged(self.step, epoch)
+                        if (at_log and self._stop_requested) or self.step >= self.total_steps:
+                            break
+                    elif self._stop_requested or self.step >= self.total_steps:
                         break
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
@@ -300,6 +344,10 @@ class Trainer:
                     epoch -= 1
                     break
                 train_seconds += ep_time
+                if self.world > 1:  # metrics over all processes' batches
+                    totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(ep_samples), device=dev)])
+                    torch.distributed.all_reduce(totals)
+                    loss_sum, correct, ep_samples = totals[0], totals[1].long(), int(totals[2].item())
                 samples += ep_samples
                 val_loss, val_acc = self.validate()
                 last_val = val_acc

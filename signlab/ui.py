@@ -157,3 +157,12 @@ def state(key: str, default: Any = None) -> Any:
     if key not in st.session_state:
         st.session_state[key] = default
     return st.session_state[key]
+
+
+@st.cache_resource(show_spinner="Averaging the images of each letter…")
+def mean_images(split: str = "train"):
+    """The mean image of each letter of the ``train`` or ``test`` split: (24, 28, 28) in 0..255."""
+    from .data import mean_images as _mean_images
+
+    ds = dataset()
+    return _mean_images(ds.train if split == "train" else ds.test)

@@ -96,9 +96,10 @@ def test_same_seed_same_metrics(small_dataset):
     assert _numbers(e3) != _numbers(e1), "another seed must give another run"
 
 
-@pytest.mark.parametrize("model,optimizer", [("mlp", "sgd"), ("convnet", "sgd"), ("logreg", "sgd")])
-def test_a_huge_learning_rate_diverges(small_dataset, model, optimizer):
-    trainer, end, events = _fit(small_dataset, model=model, optimizer=optimizer, lr=10.0, schedule="none",
+@pytest.mark.parametrize("model", ["mlp", "convnet"])
+def test_a_huge_learning_rate_diverges(dataset, model):
+    # SGD with momentum at lr 10 (the top of the allowed range) blows up within a few steps
+    trainer, end, events = _fit(dataset, optimizer="sgd", model=model, lr=10.0, schedule="none",
                                 augment=False, batch_size=32, max_steps=150, epochs=1, log_every=1)
     assert end.status == "diverged", end
     assert "learning rate" in end.message and "10" in end.message
@@ -137,9 +138,10 @@ def test_short_real_training_beats_chance(dataset):
 
 def test_short_cnn_training_learns(small_dataset):
     _, end, events = _fit(small_dataset, model="fastcnn", width=8, epochs=1, batch_size=64, log_every=4,
-                          augment=False, lr=3e-3)
+                          augment=False, lr=1e-2, optimizer="adamw", schedule="none")
     losses = [e.loss for e in events if isinstance(e, BatchEnd)]
-    assert losses[-1] < losses[0] * 0.8
+    assert len(losses) == 8
+    assert losses[-1] < losses[0] - 0.4, losses
     assert end.val_accuracy > 0.15  # far above chance after 32 steps on 2,000 images
 
 
