@@ -70,19 +70,24 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | No
     Returns the ``train --json`` record: run_id, run_dir, status, epochs, val_accuracy,
     test_accuracy, train_seconds, samples_per_second, message.
     """
-    dataset = dataset if dataset is not None else load_dataset(cfg.data)
     rank, world = distributed_rank_world()
     if world > 1:  # under torchrun: rank 0 names and writes the run, the other processes only train
         ids = [run_id or new_run_id(cfg.model)]
         torch.distributed.broadcast_object_list(ids, src=0)
         run_id = ids[0]
         if rank != 0:
-            end = Trainer(cfg, dataset).fit()
+            end = Trainer(cfg, dataset if dataset is not None else load_dataset(cfg.data)).fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
     if run_id is not None and run_path(run_id, runs_dir).exists():  # a run the dashboard queued
         run = open_run(run_id, runs_dir)
+        cfg = run.config  # the queued run's own settings, not the command line's defaults
     else:
         run = create_run(cfg, runs_dir, run_id=run_id, status="running")
+    try:
+        dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    except Exception as err:
+        RunWriter(run).set_status(status="failed", message=str(err))
+        raise
     return _fit(run, cfg, dataset, callbacks, 0, None, evaluate_test)
 
 
@@ -92,8 +97,8 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     """Train an existing run for ``epochs`` more epochs from its last finished epoch."""
     run = open_run(ref, runs_dir)
     st = run.status()
-    if st.get("status") in ("running", "paused"):
-        raise RunError(f"run {run.id} is still training")
+    if st.get("status") in ("running", "paused") and st.get("pid") != os.getpid():  # the job manager
+        raise RunError(f"run {run.id} is still training")                           # launched us itself
     if not run.has_weights():
         raise RunError(f"run {run.id} has no finished epoch to continue from")
     done = run.epochs_completed()

@@ -138,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         record = api.train(cfg, args.runs_dir, run_id=args.run_id, callbacks=callbacks)
     if record.get("rank", 0) != 0:  # a torchrun helper process: rank 0 reports
         return 0 if record["status"] in ("completed", "stopped") else 1
+    if record["status"] not in ("completed", "stopped"):
+        print(f"signlab: run {record['run_id']} {record['status']}: {record['message']}", file=sys.stderr)
     if args.json:
         print(json.dumps(record))
     else:
