@@ -1,0 +1,69 @@
+"""Training throughput: the lecture's loop against signlab's trainer, same model and settings.
+
+    python bench/train_speed.py [--model seed_convnet] [--steps 300]
+
+Both run in this one process, one after the other: the lecture's ``DataLoader`` loop (batch 32,
+Adam 1e-3), then signlab's Trainer with the same model, batch size and optimizer, as is and with
+channels-last and bf16 autocast. Prints samples/s, the ratio to the lecture loop, the model's
+training FLOPs per sample and the fraction of this machine's matmul rate that reaches.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import lecture_loop, matmul_gflops, peak_rss_mb, threads_note
+
+import torch
+
+from signlab.config import preset
+from signlab.data import load_dataset
+from signlab.models import summary_totals
+from signlab.trainer import BatchEnd, Trainer
+
+
+def signlab_rate(ds, model: str, steps: int, warmup: int, **changes) -> float:
+    """samples/s of signlab's Trainer between step ``warmup`` and the end."""
+    marks: list[tuple[int, float]] = []
+
+    def clock(event, trainer) -> None:
+        if isinstance(event, BatchEnd):
+            marks.append((event.step, time.perf_counter()))
+
+    cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=warmup, **changes)
+    Trainer(cfg, ds, [clock]).fit()
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    return (s1 - s0) * cfg.batch_size / (t1 - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="seed_convnet")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    args = ap.parse_args()
+
+    ds = load_dataset()
+    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    macs = summary_totals(args.model)["mult_adds"]
+    flops = 6 * macs  # forward 2 FLOP per mult-add, backward about twice the forward
+    print(f"machine: fp32 matmul {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s; {threads_note()}")
+    print(f"model {args.model}: {macs / 1e6:.2f} M mult-adds forward, ~{flops / 1e6:.1f} MFLOP per training sample")
+    print(f"{args.steps} steps at batch 32 after {args.warmup} warm-up steps\n")
+
+    rows = [("lecture loop (DataLoader, batch 32, Adam)", lecture_loop(ds, args.model, args.steps, args.warmup))]
+    rows.append(("signlab trainer, fp32", signlab_rate(ds, args.model, args.steps, args.warmup)))
+    rows.append(("signlab trainer, channels-last", signlab_rate(ds, args.model, args.steps, args.warmup,
+                                                               channels_last=True)))
+    rows.append(("signlab trainer, bf16 autocast", signlab_rate(ds, args.model, args.steps, args.warmup,
+                                                               precision="bf16")))
+    base = rows[0][1]
+    print(f"{'loop':<44}{'samples/s':>11}{'ratio':>8}{'GFLOP/s':>10}{'of fp32 matmul':>16}")
+    for name, rate in rows:
+        gflops = rate * flops / 1e9
+        print(f"{name:<44}{rate:>11,.0f}{rate / base:>7.2f}x{gflops:>10.1f}{100 * gflops / fp32:>15.0f}%")
+    print(f"\npeak RSS of this process: {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
