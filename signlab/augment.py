@@ -19,8 +19,13 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.dev
 
 
 def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.1, max_rotate_deg: float = 10.0,
-           scale: tuple[float, float] = (0.9, 1.1)) -> torch.Tensor:
-    """Random shift (fraction of the image), rotation and zoom for every image of the batch."""
+           scale: tuple[float, float] = (0.9, 1.1), padding: str = "border") -> torch.Tensor:
+    """Random shift (fraction of the image), rotation and zoom for every image of the batch.
+
+    ``scale`` below 1 zooms out: the hand gets smaller and the frame fills with ``padding``
+    ("border" repeats the edge pixels, "reflection" mirrors the image), as in photos where the
+    hand does not fill the frame.
+    """
     b, dev = x.shape[0], x.device
     angle = _uniform(b, -max_rotate_deg, max_rotate_deg, g, dev) * (math.pi / 180)
     s = 1.0 / _uniform(b, scale[0], scale[1], g, dev)  # grid scale is the inverse of the zoom
@@ -30,7 +35,13 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.1, max_rota
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     # border padding repeats the edge, like the plain backgrounds of the dataset's crops
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def photo_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The robust preset's augmentation: strong zoom-out, shifts and rotation, then photometric."""
+    x = affine(x, g, max_shift=0.15, max_rotate_deg=15.0, scale=(0.6, 1.15), padding="reflection")
+    return photometric(x, g)
 
 
 def photometric(x: torch.Tensor, g: torch.Generator, invert_p: float = 0.0) -> torch.Tensor:

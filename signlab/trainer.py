@@ -257,10 +257,10 @@ class Trainer:
     def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xb = self.train_x.index_select(0, idx)  # (B, 1, 28, 28)
         yb = self.train_y.index_select(0, idx)  # (B,)
-        if self.cfg.augment:
-            xb = aug.affine(xb, self.generator)
         if self.cfg.augment_photo:
-            xb = aug.photometric(xb, self.generator)
+            xb = aug.photo_like(xb, self.generator)
+        elif self.cfg.augment:
+            xb = aug.affine(xb, self.generator)
         xb = normalize(xb)
         if self.cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)

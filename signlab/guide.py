@@ -1,0 +1,121 @@
+"""The guided tour: the lecture's case study as steps, each checked against the user's own runs.
+
+Each :class:`Step` says what to do, which run configuration it trains (if any) and what to
+notice; :func:`check` looks at the user's runs and says, in numbers, what their own run shows
+(for example how many points the ConvNet gained once the ReLU left its output). No Streamlit
+here: ``pages/guide.py`` draws it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import TrainConfig, preset
+from .evaluate import Evaluation
+from .labels import LETTERS
+from .runs import Run
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    do: str  # what the user does
+    notice: str  # what to look for
+    config: TrainConfig | None = None  # the run this step trains, if any
+    page: str | None = None  # the page to open for this step
+
+
+# The lecture's settings (Adam 1e-3, batch 32, no schedule, no augmentation), with epochs cut so each
+# training step of the tour takes about a minute on a laptop CPU.
+LOGREG = preset("lecture", model="logreg", epochs=2, log_every=20)
+SEED = preset("lecture", model="seed_convnet", epochs=3, log_every=20)
+FIXED = preset("lecture", model="convnet", epochs=3, log_every=20)
+
+STEPS: list[Step] = [
+    Step("data", "1. Look at the data",
+         "Open the Data page: reshuffle the samples, filter one letter, look at the mean image of each letter.",
+         "Every image is 28×28 grey pixels of one hand. Some letters look alike (M, N and S are all fists): "
+         "those will be the hard ones.", page="pages/data.py"),
+    Step("logreg", "2. Train logistic regression",
+         "Train the lecture's first model: one weight per pixel and letter, Adam with learning rate 0.001, "
+         "2 epochs.", "It learns fast but stops around 60–70%: a single template per letter cannot cover "
+         "every way of holding a hand.", config=LOGREG),
+    Step("templates", "3. Look at its 24 weight templates",
+         "Each letter's 784 weights, drawn as a 28×28 image: red pixels vote for the letter when bright, blue "
+         "against.", "The templates look like blurry hands: logistic regression matches each image against "
+         "one average shape per letter.", page="pages/kernels.py"),
+    Step("seed", "4. Train the lecture's ConvNet, as written",
+         "Train the lecture's ConvNet with its settings. It ends with a ReLU on the output scores.",
+         "Watch the loss stall above the others and some letters die: their scores went negative, the ReLU "
+         "cut them to 0 and with them their gradient. Images whose scores are all 0 are predicted as A.",
+         config=SEED),
+    Step("fixed", "5. Fix it and train again",
+         "Train the same ConvNet without the ReLU on its output (model `convnet`), same settings.",
+         "The loss keeps falling and every letter is predicted again.", config=FIXED),
+    Step("kernels", "6. Look at the learned kernels and feature maps",
+         "Open Kernels for your ConvNet: the 100 first-layer 5×5 kernels, how they changed epoch by epoch, and "
+         "the feature maps of an image.", "Many kernels become edge detectors at some angle; in the feature "
+         "maps you see which parts of the hand each one picks out.", page="pages/kernels.py"),
+    Step("classify", "7. Classify your own sign",
+         "Draw a letter or upload a photo of your hand on the Classify page.",
+         "Real photos look different from the dataset (lighting, background, the hand smaller in the frame): "
+         "expect mistakes and read the warnings. The robust preset is trained to cope better.",
+         page="pages/classify.py"),
+]
+
+
+def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
+    """The newest run with weights that trained ``cfg.model`` with the step's preset."""
+    for r in runs:  # list_runs gives newest first
+        try:
+            c = r.config
+        except Exception:  # noqa: BLE001 - an unreadable run is simply not this step's
+            continue
+        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights():
+            return r
+    return None
+
+
+def dead_letters(ev: Evaluation) -> list[str]:
+    """Letters the model never predicts on the test set."""
+    predicted = np.bincount(ev.y_pred, minlength=len(LETTERS))
+    return [LETTERS[k] for k in np.flatnonzero(predicted == 0)]
+
+
+def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> str | None:
+    """What the user's own runs show for ``step``; None when the step has nothing to check yet."""
+    if step.key == "logreg" or step.key == "templates":
+        r = find_run(runs, LOGREG)
+        if not r:
+            return None
+        from .models import model_info
+
+        acc = evaluate(r).accuracy
+        return (f"Your logistic regression reached **{100 * acc:.1f}%** test accuracy with "
+                f"**{model_info('logreg').parameters:,} parameters** (784 × 24 weights + 24 biases).")
+    if step.key == "seed":
+        r = find_run(runs, SEED)
+        if not r:
+            return None
+        ev = evaluate(r)
+        dead = dead_letters(ev)
+        share_a = float((ev.y_pred == 0).mean())
+        return (f"Your lecture ConvNet reached **{100 * ev.accuracy:.1f}%**. "
+                + (f"**{len(dead)} letter(s) are never predicted** ({', '.join(dead)}); " if dead else
+                   "Every letter is still predicted at least once; ")
+                + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "
+                  "of them). Open Evaluate to see the A column in its confusion matrix.")
+    if step.key in ("fixed", "kernels"):
+        fixed, seed = find_run(runs, FIXED), find_run(runs, SEED)
+        if not fixed:
+            return None
+        acc = evaluate(fixed).accuracy
+        msg = f"Your ConvNet without the output ReLU reached **{100 * acc:.1f}%**"
+        if seed:
+            gain = 100 * (acc - evaluate(seed).accuracy)
+            msg += f": **{gain:+.0f} points** against the lecture's version."
+        return msg + "."
+    return None
