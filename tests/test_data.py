@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import http.server
 import re
-import shutil
 import threading
 
 import numpy as np
@@ -43,6 +42,14 @@ def test_bundled_dataset_shapes(dataset):
     assert data.class_counts(dataset.test).sum() == 7172
     means = data.mean_images(dataset.test)
     assert means.shape == (24, 28, 28) and 0 < means.mean() < 255
+
+
+def test_bundled_copy_is_listed_in_its_sha256sums():
+    for name in ("sign_mnist_train.csv.gz", "sign_mnist_test.csv.gz"):
+        path = BUNDLED_DATA_DIR / name
+        expected = data._expected_sha256(path)
+        assert expected is not None, f"SHA256SUMS has no entry for {name}"
+        assert expected == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_label_map():
@@ -360,4 +367,3 @@ def test_parse_csv_accepts_crlf_and_bom():
 def test_unreadable_path_is_a_data_error(tmp_path):
     with pytest.raises(DataError):
         load_split(str(tmp_path))  # a folder, not a file
-    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""The command line as a user runs it: ``python -m signlab ...`` in a subprocess.
+
+Contract: exit 0 on success; exit 2 with exactly one line on stderr (no traceback) for bad input.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from signlab import inference
+from signlab.labels import LETTERS, normalize
+from signlab.models import model_names
+from signlab.runs import open_run
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV.pop("SIGNLAB_RUNS_DIR", None)
+
+
+def signlab(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "signlab", *map(str, args)], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli-runs")
+
+
+@pytest.fixture(scope="module")
+def cli_run(runs_dir):
+    """``train --json`` with tiny settings; the other commands use the run it makes."""
+    out = signlab("train", "--model", "logreg", "--epochs", "1", "--max-steps", "30", "--runs-dir", runs_dir,
+                  "--json", "--seed", "1")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), out
+
+
+def test_models_lists_all():
+    out = signlab("models")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == len(model_names())
+    assert [line.split()[0] for line in lines] == model_names()
+    assert "18,840 params" in lines[0]  # logreg: 784 * 24 + 24
+
+
+def test_summary():
+    out = signlab("summary", "convnet")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["layer", "output"]
+    assert sum("Conv2d" in line for line in lines) == 3 and "[1, 24]" in out.stdout
+    assert lines[-1].startswith("total: ") and "parameters" in lines[-1]
+
+
+def test_train_json(cli_run, runs_dir):
+    record, out = cli_run
+    for key in ("run_id", "run_dir", "status", "epochs", "val_accuracy", "test_accuracy", "train_seconds",
+                "samples_per_second"):
+        assert key in record, key
+    assert record["status"] == "completed" and record["epochs"] == 1
+    assert Path(record["run_dir"]).parent == runs_dir.resolve()
+    assert 0.1 < record["test_accuracy"] <= 1 and record["train_seconds"] > 0 and record["samples_per_second"] > 0
+    assert (Path(record["run_dir"]) / "model.safetensors").is_file()
+    assert "training logreg" in out.stderr  # the progress goes to stderr, stdout stays parseable
+
+
+def test_evaluate_json(cli_run, runs_dir):
+    record, _ = cli_run
+    out = signlab("evaluate", record["run_id"], "--runs-dir", runs_dir, "--json")
+    assert out.returncode == 0, out.stderr
+    j = json.loads(out.stdout)
+    assert j["accuracy"] == pytest.approx(record["test_accuracy"])
+    assert len(j["per_class"]) == 24 and {"letter", "precision", "recall", "f1", "support"} <= set(j["per_class"][0])
+    assert len(j["confusion"]) == 24 and all(len(r) == 24 for r in j["confusion"])
+    assert sum(map(sum, j["confusion"])) == 7172
+
+
+def test_predict_json(cli_run, runs_dir, tmp_path, dataset):
+    record, _ = cli_run
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(dataset.test.images[0]).resize((200, 200)).save(png)
+    Image.fromarray(dataset.test.images[1]).resize((150, 120)).convert("RGB").save(jpg, quality=90)
+    out = signlab("predict", record["run_id"], png, jpg, "--runs-dir", runs_dir, "--json", "--top", "5")
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    assert [r["file"] for r in records] == [str(png), str(jpg)]
+    for r in records:
+        top = r["top"]
+        assert len(top) == 5 and all(set(t) >= {"letter", "probability"} for t in top)
+        probs = [t["probability"] for t in top]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        assert all(t["letter"] in LETTERS for t in top)
+
+
+def test_export_onnx_matches_pytorch(cli_run, runs_dir, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    record, _ = cli_run
+    target = tmp_path / "m.onnx"
+    out = signlab("export", record["run_id"], "--runs-dir", runs_dir, "--format", "onnx", "--out", target)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(target) and target.is_file()
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(["logits"], {"image": x})
+    model = open_run(record["run_id"], runs_dir).load_model()
+    with torch.no_grad():
+        torch_logits = model(normalize(torch.from_numpy(x))).numpy()
+    assert onnx_logits.shape == (5, 24)
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4, rtol=1e-4)
+    probs = inference.predict(model, x[:, 0])
+    e = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), probs, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- exit code 2
+@pytest.fixture(scope="module")
+def error_runs(cli_run, runs_dir, tmp_path_factory):
+    """Every bad-input case, run three at a time (each is a fresh interpreter importing torch)."""
+    record, _ = cli_run
+    tmp = tmp_path_factory.mktemp("cli-bad")
+    bad_csv = tmp / "bad.csv"
+    bad_csv.write_text("label," + ",".join(f"pixel{i}" for i in range(1, 785)) + "\n9" + ",0" * 784 + "\n")
+    text_file = tmp / "notes.png"
+    text_file.write_text("this is not an image\n")
+    empty_runs = tmp / "runs"
+    run = record["run_id"]
+    cases = {
+        "epochs_0": (["train", "--epochs", "0", "--runs-dir", empty_runs], "epochs"),
+        "lr_100": (["train", "--lr", "100", "--runs-dir", empty_runs], "lr"),
+        "unknown_model": (["train", "--model", "resnet9000", "--runs-dir", empty_runs], "resnet9000"),
+        "malformed_data": (["train", "--model", "logreg", "--data", f"{bad_csv},{bad_csv}", "--runs-dir",
+                            empty_runs], "bad.csv"),
+        "missing_run": (["evaluate", "no-such-run", "--runs-dir", runs_dir], "no-such-run"),
+        "dotdot_run": (["evaluate", "../etc", "--runs-dir", runs_dir], "../etc"),
+        "non_image": (["predict", run, text_file, "--runs-dir", runs_dir], "notes.png"),
+        "unknown_format": (["export", run, "--runs-dir", runs_dir, "--format", "tflite"], "tflite"),
+        "unknown_option": (["train", "--frobnicate"], "frobnicate"),
+    }
+    with ThreadPoolExecutor(3) as pool:
+        futures = {name: pool.submit(signlab, *args) for name, (args, _) in cases.items()}
+        results = {name: (f.result(), cases[name][1]) for name, f in futures.items()}
+    results["_empty_runs"] = empty_runs
+    return results
+
+
+@pytest.mark.parametrize("case", ["epochs_0", "lr_100", "unknown_model", "malformed_data", "missing_run",
+                                  "dotdot_run", "non_image", "unknown_format", "unknown_option"])
+def test_bad_input_exits_2_with_one_line(error_runs, case):
+    out, word = error_runs[case]
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("signlab: ") and word in lines[0], lines[0]
+    assert out.stdout == ""
+
+
+def test_bad_training_input_leaves_no_usable_run(error_runs):
+    # a bad setting is refused before any run exists; bad data may leave a run marked failed
+    empty = error_runs["_empty_runs"]
+    for d in (empty.iterdir() if empty.exists() else []):
+        st = json.loads((d / "status.json").read_text())
+        assert st["status"] == "failed" and "bad.csv" in st["message"]
+        assert json.loads((d / "config.json").read_text())["model"] == "logreg"
+        assert not (d / "model.safetensors").exists()

@@ -1,0 +1,228 @@
+"""Run directories: their files, a lossless save/load round trip, safe ids, torn logs, crashed
+workers and continuing a run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from signlab import api, runs
+from signlab.config import TrainConfig
+from signlab.errors import RunError
+from signlab.labels import normalize
+from signlab.runs import Run, RunWriter, check_run_id, create_run, list_runs, open_run, run_path
+from signlab.trainer import Trainer
+
+RUN_FILES = ("config.json", "meta.json", "status.json", "metrics.jsonl", "model.safetensors",
+             "optimizer.safetensors", "optimizer.json", "kernels.safetensors")
+
+
+def test_run_dir_files_after_training(trained_run):
+    run, record = trained_run
+    for name in RUN_FILES:
+        assert (run.dir / name).is_file(), name
+    assert not list(run.dir.glob(".*.tmp")), "no temporary files are left behind"
+    st = run.status()
+    assert st["status"] == "completed" and st["epochs_completed"] == 1
+    assert st["test_accuracy"] == pytest.approx(record["test_accuracy"])
+    assert st["pid"] == os.getpid()
+    assert run.config.model == "logreg" and run.config.epochs == 1
+    kinds = [m["type"] for m in run.metrics()]
+    assert kinds[0] == "fit_start" and kinds[-1] == "fit_end" and kinds.count("epoch") == 1
+    assert "batch" in kinds
+    history = run.kernel_history()
+    assert sorted(history) == [0, 1] and history[1].shape == (24, 784)
+    assert not torch.equal(history[0], history[1])
+    assert run.summary()["run_id"] == run.id == "logreg-session"
+    assert run.summary()["status"] == "completed"
+
+
+def _fresh_run(tmp_path, ds, **kw):
+    cfg = TrainConfig(**{"model": "fastcnn", "width": 4, "epochs": 1, "batch_size": 250, "max_steps": 3,
+                         "device": "cpu", "log_every": 1, **kw})
+    run = create_run(cfg, tmp_path, run_id="fresh")
+    trainer = Trainer(cfg, ds, [RunWriter(run)])
+    end = trainer.fit()
+    return run, trainer, end
+
+
+def test_save_load_round_trip_is_exact(tmp_path, small_dataset):
+    run, trainer, end = _fresh_run(tmp_path, small_dataset)
+    assert end.status == "completed"
+    loaded = run.load_model()
+    assert not loaded.training
+    original = trainer.model.eval()
+    x = normalize(torch.rand(16, 1, 28, 28))
+    with torch.no_grad():
+        assert torch.equal(original(x), loaded(x))
+    for (k1, v1), (k2, v2) in zip(original.state_dict().items(), loaded.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)  # batch-norm running statistics included
+    state = run.training_state()
+    assert "optimizer" in state and state["optimizer"]["param_groups"]
+    opt = torch.optim.AdamW(loaded.parameters())
+    opt.load_state_dict(state["optimizer"])  # the flattened optimizer state rebuilds
+
+
+def test_open_run_by_id_and_by_path(trained_run, runs_root):
+    run, _ = trained_run
+    assert open_run(run.id, runs_root).dir == run.dir
+    assert open_run(str(run.dir)).dir == run.dir
+    assert [r.id for r in list_runs(runs_root)].count(run.id) == 1
+    with pytest.raises(RunError, match="no such run"):
+        open_run("no-such-run", runs_root)
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/b", "", "..", ".hidden", "x" * 200, "a\\b", "a b", "\x00"])
+def test_run_id_validation(bad, tmp_path):
+    with pytest.raises(RunError):
+        check_run_id(bad)
+    with pytest.raises(RunError):
+        run_path(bad, tmp_path)
+    if bad:  # create_run treats an empty id as "make one up"
+        with pytest.raises(RunError):
+            create_run(TrainConfig(), tmp_path, run_id=bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/b", ""])
+def test_open_run_refuses_unsafe_refs(bad, tmp_path):
+    with pytest.raises(RunError):
+        open_run(bad, tmp_path)
+
+
+def test_symlink_out_of_the_runs_folder_is_refused(tmp_path):
+    root, outside = tmp_path / "runs", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunError, match="outside"):
+        run_path("escape", root)
+    with pytest.raises(RunError):
+        open_run("escape", root)
+    with pytest.raises(RunError):
+        runs.delete_run("escape", root)
+    assert (outside / "config.json").exists()
+    # a symlink that stays inside the folder is fine
+    (root / "real").mkdir()
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    assert run_path("alias", root) == root / "alias"
+
+
+def test_torn_metrics_line_still_reads(tmp_path):
+    run = create_run(TrainConfig(), tmp_path, run_id="torn")
+    lines = [json.dumps({"type": "fit_start"}), json.dumps({"type": "epoch", "epoch": 1, "val_accuracy": 0.5})]
+    (run.dir / "metrics.jsonl").write_text("\n".join(lines) + "\n" + '{"type": "epoch", "epo')
+    m = run.metrics()
+    assert [r["type"] for r in m] == ["fit_start", "epoch"] and m[1]["val_accuracy"] == 0.5
+
+
+def test_metrics_of_a_run_without_a_log(tmp_path):
+    run = create_run(TrainConfig(), tmp_path, run_id="quiet")
+    assert run.metrics() == []
+    assert run.status()["status"] == "queued"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("state", ["running", "paused"])
+def test_running_with_a_dead_pid_reads_as_interrupted(tmp_path, state):
+    run = create_run(TrainConfig(), tmp_path, run_id="crashed")
+    (run.dir / "status.json").write_text(json.dumps({"status": state, "pid": _dead_pid(), "epochs_completed": 2}))
+    st = run.status()
+    assert st["status"] == "interrupted"
+    assert "2" in st["message"]
+    assert run.raw_status()["status"] == state  # only the reading changes, not the file
+    run.dir.joinpath("status.json").write_text(json.dumps({"status": state, "pid": os.getpid()}))
+    assert run.status()["status"] == state  # a live worker stays running
+
+
+def test_delete_run_refuses_a_live_run(tmp_path):
+    run = create_run(TrainConfig(), tmp_path, run_id="live")
+    (run.dir / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    with pytest.raises(RunError, match="still training"):
+        runs.delete_run("live", tmp_path)
+    (run.dir / "status.json").write_text(json.dumps({"status": "completed"}))
+    runs.delete_run("live", tmp_path)
+    assert not run.dir.exists()
+
+
+def test_create_run_twice_is_refused(tmp_path):
+    create_run(TrainConfig(), tmp_path, run_id="twice")
+    with pytest.raises(RunError, match="already exists"):
+        create_run(TrainConfig(), tmp_path, run_id="twice")
+
+
+def test_load_model_without_weights(tmp_path):
+    run = create_run(TrainConfig(), tmp_path, run_id="empty")
+    with pytest.raises(RunError, match="no weights"):
+        run.load_model()
+
+
+def test_weights_of_another_model_are_refused(tmp_path, small_dataset):
+    run, _, _ = _fresh_run(tmp_path, small_dataset)
+    cfg = json.loads((run.dir / "config.json").read_text())
+    cfg["model"] = "logreg"
+    (run.dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RunError, match="do not fit"):
+        run.load_model()
+
+
+def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=200, augment=False, device="cpu")
+    first = api.train(cfg, tmp_path, run_id="cont", dataset=small_dataset)
+    run = open_run("cont", tmp_path)
+    assert first["epochs"] == 1 and run.epochs_completed() == 1
+    before = run.load_model().linear.weight.detach().clone()
+    second = api.continue_run("cont", 2, tmp_path, dataset=small_dataset)
+    assert second["status"] == "completed" and second["epochs"] == 3
+    assert run.epochs_completed() == 3
+    assert run.config.epochs == 3  # config.json records the total
+    assert not torch.equal(before, run.load_model().linear.weight)
+    epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
+    assert epochs == [1, 2, 3]
+    starts = [m for m in run.metrics() if m["type"] == "fit_start"]
+    assert [s["start_epoch"] for s in starts] == [0, 1]
+    assert sorted(run.kernel_history()) == [0, 1, 2, 3]
+    assert run.status()["train_seconds"] >= first["train_seconds"]
+
+
+def test_continue_refuses_a_run_without_weights_or_still_training(tmp_path, small_dataset):
+    create_run(TrainConfig(), tmp_path, run_id="nothing", status="completed")
+    with pytest.raises(RunError, match="no finished epoch"):
+        api.continue_run("nothing", 1, tmp_path, dataset=small_dataset)
+    run = create_run(TrainConfig(), tmp_path, run_id="busy")
+    (run.dir / "model.safetensors").write_bytes(b"")  # weights or not, a live worker owns the run
+    (run.dir / "status.json").write_text(json.dumps({"status": "running", "pid": os.getppid()}))
+    with pytest.raises(RunError, match="still training"):
+        api.continue_run("busy", 1, tmp_path, dataset=small_dataset)
+
+
+def test_rename_and_requests(tmp_path):
+    run = create_run(TrainConfig(), tmp_path, run_id="named")
+    run.rename("  my   first\nrun ")
+    assert run.name == "my first run"
+    with pytest.raises(RunError):
+        run.rename("   ")
+    run.request("pause")
+    assert run.control() == "pause"
+    with pytest.raises(ValueError):
+        run.request("explode")
+
+
+def test_list_runs_skips_folders_without_config(tmp_path):
+    create_run(TrainConfig(), tmp_path, run_id="good")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    assert [r.id for r in list_runs(tmp_path)] == ["good"]
+    assert list_runs(tmp_path / "missing") == []
+    assert isinstance(list_runs(tmp_path)[0], Run)
