@@ -1,4 +1,227 @@
-"""Placeholder."""
+"""Classify: draw, upload or photograph a sign; see the exact 28x28 input, the top letters, and why.
+
+Every source goes through ``signlab.preprocess`` (the one preprocessing path the CLI and the
+benchmarks use too); the views of *why* come from ``signlab.inference``, the charts from
+``signlab.figures``.
+"""
+import numpy as np
 import streamlit as st
 
-st.title("classify")
+from signlab import figures, ui
+from signlab.inference import explanation_kind, occlude, occlusion_map, predict, saliency_map, top_k
+from signlab.labels import LETTERS
+from signlab.preprocess import Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, to_png, upscale
+from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
+
+CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
+UNSURE = 0.5  # below this top probability the page says the model is not sure
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+CROP_DEFAULTS = {"classify_zoom": 1.0, "classify_cx": 0.5, "classify_cy": 0.5}
+
+st.title("✋ Classify a sign")
+ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
+
+run = ui.classify_run_picker(
+    help="By default the newest run of the robust preset (the best on photos), else the newest run.")
+if run is None:
+    st.stop()
+model = None
+with ui.guard("Could not load the model"):
+    model = ui.load_model(run)
+if model is None:
+    st.stop()
+cfg = run.config
+if cfg.preset != "robust":
+    st.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
+               "**robust** preset (Train page) is trained for them and does better.")
+
+
+def _reset_crop() -> None:
+    for k, v in CROP_DEFAULTS.items():
+        st.session_state[k] = v
+
+
+def _crop_controls() -> Crop:
+    """Zoom and offset sliders: the square of the photo that becomes the 28x28 input."""
+    for k, v in CROP_DEFAULTS.items():
+        st.session_state.setdefault(k, v)
+    st.caption("The dataset's images are hands cropped tightly on a plain background. Move the orange square "
+               "onto the hand so it fills the square.")
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 1.4], vertical_alignment="bottom")
+    c1.slider("Zoom", 1.0, 4.0, step=0.05, key="classify_zoom", help="1 takes the largest centred square.")
+    c2.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.")
+    c3.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy")
+    c4.button("Reset", on_click=_reset_crop, width="stretch")
+    return Crop(st.session_state["classify_zoom"], st.session_state["classify_cx"], st.session_state["classify_cy"])
+
+
+def _draw():
+    """The canvas: strokes of a chosen width and shade on a plain ground or over a dataset image."""
+    from streamlit_drawable_canvas import st_canvas  # imports only inside a running app
+
+    version = ui.state(ui.Keys.CANVAS_VERSION, 0)
+    controls, board = st.columns([1, 1.3], gap="large")
+    with controls:
+        start = st.radio("Start from", ["a blank canvas", "a dataset image"], horizontal=True, key="classify_start")
+        background = None
+        if start == "a dataset image":
+            ds = ui.dataset().test
+            c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
+            letter = c1.selectbox("Letter", list(LETTERS), key="classify_start_letter")
+            if c2.button("Another image", width="stretch"):
+                st.session_state["classify_start_n"] = st.session_state.get("classify_start_n", 0) + 1
+            indices = np.flatnonzero(ds.targets == LETTERS.index(letter))
+            index = int(indices[st.session_state.get("classify_start_n", 0) % len(indices)])
+            background = ds.images[index].astype(np.float32) / 255.0
+            st.caption(f"Test image #{index}, a **{letter}**. Paint over part of the hand to see how the "
+                       "prediction changes when the model cannot see it.")
+            key = f"classify_canvas_{version}_ds{index}"
+        else:
+            bg_shade = st.slider("Background shade", 0, 255, 60, key="classify_bg",
+                                 help="The dataset's hands are mostly light on a darker or plain background.")
+            key = f"classify_canvas_{version}_bg{bg_shade}"
+        width = st.slider("Stroke width", 2, 60, 24, key="classify_stroke")
+        shade = st.slider("Stroke shade (0 black, 255 white)", 0, 255, 225, key="classify_shade")
+        if st.button("🧹 Clear the canvas"):
+            st.session_state[ui.Keys.CANVAS_VERSION] = version + 1
+            st.rerun()
+        if background is None:
+            st.caption("A drawing is not a photo: the model learned from photographs, so expect it to be unsure.")
+    with board:
+        stroke = f"#{shade:02x}{shade:02x}{shade:02x}"
+        if background is not None:
+            result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke,
+                               background_image=to_png(upscale(background, CANVAS_PX)), height=CANVAS_PX,
+                               width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True, key=key)
+        else:
+            bg_hex = f"#{bg_shade:02x}{bg_shade:02x}{bg_shade:02x}"
+            result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke, background_color=bg_hex,
+                               height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
+                               key=key)
+    rgba = result.image_data if result is not None else None
+    ground = background if background is not None else np.full((28, 28), bg_shade / 255.0, np.float32)
+    if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
+        gray = upscale(ground, CANVAS_PX)
+    else:  # the component returns the strokes only: composite them over the ground ourselves
+        gray = canvas_to_gray(rgba, background=upscale(ground, rgba.shape[0]) if rgba.shape[0] == rgba.shape[1]
+                              else float(ground.mean()))
+    return prepare_array(gray), "your drawing"
+
+
+def _photo(kind: str):
+    if kind == "upload":
+        file = st.file_uploader("A photo of a hand", type=UPLOAD_TYPES, key="classify_upload",
+                                help="PNG, JPEG, WebP, GIF, BMP or TIFF, up to 20 MB. Colour, transparency, "
+                                     "16-bit and rotated phone photos are all handled.")
+    else:
+        st.caption("Browsers allow the camera on localhost or over HTTPS only. Hold one hand up in front of a "
+                   "plain wall, close to the camera.")
+        file = st.columns([3, 2])[0].camera_input("Take a photo of your hand", key="classify_camera")
+    if file is None:
+        return None, ""
+    crop = _crop_controls()
+    prepared = None
+    with ui.guard("Cannot use this image"):
+        prepared = prepare(file.getvalue(), file.name, crop)
+    return prepared, "your photo"
+
+
+t_draw, t_upload, t_camera = st.tabs(["✏️ Draw", "📁 Upload", "📷 Camera"], key="classify_source",
+                                     on_change="rerun")
+prepared, what = None, ""
+with t_draw:
+    if t_draw.open:
+        with ui.guard("Cannot read the canvas"):
+            prepared, what = _draw()
+with t_upload:
+    if t_upload.open:
+        prepared, what = _photo("upload")
+with t_camera:
+    if t_camera.open:
+        prepared, what = _photo("camera")
+
+if prepared is None:
+    st.stop()
+
+# ----------------------------------------------------------------------------- the prediction
+x = prepared.image28
+probs = predict(model, [x])[0]
+top = top_k(probs, 5)
+pred = int(np.argmax(probs))
+confidence = float(probs[pred])
+unusual = looks_unusual(x)
+
+st.divider()
+c1, c2, c3 = st.columns([1.1, 1, 1.3])
+c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=f"{what.capitalize()} (orange: the crop)"),
+                width="stretch", key="classify_source_fig")
+c2.plotly_chart(figures.single_image(x, "The model's 28×28 input", height=300), width="stretch",
+                key="classify_input_fig")
+c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
+for note in prepared.notes:
+    st.caption(f"Note: {note}.")
+
+if unusual:
+    st.warning("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
+               + "\n".join(f"- {r}" for r in unusual), icon="⚠️")
+    st.markdown(f"#### A guess, not to be trusted: {LETTERS[pred]} ({confidence:.0%})")
+elif confidence < UNSURE:
+    st.warning(f"**The model is not sure.** Its best letter, {LETTERS[pred]}, gets only {confidence:.0%}; "
+               f"{top[1]['letter']} is close behind. Try a tighter crop, a plainer background or more light.",
+               icon="🤔")
+    st.markdown(f"#### Not sure: perhaps {LETTERS[pred]} ({confidence:.0%})")
+else:
+    st.markdown(f"#### The model says **{LETTERS[pred]}** ({confidence:.0%})")
+    if what == "your photo":
+        st.caption("Confidence is not correctness: on real photos, models trained on this dataset are often "
+                   "confidently wrong.")
+
+# ----------------------------------------------------------------------------- why
+st.subheader("Why did it decide this?")
+target = st.selectbox("Explain the letter", range(len(LETTERS)), index=pred, key=f"classify_why_{pred}",
+                      format_func=lambda i: LETTERS[i] + (" (the prediction)" if i == pred else ""),
+                      help="The predicted letter by default; pick another to see what speaks for it.")
+st.caption(f"The model gives {LETTERS[target]} a probability of {probs[target]:.1%}.")
+name = LETTERS[target]
+kind = explanation_kind(model)
+left, right = st.columns(2, gap="large")
+with left:
+    sal = saliency_map(model, x, target)
+    if kind == "template":
+        fig = figures.saliency_overlay(x, sal, f"Template × input for {name}", signed=True, zmax=1.0,
+                                       colorbar_title="vote")
+        caption = (f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels vote "
+                   f"for {name}, blue ones against.")
+    elif kind == "gradcam":
+        fig = figures.saliency_overlay(x, sal, f"Grad-CAM for {name}", zmax=1.0, colorbar_title="evidence")
+        caption = (f"Bright regions are where the last convolution found evidence *for* {name}.")
+        if not np.any(sal > 0):
+            caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
+                       + (": its score is cut to zero by the ReLU on the output (the lecture's flaw)."
+                          if cfg.model == "seed_convnet" else "."))
+    else:
+        fig = figures.saliency_overlay(x, sal, f"Gradient saliency for {name}", zmax=1.0, colorbar_title="|∂z/∂x|")
+        caption = f"Bright pixels are those whose change would move the score of {name} most."
+    st.plotly_chart(fig, width="stretch", key="classify_saliency")
+    st.caption(caption)
+with right:
+    patch = st.slider("Patch size (pixels of the 28×28 input)", 3, 14, 7, key="classify_patch")
+    occ = occlusion_map(model, x, target, patch=patch, stride=2)
+    drop = probs[target] - occ
+    st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: how far P({name}) falls", signed=True,
+                                             zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
+                    width="stretch", key="classify_occlusion")
+    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the probability of {name} "
+               f"(from {probs[target]:.0%}); blue: covering it raises it.")
+
+with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False):
+    a, b = st.columns([1, 1.2], gap="large")
+    with a:
+        top_px = st.slider("Patch row", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_top")
+        left_px = st.slider("Patch column", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_left")
+        covered = occlude(x, top_px, left_px, patch)
+        p_after = float(predict(model, [covered])[0][target])
+        st.metric(f"P({name}) with the patch", f"{p_after:.1%}", delta=f"{100 * (p_after - probs[target]):+.1f} points")
+    b.plotly_chart(figures.image_with_box(covered, (left_px, top_px, left_px + patch, top_px + patch),
+                                          title="The input with the patch", dim_outside=False, height=280),
+                   width="stretch", key="classify_patch_fig")

@@ -248,3 +248,65 @@ def weight_templates(weights: np.ndarray, titles: Sequence[str], cols: int = 8, 
     rows = int(np.ceil(len(w) / max(1, min(cols, len(w)))))
     return image_grid(w / lim, list(titles), cols=cols, colorscale="RdBu_r", zmid=0, title=title,
                       height=max(200, 110 * rows + 50))
+
+
+# --------------------------------------------------------------------------- classify
+def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = None, title: str = "",
+                   height: int = 300, max_px: int = 240, dim_outside: bool = True,
+                   box_color: str = ORANGE) -> go.Figure:
+    """A grayscale image in [0, 1] (any size) with a square outlined: the crop the model sees, or a patch.
+
+    ``box`` is (left, top, right, bottom) in the image's own pixels, right and bottom exclusive,
+    as :func:`signlab.preprocess.crop_box` gives it. A big image is shrunk for display (block
+    means, at most ``max_px`` a side) but keeps its pixel coordinates on the axes.
+    """
+    img = np.asarray(image, dtype=float)
+    h, w = img.shape
+    f = max(1, int(np.ceil(max(h, w) / max_px)))
+    if f > 1:
+        hh, ww = max(f, h // f * f), max(f, w // f * f)
+        img = img[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
+    fig = go.Figure(go.Heatmap(z=img, x0=(f - 1) / 2, dx=f, y0=(f - 1) / 2, dy=f, colorscale="gray", zmin=0,
+                               zmax=1, showscale=False, hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
+    if box is not None:
+        left, top, right, bottom = (v - 0.5 for v in box)
+        x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5
+        if dim_outside:
+            shade = dict(type="rect", fillcolor="rgba(0,0,0,0.45)", line=dict(width=0), layer="above")
+            for rx0, ry0, rx1, ry1 in ((x0, y0, x1, top), (x0, bottom, x1, y1), (x0, top, left, bottom),
+                                       (right, top, x1, bottom)):
+                if rx1 > rx0 and ry1 > ry0:
+                    fig.add_shape(x0=rx0, y0=ry0, x1=rx1, y1=ry1, **shade)
+        fig.add_shape(type="rect", x0=left, y0=top, x1=right, y1=bottom, line=dict(color=box_color, width=3),
+                      layer="above")
+    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    return _layout(fig, height, title=title)
+
+
+def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signed: bool = False,
+                     zmax: float | None = None, colorbar_title: str = "", height: int = 320) -> go.Figure:
+    """A 28x28 input in grey with a heat map on top whose low values are see-through.
+
+    Unsigned maps (Grad-CAM, in [0, 1]) go from transparent to yellow; signed ones (a logistic
+    regression template times the input, the drop in probability under occlusion) from blue
+    (against the letter) through transparent (zero) to red (for it). ``zmax`` fixes the scale;
+    by default it is the largest magnitude in ``heat``.
+    """
+    heat = np.asarray(heat, dtype=float)
+    lim = float(zmax) if zmax else (float(np.abs(heat).max()) or 1.0)
+    if signed:
+        scale = [[0.0, "rgba(33,102,172,0.9)"], [0.5, "rgba(247,247,247,0)"], [1.0, "rgba(178,24,43,0.9)"]]
+        zmin = -lim
+    else:
+        scale = [[0.0, "rgba(0,0,4,0)"], [0.35, "rgba(187,55,84,0.35)"], [0.7, "rgba(249,142,9,0.7)"],
+                 [1.0, "rgba(252,255,164,0.9)"]]
+        zmin = 0.0
+    fig = go.Figure(go.Heatmap(z=np.asarray(image, dtype=float), colorscale="gray", zmin=0, zmax=1,
+                               showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=heat, colorscale=scale, zmin=zmin, zmax=lim, showscale=True,
+                             colorbar=dict(thickness=10, len=0.85, title=dict(text=colorbar_title, side="right")),
+                             hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
+    fig.update_xaxes(visible=False, range=[-0.5, 27.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[27.5, -0.5], scaleanchor="x", constrain="domain")
+    return _layout(fig, height, title=title)

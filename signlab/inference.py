@@ -6,7 +6,8 @@ returns) and a model in eval mode; normalisation happens inside, as in training.
 - :func:`predict` / :func:`top_k`: probabilities for the 24 letters.
 - :func:`saliency_map`: Grad-CAM on the last convolution for convolutional models (upsampled to
   28x28), or for ``logreg`` the letter's weight template times the input.
-- :func:`occlusion_map`: the letter's probability while a grey patch slides over the image.
+- :func:`occlusion_map`: the letter's probability while a grey patch slides over the image;
+  :func:`occlude` paints one such patch.
 """
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ def top_k(probs: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
     return [{"letter": LETTERS[i], "probability": float(probs[i])} for i in order]
 
 
+def explanation_kind(model: nn.Module) -> str:
+    """Which view :func:`saliency_map` gives for this model.
+
+    ``"template"`` for logistic regression (weight template x input, signed), ``"gradcam"`` for
+    every model with a convolution, ``"gradient"`` (input-gradient saliency) for the MLP.
+    """
+    if isinstance(model, LogisticRegression):
+        return "template"
+    return "gradcam" if conv_layers(model) else "gradient"
+
+
 def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray:
     """Where the evidence for letter ``target`` lies: (28, 28), scaled to [0, 1] (or signed for logreg).
 
@@ -61,7 +73,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
         sal = xn.grad[0, 0].abs().cpu().numpy()
         return sal / (sal.max() or 1.0)
     store: dict[str, torch.Tensor] = {}
-    layer = convs[-1][1]
+    layer = _cam_layer(model)
 
     def hook(_m, _i, out):
         out.retain_grad()
@@ -83,6 +95,34 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     return cam / (cam.max() or 1.0)
 
 
+def _cam_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM reads: the activation (ReLU) right after the last convolution.
+
+    Grad-CAM is defined on the feature maps a network passes on, so a convolution followed by
+    batch norm and ReLU is read after the ReLU; a convolution with nothing after it, as is.
+    """
+    leaves = [m for m in model.modules() if not list(m.children())]
+    last_conv = max(i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d))
+    for m in leaves[last_conv + 1:last_conv + 3]:
+        if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU)):
+            return m
+        if not isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            break
+    return leaves[last_conv]
+
+
+def occlude(image: np.ndarray, top: int, left: int, patch: int = 7, fill: float | None = None) -> np.ndarray:
+    """A copy of a 28x28 image with a ``patch`` x ``patch`` square at (top, left) painted over.
+
+    The square takes the image's mean shade unless ``fill`` is given: after the per-image
+    standardisation that is zero, "no evidence either way".
+    """
+    img = np.array(image, dtype=np.float32)
+    top, left = int(np.clip(top, 0, 28 - patch)), int(np.clip(left, 0, 28 - patch))
+    img[top:top + patch, left:left + patch] = float(image.mean()) if fill is None else fill
+    return img
+
+
 @torch.no_grad()
 def occlusion_map(model: nn.Module, image: np.ndarray, target: int, patch: int = 7, stride: int = 2) -> np.ndarray:
     """Probability of ``target`` when a patch of the image's mean shade covers each position.
@@ -92,7 +132,11 @@ def occlusion_map(model: nn.Module, image: np.ndarray, target: int, patch: int =
     """
     img = np.asarray(image, dtype=np.float32)
     fill = float(img.mean())
-    positions = [(t, l) for t in range(0, 28 - patch + 1, stride) for l in range(0, 28 - patch + 1, stride)]
+    patch, stride = int(min(max(patch, 1), 28)), max(int(stride), 1)
+    starts = list(range(0, 28 - patch + 1, stride))
+    if starts[-1] != 28 - patch:  # the last row and column are covered too
+        starts.append(28 - patch)
+    positions = [(t, l) for t in starts for l in starts]
     batch = np.repeat(img[None], len(positions), axis=0)  # (P, 28, 28)
     for i, (t, l) in enumerate(positions):
         batch[i, t:t + patch, l:l + patch] = fill

@@ -166,3 +166,39 @@ def mean_images(split: str = "train"):
 
     ds = dataset()
     return _mean_images(ds.train if split == "train" else ds.test)
+
+
+def preferred_photo_run(available: list[Run]) -> Run | None:
+    """The run to use on photos by default: the newest completed run of the ``robust`` preset,
+    else the newest run with weights (``available`` is newest first, as :func:`runs` lists them)."""
+    for r in available:
+        try:
+            robust = r.config.preset == "robust"
+        except SignlabError:
+            continue
+        if robust and r.has_weights() and r.status().get("status") == "completed":
+            return r
+    return available[0] if available else None
+
+
+def classify_run_picker(label: str = "Model", key: str = Keys.EVAL_RUN,
+                        help: str | None = None) -> Run | None:
+    """Like :func:`run_picker`, but when no run was chosen yet in this session (nor by the link),
+    it starts on :func:`preferred_photo_run`, the best guess for real photos."""
+    available = runs(with_weights=True)
+    if not available:
+        st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
+                "**robust** preset does best on photos).")
+        if st.button("Go to Train", key=f"{key}_classify_go_train"):
+            st.switch_page("pages/train.py")
+        return None
+    ids = [r.id for r in available]
+    by_id = {r.id: r for r in available}
+    current = st.session_state.get(key)
+    query = st.query_params.get("run")
+    if current not in ids:
+        current = query if query in ids else preferred_photo_run(available).id
+    chosen = st.selectbox(label, ids, index=ids.index(current), format_func=lambda i: run_label(by_id[i]),
+                          help=help, key=f"{key}_classify_select")
+    st.session_state[key] = chosen
+    return by_id[chosen]

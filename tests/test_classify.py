@@ -1,0 +1,319 @@
+"""Classifying what people upload: dataset images saved in every image mode come back as the same
+28x28 input, ``predict`` agrees with the model on the dataset tensors, the views of *why* have the
+right shapes and ranges, out-of-domain inputs are flagged, and the Classify page works in AppTest.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from signlab import api
+from signlab.config import TrainConfig, preset
+from signlab.inference import (explanation_kind, occlude, occlusion_map, predict, saliency_map)
+from signlab.labels import LETTERS
+from signlab.preprocess import (Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, resize28, to_png,
+                                upscale)
+from signlab.runs import create_run, open_run
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+R = Image.Resampling
+
+
+def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def hand(dataset) -> np.ndarray:
+    """One test image of the dataset, uint8 (28, 28)."""
+    return dataset.test.images[7]
+
+
+def _err(x: np.ndarray, a: np.ndarray) -> tuple[float, float]:
+    d = np.abs(np.asarray(x, np.float64) - a / 255.0)
+    return float(d.mean()), float(d.max())
+
+
+# --------------------------------------------------------------------------- every image mode
+@pytest.mark.parametrize("mode", ["L", "RGB", "LA", "CMYK"])
+def test_lossless_modes_give_the_dataset_image_back(hand, mode):
+    img = Image.fromarray(hand).convert(mode)
+    data = _encode(img, "TIFF" if mode == "CMYK" else "PNG")
+    assert Image.open(io.BytesIO(data)).mode == mode
+    prep = prepare(data, f"hand.{mode}")
+    assert prep.image28.shape == (28, 28) and prep.image28.dtype == np.float32
+    assert _err(prep.image28, hand)[1] <= 1 / 255 + 1e-6
+    assert prep.notes == []
+
+
+def test_16bit_grey_equals_8bit(hand):
+    data16 = _encode(Image.fromarray(hand.astype(np.uint16) * 257))
+    assert Image.open(io.BytesIO(data16)).mode == "I;16"
+    x16 = prepare(data16, "hand16.png").image28
+    x8 = prepare(_encode(Image.fromarray(hand)), "hand8.png").image28
+    np.testing.assert_allclose(x16, x8, atol=1 / 255)
+    # an upscaled 16-bit photo is the same as the upscaled 8-bit one (no 257x or 1/257 scale slip)
+    big = np.asarray(Image.fromarray(hand.astype(np.float32), mode="F").resize((112, 112), R.BICUBIC))
+    up16 = prepare(_encode(Image.fromarray(np.clip(big * 257 + 0.5, 0, 65535).astype(np.uint16))), "up16.png")
+    up8 = prepare(_encode(Image.fromarray(np.clip(big + 0.5, 0, 255).astype(np.uint8))), "up8.png")
+    np.testing.assert_allclose(up16.image28, up8.image28, atol=1.5 / 255)
+
+
+def test_upscaled_rgb_png_returns_about_the_original(hand):
+    for size, method in ((224, R.BICUBIC), (280, R.NEAREST), (500, R.LANCZOS), (57, R.BICUBIC)):
+        img = Image.fromarray(hand).resize((size, size), method).convert("RGB")
+        mean, worst = _err(prepare(_encode(img), "up.png").image28, hand)
+        assert mean < 3 / 255 and worst < 40 / 255, (size, method, mean * 255, worst * 255)
+
+
+def test_jpeg_quality_70(hand):
+    img = Image.fromarray(hand).resize((224, 224), R.BICUBIC).convert("RGB")
+    mean, _ = _err(prepare(_encode(img, "JPEG", quality=70), "q70.jpg").image28, hand)
+    assert mean < 4 / 255
+
+
+def test_rgba_with_transparency_is_composited_and_noted(hand):
+    rgba = np.zeros((28, 56, 4), np.uint8)  # transparent sides of any colour ...
+    rgba[..., :3] = 17
+    rgba[:, 14:42, :3] = hand[..., None]  # ... around the opaque hand in the middle
+    rgba[:, 14:42, 3] = 255
+    rgba[10:14, 20:24, 3] = 0  # and a see-through hole in the hand
+    prep = prepare(_encode(Image.fromarray(rgba, "RGBA")), "cutout.png")
+    x = prep.image28  # the centre crop is the hand
+    expected = hand / 255.0
+    expected[10:14, 6:10] = 1.0  # the hole shows the white background
+    np.testing.assert_allclose(x, expected, atol=1 / 255)
+    assert any("transparent" in n and "white" in n for n in prep.notes)
+    black = prepare(_encode(Image.fromarray(rgba, "RGBA")), "cutout.png", background=0.0).image28
+    assert black[10:14, 6:10].max() == 0.0
+    # an opaque RGBA file (a screenshot) is exactly the image, with no note
+    opaque = prepare(_encode(Image.fromarray(hand).convert("RGBA")), "opaque.png")
+    assert _err(opaque.image28, hand)[1] <= 1 / 255 and opaque.notes == []
+
+
+def test_palette_image(hand):
+    pal = Image.fromarray(hand).convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
+    data = _encode(pal)
+    assert Image.open(io.BytesIO(data)).mode == "P"
+    mean, worst = _err(prepare(data, "pal.png").image28, hand)
+    assert mean < 1 / 255 and worst < 4 / 255
+    gif = _encode(Image.fromarray(hand).convert("P"), "GIF")
+    assert _err(prepare(gif, "hand.gif").image28, hand)[0] < 2 / 255
+
+
+def test_cmyk_jpeg(hand):
+    img = Image.fromarray(hand).resize((112, 112), R.BICUBIC).convert("CMYK")
+    data = _encode(img, "JPEG", quality=95)
+    assert Image.open(io.BytesIO(data)).mode == "CMYK"
+    assert _err(prepare(data, "cmyk.jpg").image28, hand)[0] < 3 / 255  # not inverted, not darkened
+
+
+@pytest.mark.parametrize("orientation,stored", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
+                                                (3, Image.Transpose.ROTATE_180)])
+def test_exif_rotated_phone_jpeg_is_turned_upright(hand, orientation, stored):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img = Image.fromarray(hand).resize((112, 112), R.BICUBIC).transpose(stored).convert("RGB")
+    x = prepare(_encode(img, "JPEG", quality=95, exif=exif.tobytes()), "phone.jpg").image28
+    upright = np.corrcoef(x.ravel(), hand.ravel())[0, 1]
+    for k in (1, 2, 3):  # any other orientation fits far worse
+        assert upright > np.corrcoef(np.rot90(x, k).ravel(), hand.ravel())[0, 1] + 0.1
+    assert upright > 0.97
+
+
+def test_crop_moves_onto_the_hand(hand):
+    canvas = np.full((100, 300), 0.5, np.float32)
+    canvas[10:66, 220:276] = np.asarray(Image.fromarray(hand).resize((56, 56), R.NEAREST)) / 255.0
+    centred = prepare_array(canvas).image28
+    assert _err(centred, hand)[0] > 0.05  # the centre crop misses the hand ...
+    moved = prepare_array(canvas, Crop(zoom=100 / 56, cx=248 / 300, cy=38 / 100)).image28
+    assert _err(moved, hand)[0] < 3 / 255  # ... the zoom and offsets find it
+
+
+def test_canvas_over_a_dataset_image(hand):
+    ground = upscale(hand / 255.0, 280)
+    assert ground.shape == (280, 280)
+    mean, worst = _err(resize28(ground), hand)  # Lanczos rings a little at the blocks' edges
+    assert mean < 2 / 255 and worst < 20 / 255
+    strokes = np.zeros((280, 280, 4), np.uint8)  # nothing drawn: the dataset image itself
+    assert _err(prepare_array(canvas_to_gray(strokes, background=ground)).image28, hand)[0] < 2 / 255
+    strokes[:140, :, :] = [255, 255, 255, 255]  # the top half painted white
+    x = prepare_array(canvas_to_gray(strokes, background=ground)).image28
+    assert x[:13].min() > 0.98 and _err(x[15:], hand[15:])[0] < 3 / 255
+    png = to_png(hand / 255.0)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), hand)
+
+
+# --------------------------------------------------------------------------- out of domain
+def _line_drawing(width: int, fg: int = 0, bg: int = 255) -> np.ndarray:
+    from PIL import ImageDraw
+
+    img = Image.new("L", (280, 280), bg)
+    d = ImageDraw.Draw(img)
+    d.line([(60, 250), (80, 60), (140, 40), (200, 80), (220, 250)], fill=fg, width=width, joint="curve")
+    d.line([(110, 200), (170, 200)], fill=fg, width=width)
+    return np.asarray(img, np.float32) / 255.0
+
+
+def test_looks_unusual_flags_drawings_and_empty_canvases(dataset):
+    assert looks_unusual(prepare_array(np.full((280, 280), 0.2, np.float32)).image28) == ["the image is almost blank"]
+    for width in (3, 6, 12):
+        for fg, bg in ((0, 255), (255, 40)):
+            x = prepare_array(_line_drawing(width, fg, bg)).image28
+            assert looks_unusual(x), (width, fg, bg)
+    dot = np.zeros((280, 280, 4), np.uint8)  # an almost empty canvas: one small dab
+    dot[130:150, 130:150] = [230, 230, 230, 255]
+    assert looks_unusual(prepare_array(canvas_to_gray(dot, background=60 / 255)).image28)
+    images = dataset.test.images[:200] / 255.0
+    flagged = sum(bool(looks_unusual(x)) for x in images)
+    assert flagged <= 2, flagged
+
+
+# --------------------------------------------------------------------------- predict and explain
+def test_predict_files_agrees_with_the_model_on_the_dataset(trained_run, dataset, tmp_path):
+    run, _ = trained_run
+    model = run.load_model()
+    n = 40
+    images = dataset.test.images[:n]
+    direct = predict(model, images / 255.0)
+    plain, upscaled = [], []
+    for i, a in enumerate(images):
+        plain.append(tmp_path / f"{i}.png")
+        plain[-1].write_bytes(_encode(Image.fromarray(a)))
+        upscaled.append(tmp_path / f"{i}_up.png")
+        upscaled[-1].write_bytes(_encode(Image.fromarray(a).resize((224, 224), R.NEAREST).convert("RGB")))
+    recs = api.predict_files(run, plain, k=24)
+    for rec, p in zip(recs, direct):  # the 28x28 file is the dataset tensor exactly
+        got = {t["letter"]: t["probability"] for t in rec["top"]}
+        np.testing.assert_allclose([got[c] for c in LETTERS], p, atol=1e-5)
+    recs = api.predict_files(run, upscaled, k=1)
+    same = [r["top"][0]["letter"] == LETTERS[int(np.argmax(p))] for r, p in zip(recs, direct)]
+    assert np.mean(same) >= 0.95, np.mean(same)
+    assert all(r["file"] == str(f) for r, f in zip(recs, upscaled))
+
+
+@pytest.fixture(scope="module")
+def conv_model(small_dataset, tmp_path_factory):
+    """A fastcnn trained for a few dozen steps: enough for Grad-CAM to find evidence."""
+    cfg = TrainConfig(model="fastcnn", epochs=1, max_steps=40, augment=False, seed=0, device="cpu")
+    rec = api.train(cfg, tmp_path_factory.mktemp("conv_runs"), run_id="conv", dataset=small_dataset,
+                    evaluate_test=False)
+    return open_run(rec["run_dir"]).load_model()
+
+
+def test_saliency_and_occlusion_for_logreg(trained_run, dataset):
+    model = trained_run[0].load_model()
+    x = dataset.test.images[3] / 255.0
+    assert explanation_kind(model) == "template"
+    pred = int(predict(model, [x])[0].argmax())
+    for target in (pred, (pred + 5) % 24):
+        sal = saliency_map(model, x, target)
+        assert sal.shape == (28, 28) and np.isfinite(sal).all()
+        assert np.abs(sal).max() == pytest.approx(1.0) and sal.min() < 0 < sal.max()  # signed votes
+        # the template x input sums (with the bias) to the letter's score: it *is* the explanation
+        w = model.linear.weight[target].detach().numpy().reshape(28, 28)
+        xn = (x - x.mean()) / (x.std(ddof=1) + 1e-5)
+        np.testing.assert_allclose(sal, w * xn / np.abs(w * xn).max(), atol=1e-4)
+    occ = occlusion_map(model, x, pred)
+    assert occ.shape == (28, 28) and (occ > 0).all() and (occ <= 1).all()
+
+
+def test_gradcam_and_occlusion_for_a_conv_model(conv_model, dataset):
+    assert explanation_kind(conv_model) == "gradcam"
+    x = dataset.test.images[0] / 255.0
+    probs = predict(conv_model, [x])[0]
+    pred = int(probs.argmax())
+    for target in (pred, int(np.argsort(probs)[-2])):
+        cam = saliency_map(conv_model, x, target)
+        assert cam.shape == (28, 28) and np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
+    assert saliency_map(conv_model, x, pred).max() == pytest.approx(1.0)
+    occ = occlusion_map(conv_model, x, pred, patch=7, stride=3)
+    assert occ.shape == (28, 28) and (occ > 0).all() and (occ <= 1).all()  # every pixel covered, edges too
+    assert occ.min() < probs[pred]  # covering something lowers the letter's probability
+    covered = occlude(x, 0, 21, 7)
+    assert covered[0:7, 21:28] == pytest.approx(x.mean()) and np.array_equal(covered[7:], x[7:].astype(np.float32))
+
+
+def test_gradcam_works_for_every_conv_model(dataset):
+    from signlab.models import create_model, model_names
+
+    x = dataset.test.images[0] / 255.0
+    for name in model_names():
+        model = create_model(name).eval()
+        kind = explanation_kind(model)
+        assert kind == {"logreg": "template", "mlp": "gradient"}.get(name, "gradcam")
+        sal = saliency_map(model, x, 0)
+        assert sal.shape == (28, 28) and np.isfinite(sal).all()
+        assert (sal.min() >= -1 - 1e-6) and sal.max() <= 1 + 1e-6
+
+
+# --------------------------------------------------------------------------- the page
+def test_preferred_photo_run(tmp_path):
+    from signlab import ui
+    from signlab.runs import list_runs
+
+    old = create_run(preset("robust"), tmp_path, run_id="a-robust-old", status="completed")
+    (old.dir / "model.safetensors").write_bytes(b"x")
+    unfinished = create_run(preset("robust"), tmp_path, run_id="b-robust-running", status="stopped")
+    (unfinished.dir / "model.safetensors").write_bytes(b"x")
+    newest = create_run(TrainConfig(model="logreg"), tmp_path, run_id="c-fast", status="completed")
+    (newest.dir / "model.safetensors").write_bytes(b"x")
+    available = [r for r in list_runs(tmp_path) if r.has_weights()]
+    assert available[0].id == "c-fast"
+    assert ui.preferred_photo_run(available).id == "a-robust-old"
+    assert ui.preferred_photo_run([r for r in available if r.id != "a-robust-old"]).id == "c-fast"
+    assert ui.preferred_photo_run([]) is None
+
+
+@pytest.fixture
+def page_env(dataset, tmp_path_factory, monkeypatch):
+    root = tmp_path_factory.mktemp("classify_runs")
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=20, augment=False, seed=0)
+    record = api.train(cfg, root, run_id="tiny-logreg", dataset=dataset)
+    assert record["status"] == "completed"
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    return root
+
+
+def test_classify_page(page_env, dataset):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/classify.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "tiny-logreg" in at.selectbox[0].value
+    # the Draw tab opens first: an empty canvas is called out, not presented as a letter
+    assert any("almost blank" in w.value for w in at.warning)
+    # upload an upscaled dataset image
+    at.session_state["classify_source"] = "📁 Upload"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    a = dataset.test.images[0]
+    png = _encode(Image.fromarray(a).resize((224, 224), R.BICUBIC).convert("RGB"))
+    at.get("file_uploader")[0].upload("hand.png", png, "image/png").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    verdict = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert len(verdict) == 1 and any(f" {c} (" in verdict[0] or f"**{c}**" in verdict[0] for c in LETTERS), verdict
+    assert len(at.get("plotly_chart")) >= 5  # photo with crop, 28x28 input, bars, saliency, occlusion
+    assert all(k in at.session_state for k in ("classify_zoom", "classify_cx", "classify_cy"))
+    # explain another letter, move the crop: still no exception
+    [s for s in at.selectbox if s.label == "Explain the letter"][0].set_value(5)
+    at.slider(key="classify_zoom").set_value(2.0).run()
+    assert not at.exception, [e.message for e in at.exception]
+    # a file that is not an image gives a clear message, not a traceback
+    at.get("file_uploader")[0].upload("notes.png", b"label,pixel1\n3,4\n", "image/png").run()
+    assert not at.exception
+    assert any("not an image" in e.value for e in at.error)
+    # the camera tab renders
+    at.session_state["classify_source"] = "📷 Camera"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
