@@ -34,8 +34,9 @@ else:
     chosen = "all letters" if not letters else ", ".join(LETTERS[i] for i in letters)
     st.caption(f"{len(idx)} random {'training' if split_name == 'train' else 'test'} images of {chosen}, "
                f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
-    st.plotly_chart(figures.image_grid(split.images[idx] / 255.0, letter_titles(split.targets[idx]), cols=16),
-                    width="stretch", key="data_samples")
+    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, letter_titles(split.targets[idx]), cols=16,
+                                      tile_px=60, zmin=0, zmax=1),
+                    width="content", key="data_samples")
 
 # ----------------------------------------------------------------------------- counts and means
 left, right = st.columns([1, 1], gap="large")
@@ -49,7 +50,9 @@ with left:
 with right:
     st.subheader("The mean image of each letter")
     means = ui.mean_images(split_name)
-    st.plotly_chart(figures.image_grid(means / 255.0, list(LETTERS), cols=8), width="stretch", key="data_means")
+    st.plotly_chart(figures.tile_grid(means, list(LETTERS), cols=8, tile_px=56, per_tile_scale=True),
+                    width="content", key="data_means")
     st.caption(f"The pixel-by-pixel average of all {'training' if split_name == 'train' else 'test'} images of "
-               "each letter. Blurry means the hands vary; sharp edges mean the letter looks alike every time. "
-               "Letters whose means look alike (M and N, for example) are the ones models confuse.")
+               "each letter, stretched to full contrast. Blurry means the hands vary; sharp edges mean the letter "
+               "looks alike every time. Letters whose means look alike (M and N, for example) are the ones models "
+               "confuse.")

@@ -1,4 +1,129 @@
-"""Placeholder."""
+"""Evaluate: a run's test accuracy, its confusion matrix (click a cell to see its images), per-letter
+precision/recall/F1 and its most confident mistakes."""
+import pandas as pd
 import streamlit as st
 
-st.title("evaluate")
+from signlab import figures, ui
+from signlab.explore import (click_to_pair, confidence_titles, crowded_column, mistake_titles, per_class_rows,
+                             worst_pair)
+from signlab.labels import LETTERS
+from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO
+
+st.title("🎯 Evaluate a model")
+ui.explain(EVALUATE_INTRO, EVALUATE_DETAILS)
+
+TRUE_KEY, PRED_KEY, CM_KEY = "eval_true", "eval_pred", "eval_cm"  # widget keys
+PAIR_KEY = "eval_pair"  # the chosen (true, predicted) cell, kept across pages
+MAX_PAIR_IMAGES = 30
+
+run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated.")
+if run is None:
+    st.stop()
+
+ev = None
+with ui.guard(f"Could not evaluate run {run.id}"):
+    ev = ui.evaluation(run)
+if ev is None:
+    st.stop()
+ds = ui.dataset()
+model_name = run.config.model
+
+# ----------------------------------------------------------------------------- headline numbers
+n_wrong = int((ev.y_true != ev.y_pred).sum())
+rows = per_class_rows(ev)
+weakest = min(rows, key=lambda r: r["recall"])
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Test accuracy", f"{100 * ev.accuracy:.2f}%", help="Share of the 7,172 test images predicted right")
+m2.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images")
+m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {weakest['recall']:.0f}%",
+          help="The letter the model finds least often")
+m4.metric("Model", model_name, help=f"{run.epochs_completed()} epoch(s) trained")
+
+crowded = crowded_column(ev)
+if crowded:
+    why = (" This is the lecture's flaw at work: a ReLU on the output scores sets every negative score to 0, "
+           "and when all 24 scores are 0 the model picks the first letter, **A**. Train `convnet` (the same "
+           "layers without that ReLU) and compare.") if model_name == "seed_convnet" and crowded["index"] == 0 else ""
+    st.warning(f"**A phantom column:** {crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are "
+               f"predicted as **{crowded['letter']}**, which has only {crowded['support']:,} test images; "
+               f"{crowded['wrong']:,} of them are mistakes. See the bright column under {crowded['letter']} "
+               f"in the matrix below.{why}", icon="👻")
+
+
+# ----------------------------------------------------------------------------- confusion matrix
+def _on_click() -> None:
+    """A click on a square: put its (true, predicted) pair into the two selectboxes."""
+    event = st.session_state.get(CM_KEY)
+    points = event.get("selection", {}).get("points") if event else None
+    pair = click_to_pair(points)
+    if pair is not None:
+        st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = pair
+
+
+if st.session_state.get("eval_pair_run") != run.id:  # a new run: start at its most frequent mistake
+    st.session_state["eval_pair_run"] = run.id
+    st.session_state[PAIR_KEY] = worst_pair(ev)
+    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
+elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
+    # back from another page: Streamlit dropped the widgets' values, the pair is kept under PAIR_KEY
+    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
+
+st.subheader("Confusion matrix")
+left, right = st.columns([5, 4], gap="medium")
+with right:
+    norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
+                    format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
+                    help="Normalised: each row divided by its number of test images (the row sums to 1).")
+    st.markdown("**Pick a cell** by clicking it in the matrix, or here:")
+    s1, s2 = st.columns(2)
+    t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
+    p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
+    st.session_state[PAIR_KEY] = (t, p)
+    idx = ev.pair(t, p)
+    total_true = int((ev.y_true == t).sum())
+    kind = "predicted right" if t == p else f"predicted as **{LETTERS[p]}**"
+    if len(idx) == 0:
+        st.info(f"No test image of **{LETTERS[t]}** was {kind.replace('**', '')}.")
+    else:
+        shown = idx[:MAX_PAIR_IMAGES]
+        st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** were {kind}"
+                    + (f" (the {len(shown)} most confident shown)" if len(idx) > len(shown) else "")
+                    + ". Each title is the model's confidence in its answer.")
+        st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, confidence_titles(ev.confidence[shown]),
+                                          cols=6, tile_px=58, zmin=0, zmax=1),
+                        width="content", key="eval_pair_images")
+with left:
+    fig = figures.confusion_matrix_clickable(ev.confusion, normalize=norm == "normalised", selected=(t, p),
+                                             size=510)
+    st.plotly_chart(fig, width="content", key=CM_KEY, on_select=_on_click, selection_mode="points",
+                    config={"displayModeBar": False})
+    st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more.")
+
+# ----------------------------------------------------------------------------- per class and mistakes
+st.subheader("Per letter")
+df = pd.DataFrame(rows)
+pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_value=100)
+       for c in ("precision", "recall", "F1")}
+c1, c2 = st.columns([2, 1], gap="large")
+with c1:
+    st.dataframe(df, hide_index=True, width="stretch", height=36 * 12,
+                 column_config={**pct, "letter": st.column_config.TextColumn("letter", width="small"),
+                                "images": st.column_config.NumberColumn("images", format="%d", width="small",
+                                                                        help="Test images of this letter")})
+with c2:
+    st.markdown("**Precision**: when the model says this letter, how often is it right?  \n"
+                "**Recall**: of the real images of this letter, how many did it find?  \n"
+                "**F1**: one number that is high only when both are.")
+    worst = sorted(rows, key=lambda r: r["F1"])[:3]
+    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({r['F1']:.0f}% F1)" for r in worst) + ".")
+
+st.subheader("The most confident mistakes")
+mistakes = ev.mistakes(limit=24)
+if not mistakes:
+    st.success("No mistakes at all on the test set.")
+else:
+    st.caption("Wrong answers the model was surest of (true → predicted, confidence). A confident mistake often "
+               "shows two letters that really look alike, or an image that is hard even for a person.")
+    st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
+                                      mistake_titles(mistakes), cols=12, tile_px=84, zmin=0, zmax=1),
+                    width="content", key="eval_mistakes")

@@ -1,4 +1,152 @@
-"""Placeholder."""
+"""Kernels: what a model learned. First-layer kernels (or logreg templates, or MLP units) epoch by
+epoch, the kernels of deeper layers by input channel, and the feature maps of one test image."""
 import streamlit as st
 
-st.title("kernels")
+from signlab import figures, ui
+from signlab.explore import (conv_kernels, conv_layer_info, feature_map_tiles, first_layer_tiles, first_layer_weight,
+                             kernel_change, model_kind, random_test_index, strongest_units)
+from signlab.inference import feature_maps
+from signlab.labels import LETTERS
+from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
+
+st.title("🔬 Kernels and feature maps")
+ui.explain(KERNELS_INTRO, KERNELS_DETAILS)
+
+IMAGE_KEY = "kernels_image"
+MAX_MAPS = 32
+
+run = ui.run_picker(help="Only runs with at least one finished epoch have weights to look at.")
+if run is None:
+    st.stop()
+
+model = None
+with ui.guard(f"Could not load run {run.id}"):
+    model = ui.load_model(run)
+if model is None:
+    st.stop()
+kind = model_kind(model)
+history = run.kernel_history()
+ds = ui.dataset()
+
+
+def _when(epoch) -> str:
+    return "before training" if epoch == 0 else (f"after epoch {epoch}" if epoch else "the final weights")
+
+
+def _epoch_slider(label: str):
+    """A slider over the saved epochs; returns the chosen epoch's weights (the final ones without history)."""
+    if len(history) < 2:
+        if len(history) == 1:
+            st.caption("Only one snapshot was saved for this run, so there is nothing to step through.")
+        return None, None
+    epochs = sorted(history)
+    epoch = st.select_slider(label, epochs, value=epochs[-1], key=f"kernels_epoch_{run.id}",
+                             format_func=lambda e: "before training" if e == 0 else f"after epoch {e}")
+    moved = kernel_change(history).get(epoch)
+    if moved is not None and epoch > 0:
+        st.caption(f"After epoch {epoch} these weights have moved {100 * moved:.0f}% of their initial size "
+                   "away from where they started (‖W − W₀‖ / ‖W₀‖).")
+    return epoch, history[epoch]
+
+
+# ----------------------------------------------------------------------------- first layer
+if kind == "conv":
+    layers = conv_layer_info(model)
+    first = layers[0]
+    st.subheader("First-layer kernels")
+    st.caption(f"The {first['out']} kernels of size {first['k']}×{first['k']} that slide over the image "
+               f"(layer {first['name']}). Red weights respond to bright pixels, blue to dark ones; many "
+               "trained kernels look like edge or blob detectors.")
+    epoch, weights = _epoch_slider("Epoch")
+    tiles = first_layer_tiles(weights if weights is not None else first_layer_weight(model))
+    st.plotly_chart(figures.weight_templates(tiles, cols=20 if len(tiles) > 32 else 16, tile_px=40,
+                                             title=_when(epoch)),
+                    width="content", key="kernels_first")
+elif kind == "logreg":
+    st.subheader("Weight templates, one per letter")
+    st.caption("Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, "
+               "and its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue "
+               "against it. Slide through the epochs to watch the templates take the shape of hands.")
+    epoch, weights = _epoch_slider("Epoch")
+    w = weights if weights is not None else first_layer_weight(model)
+    st.plotly_chart(figures.weight_templates(first_layer_tiles(w), list(LETTERS), cols=12, tile_px=72,
+                                             title=_when(epoch)),
+                    width="content", key="kernels_templates")
+elif kind == "mlp":
+    st.subheader("What the first hidden units look for")
+    st.caption("Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. "
+               "Shown: the units with the strongest weights. Unlike a convolution's kernel, each unit looks at "
+               "the whole image at once and shares nothing with its neighbours.")
+    u1, u2 = st.columns([1, 3], gap="large")
+    n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
+    with u2:
+        epoch, weights = _epoch_slider("Epoch")
+    w = weights if weights is not None else first_layer_weight(model)
+    tiles = first_layer_tiles(w)
+    units = strongest_units(history[max(history)] if history else w, n_units)
+    st.plotly_chart(figures.weight_templates(tiles[units], [f"unit {u}" for u in units], cols=12, tile_px=72,
+                                             title=_when(epoch)),
+                    width="content", key="kernels_units_fig")
+else:
+    st.info("This model has neither convolutions nor a single weight layer to show.")
+
+# ----------------------------------------------------------------------------- deeper layers
+if kind == "conv" and len(layers) > 1:
+    st.subheader("Deeper layers, channel by channel")
+    st.caption("A deeper convolution reads *all* the feature maps of the layer before: it has one k×k kernel per "
+               "(output channel, input channel) pair. Pick an input channel to see every kernel that reads it.")
+    d1, d2 = st.columns([2, 1])
+    names = [l["name"] for l in layers[1:]]
+    by_name = {l["name"]: l for l in layers}
+    layer_name = d1.selectbox("Layer", names, format_func=lambda n: by_name[n]["label"], key="kernels_layer")
+    info = by_name[layer_name]
+    channel = d2.number_input(f"Input channel (0–{info['in'] - 1})", 0, info["in"] - 1, 0, key="kernels_channel")
+    with ui.guard("Could not show these kernels"):
+        ks = conv_kernels(model, layer_name, int(channel))
+        st.plotly_chart(figures.weight_templates(ks, cols=25 if len(ks) > 32 else 16, tile_px=32,
+                                                 title=f"the {info['out']} kernels that read channel {channel}"),
+                        width="content", key="kernels_deep")
+
+# ----------------------------------------------------------------------------- feature maps
+st.subheader("Feature maps of one image")
+if kind != "conv":
+    st.info("This model has no convolutions, so it makes no feature maps. Train a `convnet` or `fastcnn` run "
+            "to see how each layer transforms an image.")
+    st.stop()
+
+if IMAGE_KEY not in st.session_state:
+    st.session_state[IMAGE_KEY] = random_test_index(ds.test.targets, None, 0)
+
+
+def _random() -> None:
+    letter = st.session_state.get("kernels_letter")
+    seed = ui.state("kernels_seed", 0) + 1
+    st.session_state["kernels_seed"] = seed
+    st.session_state[IMAGE_KEY] = random_test_index(ds.test.targets, None if letter is None else letter, seed)
+
+
+f1, f2, f3 = st.columns([1, 1, 1], vertical_alignment="bottom")
+f1.selectbox("Letter for the random pick", list(range(len(LETTERS))), index=None, placeholder="any letter",
+             format_func=lambda i: LETTERS[i], key="kernels_letter")
+f2.button("🎲 Random test image", on_click=_random, width="stretch")
+index = f3.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY)
+
+image = ds.test.images[int(index)] / 255.0
+maps = []
+with ui.guard("Could not compute the feature maps"):
+    maps = feature_maps(model, image)
+left, right = st.columns([1, 4], gap="large")
+with left:
+    st.plotly_chart(figures.single_image(image, f"test image {index}: {LETTERS[ds.test.targets[int(index)]]}",
+                                         height=240), width="stretch", key="kernels_input")
+    st.caption("Each map is one kernel's response, stretched to its own range: bright where the kernel's pattern "
+               "is present. Early maps still look like the hand; deeper ones are smaller and more abstract.")
+with right:
+    for i, (name, fmap) in enumerate(maps):
+        tiles, titles = feature_map_tiles(fmap, MAX_MAPS)
+        c, h, w = fmap.shape
+        more = f" (the first {len(tiles)} shown)" if c > len(tiles) else ""
+        st.markdown(f"**conv {i + 1}** ({name}): {c} maps of {h}×{w}{more}")
+        st.plotly_chart(figures.tile_grid(tiles, titles, cols=12, tile_px=60, per_tile_scale=True,
+                                          colorscale="Viridis", font_size=10),
+                        width="content", key=f"kernels_maps_{i}")

@@ -1,4 +1,141 @@
-"""Placeholder."""
+"""Runs: every saved run in a table, their curves overlaid, and one run's rename, downloads and delete."""
+import pandas as pd
 import streamlit as st
 
-st.title("runs")
+from signlab import figures, ui
+from signlab.explore import curve_series, export_onnx, onnx_path, runs_table
+from signlab.runs import ACTIVE_STATES, delete_run
+from signlab.teach import RUNS_DETAILS, RUNS_INTRO
+
+MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
+
+st.title("🗂️ Runs")
+ui.explain(RUNS_INTRO, RUNS_DETAILS)
+
+runs = ui.runs()
+if not runs:
+    st.info("No runs yet. Train one on the **Train** page: with the default settings it takes seconds.")
+    if st.button("Go to Train", type="primary"):
+        st.switch_page("pages/train.py")
+    st.stop()
+
+by_id = {r.id: r for r in runs}
+flash = st.session_state.pop("runs_flash", None)
+if flash:
+    st.success(flash, icon="✅")
+
+# ----------------------------------------------------------------------------- the table
+st.subheader(f"All runs ({len(runs)})")
+df = pd.DataFrame(runs_table(runs))
+st.dataframe(df, hide_index=True, width="stretch", column_config={
+    "name": st.column_config.TextColumn("name", width="medium"),
+    "lr": st.column_config.NumberColumn("lr", format="%g"),
+    "test accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
+    "training time": st.column_config.NumberColumn("training time", format="%.1f s"),
+    "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    "augment": st.column_config.CheckboxColumn("augment"),
+})
+
+# ----------------------------------------------------------------------------- compare
+st.subheader("Compare runs")
+with_curves = [r.id for r in runs if r.status().get("epochs_completed", 0) or r.has_weights()]
+picked = st.multiselect("Runs to overlay", [r.id for r in runs], default=with_curves[:3],
+                        format_func=lambda i: ui.run_label(by_id[i]), key="runs_compare",
+                        placeholder="Choose runs to compare")
+if picked:
+    epochs, batches = curve_series([by_id[i] for i in picked])
+    metric = st.segmented_control("Epoch metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
+                                  default="val_accuracy", key="runs_metric", required=True,
+                                  format_func=lambda m: m.replace("val", "validation").replace("_", " "))
+    c1, c2 = st.columns(2)
+    with c1:
+        if any(epochs.values()):
+            st.plotly_chart(figures.runs_overlay({k: v for k, v in epochs.items() if v}, metric or "val_accuracy"),
+                            width="stretch", key="runs_overlay")
+        else:
+            st.info("None of these runs has finished an epoch yet.")
+    with c2:
+        if any(batches.values()):
+            st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
+    st.caption("Runs with one epoch show a single point per run; train longer to see the curves. Steps differ "
+               "between runs with different batch sizes: one step is one batch.")
+
+# ----------------------------------------------------------------------------- manage one run
+st.subheader("Manage a run")
+# The chosen run is kept under its own key: the selectbox remembers its choice by label, and a
+# rename (or a run finishing) changes the label, which would silently select another run.
+ids = [r.id for r in runs]
+if st.session_state.get(MANAGE) not in ids:
+    st.session_state[MANAGE] = ids[0]
+run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
+                      format_func=lambda i: ui.run_label(by_id[i]), key="runs_manage")
+st.session_state[MANAGE] = run_id
+run = by_id[run_id]
+s = run.summary()
+busy = s["status"] in ACTIVE_STATES
+st.caption(f"id `{run.id}` · folder `{run.dir}`" + (f" · {s['message']}" if s.get("message") else ""))
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    with st.form("runs_rename", border=False):
+        r1, r2 = st.columns([4, 1], vertical_alignment="bottom")
+        new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
+        if r2.form_submit_button("✏️ Rename", width="stretch"):
+            with ui.guard("Could not rename"):
+                run.rename(new_name)
+                st.session_state["runs_flash"] = f"Renamed to “{run.name}”."
+                st.rerun()
+    b1, b2, b3 = st.columns(3)
+    if b1.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
+        st.session_state[ui.Keys.EVAL_RUN] = run.id
+        st.switch_page("pages/evaluate.py")
+    if b2.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
+        st.session_state[ui.Keys.EVAL_RUN] = run.id
+        st.switch_page("pages/kernels.py")
+    if b3.button("🗑️ Delete…", width="stretch", disabled=busy,
+                 help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
+        st.session_state[ui.Keys.CONFIRM_DELETE] = run.id
+    if st.session_state.get(ui.Keys.CONFIRM_DELETE) == run.id:
+        st.warning(f"Delete run **{run.name}** and its weights for good? This cannot be undone.", icon="🗑️")
+        y, n = st.columns(2)
+        if y.button("Yes, delete it", type="primary", width="stretch", key="runs_confirm_yes"):
+            with ui.guard("Could not delete"):
+                gone = run.name
+                delete_run(run.id, ui.runs_dir())
+                st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
+                for key in (ui.Keys.EVAL_RUN, ui.Keys.TRAIN_RUN):
+                    if st.session_state.get(key) == run.id:
+                        st.session_state.pop(key)
+                st.session_state.pop(MANAGE, None)
+                st.session_state["runs_flash"] = f"Deleted run {gone}."
+                st.rerun()
+        if n.button("Cancel", width="stretch", key="runs_confirm_no"):
+            st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
+            st.rerun()
+
+with right:
+    st.markdown("**Downloads**")
+    if not run.has_weights():
+        st.info("This run has no weights yet: they are saved at the end of each epoch.")
+    else:
+        weights = run.dir / "model.safetensors"
+        st.download_button(f"⬇️ Weights (.safetensors, {weights.stat().st_size / 1024:,.0f} KB)",
+                           data=weights.read_bytes, file_name=f"{run.id}.safetensors",
+                           mime="application/octet-stream", key="runs_dl_weights", width="stretch",
+                           help="Load them with signlab (or safetensors): the architecture is in config.json.")
+        onnx = onnx_path(run)
+        if onnx is None:
+            if st.button("📦 Export to ONNX", width="stretch", key="runs_export",
+                         help="For other tools and languages: input 'image' (B, 1, 28, 28) in [0, 1], "
+                              "output 'logits' (B, 24)."):
+                with ui.guard("Could not export"), st.spinner("Exporting…"):
+                    export_onnx(run)
+                    st.rerun()
+        else:
+            st.download_button(f"⬇️ ONNX model ({onnx.stat().st_size / 1024:,.0f} KB)", data=onnx.read_bytes,
+                               file_name=f"{run.id}.onnx", mime="application/octet-stream", key="runs_dl_onnx",
+                               width="stretch", help="Input 'image' (B, 1, 28, 28) in [0, 1]; output 'logits' "
+                                                     "(B, 24), one per letter A–Y without J.")
+        st.download_button("⬇️ Settings (config.json)", data=(run.dir / "config.json").read_bytes,
+                           file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
+                           width="stretch")

@@ -42,11 +42,14 @@ def click_to_pair(points: Sequence[dict[str, Any]] | None) -> tuple[int, int] | 
     """The (true, predicted) class pair of the first clicked confusion-matrix square, if any.
 
     Each square of :func:`signlab.figures.confusion_matrix` carries ``customdata = [true, pred]``;
-    a click on the selection outline (no customdata) or anything malformed gives None.
+    Streamlit hands it over as a list or, from a numpy array, as ``{"0": true, "1": pred}``. A click
+    on the selection outline (no customdata) or anything malformed gives None.
     """
     for p in points or []:
         cd = p.get("customdata") if isinstance(p, dict) else None
-        if cd is None or len(cd) < 2:
+        if isinstance(cd, dict):
+            cd = [cd.get("0", cd.get(0)), cd.get("1", cd.get(1))]
+        if not isinstance(cd, (list, tuple)) or len(cd) < 2:
             continue
         try:
             t, q = int(cd[0]), int(cd[1])
@@ -80,7 +83,7 @@ def mistake_titles(mistakes: Sequence[dict[str, Any]]) -> list[str]:
 def per_class_rows(ev: Evaluation) -> list[dict[str, Any]]:
     """Precision, recall and F1 in percent, with the support, one row per letter."""
     return [{"letter": r["letter"], "precision": 100 * r["precision"], "recall": 100 * r["recall"],
-             "F1": 100 * r["f1"], "test images": r["support"]} for r in ev.per_class()]
+             "F1": 100 * r["f1"], "images": r["support"]} for r in ev.per_class()]
 
 
 def crowded_column(ev: Evaluation, ratio: float = 2.0, min_wrong: int = 50) -> dict[str, Any] | None:
@@ -114,6 +117,16 @@ def model_kind(model: nn.Module) -> str:
 
 def _np(w: Any) -> np.ndarray:
     return w.detach().cpu().float().numpy() if hasattr(w, "detach") else np.asarray(w, dtype=float)
+
+
+def first_layer_weight(model: nn.Module) -> np.ndarray:
+    """The model's first weight layer now (what :meth:`Run.kernel_history` snapshots each epoch)."""
+    from .runs import _first_layer_weight
+
+    w = _first_layer_weight(model)
+    if w is None:
+        raise RunError("this model has no convolution or linear layer")
+    return _np(w)
 
 
 def first_layer_tiles(weight: Any) -> np.ndarray:
@@ -180,7 +193,7 @@ def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int
 
 # --------------------------------------------------------------------------- the Runs page
 def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """One row per run for the runs table (accuracies in percent, the creation time as a datetime)."""
+    """One row per run for the runs table (accuracy in percent, the creation time as a datetime)."""
     import datetime as dt
 
     rows = []
@@ -193,10 +206,8 @@ def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
             "augment": bool(s["augment"]) if s["augment"] is not None else None,
             "test accuracy": 100 * s["test_accuracy"] if isinstance(s["test_accuracy"], (int, float)) else None,
-            "val accuracy": 100 * s["val_accuracy"] if isinstance(s["val_accuracy"], (int, float)) else None,
             "training time": s["train_seconds"] if isinstance(s["train_seconds"], (int, float)) else None,
             "created": dt.datetime.fromtimestamp(created) if isinstance(created, (int, float)) else None,
-            "id": s["run_id"],
         })
     return rows
 

@@ -237,17 +237,65 @@ def metric_scatter(df, x: str, y: str = "value", color: str | None = None, title
     return _layout(fig, 280, title=title or f"{y} against {x}")
 
 
-def weight_templates(weights: np.ndarray, titles: Sequence[str], cols: int = 8, title: str = "") -> go.Figure:
-    """28x28 weight images (logreg templates, MLP units) in a diverging scale centred on zero.
+def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int = 8, title: str = "",
+                     tile_px: int = 56) -> go.Figure:
+    """Weight images (logreg templates, MLP units, conv kernels) in a diverging scale centred on zero.
 
-    One scale for all tiles (red: a bright pixel there raises the score, blue: lowers it), so
-    templates can be compared with each other and across epochs.
+    One scale for all tiles (red: a bright pixel there raises the output, blue: lowers it), so
+    tiles can be compared with each other. A :func:`tile_grid`: show it with ``width="content"``.
     """
     w = np.asarray(weights, dtype=float)
     lim = float(np.abs(w).max()) or 1.0
-    rows = int(np.ceil(len(w) / max(1, min(cols, len(w)))))
-    return image_grid(w / lim, list(titles), cols=cols, colorscale="RdBu_r", zmid=0, title=title,
-                      height=max(200, 110 * rows + 50))
+    return tile_grid(w / lim, list(titles), cols=cols, tile_px=tile_px, colorscale="RdBu_r", zmin=-1, zmax=1,
+                     title=title)
+
+
+def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, tile_px: int = 56,
+              colorscale: str = "gray", zmin: float | None = None, zmax: float | None = None,
+              zmid: float | None = None, per_tile_scale: bool = False, title: str = "",
+              font_size: int = 11) -> go.Figure:
+    """An image grid sized to its tiles, with a free band above every row for the tile titles.
+
+    Like :func:`image_grid` (one heatmap montage with NaN gaps), but each tile is ``tile_px``
+    pixels wide and the figure's width and height follow from that, so there is no empty margin
+    and titles never cover the row above. Show it with ``st.plotly_chart(fig, width="content")``:
+    it keeps its size, shrinking (square pixels kept) only in a narrower container.
+    """
+    imgs = np.asarray(images, dtype=float)
+    n, h, w = imgs.shape
+    if per_tile_scale:
+        lo = imgs.reshape(n, -1).min(1)[:, None, None]
+        hi = imgs.reshape(n, -1).max(1)[:, None, None]
+        imgs = (imgs - lo) / np.where(hi - lo > 0, hi - lo, 1)
+    if h < 16:  # tiny tiles (3x3 maps, 5x5 kernels): enlarge so the gaps can stay a few pixels wide
+        f = int(np.ceil(16 / h))
+        imgs = imgs.repeat(f, axis=1).repeat(f, axis=2)
+        n, h, w = imgs.shape
+    cols = max(1, min(cols, n))
+    rows = int(np.ceil(n / cols))
+    scale = tile_px / w  # screen pixels per image pixel
+    gap_x = max(1, int(np.ceil(6 / scale)))
+    gap_y = max(gap_x, int(np.ceil((font_size + 6) / scale))) if titles else gap_x
+    out = np.full((rows * (h + gap_y), cols * (w + gap_x) - gap_x), np.nan)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top = r * (h + gap_y) + (gap_y if titles else 0)
+        out[top:top + h, c * (w + gap_x):c * (w + gap_x) + w] = imgs[i]
+    if not titles:
+        out = out[:rows * (h + gap_y) - gap_y]
+    fig = go.Figure(go.Heatmap(z=out, colorscale=colorscale, showscale=False, zmin=zmin, zmax=zmax, zmid=zmid,
+                               hoverongaps=False, hovertemplate="%{z:.2f}<extra></extra>"))
+    annotations = [dict(x=c * (w + gap_x) + w / 2 - 0.5, y=r * (h + gap_y) + gap_y - 0.5, text=str(t),
+                        showarrow=False, yanchor="bottom", font=dict(size=font_size))
+                   for i, t in enumerate(list(titles)[:n]) for r, c in [divmod(i, cols)]]
+    H, W = out.shape
+    top_margin = 34 if title else 4
+    fig.update_layout(annotations=annotations, width=int(W * scale) + 8, height=int(H * scale) + top_margin + 4,
+                      template=TEMPLATE, margin=dict(l=4, r=4, t=top_margin, b=4),
+                      title=dict(text=title, font=dict(size=14)) if title else None)
+    fig.update_xaxes(visible=False, range=[-0.5, W - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[H - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    return fig
 
 
 # --------------------------------------------------------------------------- classify
@@ -310,3 +358,27 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signe
     fig.update_xaxes(visible=False, range=[-0.5, 27.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[27.5, -0.5], scaleanchor="x", constrain="domain")
     return _layout(fig, height, title=title)
+
+
+def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected: tuple[int, int] | None = None,
+                               size: int = 620) -> go.Figure:
+    """:func:`confusion_matrix` made for ``st.plotly_chart(..., on_select=..., selection_mode="points")``.
+
+    Streamlit turns a click into a selection only when the figure sets no ``dragmode`` of
+    ``select``/``lasso`` (it then uses ``clickmode="event+select"``), so the drag mode is removed
+    and the axes are fixed (a drag does nothing). Unselected squares keep their colour after a
+    click, the chosen cell is outlined instead, and the plot is square: ``size`` pixels wide and
+    high, shown with ``width="content"``.
+    """
+    fig = confusion_matrix(cm, normalize=normalize, selected=selected)
+    fig.layout.dragmode = None
+    cell = max(8.0, (size - 70) / np.asarray(cm).shape[0])  # screen pixels per cell, axis labels aside
+    fig.update_traces(selector=0, marker_size=cell - 1.5, textfont_size=8 if cell >= 19 else 7,
+                      unselected=dict(marker=dict(opacity=1), textfont=dict(color="black")),
+                      selected=dict(marker=dict(opacity=1)))
+    if selected is not None and len(fig.data) > 1:
+        fig.data[1].marker.size = cell + 2
+    fig.update_xaxes(fixedrange=True)
+    fig.update_yaxes(fixedrange=True)
+    fig.update_layout(width=size, height=size + 10, margin=dict(l=10, r=10, t=10, b=10))
+    return fig

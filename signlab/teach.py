@@ -152,3 +152,20 @@ def live_hint(model: str, epochs: Sequence[dict[str, Any]]) -> str:
         return ("Validation accuracy is above training accuracy: training images are augmented (shifted, "
                 "rotated) and dropout is on, so training is the harder test here.")
     return ""
+
+
+RUNS_DETAILS = r"""
+**What a run keeps.** Each run is a folder: `config.json` (every setting, so the run can be
+repeated), `metrics.jsonl` (the loss of every few steps and the accuracy after each epoch),
+`model.safetensors` (the weights after the last finished epoch) and `kernels.safetensors` (the first
+layer after each epoch, for the Kernels page).
+
+**Comparing fairly.** Change one setting at a time and keep the seed: then a difference between two
+curves comes from that setting, not from luck. Compare *validation* accuracy, not training accuracy,
+which rewards memorising.
+
+**Formats.** *safetensors* stores only numbers, so loading it cannot run code (unlike pickle-based
+`.pt` files). *ONNX* describes the whole computation, per-image standardisation included, so other
+programs and languages can run the model: its input is `image` (B, 1, 28, 28) with pixels in
+$[0, 1]$, its output `logits` (B, 24).
+"""

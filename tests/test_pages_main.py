@@ -1,0 +1,338 @@
+"""The Data, Evaluate, Kernels and Runs pages under Streamlit's AppTest, and the selection logic
+behind them (signlab.explore).
+
+One tiny logistic-regression run (20 steps) is trained once into a temporary runs folder; every
+page test points SIGNLAB_RUNS_DIR there. Plotly clicks cannot be simulated here, so the Evaluate
+test picks a confusion cell through the fallback selectboxes.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from signlab import explore
+from signlab.evaluate import Evaluation
+from signlab.labels import LETTERS
+
+TIMEOUT = 60
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def page_runs(tmp_path_factory, dataset):
+    """A runs folder holding one tiny trained logreg run: (folder, run id)."""
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    root = tmp_path_factory.mktemp("page_runs")
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=20, augment=False, seed=0)
+    record = api.train(cfg, root, run_id="tiny-logreg", dataset=dataset)
+    assert record["status"] == "completed"
+    return root, record["run_id"]
+
+
+@pytest.fixture
+def runs_env(page_runs, monkeypatch, tmp_path):
+    """A fresh copy of the runs folder (pages may rename or delete), in SIGNLAB_RUNS_DIR."""
+    root, run_id = page_runs
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(copy))
+    return copy, run_id
+
+
+def _open(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _no_error(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _by_label(widgets, label: str):
+    found = [w for w in widgets if w.label == label]
+    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return found[0]
+
+
+# --------------------------------------------------------------------------- Data
+def test_data_page(runs_env):
+    at = _open("data")
+    _no_error(at)
+    assert at.title[0].value.endswith("The data")
+    assert any(e.label == "How it works" for e in at.expander)
+    letters = _by_label(at.multiselect, "Letters")
+    letters.set_value([LETTERS.index("B")]).run()
+    _no_error(at)
+    assert any("images of B" in c.value for c in at.caption)
+    _by_label(at.radio, "Split").set_value("test").run()
+    _no_error(at)
+    seed = at.session_state["data_seed"]
+    _by_label(at.button, "🔀 Reshuffle").click().run()
+    _no_error(at)
+    assert at.session_state["data_seed"] == seed + 1
+
+
+# --------------------------------------------------------------------------- Evaluate
+def test_evaluate_page_shows_a_chosen_pair(runs_env):
+    at = _open("evaluate")
+    _no_error(at)
+    labels = [m.label for m in at.metric]
+    assert "Test accuracy" in labels and "Mistakes" in labels
+    acc = _by_label(at.metric, "Test accuracy").value
+    assert acc.endswith("%") and 0 < float(acc[:-1]) <= 100
+    assert len(at.dataframe) >= 1  # the per-letter table
+    true_box, pred_box = _by_label(at.selectbox, "True letter"), _by_label(at.selectbox, "Predicted letter")
+    # a diagonal cell always holds images for a trained model: pick the letter with most right answers
+    from signlab import ui  # noqa: F401 - the cache is shared with the app in this process
+    from signlab.api import evaluate_run
+
+    ev = evaluate_run(runs_env[1], runs_dir=runs_env[0])
+    k = int(np.argmax(np.diag(ev.confusion)))
+    true_box.set_value(k)
+    pred_box.set_value(k)
+    at.run()
+    _no_error(at)
+    n = int(ev.confusion[k, k])
+    assert any(f"**{n:,}** of the" in m.value and f"**{LETTERS[k]}**" in m.value for m in at.markdown)
+    # an empty cell says so instead of showing images
+    empty = np.argwhere(ev.confusion == 0)
+    if len(empty):
+        t, p = map(int, empty[0])
+        _by_label(at.selectbox, "True letter").set_value(t)
+        _by_label(at.selectbox, "Predicted letter").set_value(p)
+        at.run()
+        _no_error(at)
+        assert any("No test image of" in i.value for i in at.info)
+    _by_label(at.radio, "Show").set_value("normalised").run()
+    _no_error(at)
+
+
+@pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
+def test_pages_without_runs(page, monkeypatch, tmp_path):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "empty"))
+    at = _open(page)
+    _no_error(at)
+    assert any("No trained run yet" in i.value or "No runs yet" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", ["evaluate", "kernels"])
+def test_damaged_weights_give_a_message_not_a_traceback(page, runs_env):
+    root, run_id = runs_env
+    (root / run_id / "model.safetensors").write_bytes(b"not a safetensors file")
+    at = _open(page)
+    assert not at.exception
+    assert any("not a readable safetensors file" in e.value for e in at.error)
+
+
+# --------------------------------------------------------------------------- Kernels
+def test_kernels_page_logreg_templates(runs_env):
+    at = _open("kernels")
+    _no_error(at)
+    assert any("Weight templates" in s.value for s in at.subheader)
+    slider = at.select_slider[0]
+    assert slider.label == "Epoch" and slider.options == ["before training", "after epoch 1"]
+    slider.set_value(0).run()
+    _no_error(at)
+    assert any("no convolutions" in i.value for i in at.info)
+
+
+def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
+    """A 10-step lecture ConvNet: first-layer kernels, a deeper layer by channel, feature maps."""
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    root = tmp_path / "runs"
+    api.train(TrainConfig(model="convnet", epochs=1, max_steps=10, augment=False, batch_size=64), root,
+              run_id="tiny-convnet", dataset=small_dataset, evaluate_test=False)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    at = _open("kernels")
+    _no_error(at)
+    subheaders = [s.value for s in at.subheader]
+    assert "First-layer kernels" in subheaders and "Deeper layers, channel by channel" in subheaders
+    assert any("conv 3" in m.value and "50 maps of 3×3" in m.value for m in at.markdown)
+    layer = _by_label(at.selectbox, "Layer")
+    layer.set_value(layer.options[-1] if isinstance(layer.options[-1], str) else "features.6").run()
+    _no_error(at)
+    channel = [n for n in at.number_input if n.label.startswith("Input channel")][0]
+    channel.set_value(49).run()
+    _no_error(at)
+    before = at.session_state["kernels_image"]
+    _by_label(at.selectbox, "Letter for the random pick").set_value(LETTERS.index("C")).run()
+    _by_label(at.button, "🎲 Random test image").click().run()
+    _no_error(at)
+    after = at.session_state["kernels_image"]
+    ds = api.load_dataset()
+    assert ds.test.targets[after] == LETTERS.index("C")
+    assert after != before or ds.test.targets[before] == LETTERS.index("C")
+
+
+# --------------------------------------------------------------------------- Runs
+def test_runs_page_rename_and_delete(runs_env):
+    root, run_id = runs_env
+    at = _open("runs")
+    _no_error(at)
+    assert any(s.value.startswith("All runs (1)") for s in at.subheader)
+    assert len(at.dataframe) == 1
+    _by_label(at.text_input, "Name").set_value("my first model")
+    _by_label(at.button, "✏️ Rename").click().run()
+    _no_error(at)
+    from signlab.runs import open_run
+
+    assert open_run(run_id, root).name == "my first model"
+    assert any("Renamed" in s.value for s in at.success)
+
+    _by_label(at.button, "🗑️ Delete…").click().run()
+    _no_error(at)
+    assert (root / run_id).is_dir()  # only asked, not yet deleted
+    assert any("cannot be undone" in w.value for w in at.warning)
+    _by_label(at.button, "Cancel").click().run()
+    assert (root / run_id).is_dir() and not any("cannot be undone" in w.value for w in at.warning)
+
+    _by_label(at.button, "🗑️ Delete…").click().run()
+    _by_label(at.button, "Yes, delete it").click().run()
+    _no_error(at)
+    assert not (root / run_id).exists()
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_runs_page_rename_keeps_the_chosen_run(runs_env):
+    """A rename must not change which run is managed (nor which one Delete removes).
+
+    In the browser a selectbox matches its choice by label, so the page keeps the run id under its
+    own key (checked in Chromium); AppTest keeps values by index, so here this guards the flow.
+    """
+    root, run_id = runs_env
+    import json
+
+    other = root / "older-run"
+    shutil.copytree(root / run_id, other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps({**meta, "run_id": "older-run", "name": "older-run", "created": 0}))
+    at = _open("runs")
+    _by_label(at.selectbox, "Run").set_value("older-run").run()
+    _by_label(at.text_input, "Name").set_value("renamed older")
+    _by_label(at.button, "✏️ Rename").click().run()
+    _no_error(at)
+    assert _by_label(at.selectbox, "Run").value == "older-run"
+    _by_label(at.button, "🗑️ Delete…").click().run()
+    _by_label(at.button, "Yes, delete it").click().run()
+    _no_error(at)
+    assert not other.exists() and (root / run_id).is_dir()
+    assert any("Deleted run renamed older" in s.value for s in at.success)
+
+
+def test_runs_page_open_in_evaluate(runs_env):
+    at = _open("runs")
+    _by_label(at.button, "🎯 Open in Evaluate").click().run()
+    _no_error(at)
+    assert at.session_state["eval_run_id"] == runs_env[1]
+    assert any(t.value.endswith("Evaluate a model") for t in at.title)
+
+
+# --------------------------------------------------------------------------- signlab.explore
+def _ev(y_true, y_pred) -> Evaluation:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    probs = np.full((len(y_true), 24), 0.01)
+    probs[np.arange(len(y_pred)), y_pred] = 0.9
+    return Evaluation(y_true=y_true, y_pred=y_pred, probs=probs)
+
+
+def test_click_to_pair():
+    assert explore.click_to_pair([{"customdata": [3, 5], "x": "F"}]) == (3, 5)
+    assert explore.click_to_pair([{"x": "A"}, {"customdata": [1, 1]}]) == (1, 1)
+    # what Streamlit 1.67 sends for a numpy customdata row (seen in Chromium)
+    sent = [{"point_index": 276, "x": "N", "y": "M", "customdata": {"0": 11, "1": 12}}]
+    assert explore.click_to_pair(sent) == (11, 12)
+    for bad in (None, [], [{"customdata": None}], [{"customdata": [30, 1]}], [{"customdata": ["a", 1]}],
+                ["not a dict"], [{"customdata": [2]}], [{"customdata": {"0": 1}}], [{"customdata": "ab"}]):
+        assert explore.click_to_pair(bad) is None
+
+
+def test_sample_indices_filters_and_repeats():
+    targets = np.array([0, 1, 2, 1, 1, 0, 2, 1])
+    a = explore.sample_indices(targets, [1], 3, seed=7)
+    assert len(a) == 3 and set(targets[a]) == {1} and len(set(a)) == 3
+    assert np.array_equal(a, explore.sample_indices(targets, [1], 3, seed=7))
+    assert len(explore.sample_indices(targets, [1], 10, seed=0)) == 4  # only four images of letter 1
+    assert len(explore.sample_indices(targets, None, 5, seed=0)) == 5
+    assert len(explore.sample_indices(targets, [5], 3, seed=0)) == 0
+    assert explore.random_test_index(targets, 2, seed=3) in (2, 6)
+
+
+def test_worst_pair_and_crowded_column():
+    y_true = [1] * 60 + [2] * 60 + [0] * 10 + [3] * 5
+    y_pred = [0] * 55 + [1] * 5 + [0] * 40 + [2] * 20 + [0] * 10 + [3] * 5
+    ev = _ev(y_true, y_pred)
+    assert explore.worst_pair(ev) == (1, 0)
+    col = explore.crowded_column(ev)
+    assert col is not None and col["letter"] == "A" and col["wrong"] == 95 and col["support"] == 10
+    assert explore.crowded_column(_ev([0, 1, 2], [0, 1, 2])) is None
+    assert explore.worst_pair(_ev([0, 1, 1], [0, 1, 1])) == (0, 0)  # no mistakes: the weakest diagonal
+
+
+def test_titles_and_rows():
+    ev = _ev([0, 1], [0, 2])
+    assert explore.confidence_titles(np.array([0.734, 1.0])) == ["73%", "100%"]
+    assert explore.mistake_titles(ev.mistakes()) == ["B→C 90%"]
+    rows = explore.per_class_rows(ev)
+    assert rows[0]["letter"] == "A" and rows[0]["recall"] == 100.0 and rows[1]["recall"] == 0.0
+
+
+def test_kernel_helpers():
+    import torch
+
+    from signlab.models import create_model
+
+    conv = create_model("convnet")
+    assert explore.model_kind(conv) == "conv"
+    assert explore.model_kind(create_model("logreg")) == "logreg"
+    assert explore.model_kind(create_model("mlp")) == "mlp"
+    info = explore.conv_layer_info(conv)
+    assert [(l["in"], l["out"], l["k"]) for l in info] == [(1, 100, 5), (100, 50, 3), (50, 50, 3)]
+    assert explore.conv_kernels(conv, info[1]["name"], 7).shape == (50, 3, 3)
+    with pytest.raises(Exception, match="input channels"):
+        explore.conv_kernels(conv, info[1]["name"], 100)
+    assert explore.first_layer_tiles(torch.zeros(100, 1, 5, 5)).shape == (100, 5, 5)
+    assert explore.first_layer_tiles(torch.zeros(24, 784)).shape == (24, 28, 28)
+    assert explore.first_layer_weight(create_model("logreg")).shape == (24, 784)
+    w0 = torch.ones(4, 1, 3, 3)
+    change = explore.kernel_change({0: w0, 1: w0 * 1.5})
+    assert change[0] == 0 and change[1] == pytest.approx(0.5)
+    tiles, titles = explore.feature_map_tiles(np.zeros((50, 3, 3)), cap=32)
+    assert tiles.shape == (32, 3, 3) and titles[0] == "#0"
+    w = np.zeros((5, 784))
+    w[3] = 1
+    assert explore.strongest_units(w, 2)[0] == 3
+
+
+def test_clickable_confusion_matrix_and_tile_grid():
+    from signlab import figures
+
+    cm = np.eye(24, dtype=int) * 10
+    cm[3, 5] = 4
+    fig = figures.confusion_matrix_clickable(cm, selected=(3, 5), size=500)
+    assert fig.layout.dragmode is None  # "select" would make Streamlit ignore clicks
+    assert fig.layout.xaxis.fixedrange and fig.layout.yaxis.fixedrange
+    assert fig.layout.width == 500 and fig.data[0].unselected.marker.opacity == 1
+    assert [list(c) for c in fig.data[0].customdata[:2]] == [[0, 0], [0, 1]]
+
+    grid = figures.tile_grid(np.random.default_rng(0).random((10, 28, 28)), [str(i) for i in range(10)], cols=4,
+                             tile_px=50)
+    z = np.asarray(grid.data[0].z, dtype=float)
+    assert z.shape[1] == 4 * 28 + 3 * int(np.ceil(6 / (50 / 28)))  # four tiles and three gaps a row
+    assert np.isnan(z[0]).all()  # a free band above the first row holds its titles
+    assert len(grid.layout.annotations) == 10 and grid.layout.width > 4 * 50
+    tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged
+    assert np.asarray(tiny.data[0].z).shape[0] >= 16
