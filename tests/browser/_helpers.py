@@ -1,0 +1,62 @@
+"""Helpers for the browser tests: waiting for the app, naming steps, reading plotly charts."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+def wait_idle(page, timeout: float = 30) -> None:
+    """Wait until the script run is over: the app is drawn and no 'Running…' indicator shows."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout * 1000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || getComputedStyle(document.querySelector('[data-testid=\"stStatusWidget\"]')).visibility === 'hidden'",
+        timeout=timeout * 1000)
+    page.wait_for_timeout(300)
+
+
+def assert_no_exception(page, where: str) -> None:
+    n = page.locator("[data-testid='stException']").count()
+    text = page.inner_text("body")
+    assert n == 0 and "Traceback" not in text, f"{where}: the page shows an exception:\n{text[:2000]}"
+
+
+def goto(page, server: str, path: str) -> None:
+    page.goto(server + path)
+    wait_idle(page)
+
+
+@contextmanager
+def step(page, name: str):
+    """Name a step: a failure inside says which step failed and what the page showed instead."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - re-raised with the page's text
+        try:
+            text = page.inner_text("body")[:1500]
+        except Exception:  # noqa: BLE001
+            text = "(page text unavailable)"
+        raise AssertionError(f"step '{name}' failed: {err}\n--- the page showed ---\n{text}") from err
+
+
+def plot_data(page, index: int = 0, trace: int = 0, key: str = "x"):
+    """Data of a plotly chart in the page: trace ``trace``'s ``key`` of the ``index``-th chart.
+
+    Reads ``_fullData``: plotly.py sends numpy arrays base64-encoded, and only the full data holds
+    them decoded.
+    """
+    return page.evaluate(
+        "([i, t, k]) => { const g = document.querySelectorAll('.js-plotly-plot')[i];"
+        " const d = g && (g._fullData || g.data); return d && d[t] ? Array.from(d[t][k] || []) : null; }",
+        [index, trace, key])
+
+
+def wait_points_above(page, n: int, timeout: float = 60) -> None:
+    """Wait until the first chart's first trace has more than ``n`` points."""
+    page.wait_for_function(
+        "(n) => { const g = document.querySelector('.js-plotly-plot');"
+        " const d = g && (g._fullData || g.data); return d && d[0] && d[0].x && d[0].x.length > n; }",
+        arg=n, timeout=timeout * 1000)
+
+
+def plot_count(page) -> int:
+    return page.locator(".js-plotly-plot").count()

@@ -1,0 +1,54 @@
+"""What a user does, in a real browser: open every page, train and watch, switch pages, stop."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from _helpers import assert_no_exception, goto, plot_count, plot_data, step, wait_idle, wait_points_above
+
+PAGES = ["/", "/guide", "/data", "/train", "/evaluate", "/kernels", "/classify", "/runs", "/sweeps"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_opens_without_exception(page, server, path):
+    with step(page, f"open {path}"):
+        goto(page, server, path)
+        assert_no_exception(page, path)
+        heading = page.locator("h1").first.inner_text()
+        assert heading.strip(), f"{path} has no title"
+
+
+def _points(page) -> int:
+    xs = plot_data(page, 0, 0, "x")
+    return len(xs) if xs else 0
+
+
+def test_train_chart_moves_survives_page_switch_and_stops(page, server):
+    # a run long enough to watch: the lecture's ConvNet at batch 32 takes ~17 s an epoch on 2 cores
+    url = "/train?preset=lecture&model=convnet&epochs=3&batch_size=32&lr=0.001&optimizer=adam&schedule=none&augment=False"
+    with step(page, "open Train with settings from the URL"):
+        goto(page, server, url)
+        assert "flaw fixed" in page.inner_text("body"), "the URL's model=convnet was not applied"
+    with step(page, "press Start"):
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    with step(page, "the loss chart gains points without reloading"):
+        wait_points_above(page, 1)
+        first = _points(page)
+        wait_points_above(page, first, 30)
+        second = _points(page)
+        assert second > first
+    with step(page, "switch to Data and back while it trains"):
+        page.get_by_role("link", name="Data").first.click()
+        wait_idle(page)
+        time.sleep(2)
+        page.get_by_role("link", name="Train").first.click()
+        page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+        back = _points(page)
+        wait_points_above(page, back, 30)
+        assert back >= second
+    with step(page, "press Stop"):
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_function("() => document.body.innerText.includes('Stopped')", timeout=60_000)
+        assert_no_exception(page, "Train after Stop")
+    assert plot_count(page) >= 1
