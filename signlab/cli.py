@@ -79,7 +79,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=None,

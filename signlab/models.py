@@ -139,22 +139,25 @@ def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class FastCNN(nn.Module):
-    """A narrow five-conv network with batch norm, sized for seconds-long training on a CPU."""
+    """Three conv + batch-norm + max-pool stages and a linear head on the flattened 3x3 maps.
 
-    def __init__(self, width: int = 16) -> None:
+    Sized for seconds-long training on a CPU: measured on 2 cores, a flatten head learned much
+    faster than global average pooling at the same cost, and width 24 was the narrowest that
+    reached 99.9% reliably across seeds (width 16 ranged from 98.9% to 99.9%).
+    """
+
+    def __init__(self, width: int = 24) -> None:
         super().__init__()
-        w = width
+        w1, w2, w3 = width, 2 * width, (8 * width) // 3  # 24, 48, 64
         self.features = nn.Sequential(
-            conv_bn(1, w),  # (B, w, 28, 28)
-            conv_bn(w, 2 * w), nn.MaxPool2d(2),  # (B, 2w, 14, 14)
-            conv_bn(2 * w, 2 * w),
-            conv_bn(2 * w, 4 * w), nn.MaxPool2d(2),  # (B, 4w, 7, 7)
-            conv_bn(4 * w, 4 * w), nn.AdaptiveAvgPool2d(1),  # (B, 4w, 1, 1)
+            conv_bn(1, w1), nn.MaxPool2d(2),  # (B, w1, 14, 14)
+            conv_bn(w1, w2), nn.MaxPool2d(2),  # (B, w2, 7, 7)
+            conv_bn(w2, w3), nn.MaxPool2d(2),  # (B, w3, 3, 3)
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(4 * w, NUM_CLASSES))
+        self.classifier = nn.Linear(w3 * 9, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(x).flatten(1))  # (B, w3 * 9) -> (B, 24)
 
 
 class DeepCNN(nn.Module):
@@ -194,8 +197,9 @@ def _convnet() -> nn.Module:
     return LectureConvNet(output_relu=False)
 
 
-@register_model("fastcnn", "Five 3x3 conv + batch-norm layers, width 16: a strong model in seconds", has_width=True)
-def _fastcnn(width: int = 16) -> nn.Module:
+@register_model("fastcnn", "Three 3x3 conv + batch-norm + pooling stages, width 24: a strong model in seconds",
+                has_width=True)
+def _fastcnn(width: int = 24) -> nn.Module:
     return FastCNN(width)
 
 

@@ -204,6 +204,8 @@ class Run:
             model.load_state_dict(load_weights(self.dir / "model.safetensors"))
         except RuntimeError as err:
             raise RunError(f"run {self.id}: weights do not fit model {cfg.model} ({err})") from err
+        if cfg.channels_last:  # the layout it trained in: outputs then match training bit for bit
+            model = model.to(memory_format=torch.channels_last)
         return model.to(device).eval()
 
     def training_state(self) -> dict[str, Any]:

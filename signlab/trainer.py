@@ -107,6 +107,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16."""
+    if precision == "fp32" or device.type not in ("cpu", "cuda"):
+        return False
+    if precision == "bf16":
+        return True
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # oneDNN reports native bf16 (AVX512-BF16 or AMX); emulated bf16 would be slower than fp32
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def device_description(device: torch.device | None = None) -> str:
     """A short human description: the GPU's name, or the CPU with its thread count."""
     device = device or resolve_device("auto")
@@ -160,7 +174,7 @@ def make_optimizer(cfg: TrainConfig, params: Iterable[nn.Parameter]) -> torch.op
 def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 1),
-                                                   pct_start=0.25)
+                                                   pct_start=0.25, cycle_momentum=cfg.optimizer == "sgd")
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
     return None
@@ -226,7 +240,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
         self._stop_requested = False
-        self._autocast = cfg.precision == "bf16" and self.device.type in ("cpu", "cuda")
+        self._autocast = use_bf16(cfg.precision, self.device)
 
     # -- control
     def stop(self) -> None:
