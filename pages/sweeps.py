@@ -1,4 +1,188 @@
-"""Placeholder."""
+"""Sweeps: start an Optuna search over the training settings, watch its trials arrive, stop it,
+and open the best trial's run."""
+import time
+
+import pandas as pd
 import streamlit as st
 
-st.title("sweeps")
+from signlab import figures, sweep, ui
+from signlab.models import model_info, model_names
+from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
+
+st.title("🧪 Sweeps")
+ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
+
+runs_dir = ui.runs_dir()
+LABELS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
+          "augment": "augmentation", "width": "width"}
+STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
+LAUNCH_KEY = "sweep_launched"  # study -> time this session started it
+
+left, right = st.columns([1, 2], gap="large")
+
+# ----------------------------------------------------------------------------- start a sweep
+with left:
+    st.subheader("New sweep")
+    with st.form("new_sweep"):
+        names = model_names()
+        model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0)
+        trials = st.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.")
+        epochs = st.number_input("Epochs per trial", 1, 50, sweep.DEFAULT_EPOCHS,
+                                 help="Short trials rank settings well enough; train the winner longer after.")
+        minutes = st.number_input("Time limit (minutes, 0 = none)", 0, 24 * 60, 30,
+                                  help="No new trial starts after this time; the running one finishes.")
+        n_workers = st.number_input("Worker processes", 1, 8, 1,
+                                    help="Trials run in parallel, one per worker; more than one only helps "
+                                         "with several CPU cores or GPUs.")
+        submitted = st.form_submit_button("▶ Start sweep", type="primary", width="stretch")
+    st.caption(f"Searched: learning rate {sweep.LR_RANGE[0]:g}–{sweep.LR_RANGE[1]:g} (log scale), batch size "
+               f"{'/'.join(map(str, sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
+               + (f", width {'/'.join(map(str, sweep.widths_for(model)))}" if model_info(model).has_width else "")
+               + f". Trials are scored on {100 * sweep.DEFAULT_VAL_FRACTION:.0f}% of the training images held "
+                 "out; the test set stays untouched until you evaluate the winner.")
+    if submitted:
+        with ui.guard("Could not start the sweep"):
+            started = sweep.start_sweep_process(model, int(trials), int(epochs), timeout=60 * minutes or None,
+                                                runs_dir=runs_dir, workers=int(n_workers))
+            st.session_state[ui.Keys.SWEEP] = st.session_state["sweep_select"] = started["study"]
+            st.session_state.setdefault(LAUNCH_KEY, {})[started["study"]] = time.time()
+            st.rerun()
+
+# ----------------------------------------------------------------------------- pick a study
+studies = sweep.list_studies(runs_dir)
+with right:
+    if not studies:
+        st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
+                "as they finish, each one an ordinary run you can open.")
+        st.stop()
+    by_name = {s["study"]: s for s in studies}
+    chosen = st.session_state.get(ui.Keys.SWEEP)
+    ids = list(by_name)
+    if chosen not in by_name:
+        chosen = ids[0]
+    if st.session_state.get("sweep_select") not in by_name:
+        st.session_state["sweep_select"] = chosen
+
+    def _label(name: str) -> str:
+        s = by_name[name]
+        bits = [name]
+        if s.get("model"):
+            bits.append(f"{s['model']}, {s.get('epochs', '?')} epoch(s) per trial")
+        if s.get("workers"):
+            bits.append("running")
+        return " · ".join(bits)
+
+    study = st.selectbox("Study", ids, format_func=_label, key="sweep_select")
+    st.session_state[ui.Keys.SWEEP] = study
+    record = by_name[study]
+    storage = record.get("storage")
+    launched_at = st.session_state.get(LAUNCH_KEY, {}).get(study, 0)
+    running = sweep.sweep_running(study, runs_dir) or time.time() - launched_at < 20
+
+    # ------------------------------------------------------------------------- live view
+    @st.fragment(run_every=2.0 if running else None)
+    def live() -> None:
+        now_running = sweep.sweep_running(study, runs_dir)
+        starting = not now_running and time.time() - launched_at < 20
+        rows = []
+        with ui.guard("Cannot read the study"):
+            rows = sweep.study_trials(storage, study, runs_dir)
+        workers = sweep.workers(study, runs_dir)
+        best = sweep.best_trial(rows)
+        stop_at = st.session_state.get(STOP_KEY, {}).get(study)
+
+        done = [r for r in rows if r["state"] != "RUNNING"]
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Trials", len(rows))
+        c2.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows))
+        c3.metric("Pruned early", sum(r["state"] == "PRUNED" for r in rows))
+        c4.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–",
+                  help="Validation accuracy of the best trial, on the held-out training images.")
+
+        if now_running or starting:
+            current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]
+            text = (f"Running: {len(workers)} worker{'s' if len(workers) != 1 else ''}"
+                    + (f", training trial {', '.join(current)}" if current else ", loading the data")
+                    if workers else "Starting the worker…")
+            if stop_at:
+                text = "Stopping: the running trial ends after its current batch…"
+            st.info(f"⏳ {text}")
+            b1, b2 = st.columns(2)
+            if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
+                sweep.stop_sweep(study, runs_dir)
+                st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
+                st.rerun()
+            if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
+                                                                    help="End the worker processes now; "
+                                                                         "their running trial is marked failed."):
+                sweep.stop_sweep(study, runs_dir, force=True)
+                st.rerun()
+        else:
+            reason = sweep.last_log_line(study, runs_dir).removeprefix("signlab: ")
+            if not rows and reason:
+                st.error(f"The sweep could not run: {reason}")
+            elif rows:
+                (st.info if stop_at else st.success)(f"{'Stopped' if stop_at else 'Finished'}: {len(done)} trial(s).")
+                if reason:
+                    st.warning(f"A worker of this study ended with an error: {reason}")
+
+        if best:
+            settings = ", ".join(f"{LABELS[k]} {_fmt(k, best[k])}" for k in sweep.PARAMS if best.get(k) is not None)
+            test = best.get("test_accuracy")
+            st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
+                        + (f", {100 * test:.2f}% on the test set" if test is not None else "")
+                        + f"  \n{settings}")
+            if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
+                st.session_state[ui.Keys.EVAL_RUN] = best["run_id"]
+                st.switch_page("pages/evaluate.py")
+
+        if rows:
+            df = pd.DataFrame(rows)
+            shown = df.assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,
+                              augment=df["augment"].map({True: "on", False: "off"}))
+            shown = shown.drop(columns=[c for c in ("width",) if shown[c].isna().all()])
+            order = ["number", "state", "value", "val_loss", *sweep.PARAMS, "epochs", "seconds", "test_accuracy",
+                     "note", "run_id"]
+            st.dataframe(
+                shown.sort_values("number", ascending=False), hide_index=True, width="stretch",
+                column_order=[c for c in order if c in shown.columns],
+                column_config={
+                    "number": st.column_config.NumberColumn("trial", format="#%d"),
+                    "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
+                    "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
+                    "batch_size": st.column_config.NumberColumn("batch"),
+                    "augment": st.column_config.TextColumn("augment."),
+                    "weight_decay": st.column_config.NumberColumn("weight decay", format="%.1e"),
+                    "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
+                    "seconds": st.column_config.NumberColumn("time (s)", format="%.0f"),
+                    "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
+                    "run_id": st.column_config.TextColumn("run"),
+                })
+            searched = [p for p in sweep.PARAMS if df[p].notna().any()]
+            if any(r["value"] is not None for r in rows):
+                cols = st.columns(2)
+                for i, p in enumerate(searched):
+                    cols[i % 2].plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
+                                             width="stretch", key=f"sweep_scatter_{p}")
+                st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
+                           "were stopped with; the star is the best trial.")
+        elif not (now_running or starting):
+            st.info("This study has no trials yet.")
+        if running and not (now_running or starting):
+            st.rerun()  # the sweep ended: a full rerun turns polling off
+
+    def _fmt(k: str, v) -> str:
+        if k in ("lr", "weight_decay"):
+            return f"{v:.2e}"
+        if k == "augment":
+            return "on" if v else "off"
+        return str(v)
+
+    live()
+    with st.expander("Run this sweep from a terminal, or on more machines"):
+        st.markdown("Every worker that joins the study with the same storage shares its trials; "
+                    "see `docs/sweeps.md` for a shared journal file or PostgreSQL.")
+        st.code(f"python -m signlab sweep --model {record.get('model', 'fastcnn')} --epochs "
+                f"{record.get('epochs', sweep.DEFAULT_EPOCHS)} --trials 8 --study {study} "
+                f"--storage {storage or sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}",
+                language="bash")

@@ -250,6 +250,50 @@ def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int 
                      title=title)
 
 
+def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int | None = None) -> go.Figure:
+    """Validation accuracy of a sweep's trials against one hyperparameter (the Sweeps page).
+
+    Completed trials are blue dots, pruned ones grey crosses at the accuracy they were pruned
+    with, the best trial an orange star. The learning rate and weight decay use a log axis.
+    """
+    def pick(states: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [r for r in rows if r.get("state") in states and r.get("value") is not None
+                and r.get(param) is not None]
+
+    def xs(rs: list[dict[str, Any]]) -> list[Any]:
+        return [("on" if r[param] else "off") if isinstance(r[param], bool) else r[param] for r in rs]
+
+    fig = go.Figure()
+    for states, name, marker in ((("COMPLETE",), "completed", dict(size=10, color=BLUE)),
+                                 (("PRUNED", "STOPPED"), "pruned", dict(size=9, color=GREY, symbol="x"))):
+        rs = pick(states)
+        if rs:
+            fig.add_trace(go.Scatter(x=xs(rs), y=[100 * r["value"] for r in rs], mode="markers", name=name,
+                                     marker=marker, customdata=[r["number"] for r in rs],
+                                     hovertemplate=f"{param}=%{{x}}<br>accuracy %{{y:.2f}}%"
+                                                   "<extra>trial %{customdata}</extra>"))
+    best = [r for r in pick(("COMPLETE",)) if r["number"] == best_number]
+    if best:
+        fig.add_trace(go.Scatter(x=xs(best), y=[100 * best[0]["value"]], mode="markers", name="best",
+                                 marker=dict(size=16, color=ORANGE, symbol="star", line=dict(width=1, color="black")),
+                                 hoverinfo="skip"))
+    values = [r[param] for r in pick(("COMPLETE", "PRUNED", "STOPPED"))]
+    if param in ("lr", "weight_decay") and values and min(values) > 0:
+        lo, hi = int(np.floor(np.log10(min(values)))), int(np.ceil(np.log10(max(values))))
+        hi = max(hi, lo + 1)
+        fig.update_xaxes(type="log", range=[lo - 0.05, hi + 0.05], tickvals=[10.0 ** e for e in range(lo, hi + 1)],
+                         ticktext=[f"1e{e}" for e in range(lo, hi + 1)])
+    elif values and all(isinstance(v, bool) for v in values):
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=["off", "on"])
+    elif param in ("batch_size", "width"):
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(set(values)))
+    label = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
+             "augment": "augmentation"}.get(param, param)
+    fig.update_xaxes(title=label)
+    fig.update_yaxes(title="validation accuracy (%)")
+    return _layout(fig, 280, title=f"Accuracy against {label}", showlegend=False)
+
+
 def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, tile_px: int = 56,
               colorscale: str = "gray", zmin: float | None = None, zmax: float | None = None,
               zmid: float | None = None, per_tile_scale: bool = False, title: str = "",

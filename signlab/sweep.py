@@ -1,0 +1,683 @@
+"""Hyperparameter sweeps with Optuna: ``python -m signlab sweep --model M --trials N``.
+
+A *study* is a set of *trials*; each trial trains one ordinary signlab run (named ``STUDY #N``)
+with settings that Optuna's TPE sampler proposes: learning rate, batch size, weight decay,
+augmentation and, for models that have one, the width. After every epoch the trial reports its
+validation accuracy; the median pruner stops a trial that is below the median of earlier trials
+at the same epoch. The objective is the validation accuracy after the last epoch, measured on a
+held-out part of the training set (``--val-fraction``, 0.1 by default), so that the test CSV stays
+untouched by the search and the best trial's test accuracy is an honest estimate.
+
+Where the study lives (``--storage``):
+
+* nothing: a journal file ``<runs_dir>/sweeps/<study>.journal``, no server needed;
+* a path, or ``journal:PATH``: a journal file there (on a shared disk, workers on several
+  machines join the same study; the file is locked for every write);
+* ``postgresql://…``, ``mysql://…``, ``sqlite:///…``: a database (Optuna's RDBStorage).
+
+Every worker process runs ``--trials`` trials; any number of workers on any number of machines
+may work on one study at the same time: the storage hands out trial numbers, and the sampler
+("constant liar") avoids proposing what a running trial is already trying.
+
+Beside the study, ``<runs_dir>/sweeps/`` holds what the dashboard needs: ``<study>.json`` (the
+study's storage and settings), ``<study>.workers/`` (one file per live worker process),
+``<study>.launch`` (the processes the dashboard started), ``<study>.log`` (their output) and
+``<study>.stop`` (a stop request: workers stop their current trial after its current batch and
+start no new one). This module does not import Streamlit; optuna is imported when a sweep runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import ConfigError, SignlabError
+from .fsutil import atomic_write_json, read_json
+from .paths import PROJECT_ROOT, default_runs_dir
+
+STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BATCH_SIZES = (32, 64, 128, 256)
+LR_RANGE = (1e-4, 1e-2)
+WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
+# widths to try, by model; models not listed here use DEFAULT_WIDTHS
+WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "deepcnn": (16, 24, 32, 48),
+                                      "mlp": (64, 128, 192, 256)}
+DEFAULT_WIDTHS = (8, 16, 24, 32)
+PARAMS = ("lr", "batch_size", "weight_decay", "augment", "width")  # the searched settings, in table order
+DEFAULT_EPOCHS = 2
+DEFAULT_VAL_FRACTION = 0.1
+MAX_TRIALS = 10_000
+SEARCH_SPACE_VERSION = 1  # bump when the searched ranges change: a study keeps one search space
+# settings that must agree between the workers of one study (they change what a trial's value means)
+SHARED_SETTINGS = ("model", "epochs", "max_steps", "val_fraction", "data", "seed", "schedule", "optimizer")
+
+
+# --------------------------------------------------------------------------- names and places
+def check_study_name(name: str) -> str:
+    if not isinstance(name, str) or not STUDY_RE.match(name) or ".." in name:
+        raise ConfigError(f"--study: {name!r} is not a valid study name "
+                          "(up to 64 letters, digits, '-', '_' and '.')")
+    return name
+
+
+def default_study_name(model: str, epochs: int) -> str:
+    """The study a plain ``sweep --model M`` joins: rerunning the command adds trials to it."""
+    return f"{model}-{epochs}ep"
+
+
+def sweeps_dir(runs_dir: Path | str | None = None) -> Path:
+    return (Path(runs_dir) if runs_dir else default_runs_dir()) / "sweeps"
+
+
+def default_storage(study: str, runs_dir: Path | str | None = None) -> str:
+    return str((sweeps_dir(runs_dir) / f"{check_study_name(study)}.journal").resolve())
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as err:  # optuna is optional for the rest of signlab
+        raise ConfigError("sweeps need optuna: pip install optuna") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = None):
+    """An Optuna storage for ``spec``: None (the local journal file), a path, ``journal:PATH`` or a
+    database URL. Raises ConfigError for a spec it cannot use."""
+    optuna = _optuna()
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if spec is None or not str(spec).strip():
+        spec = default_storage(study, runs_dir)
+    spec = str(spec).strip()
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme:
+        if scheme.startswith(("postgresql", "postgres", "mysql", "sqlite")):
+            if scheme == "postgres":
+                spec = "postgresql" + spec[len("postgres"):]
+            try:
+                return RDBStorage(spec, heartbeat_interval=60, grace_period=300)
+            except ImportError as err:
+                hint = " (for PostgreSQL: pip install psycopg2-binary)" if scheme.startswith("postgres") else ""
+                raise ConfigError(f"--storage: {_mask(spec)} needs a database driver that is not "
+                                  f"installed{hint}") from err
+            except Exception as err:  # noqa: BLE001 - sqlalchemy's errors: connection refused, bad URL
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ConfigError(f"--storage: cannot open {_mask(spec)}: {first}") from err
+        if scheme != "journal":
+            raise ConfigError(f"--storage: {_mask(spec)} is not supported; give a journal file path, "
+                              "journal:PATH, or a postgresql://, mysql:// or sqlite:// URL")
+    path = Path(spec[len("journal:"):] if spec.startswith("journal:") else spec).expanduser()
+    if spec.startswith("journal://"):
+        path = Path(spec[len("journal://"):]).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"--storage: {path} is a folder; give a file, e.g. {path / (study + '.journal')}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path))
+    except OSError as err:
+        raise ConfigError(f"--storage: cannot write {path} ({err.strerror or err})") from err
+    return JournalStorage(backend)
+
+
+def _storage_text(spec: str | None, study: str, runs_dir: Path | str | None) -> str:
+    """The storage as the dashboard can reopen it: a journal path made absolute, a URL as given."""
+    if spec is None or not str(spec).strip():
+        return default_storage(study, runs_dir)
+    spec = str(spec).strip()
+    if "://" in spec and not spec.startswith("journal://"):
+        return spec
+    path = spec.removeprefix("journal://").removeprefix("journal:")
+    return str(Path(path).expanduser().resolve())
+
+
+def _mask(url: str) -> str:
+    """A storage URL with its password hidden, for messages and the dashboard."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
+
+
+# --------------------------------------------------------------------------- the search space
+def widths_for(model: str) -> tuple[int, ...]:
+    from .config import RANGES
+
+    lo, hi = RANGES["width"]
+    return tuple(w for w in WIDTHS.get(model, DEFAULT_WIDTHS) if lo <= w <= hi)
+
+
+def suggest(trial, model: str) -> dict[str, Any]:
+    """The settings of one trial, asked of Optuna (works with any object that has ``suggest_*``)."""
+    from .models import model_info
+
+    params: dict[str, Any] = {
+        "lr": trial.suggest_float("lr", *LR_RANGE, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
+        "weight_decay": trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True),
+        "augment": trial.suggest_categorical("augment", [True, False]),
+    }
+    if model_info(model).has_width:
+        params["width"] = trial.suggest_categorical("width", list(widths_for(model)))
+    return params
+
+
+def base_config(model: str = "fastcnn", epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
+                val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any):
+    """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
+    from .config import preset
+
+    return preset("fast", model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
+                  **overrides)
+
+
+# --------------------------------------------------------------------------- pruning and stopping
+class PruningCallback:
+    """Trainer callback: report the validation accuracy of every epoch to the trial and stop the
+    trainer when the pruner says the trial is hopeless. ``should_stop`` (checked at every event)
+    stops the trainer too: a stop request from the dashboard.
+
+    After training, ``pruned_at`` is the epoch the trial was pruned after (None if it was not) and
+    ``stopped`` says whether ``should_stop`` ended it.
+    """
+
+    def __init__(self, trial, total_epochs: int, should_stop: Callable[[], bool] | None = None) -> None:
+        self.trial, self.total_epochs, self.should_stop = trial, total_epochs, should_stop
+        self.pruned_at: int | None = None
+        self.stopped = False
+        self.val_loss: float | None = None  # of the last epoch: breaks ties between equal accuracies
+
+    def __call__(self, event, trainer) -> None:
+        from .trainer import BatchEnd, EpochEnd
+
+        if isinstance(event, EpochEnd):
+            self.val_loss = float(event.val_loss)
+            self.trial.report(float(event.val_accuracy), event.epoch)
+            # pruning after the last epoch would save nothing: the trial then simply completes
+            if event.epoch < self.total_epochs and self.trial.should_prune():
+                self.pruned_at = event.epoch
+                trainer.stop()
+        if isinstance(event, (BatchEnd, EpochEnd)) and self.should_stop is not None and not self.stopped:
+            if self.should_stop():
+                self.stopped = True
+                trainer.stop()
+
+
+def request_stop(study: str, runs_dir: Path | str | None = None) -> None:
+    """Ask every worker of ``study`` that uses this runs folder to stop (after its current batch)."""
+    atomic_write_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.stop", {"time": time.time()})
+
+
+def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
+    """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
+    rec = read_json(sweeps_dir(runs_dir) / f"{study}.stop", {}) or {}
+    return float(rec.get("time", 0)) >= since
+
+
+# --------------------------------------------------------------------------- workers
+def _worker_file(study: str, runs_dir: Path | str | None) -> Path:
+    return sweeps_dir(runs_dir) / f"{study}.workers" / f"{socket.gethostname()}-{os.getpid()}.json"
+
+
+def workers(study: str, runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
+    """The live worker processes of ``study`` that registered in this runs folder.
+
+    A worker on this host whose process is gone is dropped (and its file removed); a worker on
+    another host counts while its file was updated in the last hour.
+    """
+    from .runs import _pid_alive
+
+    folder = sweeps_dir(runs_dir) / f"{study}.workers"
+    out = []
+    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rec = read_json(f)
+        if not isinstance(rec, dict):
+            continue
+        if rec.get("host") == socket.gethostname():
+            if not _pid_alive(rec.get("pid")):
+                f.unlink(missing_ok=True)
+                continue
+        elif time.time() - float(rec.get("updated", 0)) > 3600:
+            continue
+        out.append(rec)
+    return out
+
+
+def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
+    """The studies recorded in this runs folder, newest first: name, model, epochs, storage, workers."""
+    folder = sweeps_dir(runs_dir)
+    if not folder.is_dir():
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for f in folder.glob("*.journal"):
+        if STUDY_RE.match(f.stem):
+            found[f.stem] = {"study": f.stem, "storage": str(f.resolve()), "created": f.stat().st_mtime}
+    for f in folder.glob("*.launch"):  # started from the dashboard, perhaps not yet created by its worker
+        rec = read_json(f)
+        if isinstance(rec, dict) and STUDY_RE.match(f.stem):
+            found[f.stem] = {"study": f.stem, "storage": None, "created": rec.get("time", 0),
+                             "model": rec.get("model"), "epochs": rec.get("epochs")}
+    for f in folder.glob("*.json"):
+        rec = read_json(f)
+        if isinstance(rec, dict) and STUDY_RE.match(f.stem):
+            found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
+    for name, rec in found.items():
+        rec["workers"] = len(workers(name, runs_dir))
+    return sorted(found.values(), key=lambda r: r.get("created", 0), reverse=True)
+
+
+def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, Any]:
+    return read_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.json", {}) or {}
+
+
+_CHILDREN: list[subprocess.Popen] = []  # workers this process started, reaped as they end
+
+
+def _reap() -> None:
+    for p in list(_CHILDREN):
+        if p.poll() is not None:
+            _CHILDREN.remove(p)
+
+
+def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, timeout: float | None = None,
+                        study: str | None = None, storage: str | None = None,
+                        runs_dir: Path | str | None = None, workers: int = 1,
+                        extra_args: Iterable[str] = ()) -> dict[str, Any]:
+    """Start ``workers`` background processes ``python -m signlab sweep …`` on one study, each in its
+    own process session, sharing a budget of ``trials`` trials between them.
+
+    Returns {study, pids, log}. The arguments are checked here first, so bad input raises
+    ConfigError at once instead of failing in the background.
+    """
+    base_config(model=model, epochs=epochs)  # raises ConfigError for a bad model or epochs
+    _check_budget(trials, timeout)
+    if not 1 <= int(workers) <= 64:
+        raise ConfigError(f"workers: {workers!r} is out of range; allowed 1 to 64")
+    workers = min(int(workers), int(trials))
+    study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
+    folder = sweeps_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    _reap()
+    log_path = folder / f"{study}.log"
+    env = {**os.environ, "SIGNLAB_SWEEP_LAUNCHED": str(time.time())}
+    cpus = os.cpu_count() or 1
+    if workers > 1:  # share the cores: oversubscribed torch threads slow every worker down
+        env["OMP_NUM_THREADS"] = str(max(1, cpus // workers))
+    pids = []
+    for i in range(workers):
+        share = trials // workers + (1 if i < trials % workers else 0)
+        cmd = [sys.executable, "-m", "signlab", "sweep", "--model", model, "--trials", str(share),
+               "--epochs", str(int(epochs)), "--study", study, "--runs-dir", str(root), "--json"]
+        if timeout:
+            cmd += ["--timeout", str(float(timeout))]
+        if storage:
+            cmd += ["--storage", storage]
+        cmd += list(extra_args)
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        _CHILDREN.append(proc)
+        pids.append(proc.pid)
+    atomic_write_json(folder / f"{study}.launch", {"pids": pids, "host": socket.gethostname(), "time": time.time(),
+                                                   "model": model, "epochs": int(epochs), "trials": int(trials)})
+    return {"study": study, "pids": pids, "log": str(log_path)}
+
+
+def sweep_running(study: str, runs_dir: Path | str | None = None) -> bool:
+    """Whether a worker of ``study`` is alive: registered, or launched from here and still starting."""
+    from .runs import _pid_alive
+
+    _reap()
+    if workers(study, runs_dir):
+        return True
+    launch = read_json(sweeps_dir(runs_dir) / f"{study}.launch", {}) or {}
+    if time.time() - float(launch.get("time", 0)) > 300:  # by then a live worker has registered itself
+        return False
+    return launch.get("host") == socket.gethostname() and any(_pid_alive(p) for p in launch.get("pids", []))
+
+
+def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False) -> int:
+    """Ask the study's workers on this host to stop; ``force`` also sends them SIGTERM (their
+    current trial is then marked failed). Returns the number of live workers it asked."""
+    from .runs import _pid_alive
+
+    request_stop(study, runs_dir)
+    pids = {int(w["pid"]) for w in workers(study, runs_dir) if w.get("host") == socket.gethostname()}
+    launch = read_json(sweeps_dir(runs_dir) / f"{study}.launch", {}) or {}
+    if launch.get("host") == socket.gethostname():
+        pids |= {int(p) for p in launch.get("pids", []) if _pid_alive(p)}
+    if force:
+        for pid in pids:
+            try:  # the worker leads its own process session (start_new_session)
+                os.killpg(pid, signal.SIGTERM) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    _reap()
+    return len(pids)
+
+
+def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
+    """The last ``signlab:`` line of the study's worker log: why a background sweep ended badly."""
+    try:
+        lines = (sweeps_dir(runs_dir) / f"{study}.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return next((ln for ln in reversed(lines) if ln.startswith("signlab:")), "")
+
+
+# --------------------------------------------------------------------------- the study's trials
+def _run_state(run_id: str | None, runs_dir: Path | str | None) -> dict[str, Any]:
+    from .runs import open_run
+
+    if not run_id:
+        return {}
+    try:
+        return open_run(run_id, runs_dir).status()
+    except SignlabError:
+        return {}
+
+
+def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
+    """One row per trial, in trial order: number, state, value, the searched settings, run_id,
+    epochs, seconds, test_accuracy, note. [] when the study does not exist (yet)."""
+    optuna = _optuna()
+    try:
+        st = optuna.load_study(study_name=study, storage=open_storage(storage, study, runs_dir))
+    except KeyError:
+        return []
+    rows = []
+    for t in st.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        run_id = attrs.get("run_id")
+        state = t.state.name
+        note = attrs.get("note", "")
+        run_st = _run_state(run_id, runs_dir) if state == "RUNNING" else {}
+        if state == "RUNNING" and run_st.get("status") in ("interrupted", "failed", "stopped"):
+            state, note = "INTERRUPTED", run_st.get("message", "")
+        elif attrs.get("stopped"):
+            state = "STOPPED"
+        if t.datetime_complete and t.datetime_start:
+            seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+        elif t.datetime_start and state == "RUNNING":
+            seconds = time.time() - t.datetime_start.timestamp()
+        else:
+            seconds = None
+        value = t.value if t.state.name == "COMPLETE" else (
+            t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
+        row = {"number": t.number, "state": state, "value": value}
+        for p in PARAMS:
+            row[p] = t.params.get(p)
+        row.update(run_id=run_id,
+                   epochs=attrs.get("epochs", run_st.get("epochs_completed") if run_st else len(t.intermediate_values)),
+                   seconds=seconds, test_accuracy=attrs.get("test_accuracy"), note=note,
+                   val_loss=attrs["val_loss"] if "val_loss" in attrs else (
+                       _last_val_loss(run_id, runs_dir) if state == "COMPLETE" else None))
+        rows.append(row)
+    return rows
+
+
+def _last_val_loss(run_id: str | None, runs_dir: Path | str | None) -> float | None:
+    """The validation loss of a run's last epoch, from its log (trials recorded before val_loss was)."""
+    from .runs import open_run
+
+    if not run_id:
+        return None
+    try:
+        epochs = [r for r in open_run(run_id, runs_dir).metrics() if r.get("type") == "epoch"]
+    except SignlabError:
+        return None
+    return float(epochs[-1]["val_loss"]) if epochs else None
+
+
+def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed trial with the highest value. Equal accuracies are common (the held-out images
+    are easy: several trials reach 100%), so ties go to the lower validation loss, then the earlier trial."""
+    done = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
+    if not done:
+        return None
+    inf = float("inf")
+    return min(done, key=lambda r: (-r["value"], r.get("val_loss") if r.get("val_loss") is not None else inf,
+                                    r["number"]))
+
+
+# --------------------------------------------------------------------------- running a sweep
+def _check_budget(trials: int, timeout: float | None) -> None:
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise ConfigError(f"--trials: {trials!r} is out of range; allowed 1 to {MAX_TRIALS}")
+    if timeout is not None and not (timeout > 0 and timeout < 1e7):
+        raise ConfigError(f"--timeout: {timeout!r} is out of range; give seconds above 0")
+
+
+def _shared(cfg) -> dict[str, Any]:
+    d = cfg.to_dict()
+    return {k: d[k] for k in SHARED_SETTINGS}
+
+
+def _describe(params: dict[str, Any]) -> str:
+    parts = []
+    for k in PARAMS:
+        if k in params:
+            v = params[k]
+            parts.append(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}")
+    return " ".join(parts)
+
+
+def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EPOCHS,
+              storage: str | None = None, study: str | None = None, timeout: float | None = None,
+              runs_dir: Path | str | None = None, max_steps: int | None = None,
+              val_fraction: float = DEFAULT_VAL_FRACTION, dataset=None, sampler_seed: int | None = None,
+              log: Callable[[str], None] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Run ``trials`` trials of the study (creating it if needed) in this process.
+
+    ``overrides`` are further TrainConfig settings every trial shares (device, threads, data, seed).
+    Returns {study, storage, trials, completed, pruned, this_worker, best_value, best_params,
+    best_run_id, best_test_accuracy, seconds}.
+    """
+    _check_budget(trials, timeout)
+    base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
+    study = check_study_name(study or default_study_name(model, epochs))
+    optuna = _optuna()
+    store = open_storage(storage, study, runs_dir)
+    storage_text = _storage_text(storage, study, runs_dir)
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    folder = sweeps_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    try:  # a worker the dashboard launched obeys a Stop pressed while it was still starting
+        since = min(started, float(os.environ.get("SIGNLAB_SWEEP_LAUNCHED", started)))
+    except ValueError:
+        since = started
+    wfile = _worker_file(study, root)
+    worker = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "updated": started,
+              "trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting"}
+    say = log or (lambda s: None)
+
+    def beat(**changes: Any) -> None:
+        worker.update(changes, updated=time.time())
+        try:
+            atomic_write_json(wfile, worker)
+        except SignlabError:
+            pass
+
+    def should_stop() -> bool:
+        return stop_requested_since(study, since, root)
+
+    from . import api
+    from .data import load_dataset
+    from .runs import create_run, new_run_id
+
+    def objective(trial) -> float:
+        params = suggest(trial, model)
+        cfg = base.replace(**params)
+        run_id = f"{new_run_id(model)}-t{trial.number}"
+        run = create_run(cfg, root, run_id=run_id, status="running", name=f"{study} #{trial.number}")
+        # the dashboard's job manager takes a running run without a live pid for a dead worker
+        atomic_write_json(run.dir / "status.json", {**run.raw_status(), "status": "running",
+                                                    "pid": os.getpid(), "host": socket.gethostname(),
+                                                    "message": f"sweep {study}, trial {trial.number}"})
+        atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": study, "trial": trial.number,
+                                                  "storage": _mask(storage_text)})
+        trial.set_user_attr("run_id", run.id)
+        trial.set_user_attr("host", socket.gethostname())
+        beat(current_trial=trial.number, current_run=run.id)
+        say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
+        cb = PruningCallback(trial, cfg.epochs, should_stop)
+        t0 = time.time()
+        record = api.train(cfg, root, run_id=run.id, callbacks=[cb], dataset=dataset, evaluate_test=False)
+        trial.set_user_attr("epochs", record["epochs"])
+        if cb.val_loss is not None:
+            trial.set_user_attr("val_loss", cb.val_loss)
+        took = time.time() - t0
+        if cb.stopped and record["status"] == "stopped":  # a stop after the last batch: the trial completes
+            trial.set_user_attr("stopped", True)
+            trial.set_user_attr("note", "stopped by request")
+            _note_run(run, "stopped: the sweep was stopped")
+            say(f"trial {trial.number}: stopped by request")
+            raise optuna.TrialPruned("stopped by request")
+        if cb.pruned_at is not None:
+            msg = (f"pruned by the sweep after epoch {cb.pruned_at}: its validation accuracy "
+                   f"{100 * (record['val_accuracy'] or 0):.2f}% was below the median of earlier trials")
+            trial.set_user_attr("note", f"pruned after epoch {cb.pruned_at}")
+            _note_run(run, msg)
+            say(f"trial {trial.number}: {msg} ({took:.0f} s)")
+            raise optuna.TrialPruned(msg)
+        if record["status"] != "completed" or record["val_accuracy"] is None:
+            trial.set_user_attr("note", f"{record['status']}: {record['message']}")
+            say(f"trial {trial.number}: {record['status']}: {record['message']}")
+            # a diverged or failed trial tells the sampler this region is bad, like a pruned one
+            raise optuna.TrialPruned(record["message"])
+        ev = api.evaluate_run(run, dataset)
+        atomic_write_json(run.dir / "status.json", {**run.raw_status(), "test_accuracy": ev.accuracy})
+        trial.set_user_attr("test_accuracy", ev.accuracy)
+        say(f"trial {trial.number}: validation accuracy {100 * record['val_accuracy']:.2f}% "
+            f"(test {100 * ev.accuracy:.2f}%, {took:.0f} s)")
+        return float(record["val_accuracy"])
+
+    def after_trial(study_obj, frozen) -> None:
+        beat(done=worker["done"] + 1, current_trial=None, current_run=None)
+        if should_stop():
+            study_obj.stop()
+
+    def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    beat()
+    try:
+        st = _open_study(optuna, study, store, base, sampler_seed)
+        record_path = folder / f"{study}.json"
+        if not isinstance(read_json(record_path), dict):
+            atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
+                                            "epochs": epochs, "max_steps": max_steps,
+                                            "val_fraction": val_fraction, "created": time.time()})
+        dataset = dataset if dataset is not None else load_dataset(base.data)
+        beat(phase="running")
+        st.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[after_trial], catch=())
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+        wfile.unlink(missing_ok=True)
+    rows = study_trials(storage, study, root)
+    best = best_trial(rows)
+    return {
+        "study": study, "storage": _mask(storage_text), "trials": len(rows),
+        "completed": sum(r["state"] == "COMPLETE" for r in rows),
+        "pruned": sum(r["state"] == "PRUNED" for r in rows), "this_worker": worker["done"],
+        "best_value": best["value"] if best else None,
+        "best_params": {p: best[p] for p in PARAMS if best and best[p] is not None} if best else None,
+        "best_run_id": best["run_id"] if best else None,
+        "best_test_accuracy": best["test_accuracy"] if best else None,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _open_study(optuna, study: str, store, base, sampler_seed: int | None):
+    """Create the study or join it; ConfigError when it was started with other shared settings."""
+    sampler = optuna.samplers.TPESampler(n_startup_trials=4, multivariate=True, constant_liar=True,
+                                         seed=sampler_seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    st = optuna.create_study(study_name=study, storage=store, sampler=sampler, pruner=pruner,
+                             direction="maximize", load_if_exists=True)
+    shared = _shared(base)
+    known = st.user_attrs.get("base")
+    if known is None:
+        st.set_user_attr("base", shared)
+        st.set_user_attr("search_space", SEARCH_SPACE_VERSION)
+        return st
+    diff = [k for k in SHARED_SETTINGS if known.get(k) != shared.get(k)]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"study {study!r} was started with {k}={known.get(k)!r}, not {shared.get(k)!r}; "
+                          "use the same settings to join it, or another --study")
+    if st.user_attrs.get("search_space", SEARCH_SPACE_VERSION) != SEARCH_SPACE_VERSION:
+        raise ConfigError(f"study {study!r} was made with another version's search space; use another --study")
+    return st
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _note_run(run, message: str) -> None:
+    atomic_write_json(run.dir / "status.json", {**run.raw_status(), "message": message})
+
+
+# --------------------------------------------------------------------------- the command line
+def add_sweep_command(sub) -> None:
+    """Add ``sweep`` to the CLI's subparsers."""
+    s = sub.add_parser("sweep", help="search hyperparameters with Optuna (each trial is a run)",
+                       description="Search learning rate, batch size, weight decay, augmentation and width "
+                                   "with Optuna, pruning bad trials after each epoch. Several worker processes "
+                                   "(on several machines) may join one study through a shared --storage.")
+    s.add_argument("--model", default="fastcnn")
+    s.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
+    s.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs per trial (default {DEFAULT_EPOCHS})")
+    s.add_argument("--storage", default=None,
+                   help="journal file path, journal:PATH, or a postgresql://, mysql:// or sqlite:// URL "
+                        "(default: RUNS_DIR/sweeps/STUDY.journal)")
+    s.add_argument("--study", default=None, help="study name (default: MODEL-EPOCHSep)")
+    s.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    s.add_argument("--max-steps", type=int, default=None, help="stop each trial after this many steps (tests)")
+    s.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help="training images held out to score trials (default 0.1; 0: the test CSV)")
+    s.add_argument("--seed", type=int, default=None, help="training seed shared by every trial (default 0)")
+    s.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: random)")
+    s.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--data", default=None, help="dataset folder, TRAIN,TEST paths or URL (default: bundled)")
+    s.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
+    s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    s.add_argument("--quiet", action="store_true", help="no line per trial on stderr")
+    s.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_sweep(model=args.model, trials=args.trials, epochs=args.epochs, storage=args.storage,
+                       study=args.study, timeout=args.timeout, runs_dir=args.runs_dir, max_steps=args.max_steps,
+                       val_fraction=args.val_fraction, sampler_seed=args.sampler_seed,
+                       log=None if args.quiet else log, seed=args.seed, device=args.device,
+                       threads=args.threads, data=args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"study {result['study']}: {result['trials']} trial(s), {result['completed']} completed, "
+              f"{result['pruned']} pruned; this worker ran {result['this_worker']} in {result['seconds']:.0f} s")
+        if result["best_run_id"]:
+            print(f"best: {100 * result['best_value']:.2f}% validation accuracy, "
+                  f"{_describe(result['best_params'])}\n  run {result['best_run_id']}")
+    return 0

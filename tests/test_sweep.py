@@ -1,0 +1,234 @@
+"""Sweeps: two worker processes share one study, pruning stops the trainer, bad input exits 2,
+and the Sweeps page renders."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from signlab import sweep  # noqa: E402
+from signlab.trainer import BatchEnd, EpochEnd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def _sweep_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "signlab", "sweep", *args]
+
+
+# --------------------------------------------------------------------------- two workers, one study
+def test_two_workers_share_one_study(tmp_path):
+    runs = tmp_path / "runs"
+    journal = tmp_path / "shared" / "study.journal"
+    args = ["--model", "logreg", "--trials", "2", "--epochs", "1", "--max-steps", "20", "--storage", str(journal),
+            "--study", "s", "--runs-dir", str(runs), "--json"]
+    procs = [subprocess.Popen(_sweep_cmd(*args), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["this_worker"] == 2
+
+    rows = sweep.study_trials(str(journal), "s", runs)
+    assert len(rows) == 4
+    assert sorted(r["number"] for r in rows) == [0, 1, 2, 3]
+    assert all(r["state"] == "COMPLETE" for r in rows)
+    run_ids = [r["run_id"] for r in rows]
+    assert len(set(run_ids)) == 4
+    for rid in run_ids:  # every trial is an ordinary, finished run named after the study
+        d = runs / rid
+        assert (d / "model.safetensors").is_file()
+        meta = json.loads((d / "meta.json").read_text())
+        assert meta["sweep"] == "s" and meta["name"] == f"s #{meta['trial']}"
+        assert json.loads((d / "status.json").read_text())["status"] == "completed"
+    params = {tuple(sorted((k, r[k]) for k in sweep.PARAMS if r[k] is not None)) for r in rows}
+    assert len(params) == 4  # no parameter set tried twice
+    best = sweep.best_trial(rows)
+    assert best["value"] == max(r["value"] for r in rows)
+    # the workers left nothing registered behind them
+    assert sweep.workers("s", runs) == []
+
+
+# --------------------------------------------------------------------------- pruning
+class FakeTrial:
+    def __init__(self, prune: bool) -> None:
+        self.prune, self.reports = prune, []
+
+    def report(self, value, step) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return self.prune
+
+
+class FakeTrainer:
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _epoch(n: int, acc: float) -> EpochEnd:
+    return EpochEnd(epoch=n, train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=acc,
+                    epoch_seconds=1.0, train_seconds=n, samples_per_second=1.0)
+
+
+def test_pruning_callback_stops_the_trainer():
+    trial, trainer = FakeTrial(prune=True), FakeTrainer()
+    cb = sweep.PruningCallback(trial, total_epochs=3)
+    cb(_epoch(1, 0.1), trainer)
+    assert trial.reports == [(1, 0.1)]
+    assert trainer.stopped and cb.pruned_at == 1
+
+
+def test_pruning_callback_lets_good_and_last_epochs_finish():
+    trial, trainer = FakeTrial(prune=False), FakeTrainer()
+    cb = sweep.PruningCallback(trial, total_epochs=2)
+    cb(_epoch(1, 0.9), trainer)
+    assert not trainer.stopped and cb.pruned_at is None
+    bad, trainer2 = FakeTrial(prune=True), FakeTrainer()
+    cb2 = sweep.PruningCallback(bad, total_epochs=2)
+    cb2(_epoch(2, 0.1), trainer2)  # nothing left to save after the last epoch: it completes
+    assert not trainer2.stopped and bad.reports == [(2, 0.1)]
+
+
+def test_stop_request_stops_the_trainer(tmp_path):
+    import time
+
+    started = time.time() - 1
+    trainer = FakeTrainer()
+    cb = sweep.PruningCallback(FakeTrial(False), 2, lambda: sweep.stop_requested_since("s", started, tmp_path))
+    batch = BatchEnd(step=1, epoch=1, loss=1.0, lr=0.1, samples_per_second=1.0, train_seconds=1.0, progress=0.1)
+    cb(batch, trainer)
+    assert not trainer.stopped
+    sweep.request_stop("s", tmp_path)
+    cb(batch, trainer)
+    assert trainer.stopped and cb.stopped
+    # an old stop request does not stop a worker started after it
+    assert not sweep.stop_requested_since("s", time.time() + 1, tmp_path)
+
+
+def test_median_pruner_prunes_a_bad_trial_in_a_real_study():
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=3))
+    for acc in (0.8, 0.85, 0.9):
+        t = study.ask()
+        t.report(acc, 1)
+        study.tell(t, acc)
+    bad, trainer = study.ask(), FakeTrainer()
+    cb = sweep.PruningCallback(bad, total_epochs=2)
+    cb(_epoch(1, 0.1), trainer)
+    assert trainer.stopped and cb.pruned_at == 1
+    good, trainer = study.ask(), FakeTrainer()
+    cb = sweep.PruningCallback(good, total_epochs=2)
+    cb(_epoch(1, 0.95), trainer)
+    assert not trainer.stopped
+
+
+def test_suggest_searches_width_only_where_the_model_has_one():
+    study = optuna.create_study(direction="maximize")
+    assert "width" in sweep.suggest(study.ask(), "fastcnn")
+    assert "width" not in sweep.suggest(study.ask(), "logreg")
+    p = sweep.suggest(study.ask(), "fastcnn")
+    sweep.base_config("fastcnn").replace(**p)  # every suggestion is a valid TrainConfig
+
+
+def test_storage_specs(tmp_path):
+    from optuna.storages import JournalStorage, RDBStorage
+
+    assert isinstance(sweep.open_storage(None, "s", tmp_path), JournalStorage)
+    assert isinstance(sweep.open_storage(f"journal:{tmp_path / 'a.journal'}", "s"), JournalStorage)
+    assert isinstance(sweep.open_storage(f"sqlite:///{tmp_path / 'a.db'}", "s"), RDBStorage)
+    with pytest.raises(sweep.ConfigError):
+        sweep.open_storage("redis://localhost", "s")
+    assert sweep._mask("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("args", [["--trials", "0"], ["--model", "nope"]])
+def test_bad_input_exits_2_with_one_line(tmp_path, args):
+    r = subprocess.run(_sweep_cmd("--runs-dir", str(tmp_path), *args), cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("signlab:")
+    assert not any(tmp_path.rglob("*.journal"))
+
+
+@pytest.mark.parametrize("args", [["--study", "../up"], ["--timeout", "-1"], ["--trials", "two"],
+                                  ["--storage", "redis://localhost"], ["--epochs", "0"]])
+def test_more_bad_input_in_process(tmp_path, capsys, args):
+    from signlab.cli import main
+
+    assert main(["sweep", "--runs-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("signlab:")
+
+
+def test_joining_with_other_settings_is_refused(tmp_path, small_dataset):
+    common = dict(model="logreg", trials=1, epochs=1, max_steps=3, study="j", runs_dir=tmp_path,
+                  dataset=small_dataset)
+    sweep.run_sweep(**common)
+    with pytest.raises(sweep.ConfigError, match="max_steps"):
+        sweep.run_sweep(**{**common, "max_steps": 4})
+    assert sweep.workers("j", tmp_path) == []
+
+
+# --------------------------------------------------------------------------- stopping
+def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_dataset):
+    def log(line: str) -> None:
+        if line.startswith("trial 0: lr="):  # the first trial has just started
+            sweep.request_stop("st", tmp_path)
+
+    result = sweep.run_sweep(model="logreg", trials=3, epochs=1, max_steps=200, study="st", runs_dir=tmp_path,
+                             dataset=small_dataset, log=log, log_every=1)
+    assert result["this_worker"] == 1  # no new trial after the stop
+    rows = sweep.study_trials(None, "st", tmp_path)
+    assert [r["state"] for r in rows] == ["STOPPED"]
+    status = json.loads((tmp_path / rows[0]["run_id"] / "status.json").read_text())
+    assert status["status"] == "stopped"
+    assert not sweep.sweep_running("st", tmp_path)
+
+
+# --------------------------------------------------------------------------- the page
+def test_sweeps_page_renders(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/sweeps.py")
+    at.run(timeout=60)
+    assert not at.exception
+    assert any("Sweep" in t.value for t in at.title)
+
+
+def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):
+    from streamlit.testing.v1 import AppTest
+
+    sweep.run_sweep(model="logreg", trials=2, epochs=1, max_steps=5, study="page", runs_dir=tmp_path,
+                    dataset=small_dataset)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/sweeps.py")
+    at.run(timeout=60)
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Trials"] == "2"
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
+    best = sweep.best_trial(sweep.study_trials(None, "page", tmp_path))
+    [open_best] = [b for b in at.button if "Open best run" in b.label]
+    open_best.click()
+    at.run(timeout=60)
+    assert at.session_state["eval_run_id"] == best["run_id"]
