@@ -27,6 +27,7 @@ PAGES = {
 }
 
 nav = st.navigation(PAGES)
+st.session_state[ui.Keys.ROUTED] = True
 ui.device_badge()
 ui.job_manager()  # starts the queue's background thread once per server process
 nav.run()

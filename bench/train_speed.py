@@ -22,7 +22,7 @@ from signlab.models import summary_totals
 from signlab.trainer import BatchEnd, Trainer
 
 
-def signlab_rate(ds, model: str, steps: int, warmup: int, **changes) -> float:
+def signlab_rate(ds, model: str, steps: int, warmup: int, batch_size: int | None = None, **changes) -> float:
     """samples/s of signlab's Trainer between step ``warmup`` and the end."""
     marks: list[tuple[int, float]] = []
 
@@ -30,8 +30,9 @@ def signlab_rate(ds, model: str, steps: int, warmup: int, **changes) -> float:
         if isinstance(event, BatchEnd):
             marks.append((event.step, time.perf_counter()))
 
-    cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=warmup, **changes)
-    Trainer(cfg, ds, [clock]).fit()
+    cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=warmup, batch_size=batch_size,
+                 **changes)
+    Trainer(cfg, ds, [clock]).fit()  # logging syncs the device, so the marks time finished work
     (s0, t0), (s1, t1) = marks[0], marks[-1]
     return (s1 - s0) * cfg.batch_size / (t1 - t0)
 

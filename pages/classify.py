@@ -18,6 +18,7 @@ UNSURE = 0.5  # below this top probability the page says the model is not sure
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_DEFAULTS = {"classify_zoom": 1.0, "classify_cx": 0.5, "classify_cy": 0.5}
 
+ui.ensure_router()
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
 

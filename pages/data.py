@@ -7,6 +7,7 @@ from signlab.explore import letter_titles, sample_indices
 from signlab.labels import LETTERS
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 
+ui.ensure_router()
 st.title("🖼️ The data")
 ui.explain(DATA_INTRO, DATA_DETAILS)
 

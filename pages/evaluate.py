@@ -9,6 +9,7 @@ from signlab.explore import (click_to_pair, confidence_titles, crowded_column, m
 from signlab.labels import LETTERS
 from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO
 
+ui.ensure_router()
 st.title("🎯 Evaluate a model")
 ui.explain(EVALUATE_INTRO, EVALUATE_DETAILS)
 

@@ -7,6 +7,7 @@ from signlab.data import class_counts
 from signlab.labels import LETTERS
 from signlab.teach import HOME_INTRO
 
+ui.ensure_router()
 st.title("✋ signlab")
 st.markdown("#### Learn how image classifiers work by teaching one to read sign language")
 st.markdown(HOME_INTRO)

@@ -9,6 +9,7 @@ from signlab.inference import feature_maps
 from signlab.labels import LETTERS
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
+ui.ensure_router()
 st.title("🔬 Kernels and feature maps")
 ui.explain(KERNELS_INTRO, KERNELS_DETAILS)
 

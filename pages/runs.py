@@ -9,6 +9,7 @@ from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
 
+ui.ensure_router()
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
 

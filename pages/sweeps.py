@@ -9,6 +9,7 @@ from signlab import figures, sweep, ui
 from signlab.models import model_info, model_names
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
+ui.ensure_router()
 st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 

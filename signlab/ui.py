@@ -32,6 +32,25 @@ class Keys:
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
     SWEEP = "sweep_id"
+    ROUTED = "routed"  # set by app.py: this session has been through st.navigation
+
+
+def ensure_router() -> None:
+    """Make sure this page runs inside ``app.py``'s ``st.navigation``; every page calls it first.
+
+    Streamlit 1.67 treats a folder named ``pages/`` as an old-style automatic multipage app until
+    the first ``st.navigation`` call of the server process. So on a freshly started server, a user
+    who lands directly on ``/train`` (a shared link, a refresh) would get the page without the
+    router: the raw file list as navigation, no wide layout, no device line. Switching that mode off
+    and rerunning sends the same page through ``app.py``: the v1 and v2 page objects share their
+    script hash, so the user stays on the page they asked for. (Private API, checked on 1.67.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if not st.session_state.get(Keys.ROUTED):  # a session app.py never ran for: route it now
+            st.rerun()
 
 
 def runs_dir() -> Path:
@@ -39,9 +58,20 @@ def runs_dir() -> Path:
 
 
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")
-def dataset() -> Dataset:
-    """The bundled dataset, parsed once per process."""
+def _dataset() -> Dataset:
     return load_dataset(os.environ.get("SIGNLAB_DATA") or None)
+
+
+def dataset() -> Dataset:
+    """The dataset (``SIGNLAB_DATA``, else the bundled copy), parsed once per process.
+
+    A missing or malformed source stops the page with its one-line message, not a traceback.
+    """
+    try:
+        return _dataset()
+    except SignlabError as err:
+        st.error(f"Cannot load the dataset: {err}", icon="⚠️")
+        st.stop()
 
 
 @st.cache_resource

@@ -1,0 +1,53 @@
+"""GPU check, under 5 minutes: samples/s of every model, time to 99%, and the ratio to the lecture's loop.
+
+    python bench/gpu_check.py [--device cuda] [--steps 200]
+
+Everything runs on the same device in this one process. signlab keeps the data on the device,
+cuts batches by index, trains under bf16 autocast with channels-last, and syncs with the host only
+when it logs; the lecture's loop copies every batch from a DataLoader. ``--device cpu --steps 20``
+is a smoke test of this script on a machine without a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import lecture_loop
+from time_to_accuracy import signlab_time_to_accuracy
+from train_speed import signlab_rate
+
+import torch
+
+from signlab.config import preset
+from signlab.data import load_dataset
+from signlab.models import model_names
+from signlab.trainer import device_description, resolve_device
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    t_start = time.perf_counter()
+    ds = load_dataset()
+    print(f"device: {device_description(dev)}; torch {torch.__version__}")
+    lecture = lecture_loop(ds, "seed_convnet", args.steps, args.warmup, device=str(dev))
+    print(f"\nlecture loop (seed_convnet, DataLoader, batch 32, Adam): {lecture:,.0f} samples/s")
+    print(f"\n{'model':<14}{'batch 32 samples/s':>20}{'vs lecture':>12}{'batch 256 samples/s':>21}")
+    for name in model_names():
+        r32 = signlab_rate(ds, name, args.steps, args.warmup, batch_size=32, device=args.device)
+        r256 = signlab_rate(ds, name, args.steps, args.warmup, batch_size=256, device=args.device)
+        print(f"{name:<14}{r32:>20,.0f}{r32 / lecture:>11.2f}x{r256:>21,.0f}")
+    cfg = preset("fast", device=args.device)
+    reached, acc, train = signlab_time_to_accuracy(ds, cfg, eval_every=20)
+    t99 = reached.get(0.99)
+    print(f"\nfast preset on {dev.type}: 99% test accuracy after "
+          f"{'not reached' if t99 is None else f'{t99:.1f} s'}; final {100 * acc:.2f}% after {train:.1f} s")
+    print(f"total time of this check: {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
