@@ -43,9 +43,18 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.075, max_ro
 
 
 def photo_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """The robust preset's augmentation: strong zoom-out, shifts and rotation, then photometric."""
-    x = affine(x, g, max_shift=0.15, max_rotate_deg=15.0, scale=(0.6, 1.15), padding="reflection")
-    return photometric(x, g)
+    """The robust preset's augmentation: make dataset crops look like photos of a hand in a room.
+
+    Strong zoom-out (the hand down to half the frame, as in webcam photos), shifts and rotation;
+    the uncovered frame is filled with a random plain shade (a wall), then photometric changes.
+    """
+    b, dev = x.shape[0], x.device
+    ones = torch.ones_like(x)
+    both = affine(torch.cat([x, ones], 1), g, max_shift=0.15, max_rotate_deg=15.0, scale=(0.5, 1.1),
+                  padding="zeros")  # (B, 2, 28, 28): the image and where it landed
+    img, mask = both[:, :1], both[:, 1:]
+    wall = _uniform(b, 0.2, 1.0, g, dev).view(b, 1, 1, 1)
+    return photometric(img * mask + wall * (1 - mask), g)
 
 
 def photometric(x: torch.Tensor, g: torch.Generator, invert_p: float = 0.0) -> torch.Tensor:
