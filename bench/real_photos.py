@@ -33,17 +33,17 @@ def collect(folder: Path) -> list[tuple[Path, str]]:
     return items
 
 
-def measure(run_ref: str, folder: Path, runs_dir: str | None = None) -> dict:
+def measure(run_ref: str, folder: Path, runs_dir: str | None = None, crop: str | None = None) -> dict:
     run = open_run(run_ref, runs_dir)
     items = collect(folder)
     if not items:
         raise SystemExit(f"{folder}: no <LETTER>/<image> files found")
-    records = predict_files(run, [f for f, _ in items], k=24)
+    records = predict_files(run, [f for f, _ in items], k=24, crop=crop)
     rows = []
     for (f, truth), rec in zip(items, records):
         top = rec["top"]
         rows.append({"file": str(f), "true": truth, "pred": top[0]["letter"], "p": top[0]["probability"],
-                     "warned": bool(rec.get("warnings")), "unsure": bool(rec.get("unsure", False))})
+                     "warned": bool(rec.get("warnings"))})
     correct = sum(r["true"] == r["pred"] for r in rows)
     per_letter = {}
     for letter in LETTERS:
@@ -53,9 +53,9 @@ def measure(run_ref: str, folder: Path, runs_dir: str | None = None) -> dict:
     confused = Counter((r["true"], r["pred"]) for r in rows if r["true"] != r["pred"]).most_common(8)
     wrong = [r for r in rows if r["true"] != r["pred"]]
     right = [r for r in rows if r["true"] == r["pred"]]
-    flag = lambda r: r["warned"] or r["unsure"]  # noqa: E731
+    flag = lambda r: r["warned"]  # noqa: E731
     return {
-        "run_id": run.id, "model": run.config.model, "preset": run.config.preset, "n": len(rows),
+        "run_id": run.id, "model": run.config.model, "preset": run.config.preset, "n": len(rows), "crop": crop or "centre",
         "accuracy": correct / len(rows), "per_letter": per_letter,
         "most_confused": [{"true": t, "predicted": p, "count": c} for (t, p), c in confused],
         "warning": {"flagged_wrong": sum(map(flag, wrong)) / max(len(wrong), 1),
@@ -69,8 +69,9 @@ def main() -> None:
     ap.add_argument("dir", type=Path)
     ap.add_argument("--runs-dir", default=None)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--crop", choices=("centre", "hand"), default="centre", help="as in signlab predict --crop")
     args = ap.parse_args()
-    res = measure(args.run, args.dir, args.runs_dir)
+    res = measure(args.run, args.dir, args.runs_dir, crop="auto" if args.crop == "hand" else None)
     if args.json:
         print(json.dumps(res))
         return

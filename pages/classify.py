@@ -8,13 +8,13 @@ import numpy as np
 import streamlit as st
 
 from signlab import figures, ui
-from signlab.inference import explanation_kind, occlude, occlusion_map, predict, saliency_map, top_k
+from signlab.inference import UNSURE_BELOW, explanation_kind, occlude, occlusion_map, predict, saliency_map, top_k
 from signlab.labels import LETTERS
 from signlab.preprocess import Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, to_png, upscale
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
-UNSURE = 0.5  # below this top probability the page says the model is not sure
+UNSURE = UNSURE_BELOW  # below this top probability the page says the model is not sure
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_DEFAULTS = {"classify_zoom": 1.0, "classify_cx": 0.5, "classify_cy": 0.5}
 

@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
-from .inference import predict, top_k
+from .inference import UNSURE_BELOW, predict, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
 from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
@@ -118,6 +118,11 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, callbacks: Iterable[Callb
     cbs: list[Callback] = [writer, ControlWatcher(run, writer), *callbacks]
     try:
         trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
+    except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
+        message = ("out of memory while putting the data and the model on the device; wait for other "
+                   "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")
+        writer.set_status(status="failed", message=message)
+        raise RunError(message) from err
     except Exception as err:
         writer.set_status(status="failed", message=str(err))
         raise
@@ -144,15 +149,22 @@ def evaluate_run(run: Run | str, dataset: Dataset | None = None, runs_dir: Path 
 
 
 def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_dir: Path | str | None = None,
-                  crop: Crop | None = None) -> list[dict[str, Any]]:
-    """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file)."""
+                  crop: Crop | str | None = None) -> list[dict[str, Any]]:
+    """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file).
+
+    Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
+    "not sure" when the top probability is under UNSURE_BELOW) and ``notes`` (what preprocessing did).
+    """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
         probs = predict(model, [prep.image28])[0]
-        out.append({"file": str(f), "top": top_k(probs, k), "warnings": looks_unusual(prep.image28) + prep.notes})
+        warnings = looks_unusual(prep.image28)
+        if probs.max() < UNSURE_BELOW:
+            warnings.append(f"the model is not sure: its best letter gets only {probs.max():.0%}")
+        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes})
     return out
 
 

@@ -169,7 +169,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.top > 24:
         raise UsageError(f"--top: {args.top} is out of range; allowed 1 to 24")
-    records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir)
+    records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
+                            crop="auto" if args.crop == "hand" else None)
     if args.json:
         print(json.dumps(records))
         return 0
@@ -177,7 +178,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         tops = ", ".join(f"{t['letter']} {100 * t['probability']:.1f}%" for t in r["top"])
         print(f"{r['file']}: {tops}")
         for w in r["warnings"]:
-            print(f"  note: {w}")
+            print(f"  warning: {w}")
+        for n in r.get("notes", []):
+            print(f"  note: {n}")
     return 0
 
 
@@ -222,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
     s.add_argument("--top", type=int, default=3)
+    s.add_argument("--crop", choices=("centre", "hand"), default="centre",
+                   help="centre: the largest centred square; hand: a square around the hand found by skin colour")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_predict)
 

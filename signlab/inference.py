@@ -35,6 +35,9 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray]) -> np.ndarr
     return torch.softmax(model(normalize(x)).float(), dim=1).cpu().numpy()
 
 
+UNSURE_BELOW = 0.5  # top probability under which the page and `predict` say the model is not sure
+
+
 def top_k(probs: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
     """The ``k`` most probable letters of one probability vector."""
     order = np.argsort(-probs)[:k]

@@ -47,6 +47,11 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # what was done that the user should know
 
 
+def _too_big(name: str, size: int) -> str:
+    # in MB of 2**20 bytes, as Streamlit counts server.maxUploadSize, so the page and the message agree
+    return f"{name}: the file is {size / 2**20:.1f} MB, over the limit of {MAX_FILE_BYTES / 2**20:.0f} MB"
+
+
 def _open(data: bytes | str | Path, name: str) -> Image.Image:
     if isinstance(data, (str, Path)):
         path = Path(data)
@@ -56,12 +61,12 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
         except OSError as err:
             raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
         if size > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: the file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+            raise ImageError(_too_big(name, size))
         data = path.read_bytes()
     if not data:
         raise ImageError(f"{name}: the file is empty")
     if len(data) > MAX_FILE_BYTES:
-        raise ImageError(f"{name}: the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB")
+        raise ImageError(_too_big(name, len(data)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -124,11 +129,11 @@ def load_gray(data: bytes | str | Path, name: str = "image", background: float =
             img.seek(0)
         if img.format == "JPEG":  # decode big JPEGs at a reduced scale: fast and memory-bounded
             img.draft(img.mode, (WORK_SIZE, WORK_SIZE))
-        img = ImageOps.exif_transpose(img)
         img.load()
         if max(img.size) > WORK_SIZE:
             img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
             notes.append("reduced in size before cropping")
+        img = ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
         gray = _to_gray(img, background, notes)
     except ImageError as err:
         if str(err).startswith("the colour mode"):
@@ -167,11 +172,56 @@ def prepare_array(gray: np.ndarray, crop: Crop | None = None, notes: list[str] |
     return Prepared(resize28(gray[top:bottom, left:right]), gray, box, list(notes or []))
 
 
-def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | None = None,
+def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | None = None,
             background: float = 1.0) -> Prepared:
-    """The one preprocessing function: file bytes or a path -> the 28x28 model input."""
+    """The one preprocessing function: file bytes or a path -> the 28x28 model input.
+
+    ``crop="auto"`` looks for the hand (skin colour) and crops a square around it, falling back
+    to the centre crop when it finds none.
+    """
     gray, notes = load_gray(data, name, background)
-    return prepare_array(gray, crop, notes)
+    if crop == "auto":
+        crop = find_hand(data, name)
+        notes.append("cropped to the hand found by its colour" if crop else "no hand found; centre crop used")
+    return prepare_array(gray, crop if isinstance(crop, Crop) else None, notes)
+
+
+def find_hand(data: bytes | str | Path, name: str = "image") -> Crop | None:
+    """A square crop around the hand in a colour photo, found by skin colour; None if there is none.
+
+    Sign Language MNIST's images are tight crops of the hand, while photos show the hand smaller,
+    with the arm and the room. Skin is found in YCbCr (Cr 135-180, Cb 80-135, a classic range that
+    holds across skin tones under ordinary light); the crop is the width of the skin region and
+    starts just above its top, so a forearm below the hand is left out. Grayscale images and
+    drawings have no colour to go by: None.
+    """
+    from PIL import ImageFilter
+
+    img = _open(data, name)
+    try:
+        img.seek(0)
+        if img.format == "JPEG":
+            img.draft("RGB", (WORK_SIZE, WORK_SIZE))
+        img.thumbnail((256, 256))
+        img = ImageOps.exif_transpose(img)
+        if img.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+            return None
+        ycc = np.asarray(img.convert("RGB").convert("YCbCr"), dtype=np.int16)  # (H, W, 3)
+    except Exception:  # noqa: BLE001 - no hand to find in an unreadable image; prepare() reports it
+        return None
+    cb, cr = ycc[..., 1], ycc[..., 2]
+    mask = ((cr >= 135) & (cr <= 180) & (cb >= 80) & (cb <= 135)).astype(np.uint8) * 255
+    mask_img = Image.fromarray(mask).filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))
+    m = np.asarray(mask_img) > 0  # (H, W) skin, specks removed
+    h, w = m.shape
+    if m.mean() < 0.02 or m.mean() > 0.8:  # no hand, or everything skin-coloured (a close-up): keep the centre
+        return None
+    cols, rows = m.sum(0), m.sum(1)
+    xs, ys = np.flatnonzero(cols > 0.1 * cols.max()), np.flatnonzero(rows > 0.1 * rows.max())
+    x0, x1, y0, y1 = xs[0], xs[-1], ys[0], ys[-1]
+    side = min(max(x1 - x0 + 1, min(y1 - y0 + 1, 1.25 * (x1 - x0 + 1))), min(h, w))
+    top = max(0.0, y0 - 0.08 * side)
+    return Crop(zoom=float(min(h, w) / side), cx=float((x0 + x1) / 2 / w), cy=float((top + side / 2) / h))
 
 
 def canvas_to_gray(rgba: np.ndarray, background: float | np.ndarray = 0.0) -> np.ndarray:
