@@ -60,3 +60,42 @@ def wait_points_above(page, n: int, timeout: float = 60) -> None:
 
 def plot_count(page) -> int:
     return page.locator(".js-plotly-plot").count()
+
+
+# --------------------------------------------------------------------------- charts by widget key
+def chart_selector(key: str) -> str:
+    """CSS selector of the plotly chart drawn with ``st.plotly_chart(..., key=key)``."""
+    return f".st-key-{key} .js-plotly-plot"
+
+
+def keyed_plot(page, key: str, trace: int = 0, attr: str = "x"):
+    """Like :func:`plot_data`, for the chart with widget key ``key``; None while it is not drawn.
+
+    2-D data (a heatmap's ``z``) comes back as a list of rows; NaN (the gaps of a tile grid)
+    reads as None, so two reads of the same data compare equal.
+    """
+    return page.evaluate(
+        "([sel, t, k]) => { const g = document.querySelector(sel); const d = g && g._fullData;"
+        " if (!d || !d[t] || d[t][k] == null) return null;"
+        " const f = v => (typeof v === 'number' && Number.isNaN(v)) ? null : v;"
+        " return Array.from(d[t][k], v => (v != null && typeof v === 'object') ? Array.from(v, f) : f(v)); }",
+        [chart_selector(key), trace, attr])
+
+
+def keyed_trace_names(page, key: str):
+    """Names of the traces of the chart with widget key ``key`` (None while it is not drawn)."""
+    return page.evaluate(
+        "(sel) => { const g = document.querySelector(sel);"
+        " return g && g._fullData ? g._fullData.map(d => d.name) : null; }", chart_selector(key))
+
+
+def wait_text(page, text: str, timeout: float = 60) -> None:
+    """Wait until the page's visible text contains ``text``."""
+    page.wait_for_function("(s) => document.body.innerText.includes(s)", arg=text, timeout=timeout * 1000)
+
+
+def wait_chart(page, key: str, timeout: float = 60) -> None:
+    """Wait until the chart with widget key ``key`` is drawn: plotly has filled in its full data."""
+    page.wait_for_function(
+        "(sel) => { const g = document.querySelector(sel); return !!(g && g._fullData && g._fullData.length); }",
+        arg=chart_selector(key), timeout=timeout * 1000)

@@ -1,0 +1,181 @@
+"""What a user does on Evaluate, Kernels, Runs and the guided tour, in a real browser.
+
+Each test clicks, drags or types as a person would (a mouse click on a confusion-matrix square, the
+keyboard on a slider, picking options in a multiselect, the tour's buttons) and checks what the page
+then shows. Charts are found by their widget key (``.st-key-<key>``), so a chart drawn late does not
+shift which one a test reads.
+"""
+from __future__ import annotations
+
+import re
+
+from _helpers import (assert_no_exception, chart_selector, goto, keyed_plot, keyed_trace_names, step, wait_chart,
+                      wait_idle, wait_text)
+
+LETTERS = "ABCDEFGHIKLMNOPQRSTUVWXY"
+WAIT = 60  # seconds; the CPU may be shared with training runs
+TRAIN_WAIT = 180  # the tour's logistic regression: 2 epochs at batch 32
+
+# Every square of the confusion matrix: [true index, predicted index, count text, x label, y label].
+_CELLS = """(sel) => { const d = document.querySelector(sel)._fullData[0];
+  return Array.from(d.customdata, (c, k) => [Number(c[0]), Number(c[1]), String(d.text[k] || ''), d.x[k], d.y[k]]); }"""
+# The viewport pixel of a square's centre: the axes map the category to a pixel inside the plot
+# area, which starts at the axis offset within the graph div.
+_CELL_XY = """([sel, x, y]) => { const g = document.querySelector(sel); const fl = g._fullLayout;
+  const r = g.getBoundingClientRect();
+  return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x), r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }"""
+
+
+def _annotations(page, key: str) -> list[str]:
+    return page.evaluate("(sel) => { const g = document.querySelector(sel);"
+                         " return g ? (g._fullLayout.annotations || []).map(a => a.text) : []; }",
+                         chart_selector(key))
+
+
+def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server):
+    cm = chart_selector("eval_cm")
+    with step(page, "open Evaluate for the ConvNet run from the link"):
+        goto(page, server, "/evaluate?run=convnet-ready")
+        wait_chart(page, "eval_cm", WAIT)
+        wait_chart(page, "eval_pair_images", WAIT)
+        wait_idle(page, WAIT)
+        assert "convnet-ready" in page.get_by_role("combobox", name="Run").input_value()
+    with step(page, "choose a mistake square other than the one selected"):
+        before = (page.get_by_role("combobox", name="True letter").input_value(),
+                  page.get_by_role("combobox", name="Predicted letter").input_value())
+        images_before = keyed_plot(page, "eval_pair_images", 0, "z")
+        mistakes = sorted((c for c in page.evaluate(_CELLS, cm) if c[0] != c[1] and c[2]),
+                          key=lambda c: -int(c[2]))
+        t, p, count, x_label, y_label = next(c for c in mistakes if (LETTERS[c[0]], LETTERS[c[1]]) != before)
+        assert (y_label, x_label) == (LETTERS[t], LETTERS[p]), "a square's customdata and position disagree"
+    with step(page, f"click the square true {y_label}, predicted {x_label} ({count} images)"):
+        page.locator(cm).scroll_into_view_if_needed()
+        x, y = page.evaluate(_CELL_XY, [cm, x_label, y_label])
+        page.mouse.click(x, y)
+        page.wait_for_function(
+            "([t, p]) => document.querySelector('.st-key-eval_true input').value === t"
+            " && document.querySelector('.st-key-eval_pred input').value === p",
+            arg=[y_label, x_label], timeout=WAIT * 1000)
+        wait_idle(page, WAIT)
+    with step(page, "the page names the pair and shows its images"):
+        text = page.inner_text("body")
+        said = re.search(rf"{int(count):,} of the [\d,]+ test images of {y_label} were predicted as {x_label}\b", text)
+        assert said, f"no caption for true {y_label} predicted {x_label} ({count} images)"
+        images = keyed_plot(page, "eval_pair_images", 0, "z")
+        assert images and images != images_before, "the image grid did not change to the clicked pair"
+        assert len(_annotations(page, "eval_pair_images")) == min(int(count), 30), "one title per image shown"
+        outline = (keyed_plot(page, "eval_cm", 1, "x"), keyed_plot(page, "eval_cm", 1, "y"))
+        assert outline == ([x_label], [y_label]), f"the outline marks {outline}, not the clicked square"
+    assert_no_exception(page, "Evaluate after a click")
+
+
+def test_kernels_epoch_slider_changes_the_kernel_grid(page, server):
+    grid = chart_selector("kernels_first")
+    with step(page, "open Kernels for the ConvNet run"):
+        goto(page, server, "/kernels?run=convnet-ready")
+        wait_chart(page, "kernels_first", WAIT)
+        wait_idle(page, WAIT)
+        z_final = keyed_plot(page, "kernels_first", 0, "z")
+        assert z_final and any(v is not None for row in z_final for v in row), "the kernel grid has no data"
+        slider = page.get_by_role("slider", name="Epoch")
+        assert slider.get_attribute("aria-valuetext") == "after epoch 1"
+    with step(page, "move the epoch slider to the start with the keyboard"):
+        slider.focus()
+        page.keyboard.press("Home")
+        page.wait_for_function(
+            "(sel) => (document.querySelector(sel)?._fullLayout.title.text || '').includes('before training')",
+            arg=grid, timeout=WAIT * 1000)
+        wait_idle(page, WAIT)
+        assert slider.get_attribute("aria-valuetext") == "before training"
+    with step(page, "the grid shows other weights: the initial ones"):
+        z_start = keyed_plot(page, "kernels_first", 0, "z")
+        assert z_start and len(z_start) == len(z_final), "the grid changed shape"
+        assert z_start != z_final, "the kernels before training look the same as after epoch 1"
+    with step(page, "move it back one step: the trained kernels return"):
+        slider.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            "(sel) => (document.querySelector(sel)?._fullLayout.title.text || '').includes('after epoch 1')",
+            arg=grid, timeout=WAIT * 1000)
+        wait_idle(page, WAIT)
+        assert keyed_plot(page, "kernels_first", 0, "z") == z_final
+    assert_no_exception(page, "Kernels after moving the slider")
+
+
+def test_runs_overlay_of_two_chosen_runs(page, server):
+    box = page.locator(".st-key-runs_compare")
+    with step(page, "open Runs"):
+        goto(page, server, "/runs")
+        box.wait_for(timeout=WAIT * 1000)
+        wait_chart(page, "runs_overlay", WAIT)  # the runs with curves are overlaid by default
+    with step(page, "clear the runs to overlay"):
+        box.get_by_role("button", name="Clear all").click()
+        page.wait_for_function("(sel) => !document.querySelector(sel)", arg=chart_selector("runs_overlay"),
+                               timeout=WAIT * 1000)
+        wait_idle(page, WAIT)
+    for run_id in ("logreg-ready", "convnet-ready"):
+        with step(page, f"choose {run_id} in the multiselect"):
+            combo = box.get_by_role("combobox", name="Runs to overlay")
+            if combo.get_attribute("aria-expanded") != "true":
+                combo.click()
+            page.get_by_role("option", name=re.compile(rf"^{run_id} ·")).click()
+            box.locator(f"[data-tag][aria-label^='{run_id} ·']").wait_for(timeout=WAIT * 1000)
+            wait_idle(page, WAIT)
+    with step(page, "the overlay has one line per chosen run"):
+        page.keyboard.press("Escape")
+        page.wait_for_function("(sel) => { const g = document.querySelector(sel); return g && g._fullData"
+                               " && g._fullData.length === 2; }", arg=chart_selector("runs_overlay"),
+                               timeout=WAIT * 1000)
+        wait_idle(page, WAIT)
+        assert sorted(keyed_trace_names(page, "runs_overlay")) == ["convnet-ready", "logreg-ready"]
+        assert sorted(keyed_trace_names(page, "runs_loss_overlay")) == ["convnet-ready", "logreg-ready"]
+        assert box.locator("[data-tag]").count() == 2
+    assert_no_exception(page, "Runs with two runs overlaid")
+
+
+def _step_title(page) -> str:
+    return page.locator("[data-testid='stMain'] h2").first.inner_text().strip()
+
+
+def _wait_step(page, title: str) -> None:
+    page.wait_for_function(
+        "(t) => Array.from(document.querySelectorAll('[data-testid=\"stMain\"] h2'))"
+        ".some(h => h.innerText.trim() === t)", arg=title, timeout=WAIT * 1000)
+    wait_idle(page, WAIT)
+
+
+def test_guided_tour_next_back_train_logreg_then_templates(page, server):
+    first, second, third = ("1. Look at the data", "2. Train logistic regression",
+                            "3. Look at its 24 weight templates")
+    with step(page, "open the guided tour"):
+        goto(page, server, "/guide")
+        _wait_step(page, first)
+        assert "Step 1 of 7" in page.inner_text("body")
+    with step(page, "Next, Back, Next"):
+        page.get_by_role("button", name="Next →").click()
+        _wait_step(page, second)
+        page.get_by_role("button", name="← Back").click()
+        _wait_step(page, first)
+        page.get_by_role("button", name="Next →").click()
+        _wait_step(page, second)
+        assert _step_title(page) == second
+    with step(page, "press the step's Train button and wait for the result"):
+        page.get_by_role("button", name=re.compile(r"^▶ Train logreg")).click()
+        wait_text(page, "Your logistic regression reached", TRAIN_WAIT)
+        wait_idle(page, WAIT)
+        assert re.search(r"reached \d+\.\d% test accuracy", page.inner_text("body"))
+        page.get_by_role("button", name=re.compile(r"^↻ Train logreg again")).wait_for(timeout=WAIT * 1000)
+    with step(page, "Next: the 24 templates of that run"):
+        page.get_by_role("button", name="Next →").click()
+        _wait_step(page, third)
+        sel = "[data-testid='stMain'] .js-plotly-plot"
+        page.wait_for_function(
+            "(sel) => Array.from(document.querySelectorAll(sel)).some(g => g._fullLayout"
+            " && (g._fullLayout.title.text || '').includes('24 weight templates'))", arg=sel, timeout=WAIT * 1000)
+        chart = page.evaluate(
+            "(sel) => { const g = Array.from(document.querySelectorAll(sel)).find(g =>"
+            " (g._fullLayout.title.text || '').includes('24 weight templates'));"
+            " return [g._fullLayout.annotations.map(a => a.text), g._fullData[0].z.length]; }", sel)
+        assert chart[0] == list(LETTERS), f"the templates are titled {chart[0]}"
+        assert chart[1] > 0, "the templates chart has no data"
+    assert_no_exception(page, "guided tour at step 3")
