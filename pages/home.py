@@ -1,8 +1,9 @@
 """Home: what signlab is, where to start, the dataset at a glance, the device, the latest runs."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from signlab import ui
+from signlab import figures, ui
 from signlab.data import class_counts
 from signlab.labels import LETTERS
 from signlab.teach import HOME_INTRO
@@ -28,7 +29,11 @@ m2.metric("Test images", f"{len(ds.test):,}")
 m3.metric("Letters", f"{len(LETTERS)}", help="A–Y without J (J and Z need motion)")
 m4.metric("Image size", "28 × 28 px", help="grayscale, 784 pixels")
 counts = class_counts(ds.train)
-st.caption(f"Letters: {' '.join(LETTERS)} · between {counts.min():,} and {counts.max():,} training images each.")
+first = [int(np.flatnonzero(ds.train.targets == k)[0]) for k in range(len(LETTERS))]  # one image a letter
+st.plotly_chart(figures.tile_grid(ds.train.images[first], list(LETTERS), cols=12, tile_px=64,
+                                  title="One training image of each letter"), width="content")
+st.caption(f"Between {counts.min():,} and {counts.max():,} training images a letter. J and Z are missing: "
+           "they are signed with a movement, which a single photo cannot show.")
 
 st.subheader("Latest runs")
 runs = ui.runs()[:5]

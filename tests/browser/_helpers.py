@@ -7,6 +7,9 @@ from contextlib import contextmanager
 def wait_idle(page, timeout: float = 30) -> None:
     """Wait until the script run is over: the app is drawn and no 'Running…' indicator shows."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout * 1000)
+    # the page's script has run far enough to draw its title (every page starts with one); the
+    # status widget alone can look idle before the script has even started
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout * 1000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || getComputedStyle(document.querySelector('[data-testid=\"stStatusWidget\"]')).visibility === 'hidden'",

@@ -121,6 +121,7 @@ def page(browser, request):
     pg.set_default_timeout(30_000)
     yield pg
     try:
-        pg.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)
+        pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     finally:
         ctx.close()
