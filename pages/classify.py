@@ -146,7 +146,7 @@ if prepared is None:
 
 # ----------------------------------------------------------------------------- the prediction
 x = prepared.image28
-probs = predict(model, [x])[0]
+probs = predict(model, [x], mirror=cfg.augment_photo)[0]  # robust runs: either hand counts the same
 top = top_k(probs, 5)
 pred = int(np.argmax(probs))
 confidence = float(probs[pred])

@@ -157,10 +157,11 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
+    mirror = run.config.augment_photo  # trained on mirrored hands too: average both orientations
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
-        probs = predict(model, [prep.image28])[0]
+        probs = predict(model, [prep.image28], mirror=mirror)[0]
         warnings = looks_unusual(prep.image28)
         if probs.max() < UNSURE_BELOW:
             warnings.append(f"the model is not sure: its best letter gets only {probs.max():.0%}")

@@ -29,10 +29,18 @@ def _batch(images: np.ndarray | list[np.ndarray], model: nn.Module) -> torch.Ten
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """Softmax probabilities (B, 24) for 28x28 images in [0, 1]."""
+def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: bool = False) -> np.ndarray:
+    """Softmax probabilities (B, 24) for 28x28 images in [0, 1].
+
+    ``mirror``: test-time augmentation for models trained on mirrored images too (the robust
+    preset): average the probabilities of each image and its mirror image, so a sign made with
+    either hand counts the same.
+    """
     x = _batch(images, model)
-    return torch.softmax(model(normalize(x)).float(), dim=1).cpu().numpy()
+    probs = torch.softmax(model(normalize(x)).float(), dim=1)
+    if mirror:
+        probs = (probs + torch.softmax(model(normalize(x.flip(3))).float(), dim=1)) / 2
+    return probs.cpu().numpy()
 
 
 UNSURE_BELOW = 0.5  # top probability under which the page and `predict` say the model is not sure
