@@ -1,0 +1,236 @@
+"""The Classify page in a real browser: draw a sign on the canvas, upload a dataset image.
+
+Both tests open ``/classify?run=convnet-ready`` (the run picker honours the link's ``run``) and
+read what the page shows: the predicted letter in the heading, the top-5 bars, the 28x28 input
+preview and the two *why* views (Grad-CAM and occlusion), all plotly charts found by widget key.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from _helpers import assert_no_exception, goto, step, wait_idle
+
+RUN = "convnet-ready"
+LETTERS = "ABCDEFGHIKLMNOPQRSTUVWXY"  # signlab.labels.LETTERS, spelt out so a bad label shows up
+WAIT_MS = 60_000  # the test machine may be heavily loaded
+# the heading under the charts, in its three wordings (sure, unsure, unusual input)
+PREDICTION = re.compile(r"(?:The model says|Not sure: perhaps|A guess, not to be trusted:)\s+([A-Z])\s+\(\d+%\)")
+
+
+# --------------------------------------------------------------------------- page reading
+def _chart(key: str) -> str:
+    """CSS selector of the plotly chart drawn with ``st.plotly_chart(..., key=key)``."""
+    return f".st-key-{key} .js-plotly-plot"
+
+
+def _trace(page, key: str, trace: int = 0, attr: str = "z"):
+    """``attr`` of trace ``trace`` of the chart with widget key ``key`` (2-D data as rows); None if absent."""
+    return page.evaluate(
+        "([sel, t, k]) => { const g = document.querySelector(sel); const d = g && g._fullData;"
+        " if (!d || !d[t] || d[t][k] == null) return null;"
+        " return Array.from(d[t][k], v => (v != null && typeof v === 'object') ? Array.from(v) : v); }",
+        [_chart(key), trace, attr])
+
+
+def _model_picked(page) -> str:
+    """The run label the Model selectbox shows (it lives in its combobox input's value)."""
+    return page.get_by_role("combobox", name="Model").input_value()
+
+
+def _predicted_letter(page) -> str | None:
+    m = PREDICTION.search(page.inner_text("body"))
+    return m.group(1) if m else None
+
+
+def _top_bar(page) -> str | None:
+    """The top letter of the 'Top 5 letters' bars (drawn bottom-up: the most probable is last)."""
+    ys = _trace(page, "classify_bars", 0, "y")
+    return ys[-1] if ys else None
+
+
+def _wait_prediction(page) -> None:
+    """Wait for the heading with the predicted letter and the top-5 bars, then for the run to end."""
+    page.wait_for_function(
+        "(src) => new RegExp(src).test(document.body.innerText)", arg=PREDICTION.pattern, timeout=WAIT_MS)
+    page.wait_for_selector(_chart("classify_bars"), timeout=WAIT_MS)
+    wait_idle(page, timeout=WAIT_MS / 1000)
+
+
+def _assert_why_views(page) -> None:
+    """Grad-CAM (the ConvNet's explanation) and the occlusion map are drawn, each an image plus a heat map."""
+    for key in ("classify_saliency", "classify_occlusion"):
+        page.wait_for_selector(_chart(key), timeout=WAIT_MS)
+        heat = _trace(page, key, 1, "z")
+        assert heat is not None and len(heat) > 0, f"the {key} chart has no heat map"
+    text = page.inner_text("body")
+    assert "the last convolution found evidence" in text or "Grad-CAM finds no evidence" in text, \
+        "the ConvNet's explanation is not Grad-CAM"
+    title = page.locator(f"{_chart('classify_saliency')} .gtitle").first.text_content()
+    assert title.startswith("Grad-CAM for"), f"the saliency chart is titled {title!r}"
+
+
+def _canvas_box(page):
+    """Bounding box (page coordinates) of the drawing canvas, in the page or inside any frame.
+
+    streamlit-drawable-canvas 0.13 is a components-v2 element (no iframe); fabric.js stacks a
+    lower canvas (the pixels) and an upper one (takes the mouse) of the same size.
+    """
+    for frame in page.frames:
+        for sel in ("canvas.upper-canvas", "canvas"):
+            loc = frame.locator(sel)
+            for i in range(loc.count()):
+                box = loc.nth(i).bounding_box()
+                if box and box["width"] >= 200 and box["height"] >= 200:
+                    loc.nth(i).scroll_into_view_if_needed()
+                    return loc.nth(i).bounding_box()
+    return None
+
+
+def _scroll_to_top(page, selector: str) -> None:
+    """Scroll ``selector`` to the top of the window, so the end-of-test screenshot (the window: the
+    app scrolls inside its own container) shows what the test checked."""
+    page.locator(selector).first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(200)  # a tiny settle for the scroll
+
+
+def _wait_canvas(page, timeout_ms: int = WAIT_MS):
+    """Poll until the drawing canvas is laid out (it sits in the component's shadow root, which
+    ``document.querySelector`` does not see but playwright's locators do)."""
+    for _ in range(timeout_ms // 250):
+        box = _canvas_box(page)
+        if box:
+            return box
+        page.wait_for_timeout(250)
+    raise AssertionError("no drawing canvas of at least 200x200 px appeared")
+
+
+def _stroke(page, box, points) -> None:
+    """One freehand stroke through ``points`` (canvas pixels from the top-left corner)."""
+    x0, y0 = box["x"], box["y"]
+    page.mouse.move(x0 + points[0][0], y0 + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x0 + x, y0 + y, steps=10)
+    page.mouse.up()
+    page.wait_for_timeout(150)  # a tiny settle: fabric finishes the path before the next one
+
+
+def _input_range(page) -> float:
+    """max - min of the 28x28 input preview (0 for a blank canvas)."""
+    z = _trace(page, "classify_input_fig", 0, "z")
+    if not z:
+        return 0.0
+    a = np.asarray(z, dtype=float)
+    return float(np.nanmax(a) - np.nanmin(a))
+
+
+# --------------------------------------------------------------------------- tests
+def test_draw_on_canvas_predicts_a_letter(page, server):
+    with step(page, f"open Classify with ?run={RUN}"):
+        goto(page, server, f"/classify?run={RUN}")
+        page.wait_for_selector("text=Classify a sign", timeout=WAIT_MS)
+        model = _model_picked(page)
+        assert RUN in model, f"the run picker did not take ?run={RUN}: it shows {model!r}"
+    with step(page, "the Draw tab shows a blank canvas and its (blank) input"):
+        page.wait_for_selector(_chart("classify_input_fig"), timeout=WAIT_MS)
+        wait_idle(page, timeout=WAIT_MS / 1000)
+        assert _input_range(page) < 0.05, "the input of an untouched canvas is not one flat shade"
+        box = _wait_canvas(page)
+    with step(page, "draw a hand: a palm and four fingers"):
+        _stroke(page, box, [(100, 260), (100, 160), (180, 160), (180, 260)])
+        for fx in (105, 130, 155, 178):
+            _stroke(page, box, [(fx, 165), (fx, 60)])
+    with step(page, "the 28x28 input shows the strokes and a letter is predicted"):
+        page.wait_for_function(
+            "(sel) => { const g = document.querySelector(sel); const z = g && g._fullData && g._fullData[0]"
+            " && g._fullData[0].z; if (!z) return false; const v = Array.from(z, r => Array.from(r)).flat();"
+            " return Math.max(...v) - Math.min(...v) > 0.3; }",
+            arg=_chart("classify_input_fig"), timeout=WAIT_MS)
+        _wait_prediction(page)
+        rng = _input_range(page)
+        assert rng > 0.3, f"the input preview does not show the strokes (range {rng:.2f})"
+        letter = _predicted_letter(page)
+        assert letter is not None and letter in LETTERS, f"no letter A-Y as the prediction: {letter!r}"
+        assert _top_bar(page) == letter, f"the heading says {letter}, the top bar {_top_bar(page)}"
+    with step(page, "the why views render"):
+        _assert_why_views(page)
+    assert_no_exception(page, "Classify after drawing")
+    _scroll_to_top(page, ".st-key-classify_source")  # the screenshot: the strokes, the input, the bars
+
+
+@pytest.fixture(scope="module")
+def upload_png(tmp_path_factory, runs_dir):
+    """A real test image of the bundled dataset, 112x112 RGB PNG, with what ``predict_files`` says of it.
+
+    Picks among the first test images one that the short run gets right with a clear margin (so the
+    page and the API cannot differ on a near tie); if there is none, one with a clear margin.
+    """
+    from PIL import Image
+
+    from signlab import api
+    from signlab.data import load_dataset
+    from signlab.preprocess import Crop
+
+    test = load_dataset().test
+    d = tmp_path_factory.mktemp("classify-upload")
+    files, truths = [], []
+    for i in range(40):
+        img = Image.fromarray(test.images[i].astype(np.uint8), mode="L")
+        path = d / f"test{i}.png"
+        img.resize((112, 112), Image.Resampling.NEAREST).convert("RGB").save(path)
+        files.append(path)
+        truths.append(LETTERS[int(test.targets[i])])
+    records = api.predict_files(RUN, files, k=5, runs_dir=runs_dir, crop=Crop())
+
+    def margin(r):
+        return r["top"][0]["probability"] - r["top"][1]["probability"]
+
+    ok = [(f, t, r) for f, t, r in zip(files, truths, records) if margin(r) > 0.1]
+    right = [x for x in ok if x[2]["top"][0]["letter"] == x[1]]
+    path, truth, record = (right or ok or list(zip(files, truths, records)))[0]
+    return path, truth, record
+
+
+def test_upload_dataset_image_matches_api(page, server, upload_png):
+    path, truth, record = upload_png
+    expected = record["top"][0]["letter"]
+    from signlab.preprocess import Crop, prepare
+
+    expected_input = prepare(str(path), path.name, Crop()).image28
+
+    with step(page, f"open Classify with ?run={RUN}"):
+        goto(page, server, f"/classify?run={RUN}")
+        page.wait_for_selector("text=Classify a sign", timeout=WAIT_MS)
+        assert RUN in _model_picked(page), f"the run picker did not take ?run={RUN}"
+    with step(page, "open the Upload tab"):
+        page.get_by_role("tab", name=re.compile("Upload")).click()
+        page.wait_for_selector("[data-testid='stFileUploader'] input[type='file']", state="attached",
+                               timeout=WAIT_MS)
+        # the Draw tab's prediction (of the blank canvas) goes once the rerun is over
+        page.wait_for_selector(_chart("classify_bars"), state="detached", timeout=WAIT_MS)
+        wait_idle(page, timeout=WAIT_MS / 1000)
+    with step(page, f"upload {path.name} (a {truth} of the test set)"):
+        page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
+        page.wait_for_selector(f"text={path.name}", timeout=WAIT_MS)
+        _wait_prediction(page)
+    with step(page, "the page predicts what signlab.api.predict_files predicts"):
+        letter = _predicted_letter(page)
+        assert letter in LETTERS, f"no letter A-Y as the prediction: {letter!r}"
+        assert letter == expected, (f"the page says {letter}, predict_files says {expected} "
+                                    f"(true letter {truth}; top {record['top'][:3]})")
+        assert _top_bar(page) == expected
+        bars = _trace(page, "classify_bars", 0, "y")
+        assert list(reversed(bars)) == [t["letter"] for t in record["top"]], "top-5 letters differ from the API's"
+    with step(page, "the 28x28 input preview is the prepared image"):
+        z = _trace(page, "classify_input_fig", 0, "z")
+        assert z is not None, "no 28x28 input preview"
+        shown = np.asarray(z, dtype=float)
+        assert shown.shape == (28, 28), f"the input preview is {shown.shape}, not 28x28"
+        assert np.allclose(shown, expected_input, atol=1e-3), \
+            f"the preview differs from prepare(): max diff {np.abs(shown - expected_input).max():.3f}"
+    with step(page, "Grad-CAM and occlusion render"):
+        _assert_why_views(page)
+    assert_no_exception(page, "Classify after upload")
+    _scroll_to_top(page, ".st-key-classify_source_fig")  # the screenshot: input, bars, letter, why views
