@@ -54,12 +54,20 @@ def measure(run_ref: str, folder: Path, runs_dir: str | None = None, crop: str |
     wrong = [r for r in rows if r["true"] != r["pred"]]
     right = [r for r in rows if r["true"] == r["pred"]]
     flag = lambda r: r["warned"]  # noqa: E731
+    from sklearn.metrics import roc_auc_score
+
+    is_right = [r["true"] == r["pred"] for r in rows]
+    auroc = roc_auc_score(is_right, [r["p"] for r in rows]) if 0 < sum(is_right) < len(rows) else None
+    by_threshold = {t: {"flagged_wrong": sum(r["p"] < t for r in wrong) / max(len(wrong), 1),
+                        "flagged_right": sum(r["p"] < t for r in right) / max(len(right), 1)}
+                    for t in (0.5, 0.7, 0.9)}
     return {
         "run_id": run.id, "model": run.config.model, "preset": run.config.preset, "n": len(rows), "crop": crop or "centre",
         "accuracy": correct / len(rows), "per_letter": per_letter,
         "most_confused": [{"true": t, "predicted": p, "count": c} for (t, p), c in confused],
         "warning": {"flagged_wrong": sum(map(flag, wrong)) / max(len(wrong), 1),
                     "flagged_right": sum(map(flag, right)) / max(len(right), 1)},
+        "confidence_auroc": auroc, "confidence_thresholds": by_threshold,
     }
 
 
@@ -83,6 +91,10 @@ def main() -> None:
     w = res["warning"]
     print(f"out-of-domain warning: shown for {100 * w['flagged_wrong']:.0f}% of wrong predictions and "
           f"{100 * w['flagged_right']:.0f}% of right ones")
+    if res["confidence_auroc"] is not None:
+        print(f"confidence separates right from wrong with AUROC {res['confidence_auroc']:.2f}; flagged below: "
+              + ", ".join(f"{t:.0%}: {100 * v['flagged_wrong']:.0f}% of wrong / {100 * v['flagged_right']:.0f}% of right"
+                          for t, v in res["confidence_thresholds"].items()))
 
 
 if __name__ == "__main__":
