@@ -1,4 +1,6 @@
 """Train: pick a model and its settings, start a training job, and watch it learn live."""
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -35,10 +37,32 @@ def _from_query() -> None:
     for key, (field, typ) in FIELDS.items():
         if field in qp:
             raw = qp[field]
-            try:
+            # checked here: a widget would silently clamp or replace a value it cannot show
+            problem = _link_problem(field, typ, raw)
+            if problem:
+                st.warning(f"The link's {field}={raw!r} {problem}; the default {st.session_state[key]!r} is used.",
+                           icon="⚠️")
+            else:
                 st.session_state[key] = (raw.lower() in ("1", "true", "yes")) if typ is bool else typ(raw)
-            except ValueError:
-                st.warning(f"The link's {field}={raw!r} is not valid; the default is used.")
+
+
+def _link_problem(field: str, typ: type, raw: str) -> str | None:
+    """Why a setting from the URL cannot be used (not a number, out of range, unknown), else None."""
+    choices = {"model": model_names(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+               "device": ("auto", "cpu", "cuda", "mps"), "preset": tuple(PRESETS)}
+    if typ is bool:
+        return None if raw.lower() in ("1", "true", "yes", "0", "false", "no") else "is not true or false"
+    if field in choices:
+        return None if raw in choices[field] else f"is not one of {', '.join(choices[field])}"
+    try:
+        value = typ(raw)
+    except ValueError:
+        return "is not valid"
+    lo, hi = RANGES[field]
+    shown = (lambda v: str(int(v))) if typ is int else (lambda v: f"{v:g}")
+    if math.isfinite(value) and lo <= value <= hi:
+        return None
+    return f"is out of range (allowed {shown(lo)} to {shown(hi)})"
 
 
 def _on_preset() -> None:

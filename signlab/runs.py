@@ -278,7 +278,8 @@ def list_runs(runs_dir: Path | str | None = None) -> list[Run]:
         return []
     runs = []
     for d in root.iterdir():
-        if d.is_dir() and RUN_ID_RE.match(d.name) and isinstance(read_json(d / "config.json"), dict):
+        if (d.is_dir() and RUN_ID_RE.match(d.name) and isinstance(read_json(d / "config.json"), dict)
+                and _inside(d, root)):  # a symlink out of the folder is not listed (open_run refuses it)
             runs.append(Run(d))
     return sorted(runs, key=lambda r: (r.meta.get("created", 0), r.id), reverse=True)
 
@@ -305,10 +306,12 @@ def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str
         from .fsutil import _explain
 
         raise _explain(err, path) from err
-    atomic_write_json(path / "config.json", cfg.to_dict())
     atomic_write_json(path / "meta.json", {"run_id": run_id, "name": name or run_id, "created": time.time()})
     atomic_write_json(path / "status.json", {"status": status, "epochs_completed": 0,
                                              "target_epochs": cfg.epochs, "updated": time.time()})
+    # config.json last: it makes the folder a run (list_runs, open_run), so a process killed half
+    # way through never leaves a listed run without its status
+    atomic_write_json(path / "config.json", cfg.to_dict())
     return Run(path)
 
 
@@ -336,10 +339,15 @@ class RunWriter:
         self._status: dict[str, Any] = {**run.raw_status()}
 
     def log(self, record: dict[str, Any]) -> None:
-        if self._log is None:
-            self._log = open(self.run.dir / "metrics.jsonl", "a")
-        self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
-        self._log.flush()
+        try:
+            if self._log is None:
+                self._log = open(self.run.dir / "metrics.jsonl", "a")
+            self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+            self._log.flush()
+        except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError
+            from .fsutil import _explain
+
+            raise _explain(err, self.run.dir / "metrics.jsonl") from err
 
     def set_status(self, **fields: Any) -> None:
         self._status.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
@@ -388,12 +396,19 @@ class RunWriter:
             self.set_status(epochs_completed=event.epoch, val_accuracy=event.val_accuracy,
                             train_seconds=prior + event.train_seconds, samples_per_second=event.samples_per_second)
         elif isinstance(event, FitEnd):
-            self.log({"type": "fit_end", "status": event.status, "message": event.message,
-                      "epochs_completed": event.epochs_completed, "train_seconds": event.train_seconds,
-                      "samples_per_second": event.samples_per_second})
-            self.set_status(status=event.status, message=event.message, epochs_completed=event.epochs_completed,
-                            train_seconds_before=self._status.get("train_seconds_before", 0.0) + event.train_seconds,
-                            train_seconds=self._status.get("train_seconds_before", 0.0) + event.train_seconds)
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+            try:
+                self.log({"type": "fit_end", "status": event.status, "message": event.message,
+                          "epochs_completed": event.epochs_completed, "train_seconds": event.train_seconds,
+                          "samples_per_second": event.samples_per_second})
+            finally:  # the status tells how the run ended even when the log cannot be written
+                self.set_status(status=event.status, message=event.message,
+                                epochs_completed=event.epochs_completed,
+                                train_seconds_before=self._status.get("train_seconds_before", 0.0)
+                                + event.train_seconds,
+                                train_seconds=self._status.get("train_seconds_before", 0.0) + event.train_seconds)
+                if self._log is not None:
+                    log, self._log = self._log, None
+                    try:
+                        log.close()
+                    except OSError:
+                        pass

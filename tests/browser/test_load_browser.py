@@ -1,0 +1,325 @@
+"""Load and faults in a real browser, each against its own server and runs folder.
+
+* Four browser sessions press Start at once against a job limit of 2: never more than 2 run, the
+  others are told they wait and their place in the queue, every job runs exactly once, and the
+  Home page still loads while they train.
+* The server is SIGKILLed mid-training and started again on the same runs folder: the worker (in
+  its own process session) trains on, the new server shows the run's true state, every listed run
+  opens whole. Then the worker itself is SIGKILLed mid-epoch: the page says "Interrupted", the last
+  finished epoch's weights are kept, and "Continue training" finishes the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from _helpers import assert_no_exception, step, wait_idle
+
+from signlab.jobs import JobManager
+from signlab.runs import _pid_alive, list_runs, open_run
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port with its own runs folder and job limit."""
+
+    def __init__(self, runs_dir: Path, limit: int, log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
+               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        self.log = open(log, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                                      str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1"],
+                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited: {Path(log).read_text()[-2000:]}")
+        self.stop()
+        raise RuntimeError("streamlit did not become healthy in 90 s")
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group (workers run in sessions of their own and live on)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()
+
+
+def _open(page, url: str) -> float:
+    """Go to ``url`` and wait until the page's script has run (its title drawn, no 'Running…'): seconds."""
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=90_000)
+    wait_idle(page, 90)
+    return time.perf_counter() - t
+
+
+def _wait_text(page, text: str, timeout: float = 60) -> None:
+    page.wait_for_function("(t) => document.body.innerText.includes(t)", arg=text, timeout=timeout * 1000)
+
+
+def _statuses(runs_dir: Path) -> dict[str, dict]:
+    out = {}
+    for d in runs_dir.iterdir():
+        try:
+            out[d.name] = json.loads((d / "status.json").read_text())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _wait(cond, timeout: float, what: str, interval: float = 0.3):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _kill_workers(runs_dir: Path) -> None:
+    """End the training workers this test's servers started (by the pids in their runs)."""
+    for st in _statuses(runs_dir).values():
+        pid = st.get("pid")
+        if st.get("status") in ("running", "paused") and _pid_alive(pid):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _check_runs_folder_whole(runs_dir: Path) -> None:
+    """Every listed run opens: config, status and log parse, weights load; no temporary file is left."""
+    for run in list_runs(runs_dir):
+        again = open_run(run.id, runs_dir)
+        assert again.config.model
+        json.loads((run.dir / "status.json").read_text())
+        json.loads((run.dir / "meta.json").read_text())
+        if (run.dir / "metrics.jsonl").exists():
+            for line in (run.dir / "metrics.jsonl").read_text().splitlines()[:-1]:
+                json.loads(line)  # only a last line may be torn (a killed writer)
+        if run.has_weights():
+            assert sum(p.numel() for p in again.load_model().parameters()) > 0
+    # a live worker's atomic write shows a .tmp for a moment; none may stay
+    _wait(lambda: not list(runs_dir.rglob("*.tmp")), 10, f"no temporary files: {list(runs_dir.rglob('*.tmp'))}",
+          interval=0.1)
+
+
+LOGREG = ("/train?model=logreg&epochs=3&batch_size=128&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
+          "&augment=False&seed={seed}&device=cpu")
+WAITING = re.compile(r"Waiting for a free slot: number (\d+) in the queue")
+TRAINING = re.compile(r"starting the worker and loading the data|epoch \d/3 · ")
+
+
+def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    server = Server(runs_dir, limit=2, log=tmp_path / "streamlit.log")
+    contexts, pages = [], []
+    stop = threading.Event()
+    most_running, ever_queued = [0], set()
+
+    http_seconds: list[float] = []
+
+    def monitor():  # reads the runs folder ten times a second while the test drives the browsers
+        last_http = 0.0
+        while not stop.is_set():
+            sts = _statuses(runs_dir)
+            most_running[0] = max(most_running[0], sum(s.get("status") in ("running", "paused") for s in sts.values()))
+            ever_queued.update(k for k, s in sts.items() if s.get("status") == "queued")
+            if time.time() - last_http > 1 and any(s.get("status") == "running" for s in sts.values()):
+                last_http = t = time.time()  # and the server answers plain requests while jobs train
+                urllib.request.urlopen(server.url + "/_stcore/health", timeout=30).read()
+                http_seconds.append(time.time() - t)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=monitor, daemon=True)
+    try:
+        for i in range(4):
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            pg = ctx.new_page()
+            pg.set_default_timeout(60_000)
+            contexts.append(ctx)
+            pages.append(pg)
+            with step(pg, f"session {i}: open Train with logreg settings from the URL"):
+                _open(pg, server.url + LOGREG.format(seed=i))
+                assert_no_exception(pg, "Train")
+        watcher.start()
+        with step(pages[0], "all four press Start at once"):
+            for pg in pages:
+                pg.get_by_role("button", name="Start").click(no_wait_after=True)
+            ids = []
+            for pg in pages:
+                pg.wait_for_url(re.compile(r"[?&]run="), timeout=60_000)
+                ids.append(re.search(r"[?&]run=([^&]+)", pg.url).group(1))
+            assert len(set(ids)) == 4, ids
+        shown: dict[int, set[int]] = {i: set() for i in range(4)}
+        seen_training = [False] * 4
+        home_seconds = None
+        with step(pages[0], "each session says where it stands until all four are done"):
+            deadline = time.time() + 240
+            while time.time() < deadline:
+                for i, pg in enumerate(pages):
+                    text = pg.inner_text("body")
+                    assert "Traceback" not in text and not pg.locator("[data-testid='stException']").count()
+                    shown[i].update(int(n) for n in WAITING.findall(text))
+                    seen_training[i] = seen_training[i] or bool(TRAINING.search(text))
+                sts = {r: _statuses(runs_dir).get(r, {}).get("status") for r in ids}
+                if home_seconds is None and "queued" not in sts.values() and "running" in sts.values():
+                    # the queue has drained and jobs still train: a new visitor's Home page loads
+                    ctx = browser.new_context()
+                    home = ctx.new_page()
+                    home_seconds = _open(home, server.url + "/")
+                    assert home.locator("h1").first.inner_text().strip()
+                    assert_no_exception(home, "Home under load")
+                    ctx.close()
+                if all(v == "completed" for v in sts.values()):
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"not all runs completed: {_statuses(runs_dir)}")
+            for pg in pages:
+                _wait_text(pg, "Finished 3 epoch(s)")
+        stop.set()
+        print(f"\nmost running at once: {most_running[0]}; queue numbers shown: {shown}; Home loaded in "
+              f"{home_seconds:.1f} s while training; health check max {max(http_seconds):.2f} s "
+              f"over {len(http_seconds)} requests")
+        assert most_running[0] == 2, f"{most_running[0]} jobs ran at once with a limit of 2"
+        waited = [i for i in range(4) if shown[i]]
+        assert len(waited) >= 2, f"only sessions {waited} showed their place in the queue: {shown}"
+        assert {n for i in waited for n in shown[i]} <= {1, 2} and 1 in set().union(*shown.values())
+        assert {ids[i] for i in waited} <= ever_queued  # the sessions told to wait really were queued
+        assert all(seen_training), f"sessions that never showed their run training: {seen_training}"
+        assert home_seconds is not None and home_seconds < 30, home_seconds
+        assert http_seconds and max(http_seconds) < 5, http_seconds
+        assert sorted(d.name for d in runs_dir.iterdir() if d.is_dir()) == sorted(ids)  # none lost, none extra
+        for run_id in ids:
+            run = open_run(run_id, runs_dir)
+            starts = [m for m in run.metrics() if m["type"] == "fit_start"]
+            assert len(starts) == 1, f"{run_id} started {len(starts)} times"
+            assert run.status()["status"] == "completed" and run.status()["epochs_completed"] == 3
+        _check_runs_folder_whole(runs_dir)
+    finally:
+        stop.set()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i, pg in enumerate(pages):
+            try:
+                pg.screenshot(path=str(SHOTS / f"load_session_{i}.png"), full_page=True)
+            except Exception:  # noqa: BLE001
+                pass
+        for ctx in contexts:
+            ctx.close()
+        server.stop()
+        _kill_workers(runs_dir)
+
+
+MLP = ("/train?model=mlp&epochs={epochs}&batch_size=64&lr=0.001&optimizer=adam&weight_decay=0&schedule=none"
+       "&augment=False&seed=0&device=cpu")
+
+
+def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_path):
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    log = tmp_path / "streamlit.log"
+    first = Server(runs_dir, limit=1, log=log)
+    second = None
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        with step(page, "start a 10-epoch MLP run from the Train page"):
+            _open(page, first.url + MLP.format(epochs=10))
+            page.get_by_role("button", name="Start").click()
+            page.wait_for_url(re.compile(r"[?&]run="), timeout=60_000)
+            run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
+            run = open_run(run_id, runs_dir)
+            _wait(lambda: run.raw_status().get("epochs_completed", 0) >= 1, 180, "the first epoch")
+        with step(page, "SIGKILL the server: the worker trains on"):
+            pid = run.raw_status()["pid"]
+            first.kill()
+            assert _pid_alive(pid), "the worker died with the server"
+            assert run.status()["status"] == "running"
+            _check_runs_folder_whole(runs_dir)
+        with step(page, "a new server on the same runs folder shows the run running"):
+            second = Server(runs_dir, limit=1, log=log)
+            assert [r.id for r in JobManager(runs_dir, limit=1).active()] == [run_id]
+            _open(page, second.url + "/runs")
+            _wait_text(page, f"{run_id} · mlp · running")
+            assert_no_exception(page, "Runs after the restart")
+            _open(page, second.url + f"/train?run={run_id}")
+            page.wait_for_function("() => /epoch \\d+\\/10/.test(document.body.innerText)", timeout=60_000)
+            assert_no_exception(page, "Train after the restart")
+            assert run.status()["status"] == "running" and _pid_alive(pid)
+        with step(page, "SIGKILL the worker mid-epoch: the page says Interrupted and keeps the weights"):
+            def mid_epoch():
+                done = run.raw_status().get("epochs_completed", 0)
+                batches = [m for m in run.metrics() if m["type"] == "batch"]
+                return done >= 1 and batches and batches[-1]["epoch"] > done and done
+            done = _wait(mid_epoch, 120, "a batch after a finished epoch")
+            os.kill(pid, signal.SIGKILL)
+            _wait_text(page, "Interrupted")
+            body = page.inner_text("body")
+            assert f"the weights of epoch {done} are kept" in body or f"weights of epoch {done + 1}" in body, body
+            st = run.status()
+            assert st["status"] == "interrupted"
+            done = st["epochs_completed"]
+            assert run.load_model() is not None
+            _check_runs_folder_whole(runs_dir)
+        with step(page, "Continue training for one epoch from the page"):
+            page.get_by_role("button", name="Continue training").wait_for(timeout=60_000)
+            page.get_by_label("Continue this run for more epochs").fill("1")
+            page.get_by_role("button", name="Continue training").click()
+            _wait_text(page, f"Finished {done + 1} epoch(s)", 180)
+            assert_no_exception(page, "Train after continuing")
+            st = run.status()
+            assert st["status"] == "completed" and st["epochs_completed"] == done + 1, st
+            assert len([m for m in run.metrics() if m["type"] == "fit_start"]) == 2  # the run and its continuation
+        with step(page, "the Runs page lists it completed; every run opens whole"):
+            _open(page, second.url + "/runs")
+            _wait_text(page, f"{run_id} · mlp · completed")
+            _check_runs_folder_whole(runs_dir)
+    finally:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        try:
+            page.screenshot(path=str(SHOTS / "server_killed_mid_training.png"), full_page=True)
+        except Exception:  # noqa: BLE001
+            pass
+        ctx.close()
+        for s in (first, second):
+            if s is not None:
+                s.stop()
+        _kill_workers(runs_dir)

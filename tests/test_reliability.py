@@ -1,0 +1,566 @@
+"""Reliability: a full disk or an unwritable runs folder, out of memory, divergence, out-of-range
+settings (page and CLI), bad uploads and data files (page and CLI), the upload cap, and names that
+try to leave the runs folder.
+
+The browser-level faults (4 sessions against a limit of 2, killing the server mid-training) live
+in tests/browser/test_load_browser.py; the JobManager-level ones (SIGKILL of a worker, crash
+reasons) in tests/test_jobs.py.
+
+Tests run as root in CI, where chmod does not stop a write: an unwritable folder is a path under
+a file (ENOTDIR), and a full disk or a refused write is an OSError(ENOSPC / EACCES / EROFS) raised
+by a patched ``os.replace``, ``tempfile.mkstemp`` or ``open``.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from signlab import api, cli, fsutil, runs as runs_mod
+from signlab.config import TrainConfig
+from signlab.errors import ImageError, RunError
+from signlab.fsutil import StorageError, atomic_write_json
+from signlab.jobs import JobManager
+from signlab.preprocess import MAX_FILE_BYTES, prepare
+from signlab.runs import create_run, list_runs, open_run
+from tests.test_data import MALFORMED  # the backend issue's malformed data files
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 60
+
+
+# --------------------------------------------------------------------------- helpers
+def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _oserror(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    return fail
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("signlab: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def app_caches():
+    """A fresh job manager around an AppTest that sets SIGNLAB_RUNS_DIR: the app caches one per
+    process (with its background ticker), made for whatever folder the first page saw."""
+    from signlab import ui
+
+    def clear():
+        ui.job_manager().stop_background()
+        ui.job_manager.clear()
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.fixture
+def data_env(tmp_path, monkeypatch, app_caches):
+    """A private parsed-data cache, and the app's cached dataset dropped before and after."""
+    from signlab import ui
+
+    monkeypatch.setenv("SIGNLAB_CACHE", str(tmp_path / "cache"))
+    ui._dataset.clear()
+    yield
+    ui._dataset.clear()
+
+
+def _page(page: str, query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(f"pages/{page}.py")
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+# --------------------------------------------------------------------------- a full disk, an unwritable folder
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk is full"), (errno.EACCES, "cannot write here"),
+                                         (errno.EROFS, "read-only")])
+def test_atomic_write_refused_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch, code, words):
+    path = tmp_path / "status.json"
+    atomic_write_json(path, {"status": "running"})
+    monkeypatch.setattr(fsutil.os, "replace", _oserror(code))
+    with pytest.raises(StorageError) as err:
+        atomic_write_json(path, {"status": "completed"})
+    assert str(path) in str(err.value) and words in str(err.value) and "\n" not in str(err.value)
+    assert json.loads(path.read_text()) == {"status": "running"}  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]  # no .tmp left behind
+
+
+def test_atomic_write_into_a_folder_that_cannot_exist(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError, match="cannot write"):
+        atomic_write_json(blocker / "runs" / "x.json", {})
+
+
+def test_create_run_and_submit_in_an_unwritable_runs_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for folder in (blocker / "runs", blocker):
+        with pytest.raises(StorageError, match="cannot write"):
+            create_run(TrainConfig(model="logreg"), folder)
+        with pytest.raises(StorageError):
+            JobManager(folder, limit=1).submit(TrainConfig(model="logreg"))
+        with pytest.raises(StorageError):
+            JobManager(folder, limit=1).tick()
+        assert list_runs(folder) == []
+    # a folder that exists but refuses new files (EACCES), and a full disk
+    monkeypatch.setattr(fsutil.tempfile, "mkstemp", _oserror(errno.EACCES))
+    with pytest.raises(StorageError, match="permission denied"):
+        create_run(TrainConfig(model="logreg"), tmp_path / "runs")
+    assert list_runs(tmp_path / "runs") == []  # the half-made folder is not listed
+
+
+def test_a_run_cut_off_while_being_created_is_never_listed(tmp_path, monkeypatch):
+    """The server killed between create_run's writes: the folder is not listed until it is whole."""
+    real = runs_mod.atomic_write_json
+    for cut in range(3):
+        calls = []
+
+        def dying(path, obj, calls=calls, cut=cut):
+            if len(calls) == cut:
+                raise SystemExit("killed")  # like a SIGKILL between two writes
+            calls.append(path)
+            real(path, obj)
+
+        monkeypatch.setattr(runs_mod, "atomic_write_json", dying)
+        with pytest.raises(SystemExit):
+            create_run(TrainConfig(model="logreg"), tmp_path, run_id=f"cut-{cut}")
+        monkeypatch.setattr(runs_mod, "atomic_write_json", real)
+        assert [r.id for r in list_runs(tmp_path)] == []
+        with pytest.raises(RunError):
+            open_run(f"cut-{cut}", tmp_path)
+    run = create_run(TrainConfig(model="logreg"), tmp_path, run_id="whole")
+    assert [r.id for r in list_runs(tmp_path)] == ["whole"]
+    assert run.raw_status()["status"] == "queued" and run.meta["run_id"] == "whole"
+
+
+def test_cli_train_into_an_unwritable_runs_folder_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = cli.main(["train", "--model", "logreg", "--runs-dir", str(blocker / "runs")])
+    line = _one_line_error(capsys)
+    assert code == 2 and "cannot write" in line and str(blocker) in line
+
+
+class _FullDiskLog:
+    """The metrics log on a disk that fills up after ``room`` lines."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, s: str) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= 1
+        return self.f.write(s)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def _refuse_weights(monkeypatch) -> None:
+    """A disk that fills up at the first epoch end: the weights file cannot be written."""
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", replace)
+
+
+@pytest.mark.parametrize("where", ["weights", "metrics"])
+def test_disk_full_during_training_ends_the_run_failed_with_a_clear_message(tmp_path, monkeypatch,
+                                                                             small_dataset, where):
+    if where == "weights":
+        _refuse_weights(monkeypatch)
+    else:
+        real_open = open
+
+        def opener(path, mode="r", *a, **k):
+            f = real_open(path, mode, *a, **k)
+            return _FullDiskLog(f, room=3) if str(path).endswith("metrics.jsonl") and "a" in mode else f
+
+        monkeypatch.setattr(runs_mod, "open", opener, raising=False)
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=20, log_every=2, augment=False)
+    with pytest.raises(StorageError, match="disk is full"):
+        api.train(cfg, tmp_path, run_id="full", dataset=small_dataset)
+    monkeypatch.undo()
+    run = open_run("full", tmp_path)
+    st = run.status()
+    assert st["status"] == "failed" and "disk is full" in st["message"], st
+    assert not list(run.dir.glob(".*.tmp"))
+    assert not run.has_weights()
+
+
+def test_cli_disk_full_during_training_exits_2_with_one_line(tmp_path, monkeypatch, capsys, small_dataset):
+    _refuse_weights(monkeypatch)
+    monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
+    code = cli.main(["train", "--model", "logreg", "--epochs", "1", "--max-steps", "10", "--quiet",
+                     "--runs-dir", str(tmp_path)])
+    line = _one_line_error(capsys)
+    assert code == 2 and "disk is full" in line and "model.safetensors" in line, line
+    [run] = list_runs(tmp_path)
+    assert run.status()["status"] == "failed"
+
+
+@pytest.mark.parametrize("kind", ["no-folder", "full-disk"])
+def test_train_page_start_with_an_unwritable_runs_folder_shows_a_message(tmp_path, monkeypatch, app_caches, kind):
+    if kind == "no-folder":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(blocker / "runs"))
+        words = "cannot write"
+    else:
+        monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "runs"))
+        monkeypatch.setattr(fsutil.os, "replace", _oserror(errno.ENOSPC))
+        words = "disk is full"
+    at = _page("train", {"model": "logreg", "epochs": "1"})
+    _no_exception(at)
+    [start] = [b for b in at.button if "Start" in b.label]
+    start.click().run()
+    _no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any("Could not start" in e and words in e for e in errors), errors
+    assert list_runs(os.environ["SIGNLAB_RUNS_DIR"]) == []
+
+
+# --------------------------------------------------------------------------- out of memory, divergence
+def _cuda_oom(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 8.00 GiB total capacity)")
+
+
+def test_out_of_memory_in_a_step_fails_with_a_suggestion_and_the_process_lives(small_dataset):
+    from signlab.trainer import FitEnd, Trainer
+
+    cfg = TrainConfig(model="mlp", epochs=1, max_steps=10, batch_size=64, augment=False, log_every=2)
+    trainer = Trainer(cfg, small_dataset)
+    real, calls = trainer.model.forward, []
+
+    def forward(x):
+        calls.append(1)
+        return _cuda_oom() if len(calls) == 3 else real(x)
+
+    trainer.model.forward = forward
+    events = []
+    trainer.callbacks.append(lambda e, t: events.append(e))
+    end = trainer.fit()
+    assert end.status == "failed" and end.epochs_completed == 0
+    assert "out of memory" in end.message and "smaller batch" in end.message and "64" in end.message
+    assert isinstance(events[-1], FitEnd) and events[-1] == end
+    # the process is fine: the next training in it completes
+    assert Trainer(cfg, small_dataset).fit().status == "completed"
+
+
+@pytest.fixture
+def ended_runs(tmp_path, monkeypatch, small_dataset, capsys):
+    """A runs folder with a run that ran out of memory and one that diverged (through the CLI)."""
+    with monkeypatch.context() as m:
+        real = torch.nn.Linear.forward
+        m.setattr(torch.nn.Linear, "forward", lambda self, x: _cuda_oom() if self.training else real(self, x))
+        record = api.train(TrainConfig(model="mlp", epochs=1, max_steps=10, augment=False), tmp_path,
+                           run_id="oom", dataset=small_dataset)
+    assert record["status"] == "failed" and "smaller batch" in record["message"]
+    monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
+    capsys.readouterr()
+    code = cli.main(["train", "--model", "mlp", "--optimizer", "sgd", "--lr", "10", "--schedule", "none",
+                     "--no-augment", "--batch-size", "32", "--max-steps", "150", "--log-every", "1", "--json",
+                     "--quiet", "--run-id", "diverged", "--runs-dir", str(tmp_path)])
+    out = capsys.readouterr()
+    return tmp_path, code, out
+
+
+def test_cli_diverging_run_says_so(ended_runs):
+    _, code, out = ended_runs
+    assert code == 2, out.err
+    record = json.loads(out.out.strip().splitlines()[-1])
+    assert record["status"] == "diverged" and record["epochs"] == 0
+    assert "learning rate" in record["message"] and "10" in record["message"]
+    [line] = out.err.strip().splitlines()
+    assert line.startswith("signlab: run diverged diverged: the loss became NaN or infinite"), line
+    assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("run_id, kind, words", [("oom", "error", ["Training failed", "out of memory",
+                                                                    "smaller batch"]),
+                                                  ("diverged", "warning", ["Diverged", "smaller learning rate"])])
+def test_train_page_shows_how_a_run_ended(ended_runs, monkeypatch, app_caches, run_id, kind, words):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(ended_runs[0]))
+    at = _page("train", {"run": run_id})
+    _no_exception(at)
+    shown = [e.value for e in getattr(at, kind)]
+    assert any(all(w in s for w in words) for s in shown), shown
+    assert open_run(run_id, ended_runs[0]).status()["status"] == ("failed" if run_id == "oom" else "diverged")
+
+
+def test_out_of_memory_while_loading_onto_the_device(tmp_path, monkeypatch, capsys, small_dataset):
+    import signlab.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "to_float_images", _cuda_oom)
+    with pytest.raises(RunError, match="out of memory") as err:
+        api.train(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="oom-load", dataset=small_dataset)
+    assert "device cpu" in str(err.value)
+    st = open_run("oom-load", tmp_path).status()
+    assert st["status"] == "failed" and st["message"] == str(err.value)
+    monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
+    assert cli.main(["train", "--model", "logreg", "--quiet", "--runs-dir", str(tmp_path)]) == 2
+    assert "out of memory" in _one_line_error(capsys)
+
+
+# --------------------------------------------------------------------------- out-of-range settings
+@pytest.mark.parametrize("option, value, setting", [
+    ("--epochs", "201", "epochs"), ("--batch-size", "0", "batch_size"), ("--batch-size", "5000", "batch_size"),
+    ("--lr", "0", "lr"), ("--lr", "nan", "lr"), ("--lr", "inf", "lr"), ("--weight-decay", "-0.1", "weight_decay"),
+    ("--weight-decay", "2", "weight_decay"), ("--seed", "-1", "seed"), ("--seed", "2147483648", "seed"),
+    ("--epochs", "2.5", "--epochs"), ("--batch-size", "many", "--batch-size")])
+def test_cli_out_of_range_setting_is_refused_before_anything_starts(tmp_path, capsys, option, value, setting):
+    code = cli.main(["train", "--model", "logreg", option, value, "--runs-dir", str(tmp_path / "runs")])
+    line = _one_line_error(capsys)
+    assert code == 2 and setting in line and value in line, line
+    assert not (tmp_path / "runs").exists(), "a run was created for a refused setting"
+
+
+PAGE_NUMBERS = ("Epochs", "Batch size", "Learning rate", "Weight decay", "Seed")
+BAD_LINKS = [
+    {"epochs": "0", "batch_size": "99999", "lr": "100", "weight_decay": "2", "seed": "-1", "optimizer": "rmsprop",
+     "schedule": "cyclic", "device": "tpu", "model": "resnet9000", "augment": "maybe"},
+    {"epochs": "500", "batch_size": "0", "lr": "nan", "weight_decay": "-1", "seed": "3000000000", "preset": "turbo"},
+    {"epochs": "2.5", "batch_size": "1e3", "lr": "0.0000001", "weight_decay": "inf", "seed": "x"},
+]
+
+
+@pytest.mark.parametrize("link", range(len(BAD_LINKS)))
+def test_train_page_link_with_out_of_range_settings(tmp_path, monkeypatch, app_caches, link):
+    """The Train page reads its settings from the URL: each bad one is named, none is silently clamped."""
+    from signlab.config import RANGES
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    query = BAD_LINKS[link]
+    at = _page("train", query)
+    _no_exception(at)
+    warnings = [w.value for w in at.warning]
+    for field, raw in query.items():
+        assert any(f"The link's {field}={raw!r}" in w for w in warnings), (field, warnings)
+    assert len(warnings) == len(query)
+    assert not at.error, [e.value for e in at.error]  # the defaults make a valid config
+    names = {"Epochs": "epochs", "Batch size": "batch_size", "Learning rate": "lr", "Weight decay": "weight_decay",
+             "Seed": "seed"}
+    for box in at.number_input:
+        lo, hi = RANGES[names[box.label]]
+        assert lo <= box.value <= hi, (box.label, box.value)
+    [start] = [b for b in at.button if "Start" in b.label]
+    assert not start.disabled
+    assert list(tmp_path.iterdir()) in ([], [tmp_path / ".jobs.lock"])  # nothing started
+
+
+def test_train_page_link_with_good_settings_applies_them(tmp_path, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    query = {"model": "mlp", "epochs": "2", "batch_size": "64", "lr": "0.01", "weight_decay": "0",
+             "seed": "7", "optimizer": "sgd", "schedule": "cosine", "augment": "false", "device": "cpu"}
+    at = _page("train", query)
+    _no_exception(at)
+    assert not at.warning, [w.value for w in at.warning]
+    values = {b.label: b.value for b in at.number_input}
+    assert values == {"Epochs": 2, "Batch size": 64, "Learning rate": 0.01, "Weight decay": 0.0, "Seed": 7}
+    assert {s.label: s.value for s in at.selectbox if s.label in ("Architecture", "Optimizer", "Schedule",
+                                                                  "Device")} == {
+        "Architecture": "mlp", "Optimizer": "sgd", "Schedule": "cosine", "Device": "cpu"}
+
+
+# --------------------------------------------------------------------------- bad uploads, bad data files
+def _png_claiming(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header claims ``width`` x ``height``: a decompression bomb as PIL first sees it."""
+    import struct
+    import zlib
+
+    data = bytearray(_encode(Image.new("L", (1, 1))))
+    struct.pack_into(">II", data, 16, width, height)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def _uploads() -> dict[str, tuple[bytes, str, str]]:
+    """name -> (bytes, "error" or "prediction", words the message or a note must hold)."""
+    rng = np.random.default_rng(0)
+    png = _encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)))
+    frames = [Image.new("L", (40, 40), v) for v in (30, 220, 128)]
+    hand = Image.linear_gradient("L").resize((96, 96)).rotate(30)
+    return {
+        "empty.png": (b"", "error", "the file is empty"),
+        "truncated.png": (png[: len(png) // 2], "error", "truncated or corrupt"),
+        "bomb.png": (_png_claiming(60000, 60000), "error", "too many pixels"),
+        "big-claim.png": (_png_claiming(8000, 8000), "error", "too large"),
+        "oversize.jpg": (b"\xff\xd8" + b"\0" * MAX_FILE_BYTES, "error", "over the limit of 20 MB"),
+        "animated.gif": (_encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100),
+                         "prediction", "3 frames"),
+        "cmyk.jpg": (_encode(hand.convert("CMYK"), "JPEG", quality=90), "prediction", ""),
+        "one-pixel.png": (_encode(Image.new("RGB", (1, 1), (200, 150, 100))), "prediction", ""),
+        "huge.png": (_encode(Image.linear_gradient("L").resize((6000, 6000)), compress_level=1), "prediction",
+                     "reduced in size"),
+        "../../../../etc/passwd.png": (_encode(hand), "prediction", ""),
+    }
+
+
+@pytest.fixture(scope="module")
+def classify_runs(tmp_path_factory, dataset):
+    root = tmp_path_factory.mktemp("reliability-classify")
+    api.train(TrainConfig(model="logreg", epochs=1, max_steps=20, augment=False), root, run_id="tiny",
+              dataset=dataset, evaluate_test=False)
+    return root
+
+
+def test_classify_page_bad_uploads_give_a_message_or_a_prediction(classify_runs, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(classify_runs))
+    before = sorted(p.name for p in classify_runs.parent.iterdir())
+    at = _page("classify")
+    _no_exception(at)
+    at.session_state["classify_source"] = "📁 Upload"
+    at.run()
+    for name, (data, outcome, words) in _uploads().items():
+        at.get("file_uploader")[0].upload(name, data, "application/octet-stream").run()
+        _no_exception(at)
+        errors = [e.value for e in at.error]
+        verdicts = [m.value for m in at.markdown if m.value.startswith("####")]
+        notes = [c.value for c in at.caption if c.value.startswith("Note:")]
+        if outcome == "error":
+            assert len(errors) == 1 and not verdicts, (name, errors, verdicts)
+            assert errors[0].startswith(f"Cannot use this image: {name}: ") and words in errors[0], errors[0]
+        else:
+            assert not errors and len(verdicts) == 1, (name, errors, verdicts)
+            assert not words or any(words in n for n in notes), (name, notes)
+    assert sorted(p.name for p in classify_runs.parent.iterdir()) == before  # the names wrote nothing
+
+
+def test_bad_images_keep_memory_bounded(tmp_path):
+    """Peak memory of the one preprocessing path on the largest images it accepts, and on bombs it refuses."""
+    big = tmp_path / "big.png"
+    Image.linear_gradient("L").resize((6000, 6000)).convert("RGB").save(big, compress_level=1)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_claiming(60000, 60000))
+    script = f"""
+import json
+from signlab.errors import ImageError
+from signlab.preprocess import prepare
+def kb(key):
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))
+out = {{}}
+for name in ({str(bomb)!r}, {str(big)!r}):
+    data = open(name, 'rb').read()
+    base = kb('VmRSS')
+    open('/proc/self/clear_refs', 'w').write('5')  # the peak starts again from here
+    try:
+        prepare(data, name)
+        result = 'ok'
+    except ImageError as err:
+        result = str(err)
+    out[name] = [result, (kb('VmHWM') - base) / 1024]
+print(json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "too many pixels" in r[str(bomb)][0] and r[str(bomb)][1] < 20, r  # refused before decoding
+    # 6000x6000 RGB decodes to 144 MB (4 bytes a pixel); one more full-size copy would be 288 MB
+    assert r[str(big)][0] == "ok" and r[str(big)][1] < 200, r
+
+
+def test_upload_cap_in_config_and_in_code():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == MAX_FILE_BYTES  # Streamlit counts MB as 2**20 B
+    at_cap = b"\0" * MAX_FILE_BYTES
+    with pytest.raises(ImageError, match="not an image"):  # the cap itself is allowed through to the decoder
+        prepare(at_cap, "cap.png")
+    with pytest.raises(ImageError, match="over the limit of 20 MB"):
+        prepare(at_cap + b"\0", "over.png")
+
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_data_file_through_the_cli(case, tmp_path, data_env, capsys):
+    text, pattern = MALFORMED[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_text(text)
+    code = cli.main(["train", "--model", "logreg", "--data", f"{bad},{bad}", "--quiet",
+                     "--runs-dir", str(tmp_path / "runs")])
+    line = _one_line_error(capsys)
+    assert code == 2 and str(bad) in line and re.search(pattern, line), line
+    assert all(not r.has_weights() and r.status()["status"] == "failed" for r in list_runs(tmp_path / "runs"))
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_data_file_on_the_pages(case, tmp_path, data_env, monkeypatch):
+    """The app takes a dataset from SIGNLAB_DATA (no page uploads one): Home and Data say what is wrong."""
+    text, pattern = MALFORMED[case]
+    bad = tmp_path / f"{case}.csv"
+    bad.write_text(text)
+    monkeypatch.setenv("SIGNLAB_DATA", f"{bad},{bad}")
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "runs"))
+    for page in ("home", "data"):
+        at = _page(page)
+        _no_exception(at)
+        [error] = [e.value for e in at.error]
+        assert error.startswith("Cannot load the dataset: ") and str(bad) in error and re.search(pattern, error), error
+
+
+# --------------------------------------------------------------------------- names that try to leave the runs folder
+def test_user_supplied_run_ids_stay_inside_the_runs_folder(tmp_path, capsys, monkeypatch, app_caches):
+    root = tmp_path / "runs"
+    run = create_run(TrainConfig(model="logreg"), root, run_id="mine", status="completed")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text(json.dumps(TrainConfig(model="logreg").to_dict()))
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    # a planted symlink is never listed: the Runs page could otherwise rename (write) through it
+    assert [r.id for r in list_runs(root)] == ["mine"]
+    jm = JobManager(root, limit=1)
+    for bad in ("../outside", "escape", "/etc", "mine/../../outside"):
+        with pytest.raises(RunError):
+            jm.submit_continue(bad, 1)
+        assert cli.main(["train", "--model", "logreg", "--run-id", bad, "--runs-dir", str(root)]) == 2
+        assert repr(bad) in _one_line_error(capsys)
+        with pytest.raises(RunError):
+            runs_mod.delete_run(bad, root)
+    # a display name is only ever data in meta.json
+    run.rename("../../outside/evil")
+    assert run.name == "../../outside/evil" and sorted(p.name for p in outside.iterdir()) == ["config.json"]
+    # a run id in a page's link that points outside opens nothing
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    for bad in ("../outside", "escape", "%2e%2e%2foutside"):
+        at = _page("train", {"run": bad})
+        _no_exception(at)
+        assert not any("Run " in s.value for s in at.subheader)  # no run is shown
+    assert sorted(p.name for p in outside.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "runs"]
