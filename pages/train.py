@@ -10,6 +10,7 @@ from signlab.errors import SignlabError
 from signlab.models import layer_summary, model_info, model_names
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO, live_hint
 
+ui.ensure_router()
 st.title("🏋️ Train a model")
 ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
 
