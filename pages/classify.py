@@ -9,6 +9,7 @@ import streamlit as st
 
 from signlab import figures, ui
 from signlab.inference import UNSURE_BELOW, explanation_kind, occlude, occlusion_map, predict, saliency_map, top_k
+from signlab.config import preset
 from signlab.labels import LETTERS
 from signlab.preprocess import Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, to_png, upscale
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
@@ -33,8 +34,16 @@ if model is None:
     st.stop()
 cfg = run.config
 if cfg.preset != "robust":
-    st.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
-               "**robust** preset (Train page) is trained for them and does better.")
+    c1, c2 = st.columns([3, 1])
+    c1.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
+               "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
+               "does much better on photos.")
+    if c2.button("Train the robust model", help="Starts the robust preset (about two minutes on a laptop CPU); "
+                 "this page uses it for photos once it is done."):
+        with ui.guard("Could not start"):
+            new = ui.job_manager().submit(preset("robust"), name="robust model for photos")
+            st.session_state[ui.Keys.TRAIN_RUN] = new.id
+            st.switch_page("pages/train.py")
 
 
 def _reset_crop() -> None:

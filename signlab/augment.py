@@ -42,12 +42,16 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.075, max_ro
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
-def photo_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def photo_like(x: torch.Tensor, g: torch.Generator, share: float = 1.0) -> torch.Tensor:
     """The robust preset's augmentation: make dataset crops look like photos of a hand in a room.
 
-    Strong zoom-out (the hand down to 60% of the frame, as in webcam photos), shifts and rotation;
-    the uncovered frame is filled with a random plain shade (a wall); half the images are mirrored
-    (either hand); then photometric changes.
+    A ``share`` of the batch (all by default: on the dev photos a half share gave 32% against
+    34-49% for all, with test accuracy 99.5-100% either way at width 32) gets a strong zoom-out (the hand down to 60% of the frame, as in
+    webcam photos) with the uncovered frame filled by a random plain shade (a wall), shifts,
+    rotation and photometric changes; the rest gets the ordinary affine augmentation, which keeps
+    Sign Language MNIST's own test accuracy high. Half of all images are mirrored: a left hand
+    signs the mirror image of a right hand's letter, and the dataset's signers used one hand (on
+    the dev photos, mirroring alone took 18% to 49%).
     """
     b, dev = x.shape[0], x.device
     ones = torch.ones_like(x)
@@ -55,12 +59,11 @@ def photo_like(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
                   padding="zeros")  # (B, 2, 28, 28): the image and where it landed
     img, mask = both[:, :1], both[:, 1:]
     wall = _uniform(b, 0.2, 1.0, g, dev).view(b, 1, 1, 1)
-    x = img * mask + wall * (1 - mask)
-    # mirror half the batch: a left hand signs the mirror image of a right hand's letter, and the
-    # dataset's signers used one hand (on the dev photos, mirroring alone took 18% to 49%)
+    photo = photometric(img * mask + wall * (1 - mask), g)
+    pick = (torch.rand(b, generator=g, device=dev) < share).view(b, 1, 1, 1)
+    x = torch.where(pick, photo, affine(x, g))
     flip = (torch.rand(b, generator=g, device=dev) < 0.5).view(b, 1, 1, 1)
-    x = torch.where(flip, x.flip(3), x)
-    return photometric(x, g)
+    return torch.where(flip, x.flip(3), x)
 
 
 def photometric(x: torch.Tensor, g: torch.Generator, invert_p: float = 0.0) -> torch.Tensor:

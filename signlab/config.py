@@ -113,8 +113,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seconds to a strong model on a 2-core CPU: the Train page's and the CLI's default
     "fast": {},
     # the most robust model for real photos of hands (the Classify page's default)
-    "robust": dict(model="deepcnn", epochs=8, batch_size=128, lr=3e-3, augment_photo=True,
-                   label_smoothing=0.1),
+    # (chosen on the real-photo dev set, keeping >= 99.5% test accuracy: see bench/real_photos.py)
+    "robust": dict(model="fastcnn", width=32, epochs=8, augment_photo=True),
     # the lecture's own settings: Adam 1e-3, batch 32, no schedule, no augmentation
     "lecture": dict(model="seed_convnet", epochs=10, batch_size=32, lr=1e-3, optimizer="adam",
                     weight_decay=0.0, schedule="none", augment=False, log_every=50),
