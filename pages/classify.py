@@ -27,11 +27,7 @@ run = ui.classify_run_picker(
     help="By default the newest run of the robust preset (the best on photos), else the newest run.")
 if run is None:
     st.stop()
-model = None
-with ui.guard("Could not load the model"):
-    model = ui.load_model(run)
-if model is None:
-    st.stop()
+model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
 if cfg.preset != "robust":
     c1, c2 = st.columns([3, 1])

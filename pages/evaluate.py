@@ -21,11 +21,7 @@ run = ui.run_picker(help="Only runs with at least one finished epoch can be eval
 if run is None:
     st.stop()
 
-ev = None
-with ui.guard(f"Could not evaluate run {run.id}"):
-    ev = ui.evaluation(run)
-if ev is None:
-    st.stop()
+ev = ui.or_stop(f"Could not evaluate run {run.id}", ui.evaluation, run)
 ds = ui.dataset()
 model_name = run.config.model
 

@@ -20,11 +20,7 @@ run = ui.run_picker(help="Only runs with at least one finished epoch have weight
 if run is None:
     st.stop()
 
-model = None
-with ui.guard(f"Could not load run {run.id}"):
-    model = ui.load_model(run)
-if model is None:
-    st.stop()
+model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)
 kind = model_kind(model)
 history = run.kernel_history()
 ds = ui.dataset()

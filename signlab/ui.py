@@ -160,6 +160,15 @@ def guard(what: str = "") -> Iterator[None]:
         st.error(f"{what + ': ' if what else ''}{err}", icon="⚠️")
 
 
+def or_stop(what: str, fn, *args: Any) -> Any:
+    """``fn(*args)``, or, on a SignlabError, its message in the page and the page stops there."""
+    try:
+        return fn(*args)
+    except SignlabError as err:
+        st.error(f"{what}: {err}", icon="⚠️")
+        st.stop()
+
+
 def explain(summary: str, details: str | None = None, label: str = "How it works") -> None:
     """The two or three plain sentences at the top of a page, and the maths in a collapsible box."""
     st.markdown(summary)

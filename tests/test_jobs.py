@@ -12,16 +12,7 @@ import pytest
 from signlab.config import TrainConfig
 from signlab.jobs import JobManager
 from signlab.runs import list_runs, open_run
-
-
-def wait_for(cond, timeout: float = 120.0, interval: float = 0.2, what: str = "condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests._wait import wait_for
 
 
 @pytest.fixture(autouse=True)

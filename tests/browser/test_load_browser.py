@@ -26,6 +26,7 @@ from _helpers import assert_no_exception, step, wait_idle
 
 from signlab.jobs import JobManager
 from signlab.runs import _pid_alive, list_runs, open_run
+from tests._wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -101,16 +102,6 @@ def _statuses(runs_dir: Path) -> dict[str, dict]:
     return out
 
 
-def _wait(cond, timeout: float, what: str, interval: float = 0.3):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _kill_workers(runs_dir: Path) -> None:
     """End the training workers this test's servers started (by the pids in their runs)."""
     for st in _statuses(runs_dir).values():
@@ -135,7 +126,7 @@ def _check_runs_folder_whole(runs_dir: Path) -> None:
         if run.has_weights():
             assert sum(p.numel() for p in again.load_model().parameters()) > 0
     # a live worker's atomic write shows a .tmp for a moment; none may stay
-    _wait(lambda: not list(runs_dir.rglob("*.tmp")), 10, f"no temporary files: {list(runs_dir.rglob('*.tmp'))}",
+    wait_for(lambda: not list(runs_dir.rglob("*.tmp")), 10, f"no temporary files: {list(runs_dir.rglob('*.tmp'))}",
           interval=0.1)
 
 
@@ -267,7 +258,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             page.wait_for_url(re.compile(r"[?&]run="), timeout=60_000)
             run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
             run = open_run(run_id, runs_dir)
-            _wait(lambda: run.raw_status().get("epochs_completed", 0) >= 1, 180, "the first epoch")
+            wait_for(lambda: run.raw_status().get("epochs_completed", 0) >= 1, 180, "the first epoch")
         with step(page, "SIGKILL the server: the worker trains on"):
             pid = run.raw_status()["pid"]
             first.kill()
@@ -289,7 +280,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
                 done = run.raw_status().get("epochs_completed", 0)
                 batches = [m for m in run.metrics() if m["type"] == "batch"]
                 return done >= 1 and batches and batches[-1]["epoch"] > done and done
-            done = _wait(mid_epoch, 120, "a batch after a finished epoch")
+            done = wait_for(mid_epoch, 120, "a batch after a finished epoch")
             os.kill(pid, signal.SIGKILL)
             _wait_text(page, "Interrupted")
             body = page.inner_text("body")

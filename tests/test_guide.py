@@ -1,0 +1,53 @@
+"""The guided tour's checks read the user's own runs and state what they show, in numbers."""
+from __future__ import annotations
+
+import numpy as np
+
+from signlab import guide
+from signlab.config import TrainConfig
+from signlab.evaluate import Evaluation
+from signlab.runs import create_run
+
+
+def _fake_run(tmp_path, cfg: TrainConfig, run_id: str):
+    run = create_run(cfg, tmp_path, run_id=run_id, status="completed")
+    (run.dir / "model.safetensors").write_bytes(b"")  # find_run only needs weights to exist
+    return run
+
+
+def _evaluation(acc_letters: int, all_a: bool = False) -> Evaluation:
+    y = np.repeat(np.arange(24), 10)
+    pred = y.copy()
+    if all_a:  # letters 12..23 are all predicted as A: the phantom column of the lecture's flaw
+        pred[y >= 12] = 0
+    else:
+        pred[y >= acc_letters] = (y[y >= acc_letters] + 1) % 24
+    probs = np.eye(24)[pred]
+    return Evaluation(y_true=y, y_pred=pred, probs=probs)
+
+
+def test_steps_walk_the_lecture_in_order():
+    keys = [s.key for s in guide.STEPS]
+    assert keys == ["data", "logreg", "templates", "seed", "fixed", "kernels", "classify"]
+    assert guide.SEED.model == "seed_convnet" and guide.FIXED.model == "convnet"
+    # the two ConvNet steps differ only in the output ReLU: same settings otherwise
+    assert guide.SEED.replace(model="convnet") == guide.FIXED
+    assert all(s.notice and s.do for s in guide.STEPS)
+
+
+def test_checks_state_the_users_own_numbers(tmp_path):
+    seed = _fake_run(tmp_path, guide.SEED, "seed")
+    fixed = _fake_run(tmp_path, guide.FIXED, "fixed")
+    evals = {"seed": _evaluation(0, all_a=True), "fixed": _evaluation(23)}
+    runs = [fixed, seed]
+    step = {s.key: s for s in guide.STEPS}
+    assert guide.check(step["logreg"], runs, lambda r: evals[r.id]) is None  # no logreg run yet
+    msg = guide.check(step["seed"], runs, lambda r: evals[r.id])
+    assert "50.0%" in msg and "12 letter(s) are never predicted" in msg and "54%" in msg
+    msg = guide.check(step["fixed"], runs, lambda r: evals[r.id])
+    assert "95.8%" in msg and "+46 points" in msg
+
+
+def test_dead_letters():
+    ev = _evaluation(0, all_a=True)
+    assert guide.dead_letters(ev) == list("NOPQRSTUVWXY")
