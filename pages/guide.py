@@ -48,7 +48,7 @@ if step.config is not None:
     if active:
         job = active[0]
 
-        @st.fragment(run_every=1.0)
+        @st.fragment(run_every=0.8)
         def progress() -> None:
             jm.tick()
             st_now = job.status()

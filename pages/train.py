@@ -152,7 +152,7 @@ with right:
                 "the chart here shows the loss falling as it learns.")
     else:
 
-        @st.fragment(run_every=1.0 if active else None)
+        @st.fragment(run_every=0.8 if active else None)  # >= 1 chart update a second, render time included
         def live() -> None:
             jm.tick()
             st_now = run.status()
