@@ -116,6 +116,6 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         msg = f"Your ConvNet without the output ReLU reached **{100 * acc:.1f}%**"
         if seed:
             gain = 100 * (acc - evaluate(seed).accuracy)
-            msg += f": **{gain:+.0f} points** against the lecture's version."
+            msg += f": **{gain:+.0f} points** against the lecture's version"
         return msg + "."
     return None
