@@ -12,4 +12,4 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is missing: install it (apt-get install chromium) or the browser tests are skipped" >&2
   fi
 fi
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q --durations=25 "$@"

@@ -114,6 +114,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
 
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, callbacks: Iterable[Callback], start_epoch: int,
          state: dict[str, Any] | None, evaluate_test: bool) -> dict[str, Any]:
+    run.remove_partial_writes()  # left by an earlier worker that was killed mid-write
     writer = RunWriter(run)
     cbs: list[Callback] = [writer, ControlWatcher(run, writer), *callbacks]
     try:

@@ -145,6 +145,7 @@ class JobManager:
             reason = next((ln for ln in reversed(lines) if ln.startswith("signlab:")), "")
         except OSError:
             pass
+        run.remove_partial_writes()  # a worker killed mid-write leaves its temporary file
         done = int(raw.get("epochs_completed", 0))
         status = "failed" if reason else "interrupted"
         message = reason.removeprefix("signlab: ") if reason else (

@@ -231,6 +231,11 @@ class Run:
     def epochs_completed(self) -> int:
         return int(self.raw_status().get("epochs_completed", 0))
 
+    def remove_partial_writes(self) -> None:
+        """Delete temporary files of atomic writes that a killed writer left (never the real files)."""
+        for tmp in self.dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def request(self, action: str) -> None:
         """Ask the worker to ``stop``, ``pause`` or ``resume`` (it checks between batches)."""
         if action not in ("stop", "pause", "resume"):
