@@ -45,8 +45,8 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.075, max_ro
 def photo_like(x: torch.Tensor, g: torch.Generator, share: float = 1.0) -> torch.Tensor:
     """The robust preset's augmentation: make dataset crops look like photos of a hand in a room.
 
-    A ``share`` of the batch (all by default: on the dev photos a half share gave 32% against
-    34-49% for all, with test accuracy 99.5-100% either way at width 32) gets a strong zoom-out (the hand down to 60% of the frame, as in
+    A ``share`` of the batch (all by default: on the real-photo dev set a half share gave 32%
+    against 34-49% for all) gets a strong zoom-out (the hand down to 60% of the frame, as in
     webcam photos) with the uncovered frame filled by a random plain shade (a wall), shifts,
     rotation and photometric changes; the rest gets the ordinary affine augmentation, which keeps
     Sign Language MNIST's own test accuracy high. Half of all images are mirrored: a left hand

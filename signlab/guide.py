@@ -61,7 +61,8 @@ STEPS: list[Step] = [
          "maps you see which parts of the hand each one picks out.", page="pages/kernels.py"),
     Step("classify", "7. Classify your own sign",
          "Draw a letter or upload a photo of your hand on the Classify page.",
-         "Real photos look different from the dataset (lighting, background, the hand smaller in the frame): "
+         "Real photos look different from the dataset (lighting, background, the hand smaller in the frame, "
+         "perhaps the other hand): "
          "expect mistakes and read the warnings. The robust preset is trained to cope better.",
          page="pages/classify.py"),
 ]

@@ -161,7 +161,7 @@ class FastCNN(nn.Module):
 
 
 class DeepCNN(nn.Module):
-    """A deeper, wider CNN (two conv-bn blocks a stage, three stages, dropout) for robustness."""
+    """A deeper, wider CNN: two conv-bn blocks a stage, three stages, global pooling, dropout."""
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
@@ -203,7 +203,7 @@ def _fastcnn(width: int = 24) -> nn.Module:
     return FastCNN(width)
 
 
-@register_model("deepcnn", "Six conv + batch-norm layers with dropout, width 32: the most robust", has_width=True)
+@register_model("deepcnn", "Six conv + batch-norm layers with dropout, width 32: the deepest", has_width=True)
 def _deepcnn(width: int = 32) -> nn.Module:
     return DeepCNN(width)
 
