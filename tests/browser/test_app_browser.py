@@ -44,9 +44,9 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         time.sleep(2)
         page.get_by_role("link", name="Train").first.click()
         page.wait_for_selector(".js-plotly-plot", timeout=30_000)
-        back = _points(page)
-        wait_points_above(page, back, 30)
-        assert back >= second
+        wait_points_above(page, second - 1, 30)  # the chart came back with the run's history...
+        back = max(_points(page), second)  # a read during a redraw can see no data: never below the history
+        wait_points_above(page, back, 30)  # ...and keeps growing
     with step(page, "press Stop"):
         page.get_by_role("button", name="Stop").click()
         page.wait_for_function("() => document.body.innerText.includes('Stopped')", timeout=60_000)

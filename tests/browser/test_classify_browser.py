@@ -143,12 +143,14 @@ def test_draw_on_canvas_predicts_a_letter(page, server):
         for fx in (105, 130, 155, 178):
             _stroke(page, box, [(fx, 165), (fx, 60)])
     with step(page, "the 28x28 input shows the strokes and a letter is predicted"):
-        page.wait_for_function(
+        shows_strokes = (
             "(sel) => { const g = document.querySelector(sel); const z = g && g._fullData && g._fullData[0]"
             " && g._fullData[0].z; if (!z) return false; const v = Array.from(z, r => Array.from(r)).flat();"
-            " return Math.max(...v) - Math.min(...v) > 0.3; }",
-            arg=_chart("classify_input_fig"), timeout=WAIT_MS)
+            " return Math.max(...v) - Math.min(...v) > 0.3; }")
+        page.wait_for_function(shows_strokes, arg=_chart("classify_input_fig"), timeout=WAIT_MS)
         _wait_prediction(page)
+        # the prediction's rerun redraws the chart: wait for the redrawn one before reading it
+        page.wait_for_function(shows_strokes, arg=_chart("classify_input_fig"), timeout=WAIT_MS)
         rng = _input_range(page)
         assert rng > 0.3, f"the input preview does not show the strokes (range {rng:.2f})"
         letter = _predicted_letter(page)
