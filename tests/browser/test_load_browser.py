@@ -130,7 +130,8 @@ def _check_runs_folder_whole(runs_dir: Path) -> None:
           interval=0.1)
 
 
-LOGREG = ("/train?model=logreg&epochs=3&batch_size=128&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
+# batch 32: a few seconds a run, long enough for every session's page (polled every 0.8 s) to show it training
+LOGREG = ("/train?model=logreg&epochs=3&batch_size=32&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
           "&augment=False&seed={seed}&device=cpu")
 WAITING = re.compile(r"Waiting for a free slot: number (\d+) in the queue")
 TRAINING = re.compile(r"starting the worker and loading the data|epoch \d/3 · ")
