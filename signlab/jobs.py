@@ -48,6 +48,7 @@ class JobManager:
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.limit = limit or default_job_limit()
         self._children: dict[int, subprocess.Popen] = {}
+        self._children_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -116,9 +117,10 @@ class JobManager:
 
     def tick(self) -> list[str]:
         """Reap finished workers, mark dead ones, start queued runs while slots are free."""
-        for pid, proc in list(self._children.items()):
-            if proc.poll() is not None:
-                del self._children[pid]
+        with self._children_lock:  # pages of several sessions tick from their own threads
+            for pid, proc in list(self._children.items()):
+                if proc.poll() is not None:
+                    self._children.pop(pid, None)
         started: list[str] = []
         with self._locked():
             running = 0
@@ -170,7 +172,8 @@ class JobManager:
         proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        self._children[proc.pid] = proc
+        with self._children_lock:
+            self._children[proc.pid] = proc
         new = {k: v for k, v in raw.items() if k != "continue_epochs"}
         atomic_write_json(run.dir / "status.json", {**new, "status": "running", "pid": proc.pid,
                                                     "host": os.uname().nodename, "message": "starting",

@@ -130,11 +130,12 @@ def _check_runs_folder_whole(runs_dir: Path) -> None:
           interval=0.1)
 
 
-# batch 32: a few seconds a run, long enough for every session's page (polled every 0.8 s) to show it training
-LOGREG = ("/train?model=logreg&epochs=3&batch_size=32&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
+# batch 32, 8 epochs: about 12 s a run, long enough for every session's page to be seen training even
+# while this test's loop is busy timing a Home page load (about 5 s)
+LOGREG = ("/train?model=logreg&epochs=8&batch_size=32&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
           "&augment=False&seed={seed}&device=cpu")
 WAITING = re.compile(r"Waiting for a free slot: number (\d+) in the queue")
-TRAINING = re.compile(r"starting the worker and loading the data|epoch \d/3 · ")
+TRAINING = re.compile(r"starting the worker and loading the data|epoch \d/8 · ")
 
 
 def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
@@ -206,12 +207,12 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
                 raise AssertionError(f"not all runs completed: {_statuses(runs_dir)}")
             for pg in pages:
                 try:
-                    _wait_text(pg, "Finished 3 epoch(s)", timeout=30)
+                    _wait_text(pg, "Finished 8 epoch(s)", timeout=30)
                 except Exception:  # noqa: BLE001
                     # seen once in nine runs of this test: the page kept its last live view after the
                     # job ended (the fragment's rerun was lost). A refresh must show the true state.
                     pg.reload()
-                    _wait_text(pg, "Finished 3 epoch(s)")
+                    _wait_text(pg, "Finished 8 epoch(s)")
         stop.set()
         print(f"\nmost running at once: {most_running[0]}; queue numbers shown: {shown}; Home loaded in "
               f"{home_seconds:.1f} s while training; health check max {max(http_seconds):.2f} s "
@@ -229,7 +230,7 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
             run = open_run(run_id, runs_dir)
             starts = [m for m in run.metrics() if m["type"] == "fit_start"]
             assert len(starts) == 1, f"{run_id} started {len(starts)} times"
-            assert run.status()["status"] == "completed" and run.status()["epochs_completed"] == 3
+            assert run.status()["status"] == "completed" and run.status()["epochs_completed"] == 8
         _check_runs_folder_whole(runs_dir)
     finally:
         stop.set()
