@@ -13,14 +13,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from signlab.data import Dataset  # noqa: E402
 from signlab.models import create_model  # noqa: E402
-from signlab.trainer import predict_logits, to_float_images  # noqa: E402
+from signlab.trainer import to_float_images  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:

@@ -34,7 +34,6 @@ from _common import peak_rss_mb  # noqa: F401  (puts the project on sys.path)
 import numpy as np
 from PIL import Image
 
-from signlab import api
 from signlab.config import preset
 from signlab.data import load_dataset
 from signlab.inference import predict

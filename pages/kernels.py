@@ -31,11 +31,11 @@ def _when(epoch) -> str:
 
 
 def _epoch_slider(label: str):
-    """A slider over the saved epochs; returns the chosen epoch's weights (the final ones without history)."""
+    """A slider over the saved epochs: (epoch, its first-layer weights); (None, the model's own) without history."""
     if len(history) < 2:
         if len(history) == 1:
             st.caption("Only one snapshot was saved for this run, so there is nothing to step through.")
-        return None, None
+        return None, first_layer_weight(model)
     epochs = sorted(history)
     epoch = st.select_slider(label, epochs, value=epochs[-1], key=f"kernels_epoch_{run.id}",
                              format_func=lambda e: "before training" if e == 0 else f"after epoch {e}")
@@ -55,7 +55,7 @@ if kind == "conv":
                f"(layer {first['name']}). Red weights respond to bright pixels, blue to dark ones; many "
                "trained kernels look like edge or blob detectors.")
     epoch, weights = _epoch_slider("Epoch")
-    tiles = first_layer_tiles(weights if weights is not None else first_layer_weight(model))
+    tiles = first_layer_tiles(weights)
     st.plotly_chart(figures.weight_templates(tiles, cols=20 if len(tiles) > 32 else 16, tile_px=40,
                                              title=_when(epoch)),
                     width="content", key="kernels_first")
@@ -65,8 +65,7 @@ elif kind == "logreg":
                "and its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue "
                "against it. Slide through the epochs to watch the templates take the shape of hands.")
     epoch, weights = _epoch_slider("Epoch")
-    w = weights if weights is not None else first_layer_weight(model)
-    st.plotly_chart(figures.weight_templates(first_layer_tiles(w), list(LETTERS), cols=12, tile_px=72,
+    st.plotly_chart(figures.weight_templates(first_layer_tiles(weights), list(LETTERS), cols=12, tile_px=72,
                                              title=_when(epoch)),
                     width="content", key="kernels_templates")
 elif kind == "mlp":
@@ -78,9 +77,8 @@ elif kind == "mlp":
     n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
     with u2:
         epoch, weights = _epoch_slider("Epoch")
-    w = weights if weights is not None else first_layer_weight(model)
-    tiles = first_layer_tiles(w)
-    units = strongest_units(history[max(history)] if history else w, n_units)
+    tiles = first_layer_tiles(weights)
+    units = strongest_units(history[max(history)] if history else weights, n_units)
     st.plotly_chart(figures.weight_templates(tiles[units], [f"unit {u}" for u in units], cols=12, tile_px=72,
                                              title=_when(epoch)),
                     width="content", key="kernels_units_fig")

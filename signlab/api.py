@@ -8,15 +8,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-import numpy as np
 import torch
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
+from .fsutil import atomic_write, atomic_write_json
 from .inference import UNSURE_BELOW, predict, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
@@ -105,8 +105,6 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     base = run.config
     cfg = base.replace(epochs=epochs, **{k: v for k, v in changes.items() if v is not None})
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
-    from .fsutil import atomic_write_json
-
     # config.json records the whole run: its epochs are the total after this continuation
     atomic_write_json(run.dir / "config.json", cfg.replace(epochs=done + epochs).to_dict())
     return _fit(run, cfg, dataset, callbacks, done, run.training_state(), evaluate_test)
@@ -191,8 +189,6 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     out = Path(out) if out else run.dir / "model.onnx"
     wrapped = WithNormalize(model).eval()
     example = torch.rand(2, 1, 28, 28)
-    from .fsutil import atomic_write
-
     def write(p: Path) -> None:
         torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 import traceback
-from typing import Any, Sequence
+from typing import Sequence
 
 from .errors import SignlabError
 

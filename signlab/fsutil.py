@@ -15,7 +15,8 @@ class StorageError(SignlabError):
     """The disk is full or a folder cannot be written (names the path)."""
 
 
-def _explain(err: OSError, path: Path) -> StorageError:
+def storage_error(err: OSError, path: Path) -> StorageError:
+    """The clear StorageError for an OSError met while writing ``path`` (full disk, no permission...)."""
     if err.errno == errno.ENOSPC:
         return StorageError(f"{path}: the disk is full; free some space or choose another runs folder")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -36,7 +37,7 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as err:
-        raise _explain(err, path) from err
+        raise storage_error(err, path) from err
     try:
         writer(Path(tmp))
         with open(tmp, "rb+") as f:
@@ -44,7 +45,7 @@ def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        raise _explain(err, path) from err
+        raise storage_error(err, path) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from .config import TrainConfig
 from .errors import RunError
-from .fsutil import _explain, atomic_write_json
+from .fsutil import atomic_write_json, storage_error
 from .paths import PROJECT_ROOT, default_runs_dir
 from .runs import Run, _pid_alive, create_run, list_runs, open_run
 
@@ -59,7 +59,7 @@ class JobManager:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             f = open(self.runs_dir / ".jobs.lock", "a")
         except OSError as err:  # an unwritable runs folder: a clear StorageError, not a bare OSError
-            raise _explain(err, self.runs_dir) from err
+            raise storage_error(err, self.runs_dir) from err
         with f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import TrainConfig
 from .errors import RunError
-from .fsutil import atomic_write, atomic_write_json, read_json
+from .fsutil import atomic_write, atomic_write_json, read_json, storage_error
 from .models import conv_layers, create_model
 from .paths import default_runs_dir
 
@@ -308,9 +308,7 @@ def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str
     try:
         path.mkdir(parents=True)
     except OSError as err:
-        from .fsutil import _explain
-
-        raise _explain(err, path) from err
+        raise storage_error(err, path) from err
     atomic_write_json(path / "meta.json", {"run_id": run_id, "name": name or run_id, "created": time.time()})
     atomic_write_json(path / "status.json", {"status": status, "epochs_completed": 0,
                                              "target_epochs": cfg.epochs, "updated": time.time()})
@@ -350,9 +348,7 @@ class RunWriter:
             self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
             self._log.flush()
         except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError
-            from .fsutil import _explain
-
-            raise _explain(err, self.run.dir / "metrics.jsonl") from err
+            raise storage_error(err, self.run.dir / "metrics.jsonl") from err
 
     def set_status(self, **fields: Any) -> None:
         self._status.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())

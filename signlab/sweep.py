@@ -95,7 +95,7 @@ def _optuna():
 def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = None):
     """An Optuna storage for ``spec``: None (the local journal file), a path, ``journal:PATH`` or a
     database URL. Raises ConfigError for a spec it cannot use."""
-    optuna = _optuna()
+    _optuna()  # a clear error when optuna is missing
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 

@@ -179,8 +179,6 @@ def explain(summary: str, details: str | None = None, label: str = "How it works
 
 def device_badge() -> None:
     """The device in use, shown in the sidebar of every page."""
-    from .trainer import device_description
-
     st.sidebar.caption(f"Device: **{_device_text()}**")
 
 
