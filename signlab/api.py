@@ -17,7 +17,7 @@ from .data import Dataset, load_dataset
 from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
-from .inference import UNSURE_BELOW, predict, top_k
+from .inference import UNSURE_BELOW, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
 from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
@@ -156,11 +156,11 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
-    mirror = run.config.augment_photo  # trained on mirrored hands too: average both orientations
+    tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average 4 views
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
-        probs = predict(model, [prep.image28], mirror=mirror)[0]
+        probs = predict_prepared(model, prep, tta=tta)
         warnings = looks_unusual(prep.image28)
         if probs.max() < UNSURE_BELOW:
             warnings.append(f"the model is not sure: its best letter gets only {probs.max():.0%}")

@@ -3,7 +3,8 @@
 All functions take 28x28 float images in [0, 1] (what :func:`signlab.preprocess.prepare`
 returns) and a model in eval mode; normalisation happens inside, as in training.
 
-- :func:`predict` / :func:`top_k`: probabilities for the 24 letters.
+- :func:`predict` / :func:`top_k`: probabilities for the 24 letters; :func:`predict_prepared` for
+  one photo or drawing, with test-time augmentation for robust runs.
 - :func:`saliency_map`: Grad-CAM on the last convolution for convolutional models (upsampled to
   28x28), or for ``logreg`` the letter's weight template times the input.
 - :func:`occlusion_map`: the letter's probability while a grey patch slides over the image;
@@ -20,6 +21,7 @@ from torch import nn
 
 from .labels import LETTERS, normalize
 from .models import LogisticRegression, conv_layers
+from .preprocess import Prepared, zoomed_views
 
 
 def _batch(images: np.ndarray | list[np.ndarray], model: nn.Module) -> torch.Tensor:
@@ -41,6 +43,16 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: boo
     if mirror:
         probs = (probs + torch.softmax(model(normalize(x.flip(3))).float(), dim=1)) / 2
     return probs.cpu().numpy()
+
+
+def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.ndarray:
+    """Probabilities (24,) for one prepared image, the way ``predict`` and the Classify page ask.
+
+    ``tta`` (robust runs: trained on mirrored, zoomed-out hands): average over the crop and a
+    tighter crop (:func:`signlab.preprocess.zoomed_views`), each with its mirror image: 4 views.
+    """
+    views = zoomed_views(prep) if tta else prep.image28[None]  # (V, 28, 28)
+    return predict(model, views, mirror=tta).mean(0)
 
 
 UNSURE_BELOW = 0.5  # top probability under which the page and `predict` say the model is not sure

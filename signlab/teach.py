@@ -107,6 +107,11 @@ CLASSIFY_DETAILS = r"""
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
 shrunk to 28×28 with antialiasing, then standardised like every training image.
 
+**Test-time augmentation** (robust runs). The model sees four versions of your input: as cropped,
+15% tighter around the same centre, and both mirrored, since a left hand signs the mirror image of a
+right hand's letter. The letters' probabilities are the average over the four. The 28×28 input shown
+is the first of them.
+
 **Grad-CAM** weighs the last convolution's feature maps $A^c$ by how much the chosen letter's score
 $z_k$ rises with each of them, $\alpha_c = \operatorname{mean}_{i,j} \partial z_k / \partial A^c_{ij}$,
 and shows $\operatorname{ReLU}(\sum_c \alpha_c A^c)$: the regions that speak *for* the letter.

@@ -13,10 +13,10 @@ from PIL import Image
 
 from signlab import api
 from signlab.config import TrainConfig, preset
-from signlab.inference import (explanation_kind, occlude, occlusion_map, predict, saliency_map)
+from signlab.inference import (explanation_kind, occlude, occlusion_map, predict, predict_prepared, saliency_map)
 from signlab.labels import LETTERS
 from signlab.preprocess import (Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, resize28, to_png,
-                                upscale)
+                                upscale, zoomed_views)
 from signlab.runs import create_run, open_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -196,6 +196,34 @@ def test_predict_files_agrees_with_the_model_on_the_dataset(trained_run, dataset
     same = [r["top"][0]["letter"] == LETTERS[int(np.argmax(p))] for r, p in zip(recs, direct)]
     assert np.mean(same) >= 0.95, np.mean(same)
     assert all(r["file"] == str(f) for r, f in zip(recs, upscaled))
+
+
+def test_zoomed_views_tighten_around_the_crop_centre():
+    gray = np.zeros((280, 280), np.float32)
+    gray[40:240, 40:240] = 1.0  # a bright square covering 200/280 of the side, centred
+    prep = prepare_array(gray)
+    views = zoomed_views(prep)
+    assert views.shape == (2, 28, 28) and np.array_equal(views[0], prep.image28)
+    # the tighter view fills more of the input with the square: 200/243 of the side against 200/280
+    assert views[1].mean() == pytest.approx((200 / 243) ** 2, abs=0.03)
+    assert views[0].mean() == pytest.approx((200 / 280) ** 2, abs=0.03)
+    off = prepare_array(gray, Crop(zoom=2.0, cx=0.3, cy=0.7))  # a moved crop: the tighter view stays inside its box
+    left, top, right, bottom = off.box
+    side = round((right - left) / 1.15)
+    x0, y0 = left + ((right - left) - side) // 2, top + ((bottom - top) - side) // 2
+    np.testing.assert_array_equal(zoomed_views(off)[1], resize28(gray[y0:y0 + side, x0:x0 + side]))
+
+
+def test_predict_prepared_averages_four_views_for_robust_runs(trained_run, dataset):
+    model = trained_run[0].load_model()
+    prep = prepare_array(np.kron(dataset.test.images[5] / 255.0, np.ones((8, 8))))  # (224, 224)
+    np.testing.assert_allclose(predict_prepared(model, prep), predict(model, [prep.image28])[0], atol=1e-6)
+    views = zoomed_views(prep)
+    four = predict(model, np.concatenate([views, views[:, :, ::-1]]))  # (4, 24): both zooms, then mirrored
+    got = predict_prepared(model, prep, tta=True)
+    np.testing.assert_allclose(got, four.mean(0), atol=1e-6)
+    assert got.sum() == pytest.approx(1.0, abs=1e-5)
+    assert not np.allclose(got, four[0], atol=1e-3)  # the views do differ: it is an average, not one view
 
 
 @pytest.fixture(scope="module")
