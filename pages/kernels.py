@@ -24,6 +24,9 @@ model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)
 kind = model_kind(model)
 history = run.kernel_history()
 ds = ui.dataset()
+if run.config.ensemble > 1:
+    st.info(f"This run is an ensemble of {run.config.ensemble} networks with the same layers, trained side by side; "
+            "its predictions average theirs. This page shows the first network.", icon="👥")
 
 
 def _when(epoch) -> str:

@@ -19,7 +19,7 @@ FIELDS = {  # widget key -> (config field, type)
     "cfg_model": ("model", str), "cfg_epochs": ("epochs", int), "cfg_batch_size": ("batch_size", int),
     "cfg_lr": ("lr", float), "cfg_optimizer": ("optimizer", str), "cfg_weight_decay": ("weight_decay", float),
     "cfg_schedule": ("schedule", str), "cfg_augment": ("augment", bool), "cfg_seed": ("seed", int),
-    "cfg_device": ("device", str), "cfg_preset": ("preset", str),
+    "cfg_device": ("device", str), "cfg_ensemble": ("ensemble", int), "cfg_preset": ("preset", str),
 }
 
 
@@ -82,7 +82,9 @@ with left:
         st.session_state["cfg_model"] = "fastcnn"
     model = st.selectbox("Architecture", model_names(), key="cfg_model")
     info = model_info(model)
-    st.caption(f"{info.description}. **{info.parameters:,} parameters.**")
+    members = int(st.session_state.get("cfg_ensemble", 1))
+    st.caption(f"{info.description}. **{info.parameters:,} parameters**"
+               + (f" each, {members} networks averaged." if members > 1 else "."))
     with st.expander("Layer summary"):
         st.dataframe(pd.DataFrame(layer_summary(model)), hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
@@ -100,6 +102,10 @@ with left:
     c1.number_input("Seed", min_value=0, max_value=int(RANGES["seed"][1]), step=1, key="cfg_seed",
                     help="The same seed on the same device gives the same run.")
     c2.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="cfg_device")
+    c1.number_input("Ensemble members", min_value=int(RANGES["ensemble"][0]), max_value=int(RANGES["ensemble"][1]),
+                    step=1, key="cfg_ensemble",
+                    help="Train this many networks side by side and average their predictions: steadier on real "
+                         "photos, and each one costs another network's training time.")
     st.toggle("Augmentation (random shifts, rotations, zoom)", key="cfg_augment")
 
     values = {field: st.session_state[key] for key, (field, _) in FIELDS.items()}

@@ -70,6 +70,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="start from a named configuration (default: fast)")
     p.add_argument("--model", default=None)
     p.add_argument("--width", type=int, default=None, help="model width, for models that have one")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K",
+                   help="train K networks side by side and average their predictions (robust preset: 3)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -92,7 +94,8 @@ def build_config(args: argparse.Namespace):
     """A TrainConfig from the command line's options on top of the preset."""
     from .config import preset
 
-    return preset(args.preset or "fast", model=args.model, width=args.width, epochs=args.epochs,
+    return preset(args.preset or "fast", model=args.model, width=args.width, ensemble=args.ensemble,
+                  epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                   weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
                   seed=args.seed, device=args.device, precision=args.precision, threads=args.threads,

@@ -11,6 +11,7 @@ ReLU on the output logits, so students can see what it does.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,13 +66,18 @@ def _lookup(name: str):
     return _REGISTRY[name]
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the model called ``name``; ``kwargs`` (such as ``width``) go to its factory."""
+def create_model(name: str, members: int = 1, **kwargs: Any) -> nn.Module:
+    """Build the model called ``name``; ``kwargs`` (such as ``width``) go to its factory.
+
+    ``members`` > 1 builds an :class:`Ensemble` of that many independently initialised copies.
+    """
     factory, _, has_width = _lookup(name)
     if not has_width:
         kwargs.pop("width", None)
     elif kwargs.get("width") is None:
         kwargs.pop("width", None)
+    if members > 1:
+        return Ensemble([factory(**kwargs) for _ in range(members)])
     return factory(**kwargs)
 
 
@@ -80,8 +86,40 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
-    """The model's convolutions in forward order, with their qualified names."""
+    """The model's convolutions in forward order, with their qualified names.
+
+    For an :class:`Ensemble`, those of its first member: the Kernels page and the feature maps show
+    one network's view, which is what a student can read (the members share an architecture).
+    """
+    if isinstance(model, Ensemble):
+        return [(f"members.0.{n}", m) for n, m in conv_layers(model.members[0])]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+class Ensemble(nn.Module):
+    """Several networks of one architecture whose predicted probabilities are averaged.
+
+    Averaging independently initialised networks is the plainest way to make a model steadier on
+    inputs unlike its training data: each member errs on different photos. On the real-photo dev
+    set, single robust networks reached 36-49% depending on the seed; three of them averaged, 46%,
+    and 99.8% on the dataset's test set against 99.5-99.7% for each alone (see the robust preset).
+
+    In training mode ``forward`` returns every member's logits, (B, K, 24), and the trainer gives
+    each member its own cross-entropy loss, so they learn as if trained apart (on the same
+    batches). In eval mode it returns the log of the members' mean probability, (B, 24), which
+    softmax, argmax and cross-entropy treat exactly like logits.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([m(x) for m in self.members], 1)  # (B, K, 24)
+        if self.training:
+            return logits
+        log_p = torch.log_softmax(logits.float(), dim=2)
+        return torch.logsumexp(log_p, dim=1) - math.log(len(self.members))  # (B, 24)
 
 
 # --------------------------------------------------------------------------- the lecture's models

@@ -57,6 +57,10 @@ crawls, too large (try 10) and the loss explodes: the run ends as *diverged*.
 
 **An epoch** is one pass over all training images. *Validation* accuracy is measured on images the
 model did not train on; if training accuracy keeps rising while validation stalls, it is overfitting.
+
+**An ensemble** of $K$ networks, each trained from its own random start, predicts the average
+$\bar p_k = \frac{1}{K}\sum_{m=1}^{K} p^{(m)}_k$. The members make different mistakes on unfamiliar
+inputs, so the average is steadier: the *robust* preset trains three.
 """
 
 EVALUATE_INTRO = (

@@ -202,7 +202,7 @@ class Trainer:
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model, width=cfg.width).to(self.device)
+        self.model = create_model(cfg.model, members=cfg.ensemble, width=cfg.width).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
@@ -312,7 +312,13 @@ class Trainer:
                     xb, yb = self._batch(idx)
                     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self._autocast):
                         logits = (self.ddp or self.model)(xb)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                    if logits.ndim == 3:  # an ensemble, (B, K, 24): every member its own loss
+                        k = logits.shape[1]
+                        loss = F.cross_entropy(logits.float().flatten(0, 1), yb.repeat_interleave(k),
+                                               label_smoothing=cfg.label_smoothing)
+                        logits = logits.detach().float().softmax(2).mean(1)  # (B, 24): for the accuracy
+                    else:
+                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()

@@ -115,3 +115,26 @@ def test_conv_layers_in_forward_order():
     convs = models.conv_layers(models.create_model("convnet"))
     assert [m.in_channels for _, m in convs] == [1, 100, 50]
     assert models.conv_layers(models.create_model("logreg")) == []
+
+
+def test_ensemble_trains_its_members_apart_and_averages_their_probabilities():
+    torch.manual_seed(0)
+    ens = models.create_model("fastcnn", members=3, width=8)
+    assert isinstance(ens, models.Ensemble) and len(ens.members) == 3
+    single = models.count_parameters(models.create_model("fastcnn", width=8))
+    assert models.count_parameters(ens) == 3 * single
+    first = [models.conv_layers(m)[0][1].weight for m in ens.members]
+    assert not torch.equal(first[0], first[1])  # independently initialised
+    x = normalize(torch.rand(5, 1, 28, 28))
+    out = ens.train()(x)
+    assert out.shape == (5, 3, 24)  # every member's logits, for a loss per member
+    ens.eval()
+    with torch.no_grad():
+        got = ens(x)
+        mean_p = torch.stack([m(x).softmax(1) for m in ens.members]).mean(0)  # (5, 24)
+    assert got.shape == (5, 24)
+    torch.testing.assert_close(got.exp(), mean_p, atol=1e-5, rtol=1e-5)  # log of the mean probability
+    torch.testing.assert_close(got.softmax(1), mean_p, atol=1e-5, rtol=1e-5)  # and softmax gives it back
+    names = [n for n, _ in models.conv_layers(ens)]
+    assert names and all(n.startswith("members.0.") for n in names)  # the first member's view
+    assert len(models.conv_layers(ens)) == len(models.conv_layers(ens.members[0]))

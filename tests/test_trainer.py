@@ -185,3 +185,16 @@ def test_training_on_an_empty_batch_free_dataset_of_one_class_is_finite():
     ds = _synthetic(48)
     _, end, _ = _fit(ds, epochs=1, batch_size=16, augment=True, augment_photo=True)
     assert end.status == "completed" and math.isfinite(end.val_accuracy)
+
+
+def test_an_ensemble_trains_every_member(small_dataset):
+    from signlab.models import Ensemble
+
+    trainer, end, events = _fit(small_dataset, model="fastcnn", width=8, ensemble=2, epochs=1, batch_size=64,
+                                log_every=4, augment=False, lr=1e-2, optimizer="adamw", schedule="none")
+    assert isinstance(trainer.model, Ensemble) and end.status == "completed"
+    losses = [e.loss for e in events if isinstance(e, BatchEnd)]
+    assert losses[-1] < losses[0] - 0.4, losses  # the mean of the members' losses falls
+    assert end.val_accuracy > 0.15
+    a, b = (dict(m.named_parameters()) for m in trainer.model.members)
+    assert all(not torch.equal(a[n], b[n]) for n in a if n.endswith("weight"))  # trained apart, still different
