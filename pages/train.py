@@ -7,6 +7,7 @@ import streamlit as st
 from signlab import figures, ui
 from signlab.config import OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset
 from signlab.errors import SignlabError
+from signlab.labels import NORMALIZATIONS
 from signlab.models import layer_summary, model_info, model_names
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO, live_hint
 
@@ -19,7 +20,8 @@ FIELDS = {  # widget key -> (config field, type)
     "cfg_model": ("model", str), "cfg_epochs": ("epochs", int), "cfg_batch_size": ("batch_size", int),
     "cfg_lr": ("lr", float), "cfg_optimizer": ("optimizer", str), "cfg_weight_decay": ("weight_decay", float),
     "cfg_schedule": ("schedule", str), "cfg_augment": ("augment", bool), "cfg_seed": ("seed", int),
-    "cfg_device": ("device", str), "cfg_ensemble": ("ensemble", int), "cfg_preset": ("preset", str),
+    "cfg_device": ("device", str), "cfg_ensemble": ("ensemble", int), "cfg_input_norm": ("input_norm", str),
+    "cfg_preset": ("preset", str),
 }
 
 
@@ -49,7 +51,7 @@ def _from_query() -> None:
 
 def _link_problem(field: str, typ: type, raw: str) -> str | None:
     """Why a setting from the URL cannot be used (not a number, out of range, unknown), else None."""
-    choices = {"model": model_names(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+    choices = {"model": model_names(), "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "input_norm": NORMALIZATIONS,
                "device": ("auto", "cpu", "cuda", "mps"), "preset": tuple(PRESETS)}
     if typ is bool:
         return None if raw.lower() in ("1", "true", "yes", "0", "false", "no") else "is not true or false"
@@ -106,6 +108,10 @@ with left:
                     step=1, key="cfg_ensemble",
                     help="Train this many networks side by side and average their predictions: steadier on real "
                          "photos, and each one costs another network's training time.")
+    c2.selectbox("Input normalisation", NORMALIZATIONS, key="cfg_input_norm",
+                 format_func={"standardize": "standardize", "equalize": "equalize + standardize"}.get,
+                 help="standardize: each image to zero mean and unit variance. equalize: first spread each "
+                      "image's grey levels evenly (histogram equalisation), so lighting and contrast matter less.")
     st.toggle("Augmentation (random shifts, rotations, zoom)", key="cfg_augment")
 
     values = {field: st.session_state[key] for key, (field, _) in FIELDS.items()}

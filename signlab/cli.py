@@ -72,6 +72,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None, help="model width, for models that have one")
     p.add_argument("--ensemble", type=int, default=None, metavar="K",
                    help="train K networks side by side and average their predictions (robust preset: 3)")
+    p.add_argument("--input-norm", choices=("standardize", "equalize"), default=None,
+                   help="per-image normalisation: standardize, or equalize the histogram first (robust preset)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -95,7 +97,7 @@ def build_config(args: argparse.Namespace):
     from .config import preset
 
     return preset(args.preset or "fast", model=args.model, width=args.width, ensemble=args.ensemble,
-                  epochs=args.epochs,
+                  input_norm=args.input_norm, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                   weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
                   seed=args.seed, device=args.device, precision=args.precision, threads=args.threads,

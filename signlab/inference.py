@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LETTERS, normalize
+from .labels import LETTERS, input_norm, normalize
 from .models import LogisticRegression, conv_layers
 from .preprocess import Prepared, zoomed_views
 
@@ -39,9 +39,9 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: boo
     either hand counts the same.
     """
     x = _batch(images, model)
-    probs = torch.softmax(model(normalize(x)).float(), dim=1)
+    probs = torch.softmax(model(normalize(x, input_norm(model))).float(), dim=1)
     if mirror:
-        probs = (probs + torch.softmax(model(normalize(x.flip(3))).float(), dim=1)) / 2
+        probs = (probs + torch.softmax(model(normalize(x.flip(3), input_norm(model))).float(), dim=1)) / 2
     return probs.cpu().numpy()
 
 
@@ -84,14 +84,14 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     """
     x = _batch([image], model)
     if isinstance(model, LogisticRegression):
-        xn = normalize(x)[0, 0]  # (28, 28)
+        xn = normalize(x, input_norm(model))[0, 0]  # (28, 28)
         w = model.linear.weight[target].detach().reshape(28, 28)
         contrib = (w * xn).detach().cpu().numpy()
         m = float(np.abs(contrib).max()) or 1.0
         return contrib / m  # signed, in [-1, 1]
     convs = conv_layers(model)
     if not convs:  # an MLP: plain input-gradient saliency
-        xn = normalize(x).requires_grad_(True)
+        xn = normalize(x, input_norm(model)).requires_grad_(True)
         model(xn)[0, target].backward()
         sal = xn.grad[0, 0].abs().cpu().numpy()
         return sal / (sal.max() or 1.0)
@@ -106,7 +106,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     try:
         model.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            score = model(normalize(x))[0, target]
+            score = model(normalize(x, input_norm(model)))[0, target]
             score.backward()
     finally:
         handle.remove()
@@ -178,7 +178,7 @@ def feature_maps(model: nn.Module, image: np.ndarray) -> list[tuple[str, np.ndar
     handles = [m.register_forward_hook(lambda _m, _i, o, n=name: out.append((n, o[0].float().cpu().numpy())))
                for name, m in conv_layers(model)]
     try:
-        model(normalize(_batch([image], model)))
+        model(normalize(_batch([image], model), input_norm(model)))
     finally:
         for h in handles:
             h.remove()

@@ -66,19 +66,21 @@ def _lookup(name: str):
     return _REGISTRY[name]
 
 
-def create_model(name: str, members: int = 1, **kwargs: Any) -> nn.Module:
+def create_model(name: str, members: int = 1, input_norm: str = "standardize", **kwargs: Any) -> nn.Module:
     """Build the model called ``name``; ``kwargs`` (such as ``width``) go to its factory.
 
     ``members`` > 1 builds an :class:`Ensemble` of that many independently initialised copies.
+    ``input_norm`` is recorded on the model (``model.input_norm``) so that everything that feeds
+    it images normalises them as in training (:func:`signlab.labels.normalize`).
     """
     factory, _, has_width = _lookup(name)
     if not has_width:
         kwargs.pop("width", None)
     elif kwargs.get("width") is None:
         kwargs.pop("width", None)
-    if members > 1:
-        return Ensemble([factory(**kwargs) for _ in range(members)])
-    return factory(**kwargs)
+    model = Ensemble([factory(**kwargs) for _ in range(members)]) if members > 1 else factory(**kwargs)
+    model.input_norm = input_norm
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

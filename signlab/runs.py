@@ -197,7 +197,7 @@ class Run:
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from config.json and model.safetensors (no unpickling), in eval mode."""
         cfg = self.config
-        model = create_model(cfg.model, members=cfg.ensemble, width=cfg.width)
+        model = create_model(cfg.model, members=cfg.ensemble, input_norm=cfg.input_norm, width=cfg.width)
         if not self.has_weights():
             raise RunError(f"run {self.id} has no weights yet (no finished epoch)")
         try:

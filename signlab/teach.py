@@ -109,7 +109,9 @@ CLASSIFY_INTRO = (
 )
 CLASSIFY_DETAILS = r"""
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
-shrunk to 28×28 with antialiasing, then standardised like every training image.
+shrunk to 28×28 with antialiasing, then normalised exactly as the model's training images were:
+standardised to zero mean and unit variance, and for robust runs histogram-equalised first, so a dim
+or low-contrast photo spreads over the same grey levels as a bright one.
 
 **Test-time augmentation** (robust runs). The model sees four versions of your input: as cropped,
 15% tighter around the same centre, and both mirrored, since a left hand signs the mirror image of a

@@ -24,7 +24,7 @@ from torch import nn
 from . import augment as aug
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .labels import normalize
+from .labels import input_norm, normalize
 from .models import count_parameters, create_model
 
 
@@ -147,7 +147,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) ->
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    out = [model(normalize(x[i:i + batch_size].to(dev))).float() for i in range(0, len(x), batch_size)]
+    method = input_norm(model)
+    out = [model(normalize(x[i:i + batch_size].to(dev), method)).float() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 24)
 
@@ -202,7 +203,7 @@ class Trainer:
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model, members=cfg.ensemble, width=cfg.width).to(self.device)
+        self.model = create_model(cfg.model, members=cfg.ensemble, input_norm=cfg.input_norm, width=cfg.width).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
@@ -275,7 +276,7 @@ class Trainer:
             xb = aug.photo_like(xb, self.generator)
         elif self.cfg.augment:
             xb = aug.affine(xb, self.generator)
-        xb = normalize(xb)
+        xb = normalize(xb, self.cfg.input_norm)
         if self.cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         return xb, yb

@@ -1,0 +1,79 @@
+"""The robust preset's pieces: histogram equalisation, ensembles saved and loaded, their ONNX export."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from signlab import api
+from signlab.config import TrainConfig, preset
+from signlab.errors import ConfigError
+from signlab.inference import predict
+from signlab.labels import equalize, input_norm, normalize
+from signlab.models import Ensemble
+from signlab.runs import open_run
+
+
+def test_equalize_spreads_grey_levels_and_keeps_their_order():
+    g = torch.Generator().manual_seed(0)
+    x = 0.4 + 0.1 * torch.rand(4, 1, 28, 28, generator=g)  # dim, low-contrast images: levels in [0.4, 0.5]
+    y = equalize(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert (y.std(dim=(1, 2, 3)) > 2 * x.std(dim=(1, 2, 3))).all()  # contrast stretched
+    fx, fy = x.reshape(4, -1), y.reshape(4, -1)
+    order = fx.argsort(1)
+    assert (fy.gather(1, order).diff(dim=1) >= -1e-6).all()  # monotone: a brighter pixel never ends darker
+    # the same picture under another exposure and gamma equalises to nearly the same image
+    z = equalize((x - 0.4).clamp(min=0) ** 0.7 * 1.5)
+    assert (z - y).abs().mean() < 0.05
+
+
+def test_equalize_leaves_a_plain_wall_plain():
+    wall = torch.full((1, 1, 28, 28), 0.8) + 0.002 * torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    wall[..., 10:18, 10:18] = 0.3  # a small dark hand on it
+    y = equalize(wall)[0, 0]
+    # the clip limit keeps sensor noise on the wall from being stretched over the whole range
+    assert y[0:8, 0:8].std() < 0.1 and y[10:18, 10:18].mean() < y[0:8, 0:8].mean()
+    flat = equalize(torch.full((2, 1, 28, 28), 0.5))
+    assert torch.isfinite(flat).all() and torch.isfinite(normalize(torch.full((2, 1, 28, 28), 0.5), "equalize")).all()
+
+
+def test_normalisation_method_is_checked():
+    with pytest.raises(ValueError, match="equalize"):
+        normalize(torch.rand(1, 1, 28, 28), "sharpen")
+    with pytest.raises(ConfigError, match="input_norm"):
+        TrainConfig(input_norm="sharpen")
+    cfg = preset("robust")
+    assert cfg.ensemble == 3 and cfg.input_norm == "equalize" and cfg.augment_photo
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(small_dataset, tmp_path_factory):
+    cfg = TrainConfig(model="fastcnn", width=8, ensemble=2, input_norm="equalize", augment_photo=True, epochs=1,
+                      max_steps=6, device="cpu", seed=0)
+    root = tmp_path_factory.mktemp("ens_runs")
+    rec = api.train(cfg, root, run_id="ens", dataset=small_dataset, evaluate_test=False)
+    return open_run(rec["run_dir"])
+
+
+def test_ensemble_run_loads_with_its_normalisation(ensemble_run, small_dataset):
+    model = ensemble_run.load_model()
+    assert isinstance(model, Ensemble) and len(model.members) == 2 and input_norm(model) == "equalize"
+    x = small_dataset.test.images[:16] / 255.0
+    probs = predict(model, x)
+    with torch.no_grad():  # predict normalises as the run was trained: equalise, then standardise
+        t = torch.from_numpy(x).float()[:, None]
+        expected = torch.softmax(model(normalize(t, "equalize")), 1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    assert not np.allclose(probs, torch.softmax(model(normalize(t)), 1).detach().numpy(), atol=1e-3)
+
+
+def test_ensemble_with_equalize_exports_to_onnx(ensemble_run, small_dataset, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    path = api.export_onnx(ensemble_run, tmp_path / "ens.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.concatenate([small_dataset.test.images[:6] / 255.0,
+                        np.random.default_rng(0).random((3, 28, 28))]).astype(np.float32)[:, None]
+    (logits,) = session.run(["logits"], {"image": x})
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), predict(ensemble_run.load_model(), x[:, 0]), atol=1e-4)
