@@ -102,9 +102,9 @@ class Ensemble(nn.Module):
     """Several networks of one architecture whose predicted probabilities are averaged.
 
     Averaging independently initialised networks is the plainest way to make a model steadier on
-    inputs unlike its training data: each member errs on different photos. On the real-photo dev
-    set, single robust networks reached 36-49% depending on the seed; three of them averaged, 46%,
-    and 99.8% on the dataset's test set against 99.5-99.7% for each alone (see the robust preset).
+    inputs unlike its training data: each member errs on different photos. In the robust preset's
+    runs, single members reached 39-52% of the real-photo dev set and 98.6-99.99% of the dataset's
+    test set; the three averaged, 47-52% and 100% (see the robust preset in ``config.py``).
 
     In training mode ``forward`` returns every member's logits, (B, K, 24), and the trainer gives
     each member its own cross-entropy loss, so they learn as if trained apart (on the same
