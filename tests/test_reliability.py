@@ -355,8 +355,9 @@ def test_cli_out_of_range_setting_is_refused_before_anything_starts(tmp_path, ca
 PAGE_NUMBERS = ("Epochs", "Batch size", "Learning rate", "Weight decay", "Seed")
 BAD_LINKS = [
     {"epochs": "0", "batch_size": "99999", "lr": "100", "weight_decay": "2", "seed": "-1", "optimizer": "rmsprop",
-     "schedule": "cyclic", "device": "tpu", "model": "resnet9000", "augment": "maybe"},
-    {"epochs": "500", "batch_size": "0", "lr": "nan", "weight_decay": "-1", "seed": "3000000000", "preset": "turbo"},
+     "schedule": "cyclic", "device": "tpu", "model": "resnet9000", "augment": "maybe", "ensemble": "0"},
+    {"epochs": "500", "batch_size": "0", "lr": "nan", "weight_decay": "-1", "seed": "3000000000", "preset": "turbo",
+     "ensemble": "9", "input_norm": "sharpen"},
     {"epochs": "2.5", "batch_size": "1e3", "lr": "0.0000001", "weight_decay": "inf", "seed": "x"},
 ]
 
@@ -376,7 +377,7 @@ def test_train_page_link_with_out_of_range_settings(tmp_path, monkeypatch, app_c
     assert len(warnings) == len(query)
     assert not at.error, [e.value for e in at.error]  # the defaults make a valid config
     names = {"Epochs": "epochs", "Batch size": "batch_size", "Learning rate": "lr", "Weight decay": "weight_decay",
-             "Seed": "seed"}
+             "Seed": "seed", "Ensemble members": "ensemble"}
     for box in at.number_input:
         lo, hi = RANGES[names[box.label]]
         assert lo <= box.value <= hi, (box.label, box.value)
@@ -388,15 +389,18 @@ def test_train_page_link_with_out_of_range_settings(tmp_path, monkeypatch, app_c
 def test_train_page_link_with_good_settings_applies_them(tmp_path, monkeypatch, app_caches):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     query = {"model": "mlp", "epochs": "2", "batch_size": "64", "lr": "0.01", "weight_decay": "0",
-             "seed": "7", "optimizer": "sgd", "schedule": "cosine", "augment": "false", "device": "cpu"}
+             "seed": "7", "optimizer": "sgd", "schedule": "cosine", "augment": "false", "device": "cpu",
+             "ensemble": "2", "input_norm": "equalize"}
     at = _page("train", query)
     _no_exception(at)
     assert not at.warning, [w.value for w in at.warning]
     values = {b.label: b.value for b in at.number_input}
-    assert values == {"Epochs": 2, "Batch size": 64, "Learning rate": 0.01, "Weight decay": 0.0, "Seed": 7}
+    assert values == {"Epochs": 2, "Batch size": 64, "Learning rate": 0.01, "Weight decay": 0.0, "Seed": 7,
+                      "Ensemble members": 2}
     assert {s.label: s.value for s in at.selectbox if s.label in ("Architecture", "Optimizer", "Schedule",
-                                                                  "Device")} == {
-        "Architecture": "mlp", "Optimizer": "sgd", "Schedule": "cosine", "Device": "cpu"}
+                                                                  "Device", "Input normalisation")} == {
+        "Architecture": "mlp", "Optimizer": "sgd", "Schedule": "cosine", "Device": "cpu",
+        "Input normalisation": "equalize"}
 
 
 # --------------------------------------------------------------------------- bad uploads, bad data files
