@@ -8,10 +8,10 @@ import numpy as np
 import streamlit as st
 
 from signlab import figures, ui
-from signlab.inference import (UNSURE_BELOW, explanation_kind, occlude, occlusion_map, predict, predict_prepared,
-                               saliency_map, top_k)
+from signlab.inference import (UNSURE_BELOW, explanation_kind, model_view, occlude, occlusion_map, predict,
+                               predict_prepared, saliency_map, top_k)
 from signlab.config import preset
-from signlab.labels import LETTERS
+from signlab.labels import LETTERS, input_norm
 from signlab.preprocess import Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, to_png, upscale
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
@@ -162,14 +162,17 @@ st.divider()
 c1, c2, c3 = st.columns([1.1, 1, 1.3])
 c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=f"{what.capitalize()} (orange: the crop)"),
                 width="stretch", key="classify_source_fig")
-c2.plotly_chart(figures.single_image(x, "The model's 28×28 input", height=300), width="stretch",
-                key="classify_input_fig")
+equalized = input_norm(model) == "equalize"
+c2.plotly_chart(figures.single_image(model_view(model, x), "The model's 28×28 input" + (", equalised" if equalized else ""),
+                                     height=300), width="stretch", key="classify_input_fig")
 c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
 for note in prepared.notes:
     st.caption(f"Note: {note}.")
 if cfg.augment_photo:
     st.caption("This robust model averages four views of the input: as shown, 15% tighter, and both mirrored, "
-               "so either hand works (more under *How it works* at the top).")
+               "so either hand works"
+               + ("; each is histogram-equalised first, which spreads its grey levels evenly" if equalized else "")
+               + " (more under *How it works* at the top).")
 
 if unusual:
     st.warning("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"

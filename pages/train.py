@@ -109,10 +109,12 @@ with left:
                     help="Train this many networks side by side and average their predictions: steadier on real "
                          "photos, and each one costs another network's training time.")
     c2.selectbox("Input normalisation", NORMALIZATIONS, key="cfg_input_norm",
-                 format_func={"standardize": "standardize", "equalize": "equalize + standardize"}.get,
                  help="standardize: each image to zero mean and unit variance. equalize: first spread each "
                       "image's grey levels evenly (histogram equalisation), so lighting and contrast matter less.")
     st.toggle("Augmentation (random shifts, rotations, zoom)", key="cfg_augment")
+    if PRESETS.get(st.session_state["cfg_preset"], {}).get("augment_photo"):
+        st.caption("This preset also makes training images look like photos: hands zoomed out onto plain walls, "
+                   "mirrored half the time, with changed light, blur and noise.")
 
     values = {field: st.session_state[key] for key, (field, _) in FIELDS.items()}
     base = PRESETS.get(values["preset"], {})

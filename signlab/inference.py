@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LETTERS, input_norm, normalize
+from .labels import LETTERS, equalize, input_norm, normalize
 from .models import LogisticRegression, conv_layers
 from .preprocess import Prepared, zoomed_views
 
@@ -61,6 +61,19 @@ def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.
 # 13-28% of the right; AUROC of the confidence 0.55-0.68). Adding "the ensemble's members
 # disagree" did not help.
 UNSURE_BELOW = 0.5
+
+
+def model_view(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """The 28x28 image as the model's normalisation leaves it, rescaled to [0, 1] for display.
+
+    Standardisation only shifts and scales the grey levels, so the image looks the same; a run
+    trained with ``input_norm="equalize"`` sees its histogram-equalised version, which can look
+    quite different for a dim photo.
+    """
+    if input_norm(model) != "equalize":
+        return np.asarray(image, dtype=np.float32)
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 1, 28, 28)
+    return equalize(x)[0, 0].numpy()
 
 
 def top_k(probs: np.ndarray, k: int = 5) -> list[dict[str, Any]]:

@@ -119,7 +119,10 @@ def run_label(run: Run) -> str:
     acc = s.get("test_accuracy") or s.get("val_accuracy")
     acc_s = f", {100 * acc:.1f}%" if isinstance(acc, (int, float)) else ""
     name = s["name"] if s["name"] != run.id else run.id
-    return f"{name} · {s['model']} · {s['status']}{acc_s}"
+    cfg = run.config
+    model = s["model"] + (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "")
+    kind = f" · {cfg.preset}" if cfg.preset else ""
+    return f"{name} · {model}{kind} · {s['status']}{acc_s}"
 
 
 def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,

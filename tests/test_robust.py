@@ -77,3 +77,14 @@ def test_ensemble_with_equalize_exports_to_onnx(ensemble_run, small_dataset, tmp
     (logits,) = session.run(["logits"], {"image": x})
     e = np.exp(logits - logits.max(1, keepdims=True))
     np.testing.assert_allclose(e / e.sum(1, keepdims=True), predict(ensemble_run.load_model(), x[:, 0]), atol=1e-4)
+
+
+def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_run, small_dataset):
+    from signlab.inference import model_view
+
+    x = (small_dataset.test.images[0] / 255.0 * 0.3 + 0.2).astype(np.float32)  # a dim, low-contrast image
+    plain = trained_run[0].load_model()  # standardised: shown as it is
+    np.testing.assert_array_equal(model_view(plain, x), x)
+    shown = model_view(ensemble_run.load_model(), x)
+    np.testing.assert_allclose(shown, equalize(torch.from_numpy(x)[None, None])[0, 0].numpy())
+    assert shown.std() > 2 * x.std() and 0 <= shown.min() and shown.max() <= 1
