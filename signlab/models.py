@@ -103,8 +103,8 @@ class Ensemble(nn.Module):
 
     Averaging independently initialised networks is the plainest way to make a model steadier on
     inputs unlike its training data: each member errs on different photos. In the robust preset's
-    runs, single members reached 39-52% of the real-photo dev set and 98.6-99.99% of the dataset's
-    test set; the three averaged, 47-52% and 100% (see the robust preset in ``config.py``).
+    runs, single members reached 39-54% of the real-photo dev set and 98.6-99.99% of the dataset's
+    test set; the three averaged, 47-55% and 99.8-100% (docs/real-photos.md).
 
     In training mode ``forward`` returns every member's logits, (B, K, 24), and the trainer gives
     each member its own cross-entropy loss, so they learn as if trained apart (on the same
