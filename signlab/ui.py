@@ -121,7 +121,7 @@ def run_label(run: Run) -> str:
     name = s["name"] if s["name"] != run.id else run.id
     cfg = run.config
     model = s["model"] + (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "")
-    kind = f" · {cfg.preset}" if cfg.preset else ""
+    kind = f" · {cfg.preset}" if cfg.preset and cfg.preset != "fast" else ""  # the default preset goes unsaid
     return f"{name} · {model}{kind} · {s['status']}{acc_s}"
 
 

@@ -297,6 +297,9 @@ def test_preferred_photo_run(tmp_path):
     assert ui.preferred_photo_run(available).id == "a-robust-old"
     assert ui.preferred_photo_run([r for r in available if r.id != "a-robust-old"]).id == "c-fast"
     assert ui.preferred_photo_run([]) is None
+    # the picker's labels say which runs are robust ensembles; the default preset goes unsaid
+    assert ui.run_label(old).startswith("a-robust-old · fastcnn ×3 · robust · completed")
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed")
 
 
 @pytest.fixture
