@@ -179,8 +179,11 @@ with right:
             batches = [r for r in records if r.get("type") == "batch"]
             epochs = [r for r in records if r.get("type") == "epoch"]
             st.subheader(f"Run {run.name}")
-            st.caption(f"{cfg_now.model} · batch {cfg_now.batch_size} · lr {cfg_now.lr:g} · {cfg_now.optimizer} · "
-                       f"{cfg_now.schedule} · {st_now.get('device', '')}")
+            extras = (f" ×{cfg_now.ensemble}" if cfg_now.ensemble > 1 else "") + (
+                " · equalize" if cfg_now.input_norm == "equalize" else "") + (
+                " · photo-like augmentation" if cfg_now.augment_photo else "")
+            st.caption(f"{cfg_now.model}{extras} · batch {cfg_now.batch_size} · lr {cfg_now.lr:g} · "
+                       f"{cfg_now.optimizer} · {cfg_now.schedule} · {st_now.get('device', '')}")
             target = int(st_now.get("target_epochs") or cfg_now.epochs)
             done = int(st_now.get("epochs_completed", 0))
             if state == "queued":

@@ -160,8 +160,9 @@ def live_hint(model: str, epochs: Sequence[dict[str, Any]]) -> str:
         return (f"Training accuracy is {100 * gap:.0f} points above validation: the model starts to memorise "
                 "its training images (overfitting).")
     if last["val_accuracy"] > last["train_accuracy"]:
-        return ("Validation accuracy is above training accuracy: training images are augmented (shifted, "
-                "rotated) and dropout is on, so training is the harder test here.")
+        return ("Validation accuracy is above training accuracy: training accuracy is measured on augmented "
+                "images (shifted and rotated; with the robust preset, made to look like photos) while the weights "
+                "are still changing during the epoch, so training is the harder test here.")
     return ""
 
 
