@@ -197,6 +197,13 @@ target = st.selectbox("Explain the letter", range(len(LETTERS)), index=pred, key
 st.caption(f"The model gives {LETTERS[target]} a probability of {probs[target]:.1%}.")
 name = LETTERS[target]
 kind = explanation_kind(model)
+# occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
+# robust runs the page's headline probability averages four views)
+p_view = float(predict(model, [x])[0][target])
+if cfg.ensemble > 1 or cfg.augment_photo:
+    st.caption(f"The views below explain the 28×28 input shown above, on its own: the model gives {name} "
+               f"{p_view:.1%} for it alone." + (" Grad-CAM reads the first of the ensemble's networks."
+                                               if cfg.ensemble > 1 and kind == "gradcam" else ""))
 left, right = st.columns(2, gap="large")
 with left:
     sal = saliency_map(model, x, target)
@@ -220,12 +227,12 @@ with left:
 with right:
     patch = st.slider("Patch size (pixels of the 28×28 input)", 3, 14, 7, key="classify_patch")
     occ = occlusion_map(model, x, target, patch=patch, stride=2)
-    drop = probs[target] - occ
+    drop = p_view - occ
     st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: how far P({name}) falls", signed=True,
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
                     width="stretch", key="classify_occlusion")
     st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the probability of {name} "
-               f"(from {probs[target]:.0%}); blue: covering it raises it.")
+               f"(from {p_view:.0%}); blue: covering it raises it.")
 
 with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False):
     a, b = st.columns([1, 1.2], gap="large")
@@ -234,7 +241,7 @@ with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False
         left_px = st.slider("Patch column", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_left")
         covered = occlude(x, top_px, left_px, patch)
         p_after = float(predict(model, [covered])[0][target])
-        st.metric(f"P({name}) with the patch", f"{p_after:.1%}", delta=f"{100 * (p_after - probs[target]):+.1f} points")
+        st.metric(f"P({name}) with the patch", f"{p_after:.1%}", delta=f"{100 * (p_after - p_view):+.1f} points")
     b.plotly_chart(figures.image_with_box(covered, (left_px, top_px, left_px + patch, top_px + patch),
                                           title="The input with the patch", dim_outside=False, height=280),
                    width="stretch", key="classify_patch_fig")

@@ -7,6 +7,7 @@ from signlab.explore import (conv_kernels, conv_layer_info, feature_map_tiles, f
                              kernel_change, model_kind, random_test_index, strongest_units)
 from signlab.inference import feature_maps
 from signlab.labels import LETTERS
+from signlab.models import first_network
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
 ui.ensure_router()
@@ -20,7 +21,7 @@ run = ui.run_picker(help="Only runs with at least one finished epoch have weight
 if run is None:
     st.stop()
 
-model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)
+model = first_network(ui.or_stop(f"Could not load run {run.id}", ui.load_model, run))  # an ensemble: its first
 kind = model_kind(model)
 history = run.kernel_history()
 ds = ui.dataset()

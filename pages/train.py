@@ -162,8 +162,7 @@ with left:
 
 with right:
     if run is None:
-        wait = {"robust": "The robust preset trains three networks for 12 epochs: about two minutes on a "
-                          "2-core CPU",
+        wait = {"robust": "The robust preset's own settings take about two minutes on a 2-core CPU",
                 "lecture": "The lecture's settings take a minute or two on a CPU"}.get(
             st.session_state["cfg_preset"], "With the default settings a strong model is ready in seconds")
         st.info(f"Press **Start** to train. {wait}; the chart here shows the loss falling as it learns.")

@@ -122,7 +122,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 30-44% of the dev photos depending on the seed, 99.4-99.8% test), histogram equalisation
     # (+5 points on average, but 99.2-99.3% test for one network), three networks averaged
     # (test back to 100%, and the seed matters less), four-view test-time augmentation
-    # (+0.4-9 points): 46.9-54.8% dev, 99.76-100% test over five runs (docs/real-photos.md)
+    # (+0.4-3.8 points): 46.9-54.8% dev, 99.76-100% test over five runs (docs/real-photos.md)
     "robust": dict(model="fastcnn", epochs=12, augment_photo=True, ensemble=3, input_norm="equalize"),
     # the lecture's own settings: Adam 1e-3, batch 32, no schedule, no augmentation
     # (fp32: for this model at batch 32, bf16 autocast was slower than fp32 with channels-last on a

@@ -201,7 +201,8 @@ def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
         s = r.summary()
         created = s.get("created")
         rows.append({
-            "name": s["name"], "model": s["model"], "status": s["status"],
+            "name": s["name"], "model": s["model"], "preset": s.get("preset"),
+            "networks": s.get("ensemble") or 1, "status": s["status"],
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
             "augment": bool(s["augment"]) if s["augment"] is not None else None,

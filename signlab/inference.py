@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .labels import LETTERS, equalize, input_norm, normalize
-from .models import LogisticRegression, conv_layers
+from .models import Ensemble, LogisticRegression, conv_layers
 from .preprocess import Prepared, zoomed_views
 
 
@@ -142,6 +142,8 @@ def _cam_layer(model: nn.Module) -> nn.Module:
     Grad-CAM is defined on the feature maps a network passes on, so a convolution followed by
     batch norm and ReLU is read after the ReLU; a convolution with nothing after it, as is.
     """
+    if isinstance(model, Ensemble):  # the first network, as on the Kernels page and in the feature maps
+        return _cam_layer(model.members[0])
     leaves = [m for m in model.modules() if not list(m.children())]
     last_conv = max(i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d))
     for m in leaves[last_conv + 1:last_conv + 3]:

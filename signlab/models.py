@@ -79,8 +79,14 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", *
     elif kwargs.get("width") is None:
         kwargs.pop("width", None)
     model = Ensemble([factory(**kwargs) for _ in range(members)]) if members > 1 else factory(**kwargs)
-    model.input_norm = input_norm
+    for m in [model, *getattr(model, "members", [])]:  # a member taken alone still normalises as trained
+        m.input_norm = input_norm
     return model
+
+
+def first_network(model: nn.Module) -> nn.Module:
+    """The model itself, or for an :class:`Ensemble` its first member (what the Kernels page shows)."""
+    return model.members[0] if isinstance(model, Ensemble) else model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -180,8 +180,8 @@ def zoomed_views(prep: Prepared, zooms: tuple[float, ...] = TTA_ZOOMS) -> np.nda
 
     A zoom of 1 is ``prep.image28`` itself; 1.15 takes a square 1/1.15 the side of the crop box,
     so the hand fills more of the input. Averaging the model over both makes the prediction depend
-    less on exactly how the photo was framed (on the real-photo dev set this added 0.4-9 points,
-    4.4 at the median, over the mirror alone on every one of the eight robust runs measured;
+    less on exactly how the photo was framed (on the real-photo dev set, over the mirror alone, this added 0.4-3.8
+    points to the robust preset's four runs and 5-9 points to single networks;
     docs/real-photos.md).
     """
     left, top, right, bottom = prep.box

@@ -260,7 +260,8 @@ class Run:
         except Exception:  # noqa: BLE001 - an unreadable config must not hide the row
             cfg = {}
         return {
-            "run_id": self.id, "name": self.name, "model": cfg.get("model"),
+            "run_id": self.id, "name": self.name, "model": cfg.get("model"), "preset": cfg.get("preset"),
+            "ensemble": cfg.get("ensemble"),
             "status": st.get("status"), "epochs": st.get("epochs_completed", 0),
             "target_epochs": st.get("target_epochs", cfg.get("epochs")),
             "batch_size": cfg.get("batch_size"), "lr": cfg.get("lr"), "optimizer": cfg.get("optimizer"),

@@ -317,9 +317,13 @@ class Trainer:
                         k = logits.shape[1]
                         loss = F.cross_entropy(logits.float().flatten(0, 1), yb.repeat_interleave(k),
                                                label_smoothing=cfg.label_smoothing)
-                        logits = logits.detach().float().softmax(2).mean(1)  # (B, 24): for the accuracy
+                        logits = logits.detach().float().softmax(2).mean(1)  # (B, 24) mean probabilities
+                        # reported: the ensemble's own loss, as validation measures it (the members' mean
+                        # loss, which is optimised, is higher and would put training above validation)
+                        shown = F.nll_loss(logits.clamp_min(1e-12).log(), yb)
                     else:
                         loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                        shown = loss
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
@@ -329,7 +333,8 @@ class Trainer:
                     n = len(idx)
                     ep_samples += n
                     log_samples += n
-                    d = loss.detach()
+                    # no host sync here: a non-finite optimised loss shows through, and ends the run
+                    d = torch.where(torch.isfinite(loss), shown, loss).detach()
                     loss_sum += d * n
                     log_loss += d
                     log_n += 1

@@ -119,9 +119,9 @@ def run_label(run: Run) -> str:
     acc = s.get("test_accuracy") or s.get("val_accuracy")
     acc_s = f", {100 * acc:.1f}%" if isinstance(acc, (int, float)) else ""
     name = s["name"] if s["name"] != run.id else run.id
-    cfg = run.config
-    model = s["model"] + (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "")
-    kind = f" · {cfg.preset}" if cfg.preset and cfg.preset != "fast" else ""  # the default preset goes unsaid
+    members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
+    model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1 else "")
+    kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
     return f"{name} · {model}{kind} · {s['status']}{acc_s}"
 
 

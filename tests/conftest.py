@@ -94,3 +94,18 @@ def trained_run(dataset, runs_root):
     cfg = TrainConfig(model="logreg", epochs=1, augment=False, batch_size=128, seed=0)
     record = api.train(cfg, runs_root, run_id="logreg-session", dataset=dataset)
     return open_run(record["run_id"], runs_root), record
+
+
+@pytest.fixture
+def app_caches():
+    """A fresh job manager around an AppTest that sets SIGNLAB_RUNS_DIR: the app caches one per
+    process (with its background ticker), made for whatever folder the first page saw."""
+    from signlab import ui
+
+    def clear():
+        ui.job_manager().stop_background()
+        ui.job_manager.clear()
+
+    clear()
+    yield
+    clear()

@@ -207,11 +207,16 @@ def test_zoomed_views_tighten_around_the_crop_centre():
     # the tighter view fills more of the input with the square: 200/243 of the side against 200/280
     assert views[1].mean() == pytest.approx((200 / 243) ** 2, abs=0.03)
     assert views[0].mean() == pytest.approx((200 / 280) ** 2, abs=0.03)
-    off = prepare_array(gray, Crop(zoom=2.0, cx=0.3, cy=0.7))  # a moved crop: the tighter view stays inside its box
+    # a moved crop: the tighter view stays inside its box, around the box's centre
+    frame = np.zeros((400, 400), np.float32)  # outside the box: black
+    off = prepare_array(frame, Crop(zoom=2.0, cx=0.3, cy=0.7))
     left, top, right, bottom = off.box
-    side = round((right - left) / 1.15)
-    x0, y0 = left + ((right - left) - side) // 2, top + ((bottom - top) - side) // 2
-    np.testing.assert_array_equal(zoomed_views(off)[1], resize28(gray[y0:y0 + side, x0:x0 + side]))
+    assert (left, top, right, bottom) == (20, 180, 220, 380)
+    frame[top:bottom, left:right] = 0.5  # the box's outer ring of 10 pixels: grey
+    frame[top + 10:bottom - 10, left + 10:right - 10] = 1.0  # its inside: white
+    views = zoomed_views(prepare_array(frame, Crop(zoom=2.0, cx=0.3, cy=0.7)))
+    assert views[1].min() > 0.999  # 1/1.15 of the side, centred: only the white inside
+    assert 0.4 < views[0].min() < 0.6  # the crop itself still shows the grey ring (and no black from outside)
 
 
 def test_predict_prepared_averages_four_views_for_robust_runs(trained_run, dataset):

@@ -64,21 +64,6 @@ def _one_line_error(capsys) -> str:
 
 
 @pytest.fixture
-def app_caches():
-    """A fresh job manager around an AppTest that sets SIGNLAB_RUNS_DIR: the app caches one per
-    process (with its background ticker), made for whatever folder the first page saw."""
-    from signlab import ui
-
-    def clear():
-        ui.job_manager().stop_background()
-        ui.job_manager.clear()
-
-    clear()
-    yield
-    clear()
-
-
-@pytest.fixture
 def data_env(tmp_path, monkeypatch, app_caches):
     """A private parsed-data cache, and the app's cached dataset dropped before and after."""
     from signlab import ui

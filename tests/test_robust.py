@@ -1,9 +1,13 @@
 """The robust preset's pieces: histogram equalisation, ensembles saved and loaded, their ONNX export."""
 from __future__ import annotations
 
+from io import BytesIO
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from signlab import api
 from signlab.config import TrainConfig, preset
@@ -88,3 +92,63 @@ def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_ru
     shown = model_view(ensemble_run.load_model(), x)
     np.testing.assert_allclose(shown, equalize(torch.from_numpy(x)[None, None])[0, 0].numpy())
     assert shown.std() > 2 * x.std() and 0 <= shown.min() and shown.max() <= 1
+
+
+def test_explanations_of_an_ensemble_read_its_first_network(ensemble_run, small_dataset):
+    from signlab.inference import _cam_layer, explanation_kind, feature_maps, saliency_map
+    from signlab.models import first_network
+
+    model = ensemble_run.load_model()
+    first = first_network(model)
+    assert first is model.members[0] and input_norm(first) == "equalize"  # a member alone normalises as trained
+    assert explanation_kind(model) == "gradcam"
+    assert any(_cam_layer(model) is m for m in first.modules())  # Grad-CAM reads the first network
+    x = small_dataset.test.images[2] / 255.0
+    cam = saliency_map(model, x, int(predict(model, [x])[0].argmax()))
+    assert cam.shape == (28, 28) and np.isfinite(cam).all() and cam.max() == pytest.approx(1.0)
+    maps = feature_maps(model, x)
+    assert maps and all(name.startswith("members.0.") for name, _ in maps)
+
+
+@pytest.fixture
+def ensemble_pages(ensemble_run, monkeypatch):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(ensemble_run.dir.parent))
+    return ensemble_run
+
+
+@pytest.mark.parametrize("page", ["kernels", "classify", "runs", "evaluate"])
+def test_pages_with_an_ensemble_run(ensemble_pages, small_dataset, page, app_caches):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    if page == "kernels":
+        assert any("ensemble of 2 networks" in i.value for i in at.info)
+    if page == "classify":
+        assert "ens · fastcnn ×2 · completed" in at.selectbox[0].options[0]
+        at.session_state["classify_source"] = "📁 Upload"
+        at.run()
+        buf = BytesIO()
+        Image.fromarray(small_dataset.test.images[0]).resize((224, 224)).convert("RGB").save(buf, "PNG")
+        at.get("file_uploader")[0].upload("hand.png", buf.getvalue(), "image/png").run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+        assert any("four views" in c.value for c in at.caption)
+        assert any("Grad-CAM reads the first of the ensemble's networks" in c.value for c in at.caption)
+
+
+def test_run_label_survives_a_config_that_no_longer_validates(ensemble_run, tmp_path):
+    import json
+    import shutil
+
+    from signlab import ui
+
+    broken = tmp_path / "broken-run"
+    shutil.copytree(ensemble_run.dir, broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**cfg, "input_norm": "clahe"}))
+    label = ui.run_label(open_run(str(broken)))  # the pickers list it, so it must not raise
+    assert label.startswith("ens · unreadable settings · completed"), label
