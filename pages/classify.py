@@ -163,8 +163,9 @@ c1, c2, c3 = st.columns([1.1, 1, 1.3])
 c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=f"{what.capitalize()} (orange: the crop)"),
                 width="stretch", key="classify_source_fig")
 equalized = input_norm(model) == "equalize"
-c2.plotly_chart(figures.single_image(model_view(model, x), "The model's 28×28 input" + (", equalised" if equalized else ""),
-                                     height=300), width="stretch", key="classify_input_fig")
+input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
+c2.plotly_chart(figures.single_image(model_view(model, x), input_title, height=300), width="stretch",
+                key="classify_input_fig")
 c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
 for note in prepared.notes:
     st.caption(f"Note: {note}.")

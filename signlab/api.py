@@ -173,7 +173,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
 
     The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255.
     """
-    from .labels import input_norm, normalize
+    from .labels import normalize_for
 
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
@@ -182,10 +182,9 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
-            self.method = input_norm(inner)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(normalize(x, self.method))
+            return self.inner(normalize_for(self.inner, x))
 
     out = Path(out) if out else run.dir / "model.onnx"
     wrapped = WithNormalize(model).eval()

@@ -14,7 +14,7 @@ from torch import nn
 from .errors import RunError, SignlabError
 from .evaluate import Evaluation
 from .labels import LETTERS, NUM_CLASSES
-from .models import MLP, LogisticRegression, conv_layers
+from .models import MLP, LogisticRegression, conv_layers, first_weights
 from .runs import Run
 
 
@@ -121,9 +121,7 @@ def _np(w: Any) -> np.ndarray:
 
 def first_layer_weight(model: nn.Module) -> np.ndarray:
     """The model's first weight layer now (what :meth:`Run.kernel_history` snapshots each epoch)."""
-    from .runs import _first_layer_weight
-
-    w = _first_layer_weight(model)
+    w = first_weights(model)
     if w is None:
         raise RunError("this model has no convolution or linear layer")
     return _np(w)

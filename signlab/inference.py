@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LETTERS, equalize, input_norm, normalize
-from .models import Ensemble, LogisticRegression, conv_layers
+from .labels import LETTERS, equalize, input_norm, normalize_for
+from .models import LogisticRegression, conv_layers, first_network
 from .preprocess import Prepared, zoomed_views
 
 
@@ -39,9 +39,9 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: boo
     either hand counts the same.
     """
     x = _batch(images, model)
-    probs = torch.softmax(model(normalize(x, input_norm(model))).float(), dim=1)
+    probs = torch.softmax(model(normalize_for(model, x)).float(), dim=1)
     if mirror:
-        probs = (probs + torch.softmax(model(normalize(x.flip(3), input_norm(model))).float(), dim=1)) / 2
+        probs = (probs + torch.softmax(model(normalize_for(model, x.flip(3))).float(), dim=1)) / 2
     return probs.cpu().numpy()
 
 
@@ -102,14 +102,14 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     """
     x = _batch([image], model)
     if isinstance(model, LogisticRegression):
-        xn = normalize(x, input_norm(model))[0, 0]  # (28, 28)
+        xn = normalize_for(model, x)[0, 0]  # (28, 28)
         w = model.linear.weight[target].detach().reshape(28, 28)
         contrib = (w * xn).detach().cpu().numpy()
         m = float(np.abs(contrib).max()) or 1.0
         return contrib / m  # signed, in [-1, 1]
     convs = conv_layers(model)
     if not convs:  # an MLP: plain input-gradient saliency
-        xn = normalize(x, input_norm(model)).requires_grad_(True)
+        xn = normalize_for(model, x).requires_grad_(True)
         model(xn)[0, target].backward()
         sal = xn.grad[0, 0].abs().cpu().numpy()
         return sal / (sal.max() or 1.0)
@@ -124,7 +124,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     try:
         model.zero_grad(set_to_none=True)
         with torch.enable_grad():
-            score = model(normalize(x, input_norm(model)))[0, target]
+            score = model(normalize_for(model, x))[0, target]
             score.backward()
     finally:
         handle.remove()
@@ -142,9 +142,8 @@ def _cam_layer(model: nn.Module) -> nn.Module:
     Grad-CAM is defined on the feature maps a network passes on, so a convolution followed by
     batch norm and ReLU is read after the ReLU; a convolution with nothing after it, as is.
     """
-    if isinstance(model, Ensemble):  # the first network, as on the Kernels page and in the feature maps
-        return _cam_layer(model.members[0])
-    leaves = [m for m in model.modules() if not list(m.children())]
+    # an ensemble: its first network, as on the Kernels page and in the feature maps
+    leaves = [m for m in first_network(model).modules() if not list(m.children())]
     last_conv = max(i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d))
     for m in leaves[last_conv + 1:last_conv + 3]:
         if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU)):
@@ -173,16 +172,12 @@ def occlusion_map(model: nn.Module, image: np.ndarray, target: int, patch: int =
     Returns (28, 28): each pixel holds the mean probability over the patches that covered it, so
     dark areas are the parts the decision depends on.
     """
-    img = np.asarray(image, dtype=np.float32)
-    fill = float(img.mean())
     patch, stride = int(min(max(patch, 1), 28)), max(int(stride), 1)
     starts = list(range(0, 28 - patch + 1, stride))
     if starts[-1] != 28 - patch:  # the last row and column are covered too
         starts.append(28 - patch)
     positions = [(t, l) for t in starts for l in starts]
-    batch = np.repeat(img[None], len(positions), axis=0)  # (P, 28, 28)
-    for i, (t, l) in enumerate(positions):
-        batch[i, t:t + patch, l:l + patch] = fill
+    batch = np.stack([occlude(image, t, l, patch) for t, l in positions])  # (P, 28, 28)
     probs = predict(model, batch)[:, target]  # (P,)
     total, count = np.zeros((28, 28)), np.zeros((28, 28))
     for p, (t, l) in zip(probs, positions):
@@ -198,7 +193,7 @@ def feature_maps(model: nn.Module, image: np.ndarray) -> list[tuple[str, np.ndar
     handles = [m.register_forward_hook(lambda _m, _i, o, n=name: out.append((n, o[0].float().cpu().numpy())))
                for name, m in conv_layers(model)]
     try:
-        model(normalize(_batch([image], model), input_norm(model)))
+        model(normalize_for(model, _batch([image], model)))
     finally:
         for h in handles:
             h.remove()

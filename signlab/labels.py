@@ -50,7 +50,7 @@ def normalize(x: torch.Tensor, method: str = "standardize") -> torch.Tensor:
     with dataset-wide statistics) makes the model indifferent to overall brightness and contrast,
     which is what differs most between the dataset and a student's webcam photo. Training,
     evaluation, prediction and the ONNX export all go through this function, with the method the
-    run was trained with (``input_norm(model)``).
+    run was trained with (:func:`normalize_for`).
 
     ``method="equalize"`` first equalises each image's histogram (:func:`equalize`), so that
     the tonal curve (a hand darker or lighter than the wall, gamma, low contrast) matters less too.
@@ -95,3 +95,8 @@ def equalize(x: torch.Tensor, bins: int = 32, clip: float = 2.0) -> torch.Tensor
 def input_norm(model: torch.nn.Module) -> str:
     """The normalisation a model was trained with (set by ``create_model``; older runs: standardize)."""
     return getattr(model, "input_norm", "standardize")
+
+
+def normalize_for(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` normalised the way ``model`` was trained: what every caller outside training feeds it."""
+    return normalize(x, input_norm(model))

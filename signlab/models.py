@@ -100,8 +100,20 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     one network's view, which is what a student can read (the members share an architecture).
     """
     if isinstance(model, Ensemble):
-        return [(f"members.0.{n}", m) for n, m in conv_layers(model.members[0])]
+        return [(f"members.0.{n}", m) for n, m in conv_layers(first_network(model))]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def first_weights(model: nn.Module) -> torch.Tensor | None:
+    """A CPU copy of the first layer's weights: the first convolution's kernels (C_out, C_in, k, k),
+    else the first linear layer's (24, 784) for logreg; None for a model with neither."""
+    convs = conv_layers(model)
+    if convs:
+        return convs[0][1].weight.detach().cpu().clone()
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            return m.weight.detach().cpu().clone()
+    return None
 
 
 class Ensemble(nn.Module):

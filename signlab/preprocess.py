@@ -85,7 +85,7 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
     return img
 
 
-def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None) -> np.ndarray:
+def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None, name: str = "image") -> np.ndarray:
     """Any PIL mode -> (H, W) float32 in [0, 1]; transparency composited over ``background``.
 
     16-bit grey is scaled by 65535 (so a 16-bit copy of an 8-bit image gives the same values);
@@ -116,12 +116,11 @@ def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None
             return (gray * alpha + background * (1 - alpha)).astype(np.float32)
         return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     except ValueError as err:  # a mode PIL cannot convert
-        raise ImageError(f"the colour mode {mode} is not supported ({err})") from err
+        raise ImageError(f"{name}: the colour mode {mode} is not supported ({err})") from err
 
 
-def load_gray(data: bytes | str | Path, name: str = "image", background: float = 1.0) -> tuple[np.ndarray, list[str]]:
-    """Decode a file to a grayscale float image (at most about WORK_SIZE on its long side)."""
-    notes: list[str] = []
+def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Image:
+    """Open and decode an image once: first frame, upright, at most about WORK_SIZE on its long side."""
     img = _open(data, name)
     try:
         if getattr(img, "n_frames", 1) > 1:
@@ -133,15 +132,16 @@ def load_gray(data: bytes | str | Path, name: str = "image", background: float =
         if max(img.size) > WORK_SIZE:
             img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
             notes.append("reduced in size before cropping")
-        img = ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
-        gray = _to_gray(img, background, notes)
-    except ImageError as err:
-        if str(err).startswith("the colour mode"):
-            raise ImageError(f"{name}: {err}") from err
-        raise
+        return ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
     except Exception as err:  # noqa: BLE001 - truncated or corrupt pixel data
         raise ImageError(f"{name}: the image data is truncated or corrupt ({err})") from err
-    return gray, notes
+
+
+def load_gray(data: bytes | str | Path, name: str = "image", background: float = 1.0) -> tuple[np.ndarray, list[str]]:
+    """Decode a file to a grayscale float image (at most about WORK_SIZE on its long side)."""
+    notes: list[str] = []
+    img = _decode(data, name, notes)
+    return _to_gray(img, background, notes, name), notes
 
 
 def crop_box(shape: tuple[int, int], crop: Crop) -> tuple[int, int, int, int]:
@@ -178,21 +178,17 @@ TTA_ZOOMS = (1.0, 1.15)  # the crop as chosen, and one 15% tighter around the sa
 def zoomed_views(prep: Prepared, zooms: tuple[float, ...] = TTA_ZOOMS) -> np.ndarray:
     """The prepared crop at several zooms around its centre, for test-time augmentation: (V, 28, 28).
 
-    A zoom of 1 is ``prep.image28`` itself; 1.15 takes a square 1/1.15 the side of the crop box,
+    A zoom of 1 is the crop box itself (``prep.image28``); 1.15 takes a square 1/1.15 its side,
     so the hand fills more of the input. Averaging the model over both makes the prediction depend
-    less on exactly how the photo was framed (on the real-photo dev set, over the mirror alone, this added 0.4-3.8
-    points to the robust preset's four runs and 5-9 points to single networks;
-    docs/real-photos.md).
+    less on exactly how the photo was framed: on the real-photo dev set, over the mirror alone, it
+    added 0.4-3.8 points to the robust preset's four runs and 5-9 to single networks
+    (docs/real-photos.md).
     """
     left, top, right, bottom = prep.box
     views = []
     for z in zooms:
-        if z == 1.0:
-            views.append(prep.image28)
-            continue
         side = max(1, int(round((right - left) / z)))
-        x0 = left + ((right - left) - side) // 2
-        y0 = top + ((bottom - top) - side) // 2
+        x0, y0 = left + ((right - left) - side) // 2, top + ((bottom - top) - side) // 2
         views.append(resize28(prep.gray[y0:y0 + side, x0:x0 + side]))
     return np.stack(views)  # (V, 28, 28)
 
@@ -204,15 +200,17 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     ``crop="auto"`` looks for the hand (skin colour) and crops a square around it, falling back
     to the centre crop when it finds none.
     """
-    gray, notes = load_gray(data, name, background)
+    notes: list[str] = []
+    img = _decode(data, name, notes)  # decoded once, for the grey image and the hand search
+    gray = _to_gray(img, background, notes, name)
     if crop == "auto":
-        crop = find_hand(data, name)
+        crop = find_hand(img)
         notes.append("cropped to the hand found by its colour" if crop else "no hand found; centre crop used")
     return prepare_array(gray, crop if isinstance(crop, Crop) else None, notes)
 
 
-def find_hand(data: bytes | str | Path, name: str = "image") -> Crop | None:
-    """A square crop around the hand in a colour photo, found by skin colour; None if there is none.
+def find_hand(img: Image.Image) -> Crop | None:
+    """A square crop around the hand in a decoded colour photo, by skin colour; None if there is none.
 
     Sign Language MNIST's images are tight crops of the hand, while photos show the hand smaller,
     with the arm and the room. Skin is found in YCbCr (Cr 135-180, Cb 80-135, a classic range that
@@ -222,18 +220,11 @@ def find_hand(data: bytes | str | Path, name: str = "image") -> Crop | None:
     """
     from PIL import ImageFilter
 
-    img = _open(data, name)
-    try:
-        img.seek(0)
-        if img.format == "JPEG":
-            img.draft("RGB", (WORK_SIZE, WORK_SIZE))
-        img.thumbnail((256, 256))
-        img = ImageOps.exif_transpose(img)
-        if img.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
-            return None
-        ycc = np.asarray(img.convert("RGB").convert("YCbCr"), dtype=np.int16)  # (H, W, 3)
-    except Exception:  # noqa: BLE001 - no hand to find in an unreadable image; prepare() reports it
+    if img.mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
         return None
+    small = img.copy()
+    small.thumbnail((256, 256))  # crop fractions do not depend on the size; 256 is plenty to find a hand
+    ycc = np.asarray(small.convert("RGB").convert("YCbCr"), dtype=np.int16)  # (H, W, 3)
     cb, cr = ycc[..., 1], ycc[..., 2]
     mask = ((cr >= 135) & (cr <= 180) & (cb >= 80) & (cb <= 135)).astype(np.uint8) * 255
     mask_img = Image.fromarray(mask).filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))

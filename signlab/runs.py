@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from .config import TrainConfig
 from .errors import RunError
 from .fsutil import atomic_write, atomic_write_json, read_json, storage_error
-from .models import conv_layers, create_model
+from .models import create_model, first_weights
 from .paths import default_runs_dir
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -319,15 +319,6 @@ def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str
     return Run(path)
 
 
-def _first_layer_weight(model: torch.nn.Module) -> torch.Tensor | None:
-    convs = conv_layers(model)
-    if convs:
-        return convs[0][1].weight.detach().cpu().clone()  # (C_out, C_in, k, k)
-    for m in model.modules():
-        if isinstance(m, torch.nn.Linear):
-            return m.weight.detach().cpu().clone()  # (24, 784) for logreg
-    return None
-
 
 class RunWriter:
     """A Trainer callback that keeps the run directory current.
@@ -365,7 +356,7 @@ class RunWriter:
         self._snapshot_kernels(trainer.model, epoch)
 
     def _snapshot_kernels(self, model: torch.nn.Module, epoch: int) -> None:
-        w = _first_layer_weight(model)
+        w = first_weights(model)
         if w is None:
             return
         history = {f"epoch_{e}": t for e, t in self.run.kernel_history().items()}

@@ -24,7 +24,7 @@ from torch import nn
 from . import augment as aug
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .labels import input_norm, normalize
+from .labels import normalize, normalize_for
 from .models import count_parameters, create_model
 
 
@@ -147,8 +147,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) ->
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    method = input_norm(model)
-    out = [model(normalize(x[i:i + batch_size].to(dev), method)).float() for i in range(0, len(x), batch_size)]
+    out = [model(normalize_for(model, x[i:i + batch_size].to(dev))).float() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, 24)
 
@@ -319,8 +318,10 @@ class Trainer:
                                                label_smoothing=cfg.label_smoothing)
                         logits = logits.detach().float().softmax(2).mean(1)  # (B, 24) mean probabilities
                         # reported: the ensemble's own loss, as validation measures it (the members' mean
-                        # loss, which is optimised, is higher and would put training above validation)
-                        shown = F.nll_loss(logits.clamp_min(1e-12).log(), yb)
+                        # loss, which is optimised, is higher and would put training above validation);
+                        # a non-finite optimised loss still shows through and ends the run (no host sync)
+                        shown = torch.where(torch.isfinite(loss), F.nll_loss(logits.clamp_min(1e-12).log(), yb),
+                                            loss)
                     else:
                         loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                         shown = loss
@@ -333,8 +334,7 @@ class Trainer:
                     n = len(idx)
                     ep_samples += n
                     log_samples += n
-                    # no host sync here: a non-finite optimised loss shows through, and ends the run
-                    d = torch.where(torch.isfinite(loss), shown, loss).detach()
+                    d = shown.detach()
                     loss_sum += d * n
                     log_loss += d
                     log_n += 1

@@ -120,7 +120,8 @@ def run_label(run: Run) -> str:
     acc_s = f", {100 * acc:.1f}%" if isinstance(acc, (int, float)) else ""
     name = s["name"] if s["name"] != run.id else run.id
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
-    model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1 else "")
+    model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
+                                                      else "")
     kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
     return f"{name} · {model}{kind} · {s['status']}{acc_s}"
 
