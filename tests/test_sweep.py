@@ -200,31 +200,29 @@ def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_datas
 
 
 # --------------------------------------------------------------------------- the page
-def test_sweeps_page_renders(tmp_path, monkeypatch):
+def _sweeps_page(runs_dir, monkeypatch):
+    """The Sweeps page under AppTest, over ``runs_dir``, checked to have raised nothing."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(runs_dir))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     at.switch_page("pages/sweeps.py")
     at.run(timeout=60)
     assert not at.exception
+    return at
+
+
+def test_sweeps_page_renders(tmp_path, monkeypatch):
+    at = _sweeps_page(tmp_path, monkeypatch)
     assert any("Sweep" in t.value for t in at.title)
 
 
 def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):
-    from streamlit.testing.v1 import AppTest
-
     sweep.run_sweep(model="logreg", trials=2, epochs=1, max_steps=5, study="page", runs_dir=tmp_path,
                     dataset=small_dataset)
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    at.switch_page("pages/sweeps.py")
-    at.run(timeout=60)
-    assert not at.exception
+    at = _sweeps_page(tmp_path, monkeypatch)
     assert {m.label: m.value for m in at.metric}["Trials"] == "2"
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
     best = sweep.best_trial(sweep.study_trials(None, "page", tmp_path))

@@ -79,25 +79,25 @@ def test_kernels_epoch_slider_changes_the_kernel_grid(page, server):
         assert z_final and any(v is not None for row in z_final for v in row), "the kernel grid has no data"
         slider = page.get_by_role("slider", name="Epoch")
         assert slider.get_attribute("aria-valuetext") == "after epoch 1"
-    with step(page, "move the epoch slider to the start with the keyboard"):
+
+    def press(key: str, title: str) -> None:
+        """Press ``key`` on the slider and wait until the grid's title says ``title``."""
         slider.focus()
-        page.keyboard.press("Home")
+        page.keyboard.press(key)
         page.wait_for_function(
-            "(sel) => (document.querySelector(sel)?._fullLayout.title.text || '').includes('before training')",
-            arg=grid, timeout=WAIT * 1000)
+            "([sel, t]) => (document.querySelector(sel)?._fullLayout.title.text || '').includes(t)",
+            arg=[grid, title], timeout=WAIT * 1000)
         wait_idle(page, WAIT)
+
+    with step(page, "move the epoch slider to the start with the keyboard"):
+        press("Home", "before training")
         assert slider.get_attribute("aria-valuetext") == "before training"
     with step(page, "the grid shows other weights: the initial ones"):
         z_start = keyed_plot(page, "kernels_first", 0, "z")
         assert z_start and len(z_start) == len(z_final), "the grid changed shape"
         assert z_start != z_final, "the kernels before training look the same as after epoch 1"
     with step(page, "move it back one step: the trained kernels return"):
-        slider.focus()
-        page.keyboard.press("ArrowRight")
-        page.wait_for_function(
-            "(sel) => (document.querySelector(sel)?._fullLayout.title.text || '').includes('after epoch 1')",
-            arg=grid, timeout=WAIT * 1000)
-        wait_idle(page, WAIT)
+        press("ArrowRight", "after epoch 1")
         assert keyed_plot(page, "kernels_first", 0, "z") == z_final
     assert_no_exception(page, "Kernels after moving the slider")
 
