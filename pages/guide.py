@@ -3,6 +3,7 @@ import streamlit as st
 
 from signlab import explore, figures, guide, ui
 from signlab.labels import LETTERS
+from signlab.store import ACTIVE, RunState
 
 ui.ensure_router()
 st.title("🧭 Guided tour")
@@ -36,8 +37,8 @@ st.info(f"**Notice:** {step.notice}", icon="👀")
 if step.config is not None:
     cfg = step.config
     run = guide.find_run(runs, cfg)
-    active = [r for r in runs if r.status().get("status") in ("queued", "running", "paused")
-              and r.config.model == cfg.model and r.config.preset == cfg.preset]
+    active = [r for r in runs if r.summary()["status"] in ACTIVE
+              and r.summary()["model"] == cfg.model and r.summary()["preset"] == cfg.preset]
     label = f"▶ Train {cfg.model} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g})"
     if st.button(label if run is None else f"↻ Train {cfg.model} again", type="primary" if run is None else "secondary",
                  disabled=bool(active)):
@@ -52,9 +53,9 @@ if step.config is not None:
         def progress() -> None:
             jm.tick()
             st_now = job.status()
-            records = job.metrics()
+            records = ui.metrics(job)
             batches = [r for r in records if r.get("type") == "batch"]
-            if st_now.get("status") == "queued":
+            if st_now.get("status") == RunState.QUEUED:
                 st.info(f"⏳ Waiting for a free slot (number {jm.queue_position(job)} in the queue).")
             elif batches:
                 last = batches[-1]
@@ -63,7 +64,7 @@ if step.config is not None:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key="guide_loss")
             else:
                 st.progress(0.0, text="starting…")
-            if st_now.get("status") not in ("queued", "running", "paused"):
+            if st_now.get("status") not in ACTIVE:
                 st.rerun()
 
         progress()

@@ -4,7 +4,8 @@ import streamlit as st
 
 from signlab import figures, ui
 from signlab.explore import curve_series, export_onnx, onnx_path, runs_table
-from signlab.runs import ACTIVE_STATES, delete_run
+from signlab.runs import delete_run
+from signlab.store import ACTIVE
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
@@ -39,7 +40,7 @@ st.dataframe(df, hide_index=True, width="stretch", column_config={
 
 # ----------------------------------------------------------------------------- compare
 st.subheader("Compare runs")
-with_curves = [r.id for r in runs if r.status().get("epochs_completed", 0) or r.has_weights()]
+with_curves = [r.id for r in runs if r.summary()["epochs"] or r.has_weights()]
 picked = st.multiselect("Runs to overlay", [r.id for r in runs], default=with_curves[:3],
                         format_func=lambda i: ui.run_label(by_id[i]), key="runs_compare",
                         placeholder="Choose runs to compare")
@@ -73,7 +74,7 @@ run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 s = run.summary()
-busy = s["status"] in ACTIVE_STATES
+busy = s["status"] in ACTIVE
 st.caption(f"id `{run.id}` · folder `{run.dir}`" + (f" · {s['message']}" if s.get("message") else ""))
 
 left, right = st.columns([3, 2], gap="large")

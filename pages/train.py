@@ -9,6 +9,7 @@ from signlab.config import OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCH
 from signlab.errors import SignlabError
 from signlab.labels import NORMALIZATIONS
 from signlab.models import layer_summary, model_info, model_names
+from signlab.store import ACTIVE, HOLDING, RunState
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO, live_hint
 
 ui.ensure_router()
@@ -131,7 +132,7 @@ jm = ui.job_manager()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None
 status = run.status() if run else {}
-active = status.get("status") in ("queued", "running", "paused")
+active = status.get("status") in ACTIVE
 
 with left:
     if config_error:
@@ -146,8 +147,8 @@ with left:
     if b2.button("⏹ Stop", disabled=not active, width="stretch"):
         jm.cancel(run)
         st.rerun()
-    paused = status.get("status") == "paused"
-    if b3.button("⏯ Resume" if paused else "⏸ Pause", disabled=status.get("status") not in ("running", "paused"),
+    paused = status.get("status") == RunState.PAUSED
+    if b3.button("⏯ Resume" if paused else "⏸ Pause", disabled=status.get("status") not in (RunState.RUNNING, RunState.PAUSED),
                  width="stretch"):
         run.request("resume" if paused else "pause")
         st.rerun()
@@ -174,7 +175,7 @@ with right:
             st_now = run.status()
             state = st_now.get("status")
             cfg_now = run.config
-            records = run.metrics()
+            records = ui.metrics(run)
             batches = [r for r in records if r.get("type") == "batch"]
             epochs = [r for r in records if r.get("type") == "epoch"]
             st.subheader(f"Run {run.name}")
@@ -185,29 +186,29 @@ with right:
                        f"{cfg_now.optimizer} · {cfg_now.schedule} · {st_now.get('device', '')}")
             target = int(st_now.get("target_epochs") or cfg_now.epochs)
             done = int(st_now.get("epochs_completed", 0))
-            if state == "queued":
+            if state == RunState.QUEUED:
                 pos = jm.queue_position(run)
                 st.info(f"⏳ Waiting for a free slot: number {pos} in the queue "
                         f"({jm.limit} training job{'s' if jm.limit > 1 else ''} at a time on this server).")
-            elif state in ("running", "paused"):
+            elif state in HOLDING:
                 last = batches[-1] if batches else None
                 if last:
                     p = float(last.get("progress", 0))
                     left_s = last["train_seconds"] * (1 - p) / p if p > 0 else 0
                     st.progress(min(p, 1.0), text=f"epoch {last['epoch']}/{target} · "
                                 f"{last['samples_per_second']:,.0f} images/s · about {left_s:.0f} s left"
-                                + (" · paused" if state == "paused" else ""))
+                                + (" · paused" if state == RunState.PAUSED else ""))
                 else:
                     st.progress(0.0, text="starting the worker and loading the data…")
-            elif state == "completed":
+            elif state == RunState.COMPLETED:
                 acc = st_now.get("test_accuracy") or st_now.get("val_accuracy")
                 st.success(f"✅ Finished {done} epoch(s) in {st_now.get('train_seconds', 0):.1f} s of training"
                            + (f": **{100 * acc:.2f}%** test accuracy." if acc else "."))
-            elif state == "diverged":
+            elif state == RunState.DIVERGED:
                 st.warning(f"📉 Diverged: {st_now.get('message', '')}")
-            elif state in ("failed",):
+            elif state == RunState.FAILED:
                 st.error(f"Training failed: {st_now.get('message', '')}")
-            elif state in ("stopped", "interrupted"):
+            elif state in (RunState.STOPPED, RunState.INTERRUPTED):
                 st.warning(f"{state.capitalize()}: {st_now.get('message', '')}")
             hint = live_hint(cfg_now.model, epochs)
             if hint:
@@ -216,9 +217,9 @@ with right:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key="live_loss")
             if epochs:
                 st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key="live_epochs")
-            if active and state not in ("queued", "running", "paused"):
+            if active and state not in ACTIVE:
                 st.rerun()  # the job ended: one full rerun turns polling off and updates the buttons
-            if state == "completed":
+            if state == RunState.COMPLETED:
                 c1, c2, c3 = st.columns(3)
                 if c1.button("🎯 Evaluate it", width="stretch"):
                     st.session_state[ui.Keys.EVAL_RUN] = run.id

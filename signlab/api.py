@@ -5,7 +5,6 @@ Streamlit pages run the very same code.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -14,61 +13,57 @@ import torch
 
 from .config import TrainConfig
 from .data import Dataset, load_dataset
-from .errors import RunError
+from .errors import RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
 from .inference import UNSURE_BELOW, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
-from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
+from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
+from .store import Claim, Heartbeat, RunState, new_worker_id
 from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
 
 
 class ControlWatcher:
-    """Callback: obey the run's control.json (stop, pause, resume) between batches.
+    """Callback: obey the run's control requests (stop, pause, resume) between batches.
 
-    The dashboard writes the file; the worker process reads it. A paused worker sleeps in this
-    callback until it is resumed or stopped, so the Trainer itself never deals with pausing.
+    The dashboard records a request in the run store; the lease's heartbeat thread reads it back.
+    A paused run sleeps in this callback (its heartbeat keeps the lease alive) until it is resumed
+    or stopped, so the Trainer itself never deals with pausing. A lost lease stops training.
     """
 
-    def __init__(self, run: Run, writer: RunWriter, poll_seconds: float = 0.2) -> None:
-        self.run, self.writer, self.poll = run, writer, poll_seconds
-        self._mtime = 0.0
-
-    def _changed(self) -> str | None:
-        try:
-            m = os.stat(self.run.dir / "control.json").st_mtime
-        except OSError:
-            return None
-        if m == self._mtime:
-            return None
-        self._mtime = m
-        return self.run.control()
+    def __init__(self, writer: RunWriter, lease: Heartbeat, poll_seconds: float = 0.2) -> None:
+        self.writer, self.lease, self.poll = writer, lease, poll_seconds
 
     def __call__(self, event, trainer: Trainer) -> None:
         if isinstance(event, FitEnd):
             return
-        action = self._changed()
-        if action == "stop":
+        if self.lease.lost.is_set() or self.lease.control == "stop":
             trainer.stop()
-        elif action == "pause":
-            self.writer.set_status(status="paused", message="paused; press Resume to go on")
-            while True:
+        elif self.lease.control == "pause":
+            self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on")
+            while self.lease.control == "pause" and not self.lease.lost.is_set():
                 time.sleep(self.poll)
-                action = self._changed() or action
-                if action in ("resume", "stop"):
-                    break
-            self.writer.set_status(status="running", message="training")
-            if action == "stop":
+                self.lease.beat()
+            if self.lease.control == "stop" or self.lease.lost.is_set():
                 trainer.stop()
+            else:
+                self.writer.set_state(RunState.RUNNING, message="training")
 
 
-def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
-          callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
-          evaluate_test: bool = True) -> dict[str, Any]:
-    """Train a new run (or a queued one, when ``run_id`` names an existing queued run).
+def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,
+          owner: str | None = None) -> Run:
+    """Put a new run in the queue; a worker (``python -m signlab worker``, or the dashboard's) trains it."""
+    return create_run(cfg, runs_dir, status=RunState.QUEUED, name=name, owner=owner)
 
-    Returns the ``train --json`` record: run_id, run_dir, status, epochs, val_accuracy,
-    test_accuracy, train_seconds, samples_per_second, message.
+
+def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Iterable[Callback] = (),
+          dataset: Dataset | None = None, evaluate_test: bool = True, name: str | None = None,
+          run_id: str | None = None) -> dict[str, Any]:
+    """Train a new run in this process (the command line's ``train``).
+
+    The run is created already claimed by this process, so no worker can take it. Returns the
+    ``train --json`` record: run_id, run_dir, status, epochs, val_accuracy, test_accuracy,
+    train_seconds, samples_per_second, message.
     """
     rank, world = distributed_rank_world()
     if world > 1:  # under torchrun: rank 0 names and writes the run, the other processes only train
@@ -78,64 +73,93 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | No
         if rank != 0:
             end = Trainer(cfg, dataset if dataset is not None else load_dataset(cfg.data)).fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
-    if run_id is not None and run_path(run_id, runs_dir).exists():  # a run the dashboard queued
-        run = open_run(run_id, runs_dir)
-        cfg = run.config  # the queued run's own settings, not the command line's defaults
-    else:
-        run = create_run(cfg, runs_dir, run_id=run_id, status="running")
-    try:
-        dataset = dataset if dataset is not None else load_dataset(cfg.data)
-    except Exception as err:
-        RunWriter(run).set_status(status="failed", message=str(err))
-        raise
-    return _fit(run, cfg, dataset, callbacks, 0, None, evaluate_test)
+    run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name)
+    return train_claimed(run, claim, callbacks, dataset, evaluate_test)
+
+
+def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
+                  evaluate_test: bool = True) -> dict[str, Any]:
+    """Train a run this process holds (``claim``): fresh, or for ``claim.resume_epochs`` more epochs.
+
+    Anything that stops it from starting (unreadable settings, a missing dataset) fails this run
+    alone, with its message, and is raised as a SignlabError.
+    """
+    store = run.store
+    with Heartbeat(store, claim) as lease:
+        writer = RunWriter(run, claim, lease)
+        try:
+            if claim.resume_epochs:
+                if not run.has_weights():
+                    raise RunError(f"run {run.id} has no finished epoch to continue from")
+                done = run.epochs_completed()
+                base = run.config
+                cfg = base.replace(epochs=claim.resume_epochs)
+                # config.json records the whole run: its epochs are the total after this continuation
+                atomic_write_json(run.dir / "config.json", base.replace(epochs=done + claim.resume_epochs).to_dict())
+                state, start = run.training_state(), done
+            else:
+                cfg, state, start = run.config, None, 0
+            dataset = dataset if dataset is not None else load_dataset(cfg.data)
+        except SignlabError as err:
+            writer.set_state(RunState.FAILED, message=str(err))
+            raise
+        except Exception as err:
+            writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
+            raise
+        return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
 
 
 def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
                  callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
                  evaluate_test: bool = True, **changes: Any) -> dict[str, Any]:
-    """Train an existing run for ``epochs`` more epochs from its last finished epoch."""
+    """Train an existing, finished run for ``epochs`` more epochs in this process (``train --resume``).
+
+    The store hands the run to one process only: a second resume at the same time, or a resume of a
+    queued or training run, is refused with a RunError.
+    """
     run = open_run(ref, runs_dir)
-    st = run.status()
-    if st.get("status") in ("running", "paused") and st.get("pid") != os.getpid():  # the job manager
-        raise RunError(f"run {run.id} is still training")                           # launched us itself
+    run.status()  # imports an older signlab's folder
     if not run.has_weights():
         raise RunError(f"run {run.id} has no finished epoch to continue from")
-    done = run.epochs_completed()
-    base = run.config
-    cfg = base.replace(epochs=epochs, **{k: v for k, v in changes.items() if v is not None})
-    dataset = dataset if dataset is not None else load_dataset(cfg.data)
-    # config.json records the whole run: its epochs are the total after this continuation
-    atomic_write_json(run.dir / "config.json", cfg.replace(epochs=done + epochs).to_dict())
-    return _fit(run, cfg, dataset, callbacks, done, run.training_state(), evaluate_test)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if changes:
+        run.config.replace(**changes)  # a bad value is refused before the run is claimed
+    claim = run.store.claim_final(run.id, new_worker_id("cli"), int(epochs))
+    if changes:
+        atomic_write_json(run.dir / "config.json", run.config.replace(**changes).to_dict())
+    return train_claimed(run, claim, callbacks, dataset, evaluate_test)
 
 
-def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, callbacks: Iterable[Callback], start_epoch: int,
-         state: dict[str, Any] | None, evaluate_test: bool) -> dict[str, Any]:
-    run.remove_partial_writes()  # left by an earlier worker that was killed mid-write
-    writer = RunWriter(run)
-    cbs: list[Callback] = [writer, ControlWatcher(run, writer), *callbacks]
+def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,
+         callbacks: Iterable[Callback], start_epoch: int, state: dict[str, Any] | None,
+         evaluate_test: bool) -> dict[str, Any]:
+    run.remove_partial_writes()  # left by an earlier holder that was killed mid-write
+    cbs: list[Callback] = [writer, ControlWatcher(writer, lease), *callbacks]
     try:
         trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
         message = ("out of memory while putting the data and the model on the device; wait for other "
                    "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")
-        writer.set_status(status="failed", message=message)
+        writer.set_state(RunState.FAILED, message=message)
         raise RunError(message) from err
     except Exception as err:
-        writer.set_status(status="failed", message=str(err))
+        writer.set_state(RunState.FAILED, message=str(err))
         raise
     end = trainer.fit()
     record: dict[str, Any] = {
-        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": end.status,
+        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(end.status),
         "epochs": end.epochs_completed, "val_accuracy": end.val_accuracy, "test_accuracy": None,
         "train_seconds": end.train_seconds, "samples_per_second": end.samples_per_second,
         "message": end.message, "model": cfg.model,
     }
+    if writer.lost:
+        record.update(status=str(RunState.INTERRUPTED),
+                      message="this process lost its lease on the run (another process took it over)")
+        return record
     if evaluate_test and run.has_weights():
         ev = evaluate_run(run, dataset)
         record["test_accuracy"] = ev.accuracy
-        writer.set_status(test_accuracy=ev.accuracy)
+        run.store.annotate(run.id, test_accuracy=ev.accuracy)
     return record
 
 

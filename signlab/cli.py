@@ -63,6 +63,12 @@ def _add_runs_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
 
 
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="run database (default: SIGNLAB_DB, else sqlite in the runs folder); "
+                        "postgresql://user@host/db for several servers and workers")
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .config import OPTIMIZERS, PRESETS, SCHEDULES
 
@@ -131,16 +137,32 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_db(args: argparse.Namespace) -> None:
+    """``--db URL``: every run this command opens lives in that database (as ``SIGNLAB_DB`` does)."""
+    if getattr(args, "db", None):
+        import os
+
+        os.environ["SIGNLAB_DB"] = args.db
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import api
 
+    _use_db(args)
+    if args.queue:
+        if args.resume:
+            raise UsageError("signlab train: --queue and --resume cannot be combined; "
+                             "continue a run from the Runs page or with --resume alone")
+        run = api.queue(build_config(args), args.runs_dir)
+        record = {"run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(run.status()["status"])}
+        print(json.dumps(record) if args.json else f"run {run.id}: queued\n  {record['run_dir']}")
+        return 0
     callbacks = [] if args.quiet else [ProgressBar()]
     if args.resume:
         record = api.continue_run(args.resume, args.epochs or 1, args.runs_dir, callbacks,
                                   lr=args.lr, device=args.device, max_steps=args.max_steps)
     else:
-        cfg = build_config(args)
-        record = api.train(cfg, args.runs_dir, run_id=args.run_id, callbacks=callbacks)
+        record = api.train(build_config(args), args.runs_dir, callbacks=callbacks)
     if record.get("rank", 0) != 0:  # a torchrun helper process: rank 0 reports
         return 0 if record["status"] in ("completed", "stopped") else 1
     if record["status"] not in ("completed", "stopped"):
@@ -153,6 +175,51 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{record['train_seconds']:.1f}s, test accuracy "
               f"{'n/a' if test is None else f'{100 * test:.2f}%'}\n  {record['run_dir']}")
     return 0 if record["status"] in ("completed", "stopped") else 2 if record["status"] == "diverged" else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    _use_db(args)
+    if not 1 <= args.slots <= 64:
+        raise UsageError(f"--slots: {args.slots} is out of range; allowed 1 to 64")
+    if args.limit is not None and not 1 <= args.limit <= 1024:
+        raise UsageError(f"--limit: {args.limit} is out of range; allowed 1 to 1024")
+
+    def finished(record: dict) -> None:
+        if args.json:
+            print(json.dumps({"run_id": record["run_id"], "status": str(record["status"])}), flush=True)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    run_worker(args.runs_dir, args.db, slots=args.slots, device=args.device, exit_when_idle=args.exit_when_idle,
+               limit=args.limit, on_finish=finished, log=None if args.json else log)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runs import list_runs
+
+    _use_db(args)
+
+    def warn(message: str) -> None:
+        print(f"signlab: warning: {message}", file=sys.stderr)
+
+    rows = []
+    for run in list_runs(args.runs_dir, warn=warn):
+        s = run.summary()
+        rows.append({"run_id": s["run_id"], "name": s["name"], "status": str(s["status"]), "model": s["model"],
+                     "test_accuracy": s["test_accuracy"], "created": s["created"], "owner": s["owner"],
+                     "epochs": s["epochs"], "message": s["message"]})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        acc = "" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.2f}%"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])) if r["created"] else ""
+        print(f"{r['run_id']:<44} {r['status']:<12} {str(r['model']):<13} {acc:>7}  {when}  {r['name']}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -213,11 +280,31 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a model (no options: the recommended fast configuration)")
     _add_train_options(s)
     _add_runs_dir(s)
+    _add_db(s)
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     s.add_argument("--resume", metavar="RUN", default=None, help="continue RUN for --epochs more epochs")
-    s.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # the dashboard's queued runs
+    s.add_argument("--queue", action="store_true",
+                   help="put the run in the queue and return at once; a worker trains it")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("worker", help="train queued runs (on this machine; run one per GPU machine on a cluster)")
+    _add_runs_dir(s)
+    _add_db(s)
+    s.add_argument("--slots", type=int, default=1, help="runs this worker trains at once (default 1)")
+    s.add_argument("--device", default=None, help="device for runs that say auto: cpu, cuda, cuda:1, mps")
+    s.add_argument("--limit", type=int, default=None,
+                   help="job limit across every worker and server of the database (default: SIGNLAB_JOB_LIMIT, "
+                        "else the number of GPUs, else 1)")
+    s.add_argument("--exit-when-idle", action="store_true", help="return once the queue is empty")
+    s.add_argument("--json", action="store_true", help="print one JSON line (run_id, status) per finished run")
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("runs", help="list runs, newest first")
+    _add_runs_dir(s)
+    _add_db(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_runs)
 
     s = sub.add_parser("evaluate", help="test accuracy and the per-class table of a run")
     s.add_argument("run")

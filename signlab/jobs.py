@@ -1,37 +1,33 @@
-"""Training jobs for the dashboard: one worker process per run, a job limit and a visible queue.
+"""The dashboard's side of the queue: submit runs, ask them to stop, and keep local workers going.
 
-A job is a run directory whose status is ``queued``. :meth:`JobManager.tick` starts queued runs
-as ``python -m signlab train --run-id ID`` (the command line's own code) while fewer than
-``limit`` are running, oldest first. Everything lives in the run directories, guarded by a file
-lock, so several server processes (or a restarted one) agree on what runs, and no job is started
-twice or lost. Workers run in their own process session: a crash in a worker never touches the
-server, and a server restart does not stop the workers.
+The queue itself, the job limit and every run's state live in the run store (:mod:`signlab.store`).
+Training happens in worker processes (:mod:`signlab.worker`, ``python -m signlab worker``): on
+this machine the manager starts them when runs are waiting and no idle worker is there to take
+them (each exits once the queue is empty); on a cluster, workers on the GPU machines serve the
+same database as well. Workers run in their own process session: a crash in one never touches the
+server, and a server restart does not stop them.
 
 This module knows nothing about Streamlit; :mod:`signlab.ui` calls it.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
+import socket
 import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
 from .config import TrainConfig
 from .errors import RunError
-from .fsutil import atomic_write_json, storage_error
-from .paths import PROJECT_ROOT, default_runs_dir
-from .runs import Run, _pid_alive, create_run, list_runs, open_run
+from .launch import cpu_share, live_children, spawn
+from .paths import default_runs_dir
+from .runs import Run, create_run, open_run
+from .store import HOLDING, RunState, RunStore, store_for
 
 
 def default_job_limit() -> int:
     """``SIGNLAB_JOB_LIMIT``, else the number of GPUs, else 1 (one job uses every CPU core)."""
     env = os.environ.get("SIGNLAB_JOB_LIMIT")
-    if env and env.strip().isdigit() and int(env) > 0:
+    if env and env.strip().isdigit() and 0 < int(env) <= 1024:
         return int(env)
     try:
         import torch
@@ -42,142 +38,80 @@ def default_job_limit() -> int:
 
 
 class JobManager:
-    """Queue and start training workers for the runs in ``runs_dir``."""
+    """Queue runs of ``runs_dir`` and keep enough local workers alive to train them."""
 
-    def __init__(self, runs_dir: Path | str | None = None, limit: int | None = None) -> None:
+    def __init__(self, runs_dir: Path | str | None = None, limit: int | None = None, db: str | None = None,
+                 start_workers: bool = True) -> None:
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self.limit = limit or default_job_limit()
-        self._children: dict[int, subprocess.Popen] = {}
-        self._children_lock = threading.Lock()
+        self.db = db
+        self.start_workers = start_workers
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
 
-    # -- locking: one manager at a time decides what starts
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-            f = open(self.runs_dir / ".jobs.lock", "a")
-        except OSError as err:  # an unwritable runs folder: a clear StorageError, not a bare OSError
-            raise storage_error(err, self.runs_dir) from err
-        with f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    @property
+    def store(self) -> RunStore:
+        return store_for(self.runs_dir, self.db)
 
-    # -- submitting
-    def submit(self, cfg: TrainConfig, name: str | None = None) -> Run:
+    # -- submitting and controlling
+    def submit(self, cfg: TrainConfig, name: str | None = None, owner: str | None = None) -> Run:
         """Queue a new run; it starts as soon as a slot is free."""
-        run = create_run(cfg, self.runs_dir, status="queued", name=name)
+        run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner)
         self.tick()
         return run
 
     def submit_continue(self, run_id: str, epochs: int) -> Run:
         """Queue ``epochs`` more epochs of a finished (or interrupted) run."""
         run = open_run(run_id, self.runs_dir)
-        with self._locked():
-            st = run.status()
-            if st["status"] in ("queued", "running", "paused"):
-                raise RunError(f"run {run.id} is already {st['status']}")
-            if not run.has_weights():
-                raise RunError(f"run {run.id} has no finished epoch to continue from")
-            done = int(st.get("epochs_completed", 0))
-            atomic_write_json(run.dir / "status.json", {**run.raw_status(), "status": "queued", "pid": None,
-                                                        "continue_epochs": int(epochs), "target_epochs": done + int(epochs),
-                                                        "message": "waiting to continue", "updated": time.time()})
-            (run.dir / "control.json").unlink(missing_ok=True)
+        run.status()  # imports an older signlab's folder
+        if not run.has_weights():
+            raise RunError(f"run {run.id} has no finished epoch to continue from")
+        self.store.enqueue_continue(run.id, int(epochs))
         self.tick()
         return run
 
-    def cancel(self, run: Run) -> None:
+    def cancel(self, run: Run) -> RunState:
         """Stop a run: a queued one never starts, a running one stops after its current batch."""
-        with self._locked():
-            st = run.raw_status()
-            if st.get("status") == "queued":
-                atomic_write_json(run.dir / "status.json", {**st, "status": "stopped", "updated": time.time(),
-                                                            "message": "cancelled before it started"})
-                return
-        run.request("stop")
+        return self.store.request(run.id, "stop")
 
     # -- the queue
-    def active(self) -> list[Run]:
-        return [r for r in list_runs(self.runs_dir) if r.status().get("status") in ("running", "paused")]
-
     def queued(self) -> list[Run]:
         """Queued runs, in the order they will start."""
-        q = [r for r in list_runs(self.runs_dir) if r.raw_status().get("status") == "queued"]
-        return sorted(q, key=lambda r: (r.raw_status().get("updated", 0), r.id))
+        return [Run(self.runs_dir / rid) for rid in self.store.queue()]
 
     def queue_position(self, run: Run) -> int | None:
         """1 for the next run to start; None when the run is not waiting."""
-        ids = [r.id for r in self.queued()]
-        return ids.index(run.id) + 1 if run.id in ids else None
+        return self.store.queue_position(run.id)
 
-    def tick(self) -> list[str]:
-        """Reap finished workers, mark dead ones, start queued runs while slots are free."""
-        with self._children_lock:  # pages of several sessions tick from their own threads
-            for pid, proc in list(self._children.items()):
-                if proc.poll() is not None:
-                    self._children.pop(pid, None)
-        started: list[str] = []
-        with self._locked():
-            running = 0
-            for run in list_runs(self.runs_dir):
-                raw = run.raw_status()
-                if raw.get("status") in ("running", "paused"):
-                    if _pid_alive(raw.get("pid")):
-                        running += 1
-                    else:
-                        self._mark_dead(run, raw)
-            for run in self.queued():
-                if running >= self.limit:
-                    break
-                self._launch(run)
-                running += 1
-                started.append(run.id)
-        return started
+    def tick(self) -> int:
+        """Take back expired leases and start local workers for waiting runs. Returns how many started.
 
-    def _mark_dead(self, run: Run, raw: dict[str, Any]) -> None:
-        """A worker vanished: say why if its log tells (a crash), else call it interrupted."""
-        reason = ""
-        try:
-            lines = (run.dir / "worker.log").read_text(errors="replace").strip().splitlines()
-            reason = next((ln for ln in reversed(lines) if ln.startswith("signlab:")), "")
-        except OSError:
-            pass
-        run.remove_partial_writes()  # a worker killed mid-write leaves its temporary file
-        done = int(raw.get("epochs_completed", 0))
-        status = "failed" if reason else "interrupted"
-        message = reason.removeprefix("signlab: ") if reason else (
-            f"the training process stopped unexpectedly; the weights of epoch {done} are kept and the run "
-            "can be continued" if done else "the training process stopped before finishing an epoch")
-        atomic_write_json(run.dir / "status.json", {**raw, "status": status, "message": message,
-                                                    "updated": time.time()})
-
-    def _launch(self, run: Run) -> None:
-        raw = run.raw_status()
-        cmd = [sys.executable, "-m", "signlab", "train", "--runs-dir", str(self.runs_dir.resolve()), "--quiet", "--json"]
-        if raw.get("continue_epochs"):
-            cmd += ["--resume", run.id, "--epochs", str(int(raw["continue_epochs"]))]
-        else:
-            cmd += ["--run-id", run.id]
-        env = dict(os.environ)
-        cpus = os.cpu_count() or 1
-        if run.config.device in ("auto", "cpu") and self.limit > 1:
-            # share the cores: oversubscribed torch threads spin and slow every job many times over
-            env["OMP_NUM_THREADS"] = str(max(1, cpus // self.limit))
-        log = open(run.dir / "worker.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        with self._children_lock:
-            self._children[proc.pid] = proc
-        new = {k: v for k, v in raw.items() if k != "continue_epochs"}
-        atomic_write_json(run.dir / "status.json", {**new, "status": "running", "pid": proc.pid,
-                                                    "host": os.uname().nodename, "message": "starting",
-                                                    "updated": time.time()})
+        A worker is started only while runs wait, a slot of the job limit is free, and no idle or
+        starting worker is there to take them; the store's claim keeps the limit however many start.
+        """
+        store = self.store
+        with self._tick_lock:
+            store.expire_leases()
+            if not self.start_workers:
+                return 0
+            waiting = len(store.queue())
+            if not waiting:
+                return 0
+            counts = store.counts()
+            free = self.limit - sum(counts.get(s.value, 0) for s in HOLDING)
+            registered = store.workers(kind="worker")
+            idle = sum(1 for w in registered if not w.get("current"))
+            mine = {p.pid for p in live_children()}
+            starting = len(mine - {w["pid"] for w in registered if w["host"] == socket.gethostname()})
+            n = min(waiting, free) - idle - starting
+            args = ["worker", "--runs-dir", str(self.runs_dir.resolve()), "--exit-when-idle",
+                    "--limit", str(self.limit)]
+            if self.db:
+                args += ["--db", self.db]
+            for _ in range(max(0, n)):
+                spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
+            return max(0, n)
 
     # -- background ticking (the server starts one per process)
     def start_background(self, interval: float = 1.0) -> None:
@@ -189,7 +123,7 @@ class JobManager:
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:  # noqa: BLE001 - a full disk must not kill the ticker
+                except Exception:  # noqa: BLE001 - a full disk or a database hiccup must not kill the ticker
                     pass
 
         self._thread = threading.Thread(target=loop, name="signlab-jobs", daemon=True)

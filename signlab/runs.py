@@ -1,16 +1,17 @@
-"""Run directories: the source of truth for every training, written so a crash loses nothing.
+"""Run folders: a run's artifacts, written so a crash loses nothing; its state lives in the run store.
 
 A run lives in ``<runs_dir>/<run_id>/``::
 
     config.json          the TrainConfig (atomic)
-    meta.json            id, display name, creation time (atomic)
-    status.json          queued | running | paused | completed | stopped | diverged | failed,
-                         with the worker's pid; "interrupted" is derived when that pid is gone
+    meta.json            id, display name at creation, creation time (atomic)
     metrics.jsonl        append-only event log, one JSON object a line, flushed as it goes
     model.safetensors    weights at the last finished epoch (atomic, every epoch end)
     optimizer.safetensors + optimizer.json   optimizer state, to continue training
-    kernels.safetensors  first-layer kernels after each epoch, for the Kernels page's slider
-    control.json         requests to the worker: stop, pause, resume
+    kernels/epoch_NNNN.safetensors   first-layer kernels after each epoch (appended, never rewritten)
+
+Its state (queued, running, …), owner, name, place in the queue and lease live in the run store
+(:mod:`signlab.store`), which is the only thing that changes them. Folders written before the store
+existed (with a ``status.json``) are imported into it the first time they are seen.
 
 Weights are only ever read with safetensors; no file is unpickled. Run ids are checked so that no
 id can reach outside the runs folder.
@@ -18,13 +19,13 @@ id can reach outside the runs folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
 import shutil
-import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,27 +34,31 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .config import TrainConfig
-from .errors import RunError
+from .errors import RunError, SignlabError
 from .fsutil import atomic_write, atomic_write_json, read_json, storage_error
 from .models import create_model, first_weights
 from .paths import default_runs_dir
+from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
+from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-FINAL_STATES = ("completed", "stopped", "diverged", "failed", "interrupted")
-ACTIVE_STATES = ("queued", "running", "paused")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 
 
 # --------------------------------------------------------------------------- ids and paths
 def new_run_id(model: str) -> str:
-    """A fresh, sortable id such as ``20261128-101500-convnet-3fa2``."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(2)}"
+    """A fresh, time-ordered id such as ``20261128-101500-convnet-3fa2c19e0b``.
+
+    40 random bits after the second: a class of 1,000 pressing Start in the same second collides
+    with odds of about 1 in 2 million, and the store's primary key turns even that into a retry.
+    """
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(5)}"
 
 
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a safe folder name; RunError otherwise."""
     if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
-        raise RunError(f"{run_id!r} is not a valid run id (letters, digits, '-', '_' and '.' only)")
+        raise RunError(f"{str(run_id)[:80]!r} is not a valid run id (letters, digits, '-', '_' and '.' only)")
     return run_id
 
 
@@ -121,78 +126,100 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+def _number(value: Any) -> float | None:
+    """A finite number from an untrusted file, else None (a 400-digit int or a string never passes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) is not alive
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------- reading a run
 @dataclass
 class Run:
-    """A run directory, read lazily. Use :func:`open_run` or :func:`list_runs` to get one."""
+    """A run folder and its row in the run store. Use :func:`open_run` or :func:`list_runs`.
+
+    ``row`` is a snapshot of the store's row taken when the run was listed; :meth:`status` always
+    reads the store afresh.
+    """
 
     dir: Path
+    row: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
         return self.dir.name
 
     @property
+    def store(self) -> RunStore:
+        return store_for(self.dir.parent)
+
+    @property
     def config(self) -> TrainConfig:
         data = read_json(self.dir / "config.json")
         if not isinstance(data, dict):
-            raise RunError(f"{self.dir}: config.json is missing or unreadable")
-        return TrainConfig.from_dict(data)
+            raise RunError(f"run {self.id}: its settings (config.json) are missing or unreadable")
+        try:
+            return TrainConfig.from_dict(data)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise RunError(f"run {self.id}: its settings (config.json) are not valid ({err})") from err
 
     @property
     def meta(self) -> dict[str, Any]:
-        return read_json(self.dir / "meta.json", {}) or {}
+        meta = read_json(self.dir / "meta.json", {})
+        return meta if isinstance(meta, dict) else {}
+
+    def status(self) -> dict[str, Any]:
+        """The store's row: ``status`` (a RunState), message, epochs_completed, target_epochs,
+        accuracies, seconds, owner, holder. A folder the store has not seen yet is imported first."""
+        row = self.store.get(self.id)
+        if row is None:
+            import_folder(self.store, self.dir)
+            row = self.store.get(self.id) or {"status": RunState.FAILED, "message": "not in the run database"}
+        self.row = row
+        return row
+
+    def _row(self) -> dict[str, Any]:
+        return self.row if self.row is not None else self.status()
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.id
+        return self._row().get("name") or self.id
 
-    def raw_status(self) -> dict[str, Any]:
-        return read_json(self.dir / "status.json", {}) or {}
-
-    def status(self) -> dict[str, Any]:
-        """status.json, with ``running``/``paused`` turned into ``interrupted`` when the worker is gone."""
-        st = self.raw_status()
-        st.setdefault("status", "queued" if not (self.dir / "metrics.jsonl").exists() else "interrupted")
-        if st["status"] in ("running", "paused") and st.get("host", socket.gethostname()) == socket.gethostname():
-            if not _pid_alive(st.get("pid")):
-                st = {**st, "status": "interrupted",
-                      "message": f"the training process stopped unexpectedly; the weights of epoch "
-                                 f"{st.get('epochs_completed', 0)} are kept and the run can be continued"}
-        return st
+    @property
+    def state(self) -> RunState:
+        return RunState(self.status()["status"])
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every event of the log; a torn last line (a killed writer) is skipped."""
+        return self.read_metrics(0)[0]
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events logged after byte ``offset`` and the offset to pass next time: a page polling a
+        long run reads only what is new. A line still being written is left for the next call."""
         out = []
         try:
-            with open(self.dir / "metrics.jsonl") as f:
-                for line in f:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        continue
+            with open(self.dir / "metrics.jsonl", "rb") as f:
+                f.seek(offset)
+                data = f.read()
         except OSError:
-            pass
-        return out
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a killed writer
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out, offset + end
 
     def has_weights(self) -> bool:
-        return (self.dir / "model.safetensors").is_file()
+        p = self.dir / "model.safetensors"
+        return p.is_file() and not p.is_symlink()
 
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from config.json and model.safetensors (no unpickling), in eval mode."""
@@ -219,55 +246,56 @@ class Run:
 
     def kernel_history(self) -> dict[int, torch.Tensor]:
         """First-layer weights by epoch (0 = before training): {epoch: (C_out, C_in, k, k) or (24, 784)}."""
-        path = self.dir / "kernels.safetensors"
-        if not path.is_file():
-            return {}
-        try:
-            return {int(k.split("_")[1]): v for k, v in sorted(load_weights(path).items(),
-                                                               key=lambda kv: int(kv[0].split("_")[1]))}
-        except RunError:
-            return {}
+        history: dict[int, torch.Tensor] = {}
+        legacy = self.dir / "kernels.safetensors"  # one file rewritten each epoch, before kernels/
+        if legacy.is_file():
+            try:
+                history.update({int(k.split("_")[1]): v for k, v in load_weights(legacy).items()})
+            except (RunError, ValueError, IndexError):
+                pass
+        for f in sorted((self.dir / "kernels").glob("epoch_*.safetensors")):
+            try:
+                history[int(f.stem.split("_")[1])] = load_weights(f)["kernels"]
+            except (RunError, ValueError, IndexError, KeyError):
+                continue
+        return dict(sorted(history.items()))
 
     def epochs_completed(self) -> int:
-        return int(self.raw_status().get("epochs_completed", 0))
+        return int(self.status().get("epochs_completed") or 0)
 
     def remove_partial_writes(self) -> None:
         """Delete temporary files of atomic writes that a killed writer left (never the real files)."""
-        for tmp in self.dir.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        for folder in (self.dir, self.dir / "kernels"):
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
-    def request(self, action: str) -> None:
-        """Ask the worker to ``stop``, ``pause`` or ``resume`` (it checks between batches)."""
-        if action not in ("stop", "pause", "resume"):
-            raise ValueError(action)
-        atomic_write_json(self.dir / "control.json", {"action": action, "time": time.time()})
-
-    def control(self) -> str | None:
-        c = read_json(self.dir / "control.json", {}) or {}
-        return c.get("action")
+    def request(self, action: str) -> RunState:
+        """Ask the run to ``stop``, ``pause`` or ``resume`` (its holder obeys within a heartbeat)."""
+        return self.store.request(self.id, action)
 
     def rename(self, name: str) -> None:
         name = " ".join(str(name).split())[:80]
         if not name:
             raise RunError("a run's name cannot be empty")
-        atomic_write_json(self.dir / "meta.json", {**self.meta, "name": name})
+        self.store.annotate(self.id, name=name)
+        self.row = None
 
     def summary(self) -> dict[str, Any]:
-        """One row for the runs table."""
-        st = self.status()
+        """One row for the runs table (from the listing's snapshot)."""
+        st = self._row()
         try:
             cfg = self.config.to_dict()
-        except Exception:  # noqa: BLE001 - an unreadable config must not hide the row
+        except SignlabError:  # an unreadable config must not hide the row: it can still be deleted
             cfg = {}
         return {
-            "run_id": self.id, "name": self.name, "model": cfg.get("model"), "preset": cfg.get("preset"),
-            "ensemble": cfg.get("ensemble"),
-            "status": st.get("status"), "epochs": st.get("epochs_completed", 0),
-            "target_epochs": st.get("target_epochs", cfg.get("epochs")),
+            "run_id": self.id, "name": st.get("name") or self.id, "model": cfg.get("model"),
+            "preset": cfg.get("preset"), "ensemble": cfg.get("ensemble"), "owner": st.get("owner"),
+            "status": str(st.get("status")), "epochs": st.get("epochs_completed") or 0,
+            "target_epochs": st.get("target_epochs") or cfg.get("epochs"),
             "batch_size": cfg.get("batch_size"), "lr": cfg.get("lr"), "optimizer": cfg.get("optimizer"),
             "schedule": cfg.get("schedule"), "augment": cfg.get("augment"),
             "val_accuracy": st.get("val_accuracy"), "test_accuracy": st.get("test_accuracy"),
-            "train_seconds": st.get("train_seconds"), "created": self.meta.get("created"),
+            "train_seconds": st.get("train_seconds"), "created": st.get("created"),
             "message": st.get("message", ""),
         }
 
@@ -277,63 +305,178 @@ def open_run(ref: str, runs_dir: Path | str | None = None) -> Run:
     return Run(resolve_run(ref, runs_dir))
 
 
-def list_runs(runs_dir: Path | str | None = None) -> list[Run]:
-    """Every readable run, newest first. Folders without a readable config are not listed."""
+def _run_folders(root: Path) -> list[Path]:
+    """Folders of ``root`` that look like runs (a valid id, a config.json, not a symlink out)."""
+    out = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    for e in entries:
+        if RUN_ID_RE.match(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False) and \
+                os.path.lexists(os.path.join(e.path, "config.json")):
+            out.append(Path(e.path))
+    return out
+
+
+def list_runs(runs_dir: Path | str | None = None, warn=None) -> list[Run]:
+    """Every run of the folder, newest first, from the run store in one query.
+
+    Folders the store has not seen (written by an older signlab, or copied in) are imported first;
+    one whose files are unreadable is listed with state ``failed`` and its reason (so it can be
+    deleted), never raised. ``warn(message)`` hears about each such folder.
+    """
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     if not root.is_dir():
         return []
-    runs = []
-    for d in root.iterdir():
-        if (d.is_dir() and RUN_ID_RE.match(d.name) and isinstance(read_json(d / "config.json"), dict)
-                and _inside(d, root)):  # a symlink out of the folder is not listed (open_run refuses it)
-            runs.append(Run(d))
-    return sorted(runs, key=lambda r: (r.meta.get("created", 0), r.id), reverse=True)
+    store = store_for(root)
+    known = store.ids()
+    for folder in _run_folders(root):
+        if folder.name not in known:
+            problem = import_folder(store, folder)
+            if problem and warn:
+                warn(problem)
+    out = []
+    for row in store.rows():
+        d = root / row["run_id"]
+        if d.is_dir() and not d.is_symlink():
+            out.append(Run(d, row))
+    return out
 
 
 def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
-    """Remove a run folder (refuses one whose worker is still running)."""
+    """Remove a run (RunError while it is queued or training)."""
     run = Run(run_path(run_id, runs_dir))
-    if run.status().get("status") in ("running", "paused"):
-        raise RunError(f"run {run_id} is still training; stop it before deleting it")
-    shutil.rmtree(run.dir)
+    run.status()  # imports a folder the store has not seen
+    run.store.delete(run.id)
+    shutil.rmtree(run.dir, ignore_errors=True)
+
+
+def import_folder(store: RunStore, folder: Path) -> str | None:
+    """Add a run folder the store has never seen (an older signlab's, with ``status.json``).
+
+    Every file is untrusted: a value of the wrong type is ignored. A run that was queued stays
+    queued; one that was running is ``interrupted`` (nothing holds it now); one whose config cannot
+    be read is ``failed`` with that reason. Returns a warning for an unreadable folder, else None.
+    """
+    meta = read_json(folder / "meta.json", {})
+    meta = meta if isinstance(meta, dict) else {}
+    old = read_json(folder / "status.json", {})
+    old = old if isinstance(old, dict) else {}
+    cfg = read_json(folder / "config.json")
+    problem = None
+    try:
+        if not isinstance(cfg, dict):
+            raise RunError("config.json is missing or unreadable")
+        config = TrainConfig.from_dict(cfg)
+    except (SignlabError, TypeError, ValueError, OverflowError) as err:
+        config, problem = None, f"run {folder.name}: unreadable settings ({str(err)[:200]})"
+    legacy = old.get("status") if isinstance(old.get("status"), str) else None
+    if problem:
+        state, message = RunState.FAILED, problem
+    elif legacy == "queued":
+        state, message = RunState.QUEUED, "waiting in the queue"
+    elif legacy in [s.value for s in FINAL]:
+        state, message = RunState(legacy), str(old.get("message") or "")[:500]
+    else:  # running, paused or unknown: nothing holds it any more
+        state = RunState.INTERRUPTED
+        message = "found without a live training process; continue it to train on"
+    info = {k: v for k in ("val_accuracy", "test_accuracy", "train_seconds", "samples_per_second")
+            if (v := _number(old.get(k))) is not None}
+    if isinstance(old.get("device"), str):
+        info["device"] = old["device"][:64]
+    done = _number(old.get("epochs_completed"))
+    target = _number(old.get("target_epochs"))
+    created = _number(meta.get("created"))
+    if created is None:
+        try:
+            created = folder.stat().st_mtime
+        except OSError:
+            created = time.time()
+    name = meta.get("name") if isinstance(meta.get("name"), str) else folder.name
+    try:
+        store.add(folder.name, state, name=" ".join(name.split())[:80] or folder.name, kind="import",
+                  model=config.model if config else None, created=created, message=message,
+                  epochs_completed=int(done) if done is not None and 0 <= done < 1e6 else 0,
+                  target_epochs=int(target) if target is not None and 0 <= target < 1e6 else (
+                      config.epochs if config else None), info=info, auto_continue=False)
+    except RunError:
+        pass  # imported by another process a moment ago
+    return problem
 
 
 # --------------------------------------------------------------------------- writing a run
 def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
-               status: str = "queued", name: str | None = None) -> Run:
-    """Make a new run folder holding its config, meta and status."""
-    run_id = check_run_id(run_id) if run_id else new_run_id(cfg.model)
-    path = run_path(run_id, runs_dir)
-    if path.exists():
-        raise RunError(f"run {run_id} already exists")
-    try:
-        path.mkdir(parents=True)
-    except OSError as err:
-        raise storage_error(err, path) from err
-    atomic_write_json(path / "meta.json", {"run_id": run_id, "name": name or run_id, "created": time.time()})
-    atomic_write_json(path / "status.json", {"status": status, "epochs_completed": 0,
-                                             "target_epochs": cfg.epochs, "updated": time.time()})
-    # config.json last: it makes the folder a run (list_runs, open_run), so a process killed half
-    # way through never leaves a listed run without its status
-    atomic_write_json(path / "config.json", cfg.to_dict())
-    return Run(path)
+               status: RunState | str = RunState.QUEUED, name: str | None = None, owner: str | None = None,
+               kind: str = "train", study: str | None = None, auto_continue: bool = True) -> Run:
+    """Make a run that waits in ``status`` (queued by default): its folder (config, meta) and its row
+    in the store. A generated id that exists already is replaced by another; a given one raises RunError."""
+    return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue)[0]
 
+
+def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None = None, run_id: str | None = None,
+                    name: str | None = None, owner: str | None = None) -> tuple[Run, Claim]:
+    """Make a run already claimed by ``holder`` (training in this process, not from the queue)."""
+    run, claim = _make_run(cfg, runs_dir, run_id, RunState.CLAIMED, name, owner, holder, "train", None, False)
+    assert claim is not None
+    return run, claim
+
+
+def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None, status: RunState | str,
+              name: str | None, owner: str | None, holder: str | None, kind: str, study: str | None,
+              auto_continue: bool) -> tuple[Run, Claim | None]:
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    for _ in range(5):
+        rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)
+        path = run_path(rid, root)
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            if run_id:
+                raise RunError(f"run {rid} already exists") from None
+            continue
+        except OSError as err:
+            raise storage_error(err, path) from err
+        break
+    else:
+        raise RunError("could not find a free run id")
+    now = time.time()
+    try:
+        atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now})
+        atomic_write_json(path / "config.json", cfg.to_dict())
+        claim = store_for(root).add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,
+                                    model=cfg.model, target_epochs=cfg.epochs, holder=holder, created=now,
+                                    info={"preset": cfg.preset, "ensemble": cfg.ensemble},
+                                    message="waiting in the queue" if holder is None else "starting",
+                                    auto_continue=auto_continue)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)  # no folder without its row, nor a row without its folder
+        raise
+    return Run(path), claim
 
 
 class RunWriter:
-    """A Trainer callback that keeps the run directory current.
+    """A Trainer callback that keeps the run current: its folder (metrics, weights, kernels) and its
+    state in the store, through the claim this process holds.
 
-    Weights, optimizer state and the kernel snapshot are written atomically at every epoch end,
-    so a process killed at any moment leaves the last finished epoch loadable.
+    Weights, optimizer state and the kernel snapshot are written atomically at every epoch end, so
+    a process killed at any moment leaves the last finished epoch loadable. When the lease was
+    taken (``lease.lost``), nothing more is written: another holder may own the folder now.
     """
 
-    def __init__(self, run: Run, extra_status: dict[str, Any] | None = None) -> None:
-        self.run = run
-        self.extra = dict(extra_status or {})
+    def __init__(self, run: Run, claim: Claim, lease: Heartbeat | None = None) -> None:
+        self.run, self.claim, self.lease = run, claim, lease
         self._log = None
-        self._status: dict[str, Any] = {**run.raw_status()}
+        prior = run.status()
+        self._before = float(prior.get("train_seconds") or 0.0) if prior.get("epochs_completed") else 0.0
+
+    @property
+    def lost(self) -> bool:
+        return self.lease is not None and self.lease.lost.is_set()
 
     def log(self, record: dict[str, Any]) -> None:
+        if self.lost:
+            return
         try:
             if self._log is None:
                 self._log = open(self.run.dir / "metrics.jsonl", "a")
@@ -342,9 +485,15 @@ class RunWriter:
         except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError
             raise storage_error(err, self.run.dir / "metrics.jsonl") from err
 
-    def set_status(self, **fields: Any) -> None:
-        self._status.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
-        atomic_write_json(self.run.dir / "status.json", self._status)
+    def set_state(self, state: RunState | None = None, **fields: Any) -> None:
+        """Record progress (and move the run to ``state``) in the store; quiet once the lease is lost."""
+        if self.lost:
+            return
+        try:
+            self.run.store.update(self.claim, state, **fields)
+        except LeaseLost:
+            if self.lease is not None:
+                self.lease.lost.set()
 
     def _save(self, trainer, epoch: int) -> None:
         d = self.run.dir
@@ -359,22 +508,23 @@ class RunWriter:
         w = first_weights(model)
         if w is None:
             return
-        history = {f"epoch_{e}": t for e, t in self.run.kernel_history().items()}
-        history[f"epoch_{epoch}"] = w.float().contiguous()
-        atomic_write(self.run.dir / "kernels.safetensors", lambda p: save_file(history, str(p)))
+        tensors = {"kernels": w.float().contiguous()}
+        atomic_write(self.run.dir / "kernels" / f"epoch_{epoch:04d}.safetensors",
+                     lambda p: save_file(tensors, str(p)))
 
     def __call__(self, event, trainer) -> None:
-        from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
-
+        if self.lost:
+            trainer.stop()
+            return
         if isinstance(event, FitStart):
             if event.start_epoch == 0:
                 self._snapshot_kernels(trainer.model, 0)
             self.log({"type": "fit_start", "start_epoch": event.start_epoch, "total_epochs": event.total_epochs,
                       "steps_per_epoch": event.steps_per_epoch, "n_train": event.n_train, "n_val": event.n_val,
                       "device": event.device, "parameters": event.parameters})
-            self.set_status(status="running", message=f"training on {event.device}", target_epochs=event.total_epochs,
-                            epochs_completed=event.start_epoch, steps_per_epoch=event.steps_per_epoch,
-                            device=event.device, **self.extra)
+            self.set_state(RunState.RUNNING, message=f"training on {event.device}", target_epochs=event.total_epochs,
+                           epochs_completed=event.start_epoch, steps_per_epoch=event.steps_per_epoch,
+                           device=event.device)
         elif isinstance(event, BatchEnd):
             self.log({"type": "batch", "step": event.step, "epoch": event.epoch, "loss": event.loss, "lr": event.lr,
                       "samples_per_second": event.samples_per_second, "train_seconds": event.train_seconds,
@@ -385,23 +535,24 @@ class RunWriter:
                       "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
                       "val_accuracy": event.val_accuracy, "epoch_seconds": event.epoch_seconds,
                       "train_seconds": event.train_seconds, "samples_per_second": event.samples_per_second})
-            prior = self._status.get("train_seconds_before", 0.0)
-            self.set_status(epochs_completed=event.epoch, val_accuracy=event.val_accuracy,
-                            train_seconds=prior + event.train_seconds, samples_per_second=event.samples_per_second)
+            self.set_state(epochs_completed=event.epoch, val_accuracy=event.val_accuracy,
+                           train_seconds=self._before + event.train_seconds,
+                           samples_per_second=event.samples_per_second)
         elif isinstance(event, FitEnd):
             try:
                 self.log({"type": "fit_end", "status": event.status, "message": event.message,
                           "epochs_completed": event.epochs_completed, "train_seconds": event.train_seconds,
                           "samples_per_second": event.samples_per_second})
-            finally:  # the status tells how the run ended even when the log cannot be written
-                self.set_status(status=event.status, message=event.message,
-                                epochs_completed=event.epochs_completed,
-                                train_seconds_before=self._status.get("train_seconds_before", 0.0)
-                                + event.train_seconds,
-                                train_seconds=self._status.get("train_seconds_before", 0.0) + event.train_seconds)
-                if self._log is not None:
-                    log, self._log = self._log, None
-                    try:
-                        log.close()
-                    except OSError:
-                        pass
+            finally:  # the state tells how the run ended even when the log cannot be written
+                self.set_state(RunState(event.status), message=event.message,
+                               epochs_completed=event.epochs_completed,
+                               train_seconds=self._before + event.train_seconds)
+                self.close()
+
+    def close(self) -> None:
+        if self._log is not None:
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError:
+                pass

@@ -19,9 +19,16 @@ Every worker process runs ``--trials`` trials; any number of workers on any numb
 may work on one study at the same time: the storage hands out trial numbers, and the sampler
 ("constant liar") avoids proposing what a running trial is already trying.
 
+When the run store is PostgreSQL (``SIGNLAB_DB``), a study without ``--storage`` lives in that same
+database. With the default SQLite store it stays a journal file: Optuna's SQLite storage is meant
+for one process, and a sweep's workers are several.
+
+Trials are ordinary runs in the run store's queue: each waits for a free slot of the job limit,
+like any other run, so a sweep never trains more runs at once than the server allows. Workers
+register in the store's worker table and renew it (liveness by heartbeat, on any host).
+
 Beside the study, ``<runs_dir>/sweeps/`` holds what the dashboard needs: ``<study>.json`` (the
-study's storage and settings), ``<study>.workers/`` (one file per live worker process),
-``<study>.launch`` (the processes the dashboard started), ``<study>.log`` (their output) and
+study's storage and settings), ``<study>.log`` (the output of the workers it started) and
 ``<study>.stop`` (a stop request: workers stop their current trial after its current batch and
 start no new one). This module does not import Streamlit; optuna is imported when a sweep runs.
 """
@@ -33,7 +40,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -42,7 +48,9 @@ from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, SignlabError
 from .fsutil import atomic_write_json, read_json
-from .paths import PROJECT_ROOT, default_runs_dir
+from .launch import cpu_share, live_children, spawn
+from .paths import default_runs_dir
+from .store import RunState, db_url_for, new_worker_id, store_for
 
 STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BATCH_SIZES = (32, 64, 128, 256)
@@ -79,6 +87,10 @@ def sweeps_dir(runs_dir: Path | str | None = None) -> Path:
 
 
 def default_storage(study: str, runs_dir: Path | str | None = None) -> str:
+    """The run store's database when it is PostgreSQL, else ``<runs_dir>/sweeps/<study>.journal``."""
+    url = db_url_for(runs_dir or default_runs_dir())
+    if url.startswith("postgresql"):
+        return url
     return str((sweeps_dir(runs_dir) / f"{check_study_name(study)}.journal").resolve())
 
 
@@ -224,32 +236,9 @@ def stop_requested_since(study: str, since: float, runs_dir: Path | str | None =
 
 
 # --------------------------------------------------------------------------- workers
-def _worker_file(study: str, runs_dir: Path | str | None) -> Path:
-    return sweeps_dir(runs_dir) / f"{study}.workers" / f"{socket.gethostname()}-{os.getpid()}.json"
-
-
 def workers(study: str, runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
-    """The live worker processes of ``study`` that registered in this runs folder.
-
-    A worker on this host whose process is gone is dropped (and its file removed); a worker on
-    another host counts while its file was updated in the last hour.
-    """
-    from .runs import _pid_alive
-
-    folder = sweeps_dir(runs_dir) / f"{study}.workers"
-    out = []
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rec = read_json(f)
-        if not isinstance(rec, dict):
-            continue
-        if rec.get("host") == socket.gethostname():
-            if not _pid_alive(rec.get("pid")):
-                f.unlink(missing_ok=True)
-                continue
-        elif time.time() - float(rec.get("updated", 0)) > 3600:
-            continue
-        out.append(rec)
-    return out
+    """The live worker processes of ``study`` (a fresh heartbeat in the run store, any host)."""
+    return store_for(sweeps_dir(runs_dir).parent).workers(kind="sweep", study=check_study_name(study))
 
 
 def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
@@ -261,11 +250,6 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
     for f in folder.glob("*.journal"):
         if STUDY_RE.match(f.stem):
             found[f.stem] = {"study": f.stem, "storage": str(f.resolve()), "created": f.stat().st_mtime}
-    for f in folder.glob("*.launch"):  # started from the dashboard, perhaps not yet created by its worker
-        rec = read_json(f)
-        if isinstance(rec, dict) and STUDY_RE.match(f.stem):
-            found[f.stem] = {"study": f.stem, "storage": None, "created": rec.get("time", 0),
-                             "model": rec.get("model"), "epochs": rec.get("epochs")}
     for f in folder.glob("*.json"):
         rec = read_json(f)
         if isinstance(rec, dict) and STUDY_RE.match(f.stem):
@@ -279,21 +263,17 @@ def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, An
     return read_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.json", {}) or {}
 
 
-_CHILDREN: list[subprocess.Popen] = []  # workers this process started, reaped as they end
-
-
-def _reap() -> None:
-    for p in list(_CHILDREN):
-        if p.poll() is not None:
-            _CHILDREN.remove(p)
+def _launched(study: str) -> list:
+    """Sweep workers of ``study`` that this process started and that are still running."""
+    return [p for p in live_children() if "sweep" in p.args and study in p.args]
 
 
 def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, timeout: float | None = None,
                         study: str | None = None, storage: str | None = None,
                         runs_dir: Path | str | None = None, workers: int = 1,
                         extra_args: Iterable[str] = ()) -> dict[str, Any]:
-    """Start ``workers`` background processes ``python -m signlab sweep …`` on one study, each in its
-    own process session, sharing a budget of ``trials`` trials between them.
+    """Start ``workers`` background processes ``python -m signlab sweep …`` on one study, sharing a
+    budget of ``trials`` trials between them. Their trials wait for slots of the job limit.
 
     Returns {study, pids, log}. The arguments are checked here first, so bad input raises
     ConfigError at once instead of failing in the background.
@@ -306,63 +286,41 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
     folder = sweeps_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    _reap()
     log_path = folder / f"{study}.log"
-    env = {**os.environ, "SIGNLAB_SWEEP_LAUNCHED": str(time.time())}
-    cpus = os.cpu_count() or 1
-    if workers > 1:  # share the cores: oversubscribed torch threads slow every worker down
-        env["OMP_NUM_THREADS"] = str(max(1, cpus // workers))
+    env = {"SIGNLAB_SWEEP_LAUNCHED": str(time.time()), **cpu_share(workers)}
     pids = []
     for i in range(workers):
         share = trials // workers + (1 if i < trials % workers else 0)
-        cmd = [sys.executable, "-m", "signlab", "sweep", "--model", model, "--trials", str(share),
-               "--epochs", str(int(epochs)), "--study", study, "--runs-dir", str(root), "--json"]
+        args = ["sweep", "--model", model, "--trials", str(share), "--epochs", str(int(epochs)), "--study", study,
+                "--runs-dir", str(root), "--json"]
         if timeout:
-            cmd += ["--timeout", str(float(timeout))]
+            args += ["--timeout", str(float(timeout))]
         if storage:
-            cmd += ["--storage", storage]
-        cmd += list(extra_args)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        _CHILDREN.append(proc)
-        pids.append(proc.pid)
-    atomic_write_json(folder / f"{study}.launch", {"pids": pids, "host": socket.gethostname(), "time": time.time(),
-                                                   "model": model, "epochs": int(epochs), "trials": int(trials)})
+            args += ["--storage", storage]
+        pids.append(spawn([*args, *extra_args], log_path, env=env).pid)
+    if not isinstance(read_json(folder / f"{study}.json"), dict):  # listed at once, before a worker starts
+        atomic_write_json(folder / f"{study}.json", {"study": study, "model": model, "epochs": int(epochs),
+                                                      "storage": None, "created": time.time()})
     return {"study": study, "pids": pids, "log": str(log_path)}
 
 
 def sweep_running(study: str, runs_dir: Path | str | None = None) -> bool:
-    """Whether a worker of ``study`` is alive: registered, or launched from here and still starting."""
-    from .runs import _pid_alive
-
-    _reap()
-    if workers(study, runs_dir):
-        return True
-    launch = read_json(sweeps_dir(runs_dir) / f"{study}.launch", {}) or {}
-    if time.time() - float(launch.get("time", 0)) > 300:  # by then a live worker has registered itself
-        return False
-    return launch.get("host") == socket.gethostname() and any(_pid_alive(p) for p in launch.get("pids", []))
+    """Whether a worker of ``study`` is alive: registered in the store, or started here and still starting."""
+    return bool(workers(study, runs_dir)) or bool(_launched(study))
 
 
 def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False) -> int:
-    """Ask the study's workers on this host to stop; ``force`` also sends them SIGTERM (their
+    """Ask the study's workers to stop; ``force`` also sends SIGTERM to those on this host (their
     current trial is then marked failed). Returns the number of live workers it asked."""
-    from .runs import _pid_alive
-
     request_stop(study, runs_dir)
     pids = {int(w["pid"]) for w in workers(study, runs_dir) if w.get("host") == socket.gethostname()}
-    launch = read_json(sweeps_dir(runs_dir) / f"{study}.launch", {}) or {}
-    if launch.get("host") == socket.gethostname():
-        pids |= {int(p) for p in launch.get("pids", []) if _pid_alive(p)}
+    pids |= {p.pid for p in _launched(study)}
     if force:
         for pid in pids:
-            try:  # the worker leads its own process session (start_new_session)
+            try:  # the worker leads its own process session (launch.spawn)
                 os.killpg(pid, signal.SIGTERM) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
-    _reap()
     return len(pids)
 
 
@@ -377,12 +335,10 @@ def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
 
 # --------------------------------------------------------------------------- the study's trials
 def _run_state(run_id: str | None, runs_dir: Path | str | None) -> dict[str, Any]:
-    from .runs import open_run
-
     if not run_id:
         return {}
     try:
-        return open_run(run_id, runs_dir).status()
+        return store_for(runs_dir or default_runs_dir()).get(run_id) or {}
     except SignlabError:
         return {}
 
@@ -402,7 +358,7 @@ def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = 
         state = t.state.name
         note = attrs.get("note", "")
         run_st = _run_state(run_id, runs_dir) if state == "RUNNING" else {}
-        if state == "RUNNING" and run_st.get("status") in ("interrupted", "failed", "stopped"):
+        if state == "RUNNING" and run_st.get("status") in (RunState.INTERRUPTED, RunState.FAILED, RunState.STOPPED):
             state, note = "INTERRUPTED", run_st.get("message", "")
         elif attrs.get("stopped"):
             state = "STOPPED"
@@ -428,7 +384,7 @@ def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = 
 
 def _last_val_loss(run_id: str | None, runs_dir: Path | str | None) -> float | None:
     """The validation loss of a run's last epoch, from its log (trials recorded before val_loss was)."""
-    from .runs import open_run
+    from .runs import open_run  # loads torch; kept out of the command line's start-up
 
     if not run_id:
         return None
@@ -487,7 +443,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
     study = check_study_name(study or default_study_name(model, epochs))
     optuna = _optuna()
-    store = open_storage(storage, study, runs_dir)
+    study_storage = open_storage(storage, study, runs_dir)
     storage_text = _storage_text(storage, study, runs_dir)
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     folder = sweeps_dir(root)
@@ -497,43 +453,60 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
         since = min(started, float(os.environ.get("SIGNLAB_SWEEP_LAUNCHED", started)))
     except ValueError:
         since = started
-    wfile = _worker_file(study, root)
-    worker = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "updated": started,
-              "trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting"}
+    # the training stack loads torch: imported here, so `python -m signlab --help` stays quick
+    from . import api
+    from .data import load_dataset
+    from .jobs import default_job_limit
+    from .runs import create_run
+
+    worker_id = new_worker_id("sweep")
+    store = store_for(root)
+    limit = default_job_limit()
+    worker = {"trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting"}
     say = log or (lambda s: None)
 
     def beat(**changes: Any) -> None:
-        worker.update(changes, updated=time.time())
+        worker.update(changes)
         try:
-            atomic_write_json(wfile, worker)
+            store.worker_beat(worker_id, **worker)
         except SignlabError:
             pass
 
     def should_stop() -> bool:
         return stop_requested_since(study, since, root)
 
-    from . import api
-    from .data import load_dataset
-    from .runs import create_run, new_run_id
+    def wait_for_slot(run) -> Any:
+        """Claim the trial's own run once the job limit has a free slot (None: stopped while waiting)."""
+        while True:
+            claim = store.claim(worker_id, limit, run_id=run.id)
+            if claim is not None:
+                return claim
+            if should_stop():
+                store.request(run.id, "stop")
+                return None
+            beat(phase="waiting for a free slot")
+            time.sleep(0.5)
 
     def objective(trial) -> float:
         params = suggest(trial, model)
         cfg = base.replace(**params)
-        run_id = f"{new_run_id(model)}-t{trial.number}"
-        run = create_run(cfg, root, run_id=run_id, status="running", name=f"{study} #{trial.number}")
-        # the dashboard's job manager takes a running run without a live pid for a dead worker
-        atomic_write_json(run.dir / "status.json", {**run.raw_status(), "status": "running",
-                                                    "pid": os.getpid(), "host": socket.gethostname(),
-                                                    "message": f"sweep {study}, trial {trial.number}"})
+        run = create_run(cfg, root, name=f"{study} #{trial.number}", kind="trial", study=study,
+                            auto_continue=False)
         atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": study, "trial": trial.number,
                                                   "storage": _mask(storage_text)})
         trial.set_user_attr("run_id", run.id)
         trial.set_user_attr("host", socket.gethostname())
         beat(current_trial=trial.number, current_run=run.id)
         say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
+        claim = wait_for_slot(run)
+        if claim is None:
+            trial.set_user_attr("stopped", True)
+            trial.set_user_attr("note", "stopped by request before it started")
+            raise optuna.TrialPruned("stopped by request")
+        beat(phase="running")
         cb = PruningCallback(trial, cfg.epochs, should_stop)
         t0 = time.time()
-        record = api.train(cfg, root, run_id=run.id, callbacks=[cb], dataset=dataset, evaluate_test=False)
+        record = api.train_claimed(run, claim, callbacks=[cb], dataset=dataset, evaluate_test=False)
         trial.set_user_attr("epochs", record["epochs"])
         if cb.val_loss is not None:
             trial.set_user_attr("val_loss", cb.val_loss)
@@ -541,14 +514,14 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
         if cb.stopped and record["status"] == "stopped":  # a stop after the last batch: the trial completes
             trial.set_user_attr("stopped", True)
             trial.set_user_attr("note", "stopped by request")
-            _note_run(run, "stopped: the sweep was stopped")
+            store.annotate(run.id, message="stopped: the sweep was stopped")
             say(f"trial {trial.number}: stopped by request")
             raise optuna.TrialPruned("stopped by request")
         if cb.pruned_at is not None:
             msg = (f"pruned by the sweep after epoch {cb.pruned_at}: its validation accuracy "
                    f"{100 * (record['val_accuracy'] or 0):.2f}% was below the median of earlier trials")
             trial.set_user_attr("note", f"pruned after epoch {cb.pruned_at}")
-            _note_run(run, msg)
+            store.annotate(run.id, message=msg)
             say(f"trial {trial.number}: {msg} ({took:.0f} s)")
             raise optuna.TrialPruned(msg)
         if record["status"] != "completed" or record["val_accuracy"] is None:
@@ -557,7 +530,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
             # a diverged or failed trial tells the sampler this region is bad, like a pruned one
             raise optuna.TrialPruned(record["message"])
         ev = api.evaluate_run(run, dataset)
-        atomic_write_json(run.dir / "status.json", {**run.raw_status(), "test_accuracy": ev.accuracy})
+        store.annotate(run.id, test_accuracy=ev.accuracy)
         trial.set_user_attr("test_accuracy", ev.accuracy)
         say(f"trial {trial.number}: validation accuracy {100 * record['val_accuracy']:.2f}% "
             f"(test {100 * ev.accuracy:.2f}%, {took:.0f} s)")
@@ -572,9 +545,9 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    beat()
+    store.register_worker(worker_id, "sweep", study=study, **worker)
     try:
-        st = _open_study(optuna, study, store, base, sampler_seed)
+        st = _open_study(optuna, study, study_storage, base, sampler_seed)
         record_path = folder / f"{study}.json"
         if not isinstance(read_json(record_path), dict):
             atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
@@ -586,7 +559,10 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
-        wfile.unlink(missing_ok=True)
+        try:
+            store.unregister_worker(worker_id)
+        except SignlabError:
+            pass
     rows = study_trials(storage, study, root)
     best = best_trial(rows)
     return {
@@ -628,10 +604,6 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _note_run(run, message: str) -> None:
-    atomic_write_json(run.dir / "status.json", {**run.raw_status(), "message": message})
 
 
 # --------------------------------------------------------------------------- the command line

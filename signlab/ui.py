@@ -32,6 +32,7 @@ class Keys:
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
     SWEEP = "sweep_id"
+    METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     ROUTED = "routed"  # set by app.py: this session has been through st.navigation
 
 
@@ -112,6 +113,19 @@ def evaluation(run: Run) -> Evaluation:
 def runs(with_weights: bool = False) -> list[Run]:
     out = list_runs(runs_dir())
     return [r for r in out if r.has_weights()] if with_weights else out
+
+
+def metrics(run: Run) -> list[dict[str, Any]]:
+    """The run's metric records, read incrementally: each poll reads only the lines added since the
+    last one (a 200-epoch run at batch size 1 has half a million lines)."""
+    cache = st.session_state.setdefault(Keys.METRICS, {})
+    offset, records = cache.get(run.id, (0, []))
+    new, offset = run.read_metrics(offset)
+    if new:
+        records = records + new
+    cache.clear()  # one run followed at a time: the old ones' records are not kept around
+    cache[run.id] = (offset, records)
+    return records
 
 
 def run_label(run: Run) -> str:
@@ -217,7 +231,7 @@ def preferred_photo_run(available: list[Run]) -> Run | None:
             robust = r.config.preset == "robust"
         except SignlabError:
             continue
-        if robust and r.has_weights() and r.status().get("status") == "completed":
+        if robust and r.has_weights() and r.summary()["status"] == "completed":
             return r
     return available[0] if available else None
 

@@ -6,6 +6,7 @@ Threads are left alone here; run the suite with ``OMP_NUM_THREADS=1`` on a small
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 from pathlib import Path
 
@@ -109,3 +110,74 @@ def app_caches():
     clear()
     yield
     clear()
+
+
+# ----------------------------------------------------------------------------- run-store databases
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A real PostgreSQL server on a loopback port, for the session: yields its base URL.
+
+    The binaries (initdb, pg_ctl) come with the machine; initdb refuses to run as root, so as root
+    the server runs as the ``postgres`` system user. In CI (``CI`` set) a missing server fails the
+    tests instead of skipping them: the PostgreSQL backend must be proven there.
+    """
+    import shutil
+    import subprocess
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's initdb/pg_ctl are not installed: the PostgreSQL run-store tests cannot run")
+        pytest.skip("PostgreSQL is not installed")
+    folder = tmp_path_factory.mktemp("pg")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        folder.chmod(0o777)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    data = folder / "data"
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "signlab"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+                    "-l", str(folder / "log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://signlab@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, monkeypatch):
+    """A fresh, empty run database of each backend, also set as ``SIGNLAB_DB`` (so workers started by
+    the test use it): None for SQLite in the runs folder, or a new PostgreSQL database on the
+    session's server."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("SIGNLAB_DB", raising=False)
+        yield None
+        return
+    import secrets
+
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("postgres_server")
+    name = f"t_{secrets.token_hex(4)}"
+    admin = sa.create_engine(f"{base.replace('postgresql://', 'postgresql+psycopg://')}/postgres",
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    monkeypatch.setenv("SIGNLAB_DB", f"{base}/{name}")
+    yield f"{base}/{name}"
+    from signlab.store import forget_stores
+
+    forget_stores()

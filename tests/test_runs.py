@@ -14,11 +14,13 @@ from signlab import api, runs
 from signlab.config import TrainConfig
 from signlab.errors import RunError
 from signlab.labels import normalize
-from signlab.runs import Run, RunWriter, check_run_id, create_run, list_runs, open_run, run_path
+from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
+from signlab.store import RunState
 from signlab.trainer import Trainer
 
-RUN_FILES = ("config.json", "meta.json", "status.json", "metrics.jsonl", "model.safetensors",
-             "optimizer.safetensors", "optimizer.json", "kernels.safetensors")
+RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "model.safetensors",
+             "optimizer.safetensors", "optimizer.json", "kernels/epoch_0000.safetensors",
+             "kernels/epoch_0001.safetensors")
 
 
 def test_run_dir_files_after_training(trained_run):
@@ -29,7 +31,9 @@ def test_run_dir_files_after_training(trained_run):
     st = run.status()
     assert st["status"] == "completed" and st["epochs_completed"] == 1
     assert st["test_accuracy"] == pytest.approx(record["test_accuracy"])
-    assert st["pid"] == os.getpid()
+    assert st["worker"] is None and st["lease_until"] is None  # a finished run holds no lease
+    states = [h["to_state"] for h in run.store.history(run.id)]
+    assert states == ["claimed", "running", "completed"]  # one holder, one start
     assert run.config.model == "logreg" and run.config.epochs == 1
     kinds = [m["type"] for m in run.metrics()]
     assert kinds[0] == "fit_start" and kinds[-1] == "fit_end" and kinds.count("epoch") == 1
@@ -44,8 +48,8 @@ def test_run_dir_files_after_training(trained_run):
 def _fresh_run(tmp_path, ds, **kw):
     cfg = TrainConfig(**{"model": "fastcnn", "width": 4, "epochs": 1, "batch_size": 250, "max_steps": 3,
                          "device": "cpu", "log_every": 1, **kw})
-    run = create_run(cfg, tmp_path, run_id="fresh")
-    trainer = Trainer(cfg, ds, [RunWriter(run)])
+    run, claim = create_held_run(cfg, "test-holder", tmp_path, run_id="fresh")
+    trainer = Trainer(cfg, ds, [RunWriter(run, claim)])
     end = trainer.fit()
     return run, trainer, end
 
@@ -127,32 +131,45 @@ def test_metrics_of_a_run_without_a_log(tmp_path):
     assert run.status()["status"] == "queued"
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
 @pytest.mark.parametrize("state", ["running", "paused"])
-def test_running_with_a_dead_pid_reads_as_interrupted(tmp_path, state):
-    run = create_run(TrainConfig(), tmp_path, run_id="crashed")
-    (run.dir / "status.json").write_text(json.dumps({"status": state, "pid": _dead_pid(), "epochs_completed": 2}))
+def test_an_older_signlabs_running_folder_is_imported_as_interrupted(tmp_path, state):
+    """A folder written before the run store (status.json says running) is imported on first sight:
+    nothing holds it now, so it reads as interrupted and can be continued."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    (folder / "meta.json").write_text(json.dumps({"name": "old run", "created": 1.5e9}))
+    (folder / "status.json").write_text(json.dumps({"status": state, "pid": 1, "epochs_completed": 2,
+                                                    "test_accuracy": 0.9}))
+    st = open_run("legacy", tmp_path).status()
+    assert st["status"] == RunState.INTERRUPTED and st["epochs_completed"] == 2
+    assert st["test_accuracy"] == 0.9 and st["name"] == "old run" and st["created"] == 1.5e9
+
+
+def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
+    """Liveness is the lease: a holder that stops renewing it loses the run, on any host."""
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
+    run, claim = create_held_run(TrainConfig(), "vanished-holder", tmp_path, run_id="crashed")
+    run.store.update(claim, RunState.RUNNING, epochs_completed=2)
+    assert run.status()["status"] == RunState.RUNNING
+    import time
+
+    time.sleep(1.2)
+    assert run.store.expire_leases() == ["crashed"]
     st = run.status()
-    assert st["status"] == "interrupted"
-    assert "2" in st["message"]
-    assert run.raw_status()["status"] == state  # only the reading changes, not the file
-    run.dir.joinpath("status.json").write_text(json.dumps({"status": state, "pid": os.getpid()}))
-    assert run.status()["status"] == state  # a live worker stays running
+    assert st["status"] == RunState.INTERRUPTED and "epoch 2" in st["message"]
+    with pytest.raises(runs.LeaseLost):  # the old holder can no longer write
+        run.store.update(claim, epochs_completed=3)
 
 
 def test_delete_run_refuses_a_live_run(tmp_path):
-    run = create_run(TrainConfig(), tmp_path, run_id="live")
-    (run.dir / "status.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    run, claim = create_held_run(TrainConfig(), "holder", tmp_path, run_id="live")
     with pytest.raises(RunError, match="still training"):
         runs.delete_run("live", tmp_path)
-    (run.dir / "status.json").write_text(json.dumps({"status": "completed"}))
+    run.store.update(claim, RunState.RUNNING)
+    run.store.update(claim, RunState.COMPLETED)
     runs.delete_run("live", tmp_path)
-    assert not run.dir.exists()
+    assert not run.dir.exists() and run.store.get("live") is None
 
 
 def test_create_run_twice_is_refused(tmp_path):
@@ -199,10 +216,9 @@ def test_continue_refuses_a_run_without_weights_or_still_training(tmp_path, smal
     create_run(TrainConfig(), tmp_path, run_id="nothing", status="completed")
     with pytest.raises(RunError, match="no finished epoch"):
         api.continue_run("nothing", 1, tmp_path, dataset=small_dataset)
-    run = create_run(TrainConfig(), tmp_path, run_id="busy")
-    (run.dir / "model.safetensors").write_bytes(b"")  # weights or not, a live worker owns the run
-    (run.dir / "status.json").write_text(json.dumps({"status": "running", "pid": os.getppid()}))
-    with pytest.raises(RunError, match="still training"):
+    run, claim = create_held_run(TrainConfig(), "another-process", tmp_path, run_id="busy")
+    (run.dir / "model.safetensors").write_bytes(b"")  # weights or not, a live holder owns the run
+    with pytest.raises(RunError, match="only a finished run can be continued"):
         api.continue_run("busy", 1, tmp_path, dataset=small_dataset)
 
 
@@ -212,8 +228,13 @@ def test_rename_and_requests(tmp_path):
     assert run.name == "my first run"
     with pytest.raises(RunError):
         run.rename("   ")
-    run.request("pause")
-    assert run.control() == "pause"
+    assert run.request("pause") == RunState.QUEUED  # nothing to pause yet: no request is left behind
+    assert run.store.get("named")["control"] is None
+    held, claim = create_held_run(TrainConfig(), "holder", tmp_path, run_id="held")
+    held.request("pause")
+    assert run.store.heartbeat(claim) == "pause"  # the holder hears it at its next heartbeat
+    held.request("resume")
+    assert run.store.heartbeat(claim) is None
     with pytest.raises(ValueError):
         run.request("explode")
 
@@ -223,6 +244,12 @@ def test_list_runs_skips_folders_without_config(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
+    warnings = []
+    listed = {r.id: r for r in list_runs(tmp_path, warn=warnings.append)}
+    assert sorted(listed) == ["broken", "good"]  # a torn config is listed (so it can be deleted), not hidden
+    assert listed["broken"].summary()["status"] == "failed" and "unreadable" in listed["broken"].summary()["message"]
+    assert len(warnings) == 1 and "broken" in warnings[0]
+    runs.delete_run("broken", tmp_path)
     assert [r.id for r in list_runs(tmp_path)] == ["good"]
     assert list_runs(tmp_path / "missing") == []
     assert isinstance(list_runs(tmp_path)[0], Run)

@@ -1,0 +1,51 @@
+"""The one process launcher: start ``python -m signlab …`` in the background, in its own session.
+
+The dashboard's job workers and its sweep workers both start here. A child in its own process
+session (``start_new_session``) outlives the server that started it and never receives the
+server's signals; its output goes to a log file.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .fsutil import storage_error
+from .paths import PROJECT_ROOT
+
+_CHILDREN: list[subprocess.Popen] = []  # started by this process, reaped as they end
+_LOCK = threading.Lock()
+
+
+def cpu_share(processes: int) -> dict[str, str]:
+    """Thread settings for one of ``processes`` training processes sharing this machine's cores:
+    oversubscribed torch threads spin and slow every process down many times over."""
+    if processes <= 1:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
+
+
+def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -m signlab ARGS`` detached, appending its output to ``log``."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(log, "ab")
+    except OSError as err:
+        raise storage_error(err, log) from err
+    with out:
+        proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    with _LOCK:
+        _CHILDREN.append(proc)
+    return proc
+
+
+def live_children() -> list[subprocess.Popen]:
+    """The processes this one started that are still running (finished ones are reaped)."""
+    with _LOCK:
+        _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
+        return list(_CHILDREN)

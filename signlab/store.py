@@ -1,0 +1,667 @@
+"""The run store: the one owner of a run's life (its state, owner, place in the queue and lease).
+
+A run's *artifacts* (config, metrics, weights, kernels) live in its folder; its *state* lives here,
+in a database: SQLite beside the runs by default (``<runs_dir>/signlab.db``, WAL mode, nothing to
+install), or PostgreSQL (``SIGNLAB_DB`` / ``--db postgresql://…``) for several servers and
+worker machines sharing one runs folder.
+
+Every change of state goes through :class:`RunStore` as a compare-and-set on the database row
+("move run R from one of these states to that one"), never "start, then record":
+
+    queued ──claim──▶ claimed ──start──▶ running ⇄ paused ──▶ completed | stopped | failed | diverged
+      ▲                  │ lease lost            │ lease lost
+      └──────────────────┘ (nothing ran)         ▼
+      ◀──── continue ───────────────────── interrupted (and the other final states)
+
+*Liveness is a lease, not a pid*: whoever claims a run (a worker, the command line) holds a lease
+that its heartbeat renews every few seconds. A run whose lease ran out is taken from its holder
+on any host: a claimed run that never started goes back to the queue, a running one becomes
+``interrupted`` and, if it came from the queue, is queued again to continue from its last
+finished epoch. A holder whose lease was taken finds out at its next heartbeat and stops writing.
+
+Claims are serialised per database (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level
+advisory lock), so the job limit holds across every server and worker. Every transition is also
+appended to ``run_history``: the audit trail the tests use to prove "each run trained once".
+
+This module knows nothing about processes, Streamlit or training; :mod:`signlab.jobs` and
+:mod:`signlab.worker` build on it.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .errors import RunError, SignlabError
+
+
+class RunState(str, enum.Enum):
+    """A run's state. A ``str`` enum, so ``RunState.RUNNING == "running"`` and JSON writes the word."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:  # f-strings and messages show the word, not "RunState.RUNNING"
+        return self.value
+
+
+S = RunState
+HOLDING = (S.CLAIMED, S.RUNNING, S.PAUSED)  # hold a slot of the job limit and a lease
+ACTIVE = (S.QUEUED, *HOLDING)  # not finished: cannot be deleted or continued
+FINAL = (S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED)
+
+# the state machine: every transition the store makes, and only these
+TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
+    S.QUEUED: (S.CLAIMED, S.STOPPED, S.FAILED),
+    S.CLAIMED: (S.RUNNING, S.QUEUED, S.FAILED, S.STOPPED, S.INTERRUPTED),
+    S.RUNNING: (S.PAUSED, S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED),
+    S.PAUSED: (S.RUNNING, S.STOPPED, S.FAILED, S.INTERRUPTED),
+    **{f: (S.QUEUED, S.CLAIMED) for f in FINAL},  # continue: queued again, or claimed by `train --resume`
+}
+CONTROLS = ("stop", "pause", "resume")
+AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
+
+
+def lease_seconds() -> float:
+    """How long a claim lives without a heartbeat (``SIGNLAB_LEASE_SECONDS``, default 20)."""
+    try:
+        return max(1.0, float(os.environ.get("SIGNLAB_LEASE_SECONDS", "20")))
+    except ValueError:
+        return 20.0
+
+
+def heartbeat_seconds() -> float:
+    return max(0.2, lease_seconds() / 5)
+
+
+def db_url_for(runs_dir: Path | str, url: str | None = None) -> str:
+    """The database URL: ``url``, else ``SIGNLAB_DB``, else ``sqlite:///<runs_dir>/signlab.db``."""
+    url = (url or os.environ.get("SIGNLAB_DB") or "").strip()
+    if url:
+        return "postgresql+psycopg" + url[len("postgres"):] if url.startswith("postgres://") else (
+            "postgresql+psycopg" + url[len("postgresql"):] if url.startswith("postgresql://") else url)
+    return f"sqlite:///{Path(runs_dir).expanduser().resolve() / 'signlab.db'}"
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password hidden, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
+
+
+# --------------------------------------------------------------------------- schema
+_meta = sa.MetaData()
+runs_table = sa.Table(
+    "runs", _meta,
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, default=""),
+    sa.Column("owner", sa.String(200), nullable=True, index=True),
+    sa.Column("kind", sa.String(16), nullable=False, default="train"),  # train | trial | import
+    sa.Column("study", sa.String(64), nullable=True),
+    sa.Column("model", sa.String(64), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Column("queued_at", sa.Float, nullable=True, index=True),  # the queue's order
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),  # claims so far: a fencing token
+    sa.Column("auto_continue", sa.Boolean, nullable=False, default=True),
+    sa.Column("continues", sa.Integer, nullable=False, default=0),  # automatic continuations so far
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("host", sa.String(200), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("control", sa.String(8), nullable=True),  # stop | pause: a request to the holder
+    sa.Column("resume_epochs", sa.Integer, nullable=True),  # queued to continue for this many epochs
+    sa.Column("epochs_completed", sa.Integer, nullable=False, default=0),
+    sa.Column("target_epochs", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("info", sa.Text, nullable=False, default="{}"),  # JSON: accuracies, seconds, device, …
+)
+history_table = sa.Table(
+    "run_history", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(128), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=True),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=True),
+)
+workers_table = sa.Table(
+    "workers", _meta,
+    sa.Column("worker_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # worker | sweep
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("study", sa.String(64), nullable=True),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("info", sa.Text, nullable=False, default="{}"),
+)
+sa.Index("runs_queue", runs_table.c.state, runs_table.c.queued_at)
+
+# columns a caller may set with a transition, beside the state (the rest are the store's own)
+_PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epochs", "resume_epochs")
+_INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
+              "device", "steps_per_epoch", "preset", "ensemble", "parent")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A held run: its id, the attempt number (a fencing token) and the holder."""
+
+    run_id: str
+    attempt: int
+    worker: str
+    resume_epochs: int | None = None
+
+
+class LeaseLost(RunError):
+    """This holder's lease on a run was taken (it ran out, or the run was stopped and re-claimed)."""
+
+
+def new_worker_id(kind: str = "worker") -> str:
+    import secrets
+
+    return f"{kind}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+# --------------------------------------------------------------------------- the store
+class RunStore:
+    """States, queue, leases and owners of the runs in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                path = Path(url.removeprefix("sqlite:///"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # two engines: writes take SQLite's write lock up front (BEGIN IMMEDIATE), so a
+                # read-then-write transaction can never be overtaken; reads stay concurrent (WAL)
+                self._write = self._sqlite_engine(url, immediate=True)
+                self._read = self._sqlite_engine(url, immediate=False)
+            else:
+                self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+            _meta.create_all(self._write, checkfirst=True)
+        except OSError as err:
+            from .fsutil import storage_error
+
+            raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
+        except ImportError as err:
+            raise SignlabError(f"database {mask_url(url)}: its driver is not installed ({err})") from err
+        except sa.exc.SQLAlchemyError as err:
+            first = (str(err.orig) if getattr(err, "orig", None) else str(err)).strip().splitlines()
+            raise SignlabError(f"cannot open the run database {mask_url(url)}: "
+                               f"{first[0] if first else type(err).__name__}") from err
+
+    @staticmethod
+    def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
+                                  poolclass=sa.pool.NullPool)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def dispose(self) -> None:
+        self._write.dispose()
+        if self._read is not self._write:
+            self._read.dispose()
+
+    # -- transactions
+    @contextmanager
+    def _tx(self, serialise: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction; ``serialise`` makes it exclusive among claimers on PostgreSQL too."""
+        try:
+            with self._write.begin() as conn:
+                if serialise and not self.is_sqlite:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(5318008)"))
+                yield conn
+        except sa.exc.OperationalError as err:
+            raise SignlabError(f"the run database {mask_url(self.url)} is not available: "
+                               f"{str(err.orig).strip().splitlines()[0] if err.orig else err}") from err
+
+    def _reader(self):
+        return self._read.connect()
+
+    # -- rows
+    @staticmethod
+    def _row_dict(row: Any) -> dict[str, Any]:
+        d = dict(row._mapping)
+        try:
+            info = json.loads(d.pop("info") or "{}")
+        except ValueError:
+            info = {}
+        d.update(info if isinstance(info, dict) else {})
+        d["status"] = RunState(d["state"])
+        return d
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """The run's row as a dict (``status`` is its RunState; info's keys merged in), or None."""
+        with self._reader() as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+        return self._row_dict(row) if row else None
+
+    def rows(self, run_ids: Iterable[str] | None = None, states: Iterable[RunState] | None = None,
+             owner: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first."""
+        q = sa.select(runs_table).order_by(runs_table.c.created.desc(), runs_table.c.run_id.desc())
+        if run_ids is not None:
+            q = q.where(runs_table.c.run_id.in_(list(run_ids)))
+        if states is not None:
+            q = q.where(runs_table.c.state.in_([RunState(s).value for s in states]))
+        if owner is not None:
+            q = q.where(runs_table.c.owner == owner)
+        if limit:
+            q = q.limit(limit)
+        with self._reader() as conn:
+            return [self._row_dict(r) for r in conn.execute(q)]
+
+    def ids(self) -> set[str]:
+        with self._reader() as conn:
+            return set(conn.execute(sa.select(runs_table.c.run_id)).scalars())
+
+    def history(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(history_table).order_by(history_table.c.id)
+        if run_id is not None:
+            q = q.where(history_table.c.run_id == run_id)
+        with self._reader() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- creating
+    def add(self, run_id: str, state: RunState = S.QUEUED, *, name: str = "", owner: str | None = None,
+            kind: str = "train", study: str | None = None, model: str | None = None,
+            target_epochs: int | None = None, holder: str | None = None, info: dict[str, Any] | None = None,
+            message: str = "", epochs_completed: int = 0, created: float | None = None,
+            auto_continue: bool = True) -> Claim | None:
+        """Insert a run (RunError if the id exists). With ``holder`` it is inserted already claimed by
+        that holder (the command line training in its own process) and the Claim is returned."""
+        state = RunState(state)
+        now = time.time()
+        claimed = holder is not None
+        if claimed:
+            state = S.CLAIMED
+        row = dict(run_id=run_id, name=name or run_id, owner=owner, kind=kind, study=study, model=model,
+                   state=state.value, created=created or now, updated=now,
+                   queued_at=now if state == S.QUEUED else None, attempt=1 if claimed else 0,
+                   auto_continue=auto_continue, continues=0, worker=holder,
+                   host=socket.gethostname() if claimed else None, pid=os.getpid() if claimed else None,
+                   lease_until=now + lease_seconds() if claimed else None, control=None, resume_epochs=None,
+                   epochs_completed=int(epochs_completed), target_epochs=target_epochs, message=message,
+                   info=json.dumps(info or {}))
+        try:
+            with self._tx() as conn:
+                conn.execute(runs_table.insert().values(**row))
+                self._log(conn, run_id, None, state, row["attempt"], holder, now)
+        except sa.exc.IntegrityError as err:
+            raise RunError(f"run {run_id} already exists") from err
+        return Claim(run_id, 1, holder) if claimed else None
+
+    def delete(self, run_id: str) -> None:
+        """Remove a finished (or unreadable) run's row; RunError while it is queued or held."""
+        with self._tx() as conn:
+            state = conn.execute(sa.select(runs_table.c.state).where(runs_table.c.run_id == run_id)).scalar()
+            if state in [s.value for s in HOLDING]:
+                raise RunError(f"run {run_id} is still training; stop it before deleting it")
+            if state == S.QUEUED.value:
+                raise RunError(f"run {run_id} is waiting in the queue; stop it before deleting it")
+            conn.execute(runs_table.delete().where(runs_table.c.run_id == run_id))
+            conn.execute(history_table.delete().where(history_table.c.run_id == run_id))
+
+    # -- transitions
+    @staticmethod
+    def _log(conn, run_id: str, old: RunState | str | None, new: RunState, attempt: int, worker: str | None,
+             now: float) -> None:
+        conn.execute(history_table.insert().values(run_id=run_id, at=now, from_state=old and RunState(old).value,
+                                                   to_state=RunState(new).value, attempt=attempt, worker=worker))
+
+    def _set(self, conn, row: dict[str, Any] | Any, new: RunState, now: float, **values: Any) -> bool:
+        """CAS: move ``row`` (as read in this transaction) to ``new``; False if it changed meanwhile."""
+        old = RunState(row["state"] if isinstance(row, dict) else row.state)
+        if new != old and new not in TRANSITIONS[old]:
+            raise RunError(f"run {row['run_id'] if isinstance(row, dict) else row.run_id}: "
+                           f"cannot go from {old} to {new}")
+        run_id = row["run_id"] if isinstance(row, dict) else row.run_id
+        attempt = row["attempt"] if isinstance(row, dict) else row.attempt
+        res = conn.execute(runs_table.update()
+                           .where(runs_table.c.run_id == run_id, runs_table.c.state == old.value,
+                                  runs_table.c.attempt == attempt)
+                           .values(state=new.value, updated=now, **values))
+        if res.rowcount != 1:
+            return False
+        if new != old:
+            self._log(conn, run_id, old, new, values.get("attempt", attempt), values.get("worker"), now)
+        return True
+
+    def _held(self, conn, claim: Claim):
+        """The run's row if ``claim`` still holds it (same holder, same attempt); else LeaseLost."""
+        row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == claim.run_id)).first()
+        if row is None or row.worker != claim.worker or row.attempt != claim.attempt or \
+                RunState(row.state) not in HOLDING:
+            raise LeaseLost(f"run {claim.run_id} is no longer held by this process "
+                            f"(it is {row.state if row else 'deleted'}; its lease ran out or it was taken over)")
+        return row
+
+    @staticmethod
+    def _merge_info(row, changes: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        extra = {k: v for k, v in changes.items() if k in _INFO_KEYS}
+        plain = {k: v for k, v in changes.items() if k in _PLAIN}
+        unknown = set(changes) - set(extra) - set(plain)
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        if extra:
+            try:
+                info = json.loads(row.info or "{}")
+            except ValueError:
+                info = {}
+            out["info"] = json.dumps({**(info if isinstance(info, dict) else {}), **extra})
+        return {**out, **plain}
+
+    def expire_leases(self, now: float | None = None) -> list[str]:
+        """Take back every run whose lease ran out (on any host). Returns their ids."""
+        with self._tx(serialise=True) as conn:
+            return self._expire(conn, now or time.time())
+
+    def _expire(self, conn, now: float) -> list[str]:
+        rows = conn.execute(sa.select(runs_table).where(runs_table.c.state.in_([s.value for s in HOLDING]),
+                                                        runs_table.c.lease_until < now)).all()
+        taken = []
+        for row in rows:
+            gone = dict(worker=None, pid=None, lease_until=None, control=None)
+            if row.state == S.CLAIMED.value and row.auto_continue:
+                # claimed from the queue but never started: nothing ran, so it waits in the queue again
+                ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
+                               message="waiting: the process that took it stopped before starting it")
+            else:
+                done = row.epochs_completed
+                msg = (f"the training process stopped unexpectedly (no heartbeat from {row.worker or '?'}); "
+                       + (f"the weights of epoch {done} are kept and the run can be continued" if done
+                          else "it stopped before finishing an epoch"))
+                ok = self._set(conn, row, S.INTERRUPTED, now, **gone, message=msg)
+                if ok and row.auto_continue and row.continues < AUTO_CONTINUES and row.target_epochs:
+                    fresh = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
+                    more = (row.target_epochs - done) if done else None
+                    if more is None or more > 0:
+                        self._set(conn, fresh, S.QUEUED, now, queued_at=now, continues=row.continues + 1,
+                                  resume_epochs=more,
+                                  message=msg + (f"; queued to continue from epoch {done}" if done
+                                                 else "; queued to start again"))
+            if ok:
+                taken.append(row.run_id)
+        return taken
+
+    def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:
+        """Atomically take the oldest queued run (or ``run_id``) if fewer than ``limit`` runs hold a slot.
+
+        Expired leases are taken back first, in the same transaction. None when there is nothing to
+        take or no free slot.
+        """
+        with self._tx(serialise=True) as conn:
+            self._expire(conn, time.time())
+            holding = conn.execute(sa.select(sa.func.count()).select_from(runs_table)
+                                   .where(runs_table.c.state.in_([s.value for s in HOLDING]))).scalar()
+            if holding >= limit:
+                return None
+            # stamped after the count, so a claim's time is always later than the release it relied on
+            # (the history then proves the limit: no instant has more than `limit` claims open)
+            now = time.time()
+            q = sa.select(runs_table).where(runs_table.c.state == S.QUEUED.value)
+            if run_id:
+                q = q.where(runs_table.c.run_id == run_id)
+            else:  # a sweep's new trial waits for its own sweep worker, which trains it with the pruner
+                q = q.where(sa.not_(sa.and_(runs_table.c.kind == "trial", runs_table.c.resume_epochs.is_(None))))
+            row = conn.execute(q.order_by(runs_table.c.queued_at, runs_table.c.run_id).limit(1)).first()
+            if row is None:
+                return None
+            attempt = row.attempt + 1
+            if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
+                             pid=pid or os.getpid(), lease_until=now + lease_seconds(), control=None,
+                             message="starting"):
+                return None
+            return Claim(row.run_id, attempt, worker, row.resume_epochs)
+
+    def claim_final(self, run_id: str, worker: str, epochs: int) -> Claim:
+        """Claim a finished run directly (``train --resume`` in this process); RunError when it is
+        queued, held by someone else, or claimed by another resume a moment ago."""
+        now = time.time()
+        with self._tx(serialise=True) as conn:
+            self._expire(conn, now)
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            if row is None:
+                raise RunError(f"run {run_id} is not in the run database")
+            if RunState(row.state) not in FINAL:
+                who = f" by {row.worker}" if row.worker else ""
+                raise RunError(f"run {run_id} is {row.state}{who}; only a finished run can be continued")
+            attempt = row.attempt + 1
+            self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
+                      pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
+                      auto_continue=False, message="continuing")
+            return Claim(run_id, attempt, worker, epochs)
+
+    def heartbeat(self, claim: Claim) -> str | None:
+        """Renew the lease; returns the pending control request (stop/pause) or None. LeaseLost if gone."""
+        now = time.time()
+        with self._tx() as conn:
+            row = self._held(conn, claim)
+            conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
+                                                   runs_table.c.attempt == claim.attempt)
+                         .values(lease_until=now + lease_seconds()))
+            return row.control
+
+    def update(self, claim: Claim, state: RunState | None = None, **changes: Any) -> None:
+        """The holder records progress (and, with ``state``, moves the run). LeaseLost if not held."""
+        with self._tx() as conn:
+            now = time.time()  # inside the transaction: after every claim that came before it
+            row = self._held(conn, claim)
+            values = self._merge_info(row, changes)
+            new = RunState(state) if state is not None else RunState(row.state)
+            if new in FINAL:  # the holder lets go
+                values.update(worker=None, pid=None, lease_until=None, control=None, resume_epochs=None)
+            elif new == S.RUNNING and row.state == S.PAUSED.value and row.control == "pause":
+                values["control"] = None
+            if new in HOLDING:
+                values["lease_until"] = now + lease_seconds()
+            if not self._set(conn, row, new, now, **values):
+                raise LeaseLost(f"run {claim.run_id} changed while it was being updated")
+
+    def annotate(self, run_id: str, **changes: Any) -> None:
+        """Change a run's name, owner or its info (test accuracy, …) without touching its state."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            if row is None:
+                raise RunError(f"run {run_id} is not in the run database")
+            conn.execute(runs_table.update().where(runs_table.c.run_id == run_id)
+                         .values(updated=now, **self._merge_info(row, changes)))
+
+    def request(self, run_id: str, action: str) -> RunState:
+        """Ask a run to ``stop``, ``pause`` or ``resume``. A queued run is stopped at once (it never
+        starts); a held one is told through its next heartbeat. A finished run ignores it (a stale
+        request can never act on a later continuation). Returns the state after the request."""
+        if action not in CONTROLS:
+            raise ValueError(action)
+        now = time.time()
+        with self._tx(serialise=True) as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            if row is None:
+                raise RunError(f"run {run_id} is not in the run database")
+            state = RunState(row.state)
+            if state == S.QUEUED and action == "stop":
+                self._set(conn, row, S.STOPPED, now, message="cancelled before it started", resume_epochs=None)
+                return S.STOPPED
+            if state in HOLDING:
+                control = {"stop": "stop", "pause": "pause", "resume": None}[action]
+                if row.control == "stop" and action != "stop":
+                    return state  # a stop cannot be taken back
+                conn.execute(runs_table.update().where(runs_table.c.run_id == run_id,
+                                                       runs_table.c.attempt == row.attempt)
+                             .values(control=control, updated=now))
+            return state
+
+    def enqueue_continue(self, run_id: str, epochs: int) -> None:
+        """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished)."""
+        now = time.time()
+        with self._tx(serialise=True) as conn:
+            self._expire(conn, now)
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            if row is None:
+                raise RunError(f"run {run_id} is not in the run database")
+            if RunState(row.state) not in FINAL:
+                raise RunError(f"run {run_id} is already {row.state}")
+            self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
+                      auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
+                      message="waiting to continue")
+
+    # -- the queue
+    def queue(self) -> list[str]:
+        """Queued run ids in the order they will start."""
+        with self._reader() as conn:
+            return list(conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.state == S.QUEUED.value)
+                                     .order_by(runs_table.c.queued_at, runs_table.c.run_id)).scalars())
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the next run to start; None when the run is not waiting."""
+        with self._reader() as conn:
+            row = conn.execute(sa.select(runs_table.c.queued_at, runs_table.c.state)
+                               .where(runs_table.c.run_id == run_id)).first()
+            if row is None or row.state != S.QUEUED.value:
+                return None
+            ahead = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
+                runs_table.c.state == S.QUEUED.value,
+                sa.or_(runs_table.c.queued_at < row.queued_at,
+                       sa.and_(runs_table.c.queued_at == row.queued_at, runs_table.c.run_id < run_id)))).scalar()
+            return int(ahead) + 1
+
+    def counts(self) -> dict[str, int]:
+        """How many runs are in each state."""
+        with self._reader() as conn:
+            return {s: n for s, n in conn.execute(sa.select(runs_table.c.state, sa.func.count())
+                                                  .group_by(runs_table.c.state))}
+
+    # -- workers (processes that claim runs or run sweeps), for liveness across hosts
+    def register_worker(self, worker_id: str, kind: str, study: str | None = None, **info: Any) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(workers_table.delete().where(workers_table.c.worker_id == worker_id))
+            conn.execute(workers_table.insert().values(worker_id=worker_id, kind=kind, host=socket.gethostname(),
+                                                       pid=os.getpid(), study=study, started=now, heartbeat=now,
+                                                       info=json.dumps(info)))
+
+    def worker_beat(self, worker_id: str, **info: Any) -> None:
+        with self._tx() as conn:
+            values: dict[str, Any] = {"heartbeat": time.time()}
+            if info:
+                old = conn.execute(sa.select(workers_table.c.info)
+                                   .where(workers_table.c.worker_id == worker_id)).scalar()
+                values["info"] = json.dumps({**json.loads(old or "{}"), **info})
+            conn.execute(workers_table.update().where(workers_table.c.worker_id == worker_id).values(**values))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(workers_table.delete().where(workers_table.c.worker_id == worker_id))
+
+    def workers(self, kind: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
+        """Live workers: a heartbeat within two leases (from any host)."""
+        q = sa.select(workers_table).where(workers_table.c.heartbeat >= time.time() - 2 * lease_seconds())
+        if kind:
+            q = q.where(workers_table.c.kind == kind)
+        if study:
+            q = q.where(workers_table.c.study == study)
+        with self._reader() as conn:
+            out = []
+            for r in conn.execute(q):
+                d = dict(r._mapping)
+                d.update(json.loads(d.pop("info") or "{}"))
+                out.append(d)
+            return out
+
+
+# --------------------------------------------------------------------------- one store per database
+_STORES: dict[str, RunStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
+    """The process's RunStore for ``runs_dir`` (or the ``url``/``SIGNLAB_DB`` database), opened once."""
+    key = db_url_for(runs_dir, url)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = RunStore(key)
+        return store
+
+
+def forget_stores() -> None:
+    """Close every open store (tests; a forked child must not reuse its parent's connections)."""
+    with _STORES_LOCK:
+        for s in _STORES.values():
+            s.dispose()
+        _STORES.clear()
+
+
+class Heartbeat:
+    """Renews a claim's lease from a daemon thread and reports what the run's controller asked.
+
+    ``lost`` is set when the lease was taken (the holder must stop writing); ``control`` holds the
+    latest request (``stop`` / ``pause`` / None).
+    """
+
+    def __init__(self, store: RunStore, claim: Claim, interval: float | None = None) -> None:
+        self.store, self.claim = store, claim
+        self.interval = interval or heartbeat_seconds()
+        self.lost = threading.Event()
+        self.control: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{claim.run_id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def beat(self) -> str | None:
+        try:
+            self.control = self.store.heartbeat(self.claim)
+        except LeaseLost:
+            self.lost.set()
+        except SignlabError:  # the database is briefly unavailable: try again next beat
+            pass
+        return self.control
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval) and not self.lost.is_set():
+            self.beat()

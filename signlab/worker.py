@@ -1,0 +1,141 @@
+"""Workers: processes that take queued runs from the run store and train them.
+
+``python -m signlab worker`` runs one anywhere that sees the database and the runs folder: the
+dashboard starts them on its own machine, and on a cluster each GPU machine runs its own. A worker
+claims the oldest queued run (the store enforces the job limit across every worker and server),
+trains it in this process under a lease, and claims the next. With ``slots`` > 1 it starts that
+many single-slot worker processes and waits for them.
+
+A worker that dies (SIGKILL, a lost machine) stops renewing its leases; the run store then gives
+its runs back: a claimed run to the queue, a running one to ``interrupted`` and, once, back to the
+queue to continue from its last finished epoch.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import SignlabError
+from .fsutil import atomic_write_json, read_json
+from .jobs import default_job_limit
+from .launch import cpu_share, spawn
+from .paths import default_runs_dir
+from .runs import Run, run_path
+from .store import RunState, lease_seconds, new_worker_id, store_for
+
+IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
+
+
+def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots: int = 1,
+               device: str | None = None, exit_when_idle: bool = False, limit: int | None = None,
+               on_finish: Callable[[dict[str, Any]], None] | None = None,
+               log: Callable[[str], None] | None = None) -> int:
+    """Train queued runs until stopped (SIGTERM/SIGINT) or, with ``exit_when_idle``, until the queue
+    is empty. Returns how many runs this worker (and its slot processes) finished."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    limit = limit or default_job_limit()
+    if slots > 1:
+        return _run_slots(root, db, slots, device, exit_when_idle, limit)
+    if db:
+        os.environ["SIGNLAB_DB"] = db  # the runs this worker opens use the same database
+    store = store_for(root, db)
+    worker_id = new_worker_id("worker")
+    say = log or (lambda s: None)
+    stopping = {"now": False}
+
+    def on_signal(signum, frame) -> None:  # finish nothing new; the current run stops at its next batch
+        stopping["now"] = True
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM,)}
+    store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
+    finished = 0
+    last_beat = 0.0
+    try:
+        while not stopping["now"]:
+            if time.time() - last_beat > lease_seconds() / 4:
+                store.worker_beat(worker_id, finished=finished)
+                last_beat = time.time()
+            claim = store.claim(worker_id, limit)
+            if claim is None:
+                if exit_when_idle and not store.queue():
+                    break
+                time.sleep(IDLE_POLL)
+                continue
+            store.worker_beat(worker_id, current=claim.run_id)
+            _fault_point("after_claim")
+            record = _train_one(root, claim, device, say)
+            finished += 1
+            store.worker_beat(worker_id, current=None, finished=finished)
+            if on_finish:
+                on_finish(record)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        try:
+            store.unregister_worker(worker_id)
+        except SignlabError:
+            pass
+    return finished
+
+
+def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]) -> dict[str, Any]:
+    from . import api  # the training stack (torch), loaded once a run is claimed
+
+    try:
+        run = Run(run_path(claim.run_id, root))
+    except SignlabError as err:  # a row whose id cannot be a folder here: fail it, move on
+        store_for(root).update(claim, RunState.FAILED, message=str(err))
+        return {"run_id": claim.run_id, "status": "failed", "message": str(err)}
+    say(f"run {run.id}: claimed (attempt {claim.attempt})")
+    try:
+        if device:  # this worker's device for runs that left the choice to the machine
+            cfg = read_json(run.dir / "config.json")
+            if isinstance(cfg, dict) and cfg.get("device", "auto") == "auto":
+                atomic_write_json(run.dir / "config.json", {**cfg, "device": device})
+        record = api.train_claimed(run, claim)
+    except SignlabError as err:  # the run failed with its own message; the queue moves on
+        record = {"run_id": run.id, "status": "failed", "message": str(err)}
+    except Exception as err:  # noqa: BLE001 - one bad run must never stop the worker
+        record = {"run_id": run.id, "status": "failed", "message": f"{type(err).__name__}: {err}"}
+        try:
+            store_for(root).update(claim, RunState.FAILED, message=record["message"])
+        except SignlabError:
+            pass
+    say(f"run {run.id}: {record['status']}" + (f" ({record.get('message')})" if record.get("message") else ""))
+    return record
+
+
+def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_when_idle: bool,
+               limit: int) -> int:
+    args = ["worker", "--runs-dir", str(root.resolve()), "--slots", "1", "--limit", str(limit)]
+    if db:
+        args += ["--db", db]
+    if device:
+        args += ["--device", device]
+    if exit_when_idle:
+        args += ["--exit-when-idle"]
+    procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
+    try:
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait()
+    return 0
+
+
+def _fault_point(name: str) -> None:
+    """Tests inject a crash here (``SIGNLAB_FAULT=after_claim``): the process dies at that moment."""
+    if os.environ.get("SIGNLAB_FAULT") == name:
+        sys.stderr.write(f"signlab: injected fault at {name}\n")
+        sys.stderr.flush()
+        os._exit(3)

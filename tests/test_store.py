@@ -1,0 +1,331 @@
+"""The run store on both backends (SQLite and a real PostgreSQL server): the state machine, claims
+under the job limit, leases, many workers and servers on one queue, faults, resumes, stale
+requests and bad files that must never break the others."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from signlab.cli import main
+from signlab.config import TrainConfig
+from signlab.errors import RunError
+from signlab.jobs import JobManager
+from signlab.runs import create_held_run, create_run, list_runs, new_run_id, open_run
+from signlab.store import HOLDING, LeaseLost, RunState, store_for
+from tests._wait import wait_for
+
+TINY = dict(model="logreg", epochs=1, max_steps=2, batch_size=64, augment=False, log_every=1, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _quick(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # workers share 2 cores with the test runner
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "3")  # a dead holder is found out within seconds
+
+
+def _worker(runs_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "signlab", "worker", "--runs-dir", str(runs_dir), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _max_overlap(store) -> int:
+    """The most claims open at one instant, from the audit trail (claim to release)."""
+    events = []
+    open_claims: dict[tuple[str, int], float] = {}
+    for h in store.history():
+        key = (h["run_id"], h["attempt"])
+        if h["to_state"] == "claimed":
+            open_claims[key] = h["at"]
+            events.append((h["at"], 1))
+        elif h["from_state"] in [s.value for s in HOLDING] and h["to_state"] not in [s.value for s in HOLDING]:
+            events.append((h["at"], -1))
+    level = peak = 0
+    for _, d in sorted(events, key=lambda e: (e[0], e[1])):  # a release before a claim at the same instant
+        level += d
+        peak = max(peak, level)
+    return peak
+
+
+# ----------------------------------------------------------------------------- the state machine
+def test_transitions_are_compare_and_set(tmp_path, db_url):
+    store = store_for(tmp_path, db_url)
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="r1")
+    assert store.get("r1")["status"] == RunState.QUEUED
+    first = store.claim("w1", limit=1)
+    assert first is not None and first.run_id == "r1" and first.attempt == 1
+    assert store.claim("w2", limit=5) is None  # nothing else queued
+    store.update(first, RunState.RUNNING, epochs_completed=0)
+    with pytest.raises(RunError, match="cannot go from running to queued"):
+        store.update(first, RunState.QUEUED)
+    stale = type(first)("r1", 0, "w1")
+    with pytest.raises(LeaseLost):  # a holder with an old attempt number cannot write
+        store.update(stale, RunState.COMPLETED)
+    store.update(first, RunState.COMPLETED, val_accuracy=0.5)
+    row = run.status()
+    assert row["status"] == "completed" and row["val_accuracy"] == 0.5 and row["worker"] is None
+    with pytest.raises(LeaseLost):  # a finished run is held by no one
+        store.heartbeat(first)
+    assert [h["to_state"] for h in store.history("r1")] == ["queued", "claimed", "running", "completed"]
+
+
+def test_claims_keep_the_limit_and_the_order(tmp_path, db_url):
+    store = store_for(tmp_path, db_url)
+    for i in range(4):
+        create_run(TrainConfig(**TINY), tmp_path, run_id=f"q{i}")
+        time.sleep(0.01)
+    assert store.queue() == ["q0", "q1", "q2", "q3"] and store.queue_position("q2") == 3
+    a, b = store.claim("w", 2), store.claim("w", 2)
+    assert (a.run_id, b.run_id) == ("q0", "q1")
+    assert store.claim("w", 2) is None  # the limit: two hold a slot
+    assert store.queue_position("q2") == 1 and store.queue_position("q0") is None
+    store.update(a, RunState.RUNNING)
+    store.update(a, RunState.STOPPED)
+    assert store.claim("w", 2).run_id == "q2"
+
+
+def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
+    """16 threads race for 30 queued runs with a limit of 3: every run is claimed exactly once."""
+    store = store_for(tmp_path, db_url)
+    for i in range(30):
+        create_run(TrainConfig(**TINY), tmp_path, run_id=f"c{i:02d}")
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def racer(n: int) -> None:
+        while True:
+            c = store.claim(f"t{n}", limit=3)
+            if c is None:
+                if not store.queue():
+                    return
+                time.sleep(0.005)
+                continue
+            with lock:
+                claimed.append(c.run_id)
+            store.update(c, RunState.RUNNING)
+            store.update(c, RunState.COMPLETED)
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(claimed) == [f"c{i:02d}" for i in range(30)]
+    assert _max_overlap(store) <= 3
+
+
+# ----------------------------------------------------------------------------- workers and servers
+def test_two_servers_and_three_workers_drain_sixty_runs(tmp_path, db_url):
+    """Two job managers (dashboard servers) and three worker processes on one database: each of 60
+    queued runs trains exactly once, and the job limit (3) is never exceeded."""
+    limit = 3
+    managers = [JobManager(tmp_path, limit=limit, db=db_url) for _ in range(2)]
+    ids = [managers[i % 2].submit(TrainConfig(**TINY, seed=i), name=f"job {i}").id for i in range(60)]
+    workers = [_worker(tmp_path, "--exit-when-idle", "--json", "--limit", str(limit)) for _ in range(3)]
+    store = managers[0].store
+
+    def drained() -> bool:
+        for m in managers:
+            m.tick()
+        return not store.queue() and not any(store.get(i)["status"] in HOLDING for i in ids)
+
+    wait_for(drained, 300, what="60 runs to be trained", interval=0.5)
+    outs = [w.communicate(timeout=60)[0] for w in workers]
+    finished = [json.loads(line) for out in outs for line in out.splitlines() if line.startswith("{")]
+    assert all(set(f) >= {"run_id", "status"} for f in finished)
+    for rid in ids:
+        row = store.get(rid)
+        assert row["status"] == RunState.COMPLETED, (rid, row["message"])
+        run = open_run(rid, tmp_path)
+        assert sum(m["type"] == "fit_start" for m in run.metrics()) == 1, f"{rid} trained more than once"
+        assert [h["to_state"] for h in store.history(rid)].count("running") == 1
+    assert _max_overlap(store) <= limit
+    assert len(list_runs(tmp_path)) == 60
+
+
+def test_a_crash_between_claim_and_start_loses_nothing(tmp_path, db_url):
+    """A worker dies right after its claim: the lease runs out, the run waits in the queue again,
+    and the next worker trains it once."""
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="fragile")
+    crashed = _worker(tmp_path, "--exit-when-idle", env={"SIGNLAB_FAULT": "after_claim"})
+    assert crashed.wait(60) == 3 and "injected fault" in crashed.stderr.read()
+    assert run.status()["status"] == RunState.CLAIMED  # nobody has noticed yet
+    good = _worker(tmp_path, "--exit-when-idle", "--json")
+    out, _ = good.communicate(timeout=120)
+    assert json.loads(out.splitlines()[-1]) == {"run_id": "fragile", "status": "completed"}
+    assert sum(m["type"] == "fit_start" for m in run.metrics()) == 1
+    states = [h["to_state"] for h in run.store.history("fragile")]
+    assert states == ["queued", "claimed", "queued", "claimed", "running", "completed"]
+
+
+def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
+    """SIGKILL mid-epoch: the lease expires, the run is interrupted and continued by another worker
+    from its last finished epoch (at most one epoch is lost)."""
+    cfg = TrainConfig(model="mlp", epochs=4, batch_size=64, log_every=5, augment=False, device="cpu")
+    run = create_run(cfg, tmp_path, run_id="victim")
+    first = _worker(tmp_path, "--exit-when-idle")
+    wait_for(lambda: any(m["type"] == "batch" and m["epoch"] >= 2 for m in run.metrics()), 180,
+             what="a batch of epoch 2")
+    done_before = run.status()["epochs_completed"]
+    assert done_before >= 1
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    second = _worker(tmp_path, "--exit-when-idle", "--json")
+    out, err = second.communicate(timeout=240)
+    assert json.loads(out.splitlines()[-1])["status"] == "completed", err
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED and row["epochs_completed"] == 4
+    states = [h["to_state"] for h in run.store.history("victim")]
+    assert "interrupted" in states and states[-1] == "completed"
+    epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
+    assert sorted(set(epochs)) == [1, 2, 3, 4] and len(epochs) - 4 <= 1  # at most one epoch trained twice
+    starts = [m["start_epoch"] for m in run.metrics() if m["type"] == "fit_start"]
+    assert starts == [0, done_before]
+    assert run.config.epochs == 4 and not list(run.dir.glob(".*.tmp"))
+
+
+def test_two_resumes_at_once_one_is_refused(tmp_path, db_url, capsys):
+    cfg = TrainConfig(**{**TINY, "max_steps": None, "epochs": 1})
+    assert main(["train", "--model", "logreg", "--epochs", "1", "--no-augment", "--device", "cpu",
+                 "--runs-dir", str(tmp_path), "--json", "--quiet"]) == 0
+    rid = json.loads(capsys.readouterr().out.splitlines()[-1])["run_id"]
+    del cfg
+    procs = [subprocess.Popen([sys.executable, "-m", "signlab", "train", "--resume", rid, "--epochs", "2",
+                               "--runs-dir", str(tmp_path), "--json", "--quiet"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=240) + (p.returncode,) for p in procs]
+    codes = sorted(r[2] for r in results)
+    assert codes == [0, 2], results
+    refused = next(r for r in results if r[2] == 2)
+    assert refused[1].count("\n") == 1 and refused[1].startswith("signlab: ") and "continue" in refused[1]
+    run = open_run(rid, tmp_path)
+    epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
+    assert epochs == [1, 2, 3] and run.status()["epochs_completed"] == 3
+
+
+def test_stale_stop_or_pause_never_acts_on_a_later_resume(tmp_path, db_url, capsys):
+    assert main(["train", "--model", "logreg", "--epochs", "1", "--no-augment", "--device", "cpu",
+                 "--runs-dir", str(tmp_path), "--json", "--quiet"]) == 0
+    rid = json.loads(capsys.readouterr().out.splitlines()[-1])["run_id"]
+    run = open_run(rid, tmp_path)
+    for action in ("stop", "pause"):  # pressed after the run had finished
+        assert run.request(action) == RunState.COMPLETED
+        assert run.status()["control"] is None
+    assert main(["train", "--resume", rid, "--epochs", "2", "--runs-dir", str(tmp_path), "--json", "--quiet"]) == 0
+    rec = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert rec["status"] == "completed" and rec["epochs"] == 3
+    # a stop pressed while a held run trains is cleared by the next claim
+    held, claim = create_held_run(TrainConfig(**TINY), "h", tmp_path, run_id="held")
+    held.request("stop")
+    held.store.update(claim, RunState.RUNNING)
+    held.store.update(claim, RunState.STOPPED)
+    assert held.status()["control"] is None
+
+
+def test_pause_resume_and_stop_a_queued_job(tmp_path, db_url):
+    jm = JobManager(tmp_path, limit=1, db=db_url)
+    run = jm.submit(TrainConfig(model="mlp", epochs=20, batch_size=32, log_every=5, augment=False, device="cpu"))
+    waiting = jm.submit(TrainConfig(**TINY))
+    assert jm.queue_position(waiting) in (1, 2)  # 2 until the worker claims the first
+    wait_for(lambda: (jm.tick() or True) and any(m["type"] == "batch" for m in run.metrics()), 120,
+             what="the first batch")
+    assert jm.queue_position(waiting) == 1
+    assert jm.cancel(waiting) == RunState.STOPPED  # a queued run never starts
+    run.request("pause")
+    wait_for(lambda: run.status()["status"] == RunState.PAUSED, 30, what="paused")
+    n = len(run.metrics())
+    time.sleep(1.5)
+    assert len(run.metrics()) == n, "a paused worker kept training"
+    run.request("resume")
+    wait_for(lambda: run.status()["status"] == RunState.RUNNING and len(run.metrics()) > n, 30, what="resumed")
+    jm.cancel(run)
+    wait_for(lambda: run.status()["status"] == RunState.STOPPED, 60, what="stopped")
+    jm.tick()
+    time.sleep(1)
+    assert not waiting.metrics(), "a cancelled run was started"
+
+
+# ----------------------------------------------------------------------------- bad files and ids
+def test_bad_files_never_break_listing_or_the_queue(tmp_path, db_url, capsys):
+    """Each bad folder from the issue: listing, the `runs` command and the queue keep working."""
+    def folder(name: str, **files: object) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        for fname, content in files.items():
+            (d / fname.replace("_", ".")).write_text(content if isinstance(content, str) else json.dumps(content))
+        return d
+
+    good_cfg = TrainConfig(**TINY).to_dict()
+    folder("meta-date", config_json=good_cfg, meta_json={"created": "2026-11-30"})
+    folder("meta-list", config_json=good_cfg, meta_json=[1])
+    folder("status-string", config_json=good_cfg, status_json="running")
+    folder("torn-config", config_json='{"model": "logr')
+    folder("huge-number", config_json={**good_cfg, "seed": 10 ** 400}, status_json={"epochs_completed": 10 ** 400})
+    bad_model = create_run(TrainConfig(**TINY), tmp_path, run_id="unknown-model")
+    (bad_model.dir / "config.json").write_text(json.dumps({**good_cfg, "model": "no-such-model"}))
+    good = create_run(TrainConfig(**TINY), tmp_path, run_id="good-one")
+
+    warnings: list[str] = []
+    listed = {r.id: r.summary() for r in list_runs(tmp_path, warn=warnings.append)}
+    assert set(listed) >= {"meta-date", "meta-list", "status-string", "torn-config", "huge-number",
+                           "unknown-model", "good-one"}
+    assert listed["torn-config"]["status"] == "failed" and len(warnings) >= 2
+    assert listed["status-string"]["status"] == "interrupted"
+    assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert len(json.loads(out.out)) == len(listed)
+    # the queue: the run whose model is unknown fails with its own message, the good one trains
+    worker = _worker(tmp_path, "--exit-when-idle", "--json")
+    out, err = worker.communicate(timeout=180)
+    records = {json.loads(line)["run_id"]: json.loads(line)["status"] for line in out.splitlines()}
+    assert records["unknown-model"] == "failed" and records["good-one"] == "completed", err
+    assert "no-such-model" in open_run("unknown-model", tmp_path).status()["message"]
+    assert good.status()["status"] == RunState.COMPLETED
+    # an unreadable run can be deleted from the listing
+    from signlab.runs import delete_run
+
+    delete_run("torn-config", tmp_path)
+    assert "torn-config" not in {r.id for r in list_runs(tmp_path)}
+
+
+def test_run_ids_do_not_collide(tmp_path, db_url):
+    ids = {new_run_id("fastcnn") for _ in range(100_000)}
+    assert len(ids) == 100_000
+    made: list[str] = []
+    errors: list[Exception] = []
+
+    def press_start(n: int) -> None:
+        try:
+            for _ in range(10):
+                made.append(create_run(TrainConfig(**TINY), tmp_path).id)
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=press_start, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(set(made)) == 100
+    assert len(store_for(tmp_path, db_url).queue()) == 100
+
+
+def test_runs_command_and_queue_flag(tmp_path, db_url, capsys):
+    assert main(["train", "--model", "logreg", "--epochs", "1", "--max-steps", "2", "--queue", "--json",
+                 "--runs-dir", str(tmp_path)]) == 0
+    rec = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert set(rec) == {"run_id", "run_dir", "status"} and rec["status"] == "queued"
+    assert Path(rec["run_dir"]).is_dir()
+    assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["run_id"] == rec["run_id"] and rows[0]["status"] == "queued"
+    assert set(rows[0]) >= {"run_id", "name", "status", "model", "test_accuracy", "created"}
+    assert main(["train", "--queue", "--resume", rec["run_id"]]) == 2
