@@ -137,7 +137,10 @@ def postgres_server(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL's initdb/pg_ctl are not installed: the PostgreSQL run-store tests cannot run")
         pytest.skip("PostgreSQL is not installed")
-    folder = tmp_path_factory.mktemp("pg")
+    import tempfile
+
+    # not under pytest's tmp folder: that one is private to root, and the server runs as postgres
+    folder = Path(tempfile.mkdtemp(prefix="signlab-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
         folder.chmod(0o777)
@@ -154,6 +157,7 @@ def postgres_server(tmp_path_factory):
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

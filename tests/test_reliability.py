@@ -127,9 +127,10 @@ def test_create_run_and_submit_in_an_unwritable_runs_folder(tmp_path, monkeypatc
 
 
 def test_a_run_cut_off_while_being_created_is_never_listed(tmp_path, monkeypatch):
-    """The server killed between create_run's writes: the folder is not listed until it is whole."""
+    """The server killed between create_run's writes (two files, then the store's row): no run is
+    listed until it is whole, and nothing half-made is left behind."""
     real = runs_mod.atomic_write_json
-    for cut in range(3):
+    for cut in range(2):
         calls = []
 
         def dying(path, obj, calls=calls, cut=cut):
@@ -145,9 +146,19 @@ def test_a_run_cut_off_while_being_created_is_never_listed(tmp_path, monkeypatch
         assert [r.id for r in list_runs(tmp_path)] == []
         with pytest.raises(RunError):
             open_run(f"cut-{cut}", tmp_path)
+    from signlab.store import RunStore
+
+    def dying_add(self, *a, **kw):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(RunStore, "add", dying_add)
+    with pytest.raises(SystemExit):
+        create_run(TrainConfig(model="logreg"), tmp_path, run_id="cut-store")
+    monkeypatch.undo()
+    assert [r.id for r in list_runs(tmp_path)] == [] and not (tmp_path / "cut-store").exists()
     run = create_run(TrainConfig(model="logreg"), tmp_path, run_id="whole")
     assert [r.id for r in list_runs(tmp_path)] == ["whole"]
-    assert run.raw_status()["status"] == "queued" and run.meta["run_id"] == "whole"
+    assert run.status()["status"] == "queued" and run.meta["run_id"] == "whole"
 
 
 def test_cli_train_into_an_unwritable_runs_folder_exits_2(tmp_path, capsys):
@@ -282,19 +293,20 @@ def ended_runs(tmp_path, monkeypatch, small_dataset, capsys):
     capsys.readouterr()
     code = cli.main(["train", "--model", "mlp", "--optimizer", "sgd", "--lr", "10", "--schedule", "none",
                      "--no-augment", "--batch-size", "32", "--max-steps", "150", "--log-every", "1", "--json",
-                     "--quiet", "--run-id", "diverged", "--runs-dir", str(tmp_path)])
+                     "--quiet", "--runs-dir", str(tmp_path)])
     out = capsys.readouterr()
-    return tmp_path, code, out
+    ids = {"oom": "oom", "diverged": json.loads(out.out.strip().splitlines()[-1])["run_id"]}
+    return tmp_path, code, out, ids
 
 
 def test_cli_diverging_run_says_so(ended_runs):
-    _, code, out = ended_runs
+    _, code, out, ids = ended_runs
     assert code == 2, out.err
     record = json.loads(out.out.strip().splitlines()[-1])
     assert record["status"] == "diverged" and record["epochs"] == 0
     assert "learning rate" in record["message"] and "10" in record["message"]
     [line] = out.err.strip().splitlines()
-    assert line.startswith("signlab: run diverged diverged: the loss became NaN or infinite"), line
+    assert line.startswith(f"signlab: run {ids['diverged']} diverged: the loss became NaN or infinite"), line
     assert "Traceback" not in out.err
 
 
@@ -303,6 +315,7 @@ def test_cli_diverging_run_says_so(ended_runs):
                                                   ("diverged", "warning", ["Diverged", "smaller learning rate"])])
 def test_train_page_shows_how_a_run_ended(ended_runs, monkeypatch, app_caches, run_id, kind, words):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(ended_runs[0]))
+    run_id = ended_runs[3][run_id]
     at = _page("train", {"run": run_id})
     _no_exception(at)
     shown = [e.value for e in getattr(at, kind)]
@@ -538,8 +551,8 @@ def test_user_supplied_run_ids_stay_inside_the_runs_folder(tmp_path, capsys, mon
     for bad in ("../outside", "escape", "/etc", "mine/../../outside"):
         with pytest.raises(RunError):
             jm.submit_continue(bad, 1)
-        assert cli.main(["train", "--model", "logreg", "--run-id", bad, "--runs-dir", str(root)]) == 2
-        assert repr(bad) in _one_line_error(capsys)
+        assert cli.main(["train", "--resume", bad, "--runs-dir", str(root)]) == 2
+        assert bad in _one_line_error(capsys)
         with pytest.raises(RunError):
             runs_mod.delete_run(bad, root)
     # a display name is only ever data in meta.json

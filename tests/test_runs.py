@@ -3,9 +3,6 @@ workers and continuing a run."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch

@@ -178,6 +178,9 @@ def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
     assert done_before >= 1
     first.send_signal(signal.SIGKILL)
     first.wait(30)
+    # nobody renews its lease now: once it runs out, the run is interrupted and queued to continue
+    wait_for(lambda: run.store.expire_leases() or run.status()["status"] == RunState.QUEUED, 30,
+             what="the lease to run out")
     second = _worker(tmp_path, "--exit-when-idle", "--json")
     out, err = second.communicate(timeout=240)
     assert json.loads(out.splitlines()[-1])["status"] == "completed", err

@@ -12,7 +12,8 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from signlab import sweep  # noqa: E402
+from signlab import sweep
+from signlab.runs import open_run  # noqa: E402
 from signlab.trainer import BatchEnd, EpochEnd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def test_two_workers_share_one_study(tmp_path):
         assert (d / "model.safetensors").is_file()
         meta = json.loads((d / "meta.json").read_text())
         assert meta["sweep"] == "s" and meta["name"] == f"s #{meta['trial']}"
-        assert json.loads((d / "status.json").read_text())["status"] == "completed"
+        assert open_run(rid, runs).status()["status"] == "completed"
     params = {tuple(sorted((k, r[k]) for k in sweep.PARAMS if r[k] is not None)) for r in rows}
     assert len(params) == 4  # no parameter set tried twice
     best = sweep.best_trial(rows)
@@ -194,8 +195,7 @@ def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_datas
     assert result["this_worker"] == 1  # no new trial after the stop
     rows = sweep.study_trials(None, "st", tmp_path)
     assert [r["state"] for r in rows] == ["STOPPED"]
-    status = json.loads((tmp_path / rows[0]["run_id"] / "status.json").read_text())
-    assert status["status"] == "stopped"
+    assert open_run(rows[0]["run_id"], tmp_path).status()["status"] == "stopped"
     assert not sweep.sweep_running("st", tmp_path)
 
 
