@@ -331,17 +331,14 @@ def list_runs(runs_dir: Path | str | None = None, warn=None) -> list[Run]:
         return []
     store = store_for(root)
     known = store.ids()
-    for folder in _run_folders(root):
+    folders = _run_folders(root)
+    for folder in folders:
         if folder.name not in known:
             problem = import_folder(store, folder)
             if problem and warn:
                 warn(problem)
-    out = []
-    for row in store.rows():
-        d = root / row["run_id"]
-        if d.is_dir() and not d.is_symlink():
-            out.append(Run(d, row))
-    return out
+    present = {f.name for f in folders}  # a row whose folder is gone (deleted by hand) is not listed
+    return [Run(root / row["run_id"], row) for row in store.rows() if row["run_id"] in present]
 
 
 def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:

@@ -215,8 +215,9 @@ class RunStore:
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:
+        # a small pool: opening a connection (and its PRAGMAs) costs more than most queries here
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False},
-                                  poolclass=sa.pool.NullPool)
+                                  poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record) -> None:

@@ -113,51 +113,19 @@ def app_caches():
 
 
 # ----------------------------------------------------------------------------- run-store databases
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    """A real PostgreSQL server on a loopback port, for the session: yields its base URL.
+def postgres_server():
+    """A real PostgreSQL server on a loopback port for the session (its base URL). In CI (``CI``
+    set) a missing server fails the tests instead of skipping them: the backend must be proven there."""
+    from tests._postgres import PostgresMissing, postgres_server as server
 
-    The binaries (initdb, pg_ctl) come with the machine; initdb refuses to run as root, so as root
-    the server runs as the ``postgres`` system user. In CI (``CI`` set) a missing server fails the
-    tests instead of skipping them: the PostgreSQL backend must be proven there.
-    """
-    import shutil
-    import subprocess
-
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL's initdb/pg_ctl are not installed: the PostgreSQL run-store tests cannot run")
-        pytest.skip("PostgreSQL is not installed")
-    import tempfile
-
-    # not under pytest's tmp folder: that one is private to root, and the server runs as postgres
-    folder = Path(tempfile.mkdtemp(prefix="signlab-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        folder.chmod(0o777)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    data = folder / "data"
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "signlab"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
-                    "-l", str(folder / "log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL)
     try:
-        yield f"postgresql://signlab@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        shutil.rmtree(folder, ignore_errors=True)
+        with server() as url:
+            yield url
+    except PostgresMissing as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"{err}: the PostgreSQL run-store tests cannot run")
+        pytest.skip(str(err))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -171,17 +139,10 @@ def db_url(request, tmp_path, monkeypatch):
         return
     import secrets
 
-    import sqlalchemy as sa
-
-    base = request.getfixturevalue("postgres_server")
-    name = f"t_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{base.replace('postgresql://', 'postgresql+psycopg://')}/postgres",
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    monkeypatch.setenv("SIGNLAB_DB", f"{base}/{name}")
-    yield f"{base}/{name}"
     from signlab.store import forget_stores
+    from tests._postgres import create_database
 
+    url = create_database(request.getfixturevalue("postgres_server"), f"t_{secrets.token_hex(4)}")
+    monkeypatch.setenv("SIGNLAB_DB", url)
+    yield url
     forget_stores()

@@ -31,8 +31,12 @@ def test_two_gloo_processes_write_one_run_close_to_single_process(tmp_path):
     runs = [d for d in (tmp_path / "ddp").iterdir() if d.is_dir()]
     assert len(runs) == 1, "only rank 0 writes a run"
     run_dir = runs[0]
-    for name in ("config.json", "status.json", "metrics.jsonl", "model.safetensors"):
+    for name in ("config.json", "metrics.jsonl", "model.safetensors"):
         assert (run_dir / name).is_file(), name
+    from signlab.runs import list_runs
+
+    assert [r.id for r in list_runs(tmp_path / "ddp")] == [run_dir.name]  # one row in the run store
+    assert list_runs(tmp_path / "ddp")[0].summary()["status"] == "completed"
     assert ddp["status"] == "completed" and ddp["epochs"] == 2
     fit_starts = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                   if '"fit_start"' in line]

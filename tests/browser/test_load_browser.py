@@ -24,8 +24,8 @@ from pathlib import Path
 
 from _helpers import assert_no_exception, step, wait_idle
 
-from signlab.jobs import JobManager
-from signlab.runs import _pid_alive, list_runs, open_run
+from signlab.runs import list_runs, open_run
+from signlab.store import HOLDING, RunState, store_for as open_store
 from tests._wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
-               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4"}
         self.log = open(log, "a")
         self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
                                       str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1"],
@@ -93,24 +93,31 @@ def _wait_text(page, text: str, timeout: float = 60) -> None:
 
 
 def _statuses(runs_dir: Path) -> dict[str, dict]:
-    out = {}
-    for d in runs_dir.iterdir():
-        try:
-            out[d.name] = json.loads((d / "status.json").read_text())
-        except (OSError, ValueError):
-            pass
-    return out
+    """Every run's row in the run store, by id."""
+    return {r.id: r.status() for r in list_runs(runs_dir)}
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    try:  # a zombie (killed, not yet reaped) is not alive
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _kill_workers(runs_dir: Path) -> None:
-    """End the training workers this test's servers started (by the pids in their runs)."""
-    for st in _statuses(runs_dir).values():
-        pid = st.get("pid")
-        if st.get("status") in ("running", "paused") and _pid_alive(pid):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    """End the training workers this test's servers started (registered in the run store)."""
+    if not runs_dir.is_dir():
+        return
+    for w in open_store(runs_dir).workers():
+        try:
+            os.kill(int(w["pid"]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _check_runs_folder_whole(runs_dir: Path) -> None:
@@ -118,7 +125,7 @@ def _check_runs_folder_whole(runs_dir: Path) -> None:
     for run in list_runs(runs_dir):
         again = open_run(run.id, runs_dir)
         assert again.config.model
-        json.loads((run.dir / "status.json").read_text())
+        assert run.status()["status"] in RunState.__members__.values()
         json.loads((run.dir / "meta.json").read_text())
         if (run.dir / "metrics.jsonl").exists():
             for line in (run.dir / "metrics.jsonl").read_text().splitlines()[:-1]:
@@ -152,7 +159,7 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
         last_http = 0.0
         while not stop.is_set():
             sts = _statuses(runs_dir)
-            most_running[0] = max(most_running[0], sum(s.get("status") in ("running", "paused") for s in sts.values()))
+            most_running[0] = max(most_running[0], sum(s.get("status") in HOLDING for s in sts.values()))
             ever_queued.update(k for k, s in sts.items() if s.get("status") == "queued")
             if time.time() - last_http > 1 and any(s.get("status") == "running" for s in sts.values()):
                 last_http = t = time.time()  # and the server answers plain requests while jobs train
@@ -266,16 +273,16 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             page.wait_for_url(re.compile(r"[?&]run="), timeout=60_000)
             run_id = re.search(r"[?&]run=([^&]+)", page.url).group(1)
             run = open_run(run_id, runs_dir)
-            wait_for(lambda: run.raw_status().get("epochs_completed", 0) >= 1, 180, "the first epoch")
+            wait_for(lambda: run.status().get("epochs_completed", 0) >= 1, 180, "the first epoch")
         with step(page, "SIGKILL the server: the worker trains on"):
-            pid = run.raw_status()["pid"]
+            pid = run.status()["pid"]
             first.kill()
             assert _pid_alive(pid), "the worker died with the server"
             assert run.status()["status"] == "running"
             _check_runs_folder_whole(runs_dir)
         with step(page, "a new server on the same runs folder shows the run running"):
             second = Server(runs_dir, limit=1, log=log)
-            assert [r.id for r in JobManager(runs_dir, limit=1).active()] == [run_id]
+            assert [r["run_id"] for r in open_store(runs_dir).rows(states=HOLDING)] == [run_id]
             _open(page, second.url + "/runs")
             _wait_text(page, f"{run_id} · mlp · running")
             assert_no_exception(page, "Runs after the restart")
@@ -283,22 +290,27 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             page.wait_for_function("() => /epoch \\d+\\/10/.test(document.body.innerText)", timeout=60_000)
             assert_no_exception(page, "Train after the restart")
             assert run.status()["status"] == "running" and _pid_alive(pid)
-        with step(page, "SIGKILL the worker mid-epoch: the page says Interrupted and keeps the weights"):
+        with step(page, "SIGKILL the worker mid-epoch: its lease runs out and another worker continues it"):
             def mid_epoch():
-                done = run.raw_status().get("epochs_completed", 0)
+                done = run.status().get("epochs_completed", 0)
                 batches = [m for m in run.metrics() if m["type"] == "batch"]
                 return done >= 1 and batches and batches[-1]["epoch"] > done and done
             done = wait_for(mid_epoch, 120, "a batch after a finished epoch")
             os.kill(pid, signal.SIGKILL)
-            _wait_text(page, "Interrupted")
-            body = page.inner_text("body")
-            assert f"the weights of epoch {done} are kept" in body or f"weights of epoch {done + 1}" in body, body
-            st = run.status()
-            assert st["status"] == "interrupted"
-            done = st["epochs_completed"]
-            assert run.load_model() is not None
+            wait_for(lambda: len([m for m in run.metrics() if m["type"] == "fit_start"]) == 2, 120,
+                     "a new worker to continue the run")
+            starts = [m["start_epoch"] for m in run.metrics() if m["type"] == "fit_start"]
+            assert starts[1] >= done  # continued from the last finished epoch: at most one epoch lost
+            assert "interrupted" in [h["to_state"] for h in open_store(runs_dir).history(run_id)]
+            assert run.status()["pid"] != pid
+            page.wait_for_function("() => /epoch \\d+\\/10/.test(document.body.innerText)", timeout=60_000)
+            assert_no_exception(page, "Train after the worker was killed")
             _check_runs_folder_whole(runs_dir)
-        with step(page, "Continue training for one epoch from the page"):
+        with step(page, "Stop it from the page, then Continue training for one epoch"):
+            page.get_by_role("button", name="Stop").click()
+            _wait_text(page, "Stopped")
+            wait_for(lambda: run.status()["status"] == RunState.STOPPED, 60, "stopped")
+            done = run.status()["epochs_completed"]
             page.get_by_role("button", name="Continue training").wait_for(timeout=60_000)
             page.get_by_label("Continue this run for more epochs").fill("1")
             page.get_by_role("button", name="Continue training").click()
@@ -306,7 +318,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             assert_no_exception(page, "Train after continuing")
             st = run.status()
             assert st["status"] == "completed" and st["epochs_completed"] == done + 1, st
-            assert len([m for m in run.metrics() if m["type"] == "fit_start"]) == 2  # the run and its continuation
+            assert len([m for m in run.metrics() if m["type"] == "fit_start"]) == 3  # run, automatic, by hand
         with step(page, "the Runs page lists it completed; every run opens whole"):
             _open(page, second.url + "/runs")
             _wait_text(page, f"{run_id} · mlp · completed")
