@@ -1,7 +1,8 @@
 """signlab's dashboard: the router. ``streamlit run app.py``.
 
 Lists every page with ``st.navigation`` (which turns off the automatic ``pages/`` discovery) and
-draws what frames every page: the sidebar's device line. Pages live in ``pages/`` and stay thin:
+draws what frames every page: sign-in (no page runs for a visitor who is not signed in), who is
+signed in, and the sidebar's device line. Pages live in ``pages/`` and stay thin:
 widgets, then calls into the ``signlab`` package.
 """
 import streamlit as st
@@ -26,8 +27,10 @@ PAGES = {
     ],
 }
 
-nav = st.navigation(PAGES)
+nav = st.navigation(PAGES, position="sidebar" if ui.signed_in() else "hidden")
 st.session_state[ui.Keys.ROUTED] = True
+ui.require_user()  # a visitor who is not signed in sees the sign-in screen and no page
+ui.account_box()
 ui.device_badge()
 ui.job_manager()  # starts the queue's background thread once per server process
 nav.run()

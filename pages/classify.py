@@ -7,7 +7,7 @@ benchmarks use too); the views of *why* come from ``signlab.inference``, the cha
 import numpy as np
 import streamlit as st
 
-from signlab import figures, ui
+from signlab import access, figures, ui
 from signlab.inference import (UNSURE_BELOW, explanation_kind, model_view, occlude, occlusion_map, predict,
                                predict_prepared, saliency_map, top_k)
 from signlab.config import preset
@@ -38,7 +38,8 @@ if cfg.preset != "robust":
     if c2.button("Train the robust model", help="Starts the robust preset (about two minutes on a laptop CPU); "
                  "this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
-            new = ui.job_manager().submit(preset("robust"), name="robust model for photos")
+            new = access.submit(ui.user(), preset("robust"), ui.policy(), ui.job_manager(),
+                                name="robust model for photos")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.switch_page("pages/train.py")
 

@@ -1,7 +1,7 @@
 """Guided tour: the lecture's case study, step by step, each step a button away from doing it."""
 import streamlit as st
 
-from signlab import explore, figures, guide, ui
+from signlab import access, explore, figures, guide, ui
 from signlab.labels import LETTERS
 from signlab.store import ACTIVE, RunState
 
@@ -43,7 +43,7 @@ if step.config is not None:
     if st.button(label if run is None else f"↻ Train {cfg.model} again", type="primary" if run is None else "secondary",
                  disabled=bool(active)):
         with ui.guard("Could not start"):
-            new = jm.submit(cfg, name=f"tour: {step.title[3:]}")
+            new = access.submit(ui.user(), cfg, ui.policy(), jm, name=f"tour: {step.title[3:]}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
     if active:

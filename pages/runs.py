@@ -2,9 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import figures, ui
-from signlab.explore import curve_series, export_onnx, onnx_path, runs_table
-from signlab.runs import delete_run
+from signlab import access, figures, ui
+from signlab.explore import curve_series, onnx_path, runs_table
 from signlab.store import ACTIVE
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
@@ -75,17 +74,21 @@ st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 s = run.summary()
 busy = s["status"] in ACTIVE
-st.caption(f"id `{run.id}` · folder `{run.dir}`" + (f" · {s['message']}" if s.get("message") else ""))
+me, rules = ui.user(), ui.policy()
+mine = access.can(me, run, "rename", rules)  # a classmate's run (when the server shows them) is read-only
+st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
+           + (f" · {ui.md(s['message'])}" if s.get("message") else "")
+           + ("" if mine else " · a classmate's run: read-only"))
 
 left, right = st.columns([3, 2], gap="large")
 with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([4, 1], vertical_alignment="bottom")
         new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
-        if r2.form_submit_button("✏️ Rename", width="stretch"):
+        if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
-                run.rename(new_name)
-                st.session_state["runs_flash"] = f"Renamed to “{run.name}”."
+                access.rename(me, run.id, new_name, rules, ui.runs_dir())
+                st.session_state["runs_flash"] = f"Renamed to “{ui.md(run.name)}”."
                 st.rerun()
     b1, b2, b3 = st.columns(3)
     if b1.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
@@ -94,16 +97,16 @@ with left:
     if b2.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
         st.session_state[ui.Keys.EVAL_RUN] = run.id
         st.switch_page("pages/kernels.py")
-    if b3.button("🗑️ Delete…", width="stretch", disabled=busy,
+    if b3.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id
     if st.session_state.get(ui.Keys.CONFIRM_DELETE) == run.id:
-        st.warning(f"Delete run **{run.name}** and its weights for good? This cannot be undone.", icon="🗑️")
+        st.warning(f"Delete run **{ui.md(run.name)}** and its weights for good? This cannot be undone.", icon="🗑️")
         y, n = st.columns(2)
         if y.button("Yes, delete it", type="primary", width="stretch", key="runs_confirm_yes"):
             with ui.guard("Could not delete"):
-                gone = run.name
-                delete_run(run.id, ui.runs_dir())
+                gone = ui.md(run.name)
+                access.delete(me, run.id, rules, ui.runs_dir())
                 st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
                 for key in (ui.Keys.EVAL_RUN, ui.Keys.TRAIN_RUN):
                     if st.session_state.get(key) == run.id:
@@ -117,12 +120,15 @@ with left:
 
 with right:
     st.markdown("**Downloads**")
-    if not run.has_weights():
+    if not mine:
+        st.info("Downloads and exports are for the run's owner.")
+    elif not run.has_weights():
         st.info("This run has no weights yet: they are saved at the end of each epoch.")
     else:
         weights = run.dir / "model.safetensors"
         st.download_button(f"⬇️ Weights (.safetensors, {weights.stat().st_size / 1024:,.0f} KB)",
-                           data=weights.read_bytes, file_name=f"{run.id}.safetensors",
+                           data=lambda: access.download(me, run.id, "weights", rules, ui.runs_dir()),
+                           file_name=f"{run.id}.safetensors",
                            mime="application/octet-stream", key="runs_dl_weights", width="stretch",
                            help="Load them with signlab (or safetensors): the architecture is in config.json.")
         onnx = onnx_path(run)
@@ -131,13 +137,15 @@ with right:
                          help="For other tools and languages: input 'image' (B, 1, 28, 28) in [0, 1], "
                               "output 'logits' (B, 24)."):
                 with ui.guard("Could not export"), st.spinner("Exporting…"):
-                    export_onnx(run)
+                    access.export(me, run.id, rules, ui.runs_dir())
                     st.rerun()
         else:
-            st.download_button(f"⬇️ ONNX model ({onnx.stat().st_size / 1024:,.0f} KB)", data=onnx.read_bytes,
+            st.download_button(f"⬇️ ONNX model ({onnx.stat().st_size / 1024:,.0f} KB)",
+                               data=lambda: access.download(me, run.id, "onnx", rules, ui.runs_dir()),
                                file_name=f"{run.id}.onnx", mime="application/octet-stream", key="runs_dl_onnx",
                                width="stretch", help="Input 'image' (B, 1, 28, 28) in [0, 1]; output 'logits' "
                                                      "(B, 24), one per letter A–Y without J.")
-        st.download_button("⬇️ Settings (config.json)", data=(run.dir / "config.json").read_bytes,
+        st.download_button("⬇️ Settings (config.json)",
+                           data=lambda: access.download(me, run.id, "config", rules, ui.runs_dir()),
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from signlab import figures, sweep, ui
+from signlab import access, figures, sweep, ui
 from signlab.models import model_info, model_names
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
@@ -43,14 +43,14 @@ with left:
                  "out; the test set stays untouched until you evaluate the winner.")
     if submitted:
         with ui.guard("Could not start the sweep"):
-            started = sweep.start_sweep_process(model, int(trials), int(epochs), timeout=60 * minutes or None,
-                                                runs_dir=runs_dir, workers=int(n_workers))
+            started = access.start_sweep(ui.user(), ui.policy(), runs_dir, model=model, trials=int(trials),
+                                         epochs=int(epochs), timeout=60 * minutes or None, workers=int(n_workers))
             st.session_state[ui.Keys.SWEEP] = st.session_state["sweep_select"] = started["study"]
             st.session_state.setdefault(LAUNCH_KEY, {})[started["study"]] = time.time()
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
-studies = sweep.list_studies(runs_dir)
+studies = [s for s in sweep.list_studies(runs_dir) if access.can_study(ui.user(), s, "view", ui.policy())]
 with right:
     if not studies:
         st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
@@ -110,14 +110,16 @@ with right:
             st.info(f"⏳ {text}")
             b1, b2 = st.columns(2)
             if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
-                sweep.stop_sweep(study, runs_dir)
-                st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
-                st.rerun()
+                with ui.guard("Could not stop the sweep"):
+                    access.stop_sweep(ui.user(), by_name[study], ui.policy(), runs_dir)
+                    st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
+                    st.rerun()
             if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
                                                                     help="End the worker processes now; "
                                                                          "their running trial is marked failed."):
-                sweep.stop_sweep(study, runs_dir, force=True)
-                st.rerun()
+                with ui.guard("Could not stop the sweep"):
+                    access.stop_sweep(ui.user(), by_name[study], ui.policy(), runs_dir, force=True)
+                    st.rerun()
         else:
             reason = sweep.last_log_line(study, runs_dir).removeprefix("signlab: ")
             if not rows and reason:

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from signlab import figures, ui
+from signlab import access, figures, ui
 from signlab.config import OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset
 from signlab.errors import SignlabError
 from signlab.labels import NORMALIZATIONS
@@ -44,7 +44,8 @@ def _from_query() -> None:
             # checked here: a widget would silently clamp or replace a value it cannot show
             problem = _link_problem(field, typ, raw)
             if problem:
-                st.warning(f"The link's {field}={raw!r} {problem}; the default {st.session_state[key]!r} is used.",
+                st.warning(f"The link's {field}={ui.md(repr(raw[:40]))} {problem}; the default "
+                           f"{ui.md(repr(st.session_state[key]))} is used.",
                            icon="⚠️")
             else:
                 st.session_state[key] = (raw.lower() in ("1", "true", "yes")) if typ is bool else typ(raw)
@@ -130,7 +131,9 @@ with left:
 # ----------------------------------------------------------------------------- the job
 jm = ui.job_manager()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
-run = ui.open_run_safe(run_id) if run_id else None
+run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
+me, rules = ui.user(), ui.policy()
+mine = run is not None and access.can(me, run, "stop", rules)
 status = run.status() if run else {}
 active = status.get("status") in ACTIVE
 
@@ -138,26 +141,28 @@ with left:
     if config_error:
         st.error(config_error, icon="⚠️")
     b1, b2, b3 = st.columns(3)
-    if b1.button("▶ Start", type="primary", disabled=active or cfg is None, width="stretch"):
+    if b1.button("▶ Start", type="primary", disabled=(active and mine) or cfg is None, width="stretch"):
         with ui.guard("Could not start"):
-            new = jm.submit(cfg)
+            new = access.submit(me, cfg, rules, jm)
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.query_params["run"] = new.id
             st.rerun()
-    if b2.button("⏹ Stop", disabled=not active, width="stretch"):
-        jm.cancel(run)
-        st.rerun()
+    if b2.button("⏹ Stop", disabled=not (active and mine), width="stretch"):
+        with ui.guard("Could not stop"):
+            access.stop(me, run.id, rules, jm)
+            st.rerun()
     paused = status.get("status") == RunState.PAUSED
-    if b3.button("⏯ Resume" if paused else "⏸ Pause", disabled=status.get("status") not in (RunState.RUNNING, RunState.PAUSED),
-                 width="stretch"):
-        run.request("resume" if paused else "pause")
-        st.rerun()
-    if run and not active and run.has_weights():
+    if b3.button("⏯ Resume" if paused else "⏸ Pause", width="stretch",
+                 disabled=not mine or status.get("status") not in (RunState.RUNNING, RunState.PAUSED)):
+        with ui.guard("Could not pause"):
+            (access.resume if paused else access.pause)(me, run.id, rules, ui.runs_dir())
+            st.rerun()
+    if run and mine and not active and run.has_weights():
         with st.form("continue"):
             more = st.number_input("Continue this run for more epochs", 1, 100, 2)
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):
-                    jm.submit_continue(run.id, int(more))
+                    access.continue_run(me, run.id, int(more), rules, jm)
                     st.rerun()
 
 
@@ -178,7 +183,7 @@ with right:
             records = ui.metrics(run)
             batches = [r for r in records if r.get("type") == "batch"]
             epochs = [r for r in records if r.get("type") == "epoch"]
-            st.subheader(f"Run {run.name}")
+            st.subheader(f"Run {ui.md(run.name)}")
             extras = (f" ×{cfg_now.ensemble}" if cfg_now.ensemble > 1 else "") + (
                 " · equalize" if cfg_now.input_norm == "equalize" else "") + (
                 " · photo-like augmentation" if cfg_now.augment_photo else "")

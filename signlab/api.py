@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import torch
 
+from .access import local_user
 from .config import TrainConfig
 from .data import Dataset, load_dataset
 from .errors import RunError, SignlabError
@@ -53,7 +54,7 @@ class ControlWatcher:
 def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,
           owner: str | None = None) -> Run:
     """Put a new run in the queue; a worker (``python -m signlab worker``, or the dashboard's) trains it."""
-    return create_run(cfg, runs_dir, status=RunState.QUEUED, name=name, owner=owner)
+    return create_run(cfg, runs_dir, status=RunState.QUEUED, name=name, owner=owner or local_user().id)
 
 
 def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Iterable[Callback] = (),
@@ -73,7 +74,9 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
         if rank != 0:
             end = Trainer(cfg, dataset if dataset is not None else load_dataset(cfg.data)).fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
-    run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name)
+    # the command line acts as the machine's user: its runs are that user's
+    run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name,
+                                 owner=local_user().id)
     return train_claimed(run, claim, callbacks, dataset, evaluate_test)
 
 

@@ -67,3 +67,23 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return default
+
+
+def read_inside(folder: Path, name: str, max_bytes: int = 1 << 30) -> bytes:
+    """The bytes of ``folder/name``, refusing a symbolic link (the file itself, never its target)
+    and anything larger than ``max_bytes``: files in a run folder are not trusted to stay in it."""
+    from .errors import RunError
+
+    path = Path(folder) / name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as err:
+        raise RunError(f"{path.name}: cannot be read ({'it is a link' if err.errno == errno.ELOOP else err.strerror})") \
+            from err
+    with os.fdopen(fd, "rb") as f:
+        if not os.path.samefile(os.path.dirname(os.path.realpath(path)), os.path.realpath(folder)):
+            raise RunError(f"{path.name}: not inside its run folder")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RunError(f"{path.name}: larger than {max_bytes} bytes")
+    return data

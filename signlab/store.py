@@ -156,6 +156,11 @@ workers_table = sa.Table(
     sa.Column("heartbeat", sa.Float, nullable=False),
     sa.Column("info", sa.Text, nullable=False, default="{}"),
 )
+settings_table = sa.Table(
+    "settings", _meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+)
 sa.Index("runs_queue", runs_table.c.state, runs_table.c.queued_at)
 
 # columns a caller may set with a transition, beside the state (the rest are the store's own)
@@ -569,6 +574,23 @@ class RunStore:
         with self._reader() as conn:
             return {s: n for s, n in conn.execute(sa.select(runs_table.c.state, sa.func.count())
                                                   .group_by(runs_table.c.state))}
+
+    # -- server settings an instructor changes from the dashboard (for every server of the database)
+    def settings(self) -> dict[str, Any]:
+        with self._reader() as conn:
+            out = {}
+            for key, value in conn.execute(sa.select(settings_table.c.key, settings_table.c.value)):
+                try:
+                    out[key] = json.loads(value)
+                except ValueError:
+                    continue
+            return out
+
+    def save_settings(self, values: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            for key, value in values.items():
+                conn.execute(settings_table.delete().where(settings_table.c.key == key))
+                conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
 
     # -- workers (processes that claim runs or run sweeps), for liveness across hosts
     def register_worker(self, worker_id: str, kind: str, study: str | None = None, **info: Any) -> None:

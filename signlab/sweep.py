@@ -271,7 +271,7 @@ def _launched(study: str) -> list:
 def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, timeout: float | None = None,
                         study: str | None = None, storage: str | None = None,
                         runs_dir: Path | str | None = None, workers: int = 1,
-                        extra_args: Iterable[str] = ()) -> dict[str, Any]:
+                        extra_args: Iterable[str] = (), owner: str | None = None) -> dict[str, Any]:
     """Start ``workers`` background processes ``python -m signlab sweep …`` on one study, sharing a
     budget of ``trials`` trials between them. Their trials wait for slots of the job limit.
 
@@ -288,6 +288,8 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     folder = sweeps_dir(root)
     log_path = folder / f"{study}.log"
     env = {"SIGNLAB_SWEEP_LAUNCHED": str(time.time()), **cpu_share(workers)}
+    if owner:  # the trials are runs of the user who started the sweep
+        env["SIGNLAB_OWNER"] = owner
     pids = []
     for i in range(workers):
         share = trials // workers + (1 if i < trials % workers else 0)
@@ -300,7 +302,7 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
         pids.append(spawn([*args, *extra_args], log_path, env=env).pid)
     if not isinstance(read_json(folder / f"{study}.json"), dict):  # listed at once, before a worker starts
         atomic_write_json(folder / f"{study}.json", {"study": study, "model": model, "epochs": int(epochs),
-                                                      "storage": None, "created": time.time()})
+                                                      "storage": None, "created": time.time(), "owner": owner})
     return {"study": study, "pids": pids, "log": str(log_path)}
 
 
@@ -459,6 +461,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     from .jobs import default_job_limit
     from .runs import create_run
 
+    owner = os.environ.get("SIGNLAB_OWNER") or None  # set by the dashboard for the user who started it
     worker_id = new_worker_id("sweep")
     store = store_for(root)
     limit = default_job_limit()
@@ -491,7 +494,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
         params = suggest(trial, model)
         cfg = base.replace(**params)
         run = create_run(cfg, root, name=f"{study} #{trial.number}", kind="trial", study=study,
-                            auto_continue=False)
+                         auto_continue=False, owner=owner)
         atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": study, "trial": trial.number,
                                                   "storage": _mask(storage_text)})
         trial.set_user_attr("run_id", run.id)
@@ -551,7 +554,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
         record_path = folder / f"{study}.json"
         if not isinstance(read_json(record_path), dict):
             atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
-                                            "epochs": epochs, "max_steps": max_steps,
+                                            "epochs": epochs, "max_steps": max_steps, "owner": owner,
                                             "val_fraction": val_fraction, "created": time.time()})
         dataset = dataset if dataset is not None else load_dataset(base.data)
         beat(phase="running")

@@ -14,12 +14,14 @@ from typing import Any, Iterator
 
 import streamlit as st
 
+from . import access
+from .access import Policy, User
 from .data import Dataset, load_dataset
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .jobs import JobManager
 from .paths import default_runs_dir
-from .runs import Run, list_runs, open_run
+from .runs import Run
 
 
 class Keys:
@@ -34,6 +36,7 @@ class Keys:
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     ROUTED = "routed"  # set by app.py: this session has been through st.navigation
+    USER = "signed_in_user"  # the User this session acts as (set by require_user)
 
 
 def ensure_router() -> None:
@@ -56,6 +59,94 @@ def ensure_router() -> None:
 
 def runs_dir() -> Path:
     return default_runs_dir()
+
+
+# ----------------------------------------------------------------------------- sign-in
+def auth_mode() -> str:
+    """How users sign in: ``oidc`` when ``[auth]`` is set in ``.streamlit/secrets.toml`` (st.login),
+    ``proxy`` when ``SIGNLAB_TRUSTED_USER_HEADER`` names a header a reverse proxy sets, else ``none``
+    (one user on their own machine: no sign-in screen)."""
+    try:
+        if "auth" in st.secrets:
+            return "oidc"
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        pass
+    return "proxy" if os.environ.get("SIGNLAB_TRUSTED_USER_HEADER") else "none"
+
+
+def _server_settings() -> dict[str, Any]:
+    try:
+        return dict(st.secrets.get("signlab", {}))
+    except Exception:  # noqa: BLE001 - no secrets file
+        return {}
+
+
+def policy() -> Policy:
+    """The class settings (defaults, secrets' ``[signlab]``, environment, an instructor's changes)."""
+    return access.policy(runs_dir(), _server_settings())
+
+
+def signed_in() -> bool:
+    """Whether this request comes from a signed-in user (always, without sign-in)."""
+    mode = auth_mode()
+    if mode == "oidc":
+        return bool(st.user.is_logged_in)
+    if mode == "proxy":
+        return bool((st.context.headers.get(os.environ["SIGNLAB_TRUSTED_USER_HEADER"]) or "").strip())
+    return True
+
+
+def require_user() -> User:
+    """The signed-in user; a visitor who is not signed in sees only the sign-in screen (app.py calls
+    this before any page runs, so no page is reached signed out)."""
+    mode = auth_mode()
+    if mode == "none":
+        user = access.local_user()
+    elif mode == "proxy":
+        header = os.environ["SIGNLAB_TRUSTED_USER_HEADER"]
+        uid = (st.context.headers.get(header) or "").strip()
+        if not uid:
+            st.error(f"signlab is set up to trust the {header} header from a sign-in proxy, and this request "
+                     "came without it. Open signlab through your school's sign-in page.", icon="🔒")
+            st.stop()
+        user = access.user_for(uid, policy())
+    else:
+        if not st.user.is_logged_in:
+            st.title("✋ signlab")
+            st.markdown("Sign in to train models, watch them learn and classify your own signs. Your runs "
+                        "are yours: classmates cannot stop, rename or delete them.")
+            if st.button("Sign in", type="primary", icon="🔑"):
+                st.login()
+            st.stop()
+        uid = st.user.get("email") or st.user.get("sub") or ""
+        user = access.user_for(uid, policy(), name=str(st.user.get("name") or ""))
+    st.session_state[Keys.USER] = user
+    return user
+
+
+def user() -> User:
+    """The User this session acts as (set by :func:`require_user` in app.py)."""
+    found = st.session_state.get(Keys.USER)
+    return found if isinstance(found, User) else require_user()
+
+
+def account_box() -> None:
+    """Who is signed in, in the sidebar, with Sign out."""
+    if auth_mode() == "none":
+        return
+    u = user()
+    st.sidebar.caption(f"Signed in as **{md(u.label)}**" + (" · instructor" if u.role == "instructor" else ""))
+    if auth_mode() == "oidc" and st.sidebar.button("Sign out", key="sign_out"):
+        st.logout()
+
+
+def md(text: Any) -> str:
+    """User text made safe for markdown: a run's name, a link's value. Without this, a name like
+    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages."""
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:" else ch)
+    return "".join(out).replace("\n", " ")
 
 
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")
@@ -111,7 +202,8 @@ def evaluation(run: Run) -> Evaluation:
 
 
 def runs(with_weights: bool = False) -> list[Run]:
-    out = list_runs(runs_dir())
+    """The runs this session's user may see, newest first."""
+    out = access.visible_runs(user(), policy(), runs_dir())
     return [r for r in out if r.has_weights()] if with_weights else out
 
 
@@ -162,9 +254,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     return by_id[chosen]
 
 
-def open_run_safe(run_id: str) -> Run | None:
+def open_run_safe(run_id: str, action: str = "view") -> Run | None:
+    """The run ``run_id`` (an id only, never a path) if this session's user may ``action`` it."""
     try:
-        return open_run(run_id, runs_dir())
+        return access.open_for(user(), run_id, action, policy(), runs_dir())
     except SignlabError:
         return None
 

@@ -1,0 +1,346 @@
+"""Who may do what on a shared server: users, roles, owners and quotas, checked in the backend.
+
+Every action on a run (see, stop, pause, resume, continue, rename, delete, download, export) and
+every start (a run, a continuation, a sweep) goes through the functions here, which check the
+acting :class:`User` against the run's owner in the run store *before* acting. Pages call these
+functions; hiding a button is never the protection.
+
+Roles:
+
+* ``student``: sees and controls their own runs; sees classmates' runs read-only only when the
+  server allows it (``show_classmates``).
+* ``instructor`` (listed in ``SIGNLAB_INSTRUCTORS`` or the settings): sees and manages everything
+  and can change the class settings (quotas) from the dashboard.
+* ``local``: nobody signed in because the server has no sign-in (someone on their own laptop), and
+  the command line, which acts as the local user: full rights, as a shell on the machine has.
+
+Settings come from defaults, then the environment, then the run database's settings table (what
+an instructor changed in the dashboard); :func:`policy` merges them.
+
+This module knows nothing about Streamlit or how a user signed in; :mod:`signlab.ui` builds the
+User from the sign-in.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import TrainConfig
+from .errors import SignlabError
+from .models import create_model, layer_summary
+from .paths import default_runs_dir
+from .runs import Run, check_run_id, delete_run, list_runs, run_path
+from .store import ACTIVE, RunState, store_for
+
+ROLES = ("student", "instructor", "local")
+ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
+
+
+class AccessError(SignlabError):
+    """The acting user may not do this (names the action and why)."""
+
+
+class QuotaError(SignlabError):
+    """A start would go past a quota (says which, the numbers, and what would fit)."""
+
+
+@dataclass(frozen=True)
+class User:
+    """Who is acting: ``id`` is the owner recorded on runs (an e-mail, a proxy's user name)."""
+
+    id: str
+    role: str = "student"
+    name: str = ""
+
+    @property
+    def manages_all(self) -> bool:
+        return self.role in ("instructor", "local")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+def local_user() -> User:
+    """The command line's user (and a server without sign-in): the machine's user, full rights."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "local"
+    return User(id=f"local:{name}", role="local", name=name)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The class settings. Defaults suit one CPU server and a class of about 30."""
+
+    show_classmates: bool = False  # students see classmates' runs read-only
+    max_active_per_user: int = 3  # queued plus training runs of one user (sweep trials included)
+    max_runs_per_user: int = 200
+    max_disk_per_user_mb: int = 1000
+    max_disk_total_mb: int = 50_000
+    max_run_memory_mb: int = 4000  # the largest run one user may start (estimated training memory)
+    instructors: tuple[str, ...] = ()
+
+    LIMITS = ("max_active_per_user", "max_runs_per_user", "max_disk_per_user_mb", "max_disk_total_mb",
+              "max_run_memory_mb")
+
+    def role_of(self, user_id: str) -> str:
+        return "instructor" if user_id.lower() in {i.lower() for i in self.instructors} else "student"
+
+    def with_changes(self, changes: dict[str, Any]) -> "Policy":
+        """A copy with ``changes`` (from the environment or the settings table), each checked."""
+        known = {f.name: f for f in fields(self)}
+        out: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key not in known:
+                continue
+            if key == "instructors":
+                items = value.split(",") if isinstance(value, str) else value
+                if not isinstance(items, (list, tuple)):
+                    raise SignlabError("instructors: give a list of user ids (e-mail addresses)")
+                out[key] = tuple(str(i).strip() for i in items if str(i).strip())
+            elif key == "show_classmates":
+                out[key] = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+            else:
+                out[key] = _limit(key, value)
+        return replace(self, **out)
+
+
+def _limit(key: str, value: Any) -> int:
+    """A quota from outside: a whole number from 0 to 10**9, checked before conversion."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) > 10**9:
+        raise SignlabError(f"{key}: {text[:20]!r} is not a whole number from 0 to 1000000000")
+    return int(text)
+
+
+def _env_settings() -> dict[str, Any]:
+    env = {"instructors": os.environ.get("SIGNLAB_INSTRUCTORS"),
+           "show_classmates": os.environ.get("SIGNLAB_SHOW_CLASSMATES")}
+    env.update({k: os.environ.get(f"SIGNLAB_{k.upper()}") for k in Policy.LIMITS})
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = None) -> Policy:
+    """Defaults, then ``extra`` (the server's secrets), then the environment, then the settings an
+    instructor saved in the run database."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    p = Policy().with_changes(extra or {}).with_changes(_env_settings())
+    return p.with_changes(store_for(root).settings())
+
+
+def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | None = None) -> Policy:
+    """An instructor changes the class settings (stored in the run database, for every server)."""
+    if not user.manages_all:
+        raise AccessError("only an instructor can change the class settings")
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    checked = Policy().with_changes(changes)  # raises for a bad value before anything is saved
+    store_for(root).save_settings({k: getattr(checked, k) for k in changes if k in Policy.LIMITS
+                                   or k == "show_classmates"})
+    return policy(root)
+
+
+def user_for(user_id: str, pol: Policy, name: str = "") -> User:
+    """The User for a signed-in id, with the role the settings give it."""
+    uid = " ".join(str(user_id).split())[:200]
+    if not uid:
+        raise AccessError("the sign-in gave no user id")
+    return User(id=uid, role=pol.role_of(uid), name=name)
+
+
+# --------------------------------------------------------------------------- checks
+def _owner(run: Run) -> str | None:
+    return run.summary().get("owner") if run.row is not None else run.status().get("owner")
+
+
+def can(user: User, run: Run, action: str, pol: Policy) -> bool:
+    if action not in ACTIONS:
+        raise ValueError(action)
+    if user.manages_all:
+        return True
+    owner = _owner(run)
+    if owner == user.id:
+        return True
+    return action == "view" and pol.show_classmates
+
+
+def require(user: User, run: Run, action: str, pol: Policy) -> Run:
+    """``run`` if ``user`` may do ``action`` on it; AccessError otherwise (without saying whose it is)."""
+    if not can(user, run, action, pol):
+        if can(user, run, "view", pol):
+            raise AccessError(f"run {run.id} belongs to a classmate: you can look at it, not {action} it")
+        raise AccessError(f"there is no run {run.id} of yours")
+    return run
+
+
+def open_for(user: User, run_id: str, action: str, pol: Policy, runs_dir: Path | str | None = None) -> Run:
+    """The run ``run_id`` (an id only, never a path) if ``user`` may do ``action`` on it."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    try:
+        path = run_path(check_run_id(run_id), root)
+    except SignlabError:
+        raise AccessError(f"there is no run {str(run_id)[:80]!r} of yours") from None
+    if not (path / "config.json").exists() or path.is_symlink():
+        raise AccessError(f"there is no run {run_id} of yours")
+    return require(user, Run(path), action, pol)
+
+
+def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None, warn=None) -> list[Run]:
+    """The runs ``user`` may see, newest first."""
+    return [r for r in list_runs(runs_dir, warn=warn) if can(user, r, "view", pol)]
+
+
+# --------------------------------------------------------------------------- quotas
+def estimate_memory_mb(cfg: TrainConfig) -> float:
+    """Training memory of a run, estimated from the model's layer table: every layer's output kept
+    for the backward pass and its gradient (x batch size x ensemble members, float32), plus the
+    weights, their gradients and two optimizer moments, plus the training images on the device."""
+    model = create_model(cfg.model, width=cfg.width)
+    rows = layer_summary(model)
+    # leaves only (a container's output is its last child's): a row not followed by a deeper one
+    per_image = sum(_prod(r["output_shape"][1:]) for i, r in enumerate(rows)
+                    if i + 1 == len(rows) or rows[i + 1]["depth"] <= r["depth"])
+    params = sum(p.numel() for p in model.parameters())
+    activations = per_image * cfg.batch_size * cfg.ensemble * 4 * 2
+    weights = params * cfg.ensemble * 4 * 4
+    data = 34_627 * 784 * 4
+    return (activations + weights + data) / 2**20
+
+
+def _prod(shape: Iterable[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _disk_mb(folders: Iterable[Path]) -> float:
+    total = 0
+    for folder in folders:
+        for dirpath, _dirs, files in os.walk(folder):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+    return total / 2**20
+
+
+def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path | str | None = None,
+                new_jobs: int = 1) -> None:
+    """QuotaError when ``user`` starting ``new_jobs`` more jobs (of ``cfg``) would pass a quota.
+
+    Instructors and the local user have no quotas. ``cfg`` None: a continuation of an existing run
+    (no new run, no new disk, the same size as before).
+    """
+    if user.manages_all:
+        return
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    mine = store_for(root).rows(owner=user.id)
+    active = sum(r["status"] in ACTIVE for r in mine)
+    if active + new_jobs > pol.max_active_per_user:
+        raise QuotaError(f"you have {active} run(s) queued or training, and the limit is {pol.max_active_per_user} "
+                         "at a time; wait for one to finish, or stop one")
+    if cfg is None:
+        return
+    if len(mine) + new_jobs > pol.max_runs_per_user:
+        raise QuotaError(f"you have {len(mine)} runs, and the limit is {pol.max_runs_per_user}; "
+                         "delete some on the Runs page")
+    need = estimate_memory_mb(cfg)
+    if need > pol.max_run_memory_mb:
+        fit = cfg.batch_size
+        while fit > 1 and estimate_memory_mb(cfg.replace(batch_size=fit)) > pol.max_run_memory_mb:
+            fit //= 2
+        hint = (f"batch size {fit} would fit" if estimate_memory_mb(cfg.replace(batch_size=fit)) <= pol.max_run_memory_mb
+                else "choose a smaller model or fewer ensemble members")
+        raise QuotaError(f"this run needs about {need:,.0f} MB to train ({cfg.model}, batch {cfg.batch_size}, "
+                         f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
+    used = _disk_mb(root / r["run_id"] for r in mine)
+    if used > pol.max_disk_per_user_mb:
+        raise QuotaError(f"your runs take {used:,.0f} MB on disk, over your {pol.max_disk_per_user_mb:,} MB; "
+                         "delete some on the Runs page")
+    everyone = _disk_mb([root])
+    if everyone > pol.max_disk_total_mb:
+        raise QuotaError(f"the runs folder holds {everyone:,.0f} MB, over the server's {pol.max_disk_total_mb:,} MB; "
+                         "ask your instructor to make room")
+
+
+# --------------------------------------------------------------------------- actions
+def submit(user: User, cfg: TrainConfig, pol: Policy, jobs, name: str | None = None) -> Run:
+    """Queue a run owned by ``user`` (``jobs``: the JobManager) after the quota checks."""
+    check_start(user, cfg, pol, jobs.runs_dir)
+    return jobs.submit(cfg, name=name, owner=user.id)
+
+
+def stop(user: User, run_id: str, pol: Policy, jobs) -> RunState:
+    return jobs.cancel(open_for(user, run_id, "stop", pol, jobs.runs_dir))
+
+
+def pause(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> RunState:
+    return open_for(user, run_id, "pause", pol, runs_dir).request("pause")
+
+
+def resume(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> RunState:
+    return open_for(user, run_id, "resume", pol, runs_dir).request("resume")
+
+
+def continue_run(user: User, run_id: str, epochs: int, pol: Policy, jobs) -> Run:
+    open_for(user, run_id, "continue", pol, jobs.runs_dir)
+    check_start(user, None, pol, jobs.runs_dir)
+    return jobs.submit_continue(run_id, epochs)
+
+
+def rename(user: User, run_id: str, name: str, pol: Policy, runs_dir: Path | str | None = None) -> Run:
+    run = open_for(user, run_id, "rename", pol, runs_dir)
+    run.rename(name)
+    return run
+
+
+def delete(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> None:
+    open_for(user, run_id, "delete", pol, runs_dir)
+    delete_run(run_id, runs_dir)
+
+
+def download(user: User, run_id: str, what: str, pol: Policy, runs_dir: Path | str | None = None) -> bytes:
+    """A run's file for download: ``weights``, ``config`` or ``onnx`` (read without following links)."""
+    run = open_for(user, run_id, "download", pol, runs_dir)
+    from .fsutil import read_inside
+
+    name = {"weights": "model.safetensors", "config": "config.json", "onnx": "model.onnx"}[what]
+    return read_inside(run.dir, name)
+
+
+def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:
+    from .explore import export_onnx
+
+    return export_onnx(open_for(user, run_id, "export", pol, runs_dir))
+
+
+def can_study(user: User, record: dict[str, Any], action: str, pol: Policy) -> bool:
+    """Sweeps have owners like runs: ``record`` is the study's record (``sweep.list_studies``)."""
+    if user.manages_all or record.get("owner") == user.id:
+        return True
+    return action == "view" and pol.show_classmates
+
+
+def start_sweep(user: User, pol: Policy, runs_dir: Path | str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Start a sweep owned by ``user``. Its workers each keep one trial queued or training, so they
+    count against the user's job quota (and every trial waits for a slot of the job limit)."""
+    from .sweep import start_sweep_process
+
+    check_start(user, None, pol, runs_dir, new_jobs=min(int(kwargs.get("workers", 1)), int(kwargs["trials"])))
+    return start_sweep_process(runs_dir=runs_dir, owner=user.id, **kwargs)
+
+
+def stop_sweep(user: User, record: dict[str, Any], pol: Policy, runs_dir: Path | str | None = None,
+               force: bool = False) -> int:
+    from .sweep import stop_sweep as _stop
+
+    if not can_study(user, record, "stop", pol):
+        raise AccessError(f"the sweep {record.get('study')} is not yours to stop")
+    return _stop(record["study"], runs_dir, force=force)
+

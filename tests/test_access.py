@@ -1,0 +1,193 @@
+"""A class server: owners, roles and quotas, checked in the backend (signlab.access), and the pages
+that go through it (AppTest as a signed-in student)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from signlab import access
+from signlab.access import AccessError, Policy, QuotaError, User
+from signlab.config import TrainConfig
+from signlab.jobs import JobManager
+from signlab.runs import create_held_run, create_run
+from signlab.store import RunState
+from signlab.ui import Keys, md
+
+ROOT = Path(__file__).resolve().parent.parent
+ALICE = User("alice@uni.edu", "student")
+BOB = User("bob@uni.edu", "student")
+TEACH = User("teach@uni.edu", "instructor")
+TINY = dict(model="logreg", epochs=1, max_steps=2, augment=False, device="cpu")
+
+
+@pytest.fixture
+def setup(tmp_path, small_dataset):
+    """Alice's finished run (with weights) and Bob's queued one, in a fresh runs folder."""
+    from signlab import api
+
+    rec = api.train(TrainConfig(**TINY), tmp_path, run_id="alice-run", dataset=small_dataset)
+    access.open_for(TEACH, "alice-run", "view", Policy(), tmp_path).store.annotate("alice-run", owner=ALICE.id)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="bob-run", owner=BOB.id)
+    assert rec["status"] == "completed"
+    return tmp_path, JobManager(tmp_path, limit=1, start_workers=False)
+
+
+@pytest.mark.parametrize("action", ["stop", "pause", "resume", "continue", "rename", "delete", "download", "export"])
+def test_a_student_cannot_act_on_a_classmates_run(setup, action):
+    root, jm = setup
+    pol = Policy(show_classmates=True)
+    calls = {
+        "stop": lambda u: access.stop(u, "alice-run", pol, jm),
+        "pause": lambda u: access.pause(u, "alice-run", pol, root),
+        "resume": lambda u: access.resume(u, "alice-run", pol, root),
+        "continue": lambda u: access.continue_run(u, "alice-run", 1, pol, jm),
+        "rename": lambda u: access.rename(u, "alice-run", "mine now", pol, root),
+        "delete": lambda u: access.delete(u, "alice-run", pol, root),
+        "download": lambda u: access.download(u, "alice-run", "weights", pol, root),
+        "export": lambda u: access.export(u, "alice-run", pol, root),
+    }
+    with pytest.raises(AccessError, match="belongs to a classmate"):
+        calls[action](BOB)
+    run = access.open_for(TEACH, "alice-run", "view", pol, root)
+    assert run.status()["status"] == RunState.COMPLETED and run.name == "alice-run" and run.has_weights()
+    assert run.status()["control"] is None
+    calls[action](ALICE)  # the owner can
+    if action not in ("delete", "continue"):  # (gone, or already queued to continue)
+        calls[action](TEACH)  # and so can an instructor
+
+
+def test_visibility_follows_the_setting(setup):
+    root, _ = setup
+    hidden, shown = Policy(show_classmates=False), Policy(show_classmates=True)
+    assert [r.id for r in access.visible_runs(BOB, hidden, root)] == ["bob-run"]
+    assert sorted(r.id for r in access.visible_runs(BOB, shown, root)) == ["alice-run", "bob-run"]
+    assert sorted(r.id for r in access.visible_runs(TEACH, hidden, root)) == ["alice-run", "bob-run"]
+    with pytest.raises(AccessError, match="no run alice-run of yours"):  # not even whose it is
+        access.open_for(BOB, "alice-run", "view", hidden, root)
+
+
+@pytest.mark.parametrize("ref", ["/etc", "../outside", "alice-run/../../x", str(Path("/tmp"))])
+def test_links_take_run_ids_never_paths(setup, ref):
+    root, _ = setup
+    with pytest.raises(AccessError):
+        access.open_for(TEACH, ref, "view", Policy(), root)
+
+
+def test_quota_jobs_per_user(setup):
+    root, jm = setup
+    pol = Policy(max_active_per_user=2)
+    access.submit(BOB, TrainConfig(**TINY), pol, jm)  # bob: the queued one plus this: 2
+    with pytest.raises(QuotaError, match="2 run\\(s\\) queued or training, and the limit is 2"):
+        access.submit(BOB, TrainConfig(**TINY), pol, jm)
+    access.submit(ALICE, TrainConfig(**TINY), pol, jm)  # others are not affected
+    access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)  # instructors have none
+
+
+def test_quota_runs_per_user(setup):
+    root, jm = setup
+    with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
+        access.submit(ALICE, TrainConfig(**TINY), Policy(max_runs_per_user=1), jm)
+
+
+def test_quota_largest_run_says_what_would_fit(setup):
+    root, jm = setup
+    big = TrainConfig(model="deepcnn", batch_size=4096, ensemble=8)
+    assert access.estimate_memory_mb(big) > 40_000  # about 47 GB of activations, as measured
+    with pytest.raises(QuotaError, match=r"needs about [\d,]+ MB .*deepcnn, batch 4096, 8 network.*batch size \d+ would fit"):
+        access.submit(BOB, big, Policy(), jm)
+    access.submit(BOB, TrainConfig(model="fastcnn"), Policy(), jm)  # the default preset fits
+
+
+def test_quota_disk_per_user_and_total(setup):
+    root, jm = setup
+    with pytest.raises(QuotaError, match="your runs take .* MB on disk, over your 0 MB"):
+        access.submit(ALICE, TrainConfig(**TINY), Policy(max_disk_per_user_mb=0), jm)
+    with pytest.raises(QuotaError, match="the runs folder holds .* MB, over the server's 0 MB"):
+        access.submit(BOB, TrainConfig(**TINY), Policy(max_disk_total_mb=0), jm)
+
+
+def test_quota_sweeps_count_as_jobs(setup):
+    root, _ = setup
+    with pytest.raises(QuotaError, match="limit is 3"):
+        access.start_sweep(BOB, Policy(max_active_per_user=3), root, model="logreg", trials=8, workers=3)
+    with pytest.raises(AccessError, match="not yours to stop"):
+        access.stop_sweep(BOB, {"study": "s", "owner": ALICE.id}, Policy(), root)
+
+
+def test_settings_are_for_instructors(setup):
+    root, _ = setup
+    with pytest.raises(AccessError):
+        access.save_settings(BOB, {"max_active_per_user": 99}, root)
+    pol = access.save_settings(TEACH, {"max_active_per_user": 7, "show_classmates": True}, root)
+    assert pol.max_active_per_user == 7 and pol.show_classmates
+    assert access.policy(root).max_active_per_user == 7  # kept in the run database for every server
+    with pytest.raises(Exception, match="whole number"):
+        access.save_settings(TEACH, {"max_active_per_user": "1" + "0" * 400}, root)
+
+
+def test_roles_from_the_instructor_list(monkeypatch, tmp_path):
+    monkeypatch.setenv("SIGNLAB_INSTRUCTORS", "Teach@Uni.edu, other@uni.edu")
+    pol = access.policy(tmp_path)
+    assert access.user_for("teach@uni.edu", pol).role == "instructor"
+    assert access.user_for("alice@uni.edu", pol).role == "student"
+    assert access.local_user().role == "local" and access.local_user().manages_all
+
+
+def test_user_text_is_escaped_for_markdown():
+    evil = "[click me](http://evil.example) ![x](http://evil.example/i.png) **loud** <b>"
+    out = md(evil)
+    assert "](" not in out.replace("\\](", "") and "![" not in out.replace("\\!\\[", "")
+    assert "\\*\\*loud\\*\\*" in out and "\\<b\\>" in out
+
+
+# ----------------------------------------------------------------------------- pages as a student
+def _as(user: User, page: str, query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+    at.session_state[Keys.USER] = user
+    at.session_state[Keys.ROUTED] = True
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def test_pages_show_a_student_only_their_runs(setup, monkeypatch, app_caches):
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    at = _as(BOB, "runs")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["bob-run"]
+    # a crafted link to Alice's run opens nothing on Train; Stop stays disabled
+    at = _as(BOB, "train", {"run": "alice-run"})
+    assert not at.exception
+    assert "alice-run" not in " ".join(m.value for m in at.markdown)
+    stop = next(b for b in at.button if "Stop" in b.label)
+    assert stop.disabled
+    # the instructor sees both
+    at = _as(TEACH, "runs")
+    assert sorted(at.dataframe[0].value["name"]) == ["alice-run", "bob-run"]
+
+
+def test_a_run_name_renders_as_text(setup, monkeypatch, app_caches):
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    run = access.rename(ALICE, "alice-run", "[win](http://evil.example)", Policy(), root)
+    at = _as(ALICE, "train", {"run": run.id})
+    assert not at.exception
+    heads = [h.value for h in at.subheader]
+    assert any("\\[win\\]\\(http\\://evil\\.example\\)" in h for h in heads), heads
+
+
+def test_held_run_controls_check_the_owner(tmp_path):
+    run, claim = create_held_run(TrainConfig(**TINY), "w", tmp_path, run_id="held", owner=ALICE.id)
+    run.store.update(claim, RunState.RUNNING)
+    jm = JobManager(tmp_path, limit=1, start_workers=False)
+    with pytest.raises(AccessError):
+        access.stop(BOB, "held", Policy(), jm)
+    assert run.store.heartbeat(claim) is None  # no stop request reached the worker
+    access.stop(ALICE, "held", Policy(), jm)
+    assert run.store.heartbeat(claim) == "stop"
+    assert json.loads((tmp_path / "held" / "meta.json").read_text())["run_id"] == "held"
