@@ -1,7 +1,19 @@
-"""Helpers for the browser tests: waiting for the app, naming steps, reading plotly charts."""
+"""Helpers for the browser tests: a server of their own, waiting for the app, naming steps,
+reading plotly charts."""
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 
 def wait_idle(page, timeout: float = 30) -> None:
@@ -102,3 +114,51 @@ def wait_chart(page, key: str, timeout: float = 60) -> None:
     page.wait_for_function(
         "(sel) => { const g = document.querySelector(sel); return !!(g && g._fullData && g._fullData.length); }",
         arg=chart_selector(key), timeout=timeout * 1000)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port with its own runs folder and job limit."""
+
+    def __init__(self, runs_dir: Path, limit: int, log: Path, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
+               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4", **(env or {})}
+        self.log = open(log, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                                      str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1", *args],
+                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited: {Path(log).read_text()[-2000:]}")
+        self.stop()
+        raise RuntimeError("streamlit did not become healthy in 90 s")
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group (workers run in sessions of their own and live on)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.log.close()

@@ -5,8 +5,8 @@
   Home page still loads while they train.
 * The server is SIGKILLed mid-training and started again on the same runs folder: the worker (in
   its own process session) trains on, the new server shows the run's true state, every listed run
-  opens whole. Then the worker itself is SIGKILLed mid-epoch: the page says "Interrupted", the last
-  finished epoch's weights are kept, and "Continue training" finishes the run.
+  opens whole. Then the worker itself is SIGKILLed mid-epoch: its lease runs out and another worker
+  continues the run from its last finished epoch; Stop, then "Continue training", finishes it.
 """
 from __future__ import annotations
 
@@ -14,15 +14,12 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from _helpers import assert_no_exception, step, wait_idle
+from _helpers import Server, assert_no_exception, step, wait_idle
 
 from signlab.runs import list_runs, open_run
 from signlab.store import HOLDING, RunState, store_for as open_store
@@ -30,53 +27,6 @@ from tests._wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``streamlit run app.py`` on a free port with its own runs folder and job limit."""
-
-    def __init__(self, runs_dir: Path, limit: int, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
-               "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4"}
-        self.log = open(log, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                                      str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1"],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.3)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {Path(log).read_text()[-2000:]}")
-        self.stop()
-        raise RuntimeError("streamlit did not become healthy in 90 s")
-
-    def kill(self) -> None:
-        """SIGKILL the server's process group (workers run in sessions of their own and live on)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self.log.close()
 
 
 def _open(page, url: str) -> float:
