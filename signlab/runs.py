@@ -444,7 +444,8 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
         claim = store_for(root).add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,
                                     model=cfg.model, target_epochs=cfg.epochs, holder=holder, created=now,
                                     info={"preset": cfg.preset, "ensemble": cfg.ensemble},
-                                    message="waiting in the queue" if holder is None else "starting",
+                                    message="starting" if holder else "waiting in the queue"
+                                    if RunState(status) == RunState.QUEUED else "",
                                     auto_continue=auto_continue)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)  # no folder without its row, nor a row without its folder

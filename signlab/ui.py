@@ -145,7 +145,7 @@ def md(text: Any) -> str:
     ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages."""
     out = []
     for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:" else ch)
+        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:@" else ch)
     return "".join(out).replace("\n", " ")
 
 
@@ -169,7 +169,8 @@ def dataset() -> Dataset:
 @st.cache_resource
 def job_manager() -> JobManager:
     """The process's job manager; its background thread starts queued runs."""
-    jm = JobManager(runs_dir())
+    # SIGNLAB_LOCAL_WORKERS=0: this server only queues; workers on other machines train (a cluster)
+    jm = JobManager(runs_dir(), start_workers=os.environ.get("SIGNLAB_LOCAL_WORKERS", "1") != "0")
     jm.start_background()
     return jm
 

@@ -126,8 +126,8 @@ class Server:
     """``streamlit run app.py`` on a free port with its own runs folder and job limit."""
 
     def __init__(self, runs_dir: Path, limit: int, log: Path, args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4", **(env or {})}
