@@ -149,3 +149,23 @@ with right:
                            data=lambda: access.download(me, run.id, "config", rules, ui.runs_dir()),
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")
+
+# ----------------------------------------------------------------------------- class settings
+if me.role == "instructor":
+    with st.expander("⚙️ Class settings (instructors)"):
+        with st.form("class_settings"):
+            st.caption("Quotas for every student, kept in the run database for every server.")
+            values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
+                                                   value=rules.show_classmates)}
+            labels = {"max_active_per_user": "Runs queued or training at once, per student",
+                      "max_runs_per_user": "Runs kept, per student",
+                      "max_disk_per_user_mb": "Disk per student (MB)",
+                      "max_disk_total_mb": "Disk for the whole runs folder (MB)",
+                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)"}
+            for key, label in labels.items():
+                values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
+            if st.form_submit_button("Save"):
+                with ui.guard("Could not save"):
+                    access.save_settings(me, values, ui.runs_dir())
+                    st.session_state["runs_flash"] = "Class settings saved."
+                    st.rerun()
