@@ -14,6 +14,7 @@ from signlab.labels import normalize
 from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
 from signlab.store import RunState
 from signlab.trainer import Trainer
+from safetensors.torch import load_file
 
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "model.safetensors",
              "optimizer.safetensors", "optimizer.json", "kernels/epoch_0000.safetensors",
@@ -250,3 +251,32 @@ def test_list_runs_skips_folders_without_config(tmp_path):
     assert [r.id for r in list_runs(tmp_path)] == ["good"]
     assert list_runs(tmp_path / "missing") == []
     assert isinstance(list_runs(tmp_path)[0], Run)
+
+
+def test_a_folder_from_the_previous_signlab_lists_opens_evaluates_and_continues(tmp_path, small_dataset):
+    """A run written by the file-based signlab (status.json, one kernels.safetensors, no database):
+    imported on first sight, it lists, opens, evaluates and continues like any other."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path / "new", run_id="old-run", dataset=small_dataset)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copytree(tmp_path / "new" / "old-run", legacy / "old-run")
+    folder = legacy / "old-run"
+    history = {f"epoch_{int(f.stem.split('_')[1])}": load_file(str(f))["kernels"]
+               for f in sorted((folder / "kernels").glob("*.safetensors"))}
+    shutil.rmtree(folder / "kernels")
+    save_file(history, str(folder / "kernels.safetensors"))  # the old single-file kernel history
+    (folder / "status.json").write_text(json.dumps({"status": "completed", "epochs_completed": 1,
+                                                    "target_epochs": 1, "test_accuracy": 0.5, "pid": 12345,
+                                                    "host": "elsewhere"}))
+    [run] = list_runs(legacy)
+    assert run.id == "old-run" and run.summary()["status"] == "completed" and run.summary()["test_accuracy"] == 0.5
+    assert sorted(run.kernel_history()) == [0, 1]
+    assert api.evaluate_run("old-run", small_dataset, runs_dir=legacy).accuracy > 0.04
+    rec = api.continue_run("old-run", 1, legacy, dataset=small_dataset)
+    assert rec["status"] == "completed" and rec["epochs"] == 2
+    assert sorted(open_run("old-run", legacy).kernel_history()) == [0, 1, 2]
