@@ -457,18 +457,23 @@ class RunStore:
                 return None
             return Claim(row.run_id, attempt, worker, row.resume_epochs)
 
+    def _finished(self, conn, run_id: str, now: float):
+        """The run's row, once expired leases are taken back, if it is finished; else RunError."""
+        self._expire(conn, now)
+        row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+        if row is None:
+            raise RunError(f"run {run_id} is not in the run database")
+        if RunState(row.state) not in FINAL:
+            who = f" by {row.worker}" if row.worker else ""
+            raise RunError(f"run {run_id} is {row.state}{who}; only a finished run can be continued")
+        return row
+
     def claim_final(self, run_id: str, worker: str, epochs: int) -> Claim:
         """Claim a finished run directly (``train --resume`` in this process); RunError when it is
         queued, held by someone else, or claimed by another resume a moment ago."""
         now = time.time()
         with self._tx(serialise=True) as conn:
-            self._expire(conn, now)
-            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
-            if row is None:
-                raise RunError(f"run {run_id} is not in the run database")
-            if RunState(row.state) not in FINAL:
-                who = f" by {row.worker}" if row.worker else ""
-                raise RunError(f"run {run_id} is {row.state}{who}; only a finished run can be continued")
+            row = self._finished(conn, run_id, now)
             attempt = row.attempt + 1
             self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                       pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
@@ -539,12 +544,7 @@ class RunStore:
         """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished)."""
         now = time.time()
         with self._tx(serialise=True) as conn:
-            self._expire(conn, now)
-            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
-            if row is None:
-                raise RunError(f"run {run_id} is not in the run database")
-            if RunState(row.state) not in FINAL:
-                raise RunError(f"run {run_id} is already {row.state}")
+            row = self._finished(conn, run_id, now)
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
                       message="waiting to continue")
