@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from . import augment as aug
@@ -156,6 +157,19 @@ def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = None) -> t
         views.append(zoomed_views(prep))
         targets.append(LETTERS.index(p.letter))
     return np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64)
+
+
+def thumbnail(photo: Photo, crop: Crop | str | None = None, size: int = 112) -> bytes:
+    """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery.
+
+    Also the check that the photo can be used: an unreadable file raises ImageError naming it.
+    """
+    from .preprocess import to_png
+
+    prep = prepare(photo.data, photo.label, crop)
+    left, top, right, bottom = prep.box
+    square = Image.fromarray(np.ascontiguousarray(prep.gray[top:bottom, left:right]), mode="F")
+    return to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------- adapting a model
