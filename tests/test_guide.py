@@ -28,7 +28,7 @@ def _evaluation(acc_letters: int, all_a: bool = False) -> Evaluation:
 
 def test_steps_walk_the_lecture_in_order():
     keys = [s.key for s in guide.STEPS]
-    assert keys == ["data", "logreg", "templates", "seed", "fixed", "kernels", "classify"]
+    assert keys == ["data", "logreg", "templates", "seed", "fixed", "kernels", "classify", "calibrate"]
     assert guide.SEED.model == "seed_convnet" and guide.FIXED.model == "convnet"
     # the two ConvNet steps differ only in the output ReLU: same settings otherwise
     assert guide.SEED.replace(model="convnet") == guide.FIXED
