@@ -41,8 +41,10 @@ UPPER_BOUND_NOTE = ("note: the photos of one folder come from one session (often
 
 
 def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[str], runs_dir: str | None = None,
-            crop: str | None = None, steps: int | None = None, seed: int = 0) -> list[dict]:
-    """One row per folder, K and method (and pooled rows when there are several folders)."""
+            crop: str | None = None, steps: int | None = None, seed: int = 0,
+            on_row=lambda row: None) -> list[dict]:
+    """One row per folder, K and method (and pooled rows when there are several folders);
+    ``on_row`` sees each row as soon as it is measured."""
     parent = open_run(run_ref, runs_dir)
     model, tta = parent.load_model(), parent.config.augment_photo
     dataset = load_dataset(parent.config.data)
@@ -73,6 +75,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                                  "correct_after": int(round(after * len(rest))),
                                  "seconds": rec["seconds"], "cpu_seconds": round(cpu, 1),
                                  "dataset_test_accuracy": rec["test_accuracy"]})
+                    on_row(rows[-1])
     if len(folders) > 1:
         for k in shots:
             for method in methods:
@@ -86,6 +89,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                                  "seconds": max(r["seconds"] for r in sel),
                                  "cpu_seconds": max(r["cpu_seconds"] for r in sel),
                                  "dataset_test_accuracy": min(r["dataset_test_accuracy"] for r in sel)})
+                    on_row(rows[-1])
     return rows
 
 
@@ -102,21 +106,25 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
+
+    def show(r: dict) -> None:
+        print(f"{Path(r['dir']).name:<28} {r['shots']:>2} {r['method']:<9} {r['calibration_photos']:>4} "
+              f"{r['test_photos']:>5} {100 * r['before']:>6.1f}% {100 * r['after']:>6.1f}% {r['seconds']:>8.1f} "
+              f"{r['cpu_seconds']:>6.1f} {100 * r['dataset_test_accuracy']:>12.2f}%", flush=True)
+
+    if not args.json:
+        print(f"run {args.run}; {threads_note()}")
+        print(f"{'folder':<28} {'K':>2} {'method':<9} {'cal':>4} {'test':>5} {'before':>7} {'after':>7} "
+              f"{'seconds':>8} {'cpu s':>6} {'dataset test':>13}", flush=True)
     try:
         rows = measure(args.run, args.dirs, args.shots, args.methods, args.runs_dir,
-                       crop="auto" if args.crop == "hand" else None, steps=args.steps, seed=args.seed)
+                       crop="auto" if args.crop == "hand" else None, steps=args.steps, seed=args.seed,
+                       on_row=(lambda r: None) if args.json else show)
     except SignlabError as err:
         raise SystemExit(f"calibrate bench: {err}")
     if args.json:
         print(json.dumps({"rows": rows, "note": UPPER_BOUND_NOTE, "threads": threads_note()}))
         return
-    print(f"run {args.run}; {threads_note()}")
-    print(f"{'folder':<28} {'K':>2} {'method':<9} {'cal':>4} {'test':>5} {'before':>7} {'after':>7} "
-          f"{'seconds':>8} {'cpu s':>6} {'dataset test':>13}")
-    for r in rows:
-        print(f"{Path(r['dir']).name:<28} {r['shots']:>2} {r['method']:<9} {r['calibration_photos']:>4} "
-              f"{r['test_photos']:>5} {100 * r['before']:>6.1f}% {100 * r['after']:>6.1f}% {r['seconds']:>8.1f} "
-              f"{r['cpu_seconds']:>6.1f} {100 * r['dataset_test_accuracy']:>12.2f}%")
     print(UPPER_BOUND_NOTE)
     print(f"total {time.perf_counter() - t0:.0f}s")
 

@@ -227,7 +227,7 @@ def adapt(model: nn.Module, views: np.ndarray, targets: np.ndarray, dataset: Dat
     gives replay images. Methods (each network of an ensemble adapted on its own, batch-norm
     statistics frozen, so a handful of photos cannot shift them):
 
-    - ``head``: retrain the last linear layer on the features of 24 augmented copies of every
+    - ``head``: retrain the last linear layer on the features of 8 augmented copies of every
       view plus as many augmented dataset images, starting from the trained weights.
     - ``finetune``: train the last convolution and the last linear layer on batches half
       augmented photos, half dataset images.
@@ -249,14 +249,14 @@ def adapt(model: nn.Module, views: np.ndarray, targets: np.ndarray, dataset: Dat
     if method == "finetune":
         _finetune(model, x_cal, y_cal, dataset, photo_augment, steps or 60, g, report)
     else:
-        _fit_heads(model, x_cal, y_cal, dataset, photo_augment, method, steps or 150, g, report)
+        _fit_heads(model, x_cal, y_cal, dataset, photo_augment, method, steps or 100, g, report)
     report(1.0)
     return model.eval()
 
 
 def _fit_heads(model: nn.Module, x_cal: torch.Tensor, y_cal: torch.Tensor, dataset: Dataset, photo: bool,
                method: str, steps: int, g: torch.Generator, report: Callable[[float], None]) -> None:
-    copies = max(2, min(24, 8000 // len(x_cal)))  # 24 for a few photos a letter; bounded for many
+    copies = max(2, min(8, 4000 // len(x_cal)))  # 8 for a few photos a letter; bounded for many
     xa = _augment_photos(x_cal.repeat(copies, 1, 1, 1), g)
     xa = torch.cat([x_cal, x_cal.flip(3), xa])  # the views as prediction sees them, and augmented copies
     ya = y_cal.repeat(copies + 2)

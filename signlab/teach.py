@@ -194,7 +194,7 @@ the 24 weight vectors that turn the features of the last convolution, $f(x)$, in
 $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 
 - your photos, each as the model sees it when predicting (the crop and a 15% tighter crop, both mirrored)
-  and in 24 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
+  and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
 - as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
   are not forgotten,
 
