@@ -71,7 +71,7 @@ STEPS: list[Step] = [
          "Why the model fails on your hand: its 27,455 training images are crops of only 1,704 photos of a few "
          "hands, in one room, with one camera, so they all look alike, and your hand, light and wall look like "
          "none of them. A few of your own photos per letter show it what your letters look like: retraining its "
-         "last layer on them takes seconds and fixes most mistakes on photos like them. Photos from another "
+         "last layer on them takes seconds and fixes many mistakes on photos like them. Photos from another "
          "place or day can still fool it; calibrate with a few from each.",
          page="pages/calibrate.py"),
 ]
