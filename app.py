@@ -22,6 +22,7 @@ PAGES = {
         st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
         st.Page("pages/kernels.py", title="Kernels", icon="🔬"),
         st.Page("pages/classify.py", title="Classify", icon="✋"),
+        st.Page("pages/calibrate.py", title="Teach it your hand", icon="🖐️"),
         st.Page("pages/runs.py", title="Runs", icon="🗂️"),
         st.Page("pages/sweeps.py", title="Sweeps", icon="🧪"),
     ],

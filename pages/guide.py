@@ -7,7 +7,7 @@ from signlab.store import ACTIVE, RunState
 
 ui.ensure_router()
 st.title("🧭 Guided tour")
-st.markdown("Walk through the lecture's case study in seven steps. Each step says what to do and what to "
+st.markdown(f"Walk through the lecture's case study in {len(guide.STEPS)} steps. Each step says what to do and what to "
             "notice, and checks it against **your own** runs. Training steps take about a minute each.")
 
 steps = guide.STEPS

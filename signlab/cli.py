@@ -1,4 +1,4 @@
-"""The command line: ``python -m signlab {models,summary,train,evaluate,predict,export,sweep}``.
+"""The command line: ``python -m signlab {models,summary,train,evaluate,predict,export,calibrate,sweep}``.
 
 Exit codes (a contract other tools rely on): 0 success; 2 bad input or usage, with one line on
 stderr naming the file or setting and the problem; 1 anything unexpected.
@@ -265,6 +265,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate_run, load_folder
+
+    rec = calibrate_run(args.run, load_folder(args.dir), args.runs_dir, method=args.method,
+                        crop="auto" if args.crop == "hand" else None)
+    print(json.dumps(rec) if args.json else f"run {rec['run_id']}: {rec['message']}\n  {rec['run_dir']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="signlab", description="Sign Language MNIST: train, evaluate and use image classifiers.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -328,6 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="onnx")
     s.add_argument("--out", default=None)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("calibrate", help="adapt a run to a few of your own photos per letter (a new run)")
+    s.add_argument("run")
+    s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
+    _add_runs_dir(s)
+    s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
+    s.add_argument("--crop", choices=("centre", "hand"), default="centre", help="as in predict --crop")
+    s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    s.set_defaults(func=cmd_calibrate)
 
     try:
         from .sweep import add_sweep_command

@@ -65,6 +65,15 @@ STEPS: list[Step] = [
          "perhaps the other hand): "
          "expect mistakes and read the warnings. The robust preset is trained to cope better.",
          page="pages/classify.py"),
+    Step("calibrate", "8. Teach it your hand",
+         "Open Teach it your hand: take or upload three photos of your own hand for a few letters, press "
+         "Calibrate, then try the new run on Classify with new photos.",
+         "Why the model fails on your hand: its 27,455 training images are crops of only 1,704 photos of a few "
+         "hands, in one room, with one camera, so they all look alike, and your hand, light and wall look like "
+         "none of them. A few of your own photos per letter show it what your letters look like: retraining its "
+         "last layer on them takes seconds and fixes many mistakes on photos like them. Photos from another "
+         "place or day can still fool it; calibrate with a few from each.",
+         page="pages/calibrate.py"),
 ]
 
 
@@ -109,6 +118,16 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
                    "Every letter is still predicted at least once; ")
                 + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "
                   "of them). Open Evaluate to see the A column in its confusion matrix.")
+    if step.key == "calibrate":
+        from .calibrate import calibration_info
+
+        for r in runs:  # newest first
+            info = calibration_info(r)
+            if info:
+                return (f"Your run **{r.name}** was calibrated from `{info.get('parent')}` on "
+                        f"**{info.get('photos')} photos** of {len(info.get('letters', []))} letter(s) in "
+                        f"{info.get('seconds', 0):.0f} s. Try it on Classify with photos it has not seen.")
+        return None
     if step.key in ("fixed", "kernels"):
         fixed, seed = find_run(runs, FIXED), find_run(runs, SEED)
         if not fixed:

@@ -37,6 +37,10 @@ class Keys:
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     ROUTED = "routed"  # set by app.py: this session has been through st.navigation
     USER = "signed_in_user"  # the User this session acts as (set by require_user)
+    CALIBRATE_RUN = "calibrate_run_id"  # the run the Calibrate page adapts
+    CALIBRATION_PHOTOS = "calibration_photos"  # photos collected on the Calibrate page, until saved in a run
+    CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
+    CALIBRATION_INPUT = "calibration_input_version"  # bumping it empties the uploader and the camera
 
 
 def ensure_router() -> None:

@@ -28,7 +28,7 @@ def _evaluation(acc_letters: int, all_a: bool = False) -> Evaluation:
 
 def test_steps_walk_the_lecture_in_order():
     keys = [s.key for s in guide.STEPS]
-    assert keys == ["data", "logreg", "templates", "seed", "fixed", "kernels", "classify"]
+    assert keys == ["data", "logreg", "templates", "seed", "fixed", "kernels", "classify", "calibrate"]
     assert guide.SEED.model == "seed_convnet" and guide.FIXED.model == "convnet"
     # the two ConvNet steps differ only in the output ReLU: same settings otherwise
     assert guide.SEED.replace(model="convnet") == guide.FIXED
@@ -51,3 +51,19 @@ def test_checks_state_the_users_own_numbers(tmp_path):
 def test_dead_letters():
     ev = _evaluation(0, all_a=True)
     assert guide.dead_letters(ev) == list("NOPQRSTUVWXY")
+
+
+def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
+    from signlab.calibrate import RECORD
+    from signlab.fsutil import atomic_write_json
+
+    step = guide.STEPS[-1]
+    assert step.key == "calibrate" and step.page == "pages/calibrate.py"
+    assert "look alike" in step.notice and "your own photos" in step.notice
+    plain = _fake_run(tmp_path, guide.FIXED, "plain")
+    assert guide.check(step, [plain], lambda r: None) is None  # nothing calibrated yet
+    mine = _fake_run(tmp_path, guide.FIXED, "mine")
+    atomic_write_json(mine.dir / RECORD, {"parent": "plain", "photos": 9, "letters": ["A", "B", "C"],
+                                          "seconds": 7.5})
+    msg = guide.check(step, [mine, plain], lambda r: None)
+    assert "9 photos" in msg and "3 letter(s)" in msg and "`plain`" in msg

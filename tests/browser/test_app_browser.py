@@ -6,7 +6,7 @@ import time
 import pytest
 from _helpers import assert_no_exception, goto, plot_count, plot_data, step, wait_idle, wait_points_above
 
-PAGES = ["/", "/guide", "/data", "/train", "/evaluate", "/kernels", "/classify", "/runs", "/sweeps"]
+PAGES = ["/", "/guide", "/data", "/train", "/evaluate", "/kernels", "/classify", "/calibrate", "/runs", "/sweeps"]
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -1,0 +1,153 @@
+"""Teach it your hand: collect a few photos per letter, drop bad ones, calibrate a run to them.
+
+The photos live in session state until Calibrate saves them inside the new run; everything else
+(reading, checking, adapting, saving) is ``signlab.calibrate``.
+"""
+import streamlit as st
+
+from signlab import calibrate, ui
+from signlab.errors import SignlabError
+from signlab.labels import LETTERS
+from signlab.teach import CALIBRATE_DETAILS, CALIBRATE_INTRO
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
+MAX_COLLECTED = 240  # ten a letter: far more than calibration needs, and it bounds the session's memory
+GALLERY_COLUMNS = 8
+
+ui.ensure_router()
+st.title("🖐️ Teach it your hand")
+ui.explain(CALIBRATE_INTRO, CALIBRATE_DETAILS)
+
+run = ui.classify_run_picker("Run to adapt", key=ui.Keys.CALIBRATE_RUN,
+                             help="By default the newest run of the robust preset (the best on photos).")
+if run is None:
+    st.stop()
+info = calibrate.calibration_info(run)
+if info:
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(f"This run is already calibrated: adapted from **{info.get('parent_name', info.get('parent'))}** "
+               f"on {info.get('photos')} photos of {len(info.get('letters', []))} letter(s). "
+               f"{info['photos_kept']} of the photos are kept in the run's folder.")
+    if info["photos_kept"] and c2.button("🗑️ Delete its photos", help="The adapted model stays; only the "
+                                         "photos it learned from are deleted."):
+        n = calibrate.delete_photos(run)
+        st.toast(f"Deleted {n} photos from {run.id}.")
+        st.rerun()
+
+photos: list[dict] = ui.state(ui.Keys.CALIBRATION_PHOTOS, [])  # {"id", "photo", "thumb"}
+version = ui.state(ui.Keys.CALIBRATION_INPUT, 0)
+
+
+def _add(letter: str, files: list[tuple[str, bytes]]) -> None:
+    """Check and keep new photos of ``letter``; a file that cannot be read is named, not kept."""
+    errors = []
+    for name, data in files:
+        if len(photos) >= MAX_COLLECTED:
+            errors.append(f"at most {MAX_COLLECTED} photos; drop some first")
+            break
+        try:
+            (photo,) = calibrate.photos_from_files(letter, [(name, data)])
+            thumb = calibrate.thumbnail(photo)
+        except SignlabError as err:
+            errors.append(str(err))
+            continue
+        next_id = max((p["id"] for p in photos), default=-1) + 1
+        photos.append({"id": next_id, "photo": photo, "thumb": thumb})
+    st.session_state["calibrate_errors"] = errors
+    st.session_state[ui.Keys.CALIBRATION_INPUT] = version + 1  # empties the uploader and the camera
+
+
+def _on_upload() -> None:
+    files = st.session_state.get(f"calibrate_upload_{version}") or []
+    _add(st.session_state["calibrate_letter"], [(f.name, f.getvalue()) for f in files])
+
+
+def _on_camera() -> None:
+    shot = st.session_state.get(f"calibrate_camera_{version}")
+    if shot is not None:
+        letter = st.session_state["calibrate_letter"]
+        _add(letter, [(f"camera-{letter}.jpg", shot.getvalue())])
+
+
+st.subheader("1. Photos of your hand")
+counts = {k: sum(p["photo"].letter == k for p in photos) for k in LETTERS}
+left, right = st.columns([1, 2], gap="large")
+with left:
+    letter = st.selectbox("Letter", list(LETTERS), key="calibrate_letter",
+                          format_func=lambda k: f"{k} ({counts[k]} photo{'s' if counts[k] != 1 else ''})",
+                          help="The letter the next photos show. Missing letters are fine: they stay as trained.")
+    st.caption("Three photos a letter are plenty. Hold your hand as you will when you use the model, in front of "
+               "a plain wall, filling most of the square; vary it a little between photos.")
+with right:
+    t_upload, t_camera = st.tabs(["📁 Upload", "📷 Camera"])
+    with t_upload:
+        st.file_uploader(f"Photos of {letter}", type=UPLOAD_TYPES, accept_multiple_files=True,
+                         key=f"calibrate_upload_{version}", on_change=_on_upload,
+                         help="Several at once: they are all added to the letter chosen on the left.")
+    with t_camera:
+        st.caption("Browsers allow the camera on localhost or over HTTPS only. Each photo is added to the "
+                   "letter chosen on the left.")
+        st.camera_input(f"Take a photo of {letter}", key=f"calibrate_camera_{version}", on_change=_on_camera)
+for err in st.session_state.pop("calibrate_errors", []):
+    st.error(f"Not added: {err}", icon="⚠️")
+
+if photos:
+    st.markdown(f"**Collected: {len(photos)} photos of {sum(1 for v in counts.values() if v)} letter(s).** "
+                "Each shows the square the model sees (in grey); ✕ drops a photo.")
+    for k in LETTERS:
+        mine = [p for p in photos if p["photo"].letter == k]
+        if not mine:
+            continue
+        st.markdown(f"**{k}**")
+        cols = st.columns(GALLERY_COLUMNS)
+        for j, p in enumerate(mine):
+            with cols[j % GALLERY_COLUMNS]:
+                st.image(p["thumb"], caption=p["photo"].name[:18], width=96)
+                if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
+                    photos[:] = [q for q in photos if q["id"] != p["id"]]
+                    st.rerun()
+    if st.button("Drop all photos"):
+        photos.clear()
+        st.rerun()
+
+st.subheader("2. Calibrate")
+with st.expander("Method"):
+    method = st.radio("How to adapt", calibrate.METHODS, key="calibrate_method", horizontal=True,
+                      format_func={"head": "retrain the last layer (recommended)",
+                                   "finetune": "fine-tune the last convolution too",
+                                   "ncm": "nearest class mean"}.get,
+                      help="Measured on three sets of other people's photos: retraining the last layer was "
+                           "the most accurate and the fastest.")
+pressed = st.button(f"🎯 Calibrate {ui.md(run.name)} on {len(photos)} photos", type="primary", disabled=not photos,
+                    help=None if photos else "Add a few photos first.")
+if pressed:
+    bar = st.progress(0.0, text="Adapting the model to your photos…")
+    try:
+        record = calibrate.calibrate_run(run, [p["photo"] for p in photos], ui.runs_dir(), owner=ui.user().id,
+                                         method=method,
+                                         progress=lambda f: bar.progress(min(max(f, 0.0), 1.0),
+                                                                         text="Adapting the model to your photos…"))
+    except SignlabError as err:
+        bar.empty()
+        st.error(f"Could not calibrate: {err}", icon="⚠️")
+    else:
+        photos.clear()  # they are kept in the new run now
+        st.session_state[ui.Keys.CALIBRATION_RESULT] = record
+        st.rerun()
+
+result = st.session_state.get(ui.Keys.CALIBRATION_RESULT)
+if result:
+    new = ui.open_run_safe(result["run_id"])
+    if new is None:
+        st.session_state.pop(ui.Keys.CALIBRATION_RESULT, None)
+    else:
+        test = result.get("test_accuracy")
+        st.success(f"Saved as a new run: **{new.name}** (`{new.id}`), adapted from `{result['parent']}` on "
+                   f"{result['photos']} photos of {len(result['letters'])} letter(s) in {result['seconds']:.1f} s."
+                   + (f" On the dataset's test set it still gets {100 * test:.1f}%." if test is not None else ""),
+                   icon="✅")
+        st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
+                   "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")
+        if st.button("✋ Try it on Classify →", type="primary"):
+            st.session_state[ui.Keys.EVAL_RUN] = new.id
+            st.switch_page("pages/classify.py")

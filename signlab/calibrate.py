@@ -1,0 +1,491 @@
+"""Teach a run your hand: adapt it to a few of your own photos per letter, saved as a new run.
+
+A model trained on Sign Language MNIST has only seen 1,704 photos of a few hands in one setting,
+so a new hand, room and camera look unlike all of them. A few photos of *your* hand per letter
+fix most of that. This module holds the whole feature as plain functions:
+
+- :func:`load_folder` reads a ``<LETTER>/<image>`` folder into :class:`Photo` records (clear
+  :class:`~signlab.errors.SignlabError` messages for bad input);
+- :func:`prepare_photos` sends them through the one preprocessing path of prediction
+  (:func:`signlab.preprocess.prepare`) and takes the views prediction averages over;
+- :func:`adapt` returns a copy of the model adapted to them (see :data:`METHODS`);
+- :func:`calibrate_run` does all of it for a saved run and saves the result as a new run whose
+  parent is the chosen one, with the photos kept in ``<run>/calibration/<LETTER>/``;
+- :func:`calibration_info` and :func:`delete_photos` read the record and drop the kept photos.
+
+The adapted model keeps its architecture (only weights change), so ``predict``, the Classify
+page and the ONNX export work on the new run like on any other.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from . import augment as aug
+from .data import Dataset, load_dataset
+from .errors import ImageError, SignlabError
+from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
+from .labels import LETTERS, normalize_for
+from .models import Ensemble
+from .preprocess import MAX_FILE_BYTES, Crop, prepare, zoomed_views
+from .access import local_user
+from .runs import Run, RunWriter, create_held_run, delete_run, open_run
+from .store import Claim, RunState, new_worker_id
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+MAX_PHOTOS = 2000  # a calibration is a few photos per letter; this bounds memory and time
+CALIBRATION_DIR = "calibration"  # <run>/calibration/<LETTER>/<photo>: the photos it learned from
+RECORD = "calibration.json"  # parent, letters, photo count, method, seconds
+
+# "head" won with 3 photos a letter (docs/real-photos.md, bench/calibrate.py): 99.4% of the rest of
+# development set 1 against 96.4% for fine-tuning the last convolution too and 99.4% for nearest class
+# mean, which forgot the dataset (21% of its test set); on set 2, 51.2% against 45.6% for fine-tuning.
+METHODS = ("head", "finetune", "ncm")
+DEFAULT_METHOD = "head"
+# dataset images mixed in, at least: with as many as there were photo views, one photo a letter let
+# the dataset's test accuracy fall by 6 points (dev, robust run at epoch 4)
+REPLAY_MIN = 2000
+# how far the photos' copies move and zoom: framing varies between sessions far more than within one
+# (development set 2); on it, shifts of 15% and zooms of 0.7-1.3 gave 51.2% against 50.0% for 6% and
+# 0.9-1.12, with 3 photos a letter
+SHIFT, SCALE = 0.15, (0.7, 1.3)
+
+
+class CalibrationError(SignlabError):
+    """The calibration photos cannot be used (names the folder, letter or file)."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One calibration photo: the letter it shows, a file name, and the file's bytes."""
+
+    letter: str
+    name: str
+    data: bytes
+    source: str = ""  # where it came from, for messages (the file's path); default: LETTER/name
+
+    @property
+    def label(self) -> str:
+        return self.source or f"{self.letter}/{self.name}"
+
+
+# --------------------------------------------------------------------------- loading photos
+def natural_key(name: str) -> list[Any]:
+    """Sort key for "natural" order: ``a2.jpg`` before ``a10.jpg`` (digits compared as numbers)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
+
+
+def letter_of(folder_name: str, where: str | Path | None = None) -> str:
+    """The letter a folder name stands for (case-insensitive); CalibrationError for anything else.
+
+    ``where`` names the folder in the message (its path), else the name itself.
+    """
+    s = folder_name.strip().upper()
+    shown = f"{where or folder_name}/"
+    if s in ("J", "Z"):
+        raise CalibrationError(f"{shown}: {s} is signed with a movement, so it is not one of the "
+                               f"24 static letters a photo can show ({LETTERS})")
+    if len(s) != 1 or s not in LETTERS:
+        raise CalibrationError(f"{shown}: not a letter folder; name each folder after the letter its "
+                               f"photos show, one of {LETTERS}")
+    return s
+
+
+def load_folder(folder: str | Path) -> list[Photo]:
+    """Every photo of a ``<LETTER>/<image>`` folder, letters in alphabet order, files in natural order.
+
+    Missing letters are fine. Files at the top level (a README) and hidden files are ignored; a
+    folder that is not a letter, a letter folder without images, a file too large or a folder
+    without any photo raise :class:`CalibrationError` naming it. Whether each file is an image
+    is checked when it is prepared (:func:`prepare_photos`).
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise CalibrationError(f"{folder}: no such folder (expected <LETTER>/<image> files inside)")
+    photos: list[Photo] = []
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                  key=lambda d: d.name.upper())
+    seen: dict[str, str] = {}
+    for d in dirs:
+        letter = letter_of(d.name, d)
+        if letter in seen:
+            raise CalibrationError(f"{root / d.name}/: a second folder for {letter} (beside {seen[letter]}/)")
+        seen[letter] = d.name
+        files = sorted((f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")),
+                       key=lambda f: natural_key(f.name))
+        if not files:
+            raise CalibrationError(f"{root / d.name}/: the folder holds no photos")
+        for f in files:
+            if f.suffix.lower() not in PHOTO_SUFFIXES:
+                raise CalibrationError(f"{f}: not an image file (expected {', '.join(PHOTO_SUFFIXES)})")
+            if f.stat().st_size > MAX_FILE_BYTES:
+                raise CalibrationError(f"{f}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
+            photos.append(Photo(letter, f.name, f.read_bytes(), str(f)))
+            if len(photos) > MAX_PHOTOS:
+                raise CalibrationError(f"{root}: more than {MAX_PHOTOS} photos; a few per letter are enough")
+    if not photos:
+        raise CalibrationError(f"{root}: no photos found; put them in one folder per letter, such as "
+                               f"{root / 'A'}/1.jpg")
+    return photos
+
+
+def first_k(photos: Sequence[Photo], k: int) -> tuple[list[Photo], list[Photo]]:
+    """(the first ``k`` photos of each letter, the rest), keeping the given order within a letter."""
+    count: dict[str, int] = {}
+    head, rest = [], []
+    for p in photos:
+        count[p.letter] = count.get(p.letter, 0) + 1
+        (head if count[p.letter] <= k else rest).append(p)
+    return head, rest
+
+
+def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Photos -> (views (N, V, 28, 28) float in [0, 1], class indices (N,)).
+
+    Each photo goes through :func:`signlab.preprocess.prepare` exactly as ``predict`` sends it
+    (``crop`` as there: None for the centre square, ``"auto"`` for the hand, or a Crop), and
+    gives the V=2 framings prediction averages over (:func:`signlab.preprocess.zoomed_views`).
+    An unreadable file raises :class:`~signlab.errors.ImageError` naming it.
+    """
+    if not photos:
+        raise CalibrationError("no photos to calibrate on")
+    views, targets = [], []
+    for p in photos:
+        prep = prepare(p.data, p.label, crop)
+        views.append(zoomed_views(prep))
+        targets.append(LETTERS.index(p.letter))
+    return np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64)
+
+
+def thumbnail(photo: Photo, crop: Crop | str | None = None, size: int = 112) -> bytes:
+    """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery.
+
+    Also the check that the photo can be used: an unreadable file raises ImageError naming it.
+    """
+    from .preprocess import to_png
+
+    prep = prepare(photo.data, photo.label, crop)
+    left, top, right, bottom = prep.box
+    square = Image.fromarray(np.ascontiguousarray(prep.gray[top:bottom, left:right]), mode="F")
+    return to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- adapting a model
+def _members(model: nn.Module) -> list[nn.Module]:
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def _last_linear(net: nn.Module) -> nn.Linear:
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise CalibrationError(f"{type(net).__name__} has no linear output layer to adapt")
+    return linears[-1]
+
+
+@torch.no_grad()
+def _features(net: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """What the last linear layer of ``net`` receives for normalised images ``x``: (N, D)."""
+    layer, store = _last_linear(net), []
+    handle = layer.register_forward_hook(lambda _m, i, _o: store.append(i[0].detach().float()))
+    try:
+        for s in range(0, len(x), batch):
+            net(x[s:s + batch])
+    finally:
+        handle.remove()
+    return torch.cat(store).flatten(1)
+
+
+def _augment_photos(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Small changes of framing and light, and either hand, for copies of the calibration views.
+
+    The photos are already photos, so no zoom-out onto a wall (as in ``photo_like``); mirrored
+    because prediction averages each photo with its mirror image.
+    """
+    x = aug.affine(x, g, max_shift=SHIFT, max_rotate_deg=15.0, scale=SCALE)
+    x = aug.photometric(x, g)
+    flip = (torch.rand(x.shape[0], generator=g) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(3), x)
+
+
+def _replay(dataset: Dataset, n: int, photo: bool, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` dataset images with the run's own training augmentation: they keep the other letters,
+    and the letters the user did not photograph, where training left them."""
+    idx = torch.randint(len(dataset.train), (n,), generator=g).numpy()
+    x = torch.as_tensor(dataset.train.images[idx]).float().div_(255).reshape(-1, 1, 28, 28)
+    x = aug.photo_like(x, g) if photo else aug.affine(x, g)
+    return x, torch.as_tensor(dataset.train.targets[idx])
+
+
+def adapt(model: nn.Module, views: np.ndarray, targets: np.ndarray, dataset: Dataset, method: str = DEFAULT_METHOD,
+          photo_augment: bool = True, steps: int | None = None, seed: int = 0,
+          progress: Callable[[float], None] | None = None) -> nn.Module:
+    """A copy of ``model`` adapted to calibration photos; the model itself is left untouched.
+
+    ``views`` (N, V, 28, 28) and ``targets`` (N,) come from :func:`prepare_photos`; ``dataset``
+    gives replay images. Methods (each network of an ensemble adapted on its own, batch-norm
+    statistics frozen, so a handful of photos cannot shift them):
+
+    - ``head``: retrain the last linear layer on the features of 8 augmented copies of every
+      view plus as many augmented dataset images, starting from the trained weights.
+    - ``finetune``: train the last convolution and the last linear layer on batches half
+      augmented photos, half dataset images.
+    - ``ncm``: nearest class mean: the last layer becomes distances to the mean feature of each
+      letter's photos (letters without photos: the mean of augmented dataset images).
+    """
+    if method not in METHODS:
+        raise CalibrationError(f"method: {method!r} is unknown; choose one of {', '.join(METHODS)}")
+    views = np.asarray(views, dtype=np.float32)
+    if views.ndim != 4 or len(views) != len(targets) or len(views) == 0:
+        raise CalibrationError("no photos to calibrate on")
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = copy.deepcopy(model).cpu().float().eval()
+    v = views.shape[1]
+    x_cal = torch.as_tensor(views).reshape(-1, 1, 28, 28)  # (N * V, 1, 28, 28)
+    y_cal = torch.as_tensor(targets).repeat_interleave(v)
+    report = progress or (lambda _p: None)
+    if method == "finetune":
+        _finetune(model, x_cal, y_cal, dataset, photo_augment, steps or 60, g, report)
+    else:
+        _fit_heads(model, x_cal, y_cal, dataset, photo_augment, method, steps or 100, g, report)
+    report(1.0)
+    return model.eval()
+
+
+def _fit_heads(model: nn.Module, x_cal: torch.Tensor, y_cal: torch.Tensor, dataset: Dataset, photo: bool,
+               method: str, steps: int, g: torch.Generator, report: Callable[[float], None]) -> None:
+    copies = max(2, min(8, 4000 // len(x_cal)))  # 8 for a few photos a letter; bounded for many
+    xa = _augment_photos(x_cal.repeat(copies, 1, 1, 1), g)
+    xa = torch.cat([x_cal, x_cal.flip(3), xa])  # the views as prediction sees them, and augmented copies
+    ya = y_cal.repeat(copies + 2)
+    xr, yr = _replay(dataset, max(len(xa), REPLAY_MIN), photo, g)
+    nets = _members(model)
+    for k, net in enumerate(nets):
+        fa = _features(net, normalize_for(model, xa))
+        fr = _features(net, normalize_for(model, xr))
+        layer = _last_linear(net)
+        if method == "ncm":
+            _ncm(layer, fa, ya, fr, yr)
+        else:
+            _logistic(layer, fa, ya, fr, yr, steps)
+        report((k + 1) / len(nets))
+
+
+def _logistic(layer: nn.Linear, fa: torch.Tensor, ya: torch.Tensor, fr: torch.Tensor, yr: torch.Tensor,
+              steps: int) -> None:
+    """Retrain one linear layer, full batch, from its trained weights."""
+    w0, b0 = layer.weight.detach().clone(), layer.bias.detach().clone()
+    w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([w, b], lr=1e-2)
+    x, y = torch.cat([fa, fr]), torch.cat([ya, yr])
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.cross_entropy(x @ w.T + b, y) + 1e-3 * (w - w0).pow(2).sum()  # stay near what training learned
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+
+
+def _ncm(layer: nn.Linear, fa: torch.Tensor, ya: torch.Tensor, fr: torch.Tensor, yr: torch.Tensor) -> None:
+    """Nearest class mean as a linear layer: -|f - mu|^2 / T = (2 f.mu - |mu|^2) / T - |f|^2 / T,
+    and the last term is the same for every letter, so softmax ignores it."""
+    n_cls, d = layer.weight.shape
+    mu = torch.zeros(n_cls, d)
+    for c in range(n_cls):
+        sel = fa[ya == c] if bool((ya == c).any()) else fr[yr == c]
+        mu[c] = sel.mean(0) if len(sel) else fr.mean(0)
+    # temperature: the mean squared distance of a photo to its own letter's mean, so typical
+    # margins come out at a few units, as in the trained layer's logits
+    t = float(((fa - mu[ya]) ** 2).sum(1).mean().clamp_min(1e-6))
+    with torch.no_grad():
+        layer.weight.copy_(2 * mu / t)
+        layer.bias.copy_(-(mu ** 2).sum(1) / t)
+
+
+def _finetune(model: nn.Module, x_cal: torch.Tensor, y_cal: torch.Tensor, dataset: Dataset, photo: bool,
+              steps: int, g: torch.Generator, report: Callable[[float], None]) -> None:
+    params: list[nn.Parameter] = []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for net in _members(model):
+        mods = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        for m in mods[-2:]:  # the last convolution and the output layer
+            for p in m.parameters():
+                p.requires_grad_(True)
+                params.append(p)
+    opt = torch.optim.Adam(params, lr=1e-3)
+    half = 64
+    nets = _members(model)
+    with torch.enable_grad():
+        for s in range(steps):
+            i = torch.randint(len(x_cal), (half,), generator=g)
+            xr, yr = _replay(dataset, half, photo, g)
+            xb = normalize_for(model, torch.cat([_augment_photos(x_cal[i], g), xr]))
+            yb = torch.cat([y_cal[i], yr])
+            loss = sum(F.cross_entropy(net(xb), yb) for net in nets)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if s % 10 == 0:
+                report(s / steps)
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, views: np.ndarray, mirror: bool) -> np.ndarray:
+    """Probabilities (N, 24) for prepared views (N, V, 28, 28): what ``predict`` gives each photo."""
+    from .inference import predict
+
+    n, v = views.shape[:2]
+    return predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
+
+
+# --------------------------------------------------------------------------- saving the new run
+def _safe_name(name: str, taken: set[str], index: int) -> str:
+    """A file name safe in any folder: letters, digits, '.', '-', '_'; unique within ``taken``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name).lstrip(".")[:80] or "photo"
+    if not Path(stem).suffix:
+        stem += ".img"
+    out = stem
+    while out.lower() in taken:
+        out = f"{index:03d}-{stem}"
+        index += 1000
+    taken.add(out.lower())
+    return out
+
+
+def _keep_photos(run: Run, photos: Sequence[Photo]) -> None:
+    taken: dict[str, set[str]] = {}
+    for i, p in enumerate(photos):
+        name = _safe_name(p.name, taken.setdefault(p.letter, set()), i)
+        atomic_write_bytes(run.dir / CALIBRATION_DIR / p.letter / name, p.data)
+
+
+def _finish(run: Run, claim: Claim, message: str, epochs: int, test_accuracy: float | None) -> None:
+    """Mark the new run completed in the run store (this process held it while writing it)."""
+    writer = RunWriter(run, claim)
+    writer.log({"type": "calibration", "message": message})
+    writer.set_state(RunState.RUNNING, epochs_completed=epochs, target_epochs=epochs)
+    writer.set_state(RunState.COMPLETED, message=message, test_accuracy=test_accuracy, train_seconds=0.0)
+    writer.close()
+
+
+def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str | None = None,
+                  method: str = DEFAULT_METHOD, crop: Crop | str | None = None, name: str | None = None,
+                  steps: int | None = None, seed: int = 0, dataset: Dataset | None = None,
+                  evaluate_test: bool = True, progress: Callable[[float], None] | None = None,
+                  owner: str | None = None) -> dict[str, Any]:
+    """Adapt run ``ref`` to ``photos`` and save the result as a new run of ``owner``; returns its record.
+
+    The record (``calibrate --json``): run_id, run_dir, parent, photos, letters, method,
+    seconds (photos read to run saved), test_accuracy (on the dataset's test set, to show the
+    other letters were kept) and status.
+    """
+    t0 = time.perf_counter()
+    parent = ref if isinstance(ref, Run) else open_run(ref, runs_dir)
+    if not photos:
+        raise CalibrationError("no photos to calibrate on")
+    if len(photos) > MAX_PHOTOS:
+        raise CalibrationError(f"{len(photos)} photos; at most {MAX_PHOTOS}, and a few per letter are enough")
+    cfg = parent.config
+    model = parent.load_model("cpu")
+    views, targets = prepare_photos(photos, crop)
+    dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    adapted = adapt(model, views, targets, dataset, method=method, photo_augment=cfg.augment_photo,
+                    steps=steps, seed=seed, progress=progress)
+    letters = sorted({p.letter for p in photos}, key=LETTERS.index)
+    run, claim = create_held_run(cfg, new_worker_id("calibrate"),
+                                 runs_dir if runs_dir is not None else parent.dir.parent,
+                                 name=name or f"{parent.name} · calibrated on {len(photos)} photos",
+                                 owner=owner or local_user().id)
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
+        atomic_write(run.dir / "model.safetensors",
+                     lambda p: _save_file(state, p, {"parent": parent.id, "method": method}))
+        # the first layer is unchanged: the Kernels page shows the parent's history
+        if (parent.dir / "kernels.safetensors").is_file():  # an older signlab's single file
+            shutil.copyfile(parent.dir / "kernels.safetensors", run.dir / "kernels.safetensors")
+        if (parent.dir / "kernels").is_dir():
+            shutil.copytree(parent.dir / "kernels", run.dir / "kernels", symlinks=True)
+        _keep_photos(run, photos)
+        test_accuracy = None
+        if evaluate_test:
+            from .evaluate import evaluate_model
+
+            test_accuracy = evaluate_model(adapted, dataset.test).accuracy
+        seconds = time.perf_counter() - t0
+        info = {"parent": parent.id, "parent_name": parent.name, "letters": letters, "photos": len(photos),
+                "method": method, "crop": crop if isinstance(crop, (str, type(None))) else "custom",
+                "seconds": round(seconds, 2), "created": time.time()}
+        atomic_write_json(run.dir / RECORD, info)
+        message = (f"calibrated from {parent.id} on {len(photos)} photos of {len(letters)} letter(s) "
+                   f"({method}, {seconds:.1f}s)")
+        _finish(run, claim, message, parent.epochs_completed(), test_accuracy)
+    except BaseException:  # a half-made run is removed, never left claimed
+        run.store.update(claim, RunState.FAILED, message="calibration did not finish")
+        delete_run(run.id, run.dir.parent)
+        raise
+    return {"run_id": run.id, "run_dir": str(run.dir.resolve()), "parent": parent.id, "photos": len(photos),
+            "letters": "".join(letters), "method": method, "seconds": round(seconds, 2),
+            "test_accuracy": test_accuracy, "status": "completed", "message": message}
+
+
+def _save_file(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    save_file(state, str(path), metadata=metadata)
+
+
+# --------------------------------------------------------------------------- reading it back
+def calibration_info(run: Run) -> dict[str, Any] | None:
+    """The calibration record of a run (parent, letters, photos, method, seconds); None for a trained run.
+
+    ``photos_kept`` says how many of the photos are still in the run folder.
+    """
+    info = read_json(run.dir / RECORD)
+    if not isinstance(info, dict):
+        return None
+    return {**info, "photos_kept": len(kept_photos(run))}
+
+
+def kept_photos(run: Run) -> list[Path]:
+    """The calibration photos kept in the run folder, by letter and name."""
+    root = run.dir / CALIBRATION_DIR
+    if not root.is_dir():
+        return []
+    return sorted((f for f in root.glob("*/*") if f.is_file()), key=lambda f: (f.parent.name, natural_key(f.name)))
+
+
+def delete_photos(run: Run) -> int:
+    """Delete the calibration photos kept in a run (the adapted weights stay); returns how many."""
+    n = len(kept_photos(run))
+    shutil.rmtree(run.dir / CALIBRATION_DIR, ignore_errors=True)
+    return n
+
+
+def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[Photo]:
+    """Photos of one letter from (name, bytes) pairs, such as uploads or camera shots."""
+    letter = letter_of(letter)
+    out = []
+    for name, data in files:
+        if not data:
+            raise ImageError(f"{name}: the file is empty")
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
+        out.append(Photo(letter, name, bytes(data)))
+    return out

@@ -1,0 +1,257 @@
+"""Teach it your hand: loading a <LETTER>/<image> folder, bad input, calibrating a run to photos in
+a style the model never saw (inverted dataset images on a grey border), the saved run, the
+``calibrate`` command and the page.
+
+The model is a short fastcnn run on the full training set (80 steps); calibration uses few steps.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from signlab import api, calibrate
+from signlab.calibrate import CalibrationError, Photo
+from signlab.cli import main
+from signlab.config import TrainConfig
+from signlab.errors import ImageError
+from signlab.labels import LETTERS
+from signlab.runs import list_runs, open_run
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+SHIFT_LETTERS = "ABCDEFGHIKLO"  # twelve letters keep the test fast; the others must simply survive
+
+
+def styled_png(image28: np.ndarray, size: int = 96) -> bytes:
+    """A dataset image in another style: inverted (a dark hand on a light wall), shrunk onto a grey
+    border, upscaled like a photo. Sign Language MNIST has no image like it."""
+    inv = 255 - image28.astype(np.uint8)
+    canvas = np.full((36, 36), 150, np.uint8)
+    canvas[4:32, 4:32] = inv
+    img = Image.fromarray(canvas).resize((size, size), Image.Resampling.BICUBIC).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_folder(root: Path, dataset, per_letter: int, letters: str = SHIFT_LETTERS, offset: int = 0) -> Path:
+    """``root/<LETTER>/<n>.png``: ``per_letter`` styled test images of each letter."""
+    for k in letters:
+        idx = np.flatnonzero(dataset.test.targets == LETTERS.index(k))[offset:offset + per_letter]
+        (root / k).mkdir(parents=True, exist_ok=True)
+        for n, i in enumerate(idx):
+            (root / k / f"{n + 1}.png").write_bytes(styled_png(dataset.test.images[i]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def parent(dataset, tmp_path_factory):
+    """A short fastcnn run (80 steps of the full training set): good on the dataset, lost on the style."""
+    root = tmp_path_factory.mktemp("calibrate_runs")
+    cfg = TrainConfig(model="fastcnn", epochs=1, max_steps=80, seed=0, log_every=20)
+    record = api.train(cfg, root, run_id="parent-fast", dataset=dataset)
+    assert record["status"] == "completed"
+    return open_run("parent-fast", root)
+
+
+# --------------------------------------------------------------------------- loading and checking
+def test_natural_order_and_first_k(tmp_path):
+    names = ["a10.jpg", "a2.jpg", "a1.jpg", "b.jpg", "A3.png"]
+    assert sorted(names, key=calibrate.natural_key) == ["a1.jpg", "a2.jpg", "A3.png", "a10.jpg", "b.jpg"]
+    photos = [Photo(k, f"{n}.png", b"x") for k in "AB" for n in range(4)]
+    head, rest = calibrate.first_k(photos, 3)
+    assert [p.name for p in head if p.letter == "A"] == ["0.png", "1.png", "2.png"]
+    assert len(head) == 6 and len(rest) == 2
+
+
+def test_load_folder(tmp_path, dataset):
+    root = write_folder(tmp_path / "photos", dataset, 2, letters="BA")
+    (root / "B").rename(root / "b")  # folder names are case-insensitive
+    (root / "A" / "10.png").write_bytes((root / "A" / "1.png").read_bytes())
+    (root / "README.md").write_text("top-level files are ignored")
+    (root / "A" / ".DS_Store").write_bytes(b"hidden files too")
+    photos = calibrate.load_folder(root)
+    assert [(p.letter, p.name) for p in photos] == [("A", "1.png"), ("A", "2.png"), ("A", "10.png"),
+                                                    ("B", "1.png"), ("B", "2.png")]
+    views, targets = calibrate.prepare_photos(photos)
+    assert views.shape == (5, 2, 28, 28) and views.dtype == np.float32 and 0 <= views.min() <= views.max() <= 1
+    assert targets.tolist() == [0, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "no such folder"),
+    ("empty", "no photos found"),
+    ("unknown", "not a letter folder"),
+    ("j", "signed with a movement"),
+    ("no-files", "holds no photos"),
+    ("not-image-suffix", "not an image file"),
+])
+def test_load_folder_bad_input(tmp_path, case, expected):
+    root = tmp_path / "photos"
+    root.mkdir()
+    if case == "missing":
+        root = tmp_path / "nowhere"
+    elif case == "unknown":
+        (root / "hello").mkdir()
+    elif case == "j":
+        (root / "J").mkdir()
+    elif case == "no-files":
+        (root / "A").mkdir()
+    elif case == "not-image-suffix":
+        (root / "A").mkdir()
+        (root / "A" / "notes.txt").write_text("x")
+    with pytest.raises(CalibrationError, match=expected):
+        calibrate.load_folder(root)
+
+
+def test_unreadable_photo_is_named(tmp_path):
+    (tmp_path / "C").mkdir()
+    bad = tmp_path / "C" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageError, match="broken.jpg: not an image"):
+        calibrate.prepare_photos(calibrate.load_folder(tmp_path))
+    with pytest.raises(ImageError, match="empty"):
+        calibrate.photos_from_files("A", [("x.png", b"")])
+    with pytest.raises(CalibrationError, match="not a letter"):
+        calibrate.photos_from_files("AB", [("x.png", b"1")])
+
+
+# --------------------------------------------------------------------------- calibrating
+def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, tmp_path):
+    cal = calibrate.load_folder(write_folder(tmp_path / "cal", dataset, 3))
+    test = calibrate.load_folder(write_folder(tmp_path / "test", dataset, 6, offset=3))
+    views, targets = calibrate.prepare_photos(test)
+    model = parent.load_model()
+    before = (calibrate.predict_views(model, views, mirror=False).argmax(1) == targets).mean()
+
+    record = calibrate.calibrate_run(parent.id, cal, parent.dir.parent, steps=60, dataset=dataset)
+    assert set(record) >= {"run_id", "run_dir", "photos", "seconds", "parent"}
+    assert record["photos"] == 36 and record["parent"] == parent.id and record["letters"] == SHIFT_LETTERS
+    new = open_run(record["run_id"], parent.dir.parent)
+    assert new.status()["status"] == "completed" and new.config == parent.config
+    after = (calibrate.predict_views(new.load_model(), views, mirror=False).argmax(1) == targets).mean()
+    assert before < 0.35 and after >= before + 0.25, (before, after)
+    # the dataset's own letters are kept (the replay images)
+    assert record["test_accuracy"] >= 0.9 * api.evaluate_run(parent, dataset).accuracy
+    # predict works on it like on any run; the parent is untouched
+    out = api.predict_files(new, [tmp_path / "test" / "A" / "1.png"], k=3)
+    assert len(out[0]["top"]) == 3
+    assert calibrate.calibration_info(parent) is None
+    # the record and the photos, which the owner may delete
+    info = calibrate.calibration_info(new)
+    assert info["parent"] == parent.id and info["photos"] == 36 and info["photos_kept"] == 36
+    assert info["method"] == "head" and info["letters"] == list(SHIFT_LETTERS)
+    kept = calibrate.kept_photos(new)
+    assert kept[0].relative_to(new.dir).parts[:2] == ("calibration", "A")
+    assert kept[0].read_bytes() == (tmp_path / "cal" / "A" / "1.png").read_bytes()
+    assert calibrate.delete_photos(new) == 36
+    assert calibrate.calibration_info(new)["photos_kept"] == 0 and new.has_weights()
+
+
+@pytest.mark.parametrize("method", ["finetune", "ncm"])
+def test_other_methods_give_a_loadable_model(parent, dataset, method):
+    photos = [Photo(k, "1.png", styled_png(dataset.test.images[np.flatnonzero(dataset.test.targets == i)[0]]))
+              for i, k in enumerate(LETTERS[:4])]
+    views, targets = calibrate.prepare_photos(photos)
+    adapted = calibrate.adapt(parent.load_model(), views, targets, dataset, method=method, steps=5,
+                              photo_augment=False)
+    probs = calibrate.predict_views(adapted, views, mirror=True)
+    assert probs.shape == (4, 24) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    with pytest.raises(CalibrationError, match="unknown"):
+        calibrate.adapt(parent.load_model(), views, targets, dataset, method="magic")
+
+
+def test_safe_photo_names_in_the_run():
+    taken: set[str] = set()
+    names = [calibrate._safe_name(n, taken, i) for i, n in enumerate(["../../x.png", "x.png", "camera A.jpg", ""])]
+    assert names[0] == "x.png" and names[1] != "x.png" and names[1].endswith("x.png")
+    assert names[2] == "camera_A.jpg" and "/" not in "".join(names) and names[3]
+
+
+# --------------------------------------------------------------------------- the command line
+def test_cli_calibrate_json(parent, dataset, tmp_path, capsys):
+    folder = write_folder(tmp_path / "mine", dataset, 1, letters="ABC")
+    assert main(["calibrate", parent.id, str(folder), "--runs-dir", str(parent.dir.parent), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["photos"] == 3 and rec["seconds"] > 0 and Path(rec["run_dir"]).is_dir()
+    assert main(["predict", rec["run_id"], str(folder / "A" / "1.png"), "--runs-dir", str(parent.dir.parent),
+                 "--json"]) == 0
+
+
+@pytest.mark.parametrize("case", ["no-photos", "unknown-letter", "unreadable", "no-run"])
+def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    run = parent.id
+    if case == "unknown-letter":
+        (folder / "Ä").mkdir()
+    elif case == "unreadable":
+        (folder / "B").mkdir()
+        (folder / "B" / "1.jpg").write_bytes(b"\xff\xd8 truncated")
+    elif case == "no-run":
+        (folder / "B").mkdir()
+        (folder / "B" / "1.png").write_bytes(styled_png(np.zeros((28, 28), np.uint8)))
+        run = "no-such-run"
+    before = {r.id for r in list_runs(parent.dir.parent)}
+    assert main(["calibrate", run, str(folder), "--runs-dir", str(parent.dir.parent)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("signlab: "), err
+    assert {"no-photos": "no photos", "unknown-letter": "not a letter folder", "unreadable": "1.jpg",
+            "no-run": "no-such-run"}[case] in err
+    assert {r.id for r in list_runs(parent.dir.parent)} == before  # nothing half-made is left behind
+
+
+# --------------------------------------------------------------------------- the page
+def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from signlab import ui
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(parent.dir.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/calibrate.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value.endswith("Teach it your hand")
+    calibrate_button = [b for b in at.button if b.label.startswith("🎯 Calibrate")][0]
+    assert calibrate_button.disabled  # no photos yet
+    at.selectbox(key="calibrate_run_id_classify_select").set_value(parent.id).run()
+    # upload two photos of B, and a file that is not an image
+    at.selectbox(key="calibrate_letter").set_value("B").run()
+    b = np.flatnonzero(dataset.test.targets == 1)
+    for n, i in enumerate(b[:2]):
+        at.get("file_uploader")[0].upload(f"b{n}.png", styled_png(dataset.test.images[i]), "image/png").run()
+        assert not at.exception, [e.message for e in at.exception]
+    photos = at.session_state[ui.Keys.CALIBRATION_PHOTOS]
+    assert [p["photo"].letter for p in photos] == ["B", "B"], photos
+    at.get("file_uploader")[0].upload("notes.png", b"not an image", "image/png").run()
+    assert any("Not added" in e.value and "notes.png" in e.value for e in at.error)
+    assert len(at.session_state[ui.Keys.CALIBRATION_PHOTOS]) == 2
+    # drop one, add photos of A through the session (as the camera would)
+    [x for x in at.button if x.label == "✕"][0].click().run()
+    assert len(at.session_state[ui.Keys.CALIBRATION_PHOTOS]) == 1
+    a = np.flatnonzero(dataset.test.targets == 0)[:2]
+    extra = [Photo("A", f"a{n}.png", styled_png(dataset.test.images[i])) for n, i in enumerate(a)]
+    at.session_state[ui.Keys.CALIBRATION_PHOTOS] = at.session_state[ui.Keys.CALIBRATION_PHOTOS] + [
+        {"id": 100 + n, "photo": p, "thumb": calibrate.thumbnail(p)} for n, p in enumerate(extra)]
+    at.run()
+    before = {r.id for r in list_runs(parent.dir.parent)}
+    [x for x in at.button if x.label.startswith("🎯 Calibrate")][0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    new = {r.id for r in list_runs(parent.dir.parent)} - before
+    assert len(new) == 1
+    (new_id,) = new
+    assert any(new_id in s.value and "Saved as a new run" in s.value for s in at.success)
+    assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
+    assert not at.session_state[ui.Keys.CALIBRATION_PHOTOS]  # kept in the run now, not in the session
+    # the new run, as calibrated, offers to delete its photos
+    at.selectbox(key="calibrate_run_id_classify_select").set_value(new_id).run()
+    [x for x in at.button if x.label.startswith("🗑️")][0].click().run()
+    assert not at.exception
+    assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos_kept"] == 0
