@@ -407,11 +407,15 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------- running a sweep
-def _check_budget(trials: int, timeout: float | None) -> None:
+def _check_budget(trials: int, timeout: float | None, sampler_seed: int | None = None) -> None:
+    # compared as given, never converted: a 400-digit number is refused in one line, not an OverflowError
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise ConfigError(f"--trials: {trials!r} is out of range; allowed 1 to {MAX_TRIALS}")
+        raise ConfigError(f"--trials: {str(trials)[:24]} is out of range; allowed 1 to {MAX_TRIALS}")
     if timeout is not None and not (timeout > 0 and timeout < 1e7):
-        raise ConfigError(f"--timeout: {timeout!r} is out of range; give seconds above 0")
+        raise ConfigError(f"--timeout: {str(timeout)[:24]} is out of range; give seconds above 0 and below 10000000")
+    if sampler_seed is not None and (isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int)
+                                     or not 0 <= sampler_seed <= 2**32 - 1):  # numpy's seed range
+        raise ConfigError(f"--sampler-seed: {str(sampler_seed)[:24]} is out of range; allowed 0 to {2**32 - 1}")
 
 
 def _shared(cfg) -> dict[str, Any]:
@@ -439,7 +443,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     Returns {study, storage, trials, completed, pruned, this_worker, best_value, best_params,
     best_run_id, best_test_accuracy, seconds}.
     """
-    _check_budget(trials, timeout)
+    _check_budget(trials, timeout, sampler_seed)
     base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
     study = check_study_name(study or default_study_name(model, epochs))
     optuna = _optuna()
