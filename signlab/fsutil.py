@@ -164,15 +164,20 @@ def read_json_inside(folder: Path | str, name: str | Path, default: Any = None,
         return default
 
 
+def nofollow_opener(path: str | Path, flags: int) -> int:
+    """An ``opener`` for :func:`open`: ``open(p, "a", opener=nofollow_opener)`` opens ``p`` as
+    :func:`open_inside` does (the last component never followed, always a regular file)."""
+    path = Path(path)
+    return open_inside(path.parent, path.name, flags, 0o644)
+
+
 def open_append_nofollow(path: Path | str, text: bool = False) -> IO[Any]:
     """``path`` opened to append (created if missing), never through a symlink, always a regular file.
 
     For logs a worker or the server appends to (``metrics.jsonl``, ``workers.log``): a link planted
     in their place must not turn the append into a write to another file.
     """
-    path = Path(path)
-    fd = open_inside(path.parent, path.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return os.fdopen(fd, "a" if text else "ab")
+    return open(path, "a" if text else "ab", opener=nofollow_opener)
 
 
 def list_dir_inside(folder: Path | str, name: str) -> list[str]:

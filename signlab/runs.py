@@ -36,7 +36,7 @@ from safetensors.torch import load as load_safetensors_bytes, save_file
 
 from .config import TrainConfig
 from .errors import ConfigError, RunError, SignlabError
-from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_inside, open_append_nofollow,
+from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_inside, nofollow_opener,
                      read_bytes_inside, read_json_inside, storage_error)
 from .models import create_model, first_weights
 from .paths import default_runs_dir
@@ -540,7 +540,7 @@ class RunWriter:
             return
         try:
             if self._log is None:  # never through a planted link: a worker must not append elsewhere
-                self._log = open_append_nofollow(self.run.dir / "metrics.jsonl", text=True)
+                self._log = open(self.run.dir / "metrics.jsonl", "a", opener=nofollow_opener)
             self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
             self._log.flush()
         except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError
