@@ -154,6 +154,13 @@ def read_bytes_inside(folder: Path | str, name: str | Path, max_bytes: int, offs
     return data
 
 
+def read_tail_inside(folder: Path | str, name: str | Path, max_bytes: int) -> bytes:
+    """The last ``max_bytes`` of ``folder/name``, opened as :func:`open_inside` does (for logs)."""
+    with os.fdopen(open_inside(folder, name), "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
+        return f.read(max_bytes)
+
+
 def read_json_inside(folder: Path | str, name: str | Path, default: Any = None,
                      max_bytes: int = 16 * 2**20) -> Any:
     """Read a JSON file as :func:`read_bytes_inside` does; ``default`` when it is missing,

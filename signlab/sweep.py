@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, SignlabError
-from .fsutil import atomic_write_json, read_json
+from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .store import RunState, db_url_for, new_worker_id, store_for
@@ -231,8 +231,10 @@ def request_stop(study: str, runs_dir: Path | str | None = None) -> None:
 
 def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
     """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
-    rec = read_json(sweeps_dir(runs_dir) / f"{study}.stop", {}) or {}
-    return float(rec.get("time", 0)) >= since
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
+    t = rec.get("time") if isinstance(rec, dict) else None
+    # compared as found, never converted: a 400-digit number or a string in the file is no crash
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and t >= since
 
 
 # --------------------------------------------------------------------------- workers
@@ -251,16 +253,20 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
         if STUDY_RE.match(f.stem):
             found[f.stem] = {"study": f.stem, "storage": str(f.resolve()), "created": f.stat().st_mtime}
     for f in folder.glob("*.json"):
-        rec = read_json(f)
-        if isinstance(rec, dict) and STUDY_RE.match(f.stem):
+        rec = read_json_inside(folder, f.name) if STUDY_RE.match(f.stem) else None  # never through a link
+        if isinstance(rec, dict):
             found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
     for name, rec in found.items():
         rec["workers"] = len(workers(name, runs_dir))
+        created = rec.get("created")  # from a file: anything but a finite number would break the sort
+        ok = isinstance(created, (int, float)) and not isinstance(created, bool) and 0 <= created < 1e11
+        rec["created"] = float(created) if ok else 0.0
     return sorted(found.values(), key=lambda r: r.get("created", 0), reverse=True)
 
 
 def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, Any]:
-    return read_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.json", {}) or {}
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{check_study_name(study)}.json", {})
+    return rec if isinstance(rec, dict) else {}
 
 
 def _launched(study: str) -> list:
@@ -326,10 +332,13 @@ def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = Fal
 
 def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
     """The last ``signlab:`` line of the study's worker log: why a background sweep ended badly."""
-    try:
-        lines = (sweeps_dir(runs_dir) / f"{study}.log").read_text(errors="replace").strip().splitlines()
-    except OSError:
+    if not STUDY_RE.match(study):
         return ""
+    try:  # the tail only, and never through a link (a planted log must not show another file)
+        tail = read_tail_inside(sweeps_dir(runs_dir), f"{study}.log", 256 * 1024)
+    except (OSError, UnsafeFileError):
+        return ""
+    lines = tail.decode(errors="replace").strip().splitlines()
     return next((ln for ln in reversed(lines) if ln.startswith("signlab:")), "")
 
 

@@ -471,3 +471,25 @@ def test_open_run_id_takes_ids_only(root, tmp_path):
         with pytest.raises(RunError):
             open_run_id(ref, root)
     assert (elsewhere / "config.json").read_text() == "{}"
+
+
+def test_sweep_files_are_not_read_through_links_nor_crash_on_numbers(root, secret):
+    from signlab import sweep
+
+    folder = sweep.sweeps_dir(root)
+    folder.mkdir(parents=True)
+    (folder / "s1.log").symlink_to(secret)
+    assert sweep.last_log_line("s1", root) == ""
+    (folder / "s2.log").write_text("starting\nsignlab: data: refused\n")
+    assert sweep.last_log_line("s2", root) == "signlab: data: refused"
+    (folder / "s1.stop").write_text(json.dumps({"time": int(BIG)}))
+    assert sweep.stop_requested_since("s1", 0.0, root) is True
+    (folder / "s1.stop").write_text(json.dumps(["not", "a", "dict"]))
+    assert sweep.stop_requested_since("s1", 0.0, root) is False
+    (folder / "s3.json").write_text(json.dumps({"model": "logreg", "created": int(BIG)}))
+    (folder / "s4.json").write_text(json.dumps({"model": "logreg", "created": "yesterday"}))
+    (folder / "s5.json").write_text(json.dumps({"model": "logreg", "created": 1.5e9}))
+    (folder / "s6.json").symlink_to(secret)
+    studies = [s["study"] for s in sweep.list_studies(root)]
+    assert studies[0] == "s5" and sorted(studies[1:]) == ["s3", "s4"]  # bad dates sort last, no crash
+    assert sweep.study_record("s6", root) == {}
