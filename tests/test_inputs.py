@@ -493,3 +493,13 @@ def test_sweep_files_are_not_read_through_links_nor_crash_on_numbers(root, secre
     studies = [s["study"] for s in sweep.list_studies(root)]
     assert studies[0] == "s5" and sorted(studies[1:]) == ["s3", "s4"]  # bad dates sort last, no crash
     assert sweep.study_record("s6", root) == {}
+
+
+def test_a_linked_onnx_file_is_not_offered(root, secret):
+    from signlab import explore
+
+    run = _run(root)
+    _link(run.dir / "model.onnx", secret)
+    assert explore.onnx_path(run) is None
+    with pytest.raises(RunError, match="symbolic link"):
+        run.file_bytes("model.onnx")
