@@ -94,12 +94,13 @@ def _parts(name: str | Path) -> list[str]:
     return list(parts)
 
 
-def _refusal(folder: Path, name: str | Path, err: OSError) -> OSError | UnsafeFileError:
+def _raise_refusal(folder: Path | str, name: str | Path, err: OSError) -> None:
     # ELOOP: the last component is a symlink; ENOTDIR: a component on the way is a symlink or a file
+    # (EMLINK is what FreeBSD says for O_NOFOLLOW on a link); anything else (ENOENT…) is raised as is
     if err.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR):
-        return UnsafeFileError(f"{Path(folder) / name}: refused: a symbolic link (signlab never follows "
-                               "links inside a run folder)")
-    return err
+        raise UnsafeFileError(f"{Path(folder) / name}: refused: a symbolic link (signlab never follows "
+                              "links inside a run folder)") from err
+    raise err
 
 
 def open_inside(folder: Path | str, name: str | Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
@@ -117,13 +118,13 @@ def open_inside(folder: Path | str, name: str | Path, flags: int = os.O_RDONLY, 
             try:
                 nxt = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
             except OSError as err:
-                raise _refusal(folder, name, err) from err
+                _raise_refusal(folder, name, err)
             os.close(dir_fd)
             dir_fd = nxt
         try:
             fd = os.open(parts[-1], flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, mode, dir_fd=dir_fd)
         except OSError as err:
-            raise _refusal(folder, name, err) from err
+            _raise_refusal(folder, name, err)
     finally:
         os.close(dir_fd)
     st = os.fstat(fd)

@@ -169,6 +169,10 @@ def test_kernels_are_never_read_through_links(root, tmp_path):
     (run.dir / "kernels").rmdir()
     _link(run.dir / "kernels", elsewhere)  # the whole folder linked out
     assert run.kernel_history() == {}
+    with pytest.raises(UnsafeFileError, match="symbolic link"):  # a link on the way is refused too
+        read_bytes_inside(run.dir, "kernels/epoch_0001.safetensors", 10**6)
+    with pytest.raises(RunError, match="symbolic link"):
+        load_weights(run.dir / "kernels" / "epoch_0001.safetensors", run.dir)
     (elsewhere / ".x.tmp").write_text("keep")
     run.remove_partial_writes()  # never deletes in the folder a link points to
     assert (elsewhere / ".x.tmp").exists()
