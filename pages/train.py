@@ -1,11 +1,11 @@
 """Train: pick a model and its settings, start a training job, and watch it learn live."""
-import math
 
 import pandas as pd
 import streamlit as st
 
 from signlab import access, figures, ui
-from signlab.config import OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset
+from signlab.config import (OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset,
+                            range_problem)
 from signlab.errors import SignlabError
 from signlab.labels import NORMALIZATIONS
 from signlab.models import layer_summary, model_info, model_names
@@ -63,10 +63,10 @@ def _link_problem(field: str, typ: type, raw: str) -> str | None:
         value = typ(raw)
     except ValueError:
         return "is not valid"
+    if range_problem(field, value) is None:  # compared exactly: a 400-digit number never overflows
+        return None
     lo, hi = RANGES[field]
     shown = (lambda v: str(int(v))) if typ is int else (lambda v: f"{v:g}")
-    if math.isfinite(value) and lo <= value <= hi:
-        return None
     return f"is out of range (allowed {shown(lo)} to {shown(hi)})"
 
 

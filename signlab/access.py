@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .errors import SignlabError
 from .models import create_model, layer_summary
 from .paths import default_runs_dir
-from .runs import Run, check_run_id, delete_run, list_runs, run_path
+from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, store_for
 
 ROLES = ("student", "instructor", "local")
@@ -179,14 +179,11 @@ def require(user: User, run: Run, action: str, pol: Policy) -> Run:
 
 def open_for(user: User, run_id: str, action: str, pol: Policy, runs_dir: Path | str | None = None) -> Run:
     """The run ``run_id`` (an id only, never a path) if ``user`` may do ``action`` on it."""
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
     try:
-        path = run_path(check_run_id(run_id), root)
+        run = open_run_id(run_id, runs_dir)
     except SignlabError:
         raise AccessError(f"there is no run {str(run_id)[:80]!r} of yours") from None
-    if not (path / "config.json").exists() or path.is_symlink():
-        raise AccessError(f"there is no run {run_id} of yours")
-    return require(user, Run(path), action, pol)
+    return require(user, run, action, pol)
 
 
 def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None, warn=None) -> list[Run]:
@@ -308,10 +305,9 @@ def delete(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = N
 def download(user: User, run_id: str, what: str, pol: Policy, runs_dir: Path | str | None = None) -> bytes:
     """A run's file for download: ``weights``, ``config`` or ``onnx`` (read without following links)."""
     run = open_for(user, run_id, "download", pol, runs_dir)
-    from .fsutil import read_inside
-
-    name = {"weights": "model.safetensors", "config": "config.json", "onnx": "model.onnx"}[what]
-    return read_inside(run.dir, name)
+    if what == "weights":
+        return run.weights_bytes()
+    return run.file_bytes({"config": "config.json", "onnx": "model.onnx"}[what])
 
 
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:

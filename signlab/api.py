@@ -13,8 +13,9 @@ import torch
 
 from .access import local_user
 from .config import TrainConfig
-from .data import Dataset, load_dataset
-from .errors import RunError, SignlabError
+from .config import check_setting
+from .data import Dataset, check_source_allowed, load_dataset
+from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
 from .inference import UNSURE_BELOW, predict_prepared, top_k
@@ -53,7 +54,12 @@ class ControlWatcher:
 
 def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,
           owner: str | None = None) -> Run:
-    """Put a new run in the queue; a worker (``python -m signlab worker``, or the dashboard's) trains it."""
+    """Put a new run in the queue; a worker (``python -m signlab worker``, or the dashboard's) trains it.
+
+    Its dataset must be the bundled one or a source the operator allows (``SIGNLAB_DATA_SOURCES``):
+    a worker, on the server, will read it. ConfigError otherwise, before anything is created.
+    """
+    check_source_allowed(cfg.data)
     return create_run(cfg, runs_dir, status=RunState.QUEUED, name=name, owner=owner or local_user().id)
 
 
@@ -120,6 +126,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     The store hands the run to one process only: a second resume at the same time, or a resume of a
     queued or training run, is refused with a RunError.
     """
+    check_setting("epochs", epochs, integer=True)  # before int(): a 400-digit number is one clear line
     run = open_run(ref, runs_dir)
     run.status()  # imports an older signlab's folder
     if not run.has_weights():
@@ -181,6 +188,8 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
     "not sure" when the top probability is under UNSURE_BELOW) and ``notes`` (what preprocessing did).
     """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 24:
+        raise ConfigError(f"top: {str(k)[:24]} is out of range; allowed 1 to 24")
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
     tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average 4 views

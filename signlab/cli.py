@@ -178,13 +178,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from .config import shown_value  # a 400-digit number is shortened in the message
     from .worker import run_worker
 
     _use_db(args)
     if not 1 <= args.slots <= 64:
-        raise UsageError(f"--slots: {args.slots} is out of range; allowed 1 to 64")
+        raise UsageError(f"--slots: {shown_value(args.slots)} is out of range; allowed 1 to 64")
     if args.limit is not None and not 1 <= args.limit <= 1024:
-        raise UsageError(f"--limit: {args.limit} is out of range; allowed 1 to 1024")
+        raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed 1 to 1024")
 
     def finished(record: dict) -> None:
         if args.json:
@@ -238,9 +239,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .api import predict_files
+    from .config import shown_value
 
     if args.top < 1 or args.top > 24:
-        raise UsageError(f"--top: {args.top} is out of range; allowed 1 to 24")
+        raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to 24")
     records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
                             crop="auto" if args.crop == "hand" else None)
     if args.json:

@@ -79,14 +79,48 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _check_range(name: str, value: Any, integer: bool) -> None:
+def shown_value(value: Any) -> str:
+    """``value`` for a one-line message: a 400-digit number is shortened, not printed whole."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int over Python's 4300-digit str() limit
+        return "a number with thousands of digits"
+    return text if len(text) <= 24 else f"{text[:10]}…{text[-4:]} ({len(text)} characters)"
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
+
+
+def range_problem(name: str, value: Any, integer: bool | None = None) -> str | None:
+    """Why ``value`` cannot be the setting ``name`` (a RANGES entry), else None.
+
+    Safe for any value from outside: a 400-digit int is compared exactly (never converted to a
+    float, which raises OverflowError), inf and nan are out of range, bools and strings are refused.
+    ``integer`` defaults to whether the range's bounds are written as ints.
+    """
     lo, hi = RANGES[name]
+    if integer is None:
+        integer = isinstance(lo, int) and isinstance(hi, int)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name}: {value!r} is not a number")
-    if integer and int(value) != value:
-        raise ConfigError(f"{name}: {value!r} must be a whole number")
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise ConfigError(f"{name}: {value!r} is out of range; allowed {lo:g} to {hi:g}")
+        return f"{shown_value(value)} is not a number"
+    # ints compare with floats exactly in Python, so no conversion (and no OverflowError) happens here
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
+        return f"{shown_value(value)} is out of range; allowed {_bound(lo)} to {_bound(hi)}"
+    if integer and isinstance(value, float) and not value.is_integer():
+        return f"{shown_value(value)} must be a whole number"
+    return None
+
+
+def check_setting(name: str, value: Any, integer: bool | None = None) -> None:
+    """Raise ConfigError naming ``name`` and its allowed range when ``value`` is not in RANGES[name]."""
+    problem = range_problem(name, value, integer)
+    if problem:
+        raise ConfigError(f"{name}: {problem}")
+
+
+def _check_range(name: str, value: Any, integer: bool) -> None:
+    check_setting(name, value, integer)
 
 
 def validate(c: TrainConfig) -> None:

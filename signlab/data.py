@@ -5,12 +5,21 @@ against ``SHA256SUMS``), so nothing needs the network. A user may point ``source
 at ``"TRAIN,TEST"`` (two paths or URLs, plain or gzipped) or at a folder URL. Parsing the 83 MB
 train CSV takes seconds, so the parsed arrays are cached as ``.npz`` keyed by the file's SHA-256:
 a warm load is a hash plus a memory read. Only a fully validated file is ever cached.
+
+On a class server a run's ``data`` setting comes from a student, so :func:`check_source_allowed`
+admits only the bundled copy and the folders and URL prefixes the operator lists in
+``SIGNLAB_DATA_SOURCES``. Downloads stream to a file under a size cap (``SIGNLAB_MAX_DOWNLOAD_MB``),
+are checked against a SHA-256 where one is known (``URL#sha256=HEX``), and gzip is decompressed
+under a bound (``SIGNLAB_MAX_CSV_MB``), so no source can make the server hold unbounded data.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
+import os
+import posixpath
 import re
 import sys
 import urllib.parse
@@ -23,13 +32,37 @@ from typing import Callable
 import numpy as np
 
 from . import labels
-from .errors import DataError
-from .fsutil import atomic_write, atomic_write_bytes
+from .errors import ConfigError, DataError
+from .fsutil import atomic_write
 from .paths import BUNDLED_DATA_DIR, cache_dir
 
 TRAIN_NAME = "sign_mnist_train.csv"
 TEST_NAME = "sign_mnist_test.csv"
 CACHE_VERSION = 1  # bump when the cached array layout changes
+# the train CSV is 83 MB uncompressed and 24 MB gzipped: generous caps that still bound memory
+DEFAULT_MAX_DOWNLOAD_MB = 200
+DEFAULT_MAX_CSV_MB = 500
+SOURCES_ENV = "SIGNLAB_DATA_SOURCES"
+
+
+def _env_mb(name: str, default: int) -> int:
+    """A size limit in MB from the environment (the operator's), checked: ConfigError names it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default * 2**20
+    if not raw.isdigit() or len(raw) > 7 or not 1 <= int(raw) <= 1_000_000:
+        raise ConfigError(f"{name}: {raw[:24]!r} is not a size in MB; allowed 1 to 1000000")
+    return int(raw) * 2**20
+
+
+def max_download_bytes() -> int:
+    """The largest download accepted (``SIGNLAB_MAX_DOWNLOAD_MB``, default 200 MB)."""
+    return _env_mb("SIGNLAB_MAX_DOWNLOAD_MB", DEFAULT_MAX_DOWNLOAD_MB)
+
+
+def max_csv_bytes() -> int:
+    """The largest CSV accepted, after decompression (``SIGNLAB_MAX_CSV_MB``, default 500 MB)."""
+    return _env_mb("SIGNLAB_MAX_CSV_MB", DEFAULT_MAX_CSV_MB)
 
 
 @dataclass(frozen=True)
@@ -83,6 +116,56 @@ def resolve_source(source: str | Path | None) -> tuple[str, str]:
     raise DataError(f"{s}: not a folder, URL or TRAIN,TEST pair")
 
 
+# --------------------------------------------------------------------------- allowed sources
+def allowed_sources() -> list[str]:
+    """The folders and URL prefixes of ``SIGNLAB_DATA_SOURCES`` (comma-separated; empty: none)."""
+    return [a.strip() for a in os.environ.get(SOURCES_ENV, "").split(",") if a.strip()]
+
+
+def _url_under(location: str, prefix: str) -> bool:
+    """Whether URL ``location`` lies under URL ``prefix``: same scheme and host (and port, and user),
+    and a path at or below the prefix's once ``..`` and %-escapes are resolved."""
+    a, b = urllib.parse.urlparse(location), urllib.parse.urlparse(prefix)
+    if a.scheme.lower() != b.scheme.lower() or a.netloc.lower() != b.netloc.lower():
+        return False
+    pa = posixpath.normpath(urllib.parse.unquote(a.path) or "/")
+    pb = posixpath.normpath(urllib.parse.unquote(b.path) or "/")
+    return pa == pb or pa.startswith(pb.rstrip("/") + "/")
+
+
+def _path_under(location: str, folder: str | Path) -> bool:
+    """Whether ``location`` (after symlinks) lies in ``folder`` (after symlinks)."""
+    try:
+        Path(location).expanduser().resolve().relative_to(Path(folder).expanduser().resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def check_source_allowed(source: str | Path | None) -> None:
+    """Raise ConfigError unless ``source`` is the bundled dataset (None) or lies in a folder or
+    under a URL prefix of ``SIGNLAB_DATA_SOURCES``.
+
+    A queued run is trained by a worker on the server, so its ``data`` must never make the server
+    read any path or fetch any URL a student chooses. (``train --data`` in a terminal is not
+    checked: that user has a shell already.)
+    """
+    if source is None or str(source).strip() == "":
+        return
+    text = str(source).strip()
+    allowed = [*allowed_sources(), str(BUNDLED_DATA_DIR)]
+    locations = [p.strip() for p in text.split(",")] if "," in text else [text]
+    for loc in locations:
+        if _is_url(loc):
+            ok = any(_is_url(a) and _url_under(loc.split("#", 1)[0], a) for a in allowed)
+        else:
+            ok = bool(loc) and any(not _is_url(a) and _path_under(loc, a) for a in allowed)
+        if not ok:
+            shown = text if len(text) <= 120 else text[:117] + "..."
+            raise ConfigError(f"data: {shown!r} is not an allowed dataset source on this server; use the "
+                              f"bundled dataset, or have the operator add it to {SOURCES_ENV}")
+
+
 def _expected_sha256(path: Path) -> str | None:
     """The checksum listed in a SHA256SUMS beside ``path``, if any."""
     sums = path.parent / "SHA256SUMS"
@@ -96,34 +179,71 @@ def _expected_sha256(path: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------- downloads
-def download(url: str, progress: Callable[[int, int], None] | None = None) -> Path:
+def url_sha256(url: str) -> str | None:
+    """The SHA-256 a URL names in its fragment (``…/train.csv.gz#sha256=HEX``), else None."""
+    frag = urllib.parse.urlparse(url).fragment
+    m = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", frag)
+    return m[1].lower() if m else None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, progress: Callable[[int, int], None] | None = None,
+             sha256: str | None = None) -> Path:
     """Fetch ``url`` into the cache once; later calls reuse the file.
 
-    The download goes to a temporary file, its length is checked against Content-Length, and only
-    then is it renamed into place, so an interrupted download is never mistaken for a good one.
+    The download streams to a temporary file (never all in memory), stops past
+    ``max_download_bytes()``, has its length checked against Content-Length and its SHA-256
+    against ``sha256`` (or the URL's ``#sha256=``) when one is known; only then is it renamed into
+    place, so an interrupted or wrong download is never mistaken for a good one.
     """
+    sha256 = (sha256 or url_sha256(url) or "").lower() or None
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     name = Path(urllib.parse.urlparse(url).path).name or "download"
     target = cache_dir() / "downloads" / f"{key}-{name}"
     if target.is_file():
-        return target
+        if sha256 is None or _sha256_file(target) == sha256:
+            return target
+        target.unlink(missing_ok=True)  # a damaged cached copy is fetched again, never trusted
     progress = progress or _stderr_progress(url)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            total = int(resp.headers.get("Content-Length") or 0)
-            chunks, done = [], 0
-            while True:
-                chunk = resp.read(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                done += len(chunk)
-                progress(done, total)
-    except OSError as err:  # URLError and HTTPError are OSErrors
-        raise DataError(f"{url}: download failed ({err})") from err
-    if total and done != total:
-        raise DataError(f"{url}: download incomplete ({done} of {total} bytes)")
-    atomic_write_bytes(target, b"".join(chunks))
+    cap = max_download_bytes()
+    too_big = f"{url}: the download is over the limit of {cap // 2**20} MB (SIGNLAB_MAX_DOWNLOAD_MB); refused"
+
+    def fetch(tmp: Path) -> None:
+        digest, done, total = hashlib.sha256(), 0, 0
+        try:
+            with urllib.request.urlopen(url.split("#", 1)[0], timeout=60) as resp, open(tmp, "wb") as out:
+                length = str(resp.headers.get("Content-Length") or "0").strip()
+                total = int(length) if length.isdigit() and len(length) < 19 else 0
+                if total > cap:  # refused before a byte is read
+                    raise DataError(too_big)
+                while True:
+                    chunk = resp.read(1 << 20)
+                    if not chunk:
+                        break
+                    done += len(chunk)
+                    if done > cap:
+                        raise DataError(too_big)
+                    digest.update(chunk)
+                    out.write(chunk)
+                    progress(done, total)
+        except http.client.IncompleteRead as err:
+            raise DataError(f"{url}: download incomplete ({done + len(err.partial)} of {total} bytes)") from err
+        except (OSError, http.client.HTTPException) as err:  # URLError and HTTPError are OSErrors
+            raise DataError(f"{url}: download failed ({err})") from err
+        if total and done != total:
+            raise DataError(f"{url}: download incomplete ({done} of {total} bytes)")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise DataError(f"{url}: SHA-256 {digest.hexdigest()[:12]}… does not match the expected "
+                            f"{sha256[:12]}…; the download is damaged or not the file named")
+
+    atomic_write(target, fetch)
     return target
 
 
@@ -137,17 +257,29 @@ def _stderr_progress(url: str) -> Callable[[int, int], None]:
 
 
 # --------------------------------------------------------------------------- parsing
-def _read_text(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
-    if raw[:2] == b"\x1f\x8b":
+def _read_text(path: Path, raw: bytes | None = None) -> bytes:
+    """The CSV bytes of ``path`` (``raw``, if already read), gunzipped under ``max_csv_bytes()``:
+    a small gzip bomb stops at the bound with a DataError instead of filling the memory."""
+    bound = max_csv_bytes()
+    if raw is None:
         try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as err:
-            raise DataError(f"{path}: the gzip data is truncated or corrupt ({err})") from err
-    return raw
+            raw = path.read_bytes()
+        except OSError as err:
+            raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+    if raw[:2] != b"\x1f\x8b":
+        if len(raw) > bound:
+            raise DataError(f"{path}: {len(raw) / 2**20:.0f} MB is over the CSV limit of {bound // 2**20} MB "
+                            "(SIGNLAB_MAX_CSV_MB)")
+        return raw
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            text = gz.read(bound + 1)  # never more than the bound (plus one byte to notice it)
+    except (EOFError, OSError, zlib.error) as err:
+        raise DataError(f"{path}: the gzip data is truncated or corrupt ({err})") from err
+    if len(text) > bound:
+        raise DataError(f"{path}: decompresses to over {bound // 2**20} MB (SIGNLAB_MAX_CSV_MB); refused "
+                        "(not a Sign Language MNIST CSV, or a gzip bomb)")
+    return text
 
 
 def parse_csv(text: bytes, name: str) -> Split:
@@ -235,7 +367,11 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
     path = download(location, progress) if _is_url(location) else Path(location).expanduser()
     if not path.is_file():
         raise DataError(f"{location}: no such file")
+    limit = max(max_csv_bytes(), max_download_bytes())
     try:
+        if path.stat().st_size > limit:  # before reading: a huge local file is refused, not loaded
+            raise DataError(f"{path}: {path.stat().st_size / 2**20:.0f} MB is over the limit of "
+                            f"{limit // 2**20} MB (SIGNLAB_MAX_CSV_MB)")
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
@@ -251,7 +387,7 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
                 return Split(images=z["images"], targets=z["targets"], source=str(location))
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
-    split = parse_csv(_read_text(path), str(location))
+    split = parse_csv(_read_text(path, raw), str(location))
     split = Split(split.images, split.targets, str(location))
     try:
         atomic_write(cached, lambda p: _save_npz(p, split))

@@ -231,6 +231,8 @@ def onnx_path(run: Run) -> Path | None:
     """The run's ONNX export if it exists and is newer than the weights; else None."""
     p = run.dir / "model.onnx"
     try:
+        if p.is_symlink():  # a planted link is never offered for download (read with run.file_bytes)
+            return None
         if p.stat().st_mtime >= (run.dir / "model.safetensors").stat().st_mtime:
             return p
     except OSError:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .fsutil import storage_error
+from .fsutil import open_append_nofollow, storage_error
 from .paths import PROJECT_ROOT
 
 _CHILDREN: list[subprocess.Popen] = []  # started by this process, reaped as they end
@@ -29,10 +29,14 @@ def cpu_share(processes: int) -> dict[str, str]:
 
 
 def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``python -m signlab ARGS`` detached, appending its output to ``log``."""
+    """Start ``python -m signlab ARGS`` detached, appending its output to ``log``.
+
+    ``log`` is opened without following a symlink (UnsafeFileError if one is planted there)."""
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log, "ab")
+        # never through a link: a workers.log planted as a symlink must not make the server's
+        # children append to a file of the server's user (UnsafeFileError, one line)
+        out = open_append_nofollow(log)
     except OSError as err:
         raise storage_error(err, log) from err
     with out:

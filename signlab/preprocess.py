@@ -70,7 +70,7 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"))  # uploader types only: no EPS/Ghostscript
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         if isinstance(err, UnidentifiedImageError):
             raise ImageError(f"{name}: not an image PIL can read (PNG, JPEG, WebP, GIF, BMP, TIFF)") from err

@@ -14,7 +14,8 @@ Its state (queued, running, …), owner, name, place in the queue and lease live
 existed (with a ``status.json``) are imported into it the first time they are seen.
 
 Weights are only ever read with safetensors; no file is unpickled. Run ids are checked so that no
-id can reach outside the runs folder.
+id can reach outside the runs folder, and every file in a run folder is opened without following
+symlinks (:mod:`signlab.fsutil`): a link planted in a run is refused, never read or appended to.
 """
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors_bytes, save_file
 
 from .config import TrainConfig
-from .errors import RunError, SignlabError
-from .fsutil import atomic_write, atomic_write_json, read_json, storage_error
+from .errors import ConfigError, RunError, SignlabError
+from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_inside, nofollow_opener,
+                     read_bytes_inside, read_json_inside, storage_error)
 from .models import create_model, first_weights
 from .paths import default_runs_dir
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
@@ -43,6 +45,11 @@ from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+# the largest file signlab writes: deepcnn at width 256 times 8 members is 560 MB of weights, and
+# Adam's state twice that; a bigger file in a run folder was not written by signlab
+MAX_WEIGHTS_BYTES = 2 * 2**30
+MAX_METRICS_READ = 512 * 2**20  # one read of metrics.jsonl (200 epochs at batch size 1: about 100 MB)
+MAX_JSON_BYTES = 16 * 2**20  # config.json, meta.json, optimizer.json
 
 
 # --------------------------------------------------------------------------- ids and paths
@@ -79,6 +86,21 @@ def run_path(run_id: str, runs_dir: Path | str | None = None) -> Path:
     return path
 
 
+def open_run_id(run_id: str, runs_dir: Path | str | None = None) -> "Run":
+    """The run named by ``run_id`` in ``runs_dir``: an id only, never a path.
+
+    For ids that come from outside (a page link ``?run=…``, a form): ``/etc``, ``../x``, ``~/x`` or
+    ``runs/x`` are refused with a RunError, as is a folder that is a symlink or has no config.json.
+    """
+    if not isinstance(run_id, str) or "/" in run_id or "\\" in run_id or os.sep in run_id:
+        raise RunError(f"{str(run_id)[:80]!r} is not a run id (a link names a run by its id, never a path)")
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    path = run_path(run_id, root)
+    if path.is_symlink() or not path.is_dir() or not (path / "config.json").is_file():
+        raise RunError(f"{run_id}: no such run in {root}")
+    return Run(path)
+
+
 def resolve_run(ref: str, runs_dir: Path | str | None = None) -> Path:
     """RUN on the command line: a run id in ``runs_dir`` or a path to a run directory."""
     p = Path(ref).expanduser()
@@ -93,14 +115,25 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- safe weights
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file. Pickle-based checkpoints are refused before anything is read."""
+def load_weights(path: Path, folder: Path | None = None) -> dict[str, torch.Tensor]:
+    """Read a safetensors file. Pickle-based checkpoints are refused before anything is read.
+
+    The file is opened without following symlinks below ``folder`` (default: its own folder), and
+    one over MAX_WEIGHTS_BYTES is refused: a link planted in a run never leads to another file.
+    """
     path = Path(path)
     if path.suffix.lower() in _PICKLE_SUFFIXES or path.suffix.lower() != ".safetensors":
         raise RunError(f"{path.name}: refused; signlab reads weights only from .safetensors files, "
                        "never pickle-based checkpoints (they can run code when loaded)")
+    folder = Path(folder) if folder is not None else path.parent
     try:
-        return load_file(str(path), device="cpu")
+        raw = read_bytes_inside(folder, path.relative_to(folder), MAX_WEIGHTS_BYTES)
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from err
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path}: not a readable safetensors file ({getattr(err, 'strerror', None) or err})") from err
+    try:
+        return load_safetensors_bytes(raw)
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{path}: not a readable safetensors file ({err})") from err
 
@@ -159,17 +192,22 @@ class Run:
 
     @property
     def config(self) -> TrainConfig:
-        data = read_json(self.dir / "config.json")
+        try:
+            data = json.loads(read_bytes_inside(self.dir, "config.json", MAX_JSON_BYTES))
+        except UnsafeFileError as err:
+            raise RunError(f"run {self.id}: its settings are refused ({err})") from err
+        except (OSError, ValueError):
+            data = None
         if not isinstance(data, dict):
             raise RunError(f"run {self.id}: its settings (config.json) are missing or unreadable")
         try:
             return TrainConfig.from_dict(data)
-        except (TypeError, ValueError, OverflowError) as err:
+        except (ConfigError, TypeError, ValueError, OverflowError) as err:  # names the run and the setting
             raise RunError(f"run {self.id}: its settings (config.json) are not valid ({err})") from err
 
     @property
     def meta(self) -> dict[str, Any]:
-        meta = read_json(self.dir / "meta.json", {})
+        meta = read_json_inside(self.dir, "meta.json", {}, MAX_JSON_BYTES)
         return meta if isinstance(meta, dict) else {}
 
     def status(self) -> dict[str, Any]:
@@ -202,10 +240,8 @@ class Run:
         long run reads only what is new. A line still being written is left for the next call."""
         out = []
         try:
-            with open(self.dir / "metrics.jsonl", "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
+            data = read_bytes_inside(self.dir, "metrics.jsonl", MAX_METRICS_READ, offset)
+        except (OSError, UnsafeFileError):  # missing, or a planted link: no events
             return [], offset
         end = data.rfind(b"\n") + 1
         for line in data[:end].splitlines():
@@ -220,6 +256,28 @@ class Run:
     def has_weights(self) -> bool:
         p = self.dir / "model.safetensors"
         return p.is_file() and not p.is_symlink()
+
+    def file_bytes(self, name: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> bytes:
+        """A file of this run (``config.json``, ``model.onnx``…) for a download: never through a
+        symlink, never outside the run folder; RunError when it is missing or refused."""
+        try:
+            return read_bytes_inside(self.dir, name, max_bytes)
+        except UnsafeFileError as err:
+            raise RunError(f"run {self.id}: {err}") from err
+        except OSError as err:
+            raise RunError(f"run {self.id}: cannot read {name} ({err.strerror or err})") from err
+
+    def weights_bytes(self) -> bytes:
+        """The bytes of ``model.safetensors``, for the Runs page's download (safely read, checked to
+        be a safetensors file, so a planted file is never served)."""
+        if not self.has_weights():
+            raise RunError(f"run {self.id} has no weights yet (no finished epoch)")
+        raw = self.file_bytes("model.safetensors")
+        try:
+            load_safetensors_bytes(raw)
+        except (SafetensorError, ValueError) as err:
+            raise RunError(f"run {self.id}: model.safetensors is not a readable safetensors file ({err})") from err
+        return raw
 
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from config.json and model.safetensors (no unpickling), in eval mode."""
@@ -239,7 +297,7 @@ class Run:
         """Model and optimizer state to continue training."""
         state: dict[str, Any] = {"model": load_weights(self.dir / "model.safetensors")}
         opt_path = self.dir / "optimizer.safetensors"
-        plain = read_json(self.dir / "optimizer.json")
+        plain = read_json_inside(self.dir, "optimizer.json", None, MAX_WEIGHTS_BYTES)
         if opt_path.is_file() and isinstance(plain, dict):
             state["optimizer"] = _unflatten_optimizer(load_weights(opt_path), plain)
         return state
@@ -253,9 +311,13 @@ class Run:
                 history.update({int(k.split("_")[1]): v for k, v in load_weights(legacy).items()})
             except (RunError, ValueError, IndexError):
                 pass
-        for f in sorted((self.dir / "kernels").glob("epoch_*.safetensors")):
+        # listed and read without following links: a kernels folder linked elsewhere is ignored
+        names = sorted(n for n in list_dir_inside(self.dir, "kernels")
+                       if n.startswith("epoch_") and n.endswith(".safetensors"))
+        for n in names:
+            f = self.dir / "kernels" / n
             try:
-                history[int(f.stem.split("_")[1])] = load_weights(f)["kernels"]
+                history[int(f.stem.split("_")[1])] = load_weights(f, self.dir)["kernels"]
             except (RunError, ValueError, IndexError, KeyError):
                 continue
         return dict(sorted(history.items()))
@@ -266,6 +328,8 @@ class Run:
     def remove_partial_writes(self) -> None:
         """Delete temporary files of atomic writes that a killed writer left (never the real files)."""
         for folder in (self.dir, self.dir / "kernels"):
+            if folder.is_symlink():  # a kernels link to another folder: never delete files there
+                continue
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
 
@@ -356,11 +420,11 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     queued; one that was running is ``interrupted`` (nothing holds it now); one whose config cannot
     be read is ``failed`` with that reason. Returns a warning for an unreadable folder, else None.
     """
-    meta = read_json(folder / "meta.json", {})
+    meta = read_json_inside(folder, "meta.json", {}, MAX_JSON_BYTES)
     meta = meta if isinstance(meta, dict) else {}
-    old = read_json(folder / "status.json", {})
+    old = read_json_inside(folder, "status.json", {}, MAX_JSON_BYTES)
     old = old if isinstance(old, dict) else {}
-    cfg = read_json(folder / "config.json")
+    cfg = read_json_inside(folder, "config.json", None, MAX_JSON_BYTES)
     problem = None
     try:
         if not isinstance(cfg, dict):
@@ -476,12 +540,14 @@ class RunWriter:
         if self.lost:
             return
         try:
-            if self._log is None:
-                self._log = open(self.run.dir / "metrics.jsonl", "a")
+            if self._log is None:  # never through a planted link: a worker must not append elsewhere
+                self._log = open(self.run.dir / "metrics.jsonl", "a", opener=nofollow_opener)
             self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
             self._log.flush()
         except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError
             raise storage_error(err, self.run.dir / "metrics.jsonl") from err
+        except UnsafeFileError as err:
+            raise RunError(f"run {self.run.id}: {err}") from err
 
     def set_state(self, state: RunState | None = None, **fields: Any) -> None:
         """Record progress (and move the run to ``state``) in the store; quiet once the lease is lost."""

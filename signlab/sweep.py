@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, SignlabError
-from .fsutil import atomic_write_json, read_json
+from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .store import RunState, db_url_for, new_worker_id, store_for
@@ -231,8 +231,10 @@ def request_stop(study: str, runs_dir: Path | str | None = None) -> None:
 
 def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
     """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
-    rec = read_json(sweeps_dir(runs_dir) / f"{study}.stop", {}) or {}
-    return float(rec.get("time", 0)) >= since
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
+    t = rec.get("time") if isinstance(rec, dict) else None
+    # compared as found, never converted: a 400-digit number or a string in the file is no crash
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and t >= since
 
 
 # --------------------------------------------------------------------------- workers
@@ -251,16 +253,20 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
         if STUDY_RE.match(f.stem):
             found[f.stem] = {"study": f.stem, "storage": str(f.resolve()), "created": f.stat().st_mtime}
     for f in folder.glob("*.json"):
-        rec = read_json(f)
-        if isinstance(rec, dict) and STUDY_RE.match(f.stem):
+        rec = read_json_inside(folder, f.name) if STUDY_RE.match(f.stem) else None  # never through a link
+        if isinstance(rec, dict):
             found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
     for name, rec in found.items():
         rec["workers"] = len(workers(name, runs_dir))
+        created = rec.get("created")  # from a file: anything but a finite number would break the sort
+        ok = isinstance(created, (int, float)) and not isinstance(created, bool) and 0 <= created < 1e11
+        rec["created"] = float(created) if ok else 0.0
     return sorted(found.values(), key=lambda r: r.get("created", 0), reverse=True)
 
 
 def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, Any]:
-    return read_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.json", {}) or {}
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{check_study_name(study)}.json", {})
+    return rec if isinstance(rec, dict) else {}
 
 
 def _launched(study: str) -> list:
@@ -328,10 +334,13 @@ def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = Fal
 
 def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
     """The last ``signlab:`` line of the study's worker log: why a background sweep ended badly."""
-    try:
-        lines = (sweeps_dir(runs_dir) / f"{study}.log").read_text(errors="replace").strip().splitlines()
-    except OSError:
+    if not STUDY_RE.match(study):
         return ""
+    try:  # the tail only, and never through a link (a planted log must not show another file)
+        tail = read_tail_inside(sweeps_dir(runs_dir), f"{study}.log", 256 * 1024)
+    except (OSError, UnsafeFileError):
+        return ""
+    lines = tail.decode(errors="replace").strip().splitlines()
     return next((ln for ln in reversed(lines) if ln.startswith("signlab:")), "")
 
 
@@ -409,11 +418,15 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------- running a sweep
-def _check_budget(trials: int, timeout: float | None) -> None:
+def _check_budget(trials: int, timeout: float | None, sampler_seed: int | None = None) -> None:
+    # compared as given, never converted: a 400-digit number is refused in one line, not an OverflowError
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise ConfigError(f"--trials: {trials!r} is out of range; allowed 1 to {MAX_TRIALS}")
+        raise ConfigError(f"--trials: {str(trials)[:24]} is out of range; allowed 1 to {MAX_TRIALS}")
     if timeout is not None and not (timeout > 0 and timeout < 1e7):
-        raise ConfigError(f"--timeout: {timeout!r} is out of range; give seconds above 0")
+        raise ConfigError(f"--timeout: {str(timeout)[:24]} is out of range; give seconds above 0 and below 10000000")
+    if sampler_seed is not None and (isinstance(sampler_seed, bool) or not isinstance(sampler_seed, int)
+                                     or not 0 <= sampler_seed <= 2**32 - 1):  # numpy's seed range
+        raise ConfigError(f"--sampler-seed: {str(sampler_seed)[:24]} is out of range; allowed 0 to {2**32 - 1}")
 
 
 def _shared(cfg) -> dict[str, Any]:
@@ -441,7 +454,7 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     Returns {study, storage, trials, completed, pruned, this_worker, best_value, best_params,
     best_run_id, best_test_accuracy, seconds}.
     """
-    _check_budget(trials, timeout)
+    _check_budget(trials, timeout, sampler_seed)
     base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
     study = check_study_name(study or default_study_name(model, epochs))
     optuna = _optuna()

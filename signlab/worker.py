@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SignlabError
-from .fsutil import atomic_write_json, read_json
+from .fsutil import atomic_write_json, read_json_inside
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn
 from .paths import default_runs_dir
@@ -94,9 +94,15 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
         store_for(root).update(claim, RunState.FAILED, message=str(err))
         return {"run_id": claim.run_id, "status": "failed", "message": str(err)}
     say(f"run {run.id}: claimed (attempt {claim.attempt})")
+    problem = _source_problem(run)
+    if problem:  # a planted or old queued run: its dataset is not one this server may read
+        message = f"run {run.id}: {problem}"
+        store_for(root).update(claim, RunState.FAILED, message=message)
+        say(f"run {run.id}: failed ({message})")
+        return {"run_id": run.id, "status": "failed", "message": message}
     try:
         if device:  # this worker's device for runs that left the choice to the machine
-            cfg = read_json(run.dir / "config.json")
+            cfg = read_json_inside(run.dir, "config.json")  # never through a planted link
             if isinstance(cfg, dict) and cfg.get("device", "auto") == "auto":
                 atomic_write_json(run.dir / "config.json", {**cfg, "device": device})
         record = api.train_claimed(run, claim)
@@ -110,6 +116,24 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
             pass
     say(f"run {run.id}: {record['status']}" + (f" ({record.get('message')})" if record.get("message") else ""))
     return record
+
+
+def _source_problem(run: Run) -> str | None:
+    """Why this run's dataset may not be read on this server (see data.check_source_allowed), else
+    None. Checked here, where the server acts on it, since a run's config.json can be written by
+    anyone who can write the runs folder, not only through ``api.queue``. Unreadable settings are
+    left to ``train_claimed``, which fails the run with that reason."""
+    from .data import check_source_allowed
+
+    try:
+        source = run.config.data
+    except SignlabError:
+        return None
+    try:
+        check_source_allowed(source)
+    except SignlabError as err:
+        return str(err)
+    return None
 
 
 def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_when_idle: bool,
