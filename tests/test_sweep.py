@@ -230,3 +230,36 @@ def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch,
     open_best.click()
     at.run(timeout=60)
     assert at.session_state["eval_run_id"] == best["run_id"]
+
+
+# --------------------------------------------------------------------------- trials share the job limit
+def test_a_trial_waits_for_a_slot_of_the_job_limit(tmp_path, small_dataset, monkeypatch):
+    """Sweep trials are ordinary runs in the queue: with the only slot taken, a trial waits queued,
+    and trains once the slot is free (a sweep can never run past the server's job limit)."""
+    import threading
+    import time
+
+    from signlab.config import TrainConfig
+    from signlab.runs import create_held_run
+    from signlab.store import RunState, store_for
+
+    monkeypatch.setenv("SIGNLAB_JOB_LIMIT", "1")
+    held, claim = create_held_run(TrainConfig(model="logreg"), "someone-else", tmp_path, run_id="busy")
+    store = store_for(tmp_path)
+    store.update(claim, RunState.RUNNING)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(sweep.run_sweep(
+        model="logreg", trials=1, epochs=1, max_steps=5, study="lim", runs_dir=tmp_path, dataset=small_dataset)))
+    t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline and not [r for r in store.rows() if r["kind"] == "trial"]:
+        time.sleep(0.1)
+    [trial] = [r for r in store.rows() if r["kind"] == "trial"]
+    time.sleep(2)
+    assert store.get(trial["run_id"])["status"] == RunState.QUEUED  # waiting: the slot is taken
+    assert any(w["phase"] == "waiting for a free slot" for w in store.workers(kind="sweep"))
+    store.heartbeat(claim)
+    store.update(claim, RunState.COMPLETED)
+    t.join(120)
+    assert result["completed"] == 1
+    assert store.get(trial["run_id"])["status"] == RunState.COMPLETED
