@@ -130,7 +130,11 @@ def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = No
     instructor saved in the run database."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     p = Policy().with_changes(extra or {}).with_changes(_env_settings())
-    return p.with_changes(store_for(root).settings())
+    try:
+        saved = store_for(root).settings()
+    except SignlabError:  # no run database yet (an unwritable runs folder): starting a run says why
+        saved = {}
+    return p.with_changes(saved)
 
 
 def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | None = None) -> Policy:

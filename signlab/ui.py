@@ -146,11 +146,15 @@ def account_box() -> None:
 
 def md(text: Any) -> str:
     """User text made safe for markdown: a run's name, a link's value. Without this, a name like
-    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages."""
+    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
+
+    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
+    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
+    """
     out = []
     for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()#+-.!|<>~$:@" else ch)
-    return "".join(out).replace("\n", " ")
+        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
+    return "".join(out).replace("\n", " ").replace("www.", "www\\.")
 
 
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")

@@ -178,7 +178,7 @@ def test_a_run_name_renders_as_text(setup, monkeypatch, app_caches):
     at = _as(ALICE, "train", {"run": run.id})
     assert not at.exception
     heads = [h.value for h in at.subheader]
-    assert any("\\[win\\]\\(http\\://evil\\.example\\)" in h for h in heads), heads
+    assert any("\\[win\\]\\(http\\://evil.example\\)" in h for h in heads), heads
 
 
 def test_held_run_controls_check_the_owner(tmp_path):

@@ -158,6 +158,8 @@ def test_a_crash_between_claim_and_start_loses_nothing(tmp_path, db_url):
     crashed = _worker(tmp_path, "--exit-when-idle", env={"SIGNLAB_FAULT": "after_claim"})
     assert crashed.wait(60) == 3 and "injected fault" in crashed.stderr.read()
     assert run.status()["status"] == RunState.CLAIMED  # nobody has noticed yet
+    wait_for(lambda: run.store.expire_leases() or run.status()["status"] == RunState.QUEUED, 30,
+             what="the lease to run out")  # then the run waits in the queue again
     good = _worker(tmp_path, "--exit-when-idle", "--json")
     out, _ = good.communicate(timeout=120)
     assert json.loads(out.splitlines()[-1]) == {"run_id": "fragile", "status": "completed"}
