@@ -17,6 +17,7 @@ from .data import Dataset, load_dataset
 from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
+from .health import HealthMonitor
 from .inference import UNSURE_BELOW, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
@@ -114,7 +115,7 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, callbacks: Iterable[Callb
          state: dict[str, Any] | None, evaluate_test: bool) -> dict[str, Any]:
     run.remove_partial_writes()  # left by an earlier worker that was killed mid-write
     writer = RunWriter(run)
-    cbs: list[Callback] = [writer, ControlWatcher(run, writer), *callbacks]
+    cbs: list[Callback] = [writer, ControlWatcher(run, writer), HealthMonitor(writer.log), *callbacks]
     try:
         trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
