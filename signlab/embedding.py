@@ -151,9 +151,9 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
     dev = next(model.parameters()).device
     captured: list[torch.Tensor] = []
 
-    def keep(t: torch.Tensor) -> None:
+    def keep(t: torch.Tensor, pool: bool = True) -> None:
         t = t.detach().float()
-        captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 else t.flatten(1)).cpu())  # (B, D)
+        captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 and pool else t.flatten(1)).cpu())  # (B, D)
 
     hook = None
     if layer == HIDDEN:
@@ -175,7 +175,7 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
             x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
             logits = model(x).float()  # (B, 24)
             if layer == PIXELS:
-                keep(x)
+                keep(x, pool=False)  # (B, 784): every pixel is a dimension
             elif layer == LOGITS:
                 keep(logits)
             probs.append(torch.softmax(logits, 1).cpu())

@@ -47,12 +47,13 @@ def dead_share(out: torch.Tensor) -> float:
     a channel, dead when no image of the batch gives it a positive value anywhere.
     """
     alive = (out.detach() > 0).flatten(2).any(2) if out.ndim > 2 else out.detach() > 0  # (B, C)
-    return float((~alive.any(0)).float().mean().item())
+    dead = int((~alive.any(0)).sum().item())
+    return dead / max(alive.shape[1], 1)
 
 
 def clipped_share(pre_logits: torch.Tensor) -> float:
     """Share of scores an output ReLU sets to zero: those not above zero before it."""
-    return float((pre_logits.detach() <= 0).float().mean().item())
+    return int((pre_logits.detach() <= 0).sum().item()) / max(pre_logits.numel(), 1)
 
 
 class HealthMonitor:
