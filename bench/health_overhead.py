@@ -42,7 +42,8 @@ def main() -> None:
     ds = Dataset(train=full.train, test=Split(full.test.images[:256], full.test.targets[:256], full.test.source))
     print(f"{'model':<14}{'log every':>10}{'steps':>7}{'without (s)':>13}{'with (s)':>10}{'ratio':>8}{'records':>9}")
     for model in args.models:
-        cfg = preset(PRESETS.get(model, "fast"), model=model, epochs=1, max_steps=args.steps)
+        # epochs far beyond the steps: max_steps alone decides how long each measurement trains
+        cfg = preset(PRESETS.get(model, "fast"), model=model, epochs=50, max_steps=args.steps)
         Trainer(cfg.replace(max_steps=20), ds).fit()  # warm-up: first-call costs out of the comparison
         without, with_, n = [], [], 0
         for _ in range(args.reps):

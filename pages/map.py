@@ -34,13 +34,15 @@ layer = c1.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].labe
 method = c2.segmented_control("Embedding", list(embedding.METHODS), default="pca", required=True, key="map_method",
                               format_func=lambda m: embedding.METHOD_NAMES[m]) or "pca"
 
+gate = st.container()  # always made, like the progress slot: the chart's position never shifts
 if method == "tsne" and embedding.cached_map(run, layer, method, len(ds.test)) is None:
-    st.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the run.",
-            icon="⏱️")
-    if not st.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}"):
+    gate.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the run.",
+              icon="⏱️")
+    if not gate.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}"):
         st.stop()
 
-fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method)
+progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
+fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot)
 s = embedding.map_summary(fm)
 note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
         f"activations embedded with {method.upper()}"

@@ -288,8 +288,11 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
     if progress:
         progress(run_share, f"embedding {feats.shape[1]}-dimensional activations with {method.upper()}…")
     coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0))
-    fm = FeatureMap(coords.astype(np.float32), np.asarray(split.targets), probs.argmax(1), probs.astype(np.float32),
-                    layer, method, int(feats.shape[1]), time.perf_counter() - t0)
+    # probabilities as the cache keeps them (float16): a map computed now and the same map read back
+    # later must draw the very same figure, or Streamlit takes it for a new chart and drops a click
+    fm = FeatureMap(coords.astype(np.float32), np.asarray(split.targets), probs.argmax(1),
+                    probs.astype(np.float16).astype(np.float32), layer, method, int(feats.shape[1]),
+                    time.perf_counter() - t0)
     arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs.astype(np.float16),
                   dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime))
 

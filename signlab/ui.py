@@ -245,16 +245,20 @@ def classify_run_picker(label: str = "Model", key: str = Keys.EVAL_RUN,
     return by_id[chosen]
 
 
-def feature_map(run: Run, layer: str, method: str):
+def feature_map(run: Run, layer: str, method: str, slot: Any = None):
     """The run's map of the test set at ``layer`` by ``method`` (``signlab.embedding``), from the run
-    folder's cache or computed now under a progress bar (t-SNE: about a minute), then cached there."""
+    folder's cache or computed now under a progress bar (t-SNE: about a minute), then cached there.
+
+    ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
+    element positions whether or not the map was cached, so the chart after it is not remounted
+    (a remounted chart forgets the point a user just clicked)."""
     from .embedding import METHOD_NAMES, cached_map, run_map
 
     test = dataset().test
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
         return hit
-    bar = st.progress(0.0, text=f"Computing the {METHOD_NAMES.get(method, method)} map…")
+    bar = (slot if slot is not None else st).progress(0.0, text=f"Computing the {METHOD_NAMES.get(method, method)} map…")
     try:
         return run_map(run, test, layer, method, model=load_model(run),
                        progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text))

@@ -79,6 +79,7 @@ def test_run_map_is_cached_per_layer_and_method_until_the_weights_change(tmp_pat
     again = embedding.run_map(run, tiny_test, method="pca")
     assert again.cached and np.allclose(again.coords, fm.coords)
     assert np.array_equal(again.y_pred, fm.y_pred)
+    assert np.array_equal(again.probs, fm.probs)  # the same figure whether computed or read back
     assert embedding.cached_map(run, "pixels", "pca", 120) is None  # another layer: not cached yet
     w = run.dir / "model.safetensors"
     os.utime(w, (w.stat().st_atime, w.stat().st_mtime + 10))  # newer weights: the cache is stale
