@@ -21,6 +21,7 @@ PAGES = {
         st.Page("pages/train.py", title="Train", icon="🏋️"),
         st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
         st.Page("pages/kernels.py", title="Kernels", icon="🔬"),
+        st.Page("pages/map.py", title="Map", icon="🗺️"),
         st.Page("pages/classify.py", title="Classify", icon="✋"),
         st.Page("pages/calibrate.py", title="Teach it your hand", icon="🖐️"),
         st.Page("pages/runs.py", title="Runs", icon="🗂️"),

@@ -42,8 +42,6 @@ def _timed(fn, reps: int = 5) -> float:
 
 def fill(root: Path, db: str | None, n: int) -> None:
     """``n`` finished runs: a folder with config.json each, and their rows (inserted in bulk)."""
-    import sqlalchemy as sa
-
     from signlab.store import runs_table
 
     store = store_for(root, db)

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from signlab import access, explore, figures, guide, ui
+from signlab.health import health_records, health_series
 from signlab.labels import LETTERS
 from signlab.store import ACTIVE, RunState
 
@@ -83,9 +84,16 @@ if step.key == "templates":
     else:
         st.warning("Train logistic regression in step 2 first.")
 
+if step.key == "seed":
+    seed_run = guide.find_run(runs, guide.SEED)
+    seed_health = health_records(seed_run.metrics()) if seed_run else []
+    if seed_health and seed_health[-1].get("dead_logits") is not None:
+        st.plotly_chart(figures.health_charts(health_series(seed_health), title="Your lecture ConvNet's health"),
+                        width="stretch", key="guide_health")
+
 if step.page:
     if st.button(f"Open the {step.page.split('/')[-1][:-3].capitalize()} page →"):
-        latest = {"templates": guide.LOGREG, "kernels": guide.FIXED}.get(step.key)
+        latest = {"templates": guide.LOGREG, "kernels": guide.FIXED, "seed": guide.SEED}.get(step.key)
         r = guide.find_run(runs, latest) if latest else None
         if r:
             st.session_state[ui.Keys.EVAL_RUN] = r.id

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import access, figures, ui
+from signlab import access, compare, figures, ui
 from signlab.explore import curve_series, onnx_path, runs_table
 from signlab.store import ACTIVE
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
@@ -25,9 +25,28 @@ flash = st.session_state.pop("runs_flash", None)
 if flash:
     st.success(flash, icon="✅")
 
-# ----------------------------------------------------------------------------- the table
+# ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
-df = pd.DataFrame(runs_table(runs))
+rows = compare.run_rows(runs)
+inside = list(range(len(runs)))
+if len(runs) > 1:
+    st.markdown("**Settings and accuracy side by side**: one line per run. Drag along an axis to brush it "
+                "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
+                "inside every brush.")
+    with st.expander("Brush the axes with controls", expanded=False):
+        brush = ui.brush_controls(rows, compare.RUN_COLUMNS, "runs_parcoords")
+    st.plotly_chart(figures.parallel_coordinates(compare.axes(rows, compare.RUN_COLUMNS, brush), "accuracy"),
+                    width="stretch", key="runs_parcoords")
+    inside = compare.apply_brush(rows, brush)
+    if brush:
+        b1, b2 = st.columns([3, 1], vertical_alignment="center")
+        b1.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
+        b2.button("📈 Overlay these runs", disabled=not inside, width="stretch", key="runs_overlay_brushed",
+                  on_click=lambda: st.session_state.update(runs_compare=[runs[i].id for i in inside[:8]]),
+                  help="Draw the curves of the runs inside the brush (at most 8) in Compare runs below.")
+
+# ----------------------------------------------------------------------------- the table
+df = pd.DataFrame(runs_table(runs)).iloc[inside]
 st.dataframe(df, hide_index=True, width="stretch", column_config={
     "name": st.column_config.TextColumn("name", width="medium"),
     "lr": st.column_config.NumberColumn("lr", format="%g"),
@@ -40,7 +59,10 @@ st.dataframe(df, hide_index=True, width="stretch", column_config={
 # ----------------------------------------------------------------------------- compare
 st.subheader("Compare runs")
 with_curves = [r.id for r in runs if r.summary()["epochs"] or r.has_weights()]
-picked = st.multiselect("Runs to overlay", [r.id for r in runs], default=with_curves[:3],
+if "runs_compare" in st.session_state:  # set by the brush's button or the Sweeps page: keep only runs that exist
+    st.session_state["runs_compare"] = [i for i in st.session_state["runs_compare"] if i in by_id]
+picked = st.multiselect("Runs to overlay", [r.id for r in runs],
+                        default=None if "runs_compare" in st.session_state else with_curves[:3],
                         format_func=lambda i: ui.run_label(by_id[i]), key="runs_compare",
                         placeholder="Choose runs to compare")
 if picked:

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from signlab import access, figures, sweep, ui
+from signlab import access, compare, figures, sweep, ui
 from signlab.models import model_info, model_names
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
@@ -140,10 +140,29 @@ with right:
                 st.switch_page("pages/evaluate.py")
 
         if rows:
+            trows = compare.trial_rows(rows)
+            inside = list(range(len(rows)))
+            if len(rows) > 1:
+                st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
+                            "brush it; the table below shows the trials inside every brush.")
+                with st.expander("Brush the axes with controls", expanded=False):
+                    brush = ui.brush_controls(trows, compare.TRIAL_COLUMNS, "sweep_parcoords")
+                st.plotly_chart(figures.parallel_coordinates(compare.axes(trows, compare.TRIAL_COLUMNS, brush),
+                                                             "accuracy"), width="stretch", key="sweep_parcoords")
+                inside = compare.apply_brush(trows, brush)
+                ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
+                if brush:
+                    b1, b2 = st.columns([3, 1], vertical_alignment="center")
+                    b1.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
+                    if b2.button("📈 Compare their curves", disabled=not ids, width="stretch", key="sweep_overlay",
+                                 help="Open the Runs page with these trials' runs (at most 8) overlaid."):
+                        st.session_state["runs_compare"] = ids[:8]
+                        st.switch_page("pages/runs.py")
+        if rows:
             df = pd.DataFrame(rows)
-            shown = df.assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,
+            shown = df.iloc[inside].assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,
                               augment=df["augment"].map({True: "on", False: "off"}))
-            shown = shown.drop(columns=[c for c in ("width",) if shown[c].isna().all()])
+            shown = shown.drop(columns=[c for c in ("width",) if df[c].isna().all()])
             order = ["number", "state", "value", "val_loss", *sweep.PARAMS, "epochs", "seconds", "test_accuracy",
                      "note", "run_id"]
             st.dataframe(

@@ -10,7 +10,8 @@ from signlab.errors import SignlabError
 from signlab.labels import NORMALIZATIONS
 from signlab.models import layer_summary, model_info, model_names
 from signlab.store import ACTIVE, HOLDING, RunState
-from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO, live_hint
+from signlab.health import health_records, health_series
+from signlab.teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, TRAIN_DETAILS, TRAIN_INTRO, live_hint
 
 ui.ensure_router()
 st.title("🏋️ Train a model")
@@ -222,6 +223,15 @@ with right:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key="live_loss")
             if epochs:
                 st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key="live_epochs")
+            health = health_records(records)
+            if health:
+                st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
+                series = health_series(health)
+                st.plotly_chart(figures.health_charts(series), width="stretch", key="live_health")
+                st.caption(HEALTH_CAPTION)
+                if series["dead_logits"] is not None:
+                    st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
+                               "are clipped.")
             if active and state not in ACTIVE:
                 st.rerun()  # the job ended: one full rerun turns polling off and updates the buttons
             if state == RunState.COMPLETED:

@@ -18,6 +18,7 @@ from .data import Dataset, check_source_allowed, load_dataset
 from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
+from .health import HealthMonitor
 from .inference import UNSURE_BELOW, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
@@ -144,7 +145,7 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
          callbacks: Iterable[Callback], start_epoch: int, state: dict[str, Any] | None,
          evaluate_test: bool) -> dict[str, Any]:
     run.remove_partial_writes()  # left by an earlier holder that was killed mid-write
-    cbs: list[Callback] = [writer, ControlWatcher(writer, lease), *callbacks]
+    cbs: list[Callback] = [writer, ControlWatcher(writer, lease), HealthMonitor(writer.log), *callbacks]
     try:
         trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device

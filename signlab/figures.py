@@ -426,3 +426,156 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
     fig.update_yaxes(fixedrange=True)
     fig.update_layout(width=size, height=size + 10, margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+# --------------------------------------------------------------------------- the feature-space map
+def letter_colors() -> list[str]:
+    """One distinct colour per letter (plotly's Dark24: 24 colours that read on white)."""
+    import plotly.colors as pc
+
+    return list(pc.qualitative.Dark24)
+
+
+def _thumbnail(image: np.ndarray):
+    """A 28x28 image (0..255 or 0..1) as a PIL image, which plotly embeds as a PNG data URI."""
+    from PIL import Image
+
+    img = np.asarray(image, dtype=float)
+    if img.max() <= 1.0:
+        img = img * 255
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="L")
+
+
+def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray | None = None,
+                selected: int | None = None, thumbnails: Sequence[tuple[float, float, np.ndarray]] = (),
+                zoom: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                centres: dict[int, tuple[float, float]] | None = None, title: str = "",
+                height: int = 640) -> go.Figure:
+    """Every image as a point, coloured by its true letter; misclassified points ringed in black.
+
+    One WebGL scatter trace per letter (the legend toggles letters); every point's ``customdata``
+    is its image index, so a click or a box selection in Streamlit reports which images. A click
+    selects (no drag mode: Streamlit reports clicks only then); box and lasso selection stay in the
+    mode bar. ``thumbnails`` are (x, y, image) drawn on the map as small pictures (the images of a
+    zoomed region, as TensorBoard's projector shows its sprites); ``zoom`` ((x0, x1), (y0, y1))
+    sets the visible region; ``centres`` puts each letter's name at its points' median.
+    """
+    coords = np.asarray(coords, dtype=float)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    colors = letter_colors()
+    conf = np.asarray(confidence, dtype=float) if confidence is not None else None
+    fig = go.Figure()
+    for k in range(len(LETTERS)):
+        idx = np.flatnonzero(y_true == k)
+        if not len(idx):
+            continue
+        text = [f"image {i}: true {LETTERS[k]}, predicted {LETTERS[y_pred[i]]}"
+                + (f" ({100 * conf[i]:.0f}%)" if conf is not None else "") for i in idx]
+        fig.add_trace(go.Scattergl(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=LETTERS[k],
+                                   marker=dict(size=5, color=colors[k], opacity=0.75), customdata=idx,
+                                   hovertext=text, hovertemplate="%{hovertext}<extra></extra>"))
+    wrong = np.flatnonzero(y_true != y_pred)
+    if len(wrong):
+        fig.add_trace(go.Scattergl(x=coords[wrong, 0], y=coords[wrong, 1], mode="markers",
+                                   name=f"misclassified ({len(wrong):,})", customdata=wrong,
+                                   marker=dict(size=7, symbol="circle-open", color="rgba(0,0,0,0.55)",
+                                               line=dict(width=0.8)),
+                                   hovertext=[f"image {i}: true {LETTERS[y_true[i]]}, predicted {LETTERS[y_pred[i]]}"
+                                              for i in wrong], hovertemplate="%{hovertext}<extra>wrong</extra>"))
+    if selected is not None and 0 <= selected < len(coords):
+        fig.add_trace(go.Scatter(x=[coords[selected, 0]], y=[coords[selected, 1]], mode="markers", name="chosen",
+                                 marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="black")),
+                                 hoverinfo="skip", customdata=[selected]))
+    if centres:
+        fig.update_layout(annotations=[dict(x=x, y=y, text=f"<b>{LETTERS[k]}</b>", showarrow=False,
+                                             font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.6)")
+                                        for k, (x, y) in centres.items()])
+    if thumbnails:
+        if zoom is not None:
+            span = min(zoom[0][1] - zoom[0][0], zoom[1][1] - zoom[1][0])
+        else:
+            span = float(min(np.ptp(coords[:, 0]), np.ptp(coords[:, 1]))) if len(coords) else 1.0
+        size = span / max(6.0, np.sqrt(len(thumbnails)) * 1.6)
+        fig.update_layout(images=[dict(source=_thumbnail(img), x=x, y=y, xref="x", yref="y", sizex=size, sizey=size,
+                                       xanchor="center", yanchor="middle", sizing="contain", layer="above",
+                                       opacity=0.95) for x, y, img in thumbnails])
+    if zoom is not None:
+        fig.update_xaxes(range=list(zoom[0]))
+        fig.update_yaxes(range=list(zoom[1]))
+    fig.update_xaxes(showticklabels=False, title=None, zeroline=False)
+    fig.update_yaxes(showticklabels=False, title=None, zeroline=False)
+    return _layout(fig, height, title=title, legend=dict(itemsizing="constant", font=dict(size=11)),
+                   clickmode="event+select", hovermode="closest")
+
+
+# --------------------------------------------------------------------------- the network's health
+def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
+    """Per layer over the steps: gradient size, weight size, dead ReLU units, and clipped logits.
+
+    ``series`` is :func:`signlab.health.health_series`. Gradient and weight norms use a log axis:
+    a vanishing gradient is a fall by orders of magnitude. The fourth panel, the share of scores
+    the lecture ConvNet's output ReLU clips to zero, appears only for that model.
+    """
+    has_logits = series.get("dead_logits") is not None
+    titles = ["Gradient size ‖∇W‖ per layer", "Weight size ‖W‖ per layer", "Dead ReLU units (%)"]
+    if has_logits:
+        titles.append("Scores clipped to 0 by the output ReLU (%)")
+    cols = 2
+    rows = 2
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
+    steps = series.get("steps", [])
+    import plotly.colors as pc
+
+    palette = list(pc.qualitative.Plotly)
+    layer_names = list(series.get("grad", {}))
+    for i, name in enumerate(layer_names):
+        color = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=steps, y=series["grad"][name], mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=color, width=1.5)), 1, 1)
+        fig.add_trace(go.Scatter(x=steps, y=series["weight"][name], mode="lines", name=name, legendgroup=name,
+                                 showlegend=False, line=dict(color=color, width=1.5)), 1, 2)
+    for i, (name, values) in enumerate(series.get("dead", {}).items()):
+        fig.add_trace(go.Scatter(x=steps, y=[None if v is None else 100 * v for v in values], mode="lines",
+                                 name=f"ReLU {name}", line=dict(width=2, dash="dot", color=palette[(i + 5) % len(palette)])),
+                      2, 1)
+    if has_logits:
+        fig.add_trace(go.Scatter(x=steps, y=[None if v is None else 100 * v for v in series["dead_logits"]],
+                                 mode="lines", name="clipped logits", line=dict(color=RED, width=3)), 2, 2)
+        fig.update_yaxes(range=[0, 100], row=2, col=2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(range=[0, 100], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2)
+    return _layout(fig, 560, title=title, legend=dict(font=dict(size=10)))
+
+
+# --------------------------------------------------------------------------- runs side by side
+def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None = None, title: str = "",
+                         height: int = 380) -> go.Figure:
+    """One vertical axis per setting and result, one line per run (``signlab.compare.axes``).
+
+    Lines are coloured by the ``color_key`` axis (the accuracy). Each axis's ``constraint`` is drawn
+    as its brushed range: lines outside it are greyed out. Rows missing a value sit just below
+    the axis's range, so they stay visible but never inside a brush.
+    """
+    dims = []
+    color = None
+    for a in axes:
+        lo, hi = a["range"]
+        missing = any(v is None for v in a["values"])
+        below = lo - (hi - lo) * 0.06 if missing else lo
+        values = [below if v is None else v for v in a["values"]]
+        d: dict[str, Any] = dict(label=a["label"], values=values, range=[below, hi], tickformat="~g")
+        if a.get("tickvals") is not None:
+            d.update(tickvals=a["tickvals"], ticktext=a["ticktext"])
+        if a.get("constraint") is not None:
+            d["constraintrange"] = a["constraint"]
+        dims.append(d)
+        if a["key"] == color_key:
+            color = values
+    line = dict(color=color, colorscale="Viridis", showscale=True, colorbar=dict(thickness=10, title="accuracy")) \
+        if color is not None else dict(color=BLUE)
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=0, labelside="top",
+                                 unselected=dict(line=dict(color="#d0d0d0", opacity=0.35))))
+    _layout(fig, height, title=title)
+    return fig.update_layout(margin=dict(l=90, r=40, t=90 if title else 70, b=30))

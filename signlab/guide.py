@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import TrainConfig, preset
 from .evaluate import Evaluation
+from .health import health_records
 from .labels import LETTERS
 from .runs import Run
 
@@ -50,8 +51,11 @@ STEPS: list[Step] = [
     Step("seed", "4. Train the lecture's ConvNet, as written",
          "Train the lecture's ConvNet with its settings. It ends with a ReLU on the output scores.",
          "Watch the loss stall above the others and some letters die: their scores went negative, the ReLU "
-         "cut them to 0 and with them their gradient. Images whose scores are all 0 are predicted as A.",
-         config=SEED),
+         "cut them to 0 and with them their gradient. Images whose scores are all 0 are predicted as A. "
+         "The Train page's **network health** shows it happen: the share of *dead logits* (scores clipped to 0) "
+         "climbs while it trains. Then open its **Map**: at the last hidden layer, and even more at the output "
+         "scores, whole letters collapse onto one spot.",
+         config=SEED, page="pages/map.py"),
     Step("fixed", "5. Fix it and train again",
          "Train the same ConvNet without the ReLU on its output (model `convnet`), same settings.",
          "The loss keeps falling and every letter is predicted again.", config=FIXED),
@@ -113,7 +117,11 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         ev = evaluate(r)
         dead = dead_letters(ev)
         share_a = float((ev.y_pred == 0).mean())
+        health = health_records(r.metrics())
+        clipped = health[-1].get("dead_logits") if health else None
         return (f"Your lecture ConvNet reached **{100 * ev.accuracy:.1f}%**. "
+                + (f"At the end of training its output ReLU clipped **{100 * clipped:.0f}%** of the letter scores "
+                   "to 0 (dead logits). " if isinstance(clipped, (int, float)) else "")
                 + (f"**{len(dead)} letter(s) are never predicted** ({', '.join(dead)}); " if dead else
                    "Every letter is still predicted at least once; ")
                 + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "

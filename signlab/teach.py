@@ -208,3 +208,37 @@ over several sessions (the hand in other places and sizes) from 32% to 51%; two 
 73%. Photos of one session are near duplicates of each other, so those numbers are an upper bound for
 photos from another day, room or light: calibrate with a few photos from each place you use it in.
 """
+
+MAP_INTRO = (
+    "What did the network learn? Each of the 7,172 test images becomes one point: the activations of one "
+    "layer, squeezed into two dimensions. Points are coloured by their **true** letter and ringed in black "
+    "when the model got them wrong. Where a letter's points form their own island, the layer separates it "
+    "from the others; where colours mix, it cannot. **Click a point** to see its image, or **drag a box** "
+    "(box select, in the chart's toolbar) to see the images of a region."
+)
+MAP_DETAILS = r"""
+**The layer.** An image's activations at a layer are a long vector (50 numbers at the lecture
+ConvNet's last hidden layer, 784 for the raw pixels). A convolution's output has one map per
+channel; each map is averaged to one number.
+
+**PCA** finds the two directions in which the points spread most and projects onto them: instant,
+and distances mean something, but clusters that differ in other directions overlap.
+**t-SNE** moves the points in 2-D until images that are neighbours in the layer are neighbours
+on the map: clusters show clearly, but the distances between clusters and their sizes mean little.
+It takes about a minute for the 7,172 test images on a laptop CPU (then it is kept with the run).
+
+**What to look for.** Logistic regression sees the *pixels*: on the pixel map the letters overlap
+heavily, and a linear model can only cut this space with flat walls. A good ConvNet's last hidden
+layer shows 24 separate islands. The lecture's ConvNet with a ReLU on its output collapses
+whole letters onto one spot: their scores are all clipped to zero, so the model cannot tell them apart.
+"""
+HEALTH_CAPTION = (
+    "**Gradient size** per layer: if it falls by orders of magnitude, that layer stops learning. **Weight size**: "
+    "steady growth is normal, a jump is a warning. **Dead ReLU units**: units whose output was 0 for every "
+    "image of the batch; a dead unit passes no gradient back and may never recover."
+)
+DEAD_LOGITS_CAPTION = (
+    "The lecture ConvNet's flaw, live: the share of letter scores its output ReLU clips to 0. A clipped score "
+    "passes no gradient, so that letter cannot be learned from those images, and an image whose 24 scores are "
+    "all 0 gets the same prediction whatever it shows."
+)

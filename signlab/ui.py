@@ -359,3 +359,116 @@ def classify_run_picker(label: str = "Model", key: str = Keys.EVAL_RUN,
                           help=help, key=f"{key}_classify_select")
     st.session_state[key] = chosen
     return by_id[chosen]
+
+
+def feature_map(run: Run, layer: str, method: str, slot: Any = None):
+    """The run's map of the test set at ``layer`` by ``method`` (``signlab.embedding``), from the run
+    folder's cache or computed now under a progress bar (t-SNE: about a minute), then cached there.
+
+    ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
+    element positions whether or not the map was cached, so the chart after it is not remounted
+    (a remounted chart forgets the point a user just clicked)."""
+    from .embedding import METHOD_NAMES, cached_map, run_map
+
+    test = dataset().test
+    hit = cached_map(run, layer, method, len(test))
+    if hit is not None:
+        return hit
+    bar = (slot if slot is not None else st).progress(0.0, text=f"Computing the {METHOD_NAMES.get(method, method)} map…")
+    try:
+        return run_map(run, test, layer, method, model=load_model(run),
+                       progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text))
+    finally:
+        bar.empty()
+
+
+# A parcoords brush, reported back to Python. Streamlit's plotly_chart reports no parcoords
+# selection (on_select knows points, boxes and lassos only), so this tiny custom component (v2:
+# mounted in the page itself, no iframe) finds the chart by its widget key and listens to the
+# ``plotly_restyle`` event plotly.js emits when a user drags a brush on an axis; it then sends every
+# axis's constraint range as a one-rerun trigger value.
+_BRUSH_JS = """
+export default function (component) {
+  const { data, setTriggerValue } = component;
+  const sel = `.st-key-${data.chart_key} .js-plotly-plot`;
+  const attach = () => {
+    const gd = document.querySelector(sel);
+    if (!gd || !gd.on || gd.__signlabBrush === data.chart_key) return;
+    gd.__signlabBrush = data.chart_key;
+    gd.on('plotly_restyle', (ev) => {
+      const keys = ev && ev[0] ? Object.keys(ev[0]) : [];
+      if (!keys.some((k) => k.includes('constraintrange'))) return;
+      const dims = (gd.data && gd.data[0] && gd.data[0].dimensions) || [];
+      setTriggerValue('brush', { ranges: dims.map((d) => d.constraintrange || null), labels: dims.map((d) => d.label) });
+    });
+  };
+  attach();
+  const timer = setInterval(attach, 400);  // the chart may be drawn, or redrawn, after this component
+  return () => clearInterval(timer);
+}
+"""
+_brush_component = None
+
+
+def parcoords_brush(chart_key: str) -> dict[str, Any] | None:
+    """Mount the brush listener for the parcoords chart drawn with ``key=chart_key``; returns
+    ``{"ranges": [...], "labels": [...]}`` on the rerun right after a user brushed an axis, else None."""
+    global _brush_component
+    if _brush_component is None:
+        _brush_component = st.components.v2.component("signlab_parcoords_brush", html="<span></span>", js=_BRUSH_JS)
+    try:
+        result = _brush_component(data={"chart_key": chart_key}, key=f"{chart_key}_brush_listener",
+                                  on_brush_change=lambda: None, height=0)
+    except Exception:  # noqa: BLE001 - without the listener the axis sliders still brush
+        return None
+    value = result.get("brush") if result is not None else None
+    return value if isinstance(value, dict) else None
+
+
+def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str) -> dict[str, Any]:
+    """The parallel-coordinates brush as widgets, one per axis (a range slider over a number's values,
+    pills for a category), kept in step with a brush drawn on the chart with the mouse.
+
+    Returns the active brush (``signlab.compare``); call it before drawing the chart with
+    ``st.plotly_chart(..., key=key)``, so a brush drawn on the chart moves the widgets first.
+    """
+    from . import compare
+
+    event = parcoords_brush(key)
+    shown = compare.axes(rows, columns)
+    if event is not None and [a["label"] for a in shown] == list(event.get("labels") or []):
+        drawn = compare.brush_from_ranges(shown, event.get("ranges") or [])
+        for a in shown:  # every axis: one the user cleared goes back to its full range
+            wkey = f"{key}_axis_{a['key']}"
+            if a["kind"] == "category":
+                st.session_state[wkey] = drawn.get(a["key"], compare.categories(rows, a["key"]))
+            else:
+                values = sorted({r[a["key"]] for r in rows if compare._is_num(r.get(a["key"]))})
+                lo, hi = drawn.get(a["key"], (values[0], values[-1]))
+                st.session_state[wkey] = compare.snap(values, lo, hi)
+    brush: dict[str, Any] = {}
+    cols = st.columns(min(len(shown), 5) or 1)
+    for i, a in enumerate(shown):
+        wkey = f"{key}_axis_{a['key']}"
+        with cols[i % len(cols)]:
+            if a["kind"] == "category":
+                cats = compare.categories(rows, a["key"])
+                if st.session_state.get(wkey) is not None and not set(st.session_state[wkey]) <= set(cats):
+                    del st.session_state[wkey]
+                extra = {} if wkey in st.session_state else {"default": cats}  # no default over a set state
+                brush[a["key"]] = st.pills(a["label"], cats, selection_mode="multi", key=wkey, **extra)
+            else:
+                values = sorted({r[a["key"]] for r in rows if compare._is_num(r.get(a["key"]))})
+                if len(values) < 2:
+                    st.caption(f"{a['label']}: {values[0]:g} for all")
+                    continue
+                cur = st.session_state.get(wkey)
+                if cur is not None and not (isinstance(cur, (tuple, list)) and len(cur) == 2
+                                            and cur[0] in values and cur[1] in values):
+                    del st.session_state[wkey]
+                fmt = (lambda v: f"{v:.1e}") if a["kind"] == "log" else (
+                    (lambda v: f"{v:.2f}") if any(isinstance(v, float) and not float(v).is_integer() for v in values)
+                    else (lambda v: f"{v:g}"))
+                extra = {} if wkey in st.session_state else {"value": (values[0], values[-1])}
+                brush[a["key"]] = st.select_slider(a["label"], values, key=wkey, format_func=fmt, **extra)
+    return compare.active_brush(rows, brush)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from _helpers import ROOT, Server, _free_port, assert_no_exception, step, wait_idle

@@ -1,0 +1,58 @@
+"""What the health statistics cost: training time with and without signlab.health.HealthMonitor.
+
+For each model (the fast preset's fastcnn at its default logging interval of 10 steps, and the
+lecture ConvNet at the lecture preset's 50), trains the same steps with and without the monitor,
+alternating the two ``--reps`` times (a shared machine drifts), and prints the median training
+times side by side with their ratio. Training time is the Trainer's own clock (validation left out).
+
+    python bench/health_overhead.py                 # both models, 300 steps, 3 repetitions each
+    python bench/health_overhead.py --steps 600 --reps 5 --models fastcnn
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from signlab.config import preset  # noqa: E402
+from signlab.data import Dataset, Split, load_dataset  # noqa: E402
+from signlab.health import HealthMonitor  # noqa: E402
+from signlab.trainer import Trainer  # noqa: E402
+
+PRESETS = {"fastcnn": "fast", "seed_convnet": "lecture"}
+
+
+def train_seconds(cfg, ds: Dataset, monitored: bool) -> tuple[float, int]:
+    records: list[dict] = []
+    callbacks = [HealthMonitor(records.append)] if monitored else []
+    end = Trainer(cfg, ds, callbacks).fit()
+    return end.train_seconds, len(records)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--models", nargs="+", default=list(PRESETS))
+    args = ap.parse_args()
+    full = load_dataset()
+    ds = Dataset(train=full.train, test=Split(full.test.images[:256], full.test.targets[:256], full.test.source))
+    print(f"{'model':<14}{'log every':>10}{'steps':>7}{'without (s)':>13}{'with (s)':>10}{'ratio':>8}{'records':>9}")
+    for model in args.models:
+        # epochs far beyond the steps: max_steps alone decides how long each measurement trains
+        cfg = preset(PRESETS.get(model, "fast"), model=model, epochs=50, max_steps=args.steps)
+        Trainer(cfg.replace(max_steps=20), ds).fit()  # warm-up: first-call costs out of the comparison
+        without, with_, n = [], [], 0
+        for _ in range(args.reps):
+            without.append(train_seconds(cfg, ds, False)[0])
+            t, n = train_seconds(cfg, ds, True)
+            with_.append(t)
+        a, b = statistics.median(without), statistics.median(with_)
+        print(f"{model:<14}{cfg.log_every:>10}{args.steps:>7}{a:>13.2f}{b:>10.2f}{b / a:>8.3f}{n:>9}")
+
+
+if __name__ == "__main__":
+    main()

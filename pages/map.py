@@ -1,0 +1,105 @@
+"""Map: the test images embedded in 2-D at one layer of a run's model; click a point to see its image,
+select a region to see the images there."""
+import numpy as np
+import streamlit as st
+
+from signlab import embedding, figures, ui
+from signlab.inference import top_k
+from signlab.labels import LETTERS
+from signlab.teach import MAP_DETAILS, MAP_INTRO
+
+IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
+SEEN_KEY = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
+REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
+
+ui.ensure_router()
+st.title("🗺️ Feature map")
+ui.explain(MAP_INTRO, MAP_DETAILS)
+
+run = ui.run_picker(help="Only runs with at least one finished epoch have weights to map.")
+if run is None:
+    st.stop()
+model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)
+ds = ui.dataset()
+layers = embedding.map_layers(model)
+by_key = {layer.key: layer for layer in layers}
+
+c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+layer_key = f"map_layer_{run.id}"  # per run: the layers differ between models
+if st.session_state.get(layer_key) not in by_key:
+    st.session_state[layer_key] = embedding.default_layer(model)
+layer = c1.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key,
+                     help="The last hidden layer is what the classifier reads: the network's final picture of "
+                          "the image.")
+method = c2.segmented_control("Embedding", list(embedding.METHODS), default="pca", required=True, key="map_method",
+                              format_func=lambda m: embedding.METHOD_NAMES[m]) or "pca"
+
+gate = st.container()  # always made, like the progress slot: the chart's position never shifts
+if method == "tsne" and embedding.cached_map(run, layer, method, len(ds.test)) is None:
+    gate.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the run.",
+              icon="⏱️")
+    if not gate.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}"):
+        st.stop()
+
+progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
+fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot)
+s = embedding.map_summary(fm)
+note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
+        f"activations embedded with {method.upper()}"
+        + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
+if s["letters_predicted"] < len(LETTERS):
+    note += (f". Only **{s['letters_predicted']} of the 24 letters are ever predicted**; "
+             f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
+st.caption(note + ".")
+
+left, right = st.columns([5, 2], gap="medium")
+with left:
+    fig = figures.feature_map(fm.coords, fm.y_true, fm.y_pred, fm.probs.max(1),
+                              centres=embedding.class_centres(fm.coords, fm.y_true))
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map_chart",
+                            width="stretch")
+picked = embedding.point_indices(event.selection.points if event else None)
+picked = [i for i in picked if i < len(fm.y_true)]
+signature = (run.id, layer, method, tuple(picked[:50]), len(picked))
+if picked and st.session_state.get(SEEN_KEY) != signature:
+    st.session_state[SEEN_KEY] = signature
+    st.session_state[IMAGE_KEY] = picked[0]  # a click (or a region's first image) fills the panel
+
+if not 0 <= int(st.session_state.get(IMAGE_KEY, -1)) < len(ds.test):
+    st.session_state[IMAGE_KEY] = int(fm.wrong[0]) if len(fm.wrong) else 0  # start on a mistake
+
+with right:
+    st.markdown("**The chosen image**")
+    index = int(st.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY,
+                                help="Click a point on the map, or type an image number."))
+    true, pred = int(fm.y_true[index]), int(fm.y_pred[index])
+    ok = true == pred
+    st.plotly_chart(figures.single_image(ds.test.images[index] / 255.0, f"test image {index}", height=230),
+                    width="stretch", key="map_image_fig")
+    st.markdown(f"True letter **{LETTERS[true]}**, predicted **{LETTERS[pred]}** "
+                + ("✅" if ok else "❌ (misclassified)"))
+    st.plotly_chart(figures.probability_bars(top_k(fm.probs[index], 5), title="Probabilities (top 5)"),
+                    width="stretch", key="map_probs")
+
+if len(picked) > 1:
+    st.subheader(f"The region you selected: {len(picked):,} images")
+    shown = embedding.spread_sample(fm.coords, picked, REGION_LIMIT)
+    pts = fm.coords[picked]
+    pad = 0.08 * max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1e-6)
+    zoom = ((float(pts[:, 0].min() - pad), float(pts[:, 0].max() + pad)),
+            (float(pts[:, 1].min() - pad), float(pts[:, 1].max() + pad)))
+    thumbs = [(float(fm.coords[i, 0]), float(fm.coords[i, 1]), ds.test.images[i]) for i in shown]
+    in_region = np.zeros(len(fm.y_true), bool)
+    in_region[picked] = True
+    letters = np.bincount(fm.y_true[picked], minlength=len(LETTERS))
+    common = ", ".join(f"{LETTERS[k]} {letters[k]}" for k in np.argsort(-letters)[:5] if letters[k])
+    wrong = int((fm.y_true[picked] != fm.y_pred[picked]).sum())
+    st.caption(f"True letters here: {common}. {wrong} of them misclassified. "
+               f"{len(shown)} images are drawn where their points lie.")
+    st.plotly_chart(figures.feature_map(fm.coords[in_region], fm.y_true[in_region], fm.y_pred[in_region],
+                                        thumbnails=thumbs, zoom=zoom, height=560,
+                                        title="Zoomed in: the images themselves"),
+                    width="stretch", key="map_region")
+elif not picked:
+    st.caption("Tip: use **Box select** in the chart's toolbar (top right) and drag over a region to see its "
+               "images drawn on the map.")

@@ -1,0 +1,206 @@
+"""Runs side by side: the axes of a parallel-coordinates chart, and the brush that filters runs.
+
+Rows are plain dicts (one per run, or one per sweep trial). :func:`axes` turns them into one axis
+per setting plus the resulting accuracy: numbers stay numbers, the learning rate and weight
+decay go on a log scale, words and on/off settings become categories. A *brush* is a dict
+``{column: (low, high)}`` for a number or ``{column: [allowed values]}`` for a category;
+:func:`apply_brush` keeps the rows inside every brushed axis and :func:`axes` draws each brush as
+the axis's constraint range, so the chart and the table always agree. No Streamlit, no plotly:
+:func:`signlab.figures.parallel_coordinates` draws the axes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+Brush = dict[str, Any]
+
+LOG_COLUMNS = ("lr", "learning rate", "weight_decay", "weight decay")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def column_kind(rows: Sequence[dict[str, Any]], col: str) -> str | None:
+    """``log``, ``number``, ``category`` or None (no value at all, or only one: nothing to compare)."""
+    values = [r.get(col) for r in rows if r.get(col) is not None and r.get(col) == r.get(col)]
+    if not values:
+        return None
+    if all(_is_num(v) for v in values):
+        if col in LOG_COLUMNS and min(values) > 0:
+            return "log"
+        return "number"
+    return "category"
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return str(v)
+
+
+def categories(rows: Sequence[dict[str, Any]], col: str) -> list[str]:
+    """The distinct values of a category column as text, sorted (off before on)."""
+    return sorted({_text(r.get(col)) for r in rows if r.get(col) is not None})
+
+
+def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], brush: Brush | None = None,
+         keep: Sequence[str] = ("accuracy",)) -> list[dict[str, Any]]:
+    """One axis per column with values: ``{"key", "label", "kind", "values", "range", "tickvals",
+    "ticktext", "constraint"}``; ``values`` has one number per row (None where the row has none).
+
+    ``columns`` are (key, label) pairs in axis order; columns without values, or with one value for
+    every row, are left out (except those in ``keep``: the result).
+    """
+    brush = brush or {}
+    out = []
+    for key, label in columns:
+        kind = column_kind(rows, key)
+        if kind is None:
+            continue
+        raw = [r.get(key) for r in rows]
+        distinct = {_text(v) for v in raw if v is not None}
+        if len(distinct) < 2 and key not in keep:
+            continue  # one value for every row: an axis that compares nothing
+        axis: dict[str, Any] = {"key": key, "label": label, "kind": kind, "tickvals": None, "ticktext": None,
+                                "constraint": None}
+        if kind == "category":
+            cats = categories(rows, key)
+            axis["values"] = [cats.index(_text(v)) if v is not None else None for v in raw]
+            axis["range"] = [-0.5, len(cats) - 0.5] if len(cats) > 1 else [-1, 1]
+            axis["tickvals"], axis["ticktext"] = list(range(len(cats))), cats
+            chosen = brush.get(key)
+            if chosen is not None and set(chosen) != set(cats):
+                axis["constraint"] = [[i - 0.4, i + 0.4] for i, c in enumerate(cats) if c in set(map(str, chosen))] \
+                    or [[-0.45, -0.44]]  # nothing allowed: a sliver below every value
+        else:
+            log = kind == "log"
+            f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
+            vals = [f(v) if _is_num(v) else None for v in raw]
+            present = [v for v in vals if v is not None]
+            lo, hi = min(present), max(present)
+            pad = 0.0 if hi > lo else (abs(lo) * 0.05 or 0.5)
+            axis["values"], axis["range"] = vals, [lo - pad, hi + pad]
+            if log:
+                e0, e1 = math.floor(lo), math.ceil(hi)
+                axis["tickvals"] = list(range(e0, e1 + 1))
+                axis["ticktext"] = [f"1e{e}" for e in range(e0, e1 + 1)]
+            b = brush.get(key)
+            if b is not None:  # widened a little: a brush on one value stays visible and holds its line
+                eps = 0.015 * ((hi - lo) or 1.0)
+                axis["constraint"] = [f(b[0]) - eps, f(b[1]) + eps]
+        out.append(axis)
+    return out
+
+
+def number_bounds(rows: Sequence[dict[str, Any]], col: str) -> tuple[float, float] | None:
+    """(min, max) of a numeric column, for a brush slider."""
+    vals = [r[col] for r in rows if _is_num(r.get(col))]
+    return (min(vals), max(vals)) if vals else None
+
+
+def in_brush(row: dict[str, Any], brush: Brush) -> bool:
+    """Whether ``row`` lies inside every brushed axis (a missing value lies outside a brush)."""
+    for col, b in brush.items():
+        v = row.get(col)
+        if isinstance(b, (list, set, frozenset)):
+            if v is None or _text(v) not in set(map(str, b)):
+                return False
+        else:
+            lo, hi = b
+            if not _is_num(v) or not (lo - 1e-12 * abs(lo) <= v <= hi + 1e-12 * abs(hi)):
+                return False
+    return True
+
+
+def apply_brush(rows: Sequence[dict[str, Any]], brush: Brush | None) -> list[int]:
+    """Indices of the rows inside the brush (all of them when nothing is brushed)."""
+    brush = {k: v for k, v in (brush or {}).items() if v is not None}
+    return [i for i, r in enumerate(rows) if in_brush(r, brush)]
+
+
+def active_brush(rows: Sequence[dict[str, Any]], brush: Brush) -> Brush:
+    """The brush without the axes it leaves whole (a slider at its full range, every category kept)."""
+    out: Brush = {}
+    for col, b in brush.items():
+        if b is None:
+            continue
+        if isinstance(b, (list, set, frozenset)):
+            if set(map(str, b)) != set(categories(rows, col)):
+                out[col] = list(b)
+        else:
+            bounds = number_bounds(rows, col)
+            if bounds is None or b[0] > bounds[0] or b[1] < bounds[1]:
+                out[col] = (float(b[0]), float(b[1]))
+    return out
+
+
+def brush_from_ranges(axes_: Sequence[dict[str, Any]], ranges: Sequence[Any]) -> Brush:
+    """The brush a user drew on the chart: ``ranges`` holds each axis's constraint range as plotly
+    reports it (None, ``[lo, hi]`` or a list of such) in axis units; the brush is in the rows' units."""
+    brush: Brush = {}
+    for axis, r in zip(axes_, ranges):
+        if not r:
+            continue
+        spans = [r] if _is_num(r[0]) else [s for s in r if s and len(s) == 2]
+        if not spans:
+            continue
+        if axis["kind"] == "category":
+            cats = axis["ticktext"] or []
+            brush[axis["key"]] = [c for i, c in enumerate(cats) if any(lo <= i <= hi for lo, hi in spans)]
+        else:
+            lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+            if axis["kind"] == "log":
+                lo, hi = 10.0 ** lo, 10.0 ** hi
+            brush[axis["key"]] = (float(lo), float(hi))
+    return brush
+
+
+def snap(values: Sequence[Any], lo: float, hi: float) -> tuple[Any, Any]:
+    """The smallest and largest of the sorted distinct ``values`` inside [lo, hi] (a slider's range);
+    when none lies inside, the value nearest to the middle, twice."""
+    inside = [v for v in values if lo <= v <= hi]
+    if inside:
+        return inside[0], inside[-1]
+    mid = (lo + hi) / 2
+    near = min(values, key=lambda v: abs(v - mid))
+    return near, near
+
+
+RUN_COLUMNS: list[tuple[str, str]] = [
+    ("model", "model"), ("optimizer", "optimizer"), ("schedule", "schedule"), ("lr", "learning rate"),
+    ("batch_size", "batch size"), ("weight_decay", "weight decay"), ("augment", "augment"), ("epochs", "epochs"),
+    ("accuracy", "accuracy (%)"),
+]
+TRIAL_COLUMNS: list[tuple[str, str]] = [
+    ("lr", "learning rate"), ("batch_size", "batch size"), ("weight_decay", "weight decay"), ("augment", "augment"),
+    ("width", "width"), ("accuracy", "val. accuracy (%)"),
+]
+
+
+def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per run for the parallel coordinates: its settings and its accuracy in percent (test
+    accuracy, else the last validation accuracy; None before the first epoch)."""
+    rows = []
+    for r in runs:
+        s = r.summary()
+        acc = s.get("test_accuracy") if isinstance(s.get("test_accuracy"), (int, float)) else s.get("val_accuracy")
+        rows.append({"run_id": r.id, "name": s.get("name"), "model": s.get("model"), "optimizer": s.get("optimizer"),
+                     "schedule": s.get("schedule"), "lr": s.get("lr"), "batch_size": s.get("batch_size"),
+                     "weight_decay": _weight_decay(r), "augment": s.get("augment"), "epochs": s.get("epochs"),
+                     "accuracy": 100 * acc if isinstance(acc, (int, float)) else None})
+    return rows
+
+
+def _weight_decay(run: Any) -> float | None:
+    try:
+        return float(run.config.weight_decay)
+    except Exception:  # noqa: BLE001 - an unreadable config leaves the value out, not the run
+        return None
+
+
+def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sweep's trial rows (``signlab.sweep.study_trials``) with the accuracy in percent."""
+    return [{**t, "accuracy": 100 * t["value"] if isinstance(t.get("value"), (int, float)) else None}
+            for t in trials]

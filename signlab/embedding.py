@@ -1,0 +1,362 @@
+"""A map of what a network learned: the test images' activations at one layer, embedded in 2-D.
+
+:func:`map_layers` lists the layers a map can be drawn from (the raw pixels, every ReLU, the last
+hidden layer that feeds the classifier, the output scores); :func:`activations` runs the test
+images through the model and keeps one layer's output, (N, D); :func:`embed` reduces it to
+(N, 2) with PCA (about a second) or t-SNE (a minute or so on a CPU, with progress reports);
+:func:`run_map` does all of that for a run and caches the result in the run folder as
+``<run>/embeddings/<layer>-<method>.npz``, keyed by the weights' modification time, so a map is
+computed once per run, layer and method (and again after more training).
+
+Convolution outputs (B, C, H, W) are averaged over positions to one value per channel, (B, C):
+a map of 57,600-dimensional activations would cost gigabytes and mostly show where the hand is.
+No Streamlit here; the Map page draws the result with :func:`signlab.figures.feature_map`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Split
+from .errors import RunError, SignlabError
+from .fsutil import atomic_write
+from .labels import LETTERS, NUM_CLASSES, normalize_for
+from .models import first_network
+from .runs import Run
+from .trainer import to_float_images
+
+METHODS: tuple[str, ...] = ("pca", "tsne")
+METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (about a minute)"}
+PIXELS, HIDDEN, LOGITS = "pixels", "hidden", "logits"
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """A layer a map can be made of: its key (``pixels``, ``hidden``, ``logits`` or a module name)."""
+
+    key: str
+    label: str
+    dims: int
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """The 2-D map of a split at one layer, with the model's predictions for every point."""
+
+    coords: np.ndarray  # (N, 2) float32
+    y_true: np.ndarray  # (N,) class index
+    y_pred: np.ndarray  # (N,)
+    probs: np.ndarray  # (N, 24) softmax probabilities (float32)
+    layer: str
+    method: str
+    dims: int  # dimensions of the layer before embedding
+    seconds: float  # time it took to compute (activations and embedding), as first computed
+    cached: bool = False  # read from the run folder rather than computed now
+
+    @property
+    def wrong(self) -> np.ndarray:
+        """Indices of the misclassified points."""
+        return np.flatnonzero(self.y_true != self.y_pred)
+
+
+# --------------------------------------------------------------------------- layers
+def _classifier(net: nn.Module) -> nn.Linear | None:
+    """The last linear layer: what turns the last hidden layer into the 24 scores."""
+    last = None
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            last = m
+    return last
+
+
+def _probe_shapes(net: nn.Module, modules: dict[str, nn.Module]) -> dict[str, tuple[int, ...]]:
+    """Output shapes of ``modules`` for one blank image (one forward pass on the CPU)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str):
+        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:  # returns None: the output is kept
+            shapes.setdefault(name, tuple(out.shape[1:]))
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in modules.items()]
+    try:
+        dev = next(net.parameters()).device
+        was = net.training
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(2, 1, 28, 28, device=dev))
+        net.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def map_layers(model: nn.Module) -> list[MapLayer]:
+    """The layers of ``model`` (an ensemble: its first network) a map can show, input first.
+
+    The raw pixels, each ReLU (a convolution's averaged over positions), the last hidden layer
+    (the features the classifier reads; for logistic regression that is the pixels, so it is not
+    repeated), and the output scores.
+    """
+    net = first_network(model)
+    relus = {n: m for n, m in net.named_modules() if isinstance(m, nn.ReLU)}
+    shapes = _probe_shapes(net, relus)
+    clf = _classifier(net)
+    out: list[MapLayer] = [MapLayer(PIXELS, "input pixels (784)", 784)]
+    dense_relus = [n for n in relus if len(shapes.get(n, ())) == 1]
+    for n in relus:
+        shape = shapes.get(n)
+        if not shape:
+            continue
+        if clf is not None and dense_relus and n == dense_relus[-1] and shape[0] == clf.in_features:
+            continue  # the same values as the last hidden layer below
+        if len(shape) == 3:
+            label = f"ReLU {n} ({shape[0]} channels of {shape[1]}×{shape[2]}, averaged over positions)"
+        else:
+            label = f"ReLU {n} ({shape[0]} units)"
+        out.append(MapLayer(n, label, int(shape[0])))
+    if clf is not None and clf.in_features != 784:
+        out.append(MapLayer(HIDDEN, f"last hidden layer ({clf.in_features} features the classifier reads)",
+                            int(clf.in_features)))
+    relu_out = " after the output ReLU" if getattr(net, "output_relu", False) else ""
+    out.append(MapLayer(LOGITS, f"output scores (24 logits{relu_out})", NUM_CLASSES))
+    return out
+
+
+def default_layer(model: nn.Module) -> str:
+    """The last hidden layer; for logistic regression, which has none, the pixels."""
+    keys = [layer.key for layer in map_layers(model)]
+    return HIDDEN if HIDDEN in keys else PIXELS
+
+
+# --------------------------------------------------------------------------- activations
+@torch.no_grad()
+def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: int = 512,
+                progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One layer's output for every image, and the model's probabilities: ((N, D), (N, 24)).
+
+    ``images``: uint8 (N, 28, 28). The model runs in eval mode on its own device; ``pixels`` are
+    the normalised input the model sees, ``logits`` its output (an ensemble's: log mean probability).
+    """
+    net = first_network(model)
+    dev = next(model.parameters()).device
+    captured: list[torch.Tensor] = []
+
+    def keep(t: torch.Tensor, pool: bool = True) -> None:
+        t = t.detach().float()
+        captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 and pool else t.flatten(1)).cpu())  # (B, D)
+
+    hook = None
+    if layer == HIDDEN:
+        clf = _classifier(net)
+        if clf is None:
+            raise RunError("this model has no linear classifier, so no last hidden layer")
+        hook = clf.register_forward_pre_hook(lambda _m, inputs: keep(inputs[0]))
+    elif layer not in (PIXELS, LOGITS):
+        mods = dict(net.named_modules())
+        if layer not in mods:
+            raise RunError(f"the model has no layer called {layer!r}")
+        hook = mods[layer].register_forward_hook(lambda _m, _i, out: keep(out))
+    was = model.training
+    model.eval()
+    probs: list[torch.Tensor] = []
+    try:
+        n = len(images)
+        for i in range(0, n, batch_size):
+            x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
+            logits = model(x).float()  # (B, 24)
+            if layer == PIXELS:
+                keep(x, pool=False)  # (B, 784): every pixel is a dimension
+            elif layer == LOGITS:
+                keep(logits)
+            probs.append(torch.softmax(logits, 1).cpu())
+            if progress:
+                progress(min(i + batch_size, n) / max(n, 1), f"running the model: {min(i + batch_size, n):,} of {n:,} images")
+    finally:
+        if hook is not None:
+            hook.remove()
+        model.train(was)
+    if not captured:
+        return np.zeros((0, 0), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
+    return torch.cat(captured).numpy(), torch.cat(probs).numpy()
+
+
+# --------------------------------------------------------------------------- embedding
+def expected_tsne_seconds(n: int) -> float:
+    """A rough guess of t-SNE's time on 2 CPU cores, for the progress bar (about n log n)."""
+    return max(2.0, 9e-4 * n * np.log2(max(n, 2)))
+
+
+def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Progress | None = None) -> np.ndarray:
+    """(N, D) features -> (N, 2) coordinates with ``pca`` or ``tsne``.
+
+    t-SNE first reduces to 50 dimensions with PCA (the usual practice: faster, less noise); it
+    reports progress by elapsed time, since scikit-learn's t-SNE has no callback.
+    """
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(features, dtype=np.float32)
+    n, d = x.shape
+    if method not in METHODS:
+        raise ValueError(f"unknown embedding method {method!r}; choose one of {', '.join(METHODS)}")
+    if n < 3:
+        return np.zeros((n, 2), np.float32)
+    if d < 2:  # nothing to project: a single feature, spread on the x axis
+        return np.column_stack([x[:, 0] if d else np.zeros(n), np.zeros(n)]).astype(np.float32)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float32)
+    from sklearn.manifold import TSNE
+
+    if d > 50:
+        x = PCA(n_components=50, random_state=seed).fit_transform(x).astype(np.float32)
+    tsne = TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=min(30.0, (n - 1) / 3),
+                random_state=seed)
+    if progress is None:
+        return tsne.fit_transform(x).astype(np.float32)
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["y"] = tsne.fit_transform(x)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = err
+
+    worker = threading.Thread(target=work, daemon=True)
+    t0, expected = time.perf_counter(), expected_tsne_seconds(n)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.5)
+        elapsed = time.perf_counter() - t0
+        progress(min(0.97, elapsed / expected), f"t-SNE on {n:,} points: {elapsed:.0f} s (usually about {expected:.0f} s)")
+    if "error" in result:
+        raise result["error"]
+    return np.asarray(result["y"], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- per run, cached
+def cache_path(run: Run, layer: str, method: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer)
+    return run.dir / "embeddings" / f"{safe}-{method}.npz"
+
+
+def _weights_mtime(run: Run) -> float:
+    try:
+        return (run.dir / "model.safetensors").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
+    """The cached map of ``run`` if it was made from the current weights for ``n`` images; else None."""
+    path = cache_path(run, layer, method)
+    try:
+        with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
+            if float(z["weights_mtime"]) != _weights_mtime(run) or len(z["y_true"]) != n:
+                return None
+            return FeatureMap(z["coords"], z["y_true"], z["y_pred"], z["probs"].astype(np.float32), layer,
+                              method, int(z["dims"]), float(z["seconds"]), cached=True)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca", model: nn.Module | None = None,
+            progress: Progress | None = None, seed: int = 0) -> FeatureMap:
+    """The map of ``split`` (the test set) at ``layer`` of the run's model, from the cache or computed.
+
+    ``layer`` None: the last hidden layer (:func:`default_layer`). ``model``: the loaded model, if
+    the caller has it (else it is loaded from the run). The result is cached in the run folder.
+    """
+    mtime = _weights_mtime(run)
+    model = model if model is not None else run.load_model("cpu")
+    layer = layer or default_layer(model)
+    hit = cached_map(run, layer, method, len(split))
+    if hit is not None:
+        return hit
+    t0 = time.perf_counter()
+    stage = (lambda lo, hi: (lambda f, text: progress(lo + (hi - lo) * f, text))) if progress else (lambda lo, hi: None)
+    run_share = 0.8 if method == "pca" else 0.15
+    feats, probs = activations(model, split.images, layer, progress=stage(0.0, run_share))
+    if progress:
+        progress(run_share, f"embedding {feats.shape[1]}-dimensional activations with {method.upper()}…")
+    coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0))
+    # probabilities as the cache keeps them (float16): a map computed now and the same map read back
+    # later must draw the very same figure, or Streamlit takes it for a new chart and drops a click
+    fm = FeatureMap(coords.astype(np.float32), np.asarray(split.targets), probs.argmax(1),
+                    probs.astype(np.float16).astype(np.float32), layer, method, int(feats.shape[1]),
+                    time.perf_counter() - t0)
+    arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs.astype(np.float16),
+                  dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime))
+
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    try:
+        atomic_write(cache_path(run, layer, method), write)
+    except (OSError, SignlabError):
+        pass  # a read-only runs folder or a full disk: the map is simply not cached
+    return fm
+
+
+# --------------------------------------------------------------------------- what the page asks
+def point_indices(points: Sequence[dict[str, Any]] | None) -> list[int]:
+    """Image indices of selected map points: each point's ``customdata`` is its image index.
+
+    Streamlit hands ``customdata`` over as a number, a one-element list, or ``{"0": index}``.
+    """
+    out: list[int] = []
+    for p in points or []:
+        cd = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(cd, dict):
+            cd = cd.get("0", cd.get(0))
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        try:
+            i = int(cd)
+        except (TypeError, ValueError):
+            continue
+        if i >= 0 and i not in out:
+            out.append(i)
+    return out
+
+
+def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -> list[int]:
+    """At most ``limit`` of ``indices``, spread over the region they cover (a grid, one per cell).
+
+    For the thumbnails drawn on a zoomed region: neighbouring points would hide each other.
+    """
+    idx = np.asarray(list(indices), dtype=np.int64)
+    if len(idx) <= limit:
+        return idx.tolist()
+    pts = coords[idx]
+    lo, hi = pts.min(0), pts.max(0)
+    side = int(np.ceil(np.sqrt(limit)))
+    cells = np.floor((pts - lo) / np.maximum(hi - lo, 1e-9) * (side - 1e-6)).astype(int)
+    _, first = np.unique(cells[:, 0] * side + cells[:, 1], return_index=True)
+    chosen = idx[np.sort(first)]
+    return chosen[:limit].tolist()
+
+
+def class_centres(coords: np.ndarray, y: np.ndarray) -> dict[int, tuple[float, float]]:
+    """The median position of each letter's points (where its label goes on the map)."""
+    return {int(k): (float(np.median(coords[y == k, 0])), float(np.median(coords[y == k, 1])))
+            for k in np.unique(y)}
+
+
+def map_summary(fm: FeatureMap) -> dict[str, Any]:
+    """Numbers for the page's caption: points, mistakes, letters predicted, the most predicted letter."""
+    counts = np.bincount(fm.y_pred, minlength=NUM_CLASSES)
+    top = int(counts.argmax())
+    return {"points": int(len(fm.y_true)), "wrong": int(len(fm.wrong)),
+            "accuracy": float((fm.y_true == fm.y_pred).mean()) if len(fm.y_true) else 0.0,
+            "letters_predicted": int((counts > 0).sum()), "top_letter": LETTERS[top],
+            "top_share": float(counts[top] / max(len(fm.y_pred), 1))}

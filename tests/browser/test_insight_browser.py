@@ -1,0 +1,126 @@
+"""The Map page and the Runs page's parallel coordinates, in a real browser: click a point of the
+map and see its image, select a region and see its images drawn on the map, and brush an axis of
+the parallel coordinates with the mouse to filter the runs table."""
+from __future__ import annotations
+
+import re
+
+from _helpers import assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle
+
+WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
+
+# The point of the map furthest right: [trace, point, x, y, image index] (an outlier: no neighbour
+# under the mouse), read from plotly's full data.
+_RIGHTMOST = """(sel) => { const g = document.querySelector(sel); let best = null;
+  g._fullData.forEach((d, t) => { if (d.name.length !== 1) return;
+    Array.from(d.x).forEach((x, k) => { if (!best || x > best[2]) best = [t, k, x, d.y[k], Number(d.customdata[k])]; }); });
+  return best; }"""
+_XY = """([sel, x, y]) => { const g = document.querySelector(sel); const fl = g._fullLayout;
+  const r = g.getBoundingClientRect();
+  return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x), r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }"""
+_PLOT_AREA = """(sel) => { const g = document.querySelector(sel); const fl = g._fullLayout;
+  const r = g.getBoundingClientRect();
+  return [r.left + fl.xaxis._offset, r.top + fl.yaxis._offset, fl.xaxis._length, fl.yaxis._length]; }"""
+
+
+def _until(page, js: str, arg, timeout: float = WAIT) -> None:
+    """Wait until ``js(arg)`` is true, polling on a timer: the map's WebGL canvas can starve the
+    animation-frame polling that playwright uses by default."""
+    page.wait_for_function(js, arg=arg, timeout=timeout * 1000, polling=250)
+
+
+def _wait_text(page, text: str) -> None:
+    _until(page, "(s) => document.body.innerText.includes(s)", text)
+
+
+def _idle(page) -> None:
+    """:func:`_helpers.wait_idle` after the first draw, with timer polling (see :func:`_until`)."""
+    _until(page, "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+                 " || getComputedStyle(document.querySelector('[data-testid=\"stStatusWidget\"]')).visibility"
+                 " === 'hidden'", None)
+    page.wait_for_timeout(300)
+
+
+def _image_input(page) -> str:
+    return page.locator(".st-key-map_image input").input_value()
+
+
+def test_map_click_a_point_shows_its_image_then_a_region_its_images(page, server):
+    chart = chart_selector("map_chart")
+    with step(page, "open the Map for the logistic regression run (the pixel map)"):
+        goto(page, server, "/map?run=logreg-ready")
+        wait_chart(page, "map_chart", WAIT)
+        wait_idle(page, WAIT)
+        assert "input pixels" in page.get_by_role("combobox", name="Layer").input_value()
+        before, image_before = _image_input(page), keyed_plot(page, "map_image_fig", 0, "z")
+    with step(page, "click the rightmost point"):
+        trace, k, x, y, index = page.evaluate(_RIGHTMOST, chart)
+        assert str(index) != before, "the rightmost point is already the chosen image"
+        page.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'center'})", chart)  # all of it
+        page.wait_for_timeout(300)
+        px, py = page.evaluate(_XY, [chart, x, y])
+        assert 0 < py < page.viewport_size["height"], "the point is outside the window"
+        # the WebGL points answer the mouse only once drawn: wait for the point's hover label first
+        for _ in range(20):
+            page.mouse.move(px - 3, py)
+            page.mouse.move(px, py)
+            page.wait_for_timeout(500)
+            if page.locator(f"{chart} .hoverlayer .hovertext").count():
+                break
+        page.mouse.click(px, py)
+        _until(page, "(v) => document.querySelector('.st-key-map_image input').value === v", str(index))
+        _idle(page)
+    with step(page, "the panel shows that image, its letters and probabilities"):
+        assert keyed_plot(page, "map_image_fig", 0, "z") != image_before, "the image did not change"
+        title = page.evaluate("(s) => document.querySelector(s)._fullLayout.title.text",
+                              chart_selector("map_image_fig"))
+        assert re.sub(r"<[^>]+>", "", title) == f"test image {index}"
+        text = page.inner_text("body")
+        assert re.search(r"True letter [A-Y], predicted [A-Y]", text)
+        wait_chart(page, "map_probs", WAIT)
+    with step(page, "box-select a region: its images are drawn on a zoomed map"):
+        page.evaluate("(s) => document.querySelector(s).scrollIntoView({block: 'center'})", chart)
+        page.hover(chart)  # the mode bar shows on hover
+        page.locator(".st-key-map_chart [data-title='Box Select']").click()
+        left, top, w, h = page.evaluate(_PLOT_AREA, chart)
+        page.mouse.move(left + 0.35 * w, top + 0.35 * h)
+        page.mouse.down()
+        page.mouse.move(left + 0.55 * w, top + 0.5 * h, steps=8)
+        page.mouse.move(left + 0.65 * w, top + 0.65 * h, steps=8)
+        page.mouse.up()
+        _wait_text(page, "The region you selected")
+        wait_chart(page, "map_region", WAIT)
+        n = page.evaluate("(s) => (document.querySelector(s)._fullLayout.images || []).length",
+                          chart_selector("map_region"))
+        assert n > 0, "no thumbnails on the zoomed region"
+    assert_no_exception(page, "Map after a click and a region")
+
+
+def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
+    chart = chart_selector("runs_parcoords")
+    with step(page, "open Runs: the parallel coordinates are drawn"):
+        goto(page, server, "/runs")
+        wait_chart(page, "runs_parcoords", WAIT)
+        _idle(page)
+        total = int(re.search(r"All runs \((\d+)\)", page.inner_text("body")).group(1))
+        assert total >= 2
+    with step(page, "drag a brush over the top half of the accuracy axis"):
+        x, top, bottom = page.evaluate(
+            "(s) => { const bs = document.querySelector(s).querySelectorAll('.axis-brush');"
+            " const r = bs[bs.length - 1].getBoundingClientRect(); return [r.left + r.width / 2, r.top, r.bottom]; }",
+            chart)
+        page.locator(chart).scroll_into_view_if_needed()
+        page.mouse.move(x, top + 2)
+        page.mouse.down()
+        page.mouse.move(x, top + 30, steps=5)
+        page.mouse.move(x, (top + bottom) / 2, steps=5)
+        page.mouse.up()
+        _wait_text(page, "inside the brush")
+        _idle(page)
+    with step(page, "the table keeps only the runs inside the brush, and the chart shows the brush"):
+        m = re.search(r"(\d+) of (\d+) runs inside the brush \(accuracy\)", page.inner_text("body"))
+        assert m and 1 <= int(m.group(1)) < int(m.group(2)) == total, m and m.group(0)
+        ranges = page.evaluate("(s) => document.querySelector(s).data[0].dimensions.map(d => d.constraintrange || null)",
+                               chart)
+        assert ranges[-1] is not None, "the accuracy axis shows no brush after the rerun"
+    assert_no_exception(page, "Runs after brushing")

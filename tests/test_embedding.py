@@ -1,0 +1,163 @@
+"""The feature-space map (signlab.embedding), the parallel-coordinates brush (signlab.compare) and
+the figures drawn from them: shapes, layers, the cache in the run folder, and brush filtering."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signlab import compare, embedding, figures
+from signlab.data import Dataset, Split
+from signlab.models import create_model
+
+
+@pytest.fixture(scope="module")
+def tiny_test(dataset) -> Split:
+    return Split(images=dataset.test.images[:120], targets=dataset.test.targets[:120], source="test")
+
+
+@pytest.mark.parametrize("name, default, has", [
+    ("logreg", "pixels", {"pixels", "logits"}),
+    ("mlp", "hidden", {"pixels", "net.2", "hidden", "logits"}),
+    ("seed_convnet", "hidden", {"pixels", "features.1", "features.4", "features.7", "hidden", "logits"}),
+    ("fastcnn", "hidden", {"pixels", "hidden", "logits"}),
+])
+def test_map_layers_and_default(name, default, has):
+    model = create_model(name)
+    keys = [layer.key for layer in embedding.map_layers(model)]
+    assert has <= set(keys) and keys[0] == "pixels" and keys[-1] == "logits"
+    assert len(keys) == len(set(keys))
+    assert embedding.default_layer(model) == default
+    if name == "mlp":  # its last ReLU is the last hidden layer: listed once
+        assert "net.5" not in keys
+
+
+@pytest.mark.parametrize("layer, dims", [("pixels", 784), ("features.1", 100), ("hidden", 50), ("logits", 24)])
+def test_activation_shapes(tiny_test, layer, dims):
+    model = create_model("seed_convnet")
+    feats, probs = embedding.activations(model, tiny_test.images, layer, batch_size=50)
+    assert feats.shape == (120, dims) and probs.shape == (120, 24)
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    if layer == "logits":  # after the lecture's output ReLU: nothing negative
+        assert feats.min() >= 0
+
+
+def test_ensemble_maps_its_first_network_and_predicts_with_all(tiny_test):
+    model = create_model("fastcnn", members=2)
+    feats, probs = embedding.activations(model, tiny_test.images, "hidden")
+    assert feats.shape == (120, 64 * 9) and probs.shape == (120, 24)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embed_shapes(method):
+    x = np.random.default_rng(0).normal(size=(90, 60)).astype(np.float32)
+    calls = []
+    y = embedding.embed(x, method, progress=lambda f, t: calls.append(f))
+    assert y.shape == (90, 2) and np.isfinite(y).all()
+    assert embedding.embed(x[:2], method).shape == (2, 2)  # too few points: no crash
+
+
+def test_pca_puts_separated_classes_apart():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 0.1, (40, 10)), rng.normal(5, 0.1, (40, 10))
+    y = embedding.embed(np.vstack([a, b]), "pca")
+    assert abs(y[:40, 0].mean() - y[40:, 0].mean()) > 5
+
+
+def test_run_map_is_cached_per_layer_and_method_until_the_weights_change(tmp_path, small_dataset, tiny_test):
+    import os
+
+    from signlab import api
+    from signlab.config import TrainConfig
+    from signlab.runs import open_run
+
+    rec = api.train(TrainConfig(model="mlp", epochs=1, max_steps=5, augment=False), tmp_path, run_id="m",
+                    dataset=small_dataset, evaluate_test=False)
+    run = open_run(rec["run_id"], tmp_path)
+    fm = embedding.run_map(run, tiny_test, method="pca")
+    assert fm.coords.shape == (120, 2) and fm.layer == "hidden" and fm.dims == 128 and not fm.cached
+    assert embedding.cache_path(run, "hidden", "pca").is_file()
+    again = embedding.run_map(run, tiny_test, method="pca")
+    assert again.cached and np.allclose(again.coords, fm.coords)
+    assert np.array_equal(again.y_pred, fm.y_pred)
+    assert np.array_equal(again.probs, fm.probs)  # the same figure whether computed or read back
+    assert embedding.cached_map(run, "pixels", "pca", 120) is None  # another layer: not cached yet
+    w = run.dir / "model.safetensors"
+    os.utime(w, (w.stat().st_atime, w.stat().st_mtime + 10))  # newer weights: the cache is stale
+    assert embedding.cached_map(run, "hidden", "pca", 120) is None
+    s = embedding.map_summary(fm)
+    assert s["points"] == 120 and 0 <= s["wrong"] <= 120
+
+
+def test_point_indices_and_spread_sample():
+    pts = [{"customdata": 5}, {"customdata": [7]}, {"customdata": {"0": 9}}, {"customdata": None}, {}, {"customdata": 5}]
+    assert embedding.point_indices(pts) == [5, 7, 9]
+    coords = np.random.default_rng(0).uniform(size=(500, 2))
+    chosen = embedding.spread_sample(coords, range(500), 20)
+    assert len(chosen) <= 20 and len(set(chosen)) == len(chosen)
+    assert embedding.spread_sample(coords, [1, 2, 3], 20) == [1, 2, 3]
+
+
+def test_feature_map_figure():
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(50, 2))
+    y = np.arange(50) % 24
+    pred = y.copy()
+    pred[:5] = (pred[:5] + 1) % 24
+    fig = figures.feature_map(coords, y, pred, centres=embedding.class_centres(coords, y))
+    letters = [t for t in fig.data if len(t.name) == 1]
+    assert len(letters) == 24 and sum(len(t.customdata) for t in letters) == 50
+    wrong = [t for t in fig.data if t.name.startswith("misclassified")][0]
+    assert sorted(wrong.customdata) == [0, 1, 2, 3, 4]
+    thumbs = [(coords[i, 0], coords[i, 1], rng.integers(0, 255, (28, 28))) for i in range(4)]
+    fig = figures.feature_map(coords, y, pred, thumbnails=thumbs, zoom=((-1, 1), (-1, 1)))
+    assert len(fig.layout.images) == 4 and tuple(fig.layout.xaxis.range) == (-1, 1)
+
+
+# --------------------------------------------------------------------------- parallel coordinates
+ROWS = [
+    {"model": "logreg", "lr": 1e-3, "batch_size": 32, "augment": False, "epochs": 1, "accuracy": 70.0},
+    {"model": "convnet", "lr": 3e-3, "batch_size": 128, "augment": True, "epochs": 1, "accuracy": 95.0},
+    {"model": "fastcnn", "lr": 1e-2, "batch_size": 128, "augment": True, "epochs": 1, "accuracy": None},
+]
+COLS = [("model", "model"), ("lr", "learning rate"), ("batch_size", "batch"), ("augment", "augment"),
+        ("epochs", "epochs"), ("accuracy", "accuracy (%)")]
+
+
+def test_axes_kinds_and_values():
+    ax = {a["key"]: a for a in compare.axes(ROWS, COLS)}
+    assert "epochs" not in ax  # one value for every run: left out
+    assert ax["model"]["kind"] == "category" and ax["model"]["ticktext"] == ["convnet", "fastcnn", "logreg"]
+    assert ax["model"]["values"] == [2, 0, 1]
+    assert ax["lr"]["kind"] == "log" and ax["lr"]["values"] == pytest.approx([-3, np.log10(3e-3), -2])
+    assert ax["augment"]["ticktext"] == ["off", "on"]
+    assert ax["accuracy"]["values"][2] is None
+    fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
+    assert len(fig.data[0].dimensions) == 5
+
+
+def test_brush_filters_rows_and_draws_constraints():
+    assert compare.apply_brush(ROWS, {}) == [0, 1, 2]
+    assert compare.apply_brush(ROWS, {"accuracy": (80, 100)}) == [1]  # a missing value lies outside
+    assert compare.apply_brush(ROWS, {"model": ["logreg", "fastcnn"]}) == [0, 2]
+    assert compare.apply_brush(ROWS, {"lr": (2e-3, 1e-2), "batch_size": (100, 200)}) == [1, 2]
+    ax = {a["key"]: a for a in compare.axes(ROWS, COLS, {"accuracy": (80, 100), "model": ["logreg"]})}
+    lo, hi = ax["accuracy"]["constraint"]
+    assert lo < 80 and hi > 100 and hi - lo < 35
+    assert ax["model"]["constraint"] == [[1.6, 2.4]]
+    fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
+    assert [d.constraintrange for d in fig.data[0].dimensions if d.label == "model"][0] == ((1.6, 2.4),)
+
+
+def test_brush_from_chart_ranges_and_active_brush():
+    ax = compare.axes(ROWS, COLS)
+    labels = [a["key"] for a in ax]
+    ranges = [None] * len(ax)
+    ranges[labels.index("lr")] = [-2.7, -1.9]
+    ranges[labels.index("model")] = [[-0.2, 0.3], [1.8, 2.2]]
+    brush = compare.brush_from_ranges(ax, ranges)
+    assert brush["model"] == ["convnet", "logreg"]
+    assert brush["lr"] == pytest.approx((10 ** -2.7, 10 ** -1.9))
+    assert compare.apply_brush(ROWS, brush) == [1]
+    assert compare.active_brush(ROWS, {"batch_size": (32, 128), "model": ["convnet", "fastcnn", "logreg"]}) == {}
+    assert compare.snap([1, 2, 3, 4], 1.5, 3.5) == (2, 3)
+    assert compare.snap([1, 2, 3, 4], 2.2, 2.4) == (2, 2)

@@ -1,0 +1,129 @@
+"""The health statistics (signlab.health): dead-unit shares that constructed networks make known,
+clipped logits of the lecture ConvNet, and the records a real (tiny) training run writes."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from signlab import api, figures, health
+from signlab.config import TrainConfig
+from signlab.models import LectureConvNet
+from signlab.runs import open_run
+
+
+def test_dead_share_of_a_constructed_layer():
+    # 8 units: the last 3 get a bias so negative that they never fire -> 3/8 dead on any batch
+    layer = nn.Linear(4, 8)
+    with torch.no_grad():
+        layer.weight.fill_(0.1)
+        layer.bias[:5] = 10.0
+        layer.bias[5:] = -100.0
+    out = torch.relu(layer(torch.rand(16, 4)))  # (B, 8)
+    assert health.dead_share(out) == 3 / 8
+
+
+def test_dead_share_counts_channels_of_a_convolution():
+    out = torch.zeros(4, 5, 6, 6)  # (B, C, H, W): only channels 0 and 3 fire, once each
+    out[2, 0, 1, 1] = 1.0
+    out[0, 3, 5, 5] = 0.5
+    assert health.dead_share(out) == 3 / 5
+
+
+def test_clipped_share():
+    z = torch.tensor([[1.0, -1.0, 0.0, 2.0]])
+    assert health.clipped_share(z) == 0.5
+
+
+def _fake_trainer(model: nn.Module, log_every: int = 1):
+    class T:  # what HealthMonitor reads of a Trainer
+        pass
+
+    t = T()
+    t.model, t.step, t.steps_per_epoch = model, 0, 100
+    t.cfg = TrainConfig(model="mlp", log_every=log_every)
+    return t
+
+
+def test_monitor_on_a_constructed_network_reports_the_known_dead_share_and_norms():
+    from signlab.trainer import BatchEnd, FitEnd, FitStart
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        net[0].bias[:6] = 5.0
+        net[0].bias[6:] = -100.0  # 2 of 8 units dead
+    records: list[dict] = []
+    mon = health.HealthMonitor(records.append)
+    t = _fake_trainer(net)
+    mon(FitStart(1, 0, 100, 10, 10, "cpu", 1), t)
+    net.train()
+    loss = net(torch.rand(8, 4)).sum()
+    loss.backward()
+    t.step = 1
+    mon(BatchEnd(1, 1, loss.item(), 1e-3, 1.0, 0.1, 0.01), t)
+    mon(FitEnd("completed", "", 1, 1, 0.1, 1.0, None), t)
+    assert len(records) == 1
+    rec = records[0]
+    assert rec["type"] == "health" and rec["step"] == 1
+    assert rec["dead"] == {"1": 0.25}
+    assert set(rec["layers"]) == {"0", "2"}
+    for name, m in (("0", net[0]), ("2", net[2])):
+        assert abs(rec["layers"][name]["weight_norm"] - float(m.weight.norm())) < 1e-3
+        assert abs(rec["layers"][name]["grad_norm"] - float(m.weight.grad.norm())) < 1e-3
+    assert "dead_logits" not in rec
+    assert not net[1]._forward_hooks  # hooks removed at the end
+
+
+def test_monitor_measures_only_logged_batches():
+    from signlab.trainer import BatchEnd, FitStart
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    records: list[dict] = []
+    mon = health.HealthMonitor(records.append)
+    t = _fake_trainer(net, log_every=5)
+    mon(FitStart(1, 0, 100, 10, 10, "cpu", 1), t)
+    net.train()
+    net(torch.rand(3, 4))  # step 1 of 5: not logged, so not measured
+    assert mon._dead == {}
+    t.step = 4
+    net(torch.rand(3, 4))  # the forward pass of step 5: logged
+    assert "1" in mon._dead
+    mon(BatchEnd(5, 1, 0.0, 1e-3, 1.0, 0.1, 0.05), t)
+    assert records and mon._dead == {}
+
+
+def test_lecture_convnet_clipped_logits_are_recorded():
+    from signlab.trainer import BatchEnd, FitStart
+
+    torch.manual_seed(0)
+    net = LectureConvNet(output_relu=True)
+    with torch.no_grad():
+        net.classifier.bias[:12] = -1e3  # half the letters' scores always clipped
+        net.classifier.bias[12:] = 1e3
+    records: list[dict] = []
+    mon = health.HealthMonitor(records.append)
+    t = _fake_trainer(net)
+    mon(FitStart(1, 0, 100, 10, 10, "cpu", 1), t)
+    net.train()
+    net(torch.randn(4, 1, 28, 28)).sum().backward()
+    t.step = 1
+    mon(BatchEnd(1, 1, 0.0, 1e-3, 1.0, 0.1, 0.01), t)
+    assert records[0]["dead_logits"] == 0.5
+    assert set(records[0]["dead"]) == {"features.1", "features.4", "features.7"}
+
+
+def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_dataset):
+    cfg = TrainConfig(model="seed_convnet", epochs=1, max_steps=12, batch_size=32, log_every=4, augment=False,
+                      precision="fp32")
+    rec = api.train(cfg, tmp_path, run_id="h", dataset=small_dataset, evaluate_test=False)
+    recs = health.health_records(open_run(rec["run_id"], tmp_path).metrics())
+    assert [r["step"] for r in recs] == [4, 8, 12]
+    for r in recs:
+        assert set(r["layers"]) == {"features.0", "features.3", "features.6", "classifier"}
+        assert all(v["grad_norm"] >= 0 and v["weight_norm"] > 0 for v in r["layers"].values())
+        assert all(0 <= v <= 1 for v in r["dead"].values())
+        assert 0 <= r["dead_logits"] <= 1
+    series = health.health_series(recs)
+    assert series["steps"] == [4, 8, 12] and len(series["grad"]["classifier"]) == 3
+    fig = figures.health_charts(series)
+    assert any(tr.name == "clipped logits" for tr in fig.data)
+    assert health.health_summary(recs)["dead_logits"] == recs[-1]["dead_logits"]

@@ -1,0 +1,141 @@
+"""The Map page, the parallel coordinates of the Runs and Sweeps pages, the Train page's network
+health and the tour's lecture-ConvNet step, under Streamlit's AppTest.
+
+Plotly clicks and brushes cannot be simulated here (the browser test does them); the Map page is
+driven through its image-number input and the parallel coordinates through their axis controls.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from signlab.labels import LETTERS
+
+TIMEOUT = 120
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(scope="module")
+def insight_runs(tmp_path_factory, dataset):
+    """Two tiny runs: logistic regression (20 steps) and the lecture ConvNet (12 steps)."""
+    from signlab import api
+    from signlab.config import TrainConfig, preset
+
+    root = tmp_path_factory.mktemp("insight_runs")
+    api.train(TrainConfig(model="logreg", epochs=1, max_steps=20, augment=False, seed=0), root, run_id="tiny-logreg",
+              dataset=dataset)
+    api.train(preset("lecture", epochs=1, max_steps=12, log_every=4), root, run_id="tiny-seed", dataset=dataset)
+    return root
+
+
+@pytest.fixture
+def runs_env(insight_runs, monkeypatch, tmp_path, app_caches):
+    copy = tmp_path / "runs"
+    shutil.copytree(insight_runs, copy)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(copy))
+    return copy
+
+
+def _open(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    _no_error(at)
+    return at
+
+
+def _no_error(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _by_label(widgets, label: str):
+    found = [w for w in widgets if w.label == label]
+    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return found[0]
+
+
+def test_map_page_shows_the_pixel_map_of_logreg_and_a_chosen_image(runs_env):
+    at = _open("map", run="tiny-logreg")
+    assert at.title[0].value.endswith("Feature map")
+    layer = _by_label(at.selectbox, "Layer")
+    assert layer.value == "pixels"
+    assert any("7,172 test images" in c.value and "PCA" in c.value for c in at.caption)
+    assert (runs_env / "tiny-logreg" / "embeddings" / "pixels-pca.npz").is_file()  # cached with the run
+    _by_label(at.number_input, "Test image (0–7171)").set_value(3).run()
+    _no_error(at)
+    assert any(m.value.startswith("True letter **") for m in at.markdown)
+    from signlab.data import load_dataset
+
+    truth = LETTERS[int(load_dataset().test.targets[3])]
+    assert any(f"True letter **{truth}**" in m.value for m in at.markdown)
+
+
+def test_map_page_of_the_lecture_convnet_layers_and_tsne_on_request(runs_env):
+    at = _open("map", run="tiny-seed")
+    _no_error(at)
+    layer = _by_label(at.selectbox, "Layer")
+    assert layer.value == "hidden"
+    layer.set_value("logits").run()
+    _no_error(at)
+    assert (runs_env / "tiny-seed" / "embeddings" / "logits-pca.npz").is_file()
+    at.segmented_control[0].set_value("tsne").run()  # t-SNE waits for the button: it takes a minute
+    _no_error(at)
+    assert any(b.label == "Compute the t-SNE map" for b in at.button)
+    assert not (runs_env / "tiny-seed" / "embeddings" / "logits-tsne.npz").exists()
+
+
+def test_runs_page_parallel_coordinates_brush_filters_the_table(runs_env):
+    at = _open("runs")
+    assert any("side by side" in m.value for m in at.markdown)
+    assert len(at.dataframe[0].value) == 2
+    from signlab.compare import run_rows
+    from signlab.runs import list_runs
+
+    best = max(r["accuracy"] for r in run_rows(list_runs(runs_env)))
+    _by_label(at.select_slider, "accuracy (%)").set_range(best, best).run()  # brush: the better run only
+    _no_error(at)
+    assert len(at.dataframe[0].value) == 1
+    assert any("1 of 2 runs inside the brush" in c.value for c in at.caption)
+    _by_label(at.button, "📈 Overlay these runs").click().run()
+    _no_error(at)
+    assert len(at.session_state["runs_compare"]) == 1
+
+
+def test_train_page_shows_the_health_of_a_finished_run(runs_env):
+    at = _open("train", run="tiny-seed")
+    assert any("network's health" in m.value for m in at.markdown)
+    assert any("scores are clipped" in c.value for c in at.caption)
+
+
+def test_tour_seed_step_points_at_dead_logits_and_the_map(runs_env):
+    at = _open("guide")
+    at.session_state["guide_step"] = 3
+    at.run()
+    _no_error(at)
+    assert "dead logits" in at.info[0].value and "Map" in at.info[0].value
+    assert any("clipped" in s.value for s in at.success)
+    [go] = [b for b in at.button if b.label == "Open the Map page →"]
+    go.click().run()
+    assert at.session_state["eval_run_id"] == "tiny-seed"
+
+
+def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, app_caches):
+    from signlab import sweep
+
+    sweep.run_sweep(model="logreg", trials=2, epochs=1, max_steps=5, study="pc", runs_dir=tmp_path,
+                    dataset=small_dataset)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _open("sweeps")
+    assert any("Every trial's settings" in m.value for m in at.markdown)
+    low = min(t["lr"] for t in sweep.study_trials(None, "pc", tmp_path))
+    _by_label(at.select_slider, "learning rate").set_range(low, low).run()
+    _no_error(at)
+    assert len(at.dataframe[0].value) == 1
+    assert any("1 of 2 trials inside the brush" in c.value for c in at.caption)
