@@ -177,7 +177,9 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
         assert most_running[0] == 2, f"{most_running[0]} jobs ran at once with a limit of 2"
         waited = [i for i in range(4) if shown[i]]
         assert len(waited) >= 2, f"only sessions {waited} showed their place in the queue: {shown}"
-        assert {n for i in waited for n in shown[i]} <= {1, 2} and 1 in set().union(*shown.values())
+        # every run waits in the queue until a worker claims it (a worker takes a few seconds to start),
+        # so for a moment a session may be third or fourth; never beyond the four runs there are
+        assert {n for i in waited for n in shown[i]} <= {1, 2, 3, 4} and 1 in set().union(*shown.values())
         assert {ids[i] for i in waited} <= ever_queued  # the sessions told to wait really were queued
         assert all(seen_training), f"sessions that never showed their run training: {seen_training}"
         assert home_seconds is not None and home_seconds < 30, home_seconds
