@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import http.server
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from signlab import data, labels
 from signlab.data import load_dataset, load_split, parse_csv, resolve_source
 from signlab.errors import DataError
 from signlab.paths import BUNDLED_DATA_DIR
+from tests._local import LocalHTTPServer
 
 
 def _parsed_files(cache):
@@ -203,7 +203,7 @@ def test_missing_file_in_pair(csvs):
         load_dataset(f"{good},{csvs.folder / 'missing.csv'}")
 
 
-class _Server:
+class _Server(LocalHTTPServer):
     """A local http.server thread on 127.0.0.1 that counts its requests."""
 
     def __init__(self, folder, lie_about_length: bool = False):
@@ -228,17 +228,7 @@ class _Server:
                     return
                 super().do_GET()
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_http_source_downloads_once(csvs, cache):

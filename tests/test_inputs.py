@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +35,7 @@ from signlab.errors import ConfigError, DataError, ImageError, RunError, Signlab
 from signlab.fsutil import UnsafeFileError, open_append_nofollow, read_bytes_inside
 from signlab.models import create_model
 from signlab.runs import Run, RunWriter, create_held_run, create_run, list_runs, load_weights, open_run, open_run_id
+from tests._local import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"root:x:0:0:root:/root:/bin/bash\n"  # stands for /etc/passwd: a file the server must never give out
@@ -259,7 +259,7 @@ def test_worker_fails_a_planted_run_without_reading_its_source(root, monkeypatch
     assert str(open_run("good-one", root).status()["status"]) == "completed"
 
 
-class _Server:
+class _Server(LocalHTTPServer):
     """127.0.0.1 http server: ``files`` by path; ``no_length`` streams without Content-Length."""
 
     def __init__(self, files: dict[str, bytes], no_length: bool = False) -> None:
@@ -288,17 +288,7 @@ class _Server:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading: that is the point
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def _downloads(tmp_path) -> list[Path]:

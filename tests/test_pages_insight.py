@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from signlab.labels import LETTERS
+from tests._local import by_label, no_error
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -46,30 +47,21 @@ def _open(page: str, **query: str) -> AppTest:
     at.run()
     at.switch_page(f"pages/{page}.py")
     at.run()
-    _no_error(at)
+    no_error(at)
     return at
 
 
-def _no_error(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _by_label(widgets, label: str):
-    found = [w for w in widgets if w.label == label]
-    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
-    return found[0]
 
 
 def test_map_page_shows_the_pixel_map_of_logreg_and_a_chosen_image(runs_env):
     at = _open("map", run="tiny-logreg")
     assert at.title[0].value.endswith("Feature map")
-    layer = _by_label(at.selectbox, "Layer")
+    layer = by_label(at.selectbox, "Layer")
     assert layer.value == "pixels"
     assert any("7,172 test images" in c.value and "PCA" in c.value for c in at.caption)
     assert (runs_env / "tiny-logreg" / "embeddings" / "pixels-pca.npz").is_file()  # cached with the run
-    _by_label(at.number_input, "Test image (0–7171)").set_value(3).run()
-    _no_error(at)
+    by_label(at.number_input, "Test image (0–7171)").set_value(3).run()
+    no_error(at)
     assert any(m.value.startswith("True letter **") for m in at.markdown)
     from signlab.data import load_dataset
 
@@ -79,14 +71,14 @@ def test_map_page_shows_the_pixel_map_of_logreg_and_a_chosen_image(runs_env):
 
 def test_map_page_of_the_lecture_convnet_layers_and_tsne_on_request(runs_env):
     at = _open("map", run="tiny-seed")
-    _no_error(at)
-    layer = _by_label(at.selectbox, "Layer")
+    no_error(at)
+    layer = by_label(at.selectbox, "Layer")
     assert layer.value == "hidden"
     layer.set_value("logits").run()
-    _no_error(at)
+    no_error(at)
     assert (runs_env / "tiny-seed" / "embeddings" / "logits-pca.npz").is_file()
     at.segmented_control[0].set_value("tsne").run()  # t-SNE waits for the button: it takes a minute
-    _no_error(at)
+    no_error(at)
     assert any(b.label == "Compute the t-SNE map" for b in at.button)
     assert not (runs_env / "tiny-seed" / "embeddings" / "logits-tsne.npz").exists()
 
@@ -99,12 +91,12 @@ def test_runs_page_parallel_coordinates_brush_filters_the_table(runs_env):
     from signlab.runs import list_runs
 
     best = max(r["accuracy"] for r in run_rows(list_runs(runs_env)))
-    _by_label(at.select_slider, "accuracy (%)").set_range(best, best).run()  # brush: the better run only
-    _no_error(at)
+    by_label(at.select_slider, "accuracy (%)").set_range(best, best).run()  # brush: the better run only
+    no_error(at)
     assert len(at.dataframe[0].value) == 1
     assert any("1 of 2 runs inside the brush" in c.value for c in at.caption)
-    _by_label(at.button, "📈 Overlay these runs").click().run()
-    _no_error(at)
+    by_label(at.button, "📈 Overlay these runs").click().run()
+    no_error(at)
     assert len(at.session_state["runs_compare"]) == 1
 
 
@@ -118,7 +110,7 @@ def test_tour_seed_step_points_at_dead_logits_and_the_map(runs_env):
     at = _open("guide")
     at.session_state["guide_step"] = 3
     at.run()
-    _no_error(at)
+    no_error(at)
     assert "dead logits" in at.info[0].value and "Map" in at.info[0].value
     assert any("clipped" in s.value for s in at.success)
     [go] = [b for b in at.button if b.label == "Open the Map page →"]
@@ -135,7 +127,7 @@ def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, 
     at = _open("sweeps")
     assert any("Every trial's settings" in m.value for m in at.markdown)
     low = min(t["lr"] for t in sweep.study_trials(None, "pc", tmp_path))
-    _by_label(at.select_slider, "learning rate").set_range(low, low).run()
-    _no_error(at)
+    by_label(at.select_slider, "learning rate").set_range(low, low).run()
+    no_error(at)
     assert len(at.dataframe[0].value) == 1
     assert any("1 of 2 trials inside the brush" in c.value for c in at.caption)

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from signlab import explore
 from signlab.evaluate import Evaluation
 from signlab.labels import LETTERS
+from tests._local import by_label, no_error
 
 TIMEOUT = 60
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -55,45 +56,36 @@ def _open(page: str) -> AppTest:
     return at
 
 
-def _no_error(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def _by_label(widgets, label: str):
-    found = [w for w in widgets if w.label == label]
-    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
-    return found[0]
 
 
 # --------------------------------------------------------------------------- Data
 def test_data_page(runs_env):
     at = _open("data")
-    _no_error(at)
+    no_error(at)
     assert at.title[0].value.endswith("The data")
     assert any(e.label == "How it works" for e in at.expander)
-    letters = _by_label(at.multiselect, "Letters")
+    letters = by_label(at.multiselect, "Letters")
     letters.set_value([LETTERS.index("B")]).run()
-    _no_error(at)
+    no_error(at)
     assert any("images of B" in c.value for c in at.caption)
-    _by_label(at.radio, "Split").set_value("test").run()
-    _no_error(at)
+    by_label(at.radio, "Split").set_value("test").run()
+    no_error(at)
     seed = at.session_state["data_seed"]
-    _by_label(at.button, "🔀 Reshuffle").click().run()
-    _no_error(at)
+    by_label(at.button, "🔀 Reshuffle").click().run()
+    no_error(at)
     assert at.session_state["data_seed"] == seed + 1
 
 
 # --------------------------------------------------------------------------- Evaluate
 def test_evaluate_page_shows_a_chosen_pair(runs_env):
     at = _open("evaluate")
-    _no_error(at)
+    no_error(at)
     labels = [m.label for m in at.metric]
     assert "Test accuracy" in labels and "Mistakes" in labels
-    acc = _by_label(at.metric, "Test accuracy").value
+    acc = by_label(at.metric, "Test accuracy").value
     assert acc.endswith("%") and 0 < float(acc[:-1]) <= 100
     assert len(at.dataframe) >= 1  # the per-letter table
-    true_box, pred_box = _by_label(at.selectbox, "True letter"), _by_label(at.selectbox, "Predicted letter")
+    true_box, pred_box = by_label(at.selectbox, "True letter"), by_label(at.selectbox, "Predicted letter")
     # a diagonal cell always holds images for a trained model: pick the letter with most right answers
     from signlab import ui  # noqa: F401 - the cache is shared with the app in this process
     from signlab.api import evaluate_run
@@ -103,27 +95,27 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
     true_box.set_value(k)
     pred_box.set_value(k)
     at.run()
-    _no_error(at)
+    no_error(at)
     n = int(ev.confusion[k, k])
     assert any(f"**{n:,}** of the" in m.value and f"**{LETTERS[k]}**" in m.value for m in at.markdown)
     # an empty cell says so instead of showing images
     empty = np.argwhere(ev.confusion == 0)
     if len(empty):
         t, p = map(int, empty[0])
-        _by_label(at.selectbox, "True letter").set_value(t)
-        _by_label(at.selectbox, "Predicted letter").set_value(p)
+        by_label(at.selectbox, "True letter").set_value(t)
+        by_label(at.selectbox, "Predicted letter").set_value(p)
         at.run()
-        _no_error(at)
+        no_error(at)
         assert any("No test image of" in i.value for i in at.info)
-    _by_label(at.radio, "Show").set_value("normalised").run()
-    _no_error(at)
+    by_label(at.radio, "Show").set_value("normalised").run()
+    no_error(at)
 
 
 @pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
 def test_pages_without_runs(page, monkeypatch, tmp_path):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "empty"))
     at = _open(page)
-    _no_error(at)
+    no_error(at)
     assert any("No trained run yet" in i.value or "No runs yet" in i.value for i in at.info)
 
 
@@ -139,12 +131,12 @@ def test_damaged_weights_give_a_message_not_a_traceback(page, runs_env):
 # --------------------------------------------------------------------------- Kernels
 def test_kernels_page_logreg_templates(runs_env):
     at = _open("kernels")
-    _no_error(at)
+    no_error(at)
     assert any("Weight templates" in s.value for s in at.subheader)
     slider = at.select_slider[0]
     assert slider.label == "Epoch" and slider.options == ["before training", "after epoch 1"]
     slider.set_value(0).run()
-    _no_error(at)
+    no_error(at)
     assert any("no convolutions" in i.value for i in at.info)
 
 
@@ -158,20 +150,20 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
               run_id="tiny-convnet", dataset=small_dataset, evaluate_test=False)
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
     at = _open("kernels")
-    _no_error(at)
+    no_error(at)
     subheaders = [s.value for s in at.subheader]
     assert "First-layer kernels" in subheaders and "Deeper layers, channel by channel" in subheaders
     assert any("conv 3" in m.value and "50 maps of 3×3" in m.value for m in at.markdown)
-    layer = _by_label(at.selectbox, "Layer")
+    layer = by_label(at.selectbox, "Layer")
     layer.set_value(layer.options[-1] if isinstance(layer.options[-1], str) else "features.6").run()
-    _no_error(at)
+    no_error(at)
     channel = [n for n in at.number_input if n.label.startswith("Input channel")][0]
     channel.set_value(49).run()
-    _no_error(at)
+    no_error(at)
     before = at.session_state["kernels_image"]
-    _by_label(at.selectbox, "Letter for the random pick").set_value(LETTERS.index("C")).run()
-    _by_label(at.button, "🎲 Random test image").click().run()
-    _no_error(at)
+    by_label(at.selectbox, "Letter for the random pick").set_value(LETTERS.index("C")).run()
+    by_label(at.button, "🎲 Random test image").click().run()
+    no_error(at)
     after = at.session_state["kernels_image"]
     ds = api.load_dataset()
     assert ds.test.targets[after] == LETTERS.index("C")
@@ -182,27 +174,27 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
 def test_runs_page_rename_and_delete(runs_env):
     root, run_id = runs_env
     at = _open("runs")
-    _no_error(at)
+    no_error(at)
     assert any(s.value.startswith("All runs (1)") for s in at.subheader)
     assert len(at.dataframe) == 1
-    _by_label(at.text_input, "Name").set_value("my first model")
-    _by_label(at.button, "✏️ Rename").click().run()
-    _no_error(at)
+    by_label(at.text_input, "Name").set_value("my first model")
+    by_label(at.button, "✏️ Rename").click().run()
+    no_error(at)
     from signlab.runs import open_run
 
     assert open_run(run_id, root).name == "my first model"
     assert any("Renamed" in s.value for s in at.success)
 
-    _by_label(at.button, "🗑️ Delete…").click().run()
-    _no_error(at)
+    by_label(at.button, "🗑️ Delete…").click().run()
+    no_error(at)
     assert (root / run_id).is_dir()  # only asked, not yet deleted
     assert any("cannot be undone" in w.value for w in at.warning)
-    _by_label(at.button, "Cancel").click().run()
+    by_label(at.button, "Cancel").click().run()
     assert (root / run_id).is_dir() and not any("cannot be undone" in w.value for w in at.warning)
 
-    _by_label(at.button, "🗑️ Delete…").click().run()
-    _by_label(at.button, "Yes, delete it").click().run()
-    _no_error(at)
+    by_label(at.button, "🗑️ Delete…").click().run()
+    by_label(at.button, "Yes, delete it").click().run()
+    no_error(at)
     assert not (root / run_id).exists()
     assert any("No runs yet" in i.value for i in at.info)
 
@@ -221,22 +213,22 @@ def test_runs_page_rename_keeps_the_chosen_run(runs_env):
     meta = json.loads((other / "meta.json").read_text())
     (other / "meta.json").write_text(json.dumps({**meta, "run_id": "older-run", "name": "older-run", "created": 0}))
     at = _open("runs")
-    _by_label(at.selectbox, "Run").set_value("older-run").run()
-    _by_label(at.text_input, "Name").set_value("renamed older")
-    _by_label(at.button, "✏️ Rename").click().run()
-    _no_error(at)
-    assert _by_label(at.selectbox, "Run").value == "older-run"
-    _by_label(at.button, "🗑️ Delete…").click().run()
-    _by_label(at.button, "Yes, delete it").click().run()
-    _no_error(at)
+    by_label(at.selectbox, "Run").set_value("older-run").run()
+    by_label(at.text_input, "Name").set_value("renamed older")
+    by_label(at.button, "✏️ Rename").click().run()
+    no_error(at)
+    assert by_label(at.selectbox, "Run").value == "older-run"
+    by_label(at.button, "🗑️ Delete…").click().run()
+    by_label(at.button, "Yes, delete it").click().run()
+    no_error(at)
     assert not other.exists() and (root / run_id).is_dir()
     assert any("Deleted run renamed older" in s.value for s in at.success)
 
 
 def test_runs_page_open_in_evaluate(runs_env):
     at = _open("runs")
-    _by_label(at.button, "🎯 Open in Evaluate").click().run()
-    _no_error(at)
+    by_label(at.button, "🎯 Open in Evaluate").click().run()
+    no_error(at)
     assert at.session_state["eval_run_id"] == runs_env[1]
     assert any(t.value.endswith("Evaluate a model") for t in at.title)
 

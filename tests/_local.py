@@ -1,0 +1,35 @@
+"""Small helpers the tests share: a loopback HTTP server thread, and AppTest assertions."""
+from __future__ import annotations
+
+import http.server
+import threading
+
+
+class LocalHTTPServer:
+    """``handler`` served on 127.0.0.1 in a thread, for ``with``; ``url`` ends with '/'."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def no_error(at) -> None:
+    """An AppTest run that shows neither an exception nor an error."""
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def by_label(widgets, label: str):
+    """The first widget labelled ``label`` (a clear failure naming the labels there are)."""
+    found = [w for w in widgets if w.label == label]
+    assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return found[0]
