@@ -61,6 +61,23 @@ def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.
 # 13-28% of the right; AUROC of the confidence 0.55-0.68). Adding "the ensemble's members
 # disagree" did not help.
 UNSURE_BELOW = 0.5
+# The same for photos (the Classify page's uploads and camera, `predict`): set on the three
+# development sets with the robust preset and the detector crop (docs/real-photos.md).
+PHOTO_UNSURE_BELOW = 0.5
+# Below this probability of a letter the page shows no Grad-CAM for it: the map is scaled to its own
+# maximum, so a letter the model gives 0.0% would otherwise glow as bright as the prediction.
+NO_EVIDENCE_BELOW = 0.01
+
+
+def doubt(probs: np.ndarray, photo: bool = False) -> str | None:
+    """Why the prediction should not be trusted, in words ("the model is not sure"), or None.
+
+    The top probability under :data:`UNSURE_BELOW` (drawings, dataset images) or under
+    :data:`PHOTO_UNSURE_BELOW` (photos), which was tuned so that confidently wrong answers on
+    real photos are warned about too.
+    """
+    p = float(np.max(probs))
+    return "the model is not sure" if p < (PHOTO_UNSURE_BELOW if photo else UNSURE_BELOW) else None
 
 
 def model_view(model: nn.Module, image: np.ndarray) -> np.ndarray:

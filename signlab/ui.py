@@ -7,6 +7,7 @@ manager) is cached per process with ``st.cache_resource``; what belongs to one u
 """
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,8 +128,12 @@ def run_label(run: Run) -> str:
 
 
 def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,
-               help: str | None = None) -> Run | None:
-    """A selectbox of runs (newest first) remembered across pages; None when there are none."""
+               help: str | None = None, default: str = "newest") -> Run | None:
+    """A selectbox of runs (newest first) remembered across pages; None when there are none.
+
+    Until the user picks one it starts on the newest run, or with ``default="best"`` on the best
+    completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is not it.
+    """
     available = runs(with_weights)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
@@ -140,7 +145,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     current = st.session_state.get(key)
     if query in ids and current is None:
         current = query
-    index = ids.index(current) if current in ids else 0
+    if current in ids:
+        index = ids.index(current)
+    else:
+        index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
     by_id = {r.id: r for r in available}
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), help=help,
                           key=f"{key}_select")
@@ -209,37 +217,85 @@ def mean_images(split: str = "train"):
     return _mean_images(ds.train if split == "train" else ds.test)
 
 
-def preferred_photo_run(available: list[Run]) -> Run | None:
-    """The run to use on photos by default: the newest completed run of the ``robust`` preset,
-    else the newest run with weights (``available`` is newest first, as :func:`runs` lists them)."""
-    for r in available:
+def _completed(r: Run) -> bool:
+    try:
+        return r.has_weights() and r.status().get("status") == "completed"
+    except (SignlabError, OSError, ValueError):
+        return False
+
+
+def calibrated_parent(run: Run) -> str | None:
+    """The run a calibrated run was adapted from (its ``calibration.json`` or config names a parent), else None."""
+    for name in ("calibration.json", "config.json"):
         try:
-            robust = r.config.preset == "robust"
-        except SignlabError:
+            parent = json.loads((run.dir / name).read_text()).get("parent")
+        except (OSError, ValueError, AttributeError):
             continue
-        if robust and r.has_weights() and r.status().get("status") == "completed":
-            return r
-    return available[0] if available else None
+        if isinstance(parent, str) and parent:
+            return parent
+    return None
 
 
-def classify_run_picker(label: str = "Model", key: str = Keys.EVAL_RUN,
-                        help: str | None = None) -> Run | None:
-    """Like :func:`run_picker`, but when no run was chosen yet in this session (nor by the link),
-    it starts on :func:`preferred_photo_run`, the best guess for real photos."""
+def preferred_photo_run(available: list[Run]) -> Run | None:
+    """The run to use on photos by default: the newest completed calibrated run (adapted to the
+    user's own photos), else the newest completed run of the ``robust`` preset, else the newest run
+    with weights (``available`` is newest first, as :func:`runs` lists them)."""
+    return preferred_run(available, "photo")[0]
+
+
+def _accuracy(r: Run) -> float:
+    acc = r.summary().get("test_accuracy")
+    return float(acc) if isinstance(acc, (int, float)) else -1.0
+
+
+def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
+    """The default run for ``purpose`` ("photo" or "drawing") and, in words, why it was chosen.
+
+    Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
+    for photos), else the user's best run. Drawings: the best completed run by test accuracy (ties:
+    the newest), so a weak sweep trial that happens to be newest is not the default.
+    """
+    if not available:
+        return None, ""
+    done = [r for r in available if _completed(r)]
+    if purpose == "photo":
+        for r in done:
+            if calibrated_parent(r):
+                return r, "the newest calibrated run, adapted to your own photos"
+        for r in done:
+            try:
+                if r.config.preset == "robust":
+                    return r, "the newest run of the robust preset, which is trained for photos"
+            except SignlabError:
+                continue
+    pool = done or available
+    best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
+    if _accuracy(best) < 0:
+        return available[0], "the newest run"
+    return best, "your best run by test accuracy"
+
+
+def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None) -> Run | None:
+    """Like :func:`run_picker`, but it starts on the run :func:`preferred_run` picks for ``purpose``
+    ("photo" or "drawing"), says why, and remembers the user's choice for each purpose apart."""
     available = runs(with_weights=True)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
                 "**robust** preset does best on photos).")
-        if st.button("Go to Train", key=f"{key}_classify_go_train"):
+        if st.button("Go to Train", key="classify_go_train"):
             st.switch_page("pages/train.py")
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
-    current = st.session_state.get(key)
-    query = st.query_params.get("run")
-    if current not in ids:
-        current = query if query in ids else preferred_photo_run(available).id
-    chosen = st.selectbox(label, ids, index=ids.index(current), format_func=lambda i: run_label(by_id[i]),
-                          help=help, key=f"{key}_classify_select")
-    st.session_state[key] = chosen
+    default, why = preferred_run(available, purpose)
+    key = f"classify_run_{purpose}"
+    if st.session_state.get(key) not in ids:
+        query = st.query_params.get("run")
+        st.session_state[key] = query if query in ids else default.id
+    chosen = st.selectbox(label, ids, format_func=lambda i: run_label(by_id[i]), help=help, key=key)
+    if chosen == default.id:
+        st.caption(f"For {'photos' if purpose == 'photo' else 'drawings'} this page starts on **{why}**.")
+    st.session_state[Keys.EVAL_RUN] = chosen
     return by_id[chosen]
+
+
