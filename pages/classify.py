@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from signlab import figures, ui
-from signlab.inference import (NO_EVIDENCE_BELOW, doubt, explanation_kind, model_view, occlude, occlusion_map,
+from signlab.inference import (NO_EVIDENCE_BELOW, PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, explanation_kind, model_view, occlude, occlusion_map,
                                predict, predict_prepared, saliency_map, top_k)
 from signlab.config import preset
 from signlab.labels import LETTERS, input_norm
@@ -51,12 +51,16 @@ if cfg.preset != "robust":
             st.switch_page("pages/train.py")
 
 
+def _slider_values(crop: Crop) -> tuple[float, float, float]:
+    """A crop as the sliders show it: within their ranges, on their 0.01 steps."""
+    return (round(min(max(crop.zoom, MIN_PAD_ZOOM), 4.0), 2), round(min(max(crop.cx, 0.0), 1.0), 2),
+            round(min(max(crop.cy, 0.0), 1.0), 2))
+
+
 def _reset_crop() -> None:
     """The sliders back to this image's own crop: the detector's square, else the centre square."""
-    crop = st.session_state.get(DEFAULT_CROP_KEY) or Crop()
-    st.session_state["classify_zoom"] = round(min(max(crop.zoom, MIN_PAD_ZOOM), 4.0), 2)
-    st.session_state["classify_cx"] = round(min(max(crop.cx, 0.0), 1.0), 2)
-    st.session_state["classify_cy"] = round(min(max(crop.cy, 0.0), 1.0), 2)
+    for k, v in zip(CROP_KEYS, _slider_values(st.session_state.get(DEFAULT_CROP_KEY) or Crop())):
+        st.session_state[k] = v
 
 
 def _crop_controls(hand) -> Crop:
@@ -78,9 +82,12 @@ def _crop_controls(hand) -> Crop:
     c2.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.")
     c3.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy")
     c4.button("Reset", on_click=_reset_crop, width="stretch")
+    chosen = tuple(st.session_state[k] for k in CROP_KEYS)
+    default = st.session_state.get(DEFAULT_CROP_KEY) or Crop()
+    if chosen == _slider_values(default):  # untouched: the exact crop, as `predict` takes it
+        return default
     # with a hand found the square may reach past the photo's edge (edge pixels repeated), as the detector's does
-    return Crop(st.session_state["classify_zoom"], st.session_state["classify_cx"], st.session_state["classify_cy"],
-                pad=hand is not None)
+    return Crop(*chosen, pad=hand is not None)
 
 
 def _draw():
@@ -186,7 +193,7 @@ is_photo = what == "your photo"
 hand = prepared.hand
 equalized = input_norm(model) == "equalize"
 input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
-box_title = (f"{what.capitalize()} (orange: the crop" + ("; green: the hand found)" if hand is not None else ")"))
+box_title = f"{what.capitalize()} (orange: the crop" + ("; green: the hand)" if hand is not None else ")")
 
 st.divider()
 c1, c2, c3 = st.columns([1.1, 1, 1.3])
@@ -220,12 +227,17 @@ if unusual:
     st.warning("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
                + "\n".join(f"- {r}" for r in unusual), icon="⚠️")
     st.markdown(f"#### A guess, not to be trusted: {LETTERS[pred]} ({confidence:.0%})")
-elif worry:
+elif worry == "the model is not sure":
     advice = ("Move the square so the hand fills it, add light, or try another angle." if is_photo
               else "A drawing is not a photo: the model learned from photographs of hands.")
     st.warning(f"**{worry.capitalize()}.** Its best letter, {LETTERS[pred]}, gets {confidence:.0%}; "
                f"{top[1]['letter']} comes next with {top[1]['probability']:.0%}. {advice}", icon="🤔")
     st.markdown(f"#### Not sure: perhaps {LETTERS[pred]} ({confidence:.0%})")
+elif worry:
+    st.warning(f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
+               f"given with {PHOTO_UNSURE_BELOW:.0%}–{PHOTO_DOUBT_BELOW:.0%} were wrong; {top[1]['letter']} "
+               f"comes next with {top[1]['probability']:.0%}.", icon="🤔")
+    st.markdown(f"#### Perhaps {LETTERS[pred]} ({confidence:.0%})")
 else:
     st.markdown(f"#### The model says **{LETTERS[pred]}** ({confidence:.0%})")
     if is_photo:

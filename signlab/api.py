@@ -164,7 +164,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
         warnings = [] if prep.hand is not None else looks_unusual(prep.image28)  # a found hand is a photo of one
         worry = doubt(probs, photo=True)
         if worry:
-            warnings.append(f"{worry}: its best letter gets only {probs.max():.0%}")
+            warnings.append(f"{worry}: its best letter gets {probs.max():.0%}")
         out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes,
                     "hand_found": prep.hand is not None})
     return out
