@@ -202,6 +202,8 @@ c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=box_ti
                 width="stretch", key="classify_source_fig")
 c2.plotly_chart(figures.single_image(model_view(model, x), input_title, height=300), width="stretch",
                 key="classify_input_fig")
+for note in prepared.notes:
+    st.caption(f"Note: {note}.")
 if is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
     c3.info("**Nothing to classify.** " + ("The canvas is empty: draw a hand, or start from a dataset image."
                                           if not is_photo else "The image is almost one flat shade."), icon="✋")
@@ -214,8 +216,6 @@ confidence = float(probs[pred])
 # a hand the detector found is a photo of a hand, whatever its background: the image checks are for the rest
 unusual = [] if hand is not None else looks_unusual(x)
 c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
-for note in prepared.notes:
-    st.caption(f"Note: {note}.")
 if cfg.augment_photo:
     st.caption("This robust model averages four views of the input: as shown, 15% tighter, and both mirrored, "
                "so either hand works"
