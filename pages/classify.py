@@ -193,7 +193,7 @@ is_photo = what == "your photo"
 hand = prepared.hand
 equalized = input_norm(model) == "equalize"
 input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
-box_title = f"{what.capitalize()} (orange: the crop" + ("; green: the hand)" if hand is not None else ")")
+box_title = f"{what.capitalize()}: crop" + (" and hand" if hand is not None else "")  # orange, green
 
 st.divider()
 c1, c2, c3 = st.columns([1.1, 1, 1.3])
