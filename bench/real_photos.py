@@ -1,17 +1,23 @@
-"""Accuracy on real photos of hands: a folder of ``<LETTER>/<image>`` files, for any run.
+"""Accuracy on real photos of hands: folders of ``<LETTER>/<image>`` files, for any run.
 
-    python bench/real_photos.py RUN DIR [--runs-dir runs] [--json]
+    python bench/real_photos.py RUN DIR [DIR ...] [--crop detector centre] [--runs-dir runs] [--json]
 
 Every photo goes through the same path as ``python -m signlab predict`` (``signlab.api.predict_files``:
-the one preprocessing function, then the model). Prints pooled accuracy, accuracy per letter, the
-letters most often confused, and how well the out-of-domain warning separates wrong predictions from
-right ones. Sign Language MNIST's own test accuracy cannot show this: its test images come from the
-same source photos as its training images.
+the one preprocessing function, then the model), once per crop: ``detector`` (MediaPipe's hand
+models find the hand; the centre square where they find none; the default of ``predict``),
+``centre`` (the largest centred square) and ``hand`` (skin colour). For each folder and for all
+photos pooled it prints accuracy, how often the detector found the hand and how long a photo took,
+and how well the "not sure" warning separates wrong predictions from right ones (the AUROC of the
+top probability, and the share of wrong and right predictions warned). For the first folder it
+also prints accuracy per letter and the letters most often confused. Sign Language MNIST's own
+test accuracy cannot show any of this: its test images come from the same source photos as its
+training images.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,79 +28,100 @@ from signlab.labels import LETTERS
 from signlab.runs import open_run
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+CROPS = ("detector", "centre", "hand")
 
 
 def collect(folder: Path) -> list[tuple[Path, str]]:
+    if not folder.is_dir():
+        raise SystemExit(f"{folder}: not a folder")
     items = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
         letter = d.name.strip().upper()
         if len(letter) == 1 and letter in LETTERS:
             items += [(f, letter) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not items:
+        raise SystemExit(f"{folder}: no <LETTER>/<image> files found")
     return items
 
 
-def measure(run_ref: str, folder: Path, runs_dir: str | None = None, crop: str | None = None) -> dict:
-    run = open_run(run_ref, runs_dir)
-    items = collect(folder)
-    if not items:
-        raise SystemExit(f"{folder}: no <LETTER>/<image> files found")
-    records = predict_files(run, [f for f, _ in items], k=24, crop=crop)
-    rows = []
-    for (f, truth), rec in zip(items, records):
-        top = rec["top"]
-        rows.append({"file": str(f), "true": truth, "pred": top[0]["letter"], "p": top[0]["probability"],
-                     "warned": bool(rec.get("warnings"))})
-    correct = sum(r["true"] == r["pred"] for r in rows)
+def summarize(rows: list[dict]) -> dict:
+    """Accuracy, warning and detector figures for a list of per-photo rows."""
+    from sklearn.metrics import roc_auc_score
+
+    right = [r for r in rows if r["true"] == r["pred"]]
+    wrong = [r for r in rows if r["true"] != r["pred"]]
+    is_right = [r["true"] == r["pred"] for r in rows]
+    auroc = roc_auc_score(is_right, [r["p"] for r in rows]) if 0 < len(right) < len(rows) else None
     per_letter = {}
     for letter in LETTERS:
         sel = [r for r in rows if r["true"] == letter]
         if sel:
             per_letter[letter] = sum(r["true"] == r["pred"] for r in sel) / len(sel)
-    confused = Counter((r["true"], r["pred"]) for r in rows if r["true"] != r["pred"]).most_common(8)
-    wrong = [r for r in rows if r["true"] != r["pred"]]
-    right = [r for r in rows if r["true"] == r["pred"]]
-    flag = lambda r: r["warned"]  # noqa: E731
-    from sklearn.metrics import roc_auc_score
-
-    is_right = [r["true"] == r["pred"] for r in rows]
-    auroc = roc_auc_score(is_right, [r["p"] for r in rows]) if 0 < sum(is_right) < len(rows) else None
-    by_threshold = {t: {"flagged_wrong": sum(r["p"] < t for r in wrong) / max(len(wrong), 1),
-                        "flagged_right": sum(r["p"] < t for r in right) / max(len(right), 1)}
-                    for t in (0.5, 0.7, 0.9)}
+    confused = Counter((r["true"], r["pred"]) for r in wrong).most_common(8)
     return {
-        "run_id": run.id, "model": run.config.model, "preset": run.config.preset, "n": len(rows), "crop": crop or "centre",
-        "accuracy": correct / len(rows), "per_letter": per_letter,
+        "n": len(rows), "accuracy": len(right) / len(rows),
+        "hand_found": sum(bool(r["hand_found"]) for r in rows) / len(rows),
+        "ms_per_photo": 1000 * sum(r["seconds"] for r in rows) / len(rows),
+        "warned_wrong": sum(r["warned"] for r in wrong) / max(len(wrong), 1),
+        "warned_right": sum(r["warned"] for r in right) / max(len(right), 1),
+        "confidence_auroc": auroc, "per_letter": per_letter,
         "most_confused": [{"true": t, "predicted": p, "count": c} for (t, p), c in confused],
-        "warning": {"flagged_wrong": sum(map(flag, wrong)) / max(len(wrong), 1),
-                    "flagged_right": sum(map(flag, right)) / max(len(right), 1)},
-        "confidence_auroc": auroc, "confidence_thresholds": by_threshold,
     }
+
+
+def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
+            crops: tuple[str, ...] = ("detector", "centre")) -> dict:
+    """Per crop: each folder's figures and the pooled ones (all photos together)."""
+    run = open_run(run_ref, runs_dir)
+    out: dict = {"run_id": run.id, "model": run.config.model, "preset": run.config.preset,
+                 "folders": [str(f) for f in folders], "crops": {}}
+    sets = [(f, collect(f)) for f in folders]
+    for crop in crops:
+        per_folder, pooled = {}, []
+        for folder, items in sets:
+            t = time.perf_counter()
+            records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop)
+            seconds = (time.perf_counter() - t) / len(items)  # the model loads once a folder: included
+            rows = []
+            for (f, truth), rec in zip(items, records):
+                top = rec["top"][0]
+                rows.append({"file": str(f), "true": truth, "pred": top["letter"], "p": top["probability"],
+                             "warned": bool(rec["warnings"]), "hand_found": rec.get("hand_found", False),
+                             "seconds": seconds})
+            per_folder[str(folder)] = summarize(rows)
+            pooled += rows
+        out["crops"][crop] = {"folders": per_folder, "pooled": summarize(pooled)}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run")
-    ap.add_argument("dir", type=Path)
+    ap.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     ap.add_argument("--runs-dir", default=None)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--crop", choices=("centre", "hand"), default="centre", help="as in signlab predict --crop")
+    ap.add_argument("--crop", nargs="+", choices=CROPS, default=["detector", "centre"],
+                    help="the crops to compare (default: detector and centre), as in signlab predict --crop")
     args = ap.parse_args()
-    res = measure(args.run, args.dir, args.runs_dir, crop="auto" if args.crop == "hand" else None)
+    res = measure(args.run, args.dirs, args.runs_dir, tuple(args.crop))
     if args.json:
         print(json.dumps(res))
         return
-    print(f"run {res['run_id']} ({res['model']}, preset {res['preset']}): {100 * res['accuracy']:.1f}% of "
-          f"{res['n']} photos (chance {100 / len(LETTERS):.1f}%)")
-    print("per letter: " + "  ".join(f"{k} {100 * v:.0f}%" for k, v in res["per_letter"].items()))
+    print(f"run {res['run_id']} ({res['model']}, preset {res['preset']}); chance {100 / len(LETTERS):.1f}%")
+    print(f"{'crop':<9} {'photos':<32} {'n':>5} {'acc':>7} {'hand':>6} {'ms':>6} {'AUROC':>6} "
+          f"{'warned wrong/right':>19}")
+    for crop, r in res["crops"].items():
+        for name, s in [*r["folders"].items(), ("pooled", r["pooled"])]:
+            auroc = "–" if s["confidence_auroc"] is None else f"{s['confidence_auroc']:.2f}"
+            print(f"{crop:<9} {Path(name).name[:32]:<32} {s['n']:>5} {100 * s['accuracy']:>6.1f}% "
+                  f"{100 * s['hand_found']:>5.0f}% {s['ms_per_photo']:>6.0f} {auroc:>6} "
+                  f"{100 * s['warned_wrong']:>8.0f}% / {100 * s['warned_right']:.0f}%")
+    first_crop = next(iter(res["crops"].values()))
+    first = next(iter(first_crop["folders"].values()))
+    print(f"{Path(res['folders'][0]).name}, {next(iter(res['crops']))} crop, per letter: "
+          + "  ".join(f"{k} {100 * v:.0f}%" for k, v in first["per_letter"].items()))
     print("most confused (true -> predicted): " + ", ".join(
-        f"{c['true']}->{c['predicted']} x{c['count']}" for c in res["most_confused"]))
-    w = res["warning"]
-    print(f"out-of-domain warning: shown for {100 * w['flagged_wrong']:.0f}% of wrong predictions and "
-          f"{100 * w['flagged_right']:.0f}% of right ones")
-    if res["confidence_auroc"] is not None:
-        print(f"confidence separates right from wrong with AUROC {res['confidence_auroc']:.2f}; flagged below: "
-              + ", ".join(f"{t:.0%}: {100 * v['flagged_wrong']:.0f}% of wrong / {100 * v['flagged_right']:.0f}% of right"
-                          for t, v in res["confidence_thresholds"].items()))
+        f"{c['true']}->{c['predicted']} x{c['count']}" for c in first["most_confused"]))
 
 
 if __name__ == "__main__":

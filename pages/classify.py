@@ -4,28 +4,36 @@ Every source goes through ``signlab.preprocess`` (the one preprocessing path the
 benchmarks use too); the views of *why* come from ``signlab.inference``, the charts from
 ``signlab.figures``.
 """
+import hashlib
+
 import numpy as np
 import streamlit as st
 
 from signlab import access, figures, ui
-from signlab.inference import (UNSURE_BELOW, explanation_kind, model_view, occlude, occlusion_map, predict,
-                               predict_prepared, saliency_map, top_k)
+from signlab.inference import (NO_EVIDENCE_BELOW, PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, explanation_kind, model_view, occlude, occlusion_map,
+                               predict, predict_prepared, saliency_map, top_k)
 from signlab.config import preset
 from signlab.labels import LETTERS, input_norm
-from signlab.preprocess import Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, to_png, upscale
+from signlab.preprocess import (MIN_PAD_ZOOM, Crop, canvas_to_gray, is_blank, locate_hand, looks_unusual,
+                                prepare_array, to_png, upscale)
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
-UNSURE = UNSURE_BELOW  # below this top probability the page says the model is not sure
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
-CROP_DEFAULTS = {"classify_zoom": 1.0, "classify_cx": 0.5, "classify_cy": 0.5}
+CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
+IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
 
 ui.ensure_router()
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
 
+# the open tab (Streamlit keeps it under the tabs' key) decides which run the page starts on
+source = st.session_state.get("classify_source") or "✏️ Draw"
+purpose = "drawing" if "Draw" in source else "photo"
 run = ui.classify_run_picker(
-    help="By default the newest run of the robust preset (the best on photos), else the newest run.")
+    purpose=purpose,
+    help="Photos: by default your newest calibrated run, else the newest run of the robust preset (the best on "
+         "photos). Drawings: by default your best run by test accuracy.")
 if run is None:
     st.stop()
 model = ui.or_stop("Could not load the model", ui.load_model, run)
@@ -44,23 +52,43 @@ if cfg.preset != "robust":
             st.switch_page("pages/train.py")
 
 
+def _slider_values(crop: Crop) -> tuple[float, float, float]:
+    """A crop as the sliders show it: within their ranges, on their 0.01 steps."""
+    return (round(min(max(crop.zoom, MIN_PAD_ZOOM), 4.0), 2), round(min(max(crop.cx, 0.0), 1.0), 2),
+            round(min(max(crop.cy, 0.0), 1.0), 2))
+
+
 def _reset_crop() -> None:
-    for k, v in CROP_DEFAULTS.items():
+    """The sliders back to this image's own crop: the detector's square, else the centre square."""
+    for k, v in zip(CROP_KEYS, _slider_values(st.session_state.get(DEFAULT_CROP_KEY) or Crop())):
         st.session_state[k] = v
 
 
-def _crop_controls() -> Crop:
+def _crop_controls(hand) -> Crop:
     """Zoom and offset sliders: the square of the photo that becomes the 28x28 input."""
-    for k, v in CROP_DEFAULTS.items():
-        st.session_state.setdefault(k, v)
-    st.caption("The dataset's images are hands cropped tightly on a plain background. Move the orange square "
-               "onto the hand so it fills the square.")
+    if any(k not in st.session_state for k in CROP_KEYS):
+        _reset_crop()
+    if hand is not None:
+        st.caption(f"The hand detector found a hand ({hand.presence:.0%} sure): the orange square is 1.5 times the "
+                   "box around its 21 landmarks (green). Move it with the sliders; **Reset** returns to the "
+                   "detector's square.")
+    else:
+        st.caption("**The hand detector found no hand in this photo**, so the page starts on the centre square. "
+                   "The dataset's images are hands cropped tightly on a plain background: move the orange square "
+                   "onto the hand so it fills the square.")
     c1, c2, c3, c4 = st.columns([3, 3, 3, 1.4], vertical_alignment="bottom")
-    c1.slider("Zoom", 1.0, 4.0, step=0.05, key="classify_zoom", help="1 takes the largest centred square.")
+    c1.slider("Zoom", MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",
+              help="1 takes the largest centred square; below 1 the square is larger than the photo, whose "
+                   "edges are repeated.")
     c2.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.")
     c3.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy")
     c4.button("Reset", on_click=_reset_crop, width="stretch")
-    return Crop(st.session_state["classify_zoom"], st.session_state["classify_cx"], st.session_state["classify_cy"])
+    chosen = tuple(st.session_state[k] for k in CROP_KEYS)
+    default = st.session_state.get(DEFAULT_CROP_KEY) or Crop()
+    if chosen == _slider_values(default):  # untouched: the exact crop, as `predict` takes it
+        return default
+    # with a hand found the square may reach past the photo's edge (edge pixels repeated), as the detector's does
+    return Crop(*chosen, pad=hand is not None)
 
 
 def _draw():
@@ -127,10 +155,20 @@ def _photo(kind: str):
         file = st.columns([3, 2])[0].camera_input("Take a photo of your hand", key="classify_camera")
     if file is None:
         return None, ""
-    crop = _crop_controls()
+    data = file.getvalue()
     prepared = None
     with ui.guard("Cannot use this image"):
-        prepared = prepare(file.getvalue(), file.name, crop)
+        ident = hashlib.sha256(data).hexdigest()
+        if st.session_state.get(IMAGE_KEY) != ident:  # a new image: find its hand, and the crop follows it
+            hand, crop = locate_hand(data, file.name)
+            st.session_state[HAND_KEY], st.session_state[DEFAULT_CROP_KEY] = hand, crop or Crop()
+            st.session_state[IMAGE_KEY] = ident
+            _reset_crop()
+        hand = st.session_state.get(HAND_KEY)
+        crop = _crop_controls(hand)
+        gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
+        prepared = prepare_array(gray, crop, notes)
+        prepared.hand = hand
     return prepared, "your photo"
 
 
@@ -153,43 +191,60 @@ if prepared is None:
 
 # ----------------------------------------------------------------------------- the prediction
 x = prepared.image28
+is_photo = what == "your photo"
+hand = prepared.hand
+equalized = input_norm(model) == "equalize"
+input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
+box_title = f"{what.capitalize()}: crop" + (" and hand" if hand is not None else "")  # orange, green
+
+st.divider()
+c1, c2, c3 = st.columns([1.1, 1, 1.3])
+c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=box_title,
+                                       landmarks=hand.landmarks if hand is not None else None),
+                width="stretch", key="classify_source_fig")
+c2.plotly_chart(figures.single_image(model_view(model, x), input_title, height=300), width="stretch",
+                key="classify_input_fig")
+for note in prepared.notes:
+    st.caption(f"Note: {note}.")
+if is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
+    c3.info("**Nothing to classify.** " + ("The canvas is empty: draw a hand, or start from a dataset image."
+                                          if not is_photo else "The image is almost one flat shade."), icon="✋")
+    st.stop()
+
 probs = predict_prepared(model, prepared, tta=cfg.augment_photo)  # robust runs: 4 views, either hand
 top = top_k(probs, 5)
 pred = int(np.argmax(probs))
 confidence = float(probs[pred])
-unusual = looks_unusual(x)
-
-st.divider()
-c1, c2, c3 = st.columns([1.1, 1, 1.3])
-c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=f"{what.capitalize()} (orange: the crop)"),
-                width="stretch", key="classify_source_fig")
-equalized = input_norm(model) == "equalize"
-input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
-c2.plotly_chart(figures.single_image(model_view(model, x), input_title, height=300), width="stretch",
-                key="classify_input_fig")
+# a hand the detector found is a photo of a hand, whatever its background: the image checks are for the rest
+unusual = [] if hand is not None else looks_unusual(x)
 c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
-for note in prepared.notes:
-    st.caption(f"Note: {note}.")
 if cfg.augment_photo:
     st.caption("This robust model averages four views of the input: as shown, 15% tighter, and both mirrored, "
                "so either hand works"
                + ("; each is histogram-equalised first, which spreads its grey levels evenly" if equalized else "")
                + " (more under *How it works* at the top).")
 
+worry = doubt(probs, photo=is_photo)
 if unusual:
     st.warning("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
                + "\n".join(f"- {r}" for r in unusual), icon="⚠️")
     st.markdown(f"#### A guess, not to be trusted: {LETTERS[pred]} ({confidence:.0%})")
-elif confidence < UNSURE:
-    st.warning(f"**The model is not sure.** Its best letter, {LETTERS[pred]}, gets only {confidence:.0%}; "
-               f"{top[1]['letter']} is close behind. Try a tighter crop, a plainer background or more light.",
-               icon="🤔")
+elif worry == "the model is not sure":
+    advice = ("Move the square so the hand fills it, add light, or try another angle." if is_photo
+              else "A drawing is not a photo: the model learned from photographs of hands.")
+    st.warning(f"**{worry.capitalize()}.** Its best letter, {LETTERS[pred]}, gets {confidence:.0%}; "
+               f"{top[1]['letter']} comes next with {top[1]['probability']:.0%}. {advice}", icon="🤔")
     st.markdown(f"#### Not sure: perhaps {LETTERS[pred]} ({confidence:.0%})")
+elif worry:
+    st.warning(f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
+               f"given with {PHOTO_UNSURE_BELOW:.0%}–{PHOTO_DOUBT_BELOW:.0%} were wrong; {top[1]['letter']} "
+               f"comes next with {top[1]['probability']:.0%}.", icon="🤔")
+    st.markdown(f"#### Perhaps {LETTERS[pred]} ({confidence:.0%})")
 else:
     st.markdown(f"#### The model says **{LETTERS[pred]}** ({confidence:.0%})")
-    if what == "your photo":
-        st.caption("Confidence is not correctness: on real photos, models trained on this dataset are often "
-                   "confidently wrong.")
+    if is_photo:
+        st.caption("Confidence is not correctness: on real photos, models trained on this dataset are still "
+                   "sometimes confidently wrong.")
 
 # ----------------------------------------------------------------------------- why
 st.subheader("Why did it decide this?")
@@ -215,9 +270,14 @@ with left:
         caption = (f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels vote "
                    f"for {name}, blue ones against.")
     elif kind == "gradcam":
-        fig = figures.saliency_overlay(x, sal, f"Grad-CAM for {name}", zmax=1.0, colorbar_title="evidence")
+        faint = p_view < NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
+        fig = figures.saliency_overlay(x, np.zeros_like(sal) if faint else sal, f"Grad-CAM for {name}", zmax=1.0,
+                                       colorbar_title="evidence")
         caption = (f"Bright regions are where the last convolution found evidence *for* {name}.")
-        if not np.any(sal > 0):
+        if faint:
+            caption = (f"The model gives {name} almost nothing here ({p_view:.1%}), so there is no evidence for it "
+                       "to show.")
+        elif not np.any(sal > 0):
             caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
                        + (": its score is cut to zero by the ReLU on the output (the lecture's flaw)."
                           if cfg.model == "seed_convnet" else "."))

@@ -17,7 +17,8 @@ TRUE_KEY, PRED_KEY, CM_KEY = "eval_true", "eval_pred", "eval_cm"  # widget keys
 PAIR_KEY = "eval_pair"  # the chosen (true, predicted) cell, kept across pages
 MAX_PAIR_IMAGES = 30
 
-run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated.")
+run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default your best "
+                    "run by test accuracy.", default="best")
 if run is None:
     st.stop()
 

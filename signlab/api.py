@@ -19,7 +19,7 @@ from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write, atomic_write_json
 from .health import HealthMonitor
-from .inference import UNSURE_BELOW, predict_prepared, top_k
+from .inference import doubt, predict_prepared, top_k
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
@@ -187,7 +187,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file).
 
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
-    "not sure" when the top probability is under UNSURE_BELOW) and ``notes`` (what preprocessing did).
+    "not sure", :func:`signlab.inference.doubt`), ``notes`` (what preprocessing did) and ``hand_found``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 24:
         raise ConfigError(f"top: {str(k)[:24]} is out of range; allowed 1 to 24")
@@ -198,10 +198,12 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     for f in files:
         prep = prepare(f, str(f), crop)
         probs = predict_prepared(model, prep, tta=tta)
-        warnings = looks_unusual(prep.image28)
-        if probs.max() < UNSURE_BELOW:
-            warnings.append(f"the model is not sure: its best letter gets only {probs.max():.0%}")
-        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes})
+        warnings = [] if prep.hand is not None else looks_unusual(prep.image28)  # a found hand is a photo of one
+        worry = doubt(probs, photo=True)
+        if worry:
+            warnings.append(f"{worry}: its best letter gets {probs.max():.0%}")
+        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes,
+                    "hand_found": prep.hand is not None})
     return out
 
 

@@ -244,7 +244,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1 or args.top > 24:
         raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to 24")
     records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
-                            crop="auto" if args.crop == "hand" else None)
+                            crop="auto" if args.crop == "hand" else args.crop)
     if args.json:
         print(json.dumps(records))
         return 0
@@ -328,8 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
     s.add_argument("--top", type=int, default=3)
-    s.add_argument("--crop", choices=("centre", "hand"), default="centre",
-                   help="centre: the largest centred square; hand: a square around the hand found by skin colour")
+    s.add_argument("--crop", choices=("detector", "centre", "hand"), default="detector",
+                   help="detector: a square around the hand found by MediaPipe's hand models (the centre "
+                        "square when none is found); centre: the largest centred square; hand: a square "
+                        "around the hand found by skin colour")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_predict)
 

@@ -51,6 +51,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     augment: bool = True  # small random shifts, rotations and scaling, on batches on the device
     augment_photo: bool = False  # also brightness/contrast/gamma, blur, noise, crops (robust preset)
+    photo_framing: str = "wide"  # how augment_photo frames the hand: wide (centre crops) or detector (augment.FRAMINGS)
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto: CUDA, then Apple MPS, then CPU
@@ -139,7 +140,8 @@ def validate(c: TrainConfig) -> None:
     if 0 < c.val_fraction < 0.01:
         raise ConfigError("val_fraction: hold out at least 0.01 of the training set, or 0 for the test CSV")
     for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                          ("precision", PRECISIONS), ("input_norm", NORMALIZATIONS)):
+                          ("precision", PRECISIONS), ("input_norm", NORMALIZATIONS),
+                          ("photo_framing", ("wide", "detector"))):
         if getattr(c, name) not in allowed:
             raise ConfigError(f"{name}: {getattr(c, name)!r} is unknown; choose one of {', '.join(allowed)}")
     for name in ("augment", "augment_photo", "channels_last"):

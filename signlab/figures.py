@@ -345,12 +345,15 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
 # --------------------------------------------------------------------------- classify
 def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = None, title: str = "",
                    height: int = 300, max_px: int = 240, dim_outside: bool = True,
-                   box_color: str = ORANGE) -> go.Figure:
+                   box_color: str = ORANGE, landmarks: np.ndarray | None = None) -> go.Figure:
     """A grayscale image in [0, 1] (any size) with a square outlined: the crop the model sees, or a patch.
 
     ``box`` is (left, top, right, bottom) in the image's own pixels, right and bottom exclusive,
-    as :func:`signlab.preprocess.crop_box` gives it. A big image is shrunk for display (block
-    means, at most ``max_px`` a side) but keeps its pixel coordinates on the axes.
+    as :func:`signlab.preprocess.crop_box` gives it; it may reach past the image (a padded crop),
+    and then the view widens to show all of it. A big image is shrunk for display (block means, at
+    most ``max_px`` a side) but keeps its pixel coordinates on the axes. ``landmarks``: the hand
+    detector's 21 points, (21, 2+) in the image's pixels (x, y, continuous coordinates), drawn as
+    a green hand skeleton.
     """
     img = np.asarray(image, dtype=float)
     h, w = img.shape
@@ -360,19 +363,34 @@ def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = No
         img = img[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
     fig = go.Figure(go.Heatmap(z=img, x0=(f - 1) / 2, dx=f, y0=(f - 1) / 2, dy=f, colorscale="gray", zmin=0,
                                zmax=1, showscale=False, hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
+    x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5
     if box is not None:
         left, top, right, bottom = (v - 0.5 for v in box)
-        x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5
         if dim_outside:
             shade = dict(type="rect", fillcolor="rgba(0,0,0,0.45)", line=dict(width=0), layer="above")
             for rx0, ry0, rx1, ry1 in ((x0, y0, x1, top), (x0, bottom, x1, y1), (x0, top, left, bottom),
                                        (right, top, x1, bottom)):
+                rx0, ry0, rx1, ry1 = max(rx0, x0), max(ry0, y0), min(rx1, x1), min(ry1, y1)
                 if rx1 > rx0 and ry1 > ry0:
                     fig.add_shape(x0=rx0, y0=ry0, x1=rx1, y1=ry1, **shade)
         fig.add_shape(type="rect", x0=left, y0=top, x1=right, y1=bottom, line=dict(color=box_color, width=3),
                       layer="above")
-    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5], constrain="domain")
-    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain")
+        x0, y0, x1, y1 = min(x0, left), min(y0, top), max(x1, right), max(y1, bottom)
+    if landmarks is not None:
+        from .hands import HAND_CONNECTIONS
+
+        pts = np.asarray(landmarks, dtype=float)[:, :2] - 0.5  # continuous -> pixel-centre coordinates
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for a, b in HAND_CONNECTIONS:
+            xs += [pts[a, 0], pts[b, 0], None]
+            ys += [pts[a, 1], pts[b, 1], None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=GREEN, width=2), hoverinfo="skip",
+                                 showlegend=False, name="hand"))
+        fig.add_trace(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", marker=dict(color=GREEN, size=5),
+                                 hoverinfo="skip", showlegend=False, name="landmarks"))
+    fig.update_xaxes(visible=False, range=[x0, x1], constrain="domain")
+    fig.update_yaxes(visible=False, range=[y1, y0], scaleanchor="x", constrain="domain")
     return _layout(fig, height, title=title)
 
 

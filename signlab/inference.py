@@ -61,6 +61,34 @@ def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.
 # 13-28% of the right; AUROC of the confidence 0.55-0.68). Adding "the ensemble's members
 # disagree" did not help.
 UNSURE_BELOW = 0.5
+# Photos (the Classify page's uploads and camera, `predict`) get two tiers, set on the three
+# development sets with the robust preset and the detector crop (docs/real-photos.md): under
+# PHOTO_UNSURE_BELOW "not sure" (the threshold with the best balance of wrong answers warned and
+# right ones spared, averaged over the three sets); under PHOTO_DOUBT_BELOW "may well be wrong":
+# there, 31-66% of the answers were wrong, against 17-50% above it. The top probability separated
+# wrong from right answers better than the margin to the second letter, the agreement of the four
+# views or their lowest probability (AUROC 0.66-0.75 over the three sets).
+PHOTO_UNSURE_BELOW = 0.5
+PHOTO_DOUBT_BELOW = 0.8
+# Below this probability of a letter the page shows no Grad-CAM for it: the map is scaled to its own
+# maximum, so a letter the model gives 0.0% would otherwise glow as bright as the prediction.
+NO_EVIDENCE_BELOW = 0.01
+
+
+def doubt(probs: np.ndarray, photo: bool = False) -> str | None:
+    """Why the prediction should not be trusted, in words, or None.
+
+    "the model is not sure": the top probability under :data:`UNSURE_BELOW` (drawings, dataset
+    images) or :data:`PHOTO_UNSURE_BELOW` (photos). "the model may well be wrong": a photo's top
+    probability under :data:`PHOTO_DOUBT_BELOW`, where on real photos about half the answers were
+    wrong (such as V taken for F at 74%).
+    """
+    p = float(np.max(probs))
+    if p < (PHOTO_UNSURE_BELOW if photo else UNSURE_BELOW):
+        return "the model is not sure"
+    if photo and p < PHOTO_DOUBT_BELOW:
+        return "the model may well be wrong"
+    return None
 
 
 def model_view(model: nn.Module, image: np.ndarray) -> np.ndarray:

@@ -108,6 +108,11 @@ CLASSIFY_INTRO = (
     "letter. Real photos look different from the dataset, so expect mistakes, and read the warnings."
 )
 CLASSIFY_DETAILS = r"""
+**Finding the hand.** For a photo, MediaPipe's palm detector finds the palm and its hand-landmark
+model the 21 joints of the hand (green); the crop starts as a square 1.5 times the box around them
+(orange), where the edge of the photo is repeated if the square reaches past it. When no hand is
+found, it starts as the largest centred square.
+
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
 shrunk to 28×28 with antialiasing, then normalised exactly as the model's training images were:
 standardised to zero mean and unit variance, and for robust runs histogram-equalised first, so a dim

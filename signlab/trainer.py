@@ -272,7 +272,7 @@ class Trainer:
         xb = self.train_x.index_select(0, idx)  # (B, 1, 28, 28)
         yb = self.train_y.index_select(0, idx)  # (B,)
         if self.cfg.augment_photo:
-            xb = aug.photo_like(xb, self.generator)
+            xb = aug.photo_like(xb, self.generator, framing=self.cfg.photo_framing)
         elif self.cfg.augment:
             xb = aug.affine(xb, self.generator)
         xb = normalize(xb, self.cfg.input_norm)

@@ -20,6 +20,7 @@ from .data import Dataset, load_dataset
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .jobs import JobManager
+from .fsutil import read_json_inside
 from .paths import default_runs_dir
 from .runs import Run
 
@@ -37,6 +38,7 @@ class Keys:
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     ROUTED = "routed"  # set by app.py: this session has been through st.navigation
     USER = "signed_in_user"  # the User this session acts as (set by require_user)
+    DECODED = "decoded_photo"  # {sha256: (grey image, notes)}: the upload, decoded once
     CALIBRATE_RUN = "calibrate_run_id"  # the run the Calibrate page adapts
     CALIBRATION_PHOTOS = "calibration_photos"  # photos collected on the Calibrate page, until saved in a run
     CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
@@ -242,8 +244,12 @@ def run_label(run: Run) -> str:
 
 
 def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,
-               help: str | None = None) -> Run | None:
-    """A selectbox of runs (newest first) remembered across pages; None when there are none."""
+               help: str | None = None, default: str = "newest") -> Run | None:
+    """A selectbox of runs (newest first) remembered across pages; None when there are none.
+
+    Until the user picks one it starts on the newest run, or with ``default="best"`` on the best
+    completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is not it.
+    """
     available = runs(with_weights)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
@@ -255,7 +261,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     current = st.session_state.get(key)
     if query in ids and current is None:
         current = query
-    index = ids.index(current) if current in ids else 0
+    if current in ids:
+        index = ids.index(current)
+    else:
+        index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
     by_id = {r.id: r for r in available}
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), help=help,
                           key=f"{key}_select")
@@ -325,39 +334,98 @@ def mean_images(split: str = "train"):
     return _mean_images(ds.train if split == "train" else ds.test)
 
 
+def decoded_photo(data: bytes, name: str):
+    """An upload decoded to its grey image once per session (cached by the bytes' SHA-256), however
+    often a crop slider moves: a 7000x7000 PNG costs seconds and hundreds of MB to decode.
+    Returns ``(gray, notes)`` as :func:`signlab.preprocess.load_gray` does."""
+    import hashlib
+
+    from .preprocess import load_gray
+
+    cache = st.session_state.setdefault(Keys.DECODED, {})
+    key = hashlib.sha256(data).hexdigest()
+    if key not in cache:
+        decoded = load_gray(data, name)
+        cache.clear()  # one photo at a time: the previous one's pixels are let go
+        cache[key] = decoded
+    gray, notes = cache[key]
+    return gray, list(notes)
+
+
+def _completed(r: Run) -> bool:
+    return r.has_weights() and r.summary()["status"] == "completed"
+
+
+def calibrated_parent(run: Run) -> str | None:
+    """The run a calibrated run was adapted from (its ``calibration.json`` or config names a parent), else None."""
+    for name in ("calibration.json", "config.json"):
+        record = read_json_inside(run.dir, name, default={})  # never through a planted link
+        parent = record.get("parent") if isinstance(record, dict) else None
+        if isinstance(parent, str) and parent:
+            return parent
+    return None
+
+
 def preferred_photo_run(available: list[Run]) -> Run | None:
-    """The run to use on photos by default: the newest completed run of the ``robust`` preset,
-    else the newest run with weights (``available`` is newest first, as :func:`runs` lists them)."""
-    for r in available:
-        try:
-            robust = r.config.preset == "robust"
-        except SignlabError:
-            continue
-        if robust and r.has_weights() and r.summary()["status"] == "completed":
-            return r
-    return available[0] if available else None
+    """The run to use on photos by default: the newest completed calibrated run (adapted to the
+    user's own photos), else the newest completed run of the ``robust`` preset, else the newest run
+    with weights (``available`` is newest first, as :func:`runs` lists them)."""
+    return preferred_run(available, "photo")[0]
 
 
-def classify_run_picker(label: str = "Model", key: str = Keys.EVAL_RUN,
-                        help: str | None = None) -> Run | None:
-    """Like :func:`run_picker`, but when no run was chosen yet in this session (nor by the link),
-    it starts on :func:`preferred_photo_run`, the best guess for real photos."""
+def _accuracy(r: Run) -> float:
+    acc = r.summary().get("test_accuracy")
+    return float(acc) if isinstance(acc, (int, float)) else -1.0
+
+
+def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
+    """The default run for ``purpose`` ("photo" or "drawing") and, in words, why it was chosen.
+
+    Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
+    for photos), else the user's best run. Drawings: the best completed run by test accuracy (ties:
+    the newest), so a weak sweep trial that happens to be newest is not the default.
+    """
+    if not available:
+        return None, ""
+    done = [r for r in available if _completed(r)]
+    if purpose == "photo":
+        for r in done:
+            if calibrated_parent(r):
+                return r, "the newest calibrated run, adapted to your own photos"
+        for r in done:
+            try:
+                if r.config.preset == "robust":
+                    return r, "the newest run of the robust preset, which is trained for photos"
+            except SignlabError:
+                continue
+    pool = done or available
+    best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
+    if _accuracy(best) < 0:
+        return available[0], "the newest run"
+    return best, "your best run by test accuracy"
+
+
+def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None) -> Run | None:
+    """Like :func:`run_picker`, but it starts on the run :func:`preferred_run` picks for ``purpose``
+    ("photo" or "drawing"), says why, and remembers the user's choice for each purpose apart."""
     available = runs(with_weights=True)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
                 "**robust** preset does best on photos).")
-        if st.button("Go to Train", key=f"{key}_classify_go_train"):
+        if st.button("Go to Train", key="classify_go_train"):
             st.switch_page("pages/train.py")
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
-    current = st.session_state.get(key)
-    query = st.query_params.get("run")
-    if current not in ids:
-        current = query if query in ids else preferred_photo_run(available).id
-    chosen = st.selectbox(label, ids, index=ids.index(current), format_func=lambda i: run_label(by_id[i]),
-                          help=help, key=f"{key}_classify_select")
-    st.session_state[key] = chosen
+    default, why = preferred_run(available, purpose)
+    key = f"classify_run_{purpose}"
+    if st.session_state.get(key) not in ids:
+        query = st.query_params.get("run")
+        st.session_state[key] = query if query in ids else default.id
+    chosen = st.selectbox(label, ids, format_func=lambda i: run_label(by_id[i]), help=help, key=key)
+    if chosen == default.id:
+        st.caption(f"For {'photos' if purpose == 'photo' else 'drawings'} this page starts on **{why}**.")
+    st.session_state[Keys.EVAL_RUN] = chosen
     return by_id[chosen]
 
 

@@ -326,8 +326,10 @@ def test_classify_page(page_env, dataset):
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert "tiny-logreg" in at.selectbox[0].value
-    # the Draw tab opens first: an empty canvas is called out, not presented as a letter
-    assert any("almost blank" in w.value for w in at.warning)
+    # the Draw tab opens first: an empty canvas has nothing to classify, so no letter and no Grad-CAM
+    assert any("Nothing to classify" in i.value for i in at.info)
+    assert not [m.value for m in at.markdown if m.value.startswith("####")]
+    assert len(at.get("plotly_chart")) == 2  # the canvas's image and its 28x28 input only
     # upload an upscaled dataset image
     at.session_state["classify_source"] = "📁 Upload"
     at.run()
@@ -345,6 +347,16 @@ def test_classify_page(page_env, dataset):
     [s for s in at.selectbox if s.label == "Explain the letter"][0].set_value(5)
     at.slider(key="classify_zoom").set_value(2.0).run()
     assert not at.exception, [e.message for e in at.exception]
+    # a new image gets its own crop: the sliders go to its default (the detector's square, else the centre)
+    assert at.slider(key="classify_zoom").value == 2.0
+    b = dataset.test.images[1]
+    png2 = _encode(Image.fromarray(b).resize((300, 200), R.BICUBIC).convert("RGB"))
+    at.get("file_uploader")[0].upload("hand2.png", png2, "image/png").run()
+    assert not at.exception, [e.message for e in at.exception]
+    default = at.session_state["classify_default_crop"]
+    assert at.slider(key="classify_zoom").value == pytest.approx(min(max(default.zoom, 0.25), 4.0), abs=0.006)
+    assert at.slider(key="classify_cx").value == pytest.approx(default.cx, abs=0.006)
+    assert any("hand detector found" in c.value for c in at.caption)
     # a file that is not an image gives a clear message, not a traceback
     at.get("file_uploader")[0].upload("notes.png", b"label,pixel1\n3,4\n", "image/png").run()
     assert not at.exception
@@ -353,3 +365,59 @@ def test_classify_page(page_env, dataset):
     at.session_state["classify_source"] = "📷 Camera"
     at.run()
     assert not at.exception, [e.message for e in at.exception]
+
+
+def test_default_runs_for_photos_and_drawings(tmp_path):
+    """Photos: the newest calibrated run, else the newest robust run; drawings: the best by test accuracy,
+    so a sweep's weak last trial is not the default."""
+    import json
+
+    from signlab import ui
+    from signlab.runs import list_runs
+
+    def make(run_id, cfg, acc, status="completed"):
+        r = create_run(cfg, tmp_path, run_id=run_id, status=status)
+        (r.dir / "model.safetensors").write_bytes(b"x")
+        st = json.loads((r.dir / "status.json").read_text())
+        (r.dir / "status.json").write_text(json.dumps({**st, "test_accuracy": acc}))
+        return r
+
+    make("a-robust", preset("robust"), 0.998)
+    make("b-best-fast", TrainConfig(), 0.9995)
+    make("c-sweep-trial", TrainConfig(), 0.90)
+    available = [r for r in list_runs(tmp_path) if r.has_weights()]
+    assert available[0].id == "c-sweep-trial"
+    assert ui.preferred_run(available, "drawing") == (available[1], "your best run by test accuracy")
+    assert ui.preferred_run(available, "photo")[0].id == "a-robust"
+    calibrated = make("d-calibrated", preset("robust"), 0.99)
+    (calibrated.dir / "calibration.json").write_text(json.dumps({"parent": "a-robust", "photos": 24}))
+    available = [r for r in list_runs(tmp_path) if r.has_weights()]
+    assert ui.calibrated_parent(calibrated) == "a-robust"
+    run, why = ui.preferred_run(available, "photo")
+    assert run.id == "d-calibrated" and "calibrated" in why
+    assert ui.preferred_run([], "photo") == (None, "")
+
+
+def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, dataset, monkeypatch):
+    """A 7000x7000 PNG costs seconds and hundreds of MB to decode: the page decodes each upload once
+    per session (cached by its hash), not again on every crop-slider move."""
+    from streamlit.testing.v1 import AppTest
+
+    import signlab.preprocess as pre
+
+    calls = []
+    real = pre.load_gray
+    monkeypatch.setattr(pre, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/classify.py")
+    at.run()
+    at.session_state["classify_source"] = "📁 Upload"
+    at.run()
+    png = _encode(Image.fromarray(dataset.test.images[0]).resize((224, 224), R.BICUBIC).convert("RGB"))
+    at.get("file_uploader")[0].upload("hand.png", png, "image/png").run()
+    assert not at.exception, [e.message for e in at.exception]
+    for v in (0.4, 0.5, 0.6):  # move the crop three times
+        at.slider(key="classify_cx").set_value(v).run()
+        assert not at.exception, [e.message for e in at.exception]
+    assert calls == ["hand.png"], calls

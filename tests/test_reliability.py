@@ -414,7 +414,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 def _uploads() -> dict[str, tuple[bytes, str, str]]:
-    """name -> (bytes, "error" or "prediction", words the message or a note must hold)."""
+    """name -> (bytes, "error", "prediction" or "nothing" (a blank image), words the message or a note must hold)."""
     rng = np.random.default_rng(0)
     png = _encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)))
     frames = [Image.new("L", (40, 40), v) for v in (30, 220, 128)]
@@ -426,9 +426,9 @@ def _uploads() -> dict[str, tuple[bytes, str, str]]:
         "big-claim.png": (_png_claiming(8000, 8000), "error", "too large"),
         "oversize.jpg": (b"\xff\xd8" + b"\0" * MAX_FILE_BYTES, "error", "over the limit of 20 MB"),
         "animated.gif": (_encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100),
-                         "prediction", "3 frames"),
+                         "nothing", "3 frames"),  # its first frame is one flat shade
         "cmyk.jpg": (_encode(hand.convert("CMYK"), "JPEG", quality=90), "prediction", ""),
-        "one-pixel.png": (_encode(Image.new("RGB", (1, 1), (200, 150, 100))), "prediction", ""),
+        "one-pixel.png": (_encode(Image.new("RGB", (1, 1), (200, 150, 100))), "nothing", ""),
         "huge.png": (_encode(Image.linear_gradient("L").resize((6000, 6000)), compress_level=1), "prediction",
                      "reduced in size"),
         "../../../../etc/passwd.png": (_encode(hand), "prediction", ""),
@@ -459,6 +459,9 @@ def test_classify_page_bad_uploads_give_a_message_or_a_prediction(classify_runs,
         if outcome == "error":
             assert len(errors) == 1 and not verdicts, (name, errors, verdicts)
             assert errors[0].startswith(f"Cannot use this image: {name}: ") and words in errors[0], errors[0]
+        elif outcome == "nothing":
+            assert not errors and not verdicts and any("Nothing to classify" in i.value for i in at.info), name
+            assert not words or any(words in n for n in notes), (name, notes)
         else:
             assert not errors and len(verdicts) == 1, (name, errors, verdicts)
             assert not words or any(words in n for n in notes), (name, notes)

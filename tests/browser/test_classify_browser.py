@@ -15,8 +15,8 @@ from _helpers import assert_no_exception, goto, step, wait_idle
 RUN = "convnet-ready"
 LETTERS = "ABCDEFGHIKLMNOPQRSTUVWXY"  # signlab.labels.LETTERS, spelt out so a bad label shows up
 WAIT_MS = 60_000  # the test machine may be heavily loaded
-# the heading under the charts, in its three wordings (sure, unsure, unusual input)
-PREDICTION = re.compile(r"(?:The model says|Not sure: perhaps|A guess, not to be trusted:)\s+([A-Z])\s+\(\d+%\)")
+# the heading under the charts, in its four wordings (sure, unsure, a photo's doubt, unusual input)
+PREDICTION = re.compile(r"(?:The model says|Not sure: perhaps|Perhaps|A guess, not to be trusted:)\s+([A-Z])\s+\(\d+%\)")
 
 
 # --------------------------------------------------------------------------- page reading
@@ -173,8 +173,6 @@ def upload_png(tmp_path_factory, runs_dir):
 
     from signlab import api
     from signlab.data import load_dataset
-    from signlab.preprocess import Crop
-
     test = load_dataset().test
     d = tmp_path_factory.mktemp("classify-upload")
     files, truths = [], []
@@ -184,7 +182,7 @@ def upload_png(tmp_path_factory, runs_dir):
         img.resize((112, 112), Image.Resampling.NEAREST).convert("RGB").save(path)
         files.append(path)
         truths.append(LETTERS[int(test.targets[i])])
-    records = api.predict_files(RUN, files, k=5, runs_dir=runs_dir, crop=Crop())
+    records = api.predict_files(RUN, files, k=5, runs_dir=runs_dir, crop="detector")  # the page's default
 
     def margin(r):
         return r["top"][0]["probability"] - r["top"][1]["probability"]
@@ -198,9 +196,9 @@ def upload_png(tmp_path_factory, runs_dir):
 def test_upload_dataset_image_matches_api(page, server, upload_png):
     path, truth, record = upload_png
     expected = record["top"][0]["letter"]
-    from signlab.preprocess import Crop, prepare
+    from signlab.preprocess import prepare
 
-    expected_input = prepare(str(path), path.name, Crop()).image28
+    expected_input = prepare(str(path), path.name, "detector").image28
 
     with step(page, f"open Classify with ?run={RUN}"):
         goto(page, server, f"/classify?run={RUN}")
@@ -236,3 +234,68 @@ def test_upload_dataset_image_matches_api(page, server, upload_png):
         _assert_why_views(page)
     assert_no_exception(page, "Classify after upload")
     _scroll_to_top(page, ".st-key-classify_source_fig")  # the screenshot: input, bars, letter, why views
+
+
+@pytest.fixture(scope="module")
+def hand_photo(tmp_path_factory):
+    """A drawn open hand in a 640x480 JPEG (tests/_hand_image.py), which the hand detector finds."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from _hand_image import hand_in_room
+
+    path = tmp_path_factory.mktemp("classify-hand") / "drawn-hand.jpg"
+    hand_in_room().save(path, quality=92)
+    return path
+
+
+def _shapes(page, key: str) -> list[dict]:
+    """The rectangles drawn on a plotly chart (x0, y0, x1, y1 and line colour)."""
+    return page.evaluate(
+        "(sel) => { const g = document.querySelector(sel); const s = g && g._fullLayout && g._fullLayout.shapes;"
+        " return (s || []).map(r => ({x0: r.x0, y0: r.y0, x1: r.x1, y1: r.y1, color: r.line && r.line.color,"
+        " width: r.line && r.line.width})); }", _chart(key))
+
+
+def test_upload_photo_shows_the_detectors_box(page, server, hand_photo):
+    from signlab import hands
+    from signlab.preprocess import crop_box, prepare
+
+    if not hands.available():
+        pytest.skip("the hand detector's runtime is not installed")
+    expected = prepare(str(hand_photo), hand_photo.name, "detector")
+    assert expected.hand is not None, "the detector does not find the drawn hand outside the browser either"
+    with step(page, f"open Classify with ?run={RUN} and the Upload tab"):
+        goto(page, server, f"/classify?run={RUN}")
+        page.wait_for_selector("text=Classify a sign", timeout=WAIT_MS)
+        page.get_by_role("tab", name=re.compile("Upload")).click()
+        page.wait_for_selector("[data-testid='stFileUploader'] input[type='file']", state="attached",
+                               timeout=WAIT_MS)
+        wait_idle(page, timeout=WAIT_MS / 1000)
+    with step(page, "upload a photo of a (drawn) hand"):
+        page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(hand_photo))
+        page.wait_for_selector("text=The hand detector found a hand", timeout=WAIT_MS)
+        _wait_prediction(page)
+    with step(page, "the photo shows the detector's square and the hand's 21 landmarks"):
+        xs = _trace(page, "classify_source_fig", 2, "x")
+        ys = _trace(page, "classify_source_fig", 2, "y")
+        assert xs is not None and len(xs) == 21, f"no 21 landmarks on the photo: {xs!r}"
+        box = [s for s in _shapes(page, "classify_source_fig") if s["width"] == 3]
+        assert len(box) == 1, f"expected one crop square, got {box}"
+        b = box[0]
+        left, top, right, bottom = (v - 0.5 for v in expected.box)
+        assert (b["x0"], b["y0"], b["x1"], b["y1"]) == pytest.approx((left, top, right, bottom), abs=0.01)
+        assert b["x0"] < min(xs) and max(xs) < b["x1"] and b["y0"] < min(ys) and max(ys) < b["y1"], \
+            "the landmarks are not inside the crop square"
+        gx0, gy0, gx1, gy1 = expected.hand.box
+        assert min(xs) == pytest.approx(gx0 - 0.5, abs=1) and max(ys) == pytest.approx(gy1 - 0.5, abs=1)
+    with step(page, "the sliders start on the detector's square; the input is that crop"):
+        zoom = float(page.locator(".st-key-classify_zoom [data-testid='stSliderThumbValue']").inner_text())
+        assert zoom == pytest.approx(expected.crop.zoom, abs=0.006), (zoom, expected.crop)
+        assert crop_box(expected.gray.shape, expected.crop) == expected.box
+        shown = np.asarray(_trace(page, "classify_input_fig", 0, "z"), dtype=float)
+        assert shown.shape == (28, 28) and np.allclose(shown, expected.image28, atol=1e-3), \
+            "the 28x28 input is not the detector's crop as prepare() makes it"
+    assert_no_exception(page, "Classify with the hand detector")
+    _scroll_to_top(page, ".st-key-classify_source_fig")  # the screenshot: the box and the landmarks
