@@ -371,6 +371,7 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     """Photos: the newest calibrated run, else the newest robust run; drawings: the best by test accuracy,
     so a sweep's weak last trial is not the default."""
     import json
+    import time
 
     from signlab import ui
     from signlab.runs import list_runs
@@ -378,8 +379,8 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     def make(run_id, cfg, acc, status="completed"):
         r = create_run(cfg, tmp_path, run_id=run_id, status=status)
         (r.dir / "model.safetensors").write_bytes(b"x")
-        st = json.loads((r.dir / "status.json").read_text())
-        (r.dir / "status.json").write_text(json.dumps({**st, "test_accuracy": acc}))
+        r.store.annotate(r.id, test_accuracy=acc)
+        time.sleep(0.01)  # distinct creation times: the listing is newest first
         return r
 
     make("a-robust", preset("robust"), 0.998)
