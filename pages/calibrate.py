@@ -25,7 +25,7 @@ if run is None:
 info = calibrate.calibration_info(run)
 if info:
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    c1.caption(f"This run is already calibrated: adapted from **{info.get('parent_name', info.get('parent'))}** "
+    c1.caption(f"This run is already calibrated: adapted from **{ui.md(info.get('parent_name', info.get('parent')))}** "
                f"on {info.get('photos')} photos of {len(info.get('letters', []))} letter(s). "
                f"{info['photos_kept']} of the photos are kept in the run's folder.")
     if info["photos_kept"] and c2.button("🗑️ Delete its photos", help="The adapted model stays; only the "
@@ -142,7 +142,7 @@ if result:
         st.session_state.pop(ui.Keys.CALIBRATION_RESULT, None)
     else:
         test = result.get("test_accuracy")
-        st.success(f"Saved as a new run: **{new.name}** (`{new.id}`), adapted from `{result['parent']}` on "
+        st.success(f"Saved as a new run: **{ui.md(new.name)}** (`{new.id}`), adapted from `{result['parent']}` on "
                    f"{result['photos']} photos of {len(result['letters'])} letter(s) in {result['seconds']:.1f} s."
                    + (f" On the dataset's test set it still gets {100 * test:.1f}%." if test is not None else ""),
                    icon="✅")

@@ -405,9 +405,11 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
     return best, "your best run by test accuracy"
 
 
-def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None) -> Run | None:
+def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None,
+                        key: str | None = None) -> Run | None:
     """Like :func:`run_picker`, but it starts on the run :func:`preferred_run` picks for ``purpose``
-    ("photo" or "drawing"), says why, and remembers the user's choice for each purpose apart."""
+    ("photo" or "drawing"), says why, and remembers the user's choice for each purpose apart
+    (and for each page that passes its own ``key``)."""
     available = runs(with_weights=True)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
@@ -418,7 +420,7 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
     default, why = preferred_run(available, purpose)
-    key = f"classify_run_{purpose}"
+    key = f"{key}_classify_select" if key else f"classify_run_{purpose}"
     if st.session_state.get(key) not in ids:
         query = st.query_params.get("run")
         st.session_state[key] = query if query in ids else default.id
