@@ -149,5 +149,5 @@ if result:
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
                    "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")
         if st.button("✋ Try it on Classify →", type="primary"):
-            st.session_state[ui.Keys.EVAL_RUN] = new.id
+            ui.choose_for_classify(new.id)
             st.switch_page("pages/classify.py")

@@ -243,7 +243,7 @@ with right:
                     st.session_state[ui.Keys.EVAL_RUN] = run.id
                     st.switch_page("pages/kernels.py")
                 if c3.button("✋ Classify a sign", width="stretch"):
-                    st.session_state[ui.Keys.EVAL_RUN] = run.id
+                    ui.choose_for_classify(run.id)
                     st.switch_page("pages/classify.py")
 
         live()

@@ -405,6 +405,14 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
     return best, "your best run by test accuracy"
 
 
+def choose_for_classify(run_id: str) -> None:
+    """Make ``run_id`` the Classify page's model for photos and drawings (a page that just made it
+    sends the user there)."""
+    for purpose in ("photo", "drawing"):
+        st.session_state[f"classify_run_{purpose}"] = run_id
+    st.session_state[Keys.EVAL_RUN] = run_id
+
+
 def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None,
                         key: str | None = None) -> Run | None:
     """Like :func:`run_picker`, but it starts on the run :func:`preferred_run` picks for ``purpose``
