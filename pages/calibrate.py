@@ -5,7 +5,7 @@ The photos live in session state until Calibrate saves them inside the new run; 
 """
 import streamlit as st
 
-from signlab import calibrate, ui
+from signlab import access, calibrate, ui
 from signlab.errors import SignlabError
 from signlab.labels import LETTERS
 from signlab.teach import CALIBRATE_DETAILS, CALIBRATE_INTRO
@@ -30,9 +30,10 @@ if info:
                f"{info['photos_kept']} of the photos are kept in the run's folder.")
     if info["photos_kept"] and c2.button("🗑️ Delete its photos", help="The adapted model stays; only the "
                                          "photos it learned from are deleted."):
-        n = calibrate.delete_photos(run)
-        st.toast(f"Deleted {n} photos from {run.id}.")
-        st.rerun()
+        with ui.guard("Could not delete the photos"):
+            n = access.delete_photos(ui.user(), run.id, ui.policy(), ui.runs_dir())
+            st.toast(f"Deleted {n} photos from {run.id}.")
+            st.rerun()
 
 photos: list[dict] = ui.state(ui.Keys.CALIBRATION_PHOTOS, [])  # {"id", "photo", "thumb"}
 version = ui.state(ui.Keys.CALIBRATION_INPUT, 0)

@@ -63,7 +63,7 @@ if "runs_compare" in st.session_state:  # set by the brush's button or the Sweep
     st.session_state["runs_compare"] = [i for i in st.session_state["runs_compare"] if i in by_id]
 picked = st.multiselect("Runs to overlay", [r.id for r in runs],
                         default=None if "runs_compare" in st.session_state else with_curves[:3],
-                        format_func=lambda i: ui.run_label(by_id[i]), key="runs_compare",
+                        format_func=ui.run_labels(runs).__getitem__, key="runs_compare",
                         placeholder="Choose runs to compare")
 if picked:
     epochs, batches = curve_series([by_id[i] for i in picked])
@@ -91,7 +91,7 @@ ids = [r.id for r in runs]
 if st.session_state.get(MANAGE) not in ids:
     st.session_state[MANAGE] = ids[0]
 run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
-                      format_func=lambda i: ui.run_label(by_id[i]), key="runs_manage")
+                      format_func=ui.run_labels(runs).__getitem__, key="runs_manage")
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 s = run.summary()

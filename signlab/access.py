@@ -314,6 +314,13 @@ def download(user: User, run_id: str, what: str, pol: Policy, runs_dir: Path | s
     return run.file_bytes({"config": "config.json", "onnx": "model.onnx"}[what])
 
 
+def delete_photos(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> int:
+    """Delete the calibration photos kept in a run: its owner's (or an instructor's) call."""
+    from .calibrate import delete_photos as _delete
+
+    return _delete(open_for(user, run_id, "delete", pol, runs_dir))
+
+
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:
     from .explore import export_onnx
 

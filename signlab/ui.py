@@ -243,6 +243,16 @@ def run_label(run: Run) -> str:
     return f"{name} · {model}{kind} · {s['status']}{acc_s}"
 
 
+def run_labels(available: list[Run]) -> dict[str, str]:
+    """Each run's label for a picker; two runs with the same label get their ids added, since a
+    selectbox tells its options apart by label (and the user could not either)."""
+    labels = {r.id: run_label(r) for r in available}
+    seen: dict[str, int] = {}
+    for text in labels.values():
+        seen[text] = seen.get(text, 0) + 1
+    return {i: (f"{t} ({i})" if seen[t] > 1 else t) for i, t in labels.items()}
+
+
 def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,
                help: str | None = None, default: str = "newest") -> Run | None:
     """A selectbox of runs (newest first) remembered across pages; None when there are none.
@@ -266,7 +276,8 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     else:
         index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
     by_id = {r.id: r for r in available}
-    chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), help=help,
+    labels = run_labels(available)
+    chosen = st.selectbox(label, ids, index=index, format_func=labels.__getitem__, help=help,
                           key=f"{key}_select")
     st.session_state[key] = chosen
     return by_id[chosen]
@@ -432,7 +443,8 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     if st.session_state.get(key) not in ids:
         query = st.query_params.get("run")
         st.session_state[key] = query if query in ids else default.id
-    chosen = st.selectbox(label, ids, format_func=lambda i: run_label(by_id[i]), help=help, key=key)
+    labels = run_labels(available)
+    chosen = st.selectbox(label, ids, format_func=labels.__getitem__, help=help, key=key)
     if chosen == default.id:
         st.caption(f"For {'photos' if purpose == 'photo' else 'drawings'} this page starts on **{why}**.")
     st.session_state[Keys.EVAL_RUN] = chosen

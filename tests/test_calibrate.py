@@ -252,6 +252,8 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert not at.session_state[ui.Keys.CALIBRATION_PHOTOS]  # kept in the run now, not in the session
     # the new run, as calibrated, offers to delete its photos
     at.selectbox(key="calibrate_run_id_classify_select").set_value(new_id).run()
+    assert at.selectbox(key="calibrate_run_id_classify_select").value == new_id
+    assert any(new_id in c.value or "already calibrated" in c.value for c in at.caption)
     [x for x in at.button if x.label.startswith("🗑️")][0].click().run()
     assert not at.exception
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos_kept"] == 0
