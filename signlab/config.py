@@ -14,7 +14,9 @@ fields checked against it, and a dataclass generated from a table loses the type
 readers and editors rely on. Adding a setting is one field here, plus its use in the trainer.
 
 The run directory saves the config as ``config.json`` beside the weights, and loading a run
-rebuilds the model from it. Fields are in the Train page's order.
+rebuilds the model from it. The fields' order is the order of the Train page's widgets (within each
+column), of the command line's help and of the sweep's searched settings (``suggest`` asks in that order,
+so a seeded sampler draws what it drew before).
 """
 from __future__ import annotations
 

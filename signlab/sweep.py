@@ -2,7 +2,8 @@
 
 A *study* is a set of *trials*; each trial trains one ordinary signlab run (named ``STUDY #N``)
 with settings that Optuna's TPE sampler proposes: learning rate, batch size, weight decay,
-augmentation and, for models that have one, the width. After every epoch the trial reports its
+augmentation and, for models that have one, the width (each declared with ``search=`` on
+``TrainConfig``). After every epoch the trial reports its
 validation accuracy; the median pruner stops a trial that is below the median of earlier trials
 at the same epoch. The objective is the validation accuracy after the last epoch, measured on a
 held-out part of the training set (``--val-fraction``, 0.1 by default), so that the test CSV stays

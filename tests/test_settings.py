@@ -242,6 +242,22 @@ def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_c
     assert query == link_query({**page_values("fast"), "epochs": 7}), "the URL holds every page setting"
 
 
+def test_train_page_preset_box_loads_the_preset(tmp_path, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/train.py")
+    at.run()
+    [box] = [b for b in at.selectbox if b.label == "Preset"]
+    assert box.options == [f"{p}: {d}" for p, d in PRESET_DESCRIPTIONS.items()]
+    box.set_value("lecture").run()
+    assert not at.exception, [e.message for e in at.exception]
+    widgets = {w.label: w.value for kind in (at.number_input, at.selectbox, at.toggle) for w in kind}
+    assert {s.name: widgets[s.label] for s in PAGE_SETTINGS} == {
+        k: v for k, v in page_values("lecture").items() if k != "preset"}
+    query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert query == link_query(page_values("lecture"))
+
+
 # --------------------------------------------------------------------------- the sweep
 def test_sweep_searches_the_declared_space_in_the_earlier_order():
     assert sweep.PARAMS == ("lr", "batch_size", "weight_decay", "augment", "width")
