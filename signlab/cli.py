@@ -12,7 +12,9 @@ import time
 import traceback
 from typing import Sequence
 
+from .config import PRESETS, TrainConfig, preset
 from .errors import SignlabError
+from .settings import add_options, option_values
 
 
 class UsageError(SignlabError):
@@ -70,45 +72,14 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .config import OPTIMIZERS, PRESETS, SCHEDULES
-
     p.add_argument("--preset", choices=list(PRESETS), default=None,
                    help="start from a named configuration (default: fast)")
-    p.add_argument("--model", default=None)
-    p.add_argument("--width", type=int, default=None, help="model width, for models that have one")
-    p.add_argument("--ensemble", type=int, default=None, metavar="K",
-                   help="train K networks side by side and average their predictions (robust preset: 3)")
-    p.add_argument("--input-norm", choices=("standardize", "equalize"), default=None,
-                   help="per-image normalisation: standardize, or equalize the histogram first (robust preset)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--schedule", choices=SCHEDULES, default=None)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--log-every", type=int, default=None)
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help="hold out this fraction of the training set for validation (default 0: the test CSV)")
-    p.add_argument("--data", default=None, help="dataset folder, TRAIN,TEST paths or URL (default: bundled)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (a dry run)")
+    add_options(p)  # one option per training setting, each default None: the preset's value stands
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from the command line's options on top of the preset."""
-    from .config import preset
-
-    return preset(args.preset or "fast", model=args.model, width=args.width, ensemble=args.ensemble,
-                  input_norm=args.input_norm, epochs=args.epochs,
-                  batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                  weight_decay=args.weight_decay, schedule=args.schedule, augment=args.augment,
-                  seed=args.seed, device=args.device, precision=args.precision, threads=args.threads,
-                  log_every=args.log_every, val_fraction=args.val_fraction, data=args.data,
-                  max_steps=args.max_steps)
+    return preset(args.preset or "fast", **option_values(args))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -1,68 +1,190 @@
-"""The one frozen configuration of a training run, its range checks and the named presets.
+"""The one frozen configuration of a training run, with every training setting declared once.
 
-The command line and the Train page both fill a :class:`TrainConfig`; the run directory saves it
-as ``config.json`` beside the weights, and loading a run rebuilds the model from it.
+Each field of :class:`TrainConfig` is a training setting declared with :func:`setting`: its type
+(the annotation), default, range or choices, help text, the presets that change it, its Train-page
+label and the sweep's search space. :data:`SETTINGS` reads those declarations back as
+:class:`Setting` records, and everything else is derived from them: the range and choice checks
+(:func:`validate`), :data:`RANGES`, :data:`PRESETS`, and, in :mod:`signlab.settings`, the command
+line's options, the Train page's widgets and link parsing, and the sweep's search space.
+
+Why the declaration is field metadata on the dataclass rather than a separate table: a run's
+``config.json`` and the code (``cfg.lr``) need the dataclass's typed fields anyway, so declaring the
+rest beside each field leaves nothing to keep in step; a separate table would need a second list of
+fields checked against it, and a dataclass generated from a table loses the typed attributes that
+readers and editors rely on. Adding a setting is one field here, plus its use in the trainer.
+
+The run directory saves the config as ``config.json`` beside the weights, and loading a run
+rebuilds the model from it. The fields' order is the order of the Train page's widgets (within each
+column), of the command line's help and of the sweep's searched settings (``suggest`` asks in that order,
+so a seeded sampler draws what it drew before).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+import typing
+from dataclasses import dataclass, field, fields
+from types import UnionType
+from typing import Any, Callable, Mapping, Sequence
 
+from .augment import FRAMINGS
 from .errors import ConfigError
 from .labels import NORMALIZATIONS
+from .models import model_names
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
-# (low, high) inclusive ranges, checked in one place for the CLI, the page and loaded configs
-RANGES: dict[str, tuple[float, float]] = {
-    "epochs": (1, 200),
-    "batch_size": (1, 4096),
-    "lr": (1e-6, 10.0),
-    "weight_decay": (0.0, 1.0),
-    "seed": (0, 2**31 - 1),
-    "log_every": (1, 10_000),
-    "val_fraction": (0.0, 0.5),
-    "max_steps": (1, 10_000_000),
-    "width": (4, 256),
-    "ensemble": (1, 8),
-    "label_smoothing": (0.0, 0.5),
-    "threads": (1, 256),
+# the presets, by name: what each is for. The values each one sets are declared on the settings
+# (``presets=``) and gathered in PRESETS below.
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    # seconds to a strong model on a 2-core CPU: the Train page's and the CLI's default
+    "fast": "Recommended: a strong model in seconds",
+    # the most robust model for real photos of hands (the Classify page's default), chosen lever by
+    # lever on the real-photo dev set while keeping >= 99.5% test accuracy (bench/real_photos.py):
+    # photo-like augmentation with mirroring (single network, mirror test-time augmentation:
+    # 30-44% of the dev photos depending on the seed, 99.4-99.8% test), histogram equalisation
+    # (+5 points on average, but 99.2-99.3% test for one network), three networks averaged
+    # (test back to 100%, and the seed matters less), four-view test-time augmentation
+    # (+0.4-3.8 points): 46.9-54.8% dev, 99.76-100% test over five runs (docs/real-photos.md)
+    "robust": "Best on real photos of hands (slower)",
+    # the lecture's own settings: Adam 1e-3, batch 32, no schedule, no augmentation
+    "lecture": "The lecture's settings, flaw included",
 }
+
+
+@dataclass(frozen=True)
+class Log:
+    """A log-uniform search range for the sweep (``low`` to ``high``)."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting as declared on :class:`TrainConfig` (read it from :data:`SETTINGS`)."""
+
+    name: str
+    type: type  # int, float, str or bool
+    optional: bool  # None is allowed (meaning: the model's or torch's own default)
+    default: Any
+    help: str  # one or two sentences: the Train page's tooltip and the command line's help
+    range: tuple[float, float] | None = None  # inclusive; ints as bounds make a whole-number setting
+    choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None  # a callable: asked when needed
+    presets: Mapping[str, Any] = field(default_factory=dict)  # preset name -> the value it sets
+    label: str | None = None  # the Train page's widget label; None: not on the page, not read from links
+    column: int = 0  # the Train page's settings column (0 left, 1 right); toggles go below both
+    step: float | None = None  # the widget's step (default 1 for whole numbers, 1e-4 otherwise)
+    search: tuple[Any, ...] | Log | None = None  # what the sweep tries (signlab.sweep)
+
+    @property
+    def flag(self) -> str:
+        """The command line's option: ``--batch-size`` for ``batch_size``."""
+        return "--" + self.name.replace("_", "-")
+
+    def allowed(self) -> tuple[str, ...] | None:
+        """The allowed values of a choice setting, else None."""
+        if self.choices is None:
+            return None
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def allowed_text(self) -> str:
+        """What may be given, for messages: ``1 to 200`` or ``adam, adamw, sgd``."""
+        allowed = self.allowed()
+        if allowed is not None:
+            return ", ".join(allowed)
+        if self.range is not None:
+            return f"{_bound(self.range[0])} to {_bound(self.range[1])}"
+        return "true or false" if self.type is bool else "text"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` cannot be this setting (the message without the setting's name), else None."""
+        if value is None and self.optional:
+            return None
+        if self.type is bool:
+            return None if isinstance(value, bool) else f"{value!r} must be true or false"
+        allowed = self.allowed()
+        if allowed is not None:
+            return None if value in allowed else f"{value!r} is unknown; choose one of {', '.join(allowed)}"
+        if self.range is not None:
+            return _range_problem(self.range, value, integer=self.type is int)
+        return None if isinstance(value, str) else f"{shown_value(value)} must be text"
+
+
+def setting(default: Any, *, help: str, **declaration: Any) -> Any:
+    """Declare a TrainConfig field as a training setting (the keywords are :class:`Setting`'s)."""
+    return field(default=default, metadata={"setting": {"help": help, **declaration}})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. Defaults are the recommended ``fast`` preset."""
 
-    model: str = "fastcnn"
-    width: int | None = None  # model width where the model has one (None: the model's default)
-    ensemble: int = 1  # networks trained side by side whose probabilities are averaged (models.Ensemble)
-    input_norm: str = "standardize"  # per-image normalisation (labels.normalize): standardize or equalize
-    epochs: int = 5  # 5: >= 99.5% test accuracy within 10 s on 2 CPU cores, 99.97% at the end (2 of 3 seeds)
-    batch_size: int = 128
-    lr: float = 3e-3  # the peak learning rate under a one-cycle schedule
-    optimizer: str = "adamw"
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"
-    augment: bool = True  # small random shifts, rotations and scaling, on batches on the device
-    augment_photo: bool = False  # also brightness/contrast/gamma, blur, noise, crops (robust preset)
-    photo_framing: str = "wide"  # how augment_photo frames the hand: wide (centre crops) or detector (augment.FRAMINGS)
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"  # auto: CUDA, then Apple MPS, then CPU
-    precision: str = "auto"  # auto: bf16 autocast where the hardware has fast bf16, else fp32
-    channels_last: bool = True  # with bf16, 1.5-2x faster convolutions on a CPU (measured)
-    threads: int | None = None  # CPU threads for torch (None: torch's default)
-    log_every: int = 10  # steps between batch-end events
-    val_fraction: float = 0.0  # 0: validate on the test CSV (the lecture's df_val); else hold out
-    max_steps: int | None = None  # stop after this many steps (a dry run)
-    data: str | None = None  # dataset source; None: the bundled copy
-    preset: str | None = None  # the preset this config started from, for the record
+    model: str = setting("fastcnn", choices=model_names, label="Architecture",
+                         help="The network to train (python -m signlab models lists them).",
+                         presets={"robust": "fastcnn", "lecture": "seed_convnet"})
+    # 5: >= 99.5% test accuracy within 10 s on 2 CPU cores, 99.97% at the end (2 of 3 seeds)
+    epochs: int = setting(5, range=(1, 200), label="Epochs", presets={"robust": 12, "lecture": 10},
+                          help="How many times the model sees every training image.")
+    lr: float = setting(3e-3, range=(1e-6, 10.0), label="Learning rate", step=1e-4, search=Log(1e-4, 1e-2),
+                        presets={"lecture": 1e-3}, help="The step size (the peak of the schedule for one-cycle).")
+    batch_size: int = setting(128, range=(1, 4096), label="Batch size", column=1, step=16,
+                              search=(32, 64, 128, 256), presets={"lecture": 32}, help="Images per gradient step.")
+    optimizer: str = setting("adamw", choices=OPTIMIZERS, label="Optimizer", column=1, presets={"lecture": "adam"},
+                             help="The update rule: adam, adamw (Adam with decoupled weight decay) or sgd "
+                                  "(with Nesterov momentum).")
+    weight_decay: float = setting(5e-4, range=(0.0, 1.0), label="Weight decay", step=1e-4, search=Log(1e-6, 1e-2),
+                                  presets={"lecture": 0.0},
+                                  help="How strongly every step pulls the weights towards zero (regularisation).")
+    schedule: str = setting("onecycle", choices=SCHEDULES, label="Schedule", column=1, presets={"lecture": "none"},
+                            help="none: a constant rate; cosine: decays smoothly; onecycle: warms up, then decays.")
+    # on batches on the device
+    augment: bool = setting(True, label="Augmentation (random shifts, rotations, zoom)", search=(True, False),
+                            presets={"lecture": False},
+                            help="Small random shifts, rotations and scaling of the training images.")
+    width: int | None = setting(None, range=(4, 256), search=(8, 16, 24, 32),
+                                help="Model width, for models that have one (none: the model's default).")
+    seed: int = setting(0, range=(0, 2**31 - 1), label="Seed",
+                        help="The same seed on the same device gives the same run.")
+    device: str = setting("auto", choices=DEVICES, label="Device", column=1,
+                          help="Where to train; auto: CUDA, then Apple MPS, then the CPU.")
+    # networks trained side by side whose probabilities are averaged (models.Ensemble)
+    ensemble: int = setting(1, range=(1, 8), label="Ensemble members", presets={"robust": 3},
+                            help="Train this many networks side by side and average their predictions: steadier "
+                                 "on real photos, and each one costs another network's training time.")
+    # per-image normalisation (labels.normalize)
+    input_norm: str = setting("standardize", choices=NORMALIZATIONS, label="Input normalisation", column=1,
+                              presets={"robust": "equalize"},
+                              help="standardize: each image to zero mean and unit variance. equalize: first spread "
+                                   "each image's grey levels evenly (histogram equalisation), so lighting and "
+                                   "contrast matter less.")
+    augment_photo: bool = setting(False, presets={"robust": True},
+                                  help="Also make training images look like photos: brightness, contrast, gamma, "
+                                       "blur, noise and crops.")
+    photo_framing: str = setting("wide", choices=FRAMINGS,
+                                 help="How photo-like augmentation frames the hand: wide (centre crops) or "
+                                      "detector (the hand detector's square).")
+    label_smoothing: float = setting(0.0, range=(0.0, 0.5),
+                                     help="The share of each target spread evenly over all letters (0: none).")
+    # (fp32 in the lecture preset: for this model at batch 32, bf16 autocast was slower than fp32 with
+    # channels-last on a 2-core AVX512-BF16 CPU: 0.96x against 1.40x the lecture loop's samples/s,
+    # bench/train_speed.py)
+    precision: str = setting("auto", choices=PRECISIONS, presets={"lecture": "fp32"},
+                             help="auto: bf16 autocast where the hardware has fast bf16, else fp32.")
+    channels_last: bool = setting(True, help="Channels-last memory layout: with bf16, 1.5-2x faster convolutions "
+                                             "on a CPU (measured).")
+    threads: int | None = setting(None, range=(1, 256), help="CPU threads for torch (none: torch's default).")
+    log_every: int = setting(10, range=(1, 10_000), presets={"lecture": 50},
+                             help="Steps between logged training steps (batch-end events).")
+    val_fraction: float = setting(0.0, range=(0.0, 0.5),
+                                  help="Hold out this fraction of the training set for validation (0: validate on "
+                                       "the test CSV, the lecture's df_val).")
+    max_steps: int | None = setting(None, range=(1, 10_000_000), help="Stop after this many steps (a dry run).")
+    data: str | None = setting(None, help="Dataset folder, TRAIN,TEST paths or URL (none: the bundled copy).")
+    preset: str | None = None  # not a setting: the preset this config started from, for the record
 
     def __post_init__(self) -> None:
         validate(self)
@@ -80,6 +202,45 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+RECORD_FIELDS = ("preset",)  # TrainConfig fields that are not settings
+
+
+def _declared() -> tuple[Setting, ...]:
+    """The settings as records, checked so a mistake in a declaration fails at import, not in a page."""
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in fields(TrainConfig):
+        if f.name in RECORD_FIELDS:
+            continue
+        if "setting" not in f.metadata:
+            raise TypeError(f"TrainConfig.{f.name} is not declared with setting(...)")
+        hint = hints[f.name]
+        args = typing.get_args(hint) if isinstance(hint, UnionType) else (hint,)
+        base = [a for a in args if a is not type(None)]
+        if len(base) != 1 or base[0] not in (int, float, str, bool):
+            raise TypeError(f"TrainConfig.{f.name}: {hint} is not int, float, str or bool (or one of them | None)")
+        s = Setting(f.name, base[0], type(None) in args, f.default, **f.metadata["setting"])
+        unknown = set(s.presets) - set(PRESET_DESCRIPTIONS)
+        if unknown:
+            raise TypeError(f"TrainConfig.{f.name}: unknown preset(s) {', '.join(sorted(unknown))}")
+        if s.type in (int, float) and s.range is None:
+            raise TypeError(f"TrainConfig.{f.name}: a number needs a range")
+        if s.label is not None and s.optional:
+            raise TypeError(f"TrainConfig.{f.name}: the Train page has no widget for an optional setting")
+        out.append(s)
+    return tuple(out)
+
+
+SETTINGS: tuple[Setting, ...] = _declared()  # in field order, which is the Train page's order
+SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# (low, high) inclusive ranges, checked in one place for the CLI, the page and loaded configs
+RANGES: dict[str, tuple[float, float]] = {s.name: s.range for s in SETTINGS if s.range is not None}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {s.name: s.presets[name] for s in SETTINGS if name in s.presets} for name in PRESET_DESCRIPTIONS}
+
+
 def shown_value(value: Any) -> str:
     """``value`` for a one-line message: a 400-digit number is shortened, not printed whole."""
     try:
@@ -93,16 +254,8 @@ def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
 
 
-def range_problem(name: str, value: Any, integer: bool | None = None) -> str | None:
-    """Why ``value`` cannot be the setting ``name`` (a RANGES entry), else None.
-
-    Safe for any value from outside: a 400-digit int is compared exactly (never converted to a
-    float, which raises OverflowError), inf and nan are out of range, bools and strings are refused.
-    ``integer`` defaults to whether the range's bounds are written as ints.
-    """
-    lo, hi = RANGES[name]
-    if integer is None:
-        integer = isinstance(lo, int) and isinstance(hi, int)
+def _range_problem(bounds: tuple[float, float], value: Any, integer: bool) -> str | None:
+    lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{shown_value(value)} is not a number"
     # ints compare with floats exactly in Python, so no conversion (and no OverflowError) happens here
@@ -113,6 +266,19 @@ def range_problem(name: str, value: Any, integer: bool | None = None) -> str | N
     return None
 
 
+def range_problem(name: str, value: Any, integer: bool | None = None) -> str | None:
+    """Why ``value`` cannot be the setting ``name`` (a RANGES entry), else None.
+
+    Safe for any value from outside: a 400-digit int is compared exactly (never converted to a
+    float, which raises OverflowError), inf and nan are out of range, bools and strings are refused.
+    ``integer`` defaults to whether the range's bounds are written as ints.
+    """
+    lo, hi = RANGES[name]
+    if integer is None:
+        integer = isinstance(lo, int) and isinstance(hi, int)
+    return _range_problem((lo, hi), value, integer)
+
+
 def check_setting(name: str, value: Any, integer: bool | None = None) -> None:
     """Raise ConfigError naming ``name`` and its allowed range when ``value`` is not in RANGES[name]."""
     problem = range_problem(name, value, integer)
@@ -120,57 +286,14 @@ def check_setting(name: str, value: Any, integer: bool | None = None) -> None:
         raise ConfigError(f"{name}: {problem}")
 
 
-def _check_range(name: str, value: Any, integer: bool) -> None:
-    check_setting(name, value, integer)
-
-
 def validate(c: TrainConfig) -> None:
     """Raise ConfigError naming the first setting that is out of range or unknown."""
-    from .models import model_names
-
-    if c.model not in model_names():
-        raise ConfigError(f"model: {c.model!r} is unknown; choose one of {', '.join(model_names())}")
-    for name in ("epochs", "batch_size", "seed", "log_every", "ensemble"):
-        _check_range(name, getattr(c, name), integer=True)
-    for name in ("lr", "weight_decay", "val_fraction", "label_smoothing"):
-        _check_range(name, getattr(c, name), integer=False)
-    for name in ("max_steps", "width", "threads"):
-        if getattr(c, name) is not None:
-            _check_range(name, getattr(c, name), integer=True)
+    for s in SETTINGS:
+        problem = s.problem(getattr(c, s.name))
+        if problem:
+            raise ConfigError(f"{s.name}: {problem}")
     if 0 < c.val_fraction < 0.01:
         raise ConfigError("val_fraction: hold out at least 0.01 of the training set, or 0 for the test CSV")
-    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                          ("precision", PRECISIONS), ("input_norm", NORMALIZATIONS),
-                          ("photo_framing", ("wide", "detector"))):
-        if getattr(c, name) not in allowed:
-            raise ConfigError(f"{name}: {getattr(c, name)!r} is unknown; choose one of {', '.join(allowed)}")
-    for name in ("augment", "augment_photo", "channels_last"):
-        if not isinstance(getattr(c, name), bool):
-            raise ConfigError(f"{name}: {getattr(c, name)!r} must be true or false")
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # seconds to a strong model on a 2-core CPU: the Train page's and the CLI's default
-    "fast": {},
-    # the most robust model for real photos of hands (the Classify page's default), chosen lever by
-    # lever on the real-photo dev set while keeping >= 99.5% test accuracy (bench/real_photos.py):
-    # photo-like augmentation with mirroring (single network, mirror test-time augmentation:
-    # 30-44% of the dev photos depending on the seed, 99.4-99.8% test), histogram equalisation
-    # (+5 points on average, but 99.2-99.3% test for one network), three networks averaged
-    # (test back to 100%, and the seed matters less), four-view test-time augmentation
-    # (+0.4-3.8 points): 46.9-54.8% dev, 99.76-100% test over five runs (docs/real-photos.md)
-    "robust": dict(model="fastcnn", epochs=12, augment_photo=True, ensemble=3, input_norm="equalize"),
-    # the lecture's own settings: Adam 1e-3, batch 32, no schedule, no augmentation
-    # (fp32: for this model at batch 32, bf16 autocast was slower than fp32 with channels-last on a
-    # 2-core AVX512-BF16 CPU: 0.96x against 1.40x the lecture loop's samples/s, bench/train_speed.py)
-    "lecture": dict(model="seed_convnet", epochs=10, batch_size=32, lr=1e-3, optimizer="adam",
-                    weight_decay=0.0, schedule="none", augment=False, log_every=50, precision="fp32"),
-}
-PRESET_DESCRIPTIONS: dict[str, str] = {
-    "fast": "Recommended: a strong model in seconds",
-    "robust": "Best on real photos of hands (slower)",
-    "lecture": "The lecture's settings, flaw included",
-}
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -2,7 +2,8 @@
 
 A *study* is a set of *trials*; each trial trains one ordinary signlab run (named ``STUDY #N``)
 with settings that Optuna's TPE sampler proposes: learning rate, batch size, weight decay,
-augmentation and, for models that have one, the width. After every epoch the trial reports its
+augmentation and, for models that have one, the width (each declared with ``search=`` on
+``TrainConfig``). After every epoch the trial reports its
 validation accuracy; the median pruner stops a trial that is below the median of earlier trials
 at the same epoch. The objective is the validation accuracy after the last epoch, measured on a
 held-out part of the training set (``--val-fraction``, 0.1 by default), so that the test CSV stays
@@ -46,27 +47,33 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .config import RANGES, SETTING, Log, preset
 from .errors import ConfigError, SignlabError
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
+from .settings import SEARCHED, add_options, option_values
 from .store import RunState, db_url_for, new_worker_id, store_for
 
 STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-BATCH_SIZES = (32, 64, 128, 256)
-LR_RANGE = (1e-4, 1e-2)
-WEIGHT_DECAY_RANGE = (1e-6, 1e-2)
-# widths to try, by model; models not listed here use DEFAULT_WIDTHS
+# the searched settings and what is tried are declared on TrainConfig (search=...); these names are
+# the Sweeps page's
+PARAMS = tuple(s.name for s in SEARCHED)  # in table order
+BATCH_SIZES = tuple(SETTING["batch_size"].search)
+LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
+WEIGHT_DECAY_RANGE = (SETTING["weight_decay"].search.low, SETTING["weight_decay"].search.high)
+DEFAULT_WIDTHS = tuple(SETTING["width"].search)
+# widths to try, by model (the right range depends on the model); models not listed use DEFAULT_WIDTHS
 WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "deepcnn": (16, 24, 32, 48),
                                       "mlp": (64, 128, 192, 256)}
-DEFAULT_WIDTHS = (8, 16, 24, 32)
-PARAMS = ("lr", "batch_size", "weight_decay", "augment", "width")  # the searched settings, in table order
 DEFAULT_EPOCHS = 2
 DEFAULT_VAL_FRACTION = 0.1
 MAX_TRIALS = 10_000
 SEARCH_SPACE_VERSION = 1  # bump when the searched ranges change: a study keeps one search space
 # settings that must agree between the workers of one study (they change what a trial's value means)
 SHARED_SETTINGS = ("model", "epochs", "max_steps", "val_fraction", "data", "seed", "schedule", "optimizer")
+# the settings the sweep command takes, shared by every trial of this worker
+SWEEP_OPTIONS = ("model", "epochs", "max_steps", "val_fraction", "seed", "device", "threads", "data")
 
 
 # --------------------------------------------------------------------------- names and places
@@ -162,8 +169,6 @@ def _mask(url: str) -> str:
 
 # --------------------------------------------------------------------------- the search space
 def widths_for(model: str) -> tuple[int, ...]:
-    from .config import RANGES
-
     lo, hi = RANGES["width"]
     return tuple(w for w in WIDTHS.get(model, DEFAULT_WIDTHS) if lo <= w <= hi)
 
@@ -172,22 +177,21 @@ def suggest(trial, model: str) -> dict[str, Any]:
     """The settings of one trial, asked of Optuna (works with any object that has ``suggest_*``)."""
     from .models import model_info
 
-    params: dict[str, Any] = {
-        "lr": trial.suggest_float("lr", *LR_RANGE, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
-        "weight_decay": trial.suggest_float("weight_decay", *WEIGHT_DECAY_RANGE, log=True),
-        "augment": trial.suggest_categorical("augment", [True, False]),
-    }
-    if model_info(model).has_width:
-        params["width"] = trial.suggest_categorical("width", list(widths_for(model)))
+    params: dict[str, Any] = {}
+    for s in SEARCHED:  # in declaration order: a seeded sampler draws the same trials as before
+        if s.name == "width":  # only where the model has one, from the model's own widths
+            if model_info(model).has_width:
+                params["width"] = trial.suggest_categorical("width", list(widths_for(model)))
+        elif isinstance(s.search, Log):
+            params[s.name] = trial.suggest_float(s.name, s.search.low, s.search.high, log=True)
+        else:
+            params[s.name] = trial.suggest_categorical(s.name, list(s.search))
     return params
 
 
 def base_config(model: str = "fastcnn", epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
                 val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any):
     """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
-    from .config import preset
-
     return preset("fast", model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
                   **overrides)
 
@@ -629,22 +633,21 @@ def add_sweep_command(sub) -> None:
                        description="Search learning rate, batch size, weight decay, augmentation and width "
                                    "with Optuna, pruning bad trials after each epoch. Several worker processes "
                                    "(on several machines) may join one study through a shared --storage.")
-    s.add_argument("--model", default="fastcnn")
     s.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
-    s.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs per trial (default {DEFAULT_EPOCHS})")
     s.add_argument("--storage", default=None,
                    help="journal file path, journal:PATH, or a postgresql://, mysql:// or sqlite:// URL "
                         "(default: RUNS_DIR/sweeps/STUDY.journal)")
     s.add_argument("--study", default=None, help="study name (default: MODEL-EPOCHSep)")
     s.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
-    s.add_argument("--max-steps", type=int, default=None, help="stop each trial after this many steps (tests)")
-    s.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
-                   help="training images held out to score trials (default 0.1; 0: the test CSV)")
-    s.add_argument("--seed", type=int, default=None, help="training seed shared by every trial (default 0)")
     s.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: random)")
-    s.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--data", default=None, help="dataset folder, TRAIN,TEST paths or URL (default: bundled)")
+    # the settings every trial shares, as the declaration types and checks them
+    add_options(s, SWEEP_OPTIONS, defaults={"model": SETTING["model"].default, "epochs": DEFAULT_EPOCHS,
+                                            "val_fraction": DEFAULT_VAL_FRACTION}, helps={
+        "model": f"the network whose settings are searched (default {SETTING['model'].default})",
+        "epochs": f"epochs per trial (default {DEFAULT_EPOCHS})",
+        "max_steps": "stop each trial after this many steps (tests)",
+        "val_fraction": "training images held out to score trials (default 0.1; 0: the test CSV)",
+        "seed": "training seed shared by every trial (default 0)"})
     s.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     s.add_argument("--quiet", action="store_true", help="no line per trial on stderr")
@@ -655,11 +658,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    result = run_sweep(model=args.model, trials=args.trials, epochs=args.epochs, storage=args.storage,
-                       study=args.study, timeout=args.timeout, runs_dir=args.runs_dir, max_steps=args.max_steps,
-                       val_fraction=args.val_fraction, sampler_seed=args.sampler_seed,
-                       log=None if args.quiet else log, seed=args.seed, device=args.device,
-                       threads=args.threads, data=args.data)
+    result = run_sweep(trials=args.trials, storage=args.storage, study=args.study, timeout=args.timeout,
+                       runs_dir=args.runs_dir, sampler_seed=args.sampler_seed, log=None if args.quiet else log,
+                       **option_values(args, SWEEP_OPTIONS))
     if args.json:
         print(json.dumps(result))
     else:

@@ -562,3 +562,63 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
                 extra = {} if wkey in st.session_state else {"value": (values[0], values[-1])}
                 brush[a["key"]] = st.select_slider(a["label"], values, key=wkey, format_func=fmt, **extra)
     return compare.active_brush(rows, brush)
+
+
+# ----------------------------------------------------------------------------- training settings as widgets
+# imported here, beside the helpers that use them, so this block stays one piece of the file
+from typing import Sequence  # noqa: E402
+
+from .config import Setting  # noqa: E402
+from .settings import PAGE_SETTINGS, link_values, page_values  # noqa: E402
+
+
+def setting_key(name: str) -> str:
+    """The session-state key of a training setting's widget (``cfg_epochs``)."""
+    return f"cfg_{name}"
+
+
+def load_settings(preset_name: str) -> None:
+    """Put a preset's values into the settings widgets (the Preset box's on_change)."""
+    for name, value in page_values(preset_name).items():
+        st.session_state[setting_key(name)] = value
+
+
+def settings_from_link() -> None:
+    """First visit in this session: the settings from the URL (a shared link), else the fast preset;
+    a warning names each value of the link that cannot be used and the default used instead."""
+    if setting_key("preset") in st.session_state:
+        return
+    values, problems = link_values(st.query_params.to_dict())
+    for name, value in values.items():
+        st.session_state[setting_key(name)] = value
+    for problem in problems:
+        st.warning(problem.message(md), icon="⚠️")
+
+
+def setting_input(s: Setting, where: Any = None) -> Any:
+    """The widget of one setting, declared in config.py: a toggle, a select box or a number box."""
+    where, key = where or st, setting_key(s.name)
+    if s.type is bool:
+        return where.toggle(s.label, key=key, help=s.help)
+    allowed = s.allowed()
+    if allowed is not None:
+        if st.session_state.get(key) not in allowed:  # e.g. a model no longer registered: the box would fail
+            st.session_state[key] = s.default
+        return where.selectbox(s.label, allowed, key=key, help=s.help)
+    lo, hi = s.range
+    if s.type is int:
+        return where.number_input(s.label, min_value=int(lo), max_value=int(hi), step=int(s.step or 1), key=key,
+                                  help=s.help)
+    return where.number_input(s.label, min_value=float(lo), max_value=float(hi), step=float(s.step or 1e-4),
+                              format="%.5f", key=key, help=s.help)
+
+
+def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
+    """The widgets of ``settings`` in their declared ``column``; toggles full width below the columns."""
+    for s in settings:
+        setting_input(s, None if s.type is bool else columns[s.column])
+
+
+def settings_in_state() -> dict[str, Any]:
+    """The Train page's settings as its widgets hold them, and ``preset``."""
+    return {name: st.session_state[setting_key(name)] for name in (*(s.name for s in PAGE_SETTINGS), "preset")}

@@ -1,0 +1,135 @@
+"""What is generated from the training settings declared on :class:`~signlab.config.TrainConfig`.
+
+* the command line's options (:func:`add_options`, :func:`option_values`), for ``train`` and ``sweep``;
+* the Train page's settings and its link (URL query) parsing (:data:`PAGE_SETTINGS`,
+  :func:`page_values`, :func:`page_config`, :func:`link_values`, :func:`link_query`), plain Python
+  so tests reach them without Streamlit; ``signlab.ui.setting_inputs`` draws the widgets;
+* the sweep's search space (:data:`SEARCHED`).
+
+Nothing here names a particular setting: a new field declared in ``config.py`` appears everywhere.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .config import PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
+
+PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
+SEARCHED: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.search is not None)  # the sweep's, in table order
+
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")  # how a link may write a toggle
+
+
+# --------------------------------------------------------------------------- the command line
+def option_help(s: Setting) -> str:
+    """The help of ``s``'s option: its help text, what is allowed and what each preset sets."""
+    bits = [s.allowed_text()] if s.range is not None else []
+    sets = [f"{name} preset {value}" for name, value in s.presets.items() if value != s.default]
+    bits.append(", ".join([f"default {'none' if s.default is None else s.default}", *sets]))
+    return f"{s.help.rstrip('.')} ({'; '.join(bits)})".replace("%", "%%")  # argparse formats help with %
+
+
+def add_options(parser: argparse.ArgumentParser, names: Iterable[str] | None = None,
+                defaults: Mapping[str, Any] | None = None, helps: Mapping[str, str] | None = None) -> None:
+    """Add an option per setting (all of them, or ``names``), default None so a preset's value stands.
+
+    ``defaults`` and ``helps`` replace a setting's default and help where a command means something else
+    by it (the sweep's epochs are per trial). A fixed list of choices is checked by argparse.
+    """
+    defaults, helps = defaults or {}, helps or {}
+    for s in SETTINGS if names is None else [SETTING[n] for n in names]:
+        kwargs: dict[str, Any] = {"default": defaults.get(s.name), "help": helps.get(s.name) or option_help(s)}
+        if s.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = s.type
+            if isinstance(s.choices, tuple):
+                kwargs["choices"] = s.choices
+        parser.add_argument(s.flag, **kwargs)
+
+
+def option_values(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The settings given on the command line (None where an option was left out)."""
+    return {s.name: getattr(args, s.name) for s in (SETTINGS if names is None else [SETTING[n] for n in names])}
+
+
+# --------------------------------------------------------------------------- the Train page and its links
+def page_values(preset_name: str) -> dict[str, Any]:
+    """The Train page's settings for a preset: each page setting's value, and ``preset``."""
+    cfg = preset(preset_name)
+    return {**{s.name: getattr(cfg, s.name) for s in PAGE_SETTINGS}, "preset": preset_name}
+
+
+def page_config(values: Mapping[str, Any]) -> TrainConfig:
+    """The config of the page's values (as :func:`page_values` gives them): the preset, each setting over it.
+
+    Raises ConfigError naming the first setting that cannot be used."""
+    return preset(values["preset"], **{k: v for k, v in values.items() if k != "preset"})
+
+
+def parse_value(s: Setting, raw: str) -> Any:
+    """``raw`` from a link as the value of ``s``; ValueError says why not, naming what is allowed.
+
+    Checked here, not by the widget: a widget would silently clamp or replace a value it cannot show.
+    """
+    if s.type is bool:
+        if raw.lower() in TRUE + FALSE:
+            return raw.lower() in TRUE
+        raise ValueError("is not true or false")
+    allowed = s.allowed()
+    if allowed is not None:
+        if raw in allowed:
+            return raw
+        raise ValueError(f"is not one of {', '.join(allowed)}")
+    if s.type is str:
+        return raw
+    try:
+        value = s.type(raw)
+    except ValueError:  # also a number over Python's 4300-digit limit
+        raise ValueError(f"is not {'a whole number' if s.type is int else 'a number'} "
+                         f"(allowed {s.allowed_text()})") from None
+    if s.problem(value) is not None:  # compared exactly: a 400-digit number never overflows
+        raise ValueError(f"is out of range (allowed {s.allowed_text()})")
+    return value
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    """A link's value that cannot be used: which setting, what the link said, why, and what is used instead."""
+
+    name: str
+    raw: str
+    reason: str
+    default: Any
+
+    def message(self, escape: Callable[[str], str] = str) -> str:
+        """One line for the page; ``escape`` makes the link's text safe for markdown (``ui.md``)."""
+        return (f"The link's {self.name}={escape(repr(self.raw[:40]))} {self.reason}; "
+                f"the default {escape(repr(self.default))} is used.")
+
+
+def link_values(query: Mapping[str, str]) -> tuple[dict[str, Any], list[LinkProblem]]:
+    """The Train page's settings from a link: its preset (else fast), then each setting the link gives.
+
+    Returns the values (as :func:`page_values`) and a problem for each value that cannot be used; that
+    setting keeps the preset's value. Keys that are not page settings (``run``) are ignored.
+    """
+    raw_preset = query.get("preset")
+    values = page_values(raw_preset if raw_preset in PRESETS else "fast")
+    problems = []
+    for s in PAGE_SETTINGS:
+        if s.name in query:
+            try:
+                values[s.name] = parse_value(s, query[s.name])
+            except ValueError as err:
+                problems.append(LinkProblem(s.name, query[s.name], str(err), values[s.name]))
+    if raw_preset is not None and raw_preset not in PRESETS:
+        problems.append(LinkProblem("preset", raw_preset, f"is not one of {', '.join(PRESETS)}", values["preset"]))
+    return values, problems
+
+
+def link_query(values: Mapping[str, Any]) -> dict[str, str]:
+    """The page's settings as a link's query, read back by :func:`link_values`."""
+    return {k: str(v) for k, v in values.items()}

@@ -1,0 +1,304 @@
+"""Every training setting declared once: the declaration on TrainConfig and what is generated from it.
+
+The tests iterate over ``SETTINGS``, so a setting added to the declaration is checked here (command
+line, link parsing, validation, Train page) without a new test.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from signlab import cli, sweep
+from signlab.config import (PRESET_DESCRIPTIONS, PRESETS, RANGES, RECORD_FIELDS, SETTING, SETTINGS, Log, Setting,
+                            TrainConfig, preset)
+from signlab.errors import ConfigError
+from signlab.settings import (PAGE_SETTINGS, SEARCHED, link_query, link_values, option_help, page_config,
+                              page_values, parse_value)
+
+ROOT = Path(__file__).resolve().parent.parent
+IDS = [s.name for s in SETTINGS]
+
+
+def good_value(s: Setting) -> Any:
+    """A valid value of ``s`` that is not its default (where there is one)."""
+    if s.type is bool:
+        return not s.default
+    allowed = s.allowed()
+    if allowed is not None:
+        return next((v for v in allowed if v != s.default), allowed[0])
+    if s.range is not None:
+        return s.type(s.range[1])
+    return "some/folder"
+
+
+def bad_value(s: Setting) -> Any:
+    """A value of the right kind that ``s`` refuses."""
+    if s.type is bool:
+        return "yes"
+    if s.allowed() is not None:
+        return "no-such-choice"
+    if s.range is not None:
+        return s.range[1] + 1 if s.type is int else s.range[1] * 2 + 1
+    return 5  # a number where text belongs
+
+
+# --------------------------------------------------------------------------- the declaration and TrainConfig
+def test_every_field_of_trainconfig_is_a_declared_setting():
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert [n for n in names if n not in RECORD_FIELDS] == IDS
+    assert len(set(IDS)) == len(IDS)
+
+
+@pytest.mark.parametrize("s", SETTINGS, ids=IDS)
+def test_the_declaration_matches_trainconfig(s):
+    cfg = TrainConfig()
+    assert getattr(cfg, s.name) == s.default
+    assert s.problem(s.default) is None, "a default must pass its own check"
+    assert s.help.strip(), "the page's tooltip and the command line's help"
+    assert s.range is not None or s.allowed() is not None or s.type in (bool, str)
+    if s.range is not None:
+        assert RANGES[s.name] == s.range
+        assert isinstance(s.range[0], int) == (s.type is int), "whole-number settings have int bounds"
+    for name, value in s.presets.items():
+        assert name in PRESET_DESCRIPTIONS and getattr(preset(name), s.name) == value
+
+
+def test_presets_and_ranges_are_those_before_the_declaration():
+    # the values every earlier run and document relies on; moving them into the declaration changed nothing
+    assert PRESETS == {
+        "fast": {},
+        "robust": dict(model="fastcnn", epochs=12, augment_photo=True, ensemble=3, input_norm="equalize"),
+        "lecture": dict(model="seed_convnet", epochs=10, batch_size=32, lr=1e-3, optimizer="adam",
+                        weight_decay=0.0, schedule="none", augment=False, log_every=50, precision="fp32")}
+    earlier = {"epochs": (1, 200), "batch_size": (1, 4096), "lr": (1e-6, 10.0), "weight_decay": (0.0, 1.0),
+               "seed": (0, 2**31 - 1), "log_every": (1, 10_000), "val_fraction": (0.0, 0.5),
+               "max_steps": (1, 10_000_000), "width": (4, 256), "ensemble": (1, 8), "label_smoothing": (0.0, 0.5),
+               "threads": (1, 256)}
+    assert {k: RANGES[k] for k in earlier} == earlier
+
+
+def test_config_json_round_trip():
+    cfg = preset("robust", seed=3)
+    assert TrainConfig.from_dict({**cfg.to_dict(), "from_a_newer_version": 1}) == cfg
+    assert cfg.replace(epochs=2).epochs == 2
+
+
+@pytest.mark.parametrize("s", SETTINGS, ids=IDS)
+def test_validation_refuses_a_bad_value_naming_the_setting_and_what_is_allowed(s):
+    TrainConfig(**{s.name: good_value(s)})
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**{s.name: bad_value(s)})
+    message = str(err.value)
+    assert message.startswith(f"{s.name}: "), message
+    if s.range is not None or s.allowed() is not None:
+        assert s.allowed_text() in message, message
+    if s.optional:
+        TrainConfig(**{s.name: None})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400, "5", True])
+def test_numbers_from_outside_are_refused_in_one_line(value):
+    with pytest.raises(ConfigError, match="^epochs: "):
+        TrainConfig(epochs=value)
+
+
+def test_choices_are_the_shared_tuples():
+    from signlab.augment import FRAMINGS
+    from signlab.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
+    from signlab.labels import NORMALIZATIONS
+    from signlab.models import model_names
+
+    assert SETTING["optimizer"].choices is OPTIMIZERS and SETTING["schedule"].choices is SCHEDULES
+    assert SETTING["device"].choices is DEVICES and SETTING["precision"].choices is PRECISIONS
+    assert SETTING["input_norm"].choices is NORMALIZATIONS and SETTING["photo_framing"].choices is FRAMINGS
+    assert SETTING["model"].allowed() == tuple(model_names())
+
+
+# --------------------------------------------------------------------------- the command line
+def _train_parser():
+    parser = cli.build_parser()
+    [sub] = [a for a in parser._actions if a.dest == "command"]
+    return sub.choices["train"]
+
+
+def test_train_keeps_every_earlier_flag_with_default_none():
+    flags = {opt: a for a in _train_parser()._actions for opt in a.option_strings}
+    for flag in ("--preset", "--model", "--width", "--ensemble", "--input-norm", "--epochs", "--batch-size", "--lr",
+                 "--optimizer", "--weight-decay", "--schedule", "--augment", "--no-augment", "--seed", "--device",
+                 "--precision", "--threads", "--log-every", "--val-fraction", "--data", "--max-steps", "--runs-dir",
+                 "--db", "--json", "--resume", "--queue", "--quiet"):
+        assert flag in flags, flag
+    assert all(flags[s.flag].default is None for s in SETTINGS)
+
+
+@pytest.mark.parametrize("s", SETTINGS, ids=IDS)
+def test_each_setting_is_a_train_option(s):
+    value = good_value(s)
+    argv = ["train", s.flag if value is not False else "--no-" + s.flag[2:]]
+    if s.type is not bool:
+        argv.append(str(value))
+    args = cli.build_parser().parse_args(argv)
+    assert getattr(cli.build_config(args), s.name) == value
+    assert getattr(cli.build_config(cli.build_parser().parse_args(["train"])), s.name) == s.default
+    assert s.help.rstrip(".") in option_help(s)
+
+
+@pytest.mark.parametrize("s", [s for s in SETTINGS if s.range is not None or s.allowed() is not None],
+                         ids=lambda s: s.name)
+def test_a_bad_train_option_exits_2_with_one_line_naming_it(s, capsys, tmp_path):
+    code = cli.main(["train", s.flag, str(bad_value(s)), "--runs-dir", str(tmp_path / "runs")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert s.name in lines[0] or s.flag in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_preset_is_the_base_of_the_options():
+    args = cli.build_parser().parse_args(["train", "--preset", "lecture", "--epochs", "3"])
+    assert cli.build_config(args) == preset("lecture", epochs=3)
+
+
+# --------------------------------------------------------------------------- the Train page's links
+def test_page_settings_include_the_earlier_ones_in_order():
+    earlier = ["model", "epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule", "augment", "seed",
+               "device", "ensemble", "input_norm"]  # in their order on the page (a new one may join them)
+    assert [s.name for s in PAGE_SETTINGS if s.name in earlier] == earlier
+    # never from a link: a dataset path or URL, and settings the page does not show
+    assert "data" not in {s.name for s in PAGE_SETTINGS}
+
+
+@pytest.mark.parametrize("s", PAGE_SETTINGS, ids=lambda s: s.name)
+def test_link_accepts_a_good_value(s):
+    value = good_value(s)
+    values, problems = link_values({s.name: str(value)})
+    assert problems == [] and values[s.name] == value
+    assert page_config(values).to_dict()[s.name] == value
+
+
+@pytest.mark.parametrize("s", PAGE_SETTINGS, ids=lambda s: s.name)
+def test_link_refuses_a_bad_value_naming_the_setting_and_what_is_allowed(s):
+    raws = ["", "no-such-choice", "maybe"]
+    if s.type in (int, float):
+        raws += [str(bad_value(s)), "nan", "inf", "1" * 5000, "-" + "9" * 400]
+    if s.type is int:
+        raws.append("2.5")
+    if s.allowed() is not None:
+        raws.append(s.allowed()[0].upper())  # choices are exact
+    for raw in raws:
+        values, [problem] = link_values({s.name: raw, "run": "anything"})
+        assert values == page_values("fast"), "a bad value leaves the preset's"
+        message = problem.message()
+        assert message.startswith(f"The link's {s.name}={raw[:40]!r} "), message
+        assert f"the default {s.default!r} is used" in message
+        if s.type is not bool:
+            assert s.allowed_text() in message, message
+
+
+def test_link_preset_is_the_base_and_a_bad_one_is_named():
+    values, problems = link_values({"preset": "lecture", "epochs": "3"})
+    assert problems == [] and page_config(values) == preset("lecture", epochs=3)
+    values, [problem] = link_values({"preset": "turbo"})
+    assert values == page_values("fast") and "preset='turbo' is not one of fast, robust, lecture" in problem.message()
+
+
+def test_link_markdown_is_escaped_by_the_caller():
+    _, [problem] = link_values({"model": "[x](http://evil)"})
+    assert "\\[x\\]" in problem.message(lambda t: t.replace("[", "\\[").replace("]", "\\]"))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_link_round_trip(name):
+    values = page_values(name)
+    assert link_values(link_query(values)) == (values, [])
+
+
+def test_parse_value_never_overflows():
+    with pytest.raises(ValueError, match=r"is out of range \(allowed 1e-06 to 10\)"):
+        parse_value(SETTING["lr"], "1" * 400)
+    assert math.isclose(parse_value(SETTING["lr"], "1e-3"), 1e-3)
+
+
+def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/train.py")
+    at.query_params["epochs"] = "7"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    widgets = {w.label: w for kind in (at.number_input, at.selectbox, at.toggle) for w in kind}
+    for s in PAGE_SETTINGS:
+        w = widgets[s.label]
+        assert w.help == s.help and w.value == (7 if s.name == "epochs" else s.default), s.name
+        if s.range is not None:
+            assert (w.min, w.max) == s.range, s.name
+        if s.allowed() is not None:
+            assert tuple(w.options) == s.allowed(), s.name
+    query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert query == link_query({**page_values("fast"), "epochs": 7}), "the URL holds every page setting"
+
+
+def test_train_page_preset_box_loads_the_preset(tmp_path, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/train.py")
+    at.run()
+    [box] = [b for b in at.selectbox if b.label == "Preset"]
+    assert box.options == [f"{p}: {d}" for p, d in PRESET_DESCRIPTIONS.items()]
+    box.set_value("lecture").run()
+    assert not at.exception, [e.message for e in at.exception]
+    widgets = {w.label: w.value for kind in (at.number_input, at.selectbox, at.toggle) for w in kind}
+    assert {s.name: widgets[s.label] for s in PAGE_SETTINGS} == {
+        k: v for k, v in page_values("lecture").items() if k != "preset"}
+    query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert query == link_query(page_values("lecture"))
+
+
+# --------------------------------------------------------------------------- the sweep
+def test_sweep_searches_the_declared_space_in_the_earlier_order():
+    assert sweep.PARAMS == ("lr", "batch_size", "weight_decay", "augment", "width")
+    assert sweep.LR_RANGE == (1e-4, 1e-2) and sweep.WEIGHT_DECAY_RANGE == (1e-6, 1e-2)
+    assert sweep.BATCH_SIZES == (32, 64, 128, 256)
+    for s in SEARCHED:
+        tried = [s.search.low, s.search.high] if isinstance(s.search, Log) else list(s.search)
+        assert all(s.problem(v) is None for v in tried), s.name  # inside the declared range or choices
+    for model in ("fastcnn", "deepcnn", "mlp", "convnet"):
+        assert all(SETTING["width"].problem(w) is None for w in sweep.widths_for(model))
+
+
+class _Trial:
+    """Records what the sweep asks of Optuna."""
+
+    def __init__(self) -> None:
+        self.asked: dict[str, Any] = {}
+
+    def suggest_float(self, name, low, high, log=False):
+        self.asked[name] = ("float", low, high, log)
+        return high
+
+    def suggest_categorical(self, name, choices):
+        self.asked[name] = ("categorical", tuple(choices))
+        return choices[-1]
+
+
+def test_suggest_asks_for_the_declared_ranges():
+    trial = _Trial()
+    params = sweep.suggest(trial, "fastcnn")
+    assert list(trial.asked) == list(sweep.PARAMS)
+    for s in SEARCHED:
+        expected = (("float", s.search.low, s.search.high, True) if isinstance(s.search, Log)
+                    else ("categorical", sweep.widths_for("fastcnn") if s.name == "width" else tuple(s.search)))
+        assert trial.asked[s.name] == expected
+    sweep.base_config("fastcnn").replace(**params)
+
+
+def test_sweep_options_come_from_the_declaration(capsys):
+    parser = cli.build_parser()
+    args = parser.parse_args(["sweep", "--device", "cpu", "--epochs", "3", "--seed", "4"])
+    assert (args.model, args.epochs, args.val_fraction, args.device, args.seed) == ("fastcnn", 3, 0.1, "cpu", 4)
+    assert cli.main(["sweep", "--device", "tpu"]) == 2
+    assert "tpu" in capsys.readouterr().err
