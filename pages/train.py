@@ -7,7 +7,7 @@ from signlab import access, figures, ui
 from signlab.config import (OPTIMIZERS, PRESET_DESCRIPTIONS, PRESETS, RANGES, SCHEDULES, TrainConfig, preset,
                             range_problem)
 from signlab.errors import SignlabError
-from signlab.labels import NORMALIZATIONS
+from signlab.normalize import NORMALIZATIONS
 from signlab.models import layer_summary, model_info, model_names
 from signlab.store import ACTIVE, HOLDING, RunState
 from signlab.health import health_records, health_series

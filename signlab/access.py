@@ -32,6 +32,7 @@ from .config import TrainConfig
 from .errors import SignlabError
 from .models import create_model, layer_summary
 from .paths import default_runs_dir
+from .export import export_for_download
 from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, store_for
 
@@ -322,9 +323,7 @@ def delete_photos(user: User, run_id: str, pol: Policy, runs_dir: Path | str | N
 
 
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:
-    from .explore import export_onnx
-
-    return export_onnx(open_for(user, run_id, "export", pol, runs_dir))
+    return export_for_download(open_for(user, run_id, "export", pol, runs_dir))
 
 
 def can_study(user: User, record: dict[str, Any], action: str, pol: Policy) -> bool:

@@ -36,7 +36,8 @@ from . import augment as aug
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
-from .labels import LETTERS, normalize_for
+from .labels import LETTERS
+from .normalize import normalize_for
 from .models import Ensemble
 from .preprocess import MAX_FILE_BYTES, Crop, prepare, zoomed_views
 from .access import local_user

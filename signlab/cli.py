@@ -259,7 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .api import export_onnx
+    from .export import export_onnx
 
     if args.format != "onnx":
         raise UsageError(f"--format: {args.format!r} is not supported; use onnx")

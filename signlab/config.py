@@ -11,7 +11,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConfigError
-from .labels import NORMALIZATIONS
+from .models import model_names
+from .normalize import NORMALIZATIONS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
@@ -42,7 +43,7 @@ class TrainConfig:
     model: str = "fastcnn"
     width: int | None = None  # model width where the model has one (None: the model's default)
     ensemble: int = 1  # networks trained side by side whose probabilities are averaged (models.Ensemble)
-    input_norm: str = "standardize"  # per-image normalisation (labels.normalize): standardize or equalize
+    input_norm: str = "standardize"  # per-image normalisation (normalize.normalize): standardize or equalize
     epochs: int = 5  # 5: >= 99.5% test accuracy within 10 s on 2 CPU cores, 99.97% at the end (2 of 3 seeds)
     batch_size: int = 128
     lr: float = 3e-3  # the peak learning rate under a one-cycle schedule
@@ -126,8 +127,6 @@ def _check_range(name: str, value: Any, integer: bool) -> None:
 
 def validate(c: TrainConfig) -> None:
     """Raise ConfigError naming the first setting that is out of range or unknown."""
-    from .models import model_names
-
     if c.model not in model_names():
         raise ConfigError(f"model: {c.model!r} is unknown; choose one of {', '.join(model_names())}")
     for name in ("epochs", "batch_size", "seed", "log_every", "ensemble"):

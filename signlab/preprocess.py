@@ -5,7 +5,7 @@ The canvas, uploads, the camera, ``signlab predict`` and the benchmarks all call
 orientation, make any mode grayscale (transparency composited over a background), crop a square
 (centre by default, adjustable by zoom and offset) and resize to 28x28 with antialiasing. The
 result is a float image in [0, 1], the same scale as ``pixels / 255`` in training; the model then
-applies :func:`signlab.labels.normalize` as it does in training.
+applies :func:`signlab.normalize.normalize` as it does in training.
 """
 from __future__ import annotations
 

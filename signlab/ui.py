@@ -324,7 +324,7 @@ def device_badge() -> None:
 
 @st.cache_resource
 def _device_text() -> str:
-    from .trainer import device_description
+    from .device import device_description
 
     return device_description()
 

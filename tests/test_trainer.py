@@ -10,13 +10,14 @@ import torch
 from signlab.config import TrainConfig
 from signlab.data import Dataset, Split
 from signlab.errors import ConfigError
+from signlab.models import build_model
 from signlab.trainer import BatchEnd, EpochEnd, FitEnd, FitStart, Trainer, split_train_val
 
 
 def _fit(ds, callbacks=(), **kw):
     events = []
     cfg = TrainConfig(**{"model": "logreg", "device": "cpu", **kw})
-    trainer = Trainer(cfg, ds, [lambda e, t: events.append(e), *callbacks])
+    trainer = Trainer(cfg, build_model(cfg), ds, [lambda e, t: events.append(e), *callbacks])
     end = trainer.fit()
     return trainer, end, events
 
@@ -193,7 +194,7 @@ def test_an_ensemble_trains_every_member(small_dataset):
     events = []
     cfg = TrainConfig(model="fastcnn", width=8, ensemble=2, epochs=1, batch_size=64, log_every=4, augment=False,
                       lr=1e-2, optimizer="adamw", schedule="none", device="cpu")
-    trainer = Trainer(cfg, small_dataset, [lambda e, t: events.append(e)])
+    trainer = Trainer(cfg, build_model(cfg), small_dataset, [lambda e, t: events.append(e)])
     assert isinstance(trainer.model, Ensemble)
     start = [{n: p.detach().clone() for n, p in m.named_parameters()} for m in trainer.model.members]
     end = trainer.fit()
