@@ -15,6 +15,7 @@ Needs Chromium and playwright, like the browser tests.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -29,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import peak_rss_mb  # noqa: F401  (puts the project on sys.path)
+importlib.import_module("_common")  # puts the project on sys.path
 
 import numpy as np
 from PIL import Image
