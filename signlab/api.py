@@ -24,7 +24,8 @@ from .models import build_model
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
-from .trainer import Callback, FitEnd, Trainer
+from .events import Callback, FitEnd
+from .trainer import Trainer
 
 
 class ControlWatcher:

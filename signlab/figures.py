@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
 
 TEMPLATE = "plotly_white"
@@ -305,8 +307,6 @@ def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = No
                       layer="above")
         x0, y0, x1, y1 = min(x0, left), min(y0, top), max(x1, right), max(y1, bottom)
     if landmarks is not None:
-        from .hands import HAND_CONNECTIONS
-
         pts = np.asarray(landmarks, dtype=float)[:, :2] - 0.5  # continuous -> pixel-centre coordinates
         xs: list[float | None] = []
         ys: list[float | None] = []
@@ -377,8 +377,6 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
 # --------------------------------------------------------------------------- the feature-space map
 def letter_colors() -> list[str]:
     """One distinct colour per letter (plotly's Dark24: 24 colours that read on white)."""
-    import plotly.colors as pc
-
     return list(pc.qualitative.Dark24)
 
 

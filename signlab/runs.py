@@ -41,7 +41,7 @@ from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_
 from .models import build_model, first_weights
 from .paths import default_runs_dir
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
-from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
+from .events import BatchEnd, EpochEnd, FitEnd, FitStart
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
