@@ -58,6 +58,11 @@ def ensure_router() -> None:
     router: the raw file list as navigation, no wide layout, no device line. Switching that mode off
     and rerunning sends the same page through ``app.py``: the v1 and v2 page objects share their
     script hash, so the user stays on the page they asked for. (Private API, checked on 1.67.)
+
+    There is no public switch: the public way is to not have a folder named ``pages/`` (Streamlit's
+    own advice is ``st.navigation`` with an ``app_pages/`` folder), which makes this function
+    unnecessary. That rename touches every page and every page test, so it waits until the pages
+    being rewritten for issue 17 have landed (docs/architecture.md, "Pages").
     """
     from streamlit.runtime.pages_manager import PagesManager
 
