@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from signlab.data import Dataset  # noqa: E402
 from signlab.models import create_model  # noqa: E402
-from signlab.trainer import to_float_images  # noqa: E402
+from signlab.predict import to_float_images  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:

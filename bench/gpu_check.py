@@ -20,8 +20,8 @@ import torch
 
 from signlab.config import preset
 from signlab.data import load_dataset
+from signlab.device import device_description, resolve_device
 from signlab.models import model_names
-from signlab.trainer import device_description, resolve_device
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from signlab.config import preset  # noqa: E402
 from signlab.data import Dataset, Split, load_dataset  # noqa: E402
 from signlab.health import HealthMonitor  # noqa: E402
+from signlab.models import build_model  # noqa: E402
 from signlab.trainer import Trainer  # noqa: E402
 
 PRESETS = {"fastcnn": "fast", "seed_convnet": "lecture"}
@@ -59,7 +60,7 @@ def train_seconds(cfg, ds: Dataset, monitored: bool) -> tuple[float, int, float]
     """(training seconds, health records, seconds the monitor itself spent)."""
     records: list[dict] = []
     mon = TimedMonitor(records.append) if monitored else None
-    end = Trainer(cfg, ds, [mon] if mon else []).fit()
+    end = Trainer(cfg, build_model(cfg), ds, [mon] if mon else []).fit()
     return end.train_seconds, len(records), mon.spent if mon else 0.0
 
 
@@ -76,7 +77,8 @@ def main() -> None:
     for model in args.models:
         # epochs far beyond the steps: max_steps alone decides how long each measurement trains
         cfg = preset(PRESETS.get(model, "fast"), model=model, epochs=50, max_steps=args.steps)
-        Trainer(cfg.replace(max_steps=20), ds).fit()  # warm-up: first-call costs out of the comparison
+        warm = cfg.replace(max_steps=20)
+        Trainer(warm, build_model(warm), ds).fit()  # warm-up: first-call costs out of the comparison
         without, with_, spent, n = [], [], [], 0
         for _ in range(args.reps):
             without.append(train_seconds(cfg, ds, False)[0])

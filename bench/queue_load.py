@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from signlab.config import TrainConfig  # noqa: E402
 from signlab.runs import Run, list_runs  # noqa: E402
-from signlab.store import RunState, forget_stores, store_for  # noqa: E402
+from signlab.store import RunState, forget_stores, runs_table, store_for  # noqa: E402
 from tests._postgres import create_database, postgres_server  # noqa: E402
 
 
@@ -42,8 +42,6 @@ def _timed(fn, reps: int = 5) -> float:
 
 def fill(root: Path, db: str | None, n: int) -> None:
     """``n`` finished runs: a folder with config.json each, and their rows (inserted in bulk)."""
-    from signlab.store import runs_table
-
     store = store_for(root, db)
     cfg = json.dumps(TrainConfig(model="logreg").to_dict())
     now = time.time()

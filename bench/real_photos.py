@@ -16,12 +16,13 @@ training images.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
-from _common import fmt  # noqa: F401  (puts the project on sys.path)
+importlib.import_module("_common")  # puts the project on sys.path
 
 from signlab.api import predict_files
 from signlab.labels import LETTERS

@@ -15,6 +15,7 @@ Needs Chromium and playwright, like the browser tests.
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -29,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import peak_rss_mb  # noqa: F401  (puts the project on sys.path)
+importlib.import_module("_common")  # puts the project on sys.path
 
 import numpy as np
 from PIL import Image
@@ -37,6 +38,7 @@ from PIL import Image
 from signlab.config import preset
 from signlab.data import load_dataset
 from signlab.inference import predict
+from signlab.jobs import JobManager
 from signlab.preprocess import prepare
 from signlab.runs import open_run
 
@@ -170,8 +172,6 @@ def main() -> None:
         dash_rec = dash[0].status()
         # the same through the dashboard's job manager with no browser on this machine: what the
         # server's own share costs when the students' browsers run elsewhere
-        from signlab.jobs import JobManager
-
         jm = JobManager(runs_dir, limit=1)
         solo = jm.submit(cfg)
         while solo.status()["status"] not in ("completed", "failed", "stopped", "interrupted", "diverged"):

@@ -16,7 +16,9 @@ import torch
 
 from signlab.config import preset
 from signlab.data import load_dataset
-from signlab.trainer import BatchEnd, FitEnd, Trainer, predict_logits, to_float_images
+from signlab.models import build_model
+from signlab.predict import predict_logits, to_float_images
+from signlab.trainer import BatchEnd, FitEnd, Trainer
 
 TARGETS = [0.90, 0.95, 0.99, 0.995, 0.999]
 
@@ -40,7 +42,8 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int) -> tuple[dict[float, floa
         elif isinstance(event, FitEnd):
             final["train"] = event.train_seconds - paused
 
-    end = Trainer(cfg.replace(log_every=eval_every), ds, [watch]).fit()
+    cfg = cfg.replace(log_every=eval_every)
+    end = Trainer(cfg, build_model(cfg), ds, [watch]).fit()
     final["acc"] = end.val_accuracy or 0.0
     return reached, final["acc"], final["train"]
 

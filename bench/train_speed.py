@@ -18,7 +18,7 @@ import torch
 
 from signlab.config import preset
 from signlab.data import load_dataset
-from signlab.models import summary_totals
+from signlab.models import build_model, summary_totals
 from signlab.trainer import BatchEnd, Trainer
 
 
@@ -32,7 +32,7 @@ def signlab_rate(ds, model: str, steps: int, warmup: int, batch_size: int | None
 
     cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=warmup, batch_size=batch_size,
                  **changes)
-    Trainer(cfg, ds, [clock]).fit()  # logging syncs the device, so the marks time finished work
+    Trainer(cfg, build_model(cfg), ds, [clock]).fit()  # logging syncs the device, so the marks time finished work
     (s0, t0), (s1, t1) = marks[0], marks[-1]
     return (s1 - s0) * cfg.batch_size / (t1 - t0)
 

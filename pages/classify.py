@@ -10,10 +10,12 @@ import numpy as np
 import streamlit as st
 
 from signlab import access, figures, ui
-from signlab.inference import (NO_EVIDENCE_BELOW, PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, explanation_kind, model_view, occlude, occlusion_map,
+from signlab.inference import (NO_EVIDENCE_BELOW, PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, model_view, occlude, occlusion_map,
                                predict, predict_prepared, saliency_map, top_k)
 from signlab.config import preset
-from signlab.labels import LETTERS, input_norm
+from signlab.labels import LETTERS
+from signlab.models import model_kind
+from signlab.normalize import input_norm
 from signlab.preprocess import (MIN_PAD_ZOOM, Crop, canvas_to_gray, is_blank, locate_hand, looks_unusual,
                                 prepare_array, to_png, upscale)
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
@@ -253,23 +255,23 @@ target = st.selectbox("Explain the letter", range(len(LETTERS)), index=pred, key
                       help="The predicted letter by default; pick another to see what speaks for it.")
 st.caption(f"The model gives {LETTERS[target]} a probability of {probs[target]:.1%}.")
 name = LETTERS[target]
-kind = explanation_kind(model)
+kind = model_kind(model)
 # occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
 # robust runs the page's headline probability averages four views)
 p_view = float(predict(model, [x])[0][target])
 if cfg.ensemble > 1 or cfg.augment_photo:
     st.caption(f"The views below explain the 28×28 input shown above, on its own: the model gives {name} "
                f"{p_view:.1%} for it alone." + (" Grad-CAM reads the first of the ensemble's networks."
-                                               if cfg.ensemble > 1 and kind == "gradcam" else ""))
+                                               if cfg.ensemble > 1 and kind == "conv" else ""))
 left, right = st.columns(2, gap="large")
 with left:
     sal = saliency_map(model, x, target)
-    if kind == "template":
+    if kind == "logreg":
         fig = figures.saliency_overlay(x, sal, f"Template × input for {name}", signed=True, zmax=1.0,
                                        colorbar_title="vote")
         caption = (f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels vote "
                    f"for {name}, blue ones against.")
-    elif kind == "gradcam":
+    elif kind == "conv":
         faint = p_view < NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
         fig = figures.saliency_overlay(x, np.zeros_like(sal) if faint else sal, f"Grad-CAM for {name}", zmax=1.0,
                                        colorbar_title="evidence")

@@ -3,7 +3,7 @@ import streamlit as st
 
 from signlab import figures, ui
 from signlab.data import class_counts
-from signlab.explore import letter_titles, sample_indices
+from signlab.sampling import letter_titles, sample_indices
 from signlab.labels import LETTERS
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 

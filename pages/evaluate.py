@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from signlab import figures, ui
-from signlab.explore import (click_to_pair, confidence_titles, crowded_column, mistake_titles, per_class_rows,
+from signlab.confusion import (click_to_pair, confidence_titles, crowded_column, mistake_titles, per_class_rows,
                              worst_pair)
 from signlab.labels import LETTERS
 from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO

@@ -1,7 +1,7 @@
 """Guided tour: the lecture's case study, step by step, each step a button away from doing it."""
 import streamlit as st
 
-from signlab import access, explore, figures, guide, ui
+from signlab import access, figures, guide, kernels, ui
 from signlab.health import health_records, health_series
 from signlab.labels import LETTERS
 from signlab.store import ACTIVE, RunState
@@ -77,7 +77,7 @@ if result:
 if step.key == "templates":
     run = guide.find_run(runs, guide.LOGREG)
     if run:
-        tiles = explore.first_layer_tiles(explore.first_layer_weight(ui.load_model(run)))
+        tiles = kernels.first_layer_tiles(kernels.first_layer_weight(ui.load_model(run)))
         st.plotly_chart(figures.weight_templates(tiles, list(LETTERS), cols=8,
                                                  title="The 24 weight templates of your logistic regression"),
                         width="content")

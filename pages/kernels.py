@@ -3,11 +3,12 @@ epoch, the kernels of deeper layers by input channel, and the feature maps of on
 import streamlit as st
 
 from signlab import figures, ui
-from signlab.explore import (conv_kernels, conv_layer_info, feature_map_tiles, first_layer_tiles, first_layer_weight,
-                             kernel_change, model_kind, random_test_index, strongest_units)
+from signlab.kernels import (conv_kernels, conv_layer_info, feature_map_tiles, first_layer_tiles, first_layer_weight,
+                             kernel_change, strongest_units)
 from signlab.inference import feature_maps
 from signlab.labels import LETTERS
-from signlab.models import first_network
+from signlab.models import first_network, model_kind
+from signlab.sampling import random_test_index
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
 ui.ensure_router()

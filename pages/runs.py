@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from signlab import access, compare, figures, ui
-from signlab.explore import curve_series, onnx_path, runs_table
+from signlab.compare import curve_series, runs_table
+from signlab.export import onnx_path
 from signlab.store import ACTIVE
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 

@@ -32,8 +32,11 @@ from .config import TrainConfig
 from .errors import SignlabError
 from .models import create_model, layer_summary
 from .paths import default_runs_dir
+from .export import export_for_download
 from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, store_for
+from .sweep import start_sweep_process
+from .sweep import stop_sweep as stop_sweep_process
 
 ROLES = ("student", "instructor", "local")
 ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
@@ -316,15 +319,13 @@ def download(user: User, run_id: str, what: str, pol: Policy, runs_dir: Path | s
 
 def delete_photos(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> int:
     """Delete the calibration photos kept in a run: its owner's (or an instructor's) call."""
-    from .calibrate import delete_photos as _delete
+    from .calibrate import delete_photos as _delete  # lazy: calibrate imports access (local_user)
 
     return _delete(open_for(user, run_id, "delete", pol, runs_dir))
 
 
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:
-    from .explore import export_onnx
-
-    return export_onnx(open_for(user, run_id, "export", pol, runs_dir))
+    return export_for_download(open_for(user, run_id, "export", pol, runs_dir))
 
 
 def can_study(user: User, record: dict[str, Any], action: str, pol: Policy) -> bool:
@@ -337,17 +338,13 @@ def can_study(user: User, record: dict[str, Any], action: str, pol: Policy) -> b
 def start_sweep(user: User, pol: Policy, runs_dir: Path | str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Start a sweep owned by ``user``. Its workers each keep one trial queued or training, so they
     count against the user's job quota (and every trial waits for a slot of the job limit)."""
-    from .sweep import start_sweep_process
-
     check_start(user, None, pol, runs_dir, new_jobs=min(int(kwargs.get("workers", 1)), int(kwargs["trials"])))
     return start_sweep_process(runs_dir=runs_dir, owner=user.id, **kwargs)
 
 
 def stop_sweep(user: User, record: dict[str, Any], pol: Policy, runs_dir: Path | str | None = None,
                force: bool = False) -> int:
-    from .sweep import stop_sweep as _stop
-
     if not can_study(user, record, "stop", pol):
         raise AccessError(f"the sweep {record.get('study')} is not yours to stop")
-    return _stop(record["study"], runs_dir, force=force)
+    return stop_sweep_process(record["study"], runs_dir, force=force)
 

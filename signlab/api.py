@@ -1,4 +1,4 @@
-"""The operations the command line and the dashboard share: train, continue, evaluate, predict, export.
+"""The operations the command line and the dashboard share: queue, train, continue, evaluate, predict.
 
 Each function takes plain arguments and returns plain data, so ``python -m signlab`` and the
 Streamlit pages run the very same code.
@@ -12,18 +12,20 @@ from typing import Any, Iterable
 import torch
 
 from .access import local_user
-from .config import TrainConfig
-from .config import check_setting
+from .config import TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
+from .device import distributed_rank_world
 from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
-from .fsutil import atomic_write, atomic_write_json
+from .fsutil import atomic_write_json
 from .health import HealthMonitor
 from .inference import doubt, predict_prepared, top_k
+from .models import build_model
 from .preprocess import Crop, looks_unusual, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
-from .trainer import Callback, FitEnd, Trainer, distributed_rank_world
+from .events import Callback, FitEnd
+from .trainer import Trainer
 
 
 class ControlWatcher:
@@ -79,7 +81,7 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
         torch.distributed.broadcast_object_list(ids, src=0)
         run_id = ids[0]
         if rank != 0:
-            end = Trainer(cfg, dataset if dataset is not None else load_dataset(cfg.data)).fit()
+            end = Trainer(cfg, build_model(cfg), dataset if dataset is not None else load_dataset(cfg.data)).fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
     # the command line acts as the machine's user: its runs are that user's
     run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name,
@@ -147,7 +149,11 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
     run.remove_partial_writes()  # left by an earlier holder that was killed mid-write
     cbs: list[Callback] = [writer, ControlWatcher(writer, lease), HealthMonitor(writer.log), *callbacks]
     try:
-        trainer = Trainer(cfg, dataset, cbs, start_epoch=start_epoch, state=state)
+        model = build_model(cfg)
+        if state is not None:
+            model.load_state_dict(state["model"])
+        trainer = Trainer(cfg, model, dataset, cbs, start_epoch=start_epoch,
+                          optimizer_state=state.get("optimizer") if state else None)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
         message = ("out of memory while putting the data and the model on the device; wait for other "
                    "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")
@@ -204,34 +210,4 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
             warnings.append(f"{worry}: its best letter gets {probs.max():.0%}")
         out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes,
                     "hand_found": prep.hand is not None})
-    return out
-
-
-def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None) -> Path:
-    """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
-
-    The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255.
-    """
-    from .labels import normalize_for
-
-    run = run if isinstance(run, Run) else open_run(run, runs_dir)
-    model = run.load_model()
-
-    class WithNormalize(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(normalize_for(self.inner, x))
-
-    out = Path(out) if out else run.dir / "model.onnx"
-    wrapped = WithNormalize(model).eval()
-    example = torch.rand(2, 1, 28, 28)
-    def write(p: Path) -> None:
-        torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-                          opset_version=17)
-
-    atomic_write(out, write)
     return out

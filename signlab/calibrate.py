@@ -33,13 +33,16 @@ from PIL import Image
 from torch import nn
 
 from . import augment as aug
+from .access import local_user
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
+from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
-from .labels import LETTERS, normalize_for
+from .inference import predict
+from .labels import LETTERS
 from .models import Ensemble
-from .preprocess import MAX_FILE_BYTES, Crop, prepare, zoomed_views
-from .access import local_user
+from .normalize import normalize_for
+from .preprocess import MAX_FILE_BYTES, Crop, prepare, to_png, zoomed_views
 from .runs import Run, RunWriter, create_held_run, delete_run, open_run
 from .store import Claim, RunState, new_worker_id
 
@@ -173,8 +176,6 @@ def thumbnail(photo: Photo, crop: Crop | str | None = None, size: int = 112) -> 
 
     Also the check that the photo can be used: an unreadable file raises ImageError naming it.
     """
-    from .preprocess import to_png
-
     prep = prepare(photo.data, photo.label, crop)
     left, top, right, bottom = prep.box
     square = Image.fromarray(np.ascontiguousarray(prep.gray[top:bottom, left:right]), mode="F")
@@ -349,8 +350,6 @@ def _finetune(model: nn.Module, x_cal: torch.Tensor, y_cal: torch.Tensor, datase
 @torch.no_grad()
 def predict_views(model: nn.Module, views: np.ndarray, mirror: bool) -> np.ndarray:
     """Probabilities (N, 24) for prepared views (N, V, 28, 28): what ``predict`` gives each photo."""
-    from .inference import predict
-
     n, v = views.shape[:2]
     return predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
 
@@ -425,8 +424,6 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
         _keep_photos(run, photos)
         test_accuracy = None
         if evaluate_test:
-            from .evaluate import evaluate_model
-
             test_accuracy = evaluate_model(adapted, dataset.test).accuracy
         seconds = time.perf_counter() - t0
         info = {"parent": parent.id, "parent_name": parent.name, "letters": letters, "photos": len(photos),

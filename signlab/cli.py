@@ -12,8 +12,11 @@ import time
 import traceback
 from typing import Sequence
 
+from tqdm import tqdm
+
 from .config import PRESETS, TrainConfig, preset
 from .errors import SignlabError
+from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .settings import add_options, option_values
 
 
@@ -28,35 +31,45 @@ class _Parser(argparse.ArgumentParser):
 
 # --------------------------------------------------------------------------- progress
 class ProgressBar:
-    """A Trainer callback drawing one line on stderr: epoch, loss, accuracy, samples/s, time left."""
+    """A Trainer callback: a tqdm bar on stderr (epoch, loss, accuracy, samples/s; tqdm estimates the
+    time left), and one line per epoch. Not on a terminal (a pipe, a CI log) the bar is left out and
+    only the lines are written, so logs hold no carriage-return noise."""
 
-    def __init__(self, stream=sys.stderr, width: int = 24) -> None:
-        self.stream, self.width = stream, width
-        self.total_epochs, self.last_acc, self.t0 = 0, None, time.perf_counter()
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.total_epochs, self.last_acc = 0, None
+        self.bar: tqdm | None = None
 
-    def __call__(self, event, trainer) -> None:
-        from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
+    def _say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)  # above the bar, which is redrawn below it
+        else:
+            print(line, file=self.stream)
 
+    def __call__(self, event: Event, trainer) -> None:
         if isinstance(event, FitStart):
             self.total_epochs = event.total_epochs
             print(f"training {trainer.cfg.model} on {event.device}: {event.n_train} images, "
                   f"{event.parameters:,} parameters", file=self.stream)
-        elif isinstance(event, BatchEnd):
-            p = min(max(event.progress, 0.0), 1.0)
-            filled = int(p * self.width)
-            left = event.train_seconds * (1 - p) / p if p > 0 else 0
+            self.bar = tqdm(total=trainer.total_steps, unit="step", file=self.stream, disable=None,
+                            mininterval=0.5, dynamic_ncols=True, leave=False)
+            if self.bar.disable:  # not a terminal
+                self.bar = None
+        elif isinstance(event, BatchEnd) and self.bar is not None:
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
-            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] epoch {event.epoch}/"
-                              f"{self.total_epochs} loss {event.loss:.4f}{acc} "
-                              f"{event.samples_per_second:,.0f} samples/s ~{left:.0f}s left ")
-            self.stream.flush()
+            self.bar.set_description_str(f"epoch {event.epoch}/{self.total_epochs}", refresh=False)
+            self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc} {event.samples_per_second:,.0f} samples/s",
+                                     refresh=False)
+            self.bar.update(event.step - self.bar.n)
         elif isinstance(event, EpochEnd):
             self.last_acc = event.val_accuracy
-            self.stream.write(f"\repoch {event.epoch}/{self.total_epochs}: train loss {event.train_loss:.4f} "
-                              f"acc {100 * event.train_accuracy:.2f}% | val loss {event.val_loss:.4f} "
-                              f"acc {100 * event.val_accuracy:.2f}% | {event.epoch_seconds:.1f}s"
-                              + " " * 20 + "\n")
+            self._say(f"epoch {event.epoch}/{self.total_epochs}: train loss {event.train_loss:.4f} "
+                      f"acc {100 * event.train_accuracy:.2f}% | val loss {event.val_loss:.4f} "
+                      f"acc {100 * event.val_accuracy:.2f}% | {event.epoch_seconds:.1f}s")
         elif isinstance(event, FitEnd):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
             print(f"{event.status}: {event.message}", file=self.stream)
 
 
@@ -230,7 +243,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .api import export_onnx
+    from .export import export_onnx
 
     if args.format != "onnx":
         raise UsageError(f"--format: {args.format!r} is not supported; use onnx")

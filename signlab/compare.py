@@ -1,4 +1,5 @@
-"""Runs side by side: the axes of a parallel-coordinates chart, and the brush that filters runs.
+"""Runs side by side: the runs table, their curves for the overlays, the axes of a parallel-coordinates
+chart, and the brush that filters runs.
 
 Rows are plain dicts (one per run, or one per sweep trial). :func:`axes` turns them into one axis
 per setting plus the resulting accuracy: numbers stay numbers, the learning rate and weight
@@ -10,8 +11,12 @@ the axis's constraint range, so the chart and the table always agree. No Streaml
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
+    from .runs import Run
 
 Brush = dict[str, Any]
 
@@ -204,3 +209,38 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The sweep's trial rows (``signlab.sweep.study_trials``) with the accuracy in percent."""
     return [{**t, "accuracy": 100 * t["value"] if isinstance(t.get("value"), (int, float)) else None}
             for t in trials]
+
+
+def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
+    """One row per run for the runs table (accuracy in percent, the creation time as a datetime)."""
+    rows = []
+    for r in runs:
+        s = r.summary()
+        created = s.get("created")
+        rows.append({
+            "name": s["name"], "model": s["model"], "preset": s.get("preset"),
+            "networks": s.get("ensemble") or 1, "status": s["status"],
+            "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
+            "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
+            "augment": bool(s["augment"]) if s["augment"] is not None else None,
+            "test accuracy": 100 * s["test_accuracy"] if isinstance(s["test_accuracy"], (int, float)) else None,
+            "training time": s["train_seconds"] if isinstance(s["train_seconds"], (int, float)) else None,
+            "created": dt.datetime.fromtimestamp(created) if isinstance(created, (int, float)) else None,
+        })
+    return rows
+
+
+def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The epoch and batch records of each run, keyed by a unique display name (for the overlays)."""
+    epochs: dict[str, list[dict[str, Any]]] = {}
+    batches: dict[str, list[dict[str, Any]]] = {}
+    names: set[str] = set()
+    for r in runs:
+        name = r.name
+        if name in names:
+            name = f"{name} ({r.id})"
+        names.add(name)
+        records = r.metrics()
+        epochs[name] = [x for x in records if x.get("type") == "epoch"]
+        batches[name] = [x for x in records if x.get("type") == "batch"]
+    return epochs, batches

@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .augment import FRAMINGS
 from .errors import ConfigError
-from .labels import NORMALIZATIONS
 from .models import model_names
+from .normalize import NORMALIZATIONS
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "onecycle")
@@ -155,7 +155,7 @@ class TrainConfig:
     ensemble: int = setting(1, range=(1, 8), label="Ensemble members", presets={"robust": 3},
                             help="Train this many networks side by side and average their predictions: steadier "
                                  "on real photos, and each one costs another network's training time.")
-    # per-image normalisation (labels.normalize)
+    # per-image normalisation (normalize.normalize)
     input_norm: str = setting("standardize", choices=NORMALIZATIONS, label="Input normalisation", column=1,
                               presets={"robust": "equalize"},
                               help="standardize: each image to zero mean and unit variance. equalize: first spread "

@@ -27,10 +27,11 @@ from torch import nn
 from .data import Split
 from .errors import RunError, SignlabError
 from .fsutil import atomic_write
-from .labels import LETTERS, NUM_CLASSES, normalize_for
+from .labels import LETTERS, NUM_CLASSES
 from .models import first_network
+from .normalize import normalize_for
+from .predict import to_float_images
 from .runs import Run
-from .trainer import to_float_images
 
 METHODS: tuple[str, ...] = ("pca", "tsne")
 METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (about a minute)"}

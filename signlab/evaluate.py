@@ -13,7 +13,7 @@ import torch
 
 from .data import Split
 from .labels import LETTERS, NUM_CLASSES
-from .trainer import predict_logits, to_float_images
+from .predict import predict_logits, to_float_images
 
 
 @dataclass(frozen=True)

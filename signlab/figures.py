@@ -1,16 +1,19 @@
 """Every chart of signlab, as plotly figures built from plain data (no Streamlit here).
 
-Image grids are drawn as one heatmap "montage" with NaN gaps between tiles: one trace instead of
-a subplot per image keeps a 100-kernel grid fast to draw and to send to the browser.
+Image grids (:func:`tile_grid`) are drawn as one heatmap with NaN gaps between tiles: one trace
+instead of a subplot per image keeps a 100-kernel grid fast to draw and to send to the browser.
+Figures take numpy arrays and plain dicts; this module imports no torch (checked by import-linter).
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
 
 TEMPLATE = "plotly_white"
@@ -20,48 +23,6 @@ BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7
 def _layout(fig: go.Figure, height: int = 360, **kw: Any) -> go.Figure:
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
     return fig
-
-
-# --------------------------------------------------------------------------- image grids
-def montage(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
-    """(N, h, w) tiles -> one (rows*(h+pad)-pad, cols*(w+pad)-pad) image with NaN gaps."""
-    tiles = np.asarray(tiles, dtype=float)
-    n, h, w = tiles.shape
-    cols = max(1, min(cols, n))
-    rows = int(np.ceil(n / cols))
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan)
-    for i in range(n):
-        r, c = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tiles[i]
-    return out
-
-
-def image_grid(images: np.ndarray, titles: Sequence[str], cols: int = 8, colorscale: str = "gray",
-               zmid: float | None = None, height: int | None = None, title: str = "",
-               per_tile_scale: bool = False) -> go.Figure:
-    """A grid of small images with a title over each tile (the lecture's ``show_images``)."""
-    imgs = np.asarray(images, dtype=float)
-    n, h, w = imgs.shape
-    if per_tile_scale:  # each tile stretched to its own range (feature maps, kernels)
-        lo = imgs.reshape(n, -1).min(1)[:, None, None]
-        hi = imgs.reshape(n, -1).max(1)[:, None, None]
-        imgs = (imgs - lo) / np.where(hi - lo > 0, hi - lo, 1)
-    m = montage(imgs, cols, pad=max(1, h // 7))
-    pad = max(1, h // 7)
-    cols = max(1, min(cols, n))
-    rows = int(np.ceil(n / cols))
-    fig = go.Figure(go.Heatmap(z=m, colorscale=colorscale, showscale=False, zmid=zmid, hoverongaps=False,
-                               hovertemplate="%{z:.2f}<extra></extra>"))
-    annotations = []
-    if titles:
-        for i, t in enumerate(titles[:n]):
-            r, c = divmod(i, cols)
-            annotations.append(dict(x=c * (w + pad) + w / 2 - 0.5, y=r * (h + pad) - pad / 2 - 0.5, text=str(t),
-                                    showarrow=False, yanchor="bottom", font=dict(size=12)))
-    fig.update_layout(annotations=annotations)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, height or max(160, 90 * rows + 40), title=title)
 
 
 def class_counts(train: np.ndarray, test: np.ndarray) -> go.Figure:
@@ -199,42 +160,12 @@ def probability_bars(top: Sequence[dict[str, Any]], title: str = "What the model
     return _layout(fig, 60 + 36 * len(top), title=title)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, title: str, signed: bool = False) -> go.Figure:
-    """A 28x28 image in grey with a translucent heat map on top (Grad-CAM, occlusion, templates)."""
-    fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=heat, colorscale="RdBu_r" if signed else "Inferno", zmid=0 if signed else None,
-                             opacity=0.55, showscale=True, colorbar=dict(thickness=10, len=0.8),
-                             hovertemplate="%{z:.2f}<extra></extra>"))
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, 300, title=title)
-
-
 def single_image(image: np.ndarray, title: str = "", height: int = 260) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=image, colorscale="gray", showscale=False, zmin=0, zmax=1,
                                hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     return _layout(fig, height, title=title)
-
-
-def kernel_grid(weights: np.ndarray, title: str = "", cols: int = 10) -> go.Figure:
-    """Kernels (C, k, k) in a diverging scale centred on zero: red excites, blue inhibits."""
-    w = np.asarray(weights, dtype=float)
-    lim = float(np.abs(w).max()) or 1.0
-    fig = image_grid(w / lim, [], cols=cols, colorscale="RdBu_r", zmid=0, title=title,
-                     height=max(200, int(60 * np.ceil(len(w) / cols)) + 60))
-    return fig
-
-
-def metric_scatter(df, x: str, y: str = "value", color: str | None = None, title: str = "") -> go.Figure:
-    """A scatter of a metric against a hyperparameter (the Sweeps page)."""
-    log_x = x in ("lr", "weight_decay") and (df[x] > 0).all()
-    fig = go.Figure(go.Scatter(x=df[x], y=df[y], mode="markers", marker=dict(size=10, color=BLUE),
-                               text=df.get("number"), hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y:.4f}}<extra>trial %{{text}}</extra>"))
-    fig.update_xaxes(type="log" if log_x else None, title=x)
-    fig.update_yaxes(title=y)
-    return _layout(fig, 280, title=title or f"{y} against {x}")
 
 
 def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int = 8, title: str = "",
@@ -300,8 +231,7 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
               font_size: int = 11) -> go.Figure:
     """An image grid sized to its tiles, with a free band above every row for the tile titles.
 
-    Like :func:`image_grid` (one heatmap montage with NaN gaps), but each tile is ``tile_px``
-    pixels wide and the figure's width and height follow from that, so there is no empty margin
+    One heatmap with NaN gaps between the tiles; each tile is ``tile_px`` pixels wide and the figure's width and height follow from that, so there is no empty margin
     and titles never cover the row above. Show it with ``st.plotly_chart(fig, width="content")``:
     it keeps its size, shrinking (square pixels kept) only in a narrower container.
     """
@@ -377,8 +307,6 @@ def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = No
                       layer="above")
         x0, y0, x1, y1 = min(x0, left), min(y0, top), max(x1, right), max(y1, bottom)
     if landmarks is not None:
-        from .hands import HAND_CONNECTIONS
-
         pts = np.asarray(landmarks, dtype=float)[:, :2] - 0.5  # continuous -> pixel-centre coordinates
         xs: list[float | None] = []
         ys: list[float | None] = []
@@ -449,8 +377,6 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
 # --------------------------------------------------------------------------- the feature-space map
 def letter_colors() -> list[str]:
     """One distinct colour per letter (plotly's Dark24: 24 colours that read on white)."""
-    import plotly.colors as pc
-
     return list(pc.qualitative.Dark24)
 
 

@@ -12,10 +12,12 @@ from typing import Callable
 
 import numpy as np
 
+from .calibrate import calibration_info
 from .config import TrainConfig, preset
 from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
+from .models import model_info
 from .runs import Run
 
 
@@ -105,8 +107,6 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         r = find_run(runs, LOGREG)
         if not r:
             return None
-        from .models import model_info
-
         acc = evaluate(r).accuracy
         return (f"Your logistic regression reached **{100 * acc:.1f}%** test accuracy with "
                 f"**{model_info('logreg').parameters:,} parameters** (784 × 24 weights + 24 biases).")
@@ -127,8 +127,6 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
                 + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "
                   "of them). Open Evaluate to see the A column in its confusion matrix.")
     if step.key == "calibrate":
-        from .calibrate import calibration_info
-
         for r in runs:  # newest first
             info = calibration_info(r)
             if info:

@@ -20,6 +20,7 @@ use. Dataset images (28x28) are far too small for the detector: it serves photos
 """
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
@@ -245,7 +246,7 @@ def _run(name: str, path: Path, x: np.ndarray) -> list[np.ndarray]:
 def available() -> bool:
     """Whether the runtime and both model files are here (else :func:`find_hand` returns None)."""
     try:
-        import ai_edge_litert.interpreter  # noqa: F401
+        importlib.import_module("ai_edge_litert.interpreter")
     except ImportError:
         return False
     return PALM_MODEL.is_file() and LANDMARK_MODEL.is_file()

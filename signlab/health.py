@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .events import BatchEnd, FitEnd, FitStart
 from .models import LectureConvNet, first_network
 
 Record = dict[str, Any]
@@ -126,8 +127,6 @@ class HealthMonitor:
         return rec
 
     def __call__(self, event, trainer) -> None:
-        from .trainer import BatchEnd, FitEnd, FitStart
-
         if isinstance(event, FitStart):
             self._attach(trainer)
         elif isinstance(event, BatchEnd):

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LETTERS, equalize, input_norm, normalize_for
+from .labels import LETTERS
+from .normalize import equalize, input_norm, normalize_for
 from .models import LogisticRegression, conv_layers, first_network
 from .preprocess import Prepared, zoomed_views
 
@@ -108,17 +109,6 @@ def top_k(probs: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
     """The ``k`` most probable letters of one probability vector."""
     order = np.argsort(-probs)[:k]
     return [{"letter": LETTERS[i], "probability": float(probs[i])} for i in order]
-
-
-def explanation_kind(model: nn.Module) -> str:
-    """Which view :func:`saliency_map` gives for this model.
-
-    ``"template"`` for logistic regression (weight template x input, signed), ``"gradcam"`` for
-    every model with a convolution, ``"gradient"`` (input-gradient saliency) for the MLP.
-    """
-    if isinstance(model, LogisticRegression):
-        return "template"
-    return "gradcam" if conv_layers(model) else "gradient"
 
 
 def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray:

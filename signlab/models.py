@@ -1,8 +1,9 @@
 """The model registry: every architecture signlab can train, created by name.
 
 ``list_models()`` gives each model's name, one-line description and parameter count;
-``create_model(name, **kwargs)`` builds it. Every model takes (B, 1, 28, 28) images that went
-through :func:`signlab.labels.normalize` and returns (B, 24) logits, one per static letter.
+``create_model(name, **kwargs)`` builds it; ``build_model(cfg)`` builds the one a run's settings
+describe. Every model takes (B, 1, 28, 28) images that went
+through :func:`signlab.normalize.normalize` and returns (B, 24) logits, one per static letter.
 
 About the lecture's models: the lecture's layers end in ``Linear(50, 26)`` (one output per raw
 label 0..25). signlab uses 24 outputs everywhere, so J and Z, which never occur, cannot pollute
@@ -13,12 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .labels import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+
+if TYPE_CHECKING:  # only for the annotation: config imports models (model_names) to check a name
+    from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,6 @@ def model_info(name: str) -> ModelInfo:
 
 
 def _lookup(name: str):
-    from .errors import ConfigError
-
     if name not in _REGISTRY:
         raise ConfigError(f"model {name!r} is unknown; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
@@ -71,7 +74,7 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", *
 
     ``members`` > 1 builds an :class:`Ensemble` of that many independently initialised copies.
     ``input_norm`` is recorded on the model (``model.input_norm``) so that everything that feeds
-    it images normalises them as in training (:func:`signlab.labels.normalize`).
+    it images normalises them as in training (:func:`signlab.normalize.normalize`).
     """
     factory, _, has_width = _lookup(name)
     if not has_width:
@@ -82,6 +85,19 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", *
     for m in [model, *getattr(model, "members", [])]:  # a member taken alone still normalises as trained
         m.input_norm = input_norm
     return model
+
+
+def build_model(cfg: "TrainConfig") -> nn.Module:
+    """The model a run's settings describe (kind, ensemble size, width, input normalisation).
+
+    Its initial weights come from ``cfg.seed``, so the same settings start from the same weights;
+    the seeding happens in a forked generator, so loading a model never disturbs the random stream
+    of training elsewhere in the process. Training, loading a run and the benches all build
+    models here.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return create_model(cfg.model, members=cfg.ensemble, input_norm=cfg.input_norm, width=cfg.width)
 
 
 def first_network(model: nn.Module) -> nn.Module:
@@ -188,6 +204,19 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def model_kind(model: nn.Module) -> str:
+    """``conv`` (has convolutions), ``logreg``, ``mlp`` or ``other``: which weights and which
+    explanation a page can show (the Kernels page's tiles, the Classify page's template, Grad-CAM
+    or input gradient)."""
+    if conv_layers(model):
+        return "conv"
+    if isinstance(model, LogisticRegression):
+        return "logreg"
+    if isinstance(model, MLP):
+        return "mlp"
+    return "other"
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -5,7 +5,7 @@ The canvas, uploads, the camera, ``signlab predict`` and the benchmarks all call
 orientation, make any mode grayscale (transparency composited over a background), crop a square
 (centre by default, adjustable by zoom and offset) and resize to 28x28 with antialiasing. The
 result is a float image in [0, 1], the same scale as ``pixels / 255`` in training; the model then
-applies :func:`signlab.labels.normalize` as it does in training.
+applies :func:`signlab.normalize.normalize` as it does in training.
 """
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from . import hands
+from .hands import HandFound
 from .labels import IMAGE_SIZE
-
-if TYPE_CHECKING:
-    from .hands import HandFound
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # also the upload cap in .streamlit/config.toml (20 MB)
 MAX_PIXELS = 50_000_000  # about 7000x7000; more is refused before decoding (decompression bombs)
@@ -267,10 +265,8 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
 
 def detect(img: Image.Image, shape: tuple[int, int], margin: float = 1.5) -> tuple[HandFound | None, Crop | None]:
     """Run the hand detector on a decoded image: (the hand, its crop), or (None, None)."""
-    from .hands import find_hand as detect_hand
-
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    hand = detect_hand(rgb)
+    hand = hands.find_hand(rgb)
     return (hand, hand_crop(hand, shape, margin)) if hand is not None else (None, None)
 
 

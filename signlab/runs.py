@@ -38,10 +38,10 @@ from .config import TrainConfig
 from .errors import ConfigError, RunError, SignlabError
 from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_inside, nofollow_opener,
                      read_bytes_inside, read_json_inside, storage_error)
-from .models import create_model, first_weights
+from .models import build_model, first_weights
 from .paths import default_runs_dir
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
-from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
+from .events import BatchEnd, EpochEnd, FitEnd, FitStart
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
@@ -282,7 +282,7 @@ class Run:
     def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """Rebuild the model from config.json and model.safetensors (no unpickling), in eval mode."""
         cfg = self.config
-        model = create_model(cfg.model, members=cfg.ensemble, input_norm=cfg.input_norm, width=cfg.width)
+        model = build_model(cfg)
         if not self.has_weights():
             raise RunError(f"run {self.id} has no weights yet (no finished epoch)")
         try:
@@ -346,21 +346,21 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """One row for the runs table (from the listing's snapshot)."""
-        st = self._row()
+        row = self._row()
         try:
             cfg = self.config.to_dict()
         except SignlabError:  # an unreadable config must not hide the row: it can still be deleted
             cfg = {}
         return {
-            "run_id": self.id, "name": st.get("name") or self.id, "model": cfg.get("model"),
-            "preset": cfg.get("preset"), "ensemble": cfg.get("ensemble"), "owner": st.get("owner"),
-            "status": str(st.get("status")), "epochs": st.get("epochs_completed") or 0,
-            "target_epochs": st.get("target_epochs") or cfg.get("epochs"),
+            "run_id": self.id, "name": row.get("name") or self.id, "model": cfg.get("model"),
+            "preset": cfg.get("preset"), "ensemble": cfg.get("ensemble"), "owner": row.get("owner"),
+            "status": str(row.get("status")), "epochs": row.get("epochs_completed") or 0,
+            "target_epochs": row.get("target_epochs") or cfg.get("epochs"),
             "batch_size": cfg.get("batch_size"), "lr": cfg.get("lr"), "optimizer": cfg.get("optimizer"),
             "schedule": cfg.get("schedule"), "augment": cfg.get("augment"),
-            "val_accuracy": st.get("val_accuracy"), "test_accuracy": st.get("test_accuracy"),
-            "train_seconds": st.get("train_seconds"), "created": st.get("created"),
-            "message": st.get("message", ""),
+            "val_accuracy": row.get("val_accuracy"), "test_accuracy": row.get("test_accuracy"),
+            "train_seconds": row.get("train_seconds"), "created": row.get("created"),
+            "message": row.get("message", ""),
         }
 
 

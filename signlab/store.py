@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .errors import RunError, SignlabError
+from .fsutil import storage_error
 
 
 class RunState(str, enum.Enum):
@@ -208,8 +209,6 @@ class RunStore:
                 self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
             _meta.create_all(self._write, checkfirst=True)
         except OSError as err:
-            from .fsutil import storage_error
-
             raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
         except ImportError as err:
             raise SignlabError(f"database {mask_url(url)}: its driver is not installed ({err})") from err

@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable
 
 from .config import RANGES, SETTING, Log, preset
 from .errors import ConfigError, SignlabError
+from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
@@ -213,8 +214,6 @@ class PruningCallback:
         self.val_loss: float | None = None  # of the last epoch: breaks ties between equal accuracies
 
     def __call__(self, event, trainer) -> None:
-        from .trainer import BatchEnd, EpochEnd
-
         if isinstance(event, EpochEnd):
             self.val_loss = float(event.val_loss)
             self.trial.report(float(event.val_accuracy), event.epoch)

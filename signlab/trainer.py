@@ -5,6 +5,9 @@ Callbacks receive ``(event, trainer)`` for :class:`FitStart`, :class:`BatchEnd` 
 threads, processes, files or Streamlit: the run writer, the progress bar and the dashboard's
 worker are all callbacks. ``stop()`` ends training between two batches.
 
+The trainer receives its model and data (``Trainer(cfg, model, dataset, callbacks)``); building
+the model (:func:`signlab.models.build_model`) and loading the data happen in the caller.
+
 Batches are cut from tensors that stay on the training device, by a shuffled index; no
 per-sample DataLoader (at batch 32 collating samples one by one costs a sixth of a CPU epoch).
 """
@@ -14,7 +17,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -23,135 +26,15 @@ from torch import nn
 
 from . import augment as aug
 from .config import TrainConfig
-from .data import Dataset, load_dataset
-from .labels import normalize, normalize_for
-from .models import count_parameters, create_model
-
-
-# --------------------------------------------------------------------------- events
-@dataclass(frozen=True)
-class FitStart:
-    total_epochs: int  # the epoch number training will end on (continuations count on)
-    start_epoch: int  # epochs already done before this fit (0 for a new run)
-    steps_per_epoch: int
-    n_train: int
-    n_val: int
-    device: str
-    parameters: int
-
-
-@dataclass(frozen=True)
-class BatchEnd:
-    step: int  # global step, 1-based
-    epoch: int  # 1-based epoch this batch belongs to
-    loss: float  # mean loss over the steps since the last BatchEnd
-    lr: float
-    samples_per_second: float
-    train_seconds: float  # training time so far in this fit (no validation)
-    progress: float  # 0..1 through this fit's steps
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    train_loss: float
-    train_accuracy: float  # on the (augmented) training batches of this epoch
-    val_loss: float
-    val_accuracy: float
-    epoch_seconds: float  # training time of this epoch
-    train_seconds: float
-    samples_per_second: float
-
-
-@dataclass(frozen=True)
-class FitEnd:
-    status: str  # completed | stopped | diverged | failed
-    message: str
-    epochs_completed: int  # total, continuations included
-    steps: int
-    train_seconds: float
-    samples_per_second: float
-    val_accuracy: float | None
-
-
-Event = Union[FitStart, BatchEnd, EpochEnd, FitEnd]
-Callback = Callable[[Event, "Trainer"], None]
+from .data import Dataset
+from .device import device_description, distributed_rank_world, resolve_device, use_bf16
+from .events import BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
+from .models import count_parameters
+from .normalize import normalize
+from .predict import predict_logits, to_float_images
 
 
 # --------------------------------------------------------------------------- helpers
-def distributed_rank_world() -> tuple[int, int]:
-    """(rank, world size) under torchrun, after joining the process group; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not torch.distributed.is_available():
-        return 0, 1
-    if not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    from .errors import ConfigError
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: CUDA was asked for but no CUDA GPU is available; use auto or cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device: MPS was asked for but is not available; use auto or cpu")
-    return torch.device(name)
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16."""
-    if precision == "fp32" or device.type not in ("cpu", "cuda"):
-        return False
-    if precision == "bf16":
-        return True
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # oneDNN reports native bf16 (AVX512-BF16 or AMX); emulated bf16 would be slower than fp32
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def device_description(device: torch.device | None = None) -> str:
-    """A short human description: the GPU's name, or the CPU with its thread count."""
-    device = device or resolve_device("auto")
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "GPU: Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-def to_float_images(images: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 28, 28) or float 0..1 arrays -> float tensor (N, 1, 28, 28) in [0, 1]."""
-    t = torch.as_tensor(images)
-    if t.dtype == torch.uint8:
-        t = t.to(device).float().div_(255.0)
-    else:
-        t = t.to(device=device, dtype=torch.float32)
-    return t.reshape(-1, 1, 28, 28)
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Logits (N, 24) for float images (N, 1, 28, 28) in [0, 1], in eval mode, normalised here."""
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [model(normalize_for(model, x[i:i + batch_size].to(dev))).float() for i in range(0, len(x), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, 24)
-
-
 def split_train_val(ds: Dataset, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_x, train_y, val_x, val_y): the test CSV as validation, or a seeded hold-out."""
     if cfg.val_fraction == 0:
@@ -181,16 +64,50 @@ def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int
 
 
 # --------------------------------------------------------------------------- the trainer
-class Trainer:
-    """Train ``cfg.model`` on a dataset; see the module docstring for the events.
+@dataclass
+class _Tally:
+    """Running sums of one epoch, kept on the device so that a step needs no host sync."""
 
-    ``start_epoch``/``state`` continue an earlier run: ``state`` holds ``model`` (a state dict)
-    and optionally ``optimizer``; ``cfg.epochs`` more epochs are then trained.
+    loss_sum: torch.Tensor  # sum over samples of the shown loss
+    correct: torch.Tensor
+    log_loss: torch.Tensor  # sum over the steps since the last BatchEnd
+    started: float
+    log_started: float
+    samples: int = 0
+    log_steps: int = 0
+    log_samples: int = 0
+
+    @classmethod
+    def start(cls, device: torch.device) -> "_Tally":
+        now = time.perf_counter()
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long),
+                   torch.zeros((), device=device), now, now)
+
+    def add(self, shown: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self.loss_sum += shown * n
+        self.correct += correct
+        self.log_loss += shown
+        self.samples += n
+        self.log_steps += 1
+        self.log_samples += n
+
+    def restart_log(self, now: float) -> None:
+        self.log_loss = torch.zeros((), device=self.log_loss.device)
+        self.log_steps, self.log_samples, self.log_started = 0, 0, now
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` as ``cfg`` says; see the module docstring for the events.
+
+    The caller builds the model (:func:`signlab.models.build_model`, with the weights of an
+    earlier run loaded to continue it) and loads the dataset; the trainer puts both on the device.
+    ``start_epoch``/``optimizer_state`` continue an earlier run: ``cfg.epochs`` more epochs are then
+    trained, with the optimizer's moments restored when they fit.
     """
 
-    def __init__(self, cfg: TrainConfig, dataset: Dataset | None = None,
+    def __init__(self, cfg: TrainConfig, model: nn.Module, dataset: Dataset,
                  callbacks: Iterable[Callback] = (), start_epoch: int = 0,
-                 state: dict[str, Any] | None = None) -> None:
+                 optimizer_state: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.start_epoch = start_epoch
         self.rank, self.world = distributed_rank_world()
@@ -201,46 +118,48 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model, members=cfg.ensemble, input_norm=cfg.input_norm, width=cfg.width).to(self.device)
+        torch.manual_seed(cfg.seed)  # dropout and anything else drawing from the global generator
+        self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.dataset = dataset if dataset is not None else load_dataset(cfg.data)
-        tx, ty, vx, vy = split_train_val(self.dataset, cfg)
-        if self.world > 1:  # each process trains on its own equal share of the training set
-            share = np.random.default_rng(cfg.seed).permutation(len(ty))[: len(ty) // self.world * self.world]
-            tx, ty = tx[share[self.rank::self.world]], ty[share[self.rank::self.world]]
-        self.train_x = to_float_images(tx, self.device)  # (N, 1, 28, 28) in [0, 1]
-        self.train_y = torch.as_tensor(ty, device=self.device)
-        self.val_x = to_float_images(vx, self.device)
-        self.val_y = torch.as_tensor(vy, device=self.device)
+        self.dataset = dataset
+        self._put_data_on_device(dataset)
         self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
         total = self.steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
-        self.total_steps = total
-        if state is not None:
-            self.model.load_state_dict(state["model"])
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         # DDP averages gradients across processes; self.model stays the plain module for saving
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                               if self.device.type == "cuda" else None)
                     if self.world > 1 else None)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
-        if state is not None:
-            if state.get("optimizer"):
-                try:
-                    self.optimizer.load_state_dict(state["optimizer"])
-                except (ValueError, KeyError):
-                    pass  # an optimizer of another kind: start its moments afresh
-                for group in self.optimizer.param_groups:
-                    group["lr"] = cfg.lr
-                    group.pop("initial_lr", None)
-                    group.pop("max_lr", None)
-        self.scheduler = make_schedule(cfg, self.optimizer, total)
+        if optimizer_state:
+            self._restore_optimizer(optimizer_state)
+        self.scheduler = make_schedule(cfg, self.optimizer, self.total_steps)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
         self._stop_requested = False
         self._autocast = use_bf16(cfg.precision, self.device)
+        self._train_seconds, self._samples, self._last_val = 0.0, 0, None
+
+    def _put_data_on_device(self, dataset: Dataset) -> None:
+        tx, ty, vx, vy = split_train_val(dataset, self.cfg)
+        if self.world > 1:  # each process trains on its own equal share of the training set
+            share = np.random.default_rng(self.cfg.seed).permutation(len(ty))[: len(ty) // self.world * self.world]
+            tx, ty = tx[share[self.rank::self.world]], ty[share[self.rank::self.world]]
+        self.train_x = to_float_images(tx, self.device)  # (N, 1, 28, 28) in [0, 1]
+        self.train_y = torch.as_tensor(ty, device=self.device)  # (N,)
+        self.val_x = to_float_images(vx, self.device)
+        self.val_y = torch.as_tensor(vy, device=self.device)
+
+    def _restore_optimizer(self, state: dict[str, Any]) -> None:
+        try:
+            self.optimizer.load_state_dict(state)
+        except (ValueError, KeyError):
+            pass  # an optimizer of another kind: start its moments afresh
+        for group in self.optimizer.param_groups:  # this continuation's learning rate and schedule
+            group["lr"] = self.cfg.lr
+            group.pop("initial_lr", None)
+            group.pop("max_lr", None)
 
     # -- control
     def stop(self) -> None:
@@ -267,7 +186,7 @@ class Trainer:
         for cb in self.callbacks:
             cb(event, self)
 
-    # -- the loop
+    # -- one step
     def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xb = self.train_x.index_select(0, idx)  # (B, 1, 28, 28)
         yb = self.train_y.index_select(0, idx)  # (B,)
@@ -280,6 +199,101 @@ class Trainer:
             xb = xb.contiguous(memory_format=torch.channels_last)
         return xb, yb
 
+    def _loss(self, logits: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(optimised loss, shown loss, scores whose argmax is the prediction) for one batch."""
+        smoothing = self.cfg.label_smoothing
+        if logits.ndim == 2:  # (B, 24)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=smoothing)
+            return loss, loss, logits
+        # an ensemble, (B, K, 24): every member its own loss
+        k = logits.shape[1]
+        loss = F.cross_entropy(logits.float().flatten(0, 1), yb.repeat_interleave(k), label_smoothing=smoothing)
+        probs = logits.detach().float().softmax(2).mean(1)  # (B, 24) mean probabilities
+        # shown: the ensemble's own loss, as validation measures it (the members' mean loss, which is
+        # optimised, is higher and would put training above validation); a non-finite optimised loss
+        # still shows through and ends the run (no host sync)
+        shown = torch.where(torch.isfinite(loss), F.nll_loss(probs.clamp_min(1e-12).log(), yb), loss)
+        return loss, shown, probs
+
+    def _step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on the samples ``idx``: (shown loss, number correct), both on the device."""
+        xb, yb = self._batch(idx)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            logits = (self.ddp or self.model)(xb)
+        loss, shown, scores = self._loss(logits, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.step += 1
+        return shown.detach(), (scores.detach().argmax(1) == yb).sum()
+
+    def _check_finite(self, shown: torch.Tensor, at_log: bool, epoch: int) -> None:
+        """Raise _Diverged on a non-finite loss (one process; a sync is free on the CPU, on a GPU
+        it waits for logging steps)."""
+        if self.world == 1 and (self.device.type == "cpu" or at_log) and not math.isfinite(shown.item()):
+            raise _Diverged(self.step, epoch)
+
+    def _should_leave(self, shown: torch.Tensor, at_log: bool, epoch: int) -> bool:
+        """Whether to leave the epoch's loop now: asked to stop, or the last step reached."""
+        if self.world == 1:
+            return self._stop_requested or self.step >= self.total_steps
+        # all processes must leave the loop at the same step, or DDP would hang: they agree on
+        # stop requests and non-finite losses only at logging steps
+        if at_log and self._agree_to_stop(shown) and not self._stop_requested:
+            raise _Diverged(self.step, epoch)
+        return (at_log and self._stop_requested) or self.step >= self.total_steps
+
+    def _log_batch(self, tally: _Tally, epoch: int) -> None:
+        now = time.perf_counter()
+        self._emit(BatchEnd(self.step, epoch, (tally.log_loss / tally.log_steps).item(),
+                            self.optimizer.param_groups[0]["lr"],
+                            tally.log_samples / max(now - tally.log_started, 1e-9),
+                            self._train_seconds + (now - tally.started), self.step / self.total_steps))
+        tally.restart_log(now)
+
+    # -- one epoch
+    def _epoch_totals(self, tally: _Tally) -> tuple[float, int, int]:
+        """(loss sum, correct, samples) of the epoch, over all processes' batches."""
+        if self.world == 1:
+            return tally.loss_sum.item(), int(tally.correct.item()), tally.samples
+        totals = torch.stack([tally.loss_sum.float(), tally.correct.float(),
+                              torch.tensor(float(tally.samples), device=self.device)])
+        torch.distributed.all_reduce(totals)
+        return totals[0].item(), int(totals[1].item()), int(totals[2].item())
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """Train one epoch, validate and emit EpochEnd; False if it was stopped half way (then it
+        does not count and nothing is emitted)."""
+        cfg = self.cfg
+        tally = _Tally.start(self.device)
+        perm = torch.randperm(len(self.train_y), generator=self.generator, device=self.device)
+        last = self.steps_per_epoch - 1
+        for b in range(self.steps_per_epoch):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            shown, correct = self._step(idx)
+            tally.add(shown, correct, len(idx))
+            at_log = self.step % cfg.log_every == 0 or b == last
+            self._check_finite(shown, at_log, epoch)
+            if at_log:
+                self._log_batch(tally, epoch)
+            if self._should_leave(shown, at_log, epoch):
+                break
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        epoch_seconds = time.perf_counter() - tally.started
+        if b != last and self.step < self.total_steps:
+            return False
+        self._train_seconds += epoch_seconds
+        loss_sum, correct, n = self._epoch_totals(tally)
+        self._samples += n
+        val_loss, val_acc = self.validate()
+        self._last_val = val_acc
+        self._emit(EpochEnd(epoch, loss_sum / n, correct / n, val_loss, val_acc, epoch_seconds,
+                            self._train_seconds, n / max(epoch_seconds, 1e-9)))
+        return True
+
     def validate(self) -> tuple[float, float]:
         """(loss, accuracy) on the validation tensors."""
         logits = predict_logits(self.model, self.val_x)
@@ -287,99 +301,31 @@ class Trainer:
         acc = (logits.argmax(1) == self.val_y).float().mean().item()
         return loss, acc
 
+    # -- the whole fit
+    def _end(self, status: str, message: str, epochs_completed: int) -> FitEnd:
+        return FitEnd(status, message, epochs_completed, self.step, self._train_seconds,
+                      self._samples / max(self._train_seconds, 1e-9), self._last_val)
+
     def fit(self) -> FitEnd:
         """Train; returns (and emits) the FitEnd event. Never trains on a non-finite loss."""
         cfg, dev = self.cfg, self.device
         self.model.train()
-        train_seconds, samples, epoch = 0.0, 0, self.start_epoch
-        last_val: float | None = None
+        self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._emit(FitStart(self.start_epoch + cfg.epochs, self.start_epoch, self.steps_per_epoch,
                             len(self.train_y), len(self.val_y), device_description(dev),
                             count_parameters(self.model)))
-        status, message = "completed", ""
+        last_epoch = self.start_epoch + cfg.epochs
+        status, message, epoch = "completed", "", self.start_epoch
         try:
-            for epoch in range(self.start_epoch + 1, self.start_epoch + cfg.epochs + 1):
+            for epoch in range(self.start_epoch + 1, last_epoch + 1):
                 if self.step >= self.total_steps:  # max_steps reached: this epoch never started
                     epoch -= 1
                     break
-                t_epoch, ep_samples = time.perf_counter(), 0
-                loss_sum = torch.zeros((), device=dev)  # kept on the device: no per-step host sync
-                correct = torch.zeros((), device=dev, dtype=torch.long)
-                log_loss, log_n, t_log, log_samples = torch.zeros((), device=dev), 0, time.perf_counter(), 0
-                perm = torch.randperm(len(self.train_y), generator=self.generator, device=dev)
-                for b in range(self.steps_per_epoch):
-                    idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                    xb, yb = self._batch(idx)
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self._autocast):
-                        logits = (self.ddp or self.model)(xb)
-                    if logits.ndim == 3:  # an ensemble, (B, K, 24): every member its own loss
-                        k = logits.shape[1]
-                        loss = F.cross_entropy(logits.float().flatten(0, 1), yb.repeat_interleave(k),
-                                               label_smoothing=cfg.label_smoothing)
-                        logits = logits.detach().float().softmax(2).mean(1)  # (B, 24) mean probabilities
-                        # reported: the ensemble's own loss, as validation measures it (the members' mean
-                        # loss, which is optimised, is higher and would put training above validation);
-                        # a non-finite optimised loss still shows through and ends the run (no host sync)
-                        shown = torch.where(torch.isfinite(loss), F.nll_loss(logits.clamp_min(1e-12).log(), yb),
-                                            loss)
-                    else:
-                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                        shown = loss
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    if self.scheduler is not None:
-                        self.scheduler.step()
-                    self.step += 1
-                    n = len(idx)
-                    ep_samples += n
-                    log_samples += n
-                    d = shown.detach()
-                    loss_sum += d * n
-                    log_loss += d
-                    log_n += 1
-                    correct += (logits.detach().argmax(1) == yb).sum()
-                    at_log = self.step % cfg.log_every == 0 or b == self.steps_per_epoch - 1
-                    if self.world == 1 and (dev.type == "cpu" or at_log):
-                        # a sync is free on the CPU; on a GPU only when logging
-                        if not math.isfinite(d.item()):
-                            raise _Diverged(self.step, epoch)
-                    if at_log:
-                        now = time.perf_counter()
-                        elapsed = train_seconds + (now - t_epoch)
-                        self._emit(BatchEnd(self.step, epoch, (log_loss / log_n).item(),
-                                            self.optimizer.param_groups[0]["lr"],
-                                            log_samples / max(now - t_log, 1e-9), elapsed,
-                                            self.step / self.total_steps))
-                        log_loss, log_n, t_log, log_samples = torch.zeros((), device=dev), 0, now, 0
-                    if self.world > 1:
-                        # all processes must leave the loop at the same step, or DDP would hang:
-                        # they agree on stop requests and non-finite losses only at logging steps
-                        if at_log and self._agree_to_stop(d) and not self._stop_requested:
-                            raise _Diverged(self.step, epoch)
-                        if (at_log and self._stop_requested) or self.step >= self.total_steps:
-                            break
-                    elif self._stop_requested or self.step >= self.total_steps:
-                        break
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                ep_time = time.perf_counter() - t_epoch
-                epoch_done = b == self.steps_per_epoch - 1 or self.step >= self.total_steps
-                if not epoch_done:  # stopped half way: this epoch does not count, its weights are not kept
+                if not self._train_epoch(epoch):  # its weights are not kept
                     status, message = "stopped", f"stopped by request during epoch {epoch}"
                     epoch -= 1
                     break
-                train_seconds += ep_time
-                if self.world > 1:  # metrics over all processes' batches
-                    totals = torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(ep_samples), device=dev)])
-                    torch.distributed.all_reduce(totals)
-                    loss_sum, correct, ep_samples = totals[0], totals[1].long(), int(totals[2].item())
-                samples += ep_samples
-                val_loss, val_acc = self.validate()
-                last_val = val_acc
-                self._emit(EpochEnd(epoch, loss_sum.item() / ep_samples, correct.item() / ep_samples,
-                                    val_loss, val_acc, ep_time, train_seconds, ep_samples / max(ep_time, 1e-9)))
-                if self._stop_requested and epoch < self.start_epoch + cfg.epochs:
+                if self._stop_requested and epoch < last_epoch:
                     status, message = "stopped", f"stopped by request after epoch {epoch}"
                     break
         except _Diverged as d:
@@ -395,12 +341,10 @@ class Trainer:
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
         except Exception as err:
-            end = FitEnd("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch),
-                         self.step, train_seconds, samples / max(train_seconds, 1e-9), last_val)
-            self._emit(end)
+            self._emit(self._end("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch)))
             raise
-        end = FitEnd(status, message or f"trained {epoch - self.start_epoch} epoch(s)", max(epoch, self.start_epoch),
-                     self.step, train_seconds, samples / max(train_seconds, 1e-9), last_val)
+        end = self._end(status, message or f"trained {epoch - self.start_epoch} epoch(s)",
+                        max(epoch, self.start_epoch))
         self._emit(end)
         return end
 

@@ -14,14 +14,18 @@ from typing import Any, Iterator
 
 import streamlit as st
 
-from . import access
+from . import access, compare
 from .access import Policy, User
 from .data import Dataset, load_dataset
+from .data import mean_images as _mean_images
+from .device import device_description
+from .embedding import METHOD_NAMES, cached_map, run_map
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .jobs import JobManager
 from .fsutil import read_json_inside
 from .paths import default_runs_dir
+from .preprocess import load_gray
 from .runs import Run
 
 
@@ -54,6 +58,11 @@ def ensure_router() -> None:
     router: the raw file list as navigation, no wide layout, no device line. Switching that mode off
     and rerunning sends the same page through ``app.py``: the v1 and v2 page objects share their
     script hash, so the user stays on the page they asked for. (Private API, checked on 1.67.)
+
+    There is no public switch: the public way is to not have a folder named ``pages/`` (Streamlit's
+    own advice is ``st.navigation`` with an ``app_pages/`` folder), which makes this function
+    unnecessary. That rename touches every page and every page test, so it waits until the pages
+    being rewritten for issue 17 have landed (docs/architecture.md, "Pages").
     """
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -324,8 +333,6 @@ def device_badge() -> None:
 
 @st.cache_resource
 def _device_text() -> str:
-    from .trainer import device_description
-
     return device_description()
 
 
@@ -339,8 +346,6 @@ def state(key: str, default: Any = None) -> Any:
 @st.cache_resource(show_spinner="Averaging the images of each letter…")
 def mean_images(split: str = "train"):
     """The mean image of each letter of the ``train`` or ``test`` split: (24, 28, 28) in 0..255."""
-    from .data import mean_images as _mean_images
-
     ds = dataset()
     return _mean_images(ds.train if split == "train" else ds.test)
 
@@ -350,8 +355,6 @@ def decoded_photo(data: bytes, name: str):
     often a crop slider moves: a 7000x7000 PNG costs seconds and hundreds of MB to decode.
     Returns ``(gray, notes)`` as :func:`signlab.preprocess.load_gray` does."""
     import hashlib
-
-    from .preprocess import load_gray
 
     cache = st.session_state.setdefault(Keys.DECODED, {})
     key = hashlib.sha256(data).hexdigest()
@@ -458,8 +461,6 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None):
     ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
     element positions whether or not the map was cached, so the chart after it is not remounted
     (a remounted chart forgets the point a user just clicked)."""
-    from .embedding import METHOD_NAMES, cached_map, run_map
-
     test = dataset().test
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
@@ -522,8 +523,6 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
     Returns the active brush (``signlab.compare``); call it before drawing the chart with
     ``st.plotly_chart(..., key=key)``, so a brush drawn on the chart moves the widgets first.
     """
-    from . import compare
-
     event = parcoords_brush(key)
     shown = compare.axes(rows, columns)
     if event is not None and [a["label"] for a in shown] == list(event.get("labels") or []):

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import api
+from .data import check_source_allowed
 from .errors import SignlabError
 from .fsutil import atomic_write_json, read_json_inside
 from .jobs import default_job_limit
@@ -86,8 +88,6 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
 
 
 def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]) -> dict[str, Any]:
-    from . import api  # the training stack (torch), loaded once a run is claimed
-
     try:
         run = Run(run_path(claim.run_id, root))
     except SignlabError as err:  # a row whose id cannot be a folder here: fail it, move on
@@ -123,8 +123,6 @@ def _source_problem(run: Run) -> str | None:
     None. Checked here, where the server acts on it, since a run's config.json can be written by
     anyone who can write the runs folder, not only through ``api.queue``. Unreadable settings are
     left to ``train_claimed``, which fails the run with that reason."""
-    from .data import check_source_allowed
-
     try:
         source = run.config.data
     except SignlabError:

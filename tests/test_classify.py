@@ -13,8 +13,9 @@ from PIL import Image
 
 from signlab import api
 from signlab.config import TrainConfig, preset
-from signlab.inference import (explanation_kind, occlude, occlusion_map, predict, predict_prepared, saliency_map)
+from signlab.inference import (occlude, occlusion_map, predict, predict_prepared, saliency_map)
 from signlab.labels import LETTERS
+from signlab.models import model_kind
 from signlab.preprocess import (Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, resize28, to_png,
                                 upscale, zoomed_views)
 from signlab.runs import create_run, open_run
@@ -243,7 +244,7 @@ def conv_model(small_dataset, tmp_path_factory):
 def test_saliency_and_occlusion_for_logreg(trained_run, dataset):
     model = trained_run[0].load_model()
     x = dataset.test.images[3] / 255.0
-    assert explanation_kind(model) == "template"
+    assert model_kind(model) == "logreg"
     pred = int(predict(model, [x])[0].argmax())
     for target in (pred, (pred + 5) % 24):
         sal = saliency_map(model, x, target)
@@ -258,7 +259,7 @@ def test_saliency_and_occlusion_for_logreg(trained_run, dataset):
 
 
 def test_gradcam_and_occlusion_for_a_conv_model(conv_model, dataset):
-    assert explanation_kind(conv_model) == "gradcam"
+    assert model_kind(conv_model) == "conv"
     x = dataset.test.images[0] / 255.0
     probs = predict(conv_model, [x])[0]
     pred = int(probs.argmax())
@@ -279,8 +280,8 @@ def test_gradcam_works_for_every_conv_model(dataset):
     x = dataset.test.images[0] / 255.0
     for name in model_names():
         model = create_model(name).eval()
-        kind = explanation_kind(model)
-        assert kind == {"logreg": "template", "mlp": "gradient"}.get(name, "gradcam")
+        kind = model_kind(model)
+        assert kind == {"logreg": "logreg", "mlp": "mlp"}.get(name, "conv")
         sal = saliency_map(model, x, 0)
         assert sal.shape == (28, 28) and np.isfinite(sal).all()
         assert (sal.min() >= -1 - 1e-6) and sal.max() <= 1 + 1e-6

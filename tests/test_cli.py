@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from signlab import inference
-from signlab.labels import LETTERS, normalize
+from signlab.labels import LETTERS
+from signlab.normalize import normalize
 from signlab.models import model_names
 from signlab.runs import open_run
 

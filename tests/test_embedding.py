@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from signlab import compare, embedding, figures
-from signlab.data import Dataset, Split
+from signlab.data import Split
 from signlab.models import create_model
 
 

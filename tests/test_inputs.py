@@ -490,10 +490,10 @@ def test_sweep_files_are_not_read_through_links_nor_crash_on_numbers(root, secre
 
 
 def test_a_linked_onnx_file_is_not_offered(root, secret):
-    from signlab import explore
+    from signlab import export
 
     run = _run(root)
     _link(run.dir / "model.onnx", secret)
-    assert explore.onnx_path(run) is None
+    assert export.onnx_path(run) is None
     with pytest.raises(RunError, match="symbolic link"):
         run.file_bytes("model.onnx")

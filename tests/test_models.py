@@ -6,7 +6,7 @@ import torch
 
 from signlab import models
 from signlab.errors import ConfigError
-from signlab.labels import normalize
+from signlab.normalize import normalize
 
 NAMES = models.model_names()
 

@@ -1,5 +1,5 @@
 """The Data, Evaluate, Kernels and Runs pages under Streamlit's AppTest, and the selection logic
-behind them (signlab.explore).
+behind them (signlab.sampling, signlab.confusion, signlab.kernels).
 
 One tiny logistic-regression run (20 steps) is trained once into a temporary runs folder; every
 page test points SIGNLAB_RUNS_DIR there. Plotly clicks cannot be simulated here, so the Evaluate
@@ -7,6 +7,7 @@ test picks a confusion cell through the fallback selectboxes.
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from signlab import explore
+from signlab import confusion, kernels, models, sampling
 from signlab.evaluate import Evaluation
 from signlab.labels import LETTERS
 from tests._local import by_label, no_error
@@ -87,7 +88,7 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
     assert len(at.dataframe) >= 1  # the per-letter table
     true_box, pred_box = by_label(at.selectbox, "True letter"), by_label(at.selectbox, "Predicted letter")
     # a diagonal cell always holds images for a trained model: pick the letter with most right answers
-    from signlab import ui  # noqa: F401 - the cache is shared with the app in this process
+    importlib.import_module("signlab.ui")  # the cache is shared with the app in this process
     from signlab.api import evaluate_run
 
     ev = evaluate_run(runs_env[1], runs_dir=runs_env[0])
@@ -233,7 +234,7 @@ def test_runs_page_open_in_evaluate(runs_env):
     assert any(t.value.endswith("Evaluate a model") for t in at.title)
 
 
-# --------------------------------------------------------------------------- signlab.explore
+# --------------------------------------------------------------------------- the pages' helpers
 def _ev(y_true, y_pred) -> Evaluation:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     probs = np.full((len(y_true), 24), 0.01)
@@ -242,43 +243,43 @@ def _ev(y_true, y_pred) -> Evaluation:
 
 
 def test_click_to_pair():
-    assert explore.click_to_pair([{"customdata": [3, 5], "x": "F"}]) == (3, 5)
-    assert explore.click_to_pair([{"x": "A"}, {"customdata": [1, 1]}]) == (1, 1)
+    assert confusion.click_to_pair([{"customdata": [3, 5], "x": "F"}]) == (3, 5)
+    assert confusion.click_to_pair([{"x": "A"}, {"customdata": [1, 1]}]) == (1, 1)
     # what Streamlit 1.67 sends for a numpy customdata row (seen in Chromium)
     sent = [{"point_index": 276, "x": "N", "y": "M", "customdata": {"0": 11, "1": 12}}]
-    assert explore.click_to_pair(sent) == (11, 12)
+    assert confusion.click_to_pair(sent) == (11, 12)
     for bad in (None, [], [{"customdata": None}], [{"customdata": [30, 1]}], [{"customdata": ["a", 1]}],
                 ["not a dict"], [{"customdata": [2]}], [{"customdata": {"0": 1}}], [{"customdata": "ab"}]):
-        assert explore.click_to_pair(bad) is None
+        assert confusion.click_to_pair(bad) is None
 
 
 def test_sample_indices_filters_and_repeats():
     targets = np.array([0, 1, 2, 1, 1, 0, 2, 1])
-    a = explore.sample_indices(targets, [1], 3, seed=7)
+    a = sampling.sample_indices(targets, [1], 3, seed=7)
     assert len(a) == 3 and set(targets[a]) == {1} and len(set(a)) == 3
-    assert np.array_equal(a, explore.sample_indices(targets, [1], 3, seed=7))
-    assert len(explore.sample_indices(targets, [1], 10, seed=0)) == 4  # only four images of letter 1
-    assert len(explore.sample_indices(targets, None, 5, seed=0)) == 5
-    assert len(explore.sample_indices(targets, [5], 3, seed=0)) == 0
-    assert explore.random_test_index(targets, 2, seed=3) in (2, 6)
+    assert np.array_equal(a, sampling.sample_indices(targets, [1], 3, seed=7))
+    assert len(sampling.sample_indices(targets, [1], 10, seed=0)) == 4  # only four images of letter 1
+    assert len(sampling.sample_indices(targets, None, 5, seed=0)) == 5
+    assert len(sampling.sample_indices(targets, [5], 3, seed=0)) == 0
+    assert sampling.random_test_index(targets, 2, seed=3) in (2, 6)
 
 
 def test_worst_pair_and_crowded_column():
     y_true = [1] * 60 + [2] * 60 + [0] * 10 + [3] * 5
     y_pred = [0] * 55 + [1] * 5 + [0] * 40 + [2] * 20 + [0] * 10 + [3] * 5
     ev = _ev(y_true, y_pred)
-    assert explore.worst_pair(ev) == (1, 0)
-    col = explore.crowded_column(ev)
+    assert confusion.worst_pair(ev) == (1, 0)
+    col = confusion.crowded_column(ev)
     assert col is not None and col["letter"] == "A" and col["wrong"] == 95 and col["support"] == 10
-    assert explore.crowded_column(_ev([0, 1, 2], [0, 1, 2])) is None
-    assert explore.worst_pair(_ev([0, 1, 1], [0, 1, 1])) == (0, 0)  # no mistakes: the weakest diagonal
+    assert confusion.crowded_column(_ev([0, 1, 2], [0, 1, 2])) is None
+    assert confusion.worst_pair(_ev([0, 1, 1], [0, 1, 1])) == (0, 0)  # no mistakes: the weakest diagonal
 
 
 def test_titles_and_rows():
     ev = _ev([0, 1], [0, 2])
-    assert explore.confidence_titles(np.array([0.734, 1.0])) == ["73%", "100%"]
-    assert explore.mistake_titles(ev.mistakes()) == ["B→C 90%"]
-    rows = explore.per_class_rows(ev)
+    assert confusion.confidence_titles(np.array([0.734, 1.0])) == ["73%", "100%"]
+    assert confusion.mistake_titles(ev.mistakes()) == ["B→C 90%"]
+    rows = confusion.per_class_rows(ev)
     assert rows[0]["letter"] == "A" and rows[0]["recall"] == 100.0 and rows[1]["recall"] == 0.0
 
 
@@ -288,25 +289,25 @@ def test_kernel_helpers():
     from signlab.models import create_model
 
     conv = create_model("convnet")
-    assert explore.model_kind(conv) == "conv"
-    assert explore.model_kind(create_model("logreg")) == "logreg"
-    assert explore.model_kind(create_model("mlp")) == "mlp"
-    info = explore.conv_layer_info(conv)
+    assert models.model_kind(conv) == "conv"
+    assert models.model_kind(create_model("logreg")) == "logreg"
+    assert models.model_kind(create_model("mlp")) == "mlp"
+    info = kernels.conv_layer_info(conv)
     assert [(l["in"], l["out"], l["k"]) for l in info] == [(1, 100, 5), (100, 50, 3), (50, 50, 3)]
-    assert explore.conv_kernels(conv, info[1]["name"], 7).shape == (50, 3, 3)
+    assert kernels.conv_kernels(conv, info[1]["name"], 7).shape == (50, 3, 3)
     with pytest.raises(Exception, match="input channels"):
-        explore.conv_kernels(conv, info[1]["name"], 100)
-    assert explore.first_layer_tiles(torch.zeros(100, 1, 5, 5)).shape == (100, 5, 5)
-    assert explore.first_layer_tiles(torch.zeros(24, 784)).shape == (24, 28, 28)
-    assert explore.first_layer_weight(create_model("logreg")).shape == (24, 784)
+        kernels.conv_kernels(conv, info[1]["name"], 100)
+    assert kernels.first_layer_tiles(torch.zeros(100, 1, 5, 5)).shape == (100, 5, 5)
+    assert kernels.first_layer_tiles(torch.zeros(24, 784)).shape == (24, 28, 28)
+    assert kernels.first_layer_weight(create_model("logreg")).shape == (24, 784)
     w0 = torch.ones(4, 1, 3, 3)
-    change = explore.kernel_change({0: w0, 1: w0 * 1.5})
+    change = kernels.kernel_change({0: w0, 1: w0 * 1.5})
     assert change[0] == 0 and change[1] == pytest.approx(0.5)
-    tiles, titles = explore.feature_map_tiles(np.zeros((50, 3, 3)), cap=32)
+    tiles, titles = kernels.feature_map_tiles(np.zeros((50, 3, 3)), cap=32)
     assert tiles.shape == (32, 3, 3) and titles[0] == "#0"
     w = np.zeros((5, 784))
     w[3] = 1
-    assert explore.strongest_units(w, 2)[0] == 3
+    assert kernels.strongest_units(w, 2)[0] == 3
 
 
 def test_clickable_confusion_matrix_and_tile_grid():

@@ -33,6 +33,7 @@ from signlab.config import TrainConfig
 from signlab.errors import ImageError, RunError
 from signlab.fsutil import StorageError, atomic_write_json
 from signlab.jobs import JobManager
+from signlab.models import build_model
 from signlab.preprocess import MAX_FILE_BYTES, prepare
 from signlab.runs import create_run, list_runs, open_run
 from tests.test_data import MALFORMED  # the backend issue's malformed data files
@@ -215,8 +216,8 @@ def test_disk_full_during_training_ends_the_run_failed_with_a_clear_message(tmp_
         api.train(cfg, tmp_path, run_id="full", dataset=small_dataset)
     monkeypatch.undo()
     run = open_run("full", tmp_path)
-    st = run.status()
-    assert st["status"] == "failed" and "disk is full" in st["message"], st
+    status = run.status()
+    assert status["status"] == "failed" and "disk is full" in status["message"], status
     assert not list(run.dir.glob(".*.tmp"))
     assert not run.has_weights()
 
@@ -262,7 +263,7 @@ def test_out_of_memory_in_a_step_fails_with_a_suggestion_and_the_process_lives(s
     from signlab.trainer import FitEnd, Trainer
 
     cfg = TrainConfig(model="mlp", epochs=1, max_steps=10, batch_size=64, augment=False, log_every=2)
-    trainer = Trainer(cfg, small_dataset)
+    trainer = Trainer(cfg, build_model(cfg), small_dataset)
     real, calls = trainer.model.forward, []
 
     def forward(x):
@@ -277,7 +278,7 @@ def test_out_of_memory_in_a_step_fails_with_a_suggestion_and_the_process_lives(s
     assert "out of memory" in end.message and "smaller batch" in end.message and "64" in end.message
     assert isinstance(events[-1], FitEnd) and events[-1] == end
     # the process is fine: the next training in it completes
-    assert Trainer(cfg, small_dataset).fit().status == "completed"
+    assert Trainer(cfg, build_model(cfg), small_dataset).fit().status == "completed"
 
 
 @pytest.fixture
@@ -330,8 +331,8 @@ def test_out_of_memory_while_loading_onto_the_device(tmp_path, monkeypatch, caps
     with pytest.raises(RunError, match="out of memory") as err:
         api.train(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="oom-load", dataset=small_dataset)
     assert "device cpu" in str(err.value)
-    st = open_run("oom-load", tmp_path).status()
-    assert st["status"] == "failed" and st["message"] == str(err.value)
+    status = open_run("oom-load", tmp_path).status()
+    assert status["status"] == "failed" and status["message"] == str(err.value)
     monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
     assert cli.main(["train", "--model", "logreg", "--quiet", "--runs-dir", str(tmp_path)]) == 2
     assert "out of memory" in _one_line_error(capsys)

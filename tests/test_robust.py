@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from signlab import api
+from signlab import api, export
 from signlab.config import TrainConfig, preset
 from signlab.errors import ConfigError
 from signlab.inference import predict
-from signlab.labels import equalize, input_norm, normalize
+from signlab.normalize import equalize, input_norm, normalize
 from signlab.models import Ensemble
 from signlab.runs import open_run
 
@@ -74,7 +74,7 @@ def test_ensemble_run_loads_with_its_normalisation(ensemble_run, small_dataset):
 
 def test_ensemble_with_equalize_exports_to_onnx(ensemble_run, small_dataset, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    path = api.export_onnx(ensemble_run, tmp_path / "ens.onnx")
+    path = export.export_onnx(ensemble_run, tmp_path / "ens.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.concatenate([small_dataset.test.images[:6] / 255.0,
                         np.random.default_rng(0).random((3, 28, 28))]).astype(np.float32)[:, None]
@@ -95,13 +95,13 @@ def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_ru
 
 
 def test_explanations_of_an_ensemble_read_its_first_network(ensemble_run, small_dataset):
-    from signlab.inference import _cam_layer, explanation_kind, feature_maps, saliency_map
-    from signlab.models import first_network
+    from signlab.inference import _cam_layer, feature_maps, saliency_map
+    from signlab.models import first_network, model_kind
 
     model = ensemble_run.load_model()
     first = first_network(model)
     assert first is model.members[0] and input_norm(first) == "equalize"  # a member alone normalises as trained
-    assert explanation_kind(model) == "gradcam"
+    assert model_kind(model) == "conv"
     assert any(_cam_layer(model) is m for m in first.modules())  # Grad-CAM reads the first network
     x = small_dataset.test.images[2] / 255.0
     cam = saliency_map(model, x, int(predict(model, [x])[0].argmax()))

@@ -10,7 +10,8 @@ import torch
 from signlab import api, runs
 from signlab.config import TrainConfig
 from signlab.errors import RunError
-from signlab.labels import normalize
+from signlab.models import build_model
+from signlab.normalize import normalize
 from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
 from signlab.store import RunState
 from signlab.trainer import Trainer
@@ -26,10 +27,10 @@ def test_run_dir_files_after_training(trained_run):
     for name in RUN_FILES:
         assert (run.dir / name).is_file(), name
     assert not list(run.dir.glob(".*.tmp")), "no temporary files are left behind"
-    st = run.status()
-    assert st["status"] == "completed" and st["epochs_completed"] == 1
-    assert st["test_accuracy"] == pytest.approx(record["test_accuracy"])
-    assert st["worker"] is None and st["lease_until"] is None  # a finished run holds no lease
+    status = run.status()
+    assert status["status"] == "completed" and status["epochs_completed"] == 1
+    assert status["test_accuracy"] == pytest.approx(record["test_accuracy"])
+    assert status["worker"] is None and status["lease_until"] is None  # a finished run holds no lease
     states = [h["to_state"] for h in run.store.history(run.id)]
     assert states == ["claimed", "running", "completed"]  # one holder, one start
     assert run.config.model == "logreg" and run.config.epochs == 1
@@ -47,7 +48,7 @@ def _fresh_run(tmp_path, ds, **kw):
     cfg = TrainConfig(**{"model": "fastcnn", "width": 4, "epochs": 1, "batch_size": 250, "max_steps": 3,
                          "device": "cpu", "log_every": 1, **kw})
     run, claim = create_held_run(cfg, "test-holder", tmp_path, run_id="fresh")
-    trainer = Trainer(cfg, ds, [RunWriter(run, claim)])
+    trainer = Trainer(cfg, build_model(cfg), ds, [RunWriter(run, claim)])
     end = trainer.fit()
     return run, trainer, end
 
@@ -139,9 +140,9 @@ def test_an_older_signlabs_running_folder_is_imported_as_interrupted(tmp_path, s
     (folder / "meta.json").write_text(json.dumps({"name": "old run", "created": 1.5e9}))
     (folder / "status.json").write_text(json.dumps({"status": state, "pid": 1, "epochs_completed": 2,
                                                     "test_accuracy": 0.9}))
-    st = open_run("legacy", tmp_path).status()
-    assert st["status"] == RunState.INTERRUPTED and st["epochs_completed"] == 2
-    assert st["test_accuracy"] == 0.9 and st["name"] == "old run" and st["created"] == 1.5e9
+    status = open_run("legacy", tmp_path).status()
+    assert status["status"] == RunState.INTERRUPTED and status["epochs_completed"] == 2
+    assert status["test_accuracy"] == 0.9 and status["name"] == "old run" and status["created"] == 1.5e9
 
 
 def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
@@ -154,8 +155,8 @@ def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
 
     time.sleep(1.2)
     assert run.store.expire_leases() == ["crashed"]
-    st = run.status()
-    assert st["status"] == RunState.INTERRUPTED and "epoch 2" in st["message"]
+    status = run.status()
+    assert status["status"] == RunState.INTERRUPTED and "epoch 2" in status["message"]
     with pytest.raises(runs.LeaseLost):  # the old holder can no longer write
         run.store.update(claim, epochs_completed=3)
 

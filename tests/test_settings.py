@@ -110,7 +110,7 @@ def test_numbers_from_outside_are_refused_in_one_line(value):
 def test_choices_are_the_shared_tuples():
     from signlab.augment import FRAMINGS
     from signlab.config import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
-    from signlab.labels import NORMALIZATIONS
+    from signlab.normalize import NORMALIZATIONS
     from signlab.models import model_names
 
     assert SETTING["optimizer"].choices is OPTIMIZERS and SETTING["schedule"].choices is SCHEDULES

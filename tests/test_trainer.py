@@ -10,13 +10,14 @@ import torch
 from signlab.config import TrainConfig
 from signlab.data import Dataset, Split
 from signlab.errors import ConfigError
+from signlab.models import build_model
 from signlab.trainer import BatchEnd, EpochEnd, FitEnd, FitStart, Trainer, split_train_val
 
 
 def _fit(ds, callbacks=(), **kw):
     events = []
     cfg = TrainConfig(**{"model": "logreg", "device": "cpu", **kw})
-    trainer = Trainer(cfg, ds, [lambda e, t: events.append(e), *callbacks])
+    trainer = Trainer(cfg, build_model(cfg), ds, [lambda e, t: events.append(e), *callbacks])
     end = trainer.fit()
     return trainer, end, events
 
@@ -193,7 +194,7 @@ def test_an_ensemble_trains_every_member(small_dataset):
     events = []
     cfg = TrainConfig(model="fastcnn", width=8, ensemble=2, epochs=1, batch_size=64, log_every=4, augment=False,
                       lr=1e-2, optimizer="adamw", schedule="none", device="cpu")
-    trainer = Trainer(cfg, small_dataset, [lambda e, t: events.append(e)])
+    trainer = Trainer(cfg, build_model(cfg), small_dataset, [lambda e, t: events.append(e)])
     assert isinstance(trainer.model, Ensemble)
     start = [{n: p.detach().clone() for n, p in m.named_parameters()} for m in trainer.model.members]
     end = trainer.fit()
@@ -206,3 +207,26 @@ def test_an_ensemble_trains_every_member(small_dataset):
         assert len(moved) == len(before), set(before) - set(moved)
         conv = [p for n, p in member.named_parameters() if n.endswith("0.0.weight")][0]
         assert (conv - before[[n for n in before if n.endswith("0.0.weight")][0]]).norm() > 0.05 * conv.norm()
+
+
+def test_the_trainer_trains_the_model_it_is_given(small_dataset):
+    cfg = TrainConfig(model="logreg", device="cpu", epochs=1, batch_size=100, augment=False)
+    model = build_model(cfg)
+    before = model.linear.weight.detach().clone()
+    trainer = Trainer(cfg, model, small_dataset)
+    assert trainer.model is model and trainer.dataset is small_dataset
+    trainer.fit()
+    assert not torch.equal(before, model.linear.weight.detach())  # trained in place: the caller's model
+
+
+def test_build_model_starts_from_the_seed_and_leaves_the_global_generator_alone():
+    cfg = TrainConfig(model="fastcnn", ensemble=2, input_norm="equalize", seed=3)
+    torch.manual_seed(0)
+    expected_next = torch.rand(1)
+    torch.manual_seed(0)
+    a, b = build_model(cfg), build_model(cfg)
+    assert torch.rand(1) == expected_next  # loading a model never shifts another thread's random stream
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    c = build_model(cfg.replace(seed=4))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+    assert a.input_norm == "equalize" and len(a.members) == 2

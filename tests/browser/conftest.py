@@ -9,6 +9,7 @@ a failure.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -48,7 +49,7 @@ def chromium_path() -> str:
             pytest.fail(f"Chromium is missing at {CHROMIUM}; CI must run the browser tests")
         pytest.skip(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
     try:
-        import playwright  # noqa: F401
+        importlib.import_module("playwright")
     except ImportError:
         if os.environ.get("CI"):
             pytest.fail("the playwright package is missing; CI must run the browser tests")

@@ -286,8 +286,8 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             page.get_by_role("button", name="Continue training").click()
             _wait_text(page, f"Finished {done + 1} epoch(s)", 180)
             assert_no_exception(page, "Train after continuing")
-            st = run.status()
-            assert st["status"] == "completed" and st["epochs_completed"] == done + 1, st
+            status = run.status()
+            assert status["status"] == "completed" and status["epochs_completed"] == done + 1, status
             assert len([m for m in run.metrics() if m["type"] == "fit_start"]) == 3  # run, automatic, by hand
         with step(page, "the Runs page lists it completed; every run opens whole"):
             _open(page, second.url + "/runs")

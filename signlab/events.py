@@ -1,0 +1,61 @@
+"""What the Trainer reports as it trains: small typed events, and the callback signature.
+
+Plain dataclasses with no torch, so the command line's progress bar, the health monitor and the
+sweep's pruning callback can name them without loading the training stack.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Union
+
+if TYPE_CHECKING:  # annotation only: the trainer imports this module
+    from .trainer import Trainer
+
+
+@dataclass(frozen=True)
+class FitStart:
+    total_epochs: int  # the epoch number training will end on (continuations count on)
+    start_epoch: int  # epochs already done before this fit (0 for a new run)
+    steps_per_epoch: int
+    n_train: int
+    n_val: int
+    device: str
+    parameters: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    step: int  # global step, 1-based
+    epoch: int  # 1-based epoch this batch belongs to
+    loss: float  # mean loss over the steps since the last BatchEnd
+    lr: float
+    samples_per_second: float
+    train_seconds: float  # training time so far in this fit (no validation)
+    progress: float  # 0..1 through this fit's steps
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    train_loss: float
+    train_accuracy: float  # on the (augmented) training batches of this epoch
+    val_loss: float
+    val_accuracy: float
+    epoch_seconds: float  # training time of this epoch
+    train_seconds: float
+    samples_per_second: float
+
+
+@dataclass(frozen=True)
+class FitEnd:
+    status: str  # completed | stopped | diverged | failed
+    message: str
+    epochs_completed: int  # total, continuations included
+    steps: int
+    train_seconds: float
+    samples_per_second: float
+    val_accuracy: float | None
+
+
+Event = Union[FitStart, BatchEnd, EpochEnd, FitEnd]
+Callback = Callable[[Event, "Trainer"], None]

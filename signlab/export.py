@@ -1,0 +1,65 @@
+"""The ONNX export of a run: writing ``model.onnx`` (normalisation included) and finding it again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import RunError, SignlabError
+from .fsutil import atomic_write
+from .normalize import normalize_for
+from .runs import Run, open_run
+
+
+def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None) -> Path:
+    """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
+
+    The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255.
+    """
+    run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    model = run.load_model()
+
+    class WithNormalize(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(normalize_for(self.inner, x))
+
+    out = Path(out) if out else run.dir / "model.onnx"
+    wrapped = WithNormalize(model).eval()
+    example = torch.rand(2, 1, 28, 28)
+    def write(p: Path) -> None:
+        torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                          opset_version=17)
+
+    atomic_write(out, write)
+    return out
+
+
+def onnx_path(run: Run) -> Path | None:
+    """The run's ONNX export if it exists and is newer than the weights; else None."""
+    p = run.dir / "model.onnx"
+    try:
+        if p.is_symlink():  # a planted link is never offered for download (read with run.file_bytes)
+            return None
+        if p.stat().st_mtime >= (run.dir / "model.safetensors").stat().st_mtime:
+            return p
+    except OSError:
+        pass
+    return None
+
+
+def export_for_download(run: Run) -> Path:
+    """Export the run to ``<run>/model.onnx`` for the Runs page; any failure becomes a RunError with
+    one clear line."""
+    if not run.has_weights():
+        raise RunError(f"run {run.id} has no weights yet; train it for one epoch first")
+    try:
+        return export_onnx(run)
+    except SignlabError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the exporter raises many kinds; the page shows one line
+        raise RunError(f"the ONNX export of run {run.id} failed ({type(err).__name__}: {err})") from err

@@ -1,0 +1,32 @@
+"""Which dataset images a page shows: seeded samples of chosen letters, and their titles."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .labels import LETTERS
+
+
+def sample_indices(targets: np.ndarray, letters: Sequence[int] | None, n: int, seed: int) -> np.ndarray:
+    """``n`` random image indices (fewer when there are fewer) of the given class indices.
+
+    ``letters`` empty or None means every letter. The same seed gives the same sample, so a page
+    redraws the same images until the user asks for a reshuffle.
+    """
+    targets = np.asarray(targets)
+    pool = np.flatnonzero(np.isin(targets, list(letters))) if letters else np.arange(len(targets))
+    if len(pool) == 0 or n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return rng.choice(pool, size=min(n, len(pool)), replace=False)
+
+
+def letter_titles(targets: np.ndarray) -> list[str]:
+    return [LETTERS[int(t)] for t in targets]
+
+
+def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int:
+    """A random image index, of one letter when ``letter`` is given."""
+    idx = sample_indices(targets, [letter] if letter is not None else None, 1, seed)
+    return int(idx[0]) if len(idx) else 0

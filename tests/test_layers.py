@@ -1,0 +1,122 @@
+"""The layering rules, checked: import-linter's contracts for the package (``.importlinter``) and an
+ast check for the pages, which are scripts that import-linter cannot see.
+
+docs/architecture.md describes the layers. Each check is also shown to fail when its rule is broken,
+so a passing run means something.
+"""
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+# What a page may import from signlab: the UI helper, the charts, the view models, and two modules
+# of plain constants with no logic (the letters, the pages' texts).
+PAGE_ALLOWED = {"signlab.ui", "signlab.figures", "signlab.views", "signlab.labels", "signlab.teach"}
+
+# Imports the pages still make beyond PAGE_ALLOWED, page by page. The list may only shrink: the
+# view models (signlab.views) and the settings declaration (signlab.settings) being written on the
+# issue-17 branches are meant to replace these, and the test fails when an entry is no longer used,
+# so whoever removes an import removes its entry too.
+PAGE_EXCEPTIONS: dict[str, set[str]] = {
+    "app.py": set(),
+    "calibrate.py": {"signlab.access", "signlab.calibrate", "signlab.errors"},
+    "classify.py": {"signlab.access", "signlab.config", "signlab.inference", "signlab.models", "signlab.normalize",
+                    "signlab.preprocess"},
+    "data.py": {"signlab.data", "signlab.sampling"},
+    "evaluate.py": {"signlab.confusion"},
+    "guide.py": {"signlab.access", "signlab.guide", "signlab.health", "signlab.kernels", "signlab.store"},
+    "home.py": {"signlab.data"},
+    "kernels.py": {"signlab.inference", "signlab.kernels", "signlab.models", "signlab.sampling"},
+    "map.py": {"signlab.embedding", "signlab.inference"},
+    "runs.py": {"signlab.access", "signlab.compare", "signlab.export", "signlab.store"},
+    "sweeps.py": {"signlab.access", "signlab.compare", "signlab.models", "signlab.sweep"},
+    "train.py": {"signlab.access", "signlab.config", "signlab.errors", "signlab.health", "signlab.models",
+                 "signlab.normalize", "signlab.store"},
+}
+PAGE_FORBIDDEN_EXTERNAL = {"torch"}  # a page that needs a tensor is computing something
+
+
+def imported_modules(source: str) -> set[str]:
+    """The modules a script imports, ``from signlab import ui`` counted as ``signlab.ui``."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "signlab":
+                out |= {f"signlab.{a.name}" for a in node.names}
+            else:
+                out.add(node.module)
+    return out
+
+
+def page_problems(name: str, source: str) -> list[str]:
+    """What breaks the pages' rule in one page (empty when it holds)."""
+    mods = imported_modules(source)
+    allowed = PAGE_ALLOWED | PAGE_EXCEPTIONS.get(name, set())
+    problems = [f"{name} imports {m}: pages import only {', '.join(sorted(PAGE_ALLOWED))}"
+                for m in sorted(mods) if m.startswith("signlab.") and m not in allowed]
+    problems += [f"{name} imports {m}" for m in sorted(mods) if m.split(".")[0] in PAGE_FORBIDDEN_EXTERNAL]
+    problems += [f"{name} no longer imports {m}: remove it from PAGE_EXCEPTIONS"
+                 for m in sorted(PAGE_EXCEPTIONS.get(name, set()) - mods)]
+    return problems
+
+
+def _page_files() -> list[Path]:
+    return sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+
+
+def test_every_page_has_an_entry():
+    assert {p.name for p in _page_files()} == set(PAGE_EXCEPTIONS)
+
+
+@pytest.mark.parametrize("path", _page_files(), ids=lambda p: p.name)
+def test_pages_import_only_the_ui_figures_and_view_models(path):
+    assert page_problems(path.name, path.read_text()) == []
+
+
+def test_the_page_check_fails_when_a_page_breaks_the_rule():
+    assert page_problems("evaluate.py", "from signlab.confusion import worst_pair\nimport torch\n"
+                                        "from signlab.trainer import Trainer\n") == [
+        "evaluate.py imports signlab.trainer: pages import only signlab.figures, signlab.labels, signlab.teach, "
+        "signlab.ui, signlab.views",
+        "evaluate.py imports torch"]
+    assert page_problems("evaluate.py", "from signlab import ui\n") == [
+        "evaluate.py no longer imports signlab.confusion: remove it from PAGE_EXCEPTIONS"]
+
+
+def _lint(cwd: Path) -> subprocess.CompletedProcess:
+    if not LINT_IMPORTS.exists():
+        pytest.fail(f"{LINT_IMPORTS} is missing: pip install -r requirements-dev.txt")
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(ROOT / ".importlinter"), "--no-cache"],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_import_contracts_hold():
+    out = _lint(ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("figures.py", "import torch", "signlab.figures imports no torch"),
+    ("data.py", "import streamlit", "Only signlab.ui imports Streamlit"),
+    ("runs.py", "from . import ui", "never imports signlab.ui"),
+    ("store.py", "from . import jobs", "knows nothing of the job queue"),
+    ("cli.py", "import streamlit", "The command line imports no Streamlit"),
+])
+def test_a_broken_contract_fails_the_lint(tmp_path, module, line, contract):
+    shutil.copytree(ROOT / "signlab", tmp_path / "signlab", ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "signlab" / module
+    target.write_text(target.read_text() + f"\n{line}  # broken on purpose\n")
+    out = _lint(tmp_path)
+    assert out.returncode != 0, out.stdout
+    assert contract in out.stdout and "BROKEN" in out.stdout, out.stdout
