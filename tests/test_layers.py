@@ -39,7 +39,7 @@ PAGE_EXCEPTIONS: dict[str, set[str]] = {
     "runs.py": {"signlab.access", "signlab.compare", "signlab.export", "signlab.store"},
     "sweeps.py": {"signlab.access", "signlab.compare", "signlab.models", "signlab.sweep"},
     "train.py": {"signlab.access", "signlab.config", "signlab.errors", "signlab.health", "signlab.models",
-                 "signlab.normalize", "signlab.store"},
+                 "signlab.settings", "signlab.store"},
 }
 PAGE_FORBIDDEN_EXTERNAL = {"torch"}  # a page that needs a tensor is computing something
 
