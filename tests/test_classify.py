@@ -405,11 +405,11 @@ def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, datase
     per session (cached by its hash), not again on every crop-slider move."""
     from streamlit.testing.v1 import AppTest
 
-    import signlab.preprocess as pre
+    import signlab.ui as ui_module  # the page decodes through ui.decoded_photo, which calls ui's load_gray
 
     calls = []
-    real = pre.load_gray
-    monkeypatch.setattr(pre, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = ui_module.load_gray
+    monkeypatch.setattr(ui_module, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page("pages/classify.py")
