@@ -34,6 +34,7 @@ class ProgressBar:
 
     def __call__(self, event, trainer) -> None:
         from .trainer import BatchEnd, EpochEnd, FitEnd, FitStart
+        from .views import progress_text, seconds_left  # with torch, as the trainer: --help stays quick
 
         if isinstance(event, FitStart):
             self.total_epochs = event.total_epochs
@@ -42,11 +43,11 @@ class ProgressBar:
         elif isinstance(event, BatchEnd):
             p = min(max(event.progress, 0.0), 1.0)
             filled = int(p * self.width)
-            left = event.train_seconds * (1 - p) / p if p > 0 else 0
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
-            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] epoch {event.epoch}/"
-                              f"{self.total_epochs} loss {event.loss:.4f}{acc} "
-                              f"{event.samples_per_second:,.0f} samples/s ~{left:.0f}s left ")
+            # the same words as the Train page's progress bar (signlab.views)
+            line = progress_text(event.epoch, self.total_epochs, p, event.samples_per_second,
+                                 seconds_left(p, event.train_seconds))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {line} · loss {event.loss:.4f}{acc} ")
             self.stream.flush()
         elif isinstance(event, EpochEnd):
             self.last_acc = event.val_accuracy
