@@ -36,6 +36,7 @@ st.caption(f"Between {counts.min():,} and {counts.max():,} training images a let
 st.subheader("Latest runs")
 runs = ui.runs()[:5]
 if runs:
-    st.dataframe(views.latest_runs_rows(r.summary() for r in runs), hide_index=True, width="stretch")
+    # a static table wraps its cells: on a phone it fits the screen instead of cutting off its right side
+    st.table(views.latest_runs_rows(r.summary() for r in runs), hide_index=True)
 else:
     st.info("No runs yet. Press **Train a model now**: the Train page says how long it takes on this server.")

@@ -145,7 +145,7 @@ with left:
     if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch",
                  help=None if view.can_start else "Your run is still training: stop it or wait for it to end."):
         with ui.guard("Could not start"):
-            new = access.submit(me, cfg, rules, jm)
+            new = access.submit(me, cfg, rules, jm, name=views.default_run_name(cfg))
             ui.follow_run(new.id)
             st.rerun()
     if b2.button("⏹ Stop", disabled=not view.can_stop, width="stretch"):

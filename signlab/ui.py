@@ -633,8 +633,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if now.state != drawn_with:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
         if not compact:
-            st.subheader(md(views.run_heading(run.name, run.id)))
-            st.caption(views.config_line(run.config, run.status().get("device", "")))
+            st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
+            st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
         _draw_status(now)
         records = metrics(run)
         batches = views.continued_steps([r for r in records if r.get("type") == "batch"])

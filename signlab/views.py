@@ -158,9 +158,17 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
 
-def run_heading(name: str | None, run_id: str) -> str:
-    """The Train page heads a run with its name (the id only when it has none)."""
-    return f"Run {name}" if name and name != run_id else f"Run {run_id}"
+def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
+    """The Train page heads a run with its name; a run named by its id (an older or a command-line
+    run) is called by its model instead, the id staying in the caption."""
+    if name and name != run_id:
+        return f"Run {name}"
+    return f"Your {model} run" if model else f"Run {run_id}"
+
+
+def default_run_name(cfg: Any) -> str:
+    """The name a run started on the Train page gets: what it trains, readable in every picker."""
+    return f"{cfg.model}, {cfg.preset} preset, {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
 
 
 def config_line(cfg: Any, device: str = "") -> str:

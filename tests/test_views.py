@@ -94,6 +94,8 @@ def test_continued_steps_never_go_back():
 def test_run_heading_uses_the_name():
     assert views.run_heading("my first run", "logreg-20260101-x") == "Run my first run"
     assert views.run_heading(None, "logreg-1") == "Run logreg-1"
+    assert views.run_heading("20260101-logreg-ab", "20260101-logreg-ab", "logreg") == "Your logreg run"
+    assert views.default_run_name(preset("fast", epochs=1)).endswith("fast preset, 1 epoch")
 
 
 def test_my_active_run_finds_the_users_running_run():
