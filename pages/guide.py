@@ -45,7 +45,7 @@ if step.config is not None:
             new = access.submit(me, cfg, ui.policy(), jm, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
-    st.caption(f"On this server {views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train))}.")
+    st.caption(views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train)).capitalize() + ".")
     if job is not None:
         mine = access.can(me, job, "stop", ui.policy())
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")

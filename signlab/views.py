@@ -233,7 +233,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs."""
     speed = measured_speed(rows, cfg.model, getattr(cfg, "ensemble", 1))
     if speed is None:
-        return "the time left is shown after its first steps"
+        return "the time it takes is shown after its first steps"
     return f"it takes {duration(training_images(cfg, n_train) / speed)} on this server"
 
 
