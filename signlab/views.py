@@ -370,3 +370,36 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
 def first_of_each(targets: np.ndarray, n_classes: int) -> list[int]:
     """The index of the first image of each class (Home's one image a letter)."""
     return [int(np.flatnonzero(np.asarray(targets) == k)[0]) for k in range(n_classes)]
+
+
+# --------------------------------------------------------------------------- the map's selected region
+@dataclass(frozen=True)
+class Region:
+    """A region of points picked on the Map: what it holds and the view that frames it."""
+
+    mask: np.ndarray  # (N,) bool: the picked points
+    zoom: tuple[tuple[float, float], tuple[float, float]]  # x and y ranges, with a margin
+    caption: str
+
+
+def map_region(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, picked: Sequence[int],
+               drawn: int) -> Region:
+    """The summary of the ``picked`` points of a 2-D map: their commonest true letters, how many are
+    misclassified, and a zoom around them with 8% margin; ``drawn`` images are shown as thumbnails."""
+    picked = np.asarray(picked, dtype=int)
+    pts = np.asarray(coords)[picked]
+    pad = 0.08 * max(float(np.ptp(pts[:, 0])), float(np.ptp(pts[:, 1])), 1e-6)
+    zoom = ((float(pts[:, 0].min() - pad), float(pts[:, 0].max() + pad)),
+            (float(pts[:, 1].min() - pad), float(pts[:, 1].max() + pad)))
+    mask = np.zeros(len(y_true), bool)
+    mask[picked] = True
+    letters = np.bincount(np.asarray(y_true)[picked], minlength=len(LETTERS))
+    common = ", ".join(f"{LETTERS[k]} {letters[k]}" for k in np.argsort(-letters)[:5] if letters[k])
+    wrong = int((np.asarray(y_true)[picked] != np.asarray(y_pred)[picked]).sum())
+    return Region(mask, zoom, f"True letters here: {common}. {wrong} of them misclassified. "
+                              f"{drawn} images are drawn where their points lie.")
+
+
+def snapshot_title(epoch: int | None) -> str:
+    """The title of a saved weight snapshot on the Kernels page."""
+    return "before training" if epoch == 0 else (f"after epoch {epoch}" if epoch else "the final weights")

@@ -240,3 +240,17 @@ def test_sweep_status_from_workers_not_the_clock():
     failed = views.sweep_status([], [], False, False, "signlab: no data")
     assert failed.kind == "error" and failed.message == "The sweep could not run: no data"
     assert views.sweep_status([], [], False, False).message == "This study has no trials yet."
+
+
+# --------------------------------------------------------------------------- map and kernels
+def test_map_region_summarises_the_picked_points():
+    coords = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
+    region = views.map_region(coords, np.array([0, 0, 1]), np.array([0, 1, 1]), [0, 1], drawn=2)
+    assert region.mask.tolist() == [True, True, False]
+    assert region.caption == "True letters here: A 2. 1 of them misclassified. 2 images are drawn where their points lie."
+    (x0, x1), (y0, y1) = region.zoom
+    assert x0 < 0 < 1 < x1 and y0 < 0 < 2 < y1 and x1 - 1 == pytest.approx(0.16)
+
+
+def test_snapshot_title():
+    assert [views.snapshot_title(e) for e in (0, 3, None)] == ["before training", "after epoch 3", "the final weights"]
