@@ -14,8 +14,6 @@ st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
 runs_dir = ui.runs_dir()
-LABELS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
-          "augment": "augmentation", "width": "width"}
 STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
 
 left, right = st.columns([1, 2], gap="large")
@@ -62,16 +60,7 @@ with right:
     if st.session_state.get("sweep_select") not in by_name:
         st.session_state["sweep_select"] = chosen
 
-    def _label(name: str) -> str:
-        s = by_name[name]
-        bits = [name]
-        if s.get("model"):
-            bits.append(f"{s['model']}, {s.get('epochs', '?')} epoch(s) per trial")
-        if s.get("workers"):
-            bits.append("running")
-        return " · ".join(bits)
-
-    study = st.selectbox("Study", ids, format_func=_label, key="sweep_select")
+    study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
     st.session_state[ui.Keys.SWEEP] = study
     record = by_name[study]
     storage = record.get("storage")
@@ -117,7 +106,7 @@ with right:
                     st.rerun()
 
         if best:
-            settings = ", ".join(f"{LABELS[k]} {_fmt(k, best[k])}" for k in sweep.PARAMS if best.get(k) is not None)
+            settings = views.trial_settings(best, sweep.PARAMS)
             test = best.get("test_accuracy")
             st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
                         + (f", {100 * test:.2f}% on the test set" if test is not None else "")
@@ -179,13 +168,6 @@ with right:
             st.info(view.message)
         if running and not now_running:
             st.rerun()  # the sweep ended: a full rerun turns polling off
-
-    def _fmt(k: str, v) -> str:
-        if k in ("lr", "weight_decay"):
-            return f"{v:.2e}"
-        if k == "augment":
-            return "on" if v else "off"
-        return str(v)
 
     live()
     with st.expander("Run this sweep from a terminal, or on more machines"):

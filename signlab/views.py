@@ -403,3 +403,33 @@ def map_region(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, picke
 def snapshot_title(epoch: int | None) -> str:
     """The title of a saved weight snapshot on the Kernels page."""
     return "before training" if epoch == 0 else (f"after epoch {epoch}" if epoch else "the final weights")
+
+
+# --------------------------------------------------------------------------- sweeps' words
+SETTING_WORDS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
+                 "augment": "augmentation", "width": "width"}
+
+
+def setting_value(key: str, value: Any) -> str:
+    """A searched setting's value as the Sweeps page writes it."""
+    if key in ("lr", "weight_decay"):
+        return f"{value:.2e}"
+    if key == "augment":
+        return "on" if value else "off"
+    return str(value)
+
+
+def trial_settings(trial: dict[str, Any], params: Sequence[str]) -> str:
+    """"learning rate 3.00e-03, batch size 64, …": a trial's searched settings in one line."""
+    return ", ".join(f"{SETTING_WORDS.get(k, k)} {setting_value(k, trial[k])}" for k in params
+                     if trial.get(k) is not None)
+
+
+def study_label(record: dict[str, Any]) -> str:
+    """A study in the picker: its name, model and epochs per trial, and whether it is running."""
+    bits = [str(record.get("study"))]
+    if record.get("model"):
+        bits.append(f"{record['model']}, {record.get('epochs', '?')} epoch(s) per trial")
+    if record.get("workers"):
+        bits.append("running")
+    return " · ".join(bits)

@@ -254,3 +254,12 @@ def test_map_region_summarises_the_picked_points():
 
 def test_snapshot_title():
     assert [views.snapshot_title(e) for e in (0, 3, None)] == ["before training", "after epoch 3", "the final weights"]
+
+
+def test_sweep_words():
+    trial = {"lr": 0.003, "batch_size": 64, "augment": True, "weight_decay": None}
+    assert views.trial_settings(trial, ["lr", "batch_size", "augment", "weight_decay"]) == \
+        "learning rate 3.00e-03, batch size 64, augmentation on"
+    assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
+        "s1 · logreg, 2 epoch(s) per trial · running"
+    assert views.study_label({"study": "s2"}) == "s2"
