@@ -216,5 +216,5 @@ def test_an_unreadable_upload_is_explained_in_student_words(page, own):
         wait_idle(page, WAIT)
         page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
             files=[{"name": "hand.png", "mimeType": "image/png", "buffer": b"this is not a picture"}])
-        wait_text(page, "not a picture we can open", WAIT)
+        wait_text(page, "not an image we can open; use a picture file", WAIT)
     assert "PIL" not in page.inner_text("body")
