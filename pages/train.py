@@ -133,19 +133,21 @@ jm = ui.job_manager()
 me, rules = ui.user(), ui.policy()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
-if run is None:  # a new tab or session: follow this user's run that is still training
+elsewhere = run is None
+if run is None:  # a new tab or session: show this user's run that is still training
     run = views.my_active_run(ui.runs(), lambda r: access.can(me, r, "stop", rules))
 mine = run is not None and access.can(me, run, "stop", rules)
-view = ui.live_view(run, jm, mine)
+view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
 
 with left:
     if config_error:
         st.error(config_error, icon="⚠️")
     b1, b2, b3 = st.columns(3)
-    if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch",
-                 help=None if view.can_start else "Your run is still training: stop it or wait for it to end."):
+    # the label and help stay the same in every state: they make the button's identity, and a click
+    # on a button whose identity changed in the rerun it triggers would be lost
+    if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch"):
         with ui.guard("Could not start"):
-            new = access.submit(me, cfg, rules, jm, name=views.default_run_name(cfg))
+            new = access.submit(me, cfg, rules, jm)
             ui.follow_run(new.id)
             st.rerun()
     if b2.button("⏹ Stop", disabled=not view.can_stop, width="stretch"):
@@ -156,6 +158,8 @@ with left:
         with ui.guard("Could not pause"):
             ui.pause_or_resume(run, view.paused)
             st.rerun()
+    if view.notice:
+        st.info(view.notice, icon="🏃")
     if view.can_continue:
         with st.form("continue"):
             more = st.number_input("Continue this run for more epochs", 1, 100, 2)

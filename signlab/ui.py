@@ -575,14 +575,15 @@ from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint  # noqa: E402
 POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
 
 
-def live_view(run: Run | None, jm: JobManager, mine: bool) -> "views.LiveStatus":
-    """The live status of ``run`` now (an empty one without a run)."""
+def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
+    """The live status of ``run`` now (an empty one without a run); ``elsewhere``: a run this
+    session did not start or open, found as the user's active run."""
     if run is None:
         return views.live_status({}, [])
     status = run.status()
     return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
-                             else None, target_epochs=run.config.epochs)
+                             else None, target_epochs=run.config.epochs, elsewhere=elsewhere)
 
 
 def follow_run(run_id: str) -> None:

@@ -69,6 +69,7 @@ class LiveStatus:
     can_pause: bool = False  # the third button reads "Pause"...
     can_resume: bool = False  # ...or "Resume" when this is true
     can_continue: bool = False
+    notice: str = ""  # said beside the buttons: this run was started in another tab or session
 
     @property
     def pause_label(self) -> str:
@@ -115,8 +116,12 @@ def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
-                target_epochs: int | None = None) -> LiveStatus:
-    """The live status of a run from its status row (``Run.status()``) and its metric records."""
+                target_epochs: int | None = None, elsewhere: bool = False) -> LiveStatus:
+    """The live status of a run from its status row (``Run.status()``) and its metric records.
+
+    ``elsewhere``: the page shows the user's active run that another tab or session started; Start
+    stays enabled (a second run beside it is the user's choice) and the notice says so.
+    """
     state = str(status.get("status") or "")
     if not state:
         return LiveStatus("", "info", "", can_start=True)
@@ -124,7 +129,10 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     done = int(status.get("epochs_completed") or 0)
     active = state in ACTIVE
     paused = state == RunState.PAUSED
-    buttons = dict(active=active, paused=paused, can_start=not (active and mine), can_stop=active and mine,
+    notice = ("This is your run that is still training, started in another tab or session: **Start** trains "
+              "another one beside it." if elsewhere and active and mine else "")
+    buttons = dict(active=active, paused=paused, can_start=elsewhere or not (active and mine),
+                   can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused,
                    can_continue=mine and not active and has_weights, target_epochs=target)
     if state == RunState.QUEUED:
@@ -164,20 +172,6 @@ def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     if name and name != run_id:
         return f"Run {name}"
     return f"Your {model} run" if model else f"Run {run_id}"
-
-
-def default_run_name(cfg: Any) -> str:
-    """The name a run started on the Train page gets: what it trains, readable in every picker."""
-    return f"{cfg.model}, {cfg.preset} preset, {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
-
-
-def config_line(cfg: Any, device: str = "") -> str:
-    """The settings of a run in one line, under its heading."""
-    extras = (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "") + (
-        " · equalize" if cfg.input_norm == "equalize" else "") + (
-        " · photo-like augmentation" if cfg.augment_photo else "")
-    return (f"{cfg.model}{extras} · batch {cfg.batch_size} · lr {cfg.lr:g} · {cfg.optimizer} · {cfg.schedule}"
-            + (f" · {device}" if device else ""))
 
 
 def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | None:

@@ -39,6 +39,12 @@ def test_paused_relabels_the_button_resume():
     assert v.message.endswith("· paused")
 
 
+def test_a_run_from_another_tab_keeps_start_and_says_so():
+    v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True)
+    assert v.can_start and v.can_stop and "another tab or session" in v.notice
+    assert not views.live_status({"status": "running"}, [_batch(5, 1, 0.5)]).notice
+
+
 def test_not_mine_disables_every_control_but_start():
     v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], mine=False)
     assert v.can_start and not (v.can_stop or v.can_pause or v.can_resume)
@@ -95,7 +101,6 @@ def test_run_heading_uses_the_name():
     assert views.run_heading("my first run", "logreg-20260101-x") == "Run my first run"
     assert views.run_heading(None, "logreg-1") == "Run logreg-1"
     assert views.run_heading("20260101-logreg-ab", "20260101-logreg-ab", "logreg") == "Your logreg run"
-    assert views.default_run_name(preset("fast", epochs=1)).endswith("fast preset, 1 epoch")
 
 
 def test_my_active_run_finds_the_users_running_run():
