@@ -174,6 +174,15 @@ def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     return f"Your {model} run" if model else f"Run {run_id}"
 
 
+def config_line(cfg: Any, device: str = "") -> str:
+    """The settings of a run in one line, under its heading."""
+    extras = (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "") + (
+        " · equalize" if cfg.input_norm == "equalize" else "") + (
+        " · photo-like augmentation" if cfg.augment_photo else "")
+    return (f"{cfg.model}{extras} · batch {cfg.batch_size} · lr {cfg.lr:g} · {cfg.optimizer} · {cfg.schedule}"
+            + (f" · {device}" if device else ""))
+
+
 def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | None:
     """The newest of this user's runs that is queued or training (a new tab or session finds it)."""
     for r in runs:  # newest first
