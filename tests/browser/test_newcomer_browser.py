@@ -109,8 +109,11 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         wait_idle(page, WAIT)
     with step(page, "Train shows the robust preset's settings, not fast's"):
         wait_text(page, "Train a model", WAIT)
+        wait_idle(page, WAIT)
+        # read once the page has drawn the new session's widgets (the first frame may still hold the old ones)
+        page.wait_for_function("() => { const e = document.querySelector('input[aria-label=\"Ensemble members\"]');"
+                               " return e && e.value === '3'; }", timeout=WAIT * 1000)
         assert _combo_value(page, "Preset").startswith("robust")
-        assert page.get_by_role("spinbutton", name="Ensemble members").input_value() == "3"
     with step(page, "stop the robust run"):
         _button(page, "⏹ Stop").click()
         wait_idle(page, WAIT)
