@@ -9,15 +9,14 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from signlab import access, figures, ui
-from signlab.inference import (NO_EVIDENCE_BELOW, PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, model_view, occlude, occlusion_map,
-                               predict, predict_prepared, saliency_map, top_k)
+from signlab import access, figures, ui, views
+from signlab.inference import NO_EVIDENCE_BELOW, model_view, occlude, occlusion_map, predict, saliency_map
 from signlab.config import preset
 from signlab.labels import LETTERS
 from signlab.models import model_kind
 from signlab.normalize import input_norm
-from signlab.preprocess import (MIN_PAD_ZOOM, Crop, canvas_to_gray, is_blank, locate_hand, looks_unusual,
-                                prepare_array, to_png, upscale)
+from signlab.preprocess import (MIN_PAD_ZOOM, Crop, canvas_to_gray, is_blank, locate_hand, prepare_array, to_png,
+                                upscale)
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
@@ -45,13 +44,12 @@ if cfg.preset != "robust":
     c1.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                "does much better on photos.")
-    if c2.button("Train the robust model", help="Starts the robust preset (about two minutes on a laptop CPU); "
-                 "this page uses it for photos once it is done."):
+    robust = preset("robust")
+    if c2.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows())}"
+                 "; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
-            new = access.submit(ui.user(), preset("robust"), ui.policy(), ui.job_manager(),
-                                name="robust model for photos")
-            st.session_state[ui.Keys.TRAIN_RUN] = new.id
-            st.switch_page("pages/train.py")
+            new = access.submit(ui.user(), robust, ui.policy(), ui.job_manager(), name="robust model for photos")
+            ui.open_train(new.id, "robust")  # the Train page's settings show the robust preset, not fast
 
 
 def _slider_values(crop: Crop) -> tuple[float, float, float]:
@@ -213,40 +211,21 @@ if is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no 
                                           if not is_photo else "The image is almost one flat shade."), icon="✋")
     st.stop()
 
-probs = predict_prepared(model, prepared, tta=cfg.augment_photo)  # robust runs: 4 views, either hand
-top = top_k(probs, 5)
-pred = int(np.argmax(probs))
-confidence = float(probs[pred])
-# a hand the detector found is a photo of a hand, whatever its background: the image checks are for the rest
-unusual = [] if hand is not None else looks_unusual(x)
-c3.plotly_chart(figures.probability_bars(top, title="Top 5 letters"), width="stretch", key="classify_bars")
+seen = views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo)  # robust runs: 4 views
+probs, pred = seen.probs, seen.index
+c3.plotly_chart(figures.probability_bars(list(seen.top), title="Top 5 letters"), width="stretch",
+                key="classify_bars")
 if cfg.augment_photo:
     st.caption("This robust model averages four views of the input: as shown, 15% tighter, and both mirrored, "
                "so either hand works"
                + ("; each is histogram-equalised first, which spreads its grey levels evenly" if equalized else "")
                + " (more under *How it works* at the top).")
-
-worry = doubt(probs, photo=is_photo)
-if unusual:
-    st.warning("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
-               + "\n".join(f"- {r}" for r in unusual), icon="⚠️")
-    st.markdown(f"#### A guess, not to be trusted: {LETTERS[pred]} ({confidence:.0%})")
-elif worry == "the model is not sure":
-    advice = ("Move the square so the hand fills it, add light, or try another angle." if is_photo
-              else "A drawing is not a photo: the model learned from photographs of hands.")
-    st.warning(f"**{worry.capitalize()}.** Its best letter, {LETTERS[pred]}, gets {confidence:.0%}; "
-               f"{top[1]['letter']} comes next with {top[1]['probability']:.0%}. {advice}", icon="🤔")
-    st.markdown(f"#### Not sure: perhaps {LETTERS[pred]} ({confidence:.0%})")
-elif worry:
-    st.warning(f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
-               f"given with {PHOTO_UNSURE_BELOW:.0%}–{PHOTO_DOUBT_BELOW:.0%} were wrong; {top[1]['letter']} "
-               f"comes next with {top[1]['probability']:.0%}.", icon="🤔")
-    st.markdown(f"#### Perhaps {LETTERS[pred]} ({confidence:.0%})")
-else:
-    st.markdown(f"#### The model says **{LETTERS[pred]}** ({confidence:.0%})")
-    if is_photo:
-        st.caption("Confidence is not correctness: on real photos, models trained on this dataset are still "
-                   "sometimes confidently wrong.")
+if seen.advice:
+    st.warning(seen.advice, icon="⚠️" if seen.kind == "unusual" else "🤔")
+st.markdown(f"#### {seen.headline}")
+if seen.kind == "sure" and is_photo:
+    st.caption("Confidence is not correctness: on real photos, models trained on this dataset are still "
+               "sometimes confidently wrong.")
 
 # ----------------------------------------------------------------------------- why
 st.subheader("Why did it decide this?")

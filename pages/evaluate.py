@@ -3,7 +3,7 @@ precision/recall/F1 and its most confident mistakes."""
 import pandas as pd
 import streamlit as st
 
-from signlab import figures, ui
+from signlab import figures, ui, views
 from signlab.confusion import (click_to_pair, confidence_titles, crowded_column, mistake_titles, per_class_rows,
                              worst_pair)
 from signlab.labels import LETTERS
@@ -112,8 +112,9 @@ with c2:
     st.markdown("**Precision**: when the model says this letter, how often is it right?  \n"
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
-    worst = sorted(rows, key=lambda r: r["F1"])[:3]
-    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({r['F1']:.0f}% F1)" for r in worst) + ".")
+    worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
+    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({r['F1']:.0f}% F1)" for r in worst) + "."
+                if worst else "Every letter is recognised perfectly here.")
 
 st.subheader("The most confident mistakes")
 mistakes = ev.mistakes(limit=24)

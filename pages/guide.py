@@ -1,30 +1,29 @@
 """Guided tour: the lecture's case study, step by step, each step a button away from doing it."""
 import streamlit as st
 
-from signlab import access, figures, guide, kernels, ui
+from signlab import access, figures, guide, kernels, ui, views
 from signlab.health import health_records, health_series
 from signlab.labels import LETTERS
-from signlab.store import ACTIVE, RunState
 
 ui.ensure_router()
 st.title("🧭 Guided tour")
 st.markdown(f"Walk through the lecture's case study in {len(guide.STEPS)} steps. Each step says what to do and what to "
-            "notice, and checks it against **your own** runs. Training steps take about a minute each.")
+            "notice, and checks it against **your own** runs. Each training step says how long it takes here.")
 
 steps = guide.STEPS
-i = min(max(int(ui.state(ui.Keys.GUIDE_STEP, 0)), 0), len(steps) - 1)
+# the step lives in the link too, so a reload (or the link) opens the step the user had reached
+i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", 1), len(steps)))
+i = min(max(int(i), 0), len(steps) - 1)
+reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
+st.query_params.update(step=str(i + 1), reached=str(reached + 1))
 runs = ui.runs()
 jm = ui.job_manager()
-
-
-def done(step: guide.Step) -> bool:
-    return step.config is not None and guide.find_run(runs, step.config) is not None
-
+me = ui.user()
 
 with st.sidebar:
     st.markdown("**Tour steps**")
     for k, s in enumerate(steps):
-        mark = "✅" if done(s) else ("👉" if k == i else "▫️")
+        mark = "✅" if guide.step_done(k, runs, reached) else ("👉" if k == i else "▫️")
         if st.button(f"{mark} {s.title}", key=f"guide_nav_{k}", width="stretch"):
             st.session_state[ui.Keys.GUIDE_STEP] = k
             st.rerun()
@@ -38,37 +37,18 @@ st.info(f"**Notice:** {step.notice}", icon="👀")
 if step.config is not None:
     cfg = step.config
     run = guide.find_run(runs, cfg)
-    active = [r for r in runs if r.summary()["status"] in ACTIVE
-              and r.summary()["model"] == cfg.model and r.summary()["preset"] == cfg.preset]
+    job = views.my_active_run(runs, lambda r: r.config.model == cfg.model and r.config.preset == cfg.preset)
     label = f"▶ Train {cfg.model} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g})"
     if st.button(label if run is None else f"↻ Train {cfg.model} again", type="primary" if run is None else "secondary",
-                 disabled=bool(active)):
+                 disabled=job is not None):
         with ui.guard("Could not start"):
-            new = access.submit(ui.user(), cfg, ui.policy(), jm, name=f"tour: {step.title[3:]}")
+            new = access.submit(me, cfg, ui.policy(), jm, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
-    if active:
-        job = active[0]
-
-        @st.fragment(run_every=0.8)
-        def progress() -> None:
-            jm.tick()
-            st_now = job.status()
-            records = ui.metrics(job)
-            batches = [r for r in records if r.get("type") == "batch"]
-            if st_now.get("status") == RunState.QUEUED:
-                st.info(f"⏳ Waiting for a free slot (number {jm.queue_position(job)} in the queue).")
-            elif batches:
-                last = batches[-1]
-                st.progress(min(float(last.get("progress", 0)), 1.0),
-                            text=f"training… epoch {last['epoch']}/{cfg.epochs}, loss {last['loss']:.3f}")
-                st.plotly_chart(figures.loss_curve(batches), width="stretch", key="guide_loss")
-            else:
-                st.progress(0.0, text="starting…")
-            if st_now.get("status") not in ACTIVE:
-                st.rerun()
-
-        progress()
+    st.caption(views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train)).capitalize() + ".")
+    if job is not None:
+        mine = access.can(me, job, "stop", ui.policy())
+        ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")
 
 result = guide.check(step, runs, ui.evaluation)
 if result:
@@ -92,7 +72,7 @@ if step.key == "seed":
                         width="stretch", key="guide_health")
 
 if step.page:
-    if st.button(f"Open the {step.page.split('/')[-1][:-3].capitalize()} page →"):
+    if st.button(f"Open the {views.page_title(step.page)} page →"):
         latest = {"templates": guide.LOGREG, "kernels": guide.FIXED, "seed": guide.SEED}.get(step.key)
         r = guide.find_run(runs, latest) if latest else None
         if r:

@@ -1,9 +1,7 @@
 """Home: what signlab is, where to start, the dataset at a glance, the device, the latest runs."""
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from signlab import figures, ui
+from signlab import figures, ui, views
 from signlab.data import class_counts
 from signlab.labels import LETTERS
 from signlab.teach import HOME_INTRO
@@ -29,8 +27,8 @@ m2.metric("Test images", f"{len(ds.test):,}")
 m3.metric("Letters", f"{len(LETTERS)}", help="A–Y without J (J and Z need motion)")
 m4.metric("Image size", "28 × 28 px", help="grayscale, 784 pixels")
 counts = class_counts(ds.train)
-first = [int(np.flatnonzero(ds.train.targets == k)[0]) for k in range(len(LETTERS))]  # one image a letter
-st.plotly_chart(figures.tile_grid(ds.train.images[first], list(LETTERS), cols=12, tile_px=64,
+st.plotly_chart(figures.tile_grid(ds.train.images[views.first_of_each(ds.train.targets, len(LETTERS))],
+                                  list(LETTERS), cols=12, tile_px=64,
                                   title="One training image of each letter"), width="content")
 st.caption(f"Between {counts.min():,} and {counts.max():,} training images a letter. J and Z are missing: "
            "they are signed with a movement, which a single photo cannot show.")
@@ -38,11 +36,7 @@ st.caption(f"Between {counts.min():,} and {counts.max():,} training images a let
 st.subheader("Latest runs")
 runs = ui.runs()[:5]
 if runs:
-    rows = [r.summary() for r in runs]
-    df = pd.DataFrame(rows)[["name", "model", "status", "epochs", "test_accuracy", "train_seconds"]]
-    df["test_accuracy"] = df["test_accuracy"].map(lambda v: f"{100 * v:.2f}%" if isinstance(v, float) else "–")
-    df["train_seconds"] = df["train_seconds"].map(lambda v: f"{v:.1f} s" if isinstance(v, float) else "–")
-    st.dataframe(df.rename(columns={"test_accuracy": "test accuracy", "train_seconds": "training time"}),
-                 hide_index=True, width="stretch")
+    # a static table wraps its cells: on a phone it fits the screen instead of cutting off its right side
+    st.table(views.latest_runs_rows(r.summary() for r in runs), hide_index=True)
 else:
-    st.info("No runs yet. Press **Train a model now**: with the default settings it takes seconds.")
+    st.info("No runs yet. Press **Train a model now**: the Train page says how long it takes on this server.")

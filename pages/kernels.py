@@ -2,7 +2,7 @@
 epoch, the kernels of deeper layers by input channel, and the feature maps of one test image."""
 import streamlit as st
 
-from signlab import figures, ui
+from signlab import figures, ui, views
 from signlab.kernels import (conv_kernels, conv_layer_info, feature_map_tiles, first_layer_tiles, first_layer_weight,
                              kernel_change, strongest_units)
 from signlab.inference import feature_maps
@@ -31,10 +31,6 @@ if run.config.ensemble > 1:
             "its predictions average theirs. This page shows the first network.", icon="👥")
 
 
-def _when(epoch) -> str:
-    return "before training" if epoch == 0 else (f"after epoch {epoch}" if epoch else "the final weights")
-
-
 def _epoch_slider(label: str):
     """A slider over the saved epochs: (epoch, its first-layer weights); (None, the model's own) without history."""
     if len(history) < 2:
@@ -43,7 +39,7 @@ def _epoch_slider(label: str):
         return None, first_layer_weight(model)
     epochs = sorted(history)
     epoch = st.select_slider(label, epochs, value=epochs[-1], key=f"kernels_epoch_{run.id}",
-                             format_func=lambda e: "before training" if e == 0 else f"after epoch {e}")
+                             format_func=views.snapshot_title)
     moved = kernel_change(history).get(epoch)
     if moved is not None and epoch > 0:
         st.caption(f"After epoch {epoch} these weights have moved {100 * moved:.0f}% of their initial size "
@@ -62,7 +58,7 @@ if kind == "conv":
     epoch, weights = _epoch_slider("Epoch")
     tiles = first_layer_tiles(weights)
     st.plotly_chart(figures.weight_templates(tiles, cols=20 if len(tiles) > 32 else 16, tile_px=40,
-                                             title=_when(epoch)),
+                                             title=views.snapshot_title(epoch)),
                     width="content", key="kernels_first")
 elif kind == "logreg":
     st.subheader("Weight templates, one per letter")
@@ -71,7 +67,7 @@ elif kind == "logreg":
                "against it. Slide through the epochs to watch the templates take the shape of hands.")
     epoch, weights = _epoch_slider("Epoch")
     st.plotly_chart(figures.weight_templates(first_layer_tiles(weights), list(LETTERS), cols=12, tile_px=72,
-                                             title=_when(epoch)),
+                                             title=views.snapshot_title(epoch)),
                     width="content", key="kernels_templates")
 elif kind == "mlp":
     st.subheader("What the first hidden units look for")
@@ -85,7 +81,7 @@ elif kind == "mlp":
     tiles = first_layer_tiles(weights)
     units = strongest_units(history[max(history)] if history else weights, n_units)
     st.plotly_chart(figures.weight_templates(tiles[units], [f"unit {u}" for u in units], cols=12, tile_px=72,
-                                             title=_when(epoch)),
+                                             title=views.snapshot_title(epoch)),
                     width="content", key="kernels_units_fig")
 else:
     st.info("This model has neither convolutions nor a single weight layer to show.")

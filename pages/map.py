@@ -1,9 +1,8 @@
 """Map: the test images embedded in 2-D at one layer of a run's model; click a point to see its image,
 select a region to see the images there."""
-import numpy as np
 import streamlit as st
 
-from signlab import embedding, figures, ui
+from signlab import embedding, figures, ui, views
 from signlab.inference import top_k
 from signlab.labels import LETTERS
 from signlab.teach import MAP_DETAILS, MAP_INTRO
@@ -84,20 +83,11 @@ with right:
 if len(picked) > 1:
     st.subheader(f"The region you selected: {len(picked):,} images")
     shown = embedding.spread_sample(fm.coords, picked, REGION_LIMIT)
-    pts = fm.coords[picked]
-    pad = 0.08 * max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1e-6)
-    zoom = ((float(pts[:, 0].min() - pad), float(pts[:, 0].max() + pad)),
-            (float(pts[:, 1].min() - pad), float(pts[:, 1].max() + pad)))
+    region = views.map_region(fm.coords, fm.y_true, fm.y_pred, picked, len(shown))
     thumbs = [(float(fm.coords[i, 0]), float(fm.coords[i, 1]), ds.test.images[i]) for i in shown]
-    in_region = np.zeros(len(fm.y_true), bool)
-    in_region[picked] = True
-    letters = np.bincount(fm.y_true[picked], minlength=len(LETTERS))
-    common = ", ".join(f"{LETTERS[k]} {letters[k]}" for k in np.argsort(-letters)[:5] if letters[k])
-    wrong = int((fm.y_true[picked] != fm.y_pred[picked]).sum())
-    st.caption(f"True letters here: {common}. {wrong} of them misclassified. "
-               f"{len(shown)} images are drawn where their points lie.")
-    st.plotly_chart(figures.feature_map(fm.coords[in_region], fm.y_true[in_region], fm.y_pred[in_region],
-                                        thumbnails=thumbs, zoom=zoom, height=560,
+    st.caption(region.caption)
+    st.plotly_chart(figures.feature_map(fm.coords[region.mask], fm.y_true[region.mask], fm.y_pred[region.mask],
+                                        thumbnails=thumbs, zoom=region.zoom, height=560,
                                         title="Zoomed in: the images themselves"),
                     width="stretch", key="map_region")
 elif not picked:

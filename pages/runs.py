@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import access, compare, figures, ui
+from signlab import access, compare, figures, ui, views
 from signlab.compare import curve_series, runs_table
 from signlab.export import onnx_path
 from signlab.store import ACTIVE
@@ -16,7 +16,7 @@ ui.explain(RUNS_INTRO, RUNS_DETAILS)
 
 runs = ui.runs()
 if not runs:
-    st.info("No runs yet. Train one on the **Train** page: with the default settings it takes seconds.")
+    st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
     if st.button("Go to Train", type="primary"):
         st.switch_page("pages/train.py")
     st.stop()
@@ -68,6 +68,7 @@ picked = st.multiselect("Runs to overlay", [r.id for r in runs],
                         placeholder="Choose runs to compare")
 if picked:
     epochs, batches = curve_series([by_id[i] for i in picked])
+    batches = {k: views.continued_steps(v) for k, v in batches.items()}  # continued runs go on, not back to 0
     metric = st.segmented_control("Epoch metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
                                   default="val_accuracy", key="runs_metric", required=True,
                                   format_func=lambda m: m.replace("val", "validation").replace("_", " "))
@@ -100,7 +101,7 @@ busy = s["status"] in ACTIVE
 me, rules = ui.user(), ui.policy()
 mine = access.can(me, run, "rename", rules)  # a classmate's run (when the server shows them) is read-only
 st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
-           + (f" · {ui.md(s['message'])}" if s.get("message") else "")
+           + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
            + ("" if mine else " · a classmate's run: read-only"))
 
 left, right = st.columns([3, 2], gap="large")

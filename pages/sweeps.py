@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from signlab import access, compare, figures, sweep, ui
+from signlab import access, compare, figures, sweep, ui, views
 from signlab.models import model_info, model_names
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
@@ -14,10 +14,7 @@ st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
 runs_dir = ui.runs_dir()
-LABELS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
-          "augment": "augmentation", "width": "width"}
 STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
-LAUNCH_KEY = "sweep_launched"  # study -> time this session started it
 
 left, right = st.columns([1, 2], gap="large")
 
@@ -46,7 +43,6 @@ with left:
             started = access.start_sweep(ui.user(), ui.policy(), runs_dir, model=model, trials=int(trials),
                                          epochs=int(epochs), timeout=60 * minutes or None, workers=int(n_workers))
             st.session_state[ui.Keys.SWEEP] = st.session_state["sweep_select"] = started["study"]
-            st.session_state.setdefault(LAUNCH_KEY, {})[started["study"]] = time.time()
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
@@ -64,27 +60,17 @@ with right:
     if st.session_state.get("sweep_select") not in by_name:
         st.session_state["sweep_select"] = chosen
 
-    def _label(name: str) -> str:
-        s = by_name[name]
-        bits = [name]
-        if s.get("model"):
-            bits.append(f"{s['model']}, {s.get('epochs', '?')} epoch(s) per trial")
-        if s.get("workers"):
-            bits.append("running")
-        return " · ".join(bits)
-
-    study = st.selectbox("Study", ids, format_func=_label, key="sweep_select")
+    study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
     st.session_state[ui.Keys.SWEEP] = study
     record = by_name[study]
     storage = record.get("storage")
-    launched_at = st.session_state.get(LAUNCH_KEY, {}).get(study, 0)
-    running = sweep.sweep_running(study, runs_dir) or time.time() - launched_at < 20
+    # the run store's workers, and the processes this server launched that are still starting
+    running = sweep.sweep_running(study, runs_dir)
 
     # ------------------------------------------------------------------------- live view
     @st.fragment(run_every=2.0 if running else None)
     def live() -> None:
         now_running = sweep.sweep_running(study, runs_dir)
-        starting = not now_running and time.time() - launched_at < 20
         rows = []
         with ui.guard("Cannot read the study"):
             rows = sweep.study_trials(storage, study, runs_dir)
@@ -92,7 +78,6 @@ with right:
         best = sweep.best_trial(rows)
         stop_at = st.session_state.get(STOP_KEY, {}).get(study)
 
-        done = [r for r in rows if r["state"] != "RUNNING"]
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Trials", len(rows))
         c2.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows))
@@ -100,14 +85,13 @@ with right:
         c4.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–",
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
-        if now_running or starting:
-            current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]
-            text = (f"Running: {len(workers)} worker{'s' if len(workers) != 1 else ''}"
-                    + (f", training trial {', '.join(current)}" if current else ", loading the data")
-                    if workers else "Starting the worker…")
-            if stop_at:
-                text = "Stopping: the running trial ends after its current batch…"
-            st.info(f"⏳ {text}")
+        view = views.sweep_status(rows, workers, now_running, bool(stop_at),
+                                  "" if now_running else sweep.last_log_line(study, runs_dir))
+        if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
+            {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
+        if view.error:
+            st.warning(view.error)
+        if now_running:
             b1, b2 = st.columns(2)
             if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
                 with ui.guard("Could not stop the sweep"):
@@ -120,17 +104,9 @@ with right:
                 with ui.guard("Could not stop the sweep"):
                     access.stop_sweep(ui.user(), by_name[study], ui.policy(), runs_dir, force=True)
                     st.rerun()
-        else:
-            reason = sweep.last_log_line(study, runs_dir).removeprefix("signlab: ")
-            if not rows and reason:
-                st.error(f"The sweep could not run: {reason}")
-            elif rows:
-                (st.info if stop_at else st.success)(f"{'Stopped' if stop_at else 'Finished'}: {len(done)} trial(s).")
-                if reason:
-                    st.warning(f"A worker of this study ended with an error: {reason}")
 
         if best:
-            settings = ", ".join(f"{LABELS[k]} {_fmt(k, best[k])}" for k in sweep.PARAMS if best.get(k) is not None)
+            settings = views.trial_settings(best, sweep.PARAMS)
             test = best.get("test_accuracy")
             st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
                         + (f", {100 * test:.2f}% on the test set" if test is not None else "")
@@ -188,17 +164,10 @@ with right:
                                              width="stretch", key=f"sweep_scatter_{p}")
                 st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
                            "were stopped with; the star is the best trial.")
-        elif not (now_running or starting):
-            st.info("This study has no trials yet.")
-        if running and not (now_running or starting):
+        elif not now_running and view.kind != "error":
+            st.info(view.message)
+        if running and not now_running:
             st.rerun()  # the sweep ended: a full rerun turns polling off
-
-    def _fmt(k: str, v) -> str:
-        if k in ("lr", "weight_decay"):
-            return f"{v:.2e}"
-        if k == "augment":
-            return "on" if v else "off"
-        return str(v)
 
     live()
     with st.expander("Run this sweep from a terminal, or on more machines"):

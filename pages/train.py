@@ -3,14 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import access, figures, ui
+from signlab import access, ui, views
 from signlab.config import PRESET_DESCRIPTIONS, PRESETS, SETTING
 from signlab.errors import SignlabError
 from signlab.models import layer_summary, model_info
 from signlab.settings import PAGE_SETTINGS, link_query, page_config
-from signlab.store import ACTIVE, HOLDING, RunState
-from signlab.health import health_records, health_series
-from signlab.teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, TRAIN_DETAILS, TRAIN_INTRO, live_hint
+from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO
+from signlab.views import DASH
 
 ui.ensure_router()
 st.title("🏋️ Train a model")
@@ -22,9 +21,10 @@ ui.settings_from_link()
 left, right = st.columns([1, 2], gap="large")
 with left:
     st.subheader("Settings")
-    st.selectbox("Preset", list(PRESETS), key="cfg_preset", format_func=lambda p: f"{p}: {PRESET_DESCRIPTIONS[p]}",
+    st.selectbox("Preset", list(PRESETS), key="cfg_preset",
                  on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
                  help="A starting point; change any setting below.")
+    st.caption(PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
     model = ui.setting_input(SETTING["model"])
     info = model_info(model)
     members = int(st.session_state.get("cfg_ensemble", 1))
@@ -48,34 +48,37 @@ with left:
 
 # ----------------------------------------------------------------------------- the job
 jm = ui.job_manager()
+me, rules = ui.user(), ui.policy()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
-me, rules = ui.user(), ui.policy()
+elsewhere = run is None
+if run is None:  # a new tab or session: show this user's run that is still training
+    run = views.my_active_run(ui.runs(), lambda r: access.can(me, r, "stop", rules))
 mine = run is not None and access.can(me, run, "stop", rules)
-status = run.status() if run else {}
-active = status.get("status") in ACTIVE
+view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
 
 with left:
     if config_error:
         st.error(config_error, icon="⚠️")
     b1, b2, b3 = st.columns(3)
-    if b1.button("▶ Start", type="primary", disabled=(active and mine) or cfg is None, width="stretch"):
+    # the label and help stay the same in every state: they make the button's identity, and a click
+    # on a button whose identity changed in the rerun it triggers would be lost
+    if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch"):
         with ui.guard("Could not start"):
             new = access.submit(me, cfg, rules, jm)
-            st.session_state[ui.Keys.TRAIN_RUN] = new.id
-            st.query_params["run"] = new.id
+            ui.follow_run(new.id)
             st.rerun()
-    if b2.button("⏹ Stop", disabled=not (active and mine), width="stretch"):
+    if b2.button("⏹ Stop", disabled=not view.can_stop, width="stretch"):
         with ui.guard("Could not stop"):
             access.stop(me, run.id, rules, jm)
             st.rerun()
-    paused = status.get("status") == RunState.PAUSED
-    if b3.button("⏯ Resume" if paused else "⏸ Pause", width="stretch",
-                 disabled=not mine or status.get("status") not in (RunState.RUNNING, RunState.PAUSED)):
+    if b3.button(view.pause_label, width="stretch", disabled=not (view.can_pause or view.can_resume)):
         with ui.guard("Could not pause"):
-            (access.resume if paused else access.pause)(me, run.id, rules, ui.runs_dir())
+            ui.pause_or_resume(run, view.paused)
             st.rerun()
-    if run and mine and not active and run.has_weights():
+    if view.notice:
+        st.info(view.notice, icon="🏃")
+    if view.can_continue:
         with st.form("continue"):
             more = st.number_input("Continue this run for more epochs", 1, 100, 2)
             if st.form_submit_button("Continue training"):
@@ -83,84 +86,10 @@ with left:
                     access.continue_run(me, run.id, int(more), rules, jm)
                     st.rerun()
 
-
 with right:
     if run is None:
-        wait = {"robust": "The robust preset's own settings take about two minutes on a 2-core CPU",
-                "lecture": "The lecture's settings take a minute or two on a CPU"}.get(
-            st.session_state["cfg_preset"], "With the default settings a strong model is ready in seconds")
-        st.info(f"Press **Start** to train. {wait}; the chart here shows the loss falling as it learns.")
+        st.info(f"Press **Start** to train. With these settings "
+                f"{views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train)) if cfg else DASH}; "
+                "the chart here shows the loss falling as it learns.")
     else:
-
-        @st.fragment(run_every=0.8 if active else None)  # >= 1 chart update a second, render time included
-        def live() -> None:
-            jm.tick()
-            st_now = run.status()
-            state = st_now.get("status")
-            cfg_now = run.config
-            records = ui.metrics(run)
-            batches = [r for r in records if r.get("type") == "batch"]
-            epochs = [r for r in records if r.get("type") == "epoch"]
-            st.subheader(f"Run {ui.md(run.name)}")
-            extras = (f" ×{cfg_now.ensemble}" if cfg_now.ensemble > 1 else "") + (
-                " · equalize" if cfg_now.input_norm == "equalize" else "") + (
-                " · photo-like augmentation" if cfg_now.augment_photo else "")
-            st.caption(f"{cfg_now.model}{extras} · batch {cfg_now.batch_size} · lr {cfg_now.lr:g} · "
-                       f"{cfg_now.optimizer} · {cfg_now.schedule} · {st_now.get('device', '')}")
-            target = int(st_now.get("target_epochs") or cfg_now.epochs)
-            done = int(st_now.get("epochs_completed", 0))
-            if state == RunState.QUEUED:
-                pos = jm.queue_position(run)
-                st.info(f"⏳ Waiting for a free slot: number {pos} in the queue "
-                        f"({jm.limit} training job{'s' if jm.limit > 1 else ''} at a time on this server).")
-            elif state in HOLDING:
-                last = batches[-1] if batches else None
-                if last:
-                    p = float(last.get("progress", 0))
-                    left_s = last["train_seconds"] * (1 - p) / p if p > 0 else 0
-                    st.progress(min(p, 1.0), text=f"epoch {last['epoch']}/{target} · "
-                                f"{last['samples_per_second']:,.0f} images/s · about {left_s:.0f} s left"
-                                + (" · paused" if state == RunState.PAUSED else ""))
-                else:
-                    st.progress(0.0, text="starting the worker and loading the data…")
-            elif state == RunState.COMPLETED:
-                acc = st_now.get("test_accuracy") or st_now.get("val_accuracy")
-                st.success(f"✅ Finished {done} epoch(s) in {st_now.get('train_seconds', 0):.1f} s of training"
-                           + (f": **{100 * acc:.2f}%** test accuracy." if acc else "."))
-            elif state == RunState.DIVERGED:
-                st.warning(f"📉 Diverged: {st_now.get('message', '')}")
-            elif state == RunState.FAILED:
-                st.error(f"Training failed: {st_now.get('message', '')}")
-            elif state in (RunState.STOPPED, RunState.INTERRUPTED):
-                st.warning(f"{state.capitalize()}: {st_now.get('message', '')}")
-            hint = live_hint(cfg_now.model, epochs)
-            if hint:
-                st.caption(hint)
-            if batches:
-                st.plotly_chart(figures.loss_curve(batches), width="stretch", key="live_loss")
-            if epochs:
-                st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key="live_epochs")
-            health = health_records(records)
-            if health:
-                st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
-                series = health_series(health)
-                st.plotly_chart(figures.health_charts(series), width="stretch", key="live_health")
-                st.caption(HEALTH_CAPTION)
-                if series["dead_logits"] is not None:
-                    st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
-                               "are clipped.")
-            if active and state not in ACTIVE:
-                st.rerun()  # the job ended: one full rerun turns polling off and updates the buttons
-            if state == RunState.COMPLETED:
-                c1, c2, c3 = st.columns(3)
-                if c1.button("🎯 Evaluate it", width="stretch"):
-                    st.session_state[ui.Keys.EVAL_RUN] = run.id
-                    st.switch_page("pages/evaluate.py")
-                if c2.button("🔬 See its kernels", width="stretch"):
-                    st.session_state[ui.Keys.EVAL_RUN] = run.id
-                    st.switch_page("pages/kernels.py")
-                if c3.button("✋ Classify a sign", width="stretch"):
-                    ui.choose_for_classify(run.id)
-                    st.switch_page("pages/classify.py")
-
-        live()
+        ui.live_run(run, jm, mine, view)

@@ -19,13 +19,13 @@ from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write_json
 from .health import HealthMonitor
-from .inference import doubt, predict_prepared, top_k
 from .models import build_model
-from .preprocess import Crop, looks_unusual, prepare
+from .preprocess import Crop, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
 from .events import Callback, FitEnd
 from .trainer import Trainer
+from .views import read_sign
 
 
 class ControlWatcher:
@@ -203,11 +203,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
-        probs = predict_prepared(model, prep, tta=tta)
-        warnings = [] if prep.hand is not None else looks_unusual(prep.image28)  # a found hand is a photo of one
-        worry = doubt(probs, photo=True)
-        if worry:
-            warnings.append(f"{worry}: its best letter gets {probs.max():.0%}")
-        out.append({"file": str(f), "top": top_k(probs, k), "warnings": warnings, "notes": prep.notes,
+        seen = read_sign(model, prep, photo=True, tta=tta, k=k)  # the Classify page's verdict, too
+        out.append({"file": str(f), "top": list(seen.top), "warnings": list(seen.warnings), "notes": prep.notes,
                     "hand_found": prep.hand is not None})
     return out

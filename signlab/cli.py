@@ -18,6 +18,7 @@ from .config import PRESETS, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .settings import add_options, option_values
+from .views import progress_text, seconds_left
 
 
 class UsageError(SignlabError):
@@ -56,10 +57,13 @@ class ProgressBar:
             if self.bar.disable:  # not a terminal
                 self.bar = None
         elif isinstance(event, BatchEnd) and self.bar is not None:
+            p = min(max(event.progress, 0.0), 1.0)
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
-            self.bar.set_description_str(f"epoch {event.epoch}/{self.total_epochs}", refresh=False)
-            self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc} {event.samples_per_second:,.0f} samples/s",
-                                     refresh=False)
+            # the same words as the Train page's progress bar (signlab.views)
+            line = progress_text(event.epoch, self.total_epochs, p, event.samples_per_second,
+                                 seconds_left(p, event.train_seconds))
+            self.bar.set_description_str(line, refresh=False)
+            self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc}", refresh=False)
             self.bar.update(event.step - self.bar.n)
         elif isinstance(event, EpochEnd):
             self.last_acc = event.val_accuracy

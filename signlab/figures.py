@@ -62,6 +62,9 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = "Training loss pe
         fig.add_trace(go.Scatter(x=sx, y=_downsample(steps, smooth(loss))[1], mode="lines", name="smoothed",
                                  line=dict(color=BLUE, width=3)))
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=1.12))
+    if len(steps) and np.ptp(loss) == 0:  # one point: plotly's automatic ticks would read 3.2396674156189
+        fig.update_xaxes(range=[0, 2 * steps.max()])
+        fig.update_yaxes(range=[0, 2 * max(float(loss.max()), 1e-3)])
     return _layout(fig, 320, title=title)
 
 
@@ -264,7 +267,9 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
                    for i, t in enumerate(list(titles)[:n]) for r, c in [divmod(i, cols)]]
     H, W = out.shape
     top_margin = 34 if title else 4
-    fig.update_layout(annotations=annotations, width=int(W * scale) + 8, height=int(H * scale) + top_margin + 4,
+    # plotly lays out a figure narrower than about 150 px as if it were wider, squeezing one tile to a sliver
+    fig.update_layout(annotations=annotations, width=max(int(W * scale) + 8, 160),
+                      height=int(H * scale) + top_margin + 4,
                       template=TEMPLATE, margin=dict(l=4, r=4, t=top_margin, b=4),
                       title=dict(text=title, font=dict(size=14)) if title else None)
     fig.update_xaxes(visible=False, range=[-0.5, W - 0.5], constrain="domain")

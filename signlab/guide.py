@@ -145,3 +145,20 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
             msg += f": **{gain:+.0f} points** against the lecture's version"
         return msg + "."
     return None
+
+
+# what a step that trains nothing needs before its ✅: the run it looks at
+_NEEDS = {"templates": LOGREG, "kernels": FIXED}
+
+
+def step_done(index: int, runs: list[Run], reached: int) -> bool:
+    """Whether tour step ``index`` is done: a training step once its run exists; a step that opens a
+    page once the user went past it (``reached`` is the furthest step index they opened), and the
+    run it looks at exists; calibration once a calibrated run exists."""
+    step = STEPS[index]
+    if step.config is not None:
+        return find_run(runs, step.config) is not None
+    if step.key == "calibrate":
+        return check(step, runs, lambda r: None) is not None  # type: ignore[arg-type, return-value]
+    needs = _NEEDS.get(step.key)
+    return reached > index and (needs is None or find_run(runs, needs) is not None)

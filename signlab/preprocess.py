@@ -81,7 +81,7 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
             img = Image.open(io.BytesIO(data), formats=("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"))  # uploader types only: no EPS/Ghostscript
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         if isinstance(err, UnidentifiedImageError):
-            raise ImageError(f"{name}: not an image PIL can read (PNG, JPEG, WebP, GIF, BMP, TIFF)") from err
+            raise ImageError(f"{name}: not an image we can open; use a picture file (PNG, JPEG, WebP, GIF, BMP or TIFF)") from err
         raise ImageError(f"{name}: the image claims too many pixels; refused") from err
     except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
         raise ImageError(f"{name}: cannot read the image ({err})") from err

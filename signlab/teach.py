@@ -36,7 +36,8 @@ accuracy near 100% says little about a new photo of *your* hand.
 TRAIN_INTRO = (
     "Pick an architecture and press **Start**: the model sees the training images in small *batches*, "
     "and after each batch it nudges its weights to lower the *loss*. Watch the loss fall and the accuracy "
-    "rise. The default (preset *fast*) gives a strong model in seconds; the preset *lecture* trains the "
+    "rise. The default (preset *fast*) gives a strong model quickly (the page says how long on this server); "
+    "the preset *lecture* trains the "
     "lecture's ConvNet as written, flaw included."
 )
 TRAIN_DETAILS = r"""

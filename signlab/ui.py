@@ -621,3 +621,123 @@ def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
 def settings_in_state() -> dict[str, Any]:
     """The Train page's settings as its widgets hold them, and ``preset``."""
     return {name: st.session_state[setting_key(name)] for name in (*(s.name for s in PAGE_SETTINGS), "preset")}
+
+
+# ----------------------------------------------------------------------------- live runs (issue 17)
+# The live view of one run, shared by the Train page and the guided tour: the text comes from
+# signlab.views, only the widgets are drawn here.
+from . import figures, views  # noqa: E402 - this block is appended; figures and views import no Streamlit
+from .health import health_records, health_series  # noqa: E402
+from .store import ACTIVE, RunState  # noqa: E402
+from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint  # noqa: E402
+
+POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
+
+
+def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
+    """The live status of ``run`` now (an empty one without a run); ``elsewhere``: a run this
+    session did not start or open, found as the user's active run."""
+    if run is None:
+        return views.live_status({}, [])
+    status = run.status()
+    return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights(),
+                             queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
+                             else None, target_epochs=run.config.epochs, elsewhere=elsewhere)
+
+
+def follow_run(run_id: str) -> None:
+    """The Train page follows ``run_id`` from now on (and its link says so)."""
+    st.session_state[Keys.TRAIN_RUN] = run_id
+    st.query_params["run"] = run_id
+
+
+def pause_or_resume(run: Run, paused: bool) -> None:
+    (access.resume if paused else access.pause)(user(), run.id, policy(), runs_dir())
+
+
+def speed_rows() -> list[dict[str, Any]]:
+    """This server's runs as rows with their measured speed, for :func:`views.time_estimate`."""
+    return [{**r.summary(), "samples_per_second": (r.row or {}).get("samples_per_second")} for r in runs()]
+
+
+def open_train(run_id: str, preset_name: str) -> None:
+    """Open the Train page on ``run_id`` with ``preset_name``'s settings in its panel: the panel's
+    widgets are dropped, so the page loads them again from the link."""
+    for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
+        del st.session_state[key]
+    st.session_state[Keys.TRAIN_RUN] = run_id
+    st.switch_page("pages/train.py", query_params={"preset": preset_name, "run": run_id})
+
+
+def _draw_status(view: "views.LiveStatus") -> None:
+    if view.kind == "progress":
+        st.progress(view.progress or 0.0, text=view.message)
+    elif view.message:
+        {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[view.kind](view.message)
+
+
+def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", compact: bool = False,
+             key: str = "live") -> None:
+    """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps.
+
+    While the run is active the fragment reruns itself; when its state changes from the one the
+    page was drawn with (paused, resumed, continued, ended) it reruns the whole page, so the
+    buttons and the polling follow the current state. The polling and the still view are two
+    fragments, so Streamlit never keeps the interval of the other one.
+    """
+    drawn_with = view.state
+
+    def body() -> None:
+        jm.tick()
+        now = live_view(run, jm, mine)
+        if now.state != drawn_with:
+            st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
+        if not compact:
+            st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
+            st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
+        _draw_status(now)
+        records = metrics(run)
+        batches = views.continued_steps([r for r in records if r.get("type") == "batch"])
+        epochs = [r for r in records if r.get("type") == "epoch"]
+        if compact:
+            if batches:
+                st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
+            return
+        hint = live_hint(run.config.model, epochs)
+        if hint:
+            st.caption(hint)
+        if batches:
+            st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
+        if epochs:
+            st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key=f"{key}_epochs")
+        health = health_records(records)
+        if health:
+            st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
+            series = health_series(health)
+            st.plotly_chart(figures.health_charts(series), width="stretch", key=f"{key}_health")
+            st.caption(HEALTH_CAPTION)
+            if series["dead_logits"] is not None:
+                st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
+                           "are clipped.")
+        if now.state == RunState.COMPLETED:
+            c1, c2, c3 = st.columns(3)
+            if c1.button("🎯 Evaluate it", width="stretch"):
+                st.session_state[Keys.EVAL_RUN] = run.id
+                st.switch_page("pages/evaluate.py")
+            if c2.button("🔬 See its kernels", width="stretch"):
+                st.session_state[Keys.EVAL_RUN] = run.id
+                st.switch_page("pages/kernels.py")
+            if c3.button("✋ Classify a sign", width="stretch"):
+                choose_for_classify(run.id)
+                st.switch_page("pages/classify.py")
+
+    if view.state in ACTIVE:
+        st.fragment(run_every=POLL_SECONDS)(_named(body, f"{key}_polling"))()
+    else:
+        st.fragment(_named(body, f"{key}_still"))()
+
+
+def _named(fn, name: str):
+    """``fn`` under another name: a fragment's identity comes from its function's name."""
+    fn.__name__ = fn.__qualname__ = name
+    return fn

@@ -1,0 +1,223 @@
+"""What a newcomer hit walking every page in Chromium (issue 17, item 7), one test per finding.
+
+These tests run a server of their own (job limit 1) on a runs folder of tiny runs, because they
+train, pause, stop and continue runs, which would change what the shared server's pages show.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from _helpers import (Server, assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle,
+                      wait_text)
+
+WAIT = 60  # seconds; the CPU may be shared with training runs
+TRAIN_WAIT = 240
+CELLS = """(sel) => { const d = document.querySelector(sel)._fullData[0];
+  return Array.from(d.customdata, (c, k) => [Number(c[0]), Number(c[1]), String(d.text[k] || ''), d.x[k], d.y[k]]); }"""
+# a ConvNet at batch 16: an epoch lasts long enough to pause, resume and stop it by hand
+SLOW = ("/train?preset=fast&model=convnet&epochs=3&batch_size=16&lr=0.001&optimizer=adam&weight_decay=0"
+        "&schedule=none&augment=False&ensemble=1&input_norm=standardize")
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory, chromium_path):
+    """A server of this module's own, with a tiny logistic regression, one of a single logged step and
+    the tour's logistic regression and ConvNet (a few steps each)."""
+    from signlab import api, guide
+    from signlab.config import TrainConfig
+    from signlab.data import load_dataset
+
+    d = tmp_path_factory.mktemp("newcomer-runs")
+    ds = load_dataset()
+    api.train(TrainConfig(model="logreg", epochs=1, augment=False, log_every=20, max_steps=60), d,
+              run_id="logreg-ready", dataset=ds)
+    api.train(TrainConfig(model="logreg", epochs=1, augment=False, log_every=1, max_steps=1), d,
+              run_id="logreg-one-step", dataset=ds)
+    for cfg, rid in ((guide.LOGREG, "tour-logreg"), (guide.FIXED, "tour-convnet")):
+        api.train(cfg.replace(max_steps=3, epochs=1), d, run_id=rid, dataset=ds)
+    server = Server(d, 1, d.parent / "newcomer-streamlit.log")
+    yield server
+    server.stop()
+
+
+def _button(page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def _combo_value(page, name: str) -> str:
+    return page.get_by_role("combobox", name=name).input_value()
+
+
+def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
+    with step(page, "start a slow ConvNet run"):
+        goto(page, own.url, SLOW)
+        _button(page, "▶ Start").click()
+        wait_text(page, "images/s", TRAIN_WAIT)
+    with step(page, "the Train page heads the run with its name, not its id"):
+        heading = [h for h in page.locator("[data-testid='stMain'] h3").all_inner_texts() if h != "Settings"][0]
+        assert heading == "Your convnet run", heading
+        assert not re.search(r"\d{8}-\d{6}-", heading), f"the heading shows the run's id: {heading}"
+    with step(page, "one click on Pause shows the paused state and relabels the button Resume"):
+        _button(page, "⏸ Pause").click()
+        _button(page, "⏯ Resume").wait_for(timeout=30_000)
+        wait_text(page, "paused", 30)
+    with step(page, "one click on Resume relabels it Pause again"):
+        _button(page, "⏯ Resume").click()
+        _button(page, "⏸ Pause").wait_for(timeout=30_000)
+    with step(page, "a new tab shows the running job and says Start trains another"):
+        other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        try:
+            goto(other, own.url, "/train")
+            wait_text(other, "images/s", WAIT)
+            assert "Press Start to train" not in other.inner_text("body")
+            wait_text(other, "This is your run that is still training", WAIT)
+            goto(other, own.url, "/")
+            table = other.locator("[data-testid='stTable']").inner_text()
+            assert "nan" not in table and "training…" in table, f"Home's latest runs show: {table}"
+        finally:
+            other.context.close()
+    with step(page, "wait for the first epoch to end, then Stop"):
+        wait_text(page, "epoch 2/3", TRAIN_WAIT)
+        _button(page, "⏹ Stop").click()
+        wait_text(page, "Stopped", WAIT)
+    with step(page, "Continue training for 1 epoch: the page follows the continued run live"):
+        page.get_by_label("Continue this run for more epochs").fill("1")
+        page.get_by_role("button", name="Continue training").click()
+        page.wait_for_function("() => !document.body.innerText.includes('Stopped:')", timeout=WAIT * 1000)
+        wait_text(page, "Finished", TRAIN_WAIT)
+        wait_idle(page, WAIT)
+    with step(page, "the continued run's loss line goes on after the first fit's steps"):
+        wait_chart(page, "live_loss", WAIT)
+        steps = keyed_plot(page, "live_loss", 0, "x")
+        assert steps and all(a < b for a, b in zip(steps, steps[1:])), f"the steps go back: {steps}"
+    with step(page, "Runs counts the whole run's epochs in its message, as its table does"):
+        goto(page, own.url, "/runs")
+        wait_text(page, "Manage a run", WAIT)
+        caption = page.locator("[data-testid='stCaptionContainer']", has_text="trained").first.inner_text()
+        assert "trained 2 epoch(s)" in caption, caption
+        wait_chart(page, "runs_loss_overlay", WAIT)
+    assert_no_exception(page, "Train after a continued run")
+
+
+def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
+    with step(page, "on Classify, press Train the robust model"):
+        goto(page, own.url, "/train")  # the settings panel is filled (fast) before Classify is opened
+        assert _combo_value(page, "Preset").startswith("fast")
+        goto(page, own.url, "/classify?run=logreg-ready")
+        _button(page, "Train the robust model").click()
+        wait_idle(page, WAIT)
+    with step(page, "Train shows the robust preset's settings, not fast's"):
+        wait_text(page, "Train a model", WAIT)
+        wait_idle(page, WAIT)
+        # read once the page has drawn the new session's widgets (the first frame may still hold the old ones)
+        page.wait_for_function("() => { const e = document.querySelector('input[aria-label=\"Ensemble members\"]');"
+                               " return e && e.value === '3'; }", timeout=WAIT * 1000)
+        assert _combo_value(page, "Preset").startswith("robust")
+    with step(page, "stop the robust run"):
+        _button(page, "⏹ Stop").click()
+        wait_idle(page, WAIT)
+    assert_no_exception(page, "Train from Classify")
+
+
+def test_a_single_loss_point_has_readable_axis_ticks(page, own):
+    with step(page, "open the run of one logged step"):
+        goto(page, own.url, "/train?run=logreg-one-step")
+        wait_chart(page, "live_loss", WAIT)
+    with step(page, "every tick label is short"):
+        ticks = page.evaluate("(sel) => Array.from(document.querySelectorAll(sel + ' .xtick text, ' + sel + "
+                              "' .ytick text'), t => t.textContent)", chart_selector("live_loss"))
+        assert ticks and all(len(t) <= 6 for t in ticks), f"unreadable ticks: {ticks}"
+
+
+def test_the_preset_description_is_not_cut_off(page, own):
+    with step(page, "open Train"):
+        goto(page, own.url, "/train")
+    with step(page, "the preset's description is shown whole"):
+        text = page.inner_text("body")
+        assert "Recommended: a strong model" in text
+        value = page.get_by_role("combobox", name="Preset")
+        assert value.evaluate("e => e.scrollWidth <= e.clientWidth"), "the preset's label is cut off"
+        assert "in seconds" not in page.locator("[data-testid='stAlert']").last.inner_text()
+
+
+def test_a_single_image_tile_is_not_a_sliver(page, own):
+    with step(page, "open Evaluate on a mistake with one image"):
+        goto(page, own.url, "/evaluate?run=logreg-ready")
+        wait_chart(page, "eval_cm", WAIT)
+        one = next(c for c in page.evaluate(CELLS, chart_selector("eval_cm")) if c[2] == "1" and c[0] != c[1])
+        for name, letter in (("True letter", one[4]), ("Predicted letter", one[3])):
+            box = page.get_by_role("combobox", name=name)
+            box.click()
+            box.fill(letter)
+            page.keyboard.press("Enter")
+            wait_idle(page, WAIT)
+        wait_text(page, "were predicted as", WAIT)
+        wait_chart(page, "eval_pair_images", WAIT)
+    with step(page, "the figure is as wide as plotly laid it out"):
+        drawn, laid_out = page.evaluate("(sel) => { const g = document.querySelector(sel);"
+                                        " return [g.getBoundingClientRect().width, g._fullLayout.width]; }",
+                                        chart_selector("eval_pair_images"))
+        assert drawn >= laid_out - 1, f"the tile is cut to {drawn} of {laid_out} px"
+
+
+def test_hardest_letters_are_never_perfect(page, own):
+    with step(page, "open Evaluate"):
+        goto(page, own.url, "/evaluate?run=tour-convnet")
+        wait_text(page, "Hardest letters here", WAIT)
+    with step(page, "no letter at 100% F1 is called hard"):
+        line = next(t for t in page.inner_text("body").splitlines() if "Hardest letters here" in t)
+        assert "(100% F1)" not in line, line
+
+
+def test_tables_fit_a_phone_screen(browser, own):
+    ctx = browser.new_context(viewport={"width": 390, "height": 900})
+    page = ctx.new_page()
+    try:
+        with step(page, "Home at 390 px"):
+            goto(page, own.url, "/")
+            wait_text(page, "Latest runs", WAIT)
+            table = page.locator("[data-testid='stTable'], [data-testid='stDataFrame']").last
+            table.wait_for(timeout=WAIT * 1000)
+            page.wait_for_timeout(1000)  # a data frame sizes its grid after it appears
+            fits = table.evaluate("e => { const r = e.getBoundingClientRect();"
+                                  " return r.right <= window.innerWidth && e.scrollWidth <= e.clientWidth + 1; }")
+            assert fits, "Home's latest runs are clipped on the right at 390 px"
+            assert "training time" in table.inner_text() or table.get_attribute("data-testid") == "stDataFrame"
+    finally:
+        ctx.close()
+
+
+def test_tour_marks_page_steps_done_and_a_reload_resumes(page, own):
+    with step(page, "walk the tour to step 7"):
+        goto(page, own.url, "/guide")
+        for k in range(2, 8):
+            _button(page, "Next →").click()
+            wait_text(page, f"Step {k} of 8", WAIT)
+            wait_idle(page, WAIT)
+    with step(page, "steps 1, 3 and 6 have their ✅"):
+        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+        for title in ("1. Look at the data", "3. Look at its 24 weight templates",
+                      "6. Look at the learned kernels and feature maps"):
+            assert f"✅ {title}" in sidebar, f"no ✅ for {title}:\n{sidebar}"
+    with step(page, "a reload opens step 7 again"):
+        page.reload()
+        wait_idle(page, WAIT)
+        wait_text(page, "Step 7 of 8", WAIT)
+    with step(page, "the tour's time claims come from this server"):
+        page.get_by_role("button", name=re.compile("2. Train logistic regression")).click()
+        wait_text(page, "Step 2 of 8", WAIT)
+        wait_idle(page, WAIT)
+        text = page.inner_text("[data-testid='stMain']")
+        assert "about a minute" not in text and re.search(r"It takes about \d+ (s|min) on this server", text), text
+
+
+def test_an_unreadable_upload_is_explained_in_student_words(page, own):
+    with step(page, "upload a file that is not a picture"):
+        goto(page, own.url, "/classify?run=logreg-ready")
+        page.get_by_role("tab", name="📁 Upload").click()
+        wait_idle(page, WAIT)
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
+            files=[{"name": "hand.png", "mimeType": "image/png", "buffer": b"this is not a picture"}])
+        wait_text(page, "not an image we can open; use a picture file", WAIT)
+    assert "PIL" not in page.inner_text("body")

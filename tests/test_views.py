@@ -1,0 +1,276 @@
+"""The view models of signlab.views, without Streamlit: what the pages, the tour and the command line show."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from signlab import guide, views
+from signlab.config import preset
+from signlab.inference import PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, UNSURE_BELOW
+from signlab.labels import LETTERS
+from signlab.preprocess import prepare_array
+
+
+def _batch(step, epoch, progress, seconds=10.0, speed=500.0, loss=1.0):
+    return {"type": "batch", "step": step, "epoch": epoch, "progress": progress, "train_seconds": seconds,
+            "samples_per_second": speed, "loss": loss}
+
+
+# --------------------------------------------------------------------------- live status
+def test_no_run_lets_start():
+    v = views.live_status({}, [])
+    assert v.can_start and not (v.can_stop or v.can_pause or v.can_resume or v.can_continue) and not v.active
+
+
+def test_running_progress_time_left_and_buttons():
+    v = views.live_status({"status": "running", "target_epochs": 3}, [_batch(5, 1, 0.25, seconds=10.0)])
+    assert v.kind == "progress" and v.progress == 0.25 and v.epoch == 1 and v.target_epochs == 3
+    assert v.seconds_left == pytest.approx(30.0)  # 10 s for a quarter: 30 s for the rest
+    assert v.message == "epoch 1/3 · 500 images/s · about 30 s left"
+    assert v.active and v.can_stop and v.can_pause and not v.can_resume and not v.can_start
+    assert v.pause_label == "⏸ Pause"
+
+
+def test_paused_relabels_the_button_resume():
+    v = views.live_status({"status": "paused", "target_epochs": 2}, [_batch(5, 1, 0.5)])
+    assert v.paused and v.can_resume and not v.can_pause and v.pause_label == "⏯ Resume"
+    assert v.message.endswith("· paused")
+
+
+def test_a_run_from_another_tab_keeps_start_and_says_so():
+    v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True)
+    assert v.can_start and v.can_stop and "another tab or session" in v.notice
+    assert not views.live_status({"status": "running"}, [_batch(5, 1, 0.5)]).notice
+
+
+def test_not_mine_disables_every_control_but_start():
+    v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], mine=False)
+    assert v.can_start and not (v.can_stop or v.can_pause or v.can_resume)
+
+
+def test_queued_names_its_place():
+    v = views.live_status({"status": "queued"}, [], queue_position=2, job_limit=1)
+    assert v.kind == "info" and v.queue_position == 2 and "number 2 in the queue" in v.message
+    assert "1 training job at a time" in v.message and v.active and v.can_stop
+
+
+def test_starting_without_batches():
+    v = views.live_status({"status": "claimed"}, [])
+    assert v.progress == 0.0 and "starting" in v.message and v.seconds_left is None
+
+
+def test_continued_run_times_its_own_fit():
+    """A continued run's log holds the earlier fit: time left comes from the latest one."""
+    records = [_batch(10, 1, 0.5, seconds=5), _batch(20, 1, 1.0, seconds=10), _batch(4, 2, 0.2, seconds=2)]
+    v = views.live_status({"status": "running", "target_epochs": 2, "epochs_completed": 1}, records)
+    assert v.epoch == 2 and v.progress == 0.2 and v.seconds_left == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("state,kind,word", [("completed", "success", "Finished 3 epoch(s)"),
+                                             ("stopped", "warning", "Stopped: by request"),
+                                             ("diverged", "warning", "Diverged"), ("failed", "error", "failed")])
+def test_final_states(state, kind, word):
+    v = views.live_status({"status": state, "epochs_completed": 3, "train_seconds": 4.0, "test_accuracy": 0.9,
+                           "message": "by request"}, [], has_weights=True)
+    assert v.kind == kind and word in v.message and not v.active and v.can_start
+    assert v.can_continue and not v.can_stop
+
+
+def test_completed_shows_accuracy_only_when_known():
+    v = views.live_status({"status": "completed", "epochs_completed": 1, "test_accuracy": float("nan")}, [])
+    assert "nan" not in v.message and v.message.endswith(".")
+
+
+def test_progress_text_is_the_command_lines_too():
+    assert views.progress_text(2, 5, 0.5, 1234.0, 75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
+    assert views.progress_text(1, 1, 0.0, None, None, paused=True) == "epoch 1/1 · paused"
+    assert views.seconds_left(0.0, 3.0) is None and views.seconds_left(0.5, 3.0) == pytest.approx(3.0)
+
+
+def test_continued_steps_never_go_back():
+    batches = [_batch(10, 1, 0.5), _batch(20, 1, 1.0), _batch(10, 2, 0.5), _batch(20, 2, 1.0), _batch(5, 3, 0.5)]
+    steps = [b["step"] for b in views.continued_steps(batches)]
+    assert steps == [10, 20, 30, 40, 45]
+    assert [b["step"] for b in views.current_fit(batches)] == [5]
+    assert views.continued_steps([]) == []
+
+
+def test_run_heading_uses_the_name():
+    assert views.run_heading("my first run", "logreg-20260101-x") == "Run my first run"
+    assert views.run_heading(None, "logreg-1") == "Run logreg-1"
+    assert views.run_heading("20260101-logreg-ab", "20260101-logreg-ab", "logreg") == "Your logreg run"
+
+
+def test_config_line():
+    line = views.config_line(preset("robust"), "CPU")
+    assert line.startswith("fastcnn ×3 · equalize · photo-like augmentation · batch 128") and line.endswith(" · CPU")
+    assert views.config_line(preset("lecture", model="logreg")) == "logreg · batch 32 · lr 0.001 · adam · none"
+
+
+def test_my_active_run_finds_the_users_running_run():
+    class R:
+        def __init__(self, status, owner):
+            self.s, self.owner = status, owner
+
+        def summary(self):
+            return {"status": self.s}
+
+    runs = [R("completed", "me"), R("running", "bob"), R("queued", "me"), R("running", "me")]
+    assert views.my_active_run(runs, lambda r: r.owner == "me") is runs[2]
+    assert views.my_active_run(runs[:2], lambda r: r.owner == "me") is None
+
+
+def test_completed_message_counts_the_whole_run():
+    assert views.completed_message({"message": "trained 1 epoch(s)", "epochs": 3}) == "trained 3 epoch(s)"
+    assert views.completed_message({"message": "stopped by request", "epochs": 3}) == "stopped by request"
+
+
+# --------------------------------------------------------------------------- estimates
+def test_time_estimate_from_this_servers_speed():
+    cfg = preset("fast")
+    rows = [{"status": "completed", "model": cfg.model, "ensemble": 1, "samples_per_second": 1000.0},
+            {"status": "running", "model": cfg.model, "samples_per_second": 1.0},  # unfinished: not counted
+            {"status": "completed", "model": "logreg", "samples_per_second": 1e6}]  # another model
+    seconds = views.training_images(cfg, 27_455) / 1000.0
+    assert views.measured_speed(rows, cfg.model) == 1000.0
+    assert views.time_estimate(cfg, rows) == f"it takes {views.duration(seconds)} on this server"
+    assert views.time_estimate(cfg, rows[1:]) == "the time it takes is shown after its first steps"
+
+
+def test_training_images_follow_max_steps_and_holdout():
+    cfg = preset("fast", epochs=2, max_steps=10, batch_size=32)
+    assert views.training_images(cfg, 1000) == 320
+    assert views.training_images(preset("fast", epochs=2, val_fraction=0.1), 1000) == 1800
+
+
+def test_duration_words():
+    assert views.duration(0.2) == "about 1 s" and views.duration(45) == "about 45 s"
+    assert views.duration(600) == "about 10 min" and views.duration(float("nan")) == views.DASH
+
+
+# --------------------------------------------------------------------------- verdict
+def _probs(top: float, second_letter: int = 1) -> np.ndarray:
+    p = np.full(len(LETTERS), (1 - top - 0.1) / (len(LETTERS) - 2))
+    p[0], p[second_letter] = top, 0.1
+    return p
+
+
+def test_verdict_sure():
+    v = views.verdict(_probs(0.95), photo=True)
+    assert v.kind == "sure" and v.letter == "A" and not v.warnings and "**A**" in v.headline and not v.advice
+    assert len(v.top) == 5 and v.top[0]["letter"] == "A"
+
+
+def test_verdict_not_sure_on_a_drawing():
+    v = views.verdict(_probs(UNSURE_BELOW - 0.05), photo=False)
+    assert v.kind == "unsure" and v.headline.startswith("Not sure: perhaps A")
+    assert "A drawing is not a photo" in v.advice and v.warnings == (f"the model is not sure: its best letter gets "
+                                                                     f"{UNSURE_BELOW - 0.05:.0%}",)
+
+
+def test_verdict_photo_doubt_between_the_thresholds():
+    top = (PHOTO_UNSURE_BELOW + PHOTO_DOUBT_BELOW) / 2
+    v = views.verdict(_probs(top), photo=True)
+    assert v.kind == "doubt" and v.headline.startswith("Perhaps A") and "may well be wrong" in v.warnings[0]
+
+
+def test_verdict_unusual_input_comes_first():
+    v = views.verdict(_probs(0.99), photo=True, unusual=["it is almost all one shade"])
+    assert v.kind == "unusual" and v.warnings == ("it is almost all one shade",)
+    assert "A guess, not to be trusted" in v.headline and "- it is almost all one shade" in v.advice
+
+
+def test_read_sign_runs_the_pipeline(tiny_model):
+    x = np.zeros((28, 28), np.float32)
+    x[6:22, 8:20] = 0.8
+    v = views.read_sign(tiny_model, prepare_array(x), photo=False)
+    assert math.isclose(float(v.probs.sum()), 1.0, rel_tol=1e-4) and v.letter in LETTERS and len(v.top) == 5
+
+
+@pytest.fixture
+def tiny_model():
+    from signlab.models import create_model
+
+    return create_model("logreg").eval()
+
+
+# --------------------------------------------------------------------------- tables
+def test_latest_runs_never_show_nan():
+    rows = views.latest_runs_rows([
+        {"name": "a", "model": "logreg", "status": "running", "epochs": 0, "test_accuracy": float("nan"),
+         "train_seconds": float("nan")},
+        {"name": "b", "model": "logreg", "status": "completed", "epochs": 1, "test_accuracy": 0.5,
+         "train_seconds": 2.0},
+        {"name": "c", "model": "logreg", "status": "failed", "epochs": 0, "test_accuracy": None,
+         "train_seconds": None}])
+    assert rows[0]["test accuracy"] == "training…" and rows[0]["training time"] == "training…"
+    assert rows[1]["test accuracy"] == "50.00%" and rows[1]["training time"] == "2.0 s"
+    assert rows[2]["test accuracy"] == views.DASH and "nan" not in str(rows)
+
+
+def test_hardest_letters_leave_out_perfect_ones():
+    rows = [{"letter": "A", "F1": 100.0}, {"letter": "B", "F1": 90.0}, {"letter": "C", "F1": 100.0},
+            {"letter": "D", "F1": 95.0}]
+    assert [r["letter"] for r in views.hardest_letters(rows)] == ["B", "D"]
+    assert views.hardest_letters([{"letter": "A", "F1": 100.0}]) == []
+
+
+def test_first_of_each():
+    assert views.first_of_each(np.array([1, 0, 1, 2, 0]), 3) == [1, 0, 3]
+
+
+# --------------------------------------------------------------------------- tour
+def test_page_title_and_step_name():
+    assert views.page_title("pages/kernels.py") == "Kernels" and views.page_title("pages/map.py") == "Map"
+    assert views.step_name("2. Train logistic regression") == "Train logistic regression"
+
+
+@pytest.mark.parametrize("raw,expected", [("3", 2), (1, 0), ("99", 7), ("-4", 0), ("x", 0), (None, 0)])
+def test_tour_step_from_the_link(raw, expected):
+    assert views.tour_step(raw, 8) == expected
+
+
+def test_tour_page_steps_are_done_once_passed():
+    """Steps 1, 3 and 6 open pages: done once the user went past them (and the run they show exists)."""
+    assert not guide.step_done(0, [], reached=0)
+    assert guide.step_done(0, [], reached=1)
+    assert not guide.step_done(2, [], reached=5)  # templates: no logistic regression yet
+    assert not guide.step_done(5, [], reached=7)  # kernels: no ConvNet yet
+
+
+# --------------------------------------------------------------------------- sweeps
+def test_sweep_status_from_workers_not_the_clock():
+    assert views.sweep_status([], [], True, False).message == "⏳ Starting the worker…"
+    running = views.sweep_status([], [{"current_trial": 3}], True, False)
+    assert running.running and running.message == "⏳ Running: 1 worker, training trial #3"
+    assert "Stopping" in views.sweep_status([], [{}], True, True).message
+    done = views.sweep_status([{"state": "COMPLETE"}, {"state": "PRUNED"}], [], False, False)
+    assert not done.running and done.kind == "success" and done.message == "Finished: 2 trial(s)."
+    failed = views.sweep_status([], [], False, False, "signlab: no data")
+    assert failed.kind == "error" and failed.message == "The sweep could not run: no data"
+    assert views.sweep_status([], [], False, False).message == "This study has no trials yet."
+
+
+# --------------------------------------------------------------------------- map and kernels
+def test_map_region_summarises_the_picked_points():
+    coords = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
+    region = views.map_region(coords, np.array([0, 0, 1]), np.array([0, 1, 1]), [0, 1], drawn=2)
+    assert region.mask.tolist() == [True, True, False]
+    assert region.caption == "True letters here: A 2. 1 of them misclassified. 2 images are drawn where their points lie."
+    (x0, x1), (y0, y1) = region.zoom
+    assert x0 < 0 < 1 < x1 and y0 < 0 < 2 < y1 and x1 - 1 == pytest.approx(0.16)
+
+
+def test_snapshot_title():
+    assert [views.snapshot_title(e) for e in (0, 3, None)] == ["before training", "after epoch 3", "the final weights"]
+
+
+def test_sweep_words():
+    trial = {"lr": 0.003, "batch_size": 64, "augment": True, "weight_decay": None}
+    assert views.trial_settings(trial, ["lr", "batch_size", "augment", "weight_decay"]) == \
+        "learning rate 3.00e-03, batch size 64, augmentation on"
+    assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
+        "s1 · logreg, 2 epoch(s) per trial · running"
+    assert views.study_label({"study": "s2"}) == "s2"
