@@ -264,55 +264,59 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub, name: str, help: str, func, *, run: bool = False, runs_dir: bool = False, db: bool = False,
+             json_help: str | None = None) -> argparse.ArgumentParser:
+    """One subcommand with the arguments many share: a RUN first, --runs-dir, --db, --json."""
+    s = sub.add_parser(name, help=help)
+    if run:
+        s.add_argument("run")
+    if runs_dir:
+        _add_runs_dir(s)
+    if db:
+        _add_db(s)
+    if json_help is not None:
+        s.add_argument("--json", action="store_true", help=json_help or None)
+    s.set_defaults(func=func)
+    return s
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="signlab", description="Sign Language MNIST: train, evaluate and use image classifiers.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    last_line = "print one JSON object as the last line of stdout"
 
-    s = sub.add_parser("models", help="list the models")
-    s.set_defaults(func=cmd_models)
+    _command(sub, "models", "list the models", cmd_models)
 
-    s = sub.add_parser("summary", help="a model's layer table")
+    s = _command(sub, "summary", "a model's layer table", cmd_summary)
     s.add_argument("model")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_summary)
 
     s = sub.add_parser("train", help="train a model (no options: the recommended fast configuration)")
     _add_train_options(s)
     _add_runs_dir(s)
     _add_db(s)
-    s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    s.add_argument("--json", action="store_true", help=last_line)
     s.add_argument("--resume", metavar="RUN", default=None, help="continue RUN for --epochs more epochs")
     s.add_argument("--queue", action="store_true",
                    help="put the run in the queue and return at once; a worker trains it")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("worker", help="train queued runs (on this machine; run one per GPU machine on a cluster)")
-    _add_runs_dir(s)
-    _add_db(s)
+    s = _command(sub, "worker", "train queued runs (on this machine; run one per GPU machine on a cluster)",
+                 cmd_worker, runs_dir=True, db=True,
+                 json_help="print one JSON line (run_id, status) per finished run")
     s.add_argument("--slots", type=int, default=1, help="runs this worker trains at once (default 1)")
     s.add_argument("--device", default=None, help="device for runs that say auto: cpu, cuda, cuda:1, mps")
     s.add_argument("--limit", type=int, default=None,
                    help="job limit across every worker and server of the database (default: SIGNLAB_JOB_LIMIT, "
                         "else the number of GPUs, else 1)")
     s.add_argument("--exit-when-idle", action="store_true", help="return once the queue is empty")
-    s.add_argument("--json", action="store_true", help="print one JSON line (run_id, status) per finished run")
-    s.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("runs", help="list runs, newest first")
-    _add_runs_dir(s)
-    _add_db(s)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_runs)
+    _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True, json_help="")
+    _command(sub, "evaluate", "test accuracy and the per-class table of a run", cmd_evaluate, run=True,
+             runs_dir=True, json_help="")
 
-    s = sub.add_parser("evaluate", help="test accuracy and the per-class table of a run")
-    s.add_argument("run")
-    _add_runs_dir(s)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("predict", help="top letters for image files")
-    s.add_argument("run")
+    s = _command(sub, "predict", "top letters for image files", cmd_predict, run=True)
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
     s.add_argument("--top", type=int, default=3)
@@ -321,23 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "square when none is found); centre: the largest centred square; hand: a square "
                         "around the hand found by skin colour")
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("export", help="export a run's model (ONNX)")
-    s.add_argument("run")
-    _add_runs_dir(s)
+    s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True)
     s.add_argument("--format", default="onnx")
     s.add_argument("--out", default=None)
-    s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("calibrate", help="adapt a run to a few of your own photos per letter (a new run)")
-    s.add_argument("run")
+    s = _command(sub, "calibrate", "adapt a run to a few of your own photos per letter (a new run)", cmd_calibrate,
+                 run=True)
     s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
     _add_runs_dir(s)
     s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
     s.add_argument("--crop", choices=("centre", "hand"), default="centre", help="as in predict --crop")
-    s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    s.set_defaults(func=cmd_calibrate)
+    s.add_argument("--json", action="store_true", help=last_line)
 
     try:
         from .sweep import add_sweep_command

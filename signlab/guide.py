@@ -7,7 +7,9 @@ here: ``pages/guide.py`` draws it.
 """
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,50 +39,18 @@ LOGREG = preset("lecture", model="logreg", epochs=2, log_every=20)
 SEED = preset("lecture", model="seed_convnet", epochs=3, log_every=20)
 FIXED = preset("lecture", model="convnet", epochs=3, log_every=20)
 
-STEPS: list[Step] = [
-    Step("data", "1. Look at the data",
-         "Open the Data page: reshuffle the samples, filter one letter, look at the mean image of each letter.",
-         "Every image is 28×28 grey pixels of one hand. Some letters look alike (M, N and S are all fists): "
-         "those will be the hard ones.", page="pages/data.py"),
-    Step("logreg", "2. Train logistic regression",
-         "Train the lecture's first model: one weight per pixel and letter, Adam with learning rate 0.001, "
-         "2 epochs.", "It learns fast but stops around 60–70%: a single template per letter cannot cover "
-         "every way of holding a hand.", config=LOGREG),
-    Step("templates", "3. Look at its 24 weight templates",
-         "Each letter's 784 weights, drawn as a 28×28 image: red pixels vote for the letter when bright, blue "
-         "against.", "The templates look like blurry hands: logistic regression matches each image against "
-         "one average shape per letter.", page="pages/kernels.py"),
-    Step("seed", "4. Train the lecture's ConvNet, as written",
-         "Train the lecture's ConvNet with its settings. It ends with a ReLU on the output scores.",
-         "Watch the loss stall above the others and some letters die: their scores went negative, the ReLU "
-         "cut them to 0 and with them their gradient. Images whose scores are all 0 are predicted as A. "
-         "The Train page's **network health** shows it happen: the share of *dead logits* (scores clipped to 0) "
-         "climbs while it trains. Then open its **Map**: at the last hidden layer, and even more at the output "
-         "scores, whole letters collapse onto one spot.",
-         config=SEED, page="pages/map.py"),
-    Step("fixed", "5. Fix it and train again",
-         "Train the same ConvNet without the ReLU on its output (model `convnet`), same settings.",
-         "The loss keeps falling and every letter is predicted again.", config=FIXED),
-    Step("kernels", "6. Look at the learned kernels and feature maps",
-         "Open Kernels for your ConvNet: the 100 first-layer 5×5 kernels, how they changed epoch by epoch, and "
-         "the feature maps of an image.", "Many kernels become edge detectors at some angle; in the feature "
-         "maps you see which parts of the hand each one picks out.", page="pages/kernels.py"),
-    Step("classify", "7. Classify your own sign",
-         "Draw a letter or upload a photo of your hand on the Classify page.",
-         "Real photos look different from the dataset (lighting, background, the hand smaller in the frame, "
-         "perhaps the other hand): "
-         "expect mistakes and read the warnings. The robust preset is trained to cope better.",
-         page="pages/classify.py"),
-    Step("calibrate", "8. Teach it your hand",
-         "Open Teach it your hand: take or upload three photos of your own hand for a few letters, press "
-         "Calibrate, then try the new run on Classify with new photos.",
-         "Why the model fails on your hand: its 27,455 training images are crops of only 1,704 photos of a few "
-         "hands, in one room, with one camera, so they all look alike, and your hand, light and wall look like "
-         "none of them. A few of your own photos per letter show it what your letters look like: retraining its "
-         "last layer on them takes seconds and fixes many mistakes on photos like them. Photos from another "
-         "place or day can still fool it; calibrate with a few from each.",
-         page="pages/calibrate.py"),
-]
+# The steps' words live in assets/tour.toml (prose, kept out of the code); a step names its run.
+_CONFIGS = {"LOGREG": LOGREG, "SEED": SEED, "FIXED": FIXED}
+TOUR_FILE = Path(__file__).resolve().parent / "assets" / "tour.toml"
+
+
+def load_steps(path: Path = TOUR_FILE) -> list[Step]:
+    """The tour's steps from ``path``; a step's ``config`` names one of LOGREG, SEED and FIXED."""
+    steps = tomllib.loads(path.read_text(encoding="utf-8"))["step"]
+    return [Step(**{**d, "config": _CONFIGS[d["config"]] if "config" in d else None}) for d in steps]
+
+
+STEPS: list[Step] = load_steps()
 
 
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
