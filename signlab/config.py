@@ -40,8 +40,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # the presets, by name: what each is for. The values each one sets are declared on the settings
 # (``presets=``) and gathered in PRESETS below.
 PRESET_DESCRIPTIONS: dict[str, str] = {
-    # seconds to a strong model on a 2-core CPU: the Train page's and the CLI's default
-    "fast": "Recommended: a strong model in seconds",
+    # the quickest way to a strong model on a CPU: the Train page's and the CLI's default
+    "fast": "Recommended: the quickest way to a strong model",
     # the most robust model for real photos of hands (the Classify page's default), chosen lever by
     # lever on the real-photo dev set while keeping >= 99.5% test accuracy (bench/real_photos.py):
     # photo-like augmentation with mirroring (single network, mirror test-time augmentation:
@@ -142,7 +142,7 @@ class TrainConfig:
     schedule: str = setting("onecycle", choices=SCHEDULES, label="Schedule", column=1, presets={"lecture": "none"},
                             help="none: a constant rate; cosine: decays smoothly; onecycle: warms up, then decays.")
     # on batches on the device
-    augment: bool = setting(True, label="Augmentation (random shifts, rotations, zoom)", search=(True, False),
+    augment: bool = setting(True, label="Augmentation", search=(True, False),
                             presets={"lecture": False},
                             help="Small random shifts, rotations and scaling of the training images.")
     width: int | None = setting(None, range=(4, 256), search=(8, 16, 24, 32),

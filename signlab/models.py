@@ -284,7 +284,7 @@ def _convnet() -> nn.Module:
     return LectureConvNet(output_relu=False)
 
 
-@register_model("fastcnn", "Three 3x3 conv + batch-norm + pooling stages, width 24: a strong model in seconds",
+@register_model("fastcnn", "Three 3x3 conv + batch-norm + pooling stages, width 24: a strong model, quickly",
                 has_width=True)
 def _fastcnn(width: int = 24) -> nn.Module:
     return FastCNN(width)
