@@ -30,10 +30,10 @@ PAGE_EXCEPTIONS: dict[str, set[str]] = {
     "calibrate.py": {"signlab.access", "signlab.calibrate", "signlab.errors"},
     "classify.py": {"signlab.access", "signlab.config", "signlab.inference", "signlab.models", "signlab.normalize",
                     "signlab.preprocess"},
-    "data.py": {"signlab.data", "signlab.sampling"},
-    "evaluate.py": {"signlab.confusion"},
+    "data.py": set(),
+    "evaluate.py": set(),
     "guide.py": {"signlab.access", "signlab.guide", "signlab.health", "signlab.kernels"},
-    "home.py": {"signlab.data"},
+    "home.py": set(),
     "kernels.py": {"signlab.inference", "signlab.kernels", "signlab.models", "signlab.sampling"},
     "map.py": {"signlab.embedding", "signlab.inference"},
     "runs.py": {"signlab.access", "signlab.compare", "signlab.export", "signlab.store"},
@@ -85,11 +85,13 @@ def test_pages_import_only_the_ui_figures_and_view_models(path):
 def test_the_page_check_fails_when_a_page_breaks_the_rule():
     assert page_problems("evaluate.py", "from signlab.confusion import worst_pair\nimport torch\n"
                                         "from signlab.trainer import Trainer\n") == [
+        "evaluate.py imports signlab.confusion: pages import only signlab.figures, signlab.labels, signlab.teach, "
+        "signlab.ui, signlab.views",
         "evaluate.py imports signlab.trainer: pages import only signlab.figures, signlab.labels, signlab.teach, "
         "signlab.ui, signlab.views",
         "evaluate.py imports torch"]
-    assert page_problems("evaluate.py", "from signlab import ui\n") == [
-        "evaluate.py no longer imports signlab.confusion: remove it from PAGE_EXCEPTIONS"]
+    assert page_problems("calibrate.py", "from signlab import access, calibrate, ui\n") == [
+        "calibrate.py no longer imports signlab.errors: remove it from PAGE_EXCEPTIONS"]
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
