@@ -36,8 +36,8 @@ PAGE_EXCEPTIONS: dict[str, set[str]] = {
     "home.py": set(),
     "kernels.py": set(),
     "map.py": set(),
-    "runs.py": {"signlab.access", "signlab.compare", "signlab.export", "signlab.store"},
-    "sweeps.py": {"signlab.access", "signlab.compare", "signlab.models", "signlab.sweep"},
+    "runs.py": set(),
+    "sweeps.py": set(),
     "train.py": {"signlab.access", "signlab.config", "signlab.errors", "signlab.models", "signlab.settings"},
 }
 PAGE_FORBIDDEN_EXTERNAL = {"torch"}  # a page that needs a tensor is computing something
