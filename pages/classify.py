@@ -133,8 +133,9 @@ def _draw():
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
         gray = views.upscale(ground, CANVAS_PX)
     else:  # the component returns the strokes only: composite them over the ground ourselves
-        gray = views.canvas_to_gray(rgba, background=views.upscale(ground, rgba.shape[0]) if rgba.shape[0] == rgba.shape[1]
-                              else float(ground.mean()))
+        square = rgba.shape[0] == rgba.shape[1]
+        gray = views.canvas_to_gray(rgba, background=views.upscale(ground, rgba.shape[0]) if square
+                                    else float(ground.mean()))
     return views.prepare_array(gray), "your drawing"
 
 

@@ -6,8 +6,9 @@ from signlab.labels import LETTERS
 
 ui.ensure_router()
 st.title("🧭 Guided tour")
-st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} steps. Each step says what to do and what to "
-            "notice, and checks it against **your own** runs. Each training step says how long it takes here.")
+st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} steps. Each step says what to do "
+            "and what to notice, and checks it against **your own** runs. Each training step says how long it takes "
+            "here.")
 
 steps = views.TOUR_STEPS
 # the step lives in the link too, so a reload (or the link) opens the step the user had reached

@@ -456,7 +456,7 @@ from . import preprocess as _preprocess  # noqa: E402
 from . import sampling as _sampling  # noqa: E402
 from . import settings as _settings  # noqa: E402
 from . import sweep as _sweep  # noqa: E402
-from .config import PRESET_DESCRIPTIONS, PRESETS, SETTING, preset as _preset  # noqa: E402
+from . import config as _config  # noqa: E402
 from .data import class_counts as _class_counts  # noqa: E402
 from .errors import SignlabError  # noqa: E402
 from .export import onnx_path as _onnx_path  # noqa: E402
@@ -464,6 +464,9 @@ from .health import health_records, health_series  # noqa: E402
 from .normalize import input_norm as _input_norm  # noqa: E402
 
 # constants and record types the pages name (names, not modules)
+PRESETS = _config.PRESETS
+PRESET_DESCRIPTIONS = _config.PRESET_DESCRIPTIONS
+SETTING = _config.SETTING
 PAGE_SETTINGS = _settings.PAGE_SETTINGS
 RUN_COLUMNS = _compare.RUN_COLUMNS
 TRIAL_COLUMNS = _compare.TRIAL_COLUMNS
@@ -476,7 +479,6 @@ NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
 Crop = _preprocess.Crop
 TOUR_STEPS = _guide.STEPS
-__all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "SETTING", "ACTIVE", "RunState", "SignlabError"]
 
 
 # the dataset
@@ -580,7 +582,7 @@ def first_network(model: Any) -> Any:
 
 def preset(name: str) -> Any:
     """The training configuration of a preset."""
-    return _preset(name)
+    return _config.preset(name)
 
 
 def page_config(values: dict[str, Any]) -> tuple[Any, str | None]:
