@@ -5,8 +5,7 @@ The photos live in session state until Calibrate saves them inside the new run; 
 """
 import streamlit as st
 
-from signlab import access, calibrate, ui
-from signlab.errors import SignlabError
+from signlab import ui, views
 from signlab.labels import LETTERS
 from signlab.teach import CALIBRATE_DETAILS, CALIBRATE_INTRO
 
@@ -22,7 +21,7 @@ run = ui.classify_run_picker("Run to adapt", key=ui.Keys.CALIBRATE_RUN,
                              help="By default the newest run of the robust preset (the best on photos).")
 if run is None:
     st.stop()
-info = calibrate.calibration_info(run)
+info = views.calibration_info(run)
 if info:
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.caption(f"This run is already calibrated: adapted from **{ui.md(info.get('parent_name', info.get('parent')))}** "
@@ -31,7 +30,7 @@ if info:
     if info["photos_kept"] and c2.button("🗑️ Delete its photos", help="The adapted model stays; only the "
                                          "photos it learned from are deleted."):
         with ui.guard("Could not delete the photos"):
-            n = access.delete_photos(ui.user(), run.id, ui.policy(), ui.runs_dir())
+            n = ui.delete_photos(run.id)
             st.toast(f"Deleted {n} photos from {run.id}.")
             st.rerun()
 
@@ -46,11 +45,9 @@ def _add(letter: str, files: list[tuple[str, bytes]]) -> None:
         if len(photos) >= MAX_COLLECTED:
             errors.append(f"at most {MAX_COLLECTED} photos; drop some first")
             break
-        try:
-            (photo,) = calibrate.photos_from_files(letter, [(name, data)])
-            thumb = calibrate.thumbnail(photo)
-        except SignlabError as err:
-            errors.append(str(err))
+        photo, thumb, error = views.calibration_photo(letter, name, data)
+        if photo is None:
+            errors.append(error)
             continue
         next_id = max((p["id"] for p in photos), default=-1) + 1
         photos.append({"id": next_id, "photo": photo, "thumb": thumb})
@@ -113,7 +110,7 @@ if photos:
 
 st.subheader("2. Calibrate")
 with st.expander("Method"):
-    method = st.radio("How to adapt", calibrate.METHODS, key="calibrate_method", horizontal=True,
+    method = st.radio("How to adapt", views.CALIBRATION_METHODS, key="calibrate_method", horizontal=True,
                       format_func={"head": "retrain the last layer (recommended)",
                                    "finetune": "fine-tune the last convolution too",
                                    "ncm": "nearest class mean"}.get,
@@ -123,14 +120,13 @@ pressed = st.button(f"🎯 Calibrate {ui.md(run.name)} on {len(photos)} photos",
                     help=None if photos else "Add a few photos first.")
 if pressed:
     bar = st.progress(0.0, text="Adapting the model to your photos…")
-    try:
-        record = calibrate.calibrate_run(run, [p["photo"] for p in photos], ui.runs_dir(), owner=ui.user().id,
-                                         method=method,
-                                         progress=lambda f: bar.progress(min(max(f, 0.0), 1.0),
-                                                                         text="Adapting the model to your photos…"))
-    except SignlabError as err:
+    record = None
+    with ui.guard("Could not calibrate"):
+        record = ui.calibrate(run, [p["photo"] for p in photos], method,
+                              progress=lambda f: bar.progress(min(max(f, 0.0), 1.0),
+                                                              text="Adapting the model to your photos…"))
+    if record is None:
         bar.empty()
-        st.error(f"Could not calibrate: {err}", icon="⚠️")
     else:
         photos.clear()  # they are kept in the new run now
         st.session_state[ui.Keys.CALIBRATION_RESULT] = record

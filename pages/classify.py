@@ -9,14 +9,8 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from signlab import access, figures, ui, views
-from signlab.inference import NO_EVIDENCE_BELOW, model_view, occlude, occlusion_map, predict, saliency_map
-from signlab.config import preset
+from signlab import figures, ui, views
 from signlab.labels import LETTERS
-from signlab.models import model_kind
-from signlab.normalize import input_norm
-from signlab.preprocess import (MIN_PAD_ZOOM, Crop, canvas_to_gray, is_blank, locate_hand, prepare_array, to_png,
-                                upscale)
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
@@ -44,27 +38,27 @@ if cfg.preset != "robust":
     c1.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                "does much better on photos.")
-    robust = preset("robust")
+    robust = views.preset("robust")
     if c2.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows())}"
                  "; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
-            new = access.submit(ui.user(), robust, ui.policy(), ui.job_manager(), name="robust model for photos")
+            new = ui.submit(robust, name="robust model for photos")
             ui.open_train(new.id, "robust")  # the Train page's settings show the robust preset, not fast
 
 
-def _slider_values(crop: Crop) -> tuple[float, float, float]:
+def _slider_values(crop: views.Crop) -> tuple[float, float, float]:
     """A crop as the sliders show it: within their ranges, on their 0.01 steps."""
-    return (round(min(max(crop.zoom, MIN_PAD_ZOOM), 4.0), 2), round(min(max(crop.cx, 0.0), 1.0), 2),
+    return (round(min(max(crop.zoom, views.MIN_PAD_ZOOM), 4.0), 2), round(min(max(crop.cx, 0.0), 1.0), 2),
             round(min(max(crop.cy, 0.0), 1.0), 2))
 
 
 def _reset_crop() -> None:
     """The sliders back to this image's own crop: the detector's square, else the centre square."""
-    for k, v in zip(CROP_KEYS, _slider_values(st.session_state.get(DEFAULT_CROP_KEY) or Crop())):
+    for k, v in zip(CROP_KEYS, _slider_values(st.session_state.get(DEFAULT_CROP_KEY) or views.Crop())):
         st.session_state[k] = v
 
 
-def _crop_controls(hand) -> Crop:
+def _crop_controls(hand) -> views.Crop:
     """Zoom and offset sliders: the square of the photo that becomes the 28x28 input."""
     if any(k not in st.session_state for k in CROP_KEYS):
         _reset_crop()
@@ -77,18 +71,18 @@ def _crop_controls(hand) -> Crop:
                    "The dataset's images are hands cropped tightly on a plain background: move the orange square "
                    "onto the hand so it fills the square.")
     c1, c2, c3, c4 = st.columns([3, 3, 3, 1.4], vertical_alignment="bottom")
-    c1.slider("Zoom", MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",
+    c1.slider("Zoom", views.MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",
               help="1 takes the largest centred square; below 1 the square is larger than the photo, whose "
                    "edges are repeated.")
     c2.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.")
     c3.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy")
     c4.button("Reset", on_click=_reset_crop, width="stretch")
     chosen = tuple(st.session_state[k] for k in CROP_KEYS)
-    default = st.session_state.get(DEFAULT_CROP_KEY) or Crop()
+    default = st.session_state.get(DEFAULT_CROP_KEY) or views.Crop()
     if chosen == _slider_values(default):  # untouched: the exact crop, as `predict` takes it
         return default
     # with a hand found the square may reach past the photo's edge (edge pixels repeated), as the detector's does
-    return Crop(*chosen, pad=hand is not None)
+    return views.Crop(*chosen, pad=hand is not None)
 
 
 def _draw():
@@ -127,7 +121,7 @@ def _draw():
         stroke = f"#{shade:02x}{shade:02x}{shade:02x}"
         if background is not None:
             result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke,
-                               background_image=to_png(upscale(background, CANVAS_PX)), height=CANVAS_PX,
+                               background_image=views.to_png(views.upscale(background, CANVAS_PX)), height=CANVAS_PX,
                                width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True, key=key)
         else:
             bg_hex = f"#{bg_shade:02x}{bg_shade:02x}{bg_shade:02x}"
@@ -137,11 +131,12 @@ def _draw():
     rgba = result.image_data if result is not None else None
     ground = background if background is not None else np.full((28, 28), bg_shade / 255.0, np.float32)
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
-        gray = upscale(ground, CANVAS_PX)
+        gray = views.upscale(ground, CANVAS_PX)
     else:  # the component returns the strokes only: composite them over the ground ourselves
-        gray = canvas_to_gray(rgba, background=upscale(ground, rgba.shape[0]) if rgba.shape[0] == rgba.shape[1]
-                              else float(ground.mean()))
-    return prepare_array(gray), "your drawing"
+        square = rgba.shape[0] == rgba.shape[1]
+        gray = views.canvas_to_gray(rgba, background=views.upscale(ground, rgba.shape[0]) if square
+                                    else float(ground.mean()))
+    return views.prepare_array(gray), "your drawing"
 
 
 def _photo(kind: str):
@@ -160,14 +155,14 @@ def _photo(kind: str):
     with ui.guard("Cannot use this image"):
         ident = hashlib.sha256(data).hexdigest()
         if st.session_state.get(IMAGE_KEY) != ident:  # a new image: find its hand, and the crop follows it
-            hand, crop = locate_hand(data, file.name)
-            st.session_state[HAND_KEY], st.session_state[DEFAULT_CROP_KEY] = hand, crop or Crop()
+            hand, crop = views.locate_hand(data, file.name)
+            st.session_state[HAND_KEY], st.session_state[DEFAULT_CROP_KEY] = hand, crop or views.Crop()
             st.session_state[IMAGE_KEY] = ident
             _reset_crop()
         hand = st.session_state.get(HAND_KEY)
         crop = _crop_controls(hand)
         gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
-        prepared = prepare_array(gray, crop, notes)
+        prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand
     return prepared, "your photo"
 
@@ -193,7 +188,7 @@ if prepared is None:
 x = prepared.image28
 is_photo = what == "your photo"
 hand = prepared.hand
-equalized = input_norm(model) == "equalize"
+equalized = views.equalized(model)
 input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
 box_title = f"{what.capitalize()}: crop" + (" and hand" if hand is not None else "")  # orange, green
 
@@ -202,11 +197,11 @@ c1, c2, c3 = st.columns([1.1, 1, 1.3])
 c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=box_title,
                                        landmarks=hand.landmarks if hand is not None else None),
                 width="stretch", key="classify_source_fig")
-c2.plotly_chart(figures.single_image(model_view(model, x), input_title, height=300), width="stretch",
+c2.plotly_chart(figures.single_image(views.model_view(model, x), input_title, height=300), width="stretch",
                 key="classify_input_fig")
 for note in prepared.notes:
     st.caption(f"Note: {note}.")
-if is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
+if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
     c3.info("**Nothing to classify.** " + ("The canvas is empty: draw a hand, or start from a dataset image."
                                           if not is_photo else "The image is almost one flat shade."), icon="✋")
     st.stop()
@@ -234,24 +229,24 @@ target = st.selectbox("Explain the letter", range(len(LETTERS)), index=pred, key
                       help="The predicted letter by default; pick another to see what speaks for it.")
 st.caption(f"The model gives {LETTERS[target]} a probability of {probs[target]:.1%}.")
 name = LETTERS[target]
-kind = model_kind(model)
+kind = views.model_kind(model)
 # occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
 # robust runs the page's headline probability averages four views)
-p_view = float(predict(model, [x])[0][target])
+p_view = views.probability(model, x, target)
 if cfg.ensemble > 1 or cfg.augment_photo:
     st.caption(f"The views below explain the 28×28 input shown above, on its own: the model gives {name} "
                f"{p_view:.1%} for it alone." + (" Grad-CAM reads the first of the ensemble's networks."
                                                if cfg.ensemble > 1 and kind == "conv" else ""))
 left, right = st.columns(2, gap="large")
 with left:
-    sal = saliency_map(model, x, target)
+    sal = views.saliency_map(model, x, target)
     if kind == "logreg":
         fig = figures.saliency_overlay(x, sal, f"Template × input for {name}", signed=True, zmax=1.0,
                                        colorbar_title="vote")
         caption = (f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels vote "
                    f"for {name}, blue ones against.")
     elif kind == "conv":
-        faint = p_view < NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
+        faint = p_view < views.NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
         fig = figures.saliency_overlay(x, np.zeros_like(sal) if faint else sal, f"Grad-CAM for {name}", zmax=1.0,
                                        colorbar_title="evidence")
         caption = (f"Bright regions are where the last convolution found evidence *for* {name}.")
@@ -269,7 +264,7 @@ with left:
     st.caption(caption)
 with right:
     patch = st.slider("Patch size (pixels of the 28×28 input)", 3, 14, 7, key="classify_patch")
-    occ = occlusion_map(model, x, target, patch=patch, stride=2)
+    occ = views.occlusion_map(model, x, target, patch=patch, stride=2)
     drop = p_view - occ
     st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: how far P({name}) falls", signed=True,
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
@@ -282,8 +277,8 @@ with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False
     with a:
         top_px = st.slider("Patch row", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_top")
         left_px = st.slider("Patch column", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_left")
-        covered = occlude(x, top_px, left_px, patch)
-        p_after = float(predict(model, [covered])[0][target])
+        covered = views.occlude(x, top_px, left_px, patch)
+        p_after = views.probability(model, covered, target)
         st.metric(f"P({name}) with the patch", f"{p_after:.1%}", delta=f"{100 * (p_after - p_view):+.1f} points")
     b.plotly_chart(figures.image_with_box(covered, (left_px, top_px, left_px + patch, top_px + patch),
                                           title="The input with the patch", dim_outside=False, height=280),

@@ -1,9 +1,7 @@
 """Data: sample images by letter, the class balance of both splits, and the mean image of each letter."""
 import streamlit as st
 
-from signlab import figures, ui
-from signlab.data import class_counts
-from signlab.sampling import letter_titles, sample_indices
+from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 
@@ -28,14 +26,14 @@ if c4.button("🔀 Reshuffle", width="stretch", help="Draw a new random sample")
     st.rerun()
 
 split = ds.train if split_name == "train" else ds.test
-idx = sample_indices(split.targets, letters, count, seed)
+idx = views.sample_indices(split.targets, letters, count, seed)
 if len(idx) == 0:
     st.info("No image matches this filter.")
 else:
     chosen = "all letters" if not letters else ", ".join(LETTERS[i] for i in letters)
     st.caption(f"{len(idx)} random {'training' if split_name == 'train' else 'test'} images of {chosen}, "
                f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
-    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, letter_titles(split.targets[idx]), cols=16,
+    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, views.letter_titles(split.targets[idx]), cols=16,
                                       tile_px=60, zmin=0, zmax=1),
                     width="content", key="data_samples")
 
@@ -43,7 +41,7 @@ else:
 left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Images per letter")
-    train_counts, test_counts = class_counts(ds.train), class_counts(ds.test)
+    train_counts, test_counts = views.class_counts(ds.train), views.class_counts(ds.test)
     st.plotly_chart(figures.class_counts(train_counts, test_counts), width="stretch", key="data_counts")
     lo, hi = int(train_counts.argmin()), int(train_counts.argmax())
     st.caption(f"The classes are roughly balanced: from {train_counts[lo]:,} training images ({LETTERS[lo]}) "

@@ -4,8 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.confusion import (click_to_pair, confidence_titles, crowded_column, mistake_titles, per_class_rows,
-                             worst_pair)
 from signlab.labels import LETTERS
 from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO
 
@@ -28,7 +26,7 @@ model_name = run.config.model
 
 # ----------------------------------------------------------------------------- headline numbers
 n_wrong = int((ev.y_true != ev.y_pred).sum())
-rows = per_class_rows(ev)
+rows = views.per_class_rows(ev)
 weakest = min(rows, key=lambda r: r["recall"])
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Test accuracy", f"{100 * ev.accuracy:.2f}%", help="Share of the 7,172 test images predicted right")
@@ -37,7 +35,7 @@ m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {weakest['recall']:.
           help="The letter the model finds least often")
 m4.metric("Model", model_name, help=f"{run.epochs_completed()} epoch(s) trained")
 
-crowded = crowded_column(ev)
+crowded = views.crowded_column(ev)
 if crowded:
     why = (" This is the lecture's flaw at work: a ReLU on the output scores sets every negative score to 0, "
            "and when all 24 scores are 0 the model picks the first letter, **A**. Train `convnet` (the same "
@@ -53,14 +51,14 @@ def _on_click() -> None:
     """A click on a square: put its (true, predicted) pair into the two selectboxes."""
     event = st.session_state.get(CM_KEY)
     points = event.get("selection", {}).get("points") if event else None
-    pair = click_to_pair(points)
+    pair = views.click_to_pair(points)
     if pair is not None:
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = pair
 
 
 if st.session_state.get("eval_pair_run") != run.id:  # a new run: start at its most frequent mistake
     st.session_state["eval_pair_run"] = run.id
-    st.session_state[PAIR_KEY] = worst_pair(ev)
+    st.session_state[PAIR_KEY] = views.worst_pair(ev)
     st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
 elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
     # back from another page: Streamlit dropped the widgets' values, the pair is kept under PAIR_KEY
@@ -87,7 +85,7 @@ with right:
         st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** were {kind}"
                     + (f" (the {len(shown)} most confident shown)" if len(idx) > len(shown) else "")
                     + ". Each title is the model's confidence in its answer.")
-        st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, confidence_titles(ev.confidence[shown]),
+        st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, views.confidence_titles(ev.confidence[shown]),
                                           cols=6, tile_px=58, zmin=0, zmax=1),
                         width="content", key="eval_pair_images")
 with left:
@@ -124,5 +122,5 @@ else:
     st.caption("Wrong answers the model was surest of (true → predicted, confidence). A confident mistake often "
                "shows two letters that really look alike, or an image that is hard even for a person.")
     st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
-                                      mistake_titles(mistakes), cols=12, tile_px=84, zmin=0, zmax=1),
+                                      views.mistake_titles(mistakes), cols=12, tile_px=84, zmin=0, zmax=1),
                     width="content", key="eval_mistakes")

@@ -1,16 +1,16 @@
 """Guided tour: the lecture's case study, step by step, each step a button away from doing it."""
 import streamlit as st
 
-from signlab import access, figures, guide, kernels, ui, views
-from signlab.health import health_records, health_series
+from signlab import figures, ui, views
 from signlab.labels import LETTERS
 
 ui.ensure_router()
 st.title("🧭 Guided tour")
-st.markdown(f"Walk through the lecture's case study in {len(guide.STEPS)} steps. Each step says what to do and what to "
-            "notice, and checks it against **your own** runs. Each training step says how long it takes here.")
+st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} steps. Each step says what to do "
+            "and what to notice, and checks it against **your own** runs. Each training step says how long it takes "
+            "here.")
 
-steps = guide.STEPS
+steps = views.TOUR_STEPS
 # the step lives in the link too, so a reload (or the link) opens the step the user had reached
 i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", 1), len(steps)))
 i = min(max(int(i), 0), len(steps) - 1)
@@ -18,12 +18,11 @@ reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
 st.query_params.update(step=str(i + 1), reached=str(reached + 1))
 runs = ui.runs()
 jm = ui.job_manager()
-me = ui.user()
 
 with st.sidebar:
     st.markdown("**Tour steps**")
     for k, s in enumerate(steps):
-        mark = "✅" if guide.step_done(k, runs, reached) else ("👉" if k == i else "▫️")
+        mark = "✅" if views.tour_step_done(k, runs, reached) else ("👉" if k == i else "▫️")
         if st.button(f"{mark} {s.title}", key=f"guide_nav_{k}", width="stretch"):
             st.session_state[ui.Keys.GUIDE_STEP] = k
             st.rerun()
@@ -36,28 +35,28 @@ st.info(f"**Notice:** {step.notice}", icon="👀")
 
 if step.config is not None:
     cfg = step.config
-    run = guide.find_run(runs, cfg)
+    run = views.tour_run(runs, cfg)
     job = views.my_active_run(runs, lambda r: r.config.model == cfg.model and r.config.preset == cfg.preset)
     label = f"▶ Train {cfg.model} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g})"
     if st.button(label if run is None else f"↻ Train {cfg.model} again", type="primary" if run is None else "secondary",
                  disabled=job is not None):
         with ui.guard("Could not start"):
-            new = access.submit(me, cfg, ui.policy(), jm, name=f"tour: {views.step_name(step.title)}")
+            new = ui.submit(cfg, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
     st.caption(views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train)).capitalize() + ".")
     if job is not None:
-        mine = access.can(me, job, "stop", ui.policy())
+        mine = ui.can(job, "stop")
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")
 
-result = guide.check(step, runs, ui.evaluation)
+result = views.tour_check(step, runs, ui.evaluation)
 if result:
     st.success(result, icon="📏")
 
 if step.key == "templates":
-    run = guide.find_run(runs, guide.LOGREG)
+    run = views.tour_page_run(runs, "templates")
     if run:
-        tiles = kernels.first_layer_tiles(kernels.first_layer_weight(ui.load_model(run)))
+        tiles = views.template_tiles(ui.load_model(run))
         st.plotly_chart(figures.weight_templates(tiles, list(LETTERS), cols=8,
                                                  title="The 24 weight templates of your logistic regression"),
                         width="content")
@@ -65,16 +64,15 @@ if step.key == "templates":
         st.warning("Train logistic regression in step 2 first.")
 
 if step.key == "seed":
-    seed_run = guide.find_run(runs, guide.SEED)
-    seed_health = health_records(seed_run.metrics()) if seed_run else []
-    if seed_health and seed_health[-1].get("dead_logits") is not None:
-        st.plotly_chart(figures.health_charts(health_series(seed_health), title="Your lecture ConvNet's health"),
+    seed_run = views.tour_page_run(runs, "seed")
+    seed_health = views.dead_logits_health(seed_run.metrics()) if seed_run else None
+    if seed_health is not None:
+        st.plotly_chart(figures.health_charts(seed_health, title="Your lecture ConvNet's health"),
                         width="stretch", key="guide_health")
 
 if step.page:
     if st.button(f"Open the {views.page_title(step.page)} page →"):
-        latest = {"templates": guide.LOGREG, "kernels": guide.FIXED, "seed": guide.SEED}.get(step.key)
-        r = guide.find_run(runs, latest) if latest else None
+        r = views.tour_page_run(runs, step.key)
         if r:
             st.session_state[ui.Keys.EVAL_RUN] = r.id
         st.switch_page(step.page)

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.data import class_counts
 from signlab.labels import LETTERS
 from signlab.teach import HOME_INTRO
 
@@ -26,7 +25,7 @@ m1.metric("Training images", f"{len(ds.train):,}")
 m2.metric("Test images", f"{len(ds.test):,}")
 m3.metric("Letters", f"{len(LETTERS)}", help="A–Y without J (J and Z need motion)")
 m4.metric("Image size", "28 × 28 px", help="grayscale, 784 pixels")
-counts = class_counts(ds.train)
+counts = views.class_counts(ds.train)
 st.plotly_chart(figures.tile_grid(ds.train.images[views.first_of_each(ds.train.targets, len(LETTERS))],
                                   list(LETTERS), cols=12, tile_px=64,
                                   title="One training image of each letter"), width="content")

@@ -3,12 +3,7 @@ epoch, the kernels of deeper layers by input channel, and the feature maps of on
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.kernels import (conv_kernels, conv_layer_info, feature_map_tiles, first_layer_tiles, first_layer_weight,
-                             kernel_change, strongest_units)
-from signlab.inference import feature_maps
 from signlab.labels import LETTERS
-from signlab.models import first_network, model_kind
-from signlab.sampling import random_test_index
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
 ui.ensure_router()
@@ -22,8 +17,8 @@ run = ui.run_picker(help="Only runs with at least one finished epoch have weight
 if run is None:
     st.stop()
 
-model = first_network(ui.or_stop(f"Could not load run {run.id}", ui.load_model, run))  # an ensemble: its first
-kind = model_kind(model)
+model = views.first_network(ui.or_stop(f"Could not load run {run.id}", ui.load_model, run))  # an ensemble: its first
+kind = views.model_kind(model)
 history = run.kernel_history()
 ds = ui.dataset()
 if run.config.ensemble > 1:
@@ -36,11 +31,11 @@ def _epoch_slider(label: str):
     if len(history) < 2:
         if len(history) == 1:
             st.caption("Only one snapshot was saved for this run, so there is nothing to step through.")
-        return None, first_layer_weight(model)
+        return None, views.first_layer_weight(model)
     epochs = sorted(history)
     epoch = st.select_slider(label, epochs, value=epochs[-1], key=f"kernels_epoch_{run.id}",
                              format_func=views.snapshot_title)
-    moved = kernel_change(history).get(epoch)
+    moved = views.kernel_change(history).get(epoch)
     if moved is not None and epoch > 0:
         st.caption(f"After epoch {epoch} these weights have moved {100 * moved:.0f}% of their initial size "
                    "away from where they started (‖W − W₀‖ / ‖W₀‖).")
@@ -49,14 +44,14 @@ def _epoch_slider(label: str):
 
 # ----------------------------------------------------------------------------- first layer
 if kind == "conv":
-    layers = conv_layer_info(model)
+    layers = views.conv_layer_info(model)
     first = layers[0]
     st.subheader("First-layer kernels")
     st.caption(f"The {first['out']} kernels of size {first['k']}×{first['k']} that slide over the image "
                f"(layer {first['name']}). Red weights respond to bright pixels, blue to dark ones; many "
                "trained kernels look like edge or blob detectors.")
     epoch, weights = _epoch_slider("Epoch")
-    tiles = first_layer_tiles(weights)
+    tiles = views.first_layer_tiles(weights)
     st.plotly_chart(figures.weight_templates(tiles, cols=20 if len(tiles) > 32 else 16, tile_px=40,
                                              title=views.snapshot_title(epoch)),
                     width="content", key="kernels_first")
@@ -66,7 +61,7 @@ elif kind == "logreg":
                "and its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue "
                "against it. Slide through the epochs to watch the templates take the shape of hands.")
     epoch, weights = _epoch_slider("Epoch")
-    st.plotly_chart(figures.weight_templates(first_layer_tiles(weights), list(LETTERS), cols=12, tile_px=72,
+    st.plotly_chart(figures.weight_templates(views.first_layer_tiles(weights), list(LETTERS), cols=12, tile_px=72,
                                              title=views.snapshot_title(epoch)),
                     width="content", key="kernels_templates")
 elif kind == "mlp":
@@ -78,8 +73,8 @@ elif kind == "mlp":
     n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
     with u2:
         epoch, weights = _epoch_slider("Epoch")
-    tiles = first_layer_tiles(weights)
-    units = strongest_units(history[max(history)] if history else weights, n_units)
+    tiles = views.first_layer_tiles(weights)
+    units = views.strongest_units(history[max(history)] if history else weights, n_units)
     st.plotly_chart(figures.weight_templates(tiles[units], [f"unit {u}" for u in units], cols=12, tile_px=72,
                                              title=views.snapshot_title(epoch)),
                     width="content", key="kernels_units_fig")
@@ -98,7 +93,7 @@ if kind == "conv" and len(layers) > 1:
     info = by_name[layer_name]
     channel = d2.number_input(f"Input channel (0–{info['in'] - 1})", 0, info["in"] - 1, 0, key="kernels_channel")
     with ui.guard("Could not show these kernels"):
-        ks = conv_kernels(model, layer_name, int(channel))
+        ks = views.conv_kernels(model, layer_name, int(channel))
         st.plotly_chart(figures.weight_templates(ks, cols=25 if len(ks) > 32 else 16, tile_px=32,
                                                  title=f"the {info['out']} kernels that read channel {channel}"),
                         width="content", key="kernels_deep")
@@ -111,14 +106,14 @@ if kind != "conv":
     st.stop()
 
 if IMAGE_KEY not in st.session_state:
-    st.session_state[IMAGE_KEY] = random_test_index(ds.test.targets, None, 0)
+    st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None, 0)
 
 
 def _random() -> None:
     letter = st.session_state.get("kernels_letter")
     seed = ui.state("kernels_seed", 0) + 1
     st.session_state["kernels_seed"] = seed
-    st.session_state[IMAGE_KEY] = random_test_index(ds.test.targets, None if letter is None else letter, seed)
+    st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None if letter is None else letter, seed)
 
 
 f1, f2, f3 = st.columns([1, 1, 1], vertical_alignment="bottom")
@@ -130,7 +125,7 @@ index = f3.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) 
 image = ds.test.images[int(index)] / 255.0
 maps = []
 with ui.guard("Could not compute the feature maps"):
-    maps = feature_maps(model, image)
+    maps = views.feature_maps(model, image)
 left, right = st.columns([1, 4], gap="large")
 with left:
     st.plotly_chart(figures.single_image(image, f"test image {index}: {LETTERS[ds.test.targets[int(index)]]}",
@@ -139,7 +134,7 @@ with left:
                "is present. Early maps still look like the hand; deeper ones are smaller and more abstract.")
 with right:
     for i, (name, fmap) in enumerate(maps):
-        tiles, titles = feature_map_tiles(fmap, MAX_MAPS)
+        tiles, titles = views.feature_map_tiles(fmap, MAX_MAPS)
         c, h, w = fmap.shape
         more = f" (the first {len(tiles)} shown)" if c > len(tiles) else ""
         st.markdown(f"**conv {i + 1}** ({name}): {c} maps of {h}×{w}{more}")

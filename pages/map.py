@@ -2,8 +2,7 @@
 select a region to see the images there."""
 import streamlit as st
 
-from signlab import embedding, figures, ui, views
-from signlab.inference import top_k
+from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import MAP_DETAILS, MAP_INTRO
 
@@ -20,21 +19,21 @@ if run is None:
     st.stop()
 model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)
 ds = ui.dataset()
-layers = embedding.map_layers(model)
+layers = views.map_layers(model)
 by_key = {layer.key: layer for layer in layers}
 
 c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
 layer_key = f"map_layer_{run.id}"  # per run: the layers differ between models
 if st.session_state.get(layer_key) not in by_key:
-    st.session_state[layer_key] = embedding.default_layer(model)
+    st.session_state[layer_key] = views.default_layer(model)
 layer = c1.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key,
                      help="The last hidden layer is what the classifier reads: the network's final picture of "
                           "the image.")
-method = c2.segmented_control("Embedding", list(embedding.METHODS), default="pca", required=True, key="map_method",
-                              format_func=lambda m: embedding.METHOD_NAMES[m]) or "pca"
+method = c2.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",
+                              format_func=lambda m: views.MAP_METHOD_NAMES[m]) or "pca"
 
 gate = st.container()  # always made, like the progress slot: the chart's position never shifts
-if method == "tsne" and embedding.cached_map(run, layer, method, len(ds.test)) is None:
+if method == "tsne" and not ui.map_cached(run, layer, method):
     gate.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the run.",
               icon="⏱️")
     if not gate.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}"):
@@ -42,7 +41,7 @@ if method == "tsne" and embedding.cached_map(run, layer, method, len(ds.test)) i
 
 progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
 fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot)
-s = embedding.map_summary(fm)
+s = views.map_summary(fm)
 note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
         f"activations embedded with {method.upper()}"
         + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
@@ -54,10 +53,10 @@ st.caption(note + ".")
 left, right = st.columns([5, 2], gap="medium")
 with left:
     fig = figures.feature_map(fm.coords, fm.y_true, fm.y_pred, fm.probs.max(1),
-                              centres=embedding.class_centres(fm.coords, fm.y_true))
+                              centres=views.class_centres(fm.coords, fm.y_true))
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map_chart",
                             width="stretch")
-picked = embedding.point_indices(event.selection.points if event else None)
+picked = views.point_indices(event.selection.points if event else None)
 picked = [i for i in picked if i < len(fm.y_true)]
 signature = (run.id, layer, method, tuple(picked[:50]), len(picked))
 if picked and st.session_state.get(SEEN_KEY) != signature:
@@ -77,12 +76,12 @@ with right:
                     width="stretch", key="map_image_fig")
     st.markdown(f"True letter **{LETTERS[true]}**, predicted **{LETTERS[pred]}** "
                 + ("✅" if ok else "❌ (misclassified)"))
-    st.plotly_chart(figures.probability_bars(top_k(fm.probs[index], 5), title="Probabilities (top 5)"),
+    st.plotly_chart(figures.probability_bars(views.top_k(fm.probs[index], 5), title="Probabilities (top 5)"),
                     width="stretch", key="map_probs")
 
 if len(picked) > 1:
     st.subheader(f"The region you selected: {len(picked):,} images")
-    shown = embedding.spread_sample(fm.coords, picked, REGION_LIMIT)
+    shown = views.spread_sample(fm.coords, picked, REGION_LIMIT)
     region = views.map_region(fm.coords, fm.y_true, fm.y_pred, picked, len(shown))
     thumbs = [(float(fm.coords[i, 0]), float(fm.coords[i, 1]), ds.test.images[i]) for i in shown]
     st.caption(region.caption)

@@ -2,10 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import access, compare, figures, ui, views
-from signlab.compare import curve_series, runs_table
-from signlab.export import onnx_path
-from signlab.store import ACTIVE
+from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
@@ -28,17 +25,17 @@ if flash:
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
-rows = compare.run_rows(runs)
+rows = views.run_rows(runs)
 inside = list(range(len(runs)))
 if len(runs) > 1:
     st.markdown("**Settings and accuracy side by side**: one line per run. Drag along an axis to brush it "
                 "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
                 "inside every brush.")
     with st.expander("Brush the axes with controls", expanded=False):
-        brush = ui.brush_controls(rows, compare.RUN_COLUMNS, "runs_parcoords")
-    st.plotly_chart(figures.parallel_coordinates(compare.axes(rows, compare.RUN_COLUMNS, brush), "accuracy"),
+        brush = ui.brush_controls(rows, views.RUN_COLUMNS, "runs_parcoords")
+    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(rows, views.RUN_COLUMNS, brush), "accuracy"),
                     width="stretch", key="runs_parcoords")
-    inside = compare.apply_brush(rows, brush)
+    inside = views.apply_brush(rows, brush)
     if brush:
         b1, b2 = st.columns([3, 1], vertical_alignment="center")
         b1.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
@@ -47,7 +44,7 @@ if len(runs) > 1:
                   help="Draw the curves of the runs inside the brush (at most 8) in Compare runs below.")
 
 # ----------------------------------------------------------------------------- the table
-df = pd.DataFrame(runs_table(runs)).iloc[inside]
+df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
 st.dataframe(df, hide_index=True, width="stretch", column_config={
     "name": st.column_config.TextColumn("name", width="medium"),
     "lr": st.column_config.NumberColumn("lr", format="%g"),
@@ -67,7 +64,7 @@ picked = st.multiselect("Runs to overlay", [r.id for r in runs],
                         format_func=ui.run_labels(runs).__getitem__, key="runs_compare",
                         placeholder="Choose runs to compare")
 if picked:
-    epochs, batches = curve_series([by_id[i] for i in picked])
+    epochs, batches = views.curve_series([by_id[i] for i in picked])
     batches = {k: views.continued_steps(v) for k, v in batches.items()}  # continued runs go on, not back to 0
     metric = st.segmented_control("Epoch metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
                                   default="val_accuracy", key="runs_metric", required=True,
@@ -97,9 +94,9 @@ run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 s = run.summary()
-busy = s["status"] in ACTIVE
+busy = s["status"] in views.ACTIVE
 me, rules = ui.user(), ui.policy()
-mine = access.can(me, run, "rename", rules)  # a classmate's run (when the server shows them) is read-only
+mine = ui.can(run, "rename")  # a classmate's run (when the server shows them) is read-only
 st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
            + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
            + ("" if mine else " · a classmate's run: read-only"))
@@ -111,7 +108,7 @@ with left:
         new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
-                access.rename(me, run.id, new_name, rules, ui.runs_dir())
+                ui.rename(run.id, new_name)
                 st.session_state["runs_flash"] = f"Renamed to “{ui.md(run.name)}”."
                 st.rerun()
     b1, b2, b3 = st.columns(3)
@@ -130,7 +127,7 @@ with left:
         if y.button("Yes, delete it", type="primary", width="stretch", key="runs_confirm_yes"):
             with ui.guard("Could not delete"):
                 gone = ui.md(run.name)
-                access.delete(me, run.id, rules, ui.runs_dir())
+                ui.delete(run.id)
                 st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
                 for key in (ui.Keys.EVAL_RUN, ui.Keys.TRAIN_RUN):
                     if st.session_state.get(key) == run.id:
@@ -151,26 +148,26 @@ with right:
     else:
         weights = run.dir / "model.safetensors"
         st.download_button(f"⬇️ Weights (.safetensors, {weights.stat().st_size / 1024:,.0f} KB)",
-                           data=lambda: access.download(me, run.id, "weights", rules, ui.runs_dir()),
+                           data=lambda: ui.download(run.id, "weights"),
                            file_name=f"{run.id}.safetensors",
                            mime="application/octet-stream", key="runs_dl_weights", width="stretch",
                            help="Load them with signlab (or safetensors): the architecture is in config.json.")
-        onnx = onnx_path(run)
+        onnx = views.onnx_path(run)
         if onnx is None:
             if st.button("📦 Export to ONNX", width="stretch", key="runs_export",
                          help="For other tools and languages: input 'image' (B, 1, 28, 28) in [0, 1], "
                               "output 'logits' (B, 24)."):
                 with ui.guard("Could not export"), st.spinner("Exporting…"):
-                    access.export(me, run.id, rules, ui.runs_dir())
+                    ui.export(run.id)
                     st.rerun()
         else:
             st.download_button(f"⬇️ ONNX model ({onnx.stat().st_size / 1024:,.0f} KB)",
-                               data=lambda: access.download(me, run.id, "onnx", rules, ui.runs_dir()),
+                               data=lambda: ui.download(run.id, "onnx"),
                                file_name=f"{run.id}.onnx", mime="application/octet-stream", key="runs_dl_onnx",
                                width="stretch", help="Input 'image' (B, 1, 28, 28) in [0, 1]; output 'logits' "
                                                      "(B, 24), one per letter A–Y without J.")
         st.download_button("⬇️ Settings (config.json)",
-                           data=lambda: access.download(me, run.id, "config", rules, ui.runs_dir()),
+                           data=lambda: ui.download(run.id, "config"),
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")
 
@@ -190,6 +187,6 @@ if me.role == "instructor":
                 values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
-                    access.save_settings(me, values, ui.runs_dir())
+                    ui.save_settings(values)
                     st.session_state["runs_flash"] = "Class settings saved."
                     st.rerun()

@@ -5,8 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from signlab import access, compare, figures, sweep, ui, views
-from signlab.models import model_info, model_names
+from signlab import figures, ui, views
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
 ui.ensure_router()
@@ -22,10 +21,10 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     st.subheader("New sweep")
     with st.form("new_sweep"):
-        names = model_names()
+        names = views.model_names()
         model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0)
         trials = st.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.")
-        epochs = st.number_input("Epochs per trial", 1, 50, sweep.DEFAULT_EPOCHS,
+        epochs = st.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS,
                                  help="Short trials rank settings well enough; train the winner longer after.")
         minutes = st.number_input("Time limit (minutes, 0 = none)", 0, 24 * 60, 30,
                                   help="No new trial starts after this time; the running one finishes.")
@@ -33,20 +32,16 @@ with left:
                                     help="Trials run in parallel, one per worker; more than one only helps "
                                          "with several CPU cores or GPUs.")
         submitted = st.form_submit_button("▶ Start sweep", type="primary", width="stretch")
-    st.caption(f"Searched: learning rate {sweep.LR_RANGE[0]:g}–{sweep.LR_RANGE[1]:g} (log scale), batch size "
-               f"{'/'.join(map(str, sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
-               + (f", width {'/'.join(map(str, sweep.widths_for(model)))}" if model_info(model).has_width else "")
-               + f". Trials are scored on {100 * sweep.DEFAULT_VAL_FRACTION:.0f}% of the training images held "
-                 "out; the test set stays untouched until you evaluate the winner.")
+    st.caption(views.sweep_search_text(model))
     if submitted:
         with ui.guard("Could not start the sweep"):
-            started = access.start_sweep(ui.user(), ui.policy(), runs_dir, model=model, trials=int(trials),
-                                         epochs=int(epochs), timeout=60 * minutes or None, workers=int(n_workers))
+            started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),
+                                     timeout=60 * minutes or None, workers=int(n_workers))
             st.session_state[ui.Keys.SWEEP] = st.session_state["sweep_select"] = started["study"]
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
-studies = [s for s in sweep.list_studies(runs_dir) if access.can_study(ui.user(), s, "view", ui.policy())]
+studies = ui.studies()
 with right:
     if not studies:
         st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
@@ -65,17 +60,17 @@ with right:
     record = by_name[study]
     storage = record.get("storage")
     # the run store's workers, and the processes this server launched that are still starting
-    running = sweep.sweep_running(study, runs_dir)
+    running = views.sweep_running(study, runs_dir)
 
     # ------------------------------------------------------------------------- live view
     @st.fragment(run_every=2.0 if running else None)
     def live() -> None:
-        now_running = sweep.sweep_running(study, runs_dir)
+        now_running = views.sweep_running(study, runs_dir)
         rows = []
         with ui.guard("Cannot read the study"):
-            rows = sweep.study_trials(storage, study, runs_dir)
-        workers = sweep.workers(study, runs_dir)
-        best = sweep.best_trial(rows)
+            rows = views.study_trials(storage, study, runs_dir)
+        workers = views.sweep_workers(study, runs_dir)
+        best = views.best_trial(rows)
         stop_at = st.session_state.get(STOP_KEY, {}).get(study)
 
         c1, c2, c3, c4 = st.columns(4)
@@ -86,7 +81,7 @@ with right:
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
         view = views.sweep_status(rows, workers, now_running, bool(stop_at),
-                                  "" if now_running else sweep.last_log_line(study, runs_dir))
+                                  "" if now_running else views.sweep_last_log(study, runs_dir))
         if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
             {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
         if view.error:
@@ -95,18 +90,18 @@ with right:
             b1, b2 = st.columns(2)
             if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
                 with ui.guard("Could not stop the sweep"):
-                    access.stop_sweep(ui.user(), by_name[study], ui.policy(), runs_dir)
+                    ui.stop_sweep(by_name[study])
                     st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
                     st.rerun()
             if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
                                                                     help="End the worker processes now; "
                                                                          "their running trial is marked failed."):
                 with ui.guard("Could not stop the sweep"):
-                    access.stop_sweep(ui.user(), by_name[study], ui.policy(), runs_dir, force=True)
+                    ui.stop_sweep(by_name[study], force=True)
                     st.rerun()
 
         if best:
-            settings = views.trial_settings(best, sweep.PARAMS)
+            settings = views.trial_settings(best, views.SWEEP_PARAMS)
             test = best.get("test_accuracy")
             st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
                         + (f", {100 * test:.2f}% on the test set" if test is not None else "")
@@ -116,16 +111,16 @@ with right:
                 st.switch_page("pages/evaluate.py")
 
         if rows:
-            trows = compare.trial_rows(rows)
+            trows = views.trial_rows(rows)
             inside = list(range(len(rows)))
             if len(rows) > 1:
                 st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
                             "brush it; the table below shows the trials inside every brush.")
                 with st.expander("Brush the axes with controls", expanded=False):
-                    brush = ui.brush_controls(trows, compare.TRIAL_COLUMNS, "sweep_parcoords")
-                st.plotly_chart(figures.parallel_coordinates(compare.axes(trows, compare.TRIAL_COLUMNS, brush),
+                    brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, "sweep_parcoords")
+                st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, views.TRIAL_COLUMNS, brush),
                                                              "accuracy"), width="stretch", key="sweep_parcoords")
-                inside = compare.apply_brush(trows, brush)
+                inside = views.apply_brush(trows, brush)
                 ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
                 if brush:
                     b1, b2 = st.columns([3, 1], vertical_alignment="center")
@@ -139,7 +134,7 @@ with right:
             shown = df.iloc[inside].assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,
                               augment=df["augment"].map({True: "on", False: "off"}))
             shown = shown.drop(columns=[c for c in ("width",) if df[c].isna().all()])
-            order = ["number", "state", "value", "val_loss", *sweep.PARAMS, "epochs", "seconds", "test_accuracy",
+            order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",
                      "note", "run_id"]
             st.dataframe(
                 shown.sort_values("number", ascending=False), hide_index=True, width="stretch",
@@ -156,7 +151,7 @@ with right:
                     "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
                     "run_id": st.column_config.TextColumn("run"),
                 })
-            searched = [p for p in sweep.PARAMS if df[p].notna().any()]
+            searched = [p for p in views.SWEEP_PARAMS if df[p].notna().any()]
             if any(r["value"] is not None for r in rows):
                 cols = st.columns(2)
                 for i, p in enumerate(searched):
@@ -173,7 +168,4 @@ with right:
     with st.expander("Run this sweep from a terminal, or on more machines"):
         st.markdown("Every worker that joins the study with the same storage shares its trials; "
                     "see `docs/sweeps.md` for a shared journal file or PostgreSQL.")
-        st.code(f"python -m signlab sweep --model {record.get('model', 'fastcnn')} --epochs "
-                f"{record.get('epochs', sweep.DEFAULT_EPOCHS)} --trials 8 --study {study} "
-                f"--storage {storage or sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}",
-                language="bash")
+        st.code(views.sweep_command(record, study, storage, runs_dir), language="bash")

@@ -3,11 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from signlab import access, ui, views
-from signlab.config import PRESET_DESCRIPTIONS, PRESETS, SETTING
-from signlab.errors import SignlabError
-from signlab.models import layer_summary, model_info
-from signlab.settings import PAGE_SETTINGS, link_query, page_config
+from signlab import ui, views
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO
 from signlab.views import DASH
 
@@ -21,40 +17,35 @@ ui.settings_from_link()
 left, right = st.columns([1, 2], gap="large")
 with left:
     st.subheader("Settings")
-    st.selectbox("Preset", list(PRESETS), key="cfg_preset",
+    st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",
                  on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
                  help="A starting point; change any setting below.")
-    st.caption(PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
-    model = ui.setting_input(SETTING["model"])
-    info = model_info(model)
+    st.caption(views.PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
+    model = ui.setting_input(views.SETTING["model"])
+    info = views.model_info(model)
     members = int(st.session_state.get("cfg_ensemble", 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
     with st.expander("Layer summary"):
-        st.dataframe(pd.DataFrame(layer_summary(model)), hide_index=True, width="stretch")
-    ui.setting_inputs([s for s in PAGE_SETTINGS if s.name != "model"], st.columns(2))
-    if PRESETS.get(st.session_state["cfg_preset"], {}).get("augment_photo"):
+        st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
+    ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"], st.columns(2))
+    if views.PRESETS.get(st.session_state["cfg_preset"], {}).get("augment_photo"):
         st.caption("This preset also makes training images look like photos: hands zoomed out onto plain walls, "
                    "mirrored half the time, with changed light, blur and noise.")
 
     values = ui.settings_in_state()
-    config_error = None
-    try:
-        cfg = page_config(values)
-    except SignlabError as err:
-        cfg, config_error = None, str(err)
+    cfg, config_error = views.page_config(values)
     # keep the setup in the URL so a teacher can share a link that opens it
-    st.query_params.update(link_query(values))
+    st.query_params.update(views.link_query(values))
 
 # ----------------------------------------------------------------------------- the job
 jm = ui.job_manager()
-me, rules = ui.user(), ui.policy()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
 elsewhere = run is None
 if run is None:  # a new tab or session: show this user's run that is still training
-    run = views.my_active_run(ui.runs(), lambda r: access.can(me, r, "stop", rules))
-mine = run is not None and access.can(me, run, "stop", rules)
+    run = views.my_active_run(ui.runs(), lambda r: ui.can(r, "stop"))
+mine = run is not None and ui.can(run, "stop")
 view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
 
 with left:
@@ -65,12 +56,12 @@ with left:
     # on a button whose identity changed in the rerun it triggers would be lost
     if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch"):
         with ui.guard("Could not start"):
-            new = access.submit(me, cfg, rules, jm)
+            new = ui.submit(cfg)
             ui.follow_run(new.id)
             st.rerun()
     if b2.button("⏹ Stop", disabled=not view.can_stop, width="stretch"):
         with ui.guard("Could not stop"):
-            access.stop(me, run.id, rules, jm)
+            ui.stop(run.id)
             st.rerun()
     if b3.button(view.pause_label, width="stretch", disabled=not (view.can_pause or view.can_resume)):
         with ui.guard("Could not pause"):
@@ -83,7 +74,7 @@ with left:
             more = st.number_input("Continue this run for more epochs", 1, 100, 2)
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):
-                    access.continue_run(me, run.id, int(more), rules, jm)
+                    ui.continue_run(run.id, int(more))
                     st.rerun()
 
 with right:

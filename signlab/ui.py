@@ -741,3 +741,80 @@ def _named(fn, name: str):
     """``fn`` under another name: a fragment's identity comes from its function's name."""
     fn.__name__ = fn.__qualname__ = name
     return fn
+
+
+# ----------------------------------------------------------------------------- actions (issue 17)
+# What a page does to runs and sweeps, as this session's user under the class's policy: each call
+# goes through signlab.access, which checks the user may do it and raises a SignlabError (shown with
+# :func:`guard`) when not.
+from . import calibrate as _calibrate  # noqa: E402
+from . import sweep as _sweep  # noqa: E402
+
+
+def can(run: Run, action: str) -> bool:
+    """Whether this session's user may ``action`` ("view", "stop", "rename", …) the run."""
+    return access.can(user(), run, action, policy())
+
+
+def submit(cfg: Any, name: str | None = None) -> Run:
+    """Queue a training run of ``cfg`` for this session's user."""
+    return access.submit(user(), cfg, policy(), job_manager(), name=name)
+
+
+def stop(run_id: str) -> Any:
+    return access.stop(user(), run_id, policy(), job_manager())
+
+
+def continue_run(run_id: str, epochs: int) -> Run:
+    return access.continue_run(user(), run_id, epochs, policy(), job_manager())
+
+
+def rename(run_id: str, name: str) -> Run:
+    return access.rename(user(), run_id, name, policy(), runs_dir())
+
+
+def delete(run_id: str) -> None:
+    access.delete(user(), run_id, policy(), runs_dir())
+
+
+def download(run_id: str, what: str) -> bytes:
+    """The bytes of the run's ``weights``, ``onnx`` or ``config`` file."""
+    return access.download(user(), run_id, what, policy(), runs_dir())
+
+
+def export(run_id: str) -> Path:
+    """Export the run to ONNX (beside its weights)."""
+    return access.export(user(), run_id, policy(), runs_dir())
+
+
+def delete_photos(run_id: str) -> int:
+    """Delete the photos a calibrated run keeps; returns how many."""
+    return access.delete_photos(user(), run_id, policy(), runs_dir())
+
+
+def save_settings(values: dict[str, Any]) -> Policy:
+    """An instructor's class settings, saved for every server."""
+    return access.save_settings(user(), values, runs_dir())
+
+
+def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) -> dict[str, Any]:
+    """Adapt ``run`` to the user's photos; the result is a new run of theirs (its record returned)."""
+    return _calibrate.calibrate_run(run, photos, runs_dir(), owner=user().id, method=method, progress=progress)
+
+
+def studies() -> list[dict[str, Any]]:
+    """The sweeps' studies this session's user may see."""
+    return [s for s in _sweep.list_studies(runs_dir()) if access.can_study(user(), s, "view", policy())]
+
+
+def start_sweep(**kwargs: Any) -> dict[str, Any]:
+    return access.start_sweep(user(), policy(), runs_dir(), **kwargs)
+
+
+def stop_sweep(record: dict[str, Any], force: bool = False) -> Any:
+    return access.stop_sweep(user(), record, policy(), runs_dir(), force=force)
+
+
+def map_cached(run: Run, layer: str, method: str) -> bool:
+    """Whether the run's map at ``layer`` by ``method`` is kept in its folder (no computing needed)."""
+    return cached_map(run, layer, method, len(dataset().test)) is not None

@@ -436,3 +436,366 @@ def study_label(record: dict[str, Any]) -> str:
     if record.get("workers"):
         bits.append("running")
     return " · ".join(bits)
+
+
+# --------------------------------------------------------------------------- what the pages compute (issue 17)
+# The pages talk to two seams, signlab.ui (session, caching, actions) and this module (plain data
+# and computations). The functions below hand the pages what the package computes, so no page
+# imports a package module of its own; constants the pages show are names here too.
+from pathlib import Path  # noqa: E402 - this block is appended, beside the helpers that use it
+
+from . import calibrate as _calibrate  # noqa: E402
+from . import compare as _compare  # noqa: E402
+from . import confusion as _confusion  # noqa: E402
+from . import embedding as _embedding  # noqa: E402
+from . import guide as _guide  # noqa: E402
+from . import inference as _inference  # noqa: E402
+from . import kernels as _kernels  # noqa: E402
+from . import models as _models  # noqa: E402
+from . import preprocess as _preprocess  # noqa: E402
+from . import sampling as _sampling  # noqa: E402
+from . import settings as _settings  # noqa: E402
+from . import sweep as _sweep  # noqa: E402
+from . import config as _config  # noqa: E402
+from .data import class_counts as _class_counts  # noqa: E402
+from .errors import SignlabError  # noqa: E402
+from .export import onnx_path as _onnx_path  # noqa: E402
+from .health import health_records, health_series  # noqa: E402
+from .normalize import input_norm as _input_norm  # noqa: E402
+
+# constants and record types the pages name (names, not modules)
+PRESETS = _config.PRESETS
+PRESET_DESCRIPTIONS = _config.PRESET_DESCRIPTIONS
+SETTING = _config.SETTING
+PAGE_SETTINGS = _settings.PAGE_SETTINGS
+RUN_COLUMNS = _compare.RUN_COLUMNS
+TRIAL_COLUMNS = _compare.TRIAL_COLUMNS
+SWEEP_PARAMS = _sweep.PARAMS
+SWEEP_DEFAULT_EPOCHS = _sweep.DEFAULT_EPOCHS
+CALIBRATION_METHODS = _calibrate.METHODS
+MAP_METHODS = _embedding.METHODS
+MAP_METHOD_NAMES = _embedding.METHOD_NAMES
+NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
+MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
+Crop = _preprocess.Crop
+TOUR_STEPS = _guide.STEPS
+
+
+# the dataset
+def class_counts(split: Any) -> np.ndarray:
+    """Images per letter of a split."""
+    return _class_counts(split)
+
+
+def sample_indices(targets: np.ndarray, letters: Sequence[int] | None, n: int, seed: int) -> np.ndarray:
+    """Up to ``n`` random images of ``letters`` (all when empty), the same for the same ``seed``."""
+    return _sampling.sample_indices(targets, letters, n, seed)
+
+
+def letter_titles(targets: np.ndarray) -> list[str]:
+    return _sampling.letter_titles(targets)
+
+
+def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int:
+    return _sampling.random_test_index(targets, letter, seed)
+
+
+# the Evaluate page
+def per_class_rows(ev: Any) -> list[dict[str, Any]]:
+    return _confusion.per_class_rows(ev)
+
+
+def crowded_column(ev: Any) -> dict[str, Any] | None:
+    return _confusion.crowded_column(ev)
+
+
+def worst_pair(ev: Any) -> tuple[int, int]:
+    return _confusion.worst_pair(ev)
+
+
+def click_to_pair(points: Sequence[dict[str, Any]] | None) -> tuple[int, int] | None:
+    return _confusion.click_to_pair(points)
+
+
+def confidence_titles(confidences: np.ndarray) -> list[str]:
+    return _confusion.confidence_titles(confidences)
+
+
+def mistake_titles(mistakes: Sequence[dict[str, Any]]) -> list[str]:
+    return _confusion.mistake_titles(mistakes)
+
+
+# runs and their comparison
+def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    return _compare.run_rows(runs)
+
+
+def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return _compare.trial_rows(trials)
+
+
+def brush_axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], brush: Any = None
+               ) -> list[dict[str, Any]]:
+    """The parallel-coordinates axes of ``rows``, each brush drawn on its axis."""
+    return _compare.axes(rows, columns, brush)
+
+
+def apply_brush(rows: Sequence[dict[str, Any]], brush: Any) -> list[int]:
+    return _compare.apply_brush(rows, brush)
+
+
+def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    return _compare.runs_table(runs)
+
+
+def curve_series(runs: Sequence[Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    return _compare.curve_series(runs)
+
+
+def onnx_path(run: Any) -> Path | None:
+    """The run's exported ONNX file, None until it has been exported (or after new weights)."""
+    return _onnx_path(run)
+
+
+# models and training settings
+def model_names() -> list[str]:
+    return _models.model_names()
+
+
+def model_info(name: str) -> Any:
+    return _models.model_info(name)
+
+
+def layer_summary(name: str) -> list[dict[str, Any]]:
+    return _models.layer_summary(name)
+
+
+def model_kind(model: Any) -> str:
+    """"conv", "logreg", "mlp" or another kind: what the explanation pages can show of a model."""
+    return _models.model_kind(model)
+
+
+def first_network(model: Any) -> Any:
+    """The model itself, or the first network of an ensemble."""
+    return _models.first_network(model)
+
+
+def preset(name: str) -> Any:
+    """The training configuration of a preset."""
+    return _config.preset(name)
+
+
+def page_config(values: dict[str, Any]) -> tuple[Any, str | None]:
+    """The Train page's settings as a configuration, or ``(None, the message)`` when they do not make one."""
+    try:
+        return _settings.page_config(values), None
+    except SignlabError as err:
+        return None, str(err)
+
+
+def link_query(values: dict[str, Any]) -> dict[str, str]:
+    """The settings as the link's query parameters."""
+    return _settings.link_query(values)
+
+
+# the guided tour
+def tour_step_done(index: int, runs: Sequence[Any], reached: int) -> bool:
+    return _guide.step_done(index, list(runs), reached)
+
+
+def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
+    """The user's newest run trained with a tour step's configuration."""
+    return _guide.find_run(list(runs), cfg)
+
+
+_TOUR_PAGE_RUNS = {"templates": _guide.LOGREG, "kernels": _guide.FIXED, "seed": _guide.SEED}
+
+
+def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
+    """The run a tour step's page opens on (the logistic regression for the templates, the fixed
+    ConvNet for the kernels, the lecture's ConvNet for its health), None for other steps or when
+    the user has not trained it yet."""
+    cfg = _TOUR_PAGE_RUNS.get(step_key)
+    return _guide.find_run(list(runs), cfg) if cfg is not None else None
+
+
+def tour_check(step: Any, runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> str | None:
+    return _guide.check(step, list(runs), evaluate)
+
+
+def dead_logits_health(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The health series of a run's metric records when its last health record measured clipped
+    scores (the lecture ConvNet's flaw), else None."""
+    health = health_records(list(records))
+    if not health or health[-1].get("dead_logits") is None:
+        return None
+    return health_series(health)
+
+
+# kernels, feature maps and explanations
+def template_tiles(model: Any) -> np.ndarray:
+    """The first layer's weights of ``model`` as 28x28 tiles (a logistic regression's templates)."""
+    return _kernels.first_layer_tiles(_kernels.first_layer_weight(model))
+
+
+def first_layer_weight(model: Any) -> np.ndarray:
+    return _kernels.first_layer_weight(model)
+
+
+def first_layer_tiles(weight: Any) -> np.ndarray:
+    return _kernels.first_layer_tiles(weight)
+
+
+def kernel_change(history: dict[int, Any]) -> dict[int, float]:
+    return _kernels.kernel_change(history)
+
+
+def conv_layer_info(model: Any) -> list[dict[str, Any]]:
+    return _kernels.conv_layer_info(model)
+
+
+def conv_kernels(model: Any, layer: str, in_channel: int) -> np.ndarray:
+    return _kernels.conv_kernels(model, layer, in_channel)
+
+
+def strongest_units(weight: Any, n: int) -> np.ndarray:
+    return _kernels.strongest_units(weight, n)
+
+
+def feature_maps(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    return _inference.feature_maps(model, image)
+
+
+def feature_map_tiles(maps: np.ndarray, cap: int = 32) -> tuple[np.ndarray, list[str]]:
+    return _kernels.feature_map_tiles(maps, cap)
+
+
+def equalized(model: Any) -> bool:
+    """Whether the model equalises its inputs' histogram first (its input, as shown, is equalised)."""
+    return _input_norm(model) == "equalize"
+
+
+def model_view(model: Any, x: np.ndarray) -> np.ndarray:
+    return _inference.model_view(model, x)
+
+
+def probability(model: Any, x: np.ndarray, target: int) -> float:
+    """The model's probability of letter ``target`` for the one 28x28 input ``x``."""
+    return float(_inference.predict(model, [x])[0][target])
+
+
+def saliency_map(model: Any, x: np.ndarray, target: int) -> np.ndarray:
+    return _inference.saliency_map(model, x, target)
+
+
+def occlusion_map(model: Any, x: np.ndarray, target: int, patch: int, stride: int = 2) -> np.ndarray:
+    return _inference.occlusion_map(model, x, target, patch=patch, stride=stride)
+
+
+def occlude(x: np.ndarray, top: int, left: int, patch: int) -> np.ndarray:
+    return _inference.occlude(x, top, left, patch)
+
+
+# the Classify page's inputs
+def locate_hand(data: bytes, name: str) -> tuple[Any, Any]:
+    return _preprocess.locate_hand(data, name)
+
+
+def prepare_array(gray: np.ndarray, crop: Any = None, notes: list[str] | None = None) -> Prepared:
+    return _preprocess.prepare_array(gray, crop, notes)
+
+
+def canvas_to_gray(rgba: np.ndarray, background: Any) -> np.ndarray:
+    return _preprocess.canvas_to_gray(rgba, background=background)
+
+
+def upscale(image: np.ndarray, size: int) -> np.ndarray:
+    return _preprocess.upscale(image, size)
+
+
+def to_png(image: np.ndarray) -> bytes:
+    return _preprocess.to_png(image)
+
+
+def is_blank(x: np.ndarray) -> bool:
+    return _preprocess.is_blank(x)
+
+
+
+# the Map page
+def map_layers(model: Any) -> list[Any]:
+    return _embedding.map_layers(model)
+
+
+def default_layer(model: Any) -> str:
+    return _embedding.default_layer(model)
+
+
+def map_summary(fm: Any) -> dict[str, Any]:
+    return _embedding.map_summary(fm)
+
+
+def class_centres(coords: np.ndarray, y: np.ndarray) -> dict[int, tuple[float, float]]:
+    return _embedding.class_centres(coords, y)
+
+
+def point_indices(points: Sequence[dict[str, Any]] | None) -> list[int]:
+    return _embedding.point_indices(points)
+
+
+def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -> list[int]:
+    return _embedding.spread_sample(coords, indices, limit)
+
+
+# the Sweeps page: what a study holds, read from the runs folder
+def sweep_running(study: str, runs_dir: Path) -> bool:
+    return _sweep.sweep_running(study, runs_dir)
+
+
+def study_trials(storage: str | None, study: str, runs_dir: Path) -> list[dict[str, Any]]:
+    return _sweep.study_trials(storage, study, runs_dir)
+
+
+def sweep_workers(study: str, runs_dir: Path) -> list[dict[str, Any]]:
+    return _sweep.workers(study, runs_dir)
+
+
+def sweep_last_log(study: str, runs_dir: Path) -> str:
+    return _sweep.last_log_line(study, runs_dir)
+
+
+def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return _sweep.best_trial(rows)
+
+
+def sweep_search_text(model: str) -> str:
+    """The Sweeps page's sentence on what a sweep of ``model`` searches."""
+    widths = _sweep.widths_for(model) if _models.model_info(model).has_width else ()
+    return (f"Searched: learning rate {_sweep.LR_RANGE[0]:g}–{_sweep.LR_RANGE[1]:g} (log scale), batch size "
+            f"{'/'.join(map(str, _sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
+            + (f", width {'/'.join(map(str, widths))}" if widths else "")
+            + f". Trials are scored on {100 * _sweep.DEFAULT_VAL_FRACTION:.0f}% of the training images held "
+              "out; the test set stays untouched until you evaluate the winner.")
+
+
+def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
+    """The command line that runs more workers of ``study``."""
+    return (f"python -m signlab sweep --model {record.get('model', 'fastcnn')} --epochs "
+            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)} --trials 8 --study {study} "
+            f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")
+
+
+# the Calibrate page
+def calibration_info(run: Any) -> dict[str, Any] | None:
+    """What a calibrated run was adapted from (its ``calibration.json``), None for other runs."""
+    return _calibrate.calibration_info(run)
+
+
+def calibration_photo(letter: str, name: str, data: bytes) -> tuple[Any, bytes | None, str]:
+    """One uploaded photo of ``letter``, checked: ``(photo, its thumbnail, "")``, or
+    ``(None, None, why it cannot be used)``."""
+    try:
+        (photo,) = _calibrate.photos_from_files(letter, [(name, data)])
+        return photo, _calibrate.thumbnail(photo), ""
+    except SignlabError as err:
+        return None, None, str(err)

@@ -274,3 +274,71 @@ def test_sweep_words():
     assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
         "s1 · logreg, 2 epoch(s) per trial · running"
     assert views.study_label({"study": "s2"}) == "s2"
+
+
+# --------------------------------------------------------------------------- what the pages compute (issue 17)
+def test_page_config_gives_the_config_or_the_message():
+    from signlab.settings import page_values
+
+    values = {**page_values("fast"), "preset": "fast"}
+    cfg, error = views.page_config(values)
+    assert error is None and cfg.model == values["model"]
+    cfg, error = views.page_config({**values, "epochs": 0})
+    assert cfg is None and error and "epochs" in error
+
+
+def test_tour_page_run_is_the_run_the_step_shows():
+    class R:
+        def __init__(self, cfg, weights=True):
+            self.config, self.weights = cfg, weights
+
+        def has_weights(self):
+            return self.weights
+
+    logreg, seed, fixed = R(guide.LOGREG), R(guide.SEED), R(guide.FIXED, weights=False)
+    runs = [fixed, seed, logreg]
+    assert views.tour_page_run(runs, "templates") is logreg
+    assert views.tour_page_run(runs, "seed") is seed
+    assert views.tour_page_run(runs, "kernels") is None  # the fixed ConvNet has no weights yet
+    assert views.tour_page_run(runs, "data") is None  # a step without a run of its own
+    assert views.tour_run(runs, guide.LOGREG) is logreg
+
+
+def test_dead_logits_health_only_when_measured():
+    def health(step, dead_logits=None):
+        return {"type": "health", "step": step, "layers": {"fc": {"grad_norm": 1.0, "weight_norm": 2.0}},
+                "dead_logits": dead_logits}
+
+    assert views.dead_logits_health([]) is None
+    assert views.dead_logits_health([{"type": "batch", "step": 1}, health(1)]) is None  # no clipped scores measured
+    series = views.dead_logits_health([health(2, 0.5), {"type": "batch", "step": 3}, health(1, 0.25)])
+    assert series["steps"] == [1, 2] and series["dead_logits"] == [0.25, 0.5]
+
+
+def test_sweep_search_text_names_widths_only_for_models_with_a_width():
+    text = views.sweep_search_text("logreg")
+    assert text.startswith("Searched: learning rate ") and "width" not in text and "held out" in text
+    assert ", width " in views.sweep_search_text("deepcnn")
+
+
+def test_sweep_command(tmp_path):
+    cmd = views.sweep_command({"model": "mlp", "epochs": 3}, "s1", "sqlite:///x.db", tmp_path)
+    assert cmd == f"python -m signlab sweep --model mlp --epochs 3 --trials 8 --study s1 --storage sqlite:///x.db " \
+                  f"--runs-dir {tmp_path}"
+    default = views.sweep_command({}, "s1", None, tmp_path)
+    assert f"--model fastcnn --epochs {views.SWEEP_DEFAULT_EPOCHS} " in default and "--storage None" not in default
+
+
+def test_calibration_photo_names_what_cannot_be_read():
+    photo, thumb, error = views.calibration_photo("A", "notes.png", b"not an image")
+    assert photo is None and thumb is None and error
+
+
+def test_explanations_of_one_input(tiny_model):
+    x = np.zeros((28, 28), np.float32)
+    x[6:22, 8:20] = 0.8
+    p = views.probability(tiny_model, x, 3)
+    assert 0.0 <= p <= 1.0
+    assert views.model_kind(tiny_model) == "logreg" and views.template_tiles(tiny_model).shape == (24, 28, 28)
+    assert views.occlusion_map(tiny_model, x, 3, patch=7).shape == (28, 28)
+    assert np.ptp(views.occlude(x, 0, 0, 7)[:7, :7]) < 1e-6 and not views.is_blank(x)
