@@ -43,41 +43,42 @@ def _epoch_slider(label: str):
 
 
 # ----------------------------------------------------------------------------- first layer
-if kind == "conv":
-    layers = views.conv_layer_info(model)
-    first = layers[0]
-    st.subheader("First-layer kernels")
-    st.caption(f"The {first['out']} kernels of size {first['k']}×{first['k']} that slide over the image "
-               f"(layer {first['name']}). Red weights respond to bright pixels, blue to dark ones; many "
-               "trained kernels look like edge or blob detectors.")
-    epoch, weights = _epoch_slider("Epoch")
-    tiles = views.first_layer_tiles(weights)
-    st.plotly_chart(figures.weight_templates(tiles, cols=20 if len(tiles) > 32 else 16, tile_px=40,
-                                             title=views.snapshot_title(epoch)),
-                    width="content", key="kernels_first")
-elif kind == "logreg":
-    st.subheader("Weight templates, one per letter")
-    st.caption("Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, "
-               "and its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue "
-               "against it. Slide through the epochs to watch the templates take the shape of hands.")
-    epoch, weights = _epoch_slider("Epoch")
-    st.plotly_chart(figures.weight_templates(views.first_layer_tiles(weights), list(LETTERS), cols=12, tile_px=72,
-                                             title=views.snapshot_title(epoch)),
-                    width="content", key="kernels_templates")
-elif kind == "mlp":
-    st.subheader("What the first hidden units look for")
-    st.caption("Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. "
-               "Shown: the units with the strongest weights. Unlike a convolution's kernel, each unit looks at "
-               "the whole image at once and shares nothing with its neighbours.")
-    u1, u2 = st.columns([1, 3], gap="large")
-    n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
-    with u2:
+FIRST_LAYER = {  # model kind -> (heading, caption); a conv caption names its layer's size
+    "conv": ("First-layer kernels",
+             "The {out} kernels of size {k}×{k} that slide over the image (layer {name}). Red weights respond to "
+             "bright pixels, blue to dark ones; many trained kernels look like edge or blob detectors."),
+    "logreg": ("Weight templates, one per letter",
+               "Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, and "
+               "its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue against "
+               "it. Slide through the epochs to watch the templates take the shape of hands."),
+    "mlp": ("What the first hidden units look for",
+            "Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. Shown: "
+            "the units with the strongest weights. Unlike a convolution's kernel, each unit looks at the whole "
+            "image at once and shares nothing with its neighbours."),
+}
+layers = views.conv_layer_info(model) if kind == "conv" else []
+if kind in FIRST_LAYER:
+    heading, caption = FIRST_LAYER[kind]
+    st.subheader(heading)
+    st.caption(caption.format(**layers[0]) if layers else caption)
+    if kind == "mlp":
+        u1, u2 = st.columns([1, 3], gap="large")
+        n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
+        with u2:
+            epoch, weights = _epoch_slider("Epoch")
+    else:
         epoch, weights = _epoch_slider("Epoch")
     tiles = views.first_layer_tiles(weights)
-    units = views.strongest_units(history[max(history)] if history else weights, n_units)
-    st.plotly_chart(figures.weight_templates(tiles[units], [f"unit {u}" for u in units], cols=12, tile_px=72,
-                                             title=views.snapshot_title(epoch)),
-                    width="content", key="kernels_units_fig")
+    if kind == "conv":  # (C, k, k): many small kernels
+        titles, cols, px = (), 20 if len(tiles) > 32 else 16, 40
+    elif kind == "logreg":  # (24, 28, 28): one template a letter
+        titles, cols, px = list(LETTERS), 12, 72
+    else:  # the strongest hidden units' 28×28 weights
+        units = views.strongest_units(history[max(history)] if history else weights, n_units)
+        tiles, titles, cols, px = tiles[units], [f"unit {u}" for u in units], 12, 72
+    key = {"conv": "kernels_first", "logreg": "kernels_templates"}.get(kind, "kernels_units_fig")
+    st.plotly_chart(figures.weight_templates(tiles, titles, cols=cols, tile_px=px, title=views.snapshot_title(epoch)),
+                    width="content", key=key)
 else:
     st.info("This model has neither convolutions nor a single weight layer to show.")
 

@@ -171,6 +171,24 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
     assert after != before or ds.test.targets[before] == LETTERS.index("C")
 
 
+def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
+    """An MLP's first hidden units as 28×28 weight images, as many as the slider asks, labelled by unit."""
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    root = tmp_path / "runs"
+    api.train(TrainConfig(model="mlp", epochs=1, max_steps=5, augment=False, batch_size=64), root,
+              run_id="tiny-mlp", dataset=small_dataset, evaluate_test=False)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    at = _open("kernels")
+    no_error(at)
+    assert "What the first hidden units look for" in [s.value for s in at.subheader]
+    by_label(at.slider, "Units shown").set_value(16).run()
+    no_error(at)
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert fig.count('"unit ') >= 16  # one title per unit shown
+
+
 # --------------------------------------------------------------------------- Runs
 def test_runs_page_rename_and_delete(runs_env):
     root, run_id = runs_env

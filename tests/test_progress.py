@@ -35,6 +35,6 @@ def test_not_a_terminal_gets_lines_only():
 
 def test_a_terminal_gets_a_bar_that_is_cleared_at_the_end():
     out = _feed(_Terminal())
-    assert "\r" in out and "epoch 1/1" in out and "loss 1.5000" in out and "samples/s" in out
+    assert "\r" in out and "epoch 1/1" in out and "loss 1.5000" in out and "images/s" in out
     assert out.rstrip().endswith("completed: trained 1 epoch(s)")
     assert "epoch 1/1: train loss 1.2000" in out
