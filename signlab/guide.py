@@ -3,7 +3,7 @@
 Each :class:`Step` says what to do, which run configuration it trains (if any) and what to
 notice; :func:`check` looks at the user's runs and says, in numbers, what their own run shows
 (for example how many points the ConvNet gained once the ReLU left its output). No Streamlit
-here: ``pages/guide.py`` draws it.
+here: ``app_pages/guide.py`` draws it.
 """
 from __future__ import annotations
 

@@ -40,36 +40,12 @@ class Keys:
     GUIDE_STEP = "guide_step"
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
-    ROUTED = "routed"  # set by app.py: this session has been through st.navigation
     USER = "signed_in_user"  # the User this session acts as (set by require_user)
     DECODED = "decoded_photo"  # {sha256: (grey image, notes)}: the upload, decoded once
     CALIBRATE_RUN = "calibrate_run_id"  # the run the Calibrate page adapts
     CALIBRATION_PHOTOS = "calibration_photos"  # photos collected on the Calibrate page, until saved in a run
     CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
     CALIBRATION_INPUT = "calibration_input_version"  # bumping it empties the uploader and the camera
-
-
-def ensure_router() -> None:
-    """Make sure this page runs inside ``app.py``'s ``st.navigation``; every page calls it first.
-
-    Streamlit 1.67 treats a folder named ``pages/`` as an old-style automatic multipage app until
-    the first ``st.navigation`` call of the server process. So on a freshly started server, a user
-    who lands directly on ``/train`` (a shared link, a refresh) would get the page without the
-    router: the raw file list as navigation, no wide layout, no device line. Switching that mode off
-    and rerunning sends the same page through ``app.py``: the v1 and v2 page objects share their
-    script hash, so the user stays on the page they asked for. (Private API, checked on 1.67.)
-
-    There is no public switch: the public way is to not have a folder named ``pages/`` (Streamlit's
-    own advice is ``st.navigation`` with an ``app_pages/`` folder), which makes this function
-    unnecessary. That rename touches every page and every page test, so it waits until the pages
-    being rewritten for issue 17 have landed (docs/architecture.md, "Pages").
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not st.session_state.get(Keys.ROUTED):  # a session app.py never ran for: route it now
-            st.rerun()
 
 
 def runs_dir() -> Path:
@@ -273,7 +249,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
         if st.button("Go to Train", key=f"{key}_go_train"):
-            st.switch_page("pages/train.py")
+            st.switch_page("app_pages/train.py")
         return None
     ids = [r.id for r in available]
     query = st.query_params.get("run")
@@ -437,7 +413,7 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
                 "**robust** preset does best on photos).")
         if st.button("Go to Train", key="classify_go_train"):
-            st.switch_page("pages/train.py")
+            st.switch_page("app_pages/train.py")
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
@@ -666,7 +642,7 @@ def open_train(run_id: str, preset_name: str) -> None:
     for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
         del st.session_state[key]
     st.session_state[Keys.TRAIN_RUN] = run_id
-    st.switch_page("pages/train.py", query_params={"preset": preset_name, "run": run_id})
+    st.switch_page("app_pages/train.py", query_params={"preset": preset_name, "run": run_id})
 
 
 def _draw_status(view: "views.LiveStatus") -> None:
@@ -723,13 +699,13 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             c1, c2, c3 = st.columns(3)
             if c1.button("🎯 Evaluate it", width="stretch"):
                 st.session_state[Keys.EVAL_RUN] = run.id
-                st.switch_page("pages/evaluate.py")
+                st.switch_page("app_pages/evaluate.py")
             if c2.button("🔬 See its kernels", width="stretch"):
                 st.session_state[Keys.EVAL_RUN] = run.id
-                st.switch_page("pages/kernels.py")
+                st.switch_page("app_pages/kernels.py")
             if c3.button("✋ Classify a sign", width="stretch"):
                 choose_for_classify(run.id)
-                st.switch_page("pages/classify.py")
+                st.switch_page("app_pages/classify.py")
 
     if view.state in ACTIVE:
         st.fragment(run_every=POLL_SECONDS)(_named(body, f"{key}_polling"))()

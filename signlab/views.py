@@ -318,7 +318,7 @@ def hardest_letters(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str
 
 # --------------------------------------------------------------------------- the guided tour
 def page_title(page: str) -> str:
-    """"pages/kernels.py" -> "Kernels": the name of the page a tour step opens."""
+    """"app_pages/kernels.py" -> "Kernels": the name of the page a tour step opens."""
     name = page.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
     return name.replace("_", " ").capitalize()
 

@@ -145,9 +145,8 @@ def test_user_text_is_escaped_for_markdown():
 
 # ----------------------------------------------------------------------------- pages as a student
 def _as(user: User, page: str, query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=60)
     at.session_state[Keys.USER] = user
-    at.session_state[Keys.ROUTED] = True
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()

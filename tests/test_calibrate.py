@@ -214,7 +214,7 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(parent.dir.parent))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/calibrate.py")
+    at.switch_page("app_pages/calibrate.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.title[0].value.endswith("Teach it your hand")

@@ -323,7 +323,7 @@ def test_classify_page(page_env, dataset):
 
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/classify.py")
+    at.switch_page("app_pages/classify.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert "tiny-logreg" in at.selectbox[0].value
@@ -412,7 +412,7 @@ def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, datase
     monkeypatch.setattr(ui_module, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/classify.py")
+    at.switch_page("app_pages/classify.py")
     at.run()
     at.session_state["classify_source"] = "📁 Upload"
     at.run()

@@ -58,7 +58,7 @@ def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
     from signlab.fsutil import atomic_write_json
 
     step = guide.STEPS[-1]
-    assert step.key == "calibrate" and step.page == "pages/calibrate.py"
+    assert step.key == "calibrate" and step.page == "app_pages/calibrate.py"
     assert "look alike" in step.notice and "your own photos" in step.notice
     plain = _fake_run(tmp_path, guide.FIXED, "plain")
     assert guide.check(step, [plain], lambda r: None) is None  # nothing calibrated yet

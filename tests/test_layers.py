@@ -50,7 +50,7 @@ def page_problems(name: str, source: str) -> list[str]:
 
 
 def _page_files() -> list[Path]:
-    return sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+    return sorted((ROOT / "app_pages").glob("*.py")) + [ROOT / "app.py"]
 
 
 @pytest.mark.parametrize("path", _page_files(), ids=lambda p: p.name)

@@ -77,7 +77,7 @@ def data_env(tmp_path, monkeypatch, app_caches):
 
 def _page(page: str, query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"app_pages/{page}.py")
     for k, v in (query or {}).items():
         at.query_params[k] = v
     at.run()

@@ -122,7 +122,7 @@ def test_pages_with_an_ensemble_run(ensemble_pages, small_dataset, page, app_cac
 
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"app_pages/{page}.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     if page == "kernels":

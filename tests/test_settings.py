@@ -226,7 +226,7 @@ def test_parse_value_never_overflows():
 def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_caches):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.query_params["epochs"] = "7"
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -245,7 +245,7 @@ def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_c
 def test_train_page_preset_box_loads_the_preset(tmp_path, monkeypatch, app_caches):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     [box] = [b for b in at.selectbox if b.label == "Preset"]
     assert box.options == list(PRESET_DESCRIPTIONS)  # the description is a caption below: a box would cut it off

@@ -208,7 +208,7 @@ def _sweeps_page(runs_dir, monkeypatch):
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/sweeps.py")
+    at.switch_page("app_pages/sweeps.py")
     at.run(timeout=60)
     assert not at.exception
     return at

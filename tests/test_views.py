@@ -223,7 +223,7 @@ def test_first_of_each():
 
 # --------------------------------------------------------------------------- tour
 def test_page_title_and_step_name():
-    assert views.page_title("pages/kernels.py") == "Kernels" and views.page_title("pages/map.py") == "Map"
+    assert views.page_title("app_pages/kernels.py") == "Kernels" and views.page_title("app_pages/map.py") == "Map"
     assert views.step_name("2. Train logistic regression") == "Train logistic regression"
 
 

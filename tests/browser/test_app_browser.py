@@ -52,3 +52,24 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         page.wait_for_function("() => document.body.innerText.includes('Stopped')", timeout=60_000)
         assert_no_exception(page, "Train after Stop")
     assert plot_count(page) >= 1
+
+
+def test_a_link_to_a_page_on_a_fresh_server_goes_through_the_router(page, tmp_path):
+    """The first request of a new server is a shared link to /runs: the page is drawn inside app.py's
+    router (its sections, the device line, wide layout), not as a bare script. With a folder named
+    ``pages/`` Streamlit served it bare until the first st.navigation call (app.py says why the
+    folder is app_pages/)."""
+    from _helpers import Server
+
+    server = Server(tmp_path / "runs", limit=1, log=tmp_path / "streamlit.log")
+    try:
+        with step(page, "open /runs as the server's first request"):
+            page.goto(server.url + "/runs")
+            page.wait_for_selector("[data-testid='stMain'] h1", timeout=90_000)
+            wait_idle(page)
+            assert_no_exception(page, "/runs")
+            assert "Runs" in page.locator("h1").first.inner_text()
+            sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+            assert "Work" in sidebar and "Guided tour" in sidebar and "Device:" in sidebar, sidebar
+    finally:
+        server.stop()

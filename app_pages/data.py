@@ -5,7 +5,6 @@ from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 
-ui.ensure_router()
 st.title("🖼️ The data")
 ui.explain(DATA_INTRO, DATA_DETAILS)
 

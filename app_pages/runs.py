@@ -7,7 +7,6 @@ from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
 
-ui.ensure_router()
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
 
@@ -15,7 +14,7 @@ runs = ui.runs()
 if not runs:
     st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
     if st.button("Go to Train", type="primary"):
-        st.switch_page("pages/train.py")
+        st.switch_page("app_pages/train.py")
     st.stop()
 
 by_id = {r.id: r for r in runs}
@@ -114,10 +113,10 @@ with left:
     b1, b2, b3 = st.columns(3)
     if b1.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
         st.session_state[ui.Keys.EVAL_RUN] = run.id
-        st.switch_page("pages/evaluate.py")
+        st.switch_page("app_pages/evaluate.py")
     if b2.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
         st.session_state[ui.Keys.EVAL_RUN] = run.id
-        st.switch_page("pages/kernels.py")
+        st.switch_page("app_pages/kernels.py")
     if b3.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id

@@ -7,7 +7,6 @@ from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO
 
-ui.ensure_router()
 st.title("🎯 Evaluate a model")
 ui.explain(EVALUATE_INTRO, EVALUATE_DETAILS)
 

@@ -18,7 +18,6 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
 IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
 
-ui.ensure_router()
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
 

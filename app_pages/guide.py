@@ -4,7 +4,6 @@ import streamlit as st
 from signlab import figures, ui, views
 from signlab.labels import LETTERS
 
-ui.ensure_router()
 st.title("🧭 Guided tour")
 st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} steps. Each step says what to do "
             "and what to notice, and checks it against **your own** runs. Each training step says how long it takes "

@@ -6,7 +6,6 @@ from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
-ui.ensure_router()
 st.title("🔬 Kernels and feature maps")
 ui.explain(KERNELS_INTRO, KERNELS_DETAILS)
 

@@ -10,7 +10,6 @@ IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
 SEEN_KEY = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
 REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
 
-ui.ensure_router()
 st.title("🗺️ Feature map")
 ui.explain(MAP_INTRO, MAP_DETAILS)
 

@@ -5,18 +5,17 @@ from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import HOME_INTRO
 
-ui.ensure_router()
 st.title("✋ signlab")
 st.markdown("#### Learn how image classifiers work by teaching one to read sign language")
 st.markdown(HOME_INTRO)
 
 c1, c2, c3 = st.columns(3)
 if c1.button("🧭 Start the guided tour", type="primary", width="stretch"):
-    st.switch_page("pages/guide.py")
+    st.switch_page("app_pages/guide.py")
 if c2.button("🏋️ Train a model now", width="stretch"):
-    st.switch_page("pages/train.py")
+    st.switch_page("app_pages/train.py")
 if c3.button("✋ Classify a sign", width="stretch"):
-    st.switch_page("pages/classify.py")
+    st.switch_page("app_pages/classify.py")
 
 ds = ui.dataset()
 st.subheader("The dataset at a glance")

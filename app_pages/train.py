@@ -7,7 +7,6 @@ from signlab import ui, views
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO
 from signlab.views import DASH
 
-ui.ensure_router()
 st.title("🏋️ Train a model")
 ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
 

@@ -8,7 +8,6 @@ import streamlit as st
 from signlab import figures, ui, views
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
-ui.ensure_router()
 st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
@@ -108,7 +107,7 @@ with right:
                         + f"  \n{settings}")
             if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
                 st.session_state[ui.Keys.EVAL_RUN] = best["run_id"]
-                st.switch_page("pages/evaluate.py")
+                st.switch_page("app_pages/evaluate.py")
 
         if rows:
             trows = views.trial_rows(rows)
@@ -128,7 +127,7 @@ with right:
                     if b2.button("📈 Compare their curves", disabled=not ids, width="stretch", key="sweep_overlay",
                                  help="Open the Runs page with these trials' runs (at most 8) overlaid."):
                         st.session_state["runs_compare"] = ids[:8]
-                        st.switch_page("pages/runs.py")
+                        st.switch_page("app_pages/runs.py")
         if rows:
             df = pd.DataFrame(rows)
             shown = df.iloc[inside].assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,

@@ -13,7 +13,6 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 MAX_COLLECTED = 240  # ten a letter: far more than calibration needs, and it bounds the session's memory
 GALLERY_COLUMNS = 8
 
-ui.ensure_router()
 st.title("🖐️ Teach it your hand")
 ui.explain(CALIBRATE_INTRO, CALIBRATE_DETAILS)
 
@@ -147,4 +146,4 @@ if result:
                    "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")
         if st.button("✋ Try it on Classify →", type="primary"):
             ui.choose_for_classify(new.id)
-            st.switch_page("pages/classify.py")
+            st.switch_page("app_pages/classify.py")
