@@ -184,6 +184,13 @@ def test_tables_fit_a_phone_screen(browser, own):
                                   " return r.right <= window.innerWidth && e.scrollWidth <= e.clientWidth + 1; }")
             assert fits, "Home's latest runs are clipped on the right at 390 px"
             assert "training time" in table.inner_text() or table.get_attribute("data-testid") == "stDataFrame"
+        with step(page, "Runs at 390 px: its 13-column table stays inside the screen and scrolls within its frame"):
+            goto(page, own.url, "/runs")
+            grid = page.locator("[data-testid='stDataFrame']").last
+            grid.wait_for(timeout=WAIT * 1000)
+            page.wait_for_timeout(1000)
+            right = grid.evaluate("e => e.getBoundingClientRect().right")
+            assert right <= page.evaluate("() => window.innerWidth"), f"the Runs table ends at {right} px"
     finally:
         ctx.close()
 
