@@ -11,6 +11,8 @@ import pytest
 from _helpers import (Server, assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle,
                       wait_text)
 
+from signlab.config import PRESET_DESCRIPTIONS
+
 WAIT = 60  # seconds; the CPU may be shared with training runs
 TRAIN_WAIT = 240
 CELLS = """(sel) => { const d = document.querySelector(sel)._fullData[0];
@@ -135,7 +137,7 @@ def test_the_preset_description_is_not_cut_off(page, own):
         goto(page, own.url, "/train")
     with step(page, "the preset's description is shown whole"):
         text = page.inner_text("body")
-        assert "Recommended: a strong model" in text
+        assert PRESET_DESCRIPTIONS["fast"] in text  # whole, as a caption
         value = page.get_by_role("combobox", name="Preset")
         assert value.evaluate("e => e.scrollWidth <= e.clientWidth"), "the preset's label is cut off"
         assert "in seconds" not in page.locator("[data-testid='stAlert']").last.inner_text()
