@@ -141,17 +141,25 @@ def test_kernels_page_logreg_templates(runs_env):
     assert any("no convolutions" in i.value for i in at.info)
 
 
-def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
-    """A 10-step lecture ConvNet: first-layer kernels, a deeper layer by channel, feature maps."""
+def _kernels_page_of_a_tiny_run(model: str, steps: int, monkeypatch, tmp_path, dataset):
+    """The Kernels page on a run of ``model`` trained for ``steps`` steps (the only run there)."""
     from signlab import api
     from signlab.config import TrainConfig
 
     root = tmp_path / "runs"
-    api.train(TrainConfig(model="convnet", epochs=1, max_steps=10, augment=False, batch_size=64), root,
-              run_id="tiny-convnet", dataset=small_dataset, evaluate_test=False)
+    api.train(TrainConfig(model=model, epochs=1, max_steps=steps, augment=False, batch_size=64), root,
+              run_id=f"tiny-{model}", dataset=dataset, evaluate_test=False)
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
     at = _open("kernels")
     no_error(at)
+    return at
+
+
+def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
+    """A 10-step lecture ConvNet: first-layer kernels, a deeper layer by channel, feature maps."""
+    from signlab import api
+
+    at = _kernels_page_of_a_tiny_run("convnet", 10, monkeypatch, tmp_path, small_dataset)
     subheaders = [s.value for s in at.subheader]
     assert "First-layer kernels" in subheaders and "Deeper layers, channel by channel" in subheaders
     assert any("conv 3" in m.value and "50 maps of 3×3" in m.value for m in at.markdown)
@@ -173,15 +181,7 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
 
 def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
     """An MLP's first hidden units as 28×28 weight images, as many as the slider asks, labelled by unit."""
-    from signlab import api
-    from signlab.config import TrainConfig
-
-    root = tmp_path / "runs"
-    api.train(TrainConfig(model="mlp", epochs=1, max_steps=5, augment=False, batch_size=64), root,
-              run_id="tiny-mlp", dataset=small_dataset, evaluate_test=False)
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    at = _open("kernels")
-    no_error(at)
+    at = _kernels_page_of_a_tiny_run("mlp", 5, monkeypatch, tmp_path, small_dataset)
     assert "What the first hidden units look for" in [s.value for s in at.subheader]
     by_label(at.slider, "Units shown").set_value(16).run()
     no_error(at)
