@@ -43,7 +43,8 @@ run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
 elsewhere = run is None
 if run is None:  # a new tab or session: show this user's run that is still training
-    run = views.my_active_run(ui.runs(), lambda r: ui.can(r, "stop"))
+    available = ui.runs()
+    run = views.my_active_run(available, lambda r: ui.can(r, "stop"))
 mine = run is not None and ui.can(run, "stop")
 view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
 
@@ -79,7 +80,7 @@ with left:
 with right:
     if run is None:
         st.info(f"Press **Start** to train. With these settings "
-                f"{views.time_estimate(cfg, ui.speed_rows(), len(ui.dataset().train)) if cfg else DASH}; "
+                f"{views.time_estimate(cfg, ui.speed_rows(available), len(ui.dataset().train)) if cfg else DASH}; "
                 "the chart here shows the loss falling as it learns.")
     else:
         ui.live_run(run, jm, mine, view)

@@ -10,24 +10,30 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import streamlit as st
 
-from . import access, compare
+from . import access, compare, figures, views
+from . import calibrate as _calibrate
+from . import sweep as _sweep
 from .access import Policy, User
+from .config import Setting
 from .data import Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
 from .embedding import METHOD_NAMES, cached_map, run_map
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
-from .jobs import JobManager
 from .fsutil import read_json_inside
+from .health import health_records, health_series
+from .jobs import JobManager
 from .paths import default_runs_dir
 from .preprocess import load_gray
 from .runs import Run
-
+from .settings import PAGE_SETTINGS, link_values, page_values
+from .store import ACTIVE, RunState
+from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
 
 class Keys:
     """Session-state keys, in one place so pages never collide."""
@@ -540,11 +546,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
 
 
 # ----------------------------------------------------------------------------- training settings as widgets
-# imported here, beside the helpers that use them, so this block stays one piece of the file
-from typing import Sequence  # noqa: E402
 
-from .config import Setting  # noqa: E402
-from .settings import PAGE_SETTINGS, link_values, page_values  # noqa: E402
 
 
 def setting_key(name: str) -> str:
@@ -602,10 +604,6 @@ def settings_in_state() -> dict[str, Any]:
 # ----------------------------------------------------------------------------- live runs (issue 17)
 # The live view of one run, shared by the Train page and the guided tour: the text comes from
 # signlab.views, only the widgets are drawn here.
-from . import figures, views  # noqa: E402 - this block is appended; figures and views import no Streamlit
-from .health import health_records, health_series  # noqa: E402
-from .store import ACTIVE, RunState  # noqa: E402
-from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint  # noqa: E402
 
 POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
 
@@ -631,9 +629,11 @@ def pause_or_resume(run: Run, paused: bool) -> None:
     (access.resume if paused else access.pause)(user(), run.id, policy(), runs_dir())
 
 
-def speed_rows() -> list[dict[str, Any]]:
-    """This server's runs as rows with their measured speed, for :func:`views.time_estimate`."""
-    return [{**r.summary(), "samples_per_second": (r.row or {}).get("samples_per_second")} for r in runs()]
+def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
+    """Runs as rows with their measured speed, for :func:`views.time_estimate`: ``available`` when the
+    page already listed them (each listing is a query and a folder scan), else this user's runs."""
+    return [{**r.summary(), "samples_per_second": (r.row or {}).get("samples_per_second")}
+            for r in (runs() if available is None else available)]
 
 
 def open_train(run_id: str, preset_name: str) -> None:
@@ -723,8 +723,6 @@ def _named(fn, name: str):
 # What a page does to runs and sweeps, as this session's user under the class's policy: each call
 # goes through signlab.access, which checks the user may do it and raises a SignlabError (shown with
 # :func:`guard`) when not.
-from . import calibrate as _calibrate  # noqa: E402
-from . import sweep as _sweep  # noqa: E402
 
 
 def can(run: Run, action: str) -> bool:
