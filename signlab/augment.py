@@ -42,6 +42,25 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.075, max_ro
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
+AUGMENT_STYLES = ("shift", "affine")  # TrainConfig.augment_style
+
+
+def shift(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Move every image by a random whole number of pixels, up to ``pad`` each way.
+
+    Edges are repeated (replicate padding), then a 28x28 window is cut at a random offset with one
+    gather for the batch. For short runs it beat ``affine`` on both counts (docs/speed-research.md):
+    a quarter of the cost per step, and 99.97% against 98.93% test accuracy after 2.5 epochs.
+    """
+    b, _, h, w = x.shape
+    xp = F.pad(x, (pad,) * 4, mode="replicate")  # (B, 1, h + 2p, w + 2p)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (B, h, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (B, 1, w)
+    return xp[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)  # (B, 1, h, w)
+
+
 FRAMINGS = ("wide", "detector")  # how photo_like frames the hand (TrainConfig.photo_framing)
 
 

@@ -8,13 +8,16 @@ import torch
 from .errors import RunError, SignlabError
 from .fsutil import atomic_write
 from .normalize import normalize_for
+from .predict import forward_views
 from .runs import Run, open_run
 
 
 def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None) -> Path:
     """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
 
-    The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255.
+    The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255;
+    so are the test-time shifts of a model trained with them (``tta``), so the file's logits are
+    the ones signlab's own predictions come from.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
@@ -25,7 +28,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
             self.inner = inner
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(normalize_for(self.inner, x))
+            return forward_views(self.inner, normalize_for(self.inner, x))
 
     out = Path(out) if out else run.dir / "model.onnx"
     wrapped = WithNormalize(model).eval()

@@ -22,6 +22,7 @@ from torch import nn
 from .labels import LETTERS
 from .normalize import equalize, input_norm, normalize_for
 from .models import LogisticRegression, conv_layers, first_network
+from .predict import forward_views
 from .preprocess import Prepared, zoomed_views
 
 
@@ -40,9 +41,9 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: boo
     either hand counts the same.
     """
     x = _batch(images, model)
-    probs = torch.softmax(model(normalize_for(model, x)).float(), dim=1)
+    probs = torch.softmax(forward_views(model, normalize_for(model, x)).float(), dim=1)
     if mirror:
-        probs = (probs + torch.softmax(model(normalize_for(model, x.flip(3))).float(), dim=1)) / 2
+        probs = (probs + torch.softmax(forward_views(model, normalize_for(model, x.flip(3))).float(), dim=1)) / 2
     return probs.cpu().numpy()
 
 

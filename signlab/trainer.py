@@ -29,7 +29,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .device import device_description, distributed_rank_world, resolve_device, use_bf16
 from .events import BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
-from .models import count_parameters
+from .models import count_parameters, fit_to_data
 from .normalize import normalize
 from .predict import predict_logits, to_float_images
 
@@ -46,17 +46,30 @@ def split_train_val(ds: Dataset, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarr
     return ds.train.images[tr], ds.train.targets[tr], ds.train.images[val], ds.train.targets[val]
 
 
-def make_optimizer(cfg: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one, or with ``cfg.norm_lr_scale`` != 1 two: the weights
+    of convolutions and linear layers, and the batch-norm scales and all biases (1-d tensors) at
+    ``norm_lr_scale`` times the rate and without weight decay. Frozen parameters are left out."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.norm_lr_scale == 1.0:
+        return [{"params": trainable, "lr_scale": 1.0}]
+    return [{"params": [p for p in trainable if p.ndim > 1], "lr_scale": 1.0},
+            {"params": [p for p in trainable if p.ndim <= 1], "lr_scale": cfg.norm_lr_scale, "weight_decay": 0.0}]
+
+
+def make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    groups = [{**g, "lr": cfg.lr * g.get("lr_scale", 1.0)} for g in groups]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
 def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total_steps, 1),
+        peaks = [cfg.lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=max(total_steps, 1),
                                                    pct_start=0.25, cycle_momentum=cfg.optimizer == "sgd")
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
@@ -131,7 +144,9 @@ class Trainer:
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                               if self.device.type == "cuda" else None)
                     if self.world > 1 else None)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        if start_epoch == 0:  # data-dependent layers (s2net's whitening) are fitted once, before step 1
+            fit_to_data(self.model, normalize(self.train_x[:5000], cfg.input_norm))
+        self.optimizer = make_optimizer(cfg, param_groups(cfg, self.model))
         if optimizer_state:
             self._restore_optimizer(optimizer_state)
         self.scheduler = make_schedule(cfg, self.optimizer, self.total_steps)
@@ -157,7 +172,7 @@ class Trainer:
         except (ValueError, KeyError):
             pass  # an optimizer of another kind: start its moments afresh
         for group in self.optimizer.param_groups:  # this continuation's learning rate and schedule
-            group["lr"] = self.cfg.lr
+            group["lr"] = self.cfg.lr * group.get("lr_scale", 1.0)
             group.pop("initial_lr", None)
             group.pop("max_lr", None)
 
@@ -192,6 +207,8 @@ class Trainer:
         yb = self.train_y.index_select(0, idx)  # (B,)
         if self.cfg.augment_photo:
             xb = aug.photo_like(xb, self.generator, framing=self.cfg.photo_framing)
+        elif self.cfg.augment and self.cfg.augment_style == "shift":
+            xb = aug.shift(xb, self.generator)
         elif self.cfg.augment:
             xb = aug.affine(xb, self.generator)
         xb = normalize(xb, self.cfg.input_norm)

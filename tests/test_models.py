@@ -12,7 +12,7 @@ NAMES = models.model_names()
 
 
 def test_registry_holds_the_expected_models():
-    assert {"logreg", "mlp", "seed_convnet", "convnet", "fastcnn", "deepcnn"} <= set(NAMES)
+    assert {"logreg", "mlp", "seed_convnet", "convnet", "fastcnn", "s2net", "deepcnn"} <= set(NAMES)
     assert NAMES[0] == "logreg"
 
 
@@ -27,7 +27,7 @@ def test_forward_and_backward(name):
     # a target per letter class, so every logit's gradient path is used
     loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 11, 23]))
     loss.backward()
-    params = list(model.named_parameters())
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # s2net's stem is frozen
     assert params
     missing = [n for n, p in params if p.grad is None]
     assert not missing, f"no gradient for {missing}"
