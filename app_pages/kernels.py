@@ -60,6 +60,8 @@ if kind in FIRST_LAYER:
     heading, caption = FIRST_LAYER[kind]
     st.subheader(heading)
     st.caption(caption.format(**layers[0]) if layers else caption)
+    if layers and layers[0]["frozen"]:
+        st.info(views.FROZEN_FIRST_LAYER)
     if kind == "mlp":
         u1, u2 = st.columns([1, 3], gap="large")
         n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")

@@ -58,10 +58,10 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def lecture_epoch_seconds(ds) -> float:
+def lecture_epoch_seconds(ds, device: str = "cpu") -> float:
     """Seconds for one epoch (27,455 images) of the lecture's loop, after 20 warm-up steps."""
     steps = -(-len(ds.train) // 32)
-    return len(ds.train) / lecture_loop(ds, "seed_convnet", steps=steps, warmup=20)
+    return len(ds.train) / lecture_loop(ds, "seed_convnet", steps=steps, warmup=20, device=device)
 
 
 def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = None

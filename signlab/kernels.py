@@ -49,11 +49,13 @@ def kernel_change(history: dict[int, Any]) -> dict[int, float]:
 
 
 def conv_layer_info(model: nn.Module) -> list[dict[str, Any]]:
-    """Every convolution: name, input and output channels, kernel size, and a label for a selectbox."""
+    """Every convolution: name, input and output channels, kernel size, whether it is frozen (fixed
+    before training, as s2net's whitening layer, not learned), and a label for a selectbox."""
     out = []
     for i, (name, m) in enumerate(conv_layers(model)):
         k = m.kernel_size[0]
         out.append({"name": name, "position": i + 1, "in": m.in_channels, "out": m.out_channels, "k": k,
+                    "frozen": not m.weight.requires_grad,
                     "label": f"conv {i + 1} ({name}): {m.in_channels}→{m.out_channels} channels, {k}×{k}"})
     return out
 

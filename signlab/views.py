@@ -650,6 +650,13 @@ def kernel_change(history: dict[int, Any]) -> dict[int, float]:
     return _kernels.kernel_change(history)
 
 
+FROZEN_FIRST_LAYER = (
+    "This first layer is not learned. Before training, s2net sets it to the four directions in which "
+    "the images' 2×2 patches vary most, each scaled to the same strength and paired with its opposite "
+    "(whitening). So the layers after it start from inputs with no redundancy and learn faster. Its "
+    "kernels stay the same in every epoch. The learned kernels are in the deeper layers below.")
+
+
 def conv_layer_info(model: Any) -> list[dict[str, Any]]:
     return _kernels.conv_layer_info(model)
 

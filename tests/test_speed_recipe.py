@@ -135,3 +135,11 @@ def test_the_fast_preset_learns_the_real_dataset_in_a_few_hundred_steps(dataset)
     end = Trainer(cfg, build_model(cfg), dataset).fit()
     assert end.val_accuracy is not None and end.val_accuracy > 0.95, end
     assert isinstance(S2Net(), torch.nn.Module)
+
+
+def test_the_kernels_view_says_which_layer_was_not_learned():
+    from signlab import views
+    s2 = views.conv_layer_info(create_model("s2net"))
+    assert s2[0]["frozen"] and not any(layer["frozen"] for layer in s2[1:])
+    assert not any(layer["frozen"] for layer in views.conv_layer_info(create_model("fastcnn")))
+    assert "not learned" in views.FROZEN_FIRST_LAYER
