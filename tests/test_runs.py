@@ -14,7 +14,7 @@ from signlab.models import build_model
 from signlab.normalize import normalize
 from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
 from signlab.store import RunState
-from signlab.trainer import Trainer
+from signlab.trainer import Trainer, make_optimizer, param_groups
 from safetensors.torch import load_file
 
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "model.safetensors",
@@ -66,7 +66,7 @@ def test_save_load_round_trip_is_exact(tmp_path, small_dataset):
         assert k1 == k2 and torch.equal(v1, v2)  # batch-norm running statistics included
     state = run.training_state()
     assert "optimizer" in state and state["optimizer"]["param_groups"]
-    opt = torch.optim.AdamW(loaded.parameters())
+    opt = make_optimizer(run.config, param_groups(run.config, loaded))  # as a continuation builds it
     opt.load_state_dict(state["optimizer"])  # the flattened optimizer state rebuilds
 
 
