@@ -182,10 +182,12 @@ class TrainConfig:
     tta: bool = setting(True, presets={"robust": False, "lecture": False},
                         help="Test-time shifts: average the predictions for the image and its four "
                              "1-pixel shifts (test accuracy, evaluation and Classify).")
-    # (fp32 in the lecture preset: for this model at batch 32, bf16 autocast was slower than fp32 with
-    # channels-last on a 2-core AVX512-BF16 CPU: 0.96x against 1.40x the lecture loop's samples/s,
-    # bench/train_speed.py)
-    precision: str = setting("auto", choices=PRECISIONS, presets={"lecture": "fp32"},
+    # auto in every preset. The lecture preset was once pinned to fp32 after a reading of bf16 at
+    # 0.96x the lecture loop's samples/s against 1.40x for fp32; on a quiet 2-core AVX512-BF16 CPU
+    # bench/train_speed.py measured bf16 + channels-last at 2.23x and fp32 + channels-last at 1.43x
+    # (seed_convnet, batch 32; 2026-11-30), so the earlier reading was the load of a shared machine.
+    # Where the CPU has no native bf16, auto is fp32.
+    precision: str = setting("auto", choices=PRECISIONS,
                              help="auto: bf16 autocast where the hardware has fast bf16, else fp32.")
     channels_last: bool = setting(True, help="Channels-last memory layout: with bf16, 1.5-2x faster convolutions "
                                              "on a CPU (measured).")

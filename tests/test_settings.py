@@ -79,7 +79,7 @@ def test_presets_and_ranges_are_those_before_the_declaration():
         "robust": dict(model="fastcnn", epochs=12, augment_style="affine", augment_photo=True, ensemble=3,
                        input_norm="equalize", **kept),
         "lecture": dict(model="seed_convnet", epochs=10, batch_size=32, lr=1e-3, optimizer="adam",
-                        weight_decay=0.0, schedule="none", augment=False, log_every=50, precision="fp32", **kept)}
+                        weight_decay=0.0, schedule="none", augment=False, log_every=50, **kept)}
     earlier = {"epochs": (1, 200), "batch_size": (1, 4096), "lr": (1e-6, 10.0), "weight_decay": (0.0, 1.0),
                "seed": (0, 2**31 - 1), "log_every": (1, 10_000), "val_fraction": (0.0, 0.5),
                "max_steps": (1, 10_000_000), "width": (4, 256), "ensemble": (1, 8), "label_smoothing": (0.0, 0.5),
