@@ -1,5 +1,4 @@
-"""Shared pieces of the benchmarks: the lecture's own training loop, the machine's matmul rate,
-and a clock that leaves evaluation out.
+"""Shared pieces of the benchmarks: the lecture's own training loop and the machine's matmul rate.
 
 Run benchmarks from the project root, e.g. ``python bench/train_speed.py``.
 """
@@ -19,7 +18,6 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from signlab.data import Dataset  # noqa: E402
 from signlab.models import create_model  # noqa: E402
-from signlab.predict import to_float_images  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:
@@ -69,56 +67,9 @@ def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300
     return n / (time.perf_counter() - t0)
 
 
-def lecture_time_to_accuracy(ds: Dataset, targets: list[float], model_name: str = "convnet", epochs: int = 10,
-                             eval_every: int = 200, time_limit: float = 240.0) -> dict[float, float | None]:
-    """Seconds of training (evaluation excluded) until test accuracy first reaches each target.
-
-    The result also holds ``"final"`` (the last accuracy measured) and ``"seconds"`` (training time).
-    """
-    torch.manual_seed(0)
-    model = create_model(model_name)
-    x = torch.tensor(ds.train.images, dtype=torch.float32).unsqueeze(1) / 255.0
-    y = torch.tensor(ds.train.targets)
-    tx = to_float_images(ds.test.images)
-    ty = torch.tensor(ds.test.targets)
-    loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    reached: dict[float, float | None] = {t: None for t in targets}
-    clock, step = 0.0, 0
-    for _ in range(epochs):
-        t = time.perf_counter()
-        for xb, yb in loader:
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % eval_every == 0:
-                clock += time.perf_counter() - t
-                # the lecture feeds pixels/255 without standardising; evaluate it the same way
-                model.eval()
-                with torch.no_grad():
-                    acc = (model(tx).argmax(1) == ty).float().mean().item()
-                model.train()
-                for k in targets:
-                    if reached[k] is None and acc >= k:
-                        reached[k] = clock
-                reached["final"], reached["seconds"] = acc, clock
-                if all(reached[k] is not None for k in targets) or clock > time_limit:
-                    return reached
-                t = time.perf_counter()
-        clock += time.perf_counter() - t
-    reached["seconds"] = clock
-    return reached
-
-
 def peak_rss_mb() -> float:
     """This process's peak resident memory (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def fmt(v: float | None, unit: str = "s") -> str:
-    return "not reached" if v is None else f"{v:.1f} {unit}"
 
 
 def threads_note() -> str:

@@ -33,6 +33,7 @@ from signlab.data import load_dataset
 from signlab.device import use_bf16
 from signlab.models import build_model
 from signlab.predict import predict_logits, to_float_images
+from signlab.settings import parse_value
 from signlab.trainer import BatchEnd, FitEnd, Trainer
 
 TARGETS = [0.99, 0.995, 0.999, 1.0]
@@ -40,12 +41,14 @@ GOAL_LE = 0.25  # issue #18: 99.9% within a quarter of a lecture-epoch, on every
 
 
 def parse_setting(item: str) -> tuple[str, object]:
-    """``KEY=VALUE`` as a TrainConfig change, the value read as the setting's type."""
+    """``KEY=VALUE`` as a TrainConfig change, read and checked as a link's value is."""
     key, _, text = item.partition("=")
-    kind = SETTING[key].type
-    if kind is bool:
-        return key, text.lower() in ("1", "true", "yes")
-    return key, kind(text)
+    if key not in SETTING:
+        raise SystemExit(f"--set {item}: {key!r} is not a setting")
+    try:
+        return key, parse_value(SETTING[key], text)
+    except ValueError as err:
+        raise SystemExit(f"--set {item}: {text!r} {err}") from None
 
 
 def cpu_model() -> str:

@@ -331,10 +331,16 @@ class S2Net(nn.Module):
         return self.classifier(self.features(h).flatten(1))  # (B, w2 * 9) -> (B, 24)
 
 
-def fit_to_data(model: nn.Module, x: torch.Tensor) -> None:
-    """Fit every unfitted data-dependent layer (a :class:`WhitenStem`) to normalised images ``x``."""
-    for m in model.modules():
-        if isinstance(m, WhitenStem) and not bool(m.fitted):
+def fit_to_data(model: nn.Module, images: Callable[[], torch.Tensor]) -> None:
+    """Fit every unfitted data-dependent layer (a :class:`WhitenStem`) to normalised images.
+
+    ``images()`` is called only when such a layer exists, so other models, and a loaded or
+    continued s2net (already fitted), cost nothing here.
+    """
+    layers = [m for m in model.modules() if isinstance(m, WhitenStem) and not bool(m.fitted)]
+    if layers:
+        x = images()
+        for m in layers:
             m.fit(x)
 
 

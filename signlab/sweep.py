@@ -65,8 +65,8 @@ LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
 WEIGHT_DECAY_RANGE = (SETTING["weight_decay"].search.low, SETTING["weight_decay"].search.high)
 DEFAULT_WIDTHS = tuple(SETTING["width"].search)
 # widths to try, by model (the right range depends on the model); models not listed use DEFAULT_WIDTHS
-WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "s2net": (24, 32, 48, 64), "deepcnn": (16, 24, 32, 48),
-                                      "mlp": (64, 128, 192, 256)}
+WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "s2net": (24, 32, 48, 64),
+                                      "deepcnn": (16, 24, 32, 48), "mlp": (64, 128, 192, 256)}
 DEFAULT_EPOCHS = 2
 DEFAULT_VAL_FRACTION = 0.1
 MAX_TRIALS = 10_000

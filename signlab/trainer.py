@@ -144,8 +144,8 @@ class Trainer:
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                               if self.device.type == "cuda" else None)
                     if self.world > 1 else None)
-        if start_epoch == 0:  # data-dependent layers (s2net's whitening) are fitted once, before step 1
-            fit_to_data(self.model, normalize(self.train_x[:5000], cfg.input_norm))
+        # data-dependent layers (s2net's whitening) are fitted once, before step 1
+        fit_to_data(self.model, lambda: normalize(self.train_x[:5000], cfg.input_norm))
         self.optimizer = make_optimizer(cfg, param_groups(cfg, self.model))
         if optimizer_state:
             self._restore_optimizer(optimizer_state)
@@ -207,10 +207,8 @@ class Trainer:
         yb = self.train_y.index_select(0, idx)  # (B,)
         if self.cfg.augment_photo:
             xb = aug.photo_like(xb, self.generator, framing=self.cfg.photo_framing)
-        elif self.cfg.augment and self.cfg.augment_style == "shift":
-            xb = aug.shift(xb, self.generator)
         elif self.cfg.augment:
-            xb = aug.affine(xb, self.generator)
+            xb = (aug.shift if self.cfg.augment_style == "shift" else aug.affine)(xb, self.generator)
         xb = normalize(xb, self.cfg.input_norm)
         if self.cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)

@@ -33,14 +33,19 @@ def test_the_whitening_stem_decorrelates_the_patches_of_real_images(dataset):
 def test_fit_to_data_fits_once_and_the_fit_travels_with_the_weights(dataset):
     x = normalize(to_float_images(dataset.train.images[:500]))
     model = create_model("s2net")
-    fit_to_data(model, x)
+    fit_to_data(model, lambda: x)
     w = model.whiten.conv.weight.clone()
-    fit_to_data(model, -x)  # already fitted: left alone (a continued run keeps its stem)
+    fit_to_data(model, lambda: -x)  # already fitted: left alone (a continued run keeps its stem)
     assert torch.equal(model.whiten.conv.weight, w)
     again = create_model("s2net")
     again.load_state_dict(model.state_dict())
     assert bool(again.whiten.fitted) and torch.equal(again.whiten.conv.weight, w)
     assert not any(p.requires_grad for p in again.whiten.parameters())
+
+    def never():
+        raise AssertionError("images asked for with nothing to fit")
+    fit_to_data(again, never)  # loaded, already fitted: no images are prepared
+    fit_to_data(create_model("fastcnn"), never)  # no data-dependent layer at all
 
 
 def test_training_fits_the_stem_before_the_first_step_and_never_trains_it(small_dataset):
