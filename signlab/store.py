@@ -191,6 +191,26 @@ def new_worker_id(kind: str = "worker") -> str:
 
 
 # --------------------------------------------------------------------------- the store
+def _enable_wal(cur: Any, patience_s: float = 60.0) -> None:
+    """Switch a SQLite database to WAL, waiting out another process that is switching it too.
+
+    WAL is remembered in the file, so this is a no-op after the first opener. Two processes that
+    open a brand-new file at the same instant (two sweep workers, a server and its first worker)
+    both try to convert it; SQLite's deadlock avoidance then answers one of them "database is
+    locked" at once, without calling the busy handler, so the busy timeout alone does not help.
+    """
+    deadline, pause = time.monotonic() + patience_s, 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as err:  # sqlite3.OperationalError; kept generic so the dbapi stays swappable
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
 class RunStore:
     """States, queue, leases and owners of the runs in one database."""
 
@@ -227,8 +247,8 @@ class RunStore:
         def _connect(dbapi_conn, _record) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=60000")
+            _enable_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 

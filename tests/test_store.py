@@ -19,7 +19,7 @@ from signlab.config import TrainConfig
 from signlab.errors import RunError
 from signlab.jobs import JobManager
 from signlab.runs import create_held_run, create_run, list_runs, new_run_id, open_run
-from signlab.store import HOLDING, LeaseLost, RunState, store_for
+from signlab.store import HOLDING, LeaseLost, RunState, RunStore, store_for
 from tests._wait import wait_for
 
 TINY = dict(model="logreg", epochs=1, max_steps=2, batch_size=64, augment=False, log_every=1, device="cpu")
@@ -120,6 +120,35 @@ def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
         t.join(120)
     assert sorted(claimed) == [f"c{i:02d}" for i in range(30)]
     assert _max_overlap(store) <= 3
+
+
+def test_three_openers_of_a_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Two openers of a brand-new SQLite file race to switch it to WAL; neither may be refused.
+
+    CI once failed here: two sweep workers started together and one exited 2 with "database is
+    locked" from ``PRAGMA journal_mode=WAL``. Separate connections (threads with their own stores)
+    lock exactly as separate processes do; before the fix about a third of the rounds failed.
+    """
+    errors: list[str] = []
+    for i in range(60):
+        url = f"sqlite:///{tmp_path}/r{i}/signlab.db"
+        barrier = threading.Barrier(3)
+
+        def opener() -> None:
+            barrier.wait()
+            try:
+                store = RunStore(url)
+                store.counts()
+                store.dispose()
+            except Exception as err:  # noqa: BLE001 - collected and asserted below
+                errors.append(str(err))
+
+        threads = [threading.Thread(target=opener) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []
 
 
 # ----------------------------------------------------------------------------- workers and servers
