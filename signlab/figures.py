@@ -68,6 +68,27 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = "Training loss pe
     return _layout(fig, 320, title=title)
 
 
+def canvas_spec(fig: go.Figure) -> dict[str, Any]:
+    """A figure of line traces as plain data for the live canvas chart (``assets/live_chart.js``).
+
+    The polling Train page draws :func:`loss_curve` through this (see ``signlab.ui.live_chart``):
+    the chart is still built here, only drawn without plotly while the run trains. Keeps each
+    trace's points, name, colour, width and opacity, and the title, axis titles and height.
+    """
+    layout = fig.layout
+    traces = []
+    for tr in fig.data:
+        if tr.type != "scatter":
+            raise ValueError(f"the live chart draws line traces only, not {tr.type!r}")
+        y = np.asarray(tr.y if tr.y is not None else [], dtype=float)
+        traces.append({"x": np.asarray(tr.x if tr.x is not None else [], dtype=float).tolist(),
+                       "y": [float(v) if np.isfinite(v) else None for v in y],  # JSON has no NaN: a gap
+                       "name": tr.name or "", "color": tr.line.color or BLUE, "width": tr.line.width or 2,
+                       "opacity": 1.0 if tr.opacity is None else float(tr.opacity)})
+    return {"title": layout.title.text or "", "xTitle": layout.xaxis.title.text or "",
+            "yTitle": layout.yaxis.title.text or "", "height": layout.height or 320, "traces": traces}
+
+
 def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
     """Train and validation loss (left) and accuracy (right) per epoch."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))

@@ -52,6 +52,7 @@ class Keys:
     CALIBRATION_PHOTOS = "calibration_photos"  # photos collected on the Calibrate page, until saved in a run
     CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
     CALIBRATION_INPUT = "calibration_input_version"  # bumping it empties the uploader and the camera
+    DETAILS_DRAWN = "live_details_drawn"  # the run whose epoch and health charts the user asked for while it trains
 
 
 def runs_dir() -> Path:
@@ -606,6 +607,19 @@ def settings_in_state() -> dict[str, Any]:
 # signlab.views, only the widgets are drawn here.
 
 POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
+_LIVE_CHART_JS = (Path(__file__).parent / "assets" / "live_chart.js").read_text(encoding="utf-8")
+
+
+def live_chart(fig: Any, key: str) -> None:
+    """Draw a figure of line traces (``figures.loss_curve``) on a canvas that redraws in place.
+
+    The polling view's chart: each poll costs the browser a few milliseconds instead of a whole
+    plotly redraw. The architecture keeps every chart in ``signlab.figures``; this draws such a
+    figure's lines (``figures.canvas_spec``) without plotly's hover and zoom, which the page offers
+    once the run stops.
+    """
+    mount = st.components.v2.component("signlab_live_chart", js=_LIVE_CHART_JS, isolate_styles=False)
+    mount(data=figures.canvas_spec(fig), key=key)
 
 
 def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
@@ -656,14 +670,17 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
              key: str = "live") -> None:
     """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps.
 
-    While the run is active the fragment reruns itself; when its state changes from the one the
-    page was drawn with (paused, resumed, continued, ended) it reruns the whole page, so the
-    buttons and the polling follow the current state. The polling and the still view are two
-    fragments, so Streamlit never keeps the interval of the other one.
+    While the run is active, the status and the loss chart (a canvas, see :func:`live_chart`) poll
+    every :data:`POLL_SECONDS`; the epoch curves and health charts are drawn with the page and again
+    when the user asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one the page was
+    drawn with (paused, resumed, continued, ended) the page reruns whole, so the buttons and the
+    polling follow the current state. The polling and the still view are different fragments, so
+    Streamlit never keeps the interval of the other one.
     """
     drawn_with = view.state
+    polling = view.state in ACTIVE
 
-    def body() -> None:
+    def progress() -> None:
         jm.tick()
         now = live_view(run, jm, mine)
         if now.state != drawn_with:
@@ -672,18 +689,28 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
             st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
         _draw_status(now)
-        records = metrics(run)
-        batches = views.continued_steps([r for r in records if r.get("type") == "batch"])
-        epochs = [r for r in records if r.get("type") == "epoch"]
-        if compact:
-            if batches:
+        batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])
+        if batches:
+            if polling:  # a canvas while it trains (cheap for the browser), plotly once it stops
+                live_chart(figures.loss_curve(batches), key=f"{key}_live_loss")
+            else:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
-            return
+
+    def details() -> None:
+        records = metrics(run)
+        epochs = [r for r in records if r.get("type") == "epoch"]
         hint = live_hint(run.config.model, epochs)
         if hint:
             st.caption(hint)
-        if batches:
-            st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
+        if polling:  # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why)
+            asked = st.session_state.get(Keys.DETAILS_DRAWN) == run.id
+            c1, c2 = st.columns([3, 1], vertical_alignment="center")
+            c1.caption(views.DETAILS_WHILE_TRAINING)
+            # set in the click's callback, so the rerun it starts already shows the charts and "Redraw"
+            c2.button("📈 Redraw them" if asked else "📈 Draw them now", key=f"{key}_draw_details", width="stretch",
+                      on_click=st.session_state.__setitem__, args=(Keys.DETAILS_DRAWN, run.id))
+            if not asked:
+                return
         if epochs:
             st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key=f"{key}_epochs")
         health = health_records(records)
@@ -695,7 +722,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if series["dead_logits"] is not None:
                 st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
                            "are clipped.")
-        if now.state == RunState.COMPLETED:
+        if drawn_with == RunState.COMPLETED:
             c1, c2, c3 = st.columns(3)
             if c1.button("🎯 Evaluate it", width="stretch"):
                 st.session_state[Keys.EVAL_RUN] = run.id
@@ -707,10 +734,16 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
                 choose_for_classify(run.id)
                 st.switch_page("app_pages/classify.py")
 
-    if view.state in ACTIVE:
-        st.fragment(run_every=POLL_SECONDS)(_named(body, f"{key}_polling"))()
+    if polling:
+        st.fragment(run_every=POLL_SECONDS)(_named(progress, f"{key}_polling"))()
+        if not compact:
+            st.fragment(_named(details, f"{key}_details"))()  # no timer: redrawn on demand
     else:
-        st.fragment(_named(body, f"{key}_still"))()
+        def still() -> None:
+            progress()
+            if not compact:
+                details()
+        st.fragment(_named(still, f"{key}_still"))()
 
 
 def _named(fn, name: str):

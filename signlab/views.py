@@ -650,6 +650,10 @@ def kernel_change(history: dict[int, Any]) -> dict[int, float]:
     return _kernels.kernel_change(history)
 
 
+DETAILS_WHILE_TRAINING = (
+    "While it trains, the loss chart above follows every step. The epoch curves and the network's health "
+    "are drawn when the run pauses or ends, or now if you ask: the first interactive chart on a page costs the "
+    "browser about 2 s of CPU, and on a laptop that time is taken from the training.")
 FROZEN_FIRST_LAYER = (
     "This first layer is not learned. Before training, s2net sets it to the four directions in which "
     "the images' 2×2 patches vary most, each scaled to the same strength and paired with its opposite "

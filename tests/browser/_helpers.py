@@ -65,16 +65,35 @@ def plot_data(page, index: int = 0, trace: int = 0, key: str = "x"):
         [index, trace, key])
 
 
-def wait_points_above(page, n: int, timeout: float = 60) -> None:
-    """Wait until the first chart's first trace has more than ``n`` points."""
-    page.wait_for_function(
-        "(n) => { const g = document.querySelector('.js-plotly-plot');"
-        " const d = g && (g._fullData || g.data); return d && d[0] && d[0].x && d[0].x.length > n; }",
-        arg=n, timeout=timeout * 1000)
-
-
 def plot_count(page) -> int:
     return page.locator(".js-plotly-plot").count()
+
+
+# --------------------------------------------------------------------------- the live loss chart
+# While a run trains, the Train page draws its loss on a canvas (signlab/assets/live_chart.js),
+# which keeps the figure it drew in ``signlabData``; once the run stops, the same figure is a
+# plotly chart. These read whichever is on the page.
+LIVE_CANVAS = "canvas.signlab-live-chart"
+_LIVE_X = ("() => { const c = document.querySelector('canvas.signlab-live-chart');"
+           " if (c && c.signlabData) { const t = c.signlabData.traces[0]; return t ? t.x : []; }"
+           " const g = document.querySelector('.js-plotly-plot'); const d = g && (g._fullData || g.data);"
+           " return d && d[0] && d[0].x ? Array.from(d[0].x) : null; }")
+
+
+def live_x(page) -> list | None:
+    """The steps (x) of the loss chart's first trace, canvas or plotly; None while none is drawn."""
+    return page.evaluate(_LIVE_X)
+
+
+def wait_live_chart(page, timeout: float = 60) -> None:
+    """Wait until a loss chart is drawn: the live canvas, or plotly once the run has stopped."""
+    page.wait_for_function(f"() => {{ const x = ({_LIVE_X})(); return x !== null; }}", timeout=timeout * 1000)
+
+
+def wait_points_above(page, n: int, timeout: float = 60) -> None:
+    """Wait until the loss chart's first trace has more than ``n`` points."""
+    page.wait_for_function(f"(n) => {{ const x = ({_LIVE_X})(); return !!x && x.length > n; }}",
+                           arg=n, timeout=timeout * 1000)
 
 
 # --------------------------------------------------------------------------- charts by widget key

@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import assert_no_exception, goto, plot_count, plot_data, step, wait_idle, wait_points_above
+from _helpers import (LIVE_CANVAS, assert_no_exception, goto, keyed_plot, live_x, plot_count, step, wait_chart, wait_idle,
+                      wait_live_chart, wait_points_above)
 
 PAGES = ["/", "/guide", "/data", "/train", "/evaluate", "/kernels", "/classify", "/calibrate", "/runs", "/sweeps"]
 
@@ -19,7 +20,7 @@ def test_every_page_opens_without_exception(page, server, path):
 
 
 def _points(page) -> int:
-    xs = plot_data(page, 0, 0, "x")
+    xs = live_x(page)
     return len(xs) if xs else 0
 
 
@@ -31,19 +32,27 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         assert "flaw fixed" in page.inner_text("body"), "the URL's model=convnet was not applied"
     with step(page, "press Start"):
         page.get_by_role("button", name="Start").click()
-        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        wait_live_chart(page, 60)
+    with step(page, "while it trains, the loss is drawn on the live canvas, not by plotly"):
+        assert page.locator(LIVE_CANVAS).count() == 1
+        assert plot_count(page) == 0, "a plotly chart is redrawn while the run trains"
     with step(page, "the loss chart gains points without reloading"):
         wait_points_above(page, 1)
         first = _points(page)
         wait_points_above(page, first, 30)
         second = _points(page)
         assert second > first
+    with step(page, "the epoch and health charts wait for a click while it trains, then are drawn"):
+        assert "are drawn when the run pauses or ends" in page.inner_text("body")
+        page.get_by_role("button", name="Draw them now").click()
+        page.get_by_role("button", name="Redraw them").wait_for(timeout=30_000)
+        wait_points_above(page, second, 30)  # the live chart kept polling meanwhile
     with step(page, "switch to Data and back while it trains"):
         page.get_by_role("link", name="Data").first.click()
         wait_idle(page)
         time.sleep(2)
         page.get_by_role("link", name="Train").first.click()
-        page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+        wait_live_chart(page, 30)
         wait_points_above(page, second - 1, 30)  # the chart came back with the run's history...
         back = max(_points(page), second)  # a read during a redraw can see no data: never below the history
         wait_points_above(page, back, 30)  # ...and keeps growing
@@ -51,7 +60,9 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         page.get_by_role("button", name="Stop").click()
         page.wait_for_function("() => document.body.innerText.includes('Stopped')", timeout=60_000)
         assert_no_exception(page, "Train after Stop")
-    assert plot_count(page) >= 1
+    with step(page, "once stopped, the loss is a plotly chart (hover, zoom) with the run's whole history"):
+        wait_chart(page, "live_loss", 30)
+        assert len(keyed_plot(page, "live_loss", 0, "x")) >= back
 
 
 def test_a_link_to_a_page_on_a_fresh_server_goes_through_the_router(page, tmp_path):

@@ -1,0 +1,77 @@
+"""The live loss chart's drawing code (``signlab/assets/live_chart.js``) on the cases that broke it.
+
+The module is loaded into a blank Chromium page and called as Streamlit calls a v2 component,
+``fn({data, parentElement})``, with specs made by ``figures.canvas_spec`` from real figures. Each
+call must finish (an earlier version looped forever on values equal but for rounding), count the
+first trace's points, and put ink in the plot area.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from signlab import figures
+
+JS = (figures.__file__.rsplit("/", 1)[0]) + "/assets/live_chart.js"
+
+_LOAD = """async (src) => {
+  const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+  window.drawLiveChart = (await import(url)).default;
+}"""
+# draws the spec into a 600-px-wide box; returns what the canvas says and whether the plot area has ink
+_DRAW = """((spec) => {
+  const box = document.createElement('div'); box.style.width = '600px'; document.body.appendChild(box);
+  window.drawLiveChart({data: spec, parentElement: box});
+  const c = box.querySelector('canvas.signlab-live-chart');
+  const ctx = c.getContext('2d'); const dpr = window.devicePixelRatio || 1;
+  const px = ctx.getImageData(70 * dpr, 60 * dpr, c.width - 90 * dpr, c.height - 110 * dpr).data;
+  let coloured = 0;  // line pixels: not white and not the light grey grid
+  for (let i = 0; i < px.length; i += 4) if (px[i + 3] > 0 && Math.min(px[i], px[i + 1], px[i + 2]) < 200) coloured++;
+  return {points: +c.dataset.points, lastX: c.dataset.lastX, coloured, height: c.style.height,
+          label: c.getAttribute('aria-label')};
+})"""
+
+
+def _draw(page, spec: dict) -> dict:
+    """Draw ``spec`` with the module, through the DevTools protocol so that a drawing loop that never
+    ends is cut off after 10 s and fails the test (an earlier version looped forever)."""
+    page.set_content("<html><body style='margin:0'></body></html>")
+    page.evaluate(_LOAD, open(JS, encoding="utf-8").read())
+    cdp = page.context.new_cdp_session(page)
+    got = cdp.send("Runtime.evaluate", {"expression": f"{_DRAW}({json.dumps(spec)})", "returnByValue": True,
+                                        "timeout": 10_000})
+    assert "exceptionDetails" not in got, f"the drawing failed or never ended: {got.get('exceptionDetails')}"
+    return got["result"]["value"]
+
+
+def _batches(losses):
+    return [{"type": "batch", "step": i + 1, "epoch": 1, "loss": v} for i, v in enumerate(losses)]
+
+
+CASES = {
+    "one point": (_batches([2.5]), 1),
+    "equal but for rounding": (_batches([0.1 + 1e-15 * (i % 3) for i in range(40)]), 40),
+    "a long falling run": (_batches([3.2 * math.exp(-i / 300) + 0.05 for i in range(3000)]), 3000),  # 1500 drawn
+    "a NaN step (a gap)": (_batches([2.0, 1.5, float("nan"), 1.0, 0.8]), 5),
+    "huge losses": (_batches([1e6, 5e5, 1e4, 12.0]), 4),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_live_chart_draws_the_edge_cases(page, case):
+    batches, n = CASES[case]
+    spec = figures.canvas_spec(figures.loss_curve(batches))
+    got = _draw(page, spec)
+    assert got["points"] == min(n, 1500)  # figures.loss_curve keeps at most 1500 points
+    assert float(got["lastX"]) == n  # steps run 1..n, and the last one is always kept
+    assert got["coloured"] > 20, f"nothing drawn in the plot area: {got}"
+    assert got["height"] == f"{spec['height']}px" and got["label"] == spec["title"]
+
+
+def test_live_chart_with_no_points_draws_the_frame_only(page):
+    spec = figures.canvas_spec(figures.loss_curve([]))
+    got = _draw(page, spec)
+    assert got["points"] == 0 and got["lastX"] == ""
+    assert got["coloured"] == 0
