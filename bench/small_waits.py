@@ -38,6 +38,7 @@ from PIL import Image
 
 from signlab.config import preset
 from signlab.data import load_dataset
+from signlab.errors import RunError
 from signlab.inference import predict
 from signlab.jobs import JobManager
 from signlab.preprocess import prepare
@@ -92,7 +93,11 @@ def _finished(runs_dir: Path, before: set[str]) -> Path | None:
     """The run started after ``before`` was listed, once the run store says it ended."""
     for d in runs_dir.iterdir():
         if d.is_dir() and d.name not in before:
-            if open_run(d.name, runs_dir).status().get("status") in ("completed", "failed", "stopped", "diverged"):
+            try:
+                state = open_run(d.name, runs_dir).status().get("status")
+            except RunError:  # its folder is still being written
+                continue
+            if state in ("completed", "failed", "stopped", "diverged"):
                 return d
     return None
 
@@ -112,8 +117,10 @@ def watch_pair(browser, url: str, runs_dir: Path, epochs: int) -> dict:
         time.sleep(2)  # let the page settle: the comparison is of training beside it
         before = {d.name for d in runs_dir.iterdir()} if runs_dir.exists() else set()
         pg.get_by_role("button", name="Start").click()
+        t_end = time.time() + 60
+        while not ({d.name for d in runs_dir.iterdir()} - before) and time.time() < t_end:
+            time.sleep(0.1)  # the run exists once its folder does: only then may the tab close
         if closed:
-            pg.wait_for_function("() => document.body.innerText.includes('Stop')", timeout=60_000)
             pg.close()
         seen, last, t_end = [], None, time.time() + 900
         while (done := _finished(runs_dir, before)) is None and time.time() < t_end:

@@ -679,15 +679,15 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     """
     drawn_with = view.state
     polling = view.state in ACTIVE
+    if not compact:  # drawn once, outside the polling: every element a poll redraws costs the browser
+        st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
+        st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
 
     def progress() -> None:
         jm.tick()
         now = live_view(run, jm, mine)
         if now.state != drawn_with:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
-        if not compact:
-            st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
-            st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
         _draw_status(now)
         batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])
         if batches:
