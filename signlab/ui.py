@@ -671,11 +671,11 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps.
 
     While the run is active, the status and the loss chart (a canvas, see :func:`live_chart`) poll
-    every :data:`POLL_SECONDS`; the epoch curves and health charts are drawn with the page and again
-    when the user asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one the page was
-    drawn with (paused, resumed, continued, ended) the page reruns whole, so the buttons and the
-    polling follow the current state. The polling and the still view are different fragments, so
-    Streamlit never keeps the interval of the other one.
+    every :data:`POLL_SECONDS`; the epoch curves and health charts are drawn only when the user
+    asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one
+    the page was drawn with (paused, resumed, continued, ended) the page reruns whole, so the
+    buttons and the polling follow the current state. The polling and the still view are
+    different fragments, so Streamlit never keeps the interval of the other one.
     """
     drawn_with = view.state
     polling = view.state in ACTIVE
