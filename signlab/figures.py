@@ -61,7 +61,8 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = "Training loss pe
                                  opacity=0.35))
         fig.add_trace(go.Scatter(x=sx, y=_downsample(steps, smooth(loss))[1], mode="lines", name="smoothed",
                                  line=dict(color=BLUE, width=3)))
-    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=1.12))
+    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss",
+                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))  # right: the title is on the left
     if len(steps) and np.ptp(loss) == 0:  # one point: plotly's automatic ticks would read 3.2396674156189
         fig.update_xaxes(range=[0, 2 * steps.max()])
         fig.update_yaxes(range=[0, 2 * max(float(loss.max()), 1e-3)])
