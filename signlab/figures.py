@@ -50,44 +50,51 @@ def _downsample(xs: np.ndarray, ys: np.ndarray, max_points: int = 1500) -> tuple
     return xs[idx], ys[idx]
 
 
-def loss_curve(batches: Sequence[dict[str, Any]], title: str = "Training loss per step") -> go.Figure:
-    """Step loss (faint) and its smoothed line, from the run log's batch records."""
+LOSS_TITLE, LOSS_HEIGHT = "Training loss per step", 320
+
+
+def loss_lines(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The loss chart's two lines, as plain data: step loss (faint) and its smoothed line.
+
+    Each: ``x``, ``y`` (lists; None for a non-finite loss, drawn as a gap), ``name``, ``color``,
+    ``width``, ``opacity``. :func:`loss_curve` draws them with plotly and :func:`live_loss_spec`
+    hands them to the live canvas, so both charts show the same points.
+    """
     steps = np.array([b["step"] for b in batches], dtype=float)
     loss = np.array([b["loss"] for b in batches], dtype=float)
-    fig = go.Figure()
-    if len(steps):
-        sx, sy = _downsample(steps, loss)
-        fig.add_trace(go.Scatter(x=sx, y=sy, mode="lines", name="step loss", line=dict(color=BLUE, width=1),
-                                 opacity=0.35))
-        fig.add_trace(go.Scatter(x=sx, y=_downsample(steps, smooth(loss))[1], mode="lines", name="smoothed",
-                                 line=dict(color=BLUE, width=3)))
+    if not len(steps):
+        return []
+    sx, sy = _downsample(steps, loss)
+    smoothed = _downsample(steps, smooth(loss))[1]
+
+    def line(y: np.ndarray, name: str, width: int, opacity: float) -> dict[str, Any]:
+        return {"x": sx.tolist(), "y": [float(v) if np.isfinite(v) else None for v in y], "name": name,
+                "color": BLUE, "width": width, "opacity": opacity}
+
+    return [line(sy, "step loss", 1, 0.35), line(smoothed, "smoothed", 3, 1.0)]
+
+
+def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE) -> go.Figure:
+    """Step loss (faint) and its smoothed line, from the run log's batch records."""
+    fig = go.Figure([go.Scatter(x=ln["x"], y=ln["y"], mode="lines", name=ln["name"], opacity=ln["opacity"],
+                                line=dict(color=ln["color"], width=ln["width"])) for ln in loss_lines(batches)])
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss",
                       legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))  # right: the title is on the left
-    if len(steps) and np.ptp(loss) == 0:  # one point: plotly's automatic ticks would read 3.2396674156189
-        fig.update_xaxes(range=[0, 2 * steps.max()])
-        fig.update_yaxes(range=[0, 2 * max(float(loss.max()), 1e-3)])
-    return _layout(fig, 320, title=title)
+    loss = [b["loss"] for b in batches]
+    if loss and np.ptp(loss) == 0:  # one point: plotly's automatic ticks would read 3.2396674156189
+        fig.update_xaxes(range=[0, 2 * max(b["step"] for b in batches)])
+        fig.update_yaxes(range=[0, 2 * max(float(max(loss)), 1e-3)])
+    return _layout(fig, LOSS_HEIGHT, title=title)
 
 
-def canvas_spec(fig: go.Figure) -> dict[str, Any]:
-    """A figure of line traces as plain data for the live canvas chart (``assets/live_chart.js``).
+def live_loss_spec(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`loss_curve` as plain data for the live canvas chart (``assets/live_chart.js``).
 
-    The polling Train page draws :func:`loss_curve` through this (see ``signlab.ui.live_chart``):
-    the chart is still built here, only drawn without plotly while the run trains. Keeps each
-    trace's points, name, colour, width and opacity, and the title, axis titles and height.
+    The polling Train page draws this while the run trains (``signlab.ui.live_chart``): the same
+    lines, titles and height, without building a plotly figure on every poll.
     """
-    layout = fig.layout
-    traces = []
-    for tr in fig.data:
-        if tr.type != "scatter":
-            raise ValueError(f"the live chart draws line traces only, not {tr.type!r}")
-        y = np.asarray(tr.y if tr.y is not None else [], dtype=float)
-        traces.append({"x": np.asarray(tr.x if tr.x is not None else [], dtype=float).tolist(),
-                       "y": [float(v) if np.isfinite(v) else None for v in y],  # JSON has no NaN: a gap
-                       "name": tr.name or "", "color": tr.line.color or BLUE, "width": tr.line.width or 2,
-                       "opacity": 1.0 if tr.opacity is None else float(tr.opacity)})
-    return {"title": layout.title.text or "", "xTitle": layout.xaxis.title.text or "",
-            "yTitle": layout.yaxis.title.text or "", "height": layout.height or 320, "traces": traces}
+    return {"title": LOSS_TITLE, "xTitle": "step", "yTitle": "cross-entropy loss", "height": LOSS_HEIGHT,
+            "traces": loss_lines(batches)}
 
 
 def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:

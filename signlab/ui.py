@@ -7,6 +7,7 @@ manager) is cached per process with ``st.cache_resource``; what belongs to one u
 """
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -607,19 +608,23 @@ def settings_in_state() -> dict[str, Any]:
 # signlab.views, only the widgets are drawn here.
 
 POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
-_LIVE_CHART_JS = (Path(__file__).parent / "assets" / "live_chart.js").read_text(encoding="utf-8")
 
 
-def live_chart(fig: Any, key: str) -> None:
-    """Draw a figure of line traces (``figures.loss_curve``) on a canvas that redraws in place.
+@functools.cache
+def _live_chart_component() -> Any:
+    # registered once per process, not on every poll
+    js = (Path(__file__).parent / "assets" / "live_chart.js").read_text(encoding="utf-8")
+    return st.components.v2.component("signlab_live_chart", js=js, isolate_styles=False)
+
+
+def live_chart(batches: list[dict[str, Any]], key: str) -> None:
+    """Draw the loss chart (``figures.live_loss_spec``) on a canvas that redraws in place.
 
     The polling view's chart: each poll costs the browser a few milliseconds instead of a whole
-    plotly redraw. The architecture keeps every chart in ``signlab.figures``; this draws such a
-    figure's lines (``figures.canvas_spec``) without plotly's hover and zoom, which the page offers
-    once the run stops.
+    plotly redraw, and the server no plotly figure. The lines are those of ``figures.loss_curve``,
+    which the page draws with plotly's hover and zoom once the run stops.
     """
-    mount = st.components.v2.component("signlab_live_chart", js=_LIVE_CHART_JS, isolate_styles=False)
-    mount(data=figures.canvas_spec(fig), key=key)
+    _live_chart_component()(data=figures.live_loss_spec(batches), key=key)
 
 
 def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
@@ -692,7 +697,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])
         if batches:
             if polling:  # a canvas while it trains (cheap for the browser), plotly once it stops
-                live_chart(figures.loss_curve(batches), key=f"{key}_live_loss")
+                live_chart(batches, key=f"{key}_live_loss")
             else:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
 

@@ -53,18 +53,6 @@ def step(page, name: str):
         raise AssertionError(f"step '{name}' failed: {err}\n--- the page showed ---\n{text}") from err
 
 
-def plot_data(page, index: int = 0, trace: int = 0, key: str = "x"):
-    """Data of a plotly chart in the page: trace ``trace``'s ``key`` of the ``index``-th chart.
-
-    Reads ``_fullData``: plotly.py sends numpy arrays base64-encoded, and only the full data holds
-    them decoded.
-    """
-    return page.evaluate(
-        "([i, t, k]) => { const g = document.querySelectorAll('.js-plotly-plot')[i];"
-        " const d = g && (g._fullData || g.data); return d && d[t] ? Array.from(d[t][k] || []) : null; }",
-        [index, trace, key])
-
-
 def plot_count(page) -> int:
     return page.locator(".js-plotly-plot").count()
 
@@ -103,7 +91,7 @@ def chart_selector(key: str) -> str:
 
 
 def keyed_plot(page, key: str, trace: int = 0, attr: str = "x"):
-    """Like :func:`plot_data`, for the chart with widget key ``key``; None while it is not drawn.
+    """Trace ``trace``'s ``attr`` of the plotly chart with widget key ``key``; None while it is not drawn.
 
     2-D data (a heatmap's ``z``) comes back as a list of rows; NaN (the gaps of a tile grid)
     reads as None, so two reads of the same data compare equal.

@@ -1,7 +1,7 @@
 """The live loss chart's drawing code (``signlab/assets/live_chart.js``) on the cases that broke it.
 
 The module is loaded into a blank Chromium page and called as Streamlit calls a v2 component,
-``fn({data, parentElement})``, with specs made by ``figures.canvas_spec`` from real figures. Each
+``fn({data, parentElement})``, with specs made by ``figures.live_loss_spec`` from batch records. Each
 call must finish (an earlier version looped forever on values equal but for rounding), count the
 first trace's points, and put ink in the plot area.
 """
@@ -62,16 +62,16 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_live_chart_draws_the_edge_cases(page, case):
     batches, n = CASES[case]
-    spec = figures.canvas_spec(figures.loss_curve(batches))
+    spec = figures.live_loss_spec(batches)
     got = _draw(page, spec)
-    assert got["points"] == min(n, 1500)  # figures.loss_curve keeps at most 1500 points
+    assert got["points"] == min(n, 1500)  # figures.loss_lines keeps at most 1500 points
     assert float(got["lastX"]) == n  # steps run 1..n, and the last one is always kept
     assert got["coloured"] > 20, f"nothing drawn in the plot area: {got}"
     assert got["height"] == f"{spec['height']}px" and got["label"] == spec["title"]
 
 
 def test_live_chart_with_no_points_draws_the_frame_only(page):
-    spec = figures.canvas_spec(figures.loss_curve([]))
+    spec = figures.live_loss_spec([])
     got = _draw(page, spec)
     assert got["points"] == 0 and got["lastX"] == ""
     assert got["coloured"] == 0
