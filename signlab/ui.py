@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import streamlit as st
 
-from . import access, compare, figures, views
+from . import access, compare, figures, live, views
 from . import calibrate as _calibrate
 from . import sweep as _sweep
 from .access import Policy, User
@@ -54,6 +54,7 @@ class Keys:
     CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
     CALIBRATION_INPUT = "calibration_input_version"  # bumping it empties the uploader and the camera
     DETAILS_DRAWN = "live_details_drawn"  # the run whose epoch and health charts the user asked for while it trains
+    LIVE_FEEDS = "live_feed_tokens"  # {run_id: token} of signlab.live's loss feed, issued to this session
 
 
 def runs_dir() -> Path:
@@ -607,7 +608,15 @@ def settings_in_state() -> dict[str, Any]:
 # The live view of one run, shared by the Train page and the guided tour: the text comes from
 # signlab.views, only the widgets are drawn here.
 
-POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included
+POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included, when the page itself moves the chart
+
+
+def poll_seconds(view: "views.LiveStatus | None" = None) -> float:
+    """How often a live run's fragment reruns: slowly while the chart reads the loss feed itself
+    (``signlab.live``, mounted by ``serve.py``: a run holding a slot, whose progress the chart
+    draws), else fast enough to move the chart and to see a queued run start."""
+    fed = live.mounted() and (view is None or view.kind == "progress")
+    return live.SLOW_POLL_SECONDS if fed else POLL_SECONDS
 
 
 @functools.cache
@@ -617,14 +626,45 @@ def _live_chart_component() -> Any:
     return st.components.v2.component("signlab_live_chart", js=js, isolate_styles=False)
 
 
-def live_chart(batches: list[dict[str, Any]], key: str) -> None:
+def _feed_url(run: Run) -> str | None:
+    """This session's URL of ``run``'s loss feed, or None when the server has no feed. The caller
+    has already opened ``run`` as this user (``open_run_safe``): the token is the permission."""
+    if not live.mounted():
+        return None
+    tokens = st.session_state.setdefault(Keys.LIVE_FEEDS, {})
+    if run.id not in tokens:
+        for old in tokens.values():  # one run followed at a time
+            live.revoke(old)
+        tokens.clear()
+        tokens[run.id] = live.issue(run)
+    return f"{live.PATH}?token={tokens[run.id]}"
+
+
+def live_chart(batches: list[dict[str, Any]], key: str, run: Run | None = None,
+               now: "views.LiveStatus | None" = None) -> None:
     """Draw the loss chart (``figures.live_loss_spec``) on a canvas that redraws in place.
 
     The polling view's chart: each poll costs the browser a few milliseconds instead of a whole
-    plotly redraw, and the server no plotly figure. The lines are those of ``figures.loss_curve``,
-    which the page draws with plotly's hover and zoom once the run stops.
+    plotly redraw, and the server no plotly figure. With ``run`` and a server that mounts
+    ``signlab.live``, the canvas fetches new points and the progress line (``now``, drawn above
+    the chart) itself every ``live.FEED_SECONDS`` and asks for a rerun when the run's state
+    changes, so the page's fragment polls only as a fallback (:func:`poll_seconds`). The lines
+    are those of ``figures.loss_curve``, which the page draws with plotly's hover and zoom once
+    the run stops.
     """
-    _live_chart_component()(data=figures.live_loss_spec(batches), key=key)
+    data: dict[str, Any] = {**figures.live_loss_spec(batches), "run": run.id if run else key}
+    feed = _feed_url(run) if run is not None else None
+    if feed:
+        data.update(feed=feed, feedMs=int(1000 * live.FEED_SECONDS))
+        if now is not None:
+            data.update(state=now.state, status={"state": now.state, "kind": now.kind, "text": now.message,
+                                                 "progress": now.progress})
+    # "moved": the feed saw the run's state change; the rerun it starts redraws the page for it
+    _live_chart_component()(data=data, key=key, on_moved_change=_ignore)
+
+
+def _ignore() -> None:
+    """A component trigger's callback when the rerun it causes is all that is wanted."""
 
 
 def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
@@ -676,8 +716,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps.
 
     While the run is active, the status and the loss chart (a canvas, see :func:`live_chart`) poll
-    every :data:`POLL_SECONDS`; the epoch curves and health charts are drawn only when the user
-    asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one
+    every :func:`poll_seconds` (the chart faster, from its feed, when there is one); the epoch
+    curves and health charts are drawn only when the user asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one
     the page was drawn with (paused, resumed, continued, ended) the page reruns whole, so the
     buttons and the polling follow the current state. The polling and the still view are
     different fragments, so Streamlit never keeps the interval of the other one.
@@ -693,11 +733,14 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         now = live_view(run, jm, mine)
         if now.state != drawn_with:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
-        _draw_status(now)
+        # with the loss feed the canvas draws the progress line itself and keeps it moving
+        fed = polling and live.mounted() and now.kind == "progress"
+        if not fed:
+            _draw_status(now)
         batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])
-        if batches:
+        if batches or fed:
             if polling:  # a canvas while it trains (cheap for the browser), plotly once it stops
-                live_chart(batches, key=f"{key}_live_loss")
+                live_chart(batches, key=f"{key}_live_loss", run=run, now=now)
             else:
                 st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
 
@@ -740,7 +783,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
                 st.switch_page("app_pages/classify.py")
 
     if polling:
-        st.fragment(run_every=POLL_SECONDS)(_named(progress, f"{key}_polling"))()
+        st.fragment(run_every=poll_seconds(view))(_named(progress, f"{key}_polling"))()
         if not compact:
             st.fragment(_named(details, f"{key}_details"))()  # no timer: redrawn on demand
     else:

@@ -1,11 +1,17 @@
-// signlab's live line chart: the figure of signlab.figures.canvas_spec drawn on a <canvas>.
+// signlab's live line chart: the loss lines of signlab.figures.live_loss_spec drawn on a <canvas>.
 //
 // Used only while a run trains (signlab.ui.live_chart). A plotly chart in Streamlit is redrawn
 // whole on every poll, ~100 ms of the browser's CPU each time; on a 2-core laptop that time is
 // taken from the training beside it (bench/small_waits.py). Drawing the lines on a canvas costs a
 // few milliseconds. Once the run stops, the page draws the same figure with plotly (hover, zoom).
 //
-// data: {title, xTitle, yTitle, height, traces: [{x, y, name, color, width, opacity}]}
+// data: {title, xTitle, yTitle, height, traces: [{x, y, name, color, width, opacity}], run,
+//        feed?, feedMs?, state?, status?: {state, kind, text, progress}}
+// With `feed` (the URL of signlab.live's route, with this session's token) the chart asks the
+// server itself every `feedMs` for new points and the run's progress line, which it draws above
+// the chart: no Streamlit rerun, so the browser does not re-render the page to move them. When
+// the run's state is no longer `state` (it ended, paused…) it sends the trigger "moved", and the
+// page redraws for the new state.
 
 function niceTicks(lo, hi, n) {
   // at most ~2n ticks; a range too small to step through (or not finite) gets its two ends
@@ -30,8 +36,12 @@ function extent(values) {
   return [lo, hi];
 }
 
-export default function (component) {
-  const { data, parentElement } = component;
+function lastX(spec) {
+  const t = (spec.traces || [])[0];
+  return t && t.x.length ? t.x[t.x.length - 1] : -Infinity;
+}
+
+function draw(parentElement, data) {
   let canvas = parentElement.querySelector("canvas.signlab-live-chart");
   if (!canvas) {
     canvas = document.createElement("canvas");
@@ -143,4 +153,82 @@ export default function (component) {
     }
     ctx.restore();
   }
+}
+
+function drawStatus(parentElement, status) {
+  // the progress line, as st.progress draws it: text, then a thin bar
+  let box = parentElement.querySelector("div.signlab-live-progress");
+  if (!status || status.kind !== "progress") {
+    if (box) box.style.display = "none";
+    return;
+  }
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "signlab-live-progress";
+    box.setAttribute("role", "progressbar");
+    box.style.cssText = "margin: 0 0 0.75rem 0; font-size: 0.875rem;";
+    box.innerHTML = '<div class="signlab-live-progress-text" style="margin-bottom: 0.25rem;"></div>' +
+      '<div style="height: 0.5rem; border-radius: 0.25rem; background: var(--st-secondary-background-color, #f0f2f6);">' +
+      '<div class="signlab-live-progress-fill" style="height: 100%; border-radius: 0.25rem; ' +
+      'background: var(--st-primary-color, #1f77b4);"></div></div>';
+    parentElement.insertBefore(box, parentElement.firstChild);
+  }
+  box.style.display = "";
+  const p = Math.max(0, Math.min(1, status.progress || 0));
+  box.querySelector(".signlab-live-progress-text").textContent = status.text || "";
+  box.querySelector(".signlab-live-progress-fill").style.width = (100 * p).toFixed(1) + "%";
+  box.setAttribute("aria-valuenow", String(Math.round(100 * p)));
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  let state = parentElement.__signlabLive;
+  if (!state || state.run !== data.run) {  // another run drawn in the same place: forget the old one's lines
+    if (state) clearInterval(state.timer);
+    state = parentElement.__signlabLive = { run: data.run };
+  }
+  // the newer of the page's data and what the feed last brought (a poll may bring older data)
+  if (!state.spec || lastX(data) >= lastX(state.spec)) state.spec = data;
+  draw(parentElement, state.spec);
+  if (!state.status || data.status) state.status = data.status;
+  drawStatus(parentElement, state.status);
+  state.drawnState = data.state;
+  state.trigger = setTriggerValue;
+  if (!data.feed) return undefined;
+  if (state.feed !== data.feed) {
+    clearInterval(state.timer);
+    state.feed = data.feed;
+    state.version = undefined;
+    state.busy = false;
+    state.timer = setInterval(async () => {
+      if (state.busy || document.hidden) return;  // a hidden tab asks nothing
+      state.busy = true;
+      try {
+        const sep = state.feed.includes("?") ? "&" : "?";
+        const r = await fetch(state.feed + (state.version === undefined ? "" : sep + "v=" + state.version),
+                              { cache: "no-store" });
+        if (r.status === 404) { clearInterval(state.timer); return; }  // the token expired: the page's poll goes on
+        if (!r.ok) return;
+        const reply = await r.json();
+        state.version = reply.v;
+        if (reply.status) {
+          state.status = reply.status;
+          drawStatus(parentElement, reply.status);
+          if (state.drawnState && reply.status.state !== state.drawnState && state.moved !== reply.status.state) {
+            state.moved = reply.status.state;  // once per new state: the page's redraw follows it
+            state.trigger("moved", reply.status.state);
+          }
+        }
+        if (reply.spec && lastX(reply.spec) >= lastX(state.spec)) {
+          state.spec = { ...reply.spec, run: state.run, feed: state.feed };
+          draw(parentElement, state.spec);
+        }
+      } catch (e) {
+        // the server restarted or the network dropped: try again at the next tick
+      } finally {
+        state.busy = false;
+      }
+    }, data.feedMs || 500);
+  }
+  return () => { clearInterval(state.timer); state.feed = undefined; };
 }

@@ -139,7 +139,7 @@ class Server:
         env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4", **(env or {})}
         self.log = open(log, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port",
                                       str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1", *args],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

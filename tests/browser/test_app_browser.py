@@ -7,6 +7,8 @@ import pytest
 from _helpers import (LIVE_CANVAS, assert_no_exception, goto, keyed_plot, live_x, plot_count, step, wait_chart, wait_idle,
                       wait_live_chart, wait_points_above)
 
+from signlab import live
+
 PAGES = ["/", "/guide", "/data", "/train", "/evaluate", "/kernels", "/classify", "/calibrate", "/runs", "/sweeps"]
 
 
@@ -30,6 +32,8 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
     with step(page, "open Train with settings from the URL"):
         goto(page, server, url)
         assert "flaw fixed" in page.inner_text("body"), "the URL's model=convnet was not applied"
+    feed: list[int] = []  # the statuses of the chart's own requests to the loss feed (signlab.live)
+    page.on("response", lambda r: feed.append(r.status) if live.PATH in r.url else None)
     with step(page, "press Start"):
         page.get_by_role("button", name="Start").click()
         wait_live_chart(page, 60)
@@ -42,6 +46,9 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         wait_points_above(page, first, 30)
         second = _points(page)
         assert second > first
+    with step(page, "the chart reads the loss feed itself; the feed answers no one without the page's token"):
+        assert len(feed) >= 5 and set(feed) == {200}, feed
+        assert page.request.get(server + live.PATH + "?token=guessed").status == 404
     with step(page, "the epoch and health charts wait for a click while it trains, then are drawn"):
         assert "are drawn when the run pauses or ends" in page.inner_text("body")
         page.get_by_role("button", name="Draw them now").click()

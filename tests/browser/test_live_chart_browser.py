@@ -75,3 +75,54 @@ def test_live_chart_with_no_points_draws_the_frame_only(page):
     got = _draw(page, spec)
     assert got["points"] == 0 and got["lastX"] == ""
     assert got["coloured"] == 0
+
+
+# the chart with a feed: fetch is replaced by replies given in order (the last one repeats)
+_FEED = """(async ([first, replies]) => {
+  const asked = [], triggers = [];
+  window.fetch = async (url) => {
+    asked.push(url);
+    const reply = replies[Math.min(asked.length - 1, replies.length - 1)];
+    return {ok: true, status: 200, json: async () => reply};
+  };
+  const box = document.createElement('div'); box.style.width = '600px'; document.body.appendChild(box);
+  const cleanup = window.drawLiveChart({data: first, parentElement: box,
+                                        setTriggerValue: (name, value) => triggers.push([name, value])});
+  const text = () => box.querySelector('.signlab-live-progress-text').textContent;
+  const before = text();
+  await new Promise((done) => setTimeout(done, 700));
+  cleanup();
+  const after = asked.length;
+  await new Promise((done) => setTimeout(done, 300));
+  const c = box.querySelector('canvas.signlab-live-chart');
+  return {asked, triggers, before, text: text(), points: +c.dataset.points, lastX: c.dataset.lastX,
+          shown: box.querySelector('.signlab-live-progress').style.display !== 'none',
+          askedAfterCleanup: asked.length - after};
+})"""
+
+
+def _status(state: str, kind: str, text: str, progress: float | None) -> dict:
+    return {"state": state, "kind": kind, "text": text, "progress": progress}
+
+
+def test_live_chart_follows_its_feed_and_asks_for_a_redraw_once_when_the_run_ends(page):
+    running = _status("running", "progress", "epoch 1/2 · 9,000 images/s", 0.25)
+    first = {**figures.live_loss_spec(_batches([3.0, 2.0])), "run": "r1", "feed": "/api/feed?token=t",
+             "feedMs": 50, "state": "running", "status": running}
+    replies = [
+        {"v": 10, "status": _status("running", "progress", "epoch 2/2 · 9,500 images/s", 0.75),
+         "spec": figures.live_loss_spec(_batches([3.0, 2.0, 1.5, 1.2]))},
+        {"v": 10, "status": _status("running", "progress", "epoch 2/2 · 9,500 images/s", 0.75)},  # nothing new
+        {"v": 12, "status": _status("completed", "success", "Finished", None),
+         "spec": figures.live_loss_spec(_batches([3.0, 2.0, 1.5, 1.2, 1.0]))},
+    ]
+    page.set_content("<html><body style='margin:0'></body></html>")
+    page.evaluate(_LOAD, open(JS, encoding="utf-8").read())
+    got = page.evaluate(_FEED, [first, replies])
+    assert got["before"] == running["text"]  # the page's progress line, drawn at once
+    assert got["asked"][0] == "/api/feed?token=t" and got["asked"][1] == "/api/feed?token=t&v=10"
+    assert len(got["asked"]) >= 4  # it kept asking every feedMs
+    assert got["points"] == 5 and float(got["lastX"]) == 5  # the newest lines are drawn
+    assert got["triggers"] == [["moved", "completed"]]  # once, however often the feed repeats it
+    assert not got["shown"]  # the run ended: no progress line (the page's redraw says how it ended)
+    assert got["askedAfterCleanup"] <= 1  # unmounted: it stops asking (one request may be in flight)

@@ -1,0 +1,13 @@
+"""signlab's dashboard server: ``streamlit run serve.py`` (what ``scripts/app.sh`` starts).
+
+The app itself is ``app.py`` (the router and its pages); this file wraps it in an ``st.App`` to add
+one route of signlab's own: the live loss feed of ``signlab.live``, which the Train page's chart
+reads while a run trains, so the browser does not re-render the whole page to move the chart
+(issue 18: watching a run must not slow it down). ``streamlit run app.py`` still works, without
+the feed: the page then polls fast enough to move the chart itself.
+"""
+import streamlit as st
+
+from signlab import live
+
+app = st.App("app.py", routes=live.routes())

@@ -1,0 +1,124 @@
+"""The live loss feed: one small HTTP route the Train page's chart reads while a run trains.
+
+Why a route of our own (issue 18, "watching must be cheap"): a Streamlit fragment that reruns to
+move the chart makes the browser re-render the whole page, about 80 ms of CPU a poll on the Train
+page, taken from the training beside it on a 2-core laptop (``bench/small_waits.py``). With this
+feed the canvas chart (``assets/live_chart.js``) fetches the loss lines and the progress line
+itself, a few kB of JSON and a few ms of drawing, and tells the page when the run's state changes;
+the page's fragment then polls only every :data:`SLOW_POLL_SECONDS`, as a fallback.
+
+The route is mounted by ``serve.py`` (``streamlit run serve.py``: an ``st.App`` around ``app.py``).
+Under a plain ``streamlit run app.py`` nothing mounts it, :func:`mounted` is false and the page
+polls as before. Access: a feed answers only a token that :func:`issue` handed to a session whose
+user was allowed to see the run (the check is ``signlab.access``'s, in ``signlab.ui``); a token
+is random, names one run, and expires.
+
+This module imports no Streamlit: the route is plain Starlette (Streamlit's own server library).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import figures, views
+from .runs import Run
+
+PATH = "/api/signlab/live-loss"
+SLOW_POLL_SECONDS = 10.0  # the page's fragment with the feed: a fallback, should the chart's trigger be lost
+FEED_SECONDS = 0.5  # how often the chart asks the feed (it answers "no change" cheaply)
+TOKEN_SECONDS = 12 * 3600  # a token outlives any page that watches one run
+MAX_TOKENS = 2000  # a classroom of open tabs; the oldest goes first
+
+_mounted = False
+
+
+@dataclass
+class _Feed:
+    run: Run
+    created: float
+    offset: int = 0  # bytes of metrics.jsonl read so far
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_feeds: OrderedDict[str, _Feed] = OrderedDict()
+_feeds_lock = threading.Lock()
+
+
+def mounted() -> bool:
+    """Whether this server process serves the feed (``serve.py`` mounted :func:`routes`)."""
+    return _mounted
+
+
+def issue(run: Run) -> str:
+    """A new token for ``run``'s feed. Call only after checking that the user may see the run."""
+    token = secrets.token_urlsafe(18)
+    with _feeds_lock:
+        _feeds[token] = _Feed(run=run, created=time.monotonic())
+        while len(_feeds) > MAX_TOKENS:
+            _feeds.popitem(last=False)
+    return token
+
+
+def revoke(token: str) -> None:
+    with _feeds_lock:
+        _feeds.pop(token, None)
+
+
+def _feed(token: str) -> _Feed | None:
+    with _feeds_lock:
+        feed = _feeds.get(token)
+        if feed is not None and time.monotonic() - feed.created > TOKEN_SECONDS:
+            del _feeds[token]
+            feed = None
+    return feed
+
+
+def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
+    """The feed's reply, or None for an unknown or expired token.
+
+    ``v``: bytes of the log read (the client's ``version`` for next time); ``status``: the run's
+    state and its progress line, as the page shows them (``views.live_status``): ``state``,
+    ``kind``, ``text``, ``progress`` (0..1 or None); ``spec`` (``figures.live_loss_spec``): the
+    loss lines, only when the log grew past ``version``.
+    """
+    feed = _feed(token)
+    if feed is None:
+        return None
+    with feed.lock:  # two tabs on one token: read each line once
+        new, feed.offset = feed.run.read_metrics(feed.offset)
+        feed.records.extend(new)
+        now = views.live_status(feed.run.status(), feed.records, target_epochs=feed.run.config.epochs)
+        reply: dict[str, Any] = {"v": feed.offset, "status": {"state": now.state, "kind": now.kind,
+                                                               "text": now.message, "progress": now.progress}}
+        if version is None or feed.offset != version:
+            batches = views.continued_steps([r for r in feed.records if r.get("type") == "batch"])
+            reply["spec"] = figures.live_loss_spec(batches)
+    return reply
+
+
+async def _endpoint(request: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse, Response
+
+    token = request.query_params.get("token", "")
+    raw = request.query_params.get("v")
+    version = int(raw) if raw is not None and raw.isdigit() else None
+    reply = await run_in_threadpool(answer, token, version)  # file reads stay off the event loop
+    if reply is None:
+        return Response("unknown or expired feed", status_code=404, media_type="text/plain")
+    return JSONResponse(reply, headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[Any]:
+    """The feed's route, for ``st.App(routes=...)``; mounting it makes :func:`mounted` true."""
+    from starlette.routing import Route
+
+    global _mounted
+    _mounted = True
+    return [Route(PATH, _endpoint, methods=["GET"])]

@@ -1,0 +1,125 @@
+"""The live loss feed (signlab.live): tokens, what the route answers, and how the page uses it."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from starlette.requests import Request
+
+from signlab import figures, live
+from signlab.config import TrainConfig
+from signlab.runs import create_held_run
+from signlab.store import RunState
+
+
+@pytest.fixture
+def held(tmp_path):
+    cfg = TrainConfig(model="logreg", epochs=2, device="cpu")
+    return create_held_run(cfg, "test-holder", tmp_path, run_id="watched")
+
+
+@pytest.fixture
+def run(held):
+    return held[0]
+
+
+def _log(run, *records, torn: str = "") -> None:
+    with open(run.dir / "metrics.jsonl", "a") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+        f.write(torn)
+
+
+def _batch(step: int, loss: float) -> dict:
+    return {"type": "batch", "step": step, "epoch": 1, "loss": loss}
+
+
+def _get(query: str):
+    request = Request({"type": "http", "method": "GET", "path": live.PATH, "headers": [],
+                       "query_string": query.encode()})
+    return asyncio.run(live._endpoint(request))
+
+
+def test_the_feed_sends_new_points_and_only_says_so_when_nothing_changed(held):
+    run, claim = held
+    token = live.issue(run)
+    first = live.answer(token)
+    assert first["spec"]["traces"] == []  # nothing logged yet: an empty chart
+    assert first["status"]["state"] == "claimed" and first["status"]["kind"] == "progress"
+    assert "starting the worker" in first["status"]["text"]
+    _log(run, {"type": "fit_start"}, _batch(1, 3.0), _batch(2, 2.5), torn='{"type": "batch", "st')
+    second = live.answer(token, first["v"])
+    assert second["v"] > first["v"]
+    assert second["spec"] == figures.live_loss_spec([_batch(1, 3.0), _batch(2, 2.5)])  # the torn line waits
+    assert "spec" not in live.answer(token, second["v"])  # no change: no points resent
+    _log(run, torn='ep": 3, "epoch": 1, "loss": 2.0}\n')  # the writer finishes its line
+    third = live.answer(token, second["v"])
+    assert third["spec"]["traces"][0]["x"][-1] == 3
+
+
+def test_the_feed_says_the_progress_line_and_the_state_as_the_page_would(held):
+    run, claim = held
+    token = live.issue(run)
+    run.store.update(claim, RunState.RUNNING)
+    _log(run, {"type": "fit_start"}, {**_batch(1, 3.0), "progress": 0.25, "samples_per_second": 4000.0,
+                                      "train_seconds": 2.0})
+    status = live.answer(token)["status"]
+    assert status == {"state": "running", "kind": "progress", "progress": 0.25,
+                      "text": "epoch 1/2 · 4,000 images/s · about 6 s left"}
+    run.store.update(claim, RunState.COMPLETED)
+    assert live.answer(token)["status"]["state"] == "completed"  # the chart then asks the page to redraw
+
+
+def test_a_continued_run_goes_on_counting_steps(run):
+    token = live.issue(run)
+    _log(run, _batch(1, 3.0), _batch(2, 2.0), {"type": "fit_start"}, _batch(1, 1.5))
+    assert live.answer(token)["spec"]["traces"][0]["x"] == [1, 2, 3]
+
+
+def test_unknown_revoked_and_expired_tokens_get_nothing(run, monkeypatch):
+    assert live.answer("made-up") is None
+    token = live.issue(run)
+    live.revoke(token)
+    assert live.answer(token) is None
+    token = live.issue(run)
+    monkeypatch.setattr(live, "TOKEN_SECONDS", -1)
+    assert live.answer(token) is None
+
+
+def test_tokens_are_random_and_the_oldest_go_first(run, monkeypatch):
+    monkeypatch.setattr(live, "MAX_TOKENS", 3)
+    tokens = [live.issue(run) for _ in range(4)]
+    assert len(set(tokens)) == 4 and all(len(t) >= 24 for t in tokens)
+    assert live.answer(tokens[0]) is None
+    assert all(live.answer(t) is not None for t in tokens[1:])
+
+
+def test_the_route_answers_json_for_a_token_and_404_without_one(run):
+    _log(run, _batch(1, 3.0))
+    token = live.issue(run)
+    ok = _get(f"token={token}")
+    assert ok.status_code == 200 and ok.headers["cache-control"] == "no-store"
+    body = json.loads(ok.body)
+    assert body["spec"]["traces"][0]["y"] == [3.0]
+    same = json.loads(_get(f"token={token}&v={body['v']}").body)
+    assert same["v"] == body["v"] and "spec" not in same and same["status"]["state"] == "claimed"
+    assert json.loads(_get(f"token={token}&v=not-a-number").body)["spec"]  # a bad version: everything again
+    assert _get("token=guessed").status_code == 404
+    assert _get("").status_code == 404
+
+
+def test_routes_mount_the_feed_and_the_page_then_polls_slowly(monkeypatch):
+    from signlab import ui
+
+    from signlab.views import LiveStatus
+
+    training = LiveStatus("running", "progress", "epoch 1/2", progress=0.1)
+    queued = LiveStatus("queued", "info", "waiting")
+    monkeypatch.setattr(live, "_mounted", False)
+    assert ui.poll_seconds(training) == ui.POLL_SECONDS <= 1.0  # no feed: the page moves the chart itself
+    (route,) = live.routes()
+    assert route.path == live.PATH and live.mounted()
+    assert ui.poll_seconds(training) == live.SLOW_POLL_SECONDS > ui.POLL_SECONDS  # the chart moves itself
+    assert ui.poll_seconds(queued) == ui.POLL_SECONDS  # no chart yet: the page watches for the start
+    assert live.FEED_SECONDS <= 1.0  # the chart still moves at least once a second
