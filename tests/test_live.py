@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.requests import Request
@@ -38,7 +39,9 @@ def _batch(step: int, loss: float) -> dict:
 def _get(query: str):
     request = Request({"type": "http", "method": "GET", "path": live.PATH, "headers": [],
                        "query_string": query.encode()})
-    return asyncio.run(live._endpoint(request))
+    # in a thread of its own: the browser tests' playwright may leave an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, live._endpoint(request)).result()
 
 
 def test_the_feed_sends_new_points_and_only_says_so_when_nothing_changed(held):
