@@ -42,7 +42,7 @@ class _Feed:
     run: Run
     created: float
     offset: int = 0  # bytes of metrics.jsonl read so far
-    records: list[dict[str, Any]] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)  # all the feed needs (views.live_status too)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -92,13 +92,12 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
         return None
     with feed.lock:  # two tabs on one token: read each line once
         new, feed.offset = feed.run.read_metrics(feed.offset)
-        feed.records.extend(new)
-        now = views.live_status(feed.run.status(), feed.records, target_epochs=feed.run.config.epochs)
+        feed.batches.extend(r for r in new if r.get("type") == "batch")
+        now = views.live_status(feed.run.status(), feed.batches, target_epochs=feed.run.config.epochs)
         reply: dict[str, Any] = {"v": feed.offset, "status": {"state": now.state, "kind": now.kind,
                                                                "text": now.message, "progress": now.progress}}
         if version is None or feed.offset != version:
-            batches = views.continued_steps([r for r in feed.records if r.get("type") == "batch"])
-            reply["spec"] = figures.live_loss_spec(batches)
+            reply["spec"] = figures.live_loss_spec(views.continued_steps(feed.batches))
     return reply
 
 

@@ -633,11 +633,17 @@ def _feed_url(run: Run) -> str | None:
         return None
     tokens = st.session_state.setdefault(Keys.LIVE_FEEDS, {})
     if run.id not in tokens:
-        for old in tokens.values():  # one run followed at a time
-            live.revoke(old)
-        tokens.clear()
+        _drop_feeds()  # one run followed at a time
         tokens[run.id] = live.issue(run)
     return f"{live.PATH}?token={tokens[run.id]}"
+
+
+def _drop_feeds() -> None:
+    """Revoke this session's feed tokens: the server then forgets the lines it kept for them."""
+    tokens = st.session_state.get(Keys.LIVE_FEEDS) or {}
+    for token in tokens.values():
+        live.revoke(token)
+    tokens.clear()
 
 
 def live_chart(batches: list[dict[str, Any]], key: str, run: Run | None = None,
@@ -787,6 +793,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if not compact:
             st.fragment(_named(details, f"{key}_details"))()  # no timer: redrawn on demand
     else:
+        _drop_feeds()  # the run stopped: its chart no longer asks
+
         def still() -> None:
             progress()
             if not compact:
