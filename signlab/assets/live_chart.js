@@ -78,7 +78,13 @@ function draw(parentElement, data) {
 
   let [x0, x1] = extent(traces.flatMap((t) => t.x));
   let [y0, y1] = extent(traces.flatMap((t) => t.y));
-  if (!Number.isFinite(x0) || !Number.isFinite(y0)) return;
+  if (!Number.isFinite(x0) || !Number.isFinite(y0)) {  // no step logged yet: say so where the legend goes
+    ctx.font = font;
+    ctx.fillStyle = "#6b7280";
+    ctx.textBaseline = "middle";
+    ctx.fillText("The loss of each step appears here once the first steps are done.", L, 38);
+    return;
+  }
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }  // one step: in the middle, as plotly's chart shows it
   // a flat line (one point, or values equal but for rounding) gets a range around it
   const flat = y1 - y0 <= 1e-9 * Math.max(1, Math.abs(y0), Math.abs(y1));

@@ -74,7 +74,7 @@ def test_live_chart_with_no_points_draws_the_frame_only(page):
     spec = figures.live_loss_spec([])
     got = _draw(page, spec)
     assert got["points"] == 0 and got["lastX"] == ""
-    assert got["coloured"] == 0
+    assert got["coloured"] == 0  # no line in the plot area; a line of text above it says why
 
 
 # the chart with a feed: fetch is replaced by replies given in order (the last one repeats)
