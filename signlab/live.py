@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import figures, views
+from .errors import SignlabError
 from .runs import Run
 
 PATH = "/api/signlab/live-loss"
@@ -85,15 +86,21 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
     ``v``: bytes of the log read (the client's ``version`` for next time); ``status``: the run's
     state and its progress line, as the page shows them (``views.live_status``): ``state``,
     ``kind``, ``text``, ``progress`` (0..1 or None); ``spec`` (``figures.live_loss_spec``): the
-    loss lines, only when the log grew past ``version``.
+    loss lines, only when the log grew past ``version``. A run deleted since the token was issued
+    ends its feed (None from then on).
     """
     feed = _feed(token)
     if feed is None:
         return None
     with feed.lock:  # two tabs on one token: read each line once
-        new, feed.offset = feed.run.read_metrics(feed.offset)
+        try:
+            new, feed.offset = feed.run.read_metrics(feed.offset)
+            status, target = feed.run.status(), feed.run.config.epochs
+        except (SignlabError, OSError):  # the run was deleted since: its feed ends
+            revoke(token)
+            return None
         feed.batches.extend(r for r in new if r.get("type") == "batch")
-        now = views.live_status(feed.run.status(), feed.batches, target_epochs=feed.run.config.epochs)
+        now = views.live_status(status, feed.batches, target_epochs=target)
         reply: dict[str, Any] = {"v": feed.offset, "status": {"state": now.state, "kind": now.kind,
                                                                "text": now.message, "progress": now.progress}}
         if version is None or feed.offset != version:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -88,6 +89,18 @@ def test_unknown_revoked_and_expired_tokens_get_nothing(run, monkeypatch):
     token = live.issue(run)
     monkeypatch.setattr(live, "TOKEN_SECONDS", -1)
     assert live.answer(token) is None
+
+
+def test_a_deleted_run_ends_its_feed(held):
+    run, claim = held
+    token = live.issue(run)
+    assert live.answer(token) is not None
+    run.store.update(claim, RunState.RUNNING)
+    run.store.update(claim, RunState.COMPLETED)
+    run.store.delete(run.id)
+    shutil.rmtree(run.dir)
+    assert live.answer(token) is None  # the route then says 404, not a server error
+    assert _get(f"token={token}").status_code == 404
 
 
 def test_tokens_are_random_and_the_oldest_go_first(run, monkeypatch):
