@@ -42,6 +42,7 @@ _mounted = False
 class _Feed:
     run: Run
     created: float
+    target_epochs: int | None  # read once from the run's settings; the store's row has it after a continue
     offset: int = 0  # bytes of metrics.jsonl read so far
     batches: list[dict[str, Any]] = field(default_factory=list)  # all the feed needs (views.live_status too)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -59,8 +60,12 @@ def mounted() -> bool:
 def issue(run: Run) -> str:
     """A new token for ``run``'s feed. Call only after checking that the user may see the run."""
     token = secrets.token_urlsafe(18)
+    try:
+        target = run.config.epochs
+    except SignlabError:  # unreadable settings: the progress line then uses the store's row alone
+        target = None
     with _feeds_lock:
-        _feeds[token] = _Feed(run=run, created=time.monotonic())
+        _feeds[token] = _Feed(run=run, created=time.monotonic(), target_epochs=target)
         while len(_feeds) > MAX_TOKENS:
             _feeds.popitem(last=False)
     return token
@@ -80,6 +85,13 @@ def _feed(token: str) -> _Feed | None:
     return feed
 
 
+def status_line(now: views.LiveStatus) -> dict[str, Any]:
+    """What the chart draws above itself and watches for a state change: ``state``, ``kind``,
+    ``text`` and ``progress`` (0..1 or None) of a live status. The page's first frame and every
+    feed reply carry the same shape."""
+    return {"state": now.state, "kind": now.kind, "text": now.message, "progress": now.progress}
+
+
 def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
     """The feed's reply, or None for an unknown or expired token.
 
@@ -93,16 +105,18 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
     if feed is None:
         return None
     with feed.lock:  # two tabs on one token: read each line once
+        if not feed.run.dir.is_dir():  # the run was deleted since: its feed ends
+            revoke(token)
+            return None
         try:
             new, feed.offset = feed.run.read_metrics(feed.offset)
-            status, target = feed.run.status(), feed.run.config.epochs
-        except (SignlabError, OSError):  # the run was deleted since: its feed ends
+            status = feed.run.status()
+        except (SignlabError, OSError):  # deleted while being read
             revoke(token)
             return None
         feed.batches.extend(r for r in new if r.get("type") == "batch")
-        now = views.live_status(status, feed.batches, target_epochs=target)
-        reply: dict[str, Any] = {"v": feed.offset, "status": {"state": now.state, "kind": now.kind,
-                                                               "text": now.message, "progress": now.progress}}
+        now = views.live_status(status, feed.batches, target_epochs=feed.target_epochs)
+        reply: dict[str, Any] = {"v": feed.offset, "status": status_line(now)}
         if version is None or feed.offset != version:
             reply["spec"] = figures.live_loss_spec(views.continued_steps(feed.batches))
     return reply

@@ -611,12 +611,16 @@ def settings_in_state() -> dict[str, Any]:
 POLL_SECONDS = 0.8  # >= 1 chart update a second, render time included, when the page itself moves the chart
 
 
-def poll_seconds(view: "views.LiveStatus | None" = None) -> float:
+def _fed(view: "views.LiveStatus") -> bool:
+    """Whether the chart reads the loss feed itself (``signlab.live``, mounted by ``serve.py``)
+    and draws the progress line: while the run holds a slot."""
+    return live.mounted() and view.kind == "progress"
+
+
+def poll_seconds(view: "views.LiveStatus") -> float:
     """How often a live run's fragment reruns: slowly while the chart reads the loss feed itself
-    (``signlab.live``, mounted by ``serve.py``: a run holding a slot, whose progress the chart
-    draws), else fast enough to move the chart and to see a queued run start."""
-    fed = live.mounted() and (view is None or view.kind == "progress")
-    return live.SLOW_POLL_SECONDS if fed else POLL_SECONDS
+    (:func:`_fed`), else fast enough to move the chart and to see a queued run start."""
+    return live.SLOW_POLL_SECONDS if _fed(view) else POLL_SECONDS
 
 
 @functools.cache
@@ -646,25 +650,20 @@ def _drop_feeds() -> None:
     tokens.clear()
 
 
-def live_chart(batches: list[dict[str, Any]], key: str, run: Run | None = None,
-               now: "views.LiveStatus | None" = None) -> None:
+def live_chart(batches: list[dict[str, Any]], key: str, run: Run, now: "views.LiveStatus") -> None:
     """Draw the loss chart (``figures.live_loss_spec``) on a canvas that redraws in place.
 
     The polling view's chart: each poll costs the browser a few milliseconds instead of a whole
-    plotly redraw, and the server no plotly figure. With ``run`` and a server that mounts
-    ``signlab.live``, the canvas fetches new points and the progress line (``now``, drawn above
-    the chart) itself every ``live.FEED_SECONDS`` and asks for a rerun when the run's state
-    changes, so the page's fragment polls only as a fallback (:func:`poll_seconds`). The lines
-    are those of ``figures.loss_curve``, which the page draws with plotly's hover and zoom once
-    the run stops.
+    plotly redraw, and the server no plotly figure. With a server that mounts ``signlab.live``,
+    the canvas fetches new points and the progress line (``now``, drawn above the chart) itself
+    every ``live.FEED_SECONDS`` and asks for a rerun when the run's state changes, so the page's
+    fragment polls only as a fallback (:func:`poll_seconds`). The lines are those of
+    ``figures.loss_curve``, which the page draws with plotly's hover and zoom once the run stops.
     """
-    data: dict[str, Any] = {**figures.live_loss_spec(batches), "run": run.id if run else key}
-    feed = _feed_url(run) if run is not None else None
+    data: dict[str, Any] = {**figures.live_loss_spec(batches), "run": run.id}
+    feed = _feed_url(run)
     if feed:
-        data.update(feed=feed, feedMs=int(1000 * live.FEED_SECONDS))
-        if now is not None:
-            data.update(state=now.state, status={"state": now.state, "kind": now.kind, "text": now.message,
-                                                 "progress": now.progress})
+        data.update(feed=feed, feedMs=int(1000 * live.FEED_SECONDS), status=live.status_line(now))
     # "moved": the feed saw the run's state change; the rerun it starts redraws the page for it
     _live_chart_component()(data=data, key=key, on_moved_change=_ignore)
 
@@ -723,10 +722,11 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
 
     While the run is active, the status and the loss chart (a canvas, see :func:`live_chart`) poll
     every :func:`poll_seconds` (the chart faster, from its feed, when there is one); the epoch
-    curves and health charts are drawn only when the user asks (``views.DETAILS_WHILE_TRAINING`` says why). When the run's state changes from the one
-    the page was drawn with (paused, resumed, continued, ended) the page reruns whole, so the
-    buttons and the polling follow the current state. The polling and the still view are
-    different fragments, so Streamlit never keeps the interval of the other one.
+    curves and health charts are drawn only when the user asks (``views.DETAILS_WHILE_TRAINING``
+    says why). When the run's state changes from the one the page was drawn with (paused,
+    resumed, continued, ended) the page reruns whole, so the buttons and the polling follow the
+    current state. The polling and the still view are different fragments, so Streamlit never
+    keeps the interval of the other one.
     """
     drawn_with = view.state
     polling = view.state in ACTIVE
@@ -740,7 +740,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if now.state != drawn_with:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
         # with the loss feed the canvas draws the progress line itself and keeps it moving
-        fed = polling and live.mounted() and now.kind == "progress"
+        fed = polling and _fed(now)
         if not fed:
             _draw_status(now)
         batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])

@@ -6,11 +6,11 @@
 // few milliseconds. Once the run stops, the page draws the same figure with plotly (hover, zoom).
 //
 // data: {title, xTitle, yTitle, height, traces: [{x, y, name, color, width, opacity}], run,
-//        feed?, feedMs?, state?, status?: {state, kind, text, progress}}
+//        feed?, feedMs?, status?: {state, kind, text, progress}}
 // With `feed` (the URL of signlab.live's route, with this session's token) the chart asks the
 // server itself every `feedMs` for new points and the run's progress line, which it draws above
 // the chart: no Streamlit rerun, so the browser does not re-render the page to move them. When
-// the run's state is no longer `state` (it ended, paused…) it sends the trigger "moved", and the
+// the run's state is no longer `status.state` (it ended, paused…) it sends the trigger "moved", and the
 // page redraws for the new state.
 
 function niceTicks(lo, hi, n) {
@@ -196,9 +196,9 @@ export default function (component) {
   // the newer of the page's data and what the feed last brought (a poll may bring older data)
   if (!state.spec || lastX(data) >= lastX(state.spec)) state.spec = data;
   draw(parentElement, state.spec);
-  if (!state.status || data.status) state.status = data.status;
+  state.status = data.status || state.status;
   drawStatus(parentElement, state.status);
-  state.drawnState = data.state;
+  state.drawnState = data.status && data.status.state;
   state.trigger = setTriggerValue;
   if (!data.feed) return undefined;
   if (state.feed !== data.feed) {
@@ -226,7 +226,7 @@ export default function (component) {
           }
         }
         if (reply.spec && lastX(reply.spec) >= lastX(state.spec)) {
-          state.spec = { ...reply.spec, run: state.run, feed: state.feed };
+          state.spec = reply.spec;
           draw(parentElement, state.spec);
         }
       } catch (e) {

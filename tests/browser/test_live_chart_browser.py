@@ -108,7 +108,7 @@ def _status(state: str, kind: str, text: str, progress: float | None) -> dict:
 def test_live_chart_follows_its_feed_and_asks_for_a_redraw_once_when_the_run_ends(page):
     running = _status("running", "progress", "epoch 1/2 · 9,000 images/s", 0.25)
     first = {**figures.live_loss_spec(_batches([3.0, 2.0])), "run": "r1", "feed": "/api/feed?token=t",
-             "feedMs": 50, "state": "running", "status": running}
+             "feedMs": 50, "status": running}
     replies = [
         {"v": 10, "status": _status("running", "progress", "epoch 2/2 · 9,500 images/s", 0.75),
          "spec": figures.live_loss_spec(_batches([3.0, 2.0, 1.5, 1.2]))},
