@@ -45,6 +45,8 @@ elsewhere = run is None
 if run is None:  # a new tab or session: show this user's run that is still training
     available = ui.runs()
     run = views.my_active_run(available, lambda r: ui.can(r, "stop"))
+if not elsewhere:
+    ui.link_run(run.id)  # a shared or reloaded link opens the run this page follows
 mine = run is not None and ui.can(run, "stop")
 view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
 

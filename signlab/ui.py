@@ -686,7 +686,16 @@ def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = Fal
 def follow_run(run_id: str) -> None:
     """The Train page follows ``run_id`` from now on (and its link says so)."""
     st.session_state[Keys.TRAIN_RUN] = run_id
-    st.query_params["run"] = run_id
+    link_run(run_id)
+
+
+def link_run(run_id: str) -> None:
+    """Put ``run_id`` in the page's link unless it is there. The Train page calls this on every run,
+    not only at Start: a query parameter set just before ``st.rerun()`` can be lost when the rerun's
+    request carries the browser's older query string (streamlit#7961; seen once in CI with four
+    sessions starting at once), and the link would then name no run until the page was reopened."""
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
 
 
 def pause_or_resume(run: Run, paused: bool) -> None:

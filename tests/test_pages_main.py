@@ -252,6 +252,19 @@ def test_runs_page_open_in_evaluate(runs_env):
     assert any(t.value.endswith("Evaluate a model") for t in at.title)
 
 
+def test_train_page_puts_the_run_it_follows_in_the_link(runs_env):
+    """A query parameter set just before st.rerun() can be lost (streamlit#7961), so the page puts
+    the followed run back in its link on every run; a run the user may not see is never put there."""
+    for followed, linked in ((runs_env[1], runs_env[1]), ("no-such-run", None)):
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.switch_page("app_pages/train.py")
+        at.session_state["train_run_id"] = followed  # as after Start, with the link's update lost
+        at.run()
+        no_error(at)
+        run = at.query_params.get("run")
+        assert (run[-1] if isinstance(run, list) else run) == linked
+
+
 # --------------------------------------------------------------------------- the pages' helpers
 def _ev(y_true, y_pred) -> Evaluation:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
