@@ -1,21 +1,22 @@
 """Time to accuracy in lecture-epochs: signlab's fast preset against the lecture's own loop, one run.
 
     python bench/time_to_accuracy.py [--seeds 0 1 2 3 4] [--eval-every 10] [--long-epochs 6] [--long-eval-every 50]
-                                     [--skip-long] [--skip-same-model]
+                                     [--skip-long] [--skip-same-model] [--pairs 5]
 
 The unit is **a lecture-epoch** (LE): the time the lecture's loop (its ConvNet, ``DataLoader``
 batch 32, Adam 1e-3) takes for one epoch on this machine, measured in this run before and after
 signlab's runs; the shorter of the two is the unit, which is the stricter choice. Seconds do not
 carry from one CPU to another; this ratio does (issue #18).
 
-For each seed it trains the fast preset (the Train page's and the CLI's default) and evaluates
-all 7,172 test images every ``--eval-every`` steps with the clock paused; the clock otherwise
-runs from building the model (whitening fit and data preparation included) to each evaluation.
+For each seed it trains the fast preset (the Train page's and the CLI's default), copies its
+weights every ``--eval-every`` steps with the clock paused, and after the run evaluates all 7,172
+test images on each copy; the clock runs from building the model (whitening fit and data
+preparation included) to each copy.
 It reports when each target was first reached, in seconds and LE, the mean and the worst over the
 seeds, and the accuracy at the end of the preset's schedule. A second, longer run per seed
-(``--long-epochs``) stops at 7172/7172 and reports the median seed's time to 100%. Last, the
+(``--long-epochs``) looks for the first copy at 7172/7172 and reports the median seed's time to 100%. Last, the
 lecture's model with the lecture's settings in signlab's trainer against the lecture loop
-(samples/s, the same model and settings).
+(samples/s, the same model and settings), in ``--pairs`` pairs taken in turn, and their median ratio.
 """
 from __future__ import annotations
 
@@ -71,37 +72,47 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
                              ) -> tuple[dict[float, float | None], float, float]:
     """(seconds to each target, last accuracy measured, seconds of the run) for one signlab run.
 
-    Seconds run from building the model to each evaluation, evaluations excluded. ``stop_at``:
-    stop the run once test accuracy reaches it (for the long runs: nothing after it is measured).
+    Seconds run from building the model to each snapshot. Every ``eval_every`` steps the run copies
+    its weights (well under a millisecond, clock paused); the test set is evaluated on the copies
+    after the run, so 36k images through the network between two steps cannot disturb the training
+    being timed (caches, allocator). On an AVX2 machine the change was within the noise (99.9% after
+    8.4-10.2 s evaluating in between, 8.7-10.5 s after). The trainer's own validation after each
+    epoch stays on the clock: the user waits for it too. ``stop_at``: the first copy at that
+    accuracy ends the measurement (the long runs' 100%); the run goes on to its schedule's end.
     """
     tx, ty = to_float_images(ds.test.images), torch.as_tensor(ds.test.targets)
-    reached: dict[float, float | None] = {t: None for t in TARGETS}
-    last = {"acc": 0.0, "clock": 0.0}
+    snapshots: list[tuple[float, dict[str, torch.Tensor]]] = []
     paused = 0.0
     start = time.perf_counter()
 
-    def measure(trainer) -> None:
+    def snapshot(trainer) -> None:
         nonlocal paused
         now = time.perf_counter()
-        correct = int((predict_logits(trainer.model, tx.to(trainer.device)).argmax(1).cpu() == ty).sum())
-        acc = correct / len(ty)
-        last["acc"], last["clock"] = acc, now - start - paused
-        for k in TARGETS:
-            if reached[k] is None and correct >= k * len(ty) - 1e-9:
-                reached[k] = last["clock"]
-        if stop_at is not None and acc >= stop_at:
-            trainer.stop()
+        state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        snapshots.append((now - start - paused, state))
         paused += time.perf_counter() - now
 
     def watch(event, trainer) -> None:
         if isinstance(event, BatchEnd):
-            measure(trainer)
-        elif isinstance(event, FitEnd) and event.steps % eval_every:  # the last steps since an evaluation
-            measure(trainer)
+            snapshot(trainer)
+        elif isinstance(event, FitEnd) and event.steps % eval_every:  # the last steps since a snapshot
+            snapshot(trainer)
 
     cfg = cfg.replace(log_every=eval_every)
-    Trainer(cfg, build_model(cfg), ds, [watch]).fit()
-    return reached, last["acc"], last["clock"]
+    trainer = Trainer(cfg, build_model(cfg), ds, [watch])
+    trainer.fit()
+    reached: dict[float, float | None] = {t: None for t in TARGETS}
+    acc, clock = 0.0, 0.0
+    for clock, state in snapshots:
+        trainer.model.load_state_dict(state)
+        correct = int((predict_logits(trainer.model, tx.to(trainer.device)).argmax(1).cpu() == ty).sum())
+        acc = correct / len(ty)
+        for k in TARGETS:
+            if reached[k] is None and correct >= k * len(ty) - 1e-9:
+                reached[k] = clock
+        if stop_at is not None and acc >= stop_at:
+            break
+    return reached, acc, clock
 
 
 def _le(seconds: float | None, le: float) -> str:
@@ -116,6 +127,7 @@ def main() -> None:
     ap.add_argument("--long-eval-every", type=int, default=50, help="steps between test evaluations of the long runs")
     ap.add_argument("--skip-long", action="store_true", help="no long runs (no time to 100%%)")
     ap.add_argument("--skip-same-model", action="store_true", help="no same-model throughput comparison")
+    ap.add_argument("--pairs", type=int, default=5, help="lecture loop / signlab pairs of the same-model comparison")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="change the preset, to measure a lever (e.g. --set tta=false epochs=3)")
     args = ap.parse_args()
@@ -146,9 +158,10 @@ def main() -> None:
                   f"(best {100 * acc:.2f}% when it stopped)", flush=True)
     same = None
     if not args.skip_same_model:
-        lecture_rate = lecture_loop(ds, "seed_convnet", steps=300, warmup=20)
-        ours = signlab_rate(ds, "seed_convnet", 300, 20)
-        same = (lecture_rate, ours)
+        # pairs taken in turn, their median ratio: on a shared 2-core machine one pair of 300 steps
+        # each read anywhere from 1.24x to 1.63x in one sitting (2026-12-01, AVX2)
+        same = [(lecture_loop(ds, "seed_convnet", steps=300, warmup=20), signlab_rate(ds, "seed_convnet", 300, 20))
+                for _ in range(args.pairs)]
     le_after = lecture_epoch_seconds(ds)
     le = min(le_before, le_after)
     print(f"\nlecture-epoch (after): {le_after:.2f} s; the unit (LE) is the shorter: {le:.2f} s\n")
@@ -173,9 +186,10 @@ def main() -> None:
             + f"; median seed {'not reached' if median == float('inf') else f'{median / le:.2f} LE'}"
             + f" (goal <= 1 LE: {'met' if median <= le else 'NOT met'})")
     if same:
-        lecture_rate, ours = same
-        print(f"same model and settings (seed_convnet, batch 32, Adam 1e-3): lecture loop {lecture_rate:,.0f} "
-              f"samples/s, signlab {ours:,.0f} samples/s = {ours / lecture_rate:.2f}x (goal >= 1.5x)")
+        ratio = statistics.median(ours / lecture for lecture, ours in same)
+        print("same model and settings (seed_convnet, batch 32, Adam 1e-3), samples/s, lecture loop / signlab: "
+              + ", ".join(f"{lecture:,.0f} / {ours:,.0f} = {ours / lecture:.2f}x" for lecture, ours in same)
+              + f"; median {ratio:.2f}x (goal >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'})")
     print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
 
 

@@ -94,6 +94,18 @@ def test_predict_logits_uses_the_models_own_tta_setting():
     x = torch.rand(10, 1, 28, 28)
     assert not torch.allclose(predict_logits(plain, x), predict_logits(shifted, x))
     assert build_model(preset("fast")).tta and not build_model(preset("lecture")).tta
+    assert torch.equal(predict_logits(shifted, x, views=False), predict_logits(plain, x))  # the network alone
+
+
+def test_validation_after_each_epoch_is_the_network_alone_and_the_test_accuracy_has_the_shifts(dataset):
+    # five views cost 4.7x one after every epoch; the run's test accuracy (evaluate) keeps them
+    cfg = preset("fast", max_steps=30, epochs=1)
+    trainer = Trainer(cfg, build_model(cfg), dataset, [])
+    end = trainer.fit()
+    x, y = to_float_images(dataset.test.images), torch.as_tensor(dataset.test.targets)
+    alone = (predict_logits(trainer.model, x, views=False).argmax(1) == y).float().mean().item()
+    shifted = (predict_logits(trainer.model, x).argmax(1) == y).float().mean().item()
+    assert trainer.model.tta and end.val_accuracy == alone != shifted
 
 
 def test_norm_layers_and_biases_get_the_larger_step_and_no_weight_decay():
