@@ -69,8 +69,9 @@ def lecture_epoch_seconds(ds, device: str = "cpu") -> float:
 
 
 def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = None
-                             ) -> tuple[dict[float, float | None], float, float]:
-    """(seconds to each target, last accuracy measured, seconds of the run) for one signlab run.
+                             ) -> tuple[dict[float, float | None], float, float, dict[float, int]]:
+    """(seconds to each target, last accuracy measured, seconds of the run, step at each target
+    reached) for one signlab run: steps tell the seed's luck apart from the machine's speed.
 
     Seconds run from building the model to each snapshot. Every ``eval_every`` steps the run copies
     its weights (well under a millisecond, clock paused); the test set is evaluated on the copies
@@ -81,7 +82,7 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
     accuracy ends the measurement (the long runs' 100%); the run goes on to its schedule's end.
     """
     tx, ty = to_float_images(ds.test.images), torch.as_tensor(ds.test.targets)
-    snapshots: list[tuple[float, dict[str, torch.Tensor]]] = []
+    snapshots: list[tuple[float, int, dict[str, torch.Tensor]]] = []
     paused = 0.0
     start = time.perf_counter()
 
@@ -89,7 +90,7 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
         nonlocal paused
         now = time.perf_counter()
         state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-        snapshots.append((now - start - paused, state))
+        snapshots.append((now - start - paused, trainer.step, state))
         paused += time.perf_counter() - now
 
     def watch(event, trainer) -> None:
@@ -103,16 +104,17 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
     trainer.fit()
     reached: dict[float, float | None] = {t: None for t in TARGETS}
     acc, clock = 0.0, 0.0
-    for clock, state in snapshots:
+    steps: dict[float, int] = {}
+    for clock, step, state in snapshots:
         trainer.model.load_state_dict(state)
         correct = int((predict_logits(trainer.model, tx.to(trainer.device)).argmax(1).cpu() == ty).sum())
         acc = correct / len(ty)
         for k in TARGETS:
             if reached[k] is None and correct >= k * len(ty) - 1e-9:
-                reached[k] = clock
+                reached[k], steps[k] = clock, step
         if stop_at is not None and acc >= stop_at:
             break
-    return reached, acc, clock
+    return reached, acc, clock, steps
 
 
 def _le(seconds: float | None, le: float) -> str:
@@ -144,14 +146,15 @@ def main() -> None:
 
     runs = []
     for seed in args.seeds:
-        reached, acc, clock = signlab_time_to_accuracy(ds, fast.replace(seed=seed), args.eval_every)
+        reached, acc, clock, steps = signlab_time_to_accuracy(ds, fast.replace(seed=seed), args.eval_every)
         runs.append((seed, reached, acc, clock))
-        print(f"  seed {seed}: 99.9% after {reached[0.999] and round(reached[0.999], 2)} s; "
+        print(f"  seed {seed}: 99.9% after {reached[0.999] and round(reached[0.999], 2)} s (step "
+              f"{steps.get(0.999)}); "
               f"end of schedule {100 * acc:.2f}% after {clock:.2f} s", flush=True)
     longs = []
     if not args.skip_long:
         for seed in args.seeds:
-            reached, acc, clock = signlab_time_to_accuracy(ds, fast.replace(seed=seed, epochs=args.long_epochs),
+            reached, acc, clock, _ = signlab_time_to_accuracy(ds, fast.replace(seed=seed, epochs=args.long_epochs),
                                                            args.long_eval_every, stop_at=1.0)
             longs.append((seed, reached[1.0], acc))
             print(f"  seed {seed}, {args.long_epochs} epochs: 100% after {reached[1.0] and round(reached[1.0], 2)} s "
