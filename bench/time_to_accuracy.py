@@ -93,10 +93,8 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
         snapshots.append((now - start - paused, trainer.step, state))
         paused += time.perf_counter() - now
 
-    def watch(event, trainer) -> None:
-        if isinstance(event, BatchEnd):
-            snapshot(trainer)
-        elif isinstance(event, FitEnd) and event.steps % eval_every:  # the last steps since a snapshot
+    def watch(event, trainer) -> None:  # every logged step, and the last steps since the last one
+        if isinstance(event, BatchEnd) or (isinstance(event, FitEnd) and event.steps % eval_every):
             snapshot(trainer)
 
     cfg = cfg.replace(log_every=eval_every)
@@ -105,9 +103,10 @@ def signlab_time_to_accuracy(ds, cfg, eval_every: int, stop_at: float | None = N
     reached: dict[float, float | None] = {t: None for t in TARGETS}
     acc, clock = 0.0, 0.0
     steps: dict[float, int] = {}
+    tx = tx.to(trainer.device)
     for clock, step, state in snapshots:
         trainer.model.load_state_dict(state)
-        correct = int((predict_logits(trainer.model, tx.to(trainer.device)).argmax(1).cpu() == ty).sum())
+        correct = int((predict_logits(trainer.model, tx).argmax(1).cpu() == ty).sum())
         acc = correct / len(ty)
         for k in TARGETS:
             if reached[k] is None and correct >= k * len(ty) - 1e-9:

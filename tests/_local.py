@@ -33,3 +33,14 @@ def by_label(widgets, label: str):
     found = [w for w in widgets if w.label == label]
     assert found, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
     return found[0]
+
+
+def accuracy_on_test(model, dataset, views: bool = True) -> float:
+    """``model``'s accuracy on the dataset's 7,172 test images; ``views=False``: without its
+    test-time shifts (``signlab.predict.predict_logits``)."""
+    import torch
+
+    from signlab.predict import predict_logits, to_float_images
+
+    x, y = to_float_images(dataset.test.images), torch.as_tensor(dataset.test.targets)
+    return (predict_logits(model, x, views=views).argmax(1) == y).float().mean().item()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from signlab import api
 from signlab.evaluate import Evaluation
 from signlab.labels import LETTERS
-from signlab.predict import predict_logits, to_float_images
+from tests._local import accuracy_on_test
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +95,4 @@ def test_evaluate_run_matches_the_training_record(trained_run, evaluation, datas
     # validation is the test CSV, through the network alone; the evaluation adds the model's
     # test-time shifts
     model = run.load_model()
-    x, y = to_float_images(dataset.test.images), torch.as_tensor(dataset.test.targets)
-    alone = (predict_logits(model, x, views=False).argmax(1) == y).float().mean().item()
-    assert model.tta and record["val_accuracy"] == pytest.approx(alone, abs=1e-6)
+    assert model.tta and record["val_accuracy"] == pytest.approx(accuracy_on_test(model, dataset, views=False), abs=1e-6)

@@ -11,6 +11,7 @@ from signlab.models import S2Net, WhitenStem, build_model, create_model, fit_to_
 from signlab.normalize import normalize
 from signlab.predict import SHIFTS, forward_views, predict_logits, to_float_images
 from signlab.trainer import Trainer, param_groups
+from tests._local import accuracy_on_test
 
 
 def test_the_whitening_stem_decorrelates_the_patches_of_real_images(dataset):
@@ -102,9 +103,7 @@ def test_validation_after_each_epoch_is_the_network_alone_and_the_test_accuracy_
     cfg = preset("fast", max_steps=30, epochs=1)
     trainer = Trainer(cfg, build_model(cfg), dataset, [])
     end = trainer.fit()
-    x, y = to_float_images(dataset.test.images), torch.as_tensor(dataset.test.targets)
-    alone = (predict_logits(trainer.model, x, views=False).argmax(1) == y).float().mean().item()
-    shifted = (predict_logits(trainer.model, x).argmax(1) == y).float().mean().item()
+    alone, shifted = accuracy_on_test(trainer.model, dataset, views=False), accuracy_on_test(trainer.model, dataset)
     assert trainer.model.tta and end.val_accuracy == alone != shifted
 
 
