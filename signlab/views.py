@@ -155,10 +155,14 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:
-        acc = _number(status.get("test_accuracy")) or _number(status.get("val_accuracy"))
+        # the test accuracy (test-time shifts included) is written a few seconds after the run
+        # completes; until then the last validation (the network alone) is shown, named as such
+        test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
         secs = _number(status.get("train_seconds")) or 0.0
-        return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training"
-                          + (f": **{100 * acc:.2f}%** test accuracy." if acc else "."), epoch=done, **buttons)
+        result = (f": **{100 * test:.2f}%** test accuracy." if test else
+                  f": **{100 * val:.2f}%** validation accuracy." if val else ".")
+        return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training" + result,
+                          epoch=done, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:

@@ -78,6 +78,14 @@ def test_final_states(state, kind, word):
     assert v.can_continue and not v.can_stop
 
 
+def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_written():
+    # validation is the network alone, the test accuracy adds test-time shifts: they can differ
+    status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0}
+    assert views.live_status(status, []).message.endswith(": **100.00%** validation accuracy.")
+    after = views.live_status({**status, "test_accuracy": 0.99986}, []).message
+    assert after.endswith(": **99.99%** test accuracy.")
+
+
 def test_completed_shows_accuracy_only_when_known():
     v = views.live_status({"status": "completed", "epochs_completed": 1, "test_accuracy": float("nan")}, [])
     assert "nan" not in v.message and v.message.endswith(".")
