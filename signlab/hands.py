@@ -62,7 +62,7 @@ class HandFound:
 
     box: tuple[float, float, float, float]  # the landmarks' bounding box (left, top, right, bottom)
     landmarks: np.ndarray  # (21, 3): x, y in pixels; z (depth, relative to the wrist) in pixels too
-    score: float  # the palm detector's score, 0-1
+    score: float  # the palm detector's score, 0-1 (0 when the landmark model read the whole photo: no palm found)
     presence: float  # the landmark model's "this is a hand", 0-1
     handedness: str  # "Left" or "Right", MediaPipe's label (it assumes a mirrored selfie image)
     roi: tuple[float, float, float, float]  # the rotated square the landmarks were read in: cx, cy, side, radians
@@ -285,6 +285,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 RETRY_PAD = 1.5  # a second look, with the photo's edges repeated out to 1.5 times its size
+WHOLE_FRAME_SCALES = (1.0, 1.3)  # a third look: the landmark model reads the whole photo, then a bit more
 
 
 def find_hand(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE, min_presence: float = MIN_PRESENCE,
@@ -295,7 +296,11 @@ def find_hand(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE, min_presence: 
     ``retry``: when the palm detector finds nothing, look again at the photo with its edge pixels
     repeated to 1.5 times its size: the detector misses hands that fill the frame, as in a tight
     webcam crop (on the three development sets this took the share of photos with a hand found
-    from 17-87% to 46-98%).
+    from 17-87% to 46-98%). When that finds nothing either, a third look skips the palm detector:
+    the landmark model reads the whole photo (a centred square, then one 1.3 times as large), and
+    its own presence score decides. A photo that is already a crop around the hand is what the
+    landmark model was trained to read; on blank, noisy or patterned images its presence stays
+    under 1%, so the third look does not invent hands (docs/real-photos.md, "A third look").
     """
     a = _as_rgb(rgb)
     h, w = a.shape[:2]
@@ -307,6 +312,11 @@ def find_hand(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE, min_presence: 
         found = _find(np.pad(a, ((p, p), (p, p), (0, 0)), mode="edge"), min_score, min_presence)
         if found is not None:
             found = found.shifted(-p, -p)
+    if found is None and retry:
+        for scale in WHOLE_FRAME_SCALES:
+            found = _landmarks(a, (w / 2, h / 2, max(h, w) * scale, 0.0), 0.0, min_presence)
+            if found is not None:
+                break
     return found
 
 
@@ -316,7 +326,13 @@ def _find(a: np.ndarray, min_score: float, min_presence: float) -> HandFound | N
     if not palms:
         return None
     score, det = palms[0]
-    roi = palm_roi(det, w, h)
+    return _landmarks(a, palm_roi(det, w, h), score, min_presence)
+
+
+def _landmarks(a: np.ndarray, roi: tuple[float, float, float, float], score: float,
+               min_presence: float) -> HandFound | None:
+    """The landmark model on the rotated square ``roi`` of ``a``: the hand in image pixels, or None
+    when its presence score is under ``min_presence``. ``score`` is the palm detector's (0 without one)."""
     out = _run("landmark", LANDMARK_MODEL, crop_rotated(a, roi, LANDMARK_SIZE))
     coords, presence, hand = out[0].reshape(21, 3), float(out[1].ravel()[0]), float(out[2].ravel()[0])
     if presence < min_presence:

@@ -152,15 +152,41 @@ def test_mirror_image_mirrors_the_hand():
     assert b.box[0] == pytest.approx(rgb.shape[1] - a.box[2], abs=8)
 
 
+def _no_hand_images() -> dict[str, np.ndarray]:
+    """Images without a hand, 224x224 RGB: flat, noise, a gradient and a blocky pattern."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 224, dtype=np.float32)
+    return {"flat": np.full((224, 224, 3), 200, np.uint8),
+            "noise": rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+            "gradient": np.repeat(np.repeat(ramp[None, :, None], 224, 0), 3, 2).astype(np.uint8),
+            "blocks": (np.kron(rng.integers(0, 2, (8, 8)), np.ones((28, 28)))[..., None].repeat(3, 2) * 200
+                       ).astype(np.uint8)}
+
+
 @needs_models
-def test_nothing_found_in_blank_small_or_dataset_images(dataset):
+def test_nothing_found_in_blank_small_patterned_or_tiny_dataset_images(dataset):
     assert hands.find_hand(np.full((240, 320, 3), 200, np.uint8)) is None
     assert hands.find_hand(np.zeros((20, 20, 3), np.uint8)) is None  # too small to look at
     assert hands.find_hand(dataset.test.images[0]) is None  # 28x28 grey
+    for name, image in _no_hand_images().items():  # every look, the whole-frame one included, says no
+        assert hands.find_hand(image) is None, name
 
 
 @needs_models
-def test_prepare_crops_to_the_hand_and_falls_back_to_the_centre(dataset):
+def test_a_photo_that_is_all_hand_is_read_whole_by_the_landmark_model(dataset):
+    """A tight crop of a hand (a dataset image, 224x224): the palm detector misses it on both of its
+    looks; the third look, the landmark model on the whole frame, finds it."""
+    big = np.asarray(Image.fromarray(dataset.test.images[0]).resize((224, 224), Image.Resampling.BILINEAR))
+    assert hands.find_hand(big, retry=False) is None  # the palm detector alone finds nothing
+    found = hands.find_hand(big)
+    assert found is not None and found.score == 0 and found.presence > 0.5
+    left, top, right, bottom = found.box
+    # the landmarks lie on the hand: inside the frame (a little slack), spanning a good part of it
+    assert -20 < left < right < 244 and -20 < top < bottom < 244 and max(right - left, bottom - top) > 80
+
+
+@needs_models
+def test_prepare_crops_to_the_hand_and_falls_back_to_the_centre():
     prep = prepare(_jpeg(hand_in_room()), "room.jpg", "detector")
     assert prep.hand is not None and prep.crop.pad
     assert any("the detector found" in n for n in prep.notes)
@@ -169,9 +195,9 @@ def test_prepare_crops_to_the_hand_and_falls_back_to_the_centre(dataset):
     assert left <= gx0 and top <= gy0 and right >= gx1 and bottom >= gy1
     # no hand: today's centre crop, and a note that says so
     png = io.BytesIO()
-    Image.fromarray(dataset.test.images[0]).resize((224, 224)).save(png, "PNG")
-    plain = prepare(png.getvalue(), "dataset.png", "detector")
-    centre = prepare(png.getvalue(), "dataset.png")
+    Image.fromarray(_no_hand_images()["blocks"]).save(png, "PNG")
+    plain = prepare(png.getvalue(), "blocks.png", "detector")
+    centre = prepare(png.getvalue(), "blocks.png")
     assert plain.hand is None and plain.box == centre.box
     np.testing.assert_array_equal(plain.image28, centre.image28)
     assert any("found no hand" in n for n in plain.notes)
