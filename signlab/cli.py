@@ -17,6 +17,7 @@ from tqdm import tqdm
 from .config import PRESETS, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
+from .preprocess import CROPS
 from .settings import add_options, option_values
 from .views import progress_text, seconds_left
 
@@ -258,8 +259,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import calibrate_run, load_folder
 
-    rec = calibrate_run(args.run, load_folder(args.dir), args.runs_dir, method=args.method,
-                        crop="auto" if args.crop == "hand" else None)
+    rec = calibrate_run(args.run, load_folder(args.dir), args.runs_dir, method=args.method, crop=args.crop)
     print(json.dumps(rec) if args.json else f"run {rec['run_id']}: {rec['message']}\n  {rec['run_dir']}")
     return 0
 
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
     s.add_argument("--top", type=int, default=3)
-    s.add_argument("--crop", choices=("detector", "centre", "hand"), default="detector",
+    s.add_argument("--crop", choices=CROPS, default="detector",
                    help="detector: a square around the hand found by MediaPipe's hand models (the centre "
                         "square when none is found); centre: the largest centred square; hand: a square "
                         "around the hand found by skin colour")
@@ -335,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
     _add_runs_dir(s)
     s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
-    s.add_argument("--crop", choices=("centre", "hand"), default="centre", help="as in predict --crop")
+    s.add_argument("--crop", choices=CROPS, default="detector",
+                   help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
     s.add_argument("--json", action="store_true", help=last_line)
 
     try:

@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from signlab import api, calibrate
+from _hand_image import hand_in_room
+from signlab import api, calibrate, hands
 from signlab.calibrate import CalibrationError, Photo
 from signlab.cli import main
 from signlab.config import TrainConfig
 from signlab.errors import ImageError
 from signlab.labels import LETTERS
+from signlab.preprocess import prepare, zoomed_views
 from signlab.runs import list_runs, open_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -180,6 +182,24 @@ def test_cli_calibrate_json(parent, dataset, tmp_path, capsys):
     assert rec["photos"] == 3 and rec["seconds"] > 0 and Path(rec["run_dir"]).is_dir()
     assert main(["predict", rec["run_id"], str(folder / "A" / "1.png"), "--runs-dir", str(parent.dir.parent),
                  "--json"]) == 0
+
+
+@pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the hand models are missing")
+def test_photos_are_framed_as_predict_frames_them(parent, tmp_path, capsys):
+    """Calibration learns from the framing prediction will use: predict's default, the detector's crop
+    (a model calibrated on centre crops and then shown hand crops learns one framing and meets another)."""
+    buf = io.BytesIO()
+    hand_in_room().save(buf, "JPEG", quality=92)
+    photo = Photo(letter="A", name="room.jpg", data=buf.getvalue())
+    views, _ = calibrate.prepare_photos([photo])
+    np.testing.assert_array_equal(views[0], zoomed_views(prepare(photo.data, photo.name, "detector")))
+    centre, _ = calibrate.prepare_photos([photo], crop="centre")
+    assert np.abs(views - centre).mean() > 0.02  # the hand fills the detector's crop, not the centre square
+    (tmp_path / "mine" / "A").mkdir(parents=True)
+    (tmp_path / "mine" / "A" / "room.jpg").write_bytes(photo.data)
+    assert main(["calibrate", parent.id, str(tmp_path / "mine"), "--runs-dir", str(parent.dir.parent), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert calibrate.calibration_info(open_run(rec["run_id"], parent.dir.parent))["crop"] == "detector"
 
 
 @pytest.mark.parametrize("case", ["no-photos", "unknown-letter", "unreadable", "no-run"])
