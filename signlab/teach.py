@@ -111,8 +111,10 @@ CLASSIFY_INTRO = (
 CLASSIFY_DETAILS = r"""
 **Finding the hand.** For a photo, MediaPipe's palm detector finds the palm and its hand-landmark
 model the 21 joints of the hand (green); the crop starts as a square 1.5 times the box around them
-(orange), where the edge of the photo is repeated if the square reaches past it. When no hand is
-found, it starts as the largest centred square.
+(orange), where the edge of the photo is repeated if the square reaches past it. A photo that is all
+hand has no scene for the palm detector to search, so when it finds nothing the landmark model reads
+the whole photo and says itself whether it sees a hand. When no hand is found, the crop starts as the
+largest centred square.
 
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
 shrunk to 28×28 with antialiasing, then normalised exactly as the model's training images were:
