@@ -33,7 +33,7 @@ from signlab.calibrate import DEFAULT_METHOD, METHODS, first_k, load_folder, pre
 from signlab.calibrate import calibrate_run  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
 from signlab.errors import SignlabError  # noqa: E402
-from signlab.preprocess import CROPS  # noqa: E402
+from signlab.preprocess import CROPS, PHOTO_CROP  # noqa: E402
 from signlab.runs import open_run  # noqa: E402
 
 UPPER_BOUND_NOTE = ("note: the photos of one folder come from one session (often consecutive frames), so the "
@@ -42,7 +42,7 @@ UPPER_BOUND_NOTE = ("note: the photos of one folder come from one session (often
 
 
 def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[str], runs_dir: str | None = None,
-            crop: str | None = "detector", steps: int | None = None, seed: int = 0,
+            crop: str | None = PHOTO_CROP, steps: int | None = None, seed: int = 0,
             on_row=lambda row: None) -> list[dict]:
     """One row per folder, K and method (and pooled rows when there are several folders);
     ``on_row`` sees each row as soon as it is measured."""
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5], help="photos per letter to calibrate on")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=[DEFAULT_METHOD])
     ap.add_argument("--runs-dir", default=None)
-    ap.add_argument("--crop", choices=CROPS, default="detector", help="as in signlab predict --crop")
+    ap.add_argument("--crop", choices=CROPS, default=PHOTO_CROP, help="as in signlab predict --crop")
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")

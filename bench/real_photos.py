@@ -26,10 +26,10 @@ importlib.import_module("_common")  # puts the project on sys.path
 
 from signlab.api import predict_files
 from signlab.labels import LETTERS
+from signlab.preprocess import CROPS, PHOTO_CROP
 from signlab.runs import open_run
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-CROPS = ("detector", "centre", "hand")
 
 
 def collect(folder: Path) -> list[tuple[Path, str]]:
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     ap.add_argument("--runs-dir", default=None)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--crop", nargs="+", choices=CROPS, default=["detector", "centre"],
+    ap.add_argument("--crop", nargs="+", choices=CROPS, default=[PHOTO_CROP, "centre"],
                     help="the crops to compare (default: detector and centre), as in signlab predict --crop")
     args = ap.parse_args()
     res = measure(args.run, args.dirs, args.runs_dir, tuple(args.crop))

@@ -42,7 +42,7 @@ from .inference import predict
 from .labels import LETTERS
 from .models import Ensemble
 from .normalize import normalize_for
-from .preprocess import MAX_FILE_BYTES, Crop, prepare, to_png, zoomed_views
+from .preprocess import MAX_FILE_BYTES, PHOTO_CROP, Crop, prepare, to_png, zoomed_views
 from .runs import Run, RunWriter, create_held_run, delete_run, open_run
 from .store import Claim, RunState, new_worker_id
 
@@ -153,7 +153,7 @@ def first_k(photos: Sequence[Photo], k: int) -> tuple[list[Photo], list[Photo]]:
     return head, rest
 
 
-def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = "detector") -> tuple[np.ndarray, np.ndarray]:
+def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP) -> tuple[np.ndarray, np.ndarray]:
     """Photos -> (views (N, V, 28, 28) float in [0, 1], class indices (N,)).
 
     Each photo goes through :func:`signlab.preprocess.prepare` exactly as ``predict`` sends it
@@ -172,7 +172,7 @@ def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = "detector"
     return np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64)
 
 
-def thumbnail(photo: Photo, crop: Crop | str | None = "detector", size: int = 112) -> bytes:
+def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:
     """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery.
 
     Also the check that the photo can be used: an unreadable file raises ImageError naming it.
@@ -386,7 +386,7 @@ def _finish(run: Run, claim: Claim, message: str, epochs: int, test_accuracy: fl
 
 
 def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str | None = None,
-                  method: str = DEFAULT_METHOD, crop: Crop | str | None = "detector", name: str | None = None,
+                  method: str = DEFAULT_METHOD, crop: Crop | str | None = PHOTO_CROP, name: str | None = None,
                   steps: int | None = None, seed: int = 0, dataset: Dataset | None = None,
                   evaluate_test: bool = True, progress: Callable[[float], None] | None = None,
                   owner: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .config import PRESETS, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
-from .preprocess import CROPS
+from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, option_values
 from .views import progress_text, seconds_left
 
@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
     s.add_argument("--top", type=int, default=3)
-    s.add_argument("--crop", choices=CROPS, default="detector",
+    s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="detector: a square around the hand found by MediaPipe's hand models (the centre "
                         "square when none is found); centre: the largest centred square; hand: a square "
                         "around the hand found by skin colour")
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
     _add_runs_dir(s)
     s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
-    s.add_argument("--crop", choices=CROPS, default="detector",
+    s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
     s.add_argument("--json", action="store_true", help=last_line)
 

@@ -233,6 +233,7 @@ def zoomed_views(prep: Prepared, zooms: tuple[float, ...] = TTA_ZOOMS) -> np.nda
 
 
 CROPS = ("detector", "centre", "hand")  # the named crops of prepare(), `predict --crop` and the benchmarks
+PHOTO_CROP = "detector"  # the photo path's default: predict, calibration (so it learns the framing predict uses), benchmarks
 
 
 def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | None = None,
