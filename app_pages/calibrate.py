@@ -140,6 +140,8 @@ if result:
         test = result.get("test_accuracy")
         st.success(f"Saved as a new run: **{ui.md(new.name)}** (`{new.id}`), adapted from `{result['parent']}` on "
                    f"{result['photos']} photos of {len(result['letters'])} letter(s) in {result['seconds']:.1f} s."
+                   + (f" The hand-shape network learned the {result['hands_found']} hand(s) the detector found."
+                      if result.get("hands_found") else "")
                    + (f" On the dataset's test set it still gets {100 * test:.1f}%." if test is not None else ""),
                    icon="✅")
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "

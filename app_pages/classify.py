@@ -205,7 +205,7 @@ if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, 
                                           if not is_photo else "The image is almost one flat shade."), icon="✋")
     st.stop()
 
-seen = views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo)  # robust runs: 4 views
+seen = views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo, run_dir=run.dir)  # robust: 4 views
 probs, pred = seen.probs, seen.index
 c3.plotly_chart(figures.probability_bars(list(seen.top), title="Top 5 letters"), width="stretch",
                 key="classify_bars")
@@ -217,6 +217,9 @@ if cfg.augment_photo:
 if seen.advice:
     st.warning(seen.advice, icon="⚠️" if seen.kind == "unusual" else "🤔")
 st.markdown(f"#### {seen.headline}")
+reading = views.shape_reading(seen)
+if reading:
+    st.caption(reading)
 if seen.kind == "sure" and is_photo:
     st.caption("Confidence is not correctness: on real photos, models trained on this dataset are still "
                "sometimes confidently wrong.")

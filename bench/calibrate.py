@@ -8,7 +8,8 @@ photos of each letter (natural name order: 2.jpg before 10.jpg) calibrate the ru
 ``signlab.calibrate.calibrate_run`` (the path of ``signlab calibrate``: photos read, model adapted,
 new run saved, its test-set accuracy measured); the other photos are the test. Printed per
 folder, K and method: accuracy on the held-out photos before and after (through ``predict``'s
-path: the same preprocessing and test-time views), the seconds calibration took, and the
+path: the same preprocessing, test-time views and hand shape; ``--no-hand-shape``: the image model
+alone), the seconds calibration took, and the
 dataset's own test accuracy after calibration (the letters it must not forget). With several
 folders, a pooled line adds them up (each folder calibrated on its own, as each person would).
 
@@ -29,7 +30,9 @@ from _common import threads_note  # noqa: F401  (puts the project on sys.path)
 
 import numpy as np  # noqa: E402
 
-from signlab.calibrate import DEFAULT_METHOD, METHODS, first_k, load_folder, predict_views, prepare_photos  # noqa: E402
+from signlab.calibrate import (DEFAULT_METHOD, METHODS, first_k, load_folder, predict_views,  # noqa: E402
+                               prepare_photos_and_hands)
+from signlab.handshape import net_for, probs_of  # noqa: E402
 from signlab.calibrate import calibrate_run  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
 from signlab.errors import SignlabError  # noqa: E402
@@ -43,7 +46,7 @@ UPPER_BOUND_NOTE = ("note: the photos of one folder come from one session (often
 
 def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[str], runs_dir: str | None = None,
             crop: str | None = PHOTO_CROP, steps: int | None = None, seed: int = 0,
-            on_row=lambda row: None) -> list[dict]:
+            on_row=lambda row: None, hand_shape: bool = True) -> list[dict]:
     """One row per folder, K and method (and pooled rows when there are several folders);
     ``on_row`` sees each row as soon as it is measured."""
     parent = open_run(run_ref, runs_dir)
@@ -53,7 +56,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
     with tempfile.TemporaryDirectory(prefix="signlab-calibrate-bench-") as tmp:
         for folder in folders:
             photos = load_folder(folder)
-            views, targets = prepare_photos(photos, crop)  # once per folder; split by index below
+            views, targets, feats = prepare_photos_and_hands(photos, crop)  # once per folder; split by index below
             index = {id(p): i for i, p in enumerate(photos)}
             for k in shots:
                 cal, rest = first_k(photos, k)
@@ -62,14 +65,16 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                     continue
                 test = np.array([index[id(p)] for p in rest])
                 y = targets[test]
-                before = float((predict_views(model, views[test], tta).argmax(1) == y).mean())
+                shape = probs_of(net_for(parent.dir), feats[test]) if hand_shape else None  # None: the image model alone
+                before = float((predict_views(model, views[test], tta, shape).argmax(1) == y).mean())
                 for method in methods:
                     cpu0 = time.process_time()
                     rec = calibrate_run(parent, cal, runs_dir=tmp, method=method, crop=crop, steps=steps,
                                         seed=seed, dataset=dataset)
                     cpu = time.process_time() - cpu0  # all threads: on a busy machine wall time says little
                     adapted = open_run(rec["run_dir"]).load_model()  # the saved run, as predict loads it
-                    after = float((predict_views(adapted, views[test], tta).argmax(1) == y).mean())
+                    shape = probs_of(net_for(Path(rec["run_dir"])), feats[test]) if hand_shape else None
+                    after = float((predict_views(adapted, views[test], tta, shape).argmax(1) == y).mean())
                     rows.append({"dir": str(folder), "shots": k, "method": method, "calibration_photos": len(cal),
                                  "test_photos": len(rest), "before": before, "after": after,
                                  "correct_before": int(round(before * len(rest))),
@@ -104,6 +109,7 @@ def main() -> None:
     ap.add_argument("--crop", choices=CROPS, default=PHOTO_CROP, help="as in signlab predict --crop")
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-hand-shape", action="store_true", help="as in signlab predict: the image model alone")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -120,7 +126,7 @@ def main() -> None:
     try:
         rows = measure(args.run, args.dirs, args.shots, args.methods, args.runs_dir,
                        crop=args.crop, steps=args.steps, seed=args.seed,
-                       on_row=(lambda r: None) if args.json else show)
+                       on_row=(lambda r: None) if args.json else show, hand_shape=not args.no_hand_shape)
     except SignlabError as err:
         raise SystemExit(f"calibrate bench: {err}")
     if args.json:

@@ -1,11 +1,13 @@
 """Accuracy on real photos of hands: folders of ``<LETTER>/<image>`` files, for any run.
 
-    python bench/real_photos.py RUN DIR [DIR ...] [--crop detector centre] [--runs-dir runs] [--json]
+    python bench/real_photos.py RUN DIR [DIR ...] [--crop detector centre] [--hand-shape on off] [--runs-dir runs] [--json]
 
 Every photo goes through the same path as ``python -m signlab predict`` (``signlab.api.predict_files``:
 the one preprocessing function, then the model), once per crop: ``detector`` (MediaPipe's hand
 models find the hand; the centre square where they find none; the default of ``predict``),
-``centre`` (the largest centred square) and ``hand`` (skin colour). For each folder and for all
+``centre`` (the largest centred square) and ``hand`` (skin colour); with the detector, also with
+and without the hand-shape network (``detector``, predict's default, and ``detector-no-shape``,
+predict's ``--no-hand-shape``: the image model alone). For each folder and for all
 photos pooled it prints accuracy, how often the detector found the hand and how long a photo took,
 and how well the "not sure" warning separates wrong predictions from right ones (the AUROC of the
 top probability, and the share of wrong and right predictions warned). For the first folder it
@@ -71,17 +73,21 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
-            crops: tuple[str, ...] = ("detector", "centre")) -> dict:
-    """Per crop: each folder's figures and the pooled ones (all photos together)."""
+            crops: tuple[str, ...] = ("detector", "centre"), hand_shape: tuple[bool, ...] = (True,)) -> dict:
+    """Per crop: each folder's figures and the pooled ones (all photos together). ``hand_shape``:
+    with the hand-shape network (predict's default), without it, or both; it weighs in only where
+    the detector found the hand, so for the other crops only the first setting is measured."""
     run = open_run(run_ref, runs_dir)
     out: dict = {"run_id": run.id, "model": run.config.model, "preset": run.config.preset,
                  "folders": [str(f) for f in folders], "crops": {}}
     sets = [(f, collect(f)) for f in folders]
-    for crop in crops:
+    variants = [(c, s) for c in crops for s in (hand_shape if c == "detector" else hand_shape[:1])]
+    for crop, shape in variants:
         per_folder, pooled = {}, []
         for folder, items in sets:
             t = time.perf_counter()
-            records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop)
+            records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
+                                    shape=shape)
             seconds = (time.perf_counter() - t) / len(items)  # the model loads once a folder: included
             rows = []
             for (f, truth), rec in zip(items, records):
@@ -91,7 +97,8 @@ def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
                              "seconds": seconds})
             per_folder[str(folder)] = summarize(rows)
             pooled += rows
-        out["crops"][crop] = {"folders": per_folder, "pooled": summarize(pooled)}
+        name = crop if shape or crop != "detector" else "detector-no-shape"  # "detector": predict's default path
+        out["crops"][name] = {"folders": per_folder, "pooled": summarize(pooled), "hand_shape": shape and crop == "detector"}
     return out
 
 
@@ -103,18 +110,20 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--crop", nargs="+", choices=CROPS, default=[PHOTO_CROP, "centre"],
                     help="the crops to compare (default: detector and centre), as in signlab predict --crop")
+    ap.add_argument("--hand-shape", nargs="+", choices=("on", "off"), default=["on", "off"],
+                    help="with the hand-shape network (predict's default) and/or without it (predict --no-hand-shape)")
     args = ap.parse_args()
-    res = measure(args.run, args.dirs, args.runs_dir, tuple(args.crop))
+    res = measure(args.run, args.dirs, args.runs_dir, tuple(args.crop), tuple(s == "on" for s in args.hand_shape))
     if args.json:
         print(json.dumps(res))
         return
     print(f"run {res['run_id']} ({res['model']}, preset {res['preset']}); chance {100 / len(LETTERS):.1f}%")
-    print(f"{'crop':<9} {'photos':<32} {'n':>5} {'acc':>7} {'hand':>6} {'ms':>6} {'AUROC':>6} "
+    print(f"{'crop':<15} {'photos':<32} {'n':>5} {'acc':>7} {'hand':>6} {'ms':>6} {'AUROC':>6} "
           f"{'warned wrong/right':>19}")
     for crop, r in res["crops"].items():
         for name, s in [*r["folders"].items(), ("pooled", r["pooled"])]:
             auroc = "–" if s["confidence_auroc"] is None else f"{s['confidence_auroc']:.2f}"
-            print(f"{crop:<9} {Path(name).name[:32]:<32} {s['n']:>5} {100 * s['accuracy']:>6.1f}% "
+            print(f"{crop:<15} {Path(name).name[:32]:<32} {s['n']:>5} {100 * s['accuracy']:>6.1f}% "
                   f"{100 * s['hand_found']:>5.0f}% {s['ms_per_photo']:>6.0f} {auroc:>6} "
                   f"{100 * s['warned_wrong']:>8.0f}% / {100 * s['warned_right']:.0f}%")
     first_crop = next(iter(res["crops"].values()))

@@ -189,8 +189,10 @@ def evaluate_run(run: Run | str, dataset: Dataset | None = None, runs_dir: Path 
 
 
 def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_dir: Path | str | None = None,
-                  crop: Crop | str | None = None) -> list[dict[str, Any]]:
+                  crop: Crop | str | None = None, shape: bool = True) -> list[dict[str, Any]]:
     """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file).
+
+    ``shape``: where the detector found the hand, weigh in the hand-shape network (signlab.handshape).
 
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
     "not sure", :func:`signlab.inference.doubt`), ``notes`` (what preprocessing did) and ``hand_found``.
@@ -203,7 +205,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
-        seen = read_sign(model, prep, photo=True, tta=tta, k=k)  # the Classify page's verdict, too
+        seen = read_sign(model, prep, photo=True, tta=tta, k=k, shape=shape, run_dir=run.dir)  # the Classify page's verdict, too
         out.append({"file": str(f), "top": list(seen.top), "warnings": list(seen.warnings), "notes": prep.notes,
                     "hand_found": prep.hand is not None})
     return out

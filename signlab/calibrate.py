@@ -38,6 +38,8 @@ from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
+from . import handshape
+from .handshape import N_FEATURES, combine, hand_features
 from .inference import predict
 from .labels import LETTERS
 from .models import Ensemble
@@ -162,14 +164,24 @@ def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP
     gives the V=2 framings prediction averages over (:func:`signlab.preprocess.zoomed_views`).
     An unreadable file raises :class:`~signlab.errors.ImageError` naming it.
     """
+    views, targets, _ = prepare_photos_and_hands(photos, crop)
+    return views, targets
+
+
+def prepare_photos_and_hands(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`prepare_photos`, and each photo's hand-shape features (N, 42) where the detector found
+    its hand (NaN rows for the others; :func:`signlab.handshape.hand_features`)."""
     if not photos:
         raise CalibrationError("no photos to calibrate on")
-    views, targets = [], []
+    views, targets, feats = [], [], []
     for p in photos:
         prep = prepare(p.data, p.label, crop)
         views.append(zoomed_views(prep))
         targets.append(LETTERS.index(p.letter))
-    return np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64)
+        feats.append(hand_features(prep.hand) if prep.hand is not None else np.full(N_FEATURES, np.nan, np.float32))
+    return (np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64),
+            np.stack(feats).astype(np.float32))
 
 
 def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:
@@ -349,10 +361,18 @@ def _finetune(model: nn.Module, x_cal: torch.Tensor, y_cal: torch.Tensor, datase
 
 
 @torch.no_grad()
-def predict_views(model: nn.Module, views: np.ndarray, mirror: bool) -> np.ndarray:
-    """Probabilities (N, 24) for prepared views (N, V, 28, 28): what ``predict`` gives each photo."""
+def predict_views(model: nn.Module, views: np.ndarray, mirror: bool, shapes: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities (N, 24) for prepared views (N, V, 28, 28): what ``predict`` gives each photo.
+    ``shapes``: the hand shape's probabilities (N, 24) (:func:`signlab.handshape.probs_of` on
+    :func:`prepare_photos_and_hands`' features), combined as ``predict`` combines them where a hand
+    was found (rows of NaN: none)."""
     n, v = views.shape[:2]
-    return predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
+    probs = predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
+    if shapes is None:
+        return probs
+    found = ~np.isnan(shapes).any(axis=1)
+    probs[found] = combine(probs[found], shapes[found])
+    return probs
 
 
 # --------------------------------------------------------------------------- saving the new run
@@ -404,10 +424,14 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
         raise CalibrationError(f"{len(photos)} photos; at most {MAX_PHOTOS}, and a few per letter are enough")
     cfg = parent.config
     model = parent.load_model("cpu")
-    views, targets = prepare_photos(photos, crop)
+    views, targets, feats = prepare_photos_and_hands(photos, crop)
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
     adapted = adapt(model, views, targets, dataset, method=method, photo_augment=cfg.augment_photo,
                     steps=steps, seed=seed, progress=progress)
+    shape_net = handshape.net_for(parent.dir)  # the hand's shape learns the photos too (when any hand was found)
+    hands_found = int((~np.isnan(feats).any(axis=1)).sum())
+    if shape_net is not None and hands_found:
+        shape_net = handshape.adapt(shape_net, feats, targets, seed=seed)
     letters = sorted({p.letter for p in photos}, key=LETTERS.index)
     run, claim = create_held_run(cfg, new_worker_id("calibrate"),
                                  runs_dir if runs_dir is not None else parent.dir.parent,
@@ -422,13 +446,15 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
             shutil.copyfile(parent.dir / "kernels.safetensors", run.dir / "kernels.safetensors")
         if (parent.dir / "kernels").is_dir():
             shutil.copytree(parent.dir / "kernels", run.dir / "kernels", symlinks=True)
+        if shape_net is not None and hands_found:
+            handshape.save_net(shape_net, {"parent": parent.id, "hands": hands_found}, run.dir / handshape.RUN_FILE)
         _keep_photos(run, photos)
         test_accuracy = None
         if evaluate_test:
             test_accuracy = evaluate_model(adapted, dataset.test).accuracy
         seconds = time.perf_counter() - t0
         info = {"parent": parent.id, "parent_name": parent.name, "letters": letters, "photos": len(photos),
-                "method": method, "crop": crop if isinstance(crop, (str, type(None))) else "custom",
+                "hands_found": hands_found, "method": method, "crop": crop if isinstance(crop, (str, type(None))) else "custom",
                 "seconds": round(seconds, 2), "created": time.time()}
         atomic_write_json(run.dir / RECORD, info)
         message = (f"calibrated from {parent.id} on {len(photos)} photos of {len(letters)} letter(s) "
@@ -439,7 +465,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
         delete_run(run.id, run.dir.parent)
         raise
     return {"run_id": run.id, "run_dir": str(run.dir.resolve()), "parent": parent.id, "photos": len(photos),
-            "letters": "".join(letters), "method": method, "seconds": round(seconds, 2),
+            "hands_found": hands_found, "letters": "".join(letters), "method": method, "seconds": round(seconds, 2),
             "test_accuracy": test_accuracy, "status": "completed", "message": message}
 
 

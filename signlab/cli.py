@@ -233,7 +233,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1 or args.top > 24:
         raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to 24")
     records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
-                            crop="auto" if args.crop == "hand" else args.crop)
+                            crop="auto" if args.crop == "hand" else args.crop, shape=not args.no_hand_shape)
     if args.json:
         print(json.dumps(records))
         return 0
@@ -261,6 +261,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     rec = calibrate_run(args.run, load_folder(args.dir), args.runs_dir, method=args.method, crop=args.crop)
     print(json.dumps(rec) if args.json else f"run {rec['run_id']}: {rec['message']}\n  {rec['run_dir']}")
+    return 0
+
+
+def cmd_handshape(args: argparse.Namespace) -> int:
+    from .handshape import build
+
+    def progress(split: str, i: int, n: int) -> None:
+        if not args.json:
+            print(f"  {split}: {i}/{n} images", file=sys.stderr)
+
+    info = build(extract_again=args.extract, progress=progress)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"hand-shape network: {100 * info['test_accuracy']:.1f}% of the dataset's test hands "
+              f"({info['test_hands']} with landmarks; trained on {info['train_hands']}) in {info['seconds']:.1f} s")
     return 0
 
 
@@ -324,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detector: a square around the hand found by MediaPipe's hand models (the centre "
                         "square when none is found); centre: the largest centred square; hand: a square "
                         "around the hand found by skin colour")
+    s.add_argument("--no-hand-shape", action="store_true",
+                   help="the image model alone: do not weigh in the shape of the hand the detector found")
     s.add_argument("--json", action="store_true")
 
     s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True)
@@ -338,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
     s.add_argument("--json", action="store_true", help=last_line)
+
+    s = _command(sub, "handshape", "retrain the hand-shape network from the dataset's landmarks (seconds)",
+                 cmd_handshape, json_help=last_line)
+    s.add_argument("--extract", action="store_true",
+                   help="first find the landmarks in every dataset image again (about 15 minutes on 2 cores)")
 
     try:
         from .sweep import add_sweep_command

@@ -116,6 +116,12 @@ hand has no scene for the palm detector to search, so when it finds nothing the 
 the whole photo and says itself whether it sees a hand. When no hand is found, the crop starts as the
 largest centred square.
 
+**The hand's shape.** The 21 landmarks are a second reading of a photo, blind to light, background
+and skin: placed with the wrist at the origin and the wrist-to-middle-knuckle distance as the unit
+(a left hand mirrored), their 42 coordinates go into a small network trained on the landmarks found
+in the dataset's own training images. The answer multiplies the two readings' probabilities, so a
+letter must look right both as a picture and as a hand's shape. Drawings have no landmarks.
+
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
 shrunk to 28×28 with antialiasing, then normalised exactly as the model's training images were:
 standardised to zero mean and unit variance, and for robust runs histogram-equalised first, so a dim
@@ -209,6 +215,11 @@ $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 starting from the trained weights, with a small penalty $\lambda \lVert W - W_0 \rVert^2$ that keeps
 it close to them. With an ensemble each network is adapted on its own. Only a few thousand numbers
 change, so a few hundred steps take seconds on a laptop CPU.
+
+**The hand's shape learns your hand too.** Where the hand detector finds the hand in your photos,
+its 21 landmarks fine-tune a copy of the hand-shape network (300 small batches, half your hands,
+slightly turned and scaled, half the dataset's), saved inside the new run; the Classify page then
+multiplies the two adapted readings.
 
 **How well it works.** On three development sets of other people's webcam photos, three photos a
 letter, tested on the rest of each set: one signer in one session went from 53% to 99%; one signer

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import handshape as _handshape
 from .inference import PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, predict_prepared, top_k
 from .labels import LETTERS
 from .preprocess import Prepared, looks_unusual
@@ -260,6 +261,10 @@ class Verdict:
     headline: str = ""
     advice: str = ""  # the warning box's text, empty when "sure"
     probs: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    # the hand-shape network's own reading of the detector's landmarks (signlab.handshape), when it
+    # weighed in: its probabilities (24,), and the image model's alone before they were combined
+    shape: np.ndarray | None = field(default=None, repr=False, compare=False)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: int = 5) -> Verdict:
@@ -292,13 +297,35 @@ def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: i
     return Verdict(pred, letter, conf, top[:k], kind, tuple(unusual), worry, tuple(warnings), headline, advice, probs)
 
 
-def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False, k: int = 5) -> Verdict:
+def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False, k: int = 5,
+              shape: bool = True, run_dir: Any = None) -> Verdict:
     """The whole prediction pipeline for one prepared input: probabilities (4 views for robust runs),
     the checks for inputs unlike the training data, and the verdict. A hand the detector found is a
-    photo of a hand whatever its background, so the image checks are only for the rest."""
-    probs = predict_prepared(model, prepared, tta=tta)
+    photo of a hand whatever its background, so the image checks are only for the rest.
+
+    ``shape``: for a photo whose hand the detector found, weigh in the hand-shape network's reading
+    of its landmarks (:func:`signlab.handshape.combine`): the run's own network when calibration
+    adapted one (``run_dir``), else the shipped one."""
+    image = predict_prepared(model, prepared, tta=tta)
     unusual = [] if prepared.hand is not None else looks_unusual(prepared.image28)
-    return verdict(probs, photo=photo, unusual=unusual, k=k)
+    shape_p = (_handshape.shape_probs(prepared.hand, _handshape.net_for(run_dir))
+               if (photo and shape and prepared.hand is not None) else None)
+    v = verdict(_handshape.combine(image, shape_p), photo=photo, unusual=unusual, k=k)
+    return replace(v, shape=shape_p, image=image) if shape_p is not None else v
+
+
+def shape_reading(v: Verdict) -> str | None:
+    """The Classify page's line on the two readings behind a photo's verdict, when the hand shape
+    weighed in: the picture's best letter, the landmarks' best letter, and how they combine."""
+    if v.shape is None or v.image is None:
+        return None
+    i, s = int(np.argmax(v.image)), int(np.argmax(v.shape))
+    picture = f"the picture says **{LETTERS[i]}** ({v.image[i]:.0%})"
+    shape = f"the hand's shape (its 21 landmarks, green on the photo) says **{LETTERS[s]}** ({v.shape[s]:.0%})"
+    if i == s:
+        return f"Two readings agree: {picture}, and {shape}."
+    return (f"Two readings, combined: {picture}; {shape}. The answer weighs both: "
+            f"{LETTERS[v.index]} ({v.confidence:.0%}).")
 
 
 # --------------------------------------------------------------------------- tables

@@ -202,6 +202,55 @@ def test_photos_are_framed_as_predict_frames_them(parent, tmp_path, capsys):
     assert calibrate.calibration_info(open_run(rec["run_id"], parent.dir.parent))["crop"] == "detector"
 
 
+def _hand_photo(image28: np.ndarray) -> bytes:
+    """A dataset hand at 224 px: the detector finds it (the landmark model reads the whole frame)."""
+    buf = io.BytesIO()
+    Image.fromarray(image28).resize((224, 224), Image.Resampling.BICUBIC).convert("RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the hand models are missing")
+def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path):
+    """Photos whose hands the detector finds: the new run keeps its own hand-shape network, fine-tuned
+    on those hands (it gives their letters more than the shipped network does), and predict reads it.
+    A run calibrated on photos with no hand found has none and uses the shipped network."""
+    from signlab import handshape
+    from signlab.views import read_sign
+
+    letters = "ABCDEFGHIKLM"
+    photos = [Photo(k, f"{n}.png", _hand_photo(dataset.test.images[np.flatnonzero(dataset.test.targets == LETTERS.index(k))[n * 7]]))
+              for k in letters for n in range(2)]
+    record = calibrate.calibrate_run(parent, photos, parent.dir.parent, steps=20, dataset=dataset, evaluate_test=False)
+    new = open_run(record["run_id"], parent.dir.parent)
+    assert record["hands_found"] >= 20 and calibrate.calibration_info(new)["hands_found"] == record["hands_found"]
+    assert (new.dir / handshape.RUN_FILE).is_file()
+    own, shipped = handshape.net_for(new.dir), handshape.load_net()
+    assert own is not shipped and handshape.net_for(parent.dir) is shipped
+    _, targets, feats = calibrate.prepare_photos_and_hands(photos)
+    found = ~np.isnan(feats).any(axis=1)
+    pick = lambda p: p[found, targets[found]].mean()  # noqa: E731 - the true letters' mean probability
+    assert pick(handshape.probs_of(own, feats)) > pick(handshape.probs_of(shipped, feats)) + 0.05
+    # predict on the new run: the image model's probabilities times its own hand-shape network's
+    (tmp_path / "a.png").write_bytes(photos[0].data)
+    top = api.predict_files(new, [tmp_path / "a.png"], k=24, crop="detector")[0]["top"]
+    prep = prepare(photos[0].data, "a.png", "detector")
+    seen = read_sign(new.load_model(), prep, photo=True, tta=new.config.augment_photo, run_dir=new.dir)
+    np.testing.assert_allclose(seen.shape, handshape.shape_probs(prep.hand, own), atol=1e-6)
+    assert {t["letter"]: t["probability"] for t in top} == pytest.approx(
+        {LETTERS[i]: float(seen.probs[i]) for i in range(24)}, abs=1e-5)
+    # photos of noise: no hand found, so no network of its own
+    rng = np.random.default_rng(0)
+    noise = []
+    for k in "AB":
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(buf, "PNG")
+        noise.append(Photo(k, "noise.png", buf.getvalue()))
+    plain = calibrate.calibrate_run(parent, noise, parent.dir.parent, steps=5, dataset=dataset, evaluate_test=False)
+    plain_run = open_run(plain["run_id"], parent.dir.parent)
+    assert plain["hands_found"] == 0 and not (plain_run.dir / handshape.RUN_FILE).exists()
+    assert handshape.net_for(plain_run.dir) is shipped
+
+
 @pytest.mark.parametrize("case", ["no-photos", "unknown-letter", "unreadable", "no-run"])
 def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case):
     folder = tmp_path / "mine"

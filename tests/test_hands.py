@@ -26,7 +26,8 @@ def _jpeg(img: Image.Image) -> bytes:
 # --------------------------------------------------------------------------- geometry
 def test_model_files_match_their_provenance():
     text = (hands.ASSETS / "PROVENANCE.md").read_text()
-    for f in (hands.PALM_MODEL, hands.LANDMARK_MODEL):
+    for f in (hands.PALM_MODEL, hands.LANDMARK_MODEL, hands.ASSETS / "sign_mnist_landmarks.npz",
+              hands.ASSETS / "handshape.safetensors"):
         assert hashlib.sha256(f.read_bytes()).hexdigest() in text, f.name
     assert "Apache" in (hands.ASSETS / "LICENSE").read_text()
 

@@ -297,5 +297,14 @@ def test_upload_photo_shows_the_detectors_box(page, server, hand_photo):
         shown = np.asarray(_trace(page, "classify_input_fig", 0, "z"), dtype=float)
         assert shown.shape == (28, 28) and np.allclose(shown, expected.image28, atol=1e-3), \
             "the 28x28 input is not the detector's crop as prepare() makes it"
+    with step(page, "the verdict says what the picture and the hand's shape each read"):
+        from signlab import handshape
+
+        shape = handshape.shape_probs(expected.hand)
+        assert shape is not None, "the shipped hand-shape network is missing"
+        text = page.inner_text("body")
+        letter = "ABCDEFGHIKLMNOPQRSTUVWXY"[int(np.argmax(shape))]
+        assert "the hand's shape (its 21 landmarks" in text and f"says {letter} ({shape.max():.0%})" in text, \
+            f"no line on the hand's shape reading {letter} ({shape.max():.0%})"
     assert_no_exception(page, "Classify with the hand detector")
     _scroll_to_top(page, ".st-key-classify_source_fig")  # the screenshot: the box and the landmarks

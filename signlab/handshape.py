@@ -1,0 +1,284 @@
+"""Hand shape: the letter read from the 21 hand landmarks, learned from Sign Language MNIST alone.
+
+The image models see a 28x28 grey crop: a real photo's light, background, camera and skin all reach
+them. The hand detector's landmarks (:mod:`signlab.hands`) are none of that, only where the wrist,
+knuckles and fingertips are. This module turns them into 42 numbers (:func:`features`) and reads a
+letter from them with a small network (:class:`HandShapeNet`) trained on landmarks found in the
+dataset's own training images (each upscaled to 224x224, where the landmark model finds a hand in
+about 97% of them). No photo of a real hand is used to train it.
+
+On the photo path, :func:`combine` multiplies the image model's probabilities by the hand shape's
+(a weighted product: log-probabilities added), so a letter must look right both as a picture and as
+a hand. Measured on the three development sets of real photos, with the robust preset
+(docs/real-photos.md, "Hand shape"): the shape network alone gets more of them right than the
+image model, and the product more than either.
+
+Shipped in ``signlab/assets/hands/``: ``sign_mnist_landmarks.npz`` (the landmarks of every dataset
+image, :func:`extract`) and ``handshape.safetensors`` (the network, :func:`train_net`); both are
+rebuilt by ``python -m signlab handshape --extract``, the network alone in seconds by
+``python -m signlab handshape``.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .fsutil import atomic_write
+from .hands import ASSETS, HandFound, find_hand
+from .labels import NUM_CLASSES
+
+LANDMARKS_FILE = ASSETS / "sign_mnist_landmarks.npz"
+WEIGHTS_FILE = ASSETS / "handshape.safetensors"
+RUN_FILE = "handshape.safetensors"  # a calibrated run's own network, adapted to its photos' hands
+UPSCALE = 224  # dataset images are upscaled to the landmark model's input size before the detector
+N_FEATURES = 42  # 21 landmarks, x and y
+WRIST, MIDDLE_MCP = 0, 9  # landmark indices: the origin, and the knuckle that sets the scale
+HIDDEN = 256
+WEIGHT = 0.5  # the hand shape's weight in :func:`combine` (log-probabilities): docs/real-photos.md, "Hand shape"
+EPOCHS = 40
+SEED = 0
+
+
+# ----------------------------------------------------------------------------- features
+def features(landmarks: np.ndarray, left: np.ndarray | bool) -> np.ndarray:
+    """Landmarks (N, 21, 2 or 3) in pixels -> features (N, 42): the wrist at the origin, the
+    wrist-to-middle-knuckle length 1, left hands mirrored (so either hand reads the same).
+
+    Orientation is kept: some letters differ mainly by it (G and H point sideways, P and K down
+    and up). ``left``: (N,) bools, MediaPipe's handedness is "Left"."""
+    pts = np.asarray(landmarks, dtype=np.float32)[..., :2]  # (N, 21, 2)
+    pts = pts - pts[:, WRIST:WRIST + 1]
+    scale = np.linalg.norm(pts[:, MIDDLE_MCP], axis=1)[:, None, None]  # (N, 1, 1)
+    pts = pts / np.maximum(scale, 1e-6)
+    flip = np.broadcast_to(np.asarray(left, dtype=bool), (len(pts),))
+    pts[flip, :, 0] *= -1
+    return pts.reshape(len(pts), N_FEATURES)
+
+
+def hand_features(hand: HandFound) -> np.ndarray:
+    """One found hand's features, (42,)."""
+    return features(hand.landmarks[None], hand.handedness == "Left")[0]
+
+
+# ----------------------------------------------------------------------------- landmarks of the dataset
+def extract(images: np.ndarray, progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """The hand detector on dataset images (N, 28, 28) uint8, each upscaled to 224x224 (bicubic).
+
+    Returns ``landmarks`` (N, 21, 3) float32 (NaN where no hand was found), ``presence`` (N,)
+    (0 where none) and ``left`` (N,) bool. About 15-30 ms an image on one core."""
+    n = len(images)
+    lm = np.full((n, 21, 3), np.nan, np.float32)
+    presence = np.zeros(n, np.float32)
+    left = np.zeros(n, bool)
+    for i, img in enumerate(images):
+        big = np.asarray(Image.fromarray(np.asarray(img, np.uint8)).resize((UPSCALE, UPSCALE), Image.Resampling.BICUBIC))
+        hand = find_hand(big)
+        if hand is not None:
+            lm[i], presence[i], left[i] = hand.landmarks, hand.presence, hand.handedness == "Left"
+        if progress and (i % 500 == 0 or i == n - 1):
+            progress(i + 1, n)
+    return {"landmarks": lm, "presence": presence, "left": left}
+
+
+def save_landmarks(parts: dict[str, dict[str, np.ndarray]], targets: dict[str, np.ndarray],
+                   path: Path = LANDMARKS_FILE) -> None:
+    """Write ``{split: extract(...)}`` and the splits' class indices to one compressed .npz (atomic)."""
+    arrays: dict[str, np.ndarray] = {}
+    for split, d in parts.items():
+        arrays[f"{split}_landmarks"] = d["landmarks"].astype(np.float16)  # pixels of 224: 0.1 px is plenty
+        arrays[f"{split}_presence"] = d["presence"].astype(np.float16)
+        arrays[f"{split}_left"] = d["left"]
+        arrays[f"{split}_targets"] = np.asarray(targets[split], np.int8)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a path
+            np.savez_compressed(f, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_landmarks(split: str, path: Path = LANDMARKS_FILE) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped features and class indices of one split ("train" or "test"), hands found only:
+    (N, 42) float32 and (N,) int64."""
+    with np.load(path, allow_pickle=False) as z:
+        lm = z[f"{split}_landmarks"].astype(np.float32)
+        ok = z[f"{split}_presence"] >= 0.5
+        x = features(lm[ok], z[f"{split}_left"][ok])
+        return x, z[f"{split}_targets"][ok].astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- the network
+class HandShapeNet(nn.Module):
+    """42 landmark features -> 24 letter logits: two hidden layers of 256."""
+
+    def __init__(self, hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(N_FEATURES, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 42) -> (B, 24)
+        return self.net(x)
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The same hand a little turned (up to 0.25 rad), scaled (0.9-1.1) and jittered: (B, 42)."""
+    pts = x.view(len(x), 21, 2)
+    angle = (torch.rand(len(x), generator=g) - 0.5) * 0.5
+    scale = 0.9 + 0.2 * torch.rand(len(x), 1, generator=g)
+    c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    px, py = pts[..., 0], pts[..., 1]
+    turned = torch.stack([c * px - s * py, s * px + c * py], -1) * scale[:, :, None]
+    return (turned + 0.03 * torch.randn(turned.shape, generator=g)).reshape(len(x), N_FEATURES)
+
+
+def train_net(x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, seed: int = SEED,
+              batch_size: int = 256, lr: float = 1e-3) -> HandShapeNet:
+    """Train :class:`HandShapeNet` on features (N, 42) and class indices (N,), with :func:`_augment`."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    net = HandShapeNet()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), batch_size):
+            idx = order[i:i + batch_size]
+            loss = nn.functional.cross_entropy(net(_augment(xt[idx], g)), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: HandShapeNet, x: np.ndarray, y: np.ndarray) -> float:
+    return float((net(torch.as_tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean())
+
+
+def save_net(net: HandShapeNet, info: dict[str, Any], path: Path = WEIGHTS_FILE) -> None:
+    """The network's weights as safetensors, ``info`` (what it was trained on) in its metadata (atomic)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"info": json.dumps(info)}))
+
+
+_LOCK = threading.Lock()
+_NET: dict[Path, HandShapeNet | None] = {}
+
+
+def load_net(path: Path = WEIGHTS_FILE) -> HandShapeNet | None:
+    """The shipped network (loaded once per process), or None when its file is missing."""
+    with _LOCK:
+        if path not in _NET:
+            net = None
+            if path.is_file():
+                from safetensors.torch import load_file
+
+                net = HandShapeNet()
+                net.load_state_dict(load_file(str(path)))
+                net.eval()
+            _NET[path] = net
+        return _NET[path]
+
+
+def net_for(run_dir: Path | None) -> HandShapeNet | None:
+    """The network a run predicts with: its own (a calibrated run, :func:`adapt`) or the shipped one."""
+    if run_dir is not None and (Path(run_dir) / RUN_FILE).is_file():
+        return load_net(Path(run_dir) / RUN_FILE)
+    return load_net()
+
+
+@torch.no_grad()
+def probs_of(net: HandShapeNet | None, feats: np.ndarray) -> np.ndarray:
+    """Probabilities (N, 24) for features (N, 42); rows of NaN (no hand) stay NaN, and all do without a net."""
+    out = np.full((len(feats), NUM_CLASSES), np.nan, np.float32)
+    found = ~np.isnan(feats).any(axis=1)
+    if net is not None and found.any():
+        out[found] = torch.softmax(net(torch.as_tensor(feats[found], dtype=torch.float32)), 1).numpy()
+    return out
+
+
+def adapt(net: HandShapeNet, feats: np.ndarray, targets: np.ndarray, steps: int = 300, seed: int = 0,
+          lr: float = 1e-3, landmarks_file: Path | None = None) -> HandShapeNet:
+    """A copy of ``net`` fine-tuned on calibration photos' hands (features (N, 42), NaN rows skipped):
+    batches half their augmented features, half the dataset's (so the letters without photos are
+    kept). Measured on the development sets with 3 photos a letter: docs/real-photos.md."""
+    import copy
+
+    found = ~np.isnan(feats).any(axis=1)
+    net = copy.deepcopy(net).train()
+    if not found.any():
+        return net.eval()
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    xc = torch.as_tensor(feats[found], dtype=torch.float32)
+    yc = torch.as_tensor(np.asarray(targets)[found], dtype=torch.long)
+    xr, yr = (torch.as_tensor(a) for a in load_landmarks("train", landmarks_file or LANDMARKS_FILE))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
+        ic = torch.randint(0, len(xc), (128,), generator=g)
+        ir = torch.randint(0, len(xr), (128,), generator=g)
+        loss = nn.functional.cross_entropy(net(_augment(torch.cat([xc[ic], xr[ir]]), g)), torch.cat([yc[ic], yr[ir]]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def shape_probs(hand: HandFound | None, net: HandShapeNet | None = None) -> np.ndarray | None:
+    """The letter probabilities (24,) of a found hand's shape; None without a hand or a network."""
+    net = net or load_net()
+    if hand is None or net is None:
+        return None
+    logits = net(torch.as_tensor(hand_features(hand)[None]))
+    return torch.softmax(logits, 1)[0].numpy()
+
+
+def combine(image_probs: np.ndarray, shape: np.ndarray | None, weight: float = WEIGHT) -> np.ndarray:
+    """The image model's probabilities times the hand shape's to the power ``weight``, renormalised:
+    (24,) or (B, 24). Without a shape (no hand found), the image model's unchanged."""
+    if shape is None or weight == 0:
+        return image_probs
+    logp = np.log(np.clip(image_probs, 1e-12, 1)) + weight * np.log(np.clip(shape, 1e-12, 1))
+    logp -= logp.max(axis=-1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- rebuilding the assets
+def build(extract_again: bool = False, progress: Callable[[str, int, int], None] | None = None,
+          epochs: int | None = None, seed: int = SEED, landmarks_file: Path | None = None,
+          weights_file: Path | None = None) -> dict[str, Any]:
+    """Retrain the network from the landmarks file (``extract_again``, or no such file: first find
+    the landmarks in every dataset image again, about 15 minutes on 2 cores) and write the weights.
+    Returns what it measured: hands with landmarks, the test hands' accuracy, seconds."""
+    landmarks_file = landmarks_file or LANDMARKS_FILE
+    weights_file = weights_file or WEIGHTS_FILE
+    epochs = epochs or EPOCHS
+    t0 = time.perf_counter()
+    if extract_again or not landmarks_file.is_file():
+        from .data import load_dataset
+
+        ds = load_dataset()
+        parts = {name: extract(split.images, (lambda i, n, s=name: progress(s, i, n)) if progress else None)
+                 for name, split in (("train", ds.train), ("test", ds.test))}
+        save_landmarks(parts, {"train": ds.train.targets, "test": ds.test.targets}, landmarks_file)
+    x, y = load_landmarks("train", landmarks_file)
+    xt, yt = load_landmarks("test", landmarks_file)
+    net = train_net(x, y, epochs=epochs, seed=seed)
+    info = {"train_hands": int(len(y)), "test_hands": int(len(yt)), "test_accuracy": accuracy(net, xt, yt),
+            "epochs": epochs, "seed": seed}
+    save_net(net, info, weights_file)
+    with _LOCK:
+        _NET.pop(weights_file, None)
+    info["seconds"] = time.perf_counter() - t0
+    return info
