@@ -64,33 +64,46 @@ def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.
 # disagree" did not help.
 UNSURE_BELOW = 0.5
 # Photos (the Classify page's uploads and camera, `predict`) get two tiers, set on the three
-# development sets with the robust preset (seeds 0-2), the detector crop and the hand shape weighed
-# in (docs/real-photos.md, "Hand shape"). Multiplying two readings makes the top probability
-# higher than the image model's alone, so the tiers sit higher than they did without it (0.5, 0.8):
-# under PHOTO_UNSURE_BELOW "not sure" (68-73% of those answers were wrong on each set); under
-# PHOTO_DOUBT_BELOW "may well be wrong" (44-75% wrong, against 3-40% above it). Together they warn
-# 51% / 84% / 83% of the wrong answers and 12% / 35% / 13% of the right ones (dev / dev2 / dev3;
-# without the hand shape the old tiers warned 69 / 84 / 76% and 57 / 58 / 34%). AUROC of the top
-# probability: 0.68 / 0.81 / 0.91 (image model alone: 0.67 / 0.72 / 0.79).
-PHOTO_UNSURE_BELOW = 0.8
-PHOTO_DOUBT_BELOW = 0.95
+# development sets with the robust preset and the detector crop (docs/real-photos.md): under
+# PHOTO_UNSURE_BELOW "not sure" (the threshold with the best balance of wrong answers warned and
+# right ones spared, averaged over the three sets); under PHOTO_DOUBT_BELOW "may well be wrong":
+# there, 31-66% of the answers were wrong, against 17-50% above it. The top probability separated
+# wrong from right answers better than the margin to the second letter, the agreement of the four
+# views or their lowest probability (AUROC 0.66-0.75 over the three sets).
+PHOTO_UNSURE_BELOW = 0.5
+PHOTO_DOUBT_BELOW = 0.8
+# Where the hand's shape weighed in (signlab.handshape.combine: the product of two readings), the
+# top probability runs higher, so its tiers sit higher; set on the same sets (robust seeds 0-2,
+# docs/real-photos.md, "Hand shape"): under SHAPE_UNSURE_BELOW 68-73% of the answers were wrong on
+# each set, from there to SHAPE_DOUBT_BELOW 44-75%, above it 3-40%. Together they warn 51 / 84 / 83%
+# of the wrong answers and 12 / 35 / 13% of the right ones (dev / dev2 / dev3), against 69 / 84 / 76%
+# and 57 / 58 / 34% for the image model alone with its tiers. AUROC of the top probability 0.68 /
+# 0.81 / 0.91 (image model alone 0.67 / 0.72 / 0.79).
+SHAPE_UNSURE_BELOW = 0.8
+SHAPE_DOUBT_BELOW = 0.95
 # Below this probability of a letter the page shows no Grad-CAM for it: the map is scaled to its own
 # maximum, so a letter the model gives 0.0% would otherwise glow as bright as the prediction.
 NO_EVIDENCE_BELOW = 0.01
 
 
-def doubt(probs: np.ndarray, photo: bool = False) -> str | None:
+def photo_tiers(shape: bool) -> tuple[float, float]:
+    """A photo's (not sure, may well be wrong) thresholds: with the hand shape weighed in, or not."""
+    return (SHAPE_UNSURE_BELOW, SHAPE_DOUBT_BELOW) if shape else (PHOTO_UNSURE_BELOW, PHOTO_DOUBT_BELOW)
+
+
+def doubt(probs: np.ndarray, photo: bool = False, shape: bool = False) -> str | None:
     """Why the prediction should not be trusted, in words, or None.
 
     "the model is not sure": the top probability under :data:`UNSURE_BELOW` (drawings, dataset
-    images) or :data:`PHOTO_UNSURE_BELOW` (photos). "the model may well be wrong": a photo's top
-    probability under :data:`PHOTO_DOUBT_BELOW`, where on real photos about half the answers were
-    wrong (such as V taken for F at 74%).
+    images) or the photo's first tier (:func:`photo_tiers`; ``shape``: the hand shape weighed in).
+    "the model may well be wrong": a photo's top probability under its second tier, where on real
+    photos about half the answers were wrong (such as V taken for F at 74%).
     """
     p = float(np.max(probs))
-    if p < (PHOTO_UNSURE_BELOW if photo else UNSURE_BELOW):
+    unsure, doubtful = photo_tiers(shape) if photo else (UNSURE_BELOW, 0.0)
+    if p < unsure:
         return "the model is not sure"
-    if photo and p < PHOTO_DOUBT_BELOW:
+    if photo and p < doubtful:
         return "the model may well be wrong"
     return None
 

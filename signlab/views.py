@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import handshape as _handshape
-from .inference import PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, doubt, predict_prepared, top_k
+from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState
@@ -267,13 +267,15 @@ class Verdict:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: int = 5) -> Verdict:
-    """The Classify page's and ``predict``'s reading of one probability vector."""
+def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: int = 5,
+            shape: bool = False) -> Verdict:
+    """The Classify page's and ``predict``'s reading of one probability vector (``shape``: the hand
+    shape weighed in, so the photo's warning tiers are those set for the combined probabilities)."""
     probs = np.asarray(probs, dtype=float)
     top = tuple(top_k(probs, max(k, 2)))
     pred = int(np.argmax(probs))
     conf = float(probs[pred])
-    worry = doubt(probs, photo=photo)
+    worry = doubt(probs, photo=photo, shape=shape)
     warnings = list(unusual) + ([f"{worry}: its best letter gets {conf:.0%}"] if worry else [])
     second = top[1]
     letter = LETTERS[pred]
@@ -289,8 +291,9 @@ def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: i
                   f"{second['letter']} comes next with {second['probability']:.0%}. {tip}")
     elif worry:
         kind, headline = "doubt", f"Perhaps {letter} ({conf:.0%})"
+        low, high = photo_tiers(shape)
         advice = (f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
-                  f"given with {PHOTO_UNSURE_BELOW:.0%}–{PHOTO_DOUBT_BELOW:.0%} were wrong; {second['letter']} "
+                  f"given with {low:.0%}–{high:.0%} were wrong; {second['letter']} "
                   f"comes next with {second['probability']:.0%}.")
     else:
         kind, headline, advice = "sure", f"The model says **{letter}** ({conf:.0%})", ""
@@ -310,7 +313,7 @@ def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False,
     unusual = [] if prepared.hand is not None else looks_unusual(prepared.image28)
     shape_p = (_handshape.shape_probs(prepared.hand, _handshape.net_for(run_dir))
                if (photo and shape and prepared.hand is not None) else None)
-    v = verdict(_handshape.combine(image, shape_p), photo=photo, unusual=unusual, k=k)
+    v = verdict(_handshape.combine(image, shape_p), photo=photo, unusual=unusual, k=k, shape=shape_p is not None)
     return replace(v, shape=shape_p, image=image) if shape_p is not None else v
 
 

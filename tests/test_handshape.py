@@ -13,6 +13,7 @@ from PIL import Image
 from signlab import handshape as hs
 from signlab import hands
 from signlab.cli import main
+from signlab.inference import doubt
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare, prepare_array
 from signlab.views import read_sign, shape_reading
@@ -139,6 +140,7 @@ def test_a_photo_of_a_hand_is_read_twice_and_a_drawing_once(dataset, tiny_model)
     seen = read_sign(tiny_model, prep, photo=True)
     assert seen.shape is not None and seen.image is not None
     np.testing.assert_allclose(seen.probs, hs.combine(seen.image, seen.shape), atol=1e-6)
+    assert seen.worry == doubt(seen.probs, photo=True, shape=True)  # the combined probabilities' own tiers
     assert shape_reading(seen) and "landmarks" in shape_reading(seen)
     alone = read_sign(tiny_model, prep, photo=True, shape=False)
     assert alone.shape is None and shape_reading(alone) is None

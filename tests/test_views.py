@@ -8,7 +8,8 @@ import pytest
 
 from signlab import guide, views
 from signlab.config import preset
-from signlab.inference import PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, UNSURE_BELOW
+from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
+                               UNSURE_BELOW)
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare_array
 
@@ -182,6 +183,18 @@ def test_verdict_photo_doubt_between_the_thresholds():
     top = (PHOTO_UNSURE_BELOW + PHOTO_DOUBT_BELOW) / 2
     v = views.verdict(_probs(top), photo=True)
     assert v.kind == "doubt" and v.headline.startswith("Perhaps A") and "may well be wrong" in v.warnings[0]
+
+
+def test_verdict_photo_tiers_sit_higher_where_the_hand_shape_weighed_in():
+    """The product of two readings runs more confident: its tiers are its own."""
+    assert SHAPE_UNSURE_BELOW >= PHOTO_UNSURE_BELOW and SHAPE_DOUBT_BELOW > PHOTO_DOUBT_BELOW
+    p = (PHOTO_DOUBT_BELOW + SHAPE_DOUBT_BELOW) / 2  # sure for the image model alone, not for the product
+    assert views.verdict(_probs(p), photo=True).kind == "sure"
+    combined = views.verdict(_probs(p), photo=True, shape=True)
+    assert combined.kind in ("unsure", "doubt") and combined.warnings
+    doubt = views.verdict(_probs((SHAPE_UNSURE_BELOW + SHAPE_DOUBT_BELOW) / 2), photo=True, shape=True)
+    assert doubt.kind == "doubt" and f"{SHAPE_UNSURE_BELOW:.0%}–{SHAPE_DOUBT_BELOW:.0%}" in doubt.advice
+    assert views.verdict(_probs(0.99), photo=True, shape=True).kind == "sure"
 
 
 def test_verdict_unusual_input_comes_first():
