@@ -205,7 +205,8 @@ if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, 
                                           if not is_photo else "The image is almost one flat shade."), icon="✋")
     st.stop()
 
-seen = views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo, run_dir=run.dir)  # robust: 4 views
+seen = ui.or_stop("Could not classify", lambda: views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo,
+                                                                run_dir=run.dir))  # robust runs: 4 views
 probs, pred = seen.probs, seen.index
 c3.plotly_chart(figures.probability_bars(list(seen.top), title="Top 5 letters"), width="stretch",
                 key="classify_bars")

@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .fsutil import atomic_write
+from .errors import SignlabError
+from .fsutil import atomic_write, read_bytes_inside
 from .hands import ASSETS, HandFound, find_hand
 from .labels import NUM_CLASSES
 
@@ -45,6 +46,10 @@ HIDDEN = 256
 WEIGHT = 0.5  # the hand shape's weight in :func:`combine` (log-probabilities): docs/real-photos.md, "Hand shape"
 EPOCHS = 40
 SEED = 0
+
+
+class HandShapeError(SignlabError):
+    """A hand-shape network file that cannot be read (a symlink, the wrong size or shape, damaged)."""
 
 
 # ----------------------------------------------------------------------------- features
@@ -174,16 +179,28 @@ _LOCK = threading.Lock()
 _NET: dict[Path, HandShapeNet | None] = {}
 
 
+MAX_BYTES = 16 * 2**20  # the network is 0.3 MB; a bigger file is not one of ours
+
+
 def load_net(path: Path = WEIGHTS_FILE) -> HandShapeNet | None:
-    """The shipped network (loaded once per process), or None when its file is missing."""
+    """The network in ``path`` (loaded once per process), or None when there is no such file.
+
+    A run's own copy (:data:`RUN_FILE`) is read like its other weights: never through a symlink,
+    never pickle; an unreadable file raises :class:`HandShapeError` naming it."""
+    path = Path(path)
     with _LOCK:
         if path not in _NET:
             net = None
-            if path.is_file():
-                from safetensors.torch import load_file
+            if path.is_file() or path.is_symlink():
+                from safetensors import SafetensorError
+                from safetensors.torch import load as load_bytes
 
-                net = HandShapeNet()
-                net.load_state_dict(load_file(str(path)))
+                try:
+                    state = load_bytes(read_bytes_inside(path.parent, path.name, MAX_BYTES))
+                    net = HandShapeNet()
+                    net.load_state_dict(state)
+                except (OSError, ValueError, RuntimeError, SafetensorError, SignlabError) as err:
+                    raise HandShapeError(f"{path}: cannot read the hand-shape network: {err}") from err
                 net.eval()
             _NET[path] = net
         return _NET[path]

@@ -176,3 +176,20 @@ def test_no_weights_no_shape(monkeypatch, tmp_path):
     with torch.no_grad():
         probs = hs.shape_probs(hand, hs.HandShapeNet())
     assert probs.shape == (24,) and probs.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_a_planted_or_damaged_run_network_is_refused_by_name(tmp_path):
+    """A run's handshape.safetensors is read like its weights: a symlink or a damaged file is
+    refused with a message naming it, never followed or half-loaded."""
+    target = tmp_path / "elsewhere.safetensors"
+    target.write_bytes(hs.WEIGHTS_FILE.read_bytes())
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / hs.RUN_FILE).symlink_to(target)
+    with pytest.raises(hs.HandShapeError, match="handshape.safetensors.*symbolic link"):
+        hs.net_for(run)
+    damaged = tmp_path / "run2"
+    damaged.mkdir()
+    (damaged / hs.RUN_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(hs.HandShapeError, match="run2/handshape.safetensors"):
+        hs.net_for(damaged)
