@@ -222,10 +222,10 @@ slightly turned and scaled, half the dataset's), saved inside the new run; the C
 multiplies the two adapted readings.
 
 **How well it works.** On three development sets of other people's webcam photos, three photos a
-letter, tested on the rest of each set: one signer in one session went from 53% to 99%; one signer
-over several sessions (the hand in other places and sizes) from 32% to 51%; two signers from 50% to
-73%. Photos of one session are near duplicates of each other, so those numbers are an upper bound for
-photos from another day, room or light: calibrate with a few photos from each place you use it in.
+letter, tested on the rest of each set (the robust preset, with the hand's shape): one signer in one
+session went from 63% to 100%; one signer over several sessions (the hand in other places and
+sizes) from 59% to 82%; two signers from 80% to 93%. Photos of one session are near duplicates of
+each other, so those numbers are an upper bound for photos from another day, room or light: calibrate with a few photos from each place you use it in.
 """
 
 MAP_INTRO = (
