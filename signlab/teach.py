@@ -225,7 +225,8 @@ multiplies the two adapted readings.
 letter, tested on the rest of each set (the robust preset, with the hand's shape): one signer in one
 session went from 63% to 100%; one signer over several sessions (the hand in other places and
 sizes) from 59% to 82%; two signers from 80% to 93%. Photos of one session are near duplicates of
-each other, so those numbers are an upper bound for photos from another day, room or light: calibrate with a few photos from each place you use it in.
+each other, so those numbers are an upper bound for photos from another day, room or light:
+calibrate with a few photos from each place you use it in.
 """
 
 MAP_INTRO = (
