@@ -98,7 +98,8 @@ def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
             per_folder[str(folder)] = summarize(rows)
             pooled += rows
         name = crop if shape or crop != "detector" else "detector-no-shape"  # "detector": predict's default path
-        out["crops"][name] = {"folders": per_folder, "pooled": summarize(pooled), "hand_shape": shape and crop == "detector"}
+        out["crops"][name] = {"folders": per_folder, "pooled": summarize(pooled),
+                              "hand_shape": shape and crop == "detector"}
     return out
 
 

@@ -205,7 +205,8 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     out = []
     for f in files:
         prep = prepare(f, str(f), crop)
-        seen = read_sign(model, prep, photo=True, tta=tta, k=k, shape=shape, run_dir=run.dir)  # the Classify page's verdict, too
+        # the Classify page's verdict, too; a calibrated run's own hand-shape network lives in run.dir
+        seen = read_sign(model, prep, photo=True, tta=tta, k=k, shape=shape, run_dir=run.dir)
         out.append({"file": str(f), "top": list(seen.top), "warnings": list(seen.warnings), "notes": prep.notes,
                     "hand_found": prep.hand is not None})
     return out

@@ -454,7 +454,8 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
             test_accuracy = evaluate_model(adapted, dataset.test).accuracy
         seconds = time.perf_counter() - t0
         info = {"parent": parent.id, "parent_name": parent.name, "letters": letters, "photos": len(photos),
-                "hands_found": hands_found, "method": method, "crop": crop if isinstance(crop, (str, type(None))) else "custom",
+                "hands_found": hands_found, "method": method,
+                "crop": crop if isinstance(crop, (str, type(None))) else "custom",
                 "seconds": round(seconds, 2), "created": time.time()}
         atomic_write_json(run.dir / RECORD, info)
         message = (f"calibrated from {parent.id} on {len(photos)} photos of {len(letters)} letter(s) "
