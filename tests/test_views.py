@@ -1,6 +1,7 @@
 """The view models of signlab.views, without Streamlit: what the pages, the tour and the command line show."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from signlab import guide, views
 from signlab.config import preset
+from signlab.handshape import combine
 from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
                                UNSURE_BELOW)
 from signlab.labels import LETTERS
@@ -363,3 +365,17 @@ def test_explanations_of_one_input(tiny_model):
     assert views.model_kind(tiny_model) == "logreg" and views.template_tiles(tiny_model).shape == (24, 28, 28)
     assert views.occlusion_map(tiny_model, x, 3, patch=7).shape == (28, 28)
     assert np.ptp(views.occlude(x, 0, 0, 7)[:7, :7]) < 1e-6 and not views.is_blank(x)
+
+
+def test_shape_reading_says_what_each_reading_says():
+    """The Classify page's line under a photo's verdict: both readings' letters, and the answer."""
+    image, shape = _probs(0.6), _probs(0.7, second_letter=2)
+    shape[[0, 2]] = shape[[2, 0]]  # the hand's shape: C first, A second
+    verdict = views.verdict(combine(image, shape), photo=True, shape=True)
+    seen = dataclasses.replace(verdict, shape=shape, image=image)
+    line = views.shape_reading(seen)
+    assert "the picture says **A** (60%)" in line and "says **C** (70%)" in line
+    assert line.startswith("Two readings, combined") and f"{seen.letter} ({seen.confidence:.0%})" in line
+    agree = dataclasses.replace(verdict, shape=image, image=image)
+    assert views.shape_reading(agree).startswith("Two readings agree")
+    assert views.shape_reading(views.verdict(image, photo=True)) is None  # no hand shape: no line
