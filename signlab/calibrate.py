@@ -33,13 +33,12 @@ from PIL import Image
 from torch import nn
 
 from . import augment as aug
+from . import handshape
 from .access import local_user
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
-from . import handshape
-from .handshape import N_FEATURES, combine, hand_features
 from .inference import predict
 from .labels import LETTERS
 from .models import Ensemble
@@ -179,7 +178,7 @@ def prepare_photos_and_hands(photos: Sequence[Photo], crop: Crop | str | None = 
         prep = prepare(p.data, p.label, crop)
         views.append(zoomed_views(prep))
         targets.append(LETTERS.index(p.letter))
-        feats.append(hand_features(prep.hand) if prep.hand is not None else np.full(N_FEATURES, np.nan, np.float32))
+        feats.append(handshape.hand_features(prep.hand))  # NaN: no hand found
     return (np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64),
             np.stack(feats).astype(np.float32))
 
@@ -368,11 +367,7 @@ def predict_views(model: nn.Module, views: np.ndarray, mirror: bool, shapes: np.
     was found (rows of NaN: none)."""
     n, v = views.shape[:2]
     probs = predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
-    if shapes is None:
-        return probs
-    found = ~np.isnan(shapes).any(axis=1)
-    probs[found] = combine(probs[found], shapes[found])
-    return probs
+    return handshape.combine(probs, shapes)
 
 
 # --------------------------------------------------------------------------- saving the new run
@@ -429,7 +424,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
     adapted = adapt(model, views, targets, dataset, method=method, photo_augment=cfg.augment_photo,
                     steps=steps, seed=seed, progress=progress)
     shape_net = handshape.net_for(parent.dir)  # the hand's shape learns the photos too (when any hand was found)
-    hands_found = int((~np.isnan(feats).any(axis=1)).sum())
+    hands_found = int(handshape.has_hand(feats).sum())
     if shape_net is not None and hands_found:
         shape_net = handshape.adapt(shape_net, feats, targets, seed=seed)
     letters = sorted({p.letter for p in photos}, key=LETTERS.index)

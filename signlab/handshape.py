@@ -20,9 +20,11 @@ rebuilt by ``python -m signlab handshape --extract``, the network alone in secon
 """
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,9 +70,16 @@ def features(landmarks: np.ndarray, left: np.ndarray | bool) -> np.ndarray:
     return pts.reshape(len(pts), N_FEATURES)
 
 
-def hand_features(hand: HandFound) -> np.ndarray:
-    """One found hand's features, (42,)."""
+def hand_features(hand: HandFound | None) -> np.ndarray:
+    """One hand's features, (42,); a row of NaN for no hand (how every array here marks one)."""
+    if hand is None:
+        return np.full(N_FEATURES, np.nan, np.float32)
     return features(hand.landmarks[None], hand.handedness == "Left")[0]
+
+
+def has_hand(rows: np.ndarray) -> np.ndarray:
+    """Which rows of features (N, 42) or shape probabilities (N, 24) hold a hand: (N,) bools."""
+    return ~np.isnan(rows).any(axis=-1)
 
 
 # ----------------------------------------------------------------------------- landmarks of the dataset
@@ -109,9 +118,10 @@ def save_landmarks(parts: dict[str, dict[str, np.ndarray]], targets: dict[str, n
     atomic_write(path, write)
 
 
+@lru_cache(maxsize=4)  # calibration reads the training hands each time: read and decompress them once
 def load_landmarks(split: str, path: Path = LANDMARKS_FILE) -> tuple[np.ndarray, np.ndarray]:
     """The shipped features and class indices of one split ("train" or "test"), hands found only:
-    (N, 42) float32 and (N,) int64."""
+    (N, 42) float32 and (N,) int64 (cached: do not modify them)."""
     with np.load(path, allow_pickle=False) as z:
         lm = z[f"{split}_landmarks"].astype(np.float32)
         ok = z[f"{split}_presence"] >= 0.5
@@ -177,8 +187,6 @@ def save_net(net: HandShapeNet, info: dict[str, Any], path: Path = WEIGHTS_FILE)
 
 _LOCK = threading.Lock()
 _NET: dict[Path, HandShapeNet | None] = {}
-
-
 MAX_BYTES = 16 * 2**20  # the network is 0.3 MB; a bigger file is not one of ours
 
 
@@ -208,16 +216,15 @@ def load_net(path: Path = WEIGHTS_FILE) -> HandShapeNet | None:
 
 def net_for(run_dir: Path | None) -> HandShapeNet | None:
     """The network a run predicts with: its own (a calibrated run, :func:`adapt`) or the shipped one."""
-    if run_dir is not None and (Path(run_dir) / RUN_FILE).is_file():
-        return load_net(Path(run_dir) / RUN_FILE)
-    return load_net()
+    own = load_net(Path(run_dir) / RUN_FILE) if run_dir is not None else None
+    return own or load_net()
 
 
 @torch.no_grad()
 def probs_of(net: HandShapeNet | None, feats: np.ndarray) -> np.ndarray:
     """Probabilities (N, 24) for features (N, 42); rows of NaN (no hand) stay NaN, and all do without a net."""
     out = np.full((len(feats), NUM_CLASSES), np.nan, np.float32)
-    found = ~np.isnan(feats).any(axis=1)
+    found = has_hand(feats)
     if net is not None and found.any():
         out[found] = torch.softmax(net(torch.as_tensor(feats[found], dtype=torch.float32)), 1).numpy()
     return out
@@ -228,9 +235,7 @@ def adapt(net: HandShapeNet, feats: np.ndarray, targets: np.ndarray, steps: int 
     """A copy of ``net`` fine-tuned on calibration photos' hands (features (N, 42), NaN rows skipped):
     batches half their augmented features, half the dataset's (so the letters without photos are
     kept). Measured on the development sets with 3 photos a letter: docs/real-photos.md."""
-    import copy
-
-    found = ~np.isnan(feats).any(axis=1)
+    found = has_hand(feats)
     net = copy.deepcopy(net).train()
     if not found.any():
         return net.eval()
@@ -238,7 +243,7 @@ def adapt(net: HandShapeNet, feats: np.ndarray, targets: np.ndarray, steps: int 
     g = torch.Generator().manual_seed(seed)
     xc = torch.as_tensor(feats[found], dtype=torch.float32)
     yc = torch.as_tensor(np.asarray(targets)[found], dtype=torch.long)
-    xr, yr = (torch.as_tensor(a) for a in load_landmarks("train", landmarks_file or LANDMARKS_FILE))
+    xr, yr = (torch.from_numpy(a) for a in load_landmarks("train", landmarks_file or LANDMARKS_FILE))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     for _ in range(steps):
         ic = torch.randint(0, len(xc), (128,), generator=g)
@@ -256,16 +261,15 @@ def shape_probs(hand: HandFound | None, net: HandShapeNet | None = None) -> np.n
     net = net or load_net()
     if hand is None or net is None:
         return None
-    logits = net(torch.as_tensor(hand_features(hand)[None]))
-    return torch.softmax(logits, 1)[0].numpy()
+    return probs_of(net, hand_features(hand)[None])[0]
 
 
 def combine(image_probs: np.ndarray, shape: np.ndarray | None, weight: float = WEIGHT) -> np.ndarray:
     """The image model's probabilities times the hand shape's to the power ``weight``, renormalised:
-    (24,) or (B, 24). Without a shape (no hand found), the image model's unchanged."""
+    (24,) or (B, 24). Without a shape, and in rows of NaN (no hand found), the image model's unchanged."""
     if shape is None or weight == 0:
         return image_probs
-    logp = np.log(np.clip(image_probs, 1e-12, 1)) + weight * np.log(np.clip(shape, 1e-12, 1))
+    logp = np.log(np.clip(image_probs, 1e-12, 1)) + weight * np.log(np.clip(np.nan_to_num(shape, nan=1.0), 1e-12, 1))
     logp -= logp.max(axis=-1, keepdims=True)
     p = np.exp(logp)
     return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
@@ -289,6 +293,7 @@ def build(extract_again: bool = False, progress: Callable[[str, int, int], None]
         parts = {name: extract(split.images, (lambda i, n, s=name: progress(s, i, n)) if progress else None)
                  for name, split in (("train", ds.train), ("test", ds.test))}
         save_landmarks(parts, {"train": ds.train.targets, "test": ds.test.targets}, landmarks_file)
+        load_landmarks.cache_clear()  # the file was rewritten
     x, y = load_landmarks("train", landmarks_file)
     xt, yt = load_landmarks("test", landmarks_file)
     net = train_net(x, y, epochs=epochs, seed=seed)
@@ -296,6 +301,6 @@ def build(extract_again: bool = False, progress: Callable[[str, int, int], None]
             "epochs": epochs, "seed": seed}
     save_net(net, info, weights_file)
     with _LOCK:
-        _NET.pop(weights_file, None)
+        _NET.pop(weights_file, None)  # the next load_net reads the new weights
     info["seconds"] = time.perf_counter() - t0
     return info
