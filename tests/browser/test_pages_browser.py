@@ -11,6 +11,7 @@ import re
 
 from _helpers import (assert_no_exception, chart_selector, goto, keyed_plot, keyed_trace_names, step, wait_chart,
                       wait_idle, wait_text)
+from playwright.sync_api import Error as PlaywrightError
 
 from signlab.guide import STEPS
 
@@ -104,6 +105,32 @@ def test_kernels_epoch_slider_changes_the_kernel_grid(page, server):
     assert_no_exception(page, "Kernels after moving the slider")
 
 
+def _choose(page, box, label: str, run_id: str, tries: int = 3) -> None:
+    """Pick a run in a multiselect as a user would, clicking again if a rerun swapped the list.
+
+    The page reruns after each pick, and a rerun that lands between opening the dropdown and the
+    click re-renders its options, so the option found can be detached before it is clicked (seen
+    once in ~30 full runs). A person simply opens the list again; so does this, at most ``tries``
+    times, and it stops as soon as the chosen run's tag is there.
+    """
+    tag = box.locator(f"[data-tag][aria-label^='{run_id} ·']")
+    for attempt in range(tries):
+        if tag.count():
+            break
+        combo = box.get_by_role("combobox", name=label)
+        try:
+            if combo.get_attribute("aria-expanded") != "true":
+                combo.click()
+            page.get_by_role("option", name=re.compile(rf"^{re.escape(run_id)} ·")).click(timeout=10_000)
+            tag.wait_for(timeout=WAIT * 1000)
+        except PlaywrightError:
+            if attempt == tries - 1:
+                raise
+            wait_idle(page, WAIT)
+    wait_idle(page, WAIT)
+    assert tag.count() == 1, f"{run_id} was not chosen in {label!r}"
+
+
 def test_runs_overlay_of_two_chosen_runs(page, server):
     box = page.locator(".st-key-runs_compare")
     with step(page, "open Runs"):
@@ -117,12 +144,7 @@ def test_runs_overlay_of_two_chosen_runs(page, server):
         wait_idle(page, WAIT)
     for run_id in ("logreg-ready", "convnet-ready"):
         with step(page, f"choose {run_id} in the multiselect"):
-            combo = box.get_by_role("combobox", name="Runs to overlay")
-            if combo.get_attribute("aria-expanded") != "true":
-                combo.click()
-            page.get_by_role("option", name=re.compile(rf"^{run_id} ·")).click()
-            box.locator(f"[data-tag][aria-label^='{run_id} ·']").wait_for(timeout=WAIT * 1000)
-            wait_idle(page, WAIT)
+            _choose(page, box, "Runs to overlay", run_id)
     with step(page, "the overlay has one line per chosen run"):
         page.keyboard.press("Escape")
         page.wait_for_function("(sel) => { const g = document.querySelector(sel); return g && g._fullData"
