@@ -2,8 +2,9 @@
 
 The canvas, uploads, the camera, ``signlab predict`` and the benchmarks all call
 :func:`prepare`: decode safely (size caps, decompression bombs, truncation), apply the EXIF
-orientation, make any mode grayscale (transparency composited over a background), crop a square
-(centre by default, adjustable by zoom and offset) and resize to 28x28 with antialiasing. The
+orientation, leave out a thin one-shade frame (:func:`frame_box`), make any mode grayscale
+(transparency composited over a background), crop a square (centre by default, adjustable by zoom
+and offset) and resize to 28x28 with antialiasing. The
 result is a float image in [0, 1], the same scale as ``pixels / 255`` in training; the model then
 applies :func:`signlab.normalize.normalize` as it does in training.
 """
@@ -140,9 +141,50 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
         if max(img.size) > WORK_SIZE:
             img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
             notes.append("reduced in size before cropping")
-        return ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
+        img = ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
     except Exception as err:  # noqa: BLE001 - truncated or corrupt pixel data
         raise ImageError(f"{name}: the image data is truncated or corrupt ({err})") from err
+    box = frame_box(img)
+    if box is not None:
+        notes.append("a thin frame around the image was left out")
+        img = img.crop(box)
+    return img
+
+
+FRAME_MIN_SIDE = 64  # smaller images (a dataset image, an icon) are never trimmed
+FRAME_MAX = 0.03  # a frame is at most 3% of the shorter side on each edge
+FRAME_FLAT = 0.03  # a frame line is one shade: its pixels' standard deviation (0-1 scale) below this
+FRAME_STEP = 0.1  # ... and it differs from the image just inside by more than this
+
+
+def frame_box(img: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) inside a thin one-shade frame around ``img``, or None.
+
+    Some photos carry a line or two of one dark or light shade along their edges (webcam crops
+    and screenshots: every photo of one development set has a 1-2 pixel dark frame). The
+    detector's crop repeats the image's edge pixels where it reaches past the photo, and a
+    repeated frame line becomes a dark bar across the model's input; so the frame goes before
+    anything else looks at the image. Each edge loses only lines that are one shade and differ
+    from the image a few pixels inside, at most ``FRAME_MAX`` of the shorter side.
+    """
+    w, h = img.size
+    if min(w, h) < FRAME_MIN_SIDE or "A" in img.getbands() or "transparency" in img.info:
+        return None  # small, or transparent edges (filled with a background colour later)
+    g = np.asarray(img.convert("L"), dtype=np.float32) / 255.0  # (H, W)
+    k = max(1, int(round(FRAME_MAX * min(h, w))))
+
+    def depth(lines: np.ndarray) -> int:  # lines (k + 1, L), from the edge inwards
+        inner = float(lines[k].mean())
+        d = 0
+        while d < k and lines[d].std() < FRAME_FLAT and abs(float(lines[d].mean()) - inner) > FRAME_STEP:
+            d += 1
+        return d
+
+    top, bottom = depth(g[:k + 1]), depth(g[::-1][:k + 1])
+    left, right = depth(g[:, :k + 1].T), depth(g[:, ::-1][:, :k + 1].T)
+    if top == bottom == left == right == 0:
+        return None
+    return left, top, w - right, h - bottom
 
 
 def load_gray(data: bytes | str | Path, name: str = "image", background: float = 1.0) -> tuple[np.ndarray, list[str]]:

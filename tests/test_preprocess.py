@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from signlab.errors import ImageError
-from signlab.preprocess import Crop, canvas_to_gray, crop_box, load_gray, looks_unusual, prepare, prepare_array
+from signlab.preprocess import (Crop, canvas_to_gray, crop_box, frame_box, load_gray, looks_unusual, prepare,
+                                prepare_array)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,6 +170,43 @@ def test_crop_with_zoom_and_offsets():
     assert _ok(prepare(data, crop=Crop(zoom=2, cx=0, cy=0))).min() > 0.95
     assert _ok(prepare(data, crop=Crop(zoom=2, cx=1, cy=1))).max() < 0.05
     assert _ok(prepare(data)).mean() == pytest.approx(0.25, abs=0.02)
+
+
+def _framed(w: int = 200, h: int = 200, frame: bool = True) -> np.ndarray:
+    """A wall-like grey gradient; with ``frame`` a dark frame as some webcam crops have: 2 pixels
+    on the top and left, 1 on the bottom and right."""
+    a = np.tile(np.linspace(90, 200, w), (h, 1)).astype(np.uint8)
+    if frame:
+        a[:2], a[:, :2], a[-1:], a[:, -1:] = 29, 29, 29, 29
+    return a
+
+
+def test_a_thin_frame_is_left_out_before_cropping():
+    img = Image.fromarray(_framed())
+    assert frame_box(img) == (2, 2, 199, 199)
+    gray, notes = load_gray(_encode(img))
+    assert gray.shape == (197, 197) and gray.min() > 0.3
+    assert "a thin frame around the image was left out" in notes
+    # a padded crop reaching past the left edge repeats the wall, not the frame: no dark bar
+    past_edge = Crop(zoom=0.6, cx=0.05, cy=0.5, pad=True)
+    x = _ok(prepare(_encode(img), crop=past_edge))
+    assert x[:, :6].min() > 0.3, x[:, :6].min()
+    assert x[:, :6].mean() == pytest.approx(90 / 255, abs=0.05)
+
+
+def test_images_without_a_frame_are_not_trimmed(dataset):
+    assert frame_box(Image.fromarray(_framed(frame=False))) is None
+    assert frame_box(Image.fromarray(dataset.test.images[0])) is None  # 28x28: never trimmed
+    a = _framed()
+    a[:2, 60:140] = 230  # something in the photo reaches the top edge: that line is not one shade
+    assert frame_box(Image.fromarray(a))[1] == 0
+    thick = _framed()
+    thick[:20] = 29  # a dark band much wider than 3% of the side is part of the photo
+    assert frame_box(Image.fromarray(thick))[1] == 0
+    rgba = Image.fromarray(_framed()).convert("RGBA")
+    assert frame_box(rgba) is None  # transparent edges are filled with a background colour instead
+    gray, notes = load_gray(_encode(Image.fromarray(_framed(frame=False))))
+    assert gray.shape == (200, 200) and not any("frame" in n for n in notes)
 
 
 def test_prepare_from_a_path(tmp_path):
