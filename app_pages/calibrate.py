@@ -73,9 +73,9 @@ with left:
     letter = st.selectbox("Letter", list(LETTERS), key="calibrate_letter",
                           format_func=lambda k: f"{k} ({counts[k]} photo{'s' if counts[k] != 1 else ''})",
                           help="The letter the next photos show. Missing letters are fine: they stay as trained.")
-    st.caption("Three photos a letter are plenty when they differ: hold your hand as you will when you use the "
-               "model, and take each photo in another light, place or distance (three from one sitting teach it "
-               "less: on one signer's other sessions 82% against 89%).")
+    st.caption("Three photos a letter are plenty when they differ: take each in other light, another place or at "
+               "another distance, your hand held as you will hold it. (On a test signer's later photos, three "
+               "from one sitting taught it 82%; three from different sessions, 89%.)")
 with right:
     t_upload, t_camera = st.tabs(["📁 Upload", "📷 Camera"])
     with t_upload:
