@@ -1,7 +1,7 @@
 """How much a few of your own photos help: calibrate a run on the first K photos of each letter,
 test on the rest.
 
-    python bench/calibrate.py RUN DIR [DIR ...] --shots 1 3 5 [--methods head finetune ncm] [--json]
+    python bench/calibrate.py RUN DIR [DIR ...] --shots 1 3 5 [--methods head finetune ncm] [--spread] [--json]
 
 Each ``DIR`` holds ``<LETTER>/<image>`` files (one person's photos). For every K, the first K
 photos of each letter (natural name order: 2.jpg before 10.jpg) calibrate the run through
@@ -15,7 +15,9 @@ folders, a pooled line adds them up (each folder calibrated on its own, as each 
 
 The photos of one folder usually come from one session, often consecutive video frames, so the
 held-out photos are near duplicates of the calibration photos: read the "after" numbers as an
-upper bound for photos taken in a new session (another day, room or light).
+upper bound for photos taken in a new session (another day, room or light). ``--spread`` takes the
+K photos spread evenly over each letter's photos instead (first, middle, last for K = 3): in a
+folder of several sessions, photos from different ones, as the Calibrate page advises.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from _common import threads_note  # noqa: F401  (puts the project on sys.path)
 import numpy as np  # noqa: E402
 
 from signlab.calibrate import (DEFAULT_METHOD, METHODS, first_k, load_folder, predict_views,  # noqa: E402
-                               prepare_photos_and_hands)
+                               prepare_photos_and_hands, spread_k)
 from signlab.handshape import net_for, probs_of  # noqa: E402
 from signlab.calibrate import calibrate_run  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
@@ -46,7 +48,7 @@ UPPER_BOUND_NOTE = ("note: the photos of one folder come from one session (often
 
 def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[str], runs_dir: str | None = None,
             crop: str | None = PHOTO_CROP, steps: int | None = None, seed: int = 0,
-            on_row=lambda row: None, hand_shape: bool = True) -> list[dict]:
+            on_row=lambda row: None, hand_shape: bool = True, spread: bool = False) -> list[dict]:
     """One row per folder, K and method (and pooled rows when there are several folders);
     ``on_row`` sees each row as soon as it is measured."""
     parent = open_run(run_ref, runs_dir)
@@ -59,7 +61,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
             views, targets, feats = prepare_photos_and_hands(photos, crop)  # once per folder; split by index below
             index = {id(p): i for i, p in enumerate(photos)}
             for k in shots:
-                cal, rest = first_k(photos, k)
+                cal, rest = (spread_k if spread else first_k)(photos, k)
                 if not rest:
                     print(f"{folder}: no photos left to test with K={k}", file=sys.stderr)
                     continue
@@ -76,7 +78,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                     shape = probs_of(net_for(Path(rec["run_dir"])), feats[test]) if hand_shape else None
                     after = float((predict_views(adapted, views[test], tta, shape).argmax(1) == y).mean())
                     rows.append({"dir": str(folder), "shots": k, "method": method, "calibration_photos": len(cal),
-                                 "test_photos": len(rest), "before": before, "after": after,
+                                 "test_photos": len(rest), "spread": spread, "before": before, "after": after,
                                  "correct_before": int(round(before * len(rest))),
                                  "correct_after": int(round(after * len(rest))),
                                  "seconds": rec["seconds"], "cpu_seconds": round(cpu, 1),
@@ -110,6 +112,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-hand-shape", action="store_true", help="as in signlab predict: the image model alone")
+    ap.add_argument("--spread", action="store_true",
+                    help="calibrate on K photos spread over each letter's photos (first, middle, last), not the first K")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -126,7 +130,8 @@ def main() -> None:
     try:
         rows = measure(args.run, args.dirs, args.shots, args.methods, args.runs_dir,
                        crop=args.crop, steps=args.steps, seed=args.seed,
-                       on_row=(lambda r: None) if args.json else show, hand_shape=not args.no_hand_shape)
+                       on_row=(lambda r: None) if args.json else show, hand_shape=not args.no_hand_shape,
+                       spread=args.spread)
     except SignlabError as err:
         raise SystemExit(f"calibrate bench: {err}")
     if args.json:

@@ -154,6 +154,24 @@ def first_k(photos: Sequence[Photo], k: int) -> tuple[list[Photo], list[Photo]]:
     return head, rest
 
 
+def spread_k(photos: Sequence[Photo], k: int) -> tuple[list[Photo], list[Photo]]:
+    """(``k`` photos of each letter spread evenly over its photos in the given order, the rest).
+
+    With photos in name order over several sessions these come from different sessions (for
+    k = 3: the first, the middle and the last), where :func:`first_k` takes one sitting's frames:
+    ``bench/calibrate.py --spread`` measures what varied photos are worth."""
+    by_letter: dict[str, list[int]] = {}
+    for i, p in enumerate(photos):
+        by_letter.setdefault(p.letter, []).append(i)
+    chosen: set[int] = set()
+    for idx in by_letter.values():
+        n = len(idx)
+        picks = range(n) if k >= n else ([0] if k == 1 else [round(j * (n - 1) / (k - 1)) for j in range(k)])
+        chosen.update(idx[j] for j in picks)
+    head = [p for i, p in enumerate(photos) if i in chosen]
+    return head, [p for i, p in enumerate(photos) if i not in chosen]
+
+
 def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP) -> tuple[np.ndarray, np.ndarray]:
     """Photos -> (views (N, V, 28, 28) float in [0, 1], class indices (N,)).
 

@@ -68,6 +68,11 @@ def test_natural_order_and_first_k(tmp_path):
     head, rest = calibrate.first_k(photos, 3)
     assert [p.name for p in head if p.letter == "A"] == ["0.png", "1.png", "2.png"]
     assert len(head) == 6 and len(rest) == 2
+    head, rest = calibrate.spread_k([Photo(k, f"{n}.png", b"x") for k in "AB" for n in range(40)], 3)
+    assert [p.name for p in head if p.letter == "B"] == ["0.png", "20.png", "39.png"]  # first, middle, last
+    assert len(head) == 6 and len(rest) == 74 and not {id(p) for p in head} & {id(p) for p in rest}
+    head, rest = calibrate.spread_k(photos, 5)  # fewer photos than asked: all calibrate
+    assert len(head) == 8 and rest == []
 
 
 def test_load_folder(tmp_path, dataset):
