@@ -4,9 +4,9 @@ The canvas, uploads, the camera, ``signlab predict`` and the benchmarks all call
 :func:`prepare`: decode safely (size caps, decompression bombs, truncation), apply the EXIF
 orientation, leave out a thin one-shade frame (:func:`frame_box`), make any mode grayscale
 (transparency composited over a background), crop a square (centre by default, adjustable by zoom
-and offset) and resize to 28x28 with antialiasing. The
-result is a float image in [0, 1], the same scale as ``pixels / 255`` in training; the model then
-applies :func:`signlab.normalize.normalize` as it does in training.
+and offset) and resize to 28x28 with antialiasing. The result is a float image in [0, 1], the same
+scale as ``pixels / 255`` in training; the model then applies :func:`signlab.normalize.normalize`
+as it does in training.
 """
 from __future__ import annotations
 
