@@ -111,7 +111,8 @@ CLASSIFY_INTRO = (
 CLASSIFY_DETAILS = r"""
 **Finding the hand.** For a photo, MediaPipe's palm detector finds the palm and its hand-landmark
 model the 21 joints of the hand (green); the crop starts as a square 1.5 times the box around them
-(orange), where the edge of the photo is repeated if the square reaches past it. A photo that is all
+(orange), where the edge of the photo is repeated if the square reaches past it (a thin one-shade
+frame around a photo is left out first, so it is not repeated into a dark bar). A photo that is all
 hand has no scene for the palm detector to search, so when it finds nothing the landmark model reads
 the whole photo and says itself whether it sees a hand. When no hand is found, the crop starts as the
 largest centred square.
