@@ -32,10 +32,9 @@ from _common import threads_note  # noqa: F401  (puts the project on sys.path)
 
 import numpy as np  # noqa: E402
 
-from signlab.calibrate import (DEFAULT_METHOD, METHODS, first_k, load_folder, predict_views,  # noqa: E402
-                               prepare_photos_and_hands, spread_k)
+from signlab.calibrate import (DEFAULT_METHOD, METHODS, calibrate_run, first_k, load_folder,  # noqa: E402
+                               predict_views, prepare_photos_and_hands, spread_k)
 from signlab.handshape import net_for, probs_of  # noqa: E402
-from signlab.calibrate import calibrate_run  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
 from signlab.errors import SignlabError  # noqa: E402
 from signlab.preprocess import CROPS, PHOTO_CROP  # noqa: E402

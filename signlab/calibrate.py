@@ -165,8 +165,7 @@ def spread_k(photos: Sequence[Photo], k: int) -> tuple[list[Photo], list[Photo]]
         by_letter.setdefault(p.letter, []).append(i)
     chosen: set[int] = set()
     for idx in by_letter.values():
-        n = len(idx)
-        picks = range(n) if k >= n else ([0] if k == 1 else [round(j * (n - 1) / (k - 1)) for j in range(k)])
+        picks = np.linspace(0, len(idx) - 1, min(k, len(idx))).round().astype(int)  # k >= n: all of them
         chosen.update(idx[j] for j in picks)
     head = [p for i, p in enumerate(photos) if i in chosen]
     return head, [p for i, p in enumerate(photos) if i not in chosen]

@@ -217,7 +217,7 @@ def load_net(path: Path = WEIGHTS_FILE) -> HandShapeNet | None:
 def net_for(run_dir: Path | None) -> HandShapeNet | None:
     """The network a run predicts with: its own (a calibrated run, :func:`adapt`) or the shipped one."""
     own = load_net(Path(run_dir) / RUN_FILE) if run_dir is not None else None
-    return own or load_net()
+    return own if own is not None else load_net()
 
 
 @torch.no_grad()
