@@ -5,7 +5,7 @@ at the run's ``log_every``) it hands ``log`` one plain record::
 
     {"type": "health", "step": 120, "epoch": 1,
      "layers": {"features.0": {"grad_norm": 0.41, "weight_norm": 5.2}, ...},
-     "dead": {"features.1": 0.12, ...},          # share of ReLU units dead on that batch
+     "dead": {"features.2": 0.12, ...},          # share of ReLU units dead on that batch
      "dead_logits": 0.63}                          # only for a model with a ReLU on its logits
 
 A ReLU unit (one feature, or one channel of a convolution) is *dead on a batch* when its output

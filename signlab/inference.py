@@ -148,7 +148,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
         sal = xn.grad[0, 0].abs().cpu().numpy()
         return sal / (sal.max() or 1.0)
     store: dict[str, torch.Tensor] = {}
-    layer = _cam_layer(model)
+    layer, rectify = _cam_layer(model)
 
     def hook(_m, _i, out):
         out.retain_grad()
@@ -163,6 +163,8 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     finally:
         handle.remove()
     a, g = store["a"], store["a"].grad  # (1, C, h, w)
+    if rectify:  # relu(a) is what the lecture's order passes on; the gradient is the same
+        a = F.relu(a)
     weights = g.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1)
     cam = F.relu((weights * a).sum(1, keepdim=True))  # (1, 1, h, w)
     cam = F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)[0, 0]
@@ -170,21 +172,30 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     return cam / (cam.max() or 1.0)
 
 
-def _cam_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM reads: the activation (ReLU) right after the last convolution.
+def _cam_layer(model: nn.Module) -> tuple[nn.Module, bool]:
+    """The layer Grad-CAM reads, and whether its maps still need a ReLU: the activation right
+    after the last convolution.
 
     Grad-CAM is defined on the feature maps a network passes on, so a convolution followed by
-    batch norm and ReLU is read after the ReLU; a convolution with nothing after it, as is.
+    batch norm and ReLU is read after the ReLU; a convolution with nothing after it, as is. A
+    convolution followed by max-pool and then ReLU (the lecture ConvNet, which pools first) is
+    read at the convolution and rectified here: the maps of conv -> ReLU, the lecture's order,
+    without the pooling that would leave a single position. (The gradient differs only where a
+    pooling window holds no positive value: zero here, in the lecture's order handed to the
+    window's first position by max-pool's tie-break; the maps agree within 0.06.)
     """
     # an ensemble: its first network, as on the Kernels page and in the feature maps
     leaves = [m for m in first_network(model).modules() if not list(m.children())]
     last_conv = max(i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d))
-    for m in leaves[last_conv + 1:last_conv + 3]:
+    after = leaves[last_conv + 1:last_conv + 3]
+    if len(after) == 2 and isinstance(after[0], nn.MaxPool2d) and type(after[1]) is nn.ReLU:
+        return leaves[last_conv], True
+    for m in after:
         if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU)):
-            return m
+            return m, False
         if not isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             break
-    return leaves[last_conv]
+    return leaves[last_conv], False
 
 
 def occlude(image: np.ndarray, top: int, left: int, patch: int = 7, fill: float | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ def tiny_test(dataset) -> Split:
 @pytest.mark.parametrize("name, default, has", [
     ("logreg", "pixels", {"pixels", "logits"}),
     ("mlp", "hidden", {"pixels", "net.2", "hidden", "logits"}),
-    ("seed_convnet", "hidden", {"pixels", "features.1", "features.4", "features.7", "hidden", "logits"}),
+    ("seed_convnet", "hidden", {"pixels", "features.2", "features.5", "features.8", "hidden", "logits"}),
     ("fastcnn", "hidden", {"pixels", "hidden", "logits"}),
 ])
 def test_map_layers_and_default(name, default, has):
@@ -31,7 +31,7 @@ def test_map_layers_and_default(name, default, has):
         assert "net.5" not in keys
 
 
-@pytest.mark.parametrize("layer, dims", [("pixels", 784), ("features.1", 100), ("hidden", 50), ("logits", 24)])
+@pytest.mark.parametrize("layer, dims", [("pixels", 784), ("features.2", 100), ("hidden", 50), ("logits", 24)])
 def test_activation_shapes(tiny_test, layer, dims):
     model = create_model("seed_convnet")
     feats, probs = embedding.activations(model, tiny_test.images, layer, batch_size=50)

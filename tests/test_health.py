@@ -108,7 +108,7 @@ def test_lecture_convnet_clipped_logits_are_recorded():
     t.step = 1
     mon(BatchEnd(1, 1, 0.0, 1e-3, 1.0, 0.1, 0.01), t)
     assert records[0]["dead_logits"] == 0.5
-    assert set(records[0]["dead"]) == {"features.1", "features.4", "features.7"}
+    assert set(records[0]["dead"]) == {"features.2", "features.5", "features.8"}
 
 
 def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_dataset):

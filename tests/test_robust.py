@@ -102,7 +102,7 @@ def test_explanations_of_an_ensemble_read_its_first_network(ensemble_run, small_
     first = first_network(model)
     assert first is model.members[0] and input_norm(first) == "equalize"  # a member alone normalises as trained
     assert model_kind(model) == "conv"
-    assert any(_cam_layer(model) is m for m in first.modules())  # Grad-CAM reads the first network
+    assert any(_cam_layer(model)[0] is m for m in first.modules())  # Grad-CAM reads the first network
     x = small_dataset.test.images[2] / 255.0
     cam = saliency_map(model, x, int(predict(model, [x])[0].argmax()))
     assert cam.shape == (28, 28) and np.isfinite(cam).all() and cam.max() == pytest.approx(1.0)
