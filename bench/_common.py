@@ -19,11 +19,6 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from signlab.data import Dataset  # noqa: E402
 from signlab.models import LectureConvNet, create_model  # noqa: E402
 
-# the lecture's two ConvNets exactly as the lecture writes them (conv, ReLU, pool), by registry
-# name and output ReLU: signlab's own pools before the ReLU (the same function, cheaper), and the
-# lecture loop must not get that gain for free
-AS_WRITTEN = {"seed_convnet": True, "convnet": False}
-
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:
     """The machine's dense matmul rate (GFLOP/s) at ``dtype``: the ceiling we compare against."""
@@ -40,13 +35,16 @@ def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300
     """The lecture's loop: DataLoader over TensorDataset, batch 32, Adam 1e-3. Returns samples/s.
 
     On a GPU each batch is copied to the device as the lecture's code would do (``.to(device)``).
-    The lecture's ConvNets are built in the lecture's layer order (:data:`AS_WRITTEN`).
+    The lecture's ConvNets run in the lecture's layer order (conv, ReLU, pool): signlab's own pools
+    before the ReLU (the same function, cheaper), and the lecture loop must not get that for free.
     """
     torch.manual_seed(seed)
-    if model_name in AS_WRITTEN:
-        model = LectureConvNet(output_relu=AS_WRITTEN[model_name], as_written=True).to(device)
-    else:
-        model = create_model(model_name).to(device)
+    model = create_model(model_name)
+    if isinstance(model, LectureConvNet):
+        as_written = LectureConvNet(model.output_relu, as_written=True)
+        as_written.load_state_dict(model.state_dict())  # the same initial weights
+        model = as_written
+    model = model.to(device)
     x = torch.tensor(ds.train.images, dtype=torch.float32).unsqueeze(1) / 255.0  # (N, 1, 28, 28)
     y = torch.tensor(ds.train.targets)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)

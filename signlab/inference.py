@@ -188,7 +188,7 @@ def _cam_layer(model: nn.Module) -> tuple[nn.Module, bool]:
     leaves = [m for m in first_network(model).modules() if not list(m.children())]
     last_conv = max(i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d))
     after = leaves[last_conv + 1:last_conv + 3]
-    if len(after) == 2 and isinstance(after[0], nn.MaxPool2d) and type(after[1]) is nn.ReLU:
+    if len(after) == 2 and isinstance(after[0], nn.MaxPool2d) and isinstance(after[1], nn.ReLU):
         return leaves[last_conv], True
     for m in after:
         if isinstance(m, (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU)):

@@ -135,9 +135,10 @@ def test_lecture_convnet_pooling_first_trains_exactly_as_the_lecture_order(small
     for (name, a), b in zip(ours.state_dict().items(), lecture.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after 5 steps"
     lit = 0
+    ours.eval(), lecture.eval()
     for image in small_dataset.test.images[:6] / 255.0:  # Grad-CAM reads the same maps
-        target = int(ours.eval()(normalize(torch.as_tensor(image, dtype=torch.float32)[None, None])).argmax())
-        a, b = saliency_map(ours, image, target), saliency_map(lecture.eval(), image, target)
+        target = int(ours(normalize(torch.as_tensor(image, dtype=torch.float32)[None, None])).argmax())
+        a, b = saliency_map(ours, image, target), saliency_map(lecture, image, target)
         # not to the bit: in the lecture's order a pooling window of all-zero ReLU outputs hands
         # its gradient to its first position (max-pool's tie-break), which Grad-CAM's channel
         # weights then count; pooling first, that gradient is zero (measured: at most 0.054 apart)
