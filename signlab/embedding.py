@@ -113,7 +113,8 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
     shapes = _probe_shapes(net, relus)
     clf = _classifier(net)
     out: list[MapLayer] = [MapLayer(PIXELS, "input pixels (784)", 784)]
-    dense_relus = [n for n in relus if len(shapes.get(n, ())) == 1]
+    # one value a channel (a dense layer, or maps pooled down to 1x1, as the lecture ConvNet's last)
+    dense_relus = [n for n in relus if len(shapes.get(n, ())) == 1 or shapes.get(n, ())[1:] == (1, 1)]
     for n in relus:
         shape = shapes.get(n)
         if not shape:
