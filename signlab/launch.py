@@ -3,13 +3,6 @@
 The dashboard's job workers and its sweep workers both start here. A child in its own process
 session (``start_new_session``) outlives the server that started it and never receives the
 server's signals; its output goes to a log file.
-
-Background children run at a lower scheduling priority (niceness ``BACKGROUND_NICENESS``): on a
-class server with two cores and two jobs training, the web server and its pages then get the CPU
-first whenever they need it, and training takes what is left. Measured before this: a new visitor's
-Home page took 46 s to load while two jobs trained. The child lowers its own priority at start
-(``signlab.__main__`` reads ``SIGNLAB_NICENESS``) rather than through ``preexec_fn``, which is not
-safe in a process with threads, as the server is.
 """
 from __future__ import annotations
 
@@ -25,8 +18,6 @@ from .paths import PROJECT_ROOT
 
 _CHILDREN: list[subprocess.Popen] = []  # started by this process, reaped as they end
 _LOCK = threading.Lock()
-BACKGROUND_NICENESS = 10  # added to the child's niceness: pages first, training with what is left
-NICENESS_ENV = "SIGNLAB_NICENESS"
 
 
 def cpu_share(processes: int) -> dict[str, str]:
@@ -51,8 +42,7 @@ def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
     with out:
         proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, NICENESS_ENV: str(BACKGROUND_NICENESS), **(env or {})},
-                                start_new_session=True)
+                                env={**os.environ, **(env or {})}, start_new_session=True)
     with _LOCK:
         _CHILDREN.append(proc)
     return proc
