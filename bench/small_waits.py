@@ -104,12 +104,8 @@ def floor_paint(browser, tmp: Path, n: int = 5) -> float:
     script = tmp / "floor.py"
     script.write_text('import streamlit as st\nst.title("floor")\n')
     proc, url = start_server(tmp, str(script))
-    try:
-        warm = browser.new_page()
-        warm.goto(url)
-        wait_idle(warm)
-        warm.close()
-        return statistics.median(s for _, s in first_paints(browser, url, ["/"] * n))
+    try:  # the first visit warms the server, as PAGES' warm-up does for ours, and is left out
+        return statistics.median(s for _, s in first_paints(browser, url, ["/"] * (n + 1))[1:])
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
 
@@ -216,7 +212,7 @@ def main() -> None:
                 warmup.goto(url + path)
                 wait_idle(warmup)
             paints = first_paints(b, url, PAGES)
-            floor = floor_paint(b, Path(tempfile.mkdtemp(prefix="signlab-floor-")))
+            floor = floor_paint(b, tmp)
             worst = max(paints, key=lambda x: x[1])
             median = statistics.median(s for _, s in paints)
             rows.append(("first paint, slowest page (" + worst[0] + ")", f"{worst[1] * 1000:.0f} ms", "<= 2000 ms"))

@@ -201,11 +201,9 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
         assert {ids[i] for i in waited} <= ever_queued  # the sessions told to wait really were queued
         assert all(seen_training), f"sessions that never showed their run training: {seen_training}"
         # the Home page loaded while jobs trained (``_open`` waits up to 90 s for it, else fails). Its
-        # seconds are printed, not bounded: here five browser tabs of this test draw live charts on the
-        # same two cores as the server and its workers (16-18 s here, 46 s once in CI, 3 s with no
-        # load), while the server itself answers within a fraction of a second (health checks above).
-        # Training workers at a lower priority (niceness 10) did not change that (16.0 against 18.3 s)
-        # and made watching a run dearer (bench/small_waits.py: 1.22 against 1.15), so they run as is
+        # seconds are printed, not bounded: they are those of this test's own five browser tabs drawing
+        # live charts on the same two cores (16-46 s; 3 s with no load), while the server answers within
+        # a fraction of a second (health checks below). docs/speed-research.md, Part 9
         assert home_seconds is not None
         assert http_seconds and max(http_seconds) < 5, http_seconds
         assert sorted(d.name for d in runs_dir.iterdir() if d.is_dir()) == sorted(ids)  # none lost, none extra
