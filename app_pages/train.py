@@ -49,6 +49,8 @@ if not elsewhere:
     ui.link_run(run.id)  # a shared or reloaded link opens the run this page follows
 mine = run is not None and ui.can(run, "stop")
 view = ui.live_view(run, jm, mine, elsewhere=elsewhere)
+if view.can_start:
+    jm.warm()  # a worker starts ahead of the click, so the first point comes at once (signlab.jobs)
 
 with left:
     if config_error:

@@ -175,6 +175,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"--slots: {shown_value(args.slots)} is out of range; allowed 1 to 64")
     if args.limit is not None and not 1 <= args.limit <= 1024:
         raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed 1 to 1024")
+    if not 0 <= args.linger <= 86_400:  # also refuses nan
+        raise UsageError(f"--linger: {shown_value(args.linger)} is out of range; allowed 0 to 86400 seconds")
 
     def finished(record: dict) -> None:
         if args.json:
@@ -184,7 +186,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     run_worker(args.runs_dir, args.db, slots=args.slots, device=args.device, exit_when_idle=args.exit_when_idle,
-               limit=args.limit, on_finish=finished, log=None if args.json else log)
+               limit=args.limit, on_finish=finished, log=None if args.json else log, linger=args.linger)
     return 0
 
 
@@ -327,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="job limit across every worker and server of the database (default: SIGNLAB_JOB_LIMIT, "
                         "else the number of GPUs, else 1)")
     s.add_argument("--exit-when-idle", action="store_true", help="return once the queue is empty")
+    s.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+                   help="with --exit-when-idle: warm up first, and return only once the queue has been empty "
+                        "this long (default 0)")
 
     _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True, json_help="")
     _command(sub, "evaluate", "test accuracy and the per-class table of a run", cmd_evaluate, run=True,

@@ -3,7 +3,8 @@
 The queue itself, the job limit and every run's state live in the run store (:mod:`signlab.store`).
 Training happens in worker processes (:mod:`signlab.worker`, ``python -m signlab worker``): on
 this machine the manager starts them when runs are waiting and no idle worker is there to take
-them (each exits once the queue is empty); on a cluster, workers on the GPU machines serve the
+them (each exits once the queue has been empty for ``SIGNLAB_WORKER_LINGER`` seconds), and one
+ahead of the first run when the Train page opens (:meth:`JobManager.warm`); on a cluster, workers on the GPU machines serve the
 same database as well. Workers run in their own process session: a crash in one never touches the
 server, and a server restart does not stop them.
 
@@ -11,13 +12,15 @@ This module knows nothing about Streamlit; :mod:`signlab.ui` calls it.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import RunError
+from .errors import RunError, SignlabError
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
@@ -37,6 +40,17 @@ def default_job_limit() -> int:
         return 1
 
 
+def worker_linger_seconds() -> float:
+    """How long a worker this manager starts waits for the next run before it exits
+    (``SIGNLAB_WORKER_LINGER``, default 120 s; 0: at once). Waiting costs an idle process (about
+    300 MB, a database read every 0.5 s); starting one costs the next run 6-7 s on a 2-core CPU."""
+    try:
+        value = float(os.environ.get("SIGNLAB_WORKER_LINGER", "120"))
+    except ValueError:
+        return 120.0
+    return min(value, 86_400.0) if math.isfinite(value) and value > 0 else 0.0
+
+
 class JobManager:
     """Queue runs of ``runs_dir`` and keep enough local workers alive to train them."""
 
@@ -46,6 +60,8 @@ class JobManager:
         self.limit = limit or default_job_limit()
         self.db = db
         self.start_workers = start_workers
+        self.linger = worker_linger_seconds()
+        self._last_warm = -math.inf
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
@@ -98,20 +114,54 @@ class JobManager:
             waiting = len(store.queue())
             if not waiting:
                 return 0
-            counts = store.counts()
-            free = self.limit - sum(counts.get(s.value, 0) for s in HOLDING)
-            registered = store.workers(kind="worker")
-            idle = sum(1 for w in registered if not w.get("current"))
-            mine = {p.pid for p in live_children()}
-            starting = len(mine - {w["pid"] for w in registered if w["host"] == socket.gethostname()})
-            n = min(waiting, free) - idle - starting
-            args = ["worker", "--runs-dir", str(self.runs_dir.resolve()), "--exit-when-idle",
-                    "--limit", str(self.limit)]
-            if self.db:
-                args += ["--db", self.db]
+            n = min(waiting, self._free_slots(store)) - self._spare_workers(store)
             for _ in range(max(0, n)):
-                spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
+                self._spawn_worker()
             return max(0, n)
+
+    def warm(self) -> bool:
+        """Start a worker ahead of the next run, so that a click on Train starts training at once
+        (the Train page calls this when it opens). It warms up and waits ``linger`` seconds for a
+        run. Nothing starts without local workers or lingering, while an idle or starting worker is
+        there, when every slot is taken, or within 5 s of the last call (pages rerun often).
+        Returns whether a worker was started; a failure (the database away, the log unwritable) is
+        only a missed head start, so it returns False rather than raising."""
+        if not self.start_workers or self.linger <= 0:
+            return False
+        with self._tick_lock:
+            if time.monotonic() - self._last_warm < 5:
+                return False
+            self._last_warm = time.monotonic()
+            try:
+                store = self.store
+                if self._free_slots(store) <= 0 or self._spare_workers(store) > 0:
+                    return False
+                self._spawn_worker()
+            except (SignlabError, OSError):
+                return False
+            return True
+
+    def _free_slots(self, store: RunStore) -> int:
+        counts = store.counts()
+        return self.limit - sum(counts.get(s.value, 0) for s in HOLDING)
+
+    def _spare_workers(self, store: RunStore) -> int:
+        """Workers that will take the next run: registered and idle, or started here and not yet registered."""
+        registered = store.workers(kind="worker")
+        idle = sum(1 for w in registered if not w.get("current"))
+        root = str(self.runs_dir.resolve())  # this process may have started workers for other folders
+        mine = {p.pid for p in live_children() if root in p.args}
+        starting = len(mine - {w["pid"] for w in registered if w["host"] == socket.gethostname()})
+        return idle + starting
+
+    def _spawn_worker(self) -> None:
+        args = ["worker", "--runs-dir", str(self.runs_dir.resolve()), "--exit-when-idle",
+                "--limit", str(self.limit)]
+        if self.linger:
+            args += ["--linger", f"{self.linger:g}"]
+        if self.db:
+            args += ["--db", self.db]
+        spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
 
     # -- background ticking (the server starts one per process)
     def start_background(self, interval: float = 1.0) -> None:

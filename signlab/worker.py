@@ -6,6 +6,11 @@ claims the oldest queued run (the store enforces the job limit across every work
 trains it in this process under a lease, and claims the next. With ``slots`` > 1 it starts that
 many single-slot worker processes and waits for them.
 
+A worker started for the dashboard (``--exit-when-idle --linger SECONDS``) warms up first
+(:func:`warm_up`) and waits that long for the next run before it exits, so a student who clicks
+Train again, or opened the Train page a moment before, does not wait for Python and torch to
+start: on a 2-core CPU that was 6-7 s between the click and the first point of the loss curve.
+
 A worker that dies (SIGKILL, a lost machine) stops renewing its leases; the run store then gives
 its runs back: a claimed run to the queue, a running one to ``interrupted`` and, once, back to the
 queue to continue from its last finished epoch.
@@ -32,16 +37,31 @@ from .store import RunState, lease_seconds, new_worker_id, store_for
 IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
 
 
+def warm_up() -> None:
+    """Pay the one-time costs of a fresh process before a run is waiting for them.
+
+    The first optimiser a process creates imports ``torch._dynamo`` (torch's optimisers wrap their
+    methods in ``torch._disable_dynamo``, which imports it on first call): about 3 s on a 2-core
+    CPU, measured, and otherwise spent after the run's claim, while the student watches an empty
+    chart.
+    """
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots: int = 1,
                device: str | None = None, exit_when_idle: bool = False, limit: int | None = None,
                on_finish: Callable[[dict[str, Any]], None] | None = None,
-               log: Callable[[str], None] | None = None) -> int:
+               log: Callable[[str], None] | None = None, linger: float = 0.0) -> int:
     """Train queued runs until stopped (SIGTERM/SIGINT) or, with ``exit_when_idle``, until the queue
-    is empty. Returns how many runs this worker (and its slot processes) finished."""
+    has been empty for ``linger`` seconds (0: at once). Returns how many runs this worker (and its
+    slot processes) finished. A lingering worker warms up (:func:`warm_up`) before its first claim,
+    and leaves early if its runs folder is removed."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     limit = limit or default_job_limit()
     if slots > 1:
-        return _run_slots(root, db, slots, device, exit_when_idle, limit)
+        return _run_slots(root, db, slots, device, exit_when_idle, limit, linger)
     if db:
         os.environ["SIGNLAB_DB"] = db  # the runs this worker opens use the same database
     store = store_for(root, db)
@@ -57,7 +77,10 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
     store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
     finished = 0
     last_beat = 0.0
+    idle_since: float | None = None
     try:
+        if linger > 0:  # registered first: the manager counts this worker and starts no other
+            warm_up()
         while not stopping["now"]:
             if time.time() - last_beat > lease_seconds() / 4:
                 store.worker_beat(worker_id, finished=finished)
@@ -65,9 +88,14 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
             claim = store.claim(worker_id, limit)
             if claim is None:
                 if exit_when_idle and not store.queue():
-                    break
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= linger or not root.is_dir():
+                        break
+                else:
+                    idle_since = None
                 time.sleep(IDLE_POLL)
                 continue
+            idle_since = None
             store.worker_beat(worker_id, current=claim.run_id)
             _fault_point("after_claim")
             record = _train_one(root, claim, device, say)
@@ -135,7 +163,7 @@ def _source_problem(run: Run) -> str | None:
 
 
 def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_when_idle: bool,
-               limit: int) -> int:
+               limit: int, linger: float = 0.0) -> int:
     args = ["worker", "--runs-dir", str(root.resolve()), "--slots", "1", "--limit", str(limit)]
     if db:
         args += ["--db", db]
@@ -143,6 +171,8 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
         args += ["--device", device]
     if exit_when_idle:
         args += ["--exit-when-idle"]
+    if linger:
+        args += ["--linger", f"{linger:g}"]
     procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
     try:
         for p in procs:

@@ -376,7 +376,8 @@ def test_cli_train_with_a_400_digit_seed_exits_2_with_one_line():
     (["predict", "victim", "x.png", "--top", BIG], "--top"),
     (["sweep", "--trials", BIG], "--trials"), (["sweep", "--sampler-seed", BIG], "--sampler-seed"),
     (["sweep", "--epochs", BIG], "epochs"), (["sweep", "--timeout", "1e400"], "--timeout"),
-    (["worker", "--slots", BIG], "--slots"),
+    (["worker", "--slots", BIG], "--slots"), (["worker", "--linger", "nan"], "--linger"),
+    (["worker", "--linger", "-1"], "--linger"),
 ])
 def test_cli_numbers_are_range_checked(args, setting, root, capsys):
     code = cli.main([*args, "--runs-dir", str(root)])

@@ -3,12 +3,14 @@
 Faults (a killed worker, a crash between claim and start, two servers) are in test_store.py."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from signlab.config import TrainConfig
-from signlab.jobs import JobManager
+from signlab.jobs import JobManager, worker_linger_seconds
+from signlab.launch import live_children
 from signlab.runs import create_run, list_runs
 from signlab.store import HOLDING, RunState
 from tests._wait import wait_for
@@ -61,3 +63,52 @@ def test_worker_crash_shows_reason(tmp_path: Path):
     run = jm.submit(TrainConfig(model="logreg", epochs=1, data=str(tmp_path / "no-such-folder")))
     wait_for(lambda: (jm.tick() or True) and run.status()["status"] == "failed", 60, what="failed")
     assert "no-such-folder" in run.status()["message"]
+
+
+def test_a_warm_worker_takes_the_next_runs_at_once_then_leaves(tmp_path: Path, monkeypatch):
+    """The Train page starts a worker ahead of the click (JobManager.warm). The run submitted next
+    is claimed by it (no second worker starts), a run queued after it went idle is taken by the same
+    worker, and it leaves once the queue has been empty for its linger."""
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "6")
+    jm = JobManager(tmp_path, limit=1)
+    before = {p.pid for p in live_children()}
+    assert jm.warm() is True
+    assert jm.warm() is False  # within 5 s of the last call: pages rerun often
+    assert JobManager(tmp_path, limit=1).warm() is False  # a worker is already starting
+    (warm,) = [p for p in live_children() if p.pid not in before]
+    assert "--linger" in warm.args and "6" in warm.args
+    store = jm.store
+    wait_for(lambda: len(store.workers(kind="worker")) == 1, 120, what="the warm worker to register")
+    assert JobManager(tmp_path, limit=1).warm() is False  # an idle worker is there
+
+    holders = []
+    for i in range(2):
+        run = jm.submit(TrainConfig(model="logreg", epochs=1, max_steps=5, seed=i))
+        assert {p.pid for p in live_children()} - before == {warm.pid}, "a second worker started"
+        wait_for(lambda: (jm.tick() or True) and run.status()["status"] == "completed", 120,
+                 what=f"run {i} to complete")
+        holders += [h["worker"] for h in store.history(run.id) if h["to_state"] == "claimed"]
+        if i == 0:
+            time.sleep(1.5)  # the worker is idle now, and stays
+            assert warm.poll() is None
+    assert len(holders) == 2 and holders[0] == holders[1], holders
+    assert warm.wait(60) == 0  # once idle for 6 s
+    assert store.workers(kind="worker") == []
+
+
+def test_warm_starts_nothing_without_local_workers_lingering_or_a_free_slot(tmp_path: Path, monkeypatch):
+    before = len(live_children())
+    assert JobManager(tmp_path, limit=1, start_workers=False).warm() is False  # a cluster's server
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "0")
+    assert JobManager(tmp_path, limit=1).warm() is False
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "30")
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, status="running")  # the one slot is taken
+    assert JobManager(tmp_path, limit=1).warm() is False
+    assert len(live_children()) == before
+
+
+@pytest.mark.parametrize("value, seconds", [("30", 30.0), ("0", 0.0), ("-5", 0.0), ("nan", 0.0),
+                                            ("soon", 120.0), ("1e9", 86_400.0)])
+def test_worker_linger_seconds_reads_the_environment(monkeypatch, value, seconds):
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", value)
+    assert worker_linger_seconds() == seconds
