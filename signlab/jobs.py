@@ -42,8 +42,8 @@ def default_job_limit() -> int:
 
 def worker_linger_seconds() -> float:
     """How long a worker this manager starts waits for the next run before it exits
-    (``SIGNLAB_WORKER_LINGER``, default 120 s; 0: at once). Waiting costs an idle process (about
-    300 MB, a database read every 0.5 s); starting one costs the next run 6-7 s on a 2-core CPU."""
+    (``SIGNLAB_WORKER_LINGER``, default 120 s; 0: at once). Waiting costs an idle process (320 MB
+    measured, a short claim transaction every 0.5 s); starting one costs the next run 7-9 s on a 2-core CPU."""
     try:
         value = float(os.environ.get("SIGNLAB_WORKER_LINGER", "120"))
     except ValueError:

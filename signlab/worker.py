@@ -9,7 +9,8 @@ many single-slot worker processes and waits for them.
 A worker started for the dashboard (``--exit-when-idle --linger SECONDS``) warms up first
 (:func:`warm_up`) and waits that long for the next run before it exits, so a student who clicks
 Train again, or opened the Train page a moment before, does not wait for Python and torch to
-start: on a 2-core CPU that was 6-7 s between the click and the first point of the loss curve.
+start: on a 2-core CPU that was 7-9 s between the click and the first point of the loss curve
+(docs/speed-research.md, Part 10).
 
 A worker that dies (SIGKILL, a lost machine) stops renewing its leases; the run store then gives
 its runs back: a claimed run to the queue, a running one to ``interrupted`` and, once, back to the
