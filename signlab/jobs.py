@@ -16,12 +16,11 @@ import math
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 from .config import TrainConfig
 from .errors import RunError, SignlabError
-from .launch import cpu_share, live_children, spawn
+from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
 from .store import HOLDING, RunState, RunStore, store_for
@@ -61,7 +60,6 @@ class JobManager:
         self.db = db
         self.start_workers = start_workers
         self.linger = worker_linger_seconds()
-        self._last_warm = -math.inf
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
@@ -123,15 +121,11 @@ class JobManager:
         """Start a worker ahead of the next run, so that a click on Train starts training at once
         (the Train page calls this when it opens). It warms up and waits ``linger`` seconds for a
         run. Nothing starts without local workers or lingering, while an idle or starting worker is
-        there, when every slot is taken, or within 5 s of the last call (pages rerun often).
-        Returns whether a worker was started; a failure (the database away, the log unwritable) is
+        there (so the page's reruns start no second one), or when every slot is taken. Returns whether a worker was started; a failure (the database away, the log unwritable) is
         only a missed head start, so it returns False rather than raising."""
         if not self.start_workers or self.linger <= 0:
             return False
         with self._tick_lock:
-            if time.monotonic() - self._last_warm < 5:
-                return False
-            self._last_warm = time.monotonic()
             try:
                 store = self.store
                 if self._free_slots(store) <= 0 or self._spare_workers(store) > 0:
@@ -155,12 +149,7 @@ class JobManager:
         return idle + starting
 
     def _spawn_worker(self) -> None:
-        args = ["worker", "--runs-dir", str(self.runs_dir.resolve()), "--exit-when-idle",
-                "--limit", str(self.limit)]
-        if self.linger:
-            args += ["--linger", f"{self.linger:g}"]
-        if self.db:
-            args += ["--db", self.db]
+        args = worker_args(self.runs_dir, self.limit, db=self.db, linger=self.linger)
         spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
 
     # -- background ticking (the server starts one per process)

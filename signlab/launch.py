@@ -28,6 +28,22 @@ def cpu_share(processes: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
 
 
+def worker_args(runs_dir: Path, limit: int, *, db: str | None = None, device: str | None = None,
+                exit_when_idle: bool = True, linger: float = 0.0) -> list[str]:
+    """The ``python -m signlab`` arguments of one single-slot worker for ``runs_dir`` (the job
+    manager's and a multi-slot worker's children are started alike)."""
+    args = ["worker", "--runs-dir", str(Path(runs_dir).resolve()), "--slots", "1", "--limit", str(limit)]
+    if db:
+        args += ["--db", db]
+    if device:
+        args += ["--device", device]
+    if exit_when_idle:
+        args += ["--exit-when-idle"]
+    if linger:
+        args += ["--linger", f"{linger:g}"]
+    return args
+
+
 def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m signlab ARGS`` detached, appending its output to ``log``.
 

@@ -30,7 +30,7 @@ from .data import check_source_allowed
 from .errors import SignlabError
 from .fsutil import atomic_write_json, read_json_inside
 from .jobs import default_job_limit
-from .launch import cpu_share, spawn
+from .launch import cpu_share, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, run_path
 from .store import RunState, lease_seconds, new_worker_id, store_for
@@ -165,15 +165,7 @@ def _source_problem(run: Run) -> str | None:
 
 def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_when_idle: bool,
                limit: int, linger: float = 0.0) -> int:
-    args = ["worker", "--runs-dir", str(root.resolve()), "--slots", "1", "--limit", str(limit)]
-    if db:
-        args += ["--db", db]
-    if device:
-        args += ["--device", device]
-    if exit_when_idle:
-        args += ["--exit-when-idle"]
-    if linger:
-        args += ["--linger", f"{linger:g}"]
+    args = worker_args(root, limit, db=db, device=device, exit_when_idle=exit_when_idle, linger=linger)
     procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
     try:
         for p in procs:
