@@ -140,9 +140,13 @@ class JobManager:
         return self.limit - sum(counts.get(s.value, 0) for s in HOLDING)
 
     def _spare_workers(self, store: RunStore) -> int:
-        """Workers that will take the next run: registered and idle, or started here and not yet registered."""
+        """Workers that will take the next run: registered and idle (or finishing a run that is no longer
+        held: its test-set evaluation runs after the run is released), or started here and not yet
+        registered. Without the second case a page that reran as a run finished started a second worker."""
         registered = store.workers(kind="worker")
-        idle = sum(1 for w in registered if not w.get("current"))
+        busy = {w["current"] for w in registered if w.get("current")}
+        held = {r["run_id"] for r in store.rows(busy, states=HOLDING)} if busy else set()
+        idle = sum(1 for w in registered if w.get("current") not in held)
         root = str(self.runs_dir.resolve())  # this process may have started workers for other folders
         mine = {p.pid for p in live_children() if root in p.args}
         starting = len(mine - {w["pid"] for w in registered if w["host"] == socket.gethostname()})

@@ -112,3 +112,16 @@ def test_warm_starts_nothing_without_local_workers_lingering_or_a_free_slot(tmp_
 def test_worker_linger_seconds_reads_the_environment(monkeypatch, value, seconds):
     monkeypatch.setenv("SIGNLAB_WORKER_LINGER", value)
     assert worker_linger_seconds() == seconds
+
+
+def test_a_worker_finishing_a_released_run_counts_as_spare(tmp_path: Path, monkeypatch):
+    """After a run is released the worker still evaluates it on the test set, with the run as its
+    current one; a Train page that reruns then must not start a second worker."""
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "30")
+    jm = JobManager(tmp_path, limit=2)
+    run = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, status="completed")
+    jm.store.register_worker("w-evaluating", "worker", slots=1, device="cpu")
+    jm.store.worker_beat("w-evaluating", current=run.id)
+    before = len(live_children())
+    assert jm.warm() is False
+    assert len(live_children()) == before
