@@ -1,7 +1,8 @@
 """Shared fixtures: the real bundled dataset (loaded once), small slices of it, CSV builders and
 one short trained run that the runs, evaluate and CLI tests read.
 
-Threads are left alone here; run the suite with ``OMP_NUM_THREADS=1`` on a small machine.
+Threads: scripts/test.sh runs two pytest workers with ``OMP_NUM_THREADS=1`` each (two training
+tests at once would otherwise oversubscribe 2 cores).
 """
 from __future__ import annotations
 

@@ -34,6 +34,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            # with pytest-xdist (--dist loadgroup) every browser test runs in one worker, one after
+            # another: they share one server and one Chromium, and two at once would fight over 2 cores
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def _free_port() -> int:
