@@ -121,8 +121,9 @@ class JobManager:
         """Start a worker ahead of the next run, so that a click on Train starts training at once
         (the Train page calls this when it opens). It warms up and waits ``linger`` seconds for a
         run. Nothing starts without local workers or lingering, while an idle or starting worker is
-        there (so the page's reruns start no second one), or when every slot is taken. Returns whether a worker was started; a failure (the database away, the log unwritable) is
-        only a missed head start, so it returns False rather than raising."""
+        there (so the page's reruns start no second one), or when every slot is taken. Returns
+        whether a worker was started; a failure (the database away, the log unwritable) is only a
+        missed head start, so it returns False rather than raising."""
         if not self.start_workers or self.linger <= 0:
             return False
         with self._tick_lock:
