@@ -28,7 +28,9 @@ TINY = dict(model="logreg", epochs=1, max_steps=2, batch_size=64, augment=False,
 @pytest.fixture(autouse=True)
 def _quick(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # workers share 2 cores with the test runner
-    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "3")  # a dead holder is found out within seconds
+    # a dead holder is found out within seconds; 3 s was once too short for a live worker starting
+    # up beside a second pytest worker (its lease ran out and its run ended "interrupted")
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "5")
 
 
 def _worker(runs_dir: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
