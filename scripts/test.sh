@@ -25,8 +25,8 @@ if ! command -v initdb >/dev/null 2>&1; then
 fi
 # Two pytest workers (pytest-xdist): much of the suite waits on servers, workers and Chromium, so
 # two at once fit on 2 cores (measured on an AVX2 machine: 20.8 min one at a time, 11.0-13.5 min
-# two at a time, and even then 1.2 cores busy on average). The browser tests stay one group in one
-# worker (tests/browser/conftest.py), and each worker's torch gets one thread so that two training
-# tests do not fight over the same cores.
+# two at a time; three at a time was no faster, 12.3 min against 12.4). The browser tests make two
+# groups, each in one worker with its own server and Chromium (tests/browser/conftest.py), and each
+# worker's torch gets one thread so that two training tests do not fight over the same cores.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec .venv/bin/python -m pytest -q -n "${SIGNLAB_TEST_WORKERS:-2}" --dist loadgroup --durations=25 "$@"

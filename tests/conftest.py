@@ -58,6 +58,17 @@ class CSVFactory:
         return path
 
 
+@pytest.fixture(autouse=True)
+def _no_warm_workers_outside_the_browser(request, monkeypatch):
+    """Page tests (AppTest) open the Train page, and the Train page starts a warm worker that waits
+    two minutes for a run (``JobManager.warm``): about 9 CPU-seconds each for a run that never
+    comes, over 40 of them in one suite. Outside the browser tests, workers start when a run is
+    queued and leave when the queue is empty; tests of lingering set their own value. The browser
+    tests keep the product's default, as a student gets it."""
+    if request.node.get_closest_marker("browser") is None:
+        monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "0")
+
+
 @pytest.fixture
 def csvs(tmp_path) -> CSVFactory:
     folder = tmp_path / "csv"

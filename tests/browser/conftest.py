@@ -29,14 +29,25 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
+# test file -> xdist group, balanced by the files' measured times (--durations, 2 workers)
+BROWSER_GROUPS = {
+    "test_load_browser.py": "browser1", "test_app_browser.py": "browser1", "test_auth_browser.py": "browser1",
+    "test_insight_browser.py": "browser1", "test_live_chart_browser.py": "browser1",
+    "test_newcomer_browser.py": "browser2", "test_pages_browser.py": "browser2",
+    "test_calibrate_browser.py": "browser2", "test_classify_browser.py": "browser2",
+}
+
+
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
-            # with pytest-xdist (--dist loadgroup) every browser test runs in one worker, one after
-            # another: they share one server and one Chromium, and two at once would fight over 2 cores
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            # with pytest-xdist (--dist loadgroup) each file's tests run in one worker, one after
+            # another, sharing that worker's server and Chromium; the files make two groups of about
+            # equal time, so two workers each take one (as one group in one worker they added up to
+            # most of the suite's 15 minutes by --durations; in two groups they take 6.6 minutes alone)
+            item.add_marker(pytest.mark.xdist_group(BROWSER_GROUPS.get(Path(str(item.fspath)).name, "browser1")))
 
 
 def _free_port() -> int:
