@@ -746,7 +746,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     def progress() -> None:
         jm.tick()
         now = live_view(run, jm, mine)
-        if now.state != drawn_with:
+        if now.state != drawn_with or now.awaiting_test != view.awaiting_test:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
         # with the loss feed the canvas draws the progress line itself and keeps it moving
         fed = polling and _fed(now)
@@ -803,6 +803,14 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             st.fragment(_named(details, f"{key}_details"))()  # no timer: redrawn on demand
     else:
         _drop_feeds()  # the run stopped: its chart no longer asks
+
+        if view.awaiting_test:
+            # a run that has just completed shows its validation accuracy until the worker has
+            # written its test accuracy: the status looks again every second until then
+            st.fragment(run_every=1.0)(_named(progress, f"{key}_awaiting"))()
+            if not compact:
+                st.fragment(_named(details, f"{key}_details"))()
+            return
 
         def still() -> None:
             progress()

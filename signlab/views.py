@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
@@ -71,10 +72,14 @@ class LiveStatus:
     can_resume: bool = False  # ...or "Resume" when this is true
     can_continue: bool = False
     notice: str = ""  # said beside the buttons: this run was started in another tab or session
+    awaiting_test: bool = False  # completed, its test accuracy not written yet: the page looks again
 
     @property
     def pause_label(self) -> str:
         return "⏯ Resume" if self.paused else "⏸ Pause"
+
+
+AWAIT_TEST_SECONDS = 60.0  # how long after a run completes the Train page waits for its test accuracy
 
 
 def progress_text(epoch: int, target: int, progress: float, images_per_second: float | None,
@@ -117,11 +122,12 @@ def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
-                target_epochs: int | None = None, elsewhere: bool = False) -> LiveStatus:
+                target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None) -> LiveStatus:
     """The live status of a run from its status row (``Run.status()``) and its metric records.
 
     ``elsewhere``: the page shows the user's active run that another tab or session started; Start
-    stays enabled (a second run beside it is the user's choice) and the notice says so.
+    stays enabled (a second run beside it is the user's choice) and the notice says so. ``now``:
+    the time (``time.time()``) that decides whether a completed run's test accuracy may still come.
     """
     state = str(status.get("status") or "")
     if not state:
@@ -161,9 +167,13 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
         secs = _number(status.get("train_seconds")) or 0.0
         result = (f": **{100 * test:.2f}%** test accuracy." if test else
-                  f": **{100 * val:.2f}%** validation accuracy." if val else ".")
+                  f": **{100 * val:.2f}%** validation accuracy (the network alone); the test accuracy "
+                  "follows in a few seconds." if val else ".")
+        # the two can differ (100% validation, 99.74% test for one fast-preset run): a page left on
+        # the first would contradict the Evaluate page, so it looks again for up to a minute
+        since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training" + result,
-                          epoch=done, **buttons)
+                          epoch=done, awaiting_test=bool(val and not test and since < AWAIT_TEST_SECONDS), **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:

@@ -83,10 +83,15 @@ def test_final_states(state, kind, word):
 
 def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_written():
     # validation is the network alone, the test accuracy adds test-time shifts: they can differ
-    status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0}
-    assert views.live_status(status, []).message.endswith(": **100.00%** validation accuracy.")
-    after = views.live_status({**status, "test_accuracy": 0.99986}, []).message
-    assert after.endswith(": **99.99%** test accuracy.")
+    status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0,
+              "updated": 1000.0}
+    waiting = views.live_status(status, [], now=1005.0)
+    assert ": **100.00%** validation accuracy (the network alone); the test accuracy follows" in waiting.message
+    assert waiting.awaiting_test  # the Train page looks again until the test accuracy is there
+    after = views.live_status({**status, "test_accuracy": 0.99986}, [], now=1006.0)
+    assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
+    # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
+    assert not views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1).awaiting_test
 
 
 def test_completed_shows_accuracy_only_when_known():
