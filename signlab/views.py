@@ -166,14 +166,15 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         # completes; until then the last validation (the network alone) is shown, named as such
         test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
         secs = _number(status.get("train_seconds")) or 0.0
-        result = (f": **{100 * test:.2f}%** test accuracy." if test else
-                  f": **{100 * val:.2f}%** validation accuracy (the network alone); the test accuracy "
-                  "follows in a few seconds." if val else ".")
         # the two can differ (100% validation, 99.74% test for one fast-preset run): a page left on
         # the first would contradict the Evaluate page, so it looks again for up to a minute
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
+        awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
+        result = (f": **{100 * test:.2f}%** test accuracy." if test else
+                  f": **{100 * val:.2f}%** validation accuracy (the network alone)" +
+                  ("; the test accuracy follows in a few seconds." if awaiting else ".") if val else ".")
         return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training" + result,
-                          epoch=done, awaiting_test=bool(val and not test and since < AWAIT_TEST_SECONDS), **buttons)
+                          epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:

@@ -91,7 +91,8 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     after = views.live_status({**status, "test_accuracy": 0.99986}, [], now=1006.0)
     assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
     # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
-    assert not views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1).awaiting_test
+    late = views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1)
+    assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy (the network alone).")
 
 
 def test_completed_shows_accuracy_only_when_known():
