@@ -797,21 +797,16 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
                 choose_for_classify(run.id)
                 st.switch_page("app_pages/classify.py")
 
-    if polling:
-        st.fragment(run_every=poll_seconds(view))(_named(progress, f"{key}_polling"))()
+    if not polling:
+        _drop_feeds()  # the run stopped: its chart no longer asks
+    if polling or view.awaiting_test:
+        # the status polls while the run trains, and once a second after it completed until the
+        # worker has written its test accuracy (``LiveStatus.awaiting_test``)
+        every, name = (poll_seconds(view), "polling") if polling else (1.0, "awaiting")
+        st.fragment(run_every=every)(_named(progress, f"{key}_{name}"))()
         if not compact:
             st.fragment(_named(details, f"{key}_details"))()  # no timer: redrawn on demand
     else:
-        _drop_feeds()  # the run stopped: its chart no longer asks
-
-        if view.awaiting_test:
-            # a run that has just completed shows its validation accuracy until the worker has
-            # written its test accuracy: the status looks again every second until then
-            st.fragment(run_every=1.0)(_named(progress, f"{key}_awaiting"))()
-            if not compact:
-                st.fragment(_named(details, f"{key}_details"))()
-            return
-
         def still() -> None:
             progress()
             if not compact:

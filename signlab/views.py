@@ -163,16 +163,20 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:
         # the test accuracy (test-time shifts included) is written a few seconds after the run
-        # completes; until then the last validation (the network alone) is shown, named as such
+        # completes; until then the last validation (the network alone) is shown, named as such.
+        # The two can differ (100% and 99.74% for one fast-preset run), so the page looks again
+        # for up to a minute rather than stay on the first and contradict the Evaluate page
         test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
         secs = _number(status.get("train_seconds")) or 0.0
-        # the two can differ (100% validation, 99.74% test for one fast-preset run): a page left on
-        # the first would contradict the Evaluate page, so it looks again for up to a minute
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
-        result = (f": **{100 * test:.2f}%** test accuracy." if test else
-                  f": **{100 * val:.2f}%** validation accuracy (the network alone)" +
-                  ("; the test accuracy follows in a few seconds." if awaiting else ".") if val else ".")
+        if test:
+            result = f": **{100 * test:.2f}%** test accuracy."
+        elif val:
+            result = (f": **{100 * val:.2f}%** validation accuracy (the network alone)"
+                      + ("; the test accuracy follows in a few seconds." if awaiting else "."))
+        else:
+            result = "."
         return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training" + result,
                           epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:

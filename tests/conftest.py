@@ -61,10 +61,11 @@ class CSVFactory:
 @pytest.fixture(autouse=True)
 def _no_warm_workers_outside_the_browser(request, monkeypatch):
     """Page tests (AppTest) open the Train page, and the Train page starts a warm worker that waits
-    two minutes for a run (``JobManager.warm``): about 9 CPU-seconds each for a run that never
-    comes, over 40 of them in one suite. Outside the browser tests, workers start when a run is
-    queued and leave when the queue is empty; tests of lingering set their own value. The browser
-    tests keep the product's default, as a student gets it."""
+    two minutes for a run (``JobManager.warm``): 4.3 CPU-seconds to start and warm up, about 1 more
+    every 30 s of waiting, for a run that never comes (the tests outside the browser started 45
+    workers with it, 33 without). Outside the browser tests, workers start when a run is queued
+    and leave when the queue is empty; tests of lingering set their own value. The browser tests
+    keep the product's default, as a student gets it."""
     if request.node.get_closest_marker("browser") is None:
         monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "0")
 
