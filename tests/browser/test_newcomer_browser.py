@@ -6,6 +6,7 @@ train, pause, stop and continue runs, which would change what the shared server'
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from _helpers import (Server, assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle,
@@ -50,6 +51,22 @@ def _button(page, name: str):
 
 def _combo_value(page, name: str) -> str:
     return page.get_by_role("combobox", name=name).input_value()
+
+
+def _wait_input_value(page, label: str, want: str, timeout: float) -> list[str]:
+    """Poll the number box ``label`` until it holds ``want``; the distinct values it held, in turn
+    (CI once timed out here with no word of what the box showed instead)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = page.evaluate("(l) => { const e = document.querySelector(`input[aria-label=\"${l}\"]`);"
+                              " return e ? e.value : '(no box)'; }", label)
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        if value == want:
+            break
+        page.wait_for_timeout(250)
+    return seen
 
 
 def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
@@ -116,8 +133,8 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         wait_text(page, "Train a model", WAIT)
         wait_idle(page, WAIT)
         # read once the page has drawn the new session's widgets (the first frame may still hold the old ones)
-        page.wait_for_function("() => { const e = document.querySelector('input[aria-label=\"Ensemble members\"]');"
-                               " return e && e.value === '3'; }", timeout=WAIT * 1000)
+        seen = _wait_input_value(page, "Ensemble members", "3", WAIT)
+        assert seen[-1:] == ["3"], f"the Ensemble members box held {seen} (in turn) over {WAIT} s, not 3"
         assert _combo_value(page, "Preset").startswith("robust")
     with step(page, "stop the robust run"):
         _button(page, "⏹ Stop").click()
