@@ -18,7 +18,7 @@ with left:
     st.subheader("Settings")
     st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",
                  on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
-                 help="A starting point; change any setting below.")
+                 help="A starting point; change any setting below.", persist_state=ui.PERSIST)
     st.caption(views.PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
     model = ui.setting_input(views.SETTING["model"])
     info = views.model_info(model)

@@ -550,6 +550,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
 
 # ----------------------------------------------------------------------------- training settings as widgets
 
+PERSIST = "session"  # the settings' widgets keep their values across page switches (setting_input)
 
 
 def setting_key(name: str) -> str:
@@ -565,8 +566,16 @@ def load_settings(preset_name: str) -> None:
 
 def settings_from_link() -> None:
     """First visit in this session: the settings from the URL (a shared link), else the fast preset;
-    a warning names each value of the link that cannot be used and the default used instead."""
+    a warning names each value of the link that cannot be used and the default used instead. Later
+    visits keep the session's settings (their widgets persist across pages, :func:`setting_input`)."""
     if setting_key("preset") in st.session_state:
+        # Set each box's value again before its widget is drawn, so every run sends the boxes the
+        # values a Start would use. Without it, a box can show its default while the session holds
+        # another value when a page switch interrupts a script run (streamlit#7338): CI once saw the
+        # robust preset's "Ensemble members" box hold something other than 3 for a minute after
+        # Classify's "Train the robust model" had started a run of three.
+        for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
+            st.session_state[key] = st.session_state[key]
         return
     values, problems = link_values(st.query_params.to_dict())
     for name, value in values.items():
@@ -576,21 +585,24 @@ def settings_from_link() -> None:
 
 
 def setting_input(s: Setting, where: Any = None) -> Any:
-    """The widget of one setting, declared in config.py: a toggle, a select box or a number box."""
+    """The widget of one setting, declared in config.py: a toggle, a select box or a number box.
+
+    Its value lasts the whole session (``persist_state="session"``): a student who sets 7 epochs,
+    looks at Data and comes back finds 7, not the preset's value."""
     where, key = where or st, setting_key(s.name)
     if s.type is bool:
-        return where.toggle(s.label, key=key, help=s.help)
+        return where.toggle(s.label, key=key, help=s.help, persist_state=PERSIST)
     allowed = s.allowed()
     if allowed is not None:
         if st.session_state.get(key) not in allowed:  # e.g. a model no longer registered: the box would fail
             st.session_state[key] = s.default
-        return where.selectbox(s.label, allowed, key=key, help=s.help)
+        return where.selectbox(s.label, allowed, key=key, help=s.help, persist_state=PERSIST)
     lo, hi = s.range
     if s.type is int:
         return where.number_input(s.label, min_value=int(lo), max_value=int(hi), step=int(s.step or 1), key=key,
-                                  help=s.help)
+                                  help=s.help, persist_state=PERSIST)
     return where.number_input(s.label, min_value=float(lo), max_value=float(hi), step=float(s.step or 1e-4),
-                              format="%.5f", key=key, help=s.help)
+                              format="%.5f", key=key, help=s.help, persist_state=PERSIST)
 
 
 def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:

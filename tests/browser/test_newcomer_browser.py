@@ -142,6 +142,27 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
     assert_no_exception(page, "Train from Classify")
 
 
+def test_settings_survive_a_visit_to_another_page(page, own):
+    with step(page, "on Train, set 7 epochs and seed 5"):
+        goto(page, own.url, "/train")
+        for label, value in (("Epochs", "7"), ("Seed", "5")):
+            box = page.get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            wait_idle(page, WAIT)
+        assert _wait_input_value(page, "Epochs", "7", WAIT)[-1] == "7"
+    with step(page, "look at Data, then come back to Train: the settings are still 7 and 5"):
+        page.get_by_role("link", name="Data").first.click()
+        wait_text(page, "Sample images", WAIT)
+        page.get_by_role("link", name="Train").first.click()
+        wait_text(page, "Train a model", WAIT)
+        for label, value in (("Epochs", "7"), ("Seed", "5")):
+            seen = _wait_input_value(page, label, value, WAIT)
+            assert seen[-1:] == [value], f"the {label} box held {seen} (in turn), not the {value} set before"
+        assert "epochs=7" in page.url, page.url  # and the link to share says so
+    assert_no_exception(page, "Train after a visit to Data")
+
+
 def test_a_single_loss_point_has_readable_axis_ticks(page, own):
     with step(page, "open the run of one logged step"):
         goto(page, own.url, "/train?run=logreg-one-step")
