@@ -30,7 +30,7 @@ weakest = min(rows, key=lambda r: r["recall"])
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Test accuracy", f"{100 * ev.accuracy:.2f}%", help="Share of the 7,172 test images predicted right")
 m2.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images")
-m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {weakest['recall']:.0f}%",
+m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
           help="The letter the model finds least often")
 m4.metric("Model", model_name, help=f"{run.epochs_completed()} epoch(s) trained")
 
@@ -110,7 +110,7 @@ with c2:
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
     worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
-    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({r['F1']:.0f}% F1)" for r in worst) + "."
+    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)} F1)" for r in worst) + "."
                 if worst else "Every letter is recognised perfectly here.")
 
 st.subheader("The most confident mistakes")

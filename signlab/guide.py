@@ -20,6 +20,7 @@ from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
 from .models import model_info
+from .numbers import percent_text
 from .runs import Run
 
 
@@ -78,7 +79,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         if not r:
             return None
         acc = evaluate(r).accuracy
-        return (f"Your logistic regression reached **{100 * acc:.1f}%** test accuracy with "
+        return (f"Your logistic regression reached **{percent_text(acc)}** test accuracy with "
                 f"**{model_info('logreg').parameters:,} parameters** (784 × 24 weights + 24 biases).")
     if step.key == "seed":
         r = find_run(runs, SEED)
@@ -89,7 +90,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         share_a = float((ev.y_pred == 0).mean())
         health = health_records(r.metrics())
         clipped = health[-1].get("dead_logits") if health else None
-        return (f"Your lecture ConvNet reached **{100 * ev.accuracy:.1f}%**. "
+        return (f"Your lecture ConvNet reached **{percent_text(ev.accuracy)}**. "
                 + (f"At the end of training its output ReLU clipped **{100 * clipped:.0f}%** of the letter scores "
                    "to 0 (dead logits). " if isinstance(clipped, (int, float)) else "")
                 + (f"**{len(dead)} letter(s) are never predicted** ({', '.join(dead)}); " if dead else
@@ -109,7 +110,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         if not fixed:
             return None
         acc = evaluate(fixed).accuracy
-        msg = f"Your ConvNet without the output ReLU reached **{100 * acc:.1f}%**"
+        msg = f"Your ConvNet without the output ReLU reached **{percent_text(acc)}**"
         if seed:
             gain = 100 * (acc - evaluate(seed).accuracy)
             msg += f": **{gain:+.0f} points** against the lecture's version"

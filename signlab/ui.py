@@ -228,7 +228,7 @@ def metrics(run: Run) -> list[dict[str, Any]]:
 def run_label(run: Run) -> str:
     s = run.summary()
     acc = s.get("test_accuracy") or s.get("val_accuracy")
-    acc_s = f", {100 * acc:.1f}%" if isinstance(acc, (int, float)) else ""
+    acc_s = f", {views.percent(acc, 1)}" if isinstance(acc, (int, float)) else ""
     name = s["name"] if s["name"] != run.id else run.id
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1

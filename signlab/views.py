@@ -19,6 +19,7 @@ import numpy as np
 from . import handshape as _handshape
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
+from .numbers import percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState
 
@@ -46,8 +47,9 @@ def duration(seconds: float | None) -> str:
 
 
 def percent(v: Any, digits: int = 2) -> str:
+    """A fraction as a percentage (never a false 100%: :func:`signlab.numbers.percent_text`), or a dash."""
     n = _number(v)
-    return f"{100 * n:.{digits}f}%" if n is not None else DASH
+    return percent_text(n, digits) if n is not None else DASH
 
 
 # --------------------------------------------------------------------------- live status of one run

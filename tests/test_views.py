@@ -385,3 +385,24 @@ def test_shape_reading_says_what_each_reading_says():
     agree = dataclasses.replace(verdict, shape=image, image=image)
     assert views.shape_reading(agree).startswith("Two readings agree")
     assert views.shape_reading(views.verdict(image, photo=True)) is None  # no hand shape: no line
+
+
+@pytest.mark.parametrize("fraction, digits, text", [
+    (247 / 248, 0, "99.6%"),  # a letter with one mistake: never "100%"
+    (7171 / 7172, 1, "99.99%"),  # a run with one mistake in the test set
+    (7171 / 7172, 2, "99.99%"),
+    (1.0, 1, "100.0%"),  # exact: as asked
+    (0.0, 0, "0%"),
+    (1 / 7172, 1, "0.01%"),  # one right answer is not "0.0%"
+    (0.5, 1, "50.0%"),
+    (0.9449, 1, "94.5%"),  # ordinary rounding elsewhere
+])
+def test_a_percentage_never_rounds_to_a_false_100_or_0(fraction, digits, text):
+    assert views.percent(fraction, digits) == text
+
+
+def test_the_tour_and_the_pages_share_one_percentage_rule():
+    from signlab.numbers import percent_text
+    assert percent_text(7171 / 7172) == "99.99%"  # the tour's one decimal, widened where needed
+    assert percent_text(1.0) == "100.0%"
+    assert views.percent(None) == views.DASH and views.percent(float("nan")) == views.DASH

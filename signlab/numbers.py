@@ -1,0 +1,24 @@
+"""How the app and the command line write a fraction as a percentage for people to read.
+
+One rule, shared by the pages, the guided tour and the view models: rounding never makes a figure
+that is short of 100% read "100%" (or one above 0% read "0%"). A letter with one mistake in 248
+test images is at 99.6%, and a run with one mistake in 7,172 at 99.99%; a student who reads 100%
+beside "1 mistake" is told two different things.
+"""
+from __future__ import annotations
+
+import math
+
+MAX_DIGITS = 4  # past this, the figure is as close to 100% as any test set here can tell
+
+
+def percent_text(fraction: float, digits: int = 1) -> str:
+    """``fraction`` (0..1) as ``"99.6%"`` with ``digits`` decimals, more where fewer would round a
+    figure short of 100% up to 100% (or one above 0% down to 0%)."""
+    p = 100.0 * float(fraction)
+    if not math.isfinite(p):
+        return f"{p}%"
+    d = max(0, digits)
+    while d < MAX_DIGITS and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
+        d += 1
+    return f"{p:.{d}f}%"
