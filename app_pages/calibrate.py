@@ -143,7 +143,8 @@ if result:
                    f"{result['photos']} photos of {len(result['letters'])} letter(s) in {result['seconds']:.1f} s."
                    + (f" The hand-shape network learned the {result['hands_found']} hand(s) the detector found."
                       if result.get("hands_found") else "")
-                   + (f" On the dataset's test set it still gets {views.percent(test, 1)}." if test is not None else ""),
+                   + (f" On the dataset's test set it still gets {views.percent(test, 1)}."
+                      if test is not None else ""),
                    icon="✅")
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
                    "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")

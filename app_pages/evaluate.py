@@ -110,8 +110,8 @@ with c2:
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
     worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
-    st.markdown("Hardest letters here: " + ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)} F1)" for r in worst) + "."
-                if worst else "Every letter is recognised perfectly here.")
+    hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)} F1)" for r in worst)
+    st.markdown(f"Hardest letters here: {hard}." if worst else "Every letter is recognised perfectly here.")
 
 st.subheader("The most confident mistakes")
 mistakes = ev.mistakes(limit=24)

@@ -1,6 +1,6 @@
-"""How the app and the command line write a fraction as a percentage for people to read.
+"""How the app writes a fraction as a percentage for people to read.
 
-One rule, shared by the pages, the guided tour and the view models: rounding never makes a figure
+One rule, shared by the pages, the guided tour and the view models (``views.percent``): rounding never makes a figure
 that is short of 100% read "100%" (or one above 0% read "0%"). A letter with one mistake in 248
 test images is at 99.6%, and a run with one mistake in 7,172 at 99.99%; a student who reads 100%
 beside "1 mistake" is told two different things.
