@@ -20,6 +20,20 @@ if str(ROOT) not in sys.path:
 
 from signlab.data import Dataset, Split, load_dataset  # noqa: E402
 
+# Modules whose module-scoped fixtures are costly run whole in one pytest-xdist worker (--dist loadgroup),
+# so those fixtures are built once: test_cli's bad-input cases (about 25 s, a fresh interpreter each)
+# were built in both workers, measured in --durations of three runs.
+ONE_WORKER_MODULES = ("test_cli.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups (registered after this file)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name in ONE_WORKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group(name.removesuffix(".py")))
+
+
 HEADER = "label," + ",".join(f"pixel{i}" for i in range(1, 785))
 
 
