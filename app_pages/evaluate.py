@@ -28,7 +28,7 @@ n_wrong = int((ev.y_true != ev.y_pred).sum())
 rows = views.per_class_rows(ev)
 weakest = min(rows, key=lambda r: r["recall"])
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Test accuracy", f"{100 * ev.accuracy:.2f}%", help="Share of the 7,172 test images predicted right")
+m1.metric("Test accuracy", views.percent(ev.accuracy), help="Share of the 7,172 test images predicted right")
 m2.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images")
 m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
           help="The letter the model finds least often")

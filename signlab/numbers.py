@@ -1,9 +1,9 @@
 """How the app writes a fraction as a percentage for people to read.
 
-One rule, shared by the pages, the guided tour and the view models (``views.percent``): rounding never makes a figure
-that is short of 100% read "100%" (or one above 0% read "0%"). A letter with one mistake in 248
-test images is at 99.6%, and a run with one mistake in 7,172 at 99.99%; a student who reads 100%
-beside "1 mistake" is told two different things.
+One rule, shared by the pages, the guided tour and the view models (``views.percent``): rounding
+never makes a figure that is short of 100% read "100%" (or one above 0% read "0%"). A letter with
+one mistake in 248 test images is at 99.6%, and a run with one mistake in 7,172 at 99.99%; a
+student who reads 100% beside "1 mistake" is told two different things.
 """
 from __future__ import annotations
 

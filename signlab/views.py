@@ -173,9 +173,9 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
         if test:
-            result = f": **{100 * test:.2f}%** test accuracy."
+            result = f": **{percent(test)}** test accuracy."
         elif val:
-            result = (f": **{100 * val:.2f}%** validation accuracy (the network alone)"
+            result = (f": **{percent(val)}** validation accuracy (the network alone)"
                       + ("; the test accuracy follows in a few seconds." if awaiting else "."))
         else:
             result = "."
