@@ -41,7 +41,7 @@ from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
 from .inference import predict
 from .labels import LETTERS
-from .models import Ensemble
+from .models import Ensemble, watch
 from .normalize import normalize_for
 from .preprocess import MAX_FILE_BYTES, PHOTO_CROP, Crop, prepare, to_png, zoomed_views
 from .runs import Run, RunWriter, create_held_run, delete_run, open_run
@@ -227,12 +227,9 @@ def _last_linear(net: nn.Module) -> nn.Linear:
 def _features(net: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """What the last linear layer of ``net`` receives for normalised images ``x``: (N, D)."""
     layer, store = _last_linear(net), []
-    handle = layer.register_forward_hook(lambda _m, i, _o: store.append(i[0].detach().float()))
-    try:
+    with watch(layer, lambda _m, i: store.append(i[0].detach().float()), pre=True):
         for s in range(0, len(x), batch):
             net(x[s:s + batch])
-    finally:
-        handle.remove()
     return torch.cat(store).flatten(1)
 
 

@@ -14,6 +14,7 @@ No Streamlit here; the Map page draws the result with :func:`signlab.figures.fea
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from .data import Split
 from .errors import RunError, SignlabError
 from .fsutil import atomic_write
 from .labels import LETTERS, NUM_CLASSES
-from .models import first_network
+from .models import first_network, watch
 from .normalize import normalize_for
 from .predict import to_float_images
 from .runs import Run
@@ -82,22 +83,15 @@ def _probe_shapes(net: nn.Module, modules: dict[str, nn.Module]) -> dict[str, tu
     """Output shapes of ``modules`` for one blank image (one forward pass on the CPU)."""
     shapes: dict[str, tuple[int, ...]] = {}
 
-    def record(name: str):
-        def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:  # returns None: the output is kept
-            shapes.setdefault(name, tuple(out.shape[1:]))
-        return hook
-
-    hooks = [m.register_forward_hook(record(n)) for n, m in modules.items()]
-    try:
-        dev = next(net.parameters()).device
-        was = net.training
-        net.eval()
-        with torch.no_grad():
+    names = {m: n for n, m in modules.items()}
+    dev = next(net.parameters()).device
+    with watch(list(names), lambda m, _i, out: shapes.setdefault(names[m], tuple(out.shape[1:]))), torch.no_grad():
+        if net.training:  # the shapes are the same in either mode; eval keeps batch norm's statistics
+            net.eval()
             net(torch.zeros(2, 1, 28, 28, device=dev))
-        net.train(was)
-    finally:
-        for h in hooks:
-            h.remove()
+            net.train()
+        else:
+            net(torch.zeros(2, 1, 28, 28, device=dev))
     return shapes
 
 
@@ -157,36 +151,37 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
         t = t.detach().float()
         captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 and pool else t.flatten(1)).cpu())  # (B, D)
 
-    hook = None
+    watching = contextlib.nullcontext()
     if layer == HIDDEN:
         clf = _classifier(net)
         if clf is None:
             raise RunError("this model has no linear classifier, so no last hidden layer")
-        hook = clf.register_forward_pre_hook(lambda _m, inputs: keep(inputs[0]))
+        watching = watch(clf, lambda _m, inputs: keep(inputs[0]), pre=True)
     elif layer not in (PIXELS, LOGITS):
         mods = dict(net.named_modules())
         if layer not in mods:
             raise RunError(f"the model has no layer called {layer!r}")
-        hook = mods[layer].register_forward_hook(lambda _m, _i, out: keep(out))
+        watching = watch(mods[layer], lambda _m, _i, out: keep(out))
     was = model.training
-    model.eval()
+    if was:  # a cached, shared model is already in eval mode: toggling it would touch others' passes
+        model.eval()
     probs: list[torch.Tensor] = []
     try:
-        n = len(images)
-        for i in range(0, n, batch_size):
-            x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
-            logits = model(x).float()  # (B, 24)
-            if layer == PIXELS:
-                keep(x, pool=False)  # (B, 784): every pixel is a dimension
-            elif layer == LOGITS:
-                keep(logits)
-            probs.append(torch.softmax(logits, 1).cpu())
-            if progress:
-                progress(min(i + batch_size, n) / max(n, 1), f"running the model: {min(i + batch_size, n):,} of {n:,} images")
+        with watching:
+            n = len(images)
+            for i in range(0, n, batch_size):
+                x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
+                logits = model(x).float()  # (B, 24)
+                if layer == PIXELS:
+                    keep(x, pool=False)  # (B, 784): every pixel is a dimension
+                elif layer == LOGITS:
+                    keep(logits)
+                probs.append(torch.softmax(logits, 1).cpu())
+                if progress:
+                    progress(min(i + batch_size, n) / max(n, 1), f"running the model: {min(i + batch_size, n):,} of {n:,} images")
     finally:
-        if hook is not None:
-            hook.remove()
-        model.train(was)
+        if was:
+            model.train()
     if not captured:
         return np.zeros((0, 0), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
     return torch.cat(captured).numpy(), torch.cat(probs).numpy()
@@ -262,8 +257,10 @@ def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
     path = cache_path(run, layer, method)
     try:
         with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
-            if float(z["weights_mtime"]) != _weights_mtime(run) or len(z["y_true"]) != n:
+            if float(z["weights_mtime"]) != _weights_mtime(run):
                 return None
+            if any(len(z[k]) != n for k in ("coords", "y_true", "y_pred", "probs")):
+                return None  # a map that does not fit the test set (as an older version could write): remade
             return FeatureMap(z["coords"], z["y_true"], z["y_pred"], z["probs"].astype(np.float32), layer,
                               method, int(z["dims"]), float(z["seconds"]), cached=True)
     except (OSError, KeyError, ValueError):
@@ -287,6 +284,8 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
     stage = (lambda lo, hi: (lambda f, text: progress(lo + (hi - lo) * f, text))) if progress else (lambda lo, hi: None)
     run_share = 0.8 if method == "pca" else 0.15
     feats, probs = activations(model, split.images, layer, progress=stage(0.0, run_share))
+    if len(feats) != len(split) or len(probs) != len(split):  # never draw, or cache, a map of other images
+        raise RunError(f"the {layer!r} layer gave {len(feats):,} rows for {len(split):,} images")
     if progress:
         progress(run_share, f"embedding {feats.shape[1]}-dimensional activations with {method.upper()}…")
     coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0))

@@ -21,7 +21,7 @@ from torch import nn
 
 from .labels import LETTERS
 from .normalize import equalize, input_norm, normalize_for
-from .models import LogisticRegression, conv_layers, first_network
+from .models import LogisticRegression, conv_layers, first_network, watch
 from .predict import forward_views
 from .preprocess import Prepared, zoomed_views
 
@@ -144,7 +144,8 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     convs = conv_layers(model)
     if not convs:  # an MLP: plain input-gradient saliency
         xn = normalize_for(model, x).requires_grad_(True)
-        model(xn)[0, target].backward()
+        with torch.enable_grad():
+            model(xn)[0, target].backward(inputs=[xn])  # the input's gradient only: the model may be shared
         sal = xn.grad[0, 0].abs().cpu().numpy()
         return sal / (sal.max() or 1.0)
     store: dict[str, torch.Tensor] = {}
@@ -154,14 +155,11 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
         out.retain_grad()
         store["a"] = out
 
-    handle = layer.register_forward_hook(hook)
-    try:
-        model.zero_grad(set_to_none=True)
-        with torch.enable_grad():
-            score = model(normalize_for(model, x))[0, target]
-            score.backward()
-    finally:
-        handle.remove()
+    with watch(layer, hook), torch.enable_grad():
+        # no zero_grad: the model may be shared with other sessions, and only the activation's
+        # own gradient (retain_grad above) is read, never the weights'
+        score = model(normalize_for(model, x))[0, target]
+        score.backward(inputs=[store["a"]])
     a, g = store["a"], store["a"].grad  # (1, C, h, w)
     if rectify:  # relu(a) is what the lecture's order passes on; the gradient is the same
         a = F.relu(a)
@@ -235,11 +233,7 @@ def occlusion_map(model: nn.Module, image: np.ndarray, target: int, patch: int =
 def feature_maps(model: nn.Module, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The output of every convolution for one image: [(layer name, (C, h, w) array)]."""
     out: list[tuple[str, np.ndarray]] = []
-    handles = [m.register_forward_hook(lambda _m, _i, o, n=name: out.append((n, o[0].float().cpu().numpy())))
-               for name, m in conv_layers(model)]
-    try:
+    names = {m: name for name, m in conv_layers(model)}
+    with watch(list(names), lambda m, _i, o: out.append((names[m], o[0].float().cpu().numpy()))):
         model(normalize_for(model, _batch([image], model)))
-    finally:
-        for h in handles:
-            h.remove()
     return out

@@ -13,8 +13,10 @@ ReLU on the output logits, so students can see what it does.
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -122,6 +124,33 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     if isinstance(model, Ensemble):
         return [(f"members.0.{n}", m) for n, m in conv_layers(first_network(model))]
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+@contextmanager
+def watch(modules: "nn.Module | list[nn.Module]", fn: Callable[..., None], pre: bool = False) -> Iterator[None]:
+    """Call ``fn`` on each forward pass of ``modules`` made by this thread, while the block runs.
+
+    ``fn(module, inputs, output)`` (``pre=True``: ``fn(module, inputs)``, before the layer runs).
+    The dashboard keeps one copy of a run's model for every student (a cached resource), and a
+    forward hook fires on every thread's forward pass, so a hook that only checked "during my
+    call" would also collect a classmate's batch (the Map page once got 18,436 rows for 7,172
+    images). Filtering on the thread that registered it keeps each caller's capture its own;
+    forward passes never change an eval-mode model, so nothing else needs a lock. ``fn`` returns
+    None: the layer's output is never replaced.
+    """
+    me = threading.get_ident()
+    mods = [modules] if isinstance(modules, nn.Module) else list(modules)
+
+    def hook(m: nn.Module, *args: Any) -> None:
+        if threading.get_ident() == me:
+            fn(m, *args)
+
+    handles = [m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook) for m in mods]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def first_weights(model: nn.Module) -> torch.Tensor | None:

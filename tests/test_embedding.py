@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from signlab import compare, embedding, figures
 from signlab.data import Split
@@ -88,6 +89,61 @@ def test_run_map_is_cached_per_layer_and_method_until_the_weights_change(tmp_pat
     assert embedding.cached_map(run, "hidden", "pca", 120) is None
     s = embedding.map_summary(fm)
     assert s["points"] == 120 and 0 <= s["wrong"] <= 120
+
+
+def test_a_shared_model_gives_each_caller_only_its_own_activations(tiny_test):
+    """The dashboard caches one model for every session: a classmate's forward pass made while a
+    map is being computed must not land in that map (it once had 18,436 rows for 7,172 images)."""
+    import threading
+
+    from signlab.calibrate import _features
+    from signlab.inference import feature_maps, saliency_map
+
+    model = create_model("seed_convnet").eval()
+    alone, _ = embedding.activations(model, tiny_test.images, "hidden", batch_size=40)
+
+    def classmate(*_args) -> None:  # another session's passes, made while ours is under way
+        t = threading.Thread(target=lambda: (feature_maps(model, tiny_test.images[0]),
+                                             saliency_map(model, tiny_test.images[1], 3),
+                                             model(torch.zeros(7, 1, 28, 28))))
+        t.start()
+        t.join()
+
+    shared, probs = embedding.activations(model, tiny_test.images, "hidden", batch_size=40, progress=classmate)
+    assert shared.shape == (120, 50) and probs.shape == (120, 24)
+    assert np.allclose(shared, alone, atol=1e-5)
+    # the same for the feature maps and the calibration's features, with passes running beside them
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [model(torch.zeros(3, 1, 28, 28)) for _ in iter(stop.is_set, True)])
+    busy.start()
+    try:
+        for _ in range(20):
+            maps = feature_maps(model, tiny_test.images[0])
+            assert [name for name, _ in maps] == ["features.0", "features.3", "features.6"]
+            assert _features(model, torch.zeros(5, 1, 28, 28)).shape == (5, 50)
+    finally:
+        stop.set()
+        busy.join()
+
+
+def test_a_cached_map_that_does_not_fit_the_test_set_is_made_again(tmp_path, small_dataset, tiny_test):
+    from signlab import api
+    from signlab.config import TrainConfig
+    from signlab.runs import open_run
+
+    rec = api.train(TrainConfig(model="logreg", epochs=1, max_steps=3, augment=False), tmp_path, run_id="m",
+                    dataset=small_dataset, evaluate_test=False)
+    run = open_run(rec["run_id"], tmp_path)
+    fm = embedding.run_map(run, tiny_test, method="pca")
+    path = embedding.cache_path(run, fm.layer, "pca")
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["coords"] = np.vstack([arrays["coords"]] * 3)  # what the shared-model race once wrote
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    assert embedding.cached_map(run, fm.layer, "pca", 120) is None
+    again = embedding.run_map(run, tiny_test, method="pca")
+    assert not again.cached and again.coords.shape == (120, 2)
 
 
 def test_point_indices_and_spread_sample():
