@@ -20,6 +20,8 @@ with left:
                  on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
                  help="A starting point; change any setting below.", persist_state=ui.PERSIST)
     st.caption(views.PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
+    if changes := views.preset_changes(ui.settings_in_state()):  # the boxes' values, set before they are drawn
+        st.caption(changes)
     model = ui.setting_input(views.SETTING["model"])
     info = views.model_info(model)
     members = int(st.session_state.get("cfg_ensemble", 1))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .config import PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
+from .errors import ConfigError
 
 PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
 SEARCHED: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.search is not None)  # the sweep's, in table order
@@ -51,8 +52,16 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str] | None = N
 
 
 def option_values(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """The settings given on the command line (None where an option was left out)."""
-    return {s.name: getattr(args, s.name) for s in (SETTINGS if names is None else [SETTING[n] for n in names])}
+    """The settings given on the command line (None where an option was left out).
+
+    Raises ConfigError naming the option (``--epochs: 300 is out of range; allowed 1 to 200``), the
+    name the user typed, for the first given value that cannot be used."""
+    values = {s.name: getattr(args, s.name) for s in (SETTINGS if names is None else [SETTING[n] for n in names])}
+    for name, value in values.items():
+        problem = None if value is None else SETTING[name].problem(value)
+        if problem:
+            raise ConfigError(f"{SETTING[name].flag}: {problem}")
+    return values
 
 
 # --------------------------------------------------------------------------- the Train page and its links
@@ -65,8 +74,20 @@ def page_values(preset_name: str) -> dict[str, Any]:
 def page_config(values: Mapping[str, Any]) -> TrainConfig:
     """The config of the page's values (as :func:`page_values` gives them): the preset, each setting over it.
 
-    Raises ConfigError naming the first setting that cannot be used."""
+    Raises ConfigError naming the first setting that cannot be used by its label on the page
+    ("Epochs: 300 is out of range; allowed 1 to 200"), as the student reads it there."""
+    for s in PAGE_SETTINGS:
+        problem = s.problem(values[s.name]) if s.name in values else None
+        if problem:
+            raise ConfigError(f"{s.label}: {problem}")
     return preset(values["preset"], **{k: v for k, v in values.items() if k != "preset"})
+
+
+def changed_from_preset(values: Mapping[str, Any]) -> list[Setting]:
+    """The page settings whose value differs from the chosen preset's, in the page's order: what
+    a student changed after picking it (the link still reproduces them, the preset plus each)."""
+    base = page_values(values["preset"]) if values.get("preset") in PRESETS else {}
+    return [s for s in PAGE_SETTINGS if s.name in values and s.name in base and values[s.name] != base[s.name]]
 
 
 def parse_value(s: Setting, raw: str) -> Any:

@@ -597,12 +597,15 @@ def setting_input(s: Setting, where: Any = None) -> Any:
         if st.session_state.get(key) not in allowed:  # e.g. a model no longer registered: the box would fail
             st.session_state[key] = s.default
         return where.selectbox(s.label, allowed, key=key, help=s.help, persist_state=PERSIST)
-    lo, hi = s.range
+    # No min_value/max_value: a box with bounds keeps its last valid value when a student types one
+    # outside them (it only turns red), so Start would train with a number the page does not show.
+    # Unbounded, the typed value reaches views.page_config, whose message names the setting and its
+    # range and turns Start off.
+    help_text = f"{s.help.rstrip('.')} (allowed {s.allowed_text()})."
     if s.type is int:
-        return where.number_input(s.label, min_value=int(lo), max_value=int(hi), step=int(s.step or 1), key=key,
-                                  help=s.help, persist_state=PERSIST)
-    return where.number_input(s.label, min_value=float(lo), max_value=float(hi), step=float(s.step or 1e-4),
-                              format="%.5f", key=key, help=s.help, persist_state=PERSIST)
+        return where.number_input(s.label, step=int(s.step or 1), key=key, help=help_text, persist_state=PERSIST)
+    return where.number_input(s.label, step=float(s.step or 1e-4), format="%.5f", key=key, help=help_text,
+                              persist_state=PERSIST)
 
 
 def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:

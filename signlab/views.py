@@ -644,6 +644,17 @@ def page_config(values: dict[str, Any]) -> tuple[Any, str | None]:
         return None, str(err)
 
 
+def preset_changes(values: dict[str, Any]) -> str:
+    """A caption saying which settings differ from the chosen preset ("" when none do), so the
+    Preset box, which still names the preset, does not pass for a description of the run."""
+    changed = _settings.changed_from_preset(values)
+    if not changed:
+        return ""
+    names = [s.label for s in changed]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
+
+
 def link_query(values: dict[str, Any]) -> dict[str, str]:
     """The settings as the link's query parameters."""
     return _settings.link_query(values)

@@ -238,9 +238,9 @@ def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_c
     widgets = {w.label: w for kind in (at.number_input, at.selectbox, at.toggle) for w in kind}
     for s in PAGE_SETTINGS:
         w = widgets[s.label]
-        assert w.help == s.help and w.value == (7 if s.name == "epochs" else s.default), s.name
-        if s.range is not None:
-            assert (w.min, w.max) == s.range, s.name
+        assert w.help.startswith(s.help.rstrip(".")) and w.value == (7 if s.name == "epochs" else s.default), s.name
+        if s.range is not None:  # the range is told, not enforced by the box (which would keep a stale value)
+            assert s.allowed_text() in w.help and w.min is None and w.max is None, s.name
         if s.allowed() is not None:
             assert tuple(w.options) == s.allowed(), s.name
     query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
@@ -262,6 +262,53 @@ def test_train_page_preset_box_loads_the_preset(tmp_path, monkeypatch, app_cache
         k: v for k, v in page_values("lecture").items() if k != "preset"}
     query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
     assert query == link_query(page_values("lecture"))
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("epochs", 300, "Epochs: 300 is out of range; allowed 1 to 200"),
+    ("lr", 0.0, "is out of range; allowed 1e-06 to 10"),
+    ("batch_size", 100000, "is out of range; allowed 1 to 4096"),
+    ("seed", -1, "is out of range; allowed 0 to 2147483647"),
+])
+def test_train_page_refuses_a_typed_value_out_of_range_and_turns_start_off(tmp_path, monkeypatch, app_caches,
+                                                                          name, value, message):
+    """A box with bounds kept its last valid value while showing the typed one in red, and Start
+    trained with the value the student could no longer see."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/train.py")
+    at.run()
+    [box] = [w for w in at.number_input if w.label == SETTING[name].label]
+    box.set_value(value).run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any(e.startswith(f"{SETTING[name].label}: ") and message in e for e in errors), errors
+    [start] = [b for b in at.button if "Start" in b.label]
+    assert start.disabled
+    box.set_value(SETTING[name].default if SETTING[name].default is not None else 1).run()
+    assert not at.error and not [b for b in at.button if "Start" in b.label][0].disabled
+
+
+def test_train_page_says_which_settings_differ_from_the_preset(tmp_path, monkeypatch, app_caches):
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not [c for c in at.caption if "Custom" in c.value]  # the preset as it is
+    [model] = [w for w in at.selectbox if w.label == SETTING["model"].label]
+    model.set_value("mlp").run()
+    [box] = [w for w in at.number_input if w.label == SETTING["lr"].label]
+    box.set_value(0.01).run()
+    custom = [c.value for c in at.caption if "Custom" in c.value]
+    assert custom == [f"✏️ Custom: {SETTING['model'].label} and {SETTING['lr'].label} changed from the fast preset."]
+    query = {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert link_values(query)[0] == {**page_values("fast"), "model": "mlp", "lr": 0.01}  # the link reopens them
+
+
+def test_a_train_option_out_of_range_is_named_by_its_flag(capsys, tmp_path):
+    code = cli.main(["train", "--epochs", "300", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "signlab: --epochs: 300 is out of range; allowed 1 to 200"
 
 
 # --------------------------------------------------------------------------- the sweep
