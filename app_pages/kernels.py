@@ -49,7 +49,9 @@ FIRST_LAYER = {  # model kind -> (heading, caption); a conv caption names its la
     "logreg": ("Weight templates, one per letter",
                "Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, and "
                "its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue against "
-               "it. Slide through the epochs to watch the templates take the shape of hands."),
+               "it. They are patches rather than hands: each holds what tells its letter apart from the other 23 "
+               "(the Data page shows each letter's mean image). Slide through the epochs to watch the patches "
+               "grow out of the random start."),
     "mlp": ("What the first hidden units look for",
             "Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. Shown: "
             "the units with the strongest weights. Unlike a convolution's kernel, each unit looks at the whole "
