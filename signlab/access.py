@@ -37,6 +37,7 @@ from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, store_for
 from .sweep import start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
+from .numbers import count_text
 
 ROLES = ("student", "instructor", "local")
 ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
@@ -247,7 +248,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
     mine = store_for(root).rows(owner=user.id)
     active = sum(r["status"] in ACTIVE for r in mine)
     if active + new_jobs > pol.max_active_per_user:
-        raise QuotaError(f"you have {active} run(s) queued or training, and the limit is {pol.max_active_per_user} "
+        raise QuotaError(f"you have {count_text(active, 'run')} queued or training, and the limit is {pol.max_active_per_user} "
                          "at a time; wait for one to finish, or stop one")
     if cfg is None:
         return

@@ -83,6 +83,8 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
         if rank != 0:
             end = Trainer(cfg, build_model(cfg), dataset if dataset is not None else load_dataset(cfg.data)).fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
+    if dataset is None:  # read (and checked) first: data that cannot be used leaves no failed run behind
+        dataset = load_dataset(cfg.data)
     # the command line acts as the machine's user: its runs are that user's
     run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name,
                                  owner=local_user().id)
@@ -90,8 +92,12 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
 
 
 def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
-                  evaluate_test: bool = True) -> dict[str, Any]:
+                  evaluate_test: bool = True, max_steps: int | None = None) -> dict[str, Any]:
     """Train a run this process holds (``claim``): fresh, or for ``claim.resume_epochs`` more epochs.
+
+    ``max_steps``: a continuation's own dry-run limit. The limit a run was first trained with is
+    not carried into its continuations (it would end them before their first step), and a
+    continuation's limit is not written to config.json (a later continuation would inherit it).
 
     Anything that stops it from starting (unreadable settings, a missing dataset) fails this run
     alone, with its message, and is raised as a SignlabError.
@@ -105,9 +111,10 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                     raise RunError(f"run {run.id} has no finished epoch to continue from")
                 done = run.epochs_completed()
                 base = run.config
-                cfg = base.replace(epochs=claim.resume_epochs)
+                cfg = base.replace(epochs=claim.resume_epochs, max_steps=max_steps)
                 # config.json records the whole run: its epochs are the total after this continuation
-                atomic_write_json(run.dir / "config.json", base.replace(epochs=done + claim.resume_epochs).to_dict())
+                atomic_write_json(run.dir / "config.json",
+                                  base.replace(epochs=done + claim.resume_epochs, max_steps=None).to_dict())
                 state, start = run.training_state(), done
             else:
                 cfg, state, start = run.config, None, 0
@@ -131,16 +138,14 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     """
     check_setting("epochs", epochs, integer=True)  # before int(): a 400-digit number is one clear line
     run = open_run(ref, runs_dir)
-    run.status()  # imports an older signlab's folder
-    if not run.has_weights():
-        raise RunError(f"run {run.id} has no finished epoch to continue from")
+    run.check_continuable()
     changes = {k: v for k, v in changes.items() if v is not None}
-    if changes:
-        run.config.replace(**changes)  # a bad value is refused before the run is claimed
+    max_steps = changes.pop("max_steps", None)  # this continuation's limit only (train_claimed)
+    run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed
     claim = run.store.claim_final(run.id, new_worker_id("cli"), int(epochs))
     if changes:
         atomic_write_json(run.dir / "config.json", run.config.replace(**changes).to_dict())
-    return train_claimed(run, claim, callbacks, dataset, evaluate_test)
+    return train_claimed(run, claim, callbacks, dataset, evaluate_test, max_steps=max_steps)
 
 
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,

@@ -14,12 +14,13 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from .config import PRESETS, TrainConfig, preset
+from .config import PRESETS, SETTING, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, option_values
 from .views import progress_text, seconds_left
+from .numbers import count_text
 
 
 class UsageError(SignlabError):
@@ -28,7 +29,9 @@ class UsageError(SignlabError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage too)
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prefixes "signlab: "; the subcommand's name follows it ("signlab: train: ...")
+        command = self.prog.partition(" ")[2]
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 # --------------------------------------------------------------------------- progress
@@ -75,12 +78,14 @@ class ProgressBar:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
-            print(f"{event.status}: {event.message}", file=self.stream)
+            if str(event.status) in ("completed", "stopped"):  # any other end is cmd_train's one "signlab:" line
+                print(f"{event.status}: {event.message}", file=self.stream)
 
 
 # --------------------------------------------------------------------------- commands
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
+    p.add_argument("--runs-dir", default=None,
+                   help="folder of run directories (default: $SIGNLAB_RUNS_DIR, else runs/ in the project folder)")
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -134,21 +139,32 @@ def _use_db(args: argparse.Namespace) -> None:
         os.environ["SIGNLAB_DB"] = args.db
 
 
+RESUMABLE = ("epochs", "lr", "device", "max_steps")  # what train --resume may set for the continuation
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import api
 
-    _use_db(args)
     if args.queue:
         if args.resume:
-            raise UsageError("signlab train: --queue and --resume cannot be combined; "
+            raise UsageError("train: --queue and --resume cannot be combined; "
                              "continue a run from the Runs page or with --resume alone")
         run = api.queue(build_config(args), args.runs_dir)
         record = {"run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(run.status()["status"])}
         print(json.dumps(record) if args.json else f"run {run.id}: queued\n  {record['run_dir']}")
         return 0
+    if args.resume:
+        # a continuation trains the run's own model on its own data: any other setting would be
+        # silently ignored, so it is refused by name
+        ignored = [SETTING[n].flag for n, v in option_values(args).items() if v is not None and n not in RESUMABLE]
+        if args.preset:
+            ignored.insert(0, "--preset")
+        if ignored:
+            raise UsageError(f"train: {', '.join(ignored)} cannot be used with --resume, which continues "
+                             f"the run with its own settings; it takes {', '.join(SETTING[n].flag for n in RESUMABLE)}")
     callbacks = [] if args.quiet else [ProgressBar()]
     if args.resume:
-        record = api.continue_run(args.resume, args.epochs or 1, args.runs_dir, callbacks,
+        record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir, callbacks,
                                   lr=args.lr, device=args.device, max_steps=args.max_steps)
     else:
         record = api.train(build_config(args), args.runs_dir, callbacks=callbacks)
@@ -160,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(record))
     else:
         test = record["test_accuracy"]
-        print(f"run {record['run_id']}: {record['status']}, {record['epochs']} epoch(s) in "
+        print(f"run {record['run_id']}: {record['status']}, {count_text(record['epochs'], 'epoch')} in "
               f"{record['train_seconds']:.1f}s, test accuracy "
               f"{'n/a' if test is None else f'{100 * test:.2f}%'}\n  {record['run_dir']}")
     return 0 if record["status"] in ("completed", "stopped") else 2 if record["status"] == "diverged" else 1
@@ -170,13 +186,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .config import shown_value  # a 400-digit number is shortened in the message
     from .worker import run_worker
 
-    _use_db(args)
     if not 1 <= args.slots <= 64:
         raise UsageError(f"--slots: {shown_value(args.slots)} is out of range; allowed 1 to 64")
     if args.limit is not None and not 1 <= args.limit <= 1024:
         raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed 1 to 1024")
     if not 0 <= args.linger <= 86_400:  # also refuses nan
         raise UsageError(f"--linger: {shown_value(args.linger)} is out of range; allowed 0 to 86400 seconds")
+    if args.device is not None:
+        from .device import check_device
+
+        check_device(args.device)  # before any run is claimed: a typo must not fail a student's run
 
     def finished(record: dict) -> None:
         if args.json:
@@ -193,11 +212,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .runs import list_runs
 
-    _use_db(args)
 
     def warn(message: str) -> None:
         print(f"signlab: warning: {message}", file=sys.stderr)
 
+    if args.runs_dir is not None:  # a folder the user named: a typo must not read as "no runs"
+        from pathlib import Path
+
+        given = Path(args.runs_dir).expanduser()
+        if not given.is_dir():
+            raise UsageError(f"--runs-dir: {args.runs_dir} {'is not a folder' if given.exists() else 'does not exist'}")
     rows = []
     for run in list_runs(args.runs_dir, warn=warn):
         s = run.summary()
@@ -254,7 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":
         raise UsageError(f"--format: {args.format!r} is not supported; use onnx")
-    print(export_onnx(args.run, args.out, args.runs_dir))
+    print(export_onnx(args.run, args.out, args.runs_dir, force=args.force))
     return 0
 
 
@@ -269,9 +293,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_handshape(args: argparse.Namespace) -> int:
     from .handshape import build
 
-    def progress(split: str, i: int, n: int) -> None:
-        if not args.json:
-            print(f"  {split}: {i}/{n} images", file=sys.stderr)
+    def progress(split: str, i: int, n: int) -> None:  # on stderr, with --json too: stdout holds the JSON
+        if i == 1:
+            print(f"finding the hand landmarks in the {split} images (about 15 minutes for both on 2 cores)",
+                  file=sys.stderr, flush=True)
+        print(f"  {split}: {i}/{n} images", file=sys.stderr, flush=True)
 
     info = build(extract_again=args.extract, progress=progress)
     if args.json:
@@ -335,11 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True, json_help="")
     _command(sub, "evaluate", "test accuracy and the per-class table of a run", cmd_evaluate, run=True,
-             runs_dir=True, json_help="")
+             runs_dir=True, db=True, json_help="")
 
     s = _command(sub, "predict", "top letters for image files", cmd_predict, run=True)
     s.add_argument("images", nargs="+")
     _add_runs_dir(s)
+    _add_db(s)
     s.add_argument("--top", type=int, default=3)
     s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="detector: a square around the hand found by MediaPipe's hand models (the centre "
@@ -349,14 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the image model alone: do not weigh in the shape of the hand the detector found")
     s.add_argument("--json", action="store_true")
 
-    s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True)
+    s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True, db=True)
     s.add_argument("--format", default="onnx")
-    s.add_argument("--out", default=None)
+    s.add_argument("--out", default=None, help="file to write (default: <run>/model.onnx); never inside the runs folder")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     s = _command(sub, "calibrate", "adapt a run to a few of your own photos per letter (a new run)", cmd_calibrate,
                  run=True)
     s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
     _add_runs_dir(s)
+    _add_db(s)
     s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
     s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
@@ -379,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _use_db(args)  # every command that opens a run reads its state from that database
         return int(args.func(args) or 0)
     except SignlabError as err:
         print(f"signlab: {err}".splitlines()[0] if "\n" in str(err) else f"signlab: {err}", file=sys.stderr)

@@ -348,7 +348,7 @@ def _raise_first_bad_cell(df, name: str) -> None:
             where = f"{name}: line {r + 2}, column {c + 1} ({col})"
             if missing[r]:
                 raise DataError(f"{where}: the value is missing (the row is short or the file truncated)")
-            raise DataError(f"{where}: {series.iloc[r]!r} is not a whole number")
+            raise DataError(f"{where}: {str(series.iloc[r])[:24]!r} is not a whole number")  # '1.5', not np.float64(1.5)
     raise DataError(f"{name}: could not read the values as integers")
 
 

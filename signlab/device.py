@@ -34,6 +34,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_device(name: str, what: str = "--device") -> torch.device:
+    """``name`` as a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``), or a
+    ConfigError naming ``what`` and what is allowed: checked before a worker claims a run, so a
+    typo fails the command rather than the first run it would take."""
+    try:
+        device = resolve_device(name)
+    except ConfigError as err:
+        raise ConfigError(f"{what}: {str(err).removeprefix('device: ')}") from err
+    except RuntimeError as err:  # torch.device("tpu"): not a device type torch knows
+        raise ConfigError(f"{what}: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from err
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{what}: {name!r} is not a device signlab trains on; use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ConfigError(f"{what}: {name!r} is not here; this machine has "
+                          f"{'no CUDA GPU' if n == 0 else f'{n} CUDA GPU' + ('s' if n > 1 else '')}")
+    return device
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16."""
     if precision == "fp32" or device.type not in ("cpu", "cuda"):

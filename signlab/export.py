@@ -1,6 +1,7 @@
 """The ONNX export of a run: writing ``model.onnx`` (normalisation included) and finding it again."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,7 +13,31 @@ from .predict import forward_views
 from .runs import Run, open_run
 
 
-def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None) -> Path:
+def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
+    """``out`` as a path ``export_onnx`` may write, or RunError naming what is wrong with it.
+
+    Never a path inside the runs folder (other than the run's own ``model.onnx``): a mistyped
+    ``--out runs/<id>/model.safetensors`` would replace the weights, ``runs/runs.db`` the run
+    store. Never a folder, and an existing file only with ``force``: an export must not silently
+    replace what a user saved.
+    """
+    path = Path(out).expanduser()
+    target = path.resolve()
+    own = (run.dir / "model.onnx").resolve()
+    if target != own and target.is_relative_to(run.dir.parent.resolve()):
+        raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "
+                       f"(or leave --out out for {run.dir.name}/model.onnx)")
+    if target.is_dir():
+        raise RunError(f"--out: {out} is a folder; give a file name such as {Path(out) / 'model.onnx'}")
+    if not target.parent.is_dir():
+        raise RunError(f"--out: the folder {path.parent} does not exist")
+    if target.exists() and target != own and not force:
+        raise RunError(f"--out: {out} already exists; pass --force to replace it")
+    return path
+
+
+def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | str | None = None,
+                force: bool = False) -> Path:
     """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
 
     The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255;
@@ -20,6 +45,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     the ones signlab's own predictions come from.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
+    out = check_out(run, out, force) if out else run.dir / "model.onnx"
     model = run.load_model()
 
     class WithNormalize(torch.nn.Module):
@@ -30,13 +56,14 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return forward_views(self.inner, normalize_for(self.inner, x))
 
-    out = Path(out) if out else run.dir / "model.onnx"
     wrapped = WithNormalize(model).eval()
     example = torch.rand(2, 1, 28, 28)
     def write(p: Path) -> None:
-        torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-                          opset_version=17)
+        with warnings.catch_warnings():  # the exporter's notes on its own internals are not the user's to act on
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                              opset_version=17)
 
     atomic_write(out, write)
     return out

@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .errors import SignlabError
+from .errors import DataError, SignlabError
 from .fsutil import atomic_write, read_bytes_inside
 from .hands import ASSETS, HandFound, find_hand
 from .labels import NUM_CLASSES
@@ -122,11 +122,16 @@ def save_landmarks(parts: dict[str, dict[str, np.ndarray]], targets: dict[str, n
 def load_landmarks(split: str, path: Path = LANDMARKS_FILE) -> tuple[np.ndarray, np.ndarray]:
     """The shipped features and class indices of one split ("train" or "test"), hands found only:
     (N, 42) float32 and (N,) int64 (cached: do not modify them)."""
-    with np.load(path, allow_pickle=False) as z:
-        lm = z[f"{split}_landmarks"].astype(np.float32)
-        ok = z[f"{split}_presence"] >= 0.5
-        x = features(lm[ok], z[f"{split}_left"][ok])
-        return x, z[f"{split}_targets"][ok].astype(np.int64)
+    try:
+        with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
+            lm = z[f"{split}_landmarks"].astype(np.float32)
+            ok = z[f"{split}_presence"] >= 0.5
+            x = features(lm[ok], z[f"{split}_left"][ok])
+            return x, z[f"{split}_targets"][ok].astype(np.int64)
+    except (OSError, ValueError, KeyError, IndexError) as err:  # not an .npz, pickled objects, missing arrays
+        raise DataError(f"{path}: not a landmarks file signlab wrote ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); "
+                        "python -m signlab handshape --extract makes it again") from err
 
 
 # ----------------------------------------------------------------------------- the network

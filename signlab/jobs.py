@@ -78,9 +78,7 @@ class JobManager:
     def submit_continue(self, run_id: str, epochs: int) -> Run:
         """Queue ``epochs`` more epochs of a finished (or interrupted) run."""
         run = open_run(run_id, self.runs_dir)
-        run.status()  # imports an older signlab's folder
-        if not run.has_weights():
-            raise RunError(f"run {run.id} has no finished epoch to continue from")
+        run.check_continuable()
         self.store.enqueue_continue(run.id, int(epochs))
         self.tick()
         return run

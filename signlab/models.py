@@ -449,6 +449,17 @@ def layer_summary(model_or_name: nn.Module | str, batch_size: int = 1) -> list[d
             "parameters": int(layer.num_params) if not layer.is_recursive else 0,
             "mult_adds": int(layer.macs),
         })
+    # torchinfo gives a container the parameters times its output size, not its layers' work: a
+    # group's row is the sum of its leaf layers, so the rows add up to summary_totals' mult-adds
+    for i, row in enumerate(rows):
+        inside = []
+        for later in rows[i + 1:]:
+            if later["depth"] <= row["depth"]:
+                break
+            inside.append(later)
+        leaves = [r for j, r in enumerate(inside) if j + 1 == len(inside) or inside[j + 1]["depth"] <= r["depth"]]
+        if leaves:
+            row["mult_adds"] = sum(r["mult_adds"] for r in leaves)
     return rows
 
 

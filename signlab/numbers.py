@@ -22,3 +22,11 @@ def percent_text(fraction: float, digits: int = 1) -> str:
     while d < MAX_DIGITS and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
         d += 1
     return f"{p:.{d}f}%"
+
+
+def count_text(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun`` in the right number: ``"1 photo"``, ``"3 photos"``, ``"1,200 images"``
+    (``plural`` where adding "s" is wrong: ``count_text(2, "was", "were")``-style pairs are the
+    caller's)."""
+    word = noun if n == 1 else (plural or f"{noun}s")
+    return f"{n:,} {word}" if isinstance(n, int) else f"{n} {word}"

@@ -108,6 +108,8 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> Path:
         if not (p / "config.json").is_file():
             raise RunError(f"{ref}: not a run directory (no config.json)")
         return p
+    if os.sep in ref and not p.exists():  # a path, not an id: say what is missing
+        raise RunError(f"{ref}: no such run directory")
     path = run_path(ref, runs_dir)
     if not (path / "config.json").is_file():
         raise RunError(f"{ref}: no such run in {path.parent}")
@@ -288,10 +290,23 @@ class Run:
         try:
             model.load_state_dict(load_weights(self.dir / "model.safetensors"))
         except RuntimeError as err:
-            raise RunError(f"run {self.id}: weights do not fit model {cfg.model} ({err})") from err
+            detail = " ".join(str(err).split())  # torch's message spans lines; the CLI shows one
+            raise RunError(f"run {self.id}: model.safetensors does not fit model {cfg.model} of its config.json "
+                           f"({detail[:200]}{'…' if len(detail) > 200 else ''})") from err
         if cfg.channels_last:  # the layout it trained in: outputs then match training bit for bit
             model = model.to(memory_format=torch.channels_last)
         return model.to(device).eval()
+
+    def check_continuable(self) -> None:
+        """RunError unless the run has weights that fit its config.json: checked before a
+        continuation is claimed or queued, so a run that cannot go on is left exactly as it was
+        (not marked failed, config.json not rewritten). A run still held elsewhere is left to the
+        store to refuse."""
+        status = self.status()  # also imports an older signlab's folder
+        if not self.has_weights():
+            raise RunError(f"run {self.id} has no finished epoch to continue from")
+        if RunState(status["status"]) in FINAL:
+            self.load_model()  # raises RunError naming the mismatch
 
     def training_state(self) -> dict[str, Any]:
         """Model and optimizer state to continue training."""

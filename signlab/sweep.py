@@ -55,6 +55,7 @@ from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, option_values
 from .store import RunState, db_url_for, new_worker_id, store_for
+from .numbers import count_text
 
 STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # the searched settings and what is tried are declared on TrainConfig (search=...); these names are
@@ -149,7 +150,22 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         backend = JournalFileBackend(str(path))
     except OSError as err:
         raise ConfigError(f"--storage: cannot write {path} ({err.strerror or err})") from err
-    return JournalStorage(backend)
+    not_journal = (f"--storage: {path} is not an Optuna journal; give the journal a sweep wrote, "
+                   "or a new file name")
+    try:  # Optuna skips a last line it cannot read (one being written), so a one-line file is checked here
+        with open(path, "rb") as f:
+            first = f.readline(1 << 20)
+        entry = json.loads(first) if first.strip() else {"op_code": None}
+    except OSError:
+        entry = {"op_code": None}  # unreadable: the backend says so below
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        entry = None
+    if not isinstance(entry, dict) or "op_code" not in entry:
+        raise ConfigError(not_journal)
+    try:
+        return JournalStorage(backend)  # reads the whole journal back
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"{not_journal} ({type(err).__name__} reading it)") from err
 
 
 def _storage_text(spec: str | None, study: str, runs_dir: Path | str | None) -> str:
@@ -663,7 +679,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"study {result['study']}: {result['trials']} trial(s), {result['completed']} completed, "
+        print(f"study {result['study']}: {count_text(result['trials'], 'trial')}, {result['completed']} completed, "
               f"{result['pruned']} pruned; this worker ran {result['this_worker']} in {result['seconds']:.0f} s")
         if result["best_run_id"]:
             print(f"best: {100 * result['best_value']:.2f}% validation accuracy, "

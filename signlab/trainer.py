@@ -32,6 +32,7 @@ from .events import BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
 from .models import count_parameters, fit_to_data
 from .normalize import normalize
 from .predict import predict_logits, to_float_images
+from .numbers import count_text
 
 
 # --------------------------------------------------------------------------- helpers
@@ -364,7 +365,7 @@ class Trainer:
         except Exception as err:
             self._emit(self._end("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch)))
             raise
-        end = self._end(status, message or f"trained {epoch - self.start_epoch} epoch(s)",
+        end = self._end(status, message or f"trained {count_text(epoch - self.start_epoch, 'epoch')}",
                         max(epoch, self.start_epoch))
         self._emit(end)
         return end

@@ -80,7 +80,7 @@ def test_quota_jobs_per_user(setup):
     root, jm = setup
     pol = Policy(max_active_per_user=2)
     access.submit(BOB, TrainConfig(**TINY), pol, jm)  # bob: the queued one plus this: 2
-    with pytest.raises(QuotaError, match="2 run\\(s\\) queued or training, and the limit is 2"):
+    with pytest.raises(QuotaError, match="2 runs queued or training, and the limit is 2"):
         access.submit(BOB, TrainConfig(**TINY), pol, jm)
     access.submit(ALICE, TrainConfig(**TINY), pol, jm)  # others are not affected
     access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)  # instructors have none

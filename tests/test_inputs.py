@@ -369,9 +369,9 @@ def test_cli_train_with_a_400_digit_seed_exits_2_with_one_line():
 
 
 @pytest.mark.parametrize("args, setting", [
-    (["train", "--epochs", BIG], "epochs"), (["train", "--batch-size", BIG], "batch_size"),
-    (["train", "--lr", "1e400"], "lr"), (["train", "--width", BIG], "width"),
-    (["train", "--max-steps", BIG], "max_steps"), (["train", "--val-fraction", "nan"], "val_fraction"),
+    (["train", "--epochs", BIG], "--epochs"), (["train", "--batch-size", BIG], "--batch-size"),
+    (["train", "--lr", "1e400"], "--lr"), (["train", "--width", BIG], "--width"),
+    (["train", "--max-steps", BIG], "--max-steps"), (["train", "--val-fraction", "nan"], "--val-fraction"),
     (["train", "--resume", "victim", "--epochs", BIG], "epochs"),
     (["predict", "victim", "x.png", "--top", BIG], "--top"),
     (["sweep", "--trials", BIG], "--trials"), (["sweep", "--sampler-seed", BIG], "--sampler-seed"),

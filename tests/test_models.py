@@ -73,7 +73,7 @@ def test_unknown_model():
         models.model_info("nope")
 
 
-@pytest.mark.parametrize("name", ["logreg", "convnet", "fastcnn"])
+@pytest.mark.parametrize("name", models.model_names())
 def test_layer_summary(name):
     rows = models.layer_summary(name)
     assert rows
@@ -87,6 +87,8 @@ def test_layer_summary(name):
     assert totals["mult_adds"] > 0
     leaf_params = sum(r["parameters"] for r in rows if r["type"] in ("Linear", "Conv2d", "BatchNorm2d"))
     assert leaf_params == totals["parameters"]
+    # a group's mult-adds are its layers' (torchinfo gave a Sequential its parameters x output size)
+    assert sum(r["mult_adds"] for r in rows if r["depth"] == 1) == totals["mult_adds"]
 
 
 def test_layer_summary_shapes_of_the_lecture_convnet():

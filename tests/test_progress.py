@@ -21,7 +21,7 @@ def _feed(stream: io.StringIO) -> str:
     for step in (2, 4):
         bar(BatchEnd(step, 1, 1.5, 0.01, 1000.0, 0.1 * step, step / 4), trainer)
     bar(EpochEnd(1, 1.2, 0.5, 1.1, 0.6, 0.4, 0.4, 1000.0), trainer)
-    bar(FitEnd("completed", "trained 1 epoch(s)", 1, 4, 0.4, 1000.0, 0.6), trainer)
+    bar(FitEnd("completed", "trained 1 epoch", 1, 4, 0.4, 1000.0, 0.6), trainer)
     return stream.getvalue()
 
 
@@ -30,11 +30,11 @@ def test_not_a_terminal_gets_lines_only():
     assert out.splitlines() == [
         "training logreg on CPU (2 threads): 400 images, 18,840 parameters",
         "epoch 1/1: train loss 1.2000 acc 50.00% | val loss 1.1000 acc 60.00% | 0.4s",
-        "completed: trained 1 epoch(s)"]
+        "completed: trained 1 epoch"]
 
 
 def test_a_terminal_gets_a_bar_that_is_cleared_at_the_end():
     out = _feed(_Terminal())
     assert "\r" in out and "epoch 1/1" in out and "loss 1.5000" in out and "images/s" in out
-    assert out.rstrip().endswith("completed: trained 1 epoch(s)")
+    assert out.rstrip().endswith("completed: trained 1 epoch")
     assert "epoch 1/1: train loss 1.2000" in out

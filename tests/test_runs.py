@@ -188,7 +188,7 @@ def test_weights_of_another_model_are_refused(tmp_path, small_dataset):
     cfg = json.loads((run.dir / "config.json").read_text())
     cfg["model"] = "logreg"
     (run.dir / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(RunError, match="do not fit"):
+    with pytest.raises(RunError, match="does not fit model logreg"):
         run.load_model()
 
 

@@ -1,0 +1,197 @@
+"""The command line keeps what is saved and answers bad input in one line (exit 2), in process:
+each case a review of the CLI found (a file overwritten, a traceback, an option silently ignored,
+a limit carried into a later run).
+
+test_cli.py runs the commands in fresh interpreters; these call ``cli.main`` on runs trained on a
+slice of the dataset, so they take seconds.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signlab import api, cli
+from signlab.config import TrainConfig
+from signlab.errors import ConfigError, DataError
+from signlab.runs import open_run
+
+
+def _one_line(capsys, code: int, *words: str) -> str:
+    """The command exited 2 with one line on stderr naming ``words``; that line."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    assert lines[0].startswith("signlab: ") and not lines[0].startswith("signlab: signlab"), lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def small_data(monkeypatch, small_dataset):
+    """Commands in this process train and evaluate on the small slice of the dataset."""
+    monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
+    return small_dataset
+
+
+@pytest.fixture
+def run(tmp_path, small_data):
+    record = api.train(TrainConfig(model="logreg", epochs=1, max_steps=5, augment=False), tmp_path / "runs",
+                       run_id="r1", dataset=small_data, evaluate_test=False)
+    assert record["status"] == "completed"
+    return open_run("r1", tmp_path / "runs")
+
+
+# --------------------------------------------------------------------------- export
+def test_export_never_overwrites_a_run_file_or_an_existing_file(run, tmp_path, capsys):
+    weights = (run.dir / "model.safetensors").read_bytes()
+    for target in (run.dir / "model.safetensors", run.dir / "config.json", run.dir.parent / "signlab.db",
+                   run.dir.parent / "other.onnx"):
+        before = target.read_bytes() if target.exists() else None
+        code = cli.main(["export", "r1", "--runs-dir", str(run.dir.parent), "--out", str(target)])
+        _one_line(capsys, code, "--out", "inside the runs folder")
+        assert (target.read_bytes() if target.exists() else None) == before
+    assert (run.dir / "model.safetensors").read_bytes() == weights
+    mine = tmp_path / "mine.onnx"
+    mine.write_text("a file the user keeps")
+    code = cli.main(["export", "r1", "--runs-dir", str(run.dir.parent), "--out", str(mine)])
+    _one_line(capsys, code, "already exists", "--force")
+    assert mine.read_text() == "a file the user keeps"
+    code = cli.main(["export", "r1", "--runs-dir", str(run.dir.parent), "--out", str(tmp_path)])
+    _one_line(capsys, code, "is a folder")
+    assert cli.main(["export", "r1", "--runs-dir", str(run.dir.parent), "--out", str(mine), "--force"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip() == str(mine) and mine.stat().st_size > 1000
+    assert out.err == ""  # no exporter warnings for the user to puzzle over
+    assert cli.main(["export", "r1", "--runs-dir", str(run.dir.parent)]) == 0  # the run's own model.onnx, again
+    assert cli.main(["export", "r1", "--runs-dir", str(run.dir.parent)]) == 0
+    assert (run.dir / "model.onnx").is_file()
+
+
+# --------------------------------------------------------------------------- predict, calibrate, runs, evaluate
+def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys):
+    root = str(run.dir.parent)
+    _one_line(capsys, cli.main(["predict", "r1", str(tmp_path), "--runs-dir", root]), str(tmp_path), "is a folder")
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"\x89PNG")
+    _one_line(capsys, cli.main(["calibrate", "r1", str(photo), "--runs-dir", root]), "is a file")
+    _one_line(capsys, cli.main(["runs", "--runs-dir", str(tmp_path / "nowhere")]), "--runs-dir", "does not exist")
+    _one_line(capsys, cli.main(["runs", "--runs-dir", str(photo)]), "--runs-dir", "is not a folder")
+    _one_line(capsys, cli.main(["evaluate", str(tmp_path / "gone" / "run"), "--runs-dir", root]),
+              "no such run directory")
+    _one_line(capsys, cli.main(["train", "--epochs", "many"]), "train: argument --epochs")
+
+
+def test_a_fractional_label_is_quoted_as_written(tmp_path, capsys):
+    csv = tmp_path / "float.csv"
+    csv.write_text("label," + ",".join(f"pixel{i}" for i in range(1, 785)) + "\n1.5" + ",0" * 784 + "\n")
+    code = cli.main(["train", "--data", f"{csv},{csv}", "--runs-dir", str(tmp_path / "runs")])
+    line = _one_line(capsys, code, "float.csv", "line 2", "'1.5' is not a whole number")
+    assert "np.float64" not in line
+    assert not (tmp_path / "runs").exists() or [p.name for p in (tmp_path / "runs").iterdir()
+                                                 if not p.name.startswith("signlab.db")] == []
+
+
+# --------------------------------------------------------------------------- train --resume
+def test_a_dry_run_limit_is_not_carried_into_a_continuation(run, small_data, capsys):
+    assert run.config.max_steps == 5
+    steps_per_epoch = -(-len(small_data.train) // run.config.batch_size)
+    code = cli.main(["train", "--resume", "r1", "--runs-dir", str(run.dir.parent), "--json", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["status"] == "completed" and record["epochs"] == 2
+    config = json.loads((run.dir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["max_steps"] is None
+    second = [m for m in run.metrics() if m["type"] == "batch" and m["epoch"] == 2]
+    # a whole epoch (the continuation counts its own steps), not the 5 steps of the first dry run
+    assert second and max(m["step"] for m in second) == steps_per_epoch and second[-1]["progress"] == 1.0
+    # a continuation's own limit applies to it alone
+    code = cli.main(["train", "--resume", "r1", "--max-steps", "3", "--runs-dir", str(run.dir.parent), "--quiet"])
+    assert code == 0
+    assert json.loads((run.dir / "config.json").read_text())["max_steps"] is None
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "mlp"], ["--model", "--resume"]),
+    (["--batch-size", "7", "--data", "elsewhere"], ["--batch-size", "--data"]),
+    (["--preset", "lecture"], ["--preset"]),
+    (["--epochs", "0"], ["--epochs", "0 is out of range"]),
+])
+def test_resume_refuses_what_it_would_ignore(run, capsys, args, words):
+    config = (run.dir / "config.json").read_bytes()
+    code = cli.main(["train", "--resume", "r1", "--runs-dir", str(run.dir.parent), *args])
+    _one_line(capsys, code, *words)
+    assert (run.dir / "config.json").read_bytes() == config
+    assert run.status()["status"] == "completed"
+
+
+def test_resume_of_weights_that_do_not_fit_the_config_changes_nothing(run, capsys):
+    config = json.loads((run.dir / "config.json").read_text())
+    (run.dir / "config.json").write_text(json.dumps({**config, "model": "mlp"}))
+    saved = (run.dir / "config.json").read_bytes()
+    code = cli.main(["train", "--resume", "r1", "--runs-dir", str(run.dir.parent)])
+    _one_line(capsys, code, "model.safetensors does not fit model mlp")
+    assert (run.dir / "config.json").read_bytes() == saved  # not rewritten with more epochs
+    assert run.status()["status"] == "completed"  # not marked failed
+
+
+def test_a_diverging_run_is_reported_once(tmp_path, small_data, capsys):
+    code = cli.main(["train", "--model", "mlp", "--optimizer", "sgd", "--lr", "10", "--schedule", "none",
+                     "--no-augment", "--batch-size", "32", "--max-steps", "150", "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len([line for line in err.splitlines() if "diverged" in line]) == 1, err
+
+
+# --------------------------------------------------------------------------- worker, sweep, handshape
+def test_worker_refuses_an_unknown_device_before_claiming_a_run(tmp_path, capsys):
+    queued = api.queue(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
+    for device in ("tpu", "cuda:7"):
+        code = cli.main(["worker", "--device", device, "--exit-when-idle", "--runs-dir", str(tmp_path)])
+        _one_line(capsys, code, "--device", repr(device))
+    assert str(queued.status()["status"]) == "queued"
+
+
+@pytest.mark.parametrize("content", [b"\xa9\x00\xffnot text\n", b'{"a": 1}\n'], ids=["binary", "other-json"])
+def test_a_sweep_storage_that_is_not_a_journal_is_named(tmp_path, content):
+    pytest.importorskip("optuna")
+    from signlab.sweep import open_storage
+
+    path = tmp_path / "study.journal"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"--storage: {path} is not an Optuna journal"):
+        open_storage(str(path), "study", tmp_path)
+    assert path.read_bytes() == content
+
+
+def test_a_landmarks_file_with_pickled_objects_is_refused(tmp_path):
+    from signlab.handshape import load_landmarks
+
+    path = tmp_path / "landmarks.npz"
+    with open(path, "wb") as f:
+        np.savez(f, train_landmarks=np.array([{"code": "would run on unpickling"}], dtype=object))
+    with pytest.raises(DataError, match="not a landmarks file signlab wrote"):
+        load_landmarks("train", path)
+    plain = tmp_path / "plain.npz"
+    plain.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(DataError, match="not a landmarks file signlab wrote"):
+        load_landmarks("train", plain)
+
+
+def test_handshape_reports_progress_on_stderr_with_json_too(monkeypatch, capsys):
+    import signlab.handshape as hs
+
+    def build(extract_again: bool = False, progress=None, **_kw):
+        for i in (1, 501, 1000):
+            progress("train", i, 1000)
+        return {"train_hands": 1, "test_hands": 1, "test_accuracy": 1.0, "seconds": 0.0}
+
+    monkeypatch.setattr(hs, "build", build)
+    assert cli.main(["handshape", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["train_hands"] == 1  # stdout: the JSON alone
+    assert "finding the hand landmarks" in out.err and "train: 1000/1000 images" in out.err
