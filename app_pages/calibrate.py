@@ -24,7 +24,7 @@ info = views.calibration_info(run)
 if info:
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.caption(f"This run is already calibrated: adapted from **{ui.md(info.get('parent_name', info.get('parent')))}** "
-               f"on {info.get('photos')} photos of {len(info.get('letters', []))} letter(s). "
+               f"on {views.count_text(int(info.get('photos') or 0), 'photo')} of {views.count_text(len(info.get('letters', [])), 'letter')}. "
                f"{info['photos_kept']} of the photos are kept in the run's folder.")
     if info["photos_kept"] and c2.button("🗑️ Delete its photos", help="The adapted model stays; only the "
                                          "photos it learned from are deleted."):
@@ -44,7 +44,7 @@ def _add(letter: str, files: list[tuple[str, bytes]]) -> None:
         if len(photos) >= MAX_COLLECTED:
             errors.append(f"at most {MAX_COLLECTED} photos; drop some first")
             break
-        photo, thumb, error = views.calibration_photo(letter, name, data)
+        photo, thumb, error = views.calibration_photo(letter, name, data, [p["photo"] for p in photos])
         if photo is None:
             errors.append(error)
             continue
@@ -70,9 +70,11 @@ st.subheader("1. Photos of your hand")
 counts = {k: sum(p["photo"].letter == k for p in photos) for k in LETTERS}
 left, right = st.columns([1, 2], gap="large")
 with left:
+    # the count is a caption, not part of the box's labels: a select box keeps showing the label it
+    # had when chosen, so "A (0 photos)" stayed after photos of A were added
     letter = st.selectbox("Letter", list(LETTERS), key="calibrate_letter",
-                          format_func=lambda k: f"{k} ({counts[k]} photo{'s' if counts[k] != 1 else ''})",
                           help="The letter the next photos show. Missing letters are fine: they stay as trained.")
+    st.caption(f"**{letter}**: {views.count_text(counts[letter], 'photo')} so far.")
     st.caption("Three photos a letter are plenty when they differ: take each in other light, another place or at "
                "another distance, your hand held as you will hold it. (On a test signer's later photos, three "
                "from one sitting taught it 82%; three from different sessions, 89%.)")
@@ -90,7 +92,7 @@ for err in st.session_state.pop("calibrate_errors", []):
     st.error(f"Not added: {err}", icon="⚠️")
 
 if photos:
-    st.markdown(f"**Collected: {len(photos)} photos of {sum(1 for v in counts.values() if v)} letter(s).** "
+    st.markdown(f"**Collected: {views.count_text(len(photos), 'photo')} of {views.count_text(sum(1 for v in counts.values() if v), 'letter')}.** "
                 "Each shows the square the model sees (in grey); ✕ drops a photo.")
     for k in LETTERS:
         mine = [p for p in photos if p["photo"].letter == k]
@@ -100,7 +102,9 @@ if photos:
         cols = st.columns(GALLERY_COLUMNS)
         for j, p in enumerate(mine):
             with cols[j % GALLERY_COLUMNS]:
-                st.image(p["thumb"], caption=p["photo"].name[:18], width=96)
+                name = p["photo"].name
+                # one short line under a 96-pixel thumbnail: a long name would wrap into a column of letters
+                st.image(p["thumb"], caption=name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}", width=96)
                 if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()
@@ -140,8 +144,8 @@ if result:
     else:
         test = result.get("test_accuracy")
         st.success(f"Saved as a new run: **{ui.md(new.name)}** (`{new.id}`), adapted from `{result['parent']}` on "
-                   f"{result['photos']} photos of {len(result['letters'])} letter(s) in {result['seconds']:.1f} s."
-                   + (f" The hand-shape network learned the {result['hands_found']} hand(s) the detector found."
+                   f"{views.count_text(result['photos'], 'photo')} of {views.count_text(len(result['letters']), 'letter')} in {result['seconds']:.1f} s."
+                   + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
                       if result.get("hands_found") else "")
                    + (f" On the dataset's test set it still gets {views.percent(test, 1)}."
                       if test is not None else ""),

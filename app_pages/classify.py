@@ -57,11 +57,16 @@ def _reset_crop() -> None:
         st.session_state[k] = v
 
 
-def _crop_controls(hand) -> views.Crop:
-    """Zoom and offset sliders: the square of the photo that becomes the 28x28 input."""
+def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
+    """Zoom and offset sliders: the square of the photo (``shape``: its height and width) that
+    becomes the 28x28 input."""
     if any(k not in st.session_state for k in CROP_KEYS):
         _reset_crop()
-    if hand is not None:
+    if max(shape) <= views.SMALL_IMAGE:
+        st.caption(f"This image is only {shape[1]}×{shape[0]} pixels, about the size of the dataset's crops, so it "
+                   "is read whole (the hand detector looks for hands in larger photos). The sliders still zoom "
+                   "and move the square.")
+    elif hand is not None:
         st.caption(f"The hand detector found a hand ({hand.presence:.0%} sure): the orange square is 1.5 times the "
                    "box around its 21 landmarks (green). Move it with the sliders; **Reset** returns to the "
                    "detector's square.")
@@ -159,8 +164,8 @@ def _photo(kind: str):
             st.session_state[IMAGE_KEY] = ident
             _reset_crop()
         hand = st.session_state.get(HAND_KEY)
-        crop = _crop_controls(hand)
         gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
+        crop = _crop_controls(hand, gray.shape)
         prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand
     return prepared, "your photo"

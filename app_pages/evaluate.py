@@ -32,7 +32,7 @@ m1.metric("Test accuracy", views.percent(ev.accuracy), help="Share of the 7,172 
 m2.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images")
 m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
           help="The letter the model finds least often")
-m4.metric("Model", model_name, help=f"{run.epochs_completed()} epoch(s) trained")
+m4.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained")
 
 crowded = views.crowded_column(ev)
 if crowded:

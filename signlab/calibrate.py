@@ -43,9 +43,10 @@ from .inference import predict
 from .labels import LETTERS
 from .models import Ensemble, watch
 from .normalize import normalize_for
-from .preprocess import MAX_FILE_BYTES, PHOTO_CROP, Crop, prepare, to_png, zoomed_views
+from .preprocess import MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, is_blank, prepare, to_png, zoomed_views
 from .runs import Run, RunWriter, create_held_run, delete_run, open_run
 from .store import Claim, RunState, new_worker_id
+from .numbers import count_text
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MAX_PHOTOS = 2000  # a calibration is a few photos per letter; this bounds memory and time
@@ -115,6 +116,9 @@ def load_folder(folder: str | Path) -> list[Photo]:
     is checked when it is prepared (:func:`prepare_photos`).
     """
     root = Path(folder).expanduser()
+    if root.is_file():
+        raise CalibrationError(f"{folder}: is a file; give a folder of <LETTER>/<image> files "
+                               "(A/photo1.jpg, B/photo1.jpg, ...)")
     if not root.is_dir():
         raise CalibrationError(f"{folder}: no such folder (expected <LETTER>/<image> files inside)")
     photos: list[Photo] = []
@@ -192,7 +196,7 @@ def prepare_photos_and_hands(photos: Sequence[Photo], crop: Crop | str | None = 
         raise CalibrationError("no photos to calibrate on")
     views, targets, feats = [], [], []
     for p in photos:
-        prep = prepare(p.data, p.label, crop)
+        prep = _usable(p, crop)
         views.append(zoomed_views(prep))
         targets.append(LETTERS.index(p.letter))
         feats.append(handshape.hand_features(prep.hand))  # NaN: no hand found
@@ -200,12 +204,23 @@ def prepare_photos_and_hands(photos: Sequence[Photo], crop: Crop | str | None = 
             np.stack(feats).astype(np.float32))
 
 
+def _usable(photo: Photo, crop: Crop | str | None) -> Prepared:
+    """The photo prepared as ``predict`` prepares it; ImageError naming it when it is unreadable or
+    blank (one shade: a covered lens, an empty file from a camera), which Classify would refuse
+    too and which would teach the letter nothing but noise."""
+    prep = prepare(photo.data, photo.label, crop)
+    if is_blank(prep.image28):
+        raise ImageError(f"{photo.label}: the square the model would see is almost one shade; "
+                         "take a photo with your hand in it")
+    return prep
+
+
 def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:
     """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery.
 
     Also the check that the photo can be used: an unreadable file raises ImageError naming it.
     """
-    prep = prepare(photo.data, photo.label, crop)
+    prep = _usable(photo, crop)
     left, top, right, bottom = prep.box
     square = Image.fromarray(np.ascontiguousarray(prep.gray[top:bottom, left:right]), mode="F")
     return to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
@@ -467,7 +482,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                 "crop": crop if isinstance(crop, (str, type(None))) else "custom",
                 "seconds": round(seconds, 2), "created": time.time()}
         atomic_write_json(run.dir / RECORD, info)
-        message = (f"calibrated from {parent.id} on {len(photos)} photos of {len(letters)} letter(s) "
+        message = (f"calibrated from {parent.id} on {count_text(len(photos), 'photo')} of {count_text(len(letters), 'letter')} "
                    f"({method}, {seconds:.1f}s)")
         _finish(run, claim, message, parent.epochs_completed(), test_accuracy)
     except BaseException:  # a half-made run is removed, never left claimed

@@ -6,6 +6,7 @@ Figures take numpy arrays and plain dicts; this module imports no torch (checked
 """
 from __future__ import annotations
 
+import html
 from typing import Any, Sequence
 
 import numpy as np
@@ -112,13 +113,19 @@ def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
     return _layout(fig, 320, legend=dict(orientation="h", y=-0.25))
 
 
+def plain(text: Any) -> str:
+    """A student's text (a run's name) as plotly shows it literally: plotly renders a subset of HTML
+    in legends, titles and hover labels (``<b>``, ``<a href>``), so ``<`` and ``&`` are escaped."""
+    return html.escape(str(text), quote=False)
+
+
 def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
     """One line per run of an epoch metric (``val_accuracy``, ``val_loss``, ``train_loss`` …)."""
     fig = go.Figure()
     pct = metric.endswith("accuracy")
     for name, epochs in series.items():
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
-                                 mode="lines+markers", name=name))
+                                 mode="lines+markers", name=plain(name)))
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
                       legend=dict(orientation="h", y=-0.25))
@@ -133,7 +140,7 @@ def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
         if not batches:
             continue
         steps = np.array([b["step"] for b in batches], dtype=float)
-        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=name))
+        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name)))
     fig.update_layout(xaxis_title="step", yaxis_title="smoothed loss", legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title="Training loss")
 

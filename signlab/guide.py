@@ -20,7 +20,7 @@ from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
 from .models import model_info
-from .numbers import percent_text
+from .numbers import count_text, percent_text
 from .runs import Run
 
 
@@ -93,7 +93,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         return (f"Your lecture ConvNet reached **{percent_text(ev.accuracy)}**. "
                 + (f"At the end of training its output ReLU clipped **{100 * clipped:.0f}%** of the letter scores "
                    "to 0 (dead logits). " if isinstance(clipped, (int, float)) else "")
-                + (f"**{len(dead)} letter(s) are never predicted** ({', '.join(dead)}); " if dead else
+                + (f"**{count_text(len(dead), 'letter')} {'is' if len(dead) == 1 else 'are'} never predicted** ({', '.join(dead)}); " if dead else
                    "Every letter is still predicted at least once; ")
                 + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "
                   "of them). Open Evaluate to see the A column in its confusion matrix.")
@@ -102,7 +102,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
             info = calibration_info(r)
             if info:
                 return (f"Your run **{r.name}** was calibrated from `{info.get('parent')}` on "
-                        f"**{info.get('photos')} photos** of {len(info.get('letters', []))} letter(s) in "
+                        f"**{count_text(int(info.get('photos') or 0), 'photo')}** of {count_text(len(info.get('letters', [])), 'letter')} in "
                         f"{info.get('seconds', 0):.0f} s. Try it on Classify with photos it has not seen.")
         return None
     if step.key in ("fixed", "kernels"):

@@ -69,9 +69,14 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
             size = path.stat().st_size
         except OSError as err:
             raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
+        if path.is_dir():
+            raise ImageError(f"{name}: is a folder; give image files (a shell pattern such as {path / '*.jpg'} lists them)")
         if size > MAX_FILE_BYTES:
             raise ImageError(_too_big(name, size))
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:  # unreadable (permissions) or gone since stat
+            raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
     if not data:
         raise ImageError(f"{name}: the file is empty")
     if len(data) > MAX_FILE_BYTES:
@@ -151,6 +156,7 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
     return img
 
 
+SMALL_IMAGE = 64  # at most this many pixels a side: a dataset-sized crop, read whole (the Classify page says so)
 FRAME_MIN_SIDE = 64  # smaller images (a dataset image, an icon) are never trimmed
 FRAME_MAX = 0.03  # a frame is at most 3% of the shorter side on each edge
 FRAME_FLAT = 0.03  # a frame line is one shade: its pixels' standard deviation (0-1 scale) below this

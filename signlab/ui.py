@@ -147,10 +147,7 @@ def md(text: Any) -> str:
     Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
     ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
     """
-    out = []
-    for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
-    return "".join(out).replace("\n", " ").replace("www.", "www\\.")
+    return views.md(text)
 
 
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")
@@ -265,6 +262,9 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     current = st.session_state.get(key)
     if query in ids and current is None:
         current = query
+    elif query is not None and query not in ids and current is None:  # a shared link to a run not here
+        st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
+                   "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
     if current in ids:
         index = ids.index(current)
     else:

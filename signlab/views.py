@@ -19,7 +19,7 @@ import numpy as np
 from . import handshape as _handshape
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
-from .numbers import percent_text
+from .numbers import count_text, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState
 
@@ -179,7 +179,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                       + ("; the test accuracy follows in a few seconds." if awaiting else "."))
         else:
             result = "."
-        return LiveStatus(state, "success", f"✅ Finished {done} epoch(s) in {secs:.1f} s of training" + result,
+        return LiveStatus(state, "success", f"✅ Finished {count_text(done, 'epoch')} in {secs:.1f} s of training" + result,
                           epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
@@ -218,11 +218,12 @@ def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | Non
 
 def completed_message(status: dict[str, Any]) -> str:
     """A run's message with the epoch count over the whole run: a continued run's trainer says
-    "trained 1 epoch(s)" for its last fit only, beside a table that counts all of them."""
+    "trained 1 epoch" for its last fit only, beside a table that counts all of them (runs saved
+    by an older signlab say "trained 1 epoch(s)")."""
     message = str(status.get("message") or "")
     done = status.get("epochs") if "epochs" in status else status.get("epochs_completed")
-    if re.fullmatch(r"trained \d+ epoch\(s\)", message) and isinstance(done, int):
-        return f"trained {done} epoch(s)"
+    if re.fullmatch(r"trained \d+ epoch(\(s\)|s)?", message) and isinstance(done, int):
+        return f"trained {count_text(done, 'epoch')}"
     return message
 
 
@@ -349,13 +350,28 @@ def shape_reading(v: Verdict) -> str | None:
 
 
 # --------------------------------------------------------------------------- tables
+def md(text: Any) -> str:
+    """User text made safe for markdown: a run's name, a link's value. Without this, a name like
+    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
+
+    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
+    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
+    (``ui.md`` is this; it lives here so view models can escape what pages render as markdown.)
+    """
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
+    return "".join(out).replace("\n", " ").replace("www.", "www\\.")
+
+
 def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Home's "Latest runs": a running run shows "training…" where its accuracy and time will be."""
+    """Home's "Latest runs": a running run shows "training…" where its accuracy and time will be.
+    ``st.table`` renders its cells as markdown, so the names (students choose them) are escaped."""
     rows = []
     for s in summaries:
         busy = str(s.get("status")) in ACTIVE
         secs = _number(s.get("train_seconds"))
-        rows.append({"name": s.get("name"), "model": s.get("model"), "status": str(s.get("status")),
+        rows.append({"name": md(s.get("name") or ""), "model": s.get("model"), "status": str(s.get("status")),
                      "epochs": s.get("epochs"),
                      "test accuracy": "training…" if busy else percent(s.get("test_accuracy")),
                      "training time": "training…" if busy else (f"{secs:.1f} s" if secs is not None else DASH)})
@@ -417,7 +433,7 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
         return SweepStatus(False, "info", "This study has no trials yet.")
     done = sum(r.get("state") != "RUNNING" for r in rows)
     return SweepStatus(False, "info" if stop_requested else "success",
-                       f"{'Stopped' if stop_requested else 'Finished'}: {done} trial(s).",
+                       f"{'Stopped' if stop_requested else 'Finished'}: {count_text(done, 'trial')}.",
                        error=f"A worker of this study ended with an error: {reason}" if reason else "")
 
 
@@ -483,7 +499,7 @@ def study_label(record: dict[str, Any]) -> str:
     """A study in the picker: its name, model and epochs per trial, and whether it is running."""
     bits = [str(record.get("study"))]
     if record.get("model"):
-        bits.append(f"{record['model']}, {record.get('epochs', '?')} epoch(s) per trial")
+        bits.append(f"{record['model']}, {record.get('epochs', '?')} epochs per trial")
     if record.get("workers"):
         bits.append("running")
     return " · ".join(bits)
@@ -528,6 +544,7 @@ MAP_METHODS = _embedding.METHODS
 MAP_METHOD_NAMES = _embedding.METHOD_NAMES
 NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
+SMALL_IMAGE = _preprocess.SMALL_IMAGE
 Crop = _preprocess.Crop
 TOUR_STEPS = _guide.STEPS
 
@@ -864,9 +881,15 @@ def calibration_info(run: Any) -> dict[str, Any] | None:
     return _calibrate.calibration_info(run)
 
 
-def calibration_photo(letter: str, name: str, data: bytes) -> tuple[Any, bytes | None, str]:
+def calibration_photo(letter: str, name: str, data: bytes, collected: Sequence[Any] = ()) -> tuple[Any, bytes | None, str]:
     """One uploaded photo of ``letter``, checked: ``(photo, its thumbnail, "")``, or
-    ``(None, None, why it cannot be used)``."""
+    ``(None, None, why it cannot be used)``. ``collected``: the photos already kept; the same
+    picture twice (under another letter, it would teach the model both) is refused, naming them."""
+    for p in collected:
+        if p.data == data:
+            again = p.letter == _calibrate.letter_of(letter)
+            return None, None, (f"{name}: this picture is already collected ({p.name})" if again
+                                else f"{name}: the same picture is already a photo of {p.letter} ({p.name})")
     try:
         (photo,) = _calibrate.photos_from_files(letter, [(name, data)])
         return photo, _calibrate.thumbnail(photo), ""

@@ -248,7 +248,9 @@ def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path
     noise = []
     for k in "AB":
         buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(buf, "PNG")
+        # coarse blocks: pixel noise would average to one flat grey at 28x28, which is refused as blank
+        blocks = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((224, 224), Image.NEAREST)
+        blocks.save(buf, "PNG")
         noise.append(Photo(k, "noise.png", buf.getvalue()))
     plain = calibrate.calibrate_run(parent, noise, parent.dir.parent, steps=5, dataset=dataset, evaluate_test=False)
     plain_run = open_run(plain["run_id"], parent.dir.parent)

@@ -358,6 +358,12 @@ def test_classify_page(page_env, dataset):
     assert at.slider(key="classify_zoom").value == pytest.approx(min(max(default.zoom, 0.25), 4.0), abs=0.006)
     assert at.slider(key="classify_cx").value == pytest.approx(default.cx, abs=0.006)
     assert any("hand detector found" in c.value for c in at.caption)
+    # the dataset's own 28x28 image is read whole: no advice to move the square onto a hand
+    at.get("file_uploader")[0].upload("a28.png", _encode(Image.fromarray(a)), "image/png").run()
+    assert not at.exception, [e.message for e in at.exception]
+    captions = [c.value for c in at.caption]
+    assert any("only 28×28 pixels" in c and "read whole" in c for c in captions), captions
+    assert not any("found no hand" in c for c in captions), captions
     # a file that is not an image gives a clear message, not a traceback
     at.get("file_uploader")[0].upload("notes.png", b"label,pixel1\n3,4\n", "image/png").run()
     assert not at.exception

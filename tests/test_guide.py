@@ -43,7 +43,7 @@ def test_checks_state_the_users_own_numbers(tmp_path):
     step = {s.key: s for s in guide.STEPS}
     assert guide.check(step["logreg"], runs, lambda r: evals[r.id]) is None  # no logreg run yet
     msg = guide.check(step["seed"], runs, lambda r: evals[r.id])
-    assert "50.0%" in msg and "12 letter(s) are never predicted" in msg and "54%" in msg
+    assert "50.0%" in msg and "12 letters are never predicted" in msg and "54%" in msg
     msg = guide.check(step["fixed"], runs, lambda r: evals[r.id])
     assert "95.8%" in msg and "+46 points" in msg and not msg.endswith("..")
 
@@ -66,4 +66,4 @@ def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
     atomic_write_json(mine.dir / RECORD, {"parent": "plain", "photos": 9, "letters": ["A", "B", "C"],
                                           "seconds": 7.5})
     msg = guide.check(step, [mine, plain], lambda r: None)
-    assert "9 photos" in msg and "3 letter(s)" in msg and "`plain`" in msg
+    assert "9 photos" in msg and "3 letters" in msg and "`plain`" in msg

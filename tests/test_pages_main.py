@@ -252,6 +252,21 @@ def test_runs_page_open_in_evaluate(runs_env):
     assert any(t.value.endswith("Evaluate a model") for t in at.title)
 
 
+def test_a_link_to_a_run_that_is_not_here_says_so(runs_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/evaluate.py")
+    at.query_params["run"] = "20260101-000000-mlp-gone"
+    at.run()
+    no_error(at)
+    assert any("20260101-000000-mlp-gone" in w.value and "not one you can open" in w.value for w in at.warning)
+    assert by_label(at.selectbox, "Run").value == runs_env[1]  # the page still opens, on another run
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/evaluate.py")
+    at.query_params["run"] = runs_env[1]
+    at.run()
+    assert not at.warning
+
+
 def test_train_page_puts_the_run_it_follows_in_the_link(runs_env):
     """A query parameter set just before st.rerun() can be lost (streamlit#7961), so the page puts
     the followed run back in its link on every run; a run the user may not see is never put there."""

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from signlab import guide, views
+from signlab import figures, guide, views
 from signlab.config import preset
 from signlab.handshape import combine
 from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
@@ -71,7 +71,7 @@ def test_continued_run_times_its_own_fit():
     assert v.epoch == 2 and v.progress == 0.2 and v.seconds_left == pytest.approx(8.0)
 
 
-@pytest.mark.parametrize("state,kind,word", [("completed", "success", "Finished 3 epoch(s)"),
+@pytest.mark.parametrize("state,kind,word", [("completed", "success", "Finished 3 epochs"),
                                              ("stopped", "warning", "Stopped: by request"),
                                              ("diverged", "warning", "Diverged"), ("failed", "error", "failed")])
 def test_final_states(state, kind, word):
@@ -140,7 +140,9 @@ def test_my_active_run_finds_the_users_running_run():
 
 
 def test_completed_message_counts_the_whole_run():
-    assert views.completed_message({"message": "trained 1 epoch(s)", "epochs": 3}) == "trained 3 epoch(s)"
+    assert views.completed_message({"message": "trained 1 epoch(s)", "epochs": 3}) == "trained 3 epochs"
+    assert views.completed_message({"message": "trained 1 epoch", "epochs": 1}) == "trained 1 epoch"
+    assert views.completed_message({"message": "trained 2 epochs", "epochs": 5}) == "trained 5 epochs"
     assert views.completed_message({"message": "stopped by request", "epochs": 3}) == "stopped by request"
 
 
@@ -276,7 +278,7 @@ def test_sweep_status_from_workers_not_the_clock():
     assert running.running and running.message == "⏳ Running: 1 worker, training trial #3"
     assert "Stopping" in views.sweep_status([], [{}], True, True).message
     done = views.sweep_status([{"state": "COMPLETE"}, {"state": "PRUNED"}], [], False, False)
-    assert not done.running and done.kind == "success" and done.message == "Finished: 2 trial(s)."
+    assert not done.running and done.kind == "success" and done.message == "Finished: 2 trials."
     failed = views.sweep_status([], [], False, False, "signlab: no data")
     assert failed.kind == "error" and failed.message == "The sweep could not run: no data"
     assert views.sweep_status([], [], False, False).message == "This study has no trials yet."
@@ -301,7 +303,7 @@ def test_sweep_words():
     assert views.trial_settings(trial, ["lr", "batch_size", "augment", "weight_decay"]) == \
         "learning rate 3.00e-03, batch size 64, augmentation on"
     assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
-        "s1 · logreg, 2 epoch(s) per trial · running"
+        "s1 · logreg, 2 epochs per trial · running"
     assert views.study_label({"study": "s2"}) == "s2"
 
 
@@ -313,7 +315,7 @@ def test_page_config_gives_the_config_or_the_message():
     cfg, error = views.page_config(values)
     assert error is None and cfg.model == values["model"]
     cfg, error = views.page_config({**values, "epochs": 0})
-    assert cfg is None and error and "epochs" in error
+    assert cfg is None and error and error.startswith("Epochs: 0 is out of range")
 
 
 def test_tour_page_run_is_the_run_the_step_shows():
@@ -361,6 +363,38 @@ def test_sweep_command(tmp_path):
 def test_calibration_photo_names_what_cannot_be_read():
     photo, thumb, error = views.calibration_photo("A", "notes.png", b"not an image")
     assert photo is None and thumb is None and error
+
+
+def test_calibration_photo_refuses_a_blank_picture_and_the_same_picture_twice(dataset):
+    import io
+
+    from PIL import Image
+
+    def png(a) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "PNG")
+        return buf.getvalue()
+
+    photo, thumb, error = views.calibration_photo("A", "lens-cap.png", png(np.full((240, 320), 90, np.uint8)))
+    assert photo is None and "lens-cap.png" in error and "one shade" in error
+    hand = png(np.asarray(Image.fromarray(dataset.test.images[0]).resize((224, 224))))
+    first, thumb, error = views.calibration_photo("A", "a1.png", hand)
+    assert first is not None and thumb and error == ""
+    again, _, error = views.calibration_photo("A", "a1-copy.png", hand, [first])
+    assert again is None and error == "a1-copy.png: this picture is already collected (a1.png)"
+    other, _, error = views.calibration_photo("B", "b1.png", hand, [first])
+    assert other is None and error == "b1.png: the same picture is already a photo of A (a1.png)"
+
+
+def test_names_students_choose_are_shown_as_written():
+    name = "[click](http://x.example) <b>bold</b> & *stars*"
+    [row] = views.latest_runs_rows([{"name": name, "model": "mlp", "status": "completed", "epochs": 2,
+                                     "test_accuracy": 0.5, "train_seconds": 3.0}])
+    assert row["name"] == views.md(name) and "\\[click\\]" in row["name"] and "\\<b\\>" in row["name"]
+    fig = figures.runs_overlay({name: [{"epoch": 1, "val_accuracy": 0.5}]})
+    assert fig.data[0].name == "[click](http://x.example) &lt;b&gt;bold&lt;/b&gt; &amp; *stars*"
+    fig = figures.runs_loss_overlay({name: [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]})
+    assert "<b>" not in fig.data[0].name
 
 
 def test_explanations_of_one_input(tiny_model):
