@@ -81,7 +81,7 @@ with right:
         st.info(f"No test image of **{LETTERS[t]}** was {kind.replace('**', '')}.")
     else:
         shown = idx[:MAX_PAIR_IMAGES]
-        st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** were {kind}"
+        st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** {'was' if len(idx) == 1 else 'were'} {kind}"
                     + (f" (the {len(shown)} most confident shown)" if len(idx) > len(shown) else "")
                     + ". Each title is the model's confidence in its answer.")
         st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, views.confidence_titles(ev.confidence[shown]),

@@ -81,8 +81,10 @@ if picked:
     with c2:
         if any(batches.values()):
             st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
-    st.caption("Runs with one epoch show a single point per run; train longer to see the curves. Steps differ "
-               "between runs with different batch sizes: one step is one batch.")
+    one_epoch = [k for k, v in epochs.items() if len(v) == 1]
+    st.caption(("Runs with one epoch show a single point in the epoch chart; train longer to see their curves. "
+                if one_epoch else "") +
+               "Steps differ between runs with different batch sizes: one step is one batch.")
 
 # ----------------------------------------------------------------------------- manage one run
 st.subheader("Manage a run")

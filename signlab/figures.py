@@ -550,7 +550,9 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
         missing = any(v is None for v in a["values"])
         below = lo - (hi - lo) * 0.06 if missing else lo
         values = [below if v is None else v for v in a["values"]]
-        d: dict[str, Any] = dict(label=a["label"], values=values, range=[below, hi], tickformat="~g")
+        # accuracies to at most 3 decimals (a bare "~g" wrote ticks like 99.9861); others to 5 digits
+        fmt = ".3~f" if "accuracy" in a["key"] else ".5~g"
+        d: dict[str, Any] = dict(label=a["label"], values=values, range=[below, hi], tickformat=fmt)
         if a.get("tickvals") is not None:
             d.update(tickvals=a["tickvals"], ticktext=a["ticktext"])
         if a.get("constraint") is not None:
