@@ -5,7 +5,6 @@ import streamlit as st
 
 from signlab import ui, views
 from signlab.teach import TRAIN_DETAILS, TRAIN_INTRO
-from signlab.views import DASH
 
 st.title("🏋️ Train a model")
 ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
@@ -84,9 +83,11 @@ with left:
                     st.rerun()
 
 with right:
-    if run is None:
+    if run is None and cfg is None:  # the settings column names the setting; say it where the eye starts too
+        st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
+    elif run is None:
         st.info(f"Press **Start** to train. With these settings "
-                f"{views.time_estimate(cfg, ui.speed_rows(available), len(ui.dataset().train)) if cfg else DASH}; "
+                f"{views.time_estimate(cfg, ui.speed_rows(available), len(ui.dataset().train))}; "
                 "the chart here shows the loss falling as it learns.")
     else:
         ui.live_run(run, jm, mine, view)

@@ -285,6 +285,8 @@ def test_train_page_refuses_a_typed_value_out_of_range_and_turns_start_off(tmp_p
     assert any(e.startswith(f"{SETTING[name].label}: ") and message in e for e in errors), errors
     [start] = [b for b in at.button if "Start" in b.label]
     assert start.disabled
+    assert any(w.value.startswith("Start is off until the settings can be used.") and message in w.value
+               for w in at.warning), [w.value for w in at.warning]  # beside the chart, where the eye starts
     box.set_value(SETTING[name].default if SETTING[name].default is not None else 1).run()
     assert not at.error and not [b for b in at.button if "Start" in b.label][0].disabled
 
