@@ -16,7 +16,8 @@ HOME_INTRO = (
 )
 
 DATA_INTRO = (
-    "Each image is a 28×28 grid of grey levels (0 = black, 255 = white), a hand cropped from a photo. "
+    "Each image is a 28×28 grid of grey levels, a hand cropped from a photo: stored as 0 (black) to 255 "
+    "(white) in the CSV, shown here divided by 255, so from 0 to 1. "
     "There are 24 letters: J and Z need motion, so they are missing. Reshuffle the samples, filter one "
     "letter, and look at the *mean image* of each letter: the average hand the models will have to tell apart."
 )
