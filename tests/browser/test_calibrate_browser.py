@@ -38,7 +38,7 @@ def photos(tmp_path_factory):
 
 def _choose_letter(page, letter: str) -> None:
     page.get_by_role("combobox", name="Letter").click()
-    page.get_by_role("option", name=f"{letter} (").first.click()
+    page.get_by_role("option", name=letter, exact=True).click()
     wait_idle(page)
 
 
@@ -61,15 +61,15 @@ def test_upload_drop_calibrate_and_classify(page, server, runs_dir, photos):
         with step(page, "upload two photos of A"):
             _choose_letter(page, "A")
             _upload(page, photos["A"])
-            wait_text(page, "Collected: 2 photos of 1 letter(s)")
+            wait_text(page, "Collected: 2 photos of 1 letter.")
         with step(page, "upload two photos of B"):
             _choose_letter(page, "B")
             _upload(page, photos["B"])
-            wait_text(page, "Collected: 4 photos of 2 letter(s)")
+            wait_text(page, "Collected: 4 photos of 2 letters.")
             assert page.locator("[data-testid='stImage']").count() >= 4, "the gallery shows no photos"
         with step(page, "drop one photo"):
             page.get_by_role("button", name="✕").first.click()
-            wait_text(page, "Collected: 3 photos of 2 letter(s)")
+            wait_text(page, "Collected: 3 photos of 2 letters.")
             wait_idle(page)
         with step(page, "press Calibrate and see the new run"):
             page.get_by_role("button", name="Calibrate").click()

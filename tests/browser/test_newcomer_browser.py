@@ -117,7 +117,7 @@ def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
         goto(page, own.url, "/runs")
         wait_text(page, "Manage a run", WAIT)
         caption = page.locator("[data-testid='stCaptionContainer']", has_text="trained").first.inner_text()
-        assert "trained 2 epoch(s)" in caption, caption
+        assert "trained 2 epochs" in caption, caption
         wait_chart(page, "runs_loss_overlay", WAIT)
     assert_no_exception(page, "Train after a continued run")
 
