@@ -195,7 +195,7 @@ def test_a_single_image_tile_is_not_a_sliver(page, own):
             box.fill(letter)
             page.keyboard.press("Enter")
             wait_idle(page, WAIT)
-        wait_text(page, "were predicted as", WAIT)
+        wait_text(page, "was predicted as", WAIT)  # one image: "1 of the ... was"
         wait_chart(page, "eval_pair_images", WAIT)
     with step(page, "the figure is as wide as plotly laid it out"):
         drawn, laid_out = page.evaluate("(sel) => { const g = document.querySelector(sel);"

@@ -62,7 +62,7 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         wait_idle(page, WAIT)
     with step(page, "the page names the pair and shows its images"):
         text = page.inner_text("body")
-        said = re.search(rf"{int(count):,} of the [\d,]+ test images of {y_label} were predicted as {x_label}\b", text)
+        said = re.search(rf"{int(count):,} of the [\d,]+ test images of {y_label} (?:was|were) predicted as {x_label}\b", text)
         assert said, f"no caption for true {y_label} predicted {x_label} ({count} images)"
         images = keyed_plot(page, "eval_pair_images", 0, "z")
         assert images and images != images_before, "the image grid did not change to the clicked pair"
