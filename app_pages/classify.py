@@ -34,7 +34,7 @@ model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
 if cfg.preset != "robust":
     c1, c2 = st.columns([3, 1])
-    c1.caption(f"This is a **{cfg.model}** run. Photos of real hands look unlike the dataset; a run of the "
+    c1.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                "does much better on photos.")
     robust = views.preset("robust")
@@ -107,7 +107,7 @@ def _draw():
             indices = np.flatnonzero(ds.targets == LETTERS.index(letter))
             index = int(indices[st.session_state.get("classify_start_n", 0) % len(indices)])
             background = ds.images[index].astype(np.float32) / 255.0
-            st.caption(f"Test image #{index}, a **{letter}**. Paint over part of the hand to see how the "
+            st.caption(f"Test image #{index}, the letter **{letter}**. Paint over part of the hand to see how the "
                        "prediction changes when the model cannot see it.")
             key = f"classify_canvas_{version}_ds{index}"
         else:
