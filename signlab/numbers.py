@@ -25,8 +25,8 @@ def percent_text(fraction: float, digits: int = 1) -> str:
 
 
 def count_text(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and ``noun`` in the right number: ``"1 photo"``, ``"3 photos"``, ``"1,200 images"``
-    (``plural`` where adding "s" is wrong: ``count_text(2, "was", "were")``-style pairs are the
-    caller's)."""
+    """``n`` and ``noun`` in the right number: ``"1 photo"``, ``"3 photos"``, ``"1,200 images"``;
+    ``plural`` where adding "s" is wrong (``count_text(2, "mouse", "mice")``). A verb that agrees
+    with the count ("is"/"are") is the caller's."""
     word = noun if n == 1 else (plural or f"{noun}s")
     return f"{n:,} {word}" if isinstance(n, int) else f"{n} {word}"
