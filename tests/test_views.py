@@ -440,3 +440,12 @@ def test_the_tour_and_the_pages_share_one_percentage_rule():
     assert percent_text(7171 / 7172) == "99.99%"  # the tour's one decimal, widened where needed
     assert percent_text(1.0) == "100.0%"
     assert views.percent(None) == views.DASH and views.percent(float("nan")) == views.DASH
+
+
+@pytest.mark.parametrize("n, noun, plural, text", [
+    (1, "photo", None, "1 photo"), (0, "photo", None, "0 photos"), (3, "letter", None, "3 letters"),
+    (1200, "image", None, "1,200 images"), (2, "mouse", "mice", "2 mice"), (1, "mouse", "mice", "1 mouse"),
+])
+def test_counts_read_in_the_right_number(n, noun, plural, text):
+    from signlab.numbers import count_text
+    assert count_text(n, noun, plural) == text
