@@ -43,7 +43,8 @@ from .inference import predict
 from .labels import LETTERS
 from .models import Ensemble, watch
 from .normalize import normalize_for
-from .preprocess import MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, is_blank, prepare, to_png, zoomed_views
+from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
+                         zoomed_views)
 from .runs import Run, RunWriter, create_held_run, delete_run, open_run
 from .store import Claim, RunState, new_worker_id
 from .numbers import count_text
@@ -222,7 +223,9 @@ def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 11
     """
     prep = _usable(photo, crop)
     left, top, right, bottom = prep.box
-    square = Image.fromarray(np.ascontiguousarray(prep.gray[top:bottom, left:right]), mode="F")
+    # cut repeats the edge pixels where the detector's square reaches past the photo, as the model's
+    # input does; plain slicing read a negative edge as "from the end" and showed a corner of the room
+    square = Image.fromarray(np.ascontiguousarray(cut(prep.gray, left, top, right, bottom)), mode="F")
     return to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
 
 

@@ -31,7 +31,7 @@ from .fsutil import atomic_write
 from .labels import LETTERS, NUM_CLASSES
 from .models import first_network, watch
 from .normalize import normalize_for
-from .predict import to_float_images
+from .predict import forward_views, to_float_images
 from .runs import Run
 
 METHODS: tuple[str, ...] = ("pca", "tsne")
@@ -146,8 +146,11 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
     net = first_network(model)
     dev = next(model.parameters()).device
     captured: list[torch.Tensor] = []
+    listening = [True]  # off while the test-time shifts run: their passes are not rows of the map
 
     def keep(t: torch.Tensor, pool: bool = True) -> None:
+        if not listening[0]:
+            return
         t = t.detach().float()
         captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 and pool else t.flatten(1)).cpu())  # (B, D)
 
@@ -171,7 +174,11 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
             n = len(images)
             for i in range(0, n, batch_size):
                 x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
-                logits = model(x).float()  # (B, 24)
+                logits = model(x).float()  # (B, 24); the image alone: the one pass the hook keeps
+                if getattr(model, "tta", False):  # the prediction Evaluate and Classify make: with its shifts
+                    listening[0] = False
+                    logits = forward_views(model, x).float()
+                    listening[0] = True
                 if layer == PIXELS:
                     keep(x, pool=False)  # (B, 784): every pixel is a dimension
                 elif layer == LOGITS:
@@ -240,6 +247,9 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
 
 
 # --------------------------------------------------------------------------- per run, cached
+CACHE_VERSION = 2  # 2: predictions with the model's test-time shifts, as Evaluate makes them (1: without)
+
+
 def cache_path(run: Run, layer: str, method: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer)
     return run.dir / "embeddings" / f"{safe}-{method}.npz"
@@ -257,7 +267,7 @@ def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
     path = cache_path(run, layer, method)
     try:
         with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
-            if float(z["weights_mtime"]) != _weights_mtime(run):
+            if float(z["weights_mtime"]) != _weights_mtime(run) or int(z.get("version", 1)) != CACHE_VERSION:
                 return None
             if any(len(z[k]) != n for k in ("coords", "y_true", "y_pred", "probs")):
                 return None  # a map that does not fit the test set (as an older version could write): remade
@@ -295,7 +305,8 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
                     probs.astype(np.float16).astype(np.float32), layer, method, int(feats.shape[1]),
                     time.perf_counter() - t0)
     arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs.astype(np.float16),
-                  dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime))
+                  dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime),
+                  version=np.int64(CACHE_VERSION))
 
     def write(p: Path) -> None:
         with open(p, "wb") as f:

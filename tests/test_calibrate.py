@@ -333,3 +333,20 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     [x for x in at.button if x.label.startswith("🗑️")][0].click().run()
     assert not at.exception
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos_kept"] == 0
+
+
+def test_a_thumbnail_shows_the_square_the_model_sees_when_it_reaches_past_the_photo(dataset):
+    """The detector's square may reach past the photo (edge pixels repeated); the thumbnail once cut
+    it with negative indices and showed a corner of the background instead of the hand."""
+    from signlab.preprocess import Crop
+
+    hand = np.asarray(Image.fromarray(dataset.test.images[5]).resize((224, 224)), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(hand).save(buf, "PNG")
+    photo = Photo("B", "b.png", buf.getvalue())
+    crop = Crop(zoom=0.8, cx=0.5, cy=0.5, pad=True)  # a square larger than the photo: it reaches past every edge
+    prep = prepare(photo.data, photo.label, crop)
+    assert prep.box[0] < 0 and prep.box[1] < 0
+    thumb = np.asarray(Image.open(io.BytesIO(calibrate.thumbnail(photo, crop, size=28))), dtype=np.float32) / 255
+    model_view = prep.image28
+    assert np.corrcoef(thumb.ravel(), model_view.ravel())[0, 1] > 0.95  # the same picture as the model's input

@@ -126,6 +126,21 @@ def test_a_shared_model_gives_each_caller_only_its_own_activations(tiny_test):
         busy.join()
 
 
+def test_the_map_predicts_as_evaluate_does_with_test_time_shifts(tiny_test):
+    """The fast preset's model averages its image with four shifted copies; the Map once predicted
+    from the image alone and ringed other mistakes than Evaluate counted."""
+    from signlab.inference import predict
+
+    model = create_model("s2net", tta=True).eval()
+    feats, probs = embedding.activations(model, tiny_test.images, "hidden", batch_size=50)
+    assert feats.shape == (120, 576)  # one row per image: the shifted passes are not kept
+    np.testing.assert_allclose(probs, predict(model, tiny_test.images / 255.0), atol=1e-4)
+    plain = create_model("s2net").eval()
+    plain.load_state_dict(model.state_dict())
+    alone, _ = embedding.activations(plain, tiny_test.images, "hidden", batch_size=50)
+    np.testing.assert_allclose(feats, alone, atol=1e-5)  # the features are the image's own
+
+
 def test_a_cached_map_that_does_not_fit_the_test_set_is_made_again(tmp_path, small_dataset, tiny_test):
     from signlab import api
     from signlab.config import TrainConfig
