@@ -12,25 +12,30 @@ another folder name there is nothing to switch off (Streamlit's own advice for `
 """
 import streamlit as st
 
-from signlab import ui
+from signlab import ui, views
 
 st.set_page_config(page_title="signlab", page_icon="✋", layout="wide")
 
+def _page(name: str, icon: str, **kwargs) -> st.Page:
+    """``app_pages/<name>.py`` under its title (``views.page_title``: the tour's buttons name it the same)."""
+    return st.Page(f"app_pages/{name}.py", title=views.page_title(name), icon=icon, **kwargs)
+
+
 PAGES = {
     "Learn": [
-        st.Page("app_pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("app_pages/guide.py", title="Guided tour", icon="🧭"),
+        _page("home", icon="🏠", default=True),
+        _page("guide", icon="🧭"),
     ],
     "Work": [
-        st.Page("app_pages/data.py", title="Data", icon="🖼️"),
-        st.Page("app_pages/train.py", title="Train", icon="🏋️"),
-        st.Page("app_pages/evaluate.py", title="Evaluate", icon="🎯"),
-        st.Page("app_pages/kernels.py", title="Kernels", icon="🔬"),
-        st.Page("app_pages/map.py", title="Map", icon="🗺️"),
-        st.Page("app_pages/classify.py", title="Classify", icon="✋"),
-        st.Page("app_pages/calibrate.py", title="Teach it your hand", icon="🖐️"),
-        st.Page("app_pages/runs.py", title="Runs", icon="🗂️"),
-        st.Page("app_pages/sweeps.py", title="Sweeps", icon="🧪"),
+        _page("data", icon="🖼️"),
+        _page("train", icon="🏋️"),
+        _page("evaluate", icon="🎯"),
+        _page("kernels", icon="🔬"),
+        _page("map", icon="🗺️"),
+        _page("classify", icon="✋"),
+        _page("calibrate", icon="🖐️"),
+        _page("runs", icon="🗂️"),
+        _page("sweeps", icon="🧪"),
     ],
 }
 

@@ -17,7 +17,7 @@ st.title("🖐️ Teach it your hand")
 ui.explain(CALIBRATE_INTRO, CALIBRATE_DETAILS)
 
 run = ui.classify_run_picker("Run to adapt", key=ui.Keys.CALIBRATE_RUN,
-                             help="By default the newest run of the robust preset (the best on photos).")
+                             help="By default the run this page and Classify use for photos (the caption below says which).")
 if run is None:
     st.stop()
 info = views.calibration_info(run)
@@ -30,7 +30,7 @@ if info:
                                          "photos it learned from are deleted."):
         with ui.guard("Could not delete the photos"):
             n = ui.delete_photos(run.id)
-            st.toast(f"Deleted {n} photos from {run.id}.")
+            st.toast(f"Deleted {views.count_text(n, 'photo')} from {run.id}.")
             st.rerun()
 
 photos: list[dict] = ui.state(ui.Keys.CALIBRATION_PHOTOS, [])  # {"id", "photo", "thumb"}
@@ -120,7 +120,7 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-pressed = st.button(f"🎯 Calibrate {ui.md(run.name)} on {len(photos)} photos", type="primary", disabled=not photos,
+pressed = st.button(f"🎯 Calibrate {ui.md(run.name)} on {views.count_text(len(photos), 'photo')}", type="primary", disabled=not photos,
                     help=None if photos else "Add a few photos first.")
 if pressed:
     bar = st.progress(0.0, text="Adapting the model to your photos…")

@@ -112,8 +112,8 @@ with left:
         new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
-                ui.rename(run.id, new_name)
-                st.session_state["runs_flash"] = f"Renamed to “{ui.md(run.name)}”."
+                renamed = ui.rename(run.id, new_name)
+                st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     b1, b2, b3 = st.columns(3)
     if b1.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):

@@ -74,12 +74,12 @@ def page_values(preset_name: str) -> dict[str, Any]:
 def page_config(values: Mapping[str, Any]) -> TrainConfig:
     """The config of the page's values (as :func:`page_values` gives them): the preset, each setting over it.
 
-    Raises ConfigError naming the first setting that cannot be used by its label on the page
-    ("Epochs: 300 is out of range; allowed 1 to 200"), as the student reads it there."""
-    for s in PAGE_SETTINGS:
-        problem = s.problem(values[s.name]) if s.name in values else None
-        if problem:
-            raise ConfigError(f"{s.label}: {problem}")
+    Raises ConfigError naming every setting that cannot be used by its label on the page
+    ("Epochs: 300 is out of range; allowed 1 to 200; Seed: -1 is out of range; ..."), as the
+    student reads it there."""
+    problems = [f"{s.label}: {p}" for s in PAGE_SETTINGS if s.name in values and (p := s.problem(values[s.name]))]
+    if problems:  # all of them at once: fixing one only to be told of the next is a slow way to learn
+        raise ConfigError("; ".join(problems))
     return preset(values["preset"], **{k: v for k, v in values.items() if k != "preset"})
 
 

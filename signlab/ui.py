@@ -604,7 +604,8 @@ def setting_input(s: Setting, where: Any = None) -> Any:
     help_text = f"{s.help.rstrip('.')} (allowed {s.allowed_text()})."
     if s.type is int:
         return where.number_input(s.label, step=int(s.step or 1), key=key, help=help_text, persist_state=PERSIST)
-    return where.number_input(s.label, step=float(s.step or 1e-4), format="%.5f", key=key, help=help_text,
+    # %g: 0.003 reads 0.003 and an allowed 4e-06 reads 4e-06 (a fixed "%.5f" showed it as 0.00000)
+    return where.number_input(s.label, step=float(s.step or 1e-4), format="%g", key=key, help=help_text,
                               persist_state=PERSIST)
 
 

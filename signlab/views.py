@@ -384,10 +384,14 @@ def hardest_letters(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str
 
 
 # --------------------------------------------------------------------------- the guided tour
+# the sidebar's names of pages whose file name is not their title (app.py's router uses them too)
+PAGE_TITLES = {"guide": "Guided tour", "calibrate": "Teach it your hand"}
+
+
 def page_title(page: str) -> str:
-    """"app_pages/kernels.py" -> "Kernels": the name of the page a tour step opens."""
+    """"app_pages/kernels.py" -> "Kernels": the name of a page, as the sidebar shows it."""
     name = page.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
-    return name.replace("_", " ").capitalize()
+    return PAGE_TITLES.get(name) or name.replace("_", " ").capitalize()
 
 
 def step_name(title: str) -> str:

@@ -202,7 +202,7 @@ def test_runs_page_rename_and_delete(runs_env):
     from signlab.runs import open_run
 
     assert open_run(run_id, root).name == "my first model"
-    assert any("Renamed" in s.value for s in at.success)
+    assert any(s.value == "Renamed to “my first model”." for s in at.success), [s.value for s in at.success]
 
     by_label(at.button, "🗑️ Delete…").click().run()
     no_error(at)

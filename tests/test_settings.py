@@ -307,6 +307,14 @@ def test_train_page_says_which_settings_differ_from_the_preset(tmp_path, monkeyp
     assert link_values(query)[0] == {**page_values("fast"), "model": "mlp", "lr": 0.01}  # the link reopens them
 
 
+def test_page_config_names_every_setting_that_cannot_be_used():
+    values = {**page_values("lecture"), "epochs": 100000, "batch_size": 0, "seed": -3}
+    with pytest.raises(ConfigError) as err:
+        page_config(values)
+    assert str(err.value) == ("Epochs: 100000 is out of range; allowed 1 to 200; Batch size: 0 is out of range; "
+                              "allowed 1 to 4096; Seed: -3 is out of range; allowed 0 to 2147483647")
+
+
 def test_a_train_option_out_of_range_is_named_by_its_flag(capsys, tmp_path):
     code = cli.main(["train", "--epochs", "300", "--runs-dir", str(tmp_path / "runs")])
     assert code == 2
