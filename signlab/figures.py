@@ -502,7 +502,8 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
     the lecture ConvNet's output ReLU clips to zero, appears only for that model.
     """
     has_logits = series.get("dead_logits") is not None
-    titles = ["Gradient size ‖∇W‖ per layer", "Weight size ‖W‖ per layer", "Dead ReLU units (%)"]
+    titles = ["Gradient size ‖∇W‖ per layer", "Weight size ‖W‖ per layer",
+              "Dead ReLU units (%)" if series.get("dead") else "Dead ReLU units: none (this model has no ReLU)"]
     if has_logits:
         titles.append("Scores clipped to 0 by the output ReLU (%)")
     cols = 2
@@ -527,8 +528,10 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
         fig.add_trace(go.Scatter(x=steps, y=[None if v is None else 100 * v for v in series["dead_logits"]],
                                  mode="lines", name="clipped logits", line=dict(color=RED, width=3)), 2, 2)
         fig.update_yaxes(range=[0, 100], row=2, col=2)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    # every tick written out ("20", "0.05"): plotly's default on a log axis writes 2 and 5 for the
+    # ticks between powers of ten, which read as "2" above "10" and "5 2 1 5 2 0.1"
+    fig.update_yaxes(type="log", tickformat="~g", row=1, col=1)
+    fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
     fig.update_yaxes(range=[0, 100], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2)
     return _layout(fig, 560, title=title, legend=dict(font=dict(size=10)))

@@ -126,4 +126,10 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     assert series["steps"] == [4, 8, 12] and len(series["grad"]["classifier"]) == 3
     fig = figures.health_charts(series)
     assert any(tr.name == "clipped logits" for tr in fig.data)
+    # log axes write every tick out (plotly's default wrote "2" above "10" and "5 2 1 5 2 0.1")
+    assert fig.layout.yaxis.tickformat == "~g" and fig.layout.yaxis2.tickformat == "~g"
+    titles = [a.text for a in fig.layout.annotations]
+    assert "Dead ReLU units (%)" in titles
+    no_relu = figures.health_charts({**series, "dead": {}})
+    assert "Dead ReLU units: none (this model has no ReLU)" in [a.text for a in no_relu.layout.annotations]
     assert health.health_summary(recs)["dead_logits"] == recs[-1]["dead_logits"]
