@@ -468,10 +468,16 @@ def map_region(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, picke
     mask = np.zeros(len(y_true), bool)
     mask[picked] = True
     letters = np.bincount(np.asarray(y_true)[picked], minlength=len(LETTERS))
-    common = ", ".join(f"{LETTERS[k]} {letters[k]}" for k in np.argsort(-letters)[:5] if letters[k])
+    top = [k for k in np.argsort(-letters)[:5] if letters[k]]
+    common = ", ".join(f"{LETTERS[k]} ({letters[k]:,})" for k in top)
+    rest = int(len(picked) - sum(letters[k] for k in top))
+    if rest:
+        common += f" and {count_text(rest, 'other')}"
     wrong = int((np.asarray(y_true)[picked] != np.asarray(y_pred)[picked]).sum())
-    return Region(mask, zoom, f"True letters here: {common}. {wrong} of them misclassified. "
-                              f"{drawn} images are drawn where their points lie.")
+    mistakes = "none misclassified" if wrong == 0 else f"{wrong:,} misclassified"
+    return Region(mask, zoom, f"{count_text(len(picked), 'image')} here, by true letter: {common}; {mistakes}. "
+                              f"{count_text(drawn, 'image')} {'is' if drawn == 1 else 'are'} drawn where "
+                              f"{'its point lies' if drawn == 1 else 'their points lie'}.")
 
 
 def snapshot_title(epoch: int | None) -> str:

@@ -289,7 +289,11 @@ def test_map_region_summarises_the_picked_points():
     coords = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
     region = views.map_region(coords, np.array([0, 0, 1]), np.array([0, 1, 1]), [0, 1], drawn=2)
     assert region.mask.tolist() == [True, True, False]
-    assert region.caption == "True letters here: A 2. 1 of them misclassified. 2 images are drawn where their points lie."
+    assert region.caption == "2 images here, by true letter: A (2); 1 misclassified. 2 images are drawn where their points lie."
+    y = np.array([0] * 5 + [1] * 4 + [2] * 3 + [3] * 2 + [4] + [5] + [6])
+    many = views.map_region(np.random.default_rng(0).random((len(y), 2)), y, y, list(range(len(y))), drawn=1)
+    assert many.caption == ("17 images here, by true letter: A (5), B (4), C (3), D (2), E (1) and 2 others; "
+                            "none misclassified. 1 image is drawn where its point lies.")
     (x0, x1), (y0, y1) = region.zoom
     assert x0 < 0 < 1 < x1 and y0 < 0 < 2 < y1 and x1 - 1 == pytest.approx(0.16)
 
