@@ -153,5 +153,5 @@ if result:
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
                    "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")
         if st.button("✋ Try it on Classify →", type="primary"):
-            ui.choose_for_classify(new.id)
+            ui.choose_for_classify(new.id, tab=ui.CLASSIFY_TABS[1])  # it is for photos: open on the upload
             st.switch_page("app_pages/classify.py")

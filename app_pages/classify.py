@@ -22,7 +22,7 @@ st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
 
 # the open tab (Streamlit keeps it under the tabs' key) decides which run the page starts on
-source = st.session_state.get("classify_source") or "✏️ Draw"
+source = st.session_state.get(ui.Keys.CLASSIFY_SOURCE) or ui.CLASSIFY_TABS[0]
 purpose = "drawing" if "Draw" in source else "photo"
 run = ui.classify_run_picker(
     purpose=purpose,
@@ -32,7 +32,7 @@ if run is None:
     st.stop()
 model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
-if cfg.preset != "robust":
+if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated run is already fitted to photos
     c1, c2 = st.columns([3, 1])
     c1.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
@@ -171,7 +171,7 @@ def _photo(kind: str):
     return prepared, "your photo"
 
 
-t_draw, t_upload, t_camera = st.tabs(["✏️ Draw", "📁 Upload", "📷 Camera"], key="classify_source",
+t_draw, t_upload, t_camera = st.tabs(list(ui.CLASSIFY_TABS), key=ui.Keys.CLASSIFY_SOURCE,
                                      on_change="rerun")
 prepared, what = None, ""
 with t_draw:

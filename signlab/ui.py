@@ -36,11 +36,15 @@ from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
 
+CLASSIFY_TABS = ("✏️ Draw", "📁 Upload", "📷 Camera")  # Classify's tabs: their labels are their state
+
+
 class Keys:
     """Session-state keys, in one place so pages never collide."""
 
     TRAIN_RUN = "train_run_id"  # the run the Train page follows
     EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels and Classify: the run being looked at
+    CLASSIFY_SOURCE = "classify_source"  # Classify's open tab (its st.tabs key)
     DATA_SEED = "data_seed"  # reshuffle counter of the Data page
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
@@ -404,12 +408,15 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
     return best, "your best run by test accuracy"
 
 
-def choose_for_classify(run_id: str) -> None:
+def choose_for_classify(run_id: str, tab: str | None = None) -> None:
     """Make ``run_id`` the Classify page's model for photos and drawings (a page that just made it
-    sends the user there)."""
+    sends the user there); ``tab``: the Classify tab to open on (a calibrated run is for photos:
+    ``CLASSIFY_TABS[1]``, the upload)."""
     for purpose in ("photo", "drawing"):
         st.session_state[f"classify_run_{purpose}"] = run_id
     st.session_state[Keys.EVAL_RUN] = run_id
+    if tab is not None:
+        st.session_state[Keys.CLASSIFY_SOURCE] = tab
 
 
 def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None,

@@ -87,6 +87,9 @@ def test_upload_drop_calibrate_and_classify(page, server, runs_dir, photos):
             wait_idle(page)
             picked = page.get_by_role("combobox", name="Model").input_value()
             assert "calibrated on 3 photos" in picked, f"Classify did not open the calibrated run: {picked}"
+            # a calibrated run is for photos: the page opens on the upload, without urging the robust preset
+            page.get_by_text("A photo of a hand").first.wait_for(timeout=WAIT_MS)
+            assert "Train the robust model" not in page.inner_text("body")
         assert_no_exception(page, "Classify with the calibrated run")
     finally:
         for run_id in {r.id for r in list_runs(runs_dir)} - before:
