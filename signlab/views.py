@@ -185,6 +185,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
+    if state == RunState.STOPPED:  # the trainer's message already starts "stopped by request ..."
+        said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
+            (f"Stopped: {message}" if message else "Stopped")
+        kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
+                else " No epoch finished, so there are no weights to keep.")
+        return LiveStatus(state, "warning", f"⏹ {said}.{kept}", epoch=done, **buttons)
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
 

@@ -81,6 +81,15 @@ def test_final_states(state, kind, word):
     assert v.can_continue and not v.can_stop
 
 
+def test_a_stopped_run_says_so_once_and_what_is_kept():
+    v = views.live_status({"status": "stopped", "epochs_completed": 15, "message": "stopped by request during epoch 16"},
+                          [], has_weights=True)
+    assert v.message == ("⏹ Stopped by request during epoch 16. The weights after epoch 15 are kept: Continue "
+                         "trains on from there.")
+    v = views.live_status({"status": "stopped", "epochs_completed": 0, "message": "stopped by request during epoch 1"}, [])
+    assert v.message.endswith("No epoch finished, so there are no weights to keep.")
+
+
 def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_written():
     # validation is the network alone, the test accuracy adds test-time shifts: they can differ
     status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0,

@@ -104,7 +104,7 @@ def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
     with step(page, "Continue training for 1 epoch: the page follows the continued run live"):
         page.get_by_label("Continue this run for more epochs").fill("1")
         page.get_by_role("button", name="Continue training").click()
-        page.wait_for_function("() => !document.body.innerText.includes('Stopped:')", timeout=WAIT * 1000)
+        page.wait_for_function("() => !document.body.innerText.includes('Stopped by request')", timeout=WAIT * 1000)
         wait_text(page, "Finished", TRAIN_WAIT)
         wait_idle(page, WAIT)
     with step(page, "with no click, the test accuracy (shifts included) replaces the validation accuracy"):
