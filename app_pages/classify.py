@@ -241,10 +241,16 @@ kind = views.model_kind(model)
 # occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
 # robust runs the page's headline probability averages four views)
 p_view = views.probability(model, x, target)
-if cfg.ensemble > 1 or cfg.augment_photo:
-    st.caption(f"The views below explain the 28×28 input shown above, on its own: the model gives {name} "
-               f"{p_view:.1%} for it alone." + (" Grad-CAM reads the first of the ensemble's networks."
-                                               if cfg.ensemble > 1 and kind == "conv" else ""))
+# the probability above may also count other views and the hand's shape; the maps below explain the
+# image model's reading of the one input shown, so say when the two figures differ and why
+also = [what for what, used in (("the hand's shape", seen.shape is not None),
+                                 ("four views of the photo", bool(cfg.augment_photo))) if used]
+if also and abs(p_view - float(probs[target])) >= 0.0005:
+    st.caption(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "
+               f"{views.percent(p_view, 1)} for it alone; the {views.percent(float(probs[target]), 1)} above also counts "
+               f"{' and '.join(also)}.")
+if cfg.ensemble > 1 and kind == "conv":
+    st.caption("Grad-CAM reads the first of the ensemble's networks.")
 left, right = st.columns(2, gap="large")
 with left:
     sal = views.saliency_map(model, x, target)
@@ -277,8 +283,9 @@ with right:
     st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: how far P({name}) falls", signed=True,
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
                     width="stretch", key="classify_occlusion")
-    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the probability of {name} "
-               f"(from {p_view:.0%}); blue: covering it raises it.")
+    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the image model's "
+               f"probability of {name} (from {views.percent(p_view, 0)} for this input alone); blue: covering it "
+               "raises it.")
 
 with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False):
     a, b = st.columns([1, 1.2], gap="large")
