@@ -4,6 +4,7 @@ the parallel coordinates with the mouse to filter the runs table."""
 from __future__ import annotations
 
 import re
+import time
 
 from _helpers import assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle
 
@@ -71,6 +72,11 @@ def test_map_click_a_point_shows_its_image_then_a_region_its_images(page, server
         _until(page, "(v) => document.querySelector('.st-key-map_image input').value === v", str(index))
         _idle(page)
     with step(page, "the panel shows that image, its letters and probabilities"):
+        # the rerun that draws the new image can start after the choice reached the page (seen once
+        # on a loaded CI machine): wait for the figure itself, up to WAIT seconds
+        deadline = time.monotonic() + WAIT
+        while keyed_plot(page, "map_image_fig", 0, "z") == image_before and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
         assert keyed_plot(page, "map_image_fig", 0, "z") != image_before, "the image did not change"
         title = page.evaluate("(s) => document.querySelector(s)._fullLayout.title.text",
                               chart_selector("map_image_fig"))
