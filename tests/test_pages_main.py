@@ -252,6 +252,19 @@ def test_runs_page_open_in_evaluate(runs_env):
     assert any(t.value.endswith("Evaluate a model") for t in at.title)
 
 
+def test_compare_says_which_chosen_run_has_no_curve(runs_env):
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    root, run_id = runs_env
+    create_run(TrainConfig(model="mlp"), root, run_id="no-epochs", status="completed")
+    at = _open("runs")
+    at.multiselect(key="runs_compare").set_value([run_id, "no-epochs"]).run()
+    no_error(at)
+    notes = [c.value for c in at.caption if c.value.startswith("No epoch curve for")]
+    assert len(notes) == 1 and "no-epochs" in notes[0] and "it has no finished epoch" in notes[0], notes
+
+
 def test_a_link_to_a_run_that_is_not_here_says_so(runs_env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("app_pages/evaluate.py")
