@@ -212,7 +212,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .runs import list_runs
 
-
     def warn(message: str) -> None:
         print(f"signlab: warning: {message}", file=sys.stderr)
 
