@@ -423,12 +423,14 @@ def _keep_photos(run: Run, photos: Sequence[Photo]) -> None:
         atomic_write_bytes(run.dir / CALIBRATION_DIR / p.letter / name, p.data)
 
 
-def _finish(run: Run, claim: Claim, message: str, epochs: int, test_accuracy: float | None) -> None:
-    """Mark the new run completed in the run store (this process held it while writing it)."""
+def _finish(run: Run, claim: Claim, message: str, epochs: int, test_accuracy: float | None,
+            seconds: float) -> None:
+    """Mark the new run completed in the run store (this process held it while writing it);
+    ``seconds``, the calibration's, are its training time (the runs tables showed 0.0 s)."""
     writer = RunWriter(run, claim)
     writer.log({"type": "calibration", "message": message})
     writer.set_state(RunState.RUNNING, epochs_completed=epochs, target_epochs=epochs)
-    writer.set_state(RunState.COMPLETED, message=message, test_accuracy=test_accuracy, train_seconds=0.0)
+    writer.set_state(RunState.COMPLETED, message=message, test_accuracy=test_accuracy, train_seconds=seconds)
     writer.close()
 
 
@@ -487,7 +489,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
         atomic_write_json(run.dir / RECORD, info)
         message = (f"calibrated from {parent.id} on {count_text(len(photos), 'photo')} of {count_text(len(letters), 'letter')} "
                    f"({method}, {seconds:.1f}s)")
-        _finish(run, claim, message, parent.epochs_completed(), test_accuracy)
+        _finish(run, claim, message, parent.epochs_completed(), test_accuracy, seconds)
     except BaseException:  # a half-made run is removed, never left claimed
         run.store.update(claim, RunState.FAILED, message="calibration did not finish")
         delete_run(run.id, run.dir.parent)

@@ -140,6 +140,8 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
     assert record["photos"] == 36 and record["parent"] == parent.id and record["letters"] == SHIFT_LETTERS
     new = open_run(record["run_id"], parent.dir.parent)
     assert new.status()["status"] == "completed" and new.config == parent.config
+    # its training time is the calibration's (the runs tables showed 0.0 s)
+    assert new.status()["train_seconds"] == pytest.approx(record["seconds"], abs=0.01) and record["seconds"] > 0
     after = (calibrate.predict_views(new.load_model(), views, mirror=False).argmax(1) == targets).mean()
     assert before < 0.35 and after >= before + 0.25, (before, after)
     # the dataset's own letters are kept (the replay images)
