@@ -243,7 +243,7 @@ kind = views.model_kind(model)
 p_view = views.probability(model, x, target)
 # the probability above may also count other views and the hand's shape; the maps below explain the
 # image model's reading of the one input shown, so say when the two figures differ and why
-also = [what for what, used in (("the hand's shape", seen.shape is not None),
+also = [part for part, used in (("the hand's shape", seen.shape is not None),
                                  ("four views of the photo", bool(cfg.augment_photo))) if used]
 if also and abs(p_view - float(probs[target])) >= 0.0005:
     st.caption(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "

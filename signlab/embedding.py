@@ -85,13 +85,15 @@ def _probe_shapes(net: nn.Module, modules: dict[str, nn.Module]) -> dict[str, tu
 
     names = {m: n for n, m in modules.items()}
     dev = next(net.parameters()).device
-    with watch(list(names), lambda m, _i, out: shapes.setdefault(names[m], tuple(out.shape[1:]))), torch.no_grad():
-        if net.training:  # the shapes are the same in either mode; eval keeps batch norm's statistics
-            net.eval()
+    was = net.training  # eval keeps batch norm's statistics; a shared model is already in eval mode
+    if was:
+        net.eval()
+    try:
+        with watch(list(names), lambda m, _i, out: shapes.setdefault(names[m], tuple(out.shape[1:]))), torch.no_grad():
             net(torch.zeros(2, 1, 28, 28, device=dev))
+    finally:
+        if was:
             net.train()
-        else:
-            net(torch.zeros(2, 1, 28, 28, device=dev))
     return shapes
 
 
@@ -146,46 +148,41 @@ def activations(model: nn.Module, images: np.ndarray, layer: str, batch_size: in
     net = first_network(model)
     dev = next(model.parameters()).device
     captured: list[torch.Tensor] = []
-    listening = [True]  # off while the test-time shifts run: their passes are not rows of the map
 
     def keep(t: torch.Tensor, pool: bool = True) -> None:
-        if not listening[0]:
-            return
         t = t.detach().float()
         captured.append((t.mean(dim=(2, 3)) if t.ndim == 4 and pool else t.flatten(1)).cpu())  # (B, D)
 
-    watching = contextlib.nullcontext()
+    watching: Callable[[], Any] = contextlib.nullcontext  # a fresh context for each batch's plain pass
     if layer == HIDDEN:
         clf = _classifier(net)
         if clf is None:
             raise RunError("this model has no linear classifier, so no last hidden layer")
-        watching = watch(clf, lambda _m, inputs: keep(inputs[0]), pre=True)
+        watching = lambda: watch(clf, lambda _m, inputs: keep(inputs[0]), pre=True)  # noqa: E731
     elif layer not in (PIXELS, LOGITS):
         mods = dict(net.named_modules())
         if layer not in mods:
             raise RunError(f"the model has no layer called {layer!r}")
-        watching = watch(mods[layer], lambda _m, _i, out: keep(out))
+        watching = lambda: watch(mods[layer], lambda _m, _i, out: keep(out))  # noqa: E731
     was = model.training
     if was:  # a cached, shared model is already in eval mode: toggling it would touch others' passes
         model.eval()
     probs: list[torch.Tensor] = []
     try:
-        with watching:
-            n = len(images)
-            for i in range(0, n, batch_size):
-                x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
-                logits = model(x).float()  # (B, 24); the image alone: the one pass the hook keeps
-                if getattr(model, "tta", False):  # the prediction Evaluate and Classify make: with its shifts
-                    listening[0] = False
-                    logits = forward_views(model, x).float()
-                    listening[0] = True
-                if layer == PIXELS:
-                    keep(x, pool=False)  # (B, 784): every pixel is a dimension
-                elif layer == LOGITS:
-                    keep(logits)
-                probs.append(torch.softmax(logits, 1).cpu())
-                if progress:
-                    progress(min(i + batch_size, n) / max(n, 1), f"running the model: {min(i + batch_size, n):,} of {n:,} images")
+        n = len(images)
+        for i in range(0, n, batch_size):
+            x = normalize_for(model, to_float_images(images[i:i + batch_size], dev))  # (B, 1, 28, 28)
+            with watching():  # the image alone: the one pass whose layer output is a row of the map
+                logits = model(x).float()  # (B, 24)
+            if getattr(model, "tta", False):  # the prediction Evaluate and Classify make: with its shifts
+                logits = forward_views(model, x).float()
+            if layer == PIXELS:
+                keep(x, pool=False)  # (B, 784): every pixel is a dimension
+            elif layer == LOGITS:
+                keep(logits)
+            probs.append(torch.softmax(logits, 1).cpu())
+            if progress:
+                progress(min(i + batch_size, n) / max(n, 1), f"running the model: {min(i + batch_size, n):,} of {n:,} images")
     finally:
         if was:
             model.train()

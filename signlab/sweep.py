@@ -152,16 +152,19 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         raise ConfigError(f"--storage: cannot write {path} ({err.strerror or err})") from err
     not_journal = (f"--storage: {path} is not an Optuna journal; give the journal a sweep wrote, "
                    "or a new file name")
-    try:  # Optuna skips a last line it cannot read (one being written), so a one-line file is checked here
-        with open(path, "rb") as f:
+    # Optuna skips a last line it cannot read (one being written), so a one-line file is checked here
+    try:
+        with open(path, "rb") as f:  # the backend above created it if it was missing
             first = f.readline(1 << 20)
-        entry = json.loads(first) if first.strip() else {"op_code": None}
-    except OSError:
-        entry = {"op_code": None}  # unreadable: the backend says so below
-    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
-        entry = None
-    if not isinstance(entry, dict) or "op_code" not in entry:
-        raise ConfigError(not_journal)
+    except OSError as err:
+        raise ConfigError(f"--storage: cannot read {path} ({err.strerror or err})") from err
+    if first.strip():  # an empty file is a new journal
+        try:
+            entry = json.loads(first)
+        except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+            entry = None
+        if not isinstance(entry, dict) or "op_code" not in entry:
+            raise ConfigError(not_journal)
     try:
         return JournalStorage(backend)  # reads the whole journal back
     except (ValueError, KeyError, TypeError, AttributeError) as err:

@@ -144,14 +144,7 @@ def account_box() -> None:
         st.logout()
 
 
-def md(text: Any) -> str:
-    """User text made safe for markdown: a run's name, a link's value. Without this, a name like
-    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
-
-    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
-    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
-    """
-    return views.md(text)
+md = views.md  # user text made safe for markdown (run names, link values); pages call ui.md
 
 
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")
