@@ -92,10 +92,17 @@ def progress_text(epoch: int, target: int, progress: float, images_per_second: f
     return f"epoch {epoch}/{target}{speed}{left}" + (" · paused" if paused else "")
 
 
+# share of a fit before its time left is shown: the first steps carry the model's first build and
+# the optimiser's first import, so an estimate from them jumps around (a walk saw it halve and
+# double in the first seconds)
+ESTIMATE_AFTER = 0.05
+
+
 def seconds_left(progress: float, train_seconds: float) -> float | None:
-    """Time left of a fit from its own pace so far: seconds spent scaled by the share still to go."""
+    """Time left of a fit from its own pace so far: seconds spent scaled by the share still to go
+    (None before ``ESTIMATE_AFTER`` of it is done)."""
     p, t = _number(progress), _number(train_seconds)
-    if p is None or t is None or p <= 0:
+    if p is None or t is None or p < ESTIMATE_AFTER:
         return None
     return t * (1 - min(p, 1.0)) / p
 
