@@ -464,7 +464,9 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
     letters = sorted({p.letter for p in photos}, key=LETTERS.index)
     run, claim = create_held_run(cfg, new_worker_id("calibrate"),
                                  runs_dir if runs_dir is not None else parent.dir.parent,
-                                 name=name or f"{parent.name} · calibrated on {len(photos)} photos",
+                                 # the calibration first: tables cut long names, and the parent's
+                                 # name first made the two runs look the same there
+                                 name=name or f"calibrated on {len(photos)} photos · {parent.name}",
                                  owner=owner or local_user().id)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}

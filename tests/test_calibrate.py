@@ -257,6 +257,9 @@ def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path
     plain = calibrate.calibrate_run(parent, noise, parent.dir.parent, steps=5, dataset=dataset, evaluate_test=False)
     plain_run = open_run(plain["run_id"], parent.dir.parent)
     assert plain["hands_found"] == 0 and not (plain_run.dir / handshape.RUN_FILE).exists()
+    # its name leads with what it is: tables cut long names, and the parent's name first looked
+    # like the parent itself
+    assert plain_run.name == f"calibrated on 2 photos · {parent.name}"
     assert handshape.net_for(plain_run.dir) is shipped
 
 
