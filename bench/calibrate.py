@@ -33,7 +33,7 @@ from _common import threads_note  # noqa: F401  (puts the project on sys.path)
 import numpy as np  # noqa: E402
 
 from signlab.calibrate import (DEFAULT_METHOD, METHODS, calibrate_run, first_k, load_folder,  # noqa: E402
-                               predict_views, prepare_photos_and_hands, spread_k)
+                               predict_views, prepare_usable, spread_k)
 from signlab.handshape import net_for, probs_of  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
 from signlab.errors import SignlabError  # noqa: E402
@@ -56,8 +56,11 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="signlab-calibrate-bench-") as tmp:
         for folder in folders:
-            photos = load_folder(folder)
-            views, targets, feats = prepare_photos_and_hands(photos, crop)  # once per folder; split by index below
+            # once per folder, split by index below; a photo calibration would refuse (a blank one)
+            # is left out and named, so one odd photo does not end the measurement
+            photos, views, targets, feats, refused = prepare_usable(load_folder(folder), crop)
+            for reason in refused:
+                print(f"left out: {reason}", file=sys.stderr)
             index = {id(p): i for i, p in enumerate(photos)}
             for k in shots:
                 cal, rest = (spread_k if spread else first_k)(photos, k)
@@ -77,7 +80,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                     shape = probs_of(net_for(Path(rec["run_dir"])), feats[test]) if hand_shape else None
                     after = float((predict_views(adapted, views[test], tta, shape).argmax(1) == y).mean())
                     rows.append({"dir": str(folder), "shots": k, "method": method, "calibration_photos": len(cal),
-                                 "test_photos": len(rest), "spread": spread, "before": before, "after": after,
+                                 "test_photos": len(rest), "left_out": len(refused), "spread": spread, "before": before, "after": after,
                                  "correct_before": int(round(before * len(rest))),
                                  "correct_after": int(round(after * len(rest))),
                                  "seconds": rec["seconds"], "cpu_seconds": round(cpu, 1),

@@ -195,13 +195,40 @@ def prepare_photos_and_hands(photos: Sequence[Photo], crop: Crop | str | None = 
     its hand (NaN rows for the others; :func:`signlab.handshape.hand_features`)."""
     if not photos:
         raise CalibrationError("no photos to calibrate on")
-    views, targets, feats = [], [], []
+    _kept, views, targets, feats = _prepare(photos, crop, None)
+    return views, targets, feats
+
+
+def prepare_usable(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP
+                   ) -> tuple[list[Photo], np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """:func:`prepare_photos_and_hands` for measuring over whole folders (``bench/calibrate.py``):
+    a photo it would refuse is left out and its reason listed instead of ending the measurement
+    (one low-contrast photo of 960 in a development set did). Returns (the photos kept, views,
+    targets, features, the reasons)."""
+    refused: list[str] = []
+    kept, views, targets, feats = _prepare(photos, crop, refused)
+    return kept, views, targets, feats, refused
+
+
+def _prepare(photos: Sequence[Photo], crop: Crop | str | None, refused: list[str] | None
+             ) -> tuple[list[Photo], np.ndarray, np.ndarray, np.ndarray]:
+    """Each photo prepared; an unusable one raises, or with a ``refused`` list is named there."""
+    kept, views, targets, feats = [], [], [], []
     for p in photos:
-        prep = _usable(p, crop)
+        try:
+            prep = _usable(p, crop)
+        except ImageError as err:
+            if refused is None:
+                raise
+            refused.append(str(err))
+            continue
+        kept.append(p)
         views.append(zoomed_views(prep))
         targets.append(LETTERS.index(p.letter))
         feats.append(handshape.hand_features(prep.hand))  # NaN: no hand found
-    return (np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64),
+    if not kept:
+        raise CalibrationError("no usable photos: " + "; ".join((refused or [])[:3]))
+    return (kept, np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64),
             np.stack(feats).astype(np.float32))
 
 

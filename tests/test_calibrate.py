@@ -355,3 +355,34 @@ def test_a_thumbnail_shows_the_square_the_model_sees_when_it_reaches_past_the_ph
     thumb = np.asarray(Image.open(io.BytesIO(calibrate.thumbnail(photo, crop, size=28))), dtype=np.float32) / 255
     model_view = prep.image28
     assert np.corrcoef(thumb.ravel(), model_view.ravel())[0, 1] > 0.95  # the same picture as the model's input
+
+
+def test_a_dim_hand_is_kept_and_only_a_blank_photo_is_left_out_of_a_measurement(dataset):
+    """A real grey webcam frame of a hand (std 0.029 at 28x28) was refused as "almost one shade",
+    and that one photo ended ``bench/calibrate.py`` on a whole development set. A dim hand is a hand:
+    calibration takes it and Classify warns about its contrast; only a one-shade picture is
+    refused, and a measurement over a folder leaves it out by name."""
+    from signlab.preprocess import looks_unusual
+
+    hand = dataset.test.images[0].astype(np.float32)
+    dim = 120 + (hand - hand.mean()) * 0.2  # the same hand with a fifth of its contrast
+    dim_png = io.BytesIO()
+    Image.fromarray(dim.clip(0, 255).astype(np.uint8)).resize((224, 224), Image.Resampling.BICUBIC).save(dim_png, "PNG")
+    dim_photo = Photo("A", "dim.png", dim_png.getvalue())
+    x = prepare(dim_photo.data, "dim.png", "centre").image28
+    assert 0.02 <= float(np.std(x)) < 0.03, float(np.std(x))  # the range the old threshold refused
+    assert looks_unusual(x) and "contrast" in looks_unusual(x)[0]
+    views, targets, _ = calibrate.prepare_photos_and_hands([dim_photo], "centre")
+    assert views.shape == (1, 2, 28, 28) and targets.tolist() == [0]
+
+    blank_png = io.BytesIO()
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(blank_png, "PNG")
+    photos = [dim_photo, Photo("B", "lens-cap.png", blank_png.getvalue()),
+              Photo("C", "c.png", styled_png(dataset.test.images[1]))]
+    with pytest.raises(ImageError, match="lens-cap.png"):  # calibrating itself still refuses it
+        calibrate.prepare_photos_and_hands(photos, "centre")
+    kept, views, targets, feats, refused = calibrate.prepare_usable(photos, "centre")
+    assert [p.name for p in kept] == ["dim.png", "c.png"] and views.shape[0] == 2 == len(targets) == len(feats)
+    assert len(refused) == 1 and "lens-cap.png" in refused[0] and "one shade" in refused[0]
+    with pytest.raises(CalibrationError, match="no usable photos"):
+        calibrate.prepare_usable(photos[1:2], "centre")
