@@ -33,7 +33,7 @@ else:
     st.caption(f"{len(idx)} random {'training' if split_name == 'train' else 'test'} images of {chosen}, "
                f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
     st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, views.letter_titles(split.targets[idx]), cols=16,
-                                      tile_px=60, zmin=0, zmax=1),
+                                      tile_px=48, zmin=0, zmax=1),
                     width="content", key="data_samples")
 
 # ----------------------------------------------------------------------------- counts and means

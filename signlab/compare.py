@@ -88,15 +88,24 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
             pad = 0.0 if hi > lo else (abs(lo) * 0.05 or 0.5)
             axis["values"], axis["range"] = vals, [lo - pad, hi + pad]
             if log:
-                e0, e1 = math.floor(lo), math.ceil(hi)
-                axis["tickvals"] = list(range(e0, e1 + 1))
-                axis["ticktext"] = [f"1e{e}" for e in range(e0, e1 + 1)]
+                axis["tickvals"], axis["ticktext"] = log_ticks(lo - pad, hi + pad)
             b = brush.get(key)
             if b is not None:  # widened a little: a brush on one value stays visible and holds its line
                 eps = 0.015 * ((hi - lo) or 1.0)
                 axis["constraint"] = [f(b[0]) - eps, f(b[1]) + eps]
         out.append(axis)
     return out
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log10 axis from ``lo`` to ``hi`` (exponents): its two ends, written as the values
+    they are ("0.001", "0.003"), and the powers of ten between them. Only ticks inside the axis:
+    plotly draws a tick beyond the range outside the chart (a "1e-2" tick above an axis that ends
+    at 0.003 sat over the axis title), and the top run's value was then left without a label."""
+    inner = [float(e) for e in range(math.ceil(lo), math.floor(hi) + 1)
+             if min(e - lo, hi - e) > 0.15 * max(hi - lo, 1e-9)]  # not crowding an end's label
+    vals = sorted({lo, hi, *inner})
+    return vals, [f"{10 ** v:.2g}" for v in vals]
 
 
 def number_bounds(rows: Sequence[dict[str, Any]], col: str) -> tuple[float, float] | None:

@@ -26,11 +26,17 @@ def _layout(fig: go.Figure, height: int = 360, **kw: Any) -> go.Figure:
     return fig
 
 
+# a tick for every letter: on a crowded category axis plotly labels only every second or third
+# (A C E G ...), which on the confusion matrix left half its columns unnamed
+EVERY_LETTER = dict(tickmode="array", tickvals=list(LETTERS), ticktext=list(LETTERS))
+
+
 def class_counts(train: np.ndarray, test: np.ndarray) -> go.Figure:
     """Images per letter in train and test, side by side."""
     fig = go.Figure([go.Bar(name="train", x=list(LETTERS), y=train, marker_color=BLUE),
                      go.Bar(name="test", x=list(LETTERS), y=test, marker_color=ORANGE)])
     fig.update_layout(barmode="group", xaxis_title="letter", yaxis_title="images", legend=dict(orientation="h", y=1.1))
+    fig.update_xaxes(**EVERY_LETTER)
     return _layout(fig, 320)
 
 
@@ -184,8 +190,9 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
                                  marker=dict(symbol="square-open", size=24, color="black", line=dict(width=2)),
                                  hoverinfo="skip", showlegend=False))
     fig.update_xaxes(title="predicted letter", categoryorder="array", categoryarray=list(LETTERS), side="top",
-                     showgrid=False)
-    fig.update_yaxes(title="true letter", categoryorder="array", categoryarray=list(LETTERS)[::-1], showgrid=False)
+                     showgrid=False, **EVERY_LETTER)
+    fig.update_yaxes(title="true letter", categoryorder="array", categoryarray=list(LETTERS)[::-1], showgrid=False,
+                     **EVERY_LETTER)
     return _layout(fig, 640, showlegend=False, dragmode="select")
 
 
@@ -264,6 +271,9 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
     return _layout(fig, 280, title=f"Accuracy against {label}", showlegend=False)
 
 
+SHRINK_ROOM = 0.6  # a tile grid's titles stay clear of the row above down to this share of its size
+
+
 def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, tile_px: int = 56,
               colorscale: str = "gray", zmin: float | None = None, zmax: float | None = None,
               zmid: float | None = None, per_tile_scale: bool = False, title: str = "",
@@ -288,7 +298,9 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
     rows = int(np.ceil(n / cols))
     scale = tile_px / w  # screen pixels per image pixel
     gap_x = max(1, int(np.ceil(6 / scale)))
-    gap_y = max(gap_x, int(np.ceil((font_size + 6) / scale))) if titles else gap_x
+    # the titles' band holds its text even when a narrower column shrinks the figure to SHRINK_ROOM
+    # of its size: the image shrinks, the titles' font does not
+    gap_y = max(gap_x, int(np.ceil((font_size + 6) / (scale * SHRINK_ROOM)))) if titles else gap_x
     out = np.full((rows * (h + gap_y), cols * (w + gap_x) - gap_x), np.nan)
     for i in range(n):
         r, c = divmod(i, cols)

@@ -307,27 +307,27 @@ def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: i
     pred = int(np.argmax(probs))
     conf = float(probs[pred])
     worry = doubt(probs, photo=photo, shape=shape)
-    warnings = list(unusual) + ([f"{worry}: its best letter gets {conf:.0%}"] if worry else [])
+    warnings = list(unusual) + ([f"{worry}: its best letter gets {percent(conf, 0)}"] if worry else [])
     second = top[1]
     letter = LETTERS[pred]
     if unusual:
-        kind, headline = "unusual", f"A guess, not to be trusted: {letter} ({conf:.0%})"
+        kind, headline = "unusual", f"A guess, not to be trusted: {letter} ({percent(conf, 0)})"
         advice = ("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
                   + "\n".join(f"- {r}" for r in unusual))
     elif worry == "the model is not sure":
-        kind, headline = "unsure", f"Not sure: perhaps {letter} ({conf:.0%})"
+        kind, headline = "unsure", f"Not sure: perhaps {letter} ({percent(conf, 0)})"
         tip = ("Move the square so the hand fills it, add light, or try another angle." if photo
                else "A drawing is not a photo: the model learned from photographs of hands.")
-        advice = (f"**{worry.capitalize()}.** Its best letter, {letter}, gets {conf:.0%}; "
-                  f"{second['letter']} comes next with {second['probability']:.0%}. {tip}")
+        advice = (f"**{worry.capitalize()}.** Its best letter, {letter}, gets {percent(conf, 0)}; "
+                  f"{second['letter']} comes next with {percent(second['probability'], 0)}. {tip}")
     elif worry:
-        kind, headline = "doubt", f"Perhaps {letter} ({conf:.0%})"
+        kind, headline = "doubt", f"Perhaps {letter} ({percent(conf, 0)})"
         low, high = photo_tiers(shape)
         advice = (f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
-                  f"given with {low:.0%}–{high:.0%} were wrong; {second['letter']} "
-                  f"comes next with {second['probability']:.0%}.")
+                  f"given with {percent(low, 0)}–{percent(high, 0)} were wrong; {second['letter']} "
+                  f"comes next with {percent(second['probability'], 0)}.")
     else:
-        kind, headline, advice = "sure", f"The model says **{letter}** ({conf:.0%})", ""
+        kind, headline, advice = "sure", f"The model says **{letter}** ({percent(conf, 0)})", ""
     return Verdict(pred, letter, conf, top[:k], kind, tuple(unusual), worry, tuple(warnings), headline, advice, probs)
 
 
@@ -354,12 +354,12 @@ def shape_reading(v: Verdict) -> str | None:
     if v.shape is None or v.image is None:
         return None
     i, s = int(np.argmax(v.image)), int(np.argmax(v.shape))
-    picture = f"the picture says **{LETTERS[i]}** ({v.image[i]:.0%})"
-    shape = f"the hand's shape (its 21 landmarks, green on the photo) says **{LETTERS[s]}** ({v.shape[s]:.0%})"
+    picture = f"the picture says **{LETTERS[i]}** ({percent(v.image[i], 0)})"
+    shape = f"the hand's shape (its 21 landmarks, green on the photo) says **{LETTERS[s]}** ({percent(v.shape[s], 0)})"
     if i == s:
         return f"Two readings agree: {picture}, and {shape}."
     return (f"Two readings, combined: {picture}; {shape}. The answer weighs both: "
-            f"{LETTERS[v.index]} ({v.confidence:.0%}).")
+            f"{LETTERS[v.index]} ({percent(v.confidence, 0)}).")
 
 
 # --------------------------------------------------------------------------- tables

@@ -204,6 +204,15 @@ def test_axes_kinds_and_values():
     assert ax["lr"]["kind"] == "log" and ax["lr"]["values"] == pytest.approx([-3, np.log10(3e-3), -2])
     assert ax["augment"]["ticktext"] == ["off", "on"]
     assert ax["accuracy"]["values"][2] is None
+    # the log axis's ticks lie inside it, its ends labelled with their values: a tick rounded out
+    # to the next power of ten was drawn above the chart, and the top run had no label
+    assert ax["lr"]["tickvals"] == pytest.approx([-3, -2]) and ax["lr"]["ticktext"] == ["0.001", "0.01"]
+    two = {a["key"]: a for a in compare.axes(ROWS[:2], COLS)}["lr"]
+    assert two["tickvals"] == pytest.approx([-3, np.log10(3e-3)]) and two["ticktext"] == ["0.001", "0.003"]
+    lo, hi = two["range"]
+    assert all(lo <= t <= hi for t in two["tickvals"])
+    wide = compare.log_ticks(np.log10(2e-4), np.log10(0.05))
+    assert wide[1] == ["0.0002", "0.001", "0.01", "0.05"]
     fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
     assert len(fig.data[0].dimensions) == 5
 

@@ -386,5 +386,13 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert z.shape[1] == 4 * 28 + 3 * int(np.ceil(6 / (50 / 28)))  # four tiles and three gaps a row
     assert np.isnan(z[0]).all()  # a free band above the first row holds its titles
     assert len(grid.layout.annotations) == 10 and grid.layout.width > 4 * 50
+    # the band above each row holds an 11 px title even when a narrow column shows the grid at 60%:
+    # the image shrinks, the titles' font does not (at 820 px wide the Data page's titles sat on
+    # the row above)
+    band = int(np.isnan(z[:, 0]).cumprod().sum())  # rows of NaN above the first tile
+    assert band * (50 / 28) * 0.6 >= 11 + 6
+    # every letter named on the confusion matrix's and the class counts' axes
+    assert list(fig.layout.xaxis.tickvals) == list(fig.layout.yaxis.tickvals) == list(LETTERS)
+    assert list(figures.class_counts(np.ones(24), np.ones(24)).layout.xaxis.tickvals) == list(LETTERS)
     tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged
     assert np.asarray(tiny.data[0].z).shape[0] >= 16

@@ -466,3 +466,14 @@ def test_the_tour_and_the_pages_share_one_percentage_rule():
 def test_counts_read_in_the_right_number(n, noun, plural, text):
     from signlab.numbers import count_text
     assert count_text(n, noun, plural) == text
+
+
+def test_a_verdict_never_reads_100_percent_short_of_it():
+    """Classify's headline said "G (100%)" beside a bar and a sentence at 99.9%: the verdict's
+    percentages follow the app's one rule (``signlab.numbers``)."""
+    p = np.zeros(len(LETTERS))
+    p[0], p[1] = 0.9991, 0.0009
+    v = views.verdict(p, photo=False)
+    assert v.headline == "The model says **A** (99.9%)"
+    p[0], p[1] = 0.8, 0.2
+    assert views.verdict(p, photo=False).headline == "The model says **A** (80%)"
