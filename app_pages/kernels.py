@@ -57,14 +57,20 @@ FIRST_LAYER = {  # model kind -> (heading, caption); a conv caption names its la
             "the units with the strongest weights. Unlike a convolution's kernel, each unit looks at the whole "
             "image at once and shares nothing with its neighbours."),
 }
+FROZEN_CAPTION = ("The {out} kernels of size {k}×{k} that slide over the image (layer {name}). Red weights respond "
+                  "to bright pixels, blue to dark ones.")
 layers = views.conv_layer_info(model) if kind == "conv" else []
 if kind in FIRST_LAYER:
     heading, caption = FIRST_LAYER[kind]
     st.subheader(heading)
-    st.caption(caption.format(**layers[0]) if layers else caption)
-    if layers and layers[0]["frozen"]:
+    frozen = bool(layers and layers[0]["frozen"])
+    # a fixed layer's caption says what it is, not what trained kernels tend to look like
+    st.caption(FROZEN_CAPTION.format(**layers[0]) if frozen else caption.format(**layers[0]) if layers else caption)
+    if frozen:
         st.info(views.FROZEN_FIRST_LAYER)
-    if kind == "mlp":
+    if frozen:  # the same in every epoch: no slider to step through, no "moved 0%"
+        epoch, weights = None, views.first_layer_weight(model)
+    elif kind == "mlp":
         u1, u2 = st.columns([1, 3], gap="large")
         n_units = u1.slider("Units shown", 8, 48, 24, step=8, key="kernels_units")
         with u2:
@@ -105,8 +111,8 @@ if kind == "conv" and len(layers) > 1:
 # ----------------------------------------------------------------------------- feature maps
 st.subheader("Feature maps of one image")
 if kind != "conv":
-    st.info("This model has no convolutions, so it makes no feature maps. Train a `convnet` or `fastcnn` run "
-            "to see how each layer transforms an image.")
+    st.info("This model has no convolutions, so it makes no feature maps. Choose a run of a convolutional model "
+            "above (any but `logreg` and `mlp`), or train one, to see how each layer transforms an image.")
     st.stop()
 
 if IMAGE_KEY not in st.session_state:

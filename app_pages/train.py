@@ -12,7 +12,9 @@ ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
 # ----------------------------------------------------------------------------- settings <-> URL
 ui.settings_from_link()
 
-left, right = st.columns([1, 2], gap="large")
+# two fifths for the settings: at a third their two columns of boxes cut "standardize" and
+# "Pause" at 1280 px and broke labels mid-word ("Epoch|s") in a narrower window
+left, right = st.columns([2, 3], gap="large")
 with left:
     st.subheader("Settings")
     st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",

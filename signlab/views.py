@@ -229,6 +229,13 @@ def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | Non
     return None
 
 
+# why a run's validation curve and its test accuracy can disagree (the Runs page, beside both)
+VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alone; a run's test accuracy (the "
+                      "table, Evaluate) is its finished model as it predicts, with test-time shifts where the "
+                      "model has them (the image and its four 1-pixel shifts, averaged). On the same 7,172 test "
+                      "images the two can differ by a few images, either way.")
+
+
 def completed_message(status: dict[str, Any]) -> str:
     """A run's message with the epoch count over the whole run: a continued run's trainer says
     "trained 1 epoch" for its last fit only, beside a table that counts all of them (runs saved

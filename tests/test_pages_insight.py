@@ -98,6 +98,8 @@ def test_runs_page_parallel_coordinates_brush_filters_the_table(runs_env):
     by_label(at.button, "📈 Overlay these runs").click().run()
     no_error(at)
     assert len(at.session_state["runs_compare"]) == 1
+    # beside a validation curve and a test accuracy that can differ, the page says why
+    assert any("network alone" in c.value and "test-time shifts" in c.value for c in at.caption)
 
 
 def test_train_page_shows_the_health_of_a_finished_run(runs_env):

@@ -179,6 +179,17 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
     assert after != before or ds.test.targets[before] == LETTERS.index("C")
 
 
+def test_kernels_page_s2net_says_its_first_layer_is_fixed(monkeypatch, tmp_path, small_dataset):
+    """s2net's first layer is set before training and never learned: the page says so once, with
+    no claim about what trained kernels look like and no epoch slider reporting "moved 0%"."""
+    at = _kernels_page_of_a_tiny_run("s2net", 5, monkeypatch, tmp_path, small_dataset)
+    assert any("not learned" in i.value for i in at.info)
+    assert not any("edge or blob" in c.value for c in at.caption)
+    assert not any("moved" in c.value for c in at.caption)
+    assert not [s for s in at.select_slider if s.label == "Epoch"]
+    assert "Deeper layers, channel by channel" in [s.value for s in at.subheader]
+
+
 def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
     """An MLP's first hidden units as 28×28 weight images, as many as the slider asks, labelled by unit."""
     at = _kernels_page_of_a_tiny_run("mlp", 5, monkeypatch, tmp_path, small_dataset)
