@@ -97,12 +97,13 @@ with left:
 # ----------------------------------------------------------------------------- per class and mistakes
 st.subheader("Per letter")
 df = pd.DataFrame(rows)
-pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_value=100)
+# fixed widths: left to the grid, the bars took 150 px each and cut F1 and the image count at 1280 px
+pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_value=100, width=120)
        for c in ("precision", "recall", "F1")}
 c1, c2 = st.columns([2, 1], gap="large")
 with c1:
     st.dataframe(df, hide_index=True, width="stretch", height=36 * 12,
-                 column_config={**pct, "letter": st.column_config.TextColumn("letter", width="small"),
+                 column_config={**pct, "letter": st.column_config.TextColumn("letter", width=60),
                                 "images": st.column_config.NumberColumn("images", format="%d", width="small",
                                                                         help="Test images of this letter")})
 with c2:

@@ -113,7 +113,7 @@ st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner"
 left, right = st.columns([3, 2], gap="large")
 with left:
     with st.form("runs_rename", border=False):
-        r1, r2 = st.columns([4, 1], vertical_alignment="bottom")
+        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
         new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):

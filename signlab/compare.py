@@ -89,6 +89,10 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
             axis["values"], axis["range"] = vals, [lo - pad, hi + pad]
             if log:
                 axis["tickvals"], axis["ticktext"] = log_ticks(lo - pad, hi + pad)
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in raw if v is not None) \
+                    and len(distinct) <= 12:  # epochs, batch size: their own values, not "1.2, 1.4, ..."
+                ticks = sorted({int(v) for v in raw if v is not None})
+                axis["tickvals"], axis["ticktext"] = [float(t) for t in ticks], [str(t) for t in ticks]
             b = brush.get(key)
             if b is not None:  # widened a little: a brush on one value stays visible and holds its line
                 eps = 0.015 * ((hi - lo) or 1.0)

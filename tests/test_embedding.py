@@ -212,6 +212,8 @@ def test_axes_kinds_and_values():
     lo, hi = two["range"]
     assert all(lo <= t <= hi for t in two["tickvals"])
     wide = compare.log_ticks(np.log10(2e-4), np.log10(0.05))
+    # a whole-number setting is ticked at its own values (1 and 2 epochs, not 1.2, 1.4, ...)
+    assert ax["batch_size"]["tickvals"] == [32.0, 128.0] and ax["batch_size"]["ticktext"] == ["32", "128"]
     assert wide[1] == ["0.0002", "0.001", "0.01", "0.05"]
     fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
     assert len(fig.data[0].dimensions) == 5
