@@ -35,7 +35,7 @@ from .predict import forward_views, to_float_images
 from .runs import Run
 
 METHODS: tuple[str, ...] = ("pca", "tsne")
-METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (about a minute)"}
+METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (slower)"}  # short: a longer label overflowed an 820 px window
 PIXELS, HIDDEN, LOGITS = "pixels", "hidden", "logits"
 Progress = Callable[[float, str], None]
 
