@@ -67,7 +67,8 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
                    "is read whole (the hand detector looks for hands in larger photos). The sliders still zoom "
                    "and move the square.")
     elif hand is not None:
-        st.caption(f"The hand detector found a hand ({views.percent(hand.presence, 0)} sure): the orange square is 1.5 times the "
+        st.caption(f"The hand detector found a hand ({views.percent(hand.presence, 0)} sure): "
+                   f"the orange square is 1.5 times the "
                    "box around its 21 landmarks (green). Move it with the sliders; **Reset** returns to the "
                    "detector's square.")
     else:
@@ -265,7 +266,8 @@ with left:
                                        colorbar_title="evidence")
         caption = (f"Bright regions are where the last convolution found evidence *for* {name}.")
         if faint:
-            caption = (f"The model gives {name} almost nothing here ({views.percent(p_view, 1)}), so there is no evidence for it "
+            caption = (f"The model gives {name} almost nothing here ({views.percent(p_view, 1)}), "
+                       f"so there is no evidence for it "
                        "to show.")
         elif not np.any(sal > 0):
             caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
@@ -294,7 +296,8 @@ with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False
         left_px = st.slider("Patch column", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_left")
         covered = views.occlude(x, top_px, left_px, patch)
         p_after = views.probability(model, covered, target)
-        st.metric(f"P({name}) with the patch", views.percent(p_after, 1), delta=f"{100 * (p_after - p_view):+.1f} points")
+        st.metric(f"P({name}) with the patch", views.percent(p_after, 1),
+                  delta=f"{100 * (p_after - p_view):+.1f} points")
     b.plotly_chart(figures.image_with_box(covered, (left_px, top_px, left_px + patch, top_px + patch),
                                           title="The input with the patch", dim_outside=False, height=280),
                    width="stretch", key="classify_patch_fig")

@@ -23,7 +23,8 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Training images", f"{len(ds.train):,}")
 m2.metric("Test images", f"{len(ds.test):,}")
 m3.metric("Letters", f"{len(LETTERS)}", help="A–Y without J (J and Z need motion)")
-m4.metric("Image size", "28×28", help="28 × 28 grayscale pixels, 784 in all")  # short: "28 × 28 px" was cut in a narrow window
+# short: "28 × 28 px" was cut in a narrow window
+m4.metric("Image size", "28×28", help="28 × 28 grayscale pixels, 784 in all")
 counts = views.class_counts(ds.train)
 st.plotly_chart(figures.tile_grid(ds.train.images[views.first_of_each(ds.train.targets, len(LETTERS))],
                                   list(LETTERS), cols=12, tile_px=64,

@@ -66,9 +66,8 @@ if kind in FIRST_LAYER:
     frozen = bool(layers and layers[0]["frozen"])
     # a fixed layer's caption says what it is, not what trained kernels tend to look like
     st.caption(FROZEN_CAPTION.format(**layers[0]) if frozen else caption.format(**layers[0]) if layers else caption)
-    if frozen:
-        st.info(views.FROZEN_FIRST_LAYER)
     if frozen:  # the same in every epoch: no slider to step through, no "moved 0%"
+        st.info(views.FROZEN_FIRST_LAYER)
         epoch, weights = None, views.first_layer_weight(model)
     elif kind == "mlp":
         u1, u2 = st.columns([1, 3], gap="large")

@@ -89,7 +89,8 @@ if picked:
     one_epoch = [k for k, v in epochs.items() if len(v) == 1]
     st.caption(("Runs with one epoch show a single point in the epoch chart; train longer to see their curves. "
                 if one_epoch else "") +
-               "Steps differ between runs with different batch sizes: one step is one batch. " + views.VALIDATION_VS_TEST)
+               "Steps differ between runs with different batch sizes: one step is one batch. "
+               + views.VALIDATION_VS_TEST)
 
 # ----------------------------------------------------------------------------- manage one run
 st.subheader("Manage a run")

@@ -32,8 +32,8 @@ from _common import threads_note  # noqa: F401  (puts the project on sys.path)
 
 import numpy as np  # noqa: E402
 
-from signlab.calibrate import (DEFAULT_METHOD, METHODS, calibrate_run, first_k, load_folder,  # noqa: E402
-                               predict_views, prepare_usable, spread_k)
+from signlab.calibrate import (DEFAULT_METHOD, METHODS, CalibrationError, calibrate_run,  # noqa: E402
+                               first_k, load_folder, predict_views, prepare_usable, spread_k)
 from signlab.handshape import net_for, probs_of  # noqa: E402
 from signlab.data import load_dataset  # noqa: E402
 from signlab.errors import SignlabError  # noqa: E402
@@ -58,7 +58,11 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
         for folder in folders:
             # once per folder, split by index below; a photo calibration would refuse (a blank one)
             # is left out and named, so one odd photo does not end the measurement
-            photos, views, targets, feats, refused = prepare_usable(load_folder(folder), crop)
+            try:
+                photos, views, targets, feats, refused = prepare_usable(load_folder(folder), crop)
+            except CalibrationError as err:  # a folder with no usable photo: the other folders go on
+                print(f"{folder}: left out: {err}", file=sys.stderr)
+                continue
             for reason in refused:
                 print(f"left out: {reason}", file=sys.stderr)
             index = {id(p): i for i, p in enumerate(photos)}
@@ -80,7 +84,8 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                     shape = probs_of(net_for(Path(rec["run_dir"])), feats[test]) if hand_shape else None
                     after = float((predict_views(adapted, views[test], tta, shape).argmax(1) == y).mean())
                     rows.append({"dir": str(folder), "shots": k, "method": method, "calibration_photos": len(cal),
-                                 "test_photos": len(rest), "left_out": len(refused), "spread": spread, "before": before, "after": after,
+                                 "test_photos": len(rest), "left_out": len(refused), "spread": spread,
+                                 "before": before, "after": after,
                                  "correct_before": int(round(before * len(rest))),
                                  "correct_after": int(round(after * len(rest))),
                                  "seconds": rec["seconds"], "cpu_seconds": round(cpu, 1),
@@ -94,6 +99,7 @@ def measure(run_ref: str, folders: list[Path], shots: list[int], methods: list[s
                 if n:
                     rows.append({"dir": "pooled", "shots": k, "method": method,
                                  "calibration_photos": sum(r["calibration_photos"] for r in sel), "test_photos": n,
+                                 "left_out": sum(r["left_out"] for r in sel),
                                  "before": sum(r["correct_before"] for r in sel) / n,
                                  "after": sum(r["correct_after"] for r in sel) / n,
                                  "seconds": max(r["seconds"] for r in sel),

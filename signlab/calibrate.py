@@ -227,7 +227,7 @@ def _prepare(photos: Sequence[Photo], crop: Crop | str | None, refused: list[str
         targets.append(LETTERS.index(p.letter))
         feats.append(handshape.hand_features(prep.hand))  # NaN: no hand found
     if not kept:
-        raise CalibrationError("no usable photos: " + "; ".join((refused or [])[:3]))
+        raise CalibrationError("no usable photos" + (": " + "; ".join(refused[:3]) if refused else ""))
     return (kept, np.stack(views).astype(np.float32), np.asarray(targets, dtype=np.int64),
             np.stack(feats).astype(np.float32))
 
@@ -493,7 +493,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                                  runs_dir if runs_dir is not None else parent.dir.parent,
                                  # the calibration first: tables cut long names, and the parent's
                                  # name first made the two runs look the same there
-                                 name=name or f"calibrated on {len(photos)} photos · {parent.name}",
+                                 name=name or f"calibrated on {count_text(len(photos), 'photo')} · {parent.name}",
                                  owner=owner or local_user().id)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}

@@ -56,8 +56,11 @@ class ProgressBar:
             self.total_epochs = event.total_epochs
             print(f"training {trainer.cfg.model} on {event.device}: {event.n_train} images, "
                   f"{event.parameters:,} parameters", file=self.stream)
+            # no tqdm "<remaining": the description carries signlab's own time left (from 5% of
+            # the fit on), and two estimates side by side would disagree
             self.bar = tqdm(total=trainer.total_steps, unit="step", file=self.stream, disable=None,
-                            mininterval=0.5, dynamic_ncols=True, leave=False)
+                            mininterval=0.5, dynamic_ncols=True, leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
             if self.bar.disable:  # not a terminal
                 self.bar = None
         elif isinstance(event, BatchEnd) and self.bar is not None:

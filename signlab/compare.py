@@ -87,11 +87,11 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
             lo, hi = min(present), max(present)
             pad = 0.0 if hi > lo else (abs(lo) * 0.05 or 0.5)
             axis["values"], axis["range"] = vals, [lo - pad, hi + pad]
-            if log:
-                axis["tickvals"], axis["ticktext"] = log_ticks(lo - pad, hi + pad)
+            if log:  # one value (an axis kept anyway): its own tick, not the padding's ends
+                axis["tickvals"], axis["ticktext"] = log_ticks(lo - pad, hi + pad) if pad == 0 else log_ticks(lo, lo)
             elif all(isinstance(v, int) and not isinstance(v, bool) for v in raw if v is not None) \
                     and len(distinct) <= 12:  # epochs, batch size: their own values, not "1.2, 1.4, ..."
-                ticks = sorted({int(v) for v in raw if v is not None})
+                ticks = spaced(sorted({int(v) for v in raw if v is not None}))
                 axis["tickvals"], axis["ticktext"] = [float(t) for t in ticks], [str(t) for t in ticks]
             b = brush.get(key)
             if b is not None:  # widened a little: a brush on one value stays visible and holds its line
@@ -99,6 +99,19 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
                 axis["constraint"] = [f(b[0]) - eps, f(b[1]) + eps]
         out.append(axis)
     return out
+
+
+def spaced(values: Sequence[float], gap: float = 0.08) -> list[float]:
+    """Sorted ``values`` without those closer than ``gap`` of their span to a kept neighbour (the
+    ends are always kept): 1, 2, 3 and 50 epochs would write "1", "2", "3" on top of each other."""
+    if len(values) < 3:
+        return list(values)
+    span = values[-1] - values[0]
+    kept = [values[0]]
+    for v in values[1:-1]:
+        if v - kept[-1] >= gap * span and values[-1] - v >= gap * span:
+            kept.append(v)
+    return kept + [values[-1]]
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:

@@ -35,7 +35,9 @@ from .predict import forward_views, to_float_images
 from .runs import Run
 
 METHODS: tuple[str, ...] = ("pca", "tsne")
-METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (slower)"}  # short: a longer label overflowed an 820 px window
+METHOD_WORDS = {"pca": "PCA", "tsne": "t-SNE"}  # their names in a sentence
+# the Map's choice between them: short, a longer label overflowed an 820 px window
+METHOD_NAMES = {"pca": "PCA (instant)", "tsne": "t-SNE (slower)"}
 PIXELS, HIDDEN, LOGITS = "pixels", "hidden", "logits"
 Progress = Callable[[float, str], None]
 

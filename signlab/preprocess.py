@@ -426,8 +426,8 @@ def looks_unusual(image28: np.ndarray) -> list[str]:
     if std < NOTHING_STD:
         return ["the image is almost blank"]
     if std < BLANK_STD:
-        return ["the image has very little contrast: the hand is hard to tell from its background; "
-                "more light on the hand, or a background darker or lighter than it, helps"]
+        return ["the image has very little contrast: what it shows is hard to tell from its background; "
+                "more light, or a background darker or lighter than the hand, helps"]
     reasons = []
     hist20, _ = np.histogram(x, bins=20, range=(0, 1))
     if hist20.max() / x.size > FLAT_FRACTION:

@@ -23,7 +23,7 @@ from .config import Setting
 from .data import Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
-from .embedding import METHOD_NAMES, cached_map, run_map
+from .embedding import METHOD_WORDS, cached_map, run_map
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import read_json_inside
@@ -450,7 +450,8 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None):
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
         return hit
-    bar = (slot if slot is not None else st).progress(0.0, text=f"Computing the {METHOD_NAMES.get(method, method)} map…")
+    bar = (slot if slot is not None else st).progress(
+        0.0, text=f"Computing the {METHOD_WORDS.get(method, method)} map…")
     try:
         return run_map(run, test, layer, method, model=load_model(run),
                        progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text))

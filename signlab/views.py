@@ -30,7 +30,8 @@ TRAINING_IMAGES = 27_455  # the bundled training CSV; a page passes the loaded d
 
 def _number(v: Any) -> float | None:
     """A finite float, or None for missing, NaN and text (pandas turns a missing accuracy into NaN)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    # numpy's scalars too: a model's probabilities are float32 (np.float32 is no Python float)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         return None
     v = float(v)
     return v if math.isfinite(v) else None
@@ -232,8 +233,9 @@ def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | Non
 # why a run's validation curve and its test accuracy can disagree (the Runs page, beside both)
 VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alone; a run's test accuracy (the "
                       "table, Evaluate) is its finished model as it predicts, with test-time shifts where the "
-                      "model has them (the image and its four 1-pixel shifts, averaged). On the same 7,172 test "
-                      "images the two can differ by a few images, either way.")
+                      "model has them (the image and its four 1-pixel shifts, averaged). When validation is the "
+                      "test set (the default), the two can differ by a few images, either way; a run that holds "
+                      "out part of the training set validates on other images.")
 
 
 def completed_message(status: dict[str, Any]) -> str:

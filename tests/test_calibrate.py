@@ -386,3 +386,30 @@ def test_a_dim_hand_is_kept_and_only_a_blank_photo_is_left_out_of_a_measurement(
     assert len(refused) == 1 and "lens-cap.png" in refused[0] and "one shade" in refused[0]
     with pytest.raises(CalibrationError, match="no usable photos"):
         calibrate.prepare_usable(photos[1:2], "centre")
+
+
+def test_the_calibration_bench_leaves_out_a_refused_photo_and_an_unusable_folder(parent, dataset, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """``bench/calibrate.py`` measures every folder it can: a photo calibration refuses is left out
+    and counted, a folder with no usable photo is skipped by name, and the others are measured."""
+    import importlib.util
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    spec = importlib.util.spec_from_file_location("bench_calibrate", bench / "calibrate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    good = write_folder(tmp_path / "good", dataset, 3, letters="AB")
+    blank = io.BytesIO()
+    Image.new("RGB", (120, 120), (90, 90, 90)).save(blank, "PNG")
+    (good / "B" / "9.png").write_bytes(blank.getvalue())
+    (tmp_path / "empty" / "C").mkdir(parents=True)
+    (tmp_path / "empty" / "C" / "1.png").write_bytes(blank.getvalue())
+    rows = mod.measure(parent.id, [tmp_path / "empty", good], [1], ["head"], str(parent.dir.parent), crop="centre",
+                       steps=5, hand_shape=False)
+    err = capsys.readouterr().err
+    assert "empty: left out: no usable photos" in err and "9.png" in err
+    row, pooled = rows  # the one folder measured, and the pooled row over it
+    assert row["dir"] == str(good) and row["left_out"] == 1
+    assert row["calibration_photos"] == 2 and row["test_photos"] == 4  # the blank photo is in neither
+    assert pooled["dir"] == "pooled" and pooled["left_out"] == 1 and pooled["test_photos"] == 4

@@ -211,10 +211,14 @@ def test_axes_kinds_and_values():
     assert two["tickvals"] == pytest.approx([-3, np.log10(3e-3)]) and two["ticktext"] == ["0.001", "0.003"]
     lo, hi = two["range"]
     assert all(lo <= t <= hi for t in two["tickvals"])
-    wide = compare.log_ticks(np.log10(2e-4), np.log10(0.05))
-    # a whole-number setting is ticked at its own values (1 and 2 epochs, not 1.2, 1.4, ...)
+    assert compare.log_ticks(np.log10(2e-4), np.log10(0.05))[1] == ["0.0002", "0.001", "0.01", "0.05"]
+    # a whole-number setting is ticked at its own values (batch 32 and 128, not 40, 60, ...), without
+    # ticks so close that their labels overlap (1, 2, 3 and 50 epochs)
     assert ax["batch_size"]["tickvals"] == [32.0, 128.0] and ax["batch_size"]["ticktext"] == ["32", "128"]
-    assert wide[1] == ["0.0002", "0.001", "0.01", "0.05"]
+    assert compare.spaced([1, 2, 3, 50]) == [1, 50] and compare.spaced([1, 2, 3]) == [1, 2, 3]
+    # one learning rate on an axis kept anyway: its own value is the tick
+    one = compare.axes([{"lr": 1e-3}, {"lr": 1e-3}], [("lr", "learning rate")], keep=("lr",))[0]
+    assert one["ticktext"] == ["0.001"] and one["tickvals"] == pytest.approx([-3])
     fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
     assert len(fig.data[0].dimensions) == 5
 

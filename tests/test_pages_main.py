@@ -405,5 +405,9 @@ def test_clickable_confusion_matrix_and_tile_grid():
     # every letter named on the confusion matrix's and the class counts' axes
     assert list(fig.layout.xaxis.tickvals) == list(fig.layout.yaxis.tickvals) == list(LETTERS)
     assert list(figures.class_counts(np.ones(24), np.ones(24)).layout.xaxis.tickvals) == list(LETTERS)
+    # Classify's bars follow the never-a-false-100% rule, as its headline does
+    bars = figures.probability_bars([{"letter": "A", "probability": np.float32(0.99996)},
+                                     {"letter": "B", "probability": 0.00004}])
+    assert list(bars.data[0].text) == ["0.004%", "99.996%"]
     tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged
     assert np.asarray(tiny.data[0].z).shape[0] >= 16

@@ -436,6 +436,11 @@ def test_shape_reading_says_what_each_reading_says():
     agree = dataclasses.replace(verdict, shape=image, image=image)
     assert views.shape_reading(agree).startswith("Two readings agree")
     assert views.shape_reading(views.verdict(image, photo=True)) is None  # no hand shape: no line
+    # the models' probabilities are float32 (numpy scalars, no Python floats): still numbers, not "—"
+    f32 = dataclasses.replace(verdict, shape=shape.astype(np.float32), image=image.astype(np.float32))
+    line32 = views.shape_reading(f32)
+    assert "the picture says **A** (60%)" in line32 and "says **C** (70%)" in line32 and "—" not in line32
+    assert views.percent(np.float32(0.5), 0) == "50%" and views.percent(np.bool_(True)) == views.DASH
 
 
 @pytest.mark.parametrize("fraction, digits, text", [
