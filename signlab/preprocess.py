@@ -401,8 +401,8 @@ def to_png(gray: np.ndarray) -> bytes:
 BLANK_STD = 0.03  # the whole image within a few shades of one value
 # Nothing to classify at all (Classify shows no letter, calibration refuses the photo): an empty
 # canvas or a covered lens is one shade (std near 0). Lower than BLANK_STD, which only warns: the
-# dimmest real hand among the 2,119 development photos (a grey webcam frame) has std 0.029, and it
-# is a hand the model can read; the dataset's lowest is 0.073.
+# dimmest real hand among the 2,119 development photos (a grey webcam frame, the hand found by the
+# detector) has std 0.029; the dataset's lowest is 0.073.
 NOTHING_STD = 0.02
 FLAT_FRACTION = 0.6  # the most common of 20 shade bins holds this much of the image (dataset: 99% below 0.45)
 TWO_SHADE_FRACTION = 0.8  # the two most common of 16 bins hold this much (dataset: 99% below 0.73)
