@@ -515,7 +515,7 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
     the lecture ConvNet's output ReLU clips to zero, appears only for that model.
     """
     has_logits = series.get("dead_logits") is not None
-    titles = ["Gradient size ‖∇W‖ per layer", "Weight size ‖W‖ per layer",
+    titles = ["Gradient size ‖∇W‖", "Weight size ‖W‖",  # short: with "per layer" the two ran into each other
               "Dead ReLU units (%)" if series.get("dead") else "Dead ReLU units: none (this model has no ReLU)"]
     if has_logits:
         titles.append("Scores clipped to 0 by the output ReLU (%)")
