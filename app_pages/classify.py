@@ -236,7 +236,7 @@ st.subheader("Why did it decide this?")
 target = st.selectbox("Explain the letter", range(len(LETTERS)), index=pred, key=f"classify_why_{pred}",
                       format_func=lambda i: LETTERS[i] + (" (the prediction)" if i == pred else ""),
                       help="The predicted letter by default; pick another to see what speaks for it.")
-st.caption(f"The model gives {LETTERS[target]} a probability of {views.percent(float(probs[target]), 1)}.")
+st.caption(f"The model gives {LETTERS[target]} a probability of {views.percent(probs[target], 1)}.")
 name = LETTERS[target]
 kind = views.model_kind(model)
 # occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
@@ -248,7 +248,7 @@ also = [part for part, used in (("the hand's shape", seen.shape is not None),
                                  ("four views of the photo", bool(cfg.augment_photo))) if used]
 if also and abs(p_view - float(probs[target])) >= 0.0005:
     st.caption(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "
-               f"{views.percent(p_view, 1)} for it alone; the {views.percent(float(probs[target]), 1)} above also counts "
+               f"{views.percent(p_view, 1)} for it alone; the {views.percent(probs[target], 1)} above also counts "
                f"{' and '.join(also)}.")
 if cfg.ensemble > 1 and kind == "conv":
     st.caption("Grad-CAM reads the first of the ensemble's networks.")

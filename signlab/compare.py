@@ -87,8 +87,8 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
             lo, hi = min(present), max(present)
             pad = 0.0 if hi > lo else (abs(lo) * 0.05 or 0.5)
             axis["values"], axis["range"] = vals, [lo - pad, hi + pad]
-            if log:  # one value (an axis kept anyway): its own tick, not the padding's ends
-                axis["tickvals"], axis["ticktext"] = log_ticks(lo - pad, hi + pad) if pad == 0 else log_ticks(lo, lo)
+            if log:  # the values' own span: one value (an axis kept anyway) gets its own tick, not the padding's
+                axis["tickvals"], axis["ticktext"] = log_ticks(lo, hi)
             elif all(isinstance(v, int) and not isinstance(v, bool) for v in raw if v is not None) \
                     and len(distinct) <= 12:  # epochs, batch size: their own values, not "1.2, 1.4, ..."
                 ticks = spaced(sorted({int(v) for v in raw if v is not None}))

@@ -202,7 +202,7 @@ def probability_bars(top: Sequence[dict[str, Any]], title: str = "What the model
     top = list(top)[::-1]
     fig = go.Figure(go.Bar(x=[100 * t["probability"] for t in top], y=[t["letter"] for t in top], orientation="h",
                            marker_color=[GREY] * (len(top) - 1) + [BLUE] if top else [],
-                           text=[percent_text(float(t["probability"]), 1) for t in top], textposition="auto"))
+                           text=[percent_text(t["probability"], 1) for t in top], textposition="auto"))
     fig.update_layout(xaxis=dict(range=[0, 100], title="probability (%)"), yaxis=dict(type="category"))
     return _layout(fig, 60 + 36 * len(top), title=title)
 
