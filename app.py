@@ -44,4 +44,5 @@ ui.require_user()  # a visitor who is not signed in sees the sign-in screen and 
 ui.account_box()
 ui.device_badge()
 ui.job_manager()  # starts the queue's background thread once per server process
-nav.run()
+with ui.guard("this page stopped"):  # a SignlabError no page caught: its message, not a traceback
+    nav.run()

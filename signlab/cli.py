@@ -94,7 +94,7 @@ def _add_runs_dir(p: argparse.ArgumentParser) -> None:
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, metavar="URL",
                    help="run database (default: SIGNLAB_DB, else sqlite in the runs folder); "
-                        "postgresql://user@host/db for several servers and workers")
+                        "postgresql://user@host/db for several servers and workers; a plain path is a SQLite file")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:

@@ -93,8 +93,15 @@ def heartbeat_seconds() -> float:
 
 
 def db_url_for(runs_dir: Path | str, url: str | None = None) -> str:
-    """The database URL: ``url``, else ``SIGNLAB_DB``, else ``sqlite:///<runs_dir>/signlab.db``."""
+    """The database URL: ``url``, else ``SIGNLAB_DB``, else ``sqlite:///<runs_dir>/signlab.db``.
+
+    A value without ``://`` is a SQLite file's path (``SIGNLAB_DB=/srv/runs.db``): what a user who
+    has never written a SQLAlchemy URL types, and SQLAlchemy's own answer to it ("Could not parse
+    SQLAlchemy URL") names neither the setting nor the fix.
+    """
     url = (url or os.environ.get("SIGNLAB_DB") or "").strip()
+    if url and "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
     if url:
         return "postgresql+psycopg" + url[len("postgres"):] if url.startswith("postgres://") else (
             "postgresql+psycopg" + url[len("postgresql"):] if url.startswith("postgresql://") else url)

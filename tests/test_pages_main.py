@@ -411,3 +411,15 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert list(bars.data[0].text) == ["0.004%", "99.996%"]
     tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged
     assert np.asarray(tiny.data[0].z).shape[0] >= 16
+
+
+def test_a_database_that_cannot_be_opened_is_a_message_not_a_traceback(runs_env, monkeypatch, app_caches):
+    """An error no page catches (here the run database, misconfigured) reaches the router, which
+    shows its message; Streamlit would show a redacted traceback."""
+    monkeypatch.setenv("SIGNLAB_DB", "nosuchdriver://somewhere/runs")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("cannot open the run database" in e.value or "driver" in e.value for e in at.error), \
+        [e.value for e in at.error]

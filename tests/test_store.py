@@ -366,3 +366,17 @@ def test_runs_command_and_queue_flag(tmp_path, db_url, capsys):
     assert rows[0]["run_id"] == rec["run_id"] and rows[0]["status"] == "queued"
     assert set(rows[0]) >= {"run_id", "name", "status", "model", "test_accuracy", "created"}
     assert main(["train", "--queue", "--resume", rec["run_id"]]) == 2
+
+
+# ----------------------------------------------------------------------------- the database setting
+def test_a_plain_path_in_signlab_db_is_a_sqlite_file(tmp_path, monkeypatch):
+    """``SIGNLAB_DB=/srv/runs.db`` is what a user types; SQLAlchemy would answer "Could not parse
+    SQLAlchemy URL", naming neither the setting nor the fix."""
+    from signlab.store import db_url_for
+
+    target = tmp_path / "elsewhere" / "class.db"
+    monkeypatch.setenv("SIGNLAB_DB", str(target))
+    assert db_url_for(tmp_path / "runs") == f"sqlite:///{target.resolve()}"
+    store = store_for(tmp_path / "runs")
+    run = create_run(TrainConfig(**TINY), tmp_path / "runs", run_id="in-the-named-file")
+    assert store.get(run.id) is not None and target.is_file()
