@@ -76,7 +76,9 @@ class Setting:
     choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None  # a callable: asked when needed
     presets: Mapping[str, Any] = field(default_factory=dict)  # preset name -> the value it sets
     label: str | None = None  # the Train page's widget label; None: not on the page, not read from links
-    column: int = 0  # the Train page's settings column (0 left, 1 right); toggles go below both
+    # the Train page's settings column (0 left, 1 right); None and toggles: full width below both
+    # (a choice whose words do not fit half of a third of a 1280-px page: 'standardize' was cut)
+    column: int | None = 0
     step: float | None = None  # the widget's step (default 1 for whole numbers, 1e-4 otherwise)
     search: tuple[Any, ...] | Log | None = None  # what the sweep tries (signlab.sweep)
 
@@ -161,7 +163,7 @@ class TrainConfig:
                             help="Train this many networks side by side and average their predictions: steadier "
                                  "on real photos, and each one costs another network's training time.")
     # per-image normalisation (normalize.normalize)
-    input_norm: str = setting("standardize", choices=NORMALIZATIONS, label="Input normalisation", column=1,
+    input_norm: str = setting("standardize", choices=NORMALIZATIONS, label="Input normalisation", column=None,
                               presets={"robust": "equalize"},
                               help="standardize: each image to zero mean and unit variance. equalize: first spread "
                                    "each image's grey levels evenly (histogram equalisation), so lighting and "

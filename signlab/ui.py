@@ -611,9 +611,11 @@ def setting_input(s: Setting, where: Any = None) -> Any:
 
 
 def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
-    """The widgets of ``settings`` in their declared ``column``; toggles full width below the columns."""
-    for s in settings:
-        setting_input(s, None if s.type is bool else columns[s.column])
+    """The widgets of ``settings`` in their declared ``column``; toggles and settings without a
+    column full width below the columns."""
+    # full-width choices before the toggles, so the toggles stay together at the end
+    for s in sorted(settings, key=lambda s: 2 if s.type is bool else 1 if s.column is None else 0):
+        setting_input(s, None if s.type is bool or s.column is None else columns[s.column])
 
 
 def settings_in_state() -> dict[str, Any]:

@@ -423,3 +423,16 @@ def test_a_database_that_cannot_be_opened_is_a_message_not_a_traceback(runs_env,
     assert not at.exception, [e.message for e in at.exception]
     assert any("cannot open the run database" in e.value or "driver" in e.value for e in at.error), \
         [e.value for e in at.error]
+
+
+def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
+    """At a third of a 1280-px page two columns are about 115 px each: "standardize" and "Pause"
+    were cut there, so the normalisation choice takes the settings' full width and Start its own row."""
+    at = _open("train")
+    halves = [col for col in at.columns if col.weight == pytest.approx(0.5)]  # inside the settings' third
+    in_columns = [w.label for col in halves for w in (*col.selectbox, *col.button)]
+    assert "Optimizer" in in_columns
+    assert "Input normalisation" not in in_columns and "▶ Start" not in in_columns, in_columns
+    assert by_label(at.selectbox, "Input normalisation").value == "standardize"
+    pairs = [[b.label for b in col.button] for col in halves if col.button]
+    assert ["⏹ Stop"] in pairs and any(p and p[0].endswith(("Pause", "Resume")) for p in pairs), pairs
