@@ -239,6 +239,10 @@ class RunStore:
             raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
         except ImportError as err:
             raise SignlabError(f"database {mask_url(url)}: its driver is not installed ({err})") from err
+        except sa.exc.NoSuchModuleError as err:
+            raise SignlabError(f"cannot open the run database {mask_url(url)}: unknown kind of database "
+                               f"{url.split(':', 1)[0]!r}; give a file path, sqlite:////path/to/runs.db or "
+                               f"postgresql://user@host/db") from err
         except sa.exc.SQLAlchemyError as err:
             first = (str(err.orig) if getattr(err, "orig", None) else str(err)).strip().splitlines()
             raise SignlabError(f"cannot open the run database {mask_url(url)}: "

@@ -421,7 +421,8 @@ def test_a_database_that_cannot_be_opened_is_a_message_not_a_traceback(runs_env,
     at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception, [e.message for e in at.exception]
-    assert any("cannot open the run database" in e.value or "driver" in e.value for e in at.error), \
+    assert any("cannot open the run database" in e.value and "unknown kind of database 'nosuchdriver'" in e.value
+               for e in at.error), \
         [e.value for e in at.error]
 
 
