@@ -16,10 +16,16 @@ STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
 
 left, right = st.columns([1, 2], gap="large")
 
+studies = ui.studies()
+
 # ----------------------------------------------------------------------------- start a sweep
 with left:
     st.subheader("New sweep")
-    with st.form("new_sweep"):
+    warning = views.running_sweep_warning(studies, ui.user().id, runs_dir)
+    if warning:
+        st.warning(warning, icon="⏳")
+    # enter_to_submit off: Enter in a number box started a sweep (three, for one student)
+    with st.form("new_sweep", enter_to_submit=False):
         names = views.model_names()
         model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0)
         trials = st.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.")
@@ -40,7 +46,6 @@ with left:
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
-studies = ui.studies()
 with right:
     if not studies:
         st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
@@ -115,10 +120,13 @@ with right:
             if len(rows) > 1:
                 st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
                             "brush it; the table below shows the trials inside every brush.")
+                # one brush per study: a brush drawn on one study's chart carried over to the next one
+                # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
+                chart_key = f"sweep_parcoords_{study}"
                 with st.expander("Brush the axes with controls", expanded=False):
-                    brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, "sweep_parcoords")
+                    brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, chart_key)
                 st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, views.TRIAL_COLUMNS, brush),
-                                                             "accuracy"), width="stretch", key="sweep_parcoords")
+                                                             "accuracy"), width="stretch", key=chart_key)
                 inside = views.apply_brush(trows, brush)
                 ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
                 if brush:
@@ -130,8 +138,9 @@ with right:
                         st.switch_page("app_pages/runs.py")
         if rows:
             df = pd.DataFrame(rows)
-            shown = df.iloc[inside].assign(value=df["value"] * 100, test_accuracy=df["test_accuracy"] * 100,
-                              augment=df["augment"].map({True: "on", False: "off"}))
+            sub = df.iloc[inside]  # its own columns: an empty selection assigned df's filled every row with None
+            shown = sub.assign(value=sub["value"] * 100, test_accuracy=sub["test_accuracy"] * 100,
+                               augment=sub["augment"].map({True: "on", False: "off"}))
             shown = shown.drop(columns=[c for c in ("width",) if df[c].isna().all()])
             order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",
                      "note", "run_id"]

@@ -82,7 +82,7 @@ with left:
     if view.notice:
         st.info(view.notice, icon="🏃")
     if view.can_continue:
-        with st.form("continue"):
+        with st.form("continue", enter_to_submit=False):
             more = st.number_input("Continue this run for more epochs", 1, 100, 2)
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):

@@ -559,10 +559,19 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
     as its brushed range: lines outside it are greyed out. Rows missing a value sit just below
     the axis's range, so they stay visible but never inside a brush.
     """
+    if len(axes) < 2:  # one axis draws no line at all: say why instead of an empty frame
+        fig = go.Figure()
+        fig.add_annotation(text="These share every setting: one axis, so no lines to draw side by side.",
+                           x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _layout(fig, 120, title=title)
     dims = []
     color = None
     for a in axes:
         lo, hi = a["range"]
+        if "accuracy" in a["key"] and all(v is None or v <= 100 for v in a["values"]):
+            hi = min(hi, 100.0)  # one shared value is padded both ways; no axis above 100%
         missing = any(v is None for v in a["values"])
         below = lo - (hi - lo) * 0.06 if missing else lo
         values = [below if v is None else v for v in a["values"]]

@@ -531,7 +531,8 @@ def study_label(record: dict[str, Any]) -> str:
     """A study in the picker: its name, model and epochs per trial, and whether it is running."""
     bits = [str(record.get("study"))]
     if record.get("model"):
-        bits.append(f"{record['model']}, {record.get('epochs', '?')} epochs per trial")
+        epochs = record.get("epochs")
+        bits.append(f"{record['model']}, {count_text(epochs, 'epoch') if epochs is not None else '? epochs'} per trial")
     if record.get("workers"):
         bits.append("running")
     return " · ".join(bits)
@@ -872,6 +873,18 @@ def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -
 # the Sweeps page: what a study holds, read from the runs folder
 def sweep_running(study: str, runs_dir: Path) -> bool:
     return _sweep.sweep_running(study, runs_dir)
+
+
+def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str, runs_dir: Path) -> str | None:
+    """What to say above "Start sweep" while ``owner`` has a sweep running: a second one shares the
+    same cores, so both take longer (a student pressed Enter in a number box and started three)."""
+    mine = [s["study"] for s in studies if s.get("owner") == owner and _sweep.sweep_running(s["study"], runs_dir)]
+    if not mine:
+        return None
+    names = ", ".join(mine[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")
+    return (f"{'A sweep' if len(mine) == 1 else f'{len(mine)} sweeps'} of yours {'is' if len(mine) == 1 else 'are'} "
+            f"still running ({names}). Another one would share the same CPU cores, and every sweep would take "
+            "longer; stop one on the right first if you want this one to go faster.")
 
 
 def study_trials(storage: str | None, study: str, runs_dir: Path) -> list[dict[str, Any]]:

@@ -223,6 +223,20 @@ def test_axes_kinds_and_values():
     assert len(fig.data[0].dimensions) == 5
 
 
+def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
+    """Two fast runs with the same settings left one axis (the accuracy), padded to 94.7-104.7%,
+    and no line at all; a shared accuracy is never drawn above 100%."""
+    same = [{"model": "s2net", "lr": 3e-3, "accuracy": 99.74}, {"model": "s2net", "lr": 3e-3, "accuracy": 99.74}]
+    ax = compare.axes(same, COLS)
+    assert [a["key"] for a in ax] == ["accuracy"]
+    fig = figures.parallel_coordinates(ax, "accuracy")
+    assert not fig.data and "share every setting" in fig.layout.annotations[0].text
+    two = compare.axes([{**same[0], "lr": 1e-3}, same[1]], COLS)
+    fig = figures.parallel_coordinates(two, "accuracy")
+    acc = [d for d in fig.data[0].dimensions if d.label == dict(COLS)["accuracy"]][0]
+    assert acc.range[1] == 100.0 and acc.range[0] < 99.74
+
+
 def test_brush_filters_rows_and_draws_constraints():
     assert compare.apply_brush(ROWS, {}) == [0, 1, 2]
     assert compare.apply_brush(ROWS, {"accuracy": (80, 100)}) == [1]  # a missing value lies outside

@@ -133,3 +133,23 @@ def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, 
     no_error(at)
     assert len(at.dataframe[0].value) == 1
     assert any("1 of 2 trials inside the brush" in c.value for c in at.caption)
+
+
+
+def test_a_brush_belongs_to_its_study(tmp_path, monkeypatch, small_dataset, app_caches):
+    """A brush drawn on one study's chart stayed on the next study picked, hiding its trials."""
+    from signlab import sweep
+
+    for name in ("pa", "pb"):
+        sweep.run_sweep(model="logreg", trials=3, epochs=1, max_steps=5, study=name, runs_dir=tmp_path,
+                        dataset=small_dataset, sampler_seed=3)  # seed 3: augmentation on and off
+        assert {t["augment"] for t in sweep.study_trials(None, name, tmp_path)} == {True, False}
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _open("sweeps")
+    first = at.selectbox(key="sweep_select").value
+    by_label(at.pills, "augment").set_value(["off"]).run()
+    assert any("1 of 3 trials inside the brush" in c.value for c in at.caption)
+    at.selectbox(key="sweep_select").set_value("pb" if first == "pa" else "pa").run()
+    no_error(at)
+    assert not any("inside the brush" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 3

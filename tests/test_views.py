@@ -322,6 +322,7 @@ def test_sweep_words():
     assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
         "s1 · logreg, 2 epochs per trial · running"
     assert views.study_label({"study": "s2"}) == "s2"
+    assert views.study_label({"study": "s3", "model": "s2net", "epochs": 1}) == "s3 · s2net, 1 epoch per trial"
 
 
 # --------------------------------------------------------------------------- what the pages compute (issue 17)
@@ -482,3 +483,16 @@ def test_a_verdict_never_reads_100_percent_short_of_it():
     assert v.headline == "The model says **A** (99.9%)"
     p[0], p[1] = 0.8, 0.2
     assert views.verdict(p, photo=False).headline == "The model says **A** (80%)"
+
+
+def test_a_running_sweep_of_yours_is_named_above_start(tmp_path, monkeypatch):
+    from signlab import sweep
+
+    running = {"a1", "b1"}
+    monkeypatch.setattr(sweep, "sweep_running", lambda study, runs_dir: study in running)
+    studies = [{"study": "a1", "owner": "ann"}, {"study": "a2", "owner": "ann"}, {"study": "b1", "owner": "bob"}]
+    said = views.running_sweep_warning(studies, "ann", tmp_path)
+    assert said.startswith("A sweep of yours is still running (a1)") and "b1" not in said
+    assert views.running_sweep_warning(studies, "cat", tmp_path) is None
+    running.add("a2")
+    assert views.running_sweep_warning(studies, "ann", tmp_path).startswith("2 sweeps of yours are still running (a1, a2)")
