@@ -97,8 +97,12 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     waiting = views.live_status(status, [], now=1005.0)
     assert ": **100.00%** validation accuracy (the network alone); the test accuracy follows" in waiting.message
     assert waiting.awaiting_test  # the Train page looks again until the test accuracy is there
-    after = views.live_status({**status, "test_accuracy": 0.99986}, [], now=1006.0)
+    after = views.live_status({**status, "test_accuracy": 0.99986, "val_accuracy": 0.99986}, [], now=1006.0)
     assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
+    # the two disagree (a fast-preset run: 100% on the chart, 99.74% with the shifts): both are named
+    differ = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0)
+    assert ": **99.74%** test accuracy, as the model predicts" in differ.message
+    assert differ.message.endswith("the chart's validation, the network alone, read 100.00%).")
     # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
     late = views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1)
     assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy (the network alone).")

@@ -108,7 +108,7 @@ def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
         wait_text(page, "Finished", TRAIN_WAIT)
         wait_idle(page, WAIT)
     with step(page, "with no click, the test accuracy (shifts included) replaces the validation accuracy"):
-        wait_text(page, "% test accuracy.", WAIT)  # the page kept showing validation before
+        wait_text(page, "% test accuracy", WAIT)  # the page kept showing validation before
     with step(page, "the continued run's loss line goes on after the first fit's steps"):
         wait_chart(page, "live_loss", WAIT)
         steps = keyed_plot(page, "live_loss", 0, "x")
