@@ -42,13 +42,29 @@ def class_counts(train: np.ndarray, test: np.ndarray) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- training curves
-def smooth(values: Sequence[float], alpha: float = 0.1) -> np.ndarray:
-    """Exponential moving average (debiased, as TensorBoard draws it)."""
-    out, avg = np.empty(len(values)), 0.0
-    for i, v in enumerate(values):
-        avg = (1 - alpha) * avg + alpha * v
-        out[i] = avg / (1 - (1 - alpha) ** (i + 1))
-    return out
+def smooth(values: Sequence[float]) -> np.ndarray:
+    """A centred moving mean: each point averaged with up to ``n // 40`` neighbours on each side, the
+    window shrinking symmetrically at the ends (the last point is its own value), non-finite points
+    left out.
+
+    Why centred: the exponential average drawn before lagged about ten logged points, so while the
+    loss fell fast its "smoothed" line sat far above every step's loss (2.2 against 1.4 at step 50 of
+    a fast run) and read as another quantity. Each logged loss is already the mean of the steps since
+    the last one, so a narrow window is enough.
+    """
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    if n == 0:
+        return y.copy()
+    ok = np.isfinite(y)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])
+    ccnt = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(n)
+    h = np.minimum(np.minimum(i, n - 1 - i), max(1, n // 40))
+    lo, hi = i - h, i + h + 1
+    count = ccnt[hi] - ccnt[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum[hi] - csum[lo]) / np.maximum(count, 1), np.nan)
 
 
 def _downsample(xs: np.ndarray, ys: np.ndarray, max_points: int = 1500) -> tuple[np.ndarray, np.ndarray]:
@@ -109,11 +125,13 @@ def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
     """Train and validation loss (left) and accuracy (right) per epoch."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))
     e = [r["epoch"] for r in epochs]
+    # one legend entry per line style (train, validation): the titles say which panel is loss and
+    # which accuracy; four entries in two styles read as four lines to find
     for key, name, color, dash in (("train", "train", BLUE, None), ("val", "validation", ORANGE, "dash")):
-        fig.add_trace(go.Scatter(x=e, y=[r[f"{key}_loss"] for r in epochs], name=f"{name} loss", mode="lines+markers",
-                                 line=dict(color=color, dash=dash)), 1, 1)
-        fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=f"{name} accuracy",
-                                 mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
+        fig.add_trace(go.Scatter(x=e, y=[r[f"{key}_loss"] for r in epochs], name=name, legendgroup=key,
+                                 mode="lines+markers", line=dict(color=color, dash=dash)), 1, 1)
+        fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=name, legendgroup=key,
+                                 showlegend=False, mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)

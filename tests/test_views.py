@@ -500,3 +500,24 @@ def test_a_running_sweep_of_yours_is_named_above_start(tmp_path, monkeypatch):
     assert views.running_sweep_warning(studies, "cat", tmp_path) is None
     running.add("a2")
     assert views.running_sweep_warning(studies, "ann", tmp_path).startswith("2 sweeps of yours are still running (a1, a2)")
+
+
+def test_the_smoothed_loss_follows_a_falling_loss():
+    """The exponential average lagged ~10 logged points: 2.2 against a step loss of 1.4 at step 50."""
+    falling = 3.2 * np.exp(-np.arange(43) / 6.0) + 0.05  # a fast run's logged losses, every 10 steps
+    lines = figures.loss_lines([{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(falling)])
+    step, smoothed = lines[0]["y"], lines[1]["y"]
+    assert [ln["name"] for ln in lines] == ["step loss", "smoothed"]
+    assert max(abs(a - b) for a, b in zip(step, smoothed)) < 0.1 * max(falling)
+    assert smoothed[-1] == pytest.approx(falling[-1]) and smoothed[0] == pytest.approx(falling[0])
+    noisy = np.r_[np.full(200, 1.0) + np.tile([0.3, -0.3], 100)]
+    assert np.ptp(figures.smooth(noisy)[10:-10]) < 0.2 * np.ptp(noisy)  # still smooths noise
+    gap = figures.smooth([1.0, float("nan"), 3.0])
+    assert gap[1] == pytest.approx(2.0) and np.isfinite(gap).all()  # a non-finite loss is left out
+
+
+def test_epoch_curves_name_each_line_style_once():
+    fig = figures.epoch_curves([{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_accuracy": 0.9,
+                                 "val_accuracy": 0.95} for e in (1, 2)])
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["train", "validation"]
+    assert len(fig.data) == 4
