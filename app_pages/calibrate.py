@@ -120,7 +120,8 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-pressed = st.button(f"🎯 Calibrate {ui.md(run.name)} on {views.count_text(len(photos), 'photo')}", type="primary", disabled=not photos,
+pressed = st.button(f"🎯 Calibrate {ui.md(views.run_phrase(run.name, run.id, run.config.model))} on "
+                    f"{views.count_text(len(photos), 'photo')}", type="primary", disabled=not photos,
                     help=None if photos else "Add a few photos first.")
 if pressed:
     bar = st.progress(0.0, text="Adapting the model to your photos…")

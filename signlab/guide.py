@@ -101,9 +101,10 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         for r in runs:  # newest first
             info = calibration_info(r)
             if info:
-                return (f"Your run **{r.name}** was calibrated from `{info.get('parent')}` on "
-                        f"**{count_text(int(info.get('photos') or 0), 'photo')}** of {count_text(len(info.get('letters', [])), 'letter')} in "
-                        f"{info.get('seconds', 0):.0f} s. Try it on Classify with photos it has not seen.")
+                # not r.name: it is "calibrated on N photos · <parent>", which the sentence says already
+                return (f"Your calibrated run learned from **{count_text(int(info.get('photos') or 0), 'photo')}** "
+                        f"of {count_text(len(info.get('letters', [])), 'letter')} in {info.get('seconds', 0):.0f} s "
+                        f"(its parent: `{info.get('parent')}`). Try it on Classify with photos it has not seen.")
         return None
     if step.key in ("fixed", "kernels"):
         fixed, seed = find_run(runs, FIXED), find_run(runs, SEED)

@@ -205,6 +205,14 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
 
+def run_phrase(name: str | None, run_id: str, model: str | None = None) -> str:
+    """A run inside a sentence or on a button: its name, or "your <model> run" where its name is
+    only its id ("Calibrate 20261203-105231-s2net-3f… on 9 photos" read as noise)."""
+    if name and name != run_id:
+        return name
+    return f"your {model} run" if model else run_id
+
+
 def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
     run) is called by its model instead, the id staying in the caption."""

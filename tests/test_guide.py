@@ -67,3 +67,4 @@ def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
                                           "seconds": 7.5})
     msg = guide.check(step, [mine, plain], lambda r: None)
     assert "9 photos" in msg and "3 letters" in msg and "`plain`" in msg
+    assert msg.count("calibrated") == 1  # the run's name ("calibrated on 9 photos · …") is not repeated

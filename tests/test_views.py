@@ -521,3 +521,8 @@ def test_epoch_curves_name_each_line_style_once():
                                  "val_accuracy": 0.95} for e in (1, 2)])
     assert [t.name for t in fig.data if t.showlegend is not False] == ["train", "validation"]
     assert len(fig.data) == 4
+
+
+def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
+    assert views.run_phrase("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net") == "your s2net run"
+    assert views.run_phrase("my first", "20261203-105231-s2net-3f", "s2net") == "my first"
