@@ -113,6 +113,9 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
     out: list[MapLayer] = [MapLayer(PIXELS, "input pixels (784)", 784)]
     # one value a channel (a dense layer, or maps pooled down to 1x1, as the lecture ConvNet's last)
     dense_relus = [n for n in relus if len(shapes.get(n, ())) == 1 or shapes.get(n, ())[1:] == (1, 1)]
+    # counted in order ("after convolution 2"), the module's name last in brackets: "ReLU
+    # features.0.2" first told a student nothing; the name is what the code and the health chart use
+    conv_seen = dense_seen = 0
     for n in relus:
         shape = shapes.get(n)
         if not shape:
@@ -120,9 +123,12 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
         if clf is not None and dense_relus and n == dense_relus[-1] and shape[0] == clf.in_features:
             continue  # the same values as the last hidden layer below
         if len(shape) == 3:
-            label = f"ReLU {n} ({shape[0]} channels of {shape[1]}×{shape[2]}, averaged over positions)"
+            conv_seen += 1
+            label = (f"after convolution {conv_seen}: {shape[0]} channels of {shape[1]}×{shape[2]}, averaged "
+                     f"over positions [{n}]")
         else:
-            label = f"ReLU {n} ({shape[0]} units)"
+            dense_seen += 1
+            label = f"hidden layer {dense_seen}: {shape[0]} units [{n}]"
         out.append(MapLayer(n, label, int(shape[0])))
     if clf is not None and clf.in_features != 784:
         out.append(MapLayer(HIDDEN, f"last hidden layer ({clf.in_features} features the classifier reads)",

@@ -263,3 +263,13 @@ def test_brush_from_chart_ranges_and_active_brush():
     assert compare.active_brush(ROWS, {"batch_size": (32, 128), "model": ["convnet", "fastcnn", "logreg"]}) == {}
     assert compare.snap([1, 2, 3, 4], 1.5, 3.5) == (2, 3)
     assert compare.snap([1, 2, 3, 4], 2.2, 2.4) == (2, 2)
+
+
+def test_map_layers_are_named_for_a_student_then_for_the_code():
+    from signlab.embedding import map_layers
+    from signlab.models import create_model
+
+    labels = [layer.label for layer in map_layers(create_model("seed_convnet"))]
+    assert labels[1].startswith("after convolution 1: 100 channels of 12×12") and labels[1].endswith("[features.2]")
+    assert labels[2].startswith("after convolution 2:")
+    assert [lb for lb in (layer.label for layer in map_layers(create_model("mlp"))) if lb.startswith("hidden layer 1:")]
