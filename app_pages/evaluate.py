@@ -88,8 +88,10 @@ with right:
                                           cols=6, tile_px=58, zmin=0, zmax=1),
                         width="content", key="eval_pair_images")
 with left:
+    # 440: the left column's width at 1280 px; at 510 Streamlit narrowed the figure to the column and kept
+    # its height, so the cells came out narrower than their numbers and the letters sat far above the grid
     fig = figures.confusion_matrix_clickable(ev.confusion, normalize=norm == "normalised", selected=(t, p),
-                                             size=510)
+                                             size=440)
     st.plotly_chart(fig, width="content", key=CM_KEY, on_select=_on_click, selection_mode="points",
                     config={"displayModeBar": False})
     st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more.")

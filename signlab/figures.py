@@ -440,9 +440,9 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
                       selected=dict(marker=dict(opacity=1)))
     if selected is not None and len(fig.data) > 1:
         fig.data[1].marker.size = cell + 2
-    fig.update_xaxes(fixedrange=True)
+    fig.update_xaxes(fixedrange=True, ticklabelstandoff=0, title_standoff=0)
     fig.update_yaxes(fixedrange=True)
-    fig.update_layout(width=size, height=size + 10, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(width=size, height=size - 10, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
