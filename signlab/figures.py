@@ -547,7 +547,10 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
     layer_names = list(series.get("grad", {}))
     for i, name in enumerate(layer_names):
         color = palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=steps, y=series["grad"][name], mode="lines", name=name, legendgroup=name,
+        # a frozen layer (s2net's whitening) has no gradient, so no line on the log axis: the legend says why
+        frozen = all(not v for v in series["grad"][name])
+        fig.add_trace(go.Scatter(x=steps, y=series["grad"][name], mode="lines",
+                                 name=f"{name} (frozen: no gradient)" if frozen else name, legendgroup=name,
                                  line=dict(color=color, width=1.5)), 1, 1)
         fig.add_trace(go.Scatter(x=steps, y=series["weight"][name], mode="lines", name=name, legendgroup=name,
                                  showlegend=False, line=dict(color=color, width=1.5)), 1, 2)

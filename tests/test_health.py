@@ -133,3 +133,8 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     no_relu = figures.health_charts({**series, "dead": {}})
     assert "Dead ReLU units: none (this model has no ReLU)" in [a.text for a in no_relu.layout.annotations]
     assert health.health_summary(recs)["dead_logits"] == recs[-1]["dead_logits"]
+    # a frozen layer draws no line on the log axis; its legend entry says why
+    frozen = figures.health_charts({**series, "grad": {**series["grad"], "whiten.conv": [0.0, 0.0, 0.0]},
+                                    "weight": {**series["weight"], "whiten.conv": [1.0, 1.0, 1.0]}})
+    names = [tr.name for tr in frozen.data]
+    assert "whiten.conv (frozen: no gradient)" in names and "classifier" in names
