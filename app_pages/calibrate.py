@@ -93,7 +93,7 @@ for err in st.session_state.pop("calibrate_errors", []):
 
 if photos:
     st.markdown(f"**Collected: {views.count_text(len(photos), 'photo')} of {views.count_text(sum(1 for v in counts.values() if v), 'letter')}.** "
-                "Each shows the square the model sees (in grey); ✕ drops a photo.")
+                "Each picture is what the model will see: the square around the hand, in greyscale; ✕ drops a photo.")
     for k in LETTERS:
         mine = [p for p in photos if p["photo"].letter == k]
         if not mine:
