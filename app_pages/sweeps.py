@@ -21,7 +21,7 @@ studies = ui.studies()
 # ----------------------------------------------------------------------------- start a sweep
 with left:
     st.subheader("New sweep")
-    warning = views.running_sweep_warning(studies, ui.user().id, runs_dir)
+    warning = views.running_sweep_warning(studies, ui.user().id)
     if warning:
         st.warning(warning, icon="⏳")
     # enter_to_submit off: Enter in a number box started a sweep (three, for one student)

@@ -591,13 +591,14 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
     color = None
     for a in axes:
         lo, hi = a["range"]
-        if "accuracy" in a["key"] and all(v is None or v <= 100 for v in a["values"]):
+        accuracy = "accuracy" in a["key"]
+        if accuracy and all(v is None or v <= 100 for v in a["values"]):
             hi = min(hi, 100.0)  # one shared value is padded both ways; no axis above 100%
         missing = any(v is None for v in a["values"])
         below = lo - (hi - lo) * 0.06 if missing else lo
         values = [below if v is None else v for v in a["values"]]
         # accuracies to at most 3 decimals (a bare "~g" wrote ticks like 99.9861); others to 5 digits
-        fmt = ".3~f" if "accuracy" in a["key"] else ".5~g"
+        fmt = ".3~f" if accuracy else ".5~g"
         d: dict[str, Any] = dict(label=a["label"], values=values, range=[below, hi], tickformat=fmt)
         if a.get("tickvals") is not None:
             d.update(tickvals=a["tickvals"], ticktext=a["ticktext"])

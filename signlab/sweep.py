@@ -266,7 +266,8 @@ def workers(study: str, runs_dir: Path | str | None = None) -> list[dict[str, An
 
 
 def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
-    """The studies recorded in this runs folder, newest first: name, model, epochs, storage, workers."""
+    """The studies recorded in this runs folder, newest first: name, model, epochs, storage, workers,
+    running."""
     folder = sweeps_dir(runs_dir)
     if not folder.is_dir():
         return []
@@ -280,6 +281,7 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
             found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
     for name, rec in found.items():
         rec["workers"] = len(workers(name, runs_dir))
+        rec["running"] = bool(rec["workers"]) or bool(_launched(name))  # as sweep_running, without asking again
         created = rec.get("created")  # from a file: anything but a finite number would break the sort
         ok = isinstance(created, (int, float)) and not isinstance(created, bool) and 0 <= created < 1e11
         rec["created"] = float(created) if ok else 0.0

@@ -215,10 +215,9 @@ def run_phrase(name: str | None, run_id: str, model: str | None = None) -> str:
 
 def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
-    run) is called by its model instead, the id staying in the caption."""
-    if name and name != run_id:
-        return f"Run {name}"
-    return f"Your {model} run" if model else f"Run {run_id}"
+    run) is called by its model instead (:func:`run_phrase`), the id staying in the caption."""
+    phrase = run_phrase(name, run_id, model)
+    return "Y" + phrase[1:] if phrase.startswith("your ") else f"Run {phrase}"
 
 
 def config_line(cfg: Any, device: str = "") -> str:
@@ -886,10 +885,11 @@ def sweep_running(study: str, runs_dir: Path) -> bool:
     return _sweep.sweep_running(study, runs_dir)
 
 
-def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str, runs_dir: Path) -> str | None:
-    """What to say above "Start sweep" while ``owner`` has a sweep running: a second one shares the
-    same cores, so both take longer (a student pressed Enter in a number box and started three)."""
-    mine = [s["study"] for s in studies if s.get("owner") == owner and _sweep.sweep_running(s["study"], runs_dir)]
+def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str | None:
+    """What to say above "Start sweep" while ``owner`` has a sweep running (``studies`` as
+    ``sweep.list_studies`` gives them): a second one shares the same cores, so both take longer (a
+    student pressed Enter in a number box and started three)."""
+    mine = [s["study"] for s in studies if s.get("owner") == owner and s.get("running")]
     if not mine:
         return None
     names = ", ".join(mine[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")

@@ -182,6 +182,8 @@ def test_joining_with_other_settings_is_refused(tmp_path, small_dataset):
     with pytest.raises(sweep.ConfigError, match="max_steps"):
         sweep.run_sweep(**{**common, "max_steps": 4})
     assert sweep.workers("j", tmp_path) == []
+    # list_studies says whether each study runs (the Sweeps page's warning reads it, asking nothing again)
+    assert [(s["study"], s["running"]) for s in sweep.list_studies(tmp_path)] == [("j", False)]
 
 
 # --------------------------------------------------------------------------- stopping

@@ -489,17 +489,14 @@ def test_a_verdict_never_reads_100_percent_short_of_it():
     assert views.verdict(p, photo=False).headline == "The model says **A** (80%)"
 
 
-def test_a_running_sweep_of_yours_is_named_above_start(tmp_path, monkeypatch):
-    from signlab import sweep
-
-    running = {"a1", "b1"}
-    monkeypatch.setattr(sweep, "sweep_running", lambda study, runs_dir: study in running)
-    studies = [{"study": "a1", "owner": "ann"}, {"study": "a2", "owner": "ann"}, {"study": "b1", "owner": "bob"}]
-    said = views.running_sweep_warning(studies, "ann", tmp_path)
+def test_a_running_sweep_of_yours_is_named_above_start():
+    studies = [{"study": "a1", "owner": "ann", "running": True}, {"study": "a2", "owner": "ann", "running": False},
+               {"study": "b1", "owner": "bob", "running": True}]
+    said = views.running_sweep_warning(studies, "ann")
     assert said.startswith("A sweep of yours is still running (a1)") and "b1" not in said
-    assert views.running_sweep_warning(studies, "cat", tmp_path) is None
-    running.add("a2")
-    assert views.running_sweep_warning(studies, "ann", tmp_path).startswith("2 sweeps of yours are still running (a1, a2)")
+    assert views.running_sweep_warning(studies, "cat") is None
+    studies[1]["running"] = True
+    assert views.running_sweep_warning(studies, "ann").startswith("2 sweeps of yours are still running (a1, a2)")
 
 
 def test_the_smoothed_loss_follows_a_falling_loss():
