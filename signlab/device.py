@@ -1,11 +1,25 @@
-"""Where training and inference run: the device, bf16 autocast and the torchrun process group."""
+"""Where training and inference run: the device, bf16 autocast and the torchrun process group.
+
+``precision auto`` on a CPU is decided by measurement (:func:`bf16_measured_faster`): native bf16
+(AVX512-BF16 or AMX) made the fast preset's steps faster on a 2-core AMD EPYC, and 1.2x slower on
+a 2-core Intel Xeon that reports the same instructions (docs/speed-research.md, Part 17), so
+"the CPU has bf16" alone does not say which wins.
+"""
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, SignlabError
+from .fsutil import atomic_write_json, read_json
+from .paths import cache_dir
 
 
 def distributed_rank_world() -> tuple[int, int]:
@@ -53,18 +67,104 @@ def check_device(name: str, what: str = "--device") -> torch.device:
     return device
 
 
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN reports native bf16 on this CPU (AVX512-BF16 or AMX); emulated bf16 is several
+    times slower than fp32, so without it bf16 is never the faster choice."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16."""
+    """Whether to train under bf16 autocast: asked for, or ``auto`` on hardware with fast bf16.
+
+    On a CPU this is the hardware's report; the trainer then measures which precision trains its
+    network faster (:func:`bf16_measured_faster`, through ``signlab.trainer.measure_precision``).
+    """
     if precision == "fp32" or device.type not in ("cpu", "cuda"):
         return False
     if precision == "bf16":
         return True
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    try:  # oneDNN reports native bf16 (AVX512-BF16 or AMX); emulated bf16 would be slower than fp32
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return native_cpu_bf16()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+_MEASURED: dict[str, dict[str, Any]] = {}  # this process's verdicts, by key
+
+
+def precision_key(model: torch.nn.Module, example: torch.Tensor) -> str:
+    """What a bf16-against-fp32 verdict depends on: the CPU, torch, the threads, the network's
+    layers and memory layout (the strides of its 4-d weights: channels-last or not) and the batch's
+    shape and strides."""
+    strides = [tuple(p.stride()) for p in model.parameters() if p.ndim == 4]
+    text = "|".join([_cpu_name(), torch.__version__, str(torch.backends.cpu.get_cpu_capability()),
+                     str(torch.get_num_threads()), repr(model), str(strides), str(tuple(example.shape)),
+                     str(tuple(example.stride()))])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _step_ms(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
+    """One forward and backward pass of ``model`` on ``x``, in milliseconds."""
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(x)
+    out.float().logsumexp(-1).mean().backward()  # a cross-entropy's cost, without labels
+    return 1000 * (time.perf_counter() - t0)
+
+
+def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats: int = 12,
+                         cache: Path | None = None) -> dict[str, Any]:
+    """Time a training pass of ``model`` on ``example`` under bf16 autocast and in fp32, on this CPU.
+
+    Returns ``{"bf16": bool, "bf16_ms": float, "fp32_ms": float}``: bf16 wins when its median pass
+    is no slower. The two alternate (three warm-up passes each, then ``repeats``), so a load that
+    comes and goes touches both alike; with 10 repeats s2net's verdict flipped in 1 of 5 tries on a
+    noisy 2-core machine, with 16 in none of 5. It runs on a copy of the model (batch-norm statistics,
+    gradients and the random numbers of the real run untouched) and takes 30 passes, 0.3-0.8 s for
+    the presets' networks on 2 cores; the verdict is remembered for this process and in ``cache`` (default the
+    cache folder's ``cpu-precision.json``), so each machine measures each network and batch once.
+    Two processes writing at once can drop one verdict, which is measured again the next time.
+    """
+    key = precision_key(model, example)
+    if key in _MEASURED:
+        return _MEASURED[key]
+    path = cache or cache_dir() / "cpu-precision.json"
+    saved = read_json(path, default={})
+    saved = saved if isinstance(saved, dict) else {}
+    verdict = saved.get(key)
+    if not (isinstance(verdict, dict) and isinstance(verdict.get("bf16"), bool)):
+        probe = copy.deepcopy(model).train()
+        x = example.detach()
+        times: dict[bool, list[float]] = {True: [], False: []}
+        with torch.random.fork_rng(devices=[]):  # dropout here must not move the run's random numbers
+            for i in range(3 + repeats):
+                for bf16 in ((True, False) if i % 2 else (False, True)):
+                    ms = _step_ms(probe, x, bf16)
+                    if i >= 3:
+                        times[bf16].append(ms)
+                    probe.zero_grad(set_to_none=True)
+        b, f = statistics.median(times[True]), statistics.median(times[False])
+        verdict = {"bf16": b <= f, "bf16_ms": round(b, 2), "fp32_ms": round(f, 2)}
+        try:
+            atomic_write_json(path, {**saved, key: verdict})
+        except (OSError, SignlabError):  # a read-only cache folder costs a measurement per process
+            pass
+    _MEASURED[key] = verdict
+    return verdict
 
 
 def device_description(device: torch.device | None = None) -> str:

@@ -27,7 +27,8 @@ from torch import nn
 from . import augment as aug
 from .config import TrainConfig
 from .data import Dataset
-from .device import device_description, distributed_rank_world, resolve_device, use_bf16
+from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
+                     resolve_device, use_bf16)
 from .events import BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
 from .models import count_parameters, fit_to_data
 from .normalize import normalize
@@ -110,6 +111,22 @@ class _Tally:
         self.log_steps, self.log_samples, self.log_started = 0, 0, now
 
 
+def measure_precision(cfg: TrainConfig, model: nn.Module, images: torch.Tensor) -> dict[str, Any] | None:
+    """``precision auto``'s verdict for ``model`` trained with ``cfg`` on this CPU, from a batch of
+    ``images`` (N, 1, 28, 28) in [0, 1] (only their shape matters): ``{"bf16", "bf16_ms", "fp32_ms"}``
+    from :func:`signlab.device.bf16_measured_faster`, measured once per machine, network and batch.
+    None where there is nothing to measure: a precision asked for, a GPU, or no native bf16 (then
+    fp32). ``model`` is put in the run's memory layout, as the trainer does.
+    """
+    if cfg.precision != "auto" or resolve_device(cfg.device).type != "cpu" or not native_cpu_bf16():
+        return None
+    example = normalize(images[: cfg.batch_size].float().cpu(), cfg.input_norm)  # (B, 1, 28, 28)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        example = example.contiguous(memory_format=torch.channels_last)
+    return bf16_measured_faster(model, example)
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` as ``cfg`` says; see the module docstring for the events.
 
@@ -154,8 +171,15 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
         self._stop_requested = False
-        self._autocast = use_bf16(cfg.precision, self.device)
+        self._autocast = self._choose_bf16()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
+
+    def _choose_bf16(self) -> bool:
+        """bf16 autocast or not: ``auto`` on a CPU with native bf16 times this model both ways
+        (:func:`measure_precision`). Under torchrun every process keeps the hardware's answer, so
+        they cannot choose differently."""
+        verdict = None if self.world > 1 else measure_precision(self.cfg, self.model, self.train_x)
+        return verdict["bf16"] if verdict else use_bf16(self.cfg.precision, self.device)
 
     def _put_data_on_device(self, dataset: Dataset) -> None:
         tx, ty, vx, vy = split_train_val(dataset, self.cfg)
@@ -334,7 +358,8 @@ class Trainer:
         self.model.train()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._emit(FitStart(self.start_epoch + cfg.epochs, self.start_epoch, self.steps_per_epoch,
-                            len(self.train_y), len(self.val_y), device_description(dev),
+                            len(self.train_y), len(self.val_y),
+                            device_description(dev) + (" in bf16" if self._autocast else ""),
                             count_parameters(self.model)))
         last_epoch = self.start_epoch + cfg.epochs
         status, message, epoch = "completed", "", self.start_epoch
