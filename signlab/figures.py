@@ -208,10 +208,13 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
         fig.add_trace(go.Scatter(x=[LETTERS[selected[1]]], y=[LETTERS[selected[0]]], mode="markers",
                                  marker=dict(symbol="square-open", size=24, color="black", line=dict(width=2)),
                                  hoverinfo="skip", showlegend=False))
+    # the ranges end half a cell past the outer squares: plotly's own padding for the markers left
+    # the column letters about 35 px above the grid
+    edge = [-0.5, n - 0.5]
     fig.update_xaxes(title="predicted letter", categoryorder="array", categoryarray=list(LETTERS), side="top",
-                     showgrid=False, **EVERY_LETTER)
+                     showgrid=False, range=edge, **EVERY_LETTER)
     fig.update_yaxes(title="true letter", categoryorder="array", categoryarray=list(LETTERS)[::-1], showgrid=False,
-                     **EVERY_LETTER)
+                     range=edge, **EVERY_LETTER)
     return _layout(fig, 640, showlegend=False, dragmode="select")
 
 

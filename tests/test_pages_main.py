@@ -390,6 +390,9 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert fig.layout.xaxis.fixedrange and fig.layout.yaxis.fixedrange
     assert fig.layout.width == 500 and fig.data[0].unselected.marker.opacity == 1
     assert [list(c) for c in fig.data[0].customdata[:2]] == [[0, 0], [0, 1]]
+    # the axes end half a cell past the outer squares: plotly's marker padding left the column
+    # letters about 35 px above the grid
+    assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range) == [-0.5, 23.5]
 
     grid = figures.tile_grid(np.random.default_rng(0).random((10, 28, 28)), [str(i) for i in range(10)], cols=4,
                              tile_px=50)
