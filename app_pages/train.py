@@ -12,8 +12,8 @@ ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
 # ----------------------------------------------------------------------------- settings <-> URL
 ui.settings_from_link()
 
-# a third for the settings; what did not fit there at 1280 px ("standardize", "Pause") has a full
-# row instead. Two fifths were tried first, and with them tests/browser/test_load_browser.py (four
+# a third for the settings; what did not fit there at 1280 px ("standardize") has a full row
+# instead. Two fifths were tried first, and with them tests/browser/test_load_browser.py (four
 # sessions pressing Start at once, beside another browser test) failed in 3 of 3 runs, against 0 of
 # 2 at a third: not understood
 left, right = st.columns([1, 2], gap="large")
@@ -60,12 +60,20 @@ if view.can_start:
 with left:
     if config_error:
         st.error(config_error, icon="⚠️")
-    # Start on a row of its own and Stop / Pause beside each other below it: three in a row at a
-    # third of a 1280-px page cut "Pause" to "Pa…"
-    b1 = st.container()
-    b2, b3 = st.columns(2)
-    # the label and help stay the same in every state: they make the button's identity, and a click
-    # on a button whose identity changed in the rerun it triggers would be lost
+    if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)
+        with st.form("continue", enter_to_submit=False):
+            more = st.number_input("Continue this run for more epochs", 1, 100, 2)
+            if st.form_submit_button("Continue training"):
+                with ui.guard("Could not continue"):
+                    ui.continue_run(run.id, int(more))
+                    st.rerun()
+
+with right:
+    # The actions open the right-hand column, where the eye starts: under the settings, Start was
+    # below the fold of a 1280×900 window. Two thirds of the page hold the three in one row (a third
+    # cut "Pause" to "Pa…"). The label and help stay the same in every state: they make the button's
+    # identity, and a click on a button whose identity changed in the rerun it triggers would be lost.
+    b1, b2, b3 = st.columns(3)
     if b1.button("▶ Start", type="primary", disabled=not view.can_start or cfg is None, width="stretch"):
         with ui.guard("Could not start"):
             new = ui.submit(cfg)
@@ -81,15 +89,6 @@ with left:
             st.rerun()
     if view.notice:
         st.info(view.notice, icon="🏃")
-    if view.can_continue:
-        with st.form("continue", enter_to_submit=False):
-            more = st.number_input("Continue this run for more epochs", 1, 100, 2)
-            if st.form_submit_button("Continue training"):
-                with ui.guard("Could not continue"):
-                    ui.continue_run(run.id, int(more))
-                    st.rerun()
-
-with right:
     if run is None and cfg is None:  # the settings column names the setting; say it where the eye starts too
         st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
     elif run is None:

@@ -431,12 +431,15 @@ def test_a_database_that_cannot_be_opened_is_a_message_not_a_traceback(runs_env,
 
 def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
     """At a third of a 1280-px page two columns are about 115 px each: "standardize" and "Pause"
-    were cut there, so the normalisation choice takes the settings' full width and Start its own row."""
+    were cut there, so the normalisation choice takes the settings' full width, and the buttons a
+    row of three at the top of the other two thirds (under the settings Start was below the fold
+    of a 1280x900 window)."""
     at = _open("train")
     halves = [col for col in at.columns if col.weight == pytest.approx(0.5)]  # inside the settings' third
     in_columns = [w.label for col in halves for w in (*col.selectbox, *col.button)]
     assert "Optimizer" in in_columns
     assert "Input normalisation" not in in_columns and "▶ Start" not in in_columns, in_columns
     assert by_label(at.selectbox, "Input normalisation").value == "standardize"
-    pairs = [[b.label for b in col.button] for col in halves if col.button]
-    assert ["⏹ Stop"] in pairs and any(p and p[0].endswith(("Pause", "Resume")) for p in pairs), pairs
+    thirds = [[b.label for b in col.button] for col in at.columns if col.weight == pytest.approx(1 / 3) and col.button]
+    assert thirds[:2] == [["▶ Start"], ["⏹ Stop"]] and thirds[2][0].endswith(("Pause", "Resume")), thirds
+    assert not [b for col in halves for b in col.button]
