@@ -48,7 +48,7 @@ df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
 first = [c for c in ("name", "status", "test accuracy") if c in df.columns]
 st.dataframe(df, hide_index=True, width="stretch", column_order=first + [c for c in df.columns if c not in first],
              column_config={
-    "name": st.column_config.TextColumn("name", width="medium", pinned=True),
+    "name": st.column_config.TextColumn("name", width="large", pinned=True),  # "medium" cut sweep trials' names
     "lr": st.column_config.NumberColumn("lr", format="%g"),
     "test accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
     "training time": st.column_config.NumberColumn("training time", format="%.1f s"),

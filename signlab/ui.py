@@ -251,7 +251,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     available = runs(with_weights)
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
-        if st.button("Go to Train", key=f"{key}_go_train"):
+        if st.button("Go to Train", key=f"{key}_go_train", type="primary"):
             st.switch_page("app_pages/train.py")
         return None
     ids = [r.id for r in available]
