@@ -188,9 +188,12 @@ class TrainConfig:
     # 0.96x the lecture loop's samples/s against 1.40x for fp32; on a quiet 2-core AVX512-BF16 CPU
     # bench/train_speed.py measured bf16 + channels-last at 2.23x and fp32 + channels-last at 1.43x
     # (seed_convnet, batch 32; 2026-11-30), so the earlier reading was the load of a shared machine.
-    # Where the CPU has no native bf16, auto is fp32.
+    # Where the CPU has no native bf16, auto is fp32. Where it has, auto measures which is faster for
+    # the network (signlab.trainer.measure_precision): on a 2-core Intel Xeon with AVX512-BF16, bf16
+    # was 1.2x slower than fp32 (docs/speed-research.md, Part 17).
     precision: str = setting("auto", choices=PRECISIONS,
-                             help="auto: bf16 autocast where the hardware has fast bf16, else fp32.")
+                             help="auto: bf16 autocast where it trains this network faster on this hardware "
+                                  "(measured once per machine and network), else fp32.")
     channels_last: bool = setting(True, help="Channels-last memory layout: with bf16, 1.5-2x faster convolutions "
                                              "on a CPU (measured).")
     threads: int | None = setting(None, range=(1, 256), help="CPU threads for torch (none: torch's default).")
