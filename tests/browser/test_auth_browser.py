@@ -132,8 +132,10 @@ instructors = ["{USERS['teach']}"]
         ctx, page = _sign_in(browser, base, "teach")
         contexts.append(ctx)
         with step(page, "the instructor sees both runs and stops Bob's"):
-            text = _open(page, base + "/runs", expect="All runs (2)")
-            assert "bob-run" in text or "alice-run" in text, text[:3000]
+            # the "Manage a run" caption ("id ... · owner ...") is drawn last: waiting for the
+            # heading alone read the page before it under the full suite's load
+            text = _open(page, base + "/runs", expect=" · owner ")
+            assert "All runs (2)" in text and ("id bob-run" in text or "id alice-run" in text), text[:3000]
             assert "instructor" in text
             _open(page, base + "/train?run=bob-run", expect="bobs queued run")
             page.get_by_role("button", name="Stop").click()
