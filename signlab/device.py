@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -92,14 +93,13 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def _cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module says."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
-
     return platform.processor() or platform.machine()
 
 
@@ -133,11 +133,12 @@ def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats:
     Returns ``{"bf16": bool, "bf16_ms": float, "fp32_ms": float}``: bf16 wins when its median pass
     is no slower. The two alternate (three warm-up passes each, then ``repeats``), so a load that
     comes and goes touches both alike; with 10 repeats s2net's verdict flipped in 1 of 5 tries on a
-    noisy 2-core machine, with 16 in none of 5. It runs on a copy of the model (batch-norm statistics,
-    gradients and the random numbers of the real run untouched) and takes 30 passes, 0.3-0.8 s for
-    the presets' networks on 2 cores; the verdict is remembered for this process and in ``cache`` (default the
-    cache folder's ``cpu-precision.json``), so each machine measures each network and batch once.
-    Two processes writing at once can drop one verdict, which is measured again the next time.
+    noisy 2-core machine, with 16 in none of 5. It runs on a copy of the model (batch-norm
+    statistics, gradients and the random numbers of the real run untouched) and takes 30 passes,
+    0.3-0.8 s for the presets' networks on 2 cores. The verdict is remembered for this process and
+    in ``cache`` (default: the cache folder's ``cpu-precision.json``), so each machine measures each
+    network and batch once; two processes writing at once can drop one verdict, which is then
+    measured again.
     """
     key = precision_key(model, example)
     if key in _MEASURED:
