@@ -104,6 +104,7 @@ def _cpu_name() -> str:
 
 _MEASURED: dict[str, dict[str, Any]] = {}  # this process's verdicts, by key
 BF16_MARGIN = 0.05  # how much faster bf16 must measure to be chosen (rounding changes a run's steps)
+MIN_TIMED = 4  # timed passes of each precision, at the least
 
 
 def precision_key(model: torch.nn.Module, example: torch.Tensor) -> str:
@@ -128,7 +129,7 @@ def _step_ms(model: torch.nn.Module, x: torch.Tensor, bf16: bool) -> float:
 
 
 def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats: int = 12,
-                         cache: Path | None = None) -> dict[str, Any]:
+                         cache: Path | None = None, budget_ms: float = 1500.0) -> dict[str, Any]:
     """Time a training pass of ``model`` on ``example`` under bf16 autocast and in fp32, on this CPU.
 
     Returns ``{"bf16": bool, "bf16_ms": float, "fp32_ms": float}`` (the fastest pass of each): bf16
@@ -139,7 +140,9 @@ def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats:
     with one core kept busy, the medians' ratio read 0.51-1.27 over six tries (one wrong verdict, and
     one made under a page load was cached), the fastest passes' 1.01-1.22; quiet, 1.04-1.17. It runs
     on a copy of the model (batch-norm statistics, gradients and the random numbers of the real run
-    untouched) and takes 30 passes, 0.3-0.8 s for the presets' networks on 2 cores. The verdict is
+    untouched) and takes 30 passes, 0.3-0.8 s for the fast and lecture presets' networks on 2
+    cores; once ``budget_ms`` is spent it stops after :data:`MIN_TIMED` timed passes of each (the
+    robust preset's three networks take about 0.1 s a pass at batch 128). The verdict is
     remembered for this process and in ``cache`` (default: the cache folder's
     ``cpu-precision.json``), so each machine measures each network and batch once; two processes
     writing at once can drop one verdict, which is then measured again.
@@ -156,9 +159,13 @@ def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats:
         x = example.detach()
         times: dict[bool, list[float]] = {True: [], False: []}
         with torch.random.fork_rng(devices=[]):  # dropout here must not move the run's random numbers
+            spent = 0.0
             for i in range(3 + repeats):
+                if i >= 3 + MIN_TIMED and spent > budget_ms:  # a large network: its passes are long and steadier
+                    break
                 for bf16 in ((True, False) if i % 2 else (False, True)):
                     ms = _step_ms(probe, x, bf16)
+                    spent += ms
                     if i >= 3:
                         times[bf16].append(ms)
                     probe.zero_grad(set_to_none=True)

@@ -149,3 +149,16 @@ def test_the_fastest_passes_decide_not_a_burst_of_other_work(monkeypatch, tmp_pa
     monkeypatch.setattr(device, "_step_ms", step_ms)
     verdict = device.bf16_measured_faster(*_net_and_batch(), repeats=9, cache=tmp_path / "p.json")
     assert verdict == {"bf16": False, "bf16_ms": 12.0, "fp32_ms": 10.0}  # the medians would read 12 against 30
+
+
+def test_a_large_network_is_timed_within_a_budget(monkeypatch, tmp_path):
+    """Passes of half a second (an ensemble on one thread) stop once the budget is spent, after
+    the fewest timed passes; small networks take every repeat (the test above)."""
+    calls = _fake_times(monkeypatch, 500.0, 450.0)
+    verdict = device.bf16_measured_faster(*_net_and_batch(), repeats=12, cache=tmp_path / "p.json", budget_ms=1500)
+    assert len(calls) == 2 * (3 + device.MIN_TIMED)
+    assert verdict["bf16"] is False
+    device._MEASURED.clear()
+    calls.clear()
+    device.bf16_measured_faster(*_net_and_batch(), repeats=12, cache=tmp_path / "q.json", budget_ms=1e9)
+    assert len(calls) == 2 * (3 + 12)
