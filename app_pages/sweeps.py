@@ -63,17 +63,18 @@ with right:
     st.session_state[ui.Keys.SWEEP] = study
     record = by_name[study]
     storage = record.get("storage")
-    # the run store's workers, and the processes this server launched that are still starting
-    running = views.sweep_running(study, runs_dir)
+    # the run store's workers, and the processes this server launched that are still starting (read by
+    # ui.studies on this rerun)
+    running = record["running"]
 
     # ------------------------------------------------------------------------- live view
     @st.fragment(run_every=2.0 if running else None)
     def live() -> None:
-        now_running = views.sweep_running(study, runs_dir)
         rows = []
         with ui.guard("Cannot read the study"):
             rows = views.study_trials(storage, study, runs_dir)
         workers = views.sweep_workers(study, runs_dir)
+        now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
         best = views.best_trial(rows)
         stop_at = st.session_state.get(STOP_KEY, {}).get(study)
 

@@ -280,8 +280,9 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
         if isinstance(rec, dict):
             found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
     for name, rec in found.items():
-        rec["workers"] = len(workers(name, runs_dir))
-        rec["running"] = bool(rec["workers"]) or bool(_launched(name))  # as sweep_running, without asking again
+        live = workers(name, runs_dir)
+        rec["workers"] = len(live)
+        rec["running"] = sweep_running(name, runs_dir, live)
         created = rec.get("created")  # from a file: anything but a finite number would break the sort
         ok = isinstance(created, (int, float)) and not isinstance(created, bool) and 0 <= created < 1e11
         rec["created"] = float(created) if ok else 0.0
@@ -336,9 +337,13 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     return {"study": study, "pids": pids, "log": str(log_path)}
 
 
-def sweep_running(study: str, runs_dir: Path | str | None = None) -> bool:
-    """Whether a worker of ``study`` is alive: registered in the store, or started here and still starting."""
-    return bool(workers(study, runs_dir)) or bool(_launched(study))
+def sweep_running(study: str, runs_dir: Path | str | None = None,
+                  live_workers: list[dict[str, Any]] | None = None) -> bool:
+    """Whether a worker of ``study`` is alive: registered in the store, or started here and still
+    starting. ``live_workers``: its :func:`workers`, when the caller has just read them."""
+    if live_workers is None:
+        live_workers = workers(study, runs_dir)
+    return bool(live_workers) or bool(_launched(study))
 
 
 def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False) -> int:

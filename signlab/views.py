@@ -217,7 +217,7 @@ def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
     run) is called by its model instead (:func:`run_phrase`), the id staying in the caption."""
     phrase = run_phrase(name, run_id, model)
-    return "Y" + phrase[1:] if phrase.startswith("your ") else f"Run {phrase}"
+    return f"Run {phrase}" if phrase in (name, run_id) else phrase[0].upper() + phrase[1:]
 
 
 def config_line(cfg: Any, device: str = "") -> str:
@@ -543,7 +543,7 @@ def study_label(record: dict[str, Any]) -> str:
     if record.get("model"):
         epochs = record.get("epochs")
         bits.append(f"{record['model']}, {count_text(epochs, 'epoch') if epochs is not None else '? epochs'} per trial")
-    if record.get("workers"):
+    if record.get("running"):  # sweep.list_studies: a registered worker, or one this server is starting
         bits.append("running")
     return " · ".join(bits)
 
@@ -881,8 +881,8 @@ def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -
 
 
 # the Sweeps page: what a study holds, read from the runs folder
-def sweep_running(study: str, runs_dir: Path) -> bool:
-    return _sweep.sweep_running(study, runs_dir)
+def sweep_running(study: str, runs_dir: Path, live_workers: list[dict[str, Any]] | None = None) -> bool:
+    return _sweep.sweep_running(study, runs_dir, live_workers)
 
 
 def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str | None:

@@ -135,6 +135,8 @@ def test_run_heading_uses_the_name():
     assert views.run_heading("my first run", "logreg-20260101-x") == "Run my first run"
     assert views.run_heading(None, "logreg-1") == "Run logreg-1"
     assert views.run_heading("20260101-logreg-ab", "20260101-logreg-ab", "logreg") == "Your logreg run"
+    # a name of the user's own is never recased, whatever its first word
+    assert views.run_heading("your best one", "20260101-logreg-ab", "logreg") == "Run your best one"
 
 
 def test_config_line():
@@ -323,7 +325,7 @@ def test_sweep_words():
     trial = {"lr": 0.003, "batch_size": 64, "augment": True, "weight_decay": None}
     assert views.trial_settings(trial, ["lr", "batch_size", "augment", "weight_decay"]) == \
         "learning rate 3.00e-03, batch size 64, augmentation on"
-    assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": [1]}) == \
+    assert views.study_label({"study": "s1", "model": "logreg", "epochs": 2, "workers": 1, "running": True}) == \
         "s1 · logreg, 2 epochs per trial · running"
     assert views.study_label({"study": "s2"}) == "s2"
     assert views.study_label({"study": "s3", "model": "s2net", "epochs": 1}) == "s3 · s2net, 1 epoch per trial"
