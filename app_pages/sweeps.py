@@ -161,13 +161,16 @@ with right:
                     "run_id": st.column_config.TextColumn("run"),
                 })
             searched = [p for p in views.SWEEP_PARAMS if df[p].notna().any()]
-            if any(r["value"] is not None for r in rows):
+            if figures.sweep_scatter_has_points(rows):
                 cols = st.columns(2)
                 for i, p in enumerate(searched):
                     cols[i % 2].plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
                                              width="stretch", key=f"sweep_scatter_{p}")
                 st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
                            "were stopped with; the star is the best trial.")
+            else:
+                st.caption("A chart of accuracy against each searched setting appears here when the first "
+                           "trial finishes.")
         elif not now_running and view.kind != "error":
             st.info(view.message)
         if running and not now_running:

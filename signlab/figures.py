@@ -249,6 +249,15 @@ def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int 
                      title=title)
 
 
+SWEEP_SCATTER_STATES = ("COMPLETE", "PRUNED", "STOPPED")  # the trials sweep_scatter plots: finished ones
+
+
+def sweep_scatter_has_points(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether :func:`sweep_scatter` would plot anything: a finished trial with an accuracy. A
+    running trial's accuracy so far is in the table, not on the charts (they showed empty axes)."""
+    return any(r.get("state") in SWEEP_SCATTER_STATES and r.get("value") is not None for r in rows)
+
+
 def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int | None = None) -> go.Figure:
     """Validation accuracy of a sweep's trials against one hyperparameter (the Sweeps page).
 
@@ -276,7 +285,7 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
         fig.add_trace(go.Scatter(x=xs(best), y=[100 * best[0]["value"]], mode="markers", name="best",
                                  marker=dict(size=16, color=ORANGE, symbol="star", line=dict(width=1, color="black")),
                                  hoverinfo="skip"))
-    values = [r[param] for r in pick(("COMPLETE", "PRUNED", "STOPPED"))]
+    values = [r[param] for r in pick(SWEEP_SCATTER_STATES)]
     if param in ("lr", "weight_decay") and values and min(values) > 0:
         lo, hi = int(np.floor(np.log10(min(values)))), int(np.ceil(np.log10(max(values))))
         hi = max(hi, lo + 1)

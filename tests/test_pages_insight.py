@@ -153,3 +153,25 @@ def test_a_brush_belongs_to_its_study(tmp_path, monkeypatch, small_dataset, app_
     no_error(at)
     assert not any("inside the brush" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) == 3
+
+
+def test_sweep_charts_wait_for_a_finished_trial(tmp_path, monkeypatch, small_dataset, app_caches):
+    """A running trial's accuracy so far drew the scatter charts with empty axes (0-4%): they now
+    appear with the first finished trial, and a caption says so until then."""
+    from signlab import figures, sweep, views
+
+    sweep.run_sweep(model="logreg", trials=1, epochs=1, max_steps=5, study="pr", runs_dir=tmp_path,
+                    dataset=small_dataset)
+    finished = sweep.study_trials(None, "pr", tmp_path)
+    running = [dict(r, state="RUNNING") for r in finished]
+    assert running[0]["value"] is not None  # a running trial reports its accuracy so far
+    assert figures.sweep_scatter_has_points(finished) and not figures.sweep_scatter_has_points(running)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _open("sweeps")
+    no_error(at)
+    assert len(at.get("plotly_chart")) >= 2  # one scatter per searched setting
+    monkeypatch.setattr(views, "study_trials", lambda *a, **k: running)
+    at = _open("sweeps")
+    no_error(at)
+    assert len(at.get("plotly_chart")) == 0
+    assert any("appears here when the first trial finishes" in c.value for c in at.caption)
