@@ -33,12 +33,13 @@ if run is None:
 model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
 if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated run is already fitted to photos
-    c1, c2 = st.columns([3, 1])
-    c1.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
+    # the button under the words, not beside them: a quarter column cut its label ("Train the rob…")
+    # in a window of 820 px
+    st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                "does much better on photos.")
     robust = views.preset("robust")
-    if c2.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows())}"
+    if st.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows())}"
                  "; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
             new = ui.submit(robust, name="robust model for photos")

@@ -127,6 +127,14 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         goto(page, own.url, "/train")  # the settings panel is filled (fast) before Classify is opened
         assert _combo_value(page, "Preset").startswith("fast")
         goto(page, own.url, "/classify?run=logreg-ready")
+        wait_idle(page, WAIT)
+    with step(page, "in a window of 820 px the button's label is whole (a quarter column cut it to 'Train the rob…')"):
+        page.set_viewport_size({"width": 820, "height": 1000})
+        page.wait_for_timeout(500)
+        cut = _button(page, "Train the robust model").evaluate(
+            "b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)")
+        assert not cut, "the button's label is cut"
+        page.set_viewport_size({"width": 1400, "height": 1000})
         _button(page, "Train the robust model").click()
         wait_idle(page, WAIT)
     with step(page, "Train shows the robust preset's settings, not fast's"):
