@@ -13,6 +13,9 @@ ui.explain(EVALUATE_INTRO, EVALUATE_DETAILS)
 TRUE_KEY, PRED_KEY, CM_KEY = "eval_true", "eval_pred", "eval_cm"  # widget keys
 PAIR_KEY = "eval_pair"  # the chosen (true, predicted) cell, kept across pages
 MAX_PAIR_IMAGES = 30
+# box widths in pixels: the page's content is 820 px wide in a 1,280-px window with the sidebar open,
+# and the picker's image grid (6 tiles of 58 px) needs about 350
+MATRIX_PX, PICKER_PX, METRIC_PX = 440, 350, 180
 
 run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default your best "
                     "run by test accuracy.", default="best")
@@ -27,12 +30,15 @@ model_name = run.config.model
 n_wrong = int((ev.y_true != ev.y_pred).sum())
 rows = views.per_class_rows(ev)
 weakest = min(rows, key=lambda r: r["recall"])
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Test accuracy", views.percent(ev.accuracy), help="Share of the 7,172 test images predicted right")
-m2.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images")
-m3.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
-          help="The letter the model finds least often")
-m4.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained")
+# a row that wraps: in four columns of an 820-px window the numbers were cut to "99.7…"
+with st.container(horizontal=True, gap="medium"):
+    st.metric("Test accuracy", views.percent(ev.accuracy), help="Share of the 7,172 test images predicted right",
+              width=METRIC_PX)
+    st.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images", width=METRIC_PX)
+    st.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
+              help="The letter the model finds least often", width=METRIC_PX)
+    st.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained",
+              width=METRIC_PX)
 
 crowded = views.crowded_column(ev)
 if crowded:
@@ -64,7 +70,11 @@ elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
     st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
 
 st.subheader("Confusion matrix")
-left, right = st.columns([5, 4], gap="medium")
+# two fixed-width boxes in a row that wraps: side by side from about 1,250 px of window, and in a
+# narrower one the picker moves under the matrix (as columns, the matrix was squeezed to 250 px)
+row = st.container(horizontal=True, gap="small")
+left = row.container(width=MATRIX_PX, key="eval_matrix_box")
+right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
     norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
                     format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
@@ -88,10 +98,10 @@ with right:
                                           cols=6, tile_px=58, zmin=0, zmax=1),
                         width="content", key="eval_pair_images")
 with left:
-    # 440: the left column's width at 1280 px; at 510 Streamlit narrowed the figure to the column and kept
-    # its height, so the cells came out narrower than their numbers and the letters sat far above the grid
+    # the figure is as wide as its box: when Streamlit narrowed a wider figure to its column it kept the
+    # height, so the cells came out narrower than their numbers and the letters sat far above the grid
     fig = figures.confusion_matrix_clickable(ev.confusion, normalize=norm == "normalised", selected=(t, p),
-                                             size=440)
+                                             size=MATRIX_PX)
     st.plotly_chart(fig, width="content", key=CM_KEY, on_select=_on_click, selection_mode="points",
                     config={"displayModeBar": False})
     st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more.")

@@ -70,6 +70,21 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         outline = (keyed_plot(page, "eval_cm", 1, "x"), keyed_plot(page, "eval_cm", 1, "y"))
         assert outline == ([x_label], [y_label]), f"the outline marks {outline}, not the clicked square"
     assert_no_exception(page, "Evaluate after a click")
+    with step(page, "in a wide window the picker sits beside the matrix"):
+        box = page.locator(".st-key-eval_matrix_box").bounding_box()
+        picker = page.locator(".st-key-eval_picker_box").bounding_box()
+        assert picker["x"] >= box["x"] + box["width"] and abs(picker["y"] - box["y"]) < 5, (box, picker)
+    with step(page, "in a window of 820 px the matrix keeps its size, the picker moves under it, no number is cut"):
+        page.set_viewport_size({"width": 820, "height": 1000})
+        page.wait_for_timeout(500)  # the layout settles
+        box = page.locator(cm).bounding_box()
+        picker = page.locator(".st-key-eval_true").bounding_box()
+        cut = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=stMetricValue]'),"
+                            " e => [e.innerText, e.scrollWidth > e.clientWidth + 1])")
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        assert box["width"] >= 430, f"the matrix was squeezed to {box['width']:.0f} px"
+        assert picker["y"] > box["y"] + box["height"] - 5, "the picker did not move under the matrix"
+        assert len(cut) == 4 and not any(c for _, c in cut), f"a headline number is cut: {cut}"
 
 
 def test_kernels_epoch_slider_changes_the_kernel_grid(page, server):
