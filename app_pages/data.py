@@ -13,14 +13,15 @@ seed = ui.state(ui.Keys.DATA_SEED, 0)
 
 # ----------------------------------------------------------------------------- samples
 st.subheader("Sample images")
-c1, c2, c3, c4 = st.columns([1.2, 3, 1.4, 1], vertical_alignment="bottom")
-split_name = c1.radio("Split", ["train", "test"], horizontal=True, key="data_split",
-                      format_func=lambda s: {"train": "Training", "test": "Test"}[s])
-letters = c2.multiselect("Letters", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i],
-                         key="data_letters", placeholder="All 24 letters",
-                         help="Leave empty to sample from every letter.")
-count = c3.select_slider("Images", [16, 32, 48, 64], value=32, key="data_count")
-if c4.button("🔀 Reshuffle", width="stretch", help="Draw a new random sample"):
+# a row that wraps (not columns): in an 820-px window columns cut the button to "R…"
+row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+split_name = row.radio("Split", ["train", "test"], horizontal=True, key="data_split", width="content",
+                       format_func=lambda s: {"train": "Training", "test": "Test"}[s])
+letters = row.multiselect("Letters", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i],
+                          key="data_letters", placeholder="All 24 letters", width=280,
+                          help="Leave empty to sample from every letter.")
+count = row.select_slider("Images", [16, 32, 48, 64], value=32, key="data_count", width=160)
+if row.button("🔀 Reshuffle", width="content", help="Draw a new random sample"):
     st.session_state[ui.Keys.DATA_SEED] = seed + 1
     st.rerun()
 

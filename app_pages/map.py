@@ -21,15 +21,16 @@ ds = ui.dataset()
 layers = views.map_layers(model)
 by_key = {layer.key: layer for layer in layers}
 
-c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+# a row that wraps: in an 820-px window two columns cut the embedding choice to "t-SNE (slow"
+row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
 layer_key = f"map_layer_{run.id}"  # per run: the layers differ between models
 if st.session_state.get(layer_key) not in by_key:
     st.session_state[layer_key] = views.default_layer(model)
-layer = c1.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key,
-                     help="The last hidden layer is what the classifier reads: the network's final picture of "
-                          "the image.")
-method = c2.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",
-                              format_func=lambda m: views.MAP_METHOD_NAMES[m]) or "pca"
+layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key, width=420,
+                      help="The last hidden layer is what the classifier reads: the network's final picture of "
+                           "the image.")
+method = row.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",
+                               format_func=lambda m: views.MAP_METHOD_NAMES[m], width="content") or "pca"
 
 gate = st.container()  # always made, like the progress slot: the chart's position never shifts
 if method == "tsne" and not ui.map_cached(run, layer, method):
@@ -49,7 +50,11 @@ if s["letters_predicted"] < len(LETTERS):
              f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
 st.caption(note + ".")
 
-left, right = st.columns([5, 2], gap="medium")
+# fixed-width boxes in a row that wraps: side by side in a 1,280-px window, and in a narrower one the
+# chosen image moves under the map (as columns, both were squeezed at 820 px)
+plots = st.container(horizontal=True, gap="small")
+left = plots.container(width=560, key="map_box")
+right = plots.container(width=240, key="map_chosen_box")
 with left:
     fig = figures.feature_map(fm.coords, fm.y_true, fm.y_pred, fm.probs.max(1),
                               centres=views.class_centres(fm.coords, fm.y_true))

@@ -100,6 +100,19 @@ def test_map_click_a_point_shows_its_image_then_a_region_its_images(page, server
                           chart_selector("map_region"))
         assert n > 0, "no thumbnails on the zoomed region"
     assert_no_exception(page, "Map after a click and a region")
+    with step(page, "in a window of 820 px the map keeps its width, the chosen image moves under it, "
+                    "the embedding choice is whole"):
+        page.set_viewport_size({"width": 820, "height": 1000})
+        try:
+            page.wait_for_timeout(500)  # the layout settles
+            box = page.locator(".st-key-map_box").bounding_box()
+            chosen = page.locator(".st-key-map_chosen_box").bounding_box()
+            tsne = page.locator("[data-testid=stMain]").get_by_text(re.compile(r"^t-SNE")).first.bounding_box()
+        finally:
+            page.set_viewport_size({"width": 1400, "height": 1000})
+        assert box["width"] >= 480, f"the map was squeezed to {box['width']:.0f} px"
+        assert chosen["y"] >= box["y"] + box["height"] - 5, "the chosen image did not move under the map"
+        assert tsne["x"] + tsne["width"] <= 820, f"the t-SNE choice runs off the window: {tsne}"
 
 
 def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
