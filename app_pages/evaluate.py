@@ -70,7 +70,7 @@ elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
     st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
 
 st.subheader("Confusion matrix")
-# two fixed-width boxes in a row that wraps: side by side from about 1,250 px of window, and in a
+# two fixed-width boxes in a row that wraps: side by side from a window of about 1,270 px (sidebar open), and in a
 # narrower one the picker moves under the matrix (as columns, the matrix was squeezed to 250 px)
 row = st.container(horizontal=True, gap="small")
 left = row.container(width=MATRIX_PX, key="eval_matrix_box")
