@@ -53,6 +53,25 @@ def step(page, name: str):
         raise AssertionError(f"step '{name}' failed: {err}\n--- the page showed ---\n{text}") from err
 
 
+NARROW = 820  # px: a laptop's half screen; with the sidebar open the page's content is about 490 px wide
+FULL = {"width": 1400, "height": 1000}  # the browser tests' window (conftest)
+
+# Whether an element's text is cut: it, or a box inside it, is narrower than its text (the 1-px
+# boxes that hide a radio input aside).
+TEXT_CUT = "e => [e, ...e.querySelectorAll('*')].some(x => x.clientWidth > 2 && x.scrollWidth > x.clientWidth + 1)"
+
+
+@contextmanager
+def narrow_window(page):
+    """The page in a window :data:`NARROW` px wide, then back to the tests' window whatever happens."""
+    page.set_viewport_size({"width": NARROW, "height": FULL["height"]})
+    try:
+        page.wait_for_timeout(500)  # the layout settles
+        yield
+    finally:
+        page.set_viewport_size(FULL)
+
+
 def plot_count(page) -> int:
     return page.locator(".js-plotly-plot").count()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import (LIVE_CANVAS, assert_no_exception, goto, keyed_plot, live_x, plot_count, step, wait_chart, wait_idle,
-                      wait_live_chart, wait_points_above)
+from _helpers import (LIVE_CANVAS, NARROW, TEXT_CUT, assert_no_exception, goto, keyed_plot, live_x, narrow_window,
+                      plot_count, step, wait_chart, wait_idle, wait_live_chart, wait_points_above)
 
 from signlab import live
 
@@ -21,26 +21,20 @@ def test_every_page_opens_without_exception(page, server, path):
         assert heading.strip(), f"{path} has no title"
 
 
-# every button and label of the page: [text, cut (it or a box inside it narrower than its text; the
-# 1-px boxes that hide a radio input aside), right edge]
-_CONTROLS = """() => Array.from(document.querySelectorAll('[data-testid=stMain] button, [data-testid=stMain] label'),
-  e => [e.innerText.trim(), [e, ...e.querySelectorAll('*')].some(x => x.clientWidth > 2 && x.scrollWidth > x.clientWidth + 1),
-        e.getBoundingClientRect().right]).filter(c => c[0])"""
+# every button and label of the page: [text, cut, right edge]
+_CONTROLS = f"""() => Array.from(document.querySelectorAll('[data-testid=stMain] button, [data-testid=stMain] label'),
+  e => [e.innerText.trim(), ({TEXT_CUT})(e), e.getBoundingClientRect().right]).filter(c => c[0])"""
 
 
 def test_data_controls_are_whole_in_a_narrow_window(page, server):
-    with step(page, "open Data in a window of 820 px (the sidebar open)"):
-        page.set_viewport_size({"width": 820, "height": 1000})
-        try:
-            goto(page, server, "/data")
-            page.get_by_role("button", name="Reshuffle").wait_for(timeout=30_000)
-            controls = page.evaluate(_CONTROLS)
-        finally:
-            page.set_viewport_size({"width": 1400, "height": 1000})
+    with step(page, f"open Data in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
+        goto(page, server, "/data")
+        page.get_by_role("button", name="Reshuffle").wait_for(timeout=30_000)
+        controls = page.evaluate(_CONTROLS)
     with step(page, "no control is cut or runs off the window (columns cut 'Reshuffle' to 'R…')"):
         names = [c[0] for c in controls]
         assert any("Reshuffle" in n for n in names), names
-        bad = [c for c in controls if c[1] or c[2] > 820]
+        bad = [c for c in controls if c[1] or c[2] > NARROW]
         assert not bad, f"cut or off the window: {bad}"
 
 

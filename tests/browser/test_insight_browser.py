@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import time
 
-from _helpers import assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle
+from _helpers import (NARROW, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step, wait_chart,
+                      wait_idle)
 
 WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
 
@@ -100,19 +101,14 @@ def test_map_click_a_point_shows_its_image_then_a_region_its_images(page, server
                           chart_selector("map_region"))
         assert n > 0, "no thumbnails on the zoomed region"
     assert_no_exception(page, "Map after a click and a region")
-    with step(page, "in a window of 820 px the map keeps its width, the chosen image moves under it, "
-                    "the embedding choice is whole"):
-        page.set_viewport_size({"width": 820, "height": 1000})
-        try:
-            page.wait_for_timeout(500)  # the layout settles
-            box = page.locator(".st-key-map_box").bounding_box()
-            chosen = page.locator(".st-key-map_chosen_box").bounding_box()
-            tsne = page.locator("[data-testid=stMain]").get_by_text(re.compile(r"^t-SNE")).first.bounding_box()
-        finally:
-            page.set_viewport_size({"width": 1400, "height": 1000})
+    with step(page, f"in a window of {NARROW} px the map keeps its width, the chosen image moves under it, "
+                    "the embedding choice is whole"), narrow_window(page):
+        box = page.locator(".st-key-map_box").bounding_box()
+        chosen = page.locator(".st-key-map_chosen_box").bounding_box()
+        tsne = page.locator("[data-testid=stMain]").get_by_text(re.compile(r"^t-SNE")).first.bounding_box()
         assert box["width"] >= 480, f"the map was squeezed to {box['width']:.0f} px"
         assert chosen["y"] >= box["y"] + box["height"] - 5, "the chosen image did not move under the map"
-        assert tsne["x"] + tsne["width"] <= 820, f"the t-SNE choice runs off the window: {tsne}"
+        assert tsne["x"] + tsne["width"] <= NARROW, f"the t-SNE choice runs off the window: {tsne}"
 
 
 def test_runs_parallel_coordinates_brush_filters_the_table(page, server):

@@ -9,8 +9,8 @@ import re
 import time
 
 import pytest
-from _helpers import (Server, assert_no_exception, chart_selector, goto, keyed_plot, step, wait_chart, wait_idle,
-                      wait_text)
+from _helpers import (NARROW, TEXT_CUT, Server, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step,
+                      wait_chart, wait_idle, wait_text)
 
 from signlab.config import PRESET_DESCRIPTIONS
 
@@ -128,13 +128,9 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         assert _combo_value(page, "Preset").startswith("fast")
         goto(page, own.url, "/classify?run=logreg-ready")
         wait_idle(page, WAIT)
-    with step(page, "in a window of 820 px the button's label is whole (a quarter column cut it to 'Train the rob…')"):
-        page.set_viewport_size({"width": 820, "height": 1000})
-        page.wait_for_timeout(500)
-        cut = _button(page, "Train the robust model").evaluate(
-            "b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)")
-        assert not cut, "the button's label is cut"
-        page.set_viewport_size({"width": 1400, "height": 1000})
+    with step(page, f"in a window of {NARROW} px the button's label is whole (a quarter column cut it to "
+                    "'Train the rob…')"), narrow_window(page):
+        assert not _button(page, "Train the robust model").evaluate(TEXT_CUT), "the button's label is cut"
         _button(page, "Train the robust model").click()
         wait_idle(page, WAIT)
     with step(page, "Train shows the robust preset's settings, not fast's"):

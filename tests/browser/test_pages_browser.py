@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from _helpers import (assert_no_exception, chart_selector, goto, keyed_plot, keyed_trace_names, step, wait_chart,
-                      wait_idle, wait_text)
+from _helpers import (NARROW, TEXT_CUT, assert_no_exception, chart_selector, goto, keyed_plot, keyed_trace_names,
+                      narrow_window, step, wait_chart, wait_idle, wait_text)
 from playwright.sync_api import Error as PlaywrightError
 
 from signlab.guide import STEPS
@@ -74,14 +74,11 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         box = page.locator(".st-key-eval_matrix_box").bounding_box()
         picker = page.locator(".st-key-eval_picker_box").bounding_box()
         assert picker["x"] >= box["x"] + box["width"] and abs(picker["y"] - box["y"]) < 5, (box, picker)
-    with step(page, "in a window of 820 px the matrix keeps its size, the picker moves under it, no number is cut"):
-        page.set_viewport_size({"width": 820, "height": 1000})
-        page.wait_for_timeout(500)  # the layout settles
+    with step(page, f"in a window of {NARROW} px the matrix keeps its size, the picker moves under it, "
+                    "no number is cut"), narrow_window(page):
         box = page.locator(cm).bounding_box()
         picker = page.locator(".st-key-eval_true").bounding_box()
-        cut = page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=stMetricValue]'),"
-                            " e => [e.innerText, e.scrollWidth > e.clientWidth + 1])")
-        page.set_viewport_size({"width": 1400, "height": 1000})
+        cut = page.locator("[data-testid=stMetricValue]").evaluate_all(f"es => es.map(e => [e.innerText, ({TEXT_CUT})(e)])")
         assert box["width"] >= 430, f"the matrix was squeezed to {box['width']:.0f} px"
         assert picker["y"] > box["y"] + box["height"] - 5, "the picker did not move under the matrix"
         assert len(cut) == 4 and not any(c for _, c in cut), f"a headline number is cut: {cut}"
