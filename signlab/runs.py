@@ -568,6 +568,8 @@ class RunWriter:
         """Record progress (and move the run to ``state``) in the store; quiet once the lease is lost."""
         if self.lost:
             return
+        if state is not None and RunState(state) in FINAL and self.lease is not None:
+            self.lease.release()  # before the update: a beat after it must not read "taken over"
         try:
             self.run.store.update(self.claim, state, **fields)
         except LeaseLost:

@@ -697,6 +697,10 @@ class Heartbeat:
 
     ``lost`` is set when the lease was taken (the holder must stop writing); ``control`` holds the
     latest request (``stop`` / ``pause`` / None).
+
+    The holder calls :meth:`release` just before it moves the run to a final state. From then on a
+    beat that finds the run held by no one is the holder's own doing, not a takeover: without this,
+    a beat landing between that update and the end of the thread reported a finished run as lost.
     """
 
     def __init__(self, store: RunStore, claim: Claim, interval: float | None = None) -> None:
@@ -705,6 +709,7 @@ class Heartbeat:
         self.lost = threading.Event()
         self.control: str | None = None
         self._stop = threading.Event()
+        self._released = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"lease-{claim.run_id}", daemon=True)
 
     def __enter__(self) -> "Heartbeat":
@@ -715,15 +720,23 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def release(self) -> None:
+        """The holder is about to let go of the run (a final state): stop renewing the lease.
+
+        If the lease had in fact been taken, the holder's own update raises LeaseLost and the
+        holder sets ``lost`` itself."""
+        self._released.set()
+
     def beat(self) -> str | None:
         try:
             self.control = self.store.heartbeat(self.claim)
         except LeaseLost:
-            self.lost.set()
+            if not self._released.is_set():
+                self.lost.set()
         except SignlabError:  # the database is briefly unavailable: try again next beat
             pass
         return self.control
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval) and not self.lost.is_set():
+        while not self._stop.wait(self.interval) and not self.lost.is_set() and not self._released.is_set():
             self.beat()
