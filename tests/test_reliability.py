@@ -287,8 +287,10 @@ def ended_runs(tmp_path, monkeypatch, small_dataset, capsys):
     with monkeypatch.context() as m:
         real = torch.nn.Linear.forward
         m.setattr(torch.nn.Linear, "forward", lambda self, x: _cuda_oom() if self.training else real(self, x))
-        record = api.train(TrainConfig(model="mlp", epochs=1, max_steps=10, augment=False), tmp_path,
-                           run_id="oom", dataset=small_dataset)
+        # fp32 asked for: on a CPU with native bf16, ``precision auto`` first times a training pass,
+        # which would meet the mocked OOM before training (unless an earlier test cached the verdict)
+        record = api.train(TrainConfig(model="mlp", epochs=1, max_steps=10, augment=False, precision="fp32"),
+                           tmp_path, run_id="oom", dataset=small_dataset)
     assert record["status"] == "failed" and "smaller batch" in record["message"]
     monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
     capsys.readouterr()
