@@ -6,6 +6,7 @@ from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
+MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
@@ -111,7 +112,12 @@ st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner"
            + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
            + ("" if mine else " · a classmate's run: read-only"))
 
-left, right = st.columns([3, 2], gap="large")
+# two fixed-width boxes in a row that wraps: side by side from a window of about 1,280 px (sidebar
+# open), the downloads under the actions in a narrower one (as columns, an 820-px window cut the
+# buttons to "Ope…", "Ope…", "Del…")
+row = st.container(horizontal=True, gap="medium")
+left, right = row.container(width=MANAGE_PX, key="runs_manage_box"), row.container(width=DOWNLOADS_PX,
+                                                                                     key="runs_downloads_box")
 with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
@@ -121,14 +127,14 @@ with left:
                 renamed = ui.rename(run.id, new_name)
                 st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
-    b1, b2, b3 = st.columns(3)
-    if b1.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
+    actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
+    if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
         st.session_state[ui.Keys.EVAL_RUN] = run.id
         st.switch_page("app_pages/evaluate.py")
-    if b2.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
+    if actions.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
         st.session_state[ui.Keys.EVAL_RUN] = run.id
         st.switch_page("app_pages/kernels.py")
-    if b3.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
+    if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id
     if st.session_state.get(ui.Keys.CONFIRM_DELETE) == run.id:

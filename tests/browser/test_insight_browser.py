@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from _helpers import (NARROW, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step, wait_chart,
+from _helpers import (NARROW, TEXT_CUT, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step, wait_chart,
                       wait_idle)
 
 WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
@@ -139,3 +139,13 @@ def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
                                chart)
         assert ranges[-1] is not None, "the accuracy axis shows no brush after the rerun"
     assert_no_exception(page, "Runs after brushing")
+    with step(page, f"in a window of {NARROW} px, Manage a run's buttons are whole ('Ope…', 'Del…' in columns)"), \
+            narrow_window(page):
+        page.get_by_role("button", name="Delete").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        buttons = page.evaluate(f"""() => Array.from(document.querySelectorAll('[data-testid=stMain] button'),
+          e => [e.innerText.trim(), ({TEXT_CUT})(e), e.getBoundingClientRect().right])
+          .filter(b => /Open in|Delete|Rename|Weights|Settings|ONNX/.test(b[0]))""")
+        assert len(buttons) >= 4, buttons
+        bad = [b for b in buttons if b[1] or b[2] > NARROW]
+        assert not bad, f"cut or off the window: {bad}"
