@@ -123,7 +123,9 @@ def live_loss_spec(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
     """Train and validation loss (left) and accuracy (right) per epoch."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch"))
+    # the panels' titles name their y axes: a y-axis title on the right panel sat in the gap between
+    # the two and was drawn over the loss panel in the Train page's two thirds of a 1,280-px window
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch (%)"))
     e = [r["epoch"] for r in epochs]
     # one legend entry per line style (train, validation): the titles say which panel is loss and
     # which accuracy; four entries in two styles read as four lines to find
@@ -133,8 +135,6 @@ def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=name, legendgroup=key,
                                  showlegend=False, mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
     fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy (%)", row=1, col=2)
     return _layout(fig, 320, legend=dict(orientation="h", y=-0.25))
 
 

@@ -520,6 +520,9 @@ def test_epoch_curves_name_each_line_style_once():
                                  "val_accuracy": 0.95} for e in (1, 2)])
     assert [t.name for t in fig.data if t.showlegend is not False] == ["train", "validation"]
     assert len(fig.data) == 4
+    # no y-axis title in the gap between the panels (it was drawn over the loss panel); the titles say it
+    assert fig.layout.yaxis.title.text is None and fig.layout.yaxis2.title.text is None
+    assert [a.text for a in fig.layout.annotations] == ["Loss per epoch", "Accuracy per epoch (%)"]
 
 
 def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
