@@ -11,6 +11,7 @@ ui.explain(KERNELS_INTRO, KERNELS_DETAILS)
 
 IMAGE_KEY = "kernels_image"
 MAX_MAPS = 32
+IMAGE_PX, MAPS_PX = 240, 720  # the maps: 12 tiles of 60 px a row (figures.tile_grid)
 
 run = ui.run_picker(help="Only runs with at least one finished epoch have weights to look at.")
 if run is None:
@@ -135,7 +136,12 @@ image = ds.test.images[int(index)] / 255.0
 maps = []
 with ui.guard("Could not compute the feature maps"):
     maps = views.feature_maps(model, image)
-left, right = st.columns([1, 4], gap="large")
+# two fixed-width boxes in a row that wraps: the maps beside the image from a window of about
+# 1,400 px (sidebar open), under it in a narrower one (as columns, an 820-px window left the image
+# 66 px wide, its title cut to "test imag")
+row = st.container(horizontal=True, gap="medium")
+left = row.container(width=IMAGE_PX, key="kernels_image_box")
+right = row.container(width=MAPS_PX, key="kernels_maps_box")
 with left:
     st.plotly_chart(figures.single_image(image, f"test image {index}: {LETTERS[ds.test.targets[int(index)]]}",
                                          height=240), width="stretch", key="kernels_input")

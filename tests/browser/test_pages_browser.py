@@ -84,6 +84,21 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         assert len(cut) == 4 and not any(c for _, c in cut), f"a headline number is cut: {cut}"
 
 
+def test_kernels_chosen_image_is_whole_in_a_narrow_window(page, server):
+    """In a fifth of an 820-px window the image whose feature maps are shown was 66 px wide, its
+    title cut to "test imag" and its caption one word a line."""
+    with step(page, f"open Kernels in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
+        goto(page, server, "/kernels?run=convnet-ready")
+        wait_chart(page, "kernels_input", WAIT)
+        wait_chart(page, "kernels_maps_0", WAIT)
+        box = page.locator(".st-key-kernels_image_box").bounding_box()
+        maps = page.locator(".st-key-kernels_maps_box").bounding_box()
+    with step(page, "the image has room, and the maps sit under it"):
+        assert box and box["width"] >= 220, box
+        assert maps and maps["y"] >= box["y"] + box["height"] - 1, (box, maps)
+        assert maps["x"] + maps["width"] <= NARROW, maps
+
+
 def test_kernels_epoch_slider_changes_the_kernel_grid(page, server):
     grid = chart_selector("kernels_first")
     with step(page, "open Kernels for the ConvNet run"):
