@@ -5,6 +5,9 @@ from signlab import figures, ui, views
 from signlab.labels import LETTERS
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 
+COUNTS_PX, MEANS_PX = 390, 400  # the means: 8 tiles of 48 px a row (figures.tile_grid); with the 16-px gap,
+# 806 px: side by side in the main area of a 1,280-px window (about 820 px)
+
 st.title("🖼️ The data")
 ui.explain(DATA_INTRO, DATA_DETAILS)
 
@@ -38,7 +41,12 @@ else:
                     width="content", key="data_samples")
 
 # ----------------------------------------------------------------------------- counts and means
-left, right = st.columns([1, 1], gap="large")
+# two fixed-width boxes in a row that wraps: side by side from a window of about 1,280 px (sidebar
+# open), the means under the counts in a narrower one (as halves of an 820-px window the bar chart
+# was 220 px wide, its 24 letters piled into one smudge and the legend on the bars)
+row = st.container(horizontal=True, gap="small")
+left = row.container(width=COUNTS_PX, key="data_counts_box")
+right = row.container(width=MEANS_PX, key="data_means_box")
 with left:
     st.subheader("Images per letter")
     train_counts, test_counts = views.class_counts(ds.train), views.class_counts(ds.test)
@@ -49,7 +57,7 @@ with left:
 with right:
     st.subheader("The mean image of each letter")
     means = ui.mean_images(split_name)
-    st.plotly_chart(figures.tile_grid(means, list(LETTERS), cols=8, tile_px=56, per_tile_scale=True),
+    st.plotly_chart(figures.tile_grid(means, list(LETTERS), cols=8, tile_px=48, per_tile_scale=True),
                     width="content", key="data_means")
     st.caption(f"The pixel-by-pixel average of all {'training' if split_name == 'train' else 'test'} images of "
                "each letter, stretched to full contrast. Blurry means the hands vary; sharp edges mean the letter "

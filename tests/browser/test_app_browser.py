@@ -31,6 +31,16 @@ def test_data_controls_are_whole_in_a_narrow_window(page, server):
         goto(page, server, "/data")
         page.get_by_role("button", name="Reshuffle").wait_for(timeout=30_000)
         controls = page.evaluate(_CONTROLS)
+        counts = page.locator(".st-key-data_counts_box").bounding_box()
+        means = page.locator(".st-key-data_means_box").bounding_box()
+    with step(page, "the letter counts have room for 24 letters, and the means sit under them"):
+        assert counts and counts["width"] >= 380 and counts["x"] + counts["width"] <= NARROW, counts
+        assert means and means["y"] >= counts["y"] + counts["height"] - 1, (counts, means)
+    with step(page, "in the tests' wider window the means sit beside the counts"):
+        page.wait_for_timeout(500)
+        counts = page.locator(".st-key-data_counts_box").bounding_box()
+        means = page.locator(".st-key-data_means_box").bounding_box()
+        assert abs(means["y"] - counts["y"]) < 2 and means["x"] > counts["x"] + counts["width"], (counts, means)
     with step(page, "no control is cut or runs off the window (columns cut 'Reshuffle' to 'R…')"):
         names = [c[0] for c in controls]
         assert any("Reshuffle" in n for n in names), names
