@@ -9,12 +9,13 @@ st.title("✋ signlab")
 st.markdown("#### Learn how image classifiers work by teaching one to read sign language")
 st.markdown(HOME_INTRO)
 
-c1, c2, c3 = st.columns(3)
-if c1.button("🧭 Start the guided tour", type="primary", width="stretch"):
+# a row that wraps: as three columns of an 820-px window the first read "Start the guided …"
+starts = st.container(horizontal=True, gap="small")
+if starts.button("🧭 Start the guided tour", type="primary"):
     st.switch_page("app_pages/guide.py")
-if c2.button("🏋️ Train a model now", width="stretch"):
+if starts.button("🏋️ Train a model now"):
     st.switch_page("app_pages/train.py")
-if c3.button("✋ Classify a sign", width="stretch"):
+if starts.button("✋ Classify a sign"):
     st.switch_page("app_pages/classify.py")
 
 ds = ui.dataset()

@@ -48,6 +48,17 @@ def test_data_controls_are_whole_in_a_narrow_window(page, server):
         assert not bad, f"cut or off the window: {bad}"
 
 
+def test_home_buttons_are_whole_in_a_narrow_window(page, server):
+    with step(page, f"open Home in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
+        goto(page, server, "/")
+        page.get_by_role("button", name="Start the guided tour").wait_for(timeout=30_000)
+        controls = page.evaluate(_CONTROLS)
+    with step(page, "no button is cut or runs off the window (columns cut 'Start the guided …')"):
+        assert sum("guided tour" in c[0] or "Train a model" in c[0] or "Classify" in c[0] for c in controls) == 3, controls
+        bad = [c for c in controls if c[1] or c[2] > NARROW]
+        assert not bad, f"cut or off the window: {bad}"
+
+
 # every setting box of the page: [label, width, cut, top]
 _SETTING_BOXES = f"""() => Array.from(
   document.querySelectorAll('[data-testid=stMain] [data-testid=stNumberInput], [data-testid=stMain] [data-testid=stSelectbox]'),
