@@ -610,25 +610,12 @@ def setting_input(s: Setting, where: Any = None) -> Any:
                               persist_state=PERSIST)
 
 
-SETTING_BOX_PX = 108  # two to a row (with the 8-px gap) in the Train page's settings third at 1,280 px
-
-
-def setting_inputs(settings: Sequence[Setting], box_px: int = SETTING_BOX_PX) -> None:
-    """The widgets of ``settings``: those with a ``column`` (0 or 1) in fixed-width boxes of a row
-    that wraps, row by row in their columns' order; then those without one, and the toggles, full width.
-
-    In a wide enough place the boxes read as two columns; in a narrow one (the settings third of
-    an 820-px window is 130 px wide) one box a row. As two ``st.columns`` there, each box was 57 px
-    wide: "Learni/ng rate", and the optimizer read "a"."""
-    boxed = [s for s in settings if s.column is not None and s.type is not bool]
-    rank = {s.name: [t for t in boxed if t.column == s.column].index(s) for s in boxed}
-    if boxed:
-        row = st.container(horizontal=True, gap="xsmall", key="setting_boxes")
-        for s in sorted(boxed, key=lambda s: (rank[s.name], s.column)):
-            setting_input(s, row.container(width=box_px))
+def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
+    """The widgets of ``settings`` in their declared ``column``; toggles and settings without a
+    column full width below the columns."""
     # full-width choices before the toggles, so the toggles stay together at the end
-    for s in sorted([s for s in settings if s.name not in rank], key=lambda s: s.type is bool):
-        setting_input(s)
+    for s in sorted(settings, key=lambda s: 2 if s.type is bool else 1 if s.column is None else 0):
+        setting_input(s, None if s.type is bool or s.column is None else columns[s.column])
 
 
 def settings_in_state() -> dict[str, Any]:
