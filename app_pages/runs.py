@@ -37,9 +37,10 @@ if len(runs) > 1:
                     width="stretch", key="runs_parcoords")
     inside = views.apply_brush(rows, brush)
     if brush:
-        b1, b2 = st.columns([3, 1], vertical_alignment="center")
-        b1.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
-        b2.button("📈 Overlay these runs", disabled=not inside, width="stretch", key="runs_overlay_brushed",
+        # a row that wraps: as a quarter of an 820-px window the button read "Overlay these ru…"
+        brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        brushed.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
+        brushed.button("📈 Overlay these runs", disabled=not inside, key="runs_overlay_brushed",
                   on_click=lambda: st.session_state.update(runs_compare=[runs[i].id for i in inside[:8]]),
                   help="Draw the curves of the runs inside the brush (at most 8) in Compare runs below.")
 
