@@ -61,6 +61,15 @@ FULL = {"width": 1400, "height": 1000}  # the browser tests' window (conftest)
 TEXT_CUT = "e => [e, ...e.querySelectorAll('*')].some(x => x.clientWidth > 2 && x.scrollWidth > x.clientWidth + 1)"
 
 
+def cut_controls(page) -> tuple[list[list], list[list]]:
+    """Every button and label of the page's main area as [text, cut, right edge], and those of them
+    that are cut or run off a :data:`NARROW` window."""
+    controls = page.evaluate(f"""() => Array.from(
+      document.querySelectorAll('[data-testid=stMain] button, [data-testid=stMain] label'),
+      e => [e.innerText.trim(), ({TEXT_CUT})(e), e.getBoundingClientRect().right]).filter(c => c[0])""")
+    return controls, [c for c in controls if c[1] or c[2] > NARROW]
+
+
 @contextmanager
 def narrow_window(page):
     """The page in a window :data:`NARROW` px wide, then back to the tests' window whatever happens."""

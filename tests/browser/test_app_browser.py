@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import (LIVE_CANVAS, NARROW, TEXT_CUT, assert_no_exception, goto, keyed_plot, live_x, narrow_window,
+from _helpers import (LIVE_CANVAS, NARROW, assert_no_exception, cut_controls, goto, keyed_plot, live_x, narrow_window,
                       plot_count, step, wait_chart, wait_idle, wait_live_chart, wait_points_above)
 
 from signlab import live
@@ -21,16 +21,12 @@ def test_every_page_opens_without_exception(page, server, path):
         assert heading.strip(), f"{path} has no title"
 
 
-# every button and label of the page: [text, cut, right edge]
-_CONTROLS = f"""() => Array.from(document.querySelectorAll('[data-testid=stMain] button, [data-testid=stMain] label'),
-  e => [e.innerText.trim(), ({TEXT_CUT})(e), e.getBoundingClientRect().right]).filter(c => c[0])"""
-
 
 def test_data_controls_are_whole_in_a_narrow_window(page, server):
     with step(page, f"open Data in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
         goto(page, server, "/data")
         page.get_by_role("button", name="Reshuffle").wait_for(timeout=30_000)
-        controls = page.evaluate(_CONTROLS)
+        controls, bad = cut_controls(page)
         counts = page.locator(".st-key-data_counts_box").bounding_box()
         means = page.locator(".st-key-data_means_box").bounding_box()
     with step(page, "the letter counts have room for 24 letters, and the means sit under them"):
@@ -44,7 +40,6 @@ def test_data_controls_are_whole_in_a_narrow_window(page, server):
     with step(page, "no control is cut or runs off the window (columns cut 'Reshuffle' to 'R…')"):
         names = [c[0] for c in controls]
         assert any("Reshuffle" in n for n in names), names
-        bad = [c for c in controls if c[1] or c[2] > NARROW]
         assert not bad, f"cut or off the window: {bad}"
 
 
@@ -52,10 +47,9 @@ def test_home_buttons_are_whole_in_a_narrow_window(page, server):
     with step(page, f"open Home in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
         goto(page, server, "/")
         page.get_by_role("button", name="Start the guided tour").wait_for(timeout=30_000)
-        controls = page.evaluate(_CONTROLS)
+        controls, bad = cut_controls(page)
     with step(page, "no button is cut or runs off the window (columns cut 'Start the guided …')"):
         assert sum("guided tour" in c[0] or "Train a model" in c[0] or "Classify" in c[0] for c in controls) == 3, controls
-        bad = [c for c in controls if c[1] or c[2] > NARROW]
         assert not bad, f"cut or off the window: {bad}"
 
 

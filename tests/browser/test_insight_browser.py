@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import time
 
-from _helpers import (NARROW, TEXT_CUT, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step, wait_chart,
-                      wait_idle)
+from _helpers import (NARROW, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot, narrow_window, step,
+                      wait_chart, wait_idle)
 
 WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
 
@@ -143,9 +143,7 @@ def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
             narrow_window(page):
         page.get_by_role("button", name="Delete").scroll_into_view_if_needed()
         page.wait_for_timeout(500)
-        buttons = page.evaluate(f"""() => Array.from(document.querySelectorAll('[data-testid=stMain] button'),
-          e => [e.innerText.trim(), ({TEXT_CUT})(e), e.getBoundingClientRect().right])
-          .filter(b => /Open in|Delete|Rename|Weights|Settings|ONNX/.test(b[0]))""")
-        assert len(buttons) >= 4, buttons
-        bad = [b for b in buttons if b[1] or b[2] > NARROW]
+        controls, bad = cut_controls(page)
+        manage = [c for c in controls if re.search("Open in|Delete|Rename|Weights|Settings|ONNX", c[0])]
+        assert len(manage) >= 4, controls
         assert not bad, f"cut or off the window: {bad}"
