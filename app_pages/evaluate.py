@@ -16,6 +16,13 @@ MAX_PAIR_IMAGES = 30
 # box widths in pixels: the page's content is 820 px wide in a 1,280-px window with the sidebar open,
 # and the picker's image grid (6 tiles of 58 px) needs about 350
 MATRIX_PX, PICKER_PX, METRIC_PX = 440, 350, 180
+# the per-letter table (letter 60 + three bars of 100 + images 60 px) and its legend beside it: together
+# 800 px, so side by side in a 1,280-px window and the legend under the table in an 820-px one, whose
+# content is 488 px wide (as columns of 2:1 the table there was 290 px and hid F1 and the image count)
+TABLE_PX, LEGEND_PX, BAR_PX = 440, 300, 100
+# the mistakes' grid: 8 tiles of 58 px (496 px) keeps its size in an 820-px window; as 12 tiles of 84 px
+# it was shrunk to 45% there and its titles ran into each other ("T→X 32%T→X 32%")
+MISTAKE_COLS, MISTAKE_TILE_PX = 8, 58
 
 run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default your best "
                     "run by test accuracy.", default="best")
@@ -110,15 +117,15 @@ with left:
 st.subheader("Per letter")
 df = pd.DataFrame(rows)
 # fixed widths: left to the grid, the bars took 150 px each and cut F1 and the image count at 1280 px
-pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_value=100, width=120)
+pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_value=100, width=BAR_PX)
        for c in ("precision", "recall", "F1")}
-c1, c2 = st.columns([2, 1], gap="large")
-with c1:
+row = st.container(horizontal=True, gap="large")
+with row.container(width=TABLE_PX, key="eval_table_box"):
     st.dataframe(df, hide_index=True, width="stretch", height=36 * 12,
                  column_config={**pct, "letter": st.column_config.TextColumn("letter", width=60),
-                                "images": st.column_config.NumberColumn("images", format="%d", width="small",
+                                "images": st.column_config.NumberColumn("images", format="%d", width=60,
                                                                         help="Test images of this letter")})
-with c2:
+with row.container(width=LEGEND_PX):
     st.markdown("**Precision**: when the model says this letter, how often is it right?  \n"
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
@@ -134,5 +141,6 @@ else:
     st.caption("Wrong answers the model was surest of (true → predicted, confidence). A confident mistake often "
                "shows two letters that really look alike, or an image that is hard even for a person.")
     st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
-                                      views.mistake_titles(mistakes), cols=12, tile_px=84, zmin=0, zmax=1),
+                                      views.mistake_titles(mistakes), cols=MISTAKE_COLS,
+                                      tile_px=MISTAKE_TILE_PX, zmin=0, zmax=1),
                     width="content", key="eval_mistakes")

@@ -28,6 +28,10 @@ _CELL_XY = """([sel, x, y]) => { const g = document.querySelector(sel); const fl
   const r = g.getBoundingClientRect();
   return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x), r.top + fl.yaxis._offset + fl.yaxis.d2p(y)]; }"""
 
+# Each drawn title of a plotly chart as [text, left, top, right, bottom] on the screen.
+_TITLE_BOXES = """(sel) => Array.from(document.querySelector(sel).querySelectorAll('g.annotation-text-g text'),
+  t => { const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; })"""
+
 
 def _annotations(page, key: str) -> list[str]:
     return page.evaluate("(sel) => { const g = document.querySelector(sel);"
@@ -82,6 +86,15 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         assert box["width"] >= 430, f"the matrix was squeezed to {box['width']:.0f} px"
         assert picker["y"] > box["y"] + box["height"] - 5, "the picker did not move under the matrix"
         assert len(cut) == 4 and not any(c for _, c in cut), f"a headline number is cut: {cut}"
+    with step(page, f"in a window of {NARROW} px the per-letter table shows all its columns and the mistakes' "
+                    "titles keep clear of each other"), narrow_window(page):
+        # the grid draws its columns on a canvas: the table is as wide as its five columns (440 px) and whole
+        table = page.locator(".st-key-eval_table_box [data-testid=stDataFrame]").bounding_box()
+        assert table and table["width"] >= 420 and table["x"] + table["width"] <= NARROW, table
+        titles = page.evaluate(_TITLE_BOXES, chart_selector("eval_mistakes"))
+        overlaps = [(a[0], b[0]) for i, a in enumerate(titles) for b in titles[i + 1:]
+                    if a[1] < b[3] - 1 and b[1] < a[3] - 1 and a[2] < b[4] - 1 and b[2] < a[4] - 1]
+        assert len(titles) > 1 and not overlaps, f"{len(overlaps)} pairs of the mistakes' titles overlap: {overlaps[:3]}"
 
 
 def test_kernels_chosen_image_is_whole_in_a_narrow_window(page, server):
