@@ -14,29 +14,35 @@ ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 runs_dir = ui.runs_dir()
 STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
 
-left, right = st.columns([1, 2], gap="large")
+# Layout: the new-sweep form above the study in fixed-width boxes of rows that wrap. As a third of the
+# page beside the study it was 130 px wide in an 820-px window (one word a line), and the study's
+# metrics and charts in the other two thirds were cut ("Comp…", "84.…", "Accuracy against le").
+FIELD_PX, METRIC_PX, SCATTER_PX = 150, 100, 400  # two charts a row in a 1,280-px window, one in an 820-px one
 
 studies = ui.studies()
 
 # ----------------------------------------------------------------------------- start a sweep
-with left:
-    st.subheader("New sweep")
+# open until there is a study to look at; then the study comes first
+with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     warning = views.running_sweep_warning(studies, ui.user().id)
     if warning:
         st.warning(warning, icon="⏳")
     # enter_to_submit off: Enter in a number box started a sweep (three, for one student)
-    with st.form("new_sweep", enter_to_submit=False):
+    with st.form("new_sweep", enter_to_submit=False, border=False):
+        fields = st.container(horizontal=True, gap="small")
         names = views.model_names()
-        model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0)
-        trials = st.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.")
-        epochs = st.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS,
-                                 help="Short trials rank settings well enough; train the winner longer after.")
-        minutes = st.number_input("Time limit (minutes, 0 = none)", 0, 24 * 60, 30,
-                                  help="No new trial starts after this time; the running one finishes.")
-        n_workers = st.number_input("Worker processes", 1, 8, 1,
-                                    help="Trials run in parallel, one per worker; more than one only helps "
-                                         "with several CPU cores or GPUs.")
-        submitted = st.form_submit_button("▶ Start sweep", type="primary", width="stretch")
+        model = fields.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
+                                 width=FIELD_PX)
+        trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.",
+                                     width=FIELD_PX)
+        epochs = fields.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
+                                     help="Short trials rank settings well enough; train the winner longer after.")
+        minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX,
+                                      help="No new trial starts after this many minutes (0: no limit); the running one finishes.")
+        n_workers = fields.number_input("Worker processes", 1, 8, 1, width=FIELD_PX,
+                                        help="Trials run in parallel, one per worker; more than one only helps "
+                                             "with several CPU cores or GPUs.")
+        submitted = st.form_submit_button("▶ Start sweep", type="primary")
     st.caption(views.sweep_search_text(model))
     if submitted:
         with ui.guard("Could not start the sweep"):
@@ -46,138 +52,134 @@ with left:
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
-with right:
-    if not studies:
-        st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
-                "as they finish, each one an ordinary run you can open.")
-        st.stop()
-    by_name = {s["study"]: s for s in studies}
-    chosen = st.session_state.get(ui.Keys.SWEEP)
-    ids = list(by_name)
-    if chosen not in by_name:
-        chosen = ids[0]
-    if st.session_state.get("sweep_select") not in by_name:
-        st.session_state["sweep_select"] = chosen
+if not studies:
+    st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
+            "as they finish, each one an ordinary run you can open.")
+    st.stop()
+by_name = {s["study"]: s for s in studies}
+chosen = st.session_state.get(ui.Keys.SWEEP)
+ids = list(by_name)
+if chosen not in by_name:
+    chosen = ids[0]
+if st.session_state.get("sweep_select") not in by_name:
+    st.session_state["sweep_select"] = chosen
 
-    study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
-    st.session_state[ui.Keys.SWEEP] = study
-    record = by_name[study]
-    storage = record.get("storage")
-    # the run store's workers, and the processes this server launched that are still starting (read by
-    # ui.studies on this rerun)
-    running = record["running"]
+study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
+st.session_state[ui.Keys.SWEEP] = study
+record = by_name[study]
+storage = record.get("storage")
+# the run store's workers, and the processes this server launched that are still starting (read by
+# ui.studies on this rerun)
+running = record["running"]
 
-    # ------------------------------------------------------------------------- live view
-    @st.fragment(run_every=2.0 if running else None)
-    def live() -> None:
-        rows = []
-        with ui.guard("Cannot read the study"):
-            rows = views.study_trials(storage, study, runs_dir)
-        workers = views.sweep_workers(study, runs_dir)
-        now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
-        best = views.best_trial(rows)
-        stop_at = st.session_state.get(STOP_KEY, {}).get(study)
+# ------------------------------------------------------------------------- live view
+@st.fragment(run_every=2.0 if running else None)
+def live() -> None:
+    rows = []
+    with ui.guard("Cannot read the study"):
+        rows = views.study_trials(storage, study, runs_dir)
+    workers = views.sweep_workers(study, runs_dir)
+    now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
+    best = views.best_trial(rows)
+    stop_at = st.session_state.get(STOP_KEY, {}).get(study)
 
-        c1, c2, c3, c4 = st.columns([1, 1, 1.2, 1.6])  # equal quarters cut "100.00%" at 1280 px
-        c1.metric("Trials", len(rows))
-        c2.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows))
-        c3.metric("Pruned early", sum(r["state"] == "PRUNED" for r in rows))
-        c4.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–",
+    with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
+        st.metric("Trials", len(rows), width=METRIC_PX)
+        st.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows), width=METRIC_PX)
+        st.metric("Pruned early", sum(r["state"] == "PRUNED" for r in rows), width=METRIC_PX)
+        st.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–", width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
-        view = views.sweep_status(rows, workers, now_running, bool(stop_at),
-                                  "" if now_running else views.sweep_last_log(study, runs_dir))
-        if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
-            {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
-        if view.error:
-            st.warning(view.error)
-        if now_running:
-            b1, b2 = st.columns(2)
-            if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
-                with ui.guard("Could not stop the sweep"):
-                    ui.stop_sweep(by_name[study])
-                    st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
-                    st.rerun()
-            if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
-                                                                    help="End the worker processes now; "
-                                                                         "their running trial is marked failed."):
-                with ui.guard("Could not stop the sweep"):
-                    ui.stop_sweep(by_name[study], force=True)
-                    st.rerun()
+    view = views.sweep_status(rows, workers, now_running, bool(stop_at),
+                              "" if now_running else views.sweep_last_log(study, runs_dir))
+    if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
+        {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
+    if view.error:
+        st.warning(view.error)
+    if now_running:
+        b1, b2 = st.columns(2)
+        if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
+            with ui.guard("Could not stop the sweep"):
+                ui.stop_sweep(by_name[study])
+                st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
+                st.rerun()
+        if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
+                                                                help="End the worker processes now; "
+                                                                     "their running trial is marked failed."):
+            with ui.guard("Could not stop the sweep"):
+                ui.stop_sweep(by_name[study], force=True)
+                st.rerun()
 
-        if best:
-            settings = views.trial_settings(best, views.SWEEP_PARAMS)
-            test = best.get("test_accuracy")
-            st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
-                        + (f", {100 * test:.2f}% on the test set" if test is not None else "")
-                        + f"  \n{settings}")
-            if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
-                st.session_state[ui.Keys.EVAL_RUN] = best["run_id"]
-                st.switch_page("app_pages/evaluate.py")
+    if best:
+        settings = views.trial_settings(best, views.SWEEP_PARAMS)
+        test = best.get("test_accuracy")
+        st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
+                    + (f", {100 * test:.2f}% on the test set" if test is not None else "")
+                    + f"  \n{settings}")
+        if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
+            st.session_state[ui.Keys.EVAL_RUN] = best["run_id"]
+            st.switch_page("app_pages/evaluate.py")
 
-        if rows:
-            trows = views.trial_rows(rows)
-            inside = list(range(len(rows)))
-            if len(rows) > 1:
-                st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
-                            "brush it; the table below shows the trials inside every brush.")
-                # one brush per study: a brush drawn on one study's chart carried over to the next one
-                # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
-                chart_key = f"sweep_parcoords_{study}"
-                with st.expander("Brush the axes with controls", expanded=False):
-                    brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, chart_key)
-                st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, views.TRIAL_COLUMNS, brush),
-                                                             "accuracy"), width="stretch", key=chart_key)
-                inside = views.apply_brush(trows, brush)
-                ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
-                if brush:
-                    b1, b2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut the button's words
-                    b1.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
-                    if b2.button("📈 Compare their curves", disabled=not ids, width="stretch", key="sweep_overlay",
-                                 help="Open the Runs page with these trials' runs (at most 8) overlaid."):
-                        st.session_state["runs_compare"] = ids[:8]
-                        st.switch_page("app_pages/runs.py")
-        if rows:
-            df = pd.DataFrame(rows)
-            sub = df.iloc[inside]  # its own columns: an empty selection assigned df's filled every row with None
-            shown = sub.assign(value=sub["value"] * 100, test_accuracy=sub["test_accuracy"] * 100,
-                               augment=sub["augment"].map({True: "on", False: "off"}))
-            shown = shown.drop(columns=[c for c in ("width",) if df[c].isna().all()])
-            order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",
-                     "note", "run_id"]
-            st.dataframe(
-                shown.sort_values("number", ascending=False), hide_index=True, width="stretch",
-                column_order=[c for c in order if c in shown.columns],
-                column_config={
-                    "number": st.column_config.NumberColumn("trial", format="#%d"),
-                    "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
-                    "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
-                    "batch_size": st.column_config.NumberColumn("batch"),
-                    "augment": st.column_config.TextColumn("augment."),
-                    "weight_decay": st.column_config.NumberColumn("weight decay", format="%.1e"),
-                    "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
-                    "seconds": st.column_config.NumberColumn("time (s)", format="%.0f"),
-                    "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
-                    "run_id": st.column_config.TextColumn("run"),
-                })
-            searched = [p for p in views.SWEEP_PARAMS if df[p].notna().any()]
-            if figures.sweep_scatter_has_points(rows):
-                cols = st.columns(2)
-                for i, p in enumerate(searched):
-                    cols[i % 2].plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
-                                             width="stretch", key=f"sweep_scatter_{p}")
-                st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
-                           "were stopped with; the star is the best trial.")
-            else:
-                st.caption("A chart of accuracy against each searched setting appears here when the first "
-                           "trial finishes.")
-        elif not now_running and view.kind != "error":
-            st.info(view.message)
-        if running and not now_running:
-            st.rerun()  # the sweep ended: a full rerun turns polling off
+    if rows:
+        trows = views.trial_rows(rows)
+        inside = list(range(len(rows)))
+        if len(rows) > 1:
+            st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
+                        "brush it; the table below shows the trials inside every brush.")
+            # one brush per study: a brush drawn on one study's chart carried over to the next one
+            # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
+            chart_key = f"sweep_parcoords_{study}"
+            with st.expander("Brush the axes with controls", expanded=False):
+                brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, chart_key)
+            st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, views.TRIAL_COLUMNS, brush),
+                                                         "accuracy"), width="stretch", key=chart_key)
+            inside = views.apply_brush(trows, brush)
+            ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
+            if brush:
+                b1, b2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut the button's words
+                b1.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
+                if b2.button("📈 Compare their curves", disabled=not ids, width="stretch", key="sweep_overlay",
+                             help="Open the Runs page with these trials' runs (at most 8) overlaid."):
+                    st.session_state["runs_compare"] = ids[:8]
+                    st.switch_page("app_pages/runs.py")
+    if rows:
+        shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
+        order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",
+                 "note", "run_id"]
+        st.dataframe(
+            shown, hide_index=True, width="stretch",
+            column_order=[c for c in order if c in shown.columns],
+            column_config={
+                "number": st.column_config.NumberColumn("trial", format="#%d"),
+                "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
+                "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
+                "batch_size": st.column_config.NumberColumn("batch"),
+                "augment": st.column_config.TextColumn("augment."),
+                "weight_decay": st.column_config.NumberColumn("weight decay", format="%.1e"),
+                "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
+                "seconds": st.column_config.NumberColumn("time (s)", format="%.0f"),
+                "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
+                "run_id": st.column_config.TextColumn("run"),
+            })
+        searched = [p for p in views.SWEEP_PARAMS if any(r.get(p) is not None for r in rows)]
+        if figures.sweep_scatter_has_points(rows):
+            charts = st.container(horizontal=True, gap="small")
+            for p in searched:
+                with charts.container(width=SCATTER_PX):
+                    st.plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
+                                    width="stretch", key=f"sweep_scatter_{p}")
+            st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
+                       "were stopped with; the star is the best trial.")
+        else:
+            st.caption("A chart of accuracy against each searched setting appears here when the first "
+                       "trial finishes.")
+    elif not now_running and view.kind != "error":
+        st.info(view.message)
+    if running and not now_running:
+        st.rerun()  # the sweep ended: a full rerun turns polling off
 
-    live()
-    with st.expander("Run this sweep from a terminal, or on more machines"):
-        st.markdown("Every worker that joins the study with the same storage shares its trials; "
-                    "see `docs/sweeps.md` for a shared journal file or PostgreSQL.")
-        st.code(views.sweep_command(record, study, storage, runs_dir), language="bash")
+live()
+with st.expander("Run this sweep from a terminal, or on more machines"):
+    st.markdown("Every worker that joins the study with the same storage shares its trials; "
+                "see `docs/sweeps.md` for a shared journal file or PostgreSQL.")
+    st.code(views.sweep_command(record, study, storage, runs_dir), language="bash")

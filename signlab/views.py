@@ -645,6 +645,30 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return _compare.trial_rows(trials)
 
 
+TRIAL_TABLE_NUMBERS = ("value", "val_loss", "epochs", "seconds", "test_accuracy", "lr", "batch_size",
+                       "weight_decay", "width")
+
+
+def trial_table(trials: Sequence[dict[str, Any]], inside: Sequence[int]) -> list[dict[str, Any]]:
+    """The Sweeps table: the trials at positions ``inside``, newest first, accuracies in percent,
+    augmentation as on/off, and a number not known yet (a running trial's accuracy, loss and
+    seconds) as NaN, which the table leaves blank (``None`` read "None" in a column of nothing else).
+    ``width`` is left out when no trial searched it."""
+    has_width = any(t.get("width") is not None for t in trials)
+    out = []
+    for i in inside:
+        t = dict(trials[i])
+        for k in TRIAL_TABLE_NUMBERS:
+            if k in t:
+                t[k] = math.nan if t[k] is None else float(t[k]) * (100 if k in ("value", "test_accuracy") else 1)
+        if "augment" in t:
+            t["augment"] = {True: "on", False: "off"}.get(t["augment"], "")
+        if not has_width:
+            t.pop("width", None)
+        out.append(t)
+    return sorted(out, key=lambda t: -t["number"])
+
+
 def brush_axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], brush: Any = None
                ) -> list[dict[str, Any]]:
     """The parallel-coordinates axes of ``rows``, each brush drawn on its axis."""

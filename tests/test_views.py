@@ -528,3 +528,26 @@ def test_epoch_curves_name_each_line_style_once():
 def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
     assert views.run_phrase("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net") == "your s2net run"
     assert views.run_phrase("my first", "20261203-105231-s2net-3f", "s2net") == "my first"
+
+
+def test_trial_table_leaves_unknown_numbers_blank_and_drops_an_unsearched_width():
+    """A running trial has no accuracy, loss or time yet: NaN (a blank cell), not None, which the
+    table printed as "None" in a column of nothing else."""
+    import pandas as pd
+    trials = [{"number": 0, "state": "COMPLETE", "value": 0.84, "val_loss": 0.64, "lr": 1e-3, "batch_size": 32,
+               "weight_decay": 1e-4, "augment": True, "width": None, "epochs": 2, "seconds": 5.0,
+               "test_accuracy": 0.75, "note": "", "run_id": "a"},
+              {"number": 1, "state": "RUNNING", "value": None, "val_loss": None, "lr": 2e-3, "batch_size": 64,
+               "weight_decay": 1e-5, "augment": False, "width": None, "epochs": None, "seconds": None,
+               "test_accuracy": None, "note": "", "run_id": "b"}]
+    table = views.trial_table(trials, [0, 1])
+    assert [t["number"] for t in table] == [1, 0]  # newest first
+    assert table[1]["value"] == pytest.approx(84.0) and table[1]["test_accuracy"] == pytest.approx(75.0)
+    assert [t["augment"] for t in table] == ["off", "on"]
+    assert all("width" not in t for t in table)
+    df = pd.DataFrame(views.trial_table(trials[1:], [0]))  # only the running trial: no column of None
+    assert all(df[c].dtype.kind == "f" for c in ("value", "val_loss", "seconds", "test_accuracy", "epochs"))
+    assert df[["value", "val_loss", "seconds"]].isna().all().all()
+    assert views.trial_table(trials, []) == []
+    with_width = [dict(t, width=16) for t in trials]
+    assert [t["width"] for t in views.trial_table(with_width, [0, 1])] == [16.0, 16.0]

@@ -53,6 +53,20 @@ def test_home_buttons_are_whole_in_a_narrow_window(page, server):
         assert not bad, f"cut or off the window: {bad}"
 
 
+def test_sweeps_form_is_whole_in_a_narrow_window(page, server):
+    """The new-sweep form was a third of the page: 130 px in an 820-px window, one word a line."""
+    with step(page, f"open Sweeps in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
+        goto(page, server, "/sweeps")
+        page.get_by_role("button", name="Start sweep").wait_for(timeout=30_000)
+        boxes = page.locator("[data-testid=stForm] input").evaluate_all(
+            "es => es.map(e => e.closest('[data-testid=stElementContainer]').getBoundingClientRect().width)")
+        controls, bad = cut_controls(page)
+    with step(page, "each of the five settings has room for its number, and nothing is cut"):
+        assert len(boxes) == 5 and min(boxes) >= 140, boxes
+        assert any("Start sweep" in c[0] for c in controls), controls
+        assert not bad, f"cut or off the window: {bad}"
+
+
 def _points(page) -> int:
     xs = live_x(page)
     return len(xs) if xs else 0
