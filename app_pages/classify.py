@@ -16,6 +16,9 @@ from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
+# box widths in pixels; the page's content is 820 px wide in a 1,280-px window (sidebar open), 488 in an 820-px one
+SLIDER_PX = 200  # the crop's three sliders: a row at 1,280 px, two a row at 820
+SOURCE_PX, INPUT_PX, BARS_PX = 230, 240, 300  # the photo, the model's input, the top letters
 IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
 
 st.title("✋ Classify a sign")
@@ -76,13 +79,15 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
         st.caption("**The hand detector found no hand in this photo**, so the page starts on the centre square. "
                    "The dataset's images are hands cropped tightly on a plain background: move the orange square "
                    "onto the hand so it fills the square.")
-    c1, c2, c3, c4 = st.columns([3, 3, 3, 1.4], vertical_alignment="bottom")
-    c1.slider("Zoom", views.MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",
-              help="1 takes the largest centred square; below 1 the square is larger than the photo, whose "
-                   "edges are repeated.")
-    c2.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.")
-    c3.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy")
-    c4.button("Reset", on_click=_reset_crop, width="stretch")
+    # a row that wraps: as columns in an 820-px window the button read "R…"
+    row = st.container(horizontal=True, gap="small", vertical_alignment="bottom")
+    row.slider("Zoom", views.MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",
+               help="1 takes the largest centred square; below 1 the square is larger than the photo, whose "
+                    "edges are repeated.", width=SLIDER_PX)
+    row.slider("Left ↔ right", 0.0, 1.0, step=0.01, key="classify_cx", help="Where the square's centre lies.",
+               width=SLIDER_PX)
+    row.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy", width=SLIDER_PX)
+    row.button("Reset", on_click=_reset_crop)
     chosen = tuple(st.session_state[k] for k in CROP_KEYS)
     default = st.session_state.get(DEFAULT_CROP_KEY) or views.Crop()
     if chosen == _slider_values(default):  # untouched: the exact crop, as `predict` takes it
@@ -195,11 +200,16 @@ x = prepared.image28
 is_photo = what == "your photo"
 hand = prepared.hand
 equalized = views.equalized(model)
-input_title = "The model's 28×28 input" + (", equalised" if equalized else "")
+input_title = "What the model sees" + (", equalised" if equalized else " (28×28)")
 box_title = f"{what.capitalize()}: crop" + (" and hand" if hand is not None else "")  # orange, green
 
 st.divider()
-c1, c2, c3 = st.columns([1.1, 1, 1.3])
+# fixed-width boxes in a row that wraps: all three side by side in a 1,280-px window, the bars under the
+# images in an 820-px one (as columns there the titles were cut: "Your photo: crop anc", "The model's 28×28")
+row = st.container(horizontal=True, gap="small")
+c1, c2, c3 = (row.container(width=w, key=k) for w, k in ((SOURCE_PX, "classify_source_box"),
+                                                          (INPUT_PX, "classify_input_box"),
+                                                          (BARS_PX, "classify_bars_box")))
 c1.plotly_chart(figures.image_with_box(prepared.gray, prepared.box, title=box_title,
                                        landmarks=hand.landmarks if hand is not None else None),
                 width="stretch", key="classify_source_fig")

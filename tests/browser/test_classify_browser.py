@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from _helpers import assert_no_exception, goto, step, wait_idle
+from _helpers import NARROW, assert_no_exception, cut_controls, goto, narrow_window, step, wait_idle
 
 RUN = "convnet-ready"
 LETTERS = "ABCDEFGHIKLMNOPQRSTUVWXY"  # signlab.labels.LETTERS, spelt out so a bad label shows up
@@ -307,5 +307,19 @@ def test_upload_photo_shows_the_detectors_box(page, server, hand_photo):
         letter = "ABCDEFGHIKLMNOPQRSTUVWXY"[int(np.argmax(shape))]
         said = f"says {letter} ({percent(float(shape.max()), 0)})"  # never "100%" short of it: 99.98% stays so
         assert "the hand's shape (its 21 landmarks" in text and said in text, f"no line on the hand's shape: {said}"
+    with step(page, f"in a window of {NARROW} px the photo and the model's input sit side by side, whole, the "
+                    "top letters under them, and no slider or button is cut (columns cut 'Reset' to 'R…')"), \
+            narrow_window(page):
+        photo, seen, bars = (page.locator(f".st-key-classify_{k}_box").bounding_box()
+                             for k in ("source", "input", "bars"))
+        assert photo["width"] >= 220 and seen["width"] >= 220, (photo, seen)
+        assert abs(seen["y"] - photo["y"]) < 2 and seen["x"] + seen["width"] <= NARROW, (photo, seen)
+        assert bars["y"] >= photo["y"] + photo["height"] - 1, (photo, bars)
+        cut = page.locator(".st-key-classify_source_fig .gtitle, .st-key-classify_input_fig .gtitle").evaluate_all(
+            "ts => ts.map(t => [t.textContent, t.getBoundingClientRect().right"
+            " - t.closest('.js-plotly-plot').getBoundingClientRect().right])")
+        assert len(cut) == 2 and all(over <= 0 for _, over in cut), f"a chart's title runs past its chart: {cut}"
+        controls, bad = cut_controls(page)
+        assert any(c[0] == "Reset" for c in controls) and not bad, f"cut or off the window: {bad}"
     assert_no_exception(page, "Classify with the hand detector")
     _scroll_to_top(page, ".st-key-classify_source_fig")  # the screenshot: the box and the landmarks
