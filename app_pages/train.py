@@ -12,11 +12,13 @@ ui.explain(TRAIN_INTRO, TRAIN_DETAILS)
 # ----------------------------------------------------------------------------- settings <-> URL
 ui.settings_from_link()
 
-# a third for the settings; what did not fit there at 1280 px ("standardize") has a full row
-# instead. Two fifths were tried first, and with them tests/browser/test_load_browser.py (four
-# sessions pressing Start at once, beside another browser test) failed in 3 of 3 runs, against 0 of
-# 2 at a third: not understood
-left, right = st.columns([1, 2], gap="large")
+SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts need about 440
+
+# the settings in a box of their own width, the run beside them while the window has room for both
+# (from about 1,100 px with the sidebar open) and under them in a narrower one; as a third of the page the
+# settings were 130 px wide in an 820-px window. What did not fit in the box's two columns
+# ("standardize") has a full row instead.
+left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train")
 with left:
     st.subheader("Settings")
     st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",

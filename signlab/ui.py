@@ -618,6 +618,21 @@ def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
         setting_input(s, None if s.type is bool or s.column is None else columns[s.column])
 
 
+def panes(left_px: int, right_min_px: int, key: str, gap: str = "large") -> tuple[Any, Any]:
+    """A ``left_px``-wide box and, beside it, a box that takes the rest of the row down to
+    ``right_min_px``; in a narrower window the right box moves under the left one, full width.
+
+    ``st.columns`` keep their shares at any width (the Train page's settings third was 130 px in an
+    820-px window: "Learni/ng rate"), and a fixed width on both boxes would leave a wide window's
+    room unused. Streamlit's containers have no minimum width, so one CSS rule gives the right box's
+    flex item one; the row already wraps."""
+    row = st.container(horizontal=True, gap=gap)
+    left = row.container(width=left_px, key=f"{key}_left")
+    right = row.container(key=f"{key}_right")
+    st.html(f"<style>div:has(> .st-key-{key}_right) {{ min-width: {int(right_min_px)}px; }}</style>")
+    return left, right
+
+
 def settings_in_state() -> dict[str, Any]:
     """The Train page's settings as its widgets hold them, and ``preset``."""
     return {name: st.session_state[setting_key(name)] for name in (*(s.name for s in PAGE_SETTINGS), "preset")}
