@@ -10,7 +10,7 @@ IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
 SEEN_KEY = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
 REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
 
-st.title("🗺️ Feature map")
+st.title("🗺️ Map of the test images")  # "Map" in the sidebar; "feature maps" are the Kernels page's
 ui.explain(MAP_INTRO, MAP_DETAILS)
 
 run = ui.run_picker(help="Only runs with at least one finished epoch have weights to map.")

@@ -55,7 +55,7 @@ def _open(page: str, **query: str) -> AppTest:
 
 def test_map_page_shows_the_pixel_map_of_logreg_and_a_chosen_image(runs_env):
     at = _open("map", run="tiny-logreg")
-    assert at.title[0].value.endswith("Feature map")
+    assert at.title[0].value.endswith("Map of the test images")
     layer = by_label(at.selectbox, "Layer")
     assert layer.value == "pixels"
     assert any("7,172 test images" in c.value and "PCA" in c.value for c in at.caption)
