@@ -548,7 +548,7 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
     titles = ["Gradient size ‖∇W‖", "Weight size ‖W‖",  # short: with "per layer" the two ran into each other
               "Dead ReLU units (%)" if series.get("dead") else "Dead ReLU units: none (this model has no ReLU)"]
     if has_logits:
-        titles.append("Scores clipped to 0 by the output ReLU (%)")
+        titles.append("Output scores clipped to 0 (%)")  # longer ran past its half of the chart
     cols = 2
     rows = 2
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
@@ -580,7 +580,14 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
     fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
     fig.update_yaxes(range=[0, 100], row=2, col=1)
     fig.update_xaxes(title_text="step", row=2)
-    return _layout(fig, 560, title=title, legend=dict(font=dict(size=10)))
+    # The legend (one entry a layer, up to a dozen) took a third of the width at the right, leaving the
+    # panels 90 px wide in the Train page's column. Without a fourth panel it fills the empty bottom-right
+    # cell; with one, it runs in rows under the panels.
+    if has_logits:
+        legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.14, yanchor="top")
+        return _layout(fig, 560 + 22 * int(np.ceil(len(fig.data) / 3)), title=title, legend=legend)
+    legend = dict(font=dict(size=10), x=0.56, xanchor="left", y=0.40, yanchor="top", tracegroupgap=0)
+    return _layout(fig, 560, title=title, legend=legend)
 
 
 # --------------------------------------------------------------------------- runs side by side

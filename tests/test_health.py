@@ -138,3 +138,8 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
                                     "weight": {**series["weight"], "whiten.conv": [1.0, 1.0, 1.0]}})
     names = [tr.name for tr in frozen.data]
     assert "whiten.conv (frozen: no gradient)" in names and "classifier" in names
+    # the legend leaves the panels the width: in the empty fourth cell, or in rows under the panels
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # the fourth panel is drawn
+    no_logits = figures.health_charts({**series, "dead_logits": None})
+    assert no_logits.layout.legend.x >= no_logits.layout.xaxis2.domain[0] and no_logits.layout.legend.y <= 0.5
+    assert not any(tr.name == "clipped logits" for tr in no_logits.data)
