@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
@@ -210,6 +211,22 @@ TRIAL_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+_GENERATED_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-.+-[0-9a-f]{10}$")  # runs.new_run_id
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def display_name(run_id: str, name: str | None = None) -> str:
+    """A run's name in the pickers, the runs table and the overlays: the name its owner gave it;
+    else, for an id that ``runs.new_run_id`` made ("20261204-035651-s2net-c66772cf94"), when it
+    was started ("4 Dec 03:56:51"; the model is named beside it); else the id itself."""
+    if name and name != run_id:
+        return name
+    m = _GENERATED_ID.match(run_id)
+    if not m or not 1 <= int(m[2]) <= 12:
+        return run_id
+    return f"{int(m[3])} {_MONTHS[int(m[2]) - 1]} {m[4]}:{m[5]}:{m[6]}"
+
+
 def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """One row per run for the parallel coordinates: its settings and its accuracy in percent (test
     accuracy, else the last validation accuracy; None before the first epoch)."""
@@ -244,7 +261,7 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
         s = r.summary()
         created = s.get("created")
         rows.append({
-            "name": s["name"], "model": s["model"], "preset": s.get("preset"),
+            "name": display_name(r.id, s["name"]), "model": s["model"], "preset": s.get("preset"),
             "networks": s.get("ensemble") or 1, "status": s["status"],
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
@@ -262,7 +279,9 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     batches: dict[str, list[dict[str, Any]]] = {}
     names: set[str] = set()
     for r in runs:
-        name = r.name
+        name = display_name(r.id, r.name)
+        if name != r.name:  # an unnamed run: when it started, and its model, which its id also named
+            name = f"{name} ({r.summary().get('model')})"
         if name in names:
             name = f"{name} ({r.id})"
         names.add(name)

@@ -223,7 +223,7 @@ def run_label(run: Run) -> str:
     s = run.summary()
     acc = s.get("test_accuracy") or s.get("val_accuracy")
     acc_s = f", {views.percent(acc, 1)}" if isinstance(acc, (int, float)) else ""
-    name = s["name"] if s["name"] != run.id else run.id
+    name = views.run_display_name(run.id, s["name"])  # "4 Dec 03:56:51" for an unnamed run, not its raw id
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
                                                       else "")

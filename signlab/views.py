@@ -426,6 +426,10 @@ def page_title(page: str) -> str:
     return PAGE_TITLES.get(name) or name.replace("_", " ").capitalize()
 
 
+def run_display_name(run_id: str, name: str | None = None) -> str:
+    return _compare.display_name(run_id, name)
+
+
 def step_name(title: str) -> str:
     """"2. Train logistic regression" -> "Train logistic regression" (a run's name in the tour)."""
     return re.sub(r"^\d+\.\s*", "", title)

@@ -551,3 +551,14 @@ def test_trial_table_leaves_unknown_numbers_blank_and_drops_an_unsearched_width(
     assert views.trial_table(trials, []) == []
     with_width = [dict(t, width=16) for t in trials]
     assert [t["width"] for t in views.trial_table(with_width, [0, 1])] == [16.0, 16.0]
+
+
+def test_run_display_name_reads_a_generated_id_as_its_start_time():
+    from signlab.runs import new_run_id
+
+    assert views.run_display_name("20261204-035651-s2net-c66772cf94") == "4 Dec 03:56:51"
+    assert views.run_display_name("20261204-035651-s2net-c66772cf94", "my best") == "my best"
+    assert views.run_display_name("convnet-ready", "convnet-ready") == "convnet-ready"  # not generated: as it is
+    assert views.run_display_name("20261304-035651-s2net-c66772cf94") == "20261304-035651-s2net-c66772cf94"
+    generated = new_run_id("fast_cnn")  # the model's name may hold '_' and '-'
+    assert views.run_display_name(generated) != generated and ":" in views.run_display_name(generated)
