@@ -136,10 +136,11 @@ def live() -> None:
             inside = views.apply_brush(trows, brush)
             ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
             if brush:
-                b1, b2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut the button's words
-                b1.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
-                if b2.button("📈 Compare their curves", disabled=not ids, width="stretch", key="sweep_overlay",
-                             help="Open the Runs page with these trials' runs (at most 8) overlaid."):
+                # a row that wraps, as on the Runs page (as columns the button's words were cut)
+                brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
+                brushed.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
+                if brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
+                                  help="Open the Runs page with these trials' runs (at most 8) overlaid."):
                     st.session_state["runs_compare"] = ids[:8]
                     st.switch_page("app_pages/runs.py")
     if rows:
