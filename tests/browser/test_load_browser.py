@@ -21,6 +21,7 @@ from pathlib import Path
 
 from _helpers import Server, assert_no_exception, step, wait_idle
 
+from signlab.compare import display_name
 from signlab.runs import list_runs, open_run
 from signlab.store import HOLDING, RunState, store_for as open_store
 from tests._wait import wait_for
@@ -266,7 +267,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             second = Server(runs_dir, limit=1, log=log)
             assert [r["run_id"] for r in open_store(runs_dir).rows(states=HOLDING)] == [run_id]
             _open(page, second.url + "/runs")
-            _wait_text(page, f"{run_id} · mlp · running")
+            _wait_text(page, f"{display_name(run_id)} · mlp · running")  # "4 Dec 03:56:51"
             assert_no_exception(page, "Runs after the restart")
             _open(page, second.url + f"/train?run={run_id}")
             page.wait_for_function("() => /epoch \\d+\\/10/.test(document.body.innerText)", timeout=60_000)
@@ -303,7 +304,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             assert len([m for m in run.metrics() if m["type"] == "fit_start"]) == 3  # run, automatic, by hand
         with step(page, "the Runs page lists it completed; every run opens whole"):
             _open(page, second.url + "/runs")
-            _wait_text(page, f"{run_id} · mlp · completed")
+            _wait_text(page, f"{display_name(run_id)} · mlp · completed")
             _check_runs_folder_whole(runs_dir)
     finally:
         SHOTS.mkdir(parents=True, exist_ok=True)
