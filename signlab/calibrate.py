@@ -35,6 +35,7 @@ from torch import nn
 from . import augment as aug
 from . import handshape
 from .access import local_user
+from .compare import display_name
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
@@ -493,7 +494,9 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                                  runs_dir if runs_dir is not None else parent.dir.parent,
                                  # the calibration first: tables cut long names, and the parent's
                                  # name first made the two runs look the same there
-                                 name=name or f"calibrated on {count_text(len(photos), 'photo')} · {parent.name}",
+                                 # (an unnamed parent by when it started, as the pickers show it)
+                                 name=name or f"calibrated on {count_text(len(photos), 'photo')} · "
+                                              f"{display_name(parent.id, parent.name)}",
                                  owner=owner or local_user().id)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}

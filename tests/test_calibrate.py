@@ -17,6 +17,7 @@ from PIL import Image
 from _hand_image import hand_in_room
 from signlab import api, calibrate, hands
 from signlab.calibrate import CalibrationError, Photo
+from signlab.compare import display_name
 from signlab.cli import main
 from signlab.config import TrainConfig
 from signlab.errors import ImageError
@@ -259,7 +260,7 @@ def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path
     assert plain["hands_found"] == 0 and not (plain_run.dir / handshape.RUN_FILE).exists()
     # its name leads with what it is: tables cut long names, and the parent's name first looked
     # like the parent itself
-    assert plain_run.name == f"calibrated on 2 photos · {parent.name}"
+    assert plain_run.name == f"calibrated on 2 photos · {display_name(parent.id, parent.name)}"
     assert handshape.net_for(plain_run.dir) is shipped
 
 
