@@ -14,6 +14,7 @@ from signlab.labels import LETTERS
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
+DRAW_CONTROLS_PX = 300  # the canvas's controls: start, shades and stroke width
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
 # box widths in pixels; the page's content is 820 px wide in a 1,280-px window (sidebar open), 488 in an 820-px one
@@ -101,7 +102,10 @@ def _draw():
     from streamlit_drawable_canvas import st_canvas  # imports only inside a running app
 
     version = ui.state(ui.Keys.CANVAS_VERSION, 0)
-    controls, board = st.columns([1, 1.3], gap="large")
+    # a row that wraps: beside the controls at 1,280 px, under them at 820 (as a 1.3 share of the row
+    # there the 280-px canvas sat in a 244-px column and its right side was cut off)
+    row = st.container(horizontal=True, gap="large")
+    controls, board = row.container(width=DRAW_CONTROLS_PX), row.container(width=CANVAS_PX + 10, key="classify_board")
     with controls:
         start = st.radio("Start from", ["a blank canvas", "a dataset image"], horizontal=True, key="classify_start")
         background = None

@@ -137,6 +137,13 @@ def test_draw_on_canvas_predicts_a_letter(page, server):
         page.wait_for_selector(_chart("classify_input_fig"), timeout=WAIT_MS)
         wait_idle(page, timeout=WAIT_MS / 1000)
         assert _input_range(page) < 0.05, "the input of an untouched canvas is not one flat shade"
+    with step(page, f"in a window of {NARROW} px the whole canvas shows: its box is not narrower than it"), \
+            narrow_window(page):
+        board = page.locator(".st-key-classify_board").bounding_box()
+        canvas = _wait_canvas(page)
+        # as a 1.3 share of the row the 280-px canvas sat in a 244-px column and its right side was cut off
+        assert board["width"] >= canvas["width"] and board["x"] + board["width"] <= NARROW, (board, canvas)
+    with step(page, "back in the tests' window"):
         box = _wait_canvas(page)
     with step(page, "draw a hand: a palm and four fingers"):
         _stroke(page, box, [(100, 260), (100, 160), (180, 160), (180, 260)])
