@@ -403,7 +403,8 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     for s in summaries:
         busy = str(s.get("status")) in ACTIVE
         secs = _number(s.get("train_seconds"))
-        rows.append({"name": md(s.get("name") or ""), "model": s.get("model"), "status": str(s.get("status")),
+        name = run_display_name(s["run_id"], s.get("name")) if s.get("run_id") else s.get("name")  # as the pickers
+        rows.append({"name": md(name or ""), "model": s.get("model"), "status": str(s.get("status")),
                      "epochs": s.get("epochs"),
                      "test accuracy": "training…" if busy else percent(s.get("test_accuracy")),
                      "training time": "training…" if busy else (f"{secs:.1f} s" if secs is not None else DASH)})

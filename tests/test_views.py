@@ -258,6 +258,11 @@ def test_latest_runs_never_show_nan():
     assert rows[0]["test accuracy"] == "training…" and rows[0]["training time"] == "training…"
     assert rows[1]["test accuracy"] == "50.00%" and rows[1]["training time"] == "2.0 s"
     assert rows[2]["test accuracy"] == views.DASH and "nan" not in str(rows)
+    # an unnamed run by when it started, as the pickers name it, not by its raw id
+    rid = "20261204-043250-seed_convnet-e1e4f1ac06"
+    [row] = views.latest_runs_rows([{"run_id": rid, "name": rid, "model": "seed_convnet", "status": "completed",
+                                     "epochs": 1, "test_accuracy": 0.3, "train_seconds": 1.0}])
+    assert row["name"] == views.md("4 Dec 04:32:50")  # escaped for st.table's markdown; it reads 4 Dec 04:32:50
 
 
 def test_hardest_letters_leave_out_perfect_ones():
