@@ -51,7 +51,7 @@ first = [c for c in ("name", "status", "test accuracy") if c in df.columns]
 st.dataframe(df, hide_index=True, width="stretch", column_order=first + [c for c in df.columns if c not in first],
              column_config={
     "name": st.column_config.TextColumn("name", width="large", pinned=True),  # "medium" cut sweep trials' names
-    "lr": st.column_config.NumberColumn("lr", format="%g"),
+    "lr": st.column_config.NumberColumn("lr", format="%.3g"),  # "%g" showed a sweep trial's 0.00622807100500451
     "test accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
     "training time": st.column_config.NumberColumn("training time", format="%.1f s"),
     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
