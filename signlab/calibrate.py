@@ -35,7 +35,6 @@ from torch import nn
 from . import augment as aug
 from . import handshape
 from .access import local_user
-from .compare import display_name
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
@@ -46,7 +45,7 @@ from .models import Ensemble, watch
 from .normalize import normalize_for
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
-from .runs import Run, RunWriter, create_held_run, delete_run, open_run
+from .runs import Run, RunWriter, create_held_run, delete_run, display_name, open_run
 from .store import Claim, RunState, new_worker_id
 from .numbers import count_text
 

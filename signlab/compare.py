@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
@@ -211,22 +210,6 @@ TRIAL_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-_GENERATED_ID = re.compile(r"^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})-.+-[0-9a-f]{10}$")  # runs.new_run_id
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def display_name(run_id: str, name: str | None = None) -> str:
-    """A run's name in the pickers, the runs table and the overlays: the name its owner gave it;
-    else, for an id that ``runs.new_run_id`` made ("20261204-035651-s2net-c66772cf94"), when it
-    was started ("4 Dec 03:56:51"; the model is named beside it); else the id itself."""
-    if name and name != run_id:
-        return name
-    m = _GENERATED_ID.match(run_id)
-    if not m or not 1 <= int(m[2]) <= 12:
-        return run_id
-    return f"{int(m[3])} {_MONTHS[int(m[2]) - 1]} {m[4]}:{m[5]}:{m[6]}"
-
-
 def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
     """One row per run for the parallel coordinates: its settings and its accuracy in percent (test
     accuracy, else the last validation accuracy; None before the first epoch)."""
@@ -256,6 +239,7 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
     """One row per run for the runs table (accuracy in percent, the creation time as a datetime)."""
+    from .runs import display_name  # here: the module stays free of torch; these rows are of Runs anyway
     rows = []
     for r in runs:
         s = r.summary()
@@ -275,13 +259,12 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
 
 def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
     """The epoch and batch records of each run, keyed by a unique display name (for the overlays)."""
+    from .runs import display_name  # here: the module stays free of torch
     epochs: dict[str, list[dict[str, Any]]] = {}
     batches: dict[str, list[dict[str, Any]]] = {}
     names: set[str] = set()
     for r in runs:
-        name = display_name(r.id, r.name)
-        if name != r.name:  # an unnamed run: when it started, and its model, which its id also named
-            name = f"{name} ({r.summary().get('model')})"
+        name = display_name(r.id, r.name, with_model=True)  # an unnamed run: when it started, and its model
         if name in names:
             name = f"{name} ({r.id})"
         names.add(name)

@@ -59,7 +59,28 @@ def new_run_id(model: str) -> str:
     40 random bits after the second: a class of 1,000 pressing Start in the same second collides
     with odds of about 1 in 2 million, and the store's primary key turns even that into a retry.
     """
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(5)}"
+    return f"{time.strftime(_ID_TIME)}-{model}-{secrets.token_hex(5)}"
+
+
+_ID_TIME = "%Y%m%d-%H%M%S"
+_NEW_ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-[0-9a-f]{10}$")  # what new_run_id makes
+
+
+def display_name(run_id: str, name: str | None = None, with_model: bool = False) -> str:
+    """A run's name as the app shows it (pickers, tables, legends): the name its owner gave it;
+    else, for an id that :func:`new_run_id` made ("20261204-035651-s2net-c66772cf94"), when it was
+    started ("4 Dec 03:56:51", with ``with_model`` "4 Dec 03:56:51 (s2net)"; the pickers name the
+    model beside it); else the id itself."""
+    if name and name != run_id:
+        return name
+    m = _NEW_ID_RE.match(run_id)
+    try:
+        t = time.strptime(m[1], _ID_TIME) if m else None
+    except ValueError:  # digits that are no date
+        t = None
+    if t is None:
+        return run_id
+    return f"{t.tm_mday} {time.strftime('%b %H:%M:%S', t)}" + (f" ({m[2]})" if with_model else "")
 
 
 def check_run_id(run_id: str) -> str:

@@ -428,7 +428,7 @@ def page_title(page: str) -> str:
 
 
 def run_display_name(run_id: str, name: str | None = None) -> str:
-    return _compare.display_name(run_id, name)
+    return _runs.display_name(run_id, name)
 
 
 def step_name(title: str) -> str:
@@ -568,6 +568,7 @@ from . import inference as _inference  # noqa: E402
 from . import kernels as _kernels  # noqa: E402
 from . import models as _models  # noqa: E402
 from . import preprocess as _preprocess  # noqa: E402
+from . import runs as _runs  # noqa: E402
 from . import sampling as _sampling  # noqa: E402
 from . import settings as _settings  # noqa: E402
 from . import sweep as _sweep  # noqa: E402

@@ -17,7 +17,7 @@ from PIL import Image
 from _hand_image import hand_in_room
 from signlab import api, calibrate, hands
 from signlab.calibrate import CalibrationError, Photo
-from signlab.compare import display_name
+from signlab.runs import display_name
 from signlab.cli import main
 from signlab.config import TrainConfig
 from signlab.errors import ImageError

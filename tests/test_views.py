@@ -567,3 +567,6 @@ def test_run_display_name_reads_a_generated_id_as_its_start_time():
     assert views.run_display_name("20261304-035651-s2net-c66772cf94") == "20261304-035651-s2net-c66772cf94"
     generated = new_run_id("fast_cnn")  # the model's name may hold '_' and '-'
     assert views.run_display_name(generated) != generated and ":" in views.run_display_name(generated)
+    from signlab.runs import display_name
+    assert display_name("20261204-035651-s2net-c66772cf94", with_model=True) == "4 Dec 03:56:51 (s2net)"
+    assert display_name("20261204-035651-fast_cnn-c66772cf94", with_model=True).endswith("(fast_cnn)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _helpers import Server, assert_no_exception, step, wait_idle
 
-from signlab.compare import display_name
+from signlab.runs import display_name
 from signlab.runs import list_runs, open_run
 from signlab.store import HOLDING, RunState, store_for as open_store
 from tests._wait import wait_for
