@@ -526,31 +526,47 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
     for _ in range(5):
         rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)
         path = run_path(rid, root)
-        try:
+        store = store_for(root)  # after the id's check: a refused id leaves no database behind
+        now = time.time()
+        made = False
+
+        def write_folder() -> None:
+            # Inside the row's transaction: a folder with a config.json and no row is what
+            # list_runs imports (as an ownerless, interrupted run). Written before the row, a listing
+            # at that moment took the run from its owner and this insert failed.
+            nonlocal made
             path.mkdir(parents=True)
-        except FileExistsError:
+            made = True
+            atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now})
+            atomic_write_json(path / "config.json", cfg.to_dict())
+
+        try:
+            claim = store.add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,
+                              model=cfg.model, target_epochs=cfg.epochs, holder=holder, created=now,
+                              info={"preset": cfg.preset, "ensemble": cfg.ensemble},
+                              message="starting" if holder else "waiting in the queue"
+                              if RunState(status) == RunState.QUEUED else "",
+                              auto_continue=auto_continue, then=write_folder)
+        except FileExistsError:  # a folder without its row (left by a crash here, or copied in)
             if run_id:
                 raise RunError(f"run {rid} already exists") from None
             continue
+        except RunError:  # the row exists
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
+            if run_id:
+                raise
+            continue
         except OSError as err:
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
             raise storage_error(err, path) from err
-        break
-    else:
-        raise RunError("could not find a free run id")
-    now = time.time()
-    try:
-        atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now})
-        atomic_write_json(path / "config.json", cfg.to_dict())
-        claim = store_for(root).add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,
-                                    model=cfg.model, target_epochs=cfg.epochs, holder=holder, created=now,
-                                    info={"preset": cfg.preset, "ensemble": cfg.ensemble},
-                                    message="starting" if holder else "waiting in the queue"
-                                    if RunState(status) == RunState.QUEUED else "",
-                                    auto_continue=auto_continue)
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)  # no folder without its row, nor a row without its folder
-        raise
-    return Run(path), claim
+        except BaseException:
+            if made:  # no folder without its row
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        return Run(path), claim
+    raise RunError("could not find a free run id")
 
 
 class RunWriter:

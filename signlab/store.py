@@ -37,7 +37,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -339,9 +339,13 @@ class RunStore:
             kind: str = "train", study: str | None = None, model: str | None = None,
             target_epochs: int | None = None, holder: str | None = None, info: dict[str, Any] | None = None,
             message: str = "", epochs_completed: int = 0, created: float | None = None,
-            auto_continue: bool = True) -> Claim | None:
+            auto_continue: bool = True, then: Callable[[], None] | None = None) -> Claim | None:
         """Insert a run (RunError if the id exists). With ``holder`` it is inserted already claimed by
-        that holder (the command line training in its own process) and the Claim is returned."""
+        that holder (the command line training in its own process) and the Claim is returned.
+
+        ``then`` runs inside the insert's transaction (runs.create_run writes the run's folder
+        there): the row commits only if it succeeds, and a concurrent insert of the same id (a
+        listing importing the new folder) waits for that commit and is refused, instead of winning."""
         state = RunState(state)
         now = time.time()
         claimed = holder is not None
@@ -359,6 +363,8 @@ class RunStore:
             with self._tx() as conn:
                 conn.execute(runs_table.insert().values(**row))
                 self._log(conn, run_id, None, state, row["attempt"], holder, now)
+                if then is not None:
+                    then()
         except sa.exc.IntegrityError as err:
             raise RunError(f"run {run_id} already exists") from err
         return Claim(run_id, 1, holder) if claimed else None

@@ -373,9 +373,20 @@ def test_bad_files_never_break_listing_or_the_queue(tmp_path, db_url, capsys):
     assert "torn-config" not in {r.id for r in list_runs(tmp_path)}
 
 
-def test_run_ids_do_not_collide(tmp_path, db_url):
-    ids = {new_run_id("fastcnn") for _ in range(100_000)}
-    assert len(ids) == 100_000
+def test_run_ids_do_not_collide(tmp_path, db_url, monkeypatch):
+    # 10,000 ids in the same second or two collide with odds of about 1 in 22,000 (40 random bits);
+    # 100,000 did so once in 220 runs, and this test failed by chance (it did, 2026-12-04)
+    ids = {new_run_id("fastcnn") for _ in range(10_000)}
+    assert len(ids) == 10_000
+    # and a collision is no error: a generated id whose row or folder exists is replaced
+    import signlab.runs as runs_mod
+
+    first = create_run(TrainConfig(**TINY), tmp_path).id
+    (tmp_path / "20261204-000000-logreg-00000000aa").mkdir()  # a folder without its row
+    picks = iter([first, "20261204-000000-logreg-00000000aa", "20261204-000000-logreg-00000000bb"])
+    with monkeypatch.context() as m:
+        m.setattr(runs_mod, "new_run_id", lambda model: next(picks))
+        assert create_run(TrainConfig(**TINY), tmp_path).id == "20261204-000000-logreg-00000000bb"
     made: list[str] = []
     errors: list[Exception] = []
 
@@ -392,7 +403,34 @@ def test_run_ids_do_not_collide(tmp_path, db_url):
     for t in threads:
         t.join(120)
     assert not errors and len(set(made)) == 100
-    assert len(store_for(tmp_path, db_url).queue()) == 100
+    assert len(store_for(tmp_path, db_url).queue()) == 102
+
+
+def test_a_listing_while_a_run_is_made_neither_steals_nor_breaks_it(tmp_path, db_url, monkeypatch):
+    """A page that lists the runs (anyone's Runs page, Home) while a student presses Start.
+
+    The run's folder used to appear, config.json written, before its row: a listing in that moment
+    imported it as an ownerless "interrupted" run, and then the Start itself failed with "run ...
+    already exists" and deleted the folder (seen in CI's four-sessions browser test).
+    """
+    import signlab.runs as runs_mod
+
+    real_write = runs_mod.atomic_write_json
+    listed = threading.Event()
+
+    def write_then_list(path, data):
+        real_write(path, data)
+        if Path(path).name == "config.json":  # the folder now looks like a run: another page lists
+            threading.Thread(target=lambda: (list_runs(tmp_path), listed.set()), daemon=True).start()
+            listed.wait(2)  # the old order let the listing finish (and import) here; now it waits for the row
+
+    monkeypatch.setattr(runs_mod, "atomic_write_json", write_then_list)
+    run = create_run(TrainConfig(**TINY), tmp_path, owner="ann")
+    monkeypatch.setattr(runs_mod, "atomic_write_json", real_write)
+    assert listed.wait(30)
+    row = store_for(tmp_path, db_url).get(run.id)
+    assert (row["owner"], row["kind"], row["status"]) == ("ann", "train", RunState.QUEUED)
+    assert [r.id for r in list_runs(tmp_path)] == [run.id] and (run.dir / "config.json").is_file()
 
 
 def test_runs_command_and_queue_flag(tmp_path, db_url, capsys):
