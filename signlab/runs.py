@@ -445,8 +445,11 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
     """Remove a run (RunError while it is queued or training)."""
     run = Run(run_path(run_id, runs_dir))
     run.status()  # imports a folder the store has not seen
-    run.store.delete(run.id)
-    shutil.rmtree(run.dir, ignore_errors=True)
+    # The folder leaves (renamed to a name no listing reads) inside the row's transaction: removed
+    # after it, a listing in between imported it back as an ownerless run, a row with no folder.
+    gone = run.dir.with_name(f".deleting-{run.id}-{secrets.token_hex(3)}")
+    run.store.delete(run.id, then=lambda: os.rename(run.dir, gone))
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def import_folder(store: RunStore, folder: Path) -> str | None:

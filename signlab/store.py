@@ -369,8 +369,9 @@ class RunStore:
             raise RunError(f"run {run_id} already exists") from err
         return Claim(run_id, 1, holder) if claimed else None
 
-    def delete(self, run_id: str) -> None:
-        """Remove a finished (or unreadable) run's row; RunError while it is queued or held."""
+    def delete(self, run_id: str, then: Callable[[], None] | None = None) -> None:
+        """Remove a finished (or unreadable) run's row; RunError while it is queued or held.
+        ``then`` runs inside the transaction (runs.delete_run moves the folder away there)."""
         with self._tx() as conn:
             state = conn.execute(sa.select(runs_table.c.state).where(runs_table.c.run_id == run_id)).scalar()
             if state in [s.value for s in HOLDING]:
@@ -379,6 +380,8 @@ class RunStore:
                 raise RunError(f"run {run_id} is waiting in the queue; stop it before deleting it")
             conn.execute(runs_table.delete().where(runs_table.c.run_id == run_id))
             conn.execute(history_table.delete().where(history_table.c.run_id == run_id))
+            if then is not None:
+                then()
 
     # -- transitions
     @staticmethod

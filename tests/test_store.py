@@ -433,6 +433,28 @@ def test_a_listing_while_a_run_is_made_neither_steals_nor_breaks_it(tmp_path, db
     assert [r.id for r in list_runs(tmp_path)] == [run.id] and (run.dir / "config.json").is_file()
 
 
+def test_a_listing_while_a_run_is_deleted_does_not_bring_it_back(tmp_path, db_url, monkeypatch):
+    import shutil
+
+    from signlab.runs import delete_run
+
+    run, claim = create_held_run(TrainConfig(**TINY), "holder", tmp_path)
+    store = store_for(tmp_path, db_url)
+    store.update(claim, RunState.RUNNING)
+    store.update(claim, RunState.COMPLETED)
+    real_rmtree = shutil.rmtree
+
+    def list_then_remove(path, *args, **kwargs):  # another page lists the runs just then
+        list_runs(tmp_path)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", list_then_remove)
+    delete_run(run.id, tmp_path)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert store.get(run.id) is None and not run.dir.exists()
+    assert list(tmp_path.glob(".deleting-*")) == []
+
+
 def test_runs_command_and_queue_flag(tmp_path, db_url, capsys):
     assert main(["train", "--model", "logreg", "--epochs", "1", "--max-steps", "2", "--queue", "--json",
                  "--runs-dir", str(tmp_path)]) == 0
