@@ -50,7 +50,9 @@ df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
 first = [c for c in ("name", "status", "test accuracy") if c in df.columns]
 st.dataframe(df, hide_index=True, width="stretch", column_order=first + [c for c in df.columns if c not in first],
              column_config={
-    "name": st.column_config.TextColumn("name", width="large", pinned=True),  # "medium" cut sweep trials' names
+    # 240 px: "medium" (200) cut sweep trials' names; "large" (400) left an 820-px window room for
+    # the name and the status alone
+    "name": st.column_config.TextColumn("name", width=240, pinned=True),
     "lr": st.column_config.NumberColumn("lr", format="%.3g"),  # "%g" showed a sweep trial's 0.00622807100500451
     "test accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
     "training time": st.column_config.NumberColumn("training time", format="%.1f s"),

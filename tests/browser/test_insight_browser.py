@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 
-from _helpers import (NARROW, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot, narrow_window, step,
+from _helpers import (NARROW, Server, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot, narrow_window, step,
                       wait_chart, wait_idle)
 
 WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
@@ -111,6 +111,28 @@ def test_map_click_a_point_shows_its_image_then_a_region_its_images(page, server
         assert tsne["x"] + tsne["width"] <= NARROW, f"the t-SNE choice runs off the window: {tsne}"
 
 
+# Each axis title of a parallel-coordinates chart as its four corners on the screen: its box in
+# its own coordinates, through its transform (the titles may be slanted).
+_AXIS_TITLE_CORNERS = """(sel) => Array.from(document.querySelector(sel).querySelectorAll('text.axis-title'), t => {
+  const b = t.getBBox(), m = t.getScreenCTM();
+  return [t.textContent, [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+    .map(([x, y]) => { const p = new DOMPoint(x, y).matrixTransform(m); return [p.x, p.y]; })]; })"""
+
+
+def _quads_overlap(a: list, b: list, slack: float = 1.0) -> bool:
+    """Whether two convex quadrilaterals overlap by more than ``slack`` px (separating axes)."""
+    for quad in (a, b):
+        for i in range(4):
+            (x1, y1), (x2, y2) = quad[i], quad[(i + 1) % 4]
+            nx, ny = y1 - y2, x2 - x1
+            norm = (nx * nx + ny * ny) ** 0.5 or 1.0
+            pa = [(x * nx + y * ny) / norm for x, y in a]
+            pb = [(x * nx + y * ny) / norm for x, y in b]
+            if max(pa) < min(pb) + slack or max(pb) < min(pa) + slack:
+                return False
+    return True
+
+
 def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
     chart = chart_selector("runs_parcoords")
     with step(page, "open Runs: the parallel coordinates are drawn"):
@@ -147,3 +169,47 @@ def test_runs_parallel_coordinates_brush_filters_the_table(page, server):
         manage = [c for c in controls if re.search("Open in|Delete|Rename|Weights|Settings|ONNX", c[0])]
         assert len(manage) >= 4, controls
         assert not bad, f"cut or off the window: {bad}"
+
+
+def test_runs_parallel_coordinates_axes_read_in_a_narrow_window(browser, tmp_path):
+    """Nine axes in an 820-px window (40 px an axis): level titles overlapped ("optimizerschedule",
+    "learning ratebatch size") and a sweep's weight decay ended its axis as "0.00057898"."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_held_run
+    from signlab.store import RunState
+
+    runs_dir = tmp_path / "runs"
+    settings = [dict(model="logreg", optimizer="adam", schedule="none", lr=0.001, batch_size=32, weight_decay=0.0,
+                     augment=False, epochs=1),
+                dict(model="s2net", optimizer="adamw", schedule="onecycle", lr=0.0062, batch_size=128,
+                     weight_decay=0.00057898, augment=True, epochs=2),
+                dict(model="seed_convnet", optimizer="adamw", schedule="onecycle", lr=0.0031, batch_size=64,
+                     weight_decay=0.0001234, augment=True, epochs=2)]
+    for i, kw in enumerate(settings):  # finished runs, as the store records them (no training needed)
+        run, claim = create_held_run(TrainConfig(**kw), "test", runs_dir)
+        run.store.update(claim, RunState.RUNNING)
+        run.store.update(claim, RunState.COMPLETED, epochs_completed=kw["epochs"],
+                         test_accuracy=[67.357, 99.70712, 29.3518][i], val_accuracy=[67.357, 99.70712, 29.3518][i])
+    server = Server(runs_dir, limit=1, log=tmp_path / "streamlit.log")
+    ctx = browser.new_context(viewport={"width": NARROW, "height": 1000})
+    try:
+        page = ctx.new_page()
+        chart = chart_selector("runs_parcoords")
+        with step(page, f"open Runs in a window of {NARROW} px"):
+            page.goto(server.url + "/runs")
+            wait_chart(page, "runs_parcoords", WAIT)
+            _idle(page)
+            page.wait_for_timeout(1000)
+        with step(page, "no two axis titles overlap, and the axes' end values are short"):
+            titles = page.evaluate(_AXIS_TITLE_CORNERS, chart)
+            overlaps = [(a[0], b[0]) for i, a in enumerate(titles) for b in titles[i + 1:]
+                        if _quads_overlap(a[1], b[1])]
+            assert len(titles) >= 8 and not overlaps, f"{len(titles)} titles; these overlap: {overlaps}"
+            ends = [t for t in page.evaluate("(s) => Array.from(document.querySelector(s).querySelectorAll("
+                                             "'text.axis-extent-top-text, text.axis-extent-bottom-text'),"
+                                             " t => t.textContent)", chart) if t]
+            assert ends and all(len(t) <= 8 for t in ends), ends
+        assert_no_exception(page, "Runs")
+    finally:
+        ctx.close()
+        server.stop()
