@@ -121,7 +121,8 @@ pct = {c: st.column_config.ProgressColumn(c, format="%.1f%%", min_value=0, max_v
        for c in ("precision", "recall", "F1")}
 row = st.container(horizontal=True, gap="large")
 with row.container(width=TABLE_PX, key="eval_table_box"):
-    st.dataframe(df, hide_index=True, width="stretch", height=36 * 12,
+    # every letter at once (at twelve rows' height it stopped at L, and the weak letters hid below)
+    st.dataframe(df, hide_index=True, width="stretch", height="content",
                  column_config={**pct, "letter": st.column_config.TextColumn("letter", width=60),
                                 "images": st.column_config.NumberColumn("images", format="%d", width=60,
                                                                         help="Test images of this letter")})

@@ -91,6 +91,7 @@ def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server)
         # the grid draws its columns on a canvas: the table is as wide as its five columns (440 px) and whole
         table = page.locator(".st-key-eval_table_box [data-testid=stDataFrame]").bounding_box()
         assert table and table["width"] >= 420 and table["x"] + table["width"] <= NARROW, table
+        assert table["height"] >= 25 * 35, f"the table shows every letter without scrolling: {table}"
         titles = page.evaluate(_TITLE_BOXES, chart_selector("eval_mistakes"))
         overlaps = [(a[0], b[0]) for i, a in enumerate(titles) for b in titles[i + 1:]
                     if a[1] < b[3] - 1 and b[1] < a[3] - 1 and a[2] < b[4] - 1 and b[2] < a[4] - 1]
