@@ -447,7 +447,12 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
     fig = confusion_matrix(cm, normalize=normalize, selected=selected)
     fig.layout.dragmode = None
     cell = max(8.0, (size - 70) / np.asarray(cm).shape[0])  # screen pixels per cell, axis labels aside
-    fig.update_traces(selector=0, marker_size=cell - 1.5, textfont_size=8 if cell >= 19 else 7,
+    # a count of one or two digits (the mistakes, what a student reads) gets a larger font than the
+    # diagonal's three: at one size for all, 440 px made every count 7 px, the mistakes' too
+    small = 8 if cell >= 19 else 7
+    big = max(small, min(11, round(cell * 0.6)))
+    sizes = [big if 0 < len(s) <= 2 else small for s in fig.data[0].text]
+    fig.update_traces(selector=0, marker_size=cell - 1.5, textfont_size=sizes,
                       unselected=dict(marker=dict(opacity=1), textfont=dict(color="black")),
                       selected=dict(marker=dict(opacity=1)))
     if selected is not None and len(fig.data) > 1:

@@ -390,6 +390,10 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert fig.layout.xaxis.fixedrange and fig.layout.yaxis.fixedrange
     assert fig.layout.width == 500 and fig.data[0].unselected.marker.opacity == 1
     assert [list(c) for c in fig.data[0].customdata[:2]] == [[0, 0], [0, 1]]
+    big = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
+                                             size=440)  # the Evaluate page's box
+    size_of = dict(zip(big.data[0].text, big.data[0].textfont.size))
+    assert size_of["21"] >= 9 > size_of["331"] >= 7  # the mistakes' counts read larger than the diagonal's
     # the axes end half a cell past the outer squares: plotly's marker padding left the column
     # letters about 35 px above the grid
     assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range) == [-0.5, 23.5]
