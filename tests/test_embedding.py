@@ -181,6 +181,10 @@ def test_feature_map_figure():
     assert len(letters) == 24 and sum(len(t.customdata) for t in letters) == 50
     wrong = [t for t in fig.data if t.name.startswith("misclassified")][0]
     assert sorted(wrong.customdata) == [0, 1, 2, 3, 4]
+    # a weak model's rings fade: 35 of 50 wrong would otherwise paint the map black
+    weak = figures.feature_map(coords, y, (y + (np.arange(50) < 35)) % 24)
+    ring = lambda f: float([t for t in f.data if t.name.startswith("misclassified")][0].marker.color.split(",")[-1][:-1])
+    assert ring(weak) <= 0.2 < 0.5 <= ring(fig)
     thumbs = [(coords[i, 0], coords[i, 1], rng.integers(0, 255, (28, 28))) for i in range(4)]
     fig = figures.feature_map(coords, y, pred, thumbnails=thumbs, zoom=((-1, 1), (-1, 1)))
     assert len(fig.layout.images) == 4 and tuple(fig.layout.xaxis.range) == (-1, 1)
