@@ -245,8 +245,11 @@ def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int 
     """
     w = np.asarray(weights, dtype=float)
     lim = float(np.abs(w).max()) or 1.0
-    return tile_grid(w / lim, list(titles), cols=cols, tile_px=tile_px, colorscale="RdBu_r", zmin=-1, zmax=1,
-                     title=title)
+    fig = tile_grid(w / lim, list(titles), cols=cols, tile_px=tile_px, colorscale="RdBu_r", zmin=-1, zmax=1,
+                    title=title)
+    if not titles:  # small kernels side by side: grey gaps, or a kernel's near-zero (white) edge ran into the next
+        fig.update_layout(plot_bgcolor="#c4c4c4")
+    return fig
 
 
 SWEEP_SCATTER_STATES = ("COMPLETE", "PRUNED", "STOPPED")  # the trials sweep_scatter plots: finished ones

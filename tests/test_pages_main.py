@@ -398,6 +398,9 @@ def test_clickable_confusion_matrix_and_tile_grid():
     # letters about 35 px above the grid
     assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range) == [-0.5, 23.5]
 
+    # kernels side by side sit on grey, so a near-zero (white) edge does not run into the next kernel
+    kernels = figures.weight_templates(np.random.default_rng(0).normal(size=(50, 3, 3)), cols=25, tile_px=32)
+    assert np.isnan(np.asarray(kernels.data[0].z, dtype=float)).any() and kernels.layout.plot_bgcolor == "#c4c4c4"
     grid = figures.tile_grid(np.random.default_rng(0).random((10, 28, 28)), [str(i) for i in range(10)], cols=4,
                              tile_px=50)
     z = np.asarray(grid.data[0].z, dtype=float)
