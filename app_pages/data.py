@@ -36,8 +36,10 @@ else:
     chosen = "all letters" if not letters else ", ".join(LETTERS[i] for i in letters)
     st.caption(f"{len(idx)} random {'training' if split_name == 'train' else 'test'} images of {chosen}, "
                f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
-    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, views.letter_titles(split.targets[idx]), cols=16,
-                                      tile_px=48, zmin=0, zmax=1),
+    # 8 tiles of 56 px a row (about 490 px) keep their size in an 820-px window; 16 of 48 px were
+    # shrunk there to 26-px hands
+    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, views.letter_titles(split.targets[idx]), cols=8,
+                                      tile_px=56, zmin=0, zmax=1),
                     width="content", key="data_samples")
 
 # ----------------------------------------------------------------------------- counts and means
