@@ -68,7 +68,9 @@ def _on_camera() -> None:
 
 st.subheader("1. Photos of your hand")
 counts = {k: sum(p["photo"].letter == k for p in photos) for k in LETTERS}
-left, right = st.columns([1, 2], gap="large")
+# the letter and its advice in a 260-px box, the upload beside it while there is room (ui.panes): as
+# a third of an 820-px window the advice ran one or two words a line down the page
+left, right = ui.panes(260, 300, "calibrate_photos")
 with left:
     # the count is a caption, not part of the box's labels: a select box keeps showing the label it
     # had when chosen, so "A (0 photos)" stayed after photos of A were added

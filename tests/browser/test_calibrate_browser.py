@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import assert_no_exception, goto, step, wait_idle, wait_text
+from _helpers import NARROW, assert_no_exception, goto, narrow_window, step, wait_idle, wait_text
 
 WAIT_MS = 180_000  # calibration takes seconds, but the test machine may be shared
 RUN = "convnet-ready"
@@ -58,6 +58,17 @@ def test_upload_drop_calibrate_and_classify(page, server, runs_dir, photos):
             wait_text(page, "Teach it your hand")
             assert RUN in page.get_by_role("combobox", name="Run to adapt").input_value()
             assert page.get_by_role("button", name="Calibrate").is_disabled()
+            left = page.locator(".st-key-calibrate_photos_left").bounding_box()
+            right = page.locator(".st-key-calibrate_photos_right").bounding_box()
+            assert left and right and right["x"] > left["x"] + left["width"], (left, right)  # side by side
+        with step(page, f"in a window of {NARROW} px the letter's advice has room (as a third it ran a word a line), "
+                        "and the upload moves under it"), narrow_window(page):
+            page.wait_for_timeout(500)
+            left = page.locator(".st-key-calibrate_photos_left").bounding_box()
+            right = page.locator(".st-key-calibrate_photos_right").bounding_box()
+            assert left and left["width"] >= 250, left
+            assert right and right["y"] >= left["y"] + left["height"] - 1 and right["x"] + right["width"] <= NARROW, \
+                (left, right)
         with step(page, "upload two photos of A"):
             _choose_letter(page, "A")
             _upload(page, photos["A"])
