@@ -159,7 +159,7 @@ class TrainConfig:
     device: str = setting("auto", choices=DEVICES, label="Device", column=1,
                           help="Where to train; auto: CUDA, then Apple MPS, then the CPU.")
     # networks trained side by side whose probabilities are averaged (models.Ensemble)
-    ensemble: int = setting(1, range=(1, 8), label="Ensemble members", presets={"robust": 3},
+    ensemble: int = setting(1, range=(1, 8), label="Ensemble size", presets={"robust": 3},
                             help="Train this many networks side by side and average their predictions: steadier "
                                  "on real photos, and each one costs another network's training time.")
     # per-image normalisation (normalize.normalize)

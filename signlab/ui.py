@@ -573,7 +573,7 @@ def settings_from_link() -> None:
         # Set each box's value again before its widget is drawn, so every run sends the boxes the
         # values a Start would use. Without it, a box can show its default while the session holds
         # another value when a page switch interrupts a script run (streamlit#7338): CI once saw the
-        # robust preset's "Ensemble members" box hold something other than 3 for a minute after
+        # robust preset's "Ensemble size" box hold something other than 3 for a minute after
         # Classify's "Train the robust model" had started a run of three.
         for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
             st.session_state[key] = st.session_state[key]

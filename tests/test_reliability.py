@@ -379,7 +379,7 @@ def test_train_page_link_with_out_of_range_settings(tmp_path, monkeypatch, app_c
     assert len(warnings) == len(query)
     assert not at.error, [e.value for e in at.error]  # the defaults make a valid config
     names = {"Epochs": "epochs", "Batch size": "batch_size", "Learning rate": "lr", "Weight decay": "weight_decay",
-             "Seed": "seed", "Ensemble members": "ensemble"}
+             "Seed": "seed", "Ensemble size": "ensemble"}
     for box in at.number_input:
         lo, hi = RANGES[names[box.label]]
         assert lo <= box.value <= hi, (box.label, box.value)
@@ -398,7 +398,7 @@ def test_train_page_link_with_good_settings_applies_them(tmp_path, monkeypatch, 
     assert not at.warning, [w.value for w in at.warning]
     values = {b.label: b.value for b in at.number_input}
     assert values == {"Epochs": 2, "Batch size": 64, "Learning rate": 0.01, "Weight decay": 0.0, "Seed": 7,
-                      "Ensemble members": 2}
+                      "Ensemble size": 2}
     assert {s.label: s.value for s in at.selectbox if s.label in ("Architecture", "Optimizer", "Schedule",
                                                                   "Device", "Input normalisation")} == {
         "Architecture": "mlp", "Optimizer": "sgd", "Schedule": "cosine", "Device": "cpu",

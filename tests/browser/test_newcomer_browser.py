@@ -137,8 +137,8 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         wait_text(page, "Train a model", WAIT)
         wait_idle(page, WAIT)
         # read once the page has drawn the new session's widgets (the first frame may still hold the old ones)
-        seen = _wait_input_value(page, "Ensemble members", "3", WAIT)
-        assert seen[-1:] == ["3"], f"the Ensemble members box held {seen} (in turn) over {WAIT} s, not 3"
+        seen = _wait_input_value(page, "Ensemble size", "3", WAIT)
+        assert seen[-1:] == ["3"], f"the Ensemble size box held {seen} (in turn) over {WAIT} s, not 3"
         assert _combo_value(page, "Preset").startswith("robust")
     with step(page, "stop the robust run"):
         _button(page, "⏹ Stop").click()
