@@ -550,23 +550,17 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
                               message="starting" if holder else "waiting in the queue"
                               if RunState(status) == RunState.QUEUED else "",
                               auto_continue=auto_continue, then=write_folder)
-        except FileExistsError:  # a folder without its row (left by a crash here, or copied in)
-            if run_id:
-                raise RunError(f"run {rid} already exists") from None
-            continue
-        except RunError:  # the row exists
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
-            if run_id:
-                raise
-            continue
-        except OSError as err:
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
-            raise storage_error(err, path) from err
-        except BaseException:
+        except BaseException as err:
             if made:  # no folder without its row
                 shutil.rmtree(path, ignore_errors=True)
+            # the id is taken: its row exists (RunError), or a folder without a row does (left by
+            # a crash here, or copied in); a generated id is replaced by another
+            if isinstance(err, (FileExistsError, RunError)) and not run_id:
+                continue
+            if isinstance(err, FileExistsError):
+                raise RunError(f"run {rid} already exists") from None
+            if isinstance(err, OSError):
+                raise storage_error(err, path) from err
             raise
         return Run(path), claim
     raise RunError("could not find a free run id")
