@@ -24,8 +24,8 @@ TABLE_PX, LEGEND_PX, BAR_PX = 440, 300, 100
 # it was shrunk to 45% there and its titles ran into each other ("T→X 32%T→X 32%")
 MISTAKE_COLS, MISTAKE_TILE_PX = 8, 58
 
-run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default your best "
-                    "run by test accuracy.", default="best")
+run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default the run you "
+                    "trained last, else your best run by test accuracy.", default="best")
 if run is None:
     st.stop()
 

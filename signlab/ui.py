@@ -245,8 +245,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
                help: str | None = None, default: str = "newest") -> Run | None:
     """A selectbox of runs (newest first) remembered across pages; None when there are none.
 
-    Until the user picks one it starts on the newest run, or with ``default="best"`` on the best
-    completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is not it.
+    Until the user picks one it starts on the run this session trained last (what a student opens
+    Evaluate or Kernels to see after pressing Start, even when an older run scored higher); else
+    on the newest run, or with ``default="best"`` on the best completed run by test accuracy
+    (:func:`preferred_run`), so a sweep's last weak trial is not it.
     """
     available = runs(with_weights)
     if not available:
@@ -262,8 +264,11 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
         st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
                    "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
+    trained = st.session_state.get(Keys.TRAIN_RUN)
     if current in ids:
         index = ids.index(current)
+    elif trained in ids:
+        index = ids.index(trained)
     else:
         index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
     by_id = {r.id: r for r in available}

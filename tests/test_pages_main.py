@@ -112,6 +112,24 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
     no_error(at)
 
 
+def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, dataset):
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    root, first = runs_env  # 20 steps
+    for run_id, steps in (("tiny-strong", 300), ("tiny-newest", 3)):  # the newest run is the weakest
+        api.train(TrainConfig(model="logreg", epochs=1, max_steps=steps, augment=False, seed=0), root,
+                  run_id=run_id, dataset=dataset)
+    for page in ("evaluate", "kernels", "map"):  # a new session: the best run (Kernels and Map took the newest)
+        assert by_label(_open(page).selectbox, "Run").value == "tiny-strong", page
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["train_run_id"] = first  # this session pressed Start on it (ui.Keys.TRAIN_RUN)
+    at.run()
+    at.switch_page("app_pages/evaluate.py")
+    at.run()
+    assert not at.exception and by_label(at.selectbox, "Run").value == first
+
+
 @pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
 def test_pages_without_runs(page, monkeypatch, tmp_path):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "empty"))
