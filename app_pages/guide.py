@@ -73,7 +73,7 @@ if step.page:
     if st.button(f"Open the {views.page_title(step.page)} page →"):
         r = views.tour_page_run(runs, step.key)
         if r:
-            st.session_state[ui.Keys.EVAL_RUN] = r.id
+            ui.look_at(r.id)
         st.switch_page(step.page)
 
 st.divider()

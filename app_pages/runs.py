@@ -132,10 +132,10 @@ with left:
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
     if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
-        st.session_state[ui.Keys.EVAL_RUN] = run.id
+        ui.look_at(run.id)
         st.switch_page("app_pages/evaluate.py")
     if actions.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
-        st.session_state[ui.Keys.EVAL_RUN] = run.id
+        ui.look_at(run.id)
         st.switch_page("app_pages/kernels.py")
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):

@@ -117,7 +117,7 @@ def live() -> None:
                     + (f", {100 * test:.2f}% on the test set" if test is not None else "")
                     + f"  \n{settings}")
         if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
-            st.session_state[ui.Keys.EVAL_RUN] = best["run_id"]
+            ui.look_at(best["run_id"])
             st.switch_page("app_pages/evaluate.py")
 
     if rows:

@@ -245,10 +245,11 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
                help: str | None = None, default: str = "newest") -> Run | None:
     """A selectbox of runs (newest first) remembered across pages; None when there are none.
 
-    Until the user picks one it starts on the run this session trained last (what a student opens
-    Evaluate or Kernels to see after pressing Start, even when an older run scored higher); else
-    on the newest run, or with ``default="best"`` on the best completed run by test accuracy
-    (:func:`preferred_run`), so a sweep's last weak trial is not it.
+    It starts on the run a link names; else on the user's pick, kept across pages; else on the
+    newest run, or with ``default="best"`` on the best completed run by test accuracy
+    (:func:`preferred_run`), so a sweep's last weak trial is not it. A run this session trains is
+    shown once, when it first has weights, over an earlier pick or default: it is what a student
+    opens Evaluate or Kernels to see after pressing Start, even when an older run scored higher.
     """
     available = runs(with_weights)
     if not available:
@@ -264,11 +265,14 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
         st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
                    "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
-    trained = st.session_state.get(Keys.TRAIN_RUN)
+    trained, shown = st.session_state.get(Keys.TRAIN_RUN), f"{key}_trained_shown"  # see look_at
+    if trained in ids and st.session_state.get(shown) != trained:
+        if not (query in ids and st.session_state.get(key) is None):  # a link wins
+            current = trained
+            st.session_state.pop(f"{key}_select", None)  # the selectbox takes ``index``, not its old value
+        st.session_state[shown] = trained
     if current in ids:
         index = ids.index(current)
-    elif trained in ids:
-        index = ids.index(trained)
     else:
         index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
     by_id = {r.id: r for r in available}
@@ -277,6 +281,13 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
                           key=f"{key}_select")
     st.session_state[key] = chosen
     return by_id[chosen]
+
+
+def look_at(run_id: str) -> None:
+    """Make ``run_id`` the run Evaluate, Kernels and Map show (a button that sends the user there):
+    a pick, so :func:`run_picker` does not put the run this session trained in its place."""
+    st.session_state[Keys.EVAL_RUN] = run_id
+    st.session_state[f"{Keys.EVAL_RUN}_trained_shown"] = st.session_state.get(Keys.TRAIN_RUN)
 
 
 def open_run_safe(run_id: str, action: str = "view") -> Run | None:
@@ -412,7 +423,7 @@ def choose_for_classify(run_id: str, tab: str | None = None) -> None:
     ``CLASSIFY_TABS[1]``, the upload)."""
     for purpose in ("photo", "drawing"):
         st.session_state[f"classify_run_{purpose}"] = run_id
-    st.session_state[Keys.EVAL_RUN] = run_id
+    look_at(run_id)
     if tab is not None:
         st.session_state[Keys.CLASSIFY_SOURCE] = tab
 
@@ -827,10 +838,10 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if drawn_with == RunState.COMPLETED:
             c1, c2, c3 = st.columns(3)
             if c1.button("🎯 Evaluate it", width="stretch"):
-                st.session_state[Keys.EVAL_RUN] = run.id
+                look_at(run.id)
                 st.switch_page("app_pages/evaluate.py")
             if c2.button("🔬 See its kernels", width="stretch"):
-                st.session_state[Keys.EVAL_RUN] = run.id
+                look_at(run.id)
                 st.switch_page("app_pages/kernels.py")
             if c3.button("✋ Classify a sign", width="stretch"):
                 choose_for_classify(run.id)

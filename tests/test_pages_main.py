@@ -128,6 +128,24 @@ def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, da
     at.switch_page("app_pages/evaluate.py")
     at.run()
     assert not at.exception and by_label(at.selectbox, "Run").value == first
+    by_label(at.selectbox, "Run").set_value("tiny-strong").run()  # the student picks another run
+    at.switch_page("app_pages/kernels.py")
+    at.run()
+    assert by_label(at.selectbox, "Run").value == "tiny-strong"  # the pick is kept across pages
+    at.session_state["train_run_id"] = "tiny-newest"  # then presses Start again
+    at.switch_page("app_pages/evaluate.py")
+    at.run()
+    assert by_label(at.selectbox, "Run").value == "tiny-newest"  # the new run is shown, once
+    by_label(at.selectbox, "Run").set_value("tiny-strong").run()
+    at.switch_page("app_pages/map.py")
+    at.run()
+    assert not at.exception and by_label(at.selectbox, "Run").value == "tiny-strong"
+    at.session_state["train_run_id"] = first  # a run trained, not yet shown; then a button opens another
+    at.switch_page("app_pages/runs.py")
+    at.run()
+    by_label(at.button, "🎯 Open in Evaluate").click().run()
+    picked = at.session_state["eval_run_id"]
+    assert not at.exception and picked != first and by_label(at.selectbox, "Run").value == picked
 
 
 @pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
