@@ -265,7 +265,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
         st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
                    "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
-    trained, shown = st.session_state.get(Keys.TRAIN_RUN), f"{key}_trained_shown"  # see look_at
+    trained, shown = st.session_state.get(Keys.TRAIN_RUN), _trained_shown_key(key)
     if trained in ids and st.session_state.get(shown) != trained:
         if not (query in ids and st.session_state.get(key) is None):  # a link wins
             current = trained
@@ -283,11 +283,16 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     return by_id[chosen]
 
 
+def _trained_shown_key(key: str) -> str:
+    """Where :func:`run_picker` notes the trained run it has shown once (under its own ``key``)."""
+    return f"{key}_trained_shown"
+
+
 def look_at(run_id: str) -> None:
     """Make ``run_id`` the run Evaluate, Kernels and Map show (a button that sends the user there):
     a pick, so :func:`run_picker` does not put the run this session trained in its place."""
     st.session_state[Keys.EVAL_RUN] = run_id
-    st.session_state[f"{Keys.EVAL_RUN}_trained_shown"] = st.session_state.get(Keys.TRAIN_RUN)
+    st.session_state[_trained_shown_key(Keys.EVAL_RUN)] = st.session_state.get(Keys.TRAIN_RUN)
 
 
 def open_run_safe(run_id: str, action: str = "view") -> Run | None:
