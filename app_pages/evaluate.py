@@ -25,7 +25,7 @@ TABLE_PX, LEGEND_PX, BAR_PX = 440, 300, 100
 MISTAKE_COLS, MISTAKE_TILE_PX = 8, 58
 
 run = ui.run_picker(help="Only runs with at least one finished epoch can be evaluated. By default the run you "
-                    "trained last, else your best run by test accuracy.", default="best")
+                    "trained last, else your best run by test accuracy.")
 if run is None:
     st.stop()
 

@@ -13,7 +13,7 @@ IMAGE_KEY = "kernels_image"
 MAX_MAPS = 32
 IMAGE_PX, MAPS_PX = 240, 720  # the maps: 12 tiles of 60 px a row (figures.tile_grid)
 
-run = ui.run_picker(help="Only runs with at least one finished epoch have weights to look at.", default="best")
+run = ui.run_picker(help="Only runs with at least one finished epoch have weights to look at.")
 if run is None:
     st.stop()
 

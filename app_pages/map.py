@@ -13,7 +13,7 @@ REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
 st.title("🗺️ Map of the test images")  # "Map" in the sidebar; "feature maps" are the Kernels page's
 ui.explain(MAP_INTRO, MAP_DETAILS)
 
-run = ui.run_picker(help="Only runs with at least one finished epoch have weights to map.", default="best")
+run = ui.run_picker(help="Only runs with at least one finished epoch have weights to map.")
 if run is None:
     st.stop()
 model = ui.or_stop(f"Could not load run {run.id}", ui.load_model, run)

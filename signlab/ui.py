@@ -242,14 +242,14 @@ def run_labels(available: list[Run]) -> dict[str, str]:
 
 
 def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool = True,
-               help: str | None = None, default: str = "newest") -> Run | None:
+               help: str | None = None) -> Run | None:
     """A selectbox of runs (newest first) remembered across pages; None when there are none.
 
     It starts on the run a link names; else on the user's pick, kept across pages; else on the
-    newest run, or with ``default="best"`` on the best completed run by test accuracy
-    (:func:`preferred_run`), so a sweep's last weak trial is not it. A run this session trains is
-    shown once, when it first has weights, over an earlier pick or default: it is what a student
-    opens Evaluate or Kernels to see after pressing Start, even when an older run scored higher.
+    best completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is
+    not it. A run this session trains is shown once, when it first has weights, over an earlier
+    pick or the default (not over a link): it is what a student opens Evaluate or Kernels to see
+    after pressing Start, even when an older run scored higher.
     """
     available = runs(with_weights)
     if not available:
@@ -260,21 +260,19 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     ids = [r.id for r in available]
     query = st.query_params.get("run")
     current = st.session_state.get(key)
-    if query in ids and current is None:
+    linked = query in ids and current is None
+    if linked:
         current = query
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
         st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
                    "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
     trained, shown = st.session_state.get(Keys.TRAIN_RUN), _trained_shown_key(key)
     if trained in ids and st.session_state.get(shown) != trained:
-        if not (query in ids and st.session_state.get(key) is None):  # a link wins
+        if not linked:
             current = trained
             st.session_state.pop(f"{key}_select", None)  # the selectbox takes ``index``, not its old value
         st.session_state[shown] = trained
-    if current in ids:
-        index = ids.index(current)
-    else:
-        index = ids.index(preferred_run(available, "drawing")[0].id) if default == "best" else 0
+    index = ids.index(current if current in ids else preferred_run(available, "drawing")[0].id)
     by_id = {r.id: r for r in available}
     labels = run_labels(available)
     chosen = st.selectbox(label, ids, index=index, format_func=labels.__getitem__, help=help,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import time
 
-from _helpers import (NARROW, Server, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot, narrow_window, step,
-                      wait_chart, wait_idle)
+from _helpers import (NARROW, Server, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot,
+                      narrow_window, step, wait_chart, wait_idle)
 
 WAIT = 120  # seconds; the map runs the model over 7,172 images on a CPU that may be shared
 
@@ -185,11 +185,11 @@ def test_runs_parallel_coordinates_axes_read_in_a_narrow_window(browser, tmp_pat
                      weight_decay=0.00057898, augment=True, epochs=2),
                 dict(model="seed_convnet", optimizer="adamw", schedule="onecycle", lr=0.0031, batch_size=64,
                      weight_decay=0.0001234, augment=True, epochs=2)]
-    for i, kw in enumerate(settings):  # finished runs, as the store records them (no training needed)
+    for kw, accuracy in zip(settings, [67.357, 99.70712, 29.3518]):  # finished runs, as the store records them
         run, claim = create_held_run(TrainConfig(**kw), "test", runs_dir)
         run.store.update(claim, RunState.RUNNING)
-        run.store.update(claim, RunState.COMPLETED, epochs_completed=kw["epochs"],
-                         test_accuracy=[67.357, 99.70712, 29.3518][i], val_accuracy=[67.357, 99.70712, 29.3518][i])
+        run.store.update(claim, RunState.COMPLETED, epochs_completed=kw["epochs"], test_accuracy=accuracy,
+                         val_accuracy=accuracy)
     server = Server(runs_dir, limit=1, log=tmp_path / "streamlit.log")
     ctx = browser.new_context(viewport={"width": NARROW, "height": 1000})
     try:

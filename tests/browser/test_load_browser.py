@@ -166,8 +166,8 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
                     shown[i].update(int(n) for n in WAITING.findall(text))
                     shown[i].update(seen["waits"])
                     seen_training[i] = seen_training[i] or seen["training"] or bool(TRAINING.search(text))
-                now = _statuses(runs_dir)  # once a poll (it was read once per run)
-                sts = {r: now.get(r, {}).get("status") for r in ids}
+                every = _statuses(runs_dir)  # once a poll (it was read once per run)
+                sts = {r: every.get(r, {}).get("status") for r in ids}
                 if home_seconds is None and "running" in sts.values():
                     # jobs train: a new visitor's Home page loads. (It waited for the queue to drain
                     # too; on one core a poll of the four tabs outlasted the last two runs' training,
