@@ -81,6 +81,15 @@ def narrow_window(page):
         page.set_viewport_size(FULL)
 
 
+def tile_row(page, key: str) -> tuple[float, int]:
+    """(width in px, tiles in the first row) of the keyed ``figures.tile_grid`` chart: each tile's
+    title is drawn over its tile, so the first row's titles count its tiles."""
+    return page.evaluate("""(sel) => { const g = document.querySelector(sel);
+      const tops = Array.from(g.querySelectorAll('g.annotation-text-g text'), t => Math.round(t.getBoundingClientRect().top));
+      return [g.getBoundingClientRect().width, tops.filter(t => t === Math.min(...tops)).length]; }""",
+                         chart_selector(key))
+
+
 def plot_count(page) -> int:
     return page.locator(".js-plotly-plot").count()
 

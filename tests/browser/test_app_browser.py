@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import (LIVE_CANVAS, NARROW, assert_no_exception, chart_selector, cut_controls, goto, keyed_plot, live_x, narrow_window,
+from _helpers import (LIVE_CANVAS, NARROW, assert_no_exception, cut_controls, goto, keyed_plot, live_x, narrow_window, tile_row,
                       plot_count, step, wait_chart, wait_idle, wait_live_chart, wait_points_above)
 
 from signlab import live
@@ -29,12 +29,8 @@ def test_data_controls_are_whole_in_a_narrow_window(page, server):
         controls, bad = cut_controls(page)
         counts = page.locator(".st-key-data_counts_box").bounding_box()
         means = page.locator(".st-key-data_means_box").bounding_box()
-        # the sample images: each tile's title is drawn over its tile, so the first row's titles count its tiles
         wait_chart(page, "data_samples", 60)
-        width, per_row = page.evaluate("""(sel) => { const g = document.querySelector(sel);
-          const tops = Array.from(g.querySelectorAll('g.annotation-text-g text'), t => Math.round(t.getBoundingClientRect().top));
-          return [g.getBoundingClientRect().width, tops.filter(t => t === Math.min(...tops)).length]; }""",
-                                       chart_selector("data_samples"))
+        width, per_row = tile_row(page, "data_samples")
     with step(page, "the sample hands are big enough to see (16 a row made them 26 px)"):
         assert per_row and width / per_row >= 50, (width, per_row)
     with step(page, "the letter counts have room for 24 letters, and the means sit under them"):
@@ -56,6 +52,10 @@ def test_home_buttons_are_whole_in_a_narrow_window(page, server):
         goto(page, server, "/")
         page.get_by_role("button", name="Start the guided tour").wait_for(timeout=30_000)
         controls, bad = cut_controls(page)
+        wait_chart(page, "home_letters", 60)
+        width, per_row = tile_row(page, "home_letters")
+    with step(page, "the letters' hands are big enough to see (twelve a row left each about 40 px)"):
+        assert per_row and width / per_row >= 50, (width, per_row)
     with step(page, "no button is cut or runs off the window (columns cut 'Start the guided …')"):
         assert sum("guided tour" in c[0] or "Train a model" in c[0] or "Classify" in c[0] for c in controls) == 3, controls
         assert not bad, f"cut or off the window: {bad}"
