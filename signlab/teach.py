@@ -162,23 +162,36 @@ trials at that epoch. With a shared storage, several processes or machines work 
 """
 
 
-def live_hint(model: str, epochs: Sequence[dict[str, Any]]) -> str:
-    """A sentence that says what to notice on the Train page's live chart."""
+def live_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
+    """A sentence that says what to notice on the Train page's live chart, for a run of ``cfg``
+    (a ``TrainConfig``: its model and its augmentation)."""
     if not epochs:
         return ("The faint line is the loss of each batch (noisy: every batch holds different images); "
                 "the thick line smooths it.")
     last = epochs[-1]
     gap = last["train_accuracy"] - last["val_accuracy"]
-    if model == "seed_convnet" and last["val_accuracy"] < 0.8:
+    if cfg.model == "seed_convnet" and last["val_accuracy"] < 0.8:
         return ("Notice how this run stalls: the ReLU on the output scores stops letters whose scores went "
                 "negative from learning. Compare with `convnet`, the same layers without it.")
     if gap > 0.05:
         return (f"Training accuracy is {100 * gap:.0f} points above validation: the model starts to memorise "
                 "its training images (overfitting).")
     if last["val_accuracy"] > last["train_accuracy"]:
-        return ("Validation accuracy is above training accuracy: training accuracy is measured on augmented "
-                "images (shifted and rotated; with the robust preset, made to look like photos) while the weights "
-                "are still changing during the epoch, so training is the harder test here.")
+        changes = _augmentation_words(cfg)
+        seen = f"on changed images ({changes}) " if changes else ""
+        return ("Validation accuracy is above training accuracy: training accuracy is measured "
+                f"{seen}while the weights are still changing during the epoch, so training is the harder "
+                "test here.")
+    return ""
+
+
+def _augmentation_words(cfg: Any) -> str:
+    """What the run's augmentation does to a training image, in a few words ("" for none); the
+    photo-like augmentation replaces the other (``Trainer._batch``)."""
+    if cfg.augment_photo:
+        return "made to look like photos: reframed, turned, mirrored and relit"
+    if cfg.augment:
+        return "each moved by up to 2 pixels" if cfg.augment_style == "shift" else "shifted, turned and scaled"
     return ""
 
 

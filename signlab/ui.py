@@ -815,7 +815,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     def details() -> None:
         records = metrics(run)
         epochs = [r for r in records if r.get("type") == "epoch"]
-        hint = live_hint(run.config.model, epochs)
+        hint = live_hint(run.config, epochs)
         if hint:
             st.caption(hint)
         if polling:  # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why)

@@ -68,3 +68,21 @@ def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
     msg = guide.check(step, [mine, plain], lambda r: None)
     assert "9 photos" in msg and "3 letters" in msg and "`plain`" in msg
     assert msg.count("calibrated") == 1  # the run's name ("calibrated on 9 photos · …") is not repeated
+
+
+def test_the_live_hint_names_the_runs_own_augmentation():
+    """Validation above training: the hint says what was done to this run's training images (it said
+    "shifted and rotated" for the fast preset, which only shifts them, and for runs with none)."""
+    from signlab.config import preset
+    from signlab.teach import live_hint
+
+    above = [{"train_accuracy": 0.97, "val_accuracy": 0.99}]
+    fast = live_hint(preset("fast"), above)
+    assert "moved by up to 2 pixels" in fast and "turned" not in fast and "photos" not in fast, fast
+    affine = live_hint(preset("fast", augment_style="affine"), above)
+    assert "shifted, turned and scaled" in affine and "photos" not in affine, affine
+    robust = live_hint(preset("robust"), above)
+    assert "look like photos" in robust and "2 pixels" not in robust, robust
+    bare = live_hint(preset("fast", augment=False), above)
+    assert "Validation accuracy is above training accuracy" in bare and "changed images" not in bare, bare
+    assert live_hint(preset("fast"), [{"train_accuracy": 0.99, "val_accuracy": 0.97}]) == ""
