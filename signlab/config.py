@@ -148,7 +148,8 @@ class TrainConfig:
     # on batches on the device
     augment: bool = setting(True, label="Augmentation", search=(True, False),
                             presets={"lecture": False},
-                            help="Random changes to the training images, as augment_style says.")
+                            help="Random changes to the training images, as augment_style says; photo-like "
+                                 "augmentation (the robust preset), when set, replaces them and applies either way.")
     augment_style: str = setting("shift", choices=AUGMENT_STYLES, presets={"robust": "affine"},
                                  help="shift: move each image by up to 2 pixels (cheap; best for short runs). "
                                       "affine: small shifts, rotations and scaling.")
@@ -169,8 +170,8 @@ class TrainConfig:
                                    "each image's grey levels evenly (histogram equalisation), so lighting and "
                                    "contrast matter less.")
     augment_photo: bool = setting(False, presets={"robust": True},
-                                  help="Also make training images look like photos: brightness, contrast, gamma, "
-                                       "blur, noise and crops.")
+                                  help="Make training images look like photos instead of augment_style's changes: "
+                                       "framing, rotation, mirroring, brightness, contrast, gamma, blur and noise.")
     photo_framing: str = setting("wide", choices=FRAMINGS,
                                  help="How photo-like augmentation frames the hand: wide (centre crops) or "
                                       "detector (the hand detector's square).")
@@ -192,8 +193,9 @@ class TrainConfig:
     # the network (signlab.trainer.measure_precision): on a 2-core Intel Xeon with AVX512-BF16, bf16
     # was 1.2x slower than fp32 (docs/speed-research.md, Part 17).
     precision: str = setting("auto", choices=PRECISIONS,
-                             help="auto: bf16 autocast where it trains this network faster on this hardware "
-                                  "(measured once per machine and network), else fp32.")
+                             help="auto: bf16 autocast where it trains this network faster (on a CPU with native "
+                                  "bf16, measured once per machine and network; on a GPU, wherever it supports "
+                                  "bf16), else fp32.")
     channels_last: bool = setting(True, help="Channels-last memory layout: with bf16, 1.5-2x faster convolutions "
                                              "on a CPU (measured).")
     threads: int | None = setting(None, range=(1, 256), help="CPU threads for torch (none: torch's default).")

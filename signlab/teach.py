@@ -52,10 +52,16 @@ $$p_k = \frac{e^{z_k}}{\sum_{j=1}^{24} e^{z_j}}.$$
 
 **Cross-entropy loss** is small when the true letter $y$ gets a high probability:
 $$L = -\frac{1}{N}\sum_{i=1}^{N} \log p_{y_i}(x_i).$$
+With *label smoothing* $\varepsilon$ (the *fast* preset's 0.1) the target is not all on $y$: it keeps
+$1 - \varepsilon$ there and spreads $\varepsilon$ over all 24 letters, so the model is never pushed to be
+100% sure. Its training loss then cannot fall below about 0.6 (the entropy of that target) and levels
+off there instead of at 0; the validation loss is plain cross-entropy.
 
 **Training** repeats, for each batch $B$: $\theta \leftarrow \theta - \eta\, \nabla_\theta L_B$
 (Adam and AdamW scale this step per weight). $\eta$ is the *learning rate*: too small and learning
-crawls, too large (try 10) and the loss explodes: the run ends as *diverged*.
+crawls, too large (try 10) and learning breaks down: the loss jumps about or sticks near
+$\ln 24 \approx 3.2$, and accuracy falls to chance (about 4%). Should the loss ever become infinite or
+NaN, the run stops and ends as *diverged*.
 
 **An epoch** is one pass over all training images. *Validation* accuracy is measured on images the
 model did not train on; if training accuracy keeps rising while validation stalls, it is overfitting.
@@ -83,8 +89,9 @@ confusion matrix that shows as a bright column under A.
 
 KERNELS_INTRO = (
     "A convolutional layer slides small *kernels* (for example 5×5 weights) over the image; each kernel "
-    "responds to one pattern, such as an edge at some angle. Here you see the kernels the model *learned*, "
-    "how they changed epoch by epoch, and the *feature maps*: where in your chosen image each kernel fired."
+    "responds to one pattern, such as an edge at some angle. Here you see each convolution's kernels "
+    "(learned, except s2net's fixed first layer), how the first layer changed epoch by epoch where it is "
+    "learned, and the *feature maps*: where in your chosen image each kernel fired."
 )
 KERNELS_DETAILS = r"""
 **Convolution.** Output pixel $(i, j)$ of feature map $c$ is a weighted sum of the input patch under
@@ -198,8 +205,8 @@ def _augmentation_words(cfg: Any) -> str:
 RUNS_DETAILS = r"""
 **What a run keeps.** Each run is a folder: `config.json` (every setting, so the run can be
 repeated), `metrics.jsonl` (the loss of every few steps and the accuracy after each epoch),
-`model.safetensors` (the weights after the last finished epoch) and `kernels.safetensors` (the first
-layer after each epoch, for the Kernels page).
+`model.safetensors` (the weights after the last finished epoch) and `kernels/` (one file of the first
+layer's weights per epoch, for the Kernels page).
 
 **Comparing fairly.** Change one setting at a time and keep the seed: then a difference between two
 curves comes from that setting, not from luck. Compare *validation* accuracy, not training accuracy,
@@ -222,14 +229,16 @@ Calibration keeps everything the network learned about hands and retrains only i
 the 24 weight vectors that turn the features of the last convolution, $f(x)$, into letter scores
 $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 
-- your photos, each as the model sees it when predicting (the crop and a 15% tighter crop, both mirrored)
-  and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
+- your photos, each in two framings (the crop and a 15% tighter crop, the two views a robust run
+  averages when it predicts), both also mirrored, and in 8 slightly changed copies (shifted, rotated,
+  lighter, darker, blurred), and
 - as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
   are not forgotten,
 
 starting from the trained weights, with a small penalty $\lambda \lVert W - W_0 \rVert^2$ that keeps
-it close to them. With an ensemble each network is adapted on its own. Only a few thousand numbers
-change, so a few hundred steps take seconds on a laptop CPU.
+it close to them. With an ensemble each network is adapted on its own. Only the last layer changes
+(about 14,000 numbers a network), so its 100 steps, each over all the images at once, take seconds on
+a laptop CPU.
 
 **The hand's shape learns your hand too.** Where the hand detector finds the hand in your photos,
 its 21 landmarks fine-tune a copy of the hand-shape network (300 small batches, half your hands,

@@ -951,7 +951,7 @@ def sweep_search_text(model: str) -> str:
             f"{'/'.join(map(str, _sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
             + (f", width {'/'.join(map(str, widths))}" if widths else "")
             + f". Trials are scored on {100 * _sweep.DEFAULT_VAL_FRACTION:.0f}% of the training images held "
-              "out; the test set stays untouched until you evaluate the winner.")
+              "out: choose by that, not by the test accuracy each finished trial also shows.")
 
 
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
