@@ -39,7 +39,7 @@ rows = views.per_class_rows(ev)
 weakest = min(rows, key=lambda r: r["recall"])
 # a row that wraps: in four columns of an 820-px window the numbers were cut to "99.7…"
 with st.container(horizontal=True, gap="medium"):
-    st.metric("Test accuracy", views.percent(ev.accuracy), help="Share of the 7,172 test images predicted right",
+    st.metric("Test accuracy", views.percent(ev.accuracy), help=f"Share of the {len(ev.y_true):,} test images predicted right",
               width=METRIC_PX)
     st.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images", width=METRIC_PX)
     st.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
