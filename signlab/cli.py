@@ -403,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # optuna is optional for the core
         pass
     else:
-        add_sweep_command(sub)
+        s = add_sweep_command(sub)
+        _add_runs_dir(s)  # the same default as every command (the sweep's help said ./runs)
+        _add_db(s)  # its trials are runs: a class's sweep keeps them in the class's database
     return p
 
 

@@ -652,8 +652,9 @@ def _main_thread() -> bool:
 
 
 # --------------------------------------------------------------------------- the command line
-def add_sweep_command(sub) -> None:
-    """Add ``sweep`` to the CLI's subparsers."""
+def add_sweep_command(sub) -> argparse.ArgumentParser:
+    """Add ``sweep`` to the CLI's subparsers and return its parser (the CLI adds the options every
+    command that opens runs shares: ``--runs-dir`` and ``--db``)."""
     s = sub.add_parser("sweep", help="search hyperparameters with Optuna (each trial is a run)",
                        description="Search learning rate, batch size, weight decay, augmentation and width "
                                    "with Optuna, pruning bad trials after each epoch. Several worker processes "
@@ -673,10 +674,10 @@ def add_sweep_command(sub) -> None:
         "max_steps": "stop each trial after this many steps (tests)",
         "val_fraction": "training images held out to score trials (default 0.1; 0: the test CSV)",
         "seed": "training seed shared by every trial (default 0)"})
-    s.add_argument("--runs-dir", default=None, help="folder of run directories (default: ./runs)")
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     s.add_argument("--quiet", action="store_true", help="no line per trial on stderr")
     s.set_defaults(func=cmd_sweep)
+    return s
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

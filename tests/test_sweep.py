@@ -265,3 +265,20 @@ def test_a_trial_waits_for_a_slot_of_the_job_limit(tmp_path, small_dataset, monk
     t.join(120)
     assert result["completed"] == 1
     assert store.get(trial["run_id"])["status"] == RunState.COMPLETED
+
+
+def test_sweep_keeps_its_trials_in_the_database_given_with_db(tmp_path):
+    """``sweep --db URL``, as every command that opens runs takes it (it was refused as an
+    unrecognised argument): the trial's run lands in that database, not in the runs folder's."""
+    runs, db = tmp_path / "runs", tmp_path / "class.db"
+    proc = subprocess.run(_sweep_cmd("--model", "logreg", "--trials", "1", "--epochs", "1", "--max-steps", "3",
+                                     "--runs-dir", str(runs), "--db", str(db), "--json", "--quiet"),
+                          cwd=ROOT, env={k: v for k, v in _env().items() if k != "SIGNLAB_DB"},
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout.strip().splitlines()[-1])["best_run_id"]
+    from signlab.store import RunStore
+
+    given = RunStore(f"sqlite:///{db}")
+    assert given.get(run_id)["status"] == "completed"
+    assert not (runs / "signlab.db").exists() or RunStore(f"sqlite:///{runs / 'signlab.db'}").get(run_id) is None
