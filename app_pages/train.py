@@ -15,10 +15,10 @@ ui.settings_from_link()
 SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts need about 440
 
 # the settings in a box of their own width, the run beside them while the window has room for both
-# (from about 1,100 px with the sidebar open) and under them in a narrower one; as a third of the page the
+# (from about 1,100 px with the sidebar open) and above them in a narrower one, Start first; as a third of the page the
 # settings were 130 px wide in an 820-px window. What did not fit in the box's two columns
 # ("standardize") has a full row instead.
-left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train")
+left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train", right_first_when_stacked=True)
 with left:
     st.subheader("Settings")
     st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",

@@ -637,19 +637,34 @@ def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
         setting_input(s, None if s.type is bool or s.column is None else columns[s.column])
 
 
-def panes(left_px: int, right_min_px: int, key: str, gap: str = "large") -> tuple[Any, Any]:
+def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",
+          right_first_when_stacked: bool = False) -> tuple[Any, Any]:
     """A ``left_px``-wide box and, beside it, a box that takes the rest of the row down to
-    ``right_min_px``; in a narrower window the right box moves under the left one, full width.
+    ``right_min_px``; in a narrower window the right box moves under the left one, full width, or
+    above it with ``right_first_when_stacked``.
 
     ``st.columns`` keep their shares at any width (the Train page's settings third was 130 px in an
     820-px window: "Learni/ng rate"), and a fixed width on both boxes would leave a wide window's
     room unused. Streamlit's containers have no minimum width, so one CSS rule gives the right box's
-    flex item one; the row already wraps."""
-    row = st.container(horizontal=True, gap=gap)
+    flex item one; the row already wraps. The row is a CSS container, so a container query can tell
+    when the two no longer fit side by side (the sidebar's width decides that, not the window's)
+    and put the right box first: on the Train page Start and the live run sat 1,400 px down an
+    820-px window, under all the settings."""
+    row = st.container(horizontal=True, gap=gap, key=f"{key}_row")
     left = row.container(width=left_px, key=f"{key}_left")
     right = row.container(key=f"{key}_right")
-    st.html(f"<style>div:has(> .st-key-{key}_right) {{ min-width: {int(right_min_px)}px; }}</style>")
+    item = f"div:has(> .st-key-{key}_right)"  # the right box's flex item
+    css = f"{item} {{ min-width: {int(right_min_px)}px; }}"
+    if right_first_when_stacked:
+        # they wrap when the row is narrower than both boxes and the gap ("large": 4rem, 64 px)
+        side_by_side = left_px + right_min_px + _GAP_PX.get(gap, 64)
+        css += (f" .st-key-{key}_row {{ container-type: inline-size; container-name: {key}-panes; }}"
+                f" @container {key}-panes (max-width: {side_by_side - 1}px) {{ {item} {{ order: -1; }} }}")
+    st.html(f"<style>{css}</style>")
     return left, right
+
+
+_GAP_PX = {"small": 16, "medium": 32, "large": 64}  # st.container(gap=...): 1, 2 and 4 rem (64 px measured)
 
 
 def settings_in_state() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import (LIVE_CANVAS, NARROW, assert_no_exception, cut_controls, goto, keyed_plot, live_x, narrow_window, tile_row,
+from _helpers import (FULL, LIVE_CANVAS, NARROW, assert_no_exception, cut_controls, goto, keyed_plot, live_x, narrow_window, tile_row,
                       plot_count, step, wait_chart, wait_idle, wait_live_chart, wait_points_above)
 
 from signlab import live
@@ -63,7 +63,7 @@ def test_home_buttons_are_whole_in_a_narrow_window(page, server):
 
 def test_train_settings_are_whole_in_a_narrow_window(page, server):
     """As a third of the page the settings were 130 px wide in an 820-px window: 'Learni/ng rate', and
-    the optimizer, schedule and device read 'a', 'o', 'a'."""
+    the optimizer, schedule and device read 'a', 'o', 'a'. Under them, Start was below the fold."""
     with step(page, "in the tests' wide window the run's side sits beside the settings"):
         goto(page, server, "/train")
         page.get_by_role("button", name="Start").wait_for(timeout=30_000)
@@ -71,15 +71,18 @@ def test_train_settings_are_whole_in_a_narrow_window(page, server):
         run_side = page.locator(".st-key-train_right").bounding_box()
         assert abs(run_side["y"] - settings["y"]) < 2 and run_side["x"] > settings["x"] + settings["width"], \
             (settings, run_side)
-    with step(page, f"in a window of {NARROW} px the settings have room and the run's side moves under them"), \
+    with step(page, f"in a window of {NARROW} px the settings have room and the run's side moves above them"), \
             narrow_window(page):
         settings = page.locator(".st-key-train_left").bounding_box()
         run_side = page.locator(".st-key-train_right").bounding_box()
+        start = page.get_by_role("button", name="Start").bounding_box()
         choices = page.locator(".st-key-train_left [data-testid=stSelectbox]").evaluate_all(
             "es => es.map(e => [e.innerText.trim(), e.getBoundingClientRect().width])")
         controls, bad = cut_controls(page)
-    with step(page, "no setting's name or choice is cut, and the run's side is whole"):
-        assert settings["width"] >= 260 and run_side["y"] >= settings["y"] + settings["height"] - 1, (settings, run_side)
+    with step(page, "no setting's name or choice is cut, and the run's side is whole, Start in the first screen "
+                    "(under the settings it was 1,400 px down)"):
+        assert settings["width"] >= 260 and settings["y"] >= run_side["y"] + run_side["height"] - 1, (settings, run_side)
+        assert start["y"] + start["height"] <= FULL["height"], start
         assert run_side["x"] + run_side["width"] <= NARROW, run_side
         assert any("Learning rate" in c[0] for c in controls) and not bad, f"cut or off the window: {bad}"
         assert len(choices) >= 5 and min(w for _, w in choices) >= 100, f"a choice box is narrow: {choices}"
