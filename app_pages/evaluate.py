@@ -85,7 +85,7 @@ right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
     norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
                     format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
-                    help="Normalised: each row divided by its number of test images (the row sums to 1).")
+                    help="Share: each row divided by its number of test images, in percent (the row sums to 100%).")
     st.markdown("**Pick a cell** by clicking it in the matrix, or here:")
     s1, s2 = st.columns(2)
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
@@ -111,7 +111,8 @@ with left:
                                              size=MATRIX_PX)
     st.plotly_chart(fig, width="content", key=CM_KEY, on_select=_on_click, selection_mode="points",
                     config={"displayModeBar": False})
-    st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more.")
+    st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more. "
+               "Point at a cell for its count, click it for its images.")
 
 # ----------------------------------------------------------------------------- per class and mistakes
 st.subheader("Per letter")

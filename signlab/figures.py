@@ -198,12 +198,17 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
         else:
             a = 0.3 + 0.7 * zi / off_max
             colors.append(f"rgba(214,39,40,{a:.2f})")
-    text = [("" if v == 0 else (f"{v:.2f}" if normalize else f"{int(v)}")) for v in z]
+    text = [("" if v == 0 else (_share(v) if normalize else f"{int(v)}")) for v in z]
+    # the hover names every cell's count, the empty ones' and the ones too small to print theirs too
+    rows = np.maximum(cm.sum(1), 1)
+    hover = [f"true {LETTERS[ti]}, predicted {LETTERS[pi]}: {int(cm[ti, pi]):,} image{'' if cm[ti, pi] == 1 else 's'}"
+             f" ({_share(cm[ti, pi] / rows[ti]) if cm[ti, pi] else '0%'} of {LETTERS[ti]})"
+             + ("<br>click to see them" if cm[ti, pi] else "") for ti, pi in zip(t, p)]
     fig = go.Figure(go.Scatter(
         x=[LETTERS[i] for i in p], y=[LETTERS[i] for i in t], mode="markers+text", text=text,
-        textfont=dict(size=8, color="black"), customdata=np.stack([t, p], 1),
+        textfont=dict(size=8, color="black"), customdata=np.stack([t, p], 1), hovertext=hover,
         marker=dict(symbol="square", size=21, color=colors, line=dict(width=0)),
-        hovertemplate="true %{y}, predicted %{x}: %{text}<extra>click to see the images</extra>"))
+        hovertemplate="%{hovertext}<extra></extra>"))
     if selected is not None:
         fig.add_trace(go.Scatter(x=[LETTERS[selected[1]]], y=[LETTERS[selected[0]]], mode="markers",
                                  marker=dict(symbol="square-open", size=24, color="black", line=dict(width=2)),
@@ -437,6 +442,11 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signe
     return _layout(fig, height, title=title)
 
 
+def _share(v: float) -> str:
+    """A row share as a whole percent, ``<1%`` for a share that rounds to nothing."""
+    return "<1%" if 0 < v < 0.005 else f"{v:.0%}"
+
+
 def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected: tuple[int, int] | None = None,
                                size: int = 620) -> go.Figure:
     """:func:`confusion_matrix` made for ``st.plotly_chart(..., on_select=..., selection_mode="points")``.
@@ -449,13 +459,23 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
     """
     fig = confusion_matrix(cm, normalize=normalize, selected=selected)
     fig.layout.dragmode = None
-    cell = max(8.0, (size - 70) / np.asarray(cm).shape[0])  # screen pixels per cell, axis labels aside
-    # a count of one or two digits (the mistakes, what a student reads) gets a larger font than the
-    # diagonal's three: at one size for all, 440 px made every count 7 px, the mistakes' too
-    small = 8 if cell >= 19 else 7
-    big = max(small, min(11, round(cell * 0.6)))
-    sizes = [big if 0 < len(s) <= 2 else small for s in fig.data[0].text]
-    fig.update_traces(selector=0, marker_size=cell - 1.5, textfont_size=sizes,
+    n = np.asarray(cm).shape[0]
+    cell = max(8.0, (size - 70) / n)  # screen pixels per cell, axis labels aside
+
+    def fits(chars: int) -> int:  # the largest font, up to 11 px, whose digits (about 0.6 em each) fit a cell
+        return int(min(11, (cell - 3) / (0.6 * max(chars, 1))))
+
+    # Each number as large as its cell allows. The mistakes (off the diagonal, what a student reads)
+    # always show, at 7 px at least; a diagonal count that would be under 8 px is left to the hover
+    # and the colour: at 440 px the diagonal's three digits were 7 px, unreadable.
+    text, sizes = list(fig.data[0].text), []
+    for k, label in enumerate(text):
+        on_diagonal = k // n == k % n
+        size_k = fits(len(label))
+        if on_diagonal and size_k < 8:
+            text[k] = ""
+        sizes.append(max(7, size_k))
+    fig.update_traces(selector=0, marker_size=cell - 1.5, text=text, textfont_size=sizes,
                       unselected=dict(marker=dict(opacity=1), textfont=dict(color="black")),
                       selected=dict(marker=dict(opacity=1)))
     if selected is not None and len(fig.data) > 1:

@@ -429,7 +429,16 @@ def test_clickable_confusion_matrix_and_tile_grid():
     big = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
                                              size=440)  # the Evaluate page's box
     size_of = dict(zip(big.data[0].text, big.data[0].textfont.size))
-    assert size_of["21"] >= 9 > size_of["331"] >= 7  # the mistakes' counts read larger than the diagonal's
+    # a mistake's count reads at 9 px or more; the diagonal's three digits, which fit only at 7 px
+    # there, are left to the hover (which names every cell's count, an empty cell's too)
+    assert size_of["21"] >= 9 and "331" not in size_of, size_of
+    assert big.data[0].hovertext[0].startswith("true A, predicted A: 331 images (94% of A)")
+    assert big.data[0].hovertext[2] == "true A, predicted C: 0 images (0% of A)"
+    wide = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331, size=620)
+    assert dict(zip(wide.data[0].text, wide.data[0].textfont.size))["331"] >= 8  # room for it at 620 px
+    share = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
+                                               normalize=True, size=440)
+    assert "6%" in share.data[0].text and "94%" not in share.data[0].text  # shares in percent, as read
     # the axes end half a cell past the outer squares: plotly's marker padding left the column
     # letters about 35 px above the grid
     assert list(fig.layout.xaxis.range) == list(fig.layout.yaxis.range) == [-0.5, 23.5]
