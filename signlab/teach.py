@@ -6,7 +6,10 @@ the pages thin and lets the tests check that every page carries its explanation.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
+
+from .labels import NUM_CLASSES
 
 HOME_INTRO = (
     "**signlab** teaches how image classifiers learn, by doing. You will train models that read "
@@ -172,9 +175,33 @@ trials at that epoch. With a shared storage, several processes or machines work 
 def live_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
     """A sentence that says what to notice on the Train page's live chart, for a run of ``cfg``
     (a ``TrainConfig``: its model and its augmentation)."""
+    floor = smoothing_note(cfg)
     if not epochs:
         return ("The faint line is the loss of each batch (noisy: every batch holds different images); "
-                "the thick line smooths it.")
+                "the thick line smooths it." + (" " + floor if floor else ""))
+    return " ".join(s for s in (_epoch_hint(cfg, epochs), floor) if s)
+
+
+def smoothing_note(cfg: Any) -> str:
+    """Why the training loss of a run with label smoothing levels off far above 0 ("" without):
+    students read a loss stuck at 0.7 beside 99.7% accuracy as "it is not learning"."""
+    eps = float(getattr(cfg, "label_smoothing", 0.0) or 0.0)
+    if eps <= 0:
+        return ""
+    return (f"With label smoothing {eps:g} the training loss cannot fall below about {smoothing_floor(eps):.2f} "
+            "(the target itself is not 100% sure); the validation loss is measured without it, so it can reach 0.")
+
+
+def smoothing_floor(eps: float, classes: int = NUM_CLASSES) -> float:
+    """The smallest cross-entropy with label smoothing ``eps`` over ``classes`` outputs: the entropy
+    of the smoothed target (``1 - eps + eps/K`` on the true letter, ``eps/K`` on each other)."""
+    if eps <= 0:
+        return 0.0
+    on, off = 1 - eps + eps / classes, eps / classes
+    return float(-on * math.log(on) - (classes - 1) * off * math.log(off))
+
+
+def _epoch_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
     last = epochs[-1]
     gap = last["train_accuracy"] - last["val_accuracy"]
     if cfg.model == "seed_convnet" and last["val_accuracy"] < 0.8:

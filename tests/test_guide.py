@@ -85,4 +85,27 @@ def test_the_live_hint_names_the_runs_own_augmentation():
     assert "look like photos" in robust and "2 pixels" not in robust, robust
     bare = live_hint(preset("fast", augment=False), above)
     assert "Validation accuracy is above training accuracy" in bare and "changed images" not in bare, bare
-    assert live_hint(preset("fast"), [{"train_accuracy": 0.99, "val_accuracy": 0.97}]) == ""
+    assert live_hint(preset("fast", label_smoothing=0.0), [{"train_accuracy": 0.99, "val_accuracy": 0.97}]) == ""
+
+
+def test_the_live_hint_says_where_label_smoothing_stops_the_loss():
+    """A student saw the fast preset's training loss level off at 0.7 beside 99.7% test accuracy, and
+    nothing on the chart said why. The floor is the loss of the best possible answer, as torch counts it."""
+    import torch
+    import torch.nn.functional as F
+
+    from signlab.config import preset
+    from signlab.labels import NUM_CLASSES
+    from signlab.teach import live_hint, smoothing_floor
+
+    eps = 0.1
+    target = torch.full((1, NUM_CLASSES), eps / NUM_CLASSES)
+    target[0, 3] += 1 - eps  # the smoothed target: the best the model can answer
+    best = F.cross_entropy(target.log(), torch.tensor([3]), label_smoothing=eps).item()
+    assert abs(smoothing_floor(eps) - best) < 1e-5 and 0.6 < best < 0.63, (smoothing_floor(eps), best)
+    worse = F.cross_entropy(torch.eye(NUM_CLASSES)[[3]] * 20, torch.tensor([3]), label_smoothing=eps).item()
+    assert worse > best  # a sure answer costs more than the floor
+    for epochs in ([], [{"train_accuracy": 0.99, "val_accuracy": 0.97}]):
+        hint = live_hint(preset("fast"), epochs)
+        assert "label smoothing 0.1" in hint and "about 0.62" in hint, hint
+        assert "label smoothing" not in live_hint(preset("fast", label_smoothing=0.0), epochs)
