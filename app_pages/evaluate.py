@@ -135,13 +135,13 @@ with row.container(width=LEGEND_PX):
     hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)} F1)" for r in worst)
     st.markdown(f"Hardest letters here: {hard}." if worst else "Every letter is recognised perfectly here.")
 
-st.subheader("The most confident mistakes")
+st.subheader("Mistakes, the most confident first")
 mistakes = ev.mistakes(limit=24)
 if not mistakes:
     st.success("No mistakes at all on the test set.")
 else:
-    st.caption("Wrong answers the model was surest of (true → predicted, confidence). A confident mistake often "
-               "shows two letters that really look alike, or an image that is hard even for a person.")
+    st.caption("Wrong answers, the ones the model was surest of first (true → predicted, confidence). A confident "
+               "mistake often shows two letters that really look alike, or an image that is hard even for a person.")
     st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
                                       views.mistake_titles(mistakes), cols=MISTAKE_COLS,
                                       tile_px=MISTAKE_TILE_PX, zmin=0, zmax=1),
