@@ -102,10 +102,13 @@ def _draw():
     from streamlit_drawable_canvas import st_canvas  # imports only inside a running app
 
     version = ui.state(ui.Keys.CANVAS_VERSION, 0)
-    # a row that wraps: beside the controls at 1,280 px, under them at 820 (as a 1.3 share of the row
-    # there the 280-px canvas sat in a 244-px column and its right side was cut off)
-    row = st.container(horizontal=True, gap="large")
+    # a row that wraps: beside the controls at 1,280 px, above them at 820 (as a 1.3 share of the row
+    # there the 280-px canvas sat in a 244-px column and its right side was cut off; under the
+    # controls it started 1,200 px down, where a student did not find where to draw)
+    row = st.container(horizontal=True, gap="large", key="classify_draw_row")
     controls, board = row.container(width=DRAW_CONTROLS_PX), row.container(width=CANVAS_PX + 10, key="classify_board")
+    st.html(f"<style>{ui.second_first_when_stacked('classify_draw_row', 'classify_board', DRAW_CONTROLS_PX + CANVAS_PX + 10)}"
+            "</style>")
     with controls:
         start = st.radio("Start from", ["a blank canvas", "a dataset image"], horizontal=True, key="classify_start")
         background = None
@@ -133,6 +136,8 @@ def _draw():
         if background is None:
             st.caption("A drawing is not a photo: the model learned from photographs, so expect it to be unsure.")
     with board:
+        # the blank canvas is a dark square like the two previews beside it: say which one takes a pen
+        st.markdown("**Draw here** with the mouse")
         stroke = f"#{shade:02x}{shade:02x}{shade:02x}"
         if background is not None:
             result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke,

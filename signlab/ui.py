@@ -653,18 +653,24 @@ def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",
     row = st.container(horizontal=True, gap=gap, key=f"{key}_row")
     left = row.container(width=left_px, key=f"{key}_left")
     right = row.container(key=f"{key}_right")
-    item = f"div:has(> .st-key-{key}_right)"  # the right box's flex item
-    css = f"{item} {{ min-width: {int(right_min_px)}px; }}"
+    css = f"div:has(> .st-key-{key}_right) {{ min-width: {int(right_min_px)}px; }}"  # the right box's flex item
     if right_first_when_stacked:
-        # they wrap when the row is narrower than both boxes and the gap ("large": 4rem, 64 px)
-        side_by_side = left_px + right_min_px + _GAP_PX.get(gap, 64)
-        css += (f" .st-key-{key}_row {{ container-type: inline-size; container-name: {key}-panes; }}"
-                f" @container {key}-panes (max-width: {side_by_side - 1}px) {{ {item} {{ order: -1; }} }}")
+        css += second_first_when_stacked(f"{key}_row", f"{key}_right", left_px + right_min_px, gap)
     st.html(f"<style>{css}</style>")
     return left, right
 
 
 _GAP_PX = {"small": 16, "medium": 32, "large": 64}  # st.container(gap=...): 1, 2 and 4 rem (64 px measured)
+
+
+def second_first_when_stacked(row_key: str, second_key: str, boxes_px: int, gap: str = "large") -> str:
+    """CSS that puts the keyed second box of a wrapping ``st.container(horizontal=True, key=row_key)``
+    first once the row is too narrow for both boxes (``boxes_px`` wide together) and the ``gap``
+    beside each other. The row becomes a CSS container, so the rule follows the row's width, which
+    the sidebar decides as much as the window."""
+    side_by_side = boxes_px + _GAP_PX.get(gap, 64)
+    return (f" .st-key-{row_key} {{ container-type: inline-size; container-name: {row_key}; }}"
+            f" @container {row_key} (max-width: {side_by_side - 1}px) {{ div:has(> .st-key-{second_key}) {{ order: -1; }} }}")
 
 
 def settings_in_state() -> dict[str, Any]:

@@ -141,8 +141,11 @@ def test_draw_on_canvas_predicts_a_letter(page, server):
             narrow_window(page):
         board = page.locator(".st-key-classify_board").bounding_box()
         canvas = _wait_canvas(page)
+        controls = page.get_by_text("Start from", exact=True).bounding_box()
         # as a 1.3 share of the row the 280-px canvas sat in a 244-px column and its right side was cut off
         assert board["width"] >= canvas["width"] and board["x"] + board["width"] <= NARROW, (board, canvas)
+        # under its controls the canvas started 1,200 px down: above them, it is what a student sees first
+        assert board["y"] + board["height"] <= controls["y"], (board, controls)
     with step(page, "back in the tests' window"):
         box = _wait_canvas(page)
     with step(page, "draw a hand: a palm and four fingers"):
