@@ -124,7 +124,9 @@ left, right = row.container(width=MANAGE_PX, key="runs_manage_box"), row.contain
 with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
-        new_name = r1.text_input("Name", value=run.name, max_chars=80, key=f"runs_name_{run.id}")
+        # the name the pickers and the table show ("4 Dec 15:54:20" for an unnamed run, not its id)
+        new_name = r1.text_input("Name", value=views.run_display_name(run.id, run.name), max_chars=80,
+                                 key=f"runs_name_{run.id}")
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)

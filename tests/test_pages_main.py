@@ -237,6 +237,21 @@ def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
 
 
 # --------------------------------------------------------------------------- Runs
+def test_runs_page_name_box_holds_the_name_the_pickers_show(runs_env):
+    """An unnamed run is "4 Dec 15:54:20" in every picker and the table; the Name box held its raw id."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+    from signlab.views import run_display_name
+
+    root, _ = runs_env
+    new = create_run(TrainConfig(model="logreg", epochs=1), root)  # a generated id, as Train makes
+    at = _open("runs")
+    no_error(at)
+    assert by_label(at.selectbox, "Run").value == new.id  # the newest run is the one managed
+    shown = by_label(at.text_input, "Name").value
+    assert shown == run_display_name(new.id) and shown != new.id, (shown, new.id)
+
+
 def test_runs_page_rename_and_delete(runs_env):
     root, run_id = runs_env
     at = _open("runs")
