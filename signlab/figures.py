@@ -568,10 +568,11 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
 
 
 # --------------------------------------------------------------------------- the network's health
-def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
+def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str] | None = None) -> go.Figure:
     """Per layer over the steps: gradient size, weight size, dead ReLU units, and clipped logits.
 
-    ``series`` is :func:`signlab.health.health_series`. Gradient and weight norms use a log axis:
+    ``series`` is :func:`signlab.health.health_series`; ``labels`` names its layers in the legend
+    (:func:`signlab.health.layer_labels`; a layer without one keeps its module name). Gradient and weight norms use a log axis:
     a vanishing gradient is a fall by orders of magnitude. The fourth panel, the share of scores
     the lecture ConvNet's output ReLU clips to zero, appears only for that model.
     """
@@ -588,19 +589,21 @@ def health_charts(series: dict[str, Any], title: str = "") -> go.Figure:
 
     palette = list(pc.qualitative.Plotly)
     layer_names = list(series.get("grad", {}))
+    labels = labels or {}
     for i, name in enumerate(layer_names):
         color = palette[i % len(palette)]
+        shown = labels.get(name, name)
         # a frozen layer (s2net's whitening) has no gradient, so no line on the log axis: the legend says why
         frozen = all(not v for v in series["grad"][name])
         fig.add_trace(go.Scatter(x=steps, y=series["grad"][name], mode="lines",
-                                 name=f"{name} (frozen: no gradient)" if frozen else name, legendgroup=name,
+                                 name=f"{shown} (frozen: no gradient)" if frozen else shown, legendgroup=name,
                                  line=dict(color=color, width=1.5)), 1, 1)
-        fig.add_trace(go.Scatter(x=steps, y=series["weight"][name], mode="lines", name=name, legendgroup=name,
+        fig.add_trace(go.Scatter(x=steps, y=series["weight"][name], mode="lines", name=shown, legendgroup=name,
                                  showlegend=False, line=dict(color=color, width=1.5)), 1, 2)
     for i, (name, values) in enumerate(series.get("dead", {}).items()):
         fig.add_trace(go.Scatter(x=steps, y=[None if v is None else 100 * v for v in values], mode="lines",
-                                 name=f"ReLU {name}", line=dict(width=2, dash="dot", color=palette[(i + 5) % len(palette)])),
-                      2, 1)
+                                 name=labels.get(name, f"ReLU {name}"),
+                                 line=dict(width=2, dash="dot", color=palette[(i + 5) % len(palette)])), 2, 1)
     if has_logits:
         fig.add_trace(go.Scatter(x=steps, y=[None if v is None else 100 * v for v in series["dead_logits"]],
                                  mode="lines", name="clipped logits", line=dict(color=RED, width=3)), 2, 2)

@@ -36,6 +36,31 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             and getattr(m, "weight", None) is not None]
 
 
+def layer_labels(model: nn.Module) -> dict[str, str]:
+    """A name a student can read for each layer the records name (its module name), as the charts'
+    legend shows it: "conv 2 (features.0.0)", "batch norm after conv 2 (features.0.1)", "ReLU after
+    conv 2 (features.0.2)", "output layer (classifier)". Convolutions are counted as the Kernels page
+    counts them (a frozen whitening layer is conv 1)."""
+    net = first_network(model)
+    linears = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
+    labels: dict[str, str] = {}
+    convs = dense = 0
+    last = ""  # the last convolution or linear layer: what a batch norm or ReLU follows
+    for name, m in net.named_modules():
+        if isinstance(m, nn.Conv2d):
+            convs += 1
+            last = f"conv {convs}"
+            labels[name] = f"{last} ({name})"
+        elif isinstance(m, nn.Linear):
+            dense += 1
+            last = "output layer" if name == linears[-1] else f"linear {dense}"
+            labels[name] = f"{last} ({name})"
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU)):
+            kind = "ReLU" if isinstance(m, nn.ReLU) else "batch norm"
+            labels[name] = f"{kind} after {last} ({name})" if last else f"{kind} ({name})"
+    return labels
+
+
 def relu_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model's ReLU modules, in order (the ReLU of seed_convnet's logits is a function, not one)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]

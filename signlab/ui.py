@@ -854,7 +854,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if health:
             st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
             series = health_series(health)
-            st.plotly_chart(figures.health_charts(series), width="stretch", key=f"{key}_health")
+            st.plotly_chart(figures.health_charts(series, labels=views.health_labels(run.config)), width="stretch",
+                            key=f"{key}_health")
             st.caption(HEALTH_CAPTION)
             if series["dead_logits"] is not None:
                 st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "

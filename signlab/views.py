@@ -576,7 +576,7 @@ from . import config as _config  # noqa: E402
 from .data import class_counts as _class_counts  # noqa: E402
 from .errors import SignlabError  # noqa: E402
 from .export import onnx_path as _onnx_path  # noqa: E402
-from .health import health_records, health_series  # noqa: E402
+from .health import health_records, health_series, layer_labels as _layer_labels  # noqa: E402
 from .normalize import input_norm as _input_norm  # noqa: E402
 
 # constants and record types the pages name (names, not modules)
@@ -782,6 +782,16 @@ def dead_logits_health(records: Sequence[dict[str, Any]]) -> dict[str, Any] | No
     if not health or health[-1].get("dead_logits") is None:
         return None
     return health_series(health)
+
+
+def health_labels(cfg: Any) -> dict[str, str]:
+    """The health charts' legend names for a run of ``cfg`` (its model, its width): "conv 2
+    (features.0.0)" where the records say "features.0.0". Empty when the model cannot be built
+    (a run of a model this version no longer has): the charts then show the module names."""
+    try:
+        return _layer_labels(_models.build_model(cfg))
+    except Exception:  # noqa: BLE001 - only a legend's names: never a reason to lose the charts
+        return {}
 
 
 # kernels, feature maps and explanations

@@ -2,12 +2,13 @@
 clipped logits of the lecture ConvNet, and the records a real (tiny) training run writes."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from signlab import api, figures, health
 from signlab.config import TrainConfig
-from signlab.models import LectureConvNet
+from signlab.models import LectureConvNet, model_names
 from signlab.runs import open_run
 
 
@@ -143,3 +144,26 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     no_logits = figures.health_charts({**series, "dead_logits": None})
     assert no_logits.layout.legend.x >= no_logits.layout.xaxis2.domain[0] and no_logits.layout.legend.y <= 0.5
     assert not any(tr.name == "clipped logits" for tr in no_logits.data)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_recorded_layer_has_a_name_a_student_reads(name):
+    """The legend read "features.0.0" and "ReLU features.2.2"; the Kernels page calls the same layer
+    "conv 2 (features.0.0)". Every layer a health record names gets a label counted the same way."""
+    from signlab.config import TrainConfig
+    from signlab.kernels import conv_layer_info
+    from signlab.models import build_model
+    from signlab.views import health_labels
+
+    model = build_model(TrainConfig(model=name))
+    net = health.first_network(model)
+    labels = health_labels(TrainConfig(model=name))
+    recorded = [n for n, _ in health.weight_layers(net)] + [n for n, _ in health.relu_layers(net)]
+    assert recorded and all(n in labels and labels[n].endswith(f"({n})") for n in recorded), (recorded, labels)
+    for conv in conv_layer_info(model):  # as the Kernels page numbers them
+        assert labels[conv["name"].removeprefix("members.0.")].startswith(f"conv {conv['position']} ("), conv
+    fig = figures.health_charts({"steps": [1], "grad": {n: [1.0] for n, _ in health.weight_layers(net)},
+                                 "weight": {n: [1.0] for n, _ in health.weight_layers(net)},
+                                 "dead": {n: [0.0] for n, _ in health.relu_layers(net)}, "dead_logits": None},
+                                labels=labels)
+    assert {tr.name for tr in fig.data if tr.showlegend is not False} <= set(labels.values())
