@@ -237,6 +237,40 @@ def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
 
 
 # --------------------------------------------------------------------------- Runs
+def test_runs_page_acts_on_nothing_when_its_run_was_deleted_in_another_tab(runs_env):
+    """Two tabs on Runs, both managing the newest run X. Tab A deletes X; tab B, still showing X,
+    pressed Delete… and was asked (and allowed) to delete the next run instead, and its Rename
+    renamed the next run. Now the stale click is named and does nothing."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run, delete_run, open_run
+
+    root, older = runs_env
+    older_name = open_run(older, root).name
+    x = create_run(TrainConfig(model="logreg", epochs=1), root, status="completed")
+    tab_b = _open("runs")
+    assert by_label(tab_b.selectbox, "Run").value == x.id
+    delete_run(x.id, root)  # tab A
+    by_label(tab_b.button, "🗑️ Delete…").click().run()
+    no_error(tab_b)
+    assert any("is gone" in w.value and x.id in w.value for w in tab_b.warning), [w.value for w in tab_b.warning]
+    assert not any("cannot be undone" in w.value for w in tab_b.warning)  # no delete put up for the other run
+    assert (root / older).is_dir()
+    # the next click is the user's own, on the run now shown: Rename works on it
+    by_label(tab_b.text_input, "Name").set_value("kept")
+    by_label(tab_b.button, "✏️ Rename").click().run()
+    assert open_run(older, root).name == "kept"
+
+    # a rename typed for a run deleted meanwhile renames nothing
+    y = create_run(TrainConfig(model="logreg", epochs=1), root, status="completed")
+    tab_b = _open("runs")
+    by_label(tab_b.text_input, "Name").set_value("meant for y")
+    delete_run(y.id, root)
+    by_label(tab_b.button, "✏️ Rename").click().run()
+    no_error(tab_b)
+    assert open_run(older, root).name == "kept" != older_name
+    assert any("is gone" in w.value for w in tab_b.warning)
+
+
 def test_runs_page_name_box_holds_the_name_the_pickers_show(runs_env):
     """An unnamed run is "4 Dec 15:54:20" in every picker and the table; the Name box held its raw id."""
     from signlab.config import TrainConfig
