@@ -381,6 +381,9 @@ def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = No
     h, w = img.shape
     f = max(1, int(np.ceil(max(h, w) / max_px)))
     if f > 1:
+        # a side shorter than one block (a 5000x3 photo) is one block, its edge repeated: sliced, the
+        # block means' reshape failed there and the page showed an exception
+        img = np.pad(img, ((0, max(0, f - h)), (0, max(0, f - w))), mode="edge")
         hh, ww = max(f, h // f * f), max(f, w // f * f)
         img = img[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
     fig = go.Figure(go.Heatmap(z=img, x0=(f - 1) / 2, dx=f, y0=(f - 1) / 2, dy=f, colorscale="gray", zmin=0,

@@ -465,6 +465,18 @@ def test_kernel_helpers():
     assert kernels.strongest_units(w, 2)[0] == 3
 
 
+@pytest.mark.parametrize("shape", [(3, 5000), (5000, 3), (2, 700), (1, 300), (480, 640), (1, 1)])
+def test_image_with_box_draws_any_shape_of_photo(shape):
+    """A 5000x3 upload showed an exception on Classify: a side shorter than the display's block size."""
+    from signlab import figures
+
+    img = np.random.default_rng(0).random(shape)
+    fig = figures.image_with_box(img, box=(0, 0, min(shape), min(shape)))
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert z.ndim == 2 and max(z.shape) <= 240 and np.isfinite(z).all(), z.shape
+    assert 0 <= z.min() and z.max() <= 1
+
+
 def test_clickable_confusion_matrix_and_tile_grid():
     from signlab import figures
 
