@@ -494,8 +494,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                                  # the calibration first: tables cut long names, and the parent's
                                  # name first made the two runs look the same there
                                  # (an unnamed parent by when it started, as the pickers show it)
-                                 name=name or f"calibrated on {count_text(len(photos), 'photo')} · "
-                                              f"{display_name(parent.id, parent.name)}",
+                                 name=name or calibrated_name(len(photos), parent),
                                  owner=owner or local_user().id)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
@@ -574,3 +573,15 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
             raise ImageError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
         out.append(Photo(letter, name, bytes(data)))
     return out
+
+
+_CALIBRATED = re.compile(r"^(calibrated on \d+ photos? · )+")
+
+
+def calibrated_name(photos: int, parent: Any) -> str:
+    """A calibrated run's name: "calibrated on 3 photos · <the parent's name>", the calibration
+    first (tables cut long names, and the parent's name first made the two runs look the same).
+    A parent that was itself calibrated gives its own base name, not its prefix again: three
+    calibrations in a row made an 86-character name that Rename then cut to "… · 4 Dec 15"."""
+    base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
+    return f"calibrated on {count_text(photos, 'photo')} · {base}"[:80]

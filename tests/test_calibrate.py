@@ -162,6 +162,20 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
     assert calibrate.calibration_info(new)["photos_kept"] == 0 and new.has_weights()
 
 
+def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
+    """Three calibrations in a row named the run "calibrated on 1 photo · calibrated on 1 photo ·
+    calibrated on 1 photo · 4 Dec 15:57:05" (86 characters), which Rename cut to "… · 4 Dec 15"."""
+    from types import SimpleNamespace
+
+    parent = SimpleNamespace(id="20261204-155705-s2net-0123456789", name="20261204-155705-s2net-0123456789")
+    first = calibrate.calibrated_name(1, parent)
+    assert first == "calibrated on 1 photo · 4 Dec 15:57:05"
+    again = calibrate.calibrated_name(3, SimpleNamespace(id="20261204-160000-s2net-aaaaaaaaaa", name=first))
+    assert again == "calibrated on 3 photos · 4 Dec 15:57:05"
+    named = calibrate.calibrated_name(2, SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4))
+    assert named.startswith("calibrated on 2 photos · my robust run") and len(named) <= 80
+
+
 @pytest.mark.parametrize("method", ["finetune", "ncm"])
 def test_other_methods_give_a_loadable_model(parent, dataset, method):
     photos = [Photo(k, "1.png", styled_png(dataset.test.images[np.flatnonzero(dataset.test.targets == i)[0]]))
