@@ -14,7 +14,7 @@ import torch
 from .access import local_user
 from .config import TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
-from .device import distributed_rank_world
+from .device import distributed_rank_world, resolve_device
 from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import atomic_write_json
@@ -85,6 +85,7 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
             return {"run_id": run_id, "rank": rank, "status": end.status}
     if dataset is None:  # read (and checked) first: data that cannot be used leaves no failed run behind
         dataset = load_dataset(cfg.data)
+    resolve_device(cfg.device)  # and a device this machine lacks (--device cuda without a GPU) leaves none either
     # the command line acts as the machine's user: its runs are that user's
     run, claim = create_held_run(cfg, new_worker_id("cli"), runs_dir, run_id=run_id, name=name,
                                  owner=local_user().id)

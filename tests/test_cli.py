@@ -25,6 +25,8 @@ from signlab.runs import open_run
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# a device this machine does not have (the suite runs on CPU machines; on a CUDA one, Apple's MPS)
+ABSENT_DEVICE = "mps" if torch.cuda.is_available() else "cuda"
 ENV.pop("SIGNLAB_RUNS_DIR", None)
 
 
@@ -148,6 +150,9 @@ def error_runs(cli_run, runs_dir, tmp_path_factory):
         "non_image": (["predict", run, text_file, "--runs-dir", runs_dir], "notes.png"),
         "unknown_format": (["export", run, "--runs-dir", runs_dir, "--format", "tflite"], "tflite"),
         "unknown_option": (["train", "--frobnicate"], "frobnicate"),
+        # a device this machine lacks: refused like a bad setting (it left a failed run in the list)
+        "absent_device": (["train", "--model", "logreg", "--device", ABSENT_DEVICE, "--runs-dir", empty_runs],
+                          ABSENT_DEVICE.upper()),
     }
     with ThreadPoolExecutor(3) as pool:
         futures = {name: pool.submit(signlab, *args) for name, (args, _) in cases.items()}
@@ -157,7 +162,7 @@ def error_runs(cli_run, runs_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["epochs_0", "lr_100", "unknown_model", "malformed_data", "missing_run",
-                                  "dotdot_run", "non_image", "unknown_format", "unknown_option"])
+                                  "dotdot_run", "non_image", "unknown_format", "unknown_option", "absent_device"])
 def test_bad_input_exits_2_with_one_line(error_runs, case):
     out, word = error_runs[case]
     assert out.returncode == 2, (out.returncode, out.stderr)
