@@ -409,9 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_runs_dir(args: argparse.Namespace) -> None:
+    """A --runs-dir that names a file is refused by name, for every command: ``train`` said
+    "…/signlab.db: cannot write (File exists)", the database's path inside it. (One that does not
+    exist yet is made by the commands that write; ``runs`` refuses it, see :func:`cmd_runs`.)"""
+    from pathlib import Path
+
+    given = getattr(args, "runs_dir", None)
+    if given is not None and Path(given).expanduser().exists() and not Path(given).expanduser().is_dir():
+        raise UsageError(f"--runs-dir: {given} is not a folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _check_runs_dir(args)
         _use_db(args)  # every command that opens a run reads its state from that database
         return int(args.func(args) or 0)
     except SignlabError as err:

@@ -150,6 +150,7 @@ def error_runs(cli_run, runs_dir, tmp_path_factory):
         "non_image": (["predict", run, text_file, "--runs-dir", runs_dir], "notes.png"),
         "unknown_format": (["export", run, "--runs-dir", runs_dir, "--format", "tflite"], "tflite"),
         "unknown_option": (["train", "--frobnicate"], "frobnicate"),
+        "runs_dir_file": (["train", "--model", "logreg", "--runs-dir", text_file], "is not a folder"),
         # a device this machine lacks: refused like a bad setting (it left a failed run in the list)
         "absent_device": (["train", "--model", "logreg", "--device", ABSENT_DEVICE, "--runs-dir", empty_runs],
                           ABSENT_DEVICE.upper()),
@@ -162,7 +163,8 @@ def error_runs(cli_run, runs_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["epochs_0", "lr_100", "unknown_model", "malformed_data", "missing_run",
-                                  "dotdot_run", "non_image", "unknown_format", "unknown_option", "absent_device"])
+                                  "dotdot_run", "non_image", "unknown_format", "unknown_option", "absent_device",
+                                  "runs_dir_file"])
 def test_bad_input_exits_2_with_one_line(error_runs, case):
     out, word = error_runs[case]
     assert out.returncode == 2, (out.returncode, out.stderr)
