@@ -27,21 +27,23 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     warning = views.running_sweep_warning(studies, ui.user().id)
     if warning:
         st.warning(warning, icon="⏳")
-    # enter_to_submit off: Enter in a number box started a sweep (three, for one student)
+    # enter_to_submit off: Enter in a number box started a sweep (three, for one student). Each help
+    # names its box's range: a number outside it only turns the box red, and Start does nothing
+    # until it is back inside.
     with st.form("new_sweep", enter_to_submit=False, border=False):
         fields = st.container(horizontal=True, gap="small")
         names = views.model_names()
         model = fields.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
                                  width=FIELD_PX)
-        trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most.",
+        trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most (1–500).",
                                      width=FIELD_PX)
         epochs = fields.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
-                                     help="Short trials rank settings well enough; train the winner longer after.")
+                                     help="Short trials rank settings well enough; train the winner longer after (1–50).")
         minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX,
-                                      help="No new trial starts after this many minutes (0: no limit); the running one finishes.")
+                                      help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
         n_workers = fields.number_input("Worker processes", 1, 8, 1, width=FIELD_PX,
                                         help="Trials run in parallel, one per worker; more than one only helps "
-                                             "with several CPU cores or GPUs.")
+                                             "with several CPU cores or GPUs (1–8).")
         submitted = st.form_submit_button("▶ Start sweep", type="primary")
     st.caption(views.sweep_search_text(model))
     if submitted:
