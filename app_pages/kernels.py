@@ -104,7 +104,8 @@ if kind == "conv" and len(layers) > 1:
     channel = d2.number_input(f"Input channel (0–{info['in'] - 1})", 0, info["in"] - 1, 0, key="kernels_channel")
     with ui.guard("Could not show these kernels"):
         ks = views.conv_kernels(model, layer_name, int(channel))
-        st.plotly_chart(figures.weight_templates(ks, cols=25 if len(ks) > 32 else 16, tile_px=32,
+        # 16 a row at 36 px: at 25 a row the 48 kernels of 3x3 were 27 px strips at 1,280 px, 16 px at 820
+        st.plotly_chart(figures.weight_templates(ks, cols=16, tile_px=36,
                                                  title=f"the {info['out']} kernels that read channel {channel}"),
                         width="content", key="kernels_deep")
 
