@@ -181,8 +181,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
         if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
-            result = (f": **{percent(test)}** test accuracy, as the model predicts (with its test-time shifts, "
-                      f"if it has them; the chart's validation, the network alone, read {percent(val)}).")
+            result = (f": **{percent(test)}** test accuracy. The chart's validation read {percent(val)}: it scores "
+                      "the network alone, the test accuracy the model as it predicts (with its test-time shifts, if it has them).")
         elif test:
             result = f": **{percent(test)}** test accuracy."
         elif val:
