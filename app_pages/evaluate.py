@@ -77,15 +77,16 @@ elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
     st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
 
 st.subheader("Confusion matrix")
+# above the matrix it sets: in the picker's box it fell under the matrix in an 820-px window
+norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
+                format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
+                help="Share: each row divided by its number of test images, in percent (the row sums to 100%).")
 # two fixed-width boxes in a row that wraps: side by side from a window of about 1,270 px (sidebar open), and in a
 # narrower one the picker moves under the matrix (as columns, the matrix was squeezed to 250 px)
 row = st.container(horizontal=True, gap="small")
 left = row.container(width=MATRIX_PX, key="eval_matrix_box")
 right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
-    norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
-                    format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
-                    help="Share: each row divided by its number of test images, in percent (the row sums to 100%).")
     st.markdown("**Pick a cell** by clicking it in the matrix, or here:")
     s1, s2 = st.columns(2)
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
