@@ -549,8 +549,11 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
                                  marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="black")),
                                  hoverinfo="skip", customdata=[selected]))
     if centres:
+        # each name in a white box ringed in its letter's colour: on a 0.6-white ground the names
+        # sank into the clusters of points of the same colour
         fig.update_layout(annotations=[dict(x=x, y=y, text=f"<b>{LETTERS[k]}</b>", showarrow=False,
-                                             font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.6)")
+                                             font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.9)",
+                                             bordercolor=colors[k], borderwidth=1, borderpad=1)
                                         for k, (x, y) in centres.items()])
     if thumbnails:
         if zoom is not None:
