@@ -21,7 +21,7 @@ from .health import health_records
 from .labels import LETTERS
 from .models import model_info
 from .numbers import count_text, percent_text
-from .runs import Run
+from .runs import Run, display_name
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,15 @@ STEPS: list[Step] = load_steps()
 
 
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
-    """The newest run with weights that trained ``cfg.model`` with the step's preset."""
+    """The newest run with weights that trained ``cfg.model`` with the step's preset; not a
+    calibrated one (it keeps its parent's settings, and after step 8 steps 5 and 6 showed the
+    calibrated run's accuracy as "your ConvNet"'s)."""
     for r in runs:  # list_runs gives newest first
         try:
             c = r.config
         except Exception:  # noqa: BLE001 - an unreadable run is simply not this step's
             continue
-        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights():
+        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and calibration_info(r) is None:
             return r
     return None
 
@@ -101,10 +103,16 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         for r in runs:  # newest first
             info = calibration_info(r)
             if info:
-                # not r.name: it is "calibrated on N photos · <parent>", which the sentence says already
+                # not r.name: it is "calibrated on N photos · <parent>", which the sentence says already;
+                # the parent by the name the pickers show, not its raw id
+                from .views import md  # views imports this module: imported here, not at the top
+
+                parent_id = str(info.get("parent"))
+                parent = next((p for p in runs if p.id == parent_id), None)
+                parent_name = display_name(parent_id, parent.name if parent else None)
                 return (f"Your calibrated run learned from **{count_text(int(info.get('photos') or 0), 'photo')}** "
                         f"of {count_text(len(info.get('letters', [])), 'letter')} in {info.get('seconds', 0):.0f} s "
-                        f"(its parent: `{info.get('parent')}`). Try it on Classify with photos it has not seen.")
+                        f"(its parent: **{md(parent_name)}**). Try it on Classify with photos it has not seen.")
         return None
     if step.key in ("fixed", "kernels"):
         fixed, seed = find_run(runs, FIXED), find_run(runs, SEED)

@@ -66,8 +66,18 @@ def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
     atomic_write_json(mine.dir / RECORD, {"parent": "plain", "photos": 9, "letters": ["A", "B", "C"],
                                           "seconds": 7.5})
     msg = guide.check(step, [mine, plain], lambda r: None)
-    assert "9 photos" in msg and "3 letters" in msg and "`plain`" in msg
+    assert "9 photos" in msg and "3 letters" in msg and "**plain**" in msg
     assert msg.count("calibrated") == 1  # the run's name ("calibrated on 9 photos · …") is not repeated
+    # the calibrated run keeps its parent's settings, but it is not the run steps 5 and 6 trained:
+    # after step 8 they showed its accuracy as "your ConvNet"'s
+    assert guide.find_run([mine, plain], guide.FIXED).id == "plain"
+    # the parent by the name the pickers show, not its raw id
+    named = _fake_run(tmp_path, guide.FIXED, "20261204-164325-convnet-8007058b95")
+    atomic_write_json(mine.dir / RECORD, {"parent": named.id, "photos": 9, "letters": ["A"], "seconds": 7.5})
+    msg = guide.check(step, [mine, named], lambda r: None)
+    from signlab.views import md
+
+    assert f"**{md('4 Dec 16:43:25')}**" in msg and named.id not in msg, msg  # escaped as markdown renders it
 
 
 def test_the_live_hint_names_the_runs_own_augmentation():
