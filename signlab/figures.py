@@ -584,7 +584,7 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     """
     has_logits = series.get("dead_logits") is not None
     titles = ["Gradient size ‖∇W‖", "Weight size ‖W‖",  # short: with "per layer" the two ran into each other
-              "Dead ReLU units (%)" if series.get("dead") else "Dead ReLU units: none (this model has no ReLU)"]
+              "Dead ReLU units (%)" if series.get("dead") else "No ReLU in this model"]  # the longer title ran off the chart's left edge
     if has_logits:
         titles.append("Output scores clipped to 0 (%)")  # longer ran past its half of the chart
     cols = 2

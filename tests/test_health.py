@@ -132,7 +132,7 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     titles = [a.text for a in fig.layout.annotations]
     assert "Dead ReLU units (%)" in titles
     no_relu = figures.health_charts({**series, "dead": {}})
-    assert "Dead ReLU units: none (this model has no ReLU)" in [a.text for a in no_relu.layout.annotations]
+    assert "No ReLU in this model" in [a.text for a in no_relu.layout.annotations]
     assert health.health_summary(recs)["dead_logits"] == recs[-1]["dead_logits"]
     # a frozen layer draws no line on the log axis; its legend entry says why
     frozen = figures.health_charts({**series, "grad": {**series["grad"], "whiten.conv": [0.0, 0.0, 0.0]},
