@@ -137,7 +137,7 @@ def _draw():
             st.caption("A drawing is not a photo: the model learned from photographs, so expect it to be unsure.")
     with board:
         # the blank canvas is a dark square like the two previews beside it: say which one takes a pen
-        st.markdown("**Draw here** with the mouse")
+        st.markdown("**Draw here**")  # short: the canvas's hover toolbar covers the right of this line
         stroke = f"#{shade:02x}{shade:02x}{shade:02x}"
         if background is not None:
             result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke,
