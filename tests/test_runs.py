@@ -209,6 +209,8 @@ def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
     assert [s["start_epoch"] for s in starts] == [0, 1]
     assert sorted(run.kernel_history()) == [0, 1, 2, 3]
     assert run.status()["train_seconds"] >= first["train_seconds"]
+    # the speed kept for the run (the Train page's estimates) is the whole fit's, as train --json says
+    assert run.status()["samples_per_second"] == pytest.approx(second["samples_per_second"])
 
 
 def test_continue_refuses_a_run_without_weights_or_still_training(tmp_path, small_dataset):
