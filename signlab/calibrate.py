@@ -46,7 +46,7 @@ from .normalize import normalize_for
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
 from .runs import Run, RunWriter, create_held_run, delete_run, display_name, open_run
-from .store import Claim, RunState, new_worker_id
+from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -450,15 +450,20 @@ def _keep_photos(run: Run, photos: Sequence[Photo]) -> None:
         atomic_write_bytes(run.dir / CALIBRATION_DIR / p.letter / name, p.data)
 
 
-def _finish(run: Run, claim: Claim, message: str, epochs: int, test_accuracy: float | None,
+def _finish(run: Run, claim: Claim, lease: Heartbeat, message: str, epochs: int, test_accuracy: float | None,
             seconds: float) -> None:
-    """Mark the new run completed in the run store (this process held it while writing it);
-    ``seconds``, the calibration's, are its training time (the runs tables showed 0.0 s)."""
-    writer = RunWriter(run, claim)
+    """Mark the new run completed in the run store (this process held it while writing it, its
+    lease renewed by ``lease``); ``seconds``, the calibration's, are its training time (the runs
+    tables showed 0.0 s). Raises when the run was taken from this process meanwhile: the page
+    said "Saved" for a run the store then called interrupted."""
+    writer = RunWriter(run, claim, lease)
     writer.log({"type": "calibration", "message": message})
     writer.set_state(RunState.RUNNING, epochs_completed=epochs, target_epochs=epochs)
     writer.set_state(RunState.COMPLETED, message=message, test_accuracy=test_accuracy, train_seconds=seconds)
     writer.close()
+    if writer.lost or run.status()["status"] != RunState.COMPLETED:
+        raise CalibrationError(f"run {run.id} was taken over before calibration could save it "
+                               "(was the machine paused?); calibrate again")
 
 
 def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str | None = None,
@@ -496,6 +501,22 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                                  # (an unnamed parent by when it started, as the pickers show it)
                                  name=name or calibrated_name(len(photos), parent),
                                  owner=owner or local_user().id)
+    # The lease is renewed while the files are written and the test set evaluated: unrenewed, a
+    # busy 2-core machine let it lapse (20 s), and the store marked the saved run interrupted.
+    with Heartbeat(run.store, claim) as lease:
+        seconds, test_accuracy, message = _write_calibrated(run, claim, lease, parent, adapted, shape_net, hands_found,
+                                                            photos, letters, method, crop, dataset, evaluate_test, t0)
+    return {"run_id": run.id, "run_dir": str(run.dir.resolve()), "parent": parent.id, "photos": len(photos),
+            "hands_found": hands_found, "letters": "".join(letters), "method": method, "seconds": round(seconds, 2),
+            "test_accuracy": test_accuracy, "status": "completed", "message": message}
+
+
+def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, adapted: torch.nn.Module,
+                      shape_net: Any, hands_found: int, photos: Sequence[Photo], letters: list[str], method: str,
+                      crop: Any, dataset: Dataset, evaluate_test: bool, t0: float
+                      ) -> tuple[float, float | None, str]:
+    """The calibrated run's files and its completed state: (seconds, test accuracy, message). A
+    half-made run is removed, never left claimed."""
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
         atomic_write(run.dir / "model.safetensors",
@@ -519,14 +540,15 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
         atomic_write_json(run.dir / RECORD, info)
         message = (f"calibrated from {parent.id} on {count_text(len(photos), 'photo')} of {count_text(len(letters), 'letter')} "
                    f"({method}, {seconds:.1f}s)")
-        _finish(run, claim, message, parent.epochs_completed(), test_accuracy, seconds)
+        _finish(run, claim, lease, message, parent.epochs_completed(), test_accuracy, seconds)
+        return seconds, test_accuracy, message
     except BaseException:  # a half-made run is removed, never left claimed
-        run.store.update(claim, RunState.FAILED, message="calibration did not finish")
+        try:
+            run.store.update(claim, RunState.FAILED, message="calibration did not finish")
+        except LeaseLost:  # taken over: it is not this process's to mark any more, only to remove
+            pass
         delete_run(run.id, run.dir.parent)
         raise
-    return {"run_id": run.id, "run_dir": str(run.dir.resolve()), "parent": parent.id, "photos": len(photos),
-            "hands_found": hands_found, "letters": "".join(letters), "method": method, "seconds": round(seconds, 2),
-            "test_accuracy": test_accuracy, "status": "completed", "message": message}
 
 
 def _save_file(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,25 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
     assert kept[0].read_bytes() == (tmp_path / "cal" / "A" / "1.png").read_bytes()
     assert calibrate.delete_photos(new) == 36
     assert calibrate.calibration_info(new)["photos_kept"] == 0 and new.has_weights()
+
+
+def test_a_slow_save_keeps_the_calibrated_run_completed(parent, dataset, tmp_path, monkeypatch):
+    """On a busy machine the save and the test-set evaluation outlasted the run's lease: the page
+    said "Saved", and the store (swept by the dashboard) called the new run interrupted."""
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
+    real = calibrate.evaluate_model
+    store = parent.store
+
+    def slow_evaluation(model, data):
+        time.sleep(1.6)  # longer than the lease
+        store.expire_leases()  # what the dashboard's job manager does every few seconds
+        return real(model, data)
+
+    monkeypatch.setattr(calibrate, "evaluate_model", slow_evaluation)
+    cal = calibrate.load_folder(write_folder(tmp_path / "cal", dataset, 1))
+    record = calibrate.calibrate_run(parent.id, cal, parent.dir.parent, steps=5, dataset=dataset)
+    assert record["status"] == "completed"
+    assert open_run(record["run_id"], parent.dir.parent).status()["status"] == "completed"
 
 
 def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
