@@ -317,6 +317,8 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
         with open(p, "wb") as f:
             np.savez_compressed(f, **arrays)
 
+    if not run.dir.is_dir():  # deleted (in another tab) while the map was computed: never made again by the cache
+        raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run")
     try:
         atomic_write(cache_path(run, layer, method), write)
     except (OSError, SignlabError):

@@ -277,3 +277,28 @@ def test_map_layers_are_named_for_a_student_then_for_the_code():
     assert labels[1].startswith("after convolution 1: 100 channels of 12×12") and labels[1].endswith("[features.2]")
     assert labels[2].startswith("after convolution 2:")
     assert [lb for lb in (layer.label for layer in map_layers(create_model("mlp"))) if lb.startswith("hidden layer 1:")]
+
+
+def test_a_run_deleted_while_its_map_is_computed_is_not_made_again(tmp_path, small_dataset, tiny_test, monkeypatch):
+    """Another tab deleted the run while the Map page computed its map: saving the cache made the
+    folder again (listed nowhere, deletable from nowhere), and the deleted run's map was drawn."""
+    from signlab import api
+    from signlab.config import TrainConfig
+    from signlab.errors import RunError
+    from signlab.runs import delete_run, open_run
+
+    rec = api.train(TrainConfig(model="mlp", epochs=1, max_steps=5, augment=False), tmp_path, run_id="gone",
+                    dataset=small_dataset, evaluate_test=False)
+    run = open_run(rec["run_id"], tmp_path)
+    model = run.load_model()
+    real = embedding.embed
+
+    def embed_then_delete(*args, **kwargs):
+        out = real(*args, **kwargs)
+        delete_run("gone", tmp_path)  # the other tab
+        return out
+
+    monkeypatch.setattr(embedding, "embed", embed_then_delete)
+    with pytest.raises(RunError, match="deleted while its map"):
+        embedding.run_map(run, tiny_test, method="pca", model=model)
+    assert not (tmp_path / "gone").exists()
