@@ -8,6 +8,7 @@ import streamlit as st
 from signlab import figures, ui, views
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
+GO_RUNS = "sweep_go_runs"  # set by "Compare their curves" (a callback, which cannot switch pages itself)
 st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
@@ -77,6 +78,9 @@ running = record["running"]
 # ------------------------------------------------------------------------- live view
 @st.fragment(run_every=2.0 if running else None)
 def live() -> None:
+    # the button's click reruns this fragment only: its callback has run, so the switch is made here
+    if st.session_state.pop(GO_RUNS, False):
+        st.switch_page("app_pages/runs.py")
     rows = []
     with ui.guard("Cannot read the study"):
         rows = views.study_trials(storage, study, runs_dir)
@@ -141,10 +145,11 @@ def live() -> None:
                 # a row that wraps, as on the Runs page (as columns the button's words were cut)
                 brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
                 brushed.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
-                if brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
-                                  help="Open the Runs page with these trials' runs (at most 8) overlaid."):
-                    st.session_state["runs_compare"] = ids[:8]
-                    st.switch_page("app_pages/runs.py")
+                # a callback, as on the Runs page: a brush drawn with the mouse lasts one rerun, so the
+                # rerun of the click drew no button and the click was lost (and the brush with it)
+                brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
+                               help="Open the Runs page with these trials' runs (at most 8) overlaid.",
+                               on_click=st.session_state.update, args=({"runs_compare": ids[:8], GO_RUNS: True},))
     if rows:
         shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
         order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",

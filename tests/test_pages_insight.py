@@ -133,6 +133,13 @@ def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, 
     no_error(at)
     assert len(at.dataframe[0].value) == 1
     assert any("1 of 2 trials inside the brush" in c.value for c in at.caption)
+    # the button acts in its callback: a brush drawn with the mouse lasts one rerun, and the
+    # button, drawn only inside a brush, lost its click (the browser walk found it)
+    [inside] = [t["run_id"] for t in sweep.study_trials(None, "pc", tmp_path) if t["lr"] == low]
+    by_label(at.button, "📈 Compare their curves").click().run()
+    no_error(at)
+    assert at.session_state["runs_compare"] == [inside]
+    assert any(t.value.endswith("Runs") for t in at.title), [t.value for t in at.title]
 
 
 
