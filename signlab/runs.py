@@ -238,7 +238,8 @@ class Run:
         accuracies, seconds, owner, holder. A folder the store has not seen yet is imported first."""
         row = self.store.get(self.id)
         if row is None:
-            import_folder(self.store, self.dir)
+            if self.dir.is_dir():  # a run deleted meanwhile (another tab) is not imported back as a hidden failed row
+                import_folder(self.store, self.dir)
             row = self.store.get(self.id) or {"status": RunState.FAILED, "message": "not in the run database"}
         self.row = row
         return row

@@ -283,3 +283,13 @@ def test_a_folder_from_the_previous_signlab_lists_opens_evaluates_and_continues(
     rec = api.continue_run("old-run", 1, legacy, dataset=small_dataset)
     assert rec["status"] == "completed" and rec["epochs"] == 2
     assert sorted(open_run("old-run", legacy).kernel_history()) == [0, 1, 2]
+
+
+def test_a_run_deleted_meanwhile_is_not_imported_back(tmp_path):
+    """A page (Calibrate) still holding a Run whose folder another tab deleted read its status, and
+    the store imported the missing folder back as a hidden 'failed' row (it may count towards quotas)."""
+    run = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="gone", status="completed")
+    held = open_run("gone", tmp_path)
+    runs.delete_run("gone", tmp_path)
+    assert held.status()["status"] == RunState.FAILED  # what the holder reads: not a live run
+    assert run.store.get("gone") is None
