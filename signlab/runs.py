@@ -222,6 +222,8 @@ class Run:
         except (OSError, ValueError):
             data = None
         if not isinstance(data, dict):
+            if not self.dir.is_dir():  # a page still holding a run that another tab deleted
+                raise RunError(f"run {self.id} was deleted (in another tab or window); pick another run")
             raise RunError(f"run {self.id}: its settings (config.json) are missing or unreadable")
         try:
             return TrainConfig.from_dict(data)

@@ -293,3 +293,6 @@ def test_a_run_deleted_meanwhile_is_not_imported_back(tmp_path):
     runs.delete_run("gone", tmp_path)
     assert held.status()["status"] == RunState.FAILED  # what the holder reads: not a live run
     assert run.store.get("gone") is None
+    # a page reading its settings says what happened ("config.json missing or unreadable" before)
+    with pytest.raises(RunError, match="was deleted"):
+        held.config
