@@ -266,6 +266,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
         st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
                    "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
+    elif current is not None and current not in ids:  # the run picked here was deleted (another tab, Runs)
+        st.warning(f"The run you were looking at, {md(views.run_display_name(current))}, is gone (deleted in another "
+                   "tab or window); showing another run instead.", icon="⚠️")
+        st.session_state.pop(key, None)
     trained, shown = st.session_state.get(Keys.TRAIN_RUN), _trained_shown_key(key)
     if trained in ids and st.session_state.get(shown) != trained:
         if not linked:

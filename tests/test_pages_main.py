@@ -8,6 +8,7 @@ test picks a confusion cell through the fallback selectboxes.
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,27 @@ def test_data_page(runs_env):
 
 
 # --------------------------------------------------------------------------- Evaluate
+def test_a_picked_run_deleted_elsewhere_is_named_gone(runs_env, dataset):
+    """Kernels, Map and Evaluate switched to another run without a word when the run they showed
+    was deleted in another tab."""
+    from signlab.runs import delete_run, import_folder, store_for
+
+    root, first = runs_env
+    shutil.copytree(root / first, root / "second")  # a second run with weights, as another training gives
+    (root / "second" / "meta.json").write_text(json.dumps({"run_id": "second", "name": "second", "created": 1}))
+    import_folder(store_for(root), root / "second")
+    at = _open("kernels")
+    by_label(at.selectbox, "Run").set_value("second").run()
+    assert by_label(at.selectbox, "Run").value == "second"
+    delete_run("second", root)  # the other tab
+    at.run()
+    no_error(at)
+    assert any("is gone" in w.value and "second" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert by_label(at.selectbox, "Run").value == first
+    at.run()  # said once
+    assert not any("is gone" in w.value for w in at.warning)
+
+
 def test_evaluate_page_shows_a_chosen_pair(runs_env):
     at = _open("evaluate")
     no_error(at)
@@ -387,6 +409,11 @@ def test_train_page_puts_the_run_it_follows_in_the_link(runs_env):
         no_error(at)
         run = at.query_params.get("run")
         assert (run[-1] if isinstance(run, list) else run) == linked
+        # a followed run that is gone (deleted in another tab) is named, once; it fell back silently
+        gone = [w.value for w in at.warning if "is not one you can open here" in w.value]
+        assert len(gone) == (0 if linked else 1), gone
+        at.run()
+        assert not any("is not one you can open here" in w.value for w in at.warning)
 
 
 # --------------------------------------------------------------------------- the pages' helpers
