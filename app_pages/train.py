@@ -48,6 +48,11 @@ with left:
 jm = ui.job_manager()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
+if run_id and run is None:  # deleted in another tab, or a link to a run that is not this user's
+    st.warning(f"The run this page followed, {ui.md(views.run_display_name(str(run_id)[:80]))}, is not one you can "
+               "open here (it was deleted, or belongs to someone else).", icon="⚠️")
+    st.session_state.pop(ui.Keys.TRAIN_RUN, None)
+    st.query_params.pop("run", None)
 elsewhere = run is None
 if run is None:  # a new tab or session: show this user's run that is still training
     available = ui.runs()
