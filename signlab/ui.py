@@ -264,11 +264,9 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     if linked:
         current = query
     elif query is not None and query not in ids and current is None:  # a shared link to a run not here
-        st.warning(f"The link's run {md(query[:80])} is not one you can open here (it was deleted, has no "
-                   "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
+        _say_link_run_missing(query)
     elif current is not None and current not in ids:  # the run picked here was deleted (another tab, Runs)
-        st.warning(f"The run you were looking at, {md(views.run_display_name(current))}, is gone (deleted in another "
-                   "tab or window); showing another run instead.", icon="⚠️")
+        _say_picked_run_gone(current)
         st.session_state.pop(key, None)
     trained, shown = st.session_state.get(Keys.TRAIN_RUN), _trained_shown_key(key)
     if trained in ids and st.session_state.get(shown) != trained:
@@ -283,6 +281,16 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
                           key=f"{key}_select")
     st.session_state[key] = chosen
     return by_id[chosen]
+
+
+def _say_link_run_missing(run_id: str) -> None:
+    st.warning(f"The link's run {md(str(run_id)[:80])} is not one you can open here (it was deleted, has no "
+               "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
+
+
+def _say_picked_run_gone(run_id: str) -> None:
+    st.warning(f"The run you were looking at, {md(views.run_display_name(str(run_id)))}, is gone (deleted in another "
+               "tab or window); showing another run instead.", icon="⚠️")
 
 
 def _trained_shown_key(key: str) -> str:
@@ -451,8 +459,13 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     by_id = {r.id: r for r in available}
     default, why = preferred_run(available, purpose)
     key = f"{key}_classify_select" if key else f"classify_run_{purpose}"
-    if st.session_state.get(key) not in ids:
+    picked = st.session_state.get(key)
+    if picked not in ids:
         query = st.query_params.get("run")
+        if picked is not None:  # deleted in another tab: said, as run_picker says it
+            _say_picked_run_gone(picked)
+        elif query is not None and query not in ids:
+            _say_link_run_missing(query)
         st.session_state[key] = query if query in ids else default.id
     labels = run_labels(available)
     chosen = st.selectbox(label, ids, format_func=labels.__getitem__, help=help, key=key)

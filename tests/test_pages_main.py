@@ -79,23 +79,24 @@ def test_data_page(runs_env):
 
 
 # --------------------------------------------------------------------------- Evaluate
-def test_a_picked_run_deleted_elsewhere_is_named_gone(runs_env, dataset):
-    """Kernels, Map and Evaluate switched to another run without a word when the run they showed
-    was deleted in another tab."""
+@pytest.mark.parametrize("page, picker", [("kernels", "Run"), ("classify", "Model")])
+def test_a_picked_run_deleted_elsewhere_is_named_gone(runs_env, dataset, page, picker):
+    """Kernels, Map, Evaluate, Classify and Calibrate switched to another run without a word when
+    the run they showed was deleted in another tab."""
     from signlab.runs import delete_run, import_folder, store_for
 
     root, first = runs_env
     shutil.copytree(root / first, root / "second")  # a second run with weights, as another training gives
     (root / "second" / "meta.json").write_text(json.dumps({"run_id": "second", "name": "second", "created": 1}))
     import_folder(store_for(root), root / "second")
-    at = _open("kernels")
-    by_label(at.selectbox, "Run").set_value("second").run()
-    assert by_label(at.selectbox, "Run").value == "second"
+    at = _open(page)
+    by_label(at.selectbox, picker).set_value("second").run()
+    assert by_label(at.selectbox, picker).value == "second"
     delete_run("second", root)  # the other tab
     at.run()
     no_error(at)
     assert any("is gone" in w.value and "second" in w.value for w in at.warning), [w.value for w in at.warning]
-    assert by_label(at.selectbox, "Run").value == first
+    assert by_label(at.selectbox, picker).value == first
     at.run()  # said once
     assert not any("is gone" in w.value for w in at.warning)
 
