@@ -66,7 +66,8 @@ if step.key == "seed":
     seed_run = views.tour_page_run(runs, "seed")
     seed_health = views.dead_logits_health(seed_run.metrics()) if seed_run else None
     if seed_health is not None:
-        st.plotly_chart(figures.health_charts(seed_health, title="Your lecture ConvNet's health"),
+        st.plotly_chart(figures.health_charts(seed_health, title="Your lecture ConvNet's health",
+                                              labels=views.health_labels(seed_run.config)),
                         width="stretch", key="guide_health")
 
 if step.page:

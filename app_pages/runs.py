@@ -22,6 +22,8 @@ by_id = {r.id: r for r in runs}
 flash = st.session_state.pop("runs_flash", None)
 if flash:
     st.success(flash, icon="✅")
+if warned := st.session_state.pop("runs_warn", None):
+    st.warning(warned, icon="⚠️")
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
@@ -103,14 +105,15 @@ st.subheader("Manage a run")
 ids = [r.id for r in runs]
 # A run managed here that is gone (deleted in another tab, or by an instructor) makes this rerun
 # stale: the click that started it was meant for that run, and acting on the run that takes its
-# place deleted or renamed another run. So this rerun says so and acts on nothing.
+# place deleted or renamed another run. So the page says so and reruns: a button's click lasts
+# one rerun, so nothing is done.
 gone_id = st.session_state.get(MANAGE)
-stale = gone_id is not None and gone_id not in ids
-if stale:
+if gone_id is not None and gone_id not in ids:
     st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
-    st.warning(f"Run **{ui.md(views.run_display_name(gone_id))}** (`{gone_id}`) is gone: it was deleted in another "
-               "tab or window. Nothing was done; here is the newest run instead.", icon="⚠️")
-if stale or gone_id is None:
+    st.session_state.pop(MANAGE)
+    st.session_state["runs_warn"] = ui.run_gone_text(gone_id, "nothing was done; here is the newest run instead")
+    st.rerun()
+if gone_id is None:
     st.session_state[MANAGE] = ids[0]
 run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
                       format_func=ui.run_labels(runs).__getitem__, key="runs_manage")
@@ -136,20 +139,20 @@ with left:
         # the name the pickers and the table show ("4 Dec 15:54:20" for an unnamed run, not its id)
         new_name = r1.text_input("Name", value=views.run_display_name(run.id, run.name), max_chars=80,
                                  key=f"runs_name_{run.id}")
-        if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine) and not stale:
+        if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)
                 st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
-    if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()) and not stale:
+    if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
         ui.look_at(run.id)
         st.switch_page("app_pages/evaluate.py")
-    if actions.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()) and not stale:
+    if actions.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
         ui.look_at(run.id)
         st.switch_page("app_pages/kernels.py")
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
-                 help="Stop the run before deleting it" if busy else "Remove the run folder for good") and not stale:
+                 help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id
     if st.session_state.get(ui.Keys.CONFIRM_DELETE) == run.id:
         st.warning(f"Delete run **{ui.md(run.name)}** and its weights for good? This cannot be undone.", icon="🗑️")
@@ -186,7 +189,7 @@ with right:
         if onnx is None:
             if st.button("📦 Export to ONNX", width="stretch", key="runs_export",
                          help="For other tools and languages: input 'image' (B, 1, 28, 28) in [0, 1], "
-                              "output 'logits' (B, 24).") and not stale:
+                              "output 'logits' (B, 24)."):
                 with ui.guard("Could not export"), st.spinner("Exporting…"):
                     ui.export(run.id)
                     st.rerun()

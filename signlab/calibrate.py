@@ -461,7 +461,7 @@ def _finish(run: Run, claim: Claim, lease: Heartbeat, message: str, epochs: int,
     writer.set_state(RunState.RUNNING, epochs_completed=epochs, target_epochs=epochs)
     writer.set_state(RunState.COMPLETED, message=message, test_accuracy=test_accuracy, train_seconds=seconds)
     writer.close()
-    if writer.lost or run.status()["status"] != RunState.COMPLETED:
+    if writer.lost:  # set_state found the lease taken (LeaseLost) and wrote nothing
         raise CalibrationError(f"run {run.id} was taken over before calibration could save it "
                                "(was the machine paused?); calibrate again")
 
@@ -496,9 +496,6 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
     letters = sorted({p.letter for p in photos}, key=LETTERS.index)
     run, claim = create_held_run(cfg, new_worker_id("calibrate"),
                                  runs_dir if runs_dir is not None else parent.dir.parent,
-                                 # the calibration first: tables cut long names, and the parent's
-                                 # name first made the two runs look the same there
-                                 # (an unnamed parent by when it started, as the pickers show it)
                                  name=name or calibrated_name(len(photos), parent),
                                  owner=owner or local_user().id)
     # The lease is renewed while the files are written and the test set evaluated: unrenewed, a

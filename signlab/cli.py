@@ -221,9 +221,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_dir is not None:  # a folder the user named: a typo must not read as "no runs"
         from pathlib import Path
 
-        given = Path(args.runs_dir).expanduser()
-        if not given.is_dir():
-            raise UsageError(f"--runs-dir: {args.runs_dir} {'is not a folder' if given.exists() else 'does not exist'}")
+        if not Path(args.runs_dir).expanduser().exists():  # a file is refused for every command (_check_runs_dir)
+            raise UsageError(f"--runs-dir: {args.runs_dir} does not exist")
     rows = []
     for run in list_runs(args.runs_dir, warn=warn):
         s = run.summary()

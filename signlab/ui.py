@@ -288,9 +288,16 @@ def _say_link_run_missing(run_id: str) -> None:
                "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
 
 
+def run_gone_text(run_id: str, then: str = "showing another run instead") -> str:
+    """What a page says when the run it showed was deleted elsewhere (another tab, the Runs page):
+    the run by the name the pickers show, and its id when that differs."""
+    name = views.run_display_name(str(run_id))
+    shown = md(name) + ("" if name == run_id else f" (`{md(run_id)}`)")
+    return f"The run you were looking at, {shown}, is gone (deleted in another tab or window); {then}."
+
+
 def _say_picked_run_gone(run_id: str) -> None:
-    st.warning(f"The run you were looking at, {md(views.run_display_name(str(run_id)))}, is gone (deleted in another "
-               "tab or window); showing another run instead.", icon="⚠️")
+    st.warning(run_gone_text(run_id), icon="⚠️")
 
 
 def _trained_shown_key(key: str) -> str:

@@ -8,6 +8,7 @@ dataclasses, strings and lists of dicts.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -788,10 +789,17 @@ def health_labels(cfg: Any) -> dict[str, str]:
     """The health charts' legend names for a run of ``cfg`` (its model, its width): "conv 2
     (features.0.0)" where the records say "features.0.0". Empty when the model cannot be built
     (a run of a model this version no longer has): the charts then show the module names."""
+    return dict(_health_labels(cfg.model, getattr(cfg, "width", None)))
+
+
+@functools.lru_cache(maxsize=32)
+def _health_labels(model: str, width: int | None) -> tuple[tuple[str, str], ...]:
+    # the names depend on the architecture only: one network is built once per process, not on every rerun
     try:
-        return _layer_labels(_models.build_model(cfg))
+        # build_model: its weights come from a forked generator, so this leaves the page's random stream alone
+        return tuple(_layer_labels(_models.build_model(_config.TrainConfig(model=model, width=width))).items())
     except Exception:  # noqa: BLE001 - only a legend's names: never a reason to lose the charts
-        return {}
+        return ()
 
 
 # kernels, feature maps and explanations
