@@ -22,8 +22,6 @@ by_id = {r.id: r for r in runs}
 flash = st.session_state.pop("runs_flash", None)
 if flash:
     st.success(flash, icon="✅")
-if warned := st.session_state.pop("runs_warn", None):
-    st.warning(warned, icon="⚠️")
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
@@ -100,6 +98,8 @@ if picked:
 
 # ----------------------------------------------------------------------------- manage one run
 st.subheader("Manage a run")
+if warned := st.session_state.pop("runs_warn", None):  # here, where the click was: not at the page's top
+    st.warning(warned, icon="⚠️")
 # The chosen run is kept under its own key: the selectbox remembers its choice by label, and a
 # rename (or a run finishing) changes the label, which would silently select another run.
 ids = [r.id for r in runs]
@@ -119,6 +119,7 @@ run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
                       format_func=ui.run_labels(runs).__getitem__, key="runs_manage")
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
+shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the table name it
 s = run.summary()
 busy = s["status"] in views.ACTIVE
 me, rules = ui.user(), ui.policy()
@@ -137,7 +138,7 @@ with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
         # the name the pickers and the table show ("4 Dec 15:54:20" for an unnamed run, not its id)
-        new_name = r1.text_input("Name", value=views.run_display_name(run.id, run.name), max_chars=80,
+        new_name = r1.text_input("Name", value=shown_name, max_chars=80,
                                  key=f"runs_name_{run.id}")
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
@@ -155,11 +156,11 @@ with left:
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id
     if st.session_state.get(ui.Keys.CONFIRM_DELETE) == run.id:
-        st.warning(f"Delete run **{ui.md(run.name)}** and its weights for good? This cannot be undone.", icon="🗑️")
+        st.warning(f"Delete run **{ui.md(shown_name)}** and its weights for good? This cannot be undone.", icon="🗑️")
         y, n = st.columns(2)
         if y.button("Yes, delete it", type="primary", width="stretch", key="runs_confirm_yes"):
             with ui.guard("Could not delete"):
-                gone = ui.md(run.name)
+                gone = ui.md(shown_name)
                 ui.delete(run.id)
                 st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
                 for key in (ui.Keys.EVAL_RUN, ui.Keys.TRAIN_RUN):
