@@ -23,7 +23,7 @@ from .errors import RunError, SignlabError
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
-from .store import HOLDING, RunState, RunStore, store_for
+from .store import Capacity, RunState, RunStore, store_for
 
 
 def default_job_limit() -> int:
@@ -107,10 +107,10 @@ class JobManager:
             store.expire_leases()
             if not self.start_workers:
                 return 0
-            waiting = len(store.queue())
-            if not waiting:
+            cap = store.capacity()
+            if not cap.waiting:
                 return 0
-            n = min(waiting, self._free_slots(store)) - self._spare_workers(store)
+            n = min(cap.waiting, self.limit - cap.holding) - self._spare_workers(cap)
             for _ in range(max(0, n)):
                 self._spawn_worker()
             return max(0, n)
@@ -126,30 +126,23 @@ class JobManager:
             return False
         with self._tick_lock:
             try:
-                store = self.store
-                if self._free_slots(store) <= 0 or self._spare_workers(store) > 0:
+                cap = self.store.capacity()
+                if self.limit - cap.holding <= 0 or self._spare_workers(cap) > 0:
                     return False
                 self._spawn_worker()
             except (SignlabError, OSError):
                 return False
             return True
 
-    def _free_slots(self, store: RunStore) -> int:
-        counts = store.counts()
-        return self.limit - sum(counts.get(s.value, 0) for s in HOLDING)
-
-    def _spare_workers(self, store: RunStore) -> int:
-        """Workers that will take the next run: registered and idle (or finishing a run that is no longer
-        held: its test-set evaluation runs after the run is released), or started here and not yet
-        registered. Without the second case a page that reran as a run finished started a second worker."""
-        registered = store.workers(kind="worker")
-        busy = {w["current"] for w in registered if w.get("current")}
-        held = {r["run_id"] for r in store.rows(busy, states=HOLDING)} if busy else set()
-        idle = sum(1 for w in registered if w.get("current") not in held)
+    def _spare_workers(self, cap: Capacity) -> int:
+        """Workers that will take the next run: spare in the store's snapshot, or started here and not
+        yet registered. Without the second case a page that reran as a run finished started a second
+        worker. The processes are listed after the snapshot, so a worker that registered in between
+        still counts (as starting)."""
         root = str(self.runs_dir.resolve())  # this process may have started workers for other folders
         mine = {p.pid for p in live_children() if root in p.args}
-        starting = len(mine - {w["pid"] for w in registered if w["host"] == socket.gethostname()})
-        return idle + starting
+        starting = len(mine - {w["pid"] for w in cap.workers if w["host"] == socket.gethostname()})
+        return cap.spare + starting
 
     def _spawn_worker(self) -> None:
         args = worker_args(self.runs_dir, self.limit, db=self.db, linger=self.linger)

@@ -187,6 +187,16 @@ class Claim:
     resume_epochs: int | None = None
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """One snapshot of what a job manager needs to decide whether to start a worker."""
+
+    waiting: int  # queued runs
+    holding: int  # runs holding a slot of the job limit
+    spare: int  # live workers that will take the next run
+    workers: list[dict[str, Any]]  # those live workers' rows
+
+
 class LeaseLost(RunError):
     """This holder's lease on a run was taken (it ran out, or the run was stopped and re-claimed)."""
 
@@ -617,6 +627,34 @@ class RunStore:
                        sa.and_(runs_table.c.queued_at == row.queued_at, runs_table.c.run_id < run_id)))).scalar()
             return int(ahead) + 1
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sa.Connection]:
+        """A read transaction that sees one state of the database in all its queries (SQLite in WAL
+        mode: from its first read on; PostgreSQL: REPEATABLE READ)."""
+        with self._reader() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def capacity(self, kind: str = "worker") -> Capacity:
+        """How many runs wait, how many hold a slot, and how many live workers of ``kind`` are spare,
+        read in one snapshot. A worker is spare when it has no current run or its current run no longer
+        holds a slot (its test-set evaluation runs after the release). Read in separate queries, a
+        worker that claimed a run in between counted neither as spare nor against the free slots, and
+        the job manager started a second worker for a run that was already taken."""
+        holding = [s.value for s in HOLDING]
+        with self._snapshot() as conn:
+            by_state = dict(conn.execute(sa.select(runs_table.c.state, sa.func.count())
+                                         .group_by(runs_table.c.state)).all())
+            held = set(conn.execute(sa.select(runs_table.c.run_id)
+                                    .where(runs_table.c.state.in_(holding))).scalars())
+            live = [self._worker_dict(r) for r in conn.execute(self._live_workers(kind))]
+        return Capacity(waiting=by_state.get(S.QUEUED.value, 0),
+                        holding=sum(by_state.get(s, 0) for s in holding),
+                        spare=sum(1 for w in live if w.get("current") not in held),
+                        workers=live)
+
     def counts(self) -> dict[str, int]:
         """How many runs are in each state."""
         with self._reader() as conn:
@@ -662,20 +700,26 @@ class RunStore:
         with self._tx() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.worker_id == worker_id))
 
-    def workers(self, kind: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
+    @staticmethod
+    def _live_workers(kind: str | None = None, study: str | None = None) -> sa.Select:
         """Live workers: a heartbeat within two leases (from any host)."""
         q = sa.select(workers_table).where(workers_table.c.heartbeat >= time.time() - 2 * lease_seconds())
         if kind:
             q = q.where(workers_table.c.kind == kind)
         if study:
             q = q.where(workers_table.c.study == study)
+        return q
+
+    @staticmethod
+    def _worker_dict(row: Any) -> dict[str, Any]:
+        d = dict(row._mapping)
+        d.update(json.loads(d.pop("info") or "{}"))
+        return d
+
+    def workers(self, kind: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
+        """Live workers: a heartbeat within two leases (from any host)."""
         with self._reader() as conn:
-            out = []
-            for r in conn.execute(q):
-                d = dict(r._mapping)
-                d.update(json.loads(d.pop("info") or "{}"))
-                out.append(d)
-            return out
+            return [self._worker_dict(r) for r in conn.execute(self._live_workers(kind, study))]
 
 
 # --------------------------------------------------------------------------- one store per database

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from signlab.config import TrainConfig
 from signlab.jobs import JobManager, worker_linger_seconds
@@ -94,6 +95,40 @@ def test_a_warm_worker_takes_the_next_runs_at_once_then_leaves(tmp_path: Path, m
     assert len(holders) == 2 and holders[0] == holders[1], holders
     assert warm.wait(60) == 0  # once idle for 6 s
     assert store.workers(kind="worker") == []
+
+
+@pytest.mark.parametrize("after_reads", [1, 2, 3])
+def test_a_run_claimed_while_tick_reads_starts_no_second_worker(tmp_path: Path, db_url, after_reads):
+    """The idle worker claims the waiting run while tick is reading the store (after its first,
+    second or third query). Tick reads one snapshot, so it sees the run either waiting with the
+    worker spare or taken: in neither case does a worker start. (Read in separate queries, a claim
+    after the second query started a second worker: CI's failure of the test above, stop 40.)"""
+    jm = JobManager(tmp_path, limit=1, db=db_url)
+    store = jm.store
+    store.register_worker("w-idle", "worker", slots=1, device="cpu")
+    run = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, status="queued")
+    started, reads = [], []
+    jm._spawn_worker = lambda: started.append(1)
+
+    def worker_claims_now(conn, cursor, statement, *args):
+        nonlocal started
+        if started is None or not statement.lstrip().upper().startswith("SELECT"):
+            return  # the claim's own queries (PostgreSQL reads and writes with one engine), or a write
+        reads.append(statement)
+        if len(reads) == after_reads:  # another process's claim and beat, in between tick's reads
+            kept, started = started, None
+            assert store.claim("w-idle", 1).run_id == run.id
+            store.worker_beat("w-idle", current=run.id)
+            started = kept
+
+    engine = store._read
+    sa_event.listen(engine, "after_cursor_execute", worker_claims_now)
+    try:
+        assert jm.tick() == 0
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", worker_claims_now)
+    assert len(reads) >= after_reads and started == []
+    assert store.get(run.id)["status"] == RunState.CLAIMED
 
 
 def test_warm_starts_nothing_without_local_workers_lingering_or_a_free_slot(tmp_path: Path, monkeypatch):
