@@ -13,7 +13,6 @@ st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
 runs_dir = ui.runs_dir()
-STOP_KEY = "sweep_stop_requested"  # study -> time the Stop button was pressed
 
 # Layout: the new-sweep form above the study in fixed-width boxes of rows that wrap. As a third of the
 # page beside the study it was 130 px wide in an 820-px window (one word a line), and the study's
@@ -87,7 +86,7 @@ def live() -> None:
     workers = views.sweep_workers(study, runs_dir)
     now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
     best = views.best_trial(rows)
-    stop_at = st.session_state.get(STOP_KEY, {}).get(study)
+    stop_at = views.sweep_stop_time(study, rows, workers, runs_dir)
 
     with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
         st.metric("Trials", len(rows), width=METRIC_PX)
@@ -96,7 +95,7 @@ def live() -> None:
         st.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–", width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
-    view = views.sweep_status(rows, workers, now_running, bool(stop_at),
+    view = views.sweep_status(rows, workers, now_running, stop_at is not None,
                               "" if now_running else views.sweep_last_log(study, runs_dir))
     if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
         {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
@@ -104,12 +103,11 @@ def live() -> None:
         st.warning(view.error)
     if now_running:
         b1, b2 = st.columns(2)
-        if b1.button("⏹ Stop sweep", disabled=bool(stop_at), width="stretch"):
+        if b1.button("⏹ Stop sweep", disabled=stop_at is not None, width="stretch"):
             with ui.guard("Could not stop the sweep"):
                 ui.stop_sweep(by_name[study])
-                st.session_state.setdefault(STOP_KEY, {})[study] = time.time()
                 st.rerun()
-        if stop_at and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
+        if stop_at is not None and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
                                                                 help="End the worker processes now; "
                                                                      "their running trial is marked failed."):
             with ui.guard("Could not stop the sweep"):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -251,12 +252,23 @@ def request_stop(study: str, runs_dir: Path | str | None = None) -> None:
     atomic_write_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.stop", {"time": time.time()})
 
 
-def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
-    """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
+def stop_request_time(study: str, runs_dir: Path | str | None = None) -> float | None:
+    """When a stop of ``study`` was last requested (None: never, or the record is unreadable)."""
     rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
     t = rec.get("time") if isinstance(rec, dict) else None
-    # compared as found, never converted: a 400-digit number or a string in the file is no crash
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and t >= since
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return None  # a string or a list in the file is no stop, and no crash
+    try:
+        t = float(t)
+    except OverflowError:  # a 400-digit number: a stop in the far future, not a crash
+        return math.inf
+    return None if math.isnan(t) else t
+
+
+def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
+    """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
+    t = stop_request_time(study, runs_dir)
+    return t is not None and t >= since
 
 
 # --------------------------------------------------------------------------- workers
@@ -410,7 +422,8 @@ def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = 
             seconds = None
         value = t.value if t.state.name == "COMPLETE" else (
             t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None)
-        row = {"number": t.number, "state": state, "value": value}
+        row = {"number": t.number, "state": state, "value": value,
+               "started": t.datetime_start.timestamp() if t.datetime_start else None}
         for p in PARAMS:
             row[p] = t.params.get(p)
         row.update(run_id=run_id,
@@ -507,7 +520,9 @@ def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EP
     worker_id = new_worker_id("sweep")
     store = store_for(root)
     limit = default_job_limit()
-    worker = {"trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting"}
+    # "since": a stop requested after it is for this worker (pages read it to say "Stopping")
+    worker = {"trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting",
+              "since": since}
     say = log or (lambda s: None)
 
     def beat(**changes: Any) -> None:

@@ -954,6 +954,26 @@ def sweep_workers(study: str, runs_dir: Path) -> list[dict[str, Any]]:
     return _sweep.workers(study, runs_dir)
 
 
+def sweep_stop_time(study: str, rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]],
+                    runs_dir: Path) -> float | None:
+    """When a stop was requested that holds for this sweep: while it runs, one after its workers
+    began (each worker records that time as ``since``); once it has ended, one after its newest trial
+    started. None when there is none. Read from the study's stop record, so every tab and every
+    user sees the same "Stopping" and "Stopped" (kept in one tab's session, another tab said "Finished").
+    """
+    t = _sweep.stop_request_time(study, runs_dir)
+    if t is None:
+        return None
+    if workers:
+        since = min(float(w.get("since", w.get("started", 0.0))) for w in workers)
+    else:
+        starts = [r["started"] for r in rows if r.get("started") is not None]
+        if not starts:
+            return None
+        since = max(starts)
+    return t if t >= since else None
+
+
 def sweep_last_log(study: str, runs_dir: Path) -> str:
     return _sweep.last_log_line(study, runs_dir)
 

@@ -250,6 +250,7 @@ def test_a_trial_waits_for_a_slot_of_the_job_limit(tmp_path, small_dataset, monk
     store = store_for(tmp_path)
     store.update(claim, RunState.RUNNING)
     result = {}
+    launched = time.time()
     t = threading.Thread(target=lambda: result.update(sweep.run_sweep(
         model="logreg", trials=1, epochs=1, max_steps=5, study="lim", runs_dir=tmp_path, dataset=small_dataset)))
     t.start()
@@ -259,7 +260,9 @@ def test_a_trial_waits_for_a_slot_of_the_job_limit(tmp_path, small_dataset, monk
     [trial] = [r for r in store.rows() if r["kind"] == "trial"]
     time.sleep(2)
     assert store.get(trial["run_id"])["status"] == RunState.QUEUED  # waiting: the slot is taken
-    assert any(w["phase"] == "waiting for a free slot" for w in store.workers(kind="sweep"))
+    [worker] = store.workers(kind="sweep")
+    assert worker["phase"] == "waiting for a free slot"
+    assert launched <= worker["since"] <= time.time()  # a stop after this is for this worker (pages read it)
     store.heartbeat(claim)
     store.update(claim, RunState.COMPLETED)
     t.join(120)

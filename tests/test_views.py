@@ -308,6 +308,28 @@ def test_sweep_status_from_workers_not_the_clock():
     assert views.sweep_status([], [], False, False).message == "This study has no trials yet."
 
 
+def test_a_stopped_sweep_reads_stopped_in_every_tab(tmp_path):
+    """The stop is read from the study's stop record, not from the tab that pressed Stop: while the
+    workers run it holds if it came after they began, once they ended if it came after the newest
+    trial started. (Kept in one tab's session state, another tab said "Finished" for a stopped sweep.)"""
+    from signlab import sweep
+
+    rows = [{"state": "COMPLETE", "started": 100.0}, {"state": "STOPPED", "started": 200.0}]
+    assert views.sweep_stop_time("s", rows, [], tmp_path) is None  # never stopped
+    sweep.sweeps_dir(tmp_path).mkdir(parents=True)
+    (sweep.sweeps_dir(tmp_path) / "s.stop").write_text('{"time": 250.0}')
+    assert views.sweep_stop_time("s", rows, [{"since": 240.0, "started": 245.0}], tmp_path) == 250.0
+    assert views.sweep_stop_time("s", rows, [{"since": 260.0}], tmp_path) is None  # before this worker
+    stop_at = views.sweep_stop_time("s", rows, [], tmp_path)  # ended: after the newest trial started
+    assert stop_at == 250.0
+    assert views.sweep_status(rows, [], False, stop_at is not None).message == "Stopped: 2 trials."
+    later = rows + [{"state": "COMPLETE", "started": 300.0}]  # run again after the stop: it finished
+    assert views.sweep_stop_time("s", later, [], tmp_path) is None
+    assert views.sweep_stop_time("s", [{"state": "FAIL", "started": None}], [], tmp_path) is None
+    (sweep.sweeps_dir(tmp_path) / "s.stop").write_text('{"time": NaN}')
+    assert views.sweep_stop_time("s", rows, [], tmp_path) is None
+
+
 # --------------------------------------------------------------------------- map and kernels
 def test_map_region_summarises_the_picked_points():
     coords = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
