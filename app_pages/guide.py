@@ -77,6 +77,12 @@ if step.page:
             ui.look_at(r.id)
         st.switch_page(step.page)
 
+if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, and where to go next
+    st.divider()
+    st.subheader(f"🎓 {views.TOUR_FINISH['title']}")
+    st.markdown(views.TOUR_FINISH["text"])
+    st.markdown("\n".join(f"- {title}: {result}" for title, result in views.tour_results(runs, ui.evaluation)))
+
 st.divider()
 b1, _, b2 = st.columns([1, 3, 1])
 if b1.button("← Back", disabled=i == 0, width="stretch"):

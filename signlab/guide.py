@@ -51,7 +51,27 @@ def load_steps(path: Path = TOUR_FILE) -> list[Step]:
     return [Step(**{**d, "config": _CONFIGS[d["config"]] if "config" in d else None}) for d in steps]
 
 
+def load_finish(path: Path = TOUR_FILE) -> dict[str, str]:
+    """What the tour says after its last step: ``title`` and ``text``."""
+    return tomllib.loads(path.read_text(encoding="utf-8"))["finish"]
+
+
 STEPS: list[Step] = load_steps()
+FINISH: dict[str, str] = load_finish()
+
+
+def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tuple[str, str]]:
+    """The user's result of each step that trains a model (its title, and the run's test accuracy or
+    "not trained yet"), then the calibration's, for the tour's last page."""
+    out = []
+    for step in STEPS:
+        if step.config is not None:
+            r = find_run(runs, step.config)
+            out.append((step.title, f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r
+                        else "not trained yet"))
+        elif step.key == "calibrate":
+            out.append((step.title, check(step, runs, evaluate) or "no calibrated run yet"))
+    return out
 
 
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
@@ -98,7 +118,8 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
                 + (f"**{count_text(len(dead), 'letter')} {'is' if len(dead) == 1 else 'are'} never predicted** ({', '.join(dead)}); " if dead else
                    "Every letter is still predicted at least once; ")
                 + f"**{100 * share_a:.0f}%** of test images are predicted as A (A is {100 * (ev.y_true == 0).mean():.0f}% "
-                  "of them). Open Evaluate to see the A column in its confusion matrix.")
+                  "of them). The **Map** page (the button below) shows them: choose *output scores* in its "
+                  "Layer menu, and the images whose scores are all 0 lie on one spot.")
     if step.key == "calibrate":
         for r in runs:  # newest first
             info = calibration_info(r)

@@ -776,6 +776,13 @@ def tour_check(step: Any, runs: Sequence[Any], evaluate: Callable[[Any], Any]) -
     return _guide.check(step, list(runs), evaluate)
 
 
+TOUR_FINISH = _guide.FINISH
+
+
+def tour_results(runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> list[tuple[str, str]]:
+    return _guide.results(list(runs), evaluate)
+
+
 def dead_logits_health(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The health series of a run's metric records when its last health record measured clipped
     scores (the lecture ConvNet's flaw), else None."""

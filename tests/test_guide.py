@@ -46,6 +46,21 @@ def test_checks_state_the_users_own_numbers(tmp_path):
     assert "50.0%" in msg and "12 letters are never predicted" in msg and "54%" in msg
     msg = guide.check(step["fixed"], runs, lambda r: evals[r.id])
     assert "95.8%" in msg and "+46 points" in msg and not msg.endswith("..")
+    # the step's page button opens the Map: the result names the Map, not another page
+    msg = guide.check(step["seed"], runs, lambda r: evals[r.id])
+    assert step["seed"].page == "app_pages/map.py" and "**Map** page" in msg and "Evaluate" not in msg
+
+
+def test_the_tour_ends_with_the_users_own_results(tmp_path):
+    seed = _fake_run(tmp_path, guide.SEED, "seed")
+    fixed = _fake_run(tmp_path, guide.FIXED, "fixed")
+    evals = {"seed": _evaluation(0, all_a=True), "fixed": _evaluation(23)}
+    results = dict(guide.results([fixed, seed], lambda r: evals[r.id]))
+    assert results == {"2. Train logistic regression": "not trained yet",
+                       "4. Train the lecture's ConvNet, as written": "**50.0%** test accuracy",
+                       "5. Fix it and train again": "**95.8%** test accuracy",
+                       "8. Teach it your hand": "no calibrated run yet"}
+    assert guide.FINISH["title"] and "Sweeps" in guide.FINISH["text"]
 
 
 def test_dead_letters():

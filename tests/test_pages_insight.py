@@ -114,10 +114,21 @@ def test_tour_seed_step_points_at_dead_logits_and_the_map(runs_env):
     at.run()
     no_error(at)
     assert "dead logits" in at.info[0].value and "Map" in at.info[0].value
-    assert any("clipped" in s.value for s in at.success)
+    assert any("clipped" in s.value and "**Map** page" in s.value for s in at.success)
     [go] = [b for b in at.button if b.label == "Open the Map page →"]
     go.click().run()
     assert at.session_state["eval_run_id"] == "tiny-seed"
+
+
+def test_tour_last_step_ends_with_the_users_results(runs_env):
+    at = _open("guide")
+    assert not any("The end of the tour" in h.value for h in at.subheader)  # not on the first step
+    at.session_state["guide_step"] = 7
+    at.run()
+    no_error(at)
+    assert any("The end of the tour" in h.value for h in at.subheader)
+    summary = next(m.value for m in at.markdown if "Train the lecture's ConvNet" in m.value)
+    assert "test accuracy" in summary and "8. Teach it your hand: no calibrated run yet" in summary
 
 
 def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, app_caches):
