@@ -22,8 +22,28 @@ TEMPLATE = "plotly_white"
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
 
+# Text colours, set on every figure: Streamlit's chart theme writes tick labels and subplot titles
+# in a light grey (#a3a8b8 on white) that students squinted at on a projector
+INK, INK_SOFT = "#1b1f24", "#4b5261"  # the app's text colour (.streamlit/config.toml), and ticks
+
+
 def _layout(fig: go.Figure, height: int = 360, **kw: Any) -> go.Figure:
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
+    return _ink(fig)
+
+
+def _ink(fig: go.Figure) -> go.Figure:
+    """Dark text: titles, axis titles and subplot titles in INK, ticks in INK_SOFT. A colour a figure
+    set itself (the Map's letter labels, a heatmap's cell numbers) is kept."""
+    if fig.layout.title.font.color is None:
+        fig.update_layout(title_font_color=INK)
+    if fig.layout.legend.font.color is None:
+        fig.update_layout(legend_font_color=INK)
+    fig.update_xaxes(tickfont_color=INK_SOFT, title_font_color=INK)
+    fig.update_yaxes(tickfont_color=INK_SOFT, title_font_color=INK)
+    for note in fig.layout.annotations:
+        if note.font.color is None:
+            note.font.color = INK
     return fig
 
 
@@ -361,7 +381,7 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
                       title=dict(text=title, font=dict(size=14)) if title else None)
     fig.update_xaxes(visible=False, range=[-0.5, W - 0.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[H - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    return fig
+    return _ink(fig)
 
 
 # --------------------------------------------------------------------------- classify
@@ -438,7 +458,8 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signe
     fig = go.Figure(go.Heatmap(z=np.asarray(image, dtype=float), colorscale="gray", zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(z=heat, colorscale=scale, zmin=zmin, zmax=lim, showscale=True,
-                             colorbar=dict(thickness=10, len=0.85, title=dict(text=colorbar_title, side="right")),
+                             colorbar=dict(thickness=10, len=0.85, tickfont_color=INK_SOFT,
+                                           title=dict(text=colorbar_title, side="right", font_color=INK)),
                              hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
     fig.update_xaxes(visible=False, range=[-0.5, 27.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[27.5, -0.5], scaleanchor="x", constrain="domain")
@@ -667,11 +688,14 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
         dims.append(d)
         if a["key"] == color_key:
             color = values
-    line = dict(color=color, colorscale="Viridis", showscale=True, colorbar=dict(thickness=10, title="accuracy")) \
-        if color is not None else dict(color=BLUE)
+    colorbar = dict(thickness=10, tickfont_color=INK_SOFT, title=dict(text="accuracy", font_color=INK))
+    line = dict(color=color, colorscale="Viridis", showscale=True, colorbar=colorbar) if color is not None \
+        else dict(color=BLUE)
     # the axis titles slant: level, nine of them overlapped in a narrow window ("optimizerschedule",
     # 40 px an axis at 820 px); slanted they read in any width
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=-30, labelside="top",
+                                 labelfont=dict(size=13, color=INK), tickfont=dict(size=11, color=INK_SOFT),
+                                 rangefont=dict(size=10, color=INK_SOFT),
                                  unselected=dict(line=dict(color="#d0d0d0", opacity=0.35))))
     _layout(fig, height, title=title)
     return fig.update_layout(margin=dict(l=90, r=40, t=110 if title else 90, b=30))

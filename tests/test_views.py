@@ -553,6 +553,27 @@ def test_epoch_curves_name_each_line_style_once():
     assert [a.text for a in fig.layout.annotations] == ["Loss per epoch", "Accuracy per epoch (%)"]
 
 
+def test_charts_write_their_text_dark_and_keep_their_own_colours():
+    """Streamlit's theme drew ticks and subplot titles light grey; each figure sets them dark, while
+    a colour the figure chose (the Map's letter labels) stays."""
+    curves = figures.epoch_curves([{"epoch": e, "train_loss": 1 / e, "val_loss": 1.1 / e, "train_accuracy": 0.9,
+                                    "val_accuracy": 0.95} for e in (1, 2)])
+    assert {a.font.color for a in curves.layout.annotations} == {figures.INK}
+    assert curves.layout.xaxis.tickfont.color == curves.layout.yaxis2.tickfont.color == figures.INK_SOFT
+    assert curves.layout.xaxis.title.font.color == figures.INK
+    tiles = figures.tile_grid(np.zeros((3, 28, 28)), ["A 90%", "B 80%", "C 70%"], cols=3)
+    assert {a.font.color for a in tiles.layout.annotations} == {figures.INK}
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(24), 3)
+    themap = figures.feature_map(rng.normal(size=(72, 2)), y, y, centres={k: (float(k), 0.0) for k in range(24)})
+    label_colours = {a.font.color for a in themap.layout.annotations}
+    assert figures.INK not in label_colours and len(label_colours) > 1  # one colour a letter, as chosen
+    axes = [{"key": "lr", "label": "learning rate", "values": [0.001, 0.003], "range": (0.001, 0.003)},
+            {"key": "val_accuracy", "label": "accuracy (%)", "values": [90.0, 95.0], "range": (90.0, 95.0)}]
+    pc = figures.parallel_coordinates(axes, color_key="val_accuracy")
+    assert pc.data[0].labelfont.color == figures.INK and pc.data[0].tickfont.color == figures.INK_SOFT
+
+
 def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
     assert views.run_phrase("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net") == "your s2net run"
     assert views.run_phrase("my first", "20261203-105231-s2net-3f", "s2net") == "my first"
