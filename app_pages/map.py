@@ -93,6 +93,5 @@ if len(picked) > 1:
                                         thumbnails=thumbs, zoom=region.zoom, height=560,
                                         title="Zoomed in: the images themselves"),
                     width="stretch", key="map_region")
-elif not picked:
-    st.caption("Tip: use **Box select** in the chart's toolbar (top right) and drag over a region to see its "
-               "images drawn on the map.")
+elif note := views.map_selection_note(event.selection if event else None, picked):
+    {"caption": st.caption, "info": st.info}[note[0]](note[1])

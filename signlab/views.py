@@ -931,6 +931,22 @@ def point_indices(points: Sequence[dict[str, Any]] | None) -> list[int]:
     return _embedding.point_indices(points)
 
 
+MAP_TIP = ("Tip: use **Box select** in the chart's toolbar (top right) and drag over a region to see its "
+           "images drawn on the map.")
+
+
+def map_selection_note(selection: Any, picked: Sequence[int]) -> tuple[str, str] | None:
+    """What the Map says under the chart when no region is shown, as (kind, text): the tip as a
+    "caption", or, when the box or lasso just drawn caught no point, an "info" that it was empty (the
+    tip alone read as if the drag had not been seen). None once points are picked."""
+    if picked:
+        return None
+    if selection and any(selection.get(k) for k in ("box", "lasso")):
+        return "info", ("The region you drew holds no test image: drag over the coloured points "
+                        "(double-click the map to clear the selection).")
+    return "caption", MAP_TIP
+
+
 def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -> list[int]:
     return _embedding.spread_sample(coords, indices, limit)
 

@@ -331,6 +331,15 @@ def test_a_stopped_sweep_reads_stopped_in_every_tab(tmp_path):
 
 
 # --------------------------------------------------------------------------- map and kernels
+def test_the_map_says_when_a_drawn_region_holds_no_point():
+    assert views.map_selection_note(None, []) == ("caption", views.MAP_TIP)
+    assert views.map_selection_note({"points": [], "box": [], "lasso": []}, []) == ("caption", views.MAP_TIP)
+    kind, text = views.map_selection_note({"points": [], "box": [{"x": [0, 1], "y": [0, 1]}]}, [])
+    assert kind == "info" and "holds no test image" in text
+    assert views.map_selection_note({"points": [], "lasso": [{"x": [0, 1, 1], "y": [0, 0, 1]}]}, [])[0] == "info"
+    assert views.map_selection_note({"points": [{"customdata": 3}], "box": [{}]}, [3]) is None  # a point: the panel
+
+
 def test_map_region_summarises_the_picked_points():
     coords = np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 5.0]])
     region = views.map_region(coords, np.array([0, 0, 1]), np.array([0, 1, 1]), [0, 1], drawn=2)
