@@ -140,7 +140,10 @@ class JobManager:
         worker. The processes are listed after the snapshot, so a worker that registered in between
         still counts (as starting)."""
         root = str(self.runs_dir.resolve())  # this process may have started workers for other folders
-        mine = {p.pid for p in live_children() if root in p.args}
+        # job workers only: a sweep this server launched for the same folder registers as a
+        # "sweep", so counted here it stood for a starting job worker until it ended, and runs queued
+        # meanwhile got no worker
+        mine = {p.pid for p in live_children("worker") if root in p.args}
         starting = len(mine - {w["pid"] for w in cap.workers if w["host"] == socket.gethostname()})
         return cap.spare + starting
 

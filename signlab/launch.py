@@ -64,8 +64,9 @@ def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
     return proc
 
 
-def live_children() -> list[subprocess.Popen]:
-    """The processes this one started that are still running (finished ones are reaped)."""
+def live_children(command: str | None = None) -> list[subprocess.Popen]:
+    """The processes this one started that are still running (finished ones are reaped); with
+    ``command``, only those running ``python -m signlab COMMAND`` ("worker", "sweep")."""
     with _LOCK:
         _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
-        return list(_CHILDREN)
+        return [p for p in _CHILDREN if command is None or p.args[3:4] == [command]]

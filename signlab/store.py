@@ -187,11 +187,16 @@ class Claim:
     resume_epochs: int | None = None
 
 
+# queued runs any worker may claim: a sweep's new trial waits for its own sweep worker, which trains
+# it with the pruner (a trial continued later is an ordinary run)
+_FOR_ANY_WORKER = sa.not_(sa.and_(runs_table.c.kind == "trial", runs_table.c.resume_epochs.is_(None)))
+
+
 @dataclass(frozen=True)
 class Capacity:
     """One snapshot of what a job manager needs to decide whether to start a worker."""
 
-    waiting: int  # queued runs
+    waiting: int  # queued runs that any worker may claim (not a sweep's trial, which its sweep trains)
     holding: int  # runs holding a slot of the job limit
     spare: int  # live workers that will take the next run
     workers: list[dict[str, Any]]  # those live workers' rows
@@ -294,11 +299,20 @@ class RunStore:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(5318008)"))
                 yield conn
         except sa.exc.OperationalError as err:
-            raise SignlabError(f"the run database {mask_url(self.url)} is not available: "
-                               f"{str(err.orig).strip().splitlines()[0] if err.orig else err}") from err
+            raise self._unavailable(err) from err
 
-    def _reader(self):
-        return self._read.connect()
+    @contextmanager
+    def _reader(self) -> Iterator[sa.Connection]:
+        """A connection for reads; the database away is a SignlabError, as for writes."""
+        try:
+            with self._read.connect() as conn:
+                yield conn
+        except sa.exc.OperationalError as err:
+            raise self._unavailable(err) from err
+
+    def _unavailable(self, err: sa.exc.OperationalError) -> SignlabError:
+        return SignlabError(f"the run database {mask_url(self.url)} is not available: "
+                            f"{str(err.orig).strip().splitlines()[0] if err.orig else err}")
 
     # -- rows
     @staticmethod
@@ -503,8 +517,8 @@ class RunStore:
             q = sa.select(runs_table).where(runs_table.c.state == S.QUEUED.value)
             if run_id:
                 q = q.where(runs_table.c.run_id == run_id)
-            else:  # a sweep's new trial waits for its own sweep worker, which trains it with the pruner
-                q = q.where(sa.not_(sa.and_(runs_table.c.kind == "trial", runs_table.c.resume_epochs.is_(None))))
+            else:
+                q = q.where(_FOR_ANY_WORKER)
             row = conn.execute(q.order_by(runs_table.c.queued_at, runs_table.c.run_id).limit(1)).first()
             if row is None:
                 return None
@@ -643,17 +657,14 @@ class RunStore:
         holds a slot (its test-set evaluation runs after the release). Read in separate queries, a
         worker that claimed a run in between counted neither as spare nor against the free slots, and
         the job manager started a second worker for a run that was already taken."""
-        holding = [s.value for s in HOLDING]
         with self._snapshot() as conn:
-            by_state = dict(conn.execute(sa.select(runs_table.c.state, sa.func.count())
-                                         .group_by(runs_table.c.state)).all())
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
+                runs_table.c.state == S.QUEUED.value, _FOR_ANY_WORKER)).scalar()
             held = set(conn.execute(sa.select(runs_table.c.run_id)
-                                    .where(runs_table.c.state.in_(holding))).scalars())
+                                    .where(runs_table.c.state.in_([s.value for s in HOLDING]))).scalars())
             live = [self._worker_dict(r) for r in conn.execute(self._live_workers(kind))]
-        return Capacity(waiting=by_state.get(S.QUEUED.value, 0),
-                        holding=sum(by_state.get(s, 0) for s in holding),
-                        spare=sum(1 for w in live if w.get("current") not in held),
-                        workers=live)
+        return Capacity(waiting=int(waiting), holding=len(held),
+                        spare=sum(1 for w in live if w.get("current") not in held), workers=live)
 
     def counts(self) -> dict[str, int]:
         """How many runs are in each state."""

@@ -308,7 +308,7 @@ def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, An
 
 def _launched(study: str) -> list:
     """Sweep workers of ``study`` that this process started and that are still running."""
-    return [p for p in live_children() if "sweep" in p.args and study in p.args]
+    return [p for p in live_children("sweep") if study in p.args]
 
 
 def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, timeout: float | None = None,

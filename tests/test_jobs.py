@@ -131,6 +131,62 @@ def test_a_run_claimed_while_tick_reads_starts_no_second_worker(tmp_path: Path, 
     assert store.get(run.id)["status"] == RunState.CLAIMED
 
 
+def test_a_sweep_launched_here_is_not_taken_for_a_starting_worker(tmp_path: Path):
+    """A sweep the server launched for the same runs folder registers as a "sweep", never as a job
+    worker; counted as a worker still starting, it kept every run queued meanwhile from a worker."""
+    import subprocess
+    import sys
+
+    from signlab import launch
+
+    # a process whose command line is the server's sweep's: python -m signlab sweep --runs-dir ROOT
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "sweep", "--runs-dir",
+                             str(tmp_path.resolve()), "--study", "s"])
+    with launch._LOCK:
+        launch._CHILDREN.append(fake)
+    try:
+        assert launch.live_children("sweep") == [fake] and launch.live_children("worker") == []
+        jm = JobManager(tmp_path, limit=2)
+        started = []
+        jm._spawn_worker = lambda: started.append(1)
+        create_run(TrainConfig(model="logreg", epochs=1), tmp_path, status="queued")
+        assert jm.tick() == 1 and started == [1]
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+def test_the_database_away_is_a_missed_head_start_and_a_one_line_error(tmp_path: Path, monkeypatch):
+    """Reads, like writes, turn a database that is away into a SignlabError naming it: warm() then
+    returns False (a missed head start), and a page shows one line, not sqlalchemy's traceback."""
+    import sqlalchemy as sa
+
+    from signlab.errors import SignlabError
+
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "30")
+    jm = JobManager(tmp_path, limit=1)
+    store = jm.store
+    monkeypatch.setattr(store, "_read", sa.create_engine("postgresql://nobody@127.0.0.1:1/nodb"))
+    jm._spawn_worker = lambda: pytest.fail("a worker was started without reading the store")
+    assert jm.warm() is False
+    with pytest.raises(SignlabError, match="run database .* is not available"):
+        store.capacity()
+    with pytest.raises(SignlabError, match="is not available"):
+        store.queue()
+
+
+def test_capacity_counts_only_runs_a_job_worker_can_take(tmp_path: Path):
+    """A sweep's new trial waits for its own sweep worker: no job worker starts for it."""
+    jm = JobManager(tmp_path, limit=2)
+    jm.store.add("trial-1", kind="trial", study="s")
+    assert jm.store.capacity().waiting == 0 and jm.store.queue() == ["trial-1"]
+    started = []
+    jm._spawn_worker = lambda: started.append(1)
+    assert jm.tick() == 0 and started == []
+    jm.store.add("run-1")
+    assert jm.store.capacity().waiting == 1 and jm.tick() == 1
+
+
 def test_warm_starts_nothing_without_local_workers_lingering_or_a_free_slot(tmp_path: Path, monkeypatch):
     before = len(live_children())
     assert JobManager(tmp_path, limit=1, start_workers=False).warm() is False  # a cluster's server
