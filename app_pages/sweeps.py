@@ -86,7 +86,7 @@ def live() -> None:
     workers = views.sweep_workers(study, runs_dir)
     now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
     best = views.best_trial(rows)
-    stop_at = views.sweep_stop_time(study, rows, workers, runs_dir)
+    stop_at = views.sweep_stop_time(study, rows, workers, now_running, record, runs_dir)
 
     with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
         st.metric("Trials", len(rows), width=METRIC_PX)

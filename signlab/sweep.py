@@ -46,7 +46,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from .config import RANGES, SETTING, Log, preset
 from .errors import ConfigError, SignlabError
@@ -260,15 +260,34 @@ def stop_request_time(study: str, runs_dir: Path | str | None = None) -> float |
         return None  # a string or a list in the file is no stop, and no crash
     try:
         t = float(t)
-    except OverflowError:  # a 400-digit number: a stop in the far future, not a crash
-        return math.inf
-    return None if math.isnan(t) else t
+    except OverflowError:  # a 400-digit number: no time at all (as infinity the page said "Stopping" for ever)
+        return None
+    return t if math.isfinite(t) else None
 
 
 def stop_requested_since(study: str, since: float, runs_dir: Path | str | None = None) -> bool:
     """Whether a stop was requested after ``since`` (a stop request never outlives the workers it was for)."""
     t = stop_request_time(study, runs_dir)
     return t is not None and t >= since
+
+
+def stop_in_force(study: str, rows: Sequence[dict[str, Any]], live_workers: Sequence[dict[str, Any]],
+                  running: bool, record: dict[str, Any], runs_dir: Path | str | None = None) -> float | None:
+    """When the stop that holds for the sweep now was requested, or None. While workers are registered,
+    a stop after every one of them began (each records its ``since``; one that joined later goes on);
+    while the launched worker is still starting, one after its launch (``record["launched"]``); once
+    the sweep has ended, one after its newest trial started (``rows`` from :func:`study_trials`)."""
+    t = stop_request_time(study, runs_dir)
+    if t is None:
+        return None
+    if live_workers:
+        since: Any = max(float(w.get("since", w.get("started", 0.0))) for w in live_workers)
+    elif running:
+        since = record.get("launched")
+    else:
+        since = max((r["started"] for r in rows if r.get("started") is not None), default=None)
+    ok = isinstance(since, (int, float)) and not isinstance(since, bool)
+    return t if ok and t >= since else None
 
 
 # --------------------------------------------------------------------------- workers
@@ -330,7 +349,8 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
     folder = sweeps_dir(root)
     log_path = folder / f"{study}.log"
-    env = {"SIGNLAB_SWEEP_LAUNCHED": str(time.time()), **cpu_share(workers)}
+    launched = time.time()
+    env = {"SIGNLAB_SWEEP_LAUNCHED": str(launched), **cpu_share(workers)}
     if owner:  # the trials are runs of the user who started the sweep
         env["SIGNLAB_OWNER"] = owner
     pids = []
@@ -343,9 +363,12 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
         if storage:
             args += ["--storage", storage]
         pids.append(spawn([*args, *extra_args], log_path, env=env).pid)
-    if not isinstance(read_json(folder / f"{study}.json"), dict):  # listed at once, before a worker starts
-        atomic_write_json(folder / f"{study}.json", {"study": study, "model": model, "epochs": int(epochs),
-                                                      "storage": None, "created": time.time(), "owner": owner})
+    # listed at once, before a worker starts; "launched": a stop pressed while it starts holds for it
+    rec = read_json(folder / f"{study}.json")
+    if not isinstance(rec, dict):
+        rec = {"study": study, "model": model, "epochs": int(epochs), "storage": None, "created": launched,
+               "owner": owner}
+    atomic_write_json(folder / f"{study}.json", {**rec, "launched": launched})
     return {"study": study, "pids": pids, "log": str(log_path)}
 
 
@@ -361,8 +384,12 @@ def sweep_running(study: str, runs_dir: Path | str | None = None,
 def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False) -> int:
     """Ask the study's workers to stop; ``force`` also sends SIGTERM to those on this host (their
     current trial is then marked failed). Returns the number of live workers it asked."""
-    request_stop(study, runs_dir)
-    pids = {int(w["pid"]) for w in workers(study, runs_dir) if w.get("host") == socket.gethostname()}
+    live = workers(study, runs_dir)
+    if force and stop_in_force(study, [], live, True, study_record(study, runs_dir), runs_dir) is not None:
+        pass  # asked already: a new time would restart the page's wait before it offers Force stop again
+    else:
+        request_stop(study, runs_dir)
+    pids = {int(w["pid"]) for w in live if w.get("host") == socket.gethostname()}
     pids |= {p.pid for p in _launched(study)}
     if force:
         for pid in pids:

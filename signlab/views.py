@@ -978,23 +978,11 @@ def sweep_workers(study: str, runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def sweep_stop_time(study: str, rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]],
-                    runs_dir: Path) -> float | None:
-    """When a stop was requested that holds for this sweep: while it runs, one after its workers
-    began (each worker records that time as ``since``); once it has ended, one after its newest trial
-    started. None when there is none. Read from the study's stop record, so every tab and every
-    user sees the same "Stopping" and "Stopped" (kept in one tab's session, another tab said "Finished").
-    """
-    t = _sweep.stop_request_time(study, runs_dir)
-    if t is None:
-        return None
-    if workers:
-        since = min(float(w.get("since", w.get("started", 0.0))) for w in workers)
-    else:
-        starts = [r["started"] for r in rows if r.get("started") is not None]
-        if not starts:
-            return None
-        since = max(starts)
-    return t if t >= since else None
+                    running: bool, record: dict[str, Any], runs_dir: Path) -> float | None:
+    """When the stop that holds for the sweep was requested (:func:`signlab.sweep.stop_in_force`):
+    read from the study's stop record, so every tab and every user sees the same "Stopping" and
+    "Stopped" (kept in one tab's session, another tab said "Finished" for a stopped sweep)."""
+    return _sweep.stop_in_force(study, rows, workers, running, record, runs_dir)
 
 
 def sweep_last_log(study: str, runs_dir: Path) -> str:

@@ -478,6 +478,8 @@ def test_sweep_files_are_not_read_through_links_nor_crash_on_numbers(root, secre
     (folder / "s2.log").write_text("starting\nsignlab: data: refused\n")
     assert sweep.last_log_line("s2", root) == "signlab: data: refused"
     (folder / "s1.stop").write_text(json.dumps({"time": int(BIG)}))
+    assert sweep.stop_requested_since("s1", 0.0, root) is False  # no time at all, and no crash
+    (folder / "s1.stop").write_text(json.dumps({"time": 5.0}))
     assert sweep.stop_requested_since("s1", 0.0, root) is True
     (folder / "s1.stop").write_text(json.dumps(["not", "a", "dict"]))
     assert sweep.stop_requested_since("s1", 0.0, root) is False

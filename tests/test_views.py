@@ -309,25 +309,50 @@ def test_sweep_status_from_workers_not_the_clock():
 
 
 def test_a_stopped_sweep_reads_stopped_in_every_tab(tmp_path):
-    """The stop is read from the study's stop record, not from the tab that pressed Stop: while the
-    workers run it holds if it came after they began, once they ended if it came after the newest
-    trial started. (Kept in one tab's session state, another tab said "Finished" for a stopped sweep.)"""
+    """The stop is read from the study's stop record, not from the tab that pressed Stop. It holds
+    while the workers run if it came after every one of them began (one that joined later goes on), while
+    the launched worker still starts if it came after the launch, and once they ended if it came after
+    the newest trial started. (Kept in one tab's session state, another tab said "Finished" for a
+    stopped sweep.)"""
     from signlab import sweep
 
     rows = [{"state": "COMPLETE", "started": 100.0}, {"state": "STOPPED", "started": 200.0}]
-    assert views.sweep_stop_time("s", rows, [], tmp_path) is None  # never stopped
-    sweep.sweeps_dir(tmp_path).mkdir(parents=True)
-    (sweep.sweeps_dir(tmp_path) / "s.stop").write_text('{"time": 250.0}')
-    assert views.sweep_stop_time("s", rows, [{"since": 240.0, "started": 245.0}], tmp_path) == 250.0
-    assert views.sweep_stop_time("s", rows, [{"since": 260.0}], tmp_path) is None  # before this worker
-    stop_at = views.sweep_stop_time("s", rows, [], tmp_path)  # ended: after the newest trial started
+    stop = sweep.sweeps_dir(tmp_path) / "s.stop"
+
+    def stop_time(rows, workers, running, record=None):
+        return views.sweep_stop_time("s", rows, workers, running, record or {}, tmp_path)
+
+    assert stop_time(rows, [], False) is None  # never stopped
+    stop.parent.mkdir(parents=True)
+    stop.write_text('{"time": 250.0}')
+    assert stop_time(rows, [{"since": 240.0, "started": 245.0}], True) == 250.0
+    assert stop_time(rows, [{"since": 240.0}, {"since": 260.0}], True) is None  # the later worker goes on
+    assert stop_time([], [], True, {"launched": 245.0}) == 250.0  # pressed while the worker starts
+    assert stop_time([], [], True, {"launched": 255.0}) is None  # an old stop, before this launch
+    assert stop_time([], [], True) is None
+    stop_at = stop_time(rows, [], False)  # ended: after the newest trial started
     assert stop_at == 250.0
     assert views.sweep_status(rows, [], False, stop_at is not None).message == "Stopped: 2 trials."
     later = rows + [{"state": "COMPLETE", "started": 300.0}]  # run again after the stop: it finished
-    assert views.sweep_stop_time("s", later, [], tmp_path) is None
-    assert views.sweep_stop_time("s", [{"state": "FAIL", "started": None}], [], tmp_path) is None
-    (sweep.sweeps_dir(tmp_path) / "s.stop").write_text('{"time": NaN}')
-    assert views.sweep_stop_time("s", rows, [], tmp_path) is None
+    assert stop_time(later, [], False) is None
+    assert stop_time([{"state": "FAIL", "started": None}], [], False) is None
+    for junk in ('{"time": NaN}', '{"time": 1%s}' % ("0" * 400), '{"time": "soon"}'):
+        stop.write_text(junk)
+        assert stop_time(rows, [], False) is None, junk
+
+
+def test_force_stop_keeps_the_time_of_the_stop_it_follows(tmp_path):
+    """Force stop after Stop does not write a new stop time: the page's 15-s wait before it offers
+    Force stop again would start over while a worker on another host kept running."""
+    from signlab import sweep
+
+    sweep.sweeps_dir(tmp_path).mkdir(parents=True)
+    (sweep.sweeps_dir(tmp_path) / "s.json").write_text('{"study": "s", "launched": 100.0}')
+    sweep.stop_sweep("s", tmp_path)
+    first = sweep.stop_request_time("s", tmp_path)
+    assert first is not None
+    sweep.stop_sweep("s", tmp_path, force=True)
+    assert sweep.stop_request_time("s", tmp_path) == first
 
 
 # --------------------------------------------------------------------------- map and kernels
