@@ -48,9 +48,9 @@ if step.config is not None:
         mine = ui.can(job, "stop")
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")
 
-result = views.tour_check(step, runs, ui.evaluation)
-if result:
-    st.success(result, icon="📏")
+with ui.guard("Could not read your run"):  # a run deleted in another tab, weights that no longer load
+    if result := views.tour_check(step, runs, ui.evaluation):
+        st.success(result, icon="📏")
 
 if step.key == "templates":
     run = views.tour_page_run(runs, "templates")
@@ -81,7 +81,8 @@ if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, a
     st.divider()
     st.subheader(f"🎓 {views.TOUR_FINISH['title']}")
     st.markdown(views.TOUR_FINISH["text"])
-    st.markdown("\n".join(f"- {title}: {result}" for title, result in views.tour_results(runs, ui.evaluation)))
+    st.markdown(views.tour_results_text(runs, ui.evaluation))
+    st.markdown(views.TOUR_FINISH["next"])
 
 st.divider()
 b1, _, b2 = st.columns([1, 3, 1])

@@ -16,6 +16,7 @@ import numpy as np
 
 from .calibrate import calibration_info
 from .config import TrainConfig, preset
+from .errors import SignlabError
 from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
@@ -45,32 +46,40 @@ _CONFIGS = {"LOGREG": LOGREG, "SEED": SEED, "FIXED": FIXED}
 TOUR_FILE = Path(__file__).resolve().parent / "assets" / "tour.toml"
 
 
-def load_steps(path: Path = TOUR_FILE) -> list[Step]:
-    """The tour's steps from ``path``; a step's ``config`` names one of LOGREG, SEED and FIXED."""
-    steps = tomllib.loads(path.read_text(encoding="utf-8"))["step"]
-    return [Step(**{**d, "config": _CONFIGS[d["config"]] if "config" in d else None}) for d in steps]
+# what the tour says under its last step when tour.toml has no [finish] (a teacher's edit dropped it)
+_FINISH = {"title": "The end of the tour", "text": "Your own results:", "next": ""}
 
 
-def load_finish(path: Path = TOUR_FILE) -> dict[str, str]:
-    """What the tour says after its last step: ``title`` and ``text``."""
-    return tomllib.loads(path.read_text(encoding="utf-8"))["finish"]
+def load_tour(path: Path = TOUR_FILE) -> tuple[list[Step], dict[str, str]]:
+    """The tour's steps and its ``[finish]`` (title, text, next) from ``path``; a step's ``config``
+    names one of LOGREG, SEED and FIXED."""
+    tour = tomllib.loads(path.read_text(encoding="utf-8"))
+    steps = [Step(**{**d, "config": _CONFIGS[d["config"]] if "config" in d else None}) for d in tour["step"]]
+    finish = tour.get("finish")
+    return steps, {**_FINISH, **(finish if isinstance(finish, dict) else {})}
 
 
-STEPS: list[Step] = load_steps()
-FINISH: dict[str, str] = load_finish()
+STEPS, FINISH = load_tour()
 
 
 def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tuple[str, str]]:
     """The user's result of each step that trains a model (its title, and the run's test accuracy or
-    "not trained yet"), then the calibration's, for the tour's last page."""
+    "not trained yet"), then the calibration's, for the tour's last page. A run that cannot be
+    evaluated (deleted in another tab, its weights unreadable) says so in its row."""
     out = []
     for step in STEPS:
         if step.config is not None:
             r = find_run(runs, step.config)
-            out.append((step.title, f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r
-                        else "not trained yet"))
+            try:
+                text = f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r else "not trained yet"
+            except (SignlabError, OSError) as err:
+                text = f"could not be evaluated ({err})"
+            out.append((step.title, text))
         elif step.key == "calibrate":
-            out.append((step.title, check(step, runs, evaluate) or "no calibrated run yet"))
+            info = next((i for i in map(calibration_info, runs) if i), None)  # runs: newest first
+            out.append((step.title, "no calibrated run yet" if info is None else
+                        f"calibrated on {count_text(int(info.get('photos') or 0), 'photo')} of "
+                        f"{count_text(len(info.get('letters', [])), 'letter')}"))
     return out
 
 

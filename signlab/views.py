@@ -779,8 +779,10 @@ def tour_check(step: Any, runs: Sequence[Any], evaluate: Callable[[Any], Any]) -
 TOUR_FINISH = _guide.FINISH
 
 
-def tour_results(runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> list[tuple[str, str]]:
-    return _guide.results(list(runs), evaluate)
+def tour_results_text(runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> str:
+    """The user's results of the tour as a markdown list, each step's title in bold (a bare
+    "- 2. Train …" is a list inside a list in markdown)."""
+    return "\n".join(f"- **{title}**: {result}" for title, result in _guide.results(list(runs), evaluate))
 
 
 def dead_logits_health(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -60,7 +60,31 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
                        "4. Train the lecture's ConvNet, as written": "**50.0%** test accuracy",
                        "5. Fix it and train again": "**95.8%** test accuracy",
                        "8. Teach it your hand": "no calibrated run yet"}
-    assert guide.FINISH["title"] and "Sweeps" in guide.FINISH["text"]
+    assert guide.FINISH["title"] and "Sweeps" in guide.FINISH["next"]
+    # a calibrated run in a few words (step 8's own box says the rest), and a run that cannot be
+    # evaluated says so in its row instead of failing the page
+    from signlab.calibrate import RECORD
+    from signlab.errors import RunError
+    from signlab.fsutil import atomic_write_json
+
+    mine = _fake_run(tmp_path, guide.FIXED, "mine")
+    atomic_write_json(mine.dir / RECORD, {"parent": "fixed", "photos": 9, "letters": ["A", "B", "C"]})
+
+    def evaluate(r):
+        if r.id == "seed":
+            raise RunError("run seed was deleted (in another tab or window); pick another run")
+        return evals[r.id]
+
+    results = dict(guide.results([mine, fixed, seed], evaluate))
+    assert results["8. Teach it your hand"] == "calibrated on 9 photos of 3 letters"
+    assert results["4. Train the lecture's ConvNet, as written"].startswith("could not be evaluated (run seed was")
+
+
+def test_a_tour_file_without_its_finish_still_loads(tmp_path):
+    text = guide.TOUR_FILE.read_text(encoding="utf-8")
+    (tmp_path / "tour.toml").write_text(text[:text.index("\n[finish]")], encoding="utf-8")
+    steps, finish = guide.load_tour(tmp_path / "tour.toml")
+    assert [s.key for s in steps] == [s.key for s in guide.STEPS] and finish["title"] == "The end of the tour"
 
 
 def test_dead_letters():

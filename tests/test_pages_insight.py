@@ -128,7 +128,8 @@ def test_tour_last_step_ends_with_the_users_results(runs_env):
     no_error(at)
     assert any("The end of the tour" in h.value for h in at.subheader)
     summary = next(m.value for m in at.markdown if "Train the lecture's ConvNet" in m.value)
-    assert "test accuracy" in summary and "8. Teach it your hand: no calibrated run yet" in summary
+    assert "test accuracy" in summary and "- **8. Teach it your hand**: no calibrated run yet" in summary
+    assert any(m.value.startswith("Where to go next") for m in at.markdown)
 
 
 def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, app_caches):
