@@ -48,9 +48,10 @@ with left:
 jm = ui.job_manager()
 run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
+gone_note = None  # said in the run's pane, where the eye starts (here it fell below both panes)
 if run_id and run is None:  # deleted in another tab, or a link to a run that is not this user's
-    st.warning(f"The run this page followed, {ui.md(views.run_display_name(str(run_id)[:80]))}, is not one you can "
-               "open here (it was deleted, or belongs to someone else).", icon="⚠️")
+    gone_note = (f"The run this page followed, {ui.md(views.run_display_name(str(run_id)[:80]))}, is not one you "
+                 "can open here (it was deleted, or belongs to someone else).")
     st.session_state.pop(ui.Keys.TRAIN_RUN, None)
     st.query_params.pop("run", None)
 elsewhere = run is None
@@ -94,6 +95,8 @@ with right:
         with ui.guard("Could not pause"):
             ui.pause_or_resume(run, view.paused)
             st.rerun()
+    if gone_note:
+        st.warning(gone_note, icon="⚠️")
     if view.notice:
         st.info(view.notice, icon="🏃")
     if run is None and cfg is None:  # the settings column names the setting; say it where the eye starts too

@@ -594,7 +594,7 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
     return out
 
 
-_CALIBRATED = re.compile(r"^(calibrated on \d+ photos? · )+")
+_CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos? · )+")  # count_text writes "1,200 photos"
 
 
 def calibrated_name(photos: int, parent: Any) -> str:

@@ -317,12 +317,12 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
         with open(p, "wb") as f:
             np.savez_compressed(f, **arrays)
 
-    if not run.dir.is_dir():  # deleted (in another tab) while the map was computed: never made again by the cache
-        raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run")
-    try:
-        atomic_write(cache_path(run, layer, method), write)
+    try:  # parents=False: a run deleted (in another tab) while its map was computed is not made again
+        atomic_write(cache_path(run, layer, method), write, parents=False)
     except (OSError, SignlabError):
-        pass  # a read-only runs folder or a full disk: the map is simply not cached
+        if not run.dir.is_dir():
+            raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run") from None
+        # else a read-only runs folder or a full disk: the map is simply not cached
     return fm
 
 

@@ -27,15 +27,17 @@ def storage_error(err: OSError, path: Path) -> StorageError:
     return StorageError(f"{path}: cannot write ({err.strerror or err})")
 
 
-def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = True) -> None:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path`` in one step.
 
     The temporary file sits in the same folder so the rename is atomic on POSIX: readers see the
-    old file or the new one, never a torn one.
+    old file or the new one, never a torn one. The folder is made if missing; with ``parents=False``
+    only the folder itself, never the ones above it (a cache inside a run folder that was deleted
+    meanwhile must not make the run folder again: FileNotFoundError's storage error instead).
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=parents, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as err:

@@ -192,6 +192,9 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     assert first == "calibrated on 1 photo · 4 Dec 15:57:05"
     again = calibrate.calibrated_name(3, SimpleNamespace(id="20261204-160000-s2net-aaaaaaaaaa", name=first))
     assert again == "calibrated on 3 photos · 4 Dec 15:57:05"
+    many = calibrate.calibrated_name(1200, parent)
+    assert many == "calibrated on 1,200 photos · 4 Dec 15:57:05"
+    assert calibrate.calibrated_name(5, SimpleNamespace(id="y", name=many)) == "calibrated on 5 photos · 4 Dec 15:57:05"
     named = calibrate.calibrated_name(2, SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4))
     assert named.startswith("calibrated on 2 photos · my robust run") and len(named) <= 80
 

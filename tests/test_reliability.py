@@ -109,6 +109,20 @@ def test_atomic_write_into_a_folder_that_cannot_exist(tmp_path):
         atomic_write_json(blocker / "runs" / "x.json", {})
 
 
+def test_atomic_write_without_parents_never_makes_a_deleted_folder_again(tmp_path):
+    """A cache written inside a run folder (the Map's embeddings/) while another tab deleted the run
+    must fail, not make the run folder again."""
+    from signlab.fsutil import atomic_write
+
+    run = tmp_path / "run"
+    with pytest.raises(StorageError):
+        atomic_write(run / "embeddings" / "x.npz", lambda p: p.write_bytes(b"x"), parents=False)
+    assert not run.exists()
+    run.mkdir()
+    atomic_write(run / "embeddings" / "x.npz", lambda p: p.write_bytes(b"x"), parents=False)  # its own folder: made
+    assert (run / "embeddings" / "x.npz").read_bytes() == b"x"
+
+
 def test_create_run_and_submit_in_an_unwritable_runs_folder(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
