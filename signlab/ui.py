@@ -837,9 +837,10 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     """
     drawn_with = view.state
     polling = view.state in ACTIVE
+    cfg = run.config  # read once (a file): the heading, the hint and the health legend use it
     if not compact:  # drawn once, outside the polling: every element a poll redraws costs the browser
-        st.subheader(md(views.run_heading(run.name, run.id, run.config.model)))
-        st.caption(views.config_line(run.config, run.status().get("device", "")) + f" · id `{run.id}`")
+        st.subheader(md(views.run_heading(run.name, run.id, cfg.model)))
+        st.caption(views.config_line(cfg, run.status().get("device", "")) + f" · id `{run.id}`")
 
     def progress() -> None:
         jm.tick()
@@ -860,7 +861,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     def details() -> None:
         records = metrics(run)
         epochs = [r for r in records if r.get("type") == "epoch"]
-        hint = live_hint(run.config, epochs)
+        hint = live_hint(cfg, epochs)
         if hint:
             st.caption(hint)
         if polling:  # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why)
@@ -878,7 +879,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if health:
             st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
             series = health_series(health)
-            st.plotly_chart(figures.health_charts(series, labels=views.health_labels(run.config)), width="stretch",
+            st.plotly_chart(figures.health_charts(series, labels=views.health_labels(cfg)), width="stretch",
                             key=f"{key}_health")
             st.caption(HEALTH_CAPTION)
             if series["dead_logits"] is not None:
