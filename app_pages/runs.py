@@ -6,22 +6,25 @@ from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
+SETTINGS_SAVED = "Class settings saved."
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
 
 runs = ui.runs()
+# what the last click did (renamed, deleted, saved), said where the click was: at the page's top it
+# was out of view of the Delete and Save buttons further down; with no run left, said here
+flash = st.session_state.pop("runs_flash", None)
 if not runs:
+    if flash:
+        st.success(flash, icon="✅")
     st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
     if st.button("Go to Train", type="primary"):
         st.switch_page("app_pages/train.py")
     st.stop()
 
 by_id = {r.id: r for r in runs}
-flash = st.session_state.pop("runs_flash", None)
-if flash:
-    st.success(flash, icon="✅")
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
@@ -100,6 +103,8 @@ if picked:
 st.subheader("Manage a run")
 if warned := st.session_state.pop("runs_warn", None):  # here, where the click was: not at the page's top
     st.warning(warned, icon="⚠️")
+if flash and flash != SETTINGS_SAVED:
+    st.success(flash, icon="✅")
 # The chosen run is kept under its own key: the selectbox remembers its choice by label, and a
 # rename (or a run finishing) changes the label, which would silently select another run.
 ids = [r.id for r in runs]
@@ -207,7 +212,9 @@ with right:
 
 # ----------------------------------------------------------------------------- class settings
 if me.role == "instructor":
-    with st.expander("⚙️ Class settings (instructors)"):
+    with st.expander("⚙️ Class settings (instructors)", expanded=flash == SETTINGS_SAVED):
+        if flash == SETTINGS_SAVED:
+            st.success(flash, icon="✅")
         with st.form("class_settings"):
             st.caption("Quotas for every student, kept in the run database for every server.")
             values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
@@ -222,5 +229,5 @@ if me.role == "instructor":
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
                     ui.save_settings(values)
-                    st.session_state["runs_flash"] = "Class settings saved."
+                    st.session_state["runs_flash"] = SETTINGS_SAVED
                     st.rerun()

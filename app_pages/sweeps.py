@@ -174,8 +174,8 @@ def live() -> None:
                 with charts.container(width=SCATTER_PX):
                     st.plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
                                     width="stretch", key=f"sweep_scatter_{p}")
-            st.caption("Blue: completed trials; grey crosses: trials pruned early, at the accuracy they "
-                       "were stopped with; the star is the best trial.")
+            st.caption("Blue: completed trials; grey crosses: trials pruned early or stopped, at the accuracy "
+                       "they had then; the star is the best trial.")
         else:
             st.caption("A chart of accuracy against each searched setting appears here when the first "
                        "trial finishes.")

@@ -102,7 +102,7 @@ with right:
     if run is None and cfg is None:  # the settings column names the setting; say it where the eye starts too
         st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
     elif run is None:
-        st.info(f"Press **Start** to train. With these settings "
+        st.info(f"Press **Start** to train {views.start_line(cfg)}. With these settings "
                 f"{views.time_estimate(cfg, ui.speed_rows(available), len(ui.dataset().train))}; "
                 "the chart here shows the loss falling as it learns.")
     else:

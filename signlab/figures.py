@@ -301,7 +301,7 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
 
     fig = go.Figure()
     for states, name, marker in ((("COMPLETE",), "completed", dict(size=10, color=BLUE)),
-                                 (("PRUNED", "STOPPED"), "pruned", dict(size=9, color=GREY, symbol="x"))):
+                                 (("PRUNED", "STOPPED"), "pruned or stopped", dict(size=9, color=GREY, symbol="x"))):
         rs = pick(states)
         if rs:
             fig.add_trace(go.Scatter(x=xs(rs), y=[100 * r["value"] for r in rs], mode="markers", name=name,

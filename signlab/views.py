@@ -230,6 +230,14 @@ def config_line(cfg: Any, device: str = "") -> str:
             + (f" · {device}" if device else ""))
 
 
+def start_line(cfg: Any) -> str:
+    """What Start will train, beside the button: every number a student may have typed, as the run
+    will use it. A number too long for the browser (23 digits) never reaches the server: its box
+    turns red and keeps the old value, which this line shows (without it, Start trained 2 epochs
+    while the box read 12345678901234567890123)."""
+    return f"{count_text(cfg.epochs, 'epoch')} of {config_line(cfg)} · seed {cfg.seed}"
+
+
 def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | None:
     """The newest of this user's runs that is queued or training (a new tab or session finds it)."""
     for r in runs:  # newest first
@@ -544,13 +552,13 @@ def trial_settings(trial: dict[str, Any], params: Sequence[str]) -> str:
 
 
 def study_label(record: dict[str, Any]) -> str:
-    """A study in the picker: its name, model and epochs per trial, and whether it is running."""
+    """A study in the picker: its name, model and epochs per trial. Not whether it runs: a select box
+    keeps showing the label it had when chosen, so "· running" stayed beside "Stopped" until a reload
+    (the status line under the picker says it, live)."""
     bits = [str(record.get("study"))]
     if record.get("model"):
         epochs = record.get("epochs")
         bits.append(f"{record['model']}, {count_text(epochs, 'epoch') if epochs is not None else '? epochs'} per trial")
-    if record.get("running"):  # sweep.list_studies: a registered worker, or one this server is starting
-        bits.append("running")
     return " · ".join(bits)
 
 
@@ -968,7 +976,7 @@ def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str 
     names = ", ".join(mine[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")
     return (f"{'A sweep' if len(mine) == 1 else f'{len(mine)} sweeps'} of yours {'is' if len(mine) == 1 else 'are'} "
             f"still running ({names}). Another one would share the same CPU cores, and every sweep would take "
-            "longer; stop one on the right first if you want this one to go faster.")
+            "longer; stop one first (its page: the Study list below) if you want this one to go faster.")
 
 
 def study_trials(storage: str | None, study: str, runs_dir: Path) -> list[dict[str, Any]]:

@@ -363,6 +363,24 @@ def test_runs_page_rename_keeps_the_chosen_run(runs_env):
     assert any("Deleted run renamed older" in s.value for s in at.success)
 
 
+def test_deleting_the_last_run_says_so_on_the_empty_page(runs_env):
+    """The flash of a delete is said where the click was; with no run left, on the empty page (it
+    stayed in the session and greeted the next visit with a stale "Deleted run …")."""
+    from signlab.runs import delete_run, list_runs
+
+    root, run_id = runs_env
+    for r in list_runs(root):
+        if r.id != run_id:
+            delete_run(r.id, root)
+    at = _open("runs")
+    by_label(at.button, "🗑️ Delete…").click().run()
+    by_label(at.button, "Yes, delete it").click().run()
+    no_error(at)
+    assert list_runs(root) == [] and any("No runs yet" in i.value for i in at.info)
+    assert any(s.value.startswith("Deleted run") for s in at.success), [s.value for s in at.success]
+    assert "runs_flash" not in at.session_state
+
+
 def test_runs_page_open_in_evaluate(runs_env):
     at = _open("runs")
     by_label(at.button, "🎯 Open in Evaluate").click().run()
@@ -568,6 +586,17 @@ def test_a_database_that_cannot_be_opened_is_a_message_not_a_traceback(runs_env,
     assert any("cannot open the run database" in e.value and "unknown kind of database 'nosuchdriver'" in e.value
                for e in at.error), \
         [e.value for e in at.error]
+
+
+def test_train_page_says_what_start_will_train(runs_env):
+    """Beside Start, the numbers the run will use: a number too long for the browser (23 digits) never
+    reaches the server and its box keeps the old value, so this line is where a student sees it."""
+    at = _open("train")
+    by_label(at.number_input, "Epochs").set_value(7).run()
+    by_label(at.number_input, "Seed").set_value(3).run()
+    assert not at.exception
+    [box] = [i.value for i in at.info if "Press **Start** to train" in i.value]
+    assert "7 epochs of " in box and "· seed 3." in box, box
 
 
 def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
