@@ -221,13 +221,18 @@ def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     return f"Run {phrase}" if phrase in (name, run_id) else phrase[0].upper() + phrase[1:]
 
 
+def _config_parts(cfg: Any) -> tuple[str, list[str]]:
+    """A run's model (with its ensemble size) and its other settings worth a glance, as words."""
+    model = cfg.model + (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "")
+    rest = (["equalize"] if cfg.input_norm == "equalize" else []) + (
+        ["photo-like augmentation"] if cfg.augment_photo else [])
+    return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, cfg.schedule]
+
+
 def config_line(cfg: Any, device: str = "") -> str:
     """The settings of a run in one line, under its heading."""
-    extras = (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "") + (
-        " · equalize" if cfg.input_norm == "equalize" else "") + (
-        " · photo-like augmentation" if cfg.augment_photo else "")
-    return (f"{cfg.model}{extras} · batch {cfg.batch_size} · lr {cfg.lr:g} · {cfg.optimizer} · {cfg.schedule}"
-            + (f" · {device}" if device else ""))
+    model, rest = _config_parts(cfg)
+    return " · ".join([model, *rest] + ([device] if device else []))
 
 
 def start_line(cfg: Any) -> str:
@@ -235,7 +240,8 @@ def start_line(cfg: Any) -> str:
     will use it. A number too long for the browser (23 digits) never reaches the server: its box
     turns red and keeps the old value, which this line shows (without it, Start trained 2 epochs
     while the box read 12345678901234567890123)."""
-    return f"{count_text(cfg.epochs, 'epoch')} of {config_line(cfg)} · seed {cfg.seed}"
+    model, rest = _config_parts(cfg)
+    return f"**{model} for {count_text(cfg.epochs, 'epoch')}** ({', '.join(rest)}, seed {cfg.seed})"
 
 
 def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | None:

@@ -596,7 +596,7 @@ def test_train_page_says_what_start_will_train(runs_env):
     by_label(at.number_input, "Seed").set_value(3).run()
     assert not at.exception
     [box] = [i.value for i in at.info if "Press **Start** to train" in i.value]
-    assert "7 epochs of " in box and "· seed 3." in box, box
+    assert " for 7 epochs** (" in box and ", seed 3)." in box, box
 
 
 def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
