@@ -356,6 +356,29 @@ def test_force_stop_keeps_the_time_of_the_stop_it_follows(tmp_path):
 
 
 # --------------------------------------------------------------------------- map and kernels
+def test_each_letter_has_its_own_colour_and_the_fists_far_apart():
+    colours = figures.letter_colors()
+    assert len(colours) == len(LETTERS) == len(set(colours)) and set(colours) == set(pc_dark24())
+    by = dict(zip(LETTERS, colours))
+    fists = [by[k] for k in "AEMNST"]  # closed hands told apart by the thumb: one hue family each
+
+    def hue(c: str) -> float:
+        import colorsys
+
+        r, g, b = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return colorsys.rgb_to_hsv(r, g, b)[0] * 360
+
+    coloured = sorted(hue(c) for c in fists if c != by["T"])  # T is near-black
+    gaps = [b - a for a, b in zip(coloured, coloured[1:])] + [360 - coloured[-1] + coloured[0]]
+    assert min(gaps) > 30, [round(h) for h in coloured]  # Dark24's order had E, M, N within 40 degrees
+
+
+def pc_dark24() -> list[str]:
+    import plotly.colors as pc
+
+    return list(pc.qualitative.Dark24)
+
+
 def test_the_map_says_when_a_drawn_region_holds_no_point():
     assert views.map_selection_note(None, []) == ("caption", views.MAP_TIP)
     assert views.map_selection_note({"points": [], "box": [], "lasso": []}, []) == ("caption", views.MAP_TIP)
