@@ -553,13 +553,20 @@ class RunStore:
             return Claim(run_id, attempt, worker, epochs)
 
     def heartbeat(self, claim: Claim) -> str | None:
-        """Renew the lease; returns the pending control request (stop/pause) or None. LeaseLost if gone."""
+        """Renew the lease; returns the pending control request (stop/pause) or None. LeaseLost if gone.
+
+        The holder's worker row (a job or sweep worker's, when the holder is one) beats too: a worker
+        writes its own row only between runs, so one training for longer than two leases dropped out of
+        :meth:`workers`. The job manager then took it for a worker still starting (and started none
+        for the next run), and the Sweeps page said "Starting the worker…" in the middle of a trial."""
         now = time.time()
         with self._tx() as conn:
             row = self._held(conn, claim)
             conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
                                                    runs_table.c.attempt == claim.attempt)
                          .values(lease_until=now + lease_seconds()))
+            conn.execute(workers_table.update().where(workers_table.c.worker_id == claim.worker)
+                         .values(heartbeat=now))
             return row.control
 
     def update(self, claim: Claim, state: RunState | None = None, **changes: Any) -> None:

@@ -253,6 +253,28 @@ def test_a_heartbeat_just_after_the_run_finished_is_not_a_lost_lease(tmp_path, d
     assert record["test_accuracy"] is not None  # evaluated: the holder knew it still owned the run
 
 
+def test_a_worker_training_for_longer_than_two_leases_stays_live(tmp_path, db_url, monkeypatch):
+    """A worker writes its own row between runs only; the lease's heartbeat keeps it live while it
+    trains. (Without it a worker dropped out of the live workers after two leases of training: the job
+    manager took it for one still starting and started no worker for the next run, and the Sweeps
+    page said "Starting the worker…" in the middle of a trial.)"""
+    import sqlalchemy as sa
+
+    from signlab.store import workers_table
+
+    store = store_for(tmp_path)
+    store.register_worker("w-busy", "worker", slots=1, device="cpu")
+    create_run(TrainConfig(**TINY), tmp_path, run_id="long", status="queued")
+    claim = store.claim("w-busy", 1)
+    store.worker_beat("w-busy", current=claim.run_id)  # as signlab.worker does after a claim
+    with store._tx() as conn:  # its last own beat, three leases ago: it has been training since
+        conn.execute(workers_table.update().values(heartbeat=time.time() - 15))
+    assert store.workers(kind="worker") == []
+    store.heartbeat(claim)
+    assert [w["worker_id"] for w in store.workers(kind="worker")] == ["w-busy"]
+    assert store.capacity().spare == 0  # live and busy: not spare, not "starting"
+
+
 def test_a_lease_taken_mid_run_stops_the_holder_and_reads_interrupted(tmp_path, db_url):
     """The other side of the test above: a lease that really is taken (it ran out and the server
     took the run back) is still found by the next beat, and the holder stops writing."""
