@@ -43,7 +43,7 @@ if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated r
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                "does much better on photos.")
     robust = views.preset("robust")
-    if st.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows())}"
+    if st.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows(), busy=ui.busy_runs())}"
                  "; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
             new = ui.submit(robust, name="robust model for photos")

@@ -807,6 +807,15 @@ def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
             for r in (runs() if available is None else available)]
 
 
+def busy_runs() -> int:
+    """How many runs hold a slot on this server now (every user's): they share the cores, so a new
+    run takes longer than its measured speed says. 0 when the database cannot say."""
+    try:
+        return job_manager().store.capacity().holding
+    except SignlabError:
+        return 0
+
+
 def open_train(run_id: str, preset_name: str) -> None:
     """Open the Train page on ``run_id`` with ``preset_name``'s settings in its panel: the panel's
     widgets are dropped, so the page loads them again from the link."""

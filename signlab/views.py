@@ -302,12 +302,15 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
     return total
 
 
-def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES) -> str:
-    """How long ``cfg`` takes on this machine, from the measured speed of its completed runs."""
+def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0) -> str:
+    """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
+    ``busy``: runs training on the server now, which share its cores (the measured speed was not)."""
     speed = measured_speed(rows, cfg.model, getattr(cfg, "ensemble", 1))
     if speed is None:
         return "the time it takes is shown after its first steps"
-    return f"it takes {duration(training_images(cfg, n_train) / speed)} on this server"
+    shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
+              if busy > 0 else "")
+    return f"it takes {duration(training_images(cfg, n_train) / speed)} on this server" + shared
 
 
 # --------------------------------------------------------------------------- the verdict on one input

@@ -175,6 +175,9 @@ def test_time_estimate_from_this_servers_speed():
     assert views.measured_speed(rows, cfg.model) == 1000.0
     assert views.time_estimate(cfg, rows) == f"it takes {views.duration(seconds)} on this server"
     assert views.time_estimate(cfg, rows[1:]) == "the time it takes is shown after its first steps"
+    # runs training now share the cores: the estimate says so (measured alone, it was too short)
+    assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
+    assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
 
 
 def test_training_images_follow_max_steps_and_holdout():
