@@ -23,7 +23,7 @@ BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7
 
 
 # Text colours, set on every figure: Streamlit's chart theme writes tick labels and subplot titles
-# in a mid grey (#808495, its gray70) that students squinted at on a projector
+# in a mid grey (#808495, its gray70), faint beside the page's near-black text at 11-12 px
 INK, INK_SOFT = "#1b1f24", "#4b5261"  # the app's text colour (.streamlit/config.toml), and ticks
 
 
