@@ -36,13 +36,12 @@ model_name = run.config.model
 # ----------------------------------------------------------------------------- headline numbers
 n_wrong = int((ev.y_true != ev.y_pred).sum())
 rows = views.per_class_rows(ev)
-weakest = min(rows, key=lambda r: r["recall"])
 # a row that wraps: in four columns of an 820-px window the numbers were cut to "99.7…"
 with st.container(horizontal=True, gap="medium"):
     st.metric("Test accuracy", views.percent(ev.accuracy), help=f"Share of the {len(ev.y_true):,} test images predicted right",
               width=METRIC_PX)
     st.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images", width=METRIC_PX)
-    st.metric("Weakest letter (recall)", f"{weakest['letter']}: {views.percent(weakest['recall'] / 100, 0)}",
+    st.metric("Weakest letter (recall)", views.weakest_letter_text(rows),
               help="The letter the model finds least often", width=METRIC_PX)
     st.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained",
               width=METRIC_PX)

@@ -658,9 +658,14 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     # cell; with one, it runs in rows under the panels.
     if has_logits:
         legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.14, yanchor="top")
-        return _layout(fig, 560 + 22 * int(np.ceil(len(fig.data) / 3)), title=title, legend=legend)
-    legend = dict(font=dict(size=10), x=0.56, xanchor="left", y=0.40, yanchor="top", tracegroupgap=0)
-    return _layout(fig, 560, title=title, legend=legend)
+        height = 560 + 22 * int(np.ceil(len(fig.data) / 3))
+    else:
+        legend = dict(font=dict(size=10), x=0.56, xanchor="left", y=0.40, yanchor="top", tracegroupgap=0)
+        height = 560
+    _layout(fig, height + (40 if title else 0), title=title, legend=legend)
+    # a title gets a line of its own above the panels' titles (in the default top margin it was
+    # drawn over "Gradient size", and at 820 px the two ran into each other)
+    return fig.update_layout(margin_t=80) if title else fig
 
 
 # --------------------------------------------------------------------------- runs side by side

@@ -110,7 +110,10 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         if not r:
             return None
         acc = evaluate(r).accuracy
-        return (f"Your logistic regression reached **{percent_text(acc)}** test accuracy with "
+        epochs = [m for m in r.metrics() if m.get("type") == "epoch" and m.get("train_accuracy") is not None]
+        train = (f" against **{percent_text(epochs[-1]['train_accuracy'])}** on its training images"
+                 if epochs else "")  # the gap the step's notice calls overfitting
+        return (f"Your logistic regression reached **{percent_text(acc)}** test accuracy{train}, with "
                 f"**{model_info('logreg').parameters:,} parameters** (784 × 24 weights + 24 biases).")
     if step.key == "seed":
         r = find_run(runs, SEED)
@@ -148,12 +151,14 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         fixed, seed = find_run(runs, FIXED), find_run(runs, SEED)
         if not fixed:
             return None
-        acc = evaluate(fixed).accuracy
-        msg = f"Your ConvNet without the output ReLU reached **{percent_text(acc)}**"
+        ev = evaluate(fixed)
+        msg = f"Your ConvNet without the output ReLU reached **{percent_text(ev.accuracy)}**"
         if seed:
-            gain = 100 * (acc - evaluate(seed).accuracy)
+            gain = 100 * (ev.accuracy - evaluate(seed).accuracy)
             msg += f": **{gain:+.0f} points** against the lecture's version"
-        return msg + "."
+        dead = dead_letters(ev)
+        return msg + (". Every letter is predicted at least once." if not dead else
+                      f"; {count_text(len(dead), 'letter')} still never predicted ({', '.join(dead)}).")
     return None
 
 

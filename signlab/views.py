@@ -235,6 +235,13 @@ def config_line(cfg: Any, device: str = "") -> str:
     return " · ".join([model, *rest] + ([device] if device else []))
 
 
+def weakest_letter_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Evaluate's "weakest letter": the letter of lowest recall (``rows`` as per_class gives them, recall
+    in percent). A model right on every image has none (it named A, the first of 24 at 100%)."""
+    weakest = min(rows, key=lambda r: r["recall"])
+    return "none: all 100%" if weakest["recall"] >= 100 else f"{weakest['letter']}: {percent(weakest['recall'] / 100, 0)}"
+
+
 def start_line(cfg: Any) -> str:
     """What Start will train, beside the button: every number a student may have typed, as the run
     will use it. A number too long for the browser (23 digits) never reaches the server: its box

@@ -46,6 +46,9 @@ def test_checks_state_the_users_own_numbers(tmp_path):
     assert "50.0%" in msg and "12 letters are never predicted" in msg and "54%" in msg
     msg = guide.check(step["fixed"], runs, lambda r: evals[r.id])
     assert "95.8%" in msg and "+46 points" in msg and not msg.endswith("..")
+    assert msg.endswith("; 1 letter still never predicted (Y).")  # Y is read as A in this made-up run
+    evals["fixed"] = _evaluation(24)  # every letter right: what step 5's notice promises
+    assert guide.check(step["fixed"], runs, lambda r: evals[r.id]).endswith("Every letter is predicted at least once.")
     # the step's page button opens the Map: the result names the Map, not another page
     msg = guide.check(step["seed"], runs, lambda r: evals[r.id])
     assert step["seed"].page == "app_pages/map.py" and "**Map** page" in msg and "Evaluate" not in msg
@@ -85,6 +88,20 @@ def test_a_tour_file_without_its_finish_still_loads(tmp_path):
     (tmp_path / "tour.toml").write_text(text[:text.index("\n[finish]")], encoding="utf-8")
     steps, finish = guide.load_tour(tmp_path / "tour.toml")
     assert [s.key for s in steps] == [s.key for s in guide.STEPS] and finish["title"] == "The end of the tour"
+
+
+def test_the_logistic_regression_step_gives_both_accuracies(tmp_path):
+    """Step 2's notice calls the gap between training and test accuracy overfitting: its box gives both."""
+    import json
+
+    run = _fake_run(tmp_path, guide.LOGREG, "lr")
+    with open(run.dir / "metrics.jsonl", "a") as f:
+        for e, acc in ((1, 0.857), (2, 0.991)):
+            f.write(json.dumps({"type": "epoch", "epoch": e, "train_accuracy": acc}) + "\n")
+    step = next(s for s in guide.STEPS if s.key == "logreg")
+    msg = guide.check(step, [run], lambda r: _evaluation(16))
+    assert "**66.7%** test accuracy against **99.1%** on its training images" in msg, msg
+    assert "box below gives both accuracies" in step.notice
 
 
 def test_dead_letters():

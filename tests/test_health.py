@@ -144,6 +144,9 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     no_logits = figures.health_charts({**series, "dead_logits": None})
     assert no_logits.layout.legend.x >= no_logits.layout.xaxis2.domain[0] and no_logits.layout.legend.y <= 0.5
     assert not any(tr.name == "clipped logits" for tr in no_logits.data)
+    # a title has a line of its own above the panels' titles (it was drawn over "Gradient size")
+    titled = figures.health_charts(series, title="Your lecture ConvNet's health")
+    assert titled.layout.margin.t >= 80 > fig.layout.margin.t and titled.layout.height == fig.layout.height + 40
 
 
 @pytest.mark.parametrize("name", model_names())

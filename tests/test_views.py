@@ -382,6 +382,11 @@ def pc_dark24() -> list[str]:
     return list(pc.qualitative.Dark24)
 
 
+def test_the_weakest_letter_of_a_perfect_model_is_none():
+    assert views.weakest_letter_text([{"letter": "A", "recall": 100.0}, {"letter": "T", "recall": 92.3}]) == "T: 92%"
+    assert views.weakest_letter_text([{"letter": k, "recall": 100.0} for k in "ABC"]) == "none: all 100%"
+
+
 def test_the_map_says_when_a_drawn_region_holds_no_point():
     assert views.map_selection_note(None, []) == ("caption", views.MAP_TIP)
     assert views.map_selection_note({"points": [], "box": [], "lasso": []}, []) == ("caption", views.MAP_TIP)
