@@ -858,10 +858,12 @@ DETAILS_WHILE_TRAINING = (
     "are drawn when the run pauses or ends, or now if you ask: the first interactive chart on a page costs the "
     "browser about 2 s of CPU, and on a laptop that time is taken from the training.")
 FROZEN_FIRST_LAYER = (
-    "This first layer is not learned. Before training, s2net sets it to the four directions in which "
-    "the images' 2×2 patches vary most, each scaled to the same strength and paired with its opposite "
-    "(whitening). So the layers after it start from inputs with no redundancy and learn faster. Its "
-    "kernels stay the same in every epoch. The learned kernels are in the deeper layers below.")
+    "This first layer is not learned. Before training, s2net sets it to the four principal directions "
+    "of the images' 2×2 patches, each paired with its opposite and scaled so that its output varies as "
+    "much as the others' over the images (whitening: a direction in which the patches vary little gets "
+    "larger weights, so the kernels look unequal). So the layers after it start from inputs with no "
+    "redundancy and learn faster. Its kernels stay the same in every epoch. The learned kernels are in "
+    "the deeper layers below.")
 
 
 def conv_layer_info(model: Any) -> list[dict[str, Any]]:

@@ -29,6 +29,10 @@ def test_the_whitening_stem_decorrelates_the_patches_of_real_images(dataset):
     off = cov - torch.diag(torch.diagonal(cov))
     assert off.abs().max() < 0.02, cov
     assert torch.equal(stem(x)[:, 4:], -stem(x)[:, :4])  # the - half mirrors the + half
+    # what the Kernels page says of them: equal outputs from unequal kernels (the direction the
+    # patches vary least in, the first of eigh's ascending eigenvalues, has the largest weights)
+    norms = stem.conv.weight[:4].flatten(1).norm(dim=1)
+    assert norms[0] > 5 * norms[-1], norms
 
 
 def test_fit_to_data_fits_once_and_the_fit_travels_with_the_weights(dataset):
