@@ -73,7 +73,9 @@ if step.key == "seed":
 if step.page:
     if st.button(f"Open the {views.page_title(step.page)} page →"):
         r = views.tour_page_run(runs, step.key)
-        if r:
+        if r and (layer := views.tour_map_layer(step.key)):
+            ui.look_at_map_layer(r.id, layer)
+        elif r:
             ui.look_at(r.id)
         st.switch_page(step.page)
 

@@ -23,7 +23,7 @@ by_key = {layer.key: layer for layer in layers}
 
 # a row that wraps: in an 820-px window two columns cut the embedding choice to "t-SNE (slow"
 row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
-layer_key = f"map_layer_{run.id}"  # per run: the layers differ between models
+layer_key = ui.map_layer_key(run.id)
 if st.session_state.get(layer_key) not in by_key:
     st.session_state[layer_key] = views.default_layer(model)
 layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key, width=420,
@@ -43,7 +43,7 @@ progress_slot = st.empty()  # always there: the chart below keeps its place whet
 fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot)
 s = views.map_summary(fm)
 note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
-        f"activations embedded with {method.upper()}"
+        f"activations embedded with {views.MAP_METHOD_WORDS[method]}"
         + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
 if s["letters_predicted"] < len(LETTERS):
     note += (f". Only **{s['letters_predicted']} of the 24 letters are ever predicted**; "

@@ -312,6 +312,17 @@ def look_at(run_id: str) -> None:
     st.session_state[_trained_shown_key(Keys.EVAL_RUN)] = st.session_state.get(Keys.TRAIN_RUN)
 
 
+def map_layer_key(run_id: str) -> str:
+    """The Map's layer choice for ``run_id`` (one a run: the layers differ between models)."""
+    return f"map_layer_{run_id}"
+
+
+def look_at_map_layer(run_id: str, layer: str) -> None:
+    """Open the Map on ``layer`` of ``run_id`` (a button that sends the user there)."""
+    look_at(run_id)
+    st.session_state[map_layer_key(run_id)] = layer
+
+
 def open_run_safe(run_id: str, action: str = "view") -> Run | None:
     """The run ``run_id`` (an id only, never a path) if this session's user may ``action`` it."""
     try:

@@ -616,6 +616,7 @@ SWEEP_DEFAULT_EPOCHS = _sweep.DEFAULT_EPOCHS
 CALIBRATION_METHODS = _calibrate.METHODS
 MAP_METHODS = _embedding.METHODS
 MAP_METHOD_NAMES = _embedding.METHOD_NAMES
+MAP_METHOD_WORDS = _embedding.METHOD_WORDS
 NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
 SMALL_IMAGE = _preprocess.SMALL_IMAGE
@@ -794,6 +795,12 @@ def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
     the user has not trained it yet."""
     cfg = _TOUR_PAGE_RUNS.get(step_key)
     return _guide.find_run(list(runs), cfg) if cfg is not None else None
+
+
+def tour_map_layer(step_key: str) -> str | None:
+    """The Map layer a tour step's button opens on: the output scores for step 4, whose notice asks
+    for them (the Map opened on the last hidden layer, and the student had to find the menu)."""
+    return _embedding.LOGITS if step_key == "seed" else None
 
 
 def tour_check(step: Any, runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> str | None:

@@ -118,6 +118,10 @@ def test_tour_seed_step_points_at_dead_logits_and_the_map(runs_env):
     [go] = [b for b in at.button if b.label == "Open the Map page →"]
     go.click().run()
     assert at.session_state["eval_run_id"] == "tiny-seed"
+    # on the layer the notice asks for: the output scores (it opened on the last hidden layer)
+    assert at.session_state["map_layer_tiny-seed"] == "logits"
+    no_error(at)
+    assert "output scores" in by_label(at.selectbox, "Layer").format_func(by_label(at.selectbox, "Layer").value)
 
 
 def test_tour_last_step_ends_with_the_users_results(runs_env):
