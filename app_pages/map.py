@@ -7,6 +7,7 @@ from signlab.labels import LETTERS
 from signlab.teach import MAP_DETAILS, MAP_INTRO
 
 IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
+BOX_HIDDEN = "map_box_hidden"  # the last rerun stopped before the image box (at the t-SNE prompt)
 SEEN_KEY = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
 REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
 
@@ -37,6 +38,7 @@ if method == "tsne" and not ui.map_cached(run, layer, method):
     gate.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the run.",
               icon="⏱️")
     if not gate.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}"):
+        st.session_state[BOX_HIDDEN] = True
         st.stop()
 
 progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
@@ -69,6 +71,11 @@ if picked and st.session_state.get(SEEN_KEY) != signature:
 
 if not 0 <= int(st.session_state.get(IMAGE_KEY, -1)) < len(ds.test):
     st.session_state[IMAGE_KEY] = int(fm.wrong[0]) if len(fm.wrong) else 0  # start on a mistake
+elif st.session_state.pop(BOX_HIDDEN, False):
+    # the box was not drawn on the last rerun (the t-SNE prompt stopped it), so the browser forgot its
+    # number and drew the new box at 0 while the panel showed the kept image (seen in Chromium):
+    # written again, the value is sent to the browser with the box
+    st.session_state[IMAGE_KEY] = int(st.session_state[IMAGE_KEY])
 
 with right:
     st.markdown("**The chosen image**")
