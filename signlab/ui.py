@@ -786,10 +786,11 @@ def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = Fal
     session did not start or open, found as the user's active run."""
     if run is None:
         return views.live_status({}, [])
-    status = run.status()
+    status, cfg = run.status(), run.config
     return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
-                             else None, target_epochs=run.config.epochs, elsewhere=elsewhere)
+                             else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
+                             validated_on_test=cfg.val_fraction == 0)
 
 
 def follow_run(run_id: str) -> None:

@@ -133,7 +133,8 @@ def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
-                target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None) -> LiveStatus:
+                target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None,
+                validated_on_test: bool = True) -> LiveStatus:
     """The live status of a run from its status row (``Run.status()``) and its metric records.
 
     ``elsewhere``: the page shows the user's active run that another tab or session started; Start
@@ -182,8 +183,11 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
         if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
-            result = (f": **{percent(test)}** test accuracy. The chart's validation read {percent(val)}: it scores "
-                      "the network alone, the test accuracy the model as it predicts (with its test-time shifts, if it has them).")
+            # with no images held out, validation is the test set: said, or the two read as two sets
+            where = ", on the same test images," if validated_on_test else ""
+            result = (f": **{percent(test)}** test accuracy. The chart's validation{where} read {percent(val)}: it "
+                      "scores the network alone, the test accuracy the model as it predicts (with its test-time "
+                      "shifts, if it has them).")
         elif test:
             result = f": **{percent(test)}** test accuracy."
         elif val:

@@ -101,8 +101,10 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
     # the two disagree (a fast-preset run: 100% on the chart, 99.74% with the shifts): both are named
     differ = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0)
-    assert ": **99.74%** test accuracy. The chart's validation read 100.00%: it scores the network alone" \
-        in differ.message, differ.message
+    assert ": **99.74%** test accuracy. The chart's validation, on the same test images, read 100.00%: it scores " \
+        "the network alone" in differ.message, differ.message
+    held_out = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, validated_on_test=False)
+    assert "The chart's validation read 100.00%: it scores" in held_out.message  # other images: not "the same"
     # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
     late = views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1)
     assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy (the network alone).")
