@@ -6,16 +6,17 @@ from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
-SETTINGS_SAVED = "Class settings saved."
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
 
 runs = ui.runs()
-# what the last click did (renamed, deleted, saved), said where the click was: at the page's top it
-# was out of view of the Delete and Save buttons further down; with no run left, said here
+# what the last click did, said where the click was (at the page's top it was out of view of the
+# Delete and Save buttons further down): renamed or deleted under Manage a run, or, with no run
+# left, here; saved in the class settings' box
 flash = st.session_state.pop("runs_flash", None)
+saved = st.session_state.pop("runs_settings_saved", False)
 if not runs:
     if flash:
         st.success(flash, icon="✅")
@@ -103,7 +104,7 @@ if picked:
 st.subheader("Manage a run")
 if warned := st.session_state.pop("runs_warn", None):  # here, where the click was: not at the page's top
     st.warning(warned, icon="⚠️")
-if flash and flash != SETTINGS_SAVED:
+if flash:
     st.success(flash, icon="✅")
 # The chosen run is kept under its own key: the selectbox remembers its choice by label, and a
 # rename (or a run finishing) changes the label, which would silently select another run.
@@ -212,9 +213,9 @@ with right:
 
 # ----------------------------------------------------------------------------- class settings
 if me.role == "instructor":
-    with st.expander("⚙️ Class settings (instructors)", expanded=flash == SETTINGS_SAVED):
-        if flash == SETTINGS_SAVED:
-            st.success(flash, icon="✅")
+    with st.expander("⚙️ Class settings (instructors)", expanded=saved):
+        if saved:
+            st.success("Class settings saved.", icon="✅")
         with st.form("class_settings"):
             st.caption("Quotas for every student, kept in the run database for every server.")
             values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
@@ -229,5 +230,5 @@ if me.role == "instructor":
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
                     ui.save_settings(values)
-                    st.session_state["runs_flash"] = SETTINGS_SAVED
+                    st.session_state["runs_settings_saved"] = True
                     st.rerun()

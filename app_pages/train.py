@@ -50,8 +50,8 @@ run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
 gone_note = None  # said in the run's pane, where the eye starts (here it fell below both panes)
 if run_id and run is None:  # deleted in another tab, or a link to a run that is not this user's
-    gone_note = (f"The run this page followed, {ui.md(views.run_display_name(str(run_id)[:80]))}, is not one you "
-                 "can open here (it was deleted, or belongs to someone else).")
+    gone_note = ui.not_openable_text(run_id, "The run this page followed:", "it was deleted, or belongs to "
+                                     "someone else", then="")
     st.session_state.pop(ui.Keys.TRAIN_RUN, None)
     st.query_params.pop("run", None)
 elsewhere = run is None

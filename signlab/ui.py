@@ -283,9 +283,16 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     return by_id[chosen]
 
 
+def not_openable_text(run_id: str, subject: str = "The link's run",
+                      why: str = "it was deleted, has no finished epoch yet, or belongs to someone else",
+                      then: str = "; showing another run instead") -> str:
+    """What a page says of a run it was asked for (by a link, or followed) that this user cannot open."""
+    return (f"{subject} {md(views.run_display_name(str(run_id)[:80]))} is not one you can open here "
+            f"({why}){then}.")
+
+
 def _say_link_run_missing(run_id: str) -> None:
-    st.warning(f"The link's run {md(str(run_id)[:80])} is not one you can open here (it was deleted, has no "
-               "finished epoch yet, or belongs to someone else); showing another run instead.", icon="⚠️")
+    st.warning(not_openable_text(run_id), icon="⚠️")
 
 
 def run_gone_text(run_id: str, then: str = "showing another run instead") -> str:
