@@ -302,21 +302,21 @@ with right:
     patch = st.slider("Patch size (pixels of the 28×28 input)", 3, 14, 7, key="classify_patch")
     occ = views.occlusion_map(model, x, target, patch=patch, stride=2)
     drop = p_view - occ
-    st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: how far P({name}) falls", signed=True,
+    st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: where covering lowers {name}", signed=True,
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
                     width="stretch", key="classify_occlusion")
     st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the image model's "
                f"probability of {name} (from {views.percent(p_view, 0)} for this input alone); blue: covering it "
                "raises it.")
 
-with st.expander(f"Slide the patch yourself and watch P({name})", expanded=False):
+with st.expander(f"Slide the patch yourself and watch the probability of {name}", expanded=False):
     a, b = st.columns([1, 1.2], gap="large")
     with a:
         top_px = st.slider("Patch row", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_top")
         left_px = st.slider("Patch column", 0, 28 - patch, (28 - patch) // 2, key="classify_patch_left")
         covered = views.occlude(x, top_px, left_px, patch)
         p_after = views.probability(model, covered, target)
-        st.metric(f"P({name}) with the patch", views.percent(p_after, 1),
+        st.metric(f"Probability of {name} with the patch", views.percent(p_after, 1),
                   delta=f"{100 * (p_after - p_view):+.1f} points")
     b.plotly_chart(figures.image_with_box(covered, (left_px, top_px, left_px + patch, top_px + patch),
                                           title="The input with the patch", dim_outside=False, height=280),
