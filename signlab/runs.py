@@ -580,6 +580,7 @@ class RunWriter:
 
     def __init__(self, run: Run, claim: Claim, lease: Heartbeat | None = None) -> None:
         self.run, self.claim, self.lease = run, claim, lease
+        self.started = time.perf_counter()  # the run's whole time, for the estimates' overhead (api._fit)
         self._log = None
         prior = run.status()
         self._before = float(prior.get("train_seconds") or 0.0) if prior.get("epochs_completed") else 0.0

@@ -822,7 +822,7 @@ def pause_or_resume(run: Run, paused: bool) -> None:
 def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     """Runs as rows with their measured speed, for :func:`views.time_estimate`: ``available`` when the
     page already listed them (each listing is a query and a folder scan), else this user's runs."""
-    return [{**r.summary(), "samples_per_second": (r.row or {}).get("samples_per_second")}
+    return [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_seconds")}}
             for r in (runs() if available is None else available)]
 
 

@@ -213,6 +213,24 @@ def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
     assert run.status()["samples_per_second"] == pytest.approx(second["samples_per_second"])
 
 
+def test_a_finished_run_keeps_the_wait_beside_its_training(tmp_path, small_dataset, monkeypatch):
+    """The time estimates add what a run took besides training: the data, the network, validation,
+    saves and the test accuracy. Made measurable here by a slow test evaluation."""
+    import time as _time
+    real = api.evaluate_run
+
+    def slow(*args, **kwargs):
+        _time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "evaluate_run", slow)
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=200, augment=False, device="cpu")
+    record = api.train(cfg, tmp_path, run_id="waited", dataset=small_dataset)
+    status = open_run("waited", tmp_path).status()
+    assert record["status"] == "completed" and status["train_seconds"] == pytest.approx(record["train_seconds"])
+    assert status["overhead_seconds"] >= 0.3  # the evaluation is in it, the training is not
+
+
 def test_continue_refuses_a_run_without_weights_or_still_training(tmp_path, small_dataset):
     create_run(TrainConfig(), tmp_path, run_id="nothing", status="completed")
     with pytest.raises(RunError, match="no finished epoch"):

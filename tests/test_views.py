@@ -180,6 +180,12 @@ def test_time_estimate_from_this_servers_speed():
     # runs training now share the cores: the estimate says so (measured alone, it was too short)
     assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
     assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
+    # the rest of the wait, as this server's runs of the model took it: the estimate is of the whole wait
+    timed = [{**rows[0], "overhead_seconds": 3.0}, {**rows[0], "overhead_seconds": 1.0},
+             {**rows[0], "overhead_seconds": 2.0}, {**rows[2], "overhead_seconds": 60.0}]
+    assert views.time_estimate(cfg, timed) == (f"it takes {views.duration(seconds + 2.0)} on this server "
+                                               f"({views.duration(seconds).removeprefix('about ')} of it training)")
+    assert views.time_estimate(preset("fast", epochs=20), timed).startswith("it takes about 9 min on this server (")
 
 
 def test_training_images_follow_max_steps_and_holdout():
