@@ -36,8 +36,7 @@ method = row.segmented_control("Embedding", list(views.MAP_METHODS), default="pc
 gate = st.empty()  # always made, like the progress slot: the chart's position never shifts
 if method == "tsne" and not ui.map_cached(run, layer, method):
     with gate.container():
-        st.info("t-SNE takes about a minute for the 7,172 test images on a CPU; the result is then kept with the "
-                "run.", icon="⏱️")
+        st.info(views.tsne_wait_text(ui.tsne_seconds(), len(ds.test)), icon="⏱️")
         pressed = st.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}")
     if not pressed:
         st.session_state[BOX_HIDDEN] = True

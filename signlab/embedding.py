@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -205,11 +205,32 @@ def expected_tsne_seconds(n: int) -> float:
     return max(2.0, 9e-4 * n * np.log2(max(n, 2)))
 
 
-def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Progress | None = None) -> np.ndarray:
+def measured_tsne_seconds(runs: Iterable[Run], n: int, limit: int = 5) -> float | None:
+    """How long a t-SNE map of ``n`` images took on this server: the median of the newest ``limit``
+    t-SNE maps kept in ``runs``' folders (their own seconds, activations included); None before the
+    first. CPUs differ several-fold (20 s here, the rough guess 83 s), so a page says this, not a constant."""
+    found = []
+    for run in runs:
+        for path in (run.dir / "embeddings").glob("*-tsne.npz"):
+            try:
+                mtime = path.stat().st_mtime
+                with np.load(path, allow_pickle=False) as z:
+                    if len(z["y_true"]) == n:
+                        found.append((mtime, float(z["seconds"])))
+            except (OSError, KeyError, ValueError):
+                continue
+    found.sort(reverse=True)
+    return float(np.median([s for _, s in found[:limit]])) if found else None
+
+
+def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Progress | None = None,
+          expected: float | None = None) -> np.ndarray:
     """(N, D) features -> (N, 2) coordinates with ``pca`` or ``tsne``.
 
     t-SNE first reduces to 50 dimensions with PCA (the usual practice: faster, less noise); it
-    reports progress by elapsed time, since scikit-learn's t-SNE has no callback.
+    reports progress by elapsed time, since scikit-learn's t-SNE has no callback: against
+    ``expected`` seconds (measured on this server, :func:`measured_tsne_seconds`) when given, else
+    against a rough guess, which the text then does not claim.
     """
     from sklearn.decomposition import PCA
 
@@ -240,12 +261,13 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
             result["error"] = err
 
     worker = threading.Thread(target=work, daemon=True)
-    t0, expected = time.perf_counter(), expected_tsne_seconds(n)
+    t0, guess = time.perf_counter(), expected or expected_tsne_seconds(n)
     worker.start()
     while worker.is_alive():
         worker.join(0.5)
         elapsed = time.perf_counter() - t0
-        progress(min(0.97, elapsed / expected), f"t-SNE on {n:,} points: {elapsed:.0f} s (usually about {expected:.0f} s)")
+        progress(min(0.97, elapsed / guess), f"t-SNE on {n:,} points: {elapsed:.0f} s"
+                 + (f" (about {expected:.0f} s here before)" if expected else ""))
     if "error" in result:
         raise result["error"]
     return np.asarray(result["y"], dtype=np.float32)
@@ -283,11 +305,12 @@ def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
 
 
 def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca", model: nn.Module | None = None,
-            progress: Progress | None = None, seed: int = 0) -> FeatureMap:
+            progress: Progress | None = None, seed: int = 0, expected: float | None = None) -> FeatureMap:
     """The map of ``split`` (the test set) at ``layer`` of the run's model, from the cache or computed.
 
     ``layer`` None: the last hidden layer (:func:`default_layer`). ``model``: the loaded model, if
     the caller has it (else it is loaded from the run). The result is cached in the run folder.
+    ``expected``: t-SNE's measured seconds on this server, for its progress (:func:`embed`).
     """
     mtime = _weights_mtime(run)
     model = model if model is not None else run.load_model("cpu")
@@ -303,7 +326,7 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
         raise RunError(f"the {layer!r} layer gave {len(feats):,} rows for {len(split):,} images")
     if progress:
         progress(run_share, f"embedding {feats.shape[1]}-dimensional activations with {method.upper()}…")
-    coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0))
+    coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0), expected=expected)
     # probabilities as the cache keeps them (float16): a map computed now and the same map read back
     # later must draw the very same figure, or Streamlit takes it for a new chart and drops a click
     fm = FeatureMap(coords.astype(np.float32), np.asarray(split.targets), probs.argmax(1),

@@ -298,7 +298,8 @@ channel; each map is averaged to one number.
 and distances mean something, but clusters that differ in other directions overlap.
 **t-SNE** moves the points in 2-D until images that are neighbours in the layer are neighbours
 on the map: clusters show clearly, but the distances between clusters and their sizes mean little.
-It takes about a minute for the 7,172 test images on a laptop CPU (then it is kept with the run).
+It takes from about 20 s to a few minutes for the 7,172 test images, depending on the CPU (the page
+says how long on this server; the map is then kept with the run).
 
 **What to look for.** Logistic regression sees the *pixels*: on the pixel map the letters overlap
 heavily, and a linear model can only cut this space with flat walls. A good ConvNet's last hidden

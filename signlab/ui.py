@@ -23,7 +23,7 @@ from .config import Setting
 from .data import Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
-from .embedding import METHOD_WORDS, cached_map, run_map
+from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .fsutil import read_json_inside
@@ -500,9 +500,14 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     return by_id[chosen]
 
 
+def tsne_seconds() -> float | None:
+    """How long a t-SNE map of the test set took on this server (this user's kept maps), or None."""
+    return measured_tsne_seconds(runs(), len(dataset().test))
+
+
 def feature_map(run: Run, layer: str, method: str, slot: Any = None):
     """The run's map of the test set at ``layer`` by ``method`` (``signlab.embedding``), from the run
-    folder's cache or computed now under a progress bar (t-SNE: about a minute), then cached there.
+    folder's cache or computed now under a progress bar (t-SNE: 20 s to minutes), then cached there.
 
     ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
     element positions whether or not the map was cached, so the chart after it is not remounted
@@ -515,7 +520,8 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None):
         0.0, text=f"Computing the {METHOD_WORDS.get(method, method)} map…")
     try:
         return run_map(run, test, layer, method, model=load_model(run),
-                       progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text))
+                       progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text),
+                       expected=tsne_seconds() if method == "tsne" else None)
     finally:
         bar.empty()
 

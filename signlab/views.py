@@ -339,6 +339,16 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
             f"of it training)" + shared)
 
 
+def tsne_wait_text(seconds: float | None, n: int) -> str:
+    """The Map page's words before a t-SNE map is computed: this server's measured time when it has
+    made one (a constant was 3-4x off: "about a minute" said, 20 s taken on an AMD EPYC)."""
+    kept = "the map is then kept with the run."
+    if seconds is None:
+        return (f"t-SNE on the {n:,} test images takes from about 20 s to a few minutes, depending on the "
+                f"CPU (this server has not made one yet); {kept}")
+    return f"t-SNE on the {n:,} test images takes {duration(seconds)} on this server; {kept}"
+
+
 # --------------------------------------------------------------------------- the verdict on one input
 @dataclass(frozen=True)
 class Verdict:

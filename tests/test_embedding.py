@@ -302,3 +302,32 @@ def test_a_run_deleted_while_its_map_is_computed_is_not_made_again(tmp_path, sma
     with pytest.raises(RunError, match="deleted while its map"):
         embedding.run_map(run, tiny_test, method="pca", model=model)
     assert not (tmp_path / "gone").exists()
+
+
+def test_the_tsne_wait_is_this_servers_own(tmp_path, small_dataset, tiny_test):
+    """The Map page says how long t-SNE takes from the maps this server made, not a constant (it said
+    "about a minute" where 20 s was taken), and its progress text claims a time only when measured."""
+    from signlab import api, views
+    from signlab.config import TrainConfig
+    from signlab.runs import open_run
+
+    runs = []
+    for name in ("a", "b"):
+        api.train(TrainConfig(model="mlp", epochs=1, max_steps=2, augment=False), tmp_path, run_id=name,
+                  dataset=small_dataset, evaluate_test=False)
+        runs.append(open_run(name, tmp_path))
+    assert embedding.measured_tsne_seconds(runs, 120) is None  # no map yet
+    embedding.run_map(runs[0], tiny_test, method="pca")  # PCA maps are not t-SNE's time
+    assert embedding.measured_tsne_seconds(runs, 120) is None
+    texts: list[str] = []
+    fm = embedding.run_map(runs[1], tiny_test, method="tsne", progress=lambda f, t: texts.append(t))
+    assert embedding.measured_tsne_seconds(runs, 120) == pytest.approx(fm.seconds)
+    assert embedding.measured_tsne_seconds(runs, 7172) is None  # a map of other images says nothing
+    assert not any("here before" in t or "usually" in t for t in texts)  # nothing measured: no time claimed
+    texts.clear()
+    embedding.embed(np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32), "tsne",
+                    progress=lambda f, t: texts.append(t), expected=42.0)
+    assert texts and all(t.endswith("(about 42 s here before)") for t in texts)
+    assert views.tsne_wait_text(20.4, 7172) == ("t-SNE on the 7,172 test images takes about 20 s on this "
+                                                "server; the map is then kept with the run.")
+    assert "has not made one yet" in views.tsne_wait_text(None, 7172)
