@@ -52,6 +52,9 @@ note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {f
 if s["letters_predicted"] < len(LETTERS):
     note += (f". Only **{s['letters_predicted']} of the 24 letters are ever predicted**; "
              f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
+heap = views.map_pile(fm)
+if heap is not None:
+    note += f". The arrow: **{views.pile_text(heap, s['points'])}**"
 st.caption(note + ".")
 
 # fixed-width boxes in a row that wraps: side by side in a 1,280-px window, and in a narrower one the
@@ -61,7 +64,8 @@ left = plots.container(width=560, key="map_box")
 right = plots.container(width=240, key="map_chosen_box")
 with left:
     fig = figures.feature_map(fm.coords, fm.y_true, fm.y_pred, fm.probs.max(1),
-                              centres=views.class_centres(fm.coords, fm.y_true))
+                              centres=views.class_centres(fm.coords, fm.y_true, heap.mask if heap else None),
+                              pile=(heap.x, heap.y, f"{heap.count:,} images here") if heap else None)
     event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="map_chart",
                             width="stretch")
 picked = views.point_indices(event.selection.points if event else None)

@@ -388,10 +388,58 @@ def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -
     return chosen[:limit].tolist()
 
 
-def class_centres(coords: np.ndarray, y: np.ndarray) -> dict[int, tuple[float, float]]:
-    """The median position of each letter's points (where its label goes on the map)."""
-    return {int(k): (float(np.median(coords[y == k, 0])), float(np.median(coords[y == k, 1])))
-            for k in np.unique(y)}
+@dataclass(frozen=True)
+class Pile:
+    """Many images on one spot of a map: the layer gave them the same values (the lecture ConvNet's
+    output ReLU cuts every score of hundreds of images to 0, and they all land on one point)."""
+
+    x: float
+    y: float
+    mask: np.ndarray  # (N,) bool: the images on it
+    uniform: bool  # most of their predictions give every letter the same probability (all scores equal)
+
+    @property
+    def count(self) -> int:
+        return int(self.mask.sum())
+
+
+PILE_SHARE = 0.05  # a spot with at least this share of the images is named on the map
+
+
+def pile(coords: np.ndarray, probs: np.ndarray | None = None, min_share: float = PILE_SHARE) -> Pile | None:
+    """The spot holding the most images, when it holds at least ``min_share`` of them; None else.
+    Points count as one spot within a thousandth of the map's span (equal inputs give equal PCA
+    coordinates, and t-SNE puts them within a hair of each other)."""
+    coords = np.asarray(coords, dtype=float)
+    if len(coords) < 20:
+        return None
+    span = float(np.ptp(coords, axis=0).max())
+    if not np.isfinite(span) or span <= 0:
+        return None
+    cells = np.round(coords / (span * 1e-3)).astype(np.int64)
+    _, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    top = int(counts.argmax())
+    if counts[top] < max(2, min_share * len(coords)):
+        return None
+    mask = inverse.ravel() == top
+    # "most": the test-time shifts of a few images give a score or two above 0
+    uniform = probs is not None and bool(np.mean(np.ptp(np.asarray(probs)[mask], axis=1) < 1e-3) > 0.5)
+    x, y = np.median(coords[mask], axis=0)
+    return Pile(float(x), float(y), mask, uniform)
+
+
+def class_centres(coords: np.ndarray, y: np.ndarray, away: np.ndarray | None = None
+                  ) -> dict[int, tuple[float, float]]:
+    """The median position of each letter's points (where its label goes on the map). ``away``: points
+    a label should not sit on (a pile's), left out of a letter's median unless they are all it has;
+    else a dozen letters' labels stacked on the pile and hid it."""
+    out = {}
+    for k in np.unique(y):
+        mine = y == k
+        if away is not None and (mine & ~away).any():
+            mine = mine & ~away
+        out[int(k)] = (float(np.median(coords[mine, 0])), float(np.median(coords[mine, 1])))
+    return out
 
 
 def map_summary(fm: FeatureMap) -> dict[str, Any]:

@@ -542,7 +542,7 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
                 selected: int | None = None, thumbnails: Sequence[tuple[float, float, np.ndarray]] = (),
                 zoom: tuple[tuple[float, float], tuple[float, float]] | None = None,
                 centres: dict[int, tuple[float, float]] | None = None, title: str = "",
-                height: int = 640) -> go.Figure:
+                height: int = 640, pile: tuple[float, float, str] | None = None) -> go.Figure:
     """Every image as a point, coloured by its true letter; misclassified points ringed in black.
 
     One WebGL scatter trace per letter (the legend toggles letters); every point's ``customdata``
@@ -550,7 +550,8 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
     selects (no drag mode: Streamlit reports clicks only then); box and lasso selection stay in the
     mode bar. ``thumbnails`` are (x, y, image) drawn on the map as small pictures (the images of a
     zoomed region, as TensorBoard's projector shows its sprites); ``zoom`` ((x0, x1), (y0, y1))
-    sets the visible region; ``centres`` puts each letter's name at its points' median.
+    sets the visible region; ``centres`` puts each letter's name at its points' median; ``pile``
+    (x, y, text) points an arrow at a spot where many images sit on top of each other.
     """
     coords = np.asarray(coords, dtype=float)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -581,13 +582,20 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
         fig.add_trace(go.Scatter(x=[coords[selected, 0]], y=[coords[selected, 1]], mode="markers", name="chosen",
                                  marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="black")),
                                  hoverinfo="skip", customdata=[selected]))
+    notes = []
     if centres:
         # each name in a white box ringed in its letter's colour: on a 0.6-white ground the names
         # sank into the clusters of points of the same colour
-        fig.update_layout(annotations=[dict(x=x, y=y, text=f"<b>{LETTERS[k]}</b>", showarrow=False,
-                                             font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.9)",
-                                             bordercolor=colors[k], borderwidth=1, borderpad=1)
-                                        for k, (x, y) in centres.items()])
+        notes += [dict(x=x, y=y, text=f"<b>{LETTERS[k]}</b>", showarrow=False,
+                       font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.9)",
+                       bordercolor=colors[k], borderwidth=1, borderpad=1)
+                  for k, (x, y) in centres.items()]
+    if pile is not None:  # drawn last: above the letters' names
+        notes.append(dict(x=pile[0], y=pile[1], text=pile[2], showarrow=True, arrowhead=2, arrowwidth=1.5,
+                          arrowcolor=INK, ax=70, ay=-70, font=dict(size=12, color=INK),
+                          bgcolor="rgba(255,255,255,0.95)", bordercolor=INK, borderwidth=1, borderpad=3))
+    if notes:
+        fig.update_layout(annotations=notes)
     if thumbnails:
         if zoom is not None:
             span = min(zoom[0][1] - zoom[0][0], zoom[1][1] - zoom[1][0])

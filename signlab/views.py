@@ -987,8 +987,21 @@ def map_summary(fm: Any) -> dict[str, Any]:
     return _embedding.map_summary(fm)
 
 
-def class_centres(coords: np.ndarray, y: np.ndarray) -> dict[int, tuple[float, float]]:
-    return _embedding.class_centres(coords, y)
+def class_centres(coords: np.ndarray, y: np.ndarray, away: np.ndarray | None = None
+                  ) -> dict[int, tuple[float, float]]:
+    return _embedding.class_centres(coords, y, away)
+
+
+def map_pile(fm: Any) -> Any:
+    """The spot where many of the map's images sit together (:class:`signlab.embedding.Pile`), or None."""
+    return _embedding.pile(fm.coords, fm.probs)
+
+
+def pile_text(p: Any, n: int) -> str:
+    """The map's words for a pile: how many images, and why they share one spot."""
+    why = ("for most of them every letter scores the same, so each gets 1/24 ≈ 4%" if p.uniform
+           else "this layer gives them the same values")
+    return f"{p.count:,} images ({100 * p.count / max(n, 1):.0f}%) on this spot: {why}"
 
 
 def point_indices(points: Sequence[dict[str, Any]] | None) -> list[int]:

@@ -331,3 +331,36 @@ def test_the_tsne_wait_is_this_servers_own(tmp_path, small_dataset, tiny_test):
     assert views.tsne_wait_text(20.4, 7172) == ("t-SNE on the 7,172 test images takes about 20 s on this "
                                                 "server; the map is then kept with the run.")
     assert "has not made one yet" in views.tsne_wait_text(None, 7172)
+
+
+def test_a_pile_of_equal_images_is_named_and_keeps_the_letters_labels_off_it():
+    """The lecture ConvNet's output ReLU puts hundreds of images on one point of the output-score
+    map; a dozen letters' labels stacked there and hid it. The pile is found, said with why, and
+    each letter's label goes to the median of its other points."""
+    from signlab import views
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 50)
+    coords = np.column_stack([y * 10.0, np.zeros(200)]) + rng.normal(0, 1, (200, 2))
+    probs = rng.dirichlet(np.ones(24), 200)
+    heap = [3, 4, 5, 6, 7, 53, 54, 55, 56, 57, 58, 59]  # letters 0 and 1 on one spot, all scores equal
+    coords[heap] = (50.0, 50.0)
+    probs[heap] = 1 / 24
+    found = embedding.pile(coords, probs)
+    assert found is not None and sorted(np.flatnonzero(found.mask)) == heap
+    assert (found.x, found.y) == (50.0, 50.0) and found.uniform and found.count == 12
+    assert views.pile_text(found, 200) == ("12 images (6%) on this spot: for most of them every letter scores the "
+                                           "same, so each gets 1/24 ≈ 4%")
+    centres = embedding.class_centres(coords, y, found.mask)
+    plain = embedding.class_centres(coords, y)
+    off = [i for i in range(50) if i not in heap]
+    assert centres[0] == pytest.approx((np.median(coords[off, 0]), np.median(coords[off, 1])))
+    assert plain[0] != centres[0]
+    assert centres[2] == plain[2]  # a letter with nothing on the pile keeps its place
+    only = embedding.class_centres(coords, np.where(np.isin(np.arange(200), heap), 9, y), found.mask)
+    assert only[9] == (50.0, 50.0)  # a letter with every point on the pile keeps its label there
+    probs[heap] = rng.dirichlet(np.ones(24), len(heap))
+    assert "this layer gives them the same values" in views.pile_text(embedding.pile(coords, probs), 200)
+    assert embedding.pile(coords[12:], probs[12:]) is None  # no spot holds 5% of the images
+    fig = figures.feature_map(coords, y, y, pile=(found.x, found.y, "12 images here"))
+    assert [a.text for a in fig.layout.annotations if a.showarrow] == ["12 images here"]
