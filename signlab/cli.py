@@ -19,7 +19,7 @@ from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, option_values
-from .views import progress_text, seconds_left
+from .views import duration, progress_text, seconds_left
 from .numbers import count_text
 
 
@@ -294,11 +294,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_handshape(args: argparse.Namespace) -> int:
     from .handshape import build
 
+    started: dict[str, float] = {}
+
     def progress(split: str, i: int, n: int) -> None:  # on stderr, with --json too: stdout holds the JSON
         if i == 1:
-            print(f"finding the hand landmarks in the {split} images (about 15 minutes for both on 2 cores)",
-                  file=sys.stderr, flush=True)
-        print(f"  {split}: {i}/{n} images", file=sys.stderr, flush=True)
+            started[split] = time.perf_counter()
+            print(f"finding the hand landmarks in the {split} images", file=sys.stderr, flush=True)
+            return
+        # the time left from this machine's own pace so far (CPUs differ several-fold)
+        left = (time.perf_counter() - started[split]) / (i - 1) * (n - i)
+        print(f"  {split}: {i:,}/{n:,} images, {duration(left)} left", file=sys.stderr, flush=True)
 
     info = build(extract_again=args.extract, progress=progress)
     if args.json:
@@ -395,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "handshape", "retrain the hand-shape network from the dataset's landmarks (seconds)",
                  cmd_handshape, json_help=last_line)
     s.add_argument("--extract", action="store_true",
-                   help="first find the landmarks in every dataset image again (about 15 minutes on 2 cores)")
+                   help="first find the landmarks in every dataset image again (minutes: it says how many as it goes)")
 
     try:
         from .sweep import add_sweep_command

@@ -38,6 +38,7 @@ from .paths import BUNDLED_DATA_DIR, cache_dir
 
 TRAIN_NAME = "sign_mnist_train.csv"
 TEST_NAME = "sign_mnist_test.csv"
+TRAIN_ROWS, TEST_ROWS = 27_455, 7_172  # the bundled CSVs' images (tests/test_data.py checks them)
 CACHE_VERSION = 1  # bump when the cached array layout changes
 # the train CSV is 83 MB uncompressed and 24 MB gzipped: generous caps that still bound memory
 DEFAULT_MAX_DOWNLOAD_MB = 200

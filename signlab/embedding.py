@@ -262,12 +262,13 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
 
     worker = threading.Thread(target=work, daemon=True)
     t0, guess = time.perf_counter(), expected or expected_tsne_seconds(n)
+    said = f" (about {expected:.0f} s here before)" if expected else ""
+    progress(0.0, f"t-SNE on {n:,} points…{said}")  # at once: a short t-SNE may end before the first tick
     worker.start()
     while worker.is_alive():
         worker.join(0.5)
         elapsed = time.perf_counter() - t0
-        progress(min(0.97, elapsed / guess), f"t-SNE on {n:,} points: {elapsed:.0f} s"
-                 + (f" (about {expected:.0f} s here before)" if expected else ""))
+        progress(min(0.97, elapsed / guess), f"t-SNE on {n:,} points: {elapsed:.0f} s{said}")
     if "error" in result:
         raise result["error"]
     return np.asarray(result["y"], dtype=np.float32)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import handshape as _handshape
+from .data import TRAIN_ROWS
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
 from .numbers import count_text, percent_text
@@ -26,7 +27,7 @@ from .store import ACTIVE, HOLDING, RunState
 
 # --------------------------------------------------------------------------- numbers as a student reads them
 DASH = "—"
-TRAINING_IMAGES = 27_455  # the bundled training CSV; a page passes the loaded dataset's size when it has it
+TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
 
 
 def _number(v: Any) -> float | None:

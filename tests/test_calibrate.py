@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from _hand_image import hand_in_room
-from signlab import api, calibrate, hands
+from signlab import api, calibrate
 from signlab.calibrate import CalibrationError, Photo
 from signlab.runs import display_name
 from signlab.cli import main
@@ -25,6 +25,7 @@ from signlab.errors import ImageError
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare, zoomed_views
 from signlab.runs import list_runs, open_run
+from tests._local import needs_hand_models
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SHIFT_LETTERS = "ABCDEFGHIKLO"  # twelve letters keep the test fast; the others must simply survive
@@ -229,7 +230,7 @@ def test_cli_calibrate_json(parent, dataset, tmp_path, capsys):
                  "--json"]) == 0
 
 
-@pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the hand models are missing")
+@needs_hand_models
 def test_photos_are_framed_as_predict_frames_them(parent, tmp_path, capsys):
     """Calibration learns from the framing prediction will use: predict's default, the detector's crop
     (a model calibrated on centre crops and then shown hand crops learns one framing and meets another)."""
@@ -254,7 +255,7 @@ def _hand_photo(image28: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the hand models are missing")
+@needs_hand_models
 def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path):
     """Photos whose hands the detector finds: the new run keeps its own hand-shape network, fine-tuned
     on those hands (it gives their letters more than the shipped network does), and predict reads it.
@@ -372,7 +373,8 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     # the new run, as calibrated, offers to delete its photos
     at.selectbox(key="calibrate_run_id_classify_select").set_value(new_id).run()
     assert at.selectbox(key="calibrate_run_id_classify_select").value == new_id
-    assert any(new_id in c.value or "already calibrated" in c.value for c in at.caption)
+    said = [c.value for c in at.caption if "already calibrated" in c.value]
+    assert said and f"adapted from **{parent.name}** on 3 photos" in said[0] and "3 of the photos are kept" in said[0], said
     [x for x in at.button if x.label.startswith("🗑️")][0].click().run()
     assert not at.exception
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos_kept"] == 0

@@ -22,6 +22,7 @@ from signlab.normalize import normalize
 from signlab.predict import forward_views
 from signlab.models import model_names
 from signlab.runs import open_run
+from tests._local import optional
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -108,7 +109,7 @@ def test_predict_json(cli_run, runs_dir, tmp_path, dataset):
 
 
 def test_export_onnx_matches_pytorch(cli_run, runs_dir, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    ort = optional("onnxruntime")
     record, _ = cli_run
     target = tmp_path / "m.onnx"
     out = signlab("export", record["run_id"], "--runs-dir", runs_dir, "--format", "onnx", "--out", target)

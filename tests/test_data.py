@@ -35,6 +35,7 @@ def test_bundled_dataset_shapes(dataset):
     assert dataset.test.images.shape == (7172, 28, 28)
     assert dataset.train.images.dtype == np.uint8 and dataset.test.images.dtype == np.uint8
     assert len(dataset.train) == 27455 and len(dataset.test) == 7172
+    assert (data.TRAIN_ROWS, data.TEST_ROWS) == (len(dataset.train), len(dataset.test))  # the estimates' counts
     for split in (dataset.train, dataset.test):
         assert split.targets.min() == 0 and split.targets.max() == 23
         assert set(np.unique(split.targets).tolist()) == set(range(24))

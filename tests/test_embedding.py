@@ -45,9 +45,19 @@ def test_activation_shapes(tiny_test, layer, dims):
 
 
 def test_ensemble_maps_its_first_network_and_predicts_with_all(tiny_test):
-    model = create_model("fastcnn", members=2)
+    from signlab.predict import predict_logits, to_float_images
+
+    torch.manual_seed(0)
+    model = create_model("fastcnn", members=2).eval()
     feats, probs = embedding.activations(model, tiny_test.images, "hidden")
     assert feats.shape == (120, 64 * 9) and probs.shape == (120, 24)
+    first = embedding.first_network(model)
+    alone, _ = embedding.activations(first, tiny_test.images, "hidden")
+    assert np.allclose(feats, alone, atol=1e-5)  # the features are the first member's
+    every = torch.softmax(predict_logits(model, to_float_images(tiny_test.images)), 1).numpy()
+    assert np.allclose(probs, every, atol=1e-4)  # the predictions are the whole ensemble's
+    only_first = torch.softmax(predict_logits(first, to_float_images(tiny_test.images)), 1).numpy()
+    assert not np.allclose(probs, only_first, atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["pca", "tsne"])
@@ -56,6 +66,8 @@ def test_embed_shapes(method):
     calls = []
     y = embedding.embed(x, method, progress=lambda f, t: calls.append(f))
     assert y.shape == (90, 2) and np.isfinite(y).all()
+    # t-SNE reports its progress (from 0, never backwards, never full before it ends); PCA is instant
+    assert (calls and calls[0] == 0.0 and calls == sorted(calls) and calls[-1] < 1) if method == "tsne" else not calls
     assert embedding.embed(x[:2], method).shape == (2, 2)  # too few points: no crash
 
 
@@ -327,7 +339,7 @@ def test_the_tsne_wait_is_this_servers_own(tmp_path, small_dataset, tiny_test):
     texts.clear()
     embedding.embed(np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32), "tsne",
                     progress=lambda f, t: texts.append(t), expected=42.0)
-    assert texts and all(t.endswith("(about 42 s here before)") for t in texts)
+    assert texts and all(t.endswith("(about 42 s here before)") for t in texts)  # the first is said at once
     assert views.tsne_wait_text(20.4, 7172) == ("t-SNE on the 7,172 test images takes about 20 s on this "
                                                 "server; the map is then kept with the run.")
     assert "has not made one yet" in views.tsne_wait_text(None, 7172)

@@ -13,8 +13,7 @@ from PIL import Image
 from _hand_image import drawn_hand, hand_in_room
 from signlab import hands
 from signlab.preprocess import Crop, crop_box, cut, hand_crop, prepare
-
-needs_models = pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the model files are missing")
+from tests._local import needs_hand_models
 
 
 def _jpeg(img: Image.Image) -> bytes:
@@ -132,7 +131,7 @@ def test_hand_crop_is_a_square_around_the_landmarks():
 
 
 # --------------------------------------------------------------------------- the models
-@needs_models
+@needs_hand_models
 def test_finds_the_drawn_hand():
     found = hands.find_hand(np.asarray(hand_in_room()))
     assert found is not None and found.presence > 0.8 and found.score > 0.5
@@ -145,7 +144,7 @@ def test_finds_the_drawn_hand():
     assert found.landmarks[0, 1] > found.landmarks[12, 1] + 80
 
 
-@needs_models
+@needs_hand_models
 def test_mirror_image_mirrors_the_hand():
     rgb = np.asarray(drawn_hand())
     a, b = hands.find_hand(rgb), hands.find_hand(rgb[:, ::-1].copy())
@@ -164,7 +163,7 @@ def _no_hand_images() -> dict[str, np.ndarray]:
                        ).astype(np.uint8)}
 
 
-@needs_models
+@needs_hand_models
 def test_nothing_found_in_blank_small_patterned_or_tiny_dataset_images(dataset):
     assert hands.find_hand(np.full((240, 320, 3), 200, np.uint8)) is None
     assert hands.find_hand(np.zeros((20, 20, 3), np.uint8)) is None  # too small to look at
@@ -173,7 +172,7 @@ def test_nothing_found_in_blank_small_patterned_or_tiny_dataset_images(dataset):
         assert hands.find_hand(image) is None, name
 
 
-@needs_models
+@needs_hand_models
 def test_a_photo_that_is_all_hand_is_read_whole_by_the_landmark_model(dataset):
     """A tight crop of a hand (a dataset image, 224x224): the palm detector misses it on both of its
     looks; the third look, the landmark model on the whole frame, finds it."""
@@ -186,7 +185,7 @@ def test_a_photo_that_is_all_hand_is_read_whole_by_the_landmark_model(dataset):
     assert -20 < left < right < 244 and -20 < top < bottom < 244 and max(right - left, bottom - top) > 80
 
 
-@needs_models
+@needs_hand_models
 def test_prepare_crops_to_the_hand_and_falls_back_to_the_centre():
     prep = prepare(_jpeg(hand_in_room()), "room.jpg", "detector")
     assert prep.hand is not None and prep.crop.pad

@@ -17,8 +17,7 @@ from signlab.inference import doubt
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare, prepare_array
 from signlab.views import read_sign, shape_reading
-
-needs_models = pytest.mark.skipif(not hands.available(), reason="ai-edge-litert or the model files are missing")
+from tests._local import needs_hand_models
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_shipped_landmarks_cover_the_dataset_and_the_network_reads_the_test_hand
     assert info["test_accuracy"] == pytest.approx(acc, abs=1e-6)  # the file says what it measured
 
 
-@needs_models
+@needs_hand_models
 def test_shipped_landmarks_are_what_the_detector_finds(dataset):
     """Re-extract a few test images: the same landmarks as the shipped file, to its float16."""
     idx = np.arange(0, 7172, 900)
@@ -127,7 +126,7 @@ def test_handshape_command_prints_its_json(monkeypatch, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- on the photo path
-@needs_models
+@needs_hand_models
 def test_a_photo_of_a_hand_is_read_twice_and_a_drawing_once(dataset, tiny_model):
     """A dataset hand at 224 px as a photo: the detector finds it, the shape network weighs in, and
     the verdict's probabilities are the product of the two readings. The same image as a drawing,
@@ -149,7 +148,7 @@ def test_a_photo_of_a_hand_is_read_twice_and_a_drawing_once(dataset, tiny_model)
     assert drawing.shape is None
 
 
-@needs_models
+@needs_hand_models
 def test_the_shape_network_reads_dataset_hands_through_the_detector(dataset):
     """End to end on real data: 48 test images (two a letter), upscaled, detector, features, network."""
     y = dataset.test.targets
@@ -165,17 +164,29 @@ def test_the_shape_network_reads_dataset_hands_through_the_detector(dataset):
     assert found >= 40 and right / found > 0.7, f"{right}/{found} right ({LETTERS})"
 
 
-def test_no_weights_no_shape(monkeypatch, tmp_path):
+def test_no_weights_no_shape(monkeypatch, tmp_path, tiny_model):
     """Without the weights file the photo path is the image model's alone, not an error."""
+    import dataclasses
+
+    from signlab.inference import predict_prepared
+
     missing = tmp_path / "none.safetensors"
     assert hs.load_net(missing) is None
-    monkeypatch.setattr(hs, "load_net", lambda path=missing: None)
+    real = hs.load_net
+    monkeypatch.setattr(hs, "load_net", lambda path=missing: real(missing))
     hand = hands.HandFound(box=(0, 0, 1, 1), landmarks=_hand(), score=1, presence=1, handedness="Right",
                            roi=(0, 0, 1, 0))
     assert hs.shape_probs(hand) is None
     with torch.no_grad():
         probs = hs.shape_probs(hand, hs.HandShapeNet())
     assert probs.shape == (24,) and probs.sum() == pytest.approx(1, abs=1e-5)
+    # the photo path itself: a found hand, no network to read its shape, the picture's reading alone
+    x = np.zeros((28, 28), np.float32)
+    x[6:22, 8:20] = 0.8
+    prep = dataclasses.replace(prepare_array(x), hand=hand)
+    v = read_sign(tiny_model, prep, photo=True)
+    assert v.shape is None and np.allclose(v.probs, predict_prepared(tiny_model, prep), atol=1e-6)
+    assert shape_reading(v) is None
 
 
 def test_a_planted_or_damaged_run_network_is_refused_by_name(tmp_path):

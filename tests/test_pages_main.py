@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from signlab import confusion, kernels, models, sampling
+from signlab.errors import RunError
 from signlab.evaluate import Evaluation
 from signlab.labels import LETTERS
 from tests._local import by_label, no_error
@@ -228,14 +229,12 @@ def test_kernels_page_convnet(monkeypatch, tmp_path, small_dataset):
     channel = [n for n in at.number_input if n.label.startswith("Input channel")][0]
     channel.set_value(49).run()
     no_error(at)
-    before = at.session_state["kernels_image"]
     by_label(at.selectbox, "Letter for the random pick").set_value(LETTERS.index("C")).run()
     by_label(at.button, "🎲 Random test image").click().run()
     no_error(at)
     after = at.session_state["kernels_image"]
     ds = api.load_dataset()
     assert ds.test.targets[after] == LETTERS.index("C")
-    assert after != before or ds.test.targets[before] == LETTERS.index("C")
 
 
 def test_kernels_page_s2net_says_its_first_layer_is_fixed(monkeypatch, tmp_path, small_dataset):
@@ -496,7 +495,7 @@ def test_kernel_helpers():
     info = kernels.conv_layer_info(conv)
     assert [(l["in"], l["out"], l["k"]) for l in info] == [(1, 100, 5), (100, 50, 3), (50, 50, 3)]
     assert kernels.conv_kernels(conv, info[1]["name"], 7).shape == (50, 3, 3)
-    with pytest.raises(Exception, match="input channels"):
+    with pytest.raises(RunError, match="has input channels 0-99, not 100"):
         kernels.conv_kernels(conv, info[1]["name"], 100)
     assert kernels.first_layer_tiles(torch.zeros(100, 1, 5, 5)).shape == (100, 5, 5)
     assert kernels.first_layer_tiles(torch.zeros(24, 784)).shape == (24, 28, 28)

@@ -62,8 +62,16 @@ def test_prepare_mutated_image_files(which, flips, cut):
     data = bytes(data[: max(cut, 8)] if cut < len(data) else data)
     try:
         _check_prepared(prepare(data, "mutated"))
-    except ImageError:
-        pass
+    except ImageError as err:
+        assert str(err).startswith("mutated: ")  # one line that names the file, as for any bad upload
+
+
+def test_the_unmutated_seed_files_prepare():
+    """The mutations start from files that prepare: a prepare that refused everything would pass the
+    property tests above on their ImageError branch alone."""
+    assert SEEDS
+    for i, data in enumerate(SEEDS):
+        _check_prepared(prepare(data, f"seed {i}"))
 
 
 FORMATS = {

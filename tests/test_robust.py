@@ -16,6 +16,7 @@ from signlab.inference import predict
 from signlab.normalize import equalize, input_norm, normalize
 from signlab.models import Ensemble
 from signlab.runs import open_run
+from tests._local import optional
 
 
 def test_equalize_spreads_grey_levels_and_keeps_their_order():
@@ -73,7 +74,7 @@ def test_ensemble_run_loads_with_its_normalisation(ensemble_run, small_dataset):
 
 
 def test_ensemble_with_equalize_exports_to_onnx(ensemble_run, small_dataset, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    ort = optional("onnxruntime")
     path = export.export_onnx(ensemble_run, tmp_path / "ens.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.concatenate([small_dataset.test.images[:6] / 255.0,

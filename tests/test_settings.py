@@ -108,8 +108,9 @@ def test_validation_refuses_a_bad_value_naming_the_setting_and_what_is_allowed(s
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400, "5", True])
 def test_numbers_from_outside_are_refused_in_one_line(value):
-    with pytest.raises(ConfigError, match="^epochs: "):
+    with pytest.raises(ConfigError, match="^epochs: ") as err:
         TrainConfig(epochs=value)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200, str(err.value)
 
 
 def test_choices_are_the_shared_tuples():
@@ -329,8 +330,10 @@ def test_sweep_searches_the_declared_space_in_the_earlier_order():
     for s in SEARCHED:
         tried = [s.search.low, s.search.high] if isinstance(s.search, Log) else list(s.search)
         assert all(s.problem(v) is None for v in tried), s.name  # inside the declared range or choices
-    for model in ("fastcnn", "deepcnn", "mlp", "convnet"):
-        assert all(SETTING["width"].problem(w) is None for w in sweep.widths_for(model))
+    for model in ("fastcnn", "deepcnn", "mlp", "convnet", "s2net"):
+        declared = sweep.WIDTHS.get(model, sweep.DEFAULT_WIDTHS)  # as written, before widths_for filters
+        assert declared and all(SETTING["width"].problem(w) is None for w in declared), model
+        assert sweep.widths_for(model) == declared  # nothing written is dropped from the search
 
 
 class _Trial:

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests._local import optional
 
-optuna = pytest.importorskip("optuna")
+optuna = optional("optuna")
 
 from signlab import sweep
 from signlab.runs import open_run  # noqa: E402
@@ -217,8 +218,12 @@ def _sweeps_page(runs_dir, monkeypatch):
 
 
 def test_sweeps_page_renders(tmp_path, monkeypatch):
+    """With no sweep yet: the title, the form to start one, and a word that there is nothing to show."""
     at = _sweeps_page(tmp_path, monkeypatch)
     assert any("Sweep" in t.value for t in at.title)
+    assert [e.label for e in at.expander if "New sweep" in e.label]
+    assert any(b.label.startswith("▶") and "sweep" in b.label.lower() for b in at.button), [b.label for b in at.button]
+    assert not at.dataframe  # no trial table without a study
 
 
 def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):

@@ -246,8 +246,13 @@ def test_verdict_unusual_input_comes_first():
 def test_read_sign_runs_the_pipeline(tiny_model):
     x = np.zeros((28, 28), np.float32)
     x[6:22, 8:20] = 0.8
-    v = views.read_sign(tiny_model, prepare_array(x), photo=False)
-    assert math.isclose(float(v.probs.sum()), 1.0, rel_tol=1e-4) and v.letter in LETTERS and len(v.top) == 5
+    prepared = prepare_array(x)
+    v = views.read_sign(tiny_model, prepared, photo=False)
+    assert math.isclose(float(v.probs.sum()), 1.0, rel_tol=1e-4) and len(v.top) == 5
+    # the model's own reading of the prepared image, not some other: its probabilities, its best letter
+    assert np.allclose(v.probs, views.predict_prepared(tiny_model, prepared), atol=1e-6)
+    assert v.letter == LETTERS[int(np.argmax(v.probs))] and v.top[0]["letter"] == v.letter
+    assert v.confidence == pytest.approx(float(v.probs.max()))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 from _helpers import NARROW, assert_no_exception, cut_controls, goto, narrow_window, step, wait_idle
+from tests._local import hand_models_or_skip
 
 RUN = "convnet-ready"
 LETTERS = "ABCDEFGHIKLMNOPQRSTUVWXY"  # signlab.labels.LETTERS, spelt out so a bad label shows up
@@ -269,11 +270,9 @@ def _shapes(page, key: str) -> list[dict]:
 
 
 def test_upload_photo_shows_the_detectors_box(page, server, hand_photo):
-    from signlab import hands
     from signlab.preprocess import crop_box, prepare
 
-    if not hands.available():
-        pytest.skip("the hand detector's runtime is not installed")
+    hand_models_or_skip()
     expected = prepare(str(hand_photo), hand_photo.name, "detector")
     assert expected.hand is not None, "the detector does not find the drawn hand outside the browser either"
     with step(page, f"open Classify with ?run={RUN} and the Upload tab"):
