@@ -20,6 +20,7 @@ CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
 # box widths in pixels; the page's content is 820 px wide in a 1,280-px window (sidebar open), 488 in an 820-px one
 SLIDER_PX = 200  # the crop's three sliders: a row at 1,280 px, two a row at 820
 SOURCE_PX, INPUT_PX, BARS_PX = 230, 240, 300  # the photo, the model's input, the top letters
+WHY_PX = 360  # each map of why: two a row at 1,280 px (380 with the large gap wrapped there)
 IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
 
 st.title("✋ Classify a sign")
@@ -97,6 +98,16 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
     return views.Crop(*chosen, pad=hand is not None)
 
 
+_slots: list = []  # where the input is made: the verdict's short line goes there too
+
+
+def _verdict_here() -> None:
+    """Keep a place right under the canvas or the uploader for the verdict's one line: the full
+    verdict is far below them (1,000 px and more in an 820-px window, where a student who drew saw
+    nothing change and thought the page did nothing)."""
+    _slots.append(st.empty())
+
+
 def _draw():
     """The canvas: strokes of a chosen width and shade on a plain ground or over a dataset image."""
     from streamlit_drawable_canvas import st_canvas  # imports only inside a running app
@@ -148,6 +159,7 @@ def _draw():
             result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke, background_color=bg_hex,
                                height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
                                key=key)
+        _verdict_here()
     rgba = result.image_data if result is not None else None
     ground = background if background is not None else np.full((28, 28), bg_shade / 255.0, np.float32)
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
@@ -170,6 +182,7 @@ def _photo(kind: str):
         file = st.columns([3, 2])[0].camera_input("Take a photo of your hand", key="classify_camera")
     if file is None:
         return None, ""
+    _verdict_here()
     data = file.getvalue()
     prepared = None
     with ui.guard("Cannot use this image"):
@@ -212,7 +225,7 @@ equalized = views.equalized(model)
 input_title = "What the model sees" + (", equalised" if equalized else " (28×28)")
 box_title = f"{what.capitalize()}: crop" + (" and hand" if hand is not None else "")  # orange, green
 
-st.divider()
+st.subheader("What the model sees and says", anchor="result")
 # fixed-width boxes in a row that wraps: all three side by side in a 1,280-px window, the bars under the
 # images in an 820-px one (as columns there the titles were cut: "Your photo: crop anc", "The model's 28×28")
 row = st.container(horizontal=True, gap="small")
@@ -244,6 +257,8 @@ if cfg.augment_photo:
 if seen.advice:
     st.warning(seen.advice, icon="⚠️" if seen.kind == "unusual" else "🤔")
 st.markdown(f"#### {seen.headline}")
+for slot in _slots:
+    slot.markdown(f"{seen.headline} · [details and why ↓](#result)")
 reading = views.shape_reading(seen)
 if reading:
     st.caption(reading)
@@ -272,7 +287,10 @@ if also and abs(p_view - float(probs[target])) >= 0.0005:
                f"{' and '.join(also)}.")
 if cfg.ensemble > 1 and kind == "conv":
     st.caption("Grad-CAM reads the first of the ensemble's networks.")
-left, right = st.columns(2, gap="large")
+# fixed-width boxes in a row that wraps: side by side in a 1,280-px window, one under the other in an
+# 820-px one (as two columns there each map was 120 px wide and its title was cut)
+why_row = st.container(horizontal=True, gap="medium")
+left, right = why_row.container(width=WHY_PX), why_row.container(width=WHY_PX)
 with left:
     sal = views.saliency_map(model, x, target)
     if kind == "logreg":

@@ -353,6 +353,9 @@ def test_classify_page(page_env, dataset):
     assert bars, "no probability bars"
     best = bars[0]["y"][int(np.argmax(bars[0]["x"]))]
     assert f" {best} (" in verdict[0] or f"**{best}**" in verdict[0], (best, verdict)
+    # and in one line right under the uploader, where the eye is (the full verdict is far below at 820 px)
+    short = [m.value for m in at.markdown if m.value.endswith(" · [details and why ↓](#result)")]
+    assert short == [verdict[0].removeprefix("#### ") + " · [details and why ↓](#result)"], short
     assert all(k in at.session_state for k in ("classify_zoom", "classify_cx", "classify_cy"))
     # explain another letter, move the crop: still no exception
     [s for s in at.selectbox if s.label == "Explain the letter"][0].set_value(5)
