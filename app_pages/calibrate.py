@@ -16,8 +16,9 @@ GALLERY_COLUMNS = 8
 st.title("🖐️ Teach it your hand")
 ui.explain(CALIBRATE_INTRO, CALIBRATE_DETAILS)
 
-run = ui.classify_run_picker("Run to adapt", key=ui.Keys.CALIBRATE_RUN,
-                             help="By default the run this page and Classify use for photos (the caption below says which).")
+run = ui.classify_run_picker("Run to adapt", purpose="calibrate", key=ui.Keys.CALIBRATE_RUN,
+                             help="By default the run Classify uses for photos, before any calibration: a robust "
+                                  "run if you have one (the caption below says which).")
 if run is None:
     st.stop()
 info = views.calibration_info(run)
@@ -122,7 +123,7 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-pressed = st.button(f"🎯 Calibrate {ui.md(views.run_phrase(run.name, run.id, run.config.model))} on "
+pressed = st.button(f"🎯 Calibrate {ui.md(views.quoted_run(run.name, run.id, run.config.model))} on "
                     f"{views.count_text(len(photos), 'photo')}", type="primary", disabled=not photos,
                     help=None if photos else "Add a few photos first.")
 if pressed:

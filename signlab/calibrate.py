@@ -45,7 +45,7 @@ from .models import Ensemble, watch
 from .normalize import normalize_for
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
-from .runs import Run, RunWriter, create_held_run, delete_run, display_name, open_run
+from .runs import Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
@@ -494,9 +494,9 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
     if shape_net is not None and hands_found:
         shape_net = handshape.adapt(shape_net, feats, targets, seed=seed)
     letters = sorted({p.letter for p in photos}, key=LETTERS.index)
-    run, claim = create_held_run(cfg, new_worker_id("calibrate"),
-                                 runs_dir if runs_dir is not None else parent.dir.parent,
-                                 name=name or calibrated_name(len(photos), parent),
+    root = runs_dir if runs_dir is not None else parent.dir.parent
+    run, claim = create_held_run(cfg, new_worker_id("calibrate"), root,
+                                 name=name or calibrated_name(len(photos), parent, (r.name for r in list_runs(root))),
                                  owner=owner or local_user().id)
     # The lease is renewed while the files are written and the test set evaluated: unrenewed, a
     # busy 2-core machine let it lapse (20 s), and the store marked the saved run interrupted.
@@ -597,10 +597,18 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
 _CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos? · )+")  # count_text writes "1,200 photos"
 
 
-def calibrated_name(photos: int, parent: Any) -> str:
+def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
     """A calibrated run's name: "calibrated on 3 photos · <the parent's name>", the calibration
     first (tables cut long names, and the parent's name first made the two runs look the same).
     A parent that was itself calibrated gives its own base name, not its prefix again: three
-    calibrations in a row made an 86-character name that Rename then cut to "… · 4 Dec 15"."""
+    calibrations in a row made an 86-character name that Rename then cut to "… · 4 Dec 15".
+    A name in ``taken`` (the runs there are) gets " (2)", " (3)"…: two calibrations of one run on
+    as many photos were told apart on Classify by their ids only."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    return f"calibrated on {count_text(photos, 'photo')} · {base}"[:80]
+    name = f"calibrated on {count_text(photos, 'photo')} · {base}"[:80]
+    taken = set(taken)
+    n = 2
+    while name in taken:
+        suffix = f" ({n})"
+        name, n = name[:80 - len(suffix)].removesuffix(f" ({n - 1})") + suffix, n + 1
+    return name

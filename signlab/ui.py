@@ -435,15 +435,21 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
 
     Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
     for photos), else the user's best run. Drawings: the best completed run by test accuracy (ties:
-    the newest), so a weak sweep trial that happens to be newest is not the default.
+    the newest), so a weak sweep trial that happens to be newest is not the default. "calibrate": as
+    for photos, but never a run already calibrated (the Calibrate page started on one, and a student
+    calibrated the calibrated run again without meaning to).
     """
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
+    if purpose == "calibrate":
+        plain = [r for r in available if not calibrated_parent(r)]
+        available, done = plain or available, [r for r in done if not calibrated_parent(r)] or done
     if purpose == "photo":
         for r in done:
             if calibrated_parent(r):
                 return r, "the newest calibrated run, adapted to your own photos"
+    if purpose in ("photo", "calibrate"):
         for r in done:
             try:
                 if r.config.preset == "robust":
@@ -495,7 +501,8 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     labels = run_labels(available)
     chosen = st.selectbox(label, ids, format_func=labels.__getitem__, help=help, key=key)
     if chosen == default.id:
-        st.caption(f"For {'photos' if purpose == 'photo' else 'drawings'} this page starts on **{why}**.")
+        st.caption({"photo": "For photos", "drawing": "For drawings", "calibrate": "To calibrate"}[purpose]
+                   + f" this page starts on **{why}**.")
     st.session_state[Keys.EVAL_RUN] = chosen
     return by_id[chosen]
 

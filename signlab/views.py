@@ -219,6 +219,13 @@ def run_phrase(name: str | None, run_id: str, model: str | None = None) -> str:
     return f"your {model} run" if model else run_id
 
 
+def quoted_run(name: str | None, run_id: str, model: str | None = None) -> str:
+    """:func:`run_phrase` with a run's own name in quotes, for a button whose verb runs into it
+    ('Calibrate calibrated on 6 photos · 4 Dec on 6 photos' read as a stammer)."""
+    phrase = run_phrase(name, run_id, model)
+    return f"“{phrase}”" if phrase == name else phrase
+
+
 def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
     run) is called by its model instead (:func:`run_phrase`), the id staying in the caption."""

@@ -198,6 +198,15 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     assert calibrate.calibrated_name(5, SimpleNamespace(id="y", name=many)) == "calibrated on 5 photos · 4 Dec 15:57:05"
     named = calibrate.calibrated_name(2, SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4))
     assert named.startswith("calibrated on 2 photos · my robust run") and len(named) <= 80
+    # a second calibration of one run on as many photos gets a name of its own (Classify told the two
+    # apart by their ids only), also when the name is cut at 80 characters
+    assert calibrate.calibrated_name(1, parent, [first]) == first + " (2)"
+    assert calibrate.calibrated_name(1, parent, [first, first + " (2)"]) == first + " (3)"
+    long_parent = SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4)
+    second = calibrate.calibrated_name(2, long_parent, [named])
+    assert second.endswith(" (2)") and len(second) == 80 and second[:-4] == named[:76]
+    from signlab.views import quoted_run
+    assert quoted_run(first, "id") == f"“{first}”" and quoted_run("id", "id", "s2net") == "your s2net run"
 
 
 @pytest.mark.parametrize("method", ["finetune", "ncm"])

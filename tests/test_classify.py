@@ -416,6 +416,11 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     assert ui.calibrated_parent(calibrated) == "a-robust"
     run, why = ui.preferred_run(available, "photo")
     assert run.id == "d-calibrated" and "calibrated" in why
+    # the Calibrate page starts on the run before calibration, not the calibrated one (calibrated again
+    # by a student who did not mean to)
+    assert ui.preferred_run(available, "calibrate")[0].id == "a-robust"
+    only = [r for r in available if r.id == "d-calibrated"]
+    assert ui.preferred_run(only, "calibrate")[0].id == "d-calibrated"  # nothing else to calibrate: that one
     assert ui.preferred_run([], "photo") == (None, "")
 
 
