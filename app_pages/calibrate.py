@@ -11,7 +11,7 @@ from signlab.teach import CALIBRATE_DETAILS, CALIBRATE_INTRO
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 MAX_COLLECTED = 240  # ten a letter: far more than calibration needs, and it bounds the session's memory
-GALLERY_COLUMNS = 8
+THUMB_PX = 96  # a collected photo as the model will see it
 
 st.title("🖐️ Teach it your hand")
 ui.explain(CALIBRATE_INTRO, CALIBRATE_DETAILS)
@@ -102,12 +102,14 @@ if photos:
         if not mine:
             continue
         st.markdown(f"**{k}**")
-        cols = st.columns(GALLERY_COLUMNS)
-        for j, p in enumerate(mine):
-            with cols[j % GALLERY_COLUMNS]:
+        # fixed-width boxes in a row that wraps: as 8 columns in an 820-px window each was 55 px wide,
+        # and the 96-px thumbnails overlapped with their names run together
+        row = st.container(horizontal=True, gap="small")
+        for p in mine:
+            with row.container(width=THUMB_PX + 8):
                 name = p["photo"].name
                 # one short line under a 96-pixel thumbnail: a long name would wrap into a column of letters
-                st.image(p["thumb"], caption=name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}", width=96)
+                st.image(p["thumb"], caption=name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}", width=THUMB_PX)
                 if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()
