@@ -7,6 +7,7 @@ Figures take numpy arrays and plain dicts; this module imports no torch (checked
 from __future__ import annotations
 
 import html
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -155,7 +156,33 @@ def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
         fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=name, legendgroup=key,
                                  showlegend=False, mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
     fig.update_xaxes(title_text="epoch", dtick=1)
+    # a floor under each axis's span: after one epoch the loss axis ran from 2.1210 to 2.1215, and two
+    # near-equal points (train, validation) looked far apart
+    losses = [r[f"{k}_loss"] for r in epochs for k in ("train", "val") if _finite(r.get(f"{k}_loss"))]
+    accs = [100 * r[f"{k}_accuracy"] for r in epochs for k in ("train", "val") if _finite(r.get(f"{k}_accuracy"))]
+    if losses:
+        fig.update_yaxes(range=_span_at_least(losses, max(0.1, 0.2 * max(losses))), row=1, col=1)
+    if accs:
+        fig.update_yaxes(range=_span_at_least(accs, 2.0, top=100.5), row=1, col=2)
     return _layout(fig, 320, legend=dict(orientation="h", y=-0.25))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _span_at_least(values: Sequence[float], span: float, top: float | None = None) -> list[float] | None:
+    """An axis range around ``values`` at least ``span`` wide (None: plotly's own, when they spread
+    wider), kept under ``top`` and above 0 where it can be."""
+    lo, hi = min(values), max(values)
+    if hi - lo >= span:
+        return None
+    mid = (lo + hi) / 2
+    lo, hi = max(0.0, mid - span / 2), mid + span / 2
+    if top is not None and hi > top:
+        lo, hi = max(0.0, lo - (hi - top)), top
+    pad = 0.05 * (hi - lo)  # a marker on the edge is drawn whole
+    return [lo - pad if lo > 0 else lo, hi + pad if top is None or hi < top else hi]
 
 
 def plain(text: Any) -> str:

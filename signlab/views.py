@@ -334,7 +334,8 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     ensemble = getattr(cfg, "ensemble", 1)
     speed = measured_speed(rows, cfg.model, ensemble)
     if speed is None:
-        return "the time it takes is shown after its first steps"
+        # said as a fact of this server: "the page says how long" read as a promise not kept
+        return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
     shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
               if busy > 0 else "")
     training = training_images(cfg, n_train) / speed

@@ -176,7 +176,8 @@ def test_time_estimate_from_this_servers_speed():
     seconds = views.training_images(cfg, 27_455) / 1000.0
     assert views.measured_speed(rows, cfg.model) == 1000.0
     assert views.time_estimate(cfg, rows) == f"it takes {views.duration(seconds)} on this server"
-    assert views.time_estimate(cfg, rows[1:]) == "the time it takes is shown after its first steps"
+    assert views.time_estimate(cfg, rows[1:]) == ("the time it takes shows after its first steps (this server has "
+                                                  "not trained s2net yet)")
     # runs training now share the cores: the estimate says so (measured alone, it was too short)
     assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
     assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
@@ -692,3 +693,22 @@ def test_run_display_name_reads_a_generated_id_as_its_start_time():
     from signlab.runs import display_name
     assert display_name("20261204-035651-s2net-c66772cf94", with_model=True) == "4 Dec 03:56:51 (s2net)"
     assert display_name("20261204-035651-fast_cnn-c66772cf94", with_model=True).endswith("(fast_cnn)")
+
+
+def test_epoch_charts_do_not_blow_up_a_hair_of_difference():
+    """After one epoch the loss axis ran from 2.1210 to 2.1215, so train and validation, nearly equal,
+    looked far apart: each axis spans at least a floor; wider spreads keep plotly's own range."""
+    from signlab import figures
+
+    one = [{"epoch": 1, "train_loss": 2.1210, "val_loss": 2.1215, "train_accuracy": 0.3641, "val_accuracy": 0.3642}]
+    fig = figures.epoch_curves(one)
+    lo, hi = fig.layout.yaxis.range
+    assert hi - lo >= 0.4 and lo < 2.121 and hi > 2.1215
+    lo, hi = fig.layout.yaxis2.range
+    assert hi - lo >= 2.0 and lo < 36.41 and hi > 36.42
+    top = figures.epoch_curves([{**one[0], "train_accuracy": 1.0, "val_accuracy": 0.9995}]).layout.yaxis2.range
+    assert top[1] == 100.5 and top[1] - top[0] >= 2.0  # never far above 100%
+    wide = [{"epoch": e, "train_loss": 3.0 / e, "val_loss": 3.1 / e, "train_accuracy": e / 10, "val_accuracy": e / 11}
+            for e in (1, 2, 3, 4, 5)]
+    fig = figures.epoch_curves(wide)
+    assert fig.layout.yaxis.range is None and fig.layout.yaxis2.range is None
