@@ -140,8 +140,7 @@ mistakes = ev.mistakes(limit=24)
 if not mistakes:
     st.success("No mistakes at all on the test set.")
 else:
-    st.caption("Wrong answers, the ones the model was surest of first (true → predicted, confidence). A confident "
-               "mistake often shows two letters that really look alike, or an image that is hard even for a person.")
+    st.caption(views.mistakes_caption(mistakes, ev.errors))
     st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
                                       views.mistake_titles(mistakes), cols=MISTAKE_COLS,
                                       tile_px=MISTAKE_TILE_PX, zmin=0, zmax=1),

@@ -33,6 +33,11 @@ class Evaluation:
         return float((self.y_true == self.y_pred).mean()) if len(self.y_true) else 0.0
 
     @property
+    def errors(self) -> int:
+        """How many images it got wrong."""
+        return int((self.y_true != self.y_pred).sum())
+
+    @property
     def confusion(self) -> np.ndarray:
         """(24, 24) counts; rows are the true letter, columns the predicted one."""
         cm = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)

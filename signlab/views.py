@@ -226,6 +226,23 @@ def quoted_run(name: str | None, run_id: str, model: str | None = None) -> str:
     return f"“{phrase}”" if phrase == name else phrase
 
 
+def mistakes_caption(mistakes: Sequence[dict[str, Any]], wrong: int) -> str:
+    """The words over Evaluate's mistakes: a "confident mistake" only where the surest one was
+    confident (a run whose worst mistakes got 30%, or the lecture ConvNet's 4% for every letter, read
+    "A confident mistake…" above them)."""
+    order = ("Wrong answers, the ones the model was surest of first (true → predicted, confidence)"
+             + (f"; the {len(mistakes)} surest of {wrong:,} shown" if wrong > len(mistakes) else "") + ". ")
+    top = max(m["confidence"] for m in mistakes)
+    if top >= 0.5:
+        return order + ("A confident mistake often shows two letters that really look alike, or an image that is "
+                        "hard even for a person.")
+    if top <= 1.5 / 24:
+        return order + (f"Even the surest got only {percent(top, 0)}: about 1/24 each, as if every letter scored the "
+                        "same. The model is not choosing between look-alikes here; it has no answer for these images.")
+    return order + (f"Even the surest got only {percent(top, 0)}: the model was unsure of every image it got wrong, "
+                    "which is what you want from a model that errs.")
+
+
 def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
     run) is called by its model instead (:func:`run_phrase`), the id staying in the caption."""

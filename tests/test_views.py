@@ -712,3 +712,18 @@ def test_epoch_charts_do_not_blow_up_a_hair_of_difference():
             for e in (1, 2, 3, 4, 5)]
     fig = figures.epoch_curves(wide)
     assert fig.layout.yaxis.range is None and fig.layout.yaxis2.range is None
+
+
+def test_a_mistake_is_called_confident_only_when_it_was():
+    """Evaluate said "A confident mistake often shows two letters that look alike" over mistakes made
+    at 30%, and over the lecture ConvNet's 4% (every letter scored the same)."""
+    def m(c):
+        return {"index": 0, "true": "T", "predicted": "X", "confidence": c}
+
+    sure = views.mistakes_caption([m(0.93), m(0.6)], 2)
+    assert "A confident mistake" in sure and "shown" not in sure
+    unsure = views.mistakes_caption([m(0.31), m(0.30)], 40)
+    assert "A confident mistake" not in unsure and "Even the surest got only 31%" in unsure
+    assert "the 2 surest of 40 shown" in unsure
+    flat = views.mistakes_caption([m(1 / 24 + 0.001)], 1)
+    assert "A confident mistake" not in flat and "as if every letter scored the same" in flat
