@@ -86,7 +86,7 @@ row = st.container(horizontal=True, gap="small")
 left = row.container(width=MATRIX_PX, key="eval_matrix_box")
 right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
-    st.markdown("**Pick a cell** by clicking it in the matrix, or here:")
+    st.markdown('<div id="cell"></div>\n\n**Pick a cell** by clicking it in the matrix, or here:', unsafe_allow_html=True)
     s1, s2 = st.columns(2)
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
     p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
@@ -99,7 +99,7 @@ with right:
     else:
         shown = idx[:MAX_PAIR_IMAGES]
         st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** {'was' if len(idx) == 1 else 'were'} {kind}"
-                    + (f" (the {len(shown)} most confident shown)" if len(idx) > len(shown) else "")
+                    + (f" (the {len(shown)} surest shown)" if len(idx) > len(shown) else "")
                     + ". Each title is the model's confidence in its answer.")
         st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, views.confidence_titles(ev.confidence[shown]),
                                           cols=6, tile_px=58, zmin=0, zmax=1),
@@ -113,6 +113,10 @@ with left:
                     config={"displayModeBar": False})
     st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more. "
                "Point at a cell for its count, click it for its images.")
+    # the picked cell said under the matrix too: in an 820-px window its images are 600 px further down,
+    # and a click seemed only to draw a black outline
+    st.markdown(f"Picked: **{LETTERS[t]} → {LETTERS[p]}**, {views.count_text(len(idx), 'image')}"
+                + (" ([see them ↓](#cell))" if len(idx) else "") + ".")
 
 # ----------------------------------------------------------------------------- per class and mistakes
 st.subheader("Per letter")
