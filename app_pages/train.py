@@ -20,7 +20,7 @@ SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts
 # ("standardize") has a full row instead.
 left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train", right_first_when_stacked=True)
 with left:
-    st.subheader("Settings")
+    st.subheader("Settings", anchor="settings")
     st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",
                  on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
                  help="A starting point; change any setting below.", persist_state=ui.PERSIST)
@@ -95,6 +95,8 @@ with right:
         with ui.guard("Could not pause"):
             ui.pause_or_resume(run, view.paused)
             st.rerun()
+    # shown only while the settings sit under the run (a narrow window): they were 2,300 px down
+    st.container(key="train_when_stacked").caption("[The settings are under the run ↓](#settings)")
     if gone_note:
         st.warning(gone_note, icon="⚠️")
     if view.notice:

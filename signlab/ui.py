@@ -704,13 +704,16 @@ def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",
     flex item one; the row already wraps. The row is a CSS container, so a container query can tell
     when the two no longer fit side by side (the sidebar's width decides that, not the window's)
     and put the right box first: on the Train page Start and the live run sat 1,400 px down an
-    820-px window, under all the settings."""
+    820-px window, under all the settings. Then a container keyed ``{key}_when_stacked`` (a link
+    down to the left box, say) shows, and only then."""
     row = st.container(horizontal=True, gap=gap, key=f"{key}_row")
     left = row.container(width=left_px, key=f"{key}_left")
     right = row.container(key=f"{key}_right")
     css = f"div:has(> .st-key-{key}_right) {{ min-width: {int(right_min_px)}px; }}"  # the right box's flex item
-    if right_first_when_stacked:
-        css += second_first_when_stacked(f"{key}_row", f"{key}_right", left_px + right_min_px, gap)
+    if right_first_when_stacked:  # hidden first: of two rules alike, the later one wins
+        css += f" .st-key-{key}_when_stacked {{ display: none; }}"
+        css += second_first_when_stacked(f"{key}_row", f"{key}_right", left_px + right_min_px, gap,
+                                         also=f".st-key-{key}_when_stacked {{ display: block; }}")
     st.html(f"<style>{css}</style>")
     return left, right
 
@@ -718,14 +721,16 @@ def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",
 _GAP_PX = {"small": 16, "medium": 32, "large": 64}  # st.container(gap=...): 1, 2 and 4 rem (64 px measured)
 
 
-def second_first_when_stacked(row_key: str, second_key: str, boxes_px: int, gap: str = "large") -> str:
+def second_first_when_stacked(row_key: str, second_key: str, boxes_px: int, gap: str = "large",
+                              also: str = "") -> str:
     """CSS that puts the keyed second box of a wrapping ``st.container(horizontal=True, key=row_key)``
     first once the row is too narrow for both boxes (``boxes_px`` wide together) and the ``gap``
     beside each other. The row becomes a CSS container, so the rule follows the row's width, which
-    the sidebar decides as much as the window."""
+    the sidebar decides as much as the window. ``also``: more rules for that narrow row."""
     side_by_side = boxes_px + _GAP_PX.get(gap, 64)
     return (f" .st-key-{row_key} {{ container-type: inline-size; container-name: {row_key}; }}"
-            f" @container {row_key} (max-width: {side_by_side - 1}px) {{ div:has(> .st-key-{second_key}) {{ order: -1; }} }}")
+            f" @container {row_key} (max-width: {side_by_side - 1}px) {{ div:has(> .st-key-{second_key}) {{ order: -1; }}"
+            f"{' ' + also if also else ''} }}")
 
 
 def settings_in_state() -> dict[str, Any]:

@@ -615,3 +615,8 @@ def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
     thirds = [[b.label for b in col.button] for col in at.columns if col.weight == pytest.approx(1 / 3) and col.button]
     assert thirds[:2] == [["▶ Start"], ["⏹ Stop"]] and thirds[2][0].endswith(("Pause", "Resume")), thirds
     assert not [b for col in halves for b in col.button]
+    # a narrow window stacks the settings under the run: a link there leads down to them (its box is
+    # shown by the panes' container query only then; they were 2,300 px down at 820 px)
+    assert "[The settings are under the run ↓](#settings)" in [c.value for c in at.caption]
+    assert [h.value for h in at.subheader if h.value == "Settings"] and any(
+        ".st-key-train_when_stacked { display: block; }" in h.body for h in at.get("html")), "no rule shows the link"
