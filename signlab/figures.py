@@ -569,7 +569,7 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
                 selected: int | None = None, thumbnails: Sequence[tuple[float, float, np.ndarray]] = (),
                 zoom: tuple[tuple[float, float], tuple[float, float]] | None = None,
                 centres: dict[int, tuple[float, float]] | None = None, title: str = "",
-                height: int = 640, pile: tuple[float, float, str] | None = None) -> go.Figure:
+                height: int = 740, pile: tuple[float, float, str] | None = None) -> go.Figure:
     """Every image as a point, coloured by its true letter; misclassified points ringed in black.
 
     One WebGL scatter trace per letter (the legend toggles letters); every point's ``customdata``
@@ -637,7 +637,10 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
         fig.update_yaxes(range=list(zoom[1]))
     fig.update_xaxes(showticklabels=False, title=None, zeroline=False)
     fig.update_yaxes(showticklabels=False, title=None, zeroline=False)
-    return _layout(fig, height, title=title, legend=dict(itemsizing="constant", font=dict(size=11)),
+    # the legend in rows under the map: as a column beside it, it took a third of the width in an
+    # 820-px window (a 340-px map)
+    return _layout(fig, height, title=title, legend=dict(itemsizing="constant", font=dict(size=11), orientation="h",
+                                                         yanchor="top", y=-0.02, xanchor="left", x=0),
                    clickmode="event+select", hovermode="closest")
 
 
