@@ -272,3 +272,18 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
         epochs[name] = [x for x in records if x.get("type") == "epoch"]
         batches[name] = [x for x in records if x.get("type") == "batch"]
     return epochs, batches
+
+
+def same_curves(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list[dict[str, Any]]],
+                metric: str) -> list[list[str]]:
+    """Groups of two or more runs whose curves are the same (the epoch ``metric`` and the step loss,
+    to 4 decimals): they draw one line on top of another, and three runs picked read as one."""
+    groups: dict[tuple, list[str]] = {}
+    for name, records in epochs.items():
+        ys = tuple(round(float(r[metric]), 4) for r in records if isinstance(r.get(metric), (int, float)))
+        losses = tuple(round(float(b["loss"]), 4) for b in batches.get(name, ())
+                       if isinstance(b.get("loss"), (int, float)))
+        if ys or losses:
+            groups.setdefault((ys, losses), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+

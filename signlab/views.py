@@ -774,6 +774,18 @@ def curve_series(runs: Sequence[Any]) -> tuple[dict[str, list[dict[str, Any]]], 
     return _compare.curve_series(runs)
 
 
+def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list[dict[str, Any]]],
+                     metric: str) -> str | None:
+    """The Runs page's word on runs whose curves lie on top of each other (the same settings and
+    seed train the same model, step for step), or None."""
+    groups = _compare.same_curves(epochs, batches, metric)
+    if not groups:
+        return None
+    said = "; ".join(", ".join(f"**{md(n)}**" for n in names[:-1]) + f" and **{md(names[-1])}**" for names in groups)
+    return (f"{said} draw the same curves, one on top of the other: the same settings and seed train the same "
+            "model, step for step. Change the seed to see how much luck moves a run.")
+
+
 def onnx_path(run: Any) -> Path | None:
     """The run's exported ONNX file, None until it has been exported (or after new weights)."""
     return _onnx_path(run)

@@ -727,3 +727,17 @@ def test_a_mistake_is_called_confident_only_when_it_was():
     assert "the 2 surest of 40 shown" in unsure
     flat = views.mistakes_caption([m(1 / 24 + 0.001)], 1)
     assert "A confident mistake" not in flat and "as if every letter scored the same" in flat
+
+
+def test_runs_that_draw_the_same_curves_are_named():
+    """Three runs of the fast preset with seed 0 drew one line on the Runs page: the page says so."""
+    ep = lambda acc: [{"type": "epoch", "epoch": 1, "val_accuracy": acc}]  # noqa: E731
+    bt = lambda loss: [{"type": "batch", "step": 1, "loss": loss}]  # noqa: E731
+    epochs = {"a": ep(0.99), "b": ep(0.99), "c": ep(0.98), "d_*x*": ep(0.99)}
+    batches = {"a": bt(1.0), "b": bt(1.0), "c": bt(1.0), "d_*x*": bt(1.00001)}
+    text = views.same_curves_text(epochs, batches, "val_accuracy")
+    assert text.startswith(f"**a**, **b** and **{views.md('d_*x*')}** draw the same curves"), text  # names escaped
+    assert "**c**" not in text and "same settings and seed" in text
+    batches["d_*x*"] = bt(1.2)  # another loss: another line
+    assert views.same_curves_text(epochs, batches, "val_accuracy").startswith("**a** and **b** draw")
+    assert views.same_curves_text({"a": ep(0.99), "c": ep(0.98)}, {}, "val_accuracy") is None
