@@ -11,7 +11,11 @@ ui.explain(KERNELS_INTRO, KERNELS_DETAILS)
 
 IMAGE_KEY = "kernels_image"
 MAX_MAPS = 32
-IMAGE_PX, MAPS_PX = 240, 720  # the maps: 12 tiles of 60 px a row (figures.tile_grid)
+IMAGE_PX, MAPS_PX = 240, 480  # the maps: 8 tiles of 60 px a row (figures.tile_grid)
+# Every grid at most 480 px wide: the page's content is 488 px in an 820-px window, and a wider grid
+# was shrunk there with its height kept (20 kernels a row of 12 px each, in a band of empty space)
+GRID_COLS = 12  # kernels of 40 px (first layer) or 36 px (deeper) a row
+TEMPLATE_COLS = 6  # 72-px templates or hidden units a row
 
 run = ui.run_picker(help="Only runs with at least one finished epoch have weights to look at.")
 if run is None:
@@ -79,12 +83,12 @@ if kind in FIRST_LAYER:
         epoch, weights = _epoch_slider("Epoch")
     tiles = views.first_layer_tiles(weights)
     if kind == "conv":  # (C, k, k): many small kernels
-        titles, cols, px = (), 20 if len(tiles) > 32 else 16, 40
+        titles, cols, px = (), GRID_COLS, 40
     elif kind == "logreg":  # (24, 28, 28): one template a letter
-        titles, cols, px = list(LETTERS), 12, 72
+        titles, cols, px = list(LETTERS), TEMPLATE_COLS, 72
     else:  # the strongest hidden units' 28×28 weights
         units = views.strongest_units(history[max(history)] if history else weights, n_units)
-        tiles, titles, cols, px = tiles[units], [f"unit {u}" for u in units], 12, 72
+        tiles, titles, cols, px = tiles[units], [f"unit {u}" for u in units], TEMPLATE_COLS, 72
     key = {"conv": "kernels_first", "logreg": "kernels_templates"}.get(kind, "kernels_units_fig")
     st.plotly_chart(figures.weight_templates(tiles, titles, cols=cols, tile_px=px, title=views.snapshot_title(epoch)),
                     width="content", key=key)
@@ -104,8 +108,8 @@ if kind == "conv" and len(layers) > 1:
     channel = d2.number_input(f"Input channel (0–{info['in'] - 1})", 0, info["in"] - 1, 0, key="kernels_channel")
     with ui.guard("Could not show these kernels"):
         ks = views.conv_kernels(model, layer_name, int(channel))
-        # 16 a row at 36 px: at 25 a row the 48 kernels of 3x3 were 27 px strips at 1,280 px, 16 px at 820
-        st.plotly_chart(figures.weight_templates(ks, cols=16, tile_px=36,
+        # 12 a row at 36 px: at 25 a row the 48 kernels of 3x3 were 27 px strips at 1,280 px, 16 px at 820
+        st.plotly_chart(figures.weight_templates(ks, cols=GRID_COLS, tile_px=36,
                                                  title=f"the {info['out']} kernels that read channel {channel}"),
                         width="content", key="kernels_deep")
 
@@ -154,6 +158,6 @@ with right:
         c, h, w = fmap.shape
         more = f" (the first {len(tiles)} shown)" if c > len(tiles) else ""
         st.markdown(f"**conv {i + 1}** ({name}): {c} maps of {h}×{w}{more}")
-        st.plotly_chart(figures.tile_grid(tiles, titles, cols=12, tile_px=60, per_tile_scale=True,
+        st.plotly_chart(figures.tile_grid(tiles, titles, cols=MAPS_PX // 60, tile_px=60, per_tile_scale=True,
                                           colorscale="Viridis", font_size=10),
                         width="content", key=f"kernels_maps_{i}")
