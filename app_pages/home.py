@@ -27,10 +27,10 @@ m3.metric("Letters", f"{len(LETTERS)}", help="A–Y without J (J and Z need moti
 # short: "28 × 28 px" was cut in a narrow window
 m4.metric("Image size", "28×28", help="28 × 28 grayscale pixels, 784 in all")
 counts = views.class_counts(ds.train)
-# three rows of eight: in two rows of twelve an 820-px window (sidebar open) shrank each hand to
+# three rows of eight of 60 px (480 px: an 820-px window gives 488): in two rows of twelve it shrank each hand to
 # about 40 px and left the figure's fixed height empty above and below them
 st.plotly_chart(figures.tile_grid(ds.train.images[views.first_of_each(ds.train.targets, len(LETTERS))],
-                                  list(LETTERS), cols=8, tile_px=64,
+                                  list(LETTERS), cols=8, tile_px=60,
                                   title="One training image of each letter"), width="content",
                 key="home_letters")
 st.caption(f"Between {counts.min():,} and {counts.max():,} training images a letter. J and Z are missing: "
