@@ -98,16 +98,6 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
     return views.Crop(*chosen, pad=hand is not None)
 
 
-_slots: list = []  # where the input is made: the verdict's short line goes there too
-
-
-def _verdict_here() -> None:
-    """Keep a place right under the canvas or the uploader for the verdict's one line: the full
-    verdict is far below them (1,000 px and more in an 820-px window, where a student who drew saw
-    nothing change and thought the page did nothing)."""
-    _slots.append(st.empty())
-
-
 def _draw():
     """The canvas: strokes of a chosen width and shade on a plain ground or over a dataset image."""
     from streamlit_drawable_canvas import st_canvas  # imports only inside a running app
@@ -159,7 +149,10 @@ def _draw():
             result = st_canvas(stroke_width=width, stroke_color=stroke, fill_color=stroke, background_color=bg_hex,
                                height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", return_image_data=True,
                                key=key)
-        _verdict_here()
+        # a place right under the canvas (and the uploader, below) for the verdict's one line: the full
+        # verdict is far below them (1,000 px and more in an 820-px window, where a student who drew
+        # saw nothing change and thought the page did nothing)
+        slot = st.empty()
     rgba = result.image_data if result is not None else None
     ground = background if background is not None else np.full((28, 28), bg_shade / 255.0, np.float32)
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
@@ -168,7 +161,7 @@ def _draw():
         square = rgba.shape[0] == rgba.shape[1]
         gray = views.canvas_to_gray(rgba, background=views.upscale(ground, rgba.shape[0]) if square
                                     else float(ground.mean()))
-    return views.prepare_array(gray), "your drawing"
+    return views.prepare_array(gray), "your drawing", slot
 
 
 def _photo(kind: str):
@@ -181,8 +174,8 @@ def _photo(kind: str):
                    "plain wall, close to the camera.")
         file = st.columns([3, 2])[0].camera_input("Take a photo of your hand", key="classify_camera")
     if file is None:
-        return None, ""
-    _verdict_here()
+        return None, "", None
+    slot = st.empty()  # the verdict's line, as under the canvas
     data = file.getvalue()
     prepared = None
     with ui.guard("Cannot use this image"):
@@ -197,22 +190,22 @@ def _photo(kind: str):
         crop = _crop_controls(hand, gray.shape)
         prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand
-    return prepared, "your photo"
+    return prepared, "your photo", slot
 
 
 t_draw, t_upload, t_camera = st.tabs(list(ui.CLASSIFY_TABS), key=ui.Keys.CLASSIFY_SOURCE,
                                      on_change="rerun")
-prepared, what = None, ""
+prepared, what, slot = None, "", None
 with t_draw:
     if t_draw.open:
         with ui.guard("Cannot read the canvas"):
-            prepared, what = _draw()
+            prepared, what, slot = _draw()
 with t_upload:
     if t_upload.open:
-        prepared, what = _photo("upload")
+        prepared, what, slot = _photo("upload")
 with t_camera:
     if t_camera.open:
-        prepared, what = _photo("camera")
+        prepared, what, slot = _photo("camera")
 
 if prepared is None:
     st.stop()
@@ -257,7 +250,7 @@ if cfg.augment_photo:
 if seen.advice:
     st.warning(seen.advice, icon="⚠️" if seen.kind == "unusual" else "🤔")
 st.markdown(f"#### {seen.headline}")
-for slot in _slots:
+if slot is not None:
     slot.markdown(f"{seen.headline} · [details and why ↓](#result)")
 reading = views.shape_reading(seen)
 if reading:

@@ -89,7 +89,7 @@ if picked:
     with c2:
         if any(batches.values()):
             st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
-    if same := views.same_curves_text(epochs, batches, metric or "val_accuracy"):
+    if same := views.same_curves_text(epochs, batches, metric or "val_accuracy", [by_id[i] for i in picked]):
         st.caption(same)
     without = [k for k, v in epochs.items() if not v]
     if without:  # a run with no epoch record draws no line: say which, rather than leave a line missing

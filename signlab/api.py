@@ -185,8 +185,10 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         record["test_accuracy"] = found["test_accuracy"] = ev.accuracy
     if end.status == RunState.COMPLETED:
         # what a user waits for besides training (the data, the network, each epoch's validation, the
-        # saves and the test accuracy): the Train page's time estimates add it (views.time_estimate)
-        found["overhead_seconds"] = max(0.0, time.perf_counter() - writer.started - end.train_seconds)
+        # saves and the test accuracy), per epoch of this fit: the Train page's time estimates add it
+        # for as many epochs as they estimate (views.time_estimate)
+        overhead = max(0.0, time.perf_counter() - writer.started - end.train_seconds)
+        found["overhead_per_epoch"] = overhead / max(1, end.epochs_completed - start_epoch)
     if found:
         run.store.annotate(run.id, **found)
     return record

@@ -605,10 +605,10 @@ def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
     A name in ``taken`` (the runs there are) gets " (2)", " (3)"…: two calibrations of one run on
     as many photos were told apart on Classify by their ids only."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    name = f"calibrated on {count_text(photos, 'photo')} · {base}"[:80]
+    first = f"calibrated on {count_text(photos, 'photo')} · {base}"
     taken = set(taken)
-    n = 2
-    while name in taken:
+    name, n = first[:80], 2
+    while name in taken:  # each from the first name: a parent named "run (1)" keeps its own name
         suffix = f" ({n})"
-        name, n = name[:80 - len(suffix)].removesuffix(f" ({n - 1})") + suffix, n + 1
+        name, n = first[:80 - len(suffix)] + suffix, n + 1
     return name

@@ -30,6 +30,7 @@ from .errors import RunError, SignlabError
 from .fsutil import atomic_write
 from .labels import LETTERS, NUM_CLASSES
 from .models import first_network, watch
+from .numbers import duration
 from .normalize import normalize_for
 from .predict import forward_views, to_float_images
 from .runs import Run
@@ -205,22 +206,18 @@ def expected_tsne_seconds(n: int) -> float:
     return max(2.0, 9e-4 * n * np.log2(max(n, 2)))
 
 
-def measured_tsne_seconds(runs: Iterable[Run], n: int, limit: int = 5) -> float | None:
-    """How long a t-SNE map of ``n`` images took on this server: the median of the newest ``limit``
-    t-SNE maps kept in ``runs``' folders (their own seconds, activations included); None before the
-    first. CPUs differ several-fold (20 s here, the rough guess 83 s), so a page says this, not a constant."""
+def measured_tsne_seconds(rows: Iterable[dict[str, Any]], limit: int = 5) -> float | None:
+    """How long a t-SNE map of the test set took here: the median of the newest ``limit`` runs'
+    ``tsne_seconds`` (kept in the run store by :func:`run_map`); None before the first. CPUs differ
+    several-fold (20 s here, the rough guess 83 s), so a page says this, not a constant."""
     found = []
-    for run in runs:
-        for path in (run.dir / "embeddings").glob("*-tsne.npz"):
-            try:
-                mtime = path.stat().st_mtime
-                with np.load(path, allow_pickle=False) as z:
-                    if len(z["y_true"]) == n:
-                        found.append((mtime, float(z["seconds"])))
-            except (OSError, KeyError, ValueError):
-                continue
-    found.sort(reverse=True)
-    return float(np.median([s for _, s in found[:limit]])) if found else None
+    for row in rows:
+        v = row.get("tsne_seconds")
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0:
+            found.append(float(v))
+        if len(found) == limit:
+            break
+    return float(np.median(found)) if found else None
 
 
 def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Progress | None = None,
@@ -262,7 +259,7 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
 
     worker = threading.Thread(target=work, daemon=True)
     t0, guess = time.perf_counter(), expected or expected_tsne_seconds(n)
-    said = f" (about {expected:.0f} s here before)" if expected else ""
+    said = f" ({duration(expected)} here before)" if expected else ""
     progress(0.0, f"t-SNE on {n:,} points…{said}")  # at once: a short t-SNE may end before the first tick
     worker.start()
     while worker.is_alive():
@@ -347,6 +344,11 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
         if not run.dir.is_dir():
             raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run") from None
         # else a read-only runs folder or a full disk: the map is simply not cached
+    if method == "tsne":  # the time it took, where the Map page reads it for the next one (one query, no files)
+        try:
+            run.store.annotate(run.id, tsne_seconds=float(fm.seconds))
+        except SignlabError:
+            pass  # the run left the store meanwhile: nothing to keep
     return fm
 
 

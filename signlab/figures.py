@@ -178,7 +178,9 @@ def _span_at_least(values: Sequence[float], span: float, top: float | None = Non
     if hi - lo >= span:
         return None
     mid = (lo + hi) / 2
-    lo, hi = max(0.0, mid - span / 2), mid + span / 2
+    lo, hi = mid - span / 2, mid + span / 2
+    if lo < 0:  # kept above 0, and still ``span`` wide
+        lo, hi = 0.0, span
     if top is not None and hi > top:
         lo, hi = max(0.0, lo - (hi - top)), top
     pad = 0.05 * (hi - lo)  # a marker on the edge is drawn whole

@@ -30,3 +30,21 @@ def count_text(n: int, noun: str, plural: str | None = None) -> str:
     with the count ("is"/"are") is the caller's."""
     word = noun if n == 1 else (plural or f"{noun}s")
     return f"{n:,} {word}" if isinstance(n, int) else f"{n} {word}"
+
+
+DASH = "—"  # a figure not known
+
+
+def duration(seconds: float | None) -> str:
+    """"about 40 s", "about 3 min"; a dash when unknown (None, NaN, infinite, not a number)."""
+    if isinstance(seconds, bool):
+        return DASH
+    try:
+        s = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DASH
+    if not math.isfinite(s):
+        return DASH
+    if s < 90:
+        return f"about {max(1, round(s))} s"
+    return f"about {round(s / 60)} min"

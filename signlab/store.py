@@ -174,7 +174,7 @@ sa.Index("runs_queue", runs_table.c.state, runs_table.c.queued_at)
 # columns a caller may set with a transition, beside the state (the rest are the store's own)
 _PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epochs", "resume_epochs")
 _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
-              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_seconds")
+              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds")
 
 
 @dataclass(frozen=True)

@@ -431,20 +431,21 @@ def _accuracy(r: Run) -> float:
 
 
 def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
-    """The default run for ``purpose`` ("photo" or "drawing") and, in words, why it was chosen.
+    """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
 
     Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
     for photos), else the user's best run. Drawings: the best completed run by test accuracy (ties:
     the newest), so a weak sweep trial that happens to be newest is not the default. "calibrate": as
-    for photos, but never a run already calibrated (the Calibrate page started on one, and a student
-    calibrated the calibrated run again without meaning to).
+    for photos, but a run already calibrated only when there is no other (the Calibrate page started
+    on one, and a student calibrated the calibrated run again without meaning to).
     """
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
-    if purpose == "calibrate":
+    if purpose == "calibrate":  # calibrated runs only when there is nothing else, finished or not
         plain = [r for r in available if not calibrated_parent(r)]
-        available, done = plain or available, [r for r in done if not calibrated_parent(r)] or done
+        if plain:
+            available, done = plain, [r for r in done if not calibrated_parent(r)]
     if purpose == "photo":
         for r in done:
             if calibrated_parent(r):
@@ -477,7 +478,7 @@ def choose_for_classify(run_id: str, tab: str | None = None) -> None:
 def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str | None = None,
                         key: str | None = None) -> Run | None:
     """Like :func:`run_picker`, but it starts on the run :func:`preferred_run` picks for ``purpose``
-    ("photo" or "drawing"), says why, and remembers the user's choice for each purpose apart
+    ("photo", "drawing" or "calibrate"), says why, and remembers the user's choice for each purpose apart
     (and for each page that passes its own ``key``)."""
     available = runs(with_weights=True)
     if not available:
@@ -508,8 +509,8 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
 
 
 def tsne_seconds() -> float | None:
-    """How long a t-SNE map of the test set took on this server (this user's kept maps), or None."""
-    return measured_tsne_seconds(runs(), len(dataset().test))
+    """How long a t-SNE map of the test set took here, by the runs this user sees (None before one)."""
+    return measured_tsne_seconds(r.row or {} for r in runs())
 
 
 def feature_map(run: Run, layer: str, method: str, slot: Any = None):
@@ -840,7 +841,7 @@ def pause_or_resume(run: Run, paused: bool) -> None:
 def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     """Runs as rows with their measured speed, for :func:`views.time_estimate`: ``available`` when the
     page already listed them (each listing is a query and a folder scan), else this user's runs."""
-    return [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_seconds")}}
+    return [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
             for r in (runs() if available is None else available)]
 
 

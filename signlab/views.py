@@ -21,12 +21,11 @@ from . import handshape as _handshape
 from .data import TRAIN_ROWS
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
-from .numbers import count_text, percent_text
+from .numbers import DASH, count_text, duration, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState
 
 # --------------------------------------------------------------------------- numbers as a student reads them
-DASH = "—"
 TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
 
 
@@ -39,14 +38,6 @@ def _number(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def duration(seconds: float | None) -> str:
-    """"about 40 s", "about 3 min"; a dash when unknown."""
-    s = _number(seconds)
-    if s is None:
-        return DASH
-    if s < 90:
-        return f"about {max(1, round(s))} s"
-    return f"about {round(s / 60)} min"
 
 
 def percent(v: Any, digits: int = 2) -> str:
@@ -311,8 +302,10 @@ def completed_message(status: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- time estimates
-def _measured(rows: Iterable[dict[str, Any]], key: str, model: str, ensemble: int) -> float | None:
-    """The median of ``key`` over the newest five completed runs of ``model`` that recorded it."""
+def _measured(rows: Iterable[dict[str, Any]], key: str, model: str, ensemble: int, least: float = 0.0
+              ) -> float | None:
+    """The median of ``key`` over the newest five completed runs of ``model`` that recorded it (a
+    value under ``least`` is not a measurement)."""
     values = []
     for r in rows:
         if str(r.get("status")) != RunState.COMPLETED or r.get("model") != model:
@@ -320,7 +313,7 @@ def _measured(rows: Iterable[dict[str, Any]], key: str, model: str, ensemble: in
         if int(r.get("ensemble") or 1) != int(ensemble or 1):
             continue
         v = _number(r.get(key))
-        if v is not None and v >= 0:
+        if v is not None and v >= least:
             values.append(v)
         if len(values) == 5:
             break
@@ -330,8 +323,7 @@ def _measured(rows: Iterable[dict[str, Any]], key: str, model: str, ensemble: in
 def measured_speed(rows: Iterable[dict[str, Any]], model: str, ensemble: int = 1) -> float | None:
     """Images a second this server trained ``model`` at, from its completed runs (median of the
     newest five); None when it has not trained that model yet."""
-    speed = _measured(rows, "samples_per_second", model, ensemble)
-    return speed if speed else None
+    return _measured(rows, "samples_per_second", model, ensemble, least=1e-9)
 
 
 def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
@@ -356,12 +348,14 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
               if busy > 0 else "")
     training = training_images(cfg, n_train) / speed
-    # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it:
-    # with the fast preset it was a third of the training time (7 s to Finished, 5 s said)
-    overhead = _measured(rows, "overhead_seconds", cfg.model, ensemble)
-    if overhead is None:  # runs saved before signlab measured it
+    # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
+    # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
+    # Finished, 5 s said)
+    per_epoch = _measured(rows, "overhead_per_epoch", cfg.model, ensemble)
+    whole = training + per_epoch * int(cfg.epochs) if per_epoch is not None else training
+    if duration(whole) == duration(training):  # none measured yet (older runs), or lost in the rounding
         return f"it takes {duration(training)} on this server" + shared
-    return (f"it takes {duration(training + overhead)} on this server ({duration(training).removeprefix('about ')} "
+    return (f"it takes {duration(whole)} on this server ({duration(training).removeprefix('about ')} "
             f"of it training)" + shared)
 
 
@@ -371,8 +365,8 @@ def tsne_wait_text(seconds: float | None, n: int) -> str:
     kept = "the map is then kept with the run."
     if seconds is None:
         return (f"t-SNE on the {n:,} test images takes from about 20 s to a few minutes, depending on the "
-                f"CPU (this server has not made one yet); {kept}")
-    return f"t-SNE on the {n:,} test images takes {duration(seconds)} on this server; {kept}"
+                f"CPU (none of your runs has a t-SNE map yet); {kept}")
+    return f"t-SNE on the {n:,} test images takes {duration(seconds)} on this server (your earlier maps); {kept}"
 
 
 # --------------------------------------------------------------------------- the verdict on one input
@@ -775,15 +769,28 @@ def curve_series(runs: Sequence[Any]) -> tuple[dict[str, list[dict[str, Any]]], 
 
 
 def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list[dict[str, Any]]],
-                     metric: str) -> str | None:
-    """The Runs page's word on runs whose curves lie on top of each other (the same settings and
-    seed train the same model, step for step), or None."""
+                     metric: str, runs: Sequence[Any] = ()) -> str | None:
+    """The Runs page's word on runs whose curves lie on top of each other, or None. ``runs``: the
+    runs of ``epochs`` in its order; where a group's settings (seed included) are the same, that is
+    said to be why (the same settings and seed train the same model, step for step)."""
     groups = _compare.same_curves(epochs, batches, metric)
     if not groups:
         return None
-    said = "; ".join(", ".join(f"**{md(n)}**" for n in names[:-1]) + f" and **{md(names[-1])}**" for names in groups)
-    return (f"{said} draw the same curves, one on top of the other: the same settings and seed train the same "
-            "model, step for step. Change the seed to see how much luck moves a run.")
+    settings = {}
+    for name, run in zip(epochs, runs):
+        try:
+            settings[name] = run.config.to_dict()
+        except SignlabError:  # an unreadable config: its cause is not said
+            continue
+    parts, why = [], True
+    for names in groups:  # the cause is said when it holds for every group
+        parts.append(", ".join(f"**{md(n)}**" for n in names[:-1]) + f" and **{md(names[-1])}**")
+        why = why and all(n in settings for n in names) and all(settings[n] == settings[names[0]] for n in names)
+    text = "; ".join(parts) + " draw the same curves, one on top of the other"
+    if why:
+        return text + (": the same settings and seed train the same model, step for step. Change the seed to "
+                       "see how much luck moves a run.")
+    return text + "."
 
 
 def onnx_path(run: Any) -> Path | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import http.server
 import threading
 
+import pytest
+
 
 class LocalHTTPServer:
     """``handler`` served on 127.0.0.1 in a thread, for ``with``; ``url`` ends with '/'."""
@@ -52,8 +54,6 @@ def optional(module: str):
     import importlib
     import os
 
-    import pytest
-
     if os.environ.get("CI"):
         return importlib.import_module(module)
     return pytest.importorskip(module)
@@ -63,8 +63,6 @@ def hand_models_or_skip() -> None:
     """Skip unless the hand detector runs here (ai-edge-litert and the shipped models); in CI fail."""
     import os
 
-    import pytest
-
     from signlab import hands
 
     if not hands.available():
@@ -73,16 +71,6 @@ def hand_models_or_skip() -> None:
         pytest.skip("ai-edge-litert or the hand models are missing")
 
 
-def _needs_hand_models():
-    import os
-
-    import pytest
-
-    from signlab import hands
-
-    # in CI the tests run without the detector and fail on what is missing: a broken install shows
-    return pytest.mark.skipif(not hands.available() and not os.environ.get("CI"),
-                              reason="ai-edge-litert or the hand models are missing")
-
-
-needs_hand_models = _needs_hand_models()
+# the tests that need the hand detector: the ``hand_models`` fixture (tests/conftest.py) skips them
+# without it, or in CI fails them with what is missing (hand_models_or_skip)
+needs_hand_models = pytest.mark.usefixtures("hand_models")

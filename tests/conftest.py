@@ -173,3 +173,13 @@ def db_url(request, tmp_path, monkeypatch):
     monkeypatch.setenv("SIGNLAB_DB", url)
     yield url
     forget_stores()
+
+
+@pytest.fixture
+def hand_models() -> None:
+    """The hand detector runs here (ai-edge-litert and the shipped models), else the test is skipped;
+    in CI (``CI`` set) it fails, naming what is missing (tests._local.needs_hand_models)."""
+    from tests._local import hand_models_or_skip
+
+    hand_models_or_skip()
+

@@ -205,6 +205,10 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     long_parent = SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4)
     second = calibrate.calibrated_name(2, long_parent, [named])
     assert second.endswith(" (2)") and len(second) == 80 and second[:-4] == named[:76]
+    numbered = SimpleNamespace(id="z", name="run (1)")  # the parent's own number is its name's, kept
+    taken = [calibrate.calibrated_name(3, numbered)]
+    assert taken == ["calibrated on 3 photos · run (1)"]
+    assert calibrate.calibrated_name(3, numbered, taken) == "calibrated on 3 photos · run (1) (2)"
     from signlab.views import quoted_run
     assert quoted_run(first, "id") == f"“{first}”" and quoted_run("id", "id", "s2net") == "your s2net run"
 

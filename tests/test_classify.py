@@ -421,6 +421,9 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     assert ui.preferred_run(available, "calibrate")[0].id == "a-robust"
     only = [r for r in available if r.id == "d-calibrated"]
     assert ui.preferred_run(only, "calibrate")[0].id == "d-calibrated"  # nothing else to calibrate: that one
+    unfinished = make("e-unfinished", TrainConfig(), None, status="stopped")
+    (unfinished.dir / "model.safetensors").write_bytes(b"x")
+    assert ui.preferred_run([*only, unfinished], "calibrate")[0].id == "e-unfinished"  # before a calibrated run
     assert ui.preferred_run([], "photo") == (None, "")
 
 

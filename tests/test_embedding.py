@@ -317,32 +317,38 @@ def test_a_run_deleted_while_its_map_is_computed_is_not_made_again(tmp_path, sma
 
 
 def test_the_tsne_wait_is_this_servers_own(tmp_path, small_dataset, tiny_test):
-    """The Map page says how long t-SNE takes from the maps this server made, not a constant (it said
-    "about a minute" where 20 s was taken), and its progress text claims a time only when measured."""
+    """The Map page says how long t-SNE takes from the maps made here, not a constant (it said "about a
+    minute" where 20 s was taken): each t-SNE map's seconds are kept in the run store, and the
+    progress text claims a time only when one was measured."""
     from signlab import api, views
     from signlab.config import TrainConfig
-    from signlab.runs import open_run
+    from signlab.runs import list_runs, open_run
 
     runs = []
     for name in ("a", "b"):
         api.train(TrainConfig(model="mlp", epochs=1, max_steps=2, augment=False), tmp_path, run_id=name,
                   dataset=small_dataset, evaluate_test=False)
         runs.append(open_run(name, tmp_path))
-    assert embedding.measured_tsne_seconds(runs, 120) is None  # no map yet
+
+    def rows():
+        return [r.row for r in list_runs(tmp_path)]
+
+    assert embedding.measured_tsne_seconds(rows()) is None  # no map yet
     embedding.run_map(runs[0], tiny_test, method="pca")  # PCA maps are not t-SNE's time
-    assert embedding.measured_tsne_seconds(runs, 120) is None
+    assert embedding.measured_tsne_seconds(rows()) is None
     texts: list[str] = []
     fm = embedding.run_map(runs[1], tiny_test, method="tsne", progress=lambda f, t: texts.append(t))
-    assert embedding.measured_tsne_seconds(runs, 120) == pytest.approx(fm.seconds)
-    assert embedding.measured_tsne_seconds(runs, 7172) is None  # a map of other images says nothing
-    assert not any("here before" in t or "usually" in t for t in texts)  # nothing measured: no time claimed
+    assert embedding.measured_tsne_seconds(rows()) == pytest.approx(fm.seconds)
+    assert texts and not any("here before" in t or "usually" in t for t in texts)  # nothing measured: no claim
+    rows_many = [{"tsne_seconds": v} for v in (30.0, 10.0, None, 20.0, float("nan"), True, 400.0, 50.0, 1000.0)]
+    assert embedding.measured_tsne_seconds(rows_many) == 30.0  # the newest five measured: 30, 10, 20, 400, 50
     texts.clear()
     embedding.embed(np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32), "tsne",
                     progress=lambda f, t: texts.append(t), expected=42.0)
     assert texts and all(t.endswith("(about 42 s here before)") for t in texts)  # the first is said at once
     assert views.tsne_wait_text(20.4, 7172) == ("t-SNE on the 7,172 test images takes about 20 s on this "
-                                                "server; the map is then kept with the run.")
-    assert "has not made one yet" in views.tsne_wait_text(None, 7172)
+                                                "server (your earlier maps); the map is then kept with the run.")
+    assert "none of your runs has a t-SNE map yet" in views.tsne_wait_text(None, 7172)
 
 
 def test_a_pile_of_equal_images_is_named_and_keeps_the_letters_labels_off_it():

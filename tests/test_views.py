@@ -181,12 +181,20 @@ def test_time_estimate_from_this_servers_speed():
     # runs training now share the cores: the estimate says so (measured alone, it was too short)
     assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
     assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
-    # the rest of the wait, as this server's runs of the model took it: the estimate is of the whole wait
-    timed = [{**rows[0], "overhead_seconds": 3.0}, {**rows[0], "overhead_seconds": 1.0},
-             {**rows[0], "overhead_seconds": 2.0}, {**rows[2], "overhead_seconds": 60.0}]
-    assert views.time_estimate(cfg, timed) == (f"it takes {views.duration(seconds + 2.0)} on this server "
+    # the rest of the wait, as this server's runs of the model took it an epoch, for as many epochs:
+    # the median of this model's (10 s), not another model's 600 s
+    timed = [{**rows[0], "overhead_per_epoch": 15.0}, {**rows[0], "overhead_per_epoch": 5.0},
+             {**rows[0], "overhead_per_epoch": 10.0}, {**rows[2], "overhead_per_epoch": 600.0}]
+    assert seconds + 2 * 10.0 < 90  # said in seconds: the 20 s added show
+    assert views.time_estimate(cfg, timed) == (f"it takes {views.duration(seconds + 2 * 10.0)} on this server "
                                                f"({views.duration(seconds).removeprefix('about ')} of it training)")
-    assert views.time_estimate(preset("fast", epochs=20), timed).startswith("it takes about 9 min on this server (")
+    long = preset("fast", epochs=20)  # 549 s of training and 200 s more: about 9 and about 12 min
+    assert views.time_estimate(long, timed) == "it takes about 12 min on this server (9 min of it training)"
+    # an overhead lost in the rounding says nothing of it ("about 9 min (9 min of it training)" read oddly)
+    small = [{**rows[0], "overhead_per_epoch": 0.1}]
+    assert views.time_estimate(long, small) == "it takes about 9 min on this server"
+    # a speed of 0 is no measurement: it does not hide the ones there are
+    assert views.measured_speed([{**rows[0], "samples_per_second": 0.0}] * 4 + rows, cfg.model) == 1000.0
 
 
 def test_training_images_follow_max_steps_and_holdout():
@@ -708,6 +716,11 @@ def test_epoch_charts_do_not_blow_up_a_hair_of_difference():
     assert hi - lo >= 2.0 and lo < 36.41 and hi > 36.42
     top = figures.epoch_curves([{**one[0], "train_accuracy": 1.0, "val_accuracy": 0.9995}]).layout.yaxis2.range
     assert top[1] == 100.5 and top[1] - top[0] >= 2.0  # never far above 100%
+    # near 0 the floor holds too: the range starts at 0 and is still the floor's width
+    low = figures.epoch_curves([{"epoch": 1, "train_loss": 0.01, "val_loss": 0.012, "train_accuracy": 0.003,
+                                 "val_accuracy": 0.005}]).layout
+    assert low.yaxis.range[0] == 0 and low.yaxis.range[1] >= 0.1
+    assert low.yaxis2.range[0] == 0 and low.yaxis2.range[1] >= 2.0
     wide = [{"epoch": e, "train_loss": 3.0 / e, "val_loss": 3.1 / e, "train_accuracy": e / 10, "val_accuracy": e / 11}
             for e in (1, 2, 3, 4, 5)]
     fig = figures.epoch_curves(wide)
@@ -730,14 +743,21 @@ def test_a_mistake_is_called_confident_only_when_it_was():
 
 
 def test_runs_that_draw_the_same_curves_are_named():
-    """Three runs of the fast preset with seed 0 drew one line on the Runs page: the page says so."""
+    """Three runs of the fast preset with seed 0 drew one line on the Runs page: the page says so, and
+    says why only when their settings (seed included) are the same."""
+    from types import SimpleNamespace
+
     ep = lambda acc: [{"type": "epoch", "epoch": 1, "val_accuracy": acc}]  # noqa: E731
     bt = lambda loss: [{"type": "batch", "step": 1, "loss": loss}]  # noqa: E731
+    run = lambda seed: SimpleNamespace(config=preset("fast", seed=seed))  # noqa: E731
     epochs = {"a": ep(0.99), "b": ep(0.99), "c": ep(0.98), "d_*x*": ep(0.99)}
     batches = {"a": bt(1.0), "b": bt(1.0), "c": bt(1.0), "d_*x*": bt(1.00001)}
-    text = views.same_curves_text(epochs, batches, "val_accuracy")
+    text = views.same_curves_text(epochs, batches, "val_accuracy", [run(0), run(0), run(0), run(0)])
     assert text.startswith(f"**a**, **b** and **{views.md('d_*x*')}** draw the same curves"), text  # names escaped
-    assert "**c**" not in text and "same settings and seed" in text
+    assert "**c**" not in text and "the same settings and seed" in text
+    # the same curves from other settings: said, with no cause claimed
+    other = views.same_curves_text(epochs, batches, "val_accuracy", [run(0), run(1), run(0), run(0)])
+    assert other.endswith("draw the same curves, one on top of the other.") and "seed" not in other
     batches["d_*x*"] = bt(1.2)  # another loss: another line
     assert views.same_curves_text(epochs, batches, "val_accuracy").startswith("**a** and **b** draw")
     assert views.same_curves_text({"a": ep(0.99), "c": ep(0.98)}, {}, "val_accuracy") is None
