@@ -123,8 +123,10 @@ if gone_id is not None and gone_id not in ids:
     st.rerun()
 if gone_id is None:
     st.session_state[MANAGE] = ids[0]
+# a new key after a rename: a select box keeps the label it had when chosen, and it showed the old name
 run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
-                      format_func=ui.run_labels(runs).__getitem__, key="runs_manage")
+                      format_func=ui.run_labels(runs).__getitem__,
+                      key=f"runs_manage_{st.session_state.get('runs_renames', 0)}")
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the table name it
@@ -151,6 +153,7 @@ with left:
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)
+                st.session_state["runs_renames"] = st.session_state.get("runs_renames", 0) + 1
                 st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
