@@ -156,8 +156,18 @@ if result:
                    + (f" On the dataset's test set it still gets {views.percent(test, 1)}."
                       if test is not None else ""),
                    icon="✅")
+        kept = (views.calibration_info(new) or {}).get("photos_kept", 0)
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
-                   "hand on the Classify page. The photos are kept in the run's folder; you can delete them here.")
-        if st.button("✋ Try it on Classify →", type="primary"):
+                   "hand on the Classify page."
+                   + (" The photos are kept in the new run's folder; the button beside deletes them (the adapted "
+                      "model stays)." if kept else ""))
+        go, drop = st.columns([1, 1])
+        if go.button("✋ Try it on Classify →", type="primary"):
             ui.choose_for_classify(new.id, tab=ui.CLASSIFY_TABS[1])  # it is for photos: open on the upload
             st.switch_page("app_pages/classify.py")
+        if kept and drop.button("🗑️ Delete its photos", key="calibrate_drop_new_photos",
+                                help="The adapted model stays; only the photos it learned from are deleted."):
+            with ui.guard("Could not delete the photos"):
+                n = ui.delete_photos(new.id)
+                st.toast(f"Deleted {views.count_text(n, 'photo')} from {new.name}.")
+                st.rerun()

@@ -49,7 +49,11 @@ if step.config is not None:
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")
 
 with ui.guard("Could not read your run"):  # a run deleted in another tab, weights that no longer load
-    if result := views.tour_check(step, runs, ui.evaluation):
+    # said while the run's model reads the test set: between the end of training and the result the
+    # page stood blank for 4-15 s (the lecture ConvNet on a busy server)
+    with st.spinner(f"Reading your model's answers on the {len(ui.dataset().test):,} test images…"):
+        result = views.tour_check(step, runs, ui.evaluation)
+    if result:
         st.success(result, icon="📏")
 
 if step.key == "templates":

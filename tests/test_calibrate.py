@@ -383,14 +383,19 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert any(new_id in s.value and "Saved as a new run" in s.value for s in at.success)
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
     assert not at.session_state[ui.Keys.CALIBRATION_PHOTOS]  # kept in the run now, not in the session
+    # the result offers to delete them where it says they are kept (it said "you can delete them here"
+    # with no button there)
+    assert at.button(key="calibrate_drop_new_photos").label == "🗑️ Delete its photos"
+    assert any("the button beside deletes them" in c.value for c in at.caption)
     # the new run, as calibrated, offers to delete its photos
     at.selectbox(key="calibrate_run_id_classify_select").set_value(new_id).run()
     assert at.selectbox(key="calibrate_run_id_classify_select").value == new_id
     said = [c.value for c in at.caption if "already calibrated" in c.value]
     assert said and f"adapted from **{parent.name}** on 3 photos" in said[0] and "3 of the photos are kept" in said[0], said
-    [x for x in at.button if x.label.startswith("🗑️")][0].click().run()
+    [x for x in at.button if x.label.startswith("🗑️")][-1].click().run()  # the selected run's own
     assert not at.exception
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos_kept"] == 0
+    assert not [x for x in at.button if x.label.startswith("🗑️")]  # nothing left to delete: no button
 
 
 def test_a_thumbnail_shows_the_square_the_model_sees_when_it_reaches_past_the_photo(dataset):
