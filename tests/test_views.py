@@ -115,6 +115,21 @@ def test_completed_shows_accuracy_only_when_known():
     assert "nan" not in v.message and v.message.endswith(".")
 
 
+def test_time_left_follows_the_recent_pace():
+    """On a busy server the pace fell from 754 to 57 images a second mid-run, and the whole run's
+    pace said "about 28 s left" for three minutes: the time left reads the last quarter's pace."""
+    steady = [{"progress": k / 10, "train_seconds": float(k)} for k in range(1, 6)]  # 10% a second
+    assert views.fit_seconds_left(steady) == pytest.approx(5.0)  # the same as the whole pace
+    slowed = steady + [{"progress": 0.55, "train_seconds": 10.0}]  # 5% in the last 5 s: 1% a second
+    assert views.seconds_left(0.55, 10.0) == pytest.approx(10 * 0.45 / 0.55)  # the whole pace: about 8 s
+    assert views.fit_seconds_left(slowed) == pytest.approx(45.0)  # the recent pace: 45% at 1% a second
+    assert views.fit_seconds_left([{"progress": 0.02, "train_seconds": 1.0}]) is None  # too early to say
+    assert views.fit_seconds_left([]) is None
+    # too little done in the last quarter to read a pace: the whole one
+    flat = [{"progress": 0.5, "train_seconds": 5.0}, {"progress": 0.505, "train_seconds": 7.0}]
+    assert views.fit_seconds_left(flat) == pytest.approx(views.seconds_left(0.505, 7.0))
+
+
 def test_progress_text_is_the_command_lines_too():
     assert views.progress_text(2, 5, 0.5, 1234.0, 75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
     assert views.progress_text(1, 1, 0.0, None, None, paused=True) == "epoch 1/1 · paused"
