@@ -327,28 +327,30 @@ def completed_message(status: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- time estimates
-def _measured(rows: Iterable[dict[str, Any]], key: str, model: str, ensemble: int, least: float = 0.0
-              ) -> float | None:
-    """The median of ``key`` over the newest five completed runs of ``model`` that recorded it (a
-    value under ``least`` is not a measurement)."""
-    values = []
-    for r in rows:
-        if str(r.get("status")) != RunState.COMPLETED or r.get("model") != model:
-            continue
-        if int(r.get("ensemble") or 1) != int(ensemble or 1):
-            continue
-        v = _number(r.get(key))
-        if v is not None and v >= least:
-            values.append(v)
-        if len(values) == 5:
-            break
+def _alike(rows: Iterable[dict[str, Any]], cfg: Any) -> list[dict[str, Any]]:
+    """The completed runs whose speed says something of ``cfg``'s: the same network (or one that
+    trains at the same speed, :func:`signlab.models.speed_family`) and ensemble; of those, the ones
+    of the same batch size and width when there are any (a sweep's batch-32 trials ran at a third
+    of the fast preset's pace)."""
+    family, ensemble = _models.speed_family(cfg.model), int(getattr(cfg, "ensemble", 1) or 1)
+    done = [r for r in rows if str(r.get("status")) == RunState.COMPLETED and r.get("model")
+            and _models.speed_family(str(r["model"])) == family and int(r.get("ensemble") or 1) == ensemble]
+    same = [r for r in done if r.get("batch_size") == cfg.batch_size
+            and r.get("width") == getattr(cfg, "width", None)]
+    return same or done
+
+
+def _measured(rows: Sequence[dict[str, Any]], key: str, least: float = 0.0) -> float | None:
+    """The median of ``key`` over the newest five of ``rows`` that recorded it (a value under
+    ``least`` is not a measurement)."""
+    values = [v for v in (_number(r.get(key)) for r in rows) if v is not None and v >= least][:5]
     return float(np.median(values)) if values else None
 
 
-def measured_speed(rows: Iterable[dict[str, Any]], model: str, ensemble: int = 1) -> float | None:
-    """Images a second this server trained ``model`` at, from its completed runs (median of the
-    newest five); None when it has not trained that model yet."""
-    return _measured(rows, "samples_per_second", model, ensemble, least=1e-9)
+def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:
+    """Images a second this server trained ``cfg``'s network at, from its completed runs (median of
+    the newest five, :func:`_alike`); None when it has not trained that network yet."""
+    return _measured(_alike(rows, cfg), "samples_per_second", least=1e-9)
 
 
 def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
@@ -364,9 +366,8 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
     ``busy``: runs training on the server now, which share its cores (the measured speed was not)."""
-    rows = list(rows)
-    ensemble = getattr(cfg, "ensemble", 1)
-    speed = measured_speed(rows, cfg.model, ensemble)
+    rows = _alike(rows, cfg)
+    speed = _measured(rows, "samples_per_second", least=1e-9)
     if speed is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept
         return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
@@ -376,7 +377,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
     # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
     # Finished, 5 s said)
-    per_epoch = _measured(rows, "overhead_per_epoch", cfg.model, ensemble)
+    per_epoch = _measured(rows, "overhead_per_epoch")
     whole = training + per_epoch * int(cfg.epochs) if per_epoch is not None else training
     if duration(whole) == duration(training):  # none measured yet (older runs), or lost in the rounding
         return f"it takes {duration(training)} on this server" + shared

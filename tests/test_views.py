@@ -189,7 +189,7 @@ def test_time_estimate_from_this_servers_speed():
             {"status": "running", "model": cfg.model, "samples_per_second": 1.0},  # unfinished: not counted
             {"status": "completed", "model": "logreg", "samples_per_second": 1e6}]  # another model
     seconds = views.training_images(cfg, 27_455) / 1000.0
-    assert views.measured_speed(rows, cfg.model) == 1000.0
+    assert views.measured_speed(rows, cfg) == 1000.0
     assert views.time_estimate(cfg, rows) == f"it takes {views.duration(seconds)} on this server"
     assert views.time_estimate(cfg, rows[1:]) == ("the time it takes shows after its first steps (this server has "
                                                   "not trained s2net yet)")
@@ -209,7 +209,18 @@ def test_time_estimate_from_this_servers_speed():
     small = [{**rows[0], "overhead_per_epoch": 0.1}]
     assert views.time_estimate(long, small) == "it takes about 9 min on this server"
     # a speed of 0 is no measurement: it does not hide the ones there are
-    assert views.measured_speed([{**rows[0], "samples_per_second": 0.0}] * 4 + rows, cfg.model) == 1000.0
+    assert views.measured_speed([{**rows[0], "samples_per_second": 0.0}] * 4 + rows, cfg) == 1000.0
+    # a run of the same batch size and width speaks for the fast preset before a sweep's batch-32 trial
+    trial = {**rows[0], "batch_size": 32, "width": 24, "samples_per_second": 300.0}
+    fast_run = {**rows[0], "batch_size": cfg.batch_size, "width": None}
+    assert views.measured_speed([trial, fast_run], cfg) == 1000.0
+    assert views.measured_speed([trial], cfg) == 300.0  # none alike: any run of the network says something
+    # the lecture ConvNet trains at the fixed one's speed (the same layers): one's measurement serves both
+    lecture = preset("lecture", model="seed_convnet")
+    fixed_run = {"status": "completed", "model": "convnet", "ensemble": 1, "batch_size": lecture.batch_size,
+                 "width": None, "samples_per_second": 700.0}
+    assert views.measured_speed([fixed_run], lecture) == 700.0
+    assert views.measured_speed([fixed_run], preset("fast")) is None
 
 
 def test_training_images_follow_max_steps_and_holdout():
