@@ -150,7 +150,8 @@ def live() -> None:
                                on_click=st.session_state.update, args=({"runs_compare": ids[:8], GO_RUNS: True},))
     if rows:
         shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
-        order = ["number", "state", "value", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds", "test_accuracy",
+        # the two accuracies first: at the end of 15 columns "test accuracy" was cut off at 1,280 px
+        order = ["number", "state", "value", "test_accuracy", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds",
                  "note", "run_id"]
         st.dataframe(
             shown, hide_index=True, width="stretch",

@@ -38,7 +38,7 @@ from .runs import Run
 METHODS: tuple[str, ...] = ("pca", "tsne")
 METHOD_WORDS = {"pca": "PCA", "tsne": "t-SNE"}  # their names in a sentence
 # the Map's choice between them: short, a longer label overflowed an 820 px window
-METHOD_NAMES = {m: f"{METHOD_WORDS[m]} ({speed})" for m, speed in (("pca", "instant"), ("tsne", "slower"))}
+METHOD_NAMES = {m: f"{METHOD_WORDS[m]} ({speed})" for m, speed in (("pca", "fast"), ("tsne", "slower"))}
 PIXELS, HIDDEN, LOGITS = "pixels", "hidden", "logits"
 Progress = Callable[[float, str], None]
 

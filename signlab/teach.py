@@ -294,7 +294,7 @@ MAP_DETAILS = r"""
 ConvNet's last hidden layer, 784 for the raw pixels). A convolution's output has one map per
 channel; each map is averaged to one number.
 
-**PCA** finds the two directions in which the points spread most and projects onto them: instant,
+**PCA** finds the two directions in which the points spread most and projects onto them: fast (the seconds go to running the model over the test images),
 and distances mean something, but clusters that differ in other directions overlap.
 **t-SNE** moves the points in 2-D until images that are neighbours in the layer are neighbours
 on the map: clusters show clearly, but the distances between clusters and their sizes mean little.

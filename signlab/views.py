@@ -752,6 +752,8 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return _compare.trial_rows(trials)
 
 
+TRIAL_STATE_WORDS = {"COMPLETE": "completed", "PRUNED": "pruned early", "RUNNING": "running", "FAIL": "failed",
+                     "WAITING": "waiting"}
 TRIAL_TABLE_NUMBERS = ("value", "val_loss", "epochs", "seconds", "test_accuracy", "lr", "batch_size",
                        "weight_decay", "width")
 
@@ -770,6 +772,8 @@ def trial_table(trials: Sequence[dict[str, Any]], inside: Sequence[int]) -> list
                 t[k] = math.nan if t[k] is None else float(t[k]) * (100 if k in ("value", "test_accuracy") else 1)
         if "augment" in t:
             t["augment"] = {True: "on", False: "off"}.get(t["augment"], "")
+        if isinstance(t.get("state"), str):  # Optuna's words ("COMPLETE"), as the rest of the app says them
+            t["state"] = TRIAL_STATE_WORDS.get(t["state"], t["state"].lower())
         if not has_width:
             t.pop("width", None)
         out.append(t)

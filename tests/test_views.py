@@ -706,6 +706,8 @@ def test_trial_table_leaves_unknown_numbers_blank_and_drops_an_unsearched_width(
     assert [t["number"] for t in table] == [1, 0]  # newest first
     assert table[1]["value"] == pytest.approx(84.0) and table[1]["test_accuracy"] == pytest.approx(75.0)
     assert [t["augment"] for t in table] == ["off", "on"]
+    assert [t["state"] for t in table] == ["running", "completed"]  # the app's words, not Optuna's "COMPLETE"
+    assert trials[0]["state"] == "COMPLETE"  # the trials themselves (sweep --json) keep Optuna's
     assert all("width" not in t for t in table)
     df = pd.DataFrame(views.trial_table(trials[1:], [0]))  # only the running trial: no column of None
     assert all(df[c].dtype.kind == "f" for c in ("value", "val_loss", "seconds", "test_accuracy", "epochs"))
