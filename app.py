@@ -42,6 +42,7 @@ PAGES = {
 nav = st.navigation(PAGES, position="sidebar" if ui.signed_in() else "hidden")
 ui.require_user()  # a visitor who is not signed in sees the sign-in screen and no page
 ui.account_box()
+ui.way_back_to_tour(nav)
 ui.device_badge()
 ui.job_manager()  # starts the queue's background thread once per server process
 with ui.guard("this page stopped"):  # a SignlabError no page caught: its message, not a traceback

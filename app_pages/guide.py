@@ -81,7 +81,7 @@ if step.page:
             ui.look_at_map_layer(r.id, layer)
         elif r:
             ui.look_at(r.id)
-        st.switch_page(step.page)
+        ui.leave_tour_for(i, step.page)
 
 if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, and where to go next
     st.divider()

@@ -49,6 +49,7 @@ class Keys:
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
+    TOUR_AWAY = "tour_away"  # the tour step that opened another page (a way back is shown there)
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     USER = "signed_in_user"  # the User this session acts as (set by require_user)
@@ -367,6 +368,24 @@ def explain(summary: str, details: str | None = None, label: str = "How it works
 def device_badge() -> None:
     """The device in use, shown in the sidebar of every page."""
     st.sidebar.caption(f"Device: **{_device_text()}**")
+
+
+def way_back_to_tour(page: Any) -> None:
+    """On a page the tour opened (its "Open the … page →"), a link back to that step in the sidebar,
+    above the device line: a student had to find the tour again in the page list, or use Back."""
+    step = st.session_state.get(Keys.TOUR_AWAY)
+    if step is None:
+        return
+    if str(getattr(page, "url_path", "")) == "guide":  # back on the tour: the way back is done
+        st.session_state.pop(Keys.TOUR_AWAY, None)
+        return
+    st.sidebar.page_link("app_pages/guide.py", label=f"Back to the tour, step {int(step) + 1}", icon="🧭")
+
+
+def leave_tour_for(step: int, page: str) -> None:
+    """The tour's step ``step`` (0-based) opens ``page``; that page's sidebar offers the way back."""
+    st.session_state[Keys.TOUR_AWAY] = int(step)
+    st.switch_page(page)
 
 
 @st.cache_resource

@@ -61,6 +61,23 @@ def _open(page: str) -> AppTest:
 
 
 
+def test_a_page_the_tour_opened_leads_back_to_its_step(runs_env):
+    """The tour's "Open the … page →" left a student on that page with no way back but the page list
+    or the browser's Back: the sidebar now links back to the step, until the tour is open again."""
+    from signlab.ui import Keys
+
+    at = _open("data")
+    assert not [link for link in at.get("page_link") if "tour" in link.proto.label]  # not from the tour: none
+    at.session_state[Keys.TOUR_AWAY] = 3  # as the tour's step 4 leaves it
+    at.run()
+    [back] = [link for link in at.get("page_link") if "tour" in link.proto.label]
+    assert back.proto.label == "Back to the tour, step 4" and back.proto.page.endswith("guide")
+    at.switch_page("app_pages/guide.py")
+    at.run()
+    assert not at.exception and Keys.TOUR_AWAY not in at.session_state  # back on the tour: done
+    assert not [link for link in at.get("page_link") if "Back to the tour" in link.proto.label]
+
+
 # --------------------------------------------------------------------------- Data
 def test_data_page(runs_env):
     at = _open("data")
