@@ -890,21 +890,21 @@ def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     return _guide.find_run(list(runs), cfg)
 
 
-_TOUR_PAGE_RUNS = {"templates": _guide.LOGREG, "kernels": _guide.FIXED, "seed": _guide.SEED}
+_TOUR_PAGE_RUNS = {"templates": _guide.LOGREG, "kernels": _guide.FIXED, "seed": _guide.SEED, "fixed": _guide.FIXED}
 
 
 def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
     """The run a tour step's page opens on (the logistic regression for the templates, the fixed
-    ConvNet for the kernels, the lecture's ConvNet for its health), None for other steps or when
+    ConvNet for the kernels and its Map, the lecture's ConvNet for its health), None for other steps or when
     the user has not trained it yet."""
     cfg = _TOUR_PAGE_RUNS.get(step_key)
     return _guide.find_run(list(runs), cfg) if cfg is not None else None
 
 
 def tour_map_layer(step_key: str) -> str | None:
-    """The Map layer a tour step's button opens on: the output scores for step 4, whose notice asks
-    for them (the Map opened on the last hidden layer, and the student had to find the menu)."""
-    return _embedding.LOGITS if step_key == "seed" else None
+    """The Map layer a tour step's button opens on: the output scores for steps 4 and 5, whose notices
+    ask for them (the Map opened on the last hidden layer, and the student had to find the menu)."""
+    return _embedding.LOGITS if step_key in ("seed", "fixed") else None
 
 
 def tour_check(step: Any, runs: Sequence[Any], evaluate: Callable[[Any], Any]) -> str | None:

@@ -134,6 +134,10 @@ def test_tour_last_step_ends_with_the_users_results(runs_env):
     summary = next(m.value for m in at.markdown if "Train the lecture's ConvNet" in m.value)
     assert "test accuracy" in summary and "- **8. Teach it your hand**: no calibrated run yet" in summary
     assert any(m.value.startswith("Where to go next") for m in at.markdown)
+    # the pages it names, as links
+    links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
+    for name, title in (("train", "Train"), ("runs", "Runs"), ("evaluate", "Evaluate"), ("sweeps", "Sweeps")):
+        assert any(label == f"{title} →" and page.endswith(name) for label, page in links), links
 
 
 def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, app_caches):

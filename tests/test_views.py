@@ -498,6 +498,11 @@ def test_tour_page_run_is_the_run_the_step_shows(tmp_path):
     assert views.tour_page_run(runs, "kernels") is None  # the fixed ConvNet has no weights yet
     assert views.tour_page_run(runs, "data") is None  # a step without a run of its own
     assert views.tour_run(runs, guide.LOGREG) is logreg
+    # step 5's notice asks for the fixed ConvNet's Map of output scores: its button opens just that
+    trained = R(guide.FIXED)
+    assert views.tour_page_run([trained, seed], "fixed") is trained
+    assert [views.tour_map_layer(k) for k in ("seed", "fixed", "kernels")] == ["logits", "logits", None]
+    assert next(st for st in guide.STEPS if st.key == "fixed").page == "app_pages/map.py"
 
 
 def test_dead_logits_health_only_when_measured():
