@@ -92,7 +92,7 @@ def live() -> None:
         st.metric("Trials", len(rows), width=METRIC_PX)
         st.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows), width=METRIC_PX)
         st.metric("Pruned early", sum(r["state"] == "PRUNED" for r in rows), width=METRIC_PX)
-        st.metric("Best accuracy", f"{100 * best['value']:.2f}%" if best else "–", width=METRIC_PX + 30,
+        st.metric("Best val. accuracy", f"{100 * best['value']:.2f}%" if best else "–", width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
     view = views.sweep_status(rows, workers, now_running, stop_at is not None,
@@ -164,7 +164,10 @@ def live() -> None:
                 "augment": st.column_config.TextColumn("augment."),
                 "weight_decay": st.column_config.NumberColumn("weight decay", format="%.1e"),
                 "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
-                "seconds": st.column_config.NumberColumn("time (s)", format="%.0f"),
+                "seconds": st.column_config.NumberColumn(
+                    "wall time (s)", format="%.0f",
+                    help="From the trial's start to its end: loading, training, validation and its test accuracy "
+                         "(the Runs table's 'training time' counts the training alone)"),
                 "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
                 "run_id": st.column_config.TextColumn("run"),
             })

@@ -45,7 +45,7 @@ from .models import Ensemble, watch
 from .normalize import normalize_for
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
-from .runs import Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run
+from .runs import Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run, unique_name
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
@@ -605,10 +605,4 @@ def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
     A name in ``taken`` (the runs there are) gets " (2)", " (3)"…: two calibrations of one run on
     as many photos were told apart on Classify by their ids only."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    first = f"calibrated on {count_text(photos, 'photo')} · {base}"
-    taken = set(taken)
-    name, n = first[:80], 2
-    while name in taken:  # each from the first name: a parent named "run (1)" keeps its own name
-        suffix = f" ({n})"
-        name, n = first[:80 - len(suffix)] + suffix, n + 1
-    return name
+    return unique_name(f"calibrated on {count_text(photos, 'photo')} · {base}", taken)

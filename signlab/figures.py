@@ -204,7 +204,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
                       legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(dtick=1)
-    return _layout(fig, 340, title=label.capitalize())
+    return _layout(fig, 340, title=f"{label.capitalize()} per epoch")  # beside a chart per step
 
 
 def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
@@ -216,7 +216,7 @@ def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
         steps = np.array([b["step"] for b in batches], dtype=float)
         fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name)))
     fig.update_layout(xaxis_title="step", yaxis_title="smoothed loss", legend=dict(orientation="h", y=-0.25))
-    return _layout(fig, 340, title="Training loss")
+    return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch
 
 
 # --------------------------------------------------------------------------- evaluation

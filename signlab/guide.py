@@ -124,7 +124,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         share_a = float((ev.y_pred == 0).mean())
         health = health_records(r.metrics())
         clipped = health[-1].get("dead_logits") if health else None
-        return (f"Your lecture ConvNet reached **{percent_text(ev.accuracy)}**. "
+        return (f"Your lecture ConvNet reached **{percent_text(ev.accuracy)}** test accuracy. "
                 + (f"At the end of training its output ReLU clipped **{100 * clipped:.0f}%** of the letter scores "
                    "to 0 (dead logits). " if isinstance(clipped, (int, float)) else "")
                 + (f"**{count_text(len(dead), 'letter')} {'is' if len(dead) == 1 else 'are'} never predicted** ({', '.join(dead)}); " if dead else
@@ -152,7 +152,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         if not fixed:
             return None
         ev = evaluate(fixed)
-        msg = f"Your ConvNet without the output ReLU reached **{percent_text(ev.accuracy)}**"
+        msg = f"Your ConvNet without the output ReLU reached **{percent_text(ev.accuracy)}** test accuracy"
         if seed:
             gain = 100 * (ev.accuracy - evaluate(seed).accuracy)
             msg += f": **{gain:+.0f} points** against the lecture's version"

@@ -28,7 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -64,6 +64,17 @@ def new_run_id(model: str) -> str:
 
 _ID_TIME = "%Y%m%d-%H%M%S"
 _NEW_ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-[0-9a-f]{10}$")  # what new_run_id makes
+
+
+def unique_name(name: str, taken: Iterable[str], limit: int = 80) -> str:
+    """``name`` (cut to ``limit``), or with " (2)", " (3)"… where that is taken: two runs of one name
+    were told apart by their ids only (the tour's "Train again", two calibrations on as many photos)."""
+    taken = set(taken)
+    out, n = name[:limit], 2
+    while out in taken:  # each from ``name`` itself: a name that ends in "(1)" keeps its own number
+        suffix = f" ({n})"
+        out, n = name[:limit - len(suffix)] + suffix, n + 1
+    return out
 
 
 def display_name(run_id: str, name: str | None = None, with_model: bool = False) -> str:

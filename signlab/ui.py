@@ -31,7 +31,7 @@ from .health import health_records, health_series
 from .jobs import JobManager
 from .paths import default_runs_dir
 from .preprocess import load_gray
-from .runs import Run
+from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
@@ -998,7 +998,10 @@ def can(run: Run, action: str) -> bool:
 
 
 def submit(cfg: Any, name: str | None = None) -> Run:
-    """Queue a training run of ``cfg`` for this session's user."""
+    """Queue a training run of ``cfg`` for this session's user; a ``name`` one of their runs has is
+    numbered (the tour's "Train again" made runs told apart by their ids only)."""
+    if name:
+        name = unique_name(name, (r.name for r in runs()))
     return access.submit(user(), cfg, policy(), job_manager(), name=name)
 
 

@@ -318,3 +318,16 @@ def test_a_run_deleted_meanwhile_is_not_imported_back(tmp_path):
     # a page reading its settings says what happened ("config.json missing or unreadable" before)
     with pytest.raises(RunError, match="was deleted"):
         held.config
+
+
+def test_a_name_taken_is_numbered():
+    """The tour's "Train again" and two calibrations on as many photos made runs of one name, told
+    apart by their ids only."""
+    from signlab.runs import unique_name
+
+    assert unique_name("tour: Train logistic regression", []) == "tour: Train logistic regression"
+    taken = ["tour: Train logistic regression", "tour: Train logistic regression (2)"]
+    assert unique_name("tour: Train logistic regression", taken) == "tour: Train logistic regression (3)"
+    assert unique_name("run (1)", ["run (1)"]) == "run (1) (2)"  # its own number kept
+    long = "x" * 100
+    assert unique_name(long, []) == "x" * 80 and unique_name(long, ["x" * 80]) == "x" * 76 + " (2)"
