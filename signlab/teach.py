@@ -294,8 +294,9 @@ MAP_DETAILS = r"""
 ConvNet's last hidden layer, 784 for the raw pixels). A convolution's output has one map per
 channel; each map is averaged to one number.
 
-**PCA** finds the two directions in which the points spread most and projects onto them: fast (the seconds go to running the model over the test images),
-and distances mean something, but clusters that differ in other directions overlap.
+**PCA** finds the two directions in which the points spread most and projects onto them: fast
+(its seconds go to running the model over the test images), and distances mean something, but
+clusters that differ in other directions overlap.
 **t-SNE** moves the points in 2-D until images that are neighbours in the layer are neighbours
 on the map: clusters show clearly, but the distances between clusters and their sizes mean little.
 It takes from about 20 s to a few minutes for the 7,172 test images, depending on the CPU (the page

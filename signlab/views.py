@@ -113,7 +113,7 @@ def fit_seconds_left(fit: Sequence[dict[str, Any]]) -> float | None:
         return None
     last = fit[-1]
     p, t = _number(last.get("progress")), _number(last.get("train_seconds"))
-    whole = seconds_left(p if p is not None else 0.0, t if t is not None else 0.0)
+    whole = seconds_left(p, t)  # None for a missing figure, or too early to say
     if whole is None or p is None or t is None:
         return whole
     earlier = [r for r in fit[:-1] if (_number(r.get("train_seconds")) or 0.0) <= t * (1 - RECENT_SHARE)
