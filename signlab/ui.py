@@ -248,7 +248,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
 
     It starts on the run a link names; else on the user's pick, kept across pages; else on the
     best completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is
-    not it. A run this session trains is shown once, when it first has weights, over an earlier
+    not it. The run shown goes into the page's link, so a reload (a new session) shows it again. A run this session trains is shown once, when it first has weights, over an earlier
     pick or the default (not over a link): it is what a student opens Evaluate or Kernels to see
     after pressing Start, even when an older run scored higher.
     """
@@ -281,6 +281,8 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     chosen = st.selectbox(label, ids, index=index, format_func=labels.__getitem__, help=help,
                           key=f"{key}_select")
     st.session_state[key] = chosen
+    if st.query_params.get("run") != chosen:  # in the link too: a reload opened the best run instead
+        st.query_params["run"] = chosen
     return by_id[chosen]
 
 

@@ -190,6 +190,14 @@ def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, da
     by_label(at.button, "🎯 Open in Evaluate").click().run()
     picked = at.session_state["eval_run_id"]
     assert not at.exception and picked != first and by_label(at.selectbox, "Run").value == picked
+    # the run shown is in the page's link: a reload (a new session on that link) shows it again, not the best
+    assert at.query_params["run"] == picked
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.run()
+    again.switch_page("app_pages/evaluate.py")
+    again.query_params["run"] = "tiny-newest"
+    again.run()
+    assert not again.exception and by_label(again.selectbox, "Run").value == "tiny-newest"
 
 
 @pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
