@@ -34,7 +34,7 @@ ds = ui.dataset()
 model_name = run.config.model
 
 # ----------------------------------------------------------------------------- headline numbers
-n_wrong = int((ev.y_true != ev.y_pred).sum())
+n_wrong = ev.errors
 rows = views.per_class_rows(ev)
 # a row that wraps: in four columns of an 820-px window the numbers were cut to "99.7…"
 with st.container(horizontal=True, gap="medium"):

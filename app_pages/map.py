@@ -33,17 +33,19 @@ layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].lab
 method = row.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",
                                format_func=lambda m: views.MAP_METHOD_NAMES[m], width="content") or "pca"
 
+wait = None  # t-SNE's measured seconds here, read where its prompt shows
 gate = st.empty()  # always made, like the progress slot: the chart's position never shifts
 if method == "tsne" and not ui.map_cached(run, layer, method):
     with gate.container():
-        st.info(views.tsne_wait_text(ui.tsne_seconds(), len(ds.test)), icon="⏱️")
+        wait = ui.tsne_seconds()  # read once: the prompt says it, the progress bar measures against it
+        st.info(views.tsne_wait_text(wait, len(ds.test)), icon="⏱️")
         pressed = st.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}")
     if not pressed:
         st.session_state[BOX_HIDDEN] = True
         st.stop()
 
 progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
-fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot)
+fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot, wait)
 gate.empty()  # the prompt and its button go once the map is there (they stayed above it until a rerun)
 s = views.map_summary(fm)
 note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "

@@ -19,8 +19,8 @@ from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, option_values
-from .views import duration, progress_text, seconds_left
-from .numbers import count_text
+from .views import progress_text, seconds_left
+from .numbers import count_text, duration
 
 
 class UsageError(SignlabError):

@@ -286,4 +286,3 @@ def same_curves(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list
         if ys or losses:
             groups.setdefault((ys, losses), []).append(name)
     return [names for names in groups.values() if len(names) > 1]
-

@@ -248,9 +248,10 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
 
     It starts on the run a link names; else on the user's pick, kept across pages; else on the
     best completed run by test accuracy (:func:`preferred_run`), so a sweep's last weak trial is
-    not it. The run shown goes into the page's link, so a reload (a new session) shows it again. A run this session trains is shown once, when it first has weights, over an earlier
+    not it. A run this session trains is shown once, when it first has weights, over an earlier
     pick or the default (not over a link): it is what a student opens Evaluate or Kernels to see
-    after pressing Start, even when an older run scored higher.
+    after pressing Start, even when an older run scored higher. The run shown goes into the page's
+    link, so a reload (a new session) shows it again.
     """
     available = runs(with_weights)
     if not available:
@@ -534,13 +535,14 @@ def tsne_seconds() -> float | None:
     return measured_tsne_seconds(r.row or {} for r in runs())
 
 
-def feature_map(run: Run, layer: str, method: str, slot: Any = None):
+def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: float | None = None):
     """The run's map of the test set at ``layer`` by ``method`` (``signlab.embedding``), from the run
     folder's cache or computed now under a progress bar (t-SNE: 20 s to minutes), then cached there.
 
     ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
     element positions whether or not the map was cached, so the chart after it is not remounted
-    (a remounted chart forgets the point a user just clicked)."""
+    (a remounted chart forgets the point a user just clicked). ``expected``: t-SNE's seconds here
+    (:func:`tsne_seconds`, read once by the page that also says it)."""
     test = dataset().test
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
@@ -550,7 +552,7 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None):
     try:
         return run_map(run, test, layer, method, model=load_model(run),
                        progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text),
-                       expected=tsne_seconds() if method == "tsne" else None)
+                       expected=expected)
     finally:
         bar.empty()
 

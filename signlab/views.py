@@ -38,8 +38,6 @@ def _number(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-
-
 def percent(v: Any, digits: int = 2) -> str:
     """A fraction as a percentage (never a false 100%: :func:`signlab.numbers.percent_text`), or a dash."""
     n = _number(v)
@@ -350,7 +348,11 @@ def _measured(rows: Sequence[dict[str, Any]], key: str, least: float = 0.0) -> f
 def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:
     """Images a second this server trained ``cfg``'s network at, from its completed runs (median of
     the newest five, :func:`_alike`); None when it has not trained that network yet."""
-    return _measured(_alike(rows, cfg), "samples_per_second", least=1e-9)
+    return _speed(_alike(rows, cfg))
+
+
+def _speed(alike: Sequence[dict[str, Any]]) -> float | None:
+    return _measured(alike, "samples_per_second", least=1e-9)
 
 
 def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
@@ -366,8 +368,8 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
     ``busy``: runs training on the server now, which share its cores (the measured speed was not)."""
-    rows = _alike(rows, cfg)
-    speed = _measured(rows, "samples_per_second", least=1e-9)
+    rows = _alike(rows, cfg)  # read once for the speed and the overhead
+    speed = _speed(rows)
     if speed is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept
         return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
