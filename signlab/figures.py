@@ -28,14 +28,28 @@ BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7
 INK, INK_SOFT = "#1b1f24", "#4b5261"  # the app's text colour (.streamlit/config.toml), and ticks
 
 
-def _layout(fig: go.Figure, height: int = 360, **kw: Any) -> go.Figure:
+# Plotly's toolbar shows on hover over a chart's top right corner. With its nine buttons (about 230
+# px) it covered the titles of the small charts (Classify's "What the model sees (28x28)"), so each
+# figure keeps only the buttons that do something useful on it. An image keeps the download: a
+# zoom box on a 28x28 picture or a grid of kernels shows nothing new.
+ZOOM_EXTRAS = ("zoomin", "zoomout", "autoscale")  # zoom (drag a box) and reset do the same, with fewer buttons
+SELECTIONS = ("select", "lasso")
+IMAGE_TOOLS = ("zoom", "pan", "resetscale", *ZOOM_EXTRAS, *SELECTIONS)  # all but "toimage"
+
+
+def _layout(fig: go.Figure, height: int = 360, remove: Sequence[str] = SELECTIONS, **kw: Any) -> go.Figure:
     fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
-    return _ink(fig)
+    return _ink(fig, remove)
 
 
-def _ink(fig: go.Figure) -> go.Figure:
+def _ink(fig: go.Figure, remove: Sequence[str] = SELECTIONS) -> go.Figure:
     """Dark text: titles, axis titles and subplot titles in INK, ticks in INK_SOFT. A colour a figure
-    set itself (the Map's letter labels, a heatmap's cell numbers) is kept."""
+    set itself (the Map's letter labels, a heatmap's cell numbers) is kept.
+
+    Also trims the toolbar: ``remove`` names the buttons to drop besides the extra zooms (by default
+    the selections: only the Map and the confusion matrix select by dragging).
+    """
+    fig.update_layout(modebar_remove=sorted({*ZOOM_EXTRAS, *remove}))
     if fig.layout.title.font.color is None:
         fig.update_layout(title_font_color=INK)
     if fig.layout.legend.font.color is None:
@@ -269,7 +283,7 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
                      showgrid=False, range=edge, **EVERY_LETTER)
     fig.update_yaxes(title="true letter", categoryorder="array", categoryarray=list(LETTERS)[::-1], showgrid=False,
                      range=edge, **EVERY_LETTER)
-    return _layout(fig, 640, showlegend=False, dragmode="select")
+    return _layout(fig, 640, ("lasso",), showlegend=False, dragmode="select")
 
 
 def probability_bars(top: Sequence[dict[str, Any]], title: str = "What the model thinks") -> go.Figure:
@@ -287,7 +301,7 @@ def single_image(image: np.ndarray, title: str = "", height: int = 260) -> go.Fi
                                hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return _layout(fig, height, title=title)
+    return _layout(fig, height, IMAGE_TOOLS, title=title)
 
 
 def weight_templates(weights: np.ndarray, titles: Sequence[str] = (), cols: int = 8, title: str = "",
@@ -410,7 +424,7 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
                       title=dict(text=title, font=dict(size=14)) if title else None)
     fig.update_xaxes(visible=False, range=[-0.5, W - 0.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[H - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    return _ink(fig)
+    return _ink(fig, IMAGE_TOOLS)
 
 
 # --------------------------------------------------------------------------- classify
@@ -463,7 +477,7 @@ def image_with_box(image: np.ndarray, box: tuple[int, int, int, int] | None = No
                                  hoverinfo="skip", showlegend=False, name="landmarks"))
     fig.update_xaxes(visible=False, range=[x0, x1], constrain="domain")
     fig.update_yaxes(visible=False, range=[y1, y0], scaleanchor="x", constrain="domain")
-    return _layout(fig, height, title=title)
+    return _layout(fig, height, IMAGE_TOOLS, title=title)
 
 
 def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signed: bool = False,
@@ -492,7 +506,7 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signe
                              hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))
     fig.update_xaxes(visible=False, range=[-0.5, 27.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[27.5, -0.5], scaleanchor="x", constrain="domain")
-    return _layout(fig, height, title=title)
+    return _layout(fig, height, IMAGE_TOOLS, title=title)
 
 
 def _share(v: float) -> str:
@@ -535,7 +549,8 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
         fig.data[1].marker.size = cell + 2
     fig.update_xaxes(fixedrange=True, ticklabelstandoff=0, title_standoff=0)
     fig.update_yaxes(fixedrange=True)
-    fig.update_layout(width=size, height=size - 10, margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_layout(width=size, height=size - 10, margin=dict(l=10, r=10, t=10, b=10),
+                      modebar_remove=IMAGE_TOOLS)  # its axes are fixed: a zoom does nothing
     return fig
 
 
@@ -641,8 +656,8 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
     fig.update_yaxes(showticklabels=False, title=None, zeroline=False)
     # the legend in rows under the map: as a column beside it, it took a third of the width in an
     # 820-px window (a 340-px map)
-    return _layout(fig, height, title=title, legend=dict(itemsizing="constant", font=dict(size=11), orientation="h",
-                                                         yanchor="top", y=-0.02, xanchor="left", x=0),
+    return _layout(fig, height, (), title=title, legend=dict(itemsizing="constant", font=dict(size=11), orientation="h",
+                                                             yanchor="top", y=-0.02, xanchor="left", x=0),
                    clickmode="event+select", hovermode="closest")
 
 

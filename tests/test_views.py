@@ -692,6 +692,30 @@ def test_charts_write_their_text_dark_and_keep_their_own_colours():
     assert pc.data[0].labelfont.color == figures.INK and pc.data[0].tickfont.color == figures.INK_SOFT
 
 
+def test_each_chart_keeps_only_the_toolbar_buttons_that_do_something_on_it():
+    """Plotly's nine-button toolbar covered small charts' titles on hover (Classify's "What the model
+    sees"): an image keeps only the download, a chart its zoom, pan and reset, and only the charts
+    that select by dragging keep the selection buttons."""
+    all_2d = {"zoom", "pan", "select", "lasso", "zoomin", "zoomout", "autoscale", "resetscale", "toimage"}
+
+    def kept(fig):
+        return all_2d - set(fig.layout.modebar.remove)
+
+    images = [figures.single_image(np.zeros((28, 28)), "What the model sees (28x28)"),
+              figures.tile_grid(np.zeros((3, 28, 28)), ["A", "B", "C"], cols=3),
+              figures.weight_templates(np.zeros((4, 5, 5))),
+              figures.image_with_box(np.zeros((64, 64)), (4, 4, 40, 40), "hand"),
+              figures.saliency_overlay(np.zeros((28, 28)), np.zeros((28, 28)), "why"),
+              figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 5)]
+    assert [kept(f) for f in images] == [{"toimage"}] * len(images)
+    curve = figures.loss_curve([{"step": s, "loss": 1 / s} for s in range(1, 30)])
+    assert kept(curve) == {"zoom", "pan", "resetscale", "toimage"}
+    y = np.repeat(np.arange(24), 3)
+    themap = figures.feature_map(np.random.default_rng(0).normal(size=(72, 2)), y, y)
+    assert {"select", "lasso"} <= kept(themap)  # the Map's box and lasso choose its points
+    assert "select" in kept(figures.confusion_matrix(np.eye(24, dtype=int)))
+
+
 def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
     assert views.run_phrase("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net") == "your s2net run"
     assert views.run_phrase("my first", "20261203-105231-s2net-3f", "s2net") == "my first"
