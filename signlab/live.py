@@ -49,7 +49,9 @@ class _Feed:
 
 
 _feeds: OrderedDict[str, _Feed] = OrderedDict()
+_ended: OrderedDict[str, None] = OrderedDict()  # revoked tokens, newest last: their feed says "ended"
 _feeds_lock = threading.Lock()
+ENDED = {"ended": True}  # the reply to a revoked token: the chart stops asking
 
 
 def mounted() -> bool:
@@ -72,8 +74,14 @@ def issue(run: Run) -> str:
 
 
 def revoke(token: str) -> None:
+    """End ``token``'s feed. Its next request gets :data:`ENDED`, not a 404: the page revokes a token
+    as its run stops, while the chart may still ask once before the page's redraw removes it, and
+    a 404 put an error in the browser's console at the end of every run."""
     with _feeds_lock:
-        _feeds.pop(token, None)
+        if _feeds.pop(token, None) is not None:
+            _ended[token] = None
+            while len(_ended) > MAX_TOKENS:
+                _ended.popitem(last=False)
 
 
 def _feed(token: str) -> _Feed | None:
@@ -93,27 +101,28 @@ def status_line(now: views.LiveStatus) -> dict[str, Any]:
 
 
 def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
-    """The feed's reply, or None for an unknown or expired token.
+    """The feed's reply: :data:`ENDED` for a revoked token, None for an unknown or expired one.
 
     ``v``: bytes of the log read (the client's ``version`` for next time); ``status``: the run's
     state and its progress line, as the page shows them (``views.live_status``): ``state``,
     ``kind``, ``text``, ``progress`` (0..1 or None); ``spec`` (``figures.live_loss_spec``): the
     loss lines, only when the log grew past ``version``. A run deleted since the token was issued
-    ends its feed (None from then on).
+    ends its feed (:data:`ENDED` from then on).
     """
     feed = _feed(token)
     if feed is None:
-        return None
+        with _feeds_lock:
+            return ENDED if token in _ended else None
     with feed.lock:  # two tabs on one token: read each line once
         if not feed.run.dir.is_dir():  # the run was deleted since: its feed ends
             revoke(token)
-            return None
+            return ENDED
         try:
             new, feed.offset = feed.run.read_metrics(feed.offset)
             status = feed.run.status()
         except (SignlabError, OSError):  # deleted while being read
             revoke(token)
-            return None
+            return ENDED
         feed.batches.extend(r for r in new if r.get("type") == "batch")
         now = views.live_status(status, feed.batches, target_epochs=feed.target_epochs)
         reply: dict[str, Any] = {"v": feed.offset, "status": status_line(now)}

@@ -85,7 +85,8 @@ def test_unknown_revoked_and_expired_tokens_get_nothing(run, monkeypatch):
     assert live.answer("made-up") is None
     token = live.issue(run)
     live.revoke(token)
-    assert live.answer(token) is None
+    assert live.answer(token) == {"ended": True}  # no lines, and no 404 in the console as a run stops
+    assert _get(f"token={token}").status_code == 200
     token = live.issue(run)
     monkeypatch.setattr(live, "TOKEN_SECONDS", -1)
     assert live.answer(token) is None
@@ -99,8 +100,8 @@ def test_a_deleted_run_ends_its_feed(held):
     run.store.update(claim, RunState.COMPLETED)
     run.store.delete(run.id)
     shutil.rmtree(run.dir)
-    assert live.answer(token) is None  # the route then says 404, not a server error
-    assert _get(f"token={token}").status_code == 404
+    assert live.answer(token) == {"ended": True}  # the route then says so, not a server error
+    assert json.loads(_get(f"token={token}").body) == {"ended": True}
 
 
 def test_tokens_are_random_and_the_oldest_go_first(run, monkeypatch):

@@ -216,6 +216,7 @@ export default function (component) {
         if (r.status === 404) { clearInterval(state.timer); return; }  // the token expired: the page's poll goes on
         if (!r.ok) return;
         const reply = await r.json();
+        if (reply.ended) { clearInterval(state.timer); return; }  // the page stopped following the run
         state.version = reply.v;
         if (reply.status) {
           state.status = reply.status;

@@ -126,3 +126,19 @@ def test_live_chart_follows_its_feed_and_asks_for_a_redraw_once_when_the_run_end
     assert got["triggers"] == [["moved", "completed"]]  # once, however often the feed repeats it
     assert not got["shown"]  # the run ended: no progress line (the page's redraw says how it ended)
     assert got["askedAfterCleanup"] <= 1  # unmounted: it stops asking (one request may be in flight)
+
+
+def test_live_chart_stops_asking_when_its_feed_has_ended(page):
+    """The page revokes the feed's token as the run stops; the chart may ask once more before the
+    redraw removes it. The feed then says "ended" (a 404 put an error in the console at the end of
+    every run) and the chart stops asking, keeping what it drew."""
+    running = _status("running", "progress", "epoch 1/2", 0.5)
+    first = {**figures.live_loss_spec(_batches([3.0, 2.0])), "run": "r1", "feed": "/api/feed?token=t",
+             "feedMs": 50, "status": running}
+    replies = [{"v": 10, "status": running, "spec": figures.live_loss_spec(_batches([3.0, 2.0, 1.5]))},
+               {"ended": True}]
+    page.set_content("<html><body style='margin:0'></body></html>")
+    page.evaluate(_LOAD, open(JS, encoding="utf-8").read())
+    got = page.evaluate(_FEED, [first, replies])
+    assert len(got["asked"]) == 2  # 700 ms at 50 ms a request: it would have asked about 14 times
+    assert got["points"] == 3 and got["triggers"] == []
