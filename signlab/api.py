@@ -33,7 +33,9 @@ class ControlWatcher:
 
     The dashboard records a request in the run store; the lease's heartbeat thread reads it back.
     A paused run sleeps in this callback (its heartbeat keeps the lease alive) until it is resumed
-    or stopped, so the Trainer itself never deals with pausing. A lost lease stops training.
+    or stopped, so the Trainer itself never deals with pausing. While paused it gives up its slot
+    of the job limit; on Resume it waits here for a slot (``RunStore.resume``). A lost lease stops
+    training.
     """
 
     def __init__(self, writer: RunWriter, lease: Heartbeat, poll_seconds: float = 0.2) -> None:
@@ -46,13 +48,17 @@ class ControlWatcher:
             trainer.stop()
         elif self.lease.control == "pause":
             self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on")
-            while self.lease.control == "pause" and not self.lease.lost.is_set():
+            while not self._resumed():
                 time.sleep(self.poll)
                 self.lease.beat()
             if self.lease.control == "stop" or self.lease.lost.is_set():
                 trainer.stop()
-            else:
-                self.writer.set_state(RunState.RUNNING, message="training")
+
+    def _resumed(self) -> bool:
+        """Whether the pause is over: stopped, the lease lost, or resumed with a slot taken back."""
+        if self.lease.control == "pause":
+            return False
+        return self.lease.control == "stop" or self.lease.lost.is_set() or self.writer.resume()
 
 
 def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,

@@ -626,6 +626,18 @@ class RunWriter:
             if self.lease is not None:
                 self.lease.lost.set()
 
+    def resume(self) -> bool:
+        """Go on after a pause once a slot of the job limit is free (``RunStore.resume``): True when
+        training may go on (or the lease is lost: the caller then stops), False while it waits."""
+        if self.lost:
+            return True
+        try:
+            return self.run.store.resume(self.claim)
+        except LeaseLost:
+            if self.lease is not None:
+                self.lease.lost.set()
+            return True
+
     def _save(self, trainer, epoch: int) -> None:
         d = self.run.dir
         state = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}

@@ -64,7 +64,7 @@ class RunState(str, enum.Enum):
 
 
 S = RunState
-HOLDING = (S.CLAIMED, S.RUNNING, S.PAUSED)  # hold a slot of the job limit and a lease
+HOLDING = (S.CLAIMED, S.RUNNING, S.PAUSED)  # held by a process under a lease
 ACTIVE = (S.QUEUED, *HOLDING)  # not finished: cannot be deleted or continued
 FINAL = (S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED)
 
@@ -179,12 +179,25 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
 
 @dataclass(frozen=True)
 class Claim:
-    """A held run: its id, the attempt number (a fencing token) and the holder."""
+    """A held run: its id, the attempt number (a fencing token) and the holder; ``limit``, the job
+    limit it was claimed under (None: claimed outside the queue, by ``train`` in its own process)."""
 
     run_id: str
     attempt: int
     worker: str
     resume_epochs: int | None = None
+    limit: int | None = None
+
+
+# The runs that take a slot of the job limit: those training, and a paused one once Resume was
+# pressed (its control is no longer "pause") or Stop (it finishes, briefly). A paused run keeps its
+# lease and its process, but no slot: on a class server with one slot, a student who paused and
+# left stopped everyone's queue. Resume waits for a slot (:meth:`RunStore.resume`), and counting a
+# resumed run here keeps the queue from taking the slot it waits for.
+_TRAINING = (S.CLAIMED, S.RUNNING)
+_TAKES_SLOT = sa.or_(runs_table.c.state.in_([s.value for s in _TRAINING]),
+                     sa.and_(runs_table.c.state == S.PAUSED.value,
+                             sa.func.coalesce(runs_table.c.control, "") != "pause"))
 
 
 # queued runs any worker may claim: a sweep's new trial waits for its own sweep worker, which trains
@@ -197,7 +210,7 @@ class Capacity:
     """One snapshot of what a job manager needs to decide whether to start a worker."""
 
     waiting: int  # queued runs that any worker may claim (not a sweep's trial, which its sweep trains)
-    holding: int  # runs holding a slot of the job limit
+    holding: int  # runs taking a slot of the job limit (not a paused one: see _TAKES_SLOT)
     spare: int  # live workers that will take the next run
     workers: list[dict[str, Any]]  # those live workers' rows
 
@@ -500,15 +513,14 @@ class RunStore:
         return taken
 
     def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:
-        """Atomically take the oldest queued run (or ``run_id``) if fewer than ``limit`` runs hold a slot.
+        """Atomically take the oldest queued run (or ``run_id``) if fewer than ``limit`` runs take a slot.
 
         Expired leases are taken back first, in the same transaction. None when there is nothing to
         take or no free slot.
         """
         with self._tx(serialise=True) as conn:
             self._expire(conn, time.time())
-            holding = conn.execute(sa.select(sa.func.count()).select_from(runs_table)
-                                   .where(runs_table.c.state.in_([s.value for s in HOLDING]))).scalar()
+            holding = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(_TAKES_SLOT)).scalar()
             if holding >= limit:
                 return None
             # stamped after the count, so a claim's time is always later than the release it relied on
@@ -527,7 +539,7 @@ class RunStore:
                              pid=pid or os.getpid(), lease_until=now + lease_seconds(), control=None,
                              message="starting"):
                 return None
-            return Claim(row.run_id, attempt, worker, row.resume_epochs)
+            return Claim(row.run_id, attempt, worker, row.resume_epochs, limit)
 
     def _finished(self, conn, run_id: str, now: float):
         """The run's row, once expired leases are taken back, if it is finished; else RunError."""
@@ -584,6 +596,28 @@ class RunStore:
                 values["lease_until"] = now + lease_seconds()
             if not self._set(conn, row, new, now, **values):
                 raise LeaseLost(f"run {claim.run_id} changed while it was being updated")
+
+    def resume(self, claim: Claim) -> bool:
+        """The holder of a paused run whose Resume was pressed takes a slot back: True once the run
+        is running again; False (and a message saying why) while ``claim.limit`` runs train. The
+        runs queued meanwhile wait for it (:data:`_TAKES_SLOT`). LeaseLost if not held."""
+        with self._tx(serialise=True) as conn:
+            now = time.time()
+            row = self._held(conn, claim)
+            if row.state != S.PAUSED.value:
+                return True
+            if claim.limit is not None:
+                training = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
+                    runs_table.c.state.in_([s.value for s in _TRAINING]))).scalar()
+                if training >= claim.limit:
+                    conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
+                                                           runs_table.c.attempt == claim.attempt)
+                                 .values(updated=now, lease_until=now + lease_seconds(),
+                                         message="resuming as soon as a slot is free"))
+                    return False
+            if not self._set(conn, row, S.RUNNING, now, lease_until=now + lease_seconds(), message="training"):
+                raise LeaseLost(f"run {claim.run_id} changed while it was being resumed")
+            return True
 
     def annotate(self, run_id: str, **changes: Any) -> None:
         """Change a run's name, owner or its info (test accuracy, …) without touching its state."""
@@ -667,10 +701,12 @@ class RunStore:
         with self._snapshot() as conn:
             waiting = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
                 runs_table.c.state == S.QUEUED.value, _FOR_ANY_WORKER)).scalar()
+            holding = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(_TAKES_SLOT)).scalar()
             held = set(conn.execute(sa.select(runs_table.c.run_id)
                                     .where(runs_table.c.state.in_([s.value for s in HOLDING]))).scalars())
             live = [self._worker_dict(r) for r in conn.execute(self._live_workers(kind))]
-        return Capacity(waiting=int(waiting), holding=len(held),
+        # a worker whose run is paused is not spare: it waits in that run's pause
+        return Capacity(waiting=int(waiting), holding=int(holding),
                         spare=sum(1 for w in live if w.get("current") not in held), workers=live)
 
     def counts(self) -> dict[str, int]:

@@ -77,11 +77,19 @@ AWAIT_TEST_SECONDS = 60.0  # how long after a run completes the Train page waits
 
 
 def progress_text(epoch: int, target: int, progress: float, images_per_second: float | None,
-                  seconds_left: float | None, paused: bool = False) -> str:
-    """One line of progress: shared by the Train page's bar and the command line's."""
+                  seconds_left: float | None, paused: bool = False, resuming: bool = False) -> str:
+    """One line of progress: shared by the Train page's bar and the command line's. ``resuming``: a
+    paused run whose Resume was pressed, waiting for a slot of the job limit."""
     speed = f" · {images_per_second:,.0f} images/s" if _number(images_per_second) is not None else ""
     left = f" · {duration(seconds_left)} left" if _number(seconds_left) is not None else ""
-    return f"epoch {epoch}/{target}{speed}{left}" + (" · paused" if paused else "")
+    return f"epoch {epoch}/{target}{speed}{left}" + _pause_words(paused, resuming)
+
+
+def _pause_words(paused: bool, resuming: bool) -> str:
+    if not paused:
+        return ""
+    # a paused run gives its slot to the queue (store._TAKES_SLOT), so Resume may have to wait
+    return " · resuming as soon as a slot is free" if resuming else " · paused"
 
 
 # share of a fit before its time left is shown: the first steps carry the model's first build and
@@ -163,11 +171,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     done = int(status.get("epochs_completed") or 0)
     active = state in ACTIVE
     paused = state == RunState.PAUSED
+    resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
     notice = ("This is your run that is still training, started in another tab or session: **Start** trains "
               "another one beside it." if elsewhere and active and mine else "")
     buttons = dict(active=active, paused=paused, can_start=elsewhere or not (active and mine),
                    can_stop=active and mine, notice=notice,
-                   can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused,
+                   can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
                    can_continue=mine and not active and has_weights, target_epochs=target)
     if state == RunState.QUEUED:
         pos = queue_position
@@ -179,13 +188,13 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         fit = current_fit(batches)
         if not fit:
             return LiveStatus(state, "progress", "starting the worker and loading the data…" +
-                              (" · paused" if paused else ""), progress=0.0, **buttons)
+                              _pause_words(paused, resuming), progress=0.0, **buttons)
         last = fit[-1]
         p = min(max(float(last.get("progress", 0)), 0.0), 1.0)
         speed = _number(last.get("samples_per_second"))
         left = fit_seconds_left(fit)
         epoch = int(last.get("epoch", done + 1))
-        return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused), progress=p,
+        return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming), progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:

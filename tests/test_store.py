@@ -45,11 +45,12 @@ def _max_overlap(store) -> int:
     open_claims: dict[tuple[str, int], float] = {}
     for h in store.history():
         key = (h["run_id"], h["attempt"])
-        if h["to_state"] == "claimed":
+        if h["to_state"] == "claimed" or (h["from_state"], h["to_state"]) == ("paused", "running"):
             open_claims[key] = h["at"]
             events.append((h["at"], 1))
-        elif h["from_state"] in [s.value for s in HOLDING] and h["to_state"] not in [s.value for s in HOLDING]:
-            events.append((h["at"], -1))
+        elif h["to_state"] == "paused" or (h["from_state"] in ("claimed", "running")
+                                           and h["to_state"] not in [s.value for s in HOLDING]):
+            events.append((h["at"], -1))  # a paused run gives its slot back (store._TAKES_SLOT)
     level = peak = 0
     for _, d in sorted(events, key=lambda e: (e[0], e[1])):  # a release before a claim at the same instant
         level += d
@@ -350,6 +351,60 @@ def test_pause_resume_and_stop_a_queued_job(tmp_path, db_url):
     jm.tick()
     time.sleep(1)
     assert not waiting.metrics(), "a cancelled run was started"
+
+
+def test_a_paused_run_gives_its_slot_to_the_queue_and_resumes_when_one_is_free(tmp_path, db_url):
+    """On a class server with one slot, a student who paused a run and left stopped everyone's queue:
+    a paused run keeps its process and lease but no slot, and Resume waits for a free one, before
+    the runs queued after it."""
+    store = store_for(tmp_path, db_url)
+    for rid in ("alice", "bob", "carol"):
+        create_run(TrainConfig(**TINY), tmp_path, run_id=rid)
+        time.sleep(0.01)
+    a = store.claim("wa", limit=1)
+    assert a.run_id == "alice" and a.limit == 1
+    store.update(a, RunState.RUNNING)
+    assert store.claim("wb", limit=1) is None  # alice trains: the one slot is taken
+    store.request("alice", "pause")
+    store.update(a, RunState.PAUSED)
+    assert store.capacity().holding == 0
+    b = store.claim("wb", limit=1)
+    assert b is not None and b.run_id == "bob"  # bob trains while alice is paused
+    store.update(b, RunState.RUNNING)
+    store.request("alice", "resume")
+    assert store.get("alice")["status"] == RunState.PAUSED
+    assert store.capacity().holding == 2  # alice waits for the slot, so carol may not take it
+    assert store.claim("wc", limit=1) is None
+    assert store.resume(a) is False and store.get("alice")["message"] == "resuming as soon as a slot is free"
+    store.update(b, RunState.COMPLETED)
+    assert store.claim("wc", limit=1) is None  # the freed slot is alice's
+    assert store.resume(a) is True and store.get("alice")["status"] == RunState.RUNNING
+    store.update(a, RunState.COMPLETED)
+    assert store.claim("wc", limit=1).run_id == "carol"
+    assert _max_overlap(store) == 1
+    with pytest.raises(LeaseLost):  # a finished run's pause is over for good
+        store.resume(a)
+
+
+def test_a_run_queued_behind_a_paused_one_trains_meanwhile(tmp_path):
+    """The same through real workers: the job manager starts a second worker for the waiting run
+    (the paused run's worker is not spare), and the paused run goes on after it."""
+    jm = JobManager(tmp_path, limit=1)
+    paused = jm.submit(TrainConfig(model="mlp", epochs=20, batch_size=32, log_every=5, augment=False, device="cpu"))
+    wait_for(lambda: (jm.tick() or True) and any(m["type"] == "batch" for m in paused.metrics()), 120,
+             what="the first batch")
+    paused.request("pause")
+    wait_for(lambda: paused.status()["status"] == RunState.PAUSED, 30, what="paused")
+    waiting = jm.submit(TrainConfig(**TINY))
+    wait_for(lambda: (jm.tick() or True) and waiting.status()["status"] == RunState.COMPLETED, 180,
+             what="the run queued behind a paused one to finish")
+    n = len(paused.metrics())
+    paused.request("resume")
+    wait_for(lambda: paused.status()["status"] == RunState.RUNNING and len(paused.metrics()) > n, 60,
+             what="resumed")
+    jm.cancel(paused)
+    wait_for(lambda: paused.status()["status"] == RunState.STOPPED, 60, what="stopped")
+    assert _max_overlap(paused.store) == 1
 
 
 # ----------------------------------------------------------------------------- bad files and ids

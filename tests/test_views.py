@@ -37,9 +37,13 @@ def test_running_progress_time_left_and_buttons():
 
 
 def test_paused_relabels_the_button_resume():
-    v = views.live_status({"status": "paused", "target_epochs": 2}, [_batch(5, 1, 0.5)])
+    v = views.live_status({"status": "paused", "control": "pause", "target_epochs": 2}, [_batch(5, 1, 0.5)])
     assert v.paused and v.can_resume and not v.can_pause and v.pause_label == "⏯ Resume"
     assert v.message.endswith("· paused")
+    # Resume pressed while the slot it gave up is taken: it says it waits, and Resume is not offered again
+    v = views.live_status({"status": "paused", "control": None, "target_epochs": 2}, [_batch(5, 1, 0.5)])
+    assert v.paused and not v.can_resume and not v.can_pause and v.can_stop
+    assert v.message.endswith("· resuming as soon as a slot is free")
 
 
 def test_a_run_from_another_tab_keeps_start_and_says_so():
