@@ -513,7 +513,8 @@ class RunStore:
         return taken
 
     def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:
-        """Atomically take the oldest queued run (or ``run_id``) if fewer than ``limit`` runs take a slot.
+        """Atomically take the next queued run (:meth:`queue`'s order), or ``run_id``, if fewer than
+        ``limit`` runs take a slot.
 
         Expired leases are taken back first, in the same transaction. None when there is nothing to
         take or no free slot.
@@ -526,12 +527,13 @@ class RunStore:
             # stamped after the count, so a claim's time is always later than the release it relied on
             # (the history then proves the limit: no instant has more than `limit` claims open)
             now = time.time()
-            q = sa.select(runs_table).where(runs_table.c.state == S.QUEUED.value)
             if run_id:
-                q = q.where(runs_table.c.run_id == run_id)
+                take = run_id
             else:
-                q = q.where(_FOR_ANY_WORKER)
-            row = conn.execute(q.order_by(runs_table.c.queued_at, runs_table.c.run_id).limit(1)).first()
+                take = next(iter(self._fair_queue(conn, runs_table.c.state == S.QUEUED.value, _FOR_ANY_WORKER)),
+                            None)
+            row = take and conn.execute(sa.select(runs_table).where(runs_table.c.run_id == take,
+                                                                    runs_table.c.state == S.QUEUED.value)).first()
             if row is None:
                 return None
             attempt = row.attempt + 1
@@ -663,24 +665,42 @@ class RunStore:
                       message="waiting to continue")
 
     # -- the queue
+    @staticmethod
+    def _fair_queue(conn, *where: Any) -> list[str]:
+        """Queued run ids (those matching ``where``) in the order they start: owners take turns.
+
+        A run's turn is its place among its owner's queued runs; equal turns go first to the owner
+        served longest ago (whose last claim is oldest, or who has none), then by the time they were
+        queued. So the order only changes when a run is claimed or queued. First come, first served
+        let a student who queued three runs hold a one-slot class server for all three while a
+        classmate's single run waited.
+        """
+        rows = conn.execute(sa.select(runs_table.c.run_id, runs_table.c.owner).where(*where)
+                            .order_by(runs_table.c.queued_at, runs_table.c.run_id)).all()
+        if len({owner for _, owner in rows}) > 1:
+            served = dict(conn.execute(
+                sa.select(runs_table.c.owner, sa.func.max(history_table.c.at))
+                .join(history_table, history_table.c.run_id == runs_table.c.run_id)
+                .where(history_table.c.to_state == S.CLAIMED.value, runs_table.c.owner.in_({o for _, o in rows}))
+                .group_by(runs_table.c.owner)).all())
+        else:  # one owner (a machine of one's own): the time order, without reading the history
+            served = {}
+        turns: list[tuple[int, float, int, str]] = []
+        seen: dict[str | None, int] = {}
+        for k, (rid, owner) in enumerate(rows):
+            seen[owner] = seen.get(owner, 0) + 1
+            turns.append((seen[owner], served.get(owner) or 0.0, k, rid))
+        return [t[-1] for t in sorted(turns)]
+
     def queue(self) -> list[str]:
-        """Queued run ids in the order they will start."""
-        with self._reader() as conn:
-            return list(conn.execute(sa.select(runs_table.c.run_id).where(runs_table.c.state == S.QUEUED.value)
-                                     .order_by(runs_table.c.queued_at, runs_table.c.run_id)).scalars())
+        """Queued run ids in the order they will start (:meth:`_fair_queue`)."""
+        with self._snapshot() as conn:
+            return self._fair_queue(conn, runs_table.c.state == S.QUEUED.value)
 
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next run to start; None when the run is not waiting."""
-        with self._reader() as conn:
-            row = conn.execute(sa.select(runs_table.c.queued_at, runs_table.c.state)
-                               .where(runs_table.c.run_id == run_id)).first()
-            if row is None or row.state != S.QUEUED.value:
-                return None
-            ahead = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
-                runs_table.c.state == S.QUEUED.value,
-                sa.or_(runs_table.c.queued_at < row.queued_at,
-                       sa.and_(runs_table.c.queued_at == row.queued_at, runs_table.c.run_id < run_id)))).scalar()
-            return int(ahead) + 1
+        order = self.queue()
+        return order.index(run_id) + 1 if run_id in order else None
 
     @contextmanager
     def _snapshot(self) -> Iterator[sa.Connection]:

@@ -95,6 +95,28 @@ def test_claims_keep_the_limit_and_the_order(tmp_path, db_url):
     assert store.claim("w", 2).run_id == "q2"
 
 
+def test_owners_take_turns_in_the_queue(tmp_path, db_url):
+    """A class on one slot: alice queues three runs, then bob two and the teacher one. First come,
+    first served trained all of alice's before bob's first; now each owner's next run takes its
+    turn, the owner served longest ago first, and the queue the page shows is the order they start."""
+    store = store_for(tmp_path, db_url)
+    for rid, owner in [("a1", "alice"), ("a2", "alice"), ("a3", "alice"), ("b1", "bob"), ("b2", "bob"),
+                       ("t1", "teacher")]:
+        create_run(TrainConfig(**TINY), tmp_path, run_id=rid, owner=owner)
+        time.sleep(0.01)
+    assert store.queue() == ["a1", "b1", "t1", "a2", "b2", "a3"]
+    assert [store.queue_position(r) for r in ("a1", "t1", "a3")] == [1, 3, 6]
+    order = []
+    while (c := store.claim("w", limit=1)) is not None:
+        order.append(c.run_id)
+        if c.run_id == "a1":  # alice queues another while her first trains: it goes after bob's and the teacher's
+            create_run(TrainConfig(**TINY), tmp_path, run_id="a4", owner="alice")
+            assert store.queue() == ["b1", "t1", "a2", "b2", "a3", "a4"]  # alice was served last
+        store.update(c, RunState.RUNNING)
+        store.update(c, RunState.COMPLETED)
+    assert order == ["a1", "b1", "t1", "a2", "b2", "a3", "a4"]
+
+
 def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
     """16 threads race for 30 queued runs with a limit of 3: every run is claimed exactly once."""
     store = store_for(tmp_path, db_url)
