@@ -175,14 +175,20 @@ class TrainConfig:
     photo_framing: str = setting("wide", choices=FRAMINGS,
                                  help="How photo-like augmentation frames the hand: wide (centre crops) or "
                                       "detector (the hand detector's square).")
+    # the last three on the page too: a student who changed the fast preset's model kept them, unseen,
+    # and then read of "label smoothing 0.1" in the result
     label_smoothing: float = setting(0.1, range=(0.0, 0.5), presets={"robust": 0.0, "lecture": 0.0},
-                                     help="The share of each target spread evenly over all letters (0: none).")
+                                     label="Label smoothing", column=1, step=0.05,
+                                     help="The share of each target spread evenly over all letters (0: none). "
+                                          "It keeps the network from growing ever surer, so the loss stops "
+                                          "above 0.")
     # airbench's larger step for batch-norm biases: on s2net it turned 99.9% on 2-3 of 5 seeds
     # into 5 of 5 (docs/speed-research.md)
     norm_lr_scale: float = setting(10.0, range=(0.01, 100.0), presets={"robust": 1.0, "lecture": 1.0},
+                                   label="Bias rate ×", column=0, step=1.0,
                                    help="Learning-rate multiplier for the batch-norm scales and every bias, "
                                         "which also get no weight decay (1: one rate for all).")
-    tta: bool = setting(True, presets={"robust": False, "lecture": False},
+    tta: bool = setting(True, presets={"robust": False, "lecture": False}, label="Test-time shifts",
                         help="Test-time shifts: average the predictions for the image and its four "
                              "1-pixel shifts (test accuracy, evaluation and Classify).")
     # auto in every preset. The lecture preset was once pinned to fp32 after a reading of bf16 at

@@ -368,3 +368,17 @@ def test_sweep_options_come_from_the_declaration(capsys):
     assert (args.model, args.epochs, args.val_fraction, args.device, args.seed) == (TrainConfig().model, 3, 0.1, "cpu", 4)
     assert cli.main(["sweep", "--device", "tpu"]) == 2
     assert "tpu" in capsys.readouterr().err
+
+
+def test_every_setting_a_preset_changes_for_training_is_on_the_page():
+    """A student who changed the fast preset's model on the page kept its label smoothing, test-time
+    shifts and larger bias step, with no widget to see them, and then read of "label smoothing 0.1"
+    in the result. They are on the page and in its links now (the robust preset's photo-like
+    augmentation stays the preset's own: choosing that preset is how the page turns it on)."""
+    names = {s.name for s in PAGE_SETTINGS}
+    assert {"label_smoothing", "norm_lr_scale", "tta"} <= names
+    values, problems = link_values({"preset": "fast", "model": "logreg", "label_smoothing": "0",
+                                             "norm_lr_scale": "1", "tta": "false"})
+    assert not problems
+    cfg = page_config(values)
+    assert (cfg.model, cfg.label_smoothing, cfg.norm_lr_scale, cfg.tta) == ("logreg", 0.0, 1.0, False)
