@@ -839,7 +839,7 @@ def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = Fal
     return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
                              else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
-                             validated_on_test=cfg.val_fraction == 0)
+                             validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta)
 
 
 def follow_run(run_id: str) -> None:

@@ -157,7 +157,7 @@ def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
                 target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None,
-                validated_on_test: bool = True) -> LiveStatus:
+                validated_on_test: bool = True, shifted: bool = True) -> LiveStatus:
     """The live status of a run from its status row (``Run.status()``) and its metric records.
 
     ``elsewhere``: the page shows the user's active run that another tab or session started; Start
@@ -199,7 +199,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:
         # the test accuracy (test-time shifts included) is written a few seconds after the run
-        # completes; until then the last validation (the network alone) is shown, named as such.
+        # completes; until then the last validation (the network alone, no shifts) is shown, named as such.
         # The two can differ (100% and 99.74% for one fast-preset run), so the page looks again
         # for up to a minute rather than stay on the first and contradict the Evaluate page
         test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
@@ -207,15 +207,20 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
         awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
         if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
-            # with no images held out, validation is the test set: said, or the two read as two sets
-            where = ", on the same test images," if validated_on_test else ""
-            result = (f": **{percent(test)}** test accuracy. The chart's validation{where} read {percent(val)}: it "
-                      "scores the network alone, the test accuracy the model as it predicts (with its test-time "
-                      "shifts, if it has them).")
+            # in plain words: "the network alone" against "the model as it predicts" read as jargon
+            if not validated_on_test:
+                why = f"The chart read {percent(val)} on images held out from training, not the test images."
+            elif shifted:
+                why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
+                       "image, while the test accuracy averages its answers for each image and four copies "
+                       "moved by one pixel (test-time shifts), which changed a few answers.")
+            else:
+                why = f"The chart read {percent(val)} on the same test images after the last epoch."
+            result = f": **{percent(test)}** test accuracy. {why}"
         elif test:
             result = f": **{percent(test)}** test accuracy."
         elif val:
-            result = (f": **{percent(val)}** validation accuracy (the network alone)"
+            result = (f": **{percent(val)}** validation accuracy"
                       + ("; the test accuracy follows in a few seconds." if awaiting else "."))
         else:
             result = "."

@@ -99,19 +99,22 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0,
               "updated": 1000.0}
     waiting = views.live_status(status, [], now=1005.0)
-    assert ": **100.00%** validation accuracy (the network alone); the test accuracy follows" in waiting.message
+    assert ": **100.00%** validation accuracy; the test accuracy follows" in waiting.message
     assert waiting.awaiting_test  # the Train page looks again until the test accuracy is there
     after = views.live_status({**status, "test_accuracy": 0.99986, "val_accuracy": 0.99986}, [], now=1006.0)
     assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
     # the two disagree (a fast-preset run: 100% on the chart, 99.74% with the shifts): both are named
     differ = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0)
-    assert ": **99.74%** test accuracy. The chart's validation, on the same test images, read 100.00%: it scores " \
-        "the network alone" in differ.message, differ.message
+    assert ": **99.74%** test accuracy. The chart read 100.00% on the same test images: it asks the network " \
+        "once an image, while the test accuracy averages its answers for each image and four copies moved by " \
+        "one pixel (test-time shifts)" in differ.message, differ.message
     held_out = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, validated_on_test=False)
-    assert "The chart's validation read 100.00%: it scores" in held_out.message  # other images: not "the same"
+    assert "The chart read 100.00% on images held out from training, not the test images." in held_out.message
+    unshifted = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, shifted=False)
+    assert "test-time shifts" not in unshifted.message and "100.00% on the same test images" in unshifted.message
     # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
     late = views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1)
-    assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy (the network alone).")
+    assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy.")
 
 
 def test_completed_shows_accuracy_only_when_known():
