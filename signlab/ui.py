@@ -830,16 +830,30 @@ def _ignore() -> None:
     """A component trigger's callback when the rerun it causes is all that is wanted."""
 
 
-def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False) -> "views.LiveStatus":
+def start_refusal() -> str:
+    """Why this user may not start a run now (their quota of runs at a time), or ""."""
+    try:
+        access.check_start(user(), None, policy(), runs_dir())
+    except access.QuotaError as err:
+        return str(err)
+    except SignlabError:  # the database away: the click on Start will say so
+        return ""
+    return ""
+
+
+def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False,
+              start_refused: str = "") -> "views.LiveStatus":
     """The live status of ``run`` now (an empty one without a run); ``elsewhere``: a run this
-    session did not start or open, found as the user's active run."""
+    session did not start or open, found as the user's active run; ``start_refused``:
+    :func:`start_refusal`, read by the page that has Start."""
     if run is None:
-        return views.live_status({}, [])
+        return views.live_status({}, [], start_refused=start_refused)
     status, cfg = run.status(), run.config
     return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
                              else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
-                             validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta)
+                             validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta,
+                             start_refused=start_refused)
 
 
 def follow_run(run_id: str) -> None:

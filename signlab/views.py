@@ -157,24 +157,32 @@ def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
                 target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None,
-                validated_on_test: bool = True, shifted: bool = True) -> LiveStatus:
+                validated_on_test: bool = True, shifted: bool = True, start_refused: str = "") -> LiveStatus:
     """The live status of a run from its status row (``Run.status()``) and its metric records.
 
     ``elsewhere``: the page shows the user's active run that another tab or session started; Start
     stays enabled (a second run beside it is the user's choice) and the notice says so. ``now``:
     the time (``time.time()``) that decides whether a completed run's test accuracy may still come.
+    ``start_refused``: why this user may not start a run now (a quota); Start is then off, and the
+    notice says why.
     """
     state = str(status.get("status") or "")
     if not state:
-        return LiveStatus("", "info", "", can_start=True)
+        return LiveStatus("", "info", "", can_start=not start_refused,
+                          notice=f"**Start** is off: {start_refused}." if start_refused else "")
     target = int(status.get("target_epochs") or target_epochs or 0)
     done = int(status.get("epochs_completed") or 0)
     active = state in ACTIVE
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
-    notice = ("This is your run that is still training, started in another tab or session: **Start** trains "
-              "another one beside it." if elsewhere and active and mine else "")
-    buttons = dict(active=active, paused=paused, can_start=elsewhere or not (active and mine),
+    # "Start trains another one beside it" sat under the quota's refusal to start one
+    start = f"**Start** is off: {start_refused}." if start_refused else "**Start** trains another one beside it."
+    if elsewhere and active and mine:
+        doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
+        notice = f"This is your run that is {doing}, started in another tab or session. {start}"
+    else:
+        notice = start if start_refused else ""
+    buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
                    can_continue=mine and not active and has_weights, target_epochs=target)
@@ -309,14 +317,19 @@ def start_line(cfg: Any) -> str:
 
 
 def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | None:
-    """The newest of this user's runs that is queued or training (a new tab or session finds it)."""
+    """This user's newest run that is training (or paused), else the newest queued one: what a new
+    tab or session shows. The newest alone showed a queued run and hid the one training."""
+    queued = None
     for r in runs:  # newest first
         try:
-            if str(r.summary()["status"]) in ACTIVE and mine(r):
-                return r
+            state = str(r.summary()["status"])
+            if state in ACTIVE and mine(r):
+                if state != RunState.QUEUED:
+                    return r
+                queued = queued or r
         except Exception:  # noqa: BLE001 - an unreadable run is not the one being trained
             continue
-    return None
+    return queued
 
 
 # why a run's validation curve and its test accuracy can disagree (the Runs page, beside both)

@@ -50,6 +50,20 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
     v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True)
     assert v.can_start and v.can_stop and "another tab or session" in v.notice
     assert not views.live_status({"status": "running"}, [_batch(5, 1, 0.5)]).notice
+    queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
+    assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
+
+
+def test_start_is_off_and_says_why_at_the_quota():
+    """'Start trains another one beside it' sat under the quota's refusal to start one."""
+    why = "you have 3 runs queued or training, and the limit is 3 at a time; wait for one to finish, or stop one"
+    v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True, start_refused=why)
+    assert not v.can_start and v.can_stop
+    assert v.notice.endswith(f"**Start** is off: {why}.") and "beside it" not in v.notice
+    followed = views.live_status({"status": "completed", "epochs_completed": 2}, [], start_refused=why)
+    assert not followed.can_start and followed.notice == f"**Start** is off: {why}."
+    none = views.live_status({}, [], start_refused=why)
+    assert not none.can_start and why in none.notice
 
 
 def test_not_mine_disables_every_control_but_start():
@@ -178,7 +192,10 @@ def test_my_active_run_finds_the_users_running_run():
             return {"status": self.s}
 
     runs = [R("completed", "me"), R("running", "bob"), R("queued", "me"), R("running", "me")]
-    assert views.my_active_run(runs, lambda r: r.owner == "me") is runs[2]
+    # the run training, not the newer one queued behind it: a new tab showed the queued one and
+    # hid the training run and its live chart
+    assert views.my_active_run(runs, lambda r: r.owner == "me") is runs[3]
+    assert views.my_active_run(runs[:3], lambda r: r.owner == "me") is runs[2]
     assert views.my_active_run(runs[:2], lambda r: r.owner == "me") is None
 
 
