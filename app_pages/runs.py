@@ -51,7 +51,7 @@ if len(runs) > 1:
 # ----------------------------------------------------------------------------- the table
 df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
 # on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it
-first = [c for c in ("name", "status", "test accuracy") if c in df.columns]
+first = [c for c in ("name", "owner", "status", "test accuracy") if c in df.columns]
 st.dataframe(df, hide_index=True, width="stretch", column_order=first + [c for c in df.columns if c not in first],
              column_config={
     # 240 px: "medium" (200) cut sweep trials' names; "large" (400) left an 820-px window room for
@@ -163,6 +163,15 @@ with left:
     if actions.button("🔬 Open in Kernels", width="stretch", disabled=not run.has_weights()):
         ui.look_at(run.id)
         st.switch_page("app_pages/kernels.py")
+    if busy:  # here too: Delete said "Stop the run before deleting it", and Stop was on the Train page only
+        waiting = s["status"] == "queued"
+        if actions.button("⏹ Cancel" if waiting else "⏹ Stop", width="stretch", disabled=not ui.can(run, "stop"),
+                          help="Take it out of the queue" if waiting else "Stop it after the current batch; "
+                          "its finished epochs are kept"):
+            with ui.guard("Could not stop"):
+                ui.stop(run.id)
+                st.session_state["runs_flash"] = f"Asked {ui.md(shown_name)} to stop."
+                st.rerun()
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):
         st.session_state[ui.Keys.CONFIRM_DELETE] = run.id

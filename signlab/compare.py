@@ -238,14 +238,17 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
-    """One row per run for the runs table (accuracy in percent, the creation time as a datetime)."""
+    """One row per run for the runs table (accuracy in percent, the creation time as a datetime);
+    with runs of several owners (an instructor's view), an ``owner`` column after the name."""
     from .runs import display_name  # here: the module stays free of torch; these rows are of Runs anyway
     rows = []
-    for r in runs:
-        s = r.summary()
+    summaries = [r.summary() for r in runs]
+    owners = len({s.get("owner") for s in summaries}) > 1
+    for r, s in zip(runs, summaries):
         created = s.get("created")
         rows.append({
-            "name": display_name(r.id, s["name"]), "model": s["model"], "preset": s.get("preset"),
+            "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
+            "model": s["model"], "preset": s.get("preset"),
             "networks": s.get("ensemble") or 1, "status": s["status"],
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],

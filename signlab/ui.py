@@ -229,7 +229,10 @@ def run_label(run: Run) -> str:
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
                                                       else "")
     kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
-    return f"{name} · {model}{kind} · {s['status']}{acc_s}"
+    # whose it is, when it is not this user's: an instructor's pickers listed a class's runs alike
+    owner = s.get("owner")
+    whose = f" · {owner}" if owner and owner != user().id else ""
+    return f"{name} · {model}{kind} · {s['status']}{acc_s}{whose}"
 
 
 def run_labels(available: list[Run]) -> dict[str, str]:
@@ -923,8 +926,12 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     polling = view.state in ACTIVE
     cfg = run.config  # read once (a file): the heading, the hint and the health legend use it
     if not compact:  # drawn once, outside the polling: every element a poll redraws costs the browser
-        st.subheader(md(views.run_heading(run.name, run.id, cfg.model)))
-        st.caption(views.config_line(cfg, run.status().get("device", "")) + f" · id `{run.id}`")
+        status = run.status()
+        owner = status.get("owner")
+        others = owner if owner and owner != user().id else None  # an instructor watching a student's run
+        st.subheader(md(views.run_heading(run.name, run.id, cfg.model, others)))
+        st.caption(views.config_line(cfg, status.get("device", "")) + f" · id `{run.id}`"
+                   + (f" · {md(others)}'s run" if others else ""))
 
     def progress() -> None:
         jm.tick()

@@ -247,12 +247,13 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
 
-def run_phrase(name: str | None, run_id: str, model: str | None = None) -> str:
+def run_phrase(name: str | None, run_id: str, model: str | None = None, owner: str | None = None) -> str:
     """A run inside a sentence or on a button: its name, or "your <model> run" where its name is
-    only its id ("Calibrate 20261203-105231-s2net-3f… on 9 photos" read as noise)."""
+    only its id ("Calibrate 20261203-105231-s2net-3f… on 9 photos" read as noise); "<owner>'s
+    <model> run" when ``owner`` names someone else (an instructor watching a student's run)."""
     if name and name != run_id:
         return name
-    return f"your {model} run" if model else run_id
+    return f"{owner + chr(39) + 's' if owner else 'your'} {model} run" if model else run_id
 
 
 def quoted_run(name: str | None, run_id: str, model: str | None = None) -> str:
@@ -279,11 +280,13 @@ def mistakes_caption(mistakes: Sequence[dict[str, Any]], wrong: int) -> str:
                     "which is what you want from a model that errs.")
 
 
-def run_heading(name: str | None, run_id: str, model: str | None = None) -> str:
+def run_heading(name: str | None, run_id: str, model: str | None = None, owner: str | None = None) -> str:
     """The Train page heads a run with its name; a run named by its id (an older or a command-line
     run) is called by its model instead (:func:`run_phrase`), the id staying in the caption."""
-    phrase = run_phrase(name, run_id, model)
-    return f"Run {phrase}" if phrase in (name, run_id) else phrase[0].upper() + phrase[1:]
+    phrase = run_phrase(name, run_id, model, owner)
+    if phrase in (name, run_id):
+        return f"Run {phrase}"
+    return phrase if owner else phrase[0].upper() + phrase[1:]  # "Your s2net run"; an e-mail stays as it is
 
 
 def _config_parts(cfg: Any) -> tuple[str, list[str]]:

@@ -168,9 +168,21 @@ def test_pages_show_a_student_only_their_runs(setup, monkeypatch, app_caches):
     assert "alice-run" not in shown
     stop = next(b for b in at.button if "Stop" in b.label)
     assert not stop.disabled and "bob-run" in shown, shown  # Stop is for his own queued run
-    # the instructor sees both
+    # the instructor sees both, with whose each is (the table and the pickers listed a class's runs
+    # alike), and can take bob's queued run out of the queue from the Runs page (Delete said "Stop
+    # the run before deleting it", and Stop was on the Train page only)
     at = _as(TEACH, "runs")
-    assert sorted(at.dataframe[0].value["name"]) == ["alice-run", "bob-run"]
+    table = at.dataframe[0].value
+    assert sorted(zip(table["name"], table["owner"])) == [("alice-run", ALICE.id), ("bob-run", BOB.id)]
+    picker = next(s for s in at.selectbox if s.label == "Run")
+    assert all(picker.format_func(i).endswith(" · " + owner) for i, owner in
+               [("alice-run", ALICE.id), ("bob-run", BOB.id)])
+    picker.set_value("bob-run").run()
+    cancel = next(b for b in at.button if b.label == "⏹ Cancel")
+    cancel.click().run()
+    assert not at.exception
+    assert access.open_for(TEACH, "bob-run", "view", Policy(), root).status()["status"] == RunState.STOPPED
+    assert list(_as(BOB, "runs").dataframe[0].value.columns)[:2] == ["name", "model"]  # one owner: no column
 
 
 def test_a_run_name_renders_as_text(setup, monkeypatch, app_caches):

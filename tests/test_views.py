@@ -743,6 +743,9 @@ def test_each_chart_keeps_only_the_toolbar_buttons_that_do_something_on_it():
 def test_a_run_named_by_its_id_is_called_by_its_model_in_a_sentence():
     assert views.run_phrase("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net") == "your s2net run"
     assert views.run_phrase("my first", "20261203-105231-s2net-3f", "s2net") == "my first"
+    # an instructor watching a student's run read "Your s2net run"
+    assert views.run_heading("20261203-105231-s2net-3f", "20261203-105231-s2net-3f", "s2net",
+                             "alice@x.edu") == "alice@x.edu's s2net run"
 
 
 def test_trial_table_leaves_unknown_numbers_blank_and_drops_an_unsearched_width():
