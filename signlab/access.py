@@ -154,10 +154,14 @@ def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | No
 
 
 def user_for(user_id: str, pol: Policy, name: str = "") -> User:
-    """The User for a signed-in id, with the role the settings give it."""
+    """The User for a signed-in id, with the role the settings give it. An e-mail address is taken
+    in lower case, as the instructor list is read: "Alice@x.edu" from a proxy saw none of
+    "alice@x.edu"'s runs and had a quota of its own. Other ids (an OIDC subject) are kept as given."""
     uid = " ".join(str(user_id).split())[:200]
     if not uid:
         raise AccessError("the sign-in gave no user id")
+    if "@" in uid:
+        uid = uid.lower()
     return User(id=uid, role=pol.role_of(uid), name=name)
 
 

@@ -134,6 +134,10 @@ def test_roles_from_the_instructor_list(monkeypatch, tmp_path):
     pol = access.policy(tmp_path)
     assert access.user_for("teach@uni.edu", pol).role == "instructor"
     assert access.user_for("alice@uni.edu", pol).role == "student"
+    # one person whatever the case of their address: the same runs and one quota
+    assert access.user_for("Alice@Uni.EDU", pol) == access.user_for("alice@uni.edu", pol)
+    assert access.user_for("Teach@UNI.edu", pol).id == "teach@uni.edu"
+    assert access.user_for("Subject-AbC123", pol).id == "Subject-AbC123"  # not an address: kept as given
     assert access.local_user().role == "local" and access.local_user().manages_all
 
 
