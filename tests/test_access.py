@@ -187,6 +187,12 @@ def test_pages_show_a_student_only_their_runs(setup, monkeypatch, app_caches):
     assert not at.exception
     assert access.open_for(TEACH, "bob-run", "view", Policy(), root).status()["status"] == RunState.STOPPED
     assert list(_as(BOB, "runs").dataframe[0].value.columns)[:2] == ["name", "model"]  # one owner: no column
+    # a link to a run: the instructor's opens it under Manage a run; bob's to alice's says it is not
+    # one he can open (the page showed his own run under a link that named hers)
+    assert next(s for s in _as(TEACH, "runs", {"run": "bob-run"}).selectbox if s.label == "Run").value == "bob-run"
+    at = _as(BOB, "runs", {"run": "alice-run"})
+    assert any("is not one you can open here" in w.value for w in at.warning)
+    assert next(s for s in at.selectbox if s.label == "Run").value == "bob-run"
 
 
 def test_a_run_name_renders_as_text(setup, monkeypatch, app_caches):
