@@ -31,14 +31,17 @@ by_id = {r.id: r for r in runs}
 st.subheader(f"All runs ({len(runs)})")
 rows = views.run_rows(runs)
 inside = list(range(len(runs)))
-if len(runs) > 1:
+drawn, not_drawn = views.rows_with_accuracy(rows)
+if len(drawn) > 1:
     st.markdown("**Settings and accuracy side by side**: one line per run. Drag along an axis to brush it "
                 "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
                 "inside every brush.")
     with st.expander("Brush the axes with controls", expanded=False):
-        brush = ui.brush_controls(rows, views.RUN_COLUMNS, "runs_parcoords")
-    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(rows, views.RUN_COLUMNS, brush), "accuracy"),
+        brush = ui.brush_controls(drawn, views.RUN_COLUMNS, "runs_parcoords")  # the chart's axes
+    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(drawn, views.RUN_COLUMNS, brush), "accuracy"),
                     width="stretch", key="runs_parcoords")
+    if not_drawn:
+        st.caption(not_drawn)
     inside = views.apply_brush(rows, brush)
     if brush:
         # a row that wraps: as a quarter of an 820-px window the button read "Overlay these ru…"

@@ -818,6 +818,16 @@ def brush_axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]
     return _compare.axes(rows, columns, brush)
 
 
+def rows_with_accuracy(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The rows the parallel coordinates draw: those with an accuracy, and a word on the rest, or "".
+    A queued or stopped run, drawn with none, ran down to the bottom of the accuracy axis, as if it
+    were the worst run."""
+    drawn = [r for r in rows if r.get("accuracy") is not None]
+    left = len(rows) - len(drawn)
+    return drawn, (f"{count_text(left, 'run')} with no accuracy yet (queued, training or stopped before an "
+                   f"epoch) {'is' if left == 1 else 'are'} not drawn." if left else "")
+
+
 def apply_brush(rows: Sequence[dict[str, Any]], brush: Any) -> list[int]:
     return _compare.apply_brush(rows, brush)
 

@@ -845,3 +845,14 @@ def test_runs_that_draw_the_same_curves_are_named():
     batches["d_*x*"] = bt(1.2)  # another loss: another line
     assert views.same_curves_text(epochs, batches, "val_accuracy").startswith("**a** and **b** draw")
     assert views.same_curves_text({"a": ep(0.99), "c": ep(0.98)}, {}, "val_accuracy") is None
+
+
+def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
+    """A queued or stopped run, drawn with no accuracy, ran down to the bottom of the accuracy axis
+    as if it were the worst run."""
+    rows = [{"run_id": "a", "accuracy": 99.5}, {"run_id": "b", "accuracy": None}, {"run_id": "c", "accuracy": 60.0},
+            {"run_id": "d", "accuracy": None}]
+    drawn, said = views.rows_with_accuracy(rows)
+    assert [r["run_id"] for r in drawn] == ["a", "c"]
+    assert said == "2 runs with no accuracy yet (queued, training or stopped before an epoch) are not drawn."
+    assert views.rows_with_accuracy(rows[:1]) == (rows[:1], "")
