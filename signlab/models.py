@@ -12,6 +12,7 @@ ReLU on the output logits, so students can see what it does.
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from contextlib import contextmanager
@@ -472,6 +473,13 @@ def layer_summary(model_or_name: nn.Module | str, batch_size: int = 1) -> list[d
         if leaves:
             row["mult_adds"] = sum(r["mult_adds"] for r in leaves)
     return rows
+
+
+@functools.cache
+def mult_adds(name: str) -> int:
+    """Mult-adds of the registered network ``name`` for one image (its default width), computed once
+    a process: the work an image costs, for guessing a speed this machine has not measured."""
+    return summary_totals(name)["mult_adds"]
 
 
 def summary_totals(model_or_name: nn.Module | str) -> dict[str, int]:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from signlab import figures, guide, views
+from signlab import figures, guide, models, views
 from signlab.config import preset
 from signlab.handshape import combine
 from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
@@ -157,6 +157,9 @@ def test_progress_text_is_the_command_lines_too():
     assert views.seconds_left(0.0, 3.0) is None and views.seconds_left(0.5, 3.0) == pytest.approx(3.0)
     # the first steps' pace is no guide: no estimate before 5% of the fit is done
     assert views.seconds_left(0.02, 1.5) is None and views.seconds_left(0.05, 1.0) == pytest.approx(19.0)
+    # a long run says its time left after 10 s, before 5% of it is done (100 steps of the lecture
+    # ConvNet on a busy server showed none)
+    assert views.seconds_left(0.01, 12.0) == pytest.approx(12.0 * 0.99 / 0.01)
     assert views.live_status({"status": "running", "target_epochs": 3}, [_batch(1, 1, 0.01, seconds=2.0)]).message \
         == "epoch 1/3 · 500 images/s"
 
@@ -207,6 +210,26 @@ def test_completed_message_counts_the_whole_run():
 
 
 # --------------------------------------------------------------------------- estimates
+def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_size():
+    """"The time it takes shows after its first steps" left a student to start the lecture ConvNet,
+    11 minutes on a busy server, blind. A network nearest in mult-adds an image (within 10x) lends
+    its speed, scaled by the two networks' work and the batch sizes, said as a guess."""
+    lecture = preset("lecture")  # seed_convnet: 6.2 M mult-adds an image, batch 32, 10 epochs
+    s2net = {"status": "completed", "model": "s2net", "ensemble": 1, "batch_size": 128, "samples_per_second": 10_000.0}
+    speed, like = views.guessed_speed([s2net], lecture)
+    ratio = models.mult_adds("s2net") / models.mult_adds("seed_convnet")
+    assert like == "s2net" and speed == pytest.approx(10_000 * ratio * (32 / 128) ** 0.5)
+    said = views.time_estimate(lecture, [s2net])
+    assert said == (f"it takes {views.duration(views.training_images(lecture) / speed).replace('about', 'roughly')}"
+                    " of training on this server, guessed from its s2net runs and the two networks' sizes (it has "
+                    "not trained seed_convnet yet)")
+    # logistic regression's speed is its overheads': 330 times less work says nothing of a ConvNet
+    logreg = {**s2net, "model": "logreg", "samples_per_second": 89_000.0}
+    assert views.guessed_speed([logreg], lecture) is None
+    assert views.time_estimate(lecture, [logreg]).startswith("the time it takes shows after its first steps")
+    assert views.guessed_speed([logreg, s2net], lecture)[1] == "s2net"  # the nearer in work
+
+
 def test_time_estimate_from_this_servers_speed():
     cfg = preset("fast")
     rows = [{"status": "completed", "model": cfg.model, "ensemble": 1, "samples_per_second": 1000.0},
