@@ -990,6 +990,18 @@ def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
     return _guide.find_run(list(runs), cfg) if cfg is not None else None
 
 
+# the runs whose losses a tour step draws side by side: the lecture ConvNet's stall against where
+# logistic regression ended, then the fixed ConvNet against the stall (the step sent students to the
+# Runs page, whose overlay starts on the newest three runs and left the tour's logistic regression out)
+_TOUR_LOSS_RUNS = {"seed": (_guide.LOGREG, _guide.SEED), "fixed": (_guide.SEED, _guide.FIXED)}
+
+
+def tour_loss_runs(runs: Sequence[Any], step_key: str) -> list[Any]:
+    """The user's runs whose loss curves a tour step overlays, once there are two; else []."""
+    found = [_guide.find_run(list(runs), cfg) for cfg in _TOUR_LOSS_RUNS.get(step_key, ())]
+    return found if len(found) > 1 and all(found) else []
+
+
 def tour_map_layer(step_key: str) -> str | None:
     """The Map layer a tour step's button opens on: the output scores for steps 4 and 5, whose notices
     ask for them (the Map opened on the last hidden layer, and the student had to find the menu)."""

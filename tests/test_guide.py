@@ -175,3 +175,21 @@ def test_the_live_hint_says_where_label_smoothing_stops_the_loss():
         hint = live_hint(preset("fast"), epochs)
         assert "label smoothing 0.1" in hint and "about 0.62" in hint, hint
         assert "label smoothing" not in live_hint(preset("fast", label_smoothing=0.0), epochs)
+
+
+def test_the_convnet_steps_draw_the_losses_they_ask_about(tmp_path):
+    """Step 4 sent students to the Runs page to overlay its loss with logistic regression's, and that
+    page's overlay starts on the newest three runs: the tour's logistic regression was left out. The
+    step now draws the two itself (step 5: the lecture ConvNet's against the fixed one's)."""
+    from signlab import views
+
+    seed = _fake_run(tmp_path, guide.SEED, "seed")
+    assert views.tour_loss_runs([seed], "seed") == []  # one curve to compare: nothing drawn
+    logreg = _fake_run(tmp_path, guide.LOGREG, "logreg")
+    fixed = _fake_run(tmp_path, guide.FIXED, "fixed")
+    runs = [fixed, logreg, seed]  # newest first
+    assert [r.id for r in views.tour_loss_runs(runs, "seed")] == ["logreg", "seed"]
+    assert [r.id for r in views.tour_loss_runs(runs, "fixed")] == ["seed", "fixed"]
+    assert views.tour_loss_runs(runs, "templates") == []
+    notice = {s.key: s.notice for s in guide.STEPS}["seed"]
+    assert "Runs page" not in notice and "drawn here" in notice
