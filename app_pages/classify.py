@@ -233,8 +233,11 @@ c2.plotly_chart(figures.single_image(views.model_view(model, x), input_title, he
 for note in prepared.notes:
     st.caption(f"Note: {note}.")
 if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
-    c3.info("**Nothing to classify.** " + ("The canvas is empty: draw a hand, or start from a dataset image."
-                                          if not is_photo else "The image is almost one flat shade."), icon="✋")
+    # a photo of noise read "almost one flat shade" at full size: it is, at the model's 28x28
+    c3.info("**Nothing to classify.** " + (
+        "Shrunk to the 28×28 pixels the model sees, the image is almost one flat shade (fine noise or "
+        "texture averages out to grey)." if is_photo else
+        "The canvas is empty: draw a hand, or start from a dataset image."), icon="✋")
     st.stop()
 
 seen = ui.or_stop("Could not classify", lambda: views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo,

@@ -447,6 +447,8 @@ def _uploads() -> dict[str, tuple[bytes, str, str]]:
                          "nothing", "3 frames"),  # its first frame is one flat shade
         "cmyk.jpg": (_encode(hand.convert("CMYK"), "JPEG", quality=90), "prediction", ""),
         "one-pixel.png": (_encode(Image.new("RGB", (1, 1), (200, 150, 100))), "nothing", ""),
+        # visibly not flat, but grey once shrunk: the message says it is flat at the model's size
+        "noise.png": (_encode(Image.fromarray(rng.integers(0, 256, (750, 1000, 3), dtype=np.uint8))), "nothing", ""),
         "huge.png": (_encode(Image.linear_gradient("L").resize((6000, 6000)), compress_level=1), "prediction",
                      "reduced in size"),
         "../../../../etc/passwd.png": (_encode(hand), "prediction", ""),
@@ -479,6 +481,7 @@ def test_classify_page_bad_uploads_give_a_message_or_a_prediction(classify_runs,
             assert errors[0].startswith(f"Cannot use this image: {name}: ") and words in errors[0], errors[0]
         elif outcome == "nothing":
             assert not errors and not verdicts and any("Nothing to classify" in i.value for i in at.info), name
+            assert any("Shrunk to the 28×28 pixels the model sees" in i.value for i in at.info), name
             assert not words or any(words in n for n in notes), (name, notes)
         else:
             assert not errors and len(verdicts) == 1, (name, errors, verdicts)
