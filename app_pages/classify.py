@@ -298,7 +298,7 @@ with left:
         faint = p_view < views.NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
         fig = figures.saliency_overlay(x, np.zeros_like(sal) if faint else sal, f"Grad-CAM for {name}", zmax=1.0,
                                        colorbar_title="evidence")
-        caption = (f"Bright regions are where the last convolution found evidence *for* {name}.")
+        caption = views.cam_caption(model, name)
         if faint:
             caption = (f"The model gives {name} almost nothing here ({views.percent(p_view, 1)}), "
                        f"so there is no evidence for it "

@@ -170,6 +170,22 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     return cam / (cam.max() or 1.0)
 
 
+def cam_size(model: nn.Module) -> tuple[int, int] | None:
+    """The (h, w) of the maps Grad-CAM reads (:func:`_cam_layer`), before they are stretched over the
+    28x28 input; None for a model without convolutions."""
+    if isinstance(model, LogisticRegression) or not conv_layers(model):
+        return None
+    layer, _ = _cam_layer(model)
+    seen: dict[str, tuple[int, int]] = {}
+
+    def hook(_m, _i, out):
+        seen["hw"] = tuple(out.shape[-2:])
+
+    with watch(layer, hook), torch.no_grad():
+        model(normalize_for(model, _batch([np.zeros((28, 28), np.float32)], model)))
+    return seen.get("hw")
+
+
 def _cam_layer(model: nn.Module) -> tuple[nn.Module, bool]:
     """The layer Grad-CAM reads, and whether its maps still need a ReLU: the activation right
     after the last convolution.

@@ -1112,6 +1112,19 @@ def probability(model: Any, x: np.ndarray, target: int) -> float:
     return float(_inference.predict(model, [x])[0][target])
 
 
+def cam_caption(model: Any, letter: str) -> str:
+    """What a Grad-CAM map shows, and how coarse it is: s2net's last maps are 3x3, stretched over the
+    28x28 input, and a student read its glow on the background beside a drawn hand as the model
+    looking at nothing."""
+    said = f"Bright regions are where the last convolution found evidence *for* {letter}."
+    size = _inference.cam_size(model)
+    if size is None or min(size) > 7:
+        return said
+    h, w = size
+    return (said + f" That layer's maps have only {h}×{w} cells, stretched over the 28×28 image, so the glow "
+            "is coarse and can spill onto the background beside the hand; the occlusion map is finer.")
+
+
 def saliency_map(model: Any, x: np.ndarray, target: int) -> np.ndarray:
     return _inference.saliency_map(model, x, target)
 

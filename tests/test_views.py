@@ -879,3 +879,12 @@ def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_coun
     assert [r["run_id"] for r in drawn] == ["a", "c"]
     assert said == "2 runs with no accuracy yet (queued, training or stopped before an epoch) are not drawn."
     assert views.rows_with_accuracy(rows[:1]) == (rows[:1], "")
+
+
+def test_grad_cam_says_how_coarse_its_map_is():
+    """s2net's last maps are 3x3, stretched over the 28x28 input: a student read the glow on the
+    background beside a drawn hand as the model looking at nothing."""
+    net = models.create_model("s2net").eval()
+    said = views.cam_caption(net, "W")
+    assert said.startswith("Bright regions are where the last convolution found evidence *for* W.")
+    assert "only 3×3 cells, stretched over the 28×28 image" in said and "occlusion map is finer" in said
