@@ -15,7 +15,7 @@ PAIR_KEY = "eval_pair"  # the chosen (true, predicted) cell, kept across pages
 MAX_PAIR_IMAGES = 30
 # box widths in pixels: the page's content is 820 px wide in a 1,280-px window with the sidebar open,
 # and the picker's image grid (6 tiles of 58 px) needs about 350
-MATRIX_PX, PICKER_PX, METRIC_PX = 440, 350, 180
+MATRIX_PX, PICKER_PX, METRIC_PX = 440, 350, 170  # four metrics: 776 px with the gaps, under 820
 # the per-letter table (letter 60 + three bars of 100 + images 60 px) and its legend beside it: together
 # 800 px, so side by side in a 1,280-px window and the legend under the table in an 820-px one, whose
 # content is 488 px wide (as columns of 2:1 the table there was 290 px and hid F1 and the image count)

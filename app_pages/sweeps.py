@@ -30,11 +30,14 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     # enter_to_submit off: Enter in a number box started a sweep (three, for one student). Each help
     # names its box's range: a number outside it only turns the box red, and Start does nothing
     # until it is back inside.
+    # the architecture outside the form: inside, the sentence on what is searched (a width only for
+    # models that have one) kept the first model's words until Start was pressed
+    names = views.model_names()
+    model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
+                         width=FIELD_PX, key="sweep_model")
+    st.caption(views.sweep_search_text(model))
     with st.form("new_sweep", enter_to_submit=False, border=False):
         fields = st.container(horizontal=True, gap="small")
-        names = views.model_names()
-        model = fields.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
-                                 width=FIELD_PX)
         trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most (1–500).",
                                      width=FIELD_PX)
         epochs = fields.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
@@ -45,7 +48,6 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
                                         help="Trials run in parallel, one per worker; more than one only helps "
                                              "with several CPU cores or GPUs (1–8).")
         submitted = st.form_submit_button("▶ Start sweep", type="primary")
-    st.caption(views.sweep_search_text(model))
     if submitted:
         with ui.guard("Could not start the sweep"):
             started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),

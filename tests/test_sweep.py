@@ -224,6 +224,11 @@ def test_sweeps_page_renders(tmp_path, monkeypatch):
     assert [e.label for e in at.expander if "New sweep" in e.label]
     assert any(b.label.startswith("▶") and "sweep" in b.label.lower() for b in at.button), [b.label for b in at.button]
     assert not at.dataframe  # no trial table without a study
+    # what is searched follows the chosen architecture at once (in the form it kept the first one's)
+    assert any(", width " in c.value for c in at.caption if c.value.startswith("Searched:"))
+    next(s for s in at.selectbox if s.label == "Architecture").set_value("logreg").run()
+    searched = [c.value for c in at.caption if c.value.startswith("Searched:")]
+    assert len(searched) == 1 and ", width " not in searched[0]
 
 
 def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):
