@@ -671,12 +671,16 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     the lecture ConvNet's output ReLU clips to zero, appears only for that model.
     """
     has_logits = series.get("dead_logits") is not None
-    titles = ["Gradient size ‖∇W‖", "Weight size ‖W‖",  # short: with "per layer" the two ran into each other
-              "Dead ReLU units (%)" if series.get("dead") else "No ReLU in this model"]  # the longer title ran off the chart's left edge
+    # a model with no ReLU (logistic regression) gets one row: its "No ReLU in this model" panel
+    # left an empty block of some 200 px
+    has_relu = bool(series.get("dead")) or has_logits
+    titles = ["Gradient size ‖∇W‖", "Weight size ‖W‖"]  # short: with "per layer" the two ran into each other
+    if has_relu:
+        titles.append("Dead ReLU units (%)" if series.get("dead") else "No ReLU in this model")
     if has_logits:
         titles.append("Output scores clipped to 0 (%)")  # longer ran past its half of the chart
     cols = 2
-    rows = 2
+    rows = 2 if has_relu else 1
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
     steps = series.get("steps", [])
     import plotly.colors as pc
@@ -706,12 +710,16 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     # ticks between powers of ten, which read as "2" above "10" and "5 2 1 5 2 0.1"
     fig.update_yaxes(type="log", tickformat="~g", row=1, col=1)
     fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
-    fig.update_yaxes(range=[0, 100], row=2, col=1)
-    fig.update_xaxes(title_text="step", row=2)
+    if has_relu:
+        fig.update_yaxes(range=[0, 100], row=2, col=1)
+    fig.update_xaxes(title_text="step", row=rows)
     # The legend (one entry a layer, up to a dozen) took a third of the width at the right, leaving the
     # panels 90 px wide in the Train page's column. Without a fourth panel it fills the empty bottom-right
     # cell; with one, it runs in rows under the panels.
-    if has_logits:
+    if not has_relu:
+        legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top")
+        height = 340
+    elif has_logits:
         legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.14, yanchor="top")
         height = 560 + 22 * int(np.ceil(len(fig.data) / 3))
     else:
