@@ -592,31 +592,42 @@ class RunStore:
             new = RunState(state) if state is not None else RunState(row.state)
             if new in FINAL:  # the holder lets go
                 values.update(worker=None, pid=None, lease_until=None, control=None, resume_epochs=None)
-            elif new == S.RUNNING and row.state == S.PAUSED.value and row.control == "pause":
-                values["control"] = None
             if new in HOLDING:
                 values["lease_until"] = now + lease_seconds()
             if not self._set(conn, row, new, now, **values):
                 raise LeaseLost(f"run {claim.run_id} changed while it was being updated")
 
+    RESUME_WAIT = "resuming as soon as a slot is free"
+
     def resume(self, claim: Claim) -> bool:
         """The holder of a paused run whose Resume was pressed takes a slot back: True once the run
         is running again; False (and a message saying why) while ``claim.limit`` runs train. The
-        runs queued meanwhile wait for it (:data:`_TAKES_SLOT`). LeaseLost if not held."""
+        runs queued meanwhile wait for it (:data:`_TAKES_SLOT`). LeaseLost if not held.
+
+        Called a few times a second while it waits, so a full server is read, not locked: the
+        serialised transaction (one writer at a time on SQLite) only when a slot looks free."""
+        training = sa.select(sa.func.count()).select_from(runs_table).where(
+            runs_table.c.state.in_([s.value for s in _TRAINING]))
+        if claim.limit is not None:
+            with self._reader() as conn:
+                full = conn.execute(training).scalar() >= claim.limit
+                said = conn.execute(sa.select(runs_table.c.message)
+                                    .where(runs_table.c.run_id == claim.run_id)).scalar() == self.RESUME_WAIT
+            if full:
+                if not said:
+                    with self._tx() as conn:
+                        self._held(conn, claim)
+                        conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
+                                                               runs_table.c.attempt == claim.attempt)
+                                     .values(updated=time.time(), message=self.RESUME_WAIT))
+                return False
         with self._tx(serialise=True) as conn:
             now = time.time()
             row = self._held(conn, claim)
             if row.state != S.PAUSED.value:
                 return True
-            if claim.limit is not None:
-                training = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
-                    runs_table.c.state.in_([s.value for s in _TRAINING]))).scalar()
-                if training >= claim.limit:
-                    conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
-                                                           runs_table.c.attempt == claim.attempt)
-                                 .values(updated=now, lease_until=now + lease_seconds(),
-                                         message="resuming as soon as a slot is free"))
-                    return False
+            if claim.limit is not None and conn.execute(training).scalar() >= claim.limit:
+                return False  # taken since it was read
             if not self._set(conn, row, S.RUNNING, now, lease_until=now + lease_seconds(), message="training"):
                 raise LeaseLost(f"run {claim.run_id} changed while it was being resumed")
             return True

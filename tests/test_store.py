@@ -398,6 +398,7 @@ def test_a_paused_run_gives_its_slot_to_the_queue_and_resumes_when_one_is_free(t
     assert store.capacity().holding == 2  # alice waits for the slot, so carol may not take it
     assert store.claim("wc", limit=1) is None
     assert store.resume(a) is False and store.get("alice")["message"] == "resuming as soon as a slot is free"
+    assert store.resume(a) is False  # asked again while it waits: still paused
     store.update(b, RunState.COMPLETED)
     assert store.claim("wc", limit=1) is None  # the freed slot is alice's
     assert store.resume(a) is True and store.get("alice")["status"] == RunState.RUNNING
