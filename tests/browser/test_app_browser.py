@@ -93,7 +93,8 @@ def test_sweeps_form_is_whole_in_a_narrow_window(page, server):
     with step(page, f"open Sweeps in a window of {NARROW} px (the sidebar open)"), narrow_window(page):
         goto(page, server, "/sweeps")
         page.get_by_role("button", name="Start sweep").wait_for(timeout=30_000)
-        boxes = page.locator("[data-testid=stForm] input").evaluate_all(
+        # the architecture above the form (so what is searched follows it), the four numbers in it
+        boxes = page.locator("[data-testid=stExpander] input").evaluate_all(
             "es => es.map(e => e.closest('[data-testid=stElementContainer]').getBoundingClientRect().width)")
         controls, bad = cut_controls(page)
     with step(page, "each of the five settings has room for its number, and nothing is cut"):
