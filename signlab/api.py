@@ -48,9 +48,10 @@ class ControlWatcher:
             trainer.stop()
         elif self.lease.control == "pause":
             self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on")
-            while not self._resumed():
-                time.sleep(self.poll)
-                self.lease.beat()
+            with trainer.off_the_clock():  # a pause is not training time (the speed, the estimates)
+                while not self._resumed():
+                    time.sleep(self.poll)
+                    self.lease.beat()
             if self.lease.control == "stop" or self.lease.lost.is_set():
                 trainer.stop()
 

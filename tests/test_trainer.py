@@ -66,6 +66,29 @@ def test_stop_from_a_callback_mid_epoch(small_dataset):
     assert trainer.stop_requested
 
 
+def test_time_off_the_clock_is_not_training_time(small_dataset):
+    """A pause (a callback waiting off the clock) counted as training: "4 epochs in 66 s of training"
+    after a 33-s pause, and "8 images/s" on resuming, and the run's speed made later estimates long."""
+    import time
+
+    paused = []
+
+    def pause_once(event, trainer):
+        if isinstance(event, BatchEnd) and not paused:
+            with trainer.off_the_clock():
+                time.sleep(1.0)
+            paused.append(event.step)
+
+    _, quick, _ = _fit(small_dataset, epochs=1, batch_size=100, log_every=2, augment=False)
+    _, end, events = _fit(small_dataset, [pause_once], epochs=1, batch_size=100, log_every=2, augment=False)
+    assert paused and end.epochs_completed == 1
+    assert end.train_seconds < quick.train_seconds + 0.5, (end.train_seconds, quick.train_seconds)
+    [epoch] = [e for e in events if isinstance(e, EpochEnd)]
+    assert epoch.epoch_seconds < quick.train_seconds + 0.5
+    after = [e for e in events if isinstance(e, BatchEnd)][1]  # the log right after the pause
+    assert after.train_seconds < quick.train_seconds + 0.5
+
+
 def test_stop_after_an_epoch(small_dataset):
     def stop_after_first_epoch(event, trainer):
         if isinstance(event, EpochEnd):
