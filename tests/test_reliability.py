@@ -393,7 +393,8 @@ def test_train_page_link_with_out_of_range_settings(tmp_path, monkeypatch, app_c
     assert len(warnings) == len(query)
     assert not at.error, [e.value for e in at.error]  # the defaults make a valid config
     names = {"Epochs": "epochs", "Batch size": "batch_size", "Learning rate": "lr", "Weight decay": "weight_decay",
-             "Seed": "seed", "Ensemble size": "ensemble"}
+             "Seed": "seed", "Ensemble size": "ensemble", "Label smoothing": "label_smoothing",
+             "Bias rate ×": "norm_lr_scale"}
     for box in at.number_input:
         lo, hi = RANGES[names[box.label]]
         assert lo <= box.value <= hi, (box.label, box.value)
@@ -406,13 +407,14 @@ def test_train_page_link_with_good_settings_applies_them(tmp_path, monkeypatch, 
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     query = {"model": "mlp", "epochs": "2", "batch_size": "64", "lr": "0.01", "weight_decay": "0",
              "seed": "7", "optimizer": "sgd", "schedule": "cosine", "augment": "false", "device": "cpu",
-             "ensemble": "2", "input_norm": "equalize"}
+             "ensemble": "2", "input_norm": "equalize", "label_smoothing": "0", "norm_lr_scale": "1", "tta": "false"}
     at = _page("train", query)
     _no_exception(at)
     assert not at.warning, [w.value for w in at.warning]
     values = {b.label: b.value for b in at.number_input}
     assert values == {"Epochs": 2, "Batch size": 64, "Learning rate": 0.01, "Weight decay": 0.0, "Seed": 7,
-                      "Ensemble size": 2}
+                      "Ensemble size": 2, "Label smoothing": 0.0, "Bias rate ×": 1.0}
+    assert {t.label: t.value for t in at.toggle} == {"Augmentation": False, "Test-time shifts": False}
     assert {s.label: s.value for s in at.selectbox if s.label in ("Architecture", "Optimizer", "Schedule",
                                                                   "Device", "Input normalisation")} == {
         "Architecture": "mlp", "Optimizer": "sgd", "Schedule": "cosine", "Device": "cpu",
