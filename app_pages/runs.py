@@ -178,7 +178,8 @@ with left:
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):
                 ui.stop(run.id)
-                st.session_state["runs_flash"] = f"Asked {ui.md(shown_name)} to stop."
+                st.session_state["runs_flash"] = (f"Run “{ui.md(shown_name)}” " + (
+                    "taken out of the queue." if waiting else "stops after its current batch."))
                 st.rerun()
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):

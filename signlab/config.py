@@ -148,7 +148,7 @@ class TrainConfig:
     # on batches on the device
     augment: bool = setting(True, label="Augmentation", search=(True, False),
                             presets={"lecture": False},
-                            help="Random changes to the training images, as augment_style says; photo-like "
+                            help="Random changes to the training images (shifts, or those --augment-style names); photo-like "
                                  "augmentation (the robust preset), when set, replaces them and applies either way.")
     augment_style: str = setting("shift", choices=AUGMENT_STYLES, presets={"robust": "affine"},
                                  help="shift: move each image by up to 2 pixels (cheap; best for short runs). "
@@ -187,9 +187,9 @@ class TrainConfig:
     norm_lr_scale: float = setting(10.0, range=(0.01, 100.0), presets={"robust": 1.0, "lecture": 1.0},
                                    label="Bias rate ×", column=0, step=1.0,
                                    help="Learning-rate multiplier for the batch-norm scales and every bias, "
-                                        "which also get no weight decay (1: one rate for all).")
+                                        "which also get no weight decay; 1 gives every weight one rate.")
     tta: bool = setting(True, presets={"robust": False, "lecture": False}, label="Test-time shifts",
-                        help="Test-time shifts: average the predictions for the image and its four "
+                        help="Average the predictions for the image and its four "
                              "1-pixel shifts (test accuracy, evaluation and Classify).")
     # auto in every preset. The lecture preset was once pinned to fp32 after a reading of bf16 at
     # 0.96x the lecture loop's samples/s against 1.40x for fp32; on a quiet 2-core AVX512-BF16 CPU

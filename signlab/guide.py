@@ -84,7 +84,7 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
 
 
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
-    """The newest run with weights that trained ``cfg.model`` with the step's preset; not a
+    """The newest completed run with weights that trained ``cfg.model`` with the step's preset; not a
     calibrated one (it keeps its parent's settings, and after step 8 steps 5 and 6 showed the
     calibrated run's accuracy as "your ConvNet"'s)."""
     for r in runs:  # list_runs gives newest first
@@ -92,7 +92,10 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
             c = r.config
         except Exception:  # noqa: BLE001 - an unreadable run is simply not this step's
             continue
-        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and calibration_info(r) is None:
+        # finished runs only: a run still training showed its half-way accuracy as the step's
+        # result, and one stopped after an epoch stood for "your lecture ConvNet"
+        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and calibration_info(r) is None \
+                and str(r.summary().get("status")) == "completed":
             return r
     return None
 

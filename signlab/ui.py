@@ -931,7 +931,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         others = owner if owner and owner != user().id else None  # an instructor watching a student's run
         st.subheader(md(views.run_heading(run.name, run.id, cfg.model, others)))
         st.caption(views.config_line(cfg, status.get("device", "")) + f" · id `{run.id}`"
-                   + (f" · {md(others)}'s run" if others else ""))
+                   + (f" · owner {md(others)}" if others and run.name and run.name != run.id else ""))
 
     def progress() -> None:
         jm.tick()

@@ -193,3 +193,17 @@ def test_the_convnet_steps_draw_the_losses_they_ask_about(tmp_path):
     assert views.tour_loss_runs(runs, "templates") == []
     notice = {s.key: s.notice for s in guide.STEPS}["seed"]
     assert "Runs page" not in notice and "drawn here" in notice
+
+
+def test_a_step_reads_only_a_finished_run(tmp_path):
+    """Step 5 gave a run still training (its weights after epoch 2) as the result, "+53 points", and
+    a lecture ConvNet an instructor stopped after one epoch stood for the student's."""
+    done = _fake_run(tmp_path, guide.SEED, "done")
+    for rid, state in (("stopped", "stopped"), ("training", "running")):
+        run = create_run(guide.SEED, tmp_path, run_id=rid, status=state)
+        (run.dir / "model.safetensors").write_bytes(b"")
+    from signlab.runs import list_runs
+
+    runs = list_runs(tmp_path)
+    assert {r.id for r in runs} == {"done", "stopped", "training"}
+    assert guide.find_run(runs, guide.SEED).id == done.id

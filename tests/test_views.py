@@ -538,6 +538,9 @@ def test_tour_page_run_is_the_run_the_step_shows(tmp_path):
         def has_weights(self):
             return self.weights
 
+        def summary(self):  # a step reads finished runs only
+            return {"status": "completed"}
+
     logreg, seed, fixed = R(guide.LOGREG), R(guide.SEED), R(guide.FIXED, weights=False)
     runs = [fixed, seed, logreg]
     assert views.tour_page_run(runs, "templates") is logreg
