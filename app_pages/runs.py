@@ -26,6 +26,11 @@ if not runs:
     st.stop()
 
 by_id = {r.id: r for r in runs}
+# a link to a run (the other pages' links carry one) chooses it under Manage a run, once; one to a run
+# not here says so at the top, where the eye starts (not silently another run under a link naming it)
+linked = st.query_params.pop("run", None) if "run" in st.query_params else None
+if linked is not None and linked not in by_id:
+    st.warning(ui.not_openable_text(linked, then="; Manage a run shows the newest run instead"), icon="⚠️")
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader(f"All runs ({len(runs)})")
@@ -124,13 +129,8 @@ if gone_id is not None and gone_id not in ids:
     st.session_state.pop(MANAGE)
     st.session_state["runs_warn"] = ui.run_gone_text(gone_id, "nothing was done; here is the newest run instead")
     st.rerun()
-# a link to a run (the other pages' links carry one) chooses it once; one to a run not here says so,
-# rather than silently show another run under a link that names this one
-linked = st.query_params.pop("run", None) if "run" in st.query_params else None
 if gone_id is None:
-    if linked is not None and linked not in ids:
-        st.warning(ui.not_openable_text(linked, then="; showing the newest run instead"), icon="⚠️")
-    st.session_state[MANAGE] = linked if linked in ids else ids[0]
+    st.session_state[MANAGE] = linked if linked in by_id else ids[0]
 # a new key after a rename: a select box keeps the label it had when chosen, and it showed the old name
 run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
                       format_func=ui.run_labels(runs).__getitem__,
