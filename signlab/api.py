@@ -193,8 +193,8 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
     if end.status == RunState.COMPLETED:
         # what a user waits for besides training (the data, the network, each epoch's validation, the
         # saves and the test accuracy), per epoch of this fit: the Train page's time estimates add it
-        # for as many epochs as they estimate (views.time_estimate)
-        overhead = max(0.0, time.perf_counter() - writer.started - end.train_seconds)
+        # for as many epochs as they estimate (views.time_estimate); a pause is neither
+        overhead = max(0.0, time.perf_counter() - writer.started - end.train_seconds - trainer.seconds_off_the_clock)
         found["overhead_per_epoch"] = overhead / max(1, end.epochs_completed - start_epoch)
     if found:
         run.store.annotate(run.id, **found)

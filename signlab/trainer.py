@@ -220,6 +220,11 @@ class Trainer:
                 self._tally.started += gap
                 self._tally.log_started += gap
 
+    @property
+    def seconds_off_the_clock(self) -> float:
+        """The time spent in :meth:`off_the_clock` so far (pauses): neither training nor overhead."""
+        return self._clock_skipped
+
     def stop(self) -> None:
         """Ask training to end after the current batch (safe to call from any thread)."""
         self._stop_requested = True

@@ -80,13 +80,14 @@ def test_time_off_the_clock_is_not_training_time(small_dataset):
             paused.append(event.step)
 
     _, quick, _ = _fit(small_dataset, epochs=1, batch_size=100, log_every=2, augment=False)
-    _, end, events = _fit(small_dataset, [pause_once], epochs=1, batch_size=100, log_every=2, augment=False)
+    trainer, end, events = _fit(small_dataset, [pause_once], epochs=1, batch_size=100, log_every=2, augment=False)
     assert paused and end.epochs_completed == 1
     assert end.train_seconds < quick.train_seconds + 0.5, (end.train_seconds, quick.train_seconds)
     [epoch] = [e for e in events if isinstance(e, EpochEnd)]
     assert epoch.epoch_seconds < quick.train_seconds + 0.5
     after = [e for e in events if isinstance(e, BatchEnd)][1]  # the log right after the pause
     assert after.train_seconds < quick.train_seconds + 0.5
+    assert trainer.seconds_off_the_clock >= 1.0  # api._fit leaves it out of the run's overhead too
 
 
 def test_stop_after_an_epoch(small_dataset):
