@@ -30,7 +30,7 @@ from .errors import RunError, SignlabError
 from .fsutil import atomic_write
 from .labels import LETTERS, NUM_CLASSES
 from .models import first_network, watch
-from .numbers import duration
+from .numbers import duration, newest_median
 from .normalize import normalize_for
 from .predict import forward_views, to_float_images
 from .runs import Run
@@ -210,14 +210,7 @@ def measured_tsne_seconds(rows: Iterable[dict[str, Any]], limit: int = 5) -> flo
     """How long a t-SNE map of the test set took here: the median of the newest ``limit`` runs'
     ``tsne_seconds`` (kept in the run store by :func:`run_map`); None before the first. CPUs differ
     several-fold (20 s here, the rough guess 83 s), so a page says this, not a constant."""
-    found = []
-    for row in rows:
-        v = row.get("tsne_seconds")
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0:
-            found.append(float(v))
-        if len(found) == limit:
-            break
-    return float(np.median(found)) if found else None
+    return newest_median(rows, "tsne_seconds", least=1e-9, limit=limit)
 
 
 def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Progress | None = None,

@@ -8,6 +8,8 @@ student who reads 100% beside "1 mistake" is told two different things.
 from __future__ import annotations
 
 import math
+from statistics import median
+from typing import Any, Iterable
 
 MAX_DIGITS = 4  # past this, the figure is as close to 100% as any test set here can tell
 
@@ -48,3 +50,17 @@ def duration(seconds: float | None) -> str:
     if s < 90:
         return f"about {max(1, round(s))} s"
     return f"about {round(s / 60)} min"
+
+
+def newest_median(rows: Iterable[dict[str, Any]], key: str, least: float = 0.0, limit: int = 5) -> float | None:
+    """The median of ``key`` over the first ``limit`` of ``rows`` (newest first) that recorded it as a
+    finite number of at least ``least``; None when none did. The pages' measured speeds, overheads
+    and t-SNE times: one slow run among five does not move the figure."""
+    found: list[float] = []
+    for row in rows:
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= least:
+            found.append(float(v))
+            if len(found) == limit:
+                break
+    return float(median(found)) if found else None

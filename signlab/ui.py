@@ -230,9 +230,13 @@ def run_label(run: Run) -> str:
                                                       else "")
     kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
     # whose it is, when it is not this user's: an instructor's pickers listed a class's runs alike
-    owner = s.get("owner")
-    whose = f" · {owner}" if owner and owner != user().id else ""
-    return f"{name} · {model}{kind} · {s['status']}{acc_s}{whose}"
+    whose = someone_else(s.get("owner"))
+    return f"{name} · {model}{kind} · {s['status']}{acc_s}" + (f" · {whose}" if whose else "")
+
+
+def someone_else(owner: str | None) -> str | None:
+    """``owner`` when it is not this session's user (an instructor looking at a student's run), else None."""
+    return owner if owner and owner != user().id else None
 
 
 def run_labels(available: list[Run]) -> dict[str, str]:
@@ -840,7 +844,7 @@ def start_refusal() -> str:
     except access.QuotaError as err:
         return str(err)
     except SignlabError:  # the database away: the click on Start will say so
-        return ""
+        pass
     return ""
 
 
@@ -927,8 +931,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     cfg = run.config  # read once (a file): the heading, the hint and the health legend use it
     if not compact:  # drawn once, outside the polling: every element a poll redraws costs the browser
         status = run.status()
-        owner = status.get("owner")
-        others = owner if owner and owner != user().id else None  # an instructor watching a student's run
+        others = someone_else(status.get("owner"))  # an instructor watching a student's run
         st.subheader(md(views.run_heading(run.name, run.id, cfg.model, others)))
         st.caption(views.config_line(cfg, status.get("device", "")) + f" · id `{run.id}`"
                    + (f" · owner {md(others)}" if others and run.name and run.name != run.id else ""))

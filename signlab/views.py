@@ -21,9 +21,9 @@ from . import handshape as _handshape
 from .data import TRAIN_ROWS
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
-from .numbers import DASH, count_text, duration, percent_text
+from .numbers import DASH, count_text, duration, newest_median, percent_text
 from .preprocess import Prepared, looks_unusual
-from .store import ACTIVE, HOLDING, RunState
+from .store import ACTIVE, HOLDING, RunState, RunStore
 
 # --------------------------------------------------------------------------- numbers as a student reads them
 TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
@@ -89,7 +89,7 @@ def _pause_words(paused: bool, resuming: bool) -> str:
     if not paused:
         return ""
     # a paused run gives its slot to the queue (store._TAKES_SLOT), so Resume may have to wait
-    return " · resuming as soon as a slot is free" if resuming else " · paused"
+    return f" · {RunStore.RESUME_WAIT}" if resuming else " · paused"
 
 
 # share of a fit before its time left is shown: the first steps carry the model's first build and
@@ -170,21 +170,21 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     notice says why.
     """
     state = str(status.get("status") or "")
+    # "Start trains another one beside it" sat under the quota's refusal to start one
+    refused = f"**Start** is off: {start_refused}." if start_refused else ""
     if not state:
-        return LiveStatus("", "info", "", can_start=not start_refused,
-                          notice=f"**Start** is off: {start_refused}." if start_refused else "")
+        return LiveStatus("", "info", "", can_start=not start_refused, notice=refused)
     target = int(status.get("target_epochs") or target_epochs or 0)
     done = int(status.get("epochs_completed") or 0)
     active = state in ACTIVE
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
-    # "Start trains another one beside it" sat under the quota's refusal to start one
-    start = f"**Start** is off: {start_refused}." if start_refused else "**Start** trains another one beside it."
     if elsewhere and active and mine:
         doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
-        notice = f"This is your run that is {doing}, started in another tab or session. {start}"
+        notice = (f"This is your run that is {doing}, started in another tab or session. "
+                  + (refused or "**Start** trains another one beside it."))
     else:
-        notice = start if start_refused else ""
+        notice = refused
     buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
@@ -256,7 +256,9 @@ def run_phrase(name: str | None, run_id: str, model: str | None = None, owner: s
     <model> run" when ``owner`` names someone else (an instructor watching a student's run)."""
     if name and name != run_id:
         return name
-    return f"{owner + chr(39) + 's' if owner else 'your'} {model} run" if model else run_id
+    if not model:
+        return run_id
+    return f"{owner}'s {model} run" if owner else f"your {model} run"
 
 
 def quoted_run(name: str | None, run_id: str, model: str | None = None) -> str:
@@ -371,13 +373,6 @@ def _alike(rows: Iterable[dict[str, Any]], cfg: Any) -> list[dict[str, Any]]:
     return same or done
 
 
-def _measured(rows: Sequence[dict[str, Any]], key: str, least: float = 0.0) -> float | None:
-    """The median of ``key`` over the newest five of ``rows`` that recorded it (a value under
-    ``least`` is not a measurement)."""
-    values = [v for v in (_number(r.get(key)) for r in rows) if v is not None and v >= least][:5]
-    return float(np.median(values)) if values else None
-
-
 def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:
     """Images a second this server trained ``cfg``'s network at, from its completed runs (median of
     the newest five, :func:`_alike`); None when it has not trained that network yet."""
@@ -385,7 +380,7 @@ def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:
 
 
 def _speed(alike: Sequence[dict[str, Any]]) -> float | None:
-    return _measured(alike, "samples_per_second", least=1e-9)
+    return newest_median(alike, "samples_per_second", least=1e-9)
 
 
 GUESS_WITHIN = 10.0  # a network guessed from one this many times more or less work an image, at most
@@ -438,25 +433,24 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     ``busy``: runs training on the server now, which share its cores (the measured speed was not)."""
     rows = list(rows)
     alike = _alike(rows, cfg)  # read once for the speed and the overhead
-    speed = _speed(alike)
+    speed, like = _speed(alike), None
     if speed is None:
         guess = guessed_speed(rows, cfg)
         if guess is None:
             # said as a fact of this server: "the page says how long" read as a promise not kept
             return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
         speed, like = guess
-        # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind
-        return (f"it takes {duration(training_images(cfg, n_train) / speed).replace('about', 'roughly')} of "
-                f"training on this server, guessed from its {like} runs and the two networks' sizes (it has "
-                f"not trained {cfg.model} yet)")
-    rows = alike
     shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
               if busy > 0 else "")
     training = training_images(cfg, n_train) / speed
+    if like is not None:
+        # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind
+        return (f"it takes {duration(training).replace('about', 'roughly')} of training on this server, guessed "
+                f"from its {like} runs and the two networks' sizes (it has not trained {cfg.model} yet)" + shared)
     # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
     # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
     # Finished, 5 s said)
-    per_epoch = _measured(rows, "overhead_per_epoch")
+    per_epoch = newest_median(alike, "overhead_per_epoch")
     whole = training + per_epoch * int(cfg.epochs) if per_epoch is not None else training
     if duration(whole) == duration(training):  # none measured yet (older runs), or lost in the rounding
         return f"it takes {duration(training)} on this server" + shared
