@@ -223,6 +223,7 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     assert said == (f"it takes {views.duration(views.training_images(lecture) / speed).replace('about', 'roughly')}"
                     " of training on this server, guessed from its s2net runs and the two networks' sizes (it has "
                     "not trained seed_convnet yet)")
+    assert views.time_estimate(lecture, [s2net], busy=1) == said + ", longer while 1 other run trains here"
     # logistic regression's speed is its overheads': 330 times less work says nothing of a ConvNet
     logreg = {**s2net, "model": "logreg", "samples_per_second": 89_000.0}
     assert views.guessed_speed([logreg], lecture) is None
