@@ -30,15 +30,14 @@ from typing import Any, Iterable
 
 from .config import TrainConfig
 from .data import TEST_ROWS, TRAIN_ROWS
-from .errors import SignlabError
+from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a start past the job quota too
 from .models import create_model, layer_summary
 from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import Run, delete_run, list_runs, open_run_id
-from .store import ACTIVE, RunState, store_for
+from .store import ACTIVE, RunState, active_refusal, store_for
 from .sweep import start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
-from .numbers import count_text
 
 ROLES = ("student", "instructor", "local")
 ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
@@ -46,10 +45,6 @@ ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "d
 
 class AccessError(SignlabError):
     """The acting user may not do this (names the action and why)."""
-
-
-class QuotaError(SignlabError):
-    """A start would go past a quota (says which, the numbers, and what would fit)."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +248,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
     mine = store_for(root).rows(owner=user.id)
     active = sum(r["status"] in ACTIVE for r in mine)
     if active + new_jobs > pol.max_active_per_user:
-        raise QuotaError(f"you have {count_text(active, 'run')} queued or training, and the limit is {pol.max_active_per_user} "
-                         "at a time; wait for one to finish, or stop one")
+        raise QuotaError(active_refusal(active, pol.max_active_per_user))
     if cfg is None:
         return
     if len(mine) + new_jobs > pol.max_runs_per_user:
@@ -281,13 +275,17 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
 
 # --------------------------------------------------------------------------- actions
 def submit(user: User, cfg: TrainConfig, pol: Policy, jobs, name: str | None = None) -> Run:
-    """Queue a run owned by ``user`` (``jobs``: the JobManager) after the quota checks."""
+    """Queue a run owned by ``user`` (``jobs``: the JobManager) after the quota checks.
+
+    The job quota is checked twice: here, for the message with the others, and by the store in the
+    insert's own transaction, where two tabs (or a double click) starting at one instant cannot
+    both pass it (each counted the runs before the other's was written)."""
     check_start(user, cfg, pol, jobs.runs_dir)
-    return jobs.submit(cfg, name=name, owner=user.id)
+    return jobs.submit(cfg, name=name, owner=user.id, max_active=_job_quota(user, pol))
 
 
 def stop(user: User, run_id: str, pol: Policy, jobs) -> RunState:
-    return jobs.cancel(open_for(user, run_id, "stop", pol, jobs.runs_dir))
+    return jobs.cancel(open_for(user, run_id, "stop", pol, jobs.runs_dir), by=user.id)
 
 
 def pause(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> RunState:
@@ -301,7 +299,12 @@ def resume(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = N
 def continue_run(user: User, run_id: str, epochs: int, pol: Policy, jobs) -> Run:
     open_for(user, run_id, "continue", pol, jobs.runs_dir)
     check_start(user, None, pol, jobs.runs_dir)
-    return jobs.submit_continue(run_id, epochs)
+    return jobs.submit_continue(run_id, epochs, max_active=_job_quota(user, pol))
+
+
+def _job_quota(user: User, pol: Policy) -> int | None:
+    """How many runs ``user`` may have queued or training, for the store's own check (None: no limit)."""
+    return None if user.manages_all else pol.max_active_per_user
 
 
 def rename(user: User, run_id: str, name: str, pol: Policy, runs_dir: Path | str | None = None) -> Run:

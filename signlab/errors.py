@@ -24,3 +24,7 @@ class ConfigError(SignlabError):
 
 class RunError(SignlabError):
     """A run id or run directory is invalid, missing, unsafe or unreadable."""
+
+
+class QuotaError(SignlabError):
+    """A start would go past a quota on a shared server (says which, the numbers, and what would fit)."""

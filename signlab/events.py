@@ -12,6 +12,10 @@ if TYPE_CHECKING:  # annotation only: the trainer imports this module
     from .trainer import Trainer
 
 
+# how FitEnd's message starts when stop() ended the fit: the pages put who asked in its place
+STOPPED_BY_REQUEST = "stopped by request"
+
+
 @dataclass(frozen=True)
 class FitStart:
     total_epochs: int  # the epoch number training will end on (continuations count on)

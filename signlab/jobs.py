@@ -69,23 +69,26 @@ class JobManager:
         return store_for(self.runs_dir, self.db)
 
     # -- submitting and controlling
-    def submit(self, cfg: TrainConfig, name: str | None = None, owner: str | None = None) -> Run:
-        """Queue a new run; it starts as soon as a slot is free."""
-        run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner)
+    def submit(self, cfg: TrainConfig, name: str | None = None, owner: str | None = None,
+               max_active: int | None = None) -> Run:
+        """Queue a new run; it starts as soon as a slot is free. ``max_active``: the owner's job quota
+        (QuotaError when they have that many runs queued or training)."""
+        run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner, max_active=max_active)
         self.tick()
         return run
 
-    def submit_continue(self, run_id: str, epochs: int) -> Run:
-        """Queue ``epochs`` more epochs of a finished (or interrupted) run."""
+    def submit_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> Run:
+        """Queue ``epochs`` more epochs of a finished (or interrupted) run (``max_active``: as for submit)."""
         run = open_run(run_id, self.runs_dir)
         run.check_continuable()
-        self.store.enqueue_continue(run.id, int(epochs))
+        self.store.enqueue_continue(run.id, int(epochs), max_active=max_active)
         self.tick()
         return run
 
-    def cancel(self, run: Run) -> RunState:
-        """Stop a run: a queued one never starts, a running one stops after its current batch."""
-        return self.store.request(run.id, "stop")
+    def cancel(self, run: Run, by: str | None = None) -> RunState:
+        """Stop a run: a queued one never starts, a running one stops after its current batch.
+        ``by``: who asks (its owner is told when it was someone else)."""
+        return self.store.request(run.id, "stop", by=by)
 
     # -- the queue
     def queued(self) -> list[Run]:

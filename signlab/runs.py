@@ -411,7 +411,7 @@ class Run:
             "schedule": cfg.get("schedule"), "augment": cfg.get("augment"),
             "val_accuracy": row.get("val_accuracy"), "test_accuracy": row.get("test_accuracy"),
             "train_seconds": row.get("train_seconds"), "created": row.get("created"),
-            "message": row.get("message", ""),
+            "message": row.get("message", ""), "stopped_by": row.get("stopped_by"),
         }
 
 
@@ -523,10 +523,12 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
 # --------------------------------------------------------------------------- writing a run
 def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
                status: RunState | str = RunState.QUEUED, name: str | None = None, owner: str | None = None,
-               kind: str = "train", study: str | None = None, auto_continue: bool = True) -> Run:
+               kind: str = "train", study: str | None = None, auto_continue: bool = True,
+               max_active: int | None = None) -> Run:
     """Make a run that waits in ``status`` (queued by default): its folder (config, meta) and its row
-    in the store. A generated id that exists already is replaced by another; a given one raises RunError."""
-    return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue)[0]
+    in the store. A generated id that exists already is replaced by another; a given one raises RunError.
+    ``max_active``: QuotaError, and nothing made, when ``owner`` has that many runs queued or training."""
+    return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue, max_active)[0]
 
 
 def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None = None, run_id: str | None = None,
@@ -539,7 +541,7 @@ def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None =
 
 def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None, status: RunState | str,
               name: str | None, owner: str | None, holder: str | None, kind: str, study: str | None,
-              auto_continue: bool) -> tuple[Run, Claim | None]:
+              auto_continue: bool, max_active: int | None = None) -> tuple[Run, Claim | None]:
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     for _ in range(5):
         rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)
@@ -561,10 +563,11 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
         try:
             claim = store.add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,
                               model=cfg.model, target_epochs=cfg.epochs, holder=holder, created=now,
-                              info={"preset": cfg.preset, "ensemble": cfg.ensemble},
+                              info={"preset": cfg.preset, "ensemble": cfg.ensemble, "batch_size": cfg.batch_size,
+                                    "width": cfg.width},
                               message="starting" if holder else "waiting in the queue"
                               if RunState(status) == RunState.QUEUED else "",
-                              auto_continue=auto_continue, then=write_folder)
+                              auto_continue=auto_continue, then=write_folder, max_active=max_active)
         except BaseException as err:
             if made:  # no folder without its row
                 shutil.rmtree(path, ignore_errors=True)

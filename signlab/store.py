@@ -42,8 +42,9 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import RunError, SignlabError
+from .errors import QuotaError, RunError, SignlabError
 from .fsutil import storage_error
+from .numbers import count_text
 
 
 class RunState(str, enum.Enum):
@@ -77,6 +78,12 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     **{f: (S.QUEUED, S.CLAIMED) for f in FINAL},  # continue: queued again, or claimed by `train --resume`
 }
 CONTROLS = ("stop", "pause", "resume")
+
+
+def active_refusal(active: int, limit: int) -> str:
+    """Why an owner with ``active`` runs queued or training may not queue another under ``limit``."""
+    return (f"you have {count_text(active, 'run')} queued or training, and the limit is {limit} at a time; "
+            "wait for one to finish, or stop one")
 AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
 
 
@@ -174,7 +181,9 @@ sa.Index("runs_queue", runs_table.c.state, runs_table.c.queued_at)
 # columns a caller may set with a transition, beside the state (the rest are the store's own)
 _PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epochs", "resume_epochs")
 _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
-              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds")
+              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds",
+              "batch_size", "width",  # the config's, for the time estimates from every user's runs
+              "stopped_by")  # stopped_by: who stopped someone else's run (an instructor), until it is continued
 
 
 @dataclass(frozen=True)
@@ -376,9 +385,12 @@ class RunStore:
             kind: str = "train", study: str | None = None, model: str | None = None,
             target_epochs: int | None = None, holder: str | None = None, info: dict[str, Any] | None = None,
             message: str = "", epochs_completed: int = 0, created: float | None = None,
-            auto_continue: bool = True, then: Callable[[], None] | None = None) -> Claim | None:
+            auto_continue: bool = True, then: Callable[[], None] | None = None,
+            max_active: int | None = None) -> Claim | None:
         """Insert a run (RunError if the id exists). With ``holder`` it is inserted already claimed by
         that holder (the command line training in its own process) and the Claim is returned.
+        ``max_active``: QuotaError when ``owner`` has that many runs queued or training already,
+        counted in the insert's transaction (:meth:`_check_active`).
 
         ``then`` runs inside the insert's transaction (runs.create_run writes the run's folder
         there): the row commits only if it succeeds, and a concurrent insert of the same id (a
@@ -397,7 +409,8 @@ class RunStore:
                    epochs_completed=int(epochs_completed), target_epochs=target_epochs, message=message,
                    info=json.dumps(info or {}))
         try:
-            with self._tx() as conn:
+            with self._tx(serialise=max_active is not None) as conn:
+                self._check_active(conn, owner, max_active)
                 conn.execute(runs_table.insert().values(**row))
                 self._log(conn, run_id, None, state, row["attempt"], holder, now)
                 if then is not None:
@@ -563,7 +576,7 @@ class RunStore:
             attempt = row.attempt + 1
             self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                       pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
-                      auto_continue=False, message="continuing")
+                      auto_continue=False, message="continuing", **self._merge_info(row, {"stopped_by": None}))
             return Claim(run_id, attempt, worker, epochs)
 
     def heartbeat(self, claim: Claim) -> str | None:
@@ -642,10 +655,13 @@ class RunStore:
             conn.execute(runs_table.update().where(runs_table.c.run_id == run_id)
                          .values(updated=now, **self._merge_info(row, changes)))
 
-    def request(self, run_id: str, action: str) -> RunState:
+    def request(self, run_id: str, action: str, by: str | None = None) -> RunState:
         """Ask a run to ``stop``, ``pause`` or ``resume``. A queued run is stopped at once (it never
         starts); a held one is told through its next heartbeat. A finished run ignores it (a stale
-        request can never act on a later continuation). Returns the state after the request."""
+        request can never act on a later continuation). Returns the state after the request.
+
+        ``by``: who asks; a stop by someone other than the run's owner is kept as ``stopped_by``, so
+        the student is told their instructor stopped it, not "stopped by request" as if they had."""
         if action not in CONTROLS:
             raise ValueError(action)
         now = time.time()
@@ -654,8 +670,9 @@ class RunStore:
             if row is None:
                 raise RunError(f"run {run_id} is not in the run database")
             state = RunState(row.state)
+            who = self._merge_info(row, {"stopped_by": by}) if action == "stop" and by and by != row.owner else {}
             if state == S.QUEUED and action == "stop":
-                self._set(conn, row, S.STOPPED, now, message="cancelled before it started", resume_epochs=None)
+                self._set(conn, row, S.STOPPED, now, message="cancelled before it started", resume_epochs=None, **who)
                 return S.STOPPED
             if state in HOLDING:
                 control = {"stop": "stop", "pause": "pause", "resume": None}[action]
@@ -663,17 +680,31 @@ class RunStore:
                     return state  # a stop cannot be taken back
                 conn.execute(runs_table.update().where(runs_table.c.run_id == run_id,
                                                        runs_table.c.attempt == row.attempt)
-                             .values(control=control, updated=now))
+                             .values(control=control, updated=now, **(who if action == "stop" else {})))
             return state
 
-    def enqueue_continue(self, run_id: str, epochs: int) -> None:
-        """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished)."""
+    def enqueue_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> None:
+        """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished;
+        QuotaError when its owner has ``max_active`` runs queued or training)."""
         now = time.time()
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
+            self._check_active(conn, row.owner, max_active)
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
-                      message="waiting to continue")
+                      message="waiting to continue", **self._merge_info(row, {"stopped_by": None}))
+
+    @staticmethod
+    def _check_active(conn, owner: str | None, limit: int | None) -> None:
+        """QuotaError when ``owner`` has ``limit`` runs queued or training. Called inside the write
+        that adds one: SQLite's writes are one at a time, PostgreSQL's serialised ones take the
+        advisory lock, so two starts at one instant cannot both count the runs before the other's."""
+        if limit is None:
+            return
+        active = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
+            runs_table.c.owner == owner, runs_table.c.state.in_([s.value for s in ACTIVE]))).scalar_one()
+        if active >= limit:
+            raise QuotaError(active_refusal(active, limit))
 
     # -- the queue
     @staticmethod

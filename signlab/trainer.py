@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
                      resolve_device, use_bf16)
-from .events import BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
+from .events import STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
 from .models import count_parameters, fit_to_data
 from .normalize import normalize
 from .predict import predict_logits, to_float_images
@@ -393,11 +393,11 @@ class Trainer:
                     epoch -= 1
                     break
                 if not self._train_epoch(epoch):  # its weights are not kept
-                    status, message = "stopped", f"stopped by request during epoch {epoch}"
+                    status, message = "stopped", f"{STOPPED_BY_REQUEST} during epoch {epoch}"
                     epoch -= 1
                     break
                 if self._stop_requested and epoch < last_epoch:
-                    status, message = "stopped", f"stopped by request after epoch {epoch}"
+                    status, message = "stopped", f"{STOPPED_BY_REQUEST} after epoch {epoch}"
                     break
         except _Diverged as d:
             status = "diverged"

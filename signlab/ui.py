@@ -883,10 +883,16 @@ def pause_or_resume(run: Run, paused: bool) -> None:
 
 
 def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
-    """Runs as rows with their measured speed, for :func:`views.time_estimate`: ``available`` when the
-    page already listed them (each listing is a query and a folder scan), else this user's runs."""
-    return [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
+    """Runs as rows with their measured speed, for :func:`views.time_estimate`: the user's own
+    (``available`` when the page already listed them: each listing is a query and a folder scan)
+    and the newest completed runs of everyone on the server (:func:`views.server_speed_rows`)."""
+    mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
             for r in (runs() if available is None else available)]
+    try:
+        everyone = job_manager().store.rows(states=[RunState.COMPLETED], limit=views.SPEED_ROWS)
+    except SignlabError:  # the database away: the user's own runs still estimate
+        everyone = []
+    return views.server_speed_rows(mine, everyone)
 
 
 def busy_runs() -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import handshape as _handshape
 from .data import TRAIN_ROWS
+from .events import STOPPED_BY_REQUEST
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
 from .numbers import DASH, count_text, duration, newest_median, percent_text
@@ -241,7 +242,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
-    if state == RunState.STOPPED:  # the trainer's message already starts "stopped by request ..."
+    if state == RunState.STOPPED:
+        message = stopped_message(message, status.get("stopped_by"))
         said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
             (f"Stopped: {message}" if message else "Stopped")
         kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
@@ -348,11 +350,24 @@ VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alon
                       "out part of the training set validates on other images.")
 
 
+def stopped_message(message: str, by: str | None) -> str:
+    """A stopped run's message, naming ``by`` (the store's ``stopped_by``: set only when someone
+    other than the owner stopped it, an instructor) where the trainer wrote "stopped by request",
+    which would tell the student they had."""
+    if not by:
+        return message
+    if message.startswith(STOPPED_BY_REQUEST):
+        return f"stopped by {by}{message.removeprefix(STOPPED_BY_REQUEST)}"
+    return f"stopped by {by}" + (f" ({message})" if message else "")
+
+
 def completed_message(status: dict[str, Any]) -> str:
     """A run's message with the epoch count over the whole run: a continued run's trainer says
     "trained 1 epoch" for its last fit only, beside a table that counts all of them (runs saved
-    by an older signlab say "trained 1 epoch(s)")."""
+    by an older signlab say "trained 1 epoch(s)"); a stopped run's names who stopped it."""
     message = str(status.get("message") or "")
+    if str(status.get("status")) == RunState.STOPPED:
+        return stopped_message(message, status.get("stopped_by"))
     done = status.get("epochs") if "epochs" in status else status.get("epochs_completed")
     if re.fullmatch(r"trained \d+ epoch(\(s\)|s)?", message) and isinstance(done, int):
         return f"trained {count_text(done, 'epoch')}"
@@ -371,6 +386,21 @@ def _alike(rows: Iterable[dict[str, Any]], cfg: Any) -> list[dict[str, Any]]:
     same = [r for r in done if r.get("batch_size") == cfg.batch_size
             and r.get("width") == getattr(cfg, "width", None)]
     return same or done
+
+
+SPEED_ROWS = 500  # the newest completed runs of every user the estimates read (one query)
+
+
+def server_speed_rows(mine: Iterable[dict[str, Any]], everyone: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the time estimates read, newest first: the user's own runs (``mine``: their summaries,
+    config included) and every other completed run on the server (``everyone``: the store's rows,
+    whose batch size and width were recorded when the run was made). A server's speed is not
+    anyone's private data: reading only the user's own runs, a class server told a student it "has
+    not trained logreg yet" beside a classmate's twenty logistic regressions."""
+    out = list(mine)
+    seen = {r.get("run_id") for r in out}
+    out += [r for r in everyone if r.get("run_id") not in seen]
+    return sorted(out, key=lambda r: _number(r.get("created")) or 0.0, reverse=True)
 
 
 def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:

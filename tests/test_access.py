@@ -87,6 +87,23 @@ def test_quota_jobs_per_user(setup):
     access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)  # instructors have none
 
 
+def test_the_store_keeps_the_job_quota_when_two_starts_pass_the_check_together(setup, monkeypatch):
+    """Two tabs pressing Start at one instant both passed check_start (each counted before the other
+    had written its run); the store counts again in the insert's transaction and refuses the one
+    past the quota, for new runs and continuations alike. Instructors still have no quota."""
+    root, jm = setup
+    pol = Policy(max_active_per_user=1)  # bob has his queued run already
+    monkeypatch.setattr(access, "check_start", lambda *a, **k: None)  # as if both passed it together
+    with pytest.raises(QuotaError, match="you have 1 run queued or training, and the limit is 1"):
+        access.submit(BOB, TrainConfig(**TINY), pol, jm)
+    assert [r["run_id"] for r in jm.store.rows(owner=BOB.id)] == ["bob-run"]
+    access.open_for(TEACH, "alice-run", "view", pol, root).store.annotate("alice-run", owner=BOB.id)
+    with pytest.raises(QuotaError, match="limit is 1"):
+        access.continue_run(BOB, "alice-run", 1, pol, jm)
+    assert jm.store.get("alice-run")["status"] == RunState.COMPLETED
+    access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)
+
+
 def test_quota_runs_per_user(setup):
     root, jm = setup
     with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
@@ -215,3 +232,43 @@ def test_held_run_controls_check_the_owner(tmp_path):
     access.stop(ALICE, "held", Policy(), jm)
     assert run.store.heartbeat(claim) == "stop"
     assert json.loads((tmp_path / "held" / "meta.json").read_text())["run_id"] == "held"
+
+
+def test_a_student_is_told_who_stopped_their_run(tmp_path):
+    """An instructor's Stop read "Stopped by request during epoch 1" on the student's page, as if
+    the student had pressed it. Now the store keeps who stopped someone else's run, the page and the
+    runs list name them, and a continuation forgets it; the owner's own stop reads as before."""
+    from signlab import views
+
+    jm = JobManager(tmp_path, limit=1, start_workers=False)
+    run, claim = create_held_run(TrainConfig(**TINY), "w", tmp_path, run_id="held", owner=ALICE.id)
+    run.store.update(claim, RunState.RUNNING)
+    access.stop(TEACH, "held", Policy(), jm)
+    assert run.store.heartbeat(claim) == "stop"
+    run.store.update(claim, RunState.STOPPED, message="stopped by request during epoch 1")  # as the trainer ends
+    said = views.live_status(run.status(), [], mine=True).message
+    assert "Stopped by teach@uni.edu during epoch 1." in said and "request" not in said
+    assert views.completed_message(run.summary()) == "stopped by teach@uni.edu during epoch 1"
+    jm.store.enqueue_continue("held", 1)  # continued: a later stop is nobody's but its own
+    assert not run.status().get("stopped_by")
+
+    queued = create_run(TrainConfig(**TINY), tmp_path, run_id="queued", owner=BOB.id)
+    access.stop(TEACH, "queued", Policy(), jm)
+    assert "Stopped by teach@uni.edu (cancelled before it started)." in views.live_status(queued.status(), []).message
+    own = create_run(TrainConfig(**TINY), tmp_path, run_id="own", owner=BOB.id)
+    access.stop(BOB, "own", Policy(), jm)
+    assert views.live_status(own.status(), []).message.startswith("⏹ Stopped: cancelled before it started.")
+
+
+def test_a_students_time_estimate_reads_the_whole_servers_runs(setup, monkeypatch, app_caches):
+    """A class server told a student with no runs of their own that it "has not trained logreg yet"
+    beside a classmate's finished logistic regression: a server's speed is not private, so the
+    estimate reads every user's completed runs (not their names: the student still sees none)."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    carol = User("carol@uni.edu", "student")
+    at = _as(carol, "train", {"model": "logreg"})
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "With these settings it takes" in said and "on this server" in said, said
+    assert "has not trained logreg" not in said and "alice-run" not in said

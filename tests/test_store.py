@@ -16,7 +16,7 @@ import pytest
 
 from signlab.cli import main
 from signlab.config import TrainConfig
-from signlab.errors import RunError
+from signlab.errors import QuotaError, RunError
 from signlab.jobs import JobManager
 from signlab.runs import create_held_run, create_run, list_runs, new_run_id, open_run
 from signlab.store import HOLDING, LeaseLost, RunState, RunStore, store_for
@@ -145,6 +145,42 @@ def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
         t.join(120)
     assert sorted(claimed) == [f"c{i:02d}" for i in range(30)]
     assert _max_overlap(store) <= 3
+
+
+def test_starts_at_one_instant_never_pass_the_job_quota(tmp_path, db_url):
+    """Eight tabs of one student press Start together under a quota of 2 runs at a time: the quota
+    is counted in the insert's own transaction, so exactly two are queued, the rest refused with the
+    quota's words, and no folder is left without its row. (A count before the insert let all pass.)"""
+    store = store_for(tmp_path, db_url)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="other", owner="bob")  # another owner's run does not count
+    made, refused = [], []
+    gate = threading.Barrier(8)
+
+    def tab() -> None:
+        gate.wait()
+        try:
+            made.append(create_run(TrainConfig(**TINY), tmp_path, owner="alice", max_active=2).id)
+        except QuotaError as err:
+            refused.append(str(err))
+
+    threads = [threading.Thread(target=tab) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(made) == 2 and len(refused) == 6
+    assert all("you have 2 runs queued or training, and the limit is 2" in m for m in refused)
+    assert sorted(r["run_id"] for r in store.rows(owner="alice")) == sorted(made)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == sorted([*made, "other"])
+    # a continuation is a start too: with both still queued, a finished run of alice's may not be continued
+    run, claim = create_held_run(TrainConfig(**TINY), "me", tmp_path, owner="alice")
+    store.update(claim, RunState.RUNNING)
+    store.update(claim, RunState.COMPLETED)
+    with pytest.raises(QuotaError, match="limit is 2"):
+        store.enqueue_continue(run.id, 1, max_active=2)
+    store.request(made[0], "stop")
+    store.enqueue_continue(run.id, 1, max_active=2)
+    assert store.get(run.id)["status"] == RunState.QUEUED
 
 
 def test_three_openers_of_a_new_sqlite_file_at_once_all_succeed(tmp_path):
