@@ -247,7 +247,9 @@ if me.role == "instructor":
                       "max_runs_per_user": "Runs kept, per student",
                       "max_disk_per_user_mb": "Disk per student (MB)",
                       "max_disk_total_mb": "Disk for the whole runs folder (MB)",
-                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)"}
+                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)",
+                      "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its "
+                                           "last finished epoch (0: no limit)"}
             for key, label in labels.items():
                 values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
             if st.form_submit_button("Save"):

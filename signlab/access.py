@@ -83,10 +83,13 @@ class Policy:
     max_disk_per_user_mb: int = 1000
     max_disk_total_mb: int = 50_000
     max_run_memory_mb: int = 4000  # the largest run one user may start (estimated training memory)
+    # a paused run keeps its worker process (the model and the data in memory) but gives up its slot:
+    # after this long paused it stops, keeping its last finished epoch (Continue trains on); 0: never
+    max_pause_minutes: int = 60
     instructors: tuple[str, ...] = ()
 
     LIMITS = ("max_active_per_user", "max_runs_per_user", "max_disk_per_user_mb", "max_disk_total_mb",
-              "max_run_memory_mb")
+              "max_run_memory_mb", "max_pause_minutes")
 
     def role_of(self, user_id: str) -> str:
         return "instructor" if user_id.lower() in {i.lower() for i in self.instructors} else "student"

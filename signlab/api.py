@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .access import local_user
+from .access import local_user, policy
 from .config import TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
@@ -24,6 +24,7 @@ from .preprocess import Crop, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
 from .events import Callback, FitEnd
+from .numbers import duration
 from .trainer import Trainer
 from .views import read_sign
 
@@ -35,7 +36,9 @@ class ControlWatcher:
     A paused run sleeps in this callback (its heartbeat keeps the lease alive) until it is resumed
     or stopped, so the Trainer itself never deals with pausing. While paused it gives up its slot
     of the job limit; on Resume it waits here for a slot (``RunStore.resume``). A lost lease stops
-    training.
+    training. A pause longer than the class's ``max_pause_minutes`` (:func:`pause_limit_seconds`)
+    stops the run: a student who paused and left kept a process with the model and the data in
+    memory for as long as the server ran, one for each such run.
     """
 
     def __init__(self, writer: RunWriter, lease: Heartbeat, poll_seconds: float = 0.2) -> None:
@@ -47,9 +50,15 @@ class ControlWatcher:
         if self.lease.lost.is_set() or self.lease.control == "stop":
             trainer.stop()
         elif self.lease.control == "pause":
-            self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on")
+            limit = pause_limit_seconds(self.writer.run.dir.parent)
+            ends = f" (after {duration(limit).removeprefix('about ')} paused it stops, keeping its last finished epoch)"
+            self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on" + (ends if limit else ""))
+            start = time.monotonic()
             with trainer.off_the_clock():  # a pause is not training time (the speed, the estimates)
                 while not self._resumed():
+                    if limit and time.monotonic() - start > limit:
+                        trainer.stop(reason=f"stopped after {duration(limit).removeprefix('about ')} paused")
+                        return
                     time.sleep(self.poll)
                     self.lease.beat()
             if self.lease.control == "stop" or self.lease.lost.is_set():
@@ -60,6 +69,15 @@ class ControlWatcher:
         if self.lease.control == "pause":
             return False
         return self.lease.control == "stop" or self.lease.lost.is_set() or self.writer.resume()
+
+
+def pause_limit_seconds(runs_dir: Path) -> float:
+    """How long a run may stay paused before it stops (the class settings' ``max_pause_minutes``,
+    read when it pauses); 0 for no limit."""
+    try:
+        return 60.0 * policy(runs_dir).max_pause_minutes
+    except SignlabError:  # the database away: the pause goes on as before
+        return 0.0
 
 
 def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,

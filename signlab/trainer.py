@@ -172,6 +172,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
         self._stop_requested = False
+        self._stop_reason = STOPPED_BY_REQUEST  # how the fit's message starts when stop() ended it
         self._autocast = self._choose_bf16()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._tally: _Tally | None = None  # the epoch being trained: its clocks skip time off the clock
@@ -225,8 +226,10 @@ class Trainer:
         """The time spent in :meth:`off_the_clock` so far (pauses): neither training nor overhead."""
         return self._clock_skipped
 
-    def stop(self) -> None:
-        """Ask training to end after the current batch (safe to call from any thread)."""
+    def stop(self, reason: str = STOPPED_BY_REQUEST) -> None:
+        """Ask training to end after the current batch (safe to call from any thread). ``reason``
+        starts FitEnd's message ("<reason> during epoch 3")."""
+        self._stop_reason = reason
         self._stop_requested = True
 
     @property
@@ -393,11 +396,11 @@ class Trainer:
                     epoch -= 1
                     break
                 if not self._train_epoch(epoch):  # its weights are not kept
-                    status, message = "stopped", f"{STOPPED_BY_REQUEST} during epoch {epoch}"
+                    status, message = "stopped", f"{self._stop_reason} during epoch {epoch}"
                     epoch -= 1
                     break
                 if self._stop_requested and epoch < last_epoch:
-                    status, message = "stopped", f"{STOPPED_BY_REQUEST} after epoch {epoch}"
+                    status, message = "stopped", f"{self._stop_reason} after epoch {epoch}"
                     break
         except _Diverged as d:
             status = "diverged"

@@ -186,6 +186,9 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                   + (refused or "**Start** trains another one beside it."))
     else:
         notice = refused
+    said = str(status.get("message") or "")
+    if paused and not resuming and said.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
+        notice = " ".join(filter(None, [notice, said[:1].upper() + said[1:] + "."]))
     buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
@@ -243,7 +246,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
     if state == RunState.STOPPED:
-        message = stopped_message(message, status.get("stopped_by"))
+        by = status.get("stopped_by")
+        message = stopped_message(message, md(by) if by else None)  # drawn as markdown: a user id is text
         said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
             (f"Stopped: {message}" if message else "Stopped")
         kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done

@@ -247,14 +247,14 @@ def test_a_student_is_told_who_stopped_their_run(tmp_path):
     assert run.store.heartbeat(claim) == "stop"
     run.store.update(claim, RunState.STOPPED, message="stopped by request during epoch 1")  # as the trainer ends
     said = views.live_status(run.status(), [], mine=True).message
-    assert "Stopped by teach@uni.edu during epoch 1." in said and "request" not in said
+    assert f"Stopped by {md(TEACH.id)} during epoch 1." in said and "request" not in said  # a user id is text
     assert views.completed_message(run.summary()) == "stopped by teach@uni.edu during epoch 1"
     jm.store.enqueue_continue("held", 1)  # continued: a later stop is nobody's but its own
     assert not run.status().get("stopped_by")
 
     queued = create_run(TrainConfig(**TINY), tmp_path, run_id="queued", owner=BOB.id)
     access.stop(TEACH, "queued", Policy(), jm)
-    assert "Stopped by teach@uni.edu (cancelled before it started)." in views.live_status(queued.status(), []).message
+    assert f"Stopped by {md(TEACH.id)} (cancelled before it started)." in views.live_status(queued.status(), []).message
     own = create_run(TrainConfig(**TINY), tmp_path, run_id="own", owner=BOB.id)
     access.stop(BOB, "own", Policy(), jm)
     assert views.live_status(own.status(), []).message.startswith("⏹ Stopped: cancelled before it started.")

@@ -411,6 +411,35 @@ def test_pause_resume_and_stop_a_queued_job(tmp_path, db_url):
     assert not waiting.metrics(), "a cancelled run was started"
 
 
+def test_a_run_paused_past_the_class_limit_stops_and_keeps_its_epochs(tmp_path, small_dataset, monkeypatch):
+    """A paused run keeps its worker process, with the model and the data in memory: one student
+    who paused and left held it for as long as the server ran. Past the class's max_pause_minutes
+    (1 s here) it stops, keeps its finished epochs and can be continued; the page said so while it
+    was paused."""
+    from signlab import api
+    from signlab.events import EpochEnd
+
+    monkeypatch.setattr(api, "pause_limit_seconds", lambda root: 1.0)
+    store = store_for(tmp_path)
+    said = []
+
+    def pause_after_the_first_epoch(event, trainer) -> None:
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            store.request("paused", "pause")
+        row = store.get("paused")
+        if row["status"] == RunState.PAUSED and not said:
+            said.append(row["message"])
+
+    cfg = TrainConfig(model="logreg", epochs=200, batch_size=64, augment=False, log_every=1, device="cpu")
+    rec = api.train(cfg, tmp_path, callbacks=[pause_after_the_first_epoch], dataset=small_dataset, run_id="paused")
+    assert rec["status"] == "stopped" and rec["message"].startswith("stopped after 1 s paused during epoch"), rec
+    assert said == ["paused; press Resume to go on (after 1 s paused it stops, keeping its last finished epoch)"]
+    row = store.get("paused")
+    assert row["status"] == RunState.STOPPED and 1 <= row["epochs_completed"] < 200
+    assert open_run("paused", tmp_path).has_weights()
+    store.enqueue_continue("paused", 1)  # and Continue trains on from there
+
+
 def test_a_paused_run_gives_its_slot_to_the_queue_and_resumes_when_one_is_free(tmp_path, db_url):
     """On a class server with one slot, a student who paused a run and left stopped everyone's queue:
     a paused run keeps its process and lease but no slot, and Resume waits for a free one, before

@@ -44,6 +44,10 @@ def test_paused_relabels_the_button_resume():
     v = views.live_status({"status": "paused", "control": None, "target_epochs": 2}, [_batch(5, 1, 0.5)])
     assert v.paused and not v.can_resume and not v.can_pause and v.can_stop
     assert v.message.endswith("· resuming as soon as a slot is free")
+    # how long it may stay paused (the class's max_pause_minutes), said beside the buttons
+    said = "paused; press Resume to go on (after 60 min paused it stops, keeping its last finished epoch)"
+    v = views.live_status({"status": "paused", "control": "pause", "message": said}, [_batch(5, 1, 0.5)])
+    assert v.notice == "Paused; press Resume to go on (after 60 min paused it stops, keeping its last finished epoch)."
 
 
 def test_a_run_from_another_tab_keeps_start_and_says_so():
