@@ -93,6 +93,8 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
                     and len(distinct) <= 12:  # epochs, batch size: their own values, not "1.2, 1.4, ..."
                 ticks = spaced(sorted({int(v) for v in raw if v is not None}))
                 axis["tickvals"], axis["ticktext"] = [float(t) for t in ticks], [str(t) for t in ticks]
+            else:  # weight decay, accuracy: the ends as the values they are, round numbers between
+                axis["tickvals"], axis["ticktext"] = linear_ticks(lo, hi, percent="accuracy" in key)
             b = brush.get(key)
             if b is not None:  # widened a little: a brush on one value stays visible and holds its line
                 eps = 0.015 * ((hi - lo) or 1.0)
@@ -123,6 +125,25 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
              if min(e - lo, hi - e) > 0.15 * max(hi - lo, 1e-9)]  # not crowding an end's label
     vals = sorted({lo, hi, *inner})
     return vals, [f"{10 ** v:.2g}" for v in vals]
+
+
+def linear_ticks(lo: float, hi: float, percent: bool = False) -> tuple[list[float], list[str]]:
+    """Ticks of a linear axis from ``lo`` to ``hi``: its two ends, written as the values they are
+    (accuracies to 2 decimals, others to 3 significant digits), and round numbers between them,
+    none crowding an end's label. Without ticks of its own, plotly wrote the ends twice: its range
+    labels ("0" under the axis) beside its own ticks ("0" at the bottom of the weight decay)."""
+    def text(v: float) -> str:
+        return (f"{v:.2f}".rstrip("0").rstrip(".") if percent else f"{v:.3g}") or "0"
+
+    if hi <= lo:
+        return [float(lo)], [text(lo)]
+    raw = (hi - lo) / 4
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    inner = [round(k * step, 12) for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)
+             if min(k * step - lo, hi - k * step) > 0.15 * (hi - lo)]
+    vals = [float(lo), *inner, float(hi)]
+    return vals, [text(v) for v in vals]
 
 
 def number_bounds(rows: Sequence[dict[str, Any]], col: str) -> tuple[float, float] | None:

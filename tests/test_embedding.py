@@ -237,6 +237,14 @@ def test_axes_kinds_and_values():
     assert one["ticktext"] == ["0.001"] and one["tickvals"] == pytest.approx([-3])
     fig = figures.parallel_coordinates(list(ax.values()), "accuracy")
     assert len(fig.data[0].dimensions) == 5
+    # a fractional setting and the accuracy: their ends as the values they are and round numbers
+    # between. Left to plotly, the weight decay's axis read "0" twice (its range label under the
+    # axis beside its own bottom tick), and the accuracy's "70" twice
+    wd = compare.axes([{"weight_decay": w} for w in (0.0, 1e-4, 5e-4)], [("weight_decay", "weight decay")])[0]
+    assert wd["ticktext"] == ["0", "0.0002", "0.0004", "0.0005"] and wd["tickvals"][0] == 0.0
+    assert compare.linear_ticks(68.15, 99.74, percent=True)[1] == ["68.15", "80", "90", "99.74"]
+    assert compare.linear_ticks(99.6, 99.97, percent=True)[1] == ["99.6", "99.7", "99.8", "99.9", "99.97"]
+    assert all(d.tickvals is not None for d in fig.data[0].dimensions)  # no range labels beside them
 
 
 def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
