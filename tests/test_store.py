@@ -39,6 +39,15 @@ def _worker(runs_dir: Path, *extra: str, env: dict | None = None) -> subprocess.
                             env={**os.environ, **(env or {})})
 
 
+def _all_at_once(target, n: int, timeout: float = 120) -> None:
+    """Run ``target(k)`` for k in range(n), each in its own thread, and wait for all of them."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def _max_overlap(store) -> int:
     """The most claims open at one instant, from the audit trail (claim to release)."""
     events = []
@@ -138,11 +147,7 @@ def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
             store.update(c, RunState.RUNNING)
             store.update(c, RunState.COMPLETED)
 
-    threads = [threading.Thread(target=racer, args=(n,)) for n in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    _all_at_once(racer, 16)
     assert sorted(claimed) == [f"c{i:02d}" for i in range(30)]
     assert _max_overlap(store) <= 3
 
@@ -156,18 +161,14 @@ def test_starts_at_one_instant_never_pass_the_job_quota(tmp_path, db_url):
     made, refused = [], []
     gate = threading.Barrier(8)
 
-    def tab() -> None:
+    def tab(_: int) -> None:
         gate.wait()
         try:
             made.append(create_run(TrainConfig(**TINY), tmp_path, owner="alice", max_active=2).id)
         except QuotaError as err:
             refused.append(str(err))
 
-    threads = [threading.Thread(target=tab) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _all_at_once(tab, 8, 60)
     assert len(made) == 2 and len(refused) == 6
     assert all("you have 2 runs queued or training, and the limit is 2" in m for m in refused)
     assert sorted(r["run_id"] for r in store.rows(owner="alice")) == sorted(made)
@@ -195,7 +196,7 @@ def test_three_openers_of_a_new_sqlite_file_at_once_all_succeed(tmp_path):
         url = f"sqlite:///{tmp_path}/r{i}/signlab.db"
         barrier = threading.Barrier(3)
 
-        def opener() -> None:
+        def opener(_: int) -> None:
             barrier.wait()
             try:
                 store = RunStore(url)
@@ -204,11 +205,7 @@ def test_three_openers_of_a_new_sqlite_file_at_once_all_succeed(tmp_path):
             except Exception as err:  # noqa: BLE001 - collected and asserted below
                 errors.append(str(err))
 
-        threads = [threading.Thread(target=opener) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        _all_at_once(opener, 3, 60)
     assert errors == []
 
 
@@ -562,11 +559,7 @@ def test_run_ids_do_not_collide(tmp_path, db_url, monkeypatch):
         except Exception as err:  # noqa: BLE001
             errors.append(err)
 
-    threads = [threading.Thread(target=press_start, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    _all_at_once(press_start, 10)
     assert not errors and len(set(made)) == 100
     assert len(store_for(tmp_path, db_url).queue()) == 102
 
