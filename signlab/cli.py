@@ -228,7 +228,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         s = run.summary()
         rows.append({"run_id": s["run_id"], "name": s["name"], "status": str(s["status"]), "model": s["model"],
                      "test_accuracy": s["test_accuracy"], "created": s["created"], "owner": s["owner"],
-                     "epochs": s["epochs"], "message": s["message"]})
+                     "epochs": s["epochs"], "message": s["message"], "stopped_by": s["stopped_by"]})
     if args.json:
         print(json.dumps(rows))
         return 0

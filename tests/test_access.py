@@ -234,7 +234,7 @@ def test_held_run_controls_check_the_owner(tmp_path):
     assert json.loads((tmp_path / "held" / "meta.json").read_text())["run_id"] == "held"
 
 
-def test_a_student_is_told_who_stopped_their_run(tmp_path):
+def test_a_student_is_told_who_stopped_their_run(tmp_path, capsys):
     """An instructor's Stop read "Stopped by request during epoch 1" on the student's page, as if
     the student had pressed it. Now the store keeps who stopped someone else's run, the page and the
     runs list name them, and a continuation forgets it; the owner's own stop reads as before."""
@@ -249,6 +249,10 @@ def test_a_student_is_told_who_stopped_their_run(tmp_path):
     said = views.live_status(run.status(), [], mine=True).message
     assert f"Stopped by {md(TEACH.id)} during epoch 1." in said and "request" not in said  # a user id is text
     assert views.completed_message(run.summary()) == "stopped by teach@uni.edu during epoch 1"
+    from signlab.cli import main
+
+    assert main(["runs", "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["stopped_by"] == TEACH.id  # the command line's list too
     jm.store.enqueue_continue("held", 1)  # continued: a later stop is nobody's but its own
     assert not run.status().get("stopped_by")
 
