@@ -55,9 +55,9 @@ if run_id and run is None:  # deleted in another tab, or a link to a run that is
     st.session_state.pop(ui.Keys.TRAIN_RUN, None)
     st.query_params.pop("run", None)
 elsewhere = run is None
-if run is None:  # a new tab or session: show this user's run that is still training
+if run is None:  # a new tab or session: show this user's run that is still training (and how it ended)
     available = ui.runs()
-    run = views.my_active_run(available, lambda r: ui.can(r, "stop"))
+    run = ui.run_started_elsewhere(available)
 if not elsewhere:
     ui.link_run(run.id)  # a shared or reloaded link opens the run this page follows
 mine = run is not None and ui.can(run, "stop")

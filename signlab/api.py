@@ -45,7 +45,9 @@ class ControlWatcher:
         self.writer, self.lease, self.poll = writer, lease, poll_seconds
 
     def __call__(self, event, trainer: Trainer) -> None:
-        if isinstance(event, FitEnd):
+        if isinstance(event, FitEnd) or trainer.stop_requested:
+            # stopping: the epoch's end may still come (its validation and save), and with the pause
+            # request still standing it began a second whole pause after the limit had stopped the run
             return
         if self.lease.lost.is_set() or self.lease.control == "stop":
             trainer.stop()
@@ -57,7 +59,7 @@ class ControlWatcher:
             with trainer.off_the_clock():  # a pause is not training time (the speed, the estimates)
                 while not self._resumed():
                     if limit and time.monotonic() - start > limit:
-                        trainer.stop(reason=f"stopped after {duration(limit).removeprefix('about ')} paused")
+                        trainer.stop(reason=f"stopped, paused for over {duration(limit).removeprefix('about ')},")
                         return
                     time.sleep(self.poll)
                     self.lease.beat()

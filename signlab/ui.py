@@ -43,6 +43,7 @@ class Keys:
     """Session-state keys, in one place so pages never collide."""
 
     TRAIN_RUN = "train_run_id"  # the run the Train page follows
+    TRAIN_ELSEWHERE = "train_elsewhere_id"  # the run it showed, started in another tab (run_started_elsewhere)
     EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels and Classify: the run being looked at
     CLASSIFY_SOURCE = "classify_source"  # Classify's open tab (its st.tabs key)
     DATA_SEED = "data_seed"  # reshuffle counter of the Data page
@@ -861,6 +862,19 @@ def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = Fal
                              else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
                              validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta,
                              start_refused=start_refused)
+
+
+def run_started_elsewhere(available: list[Run]) -> Run | None:
+    """For a Train page that follows no run: this user's run still training (or queued), started in
+    another tab or session, else the one this session last showed so. When that run ended, the
+    page went back to "Press Start" with no result, while the tab that started it showed the
+    outcome."""
+    run = views.my_active_run(available, lambda r: can(r, "stop"))
+    if run is not None:
+        st.session_state[Keys.TRAIN_ELSEWHERE] = run.id
+        return run
+    seen = st.session_state.get(Keys.TRAIN_ELSEWHERE)
+    return open_run_safe(seen) if seen else None
 
 
 def follow_run(run_id: str) -> None:

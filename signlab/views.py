@@ -171,19 +171,26 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     notice says why.
     """
     state = str(status.get("status") or "")
-    # "Start trains another one beside it" sat under the quota's refusal to start one
-    refused = f"**Start** is off: {start_refused}." if start_refused else ""
+    active = state in ACTIVE
+    continuable = mine and not active and has_weights
+    # "Start trains another one beside it" sat under the quota's refusal to start one; Continue, a
+    # start too, was on and refused after the click
+    refused = (f"**{'Start** and **Continue** are' if continuable else 'Start** is'} off: {start_refused}."
+               if start_refused else "")
     if not state:
         return LiveStatus("", "info", "", can_start=not start_refused, notice=refused)
     target = int(status.get("target_epochs") or target_epochs or 0)
     done = int(status.get("epochs_completed") or 0)
-    active = state in ACTIVE
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
     if elsewhere and active and mine:
         doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
         notice = (f"This is your run that is {doing}, started in another tab or session. "
                   + (refused or "**Start** trains another one beside it."))
+    elif active and mine and not refused and not paused:  # Start is off here: say so, as the other tab's words do
+        doing = "waits in the queue" if state == RunState.QUEUED else "trains"
+        notice = (f"**Start** is off while this run {doing}: open Train in a new tab to start another "
+                  "beside it.")
     else:
         notice = refused
     said = str(status.get("message") or "")
@@ -192,7 +199,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
-                   can_continue=mine and not active and has_weights, target_epochs=target)
+                   can_continue=continuable and not start_refused, target_epochs=target)
     if state == RunState.QUEUED:
         pos = queue_position
         return LiveStatus(state, "info", f"⏳ Waiting for a free slot: number {pos or '?'} in the queue "

@@ -645,3 +645,24 @@ def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
     assert "[The settings are under the run ↓](#settings)" in [c.value for c in at.caption]
     assert [h.value for h in at.subheader if h.value == "Settings"] and any(
         ".st-key-train_when_stacked { display: block; }" in h.body for h in at.get("html")), "no rule shows the link"
+
+
+def test_a_train_tab_that_showed_a_run_from_another_tab_keeps_its_outcome(runs_env, monkeypatch, app_caches):
+    """A second tab on Train shows the user's run still training in another tab; when that run ended,
+    the second tab went back to "Press Start" with no result, while the first showed the outcome."""
+    from signlab.access import local_user
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+    from signlab.store import store_for
+
+    root, _ = runs_env
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")  # it stays queued: nothing trains under the test
+    queued = create_run(TrainConfig(model="logreg", epochs=1, max_steps=5), root, owner=local_user().id)
+    at = _open("train")
+    said = " ".join(i.value for i in at.info)
+    assert "This is your run that is waiting in the queue, started in another tab" in said, said
+    store_for(root).request(queued.id, "stop")  # the other tab cancels it
+    at.run()
+    assert not at.exception
+    shown = " ".join(e.value for kind in (at.warning, at.subheader) for e in kind)
+    assert "Stopped: cancelled before it started" in shown and "Press **Start**" not in " ".join(i.value for i in at.info)

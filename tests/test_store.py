@@ -429,12 +429,55 @@ def test_a_run_paused_past_the_class_limit_stops_and_keeps_its_epochs(tmp_path, 
 
     cfg = TrainConfig(model="logreg", epochs=200, batch_size=64, augment=False, log_every=1, device="cpu")
     rec = api.train(cfg, tmp_path, callbacks=[pause_after_the_first_epoch], dataset=small_dataset, run_id="paused")
-    assert rec["status"] == "stopped" and rec["message"].startswith("stopped after 1 s paused during epoch"), rec
+    assert rec["status"] == "stopped" and rec["message"].startswith("stopped, paused for over 1 s, "), rec
     assert said == ["paused; press Resume to go on (after 1 s paused it stops, keeping its last finished epoch)"]
     row = store.get("paused")
     assert row["status"] == RunState.STOPPED and 1 <= row["epochs_completed"] < 200
     assert open_run("paused", tmp_path).has_weights()
     store.enqueue_continue("paused", 1)  # and Continue trains on from there
+
+
+def test_a_pause_past_the_limit_at_an_epochs_end_stops_once(tmp_path, monkeypatch):
+    """A pause asked at an epoch's last batch: the limit stopped the trainer, the epoch's end event
+    came next with the pause still asked, and a second whole pause began (121 s for a 60-s limit,
+    seen on a class server). Once stopping, the watcher lets every event through."""
+    import contextlib
+
+    from signlab import api
+
+    monkeypatch.setattr(api, "pause_limit_seconds", lambda root: 0.3)
+    paused = []
+
+    class Writer:
+        run = type("R", (), {"dir": tmp_path / "run"})()
+
+        def set_state(self, state, message=""):
+            paused.append(message)
+
+        def resume(self):
+            return False
+
+    class Lease:
+        control, lost = "pause", threading.Event()
+
+        def beat(self):
+            return None
+
+    class Trainer:
+        stop_requested, reason = False, None
+
+        def stop(self, reason="stopped by request"):
+            self.stop_requested, self.reason = True, reason
+
+        @contextlib.contextmanager
+        def off_the_clock(self):
+            yield
+
+    watcher, trainer = api.ControlWatcher(Writer(), Lease(), poll_seconds=0.01), Trainer()
+    watcher("the epoch's last batch", trainer)
+    assert trainer.reason == "stopped, paused for over 1 s," and len(paused) == 1
+    watcher("the epoch's end", trainer)  # the pause is still asked: no second pause
+    assert len(paused) == 1
 
 
 def test_a_paused_run_gives_its_slot_to_the_queue_and_resumes_when_one_is_free(tmp_path, db_url):

@@ -53,7 +53,10 @@ def test_paused_relabels_the_button_resume():
 def test_a_run_from_another_tab_keeps_start_and_says_so():
     v = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True)
     assert v.can_start and v.can_stop and "another tab or session" in v.notice
-    assert not views.live_status({"status": "running"}, [_batch(5, 1, 0.5)]).notice
+    # the tab that follows its own run has Start off, and now says why (the other tab's words said
+    # Start works, this one's nothing)
+    here = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)])
+    assert not here.can_start and here.notice.startswith("**Start** is off while this run trains: open Train in a new tab")
     queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
     assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
 
@@ -68,6 +71,10 @@ def test_start_is_off_and_says_why_at_the_quota():
     assert not followed.can_start and followed.notice == f"**Start** is off: {why}."
     none = views.live_status({}, [], start_refused=why)
     assert not none.can_start and why in none.notice
+    # Continue is a start too: it was on, and refused after the click
+    kept = views.live_status({"status": "stopped", "epochs_completed": 1}, [], has_weights=True, start_refused=why)
+    assert not kept.can_continue and kept.notice == f"**Start** and **Continue** are off: {why}."
+    assert views.live_status({"status": "stopped", "epochs_completed": 1}, [], has_weights=True).can_continue
 
 
 def test_not_mine_disables_every_control_but_start():
