@@ -40,12 +40,13 @@ cfg = run.config
 if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated run is already fitted to photos
     # the button under the words, not beside them: a quarter column cut its label ("Train the rob…")
     # in a window of 820 px
+    robust = views.preset("robust")
     st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
-               "does much better on photos.")
-    robust = views.preset("robust")
-    if st.button("Train the robust model", help=f"Starts the robust preset: {views.time_estimate(robust, ui.speed_rows(), busy=ui.busy_runs())}"
-                 "; this page uses it for photos once it is done."):
+               f"does much better on photos: {ui.time_estimate(robust)}.")
+    # a help that stays the same: the estimate in it changed between reruns, and a click on a button
+    # whose identity changed in the rerun it triggers is lost
+    if st.button("Train the robust model", help="Starts the robust preset; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
             new = ui.submit(robust, name="robust model for photos")
             ui.open_train(new.id, "robust")  # the Train page's settings show the robust preset, not fast

@@ -43,7 +43,7 @@ if step.config is not None:
             new = ui.submit(cfg, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
-    st.caption(views.time_estimate(cfg, ui.speed_rows(runs), len(ui.dataset().train), ui.busy_runs()).capitalize() + ".")
+    st.caption(ui.time_estimate(cfg, runs).capitalize() + ".")
     if job is not None:
         mine = ui.can(job, "stop")
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")

@@ -105,7 +105,7 @@ with right:
         st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
     elif run is None:
         st.info(f"Press **Start** to train {views.start_line(cfg)}. With these settings "
-                f"{views.time_estimate(cfg, ui.speed_rows(available), len(ui.dataset().train), ui.busy_runs())}; "
+                f"{ui.time_estimate(cfg, available)}; "
                 "the chart here shows the loss falling as it learns.")
     else:
         ui.live_run(run, jm, mine, view)

@@ -909,13 +909,16 @@ def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     return views.server_speed_rows(mine, everyone)
 
 
-def busy_runs() -> int:
-    """How many runs hold a slot on this server now (every user's): they share the cores, so a new
-    run takes longer than its measured speed says. 0 when the database cannot say."""
+def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
+    """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
+    (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one."""
+    jm = job_manager()
     try:
-        return job_manager().store.capacity().holding
-    except SignlabError:
-        return 0
+        cap = jm.store.capacity()
+        load = dict(busy=cap.holding, slots=jm.limit, waiting=cap.waiting)
+    except SignlabError:  # the database cannot say: the speed alone
+        load = {}
+    return views.time_estimate(cfg, speed_rows(available), len(dataset().train), **load)
 
 
 def open_train(run_id: str, preset_name: str) -> None:

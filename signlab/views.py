@@ -469,9 +469,13 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
     return total
 
 
-def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0) -> str:
+def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
+                  slots: int | None = None, waiting: int = 0) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
-    ``busy``: runs training on the server now, which share its cores (the measured speed was not)."""
+    ``busy``: runs training on the server now, which share its cores (the measured speed was not).
+    ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
+    ``waiting`` queued runs): "longer while 1 other run trains here" said it would share the cores
+    on a one-slot class server, where it waits in the queue instead."""
     rows = list(rows)
     alike = _alike(rows, cfg)  # read once for the speed and the overhead
     speed, like = _speed(alike), None
@@ -481,8 +485,13 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
             # said as a fact of this server: "the page says how long" read as a promise not kept
             return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
         speed, like = guess
-    shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
-              if busy > 0 else "")
+    if slots is not None and 0 < slots <= busy:
+        taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
+        queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
+        shared = f", once it starts: {taken} taken now{queue}"
+    else:
+        shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
+                  if busy > 0 else "")
     training = training_images(cfg, n_train) / speed
     if like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind

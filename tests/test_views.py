@@ -255,6 +255,13 @@ def test_time_estimate_from_this_servers_speed():
     # runs training now share the cores: the estimate says so (measured alone, it was too short)
     assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
     assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
+    assert views.time_estimate(cfg, rows, busy=1, slots=2).endswith(", longer while 1 other run trains here")
+    # a full server: the run waits first (on a one-slot class server "longer while 1 other run trains
+    # here" said it would share the cores)
+    assert views.time_estimate(cfg, rows, busy=1, slots=1, waiting=2).endswith(
+        "on this server, once it starts: the server's one training slot is taken now and 2 runs wait in the queue")
+    assert views.time_estimate(cfg, rows, busy=3, slots=3).endswith(
+        ", once it starts: all 3 of the server's training slots are taken now")
     # the rest of the wait, as this server's runs of the model took it an epoch, for as many epochs:
     # the median of this model's (10 s), not another model's 600 s
     timed = [{**rows[0], "overhead_per_epoch": 15.0}, {**rows[0], "overhead_per_epoch": 5.0},
