@@ -6,7 +6,7 @@ sweep's pruning callback can name them without loading the training stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 if TYPE_CHECKING:  # annotation only: the trainer imports this module
     from .trainer import Trainer
@@ -63,3 +63,17 @@ class FitEnd:
 
 Event = Union[FitStart, BatchEnd, EpochEnd, FitEnd]
 Callback = Callable[[Event, "Trainer"], None]
+
+
+def continued_steps(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Logged records (batch or health, in log order) with steps counted over the whole run: each
+    continuation's steps go on after the previous fit's last step, so a continued run's lines never
+    jump back to step 0 (sorted by step, two fits' health records zig-zagged)."""
+    out, offset, last = [], 0, 0
+    for r in records:
+        step = int(r.get("step", 0))
+        if out and step + offset <= last:  # a new fit began: its steps count from 1 again
+            offset = last
+        last = step + offset
+        out.append({**r, "step": last})
+    return out

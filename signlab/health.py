@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .events import BatchEnd, FitEnd, FitStart
+from .events import BatchEnd, FitEnd, FitStart, continued_steps
 from .models import LectureConvNet, first_network
 
 Record = dict[str, Any]
@@ -165,8 +165,9 @@ class HealthMonitor:
 
 # --------------------------------------------------------------------------- reading records back
 def health_records(metrics: list[Record]) -> list[Record]:
-    """The health records of a run's log (:meth:`signlab.runs.Run.metrics`), in step order."""
-    return sorted((r for r in metrics if r.get("type") == "health"), key=lambda r: r.get("step", 0))
+    """The health records of a run's log (:meth:`signlab.runs.Run.metrics`), in log order, their
+    steps counted over the whole run as the loss chart's are (:func:`signlab.events.continued_steps`)."""
+    return continued_steps([r for r in metrics if r.get("type") == "health"])
 
 
 def health_series(records: list[Record]) -> dict[str, Any]:

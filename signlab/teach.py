@@ -177,8 +177,11 @@ def live_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
     (a ``TrainConfig``: its model and its augmentation)."""
     floor = smoothing_note(cfg)
     if not epochs:
-        return ("The faint line is the loss of each batch (noisy: every batch holds different images); "
-                "the thick line smooths it." + (" " + floor if floor else ""))
+        every = int(getattr(cfg, "log_every", 1) or 1)
+        # "the loss of each batch" pointed at a line, averaged over 10 batches, that lay on the smoothed one
+        step = ("the loss of each batch (noisy: every batch holds different images)" if every == 1 else
+                f"the loss averaged over each {every} batches (a little noisy: every batch holds different images)")
+        return f"The faint line is {step}; the thick line smooths it." + (" " + floor if floor else "")
     return " ".join(s for s in (_epoch_hint(cfg, epochs), floor) if s)
 
 

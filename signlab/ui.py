@@ -981,7 +981,9 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         hint = live_hint(cfg, epochs)
         if hint:
             st.caption(hint)
-        if polling:  # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why)
+        # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why); a paused run draws
+        # them, as those words promise: it takes no CPU from training
+        if polling and not view.paused:
             asked = st.session_state.get(Keys.DETAILS_DRAWN) == run.id
             c1, c2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut "Draw them now" at 1280 px
             c1.caption(views.DETAILS_WHILE_TRAINING)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import handshape as _handshape
 from .data import TRAIN_ROWS
-from .events import STOPPED_BY_REQUEST
+from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import LETTERS
 from .numbers import DASH, count_text, duration, newest_median, percent_text
@@ -143,19 +143,6 @@ def current_fit(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if batches[k].get("step", 0) <= batches[k - 1].get("step", 0):
             start = k
     return list(batches[start:])
-
-
-def continued_steps(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Batch records with steps counted over the whole run: each continuation's steps go on after
-    the previous fit's last step, so a continued run's loss line never jumps back to step 0."""
-    out, offset, last = [], 0, 0
-    for b in batches:
-        step = int(b.get("step", 0))
-        if out and step + offset <= last:  # a new fit began: its steps count from 1 again
-            offset = last
-        last = step + offset
-        out.append({**b, "step": last})
-    return out
 
 
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,

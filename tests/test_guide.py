@@ -152,6 +152,11 @@ def test_the_live_hint_names_the_runs_own_augmentation():
     bare = live_hint(preset("fast", augment=False), above)
     assert "Validation accuracy is above training accuracy" in bare and "changed images" not in bare, bare
     assert live_hint(preset("fast", label_smoothing=0.0), [{"train_accuracy": 0.99, "val_accuracy": 0.97}]) == ""
+    # before the first epoch it names the faint line: "the loss of each batch" pointed at points
+    # averaged over 10 batches, which lay on the smoothed line
+    assert live_hint(preset("fast", label_smoothing=0.0), []).startswith(
+        "The faint line is the loss averaged over each 10 batches")
+    assert "the loss of each batch (noisy" in live_hint(preset("fast", label_smoothing=0.0, log_every=1), [])
 
 
 def test_the_live_hint_says_where_label_smoothing_stops_the_loss():

@@ -175,3 +175,14 @@ def test_every_recorded_layer_has_a_name_a_student_reads(name):
                                  "dead": {n: [0.0] for n, _ in health.relu_layers(net)}, "dead_logits": None},
                                 labels=labels)
     assert {tr.name for tr in fig.data if tr.showlegend is not False} <= set(labels.values())
+
+
+def test_a_continued_runs_health_goes_on_after_its_first_fit():
+    """After Continue, the health charts zig-zagged: the records were sorted by step, and the new
+    fit's steps count from 1 again, so 10, 10, 20, 20, ... drew back and forth between two fits."""
+    log = [{"type": "health", "step": s, "layers": {"fc": {"grad_norm": g, "weight_norm": 1.0}}}
+           for s, g in [(4, 1.0), (8, 0.5), (12, 0.25), (4, 0.2), (8, 0.1)]]  # a second fit from step 4
+    log.insert(2, {"type": "batch", "step": 8, "loss": 1.0})
+    recs = health.health_records(log)
+    assert [r["step"] for r in recs] == [4, 8, 12, 16, 20]
+    assert health.health_series(recs)["grad"]["fc"] == [1.0, 0.5, 0.25, 0.2, 0.1]

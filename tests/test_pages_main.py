@@ -666,3 +666,23 @@ def test_a_train_tab_that_showed_a_run_from_another_tab_keeps_its_outcome(runs_e
     assert not at.exception
     shown = " ".join(e.value for kind in (at.warning, at.subheader) for e in kind)
     assert "Stopped: cancelled before it started" in shown and "Press **Start**" not in " ".join(i.value for i in at.info)
+
+
+def test_a_paused_run_draws_its_curves_as_the_page_says(runs_env, monkeypatch, app_caches):
+    """"The epoch curves and the network's health are drawn when the run pauses or ends": a paused
+    run still showed only the "Draw them now" button. Drawn on demand while it trains, at once when
+    paused (it takes no CPU from training then)."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_held_run
+    from signlab.store import RunState
+
+    root, _ = runs_env
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    run, claim = create_held_run(TrainConfig(model="logreg", epochs=2), "w", root)
+    run.store.update(claim, RunState.RUNNING)
+    draw = lambda at: [b for b in at.button if "Draw them now" in b.label]  # noqa: E731
+    at = _open("train")
+    assert draw(at), "while it trains, the curves wait for the button"
+    run.store.update(claim, RunState.PAUSED)
+    at.run()
+    assert not at.exception and not draw(at)

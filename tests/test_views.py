@@ -581,8 +581,10 @@ def test_dead_logits_health_only_when_measured():
 
     assert views.dead_logits_health([]) is None
     assert views.dead_logits_health([{"type": "batch", "step": 1}, health(1)]) is None  # no clipped scores measured
-    series = views.dead_logits_health([health(2, 0.5), {"type": "batch", "step": 3}, health(1, 0.25)])
+    series = views.dead_logits_health([health(1, 0.25), {"type": "batch", "step": 3}, health(2, 0.5)])
     assert series["steps"] == [1, 2] and series["dead_logits"] == [0.25, 0.5]
+    # in log order: a step that goes back is a continuation's first, counted on after the last
+    assert views.dead_logits_health([health(2, 0.5), health(1, 0.25)])["steps"] == [2, 3]
 
 
 def test_sweep_search_text_names_widths_only_for_models_with_a_width():
