@@ -741,7 +741,9 @@ def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",
     row = st.container(horizontal=True, gap=gap, key=f"{key}_row")
     left = row.container(width=left_px, key=f"{key}_left")
     right = row.container(key=f"{key}_right")
-    css = f"div:has(> .st-key-{key}_right) {{ min-width: {int(right_min_px)}px; }}"  # the right box's flex item
+    # the right box's flex item; never wider than the row (a 390-px phone cut the Train page's buttons
+    # and sentences at a 440-px minimum)
+    css = f"div:has(> .st-key-{key}_right) {{ min-width: min({int(right_min_px)}px, 100%); }}"
     if right_first_when_stacked:  # hidden first: of two rules alike, the later one wins
         css += f" .st-key-{key}_when_stacked {{ display: none; }}"
         css += second_first_when_stacked(f"{key}_row", f"{key}_right", left_px + right_min_px, gap,

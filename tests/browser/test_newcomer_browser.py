@@ -238,6 +238,14 @@ def test_tables_fit_a_phone_screen(browser, own):
             page.wait_for_timeout(1000)
             right = grid.evaluate("e => e.getBoundingClientRect().right")
             assert right <= page.evaluate("() => window.innerWidth"), f"the Runs table ends at {right} px"
+        with step(page, "Train at 390 px: Start and the sentence under it stay inside the screen"):
+            # the run's box had a 440-px minimum: the page was 456 px wide, "the chart here sh…" cut off
+            goto(page, own.url, "/train")
+            wait_text(page, "Press Start to train", WAIT)
+            wide = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollWidth")
+            assert wide <= page.evaluate("() => window.innerWidth"), f"the Train page is {wide} px wide"
+            start = page.get_by_role("button", name="Start").first.evaluate("e => e.getBoundingClientRect().right")
+            assert start <= page.evaluate("() => window.innerWidth"), f"Start ends at {start} px"
     finally:
         ctx.close()
 
