@@ -35,7 +35,7 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     names = views.model_names()
     model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
                          width=FIELD_PX, key="sweep_model")
-    st.caption(views.sweep_search_text(model))
+    st.caption(views.sweep_search_text(model) + " " + views.sweep_time_text(model, ui.speed_rows()))
     with st.form("new_sweep", enter_to_submit=False, border=False):
         fields = st.container(horizontal=True, gap="small")
         trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most (1–500).",

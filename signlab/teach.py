@@ -289,7 +289,9 @@ MAP_INTRO = (
     "What did the network learn? Each of the 7,172 test images becomes one point: the activations of one "
     "layer, squeezed into two dimensions. Points are coloured by their **true** letter and ringed in black "
     "when the model got them wrong. Where a letter's points form their own island, the layer separates it "
-    "from the others; where colours mix, it cannot. **Click a point** to see its image, or **drag a box** "
+    "from the others. Where colours mix, they may still be apart in the dimensions the map leaves out "
+    "(PCA keeps only two directions of many: a 100% model's letters overlap there); t-SNE's neighbours "
+    "show it better. **Click a point** to see its image, or **drag a box** "
     "(box select, in the chart's toolbar) to see the images of a region."
 )
 MAP_DETAILS = r"""

@@ -312,7 +312,8 @@ def weakest_letter_text(rows: Sequence[dict[str, Any]]) -> str:
     """Evaluate's "weakest letter": the letter of lowest recall (``rows`` as per_class gives them, recall
     in percent). A model right on every image has none (it named A, the first of 24 at 100%)."""
     weakest = min(rows, key=lambda r: r["recall"])
-    return "none: all 100%" if weakest["recall"] >= 100 else f"{weakest['letter']}: {percent(weakest['recall'] / 100, 0)}"
+    # "none: all 100%" was cut to "none: all…" in the 170-px metric
+    return "all 100%" if weakest["recall"] >= 100 else f"{weakest['letter']}: {percent(weakest['recall'] / 100, 0)}"
 
 
 def start_line(cfg: Any) -> str:
@@ -456,6 +457,36 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """How long a configuration takes on this server: its ``training`` seconds, the ``whole`` wait
+    (training and the measured overhead of data, validation and saves), and ``like``: the network a
+    guessed speed comes from (None when this server has trained this one)."""
+
+    training: float
+    whole: float
+    like: str | None = None
+
+
+def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES) -> Estimate | None:
+    """:class:`Estimate` of ``cfg`` from the measured speed of this server's completed runs (a guess
+    from a network of like size when it has not trained this one); None when nothing says."""
+    rows = list(rows)
+    alike = _alike(rows, cfg)  # read once for the speed and the overhead
+    speed, like = _speed(alike), None
+    if speed is None:
+        guess = guessed_speed(rows, cfg)
+        if guess is None:
+            return None
+        speed, like = guess
+    training = training_images(cfg, n_train) / speed
+    # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
+    # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
+    # Finished, 5 s said); a guess has no overhead of its own network to go by
+    per_epoch = newest_median(alike, "overhead_per_epoch") if like is None else None
+    return Estimate(training, training + per_epoch * int(cfg.epochs) if per_epoch is not None else training, like)
+
+
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
                   slots: int | None = None, waiting: int = 0) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
@@ -463,15 +494,10 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
     ``waiting`` queued runs): "longer while 1 other run trains here" said it would share the cores
     on a one-slot class server, where it waits in the queue instead."""
-    rows = list(rows)
-    alike = _alike(rows, cfg)  # read once for the speed and the overhead
-    speed, like = _speed(alike), None
-    if speed is None:
-        guess = guessed_speed(rows, cfg)
-        if guess is None:
-            # said as a fact of this server: "the page says how long" read as a promise not kept
-            return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
-        speed, like = guess
+    est = estimate(cfg, rows, n_train)
+    if est is None:
+        # said as a fact of this server: "the page says how long" read as a promise not kept
+        return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -479,20 +505,31 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     else:
         shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
                   if busy > 0 else "")
-    training = training_images(cfg, n_train) / speed
-    if like is not None:
+    if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind
-        return (f"it takes {duration(training).replace('about', 'roughly')} of training on this server, guessed "
-                f"from its {like} runs and the two networks' sizes (it has not trained {cfg.model} yet)" + shared)
-    # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
-    # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
-    # Finished, 5 s said)
-    per_epoch = newest_median(alike, "overhead_per_epoch")
-    whole = training + per_epoch * int(cfg.epochs) if per_epoch is not None else training
-    if duration(whole) == duration(training):  # none measured yet (older runs), or lost in the rounding
-        return f"it takes {duration(training)} on this server" + shared
-    return (f"it takes {duration(whole)} on this server ({duration(training).removeprefix('about ')} "
+        return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
+                f"from its {est.like} runs and the two networks' sizes (it has not trained {cfg.model} yet)" + shared)
+    if duration(est.whole) == duration(est.training):  # none measured yet (older runs), or lost in the rounding
+        return f"it takes {duration(est.training)} on this server" + shared
+    return (f"it takes {duration(est.whole)} on this server ({duration(est.training).removeprefix('about ')} "
             f"of it training)" + shared)
+
+
+def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES) -> str:
+    """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
+    sweep's base batch size; its trials also try smaller batches, which take longer). Without it a
+    student could not tell whether a sweep would take a minute or an hour, and started none."""
+    cfg = _sweep.base_config(model, epochs=1)
+    est = estimate(cfg, rows, n_train)
+    if est is None:
+        return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
+                "time limit stops the sweep starting new ones.")
+    said = duration(est.whole).replace("about", "roughly" if est.like else "about")
+    smallest = min(_sweep.BATCH_SIZES)
+    return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
+            + (f" (guessed from its {est.like} runs)" if est.like else "")
+            + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
+            + ". Trials × epochs × that is the sweep's time with one worker; the time limit stops it starting new trials.")
 
 
 def tsne_wait_text(seconds: float | None, n: int) -> str:

@@ -498,7 +498,7 @@ def pc_dark24() -> list[str]:
 
 def test_the_weakest_letter_of_a_perfect_model_is_none():
     assert views.weakest_letter_text([{"letter": "A", "recall": 100.0}, {"letter": "T", "recall": 92.3}]) == "T: 92%"
-    assert views.weakest_letter_text([{"letter": k, "recall": 100.0} for k in "ABC"]) == "none: all 100%"
+    assert views.weakest_letter_text([{"letter": k, "recall": 100.0} for k in "ABC"]) == "all 100%"
 
 
 def test_the_map_says_when_a_drawn_region_holds_no_point():
@@ -585,6 +585,25 @@ def test_dead_logits_health_only_when_measured():
     assert series["steps"] == [1, 2] and series["dead_logits"] == [0.25, 0.5]
     # in log order: a step that goes back is a continuation's first, counted on after the last
     assert views.dead_logits_health([health(2, 0.5), health(1, 0.25)])["steps"] == [2, 3]
+
+
+def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
+    """The Sweeps page gave no time: a student could not tell a one-minute sweep from an hour's, and
+    started none. It says a trial's time an epoch from this server's runs of the model."""
+    cfg = _sweep_cfg("fastcnn")
+    rows = [{"status": "completed", "model": "fastcnn", "ensemble": 1, "batch_size": 128,
+             "width": cfg.width, "samples_per_second": 2000.0, "created": 1.0}]
+    seconds = views.training_images(cfg, 27_455) / 2000.0
+    said = views.sweep_time_text("fastcnn", rows, 27_455)
+    assert said.startswith(f"On this server a trial takes {views.duration(seconds)} an epoch at batch 128; "
+                           "a trial at batch 32 takes longer."), said
+    assert views.sweep_time_text("fastcnn", [], 27_455).startswith("This server has not trained fastcnn yet")
+
+
+def _sweep_cfg(model):
+    from signlab.sweep import base_config
+
+    return base_config(model, epochs=1)
 
 
 def test_sweep_search_text_names_widths_only_for_models_with_a_width():
