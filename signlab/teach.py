@@ -15,7 +15,8 @@ HOME_INTRO = (
     "**signlab** teaches how image classifiers learn, by doing. You will train models that read "
     "American Sign Language letters from 28×28 pixel photos of hands: first a *logistic regression* "
     "that scores each letter with one weight per pixel, then *convolutional networks* that learn their "
-    "own filters. Start with the **Guided tour**, or jump to any page on the left."
+    "own filters. Start with the **Guided tour**, or jump to any page in the menu (on the left; on a phone, "
+    "behind the » at the top)."
 )
 
 DATA_INTRO = (
