@@ -290,8 +290,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     chosen = st.selectbox(label, ids, index=index, format_func=labels.__getitem__, help=help,
                           key=f"{key}_select")
     st.session_state[key] = chosen
-    if st.query_params.get("run") != chosen:  # in the link too: a reload opened the best run instead
-        st.query_params["run"] = chosen
+    link_run(chosen)  # in the link too: a reload opened the best run instead
     return by_id[chosen]
 
 
@@ -535,6 +534,7 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
         st.caption({"photo": "For photos", "drawing": "For drawings", "calibrate": "To calibrate"}[purpose]
                    + f" this page starts on **{why}**.")
     st.session_state[Keys.EVAL_RUN] = chosen
+    link_run(chosen)  # a link to a run not openable here kept naming it above the run shown
     return by_id[chosen]
 
 

@@ -276,3 +276,14 @@ def test_a_students_time_estimate_reads_the_whole_servers_runs(setup, monkeypatc
     said = " ".join(i.value for i in at.info)
     assert "With these settings it takes" in said and "on this server" in said, said
     assert "has not trained logreg" not in said and "alice-run" not in said
+
+
+@pytest.mark.parametrize("page", ["classify", "calibrate"])
+def test_a_link_to_a_classmates_run_gives_way_to_the_users_own(setup, monkeypatch, app_caches, page):
+    """Classify and Calibrate opened the student's own run under a link that kept naming the
+    classmate's (the other pages put the run they show in the link)."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    at = _as(ALICE, page, {"run": "bob-run"})
+    assert not at.exception
+    assert at.query_params["run"] == "alice-run", at.query_params
