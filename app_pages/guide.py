@@ -44,6 +44,8 @@ if step.config is not None:
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
     st.caption(ui.time_estimate(cfg, runs).capitalize() + ".")
+    if job is None:  # as on Train: a worker starts ahead of the click (the step said "1 s"; it took 5-15)
+        jm.warm()
     if job is not None:
         mine = ui.can(job, "stop")
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")

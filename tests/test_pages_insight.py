@@ -202,3 +202,18 @@ def test_sweep_charts_wait_for_a_finished_trial(tmp_path, monkeypatch, small_dat
     no_error(at)
     assert len(at.get("plotly_chart")) == 0
     assert any("appears here when the first trial finishes" in c.value for c in at.caption)
+
+
+def test_a_tour_training_step_warms_a_worker_as_train_does(runs_env, monkeypatch):
+    """The tour's step 2 said "about 1 s" and its run waited 5-15 s for a worker to start: the Train
+    page starts one ahead of the click, the tour did not."""
+    from signlab.jobs import JobManager
+
+    warmed = []
+    monkeypatch.setattr(JobManager, "warm", lambda self: warmed.append(self.runs_dir) or False)
+    at = _open("guide")
+    assert not warmed  # step 1 trains nothing
+    at.session_state["guide_step"] = 1
+    at.run()
+    no_error(at)
+    assert warmed, "the logistic regression step started no worker ahead of its button"
