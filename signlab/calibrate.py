@@ -594,15 +594,17 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
     return out
 
 
-_CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos? · )+")  # count_text writes "1,200 photos"
+_CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos? · (from )?)+")  # count_text writes "1,200 photos"
 
 
 def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
-    """A calibrated run's name: "calibrated on 3 photos · <the parent's name>", the calibration
-    first (tables cut long names, and the parent's name first made the two runs look the same).
+    """A calibrated run's name: "calibrated on 3 photos · from <the parent's name>", the calibration
+    first (tables cut long names, and the parent's name first made the two runs look the same);
+    "from", as an unnamed parent's name is when it was started ("· 5 Dec 02:28:01" read as when the
+    calibrated run was made, a student saw two runs of one time)).
     A parent that was itself calibrated gives its own base name, not its prefix again: three
     calibrations in a row made an 86-character name that Rename then cut to "… · 4 Dec 15".
     A name in ``taken`` (the runs there are) gets " (2)", " (3)"…: two calibrations of one run on
     as many photos were told apart on Classify by their ids only."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    return unique_name(f"calibrated on {count_text(photos, 'photo')} · {base}", taken)
+    return unique_name(f"calibrated on {count_text(photos, 'photo')} · from {base}", taken)

@@ -190,14 +190,14 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
 
     parent = SimpleNamespace(id="20261204-155705-s2net-0123456789", name="20261204-155705-s2net-0123456789")
     first = calibrate.calibrated_name(1, parent)
-    assert first == "calibrated on 1 photo · 4 Dec 15:57:05"
+    assert first == "calibrated on 1 photo · from 4 Dec 15:57:05"
     again = calibrate.calibrated_name(3, SimpleNamespace(id="20261204-160000-s2net-aaaaaaaaaa", name=first))
-    assert again == "calibrated on 3 photos · 4 Dec 15:57:05"
+    assert again == "calibrated on 3 photos · from 4 Dec 15:57:05"
     many = calibrate.calibrated_name(1200, parent)
-    assert many == "calibrated on 1,200 photos · 4 Dec 15:57:05"
-    assert calibrate.calibrated_name(5, SimpleNamespace(id="y", name=many)) == "calibrated on 5 photos · 4 Dec 15:57:05"
+    assert many == "calibrated on 1,200 photos · from 4 Dec 15:57:05"
+    assert calibrate.calibrated_name(5, SimpleNamespace(id="y", name=many)) == "calibrated on 5 photos · from 4 Dec 15:57:05"
     named = calibrate.calibrated_name(2, SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4))
-    assert named.startswith("calibrated on 2 photos · my robust run") and len(named) <= 80
+    assert named.startswith("calibrated on 2 photos · from my robust run") and len(named) <= 80
     # a second calibration of one run on as many photos gets a name of its own (Classify told the two
     # apart by their ids only), also when the name is cut at 80 characters
     assert calibrate.calibrated_name(1, parent, [first]) == first + " (2)"
@@ -207,8 +207,8 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     assert second.endswith(" (2)") and len(second) == 80 and second[:-4] == named[:76]
     numbered = SimpleNamespace(id="z", name="run (1)")  # the parent's own number is its name's, kept
     taken = [calibrate.calibrated_name(3, numbered)]
-    assert taken == ["calibrated on 3 photos · run (1)"]
-    assert calibrate.calibrated_name(3, numbered, taken) == "calibrated on 3 photos · run (1) (2)"
+    assert taken == ["calibrated on 3 photos · from run (1)"]
+    assert calibrate.calibrated_name(3, numbered, taken) == "calibrated on 3 photos · from run (1) (2)"
     from signlab.views import quoted_run
     assert quoted_run(first, "id") == f"“{first}”" and quoted_run("id", "id", "s2net") == "your s2net run"
 
@@ -311,7 +311,7 @@ def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path
     assert plain["hands_found"] == 0 and not (plain_run.dir / handshape.RUN_FILE).exists()
     # its name leads with what it is: tables cut long names, and the parent's name first looked
     # like the parent itself
-    assert plain_run.name == f"calibrated on 2 photos · {display_name(parent.id, parent.name)}"
+    assert plain_run.name == f"calibrated on 2 photos · from {display_name(parent.id, parent.name)}"
     assert handshape.net_for(plain_run.dir) is shipped
 
 
