@@ -53,13 +53,14 @@ class ControlWatcher:
             trainer.stop()
         elif self.lease.control == "pause":
             limit = pause_limit_seconds(self.writer.run.dir.parent)
-            ends = f" (after {duration(limit).removeprefix('about ')} paused it stops, keeping its last finished epoch)"
-            self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on" + (ends if limit else ""))
+            span = duration(limit).removeprefix("about ")  # "60 min"
+            ends = f" (after {span} paused it stops, keeping its last finished epoch)" if limit else ""
+            self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on" + ends)
             start = time.monotonic()
             with trainer.off_the_clock():  # a pause is not training time (the speed, the estimates)
                 while not self._resumed():
                     if limit and time.monotonic() - start > limit:
-                        trainer.stop(reason=f"stopped, paused for over {duration(limit).removeprefix('about ')},")
+                        trainer.stop(reason=f"stopped, paused for over {span},")
                         return
                     time.sleep(self.poll)
                     self.lease.beat()
