@@ -8,6 +8,36 @@ from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
+# ----------------------------------------------------------------------------- class settings
+def class_settings() -> None:
+    """An instructor's box of the class's quotas (shown also before any run exists: the quotas and the
+    pause limit were out of reach until a student had trained something)."""
+    if ui.user().role != "instructor":
+        return
+    rules = ui.policy()
+    with st.expander("⚙️ Class settings (instructors)", expanded=saved):
+        if saved:
+            st.success("Class settings saved.", icon="✅")
+        with st.form("class_settings"):
+            st.caption("Quotas for every student, kept in the run database for every server.")
+            values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
+                                                   value=rules.show_classmates)}
+            labels = {"max_active_per_user": "Runs queued or training at once, per student",
+                      "max_runs_per_user": "Runs kept, per student",
+                      "max_disk_per_user_mb": "Disk per student (MB)",
+                      "max_disk_total_mb": "Disk for the whole runs folder (MB)",
+                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)",
+                      "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its "
+                                           "last finished epoch (0: no limit)"}
+            for key, label in labels.items():
+                values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
+            if st.form_submit_button("Save"):
+                with ui.guard("Could not save"):
+                    ui.save_settings(values)
+                    st.session_state["runs_settings_saved"] = True
+                    st.rerun()
+
+
 st.title("🗂️ Runs")
 ui.explain(RUNS_INTRO, RUNS_DETAILS)
 
@@ -23,6 +53,7 @@ if not runs:
     st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
     if st.button("Go to Train", type="primary"):
         st.switch_page("app_pages/train.py")
+    class_settings()
     st.stop()
 
 by_id = {r.id: r for r in runs}
@@ -140,7 +171,6 @@ run = by_id[run_id]
 shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the table name it
 s = run.summary()
 busy = s["status"] in views.ACTIVE
-me, rules = ui.user(), ui.policy()
 mine = ui.can(run, "rename")  # a classmate's run (when the server shows them) is read-only
 st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
            + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
@@ -234,26 +264,4 @@ with right:
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")
 
-# ----------------------------------------------------------------------------- class settings
-if me.role == "instructor":
-    with st.expander("⚙️ Class settings (instructors)", expanded=saved):
-        if saved:
-            st.success("Class settings saved.", icon="✅")
-        with st.form("class_settings"):
-            st.caption("Quotas for every student, kept in the run database for every server.")
-            values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
-                                                   value=rules.show_classmates)}
-            labels = {"max_active_per_user": "Runs queued or training at once, per student",
-                      "max_runs_per_user": "Runs kept, per student",
-                      "max_disk_per_user_mb": "Disk per student (MB)",
-                      "max_disk_total_mb": "Disk for the whole runs folder (MB)",
-                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)",
-                      "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its "
-                                           "last finished epoch (0: no limit)"}
-            for key, label in labels.items():
-                values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
-            if st.form_submit_button("Save"):
-                with ui.guard("Could not save"):
-                    ui.save_settings(values)
-                    st.session_state["runs_settings_saved"] = True
-                    st.rerun()
+class_settings()

@@ -494,10 +494,6 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
     ``waiting`` queued runs): "longer while 1 other run trains here" said it would share the cores
     on a one-slot class server, where it waits in the queue instead."""
-    est = estimate(cfg, rows, n_train)
-    if est is None:
-        # said as a fact of this server: "the page says how long" read as a promise not kept
-        return f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -505,6 +501,12 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     else:
         shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
                   if busy > 0 else "")
+    est = estimate(cfg, rows, n_train)
+    if est is None:
+        # said as a fact of this server: "the page says how long" read as a promise not kept; the
+        # wait for a slot too (on a class's first day no network has been trained yet)
+        return (f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
+                + shared)
     if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "

@@ -287,3 +287,16 @@ def test_a_link_to_a_classmates_run_gives_way_to_the_users_own(setup, monkeypatc
     at = _as(ALICE, page, {"run": "bob-run"})
     assert not at.exception
     assert at.query_params["run"] == "alice-run", at.query_params
+
+
+def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatch, app_caches):
+    """With no run yet, Runs stopped before its class-settings box: the quotas and the pause limit
+    were out of reach until a student had trained something. The box is there, and saves."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _as(TEACH, "runs")
+    assert not at.exception and any("No runs yet" in i.value for i in at.info)
+    box = next(n for n in at.number_input if n.label.startswith("Minutes a paused run may wait"))
+    box.set_value(5)
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception and access.policy(tmp_path).max_pause_minutes == 5
+    assert not [n for n in _as(BOB, "runs").number_input]  # a student gets no such box
