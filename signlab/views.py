@@ -540,8 +540,8 @@ def tsne_wait_text(seconds: float | None, n: int) -> str:
     kept = "the map is then kept with the run."
     if seconds is None:
         return (f"t-SNE on the {n:,} test images takes from about 20 s to a few minutes, depending on the "
-                f"CPU (none of your runs has a t-SNE map yet); {kept}")
-    return f"t-SNE on the {n:,} test images takes {duration(seconds)} on this server (your earlier maps); {kept}"
+                f"CPU (no t-SNE map has been made on this server yet); {kept}")
+    return f"t-SNE on the {n:,} test images takes {duration(seconds)} on this server (its earlier maps); {kept}"
 
 
 # --------------------------------------------------------------------------- the verdict on one input

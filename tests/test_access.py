@@ -300,3 +300,23 @@ def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatc
     next(b for b in at.button if b.label == "Save").click().run()
     assert not at.exception and access.policy(tmp_path).max_pause_minutes == 5
     assert not [n for n in _as(BOB, "runs").number_input]  # a student gets no such box
+
+
+def test_the_map_says_the_servers_t_sne_time_to_a_student_with_no_maps(setup, monkeypatch, app_caches):
+    """A student whose classmates had made t-SNE maps was told "none of your runs has a t-SNE map
+    yet" and a 20-s-to-minutes range: the time is the server's, read from every user's runs."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    access.open_for(TEACH, "alice-run", "view", Policy(), root).store.annotate("alice-run", tsne_seconds=21.0)
+
+    def page():
+        import streamlit as st
+
+        from signlab import ui
+
+        st.write(f"seconds={ui.tsne_seconds()}")
+
+    at = AppTest.from_function(page, default_timeout=60)
+    at.session_state[Keys.USER] = BOB  # bob has no map of his own, nor sees alice's run
+    at.run()
+    assert not at.exception and at.markdown[0].value == "seconds=21.0", at.markdown[0].value

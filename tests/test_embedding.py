@@ -355,8 +355,8 @@ def test_the_tsne_wait_is_this_servers_own(tmp_path, small_dataset, tiny_test):
                     progress=lambda f, t: texts.append(t), expected=42.0)
     assert texts and all(t.endswith("(about 42 s here before)") for t in texts)  # the first is said at once
     assert views.tsne_wait_text(20.4, 7172) == ("t-SNE on the 7,172 test images takes about 20 s on this "
-                                                "server (your earlier maps); the map is then kept with the run.")
-    assert "none of your runs has a t-SNE map yet" in views.tsne_wait_text(None, 7172)
+                                                "server (its earlier maps); the map is then kept with the run.")
+    assert "no t-SNE map has been made on this server yet" in views.tsne_wait_text(None, 7172)
 
 
 def test_a_pile_of_equal_images_is_named_and_keeps_the_letters_labels_off_it():
