@@ -712,6 +712,11 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
     if has_relu:
         fig.update_yaxes(range=[0, 100], row=2, col=1)
+        dead = [v for values in series.get("dead", {}).values() for v in values if v is not None]
+        if dead and max(dead) == 0:  # flat lines on the axis read as an empty panel
+            fig.add_annotation(text="none dead: every unit fired for some<br>image of every batch", row=2, col=1,
+                               xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
+                               font=dict(size=12, color=INK_SOFT))
     fig.update_xaxes(title_text="step", row=rows)
     # The legend (one entry a layer, up to a dozen) took a third of the width at the right, leaving the
     # panels 90 px wide in the Train page's column. Without a fourth panel it fills the empty bottom-right

@@ -186,3 +186,13 @@ def test_a_continued_runs_health_goes_on_after_its_first_fit():
     recs = health.health_records(log)
     assert [r["step"] for r in recs] == [4, 8, 12, 16, 20]
     assert health.health_series(recs)["grad"]["fc"] == [1.0, 0.5, 0.25, 0.2, 0.1]
+
+
+def test_a_panel_of_no_dead_units_says_so():
+    """Eleven lines flat at 0 on a 0-100% axis read as an empty panel: it says none are dead."""
+    series = {"steps": [10, 20], "grad": {"fc": [1.0, 0.5]}, "weight": {"fc": [1.0, 1.1]},
+              "dead": {"relu1": [0.0, 0.0], "relu2": [0.0, None]}, "dead_logits": None}
+    said = [a.text for a in figures.health_charts(series).layout.annotations]
+    assert any(t.startswith("none dead: every unit fired") for t in said), said
+    some = {**series, "dead": {"relu1": [0.0, 0.02]}}
+    assert not any("none dead" in a.text for a in figures.health_charts(some).layout.annotations)
