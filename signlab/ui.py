@@ -463,15 +463,18 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
     """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
 
     Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
-    for photos), else the user's best run. Drawings: the best completed run by test accuracy (ties:
-    the newest), so a weak sweep trial that happens to be newest is not the default. "calibrate": as
-    for photos, but a run already calibrated only when there is no other (the Calibrate page started
-    on one, and a student calibrated the calibrated run again without meaning to).
+    for photos), else the user's best run. Drawings (and Evaluate, Kernels and Map, whose pickers ask
+    for the same): the best completed run by test accuracy (ties: the newest), so a weak sweep trial
+    that happens to be newest is not the default; a calibrated run only when there is no other (one
+    adapted to a student's photos became the default for drawings and for the dataset's map, by a
+    test accuracy its dataset replay had lifted). "calibrate": as for photos, but a run already
+    calibrated only when there is no other (the Calibrate page started on one, and a student
+    calibrated the calibrated run again without meaning to).
     """
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
-    if purpose == "calibrate":  # calibrated runs only when there is nothing else, finished or not
+    if purpose in ("calibrate", "drawing"):  # calibrated runs only when there is nothing else, finished or not
         plain = [r for r in available if not calibrated_parent(r)]
         if plain:
             available, done = plain, [r for r in done if not calibrated_parent(r)]

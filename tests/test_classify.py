@@ -421,6 +421,11 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     assert ui.preferred_run(available, "calibrate")[0].id == "a-robust"
     only = [r for r in available if r.id == "d-calibrated"]
     assert ui.preferred_run(only, "calibrate")[0].id == "d-calibrated"  # nothing else to calibrate: that one
+    # drawings (and Evaluate, Kernels, Map) start on a plain run, even beside a calibrated one with a
+    # higher test accuracy: it is adapted to one student's photos
+    calibrated.store.annotate(calibrated.id, test_accuracy=0.9999)
+    assert ui.preferred_run(list_runs(tmp_path), "drawing")[0].id == "b-best-fast"
+    assert ui.preferred_run(only, "drawing")[0].id == "d-calibrated"
     unfinished = make("e-unfinished", TrainConfig(), None, status="stopped")
     (unfinished.dir / "model.safetensors").write_bytes(b"x")
     assert ui.preferred_run([*only, unfinished], "calibrate")[0].id == "e-unfinished"  # before a calibrated run
