@@ -70,9 +70,7 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
     if any(k not in st.session_state for k in CROP_KEYS):
         _reset_crop()
     if max(shape) <= views.SMALL_IMAGE:
-        st.caption(f"This image is only {shape[1]}×{shape[0]} pixels, about the size of the dataset's crops, so it "
-                   "is read whole (the hand detector looks for hands in larger photos). The sliders still zoom "
-                   "and move the square.")
+        st.caption(views.small_image_text(shape))
     elif hand is not None:
         st.caption(f"The hand detector found a hand ({views.percent(hand.presence, 0)} sure): "
                    f"the orange square is 1.5 times the "

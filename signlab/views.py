@@ -534,6 +534,18 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
             + ". Trials × epochs × that is the sweep's time with one worker; the time limit stops it starting new trials.")
 
 
+def small_image_text(shape: tuple[int, int]) -> str:
+    """Classify's words on an upload of at most ``SMALL_IMAGE`` pixels a side (``shape``: height, width),
+    read whole. One smaller than the model's 28×28 input is stretched to it: a 5×5 upload was told it
+    was "about the size of the dataset's crops"."""
+    h, w = shape
+    if max(h, w) < 28:
+        return (f"This image is only {w}×{h} pixels, smaller than the model's 28×28 input: it is stretched to fit "
+                "and shows the model little. A photo or a drawing gives it more to go on.")
+    return (f"This image is only {w}×{h} pixels, about the size of the dataset's crops, so it is read whole (the "
+            "hand detector looks for hands in larger photos). The sliders still zoom and move the square.")
+
+
 def tsne_wait_text(seconds: float | None, n: int) -> str:
     """The Map page's words before a t-SNE map is computed: this server's measured time when it has
     made one (a constant was 3-4x off: "about a minute" said, 20 s taken on an AMD EPYC)."""

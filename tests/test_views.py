@@ -934,3 +934,9 @@ def test_grad_cam_says_how_coarse_its_map_is():
     said = views.cam_caption(net, "W")
     assert said.startswith("Bright regions are where the last convolution found evidence *for* W.")
     assert "only 3×3 cells, stretched over the 28×28 image" in said and "occlusion map is finer" in said
+
+
+def test_a_tiny_upload_is_not_called_the_size_of_the_datasets_crops():
+    """A 5×5 upload was told it was "about the size of the dataset's crops": it is stretched to 28×28."""
+    assert views.small_image_text((5, 5)).startswith("This image is only 5×5 pixels, smaller than the model's 28×28")
+    assert "about the size of the dataset's crops" in views.small_image_text((28, 28))
