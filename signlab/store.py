@@ -78,13 +78,13 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     **{f: (S.QUEUED, S.CLAIMED) for f in FINAL},  # continue: queued again, or claimed by `train --resume`
 }
 CONTROLS = ("stop", "pause", "resume")
+AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
 
 
 def active_refusal(active: int, limit: int) -> str:
     """Why an owner with ``active`` runs queued or training may not queue another under ``limit``."""
     return (f"you have {count_text(active, 'run')} queued or training, and the limit is {limit} at a time; "
             "wait for one to finish, or stop one")
-AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
 
 
 def lease_seconds() -> float:

@@ -908,14 +908,16 @@ def pause_or_resume(run: Run, paused: bool) -> None:
 
 
 def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
-    """Runs as rows with their measured speed, for :func:`views.time_estimate`: the user's own
-    (``available`` when the page already listed them: each listing is a query and a folder scan)
-    and the newest completed runs of everyone on the server (:func:`views.server_speed_rows`)."""
+    """Runs as rows with their measured speed, for :func:`views.time_estimate`: the newest completed
+    runs of everyone on the server, one query (their rows keep the batch size and width the
+    estimates match on), and ``available``, runs the page already listed, whose summaries read
+    those from the settings of runs made before the rows kept them (:func:`views.server_speed_rows`).
+    No listing of its own: that is a query and a folder scan, for what the one query holds."""
     mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
-            for r in (runs() if available is None else available)]
+            for r in available or ()]
     try:
         everyone = job_manager().store.rows(states=[RunState.COMPLETED], limit=views.SPEED_ROWS)
-    except SignlabError:  # the database away: the user's own runs still estimate
+    except SignlabError:  # the database away: the runs the page listed still estimate
         everyone = []
     return views.server_speed_rows(mine, everyone)
 

@@ -21,7 +21,7 @@ from . import handshape as _handshape
 from .data import TRAIN_ROWS
 from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
 from .inference import doubt, photo_tiers, predict_prepared, top_k
-from .labels import LETTERS
+from .labels import IMAGE_SIZE, LETTERS
 from .numbers import DASH, count_text, duration, newest_median, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState, RunStore
@@ -539,8 +539,9 @@ def small_image_text(shape: tuple[int, int]) -> str:
     read whole. One smaller than the model's 28×28 input is stretched to it: a 5×5 upload was told it
     was "about the size of the dataset's crops"."""
     h, w = shape
-    if max(h, w) < 28:
-        return (f"This image is only {w}×{h} pixels, smaller than the model's 28×28 input: it is stretched to fit "
+    if max(h, w) < IMAGE_SIZE:
+        return (f"This image is only {w}×{h} pixels, smaller than the model's {IMAGE_SIZE}×{IMAGE_SIZE} input: "
+                "it is stretched to fit "
                 "and shows the model little. A photo or a drawing gives it more to go on.")
     return (f"This image is only {w}×{h} pixels, about the size of the dataset's crops, so it is read whole (the "
             "hand detector looks for hands in larger photos). The sliders still zoom and move the square.")
