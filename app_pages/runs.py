@@ -55,6 +55,7 @@ if not runs:
         st.switch_page("app_pages/train.py")
     class_settings()
     st.stop()
+ui.follow_runs(runs)  # a run that starts, stops or ends while the page is open redraws it
 
 by_id = {r.id: r for r in runs}
 # a link to a run (the other pages' links carry one) chooses it under Manage a run, once; one to a run
@@ -202,8 +203,9 @@ with left:
         ui.look_at(run.id)
         st.switch_page("app_pages/kernels.py")
     if busy:  # here too: Delete said "Stop the run before deleting it", and Stop was on the Train page only
-        waiting = s["status"] == "queued"
-        if actions.button("⏹ Cancel" if waiting else "⏹ Stop", width="stretch", disabled=not ui.can(run, "stop"),
+        waiting, stopping = s["status"] == "queued", views.status_word(s) == "stopping"
+        if actions.button("⏹ Cancel" if waiting else "⏹ Stopping…" if stopping else "⏹ Stop", width="stretch",
+                          disabled=stopping or not ui.can(run, "stop"),
                           help="Take it out of the queue" if waiting else "Stop it after the current batch; "
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):

@@ -15,6 +15,8 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .store import ACTIVE, HOLDING
+
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
     from .runs import Run
 
@@ -258,6 +260,21 @@ def trial_rows(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for t in trials]
 
 
+def status_word(summary: dict[str, Any]) -> str:
+    """A run's state as the runs table says it: "stopping" between a Stop and the end of the run's
+    current batch (the table said "running" after an instructor's Stop, until a rerun)."""
+    status = str(summary["status"])
+    return "stopping" if summary.get("control") == "stop" and status in HOLDING else status
+
+
+def watch_key(summaries: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """What a page listing runs follows while some of them are queued, training or paused: each such
+    run's state word. Epochs are left out: a rerun at each epoch would redraw the page under a
+    student typing a new name."""
+    return tuple((s["run_id"], status_word(s)) for s in summaries
+                 if str(s["status"]) in ACTIVE)
+
+
 def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
     """One row per run for the runs table (accuracy in percent, the creation time as a datetime);
     with runs of several owners (an instructor's view), an ``owner`` column after the name."""
@@ -270,7 +287,7 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
         rows.append({
             "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
             "model": s["model"], "preset": s.get("preset"),
-            "networks": s.get("ensemble") or 1, "status": s["status"],
+            "networks": s.get("ensemble") or 1, "status": status_word(s),
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
             "augment": bool(s["augment"]) if s["augment"] is not None else None,

@@ -412,6 +412,7 @@ class Run:
             "val_accuracy": row.get("val_accuracy"), "test_accuracy": row.get("test_accuracy"),
             "train_seconds": row.get("train_seconds"), "created": row.get("created"),
             "message": row.get("message", ""), "stopped_by": row.get("stopped_by"),
+            "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
         }
 
 

@@ -232,7 +232,7 @@ def run_label(run: Run) -> str:
     kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
     # whose it is, when it is not this user's: an instructor's pickers listed a class's runs alike
     whose = someone_else(s.get("owner"))
-    return f"{name} · {model}{kind} · {s['status']}{acc_s}" + (f" · {whose}" if whose else "")
+    return f"{name} · {model}{kind} · {views.status_word(s)}{acc_s}" + (f" · {whose}" if whose else "")
 
 
 def someone_else(owner: str | None) -> str | None:
@@ -1044,6 +1044,23 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if not compact:
                 details()
         st.fragment(_named(still, f"{key}_still"))()
+
+
+def follow_runs(runs: Sequence[Run], every: float = 3.0) -> None:
+    """Rerun the page when one of ``runs`` that is queued, training or paused changes state (starts,
+    stops, ends). The Runs page said "stops after its current batch" after a Stop and went on showing
+    the run as running until something else reran it. Polls only the store's rows of those runs."""
+    key = views.watch_key([r.summary() for r in runs])
+    if not key:
+        return
+    following = [r for r in runs if r.id in dict(key)]
+
+    def watch() -> None:
+        for r in following:
+            r.status()  # the run's row, read again
+        if views.watch_key([r.summary() for r in following]) != key:
+            st.rerun()
+    st.fragment(run_every=every)(_named(watch, "follow_runs"))()
 
 
 def _named(fn, name: str):

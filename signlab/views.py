@@ -966,6 +966,10 @@ def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
     return _compare.runs_table(runs)
 
 
+status_word = _compare.status_word
+watch_key = _compare.watch_key
+
+
 def curve_series(runs: Sequence[Any]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
     return _compare.curve_series(runs)
 

@@ -264,6 +264,31 @@ def test_a_student_is_told_who_stopped_their_run(tmp_path, capsys):
     assert views.live_status(own.status(), []).message.startswith("⏹ Stopped: cancelled before it started.")
 
 
+def test_an_instructors_stop_on_runs_shows_stopping_until_the_run_ends(setup, monkeypatch, app_caches):
+    """After an instructor's Stop, Runs said "stops after its current batch" and its table went on
+    saying "running" (and Stop stayed on) until something reran the page. The table says "stopping"
+    and the button "Stopping…", and the page follows the run: its watch sees the run end."""
+    from signlab import views
+
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    run, claim = create_held_run(TrainConfig(**TINY), "w", root, run_id="held", owner=ALICE.id)
+    run.store.update(claim, RunState.RUNNING)
+    at = _as(TEACH, "runs", {"run": "held"})
+    assert dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["status"]))["held"] == "running"
+    next(b for b in at.button if b.label == "⏹ Stop").click().run()
+    assert not at.exception and any("stops after its current batch" in s.value for s in at.success)
+    assert dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["status"]))["held"] == "stopping"
+    stopping = next(b for b in at.button if b.label == "⏹ Stopping…")
+    assert stopping.disabled
+    assert run.store.heartbeat(claim) == "stop"  # the worker is told
+    before = views.watch_key([run.summary()])
+    assert before == (("held", "stopping"),)
+    run.store.update(claim, RunState.STOPPED, message="stopped by request during epoch 1")
+    run.status()
+    assert views.watch_key([run.summary()]) == () != before  # what the page's watch reruns on
+
+
 def test_a_students_time_estimate_reads_the_whole_servers_runs(setup, monkeypatch, app_caches):
     """A class server told a student with no runs of their own that it "has not trained logreg yet"
     beside a classmate's finished logistic regression: a server's speed is not private, so the
