@@ -92,7 +92,9 @@ if len(drawn) > 1:
 df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
 # on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it
 first = [c for c in ("name", "owner", "status", "test accuracy") if c in df.columns]
-st.dataframe(df, hide_index=True, width="stretch", column_order=first + [c for c in df.columns if c not in first],
+# a run still training has no accuracy yet: a dash, not Streamlit's "None"
+st.dataframe(df, hide_index=True, width="stretch", placeholder=views.DASH,
+             column_order=first + [c for c in df.columns if c not in first],
              column_config={
     # 240 px: "medium" (200) cut sweep trials' names; "large" (400) left an 820-px window room for
     # the name and the status alone

@@ -156,7 +156,7 @@ def live() -> None:
         order = ["number", "state", "value", "test_accuracy", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds",
                  "note", "run_id"]
         st.dataframe(
-            shown, hide_index=True, width="stretch",
+            shown, hide_index=True, width="stretch", placeholder=views.DASH,  # a pruned trial has no test accuracy
             column_order=[c for c in order if c in shown.columns],
             column_config={
                 "number": st.column_config.NumberColumn("trial", format="#%d"),

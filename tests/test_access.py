@@ -181,6 +181,8 @@ def test_pages_show_a_student_only_their_runs(setup, monkeypatch, app_caches):
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["name"]) == ["bob-run"]
+    # his queued run has no accuracy yet: a dash, not Streamlit's "None" (the page passes a placeholder)
+    assert table["test accuracy"].isna().all() and at.dataframe[0].proto.placeholder == "—"
     # a crafted link to Alice's run opens nothing of hers on Train: the page falls back to Bob's own
     # active run (a new tab shows the user's run still training), so Stop acts only on his
     at = _as(BOB, "train", {"run": "alice-run"})
