@@ -33,20 +33,22 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     # the architecture outside the form: inside, the sentence on what is searched (a width only for
     # models that have one) kept the first model's words until Start was pressed
     names = views.model_names()
-    model = st.selectbox("Architecture", names, index=names.index("fastcnn") if "fastcnn" in names else 0,
+    model = st.selectbox("Architecture", names, index=names.index(views.SWEEP_DEFAULT_MODEL),
                          width=FIELD_PX, key="sweep_model")
     st.caption(views.sweep_search_text(model) + " " + views.sweep_time_text(model, ui.speed_rows()))
     with st.form("new_sweep", enter_to_submit=False, border=False):
         fields = st.container(horizontal=True, gap="small")
-        trials = fields.number_input("Trials (the budget)", 1, 500, 8, help="How many runs the sweep trains at most (1–500).",
+        trials = fields.number_input("Trials (the budget)", 1, views.SWEEP_MAX_TRIALS, views.SWEEP_DEFAULT_TRIALS,
+                                     help=f"How many runs the sweep trains at most (1–{views.SWEEP_MAX_TRIALS:,}).",
                                      width=FIELD_PX)
-        epochs = fields.number_input("Epochs per trial", 1, 50, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
-                                     help="Short trials rank settings well enough; train the winner longer after (1–50).")
+        lo, hi = views.SETTING["epochs"].range
+        epochs = fields.number_input("Epochs per trial", lo, hi, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
+                                     help=f"Short trials rank settings well enough; train the winner longer after ({lo}–{hi}).")
         minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX,
                                       help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
-        n_workers = fields.number_input("Worker processes", 1, 8, 1, width=FIELD_PX,
+        n_workers = fields.number_input("Worker processes", 1, views.SWEEP_MAX_WORKERS, 1, width=FIELD_PX,
                                         help="Trials run in parallel, one per worker; more than one only helps "
-                                             "with several CPU cores or GPUs (1–8).")
+                                             f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
         submitted = st.form_submit_button("▶ Start sweep", type="primary")
     if submitted:
         with ui.guard("Could not start the sweep"):

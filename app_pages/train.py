@@ -70,7 +70,8 @@ with left:
         st.error(config_error, icon="⚠️")
     if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)
         with st.form("continue", enter_to_submit=False):
-            more = st.number_input("Continue this run for more epochs", 1, 100, 2)
+            lo, hi = views.SETTING["epochs"].range  # the epochs setting's own range, as Train's box has it
+            more = st.number_input("Continue this run for more epochs", lo, hi, views.SETTING["epochs"].default)
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):
                     ui.continue_run(run.id, int(more))

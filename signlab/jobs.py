@@ -18,7 +18,7 @@ import socket
 import threading
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import TrainConfig, check_setting
 from .errors import RunError, SignlabError
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
@@ -79,6 +79,7 @@ class JobManager:
 
     def submit_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> Run:
         """Queue ``epochs`` more epochs of a finished (or interrupted) run (``max_active``: as for submit)."""
+        check_setting("epochs", epochs, integer=True)  # as the command line's resume checks it
         run = open_run(run_id, self.runs_dir)
         run.check_continuable()
         self.store.enqueue_continue(run.id, int(epochs), max_active=max_active)

@@ -69,9 +69,15 @@ DEFAULT_WIDTHS = tuple(SETTING["width"].search)
 # widths to try, by model (the right range depends on the model); models not listed use DEFAULT_WIDTHS
 WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "s2net": (24, 32, 48, 64),
                                       "deepcnn": (16, 24, 32, 48), "mlp": (64, 128, 192, 256)}
+# The sweep's own options, declared here once: the command line, the Sweeps page and the command
+# it shows for more workers take them from these (they had said fastcnn on the page and s2net in
+# the CLI's help, 8 trials and 10).
+DEFAULT_MODEL = "fastcnn"  # quick trials, and a width to search (s2net, the Train page's, has none)
+DEFAULT_TRIALS = 10
 DEFAULT_EPOCHS = 2
 DEFAULT_VAL_FRACTION = 0.1
 MAX_TRIALS = 10_000
+MAX_WORKERS = 8  # worker processes one start launches: each trains a trial, and a class server has a few cores
 SEARCH_SPACE_VERSION = 1  # bump when the searched ranges change: a study keeps one search space
 # settings that must agree between the workers of one study (they change what a trial's value means)
 SHARED_SETTINGS = ("model", "epochs", "max_steps", "val_fraction", "data", "seed", "schedule", "optimizer")
@@ -210,7 +216,7 @@ def suggest(trial, model: str) -> dict[str, Any]:
     return params
 
 
-def base_config(model: str = "fastcnn", epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
+def base_config(model: str = DEFAULT_MODEL, epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
                 val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any):
     """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
     return preset("fast", model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
@@ -342,8 +348,8 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     """
     base_config(model=model, epochs=epochs)  # raises ConfigError for a bad model or epochs
     _check_budget(trials, timeout)
-    if not 1 <= int(workers) <= 64:
-        raise ConfigError(f"workers: {workers!r} is out of range; allowed 1 to 64")
+    if not 1 <= int(workers) <= MAX_WORKERS:
+        raise ConfigError(f"workers: {workers!r} is out of range; allowed 1 to {MAX_WORKERS}")
     workers = min(int(workers), int(trials))
     study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
     root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
@@ -512,7 +518,7 @@ def _describe(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def run_sweep(model: str = "fastcnn", trials: int = 10, epochs: int = DEFAULT_EPOCHS,
+def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: int = DEFAULT_EPOCHS,
               storage: str | None = None, study: str | None = None, timeout: float | None = None,
               runs_dir: Path | str | None = None, max_steps: int | None = None,
               val_fraction: float = DEFAULT_VAL_FRACTION, dataset=None, sampler_seed: int | None = None,
@@ -701,7 +707,8 @@ def add_sweep_command(sub) -> argparse.ArgumentParser:
                        description="Search learning rate, batch size, weight decay, augmentation and width "
                                    "with Optuna, pruning bad trials after each epoch. Several worker processes "
                                    "(on several machines) may join one study through a shared --storage.")
-    s.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
+    s.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                   help=f"trials this worker runs (1 to {MAX_TRIALS}; default {DEFAULT_TRIALS})")
     s.add_argument("--storage", default=None,
                    help="journal file path, journal:PATH, or a postgresql://, mysql:// or sqlite:// URL "
                         "(default: RUNS_DIR/sweeps/STUDY.journal)")
@@ -709,13 +716,13 @@ def add_sweep_command(sub) -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
     s.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: random)")
     # the settings every trial shares, as the declaration types and checks them
-    add_options(s, SWEEP_OPTIONS, defaults={"model": SETTING["model"].default, "epochs": DEFAULT_EPOCHS,
+    add_options(s, SWEEP_OPTIONS, defaults={"model": DEFAULT_MODEL, "epochs": DEFAULT_EPOCHS,
                                             "val_fraction": DEFAULT_VAL_FRACTION}, helps={
-        "model": f"the network whose settings are searched (default {SETTING['model'].default})",
+        "model": f"the network whose settings are searched (default {DEFAULT_MODEL})",
         "epochs": f"epochs per trial (default {DEFAULT_EPOCHS})",
         "max_steps": "stop each trial after this many steps (tests)",
-        "val_fraction": "training images held out to score trials (default 0.1; 0: the test CSV)",
-        "seed": "training seed shared by every trial (default 0)"})
+        "val_fraction": f"training images held out to score trials (default {DEFAULT_VAL_FRACTION:g}; 0: the test CSV)",
+        "seed": f"training seed shared by every trial (default {SETTING['seed'].default})"})
     s.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     s.add_argument("--quiet", action="store_true", help="no line per trial on stderr")
     s.set_defaults(func=cmd_sweep)

@@ -850,6 +850,8 @@ RUN_COLUMNS = _compare.RUN_COLUMNS
 TRIAL_COLUMNS = _compare.TRIAL_COLUMNS
 SWEEP_PARAMS = _sweep.PARAMS
 SWEEP_DEFAULT_EPOCHS = _sweep.DEFAULT_EPOCHS
+SWEEP_DEFAULT_MODEL, SWEEP_DEFAULT_TRIALS = _sweep.DEFAULT_MODEL, _sweep.DEFAULT_TRIALS
+SWEEP_MAX_TRIALS, SWEEP_MAX_WORKERS = _sweep.MAX_TRIALS, _sweep.MAX_WORKERS
 CALIBRATION_METHODS = _calibrate.METHODS
 MAP_METHODS = _embedding.METHODS
 MAP_METHOD_NAMES = _embedding.METHOD_NAMES
@@ -1358,8 +1360,8 @@ def sweep_search_text(model: str) -> str:
 
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
     """The command line that runs more workers of ``study``."""
-    return (f"python -m signlab sweep --model {record.get('model', 'fastcnn')} --epochs "
-            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)} --trials 8 --study {study} "
+    return (f"python -m signlab sweep --model {record.get('model', _sweep.DEFAULT_MODEL)} --epochs "
+            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
             f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")
 
 

@@ -216,3 +216,16 @@ def test_a_worker_finishing_a_released_run_counts_as_spare(tmp_path: Path, monke
     before = len(live_children())
     assert jm.warm() is False
     assert len(live_children()) == before
+
+
+@pytest.mark.parametrize("epochs", [0, 201, 10**400])
+def test_continue_from_a_page_checks_the_epochs_as_the_command_line_does(tmp_path: Path, epochs):
+    """The Train page's Continue box allowed 1 to 100 epochs and the command line 1 to 200, and the
+    page's path (JobManager.submit_continue) checked nothing: both now read the epochs setting."""
+    from signlab.errors import ConfigError
+
+    run = create_run(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path, run_id="done")
+    jm = JobManager(tmp_path, limit=1, start_workers=False)
+    with pytest.raises(ConfigError, match="^epochs: .* is out of range; allowed 1 to 200"):
+        jm.submit_continue(run.id, epochs)
+    assert jm.store.get("done")["status"] == RunState.QUEUED  # checked before the run is looked at

@@ -365,7 +365,8 @@ def test_suggest_asks_for_the_declared_ranges():
 def test_sweep_options_come_from_the_declaration(capsys):
     parser = cli.build_parser()
     args = parser.parse_args(["sweep", "--device", "cpu", "--epochs", "3", "--seed", "4"])
-    assert (args.model, args.epochs, args.val_fraction, args.device, args.seed) == (TrainConfig().model, 3, 0.1, "cpu", 4)
+    # the sweep's own default model (signlab.sweep.DEFAULT_MODEL: one with a width to search), not the Train page's
+    assert (args.model, args.epochs, args.val_fraction, args.device, args.seed) == ("fastcnn", 3, 0.1, "cpu", 4)
     assert cli.main(["sweep", "--device", "tpu"]) == 2
     assert "tpu" in capsys.readouterr().err
 

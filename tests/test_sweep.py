@@ -14,6 +14,7 @@ from tests._local import optional
 optuna = optional("optuna")
 
 from signlab import sweep
+from signlab.errors import ConfigError
 from signlab.runs import open_run  # noqa: E402
 from signlab.trainer import BatchEnd, EpochEnd  # noqa: E402
 
@@ -229,6 +230,30 @@ def test_sweeps_page_renders(tmp_path, monkeypatch):
     next(s for s in at.selectbox if s.label == "Architecture").set_value("logreg").run()
     searched = [c.value for c in at.caption if c.value.startswith("Searched:")]
     assert len(searched) == 1 and ", width " not in searched[0]
+
+
+def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatch, capsys):
+    """The sweep's defaults were written four times and disagreed: the page started fastcnn with 8
+    trials, the command line's help said s2net and its default was 10, the page's epochs stopped at 50
+    where a run's stop at 200. Each is now declared once in signlab.sweep."""
+    from signlab import cli, views
+    from signlab.config import SETTING
+
+    at = _sweeps_page(tmp_path, monkeypatch)
+    assert next(s for s in at.selectbox if s.label == "Architecture").value == sweep.DEFAULT_MODEL
+    boxes = {n.label: n for n in at.number_input}
+    assert boxes["Trials (the budget)"].value == sweep.DEFAULT_TRIALS
+    assert (boxes["Epochs per trial"].min, boxes["Epochs per trial"].max) == SETTING["epochs"].range
+    assert boxes["Worker processes"].max == sweep.MAX_WORKERS
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert f"(default {sweep.DEFAULT_MODEL})" in helptext and f"default {sweep.DEFAULT_TRIALS})" in helptext
+    args = cli.build_parser().parse_args(["sweep"])
+    assert (args.model, args.trials, args.epochs) == (sweep.DEFAULT_MODEL, sweep.DEFAULT_TRIALS, sweep.DEFAULT_EPOCHS)
+    assert f"--trials {sweep.DEFAULT_TRIALS} " in views.sweep_command({}, "s", None, tmp_path)
+    with pytest.raises(ConfigError, match=f"allowed 1 to {sweep.MAX_WORKERS}"):
+        sweep.start_sweep_process("logreg", 2, runs_dir=tmp_path, workers=sweep.MAX_WORKERS + 1)
 
 
 def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):
