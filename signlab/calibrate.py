@@ -19,6 +19,7 @@ page and the ONNX export work on the new run like on any other.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import time
@@ -508,6 +509,18 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
             "test_accuracy": test_accuracy, "status": "completed", "message": message}
 
 
+def _copy_kernels(parent: Run, run: Run) -> None:
+    """The parent's first-layer kernels (an older signlab's single file, or one file an epoch), each
+    file written atomically, as a run's own are: a calibration killed while copying leaves whole
+    files. Links are not followed (a planted one would copy a file from outside the parent)."""
+    sources = [("kernels.safetensors", parent.dir / "kernels.safetensors")]
+    if (parent.dir / "kernels").is_dir() and not (parent.dir / "kernels").is_symlink():
+        sources += [(f"kernels/{e.name}", Path(e.path)) for e in os.scandir(parent.dir / "kernels")]
+    for name, src in sources:
+        if src.is_file() and not src.is_symlink():
+            atomic_write(run.dir / name, lambda p, src=src: shutil.copyfile(src, p))
+
+
 def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, adapted: torch.nn.Module,
                       shape_net: Any, hands_found: int, photos: Sequence[Photo], letters: list[str], method: str,
                       crop: Any, dataset: Dataset, evaluate_test: bool, t0: float
@@ -518,11 +531,7 @@ def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, ada
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
         atomic_write(run.dir / "model.safetensors",
                      lambda p: _save_file(state, p, {"parent": parent.id, "method": method}))
-        # the first layer is unchanged: the Kernels page shows the parent's history
-        if (parent.dir / "kernels.safetensors").is_file():  # an older signlab's single file
-            shutil.copyfile(parent.dir / "kernels.safetensors", run.dir / "kernels.safetensors")
-        if (parent.dir / "kernels").is_dir():
-            shutil.copytree(parent.dir / "kernels", run.dir / "kernels", symlinks=True)
+        _copy_kernels(parent, run)  # the first layer is unchanged: the Kernels page shows the parent's history
         if shape_net is not None and hands_found:
             handshape.save_net(shape_net, {"parent": parent.id, "hands": hands_found}, run.dir / handshape.RUN_FILE)
         _keep_photos(run, photos)

@@ -183,6 +183,27 @@ def test_a_slow_save_keeps_the_calibrated_run_completed(parent, dataset, tmp_pat
     assert open_run(record["run_id"], parent.dir.parent).status()["status"] == "completed"
 
 
+def test_a_calibrated_run_has_its_parents_kernels_as_whole_files(parent, dataset, tmp_path):
+    """The parent's kernel history was copied with shutil into the new run, the one write into a run
+    folder that was not atomic (a kill mid-copy left a torn file the Kernels page would read), and a
+    link planted among the parent's kernels was copied as a link."""
+    own = sorted(p.name for p in (parent.dir / "kernels").iterdir())
+    assert own, "the parent run keeps one kernels file an epoch"
+    (tmp_path / "elsewhere.safetensors").write_bytes(b"not the parent's")
+    planted = parent.dir / "kernels" / "planted.safetensors"
+    planted.symlink_to(tmp_path / "elsewhere.safetensors")
+    try:
+        cal = calibrate.load_folder(write_folder(tmp_path / "cal", dataset, 1))
+        record = calibrate.calibrate_run(parent.id, cal, parent.dir.parent, steps=5, dataset=dataset,
+                                         evaluate_test=False)
+    finally:
+        planted.unlink()
+    copied = Path(record["run_dir"]) / "kernels"
+    assert sorted(p.name for p in copied.iterdir()) == own  # no link, no temporary file
+    for name in own:
+        assert (copied / name).read_bytes() == (parent.dir / "kernels" / name).read_bytes()
+
+
 def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     """Three calibrations in a row named the run "calibrated on 1 photo · calibrated on 1 photo ·
     calibrated on 1 photo · 4 Dec 15:57:05" (86 characters), which Rename cut to "… · 4 Dec 15"."""
