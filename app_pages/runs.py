@@ -85,8 +85,8 @@ if len(drawn) > 1:
         brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
         brushed.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
         brushed.button("📈 Overlay these runs", disabled=not inside, key="runs_overlay_brushed",
-                  on_click=lambda: st.session_state.update(runs_compare=[runs[i].id for i in inside[:8]]),
-                  help="Draw the curves of the runs inside the brush (at most 8) in Compare runs below.")
+                  on_click=lambda: st.session_state.update({ui.Keys.RUNS_COMPARE: [runs[i].id for i in inside[:ui.COMPARE_AT_MOST]]}),
+                  help=f"Draw the curves of the runs inside the brush (at most {ui.COMPARE_AT_MOST}) in Compare runs below.")
 
 # ----------------------------------------------------------------------------- the table
 df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
@@ -109,11 +109,11 @@ st.dataframe(df, hide_index=True, width="stretch", placeholder=views.DASH,
 # ----------------------------------------------------------------------------- compare
 st.subheader("Compare runs")
 with_curves = [r.id for r in runs if r.summary()["epochs"] or r.has_weights()]
-if "runs_compare" in st.session_state:  # set by the brush's button or the Sweeps page: keep only runs that exist
-    st.session_state["runs_compare"] = [i for i in st.session_state["runs_compare"] if i in by_id]
+if ui.Keys.RUNS_COMPARE in st.session_state:  # set by the brush's button or the Sweeps page: keep only runs that exist
+    st.session_state[ui.Keys.RUNS_COMPARE] = [i for i in st.session_state[ui.Keys.RUNS_COMPARE] if i in by_id]
 picked = st.multiselect("Runs to overlay", [r.id for r in runs],
-                        default=None if "runs_compare" in st.session_state else with_curves[:3],
-                        format_func=ui.run_labels(runs).__getitem__, key="runs_compare",
+                        default=None if ui.Keys.RUNS_COMPARE in st.session_state else with_curves[:3],
+                        format_func=ui.run_labels(runs).__getitem__, key=ui.Keys.RUNS_COMPARE,
                         placeholder="Choose runs to compare")
 if picked:
     epochs, batches = views.curve_series([by_id[i] for i in picked])

@@ -150,8 +150,8 @@ def live() -> None:
                 # a callback, as on the Runs page: a brush drawn with the mouse lasts one rerun, so the
                 # rerun of the click drew no button and the click was lost (and the brush with it)
                 brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
-                               help="Open the Runs page with these trials' runs (at most 8) overlaid.",
-                               on_click=st.session_state.update, args=({"runs_compare": ids[:8], GO_RUNS: True},))
+                               help=f"Open the Runs page with these trials' runs (at most {ui.COMPARE_AT_MOST}) overlaid.",
+                               on_click=st.session_state.update, args=({ui.Keys.RUNS_COMPARE: ids[:ui.COMPARE_AT_MOST], GO_RUNS: True},))
     if rows:
         shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
         # the two accuracies first: at the end of 15 columns "test accuracy" was cut off at 1,280 px

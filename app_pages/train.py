@@ -21,21 +21,21 @@ SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts
 left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train", right_first_when_stacked=True)
 with left:
     st.subheader("Settings", anchor="settings")
-    st.selectbox("Preset", list(views.PRESETS), key="cfg_preset",
-                 on_change=lambda: ui.load_settings(st.session_state["cfg_preset"]),
+    st.selectbox("Preset", list(views.PRESETS), key=ui.setting_key("preset"),
+                 on_change=lambda: ui.load_settings(st.session_state[ui.setting_key("preset")]),
                  help="A starting point; change any setting below.", persist_state=ui.PERSIST)
-    st.caption(views.PRESET_DESCRIPTIONS.get(st.session_state["cfg_preset"], ""))  # whole: a selectbox cuts it off
+    st.caption(views.PRESET_DESCRIPTIONS.get(st.session_state[ui.setting_key("preset")], ""))  # whole: a selectbox cuts it off
     if changes := views.preset_changes(ui.settings_in_state()):  # the boxes' values, set before they are drawn
         st.caption(changes)
     model = ui.setting_input(views.SETTING["model"])
     info = views.model_info(model)
-    members = int(st.session_state.get("cfg_ensemble", 1))
+    members = int(st.session_state.get(ui.setting_key("ensemble"), 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
     with st.expander("Layer summary"):
         st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
     ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"], st.columns(2))
-    if views.PRESETS.get(st.session_state["cfg_preset"], {}).get("augment_photo"):
+    if views.PRESETS.get(st.session_state[ui.setting_key("preset")], {}).get("augment_photo"):
         st.caption("This preset also makes training images look like photos: hands zoomed out onto plain walls, "
                    "mirrored half the time, with changed light, blur and noise.")
 

@@ -61,6 +61,7 @@ class Keys:
     CALIBRATION_INPUT = "calibration_input_version"  # bumping it empties the uploader and the camera
     DETAILS_DRAWN = "live_details_drawn"  # the run whose epoch and health charts the user asked for while it trains
     LIVE_FEEDS = "live_feed_tokens"  # {run_id: token} of signlab.live's loss feed, issued to this session
+    RUNS_COMPARE = "runs_compare"  # the runs Runs overlays (its multiselect); set by the Runs brush and Sweeps
 
 
 def runs_dir() -> Path:
@@ -669,9 +670,13 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
 PERSIST = "session"  # the settings' widgets keep their values across page switches (setting_input)
 
 
+SETTING_PREFIX = "cfg_"
+COMPARE_AT_MOST = 8  # runs one overlay draws (more lines than this are a tangle)
+
+
 def setting_key(name: str) -> str:
     """The session-state key of a training setting's widget (``cfg_epochs``)."""
-    return f"cfg_{name}"
+    return f"{SETTING_PREFIX}{name}"
 
 
 def load_settings(preset_name: str) -> None:
@@ -690,7 +695,7 @@ def settings_from_link() -> None:
         # another value when a page switch interrupts a script run (streamlit#7338): CI once saw the
         # robust preset's "Ensemble size" box hold something other than 3 for a minute after
         # Classify's "Train the robust model" had started a run of three.
-        for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
+        for key in [k for k in st.session_state if str(k).startswith(SETTING_PREFIX)]:
             st.session_state[key] = st.session_state[key]
         return
     values, problems = link_values(st.query_params.to_dict())
@@ -937,7 +942,7 @@ def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
 def open_train(run_id: str, preset_name: str) -> None:
     """Open the Train page on ``run_id`` with ``preset_name``'s settings in its panel: the panel's
     widgets are dropped, so the page loads them again from the link."""
-    for key in [k for k in st.session_state if str(k).startswith("cfg_")]:
+    for key in [k for k in st.session_state if str(k).startswith(SETTING_PREFIX)]:
         del st.session_state[key]
     st.session_state[Keys.TRAIN_RUN] = run_id
     st.switch_page("app_pages/train.py", query_params={"preset": preset_name, "run": run_id})
