@@ -305,7 +305,7 @@ with left:
         elif not np.any(sal > 0):
             caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
                        + (": its score is cut to zero by the ReLU on the output (the lecture's flaw)."
-                          if cfg.model == "seed_convnet" else "."))
+                          if views.model_info(cfg.model).output_relu else "."))
     else:
         fig = figures.saliency_overlay(x, sal, f"Gradient saliency for {name}", zmax=1.0, colorbar_title="|∂z/∂x|")
         caption = f"Bright pixels are those whose change would move the score of {name} most."

@@ -36,17 +36,24 @@ class ModelInfo:
     name: str
     description: str
     parameters: int
-    has_width: bool  # whether ``width=`` changes its size (sweeps search it)
+    widths: tuple[int, ...] = ()  # the widths a sweep tries (the right range depends on the model); () none
+    output_relu: bool = False  # a ReLU on its output scores (the lecture's flaw: the pages explain what it does)
+
+    @property
+    def has_width(self) -> bool:
+        """Whether ``width=`` changes its size (sweeps search it)."""
+        return bool(self.widths)
 
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, bool]] = {}
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, tuple[int, ...]]] = {}
 
 
-def register_model(name: str, description: str, has_width: bool = False):
-    """Decorator: add a model factory to the registry under ``name``."""
+def register_model(name: str, description: str, widths: tuple[int, ...] = ()):
+    """Decorator: add a model factory to the registry under ``name``; ``widths``: for a model whose
+    factory takes ``width=``, the widths a sweep tries."""
 
     def wrap(factory: Callable[..., nn.Module]):
-        _REGISTRY[name] = (factory, description, has_width)
+        _REGISTRY[name] = (factory, description, tuple(widths))
         return factory
 
     return wrap
@@ -54,7 +61,7 @@ def register_model(name: str, description: str, has_width: bool = False):
 
 def list_models() -> list[ModelInfo]:
     """Every registered model, in registration order (simplest first)."""
-    return [ModelInfo(n, d, count_parameters(f()), w) for n, (f, d, w) in _REGISTRY.items()]
+    return [model_info(n) for n in _REGISTRY]
 
 
 def model_names() -> list[str]:
@@ -62,8 +69,9 @@ def model_names() -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    factory, description, has_width = _lookup(name)
-    return ModelInfo(name, description, count_parameters(factory()), has_width)
+    factory, description, widths = _lookup(name)
+    net = factory()
+    return ModelInfo(name, description, count_parameters(net), widths, bool(getattr(net, "output_relu", False)))
 
 
 # networks that train at the same speed as another (the same layers; a ReLU on the output costs
@@ -93,8 +101,8 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", t
     recorded as ``model.tta``: whether predictions average the image's 1-pixel shifts
     (:func:`signlab.predict.forward_views`).
     """
-    factory, _, has_width = _lookup(name)
-    if not has_width:
+    factory, _, widths = _lookup(name)
+    if not widths:
         kwargs.pop("width", None)
     elif kwargs.get("width") is None:
         kwargs.pop("width", None)
@@ -405,7 +413,7 @@ def _logreg() -> nn.Module:
     return LogisticRegression()
 
 
-@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", has_width=True)
+@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", widths=(64, 128, 192, 256))
 def _mlp(width: int = 256) -> nn.Module:
     return MLP(width)
 
@@ -421,18 +429,18 @@ def _convnet() -> nn.Module:
 
 
 @register_model("fastcnn", "Three 3x3 conv + batch-norm + pooling stages, width 24: a strong model, quickly",
-                has_width=True)
+                widths=(8, 16, 24, 32))
 def _fastcnn(width: int = 24) -> nn.Module:
     return FastCNN(width)
 
 
 @register_model("s2net", "A frozen whitening layer, then three conv + batch-norm stages on half-size maps: "
-                         "the fastest to 99.9%", has_width=True)
+                         "the fastest to 99.9%", widths=(24, 32, 48, 64))
 def _s2net(width: int = 48) -> nn.Module:
     return S2Net(width)
 
 
-@register_model("deepcnn", "Six conv + batch-norm layers with dropout, width 32: the deepest", has_width=True)
+@register_model("deepcnn", "Six conv + batch-norm layers with dropout, width 32: the deepest", widths=(16, 24, 32, 48))
 def _deepcnn(width: int = 32) -> nn.Module:
     return DeepCNN(width)
 

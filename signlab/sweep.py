@@ -65,10 +65,7 @@ PARAMS = tuple(s.name for s in SEARCHED)  # in table order
 BATCH_SIZES = tuple(SETTING["batch_size"].search)
 LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
 WEIGHT_DECAY_RANGE = (SETTING["weight_decay"].search.low, SETTING["weight_decay"].search.high)
-DEFAULT_WIDTHS = tuple(SETTING["width"].search)
-# widths to try, by model (the right range depends on the model); models not listed use DEFAULT_WIDTHS
-WIDTHS: dict[str, tuple[int, ...]] = {"fastcnn": (8, 16, 24, 32), "s2net": (24, 32, 48, 64),
-                                      "deepcnn": (16, 24, 32, 48), "mlp": (64, 128, 192, 256)}
+DEFAULT_WIDTHS = tuple(SETTING["width"].search)  # for a model registered with a width but no widths of its own
 # The sweep's own options, declared here once: the command line, the Sweeps page and the command
 # it shows for more workers take them from these (they had said fastcnn on the page and s2net in
 # the CLI's help, 8 trials and 10).
@@ -196,8 +193,12 @@ def _mask(url: str) -> str:
 
 # --------------------------------------------------------------------------- the search space
 def widths_for(model: str) -> tuple[int, ...]:
+    """The widths a sweep of ``model`` tries: the registry's (signlab.models.register_model), within the
+    width setting's range."""
+    from .models import model_info
+
     lo, hi = RANGES["width"]
-    return tuple(w for w in WIDTHS.get(model, DEFAULT_WIDTHS) if lo <= w <= hi)
+    return tuple(w for w in model_info(model).widths or DEFAULT_WIDTHS if lo <= w <= hi)
 
 
 def suggest(trial, model: str) -> dict[str, Any]:

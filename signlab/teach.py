@@ -208,7 +208,9 @@ def smoothing_floor(eps: float, classes: int = NUM_CLASSES) -> float:
 def _epoch_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
     last = epochs[-1]
     gap = last["train_accuracy"] - last["val_accuracy"]
-    if cfg.model == "seed_convnet" and last["val_accuracy"] < 0.8:
+    from .models import model_info  # here: the module of words stays free of torch until a run is shown
+
+    if model_info(cfg.model).output_relu and last["val_accuracy"] < 0.8:
         return ("Notice how this run stalls: the ReLU on the output scores stops letters whose scores went "
                 "negative from learning. Compare with `convnet`, the same layers without it.")
     if gap > 0.05:

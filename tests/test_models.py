@@ -178,3 +178,17 @@ def test_ensemble_trains_its_members_apart_and_averages_their_probabilities():
     names = [n for n, _ in models.conv_layers(ens)]
     assert names and all(n.startswith("members.0.") for n in names)  # the first member's view
     assert len(models.conv_layers(ens)) == len(models.conv_layers(ens.members[0]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_registry_says_which_models_clip_their_scores(name):
+    """Evaluate, Classify and the live hints explained the output ReLU for the model named
+    "seed_convnet" only: the registry now says it of any model that has one, from the network itself."""
+    net = models.create_model(name)
+    info = models.model_info(name)
+    assert info.output_relu == bool(getattr(net, "output_relu", False))
+    if info.output_relu:  # what the pages explain: every negative score is cut to 0
+        net.eval()
+        with torch.no_grad():
+            assert (net(normalize(torch.rand(8, 1, 28, 28))) >= 0).all()
+    assert [m.name for m in models.list_models() if m.output_relu] == ["seed_convnet"]

@@ -330,10 +330,15 @@ def test_sweep_searches_the_declared_space_in_the_earlier_order():
     for s in SEARCHED:
         tried = [s.search.low, s.search.high] if isinstance(s.search, Log) else list(s.search)
         assert all(s.problem(v) is None for v in tried), s.name  # inside the declared range or choices
-    for model in ("fastcnn", "deepcnn", "mlp", "convnet", "s2net"):
-        declared = sweep.WIDTHS.get(model, sweep.DEFAULT_WIDTHS)  # as written, before widths_for filters
-        assert declared and all(SETTING["width"].problem(w) is None for w in declared), model
-        assert sweep.widths_for(model) == declared  # nothing written is dropped from the search
+    from signlab.models import model_info, model_names
+
+    for model in model_names():  # the widths are declared with each model in the registry
+        declared = model_info(model).widths  # as written, before widths_for filters
+        assert bool(declared) == model_info(model).has_width, model
+        assert all(SETTING["width"].problem(w) is None for w in declared), model
+        if declared:
+            assert sweep.widths_for(model) == declared  # nothing written is dropped from the search
+    assert model_info("fastcnn").widths == (8, 16, 24, 32) and not model_info("convnet").widths
 
 
 class _Trial:
