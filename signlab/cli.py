@@ -14,11 +14,12 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from .calibrate import DEFAULT_METHOD, METHODS
 from .config import PRESETS, SETTING, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .preprocess import CROPS, PHOTO_CROP
-from .settings import add_options, option_values
+from .settings import add_options, given, option_values
 from .views import progress_text, seconds_left
 from .numbers import count_text, duration
 
@@ -87,12 +88,12 @@ class ProgressBar:
 
 # --------------------------------------------------------------------------- commands
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", default=None,
+    p.add_argument("--runs-dir", default=None, type=given,
                    help="folder of run directories (default: $SIGNLAB_RUNS_DIR, else runs/ in the project folder)")
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, metavar="URL",
+    p.add_argument("--db", default=None, metavar="URL", type=given,
                    help="run database (default: SIGNLAB_DB, else sqlite in the runs folder); "
                         "postgresql://user@host/db for several servers and workers; a plain path is a SQLite file")
 
@@ -319,7 +320,7 @@ def _command(sub, name: str, help: str, func, *, run: bool = False, runs_dir: bo
     """One subcommand with the arguments many share: a RUN first, --runs-dir, --db, --json."""
     s = sub.add_parser(name, help=help)
     if run:
-        s.add_argument("run")
+        s.add_argument("run", type=given, help="a run's id (as `runs` lists them) or its folder")
     if runs_dir:
         _add_runs_dir(s)
     if db:
@@ -338,15 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     _command(sub, "models", "list the models", cmd_models)
 
     s = _command(sub, "summary", "a model's layer table", cmd_summary)
-    s.add_argument("model")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("model", help="a model's name (as `models` lists them)")
+    s.add_argument("--json", action="store_true", help="print the layer table as one JSON object")
 
     s = sub.add_parser("train", help="train a model (no options: the recommended fast configuration)")
     _add_train_options(s)
     _add_runs_dir(s)
     _add_db(s)
     s.add_argument("--json", action="store_true", help=last_line)
-    s.add_argument("--resume", metavar="RUN", default=None, help="continue RUN for --epochs more epochs")
+    s.add_argument("--resume", metavar="RUN", default=None, type=given, help="continue RUN for --epochs more epochs")
     s.add_argument("--queue", action="store_true",
                    help="put the run in the queue and return at once; a worker trains it")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -365,34 +366,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --exit-when-idle: warm up first, and return only once the queue has been empty "
                         "this long (default 0)")
 
-    _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True, json_help="")
+    _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True,
+             json_help="print the runs as one JSON array, one object a run")
     _command(sub, "evaluate", "test accuracy and the per-class table of a run", cmd_evaluate, run=True,
-             runs_dir=True, db=True, json_help="")
+             runs_dir=True, db=True, json_help=last_line)
 
     s = _command(sub, "predict", "top letters for image files", cmd_predict, run=True)
-    s.add_argument("images", nargs="+")
+    s.add_argument("images", nargs="+", type=given, help="image files (PNG, JPEG, WebP, …), any size")
     _add_runs_dir(s)
     _add_db(s)
-    s.add_argument("--top", type=int, default=3)
+    s.add_argument("--top", type=int, default=3, help="how many letters to list per image (default 3)")
     s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="detector: a square around the hand found by MediaPipe's hand models (the centre "
                         "square when none is found); centre: the largest centred square; hand: a square "
-                        "around the hand found by skin colour")
+                        "around the hand found by skin colour (default detector)")
     s.add_argument("--no-hand-shape", action="store_true",
                    help="the image model alone: do not weigh in the shape of the hand the detector found")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the predictions as JSON")
 
     s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True, db=True)
-    s.add_argument("--format", default="onnx")
-    s.add_argument("--out", default=None, help="file to write (default: <run>/model.onnx); never inside the runs folder")
+    s.add_argument("--format", default="onnx", help="the file format (onnx, the only one)")
+    s.add_argument("--out", default=None, type=given,
+                   help="file to write (default: model.onnx in the run's folder); any other path must lie "
+                        "outside the runs folder")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
 
     s = _command(sub, "calibrate", "adapt a run to a few of your own photos per letter (a new run)", cmd_calibrate,
                  run=True)
-    s.add_argument("dir", help="a folder of <LETTER>/<image> files; missing letters are fine")
+    s.add_argument("dir", type=given, help="a folder of <LETTER>/<image> files; missing letters are fine")
     _add_runs_dir(s)
     _add_db(s)
-    s.add_argument("--method", choices=("head", "finetune", "ncm"), default="head")
+    s.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help="head: retrain the last layer on the photos (the default: the best measured); finetune: "
+                        "also the last convolution (slower); ncm: each letter's mean photo features (forgets "
+                        "the dataset)")
     s.add_argument("--crop", choices=CROPS, default=PHOTO_CROP,
                    help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
     s.add_argument("--json", action="store_true", help=last_line)

@@ -113,7 +113,9 @@ class Setting:
             return None if value in allowed else f"{value!r} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
             return _range_problem(self.range, value, integer=self.type is int)
-        return None if isinstance(value, str) else f"{shown_value(value)} must be text"
+        if not isinstance(value, str):
+            return f"{shown_value(value)} must be text"
+        return None if value.strip() else "is empty; give a value or leave it out"  # not a silent default
 
 
 def setting(default: Any, *, help: str, **declaration: Any) -> Any:

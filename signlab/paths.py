@@ -19,4 +19,5 @@ def cache_dir() -> Path:
 
 def default_runs_dir() -> Path:
     """Folder holding run directories (``SIGNLAB_RUNS_DIR`` or ``<project>/runs``)."""
-    return Path(os.environ.get("SIGNLAB_RUNS_DIR", PROJECT_ROOT / "runs")).expanduser()
+    # set but empty is unset: "" made the current folder the runs folder (and a signlab.db in it)
+    return Path(os.environ.get("SIGNLAB_RUNS_DIR") or PROJECT_ROOT / "runs").expanduser()

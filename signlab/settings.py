@@ -51,6 +51,15 @@ def add_options(parser: argparse.ArgumentParser, names: Iterable[str] | None = N
         parser.add_argument(s.flag, **kwargs)
 
 
+def given(text: str) -> str:
+    """An argparse type for a run, a path, a name or a URL: an empty one is refused. ``train --resume ""``
+    trained a new run, ``predict RUN ""`` read the current folder and ``--runs-dir ""`` meant the
+    project's own runs/, each as if the argument had been left out."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a value or leave the option out")
+    return text
+
+
 def option_values(args: argparse.Namespace, names: Iterable[str] | None = None) -> dict[str, Any]:
     """The settings given on the command line (None where an option was left out).
 

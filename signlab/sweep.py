@@ -54,7 +54,7 @@ from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
-from .settings import SEARCHED, add_options, option_values
+from .settings import SEARCHED, add_options, given, option_values
 from .store import RunState, db_url_for, new_worker_id, store_for
 from .numbers import count_text
 
@@ -710,10 +710,10 @@ def add_sweep_command(sub) -> argparse.ArgumentParser:
                                    "(on several machines) may join one study through a shared --storage.")
     s.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
                    help=f"trials this worker runs (1 to {MAX_TRIALS}; default {DEFAULT_TRIALS})")
-    s.add_argument("--storage", default=None,
+    s.add_argument("--storage", default=None, type=given,
                    help="journal file path, journal:PATH, or a postgresql://, mysql:// or sqlite:// URL "
                         "(default: RUNS_DIR/sweeps/STUDY.journal)")
-    s.add_argument("--study", default=None, help="study name (default: MODEL-EPOCHSep)")
+    s.add_argument("--study", default=None, type=given, help="study name (default: MODEL-EPOCHSep)")
     s.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
     s.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: random)")
     # the settings every trial shares, as the declaration types and checks them

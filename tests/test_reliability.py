@@ -592,3 +592,29 @@ def test_user_supplied_run_ids_stay_inside_the_runs_folder(tmp_path, capsys, mon
         assert not any("Run " in s.value for s in at.subheader)  # no run is shown
     assert sorted(p.name for p in outside.iterdir()) == ["config.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "runs"]
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--resume", ""], ["predict", "some-run", ""], ["calibrate", "some-run", ""], ["evaluate", ""],
+    ["runs", "--runs-dir", ""], ["runs", "--db", " "], ["export", "some-run", "--out", ""],
+    ["train", "--model", "logreg", "--data", ""], ["sweep", "--study", ""], ["sweep", "--storage", ""],
+])
+def test_an_empty_argument_is_refused_not_taken_as_left_out(tmp_path, capsys, monkeypatch, args):
+    """`train --resume ""` trained a new 2-epoch run, `predict RUN ""` read the current folder and
+    `--runs-dir ""` meant the project's runs/: an empty value read as no value. Each is refused."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    assert cli.main(args) == 2
+    line = _one_line_error(capsys)
+    assert "is empty" in line, line
+    assert not any(tmp_path.iterdir())  # refused before anything was made: no run, no database
+
+
+def test_an_empty_runs_folder_variable_is_the_default(monkeypatch, tmp_path):
+    """SIGNLAB_RUNS_DIR set but empty made the current folder the runs folder (a signlab.db appeared
+    in the project's root); empty is unset."""
+    from signlab.paths import PROJECT_ROOT, default_runs_dir
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", "")
+    assert default_runs_dir() == PROJECT_ROOT / "runs"
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    assert default_runs_dir() == tmp_path
