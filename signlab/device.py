@@ -19,6 +19,7 @@ import torch
 
 from .errors import ConfigError, SignlabError
 from .fsutil import atomic_write_json, read_json
+from .numbers import count_text
 from .paths import cache_dir
 
 
@@ -186,4 +187,4 @@ def device_description(device: torch.device | None = None) -> str:
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU: Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({count_text(torch.get_num_threads(), 'thread')})"  # "1 thread", not "1 threads"

@@ -24,6 +24,7 @@ import copy
 import json
 import threading
 import time
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -128,7 +129,8 @@ def load_landmarks(split: str, path: Path = LANDMARKS_FILE) -> tuple[np.ndarray,
             ok = z[f"{split}_presence"] >= 0.5
             x = features(lm[ok], z[f"{split}_left"][ok])
             return x, z[f"{split}_targets"][ok].astype(np.int64)
-    except (OSError, ValueError, KeyError, IndexError) as err:  # not an .npz, pickled objects, missing arrays
+    # not an .npz, a truncated one (zipfile's own errors), pickled objects, missing arrays
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: not a landmarks file signlab wrote ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); "
                         "python -m signlab handshape --extract makes it again") from err

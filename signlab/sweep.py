@@ -533,6 +533,18 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     _check_budget(trials, timeout, sampler_seed)
     base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
     study = check_study_name(study or default_study_name(model, epochs))
+    # the training stack loads torch: imported here, so `python -m signlab --help` stays quick
+    from . import api
+    from .data import load_dataset
+    from .device import check_device
+    from .jobs import default_job_limit
+    from .runs import create_run
+
+    # what every trial would fail on is refused before the study is made: a device this machine lacks
+    # failed each trial with a traceback (leaving a failed run each), and a --data folder that does not
+    # exist was kept as the new study's setting, so the same study without it was then refused
+    check_device(base.device)
+    dataset = dataset if dataset is not None else load_dataset(base.data)
     optuna = _optuna()
     study_storage = open_storage(storage, study, runs_dir)
     storage_text = _storage_text(storage, study, runs_dir)
@@ -544,12 +556,6 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         since = min(started, float(os.environ.get("SIGNLAB_SWEEP_LAUNCHED", started)))
     except ValueError:
         since = started
-    # the training stack loads torch: imported here, so `python -m signlab --help` stays quick
-    from . import api
-    from .data import load_dataset
-    from .jobs import default_job_limit
-    from .runs import create_run
-
     owner = os.environ.get("SIGNLAB_OWNER") or None  # set by the dashboard for the user who started it
     worker_id = new_worker_id("sweep")
     store = store_for(root)
@@ -647,7 +653,6 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
             atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
                                             "epochs": epochs, "max_steps": max_steps, "owner": owner,
                                             "val_fraction": val_fraction, "created": time.time()})
-        dataset = dataset if dataset is not None else load_dataset(base.data)
         beat(phase="running")
         st.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[after_trial], catch=())
     finally:

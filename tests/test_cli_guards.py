@@ -182,6 +182,13 @@ def test_a_landmarks_file_with_pickled_objects_is_refused(tmp_path):
     plain.write_bytes(pickle.dumps({"x": 1}))
     with pytest.raises(DataError, match="not a landmarks file signlab wrote"):
         load_landmarks("train", plain)
+    # a truncated copy of the shipped file (zipfile's BadZipFile was a traceback from `handshape`)
+    from signlab.handshape import LANDMARKS_FILE
+
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(LANDMARKS_FILE.read_bytes()[:1000])
+    with pytest.raises(DataError, match=f"{cut}: not a landmarks file signlab wrote"):
+        load_landmarks("train", cut)
 
 
 def test_handshape_reports_progress_on_stderr_with_json_too(monkeypatch, capsys):

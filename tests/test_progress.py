@@ -38,3 +38,20 @@ def test_a_terminal_gets_a_bar_that_is_cleared_at_the_end():
     assert "\r" in out and "epoch 1/1" in out and "loss 1.5000" in out and "images/s" in out
     assert out.rstrip().endswith("completed: trained 1 epoch")
     assert "epoch 1/1: train loss 1.2000" in out
+
+
+def test_one_thread_is_said_in_the_singular():
+    """The device line read "CPU (1 threads)" under OMP_NUM_THREADS=1 (as the test suite and a
+    torchrun process run)."""
+    import torch
+
+    from signlab.device import device_description
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert device_description(torch.device("cpu")) == "CPU (1 thread)"
+        torch.set_num_threads(2)
+        assert device_description(torch.device("cpu")) == "CPU (2 threads)"
+    finally:
+        torch.set_num_threads(before)

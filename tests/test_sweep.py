@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tests._local import optional
 
 optuna = optional("optuna")
@@ -175,6 +176,27 @@ def test_more_bad_input_in_process(tmp_path, capsys, args):
     assert main(["sweep", "--runs-dir", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("signlab:")
+
+
+@pytest.mark.parametrize("args", [["--device", "mps" if torch.cuda.is_available() else "cuda"],
+                                  ["--data", "/no/such/folder"]])
+def test_what_every_trial_would_fail_on_is_refused_before_the_study(tmp_path, capsys, args):
+    """A device the machine lacks failed each trial with Optuna's traceback and left a failed run a
+    trial; a --data folder that does not exist was kept as the study's setting, so running the same
+    study again without it was refused ("was started with data='/nonexistent'")."""
+    from signlab.cli import main
+
+    assert main(["sweep", "--runs-dir", str(tmp_path), "--model", "logreg", "--trials", "1", "--max-steps", "3",
+                 "--study", "fresh", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("signlab:") and "Traceback" not in err, err
+    assert not (tmp_path / "sweeps").exists() and not open_run_ids(tmp_path)  # no study, no run
+
+
+def open_run_ids(root: Path) -> list[str]:
+    from signlab.runs import list_runs
+
+    return [r.id for r in list_runs(root)]
 
 
 def test_joining_with_other_settings_is_refused(tmp_path, small_dataset):
