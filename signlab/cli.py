@@ -219,11 +219,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"signlab: warning: {message}", file=sys.stderr)
 
-    if args.runs_dir is not None:  # a folder the user named: a typo must not read as "no runs"
-        from pathlib import Path
+    from pathlib import Path
 
+    if args.runs_dir is not None:  # a folder the user named: a typo must not read as "no runs"
         if not Path(args.runs_dir).expanduser().exists():  # a file is refused for every command (_check_runs_dir)
             raise UsageError(f"--runs-dir: {args.runs_dir} does not exist")
+    if args.db:  # nor a database file: a mistyped --db made an empty one, and every run read as interrupted
+        from .store import db_url_for
+
+        url = db_url_for(args.runs_dir or ".", args.db)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise UsageError(f"--db: {args.db} does not exist")
     rows = []
     for run in list_runs(args.runs_dir, warn=warn):
         s = run.summary()

@@ -83,6 +83,11 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys):
     _one_line(capsys, cli.main(["calibrate", "r1", str(photo), "--runs-dir", root]), "is a file")
     _one_line(capsys, cli.main(["runs", "--runs-dir", str(tmp_path / "nowhere")]), "--runs-dir", "does not exist")
     _one_line(capsys, cli.main(["runs", "--runs-dir", str(photo)]), "--runs-dir", "is not a folder")
+    # a mistyped database file: it was made, empty, and every run listed as interrupted
+    _one_line(capsys, cli.main(["runs", "--runs-dir", root, "--db", str(tmp_path / "typo.db")]), "--db", "does not exist")
+    assert not (tmp_path / "typo.db").exists()
+    assert cli.main(["runs", "--runs-dir", root, "--db", str(run.dir.parent / "signlab.db"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] != "interrupted"
     _one_line(capsys, cli.main(["evaluate", str(tmp_path / "gone" / "run"), "--runs-dir", root]),
               "no such run directory")
     _one_line(capsys, cli.main(["train", "--epochs", "many"]), "train: argument --epochs")
