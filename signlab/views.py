@@ -508,9 +508,13 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         return (f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
                 + shared)
     if est.like is not None:
-        # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind
+        # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind.
+        # What it has not trained is the network as configured: the robust preset's three fastcnn networks
+        # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
+        members = int(getattr(cfg, "ensemble", 1) or 1)
+        target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
-                f"from its {est.like} runs and the two networks' sizes (it has not trained {cfg.model} yet)" + shared)
+                f"from its {est.like} runs and the work an image of each (it has not trained {target} yet)" + shared)
     if duration(est.whole) == duration(est.training):  # none measured yet (older runs), or lost in the rounding
         return f"it takes {duration(est.training)} on this server" + shared
     return (f"it takes {duration(est.whole)} on this server ({duration(est.training).removeprefix('about ')} "
@@ -528,10 +532,13 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
                 "time limit stops the sweep starting new ones.")
     said = duration(est.whole).replace("about", "roughly" if est.like else "about")
     smallest = min(_sweep.BATCH_SIZES)
+    # the whole budget worked out, not left to the student (who then started nothing): the defaults'
+    trials, epochs = _sweep.DEFAULT_TRIALS, _sweep.DEFAULT_EPOCHS
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from its {est.like} runs)" if est.like else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
-            + ". Trials × epochs × that is the sweep's time with one worker; the time limit stops it starting new trials.")
+            + f". So {trials} trials of {epochs} epochs take {duration(est.whole * trials * epochs)} or more with one "
+              "worker, less when trials are pruned early; the time limit stops it starting new trials.")
 
 
 def small_image_text(shape: tuple[int, int]) -> str:

@@ -232,7 +232,7 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     assert like == "s2net" and speed == pytest.approx(10_000 * ratio * (32 / 128) ** 0.5)
     said = views.time_estimate(lecture, [s2net])
     assert said == (f"it takes {views.duration(views.training_images(lecture) / speed).replace('about', 'roughly')}"
-                    " of training on this server, guessed from its s2net runs and the two networks' sizes (it has "
+                    " of training on this server, guessed from its s2net runs and the work an image of each (it has "
                     "not trained seed_convnet yet)")
     assert views.time_estimate(lecture, [s2net], busy=1) == said + ", longer while 1 other run trains here"
     # logistic regression's speed is its overheads': 330 times less work says nothing of a ConvNet
@@ -240,6 +240,12 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     assert views.guessed_speed([logreg], lecture) is None
     assert views.time_estimate(lecture, [logreg]).startswith("the time it takes shows after its first steps")
     assert views.guessed_speed([logreg, s2net], lecture)[1] == "s2net"  # the nearer in work
+    # the robust preset's three fastcnn networks, on a server that trained one: not "it has not trained fastcnn"
+    robust = preset("robust")
+    one = {**s2net, "model": robust.model, "batch_size": robust.batch_size, "samples_per_second": 3000.0}
+    said = views.time_estimate(robust, [one])
+    assert said.endswith(f"guessed from its {robust.model} runs and the work an image of each (it has not trained "
+                         f"{robust.ensemble} {robust.model} networks together yet)"), said
 
 
 def test_time_estimate_from_this_servers_speed():
@@ -600,6 +606,8 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     said = views.sweep_time_text("fastcnn", rows, 27_455)
     assert said.startswith(f"On this server a trial takes {views.duration(seconds)} an epoch at batch 128; "
                            "a trial at batch 32 takes longer."), said
+    # the default budget worked out: 10 trials of 2 epochs (the student had to multiply, and started none)
+    assert f"So 10 trials of 2 epochs take {views.duration(seconds * 20)} or more with one worker" in said, said
     assert views.sweep_time_text("fastcnn", [], 27_455).startswith("This server has not trained fastcnn yet")
 
 
@@ -617,7 +625,7 @@ def test_sweep_search_text_names_widths_only_for_models_with_a_width():
 
 def test_sweep_command(tmp_path):
     cmd = views.sweep_command({"model": "mlp", "epochs": 3}, "s1", "sqlite:///x.db", tmp_path)
-    assert cmd == f"python -m signlab sweep --model mlp --epochs 3 --trials 8 --study s1 --storage sqlite:///x.db " \
+    assert cmd == f"python -m signlab sweep --model mlp --epochs 3 --trials {views.SWEEP_DEFAULT_TRIALS} --study s1 --storage sqlite:///x.db " \
                   f"--runs-dir {tmp_path}"
     default = views.sweep_command({}, "s1", None, tmp_path)
     assert f"--model fastcnn --epochs {views.SWEEP_DEFAULT_EPOCHS} " in default and "--storage None" not in default
