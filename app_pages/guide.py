@@ -43,10 +43,12 @@ if step.config is not None:
             new = ui.submit(cfg, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
-    st.caption(ui.time_estimate(cfg, runs).capitalize() + ".")
     if job is None:  # as on Train: a worker starts ahead of the click (the step said "1 s"; it took 5-15)
+        # while the student's own run trains its progress says how long: an estimate for another run
+        # read "the server's one training slot is taken now", taken by that very run
+        st.caption(ui.time_estimate(cfg, runs).capitalize() + ".")
         jm.warm()
-    if job is not None:
+    else:
         mine = ui.can(job, "stop")
         ui.live_run(job, jm, mine, ui.live_view(job, jm, mine), compact=True, key="guide")
 

@@ -217,3 +217,27 @@ def test_a_tour_training_step_warms_a_worker_as_train_does(runs_env, monkeypatch
     at.run()
     no_error(at)
     assert warmed, "the logistic regression step started no worker ahead of its button"
+
+
+def test_a_tour_step_says_no_estimate_beside_the_students_own_run(runs_env, monkeypatch):
+    """With the student's logistic regression in the one training slot, the caption under its button
+    said "…once it starts: the server's one training slot is taken now", taken by that very run, while
+    its progress line said "about 9 s left". The run's progress is the estimate then."""
+    from signlab.guide import STEPS
+    from signlab.jobs import JobManager
+    from signlab.runs import create_run
+
+    monkeypatch.setattr(JobManager, "warm", lambda self: False)
+    monkeypatch.setattr(JobManager, "tick", lambda self: None)  # the run stays queued: no worker takes it
+    at = _open("guide")
+    at.session_state["guide_step"] = 1
+    at.run()
+    no_error(at)
+    estimate = [c.value for c in at.caption if "this server" in c.value]
+    assert estimate, [c.value for c in at.caption]  # before: how long a run takes here
+    cfg = STEPS[1].config  # step 2: logistic regression
+    create_run(cfg, runs_env, name="tour: the student's own")
+    at.run()
+    no_error(at)
+    assert not [c.value for c in at.caption if "this server" in c.value or "slot" in c.value]
+    assert any(b.label.startswith("↻") or b.label.startswith("▶") for b in at.button if b.disabled)
