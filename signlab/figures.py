@@ -737,6 +737,11 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
 
 
 # --------------------------------------------------------------------------- runs side by side
+# Viridis without its two lightest steps: the best runs (near 100%) were drawn pale yellow on white,
+# the lines a student looks for first, and could hardly be seen
+LINE_SCALE = pc.make_colorscale(pc.sequential.Viridis[:-2])
+
+
 def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None = None, title: str = "",
                          height: int = 380) -> go.Figure:
     """One vertical axis per setting and result, one line per run (``signlab.compare.axes``).
@@ -774,7 +779,7 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
         if a["key"] == color_key:
             color = values
     colorbar = dict(thickness=10, tickfont_color=INK_SOFT, title=dict(text="accuracy", font_color=INK))
-    line = dict(color=color, colorscale="Viridis", showscale=True, colorbar=colorbar) if color is not None \
+    line = dict(color=color, colorscale=LINE_SCALE, showscale=True, colorbar=colorbar) if color is not None \
         else dict(color=BLUE)
     # the axis titles slant: level, nine of them overlapped in a narrow window ("optimizerschedule",
     # 40 px an axis at 820 px); slanted they read in any width

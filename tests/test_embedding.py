@@ -245,6 +245,10 @@ def test_axes_kinds_and_values():
     assert compare.linear_ticks(68.15, 99.74, percent=True)[1] == ["68.15", "80", "90", "99.74"]
     assert compare.linear_ticks(99.6, 99.97, percent=True)[1] == ["99.6", "99.7", "99.8", "99.9", "99.97"]
     assert all(d.tickvals is not None for d in fig.data[0].dimensions)  # no range labels beside them
+    # the best runs' lines are not drawn in a colour that vanishes on white (Viridis ends pale yellow)
+    top = fig.data[0].line.colorscale[-1][1]
+    r, g, b = (int(top.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 200, top  # luminance: '#fde725' is 223
 
 
 def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
