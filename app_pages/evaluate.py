@@ -136,8 +136,12 @@ with row.container(width=LEGEND_PX):
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
     worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
-    hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)} F1)" for r in worst)
-    st.markdown(f"Hardest letters here: {hard}." if worst else "Every letter is recognised perfectly here.")
+    hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)})" for r in worst)
+    # said by which measure: beside "Weakest letter (recall) S: 40%" at the top, "Hardest letters
+    # here: R (25% F1)" read as the page contradicting itself
+    st.markdown(f"Hardest letters by F1, which also counts the images wrongly given the letter (the weakest "
+                f"letter at the top is by recall alone): {hard}." if worst else
+                "Every letter is recognised perfectly here.")
 
 st.subheader("Mistakes, the most confident first")
 mistakes = ev.mistakes(limit=24)

@@ -124,6 +124,10 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
     no_error(at)
     labels = [m.label for m in at.metric]
     assert "Test accuracy" in labels and "Mistakes" in labels
+    # the hardest letters say their measure beside the weakest letter's (recall): they read as a contradiction
+    assert "Weakest letter (recall)" in labels
+    hard = [m.value for m in at.markdown if "Hardest letters" in m.value or "recognised perfectly" in m.value]
+    assert len(hard) == 1 and ("recognised perfectly" in hard[0] or "by recall alone" in hard[0]), hard
     acc = by_label(at.metric, "Test accuracy").value
     assert acc.endswith("%") and 0 < float(acc[:-1]) <= 100
     assert len(at.dataframe) >= 1  # the per-letter table

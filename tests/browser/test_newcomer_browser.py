@@ -211,10 +211,10 @@ def test_a_single_image_tile_is_not_a_sliver(page, own):
 def test_hardest_letters_are_never_perfect(page, own):
     with step(page, "open Evaluate"):
         goto(page, own.url, "/evaluate?run=tour-convnet")
-        wait_text(page, "Hardest letters here", WAIT)
+        wait_text(page, "Hardest letters by F1", WAIT)
     with step(page, "no letter at 100% F1 is called hard"):
-        line = next(t for t in page.inner_text("body").splitlines() if "Hardest letters here" in t)
-        assert "(100% F1)" not in line, line
+        line = next(t for t in page.inner_text("body").splitlines() if "Hardest letters by F1" in t)
+        assert "(100%)" not in line, line
 
 
 def test_tables_fit_a_phone_screen(browser, own):
