@@ -608,8 +608,11 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
             continue
         text = [f"image {i}: true {LETTERS[k]}, predicted {LETTERS[y_pred[i]]}"
                 + (f" ({100 * conf[i]:.0f}%)" if conf is not None else "") for i in idx]
+        # a clicked point grows (the page's selection): faded, the others left it a 5-px dot among them
         fig.add_trace(go.Scattergl(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=LETTERS[k],
                                    marker=dict(size=5, color=colors[k], opacity=0.75), customdata=idx,
+                                   selected=dict(marker=dict(size=14, opacity=1.0)),
+                                   unselected=dict(marker=dict(opacity=0.2)),
                                    hovertext=text, hovertemplate="%{hovertext}<extra></extra>"))
     wrong = np.flatnonzero(y_true != y_pred)
     if len(wrong):

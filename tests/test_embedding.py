@@ -191,6 +191,9 @@ def test_feature_map_figure():
     fig = figures.feature_map(coords, y, pred, centres=embedding.class_centres(coords, y))
     letters = [t for t in fig.data if len(t.name) == 1]
     assert len(letters) == 24 and sum(len(t.customdata) for t in letters) == 50
+    # a clicked point stands out of the faded rest (it stayed a 5-px dot: "hard to find")
+    assert all(t.selected.marker.size >= 2 * t.marker.size and t.unselected.marker.opacity < t.marker.opacity
+               for t in letters)
     wrong = [t for t in fig.data if t.name.startswith("misclassified")][0]
     assert sorted(wrong.customdata) == [0, 1, 2, 3, 4]
     # a weak model's rings fade: 35 of 50 wrong would otherwise paint the map black
