@@ -22,11 +22,15 @@ SLIDER_PX = 200  # the crop's three sliders: a row at 1,280 px, two a row at 820
 SOURCE_PX, INPUT_PX, BARS_PX = 230, 240, 300  # the photo, the model's input, the top letters
 WHY_PX = 360  # each map of why: two a row at 1,280 px (380 with the large gap wrapped there)
 IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
+UPLOAD_KEY = "classify_upload"
 
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
 
-# the open tab (Streamlit keeps it under the tabs' key) decides which run the page starts on
+# the open tab (Streamlit keeps it under the tabs' key) decides which run the page starts on; back
+# from another page, the tab that was open (the tabs' own state went with the page)
+if ui.Keys.CLASSIFY_SOURCE not in st.session_state and ui.Keys.CLASSIFY_LAST_TAB in st.session_state:
+    st.session_state[ui.Keys.CLASSIFY_SOURCE] = st.session_state[ui.Keys.CLASSIFY_LAST_TAB]
 source = st.session_state.get(ui.Keys.CLASSIFY_SOURCE) or ui.CLASSIFY_TABS[0]
 purpose = "drawing" if "Draw" in source else "photo"
 run = ui.classify_run_picker(
@@ -163,11 +167,36 @@ def _draw():
     return views.prepare_array(gray), "your drawing", slot
 
 
+class _Kept:
+    """The last upload, kept in the session, read as an uploaded file is."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def _upload():
+    """The uploader's file; back on the tab or the page, the last upload (the uploader forgets it)."""
+    returning = UPLOAD_KEY not in st.session_state  # the widget's state went with the page or the tab
+    file = st.file_uploader("A photo of a hand", type=UPLOAD_TYPES, key=UPLOAD_KEY,
+                            help="PNG, JPEG, WebP, GIF, BMP or TIFF, up to 20 MB. Colour, transparency, "
+                                 "16-bit and rotated phone photos are all handled.")
+    kept = st.session_state.get(ui.Keys.CLASSIFY_LAST_UPLOAD)
+    if file is not None:
+        st.session_state[ui.Keys.CLASSIFY_LAST_UPLOAD] = (file.name, file.getvalue())
+        return file
+    if kept is None or not returning:  # removed from the uploader (its ×): forgotten
+        st.session_state.pop(ui.Keys.CLASSIFY_LAST_UPLOAD, None)
+        return None
+    st.caption(f"Your last upload, **{ui.md(kept[0])}**, is shown again: upload another to replace it.")
+    return _Kept(*kept)
+
+
 def _photo(kind: str):
     if kind == "upload":
-        file = st.file_uploader("A photo of a hand", type=UPLOAD_TYPES, key="classify_upload",
-                                help="PNG, JPEG, WebP, GIF, BMP or TIFF, up to 20 MB. Colour, transparency, "
-                                     "16-bit and rotated phone photos are all handled.")
+        file = _upload()
     else:
         st.caption("Browsers allow the camera on localhost or over HTTPS only. Hold one hand up in front of a "
                    "plain wall, close to the camera.")
@@ -194,6 +223,7 @@ def _photo(kind: str):
 
 t_draw, t_upload, t_camera = st.tabs(list(ui.CLASSIFY_TABS), key=ui.Keys.CLASSIFY_SOURCE,
                                      on_change="rerun")
+st.session_state[ui.Keys.CLASSIFY_LAST_TAB] = st.session_state.get(ui.Keys.CLASSIFY_SOURCE)
 prepared, what, slot = None, "", None
 with t_draw:
     if t_draw.open:

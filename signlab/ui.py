@@ -46,6 +46,10 @@ class Keys:
     TRAIN_ELSEWHERE = "train_elsewhere_id"  # the run it showed, started in another tab (run_started_elsewhere)
     EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels and Classify: the run being looked at
     CLASSIFY_SOURCE = "classify_source"  # Classify's open tab (its st.tabs key)
+    # Classify's open tab and last upload, kept beyond the widgets: Streamlit drops a widget's state when
+    # its page (or its tab) is left, and the page came back on Draw with the photo gone
+    CLASSIFY_LAST_TAB = "classify_last_tab"
+    CLASSIFY_LAST_UPLOAD = "classify_last_upload"  # (file name, bytes)
     DATA_SEED = "data_seed"  # reshuffle counter of the Data page
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas

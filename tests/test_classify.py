@@ -455,3 +455,29 @@ def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, datase
         at.slider(key="classify_cx").set_value(v).run()
         assert not at.exception, [e.message for e in at.exception]
     assert calls == ["hand.png"], calls
+
+
+def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_env, dataset):
+    """Upload a photo, open Runs, come back: Classify was on the Draw tab and the photo was gone
+    (Streamlit drops a widget's state with its page). The tab and the upload are kept."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/classify.py")
+    at.run()
+    at.session_state["classify_source"] = "📁 Upload"
+    at.run()
+    png = _encode(Image.fromarray(dataset.test.images[0]).resize((224, 224), R.BICUBIC).convert("RGB"))
+    at.get("file_uploader")[0].upload("my hand.png", png, "image/png").run()
+    verdict = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert len(verdict) == 1, verdict
+    at.switch_page("app_pages/runs.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.switch_page("app_pages/classify.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["classify_source"] == "📁 Upload"
+    assert any("Your last upload, **my hand.png**, is shown again" in c.value for c in at.caption)
+    assert [m.value for m in at.markdown if m.value.startswith("####")] == verdict  # the same photo, read again
