@@ -26,11 +26,12 @@ import getpass
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .config import TrainConfig
 from .data import TEST_ROWS, TRAIN_ROWS
 from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a start past the job quota too
+from .labels import NUM_PIXELS
 from .models import create_model, layer_summary
 from .paths import default_runs_dir
 from .export import export_for_download
@@ -38,6 +39,9 @@ from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, active_refusal, store_for
 from .sweep import start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
+
+if TYPE_CHECKING:  # annotations only: the job manager imports this module's users
+    from .jobs import JobManager
 
 ROLES = ("student", "instructor", "local")
 ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
@@ -197,7 +201,8 @@ def open_for(user: User, run_id: str, action: str, pol: Policy, runs_dir: Path |
     return require(user, run, action, pol)
 
 
-def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None, warn=None) -> list[Run]:
+def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None,
+                 warn: Callable[[str], None] | None = None) -> list[Run]:
     """The runs ``user`` may see, newest first."""
     return [r for r in list_runs(runs_dir, warn=warn) if can(user, r, "view", pol)]
 
@@ -215,7 +220,7 @@ def estimate_memory_mb(cfg: TrainConfig) -> float:
     params = sum(p.numel() for p in model.parameters())
     activations = per_image * cfg.batch_size * cfg.ensemble * 4 * 2
     weights = params * cfg.ensemble * 4 * 4
-    data = (TRAIN_ROWS + TEST_ROWS) * 784 * 4  # the bundled data's size: a run's own data is read only when it starts
+    data = (TRAIN_ROWS + TEST_ROWS) * NUM_PIXELS * 4  # the bundled data's size: a run's own data is read only when it starts
     return (activations + weights + data) / 2**20
 
 
@@ -277,7 +282,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
 
 
 # --------------------------------------------------------------------------- actions
-def submit(user: User, cfg: TrainConfig, pol: Policy, jobs, name: str | None = None) -> Run:
+def submit(user: User, cfg: TrainConfig, pol: Policy, jobs: "JobManager", name: str | None = None) -> Run:
     """Queue a run owned by ``user`` (``jobs``: the JobManager) after the quota checks.
 
     The job quota is checked twice: here, for the message with the others, and by the store in the
@@ -287,7 +292,7 @@ def submit(user: User, cfg: TrainConfig, pol: Policy, jobs, name: str | None = N
     return jobs.submit(cfg, name=name, owner=user.id, max_active=_job_quota(user, pol))
 
 
-def stop(user: User, run_id: str, pol: Policy, jobs) -> RunState:
+def stop(user: User, run_id: str, pol: Policy, jobs: "JobManager") -> RunState:
     return jobs.cancel(open_for(user, run_id, "stop", pol, jobs.runs_dir), by=user.id)
 
 
@@ -299,7 +304,7 @@ def resume(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = N
     return open_for(user, run_id, "resume", pol, runs_dir).request("resume")
 
 
-def continue_run(user: User, run_id: str, epochs: int, pol: Policy, jobs) -> Run:
+def continue_run(user: User, run_id: str, epochs: int, pol: Policy, jobs: "JobManager") -> Run:
     open_for(user, run_id, "continue", pol, jobs.runs_dir)
     check_start(user, None, pol, jobs.runs_dir)
     return jobs.submit_continue(run_id, epochs, max_active=_job_quota(user, pol))

@@ -17,7 +17,7 @@ from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
 from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
-from .fsutil import atomic_write_json
+from .labels import NUM_CLASSES
 from .health import HealthMonitor
 from .models import build_model
 from .preprocess import Crop, prepare
@@ -142,8 +142,7 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 base = run.config
                 cfg = base.replace(epochs=claim.resume_epochs, max_steps=max_steps)
                 # config.json records the whole run: its epochs are the total after this continuation
-                atomic_write_json(run.dir / "config.json",
-                                  base.replace(epochs=done + claim.resume_epochs, max_steps=None).to_dict())
+                run.save_config(base.replace(epochs=done + claim.resume_epochs, max_steps=None))
                 state, start = run.training_state(), done
             else:
                 cfg, state, start = run.config, None, 0
@@ -173,7 +172,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed
     claim = run.store.claim_final(run.id, new_worker_id("cli"), int(epochs))
     if changes:
-        atomic_write_json(run.dir / "config.json", run.config.replace(**changes).to_dict())
+        run.save_config(run.config.replace(**changes))
     return train_claimed(run, claim, callbacks, dataset, evaluate_test, max_steps=max_steps)
 
 
@@ -239,8 +238,8 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
     "not sure", :func:`signlab.inference.doubt`), ``notes`` (what preprocessing did) and ``hand_found``.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 24:
-        raise ConfigError(f"top: {str(k)[:24]} is out of range; allowed 1 to 24")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= NUM_CLASSES:
+        raise ConfigError(f"top: {str(k)[:24]} is out of range; allowed 1 to {NUM_CLASSES}")
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
     tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average 4 views

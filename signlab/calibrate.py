@@ -41,9 +41,10 @@ from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
 from .inference import predict
-from .labels import LETTERS
+from .labels import IMAGE_SIZE, LETTERS
 from .models import Ensemble, watch
 from .normalize import normalize_for
+from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
 from .runs import Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run, unique_name
@@ -295,7 +296,7 @@ def _replay(dataset: Dataset, n: int, photo: bool, g: torch.Generator) -> tuple[
     """``n`` dataset images with the run's own training augmentation: they keep the other letters,
     and the letters the user did not photograph, where training left them."""
     idx = torch.randint(len(dataset.train), (n,), generator=g).numpy()
-    x = torch.as_tensor(dataset.train.images[idx]).float().div_(255).reshape(-1, 1, 28, 28)
+    x = to_float_images(dataset.train.images[idx])  # (n, 1, 28, 28) in [0, 1], as every reader scales them
     x = aug.photo_like(x, g) if photo else aug.affine(x, g)
     return x, torch.as_tensor(dataset.train.targets[idx])
 
@@ -325,7 +326,7 @@ def adapt(model: nn.Module, views: np.ndarray, targets: np.ndarray, dataset: Dat
     g = torch.Generator().manual_seed(seed)
     model = copy.deepcopy(model).cpu().float().eval()
     v = views.shape[1]
-    x_cal = torch.as_tensor(views).reshape(-1, 1, 28, 28)  # (N * V, 1, 28, 28)
+    x_cal = torch.as_tensor(views).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)  # (N * V, 1, 28, 28)
     y_cal = torch.as_tensor(targets).repeat_interleave(v)
     report = progress or (lambda _p: None)
     if method == "finetune":
@@ -426,7 +427,7 @@ def predict_views(model: nn.Module, views: np.ndarray, mirror: bool, shapes: np.
     :func:`prepare_photos_and_hands`' features), combined as ``predict`` combines them where a hand
     was found (rows of NaN: none)."""
     n, v = views.shape[:2]
-    probs = predict(model, views.reshape(n * v, 28, 28), mirror=mirror).reshape(n, v, -1).mean(1)
+    probs = predict(model, views.reshape(n * v, IMAGE_SIZE, IMAGE_SIZE), mirror=mirror).reshape(n, v, -1).mean(1)
     return handshape.combine(probs, shapes)
 
 

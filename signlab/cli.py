@@ -18,6 +18,7 @@ from .calibrate import DEFAULT_METHOD, METHODS
 from .config import PRESETS, SETTING, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
+from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
 from .views import progress_text, seconds_left
@@ -199,7 +200,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.device is not None:
         from .device import check_device
 
-        check_device(args.device)  # before any run is claimed: a typo must not fail a student's run
+        device = check_device(args.device)  # before any run is claimed: a typo must not fail a student's run
+        if device.index is not None:  # a run's settings name its device cuda, not cuda:1 (they failed to load)
+            raise UsageError(f"--device: {args.device!r}: for one GPU of several, start the worker with "
+                             f"CUDA_VISIBLE_DEVICES={device.index} and --device cuda")
 
     def finished(record: dict) -> None:
         if args.json:
@@ -264,8 +268,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .api import predict_files
     from .config import shown_value
 
-    if args.top < 1 or args.top > 24:
-        raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to 24")
+    if args.top < 1 or args.top > NUM_CLASSES:
+        raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to {NUM_CLASSES}")
     records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
                             crop="auto" if args.crop == "hand" else args.crop, shape=not args.no_hand_shape)
     if args.json:
@@ -363,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                  cmd_worker, runs_dir=True, db=True,
                  json_help="print one JSON line (run_id, status) per finished run")
     s.add_argument("--slots", type=int, default=1, help="runs this worker trains at once (default 1)")
-    s.add_argument("--device", default=None, help="device for runs that say auto: cpu, cuda, cuda:1, mps")
+    s.add_argument("--device", default=None, help="device for runs that say auto: cpu, cuda or mps (one GPU of several: CUDA_VISIBLE_DEVICES=N "
+                        "and cuda)")
     s.add_argument("--limit", type=int, default=None,
                    help="job limit across every worker and server of the database (default: SIGNLAB_JOB_LIMIT, "
                         "else the number of GPUs, else 1)")

@@ -28,7 +28,7 @@ from torch import nn
 from .data import Split
 from .errors import RunError, SignlabError
 from .fsutil import atomic_write
-from .labels import LETTERS, NUM_CLASSES
+from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES, NUM_PIXELS
 from .models import first_network, watch
 from .numbers import duration, newest_median
 from .normalize import normalize_for
@@ -93,7 +93,7 @@ def _probe_shapes(net: nn.Module, modules: dict[str, nn.Module]) -> dict[str, tu
         net.eval()
     try:
         with watch(list(names), lambda m, _i, out: shapes.setdefault(names[m], tuple(out.shape[1:]))), torch.no_grad():
-            net(torch.zeros(2, 1, 28, 28, device=dev))
+            net(torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE, device=dev))
     finally:
         if was:
             net.train()
@@ -111,7 +111,7 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
     relus = {n: m for n, m in net.named_modules() if isinstance(m, nn.ReLU)}
     shapes = _probe_shapes(net, relus)
     clf = _classifier(net)
-    out: list[MapLayer] = [MapLayer(PIXELS, "input pixels (784)", 784)]
+    out: list[MapLayer] = [MapLayer(PIXELS, f"input pixels ({NUM_PIXELS})", NUM_PIXELS)]
     # one value a channel (a dense layer, or maps pooled down to 1x1, as the lecture ConvNet's last)
     dense_relus = [n for n in relus if len(shapes.get(n, ())) == 1 or shapes.get(n, ())[1:] == (1, 1)]
     # counted in order ("after convolution 2"), the module's name last in brackets: "ReLU
@@ -131,11 +131,11 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
             dense_seen += 1
             label = f"hidden layer {dense_seen}: {shape[0]} units [{n}]"
         out.append(MapLayer(n, label, int(shape[0])))
-    if clf is not None and clf.in_features != 784:
+    if clf is not None and clf.in_features != NUM_PIXELS:
         out.append(MapLayer(HIDDEN, f"last hidden layer ({clf.in_features} features the classifier reads)",
                             int(clf.in_features)))
     relu_out = " after the output ReLU" if getattr(net, "output_relu", False) else ""
-    out.append(MapLayer(LOGITS, f"output scores (24 logits{relu_out})", NUM_CLASSES))
+    out.append(MapLayer(LOGITS, f"output scores ({NUM_CLASSES} logits{relu_out})", NUM_CLASSES))
     return out
 
 

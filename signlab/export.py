@@ -8,6 +8,7 @@ import torch
 
 from .errors import RunError, SignlabError
 from .fsutil import atomic_write
+from .labels import IMAGE_SIZE
 from .normalize import normalize_for
 from .predict import forward_views
 from .runs import Run, open_run
@@ -57,7 +58,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
             return forward_views(self.inner, normalize_for(self.inner, x))
 
     wrapped = WithNormalize(model).eval()
-    example = torch.rand(2, 1, 28, 28)
+    example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     def write(p: Path) -> None:
         with warnings.catch_warnings():  # the exporter's notes on its own internals are not the user's to act on
             warnings.simplefilter("ignore")

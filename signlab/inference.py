@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import LETTERS
+from .labels import IMAGE_SIZE, LETTERS
 from .normalize import equalize, input_norm, normalize_for
 from .models import LogisticRegression, conv_layers, first_network, watch
 from .predict import forward_views
@@ -29,7 +29,7 @@ from .preprocess import Prepared, zoomed_views
 def _batch(images: np.ndarray | list[np.ndarray], model: nn.Module) -> torch.Tensor:
     dev = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=dev)
-    return x.reshape(-1, 1, 28, 28)  # (B, 1, 28, 28)
+    return x.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)  # (B, 1, 28, 28)
 
 
 @torch.no_grad()
@@ -117,7 +117,7 @@ def model_view(model: nn.Module, image: np.ndarray) -> np.ndarray:
     """
     if input_norm(model) != "equalize":
         return np.asarray(image, dtype=np.float32)
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 1, 28, 28)
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32)).reshape(1, 1, IMAGE_SIZE, IMAGE_SIZE)
     return equalize(x)[0, 0].numpy()
 
 
@@ -137,7 +137,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
     x = _batch([image], model)
     if isinstance(model, LogisticRegression):
         xn = normalize_for(model, x)[0, 0]  # (28, 28)
-        w = model.linear.weight[target].detach().reshape(28, 28)
+        w = model.linear.weight[target].detach().reshape(IMAGE_SIZE, IMAGE_SIZE)
         contrib = (w * xn).detach().cpu().numpy()
         m = float(np.abs(contrib).max()) or 1.0
         return contrib / m  # signed, in [-1, 1]
@@ -165,7 +165,7 @@ def saliency_map(model: nn.Module, image: np.ndarray, target: int) -> np.ndarray
         a = F.relu(a)
     weights = g.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1)
     cam = F.relu((weights * a).sum(1, keepdim=True))  # (1, 1, h, w)
-    cam = F.interpolate(cam, size=(28, 28), mode="bilinear", align_corners=False)[0, 0]
+    cam = F.interpolate(cam, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)[0, 0]
     cam = cam.detach().cpu().numpy()
     return cam / (cam.max() or 1.0)
 
@@ -182,7 +182,7 @@ def cam_size(model: nn.Module) -> tuple[int, int] | None:
         seen["hw"] = tuple(out.shape[-2:])
 
     with watch(layer, hook), torch.no_grad():
-        model(normalize_for(model, _batch([np.zeros((28, 28), np.float32)], model)))
+        model(normalize_for(model, _batch([np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)], model)))
     return seen.get("hw")
 
 
@@ -219,7 +219,7 @@ def occlude(image: np.ndarray, top: int, left: int, patch: int = 7, fill: float 
     standardisation that is zero, "no evidence either way".
     """
     img = np.array(image, dtype=np.float32)
-    top, left = int(np.clip(top, 0, 28 - patch)), int(np.clip(left, 0, 28 - patch))
+    top, left = int(np.clip(top, 0, IMAGE_SIZE - patch)), int(np.clip(left, 0, IMAGE_SIZE - patch))
     img[top:top + patch, left:left + patch] = float(image.mean()) if fill is None else fill
     return img
 
@@ -231,14 +231,14 @@ def occlusion_map(model: nn.Module, image: np.ndarray, target: int, patch: int =
     Returns (28, 28): each pixel holds the mean probability over the patches that covered it, so
     dark areas are the parts the decision depends on.
     """
-    patch, stride = int(min(max(patch, 1), 28)), max(int(stride), 1)
-    starts = list(range(0, 28 - patch + 1, stride))
-    if starts[-1] != 28 - patch:  # the last row and column are covered too
-        starts.append(28 - patch)
+    patch, stride = int(min(max(patch, 1), IMAGE_SIZE)), max(int(stride), 1)
+    starts = list(range(0, IMAGE_SIZE - patch + 1, stride))
+    if starts[-1] != IMAGE_SIZE - patch:  # the last row and column are covered too
+        starts.append(IMAGE_SIZE - patch)
     positions = [(t, l) for t in starts for l in starts]
     batch = np.stack([occlude(image, t, l, patch) for t, l in positions])  # (P, 28, 28)
     probs = predict(model, batch)[:, target]  # (P,)
-    total, count = np.zeros((28, 28)), np.zeros((28, 28))
+    total, count = np.zeros((IMAGE_SIZE, IMAGE_SIZE)), np.zeros((IMAGE_SIZE, IMAGE_SIZE))
     for p, (t, l) in zip(probs, positions):
         total[t:t + patch, l:l + patch] += p
         count[t:t + patch, l:l + patch] += 1

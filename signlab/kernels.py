@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from .errors import RunError
+from .labels import IMAGE_SIZE, NUM_PIXELS
 from .models import conv_layers, first_weights
 
 
@@ -34,8 +35,8 @@ def first_layer_tiles(weight: Any) -> np.ndarray:
     w = _np(weight)
     if w.ndim == 4:
         return w[:, 0]
-    if w.ndim == 2 and w.shape[1] == 784:
-        return w.reshape(-1, 28, 28)
+    if w.ndim == 2 and w.shape[1] == NUM_PIXELS:
+        return w.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     raise RunError(f"cannot show first-layer weights of shape {tuple(w.shape)} as images")
 
 

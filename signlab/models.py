@@ -48,7 +48,8 @@ class ModelInfo:
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, tuple[int, ...]]] = {}
 
 
-def register_model(name: str, description: str, widths: tuple[int, ...] = ()):
+def register_model(name: str, description: str, widths: tuple[int, ...] = ()
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: add a model factory to the registry under ``name``; ``widths``: for a model whose
     factory takes ``width=``, the widths a sweep tries."""
 

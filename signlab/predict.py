@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .labels import IMAGE_SIZE, NUM_CLASSES
 from .normalize import normalize_for
 
 
@@ -20,7 +21,7 @@ def to_float_images(images: np.ndarray | torch.Tensor, device: torch.device | st
         t = t.to(device).float().div_(255.0)
     else:
         t = t.to(device=device, dtype=torch.float32)
-    return t.reshape(-1, 1, 28, 28)
+    return t.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the views of test-time shifting, (dy, dx)
@@ -55,4 +56,4 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, vie
     out = [forward_views(model, normalize_for(model, x[i:i + batch_size].to(dev)), views).float()
            for i in range(0, len(x), batch_size)]
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, 24)
+    return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)

@@ -28,7 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -241,6 +241,11 @@ class Run:
         except (ConfigError, TypeError, ValueError, OverflowError) as err:  # names the run and the setting
             raise RunError(f"run {self.id}: its settings (config.json) are not valid ({err})") from err
 
+    def save_config(self, cfg: TrainConfig) -> None:
+        """Write the run's settings (``config.json``) atomically, from a checked TrainConfig (never a
+        raw dict: the worker's device once went in unchecked)."""
+        atomic_write_json(self.dir / "config.json", cfg.to_dict())
+
     @property
     def meta(self) -> dict[str, Any]:
         meta = read_json_inside(self.dir, "meta.json", {}, MAX_JSON_BYTES)
@@ -435,7 +440,7 @@ def _run_folders(root: Path) -> list[Path]:
     return out
 
 
-def list_runs(runs_dir: Path | str | None = None, warn=None) -> list[Run]:
+def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | None = None) -> list[Run]:
     """Every run of the folder, newest first, from the run store in one query.
 
     Folders the store has not seen (written by an older signlab, or copied in) are imported first;

@@ -46,9 +46,9 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .config import RANGES, SETTING, Log, preset
+from .config import RANGES, SETTING, Log, TrainConfig, preset
 from .errors import ConfigError, SignlabError
 from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
@@ -57,6 +57,9 @@ from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, given, option_values
 from .store import RunState, db_url_for, new_worker_id, store_for
 from .numbers import count_text
+
+if TYPE_CHECKING:  # annotations only: the data module loads torch
+    from .data import Dataset
 
 STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # the searched settings and what is tried are declared on TrainConfig (search=...); these names are
@@ -117,7 +120,7 @@ def _optuna():
     return optuna
 
 
-def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = None):
+def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = None) -> Any:
     """An Optuna storage for ``spec``: None (the local journal file), a path, ``journal:PATH`` or a
     database URL. Raises ConfigError for a spec it cannot use."""
     _optuna()  # a clear error when optuna is missing
@@ -201,7 +204,7 @@ def widths_for(model: str) -> tuple[int, ...]:
     return tuple(w for w in model_info(model).widths or DEFAULT_WIDTHS if lo <= w <= hi)
 
 
-def suggest(trial, model: str) -> dict[str, Any]:
+def suggest(trial: Any, model: str) -> dict[str, Any]:
     """The settings of one trial, asked of Optuna (works with any object that has ``suggest_*``)."""
     from .models import model_info
 
@@ -218,7 +221,7 @@ def suggest(trial, model: str) -> dict[str, Any]:
 
 
 def base_config(model: str = DEFAULT_MODEL, epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
-                val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any):
+                val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any) -> "TrainConfig":
     """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
     return preset("fast", model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
                   **overrides)
@@ -522,7 +525,7 @@ def _describe(params: dict[str, Any]) -> str:
 def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: int = DEFAULT_EPOCHS,
               storage: str | None = None, study: str | None = None, timeout: float | None = None,
               runs_dir: Path | str | None = None, max_steps: int | None = None,
-              val_fraction: float = DEFAULT_VAL_FRACTION, dataset=None, sampler_seed: int | None = None,
+              val_fraction: float = DEFAULT_VAL_FRACTION, dataset: "Dataset | None" = None, sampler_seed: int | None = None,
               log: Callable[[str], None] | None = None, **overrides: Any) -> dict[str, Any]:
     """Run ``trials`` trials of the study (creating it if needed) in this process.
 
@@ -706,7 +709,7 @@ def _main_thread() -> bool:
 
 
 # --------------------------------------------------------------------------- the command line
-def add_sweep_command(sub) -> argparse.ArgumentParser:
+def add_sweep_command(sub: Any) -> argparse.ArgumentParser:
     """Add ``sweep`` to the CLI's subparsers and return its parser (the CLI adds the options every
     command that opens runs shares: ``--runs-dir`` and ``--db``)."""
     s = sub.add_parser("sweep", help="search hyperparameters with Optuna (each trial is a run)",

@@ -2,8 +2,17 @@
 
 Callbacks receive ``(event, trainer)`` for :class:`FitStart`, :class:`BatchEnd` (every
 ``log_every`` steps), :class:`EpochEnd` and :class:`FitEnd`. The trainer knows nothing about
-threads, processes, files or Streamlit: the run writer, the progress bar and the dashboard's
+threads, files, run folders or Streamlit: the run writer, the progress bar and the dashboard's
 worker are all callbacks. ``stop()`` ends training between two batches.
+
+One exception, on purpose: under ``torchrun`` the trainer itself joins the process group, wraps the
+model in DistributedDataParallel, trains on its process's share of the data and gives the
+callbacks to process 0 only. Averaging gradients happens inside each step (DDP hooks the backward
+pass), and every process must take the same number of steps and stop at the same batch (``stop()``
+is agreed across processes), so this cannot live in a callback. It starts no process and reads
+only torchrun's environment (``distributed_rank_world``); outside torchrun it is one process, as
+before. The thread count a config asks for (``threads``) is set here too: it is a setting of the
+run, like its device.
 
 The trainer receives its model and data (``Trainer(cfg, model, dataset, callbacks)``); building
 the model (:func:`signlab.models.build_model`) and loading the data happen in the caller.
@@ -18,7 +27,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -69,7 +78,8 @@ def make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.opti
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
-def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
+def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int
+                  ) -> torch.optim.lr_scheduler.LRScheduler | None:
     if cfg.schedule == "onecycle":
         peaks = [cfg.lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=max(total_steps, 1),
@@ -207,7 +217,7 @@ class Trainer:
 
     # -- control
     @contextmanager
-    def off_the_clock(self):
+    def off_the_clock(self) -> Iterator[None]:
         """Time spent inside (a callback waiting, such as a pause) is not training time: the epoch's
         seconds and the logged speed skip it. A paused run read "8 images/s" on resuming and
         "4 epochs in 66 s of training" after a 33-s pause, and its speed made later estimates long."""

@@ -11,7 +11,7 @@ import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import streamlit as st
 
@@ -35,6 +35,12 @@ from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
+
+if TYPE_CHECKING:  # annotations only
+    import numpy as np
+    import torch
+
+    from .embedding import FeatureMap
 
 CLASSIFY_TABS = ("✏️ Draw", "📁 Upload", "📷 Camera")  # Classify's tabs: their labels are their state
 
@@ -192,7 +198,7 @@ def _model(run_dir: str, mtime: float):
     return Run(Path(run_dir)).load_model("cpu")
 
 
-def load_model(run: Run):
+def load_model(run: Run) -> torch.nn.Module:
     """The run's model in eval mode, cached until its weights change."""
     return _model(str(run.dir), _mtime(run))
 
@@ -363,7 +369,7 @@ def guard(what: str = "") -> Iterator[None]:
         st.error(f"{what + ': ' if what else ''}{err}", icon="⚠️")
 
 
-def or_stop(what: str, fn, *args: Any) -> Any:
+def or_stop(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)``, or, on a SignlabError, its message in the page and the page stops there."""
     try:
         return fn(*args)
@@ -416,13 +422,13 @@ def state(key: str, default: Any = None) -> Any:
 
 
 @st.cache_resource(show_spinner="Averaging the images of each letter…")
-def mean_images(split: str = "train"):
+def mean_images(split: str = "train") -> np.ndarray:
     """The mean image of each letter of the ``train`` or ``test`` split: (24, 28, 28) in 0..255."""
     ds = dataset()
     return _mean_images(ds.train if split == "train" else ds.test)
 
 
-def decoded_photo(data: bytes, name: str):
+def decoded_photo(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
     """An upload decoded to its grey image once per session (cached by the bytes' SHA-256), however
     often a crop slider moves: a 7000x7000 PNG costs seconds and hundreds of MB to decode.
     Returns ``(gray, notes)`` as :func:`signlab.preprocess.load_gray` does."""
@@ -557,7 +563,8 @@ def tsne_seconds() -> float | None:
     return measured_tsne_seconds(rows)
 
 
-def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: float | None = None):
+def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: float | None = None
+                ) -> "FeatureMap":
     """The run's map of the test set at ``layer`` by ``method`` (``signlab.embedding``), from the run
     folder's cache or computed now under a progress bar (t-SNE: 20 s to minutes), then cached there.
 

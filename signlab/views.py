@@ -21,7 +21,7 @@ from . import handshape as _handshape
 from .data import TRAIN_ROWS
 from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
 from .inference import doubt, photo_tiers, predict_prepared, top_k
-from .labels import IMAGE_SIZE, LETTERS
+from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .numbers import DASH, count_text, duration, newest_median, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState, RunStore
@@ -278,8 +278,8 @@ def mistakes_caption(mistakes: Sequence[dict[str, Any]], wrong: int) -> str:
     if top >= 0.5:
         return order + ("A confident mistake often shows two letters that really look alike, or an image that is "
                         "hard even for a person.")
-    if top <= 1.5 / 24:
-        return order + (f"Even the surest got only {percent(top, 0)}: about 1/24 each, as if every letter scored the "
+    if top <= 1.5 / NUM_CLASSES:
+        return order + (f"Even the surest got only {percent(top, 0)}: about 1/{NUM_CLASSES} each, as if every letter scored the "
                         "same. The model is not choosing between look-alikes here; it has no answer for these images.")
     return order + (f"Even the surest got only {percent(top, 0)}: the model was unsure of every image it got wrong, "
                     "which is what you want from a model that errs.")

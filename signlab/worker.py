@@ -28,7 +28,6 @@ from typing import Any, Callable
 from . import api
 from .data import check_source_allowed
 from .errors import SignlabError
-from .fsutil import atomic_write_json, read_json_inside
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, worker_args
 from .paths import default_runs_dir
@@ -138,10 +137,8 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
         say(f"run {run.id}: failed ({message})")
         return {"run_id": run.id, "status": "failed", "message": message}
     try:
-        if device:  # this worker's device for runs that left the choice to the machine
-            cfg = read_json_inside(run.dir, "config.json")  # never through a planted link
-            if isinstance(cfg, dict) and cfg.get("device", "auto") == "auto":
-                atomic_write_json(run.dir / "config.json", {**cfg, "device": device})
+        if device and run.config.device == "auto":  # this worker's device for runs that left the choice to the machine
+            run.save_config(run.config.replace(device=device))  # read never through a planted link, checked
         record = api.train_claimed(run, claim)
     except SignlabError as err:  # the run failed with its own message; the queue moves on
         record = {"run_id": run.id, "status": "failed", "message": str(err)}

@@ -75,7 +75,8 @@ def test_export_never_overwrites_a_run_file_or_an_existing_file(run, tmp_path, c
 
 
 # --------------------------------------------------------------------------- predict, calibrate, runs, evaluate
-def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys):
+def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SIGNLAB_DB", "")  # --db sets it for the process (as SIGNLAB_DB): put back after
     root = str(run.dir.parent)
     _one_line(capsys, cli.main(["predict", "r1", str(tmp_path), "--runs-dir", root]), str(tmp_path), "is a folder")
     photo = tmp_path / "a.png"
@@ -160,6 +161,20 @@ def test_worker_refuses_an_unknown_device_before_claiming_a_run(tmp_path, capsys
     for device in ("tpu", "cuda:7"):
         code = cli.main(["worker", "--device", device, "--exit-when-idle", "--runs-dir", str(tmp_path)])
         _one_line(capsys, code, "--device", repr(device))
+    assert str(queued.status()["status"]) == "queued"
+
+
+def test_a_worker_on_one_gpu_of_several_is_told_how(monkeypatch, tmp_path, capsys):
+    """`worker --device cuda:1` wrote "cuda:1" into each run's settings, which no run can hold (its
+    device is auto, cpu, cuda or mps), so every run it took failed to load. One GPU of several is
+    chosen the way every CUDA program's is."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    queued = api.queue(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
+    code = cli.main(["worker", "--device", "cuda:1", "--exit-when-idle", "--runs-dir", str(tmp_path)])
+    _one_line(capsys, code, "--device", "CUDA_VISIBLE_DEVICES=1 and --device cuda")
     assert str(queued.status()["status"]) == "queued"
 
 

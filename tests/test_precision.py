@@ -108,7 +108,8 @@ def test_the_trainer_asks_only_for_auto_on_a_cpu_with_native_bf16(monkeypatch, s
     t = trainer("auto")
     assert asked == [(50, 1, 28, 28)] and t._autocast is False
     t.fit()
-    assert [e.device for e in events if isinstance(e, FitStart)] == [f"CPU ({torch.get_num_threads()} threads)"]
+    n = torch.get_num_threads()
+    assert [e.device for e in events if isinstance(e, FitStart)] == [f"CPU ({n} thread{'' if n == 1 else 's'})"]
     assert trainer("bf16")._autocast is True and trainer("fp32")._autocast is False
     assert len(asked) == 1  # a precision asked for is never measured
     monkeypatch.setattr(trainer_module, "native_cpu_bf16", lambda: False)
