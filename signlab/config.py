@@ -155,6 +155,7 @@ class TrainConfig:
     augment_style: str = setting("shift", choices=AUGMENT_STYLES, presets={"robust": "affine"},
                                  help="shift: move each image by up to 2 pixels (cheap; best for short runs). "
                                       "affine: small shifts, rotations and scaling.")
+    # searched by a sweep where the model has a width: the widths tried are each model's own (register_model)
     width: int | None = setting(None, range=(4, 256), search=(8, 16, 24, 32),
                                 help="Model width, for models that have one (none: the model's default).")
     seed: int = setting(0, range=(0, 2**31 - 1), label="Seed",

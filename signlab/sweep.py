@@ -68,11 +68,10 @@ PARAMS = tuple(s.name for s in SEARCHED)  # in table order
 BATCH_SIZES = tuple(SETTING["batch_size"].search)
 LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
 WEIGHT_DECAY_RANGE = (SETTING["weight_decay"].search.low, SETTING["weight_decay"].search.high)
-DEFAULT_WIDTHS = tuple(SETTING["width"].search)  # for a model registered with a width but no widths of its own
 # The sweep's own options, declared here once: the command line, the Sweeps page and the command
 # it shows for more workers take them from these (they had said fastcnn on the page and s2net in
 # the CLI's help, 8 trials and 10).
-DEFAULT_MODEL = "fastcnn"  # quick trials, and a width to search (s2net, the Train page's, has none)
+DEFAULT_MODEL = "fastcnn"  # quick trials, and its width (8 to 32 channels) a setting worth searching
 DEFAULT_TRIALS = 10
 DEFAULT_EPOCHS = 2
 DEFAULT_VAL_FRACTION = 0.1
@@ -201,7 +200,7 @@ def widths_for(model: str) -> tuple[int, ...]:
     from .models import model_info
 
     lo, hi = RANGES["width"]
-    return tuple(w for w in model_info(model).widths or DEFAULT_WIDTHS if lo <= w <= hi)
+    return tuple(w for w in model_info(model).widths if lo <= w <= hi)
 
 
 def suggest(trial: Any, model: str) -> dict[str, Any]:
