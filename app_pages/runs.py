@@ -212,6 +212,8 @@ with left:
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):
                 ui.stop(run.id)
+                # its label changes ("stopping"): a new key, as after a rename, or the box keeps "running"
+                st.session_state["runs_renames"] = st.session_state.get("runs_renames", 0) + 1
                 st.session_state["runs_flash"] = (f"Run “{ui.md(shown_name)}” " + (
                     "taken out of the queue." if waiting else "stops after its current batch."))
                 st.rerun()
