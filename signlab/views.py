@@ -530,14 +530,17 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     if est is None:
         return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
                 "time limit stops the sweep starting new ones.")
-    said = duration(est.whole).replace("about", "roughly" if est.like else "about")
+    def _said(seconds: float) -> str:  # a guess is said as one, in both figures
+        return duration(seconds).replace("about", "roughly" if est.like else "about")
+
+    said = _said(est.whole)
     smallest = min(_sweep.BATCH_SIZES)
     # the whole budget worked out, not left to the student (who then started nothing): the defaults'
     trials, epochs = _sweep.DEFAULT_TRIALS, _sweep.DEFAULT_EPOCHS
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from its {est.like} runs)" if est.like else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
-            + f". So {trials} trials of {epochs} epochs take {duration(est.whole * trials * epochs)} or more with one "
+            + f". So {trials} trials of {epochs} epochs take {_said(est.whole * trials * epochs)} or more with one "
               "worker, less when trials are pruned early; the time limit stops it starting new trials.")
 
 
