@@ -432,16 +432,10 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     assert ui.preferred_run([], "photo") == (None, "")
 
 
-def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, dataset, monkeypatch):
-    """A 7000x7000 PNG costs seconds and hundreds of MB to decode: the page decodes each upload once
-    per session (cached by its hash), not again on every crop-slider move."""
+def _uploaded(dataset, name: str):
+    """The Classify page under AppTest, on its Upload tab, with test image 0 enlarged to 224 px uploaded."""
     from streamlit.testing.v1 import AppTest
 
-    import signlab.ui as ui_module  # the page decodes through ui.decoded_photo, which calls ui's load_gray
-
-    calls = []
-    real = ui_module.load_gray
-    monkeypatch.setattr(ui_module, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.switch_page("app_pages/classify.py")
@@ -449,8 +443,20 @@ def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, datase
     at.session_state["classify_source"] = "📁 Upload"
     at.run()
     png = _encode(Image.fromarray(dataset.test.images[0]).resize((224, 224), R.BICUBIC).convert("RGB"))
-    at.get("file_uploader")[0].upload("hand.png", png, "image/png").run()
+    at.get("file_uploader")[0].upload(name, png, "image/png").run()
     assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, dataset, monkeypatch):
+    """A 7000x7000 PNG costs seconds and hundreds of MB to decode: the page decodes each upload once
+    per session (cached by its hash), not again on every crop-slider move."""
+    import signlab.ui as ui_module  # the page decodes through ui.decoded_photo, which calls ui's load_gray
+
+    calls = []
+    real = ui_module.load_gray
+    monkeypatch.setattr(ui_module, "load_gray", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    at = _uploaded(dataset, "hand.png")
     for v in (0.4, 0.5, 0.6):  # move the crop three times
         at.slider(key="classify_cx").set_value(v).run()
         assert not at.exception, [e.message for e in at.exception]
@@ -460,16 +466,7 @@ def test_an_upload_is_decoded_once_however_often_the_crop_moves(page_env, datase
 def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_env, dataset):
     """Upload a photo, open Runs, come back: Classify was on the Draw tab and the photo was gone
     (Streamlit drops a widget's state with its page). The tab and the upload are kept."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/classify.py")
-    at.run()
-    at.session_state["classify_source"] = "📁 Upload"
-    at.run()
-    png = _encode(Image.fromarray(dataset.test.images[0]).resize((224, 224), R.BICUBIC).convert("RGB"))
-    at.get("file_uploader")[0].upload("my hand.png", png, "image/png").run()
+    at = _uploaded(dataset, "my hand.png")
     verdict = [m.value for m in at.markdown if m.value.startswith("####")]
     assert len(verdict) == 1, verdict
     at.switch_page("app_pages/runs.py")
