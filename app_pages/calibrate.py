@@ -9,7 +9,6 @@ from signlab import ui, views
 from signlab.labels import LETTERS
 from signlab.teach import CALIBRATE_DETAILS, CALIBRATE_INTRO
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 MAX_COLLECTED = 240  # ten a letter: far more than calibration needs, and it bounds the session's memory
 THUMB_PX = 96  # a collected photo as the model will see it
 
@@ -84,7 +83,7 @@ with left:
 with right:
     t_upload, t_camera = st.tabs(["📁 Upload", "📷 Camera"])
     with t_upload:
-        st.file_uploader(f"Photos of {letter}", type=UPLOAD_TYPES, accept_multiple_files=True,
+        st.file_uploader(f"Photos of {letter}", type=views.UPLOAD_TYPES, accept_multiple_files=True,
                          key=f"calibrate_upload_{version}", on_change=_on_upload,
                          help="Several at once: they are all added to the letter chosen on the left.")
     with t_camera:

@@ -15,7 +15,6 @@ from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
 DRAW_CONTROLS_PX = 300  # the canvas's controls: start, shades and stroke width
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"]
 CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
 # box widths in pixels; the page's content is 820 px wide in a 1,280-px window (sidebar open), 488 in an 820-px one
 SLIDER_PX = 200  # the crop's three sliders: a row at 1,280 px, two a row at 820
@@ -180,8 +179,8 @@ class _Kept:
 def _upload():
     """The uploader's file; back on the tab or the page, the last upload (the uploader forgets it)."""
     returning = UPLOAD_KEY not in st.session_state  # the widget's state went with the page or the tab
-    file = st.file_uploader("A photo of a hand", type=UPLOAD_TYPES, key=UPLOAD_KEY,
-                            help="PNG, JPEG, WebP, GIF, BMP or TIFF, up to 20 MB. Colour, transparency, "
+    file = st.file_uploader("A photo of a hand", type=views.UPLOAD_TYPES, key=UPLOAD_KEY,
+                            help=f"PNG, JPEG, WebP, GIF, BMP or TIFF, up to {views.UPLOAD_MB} MB. Colour, transparency, "
                                  "16-bit and rotated phone photos are all handled.")
     kept = st.session_state.get(ui.Keys.CLASSIFY_LAST_UPLOAD)
     if file is not None:

@@ -868,6 +868,9 @@ MAP_METHOD_NAMES = _embedding.METHOD_NAMES
 MAP_METHOD_WORDS = _embedding.METHOD_WORDS
 NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
+# what the Classify and Calibrate uploaders take: the suffixes calibration reads, and the size limit
+UPLOAD_TYPES = [s.lstrip(".") for s in _calibrate.PHOTO_SUFFIXES]
+UPLOAD_MB = _preprocess.MAX_FILE_BYTES // 2**20
 SMALL_IMAGE = _preprocess.SMALL_IMAGE
 Crop = _preprocess.Crop
 TOUR_STEPS = _guide.STEPS

@@ -467,6 +467,10 @@ def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_e
     """Upload a photo, open Runs, come back: Classify was on the Draw tab and the photo was gone
     (Streamlit drops a widget's state with its page). The tab and the upload are kept."""
     at = _uploaded(dataset, "my hand.png")
+    # the uploader takes what calibration reads (the two pages wrote the list each)
+    from signlab.calibrate import PHOTO_SUFFIXES
+
+    assert {t.lstrip(".") for t in at.get("file_uploader")[0].proto.type} == {t.lstrip(".") for t in PHOTO_SUFFIXES}
     verdict = [m.value for m in at.markdown if m.value.startswith("####")]
     assert len(verdict) == 1, verdict
     at.switch_page("app_pages/runs.py")
