@@ -14,6 +14,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from . import __version__
 from .calibrate import DEFAULT_METHOD, METHODS
 from .config import PRESETS, SETTING, TrainConfig, preset
 from .errors import SignlabError
@@ -343,6 +344,7 @@ def _command(sub, name: str, help: str, func, *, run: bool = False, runs_dir: bo
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="signlab", description="Sign Language MNIST: train, evaluate and use image classifiers.")
+    p.add_argument("--version", action="version", version=f"signlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     last_line = "print one JSON object as the last line of stdout"
 

@@ -87,7 +87,7 @@ def export_for_download(run: Run) -> Path:
     """Export the run to ``<run>/model.onnx`` for the Runs page; any failure becomes a RunError with
     one clear line."""
     if not run.has_weights():
-        raise RunError(f"run {run.id} has no weights yet; train it for one epoch first")
+        raise run.no_weights_error()
     try:
         return export_onnx(run)
     except SignlabError:

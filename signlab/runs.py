@@ -40,6 +40,7 @@ from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_
                      read_bytes_inside, read_json_inside, storage_error)
 from .models import build_model, first_weights
 from .paths import default_runs_dir
+from .numbers import count_text
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart
 
@@ -309,11 +310,20 @@ class Run:
         except OSError as err:
             raise RunError(f"run {self.id}: cannot read {name} ({err.strerror or err})") from err
 
+    def no_weights_error(self) -> RunError:
+        """Why there are no weights to use: none yet, or a finished run's file gone (a run whose file was
+        deleted was told it had "no weights yet (no finished epoch)" after finishing three)."""
+        done = self.epochs_completed()
+        if done:
+            return RunError(f"run {self.id}: its weights (model.safetensors) are missing from its folder, though it "
+                            f"finished {count_text(done, 'epoch')}; they were deleted or moved")
+        return RunError(f"run {self.id} has no weights yet: they are saved at the end of its first epoch")
+
     def weights_bytes(self) -> bytes:
         """The bytes of ``model.safetensors``, for the Runs page's download (safely read, checked to
         be a safetensors file, so a planted file is never served)."""
         if not self.has_weights():
-            raise RunError(f"run {self.id} has no weights yet (no finished epoch)")
+            raise self.no_weights_error()
         raw = self.file_bytes("model.safetensors")
         try:
             load_safetensors_bytes(raw)
@@ -326,7 +336,7 @@ class Run:
         cfg = self.config
         model = build_model(cfg)
         if not self.has_weights():
-            raise RunError(f"run {self.id} has no weights yet (no finished epoch)")
+            raise self.no_weights_error()
         try:
             model.load_state_dict(load_weights(self.dir / "model.safetensors"))
         except RuntimeError as err:

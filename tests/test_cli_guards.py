@@ -226,3 +226,11 @@ def test_handshape_reports_progress_on_stderr_with_json_too(monkeypatch, capsys)
     assert "finding the hand landmarks" in out.err and "train: 1,000/1,000 images" in out.err
     # the time left comes from this machine's own pace, not a constant ("about 15 minutes" was said)
     assert "minutes" not in out.err and re.search(r"train: 501/1,000 images, about \d+ s left", out.err), out.err
+
+
+def test_the_command_line_says_its_version(capsys):
+    import signlab
+
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["--version"])
+    assert ended.value.code == 0 and capsys.readouterr().out.strip() == f"signlab {signlab.__version__}"

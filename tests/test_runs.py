@@ -331,3 +331,21 @@ def test_a_name_taken_is_numbered():
     assert unique_name("run (1)", ["run (1)"]) == "run (1) (2)"  # its own number kept
     long = "x" * 100
     assert unique_name(long, []) == "x" * 80 and unique_name(long, ["x" * 80]) == "x" * 76 + " (2)"
+
+
+def test_a_finished_run_whose_weights_are_gone_is_told_so(tmp_path, small_dataset):
+    """A completed run whose model.safetensors was deleted read "has no weights yet (no finished
+    epoch)" in evaluate, predict, export and calibrate, after finishing its epochs."""
+    from signlab import cli
+
+    record = api.train(TrainConfig(model="logreg", epochs=1, max_steps=3, augment=False), tmp_path, run_id="done",
+                       dataset=small_dataset)
+    assert record["status"] == "completed"
+    (tmp_path / "done" / "model.safetensors").unlink()
+    with pytest.raises(RunError, match="its weights \\(model.safetensors\\) are missing from its folder, though it "
+                                       "finished 1 epoch; they were deleted or moved"):
+        open_run("done", tmp_path).load_model()
+    assert cli.main(["export", "done", "--runs-dir", str(tmp_path)]) == 2
+    create_run(TrainConfig(model="logreg"), tmp_path, run_id="new")
+    with pytest.raises(RunError, match="has no weights yet: they are saved at the end of its first epoch"):
+        open_run("new", tmp_path).load_model()
