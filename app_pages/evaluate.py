@@ -46,15 +46,8 @@ with st.container(horizontal=True, gap="medium"):
     st.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained",
               width=METRIC_PX)
 
-crowded = views.crowded_column(ev)
-if crowded:
-    why = (" This is the lecture's flaw at work: a ReLU on the output scores sets every negative score to 0, "
-           "and when all 24 scores are 0 the model picks the first letter, **A**. Train `convnet` (the same "
-           "layers without that ReLU) and compare.") if views.model_info(model_name).output_relu and crowded["index"] == 0 else ""
-    st.warning(f"**A phantom column:** {crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are "
-               f"predicted as **{crowded['letter']}**, which has only {crowded['support']:,} test images; "
-               f"{crowded['wrong']:,} of them are mistakes. See the bright column under {crowded['letter']} "
-               f"in the matrix below.{why}", icon="👻")
+if phantom := views.phantom_column_text(ev, model_name):
+    st.warning(phantom, icon="👻")
 
 
 # ----------------------------------------------------------------------------- confusion matrix

@@ -904,6 +904,23 @@ def crowded_column(ev: Any) -> dict[str, Any] | None:
     return _confusion.crowded_column(ev)
 
 
+def phantom_column_text(ev: Any, model: str) -> str | None:
+    """Evaluate's warning on a letter that collects far more predictions than it has images
+    (:func:`crowded_column`), with the lecture's flaw named when ``model`` has a ReLU on its scores and
+    the column is the first letter's; None when no column is crowded."""
+    crowded = crowded_column(ev)
+    if not crowded:
+        return None
+    why = (" This is the lecture's flaw at work: a ReLU on the output scores sets every negative score to 0, "
+           f"and when all {NUM_CLASSES} scores are 0 the model picks the first letter, **{LETTERS[0]}**. Train "
+           "`convnet` (the same layers without that ReLU) and compare."
+           if _models.model_info(model).output_relu and crowded["index"] == 0 else "")
+    return (f"**A phantom column:** {crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are "
+            f"predicted as **{crowded['letter']}**, which has only {crowded['support']:,} test images; "
+            f"{crowded['wrong']:,} of them are mistakes. See the bright column under {crowded['letter']} in the "
+            f"matrix below.{why}")
+
+
 def worst_pair(ev: Any) -> tuple[int, int]:
     return _confusion.worst_pair(ev)
 

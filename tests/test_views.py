@@ -948,3 +948,20 @@ def test_a_tiny_upload_is_not_called_the_size_of_the_datasets_crops():
     """A 5×5 upload was told it was "about the size of the dataset's crops": it is stretched to 28×28."""
     assert views.small_image_text((5, 5)).startswith("This image is only 5×5 pixels, smaller than the model's 28×28")
     assert "about the size of the dataset's crops" in views.small_image_text((28, 28))
+
+
+def test_the_phantom_column_names_the_lectures_flaw_only_for_a_model_that_has_it():
+    """Evaluate's phantom-column warning, now a view model: 300 test images (12 letters x 25) of which
+    those of letters 12-23 are all called A, the lecture ConvNet's failure."""
+    from signlab.evaluate import Evaluation
+
+    y_true = np.repeat(np.arange(12, 24), 25)
+    y_true = np.concatenate([np.repeat(np.arange(12), 25), y_true])
+    y_pred = np.where(y_true >= 12, 0, y_true)
+    ev = Evaluation(y_true, y_pred, np.eye(24, dtype=np.float32)[y_pred])
+    said = views.phantom_column_text(ev, "seed_convnet")
+    assert said.startswith("**A phantom column:** 325 test images (54%) are predicted as **A**, which has only 25")
+    assert "the lecture's flaw" in said and "all 24 scores are 0" in said
+    plain = views.phantom_column_text(ev, "convnet")  # the same column, without the ReLU on its scores
+    assert plain.startswith("**A phantom column:**") and "flaw" not in plain
+    assert views.phantom_column_text(Evaluation(y_true, y_true, np.eye(24, dtype=np.float32)[y_true]), "convnet") is None
