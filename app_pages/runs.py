@@ -22,15 +22,8 @@ def class_settings() -> None:
             st.caption("Quotas for every student, kept in the run database for every server.")
             values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
                                                    value=rules.show_classmates)}
-            labels = {"max_active_per_user": "Runs queued or training at once, per student",
-                      "max_runs_per_user": "Runs kept, per student",
-                      "max_disk_per_user_mb": "Disk per student (MB)",
-                      "max_disk_total_mb": "Disk for the whole runs folder (MB)",
-                      "max_run_memory_mb": "Largest run one student may start (MB of training memory)",
-                      "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its "
-                                           "last finished epoch (0: no limit)"}
-            for key, label in labels.items():
-                values[key] = st.number_input(label, 0, 10**9, getattr(rules, key), step=1)
+            for key, label in rules.LIMIT_LABELS.items():  # declared with the class settings (signlab.access)
+                values[key] = st.number_input(label, 0, rules.LIMIT_MAX, getattr(rules, key), step=1)
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
                     ui.save_settings(values)

@@ -111,7 +111,7 @@ def live() -> None:
             with ui.guard("Could not stop the sweep"):
                 ui.stop_sweep(by_name[study])
                 st.rerun()
-        if stop_at is not None and time.time() - stop_at > 15 and b2.button("Force stop", width="stretch",
+        if views.force_stop_offered(stop_at, time.time()) and b2.button("Force stop", width="stretch",
                                                                 help="End the worker processes now; "
                                                                      "their running trial is marked failed."):
             with ui.guard("Could not stop the sweep"):

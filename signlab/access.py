@@ -92,8 +92,16 @@ class Policy:
     max_pause_minutes: int = 60
     instructors: tuple[str, ...] = ()
 
-    LIMITS = ("max_active_per_user", "max_runs_per_user", "max_disk_per_user_mb", "max_disk_total_mb",
-              "max_run_memory_mb", "max_pause_minutes")
+    # each quota as the instructors' form names it, in its order (the Runs page wrote them again)
+    LIMIT_LABELS = {"max_active_per_user": "Runs queued or training at once, per student",
+                    "max_runs_per_user": "Runs kept, per student",
+                    "max_disk_per_user_mb": "Disk per student (MB)",
+                    "max_disk_total_mb": "Disk for the whole runs folder (MB)",
+                    "max_run_memory_mb": "Largest run one student may start (MB of training memory)",
+                    "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its last "
+                                         "finished epoch (0: no limit)"}
+    LIMITS = tuple(LIMIT_LABELS)
+    LIMIT_MAX = 10**9  # a quota is a whole number from 0 to this
 
     def role_of(self, user_id: str) -> str:
         return "instructor" if user_id.lower() in {i.lower() for i in self.instructors} else "student"
@@ -118,10 +126,10 @@ class Policy:
 
 
 def _limit(key: str, value: Any) -> int:
-    """A quota from outside: a whole number from 0 to 10**9, checked before conversion."""
+    """A quota from outside: a whole number from 0 to Policy.LIMIT_MAX, checked before conversion."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) > 10**9:
-        raise SignlabError(f"{key}: {text[:20]!r} is not a whole number from 0 to 1000000000")
+    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) > Policy.LIMIT_MAX:
+        raise SignlabError(f"{key}: {text[:20]!r} is not a whole number from 0 to {Policy.LIMIT_MAX}")
     return int(text)
 
 

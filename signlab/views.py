@@ -1362,6 +1362,15 @@ def sweep_workers(study: str, runs_dir: Path) -> list[dict[str, Any]]:
     return _sweep.workers(study, runs_dir)
 
 
+FORCE_STOP_AFTER = 15.0  # seconds a sweep may take to stop by itself before Force stop is offered
+
+
+def force_stop_offered(stop_at: float | None, now: float) -> bool:
+    """Whether the Sweeps page offers Force stop: a stop was asked ``stop_at`` and the workers have not
+    ended after :data:`FORCE_STOP_AFTER` seconds (a trial in its last batches ends sooner by itself)."""
+    return stop_at is not None and now - stop_at > FORCE_STOP_AFTER
+
+
 def sweep_stop_time(study: str, rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]],
                     running: bool, record: dict[str, Any], runs_dir: Path) -> float | None:
     """When the stop that holds for the sweep was requested (:func:`signlab.sweep.stop_in_force`):

@@ -322,6 +322,8 @@ def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatc
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = _as(TEACH, "runs")
     assert not at.exception and any("No runs yet" in i.value for i in at.info)
+    # every quota has its box, as the class settings declare it, with their bound
+    assert {n.label: n.max for n in at.number_input} == {label: Policy.LIMIT_MAX for label in Policy.LIMIT_LABELS.values()}
     box = next(n for n in at.number_input if n.label.startswith("Minutes a paused run may wait"))
     box.set_value(5)
     next(b for b in at.button if b.label == "Save").click().run()

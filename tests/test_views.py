@@ -965,3 +965,9 @@ def test_the_phantom_column_names_the_lectures_flaw_only_for_a_model_that_has_it
     plain = views.phantom_column_text(ev, "convnet")  # the same column, without the ReLU on its scores
     assert plain.startswith("**A phantom column:**") and "flaw" not in plain
     assert views.phantom_column_text(Evaluation(y_true, y_true, np.eye(24, dtype=np.float32)[y_true]), "convnet") is None
+
+
+def test_force_stop_is_offered_only_once_a_stop_has_had_its_time():
+    assert not views.force_stop_offered(None, 1000.0)  # no stop asked
+    assert not views.force_stop_offered(1000.0, 1000.0 + views.FORCE_STOP_AFTER)
+    assert views.force_stop_offered(1000.0, 1000.1 + views.FORCE_STOP_AFTER)
