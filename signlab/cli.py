@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .calibrate import DEFAULT_METHOD, METHODS
-from .config import PRESETS, SETTING, TrainConfig, preset
+from .config import DEFAULT_PRESET, PRESETS, SETTING, TrainConfig, preset
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .labels import NUM_CLASSES
@@ -108,7 +108,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from the command line's options on top of the preset."""
-    return preset(args.preset or "fast", **option_values(args))
+    return preset(args.preset or DEFAULT_PRESET, **option_values(args))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

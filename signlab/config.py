@@ -276,6 +276,7 @@ SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
 # (low, high) inclusive ranges, checked in one place for the CLI, the page and loaded configs
 RANGES: dict[str, tuple[float, float]] = {s.name: s.range for s in SETTINGS if s.range is not None}
 
+DEFAULT_PRESET = "fast"  # the Train page's and the command line's; TrainConfig's defaults are its values
 PRESETS: dict[str, dict[str, Any]] = {
     name: {s.name: s.presets[name] for s in SETTINGS if name in s.presets} for name in PRESET_DESCRIPTIONS}
 

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
+from .config import DEFAULT_PRESET, PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
 from .errors import ConfigError
 
 PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
@@ -147,7 +147,7 @@ def link_values(query: Mapping[str, str]) -> tuple[dict[str, Any], list[LinkProb
     setting keeps the preset's value. Keys that are not page settings (``run``) are ignored.
     """
     raw_preset = query.get("preset")
-    values = page_values(raw_preset if raw_preset in PRESETS else "fast")
+    values = page_values(raw_preset if raw_preset in PRESETS else DEFAULT_PRESET)
     problems = []
     for s in PAGE_SETTINGS:
         if s.name in query:

@@ -48,7 +48,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .config import RANGES, SETTING, Log, TrainConfig, preset
+from .config import DEFAULT_PRESET, RANGES, SETTING, Log, TrainConfig, preset
 from .errors import ConfigError, SignlabError
 from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
@@ -222,7 +222,7 @@ def suggest(trial: Any, model: str) -> dict[str, Any]:
 def base_config(model: str = DEFAULT_MODEL, epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
                 val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any) -> "TrainConfig":
     """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
-    return preset("fast", model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
+    return preset(DEFAULT_PRESET, model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
                   **overrides)
 
 

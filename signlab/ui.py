@@ -19,7 +19,7 @@ from . import access, compare, figures, live, views
 from . import calibrate as _calibrate
 from . import sweep as _sweep
 from .access import Policy, User
-from .config import Setting
+from .config import DEFAULT_PRESET, Setting
 from .data import Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
@@ -240,7 +240,7 @@ def run_label(run: Run) -> str:
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
                                                       else "")
-    kind = f" · {s['preset']}" if s.get("preset") not in (None, "fast") else ""  # the default preset goes unsaid
+    kind = f" · {s['preset']}" if s.get("preset") not in (None, DEFAULT_PRESET) else ""  # the default preset goes unsaid
     # whose it is, when it is not this user's: an instructor's pickers listed a class's runs alike
     whose = someone_else(s.get("owner"))
     return f"{name} · {model}{kind} · {views.status_word(s)}{acc_s}" + (f" · {whose}" if whose else "")

@@ -49,13 +49,14 @@ def warm_up() -> None:
     """
     import torch
 
-    from .config import preset
+    from .config import DEFAULT_PRESET, preset
+    from .labels import IMAGE_SIZE
     from .models import build_model
     from .trainer import measure_precision
 
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    cfg = preset("fast")
-    measure_precision(cfg, build_model(cfg), torch.zeros(cfg.batch_size, 1, 28, 28))
+    cfg = preset(DEFAULT_PRESET)
+    measure_precision(cfg, build_model(cfg), torch.zeros(cfg.batch_size, 1, IMAGE_SIZE, IMAGE_SIZE))
 
 
 def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots: int = 1,
