@@ -5,6 +5,7 @@ benchmarks use too); the views of *why* come from ``signlab.inference``, the cha
 ``signlab.figures``.
 """
 import hashlib
+import io
 
 import numpy as np
 import streamlit as st
@@ -166,16 +167,6 @@ def _draw():
     return views.prepare_array(gray), "your drawing", slot
 
 
-class _Kept:
-    """The last upload, kept in the session, read as an uploaded file is."""
-
-    def __init__(self, name: str, data: bytes) -> None:
-        self.name, self._data = name, data
-
-    def getvalue(self) -> bytes:
-        return self._data
-
-
 def _upload():
     """The uploader's file; back on the tab or the page, the last upload (the uploader forgets it)."""
     returning = UPLOAD_KEY not in st.session_state  # the widget's state went with the page or the tab
@@ -190,7 +181,9 @@ def _upload():
         st.session_state.pop(ui.Keys.CLASSIFY_LAST_UPLOAD, None)
         return None
     st.caption(f"Your last upload, **{ui.md(kept[0])}**, is shown again: upload another to replace it.")
-    return _Kept(*kept)
+    file = io.BytesIO(kept[1])  # read as the uploader's file is (Streamlit's UploadedFile is a BytesIO)
+    file.name = kept[0]
+    return file
 
 
 def _photo(kind: str):

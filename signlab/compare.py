@@ -270,9 +270,8 @@ def status_word(summary: dict[str, Any]) -> str:
 def watch_key(summaries: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
     """What a page listing runs follows while some of them are queued, training or paused: each such
     run's state word. Epochs are left out: a rerun at each epoch would redraw the page under a
-    student typing a new name."""
-    return tuple((s["run_id"], status_word(s)) for s in summaries
-                 if str(s["status"]) in ACTIVE)
+    student typing a new name. Sorted: a listing and the store's rows may order runs differently."""
+    return tuple(sorted((s["run_id"], status_word(s)) for s in summaries if str(s["status"]) in ACTIVE))
 
 
 def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:

@@ -115,7 +115,7 @@ class Setting:
             return _range_problem(self.range, value, integer=self.type is int)
         if not isinstance(value, str):
             return f"{shown_value(value)} must be text"
-        return None if value.strip() else "is empty; give a value or leave it out"  # not a silent default
+        return None if value.strip() else EMPTY  # not a silent default
 
 
 def setting(default: Any, *, help: str, **declaration: Any) -> Any:
@@ -279,6 +279,9 @@ RANGES: dict[str, tuple[float, float]] = {s.name: s.range for s in SETTINGS if s
 DEFAULT_PRESET = "fast"  # the Train page's and the command line's; TrainConfig's defaults are its values
 PRESETS: dict[str, dict[str, Any]] = {
     name: {s.name: s.presets[name] for s in SETTINGS if name in s.presets} for name in PRESET_DESCRIPTIONS}
+
+
+EMPTY = "is empty; give a value or leave it out"  # an empty text setting or argument (signlab.settings.given)
 
 
 def shown_value(value: Any) -> str:

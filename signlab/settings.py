@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import DEFAULT_PRESET, PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
+from .config import DEFAULT_PRESET, EMPTY, PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
 from .errors import ConfigError
 
 PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
@@ -56,7 +56,7 @@ def given(text: str) -> str:
     trained a new run, ``predict RUN ""`` read the current folder and ``--runs-dir ""`` meant the
     project's own runs/, each as if the argument had been left out."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; give a value or leave the option out")
+        raise argparse.ArgumentTypeError(EMPTY)
     return text
 
 

@@ -205,13 +205,11 @@ def widths_for(model: str) -> tuple[int, ...]:
 
 def suggest(trial: Any, model: str) -> dict[str, Any]:
     """The settings of one trial, asked of Optuna (works with any object that has ``suggest_*``)."""
-    from .models import model_info
-
     params: dict[str, Any] = {}
     for s in SEARCHED:  # in declaration order: a seeded sampler draws the same trials as before
         if s.name == "width":  # only where the model has one, from the model's own widths
-            if model_info(model).has_width:
-                params["width"] = trial.suggest_categorical("width", list(widths_for(model)))
+            if widths := widths_for(model):
+                params["width"] = trial.suggest_categorical("width", list(widths))
         elif isinstance(s.search, Log):
             params[s.name] = trial.suggest_float(s.name, s.search.low, s.search.high, log=True)
         else:

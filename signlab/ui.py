@@ -1069,12 +1069,15 @@ def follow_runs(runs: Sequence[Run], every: float = 3.0) -> None:
     key = views.watch_key([r.summary() for r in runs])
     if not key:
         return
-    following = [r for r in runs if r.id in dict(key)]
+    ids = [run_id for run_id, _ in key]
+    store = runs[0].store  # one folder's runs, one store
 
     def watch() -> None:
-        for r in following:
-            r.status()  # the run's row, read again
-        if views.watch_key([r.summary() for r in following]) != key:
+        try:  # their rows, one query a poll; a run gone from them (deleted) changes the key too
+            now = views.watch_key(store.rows(run_ids=ids))  # rows hold run_id, status and control
+        except SignlabError:  # the database away for a moment: look again next time
+            return
+        if now != key:
             st.rerun()
     st.fragment(run_every=every)(_named(watch, "follow_runs"))()
 

@@ -1389,7 +1389,7 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def sweep_search_text(model: str) -> str:
     """The Sweeps page's sentence on what a sweep of ``model`` searches."""
-    widths = _sweep.widths_for(model) if _models.model_info(model).has_width else ()
+    widths = _sweep.widths_for(model)  # () for a model without a width
     return (f"Searched: learning rate {_sweep.LR_RANGE[0]:g}–{_sweep.LR_RANGE[1]:g} (log scale), batch size "
             f"{'/'.join(map(str, _sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
             + (f", width {'/'.join(map(str, widths))}" if widths else "")
