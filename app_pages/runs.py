@@ -6,13 +6,7 @@ from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
 MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
-PICKER_VERSION = "runs_picker_version"  # part of that section's picker key: bumped when its run's label changes
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
-
-def _relabel() -> None:
-    """A new key for the run picker: its chosen run's label changed (renamed, stopping)."""
-    st.session_state[PICKER_VERSION] = st.session_state.get(PICKER_VERSION, 0) + 1
-
 
 # ----------------------------------------------------------------------------- class settings
 def class_settings() -> None:
@@ -106,13 +100,14 @@ st.dataframe(df, hide_index=True, width="stretch", placeholder=views.DASH,
 })
 
 # ----------------------------------------------------------------------------- compare
+labels = ui.run_labels(runs)  # the pickers' (the overlay's and Manage a run's)
 st.subheader("Compare runs")
 with_curves = [r.id for r in runs if r.summary()["epochs"] or r.has_weights()]
 if ui.Keys.RUNS_COMPARE in st.session_state:  # set by the brush's button or the Sweeps page: keep only runs that exist
     st.session_state[ui.Keys.RUNS_COMPARE] = [i for i in st.session_state[ui.Keys.RUNS_COMPARE] if i in by_id]
 picked = st.multiselect("Runs to overlay", [r.id for r in runs],
                         default=None if ui.Keys.RUNS_COMPARE in st.session_state else with_curves[:3],
-                        format_func=ui.run_labels(runs).__getitem__, key=ui.Keys.RUNS_COMPARE,
+                        format_func=labels.__getitem__, key=ui.Keys.RUNS_COMPARE,
                         placeholder="Choose runs to compare")
 if picked:
     epochs, batches = views.curve_series([by_id[i] for i in picked])
@@ -164,11 +159,11 @@ if gone_id is not None and gone_id not in ids:
     st.rerun()
 if gone_id is None:
     st.session_state[MANAGE] = linked if linked in by_id else ids[0]
-# a new key when the chosen run's label changes (a rename, a Stop): a select box keeps the label it had
-# when chosen, and it showed the old name, or "running" after a Stop
-run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]),
-                      format_func=ui.run_labels(runs).__getitem__,
-                      key=f"runs_manage_{st.session_state.get(PICKER_VERSION, 0)}")
+# the chosen run's label in the key: a select box keeps the label it had when chosen, and it showed the
+# old name after a rename, "running" after a Stop and "stopping" once stopped; the choice itself is
+# kept under MANAGE, so a new box starts on it
+run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]), format_func=labels.__getitem__,
+                      key=f"runs_manage_{labels[st.session_state[MANAGE]]}")
 st.session_state[MANAGE] = run_id
 run = by_id[run_id]
 shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the table name it
@@ -194,7 +189,6 @@ with left:
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)
-                _relabel()
                 st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
@@ -212,7 +206,6 @@ with left:
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):
                 ui.stop(run.id)
-                _relabel()
                 st.session_state["runs_flash"] = (f"Run “{ui.md(shown_name)}” " + (
                     "taken out of the queue." if waiting else "stops after its current batch."))
                 st.rerun()
