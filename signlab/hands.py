@@ -48,6 +48,7 @@ ROI_SHIFT_Y = -0.5
 # hand_landmark_cpu.pbtxt
 LANDMARK_SIZE = 224
 MIN_PRESENCE = 0.5
+CROP_MARGIN = 1.5  # the photo path's square: this many times the hand's landmark box (measured in issue #16)
 HANDEDNESS = ("Left", "Right")  # handedness.txt; MediaPipe labels hands as in a mirrored (selfie) image
 
 # the 21 landmarks joined as a hand skeleton, for drawing: (from, to) index pairs
@@ -77,7 +78,7 @@ class HandFound:
         return HandFound(box=(left + dx, top + dy, right + dx, bottom + dy), landmarks=pts, score=self.score,
                          presence=self.presence, handedness=self.handedness, roi=(cx + dx, cy + dy, side, rot))
 
-    def square(self, margin: float = 1.5) -> tuple[float, float, float]:
+    def square(self, margin: float = CROP_MARGIN) -> tuple[float, float, float]:
         """A square around the hand: centre (x, y) and side, ``margin`` times the box's longer side."""
         left, top, right, bottom = self.box
         return (left + right) / 2, (top + bottom) / 2, margin * max(right - left, bottom - top, 1.0)

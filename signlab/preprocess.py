@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 from . import hands
-from .hands import HandFound
+from .hands import CROP_MARGIN, HandFound
 from .labels import IMAGE_SIZE
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # also the upload cap in .streamlit/config.toml (20 MB)
@@ -232,10 +232,10 @@ def cut(gray: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.nd
     return gray[np.ix_(ys, xs)]
 
 
-def hand_crop(hand: HandFound, shape: tuple[int, int], margin: float = 1.5) -> Crop:
+def hand_crop(hand: HandFound, shape: tuple[int, int], margin: float = CROP_MARGIN) -> Crop:
     """The detector's crop: a square ``margin`` times the hand's landmark box, centred on it, padded.
 
-    1.5 is the margin the issue measured with MediaPipe (dev sets 54 -> 55%, 34 -> 38%, 58 -> 62%).
+    ``CROP_MARGIN`` (1.5) is the margin the issue measured with MediaPipe (dev sets 54 -> 55%, 34 -> 38%, 58 -> 62%).
     """
     h, w = shape
     x, y, side = hand.square(margin)
@@ -285,7 +285,7 @@ PHOTO_CROP = "detector"  # the photo path's default: predict, calibration (so it
 
 
 def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | None = None,
-            background: float = 1.0, margin: float = 1.5) -> Prepared:
+            background: float = 1.0, margin: float = CROP_MARGIN) -> Prepared:
     """The one preprocessing function: file bytes or a path -> the 28x28 model input.
 
     ``crop``: a :class:`Crop`; ``"detector"`` finds the hand with MediaPipe's hand models
@@ -312,14 +312,14 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     return prep
 
 
-def detect(img: Image.Image, shape: tuple[int, int], margin: float = 1.5) -> tuple[HandFound | None, Crop | None]:
+def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
     """Run the hand detector on a decoded image: (the hand, its crop), or (None, None)."""
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     hand = hands.find_hand(rgb)
     return (hand, hand_crop(hand, shape, margin)) if hand is not None else (None, None)
 
 
-def locate_hand(data: bytes | str | Path, name: str = "image", margin: float = 1.5) -> tuple[HandFound | None, Crop | None]:
+def locate_hand(data: bytes | str | Path, name: str = "image", margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
     """The hand detector on an image file: (the hand, the detector's crop) or (None, None) (the page's first look)."""
     notes: list[str] = []
     img = _decode(data, name, notes)
