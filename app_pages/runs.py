@@ -63,7 +63,7 @@ rows = views.run_rows(runs)
 inside = list(range(len(runs)))
 drawn, not_drawn = views.rows_with_accuracy(rows)
 if len(drawn) > 1:
-    st.markdown("**Settings and accuracy side by side**: one line per run. Drag along an axis to brush it "
+    st.markdown("**Settings and accuracy side by side**: one line per run, darker the lower its accuracy. Drag along an axis to brush it "
                 "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
                 "inside every brush.")
     with st.expander("Brush the axes with controls", expanded=False):

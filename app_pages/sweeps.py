@@ -132,7 +132,7 @@ def live() -> None:
         trows = views.trial_rows(rows)
         inside = list(range(len(rows)))
         if len(rows) > 1:
-            st.markdown("**Every trial's settings and accuracy**: one line per trial. Drag along an axis to "
+            st.markdown("**Every trial's settings and accuracy**: one line per trial, darker the lower its accuracy. Drag along an axis to "
                         "brush it; the table below shows the trials inside every brush.")
             # one brush per study: a brush drawn on one study's chart carried over to the next one
             # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")

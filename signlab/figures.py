@@ -781,9 +781,9 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
         dims.append(d)
         if a["key"] == color_key:
             color = values
-    colorbar = dict(thickness=10, tickfont_color=INK_SOFT, title=dict(text="accuracy", font_color=INK))
-    line = dict(color=color, colorscale=LINE_SCALE, showscale=True, colorbar=colorbar) if color is not None \
-        else dict(color=BLUE)
+    # no colour bar: the accuracy axis already says what a line's colour means, and on a phone the bar
+    # took 90 of 358 px, so that nine axes' ticks touched
+    line = dict(color=color, colorscale=LINE_SCALE, showscale=False) if color is not None else dict(color=BLUE)
     # the axis titles slant: level, nine of them overlapped in a narrow window ("optimizerschedule",
     # 40 px an axis at 820 px); slanted they read in any width
     fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=-30, labelside="top",
@@ -791,4 +791,5 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
                                  rangefont=dict(size=10, color=INK_SOFT),
                                  unselected=dict(line=dict(color="#d0d0d0", opacity=0.35))))
     _layout(fig, height, title=title)
-    return fig.update_layout(margin=dict(l=90, r=40, t=110 if title else 90, b=30))
+    # the right margin holds the last axis's slanted title ("accuracy (%)" was cut at 40 px)
+    return fig.update_layout(margin=dict(l=90, r=80, t=110 if title else 90, b=30))

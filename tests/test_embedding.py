@@ -252,6 +252,8 @@ def test_axes_kinds_and_values():
     top = fig.data[0].line.colorscale[-1][1]
     r, g, b = (int(top.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
     assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 200, top  # luminance: '#fde725' is 223
+    # no colour bar beside the accuracy axis that already reads the colour (a phone's width is too narrow)
+    assert fig.data[0].line.showscale is False
 
 
 def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
