@@ -11,6 +11,7 @@ as it does in training.
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,15 +67,19 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
         path = Path(data)
         name = name or str(path)
         try:
-            size = path.stat().st_size
+            info = path.stat()
         except OSError as err:
             raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
         if path.is_dir():
             raise ImageError(f"{name}: is a folder; give image files (a shell pattern such as {path / '*.jpg'} lists them)")
-        if size > MAX_FILE_BYTES:
-            raise ImageError(_too_big(name, size))
+        # a device or a pipe has no size to check: /dev/zero was read until the machine ran out of memory
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{name}: is not a file (a device, a pipe or a socket); give image files")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageError(_too_big(name, info.st_size))
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, even if the file grew since stat
         except OSError as err:  # unreadable (permissions) or gone since stat
             raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
     if not data:

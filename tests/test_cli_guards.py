@@ -8,6 +8,7 @@ slice of the dataset, so they take seconds.
 from __future__ import annotations
 
 import json
+import os
 import re
 import pickle
 from pathlib import Path
@@ -79,6 +80,10 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SIGNLAB_DB", "")  # --db sets it for the process (as SIGNLAB_DB): put back after
     root = str(run.dir.parent)
     _one_line(capsys, cli.main(["predict", "r1", str(tmp_path), "--runs-dir", root]), str(tmp_path), "is a folder")
+    # a device or a pipe: `predict RUN /dev/zero` read until the machine ran out of memory (a pipe waits forever)
+    _one_line(capsys, cli.main(["predict", "r1", "/dev/null", "--runs-dir", root]), "/dev/null", "is not a file")
+    os.mkfifo(tmp_path / "pipe")
+    _one_line(capsys, cli.main(["predict", "r1", str(tmp_path / "pipe"), "--runs-dir", root]), "pipe", "is not a file")
     photo = tmp_path / "a.png"
     photo.write_bytes(b"\x89PNG")
     _one_line(capsys, cli.main(["calibrate", "r1", str(photo), "--runs-dir", root]), "is a file")
