@@ -564,13 +564,17 @@ class RunStore:
             raise RunError(f"run {run_id} is not in the run database")
         if RunState(row.state) not in FINAL:
             who = f" by {row.worker}" if row.worker else ""
-            raise RunError(f"run {run_id} is {row.state}{who}; only a finished run can be continued")
+            then = " (a worker trains it: `signlab worker` if none runs)" if row.state == S.QUEUED.value else ""
+            raise RunError(f"run {run_id} is {row.state}{who}{then}; only a finished run can be continued")
         return row
 
     def claim_final(self, run_id: str, worker: str, epochs: int) -> Claim:
         """Claim a finished run directly (``train --resume`` in this process); RunError when it is
         queued, held by someone else, or claimed by another resume a moment ago."""
         now = time.time()
+        # a dead holder's run is taken back in a transaction of its own: taken back inside the claim's,
+        # the refusal below rolled it back, so "is queued" described a state never saved
+        self.expire_leases(now)
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             attempt = row.attempt + 1

@@ -161,6 +161,28 @@ def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
         run.store.update(claim, epochs_completed=3)
 
 
+def test_a_dead_workers_run_is_taken_back_when_listed_or_continued(tmp_path, monkeypatch):
+    """A worker killed mid-run, and nothing up to tick the store: `signlab runs` said "running" for
+    ever, and `train --resume` said "queued" while the store kept "running" (its own transaction,
+    which took the run back, was rolled back with the refusal)."""
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
+    import time
+
+    for run_id, ask in (("listed", "list"), ("resumed", "resume")):
+        run = runs.create_run(TrainConfig(epochs=3), tmp_path, run_id=run_id)  # queued for a worker
+        claim = run.store.claim("killed-worker", 1, run_id=run_id)
+        run.store.update(claim, RunState.RUNNING, epochs_completed=1)
+        time.sleep(1.2)
+        if ask == "list":
+            listed = {r.id: r.summary() for r in runs.list_runs(tmp_path)}
+            assert listed[run_id]["status"] == RunState.QUEUED  # taken back, and queued to continue
+        else:
+            with pytest.raises(RunError, match="is queued .a worker trains it"):
+                run.store.claim_final(run_id, "me", 1)
+        row = run.store.get(run_id)
+        assert row["status"] == RunState.QUEUED and "continue from epoch 1" in row["message"]
+
+
 def test_delete_run_refuses_a_live_run(tmp_path):
     run, claim = create_held_run(TrainConfig(), "holder", tmp_path, run_id="live")
     with pytest.raises(RunError, match="still training"):
