@@ -1,7 +1,7 @@
 """Who may do what on a shared server: users, roles, owners and quotas, checked in the backend.
 
-Every action on a run (see, stop, pause, resume, continue, rename, delete, download, export) and
-every start (a run, a continuation, a sweep) goes through the functions here, which check the
+Every action on a run (see, stop, pause, resume, continue, rename, delete, download, export,
+calibrate) and every start (a run, a continuation, a calibrated copy, a sweep) goes through the functions here, which check the
 acting :class:`User` against the run's owner in the run store *before* acting. Pages call these
 functions; hiding a button is never the protection.
 
@@ -44,7 +44,9 @@ if TYPE_CHECKING:  # annotations only: the job manager imports this module's use
     from .jobs import JobManager
 
 ROLES = ("student", "instructor", "local")
-ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export")
+# calibrate: a calibrated copy of a run carries its weights into a run of the caller, which they
+# may download, so it is the owner's (or an instructor's), as download is
+ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export", "calibrate")
 
 
 class AccessError(SignlabError):
@@ -267,9 +269,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
         raise QuotaError(active_refusal(active, pol.max_active_per_user))
     if cfg is None:
         return
-    if len(mine) + new_jobs > pol.max_runs_per_user:
-        raise QuotaError(f"you have {len(mine)} runs, and the limit is {pol.max_runs_per_user}; "
-                         "delete some on the Runs page")
+    _check_room(user, pol, root, mine, new_jobs)
     need = estimate_memory_mb(cfg)
     if need > pol.max_run_memory_mb:
         fit = cfg.batch_size
@@ -279,6 +279,14 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
                 else "choose a smaller model or fewer ensemble members")
         raise QuotaError(f"this run needs about {need:,.0f} MB to train ({cfg.model}, batch {cfg.batch_size}, "
                          f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
+
+
+def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1) -> None:
+    """QuotaError when ``new_runs`` more runs of ``user`` (whose rows are ``mine``) pass the run count
+    or a disk quota: a trained run and a calibrated copy alike."""
+    if len(mine) + new_runs > pol.max_runs_per_user:
+        raise QuotaError(f"you have {len(mine)} runs, and the limit is {pol.max_runs_per_user}; "
+                         "delete some on the Runs page")
     used = _disk_mb(root / r["run_id"] for r in mine)
     if used > pol.max_disk_per_user_mb:
         raise QuotaError(f"your runs take {used:,.0f} MB on disk, over your {pol.max_disk_per_user_mb:,} MB; "
@@ -347,6 +355,19 @@ def delete_photos(user: User, run_id: str, pol: Policy, runs_dir: Path | str | N
     from .calibrate import delete_photos as _delete  # lazy: calibrate imports access (local_user)
 
     return _delete(open_for(user, run_id, "delete", pol, runs_dir))
+
+
+def calibrate(user: User, run_id: str, photos: list[Any], pol: Policy, runs_dir: Path | str | None = None,
+              **kwargs: Any) -> dict[str, Any]:
+    """Adapt run ``run_id`` to ``photos`` as a new run of ``user`` (``calibrate.calibrate_run``'s
+    record; ``kwargs`` go to it): the run must be theirs, and the new one within their quotas."""
+    from .calibrate import calibrate_run  # lazy: calibrate imports access (local_user)
+
+    run = open_for(user, run_id, "calibrate", pol, runs_dir)
+    if not user.manages_all:
+        root = Path(runs_dir) if runs_dir else default_runs_dir()
+        _check_room(user, pol, root, store_for(root).rows(owner=user.id))
+    return calibrate_run(run, photos, runs_dir, owner=user.id, **kwargs)
 
 
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import streamlit as st
 
 from . import access, compare, figures, live, views
-from . import calibrate as _calibrate
 from . import sweep as _sweep
 from .access import Policy, User
 from .config import DEFAULT_PRESET, Setting
@@ -524,6 +523,8 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     ("photo", "drawing" or "calibrate"), says why, and remembers the user's choice for each purpose apart
     (and for each page that passes its own ``key``)."""
     available = runs(with_weights=True)
+    if purpose == "calibrate":  # a classmate's run (shown read-only) is not theirs to copy
+        available = [r for r in available if can(r, "calibrate")]
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
                 "**robust** preset does best on photos).")
@@ -1145,7 +1146,7 @@ def save_settings(values: dict[str, Any]) -> Policy:
 
 def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) -> dict[str, Any]:
     """Adapt ``run`` to the user's photos; the result is a new run of theirs (its record returned)."""
-    return _calibrate.calibrate_run(run, photos, runs_dir(), owner=user().id, method=method, progress=progress)
+    return access.calibrate(user(), run.id, photos, policy(), runs_dir(), method=method, progress=progress)
 
 
 def studies() -> list[dict[str, Any]]:

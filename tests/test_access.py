@@ -36,10 +36,31 @@ def setup(tmp_path, small_dataset):
     return tmp_path, JobManager(tmp_path, limit=1, start_workers=False)
 
 
-@pytest.mark.parametrize("action", ["stop", "pause", "resume", "continue", "rename", "delete", "download", "export"])
-def test_a_student_cannot_act_on_a_classmates_run(setup, action):
+def _photos(dataset, letters: str = "AB") -> list:
+    """Two dataset images a letter, as photos (PNG bytes) for calibration."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from signlab.calibrate import Photo
+    from signlab.labels import LETTERS
+
+    def png(image) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "PNG")
+        return buf.getvalue()
+
+    return [Photo(k, f"{n}.png", png(dataset.test.images[np.flatnonzero(dataset.test.targets == LETTERS.index(k))[n]]))
+            for k in letters for n in range(2)]
+
+
+@pytest.mark.parametrize("action", ["stop", "pause", "resume", "continue", "rename", "delete", "download", "export",
+                                    "calibrate"])
+def test_a_student_cannot_act_on_a_classmates_run(setup, action, small_dataset):
     root, jm = setup
     pol = Policy(show_classmates=True)
+    photos = _photos(small_dataset)
     calls = {
         "stop": lambda u: access.stop(u, "alice-run", pol, jm),
         "pause": lambda u: access.pause(u, "alice-run", pol, root),
@@ -49,6 +70,9 @@ def test_a_student_cannot_act_on_a_classmates_run(setup, action):
         "delete": lambda u: access.delete(u, "alice-run", pol, root),
         "download": lambda u: access.download(u, "alice-run", "weights", pol, root),
         "export": lambda u: access.export(u, "alice-run", pol, root),
+        # a calibrated copy is a run of the caller's with the parent's weights, so theirs to download
+        "calibrate": lambda u: access.calibrate(u, "alice-run", photos, pol, root, steps=2, dataset=small_dataset,
+                                                evaluate_test=False),
     }
     with pytest.raises(AccessError, match="belongs to a classmate"):
         calls[action](BOB)
@@ -108,6 +132,19 @@ def test_quota_runs_per_user(setup):
     root, jm = setup
     with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
         access.submit(ALICE, TrainConfig(**TINY), Policy(max_runs_per_user=1), jm)
+
+
+def test_a_calibrated_copy_counts_against_the_quotas(setup, small_dataset):
+    """Calibrating makes a run that keeps its photos: it passed no quota (Teach it your hand)."""
+    root, _ = setup
+    photos = _photos(small_dataset)
+    kw = dict(steps=2, dataset=small_dataset, evaluate_test=False)
+    with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
+        access.calibrate(ALICE, "alice-run", photos, Policy(max_runs_per_user=1), root, **kw)
+    with pytest.raises(QuotaError, match="your runs take .* MB on disk, over your 0 MB"):
+        access.calibrate(ALICE, "alice-run", photos, Policy(max_disk_per_user_mb=0), root, **kw)
+    record = access.calibrate(ALICE, "alice-run", photos, Policy(max_runs_per_user=2), root, **kw)
+    assert access.open_for(ALICE, record["run_id"], "download", Policy(), root).summary()["owner"] == ALICE.id
 
 
 def test_quota_largest_run_says_what_would_fit(setup):
