@@ -27,29 +27,30 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     warning = views.running_sweep_warning(studies, ui.user().id)
     if warning:
         st.warning(warning, icon="⏳")
-    # enter_to_submit off: Enter in a number box started a sweep (three, for one student). Each help
-    # names its box's range: a number outside it only turns the box red, and Start does nothing
-    # until it is back inside.
-    # the architecture outside the form: inside, the sentence on what is searched (a width only for
-    # models that have one) kept the first model's words until Start was pressed
+    # No form: in one, the time the page works out kept the default budget ("10 trials of 2 epochs")
+    # beside the 2 trials of 1 epoch typed in, until Start was pressed. Out of one, Enter in a number
+    # box only sets it (in a form it started a sweep: three, for one student). Each help names its
+    # box's range: a number outside it only turns the box red, and Start does nothing until it is back.
     names = views.model_names()
     model = st.selectbox("Architecture", names, index=names.index(views.SWEEP_DEFAULT_MODEL),
                          width=FIELD_PX, key="sweep_model")
-    st.caption(views.sweep_search_text(model) + " " + views.sweep_time_text(model, ui.speed_rows()))
-    with st.form("new_sweep", enter_to_submit=False, border=False):
-        fields = st.container(horizontal=True, gap="small")
-        trials = fields.number_input("Trials (the budget)", 1, views.SWEEP_MAX_TRIALS, views.SWEEP_DEFAULT_TRIALS,
-                                     help=f"How many runs the sweep trains at most (1–{views.SWEEP_MAX_TRIALS:,}).",
-                                     width=FIELD_PX)
-        lo, hi = views.SETTING["epochs"].range
-        epochs = fields.number_input("Epochs per trial", lo, hi, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
-                                     help=f"Short trials rank settings well enough; train the winner longer after ({lo}–{hi}).")
-        minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX,
-                                      help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
-        n_workers = fields.number_input("Worker processes", 1, views.SWEEP_MAX_WORKERS, 1, width=FIELD_PX,
-                                        help="Trials run in parallel, one per worker; more than one only helps "
-                                             f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
-        submitted = st.form_submit_button("▶ Start sweep", type="primary")
+    fields = st.container(horizontal=True, gap="small")
+    trials = fields.number_input("Trials (the budget)", 1, views.SWEEP_MAX_TRIALS, views.SWEEP_DEFAULT_TRIALS,
+                                 help=f"How many runs the sweep trains at most (1–{views.SWEEP_MAX_TRIALS:,}).",
+                                 width=FIELD_PX, key="sweep_trials")
+    lo, hi = views.SETTING["epochs"].range
+    epochs = fields.number_input("Epochs per trial", lo, hi, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
+                                 help=f"Short trials rank settings well enough; train the winner longer after ({lo}–{hi}).",
+                                 key="sweep_epochs")
+    minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX, key="sweep_minutes",
+                                  help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
+    n_workers = fields.number_input("Worker processes", 1, views.SWEEP_MAX_WORKERS, 1, width=FIELD_PX,
+                                    key="sweep_workers",
+                                    help="Trials run in parallel, one per worker; more than one only helps "
+                                         f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
+    st.caption(views.sweep_search_text(model) + " "
+               + views.sweep_time_text(model, ui.speed_rows(), trials=int(trials), epochs=int(epochs)))
+    submitted = st.button("▶ Start sweep", type="primary", key="sweep_start")
     if submitted:
         with ui.guard("Could not start the sweep"):
             started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),

@@ -13,15 +13,34 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import calibrate as _calibrate
+from . import compare as _compare
+from . import config as _config
+from . import confusion as _confusion
+from . import embedding as _embedding
+from . import guide as _guide
 from . import handshape as _handshape
-from .data import TRAIN_ROWS
+from . import inference as _inference
+from . import kernels as _kernels
+from . import models as _models
+from . import preprocess as _preprocess
+from . import runs as _runs
+from . import sampling as _sampling
+from . import settings as _settings
+from . import sweep as _sweep
+from .data import TRAIN_ROWS, class_counts as _class_counts
+from .errors import SignlabError
 from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
+from .export import onnx_path as _onnx_path
+from .health import health_records, health_series, layer_labels as _layer_labels
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
+from .normalize import input_norm as _input_norm
 from .numbers import DASH, count_text, duration, newest_median, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState, RunStore
@@ -521,10 +540,12 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
             f"of it training)" + shared)
 
 
-def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES) -> str:
+def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
+                    trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS) -> str:
     """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
-    sweep's base batch size; its trials also try smaller batches, which take longer). Without it a
-    student could not tell whether a sweep would take a minute or an hour, and started none."""
+    sweep's base batch size; its trials also try smaller batches, which take longer), and so the
+    budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
+    sweep would take a minute or an hour, and started none."""
     cfg = _sweep.base_config(model, epochs=1)
     est = estimate(cfg, rows, n_train)
     if est is None:
@@ -535,12 +556,12 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
 
     said = _said(est.whole)
     smallest = min(_sweep.BATCH_SIZES)
-    # the whole budget worked out, not left to the student (who then started nothing): the defaults'
-    trials, epochs = _sweep.DEFAULT_TRIALS, _sweep.DEFAULT_EPOCHS
+    # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from its {est.like} runs)" if est.like else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
-            + f". So {trials} trials of {epochs} epochs take {_said(est.whole * trials * epochs)} or more with one "
+            + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
+              f"{_said(est.whole * trials * epochs)} or more with one "
               "worker, less when trials are pruned early; the time limit stops it starting new trials.")
 
 
@@ -829,27 +850,6 @@ def study_label(record: dict[str, Any]) -> str:
 # The pages talk to two seams, signlab.ui (session, caching, actions) and this module (plain data
 # and computations). The functions below hand the pages what the package computes, so no page
 # imports a package module of its own; constants the pages show are names here too.
-from pathlib import Path  # noqa: E402 - this block is appended, beside the helpers that use it
-
-from . import calibrate as _calibrate  # noqa: E402
-from . import compare as _compare  # noqa: E402
-from . import confusion as _confusion  # noqa: E402
-from . import embedding as _embedding  # noqa: E402
-from . import guide as _guide  # noqa: E402
-from . import inference as _inference  # noqa: E402
-from . import kernels as _kernels  # noqa: E402
-from . import models as _models  # noqa: E402
-from . import preprocess as _preprocess  # noqa: E402
-from . import runs as _runs  # noqa: E402
-from . import sampling as _sampling  # noqa: E402
-from . import settings as _settings  # noqa: E402
-from . import sweep as _sweep  # noqa: E402
-from . import config as _config  # noqa: E402
-from .data import class_counts as _class_counts  # noqa: E402
-from .errors import SignlabError  # noqa: E402
-from .export import onnx_path as _onnx_path  # noqa: E402
-from .health import health_records, health_series, layer_labels as _layer_labels  # noqa: E402
-from .normalize import input_norm as _input_norm  # noqa: E402
 
 # constants and record types the pages name (names, not modules)
 PRESETS = _config.PRESETS

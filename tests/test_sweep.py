@@ -240,8 +240,14 @@ def _sweeps_page(runs_dir, monkeypatch):
     return at
 
 
-def test_sweeps_page_renders(tmp_path, monkeypatch):
-    """With no sweep yet: the title, the form to start one, and a word that there is nothing to show."""
+def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset):
+    """With no sweep yet: the title, the fields to start one, and a word that there is nothing to show."""
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    # a logreg run, so the page can say how long logreg's trials take here
+    api.train(TrainConfig(model="logreg", epochs=1, max_steps=20, augment=False, device="cpu"), tmp_path,
+              dataset=small_dataset)
     at = _sweeps_page(tmp_path, monkeypatch)
     assert any("Sweep" in t.value for t in at.title)
     assert [e.label for e in at.expander if "New sweep" in e.label]
@@ -252,6 +258,12 @@ def test_sweeps_page_renders(tmp_path, monkeypatch):
     next(s for s in at.selectbox if s.label == "Architecture").set_value("logreg").run()
     searched = [c.value for c in at.caption if c.value.startswith("Searched:")]
     assert len(searched) == 1 and ", width " not in searched[0]
+    # the time worked out follows the budget typed in (in a form it kept the default one's until Start)
+    boxes = {n.label: n for n in at.number_input}
+    boxes["Trials (the budget)"].set_value(2)
+    boxes["Epochs per trial"].set_value(1).run()
+    searched = [c.value for c in at.caption if c.value.startswith("Searched:")]
+    assert "So 2 trials of 1 epoch take about" in searched[0], searched
 
 
 def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatch, capsys):

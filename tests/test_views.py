@@ -609,6 +609,9 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     # the default budget worked out: 10 trials of 2 epochs (the student had to multiply, and started none)
     assert f"So 10 trials of 2 epochs take {views.duration(seconds * 20)} or more with one worker" in said, said
     assert views.sweep_time_text("fastcnn", [], 27_455).startswith("This server has not trained fastcnn yet")
+    # the budget typed in: the page said "10 trials of 2 epochs" beside 2 trials of 1 epoch
+    said = views.sweep_time_text("fastcnn", rows, 27_455, trials=1, epochs=3)
+    assert f"So 1 trial of 3 epochs takes {views.duration(seconds * 3)} or more" in said, said
 
 
 def _sweep_cfg(model):
