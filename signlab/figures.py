@@ -261,7 +261,9 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
         else:
             a = 0.3 + 0.7 * zi / off_max
             colors.append(f"rgba(214,39,40,{a:.2f})")
-    text = [("" if v == 0 else (_share(v) if normalize else f"{int(v)}")) for v in z]
+    # shares without their "%" (the hover and the page say percent): "35%1%" ran together on a phone,
+    # where the 440-px matrix is drawn 12 px a cell
+    text = [("" if v == 0 else (_share(v).rstrip("%") if normalize else f"{int(v)}")) for v in z]
     # the hover names every cell's count, the empty ones' and the ones too small to print theirs too
     rows = np.maximum(cm.sum(1), 1)
     hover = [f"true {LETTERS[ti]}, predicted {LETTERS[pi]}: {int(cm[ti, pi]):,} image{'' if cm[ti, pi] == 1 else 's'}"
