@@ -189,14 +189,17 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     done = int(status.get("epochs_completed") or 0)
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
+    # "beside it" only where the server trains more than one run at a time: with one slot a second
+    # run waits in the queue (a student read "trains another one beside it" and waited for two)
+    beside = "beside it" if job_limit > 1 else "after it (this server trains one run at a time)"
     if elsewhere and active and mine:
         doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
         notice = (f"This is your run that is {doing}, started in another tab or session. "
-                  + (refused or "**Start** trains another one beside it."))
+                  + (refused or f"**Start** {'trains' if job_limit > 1 else 'queues'} another one {beside}, "
+                                "with the settings below."))
     elif active and mine and not refused and not paused:  # Start is off here: say so, as the other tab's words do
         doing = "waits in the queue" if state == RunState.QUEUED else "trains"
-        notice = (f"**Start** is off while this run {doing}: open Train in a new tab to start another "
-                  "beside it.")
+        notice = f"**Start** is off while this run {doing}: open Train in a new tab to start another {beside}."
     else:
         notice = refused
     said = str(status.get("message") or "")
@@ -241,7 +244,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
             elif shifted:
                 why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
                        "image, while the test accuracy averages its answers for each image and four copies "
-                       "moved by one pixel (test-time shifts), which changed a few answers.")
+                       f"moved by one pixel (test-time shifts), which moved it by {100 * abs(test - val):.2f} "
+                       "points.")
             else:
                 why = f"The chart read {percent(val)} on the same test images after the last epoch."
             result = f": **{percent(test)}** test accuracy. {why}"

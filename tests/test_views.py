@@ -59,6 +59,12 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
     assert not here.can_start and here.notice.startswith("**Start** is off while this run trains: open Train in a new tab")
     queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
     assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
+    # "beside it" only where two runs train at once: on a one-slot server the next run waits for this one
+    assert v.notice.endswith("**Start** queues another one after it (this server trains one run at a time), "
+                             "with the settings below."), v.notice
+    two = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True, job_limit=2)
+    assert two.notice.endswith("**Start** trains another one beside it, with the settings below.")
+    assert here.notice.endswith("to start another after it (this server trains one run at a time).")
 
 
 def test_start_is_off_and_says_why_at_the_quota():
@@ -132,7 +138,7 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     differ = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0)
     assert ": **99.74%** test accuracy. The chart read 100.00% on the same test images: it asks the network " \
         "once an image, while the test accuracy averages its answers for each image and four copies moved by " \
-        "one pixel (test-time shifts)" in differ.message, differ.message
+        "one pixel (test-time shifts), which moved it by 0.26 points." in differ.message, differ.message
     held_out = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, validated_on_test=False)
     assert "The chart read 100.00% on images held out from training, not the test images." in held_out.message
     unshifted = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, shifted=False)
