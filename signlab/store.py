@@ -71,7 +71,8 @@ FINAL = (S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED)
 
 # the state machine: every transition the store makes, and only these
 TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
-    S.QUEUED: (S.CLAIMED, S.STOPPED, S.FAILED),
+    # queued to any final state: a continuation cancelled before it started goes back to where the run was
+    S.QUEUED: (S.CLAIMED, *FINAL),
     S.CLAIMED: (S.RUNNING, S.QUEUED, S.FAILED, S.STOPPED, S.INTERRUPTED),
     S.RUNNING: (S.PAUSED, S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED),
     S.PAUSED: (S.RUNNING, S.STOPPED, S.FAILED, S.INTERRUPTED),
@@ -183,7 +184,8 @@ _PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epoch
 _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
               "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds",
               "batch_size", "width",  # the config's, for the time estimates from every user's runs
-              "stopped_by")  # stopped_by: who stopped someone else's run (an instructor), until it is continued
+              "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
+              "before_continue")  # a finished run's state and words while a continuation of it is queued
 
 
 @dataclass(frozen=True)
@@ -550,9 +552,10 @@ class RunStore:
             if row is None:
                 return None
             attempt = row.attempt + 1
+            # taken: what the run was before a continuation no longer stands (a later stop keeps this one's epochs)
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                              pid=pid or os.getpid(), lease_until=now + lease_seconds(), control=None,
-                             message="starting"):
+                             message="starting", **self._merge_info(row, {"before_continue": None})):
                 return None
             return Claim(row.run_id, attempt, worker, row.resume_epochs, limit)
 
@@ -676,8 +679,7 @@ class RunStore:
             state = RunState(row.state)
             who = self._merge_info(row, {"stopped_by": by}) if action == "stop" and by and by != row.owner else {}
             if state == S.QUEUED and action == "stop":
-                self._set(conn, row, S.STOPPED, now, message="cancelled before it started", resume_epochs=None, **who)
-                return S.STOPPED
+                return self._cancel_queued(conn, row, now, who)
             if state in HOLDING:
                 control = {"stop": "stop", "pause": "pause", "resume": None}[action]
                 if row.control == "stop" and action != "stop":
@@ -687,16 +689,48 @@ class RunStore:
                              .values(control=control, updated=now, **(who if action == "stop" else {})))
             return state
 
+    def _cancel_queued(self, conn, row, now: float, who: dict[str, Any]) -> RunState:
+        """Stop a queued run before it starts. A queued continuation of a finished run goes back to the
+        state and words it had (a completed run read "stopped: cancelled before it started", beside
+        its epochs and test accuracy); a run never trained, or one queued again after its holder
+        vanished, is stopped, keeping what it finished."""
+        try:
+            info = json.loads(row.info or "{}")
+        except ValueError:
+            info = {}
+        before = info.get("before_continue") if isinstance(info, dict) else None
+        if isinstance(before, dict) and before.get("state") in {f.value for f in FINAL}:
+            back = RunState(before["state"])
+            message = f"{before.get('message') or back.value}; its continuation was cancelled before it started"
+            changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
+            self._set(conn, row, back, now, message=message, resume_epochs=None,
+                      target_epochs=before.get("target_epochs", row.epochs_completed),
+                      **self._merge_info(row, changes))
+            return back
+        done = row.epochs_completed
+        message = (f"cancelled before it continued; the weights of epoch {done} are kept" if done
+                   else "cancelled before it started")
+        self._set(conn, row, S.STOPPED, now, message=message, resume_epochs=None, **who)
+        return S.STOPPED
+
     def enqueue_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> None:
         """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished;
-        QuotaError when its owner has ``max_active`` runs queued or training)."""
+        QuotaError when its owner has ``max_active`` runs queued or training). What the run was is
+        kept, for a Stop before the continuation starts (:meth:`_cancel_queued`)."""
         now = time.time()
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             self._check_active(conn, row.owner, max_active)
+            try:
+                stopped_by = json.loads(row.info or "{}").get("stopped_by")
+            except (ValueError, AttributeError):
+                stopped_by = None
+            before = {"state": row.state, "message": row.message, "target_epochs": row.target_epochs,
+                      "stopped_by": stopped_by}
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
-                      message="waiting to continue", **self._merge_info(row, {"stopped_by": None}))
+                      message="waiting to continue",
+                      **self._merge_info(row, {"stopped_by": None, "before_continue": before}))
 
     @staticmethod
     def _check_active(conn, owner: str | None, limit: int | None) -> None:

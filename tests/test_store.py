@@ -681,3 +681,28 @@ def test_a_plain_path_in_signlab_db_is_a_sqlite_file(tmp_path, monkeypatch):
     store = store_for(tmp_path / "runs")
     run = create_run(TrainConfig(**TINY), tmp_path / "runs", run_id="in-the-named-file")
     assert store.get(run.id) is not None and target.is_file()
+
+
+def test_a_continuation_stopped_before_it_starts_leaves_the_run_as_it_was(tmp_path):
+    """Continue, then Stop before a worker took it: a completed run read "stopped: cancelled before
+    it started", beside its epochs and test accuracy. It goes back to completed, its words kept; a
+    continuation that was taken (and then queued again after its holder vanished) is stopped instead,
+    keeping its newer epochs."""
+    run, claim = create_held_run(TrainConfig(epochs=2), "trainer", tmp_path, run_id="done")
+    store = run.store
+    store.update(claim, RunState.RUNNING, epochs_completed=2)
+    store.update(claim, RunState.COMPLETED, message="trained 2 epochs", test_accuracy=0.93)
+    store.enqueue_continue("done", 3)
+    assert store.get("done")["status"] == RunState.QUEUED and store.get("done")["target_epochs"] == 5
+    assert store.request("done", "stop") == RunState.COMPLETED
+    row = store.get("done")
+    assert row["status"] == RunState.COMPLETED and row["target_epochs"] == 2 and row["test_accuracy"] == 0.93
+    assert row["message"] == "trained 2 epochs; its continuation was cancelled before it started"
+    # taken by a worker, which vanished after an epoch: queued again, then stopped, it keeps epoch 3
+    store.enqueue_continue("done", 3)
+    taken = store.claim("w", 1)
+    store.update(taken, RunState.RUNNING, epochs_completed=3)
+    assert store.expire_leases(now=time.time() + 3600) == ["done"]
+    assert store.get("done")["status"] == RunState.QUEUED
+    assert store.request("done", "stop") == RunState.STOPPED
+    assert store.get("done")["message"] == "cancelled before it continued; the weights of epoch 3 are kept"
