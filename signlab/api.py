@@ -138,12 +138,16 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
             if claim.resume_epochs:
                 if not run.has_weights():
                     raise RunError(f"run {run.id} has no finished epoch to continue from")
-                done = run.epochs_completed()
+                state = run.training_state()
+                # the weights say which epoch they are of: a process killed after saving an epoch and
+                # before recording it left the store one epoch behind them, and that epoch was trained
+                # twice (an older signlab's weights do not say: the store's count stands)
+                done = state.pop("epoch", None) or run.epochs_completed()
                 base = run.config
                 cfg = base.replace(epochs=claim.resume_epochs, max_steps=max_steps)
                 # config.json records the whole run: its epochs are the total after this continuation
                 run.save_config(base.replace(epochs=done + claim.resume_epochs, max_steps=None))
-                state, start = run.training_state(), done
+                start = done
             else:
                 cfg, state, start = run.config, None, 0
             dataset = dataset if dataset is not None else load_dataset(cfg.data)

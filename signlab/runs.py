@@ -6,7 +6,8 @@ A run lives in ``<runs_dir>/<run_id>/``::
     meta.json            id, display name at creation, creation time (atomic)
     metrics.jsonl        append-only event log, one JSON object a line, flushed as it goes
     model.safetensors    weights at the last finished epoch (atomic, every epoch end)
-    optimizer.safetensors + optimizer.json   optimizer state, to continue training
+    optimizer.safetensors   optimizer state, to continue training (its plain part in the file's
+                         metadata; an older signlab wrote it to optimizer.json)
     kernels/epoch_NNNN.safetensors   first-layer kernels after each epoch (appended, never rewritten)
 
 Its state (queued, running, …), owner, name, place in the queue and lease live in the run store
@@ -156,6 +157,11 @@ def load_weights(path: Path, folder: Path | None = None) -> dict[str, torch.Tens
     The file is opened without following symlinks below ``folder`` (default: its own folder), and
     one over MAX_WEIGHTS_BYTES is refused: a link planted in a run never leads to another file.
     """
+    return load_weights_and_metadata(path, folder)[0]
+
+
+def load_weights_and_metadata(path: Path, folder: Path | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """:func:`load_weights`, and the file's metadata (its header's ``__metadata__``; {} when none)."""
     path = Path(path)
     if path.suffix.lower() in _PICKLE_SUFFIXES or path.suffix.lower() != ".safetensors":
         raise RunError(f"{path.name}: refused; signlab reads weights only from .safetensors files, "
@@ -168,9 +174,13 @@ def load_weights(path: Path, folder: Path | None = None) -> dict[str, torch.Tens
     except (OSError, ValueError) as err:
         raise RunError(f"{path}: not a readable safetensors file ({getattr(err, 'strerror', None) or err})") from err
     try:
-        return load_safetensors_bytes(raw)
+        tensors = load_safetensors_bytes(raw)
+        # the header, read by load() just before: 8 bytes of its length, then JSON
+        header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
     except (SafetensorError, OSError, ValueError) as err:
         raise RunError(f"{path}: not a readable safetensors file ({err})") from err
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return tensors, (meta if isinstance(meta, dict) else {})
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -192,6 +202,14 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]
     for idx, entry in plain.get("state", {}).items():
         state.setdefault(int(idx), {}).update(entry)
     return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def _epoch_of(meta: dict[str, str]) -> int | None:
+    """The epoch a checkpoint file says it holds (its metadata's ``epoch``), None when it does not say."""
+    try:
+        return int(meta["epoch"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _number(value: Any) -> float | None:
@@ -359,12 +377,30 @@ class Run:
             self.load_model()  # raises RunError naming the mismatch
 
     def training_state(self) -> dict[str, Any]:
-        """Model and optimizer state to continue training."""
-        state: dict[str, Any] = {"model": load_weights(self.dir / "model.safetensors")}
+        """Model and optimizer state to continue training, and ``epoch``: the epoch the weights are of
+        (None for an older signlab's, which did not say).
+
+        Each epoch's two files are written one after the other, so a process killed between them left
+        weights of one epoch beside an optimizer of the one before. Both say their epoch: an optimizer
+        of another epoch than the weights is left out (continued with a fresh one), never mixed in."""
+        model, meta = load_weights_and_metadata(self.dir / "model.safetensors")
+        epoch = _epoch_of(meta)
+        state: dict[str, Any] = {"model": model, "epoch": epoch}
         opt_path = self.dir / "optimizer.safetensors"
-        plain = read_json_inside(self.dir, "optimizer.json", None, MAX_WEIGHTS_BYTES)
-        if opt_path.is_file() and isinstance(plain, dict):
-            state["optimizer"] = _unflatten_optimizer(load_weights(opt_path), plain)
+        if not opt_path.is_file():
+            return state
+        tensors, opt_meta = load_weights_and_metadata(opt_path)
+        if "plain" in opt_meta:  # one file: its plain part in its metadata
+            try:
+                plain = json.loads(opt_meta["plain"])
+            except ValueError:
+                plain = None
+            if _epoch_of(opt_meta) != epoch:
+                return state
+        else:  # an older signlab's optimizer.json beside it, of no stated epoch
+            plain = read_json_inside(self.dir, "optimizer.json", None, MAX_WEIGHTS_BYTES)
+        if isinstance(plain, dict):
+            state["optimizer"] = _unflatten_optimizer(tensors, plain)
         return state
 
     def kernel_history(self) -> dict[int, torch.Tensor]:
@@ -662,10 +698,14 @@ class RunWriter:
     def _save(self, trainer, epoch: int) -> None:
         d = self.run.dir
         state = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
-        atomic_write(d / "model.safetensors", lambda p: save_file(state, str(p), metadata={"epoch": str(epoch)}))
+        # each file whole (atomic) and stamped with its epoch: a kill between the two leaves files of two
+        # epochs, which a continuation tells apart (Run.training_state); the optimizer's plain part rides
+        # in its file's metadata (as optimizer.json it was a third file, a third epoch a kill could split)
         tensors, plain = _flatten_optimizer(trainer.optimizer.state_dict())
-        atomic_write(d / "optimizer.safetensors", lambda p: save_file(tensors, str(p)))
-        atomic_write_json(d / "optimizer.json", plain)
+        atomic_write(d / "optimizer.safetensors",
+                     lambda p: save_file(tensors, str(p), metadata={"epoch": str(epoch), "plain": json.dumps(plain)}))
+        atomic_write(d / "model.safetensors", lambda p: save_file(state, str(p), metadata={"epoch": str(epoch)}))
+        (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now
         self._snapshot_kernels(trainer.model, epoch)
 
     def _snapshot_kernels(self, model: torch.nn.Module, epoch: int) -> None:

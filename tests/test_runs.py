@@ -18,7 +18,7 @@ from signlab.trainer import Trainer, make_optimizer, param_groups
 from safetensors.torch import load_file
 
 RUN_FILES = ("config.json", "meta.json", "metrics.jsonl", "model.safetensors",
-             "optimizer.safetensors", "optimizer.json", "kernels/epoch_0000.safetensors",
+             "optimizer.safetensors", "kernels/epoch_0000.safetensors",
              "kernels/epoch_0001.safetensors")
 
 
@@ -233,6 +233,34 @@ def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
     assert run.status()["train_seconds"] >= first["train_seconds"]
     # the speed kept for the run (the Train page's estimates) is the whole fit's, as train --json says
     assert run.status()["samples_per_second"] == pytest.approx(second["samples_per_second"])
+
+
+def test_a_checkpoint_split_by_a_kill_is_continued_from_its_weights_epoch(tmp_path, small_dataset):
+    """kill -9 during an epoch's save left weights of epoch 2 beside an optimizer of epoch 1 and a
+    store saying 1: the continuation trained "epoch 2" again on epoch-2 weights with the older
+    optimizer. Each file now says its epoch; the weights' is where training goes on, and an
+    optimizer of another epoch is left out."""
+    import shutil
+
+    from signlab.store import runs_table
+
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="torn", dataset=small_dataset)
+    run = open_run("torn", tmp_path)
+    shutil.copy(run.dir / "optimizer.safetensors", tmp_path / "optimizer-epoch1.safetensors")
+    api.continue_run("torn", 1, tmp_path, dataset=small_dataset)
+    state = run.training_state()
+    assert state["epoch"] == 2 and "optimizer" in state and not (run.dir / "optimizer.json").exists()
+    # the kill: epoch 2's weights written, its optimizer and its record in the store not
+    shutil.copy(tmp_path / "optimizer-epoch1.safetensors", run.dir / "optimizer.safetensors")
+    with run.store._tx() as conn:
+        conn.execute(runs_table.update().where(runs_table.c.run_id == "torn").values(epochs_completed=1))
+    assert run.epochs_completed() == 1
+    state = run.training_state()
+    assert state["epoch"] == 2 and "optimizer" not in state  # epoch 1's optimizer is not mixed in
+    rec = api.continue_run("torn", 1, tmp_path, dataset=small_dataset)
+    assert rec["epochs"] == 3 and run.epochs_completed() == 3 and run.config.epochs == 3
+    assert [s["start_epoch"] for s in run.metrics() if s["type"] == "fit_start"] == [0, 1, 2]
 
 
 def test_a_finished_run_keeps_the_wait_beside_its_training(tmp_path, small_dataset, monkeypatch):
