@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import torch
 
-from .access import local_user, policy
+from .access import Policy, local_user, policy
 from .config import TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
@@ -79,8 +79,8 @@ def pause_limit_seconds(runs_dir: Path) -> float:
     read when it pauses); 0 for no limit."""
     try:
         return 60.0 * policy(runs_dir).max_pause_minutes
-    except SignlabError:  # the database away: the pause goes on as before
-        return 0.0
+    except SignlabError:  # a class setting made unreadable since the worker started (it checks them):
+        return 60.0 * Policy().max_pause_minutes  # the default limit, not none
 
 
 def queue(cfg: TrainConfig, runs_dir: Path | str | None = None, name: str | None = None,

@@ -206,6 +206,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
             raise UsageError(f"--device: {args.device!r}: for one GPU of several, start the worker with "
                              f"CUDA_VISIBLE_DEVICES={device.index} and --device cuda")
 
+    from .access import policy
+
+    # the class settings from the environment, read before any run is taken: a bad one
+    # (SIGNLAB_MAX_PAUSE_MINUTES=abc) was found only when a student paused, and then meant no limit
+    policy(args.runs_dir)
+
     def finished(record: dict) -> None:
         if args.json:
             print(json.dumps({"run_id": record["run_id"], "status": str(record["status"])}), flush=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from signlab import api, cli
+from signlab import access, api, cli
 from signlab.config import TrainConfig
 from signlab.errors import ConfigError, DataError
 from signlab.runs import open_run
@@ -239,3 +239,13 @@ def test_the_command_line_says_its_version(capsys):
     with pytest.raises(SystemExit) as ended:
         cli.main(["--version"])
     assert ended.value.code == 0 and capsys.readouterr().out.strip() == f"signlab {signlab.__version__}"
+
+
+def test_a_worker_refuses_a_bad_class_setting_before_taking_a_run(monkeypatch, tmp_path, capsys):
+    """SIGNLAB_MAX_PAUSE_MINUTES=abc was read only when a student paused, and then meant no limit."""
+    monkeypatch.setenv("SIGNLAB_MAX_PAUSE_MINUTES", "abc")
+    queued = api.queue(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
+    code = cli.main(["worker", "--exit-when-idle", "--runs-dir", str(tmp_path)])
+    _one_line(capsys, code, "max_pause_minutes", "'abc' is not a whole number")
+    assert str(queued.status()["status"]) == "queued"
+    assert api.pause_limit_seconds(tmp_path) == 60.0 * access.Policy().max_pause_minutes  # a default, not none
