@@ -68,12 +68,20 @@ Callback = Callable[[Event, "Trainer"], None]
 def continued_steps(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Logged records (batch or health, in log order) with steps counted over the whole run: each
     continuation's steps go on after the previous fit's last step, so a continued run's lines never
-    jump back to step 0 (sorted by step, two fits' health records zig-zagged)."""
-    out, offset, last = [], 0, 0
+    jump back to step 0 (sorted by step, two fits' health records zig-zagged).
+
+    A fit killed partway through an epoch is continued from its last finished epoch, which is
+    trained again: that epoch's records from the killed fit are left out (they were drawn as
+    training that the weights never kept, 95 phantom steps in an 860-step run)."""
+    out: list[dict[str, Any]] = []
+    offset, last = 0, 0
     for r in records:
         step = int(r.get("step", 0))
         if out and step + offset <= last:  # a new fit began: its steps count from 1 again
-            offset = last
+            again = r.get("epoch")
+            if isinstance(again, int):  # the epoch it starts on, and any after it, were not kept
+                out = [o for o in out if not (isinstance(o.get("epoch"), int) and o["epoch"] >= again)]
+            offset = out[-1]["step"] if out else 0
         last = step + offset
         out.append({**r, "step": last})
     return out

@@ -187,6 +187,11 @@ def test_continued_steps_never_go_back():
     assert steps == [10, 20, 30, 40, 45]
     assert [b["step"] for b in views.current_fit(batches)] == [5]
     assert views.continued_steps([]) == []
+    # killed partway through epoch 2 (steps 30-35), continued from epoch 1: epoch 2 is trained again,
+    # and the killed fit's part of it is not drawn as training (it went on from step 35 before)
+    killed = [_batch(10, 1, 0.5), _batch(20, 1, 1.0), _batch(30, 2, 0.5), _batch(35, 2, 0.75),
+              _batch(10, 2, 0.5), _batch(20, 2, 1.0)]
+    assert [(b["step"], b["epoch"]) for b in views.continued_steps(killed)] == [(10, 1), (20, 1), (30, 2), (40, 2)]
 
 
 def test_run_heading_uses_the_name():
