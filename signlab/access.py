@@ -43,7 +43,6 @@ from .sweep import stop_sweep as stop_sweep_process
 if TYPE_CHECKING:  # annotations only: the job manager imports this module's users
     from .jobs import JobManager
 
-ROLES = ("student", "instructor", "local")
 # calibrate: a calibrated copy of a run carries its weights into a run of the caller, which they
 # may download, so it is the owner's (or an instructor's), as download is
 ACTIONS = ("view", "stop", "pause", "resume", "continue", "rename", "delete", "download", "export", "calibrate")

@@ -39,7 +39,7 @@ from .access import local_user
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
-from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json
+from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json_inside
 from .inference import predict
 from .labels import IMAGE_SIZE, LETTERS
 from .models import Ensemble, watch
@@ -570,7 +570,7 @@ def calibration_info(run: Run) -> dict[str, Any] | None:
 
     ``photos_kept`` says how many of the photos are still in the run folder.
     """
-    info = read_json(run.dir / RECORD)
+    info = read_json_inside(run.dir, RECORD)  # never through a link planted in the run folder
     if not isinstance(info, dict):
         return None
     return {**info, "photos_kept": len(kept_photos(run))}

@@ -38,7 +38,6 @@ LANDMARK_MODEL = ASSETS / "hand_landmark_full.tflite"
 PALM_SIZE = 192
 ANCHOR_STRIDES = (8, 16, 16, 16)
 NUM_BOXES = 2016
-NUM_KEYPOINTS = 7
 MIN_PALM_SCORE = 0.5
 NMS_IOU = 0.3
 # palm_detection_detection_to_roi.pbtxt: keypoint 0 is the wrist's centre, 2 the middle finger's knuckle

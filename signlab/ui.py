@@ -457,13 +457,6 @@ def calibrated_parent(run: Run) -> str | None:
     return None
 
 
-def preferred_photo_run(available: list[Run]) -> Run | None:
-    """The run to use on photos by default: the newest completed calibrated run (adapted to the
-    user's own photos), else the newest completed run of the ``robust`` preset, else the newest run
-    with weights (``available`` is newest first, as :func:`runs` lists them)."""
-    return preferred_run(available, "photo")[0]
-
-
 def _accuracy(r: Run) -> float:
     acc = r.summary().get("test_accuracy")
     return float(acc) if isinstance(acc, (int, float)) else -1.0

@@ -303,9 +303,9 @@ def test_preferred_photo_run(tmp_path):
     (newest.dir / "model.safetensors").write_bytes(b"x")
     available = [r for r in list_runs(tmp_path) if r.has_weights()]
     assert available[0].id == "c-fast"
-    assert ui.preferred_photo_run(available).id == "a-robust-old"
-    assert ui.preferred_photo_run([r for r in available if r.id != "a-robust-old"]).id == "c-fast"
-    assert ui.preferred_photo_run([]) is None
+    assert ui.preferred_run(available, "photo")[0].id == "a-robust-old"
+    assert ui.preferred_run([r for r in available if r.id != "a-robust-old"], "photo")[0].id == "c-fast"
+    assert ui.preferred_run([], "photo")[0] is None
     # the picker's labels say which runs are robust ensembles; the default preset goes unsaid
     assert ui.run_label(old).startswith("a-robust-old · fastcnn ×3 · robust · completed")
     assert ui.run_label(newest).startswith("c-fast · logreg · completed")

@@ -129,8 +129,11 @@ def test_symlinked_settings_meta_and_metrics_are_not_read(root, tmp_path):
     run = _run(root)
     planted = tmp_path / "outside.json"
     planted.write_text(json.dumps({"model": "mlp", "name": "stolen", "type": "epoch", "epoch": 1}) + "\n")
-    for name in ("config.json", "meta.json", "metrics.jsonl", "optimizer.json"):
+    for name in ("config.json", "meta.json", "metrics.jsonl", "optimizer.json", "calibration.json"):
         _link(run.dir / name, planted)
+    from signlab.calibrate import calibration_info
+
+    assert calibration_info(run) is None  # a planted record is not read (it was, through the link)
     with pytest.raises(RunError, match="refused"):
         run.config
     assert run.meta == {}
