@@ -234,11 +234,10 @@ with right:
     st.markdown("**Downloads**")
     if not mine:
         st.info("Downloads and exports are for the run's owner.")
-    elif not run.has_weights():
+    elif not run.has_weights() or (size := run.weights_size()) is None:  # (deleted meanwhile, by another tab)
         st.info("This run has no weights yet: they are saved at the end of each epoch.")
     else:
-        weights = run.dir / "model.safetensors"
-        st.download_button(f"⬇️ Weights (.safetensors, {weights.stat().st_size / 1024:,.0f} KB)",
+        st.download_button(f"⬇️ Weights (.safetensors, {size / 1024:,.0f} KB)",
                            data=lambda: ui.download(run.id, "weights"),
                            file_name=f"{run.id}.safetensors",
                            mime="application/octet-stream", key="runs_dl_weights", width="stretch",

@@ -47,7 +47,8 @@ from .normalize import normalize_for
 from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
                          zoomed_views)
-from .runs import Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run, unique_name
+from .runs import (WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run,
+                   unique_name)
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
@@ -530,7 +531,7 @@ def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, ada
     half-made run is removed, never left claimed."""
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
-        atomic_write(run.dir / "model.safetensors",
+        atomic_write(run.dir / WEIGHTS_FILE,
                      lambda p: _save_file(state, p, {"parent": parent.id, "method": method}))
         _copy_kernels(parent, run)  # the first layer is unchanged: the Kernels page shows the parent's history
         if shape_net is not None and hands_found:

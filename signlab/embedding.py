@@ -273,19 +273,12 @@ def cache_path(run: Run, layer: str, method: str) -> Path:
     return run.dir / "embeddings" / f"{safe}-{method}.npz"
 
 
-def _weights_mtime(run: Run) -> float:
-    try:
-        return (run.dir / "model.safetensors").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
     """The cached map of ``run`` if it was made from the current weights for ``n`` images; else None."""
     path = cache_path(run, layer, method)
     try:
         with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
-            if float(z["weights_mtime"]) != _weights_mtime(run) or int(z.get("version", 1)) != CACHE_VERSION:
+            if float(z["weights_mtime"]) != run.weights_mtime() or int(z.get("version", 1)) != CACHE_VERSION:
                 return None
             if any(len(z[k]) != n for k in ("coords", "y_true", "y_pred", "probs")):
                 return None  # a map that does not fit the test set (as an older version could write): remade
@@ -303,7 +296,7 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
     the caller has it (else it is loaded from the run). The result is cached in the run folder.
     ``expected``: t-SNE's measured seconds on this server, for its progress (:func:`embed`).
     """
-    mtime = _weights_mtime(run)
+    mtime = run.weights_mtime()
     model = model if model is not None else run.load_model("cpu")
     layer = layer or default_layer(model)
     hit = cached_map(run, layer, method, len(split))

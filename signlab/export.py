@@ -76,7 +76,7 @@ def onnx_path(run: Run) -> Path | None:
     try:
         if p.is_symlink():  # a planted link is never offered for download (read with run.file_bytes)
             return None
-        if p.stat().st_mtime >= (run.dir / "model.safetensors").stat().st_mtime:
+        if run.has_weights() and p.stat().st_mtime >= run.weights_mtime():
             return p
     except OSError:
         pass

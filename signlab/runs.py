@@ -50,6 +50,7 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 # the largest file signlab writes: deepcnn at width 256 times 8 members is 560 MB of weights, and
 # Adam's state twice that; a bigger file in a run folder was not written by signlab
 MAX_WEIGHTS_BYTES = 2 * 2**30
+WEIGHTS_FILE = "model.safetensors"  # a run's weights at its last finished epoch
 MAX_METRICS_READ = 512 * 2**20  # one read of metrics.jsonl (200 epochs at batch size 1: about 100 MB)
 MAX_JSON_BYTES = 16 * 2**20  # config.json, meta.json, optimizer.json
 
@@ -315,8 +316,22 @@ class Run:
         return out, offset + end
 
     def has_weights(self) -> bool:
-        p = self.dir / "model.safetensors"
+        p = self.dir / WEIGHTS_FILE
         return p.is_file() and not p.is_symlink()
+
+    def weights_mtime(self) -> float:
+        """When the weights were last written (0.0 when there are none): the key of every cache of them."""
+        try:
+            return (self.dir / WEIGHTS_FILE).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def weights_size(self) -> int | None:
+        """The weights file's size in bytes; None when there is none (deleted meanwhile, by another tab)."""
+        try:
+            return (self.dir / WEIGHTS_FILE).stat().st_size
+        except OSError:
+            return None
 
     def file_bytes(self, name: str, max_bytes: int = MAX_WEIGHTS_BYTES) -> bytes:
         """A file of this run (``config.json``, ``model.onnx``…) for a download: never through a
@@ -342,7 +357,7 @@ class Run:
         be a safetensors file, so a planted file is never served)."""
         if not self.has_weights():
             raise self.no_weights_error()
-        raw = self.file_bytes("model.safetensors")
+        raw = self.file_bytes(WEIGHTS_FILE)
         try:
             load_safetensors_bytes(raw)
         except (SafetensorError, ValueError) as err:
@@ -356,7 +371,7 @@ class Run:
         if not self.has_weights():
             raise self.no_weights_error()
         try:
-            model.load_state_dict(load_weights(self.dir / "model.safetensors"))
+            model.load_state_dict(load_weights(self.dir / WEIGHTS_FILE))
         except RuntimeError as err:
             detail = " ".join(str(err).split())  # torch's message spans lines; the CLI shows one
             raise RunError(f"run {self.id}: model.safetensors does not fit model {cfg.model} of its config.json "
@@ -383,7 +398,7 @@ class Run:
         Each epoch's two files are written one after the other, so a process killed between them left
         weights of one epoch beside an optimizer of the one before. Both say their epoch: an optimizer
         of another epoch than the weights is left out (continued with a fresh one), never mixed in."""
-        model, meta = load_weights_and_metadata(self.dir / "model.safetensors")
+        model, meta = load_weights_and_metadata(self.dir / WEIGHTS_FILE)
         epoch = _epoch_of(meta)
         state: dict[str, Any] = {"model": model, "epoch": epoch}
         opt_path = self.dir / "optimizer.safetensors"
@@ -704,7 +719,7 @@ class RunWriter:
         tensors, plain = _flatten_optimizer(trainer.optimizer.state_dict())
         atomic_write(d / "optimizer.safetensors",
                      lambda p: save_file(tensors, str(p), metadata={"epoch": str(epoch), "plain": json.dumps(plain)}))
-        atomic_write(d / "model.safetensors", lambda p: save_file(state, str(p), metadata={"epoch": str(epoch)}))
+        atomic_write(d / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"epoch": str(epoch)}))
         (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now
         self._snapshot_kernels(trainer.model, epoch)
 

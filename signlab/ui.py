@@ -185,13 +185,6 @@ def job_manager() -> JobManager:
     return jm
 
 
-def _mtime(run: Run) -> float:
-    try:
-        return (run.dir / "model.safetensors").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 @st.cache_resource(max_entries=16, show_spinner=False)
 def _model(run_dir: str, mtime: float):
     return Run(Path(run_dir)).load_model("cpu")
@@ -199,7 +192,7 @@ def _model(run_dir: str, mtime: float):
 
 def load_model(run: Run) -> torch.nn.Module:
     """The run's model in eval mode, cached until its weights change."""
-    return _model(str(run.dir), _mtime(run))
+    return _model(str(run.dir), run.weights_mtime())
 
 
 @st.cache_resource(max_entries=16, show_spinner="Evaluating on the 7,172 test images…")
@@ -209,7 +202,7 @@ def _evaluation(run_dir: str, mtime: float) -> Evaluation:
 
 def evaluation(run: Run) -> Evaluation:
     """The run's evaluation on the test set, cached until its weights change."""
-    return _evaluation(str(run.dir), _mtime(run))
+    return _evaluation(str(run.dir), run.weights_mtime())
 
 
 def runs(with_weights: bool = False) -> list[Run]:
