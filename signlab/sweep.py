@@ -717,7 +717,7 @@ def add_sweep_command(sub: Any) -> argparse.ArgumentParser:
                    help=f"trials this worker runs (1 to {MAX_TRIALS}; default {DEFAULT_TRIALS})")
     s.add_argument("--storage", default=None, type=given,
                    help="journal file path, journal:PATH, or a postgresql://, mysql:// or sqlite:// URL "
-                        "(default: RUNS_DIR/sweeps/STUDY.journal)")
+                        "(default: the run database when it is PostgreSQL, else RUNS_DIR/sweeps/STUDY.journal)")
     s.add_argument("--study", default=None, type=given, help="study name (default: MODEL-EPOCHSep)")
     s.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
     s.add_argument("--sampler-seed", type=int, default=None, help="seed of the sampler (default: random)")
