@@ -354,3 +354,14 @@ def test_sweep_keeps_its_trials_in_the_database_given_with_db(tmp_path):
     given = RunStore(f"sqlite:///{db}")
     assert given.get(run_id)["status"] == "completed"
     assert not (runs / "signlab.db").exists() or RunStore(f"sqlite:///{runs / 'signlab.db'}").get(run_id) is None
+
+
+def test_the_docs_name_the_widths_each_model_tries():
+    """docs/sweeps.md listed the widths of three models and left out s2net's, the default model."""
+    from signlab.models import list_models
+
+    row = next(line for line in (ROOT / "docs" / "sweeps.md").read_text().splitlines() if line.startswith("| width"))
+    for m in list_models():
+        widths = sweep.widths_for(m.name)
+        if widths:
+            assert f"{m.name} {'/'.join(map(str, widths))}" in row, (m.name, widths, row)
