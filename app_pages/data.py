@@ -21,7 +21,7 @@ row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
 split_name = row.radio("Split", ["train", "test"], horizontal=True, key="data_split", width="content",
                        format_func=lambda s: {"train": "Training", "test": "Test"}[s])
 letters = row.multiselect("Letters", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i],
-                          key="data_letters", placeholder="All 24 letters", width=280,
+                          key="data_letters", placeholder=f"All {len(LETTERS)} letters", width=280,
                           help="Leave empty to sample from every letter.")
 count = row.select_slider("Images", [16, 32, 48, 64], value=32, key="data_count", width=160)
 if row.button("🔀 Reshuffle", width="content", help="Draw a new random sample"):
@@ -55,7 +55,8 @@ with left:
     st.plotly_chart(figures.class_counts(train_counts, test_counts), width="stretch", key="data_counts")
     lo, hi = int(train_counts.argmin()), int(train_counts.argmax())
     st.caption(f"The classes are roughly balanced: from {train_counts[lo]:,} training images ({LETTERS[lo]}) "
-               f"to {train_counts[hi]:,} ({LETTERS[hi]}). With 24 letters, guessing at random scores about 4%.")
+               f"to {train_counts[hi]:,} ({LETTERS[hi]}). With {len(LETTERS)} letters, guessing at random "
+               f"scores about {100 / len(LETTERS):.0f}%.")
 with right:
     st.subheader("The mean image of each letter")
     means = ui.mean_images(split_name)

@@ -52,7 +52,7 @@ note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {f
         f"activations embedded with {views.MAP_METHOD_WORDS[method]}"
         + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
 if s["letters_predicted"] < len(LETTERS):
-    note += (f". Only **{s['letters_predicted']} of the 24 letters are ever predicted**; "
+    note += (f". Only **{s['letters_predicted']} of the {len(LETTERS)} letters are ever predicted**; "
              f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
 heap = views.map_pile(fm)
 if heap is not None:

@@ -246,7 +246,7 @@ with right:
         if onnx is None:
             if st.button("📦 Export to ONNX", width="stretch", key="runs_export",
                          help="For other tools and languages: input 'image' (B, 1, 28, 28) in [0, 1], "
-                              "output 'logits' (B, 24)."):
+                              f"output 'logits' (B, {len(views.LETTERS)})."):
                 with ui.guard("Could not export"), st.spinner("Exporting…"):
                     ui.export(run.id)
                     st.rerun()
@@ -255,7 +255,7 @@ with right:
                                data=lambda: ui.download(run.id, "onnx"),
                                file_name=f"{run.id}.onnx", mime="application/octet-stream", key="runs_dl_onnx",
                                width="stretch", help="Input 'image' (B, 1, 28, 28) in [0, 1]; output 'logits' "
-                                                     "(B, 24), one per letter A–Y without J.")
+                                                     f"(B, {len(views.LETTERS)}), one per letter A–Y without J.")
         st.download_button("⬇️ Settings (config.json)",
                            data=lambda: ui.download(run.id, "config"),
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",

@@ -19,7 +19,7 @@ from . import access, compare, figures, live, views
 from . import sweep as _sweep
 from .access import Policy, User
 from .config import DEFAULT_PRESET, Setting
-from .data import Dataset, load_dataset
+from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
 from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
@@ -195,7 +195,7 @@ def load_model(run: Run) -> torch.nn.Module:
     return _model(str(run.dir), run.weights_mtime())
 
 
-@st.cache_resource(max_entries=16, show_spinner="Evaluating on the 7,172 test images…")
+@st.cache_resource(max_entries=16, show_spinner=f"Evaluating on the {TEST_ROWS:,} test images…")
 def _evaluation(run_dir: str, mtime: float) -> Evaluation:
     return evaluate_model(_model(run_dir, mtime), dataset().test)
 

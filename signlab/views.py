@@ -1311,7 +1311,8 @@ def map_pile(fm: Any) -> Any:
 
 def pile_text(p: Any, n: int) -> str:
     """The map's words for a pile: how many images, and why they share one spot."""
-    why = ("for most of them every letter scores the same, so each gets 1/24 ≈ 4%" if p.uniform
+    why = ("for most of them every letter scores the same, so each gets "
+           f"1/{NUM_CLASSES} ≈ {100 / NUM_CLASSES:.0f}%" if p.uniform
            else "this layer gives them the same values")
     return f"{p.count:,} images ({100 * p.count / max(n, 1):.0f}%) on this spot: {why}"
 
