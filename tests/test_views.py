@@ -508,6 +508,8 @@ def test_each_letter_has_its_own_colour_and_the_fists_far_apart():
     coloured = sorted(hue(c) for c in fists if c != by["T"])  # T is near-black
     gaps = [b - a for a, b in zip(coloured, coloured[1:])] + [360 - coloured[-1] + coloured[0]]
     assert min(gaps) > 30, [round(h) for h in coloured]  # Dark24's order had E, M, N within 40 degrees
+    # and X, the fists' commonest stand-in (T→X), is no magenta beside E's violet and I's pink
+    assert min(abs(hue(by["X"]) - hue(by[k])) for k in "EI") > 60
 
 
 def pc_dark24() -> list[str]:
