@@ -68,7 +68,7 @@ if step.key == "templates":
                                                  title="The 24 weight templates of your logistic regression"),
                         width="content")
     else:
-        st.warning("Train logistic regression in step 2 first.")
+        st.warning(views.tour_missing_text(runs, "templates"))
 
 if step.key == "seed":
     seed_run = views.tour_page_run(runs, "seed")

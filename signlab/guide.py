@@ -71,7 +71,8 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
         if step.config is not None:
             r = find_run(runs, step.config)
             try:
-                text = f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r else "not trained yet"
+                text = f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r else \
+                    "not trained yet" + others_text(runs, step.config)
             except (SignlabError, OSError) as err:
                 text = f"could not be evaluated ({err})"
             out.append((step.title, text))
@@ -98,6 +99,21 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
                 and str(r.summary().get("status")) == "completed":
             return r
     return None
+
+
+def others_text(runs: list[Run], cfg: TrainConfig) -> str:
+    """Beside "not trained yet": the user's runs of the step's model with other settings, which the
+    step does not count (a student with two logreg runs of the fast preset read "not trained yet")."""
+    others = 0
+    for r in runs:
+        try:
+            others += r.config.model == cfg.model
+        except Exception:  # noqa: BLE001 - an unreadable run is simply not one of them
+            pass
+    if not others:
+        return ""
+    return (f". Your {count_text(others, f'{cfg.model} run')} {'does' if others == 1 else 'do'} not count: "
+            f"the tour trains with the {cfg.preset} preset's settings")
 
 
 def dead_letters(ev: Evaluation) -> list[str]:

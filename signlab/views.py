@@ -1116,6 +1116,15 @@ def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
 # the runs whose losses a tour step draws side by side: the lecture ConvNet's stall against where
 # logistic regression ended, then the fixed ConvNet against the stall (the step sent students to the
 # Runs page, whose overlay starts on the newest three runs and left the tour's logistic regression out)
+def tour_missing_text(runs: Sequence[Any], step_key: str) -> str:
+    """A tour step's words when the run it opens on is missing: which step trains it, and the user's
+    runs of that model with other settings, which it does not count."""
+    cfg = _TOUR_PAGE_RUNS[step_key]
+    title = next(s.title for s in _guide.STEPS if s.config == cfg)  # "2. Train logistic regression"
+    number, _, name = title.partition(". ")
+    return f"Do step {number} ({name}) first" + _guide.others_text(list(runs), cfg) + "."
+
+
 _TOUR_LOSS_RUNS = {"seed": (_guide.LOGREG, _guide.SEED), "fixed": (_guide.SEED, _guide.FIXED)}
 
 

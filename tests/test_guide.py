@@ -64,6 +64,18 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
                        "5. Fix it and train again": "**95.8%** test accuracy",
                        "8. Teach it your hand": "no calibrated run yet"}
     assert guide.FINISH["title"] and "Sweeps" in guide.FINISH["next"]
+    # logreg runs of other settings (the fast preset's) do not count, and the words say why: a student
+    # with two read "not trained yet", and step 3 "Train logistic regression in step 2 first"
+    from signlab import views
+    from signlab.config import preset
+
+    fast = [_fake_run(tmp_path, preset("fast").replace(model="logreg"), f"fast-logreg-{k}") for k in range(2)]
+    said = dict(guide.results([*fast, fixed, seed], lambda r: evals[r.id]))["2. Train logistic regression"]
+    assert said == "not trained yet. Your 2 logreg runs do not count: the tour trains with the lecture preset's settings"
+    assert views.tour_missing_text([*fast, fixed], "templates") == \
+        "Do step 2 (Train logistic regression) first. Your 2 logreg runs do not count: the tour trains with the " \
+        "lecture preset's settings."
+    assert views.tour_missing_text([], "templates") == "Do step 2 (Train logistic regression) first."
     # a calibrated run in a few words (step 8's own box says the rest), and a run that cannot be
     # evaluated says so in its row instead of failing the page
     from signlab.calibrate import RECORD
