@@ -83,8 +83,9 @@ if len(drawn) > 1:
 
 # ----------------------------------------------------------------------------- the table
 df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
-# on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it
-first = [c for c in ("name", "owner", "status", "test accuracy") if c in df.columns]
+# on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it (at 390 px
+# the accuracy, after the status, was cut to "test a…")
+first = [c for c in ("name", "owner", "test accuracy", "status") if c in df.columns]
 # a run still training has no accuracy yet: a dash, not Streamlit's "None"
 st.dataframe(df, hide_index=True, width="stretch", placeholder=views.DASH,
              column_order=first + [c for c in df.columns if c not in first],
