@@ -694,17 +694,27 @@ def md(text: Any) -> str:
 
 
 def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Home's "Latest runs": a running run shows "training…" where its accuracy and time will be.
+    """Home's "Latest runs": four columns, so the table fits a phone (with six, 461 px of a 358-px
+    screen). A completed run shows its accuracy, any other its state beside whatever accuracy it has
+    ("training…", "queued", "stopped: 87.00%"); the time, how long it trained (and over how many epochs).
     ``st.table`` renders its cells as markdown, so the names (students choose them) are escaped."""
     rows = []
     for s in summaries:
-        busy = str(s.get("status")) in ACTIVE
+        state = str(s.get("status"))
+        busy = state in ACTIVE
         secs = _number(s.get("train_seconds"))
+        acc = _number(s.get("test_accuracy"))
+        if busy:
+            result = "training…" if state != RunState.QUEUED else "queued"
+        elif state == RunState.COMPLETED:
+            result = percent(acc)
+        else:
+            result = f"{state}: {percent(acc)}" if acc is not None else state
+        epochs = s.get("epochs")
+        took = DASH if secs is None else f"{secs:.1f} s" + (f", {count_text(epochs, 'epoch')}" if epochs else "")
         name = run_display_name(s["run_id"], s.get("name")) if s.get("run_id") else s.get("name")  # as the pickers
-        rows.append({"name": md(name or ""), "model": s.get("model"), "status": str(s.get("status")),
-                     "epochs": s.get("epochs"),
-                     "test accuracy": "training…" if busy else percent(s.get("test_accuracy")),
-                     "training time": "training…" if busy else (f"{secs:.1f} s" if secs is not None else DASH)})
+        rows.append({"name": md(name or ""), "model": s.get("model"), "test accuracy": result,
+                     "training time": "training…" if busy else took})
     return rows
 
 

@@ -393,8 +393,14 @@ def test_latest_runs_never_show_nan():
         {"name": "c", "model": "logreg", "status": "failed", "epochs": 0, "test_accuracy": None,
          "train_seconds": None}])
     assert rows[0]["test accuracy"] == "training…" and rows[0]["training time"] == "training…"
-    assert rows[1]["test accuracy"] == "50.00%" and rows[1]["training time"] == "2.0 s"
-    assert rows[2]["test accuracy"] == views.DASH and "nan" not in str(rows)
+    assert rows[1]["test accuracy"] == "50.00%" and rows[1]["training time"] == "2.0 s, 1 epoch"
+    assert rows[2]["test accuracy"] == "failed" and rows[2]["training time"] == views.DASH and "nan" not in str(rows)
+    # four columns, so the table fits a phone (with six it was 461 px wide on a 358-px screen): a run that
+    # did not complete says so beside the accuracy it has
+    assert list(rows[0]) == ["name", "model", "test accuracy", "training time"]
+    [stopped] = views.latest_runs_rows([{"name": "d", "model": "mlp", "status": "stopped", "epochs": 2,
+                                         "test_accuracy": 0.87, "train_seconds": 9.0}])
+    assert stopped["test accuracy"] == "stopped: 87.00%" and stopped["training time"] == "9.0 s, 2 epochs"
     # an unnamed run by when it started, as the pickers name it, not by its raw id
     rid = "20261204-043250-seed_convnet-e1e4f1ac06"
     [row] = views.latest_runs_rows([{"run_id": rid, "name": rid, "model": "seed_convnet", "status": "completed",
