@@ -226,8 +226,11 @@ def metrics(run: Run) -> list[dict[str, Any]]:
 
 def run_label(run: Run) -> str:
     s = run.summary()
-    acc = s.get("test_accuracy") or s.get("val_accuracy")
-    acc_s = f", {views.percent(acc, 1)}" if isinstance(acc, (int, float)) else ""
+    test, val = s.get("test_accuracy"), s.get("val_accuracy")
+    # a run still training (or stopped before its test) has only a validation accuracy: named, as
+    # "running, 37.4%" read as progress
+    acc_s = (f", {views.percent(test, 1)}" if isinstance(test, (int, float)) and test
+             else f", validation {views.percent(val, 1)}" if isinstance(val, (int, float)) and val else "")
     name = views.run_display_name(run.id, s["name"])  # "4 Dec 03:56:51" for an unnamed run, not its raw id
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1

@@ -309,6 +309,13 @@ def test_preferred_photo_run(tmp_path):
     # the picker's labels say which runs are robust ensembles; the default preset goes unsaid
     assert ui.run_label(old).startswith("a-robust-old · fastcnn ×3 · robust · completed")
     assert ui.run_label(newest).startswith("c-fast · logreg · completed")
+    # a run with only a validation accuracy (still training) names it: "running, 37.4%" read as progress
+    newest.store.annotate("c-fast", val_accuracy=0.374)
+    newest.row = None
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, validation 37.4%")
+    newest.store.annotate("c-fast", test_accuracy=0.9)
+    newest.row = None
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 90.0%")
 
 
 @pytest.fixture
