@@ -520,7 +520,9 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
-        shared = f", once it starts: {taken} taken now{queue}"
+        # a sentence of its own: after a guess's "(it has not trained 3 fastcnn networks together yet)",
+        # ", once it starts: …" ran two ideas together
+        shared = f"; first it waits, as {taken} taken now{queue}"
     else:
         shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
                   if busy > 0 else "")

@@ -276,12 +276,12 @@ def test_time_estimate_from_this_servers_speed():
     # a full server: the run waits first (on a one-slot class server "longer while 1 other run trains
     # here" said it would share the cores)
     assert views.time_estimate(cfg, rows, busy=1, slots=1, waiting=2).endswith(
-        "on this server, once it starts: the server's one training slot is taken now and 2 runs wait in the queue")
+        "on this server; first it waits, as the server's one training slot is taken now and 2 runs wait in the queue")
     assert views.time_estimate(cfg, rows, busy=3, slots=3).endswith(
-        ", once it starts: all 3 of the server's training slots are taken now")
+        "; first it waits, as all 3 of the server's training slots are taken now")
     # a network not trained here yet: the wait for the slot is still said (a class's first day)
     assert views.time_estimate(cfg, rows[1:], busy=1, slots=1).endswith(
-        "(this server has not trained s2net yet), once it starts: the server's one training slot is taken now")
+        "(this server has not trained s2net yet); first it waits, as the server's one training slot is taken now")
     # the rest of the wait, as this server's runs of the model took it an epoch, for as many epochs:
     # the median of this model's (10 s), not another model's 600 s
     timed = [{**rows[0], "overhead_per_epoch": 15.0}, {**rows[0], "overhead_per_epoch": 5.0},
