@@ -164,7 +164,8 @@ def _draw():
         square = rgba.shape[0] == rgba.shape[1]
         gray = views.canvas_to_gray(rgba, background=views.upscale(ground, rgba.shape[0]) if square
                                     else float(ground.mean()))
-    return views.prepare_array(gray), "your drawing", slot
+    # the dataset image, painted over or not, is named as what it is ("Your drawing: crop" was its title)
+    return views.prepare_array(gray), "your drawing" if background is None else f"test image #{index}", slot
 
 
 def _upload():

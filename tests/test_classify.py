@@ -341,6 +341,12 @@ def test_classify_page(page_env, dataset):
     assert any("Nothing to classify" in i.value for i in at.info)
     assert not [m.value for m in at.markdown if m.value.startswith("####")]
     assert len(at.get("plotly_chart")) == 2  # the canvas's image and its 28x28 input only
+    # started from a dataset image, the picture is titled as the test image it is ("Your drawing: crop")
+    at.radio(key="classify_start").set_value("a dataset image").run()
+    assert not at.exception, [e.message for e in at.exception]
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert any(t.startswith("Test image #") and t.endswith(": crop") for t in titles), titles
+    at.radio(key="classify_start").set_value("a blank canvas").run()
     # upload an upscaled dataset image
     at.session_state["classify_source"] = "📁 Upload"
     at.run()
