@@ -684,7 +684,9 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     if has_relu:
         titles.append("Dead ReLU units (%)" if series.get("dead") else "No ReLU in this model")
     if has_logits:
-        titles.append("Output scores clipped to 0 (%)")  # longer ran past its half of the chart
+        # short: longer ran past its half of the chart, and on a phone "Output scores clipped to 0 (%)"
+        # ran into its neighbour's title
+        titles.append("Scores clipped to 0 (%)")
     cols = 2
     rows = 2 if has_relu else 1
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)

@@ -131,6 +131,9 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     assert fig.layout.yaxis.tickformat == "~g" and fig.layout.yaxis2.tickformat == "~g"
     titles = [a.text for a in fig.layout.annotations]
     assert "Dead ReLU units (%)" in titles
+    # two panels a row at 170 px each on a phone: every title in about 24 characters (a longer one ran
+    # into its neighbour's)
+    assert "Scores clipped to 0 (%)" in titles and max(len(t) for t in titles) <= 24, titles
     no_relu = figures.health_charts({**series, "dead": {}})
     assert "No ReLU in this model" in [a.text for a in no_relu.layout.annotations]
     # logistic regression: no ReLU and no clipped scores, so one row of two panels, not an empty third
