@@ -254,8 +254,9 @@ $[0, 1]$, its output `logits` (B, 24).
 CALIBRATE_INTRO = (
     "A model trained on Sign Language MNIST has seen a few hands in one room only, so your hand, your room "
     "and your camera look new to it. Show it **a few photos of your own hand per letter** (three are plenty), "
-    "press **Calibrate**, and in seconds it is adapted to them and saved as a new run you can use on the "
-    "Classify page. The run you start from stays as it was."
+    "press **Calibrate**, and within a minute (15 s on a free 2-core server, longer while others train) it is "
+    "adapted to them and saved as a new run you can use on the Classify page. The run you start from stays "
+    "as it was."
 )
 CALIBRATE_DETAILS = r"""
 Calibration keeps everything the network learned about hands and retrains only its **last layer**:
