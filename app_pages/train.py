@@ -34,7 +34,7 @@ with left:
                + (f" each, {members} networks averaged." if members > 1 else "."))
     with st.expander("Layer summary"):
         st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
-    ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"], st.columns(2))
+    ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"])
     if views.PRESETS.get(st.session_state[ui.setting_key("preset")], {}).get("augment_photo"):
         st.caption("This preset also makes training images look like photos: hands zoomed out onto plain walls, "
                    "mirrored half the time, with changed light, blur and noise.")

@@ -731,12 +731,23 @@ def setting_input(s: Setting, where: Any = None) -> Any:
                               persist_state=PERSIST)
 
 
-def setting_inputs(settings: Sequence[Setting], columns: Sequence[Any]) -> None:
-    """The widgets of ``settings`` in their declared ``column``; toggles and settings without a
-    column full width below the columns."""
+def setting_inputs(settings: Sequence[Setting], n_columns: int = 2) -> None:
+    """The widgets of ``settings`` in their declared ``column``, a row of ``n_columns`` at a time;
+    toggles and settings without a column full width below them.
+
+    Row by row, so that on a phone, where Streamlit stacks columns, the settings keep their pairs
+    (epochs, batch size, learning rate, optimizer, …): two columns made whole stacked the left one's
+    six settings first, and the learning rate stood far from its optimizer and schedule."""
+    boxed = [s for s in settings if s.type is not bool and s.column is not None]
+    by_column = [[s for s in boxed if s.column == c] for c in range(n_columns)]
+    for row in range(max(map(len, by_column), default=0)):
+        cells = st.columns(n_columns)
+        for c, column in enumerate(by_column):
+            if row < len(column):
+                setting_input(column[row], cells[c])
     # full-width choices before the toggles, so the toggles stay together at the end
-    for s in sorted(settings, key=lambda s: 2 if s.type is bool else 1 if s.column is None else 0):
-        setting_input(s, None if s.type is bool or s.column is None else columns[s.column])
+    for s in sorted((s for s in settings if s not in boxed), key=lambda s: s.type is bool):
+        setting_input(s, None)
 
 
 def panes(left_px: int, right_min_px: int, key: str, gap: str = "large",

@@ -649,6 +649,11 @@ def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
     thirds = [[b.label for b in col.button] for col in at.columns if col.weight == pytest.approx(1 / 3) and col.button]
     assert thirds[:2] == [["▶ Start"], ["⏹ Stop"]] and thirds[2][0].endswith(("Pause", "Resume")), thirds
     assert not [b for col in halves for b in col.button]
+    # a row of two columns a pair: on a phone, where columns stack, the pairs stay together (two whole
+    # columns stacked the left one's six settings, then the right one's: the learning rate far from
+    # its optimizer and schedule)
+    stacked = [w.label for col in halves for w in (*col.number_input, *col.selectbox)]
+    assert stacked[:6] == ["Epochs", "Batch size", "Learning rate", "Optimizer", "Weight decay", "Schedule"], stacked
     # a narrow window stacks the settings under the run: a link there leads down to them (its box is
     # shown by the panes' container query only then; they were 2,300 px down at 820 px)
     assert "[The settings are under the run ↓](#settings)" in [c.value for c in at.caption]
