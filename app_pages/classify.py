@@ -41,10 +41,11 @@ if run is None:
     st.stop()
 model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
-if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated run is already fitted to photos
+# a run trained for photos (its photo-like images: the robust preset), or one already fitted to them
+if not cfg.augment_photo and not views.calibration_info(run):
     # the button under the words, not beside them: a quarter column cut its label ("Train the rob…")
     # in a window of 820 px
-    robust = views.preset("robust")
+    robust = views.preset(views.PHOTO_PRESET)
     st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
                f"does much better on photos: {ui.time_estimate(robust)}.")
@@ -53,7 +54,7 @@ if cfg.preset != "robust" and not views.calibration_info(run):  # a calibrated r
     if st.button("Train the robust model", help="Starts the robust preset; this page uses it for photos once it is done."):
         with ui.guard("Could not start"):
             new = ui.submit(robust, name="robust model for photos")
-            ui.open_train(new.id, "robust")  # the Train page's settings show the robust preset, not fast
+            ui.open_train(new.id, views.PHOTO_PRESET)  # the Train page's settings show the robust preset, not fast
 
 
 def _slider_values(crop: views.Crop) -> tuple[float, float, float]:

@@ -277,6 +277,7 @@ SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
 RANGES: dict[str, tuple[float, float]] = {s.name: s.range for s in SETTINGS if s.range is not None}
 
 DEFAULT_PRESET = "fast"  # the Train page's and the command line's; TrainConfig's defaults are its values
+PHOTO_PRESET = "robust"  # the preset trained for photos (its runs set augment_photo): Classify offers it
 PRESETS: dict[str, dict[str, Any]] = {
     name: {s.name: s.presets[name] for s in SETTINGS if name in s.presets} for name in PRESET_DESCRIPTIONS}
 

@@ -484,7 +484,7 @@ def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
     if purpose in ("photo", "calibrate"):
         for r in done:
             try:
-                if r.config.preset == "robust":
+                if r.config.augment_photo:  # trained on photo-like images (the robust preset), as Classify reads it
                     return r, "the newest run of the robust preset, which is trained for photos"
             except SignlabError:
                 continue

@@ -869,6 +869,7 @@ def study_label(record: dict[str, Any]) -> str:
 
 # constants and record types the pages name (names, not modules)
 PRESETS = _config.PRESETS
+PHOTO_PRESET = _config.PHOTO_PRESET
 PRESET_DESCRIPTIONS = _config.PRESET_DESCRIPTIONS
 SETTING = _config.SETTING
 PAGE_SETTINGS = _settings.PAGE_SETTINGS
