@@ -94,9 +94,10 @@ def live() -> None:
     stop_at = views.sweep_stop_time(study, rows, workers, now_running, record, runs_dir)
 
     with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
-        st.metric("Trials", len(rows), width=METRIC_PX)
-        st.metric("Completed", sum(r["state"] == "COMPLETE" for r in rows), width=METRIC_PX)
-        st.metric("Pruned early", sum(r["state"] == "PRUNED" for r in rows), width=METRIC_PX)
+        counts = views.trial_counts(rows)
+        st.metric("Trials", counts["trials"], width=METRIC_PX)
+        st.metric("Completed", counts["completed"], width=METRIC_PX)
+        st.metric("Pruned early", counts["pruned"], width=METRIC_PX)
         st.metric("Best val. accuracy", f"{100 * best['value']:.2f}%" if best else views.DASH, width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 

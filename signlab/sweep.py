@@ -101,6 +101,13 @@ def sweeps_dir(runs_dir: Path | str | None = None) -> Path:
     return (Path(runs_dir) if runs_dir else default_runs_dir()) / "sweeps"
 
 
+def trial_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many trials a study has, and how many of them completed or were pruned early (``study_trials``'
+    rows): the ``sweep --json`` summary's keys, and the Sweeps page's figures."""
+    return {"trials": len(rows), "completed": sum(r["state"] == "COMPLETE" for r in rows),
+            "pruned": sum(r["state"] == "PRUNED" for r in rows)}
+
+
 def default_storage(study: str, runs_dir: Path | str | None = None) -> str:
     """The run store's database when it is PostgreSQL, else ``<runs_dir>/sweeps/<study>.journal``."""
     url = db_url_for(runs_dir or default_runs_dir())
@@ -665,9 +672,7 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     rows = study_trials(storage, study, root)
     best = best_trial(rows)
     return {
-        "study": study, "storage": _mask(storage_text), "trials": len(rows),
-        "completed": sum(r["state"] == "COMPLETE" for r in rows),
-        "pruned": sum(r["state"] == "PRUNED" for r in rows), "this_worker": worker["done"],
+        "study": study, "storage": _mask(storage_text), **trial_counts(rows), "this_worker": worker["done"],
         "best_value": best["value"] if best else None,
         "best_params": {p: best[p] for p in PARAMS if best and best[p] is not None} if best else None,
         "best_run_id": best["run_id"] if best else None,
