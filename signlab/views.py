@@ -1426,9 +1426,17 @@ def sweep_search_text(model: str) -> str:
 
 
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
-    """The command line that runs more workers of ``study``."""
+    """The command line that runs more workers of ``study``, with the settings its workers must share
+    that its record keeps (a study started with --val-fraction 0 or --max-steps refuses a worker
+    without them: the command shown was refused)."""
+    shared = ""
+    if record.get("max_steps") is not None:
+        shared += f" --max-steps {record['max_steps']}"
+    fraction = record.get("val_fraction")
+    if fraction is not None and fraction != _sweep.DEFAULT_VAL_FRACTION:
+        shared += f" --val-fraction {fraction:g}"
     return (f"python -m signlab sweep --model {record.get('model', _sweep.DEFAULT_MODEL)} --epochs "
-            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
+            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)}{shared} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
             f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")
 
 

@@ -651,6 +651,11 @@ def test_sweep_command(tmp_path):
                   f"--runs-dir {tmp_path}"
     default = views.sweep_command({}, "s1", None, tmp_path)
     assert f"--model fastcnn --epochs {views.SWEEP_DEFAULT_EPOCHS} " in default and "--storage None" not in default
+    # the settings its workers must share, as the study's record keeps them: without them the command shown
+    # was refused for a study started with --val-fraction 0 or --max-steps
+    own = views.sweep_command({"model": "mlp", "epochs": 1, "max_steps": 5, "val_fraction": 0.0}, "s1", None, tmp_path)
+    assert "--epochs 1 --max-steps 5 --val-fraction 0 --trials" in own, own
+    assert "--val-fraction" not in views.sweep_command({"val_fraction": 0.1, "max_steps": None}, "s1", None, tmp_path)
 
 
 def test_calibration_photo_names_what_cannot_be_read():
