@@ -759,7 +759,7 @@ class SweepStatus:
     """What a sweep is doing, from its live workers in the run store (no guessing from the clock)."""
 
     running: bool
-    kind: str  # "info", "success", "error" or "warning"
+    kind: str  # "info", "success" or "error" (the page maps each to its box)
     message: str
     error: str = ""
 
