@@ -220,10 +220,6 @@ with left:
             with ui.guard("Could not delete"):
                 gone = ui.md(shown_name)
                 ui.delete(run.id)
-                st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
-                for key in (ui.Keys.EVAL_RUN, ui.Keys.TRAIN_RUN):
-                    if st.session_state.get(key) == run.id:
-                        st.session_state.pop(key)
                 st.session_state.pop(MANAGE, None)
                 st.session_state["runs_flash"] = f"Deleted run {gone}."
                 st.rerun()

@@ -49,7 +49,7 @@ class Keys:
 
     TRAIN_RUN = "train_run_id"  # the run the Train page follows
     TRAIN_ELSEWHERE = "train_elsewhere_id"  # the run it showed, started in another tab (run_started_elsewhere)
-    EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels and Classify: the run being looked at
+    EVAL_RUN = "eval_run_id"  # shared by Evaluate, Kernels, Map, Classify and Calibrate: the run looked at
     CLASSIFY_SOURCE = "classify_source"  # Classify's open tab (its st.tabs key)
     # Classify's open tab and last upload, kept beyond the widgets: Streamlit drops a widget's state when
     # its page (or its tab) is left, and the page came back on Draw with the photo gone
@@ -1121,7 +1121,12 @@ def rename(run_id: str, name: str) -> Run:
 
 
 def delete(run_id: str) -> None:
+    """Delete the run (its owner's or an instructor's call), and forget it where this session kept it:
+    the pages that remember a run, and a Delete still waiting to be confirmed."""
     access.delete(user(), run_id, policy(), runs_dir())
+    for key in (Keys.EVAL_RUN, Keys.TRAIN_RUN, Keys.CONFIRM_DELETE):
+        if st.session_state.get(key) == run_id:
+            st.session_state.pop(key)
 
 
 def download(run_id: str, what: str) -> bytes:

@@ -362,10 +362,14 @@ def test_runs_page_rename_and_delete(runs_env):
     assert (root / run_id).is_dir() and not any("cannot be undone" in w.value for w in at.warning)
 
     by_label(at.button, "🗑️ Delete…").click().run()
+    at.session_state["train_run_id"] = run_id  # the Train page follows it
     by_label(at.button, "Yes, delete it").click().run()
     no_error(at)
     assert not (root / run_id).exists()
     assert any("No runs yet" in i.value for i in at.info)
+    # forgotten where the session kept it (the pages that remember a run, the confirmation)
+    assert all(at.session_state[k] != run_id for k in ("eval_run_id", "train_run_id", "runs_confirm_delete")
+               if k in at.session_state)
 
 
 def test_runs_page_rename_keeps_the_chosen_run(runs_env):
