@@ -85,15 +85,12 @@ with right:
     p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
     st.session_state[PAIR_KEY] = (t, p)
     idx = ev.pair(t, p)
-    total_true = int((ev.y_true == t).sum())
-    kind = "predicted right" if t == p else f"predicted as **{LETTERS[p]}**"
+    shown = idx[:MAX_PAIR_IMAGES]
+    said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown))
     if len(idx) == 0:
-        st.info(f"No test image of **{LETTERS[t]}** was {kind.replace('**', '')}.")
+        st.info(said)
     else:
-        shown = idx[:MAX_PAIR_IMAGES]
-        st.markdown(f"**{len(idx):,}** of the {total_true:,} test images of **{LETTERS[t]}** {'was' if len(idx) == 1 else 'were'} {kind}"
-                    + (f" (the {len(shown)} surest shown)" if len(idx) > len(shown) else "")
-                    + ". Each title is the model's confidence in its answer.")
+        st.markdown(said)
         st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, views.confidence_titles(ev.confidence[shown]),
                                           cols=6, tile_px=58, zmin=0, zmax=1),
                         width="content", key="eval_pair_images")

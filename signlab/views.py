@@ -1425,6 +1425,18 @@ def sweep_search_text(model: str) -> str:
               "out: choose by that, not by the test accuracy each finished trial also shows.")
 
 
+def pair_text(true: int, pred: int, count: int, of: int, shown: int) -> str:
+    """Evaluate's words on a cell of the confusion matrix: ``count`` of the ``of`` test images of letter
+    ``true`` were read as ``pred`` (``shown`` of them drawn below), or none was."""
+    t, p = LETTERS[true], LETTERS[pred]
+    if count == 0:
+        return f"No test image of **{t}** was " + ("predicted right." if true == pred else f"predicted as {p}.")
+    kind = "predicted right" if true == pred else f"predicted as **{p}**"
+    return (f"**{count:,}** of the {of:,} test images of **{t}** {'was' if count == 1 else 'were'} {kind}"
+            + (f" (the {shown} surest shown)" if count > shown else "")
+            + ". Each title is the model's confidence in its answer.")
+
+
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
     """The command line that runs more workers of ``study``, with the settings its workers must share
     that its record keeps (a study started with --val-fraction 0 or --max-steps refuses a worker

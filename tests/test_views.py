@@ -998,3 +998,12 @@ def test_force_stop_is_offered_only_once_a_stop_has_had_its_time():
     assert not views.force_stop_offered(None, 1000.0)  # no stop asked
     assert not views.force_stop_offered(1000.0, 1000.0 + views.FORCE_STOP_AFTER)
     assert views.force_stop_offered(1000.0, 1000.1 + views.FORCE_STOP_AFTER)
+
+
+def test_a_cell_of_the_confusion_matrix_in_words():
+    assert views.pair_text(0, 0, 0, 331, 0) == "No test image of **A** was predicted right."
+    assert views.pair_text(18, 22, 0, 248, 0) == "No test image of **T** was predicted as X."
+    assert views.pair_text(18, 22, 1, 248, 1) == ("**1** of the 248 test images of **T** was predicted as **X**. "
+                                                  "Each title is the model's confidence in its answer.")
+    assert views.pair_text(0, 0, 1200, 1331, 48).startswith("**1,200** of the 1,331 test images of **A** were "
+                                                               "predicted right (the 48 surest shown).")
