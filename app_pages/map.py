@@ -47,17 +47,8 @@ if method == "tsne" and not ui.map_cached(run, layer, method):
 progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
 fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot, wait)
 gate.empty()  # the prompt and its button go once the map is there (they stayed above it until a rerun)
-s = views.map_summary(fm)
-note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
-        f"activations embedded with {views.MAP_METHOD_WORDS[method]}"
-        + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
-if s["letters_predicted"] < len(LETTERS):
-    note += (f". Only **{s['letters_predicted']} of the {len(LETTERS)} letters are ever predicted**; "
-             f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
 heap = views.map_pile(fm)
-if heap is not None:
-    note += f". The arrow: **{views.pile_text(heap, s['points'])}**"
-st.caption(note + ".")
+st.caption(views.map_caption(fm, method, heap))
 
 # fixed-width boxes in a row that wraps: side by side in a 1,280-px window, and in a narrower one the
 # chosen image moves under the map (as columns, both were squeezed at 820 px)

@@ -1340,6 +1340,21 @@ def pile_text(p: Any, n: int) -> str:
     return f"{p.count:,} images ({100 * p.count / max(n, 1):.0f}%) on this spot: {why}"
 
 
+def map_caption(fm: Any, method: str, heap: Any = None) -> str:
+    """The words under the Map: how many images and mistakes, how they were embedded (and how long
+    that took), the letters never predicted, and the pile ``heap`` the arrow points at."""
+    s = map_summary(fm)
+    note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
+            f"activations embedded with {MAP_METHOD_WORDS[method]}"
+            + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
+    if s["letters_predicted"] < NUM_CLASSES:
+        note += (f". Only **{s['letters_predicted']} of the {NUM_CLASSES} letters are ever predicted**; "
+                 f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")
+    if heap is not None:
+        note += f". The arrow: **{pile_text(heap, s['points'])}**"
+    return note + "."
+
+
 def point_indices(points: Sequence[dict[str, Any]] | None) -> list[int]:
     return _embedding.point_indices(points)
 

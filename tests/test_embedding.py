@@ -101,6 +101,11 @@ def test_run_map_is_cached_per_layer_and_method_until_the_weights_change(tmp_pat
     assert embedding.cached_map(run, "hidden", "pca", 120) is None
     s = embedding.map_summary(fm)
     assert s["points"] == 120 and 0 <= s["wrong"] <= 120
+    from signlab import views
+
+    said = views.map_caption(fm, "pca")
+    assert said.startswith(f"120 test images, {s['wrong']} misclassified (ringed)") and said.endswith(".")
+    assert "embedded with" in said and ("in " in said or "computed once" in said)
 
 
 def test_a_shared_model_gives_each_caller_only_its_own_activations(tiny_test):
