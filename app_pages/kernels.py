@@ -47,30 +47,12 @@ def _epoch_slider(label: str):
 
 
 # ----------------------------------------------------------------------------- first layer
-FIRST_LAYER = {  # model kind -> (heading, caption); a conv caption names its layer's size
-    "conv": ("First-layer kernels",
-             "The {out} kernels of size {k}×{k} that slide over the image (layer {name}). Red weights respond to "
-             "bright pixels, blue to dark ones; many trained kernels look like edge or blob detectors."),
-    "logreg": ("Weight templates, one per letter",
-               "Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, and "
-               "its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue against "
-               "it. They are patches rather than hands: each holds what tells its letter apart from the other 23 "
-               "(the Data page shows each letter's mean image). Slide through the epochs to watch the patches "
-               "grow out of the random start."),
-    "mlp": ("What the first hidden units look for",
-            "Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. Shown: "
-            "the units with the strongest weights. Unlike a convolution's kernel, each unit looks at the whole "
-            "image at once and shares nothing with its neighbours."),
-}
-FROZEN_CAPTION = ("The {out} kernels of size {k}×{k} that slide over the image (layer {name}). Red weights respond "
-                  "to bright pixels, blue to dark ones.")
 layers = views.conv_layer_info(model) if kind == "conv" else []
-if kind in FIRST_LAYER:
-    heading, caption = FIRST_LAYER[kind]
+if kind in views.FIRST_LAYER_KINDS:
+    heading, caption = views.first_layer_words(kind, layers)
     st.subheader(heading)
     frozen = bool(layers and layers[0]["frozen"])
-    # a fixed layer's caption says what it is, not what trained kernels tend to look like
-    st.caption(FROZEN_CAPTION.format(**layers[0]) if frozen else caption.format(**layers[0]) if layers else caption)
+    st.caption(caption)
     if frozen:  # the same in every epoch: no slider to step through, no "moved 0%"
         st.info(views.FROZEN_FIRST_LAYER)
         epoch, weights = None, views.first_layer_weight(model)

@@ -251,6 +251,25 @@ programs and languages can run the model: its input is `image` (B, 1, 28, 28) wi
 $[0, 1]$, its output `logits` (B, 24).
 """
 
+# The Kernels page's first layer: model kind -> (heading, caption); a conv caption names its layer's
+# size. A fixed (frozen) layer's caption says what it is, not what trained kernels tend to look like.
+_KERNELS_SLIDE = ("The {out} kernels of size {k}×{k} that slide over the image (layer {name}). Red weights respond "
+                  "to bright pixels, blue to dark ones")
+FIRST_LAYER = {
+    "conv": ("First-layer kernels", _KERNELS_SLIDE + "; many trained kernels look like edge or blob detectors."),
+    "logreg": ("Weight templates, one per letter",
+               "Logistic regression has no kernels: each letter's score is a weighted sum of all 784 pixels, and "
+               "its 784 weights form a 28×28 *template*. Red pixels vote for the letter when bright, blue against "
+               "it. They are patches rather than hands: each holds what tells its letter apart from the other 23 "
+               "(the Data page shows each letter's mean image). Slide through the epochs to watch the patches "
+               "grow out of the random start."),
+    "mlp": ("What the first hidden units look for",
+            "Each unit of the MLP's first layer weighs all 784 pixels, so its weights are a 28×28 image. Shown: "
+            "the units with the strongest weights. Unlike a convolution's kernel, each unit looks at the whole "
+            "image at once and shares nothing with its neighbours."),
+}
+FROZEN_FIRST_LAYER_CAPTION = _KERNELS_SLIDE + "."
+
 CALIBRATE_INTRO = (
     "A model trained on Sign Language MNIST has seen a few hands in one room only, so your hand, your room "
     "and your camera look new to it. Show it **a few photos of your own hand per letter** (three are plenty), "

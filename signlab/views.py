@@ -33,6 +33,7 @@ from . import runs as _runs
 from . import sampling as _sampling
 from . import settings as _settings
 from . import sweep as _sweep
+from . import teach as _teach
 from .data import TRAIN_ROWS, class_counts as _class_counts
 from .errors import SignlabError
 from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
@@ -1226,6 +1227,18 @@ FROZEN_FIRST_LAYER = (
 
 def conv_layer_info(model: Any) -> list[dict[str, Any]]:
     return _kernels.conv_layer_info(model)
+
+
+FIRST_LAYER_KINDS = tuple(_teach.FIRST_LAYER)  # the model kinds whose first layer the Kernels page shows
+
+
+def first_layer_words(kind: str, layers: Sequence[dict[str, Any]] = ()) -> tuple[str, str]:
+    """The Kernels page's heading and caption for the first layer of a ``kind`` model
+    (``conv_layer_info``'s ``layers`` name a convolution's size, and say whether it is fixed)."""
+    heading, caption = _teach.FIRST_LAYER[kind]
+    if not layers:
+        return heading, caption
+    return heading, (_teach.FROZEN_FIRST_LAYER_CAPTION if layers[0]["frozen"] else caption).format(**layers[0])
 
 
 def conv_kernels(model: Any, layer: str, in_channel: int) -> np.ndarray:

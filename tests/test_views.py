@@ -1007,3 +1007,16 @@ def test_a_cell_of_the_confusion_matrix_in_words():
                                                   "Each title is the model's confidence in its answer.")
     assert views.pair_text(0, 0, 1200, 1331, 48).startswith("**1,200** of the 1,331 test images of **A** were "
                                                                "predicted right (the 48 surest shown).")
+
+
+def test_the_first_layers_words_follow_its_kind_and_size():
+    conv = [{"out": 8, "k": 3, "name": "features.0", "frozen": False}]
+    heading, caption = views.first_layer_words("conv", conv)
+    assert heading == "First-layer kernels" and caption.startswith("The 8 kernels of size 3×3 that slide over the "
+                                                                   "image (layer features.0).")
+    assert caption.endswith("edge or blob detectors.")
+    # a fixed layer (s2net's whitening) is said as what it is, not as what trained kernels tend to look like
+    fixed = views.first_layer_words("conv", [{**conv[0], "frozen": True}])[1]
+    assert "edge or blob" not in fixed and fixed.endswith("blue to dark ones.")
+    assert views.first_layer_words("logreg")[0] == "Weight templates, one per letter"
+    assert set(views.FIRST_LAYER_KINDS) == {"conv", "logreg", "mlp"}
