@@ -50,7 +50,7 @@ def _add(letter: str, files: list[tuple[str, bytes]]) -> None:
             continue
         next_id = max((p["id"] for p in photos), default=-1) + 1
         photos.append({"id": next_id, "photo": photo, "thumb": thumb})
-    st.session_state["calibrate_errors"] = errors
+    st.session_state[ui.Keys.CALIBRATE_ERRORS] = errors
     st.session_state[ui.Keys.CALIBRATION_INPUT] = version + 1  # empties the uploader and the camera
 
 
@@ -90,7 +90,7 @@ with right:
         st.caption("Browsers allow the camera on localhost or over HTTPS only. Each photo is added to the "
                    "letter chosen on the left.")
         st.camera_input(f"Take a photo of {letter}", key=f"calibrate_camera_{version}", on_change=_on_camera)
-for err in st.session_state.pop("calibrate_errors", []):
+for err in st.session_state.pop(ui.Keys.CALIBRATE_ERRORS, []):
     st.error(f"Not added: {err}", icon="⚠️")
 
 if photos:

@@ -122,9 +122,9 @@ def _draw():
             c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
             letter = c1.selectbox("Letter", list(LETTERS), key="classify_start_letter")
             if c2.button("Another image", width="stretch"):
-                st.session_state["classify_start_n"] = st.session_state.get("classify_start_n", 0) + 1
+                st.session_state[ui.Keys.CLASSIFY_START_N] = st.session_state.get(ui.Keys.CLASSIFY_START_N, 0) + 1
             indices = np.flatnonzero(ds.targets == LETTERS.index(letter))
-            index = int(indices[st.session_state.get("classify_start_n", 0) % len(indices)])
+            index = int(indices[st.session_state.get(ui.Keys.CLASSIFY_START_N, 0) % len(indices)])
             background = ds.images[index].astype(np.float32) / 255.0
             st.caption(f"Test image #{index}, the letter **{letter}**. Paint over part of the hand to see how the "
                        "prediction changes when the model cannot see it.")

@@ -11,7 +11,6 @@ st.title("🎯 Evaluate a model")
 ui.explain(EVALUATE_INTRO, EVALUATE_DETAILS)
 
 TRUE_KEY, PRED_KEY, CM_KEY = "eval_true", "eval_pred", "eval_cm"  # widget keys
-PAIR_KEY = "eval_pair"  # the chosen (true, predicted) cell, kept across pages
 MAX_PAIR_IMAGES = 30
 # box widths in pixels: the page's content is 820 px wide in a 1,280-px window with the sidebar open,
 # and the picker's image grid (6 tiles of 58 px) needs about 350
@@ -60,13 +59,13 @@ def _on_click() -> None:
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = pair
 
 
-if st.session_state.get("eval_pair_run") != run.id:  # a new run: start at its most frequent mistake
-    st.session_state["eval_pair_run"] = run.id
-    st.session_state[PAIR_KEY] = views.worst_pair(ev)
-    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
+if st.session_state.get(ui.Keys.EVAL_PAIR_RUN) != run.id:  # a new run: start at its most frequent mistake
+    st.session_state[ui.Keys.EVAL_PAIR_RUN] = run.id
+    st.session_state[ui.Keys.EVAL_PAIR] = views.worst_pair(ev)
+    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[ui.Keys.EVAL_PAIR]
 elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
-    # back from another page: Streamlit dropped the widgets' values, the pair is kept under PAIR_KEY
-    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[PAIR_KEY]
+    # back from another page: Streamlit dropped the widgets' values, the pair is kept under ui.Keys.EVAL_PAIR
+    st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[ui.Keys.EVAL_PAIR]
 
 st.subheader("Confusion matrix")
 # above the matrix it sets: in the picker's box it fell under the matrix in an 820-px window
@@ -83,7 +82,7 @@ with right:
     s1, s2 = st.columns(2)
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
     p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
-    st.session_state[PAIR_KEY] = (t, p)
+    st.session_state[ui.Keys.EVAL_PAIR] = (t, p)
     idx = ev.pair(t, p)
     shown = idx[:MAX_PAIR_IMAGES]
     said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown))

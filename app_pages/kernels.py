@@ -108,8 +108,8 @@ if IMAGE_KEY not in st.session_state:
 
 def _random() -> None:
     letter = st.session_state.get("kernels_letter")
-    seed = ui.state("kernels_seed", 0) + 1
-    st.session_state["kernels_seed"] = seed
+    seed = ui.state(ui.Keys.KERNELS_SEED, 0) + 1
+    st.session_state[ui.Keys.KERNELS_SEED] = seed
     st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None if letter is None else letter, seed)
 
 

@@ -7,8 +7,6 @@ from signlab.labels import LETTERS
 from signlab.teach import MAP_DETAILS, MAP_INTRO
 
 IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
-BOX_HIDDEN = "map_box_hidden"  # the last rerun stopped before the image box (at the t-SNE prompt)
-SEEN_KEY = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
 REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
 
 st.title("🗺️ Map of the test images")  # "Map" in the sidebar; "feature maps" are the Kernels page's
@@ -41,7 +39,7 @@ if method == "tsne" and not ui.map_cached(run, layer, method):
         st.info(views.tsne_wait_text(wait, len(ds.test)), icon="⏱️")
         pressed = st.button("Compute the t-SNE map", type="primary", key=f"map_go_{run.id}_{layer}")
     if not pressed:
-        st.session_state[BOX_HIDDEN] = True
+        st.session_state[ui.Keys.MAP_BOX_HIDDEN] = True
         st.stop()
 
 progress_slot = st.empty()  # always there: the chart below keeps its place whether the map was cached or not
@@ -64,13 +62,13 @@ with left:
 picked = views.point_indices(event.selection.points if event else None)
 picked = [i for i in picked if i < len(fm.y_true)]
 signature = (run.id, layer, method, tuple(picked[:50]), len(picked))
-if picked and st.session_state.get(SEEN_KEY) != signature:
-    st.session_state[SEEN_KEY] = signature
+if picked and st.session_state.get(ui.Keys.MAP_SEEN) != signature:
+    st.session_state[ui.Keys.MAP_SEEN] = signature
     st.session_state[IMAGE_KEY] = picked[0]  # a click (or a region's first image) fills the panel
 
 if not 0 <= int(st.session_state.get(IMAGE_KEY, -1)) < len(ds.test):
     st.session_state[IMAGE_KEY] = int(fm.wrong[0]) if len(fm.wrong) else 0  # start on a mistake
-elif st.session_state.pop(BOX_HIDDEN, False):
+elif st.session_state.pop(ui.Keys.MAP_BOX_HIDDEN, False):
     # the box was not drawn on the last rerun (the t-SNE prompt stopped it), so the browser forgot its
     # number and drew the new box at 0 while the panel showed the kept image (seen in Chromium):
     # written again, the value is sent to the browser with the box

@@ -5,12 +5,12 @@ import streamlit as st
 from signlab import figures, ui, views
 from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 
-MANAGE = "runs_manage_id"  # the run of the "Manage a run" section
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
 # ----------------------------------------------------------------------------- class settings
-def class_settings() -> None:
-    """An instructor's box of the class's quotas (shown also before any run exists: the quotas and the
+def class_settings(saved: bool) -> None:
+    """An instructor's box of the class's quotas, open with a word when ``saved`` just now (shown also
+    before any run exists: the quotas and the
     pause limit were out of reach until a student had trained something)."""
     if ui.user().role != "instructor":
         return
@@ -27,7 +27,7 @@ def class_settings() -> None:
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
                     ui.save_settings(values)
-                    st.session_state["runs_settings_saved"] = True
+                    st.session_state[ui.Keys.RUNS_SETTINGS_SAVED] = True
                     st.rerun()
 
 
@@ -38,15 +38,15 @@ runs = ui.runs()
 # what the last click did, said where the click was (at the page's top it was out of view of the
 # Delete and Save buttons further down): renamed or deleted under Manage a run, or, with no run
 # left, here; saved in the class settings' box
-flash = st.session_state.pop("runs_flash", None)
-saved = st.session_state.pop("runs_settings_saved", False)
+flash = st.session_state.pop(ui.Keys.RUNS_FLASH, None)
+saved = st.session_state.pop(ui.Keys.RUNS_SETTINGS_SAVED, False)
 if not runs:
     if flash:
         st.success(flash, icon="✅")
     st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
     if st.button("Go to Train", type="primary"):
         st.switch_page("app_pages/train.py")
-    class_settings()
+    class_settings(saved)
     st.stop()
 ui.follow_runs(runs)  # a run that starts, stops or ends while the page is open redraws it
 
@@ -141,7 +141,7 @@ if picked:
 
 # ----------------------------------------------------------------------------- manage one run
 st.subheader("Manage a run")
-if warned := st.session_state.pop("runs_warn", None):  # here, where the click was: not at the page's top
+if warned := st.session_state.pop(ui.Keys.RUNS_WARN, None):  # here, where the click was: not at the page's top
     st.warning(warned, icon="⚠️")
 if flash:
     st.success(flash, icon="✅")
@@ -152,20 +152,20 @@ ids = [r.id for r in runs]
 # stale: the click that started it was meant for that run, and acting on the run that takes its
 # place deleted or renamed another run. So the page says so and reruns: a button's click lasts
 # one rerun, so nothing is done.
-gone_id = st.session_state.get(MANAGE)
+gone_id = st.session_state.get(ui.Keys.RUNS_MANAGE)
 if gone_id is not None and gone_id not in ids:
     st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
-    st.session_state.pop(MANAGE)
-    st.session_state["runs_warn"] = ui.run_gone_text(gone_id, "nothing was done; here is the newest run instead")
+    st.session_state.pop(ui.Keys.RUNS_MANAGE)
+    st.session_state[ui.Keys.RUNS_WARN] = ui.run_gone_text(gone_id, "nothing was done; here is the newest run instead")
     st.rerun()
 if gone_id is None:
-    st.session_state[MANAGE] = linked if linked in by_id else ids[0]
+    st.session_state[ui.Keys.RUNS_MANAGE] = linked if linked in by_id else ids[0]
 # the chosen run's label in the key: a select box keeps the label it had when chosen, and it showed the
 # old name after a rename, "running" after a Stop and "stopping" once stopped; the choice itself is
-# kept under MANAGE, so a new box starts on it
-run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[MANAGE]), format_func=labels.__getitem__,
-                      key=f"runs_manage_{labels[st.session_state[MANAGE]]}")
-st.session_state[MANAGE] = run_id
+# kept under ui.Keys.RUNS_MANAGE, so a new box starts on it
+run_id = st.selectbox("Run", ids, index=ids.index(st.session_state[ui.Keys.RUNS_MANAGE]), format_func=labels.__getitem__,
+                      key=f"runs_manage_{labels[st.session_state[ui.Keys.RUNS_MANAGE]]}")
+st.session_state[ui.Keys.RUNS_MANAGE] = run_id
 run = by_id[run_id]
 shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the table name it
 s = run.summary()
@@ -190,7 +190,7 @@ with left:
         if r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine):
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)
-                st.session_state["runs_flash"] = f"Renamed to “{ui.md(renamed.name)}”."
+                st.session_state[ui.Keys.RUNS_FLASH] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
     if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
@@ -207,7 +207,7 @@ with left:
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):
                 ui.stop(run.id)
-                st.session_state["runs_flash"] = (f"Run “{ui.md(shown_name)}” " + (
+                st.session_state[ui.Keys.RUNS_FLASH] = (f"Run “{ui.md(shown_name)}” " + (
                     "taken out of the queue." if waiting else "stops after its current batch."))
                 st.rerun()
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
@@ -220,8 +220,8 @@ with left:
             with ui.guard("Could not delete"):
                 gone = ui.md(shown_name)
                 ui.delete(run.id)
-                st.session_state.pop(MANAGE, None)
-                st.session_state["runs_flash"] = f"Deleted run {gone}."
+                st.session_state.pop(ui.Keys.RUNS_MANAGE, None)
+                st.session_state[ui.Keys.RUNS_FLASH] = f"Deleted run {gone}."
                 st.rerun()
         if n.button("Cancel", width="stretch", key="runs_confirm_no"):
             st.session_state.pop(ui.Keys.CONFIRM_DELETE, None)
@@ -258,4 +258,4 @@ with right:
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")
 
-class_settings()
+class_settings(saved)

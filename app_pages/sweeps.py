@@ -8,7 +8,6 @@ import streamlit as st
 from signlab import figures, ui, views
 from signlab.teach import SWEEPS_DETAILS, SWEEPS_INTRO
 
-GO_RUNS = "sweep_go_runs"  # set by "Compare their curves" (a callback, which cannot switch pages itself)
 st.title("🧪 Sweeps")
 ui.explain(SWEEPS_INTRO, SWEEPS_DETAILS)
 
@@ -83,7 +82,7 @@ running = record["running"]
 @st.fragment(run_every=2.0 if running else None)
 def live() -> None:
     # the button's click reruns this fragment only: its callback has run, so the switch is made here
-    if st.session_state.pop(GO_RUNS, False):
+    if st.session_state.pop(ui.Keys.SWEEP_GO_RUNS, False):
         st.switch_page("app_pages/runs.py")
     rows = []
     with ui.guard("Cannot read the study"):
@@ -153,7 +152,7 @@ def live() -> None:
                 # rerun of the click drew no button and the click was lost (and the brush with it)
                 brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
                                help=f"Open the Runs page with these trials' runs (at most {ui.COMPARE_AT_MOST}) overlaid.",
-                               on_click=st.session_state.update, args=({ui.Keys.RUNS_COMPARE: ids[:ui.COMPARE_AT_MOST], GO_RUNS: True},))
+                               on_click=st.session_state.update, args=({ui.Keys.RUNS_COMPARE: ids[:ui.COMPARE_AT_MOST], ui.Keys.SWEEP_GO_RUNS: True},))
     if rows:
         shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
         # the two accuracies first: at the end of 15 columns "test accuracy" was cut off at 1,280 px

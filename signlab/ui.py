@@ -71,6 +71,19 @@ class Keys:
     DETAILS_DRAWN = "live_details_drawn"  # the run whose epoch and health charts the user asked for while it trains
     LIVE_FEEDS = "live_feed_tokens"  # {run_id: token} of signlab.live's loss feed, issued to this session
     RUNS_COMPARE = "runs_compare"  # the runs Runs overlays (its multiselect); set by the Runs brush and Sweeps
+    # the pages' own keys (not a widget's), here too, so no two pages collide
+    RUNS_MANAGE = "runs_manage_id"  # the run of Runs' "Manage a run" section
+    RUNS_FLASH = "runs_flash"  # what an action on Runs did, said after its rerun
+    RUNS_WARN = "runs_warn"  # a warning said where the click was, after its rerun
+    RUNS_SETTINGS_SAVED = "runs_settings_saved"  # an instructor's class settings were saved
+    EVAL_PAIR = "eval_pair"  # Evaluate's chosen (true, predicted) cell, kept across pages
+    EVAL_PAIR_RUN = "eval_pair_run"  # the run that cell was chosen for (a new run starts on its worst mistake)
+    MAP_BOX_HIDDEN = "map_box_hidden"  # the Map's last rerun stopped before the image box (at the t-SNE prompt)
+    MAP_SEEN = "map_seen_selection"  # the last selection acted on, so a rerun does not undo a typed number
+    CLASSIFY_START_N = "classify_start_n"  # "Another image": which dataset image of the letter the canvas starts on
+    KERNELS_SEED = "kernels_seed"  # the Kernels page's last random test image draw
+    CALIBRATE_ERRORS = "calibrate_errors"  # photos the Calibrate page could not use, said after the rerun
+    SWEEP_GO_RUNS = "sweep_go_runs"  # set by "Compare their curves" (a callback, which cannot switch pages itself)
 
 
 def runs_dir() -> Path:
