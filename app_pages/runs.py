@@ -10,8 +10,8 @@ MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area 
 # ----------------------------------------------------------------------------- class settings
 def class_settings(saved: bool) -> None:
     """An instructor's box of the class's quotas, open with a word when ``saved`` just now (shown also
-    before any run exists: the quotas and the
-    pause limit were out of reach until a student had trained something)."""
+    before any run exists: the quotas and the pause limit were out of reach until a student had
+    trained something)."""
     if ui.user().role != "instructor":
         return
     rules = ui.policy()
