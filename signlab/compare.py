@@ -8,6 +8,8 @@ decay go on a log scale, words and on/off settings become categories. A *brush* 
 :func:`apply_brush` keeps the rows inside every brushed axis and :func:`axes` draws each brush as
 the axis's constraint range, so the chart and the table always agree. No Streamlit, no plotly:
 :func:`signlab.figures.parallel_coordinates` draws the axes.
+
+Also the run a page starts on (:func:`preferred_run`): for photos, for drawings, to calibrate.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .store import ACTIVE, HOLDING
+from .errors import SignlabError
+from .fsutil import read_json_inside
+from .store import ACTIVE, HOLDING, RunState
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
     from .runs import Run
@@ -326,3 +330,60 @@ def same_curves(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list
         if ys or losses:
             groups.setdefault((ys, losses), []).append(name)
     return [names for names in groups.values() if len(names) > 1]
+
+
+# --------------------------------------------------------------------------- the run a page starts on
+def _completed(r: "Run") -> bool:
+    return r.has_weights() and r.summary()["status"] == RunState.COMPLETED
+
+
+def calibrated_parent(run: "Run") -> str | None:
+    """The run a calibrated run was adapted from (its ``calibration.json`` or config names a parent), else None."""
+    for name in ("calibration.json", "config.json"):
+        record = read_json_inside(run.dir, name, default={})  # never through a planted link
+        parent = record.get("parent") if isinstance(record, dict) else None
+        if isinstance(parent, str) and parent:
+            return parent
+    return None
+
+
+def _accuracy(r: "Run") -> float:
+    acc = r.summary().get("test_accuracy")
+    return float(acc) if isinstance(acc, (int, float)) else -1.0
+
+
+def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", str]:
+    """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
+
+    Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
+    for photos), else the user's best run. Drawings (and Evaluate, Kernels and Map, whose pickers ask
+    for the same): the best completed run by test accuracy (ties: the newest), so a weak sweep trial
+    that happens to be newest is not the default; a calibrated run only when there is no other (one
+    adapted to a student's photos became the default for drawings and for the dataset's map, by a
+    test accuracy its dataset replay had lifted). "calibrate": as for photos, but a run already
+    calibrated only when there is no other (the Calibrate page started on one, and a student
+    calibrated the calibrated run again without meaning to).
+    """
+    if not available:
+        return None, ""
+    done = [r for r in available if _completed(r)]
+    if purpose in ("calibrate", "drawing"):  # calibrated runs only when there is nothing else, finished or not
+        plain = [r for r in available if not calibrated_parent(r)]
+        if plain:
+            available, done = plain, [r for r in done if not calibrated_parent(r)]
+    if purpose == "photo":
+        for r in done:
+            if calibrated_parent(r):
+                return r, "the newest calibrated run, adapted to your own photos"
+    if purpose in ("photo", "calibrate"):
+        for r in done:
+            try:
+                if r.config.augment_photo:  # trained on photo-like images (the robust preset), as Classify reads it
+                    return r, "the newest run of the robust preset, which is trained for photos"
+            except SignlabError:
+                continue
+    pool = done or available
+    best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
+    if _accuracy(best) < 0:
+        return available[0], "the newest run"
+    return best, "your best run by test accuracy"

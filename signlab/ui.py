@@ -25,7 +25,7 @@ from .device import device_description
 from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
 from .errors import SignlabError
 from .evaluate import Evaluation, evaluate_model
-from .fsutil import read_json_inside
+from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
 from .paths import default_runs_dir
@@ -450,62 +450,6 @@ def decoded_photo(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
         cache[key] = decoded
     gray, notes = cache[key]
     return gray, list(notes)
-
-
-def _completed(r: Run) -> bool:
-    return r.has_weights() and r.summary()["status"] == "completed"
-
-
-def calibrated_parent(run: Run) -> str | None:
-    """The run a calibrated run was adapted from (its ``calibration.json`` or config names a parent), else None."""
-    for name in ("calibration.json", "config.json"):
-        record = read_json_inside(run.dir, name, default={})  # never through a planted link
-        parent = record.get("parent") if isinstance(record, dict) else None
-        if isinstance(parent, str) and parent:
-            return parent
-    return None
-
-
-def _accuracy(r: Run) -> float:
-    acc = r.summary().get("test_accuracy")
-    return float(acc) if isinstance(acc, (int, float)) else -1.0
-
-
-def preferred_run(available: list[Run], purpose: str) -> tuple[Run | None, str]:
-    """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
-
-    Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
-    for photos), else the user's best run. Drawings (and Evaluate, Kernels and Map, whose pickers ask
-    for the same): the best completed run by test accuracy (ties: the newest), so a weak sweep trial
-    that happens to be newest is not the default; a calibrated run only when there is no other (one
-    adapted to a student's photos became the default for drawings and for the dataset's map, by a
-    test accuracy its dataset replay had lifted). "calibrate": as for photos, but a run already
-    calibrated only when there is no other (the Calibrate page started on one, and a student
-    calibrated the calibrated run again without meaning to).
-    """
-    if not available:
-        return None, ""
-    done = [r for r in available if _completed(r)]
-    if purpose in ("calibrate", "drawing"):  # calibrated runs only when there is nothing else, finished or not
-        plain = [r for r in available if not calibrated_parent(r)]
-        if plain:
-            available, done = plain, [r for r in done if not calibrated_parent(r)]
-    if purpose == "photo":
-        for r in done:
-            if calibrated_parent(r):
-                return r, "the newest calibrated run, adapted to your own photos"
-    if purpose in ("photo", "calibrate"):
-        for r in done:
-            try:
-                if r.config.augment_photo:  # trained on photo-like images (the robust preset), as Classify reads it
-                    return r, "the newest run of the robust preset, which is trained for photos"
-            except SignlabError:
-                continue
-    pool = done or available
-    best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
-    if _accuracy(best) < 0:
-        return available[0], "the newest run"
-    return best, "your best run by test accuracy"
 
 
 def choose_for_classify(run_id: str, tab: str | None = None) -> None:

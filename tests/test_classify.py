@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from signlab import api
+from signlab import api, compare
 from signlab.config import TrainConfig, preset
 from signlab.inference import (occlude, occlusion_map, predict, predict_prepared, saliency_map)
 from signlab.labels import LETTERS
@@ -303,9 +303,9 @@ def test_preferred_photo_run(tmp_path):
     (newest.dir / "model.safetensors").write_bytes(b"x")
     available = [r for r in list_runs(tmp_path) if r.has_weights()]
     assert available[0].id == "c-fast"
-    assert ui.preferred_run(available, "photo")[0].id == "a-robust-old"
-    assert ui.preferred_run([r for r in available if r.id != "a-robust-old"], "photo")[0].id == "c-fast"
-    assert ui.preferred_run([], "photo")[0] is None
+    assert compare.preferred_run(available, "photo")[0].id == "a-robust-old"
+    assert compare.preferred_run([r for r in available if r.id != "a-robust-old"], "photo")[0].id == "c-fast"
+    assert compare.preferred_run([], "photo")[0] is None
     # the picker's labels say which runs are robust ensembles; the default preset goes unsaid
     assert ui.run_label(old).startswith("a-robust-old · fastcnn ×3 · robust · completed")
     assert ui.run_label(newest).startswith("c-fast · logreg · completed")
@@ -421,28 +421,28 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     make("c-sweep-trial", TrainConfig(), 0.90)
     available = [r for r in list_runs(tmp_path) if r.has_weights()]
     assert available[0].id == "c-sweep-trial"
-    assert ui.preferred_run(available, "drawing") == (available[1], "your best run by test accuracy")
-    assert ui.preferred_run(available, "photo")[0].id == "a-robust"
+    assert compare.preferred_run(available, "drawing") == (available[1], "your best run by test accuracy")
+    assert compare.preferred_run(available, "photo")[0].id == "a-robust"
     calibrated = make("d-calibrated", preset("robust"), 0.99)
     (calibrated.dir / "calibration.json").write_text(json.dumps({"parent": "a-robust", "photos": 24}))
     available = [r for r in list_runs(tmp_path) if r.has_weights()]
-    assert ui.calibrated_parent(calibrated) == "a-robust"
-    run, why = ui.preferred_run(available, "photo")
+    assert compare.calibrated_parent(calibrated) == "a-robust"
+    run, why = compare.preferred_run(available, "photo")
     assert run.id == "d-calibrated" and "calibrated" in why
     # the Calibrate page starts on the run before calibration, not the calibrated one (calibrated again
     # by a student who did not mean to)
-    assert ui.preferred_run(available, "calibrate")[0].id == "a-robust"
+    assert compare.preferred_run(available, "calibrate")[0].id == "a-robust"
     only = [r for r in available if r.id == "d-calibrated"]
-    assert ui.preferred_run(only, "calibrate")[0].id == "d-calibrated"  # nothing else to calibrate: that one
+    assert compare.preferred_run(only, "calibrate")[0].id == "d-calibrated"  # nothing else to calibrate: that one
     # drawings (and Evaluate, Kernels, Map) start on a plain run, even beside a calibrated one with a
     # higher test accuracy: it is adapted to one student's photos
     calibrated.store.annotate(calibrated.id, test_accuracy=0.9999)
-    assert ui.preferred_run(list_runs(tmp_path), "drawing")[0].id == "b-best-fast"
-    assert ui.preferred_run(only, "drawing")[0].id == "d-calibrated"
+    assert compare.preferred_run(list_runs(tmp_path), "drawing")[0].id == "b-best-fast"
+    assert compare.preferred_run(only, "drawing")[0].id == "d-calibrated"
     unfinished = make("e-unfinished", TrainConfig(), None, status="stopped")
     (unfinished.dir / "model.safetensors").write_bytes(b"x")
-    assert ui.preferred_run([*only, unfinished], "calibrate")[0].id == "e-unfinished"  # before a calibrated run
-    assert ui.preferred_run([], "photo") == (None, "")
+    assert compare.preferred_run([*only, unfinished], "calibrate")[0].id == "e-unfinished"  # before a calibrated run
+    assert compare.preferred_run([], "photo") == (None, "")
 
 
 def _uploaded(dataset, name: str):
