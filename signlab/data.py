@@ -33,7 +33,7 @@ import numpy as np
 
 from . import labels
 from .errors import ConfigError, DataError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, atomic_write_npz
 from .paths import BUNDLED_DATA_DIR, cache_dir
 
 TRAIN_NAME = "sign_mnist_train.csv"
@@ -358,11 +358,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _save_npz(path: Path, split: Split) -> None:
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a bare path
-        np.savez(f, images=split.images, targets=split.targets)
-
-
 def load_split(location: str, progress: Callable[[int, int], None] | None = None) -> Split:
     """Load one CSV (path or URL), from the parsed cache when its content was seen before."""
     path = download(location, progress) if _is_url(location) else Path(location).expanduser()
@@ -391,7 +386,7 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
     split = parse_csv(_read_text(path, raw), str(location))
     split = Split(split.images, split.targets, str(location))
     try:
-        atomic_write(cached, lambda p: _save_npz(p, split))
+        atomic_write_npz(cached, {"images": split.images, "targets": split.targets}, compressed=False)
     except OSError:
         pass  # an unwritable cache only costs speed
     return split

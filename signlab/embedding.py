@@ -27,7 +27,7 @@ from torch import nn
 
 from .data import Split
 from .errors import RunError, SignlabError
-from .fsutil import atomic_write
+from .fsutil import atomic_write_npz
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES, NUM_PIXELS
 from .models import first_network, watch
 from .numbers import duration, newest_median
@@ -320,12 +320,8 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
                   dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime),
                   version=np.int64(CACHE_VERSION))
 
-    def write(p: Path) -> None:
-        with open(p, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
     try:  # parents=False: a run deleted (in another tab) while its map was computed is not made again
-        atomic_write(cache_path(run, layer, method), write, parents=False)
+        atomic_write_npz(cache_path(run, layer, method), arrays, parents=False)
     except (OSError, SignlabError):
         if not run.dir.is_dir():
             raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run") from None

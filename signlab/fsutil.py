@@ -65,6 +65,19 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def atomic_write_npz(path: Path, arrays: dict[str, Any], compressed: bool = True, parents: bool = True) -> None:
+    """Write ``arrays`` to one .npz file at ``path`` atomically (:func:`atomic_write`'s ``parents``)."""
+    import numpy as np  # here: the rest of this module is read by code that never needs numpy
+
+    save = np.savez_compressed if compressed else np.savez
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a bare path
+            save(f, **arrays)
+
+    atomic_write(path, write, parents=parents)
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """Read a JSON file; ``default`` when it is missing or unreadable (never half-parsed)."""
     try:

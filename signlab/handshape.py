@@ -35,7 +35,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import DataError, SignlabError
-from .fsutil import atomic_write, read_bytes_inside
+from .fsutil import atomic_write, atomic_write_npz, read_bytes_inside
 from .hands import ASSETS, HandFound, find_hand
 from .labels import NUM_CLASSES
 
@@ -112,11 +112,7 @@ def save_landmarks(parts: dict[str, dict[str, np.ndarray]], targets: dict[str, n
         arrays[f"{split}_presence"] = d["presence"].astype(np.float16)
         arrays[f"{split}_left"] = d["left"]
         arrays[f"{split}_targets"] = np.asarray(targets[split], np.int8)
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: numpy would add ".npz" to a path
-            np.savez_compressed(f, **arrays)
-
-    atomic_write(path, write)
+    atomic_write_npz(path, arrays)
 
 
 @lru_cache(maxsize=4)  # calibration reads the training hands each time: read and decompress them once

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from .config import TrainConfig, check_setting
-from .errors import RunError, SignlabError
+from .errors import SignlabError
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run

@@ -36,7 +36,8 @@ from . import sweep as _sweep
 from . import teach as _teach
 from .data import TRAIN_ROWS, class_counts as _class_counts
 from .errors import SignlabError
-from .events import STOPPED_BY_REQUEST, continued_steps  # noqa: F401 - continued_steps: the pages' too
+from .events import STOPPED_BY_REQUEST
+from .events import continued_steps as _continued_steps
 from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
 from .inference import doubt, photo_tiers, predict_prepared, top_k
@@ -878,6 +879,7 @@ RUN_COLUMNS = _compare.RUN_COLUMNS
 TRIAL_COLUMNS = _compare.TRIAL_COLUMNS
 SWEEP_PARAMS = _sweep.PARAMS
 trial_counts = _sweep.trial_counts
+continued_steps = _continued_steps  # the pages' too: steps counted over a continued run's fits
 SWEEP_DEFAULT_EPOCHS = _sweep.DEFAULT_EPOCHS
 SWEEP_DEFAULT_MODEL, SWEEP_DEFAULT_TRIALS = _sweep.DEFAULT_MODEL, _sweep.DEFAULT_TRIALS
 SWEEP_MAX_TRIALS, SWEEP_MAX_WORKERS = _sweep.MAX_TRIALS, _sweep.MAX_WORKERS

@@ -406,7 +406,6 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     import json
     import time
 
-    from signlab import ui
     from signlab.runs import list_runs
 
     def make(run_id, cfg, acc, status="completed"):

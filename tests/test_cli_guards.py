@@ -11,7 +11,6 @@ import json
 import os
 import re
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest

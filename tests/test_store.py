@@ -314,8 +314,6 @@ def test_a_worker_training_for_longer_than_two_leases_stays_live(tmp_path, db_ur
     trains. (Without it a worker dropped out of the live workers after two leases of training: the job
     manager took it for one still starting and started no worker for the next run, and the Sweeps
     page said "Starting the worker…" in the middle of a trial.)"""
-    import sqlalchemy as sa
-
     from signlab.store import workers_table
 
     store = store_for(tmp_path)
