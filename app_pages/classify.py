@@ -256,11 +256,7 @@ c2.plotly_chart(figures.single_image(views.model_view(model, x), input_title, he
 for note in prepared.notes:
     st.caption(f"Note: {note}.")
 if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, so no letter and no "why"
-    # a photo of noise read "almost one flat shade" at full size: it is, at the model's 28x28
-    c3.info("**Nothing to classify.** " + (
-        "Shrunk to the 28×28 pixels the model sees, the image is almost one flat shade (fine noise or "
-        "texture averages out to grey)." if is_photo else
-        "The canvas is empty: draw a hand, or start from a dataset image."), icon="✋")
+    c3.info(views.nothing_to_classify_text(is_photo), icon="✋")
     st.stop()
 
 seen = ui.or_stop("Could not classify", lambda: views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo,
@@ -311,30 +307,10 @@ if cfg.ensemble > 1 and kind == "conv":
 why_row = st.container(horizontal=True, gap="medium")
 left, right = why_row.container(width=WHY_PX), why_row.container(width=WHY_PX)
 with left:
-    sal = views.saliency_map(model, x, target)
-    if kind == "logreg":
-        fig = figures.saliency_overlay(x, sal, f"Template × input for {name}", signed=True, zmax=1.0,
-                                       colorbar_title="vote")
-        caption = (f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels vote "
-                   f"for {name}, blue ones against.")
-    elif kind == "conv":
-        faint = p_view < views.NO_EVIDENCE_BELOW  # Grad-CAM is scaled to its own maximum: a 0% letter would glow too
-        fig = figures.saliency_overlay(x, np.zeros_like(sal) if faint else sal, f"Grad-CAM for {name}", zmax=1.0,
-                                       colorbar_title="evidence")
-        caption = views.cam_caption(model, name)
-        if faint:
-            caption = (f"The model gives {name} almost nothing here ({views.percent(p_view, 1)}), "
-                       f"so there is no evidence for it "
-                       "to show.")
-        elif not np.any(sal > 0):
-            caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
-                       + (": its score is cut to zero by the ReLU on the output (the lecture's flaw)."
-                          if views.model_info(cfg.model).output_relu else "."))
-    else:
-        fig = figures.saliency_overlay(x, sal, f"Gradient saliency for {name}", zmax=1.0, colorbar_title="|∂z/∂x|")
-        caption = f"Bright pixels are those whose change would move the score of {name} most."
-    st.plotly_chart(fig, width="stretch", key="classify_saliency")
-    st.caption(caption)
+    why = views.saliency_view(model, x, target, p_view, output_relu=views.model_info(cfg.model).output_relu)
+    st.plotly_chart(figures.saliency_overlay(x, why.values, why.title, signed=why.signed, zmax=1.0,
+                                             colorbar_title=why.colorbar), width="stretch", key="classify_saliency")
+    st.caption(why.caption)
 with right:
     patch = st.slider("Patch size (pixels of the 28×28 input)", 3, 14, 7, key="classify_patch")
     occ = views.occlusion_map(model, x, target, patch=patch, stride=2)

@@ -1290,6 +1290,54 @@ def saliency_map(model: Any, x: np.ndarray, target: int) -> np.ndarray:
     return _inference.saliency_map(model, x, target)
 
 
+@dataclass(frozen=True)
+class SaliencyView:
+    """Classify's left "why" map for one letter: the values to draw over the input and their words."""
+
+    values: np.ndarray  # (28, 28)
+    title: str
+    signed: bool  # red for, blue against (logistic regression's votes); else one scale from 0
+    colorbar: str
+    caption: str
+
+
+def saliency_view(model: Any, x: np.ndarray, target: int, p_view: float, output_relu: bool = False) -> SaliencyView:
+    """What speaks for letter ``target`` in the one input ``x`` (its probability ``p_view``): logistic
+    regression's template × input, a convolution's Grad-CAM (nothing, and said so, for a letter the
+    model gives almost nothing: the map is scaled to its own maximum, so a 0% letter glowed too), or
+    gradient saliency. ``output_relu``: the model clips its scores (the lecture's flaw), named when
+    Grad-CAM finds no evidence at all."""
+    name, kind = LETTERS[target], model_kind(model)
+    sal = saliency_map(model, x, target)
+    if kind == "logreg":
+        return SaliencyView(sal, f"Template × input for {name}", True, "vote",
+                            f"Logistic regression scores {name} as a sum over pixels of weight × pixel: red pixels "
+                            f"vote for {name}, blue ones against.")
+    if kind != "conv":
+        return SaliencyView(sal, f"Gradient saliency for {name}", False, "|∂z/∂x|",
+                            f"Bright pixels are those whose change would move the score of {name} most.")
+    if p_view < NO_EVIDENCE_BELOW:
+        return SaliencyView(np.zeros_like(sal), f"Grad-CAM for {name}", False, "evidence",
+                            f"The model gives {name} almost nothing here ({percent(p_view, 1)}), so there is no "
+                            "evidence for it to show.")
+    if not np.any(sal > 0):
+        caption = (f"Grad-CAM finds no evidence for {name} anywhere in this image"
+                   + (": its score is cut to zero by the ReLU on the output (the lecture's flaw)." if output_relu
+                      else "."))
+    else:
+        caption = cam_caption(model, name)
+    return SaliencyView(sal, f"Grad-CAM for {name}", False, "evidence", caption)
+
+
+def nothing_to_classify_text(is_photo: bool) -> str:
+    """Classify's words for a blank input: an empty canvas, or a photo that is one flat shade at 28×28."""
+    # a photo of noise read "almost one flat shade" at full size: it is, at the model's 28x28
+    return "**Nothing to classify.** " + (
+        "Shrunk to the 28×28 pixels the model sees, the image is almost one flat shade (fine noise or "
+        "texture averages out to grey)." if is_photo else
+        "The canvas is empty: draw a hand, or start from a dataset image.")
+
+
 def occlusion_map(model: Any, x: np.ndarray, target: int, patch: int, stride: int = 2) -> np.ndarray:
     return _inference.occlusion_map(model, x, target, patch=patch, stride=stride)
 

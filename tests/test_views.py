@@ -1020,3 +1020,22 @@ def test_the_first_layers_words_follow_its_kind_and_size():
     assert "edge or blob" not in fixed and fixed.endswith("blue to dark ones.")
     assert views.first_layer_words("logreg")[0] == "Weight templates, one per letter"
     assert set(views.FIRST_LAYER_KINDS) == {"conv", "logreg", "mlp"}
+
+
+def test_the_why_map_follows_the_model_kind():
+    """Classify's left "why" map and its words, per kind of model (the page branched on it itself)."""
+    from signlab.models import create_model
+
+    x = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    votes = views.saliency_view(create_model("logreg").eval(), x, 0, 0.5)
+    assert votes.signed and votes.title == "Template × input for A" and votes.colorbar == "vote"
+    assert votes.values.shape == (28, 28) and "red pixels vote for A" in votes.caption
+    mlp = views.saliency_view(create_model("mlp").eval(), x, 1, 0.5)
+    assert not mlp.signed and mlp.title == "Gradient saliency for B"
+    conv = create_model("convnet").eval()
+    faint = views.saliency_view(conv, x, 2, 0.001)  # a letter the model gives almost nothing: nothing glows
+    assert faint.title == "Grad-CAM for C" and not faint.values.any() and "almost nothing here (0.1%)" in faint.caption
+    said = views.saliency_view(conv, x, 2, 0.5).caption
+    assert said.startswith(("Bright regions are where", "Grad-CAM finds no evidence for C")), said
+    assert views.nothing_to_classify_text(False).endswith("draw a hand, or start from a dataset image.")
+    assert "one flat shade" in views.nothing_to_classify_text(True)
