@@ -33,8 +33,8 @@ def _log(run, *records, torn: str = "") -> None:
         f.write(torn)
 
 
-def _batch(step: int, loss: float) -> dict:
-    return {"type": "batch", "step": step, "epoch": 1, "loss": loss}
+def _batch(step: int, loss: float, epoch: int = 1) -> dict:
+    return {"type": "batch", "step": step, "epoch": epoch, "loss": loss}
 
 
 def _get(query: str):
@@ -77,7 +77,8 @@ def test_the_feed_says_the_progress_line_and_the_state_as_the_page_would(held):
 
 def test_a_continued_run_goes_on_counting_steps(run):
     token = live.issue(run)
-    _log(run, _batch(1, 3.0), _batch(2, 2.0), {"type": "fit_start"}, _batch(1, 1.5))
+    # (a continuation starts on the epoch after the last finished one: here epoch 2)
+    _log(run, _batch(1, 3.0), _batch(2, 2.0), {"type": "fit_start"}, _batch(1, 1.5, epoch=2))
     assert live.answer(token)["spec"]["traces"][0]["x"] == [1, 2, 3]
 
 
