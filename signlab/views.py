@@ -166,6 +166,40 @@ def current_fit(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(batches[start:])
 
 
+def _completed_message(status: dict[str, Any], done: int, now: float | None, validated_on_test: bool,
+                       shifted: bool) -> tuple[str, bool]:
+    """A completed run's line, and whether its test accuracy is still to come (:func:`live_status`).
+
+    The test accuracy (test-time shifts included) is written a few seconds after the run completes;
+    until then the last validation (the network alone, no shifts) is shown, named as such. The two
+    can differ (100% and 99.74% for one fast-preset run), so the page looks again for up to a minute
+    rather than stay on the first and contradict the Evaluate page."""
+    test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
+    secs = _number(status.get("train_seconds")) or 0.0
+    since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
+    awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
+    if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
+        # in plain words: "the network alone" against "the model as it predicts" read as jargon
+        if not validated_on_test:
+            why = f"The chart read {percent(val)} on images held out from training, not the test images."
+        elif shifted:
+            why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
+                   "image, while the test accuracy averages its answers for each image and four copies "
+                   f"moved by one pixel (test-time shifts), which moved it by {100 * abs(test - val):.2f} "
+                   "points.")
+        else:
+            why = f"The chart read {percent(val)} on the same test images after the last epoch."
+        result = f": **{percent(test)}** test accuracy. {why}"
+    elif test:
+        result = f": **{percent(test)}** test accuracy."
+    elif val:
+        result = (f": **{percent(val)}** validation accuracy"
+                  + ("; the test accuracy follows in a few seconds." if awaiting else "."))
+    else:
+        result = "."
+    return f"✅ Finished {count_text(done, 'epoch')} in {secs:.1f} s of training" + result, awaiting
+
+
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
                 target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None,
@@ -231,35 +265,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:
-        # the test accuracy (test-time shifts included) is written a few seconds after the run
-        # completes; until then the last validation (the network alone, no shifts) is shown, named as such.
-        # The two can differ (100% and 99.74% for one fast-preset run), so the page looks again
-        # for up to a minute rather than stay on the first and contradict the Evaluate page
-        test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
-        secs = _number(status.get("train_seconds")) or 0.0
-        since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
-        awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
-        if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
-            # in plain words: "the network alone" against "the model as it predicts" read as jargon
-            if not validated_on_test:
-                why = f"The chart read {percent(val)} on images held out from training, not the test images."
-            elif shifted:
-                why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
-                       "image, while the test accuracy averages its answers for each image and four copies "
-                       f"moved by one pixel (test-time shifts), which moved it by {100 * abs(test - val):.2f} "
-                       "points.")
-            else:
-                why = f"The chart read {percent(val)} on the same test images after the last epoch."
-            result = f": **{percent(test)}** test accuracy. {why}"
-        elif test:
-            result = f": **{percent(test)}** test accuracy."
-        elif val:
-            result = (f": **{percent(val)}** validation accuracy"
-                      + ("; the test accuracy follows in a few seconds." if awaiting else "."))
-        else:
-            result = "."
-        return LiveStatus(state, "success", f"✅ Finished {count_text(done, 'epoch')} in {secs:.1f} s of training" + result,
-                          epoch=done, awaiting_test=awaiting, **buttons)
+        said, awaiting = _completed_message(status, done, now, validated_on_test, shifted)
+        return LiveStatus(state, "success", said, epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:
