@@ -479,6 +479,7 @@ class Run:
             "train_seconds": row.get("train_seconds"), "created": row.get("created"),
             "message": row.get("message", ""), "stopped_by": row.get("stopped_by"),
             "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
+            "parent": row.get("parent"),  # the run a calibrated run was adapted from (kept in the store since 2026-12-05)
         }
 
 

@@ -722,7 +722,8 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         else:
             result = f"{state}: {percent(acc)}" if acc is not None else state
         epochs = s.get("epochs")
-        took = DASH if secs is None else f"{secs:.1f} s" + (f", {count_text(epochs, 'epoch')}" if epochs else "")
+        took = DASH if secs is None else f"{secs:.1f} s" + (
+            " calibrating" if s.get("parent") else f", {count_text(epochs, 'epoch')}" if epochs else "")
         name = run_display_name(s["run_id"], s.get("name")) if s.get("run_id") else s.get("name")  # as the pickers
         rows.append({"name": md(name or ""), "model": s.get("model"), "test accuracy": result,
                      "training time": "training…" if busy else took})

@@ -145,6 +145,11 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
     assert new.status()["status"] == "completed" and new.config == parent.config
     # its training time is the calibration's (the runs tables showed 0.0 s)
     assert new.status()["train_seconds"] == pytest.approx(record["seconds"], abs=0.01) and record["seconds"] > 0
+    # Home says the seconds were calibrating (it said "4.9 s, 3 epochs": the parent's epochs)
+    from signlab.views import latest_runs_rows
+
+    assert new.summary()["parent"] == parent.id
+    assert latest_runs_rows([new.summary()])[0]["training time"] == f"{record['seconds']:.1f} s calibrating"
     after = (calibrate.predict_views(new.load_model(), views, mirror=False).argmax(1) == targets).mean()
     assert before < 0.35 and after >= before + 0.25, (before, after)
     # the dataset's own letters are kept (the replay images)
