@@ -560,10 +560,11 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
 # One colour per letter: plotly's Dark24 (24 colours that read on white), dealt so that the letters
 # students confuse get far-apart hues. In Dark24's own order E, M and N (three fists) were three
 # magentas side by side on the Map; now the fists A, E, M, N, S, T are blue, purple, green, orange, teal
-# and black, T and X (the commonest mistake) black and olive, G and H brown and violet. (X was magenta
-# beside E's violet and I's pink, three letters a student could not tell apart on the Map.)
+# and black, T and X (the commonest mistake) black and olive, G and H brown and violet. Dark24's second
+# magenta (#FB00D1) is left out: beside E's violet-magenta and I's pink, X and then C in it could not be
+# told apart on the Map; C is cyan instead.
 LETTER_COLOURS = {
-    "A": "#2E91E5", "B": "#E15F99", "C": "#FB00D1", "D": "#0D2A63", "E": "#DA16FF", "F": "#B2828D",
+    "A": "#2E91E5", "B": "#E15F99", "C": "#17BECF", "D": "#0D2A63", "E": "#DA16FF", "F": "#B2828D",
     "G": "#6C4516", "H": "#511CFB", "I": "#FC0080", "K": "#FB0D0D", "L": "#862A16", "M": "#1CA71C",
     "N": "#EB663B", "O": "#778AAE", "P": "#AF0038", "Q": "#750D86", "R": "#A777F1", "S": "#00A08B",
     "T": "#222A2A", "U": "#1616A7", "V": "#B68100", "W": "#DA60CA", "X": "#6C7C32", "Y": "#620042",

@@ -501,7 +501,9 @@ def test_force_stop_keeps_the_time_of_the_stop_it_follows(tmp_path):
 # --------------------------------------------------------------------------- map and kernels
 def test_each_letter_has_its_own_colour_and_the_fists_far_apart():
     colours = figures.letter_colors()
-    assert len(colours) == len(LETTERS) == len(set(colours)) and set(colours) == set(pc_dark24())
+    assert len(colours) == len(LETTERS) == len(set(colours))
+    # Dark24 but for its second magenta, which could not be told from E's beside it on the Map
+    assert len(set(colours) & set(pc_dark24())) == len(LETTERS) - 1 and "#FB00D1" not in colours
     by = dict(zip(LETTERS, colours))
     fists = [by[k] for k in "AEMNST"]  # closed hands told apart by the thumb: one hue family each
 
@@ -514,8 +516,8 @@ def test_each_letter_has_its_own_colour_and_the_fists_far_apart():
     coloured = sorted(hue(c) for c in fists if c != by["T"])  # T is near-black
     gaps = [b - a for a, b in zip(coloured, coloured[1:])] + [360 - coloured[-1] + coloured[0]]
     assert min(gaps) > 30, [round(h) for h in coloured]  # Dark24's order had E, M, N within 40 degrees
-    # and X, the fists' commonest stand-in (T→X), is no magenta beside E's violet and I's pink
-    assert min(abs(hue(by["X"]) - hue(by[k])) for k in "EI") > 60
+    # and X, the fists' commonest stand-in (T→X), is no magenta beside E's violet and I's pink, nor is C
+    assert min(abs(hue(by[k]) - hue(by[e])) for k in "XC" for e in "EI") > 60
 
 
 def pc_dark24() -> list[str]:
