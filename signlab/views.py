@@ -547,8 +547,10 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
         members = int(getattr(cfg, "ensemble", 1) or 1)
         target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
+        # "guessed from its s2net runs and the work an image of each" left a student to work out whose runs
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
-                f"from its {est.like} runs and the work an image of each (it has not trained {target} yet)" + shared)
+                f"from the server's {est.like} runs and how much work an image is for each network (it has not "
+                f"trained {target} yet)" + shared)
     if duration(est.whole) == duration(est.training):  # none measured yet (older runs), or lost in the rounding
         return f"it takes {duration(est.training)} on this server" + shared
     return (f"it takes {duration(est.whole)} on this server ({duration(est.training).removeprefix('about ')} "
@@ -573,7 +575,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     smallest = min(_sweep.BATCH_SIZES)
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
-            + (f" (guessed from its {est.like} runs)" if est.like else "")
+            + (f" (guessed from the server's {est.like} runs)" if est.like else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(est.whole * trials * epochs)} or more with one "

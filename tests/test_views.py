@@ -243,7 +243,8 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     assert like == "s2net" and speed == pytest.approx(10_000 * ratio * (32 / 128) ** 0.5)
     said = views.time_estimate(lecture, [s2net])
     assert said == (f"it takes {views.duration(views.training_images(lecture) / speed).replace('about', 'roughly')}"
-                    " of training on this server, guessed from its s2net runs and the work an image of each (it has "
+                    " of training on this server, guessed from the server's s2net runs and how much work an image is for "
+                    "each network (it has "
                     "not trained seed_convnet yet)")
     assert views.time_estimate(lecture, [s2net], busy=1) == said + ", longer while 1 other run trains here"
     # logistic regression's speed is its overheads': 330 times less work says nothing of a ConvNet
@@ -255,7 +256,8 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     robust = preset("robust")
     one = {**s2net, "model": robust.model, "batch_size": robust.batch_size, "samples_per_second": 3000.0}
     said = views.time_estimate(robust, [one])
-    assert said.endswith(f"guessed from its {robust.model} runs and the work an image of each (it has not trained "
+    assert said.endswith(f"guessed from the server's {robust.model} runs and how much work an image is for each "
+                         f"network (it has not trained "
                          f"{robust.ensemble} {robust.model} networks together yet)"), said
 
 
