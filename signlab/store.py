@@ -340,13 +340,18 @@ class RunStore:
 
     # -- rows
     @staticmethod
-    def _row_dict(row: Any) -> dict[str, Any]:
-        d = dict(row._mapping)
+    def _info(text: str | None) -> dict[str, Any]:
+        """A row's info column as a dict ({} when empty or not a JSON object)."""
         try:
-            info = json.loads(d.pop("info") or "{}")
+            info = json.loads(text or "{}")
         except ValueError:
-            info = {}
-        d.update(info if isinstance(info, dict) else {})
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    @classmethod
+    def _row_dict(cls, row: Any) -> dict[str, Any]:
+        d = dict(row._mapping)
+        d.update(cls._info(d.pop("info")))
         d["status"] = RunState(d["state"])
         return d
 
@@ -469,8 +474,8 @@ class RunStore:
                             f"(it is {row.state if row else 'deleted'}; its lease ran out or it was taken over)")
         return row
 
-    @staticmethod
-    def _merge_info(row, changes: dict[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def _merge_info(cls, row, changes: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         extra = {k: v for k, v in changes.items() if k in _INFO_KEYS}
         plain = {k: v for k, v in changes.items() if k in _PLAIN}
@@ -478,11 +483,7 @@ class RunStore:
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
         if extra:
-            try:
-                info = json.loads(row.info or "{}")
-            except ValueError:
-                info = {}
-            out["info"] = json.dumps({**(info if isinstance(info, dict) else {}), **extra})
+            out["info"] = json.dumps({**cls._info(row.info), **extra})
         return {**out, **plain}
 
     def expire_leases(self, now: float | None = None) -> list[str]:
@@ -694,11 +695,7 @@ class RunStore:
         state and words it had (a completed run read "stopped: cancelled before it started", beside
         its epochs and test accuracy); a run never trained, or one queued again after its holder
         vanished, is stopped, keeping what it finished."""
-        try:
-            info = json.loads(row.info or "{}")
-        except ValueError:
-            info = {}
-        before = info.get("before_continue") if isinstance(info, dict) else None
+        before = self._info(row.info).get("before_continue")
         if isinstance(before, dict) and before.get("state") in {f.value for f in FINAL}:
             back = RunState(before["state"])
             message = f"{before.get('message') or back.value}; its continuation was cancelled before it started"
@@ -721,12 +718,8 @@ class RunStore:
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             self._check_active(conn, row.owner, max_active)
-            try:
-                stopped_by = json.loads(row.info or "{}").get("stopped_by")
-            except (ValueError, AttributeError):
-                stopped_by = None
             before = {"state": row.state, "message": row.message, "target_epochs": row.target_epochs,
-                      "stopped_by": stopped_by}
+                      "stopped_by": self._info(row.info).get("stopped_by")}
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
                       message="waiting to continue",
@@ -847,7 +840,7 @@ class RunStore:
             if info:
                 old = conn.execute(sa.select(workers_table.c.info)
                                    .where(workers_table.c.worker_id == worker_id)).scalar()
-                values["info"] = json.dumps({**json.loads(old or "{}"), **info})
+                values["info"] = json.dumps({**self._info(old), **info})
             conn.execute(workers_table.update().where(workers_table.c.worker_id == worker_id).values(**values))
 
     def unregister_worker(self, worker_id: str) -> None:
@@ -864,10 +857,10 @@ class RunStore:
             q = q.where(workers_table.c.study == study)
         return q
 
-    @staticmethod
-    def _worker_dict(row: Any) -> dict[str, Any]:
+    @classmethod
+    def _worker_dict(cls, row: Any) -> dict[str, Any]:
         d = dict(row._mapping)
-        d.update(json.loads(d.pop("info") or "{}"))
+        d.update(cls._info(d.pop("info")))
         return d
 
     def workers(self, kind: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
