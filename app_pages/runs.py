@@ -66,9 +66,10 @@ if len(drawn) > 1:
     st.markdown("**Settings and accuracy side by side**: one line per run, darker the lower its accuracy. Drag along an axis to brush it "
                 "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
                 "inside every brush.")
-    with st.expander("Brush the axes with controls", expanded=False):
-        brush = ui.brush_controls(drawn, views.RUN_COLUMNS, "runs_parcoords")  # the chart's axes
-    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(drawn, views.RUN_COLUMNS, brush), "accuracy"),
+    with st.expander("Choose and brush the axes", expanded=False):
+        columns = ui.axis_picker(drawn, views.RUN_COLUMNS, "runs_parcoords")
+        brush = ui.brush_controls(drawn, columns, "runs_parcoords")  # the chart's axes
+    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(drawn, columns, brush), "accuracy"),
                     width="stretch", key="runs_parcoords")
     if not_drawn:
         st.caption(not_drawn)

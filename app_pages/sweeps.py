@@ -138,9 +138,10 @@ def live() -> None:
             # one brush per study: a brush drawn on one study's chart carried over to the next one
             # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
             chart_key = f"sweep_parcoords_{study}"
-            with st.expander("Brush the axes with controls", expanded=False):
-                brush = ui.brush_controls(trows, views.TRIAL_COLUMNS, chart_key)
-            st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, views.TRIAL_COLUMNS, brush),
+            with st.expander("Choose and brush the axes", expanded=False):
+                columns = ui.axis_picker(trows, views.TRIAL_COLUMNS, chart_key)
+                brush = ui.brush_controls(trows, columns, chart_key)
+            st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, columns, brush),
                                                          "accuracy"), width="stretch", key=chart_key)
             inside = views.apply_brush(trows, brush)
             ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]

@@ -576,6 +576,22 @@ def parcoords_brush(chart_key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def axis_picker(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str,
+                keep: tuple[str, ...] = ("accuracy",)) -> list[tuple[str, str]]:
+    """The parallel-coordinates axes the user keeps (all that compare something, at first): on a phone
+    nine axes share about 225 px and their ticks touch, so a student can leave some out. The ``keep``
+    axes (the accuracy, which colours the lines) always stay. Returns the columns to draw."""
+    labels = [a["label"] for a in compare.axes(rows, columns) if a["key"] not in keep]
+    wkey = f"{key}_axes"
+    if wkey in st.session_state:  # a run deleted since can take an axis with it
+        st.session_state[wkey] = [v for v in st.session_state[wkey] if v in labels]
+    extra = {} if wkey in st.session_state else {"default": labels}
+    picked = st.multiselect("Axes shown", labels, key=wkey, **extra,
+                            help="Leave some out to give the rest room (on a phone four or five read well); "
+                                 "the accuracy stays.")
+    return [(k, label) for k, label in columns if label in picked or k in keep]
+
+
 def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str) -> dict[str, Any]:
     """The parallel-coordinates brush as widgets, one per axis (a range slider over a number's values,
     pills for a category), kept in step with a brush drawn on the chart with the mouse.

@@ -100,6 +100,18 @@ def test_runs_page_parallel_coordinates_brush_filters_the_table(runs_env):
     assert len(at.session_state["runs_compare"]) == 1
     # beside a validation curve and a test accuracy that can differ, the page says why
     assert any("network alone" in c.value and "test-time shifts" in c.value for c in at.caption)
+    # axes can be left out (on a phone nine share about 225 px); the accuracy stays
+    import json
+
+    def drawn_axes():
+        [chart] = [c for c in at.get("plotly_chart") if json.loads(c.proto.spec)["data"][0].get("type") == "parcoords"]
+        return [d["label"] for d in json.loads(chart.proto.spec)["data"][0]["dimensions"]]
+
+    picker = by_label(at.multiselect, "Axes shown")
+    assert picker.value and "accuracy (%)" not in picker.options and len(drawn_axes()) == len(picker.value) + 1
+    picker.set_value(picker.value[:1]).run()
+    no_error(at)
+    assert drawn_axes() == [picker.value[0], "accuracy (%)"]
 
 
 def test_train_page_shows_the_health_of_a_finished_run(runs_env):
