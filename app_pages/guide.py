@@ -60,15 +60,14 @@ with ui.guard("Could not read your run"):  # a run deleted in another tab, weigh
     if result:
         st.success(result, icon="📏")
 
-if step.key == "templates":
-    run = views.tour_page_run(runs, "templates")
-    if run:
-        tiles = views.template_tiles(ui.load_model(run))
-        st.plotly_chart(figures.weight_templates(tiles, list(LETTERS), cols=8,
-                                                 title="The 24 weight templates of your logistic regression"),
-                        width="content")
-    else:
-        st.warning(views.tour_missing_text(runs, "templates"))
+missing = views.tour_step_missing(runs, step.key)  # steps 3 and 6 look at a run an earlier step trains
+if missing:
+    st.warning(missing)
+elif step.key == "templates":
+    tiles = views.template_tiles(ui.load_model(views.tour_page_run(runs, "templates")))
+    st.plotly_chart(figures.weight_templates(tiles, list(LETTERS), cols=8,
+                                             title="The 24 weight templates of your logistic regression"),
+                    width="content")
 
 if step.key == "seed":
     seed_run = views.tour_page_run(runs, "seed")
@@ -84,7 +83,7 @@ if pair := views.tour_loss_runs(runs, step.key):  # the two losses here, not a s
                     width="stretch", key=f"guide_loss_{step.key}")
 
 if step.page:
-    if st.button(f"Open the {views.page_title(step.page)} page →"):
+    if st.button(f"Open the {views.page_title(step.page)} page →", disabled=missing is not None):
         r = views.tour_page_run(runs, step.key)
         if r and (layer := views.tour_map_layer(step.key)):
             ui.look_at_map_layer(r.id, layer)

@@ -182,7 +182,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
 
 
 # what a step that trains nothing needs before its ✅: the run it looks at
-_NEEDS = {"templates": LOGREG, "kernels": FIXED}
+NEEDS = {"templates": LOGREG, "kernels": FIXED}
 
 
 def step_done(index: int, runs: list[Run], reached: int) -> bool:
@@ -194,5 +194,5 @@ def step_done(index: int, runs: list[Run], reached: int) -> bool:
         return find_run(runs, step.config) is not None
     if step.key == "calibrate":
         return check(step, runs, lambda r: None) is not None  # type: ignore[arg-type, return-value]
-    needs = _NEEDS.get(step.key)
+    needs = NEEDS.get(step.key)
     return reached > index and (needs is None or find_run(runs, needs) is not None)

@@ -1152,6 +1152,15 @@ def tour_missing_text(runs: Sequence[Any], step_key: str) -> str:
     return f"Do step {number} ({name}) first" + _guide.others_text(list(runs), cfg) + "."
 
 
+def tour_step_missing(runs: Sequence[Any], step_key: str) -> str | None:
+    """For a step that trains nothing but looks at a run (3: the templates, 6: the kernels), what to do
+    first while that run is missing; None otherwise. Its page button waits for the run: step 3 opened
+    the Kernels page on no logistic regression, or on whatever run the student had."""
+    if step_key not in _guide.NEEDS or tour_page_run(runs, step_key) is not None:
+        return None
+    return tour_missing_text(runs, step_key)
+
+
 _TOUR_LOSS_RUNS = {"seed": (_guide.LOGREG, _guide.SEED), "fixed": (_guide.SEED, _guide.FIXED)}
 
 

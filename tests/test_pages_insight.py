@@ -136,6 +136,23 @@ def test_tour_seed_step_points_at_dead_logits_and_the_map(runs_env):
     assert "output scores" in by_label(at.selectbox, "Layer").format_func(by_label(at.selectbox, "Layer").value)
 
 
+def test_a_tour_step_that_looks_at_a_missing_run_says_which_step_trains_it(runs_env):
+    """Step 3 opened the Kernels page with no logistic regression of the tour's (the page then showed
+    whatever run the student had), and step 6 said nothing of the fixed ConvNet it looks at."""
+    at = _open("guide")
+    for index, words, page in ((2, "Do step 2 (Train logistic regression) first", "Kernels"),
+                               (5, "Do step 5 (Fix it and train again) first", "Kernels")):
+        at.session_state["guide_step"] = index
+        at.run()
+        no_error(at)
+        assert any(w.value.startswith(words) for w in at.warning), [w.value for w in at.warning]
+        [go] = [b for b in at.button if b.label == f"Open the {page} page →"]
+        assert go.disabled
+    at.session_state["guide_step"] = 3  # the lecture ConvNet's step: its run is there, its button works
+    at.run()
+    assert not at.warning and not next(b for b in at.button if b.label == "Open the Map page →").disabled
+
+
 def test_tour_last_step_ends_with_the_users_results(runs_env):
     at = _open("guide")
     assert not any("The end of the tour" in h.value for h in at.subheader)  # not on the first step
