@@ -526,6 +526,106 @@ def _describe(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+class _SweepWorker:
+    """One sweep worker's trials: its row in the store's worker table, the wait for a slot of the job
+    limit, and the objective Optuna calls (train the trial's run, report it, prune it or stop it).
+    :func:`run_sweep` sets it up and hands :meth:`objective` and :meth:`after_trial` to Optuna."""
+
+    def __init__(self, study: str, base: TrainConfig, root: Path, storage_text: str, dataset: "Dataset",
+                 trials: int, since: float, owner: str | None, say: Callable[[str], None]) -> None:
+        from .jobs import default_job_limit
+
+        self.study, self.base, self.root, self.dataset, self.owner, self.say = study, base, root, dataset, owner, say
+        self.storage_text, self.since = storage_text, since
+        self.id = new_worker_id("sweep")
+        self.store = store_for(root)
+        self.limit = default_job_limit()
+        # "since": a stop requested after it is for this worker (pages read it to say "Stopping")
+        self.state = {"trials": trials, "done": 0, "current_trial": None, "current_run": None,
+                      "phase": "starting", "since": since}
+
+    def beat(self, **changes: Any) -> None:
+        self.state.update(changes)
+        try:
+            self.store.worker_beat(self.id, **self.state)
+        except SignlabError:
+            pass
+
+    def should_stop(self) -> bool:
+        return stop_requested_since(self.study, self.since, self.root)
+
+    def wait_for_slot(self, run: Any) -> Any:
+        """Claim the trial's own run once the job limit has a free slot (None: stopped while waiting)."""
+        while True:
+            claim = self.store.claim(self.id, self.limit, run_id=run.id)
+            if claim is not None:
+                return claim
+            if self.should_stop():
+                self.store.request(run.id, "stop")
+                return None
+            self.beat(phase="waiting for a free slot")
+            time.sleep(0.5)
+
+    def objective(self, trial: Any) -> float:
+        """Train one trial's run; its validation accuracy, or TrialPruned (pruned, stopped, failed)."""
+        from . import api
+        from .runs import create_run
+
+        optuna, say = _optuna(), self.say
+        params = suggest(trial, self.base.model)
+        cfg = self.base.replace(**params)
+        run = create_run(cfg, self.root, name=f"{self.study} #{trial.number}", kind="trial", study=self.study,
+                         auto_continue=False, owner=self.owner)
+        atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": self.study, "trial": trial.number,
+                                                  "storage": _mask(self.storage_text)})
+        trial.set_user_attr("run_id", run.id)
+        trial.set_user_attr("host", socket.gethostname())
+        self.beat(current_trial=trial.number, current_run=run.id)
+        say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
+        claim = self.wait_for_slot(run)
+        if claim is None:
+            trial.set_user_attr("stopped", True)
+            trial.set_user_attr("note", "stopped by request before it started")
+            raise optuna.TrialPruned("stopped by request")
+        self.beat(phase="running")
+        cb = PruningCallback(trial, cfg.epochs, self.should_stop)
+        t0 = time.time()
+        record = api.train_claimed(run, claim, callbacks=[cb], dataset=self.dataset, evaluate_test=False)
+        trial.set_user_attr("epochs", record["epochs"])
+        if cb.val_loss is not None:
+            trial.set_user_attr("val_loss", cb.val_loss)
+        took = time.time() - t0
+        if cb.stopped and record["status"] == "stopped":  # a stop after the last batch: the trial completes
+            trial.set_user_attr("stopped", True)
+            trial.set_user_attr("note", "stopped by request")
+            self.store.annotate(run.id, message="stopped: the sweep was stopped")
+            say(f"trial {trial.number}: stopped by request")
+            raise optuna.TrialPruned("stopped by request")
+        if cb.pruned_at is not None:
+            msg = (f"pruned by the sweep after epoch {cb.pruned_at}: its validation accuracy "
+                   f"{100 * (record['val_accuracy'] or 0):.2f}% was below the median of earlier trials")
+            trial.set_user_attr("note", f"pruned after epoch {cb.pruned_at}")
+            self.store.annotate(run.id, message=msg)
+            say(f"trial {trial.number}: {msg} ({took:.0f} s)")
+            raise optuna.TrialPruned(msg)
+        if record["status"] != "completed" or record["val_accuracy"] is None:
+            trial.set_user_attr("note", f"{record['status']}: {record['message']}")
+            say(f"trial {trial.number}: {record['status']}: {record['message']}")
+            # a diverged or failed trial tells the sampler this region is bad, like a pruned one
+            raise optuna.TrialPruned(record["message"])
+        ev = api.evaluate_run(run, self.dataset)
+        self.store.annotate(run.id, test_accuracy=ev.accuracy)
+        trial.set_user_attr("test_accuracy", ev.accuracy)
+        say(f"trial {trial.number}: validation accuracy {100 * record['val_accuracy']:.2f}% "
+            f"(test {100 * ev.accuracy:.2f}%, {took:.0f} s)")
+        return float(record["val_accuracy"])
+
+    def after_trial(self, study_obj: Any, frozen: Any) -> None:
+        self.beat(done=self.state["done"] + 1, current_trial=None, current_run=None)
+        if self.should_stop():
+            study_obj.stop()
+
+
 def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: int = DEFAULT_EPOCHS,
               storage: str | None = None, study: str | None = None, timeout: float | None = None,
               runs_dir: Path | str | None = None, max_steps: int | None = None,
@@ -541,11 +641,8 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     base = base_config(model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction, **overrides)
     study = check_study_name(study or default_study_name(model, epochs))
     # the training stack loads torch: imported here, so `python -m signlab --help` stays quick
-    from . import api
     from .data import load_dataset
     from .device import check_device
-    from .jobs import default_job_limit
-    from .runs import create_run
 
     # what every trial would fail on is refused before the study is made: a device this machine lacks
     # failed each trial with a traceback (leaving a failed run each), and a --data folder that does not
@@ -564,95 +661,13 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     except ValueError:
         since = started
     owner = os.environ.get("SIGNLAB_OWNER") or None  # set by the dashboard for the user who started it
-    worker_id = new_worker_id("sweep")
-    store = store_for(root)
-    limit = default_job_limit()
-    # "since": a stop requested after it is for this worker (pages read it to say "Stopping")
-    worker = {"trials": trials, "done": 0, "current_trial": None, "current_run": None, "phase": "starting",
-              "since": since}
-    say = log or (lambda s: None)
-
-    def beat(**changes: Any) -> None:
-        worker.update(changes)
-        try:
-            store.worker_beat(worker_id, **worker)
-        except SignlabError:
-            pass
-
-    def should_stop() -> bool:
-        return stop_requested_since(study, since, root)
-
-    def wait_for_slot(run) -> Any:
-        """Claim the trial's own run once the job limit has a free slot (None: stopped while waiting)."""
-        while True:
-            claim = store.claim(worker_id, limit, run_id=run.id)
-            if claim is not None:
-                return claim
-            if should_stop():
-                store.request(run.id, "stop")
-                return None
-            beat(phase="waiting for a free slot")
-            time.sleep(0.5)
-
-    def objective(trial) -> float:
-        params = suggest(trial, model)
-        cfg = base.replace(**params)
-        run = create_run(cfg, root, name=f"{study} #{trial.number}", kind="trial", study=study,
-                         auto_continue=False, owner=owner)
-        atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": study, "trial": trial.number,
-                                                  "storage": _mask(storage_text)})
-        trial.set_user_attr("run_id", run.id)
-        trial.set_user_attr("host", socket.gethostname())
-        beat(current_trial=trial.number, current_run=run.id)
-        say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
-        claim = wait_for_slot(run)
-        if claim is None:
-            trial.set_user_attr("stopped", True)
-            trial.set_user_attr("note", "stopped by request before it started")
-            raise optuna.TrialPruned("stopped by request")
-        beat(phase="running")
-        cb = PruningCallback(trial, cfg.epochs, should_stop)
-        t0 = time.time()
-        record = api.train_claimed(run, claim, callbacks=[cb], dataset=dataset, evaluate_test=False)
-        trial.set_user_attr("epochs", record["epochs"])
-        if cb.val_loss is not None:
-            trial.set_user_attr("val_loss", cb.val_loss)
-        took = time.time() - t0
-        if cb.stopped and record["status"] == "stopped":  # a stop after the last batch: the trial completes
-            trial.set_user_attr("stopped", True)
-            trial.set_user_attr("note", "stopped by request")
-            store.annotate(run.id, message="stopped: the sweep was stopped")
-            say(f"trial {trial.number}: stopped by request")
-            raise optuna.TrialPruned("stopped by request")
-        if cb.pruned_at is not None:
-            msg = (f"pruned by the sweep after epoch {cb.pruned_at}: its validation accuracy "
-                   f"{100 * (record['val_accuracy'] or 0):.2f}% was below the median of earlier trials")
-            trial.set_user_attr("note", f"pruned after epoch {cb.pruned_at}")
-            store.annotate(run.id, message=msg)
-            say(f"trial {trial.number}: {msg} ({took:.0f} s)")
-            raise optuna.TrialPruned(msg)
-        if record["status"] != "completed" or record["val_accuracy"] is None:
-            trial.set_user_attr("note", f"{record['status']}: {record['message']}")
-            say(f"trial {trial.number}: {record['status']}: {record['message']}")
-            # a diverged or failed trial tells the sampler this region is bad, like a pruned one
-            raise optuna.TrialPruned(record["message"])
-        ev = api.evaluate_run(run, dataset)
-        store.annotate(run.id, test_accuracy=ev.accuracy)
-        trial.set_user_attr("test_accuracy", ev.accuracy)
-        say(f"trial {trial.number}: validation accuracy {100 * record['val_accuracy']:.2f}% "
-            f"(test {100 * ev.accuracy:.2f}%, {took:.0f} s)")
-        return float(record["val_accuracy"])
-
-    def after_trial(study_obj, frozen) -> None:
-        beat(done=worker["done"] + 1, current_trial=None, current_run=None)
-        if should_stop():
-            study_obj.stop()
+    worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None))
 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    store.register_worker(worker_id, "sweep", study=study, **worker)
+    worker.store.register_worker(worker.id, "sweep", study=study, **worker.state)
     try:
         st = _open_study(optuna, study, study_storage, base, sampler_seed)
         record_path = folder / f"{study}.json"
@@ -660,19 +675,19 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
             atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
                                             "epochs": epochs, "max_steps": max_steps, "owner": owner,
                                             "val_fraction": val_fraction, "created": time.time()})
-        beat(phase="running")
-        st.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[after_trial], catch=())
+        worker.beat(phase="running")
+        st.optimize(worker.objective, n_trials=trials, timeout=timeout, callbacks=[worker.after_trial], catch=())
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
         try:
-            store.unregister_worker(worker_id)
+            worker.store.unregister_worker(worker.id)
         except SignlabError:
             pass
     rows = study_trials(storage, study, root)
     best = best_trial(rows)
     return {
-        "study": study, "storage": _mask(storage_text), **trial_counts(rows), "this_worker": worker["done"],
+        "study": study, "storage": _mask(storage_text), **trial_counts(rows), "this_worker": worker.state["done"],
         "best_value": best["value"] if best else None,
         "best_params": {p: best[p] for p in PARAMS if best and best[p] is not None} if best else None,
         "best_run_id": best["run_id"] if best else None,
