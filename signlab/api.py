@@ -142,11 +142,19 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 # the weights say which epoch they are of: a process killed after saving an epoch and
                 # before recording it left the store one epoch behind them, and that epoch was trained
                 # twice (an older signlab's weights do not say: the store's count stands)
-                done = state.pop("epoch", None) or run.epochs_completed()
+                recorded = run.epochs_completed()
+                done = state.pop("epoch", None) or recorded
+                # the continuation was asked from the store's count (a user's "k more" on the epochs they
+                # saw, or what a killed run still owed): its target holds even when the weights are one
+                # epoch ahead of that count (it trained one epoch past it, or past the run's own target)
+                target = recorded + claim.resume_epochs
                 base = run.config
-                cfg = base.replace(epochs=claim.resume_epochs, max_steps=max_steps)
+                if done >= target:  # the kill came after the last epoch asked for was saved
+                    dataset = dataset if dataset is not None else load_dataset(base.data)
+                    return _complete_unrecorded(run, base.replace(epochs=done), writer, done, dataset, evaluate_test)
+                cfg = base.replace(epochs=target - done, max_steps=max_steps)
                 # config.json records the whole run: its epochs are the total after this continuation
-                run.save_config(base.replace(epochs=done + claim.resume_epochs, max_steps=None))
+                run.save_config(base.replace(epochs=target, max_steps=None))
                 start = done
             else:
                 cfg, state, start = run.config, None, 0
@@ -178,6 +186,29 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     if changes:
         run.save_config(run.config.replace(**changes))
     return train_claimed(run, claim, callbacks, dataset, evaluate_test, max_steps=max_steps)
+
+
+def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: int, dataset: Dataset,
+                         evaluate_test: bool) -> dict[str, Any]:
+    """Finish a continuation with nothing left to train: its weights already hold epoch ``done``, the
+    last one asked for, saved by a process killed before it recorded the epoch in the store."""
+    run.save_config(cfg)
+    row = run.status()
+    message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
+    writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
+    writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done)
+    record: dict[str, Any] = {
+        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(RunState.COMPLETED), "epochs": done,
+        "val_accuracy": row.get("val_accuracy"), "test_accuracy": None, "train_seconds": row.get("train_seconds"),
+        "samples_per_second": row.get("samples_per_second"), "message": message, "model": cfg.model,
+    }
+    if writer.lost:
+        return {**record, "status": str(RunState.INTERRUPTED),
+                "message": "this process lost its lease on the run (another process took it over)"}
+    if evaluate_test:
+        record["test_accuracy"] = evaluate_run(run, dataset).accuracy
+        run.store.annotate(run.id, test_accuracy=record["test_accuracy"])
+    return record
 
 
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,

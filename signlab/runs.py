@@ -395,9 +395,11 @@ class Run:
         """Model and optimizer state to continue training, and ``epoch``: the epoch the weights are of
         (None for an older signlab's, which did not say).
 
-        Each epoch's two files are written one after the other, so a process killed between them left
-        weights of one epoch beside an optimizer of the one before. Both say their epoch: an optimizer
-        of another epoch than the weights is left out (continued with a fresh one), never mixed in."""
+        Each epoch's two files are written one after the other (the optimizer's first), so a process
+        killed between them leaves an optimizer of one epoch beside weights of the one before. Both say
+        their epoch: an optimizer of another epoch than the weights is left out (continued with a fresh
+        one), never mixed in. A kill after both leaves the store's count one epoch behind the weights;
+        the weights' epoch is where training goes on (``api.train_claimed``)."""
         model, meta = load_weights_and_metadata(self.dir / WEIGHTS_FILE)
         epoch = _epoch_of(meta)
         state: dict[str, Any] = {"model": model, "epoch": epoch}

@@ -258,9 +258,45 @@ def test_a_checkpoint_split_by_a_kill_is_continued_from_its_weights_epoch(tmp_pa
     assert run.epochs_completed() == 1
     state = run.training_state()
     assert state["epoch"] == 2 and "optimizer" not in state  # epoch 1's optimizer is not mixed in
-    rec = api.continue_run("torn", 1, tmp_path, dataset=small_dataset)
+    # "2 more" on the 1 epoch the store shows: 3 in all, the third trained on epoch 2's weights
+    rec = api.continue_run("torn", 2, tmp_path, dataset=small_dataset)
     assert rec["epochs"] == 3 and run.epochs_completed() == 3 and run.config.epochs == 3
     assert [s["start_epoch"] for s in run.metrics() if s["type"] == "fit_start"] == [0, 1, 2]
+
+
+def test_a_kill_after_the_last_epochs_save_is_not_trained_past_its_target(tmp_path, small_dataset):
+    """A worker killed after saving an epoch's weights and before recording it left the store one
+    epoch behind them; the automatic continuation then trained to one epoch past the run's target
+    (a 3-epoch run ended with 4), and a run killed after saving its last epoch trained one more."""
+    import time
+
+    from signlab.store import runs_table
+
+    cfg = TrainConfig(model="logreg", epochs=2, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="k", dataset=small_dataset)  # weights stamped epoch 2
+    run = open_run("k", tmp_path)
+    run.save_config(cfg.replace(epochs=3))
+
+    def killed_at(recorded: int, target: int) -> dict:
+        with run.store._tx() as conn:  # a 3-epoch run whose worker died with epoch 2 saved, 1 recorded
+            conn.execute(runs_table.update().where(runs_table.c.run_id == "k").values(
+                state="running", epochs_completed=recorded, target_epochs=target, worker="dead", attempt=5,
+                lease_until=time.time() - 10, auto_continue=True, continues=0))
+        assert run.store.expire_leases() == ["k"]
+        claim = run.store.claim("w2", 1, run_id="k")
+        return api.train_claimed(run, claim, dataset=small_dataset)
+
+    rec = killed_at(recorded=1, target=3)
+    assert rec["status"] == "completed" and rec["epochs"] == 3 and run.config.epochs == 3
+    assert run.training_state()["epoch"] == 3 and run.epochs_completed() == 3
+    # killed after saving its last epoch (3 of 3): nothing is left to train, and it is said
+    rec = killed_at(recorded=2, target=3)
+    assert rec["status"] == "completed" and rec["epochs"] == 3 and run.config.epochs == 3
+    assert run.training_state()["epoch"] == 3 and isinstance(rec["test_accuracy"], float)
+    row = run.status()
+    assert row["status"] == "completed" and row["epochs_completed"] == 3 and row["test_accuracy"] == rec["test_accuracy"]
+    assert "nothing was left to train" in row["message"]
+    assert [s["start_epoch"] for s in run.metrics() if s["type"] == "fit_start"] == [0, 2]
 
 
 def test_a_finished_run_keeps_the_wait_beside_its_training(tmp_path, small_dataset, monkeypatch):
