@@ -23,6 +23,7 @@ from .labels import LETTERS
 from .models import model_info
 from .numbers import count_text, percent_text
 from .runs import Run, display_name
+from .store import ACTIVE
 
 
 @dataclass(frozen=True)
@@ -102,18 +103,34 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
 
 
 def others_text(runs: list[Run], cfg: TrainConfig) -> str:
-    """Beside "not trained yet": the user's runs of the step's model with other settings, which the
-    step does not count (a student with two logreg runs of the fast preset read "not trained yet")."""
-    others = 0
+    """Beside "not trained yet": the user's runs of the step's model that the step does not count, and
+    why: other settings (a student with two logreg runs of the fast preset read "not trained yet"),
+    or the tour's settings but not finished (one still training was said to have other settings)."""
+    other = training = unfinished = 0
     for r in runs:
         try:
-            others += r.config.model == cfg.model
+            c = r.config
+            if c.model != cfg.model or calibration_info(r) is not None:
+                continue
+            status = str(r.summary().get("status"))
         except Exception:  # noqa: BLE001 - an unreadable run is simply not one of them
-            pass
-    if not others:
-        return ""
-    return (f". Your {count_text(others, f'{cfg.model} run')} {'does' if others == 1 else 'do'} not count: "
-            f"the tour trains with the {cfg.preset} preset's settings")
+            continue
+        if c.preset != cfg.preset:
+            other += 1
+        elif status in {s.value for s in ACTIVE}:  # on its way: it may still complete
+            training += 1
+        else:  # the tour's settings, finished otherwise than completed (stopped, failed) or its weights gone
+            unfinished += 1
+    parts = []
+    if training:
+        parts.append(f"your {count_text(training, f'{cfg.model} run')} with the tour's settings "
+                     f"{'is' if training == 1 else 'are'} still training: the step counts it once it has finished")
+    if unfinished:
+        parts.append(f"your {count_text(unfinished, f'{cfg.model} run')} with the tour's settings did not finish")
+    if other:
+        parts.append(f"your {count_text(other, f'{cfg.model} run')} {'does' if other == 1 else 'do'} not count: "
+                     f"the tour trains with the {cfg.preset} preset's settings")
+    return "".join(". " + p[0].upper() + p[1:] for p in parts)
 
 
 def dead_letters(ev: Evaluation) -> list[str]:

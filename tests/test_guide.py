@@ -76,6 +76,15 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
         "Do step 2 (Train logistic regression) first. Your 2 logreg runs do not count: the tour trains with the " \
         "lecture preset's settings."
     assert views.tour_missing_text([], "templates") == "Do step 2 (Train logistic regression) first."
+    # a run with the tour's own settings that has not finished is not said to have other settings
+    training = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg", status="running")
+    assert views.tour_missing_text([training, *fast], "templates") == \
+        "Do step 2 (Train logistic regression) first. Your 1 logreg run with the tour's settings is still " \
+        "training: the step counts it once it has finished. Your 2 logreg runs do not count: the tour trains " \
+        "with the lecture preset's settings."
+    stopped = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg-stopped", status="stopped")
+    said = dict(guide.results([stopped], lambda r: evals[r.id]))["2. Train logistic regression"]
+    assert said == "not trained yet. Your 1 logreg run with the tour's settings did not finish"
     # a calibrated run in a few words (step 8's own box says the rest), and a run that cannot be
     # evaluated says so in its row instead of failing the page
     from signlab.calibrate import RECORD
