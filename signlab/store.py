@@ -79,6 +79,7 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     **{f: (S.QUEUED, S.CLAIMED) for f in FINAL},  # continue: queued again, or claimed by `train --resume`
 }
 CONTROLS = ("stop", "pause", "resume")
+CANCELLED_CONTINUATION = "; its continuation was cancelled before it started"  # after a finished run's words
 AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
 
 
@@ -553,10 +554,9 @@ class RunStore:
             if row is None:
                 return None
             attempt = row.attempt + 1
-            # taken: what the run was before a continuation no longer stands (a later stop keeps this one's epochs)
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                              pid=pid or os.getpid(), lease_until=now + lease_seconds(), control=None,
-                             message="starting", **self._merge_info(row, {"before_continue": None})):
+                             message="starting"):
                 return None
             return Claim(row.run_id, attempt, worker, row.resume_epochs, limit)
 
@@ -609,8 +609,13 @@ class RunStore:
         with self._tx() as conn:
             now = time.time()  # inside the transaction: after every claim that came before it
             row = self._held(conn, claim)
-            values = self._merge_info(row, changes)
             new = RunState(state) if state is not None else RunState(row.state)
+            if new == S.RUNNING and row.state == S.CLAIMED.value:
+                # training starts: what the run was before a continuation no longer stands (a later stop
+                # keeps this one's epochs). Not at the claim: a claimer that died before starting left
+                # the continuation queued again, and a Stop then called a completed run stopped
+                changes = {**changes, "before_continue": None}
+            values = self._merge_info(row, changes)
             if new in FINAL:  # the holder lets go
                 values.update(worker=None, pid=None, lease_until=None, control=None, resume_epochs=None)
             if new in HOLDING:
@@ -698,7 +703,7 @@ class RunStore:
         before = self._info(row.info).get("before_continue")
         if isinstance(before, dict) and before.get("state") in {f.value for f in FINAL}:
             back = RunState(before["state"])
-            message = f"{before.get('message') or back.value}; its continuation was cancelled before it started"
+            message = f"{before.get('message') or back.value}{CANCELLED_CONTINUATION}"
             changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
             self._set(conn, row, back, now, message=message, resume_epochs=None,
                       target_epochs=before.get("target_epochs", row.epochs_completed),
@@ -718,7 +723,9 @@ class RunStore:
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             self._check_active(conn, row.owner, max_active)
-            before = {"state": row.state, "message": row.message, "target_epochs": row.target_epochs,
+            # its words without an earlier cancellation's (each continue-and-stop added them once more)
+            message = (row.message or "").removesuffix(CANCELLED_CONTINUATION)
+            before = {"state": row.state, "message": message, "target_epochs": row.target_epochs,
                       "stopped_by": self._info(row.info).get("stopped_by")}
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),

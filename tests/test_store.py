@@ -696,6 +696,17 @@ def test_a_continuation_stopped_before_it_starts_leaves_the_run_as_it_was(tmp_pa
     row = store.get("done")
     assert row["status"] == RunState.COMPLETED and row["target_epochs"] == 2 and row["test_accuracy"] == 0.93
     assert row["message"] == "trained 2 epochs; its continuation was cancelled before it started"
+    store.enqueue_continue("done", 3)  # again: the words are said once (each round added them again)
+    assert store.request("done", "stop") == RunState.COMPLETED
+    assert store.get("done")["message"] == "trained 2 epochs; its continuation was cancelled before it started"
+    # claimed by a worker that vanished before it started training: nothing of it ran, so it is as before
+    store.enqueue_continue("done", 3)
+    store.claim("w0", 1)
+    assert store.expire_leases(now=time.time() + 3600) == ["done"]
+    assert store.get("done")["status"] == RunState.QUEUED
+    assert store.request("done", "stop") == RunState.COMPLETED
+    row = store.get("done")
+    assert row["target_epochs"] == 2 and row["test_accuracy"] == 0.93 and row["message"].startswith("trained 2 epochs;")
     # taken by a worker, which vanished after an epoch: queued again, then stopped, it keeps epoch 3
     store.enqueue_continue("done", 3)
     taken = store.claim("w", 1)
