@@ -522,8 +522,12 @@ def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | 
             problem = import_folder(store, folder)
             if problem and warn:
                 warn(problem)
-    # a holder that died (kill -9) with no worker or dashboard up to notice: listed as running for ever
-    store.expire_leases()
+    # a holder that died (kill -9) with no worker or dashboard up to notice: listed as running for ever.
+    # Taking it back is a write: a database that refuses one (locked, read-only) still lists the runs
+    try:
+        store.expire_leases()
+    except SignlabError:
+        pass
     present = {f.name for f in folders}  # a row whose folder is gone (deleted by hand) is not listed
     return [Run(root / row["run_id"], row) for row in store.rows() if row["run_id"] in present]
 

@@ -183,6 +183,21 @@ def test_a_dead_workers_run_is_taken_back_when_listed_or_continued(tmp_path, mon
         assert row["status"] == RunState.QUEUED and "continue from epoch 1" in row["message"]
 
 
+def test_a_listing_shows_the_runs_when_the_store_cannot_take_one_back(tmp_path, monkeypatch):
+    """Taking a dead holder's run back is a write: a run database that refuses writes (locked by a
+    long transaction elsewhere, or read-only) must not make the list of runs fail with it."""
+    from signlab.errors import SignlabError
+    from signlab.store import RunStore
+
+    runs.create_run(TrainConfig(epochs=3), tmp_path, run_id="listed")
+
+    def refused(self, now=None):
+        raise SignlabError("the run database sqlite:///x is not available: database is locked")
+
+    monkeypatch.setattr(RunStore, "expire_leases", refused)
+    assert [r.id for r in runs.list_runs(tmp_path)] == ["listed"]
+
+
 def test_delete_run_refuses_a_live_run(tmp_path):
     run, claim = create_held_run(TrainConfig(), "holder", tmp_path, run_id="live")
     with pytest.raises(RunError, match="still training"):
