@@ -582,9 +582,14 @@ def axis_picker(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key:
     nine axes share about 225 px and their ticks touch, so a student can leave some out. The ``keep``
     axes (the accuracy, which colours the lines) always stay. Returns the columns to draw."""
     labels = [a["label"] for a in compare.axes(rows, columns) if a["key"] not in keep]
-    wkey = f"{key}_axes"
-    if wkey in st.session_state:  # a run deleted since can take an axis with it
-        st.session_state[wkey] = [v for v in st.session_state[wkey] if v in labels]
+    wkey, offered = f"{key}_axes", f"{key}_axes_offered"
+    if wkey in st.session_state:
+        # a run deleted since can take an axis with it; one that compares something only now (a new
+        # run, a sweep's new trial) is shown, as every axis is at first; those the user left out stay out
+        before = st.session_state.get(offered, labels)
+        st.session_state[wkey] = [v for v in st.session_state[wkey] if v in labels] + \
+            [v for v in labels if v not in before]
+    st.session_state[offered] = labels
     extra = {} if wkey in st.session_state else {"default": labels}
     picked = st.multiselect("Axes shown", labels, key=wkey, **extra,
                             help="Leave some out to give the rest room (on a phone four or five read well); "

@@ -112,6 +112,23 @@ def test_runs_page_parallel_coordinates_brush_filters_the_table(runs_env):
     picker.set_value(picker.value[:1]).run()
     no_error(at)
     assert drawn_axes() == [picker.value[0], "accuracy (%)"]
+    # an axis that starts to compare something later (a new run, a new trial) is shown, the ones the
+    # student left out stay out (the picker kept its first choice, and a new axis never appeared)
+    from signlab.compare import RUN_COLUMNS, axes
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    before = {a["label"] for a in axes(run_rows(list_runs(runs_env)), RUN_COLUMNS)}
+    augmented = create_run(TrainConfig(model="logreg", epochs=1, augment=True), runs_env, run_id="augmented",
+                           status="completed")
+    augmented.store.annotate(augmented.id, test_accuracy=0.5)  # drawn: the chart has lines of runs with one
+    new = {a["label"] for a in axes(run_rows(list_runs(runs_env)), RUN_COLUMNS)} - before
+    assert new  # the augmentation differs now
+    kept = picker.value[0]
+    at.run()
+    no_error(at)
+    picker = by_label(at.multiselect, "Axes shown")
+    assert set(picker.value) == {kept, *new} and set(drawn_axes()) == {kept, *new, "accuracy (%)"}
 
 
 def test_train_page_shows_the_health_of_a_finished_run(runs_env):
