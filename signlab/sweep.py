@@ -674,7 +674,8 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         if not isinstance(read_json(record_path), dict):
             atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
                                             "epochs": epochs, "max_steps": max_steps, "owner": owner,
-                                            "val_fraction": val_fraction, "created": time.time()})
+                                            "val_fraction": val_fraction, "seed": base.seed, "data": base.data,
+                                            "created": time.time()})
         worker.beat(phase="running")
         st.optimize(worker.objective, n_trials=trials, timeout=timeout, callbacks=[worker.after_trial], catch=())
     finally:

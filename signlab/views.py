@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import shlex
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -1536,14 +1537,19 @@ def pair_text(true: int, pred: int, count: int, of: int, shown: int) -> str:
 
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:
     """The command line that runs more workers of ``study``, with the settings its workers must share
-    that its record keeps (a study started with --val-fraction 0 or --max-steps refuses a worker
-    without them: the command shown was refused)."""
+    that its record keeps (a study started with --val-fraction 0, --max-steps, --seed or --data refuses
+    a worker without them: the command shown was refused)."""
     shared = ""
     if record.get("max_steps") is not None:
         shared += f" --max-steps {record['max_steps']}"
     fraction = record.get("val_fraction")
     if fraction is not None and fraction != _sweep.DEFAULT_VAL_FRACTION:
-        shared += f" --val-fraction {fraction:g}"
+        # the value itself (0.1234567 written as 0.123457 was refused as another setting)
+        shared += f" --val-fraction {fraction:g}" if float(f"{fraction:g}") == fraction else f" --val-fraction {fraction!r}"
+    if record.get("seed") is not None and record["seed"] != SETTING["seed"].default:
+        shared += f" --seed {record['seed']}"
+    if record.get("data"):
+        shared += f" --data {shlex.quote(str(record['data']))}"
     return (f"python -m signlab sweep --model {record.get('model', _sweep.DEFAULT_MODEL)} --epochs "
             f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)}{shared} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
             f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")

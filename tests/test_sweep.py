@@ -365,3 +365,23 @@ def test_the_docs_name_the_widths_each_model_tries():
         widths = sweep.widths_for(m.name)
         if widths:
             assert f"{m.name} {'/'.join(map(str, widths))}" in row, (m.name, widths, row)
+
+
+def test_the_command_shown_for_more_workers_joins_the_study(tmp_path, small_dataset):
+    """A study started with a seed (or a validation fraction of more digits than %g keeps) refused the
+    command the Sweeps page showed for more workers: the seed was not in it, the fraction was rounded."""
+    import shlex
+
+    from signlab import cli, views
+    from signlab.settings import option_values
+
+    sweep.run_sweep(model="logreg", trials=1, epochs=1, max_steps=5, study="seeded", runs_dir=tmp_path,
+                    dataset=small_dataset, seed=3, val_fraction=0.1234567)
+    cmd = views.sweep_command(sweep.study_record("seeded", tmp_path), "seeded", None, tmp_path)
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["python", "-m", "signlab"] and "--seed" in argv
+    argv[argv.index("--trials") + 1] = "1"
+    args = cli.build_parser().parse_args(argv[3:])
+    result = sweep.run_sweep(trials=args.trials, storage=args.storage, study=args.study, runs_dir=args.runs_dir,
+                             dataset=small_dataset, **option_values(args, sweep.SWEEP_OPTIONS))
+    assert result["trials"] == 2 and result["this_worker"] == 1
