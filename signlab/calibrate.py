@@ -45,7 +45,7 @@ from .labels import IMAGE_SIZE, LETTERS
 from .models import Ensemble, watch
 from .normalize import normalize_for
 from .predict import to_float_images
-from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, to_png,
+from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, read_image_file, to_png,
                          zoomed_views)
 from .runs import (WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run,
                    unique_name)
@@ -141,9 +141,11 @@ def load_folder(folder: str | Path) -> list[Photo]:
         for f in files:
             if f.suffix.lower() not in PHOTO_SUFFIXES:
                 raise CalibrationError(f"{f}: not an image file (expected {', '.join(PHOTO_SUFFIXES)})")
-            if f.stat().st_size > MAX_FILE_BYTES:
-                raise CalibrationError(f"{f}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
-            photos.append(Photo(letter, f.name, f.read_bytes(), str(f)))
+            try:  # as predict reads a file: never past the limit, a read error in one line
+                data = read_image_file(f)
+            except ImageError as err:
+                raise CalibrationError(str(err)) from err
+            photos.append(Photo(letter, f.name, data, str(f)))
             if len(photos) > MAX_PHOTOS:
                 raise CalibrationError(f"{root}: more than {MAX_PHOTOS} photos; a few per letter are enough")
     if not photos:

@@ -62,26 +62,34 @@ def _too_big(name: str, size: int) -> str:
     return f"{name}: the file is {size / 2**20:.1f} MB, over the limit of {MAX_FILE_BYTES / 2**20:.0f} MB"
 
 
+def read_image_file(path: Path, name: str = "") -> bytes:
+    """The bytes of an image file, at most :data:`MAX_FILE_BYTES`; ImageError (naming ``name``, else the
+    path) for a folder, a device, a pipe or a socket, a file over the limit or one that cannot be read."""
+    name = name or str(path)
+    try:
+        info = path.stat()
+    except OSError as err:
+        raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{name}: is a folder; give image files (a shell pattern such as {path / '*.jpg'} lists them)")
+    # a device or a pipe has no size to check: /dev/zero was read until the machine ran out of memory
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{name}: is not a file (a device, a pipe or a socket); give image files")
+    if info.st_size > MAX_FILE_BYTES:
+        raise ImageError(_too_big(name, info.st_size))
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, even if the file grew since stat
+    except OSError as err:  # unreadable (permissions) or gone since stat
+        raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(_too_big(name, len(data)))
+    return data
+
+
 def _open(data: bytes | str | Path, name: str) -> Image.Image:
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        name = name or str(path)
-        try:
-            info = path.stat()
-        except OSError as err:
-            raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
-        if path.is_dir():
-            raise ImageError(f"{name}: is a folder; give image files (a shell pattern such as {path / '*.jpg'} lists them)")
-        # a device or a pipe has no size to check: /dev/zero was read until the machine ran out of memory
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageError(f"{name}: is not a file (a device, a pipe or a socket); give image files")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ImageError(_too_big(name, info.st_size))
-        try:
-            with path.open("rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)  # never more than the limit, even if the file grew since stat
-        except OSError as err:  # unreadable (permissions) or gone since stat
-            raise ImageError(f"{name}: cannot read the file ({err.strerror or err})") from err
+        data = read_image_file(Path(data), name)
     if not data:
         raise ImageError(f"{name}: the file is empty")
     if len(data) > MAX_FILE_BYTES:

@@ -99,6 +99,7 @@ def test_load_folder(tmp_path, dataset):
     ("j", "signed with a movement"),
     ("no-files", "holds no photos"),
     ("not-image-suffix", "not an image file"),
+    ("too-big", r"big.jpg: the file is 20.0 MB, over the limit of 20 MB"),
 ])
 def test_load_folder_bad_input(tmp_path, case, expected):
     root = tmp_path / "photos"
@@ -114,6 +115,12 @@ def test_load_folder_bad_input(tmp_path, case, expected):
     elif case == "not-image-suffix":
         (root / "A").mkdir()
         (root / "A" / "notes.txt").write_text("x")
+    elif case == "too-big":  # sparse: no disk taken; read no further than the limit, as predict reads a file
+        from signlab.preprocess import MAX_FILE_BYTES
+
+        (root / "A").mkdir()
+        with open(root / "A" / "big.jpg", "wb") as f:
+            f.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(CalibrationError, match=expected):
         calibrate.load_folder(root)
 
