@@ -355,8 +355,9 @@ def _accuracy(r: "Run") -> float:
 def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", str]:
     """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
 
-    Photos: the newest completed calibrated run, else the newest completed ``robust`` run (trained
-    for photos), else the user's best run. Drawings (and Evaluate, Kernels and Map, whose pickers ask
+    Photos: the newest completed calibrated run, else the newest completed run trained on photo-like
+    images (``augment_photo``: the robust preset's, or any run with the same setting), else the user's
+    best run. Drawings (and Evaluate, Kernels and Map, whose pickers ask
     for the same): the best completed run by test accuracy (ties: the newest), so a weak sweep trial
     that happens to be newest is not the default; a calibrated run only when there is no other (one
     adapted to a student's photos became the default for drawings and for the dataset's map, by a
@@ -379,7 +380,8 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
         for r in done:
             try:
                 if r.config.augment_photo:  # trained on photo-like images (the robust preset), as Classify reads it
-                    return r, "the newest run of the robust preset, which is trained for photos"
+                    # not "of the robust preset": any run with the setting is taken
+                    return r, "the newest run trained for photos (on photo-like images)"
             except SignlabError:
                 continue
     pool = done or available

@@ -242,8 +242,8 @@ def run_label(run: Run) -> str:
     test, val = s.get("test_accuracy"), s.get("val_accuracy")
     # a run still training (or stopped before its test) has only a validation accuracy: named, as
     # "running, 37.4%" read as progress
-    acc_s = (f", {views.percent(test, 1)}" if isinstance(test, (int, float)) and test
-             else f", validation {views.percent(val, 1)}" if isinstance(val, (int, float)) and val else "")
+    acc_s = (f", {views.percent(test, 1)}" if isinstance(test, (int, float))
+             else f", validation {views.percent(val, 1)}" if isinstance(val, (int, float)) else "")
     name = views.run_display_name(run.id, s["name"])  # "4 Dec 03:56:51" for an unnamed run, not its raw id
     members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
     model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
