@@ -316,6 +316,10 @@ def test_preferred_photo_run(tmp_path):
     newest.store.annotate("c-fast", test_accuracy=0.9)
     newest.row = None
     assert ui.run_label(newest).startswith("c-fast · logreg · completed, 90.0%")
+    # a test accuracy of 0 (a diverged run) is a test accuracy, not a missing one
+    newest.store.annotate("c-fast", test_accuracy=0.0)
+    newest.row = None
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 0.0%")
 
 
 @pytest.fixture
@@ -494,7 +498,3 @@ def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_e
     assert at.session_state["classify_source"] == "📁 Upload"
     assert any("Your last upload, **my hand.png**, is shown again" in c.value for c in at.caption)
     assert [m.value for m in at.markdown if m.value.startswith("####")] == verdict  # the same photo, read again
-    # a test accuracy of 0 (a diverged run) is a test accuracy, not a missing one
-    newest.store.annotate("c-fast", test_accuracy=0.0)
-    newest.row = None
-    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 0.0%")
