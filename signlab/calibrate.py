@@ -39,7 +39,7 @@ from .access import local_user
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
-from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, read_json_inside
+from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_safetensors, read_json_inside
 from .inference import predict
 from .labels import IMAGE_SIZE, LETTERS
 from .models import Ensemble, watch
@@ -536,8 +536,7 @@ def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, ada
     half-made run is removed, never left claimed."""
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in adapted.state_dict().items()}
-        atomic_write(run.dir / WEIGHTS_FILE,
-                     lambda p: _save_file(state, p, {"parent": parent.id, "method": method}))
+        atomic_write_safetensors(run.dir / WEIGHTS_FILE, state, {"parent": parent.id, "method": method})
         _copy_kernels(parent, run)  # the first layer is unchanged: the Kernels page shows the parent's history
         if shape_net is not None and hands_found:
             handshape.save_net(shape_net, {"parent": parent.id, "hands": hands_found}, run.dir / handshape.RUN_FILE)
@@ -562,12 +561,6 @@ def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, ada
             pass
         delete_run(run.id, run.dir.parent)
         raise
-
-
-def _save_file(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    save_file(state, str(path), metadata=metadata)
 
 
 # --------------------------------------------------------------------------- reading it back

@@ -55,6 +55,15 @@ def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = Tru
         raise
 
 
+def atomic_write_safetensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` (torch) to ``path`` as safetensors, atomically. Serialised in memory and written
+    by Python: safetensors' own file writer raised its SafetensorError on a full disk, which is no
+    OSError, so the disk-full message became a traceback."""
+    from safetensors.torch import save  # here: most users of this module never touch torch
+
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     atomic_write(path, lambda p: p.write_bytes(data))

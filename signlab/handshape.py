@@ -35,7 +35,7 @@ from PIL import Image
 from torch import nn
 
 from .errors import DataError, SignlabError
-from .fsutil import atomic_write, atomic_write_npz, read_bytes_inside
+from .fsutil import atomic_write_npz, atomic_write_safetensors, read_bytes_inside
 from .hands import ASSETS, HandFound, find_hand
 from .labels import NUM_CLASSES
 
@@ -182,10 +182,8 @@ def accuracy(net: HandShapeNet, x: np.ndarray, y: np.ndarray) -> float:
 
 def save_net(net: HandShapeNet, info: dict[str, Any], path: Path = WEIGHTS_FILE) -> None:
     """The network's weights as safetensors, ``info`` (what it was trained on) in its metadata (atomic)."""
-    from safetensors.torch import save_file
-
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"info": json.dumps(info)}))
+    atomic_write_safetensors(path, state, {"info": json.dumps(info)})
 
 
 _LOCK = threading.Lock()

@@ -33,11 +33,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes, save_file
+from safetensors.torch import load as load_safetensors_bytes
 
 from .config import TrainConfig
 from .errors import ConfigError, RunError, SignlabError
-from .fsutil import (UnsafeFileError, atomic_write, atomic_write_json, list_dir_inside, nofollow_opener,
+from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensors, list_dir_inside, nofollow_opener,
                      read_bytes_inside, read_json_inside, storage_error)
 from .models import build_model, first_weights
 from .paths import default_runs_dir
@@ -724,9 +724,8 @@ class RunWriter:
         # epochs, which a continuation tells apart (Run.training_state); the optimizer's plain part rides
         # in its file's metadata (as optimizer.json it was a third file, a third epoch a kill could split)
         tensors, plain = _flatten_optimizer(trainer.optimizer.state_dict())
-        atomic_write(d / "optimizer.safetensors",
-                     lambda p: save_file(tensors, str(p), metadata={"epoch": str(epoch), "plain": json.dumps(plain)}))
-        atomic_write(d / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"epoch": str(epoch)}))
+        atomic_write_safetensors(d / "optimizer.safetensors", tensors, {"epoch": str(epoch), "plain": json.dumps(plain)})
+        atomic_write_safetensors(d / WEIGHTS_FILE, state, {"epoch": str(epoch)})
         (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now
         self._snapshot_kernels(trainer.model, epoch)
 
@@ -735,8 +734,7 @@ class RunWriter:
         if w is None:
             return
         tensors = {"kernels": w.float().contiguous()}
-        atomic_write(self.run.dir / "kernels" / f"epoch_{epoch:04d}.safetensors",
-                     lambda p: save_file(tensors, str(p)))
+        atomic_write_safetensors(self.run.dir / "kernels" / f"epoch_{epoch:04d}.safetensors", tensors)
 
     def __call__(self, event, trainer) -> None:
         if self.lost:

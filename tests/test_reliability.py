@@ -102,6 +102,33 @@ def test_atomic_write_refused_keeps_the_old_file_and_no_temporary(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]  # no .tmp left behind
 
 
+def test_weights_that_do_not_fit_on_the_disk_give_the_storage_error(tmp_path):
+    """A full disk while saving weights: safetensors' own writer raised SafetensorError ("I/O error: No
+    space left on device"), no OSError, so `train` ended with a traceback and exit 1. Run for real in a
+    child process whose files may not grow past 64 KB (RLIMIT_FSIZE: the kernel refuses the write, as a
+    full disk does, with no disk to fill)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import resource, signal
+        from pathlib import Path
+        import torch
+        from signlab.fsutil import StorageError, atomic_write_safetensors
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+        try:
+            atomic_write_safetensors(Path({str(tmp_path)!r}) / "model.safetensors", {{"w": torch.zeros(100_000)}})
+        except StorageError as err:
+            print("StorageError:", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
+    assert out.stdout.startswith(f"StorageError: {tmp_path / 'model.safetensors'}: cannot write ("), out.stdout
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
 def test_atomic_write_into_a_folder_that_cannot_exist(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
