@@ -17,6 +17,7 @@ from tqdm import tqdm
 from . import __version__
 from .calibrate import DEFAULT_METHOD, METHODS
 from .config import DEFAULT_PRESET, PRESETS, SETTING, TrainConfig, preset
+from . import envnum
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .labels import NUM_CLASSES
@@ -453,6 +454,7 @@ def _check_runs_dir(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        envnum.check()  # the server's numbers from the environment, before anything runs on them
         _check_runs_dir(args)
         _use_db(args)  # every command that opens a run reads its state from that database
         return int(args.func(args) or 0)

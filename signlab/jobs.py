@@ -12,13 +12,12 @@ This module knows nothing about Streamlit; :mod:`signlab.ui` calls it.
 """
 from __future__ import annotations
 
-import math
-import os
 import socket
 import threading
 from pathlib import Path
 
 from .config import TrainConfig, check_setting
+from . import envnum
 from .errors import SignlabError
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
@@ -28,8 +27,9 @@ from .store import Capacity, RunState, RunStore, store_for
 
 def default_job_limit() -> int:
     """``SIGNLAB_JOB_LIMIT``, else the number of GPUs, else 1 (one job uses every CPU core)."""
-    env = os.environ.get("SIGNLAB_JOB_LIMIT")
-    if env and env.strip().isdigit() and 0 < int(env) <= 1024:
+    env = envnum.parse("SIGNLAB_JOB_LIMIT")
+    low, high = envnum.SERVER_NUMBERS["SIGNLAB_JOB_LIMIT"][:2]
+    if env is not None and low <= env <= high:
         return int(env)
     try:
         import torch
@@ -43,11 +43,7 @@ def worker_linger_seconds() -> float:
     """How long a worker this manager starts waits for the next run before it exits
     (``SIGNLAB_WORKER_LINGER``, default 120 s; 0: at once). Waiting costs an idle process (320 MB
     measured, a short claim transaction every 0.5 s); starting one costs the next run 7-9 s on a 2-core CPU."""
-    try:
-        value = float(os.environ.get("SIGNLAB_WORKER_LINGER", "120"))
-    except ValueError:
-        return 120.0
-    return min(value, 86_400.0) if math.isfinite(value) and value > 0 else 0.0
+    return envnum.clamped("SIGNLAB_WORKER_LINGER", 120.0)
 
 
 class JobManager:

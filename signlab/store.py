@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from . import envnum
 from .errors import QuotaError, RunError, SignlabError
 from .fsutil import storage_error
 from .numbers import count_text
@@ -90,11 +91,9 @@ def active_refusal(active: int, limit: int) -> str:
 
 
 def lease_seconds() -> float:
-    """How long a claim lives without a heartbeat (``SIGNLAB_LEASE_SECONDS``, default 20)."""
-    try:
-        return max(1.0, float(os.environ.get("SIGNLAB_LEASE_SECONDS", "20")))
-    except ValueError:
-        return 20.0
+    """How long a claim lives without a heartbeat (``SIGNLAB_LEASE_SECONDS``, default 20; held within
+    1 s to a day: "inf" overflowed the lease's timestamp in the heartbeat thread)."""
+    return envnum.clamped("SIGNLAB_LEASE_SECONDS", 20.0)
 
 
 def heartbeat_seconds() -> float:

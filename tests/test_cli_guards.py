@@ -248,3 +248,29 @@ def test_a_worker_refuses_a_bad_class_setting_before_taking_a_run(monkeypatch, t
     _one_line(capsys, code, "max_pause_minutes", "'abc' is not a whole number")
     assert str(queued.status()["status"]) == "queued"
     assert api.pause_limit_seconds(tmp_path) == 60.0 * access.Policy().max_pause_minutes  # a default, not none
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("SIGNLAB_JOB_LIMIT", "abc", "not a whole number of runs training at a time from 1 to 1024"),
+    ("SIGNLAB_JOB_LIMIT", "0", "from 1 to 1024"),
+    ("SIGNLAB_LEASE_SECONDS", "inf", "not a number of seconds from 1 to 86400"),
+    ("SIGNLAB_WORKER_LINGER", "soon", "not a number of seconds from 0 to 86400"),
+])
+def test_the_servers_numbers_from_the_environment_are_checked_first(monkeypatch, tmp_path, capsys, name, value, words):
+    """SIGNLAB_LEASE_SECONDS=inf printed a traceback from the lease thread ("timestamp out of range")
+    and `train` still exited 0; SIGNLAB_JOB_LIMIT=abc and SIGNLAB_WORKER_LINGER=abc silently meant
+    their defaults. Every command names the variable first, and a run is left as it was."""
+    from signlab import store
+
+    queued = api.queue(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
+    monkeypatch.setenv(name, value)
+    code = cli.main(["worker", "--exit-when-idle", "--runs-dir", str(tmp_path)])
+    _one_line(capsys, code, name, repr(value), words)
+    assert str(queued.status()["status"]) == "queued"
+    code = cli.main(["runs", "--runs-dir", str(tmp_path)])
+    _one_line(capsys, code, name)
+    # read while something runs, a bad value holds within its range instead of failing a thread
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "inf")
+    assert store.lease_seconds() == 20.0
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1e30")
+    assert store.lease_seconds() == 86_400.0

@@ -198,7 +198,7 @@ def test_warm_starts_nothing_without_local_workers_lingering_or_a_free_slot(tmp_
     assert len(live_children()) == before
 
 
-@pytest.mark.parametrize("value, seconds", [("30", 30.0), ("0", 0.0), ("-5", 0.0), ("nan", 0.0),
+@pytest.mark.parametrize("value, seconds", [("30", 30.0), ("0", 0.0), ("-5", 0.0), ("nan", 120.0),
                                             ("soon", 120.0), ("1e9", 86_400.0)])
 def test_worker_linger_seconds_reads_the_environment(monkeypatch, value, seconds):
     monkeypatch.setenv("SIGNLAB_WORKER_LINGER", value)
