@@ -179,15 +179,16 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     secs = _number(status.get("train_seconds")) or 0.0
     since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
     awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
-    if test and val and abs(test - val) >= 1e-4:  # a student reads 100% on the chart and 99.74% here
+    if test and val and percent(test) != percent(val):  # a student reads 100% on the chart and 99.74% here
         # in plain words: "the network alone" against "the model as it predicts" read as jargon
         if not validated_on_test:
             why = f"The chart read {percent(val)} on images held out from training, not the test images."
         elif shifted:
             why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
                    "image, while the test accuracy averages its answers for each image and four copies "
-                   f"moved by one pixel (test-time shifts), which moved it by {100 * abs(test - val):.2f} "
-                   "points.")
+                   # the difference of the two numbers shown (99.71 and 99.69 read "0.01" from unrounded ones)
+                   f"moved by one pixel (test-time shifts), which moved it by "
+                   f"{abs(round(100 * test, 2) - round(100 * val, 2)):.2f} points.")
         else:
             why = f"The chart read {percent(val)} on the same test images after the last epoch."
         result = f": **{percent(test)}** test accuracy. {why}"
@@ -346,7 +347,8 @@ def weakest_letter_text(rows: Sequence[dict[str, Any]]) -> str:
     in percent). A model right on every image has none (it named A, the first of 24 at 100%)."""
     weakest = min(rows, key=lambda r: r["recall"])
     # "none: all 100%" was cut to "none: all…" in the 170-px metric
-    return "all 100%" if weakest["recall"] >= 100 else f"{weakest['letter']}: {percent(weakest['recall'] / 100, 0)}"
+    # one decimal, as the table below gives it ("T: 92%" above a table reading 91.5%)
+    return "all 100%" if weakest["recall"] >= 100 else f"{weakest['letter']}: {percent(weakest['recall'] / 100, 1)}"
 
 
 def start_line(cfg: Any) -> str:
@@ -687,7 +689,9 @@ def shape_reading(v: Verdict) -> str | None:
     picture = f"the picture says **{LETTERS[i]}** ({percent(v.image[i], 0)})"
     shape = f"the hand's shape (its 21 landmarks, green on the photo) says **{LETTERS[s]}** ({percent(v.shape[s], 0)})"
     if i == s:
-        return f"Two readings agree: {picture}, and {shape}."
+        # the answer's share too: beside "B (99%)" above, "the picture says B (25%)" read as a contradiction
+        return (f"Two readings agree: {picture}, and {shape}. Together they make the answer's "
+                f"{percent(v.confidence, 0)}.")
     return (f"Two readings, combined: {picture}; {shape}. The answer weighs both: "
             f"{LETTERS[v.index]} ({percent(v.confidence, 0)}).")
 

@@ -139,6 +139,9 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     assert ": **99.74%** test accuracy. The chart read 100.00% on the same test images: it asks the network " \
         "once an image, while the test accuracy averages its answers for each image and four copies moved by " \
         "one pixel (test-time shifts), which moved it by 0.26 points." in differ.message, differ.message
+    # the difference of the numbers shown: 99.7051% and 99.6949% read 99.71 and 99.69, moved by 0.02 (said 0.01)
+    close = views.live_status({**status, "test_accuracy": 0.997051, "val_accuracy": 0.996949}, [], now=1006.0)
+    assert "The chart read 99.69%" in close.message and "moved it by 0.02 points" in close.message, close.message
     held_out = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, validated_on_test=False)
     assert "The chart read 100.00% on images held out from training, not the test images." in held_out.message
     unshifted = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, shifted=False)
@@ -529,7 +532,7 @@ def pc_dark24() -> list[str]:
 
 
 def test_the_weakest_letter_of_a_perfect_model_is_none():
-    assert views.weakest_letter_text([{"letter": "A", "recall": 100.0}, {"letter": "T", "recall": 92.3}]) == "T: 92%"
+    assert views.weakest_letter_text([{"letter": "A", "recall": 100.0}, {"letter": "T", "recall": 91.5}]) == "T: 91.5%"
     assert views.weakest_letter_text([{"letter": k, "recall": 100.0} for k in "ABC"]) == "all 100%"
 
 
@@ -720,6 +723,12 @@ def test_shape_reading_says_what_each_reading_says():
     assert line.startswith("Two readings, combined") and f"{seen.letter} ({seen.confidence:.0%})" in line
     agree = dataclasses.replace(verdict, shape=image, image=image)
     assert views.shape_reading(agree).startswith("Two readings agree")
+    # the answer's share is said: agreeing readings make an answer surer than the picture alone
+    weak, sure = _probs(0.25), _probs(0.9)
+    both = views.verdict(combine(weak, sure), photo=True, shape=True)
+    line = views.shape_reading(dataclasses.replace(both, shape=sure, image=weak))
+    assert "the picture says **A** (25%)" in line and line.endswith(f"Together they make the answer's {both.confidence:.0%}.")
+    assert both.confidence > 0.25  # surer than the picture alone
     assert views.shape_reading(views.verdict(image, photo=True)) is None  # no hand shape: no line
     # the models' probabilities are float32 (numpy scalars, no Python floats): still numbers, not "—"
     f32 = dataclasses.replace(verdict, shape=shape.astype(np.float32), image=image.astype(np.float32))
