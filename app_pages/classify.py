@@ -82,9 +82,11 @@ def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
                    "box around its 21 landmarks (green). Move it with the sliders; **Reset** returns to the "
                    "detector's square.")
     else:
+        # a dataset image uploaded as a photo read as a failure ("found no hand") though its reading was right
         st.caption("**The hand detector found no hand in this photo**, so the page starts on the centre square. "
-                   "The dataset's images are hands cropped tightly on a plain background: move the orange square "
-                   "onto the hand so it fills the square.")
+                   "It looks for a hand in a room; one that fills the picture, as in the dataset's close crops, "
+                   "it often misses, and the centre square is then the right one. Otherwise move the orange "
+                   "square onto the hand so it fills the square.")
     # a row that wraps: as columns in an 820-px window the button read "R…"
     row = st.container(horizontal=True, gap="small", vertical_alignment="bottom")
     row.slider("Zoom", views.MIN_PAD_ZOOM if hand is not None else 1.0, 4.0, step=0.01, key="classify_zoom",

@@ -237,7 +237,9 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                                 "with the settings below."))
     elif active and mine and not refused and not paused:  # Start is off here: say so, as the other tab's words do
         doing = "waits in the queue" if state == RunState.QUEUED else "trains"
-        notice = f"**Start** is off while this run {doing}: open Train in a new tab to start another {beside}."
+        # why a new tab: a walk read "open Train in a new tab" as advice without a reason
+        notice = (f"**Start** is off while this page follows this run (it {doing}). To start another {beside}, "
+                  "open Train in a new tab: Start is on there, and this tab keeps showing this run.")
     else:
         notice = refused
     said = str(status.get("message") or "")

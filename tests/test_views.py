@@ -56,7 +56,9 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
     # the tab that follows its own run has Start off, and now says why (the other tab's words said
     # Start works, this one's nothing)
     here = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)])
-    assert not here.can_start and here.notice.startswith("**Start** is off while this run trains: open Train in a new tab")
+    assert not here.can_start and here.notice.startswith("**Start** is off while this page follows this run (it trains). To start "
+                                                                 "another after it (this server trains one run at a time), "
+                                                                 "open Train in a new tab: Start is on there")
     queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
     assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
     # "beside it" only where two runs train at once: on a one-slot server the next run waits for this one
@@ -64,7 +66,7 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
                              "with the settings below."), v.notice
     two = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True, job_limit=2)
     assert two.notice.endswith("**Start** trains another one beside it, with the settings below.")
-    assert here.notice.endswith("to start another after it (this server trains one run at a time).")
+    assert "To start another after it (this server trains one run at a time), open Train" in here.notice
 
 
 def test_start_is_off_and_says_why_at_the_quota():
