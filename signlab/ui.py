@@ -926,6 +926,10 @@ def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
         load = dict(busy=cap.holding, slots=jm.limit, waiting=cap.waiting)
     except SignlabError:  # the database cannot say: the speed alone
         load = {}
+    try:  # other work on the machine (not this server's runs) slows a run as much as a run beside it
+        load.update(machine_load=os.getloadavg()[0], cores=os.cpu_count())
+    except (OSError, AttributeError):  # no load average on this platform
+        pass
     return views.time_estimate(cfg, speed_rows(available), len(dataset().train), **load)
 
 
