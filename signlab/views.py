@@ -533,9 +533,8 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     ``waiting`` queued runs): "longer while 1 other run trains here" said it would share the cores
     on a one-slot class server, where it waits in the queue instead. ``machine_load``: the machine's
     load average (``os.getloadavg``) over its ``cores``: with none of this server's runs training, a
-    load of other work at or above the core count is said, with how much longer it may take (the
-    speeds were measured on a quiet machine: a walk beside other busy processes, load 5 on 2 cores,
-    read "roughly 41 s" and took 133 s)."""
+    load of other work at or above the core count is said (a walk beside other busy processes, load 5
+    on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s)."""
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -546,10 +545,10 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
                   if busy > 0 else "")
     if busy == 0 and machine_load is not None and cores and machine_load >= cores:
-        # a run takes every core: with other work of this load it gets about cores / (load + cores) of them
-        slower = (machine_load + cores) / cores
+        # no factor: the speeds it comes from may have been measured under load too (a run timed beside
+        # a test suite read "about 4 min", then "perhaps 4.5 times as long" on top)
         shared += (f"; other work keeps this machine busy now (load {machine_load:.1f} on {count_text(cores, 'core')}),"
-                   f" so perhaps {slower:.1f} times as long")
+                   " so it may take longer")
     est = estimate(cfg, rows, n_train)
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the

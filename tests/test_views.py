@@ -282,7 +282,7 @@ def test_time_estimate_from_this_servers_speed():
     assert views.time_estimate(cfg, rows, busy=1, slots=2).endswith(", longer while 1 other run trains here")
     # other work on the machine (load 5 on 2 cores): a walk read "roughly 41 s" and waited 133 s
     assert views.time_estimate(cfg, rows, machine_load=5.0, cores=2).endswith(
-        "on this server; other work keeps this machine busy now (load 5.0 on 2 cores), so perhaps 3.5 times as long")
+        "on this server; other work keeps this machine busy now (load 5.0 on 2 cores), so it may take longer")
     assert views.time_estimate(cfg, rows, machine_load=1.2, cores=2).endswith("on this server")  # a quiet machine
     assert "busy now" not in views.time_estimate(cfg, rows, busy=1, machine_load=3.0, cores=2)  # that is our run
     # a full server: the run waits first (on a one-slot class server "longer while 1 other run trains
