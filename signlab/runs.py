@@ -346,6 +346,9 @@ class Run:
     def no_weights_error(self) -> RunError:
         """Why there are no weights to use: none yet, or a finished run's file gone (a run whose file was
         deleted was told it had "no weights yet (no finished epoch)" after finishing three)."""
+        if (self.dir / WEIGHTS_FILE).is_symlink():  # refused, not missing: say which
+            return RunError(f"run {self.id}: its weights (model.safetensors) are a link to another file, which is "
+                            "never read; put the weights file itself in the run folder")
         done = self.epochs_completed()
         if done:
             return RunError(f"run {self.id}: its weights (model.safetensors) are missing from its folder, though it "

@@ -101,6 +101,9 @@ def test_symlinked_weights_are_neither_listed_nor_served(root, secret):
             read()
         assert SECRET.decode() not in str(err.value)
     assert secret.read_bytes() == SECRET
+    # said as what it is: a link refused, not weights "deleted or moved" (an audit read that and looked for them)
+    with pytest.raises(RunError, match="are a link to another file, which is never read"):
+        run.weights_bytes()
 
 
 def test_weights_for_download_are_a_checked_safetensors_file(root):
