@@ -90,9 +90,11 @@ class ProgressBar:
 
 
 # --------------------------------------------------------------------------- commands
-def _add_runs_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-dir", default=None, type=given,
-                   help="folder of run directories (default: $SIGNLAB_RUNS_DIR, else runs/ in the project folder)")
+RUNS_DIR_HELP = "folder of run directories (default: $SIGNLAB_RUNS_DIR, else runs/ in the project folder)"
+
+
+def _add_runs_dir(p: argparse.ArgumentParser, help: str = RUNS_DIR_HELP) -> None:
+    p.add_argument("--runs-dir", default=None, type=given, help=help)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -414,7 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = _command(sub, "calibrate", "adapt a run to a few of your own photos per letter (a new run)", cmd_calibrate,
                  run=True)
     s.add_argument("dir", type=given, help="a folder of <LETTER>/<image> files; missing letters are fine")
-    _add_runs_dir(s)
+    # the new run is saved beside its parent unless told otherwise: a RUN given as a folder elsewhere
+    # was said to land in runs/ and landed beside it
+    _add_runs_dir(s, RUNS_DIR_HELP.removesuffix(")") + "; the calibrated run is saved there, and for a RUN "
+                     "given as a folder, beside it)")
     _add_db(s)
     s.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help="head: retrain the last layer on the photos (the default: the best measured); finetune: "
