@@ -100,11 +100,19 @@ AWAIT_TEST_SECONDS = 60.0  # how long after a run completes the Train page waits
 
 
 def progress_text(epoch: int, target: int, progress: float, images_per_second: float | None,
-                  seconds_left: float | None, paused: bool = False, resuming: bool = False) -> str:
+                  seconds_left: float | None, paused: bool = False, resuming: bool = False,
+                  whole_left: float | None = None) -> str:
     """One line of progress: shared by the Train page's bar and the command line's. ``resuming``: a
-    paused run whose Resume was pressed, waiting for a slot of the job limit."""
+    paused run whose Resume was pressed, waiting for a slot of the job limit. ``whole_left``: the time
+    left at the whole fit's pace; where it and ``seconds_left`` (the recent pace) differ more than
+    twofold, both are said as a range: on a machine whose load swung, one figure jumped from "about
+    28 s" to "about 17 min" and back to "about 9 min" within a run."""
     speed = f" · {images_per_second:,.0f} images/s" if _number(images_per_second) is not None else ""
     left = f" · {duration(seconds_left)} left" if _number(seconds_left) is not None else ""
+    if left and _number(whole_left) is not None:
+        low, high = sorted((float(seconds_left), float(whole_left)))  # type: ignore[arg-type]
+        if high > 2 * low and duration(low) != duration(high):
+            left = f" · {duration(low)} to {duration(high).removeprefix('about ')} left (the pace is changing)"
     return f"epoch {epoch}/{target}{speed}{left}" + _pause_words(paused, resuming)
 
 
@@ -264,8 +272,10 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         p = min(max(float(last.get("progress", 0)), 0.0), 1.0)
         speed = _number(last.get("samples_per_second"))
         left = fit_seconds_left(fit)
+        whole = seconds_left(_number(last.get("progress")), _number(last.get("train_seconds")))
         epoch = int(last.get("epoch", done + 1))
-        return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming), progress=p,
+        return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming, whole),
+                          progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     message = str(status.get("message") or "")
     if state == RunState.COMPLETED:

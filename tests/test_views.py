@@ -171,6 +171,14 @@ def test_time_left_follows_the_recent_pace():
     # too little done in the last quarter to read a pace: the whole one
     flat = [{"progress": 0.5, "train_seconds": 5.0}, {"progress": 0.505, "train_seconds": 7.0}]
     assert views.fit_seconds_left(flat) == pytest.approx(views.seconds_left(0.505, 7.0))
+    # where the recent and the whole pace differ more than twofold, the line says both, as a range (a
+    # walk on a machine whose load swung read "about 28 s", "17 min", then "9 min" left in one run)
+    line = views.live_status({"status": "running"}, [{"type": "batch", "step": k, "epoch": 1, **r}
+                                                     for k, r in enumerate(slowed, 1)]).message
+    assert line.endswith("· about 8 s to 45 s left (the pace is changing)"), line
+    steady_line = views.live_status({"status": "running"}, [{"type": "batch", "step": k, "epoch": 1, **r}
+                                                            for k, r in enumerate(steady, 1)]).message
+    assert steady_line.endswith("· about 5 s left"), steady_line
 
 
 def test_progress_text_is_the_command_lines_too():
