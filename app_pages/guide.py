@@ -77,7 +77,7 @@ if step.key == "seed":
                                               labels=views.health_labels(seed_run.config)),
                         width="stretch", key="guide_health")
 
-if pair := views.tour_loss_runs(runs, step.key):  # the two losses here, not a search on the Runs page
+if pair := views.tour_loss_runs(runs, step.key):  # the step's losses here, not a search on the Runs page
     _, batches = views.curve_series(pair)
     st.plotly_chart(figures.runs_loss_overlay({k: views.continued_steps(v) for k, v in batches.items()}),
                     width="stretch", key=f"guide_loss_{step.key}")

@@ -1187,13 +1187,16 @@ def tour_step_missing(runs: Sequence[Any], step_key: str) -> str | None:
     return tour_missing_text(runs, step_key)
 
 
-_TOUR_LOSS_RUNS = {"seed": (_guide.LOGREG, _guide.SEED), "fixed": (_guide.SEED, _guide.FIXED)}
+# step 2 its own run's, once it has finished: its live chart went with the run, and the step's notice
+# speaks of the loss the student just watched
+_TOUR_LOSS_RUNS = {"logreg": (_guide.LOGREG,), "seed": (_guide.LOGREG, _guide.SEED),
+                   "fixed": (_guide.SEED, _guide.FIXED)}
 
 
 def tour_loss_runs(runs: Sequence[Any], step_key: str) -> list[Any]:
-    """The user's runs whose loss curves a tour step overlays, once there are two; else []."""
+    """The user's runs whose loss curves a tour step draws, once every one of them is there; else []."""
     found = [_guide.find_run(list(runs), cfg) for cfg in _TOUR_LOSS_RUNS.get(step_key, ())]
-    return found if len(found) > 1 and all(found) else []
+    return found if found and all(found) else []
 
 
 def tour_map_layer(step_key: str) -> str | None:

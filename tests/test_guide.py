@@ -217,6 +217,9 @@ def test_the_convnet_steps_draw_the_losses_they_ask_about(tmp_path):
     assert [r.id for r in views.tour_loss_runs(runs, "seed")] == ["logreg", "seed"]
     assert [r.id for r in views.tour_loss_runs(runs, "fixed")] == ["seed", "fixed"]
     assert views.tour_loss_runs(runs, "templates") == []
+    # step 2 keeps its own run's loss once it has finished (the live chart went with the run)
+    assert [r.id for r in views.tour_loss_runs(runs, "logreg")] == ["logreg"]
+    assert views.tour_loss_runs([seed], "logreg") == []
     notice = {s.key: s.notice for s in guide.STEPS}["seed"]
     assert "Runs page" not in notice and "drawn here" in notice
 
