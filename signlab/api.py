@@ -197,18 +197,35 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
     message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
     writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
     writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done)
-    record: dict[str, Any] = {
-        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(RunState.COMPLETED), "epochs": done,
-        "val_accuracy": row.get("val_accuracy"), "test_accuracy": None, "train_seconds": row.get("train_seconds"),
-        "samples_per_second": row.get("samples_per_second"), "message": message, "model": cfg.model,
-    }
-    if writer.lost:
-        return {**record, "status": str(RunState.INTERRUPTED),
-                "message": "this process lost its lease on the run (another process took it over)"}
-    if evaluate_test:
-        record["test_accuracy"] = evaluate_run(run, dataset).accuracy
-        run.store.annotate(run.id, test_accuracy=record["test_accuracy"])
+    record = _record(run, cfg, RunState.COMPLETED, done, row.get("val_accuracy"), row.get("train_seconds"),
+                     row.get("samples_per_second"), message)
+    found = _tested(run, writer, record, dataset, evaluate_test)
+    if found:
+        run.store.annotate(run.id, **found)
     return record
+
+
+def _record(run: Run, cfg: TrainConfig, status: Any, epochs: int, val_accuracy: Any, train_seconds: Any,
+            samples_per_second: Any, message: str) -> dict[str, Any]:
+    """The ``train --json`` record of a fit (its test accuracy filled in by :func:`_tested`)."""
+    return {"run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(status), "epochs": epochs,
+            "val_accuracy": val_accuracy, "test_accuracy": None, "train_seconds": train_seconds,
+            "samples_per_second": samples_per_second, "message": message, "model": cfg.model}
+
+
+def _tested(run: Run, writer: RunWriter, record: dict[str, Any], dataset: Dataset,
+            evaluate_test: bool) -> dict[str, Any] | None:
+    """After a fit: ``record`` says interrupted when this process lost the run (then None: nothing more
+    is written), else its test accuracy is read (when asked and there are weights). Returns what to
+    annotate in the store."""
+    if writer.lost:
+        record.update(status=str(RunState.INTERRUPTED),
+                      message="this process lost its lease on the run (another process took it over)")
+        return None
+    found: dict[str, Any] = {}
+    if evaluate_test and run.has_weights():
+        record["test_accuracy"] = found["test_accuracy"] = evaluate_run(run, dataset).accuracy
+    return found
 
 
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,
@@ -231,20 +248,11 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         writer.set_state(RunState.FAILED, message=str(err))
         raise
     end = trainer.fit()
-    record: dict[str, Any] = {
-        "run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(end.status),
-        "epochs": end.epochs_completed, "val_accuracy": end.val_accuracy, "test_accuracy": None,
-        "train_seconds": end.train_seconds, "samples_per_second": end.samples_per_second,
-        "message": end.message, "model": cfg.model,
-    }
-    if writer.lost:
-        record.update(status=str(RunState.INTERRUPTED),
-                      message="this process lost its lease on the run (another process took it over)")
+    record = _record(run, cfg, end.status, end.epochs_completed, end.val_accuracy, end.train_seconds,
+                     end.samples_per_second, end.message)
+    found = _tested(run, writer, record, dataset, evaluate_test)
+    if found is None:
         return record
-    found: dict[str, Any] = {}
-    if evaluate_test and run.has_weights():
-        ev = evaluate_run(run, dataset)
-        record["test_accuracy"] = found["test_accuracy"] = ev.accuracy
     if end.status == RunState.COMPLETED:
         # what a user waits for besides training (the data, the network, each epoch's validation, the
         # saves and the test accuracy), per epoch of this fit: the Train page's time estimates add it

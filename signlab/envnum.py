@@ -37,6 +37,13 @@ def parse(name: str) -> float | None:
     return value
 
 
+def within(name: str) -> float | None:
+    """The variable's number when it is set and within its range, else None."""
+    low, high = SERVER_NUMBERS[name][:2]
+    value = parse(name)
+    return value if value is not None and low <= value <= high else None
+
+
 def clamped(name: str, default: float) -> float:
     """The variable's number held within its range, or ``default`` when unset or unreadable."""
     low, high = SERVER_NUMBERS[name][:2]
@@ -50,7 +57,6 @@ def check() -> None:
         raw = os.environ.get(name, "").strip()
         if not raw:
             continue
-        value = parse(name)
-        if value is None or not low <= value <= high:
+        if within(name) is None:
             kind = "a whole number" if whole else "a number"
             raise ConfigError(f"{name}: {raw[:24]!r} is not {kind} of {unit} from {low:g} to {high:g}")

@@ -27,9 +27,8 @@ from .store import Capacity, RunState, RunStore, store_for
 
 def default_job_limit() -> int:
     """``SIGNLAB_JOB_LIMIT``, else the number of GPUs, else 1 (one job uses every CPU core)."""
-    env = envnum.parse("SIGNLAB_JOB_LIMIT")
-    low, high = envnum.SERVER_NUMBERS["SIGNLAB_JOB_LIMIT"][:2]
-    if env is not None and low <= env <= high:
+    env = envnum.within("SIGNLAB_JOB_LIMIT")
+    if env is not None:
         return int(env)
     try:
         import torch

@@ -933,6 +933,7 @@ def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
     return views.time_estimate(cfg, speed_rows(available), len(dataset().train), **load)
 
 
+@st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks
 def _machine_load() -> float | None:
     """How busy the machine is now: its 1-minute load average, held to the threads runnable at this
     moment (``/proc/loadavg``, the median of five looks 10 ms apart, this one not counted). The

@@ -1155,7 +1155,7 @@ def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     return _guide.find_run(list(runs), cfg)
 
 
-_TOUR_PAGE_RUNS = {"templates": _guide.LOGREG, "kernels": _guide.FIXED, "seed": _guide.SEED, "fixed": _guide.FIXED}
+_TOUR_PAGE_RUNS = {**_guide.NEEDS, "seed": _guide.SEED, "fixed": _guide.FIXED}
 
 
 def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
