@@ -368,13 +368,15 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
+    # read once: each look opens two files of the run, and the pickers ask on every rerun
+    calibrated = {r.id for r in available if calibrated_parent(r)}
     if purpose in ("calibrate", "drawing"):  # calibrated runs only when there is nothing else, finished or not
-        plain = [r for r in available if not calibrated_parent(r)]
+        plain = [r for r in available if r.id not in calibrated]
         if plain:
-            available, done = plain, [r for r in done if not calibrated_parent(r)]
+            available, done = plain, [r for r in done if r.id not in calibrated]
     if purpose == "photo":
         for r in done:
-            if calibrated_parent(r):
+            if r.id in calibrated:
                 return r, "the newest calibrated run, adapted to your own photos"
     if purpose in ("photo", "calibrate"):
         for r in done:

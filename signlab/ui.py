@@ -471,7 +471,8 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
     (and for each page that passes its own ``key``)."""
     available = runs(with_weights=True)
     if purpose == "calibrate":  # a classmate's run (shown read-only) is not theirs to copy
-        available = [r for r in available if can(r, "calibrate")]
+        me, pol = user(), policy()  # read once: the class settings are a database read
+        available = [r for r in available if access.can(me, r, "calibrate", pol)]
     if not available:
         st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
                 "**robust** preset does best on photos).")

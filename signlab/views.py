@@ -1567,20 +1567,29 @@ def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_
     """The command line that runs more workers of ``study``, with the settings its workers must share
     that its record keeps (a study started with --val-fraction 0, --max-steps, --seed or --data refuses
     a worker without them: the command shown was refused)."""
+    # every setting a study's workers must share that the sweep command takes, from the one list the
+    # study's own check reads (sweep.SHARED_SETTINGS): written flag by flag, the list fell behind it
+    # twice, and each time the command shown was refused
+    defaults = {"model": _sweep.DEFAULT_MODEL, "epochs": _sweep.DEFAULT_EPOCHS,
+                "val_fraction": _sweep.DEFAULT_VAL_FRACTION}
     shared = ""
-    if record.get("max_steps") is not None:
-        shared += f" --max-steps {record['max_steps']}"
-    fraction = record.get("val_fraction")
-    if fraction is not None and fraction != _sweep.DEFAULT_VAL_FRACTION:
-        # the value itself (0.1234567 written as 0.123457 was refused as another setting)
-        shared += f" --val-fraction {fraction:g}" if float(f"{fraction:g}") == fraction else f" --val-fraction {fraction!r}"
-    if record.get("seed") is not None and record["seed"] != SETTING["seed"].default:
-        shared += f" --seed {record['seed']}"
-    if record.get("data"):
-        shared += f" --data {shlex.quote(str(record['data']))}"
-    return (f"python -m signlab sweep --model {record.get('model', _sweep.DEFAULT_MODEL)} --epochs "
-            f"{record.get('epochs', _sweep.DEFAULT_EPOCHS)}{shared} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
+    for k in _sweep.SHARED_SETTINGS:
+        if k not in _sweep.SWEEP_OPTIONS:  # schedule and optimizer: the sweep's own, no option sets them
+            continue
+        value = record.get(k, defaults.get(k))
+        if value is None or (k not in ("model", "epochs") and value == defaults.get(k, SETTING[k].default)):
+            continue
+        shared += f" {SETTING[k].flag} {_option_text(value)}"
+    return (f"python -m signlab sweep{shared} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
             f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")
+
+
+def _option_text(value: Any) -> str:
+    """A value as a command line takes it back: a number whole (0.1234567 written as 0.123457 was
+    refused as another setting), a text quoted for the shell."""
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return shlex.quote(str(value)) if isinstance(value, str) else str(value)
 
 
 # the Calibrate page
