@@ -151,7 +151,7 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
     new = open_run(record["run_id"], parent.dir.parent)
     assert new.status()["status"] == "completed" and new.config == parent.config
     # its training time is the calibration's (the runs tables showed 0.0 s)
-    assert new.status()["train_seconds"] == pytest.approx(record["seconds"], abs=0.01) and record["seconds"] > 0
+    assert new.status()["train_seconds"] == record["seconds"] > 0  # one number, rounded once
     # Home says the seconds were calibrating (it said "4.9 s, 3 epochs": the parent's epochs)
     from signlab.views import latest_runs_rows
 
