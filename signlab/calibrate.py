@@ -47,7 +47,7 @@ from .normalize import normalize_for
 from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, read_image_file, to_png,
                          zoomed_views)
-from .runs import (WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run,
+from .runs import (CALIBRATION_RECORD, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run,
                    unique_name)
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
@@ -55,7 +55,7 @@ from .numbers import count_text
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MAX_PHOTOS = 2000  # a calibration is a few photos per letter; this bounds memory and time
 CALIBRATION_DIR = "calibration"  # <run>/calibration/<LETTER>/<photo>: the photos it learned from
-RECORD = "calibration.json"  # parent, letters, photo count, method, seconds
+RECORD = CALIBRATION_RECORD  # parent, letters, photo count, method, seconds
 
 # "head" won with 3 photos a letter (docs/real-photos.md, bench/calibrate.py): 99.4% of the rest of
 # development set 1 against 96.4% for fine-tuning the last convolution too and 99.4% for nearest class

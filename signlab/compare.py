@@ -18,7 +18,6 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import SignlabError
-from .fsutil import read_json_inside
 from .store import ACTIVE, HOLDING, RunState
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
@@ -337,16 +336,6 @@ def _completed(r: "Run") -> bool:
     return r.has_weights() and r.summary()["status"] == RunState.COMPLETED
 
 
-def calibrated_parent(run: "Run") -> str | None:
-    """The run a calibrated run was adapted from (its ``calibration.json`` or config names a parent), else None."""
-    for name in ("calibration.json", "config.json"):
-        record = read_json_inside(run.dir, name, default={})  # never through a planted link
-        parent = record.get("parent") if isinstance(record, dict) else None
-        if isinstance(parent, str) and parent:
-            return parent
-    return None
-
-
 def _accuracy(r: "Run") -> float:
     acc = r.summary().get("test_accuracy")
     return float(acc) if isinstance(acc, (int, float)) else -1.0
@@ -368,8 +357,8 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
-    # read once: each look opens two files of the run, and the pickers ask on every rerun
-    calibrated = {r.id for r in available if calibrated_parent(r)}
+    # read once: each look may read the run's row and a file, and the pickers ask on every rerun
+    calibrated = {r.id for r in available if r.parent}
     if purpose in ("calibrate", "drawing"):  # calibrated runs only when there is nothing else, finished or not
         plain = [r for r in available if r.id not in calibrated]
         if plain:

@@ -96,7 +96,7 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
             continue
         # finished runs only: a run still training showed its half-way accuracy as the step's
         # result, and one stopped after an epoch stood for "your lecture ConvNet"
-        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and calibration_info(r) is None \
+        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and r.parent is None \
                 and str(r.summary().get("status")) == "completed":
             return r
     return None
@@ -110,7 +110,7 @@ def others_text(runs: list[Run], cfg: TrainConfig) -> str:
     for r in runs:
         try:
             c = r.config
-            if c.model != cfg.model or calibration_info(r) is not None:
+            if c.model != cfg.model or r.parent is not None:
                 continue
             status = str(r.summary().get("status"))
         except Exception:  # noqa: BLE001 - an unreadable run is simply not one of them

@@ -53,6 +53,7 @@ MAX_WEIGHTS_BYTES = 2 * 2**30
 WEIGHTS_FILE = "model.safetensors"  # a run's weights at its last finished epoch
 MAX_METRICS_READ = 512 * 2**20  # one read of metrics.jsonl (200 epochs at batch size 1: about 100 MB)
 MAX_JSON_BYTES = 16 * 2**20  # config.json, meta.json, optimizer.json
+CALIBRATION_RECORD = "calibration.json"  # a calibrated run's record (parent, letters, photos), by signlab.calibrate
 
 
 # --------------------------------------------------------------------------- ids and paths
@@ -290,6 +291,17 @@ class Run:
         return self._row().get("name") or self.id
 
     @property
+    def parent(self) -> str | None:
+        """The run a calibrated run was adapted from, None for a trained run: the store's row, else
+        (a run calibrated before the store kept it, 2026-12-05) its calibration record. The one way
+        to ask "is this run calibrated": the pickers, the tour and Home each read it their own way."""
+        parent = self._row().get("parent")
+        if not parent:
+            record = read_json_inside(self.dir, CALIBRATION_RECORD, {}, MAX_JSON_BYTES)  # never through a link
+            parent = record.get("parent") if isinstance(record, dict) else None
+        return parent if isinstance(parent, str) and parent else None
+
+    @property
     def state(self) -> RunState:
         return RunState(self.status()["status"])
 
@@ -484,7 +496,7 @@ class Run:
             "train_seconds": row.get("train_seconds"), "created": row.get("created"),
             "message": row.get("message", ""), "stopped_by": row.get("stopped_by"),
             "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
-            "parent": row.get("parent"),  # the run a calibrated run was adapted from (kept in the store since 2026-12-05)
+            "parent": self.parent,  # the run a calibrated run was adapted from
         }
 
 

@@ -429,7 +429,7 @@ def test_default_runs_for_photos_and_drawings(tmp_path):
     calibrated = make("d-calibrated", preset("robust"), 0.99)
     (calibrated.dir / "calibration.json").write_text(json.dumps({"parent": "a-robust", "photos": 24}))
     available = [r for r in list_runs(tmp_path) if r.has_weights()]
-    assert compare.calibrated_parent(calibrated) == "a-robust"
+    assert calibrated.parent == "a-robust"
     run, why = compare.preferred_run(available, "photo")
     assert run.id == "d-calibrated" and "calibrated" in why
     # the Calibrate page starts on the run before calibration, not the calibrated one (calibrated again
