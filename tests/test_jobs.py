@@ -36,7 +36,8 @@ def test_four_sessions_against_a_limit_of_two(tmp_path: Path):
         assert sum(s in HOLDING for s in states) <= 2, states
         waiting = [r for r in runs if r.status()["status"] == RunState.QUEUED]
         for pos, r in enumerate(jm.queued(), start=1):  # every waiting job knows its place
-            assert jm.queue_position(r) in (pos, pos - 1, None)  # a worker may claim between the reads
+            p = jm.queue_position(r)  # workers may claim one or two ahead of it between the reads
+            assert p is None or 1 <= p <= pos, (p, pos)
         return all(s == "completed" for s in states) and not waiting
 
     wait_for(all_done, 180, what="4 jobs to complete")
@@ -70,14 +71,15 @@ def test_a_warm_worker_takes_the_next_runs_at_once_then_leaves(tmp_path: Path, m
     """The Train page starts a worker ahead of the click (JobManager.warm). The run submitted next
     is claimed by it (no second worker starts), a run queued after it went idle is taken by the same
     worker, and it leaves once the queue has been empty for its linger."""
-    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "6")
+    # 12 s: with 6, a stall of 4 s in this process (a busy CI machine) let the worker leave between the runs
+    monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "12")
     jm = JobManager(tmp_path, limit=1)
     before = {p.pid for p in live_children()}
     assert jm.warm() is True
     assert jm.warm() is False  # the page reruns: its worker is starting, so no second one
     assert JobManager(tmp_path, limit=1).warm() is False  # a worker is already starting
     (warm,) = [p for p in live_children() if p.pid not in before]
-    assert "--linger" in warm.args and "6" in warm.args
+    assert "--linger" in warm.args and "12" in warm.args
     store = jm.store
     wait_for(lambda: len(store.workers(kind="worker")) == 1, 120, what="the warm worker to register")
     assert JobManager(tmp_path, limit=1).warm() is False  # an idle worker is there
@@ -93,7 +95,7 @@ def test_a_warm_worker_takes_the_next_runs_at_once_then_leaves(tmp_path: Path, m
             time.sleep(1.5)  # the worker is idle now, and stays
             assert warm.poll() is None
     assert len(holders) == 2 and holders[0] == holders[1], holders
-    assert warm.wait(60) == 0  # once idle for 6 s
+    assert warm.wait(60) == 0  # once idle for 12 s
     assert store.workers(kind="worker") == []
 
 

@@ -264,10 +264,11 @@ def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
     first = _worker(tmp_path, "--exit-when-idle")
     wait_for(lambda: any(m["type"] == "batch" and m["epoch"] >= 2 for m in run.metrics()), 180,
              what="a batch of epoch 2")
-    done_before = run.status()["epochs_completed"]
-    assert done_before >= 1
     first.send_signal(signal.SIGKILL)
     first.wait(30)
+    # read after the kill: an epoch can end between a read and the signal
+    done_before = run.status()["epochs_completed"]
+    assert done_before >= 1
     # nobody renews its lease now: once it runs out, the run is interrupted and queued to continue
     wait_for(lambda: run.store.expire_leases() or run.status()["status"] == RunState.QUEUED, 30,
              what="the lease to run out")
@@ -281,7 +282,8 @@ def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
     epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
     assert sorted(set(epochs)) == [1, 2, 3, 4] and len(epochs) - 4 <= 1  # at most one epoch trained twice
     starts = [m["start_epoch"] for m in run.metrics() if m["type"] == "fit_start"]
-    assert starts == [0, done_before]
+    # from the epoch of its weights: the store's count, or one ahead (the weights are saved before the row)
+    assert starts[0] == 0 and len(starts) == 2 and starts[1] in (done_before, done_before + 1), (starts, done_before)
     assert run.config.epochs == 4 and not list(run.dir.glob(".*.tmp"))
 
 

@@ -109,8 +109,10 @@ def _points(page) -> int:
 
 
 def test_train_chart_moves_survives_page_switch_and_stops(page, server):
-    # a run long enough to watch: the lecture's ConvNet at batch 32 takes ~17 s an epoch on 2 cores
-    url = "/train?preset=lecture&model=convnet&epochs=3&batch_size=32&lr=0.001&optimizer=adam&schedule=none&augment=False"
+    # a run long enough to watch: the lecture's ConvNet at batch 32 takes ~17 s an epoch on 2 cores, 8 s
+    # in bf16, and this test waits up to a few 30-s spells before Stop: 10 epochs, so it is still
+    # training when Stop is pressed (Stop ends it)
+    url = "/train?preset=lecture&model=convnet&epochs=10&batch_size=32&lr=0.001&optimizer=adam&schedule=none&augment=False"
     with step(page, "open Train with settings from the URL"):
         goto(page, server, url)
         assert "flaw fixed" in page.inner_text("body"), "the URL's model=convnet was not applied"
