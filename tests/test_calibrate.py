@@ -179,12 +179,13 @@ def test_calibration_improves_on_the_new_style_and_saves_a_run(parent, dataset, 
 def test_a_slow_save_keeps_the_calibrated_run_completed(parent, dataset, tmp_path, monkeypatch):
     """On a busy machine the save and the test-set evaluation outlasted the run's lease: the page
     said "Saved", and the store (swept by the dashboard) called the new run interrupted."""
-    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
+    # 3 s (beats every 0.6 s): with 1 s, a beat 0.8 s late on a busy machine lost the lease anyway
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "3")
     real = calibrate.evaluate_model
     store = parent.store
 
     def slow_evaluation(model, data):
-        time.sleep(1.6)  # longer than the lease
+        time.sleep(3.5)  # longer than the lease
         store.expire_leases()  # what the dashboard's job manager does every few seconds
         return real(model, data)
 
