@@ -149,9 +149,6 @@ def test_the_machines_load_is_what_runs_now_not_a_minute_ago(monkeypatch):
     machine's real load is not used (the suite's other worker, its runs, PostgreSQL and Chromium made
     the median look 6 or more in 63 of 100 tries on a busy 2-core machine)."""
     import os
-    import subprocess
-    import sys
-    import time
 
     from signlab import ui
 
