@@ -42,13 +42,13 @@ if run is None:
 model = ui.or_stop("Could not load the model", ui.load_model, run)
 cfg = run.config
 # a run trained for photos (its photo-like images: the robust preset), or one already fitted to them
-if not cfg.augment_photo and not views.calibration_info(run):
+if not cfg.augment_photo and run.parent is None:
     # the button under the words, not beside them: a quarter column cut its label ("Train the rob…")
     # in a window of 820 px
     robust = views.preset(views.PHOTO_PRESET)
     st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
-               f"does much better on photos: {ui.time_estimate(robust)}.")
+               f"does much better on photos: {ui.time_estimate(robust, timed=False)}.")
     # a help that stays the same: the estimate in it changed between reruns, and a click on a button
     # whose identity changed in the rerun it triggers is lost
     if st.button("Train the robust model", help="Starts the robust preset; this page uses it for photos once it is done."):

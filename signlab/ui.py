@@ -8,6 +8,7 @@ manager) is cached per process with ``st.cache_resource``; what belongs to one u
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import streamlit as st
 from . import access, compare, figures, live, views
 from . import sweep as _sweep
 from .access import Policy, User
-from .config import DEFAULT_PRESET, Setting
+from .config import DEFAULT_PRESET, Setting, TrainConfig
 from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
@@ -35,6 +36,7 @@ from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
+from .trainer import trial_speed
 
 if TYPE_CHECKING:  # annotations only
     import numpy as np
@@ -919,9 +921,12 @@ def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     return views.server_speed_rows(mine, everyone)
 
 
-def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
+def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = True) -> str:
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
-    (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one."""
+    (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
+    ``timed``: for a network this server has neither trained nor can guess from, time a few of its
+    steps (1-3 s, once an hour a configuration; :func:`_trial_speed`); False where the estimate is
+    an aside (Classify's hint about the robust preset), not worth the wait."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -931,7 +936,29 @@ def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
     busy_now = _machine_load()  # other work on the machine slows a run as much as a run beside it
     if busy_now is not None:
         load.update(machine_load=busy_now, cores=os.cpu_count())
-    return views.time_estimate(cfg, speed_rows(available), len(dataset().train), **load)
+    rows, n_train = speed_rows(available), len(dataset().train)
+    if timed and views.estimate(cfg, rows, n_train) is None:
+        load["trial"] = _trial_speed(json.dumps(_trial_settings(cfg), sort_keys=True))
+    return views.time_estimate(cfg, rows, n_train, **load)
+
+
+# the settings that change a step's speed are kept; these do not (a change of epochs must not time it again)
+_TRIAL_IGNORES = ("epochs", "max_steps", "seed", "lr", "weight_decay", "schedule", "log_every", "val_fraction",
+                  "data", "label_smoothing")
+
+
+def _trial_settings(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.to_dict().items() if k not in _TRIAL_IGNORES}
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner="Timing a few steps of this network on this machine…")
+def _trial_speed(settings: str) -> float | None:
+    """:func:`signlab.trainer.trial_speed` of the settings (JSON of :func:`_trial_settings`), shared by
+    every session for an hour; None when the trial could not run (it never stops the page)."""
+    try:
+        return trial_speed(TrainConfig.from_dict(json.loads(settings)), dataset())
+    except (SignlabError, RuntimeError, ValueError, MemoryError):  # torch's errors are RuntimeErrors
+        return None
 
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks

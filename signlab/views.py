@@ -507,24 +507,31 @@ def training_images(cfg: Any, n_train: int = TRAINING_IMAGES) -> int:
 @dataclass(frozen=True)
 class Estimate:
     """How long a configuration takes on this server: its ``training`` seconds, the ``whole`` wait
-    (training and the measured overhead of data, validation and saves), and ``like``: the network a
-    guessed speed comes from (None when this server has trained this one)."""
+    (training and the measured overhead of data, validation and saves), ``like``: the network a
+    guessed speed comes from (None when this server has trained this one), and ``timed``: the speed
+    is a trial's, a few of its steps timed just now (:func:`signlab.trainer.trial_speed`)."""
 
     training: float
     whole: float
     like: str | None = None
+    timed: bool = False
 
 
-def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES) -> Estimate | None:
+def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
+             trial: float | None = None) -> Estimate | None:
     """:class:`Estimate` of ``cfg`` from the measured speed of this server's completed runs (a guess
-    from a network of like size when it has not trained this one); None when nothing says."""
+    from a network of like size when it has not trained this one, else ``trial``: the images a
+    second a few of its steps trained at just now); None when nothing says."""
     rows = list(rows)
     alike = _alike(rows, cfg)  # read once for the speed and the overhead
     speed, like = _speed(alike), None
     if speed is None:
         guess = guessed_speed(rows, cfg)
         if guess is None:
-            return None
+            if not trial or trial <= 0:
+                return None
+            seconds = training_images(cfg, n_train) / trial  # steps only: whole epochs ran 5-15% slower (a 2-core Xeon)
+            return Estimate(seconds, seconds, timed=True)
         speed, like = guess
     training = training_images(cfg, n_train) / speed
     # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
@@ -536,7 +543,7 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
 
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
                   slots: int | None = None, waiting: int = 0, machine_load: float | None = None,
-                  cores: int | None = None) -> str:
+                  cores: int | None = None, trial: float | None = None) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
     ``busy``: runs training on the server now, which share its cores (the measured speed was not).
     ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
@@ -544,7 +551,9 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     on a one-slot class server, where it waits in the queue instead. ``machine_load``: the machine's
     load average (``os.getloadavg``) over its ``cores``: with none of this server's runs training, a
     load of other work at or above the core count is said (a walk beside other busy processes, load 5
-    on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s)."""
+    on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s). ``trial``: the
+    images a second a few of its steps trained at just now, for a network this server has not
+    trained nor can guess from (:func:`estimate`)."""
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -559,18 +568,22 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         # a test suite read "about 4 min", then "perhaps 4.5 times as long" on top)
         shared += (f"; other work keeps this machine busy now (load {machine_load:.1f} on {count_text(cores, 'core')}),"
                    " so it may take longer")
-    est = estimate(cfg, rows, n_train)
+    est = estimate(cfg, rows, n_train, trial)
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the
         # wait for a slot too (on a class's first day no network has been trained yet)
         return (f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
                 + shared)
+    # What it has not trained is the network as configured: the robust preset's three fastcnn networks
+    # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
+    members = int(getattr(cfg, "ensemble", 1) or 1)
+    target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
+    if est.timed:  # a student whose only run was a logistic regression started an 11-minute ConvNet blind
+        return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, timed "
+                f"from a few of its steps just now (it has not trained {target} yet; loading the data and "
+                "checking the accuracy add to it)" + shared)
     if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind.
-        # What it has not trained is the network as configured: the robust preset's three fastcnn networks
-        # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
-        members = int(getattr(cfg, "ensemble", 1) or 1)
-        target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
         # "guessed from its s2net runs and the work an image of each" left a student to work out whose runs
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
                 f"from the server's {est.like} runs and how much work an image is for each network (it has not "

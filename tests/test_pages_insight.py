@@ -287,3 +287,23 @@ def test_a_tour_step_says_no_estimate_beside_the_students_own_run(runs_env, monk
     no_error(at)
     assert not [c.value for c in at.caption if "this server" in c.value or "slot" in c.value]
     assert any(b.label.startswith("↻") or b.label.startswith("▶") for b in at.button if b.disabled)
+
+
+@pytest.mark.trial
+def test_a_tour_step_times_a_network_this_server_has_never_trained(tmp_path, monkeypatch, app_caches):
+    """A student whose only run was a logistic regression read, at step 4, that the lecture ConvNet's
+    time "shows after its first steps" (no network near its work had run to guess from), and started
+    an 11-minute run blind. The page times a few of its steps instead (signlab.trainer.trial_speed)."""
+    from signlab.guide import STEPS
+    from signlab.jobs import JobManager
+
+    monkeypatch.setattr(JobManager, "warm", lambda self: False)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "runs"))  # a fresh server: nothing trained
+    at = _open("guide")
+    step = next(i for i, s in enumerate(STEPS) if s.config is not None and s.config.model != "logreg")
+    at.session_state["guide_step"] = step
+    at.run()
+    no_error(at)
+    said = [c.value for c in at.caption if "this server" in c.value]
+    assert said and "timed from a few of its steps just now" in said[0], said
+    assert f"it has not trained {STEPS[step].config.model} yet" in said[0]

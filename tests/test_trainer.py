@@ -257,3 +257,41 @@ def test_build_model_starts_from_the_seed_and_leaves_the_global_generator_alone(
     c = build_model(cfg.replace(seed=4))
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
     assert a.input_norm == "equalize" and len(a.members) == 2
+
+
+@pytest.mark.parametrize("preset_name", ["lecture", "fast"])
+def test_a_trial_times_a_few_real_steps_and_leaves_the_caller_as_it_was(dataset, preset_name):
+    """signlab.trainer.trial_speed: the images a second a few steps of the real loop train at, for an
+    estimate of a network the server has never trained. It must not move the caller's random numbers
+    (the page's) nor its thread count, and it stops at its step limit."""
+    from dataclasses import replace
+
+    from signlab.config import preset
+    from signlab.trainer import TRIAL_WARMUP, trial_speed
+
+    cfg = replace(preset(preset_name), threads=1)
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    speed = trial_speed(cfg, dataset, budget_s=0.5, max_steps=12)
+    assert speed is not None and 100 < speed < 1e6, speed  # images a second: hundreds to tens of thousands
+    assert torch.equal(torch.rand(3), expected)  # the caller's generator is where it was
+    assert torch.get_num_threads() == threads  # threads=1 was the trial's, not the process's
+    # a budget no step fits in: the steps after the warm-up still count, at least three of them
+    assert trial_speed(cfg, dataset, budget_s=0.0, max_steps=12) is not None and TRIAL_WARMUP >= 1
+
+
+def test_a_trial_that_cannot_time_three_steps_says_none(dataset):
+    """A dataset slice with fewer steps than the warm-up and three timed ones gives no speed, not one
+    made of a single step."""
+    from dataclasses import replace
+
+    from signlab.config import preset
+    from signlab.data import Dataset
+    from signlab.trainer import trial_speed
+
+    cfg = preset("fast")
+    tiny = Dataset(train=replace(dataset.train, images=dataset.train.images[:cfg.batch_size * 4],
+                                 targets=dataset.train.targets[:cfg.batch_size * 4]), test=dataset.test)
+    assert trial_speed(cfg, tiny) is None  # 4 steps: 3 warm-up, 1 timed

@@ -329,6 +329,34 @@ def test_time_estimate_from_this_servers_speed():
     assert views.measured_speed([fixed_run], preset("fast")) is None
 
 
+def test_a_network_neither_trained_nor_guessed_is_timed_from_a_trial():
+    """A student whose only run was a logistic regression (too little work an image to guess a ConvNet
+    from) read that the time "shows after its first steps" at the tour's lecture ConvNet, and started
+    an 11-minute run blind: a trial of a few steps says it."""
+    lecture = preset("lecture", model="seed_convnet")
+    logreg = [{"status": "completed", "model": "logreg", "ensemble": 1, "samples_per_second": 60_000.0}]
+    assert views.estimate(lecture, logreg) is None  # no guess from logistic regression
+    seconds = views.training_images(lecture, 27_455) / 500.0  # 10 epochs at 500 images a second: 549 s
+    est = views.estimate(lecture, logreg, trial=500.0)
+    assert est is not None and est.timed and est.training == pytest.approx(seconds) and est.like is None
+    assert views.time_estimate(lecture, logreg, trial=500.0) == (
+        "it takes roughly 9 min of training on this server, timed from a few of its steps just now (it has not "
+        "trained seed_convnet yet; loading the data and checking the accuracy add to it)")
+    assert views.time_estimate(lecture, logreg, trial=500.0, busy=1).endswith(
+        "accuracy add to it), longer while 1 other run trains here")
+    # the robust preset's three networks together, as the guess says it
+    assert "(it has not trained 3 fastcnn networks together yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
+    # no trial, or a useless one: as before
+    for trial in (None, 0.0, -1.0):
+        assert views.time_estimate(lecture, logreg, trial=trial).startswith("the time it takes shows after its first steps")
+    # what the server measured or can guess wins over a trial
+    fixed_run = {"status": "completed", "model": "convnet", "ensemble": 1, "batch_size": lecture.batch_size,
+                 "width": None, "samples_per_second": 700.0}
+    assert views.estimate(lecture, [fixed_run], trial=500.0) == views.estimate(lecture, [fixed_run])
+    s2 = {"status": "completed", "model": "s2net", "ensemble": 1, "batch_size": 32, "samples_per_second": 4800.0}
+    assert not views.estimate(lecture, [s2], trial=500.0).timed  # a guess from a network of like size
+
+
 def test_training_images_follow_max_steps_and_holdout():
     cfg = preset("fast", epochs=2, max_steps=10, batch_size=32)
     assert views.training_images(cfg, 1000) == 320
