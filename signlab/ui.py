@@ -937,9 +937,25 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = Tr
     if busy_now is not None:
         load.update(machine_load=busy_now, cores=os.cpu_count())
     rows, n_train = speed_rows(available), len(dataset().train)
-    if timed and views.estimate(cfg, rows, n_train) is None:
-        load["trial"] = _trial_speed(json.dumps(_trial_settings(cfg), sort_keys=True))
+    if timed:
+        load["trial"] = trial_for(cfg, rows)
     return views.time_estimate(cfg, rows, n_train, **load)
+
+
+def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]]) -> float | None:
+    """The images a second a few steps of ``cfg`` train at (:func:`_trial_speed`), when the server's
+    measured ``rows`` neither time it nor guess it; else None (no trial)."""
+    if views.estimate(cfg, rows, len(dataset().train)) is not None:
+        return None
+    return _trial_speed(json.dumps(_trial_settings(cfg), sort_keys=True))
+
+
+def sweep_time_text(model: str, trials: int, epochs: int) -> str:
+    """:func:`views.sweep_time_text` from every user's measured speeds, and a trial of the sweep's
+    base settings when none says (a first sweep of a network read only "the first trial shows")."""
+    rows = speed_rows()
+    trial = trial_for(views.sweep_base_config(model), rows)
+    return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=trial)
 
 
 # the settings that change a step's speed are kept; these do not (a change of epochs must not time it again)

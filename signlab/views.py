@@ -594,25 +594,33 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
             f"of it training)" + shared)
 
 
+def sweep_base_config(model: str) -> Any:
+    """The settings a sweep's trials of ``model`` share, at one epoch: what :func:`sweep_time_text` times."""
+    return _sweep.base_config(model, epochs=1)
+
+
 def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
-                    trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS) -> str:
+                    trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS,
+                    trial: float | None = None) -> str:
     """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
     sweep's base batch size; its trials also try smaller batches, which take longer), and so the
     budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
-    sweep would take a minute or an hour, and started none."""
-    cfg = _sweep.base_config(model, epochs=1)
-    est = estimate(cfg, rows, n_train)
+    sweep would take a minute or an hour, and started none. ``trial``: the images a second a few of
+    its steps trained at just now, for a network the server neither trained nor can guess from."""
+    cfg = sweep_base_config(model)
+    est = estimate(cfg, rows, n_train, trial)
     if est is None:
         return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
                 "time limit stops the sweep starting new ones.")
     def _said(seconds: float) -> str:  # a guess is said as one, in both figures
-        return duration(seconds).replace("about", "roughly" if est.like else "about")
+        return duration(seconds).replace("about", "roughly" if est.like or est.timed else "about")
 
     said = _said(est.whole)
     smallest = min(_sweep.BATCH_SIZES)
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from the server's {est.like} runs)" if est.like else "")
+            + (" (timed from a few of its steps just now)" if est.timed else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(est.whole * trials * epochs)} or more with one "

@@ -681,6 +681,11 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     # the budget typed in: the page said "10 trials of 2 epochs" beside 2 trials of 1 epoch
     said = views.sweep_time_text("fastcnn", rows, 27_455, trials=1, epochs=3)
     assert f"So 1 trial of 3 epochs takes {views.duration(seconds * 3)} or more" in said, said
+    # a network neither trained nor guessed from here: a trial of a few of its steps says it, as one
+    timed = views.sweep_time_text("fastcnn", [], 27_455, trial=2000.0)
+    assert timed.startswith(f"On this server a trial takes {views.duration(seconds).replace('about', 'roughly')} "
+                            "an epoch at batch 128 (timed from a few of its steps just now); "), timed
+    assert views.sweep_base_config("fastcnn") == cfg
 
 
 def _sweep_cfg(model):
