@@ -78,7 +78,7 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
                 text = f"could not be evaluated ({err})"
             out.append((step.title, text))
         elif step.key == "calibrate":
-            info = next((i for i in map(calibration_info, runs) if i), None)  # runs: newest first
+            info = next((i for i in (calibration_info(r) for r in runs if r.parent) if i), None)  # newest first
             out.append((step.title, "no calibrated run yet" if info is None else
                         f"calibrated on {count_text(int(info.get('photos') or 0), 'photo')} of "
                         f"{count_text(len(info.get('letters', [])), 'letter')}"))
@@ -170,7 +170,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
                   "Layer menu, and the images whose scores are all 0 lie on one spot.")
     if step.key == "calibrate":
         for r in runs:  # newest first
-            info = calibration_info(r)
+            info = calibration_info(r) if r.parent else None  # the record and its photos, of calibrated runs only
             if info:
                 # not r.name: it is "calibrated on N photos · <parent>", which the sentence says already;
                 # the parent by the name the pickers show, not its raw id

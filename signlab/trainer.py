@@ -16,7 +16,6 @@ run, like its device.
 
 The trainer receives its model and data (``Trainer(cfg, model, dataset, callbacks)``); building
 the model (:func:`signlab.models.build_model`) and loading the data happen in the caller.
-:func:`trial_speed` is such a caller: it times a few steps of a configuration for an estimate.
 
 Batches are cut from tensors that stay on the training device, by a shuffled index; no
 per-sample DataLoader (at batch 32 collating samples one by one costs a sixth of a CPU epoch).
@@ -27,7 +26,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -41,7 +40,7 @@ from .data import Dataset
 from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
                      resolve_device, use_bf16)
 from .events import STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
-from .models import build_model, count_parameters, fit_to_data
+from .models import count_parameters, fit_to_data
 from .normalize import normalize
 from .predict import predict_logits, to_float_images
 from .numbers import count_text
@@ -438,43 +437,3 @@ class _Diverged(Exception):
     def __init__(self, step: int, epoch: int) -> None:
         super().__init__(step, epoch)
         self.step, self.epoch = step, epoch
-
-
-# --------------------------------------------------------------------------- a few timed steps
-TRIAL_WARMUP = 3  # steps not timed: the first allocate buffers and pick kernels, and run slower
-
-
-def trial_speed(cfg: TrainConfig, dataset: Dataset, budget_s: float = 1.0, max_steps: int = 40) -> float | None:
-    """Images a second ``cfg`` trains at on this machine, timed over a few steps of the real loop
-    (its network, optimizer, augmentation and precision) on a slice of ``dataset``: the median of
-    the steps after :data:`TRIAL_WARMUP`, stopped once ``budget_s`` of them or ``max_steps`` are
-    done, but never before three. None when ``dataset`` has too few images for three timed steps.
-
-    For an estimate before a network's first run on a server: a student whose only run was a
-    logistic regression (more than 10 times less work an image than any ConvNet, so no guess from
-    it) read that the time "shows after its first steps", and started an 11-minute run blind. The
-    trial leaves the caller's random numbers and thread count as they were."""
-    n = min(len(dataset.train), cfg.batch_size * (TRIAL_WARMUP + max_steps + 1))
-    # the first images: enough for every step, and a small test split (a stopped epoch never validates)
-    small = Dataset(train=replace(dataset.train, images=dataset.train.images[:n], targets=dataset.train.targets[:n]),
-                    test=replace(dataset.test, images=dataset.test.images[:256], targets=dataset.test.targets[:256]))
-    # no schedule: one-cycle over a handful of steps divides by zero, and it costs nothing a step
-    trial = replace(cfg, epochs=1, max_steps=None, log_every=1, val_fraction=0.0, schedule="none")
-    speeds: list[float] = []
-    spent = [0.0]
-
-    def timed(event: Event, trainer: "Trainer") -> None:
-        if isinstance(event, BatchEnd) and event.step > TRIAL_WARMUP:
-            speeds.append(event.samples_per_second)
-            spent[0] += cfg.batch_size / max(event.samples_per_second, 1e-9)
-            if len(speeds) >= 3 and (spent[0] >= budget_s or len(speeds) >= max_steps):  # three at least
-                trainer.stop("trial")
-
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            Trainer(trial, build_model(trial), small, [timed]).fit()
-        finally:
-            torch.set_num_threads(threads)
-    return float(np.median(speeds)) if len(speeds) >= 3 else None
-

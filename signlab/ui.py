@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import streamlit as st
 
-from . import access, compare, figures, live, views
+from . import access, compare, figures, live, trial, views
 from . import sweep as _sweep
 from .access import Policy, User
 from .config import DEFAULT_PRESET, Setting, TrainConfig
@@ -30,13 +31,13 @@ from .evaluate import Evaluation, evaluate_model
 from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
+from .launch import cpu_share
 from .paths import default_runs_dir
 from .preprocess import load_gray
 from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
-from .trainer import trial_speed
 
 if TYPE_CHECKING:  # annotations only
     import numpy as np
@@ -925,8 +926,8 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = Tr
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
     ``timed``: for a network this server has neither trained nor can guess from, time a few of its
-    steps (1-3 s, once an hour a configuration; :func:`_trial_speed`); False where the estimate is
-    an aside (Classify's hint about the robust preset), not worth the wait."""
+    steps (a child process of 3-8 s, once an hour a configuration; :func:`_trial_speed`); False where
+    the estimate is an aside (Classify's hint about the robust preset), not worth the wait."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -947,34 +948,30 @@ def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]]) -> float | None:
     measured ``rows`` neither time it nor guess it; else None (no trial)."""
     if views.estimate(cfg, rows, len(dataset().train)) is not None:
         return None
-    return _trial_speed(json.dumps(_trial_settings(cfg), sort_keys=True))
+    return _trial_speed(trial.trial_key(cfg))
+
+
+_TRIAL_LOCK = threading.Lock()  # one trial at a time: two at once would share the cores and read each other's load
+
+
+@st.cache_data(ttl=3600, max_entries=64, show_spinner="Timing a few steps of this network on this machine…")
+def _trial_speed(key: str) -> float | None:
+    """:func:`signlab.trial.measure` of the settings ``key`` (:func:`signlab.trial.trial_key`), in a
+    child process with the workers' share of the cores; shared by every session for an hour."""
+    try:
+        cfg = TrainConfig.from_dict(json.loads(key))
+    except (SignlabError, ValueError, TypeError):
+        return None
+    with _TRIAL_LOCK:
+        return trial.measure(cfg, env=cpu_share(job_manager().limit))
 
 
 def sweep_time_text(model: str, trials: int, epochs: int) -> str:
     """:func:`views.sweep_time_text` from every user's measured speeds, and a trial of the sweep's
     base settings when none says (a first sweep of a network read only "the first trial shows")."""
     rows = speed_rows()
-    trial = trial_for(views.sweep_base_config(model), rows)
-    return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=trial)
-
-
-# the settings that change a step's speed are kept; these do not (a change of epochs must not time it again)
-_TRIAL_IGNORES = ("epochs", "max_steps", "seed", "lr", "weight_decay", "schedule", "log_every", "val_fraction",
-                  "data", "label_smoothing")
-
-
-def _trial_settings(cfg: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in cfg.to_dict().items() if k not in _TRIAL_IGNORES}
-
-
-@st.cache_data(ttl=3600, max_entries=64, show_spinner="Timing a few steps of this network on this machine…")
-def _trial_speed(settings: str) -> float | None:
-    """:func:`signlab.trainer.trial_speed` of the settings (JSON of :func:`_trial_settings`), shared by
-    every session for an hour; None when the trial could not run (it never stops the page)."""
-    try:
-        return trial_speed(TrainConfig.from_dict(json.loads(settings)), dataset())
-    except (SignlabError, RuntimeError, ValueError, MemoryError):  # torch's errors are RuntimeErrors
-        return None
+    speed = trial_for(views.sweep_base_config(model), rows)
+    return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed)
 
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks

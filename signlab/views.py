@@ -509,7 +509,7 @@ class Estimate:
     """How long a configuration takes on this server: its ``training`` seconds, the ``whole`` wait
     (training and the measured overhead of data, validation and saves), ``like``: the network a
     guessed speed comes from (None when this server has trained this one), and ``timed``: the speed
-    is a trial's, a few of its steps timed just now (:func:`signlab.trainer.trial_speed`)."""
+    is a trial's, a few of its steps timed on this machine (:func:`signlab.trial.measure`)."""
 
     training: float
     whole: float
@@ -521,14 +521,14 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
              trial: float | None = None) -> Estimate | None:
     """:class:`Estimate` of ``cfg`` from the measured speed of this server's completed runs (a guess
     from a network of like size when it has not trained this one, else ``trial``: the images a
-    second a few of its steps trained at just now); None when nothing says."""
+    second a few of its steps trained at on this machine); None when nothing says."""
     rows = list(rows)
     alike = _alike(rows, cfg)  # read once for the speed and the overhead
     speed, like = _speed(alike), None
     if speed is None:
         guess = guessed_speed(rows, cfg)
         if guess is None:
-            if not trial or trial <= 0:
+            if trial is None or not math.isfinite(trial) or trial <= 0:
                 return None
             seconds = training_images(cfg, n_train) / trial  # steps only: whole epochs ran 5-15% slower (a 2-core Xeon)
             return Estimate(seconds, seconds, timed=True)
@@ -552,7 +552,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     load average (``os.getloadavg``) over its ``cores``: with none of this server's runs training, a
     load of other work at or above the core count is said (a walk beside other busy processes, load 5
     on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s). ``trial``: the
-    images a second a few of its steps trained at just now, for a network this server has not
+    images a second a few of its steps trained at on this machine, for a network this server has not
     trained nor can guess from (:func:`estimate`)."""
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
@@ -569,18 +569,17 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         shared += (f"; other work keeps this machine busy now (load {machine_load:.1f} on {count_text(cores, 'core')}),"
                    " so it may take longer")
     est = estimate(cfg, rows, n_train, trial)
-    if est is None:
-        # said as a fact of this server: "the page says how long" read as a promise not kept; the
-        # wait for a slot too (on a class's first day no network has been trained yet)
-        return (f"the time it takes shows after its first steps (this server has not trained {cfg.model} yet)"
-                + shared)
     # What it has not trained is the network as configured: the robust preset's three fastcnn networks
     # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
     members = int(getattr(cfg, "ensemble", 1) or 1)
     target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
+    if est is None:
+        # said as a fact of this server: "the page says how long" read as a promise not kept; the
+        # wait for a slot too (on a class's first day no network has been trained yet)
+        return f"the time it takes shows after its first steps (this server has not trained {target} yet)" + shared
     if est.timed:  # a student whose only run was a logistic regression started an 11-minute ConvNet blind
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, timed "
-                f"from a few of its steps just now (it has not trained {target} yet; loading the data and "
+                f"from a few of its steps here (it has not trained {target} yet; loading the data and "
                 "checking the accuracy add to it)" + shared)
     if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind.
@@ -606,7 +605,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     sweep's base batch size; its trials also try smaller batches, which take longer), and so the
     budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
     sweep would take a minute or an hour, and started none. ``trial``: the images a second a few of
-    its steps trained at just now, for a network the server neither trained nor can guess from."""
+    its steps trained at on this machine, for a network the server neither trained nor can guess from."""
     cfg = sweep_base_config(model)
     est = estimate(cfg, rows, n_train, trial)
     if est is None:
@@ -620,7 +619,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from the server's {est.like} runs)" if est.like else "")
-            + (" (timed from a few of its steps just now)" if est.timed else "")
+            + (" (timed from a few of its steps here)" if est.timed else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(est.whole * trials * epochs)} or more with one "

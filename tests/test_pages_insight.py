@@ -305,5 +305,5 @@ def test_a_tour_step_times_a_network_this_server_has_never_trained(tmp_path, mon
     at.run()
     no_error(at)
     said = [c.value for c in at.caption if "this server" in c.value]
-    assert said and "timed from a few of its steps just now" in said[0], said
+    assert said and "timed from a few of its steps here" in said[0], said
     assert f"it has not trained {STEPS[step].config.model} yet" in said[0]

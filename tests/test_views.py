@@ -340,14 +340,15 @@ def test_a_network_neither_trained_nor_guessed_is_timed_from_a_trial():
     est = views.estimate(lecture, logreg, trial=500.0)
     assert est is not None and est.timed and est.training == pytest.approx(seconds) and est.like is None
     assert views.time_estimate(lecture, logreg, trial=500.0) == (
-        "it takes roughly 9 min of training on this server, timed from a few of its steps just now (it has not "
+        "it takes roughly 9 min of training on this server, timed from a few of its steps here (it has not "
         "trained seed_convnet yet; loading the data and checking the accuracy add to it)")
     assert views.time_estimate(lecture, logreg, trial=500.0, busy=1).endswith(
         "accuracy add to it), longer while 1 other run trains here")
     # the robust preset's three networks together, as the guess says it
     assert "(it has not trained 3 fastcnn networks together yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
+    assert "(this server has not trained 3 fastcnn networks together yet)" in views.time_estimate(preset("robust"), [])
     # no trial, or a useless one: as before
-    for trial in (None, 0.0, -1.0):
+    for trial in (None, 0.0, -1.0, float("nan"), float("inf")):
         assert views.time_estimate(lecture, logreg, trial=trial).startswith("the time it takes shows after its first steps")
     # what the server measured or can guess wins over a trial
     fixed_run = {"status": "completed", "model": "convnet", "ensemble": 1, "batch_size": lecture.batch_size,
@@ -684,7 +685,7 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     # a network neither trained nor guessed from here: a trial of a few of its steps says it, as one
     timed = views.sweep_time_text("fastcnn", [], 27_455, trial=2000.0)
     assert timed.startswith(f"On this server a trial takes {views.duration(seconds).replace('about', 'roughly')} "
-                            "an epoch at batch 128 (timed from a few of its steps just now); "), timed
+                            "an epoch at batch 128 (timed from a few of its steps here); "), timed
     assert views.sweep_base_config("fastcnn") == cfg
 
 
