@@ -939,25 +939,28 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = Tr
         load.update(machine_load=busy_now, cores=os.cpu_count())
     rows, n_train = speed_rows(available), len(dataset().train)
     if timed:
-        load["trial"] = trial_for(cfg, rows)
+        load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")))
     return views.time_estimate(cfg, rows, n_train, **load)
 
 
-def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]]) -> float | None:
+def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False) -> float | None:
     """The images a second a few steps of ``cfg`` train at (:func:`_trial_speed`), when the server's
-    measured ``rows`` neither time it nor guess it; else None (no trial)."""
+    measured ``rows`` neither time it nor guess it; else None (no trial). ``busy``: runs train on
+    the server now; a trial timed beside them reads slower, so it is kept apart from a quiet one."""
     if views.estimate(cfg, rows, len(dataset().train)) is not None:
         return None
-    return _trial_speed(trial.trial_key(cfg))
+    return _trial_speed(trial.trial_key(cfg), busy)
 
 
 _TRIAL_LOCK = threading.Lock()  # one trial at a time: two at once would share the cores and read each other's load
 
 
 @st.cache_data(ttl=3600, max_entries=64, show_spinner="Timing a few steps of this network on this machine…")
-def _trial_speed(key: str) -> float | None:
+def _trial_speed(key: str, busy: bool = False) -> float | None:
     """:func:`signlab.trial.measure` of the settings ``key`` (:func:`signlab.trial.trial_key`), in a
-    child process with the workers' share of the cores; shared by every session for an hour."""
+    child process with the workers' share of the cores; shared by every session for an hour.
+    ``busy`` is only part of the cache's key: a trial timed while runs trained is not said on a
+    quiet server."""
     try:
         cfg = TrainConfig.from_dict(json.loads(key))
     except (SignlabError, ValueError, TypeError):

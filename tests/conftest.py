@@ -87,11 +87,11 @@ def _no_warm_workers_outside_the_browser(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def _no_trials_outside_the_browser(request, monkeypatch):
     """A page's estimate for a network no run has measured times a few of its steps
-    (``ui._trial_speed``, 0.5-3 s a configuration): page tests (AppTest) open many configurations,
+    (``ui._trial_speed``, a child process of 2-8 s a configuration): page tests (AppTest) open many configurations,
     and it added 12 s to each of two. tests/test_trainer.py tests the trial, and tests marked
     ``trial`` run it in a page; the browser tests keep it, as a student gets it."""
     if request.node.get_closest_marker("browser") is None and request.node.get_closest_marker("trial") is None:
-        monkeypatch.setattr("signlab.ui._trial_speed", lambda settings: None)
+        monkeypatch.setattr("signlab.ui._trial_speed", lambda key, busy=False: None)
 
 
 @pytest.fixture

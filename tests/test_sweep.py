@@ -227,7 +227,9 @@ def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_datas
 
 # --------------------------------------------------------------------------- the page
 def _sweeps_page(runs_dir, monkeypatch):
-    """The Sweeps page under AppTest, over ``runs_dir``, checked to have raised nothing."""
+    """The Sweeps page under AppTest, over ``runs_dir``, checked to have raised nothing. Its tests take
+    ``app_caches``: the process's job manager otherwise keeps the folder of the first page this
+    worker opened, and the page's times came from that folder's runs (a full run failed on it)."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(runs_dir))
@@ -240,7 +242,7 @@ def _sweeps_page(runs_dir, monkeypatch):
     return at
 
 
-def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset):
+def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset, app_caches):
     """With no sweep yet: the title, the fields to start one, and a word that there is nothing to show."""
     from signlab import api
     from signlab.config import TrainConfig
@@ -266,7 +268,7 @@ def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset):
     assert "So 2 trials of 1 epoch take about" in searched[0], searched
 
 
-def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatch, capsys):
+def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatch, capsys, app_caches):
     """The sweep's defaults were written four times and disagreed: the page started fastcnn with 8
     trials, the command line's help said s2net and its default was 10, the page's epochs stopped at 50
     where a run's stop at 200. Each is now declared once in signlab.sweep."""
@@ -290,7 +292,7 @@ def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatc
         sweep.start_sweep_process("logreg", 2, runs_dir=tmp_path, workers=sweep.MAX_WORKERS + 1)
 
 
-def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset):
+def test_sweeps_page_shows_a_study_and_opens_the_best_run(tmp_path, monkeypatch, small_dataset, app_caches):
     sweep.run_sweep(model="logreg", trials=2, epochs=1, max_steps=5, study="page", runs_dir=tmp_path,
                     dataset=small_dataset)
     at = _sweeps_page(tmp_path, monkeypatch)
