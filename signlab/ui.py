@@ -916,18 +916,17 @@ def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
             for r in available or ()]
     try:
-        everyone = job_manager().store.rows(states=[RunState.COMPLETED], limit=views.SPEED_ROWS)
+        everyone = job_manager().store.rows(states=list(views.SPEED_STATES), limit=views.SPEED_ROWS)
     except SignlabError:  # the database away: the runs the page listed still estimate
         everyone = []
     return views.server_speed_rows(mine, everyone)
 
 
-def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = True) -> str:
+def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
-    ``timed``: for a network this server has neither trained nor can guess from, time a few of its
-    steps (a child process of 3-8 s, once an hour a configuration; :func:`_trial_speed`); False where
-    the estimate is an aside (Classify's hint about the robust preset), not worth the wait."""
+    For a network this server has not trained, a few of its steps are timed (a child process of 2-8
+    s, once an hour a configuration; :func:`trial_for`)."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -938,16 +937,16 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, timed: bool = Tr
     if busy_now is not None:
         load.update(machine_load=busy_now, cores=os.cpu_count())
     rows, n_train = speed_rows(available), len(dataset().train)
-    if timed:
-        load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")))
+    load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")))
     return views.time_estimate(cfg, rows, n_train, **load)
 
 
 def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False) -> float | None:
     """The images a second a few steps of ``cfg`` train at (:func:`_trial_speed`), when the server's
-    measured ``rows`` neither time it nor guess it; else None (no trial). ``busy``: runs train on
-    the server now; a trial timed beside them reads slower, so it is kept apart from a quiet one."""
-    if views.estimate(cfg, rows, len(dataset().train)) is not None:
+    measured ``rows`` have no speed of its network (a guess from another network comes after a
+    trial: :func:`views.estimate`); else None (no trial). ``busy``: runs train on the server now; a
+    trial timed beside them reads slower, so it is kept apart from a quiet one."""
+    if views.measured_speed(rows, cfg) is not None:
         return None
     return _trial_speed(trial.trial_key(cfg), busy)
 

@@ -350,12 +350,25 @@ def test_a_network_neither_trained_nor_guessed_is_timed_from_a_trial():
     # no trial, or a useless one: as before
     for trial in (None, 0.0, -1.0, float("nan"), float("inf")):
         assert views.time_estimate(lecture, logreg, trial=trial).startswith("the time it takes shows after its first steps")
-    # what the server measured or can guess wins over a trial
+    # what the server measured wins over a trial
     fixed_run = {"status": "completed", "model": "convnet", "ensemble": 1, "batch_size": lecture.batch_size,
                  "width": None, "samples_per_second": 700.0}
     assert views.estimate(lecture, [fixed_run], trial=500.0) == views.estimate(lecture, [fixed_run])
+    # a stopped run measured its speed too: a robust run stopped after 3 epochs (1,675 images a second)
+    # left the page guessing from a ConvNet, 3 times too fast
+    robust = preset("robust")
+    stopped = {"status": "stopped", "model": "fastcnn", "ensemble": 3, "batch_size": robust.batch_size,
+               "width": robust.width, "samples_per_second": 1675.0, "overhead_per_epoch": 99.0}
+    est = views.estimate(robust, [stopped, fixed_run], trial=9999.0)
+    assert est.like is None and not est.timed
+    assert est.training == pytest.approx(views.training_images(robust, 27_455) / 1675.0)
+    assert est.whole == est.training  # a stopped run's overhead was cut short: not counted
+    assert views.estimate(robust, [{**stopped, "status": "failed"}, fixed_run]).like == "convnet"  # a failure measured nothing
+    # a trial wins over a guess from another network: work an image leaves out the robust preset's
+    # photo-like augmentation (59 s guessed from a ConvNet, about 3 min taken)
     s2 = {"status": "completed", "model": "s2net", "ensemble": 1, "batch_size": 32, "samples_per_second": 4800.0}
-    assert not views.estimate(lecture, [s2], trial=500.0).timed  # a guess from a network of like size
+    assert views.estimate(lecture, [s2], trial=500.0).timed
+    assert views.estimate(lecture, [s2]).like == "s2net"  # no trial (none could run): the guess
 
 
 def test_training_images_follow_max_steps_and_holdout():
