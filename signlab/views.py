@@ -340,9 +340,16 @@ def run_heading(name: str | None, run_id: str, model: str | None = None, owner: 
     return phrase if owner else phrase[0].upper() + phrase[1:]  # "Your s2net run"; an e-mail stays as it is
 
 
+def model_label(model: Any, ensemble: Any = 1) -> str:
+    """A run's model with its ensemble size: "fastcnn ×3" (Home said "fastcnn" of the robust preset's
+    three networks, beside Evaluate's "fastcnn ×3")."""
+    members = int(_number(ensemble) or 1)
+    return f"{model} ×{members}" if members > 1 else str(model)
+
+
 def _config_parts(cfg: Any) -> tuple[str, list[str]]:
     """A run's model (with its ensemble size) and its other settings worth a glance, as words."""
-    model = cfg.model + (f" ×{cfg.ensemble}" if cfg.ensemble > 1 else "")
+    model = model_label(cfg.model, cfg.ensemble)
     rest = (["equalize"] if cfg.input_norm == "equalize" else []) + (
         ["photo-like augmentation"] if cfg.augment_photo else [])
     return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, cfg.schedule]
@@ -783,7 +790,8 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         took = DASH if secs is None else f"{secs:.1f} s" + (
             " calibrating" if s.get("parent") else f", {count_text(epochs, 'epoch')}" if epochs else "")
         name = run_display_name(s["run_id"], s.get("name")) if s.get("run_id") else s.get("name")  # as the pickers
-        rows.append({"name": md(name or ""), "model": s.get("model"), "test accuracy": result,
+        rows.append({"name": md(name or ""), "model": model_label(s["model"], s.get("ensemble")) if s.get("model") else None,
+                     "test accuracy": result,
                      "training time": "training…" if busy else took})
     return rows
 

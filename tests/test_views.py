@@ -468,6 +468,12 @@ def test_latest_runs_never_show_nan():
     [row] = views.latest_runs_rows([{"run_id": rid, "name": rid, "model": "seed_convnet", "status": "completed",
                                      "epochs": 1, "test_accuracy": 0.3, "train_seconds": 1.0}])
     assert row["name"] == views.md("4 Dec 04:32:50")  # escaped for st.table's markdown; it reads 4 Dec 04:32:50
+    # an ensemble says how many networks, as Evaluate does ("fastcnn ×3"; Home said "fastcnn")
+    [robust, plain] = views.latest_runs_rows([
+        {"name": "r", "model": "fastcnn", "ensemble": 3, "status": "completed", "epochs": 12, "test_accuracy": 1.0,
+         "train_seconds": 190.0},
+        {"name": "f", "model": "fastcnn", "ensemble": None, "status": "completed", "epochs": 2}])
+    assert robust["model"] == "fastcnn ×3" and plain["model"] == "fastcnn"
 
 
 def test_hardest_letters_leave_out_perfect_ones():
