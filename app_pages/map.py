@@ -86,6 +86,8 @@ with right:
                 + ("✅" if ok else "❌ (misclassified)"))
     st.plotly_chart(figures.probability_bars(views.top_k(fm.probs[index], 5), title="Probabilities (top 5)"),
                     width="stretch", key="map_probs")
+    if tie := views.tie_note(fm.probs[index]):
+        st.caption(tie)
 
 if len(picked) > 1:
     st.subheader(f"The region you selected: {len(picked):,} images")

@@ -643,6 +643,26 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
               "worker, less when trials are pruned early; the time limit stops it starting new trials.")
 
 
+def tie_note(probs: Any) -> str | None:
+    """Words for an image whose highest probability several letters share (None when one letter leads).
+    The lecture ConvNet's final ReLU clips every score of many images to 0: the Map's panel then
+    listed A, B, C, D and E at 4.2% each beside "predicted A", which read like a bug."""
+    p = np.asarray(probs, dtype=float).ravel()
+    if p.size < 2:
+        return None
+    tied = np.flatnonzero(np.isclose(p, p.max(), rtol=1e-5, atol=1e-7))
+    if len(tied) < 2:
+        return None
+    first = LETTERS[int(tied[0])]
+    if len(tied) == p.size:
+        return (f"All {p.size} letters tie at {percent(p.max(), 1)}: every score is the same (a ReLU on the "
+                f"output scores, as in the lecture's ConvNet, clipped them all to 0: dead logits), so the prediction, {first}, is only the first "
+                "letter in the alphabet, not a choice.")
+    return (f"{count_text(len(tied), 'letter')} tie at {percent(p.max(), 1)} "
+            f"({', '.join(LETTERS[int(j)] for j in tied)}): the prediction, {first}, is the first of them in the "
+            "alphabet, not a choice between them.")
+
+
 def small_image_text(shape: tuple[int, int]) -> str:
     """Classify's words on an upload of at most ``SMALL_IMAGE`` pixels a side (``shape``: height, width),
     read whole. One smaller than the model's 28×28 input is stretched to it: a 5×5 upload was told it

@@ -1120,3 +1120,19 @@ def test_the_why_map_follows_the_model_kind():
     assert said.startswith(("Bright regions are where", "Grad-CAM finds no evidence for C")), said
     assert views.nothing_to_classify_text(False).endswith("draw a hand, or start from a dataset image.")
     assert "one flat shade" in views.nothing_to_classify_text(True)
+
+
+def test_a_tie_at_the_top_is_said_to_be_one():
+    """The Map listed A, B, C, D and E at 4.2% each beside "predicted A" for the lecture ConvNet's
+    dead-logit images (every score clipped to 0), which read like a bug."""
+    import numpy as np
+
+    dead = views.tie_note(np.full(24, 1 / 24, dtype=np.float32))
+    assert dead.startswith("All 24 letters tie at 4.2%") and "dead logits" in dead and "the prediction, A," in dead
+    two = np.zeros(24)
+    two[[2, 5]] = 0.5
+    assert views.tie_note(two) == ("2 letters tie at 50.0% (C, F): the prediction, C, is the first of them in the "
+                                   "alphabet, not a choice between them.")
+    one = np.full(24, 0.01)
+    one[7] = 0.77
+    assert views.tie_note(one) is None and views.tie_note([1.0]) is None
