@@ -1247,8 +1247,10 @@ def tour_step_missing(runs: Sequence[Any], step_key: str) -> str | None:
 
 # step 2 its own run's, once it has finished: its live chart went with the run, and the step's notice
 # speaks of the loss the student just watched
+# the lecture ConvNet second in both of its steps, so it keeps plotly's second colour (red): it was red
+# beside logistic regression at step 4 and blue beside the fixed ConvNet at step 5
 _TOUR_LOSS_RUNS = {"logreg": (_guide.LOGREG,), "seed": (_guide.LOGREG, _guide.SEED),
-                   "fixed": (_guide.SEED, _guide.FIXED)}
+                   "fixed": (_guide.FIXED, _guide.SEED)}
 
 
 def tour_loss_runs(runs: Sequence[Any], step_key: str) -> list[Any]:

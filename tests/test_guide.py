@@ -215,7 +215,8 @@ def test_the_convnet_steps_draw_the_losses_they_ask_about(tmp_path):
     fixed = _fake_run(tmp_path, guide.FIXED, "fixed")
     runs = [fixed, logreg, seed]  # newest first
     assert [r.id for r in views.tour_loss_runs(runs, "seed")] == ["logreg", "seed"]
-    assert [r.id for r in views.tour_loss_runs(runs, "fixed")] == ["seed", "fixed"]
+    # the lecture ConvNet second in both steps: it keeps one colour (red) beside logreg and beside the fixed one
+    assert [r.id for r in views.tour_loss_runs(runs, "fixed")] == ["fixed", "seed"]
     assert views.tour_loss_runs(runs, "templates") == []
     # step 2 keeps its own run's loss once it has finished (the live chart went with the run)
     assert [r.id for r in views.tour_loss_runs(runs, "logreg")] == ["logreg"]
