@@ -85,7 +85,7 @@ with right:
     st.session_state[ui.Keys.EVAL_PAIR] = (t, p)
     idx = ev.pair(t, p)
     shown = idx[:MAX_PAIR_IMAGES]
-    said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown))
+    said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown), views.label_smoothing(run))
     if len(idx) == 0:
         st.info(said)
     else:

@@ -1611,16 +1611,30 @@ def sweep_search_text(model: str) -> str:
               "out: choose by that, not by the test accuracy each finished trial also shows.")
 
 
-def pair_text(true: int, pred: int, count: int, of: int, shown: int) -> str:
+def label_smoothing(run: Any) -> float:
+    """A run's label smoothing (0 when its settings cannot be read: the words about it are left out)."""
+    try:
+        return float(run.config.label_smoothing or 0.0)
+    except (SignlabError, AttributeError, TypeError, ValueError):
+        return 0.0
+
+
+def pair_text(true: int, pred: int, count: int, of: int, shown: int, smoothing: float = 0.0) -> str:
     """Evaluate's words on a cell of the confusion matrix: ``count`` of the ``of`` test images of letter
-    ``true`` were read as ``pred`` (``shown`` of them drawn below), or none was."""
+    ``true`` were read as ``pred`` (``shown`` of them drawn below), or none was. ``smoothing``: the
+    run's label smoothing, which caps what it was taught to be sure of (a walk read a 100% model's
+    surest right answers at 92-95% as doubt)."""
     t, p = LETTERS[true], LETTERS[pred]
     if count == 0:
         return f"No test image of **{t}** was " + ("predicted right." if true == pred else f"predicted as {p}.")
     kind = "predicted right" if true == pred else f"predicted as **{p}**"
+    taught = 1 - smoothing + smoothing / NUM_CLASSES  # the target of the right letter under label smoothing
     return (f"**{count:,}** of the {of:,} test images of **{t}** {'was' if count == 1 else 'were'} {kind}"
             + (f" (the {shown} surest shown)" if count > shown else "")
-            + ". Each title is the model's confidence in its answer.")
+            + ". Each title is the model's confidence in its answer."
+            + (f" Trained with label smoothing {smoothing:g}, it was taught to give the right letter "
+               f"{percent(taught, 1)}, not 100%, so even its surest right answers stay near that."
+               if smoothing > 0 and true == pred else ""))
 
 
 def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_dir: Path) -> str:

@@ -1088,6 +1088,11 @@ def test_a_cell_of_the_confusion_matrix_in_words():
                                                   "Each title is the model's confidence in its answer.")
     assert views.pair_text(0, 0, 1200, 1331, 48).startswith("**1,200** of the 1,331 test images of **A** were "
                                                                "predicted right (the 48 surest shown).")
+    # label smoothing caps the confidence a right answer was taught: a 100% model's surest read 92-95%
+    assert views.pair_text(0, 0, 1200, 1331, 48, 0.1).endswith(
+        "Trained with label smoothing 0.1, it was taught to give the right letter 90.4%, not 100%, so even its "
+        "surest right answers stay near that.")
+    assert "smoothing" not in views.pair_text(18, 22, 1, 248, 1, 0.1)  # a mistake is not about that
 
 
 def test_the_first_layers_words_follow_its_kind_and_size():
