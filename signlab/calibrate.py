@@ -47,15 +47,14 @@ from .normalize import normalize_for
 from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, read_image_file, to_png,
                          zoomed_views)
-from .runs import (CALIBRATION_RECORD, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name, list_runs, open_run,
-                   unique_name)
+from .runs import (CALIBRATION_RECORD, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name,
+                   list_runs, open_run, unique_name)
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MAX_PHOTOS = 2000  # a calibration is a few photos per letter; this bounds memory and time
 CALIBRATION_DIR = "calibration"  # <run>/calibration/<LETTER>/<photo>: the photos it learned from
-RECORD = CALIBRATION_RECORD  # parent, letters, photo count, method, seconds
 
 # "head" won with 3 photos a letter (docs/real-photos.md, bench/calibrate.py): 99.4% of the rest of
 # development set 1 against 96.4% for fine-tuning the last convolution too and 99.4% for nearest class
@@ -551,7 +550,7 @@ def _write_calibrated(run: Run, claim: Claim, lease: Heartbeat, parent: Run, ada
                 "hands_found": hands_found, "method": method,
                 "crop": crop if isinstance(crop, (str, type(None))) else "custom",
                 "seconds": seconds, "created": time.time()}
-        atomic_write_json(run.dir / RECORD, info)
+        atomic_write_json(run.dir / CALIBRATION_RECORD, info)  # parent, letters, photo count, method, seconds
         message = (f"calibrated from {parent.id} on {count_text(len(photos), 'photo')} of {count_text(len(letters), 'letter')} "
                    f"({method}, {seconds:.1f}s)")
         _finish(run, claim, lease, message, parent.epochs_completed(), test_accuracy, seconds, parent.id)
@@ -571,7 +570,7 @@ def calibration_info(run: Run) -> dict[str, Any] | None:
 
     ``photos_kept`` says how many of the photos are still in the run folder.
     """
-    info = read_json_inside(run.dir, RECORD)  # never through a link planted in the run folder
+    info = read_json_inside(run.dir, CALIBRATION_RECORD)  # never through a link planted in the run folder
     if not isinstance(info, dict):
         return None
     return {**info, "photos_kept": len(kept_photos(run))}

@@ -87,7 +87,7 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
     assert said == "not trained yet. Your 1 logreg run with the tour's settings did not finish"
     # a calibrated run in a few words (step 8's own box says the rest), and a run that cannot be
     # evaluated says so in its row instead of failing the page
-    from signlab.calibrate import RECORD
+    from signlab.runs import CALIBRATION_RECORD as RECORD
     from signlab.errors import RunError
     from signlab.fsutil import atomic_write_json
 
@@ -131,7 +131,7 @@ def test_dead_letters():
 
 
 def test_last_step_is_calibration_and_checks_calibrated_runs(tmp_path):
-    from signlab.calibrate import RECORD
+    from signlab.runs import CALIBRATION_RECORD as RECORD
     from signlab.fsutil import atomic_write_json
 
     step = guide.STEPS[-1]
