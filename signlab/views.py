@@ -542,7 +542,7 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
     speed, like = _speed(alike), None
     if speed is None:
         if trial is not None and math.isfinite(trial) and trial > 0:
-            seconds = training_images(cfg, n_train) / trial  # steps only: whole epochs ran 5-15% slower (a 2-core Xeon)
+            seconds = training_images(cfg, n_train) / trial  # steps only: whole epochs ran 3-8% slower (a 2-core Xeon)
             return Estimate(seconds, seconds, timed=True)
         guess = guessed_speed(rows, cfg)
         if guess is None:
@@ -604,7 +604,10 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
                 f"from the server's {est.like} runs and how much work an image is for each network (it has not "
                 f"trained {target} yet)" + shared)
-    if duration(est.whole) == duration(est.training):  # none measured yet (older runs), or lost in the rounding
+    if est.whole == est.training:  # no overhead measured yet: a run just finished, or older runs
+        # said as training: the tour read "about 18 s on this server" right after a run of 22 s in all
+        return f"it takes {duration(est.training)} of training on this server" + shared
+    if duration(est.whole) == duration(est.training):  # the overhead lost in the rounding
         return f"it takes {duration(est.training)} on this server" + shared
     return (f"it takes {duration(est.whole)} on this server ({duration(est.training).removeprefix('about ')} "
             f"of it training)" + shared)
@@ -1633,7 +1636,7 @@ def pair_text(true: int, pred: int, count: int, of: int, shown: int, smoothing: 
             + (f" (the {shown} surest shown)" if count > shown else "")
             + ". Each title is the model's confidence in its answer."
             + (f" Trained with label smoothing {smoothing:g}, it was taught to give the right letter "
-               f"{percent(taught, 1)}, not 100%, so even its surest right answers stay near that."
+               f"{percent(taught, 1)}, not 100%, so even its surest right answers stay short of 100%."
                if smoothing > 0 and true == pred else ""))
 
 
