@@ -137,8 +137,9 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE) -> go
     """Step loss (faint) and its smoothed line, from the run log's batch records."""
     fig = go.Figure([go.Scatter(x=ln["x"], y=ln["y"], mode="lines", name=ln["name"], opacity=ln["opacity"],
                                 line=dict(color=ln["color"], width=ln["width"])) for ln in loss_lines(batches)])
-    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss",
-                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))  # right: the title is on the left
+    # the legend under the chart, as the other loss charts have it: at the top right (the title is on the
+    # left) plotly's toolbar covered it whenever the mouse was over the chart
+    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=-0.25))
     loss = [b["loss"] for b in batches]
     if loss and np.ptp(loss) == 0:  # one point: plotly's automatic ticks would read 3.2396674156189
         fig.update_xaxes(range=[0, 2 * max(b["step"] for b in batches)])

@@ -920,6 +920,8 @@ def test_each_chart_keeps_only_the_toolbar_buttons_that_do_something_on_it():
     assert [kept(f) for f in images] == [{"toimage"}] * len(images)
     curve = figures.loss_curve([{"step": s, "loss": 1 / s} for s in range(1, 30)])
     assert kept(curve) == {"zoom", "pan", "resetscale", "toimage"}
+    # the toolbar shows over the top right on hover: a legend there was covered (the loss chart's was)
+    assert curve.layout.legend.y < 0
     y = np.repeat(np.arange(24), 3)
     themap = figures.feature_map(np.random.default_rng(0).normal(size=(72, 2)), y, y)
     assert {"select", "lasso"} <= kept(themap)  # the Map's box and lasso choose its points
