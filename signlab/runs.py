@@ -294,7 +294,7 @@ class Run:
     def parent(self) -> str | None:
         """The run a calibrated run was adapted from, None for a trained run: the store's row, else
         (a run calibrated before the store kept it, 2026-12-05) its calibration record. The one way
-        to ask "is this run calibrated": the pickers, the tour and Home each read it their own way."""
+        to ask "is this run calibrated"."""
         parent = self._row().get("parent")
         if not parent:
             record = read_json_inside(self.dir, CALIBRATION_RECORD, {}, MAX_JSON_BYTES)  # never through a link

@@ -196,12 +196,17 @@ def smoothing_note(cfg: Any) -> str:
             "(the target itself is not 100% sure); the validation loss is measured without it, so it can reach 0.")
 
 
+def smoothing_target(eps: float, classes: int = NUM_CLASSES) -> float:
+    """What label smoothing ``eps`` teaches a network to give the true letter: ``1 - eps + eps/K``."""
+    return 1 - eps + eps / classes
+
+
 def smoothing_floor(eps: float, classes: int = NUM_CLASSES) -> float:
     """The smallest cross-entropy with label smoothing ``eps`` over ``classes`` outputs: the entropy
-    of the smoothed target (``1 - eps + eps/K`` on the true letter, ``eps/K`` on each other)."""
+    of the smoothed target (:func:`smoothing_target` on the true letter, ``eps/K`` on each other)."""
     if eps <= 0:
         return 0.0
-    on, off = 1 - eps + eps / classes, eps / classes
+    on, off = smoothing_target(eps, classes), eps / classes
     return float(-on * math.log(on) - (classes - 1) * off * math.log(off))
 
 

@@ -21,8 +21,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from .access import estimate_memory_mb
 from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .events import BatchEnd
+from .models import build_model
 from .paths import PROJECT_ROOT
+from .trainer import Trainer
 
 TRIAL_WARMUP = 3  # steps not timed: the first allocate buffers and pick kernels, and run slower
 MAX_MEMORY_MB = 1024  # larger configurations are not timed (signlab.access.estimate_memory_mb)
@@ -47,11 +52,6 @@ def trial_speed(cfg: TrainConfig, dataset: Any, budget_s: float = 1.0, max_steps
     at least), or ``deadline_s`` after the start (the network built, its precision chosen). None
     when fewer than three steps were timed (too few images, or a network too slow for the deadline).
     It moves torch's random generator and threads; :func:`measure` runs it in a child process."""
-    from .data import Dataset
-    from .events import BatchEnd
-    from .models import build_model
-    from .trainer import Trainer
-
     started = time.perf_counter()
     n = min(len(dataset.train), cfg.batch_size * (TRIAL_WARMUP + max_steps + 1))
     # the first images: enough for every step, and a small test split (a stopped epoch never validates)
@@ -84,8 +84,6 @@ def measure(cfg: TrainConfig, env: dict[str, str] | None = None, timeout_s: floa
     """:func:`trial_speed` of ``cfg`` in a child process (``env``: the workers' thread share, as
     :func:`signlab.launch.cpu_share` gives it); None when the configuration is over
     :data:`MAX_MEMORY_MB`, the child fails or outlives ``timeout_s`` (it is killed then)."""
-    from .access import estimate_memory_mb
-
     try:
         if estimate_memory_mb(cfg) > MAX_MEMORY_MB:
             return None
@@ -107,8 +105,6 @@ def measure(cfg: TrainConfig, env: dict[str, str] | None = None, timeout_s: floa
 def main(argv: list[str] | None = None) -> int:
     """``python -m signlab.trial CONFIG_JSON``: print ``{"images_per_second": x}`` (null when it
     could not be timed). The child :func:`measure` starts; not a command of the CLI."""
-    from .data import load_dataset
-
     args = sys.argv[1:] if argv is None else argv
     cfg = TrainConfig.from_dict(json.loads(args[0]))
     print(json.dumps({"images_per_second": trial_speed(cfg, load_dataset(cfg.data))}))

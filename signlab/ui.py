@@ -249,9 +249,8 @@ def run_label(run: Run) -> str:
     acc_s = (f", {views.percent(test, 1)}" if isinstance(test, (int, float))
              else f", validation {views.percent(val, 1)}" if isinstance(val, (int, float)) else "")
     name = views.run_display_name(run.id, s["name"])  # "4 Dec 03:56:51" for an unnamed run, not its raw id
-    members = s.get("ensemble")  # summary() reads the config defensively: a broken one gives None
-    model = (s["model"] or "unreadable settings") + (f" ×{members}" if isinstance(members, int) and members > 1
-                                                      else "")
+    # summary() reads the config defensively: a broken one gives no model and no ensemble
+    model = views.model_label(s["model"], s.get("ensemble")) if s["model"] else "unreadable settings"
     kind = f" · {s['preset']}" if s.get("preset") not in (None, DEFAULT_PRESET) else ""  # the default preset goes unsaid
     # whose it is, when it is not this user's: an instructor's pickers listed a class's runs alike
     whose = someone_else(s.get("owner"))

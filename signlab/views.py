@@ -1631,7 +1631,7 @@ def pair_text(true: int, pred: int, count: int, of: int, shown: int, smoothing: 
     if count == 0:
         return f"No test image of **{t}** was " + ("predicted right." if true == pred else f"predicted as {p}.")
     kind = "predicted right" if true == pred else f"predicted as **{p}**"
-    taught = 1 - smoothing + smoothing / NUM_CLASSES  # the target of the right letter under label smoothing
+    taught = _teach.smoothing_target(smoothing)
     return (f"**{count:,}** of the {of:,} test images of **{t}** {'was' if count == 1 else 'were'} {kind}"
             + (f" (the {shown} surest shown)" if count > shown else "")
             + ". Each title is the model's confidence in its answer."
