@@ -194,11 +194,17 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
     last one asked for, saved by a process killed before it recorded the epoch in the store."""
     run.save_config(cfg)
     row = run.status()
+    # A process killed between the save and the store's update may have logged the epoch: its figures
+    # stand in for what the store never got (a first fit's; a later fit's row holds the earlier ones).
+    logged = next((m for m in reversed(run.metrics()) if m.get("type") == "epoch" and m.get("epoch") == done), {})
+    figures = {k: row.get(k) if row.get(k) is not None else logged.get(k)
+               for k in ("val_accuracy", "train_seconds", "samples_per_second")}
     message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
     writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
-    writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done)
-    record = _record(run, cfg, RunState.COMPLETED, done, row.get("val_accuracy"), row.get("train_seconds"),
-                     row.get("samples_per_second"), message)
+    writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done,
+                     **{k: v for k, v in figures.items() if v is not None})
+    record = _record(run, cfg, RunState.COMPLETED, done, figures["val_accuracy"], figures["train_seconds"],
+                     figures["samples_per_second"], message)
     found = _tested(run, writer, record, dataset, evaluate_test)
     if found:
         run.store.annotate(run.id, **found)

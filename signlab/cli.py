@@ -184,9 +184,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record))
     else:
-        test = record["test_accuracy"]
+        test, seconds = record["test_accuracy"], record["train_seconds"]
         print(f"run {record['run_id']}: {record['status']}, {count_text(record['epochs'], 'epoch')} in "
-              f"{record['train_seconds']:.1f}s, test accuracy "
+              f"{'an unrecorded time' if seconds is None else f'{seconds:.1f}s'}, test accuracy "
               f"{'n/a' if test is None else f'{100 * test:.2f}%'}\n  {record['run_dir']}")
     return 0 if record["status"] in ("completed", "stopped") else 2 if record["status"] == "diverged" else 1
 

@@ -450,3 +450,31 @@ def test_a_finished_run_whose_weights_are_gone_is_told_so(tmp_path, small_datase
     create_run(TrainConfig(model="logreg"), tmp_path, run_id="new")
     with pytest.raises(RunError, match="has no weights yet: they are saved at the end of its first epoch"):
         open_run("new", tmp_path).load_model()
+
+
+def test_a_resume_that_finds_its_last_epoch_saved_but_never_recorded_reports_its_time(tmp_path, small_dataset,
+                                                                                      capsys):
+    """A run killed after saving its only epoch and before recording anything (the store's row has no
+    time, speed or validation yet): ``train --resume`` found nothing left to train and crashed on the
+    missing time (a TypeError traceback; ``--json`` gave nulls). The time comes from the metrics."""
+    import time
+
+    from signlab import cli
+    from signlab.store import runs_table
+
+    cfg = TrainConfig(model="logreg", epochs=1, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="u", dataset=small_dataset)  # weights stamped epoch 1
+    run = open_run("u", tmp_path)
+    logged = [m for m in run.metrics() if m["type"] == "epoch"][-1]
+    with run.store._tx() as conn:  # as if the worker died between the save and the store's update
+        conn.execute(runs_table.update().where(runs_table.c.run_id == "u").values(
+            state="running", epochs_completed=0, target_epochs=1, worker="dead", attempt=1,
+            lease_until=time.time() - 10, info="{}"))
+    assert run.status().get("train_seconds") is None
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "u", "--epochs", "1", "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 epoch in {logged['train_seconds']:.1f}s" in out, out
+    row = run.status()
+    assert row["status"] == "completed" and row["train_seconds"] == logged["train_seconds"]
+    assert row["val_accuracy"] == logged["val_accuracy"]
