@@ -64,6 +64,17 @@ def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
     return proc
 
 
+def spawn_piped(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -m signlab ARGS`` with its standard output and error as text pipes, for a parent
+    that passes on what the child prints (a multi-slot worker's children)."""
+    proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    with _LOCK:
+        _CHILDREN.append(proc)
+    return proc
+
+
 def live_children(command: str | None = None) -> list[subprocess.Popen]:
     """The processes this one started that are still running (finished ones are reaped); with
     ``command``, only those running ``python -m signlab COMMAND`` ("worker", "sweep")."""

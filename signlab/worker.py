@@ -18,9 +18,11 @@ queue to continue from its last finished epoch.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +31,7 @@ from . import api
 from .data import check_source_allowed
 from .errors import SignlabError
 from .jobs import default_job_limit
-from .launch import cpu_share, spawn, worker_args
+from .launch import cpu_share, spawn, spawn_piped, worker_args
 from .paths import default_runs_dir
 from .runs import Run, run_path
 from .store import RunState, lease_seconds, new_worker_id, store_for
@@ -70,7 +72,7 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     limit = limit or default_job_limit()
     if slots > 1:
-        return _run_slots(root, db, slots, device, exit_when_idle, limit, linger)
+        return _run_slots(root, db, slots, device, exit_when_idle, limit, linger, on_finish, log)
     if db:
         os.environ["SIGNLAB_DB"] = db  # the runs this worker opens use the same database
     store = store_for(root, db)
@@ -170,9 +172,50 @@ def _source_problem(run: Run) -> str | None:
 
 
 def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_when_idle: bool,
-               limit: int, linger: float = 0.0) -> int:
+               limit: int, linger: float = 0.0, on_finish: Callable[[dict[str, Any]], None] | None = None,
+               log: Callable[[str], None] | None = None) -> int:
+    """``slots`` one-slot workers as child processes, each with its share of the cores, until they end.
+
+    As from a one-slot worker, each finished run reaches ``on_finish`` (the children print it as a
+    JSON line, read here) and a line saying how it ended reaches ``log``; what else the children
+    write on their standard error (a warning, a crash) is passed on to this process's. With neither
+    callback their output is appended to the runs folder's workers.log. Returns how many runs they
+    finished. (``worker --slots 2 --json`` printed nothing when the children wrote only to the log.)
+    """
     args = worker_args(root, limit, db=db, device=device, exit_when_idle=exit_when_idle, linger=linger)
-    procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
+    finished: list[dict[str, Any]] = []
+    threads: list[threading.Thread] = []
+    if on_finish is None and log is None:
+        procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
+    else:
+        procs = [spawn_piped([*args, "--json"], env=cpu_share(slots)) for _ in range(slots)]
+        lock = threading.Lock()
+
+        def results(stream) -> None:
+            for line in stream:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                with lock:  # one callback at a time, as a one-slot worker calls them
+                    if not isinstance(record, dict) or "run_id" not in record:
+                        sys.stderr.write(line)
+                        continue
+                    finished.append(record)
+                    if log:
+                        log(f"run {record['run_id']}: {record.get('status')}")
+                    if on_finish:
+                        on_finish(record)
+
+        def passed_on(stream) -> None:
+            for line in stream:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+        threads = [threading.Thread(target=f, args=(s,), daemon=True)
+                   for p in procs for f, s in ((results, p.stdout), (passed_on, p.stderr))]
+        for t in threads:
+            t.start()
     try:
         for p in procs:
             p.wait()
@@ -181,7 +224,9 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
-    return 0
+    for t in threads:  # the pipes close when the children end: what they printed last is read
+        t.join(10)
+    return len(finished)
 
 
 def _fault_point(name: str) -> None:

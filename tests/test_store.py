@@ -717,3 +717,16 @@ def test_a_continuation_stopped_before_it_starts_leaves_the_run_as_it_was(tmp_pa
     assert store.get("done")["status"] == RunState.QUEUED
     assert store.request("done", "stop") == RunState.STOPPED
     assert store.get("done")["message"] == "cancelled before it continued; the weights of epoch 3 are kept"
+
+
+def test_a_worker_of_two_slots_reports_each_finished_run(tmp_path):
+    """``worker --slots 2 --json`` prints one JSON line per run its two children finished, as a
+    one-slot worker does (it printed nothing: the children wrote only to workers.log); without
+    ``--json`` it says on stderr how each run ended."""
+    ids = [create_run(TrainConfig(**TINY, seed=i), tmp_path, run_id=f"s{i}").id for i in range(3)]
+    out, err = _worker(tmp_path, "--exit-when-idle", "--json", "--slots", "2").communicate(timeout=300)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert sorted(lines, key=lambda r: r["run_id"]) == [{"run_id": rid, "status": "completed"} for rid in ids], err
+    more = [create_run(TrainConfig(**TINY, seed=9), tmp_path, run_id="s9").id]
+    out, err = _worker(tmp_path, "--exit-when-idle", "--slots", "2").communicate(timeout=300)
+    assert out == "" and f"run {more[0]}: completed" in err.splitlines()
