@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from signlab.jobs import JobManager  # noqa: E402
-from signlab.runs import _pid_alive, list_runs  # noqa: E402
+from signlab.runs import list_runs  # noqa: E402
+from signlab.store import ACTIVE, HOLDING, store_for  # noqa: E402
 
 CHROMIUM = os.environ.get("SIGNLAB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -156,22 +157,24 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def settle(runs_dir: Path, timeout: float = 30) -> None:
-    """Stop every run of the round and wait for its worker to end (the next round starts idle)."""
+    """Stop every run of the round and wait until no process holds one (the next round starts idle);
+    workers still alive after that are ended."""
     jm = JobManager(runs_dir, limit=1)
     for run in list_runs(runs_dir):
-        if run.status().get("status") in ("queued", "running", "paused"):
+        if run.status().get("status") in ACTIVE:
             jm.cancel(run)
+    store = store_for(runs_dir)
     end = time.time() + timeout
     while time.time() < end:
-        live = [r for r in list_runs(runs_dir) if r.raw_status().get("status") in ("running", "paused")
-                and _pid_alive(r.raw_status().get("pid"))]
-        if not live:
+        if not any(r["status"] in HOLDING for r in store.rows()):
             return
         time.sleep(0.3)
-    for r in list_runs(runs_dir):  # still alive after the stop request: end the workers this server started
-        pid = r.raw_status().get("pid")
-        if r.raw_status().get("status") in ("running", "paused") and _pid_alive(pid):
-            os.kill(int(pid), signal.SIGKILL)
+    for w in store.workers():  # still holding a run after the stop request: end the workers of this host
+        if w.get("host") == socket.gethostname() and w.get("pid"):
+            try:
+                os.kill(int(w["pid"]), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 async def run_round(browser, base: str, runs_dir: Path, n: int, page_timeout: float, round_timeout: float) -> dict:
