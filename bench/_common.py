@@ -17,7 +17,19 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from signlab.data import Dataset  # noqa: E402
+from signlab.errors import SignlabError  # noqa: E402
 from signlab.models import LectureConvNet, create_model  # noqa: E402
+
+
+def run_main(main) -> None:
+    """Run a benchmark's ``main()`` as the command line runs a command: what the package refuses (a run
+    that does not exist, an image it cannot read) is one line naming it and exit status 2, not a
+    traceback."""
+    try:
+        main()
+    except SignlabError as err:
+        print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int = 5) -> float:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import threads_note  # noqa: F401  (puts the project on sys.path)
+from _common import run_main, threads_note  # noqa: F401  (puts the project on sys.path)
 
 import numpy as np  # noqa: E402
 
@@ -150,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import lecture_loop
+from _common import lecture_loop, run_main
 from time_to_accuracy import lecture_epoch_seconds, signlab_time_to_accuracy
 from train_speed import signlab_rate
 
@@ -55,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

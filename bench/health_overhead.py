@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import run_main  # noqa: E402
+
 from signlab.config import preset  # noqa: E402
 from signlab.data import Dataset, Split, load_dataset  # noqa: E402
 from signlab.health import HealthMonitor  # noqa: E402
@@ -92,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import run_main  # noqa: E402
+
 from signlab.config import TrainConfig  # noqa: E402
 from signlab.runs import Run, list_runs  # noqa: E402
 from signlab.store import RunState, forget_stores, runs_table, store_for  # noqa: E402
@@ -187,4 +189,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-importlib.import_module("_common")  # puts the project on sys.path
+run_main = importlib.import_module("_common").run_main  # also puts the project on sys.path
 
 from signlab.api import predict_files
+from signlab.errors import SignlabError
 from signlab.labels import LETTERS
 from signlab.preprocess import CROPS, PHOTO_CROP
 from signlab.runs import open_run
@@ -42,9 +44,27 @@ def collect(folder: Path) -> list[tuple[Path, str]]:
         letter = d.name.strip().upper()
         if len(letter) == 1 and letter in LETTERS:
             items += [(f, letter) for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        else:  # J and Z need motion; anything else is not a letter's folder
+            print(f"{d}: left out: not one of the {len(LETTERS)} letters", file=sys.stderr)
     if not items:
         raise SystemExit(f"{folder}: no <LETTER>/<image> files found")
     return items
+
+
+def usable(run, items: list[tuple[Path, str]], crop: str, shape: bool) -> list[tuple[Path, str]]:
+    """``items`` without the photos ``predict`` refuses, each named on stderr (one odd file must not
+    end the measurement of a whole folder)."""
+    kept = []
+    for f, letter in items:
+        try:
+            predict_files(run, [f], k=1, crop="auto" if crop == "hand" else crop, shape=shape)
+        except SignlabError as err:
+            print(f"left out: {err}", file=sys.stderr)
+        else:
+            kept.append((f, letter))
+    if not kept:
+        raise SystemExit("no photo could be read")
+    return kept
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -80,14 +100,20 @@ def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
     run = open_run(run_ref, runs_dir)
     out: dict = {"run_id": run.id, "model": run.config.model, "preset": run.config.preset,
                  "folders": [str(f) for f in folders], "crops": {}}
-    sets = [(f, collect(f)) for f in folders]
+    sets = {f: collect(f) for f in folders}
     variants = [(c, s) for c in crops for s in (hand_shape if c == "detector" else hand_shape[:1])]
     for crop, shape in variants:
         per_folder, pooled = {}, []
-        for folder, items in sets:
+        for folder, items in sets.items():
             t = time.perf_counter()
-            records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
-                                    shape=shape)
+            try:
+                records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
+                                        shape=shape)
+            except SignlabError:  # a file predict refuses (not an image, broken): left out and named
+                items = sets[folder] = usable(run, items, crop, shape)  # for the other crops too
+                t = time.perf_counter()
+                records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
+                                        shape=shape)
             seconds = (time.perf_counter() - t) / len(items)  # the model loads once a folder: included
             rows = []
             for (f, truth), rec in zip(items, records):
@@ -136,4 +162,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

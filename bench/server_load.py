@@ -35,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import run_main  # noqa: E402
+
 from signlab.jobs import JobManager  # noqa: E402
 from signlab.runs import list_runs  # noqa: E402
 from signlab.store import ACTIVE, HOLDING, store_for  # noqa: E402
@@ -270,4 +272,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

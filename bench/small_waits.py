@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-importlib.import_module("_common")  # puts the project on sys.path
+run_main = importlib.import_module("_common").run_main  # also puts the project on sys.path
 
 import numpy as np
 from PIL import Image
@@ -254,4 +254,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ import argparse
 import statistics
 import time
 
-from _common import lecture_loop, peak_rss_mb, threads_note
+from _common import lecture_loop, peak_rss_mb, run_main, threads_note
 from train_speed import signlab_rate
 
 import torch
@@ -213,4 +213,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import lecture_loop, matmul_gflops, peak_rss_mb, threads_note
+from _common import lecture_loop, matmul_gflops, peak_rss_mb, run_main, threads_note
 
 import torch
 
@@ -69,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -28,6 +28,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import run_main  # noqa: E402
+
 import numpy as np  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 
@@ -226,4 +228,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,3 +21,41 @@ def test_a_benchmark_loads(script, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)  # its main() runs only as a script
     assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
+
+
+def _load(name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_photo_bench_names_what_it_leaves_out_and_measures_the_rest(tmp_path, monkeypatch, capsys,
+                                                                       small_dataset):
+    """One file that is no image ended ``bench/real_photos.py`` on a whole folder with a traceback, and a
+    folder that is no letter's was passed over without a word; a run that does not exist is one line."""
+    import numpy as np
+    from PIL import Image
+
+    from signlab import api
+    from signlab.config import TrainConfig
+
+    rec = api.train(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False, device="cpu"), tmp_path / "runs",
+                    dataset=small_dataset)
+    photos = tmp_path / "photos"
+    for letter in "AB":
+        (photos / letter).mkdir(parents=True)
+        Image.fromarray(np.full((64, 64), 40 + 80 * (letter == "B"), np.uint8)).save(photos / letter / "1.png")
+    (photos / "A" / "2.png").write_text("not a picture")
+    (photos / "Z").mkdir()
+    bench = _load("real_photos", monkeypatch)
+    res = bench.measure(rec["run_id"], [photos], str(tmp_path / "runs"), crops=("centre",))
+    assert res["crops"]["centre"]["pooled"]["n"] == 2
+    err = capsys.readouterr().err
+    assert f"{photos / 'Z'}: left out" in err and f"left out: {photos / 'A' / '2.png'}: not an image" in err
+    monkeypatch.setattr(sys, "argv", ["real_photos.py", "nosuch", str(photos), "--runs-dir", str(tmp_path / "runs")])
+    with pytest.raises(SystemExit) as stop:
+        bench.run_main(bench.main)
+    assert stop.value.code == 2 and "real_photos.py: nosuch: no such run" in capsys.readouterr().err
