@@ -247,8 +247,8 @@ class Trainer:
         return self._stop_requested
 
     def _agree_to_stop(self, loss: torch.Tensor) -> bool:
-        """Across processes: True if any asked to stop or saw a non-finite loss (sets the stop flag)."""
-        flags = torch.tensor([float(self._stop_requested), float(not math.isfinite(loss.item()))], device=self.device)
+        """Across processes: True if any asked to stop or saw a loss that blew up (sets the stop flag)."""
+        flags = torch.tensor([float(self._stop_requested), float(blew_up(loss.item()))], device=self.device)
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         if flags[1] > 0:
             self._stop_requested = False
@@ -286,9 +286,10 @@ class Trainer:
         loss = F.cross_entropy(logits.float().flatten(0, 1), yb.repeat_interleave(k), label_smoothing=smoothing)
         probs = logits.detach().float().softmax(2).mean(1)  # (B, 24) mean probabilities
         # shown: the ensemble's own loss, as validation measures it (the members' mean loss, which is
-        # optimised, is higher and would put training above validation); a non-finite optimised loss
-        # still shows through and ends the run (no host sync)
-        shown = torch.where(torch.isfinite(loss), F.nll_loss(probs.clamp_min(1e-12).log(), yb), loss)
+        # optimised, is higher and would put training above validation); an optimised loss that blew
+        # up (blew_up) still shows through and ends the run (no host sync)
+        sane = torch.isfinite(loss) & (loss <= DIVERGED_LOSS)
+        shown = torch.where(sane, F.nll_loss(probs.clamp_min(1e-12).log(), yb), loss)
         return loss, shown, probs
 
     def _step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -306,9 +307,9 @@ class Trainer:
         return shown.detach(), (scores.detach().argmax(1) == yb).sum()
 
     def _check_finite(self, shown: torch.Tensor, at_log: bool, epoch: int) -> None:
-        """Raise _Diverged on a non-finite loss (one process; a sync is free on the CPU, on a GPU
+        """Raise _Diverged on a loss that blew up (one process; a sync is free on the CPU, on a GPU
         it waits for logging steps)."""
-        if self.world == 1 and (self.device.type == "cpu" or at_log) and not math.isfinite(shown.item()):
+        if self.world == 1 and (self.device.type == "cpu" or at_log) and blew_up(shown.item()):
             raise _Diverged(self.step, epoch)
 
     def _should_leave(self, shown: torch.Tensor, at_log: bool, epoch: int) -> bool:
@@ -316,7 +317,7 @@ class Trainer:
         if self.world == 1:
             return self._stop_requested or self.step >= self.total_steps
         # all processes must leave the loop at the same step, or DDP would hang: they agree on
-        # stop requests and non-finite losses only at logging steps
+        # stop requests and losses that blew up only at logging steps
         if at_log and self._agree_to_stop(shown) and not self._stop_requested:
             raise _Diverged(self.step, epoch)
         return (at_log and self._stop_requested) or self.step >= self.total_steps
@@ -414,8 +415,8 @@ class Trainer:
                     break
         except _Diverged as d:
             status = "diverged"
-            message = (f"the loss became NaN or infinite at step {d.step} (epoch {d.epoch}); training was "
-                       f"stopped. Try a smaller learning rate than {cfg.lr:g}.")
+            message = (f"the loss became NaN or infinite at step {d.step} (epoch {d.epoch}), or over "
+                       f"{DIVERGED_LOSS:,.0f}; training was stopped. Try a smaller learning rate than {cfg.lr:g}.")
             epoch = d.epoch - 1
         except torch.OutOfMemoryError:
             status = "failed"
@@ -431,6 +432,18 @@ class Trainer:
                         max(epoch, self.start_epoch))
         self._emit(end)
         return end
+
+
+# A training loss above this is divergence as surely as NaN. A guess among 24 letters scores ln 24 = 3.2;
+# healthy runs stay under 10 from the first step. AdamW at lr 10 never reaches NaN (its steps are
+# bounded): its loss went to 24,000 within ten steps and 2.4e9 later, and the run ended "completed" at
+# chance accuracy.
+DIVERGED_LOSS = 1_000.0
+
+
+def blew_up(loss: float) -> bool:
+    """Whether a training loss means the run diverged: NaN, infinite or over DIVERGED_LOSS."""
+    return not math.isfinite(loss) or loss > DIVERGED_LOSS
 
 
 class _Diverged(Exception):
