@@ -183,8 +183,12 @@ def _expected_sha256(path: Path) -> str | None:
 def url_sha256(url: str) -> str | None:
     """The SHA-256 a URL names in its fragment (``…/train.csv.gz#sha256=HEX``), else None."""
     frag = urllib.parse.urlparse(url).fragment
-    m = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", frag)
-    return m[1].lower() if m else None
+    if not frag.lower().startswith("sha256="):
+        return None
+    m = re.fullmatch(r"sha256=([0-9a-fA-F]{64})", frag, re.IGNORECASE)
+    if not m:  # a checksum written wrong must not leave the file unchecked
+        raise DataError(f"{url}: #{frag[:80]} is not a SHA-256 (64 hexadecimal digits)")
+    return m[1].lower()
 
 
 def _sha256_file(path: Path) -> str:

@@ -319,6 +319,10 @@ def test_download_checks_a_known_sha256(tmp_path, csvs):
             data.load_split(server.url + "t.csv#sha256=" + "0" * 64)
         assert _downloads(tmp_path) == []
         split = data.load_split(server.url + "t.csv#sha256=" + good)
+        # a checksum written wrong (cut short, or not hexadecimal) was ignored: the file went unchecked
+        for wrong in (good[:63], good[:-1] + "g", "abc"):
+            with pytest.raises(DataError, match=r"sha256=.*is not a SHA-256 \(64 hexadecimal digits\)"):
+                data.load_split(server.url + "t.csv#sha256=" + wrong)
     assert len(split) == 5
 
 
