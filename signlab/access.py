@@ -107,8 +107,9 @@ class Policy:
     def role_of(self, user_id: str) -> str:
         return "instructor" if user_id.lower() in {i.lower() for i in self.instructors} else "student"
 
-    def with_changes(self, changes: dict[str, Any]) -> "Policy":
-        """A copy with ``changes`` (from the environment or the settings table), each checked."""
+    def with_changes(self, changes: dict[str, Any], named: Callable[[str], str] = str) -> "Policy":
+        """A copy with ``changes`` (from the environment or the settings table), each checked; a
+        refusal names the setting as ``named`` gives it (the environment's variable, say)."""
         known = {f.name: f for f in fields(self)}
         out: dict[str, Any] = {}
         for key, value in changes.items():
@@ -117,27 +118,31 @@ class Policy:
             if key == "instructors":
                 items = value.split(",") if isinstance(value, str) else value
                 if not isinstance(items, (list, tuple)):
-                    raise SignlabError("instructors: give a list of user ids (e-mail addresses)")
+                    raise SignlabError(f"{named(key)}: give a list of user ids (e-mail addresses)")
                 out[key] = tuple(str(i).strip() for i in items if str(i).strip())
             elif key == "show_classmates":
                 out[key] = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
             else:
-                out[key] = _limit(key, value)
+                out[key] = _limit(named(key), value)
         return replace(self, **out)
 
 
-def _limit(key: str, value: Any) -> int:
-    """A quota from outside: a whole number from 0 to Policy.LIMIT_MAX, checked before conversion."""
+def _limit(name: str, value: Any) -> int:
+    """A quota from outside: a whole number from 0 to Policy.LIMIT_MAX, checked before conversion
+    (``name``: the setting as the message names it)."""
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) > Policy.LIMIT_MAX:
-        raise SignlabError(f"{key}: {text[:20]!r} is not a whole number from 0 to {Policy.LIMIT_MAX}")
+        raise SignlabError(f"{name}: {text[:20]!r} is not a whole number from 0 to {Policy.LIMIT_MAX}")
     return int(text)
 
 
+def _env_name(key: str) -> str:
+    """The environment variable of a class setting: max_pause_minutes -> SIGNLAB_MAX_PAUSE_MINUTES."""
+    return f"SIGNLAB_{key.upper()}"
+
+
 def _env_settings() -> dict[str, Any]:
-    env = {"instructors": os.environ.get("SIGNLAB_INSTRUCTORS"),
-           "show_classmates": os.environ.get("SIGNLAB_SHOW_CLASSMATES")}
-    env.update({k: os.environ.get(f"SIGNLAB_{k.upper()}") for k in Policy.LIMITS})
+    env = {k: os.environ.get(_env_name(k)) for k in ("instructors", "show_classmates", *Policy.LIMITS)}
     return {k: v for k, v in env.items() if v is not None}
 
 
@@ -145,7 +150,7 @@ def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = No
     """Defaults, then ``extra`` (the server's secrets), then the environment, then the settings an
     instructor saved in the run database."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
-    p = Policy().with_changes(extra or {}).with_changes(_env_settings())
+    p = Policy().with_changes(extra or {}).with_changes(_env_settings(), named=_env_name)
     try:
         saved = store_for(root).settings()
     except SignlabError:  # no run database yet (an unwritable runs folder): starting a run says why

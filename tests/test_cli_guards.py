@@ -241,11 +241,13 @@ def test_the_command_line_says_its_version(capsys):
 
 
 def test_a_worker_refuses_a_bad_class_setting_before_taking_a_run(monkeypatch, tmp_path, capsys):
-    """SIGNLAB_MAX_PAUSE_MINUTES=abc was read only when a student paused, and then meant no limit."""
+    """SIGNLAB_MAX_PAUSE_MINUTES=abc was read only when a student paused, and then meant no limit. The
+    message names the variable to fix (it named the setting, max_pause_minutes, found nowhere in the
+    environment); an instructor list that is not one is named so too."""
     monkeypatch.setenv("SIGNLAB_MAX_PAUSE_MINUTES", "abc")
     queued = api.queue(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
     code = cli.main(["worker", "--exit-when-idle", "--runs-dir", str(tmp_path)])
-    _one_line(capsys, code, "max_pause_minutes", "'abc' is not a whole number")
+    _one_line(capsys, code, "SIGNLAB_MAX_PAUSE_MINUTES: 'abc' is not a whole number")
     assert str(queued.status()["status"]) == "queued"
     assert api.pause_limit_seconds(tmp_path) == 60.0 * access.Policy().max_pause_minutes  # a default, not none
 
