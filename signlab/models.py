@@ -38,6 +38,7 @@ class ModelInfo:
     parameters: int
     widths: tuple[int, ...] = ()  # the widths a sweep tries (the right range depends on the model); () none
     output_relu: bool = False  # a ReLU on its output scores (the lecture's flaw: the pages explain what it does)
+    cpu_threads: int | None = None  # the most CPU threads its training uses (None: torch's default)
 
     @property
     def has_width(self) -> bool:
@@ -45,16 +46,17 @@ class ModelInfo:
         return bool(self.widths)
 
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, tuple[int, ...]]] = {}
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, tuple[int, ...], int | None]] = {}
 
 
-def register_model(name: str, description: str, widths: tuple[int, ...] = ()
+def register_model(name: str, description: str, widths: tuple[int, ...] = (), cpu_threads: int | None = None
                    ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: add a model factory to the registry under ``name``; ``widths``: for a model whose
-    factory takes ``width=``, the widths a sweep tries."""
+    factory takes ``width=``, the widths a sweep tries; ``cpu_threads``: the most CPU threads its
+    training should use (see :func:`cpu_threads`)."""
 
     def wrap(factory: Callable[..., nn.Module]):
-        _REGISTRY[name] = (factory, description, tuple(widths))
+        _REGISTRY[name] = (factory, description, tuple(widths), cpu_threads)
         return factory
 
     return wrap
@@ -70,9 +72,24 @@ def model_names() -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    factory, description, widths = _lookup(name)
+    factory, description, widths, threads = _lookup(name)
     net = factory()
-    return ModelInfo(name, description, count_parameters(net), widths, bool(getattr(net, "output_relu", False)))
+    return ModelInfo(name, description, count_parameters(net), widths, bool(getattr(net, "output_relu", False)),
+                     threads)
+
+
+def cpu_threads(name: str) -> int | None:
+    """The most CPU threads training ``name`` should use, None for torch's default (all cores).
+
+    A step of the small models (logistic regression, the MLP: 0.5-1.5 ms at batch 32) is too little
+    work to share: a second thread gains at most 12% on an idle 2-core machine, and when anything else
+    runs there (the browser drawing the chart beside it) every operation waits for the thread that was
+    descheduled. Measured on 2 cores with one other busy process, one epoch at batch 32: logreg 6.3 s
+    on 2 threads against 0.45 s on one, the MLP 20-23 s against 1.3 s (idle: 0.46 / 0.45 s and
+    1.09 / 1.23 s). The convolutional networks gain 1.4-1.5x from a second thread on an idle machine,
+    so they keep torch's default.
+    """
+    return _lookup(name)[3]
 
 
 # networks that train at the same speed as another (the same layers; a ReLU on the output costs
@@ -102,7 +119,7 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", t
     recorded as ``model.tta``: whether predictions average the image's 1-pixel shifts
     (:func:`signlab.predict.forward_views`).
     """
-    factory, _, widths = _lookup(name)
+    factory, _, widths, _ = _lookup(name)
     if not widths:
         kwargs.pop("width", None)
     elif kwargs.get("width") is None:
@@ -409,12 +426,14 @@ def fit_to_data(model: nn.Module, images: Callable[[], torch.Tensor]) -> None:
             m.fit(x)
 
 
-@register_model("logreg", "Multiclass logistic regression: one 28x28 weight template per letter (the lecture's first model)")
+@register_model("logreg", "Multiclass logistic regression: one 28x28 weight template per letter (the lecture's first model)",
+                cpu_threads=1)
 def _logreg() -> nn.Module:
     return LogisticRegression()
 
 
-@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", widths=(64, 128, 192, 256))
+@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", widths=(64, 128, 192, 256),
+                cpu_threads=1)
 def _mlp(width: int = 256) -> nn.Module:
     return MLP(width)
 

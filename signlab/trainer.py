@@ -40,7 +40,7 @@ from .data import Dataset
 from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
                      resolve_device, use_bf16)
 from .events import STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
-from .models import count_parameters, fit_to_data
+from .models import count_parameters, cpu_threads, fit_to_data
 from .normalize import normalize
 from .predict import predict_logits, to_float_images
 from .numbers import count_text
@@ -138,6 +138,20 @@ def measure_precision(cfg: TrainConfig, model: nn.Module, images: torch.Tensor) 
     return bf16_measured_faster(model, example)
 
 
+@contextmanager
+def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Torch's CPU threads for a run's work: its ``threads`` setting, else at most what its model uses
+    well (:func:`signlab.models.cpu_threads`); put back afterwards, so that a warm worker's next run
+    (or whatever else the process does) starts from where it was."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or min(before, cpu_threads(cfg.model) or before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` as ``cfg`` says; see the module docstring for the events.
 
@@ -158,8 +172,6 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if cfg.threads and self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)  # dropout and anything else drawing from the global generator
         self.model = model.to(self.device)
         if cfg.channels_last:
@@ -183,7 +195,8 @@ class Trainer:
         self.step = 0
         self._stop_requested = False
         self._stop_reason = STOPPED_BY_REQUEST  # how the fit's message starts when stop() ended it
-        self._autocast = self._choose_bf16()
+        with run_threads(cfg, self.device):  # timed on the threads the steps will use
+            self._autocast = self._choose_bf16()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._tally: _Tally | None = None  # the epoch being trained: its clocks skip time off the clock
         self._clock_skipped = 0.0
@@ -391,7 +404,11 @@ class Trainer:
                       self._samples / max(self._train_seconds, 1e-9), self._last_val)
 
     def fit(self) -> FitEnd:
-        """Train; returns (and emits) the FitEnd event. Never trains on a non-finite loss."""
+        """Train; returns (and emits) the FitEnd event. Never trains on a loss that blew up."""
+        with run_threads(self.cfg, self.device):
+            return self._fit()
+
+    def _fit(self) -> FitEnd:
         cfg, dev = self.cfg, self.device
         self.model.train()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
