@@ -32,6 +32,7 @@ st.header(step.title)
 st.markdown(f"**Do:** {step.do}")
 st.info(f"**Notice:** {step.notice}", icon="👀")
 
+estimate_slot = None
 if step.config is not None:
     cfg = step.config
     run = views.tour_run(runs, cfg)
@@ -45,8 +46,9 @@ if step.config is not None:
             st.rerun()
     if job is None:  # as on Train: a worker starts ahead of the click (the step said "1 s"; it took 5-15)
         # while the student's own run trains its progress says how long: an estimate for another run
-        # read "the server's one training slot is taken now", taken by that very run
-        st.caption(ui.time_estimate(cfg, runs).capitalize() + ".")
+        # read "the server's one training slot is taken now", taken by that very run. Written last (a
+        # network never trained here is timed for a few seconds first): the page's buttons come first
+        estimate_slot = st.empty()
         jm.warm()
     else:
         mine = ui.can(job, "stop")
@@ -110,3 +112,6 @@ if b1.button("← Back", disabled=i == 0, width="stretch"):
 if b2.button("Next →", disabled=i == len(steps) - 1, type="primary", width="stretch"):
     st.session_state[ui.Keys.GUIDE_STEP] = i + 1
     st.rerun()
+
+if estimate_slot is not None:
+    estimate_slot.caption(views.tour_time_caption(run, ui.time_estimate(cfg, runs)))

@@ -1211,6 +1211,19 @@ def tour_step_done(index: int, runs: Sequence[Any], reached: int) -> bool:
     return _guide.step_done(index, list(runs), reached)
 
 
+def tour_time_caption(run: Any | None, estimate_text: str) -> str:
+    """A tour step's words on time: what the user's own run of the step took, when it has finished,
+    then ``estimate_text`` (:func:`time_estimate`) for training it again. A walk read "about 61 s"
+    under step 4 after its run had trained in 33 s: the estimate followed a later, slower run of a
+    network of the same speed, and said nothing of the run on the page."""
+    said = estimate_text[:1].upper() + estimate_text[1:] + "."
+    status = run.status() if run is not None else {}
+    secs = _number(status.get("train_seconds"))
+    if secs is None or str(status.get("status")) != RunState.COMPLETED:
+        return said
+    return f"Your run trained for {secs:.1f} s. Again, {estimate_text}."
+
+
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     """The user's newest run trained with a tour step's configuration."""
     return _guide.find_run(list(runs), cfg)

@@ -1144,3 +1144,23 @@ def test_a_tie_at_the_top_is_said_to_be_one():
     one = np.full(24, 0.01)
     one[7] = 0.77
     assert views.tie_note(one) is None and views.tie_note([1.0]) is None
+
+
+def test_a_tour_step_says_what_the_students_own_run_took_before_the_estimate():
+    """Under step 4 a walk read "about 61 s on this server" after its own run had trained in 33 s (the
+    estimate followed a later, slower run of a network of the same speed): the step says its run's
+    time first, and only a finished run's."""
+
+    class FakeRun:
+        def __init__(self, **row):
+            self.row = row
+
+        def status(self):
+            return self.row
+
+    text = "it takes about 61 s on this server (49 s of it training)"
+    assert views.tour_time_caption(None, text) == "It takes about 61 s on this server (49 s of it training)."
+    done = FakeRun(status="completed", train_seconds=32.84)
+    assert views.tour_time_caption(done, text) == f"Your run trained for 32.8 s. Again, {text}."
+    for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
+        assert views.tour_time_caption(FakeRun(**row), text).startswith("It takes")
