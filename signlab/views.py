@@ -773,8 +773,15 @@ def shape_reading(v: Verdict) -> str | None:
         # the answer's share too: beside "B (99%)" above, "the picture says B (25%)" read as a contradiction
         return (f"Two readings agree: {picture}, and {shape}. Together they make the answer's "
                 f"{percent(v.confidence, 0)}.")
+    a = int(v.index)
+    if a not in (i, s):
+        # "the picture says I (39%); the shape says B (34%). The answer weighs both: L (50%)" read as a
+        # contradiction: L is neither's first choice, but the one both found likely
+        return (f"Two readings, combined: {picture}; {shape}. Neither is sure, and the answer is the letter "
+                f"both find likely: **{LETTERS[a]}** (the picture {percent(v.image[a], 0)}, the shape "
+                f"{percent(v.shape[a], 0)}; together {percent(v.confidence, 0)}).")
     return (f"Two readings, combined: {picture}; {shape}. The answer weighs both: "
-            f"{LETTERS[v.index]} ({percent(v.confidence, 0)}).")
+            f"{LETTERS[a]} ({percent(v.confidence, 0)}).")
 
 
 # --------------------------------------------------------------------------- tables

@@ -799,6 +799,16 @@ def test_shape_reading_says_what_each_reading_says():
     assert "the picture says **A** (25%)" in line and line.endswith(f"Together they make the answer's {both.confidence:.0%}.")
     assert both.confidence > 0.25  # surer than the picture alone
     assert views.shape_reading(views.verdict(image, photo=True)) is None  # no hand shape: no line
+    # neither reading's first letter: "the picture says I (39%); the shape says B (34%). The answer weighs
+    # both: L (50%)" read as a contradiction; the line says the answer is the letter both find likely
+    pic, hand = np.full(24, 0.01), np.full(24, 0.01)
+    pic[[8, 10]], hand[[1, 10]] = (0.39, 0.30), (0.34, 0.30)  # I then L; B then L
+    pic, hand = pic / pic.sum(), hand / hand.sum()
+    third = views.verdict(combine(pic, hand), photo=True, shape=True)
+    assert third.letter == "L"
+    line = views.shape_reading(dataclasses.replace(third, shape=hand, image=pic))
+    assert "the letter both find likely: **L** (the picture " in line and "The answer weighs both" not in line
+    assert line.endswith(f"together {third.confidence:.0%}).")
     # the models' probabilities are float32 (numpy scalars, no Python floats): still numbers, not "—"
     f32 = dataclasses.replace(verdict, shape=shape.astype(np.float32), image=image.astype(np.float32))
     line32 = views.shape_reading(f32)
