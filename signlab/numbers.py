@@ -21,8 +21,15 @@ def percent_text(fraction: float, digits: int = 1) -> str:
     if not math.isfinite(p):
         return f"{p}%"
     d = max(0, digits)
-    while d < MAX_DIGITS and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
+    # at most two decimals more than asked: a model's 0.999998 read "W (99.9998%)", and 1 - 1e-9
+    # "C (100.0000%)"; past that, "over 99.99%" (or "under 0.01%") says as much without false precision
+    most = min(MAX_DIGITS, d + 2)
+    while d < most and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
         d += 1
+    if p < 100 and round(p, d) >= 100:
+        return f"over {100 - 10 ** -d:.{d}f}%"
+    if p > 0 and round(p, d) <= 0:
+        return f"under {10 ** -d:.{d}f}%"
     return f"{p:.{d}f}%"
 
 

@@ -825,6 +825,9 @@ def test_shape_reading_says_what_each_reading_says():
     (1 / 7172, 1, "0.01%"),  # one right answer is not "0.0%"
     (0.5, 1, "50.0%"),
     (0.9449, 1, "94.5%"),  # ordinary rounding elsewhere
+    (0.999998, 1, "over 99.999%"),  # a model's probability: it read "99.9998%"
+    (1 - 1e-9, 0, "over 99.99%"),  # it read "100.0000%", a false 100% after all
+    (2e-7, 1, "under 0.001%"),
 ])
 def test_a_percentage_never_rounds_to_a_false_100_or_0(fraction, digits, text):
     assert views.percent(fraction, digits) == text
