@@ -972,7 +972,8 @@ def sweep_time_text(model: str, trials: int, epochs: int) -> str:
     base settings when none says (a first sweep of a network read only "the first trial shows")."""
     rows = speed_rows()
     speed = trial_for(views.sweep_base_config(model), rows)
-    return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed)
+    return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed,
+                                 machine_load=_machine_load(), cores=os.cpu_count())
 
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks

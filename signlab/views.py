@@ -620,17 +620,21 @@ def sweep_base_config(model: str) -> Any:
 
 def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
                     trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS,
-                    trial: float | None = None) -> str:
+                    trial: float | None = None, machine_load: float | None = None, cores: int | None = None) -> str:
     """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
     sweep's base batch size; its trials also try smaller batches, which take longer), and so the
     budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
     sweep would take a minute or an hour, and started none. ``trial``: the images a second a few of
-    its steps trained at on this machine, for a network the server neither trained nor can guess from."""
+    its steps trained at on this machine, for a network the server neither trained nor can guess from.
+    ``machine_load`` (the load average, over ``cores``): at or above the core count it is said, as on
+    Train (a walk read "roughly 89 s" for 10 trials beside busy processes, and 5 had run after 423 s)."""
     cfg = sweep_base_config(model)
     est = estimate(cfg, rows, n_train, trial)
+    busy = (f" This machine is busy now (load {machine_load:.1f} on {count_text(cores, 'core')}), so the sweep "
+            "takes longer while that lasts." if machine_load is not None and cores and machine_load >= cores else "")
     if est is None:
         return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
-                "time limit stops the sweep starting new ones.")
+                "time limit stops the sweep starting new ones." + busy)
     def _said(seconds: float) -> str:  # a guess is said as one, in both figures
         return duration(seconds).replace("about", "roughly" if est.like or est.timed else "about")
 
@@ -643,7 +647,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(est.whole * trials * epochs)} or more with one "
-              "worker, less when trials are pruned early; the time limit stops it starting new trials.")
+              "worker, less when trials are pruned early; the time limit stops it starting new trials." + busy)
 
 
 def tie_note(probs: Any) -> str | None:

@@ -707,6 +707,13 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     assert timed.startswith(f"On this server a trial takes {views.duration(seconds).replace('about', 'roughly')} "
                             "an epoch at batch 128 (timed from a few of its steps here); "), timed
     assert views.sweep_base_config("fastcnn") == cfg
+    # other work on the machine is said, as on Train: a walk read "roughly 89 s" for 10 trials beside
+    # busy processes, and 5 had run after 423 s
+    assert "busy" not in views.sweep_time_text("fastcnn", rows, 27_455, machine_load=1.2, cores=2)
+    for load_rows in (rows, []):
+        busy = views.sweep_time_text("fastcnn", load_rows, 27_455, machine_load=3.1, cores=2)
+        assert busy.endswith(" This machine is busy now (load 3.1 on 2 cores), so the sweep takes longer while "
+                             "that lasts."), busy
 
 
 def _sweep_cfg(model):
