@@ -148,7 +148,9 @@ if result:
         st.session_state.pop(ui.Keys.CALIBRATION_RESULT, None)
     else:
         test = result.get("test_accuracy")
-        st.success(f"Saved as a new run: **{ui.md(new.name)}** (`{new.id}`), adapted from `{result['parent']}` on "
+        parent = ui.open_run_safe(result["parent"])  # said by name: the two run ids read as internals
+        parent_name = ui.md(views.run_display_name(parent.id, parent.name) if parent is not None else result["parent"])
+        st.success(f"Saved as a new run: **{ui.md(new.name)}**, adapted from **{parent_name}** on "
                    f"{views.count_text(result['photos'], 'photo')} of {views.count_text(len(result['letters']), 'letter')} in {result['seconds']:.1f} s."
                    + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
                       if result.get("hands_found") else "")

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from _hand_image import hand_in_room
-from signlab import api, calibrate
+from signlab import api, calibrate, views
 from signlab.calibrate import CalibrationError, Photo
 from signlab.runs import display_name
 from signlab.cli import main
@@ -414,7 +414,12 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     new = {r.id for r in list_runs(parent.dir.parent)} - before
     assert len(new) == 1
     (new_id,) = new
-    assert any(new_id in s.value and "Saved as a new run" in s.value for s in at.success)
+    # said by the runs' names, not their ids (the walk read two ids as internals)
+    saved = [s.value for s in at.success if "Saved as a new run" in s.value]
+    new_run = open_run(new_id, parent.dir.parent)
+    shown = views.run_display_name(parent.id, parent.name)
+    assert saved and f"**{new_run.name}**" in saved[0] and f"adapted from **{shown}**" in saved[0], saved
+    assert new_id not in saved[0]
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
     assert not at.session_state[ui.Keys.CALIBRATION_PHOTOS]  # kept in the run now, not in the session
     # the result offers to delete them where it says they are kept (it said "you can delete them here"
