@@ -203,7 +203,10 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     elif test:
         result = f": **{percent(test)}** test accuracy."
     elif val:
-        result = (f": **{percent(val)}** validation accuracy"
+        # where the chart validates on the test images, "validation accuracy" taught a student to call
+        # the test set a validation set
+        result = ((f": **{percent(val)}** on the test images, as the chart read them" if validated_on_test
+                   else f": **{percent(val)}** validation accuracy")
                   + ("; the test accuracy follows in a few seconds." if awaiting else "."))
     else:
         result = "."

@@ -132,7 +132,10 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     status = {"status": "completed", "epochs_completed": 2, "train_seconds": 16.7, "val_accuracy": 1.0,
               "updated": 1000.0}
     waiting = views.live_status(status, [], now=1005.0)
-    assert ": **100.00%** validation accuracy; the test accuracy follows" in waiting.message
+    assert ": **100.00%** on the test images, as the chart read them; the test accuracy follows" in waiting.message
+    # named "validation accuracy" only where the chart validates on images held out from training
+    held = views.live_status(status, [], now=1005.0, validated_on_test=False)
+    assert ": **100.00%** validation accuracy; the test accuracy follows" in held.message
     assert waiting.awaiting_test  # the Train page looks again until the test accuracy is there
     after = views.live_status({**status, "test_accuracy": 0.99986, "val_accuracy": 0.99986}, [], now=1006.0)
     assert after.message.endswith(": **99.99%** test accuracy.") and not after.awaiting_test
@@ -150,7 +153,7 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     assert "test-time shifts" not in unshifted.message and "100.00% on the same test images" in unshifted.message
     # a test accuracy that never comes (its evaluation failed) is not waited for past a minute
     late = views.live_status(status, [], now=1000.0 + views.AWAIT_TEST_SECONDS + 1)
-    assert not late.awaiting_test and late.message.endswith(": **100.00%** validation accuracy.")
+    assert not late.awaiting_test and late.message.endswith(": **100.00%** on the test images, as the chart read them.")
 
 
 def test_completed_shows_accuracy_only_when_known():
