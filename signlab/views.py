@@ -577,7 +577,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
-        # a sentence of its own: after a guess's "(it has not trained 3 fastcnn networks together yet)",
+        # a sentence of its own: after a guess's "(it has not trained an ensemble of 3 fastcnn networks yet)",
         # ", once it starts: …" ran two ideas together
         shared = f"; first it waits, as {taken} taken now{queue}"
     else:
@@ -592,7 +592,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     # What it has not trained is the network as configured: the robust preset's three fastcnn networks
     # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
     members = int(getattr(cfg, "ensemble", 1) or 1)
-    target = f"{members} {cfg.model} networks together" if members > 1 else cfg.model
+    target = f"an ensemble of {members} {cfg.model} networks" if members > 1 else cfg.model  # "3 fastcnn networks together" read as jargon
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the
         # wait for a slot too (on a class's first day no network has been trained yet)

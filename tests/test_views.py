@@ -274,7 +274,7 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     said = views.time_estimate(robust, [one])
     assert said.endswith(f"guessed from the server's {robust.model} runs and how much work an image is for each "
                          f"network (it has not trained "
-                         f"{robust.ensemble} {robust.model} networks together yet)"), said
+                         f"an ensemble of {robust.ensemble} {robust.model} networks yet)"), said
 
 
 def test_time_estimate_from_this_servers_speed():
@@ -349,8 +349,8 @@ def test_a_network_neither_trained_nor_guessed_is_timed_from_a_trial():
     assert views.time_estimate(lecture, logreg, trial=500.0, busy=1).endswith(
         "accuracy add to it), longer while 1 other run trains here")
     # the robust preset's three networks together, as the guess says it
-    assert "(it has not trained 3 fastcnn networks together yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
-    assert "(this server has not trained 3 fastcnn networks together yet)" in views.time_estimate(preset("robust"), [])
+    assert "(it has not trained an ensemble of 3 fastcnn networks yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
+    assert "(this server has not trained an ensemble of 3 fastcnn networks yet)" in views.time_estimate(preset("robust"), [])
     # no trial, or a useless one: as before
     for trial in (None, 0.0, -1.0, float("nan"), float("inf")):
         assert views.time_estimate(lecture, logreg, trial=trial).startswith("the time it takes shows after its first steps")
