@@ -21,6 +21,7 @@ from .numbers import percent_text
 
 TEMPLATE = "plotly_white"
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+RUN_COLORS = (BLUE, RED, GREEN, ORANGE, "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)  # one a run
 
 
 # Text colours, set on every figure: Streamlit's chart theme writes tick labels and subplot titles
@@ -225,12 +226,15 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
 def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
     """Smoothed step loss of several runs against the fraction of training done."""
     fig = go.Figure()
-    for name, batches in series.items():
-        if not batches:
-            continue
+    drawn = [(name, batches) for name, batches in series.items() if batches]
+    for i, (name, batches) in enumerate(drawn):
         steps = np.array([b["step"] for b in batches], dtype=float)
-        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name)))
-    fig.update_layout(xaxis_title="step", yaxis_title="smoothed loss", legend=dict(orientation="h", y=-0.25))
+        # the live chart's blue first: a run's line turned from blue to plotly's purple, its axis from
+        # "cross-entropy loss" to "smoothed loss", the moment it finished on the tour
+        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name),
+                                 line=dict(color=RUN_COLORS[i % len(RUN_COLORS)])))
+    fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss (smoothed)",
+                      legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch
 
 

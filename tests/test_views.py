@@ -1187,3 +1187,13 @@ def test_a_tour_step_says_what_the_students_own_run_took_before_the_estimate():
     assert views.tour_time_caption(done, text) == f"Your run trained for 32.8 s. Again, {text}."
     for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
         assert views.tour_time_caption(FakeRun(**row), text).startswith("It takes")
+
+
+def test_a_finished_runs_loss_keeps_the_live_charts_colour_and_axis():
+    """On the tour a run's loss line turned from the live chart's blue to plotly's purple, and its axis
+    from "cross-entropy loss" to "smoothed loss", the moment it finished; with two runs the second is red."""
+    b = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
+    fig = figures.runs_loss_overlay({"logreg": b, "empty": [], "seed": b})
+    assert [t.line.color for t in fig.data] == [figures.BLUE, figures.RED]
+    assert figures.live_loss_spec(b)["yTitle"] == "cross-entropy loss"
+    assert fig.layout.yaxis.title.text == "cross-entropy loss (smoothed)"
