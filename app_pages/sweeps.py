@@ -121,10 +121,7 @@ def live() -> None:
 
     if best:
         settings = views.trial_settings(best, views.SWEEP_PARAMS)
-        test = best.get("test_accuracy")
-        st.markdown(f"**Best: trial #{best['number']}** — {100 * best['value']:.2f}% validation accuracy"
-                    + (f", {100 * test:.2f}% on the test set" if test is not None else "")
-                    + f"  \n{settings}")
+        st.markdown(views.best_trial_text(best, rows) + f"  \n{settings}")
         if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
             ui.look_at(best["run_id"])
             st.switch_page("app_pages/evaluate.py")

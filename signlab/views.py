@@ -1631,6 +1631,22 @@ def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return _sweep.best_trial(rows)
 
 
+def best_trial_text(best: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The Sweeps page's line on the best trial: its validation accuracy, its test accuracy when known,
+    and, when other finished trials score the same, how the tie was broken (a walk saw four trials at
+    100.00% and the best named #3, then #5, with no word why)."""
+    test = best.get("test_accuracy")
+    line = (f"**Best: trial #{best['number']}** — {percent(best['value'])} validation accuracy"
+            + (f", {percent(test)} on the test set" if test is not None else ""))
+    shown = percent(best["value"])
+    tied = [r for r in rows if r.get("state") == "COMPLETE" and r.get("value") is not None
+            and r.get("number") != best.get("number") and percent(r["value"]) == shown]
+    if tied:
+        line += (f" ({count_text(len(tied) + 1, 'trial')} reach {shown}: the lowest validation loss decides, "
+                 "then the earlier trial)")
+    return line
+
+
 def sweep_search_text(model: str) -> str:
     """The Sweeps page's sentence on what a sweep of ``model`` searches."""
     widths = _sweep.widths_for(model)  # () for a model without a width

@@ -1197,3 +1197,17 @@ def test_a_finished_runs_loss_keeps_the_live_charts_colour_and_axis():
     assert [t.line.color for t in fig.data] == [figures.BLUE, figures.RED]
     assert figures.live_loss_spec(b)["yTitle"] == "cross-entropy loss"
     assert fig.layout.yaxis.title.text == "cross-entropy loss (smoothed)"
+
+
+def test_the_best_trial_says_how_a_tie_was_broken():
+    """A walk saw four trials at 100.00% and the best named #3, then #5, with no word why."""
+    rows = [{"number": n, "state": "COMPLETE", "value": v, "val_loss": l}
+            for n, v, l in [(0, 0.97, 0.2), (3, 1.0, 0.05), (4, 1.0, 0.08), (5, 1.0, 0.01)]]
+    rows.append({"number": 6, "state": "RUNNING", "value": None})
+    best = views.best_trial(rows)
+    assert best["number"] == 5
+    assert views.best_trial_text({**best, "test_accuracy": 0.9664}, rows) == (
+        "**Best: trial #5** — 100.00% validation accuracy, 96.64% on the test set (3 trials reach 100.00%: "
+        "the lowest validation loss decides, then the earlier trial)")
+    alone = views.best_trial(rows[:2])
+    assert views.best_trial_text(alone, rows[:2]) == "**Best: trial #3** — 100.00% validation accuracy"
