@@ -97,7 +97,7 @@ def live() -> None:
         st.metric("Trials", counts["trials"], width=METRIC_PX)
         st.metric("Completed", counts["completed"], width=METRIC_PX)
         st.metric("Pruned early", counts["pruned"], width=METRIC_PX)
-        st.metric("Best val. accuracy", f"{100 * best['value']:.2f}%" if best else views.DASH, width=METRIC_PX + 30,
+        st.metric("Best val. accuracy", views.percent(best["value"]) if best else views.DASH, width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
     view = views.sweep_status(rows, workers, now_running, stop_at is not None,

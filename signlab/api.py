@@ -5,6 +5,8 @@ Streamlit pages run the very same code.
 """
 from __future__ import annotations
 
+import math
+
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -194,11 +196,15 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
     last one asked for, saved by a process killed before it recorded the epoch in the store."""
     run.save_config(cfg)
     row = run.status()
+    figures = {k: row.get(k) for k in ("val_accuracy", "train_seconds", "samples_per_second")}
     # A process killed between the save and the store's update may have logged the epoch: its figures
-    # stand in for what the store never got (a first fit's; a later fit's row holds the earlier ones).
-    logged = next((m for m in reversed(run.metrics()) if m.get("type") == "epoch" and m.get("epoch") == done), {})
-    figures = {k: row.get(k) if row.get(k) is not None else logged.get(k)
-               for k in ("val_accuracy", "train_seconds", "samples_per_second")}
+    # are the epoch's, where the row still holds the epoch before's (or nothing, after a first epoch)
+    logged, before = _logged_epoch(run, done)
+    if logged:
+        figures.update({k: logged.get(k) for k in ("val_accuracy", "samples_per_second")})
+        took = _finite(logged.get("train_seconds"))
+        if took is not None:  # the row's total so far, and this epoch's share of its fit's clock
+            figures["train_seconds"] = (_finite(row.get("train_seconds")) or 0.0) + took - before
     message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
     writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
     writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done,
@@ -209,6 +215,25 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
     if found:
         run.store.annotate(run.id, **found)
     return record
+
+
+def _logged_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], float]:
+    """The metrics' record of ``epoch`` ({} when none was logged), and the training seconds its fit had
+    counted before it (its clock starts at 0 with each fit)."""
+    logged: dict[str, Any] = {}
+    counted = before = 0.0
+    for m in run.metrics():
+        if m.get("type") == "fit_start":
+            counted = 0.0
+        elif m.get("type") == "epoch":
+            if m.get("epoch") == epoch:
+                logged, before = m, counted
+            counted = _finite(m.get("train_seconds")) or 0.0
+    return logged, before
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _record(run: Run, cfg: TrainConfig, status: Any, epochs: int, val_accuracy: Any, train_seconds: Any,

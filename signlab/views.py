@@ -1639,8 +1639,8 @@ def best_trial_text(best: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     line = (f"**Best: trial #{best['number']}** — {percent(best['value'])} validation accuracy"
             + (f", {percent(test)} on the test set" if test is not None else ""))
     shown = percent(best["value"])
-    tied = [r for r in rows if r.get("state") == "COMPLETE" and r.get("value") is not None
-            and r.get("number") != best.get("number") and percent(r["value"]) == shown]
+    tied = [r for r in rows if r.get("state") == "COMPLETE" and r.get("value") == best["value"]
+            and r.get("number") != best.get("number")]  # equal values, as sweep.best_trial ranks them
     if tied:
         line += (f" ({count_text(len(tied) + 1, 'trial')} reach {shown}: the lowest validation loss decides, "
                  "then the earlier trial)")

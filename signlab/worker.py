@@ -202,10 +202,13 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
                         sys.stderr.write(line)
                         continue
                     finished.append(record)
-                    if log:
-                        log(f"run {record['run_id']}: {record.get('status')}")
-                    if on_finish:
-                        on_finish(record)
+                    try:
+                        if log:  # with why a run did not complete, as a one-slot worker says it
+                            log(f"run {record['run_id']}: {record.get('status')}" + _why(root, db, record))
+                        if on_finish:
+                            on_finish(record)
+                    except Exception:  # noqa: BLE001 - a closed pipe here must not stop draining the child's
+                        pass
 
         def passed_on(stream) -> None:
             for line in stream:
@@ -227,6 +230,18 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
     for t in threads:  # the pipes close when the children end: what they printed last is read
         t.join(10)
     return len(finished)
+
+
+def _why(root: Path, db: str | None, record: dict[str, Any]) -> str:
+    """`` (its message)`` for a run that did not complete, read from the store (a child's JSON line
+    carries only the run and its state), else ""."""
+    if record.get("status") == "completed":
+        return ""
+    try:
+        message = (store_for(root, db).get(str(record["run_id"])) or {}).get("message")
+    except SignlabError:
+        return ""
+    return f" ({message})" if message else ""
 
 
 def _fault_point(name: str) -> None:

@@ -478,3 +478,32 @@ def test_a_resume_that_finds_its_last_epoch_saved_but_never_recorded_reports_its
     row = run.status()
     assert row["status"] == "completed" and row["train_seconds"] == logged["train_seconds"]
     assert row["val_accuracy"] == logged["val_accuracy"]
+
+
+def test_a_resume_after_a_kill_between_the_log_and_the_store_takes_the_last_epochs_figures(tmp_path, small_dataset):
+    """Killed after logging epoch 2 of 2 and before the store recorded it: the row still held epoch 1's
+    validation, speed and time, and the finished run kept them. They are epoch 2's now, and the time
+    is the whole run's."""
+    import time
+
+    from signlab.store import runs_table
+
+    cfg = TrainConfig(model="logreg", epochs=2, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="v", dataset=small_dataset)
+    run = open_run("v", tmp_path)
+    whole = run.status()
+    first, second = [m for m in run.metrics() if m["type"] == "epoch"]
+    assert first["val_accuracy"] != second["val_accuracy"] or first["train_seconds"] != second["train_seconds"]
+    back = {"val_accuracy": first["val_accuracy"], "train_seconds": first["train_seconds"],
+            "samples_per_second": first["samples_per_second"]}
+    with run.store._tx() as conn:  # the store as after epoch 1, the weights and the log at epoch 2
+        conn.execute(runs_table.update().where(runs_table.c.run_id == "v").values(
+            state="running", epochs_completed=1, target_epochs=2, worker="dead", attempt=1,
+            lease_until=time.time() - 10, info=json.dumps(back)))
+    assert run.status()["val_accuracy"] == first["val_accuracy"]
+    rec = api.continue_run("v", 1, tmp_path, dataset=small_dataset)
+    assert rec["epochs"] == 2 and "nothing was left to train" in rec["message"]
+    assert rec["val_accuracy"] == second["val_accuracy"]
+    assert rec["samples_per_second"] == second["samples_per_second"]
+    assert rec["train_seconds"] == pytest.approx(whole["train_seconds"])
+    assert run.status()["val_accuracy"] == second["val_accuracy"]

@@ -728,5 +728,9 @@ def test_a_worker_of_two_slots_reports_each_finished_run(tmp_path):
     lines = [json.loads(line) for line in out.splitlines()]
     assert sorted(lines, key=lambda r: r["run_id"]) == [{"run_id": rid, "status": "completed"} for rid in ids], err
     more = [create_run(TrainConfig(**TINY, seed=9), tmp_path, run_id="s9").id]
+    # a run that fails says why, as a one-slot worker says it (its dataset is not one the server may read)
+    bad = create_run(TrainConfig(**TINY, data=str(tmp_path / "elsewhere")), tmp_path, run_id="bad").id
     out, err = _worker(tmp_path, "--exit-when-idle", "--slots", "2").communicate(timeout=300)
-    assert out == "" and f"run {more[0]}: completed" in err.splitlines()
+    assert out == "" and f"run {more[0]}: completed" in err.splitlines(), err
+    why = [line for line in err.splitlines() if line.startswith(f"run {bad}: failed (")]
+    assert why and "elsewhere" in why[0], err

@@ -1211,3 +1211,8 @@ def test_the_best_trial_says_how_a_tie_was_broken():
         "the lowest validation loss decides, then the earlier trial)")
     alone = views.best_trial(rows[:2])
     assert views.best_trial_text(alone, rows[:2]) == "**Best: trial #3** — 100.00% validation accuracy"
+    # two accuracies that only print alike are no tie: the higher one won, not the lower loss
+    close = [{"number": 1, "state": "COMPLETE", "value": 13726 / 13727, "val_loss": 0.5},
+             {"number": 2, "state": "COMPLETE", "value": 13725 / 13727, "val_loss": 0.01}]
+    assert views.percent(close[0]["value"]) == views.percent(close[1]["value"])
+    assert views.best_trial_text(views.best_trial(close), close) == "**Best: trial #1** — 99.99% validation accuracy"
