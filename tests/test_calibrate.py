@@ -418,7 +418,7 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     saved = [s.value for s in at.success if "Saved as a new run" in s.value]
     new_run = open_run(new_id, parent.dir.parent)
     shown = views.run_display_name(parent.id, parent.name)
-    assert saved and f"**{new_run.name}**" in saved[0] and f"adapted from **{shown}**" in saved[0], saved
+    assert saved and f"**{views.md(new_run.name)}**" in saved[0] and f"adapted from **{views.md(shown)}**" in saved[0], saved
     assert new_id not in saved[0]
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
     assert not at.session_state[ui.Keys.CALIBRATION_PHOTOS]  # kept in the run now, not in the session

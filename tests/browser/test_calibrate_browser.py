@@ -49,7 +49,7 @@ def _upload(page, files) -> None:
 
 
 def test_upload_drop_calibrate_and_classify(page, server, runs_dir, photos):
-    from signlab.runs import delete_run, list_runs
+    from signlab.runs import delete_run, list_runs, open_run
 
     before = {r.id for r in list_runs(runs_dir)}
     try:
@@ -89,7 +89,8 @@ def test_upload_drop_calibrate_and_classify(page, server, runs_dir, photos):
             new = {r.id for r in list_runs(runs_dir)} - before
             assert len(new) == 1, f"expected one new run, found {new}"
             (new_id,) = new
-            assert new_id in page.inner_text("body"), "the page does not name the new run"
+            name = open_run(new_id, runs_dir).name  # by its name, as the pickers show it
+            assert name in page.inner_text("body"), f"the page does not name the new run ({name})"
             assert "Collected:" not in page.inner_text("body"), "the photos were not cleared after saving"
         assert_no_exception(page, "after calibrating")
         with step(page, "open the new run on Classify"):
