@@ -114,4 +114,6 @@ if b2.button("Next →", disabled=i == len(steps) - 1, type="primary", width="st
     st.rerun()
 
 if estimate_slot is not None:
-    estimate_slot.caption(views.tour_time_caption(run, ui.time_estimate(cfg, runs)))
+    with estimate_slot.container():  # the timing's spinner shows where its words will be
+        said = views.tour_time_caption(run, ui.time_estimate(cfg, runs))
+    estimate_slot.caption(said)
