@@ -68,7 +68,7 @@ def test_monitor_on_a_constructed_network_reports_the_known_dead_share_and_norms
     assert rec["dead"] == {"1": 0.25}
     assert set(rec["layers"]) == {"0", "2"}
     for name, m in (("0", net[0]), ("2", net[2])):
-        assert abs(rec["layers"][name]["weight_norm"] - float(m.weight.norm())) < 1e-3
+        assert abs(rec["layers"][name]["weight_norm"] - float(m.weight.detach().norm())) < 1e-3
         assert abs(rec["layers"][name]["grad_norm"] - float(m.weight.grad.norm())) < 1e-3
     assert "dead_logits" not in rec
     assert not net[1]._forward_hooks  # hooks removed at the end
