@@ -72,7 +72,10 @@ if kind in views.FIRST_LAYER_KINDS:
         units = views.strongest_units(history[max(history)] if history else weights, n_units)
         tiles, titles, cols, px = tiles[units], [f"unit {u}" for u in units], TEMPLATE_COLS, 72
     key = {"conv": "kernels_first", "logreg": "kernels_templates"}.get(kind, "kernels_units_fig")
-    st.plotly_chart(figures.weight_templates(tiles, titles, cols=cols, tile_px=px, title=views.snapshot_title(epoch)),
+    # the snapshot's name as a title only where no slider above says it ("after epoch 2" read twice)
+    stepped = epoch is not None and len(history) >= 2
+    st.plotly_chart(figures.weight_templates(tiles, titles, cols=cols, tile_px=px,
+                                             title="" if stepped else views.snapshot_title(epoch)),
                     width="content", key=key)
 else:
     st.info("This model has neither convolutions nor a single weight layer to show.")

@@ -228,6 +228,9 @@ def test_kernels_page_logreg_templates(runs_env):
     assert any("Weight templates" in s.value for s in at.subheader)
     slider = at.select_slider[0]
     assert slider.label == "Epoch" and slider.options == ["before training", "after epoch 1"]
+    # the slider names the snapshot; the chart does not say it again ("after epoch 2" read twice)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "after epoch 1" not in json.dumps(spec["layout"].get("title", ""))
     slider.set_value(0).run()
     no_error(at)
     assert any("no convolutions" in i.value for i in at.info)
