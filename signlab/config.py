@@ -207,7 +207,8 @@ class TrainConfig:
                                   "bf16), else fp32.")
     channels_last: bool = setting(True, help="Channels-last memory layout: with bf16, 1.5-2x faster convolutions "
                                              "on a CPU (measured).")
-    threads: int | None = setting(None, range=(1, 256), help="CPU threads for torch (none: torch's default).")
+    threads: int | None = setting(None, range=(1, 256), help="CPU threads for torch (none: torch's default; logistic "
+                                  "regression and the MLP use one, which beside other work is many times faster).")
     log_every: int = setting(10, range=(1, 10_000), presets={"lecture": 50},
                              help="Steps between logged training steps (batch-end events).")
     val_fraction: float = setting(0.0, range=(0.0, 0.5),
