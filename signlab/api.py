@@ -5,8 +5,6 @@ Streamlit pages run the very same code.
 """
 from __future__ import annotations
 
-import math
-
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -26,7 +24,7 @@ from .preprocess import Crop, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
 from .events import Callback, FitEnd
-from .numbers import duration
+from .numbers import duration, finite
 from .trainer import Trainer
 from .views import read_sign
 
@@ -202,9 +200,9 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
     logged, before = _logged_epoch(run, done)
     if logged:
         figures.update({k: logged.get(k) for k in ("val_accuracy", "samples_per_second")})
-        took = _finite(logged.get("train_seconds"))
+        took = finite(logged.get("train_seconds"))
         if took is not None:  # the row's total so far, and this epoch's share of its fit's clock
-            figures["train_seconds"] = (_finite(row.get("train_seconds")) or 0.0) + took - before
+            figures["train_seconds"] = (finite(row.get("train_seconds")) or 0.0) + took - before
     message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
     writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
     writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done,
@@ -228,12 +226,8 @@ def _logged_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], float]:
         elif m.get("type") == "epoch":
             if m.get("epoch") == epoch:
                 logged, before = m, counted
-            counted = _finite(m.get("train_seconds")) or 0.0
+            counted = finite(m.get("train_seconds")) or 0.0
     return logged, before
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _record(run: Run, cfg: TrainConfig, status: Any, epochs: int, val_accuracy: Any, train_seconds: Any,

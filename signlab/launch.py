@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .fsutil import open_append_nofollow, storage_error
 from .paths import PROJECT_ROOT
@@ -56,20 +56,19 @@ def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> 
     except OSError as err:
         raise storage_error(err, log) from err
     with out:
-        proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
-    with _LOCK:
-        _CHILDREN.append(proc)
-    return proc
+        return _start(args, env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def spawn_piped(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``python -m signlab ARGS`` with its standard output and error as text pipes, for a parent
     that passes on what the child prints (a multi-slot worker's children)."""
-    proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=True)
+    return _start(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _start(args: Sequence[str], env: dict[str, str] | None, **streams: Any) -> subprocess.Popen:
+    """``python -m signlab ARGS`` in a session of its own, remembered as this process's child."""
+    proc = subprocess.Popen([sys.executable, "-m", "signlab", *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})}, start_new_session=True, **streams)
     with _LOCK:
         _CHILDREN.append(proc)
     return proc

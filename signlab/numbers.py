@@ -8,6 +8,7 @@ student who reads 100% beside "1 mistake" is told two different things.
 from __future__ import annotations
 
 import math
+from numbers import Real
 from statistics import median
 from typing import Any, Iterable
 
@@ -42,6 +43,18 @@ def count_text(n: int, noun: str, plural: str | None = None) -> str:
 
 
 DASH = "—"  # a figure not known
+
+
+def finite(value: Any) -> float | None:
+    """A finite number as a float, else None: missing, NaN, infinite, text, a bool, or a 400-digit int
+    from an untrusted file. numpy's scalars count (a model's probabilities are float32)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def duration(seconds: float | None) -> str:

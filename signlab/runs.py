@@ -21,7 +21,6 @@ symlinks (:mod:`signlab.fsutil`): a link planted in a run is refused, never read
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
@@ -41,7 +40,7 @@ from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensor
                      read_bytes_inside, read_json_inside, storage_error)
 from .models import build_model, first_weights
 from .paths import default_runs_dir
-from .numbers import count_text
+from .numbers import count_text, finite
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart
 
@@ -214,15 +213,7 @@ def _epoch_of(meta: dict[str, str]) -> int | None:
         return None
 
 
-def _number(value: Any) -> float | None:
-    """A finite number from an untrusted file, else None (a 400-digit int or a string never passes)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None
+_number = finite  # a finite number from an untrusted file, else None
 
 
 # --------------------------------------------------------------------------- reading a run

@@ -2,7 +2,7 @@
 would train, for the time estimates of Train, the tour and Sweeps.
 
 :func:`trial_speed` runs the real loop (its network, optimizer, augmentation and precision) on a
-slice of the data and returns the median images a second of its steps after a short warm-up.
+slice of the data and returns the upper quartile of its steps' images a second after a short warm-up.
 :func:`measure` runs it in a short-lived child process (``python -m signlab.trial``), as a worker
 would train: with the workers' share of the cores, no distributed setup, a time limit, and only for
 a configuration small enough (:data:`MAX_MEMORY_MB`). The dashboard's server never trains in its

@@ -44,7 +44,7 @@ from .health import health_records, health_series, layer_labels as _layer_labels
 from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
-from .numbers import DASH, count_text, duration, newest_median, percent_text
+from .numbers import DASH, count_text, duration, finite, newest_median, percent_text
 from .preprocess import Prepared, looks_unusual
 from .store import ACTIVE, HOLDING, RunState, RunStore
 
@@ -52,13 +52,7 @@ from .store import ACTIVE, HOLDING, RunState, RunStore
 TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
 
 
-def _number(v: Any) -> float | None:
-    """A finite float, or None for missing, NaN and text (pandas turns a missing accuracy into NaN)."""
-    # numpy's scalars too: a model's probabilities are float32 (np.float32 is no Python float)
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+_number = finite  # a finite float, or None for missing, NaN and text (pandas turns a missing accuracy into NaN)
 
 
 def percent(v: Any, digits: int = 2) -> str:
@@ -561,6 +555,14 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
     return Estimate(training, training + per_epoch * int(cfg.epochs) if per_epoch is not None else training, like)
 
 
+def busy_load(machine_load: float | None, cores: int | None) -> str | None:
+    """"load 3.1 on 2 cores" when the machine's load average is at or above its core count (other work
+    slows a run then), else None."""
+    if machine_load is None or not cores or machine_load < cores:
+        return None
+    return f"load {machine_load:.1f} on {count_text(cores, 'core')}"
+
+
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
                   slots: int | None = None, waiting: int = 0, machine_load: float | None = None,
                   cores: int | None = None, trial: float | None = None) -> str:
@@ -583,11 +585,11 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     else:
         shared = (f", longer while {count_text(busy, 'other run')} {'trains' if busy == 1 else 'train'} here"
                   if busy > 0 else "")
-    if busy == 0 and machine_load is not None and cores and machine_load >= cores:
+    load = busy_load(machine_load, cores)
+    if busy == 0 and load:
         # no factor: the speeds it comes from may have been measured under load too (a run timed beside
         # a test suite read "about 4 min", then "perhaps 4.5 times as long" on top)
-        shared += (f"; other work keeps this machine busy now (load {machine_load:.1f} on {count_text(cores, 'core')}),"
-                   " so it may take longer")
+        shared += f"; other work keeps this machine busy now ({load}), so it may take longer"
     est = estimate(cfg, rows, n_train, trial)
     # What it has not trained is the network as configured: the robust preset's three fastcnn networks
     # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
@@ -633,8 +635,8 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     Train (a walk read "roughly 89 s" for 10 trials beside busy processes, and 5 had run after 423 s)."""
     cfg = sweep_base_config(model)
     est = estimate(cfg, rows, n_train, trial)
-    busy = (f" This machine is busy now (load {machine_load:.1f} on {count_text(cores, 'core')}), so the sweep "
-            "takes longer while that lasts." if machine_load is not None and cores and machine_load >= cores else "")
+    load = busy_load(machine_load, cores)
+    busy = f" This machine is busy now ({load}), so the sweep takes longer while that lasts." if load else ""
     if est is None:
         return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
                 "time limit stops the sweep starting new ones." + busy)
@@ -1635,10 +1637,9 @@ def best_trial_text(best: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The Sweeps page's line on the best trial: its validation accuracy, its test accuracy when known,
     and, when other finished trials score the same, how the tie was broken (a walk saw four trials at
     100.00% and the best named #3, then #5, with no word why)."""
-    test = best.get("test_accuracy")
-    line = (f"**Best: trial #{best['number']}** — {percent(best['value'])} validation accuracy"
+    test, shown = best.get("test_accuracy"), percent(best["value"])
+    line = (f"**Best: trial #{best['number']}** — {shown} validation accuracy"
             + (f", {percent(test)} on the test set" if test is not None else ""))
-    shown = percent(best["value"])
     tied = [r for r in rows if r.get("state") == "COMPLETE" and r.get("value") == best["value"]
             and r.get("number") != best.get("number")]  # equal values, as sweep.best_trial ranks them
     if tied:
