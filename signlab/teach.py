@@ -64,8 +64,8 @@ off there instead of at 0; the validation loss is plain cross-entropy.
 **Training** repeats, for each batch $B$: $\theta \leftarrow \theta - \eta\, \nabla_\theta L_B$
 (Adam and AdamW scale this step per weight). $\eta$ is the *learning rate*: too small and learning
 crawls, too large (try 10) and learning breaks down: the loss jumps about or sticks near
-$\ln 24 \approx 3.2$, and accuracy falls to chance (about 4%). Should the loss ever become infinite or
-NaN, the run stops and ends as *diverged*.
+$\ln 24 \approx 3.2$, and accuracy falls to chance (about 4%). Should the loss ever become infinite,
+NaN or larger than 10,000, the run stops and ends as *diverged*.
 
 **An epoch** is one pass over all training images. *Validation* accuracy is measured on images the
 model did not train on; if training accuracy keeps rising while validation stalls, it is overfitting.

@@ -322,8 +322,10 @@ class Trainer:
     def _check_finite(self, shown: torch.Tensor, at_log: bool, epoch: int) -> None:
         """Raise _Diverged on a loss that blew up (one process; a sync is free on the CPU, on a GPU
         it waits for logging steps)."""
-        if self.world == 1 and (self.device.type == "cpu" or at_log) and blew_up(shown.item()):
-            raise _Diverged(self.step, epoch)
+        if self.world == 1 and (self.device.type == "cpu" or at_log):
+            loss = shown.item()
+            if blew_up(loss):
+                raise _Diverged(self.step, epoch, loss)
 
     def _should_leave(self, shown: torch.Tensor, at_log: bool, epoch: int) -> bool:
         """Whether to leave the epoch's loop now: asked to stop, or the last step reached."""
@@ -432,8 +434,8 @@ class Trainer:
                     break
         except _Diverged as d:
             status = "diverged"
-            message = (f"the loss became NaN or infinite at step {d.step} (epoch {d.epoch}), or over "
-                       f"{DIVERGED_LOSS:,.0f}; training was stopped. Try a smaller learning rate than {cfg.lr:g}.")
+            message = (f"{diverged_words(d.loss, f'at step {d.step} (epoch {d.epoch})')}; training was stopped. "
+                       f"Try a smaller learning rate than {cfg.lr:g}.")
             epoch = d.epoch - 1
         except torch.OutOfMemoryError:
             status = "failed"
@@ -464,7 +466,20 @@ def blew_up(loss: float) -> bool:
     return not math.isfinite(loss) or loss > DIVERGED_LOSS
 
 
+def diverged_words(loss: float | None, where: str) -> str:
+    """What blew up ``where`` ("at step 3 (epoch 1)"), for a run's message: which limit the loss crossed
+    (``None``: not known here, as when processes agree on it under torchrun)."""
+    if loss is None:
+        return f"the loss became NaN or infinite, or over {DIVERGED_LOSS:,.0f}, {where}"
+    if math.isnan(loss):
+        return f"the loss became NaN (not a number) {where}"
+    if math.isinf(loss):
+        return f"the loss became infinite {where}"
+    return (f"the loss reached {loss:,.0f} {where}, over the {DIVERGED_LOSS:,.0f} past which a run counts "
+            "as diverged (a guess among 24 letters scores 3.2)")
+
+
 class _Diverged(Exception):
-    def __init__(self, step: int, epoch: int) -> None:
-        super().__init__(step, epoch)
-        self.step, self.epoch = step, epoch
+    def __init__(self, step: int, epoch: int, loss: float | None = None) -> None:
+        super().__init__(step, epoch, loss)
+        self.step, self.epoch, self.loss = step, epoch, loss

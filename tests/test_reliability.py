@@ -350,7 +350,9 @@ def test_cli_diverging_run_says_so(ended_runs):
     assert record["status"] == "diverged" and record["epochs"] == 0
     assert "learning rate" in record["message"] and "10" in record["message"]
     [line] = out.err.strip().splitlines()
-    assert line.startswith(f"signlab: run {ids['diverged']} diverged: the loss became NaN or infinite"), line
+    # it says which limit the loss crossed: SGD at lr 10 sends the MLP's loss past 10,000 before NaN
+    assert re.match(rf"signlab: run {ids['diverged']} diverged: the loss reached [\d,]+ at step \d+ "
+                    r"\(epoch 1\), over the 10,000 past which a run counts as diverged", line), line
     assert "Traceback" not in out.err
 
 

@@ -141,6 +141,15 @@ def test_a_huge_learning_rate_diverges(dataset, optimizer, model, ensemble):
     assert all(math.isfinite(e.loss) for e in events if isinstance(e, BatchEnd))
 
 
+@pytest.mark.parametrize("loss, words", [(float("nan"), "the loss became NaN (not a number) at step 7 (epoch 2)"),
+                                         (float("inf"), "the loss became infinite at step 7 (epoch 2)"),
+                                         (24_113.4, "the loss reached 24,113 at step 7 (epoch 2), over the 10,000"),
+                                         (None, "NaN or infinite, or over 10,000, at step 7")])
+def test_a_diverged_run_says_which_limit_its_loss_crossed(loss, words):
+    from signlab.trainer import diverged_words
+    assert words in diverged_words(loss, "at step 7 (epoch 2)")
+
+
 def test_learning_rate_above_the_range_is_refused():
     with pytest.raises(ConfigError, match="lr"):
         TrainConfig(lr=100)
