@@ -70,8 +70,10 @@ with left:
         st.error(config_error, icon="⚠️")
     if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)
         with st.form("continue", enter_to_submit=False):
-            lo, hi = views.SETTING["epochs"].range  # the epochs setting's own range, as Train's box has it
-            more = st.number_input("Continue this run for more epochs", lo, hi, views.SETTING["epochs"].default)
+            # the epochs setting's own range, as Train's box has it, less what the run has trained
+            lo, hi = views.SETTING["epochs"].range
+            hi = min(hi, view.more_epochs)
+            more = st.number_input("Continue this run for more epochs", lo, hi, min(views.SETTING["epochs"].default, hi))
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):
                     ui.continue_run(run.id, int(more))

@@ -178,7 +178,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     """
     check_setting("epochs", epochs, integer=True)  # before int(): a 400-digit number is one clear line
     run = open_run(ref, runs_dir)
-    run.check_continuable()
+    run.check_continuable(int(epochs))
     changes = {k: v for k, v in changes.items() if v is not None}
     max_steps = changes.pop("max_steps", None)  # this continuation's limit only (train_claimed)
     run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed

@@ -76,7 +76,7 @@ class JobManager:
         """Queue ``epochs`` more epochs of a finished (or interrupted) run (``max_active``: as for submit)."""
         check_setting("epochs", epochs, integer=True)  # as the command line's resume checks it
         run = open_run(run_id, self.runs_dir)
-        run.check_continuable()
+        run.check_continuable(int(epochs))
         self.store.enqueue_continue(run.id, int(epochs), max_active=max_active)
         self.tick()
         return run

@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 
-from .config import TrainConfig
+from .config import RANGES, TrainConfig
 from .errors import ConfigError, RunError, SignlabError
 from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensors, list_dir_inside, nofollow_opener,
                      read_bytes_inside, read_json_inside, storage_error)
@@ -217,6 +217,14 @@ _number = finite  # a finite number from an untrusted file, else None
 
 
 # --------------------------------------------------------------------------- reading a run
+MAX_EPOCHS = int(RANGES["epochs"][1])  # the epochs setting's top: a continued run's total stays within it
+
+
+def epochs_left(done: int) -> int:
+    """How many more epochs a run that has trained ``done`` may be continued for (0: none)."""
+    return max(0, MAX_EPOCHS - done)
+
+
 @dataclass
 class Run:
     """A run folder and its row in the run store. Use :func:`open_run` or :func:`list_runs`.
@@ -386,14 +394,22 @@ class Run:
             model = model.to(memory_format=torch.channels_last)
         return model.to(device).eval()
 
-    def check_continuable(self) -> None:
-        """RunError unless the run has weights that fit its config.json: checked before a
-        continuation is claimed or queued, so a run that cannot go on is left exactly as it was
-        (not marked failed, config.json not rewritten). A run still held elsewhere is left to the
-        store to refuse."""
+    def check_continuable(self, more: int | None = None) -> None:
+        """RunError unless the run has weights that fit its config.json and room for ``more`` epochs
+        within the epochs setting's range: checked before a continuation is claimed or queued, so a run
+        that cannot go on is left exactly as it was (not marked failed, config.json not rewritten; a
+        completed 1-epoch run continued for 200 was claimed, then failed on "epochs: 201 is out of
+        range"). A run still held elsewhere is left to the store to refuse."""
         status = self.status()  # also imports an older signlab's folder
         if not self.has_weights():
             raise RunError(f"run {self.id} has no finished epoch to continue from")
+        if more is not None:
+            room = epochs_left(int(status.get("epochs_completed") or 0))
+            if more > room:
+                done = int(status.get("epochs_completed") or 0)
+                raise RunError(f"run {self.id} has trained {count_text(done, 'epoch')}; {more} more would make "
+                               f"{done + more}, over the {MAX_EPOCHS} a run may have"
+                               + (f": continue it for at most {room}" if room else ""))
         if RunState(status["status"]) in FINAL:
             self.load_model()  # raises RunError naming the mismatch
 

@@ -82,6 +82,7 @@ class LiveStatus:
     can_pause: bool = False  # the third button reads "Pause"...
     can_resume: bool = False  # ...or "Resume" when this is true
     can_continue: bool = False
+    more_epochs: int = _runs.MAX_EPOCHS  # the most it may be continued for (a run's total stays within the range)
     notice: str = ""  # said beside the buttons: this run was started in another tab or session
     awaiting_test: bool = False  # completed, its test accuracy not written yet: the page looks again
 
@@ -253,7 +254,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
-                   can_continue=continuable and not start_refused, target_epochs=target)
+                   can_continue=continuable and not start_refused and _runs.epochs_left(done) > 0,
+                   more_epochs=_runs.epochs_left(done), target_epochs=target)
     if state == RunState.QUEUED:
         pos = queue_position
         return LiveStatus(state, "info", f"⏳ Waiting for a free slot: number {pos or '?'} in the queue "

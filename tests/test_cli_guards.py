@@ -151,6 +151,24 @@ def test_resume_of_weights_that_do_not_fit_the_config_changes_nothing(run, capsy
     assert run.status()["status"] == "completed"  # not marked failed
 
 
+def test_a_continuation_past_the_epochs_range_is_refused_before_the_run_is_touched(run, capsys):
+    """A completed 1-epoch run continued for 200 was claimed, then failed on "epochs: 201 is out of
+    range": its "completed" was lost. The total is checked first, on the command line and the page's path."""
+    from signlab.errors import RunError
+    from signlab.jobs import JobManager
+
+    config = (run.dir / "config.json").read_bytes()
+    code = cli.main(["train", "--resume", "r1", "--epochs", "200", "--runs-dir", str(run.dir.parent)])
+    _one_line(capsys, code, "run r1 has trained 1 epoch; 200 more would make 201, over the 200 a run may have",
+              "continue it for at most 199")
+    jm = JobManager(run.dir.parent, limit=1, start_workers=False)
+    with pytest.raises(RunError, match="at most 199"):
+        jm.submit_continue("r1", 200)
+    assert (run.dir / "config.json").read_bytes() == config
+    assert run.status()["status"] == "completed" and run.epochs_completed() == 1
+    assert jm.queued() == []
+
+
 def test_a_diverging_run_is_reported_once(tmp_path, small_data, capsys):
     code = cli.main(["train", "--model", "mlp", "--optimizer", "sgd", "--lr", "10", "--schedule", "none",
                      "--no-augment", "--batch-size", "32", "--max-steps", "150", "--runs-dir", str(tmp_path)])
