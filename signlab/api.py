@@ -121,12 +121,14 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
 
 
 def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
-                  evaluate_test: bool = True, max_steps: int | None = None) -> dict[str, Any]:
+                  evaluate_test: bool = True, max_steps: int | None = None, device: str | None = None) -> dict[str, Any]:
     """Train a run this process holds (``claim``): fresh, or for ``claim.resume_epochs`` more epochs.
 
     ``max_steps``: a continuation's own dry-run limit. The limit a run was first trained with is
     not carried into its continuations (it would end them before their first step), and a
     continuation's limit is not written to config.json (a later continuation would inherit it).
+    ``device``: the worker's device, for a run whose config leaves it to the machine ("auto"); used
+    for this fit only, never written to config.json (the next fit may be another worker's).
 
     Anything that stops it from starting (unreadable settings, a missing dataset) fails this run
     alone, with its message, and is raised as a SignlabError.
@@ -158,6 +160,8 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 start = done
             else:
                 cfg, state, start = run.config, None, 0
+            if device and cfg.device == "auto":
+                cfg = cfg.replace(device=device)
             dataset = dataset if dataset is not None else load_dataset(cfg.data)
         except SignlabError as err:
             writer.set_state(RunState.FAILED, message=str(err))

@@ -140,9 +140,10 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
         say(f"run {run.id}: failed ({message})")
         return {"run_id": run.id, "status": "failed", "message": message}
     try:
-        if device and run.config.device == "auto":  # this worker's device for runs that left the choice to the machine
-            run.save_config(run.config.replace(device=device))  # read never through a planted link, checked
-        record = api.train_claimed(run, claim)
+        # this worker's device for runs that left the choice to the machine, for this fit only: written
+        # into config.json, a run a `--device cuda` worker trained said cuda for good, and a CPU worker
+        # that took its continuation failed it
+        record = api.train_claimed(run, claim, device=device)
     except SignlabError as err:  # the run failed with its own message; the queue moves on
         record = {"run_id": run.id, "status": "failed", "message": str(err)}
     except Exception as err:  # noqa: BLE001 - one bad run must never stop the worker

@@ -231,3 +231,26 @@ def test_continue_from_a_page_checks_the_epochs_as_the_command_line_does(tmp_pat
     with pytest.raises(ConfigError, match="^epochs: .* is out of range; allowed 1 to 200"):
         jm.submit_continue(run.id, epochs)
     assert jm.store.get("done")["status"] == RunState.QUEUED  # checked before the run is looked at
+
+
+def test_a_workers_device_is_used_for_the_fit_and_never_written_into_the_run(tmp_path: Path, monkeypatch,
+                                                                              small_dataset):
+    """`worker --device cuda` wrote cuda into the config.json of every "auto" run it trained, so a CPU
+    worker that took the run's continuation failed it: the device now goes to that one fit only."""
+    from signlab import api, worker
+
+    fits: list[str] = []
+    real_fit = api._fit
+    monkeypatch.setattr(api, "load_dataset", lambda *a, **k: small_dataset)
+    monkeypatch.setattr(api, "_fit", lambda run, cfg, *a, **k: fits.append(cfg.device) or real_fit(run, cfg, *a, **k))
+    run = create_run(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False), tmp_path,
+                     run_id="auto-run", status=RunState.QUEUED)
+    assert worker.run_worker(tmp_path, device="cpu", exit_when_idle=True, limit=1) == 1
+    assert fits == ["cpu"]
+    assert run.config.device == "auto"
+    assert str(run.status()["status"]) == "completed"
+    # a continuation taken by a worker that names no device trains on the machine's choice
+    JobManager(tmp_path, limit=1, start_workers=False).submit_continue(run.id, 1)
+    assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1) == 1
+    assert fits == ["cpu", "auto"]
+    assert str(run.status()["status"]) == "completed" and run.epochs_completed() == 2
