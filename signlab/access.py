@@ -33,6 +33,7 @@ from .data import TEST_ROWS, TRAIN_ROWS
 from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a start past the job quota too
 from .labels import NUM_PIXELS
 from .models import create_model, layer_summary
+from .numbers import whole_number
 from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import Run, delete_run, list_runs, open_run_id
@@ -131,9 +132,10 @@ def _limit(name: str, value: Any) -> int:
     """A quota from outside: a whole number from 0 to Policy.LIMIT_MAX, checked before conversion
     (``name``: the setting as the message names it)."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or len(text) > 10 or int(text) > Policy.LIMIT_MAX:
+    number = None if isinstance(value, bool) else whole_number(text, 10)
+    if number is None or number > Policy.LIMIT_MAX:
         raise SignlabError(f"{name}: {text[:20]!r} is not a whole number from 0 to {Policy.LIMIT_MAX}")
-    return int(text)
+    return number
 
 
 def _env_name(key: str) -> str:

@@ -91,7 +91,8 @@ class Photo:
 # --------------------------------------------------------------------------- loading photos
 def natural_key(name: str) -> list[Any]:
     """Sort key for "natural" order: ``a2.jpg`` before ``a10.jpg`` (digits compared as numbers)."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
+    return [(0, int(t), "") if t.isascii() and t.isdigit() else (1, 0, t.lower())
+            for t in re.split(r"([0-9]+)", name) if t]
 
 
 def letter_of(folder_name: str, where: str | Path | None = None) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 from . import labels
 from .errors import ConfigError, DataError
 from .fsutil import atomic_write, atomic_write_npz
+from .numbers import whole_number
 from .paths import BUNDLED_DATA_DIR, cache_dir
 
 TRAIN_NAME = "sign_mnist_train.csv"
@@ -51,9 +52,10 @@ def _env_mb(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default * 2**20
-    if not raw.isdigit() or len(raw) > 7 or not 1 <= int(raw) <= 1_000_000:
+    mb = whole_number(raw, 7)
+    if mb is None or not 1 <= mb <= 1_000_000:
         raise ConfigError(f"{name}: {raw[:24]!r} is not a size in MB; allowed 1 to 1000000")
-    return int(raw) * 2**20
+    return mb * 2**20
 
 
 def max_download_bytes() -> int:
@@ -225,7 +227,7 @@ def download(url: str, progress: Callable[[int, int], None] | None = None,
         try:
             with urllib.request.urlopen(url.split("#", 1)[0], timeout=60) as resp, open(tmp, "wb") as out:
                 length = str(resp.headers.get("Content-Length") or "0").strip()
-                total = int(length) if length.isdigit() and len(length) < 19 else 0
+                total = whole_number(length, 18) or 0
                 if total > cap:  # refused before a byte is read
                     raise DataError(too_big)
                 while True:

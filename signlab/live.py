@@ -27,6 +27,7 @@ from typing import Any
 
 from . import figures, views
 from .errors import SignlabError
+from .numbers import whole_number
 from .runs import Run
 
 PATH = "/api/signlab/live-loss"
@@ -137,7 +138,7 @@ async def _endpoint(request: Any) -> Any:
 
     token = request.query_params.get("token", "")
     raw = request.query_params.get("v")
-    version = int(raw) if raw is not None and raw.isdigit() else None
+    version = whole_number(raw, 18) if raw is not None else None
     reply = await run_in_threadpool(answer, token, version)  # file reads stay off the event loop
     if reply is None:
         return Response("unknown or expired feed", status_code=404, media_type="text/plain")

@@ -57,6 +57,15 @@ def finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def whole_number(text: str, max_digits: int) -> int | None:
+    """``text`` as a whole number when it is 1 to ``max_digits`` ASCII digits, else None. str.isdigit()
+    alone lets "²" and "٣" through, and int("²") then raised a ValueError (a traceback for an
+    environment variable, a 500 from the live feed)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
+    return int(text)
+
+
 def duration(seconds: float | None) -> str:
     """"about 40 s", "about 3 min"; a dash when unknown (None, NaN, infinite, not a number)."""
     if isinstance(seconds, bool):

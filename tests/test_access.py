@@ -181,6 +181,9 @@ def test_settings_are_for_instructors(setup):
     assert access.policy(root).max_active_per_user == 7  # kept in the run database for every server
     with pytest.raises(SignlabError, match="^max_active_per_user: .* is not a whole number"):
         access.save_settings(TEACH, {"max_active_per_user": "1" + "0" * 400}, root)
+    for odd in ("²", "٣"):  # str.isdigit() says yes to both; int("²") was a ValueError, not this message
+        with pytest.raises(SignlabError, match="^max_active_per_user: .* is not a whole number"):
+            access.save_settings(TEACH, {"max_active_per_user": odd}, root)
 
 
 def test_roles_from_the_instructor_list(monkeypatch, tmp_path):

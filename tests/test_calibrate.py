@@ -67,6 +67,8 @@ def parent(dataset, tmp_path_factory):
 def test_natural_order_and_first_k(tmp_path):
     names = ["a10.jpg", "a2.jpg", "a1.jpg", "b.jpg", "A3.png"]
     assert sorted(names, key=calibrate.natural_key) == ["a1.jpg", "a2.jpg", "A3.png", "a10.jpg", "b.jpg"]
+    # "²" passes str.isdigit() and failed int(): a photo so named stopped calibration with a ValueError
+    assert sorted(["1²3.png", "12.png"], key=calibrate.natural_key) == ["1²3.png", "12.png"]
     photos = [Photo(k, f"{n}.png", b"x") for k in "AB" for n in range(4)]
     head, rest = calibrate.first_k(photos, 3)
     assert [p.name for p in head if p.letter == "A"] == ["0.png", "1.png", "2.png"]

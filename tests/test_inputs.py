@@ -339,8 +339,9 @@ def test_gzip_is_decompressed_under_a_bound(tmp_path, monkeypatch, csvs):
     assert data.load_split(str(csvs.write("ok.csv.gz", gz=True))).images.shape == (5, 28, 28)
 
 
-def test_a_bad_size_setting_is_named(monkeypatch):
-    monkeypatch.setenv("SIGNLAB_MAX_DOWNLOAD_MB", BIG)
+@pytest.mark.parametrize("value", [BIG, "²", "٣", "1.5", "-3"])
+def test_a_bad_size_setting_is_named(monkeypatch, value):
+    monkeypatch.setenv("SIGNLAB_MAX_DOWNLOAD_MB", value)
     with pytest.raises(ConfigError, match="SIGNLAB_MAX_DOWNLOAD_MB"):
         data.max_download_bytes()
 

@@ -123,6 +123,8 @@ def test_the_route_answers_json_for_a_token_and_404_without_one(run):
     same = json.loads(_get(f"token={token}&v={body['v']}").body)
     assert same["v"] == body["v"] and "spec" not in same and same["status"]["state"] == "claimed"
     assert json.loads(_get(f"token={token}&v=not-a-number").body)["spec"]  # a bad version: everything again
+    for odd in ("%C2%B2", "%D9%A3", "9" * 5000):  # "²" and "٣" pass str.isdigit(); 5,000 digits pass int()'s limit
+        assert json.loads(_get(f"token={token}&v={odd}").body)["spec"]  # not a server error
     assert _get("token=guessed").status_code == 404
     assert _get("").status_code == 404
 
