@@ -55,7 +55,7 @@ from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_ins
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, given, option_values
-from .store import RunState, db_url_for, new_worker_id, store_for
+from .store import RunState, db_url_for, mask_url, new_worker_id, store_for
 from .numbers import count_text
 
 if TYPE_CHECKING:  # annotations only: the data module loads torch
@@ -144,7 +144,7 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
             try:
                 return RDBStorage(spec, heartbeat_interval=60, grace_period=300)
             except ImportError as err:
-                hint = " (for PostgreSQL: pip install psycopg2-binary)" if scheme.startswith("postgres") else ""
+                hint = " (for PostgreSQL: pip install 'psycopg[binary]')" if scheme.startswith("postgres") else ""
                 raise ConfigError(f"--storage: {_mask(spec)} needs a database driver that is not "
                                   f"installed{hint}") from err
             except Exception as err:  # noqa: BLE001 - sqlalchemy's errors: connection refused, bad URL
@@ -195,9 +195,7 @@ def _storage_text(spec: str | None, study: str, runs_dir: Path | str | None) -> 
     return str(Path(path).expanduser().resolve())
 
 
-def _mask(url: str) -> str:
-    """A storage URL with its password hidden, for messages and the dashboard."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
+_mask = mask_url  # a storage URL with its password hidden, for messages and the dashboard: as the run store's
 
 
 # --------------------------------------------------------------------------- the search space
