@@ -253,7 +253,7 @@ def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
 def _weight_decay(run: Any) -> float | None:
     try:
         return float(run.config.weight_decay)
-    except Exception:  # noqa: BLE001 - an unreadable config leaves the value out, not the run
+    except SignlabError:  # an unreadable config (Run.config's RunError) leaves the value out, not the run
         return None
 
 

@@ -92,7 +92,7 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
     for r in runs:  # list_runs gives newest first
         try:
             c = r.config
-        except Exception:  # noqa: BLE001 - an unreadable run is simply not this step's
+        except SignlabError:  # an unreadable run (Run.config's RunError) is simply not this step's
             continue
         # finished runs only: a run still training showed its half-way accuracy as the step's
         # result, and one stopped after an epoch stood for "your lecture ConvNet"
@@ -113,7 +113,7 @@ def others_text(runs: list[Run], cfg: TrainConfig) -> str:
             if c.model != cfg.model or r.parent is not None:
                 continue
             status = str(r.summary().get("status"))
-        except Exception:  # noqa: BLE001 - an unreadable run is simply not one of them
+        except (SignlabError, OSError):  # an unreadable run is simply not one of them
             continue
         if c.preset != cfg.preset:
             other += 1

@@ -12,6 +12,7 @@ This module knows nothing about Streamlit; :mod:`signlab.ui` calls it.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from pathlib import Path
@@ -23,6 +24,8 @@ from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
 from .store import Capacity, RunState, RunStore, store_for
+
+_log = logging.getLogger(__name__)
 
 
 def default_job_limit() -> int:
@@ -157,11 +160,18 @@ class JobManager:
             return
 
         def loop() -> None:
+            said = ""
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:  # noqa: BLE001 - a full disk or a database hiccup must not kill the ticker
-                    pass
+                    said = ""
+                except Exception as err:  # noqa: BLE001 - a full disk or a database hiccup must not kill the ticker
+                    # but it is said, once per kind of failure: a fault here stops the queue, and it
+                    # was swallowed without a trace
+                    if repr(err) != said:
+                        said = repr(err)
+                        _log.warning("the queue's background tick failed (it tries again every %g s)",
+                                     interval, exc_info=True)
 
         self._thread = threading.Thread(target=loop, name="signlab-jobs", daemon=True)
         self._thread.start()

@@ -389,7 +389,7 @@ def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | Non
                 if state != RunState.QUEUED:
                     return r
                 queued = queued or r
-        except Exception:  # noqa: BLE001 - an unreadable run is not the one being trained
+        except (SignlabError, OSError, KeyError):  # an unreadable run is not the one being trained
             continue
     return queued
 

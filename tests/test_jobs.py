@@ -254,3 +254,25 @@ def test_a_workers_device_is_used_for_the_fit_and_never_written_into_the_run(tmp
     assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1) == 1
     assert fits == ["cpu", "auto"]
     assert str(run.status()["status"]) == "completed" and run.epochs_completed() == 2
+
+
+def test_the_background_ticker_says_once_why_it_fails_and_keeps_going(tmp_path: Path, monkeypatch, caplog):
+    """A fault in tick() stops the queue; the ticker swallowed it without a trace."""
+    jm = JobManager(tmp_path, limit=1, start_workers=False)
+    calls: list[int] = []
+
+    def tick() -> None:
+        calls.append(1)
+        if len(calls) < 6:
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(jm, "tick", tick)
+    with caplog.at_level("WARNING", logger="signlab.jobs"):
+        jm.start_background(interval=0.01)
+        try:
+            wait_for(lambda: len(calls) >= 8, timeout=30)
+        finally:
+            jm.stop_background()
+    said = [r for r in caplog.records if r.name == "signlab.jobs"]
+    assert len(said) == 1, said  # five failures in a row, one warning
+    assert "background tick failed" in said[0].getMessage() and "No space left" in said[0].exc_text
