@@ -1,4 +1,5 @@
-"""The command line: ``python -m signlab {models,summary,train,evaluate,predict,export,calibrate,sweep}``.
+"""The command line: ``python -m signlab
+{models,summary,train,worker,runs,evaluate,predict,export,calibrate,handshape,sweep}``.
 
 Exit codes (a contract other tools rely on): 0 success; 2 bad input or usage, with one line on
 stderr naming the file or setting and the problem; 1 anything unexpected.

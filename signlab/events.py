@@ -29,7 +29,7 @@ class FitStart:
 
 @dataclass(frozen=True)
 class BatchEnd:
-    step: int  # global step, 1-based
+    step: int  # step within this fit, 1-based (a continuation counts from 1 again: events.continued_steps)
     epoch: int  # 1-based epoch this batch belongs to
     loss: float  # mean loss over the steps since the last BatchEnd
     lr: float

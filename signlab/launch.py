@@ -2,7 +2,8 @@
 
 The dashboard's job workers and its sweep workers both start here. A child in its own process
 session (``start_new_session``) outlives the server that started it and never receives the
-server's signals; its output goes to a log file.
+server's signals; its output goes to a log file (:func:`spawn`), or through pipes to a parent that
+passes it on (:func:`spawn_piped`, a multi-slot worker's children).
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Per-image normalisation of model inputs: standardisation and histogram equalisation.
 
-Training, evaluation, prediction and the ONNX export all feed a model through
-:func:`normalize_for`, so a model always sees images normalised the way it was trained
-(``model.input_norm``, set by :func:`signlab.models.create_model`).
+Evaluation, prediction and the ONNX export feed a model through :func:`normalize_for`, which reads
+``model.input_norm`` (set by :func:`signlab.models.create_model`); the trainer calls
+:func:`normalize` with its config's ``input_norm``, the same value the model was built with. So a
+model always sees images normalised the way it was trained.
 """
 from __future__ import annotations
 

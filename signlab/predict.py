@@ -53,7 +53,9 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, vie
     was_training = model.training
     model.eval()
     dev = next(model.parameters()).device
-    out = [forward_views(model, normalize_for(model, x[i:i + batch_size].to(dev)), views).float()
-           for i in range(0, len(x), batch_size)]
-    model.train(was_training)
+    try:
+        out = [forward_views(model, normalize_for(model, x[i:i + batch_size].to(dev)), views).float()
+               for i in range(0, len(x), batch_size)]
+    finally:  # a model shared by a page's cache stays in the mode it came in
+        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, NUM_CLASSES)

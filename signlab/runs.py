@@ -290,6 +290,11 @@ class Run:
         return self._row().get("name") or self.id
 
     @property
+    def owner(self) -> str | None:
+        """Who owns the run: its row in the store (no file read, unlike :meth:`summary`)."""
+        return self._row().get("owner")
+
+    @property
     def parent(self) -> str | None:
         """The run a calibrated run was adapted from, None for a trained run: the store's row, else
         (a run calibrated before the store kept it, 2026-12-05) its calibration record. The one way

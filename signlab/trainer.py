@@ -2,8 +2,10 @@
 
 Callbacks receive ``(event, trainer)`` for :class:`FitStart`, :class:`BatchEnd` (every
 ``log_every`` steps), :class:`EpochEnd` and :class:`FitEnd`. The trainer knows nothing about
-threads, files, run folders or Streamlit: the run writer, the progress bar and the dashboard's
-worker are all callbacks. ``stop()`` ends training between two batches.
+threads, run folders or Streamlit: the run writer, the progress bar and the dashboard's worker are
+all callbacks. ``stop()`` ends training between two batches. The one file it touches is the
+machine's precision cache (``precision auto`` times bf16 against fp32 once per CPU and network,
+:func:`signlab.device.bf16_measured_faster`), which is about the machine, not the run.
 
 One exception, on purpose: under ``torchrun`` the trainer itself joins the process group, wraps the
 model in DistributedDataParallel, trains on its process's share of the data and gives the
