@@ -26,7 +26,7 @@ from .store import Claim, Heartbeat, RunState, new_worker_id
 from .events import Callback, FitEnd
 from .numbers import duration, finite
 from .trainer import Trainer
-from .views import read_sign
+from .inference import read_sign
 
 
 class ControlWatcher:

@@ -21,7 +21,7 @@ from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
 from .models import model_info
-from .numbers import count_text, percent_text
+from .numbers import count_text, md, percent_text
 from .runs import Run, display_name
 from .store import ACTIVE
 
@@ -174,8 +174,6 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
             if info:
                 # not r.name: it is "calibrated on N photos · <parent>", which the sentence says already;
                 # the parent by the name the pickers show, not its raw id
-                from .views import md  # views imports this module: imported here, not at the top
-
                 parent_id = str(info.get("parent"))
                 parent = next((p for p in runs if p.id == parent_id), None)
                 parent_name = display_name(parent_id, parent.name if parent else None)

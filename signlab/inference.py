@@ -9,21 +9,27 @@ returns) and a model in eval mode; normalisation happens inside, as in training.
   28x28), or for ``logreg`` the letter's weight template times the input.
 - :func:`occlusion_map`: the letter's probability while a grey patch slides over the image;
   :func:`occlude` paints one such patch.
+- :func:`verdict` / :class:`Verdict`: the reading of one probability vector (its top letters and how
+  far to trust them), and :func:`read_sign`, the whole pipeline for one prepared input, which the
+  Classify page and ``predict`` share.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import handshape as _handshape
 from .labels import IMAGE_SIZE, LETTERS
 from .normalize import equalize, input_norm, normalize_for
 from .models import LogisticRegression, conv_layers, first_network, watch
+from .numbers import percent_text
 from .predict import forward_views
-from .preprocess import Prepared, zoomed_views
+from .preprocess import Prepared, looks_unusual, zoomed_views
 
 
 def _batch(images: np.ndarray | list[np.ndarray], model: nn.Module) -> torch.Tensor:
@@ -253,3 +259,75 @@ def feature_maps(model: nn.Module, image: np.ndarray) -> list[tuple[str, np.ndar
     with watch(list(names), lambda m, _i, o: out.append((names[m], o[0].float().cpu().numpy()))):
         model(normalize_for(model, _batch([image], model)))
     return out
+
+
+# --------------------------------------------------------------------------- the verdict on one input
+@dataclass(frozen=True)
+class Verdict:
+    """What the model says about one input: its top letters and how far to trust them."""
+
+    index: int  # the predicted letter's index
+    letter: str
+    confidence: float
+    top: tuple[dict[str, Any], ...]
+    kind: str  # "unusual" (far from the training data), "unsure", "doubt" (a photo, may be wrong) or "sure"
+    unusual: tuple[str, ...] = ()
+    worry: str | None = None  # inference.doubt's words
+    warnings: tuple[str, ...] = ()  # predict --json's warnings
+    headline: str = ""
+    advice: str = ""  # the warning box's text, empty when "sure"
+    probs: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    # the hand-shape network's own reading of the detector's landmarks (signlab.handshape), when it
+    # weighed in: its probabilities (24,), and the image model's alone before they were combined
+    shape: np.ndarray | None = field(default=None, repr=False, compare=False)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: int = 5,
+            shape: bool = False) -> Verdict:
+    """The Classify page's and ``predict``'s reading of one probability vector (``shape``: the hand
+    shape weighed in, so the photo's warning tiers are those set for the combined probabilities)."""
+    probs = np.asarray(probs, dtype=float)
+    top = tuple(top_k(probs, max(k, 2)))
+    pred = int(np.argmax(probs))
+    conf = float(probs[pred])
+    worry = doubt(probs, photo=photo, shape=shape)
+    warnings = list(unusual) + ([f"{worry}: its best letter gets {percent_text(conf, 0)}"] if worry else [])
+    second = top[1]
+    letter = LETTERS[pred]
+    if unusual:
+        kind, headline = "unusual", f"A guess, not to be trusted: {letter} ({percent_text(conf, 0)})"
+        advice = ("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
+                  + "\n".join(f"- {r}" for r in unusual))
+    elif worry == "the model is not sure":
+        kind, headline = "unsure", f"Not sure: perhaps {letter} ({percent_text(conf, 0)})"
+        tip = ("Move the square so the hand fills it, add light, or try another angle." if photo
+               else "A drawing is not a photo: the model learned from photographs of hands.")
+        advice = (f"**{worry.capitalize()}.** Its best letter, {letter}, gets {percent_text(conf, 0)}; "
+                  f"{second['letter']} comes next with {percent_text(second['probability'], 0)}. {tip}")
+    elif worry:
+        kind, headline = "doubt", f"Perhaps {letter} ({percent_text(conf, 0)})"
+        low, high = photo_tiers(shape)
+        advice = (f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
+                  f"given with {percent_text(low, 0)}–{percent_text(high, 0)} were wrong; {second['letter']} "
+                  f"comes next with {percent_text(second['probability'], 0)}.")
+    else:
+        kind, headline, advice = "sure", f"The model says **{letter}** ({percent_text(conf, 0)})", ""
+    return Verdict(pred, letter, conf, top[:k], kind, tuple(unusual), worry, tuple(warnings), headline, advice, probs)
+
+
+def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False, k: int = 5,
+              shape: bool = True, run_dir: Any = None) -> Verdict:
+    """The whole prediction pipeline for one prepared input: probabilities (4 views for robust runs),
+    the checks for inputs unlike the training data, and the verdict. A hand the detector found is a
+    photo of a hand whatever its background, so the image checks are only for the rest.
+
+    ``shape``: for a photo whose hand the detector found, weigh in the hand-shape network's reading
+    of its landmarks (:func:`signlab.handshape.combine`): the run's own network when calibration
+    adapted one (``run_dir``), else the shipped one."""
+    image = predict_prepared(model, prepared, tta=tta)
+    unusual = [] if prepared.hand is not None else looks_unusual(prepared.image28)
+    shape_p = (_handshape.shape_probs(prepared.hand, _handshape.net_for(run_dir))
+               if (photo and shape and prepared.hand is not None) else None)
+    v = verdict(_handshape.combine(image, shape_p), photo=photo, unusual=unusual, k=k, shape=shape_p is not None)
+    return replace(v, shape=shape_p, image=image) if shape_p is not None else v

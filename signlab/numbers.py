@@ -1,9 +1,9 @@
-"""How the app writes a fraction as a percentage for people to read.
+"""How the app writes numbers for people to read, and reads whole numbers and user text from outside.
 
-One rule, shared by the pages, the guided tour and the view models (``views.percent``): rounding
-never makes a figure that is short of 100% read "100%" (or one above 0% read "0%"). A letter with
-one mistake in 248 test images is at 99.6%, and a run with one mistake in 7,172 at 99.99%; a
-student who reads 100% beside "1 mistake" is told two different things.
+Percentages follow one rule, shared by the pages, the guided tour and the view models
+(``views.percent``): rounding never makes a figure that is short of 100% read "100%" (or one above
+0% read "0%"). A letter with one mistake in 248 test images is at 99.6%, and a run with one mistake
+in 7,172 at 99.99%; a student who reads 100% beside "1 mistake" is told two different things.
 """
 from __future__ import annotations
 
@@ -93,3 +93,18 @@ def newest_median(rows: Iterable[dict[str, Any]], key: str, least: float = 0.0, 
             if len(found) == limit:
                 break
     return float(median(found)) if found else None
+
+
+def md(text: Any) -> str:
+    """User text made safe for markdown: a run's name, a link's value. Without this, a name like
+    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
+
+    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
+    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
+    (``views.md`` and ``ui.md`` are this; it lives here so any module that writes words for a page
+    can escape what it renders as markdown.)
+    """
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
+    return "".join(out).replace("\n", " ").replace("www.", "www\\.")

@@ -13,7 +13,7 @@ import math
 import shlex
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -25,7 +25,6 @@ from . import config as _config
 from . import confusion as _confusion
 from . import embedding as _embedding
 from . import guide as _guide
-from . import handshape as _handshape
 from . import inference as _inference
 from . import kernels as _kernels
 from . import models as _models
@@ -41,11 +40,11 @@ from .events import STOPPED_BY_REQUEST
 from .events import continued_steps as _continued_steps
 from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
-from .inference import doubt, photo_tiers, predict_prepared, top_k
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
 from .numbers import DASH, count_text, duration, finite, newest_median, percent_text
-from .preprocess import Prepared, looks_unusual
+from .numbers import md as _md
+from .preprocess import Prepared
 from .store import ACTIVE, HOLDING, RunState, RunStore
 
 # --------------------------------------------------------------------------- numbers as a student reads them
@@ -701,75 +700,13 @@ def tsne_wait_text(seconds: float | None, n: int) -> str:
 
 
 # --------------------------------------------------------------------------- the verdict on one input
-@dataclass(frozen=True)
-class Verdict:
-    """What the model says about one input: its top letters and how far to trust them."""
-
-    index: int  # the predicted letter's index
-    letter: str
-    confidence: float
-    top: tuple[dict[str, Any], ...]
-    kind: str  # "unusual" (far from the training data), "unsure", "doubt" (a photo, may be wrong) or "sure"
-    unusual: tuple[str, ...] = ()
-    worry: str | None = None  # inference.doubt's words
-    warnings: tuple[str, ...] = ()  # predict --json's warnings
-    headline: str = ""
-    advice: str = ""  # the warning box's text, empty when "sure"
-    probs: np.ndarray = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
-    # the hand-shape network's own reading of the detector's landmarks (signlab.handshape), when it
-    # weighed in: its probabilities (24,), and the image model's alone before they were combined
-    shape: np.ndarray | None = field(default=None, repr=False, compare=False)
-    image: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-
-def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: int = 5,
-            shape: bool = False) -> Verdict:
-    """The Classify page's and ``predict``'s reading of one probability vector (``shape``: the hand
-    shape weighed in, so the photo's warning tiers are those set for the combined probabilities)."""
-    probs = np.asarray(probs, dtype=float)
-    top = tuple(top_k(probs, max(k, 2)))
-    pred = int(np.argmax(probs))
-    conf = float(probs[pred])
-    worry = doubt(probs, photo=photo, shape=shape)
-    warnings = list(unusual) + ([f"{worry}: its best letter gets {percent(conf, 0)}"] if worry else [])
-    second = top[1]
-    letter = LETTERS[pred]
-    if unusual:
-        kind, headline = "unusual", f"A guess, not to be trusted: {letter} ({percent(conf, 0)})"
-        advice = ("**This input looks far from the training data**, so the letter is a guess, not an answer:\n"
-                  + "\n".join(f"- {r}" for r in unusual))
-    elif worry == "the model is not sure":
-        kind, headline = "unsure", f"Not sure: perhaps {letter} ({percent(conf, 0)})"
-        tip = ("Move the square so the hand fills it, add light, or try another angle." if photo
-               else "A drawing is not a photo: the model learned from photographs of hands.")
-        advice = (f"**{worry.capitalize()}.** Its best letter, {letter}, gets {percent(conf, 0)}; "
-                  f"{second['letter']} comes next with {percent(second['probability'], 0)}. {tip}")
-    elif worry:
-        kind, headline = "doubt", f"Perhaps {letter} ({percent(conf, 0)})"
-        low, high = photo_tiers(shape)
-        advice = (f"**{worry.capitalize()}.** On real photos of other people's hands, about half of the answers "
-                  f"given with {percent(low, 0)}–{percent(high, 0)} were wrong; {second['letter']} "
-                  f"comes next with {percent(second['probability'], 0)}.")
-    else:
-        kind, headline, advice = "sure", f"The model says **{letter}** ({percent(conf, 0)})", ""
-    return Verdict(pred, letter, conf, top[:k], kind, tuple(unusual), worry, tuple(warnings), headline, advice, probs)
-
-
-def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False, k: int = 5,
-              shape: bool = True, run_dir: Any = None) -> Verdict:
-    """The whole prediction pipeline for one prepared input: probabilities (4 views for robust runs),
-    the checks for inputs unlike the training data, and the verdict. A hand the detector found is a
-    photo of a hand whatever its background, so the image checks are only for the rest.
-
-    ``shape``: for a photo whose hand the detector found, weigh in the hand-shape network's reading
-    of its landmarks (:func:`signlab.handshape.combine`): the run's own network when calibration
-    adapted one (``run_dir``), else the shipped one."""
-    image = predict_prepared(model, prepared, tta=tta)
-    unusual = [] if prepared.hand is not None else looks_unusual(prepared.image28)
-    shape_p = (_handshape.shape_probs(prepared.hand, _handshape.net_for(run_dir))
-               if (photo and shape and prepared.hand is not None) else None)
-    v = verdict(_handshape.combine(image, shape_p), photo=photo, unusual=unusual, k=k, shape=shape_p is not None)
-    return replace(v, shape=shape_p, image=image) if shape_p is not None else v
+# Verdict, verdict and read_sign live in signlab.inference (api.predict_files needs them, and an
+# operation must not import the view models above it); the pages reach them here, with the top letters.
+Verdict = _inference.Verdict
+verdict = _inference.verdict
+read_sign = _inference.read_sign
+predict_prepared = _inference.predict_prepared
+top_k = _inference.top_k
 
 
 def shape_reading(v: Verdict) -> str | None:
@@ -796,18 +733,7 @@ def shape_reading(v: Verdict) -> str | None:
 
 
 # --------------------------------------------------------------------------- tables
-def md(text: Any) -> str:
-    """User text made safe for markdown: a run's name, a link's value. Without this, a name like
-    ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
-
-    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
-    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
-    (``ui.md`` is this; it lives here so view models can escape what pages render as markdown.)
-    """
-    out = []
-    for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
-    return "".join(out).replace("\n", " ").replace("www.", "www\\.")
+md = _md  # user text made safe for markdown (signlab.numbers.md; ui.md is this)
 
 
 def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
