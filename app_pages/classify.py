@@ -21,8 +21,8 @@ CROP_KEYS = ("classify_zoom", "classify_cx", "classify_cy")
 SLIDER_PX = 200  # the crop's three sliders: a row at 1,280 px, two a row at 820
 SOURCE_PX, INPUT_PX, BARS_PX = 230, 240, 300  # the photo, the model's input, the top letters
 WHY_PX = 360  # each map of why: two a row at 1,280 px (380 with the large gap wrapped there)
-IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = "classify_image", "classify_hand", "classify_default_crop"
-UPLOAD_KEY = "classify_upload"
+UPLOAD_KEY = "classify_upload"  # the uploader's widget key (the page's own state keys are ui.Keys')
+IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = ui.Keys.CLASSIFY_IMAGE, ui.Keys.CLASSIFY_HAND, ui.Keys.CLASSIFY_DEFAULT_CROP
 
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)

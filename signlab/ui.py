@@ -59,6 +59,9 @@ class Keys:
     # its page (or its tab) is left, and the page came back on Draw with the photo gone
     CLASSIFY_LAST_TAB = "classify_last_tab"
     CLASSIFY_LAST_UPLOAD = "classify_last_upload"  # (file name, bytes)
+    CLASSIFY_IMAGE = "classify_image"  # which image the crop was found for: a new one gets its own
+    CLASSIFY_HAND = "classify_hand"  # the detector's hand in that image (None: none found)
+    CLASSIFY_DEFAULT_CROP = "classify_default_crop"  # the crop the detector chose, where Reset goes back to
     DATA_SEED = "data_seed"  # reshuffle counter of the Data page
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
