@@ -188,3 +188,31 @@ def device_description(device: torch.device | None = None) -> str:
     if device.type == "mps":
         return "GPU: Apple MPS"
     return f"CPU ({count_text(torch.get_num_threads(), 'thread')})"  # "1 thread", not "1 threads"
+
+
+# --------------------------------------------------------------------------- how busy the machine is
+def machine_load() -> float | None:
+    """How busy the machine is now, for the time estimates' "other work keeps this machine busy": its
+    1-minute load average, held to the threads runnable at this moment (:func:`runnable_now`). The
+    average alone stays high for a minute after a run of this server ends, and its own run would have
+    been called other work. None where the platform has no load average."""
+    try:
+        average = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+    now = runnable_now()
+    return average if now is None else min(average, now)
+
+
+def runnable_now() -> float | None:
+    """The threads runnable on the machine now, this one not counted: the median of five looks at
+    ``/proc/loadavg`` 10 ms apart; None without ``/proc``."""
+    try:
+        looks = []
+        for _ in range(5):
+            with open("/proc/loadavg", encoding="ascii") as f:
+                looks.append(int(f.read().split()[3].split("/")[0]) - 1)  # "running/total": less this thread
+            time.sleep(0.01)
+    except (OSError, ValueError, IndexError):
+        return None
+    return float(sorted(looks)[len(looks) // 2])

@@ -11,14 +11,13 @@ import functools
 import json
 import os
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import streamlit as st
 
-from . import access, compare, figures, live, trial, views
+from . import access, compare, device, figures, live, trial, views
 from . import sweep as _sweep
 from .access import Policy, User
 from .config import DEFAULT_PRESET, Setting, TrainConfig
@@ -981,30 +980,8 @@ def sweep_time_text(model: str, trials: int, epochs: int) -> str:
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks
 def _machine_load() -> float | None:
-    """How busy the machine is now: its 1-minute load average, held to the threads runnable at this
-    moment (:func:`_runnable_now`). The average alone stays high for a minute after a run of this
-    server ends, and its own run would have been called other work. None where the platform has no
-    load average."""
-    try:
-        average = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None
-    now = _runnable_now()
-    return average if now is None else min(average, now)
-
-
-def _runnable_now() -> float | None:
-    """The threads runnable on the machine now, this one not counted: the median of five looks at
-    ``/proc/loadavg`` 10 ms apart; None without ``/proc``."""
-    try:
-        looks = []
-        for _ in range(5):
-            with open("/proc/loadavg", encoding="ascii") as f:
-                looks.append(int(f.read().split()[3].split("/")[0]) - 1)  # "running/total": less this thread
-            time.sleep(0.01)
-    except (OSError, ValueError, IndexError):
-        return None
-    return float(sorted(looks)[len(looks) // 2])
+    """:func:`signlab.device.machine_load`, looked at once every few seconds for all sessions."""
+    return device.machine_load()
 
 
 def open_train(run_id: str, preset_name: str) -> None:

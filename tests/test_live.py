@@ -152,34 +152,33 @@ def test_the_machines_load_is_what_runs_now_not_a_minute_ago(monkeypatch):
     the median look 6 or more in 63 of 100 tries on a busy 2-core machine)."""
     import os
 
-    from signlab import ui
+    from signlab import device, ui
 
     monkeypatch.setattr(os, "getloadavg", lambda: (6.0, 6.0, 6.0))  # as just after a busy minute
-    monkeypatch.setattr(ui, "_runnable_now", lambda: 1.0)  # a test worker, not six
-    ui._machine_load.clear()  # cached a few seconds across reruns: each look below is a fresh one
-    assert ui._machine_load() == 1.0  # held to what runs now
-    monkeypatch.setattr(ui, "_runnable_now", lambda: 9.0)
-    ui._machine_load.clear()
-    assert ui._machine_load() == 6.0  # a burst now is not more than the minute's average
-    monkeypatch.setattr(ui, "_runnable_now", lambda: None)  # no /proc: the average alone
-    ui._machine_load.clear()
+    monkeypatch.setattr(device, "runnable_now", lambda: 1.0)  # a test worker, not six
+    assert device.machine_load() == 1.0  # held to what runs now
+    monkeypatch.setattr(device, "runnable_now", lambda: 9.0)
+    assert device.machine_load() == 6.0  # a burst now is not more than the minute's average
+    monkeypatch.setattr(device, "runnable_now", lambda: None)  # no /proc: the average alone
+    assert device.machine_load() == 6.0
+    ui._machine_load.clear()  # the pages' look is cached a few seconds across reruns
     assert ui._machine_load() == 6.0
     ui._machine_load.clear()
 
 
 def test_the_threads_runnable_now_count_busy_processes():
-    """:func:`ui._runnable_now` reads /proc/loadavg: five busy processes show (the machine's other work
+    """:func:`device.runnable_now` reads /proc/loadavg: five busy processes show (the machine's other work
     can only add to them, never hide them)."""
     import subprocess
     import sys
     import time
 
-    from signlab import ui
+    from signlab import device
 
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(5)]
     try:
         time.sleep(0.5)
-        assert ui._runnable_now() >= 4  # five busy processes on this machine now
+        assert device.runnable_now() >= 4  # five busy processes on this machine now
     finally:
         for p in spin:
             p.kill()
