@@ -17,7 +17,9 @@ Every change of state goes through :class:`RunStore` as a compare-and-set on the
 that its heartbeat renews every few seconds. A run whose lease ran out is taken from its holder
 on any host: a claimed run that never started goes back to the queue, a running one becomes
 ``interrupted`` and, if it came from the queue, is queued again to continue from its last
-finished epoch. A holder whose lease was taken finds out at its next heartbeat and stops writing.
+finished epoch. A Stop or a Pause its holder never acted on stands: such a run ends ``stopped``,
+or ``interrupted`` and not queued again. A holder whose lease was taken finds out at its next
+heartbeat and stops writing.
 
 Claims are serialised per database (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level
 advisory lock), so the job limit holds across every server and worker. Every transition is also
@@ -506,12 +508,26 @@ class RunStore:
         taken = []
         for row in rows:
             gone = dict(worker=None, pid=None, lease_until=None, control=None)
-            if row.state == S.CLAIMED.value and row.auto_continue:
+            lost = f"its training process stopped unexpectedly (no heartbeat from {row.worker or '?'})"
+            done = row.epochs_completed
+            kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
+            if row.control in ("stop", "pause"):
+                # what its user asked for stands: a Stop or a Pause the dead holder never acted on was
+                # dropped here, and the run went back to the queue and trained to its end (a Stop
+                # ended "completed" beside "stopped by" its instructor); a paused run is left for its
+                # user to continue, never trained again unasked
+                if row.control == "stop":
+                    ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
+                                   message=f"stopped: {lost} before it acted on the stop; {kept}")
+                else:
+                    ok = self._set(conn, row, S.INTERRUPTED, now, **gone, resume_epochs=None,
+                                   message=(f"interrupted while paused: {lost}; {kept}, and it is not "
+                                            "started again unasked: continue it when you want it to go on"))
+            elif row.state == S.CLAIMED.value and row.auto_continue:
                 # claimed from the queue but never started: nothing ran, so it waits in the queue again
                 ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
                                message="waiting: the process that took it stopped before starting it")
             else:
-                done = row.epochs_completed
                 msg = (f"the training process stopped unexpectedly (no heartbeat from {row.worker or '?'}); "
                        + (f"the weights of epoch {done} are kept and the run can be continued" if done
                           else "it stopped before finishing an epoch"))

@@ -734,3 +734,34 @@ def test_a_worker_of_two_slots_reports_each_finished_run(tmp_path):
     assert out == "" and f"run {more[0]}: completed" in err.splitlines(), err
     why = [line for line in err.splitlines() if line.startswith(f"run {bad}: failed (")]
     assert why and "elsewhere" in why[0], err
+
+
+@pytest.mark.parametrize("action, state, words", [
+    ("stop", RunState.STOPPED, "stopped: its training process stopped unexpectedly (no heartbeat from w) before it "
+                               "acted on the stop; the weights of epoch 2 are kept"),
+    ("pause", RunState.INTERRUPTED, "interrupted while paused: its training process stopped unexpectedly"),
+])
+def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_path, db_url, action, state, words):
+    """A worker frozen, its run stopped by the instructor (or paused by its student), then killed:
+    the lease ran out, the request was dropped, the run went back to the queue and trained to its end
+    ("completed" beside "stopped by teacher"), or a paused run trained on with nobody pressing Resume."""
+    run = create_run(TrainConfig(model="logreg", epochs=5), tmp_path, run_id="r", owner="alice",
+                     status=RunState.QUEUED)
+    store = run.store
+    claim = store.claim("w", 1)
+    store.update(claim, RunState.RUNNING, epochs_completed=2)
+    if action == "pause":  # paused and waiting, its slot given up
+        store.request("r", "pause")
+        store.update(claim, RunState.PAUSED)
+    else:
+        store.request("r", "stop", by="teacher")
+    assert store.expire_leases(now=time.time() + 3600) == ["r"]
+    row = store.get("r")
+    assert row["status"] == state and row["epochs_completed"] == 2, row
+    assert row["message"].startswith(words), row["message"]
+    assert store.claim("w2", 1) is None  # nothing queued: it is not trained again unasked
+    if action == "stop":
+        assert row["stopped_by"] == "teacher"
+    # its user may continue it, as any finished run
+    store.enqueue_continue("r", 3)
+    assert store.claim("w3", 1).run_id == "r"
