@@ -122,10 +122,20 @@ class Policy:
                     raise SignlabError(f"{named(key)}: give a list of user ids (e-mail addresses)")
                 out[key] = tuple(str(i).strip() for i in items if str(i).strip())
             elif key == "show_classmates":
-                out[key] = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes")
+                out[key] = value if isinstance(value, bool) else _yes_no(named(key), value)
             else:
                 out[key] = _limit(named(key), value)
         return replace(self, **out)
+
+
+def _yes_no(name: str, value: Any) -> bool:
+    """A switch from outside: true/yes/1/on or false/no/0/off (any case). "maybe" silently meant no."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SignlabError(f"{name}: {str(value)[:20]!r} is not a yes or a no; give true or false")
 
 
 def _limit(name: str, value: Any) -> int:
@@ -146,6 +156,14 @@ def _env_name(key: str) -> str:
 def _env_settings() -> dict[str, Any]:
     env = {k: os.environ.get(_env_name(k)) for k in ("instructors", "show_classmates", *Policy.LIMITS)}
     return {k: v for k, v in env.items() if v is not None}
+
+
+def check_environment() -> None:
+    """SignlabError naming the variable when a class setting in the environment (``SIGNLAB_MAX_…``,
+    ``SIGNLAB_INSTRUCTORS``, ``SIGNLAB_SHOW_CLASSMATES``) is not valid. Every command and the
+    dashboard check it before anything else: ``SIGNLAB_MAX_ACTIVE_PER_USER=-3`` put a traceback on
+    every page, and ``runs`` and ``train --queue`` went on with it."""
+    Policy().with_changes(_env_settings(), named=_env_name)
 
 
 def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = None) -> Policy:

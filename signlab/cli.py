@@ -461,6 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         envnum.check()  # the server's numbers from the environment, before anything runs on them
+        from .access import check_environment
+
+        check_environment()  # and the class settings there (a quota of -3)
         _check_runs_dir(args)
         _use_db(args)  # every command that opens a run reads its state from that database
         return int(args.func(args) or 0)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import streamlit as st
 
-from . import access, compare, device, figures, live, trial, views
+from . import access, compare, device, envnum, figures, live, trial, views
 from . import sweep as _sweep
 from .access import Policy, User
 from .config import DEFAULT_PRESET, Setting, TrainConfig
@@ -114,6 +114,20 @@ def _server_settings() -> dict[str, Any]:
         return dict(st.secrets.get("signlab", {}))
     except Exception:  # noqa: BLE001 - no secrets file
         return {}
+
+
+def server_problem() -> str | None:
+    """What is wrong with the server's settings in its environment (the numbers every command checks
+    first, :func:`signlab.envnum.check`, and the class settings, :func:`signlab.access.check_environment`),
+    else None. With ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every
+    worker the server started exited 2 with the reason in ``workers.log`` alone, a new one every few
+    seconds; a quota of -3 put a traceback on every page."""
+    try:
+        envnum.check()
+        access.check_environment()
+    except SignlabError as err:
+        return str(err)
+    return None
 
 
 def policy() -> Policy:

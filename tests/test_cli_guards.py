@@ -270,6 +270,39 @@ def test_a_worker_refuses_a_bad_class_setting_before_taking_a_run(monkeypatch, t
     assert api.pause_limit_seconds(tmp_path) == 60.0 * access.Policy().max_pause_minutes  # a default, not none
 
 
+def _dashboard_refuses(monkeypatch, runs_dir, *words: str) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from signlab import ui
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(runs_dir))
+    started = []
+    monkeypatch.setattr(ui, "job_manager", lambda: started.append(1))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    [error] = [e.value for e in at.error]
+    assert error.startswith("**signlab cannot run with this server's settings.**"), error
+    for w in words:
+        assert w in error, (w, error)
+    assert started == [] and not at.title  # no page ran, no queue started
+
+
+@pytest.mark.parametrize("name, value", [("SIGNLAB_MAX_ACTIVE_PER_USER", "-3"), ("SIGNLAB_MAX_PAUSE_MINUTES", "²"),
+                                         ("SIGNLAB_SHOW_CLASSMATES", "maybe")])
+def test_a_bad_class_setting_is_refused_by_every_command_and_the_dashboard(monkeypatch, tmp_path, capsys, name, value):
+    """SIGNLAB_MAX_ACTIVE_PER_USER=-3 put a traceback on every page, while `runs --json` and
+    `train --queue` went on with it and only `worker` refused it."""
+    monkeypatch.setenv(name, value)
+    for args in (["runs", "--json"], ["train", "--queue", "--model", "logreg"], ["models"]):
+        code = cli.main([*args, "--runs-dir", str(tmp_path)] if args != ["models"] else args)
+        _one_line(capsys, code, name)
+    assert not any(p.is_dir() for p in tmp_path.iterdir())  # nothing queued
+    _dashboard_refuses(monkeypatch, tmp_path, name)
+
+
 @pytest.mark.parametrize("name, value, words", [
     ("SIGNLAB_JOB_LIMIT", "abc", "not a whole number of runs training at a time from 1 to 1024"),
     ("SIGNLAB_JOB_LIMIT", "0", "from 1 to 1024"),
@@ -289,6 +322,9 @@ def test_the_servers_numbers_from_the_environment_are_checked_first(monkeypatch,
     assert str(queued.status()["status"]) == "queued"
     code = cli.main(["runs", "--runs-dir", str(tmp_path)])
     _one_line(capsys, code, name)
+    # the dashboard says so before any page, and starts no worker on it (they all exited 2, one every
+    # few seconds, with the reason in workers.log alone, while Start queued runs nobody would train)
+    _dashboard_refuses(monkeypatch, tmp_path, name, repr(value))
     # read while something runs, a bad value holds within its range instead of failing a thread
     monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "inf")
     assert store.lease_seconds() == 20.0
