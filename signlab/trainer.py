@@ -412,6 +412,13 @@ class Trainer:
         with run_threads(self.cfg, self.device):
             return self._fit()
 
+    def _trained_words(self, epoch: int) -> str:
+        """A completed fit's message, counting the whole run: a continuation's said only its own
+        epochs, so the store and `runs --json` read "trained 19 epochs" for a run at 25 of 25."""
+        if not self.start_epoch:
+            return f"trained {count_text(epoch, 'epoch')}"
+        return f"trained {count_text(epoch, 'epoch')}, {epoch - self.start_epoch} of them in this continuation"
+
     def _fit(self) -> FitEnd:
         cfg, dev = self.cfg, self.device
         self.model.train()
@@ -449,8 +456,7 @@ class Trainer:
         except Exception as err:
             self._emit(self._end("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch)))
             raise
-        end = self._end(status, message or f"trained {count_text(epoch - self.start_epoch, 'epoch')}",
-                        max(epoch, self.start_epoch))
+        end = self._end(status, message or self._trained_words(epoch), max(epoch, self.start_epoch))
         self._emit(end)
         return end
 

@@ -238,6 +238,9 @@ def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
     second = api.continue_run("cont", 2, tmp_path, dataset=small_dataset)
     assert second["status"] == "completed" and second["epochs"] == 3
     assert run.epochs_completed() == 3
+    # the store's words count the whole run, as `runs --json` shows them ("trained 2 epochs" read at 3 of 3)
+    assert first["message"] == "trained 1 epoch"
+    assert run.status()["message"] == second["message"] == "trained 3 epochs, 2 of them in this continuation"
     assert run.config.epochs == 3  # config.json records the total
     assert not torch.equal(before, run.load_model().linear.weight)
     epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
