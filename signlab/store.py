@@ -497,15 +497,35 @@ class RunStore:
         with self._reader() as conn:
             stale = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
                 runs_table.c.state.in_([s.value for s in HOLDING]), runs_table.c.lease_until < now)).scalar()
+            stale = stale or conn.execute(sa.select(sa.func.count()).select_from(runs_table)
+                                          .where(self._orphan_trials(now))).scalar()
         if not stale:
             return []
         with self._tx(serialise=True) as conn:
             return self._expire(conn, now)
 
+    @staticmethod
+    def _orphan_trials(now: float) -> Any:
+        """Queued sweep trials that only their sweep may train (:data:`_FOR_ANY_WORKER`) while no worker
+        of that sweep is alive: a killed sweep left its trial "waiting in the queue" for good, ahead of
+        everyone and counted against its owner's quota. A trial queued within two leases is left alone
+        (its sweep's worker is registered before it makes one; this allows for clocks)."""
+        recent = now - 2 * lease_seconds()
+        alive = sa.select(workers_table.c.worker_id).where(workers_table.c.kind == "sweep",
+                                                          workers_table.c.study == runs_table.c.study,
+                                                          workers_table.c.heartbeat >= recent)
+        return sa.and_(runs_table.c.state == S.QUEUED.value, runs_table.c.kind == "trial",
+                       runs_table.c.resume_epochs.is_(None), sa.func.coalesce(runs_table.c.queued_at, 0) < recent,
+                       ~sa.exists(alive))
+
     def _expire(self, conn, now: float) -> list[str]:
+        taken = []
+        for row in conn.execute(sa.select(runs_table).where(self._orphan_trials(now))).all():
+            if self._set(conn, row, S.STOPPED, now, message="cancelled before it started: its sweep's process "
+                                                            "stopped (no heartbeat from any of its workers)"):
+                taken.append(row.run_id)
         rows = conn.execute(sa.select(runs_table).where(runs_table.c.state.in_([s.value for s in HOLDING]),
                                                         runs_table.c.lease_until < now)).all()
-        taken = []
         for row in rows:
             gone = dict(worker=None, pid=None, lease_until=None, control=None)
             lost = f"its training process stopped unexpectedly (no heartbeat from {row.worker or '?'})"

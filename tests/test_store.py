@@ -765,3 +765,23 @@ def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_pat
     # its user may continue it, as any finished run
     store.enqueue_continue("r", 3)
     assert store.claim("w3", 1).run_id == "r"
+
+
+def test_a_trial_whose_sweep_died_before_it_started_is_cancelled(tmp_path, db_url, monkeypatch):
+    """kill -9 of a sweep left its trial "waiting in the queue" for good: job workers never take a new
+    trial (its sweep trains it), it sat at the head of the queue and counted against its owner's quota."""
+    from signlab import store as store_module
+
+    monkeypatch.setattr(store_module, "lease_seconds", lambda: 0.05)
+    make = dict(kind="trial", auto_continue=False, owner="bob", status=RunState.QUEUED)
+    orphan = create_run(TrainConfig(model="logreg"), tmp_path, run_id="orphan", study="dead-sweep", **make)
+    alive = create_run(TrainConfig(model="logreg"), tmp_path, run_id="alive", study="live-sweep", **make)
+    store = orphan.store
+    store.register_worker("sweep-1", "sweep", study="live-sweep")
+    time.sleep(0.3)  # both trials queued longer than two leases ago
+    store.worker_beat("sweep-1")  # the live sweep's worker beats; the dead one's never registered again
+    assert store.expire_leases() == ["orphan"]
+    row = store.get("orphan")
+    assert row["status"] == RunState.STOPPED and "its sweep's process stopped" in row["message"], row
+    assert store.get("alive")["status"] == RunState.QUEUED and alive.id in store.queue()
+    assert store.queue() == ["alive"]
