@@ -38,7 +38,7 @@ from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, active_refusal, store_for
-from .sweep import start_sweep_process
+from .sweep import jobs_beyond_trials, start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
 
 if TYPE_CHECKING:  # annotations only: the job manager imports this module's users
@@ -290,7 +290,8 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
         return
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     mine = store_for(root).rows(owner=user.id)
-    active = sum(r["status"] in ACTIVE for r in mine)
+    running = [r for r in mine if r["status"] in ACTIVE]
+    active = len(running) + jobs_beyond_trials(user.id, running, root)  # a sweep starting holds a job too
     if active + new_jobs > pol.max_active_per_user:
         raise QuotaError(active_refusal(active, pol.max_active_per_user))
     if cfg is None:

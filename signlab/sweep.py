@@ -332,6 +332,22 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
     return sorted(found.values(), key=lambda r: r.get("created", 0), reverse=True)
 
 
+def jobs_beyond_trials(owner: str, active: Sequence[dict[str, Any]], runs_dir: Path | str | None = None) -> int:
+    """Jobs ``owner``'s running sweeps hold that are not yet runs in the store: each worker keeps one
+    trial queued or training, and one still starting (or between two trials) has none. ``active``:
+    the owner's queued and training runs. Without this, five sweeps started one after another each
+    passed the job quota (their trials did not exist yet) and a student had four trials queued
+    under a limit of three."""
+    extra = 0
+    for rec in list_studies(runs_dir):
+        if rec.get("owner") != owner or not rec.get("running"):
+            continue
+        live = max(int(rec.get("workers") or 0), len(_launched(rec["study"])))
+        trials = sum(1 for r in active if r.get("study") == rec["study"])
+        extra += max(0, live - trials)
+    return extra
+
+
 def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, Any]:
     rec = read_json_inside(sweeps_dir(runs_dir), f"{check_study_name(study)}.json", {})
     return rec if isinstance(rec, dict) else {}

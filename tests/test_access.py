@@ -172,6 +172,45 @@ def test_quota_sweeps_count_as_jobs(setup):
         access.stop_sweep(BOB, {"study": "s", "owner": ALICE.id}, Policy(), root)
 
 
+def test_sweeps_started_one_after_another_keep_the_job_quota(setup, monkeypatch):
+    """start_sweep counted only runs in the store, and a sweep's trial exists only once its process
+    has started: five sweeps in a row all passed a quota of 3, and bob had four trials queued."""
+    import subprocess
+    import sys
+
+    from signlab import launch, sweep
+
+    root, _ = setup
+    started: list[subprocess.Popen] = []
+
+    def fake_spawn(args, log, env=None):  # a sweep worker still starting: alive, not yet registered
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *args])
+        with launch._LOCK:
+            launch._CHILDREN.append(proc)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(sweep, "spawn", fake_spawn)
+    try:
+        for i in range(2):  # beside his queued run (setup): three jobs
+            access.start_sweep(BOB, Policy(max_active_per_user=3), root, model="logreg", trials=1, workers=1,
+                               study=f"bob-{i}")
+        with pytest.raises(QuotaError, match="limit is 3"):
+            access.start_sweep(BOB, Policy(max_active_per_user=3), root, model="logreg", trials=1, workers=1,
+                               study="bob-2")
+        with pytest.raises(QuotaError, match="limit is 3"):  # nor a run beside them
+            access.submit(BOB, TrainConfig(**TINY), Policy(max_active_per_user=3), setup[1])
+        # another student's quota is their own
+        access.start_sweep(ALICE, Policy(max_active_per_user=3), root, model="logreg", trials=1, workers=1,
+                           study="alice-0")
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+    # once they have ended, they hold nothing: his queued run and two more fit
+    access.check_start(BOB, None, Policy(max_active_per_user=3), root, new_jobs=2)
+
+
 def test_settings_are_for_instructors(setup):
     root, _ = setup
     with pytest.raises(AccessError):
