@@ -142,7 +142,7 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
             if scheme == "postgres":
                 spec = "postgresql" + spec[len("postgres"):]
             try:
-                return RDBStorage(spec, heartbeat_interval=60, grace_period=300)
+                return _rdb_storage(RDBStorage, spec)
             except ImportError as err:
                 hint = " (for PostgreSQL: pip install 'psycopg[binary]')" if scheme.startswith("postgres") else ""
                 raise ConfigError(f"--storage: {_mask(spec)} needs a database driver that is not "
@@ -182,6 +182,22 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         return JournalStorage(backend)  # reads the whole journal back
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"{not_journal} ({type(err).__name__} reading it)") from err
+
+
+def _rdb_storage(rdb: Any, spec: str, tries: int = 4) -> Any:
+    """Optuna's RDBStorage for ``spec``. Two sweeps started at one instant on a fresh PostgreSQL
+    database both create Optuna's tables, and the slower one failed with UniqueViolation on
+    ``pg_type_typname_nsp_index`` (its study then listed with no worker): the tables exist by then,
+    so it tries again."""
+    for attempt in range(tries):
+        try:
+            return rdb(spec, heartbeat_interval=60, grace_period=300)
+        except Exception as err:  # noqa: BLE001 - sqlalchemy's IntegrityError, without importing it here
+            raced = "UniqueViolation" in repr(err) or "already exists" in str(err)
+            if not raced or attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _storage_text(spec: str | None, study: str, runs_dir: Path | str | None) -> str:

@@ -387,3 +387,28 @@ def test_the_command_shown_for_more_workers_joins_the_study(tmp_path, small_data
     result = sweep.run_sweep(trials=args.trials, storage=args.storage, study=args.study, runs_dir=args.runs_dir,
                              dataset=small_dataset, **option_values(args, sweep.SWEEP_OPTIONS))
     assert result["trials"] == 2 and result["this_worker"] == 1
+
+
+def test_a_sweep_that_loses_the_race_to_create_optunas_tables_tries_again(monkeypatch):
+    """Two sweeps started at one instant on a fresh PostgreSQL database: the slower one failed with
+    UniqueViolation (Optuna created its tables twice) and its study was left with no worker."""
+    calls: list[str] = []
+
+    def rdb(spec, **kw):
+        calls.append(spec)
+        if len(calls) < 3:
+            raise RuntimeError('(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint '
+                               '"pg_type_typname_nsp_index"')
+        return "storage"
+
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    assert sweep._rdb_storage(rdb, "postgresql://db/x") == "storage" and len(calls) == 3
+    calls.clear()
+
+    def refused(spec, **kw):
+        calls.append(spec)
+        raise RuntimeError("connection refused")
+
+    with pytest.raises(RuntimeError, match="connection refused"):  # anything else is said at once
+        sweep._rdb_storage(refused, "postgresql://db/x")
+    assert len(calls) == 1
