@@ -562,6 +562,11 @@ class RunStore:
                                                  else "; queued to start again"))
             if ok:
                 taken.append(row.run_id)
+                if row.worker:
+                    # its holder stopped beating: out of the live workers at once, not after two leases.
+                    # Its row read "spare" (its run no longer held), so for another lease no worker was
+                    # started for the run just queued again, and the page said "waiting for a free slot"
+                    conn.execute(workers_table.delete().where(workers_table.c.worker_id == row.worker))
         return taken
 
     def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:

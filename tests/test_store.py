@@ -785,3 +785,20 @@ def test_a_trial_whose_sweep_died_before_it_started_is_cancelled(tmp_path, db_ur
     assert row["status"] == RunState.STOPPED and "its sweep's process stopped" in row["message"], row
     assert store.get("alive")["status"] == RunState.QUEUED and alive.id in store.queue()
     assert store.queue() == ["alive"]
+
+
+def test_a_holder_whose_lease_ran_out_is_no_spare_worker(tmp_path, db_url):
+    """kill -9 of a worker mid-run: its run was queued again after one lease, but the dead worker's
+    row still looked alive (heartbeat within two leases) and spare (its run no longer held), so no
+    worker was started for another lease while the page said "waiting for a free slot"."""
+    run = create_run(TrainConfig(model="logreg", epochs=3), tmp_path, run_id="r", status=RunState.QUEUED)
+    store = run.store
+    store.register_worker("w-dead", "worker", slots=1)
+    claim = store.claim("w-dead", 1)
+    store.worker_beat("w-dead", current=claim.run_id)
+    store.update(claim, RunState.RUNNING, epochs_completed=1)
+    assert store.capacity().spare == 0
+    assert store.expire_leases(now=time.time() + 3600) == ["r"]
+    cap = store.capacity()
+    assert store.get("r")["status"] == RunState.QUEUED and cap.waiting == 1
+    assert cap.spare == 0 and cap.workers == []  # so a job manager starts a worker for it now
