@@ -124,8 +124,10 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-pressed = st.button(f"🎯 Calibrate {ui.md(views.quoted_run(run.name, run.id, run.config.model))} on "
-                    f"{views.count_text(len(photos), 'photo')}", type="primary", disabled=not photos,
+# "on 0 photos" read as an offer, right under a calibration that had just used them all
+on = f"on {views.count_text(len(photos), 'photo')}" if photos else "(add photos above first)"
+pressed = st.button(f"🎯 Calibrate {ui.md(views.quoted_run(run.name, run.id, run.config.model))} {on}",
+                    type="primary", disabled=not photos,
                     help=None if photos else "Add a few photos first.")
 if pressed:
     bar = st.progress(0.0, text="Adapting the model to your photos…")
@@ -150,7 +152,8 @@ if result:
         test = result.get("test_accuracy")
         parent = ui.open_run_safe(result["parent"])  # said by name: the two run ids read as internals
         parent_name = ui.md(views.run_display_name(parent.id, parent.name) if parent is not None else result["parent"])
-        st.success(f"Saved as a new run: **{ui.md(new.name)}**, adapted from **{parent_name}** on "
+        # not its name as well: "calibrated on 9 photos · <parent>" said the same twice
+        st.success(f"Saved as a new run, adapted from **{parent_name}** on "
                    f"{views.count_text(result['photos'], 'photo')} of {views.count_text(len(result['letters']), 'letter')} in {result['seconds']:.1f} s."
                    + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
                       if result.get("hands_found") else "")

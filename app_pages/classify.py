@@ -299,9 +299,10 @@ p_view = views.probability(model, x, target)
 also = [part for part, used in (("the hand's shape", seen.shape is not None),
                                  ("four views of the photo", bool(cfg.augment_photo))) if used]
 if also and abs(p_view - float(probs[target])) >= 0.0005:
-    st.caption(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "
-               f"{views.percent(p_view, 1)} for it alone; the {views.percent(probs[target], 1)} above also counts "
-               f"{' and '.join(also)}.")
+    # a box, not a caption: a student read 82% in the verdict and 7% under the maps as the app contradicting itself
+    st.info(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "
+            f"**{views.percent(p_view, 1)}** for it alone. The {views.percent(probs[target], 1)} above also counts "
+            f"{' and '.join(also)}, which the maps do not show.", icon="🔎")
 if cfg.ensemble > 1 and kind == "conv":
     st.caption("Grad-CAM reads the first of the ensemble's networks.")
 # fixed-width boxes in a row that wraps: side by side in a 1,280-px window, one under the other in an
