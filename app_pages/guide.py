@@ -11,6 +11,9 @@ st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} s
 
 steps = views.TOUR_STEPS
 # the step lives in the link too, so a reload (or the link) opens the step the user had reached
+if ui.Keys.GUIDE_STEP not in st.session_state and "step" in st.query_params:  # read from the link only now
+    if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
+        st.warning(notice, icon="🔗")
 i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", 1), len(steps)))
 i = min(max(int(i), 0), len(steps) - 1)
 reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))

@@ -101,12 +101,14 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         if isinstance(err, UnidentifiedImageError):
             raise ImageError(f"{name}: not an image we can open; use a picture file (PNG, JPEG, WebP, GIF, BMP or TIFF)") from err
-        raise ImageError(f"{name}: the image claims too many pixels; refused") from err
+        raise ImageError(f"{name}: the image claims more pixels than the {MAX_PIXELS / 1e6:.0f} megapixels signlab "
+                         "reads; make it smaller (a photo of a few megapixels is plenty, it is cut to 28×28)") from err
     except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
         raise ImageError(f"{name}: cannot read the image ({err})") from err
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise ImageError(f"{name}: {w}x{h} pixels is too large (limit {MAX_PIXELS / 1e6:.0f} megapixels)")
+        raise ImageError(f"{name}: {w}x{h} pixels is too large (limit {MAX_PIXELS / 1e6:.0f} megapixels); make it "
+                         "smaller (a photo of a few megapixels is plenty, it is cut to 28×28)")
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels")
     return img

@@ -42,7 +42,7 @@ from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
-from .numbers import DASH, count_text, duration, finite, newest_median, percent_text
+from .numbers import DASH, count_text, duration, finite, newest_median, percent_text, whole_number
 from .numbers import md as _md
 from .preprocess import Prepared
 from .store import ACTIVE, HOLDING, RunState, RunStore
@@ -794,6 +794,19 @@ def tour_step(raw: Any, n_steps: int) -> int:
         return min(max(int(str(raw)) - 1, 0), n_steps - 1)
     except (TypeError, ValueError):
         return 0
+
+
+def tour_step_notice(raw: Any, n_steps: int) -> str | None:
+    """What to say when a link's ``step`` is no step of the tour (``guide?step=99`` opened step 8,
+    and ``step=abc`` step 1, without a word, while Train names a bad setting in a link); None for a
+    good one."""
+    text = str(raw).strip()
+    number = whole_number(text, 3)
+    if number is not None and 1 <= number <= n_steps:
+        return None
+    shown = tour_step(raw, n_steps) + 1
+    return (f"The link asked for step {md(text[:12])!s}, and the tour has steps 1 to {n_steps}: "
+            f"here is step {shown}.")
 
 
 # --------------------------------------------------------------------------- sweeps

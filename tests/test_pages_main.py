@@ -78,6 +78,17 @@ def test_a_page_the_tour_opened_leads_back_to_its_step(runs_env):
     assert not [link for link in at.get("page_link") if "Back to the tour" in link.proto.label]
 
 
+def test_the_tour_says_when_its_link_names_no_step(runs_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["step"] = "99"
+    at.run()
+    at.switch_page("app_pages/guide.py")
+    at.run()
+    no_error(at)
+    assert [w.value for w in at.warning if "asked for step 99" in w.value], [w.value for w in at.warning]
+    assert at.header[0].value.startswith("8.")
+
+
 # --------------------------------------------------------------------------- Data
 def test_data_page(runs_env):
     at = _open("data")

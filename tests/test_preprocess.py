@@ -259,7 +259,7 @@ def test_bad_files_raise_image_error():
         png[: len(png) // 2]: "truncated or corrupt",
         b"label,pixel1\n3,4\n": "not an image",
         b"\x89PNG\r\n\x1a\n": "",
-        _png_claiming(60000, 60000): "too many pixels",
+        _png_claiming(60000, 60000): "more pixels than the 50 megapixels signlab reads; make it smaller",
         _png_claiming(0, 5): "",
     }
     for data, words in cases.items():

@@ -502,6 +502,15 @@ def test_tour_step_from_the_link(raw, expected):
     assert views.tour_step(raw, 8) == expected
 
 
+@pytest.mark.parametrize("raw, words", [("abc", "step abc, and the tour has steps 1 to 8: here is step 1"),
+                                        ("99", "here is step 8"), ("0", "here is step 1"), ("-3", "here is step 1"),
+                                        ("²", "here is step 1"), ("3", None), ("8", None)])
+def test_a_link_to_no_step_of_the_tour_is_said(raw, words):
+    """guide?step=99 opened step 8 and step=abc step 1 without a word."""
+    said = views.tour_step_notice(raw, 8)
+    assert (said is None) if words is None else (words in said), said
+
+
 def test_tour_page_steps_are_done_once_passed():
     """Steps 1, 3 and 6 open pages: done once the user went past them (and the run they show exists)."""
     assert not guide.step_done(0, [], reached=0)
