@@ -1125,8 +1125,8 @@ def test_a_cell_of_the_confusion_matrix_in_words():
                                                                "predicted right (the 48 surest shown).")
     # label smoothing caps the confidence a right answer was taught: a 100% model's surest read 92-95%
     assert views.pair_text(0, 0, 1200, 1331, 48, 0.1).endswith(
-        "Trained with label smoothing 0.1, it was taught to give the right letter 90.4%, not 100%, so even its "
-        "surest right answers stay short of 100%.")
+        "Trained with label smoothing 0.1, its target for the right letter was 90.4%, not 100%: never pushed to be "
+        "fully sure, even its surest right answers stay short of 100% (above or below that target).")
     assert "smoothing" not in views.pair_text(18, 22, 1, 248, 1, 0.1)  # a mistake is not about that
 
 
