@@ -3,7 +3,7 @@
 A run lives in ``<runs_dir>/<run_id>/``::
 
     config.json          the TrainConfig (atomic)
-    meta.json            id, display name at creation, creation time (atomic)
+    meta.json            id, display name at creation, creation time, owner (atomic)
     metrics.jsonl        append-only event log, one JSON object a line, flushed as it goes
     model.safetensors    weights at the last finished epoch (atomic, every epoch end)
     optimizer.safetensors   optimizer state, to continue training (its plain part in the file's
@@ -11,8 +11,10 @@ A run lives in ``<runs_dir>/<run_id>/``::
     kernels/epoch_NNNN.safetensors   first-layer kernels after each epoch (appended, never rewritten)
 
 Its state (queued, running, …), owner, name, place in the queue and lease live in the run store
-(:mod:`signlab.store`), which is the only thing that changes them. Folders written before the store
-existed (with a ``status.json``) are imported into it the first time they are seen.
+(:mod:`signlab.store`), which is the only thing that changes them. A folder the store has no row
+of is imported the first time it is seen: an older signlab's from its ``status.json``, this one's
+from ``meta.json`` (its owner) and ``metrics.jsonl`` (its epochs and how its last fit ended), so a
+class that moves to another database keeps its runs.
 
 Weights are only ever read with safetensors; no file is unpickled. Run ids are checked so that no
 id can reach outside the runs folder, and every file in a run folder is opened without following
@@ -590,6 +592,9 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     except (SignlabError, TypeError, ValueError, OverflowError) as err:
         config, problem = None, f"run {folder.name}: unreadable settings ({str(err)[:200]})"
     legacy = old.get("status") if isinstance(old.get("status"), str) else None
+    if not old and config is not None:  # this signlab's folder (no status.json): its own log says how it ended
+        old = _status_from_metrics(folder)
+        legacy = old.get("status")
     if problem:
         state, message = RunState.FAILED, problem
     elif legacy == "queued":
@@ -612,8 +617,9 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
         except OSError:
             created = time.time()
     name = meta.get("name") if isinstance(meta.get("name"), str) else folder.name
+    owner = meta.get("owner") if isinstance(meta.get("owner"), str) and meta["owner"].strip() else None
     try:
-        store.add(folder.name, state, name=" ".join(name.split())[:80] or folder.name, kind="import",
+        store.add(folder.name, state, name=" ".join(name.split())[:80] or folder.name, kind="import", owner=owner,
                   model=config.model if config else None, created=created, message=message,
                   epochs_completed=int(done) if done is not None and 0 <= done < 1e6 else 0,
                   target_epochs=int(target) if target is not None and 0 <= target < 1e6 else (
@@ -621,6 +627,39 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     except RunError:
         pass  # imported by another process a moment ago
     return problem
+
+
+def _status_from_metrics(folder: Path) -> dict[str, Any]:
+    """What a run folder of this signlab says of itself, for a database that has no row of it: its
+    finished epochs and validation accuracy (``metrics.jsonl``'s epoch records, while weights exist),
+    and how its last fit ended (``fit_end``). Moving a class to PostgreSQL listed every run as
+    interrupted after 0 epochs, with no accuracy. Untrusted like every file: wrong types are ignored."""
+    out: dict[str, Any] = {}
+    try:
+        lines = read_bytes_inside(folder, "metrics.jsonl", 256 * 2**20).decode("utf-8", "replace").splitlines()
+    except (OSError, UnsafeFileError):
+        return out
+    epochs = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("type") == "epoch" and isinstance(record.get("epoch"), int):
+            epochs.append(record)
+        elif record.get("type") == "fit_end":
+            out["status"] = record.get("status") if isinstance(record.get("status"), str) else None
+            out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
+            for key in ("train_seconds", "samples_per_second"):
+                out[key] = record.get(key)
+        elif record.get("type") == "fit_start":
+            out["status"] = None  # a fit started after the last end: it did not end
+    if epochs and (folder / WEIGHTS_FILE).is_file():
+        out["epochs_completed"] = max(r["epoch"] for r in epochs)
+        out["val_accuracy"] = epochs[-1].get("val_accuracy")
+    return out
 
 
 # --------------------------------------------------------------------------- writing a run
@@ -660,7 +699,10 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
             nonlocal made
             path.mkdir(parents=True)
             made = True
-            atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now})
+            # the owner too: the run database is where ownership lives, and a run imported into another
+            # one (a class moved to PostgreSQL, a lost signlab.db) came back with no owner
+            atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now,
+                                                   **({"owner": owner} if owner else {})})
             atomic_write_json(path / "config.json", cfg.to_dict())
 
         try:

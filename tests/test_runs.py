@@ -411,6 +411,32 @@ def test_a_folder_from_the_previous_signlab_lists_opens_evaluates_and_continues(
     assert sorted(open_run("old-run", legacy).kernel_history()) == [0, 1, 2]
 
 
+def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ended(tmp_path, small_dataset):
+    """A class moved from SQLite to PostgreSQL (or a lost signlab.db): every run was listed with no
+    owner, interrupted after 0 epochs, no accuracy, and students lost their runs."""
+    from signlab.store import forget_stores
+
+    cfg = TrainConfig(model="logreg", epochs=2, batch_size=200, augment=False, device="cpu")
+    run, claim = create_held_run(cfg, "test", tmp_path, run_id="alices", owner="alice@x")
+    record = api.train_claimed(run, claim, dataset=small_dataset, evaluate_test=False)
+    assert record["status"] == "completed"
+    killed, claim = create_held_run(cfg.replace(epochs=1), "test", tmp_path, run_id="killed", owner="bob@x")
+    api.train_claimed(killed, claim, dataset=small_dataset, evaluate_test=False)
+    with open(killed.dir / "metrics.jsonl", "a") as f:  # then continued, and killed mid-fit
+        f.write(json.dumps({"type": "fit_start", "start_epoch": 1}) + "\n")
+    forget_stores()
+    (tmp_path / "signlab.db").unlink()
+    for extra in tmp_path.glob("signlab.db-*"):
+        extra.unlink()
+    runs = {r.id: r for r in list_runs(tmp_path)}
+    row = runs["alices"].status()
+    assert (row["status"], row["owner"], row["epochs_completed"]) == ("completed", "alice@x", 2), row
+    assert row["val_accuracy"] == pytest.approx(record["val_accuracy"]) and row["message"] == "trained 2 epochs"
+    row = runs["killed"].status()
+    assert (row["status"], row["owner"], row["epochs_completed"]) == ("interrupted", "bob@x", 1), row
+    assert api.continue_run("killed", 1, tmp_path, dataset=small_dataset)["epochs"] == 2
+
+
 def test_a_run_deleted_meanwhile_is_not_imported_back(tmp_path):
     """A page (Calibrate) still holding a Run whose folder another tab deleted read its status, and
     the store imported the missing folder back as a hidden 'failed' row (it may count towards quotas)."""
