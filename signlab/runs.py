@@ -595,6 +595,8 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     if not old and config is not None:  # this signlab's folder (no status.json): its own log says how it ended
         old = _status_from_metrics(folder)
         legacy = old.get("status")
+        if old.get("calibrated") and legacy:  # it holds its parent's epochs, as the store said of it
+            old["epochs_completed"] = old["target_epochs"] = config.epochs
     if problem:
         state, message = RunState.FAILED, problem
     elif legacy == "queued":
@@ -647,7 +649,7 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
             continue
         if not isinstance(record, dict):
             continue
-        if record.get("type") == "epoch" and isinstance(record.get("epoch"), int):
+        if record.get("type") == "epoch" and type(record.get("epoch")) is int:  # not a bool, not text
             epochs.append(record)
         elif record.get("type") == "fit_end":
             out["status"] = record.get("status") if isinstance(record.get("status"), str) else None
@@ -656,7 +658,12 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
                 out[key] = record.get(key)
         elif record.get("type") == "fit_start":
             out["status"] = None  # a fit started after the last end: it did not end
-    if epochs and (folder / WEIGHTS_FILE).is_file():
+        elif record.get("type") == "calibration":  # a calibrated run: adapted, not trained (signlab.calibrate)
+            out["status"], out["calibrated"] = "completed", True
+            out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
+    if not (folder / WEIGHTS_FILE).is_file():
+        return {**out, "status": None} if out.get("calibrated") else out
+    if epochs:
         out["epochs_completed"] = max(r["epoch"] for r in epochs)
         out["val_accuracy"] = epochs[-1].get("val_accuracy")
     return out

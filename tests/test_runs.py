@@ -414,6 +414,8 @@ def test_a_folder_from_the_previous_signlab_lists_opens_evaluates_and_continues(
 def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ended(tmp_path, small_dataset):
     """A class moved from SQLite to PostgreSQL (or a lost signlab.db): every run was listed with no
     owner, interrupted after 0 epochs, no accuracy, and students lost their runs."""
+    import shutil
+
     from signlab.store import forget_stores
 
     cfg = TrainConfig(model="logreg", epochs=2, batch_size=200, augment=False, device="cpu")
@@ -424,6 +426,12 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     api.train_claimed(killed, claim, dataset=small_dataset, evaluate_test=False)
     with open(killed.dir / "metrics.jsonl", "a") as f:  # then continued, and killed mid-fit
         f.write(json.dumps({"type": "fit_start", "start_epoch": 1}) + "\n")
+    # a calibrated copy of alice's run (signlab.calibrate logs no epoch, one "calibration" record)
+    calib = tmp_path / "calib"
+    shutil.copytree(run.dir, calib)
+    (calib / "metrics.jsonl").write_text(json.dumps({"type": "calibration", "message": "calibrated on 9 photos"})
+                                         + "\n" + json.dumps({"type": "epoch", "epoch": True}) + "\n{torn")
+    (calib / "calibration.json").write_text(json.dumps({"parent": "alices", "photos": 9}))
     forget_stores()
     (tmp_path / "signlab.db").unlink()
     for extra in tmp_path.glob("signlab.db-*"):
@@ -432,6 +440,9 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     row = runs["alices"].status()
     assert (row["status"], row["owner"], row["epochs_completed"]) == ("completed", "alice@x", 2), row
     assert row["val_accuracy"] == pytest.approx(record["val_accuracy"]) and row["message"] == "trained 2 epochs"
+    row = runs["calib"].status()
+    assert (row["status"], row["owner"], row["epochs_completed"]) == ("completed", "alice@x", 2), row
+    assert row["message"] == "calibrated on 9 photos" and runs["calib"].parent == "alices"
     row = runs["killed"].status()
     assert (row["status"], row["owner"], row["epochs_completed"]) == ("interrupted", "bob@x", 1), row
     assert api.continue_run("killed", 1, tmp_path, dataset=small_dataset)["epochs"] == 2
