@@ -497,32 +497,34 @@ class RunStore:
         with self._reader() as conn:
             stale = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
                 runs_table.c.state.in_([s.value for s in HOLDING]), runs_table.c.lease_until < now)).scalar()
-            stale = stale or conn.execute(sa.select(sa.func.count()).select_from(runs_table)
-                                          .where(self._orphan_trials(now))).scalar()
+            stale = stale or bool(self._orphan_trials(conn, now))
         if not stale:
             return []
         with self._tx(serialise=True) as conn:
             return self._expire(conn, now)
 
-    @staticmethod
-    def _orphan_trials(now: float) -> Any:
-        """Queued sweep trials that only their sweep may train (:data:`_FOR_ANY_WORKER`) while no worker
-        of that sweep is alive: a killed sweep left its trial "waiting in the queue" for good, ahead of
-        everyone and counted against its owner's quota. A trial queued within two leases is left alone
-        (its sweep's worker is registered before it makes one; this allows for clocks)."""
+    def _orphan_trials(self, conn, now: float) -> list[Any]:
+        """Queued sweep trials that only their sweep worker may train (:data:`_FOR_ANY_WORKER`) while no
+        live sweep worker says it made them (its ``current_run``): a killed sweep left its trial
+        "waiting in the queue" for good, ahead of everyone and counted against its owner's quota. Per
+        worker, not per study: with two workers on a study, one killed left its trial while the other
+        lived. A trial queued within two leases is left alone (its worker names it at once)."""
         recent = now - 2 * lease_seconds()
-        alive = sa.select(workers_table.c.worker_id).where(workers_table.c.kind == "sweep",
-                                                          workers_table.c.study == runs_table.c.study,
-                                                          workers_table.c.heartbeat >= recent)
-        return sa.and_(runs_table.c.state == S.QUEUED.value, runs_table.c.kind == "trial",
-                       runs_table.c.resume_epochs.is_(None), sa.func.coalesce(runs_table.c.queued_at, 0) < recent,
-                       ~sa.exists(alive))
+        waiting = conn.execute(sa.select(runs_table).where(
+            runs_table.c.state == S.QUEUED.value, runs_table.c.kind == "trial", runs_table.c.resume_epochs.is_(None),
+            sa.func.coalesce(runs_table.c.queued_at, 0) < recent)).all()
+        if not waiting:
+            return []
+        live = conn.execute(sa.select(workers_table).where(workers_table.c.kind == "sweep",
+                                                           workers_table.c.heartbeat >= recent)).all()
+        making = {self._worker_dict(w).get("current_run") for w in live}
+        return [r for r in waiting if r.run_id not in making]
 
     def _expire(self, conn, now: float) -> list[str]:
         taken = []
-        for row in conn.execute(sa.select(runs_table).where(self._orphan_trials(now))).all():
-            if self._set(conn, row, S.STOPPED, now, message="cancelled before it started: its sweep's process "
-                                                            "stopped (no heartbeat from any of its workers)"):
+        for row in self._orphan_trials(conn, now):
+            if self._set(conn, row, S.STOPPED, now, message="cancelled before it started: the sweep worker that "
+                                                            "made it stopped (no heartbeat)"):
                 taken.append(row.run_id)
         rows = conn.execute(sa.select(runs_table).where(runs_table.c.state.in_([s.value for s in HOLDING]),
                                                         runs_table.c.lease_until < now)).all()
@@ -535,14 +537,25 @@ class RunStore:
                 # what its user asked for stands: a Stop or a Pause the dead holder never acted on was
                 # dropped here, and the run went back to the queue and trained to its end (a Stop
                 # ended "completed" beside "stopped by" its instructor); a paused run is left for its
-                # user to continue, never trained again unasked
-                if row.control == "stop":
+                # user, never trained again unasked
+                if row.state == S.CLAIMED.value and row.control == "stop":
+                    # taken from the queue, never started: stopped as if still queued (a continuation of
+                    # a finished run goes back to what the run was, its words and epochs kept)
+                    ok = self._set(conn, row, S.QUEUED, now, **gone)
+                    if ok:
+                        back = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
+                        self._cancel_queued(conn, back, now, {})
+                elif row.control == "stop":
                     ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
                                    message=f"stopped: {lost} before it acted on the stop; {kept}")
-                else:
+                elif done:
                     ok = self._set(conn, row, S.INTERRUPTED, now, **gone, resume_epochs=None,
                                    message=(f"interrupted while paused: {lost}; {kept}, and it is not "
                                             "started again unasked: continue it when you want it to go on"))
+                else:  # nothing to continue from: said as stopped, to be started again from Train
+                    ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
+                                   message=(f"stopped while paused: {lost} before it finished an epoch, so "
+                                            "there is nothing to continue; start it again on Train"))
             elif row.state == S.CLAIMED.value and row.auto_continue:
                 # claimed from the queue but never started: nothing ran, so it waits in the queue again
                 ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
@@ -565,8 +578,10 @@ class RunStore:
                 if row.worker:
                     # its holder stopped beating: out of the live workers at once, not after two leases.
                     # Its row read "spare" (its run no longer held), so for another lease no worker was
-                    # started for the run just queued again, and the page said "waiting for a free slot"
-                    conn.execute(workers_table.delete().where(workers_table.c.worker_id == row.worker))
+                    # started for the run just queued again, and the page said "waiting for a free slot".
+                    # Not deleted: a holder that was only paused (a laptop asleep) comes back at its next beat
+                    conn.execute(workers_table.update().where(workers_table.c.worker_id == row.worker)
+                                 .values(heartbeat=0.0))
         return taken
 
     def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:

@@ -353,14 +353,25 @@ def jobs_beyond_trials(owner: str, active: Sequence[dict[str, Any]], runs_dir: P
     trial queued or training, and one still starting (or between two trials) has none. ``active``:
     the owner's queued and training runs. Without this, five sweeps started one after another each
     passed the job quota (their trials did not exist yet) and a student had four trials queued
-    under a limit of three."""
+    under a limit of three. Read on every Train page rerun, so only live sweeps are looked at: one
+    query for the registered workers, this server's children for those still starting."""
+    live: dict[str, int] = {}
+    for w in store_for(sweeps_dir(runs_dir).parent).workers(kind="sweep"):
+        live[w.get("study")] = live.get(w.get("study"), 0) + 1
+    starting: dict[str, int] = {}
+    for proc in live_children("sweep"):
+        args = list(proc.args)
+        if "--study" in args[:-1]:
+            name = args[args.index("--study") + 1]
+            starting[name] = starting.get(name, 0) + 1
     extra = 0
-    for rec in list_studies(runs_dir):
-        if rec.get("owner") != owner or not rec.get("running"):
+    for study in set(live) | set(starting):
+        if not isinstance(study, str) or not STUDY_RE.match(study) or study_record(study, runs_dir).get("owner") != owner:
             continue
-        live = max(int(rec.get("workers") or 0), len(_launched(rec["study"])))
-        trials = sum(1 for r in active if r.get("study") == rec["study"])
-        extra += max(0, live - trials)
+        # a trial its user continued (resume_epochs set) is an ordinary run, no worker's
+        trials = sum(1 for r in active if r.get("study") == study and r.get("kind") == "trial"
+                     and r.get("resume_epochs") is None)
+        extra += max(0, max(live.get(study, 0), starting.get(study, 0)) - trials)
     return extra
 
 
@@ -592,6 +603,10 @@ class _SweepWorker:
                 return claim
             if self.should_stop():
                 self.store.request(run.id, "stop")
+                return None
+            # stopped on the Runs page, or cancelled as an orphan while this worker could not beat:
+            # it will never be claimed, and the sweep waited for it for good
+            if str((self.store.get(run.id) or {}).get("status")) != RunState.QUEUED:
                 return None
             self.beat(phase="waiting for a free slot")
             time.sleep(0.5)

@@ -767,23 +767,50 @@ def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_pat
     assert store.claim("w3", 1).run_id == "r"
 
 
-def test_a_trial_whose_sweep_died_before_it_started_is_cancelled(tmp_path, db_url, monkeypatch):
+def test_a_pending_stop_or_pause_on_a_run_never_started_leaves_it_as_a_user_expects(tmp_path, db_url):
+    """A completed run continued, taken by a worker that died before starting it, with Stop pressed:
+    it ended "stopped" with the continuation's target, where a Stop while still queued gives the
+    completed run back. A Pause before the first epoch left an interrupted run with nothing to
+    continue, told to continue it."""
+    run, claim = create_held_run(TrainConfig(model="logreg", epochs=2), "trainer", tmp_path, run_id="done")
+    store = run.store
+    store.update(claim, RunState.RUNNING, epochs_completed=2)
+    store.update(claim, RunState.COMPLETED, message="trained 2 epochs", test_accuracy=0.93)
+    store.enqueue_continue("done", 3)
+    store.claim("w", 1)
+    store.request("done", "stop")
+    assert store.expire_leases(now=time.time() + 3600) == ["done"]
+    row = store.get("done")
+    assert row["status"] == RunState.COMPLETED and row["target_epochs"] == 2 and row["test_accuracy"] == 0.93, row
+    assert row["message"] == "trained 2 epochs; its continuation was cancelled before it started"
+    fresh = create_run(TrainConfig(model="logreg", epochs=2), tmp_path, run_id="fresh", status=RunState.QUEUED)
+    taken = store.claim("w2", 1)
+    store.update(taken, RunState.RUNNING)
+    store.request("fresh", "pause")
+    assert store.expire_leases(now=time.time() + 3600) == ["fresh"]
+    row = fresh.status()
+    assert row["status"] == RunState.STOPPED and "start it again on Train" in row["message"], row
+    assert store.claim("w3", 1) is None
+
+
+def test_a_trial_whose_sweep_worker_died_before_it_started_is_cancelled(tmp_path, db_url, monkeypatch):
     """kill -9 of a sweep left its trial "waiting in the queue" for good: job workers never take a new
-    trial (its sweep trains it), it sat at the head of the queue and counted against its owner's quota."""
+    trial (its sweep trains it), it sat at the head of the queue and counted against its owner's quota.
+    Told apart per worker: another live worker of the same study keeps its own trial."""
     from signlab import store as store_module
 
-    monkeypatch.setattr(store_module, "lease_seconds", lambda: 0.05)
-    make = dict(kind="trial", auto_continue=False, owner="bob", status=RunState.QUEUED)
-    orphan = create_run(TrainConfig(model="logreg"), tmp_path, run_id="orphan", study="dead-sweep", **make)
-    alive = create_run(TrainConfig(model="logreg"), tmp_path, run_id="alive", study="live-sweep", **make)
+    monkeypatch.setattr(store_module, "lease_seconds", lambda: 0.5)
+    make = dict(kind="trial", auto_continue=False, owner="bob", status=RunState.QUEUED, study="s")
+    orphan = create_run(TrainConfig(model="logreg"), tmp_path, run_id="orphan", **make)
+    create_run(TrainConfig(model="logreg"), tmp_path, run_id="alive", **make)
     store = orphan.store
-    store.register_worker("sweep-1", "sweep", study="live-sweep")
-    time.sleep(0.3)  # both trials queued longer than two leases ago
-    store.worker_beat("sweep-1")  # the live sweep's worker beats; the dead one's never registered again
+    store.register_worker("sweep-live", "sweep", study="s")
+    store.register_worker("sweep-dead", "sweep", study="s", current_run="orphan")
+    time.sleep(1.5)  # both trials queued longer than two leases ago, and the dead worker silent as long
+    store.worker_beat("sweep-live", current_run="alive")  # the live worker names the trial it waits with
     assert store.expire_leases() == ["orphan"]
     row = store.get("orphan")
-    assert row["status"] == RunState.STOPPED and "its sweep's process stopped" in row["message"], row
-    assert store.get("alive")["status"] == RunState.QUEUED and alive.id in store.queue()
+    assert row["status"] == RunState.STOPPED and "the sweep worker that made it stopped" in row["message"], row
     assert store.queue() == ["alive"]
 
 
@@ -802,3 +829,5 @@ def test_a_holder_whose_lease_ran_out_is_no_spare_worker(tmp_path, db_url):
     cap = store.capacity()
     assert store.get("r")["status"] == RunState.QUEUED and cap.waiting == 1
     assert cap.spare == 0 and cap.workers == []  # so a job manager starts a worker for it now
+    store.worker_beat("w-dead", current=None)  # it was only asleep: its next beat brings it back
+    assert [w["worker_id"] for w in store.capacity().workers] == ["w-dead"]

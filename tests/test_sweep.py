@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -412,3 +413,28 @@ def test_a_sweep_that_loses_the_race_to_create_optunas_tables_tries_again(monkey
     with pytest.raises(RuntimeError, match="connection refused"):  # anything else is said at once
         sweep._rdb_storage(refused, "postgresql://db/x")
     assert len(calls) == 1
+
+
+def test_a_trial_stopped_while_its_sweep_waits_for_a_slot_ends_the_wait(tmp_path, monkeypatch):
+    """A queued trial stopped on the Runs page (or cancelled as an orphan while its worker could not
+    beat) is never claimed, and the sweep waited for it for good, saying "waiting for a free slot"."""
+    import threading
+
+    from signlab.config import TrainConfig
+    from signlab.runs import create_held_run, create_run
+    from signlab.store import RunState
+
+    busy, _ = create_held_run(TrainConfig(model="logreg"), "someone", tmp_path, run_id="busy")  # the one slot
+    trial = create_run(TrainConfig(model="logreg"), tmp_path, run_id="t", kind="trial", study="s",
+                       auto_continue=False, status=RunState.QUEUED)
+    monkeypatch.setenv("SIGNLAB_JOB_LIMIT", "1")
+    worker = sweep._SweepWorker("s", TrainConfig(model="logreg"), tmp_path, "x", None, 1, 0.0, None, lambda m: None)
+    got: list = []
+    waiting = threading.Thread(target=lambda: got.append(worker.wait_for_slot(trial)), daemon=True)
+    waiting.start()
+    time.sleep(1.0)
+    assert waiting.is_alive()  # the slot is taken: it waits
+    trial.store.request("t", "stop")  # Stop on the Runs page
+    waiting.join(10)
+    assert not waiting.is_alive() and got == [None]
+    assert str(busy.status()["status"]) == "claimed"
