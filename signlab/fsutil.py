@@ -192,7 +192,7 @@ def read_json_inside(folder: Path | str, name: str | Path, default: Any = None,
     unreadable, unsafe or not JSON (never half-parsed, never through a link)."""
     try:
         return json.loads(read_bytes_inside(folder, name, max_bytes))
-    except (OSError, ValueError, UnsafeFileError):
+    except (OSError, ValueError, RecursionError, UnsafeFileError):  # "[" * 200000 is no JSON a run wrote
         return default
 
 

@@ -327,8 +327,8 @@ class Run:
         for line in data[:end].splitlines():
             try:
                 rec = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a killed writer
+            except (ValueError, RecursionError):
+                continue  # a line torn by a killed writer (or nested past any a run writes)
             if isinstance(rec, dict):
                 out.append(rec)
         return out, offset + end
@@ -619,7 +619,8 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
         except OSError:
             created = time.time()
     name = meta.get("name") if isinstance(meta.get("name"), str) else folder.name
-    owner = meta.get("owner") if isinstance(meta.get("owner"), str) and meta["owner"].strip() else None
+    owner = meta.get("owner")  # as the store keeps ids: at most 200 characters, printable (PostgreSQL refused more)
+    owner = owner if isinstance(owner, str) and 0 < len(owner) <= 200 and owner.isprintable() and owner.strip() else None
     try:
         store.add(folder.name, state, name=" ".join(name.split())[:80] or folder.name, kind="import", owner=owner,
                   model=config.model if config else None, created=created, message=message,
@@ -645,17 +646,19 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # torn, or nested past what any run writes
             continue
         if not isinstance(record, dict):
             continue
         if record.get("type") == "epoch" and type(record.get("epoch")) is int:  # not a bool, not text
             epochs.append(record)
-        elif record.get("type") == "fit_end":
-            out["status"] = record.get("status") if isinstance(record.get("status"), str) else None
+        elif record.get("type") == "fit_end":  # a final state only: "queued" in a file must not queue it
+            out["status"] = record.get("status") if record.get("status") in {f.value for f in FINAL} else None
             out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
-            for key in ("train_seconds", "samples_per_second"):
-                out[key] = record.get(key)
+            # the whole run's training time: each fit's end counts its own (a continued run's last alone was short)
+            seconds = _number(record.get("train_seconds"))
+            out["train_seconds"] = (_number(out.get("train_seconds")) or 0.0) + (seconds if seconds and seconds > 0 else 0.0)
+            out["samples_per_second"] = record.get("samples_per_second")
         elif record.get("type") == "fit_start":
             out["status"] = None  # a fit started after the last end: it did not end
         elif record.get("type") == "calibration":  # a calibrated run: adapted, not trained (signlab.calibrate)
@@ -665,7 +668,10 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
         return {**out, "status": None} if out.get("calibrated") else out
     if epochs:
         out["epochs_completed"] = max(r["epoch"] for r in epochs)
-        out["val_accuracy"] = epochs[-1].get("val_accuracy")
+        accuracy = _number(epochs[-1].get("val_accuracy"))
+        out["val_accuracy"] = accuracy if accuracy is not None and 0 <= accuracy <= 1 else None
+    elif not out.get("calibrated"):  # "completed" with no finished epoch is no run to keep as completed
+        out["status"] = None
     return out
 
 

@@ -432,6 +432,13 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     (calib / "metrics.jsonl").write_text(json.dumps({"type": "calibration", "message": "calibrated on 9 photos"})
                                          + "\n" + json.dumps({"type": "epoch", "epoch": True}) + "\n{torn")
     (calib / "calibration.json").write_text(json.dumps({"parent": "alices", "photos": 9}))
+    # folders no run of signlab writes: they import without breaking the listing, trusting nothing odd
+    odd = tmp_path / "odd"
+    shutil.copytree(run.dir, odd)
+    (odd / "meta.json").write_text(json.dumps({"run_id": "odd", "owner": "x" * 300}))
+    (odd / "metrics.jsonl").write_text("[" * 200_000 + "\n" + json.dumps({"type": "epoch", "epoch": 1,
+                                                                           "val_accuracy": 1e308}) + "\n"
+                                       + json.dumps({"type": "fit_end", "status": "queued"}) + "\n")
     forget_stores()
     (tmp_path / "signlab.db").unlink()
     for extra in tmp_path.glob("signlab.db-*"):
@@ -443,6 +450,9 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     row = runs["calib"].status()
     assert (row["status"], row["owner"], row["epochs_completed"]) == ("completed", "alice@x", 2), row
     assert row["message"] == "calibrated on 9 photos" and runs["calib"].parent == "alices"
+    row = runs["odd"].status()
+    assert (row["status"], row["owner"], row["epochs_completed"]) == ("interrupted", None, 1), row
+    assert row.get("val_accuracy") is None
     row = runs["killed"].status()
     assert (row["status"], row["owner"], row["epochs_completed"]) == ("interrupted", "bob@x", 1), row
     assert api.continue_run("killed", 1, tmp_path, dataset=small_dataset)["epochs"] == 2
