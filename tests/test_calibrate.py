@@ -420,9 +420,9 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     saved = [s.value for s in at.success if "Saved as a new run" in s.value]
     new_run = open_run(new_id, parent.dir.parent)
     shown = views.run_display_name(parent.id, parent.name)
-    assert saved and f"adapted from **{views.md(shown)}**" in saved[0], saved
+    assert saved and f"**{views.md(new_run.name)}**" in saved[0] and views.md(shown) in saved[0], saved
     # once: its name ("calibrated on 3 photos · <parent>") beside "adapted from <parent> on 3 photos" said it twice
-    assert new_id not in saved[0] and views.md(new_run.name) not in saved[0] and saved[0].count("3 photos") == 1
+    assert new_id not in saved[0] and saved[0].count("3 photos") == 1 and saved[0].count(views.md(shown)) == 1
     # nothing left to calibrate on: the button says what to do, not "on 0 photos"
     assert [x.label for x in at.button if x.label.startswith("🎯 Calibrate")][0].endswith("(add photos above first)")
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
