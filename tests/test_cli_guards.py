@@ -330,3 +330,17 @@ def test_the_servers_numbers_from_the_environment_are_checked_first(monkeypatch,
     assert store.lease_seconds() == 20.0
     monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1e30")
     assert store.lease_seconds() == 86_400.0
+
+
+def test_a_bad_class_setting_in_the_secrets_stops_the_dashboard_too(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.secrets["signlab"] = {"max_runs_per_user": -1}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    [error] = [e.value for e in at.error]
+    assert "[signlab] max_runs_per_user in secrets.toml: '-1' is not a whole number" in error, error
