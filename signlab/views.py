@@ -257,7 +257,10 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                    more_epochs=_runs.epochs_left(done), target_epochs=target)
     if state == RunState.QUEUED:
         pos = queue_position
-        return LiveStatus(state, "info", f"⏳ Waiting for a free slot: number {pos or '?'} in the queue "
+        # queued again after its training process died: why it waits once more, and from where (the
+        # page said only "waiting for a free slot", as for a run never started)
+        again = said[:1].upper() + said[1:] + ". " if said.startswith("the training process stopped") else ""
+        return LiveStatus(state, "info", f"⏳ {again}Waiting for a free slot: number {pos or '?'} in the queue "
                           f"({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
                           queue_position=pos, **buttons)
     if state in HOLDING:
