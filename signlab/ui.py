@@ -923,14 +923,17 @@ def pause_or_resume(run: Run, paused: bool) -> None:
     (access.resume if paused else access.pause)(user(), run.id, policy(), runs_dir())
 
 
-def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
+def speed_rows(available: list[Run] | None = None, alone: bool = False) -> list[dict[str, Any]]:
     """Runs as rows with their measured speed, for :func:`views.time_estimate`: the newest completed
     runs of everyone on the server, one query (their rows keep the batch size and width the
     estimates match on), and ``available``, runs the page already listed, whose summaries read
     those from the settings of runs made before the rows kept them (:func:`views.server_speed_rows`).
-    No listing of its own: that is a query and a folder scan, for what the one query holds."""
+    No listing of its own: that is a query and a folder scan, for what the one query holds. ``alone``:
+    ``available`` only (the tour's "again" reads the user's own run of the step)."""
     mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
             for r in available or ()]
+    if alone:
+        return mine
     try:
         everyone = job_manager().store.rows(states=list(views.SPEED_STATES), limit=views.SPEED_ROWS)
     except SignlabError:  # the database away: the runs the page listed still estimate
@@ -938,7 +941,7 @@ def speed_rows(available: list[Run] | None = None) -> list[dict[str, Any]]:
     return views.server_speed_rows(mine, everyone)
 
 
-def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
+def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = False) -> str:
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
     For a network this server has not trained, a few of its steps are timed (a child process of 2-8
@@ -952,7 +955,7 @@ def time_estimate(cfg: Any, available: list[Run] | None = None) -> str:
     busy_now = _machine_load()  # other work on the machine slows a run as much as a run beside it
     if busy_now is not None:
         load.update(machine_load=busy_now, cores=os.cpu_count())
-    rows, n_train = speed_rows(available), len(dataset().train)
+    rows, n_train = speed_rows(available, alone), len(dataset().train)
     load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")))
     return views.time_estimate(cfg, rows, n_train, **load)
 

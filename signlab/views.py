@@ -1184,6 +1184,12 @@ def tour_time_caption(run: Any | None, estimate_text: str) -> str:
     return f"Your run trained for {secs:.1f} s. Again, {estimate_text}."
 
 
+def tour_run_finished(run: Any | None) -> bool:
+    """Whether a tour step's own run has completed with a measured time (its "again" reads that run)."""
+    status = run.status() if run is not None else {}
+    return str(status.get("status")) == RunState.COMPLETED and _number(status.get("train_seconds")) is not None
+
+
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     """The user's newest run trained with a tour step's configuration."""
     return _guide.find_run(list(runs), cfg)

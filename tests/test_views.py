@@ -1204,6 +1204,11 @@ def test_a_tour_step_says_what_the_students_own_run_took_before_the_estimate():
     assert views.tour_time_caption(done, text) == f"Your run trained for 32.8 s. Again, {text}."
     for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
         assert views.tour_time_caption(FakeRun(**row), text).startswith("It takes")
+    # the page then reads "again" from that run alone (the server's newest five of the network, trained
+    # under other loads, said "about 54 s" under "Your run trained for 27.1 s")
+    assert views.tour_run_finished(done) and not views.tour_run_finished(None)
+    for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
+        assert not views.tour_run_finished(FakeRun(**row))
 
 
 def test_a_finished_runs_loss_keeps_the_live_charts_colour_and_axis():
