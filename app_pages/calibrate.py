@@ -150,13 +150,9 @@ if result:
         st.session_state.pop(ui.Keys.CALIBRATION_RESULT, None)
     else:
         test = result.get("test_accuracy")
-        parent = ui.open_run_safe(result["parent"])  # said by name: the two run ids read as internals
-        parent_name = ui.md(views.run_display_name(parent.id, parent.name) if parent is not None else result["parent"])
-        # by its name, which says the photos and the parent: "<name>, adapted from <parent> on 9 photos" said
-        # both twice ("calibrated on 9 photos · from <parent>, adapted from <parent> on 9 photos")
-        said_photos = f"{result['photos']} photo" in new.name and parent_name in ui.md(new.name)
-        source = ("" if said_photos else f", adapted from **{parent_name}** on {views.count_text(result['photos'], 'photo')}")
-        st.success(f"Saved as a new run: **{ui.md(new.name)}**{source} ({views.count_text(len(result['letters']), 'letter')}, "
+        # by its name alone, which says the photos and the parent (calibrate.calibrated_name), not its id:
+        # "<name>, adapted from <parent> on 9 photos" said both twice
+        st.success(f"Saved as a new run: **{ui.md(new.name)}** ({views.count_text(len(result['letters']), 'letter')}, "
                    f"{result['seconds']:.1f} s)."
                    + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
                       if result.get("hands_found") else "")

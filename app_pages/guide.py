@@ -120,6 +120,7 @@ if estimate_slot is not None:
     with estimate_slot.container():  # the timing's spinner shows where its words will be
         # "again" from the user's own run of the step when it finished: the server's newest five of that
         # network, trained under other loads, read "about 54 s" under "Your run trained for 27.1 s"
-        own = views.tour_run_finished(run)
-        said = views.tour_time_caption(run, ui.time_estimate(cfg, [run] if own else runs, alone=own))
+        seconds = views.tour_run_seconds(run)  # one read of the run's row for both
+        own = seconds is not None
+        said = views.tour_time_caption(seconds, ui.time_estimate(cfg, [run] if own else runs, alone=own))
     estimate_slot.caption(said)

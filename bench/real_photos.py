@@ -51,13 +51,18 @@ def collect(folder: Path) -> list[tuple[Path, str]]:
     return items
 
 
+def _predict(run, items: list[tuple[Path, str]], crop: str, shape: bool, k: int) -> list[dict]:
+    """``predict``'s records for the photos of ``items`` (crop "hand" is predict's "auto")."""
+    return predict_files(run, [f for f, _ in items], k=k, crop="auto" if crop == "hand" else crop, shape=shape)
+
+
 def usable(run, items: list[tuple[Path, str]], crop: str, shape: bool) -> list[tuple[Path, str]]:
     """``items`` without the photos ``predict`` refuses, each named on stderr (one odd file must not
     end the measurement of a whole folder)."""
     kept = []
     for f, letter in items:
         try:
-            predict_files(run, [f], k=1, crop="auto" if crop == "hand" else crop, shape=shape)
+            _predict(run, [(f, letter)], crop, shape, k=1)
         except SignlabError as err:
             print(f"left out: {err}", file=sys.stderr)
         else:
@@ -105,15 +110,13 @@ def measure(run_ref: str, folders: list[Path], runs_dir: str | None = None,
     for crop, shape in variants:
         per_folder, pooled = {}, []
         for folder, items in sets.items():
-            t = time.perf_counter()
             try:
-                records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
-                                        shape=shape)
+                t = time.perf_counter()
+                records = _predict(run, items, crop, shape, k=2)
             except SignlabError:  # a file predict refuses (not an image, broken): left out and named
                 items = sets[folder] = usable(run, items, crop, shape)  # for the other crops too
                 t = time.perf_counter()
-                records = predict_files(run, [f for f, _ in items], k=2, crop="auto" if crop == "hand" else crop,
-                                        shape=shape)
+                records = _predict(run, items, crop, shape, k=2)
             seconds = (time.perf_counter() - t) / len(items)  # the model loads once a folder: included
             rows = []
             for (f, truth), rec in zip(items, records):

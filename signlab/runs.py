@@ -410,13 +410,11 @@ class Run:
         status = self.status()  # also imports an older signlab's folder
         if not self.has_weights():
             raise RunError(f"run {self.id} has no finished epoch to continue from")
-        if more is not None:
-            room = epochs_left(int(status.get("epochs_completed") or 0))
-            if more > room:
-                done = int(status.get("epochs_completed") or 0)
-                raise RunError(f"run {self.id} has trained {count_text(done, 'epoch')}; {more} more would make "
-                               f"{done + more}, over the {MAX_EPOCHS} a run may have"
-                               + (f": continue it for at most {room}" if room else ""))
+        done = int(status.get("epochs_completed") or 0)
+        if more is not None and more > (room := epochs_left(done)):
+            raise RunError(f"run {self.id} has trained {count_text(done, 'epoch')}; {more} more would make "
+                           f"{done + more}, over the {MAX_EPOCHS} a run may have"
+                           + (f": continue it for at most {room}" if room else ""))
         if RunState(status["status"]) in FINAL:
             self.load_model()  # raises RunError naming the mismatch
 
@@ -638,32 +636,22 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
     and how its last fit ended (``fit_end``). Moving a class to PostgreSQL listed every run as
     interrupted after 0 epochs, with no accuracy. Untrusted like every file: wrong types are ignored."""
     out: dict[str, Any] = {}
-    try:
-        lines = read_bytes_inside(folder, "metrics.jsonl", 256 * 2**20).decode("utf-8", "replace").splitlines()
-    except (OSError, UnsafeFileError):
-        return out
-    epochs = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # torn, or nested past what any run writes
-            continue
-        if not isinstance(record, dict):
-            continue
-        if record.get("type") == "epoch" and type(record.get("epoch")) is int:  # not a bool, not text
+    epochs, seconds = [], 0.0
+    for record in Run(folder).metrics():  # read as any run's log is (torn and unparsable lines skipped)
+        kind = record.get("type")
+        if kind == "epoch" and type(record.get("epoch")) is int:  # not a bool, not text
             epochs.append(record)
-        elif record.get("type") == "fit_end":  # a final state only: "queued" in a file must not queue it
-            out["status"] = record.get("status") if record.get("status") in {f.value for f in FINAL} else None
+        elif kind in ("fit_end", "calibration"):  # a calibrated run: adapted, not trained (signlab.calibrate)
+            # a final state only: "queued" in a file must not queue it
+            out["status"] = "completed" if kind == "calibration" else (
+                record.get("status") if record.get("status") in {f.value for f in FINAL} else None)
             out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
-            # the whole run's training time: each fit's end counts its own (a continued run's last alone was short)
-            seconds = _number(record.get("train_seconds"))
-            out["train_seconds"] = (_number(out.get("train_seconds")) or 0.0) + (seconds if seconds and seconds > 0 else 0.0)
-            out["samples_per_second"] = record.get("samples_per_second")
-        elif record.get("type") == "fit_start":
+            out["calibrated"] = out.get("calibrated") or kind == "calibration"
+            took = _number(record.get("train_seconds"))
+            seconds += took if took and took > 0 else 0.0  # the whole run's: each fit's end counts its own
+            out["train_seconds"], out["samples_per_second"] = seconds, record.get("samples_per_second")
+        elif kind == "fit_start":
             out["status"] = None  # a fit started after the last end: it did not end
-        elif record.get("type") == "calibration":  # a calibrated run: adapted, not trained (signlab.calibrate)
-            out["status"], out["calibrated"] = "completed", True
-            out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
     if not (folder / WEIGHTS_FILE).is_file():
         return {**out, "status": None} if out.get("calibrated") else out
     if epochs:

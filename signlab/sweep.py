@@ -360,10 +360,8 @@ def jobs_beyond_trials(owner: str, active: Sequence[dict[str, Any]], runs_dir: P
         live[w.get("study")] = live.get(w.get("study"), 0) + 1
     starting: dict[str, int] = {}
     for proc in live_children("sweep"):
-        args = list(proc.args)
-        if "--study" in args[:-1]:
-            name = args[args.index("--study") + 1]
-            starting[name] = starting.get(name, 0) + 1
+        name = _study_of(proc)
+        starting[name] = starting.get(name, 0) + 1
     extra = 0
     for study in set(live) | set(starting):
         if not isinstance(study, str) or not STUDY_RE.match(study) or study_record(study, runs_dir).get("owner") != owner:
@@ -380,9 +378,15 @@ def study_record(study: str, runs_dir: Path | str | None = None) -> dict[str, An
     return rec if isinstance(rec, dict) else {}
 
 
+def _study_of(proc: Any) -> str | None:
+    """The study a sweep worker this process started works on (its ``--study``)."""
+    args = list(proc.args)
+    return args[args.index("--study") + 1] if "--study" in args[:-1] else None
+
+
 def _launched(study: str) -> list:
     """Sweep workers of ``study`` that this process started and that are still running."""
-    return [p for p in live_children("sweep") if study in p.args]
+    return [p for p in live_children("sweep") if _study_of(p) == study]
 
 
 def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, timeout: float | None = None,

@@ -117,11 +117,12 @@ def _server_settings() -> dict[str, Any]:
 
 
 def server_problem() -> str | None:
-    """What is wrong with the server's settings in its environment (the numbers every command checks
-    first, :func:`signlab.envnum.check`, and the class settings, :func:`signlab.access.check_environment`)
-    or in its secrets' ``[signlab]`` table, else None. With ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every
-    worker the server started exited 2 with the reason in ``workers.log`` alone, a new one every few
-    seconds; a quota of -3 put a traceback on every page."""
+    """What is wrong with the server's settings, else None: the numbers every command checks first
+    (:func:`signlab.envnum.check`), the class settings in the environment
+    (:func:`signlab.access.check_environment`) and in the secrets' ``[signlab]`` table. With
+    ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every worker the server
+    started exited 2 with the reason in ``workers.log`` alone, a new one every few seconds; a quota
+    of -3 put a traceback on every page."""
     try:
         envnum.check()
         access.check_environment()

@@ -1171,23 +1171,23 @@ def tour_step_done(index: int, runs: Sequence[Any], reached: int) -> bool:
     return _guide.step_done(index, list(runs), reached)
 
 
-def tour_time_caption(run: Any | None, estimate_text: str) -> str:
-    """A tour step's words on time: what the user's own run of the step took, when it has finished,
-    then ``estimate_text`` (:func:`time_estimate`) for training it again. A walk read "about 61 s"
-    under step 4 after its run had trained in 33 s: the estimate followed a later, slower run of a
-    network of the same speed, and said nothing of the run on the page."""
-    said = estimate_text[:1].upper() + estimate_text[1:] + "."
+def tour_run_seconds(run: Any | None) -> float | None:
+    """The training seconds of a tour step's own run once it has completed, else None (then its
+    "again" is estimated from that run alone: the server's newest five of the network, trained under
+    other loads, said "about 54 s" under "Your run trained for 27.1 s")."""
     status = run.status() if run is not None else {}
-    secs = _number(status.get("train_seconds"))
-    if secs is None or str(status.get("status")) != RunState.COMPLETED:
-        return said
-    return f"Your run trained for {secs:.1f} s. Again, {estimate_text}."
+    return _number(status.get("train_seconds")) if str(status.get("status")) == RunState.COMPLETED else None
 
 
-def tour_run_finished(run: Any | None) -> bool:
-    """Whether a tour step's own run has completed with a measured time (its "again" reads that run)."""
-    status = run.status() if run is not None else {}
-    return str(status.get("status")) == RunState.COMPLETED and _number(status.get("train_seconds")) is not None
+def tour_time_caption(seconds: float | None, estimate_text: str) -> str:
+    """A tour step's words on time: what the user's own run of the step took (``seconds``, from
+    :func:`tour_run_seconds`), when it has finished, then ``estimate_text`` (:func:`time_estimate`) for
+    training it again. A walk read "about 61 s" under step 4 after its run had trained in 33 s: the
+    estimate followed a later, slower run of a network of the same speed, and said nothing of the run
+    on the page."""
+    if seconds is None:
+        return estimate_text[:1].upper() + estimate_text[1:] + "."
+    return f"Your run trained for {seconds:.1f} s. Again, {estimate_text}."
 
 
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:

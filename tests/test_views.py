@@ -1199,16 +1199,17 @@ def test_a_tour_step_says_what_the_students_own_run_took_before_the_estimate():
             return self.row
 
     text = "it takes about 61 s on this server (49 s of it training)"
-    assert views.tour_time_caption(None, text) == "It takes about 61 s on this server (49 s of it training)."
+    assert views.tour_time_caption(views.tour_run_seconds(None), text) == \
+        "It takes about 61 s on this server (49 s of it training)."
     done = FakeRun(status="completed", train_seconds=32.84)
-    assert views.tour_time_caption(done, text) == f"Your run trained for 32.8 s. Again, {text}."
+    assert views.tour_time_caption(views.tour_run_seconds(done), text) == f"Your run trained for 32.8 s. Again, {text}."
     for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
-        assert views.tour_time_caption(FakeRun(**row), text).startswith("It takes")
+        assert views.tour_time_caption(views.tour_run_seconds(FakeRun(**row)), text).startswith("It takes")
     # the page then reads "again" from that run alone (the server's newest five of the network, trained
     # under other loads, said "about 54 s" under "Your run trained for 27.1 s")
-    assert views.tour_run_finished(done) and not views.tour_run_finished(None)
+    assert views.tour_run_seconds(done) == 32.84 and views.tour_run_seconds(None) is None
     for row in ({"status": "stopped", "train_seconds": 5.0}, {"status": "completed", "train_seconds": None}):
-        assert not views.tour_run_finished(FakeRun(**row))
+        assert views.tour_run_seconds(FakeRun(**row)) is None
 
 
 def test_a_finished_runs_loss_keeps_the_live_charts_colour_and_axis():
