@@ -939,6 +939,15 @@ _STORES_LOCK = threading.Lock()
 def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
     """The process's RunStore for ``runs_dir`` (or the ``url``/``SIGNLAB_DB`` database), opened once."""
     key = db_url_for(runs_dir, url)
+    given = (url or os.environ.get("SIGNLAB_DB") or "").strip()
+    if given and key.startswith("sqlite:///"):
+        # a database the user named: its folder must exist. A mistyped folder was made, with an
+        # empty database in it, and the class's runs vanished from every page without a word. The
+        # default database's folder is the runs folder, made on first use.
+        folder = Path(key.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise SignlabError(f"cannot open the run database {given} (SIGNLAB_DB or --db): the folder {folder} "
+                               f"does not exist; create it, or correct the path")
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:

@@ -16,7 +16,7 @@ import pytest
 
 from signlab.cli import main
 from signlab.config import TrainConfig
-from signlab.errors import QuotaError, RunError
+from signlab.errors import QuotaError, RunError, SignlabError
 from signlab.jobs import JobManager
 from signlab.runs import create_held_run, create_run, list_runs, new_run_id, open_run
 from signlab.store import HOLDING, LeaseLost, RunState, RunStore, store_for
@@ -676,11 +676,29 @@ def test_a_plain_path_in_signlab_db_is_a_sqlite_file(tmp_path, monkeypatch):
     from signlab.store import db_url_for
 
     target = tmp_path / "elsewhere" / "class.db"
+    target.parent.mkdir()
     monkeypatch.setenv("SIGNLAB_DB", str(target))
     assert db_url_for(tmp_path / "runs") == f"sqlite:///{target.resolve()}"
     store = store_for(tmp_path / "runs")
     run = create_run(TrainConfig(**TINY), tmp_path / "runs", run_id="in-the-named-file")
     assert store.get(run.id) is not None and target.is_file()
+
+
+def test_a_named_database_in_a_folder_that_does_not_exist_is_refused(tmp_path, monkeypatch, capsys):
+    """``SIGNLAB_DB=/srv/singlab/runs.db`` (a typo): the folder was made, an empty database in it,
+    and every page showed no runs. The command exits 2 naming the folder, and nothing is made; the
+    default database (in the runs folder) is still made on first use."""
+    target = tmp_path / "typo" / "class.db"
+    monkeypatch.setenv("SIGNLAB_DB", str(target))
+    with pytest.raises(SignlabError, match=r"SIGNLAB_DB or --db\): the folder .*typo does not exist"):
+        store_for(tmp_path / "runs")
+    assert main(["train", "--epochs", "1", "--max-steps", "1", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "typo does not exist; create it, or correct the path" in err, err
+    assert not (tmp_path / "typo").exists()
+    monkeypatch.delenv("SIGNLAB_DB")
+    assert store_for(tmp_path / "fresh" / "runs").get("nothing") is None
+    assert (tmp_path / "fresh" / "runs" / "signlab.db").is_file()
 
 
 def test_a_continuation_stopped_before_it_starts_leaves_the_run_as_it_was(tmp_path):
