@@ -62,7 +62,8 @@ $1 - \varepsilon$ there and spreads $\varepsilon$ over all 24 letters, so the mo
 off there instead of at 0; the validation loss is plain cross-entropy.
 
 **Training** repeats, for each batch $B$: $\theta \leftarrow \theta - \eta\, \nabla_\theta L_B$
-(Adam and AdamW scale this step per weight). $\eta$ is the *learning rate*: too small and learning
+(Adam and AdamW scale this step per weight; Muon, for a convolution's filters, makes the step move
+every direction of them by the same amount). $\eta$ is the *learning rate*: too small and learning
 crawls, too large (try 10) and learning breaks down: the loss jumps about or sticks near
 $\ln 24 \approx 3.2$, and accuracy falls to chance (about 4%). Should the loss ever become infinite,
 NaN or larger than 10,000, the run stops and ends as *diverged*.

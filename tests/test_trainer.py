@@ -125,7 +125,8 @@ def test_same_seed_same_metrics(small_dataset):
 
 
 @pytest.mark.parametrize("optimizer, model, ensemble", [("sgd", "mlp", 1), ("sgd", "convnet", 1),
-                                                       ("adamw", "convnet", 1), ("adamw", "fastcnn", 2)])
+                                                       ("adamw", "convnet", 1), ("adamw", "fastcnn", 2),
+                                                       ("muon", "s2net", 1)])
 def test_a_huge_learning_rate_diverges(dataset, optimizer, model, ensemble):
     # lr 10 (the top of the allowed range) blows up within a few steps. SGD with momentum reaches NaN;
     # AdamW's steps are bounded, so the loss stays finite (24,000 over the first steps, 2.4e9 later)
