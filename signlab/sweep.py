@@ -709,7 +709,11 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         since = min(started, float(os.environ.get("SIGNLAB_SWEEP_LAUNCHED", started)))
     except ValueError:
         since = started
-    owner = os.environ.get("SIGNLAB_OWNER") or None  # set by the dashboard for the user who started it
+    # set by the dashboard for the user who started it; from the command line the machine's user, as
+    # for train (the trials of a sweep started in a terminal had no owner)
+    from .access import local_user  # access imports this module
+
+    owner = os.environ.get("SIGNLAB_OWNER") or local_user().id
     worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None))
 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits

@@ -344,7 +344,8 @@ def test_a_trial_waits_for_a_slot_of_the_job_limit(tmp_path, small_dataset, monk
 
 def test_sweep_keeps_its_trials_in_the_database_given_with_db(tmp_path):
     """``sweep --db URL``, as every command that opens runs takes it (it was refused as an
-    unrecognised argument): the trial's run lands in that database, not in the runs folder's."""
+    unrecognised argument): the trial's run lands in that database, not in the runs folder's, owned
+    by the machine's user as a run of ``train`` is."""
     runs, db = tmp_path / "runs", tmp_path / "class.db"
     proc = subprocess.run(_sweep_cmd("--model", "logreg", "--trials", "1", "--epochs", "1", "--max-steps", "3",
                                      "--runs-dir", str(runs), "--db", str(db), "--json", "--quiet"),
@@ -354,8 +355,11 @@ def test_sweep_keeps_its_trials_in_the_database_given_with_db(tmp_path):
     run_id = json.loads(proc.stdout.strip().splitlines()[-1])["best_run_id"]
     from signlab.store import RunStore
 
+    from signlab.access import local_user
+
     given = RunStore(f"sqlite:///{db}")
     assert given.get(run_id)["status"] == "completed"
+    assert given.get(run_id)["owner"] == local_user().id  # as train's runs: the trials had no owner
     assert not (runs / "signlab.db").exists() or RunStore(f"sqlite:///{runs / 'signlab.db'}").get(run_id) is None
 
 
