@@ -466,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_environment()  # and the class settings there (a quota of -3)
         _check_runs_dir(args)
         _use_db(args)  # every command that opens a run reads its state from that database
+        from .store import check_named_database
+
+        check_named_database()  # whose folder must exist
         return int(args.func(args) or 0)
     except SignlabError as err:
         print(f"signlab: {err}".splitlines()[0] if "\n" in str(err) else f"signlab: {err}", file=sys.stderr)

@@ -939,20 +939,31 @@ _STORES_LOCK = threading.Lock()
 def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
     """The process's RunStore for ``runs_dir`` (or the ``url``/``SIGNLAB_DB`` database), opened once."""
     key = db_url_for(runs_dir, url)
-    given = (url or os.environ.get("SIGNLAB_DB") or "").strip()
-    if given and key.startswith("sqlite:///"):
-        # a database the user named: its folder must exist. A mistyped folder was made, with an
-        # empty database in it, and the class's runs vanished from every page without a word. The
-        # default database's folder is the runs folder, made on first use.
-        folder = Path(key.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            raise SignlabError(f"cannot open the run database {given} (SIGNLAB_DB or --db): the folder {folder} "
-                               f"does not exist; create it, or correct the path")
+    _check_named_database((url or os.environ.get("SIGNLAB_DB") or "").strip(), key)
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:
             store = _STORES[key] = RunStore(key)
         return store
+
+
+def _check_named_database(given: str, url: str) -> None:
+    """A database the user named (``given``, opened as ``url``) must have a folder: a mistyped one
+    was made, with an empty database in it, and the class's runs vanished from every page without a
+    word. The default database's folder is the runs folder, made on first use."""
+    if given and url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise SignlabError(f"cannot open the run database {given} (SIGNLAB_DB or --db): the folder {folder} "
+                               f"does not exist; create it, or correct the path")
+
+
+def check_named_database() -> None:
+    """SignlabError when ``SIGNLAB_DB`` names a SQLite file in a folder that does not exist. Every
+    command (after ``--db``) and the dashboard check it first, as they check the other settings:
+    ``runs`` found no runs folder and listed nothing, without a word about the database."""
+    given = os.environ.get("SIGNLAB_DB", "").strip()
+    _check_named_database(given, db_url_for(".", given))
 
 
 def forget_stores() -> None:

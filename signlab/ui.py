@@ -35,7 +35,7 @@ from .paths import default_runs_dir
 from .preprocess import load_gray
 from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
-from .store import ACTIVE, RunState
+from .store import ACTIVE, RunState, check_named_database
 from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
 
 if TYPE_CHECKING:  # annotations only
@@ -119,13 +119,15 @@ def _server_settings() -> dict[str, Any]:
 def server_problem() -> str | None:
     """What is wrong with the server's settings, else None: the numbers every command checks first
     (:func:`signlab.envnum.check`), the class settings in the environment
-    (:func:`signlab.access.check_environment`) and in the secrets' ``[signlab]`` table. With
+    (:func:`signlab.access.check_environment`) and in the secrets' ``[signlab]`` table, and the
+    folder of a SQLite database ``SIGNLAB_DB`` names (:func:`signlab.store.check_named_database`). With
     ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every worker the server
     started exited 2 with the reason in ``workers.log`` alone, a new one every few seconds; a quota
     of -3 put a traceback on every page."""
     try:
         envnum.check()
         access.check_environment()
+        check_named_database()
         access.Policy().with_changes(_server_settings(), named=lambda k: f"[signlab] {k} in secrets.toml")
     except SignlabError as err:
         return str(err)

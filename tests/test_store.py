@@ -692,10 +692,15 @@ def test_a_named_database_in_a_folder_that_does_not_exist_is_refused(tmp_path, m
     monkeypatch.setenv("SIGNLAB_DB", str(target))
     with pytest.raises(SignlabError, match=r"SIGNLAB_DB or --db\): the folder .*typo does not exist"):
         store_for(tmp_path / "runs")
-    assert main(["train", "--epochs", "1", "--max-steps", "1", "--runs-dir", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "typo does not exist; create it, or correct the path" in err, err
+    for args in (["train", "--epochs", "1", "--max-steps", "1", "--runs-dir", str(tmp_path / "runs")],
+                 ["runs", "--json"]):  # runs, with no runs folder, listed nothing and exited 0
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "typo does not exist; create it, or correct the path" in err, err
     assert not (tmp_path / "typo").exists()
+    from tests.test_cli_guards import _dashboard_refuses
+
+    _dashboard_refuses(monkeypatch, tmp_path / "runs", "SIGNLAB_DB or --db", "typo does not exist")
     monkeypatch.delenv("SIGNLAB_DB")
     assert store_for(tmp_path / "fresh" / "runs").get("nothing") is None
     assert (tmp_path / "fresh" / "runs" / "signlab.db").is_file()
