@@ -193,12 +193,17 @@ def user_for(user_id: str, pol: Policy, name: str = "") -> User:
     """The User for a signed-in id, with the role the settings give it. An e-mail address is taken
     in lower case, as the instructor list is read: "Alice@x.edu" from a proxy saw none of
     "alice@x.edu"'s runs and had a quota of its own. Other ids (an OIDC subject) are kept as given."""
-    uid = " ".join(str(user_id).split())[:200]
+    uid = user_id_of(user_id)
     if not uid:
         raise AccessError("the sign-in gave no user id")
-    if "@" in uid:
-        uid = uid.lower()
     return User(id=uid, role=pol.role_of(uid), name=name)
+
+
+def user_id_of(text: str) -> str:
+    """A user id as signlab keeps it: spaces collapsed, at most 200 characters, an e-mail address
+    in lower case (sign-in and ``SIGNLAB_OWNER`` alike; see :func:`user_for`)."""
+    uid = " ".join(str(text).split())[:200]
+    return uid.lower() if "@" in uid else uid
 
 
 # --------------------------------------------------------------------------- checks

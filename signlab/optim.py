@@ -9,8 +9,10 @@ filters are a matrix once each filter is flattened: ``(out, in, k, k)`` -> ``(ou
 Muon is only for such matrices. The linear classifier, the batch-norm scales and every bias keep
 AdamW, as in the records. Each Muon update is scaled by ``0.2 * sqrt(max(rows, cols))`` so that
 its size matches a typical AdamW update's (Moonshot AI's "Muon is scalable", 2025): the learning
-rate, its schedule and the weight decay then mean what they mean for AdamW, and ``muon_lr_scale``
-is the only new number.
+rate and its schedule then mean what they mean for AdamW. The new numbers are the filters' rate
+against the run's and Muon's momentum (``MUON_LR_SCALE``, ``MUON_MOMENTUM`` in
+:mod:`signlab.trainer`); the filters' weight decay, ``lr * weight_decay`` a step as in AdamW, is
+taken at their own (higher) rate.
 
 Why our own class and not ``torch.optim.Muon``: that one takes 2-D parameters only (no convolution
 filters), and two optimisers side by side would need two state files and a scheduler each. Here

@@ -711,9 +711,10 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         since = started
     # set by the dashboard for the user who started it; from the command line the machine's user, as
     # for train (the trials of a sweep started in a terminal had no owner)
-    from .access import local_user  # access imports this module
+    from .access import local_user, user_id_of  # access imports this module
 
-    owner = os.environ.get("SIGNLAB_OWNER") or local_user().id
+    # as a sign-in's id is kept: "Alice@X.edu" given by an instructor owns what alice@x.edu sees
+    owner = user_id_of(os.environ.get("SIGNLAB_OWNER") or "") or local_user().id
     worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None))
 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits

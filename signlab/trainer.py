@@ -367,11 +367,18 @@ class Trainer:
             raise _Diverged(self.step, epoch)
         return (at_log and self._stop_requested) or self.step >= self.total_steps
 
+    def schedule_lr(self) -> float:
+        """The learning rate the schedule is at now, before any group's own multiplier: what the
+        chart and the log call the learning rate. (The first group's rate was logged; with Muon that
+        group is the filters', at 3x.)"""
+        group = self.optimizer.param_groups[0]
+        return group["lr"] / group.get("lr_scale", 1.0)
+
     def _log_batch(self, tally: _Tally, epoch: int) -> None:
         now = time.perf_counter()
         skipped = self._clock_skipped
         self._emit(BatchEnd(self.step, epoch, (tally.log_loss / tally.log_steps).item(),
-                            self.optimizer.param_groups[0]["lr"],
+                            self.schedule_lr(),
                             tally.log_samples / max(now - tally.log_started, 1e-9),
                             self._train_seconds + (now - tally.started), self.step / self.total_steps))
         tally.restart_log(now + self._clock_skipped - skipped)  # a pause in a callback is not the next log's

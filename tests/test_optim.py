@@ -14,7 +14,7 @@ from signlab.runs import open_run
 from signlab.trainer import MUON_LR_SCALE, Trainer, make_optimizer, param_groups
 
 
-@pytest.mark.parametrize("shape", [(32, 72), (64, 576), (100, 25)])  # s2net's filters; the lecture's first conv
+@pytest.mark.parametrize("shape", [(48, 72), (64, 432), (64, 576), (100, 25)])  # s2net's filters; the lecture's first
 def test_orthogonalize_evens_out_the_singular_values(shape):
     """A gradient's strong directions dwarf its weak ones (here 100 to 1); Muon's update moves
     every direction about equally: Newton-Schulz leaves the singular values near 1 (0.68-1.20 with
@@ -82,3 +82,40 @@ def test_a_muon_run_learns_and_its_continuation_keeps_the_momentum(tmp_path, sma
                       start_epoch=2, optimizer_state=state)
     restored = [s["momentum_buffer"] for s in trainer.optimizer.state.values() if "momentum_buffer" in s]
     assert len(restored) == 3 and all(torch.equal(x, y) for x, y in zip(buffers, restored))
+
+
+def test_a_muon_step_is_the_reference_algorithm():
+    """Three steps on one convolution's filters against Muon written out (Keller Jordan's: Nesterov
+    momentum, Newton-Schulz of the flattened filters, scaled to AdamW's size, decoupled decay); the
+    checks above pass with a wrong step, this one does not."""
+    torch.manual_seed(1)
+    conv = nn.Conv2d(8, 16, 3)  # filters (16, 8, 3, 3): a 16x72 matrix
+    w = conv.weight.detach().clone()
+    opt = MuonAdamW([{"params": [conv.weight], "muon": True}], lr=0.02, weight_decay=0.1, momentum=0.9)
+    buf = torch.zeros_like(w)
+    for step in range(3):
+        g = torch.randn_like(w)
+        conv.weight.grad = g.clone()
+        opt.step()
+        buf = 0.9 * buf + g
+        nesterov = (g + 0.9 * buf).reshape(16, -1)
+        x = nesterov / nesterov.norm()
+        for _ in range(5):
+            gram = x @ x.T
+            x = 3.4445 * x + (-4.7750 * gram + 2.0315 * gram @ gram) @ x
+        w = w * (1 - 0.02 * 0.1) - 0.02 * 0.2 * 72 ** 0.5 * x.reshape_as(w)
+        assert torch.allclose(conv.weight.detach(), w, atol=1e-5), (step, (conv.weight - w).abs().max())
+
+
+def test_the_logged_learning_rate_is_the_schedules_for_every_optimizer(small_dataset):
+    """Muon's filters learn at 3x the rate; the log and the chart still say the run's rate (they
+    read the first group, the filters', and said 3x)."""
+    from signlab.trainer import BatchEnd
+
+    for optimizer in ("muon", "adamw"):
+        cfg = TrainConfig(model="s2net", optimizer=optimizer, lr=2e-3, schedule="none", epochs=1, max_steps=4,
+                          log_every=2, batch_size=50, device="cpu", tta=False)
+        events = []
+        Trainer(cfg, build_model(cfg), small_dataset, [lambda e, t: events.append(e)]).fit()
+        lrs = [e.lr for e in events if isinstance(e, BatchEnd)]
+        assert lrs and all(lr == pytest.approx(2e-3) for lr in lrs), (optimizer, lrs)

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # without the caller's SIGNLAB_OWNER: a sweep from the command line is then the machine user's
+    return {**{k: v for k, v in os.environ.items() if k != "SIGNLAB_OWNER"}, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(ROOT)}
 
 
 def _sweep_cmd(*args: str) -> list[str]:
@@ -360,6 +362,15 @@ def test_sweep_keeps_its_trials_in_the_database_given_with_db(tmp_path):
     given = RunStore(f"sqlite:///{db}")
     assert given.get(run_id)["status"] == "completed"
     assert given.get(run_id)["owner"] == local_user().id  # as train's runs: the trials had no owner
+    # an owner given as an instructor types it is kept as the student's sign-in id is
+    proc = subprocess.run(_sweep_cmd("--model", "logreg", "--trials", "1", "--epochs", "1", "--max-steps", "3",
+                                     "--study", "for-alice", "--runs-dir", str(runs), "--db", str(db), "--json",
+                                     "--quiet"),
+                          cwd=ROOT, env={**{k: v for k, v in _env().items() if k != "SIGNLAB_DB"},
+                                         "SIGNLAB_OWNER": " Alice@X.edu "},
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert given.get(json.loads(proc.stdout.strip().splitlines()[-1])["best_run_id"])["owner"] == "alice@x.edu"
     assert not (runs / "signlab.db").exists() or RunStore(f"sqlite:///{runs / 'signlab.db'}").get(run_id) is None
 
 
