@@ -139,8 +139,8 @@ class TrainConfig:
                         presets={"lecture": 1e-3}, help="The step size (the peak of the schedule for one-cycle).")
     batch_size: int = setting(128, range=(1, 4096), label="Batch size", column=1, step=16,
                               search=(32, 64, 128, 256), presets={"lecture": 32}, help="Images per gradient step.")
-    # muon is a choice, not the fast preset's: it took 12% fewer steps to 99.9% (mean of 10 seeds)
-    # and each step 11% longer on a 2-core Xeon (docs/speed-research.md, Part 24)
+    # muon is a choice, not the fast preset's: at one rate it took 3% fewer steps to 99.9% (mean of
+    # 10 seeds) and each step 11% longer on a 2-core Xeon (docs/speed-research.md, Part 24)
     optimizer: str = setting("adamw", choices=OPTIMIZERS, label="Optimizer", column=1, presets={"lecture": "adam"},
                              help="The update rule: adam, adamw (Adam with decoupled weight decay), sgd "
                                   "(with Nesterov momentum) or muon (each convolution's filters move by their "

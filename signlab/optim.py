@@ -19,10 +19,10 @@ filters), and two optimisers side by side would need two state files and a sched
 each parameter group says which rule it follows (``"muon": True``); the state is one
 ``state_dict`` that a continued run restores like any other optimiser's.
 
-On s2net (the fast preset at lr 4e-3, fp32, a 2-core Intel Xeon) seeds 0-9 reached 99.9% test
-accuracy in 224 steps on average against 254 with AdamW alone, the worst seed in 310 against 320,
-and each step took 11% longer (10.5 against 9.4 ms): so it is a choice to learn from, not the fast
-preset's optimiser (docs/speed-research.md, Part 24).
+On s2net (the fast preset, lr 4e-3, fp32, a 2-core Intel Xeon) seeds 0-9 reached 99.9% test
+accuracy in 224.5 steps on average against 231.5 with AdamW alone at the same rate (the worst seed
+310 both), and each step took 11% longer (10.5 against 9.4 ms): so it is a choice to learn from,
+not the fast preset's optimiser (docs/speed-research.md, Part 24).
 """
 from __future__ import annotations
 
