@@ -709,11 +709,11 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         since = min(started, float(os.environ.get("SIGNLAB_SWEEP_LAUNCHED", started)))
     except ValueError:
         since = started
-    # set by the dashboard for the user who started it; from the command line the machine's user, as
-    # for train (the trials of a sweep started in a terminal had no owner)
     from .access import local_user, user_id_of  # access imports this module
 
-    # as a sign-in's id is kept: "Alice@X.edu" given by an instructor owns what alice@x.edu sees
+    # SIGNLAB_OWNER is set by the dashboard for the user who started the sweep, and kept as a
+    # sign-in's id is ("Alice@X.edu" from an instructor owns what alice@x.edu sees); from the command
+    # line the owner is the machine's user, as for train (the trials of such a sweep had no owner)
     owner = user_id_of(os.environ.get("SIGNLAB_OWNER") or "") or local_user().id
     worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None))
 
