@@ -306,8 +306,11 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     epochs: dict[str, list[dict[str, Any]]] = {}
     batches: dict[str, list[dict[str, Any]]] = {}
     names: set[str] = set()
-    for r in runs:
+    for r, differ in zip(runs, differing_settings(runs)):
         name = display_name(r.id, r.name, with_model=True)  # an unnamed run: when it started, and its model
+        words = _legend_words(differ, name, differ and r.config.model)
+        if words:  # four runs of one model read "5 Dec 19:20:06 (s2net)" alike in the legend
+            name = f"{name} · {words}"
         if name in names:
             name = f"{name} ({r.id})"
         names.add(name)
@@ -315,6 +318,46 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
         epochs[name] = [x for x in records if x.get("type") == "epoch"]
         batches[name] = [x for x in records if x.get("type") == "batch"]
     return epochs, batches
+
+
+SHOWN_DIFFERENCES = 3  # settings named in a legend entry, at most
+
+
+def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
+    """For each run, the settings in which the compared runs differ, as {name: words}
+    ({"optimizer": "optimizer muon", "lr": "learning rate 0.05"}), in the settings' order: what tells
+    a student which line is which when runs are compared one setting at a time. Empty for a single
+    run, for runs of the same settings and for an unreadable config."""
+    from .config import SETTINGS  # here: the module stays free of torch
+
+    configs: list[dict[str, Any] | None] = []
+    for r in runs:
+        try:
+            configs.append(r.config.to_dict())
+        except SignlabError:
+            configs.append(None)
+    readable = [c for c in configs if c is not None]
+    if len(readable) < 2:
+        return [{} for _ in runs]
+    keys = [s for s in SETTINGS if len({repr(c.get(s.name)) for c in readable}) > 1]
+
+    def word(value: Any) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):
+            return f"{value:g}"
+        return "none" if value is None else str(value)
+
+    return [{} if c is None else {s.name: f"{(s.label or s.name.replace('_', ' ')).lower()} {word(c.get(s.name))}"
+                                  for s in keys} for c in configs]
+
+
+def _legend_words(differ: dict[str, str], name: str, model: Any) -> str:
+    """The differences said beside a run's name, at most SHOWN_DIFFERENCES of them; its model is
+    left out where the name already shows it ("5 Dec 19:20:06 (s2net)")."""
+    parts = [w for k, w in differ.items() if not (k == "model" and name.endswith(f"({model})"))]
+    more = len(parts) - SHOWN_DIFFERENCES
+    return ", ".join(parts[:SHOWN_DIFFERENCES]) + (f" and {more} more" if more > 0 else "")
 
 
 def same_curves(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list[dict[str, Any]]],

@@ -189,7 +189,8 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
             why = (f"The chart read {percent(val)} on the same test images: it asks the network once an "
                    "image, while the test accuracy averages its answers for each image and four copies "
                    # the difference of the two numbers shown (99.71 and 99.69 read "0.01" from unrounded ones)
-                   f"moved by one pixel (test-time shifts), which moved it by "
+                   f"moved by one pixel (test-time shifts), which moved it "
+                   f"{'up' if round(100 * test, 2) > round(100 * val, 2) else 'down'} by "
                    f"{abs(round(100 * test, 2) - round(100 * val, 2)):.2f} points.")
         else:
             why = f"The chart read {percent(val)} on the same test images after the last epoch."

@@ -151,10 +151,10 @@ def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_writ
     differ = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0)
     assert ": **99.74%** test accuracy. The chart read 100.00% on the same test images: it asks the network " \
         "once an image, while the test accuracy averages its answers for each image and four copies moved by " \
-        "one pixel (test-time shifts), which moved it by 0.26 points." in differ.message, differ.message
+        "one pixel (test-time shifts), which moved it down by 0.26 points." in differ.message, differ.message
     # the difference of the numbers shown: 99.7051% and 99.6949% read 99.71 and 99.69, moved by 0.02 (said 0.01)
     close = views.live_status({**status, "test_accuracy": 0.997051, "val_accuracy": 0.996949}, [], now=1006.0)
-    assert "The chart read 99.69%" in close.message and "moved it by 0.02 points" in close.message, close.message
+    assert "The chart read 99.69%" in close.message and "moved it up by 0.02 points" in close.message, close.message
     held_out = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, validated_on_test=False)
     assert "The chart read 100.00% on images held out from training, not the test images." in held_out.message
     unshifted = views.live_status({**status, "test_accuracy": 0.9974}, [], now=1006.0, shifted=False)
@@ -1073,6 +1073,31 @@ def test_runs_that_draw_the_same_curves_are_named():
     batches["d_*x*"] = bt(1.2)  # another loss: another line
     assert views.same_curves_text(epochs, batches, "val_accuracy").startswith("**a** and **b** draw")
     assert views.same_curves_text({"a": ep(0.99), "c": ep(0.98)}, {}, "val_accuracy") is None
+
+
+def test_the_overlays_legend_says_which_setting_each_run_changed():
+    """Four fast-preset runs that differ in their optimizer read "5 Dec 19:20:06 (s2net)" alike in
+    the overlay's legend; each entry now names what differs (its model only where the name does not
+    already show it), at most three settings."""
+    from types import SimpleNamespace
+
+    from signlab import compare
+
+    def run(i, name=None, **changes):
+        rid = f"20261205-19200{i}-{changes.get('model', 's2net')}-000000000{i}"
+        return SimpleNamespace(id=rid, name=name or rid, config=preset("fast", **changes), metrics=lambda: [])
+
+    runs = [run(1), run(2, optimizer="muon"), run(3, optimizer="sgd", lr=0.05)]
+    epochs, _ = compare.curve_series(runs)
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net) · learning rate 0.003, optimizer adamw",
+                            "5 Dec 19:20:02 (s2net) · learning rate 0.003, optimizer muon",
+                            "5 Dec 19:20:03 (s2net) · learning rate 0.05, optimizer sgd"]
+    epochs, _ = compare.curve_series([run(1), run(2, model="logreg", name="mine")])  # a named run: its model said
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "mine · architecture logreg"]
+    epochs, _ = compare.curve_series([run(1), run(2, epochs=3, seed=4, batch_size=64, weight_decay=0.0)])
+    assert list(epochs)[1] == "5 Dec 19:20:02 (s2net) · epochs 3, batch size 64, weight decay 0 and 1 more"
+    epochs, _ = compare.curve_series([run(1), run(2)])  # the same settings: nothing to tell apart
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
 
 
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
