@@ -320,12 +320,12 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     return epochs, batches
 
 
-SHOWN_DIFFERENCES = 3  # settings named in a legend entry, at most
+SHOWN_DIFFERENCES = 2  # settings named in a legend entry, at most: half a 1,280-px page cut a third off
 
 
 def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
     """For each run, the settings in which the compared runs differ, as {name: words}
-    ({"optimizer": "optimizer muon", "lr": "learning rate 0.05"}), in the settings' order: what tells
+    ({"optimizer": "optimizer muon", "lr": "lr 0.05"}), in the settings' order: what tells
     a student which line is which when runs are compared one setting at a time. Empty for a single
     run, for runs of the same settings and for an unreadable config."""
     from .config import SETTINGS  # here: the module stays free of torch
@@ -344,12 +344,14 @@ def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
     def word(value: Any) -> str:
         if isinstance(value, bool):
             return "on" if value else "off"
-        if isinstance(value, float):
-            return f"{value:g}"
+        if isinstance(value, float):  # 3 digits: a sweep's 0.000120113 was cut off in the legend
+            return f"{value:.3g}"
         return "none" if value is None else str(value)
 
-    return [{} if c is None else {s.name: f"{(s.label or s.name.replace('_', ' ')).lower()} {word(c.get(s.name))}"
-                                  for s in keys} for c in configs]
+    # the settings' short names ("lr", "batch size"), as the Train page's run line says them: the
+    # labels ("learning rate") made entries too long for the legend
+    return [{} if c is None else {s.name: f"{s.name.replace('_', ' ')} {word(c.get(s.name))}" for s in keys}
+            for c in configs]
 
 
 def _legend_words(differ: dict[str, str], name: str, model: Any) -> str:

@@ -1078,7 +1078,7 @@ def test_runs_that_draw_the_same_curves_are_named():
 def test_the_overlays_legend_says_which_setting_each_run_changed():
     """Four fast-preset runs that differ in their optimizer read "5 Dec 19:20:06 (s2net)" alike in
     the overlay's legend; each entry now names what differs (its model only where the name does not
-    already show it), at most three settings."""
+    already show it), at most two settings, in 3 digits: half a 1,280-px page cut longer entries."""
     from types import SimpleNamespace
 
     from signlab import compare
@@ -1089,13 +1089,13 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
 
     runs = [run(1), run(2, optimizer="muon"), run(3, optimizer="sgd", lr=0.05)]
     epochs, _ = compare.curve_series(runs)
-    assert list(epochs) == ["5 Dec 19:20:01 (s2net) · learning rate 0.003, optimizer adamw",
-                            "5 Dec 19:20:02 (s2net) · learning rate 0.003, optimizer muon",
-                            "5 Dec 19:20:03 (s2net) · learning rate 0.05, optimizer sgd"]
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net) · lr 0.003, optimizer adamw",
+                            "5 Dec 19:20:02 (s2net) · lr 0.003, optimizer muon",
+                            "5 Dec 19:20:03 (s2net) · lr 0.05, optimizer sgd"]
     epochs, _ = compare.curve_series([run(1), run(2, model="logreg", name="mine")])  # a named run: its model said
-    assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "mine · architecture logreg"]
-    epochs, _ = compare.curve_series([run(1), run(2, epochs=3, seed=4, batch_size=64, weight_decay=0.0)])
-    assert list(epochs)[1] == "5 Dec 19:20:02 (s2net) · epochs 3, batch size 64, weight decay 0 and 1 more"
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "mine · model logreg"]
+    epochs, _ = compare.curve_series([run(1), run(2, lr=0.000120113, seed=4, batch_size=64, weight_decay=0.0)])
+    assert list(epochs)[1] == "5 Dec 19:20:02 (s2net) · lr 0.00012, batch size 64 and 2 more"  # a sweep's rate
     epochs, _ = compare.curve_series([run(1), run(2)])  # the same settings: nothing to tell apart
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
 
