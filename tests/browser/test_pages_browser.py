@@ -196,8 +196,12 @@ def test_runs_overlay_of_two_chosen_runs(page, server):
                                " && g._fullData.length === 2; }", arg=chart_selector("runs_overlay"),
                                timeout=WAIT * 1000)
         wait_idle(page, WAIT)
-        assert sorted(keyed_trace_names(page, "runs_overlay")) == ["convnet-ready", "logreg-ready"]
-        assert sorted(keyed_trace_names(page, "runs_loss_overlay")) == ["convnet-ready", "logreg-ready"]
+        # each entry: the run's name, then the settings the two runs differ in, the model first
+        for chart in ("runs_overlay", "runs_loss_overlay"):
+            names = sorted(keyed_trace_names(page, chart))
+            assert [n.split(" · ")[0] for n in names] == ["convnet-ready", "logreg-ready"], names
+            assert names[0].startswith("convnet-ready · model convnet") and \
+                names[1].startswith("logreg-ready · model logreg"), names
         assert box.locator("[data-tag]").count() == 2
     assert_no_exception(page, "Runs with two runs overlaid")
 
