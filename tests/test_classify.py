@@ -312,14 +312,18 @@ def test_preferred_photo_run(tmp_path):
     # a run with only a validation accuracy (still training) names it: "running, 37.4%" read as progress
     newest.store.annotate("c-fast", val_accuracy=0.374)
     newest.row = None
-    assert ui.run_label(newest).startswith("c-fast · logreg · completed, validation 37.4%")
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, validation 37.40%")
     newest.store.annotate("c-fast", test_accuracy=0.9)
     newest.row = None
-    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 90.0%")
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 90.00%")
+    # two decimals, as the Runs table: runs at 99.75% and 99.71% both read "99.7%" in the pickers
+    newest.store.annotate("c-fast", test_accuracy=0.9975)
+    newest.row = None
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 99.75%")
     # a test accuracy of 0 (a diverged run) is a test accuracy, not a missing one
     newest.store.annotate("c-fast", test_accuracy=0.0)
     newest.row = None
-    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 0.0%")
+    assert ui.run_label(newest).startswith("c-fast · logreg · completed, 0.00%")
 
 
 @pytest.fixture
