@@ -308,7 +308,7 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     names: set[str] = set()
     for r, differ in zip(runs, differing_settings(runs)):
         name = display_name(r.id, r.name, with_model=True)  # an unnamed run: when it started, and its model
-        words = _legend_words(differ, name, differ and r.config.model)
+        words = _legend_words(differ, name)
         if words:  # four runs of one model read "5 Dec 19:20:06 (s2net)" alike in the legend
             name = f"{name} · {words}"
         if name in names:
@@ -354,10 +354,10 @@ def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
             for c in configs]
 
 
-def _legend_words(differ: dict[str, str], name: str, model: Any) -> str:
-    """The differences said beside a run's name, at most SHOWN_DIFFERENCES of them; its model is
-    left out where the name already shows it ("5 Dec 19:20:06 (s2net)")."""
-    parts = [w for k, w in differ.items() if not (k == "model" and name.endswith(f"({model})"))]
+def _legend_words(differ: dict[str, str], name: str) -> str:
+    """The differences said beside a run's name, at most SHOWN_DIFFERENCES of them; its model
+    ("model s2net") is left out where the name already shows it ("5 Dec 19:20:06 (s2net)")."""
+    parts = [w for k, w in differ.items() if not (k == "model" and name.endswith(f"({w.split(' ', 1)[1]})"))]
     more = len(parts) - SHOWN_DIFFERENCES
     return ", ".join(parts[:SHOWN_DIFFERENCES]) + (f" and {more} more" if more > 0 else "")
 

@@ -10,9 +10,8 @@ Muon is only for such matrices. The linear classifier, the batch-norm scales and
 AdamW, as in the records. Each Muon update is scaled by ``0.2 * sqrt(max(rows, cols))`` so that
 its size matches a typical AdamW update's (Moonshot AI's "Muon is scalable", 2025): the learning
 rate and its schedule then mean what they mean for AdamW. The new numbers are the filters' rate
-against the run's and Muon's momentum (``MUON_LR_SCALE``, ``MUON_MOMENTUM`` in
-:mod:`signlab.trainer`); the filters' weight decay, ``lr * weight_decay`` a step as in AdamW, is
-taken at their own (higher) rate.
+against the run's and Muon's momentum (:data:`MUON_LR_SCALE`, :data:`MUON_MOMENTUM`); the
+filters' weight decay, ``lr * weight_decay`` a step as in AdamW, is taken at their own (higher) rate.
 
 Why our own class and not ``torch.optim.Muon``: that one takes 2-D parameters only (no convolution
 filters), and two optimisers side by side would need two state files and a scheduler each. Here
@@ -35,6 +34,12 @@ import torch
 # steps (torch.optim.Muon's defaults too)
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
+# the filters' rate against the run's, and Muon's momentum: on s2net (the fast preset at lr 4e-3)
+# 3x and 0.95 reached 99.9% in the fewest steps over seeds 0-4 of the settings tried
+# (docs/speed-research.md, Part 24)
+MUON_LR_SCALE = 3.0
+MUON_MOMENTUM = 0.95
+
 
 def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     """The nearest (semi-)orthogonal matrix to ``g`` (rows, cols), approximately: U V^T of its SVD."""
@@ -54,6 +59,20 @@ def uses_muon(p: torch.Tensor) -> bool:
     return p.ndim == 4
 
 
+def muon_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each optimiser group split in two: the convolution filters (``"muon": True``, at
+    :data:`MUON_LR_SCALE` times the group's ``lr_scale``), then the rest. A group left empty is dropped."""
+    out = []
+    for g in groups:
+        filters = [p for p in g["params"] if uses_muon(p)]
+        rest = [p for p in g["params"] if not uses_muon(p)]
+        if filters:
+            out.append({**g, "params": filters, "muon": True, "lr_scale": g.get("lr_scale", 1.0) * MUON_LR_SCALE})
+        if rest:
+            out.append({**g, "params": rest, "muon": False})
+    return out
+
+
 class MuonAdamW(torch.optim.Optimizer):
     """Muon on the parameter groups marked ``"muon": True``, AdamW (decoupled weight decay) on the rest.
 
@@ -62,7 +81,7 @@ class MuonAdamW(torch.optim.Optimizer):
     """
 
     def __init__(self, groups: Iterable[dict[str, Any]], lr: float, weight_decay: float = 0.0,
-                 momentum: float = 0.95, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 momentum: float = MUON_MOMENTUM, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  ns_steps: int = 5) -> None:
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, betas=betas, eps=eps,
                         ns_steps=ns_steps, muon=False)

@@ -215,9 +215,6 @@ def _epoch_of(meta: dict[str, str]) -> int | None:
         return None
 
 
-_number = finite  # a finite number from an untrusted file, else None
-
-
 # --------------------------------------------------------------------------- reading a run
 MAX_EPOCHS = int(RANGES["epochs"][1])  # the epochs setting's top: a continued run's total stays within it
 
@@ -605,12 +602,12 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
         state = RunState.INTERRUPTED
         message = "found without a live training process; continue it to train on"
     info = {k: v for k in ("val_accuracy", "test_accuracy", "train_seconds", "samples_per_second")
-            if (v := _number(old.get(k))) is not None}
+            if (v := finite(old.get(k))) is not None}
     if isinstance(old.get("device"), str):
         info["device"] = old["device"][:64]
-    done = _number(old.get("epochs_completed"))
-    target = _number(old.get("target_epochs"))
-    created = _number(meta.get("created"))
+    done = finite(old.get("epochs_completed"))
+    target = finite(old.get("target_epochs"))
+    created = finite(meta.get("created"))
     if created is None:
         try:
             created = folder.stat().st_mtime
@@ -647,7 +644,7 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
                 record.get("status") if record.get("status") in {f.value for f in FINAL} else None)
             out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
             out["calibrated"] = out.get("calibrated") or kind == "calibration"
-            took = _number(record.get("train_seconds"))
+            took = finite(record.get("train_seconds"))
             seconds += took if took and took > 0 else 0.0  # the whole run's: each fit's end counts its own
             out["train_seconds"], out["samples_per_second"] = seconds, record.get("samples_per_second")
         elif kind == "fit_start":
@@ -656,7 +653,7 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
         return {**out, "status": None} if out.get("calibrated") else out
     if epochs:
         out["epochs_completed"] = max(r["epoch"] for r in epochs)
-        accuracy = _number(epochs[-1].get("val_accuracy"))
+        accuracy = finite(epochs[-1].get("val_accuracy"))
         out["val_accuracy"] = accuracy if accuracy is not None and 0 <= accuracy <= 1 else None
     elif not out.get("calibrated"):  # "completed" with no finished epoch is no run to keep as completed
         out["status"] = None

@@ -530,7 +530,7 @@ class RunStore:
                                                         runs_table.c.lease_until < now)).all()
         for row in rows:
             gone = dict(worker=None, pid=None, lease_until=None, control=None)
-            lost = f"its training process stopped unexpectedly (no heartbeat from {row.worker or '?'})"
+            lost = f"training process stopped unexpectedly (no heartbeat from {row.worker or '?'})"
             done = row.epochs_completed
             kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
             if row.control in ("stop", "pause"):
@@ -547,21 +547,21 @@ class RunStore:
                         self._cancel_queued(conn, back, now, {})
                 elif row.control == "stop":
                     ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
-                                   message=f"stopped: {lost} before it acted on the stop; {kept}")
+                                   message=f"stopped: its {lost} before it acted on the stop; {kept}")
                 elif done:
                     ok = self._set(conn, row, S.INTERRUPTED, now, **gone, resume_epochs=None,
-                                   message=(f"interrupted while paused: {lost}; {kept}, and it is not "
+                                   message=(f"interrupted while paused: its {lost}; {kept}, and it is not "
                                             "started again unasked: continue it when you want it to go on"))
                 else:  # nothing to continue from: said as stopped, to be started again from Train
                     ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
-                                   message=(f"stopped while paused: {lost} before it finished an epoch, so "
+                                   message=(f"stopped while paused: its {lost} before it finished an epoch, so "
                                             "there is nothing to continue; start it again on Train"))
             elif row.state == S.CLAIMED.value and row.auto_continue:
                 # claimed from the queue but never started: nothing ran, so it waits in the queue again
                 ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
                                message="waiting: the process that took it stopped before starting it")
             else:
-                msg = (f"the training process stopped unexpectedly (no heartbeat from {row.worker or '?'}); "
+                msg = (f"the {lost}; "
                        + (f"the weights of epoch {done} are kept and the run can be continued" if done
                           else "it stopped before finishing an epoch"))
                 ok = self._set(conn, row, S.INTERRUPTED, now, **gone, message=msg)
@@ -939,10 +939,10 @@ _STORES_LOCK = threading.Lock()
 def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
     """The process's RunStore for ``runs_dir`` (or the ``url``/``SIGNLAB_DB`` database), opened once."""
     key = db_url_for(runs_dir, url)
-    _check_named_database((url or os.environ.get("SIGNLAB_DB") or "").strip(), key)
     with _STORES_LOCK:
         store = _STORES.get(key)
-        if store is None:
+        if store is None:  # its folder is checked once, on opening (store_for runs many times a page)
+            _check_named_database((url or os.environ.get("SIGNLAB_DB") or "").strip(), key)
             store = _STORES[key] = RunStore(key)
         return store
 

@@ -145,13 +145,13 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
                 return _rdb_storage(RDBStorage, spec)
             except ImportError as err:
                 hint = " (for PostgreSQL: pip install 'psycopg[binary]')" if scheme.startswith("postgres") else ""
-                raise ConfigError(f"--storage: {_mask(spec)} needs a database driver that is not "
+                raise ConfigError(f"--storage: {mask_url(spec)} needs a database driver that is not "
                                   f"installed{hint}") from err
             except Exception as err:  # noqa: BLE001 - sqlalchemy's errors: connection refused, bad URL
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"--storage: cannot open {_mask(spec)}: {first}") from err
+                raise ConfigError(f"--storage: cannot open {mask_url(spec)}: {first}") from err
         if scheme != "journal":
-            raise ConfigError(f"--storage: {_mask(spec)} is not supported; give a journal file path, "
+            raise ConfigError(f"--storage: {mask_url(spec)} is not supported; give a journal file path, "
                               "journal:PATH, or a postgresql://, mysql:// or sqlite:// URL")
     path = Path(spec[len("journal:"):] if spec.startswith("journal:") else spec).expanduser()
     if spec.startswith("journal://"):
@@ -209,9 +209,6 @@ def _storage_text(spec: str | None, study: str, runs_dir: Path | str | None) -> 
         return spec
     path = spec.removeprefix("journal://").removeprefix("journal:")
     return str(Path(path).expanduser().resolve())
-
-
-_mask = mask_url  # a storage URL with its password hidden, for messages and the dashboard: as the run store's
 
 
 # --------------------------------------------------------------------------- the search space
@@ -626,7 +623,7 @@ class _SweepWorker:
         run = create_run(cfg, self.root, name=f"{self.study} #{trial.number}", kind="trial", study=self.study,
                          auto_continue=False, owner=self.owner)
         atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": self.study, "trial": trial.number,
-                                                  "storage": _mask(self.storage_text)})
+                                                  "storage": mask_url(self.storage_text)})
         trial.set_user_attr("run_id", run.id)
         trial.set_user_attr("host", socket.gethostname())
         self.beat(current_trial=trial.number, current_run=run.id)
@@ -726,7 +723,7 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         st = _open_study(optuna, study, study_storage, base, sampler_seed)
         record_path = folder / f"{study}.json"
         if not isinstance(read_json(record_path), dict):
-            atomic_write_json(record_path, {"study": study, "storage": _mask(storage_text), "model": model,
+            atomic_write_json(record_path, {"study": study, "storage": mask_url(storage_text), "model": model,
                                             "epochs": epochs, "max_steps": max_steps, "owner": owner,
                                             "val_fraction": val_fraction, "seed": base.seed, "data": base.data,
                                             "created": time.time()})
@@ -742,7 +739,7 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     rows = study_trials(storage, study, root)
     best = best_trial(rows)
     return {
-        "study": study, "storage": _mask(storage_text), **trial_counts(rows), "this_worker": worker.state["done"],
+        "study": study, "storage": mask_url(storage_text), **trial_counts(rows), "this_worker": worker.state["done"],
         "best_value": best["value"] if best else None,
         "best_params": {p: best[p] for p in PARAMS if best and best[p] is not None} if best else None,
         "best_run_id": best["run_id"] if best else None,

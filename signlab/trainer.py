@@ -44,6 +44,7 @@ from .device import (bf16_measured_faster, device_description, distributed_rank_
 from .events import STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
 from .models import count_parameters, cpu_threads, fit_to_data
 from .normalize import normalize
+from .optim import MuonAdamW, muon_groups
 from .predict import predict_logits, to_float_images
 from .numbers import count_text
 
@@ -71,36 +72,12 @@ def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict[str, Any]]:
             {"params": [p for p in trainable if p.ndim <= 1], "lr_scale": cfg.norm_lr_scale, "weight_decay": 0.0}]
 
 
-# Muon's rate against AdamW's (its updates are scaled to AdamW's size, signlab.optim) and its
-# momentum: on s2net (the fast preset at lr 4e-3) 3x and 0.95 reached 99.9% in the fewest steps
-# over seeds 0-4 of the settings tried (docs/speed-research.md, Part 24)
-MUON_LR_SCALE = 3.0
-MUON_MOMENTUM = 0.95
-
-
-def muon_groups(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each group split in two: the convolution filters (Muon, at ``MUON_LR_SCALE`` times its rate),
-    then the rest (AdamW). A group left empty is dropped."""
-    from .optim import uses_muon
-
-    out = []
-    for g in groups:
-        filters = [p for p in g["params"] if uses_muon(p)]
-        rest = [p for p in g["params"] if not uses_muon(p)]
-        if filters:
-            out.append({**g, "params": filters, "muon": True, "lr_scale": g.get("lr_scale", 1.0) * MUON_LR_SCALE})
-        if rest:
-            out.append({**g, "params": rest, "muon": False})
-    return out
-
-
 def make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "muon":
-        from .optim import MuonAdamW
-
-        groups = [{**g, "lr": cfg.lr * g["lr_scale"]} for g in muon_groups(groups)]
-        return MuonAdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=MUON_MOMENTUM)
+    if cfg.optimizer == "muon":  # each group split: the convolution filters (Muon), the rest (AdamW)
+        groups = muon_groups(groups)
     groups = [{**g, "lr": cfg.lr * g.get("lr_scale", 1.0)} for g in groups]
+    if cfg.optimizer == "muon":
+        return MuonAdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":

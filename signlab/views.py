@@ -51,12 +51,9 @@ from .store import ACTIVE, HOLDING, RunState, RunStore
 TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
 
 
-_number = finite  # a finite float, or None for missing, NaN and text (pandas turns a missing accuracy into NaN)
-
-
 def percent(v: Any, digits: int = 2) -> str:
     """A fraction as a percentage (never a false 100%: :func:`signlab.numbers.percent_text`), or a dash."""
-    n = _number(v)
+    n = finite(v)
     return percent_text(n, digits) if n is not None else DASH
 
 
@@ -101,9 +98,9 @@ def progress_text(epoch: int, target: int, progress: float, images_per_second: f
     left at the whole fit's pace; where it and ``seconds_left`` (the recent pace) differ more than
     twofold, both are said as a range: on a machine whose load swung, one figure jumped from "about
     28 s" to "about 17 min" and back to "about 9 min" within a run."""
-    speed = f" · {images_per_second:,.0f} images/s" if _number(images_per_second) is not None else ""
-    left = f" · {duration(seconds_left)} left" if _number(seconds_left) is not None else ""
-    if left and _number(whole_left) is not None:
+    speed = f" · {images_per_second:,.0f} images/s" if finite(images_per_second) is not None else ""
+    left = f" · {duration(seconds_left)} left" if finite(seconds_left) is not None else ""
+    if left and finite(whole_left) is not None:
         low, high = sorted((float(seconds_left), float(whole_left)))  # type: ignore[arg-type]
         if high > 2 * low and duration(low) != duration(high):
             left = f" · {duration(low)} to {duration(high).removeprefix('about ')} left (the pace is changing)"
@@ -129,7 +126,7 @@ ESTIMATE_AFTER_SECONDS = 10.0
 def seconds_left(progress: float, train_seconds: float) -> float | None:
     """Time left of a fit from its own pace so far: seconds spent scaled by the share still to go
     (None before ``ESTIMATE_AFTER`` of it is done, or ``ESTIMATE_AFTER_SECONDS`` have passed)."""
-    p, t = _number(progress), _number(train_seconds)
+    p, t = finite(progress), finite(train_seconds)
     if p is None or t is None or p <= 0 or (p < ESTIMATE_AFTER and t < ESTIMATE_AFTER_SECONDS):
         return None
     return t * (1 - min(p, 1.0)) / p
@@ -146,15 +143,15 @@ def fit_seconds_left(fit: Sequence[dict[str, Any]]) -> float | None:
     if not fit:
         return None
     last = fit[-1]
-    p, t = _number(last.get("progress")), _number(last.get("train_seconds"))
+    p, t = finite(last.get("progress")), finite(last.get("train_seconds"))
     whole = seconds_left(p, t)  # None for a missing figure, or too early to say
     if whole is None or p is None or t is None:
         return whole
-    earlier = [r for r in fit[:-1] if (_number(r.get("train_seconds")) or 0.0) <= t * (1 - RECENT_SHARE)
-               and _number(r.get("progress")) is not None]
+    earlier = [r for r in fit[:-1] if (finite(r.get("train_seconds")) or 0.0) <= t * (1 - RECENT_SHARE)
+               and finite(r.get("progress")) is not None]
     if not earlier:
         return whole
-    p0, t0 = _number(earlier[-1]["progress"]), _number(earlier[-1]["train_seconds"]) or 0.0
+    p0, t0 = finite(earlier[-1]["progress"]), finite(earlier[-1]["train_seconds"]) or 0.0
     if p - p0 < 0.01 or t - t0 <= 0:  # too little done since to read a pace
         return whole
     return (t - t0) / (p - p0) * (1 - min(p, 1.0))
@@ -177,9 +174,9 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     until then the last validation (the network alone, no shifts) is shown, named as such. The two
     can differ (100% and 99.74% for one fast-preset run), so the page looks again for up to a minute
     rather than stay on the first and contradict the Evaluate page."""
-    test, val = _number(status.get("test_accuracy")), _number(status.get("val_accuracy"))
-    secs = _number(status.get("train_seconds")) or 0.0
-    since = (time.time() if now is None else now) - (_number(status.get("updated")) or 0.0)
+    test, val = finite(status.get("test_accuracy")), finite(status.get("val_accuracy"))
+    secs = finite(status.get("train_seconds")) or 0.0
+    since = (time.time() if now is None else now) - (finite(status.get("updated")) or 0.0)
     awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
     if test and val and percent(test) != percent(val):  # a student reads 100% on the chart and 99.74% here
         # in plain words: "the network alone" against "the model as it predicts" read as jargon
@@ -272,9 +269,9 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                               _pause_words(paused, resuming), progress=0.0, **buttons)
         last = fit[-1]
         p = min(max(float(last.get("progress", 0)), 0.0), 1.0)
-        speed = _number(last.get("samples_per_second"))
+        speed = finite(last.get("samples_per_second"))
         left = fit_seconds_left(fit)
-        whole = seconds_left(_number(last.get("progress")), _number(last.get("train_seconds")))
+        whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")))
         epoch = int(last.get("epoch", done + 1))
         return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming, whole),
                           progress=p,
@@ -345,7 +342,7 @@ def run_heading(name: str | None, run_id: str, model: str | None = None, owner: 
 def model_label(model: Any, ensemble: Any = 1) -> str:
     """A run's model with its ensemble size: "fastcnn ×3" (Home said "fastcnn" of the robust preset's
     three networks, beside Evaluate's "fastcnn ×3")."""
-    members = int(_number(ensemble) or 1)
+    members = int(finite(ensemble) or 1)
     return f"{model} ×{members}" if members > 1 else str(model)
 
 
@@ -460,7 +457,7 @@ def server_speed_rows(mine: Iterable[dict[str, Any]], everyone: Iterable[dict[st
     out = list(mine)
     seen = {r.get("run_id") for r in out}
     out += [r for r in everyone if r.get("run_id") not in seen]
-    return sorted(out, key=lambda r: _number(r.get("created")) or 0.0, reverse=True)
+    return sorted(out, key=lambda r: finite(r.get("created")) or 0.0, reverse=True)
 
 
 def measured_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> float | None:
@@ -494,7 +491,7 @@ def guessed_speed(rows: Iterable[dict[str, Any]], cfg: Any) -> tuple[float, str]
         return None
     best = None
     for r in rows:
-        speed = _number(r.get("samples_per_second"))
+        speed = finite(r.get("samples_per_second"))
         if str(r.get("status")) not in SPEED_STATES or not r.get("model") or not speed or speed <= 0:
             continue
         try:
@@ -749,8 +746,8 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     for s in summaries:
         state = str(s.get("status"))
         busy = state in ACTIVE
-        secs = _number(s.get("train_seconds"))
-        acc = _number(s.get("test_accuracy"))
+        secs = finite(s.get("train_seconds"))
+        acc = finite(s.get("test_accuracy"))
         if busy:
             result = "training…" if state != RunState.QUEUED else "queued"
         elif state == RunState.COMPLETED:
@@ -769,7 +766,7 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
 
 def hardest_letters(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
     """The letters with the lowest F1 (in percent), leaving out those the model gets perfectly."""
-    return sorted((r for r in rows if _number(r.get("F1")) is not None and r["F1"] < 100), key=lambda r: r["F1"])[:n]
+    return sorted((r for r in rows if finite(r.get("F1")) is not None and r["F1"] < 100), key=lambda r: r["F1"])[:n]
 
 
 # --------------------------------------------------------------------------- the guided tour
@@ -1177,7 +1174,7 @@ def tour_run_seconds(run: Any | None) -> float | None:
     "again" is estimated from that run alone: the server's newest five of the network, trained under
     other loads, said "about 54 s" under "Your run trained for 27.1 s")."""
     status = run.status() if run is not None else {}
-    return _number(status.get("train_seconds")) if str(status.get("status")) == RunState.COMPLETED else None
+    return finite(status.get("train_seconds")) if str(status.get("status")) == RunState.COMPLETED else None
 
 
 def tour_time_caption(seconds: float | None, estimate_text: str) -> str:
@@ -1460,7 +1457,6 @@ def to_png(image: np.ndarray) -> bytes:
 
 def is_blank(x: np.ndarray) -> bool:
     return _preprocess.is_blank(x)
-
 
 
 # the Map page

@@ -9,9 +9,9 @@ from torch import nn
 from signlab import api
 from signlab.config import TrainConfig
 from signlab.models import build_model, model_names
-from signlab.optim import MuonAdamW, orthogonalize
+from signlab.optim import MUON_LR_SCALE, MuonAdamW, orthogonalize
 from signlab.runs import open_run
-from signlab.trainer import MUON_LR_SCALE, Trainer, make_optimizer, param_groups
+from signlab.trainer import Trainer, make_optimizer, param_groups
 
 
 @pytest.mark.parametrize("shape", [(48, 72), (64, 432), (64, 576), (100, 25)])  # s2net's filters; the lecture's first

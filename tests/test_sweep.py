@@ -158,7 +158,7 @@ def test_storage_specs(tmp_path):
     assert isinstance(sweep.open_storage(f"sqlite:///{tmp_path / 'a.db'}", "s"), RDBStorage)
     with pytest.raises(sweep.ConfigError):
         sweep.open_storage("redis://localhost", "s")
-    assert sweep._mask("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
+    assert sweep.mask_url("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
 
 
 # --------------------------------------------------------------------------- bad input
