@@ -120,7 +120,7 @@ if picked:
     c1, c2 = st.columns(2)
     with c1:
         if any(epochs.values()):
-            st.plotly_chart(figures.runs_overlay({k: v for k, v in epochs.items() if v}, metric or "val_accuracy"),
+            st.plotly_chart(figures.runs_overlay(epochs, metric or "val_accuracy"),
                             width="stretch", key="runs_overlay")
         else:
             st.info("None of these runs has finished an epoch yet.")

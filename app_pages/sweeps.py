@@ -160,7 +160,8 @@ def live() -> None:
             shown, hide_index=True, width="stretch", placeholder=views.DASH,  # a pruned trial has no test accuracy
             column_order=[c for c in order if c in shown.columns],
             column_config={
-                "number": st.column_config.NumberColumn("trial", format="#%d"),
+                # pinned: with 13 columns the table scrolls sideways at 1,280 px, and a row lost its trial
+                "number": st.column_config.NumberColumn("trial", format="#%d", pinned=True),
                 "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
                 "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
                 "batch_size": st.column_config.NumberColumn("batch"),

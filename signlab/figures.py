@@ -209,13 +209,22 @@ def plain(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
+def run_color(i: int) -> str:
+    """The colour of the i-th run picked: the Runs page draws its epoch chart and its loss chart side by
+    side, and a run kept two different colours there (plotly's own palette in one, ours in the other),
+    so both charts take a run's colour from its place among the runs picked, drawn or not."""
+    return RUN_COLORS[i % len(RUN_COLORS)]
+
+
 def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
-    """One line per run of an epoch metric (``val_accuracy``, ``val_loss``, ``train_loss`` …)."""
+    """One line per run of an epoch metric (``val_accuracy``, ``val_loss``, ``train_loss`` …). A run
+    with no epochs draws nothing but keeps its colour (:func:`run_color`)."""
     fig = go.Figure()
     pct = metric.endswith("accuracy")
-    for name, epochs in series.items():
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
-                                 mode="lines+markers", name=plain(name)))
+    for i, (name, epochs) in enumerate(series.items()):
+        if epochs:
+            fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
+                                     mode="lines+markers", name=plain(name), line=dict(color=run_color(i))))
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
                       legend=dict(orientation="h", y=-0.25))
@@ -226,13 +235,14 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
 def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
     """Smoothed step loss of several runs against the fraction of training done."""
     fig = go.Figure()
-    drawn = [(name, batches) for name, batches in series.items() if batches]
-    for i, (name, batches) in enumerate(drawn):
+    for i, (name, batches) in enumerate(series.items()):
+        if not batches:  # nothing to draw, but the colour stays the run's (run_color)
+            continue
         steps = np.array([b["step"] for b in batches], dtype=float)
         # the live chart's blue first: a run's line turned from blue to plotly's purple, its axis from
         # "cross-entropy loss" to "smoothed loss", the moment it finished on the tour
         fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name),
-                                 line=dict(color=RUN_COLORS[i % len(RUN_COLORS)])))
+                                 line=dict(color=run_color(i))))
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss (smoothed)",
                       legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch

@@ -1241,10 +1241,24 @@ def test_a_finished_runs_loss_keeps_the_live_charts_colour_and_axis():
     """On the tour a run's loss line turned from the live chart's blue to plotly's purple, and its axis
     from "cross-entropy loss" to "smoothed loss", the moment it finished; with two runs the second is red."""
     b = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
-    fig = figures.runs_loss_overlay({"logreg": b, "empty": [], "seed": b})
+    fig = figures.runs_loss_overlay({"logreg": b, "seed": b})
     assert [t.line.color for t in fig.data] == [figures.BLUE, figures.RED]
     assert figures.live_loss_spec(b)["yTitle"] == "cross-entropy loss"
     assert fig.layout.yaxis.title.text == "cross-entropy loss (smoothed)"
+
+
+def test_a_run_keeps_one_colour_in_both_overlays():
+    """The Runs page draws the epoch chart and the loss chart side by side; the epoch chart took
+    plotly's palette and the loss chart ours, and a run with no epoch yet (still training) shifted
+    every later run's colour in one chart and not the other."""
+    b = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
+    e = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]
+    epochs = {"first": e, "training": [], "third": e}
+    batches = {"first": b, "training": b, "third": b}
+    by_epoch = {t.name: t.line.color for t in figures.runs_overlay(epochs).data}
+    by_step = {t.name: t.line.color for t in figures.runs_loss_overlay(batches).data}
+    assert by_epoch == {"first": figures.BLUE, "third": figures.GREEN}
+    assert by_step == {"first": figures.BLUE, "training": figures.RED, "third": figures.GREEN}
 
 
 def test_the_best_trial_says_how_a_tie_was_broken():
