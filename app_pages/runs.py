@@ -129,6 +129,8 @@ if picked:
             st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
     if same := views.same_curves_text(epochs, batches, metric or "val_accuracy", [by_id[i] for i in picked]):
         st.caption(same)
+    elif luck := views.seed_luck_text([by_id[i] for i in picked]):
+        st.caption(luck)
     without = [k for k, v in epochs.items() if not v]
     if without:  # a run with no epoch record draws no line: say which, rather than leave a line missing
         st.caption(f"No epoch curve for {', '.join(ui.md(k) for k in without)}: "

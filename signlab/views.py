@@ -1107,6 +1107,21 @@ def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str,
     return text + "."
 
 
+def seed_luck_text(runs: Sequence[Any]) -> str | None:
+    """The Runs page's word on what the seed alone may explain among the compared runs, or None
+    (:func:`signlab.compare.seed_luck`)."""
+    luck = _compare.seed_luck(runs)
+    if luck is None:
+        return None
+    spread = f"{luck['spread']:.2f} points"
+    if luck["kind"] == "seeds":
+        return (f"Runs here with the same settings and another seed end {spread} apart in test accuracy: that is "
+                "how far luck alone moved a run. A difference between settings smaller than that says little.")
+    return (f"Each setting here ran once, and their test accuracies lie within {spread} of each other. A seed "
+            "alone moves a run about that much (the fast preset's seeds 0-4 end between 99.71% and 100.00%), "
+            "so train each setting again with another **Seed** before deciding which is better.")
+
+
 def onnx_path(run: Any) -> Path | None:
     """The run's exported ONNX file, None until it has been exported (or after new weights)."""
     return _onnx_path(run)

@@ -1100,6 +1100,31 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
 
 
+def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
+    """A student trained the fast preset with four optimizers, one run each, and read a 0.04-point lead
+    as the better optimizer; nothing said that a seed alone moves a run as much."""
+    from types import SimpleNamespace
+
+    def run(i, acc, **changes):
+        return SimpleNamespace(id=f"r{i}", config=preset("fast", **changes),
+                               summary=lambda: {"test_accuracy": acc})
+
+    once = [run(1, 0.9975), run(2, 0.9971, optimizer="muon"), run(3, 0.9979, optimizer="adam")]
+    said = views.seed_luck_text(once)
+    assert said.startswith("Each setting here ran once, and their test accuracies lie within 0.08 points")
+    assert "another **Seed**" in said
+    # a setting that matters (SGD at the preset's rate) is not called luck
+    assert views.seed_luck_text([run(1, 0.9971), run(2, 0.9395, optimizer="sgd")]) is None
+    # one setting with two seeds: its spread is what luck moved here, whatever else is compared
+    seeds = [run(1, 0.9971), run(2, 1.0, seed=1), run(3, 0.9395, optimizer="sgd"), run(4, 0.99, device="cuda")]
+    said = views.seed_luck_text(seeds)
+    assert said.startswith("Runs here with the same settings and another seed end 1.00 points apart"), said
+    # the same run twice (same seed) is not luck, and one run, a run with no accuracy, nothing to say
+    assert views.seed_luck_text([run(1, 0.9971), run(2, 0.9971)]) is None
+    assert views.seed_luck_text([run(1, 0.9971)]) is None
+    assert views.seed_luck_text([run(1, 0.9971), run(2, None, optimizer="muon")]) is None
+
+
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
     """A queued or stopped run, drawn with no accuracy, ran down to the bottom of the accuracy axis
     as if it were the worst run."""
