@@ -306,9 +306,11 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     epochs: dict[str, list[dict[str, Any]]] = {}
     batches: dict[str, list[dict[str, Any]]] = {}
     names: set[str] = set()
-    for r, differ in zip(runs, differing_settings(runs)):
+    differs = differing_settings(runs)
+    common = _most_common_words(differs)
+    for r, differ in zip(runs, differs):
         name = display_name(r.id, r.name, with_model=True)  # an unnamed run: when it started, and its model
-        words = _legend_words(differ, name)
+        words = _legend_words(differ, name, common)
         if words:  # four runs of one model read "5 Dec 19:20:06 (s2net)" alike in the legend
             name = f"{name} · {words}"
         if name in names:
@@ -354,10 +356,27 @@ def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
             for c in configs]
 
 
-def _legend_words(differ: dict[str, str], name: str) -> str:
-    """The differences said beside a run's name, at most SHOWN_DIFFERENCES of them; its model
+def _most_common_words(differs: Sequence[dict[str, str]]) -> dict[str, str]:
+    """For each setting, the words most of the compared runs share ("seed 0"), where one value is
+    shared by more runs than any other."""
+    out = {}
+    for key in {k for d in differs for k in d}:
+        counts = sorted(((sum(d.get(key) == w for d in differs), w) for w in {d[key] for d in differs if key in d}),
+                        reverse=True)
+        if counts[0][0] > 1 and (len(counts) == 1 or counts[0][0] > counts[1][0]):
+            out[key] = counts[0][1]
+    return out
+
+
+def _legend_words(differ: dict[str, str], name: str, common: dict[str, str] | None = None) -> str:
+    """The differences said beside a run's name, at most SHOWN_DIFFERENCES of them, those that set the
+    run apart from most of the others first (of four runs differing in lr, optimizer and seed, two
+    read "lr 0.003, optimizer adamw and 1 more" alike: the hidden one was their seed); its model
     ("model s2net") is left out where the name already shows it ("5 Dec 19:20:06 (s2net)")."""
-    parts = [w for k, w in differ.items() if not (k == "model" and name.endswith(f"({w.split(' ', 1)[1]})"))]
+    items = [(k, w) for k, w in differ.items() if not (k == "model" and name.endswith(f"({w.split(' ', 1)[1]})"))]
+    common = common or {}
+    items.sort(key=lambda kw: kw[0] not in common or common[kw[0]] == kw[1])  # stable: apart first
+    parts = [w for _, w in items]
     more = len(parts) - SHOWN_DIFFERENCES
     return ", ".join(parts[:SHOWN_DIFFERENCES]) + (f" and {more} more" if more > 0 else "")
 
@@ -372,12 +391,14 @@ def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
     four optimizers with one run each and read a 0.04-point lead as the better optimizer.
 
     Runs are grouped by their settings apart from the seed (and from how they were computed:
-    device, threads). ``{"kind": "seeds", "spread": points, "group": [run ids]}``: a group with two or
-    more seeds, the widest such spread of test accuracy (what luck moved here); ``{"kind": "one
-    seed", "spread": points}``: two or more settings, each run once, whose test accuracies lie within
-    one point of each other (closer than a seed can move a run), or None. Runs without a test
-    accuracy or a readable config are left out."""
-    groups: dict[str, list[tuple[str, float, Any]]] = {}
+    device, threads); accuracies are test accuracies in points. ``luck``: the widest spread of a
+    group with two or more seeds, ``(spread, names)``, or None; ``close``: the closest pair of runs of
+    other settings, ``(gap, name, name)``, where it is under that spread (or, with no spread on record,
+    under one point), or None. Names are the runs' display names. Runs without a test accuracy or a
+    readable config are left out; None when there is nothing to say."""
+    from .runs import display_name  # here: the module stays free of torch
+
+    entries: list[tuple[str, float, str, Any]] = []  # (name, points, settings, seed)
     for r in runs:
         acc = r.summary().get("test_accuracy")
         try:
@@ -387,20 +408,23 @@ def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
         if not isinstance(acc, (int, float)) or not math.isfinite(acc):
             continue
         key = repr(sorted((k, repr(v)) for k, v in cfg.items() if k not in _NOT_A_RECIPE))
-        groups.setdefault(key, []).append((r.id, 100 * float(acc), cfg.get("seed")))
+        entries.append((display_name(r.id, getattr(r, "name", None), with_model=True), 100 * float(acc), key,
+                        cfg.get("seed")))
+    groups: dict[str, list[tuple[str, float, str, Any]]] = {}
+    for e in entries:
+        groups.setdefault(e[2], []).append(e)
     # runs of one setting and one seed are the same run twice (same_curves says so), not luck
-    spreads = [(max(a for _, a, _ in g) - min(a for _, a, _ in g), [i for i, _, _ in g])
-               for g in groups.values() if len({seed for _, _, seed in g}) > 1]
-    if spreads:
-        spread, ids = max(spreads)
-        return {"kind": "seeds", "spread": spread, "group": ids}
-    accs = [g[0][1] for g in groups.values()]
-    # one point: wider than the seeds of one setting moved a run in the benchmarks (the fast preset's
-    # seeds 0-4 end 99.71-100.00%), and narrower than a setting that matters (SGD at the preset's rate:
-    # 93.95% against AdamW's 99.7%)
-    if len(accs) > 1 and max(accs) - min(accs) < 1.0:
-        return {"kind": "one seed", "spread": max(accs) - min(accs)}
-    return None
+    spreads = [(max(e[1] for e in g) - min(e[1] for e in g), [e[0] for e in g])
+               for g in groups.values() if len({e[3] for e in g}) > 1]
+    luck = max(spreads) if spreads else None
+    pairs = sorted((abs(x[1] - y[1]), x[0], y[0]) for i, x in enumerate(entries) for y in entries[i + 1:]
+                   if x[2] != y[2])
+    # one point, with no spread on record: wider than the seeds of one setting moved a run in the
+    # benchmarks (the fast preset's seeds 0-4 end 99.71-100.00%), narrower than a setting that matters
+    # (SGD at the preset's rate: 93.95% against AdamW's 99.7%)
+    limit = luck[0] if luck else 1.0
+    close = pairs[0] if pairs and pairs[0][0] < limit else None
+    return {"luck": luck, "close": close} if luck or close else None
 
 
 def same_curves(epochs: dict[str, list[dict[str, Any]]], batches: dict[str, list[dict[str, Any]]],

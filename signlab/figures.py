@@ -221,6 +221,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     with no epochs draws nothing but keeps its colour (:func:`run_color`)."""
     fig = go.Figure()
     pct = metric.endswith("accuracy")
+    shown = [(100 if pct else 1) * r[metric] for epochs in series.values() for r in epochs if _finite(r.get(metric))]
     for i, (name, epochs) in enumerate(series.items()):
         if epochs:
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
@@ -229,6 +230,8 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
                       legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(dtick=1)
+    if pct and shown:  # two points at least, as a run's own chart: two seeds 0.38 points apart filled the axis
+        fig.update_yaxes(range=_span_at_least(shown, 2.0, top=100.5))
     return _layout(fig, 340, title=f"{label.capitalize()} per epoch")  # beside a chart per step
 
 

@@ -1098,7 +1098,7 @@ def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str,
             continue
     parts, why = [], True
     for names in groups:  # the cause is said when it holds for every group
-        parts.append(", ".join(f"**{md(n)}**" for n in names[:-1]) + f" and **{md(names[-1])}**")
+        parts.append(_and_names(names))
         why = why and all(n in settings for n in names) and all(settings[n] == settings[names[0]] for n in names)
     text = "; ".join(parts) + " draw the same curves, one on top of the other"
     if why:
@@ -1110,16 +1110,29 @@ def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str,
 def seed_luck_text(runs: Sequence[Any]) -> str | None:
     """The Runs page's word on what the seed alone may explain among the compared runs, or None
     (:func:`signlab.compare.seed_luck`)."""
-    luck = _compare.seed_luck(runs)
-    if luck is None:
+    said = _compare.seed_luck(runs)
+    if said is None:
         return None
-    spread = f"{luck['spread']:.2f} points"
-    if luck["kind"] == "seeds":
-        return (f"Runs here with the same settings and another seed end {spread} apart in test accuracy: that is "
-                "how far luck alone moved a run. A difference between settings smaller than that says little.")
-    return (f"Each setting here ran once, and their test accuracies lie within {spread} of each other. A seed "
-            "alone moves a run about that much (the fast preset's seeds 0-4 end between 99.71% and 100.00%), "
-            "so train each setting again with another **Seed** before deciding which is better.")
+    parts = []
+    if said["luck"]:
+        spread, names = said["luck"]
+        parts.append(f"{_and_names(names)} differ only in their seed and end {spread:.2f} points apart in test "
+                     "accuracy: that is how far luck alone moved a run here.")
+    if said["close"]:
+        gap, a, b = said["close"]
+        if said["luck"]:
+            parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings by less ({gap:.2f} points), so "
+                         "that difference may be luck too.")
+        else:
+            parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings but end only {gap:.2f} points apart "
+                         "in test accuracy, each from one seed, and a seed alone can move a run that much. Train "
+                         "each again with another **Seed** before deciding which is better.")
+    return " ".join(parts)
+
+
+def _and_names(names: Sequence[str]) -> str:
+    bold = [f"**{md(n)}**" for n in names]
+    return ", ".join(bold[:-1]) + f" and {bold[-1]}"
 
 
 def onnx_path(run: Any) -> Path | None:

@@ -1096,30 +1096,42 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "mine · model logreg"]
     epochs, _ = compare.curve_series([run(1), run(2, lr=0.000120113, seed=4, batch_size=64, weight_decay=0.0)])
     assert list(epochs)[1] == "5 Dec 19:20:02 (s2net) · lr 0.00012, batch size 64 and 2 more"  # a sweep's rate
+    # what sets a run apart from most of the others comes first: two of four runs read "lr 0.003, optimizer
+    # adamw and 1 more" alike, the hidden one their seed
+    four = [run(1), run(2, seed=1), run(3, optimizer="sgd"), run(4, lr=0.002)]
+    assert [n.split(" · ")[1] for n in compare.curve_series(four)[0]] == [
+        "lr 0.003, optimizer adamw and 1 more", "seed 1, lr 0.003 and 1 more", "optimizer sgd, lr 0.003 and 1 more",
+        "lr 0.002, optimizer adamw and 1 more"]
     epochs, _ = compare.curve_series([run(1), run(2)])  # the same settings: nothing to tell apart
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
 
 
 def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     """A student trained the fast preset with four optimizers, one run each, and read a 0.04-point lead
-    as the better optimizer; nothing said that a seed alone moves a run as much."""
+    as the better optimizer; nothing said that a seed alone moves a run as much. A walk then found the
+    word gone whenever one run of the comparison was far off, and quoting s2net's seeds for logreg."""
     from types import SimpleNamespace
 
     def run(i, acc, **changes):
-        return SimpleNamespace(id=f"r{i}", config=preset("fast", **changes),
+        return SimpleNamespace(id=f"r{i}", name=f"run {i}", config=preset("fast", **changes),
                                summary=lambda: {"test_accuracy": acc})
 
-    once = [run(1, 0.9975), run(2, 0.9971, optimizer="muon"), run(3, 0.9979, optimizer="adam")]
+    # settings run once each: the closest pair is named, though a third run is far off
+    once = [run(1, 0.9975), run(2, 0.9971, optimizer="muon"), run(3, 0.9395, optimizer="sgd")]
     said = views.seed_luck_text(once)
-    assert said.startswith("Each setting here ran once, and their test accuracies lie within 0.08 points")
-    assert "another **Seed**" in said
-    # a setting that matters (SGD at the preset's rate) is not called luck
-    assert views.seed_luck_text([run(1, 0.9971), run(2, 0.9395, optimizer="sgd")]) is None
-    # one setting with two seeds: its spread is what luck moved here, whatever else is compared
-    seeds = [run(1, 0.9971), run(2, 1.0, seed=1), run(3, 0.9395, optimizer="sgd"), run(4, 0.99, device="cuda")]
+    assert said.startswith("**run 1** and **run 2** differ in their settings but end only 0.04 points apart"), said
+    assert "another **Seed**" in said and "99.71" not in said  # no other model's figures
+    # settings that far apart are not called luck
+    assert views.seed_luck_text([run(1, 0.9971), run(3, 0.9395, optimizer="sgd")]) is None
+    # one setting with two seeds: its spread is what luck moved here (device does not make another setting),
+    # and a pair of other settings closer than that is named
+    seeds = [run(1, 0.6736), run(2, 0.6658, seed=1), run(3, 0.5574, optimizer="sgd"), run(4, 0.6662, lr=0.002),
+             run(5, 0.6700, device="cuda")]
     said = views.seed_luck_text(seeds)
-    assert said.startswith("Runs here with the same settings and another seed end 1.00 points apart"), said
-    # the same run twice (same seed) is not luck, and one run, a run with no accuracy, nothing to say
+    assert said.startswith("**run 1**, **run 2** and **run 5** differ only in their seed and end 0.78 points apart"), said
+    assert "**run 2** and **run 4** differ in their settings by less (0.04 points)" in said
+    assert views.seed_luck_text(seeds[:3]).endswith("luck alone moved a run here.")  # no pair closer than luck
+    # the same run twice (same seed) is not luck, and one run, a run with no accuracy: nothing to say
     assert views.seed_luck_text([run(1, 0.9971), run(2, 0.9971)]) is None
     assert views.seed_luck_text([run(1, 0.9971)]) is None
     assert views.seed_luck_text([run(1, 0.9971), run(2, None, optimizer="muon")]) is None
@@ -1284,6 +1296,10 @@ def test_a_run_keeps_one_colour_in_both_overlays():
     by_step = {t.name: t.line.color for t in figures.runs_loss_overlay(batches).data}
     assert by_epoch == {"first": figures.BLUE, "third": figures.GREEN}
     assert by_step == {"first": figures.BLUE, "training": figures.RED, "third": figures.GREEN}
+    # two seeds 0.38 points apart filled the whole accuracy axis: it spans two points at least, as a run's own
+    close = {"seed 0": [{"epoch": 1, "val_accuracy": 0.6542}], "seed 1": [{"epoch": 1, "val_accuracy": 0.6580}]}
+    lo, hi = figures.runs_overlay(close).layout.yaxis.range
+    assert hi - lo >= 2.0 and lo < 65.42 and hi > 65.80
 
 
 def test_the_best_trial_says_how_a_tie_was_broken():
