@@ -420,8 +420,8 @@ def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
     pairs = sorted((abs(x[1] - y[1]), x[0], y[0]) for i, x in enumerate(entries) for y in entries[i + 1:]
                    if x[2] != y[2])
     # one point, with no spread on record: wider than the seeds of one setting moved a run in the
-    # benchmarks (the fast preset's seeds 0-4 end 99.71-100.00%), narrower than a setting that matters
-    # (SGD at the preset's rate: 93.95% against AdamW's 99.7%)
+    # benchmarks (the fast preset's seeds 0-9 end 99.67-100.00%, docs/speed-research.md Part 25),
+    # narrower than a setting that matters (the fast preset with SGD at 0.003: 93.95%, at 0.05: 99.71%)
     limit = luck[0] if luck else 1.0
     close = pairs[0] if pairs and pairs[0][0] < limit else None
     return {"luck": luck, "close": close} if luck or close else None

@@ -1089,18 +1089,18 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
 
     runs = [run(1), run(2, optimizer="muon"), run(3, optimizer="sgd", lr=0.05)]
     epochs, _ = compare.curve_series(runs)
-    assert list(epochs) == ["5 Dec 19:20:01 (s2net) · lr 0.003, optimizer adamw",
-                            "5 Dec 19:20:02 (s2net) · lr 0.003, optimizer muon",
+    assert list(epochs) == ["5 Dec 19:20:01 (s2net) · lr 0.004, optimizer adamw",
+                            "5 Dec 19:20:02 (s2net) · lr 0.004, optimizer muon",
                             "5 Dec 19:20:03 (s2net) · lr 0.05, optimizer sgd"]
     epochs, _ = compare.curve_series([run(1), run(2, model="logreg", name="mine")])  # a named run: its model said
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "mine · model logreg"]
     epochs, _ = compare.curve_series([run(1), run(2, lr=0.000120113, seed=4, batch_size=64, weight_decay=0.0)])
     assert list(epochs)[1] == "5 Dec 19:20:02 (s2net) · lr 0.00012, batch size 64 and 2 more"  # a sweep's rate
-    # what sets a run apart from most of the others comes first: two of four runs read "lr 0.003, optimizer
+    # what sets a run apart from most of the others comes first: two of four runs read "lr 0.004, optimizer
     # adamw and 1 more" alike, the hidden one their seed
     four = [run(1), run(2, seed=1), run(3, optimizer="sgd"), run(4, lr=0.002)]
     assert [n.split(" · ")[1] for n in compare.curve_series(four)[0]] == [
-        "lr 0.003, optimizer adamw and 1 more", "seed 1, lr 0.003 and 1 more", "optimizer sgd, lr 0.003 and 1 more",
+        "lr 0.004, optimizer adamw and 1 more", "seed 1, lr 0.004 and 1 more", "optimizer sgd, lr 0.004 and 1 more",
         "lr 0.002, optimizer adamw and 1 more"]
     epochs, _ = compare.curve_series([run(1), run(2)])  # the same settings: nothing to tell apart
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
