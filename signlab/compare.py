@@ -300,12 +300,11 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
     return rows
 
 
-def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
-    """The epoch and batch records of each run, keyed by a unique display name (for the overlays)."""
+def legend_names(runs: Sequence["Run"]) -> list[str]:
+    """Each run's unique name in the overlays' legends (and in the words beside them): its display
+    name, and the settings in which it differs from the others."""
     from .runs import display_name  # here: the module stays free of torch
-    epochs: dict[str, list[dict[str, Any]]] = {}
-    batches: dict[str, list[dict[str, Any]]] = {}
-    names: set[str] = set()
+    out: list[str] = []
     differs = differing_settings(runs)
     common = _most_common_words(differs)
     for r, differ in zip(runs, differs):
@@ -313,9 +312,17 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
         words = _legend_words(differ, name, common)
         if words:  # four runs of one model read "5 Dec 19:20:06 (s2net)" alike in the legend
             name = f"{name} · {words}"
-        if name in names:
+        if name in out:
             name = f"{name} ({r.id})"
-        names.add(name)
+        out.append(name)
+    return out
+
+
+def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The epoch and batch records of each run, keyed by its legend name (for the overlays)."""
+    epochs: dict[str, list[dict[str, Any]]] = {}
+    batches: dict[str, list[dict[str, Any]]] = {}
+    for r, name in zip(runs, legend_names(runs)):
         records = r.metrics()
         epochs[name] = [x for x in records if x.get("type") == "epoch"]
         batches[name] = [x for x in records if x.get("type") == "batch"]
@@ -381,48 +388,51 @@ def _legend_words(differ: dict[str, str], name: str, common: dict[str, str] | No
     return ", ".join(parts[:SHOWN_DIFFERENCES]) + (f" and {more} more" if more > 0 else "")
 
 
-# settings that change how a run is computed, not what it learns: two runs apart only in these (and
-# the seed) are "one setting" for seed_luck
-_NOT_A_RECIPE = ("seed", "device", "threads", "channels_last", "log_every")
+# settings that change nothing a run learns: two runs apart only in these and the seed are "one
+# setting" for seed_luck (device and threads change the rounding, so they count as settings)
+_NOT_A_RECIPE = ("seed", "log_every")
+LUCK_LIMIT = 1.0  # points: see seed_luck
+LUCK_FLOOR = 0.1  # points: seeds closer than this are not quoted as "how far luck moved a run"
 
 
 def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
     """What the seed alone may explain among compared finished runs, or None: a student compared
     four optimizers with one run each and read a 0.04-point lead as the better optimizer.
 
-    Runs are grouped by their settings apart from the seed (and from how they were computed:
-    device, threads); accuracies are test accuracies in points. ``luck``: the widest spread of a
-    group with two or more seeds, ``(spread, names)``, or None; ``close``: the closest pair of runs of
-    other settings, ``(gap, name, name)``, where it is under that spread (or, with no spread on record,
-    under one point), or None. Names are the runs' display names. Runs without a test accuracy or a
-    readable config are left out; None when there is nothing to say."""
-    from .runs import display_name  # here: the module stays free of torch
+    Runs are grouped by their settings (config.SETTINGS, as the legend compares them) apart from the
+    seed; accuracies are test accuracies in points. ``luck``: the widest spread of a group with two or
+    more seeds, ``(spread, names)``, where it is at least LUCK_FLOOR, or None; ``close``: the closest
+    pair of runs of other settings, ``(gap, name, name)``, where it is under that spread or under
+    LUCK_LIMIT, whichever is larger, or None. Names are the legend's (:func:`legend_names`). Runs
+    without a test accuracy or a readable config, and calibrated runs (adapted to photos, their
+    parent's config kept), are left out; None when there is nothing to say."""
+    from .config import SETTINGS  # here: the module stays free of torch
 
+    recipe = [s.name for s in SETTINGS if s.name not in _NOT_A_RECIPE]
     entries: list[tuple[str, float, str, Any]] = []  # (name, points, settings, seed)
-    for r in runs:
-        acc = r.summary().get("test_accuracy")
+    for r, name in zip(runs, legend_names(runs)):
+        row = r.summary()
+        acc = row.get("test_accuracy")
         try:
             cfg = r.config.to_dict()
         except SignlabError:
             continue
-        if not isinstance(acc, (int, float)) or not math.isfinite(acc):
+        if row.get("parent") or not isinstance(acc, (int, float)) or not math.isfinite(acc):
             continue
-        key = repr(sorted((k, repr(v)) for k, v in cfg.items() if k not in _NOT_A_RECIPE))
-        entries.append((display_name(r.id, getattr(r, "name", None), with_model=True), 100 * float(acc), key,
-                        cfg.get("seed")))
+        entries.append((name, 100 * float(acc), repr([cfg.get(k) for k in recipe]), cfg.get("seed")))
     groups: dict[str, list[tuple[str, float, str, Any]]] = {}
     for e in entries:
         groups.setdefault(e[2], []).append(e)
     # runs of one setting and one seed are the same run twice (same_curves says so), not luck
     spreads = [(max(e[1] for e in g) - min(e[1] for e in g), [e[0] for e in g])
                for g in groups.values() if len({e[3] for e in g}) > 1]
-    luck = max(spreads) if spreads else None
+    luck = max(spreads) if spreads and max(spreads)[0] >= LUCK_FLOOR else None
     pairs = sorted((abs(x[1] - y[1]), x[0], y[0]) for i, x in enumerate(entries) for y in entries[i + 1:]
                    if x[2] != y[2])
-    # one point, with no spread on record: wider than the seeds of one setting moved a run in the
-    # benchmarks (the fast preset's seeds 0-9 end 99.67-100.00%, docs/speed-research.md Part 25),
+    # one point: wider than the seeds of one setting moved a run in the benchmarks (the fast preset in
+    # bf16, seeds 0-9: 99.67-100.00%, docs/speed-research.md Part 25; logreg's two seeds in a walk: 0.78),
     # narrower than a setting that matters (the fast preset with SGD at 0.003: 93.95%, at 0.05: 99.71%)
-    limit = luck[0] if luck else 1.0
+    limit = max(luck[0] if luck else 0.0, LUCK_LIMIT)
     close = pairs[0] if pairs and pairs[0][0] < limit else None
     return {"luck": luck, "close": close} if luck or close else None
 

@@ -137,8 +137,9 @@ class TrainConfig:
     epochs: int = setting(2, range=(1, 200), label="Epochs", presets={"robust": 12, "lecture": 10},
                           help="How many times the model sees every training image.")
     # 4e-3 since 2026-12-05 (3e-3 before): steps to 99.9% over seeds 0-9, mean / worst, fp32 231.5 / 310
-    # against 254 / 320, bf16 on an Intel Xeon with AMX 230.5 / 300 against 245 / 300 with seed 0 never
-    # (docs/speed-research.md, Parts 24-25); the robust preset keeps 3e-3, at which its photo levers were chosen
+    # against 254 / 320, bf16 on an Intel Xeon with AMX 230.5 / 300 against seed 0 never; the cost: the
+    # worst of seeds 0-4 in fp32 270 -> 290 steps, and one seed of ten never as AVX2 (docs/speed-research.md,
+    # Parts 24-25). The robust preset keeps 3e-3, at which its photo levers were chosen
     lr: float = setting(4e-3, range=(1e-6, 10.0), label="Learning rate", step=1e-4, search=Log(1e-4, 1e-2),
                         presets={"lecture": 1e-3, "robust": 3e-3}, help="The step size (the peak of the schedule for one-cycle).")
     batch_size: int = setting(128, range=(1, 4096), label="Batch size", column=1, step=16,

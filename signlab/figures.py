@@ -224,7 +224,9 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     shown = [(100 if pct else 1) * r[metric] for epochs in series.values() for r in epochs if _finite(r.get(metric))]
     for i, (name, epochs) in enumerate(series.items()):
         if epochs:
-            fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[(100 if pct else 1) * r[metric] for r in epochs],
+            fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs],  # a record without the metric: a gap
+                                     y=[(100 if pct else 1) * r[metric] if _finite(r.get(metric)) else None
+                                        for r in epochs],
                                      mode="lines+markers", name=plain(name), line=dict(color=run_color(i))))
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),

@@ -1117,7 +1117,7 @@ def seed_luck_text(runs: Sequence[Any]) -> str | None:
     if said["luck"]:
         spread, names = said["luck"]
         parts.append(f"{_and_names(names)} differ only in their seed and end {spread:.2f} points apart in test "
-                     "accuracy: that is how far luck alone moved a run here.")
+                     "accuracy (the table's column): that is how far luck alone moved a run here.")
     if said["close"]:
         gap, a, b = said["close"]
         if said["luck"]:
@@ -1125,8 +1125,8 @@ def seed_luck_text(runs: Sequence[Any]) -> str | None:
                          "that difference may be luck too.")
         else:
             parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings but end only {gap:.2f} points apart "
-                         "in test accuracy, each from one seed, and a seed alone can move a run that much. Train "
-                         "each again with another **Seed** before deciding which is better.")
+                         "in test accuracy (the table's column), each from one seed: a difference that small may "
+                         "be a seed's luck. Train each again with another **Seed** before deciding which is better.")
     return " ".join(parts)
 
 

@@ -86,6 +86,8 @@ def test_presets_and_ranges_are_those_before_the_declaration():
                "max_steps": (1, 10_000_000), "width": (4, 256), "ensemble": (1, 8), "label_smoothing": (0.0, 0.5),
                "threads": (1, 256)}
     assert {k: RANGES[k] for k in earlier} == earlier
+    # the fast preset's rate (the defaults') moved once, with measurements (docs/speed-research.md, Part 25)
+    assert TrainConfig().lr == preset("fast").lr == 4e-3 and preset("robust").lr == 3e-3
 
 
 def test_config_json_round_trip():

@@ -1102,6 +1102,10 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
     assert [n.split(" · ")[1] for n in compare.curve_series(four)[0]] == [
         "lr 0.004, optimizer adamw and 1 more", "seed 1, lr 0.004 and 1 more", "optimizer sgd, lr 0.004 and 1 more",
         "lr 0.002, optimizer adamw and 1 more"]
+    # a tie (two runs of each value) sets no run apart: the settings' own order
+    tie = [run(1), run(2, seed=1), run(3, seed=1, optimizer="sgd"), run(4, optimizer="sgd")]
+    assert [n.split(" · ")[1] for n in compare.legend_names(tie)] == [
+        "optimizer adamw, seed 0", "optimizer adamw, seed 1", "optimizer sgd, seed 1", "optimizer sgd, seed 0"]
     epochs, _ = compare.curve_series([run(1), run(2)])  # the same settings: nothing to tell apart
     assert list(epochs) == ["5 Dec 19:20:01 (s2net)", "5 Dec 19:20:02 (s2net)"]
 
@@ -1109,28 +1113,60 @@ def test_the_overlays_legend_says_which_setting_each_run_changed():
 def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     """A student trained the fast preset with four optimizers, one run each, and read a 0.04-point lead
     as the better optimizer; nothing said that a seed alone moves a run as much. A walk then found the
-    word gone whenever one run of the comparison was far off, and quoting s2net's seeds for logreg."""
+    word gone whenever one run of the comparison was far off, and quoting s2net's seeds for logreg; a
+    review found it silent after two seeds tied, and counting a run on another device as another seed."""
     from types import SimpleNamespace
 
-    def run(i, acc, **changes):
+    from signlab import compare
+    from signlab.config import TrainConfig
+    from signlab.errors import ConfigError
+
+    def run(i, acc, parent=None, **changes):
         return SimpleNamespace(id=f"r{i}", name=f"run {i}", config=preset("fast", **changes),
-                               summary=lambda: {"test_accuracy": acc})
+                               summary=lambda: {"test_accuracy": acc, "parent": parent})
+
+    def said_of(runs, *picks, words):  # the caption's words on runs[picks], by their legend names
+        names = compare.legend_names(runs)
+        return " and ".join(f"**{views.md(names[k])}**" for k in picks) + words
 
     # settings run once each: the closest pair is named, though a third run is far off
     once = [run(1, 0.9975), run(2, 0.9971, optimizer="muon"), run(3, 0.9395, optimizer="sgd")]
     said = views.seed_luck_text(once)
-    assert said.startswith("**run 1** and **run 2** differ in their settings but end only 0.04 points apart"), said
+    assert said.startswith(said_of(once, 0, 1, words=" differ in their settings but end only 0.04 points apart")), said
     assert "another **Seed**" in said and "99.71" not in said  # no other model's figures
     # settings that far apart are not called luck
     assert views.seed_luck_text([run(1, 0.9971), run(3, 0.9395, optimizer="sgd")]) is None
-    # one setting with two seeds: its spread is what luck moved here (device does not make another setting),
-    # and a pair of other settings closer than that is named
+    # one setting with two seeds: its spread is what luck moved here, and a pair of other settings
+    # closer than that is named; a run on another device is another setting, not another seed
     seeds = [run(1, 0.6736), run(2, 0.6658, seed=1), run(3, 0.5574, optimizer="sgd"), run(4, 0.6662, lr=0.002),
-             run(5, 0.6700, device="cuda")]
+             run(5, 0.6100, device="cuda")]
     said = views.seed_luck_text(seeds)
-    assert said.startswith("**run 1**, **run 2** and **run 5** differ only in their seed and end 0.78 points apart"), said
-    assert "**run 2** and **run 4** differ in their settings by less (0.04 points)" in said
+    assert said.startswith(said_of(seeds, 0, 1, words=" differ only in their seed and end 0.78 points apart")), said
+    assert said_of(seeds, 1, 3, words=" differ in their settings by less (0.04 points)") in said
     assert views.seed_luck_text(seeds[:3]).endswith("luck alone moved a run here.")  # no pair closer than luck
+    # a run made without a preset (the API's) is the fast preset's settings: only the seed differs
+    bare = [run(1, 0.6736), SimpleNamespace(id="r9", name="run 9", config=TrainConfig(seed=1),
+                                            summary=lambda: {"test_accuracy": 0.6658})]
+    assert "differ only in their seed" in views.seed_luck_text(bare)
+    # two seeds that tie say nothing of luck, and do not silence a close pair of settings
+    tied = [run(1, 1.0), run(2, 1.0, seed=1), run(3, 0.9996, optimizer="muon")]
+    said = views.seed_luck_text(tied)
+    assert "only in their seed" not in said and "end only 0.04 points apart" in said, said
+    # left out: a calibrated run (its parent's settings, photos' accuracy), a NaN accuracy, an unreadable config
+    class Unreadable:
+        id, name = "r7", "run 7"
+
+        @property
+        def config(self):
+            raise ConfigError("config.json: not JSON")
+
+        def summary(self):
+            return {"test_accuracy": 0.6660}
+
+    assert views.seed_luck_text([run(1, 0.6736), run(2, 0.6650, parent="r1", seed=1)]) is None
+    said = views.seed_luck_text([run(1, 0.6736), run(2, float("nan"), optimizer="muon"), run(3, 0.6730, lr=0.002)])
+    assert "0.06 points apart" in said and "run 2" not in said, said
+    assert views.seed_luck_text([run(1, 0.6736), Unreadable()]) is None
     # the same run twice (same seed) is not luck, and one run, a run with no accuracy: nothing to say
     assert views.seed_luck_text([run(1, 0.9971), run(2, 0.9971)]) is None
     assert views.seed_luck_text([run(1, 0.9971)]) is None
@@ -1300,6 +1336,9 @@ def test_a_run_keeps_one_colour_in_both_overlays():
     close = {"seed 0": [{"epoch": 1, "val_accuracy": 0.6542}], "seed 1": [{"epoch": 1, "val_accuracy": 0.6580}]}
     lo, hi = figures.runs_overlay(close).layout.yaxis.range
     assert hi - lo >= 2.0 and lo < 65.42 and hi > 65.80
+    # an epoch record without the metric (or None) is a gap in the line, not a KeyError
+    gaps = figures.runs_overlay({"a": [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2}, {"epoch": 3, "val_accuracy": None}]})
+    assert list(gaps.data[0].y) == [50.0, None, None]
 
 
 def test_the_best_trial_says_how_a_tie_was_broken():
