@@ -150,6 +150,10 @@ def test_settings_survive_a_visit_to_another_page(page, own):
     with step(page, "on Train, set 7 epochs and seed 5"):
         goto(page, own.url, "/train")
         for label, value in (("Epochs", "7"), ("Seed", "5")):
+            # once in a fresh-clone run the rerun after Epochs still held the last draw's Seed box beside
+            # the new one when the page looked idle (a strict-mode failure): wait for one box
+            page.wait_for_function("(l) => document.querySelectorAll(`input[aria-label='${l}']`).length === 1",
+                                   arg=label, timeout=WAIT * 1000)
             box = page.get_by_label(label, exact=True)
             box.fill(value)
             box.press("Enter")
