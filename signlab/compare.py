@@ -288,7 +288,7 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
         created = s.get("created")
         rows.append({
             "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
-            "model": s["model"], "preset": s.get("preset"),
+            "model": s["model"], "preset": _preset_word(s.get("preset"), s["model"]),
             "networks": s.get("ensemble") or 1, "status": status_word(s),
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
@@ -298,6 +298,15 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
             "created": dt.datetime.fromtimestamp(created) if isinstance(created, (int, float)) else None,
         })
     return rows
+
+
+def _preset_word(name: Any, model: Any) -> Any:
+    """The preset a run started from, with "(other model)" where its model is not the preset's:
+    ``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg."""
+    from .config import PRESETS, SETTING  # here: the module stays free of torch
+    if name not in PRESETS or model is None:
+        return name
+    return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
 
 
 def legend_names(runs: Sequence["Run"]) -> list[str]:

@@ -1173,6 +1173,24 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     assert views.seed_luck_text([run(1, 0.9971), run(2, None, optimizer="muon")]) is None
 
 
+def test_the_runs_table_says_when_a_run_left_its_presets_model():
+    """A walk read "fast" in the preset column beside a logreg run: `train --model logreg` starts from the
+    fast preset, whose network is s2net."""
+    from types import SimpleNamespace
+
+    def run(i, **changes):
+        cfg = preset(changes.pop("preset", "fast"), **changes)
+        summary = {"name": None, "model": cfg.model, "preset": cfg.preset, "epochs": 1, "target_epochs": 2,
+                   "status": "completed", "batch_size": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer,
+                   "schedule": cfg.schedule, "augment": cfg.augment, "test_accuracy": 0.9, "train_seconds": 1.0,
+                   "created": 0.0}
+        return SimpleNamespace(id=f"r{i}", summary=lambda: summary)
+
+    rows = views.runs_table([run(1), run(2, model="logreg"), run(3, preset="robust"), run(4, preset="lecture"),
+                             run(5, preset="lecture", model="mlp")])
+    assert [r["preset"] for r in rows] == ["fast", "fast (other model)", "robust", "lecture", "lecture (other model)"]
+
+
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
     """A queued or stopped run, drawn with no accuracy, ran down to the bottom of the accuracy axis
     as if it were the worst run."""
