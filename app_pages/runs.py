@@ -129,7 +129,7 @@ if picked:
             st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
     if same := views.same_curves_text(epochs, batches, metric or "val_accuracy", [by_id[i] for i in picked]):
         st.caption(same)
-    elif luck := views.seed_luck_text([by_id[i] for i in picked]):
+    elif luck := views.seed_luck_text([by_id[i] for i in picked], list(epochs)):  # the legend's names, read once
         st.caption(luck)
     without = [k for k, v in epochs.items() if not v]
     if without:  # a run with no epoch record draws no line: say which, rather than leave a line missing

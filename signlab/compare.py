@@ -404,7 +404,7 @@ LUCK_LIMIT = 1.0  # points: see seed_luck
 LUCK_FLOOR = 0.1  # points: seeds closer than this are not quoted as "how far luck moved a run"
 
 
-def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
+def seed_luck(runs: Sequence["Run"], names: Sequence[str] | None = None) -> dict[str, Any] | None:
     """What the seed alone may explain among compared finished runs, or None: a student compared
     four optimizers with one run each and read a 0.04-point lead as the better optimizer.
 
@@ -412,14 +412,16 @@ def seed_luck(runs: Sequence["Run"]) -> dict[str, Any] | None:
     seed; accuracies are test accuracies in points. ``luck``: the widest spread of a group with two or
     more seeds, ``(spread, names)``, where it is at least LUCK_FLOOR, or None; ``close``: the closest
     pair of runs of other settings, ``(gap, name, name)``, where it is under that spread or under
-    LUCK_LIMIT, whichever is larger, or None. Names are the legend's (:func:`legend_names`). Runs
+    LUCK_LIMIT, whichever is larger, or None. Names are the legend's: ``names`` where the caller has
+    them (the Runs page's curve_series keys; each name costs a read of every run's config), else
+    :func:`legend_names`. Runs
     without a test accuracy or a readable config, and calibrated runs (adapted to photos, their
     parent's config kept), are left out; None when there is nothing to say."""
     from .config import SETTINGS  # here: the module stays free of torch
 
     recipe = [s.name for s in SETTINGS if s.name not in _NOT_A_RECIPE]
     entries: list[tuple[str, float, str, Any]] = []  # (name, points, settings, seed)
-    for r, name in zip(runs, legend_names(runs)):
+    for r, name in zip(runs, legend_names(runs) if names is None else names):
         row = r.summary()
         acc = row.get("test_accuracy")
         try:

@@ -221,13 +221,14 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     with no epochs draws nothing but keeps its colour (:func:`run_color`)."""
     fig = go.Figure()
     pct = metric.endswith("accuracy")
-    shown = [(100 if pct else 1) * r[metric] for epochs in series.values() for r in epochs if _finite(r.get(metric))]
+    scale = 100 if pct else 1
+    ys = {name: [scale * r[metric] if _finite(r.get(metric)) else None for r in epochs]  # no metric: a gap
+          for name, epochs in series.items()}
     for i, (name, epochs) in enumerate(series.items()):
         if epochs:
-            fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs],  # a record without the metric: a gap
-                                     y=[(100 if pct else 1) * r[metric] if _finite(r.get(metric)) else None
-                                        for r in epochs],
-                                     mode="lines+markers", name=plain(name), line=dict(color=run_color(i))))
+            fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=ys[name], mode="lines+markers",
+                                     name=plain(name), line=dict(color=run_color(i))))
+    shown = [y for values in ys.values() for y in values if y is not None]
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
                       legend=dict(orientation="h", y=-0.25))

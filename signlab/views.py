@@ -1107,10 +1107,10 @@ def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str,
     return text + "."
 
 
-def seed_luck_text(runs: Sequence[Any]) -> str | None:
+def seed_luck_text(runs: Sequence[Any], names: Sequence[str] | None = None) -> str | None:
     """The Runs page's word on what the seed alone may explain among the compared runs, or None
-    (:func:`signlab.compare.seed_luck`)."""
-    said = _compare.seed_luck(runs)
+    (:func:`signlab.compare.seed_luck`; ``names``: the runs' legend names, where the page has them)."""
+    said = _compare.seed_luck(runs, names)
     if said is None:
         return None
     parts = []

@@ -1134,6 +1134,8 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     said = views.seed_luck_text(once)
     assert said.startswith(said_of(once, 0, 1, words=" differ in their settings but end only 0.04 points apart")), said
     assert "another **Seed**" in said and "99.71" not in said  # no other model's figures
+    # the page passes the legend names it already has (curve_series' keys), in the runs' order
+    assert views.seed_luck_text(once, ["x", "y", "z"]).startswith("**x** and **y** differ in their settings")
     # settings that far apart are not called luck
     assert views.seed_luck_text([run(1, 0.9971), run(3, 0.9395, optimizer="sgd")]) is None
     # one setting with two seeds: its spread is what luck moved here, and a pair of other settings
