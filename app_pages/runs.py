@@ -113,6 +113,7 @@ picked = st.multiselect("Runs to overlay", [r.id for r in runs],
                         placeholder="Choose runs to compare")
 if picked:
     epochs, batches = views.curve_series([by_id[i] for i in picked])
+    colors = ui.run_colors(picked)  # a run keeps its colour while picked, whichever run is dropped
     batches = {k: views.continued_steps(v) for k, v in batches.items()}  # continued runs go on, not back to 0
     metric = st.segmented_control("Epoch metric", ["val_accuracy", "train_accuracy", "val_loss", "train_loss"],
                                   default="val_accuracy", key="runs_metric", required=True,
@@ -120,13 +121,13 @@ if picked:
     c1, c2 = st.columns(2)
     with c1:
         if any(epochs.values()):
-            st.plotly_chart(figures.runs_overlay(epochs, metric or "val_accuracy"),
+            st.plotly_chart(figures.runs_overlay(epochs, metric or "val_accuracy", colors),
                             width="stretch", key="runs_overlay")
         else:
             st.info("None of these runs has finished an epoch yet.")
     with c2:
         if any(batches.values()):
-            st.plotly_chart(figures.runs_loss_overlay(batches), width="stretch", key="runs_loss_overlay")
+            st.plotly_chart(figures.runs_loss_overlay(batches, colors), width="stretch", key="runs_loss_overlay")
     if same := views.same_curves_text(epochs, batches, metric or "val_accuracy", [by_id[i] for i in picked]):
         st.caption(same)
     elif luck := views.seed_luck_text([by_id[i] for i in picked], list(epochs)):  # the legend's names, read once

@@ -338,6 +338,26 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     return epochs, batches
 
 
+def keep_colors(picked: Sequence[str], before: dict[str, int], n: int) -> dict[str, int]:
+    """Each picked run's colour, as an index into a palette of ``n``: a run keeps the colour it had
+    ``before`` while it stays picked, and a new pick takes the first colour no picked run has.
+
+    Colours by place in the pick list changed every later run's colour when an earlier one was
+    removed, so the line a student had been following turned red. With more runs than colours a new
+    pick shares one (the least used, first).
+    """
+    colors: dict[str, int] = {}
+    for run_id in picked:  # kept: one run a colour, the first picked keeping it if ``before`` repeats one
+        c = before.get(run_id)
+        if isinstance(c, int) and 0 <= c < n and c not in colors.values():
+            colors[run_id] = c
+    for run_id in picked:
+        if run_id not in colors:
+            used = list(colors.values())
+            colors[run_id] = min(range(n), key=lambda c: (used.count(c), c))
+    return {run_id: colors[run_id] for run_id in picked}
+
+
 SHOWN_DIFFERENCES = 2  # settings named in a legend entry, at most: half a 1,280-px page cut a third off
 
 

@@ -210,24 +210,36 @@ def plain(text: Any) -> str:
 
 
 def run_color(i: int) -> str:
-    """The colour of the i-th run picked: the Runs page draws its epoch chart and its loss chart side by
-    side, and a run kept two different colours there (plotly's own palette in one, ours in the other),
-    so both charts take a run's colour from its place among the runs picked, drawn or not."""
+    """The colour numbered ``i``: the Runs page draws its epoch chart and its loss chart side by side,
+    and a run kept two different colours there (plotly's own palette in one, ours in the other), so
+    both charts take a run's colour from one number, its place among the runs picked unless the
+    caller gives each run its own (:func:`signlab.compare.keep_colors`), drawn or not."""
     return RUN_COLORS[i % len(RUN_COLORS)]
 
 
-def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy") -> go.Figure:
+def _color_numbers(series: dict[str, Any], colors: Sequence[int] | None) -> list[int]:
+    """One colour number per series: ``colors`` in the series' order, else their places."""
+    if colors is None:
+        return list(range(len(series)))
+    if len(colors) != len(series):
+        raise ValueError(f"{len(colors)} colours for {len(series)} runs")
+    return list(colors)
+
+
+def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_accuracy",
+                 colors: Sequence[int] | None = None) -> go.Figure:
     """One line per run of an epoch metric (``val_accuracy``, ``val_loss``, ``train_loss`` …). A run
-    with no epochs draws nothing but keeps its colour (:func:`run_color`)."""
+    with no epochs draws nothing but keeps its colour (:func:`run_color`; ``colors``: each run's
+    colour number, in the series' order)."""
     fig = go.Figure()
     pct = metric.endswith("accuracy")
     scale = 100 if pct else 1
     ys = {name: [scale * r[metric] if _finite(r.get(metric)) else None for r in epochs]  # no metric: a gap
           for name, epochs in series.items()}
-    for i, (name, epochs) in enumerate(series.items()):
+    for c, (name, epochs) in zip(_color_numbers(series, colors), series.items()):
         if epochs:
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=ys[name], mode="lines+markers",
-                                     name=plain(name), line=dict(color=run_color(i))))
+                                     name=plain(name), line=dict(color=run_color(c))))
     shown = [y for values in ys.values() for y in values if y is not None]
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
@@ -238,17 +250,18 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     return _layout(fig, 340, title=f"{label.capitalize()} per epoch")  # beside a chart per step
 
 
-def runs_loss_overlay(series: dict[str, list[dict[str, Any]]]) -> go.Figure:
-    """Smoothed step loss of several runs against the fraction of training done."""
+def runs_loss_overlay(series: dict[str, list[dict[str, Any]]], colors: Sequence[int] | None = None) -> go.Figure:
+    """Smoothed step loss of several runs against the fraction of training done (``colors`` as
+    :func:`runs_overlay`'s)."""
     fig = go.Figure()
-    for i, (name, batches) in enumerate(series.items()):
+    for c, (name, batches) in zip(_color_numbers(series, colors), series.items()):
         if not batches:  # nothing to draw, but the colour stays the run's (run_color)
             continue
         steps = np.array([b["step"] for b in batches], dtype=float)
         # the live chart's blue first: a run's line turned from blue to plotly's purple, its axis from
         # "cross-entropy loss" to "smoothed loss", the moment it finished on the tour
         fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name),
-                                 line=dict(color=run_color(i))))
+                                 line=dict(color=run_color(c))))
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss (smoothed)",
                       legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch

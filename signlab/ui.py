@@ -77,6 +77,7 @@ class Keys:
     DETAILS_DRAWN = "live_details_drawn"  # the run whose epoch and health charts the user asked for while it trains
     LIVE_FEEDS = "live_feed_tokens"  # {run_id: token} of signlab.live's loss feed, issued to this session
     RUNS_COMPARE = "runs_compare"  # the runs Runs overlays (its multiselect); set by the Runs brush and Sweeps
+    RUNS_COLORS = "runs_colors"  # {run id: colour number} of the runs Runs overlays, kept while picked
     # the pages' own keys (not a widget's), here too, so no two pages collide
     RUNS_MANAGE = "runs_manage_id"  # the run of Runs' "Manage a run" section
     RUNS_FLASH = "runs_flash"  # what an action on Runs did, said after its rerun
@@ -451,6 +452,14 @@ def state(key: str, default: Any = None) -> Any:
     if key not in st.session_state:
         st.session_state[key] = default
     return st.session_state[key]
+
+
+def run_colors(picked: list[str]) -> list[int]:
+    """The overlay colour number of each picked run, in ``picked``'s order: a run keeps its colour
+    across reruns while it stays picked (:func:`signlab.compare.keep_colors`)."""
+    colors = compare.keep_colors(picked, state(Keys.RUNS_COLORS, {}), len(figures.RUN_COLORS))
+    st.session_state[Keys.RUNS_COLORS] = colors
+    return [colors[run_id] for run_id in picked]
 
 
 @st.cache_resource(show_spinner="Averaging the images of each letter…")

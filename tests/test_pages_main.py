@@ -451,6 +451,35 @@ def test_compare_says_which_chosen_run_has_no_curve(runs_env):
     assert len(notes) == 1 and "no-epochs" in notes[0] and "it has no finished epoch" in notes[0], notes
 
 
+def test_compare_keeps_each_runs_colour_when_one_is_dropped(runs_env):
+    """Dropping the first of three overlaid runs recoloured the other two (colours went by place in
+    the pick list): each keeps its line colour while it stays picked."""
+    import json
+
+    from signlab import figures
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run, open_run_id
+
+    root, run_id = runs_env
+    source = open_run_id(run_id, root).dir
+    for seed, copy in ((1, "copy-b"), (2, "copy-c")):  # the same curves under other ids
+        made = create_run(TrainConfig(model="logreg", epochs=1, seed=seed), root, run_id=copy, status="completed")
+        shutil.copy(source / "metrics.jsonl", made.dir / "metrics.jsonl")
+    at = _open("runs")
+
+    def colours() -> list[list[str]]:
+        charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+        return [[t["line"]["color"] for t in c["data"]] for c in charts if c["data"] and "line" in c["data"][0]]
+
+    at.multiselect(key="runs_compare").set_value([run_id, "copy-b", "copy-c"]).run()
+    no_error(at)
+    blue, red, green = figures.RUN_COLORS[:3]
+    assert colours() and all(c == [blue, red, green] for c in colours()), colours()
+    at.multiselect(key="runs_compare").set_value(["copy-b", "copy-c"]).run()
+    no_error(at)
+    assert colours() and all(c == [red, green] for c in colours()), colours()
+
+
 def test_a_link_to_a_run_that_is_not_here_says_so(runs_env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("app_pages/evaluate.py")

@@ -1361,6 +1361,30 @@ def test_a_run_keeps_one_colour_in_both_overlays():
     assert list(gaps.data[0].y) == [50.0, None, None]
 
 
+def test_a_run_keeps_its_colour_while_it_stays_picked():
+    """Colours came from each run's place among the picked, so dropping the first run turned the
+    second one's line from red to blue and every later one's too: the line a student followed
+    changed colour under them."""
+    from signlab.compare import keep_colors
+
+    first = keep_colors(["a", "b", "c"], {}, 10)
+    assert first == {"a": 0, "b": 1, "c": 2}
+    assert keep_colors(["b", "c"], first, 10) == {"b": 1, "c": 2}  # "a" dropped: the others keep theirs
+    assert keep_colors(["b", "c", "d"], {"b": 1, "c": 2}, 10) == {"b": 1, "c": 2, "d": 0}  # a new pick: first free
+    assert keep_colors(["x", "y"], {"x": 3, "y": 3}, 10) == {"x": 3, "y": 0}  # never two runs one colour
+    assert keep_colors(["x"], {"x": 12}, 10) == {"x": 0}  # a number the palette has not: a fresh one
+    many = keep_colors([str(i) for i in range(12)], {}, 10)  # more runs than colours: shared, the least used first
+    assert sorted(many.values()) == [0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # both overlays draw each run in the colour given, in the series' order
+    b = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
+    e = [{"epoch": 1, "val_accuracy": 0.5}]
+    by_epoch = {t.name: t.line.color for t in figures.runs_overlay({"b": e, "c": e}, colors=[1, 2]).data}
+    by_step = {t.name: t.line.color for t in figures.runs_loss_overlay({"b": b, "c": b}, colors=[1, 2]).data}
+    assert by_epoch == by_step == {"b": figures.RED, "c": figures.GREEN}
+    with pytest.raises(ValueError, match="1 colours for 2 runs"):
+        figures.runs_overlay({"b": e, "c": e}, colors=[1])
+
+
 def test_the_best_trial_says_how_a_tie_was_broken():
     """A walk saw four trials at 100.00% and the best named #3, then #5, with no word why."""
     rows = [{"number": n, "state": "COMPLETE", "value": v, "val_loss": l}
