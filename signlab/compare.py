@@ -309,6 +309,17 @@ def _preset_word(name: Any, model: Any) -> Any:
     return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
 
 
+LEGEND_SEP = " · "  # between a run's name and what sets it apart, in a legend name
+
+
+def short_names(names: Sequence[str]) -> list[str]:
+    """Legend names without what sets each run apart (the name before :data:`LEGEND_SEP`), for the
+    words under the chart, where the legend beside them already says it; the whole names where the
+    short ones would not tell the runs apart."""
+    short = [n.split(LEGEND_SEP, 1)[0] for n in names]
+    return short if len(set(short)) == len(short) else list(names)
+
+
 def legend_names(runs: Sequence["Run"]) -> list[str]:
     """Each run's unique name in the overlays' legends (and in the words beside them): its display
     name, and the settings in which it differs from the others."""
@@ -320,7 +331,7 @@ def legend_names(runs: Sequence["Run"]) -> list[str]:
         name = display_name(r.id, r.name, with_model=True)  # an unnamed run: when it started, and its model
         words = _legend_words(differ, name, common)
         if words:  # four runs of one model read "5 Dec 19:20:06 (s2net)" alike in the legend
-            name = f"{name} · {words}"
+            name = f"{name}{LEGEND_SEP}{words}"
         if name in out:
             name = f"{name} ({r.id})"
         out.append(name)

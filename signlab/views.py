@@ -1110,7 +1110,9 @@ def same_curves_text(epochs: dict[str, list[dict[str, Any]]], batches: dict[str,
 def seed_luck_text(runs: Sequence[Any], names: Sequence[str] | None = None) -> str | None:
     """The Runs page's word on what the seed alone may explain among the compared runs, or None
     (:func:`signlab.compare.seed_luck`; ``names``: the runs' legend names, where the page has them)."""
-    said = _compare.seed_luck(runs, names)
+    # the caption names runs as "5 Dec 20:39:14 (logreg)": their whole legend names, what sets each
+    # apart included, made it three lines for two runs
+    said = _compare.seed_luck(runs, _compare.short_names(names) if names is not None else None)
     if said is None:
         return None
     parts = []

@@ -1136,6 +1136,11 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     assert "another **Seed**" in said and "99.71" not in said  # no other model's figures
     # the page passes the legend names it already has (curve_series' keys), in the runs' order
     assert views.seed_luck_text(once, ["x", "y", "z"]).startswith("**x** and **y** differ in their settings")
+    # named as the runs are, not with the legend's words on what sets each apart (three lines for two runs);
+    # the whole names where the short ones are one name
+    long = ["5 Dec 20:39:14 (logreg) · seed 1, lr 0.003 and 1 more", "r2 · optimizer muon", "r3 · optimizer sgd"]
+    assert views.seed_luck_text(once, long).startswith(f"**{views.md('5 Dec 20:39:14 (logreg)')}** and **r2** differ")
+    assert views.seed_luck_text(once, ["r · a", "r · b", "c"]).startswith(f"**{views.md('r · a')}** and **")
     # settings that far apart are not called luck
     assert views.seed_luck_text([run(1, 0.9971), run(3, 0.9395, optimizer="sgd")]) is None
     # one setting with two seeds: its spread is what luck moved here, and a pair of other settings
