@@ -75,7 +75,8 @@ if kind in views.FIRST_LAYER_KINDS:
     # the snapshot's name as a title only where no slider above says it ("after epoch 2" read twice)
     stepped = epoch is not None and len(history) >= 2
     st.plotly_chart(figures.weight_templates(tiles, titles, cols=cols, tile_px=px,
-                                             title="" if stepped else views.snapshot_title(epoch)),
+                                             title="" if stepped else
+                                             views.FROZEN_TITLE if frozen else views.snapshot_title(epoch)),
                     width="content", key=key)
 else:
     st.info("This model has neither convolutions nor a single weight layer to show.")

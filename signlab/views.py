@@ -1336,6 +1336,7 @@ DETAILS_WHILE_TRAINING = (
     "While it trains, the loss chart above follows every step. The epoch curves and the network's health "
     "are drawn when the run pauses or ends, or now if you ask: the first interactive chart on a page costs the "
     "browser about 2 s of CPU, and on a laptop that time is taken from the training.")
+FROZEN_TITLE = "set before training, the same in every epoch"  # not "the final weights": they were never trained
 FROZEN_FIRST_LAYER = (
     "This first layer is not learned. Before training, s2net sets it to the four principal directions "
     "of the images' 2×2 patches, each paired with its opposite and scaled so that its output varies as "

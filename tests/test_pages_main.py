@@ -292,6 +292,11 @@ def test_kernels_page_s2net_says_its_first_layer_is_fixed(monkeypatch, tmp_path,
     assert not any("moved" in c.value for c in at.caption)
     assert not [s for s in at.select_slider if s.label == "Epoch"]
     assert "Deeper layers, channel by channel" in [s.value for s in at.subheader]
+    # its tiles' title: not "the final weights", which a walk read beside "not learned"
+    import json
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+    assert any("set before training, the same in every epoch" in t for t in titles), titles
+    assert not any("final weights" in t for t in titles), titles
 
 
 def test_kernels_page_mlp_units(monkeypatch, tmp_path, small_dataset):
