@@ -407,6 +407,10 @@ class Run:
         status = self.status()  # also imports an older signlab's folder
         if not self.has_weights():
             raise RunError(f"run {self.id} has no finished epoch to continue from")
+        if parent := self.parent:  # continued, it trained its photo-fitted head on the dataset: 99.4% -> 75%
+            raise RunError(f"run {self.id} is run {parent} calibrated on photos, not a trained run: training "
+                           f"it on the dataset would undo the calibration. Continue run {parent} instead, then "
+                           "calibrate that one again")
         done = int(status.get("epochs_completed") or 0)
         if more is not None and more > (room := epochs_left(done)):
             raise RunError(f"run {self.id} has trained {count_text(done, 'epoch')}; {more} more would make "

@@ -277,6 +277,15 @@ def test_cli_calibrate_json(parent, dataset, tmp_path, capsys):
     assert rec["photos"] == 3 and rec["seconds"] > 0 and Path(rec["run_dir"]).is_dir()
     assert main(["predict", rec["run_id"], str(folder / "A" / "1.png"), "--runs-dir", str(parent.dir.parent),
                  "--json"]) == 0
+    # continuing a calibrated run trained its photo-fitted head on the dataset again (99.41% -> 75.42%
+    # on a walk's run): refused, nothing changed, the way to do it named
+    capsys.readouterr()
+    weights = (Path(rec["run_dir"]) / "model.safetensors").read_bytes()
+    assert main(["train", "--resume", rec["run_id"], "--epochs", "1", "--runs-dir", str(parent.dir.parent)]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "calibrated on photos" in said[0] and f"Continue run {parent.id} instead" in said[0]
+    assert (Path(rec["run_dir"]) / "model.safetensors").read_bytes() == weights
+    assert open_run(rec["run_id"], parent.dir.parent).state == "completed"
 
 
 @needs_hand_models
