@@ -202,6 +202,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed 1 to 1024")
     if not 0 <= args.linger <= 86_400:  # also refuses nan
         raise UsageError(f"--linger: {shown_value(args.linger)} is out of range; allowed 0 to 86400 seconds")
+    if args.linger and not args.exit_when_idle:  # it warmed up, then served forever: the seconds said nothing
+        raise UsageError("--linger: only with --exit-when-idle (how long an idle worker waits before it returns; "
+                         "without --exit-when-idle a worker never returns)")
     if args.device is not None:
         from .device import check_device
 

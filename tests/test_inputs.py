@@ -398,6 +398,13 @@ def test_cli_numbers_are_range_checked(args, setting, root, capsys):
     assert not root.exists() or list_runs(root) == []
 
 
+def test_a_worker_that_never_returns_does_not_take_a_linger(root, capsys):
+    """``worker --linger 5`` warmed up and then served until killed: the seconds were silently moot."""
+    code = cli.main(["worker", "--linger", "5", "--runs-dir", str(root)])
+    line = _one_line(capsys)
+    assert code == 2 and line.startswith("signlab: --linger: only with --exit-when-idle"), line
+
+
 def test_predict_files_checks_top(root):
     with pytest.raises(ConfigError, match="top"):
         api.predict_files("victim", [], k=int(BIG), runs_dir=root)

@@ -295,6 +295,27 @@ def test_the_small_models_train_on_one_thread_and_give_the_others_back(small_dat
         torch.set_num_threads(before)
 
 
+def test_openmp_threads_spin_briefly_before_they_wait_in_every_front_end():
+    """Two threads beside one busy core (the browser watching the run) trained s2net 3-80 times slower
+    than on an idle machine: each waiting thread spun away the core its partner needed. The package
+    sets libgomp's spin count on import, before torch loads libgomp (it reads it once), unless the
+    environment says otherwise; Streamlit, which the dashboard imports first, must not load torch."""
+    import os
+    import subprocess
+    import sys
+
+    import signlab
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    probe = ("import sys, streamlit; assert 'torch' not in sys.modules, 'streamlit loaded torch'; "
+             "from signlab import live; import os; print(os.environ['GOMP_SPINCOUNT'])")
+    said = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert said.stdout.split() == [signlab.OMP_SPIN] == ["1000"]
+    mine = subprocess.run([sys.executable, "-c", "import signlab, os; print(os.environ['GOMP_SPINCOUNT'])"],
+                          env={**env, "GOMP_SPINCOUNT": "7"}, capture_output=True, text=True, check=True)
+    assert mine.stdout.split() == ["7"]  # a value the user set is kept
+
+
 def test_a_large_loss_that_the_run_recovers_from_is_not_divergence(dataset):
     """Logistic regression with AdamW at lr 10 peaks at a loss of about 1,200 and still learns (54% on
     held-out images): the divergence line (trainer.DIVERGED_LOSS) sits above it."""
