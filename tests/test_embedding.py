@@ -205,6 +205,13 @@ def test_feature_map_figure():
     weak = figures.feature_map(coords, y, (y + (np.arange(50) < 35)) % 24)
     ring = lambda f: float([t for t in f.data if t.name.startswith("misclassified")][0].marker.color.split(",")[-1][:-1])
     assert ring(weak) <= 0.2 < 0.5 <= ring(fig)
+    # a strong model's few mistakes are rings large and dark enough to find (24 of 7,172 were thin 7-px ones)
+    y_big = np.arange(1000) % 24
+    strong = figures.feature_map(rng.normal(size=(1000, 2)), y_big, np.where(np.arange(1000) < 10, (y_big + 1) % 24, y_big))
+    few = [t for t in strong.data if t.name.startswith("misclassified")][0]
+    many = [t for t in fig.data if t.name.startswith("misclassified")][0]
+    assert few.marker.size >= 12 > many.marker.size and few.marker.line.width > many.marker.line.width
+    assert ring(strong) >= 0.8
     thumbs = [(coords[i, 0], coords[i, 1], rng.integers(0, 255, (28, 28))) for i in range(4)]
     fig = figures.feature_map(coords, y, pred, thumbnails=thumbs, zoom=((-1, 1), (-1, 1)))
     assert len(fig.layout.images) == 4 and tuple(fig.layout.xaxis.range) == (-1, 1)
