@@ -16,6 +16,16 @@ only torchrun's environment (``distributed_rank_world``); outside torchrun it is
 before. The thread count a config asks for (``threads``) is set here too: it is a setting of the
 run, like its device.
 
+A CPU fit on several threads that the run did not ask for watches its own pace: where two logging
+windows in a row run at a third of its best pace (:data:`STALL_FACTOR`), the rest of the fit runs on
+one thread, and the fit's message says from which step. Torch's threads wait on each other; beside
+other work (a second training process, the server evaluating, a busy browser) a thread the scheduler
+has set aside holds up its partner at every operation. In bf16 on a CPU with AMX the fast preset's
+100 steps took 102 s instead of 0.8 s with two such runs at once, and 5.3 s beside one busy core,
+against 1.2 s on one thread in both cases (docs/speed-research.md, Part 26). An idle machine never
+trips it, so such a run's numbers are those of its seed; a tripped run's are not (the thread count
+changes the order of sums).
+
 The trainer receives its model and data (``Trainer(cfg, model, dataset, callbacks)``); building
 the model (:func:`signlab.models.build_model`) and loading the data happen in the caller.
 
@@ -145,6 +155,17 @@ def measure_precision(cfg: TrainConfig, model: nn.Module, images: torch.Tensor) 
     return bf16_measured_faster(model, example)
 
 
+# a logging window this many times slower than the fit's fastest, twice in a row, is threads waiting on
+# each other, not a busier machine: beside one busy core fp32 steps on two threads take 2.2 times as
+# long (no trip), bf16 on AMX 4.9-6.8 times, two such fits at once 130 times; a browser drawing the
+# Train page costs 1.1 times (bench/small_waits.py)
+STALL_FACTOR = 3.0
+STALL_WINDOWS = 2
+# a whole step (augmentation, the optimizer, the loss read back) against measure_precision's fastest
+# forward-and-backward pass, generously: the fast preset's step was 1.5 times its pass on an idle 2-core Xeon
+PASS_TO_STEP = 2.0
+
+
 @contextmanager
 def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     """Torch's CPU threads for a run's work: its ``threads`` setting, else at most what its model uses
@@ -202,17 +223,25 @@ class Trainer:
         self.step = 0
         self._stop_requested = False
         self._stop_reason = STOPPED_BY_REQUEST  # how the fit's message starts when stop() ended it
+        self._expected_pace = 0.0  # images a second measure_precision's fastest pass says a step should make
         with run_threads(cfg, self.device):  # timed on the threads the steps will use
             self._autocast = self._choose_bf16()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._tally: _Tally | None = None  # the epoch being trained: its clocks skip time off the clock
         self._clock_skipped = 0.0
+        self._best_pace = 0.0  # the fastest logging window's images a second in this fit
+        self._windows: list[tuple[int, float]] = []  # the last logging windows' (images, seconds)
+        self.one_thread_from: int | None = None  # the step after which a stalled fit went on one thread
 
     def _choose_bf16(self) -> bool:
         """bf16 autocast or not: ``auto`` on a CPU with native bf16 times this model both ways
         (:func:`measure_precision`). Under torchrun every process keeps the hardware's answer, so
         they cannot choose differently."""
         verdict = None if self.world > 1 else measure_precision(self.cfg, self.model, self.train_x)
+        if verdict:  # an idle pace to hold the steps to: a fit stalled from its first step has no best of its own
+            ms = verdict["bf16_ms" if verdict["bf16"] else "fp32_ms"]
+            if isinstance(ms, (int, float)) and ms > 0:
+                self._expected_pace = self.cfg.batch_size / (PASS_TO_STEP * ms / 1000)
         return verdict["bf16"] if verdict else use_bf16(self.cfg.precision, self.device)
 
     def _put_data_on_device(self, dataset: Dataset) -> None:
@@ -354,11 +383,31 @@ class Trainer:
     def _log_batch(self, tally: _Tally, epoch: int) -> None:
         now = time.perf_counter()
         skipped = self._clock_skipped
+        seconds = max(now - tally.log_started, 1e-9)
         self._emit(BatchEnd(self.step, epoch, (tally.log_loss / tally.log_steps).item(),
-                            self.schedule_lr(),
-                            tally.log_samples / max(now - tally.log_started, 1e-9),
+                            self.schedule_lr(), tally.log_samples / seconds,
                             self._train_seconds + (now - tally.started), self.step / self.total_steps))
+        self._watch_for_stall(tally.log_samples, seconds)
         tally.restart_log(now + self._clock_skipped - skipped)  # a pause in a callback is not the next log's
+
+    def _watch_for_stall(self, samples: int, seconds: float) -> None:
+        """Go on with one thread where the last :data:`STALL_WINDOWS` logging windows together ran at
+        under 1/:data:`STALL_FACTOR` of the fit's best window's pace, or of the pace ``precision auto``'s
+        timing of this network expects (two fits started together stall from the first step; the
+        module docstring says why). Windows together, not each: beside a busy core a stalled fit's
+        windows are mostly slow with a quick one between, and one quick window must not reset it.
+        Only on the CPU, in one process, where the run did not ask for a thread count and uses more
+        than one."""
+        if (self.device.type != "cpu" or self.world > 1 or self.cfg.threads or self.one_thread_from is not None
+                or torch.get_num_threads() <= 1):
+            return
+        self._windows = (self._windows + [(samples, seconds)])[-STALL_WINDOWS:]
+        if len(self._windows) == STALL_WINDOWS:
+            pace = sum(n for n, _ in self._windows) / sum(t for _, t in self._windows)
+            if pace * STALL_FACTOR < max(self._best_pace, self._expected_pace):
+                torch.set_num_threads(1)  # run_threads puts the process's count back after the fit
+                self.one_thread_from = self.step
+        self._best_pace = max(self._best_pace, samples / seconds)
 
     # -- one epoch
     def _epoch_totals(self, tally: _Tally) -> tuple[float, int, int]:
@@ -435,6 +484,7 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         self.model.train()
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
+        self._best_pace, self._windows, self.one_thread_from = 0.0, [], None
         self._emit(FitStart(self.start_epoch + cfg.epochs, self.start_epoch, self.steps_per_epoch,
                             len(self.train_y), len(self.val_y),
                             device_description(dev) + (" in bf16" if self._autocast else ""),
@@ -468,7 +518,11 @@ class Trainer:
         except Exception as err:
             self._emit(self._end("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch)))
             raise
-        end = self._end(status, message or self._trained_words(epoch), max(epoch, self.start_epoch))
+        message = message or self._trained_words(epoch)
+        if self.one_thread_from is not None:  # why this run took longer, and differs from its seed's
+            message += (f"; on one thread after step {self.one_thread_from}, where its threads stalled "
+                        "waiting on each other beside other work on this CPU")
+        end = self._end(status, message, max(epoch, self.start_epoch))
         self._emit(end)
         return end
 
