@@ -16,9 +16,9 @@ only torchrun's environment (``distributed_rank_world``); outside torchrun it is
 before. The thread count a config asks for (``threads``) is set here too: it is a setting of the
 run, like its device.
 
-A CPU fit on several threads that the run did not ask for watches its own pace: where two logging
-windows in a row run at a third of its best pace (:data:`STALL_FACTOR`), the rest of the fit runs on
-one thread, and the fit's message says from which step. Torch's threads wait on each other; beside
+A CPU fit on several threads that the run did not ask for watches its own pace: where its last two
+logging windows together run at under a third of its best pace (:data:`STALL_FACTOR`), the rest of
+the fit runs on one thread, and the fit's message says from which step. Torch's threads wait on each other; beside
 other work (a second training process, the server evaluating, a busy browser) a thread the scheduler
 has set aside holds up its partner at every operation. In bf16 on a CPU with AMX the fast preset's
 100 steps took 102 s instead of 0.8 s with two such runs at once, and 5.3 s beside one busy core,
@@ -155,7 +155,7 @@ def measure_precision(cfg: TrainConfig, model: nn.Module, images: torch.Tensor) 
     return bf16_measured_faster(model, example)
 
 
-# a logging window this many times slower than the fit's fastest, twice in a row, is threads waiting on
+# two logging windows together this many times slower than the fit's fastest are threads waiting on
 # each other, not a busier machine: beside one busy core fp32 steps on two threads take 2.2 times as
 # long (no trip), bf16 on AMX 4.9-6.8 times, two such fits at once 130 times; a browser drawing the
 # Train page costs 1.1 times (bench/small_waits.py)
