@@ -18,9 +18,9 @@ run, like its device.
 
 A CPU fit on several threads that the run did not ask for watches its own pace: where its last two
 logging windows together run at under a third of its best pace (:data:`STALL_FACTOR`), the rest of
-the fit runs on one thread, and the fit's message says from which step. Torch's threads wait on each other; beside
-other work (a second training process, the server evaluating, a busy browser) a thread the scheduler
-has set aside holds up its partner at every operation. In bf16 on a CPU with AMX the fast preset's
+the fit runs on one thread, and the fit's message says from which step. Torch's threads wait on
+each other; beside other work (a second training process, the server evaluating, a busy browser) a
+thread the scheduler has set aside holds up its partner at every operation. In bf16 on a CPU with AMX the fast preset's
 100 steps took 102 s instead of 0.8 s with two such runs at once, and 5.3 s beside one busy core,
 against 1.2 s on one thread in both cases (docs/speed-research.md, Part 26). An idle machine never
 trips it, so such a run's numbers are those of its seed; a tripped run's are not (the thread count
