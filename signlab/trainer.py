@@ -16,9 +16,9 @@ only torchrun's environment (``distributed_rank_world``); outside torchrun it is
 before. The thread count a config asks for (``threads``) is set here too: it is a setting of the
 run, like its device.
 
-A CPU fit on several threads that the run did not ask for watches its own pace: where its last two
-logging windows together run at under a third of its best pace (:data:`STALL_FACTOR`), the rest of
-the fit runs on one thread, and the fit's message says from which step. Torch's threads wait on
+A CPU fit on several threads that the run did not ask for watches its own pace: where its logging
+windows run at under a third of its best pace (:data:`STALL_FACTOR`) for 3 s (:data:`STALL_SECONDS`),
+the rest of the fit runs on one thread, and the fit's message says from which step. Torch's threads wait on
 each other; beside other work (a second training process, the server evaluating, a busy browser) a
 thread the scheduler has set aside holds up its partner at every operation. In bf16 on a CPU with AMX the fast preset's
 100 steps took 102 s instead of 0.8 s with two such runs at once, and 5.3 s beside one busy core,
@@ -155,12 +155,13 @@ def measure_precision(cfg: TrainConfig, model: nn.Module, images: torch.Tensor) 
     return bf16_measured_faster(model, example)
 
 
-# two logging windows together this many times slower than the fit's fastest are threads waiting on
-# each other, not a busier machine: beside one busy core fp32 steps on two threads take 2.2 times as
-# long (no trip), bf16 on AMX 4.9-6.8 times, two such fits at once 130 times; a browser drawing the
-# Train page costs 1.1 times (bench/small_waits.py)
+# logging windows this many times slower than the fit's fastest, for STALL_SECONDS together, are
+# threads waiting on each other, not a busier machine: beside one busy core fp32 steps on two threads
+# take 2.2 times as long (no trip), bf16 on AMX 4.9-6.8 times, two such fits at once 130 times
 STALL_FACTOR = 3.0
-STALL_WINDOWS = 2
+# a browser drawing the Train page slows a few windows in a burst: judged on two windows (0.2 s) it
+# tripped watched runs, which then took 1.5 times as long on one thread (bench/small_waits.py)
+STALL_SECONDS = 3.0
 # a whole step (augmentation, the optimizer, the loss read back) against measure_precision's fastest
 # forward-and-backward pass, generously: the fast preset's step was 1.5 times its pass on an idle 2-core Xeon
 PASS_TO_STEP = 2.0
@@ -230,7 +231,7 @@ class Trainer:
         self._tally: _Tally | None = None  # the epoch being trained: its clocks skip time off the clock
         self._clock_skipped = 0.0
         self._best_pace = 0.0  # the fastest logging window's images a second in this fit
-        self._windows: list[tuple[int, float]] = []  # the last logging windows' (images, seconds)
+        self._windows: list[tuple[int, float]] = []  # the latest logging windows' (images, seconds)
         self.one_thread_from: int | None = None  # the step after which a stalled fit went on one thread
 
     def _choose_bf16(self) -> bool:
@@ -391,18 +392,20 @@ class Trainer:
         tally.restart_log(now + self._clock_skipped - skipped)  # a pause in a callback is not the next log's
 
     def _watch_for_stall(self, samples: int, seconds: float) -> None:
-        """Go on with one thread where the last :data:`STALL_WINDOWS` logging windows together ran at
-        under 1/:data:`STALL_FACTOR` of the fit's best window's pace, or of the pace ``precision auto``'s
-        timing of this network expects (two fits started together stall from the first step; the
-        module docstring says why). Windows together, not each: beside a busy core a stalled fit's
+        """Go on with one thread where the last logging windows, :data:`STALL_SECONDS` of them together,
+        ran at under 1/:data:`STALL_FACTOR` of the fit's best window's pace, or of the pace ``precision
+        auto``'s timing of this network expects (two fits started together stall from the first step;
+        the module docstring says why). Windows together, not each: beside a busy core a stalled fit's
         windows are mostly slow with a quick one between, and one quick window must not reset it.
         Only on the CPU, in one process, where the run did not ask for a thread count and uses more
         than one."""
         if (self.device.type != "cpu" or self.world > 1 or self.cfg.threads or self.one_thread_from is not None
                 or torch.get_num_threads() <= 1):
             return
-        self._windows = (self._windows + [(samples, seconds)])[-STALL_WINDOWS:]
-        if len(self._windows) == STALL_WINDOWS:
+        self._windows.append((samples, seconds))
+        while len(self._windows) > 1 and sum(t for _, t in self._windows[1:]) >= STALL_SECONDS:
+            self._windows.pop(0)  # the latest windows that still span STALL_SECONDS
+        if sum(t for _, t in self._windows) >= STALL_SECONDS:
             pace = sum(n for n, _ in self._windows) / sum(t for _, t in self._windows)
             if pace * STALL_FACTOR < max(self._best_pace, self._expected_pace):
                 torch.set_num_threads(1)  # run_threads puts the process's count back after the fit

@@ -298,8 +298,8 @@ def test_the_small_models_train_on_one_thread_and_give_the_others_back(small_dat
 def test_a_fit_whose_threads_stall_goes_on_with_one(small_dataset, monkeypatch):
     """Two fast-preset fits at once on 2 cores (bf16 on a CPU with AMX) took 218-345 s an epoch instead
     of 1.7 s: their threads waited on each other at every operation. A fit whose logging windows fall to
-    a third of its best pace goes on with one thread (22 s there), says so in its message, and puts the
-    process's count back; a thread count the run asked for is never changed."""
+    a third of its best pace for 3 s goes on with one thread (12.6 s there), says so in its message,
+    and puts the process's count back; a thread count the run asked for is never changed."""
     import time as _time
 
     from signlab import trainer as trainer_mod
@@ -309,7 +309,7 @@ def test_a_fit_whose_threads_stall_goes_on_with_one(small_dataset, monkeypatch):
     def stalling(self, idx):  # from step 16 on, every step on two threads waits as a stalled thread would
         out = step(self, idx)
         if self.step > 15 and torch.get_num_threads() > 1:
-            _time.sleep(0.2)
+            _time.sleep(0.35)  # 1.75 s a 5-step window: two of them pass trainer.STALL_SECONDS
         return out
 
     monkeypatch.setattr(trainer_mod.Trainer, "_step", stalling)
@@ -319,7 +319,7 @@ def test_a_fit_whose_threads_stall_goes_on_with_one(small_dataset, monkeypatch):
         seen = []
         t, end, _ = _fit(small_dataset, model="fastcnn", epochs=1, batch_size=50, log_every=5, augment=False,
                          precision="fp32", callbacks=[lambda e, tr: seen.append((tr.step, torch.get_num_threads()))])
-        assert end.status == "completed" and t.one_thread_from is not None and 20 <= t.one_thread_from <= 30
+        assert end.status == "completed" and t.one_thread_from is not None and 20 <= t.one_thread_from <= 35
         assert f"on one thread after step {t.one_thread_from}" in end.message
         assert end.message.startswith("trained 1 epoch")
         assert {n for s, n in seen if s <= 15} == {2} and seen[-1][1] == 1  # two until it stalled, then one
