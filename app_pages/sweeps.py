@@ -48,7 +48,7 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
                                     help="Trials run in parallel, one per worker; more than one only helps "
                                          f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
     st.caption(views.sweep_search_text(model) + " "
-               + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs)))
+               + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), limit_seconds=60 * minutes or None))
     submitted = st.button("▶ Start sweep", type="primary", key="sweep_start")
     if submitted:
         with ui.guard("Could not start the sweep"):

@@ -1000,13 +1000,13 @@ def _trial_speed(key: str, busy: bool = False) -> float | None:
         return trial.measure(cfg, env=cpu_share(job_manager().limit))
 
 
-def sweep_time_text(model: str, trials: int, epochs: int) -> str:
+def sweep_time_text(model: str, trials: int, epochs: int, limit_seconds: float | None = None) -> str:
     """:func:`views.sweep_time_text` from every user's measured speeds, and a trial of the sweep's
     base settings when none says (a first sweep of a network read only "the first trial shows")."""
     rows = speed_rows()
     speed = trial_for(views.sweep_base_config(model), rows)
     return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed,
-                                 machine_load=_machine_load(), cores=os.cpu_count())
+                                 machine_load=_machine_load(), cores=os.cpu_count(), limit_seconds=limit_seconds)
 
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks

@@ -627,14 +627,17 @@ def sweep_base_config(model: str) -> Any:
 
 def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
                     trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS,
-                    trial: float | None = None, machine_load: float | None = None, cores: int | None = None) -> str:
+                    trial: float | None = None, machine_load: float | None = None, cores: int | None = None,
+                    limit_seconds: float | None = None) -> str:
     """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
     sweep's base batch size; its trials also try smaller batches, which take longer), and so the
     budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
     sweep would take a minute or an hour, and started none. ``trial``: the images a second a few of
     its steps trained at on this machine, for a network the server neither trained nor can guess from.
     ``machine_load`` (the load average, over ``cores``): at or above the core count it is said, as on
-    Train (a walk read "roughly 89 s" for 10 trials beside busy processes, and 5 had run after 423 s)."""
+    Train (a walk read "roughly 89 s" for 10 trials beside busy processes, and 5 had run after 423 s).
+    ``limit_seconds``: the time limit chosen; where the budget takes longer, how many trials fit in it
+    (a walk read "roughly 32 min or more" beside the default limit of 30 min, and no word on it)."""
     cfg = sweep_base_config(model)
     est = estimate(cfg, rows, n_train, trial)
     load = busy_load(machine_load, cores)
@@ -654,7 +657,18 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(est.whole * trials * epochs)} or more with one "
-              "worker, less when trials are pruned early; the time limit stops it starting new trials." + busy)
+              "worker, less when trials are pruned early; the time limit stops it starting new trials."
+            + _over_the_limit(est.whole * epochs, trials, limit_seconds) + busy)
+
+
+def _over_the_limit(trial_seconds: float, trials: int, limit_seconds: float | None) -> str:
+    """Words for a budget longer than the time limit: about how many trials start within it."""
+    if not limit_seconds or trial_seconds <= 0 or trial_seconds * trials <= limit_seconds:
+        return ""
+    fit = max(1, math.ceil(limit_seconds / trial_seconds))  # the last one starts before the limit and finishes
+    return (f" That is more than the time limit of {duration(limit_seconds).removeprefix('about ')}: about "
+            f"{count_text(min(fit, trials), 'trial')} start{'s' if min(fit, trials) == 1 else ''} within it, "
+            "so raise the limit or lower the trials to run them all.")
 
 
 def tie_note(probs: Any) -> str | None:

@@ -722,6 +722,14 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
     # the budget typed in: the page said "10 trials of 2 epochs" beside 2 trials of 1 epoch
     said = views.sweep_time_text("fastcnn", rows, 27_455, trials=1, epochs=3)
     assert f"So 1 trial of 3 epochs takes {views.duration(seconds * 3)} or more" in said, said
+    # a budget over the time limit says how many trials start within it (a walk read "roughly 32 min or
+    # more" beside the default 30-min limit, and no word on it); within the limit, nothing more is said
+    trial = seconds * 2
+    over = views.sweep_time_text("fastcnn", rows, 27_455, limit_seconds=trial * 4.5)
+    assert over.endswith(f"That is more than the time limit of {views.duration(trial * 4.5).removeprefix('about ')}: "
+                         "about 5 trials start within it, so raise the limit or lower the trials to run them all."), over
+    assert "time limit of" not in views.sweep_time_text("fastcnn", rows, 27_455, limit_seconds=trial * 10)
+    assert "time limit of" not in views.sweep_time_text("fastcnn", rows, 27_455, limit_seconds=None)
     # a network neither trained nor guessed from here: a trial of a few of its steps says it, as one
     timed = views.sweep_time_text("fastcnn", [], 27_455, trial=2000.0)
     assert timed.startswith(f"On this server a trial takes {views.duration(seconds).replace('about', 'roughly')} "
