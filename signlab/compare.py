@@ -349,6 +349,21 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     return epochs, batches
 
 
+def distinct_format(values: Sequence[float], log: bool = False) -> Any:
+    """How a brush's slider writes the numbers ``values``: ``1.2e-03`` on a log axis, ``0.25`` for
+    fractions, ``3`` for whole numbers, with as many more digits as it takes to tell every value
+    apart. Two sweep trials' learning rates both read "1.2e-03": the slider showed one label twice,
+    and a brush set to the lower one kept the other trial."""
+    if not log and not any(isinstance(v, float) and not float(v).is_integer() for v in values):
+        return lambda v: f"{v:g}"
+    first = 1 if log else 2
+    for digits in range(first, first + 8):
+        spec = f".{digits}{'e' if log else 'f'}"
+        if len({format(v, spec) for v in values}) == len(set(values)):
+            break
+    return lambda v: format(v, spec)
+
+
 def keep_colors(picked: Sequence[str], before: dict[str, int], n: int) -> dict[str, int]:
     """Each picked run's colour, as an index into a palette of ``n``: a run keeps the colour it had
     ``before`` while it stays picked, and a new pick takes the first colour no picked run has.

@@ -670,9 +670,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
                 if cur is not None and not (isinstance(cur, (tuple, list)) and len(cur) == 2
                                             and cur[0] in values and cur[1] in values):
                     del st.session_state[wkey]
-                fmt = (lambda v: f"{v:.1e}") if a["kind"] == "log" else (
-                    (lambda v: f"{v:.2f}") if any(isinstance(v, float) and not float(v).is_integer() for v in values)
-                    else (lambda v: f"{v:g}"))
+                fmt = compare.distinct_format(values, a["kind"] == "log")
                 extra = {} if wkey in st.session_state else {"value": (values[0], values[-1])}
                 brush[a["key"]] = st.select_slider(a["label"], values, key=wkey, format_func=fmt, **extra)
     return compare.active_brush(rows, brush)

@@ -1374,6 +1374,20 @@ def test_a_run_keeps_one_colour_in_both_overlays():
     assert list(gaps.data[0].y) == [50.0, None, None]
 
 
+def test_a_brush_slider_writes_each_value_apart():
+    """Two sweep trials' learning rates both read "1.2e-03" on the brush's slider, and a brush set to
+    the lower one kept the other trial (a flaky page test found it: Streamlit's select_slider maps a
+    label back to the last value that has it, so (0.0012, 0.0012) came back as (0.00124, 0.00124))."""
+    from signlab.compare import distinct_format
+
+    fmt = distinct_format([0.0012, 0.00124, 0.05], log=True)
+    assert [fmt(v) for v in (0.0012, 0.00124, 0.05)] == ["1.20e-03", "1.24e-03", "5.00e-02"]
+    assert distinct_format([0.001, 0.05], log=True)(0.001) == "1.0e-03"  # no more digits than it takes
+    assert [distinct_format([0.25, 0.5])(v) for v in (0.25, 0.5)] == ["0.25", "0.50"]
+    assert [distinct_format([0.101, 0.104])(v) for v in (0.101, 0.104)] == ["0.101", "0.104"]
+    assert [distinct_format([32, 128])(v) for v in (32, 128)] == ["32", "128"]
+
+
 def test_a_run_keeps_its_colour_while_it_stays_picked():
     """Colours came from each run's place among the picked, so dropping the first run turned the
     second one's line from red to blue and every later one's too: the line a student followed
