@@ -398,6 +398,12 @@ class Run:
             model = model.to(memory_format=torch.channels_last)
         return model.to(device).eval()
 
+    def continuable(self) -> bool:
+        """Whether training can go on from this run's weights: it has some and is not a calibrated run
+        (whose photo-fitted head training on the dataset would undo). What :meth:`check_continuable`
+        refuses first, without its reads; the Train page's Continue asks this on every rerun."""
+        return self.has_weights() and not self.parent
+
     def check_continuable(self, more: int | None = None) -> None:
         """RunError unless the run has weights that fit its config.json and room for ``more`` epochs
         within the epochs setting's range: checked before a continuation is claimed or queued, so a run

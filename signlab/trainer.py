@@ -167,6 +167,13 @@ STALL_SECONDS = 3.0
 PASS_TO_STEP = 2.0
 
 
+def expected_pace(batch_size: int, verdict: dict[str, Any] | None) -> float:
+    """Images a second an idle step of ``batch_size`` should make, from ``precision auto``'s verdict
+    (:func:`measure_precision`: the fastest pass in the precision chosen); 0.0 without one."""
+    ms = verdict.get("bf16_ms" if verdict.get("bf16") else "fp32_ms") if verdict else None
+    return batch_size / (PASS_TO_STEP * ms / 1000) if isinstance(ms, (int, float)) and ms > 0 else 0.0
+
+
 @contextmanager
 def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     """Torch's CPU threads for a run's work: its ``threads`` setting, else at most what its model uses
@@ -224,26 +231,19 @@ class Trainer:
         self.step = 0
         self._stop_requested = False
         self._stop_reason = STOPPED_BY_REQUEST  # how the fit's message starts when stop() ended it
-        self._expected_pace = 0.0  # images a second measure_precision's fastest pass says a step should make
         with run_threads(cfg, self.device):  # timed on the threads the steps will use
-            self._autocast = self._choose_bf16()
+            verdict = None if self.world > 1 else measure_precision(cfg, self.model, self.train_x)
+        # under torchrun every process keeps the hardware's answer, so they cannot choose differently
+        self._autocast = verdict["bf16"] if verdict else use_bf16(cfg.precision, self.device)
+        # images a second a step should make, from the verdict's fastest pass: an idle pace to hold the
+        # steps to, since a fit stalled from its first step has no best of its own (_watch_for_stall)
+        self._expected_pace = expected_pace(cfg.batch_size, verdict)
         self._train_seconds, self._samples, self._last_val = 0.0, 0, None
         self._tally: _Tally | None = None  # the epoch being trained: its clocks skip time off the clock
         self._clock_skipped = 0.0
         self._best_pace = 0.0  # the fastest logging window's images a second in this fit
         self._windows: list[tuple[int, float]] = []  # the latest logging windows' (images, seconds)
         self.one_thread_from: int | None = None  # the step after which a stalled fit went on one thread
-
-    def _choose_bf16(self) -> bool:
-        """bf16 autocast or not: ``auto`` on a CPU with native bf16 times this model both ways
-        (:func:`measure_precision`). Under torchrun every process keeps the hardware's answer, so
-        they cannot choose differently."""
-        verdict = None if self.world > 1 else measure_precision(self.cfg, self.model, self.train_x)
-        if verdict:  # an idle pace to hold the steps to: a fit stalled from its first step has no best of its own
-            ms = verdict["bf16_ms" if verdict["bf16"] else "fp32_ms"]
-            if isinstance(ms, (int, float)) and ms > 0:
-                self._expected_pace = self.cfg.batch_size / (PASS_TO_STEP * ms / 1000)
-        return verdict["bf16"] if verdict else use_bf16(self.cfg.precision, self.device)
 
     def _put_data_on_device(self, dataset: Dataset) -> None:
         tx, ty, vx, vy = split_train_val(dataset, self.cfg)

@@ -895,7 +895,7 @@ def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = Fal
     if run is None:
         return views.live_status({}, [], start_refused=start_refused)
     status, cfg = run.status(), run.config
-    return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.has_weights() and not run.parent,
+    return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.continuable(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
                              else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
                              validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta,
