@@ -483,6 +483,16 @@ class Trainer:
             return f"trained {count_text(epoch, 'epoch')}"
         return f"trained {count_text(epoch, 'epoch')}, {epoch - self.start_epoch} of them in this continuation"
 
+    def _dry_run_words(self, epoch: int) -> str:
+        """A fit that ``max_steps`` cut short says so, rather than "trained 1 epoch" after 5 steps of
+        215; '' for a fit it did not cut (a limit past the schedule's last step changes nothing)."""
+        if not self.cfg.max_steps or self.total_steps >= self.steps_per_epoch * self.cfg.epochs:
+            return ""
+        cut = self.step - (epoch - self.start_epoch - 1) * self.steps_per_epoch  # steps into the last epoch
+        where = (f"at the end of epoch {epoch}" if cut >= self.steps_per_epoch
+                 else f"{cut} of epoch {epoch}'s {self.steps_per_epoch}")
+        return f"a dry run: stopped after {count_text(self.step, 'step')} (max_steps), {where}"
+
     def _fit(self) -> FitEnd:
         cfg, dev = self.cfg, self.device
         self.model.train()
@@ -521,7 +531,7 @@ class Trainer:
         except Exception as err:
             self._emit(self._end("failed", f"{type(err).__name__}: {err}", max(epoch - 1, self.start_epoch)))
             raise
-        message = message or self._trained_words(epoch)
+        message = message or self._dry_run_words(epoch) or self._trained_words(epoch)
         if self.one_thread_from is not None:  # why this run took longer, and differs from its seed's
             message += (f"; on one thread after step {self.one_thread_from}, where its threads stalled "
                         "waiting on each other beside other work on this CPU")

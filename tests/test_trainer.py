@@ -165,7 +165,17 @@ def test_max_steps_counts_one_epoch(small_dataset):
     _, end, events = _fit(small_dataset, epochs=3, batch_size=100, max_steps=5, log_every=5, augment=False)
     assert _kinds(events) == "SBEF"
     assert (end.status, end.steps, end.epochs_completed) == ("completed", 5, 1)
-    assert "1 epoch" in end.message
+    # 5 steps of 20 are not "trained 1 epoch": the message says the limit cut the fit
+    assert end.message == "a dry run: stopped after 5 steps (max_steps), 5 of epoch 1's 20"
+
+
+@pytest.mark.parametrize("max_steps, words", [
+    (25, "a dry run: stopped after 25 steps (max_steps), 5 of epoch 2's 20"),
+    (40, "a dry run: stopped after 40 steps (max_steps), at the end of epoch 2"),
+    (60, "trained 3 epochs"), (1000, "trained 3 epochs")])  # a limit at or past the schedule's end cuts nothing
+def test_a_dry_run_says_where_max_steps_stopped_it(small_dataset, max_steps, words):
+    _, end, _ = _fit(small_dataset, epochs=3, batch_size=100, max_steps=max_steps, log_every=100, augment=False)
+    assert (end.status, end.message) == ("completed", words)
 
 
 def test_short_real_training_beats_chance(dataset):
