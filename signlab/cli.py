@@ -411,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the predictions as JSON")
 
     s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True, db=True)
-    s.add_argument("--format", default="onnx", help="the file format (onnx, the only one)")
+    s.add_argument("--format", default="onnx", type=str.lower, help="the file format (onnx, the only one; any case)")
     s.add_argument("--out", default=None, type=given,
                    help="file to write (default: model.onnx in the run's folder); any other path must lie "
                         "outside the runs folder")
