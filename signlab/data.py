@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import labels
+from . import envnum, labels
 from .errors import ConfigError, DataError
 from .fsutil import atomic_write, atomic_write_npz
 from .numbers import whole_number
@@ -48,14 +48,9 @@ SOURCES_ENV = "SIGNLAB_DATA_SOURCES"
 
 
 def _env_mb(name: str, default: int) -> int:
-    """A size limit in MB from the environment (the operator's), checked: ConfigError names it."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default * 2**20
-    mb = whole_number(raw, 7)
-    if mb is None or not 1 <= mb <= 1_000_000:
-        raise ConfigError(f"{name}: {raw[:24]!r} is not a size in MB; allowed 1 to 1000000")
-    return mb * 2**20
+    """A size limit in bytes from the environment (the operator's, in MB), checked: ConfigError names it."""
+    envnum.check_one(name)
+    return int(envnum.within(name) or default) * 2**20
 
 
 def max_download_bytes() -> int:

@@ -218,7 +218,7 @@ def dataset() -> Dataset:
 def job_manager() -> JobManager:
     """The process's job manager; its background thread starts queued runs."""
     # SIGNLAB_LOCAL_WORKERS=0: this server only queues; workers on other machines train (a cluster)
-    jm = JobManager(runs_dir(), start_workers=os.environ.get("SIGNLAB_LOCAL_WORKERS", "1") != "0")
+    jm = JobManager(runs_dir(), start_workers=envnum.clamped("SIGNLAB_LOCAL_WORKERS", 1) != 0)
     jm.start_background()
     return jm
 

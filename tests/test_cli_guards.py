@@ -308,6 +308,11 @@ def test_a_bad_class_setting_is_refused_by_every_command_and_the_dashboard(monke
     ("SIGNLAB_JOB_LIMIT", "0", "from 1 to 1024"),
     ("SIGNLAB_LEASE_SECONDS", "inf", "not a number of seconds from 1 to 86400"),
     ("SIGNLAB_WORKER_LINGER", "soon", "not a number of seconds from 0 to 86400"),
+    ("SIGNLAB_JOB_LIMIT", "٣", "not a whole number"),  # float() reads it as 3
+    # read only where they were used, these surfaced at the first download or the first queued run
+    ("SIGNLAB_MAX_DOWNLOAD_MB", "abc", "not a whole number of MB from 1 to 1000000"),
+    ("SIGNLAB_MAX_CSV_MB", "-1", "not a whole number of MB from 1 to 1000000"),
+    ("SIGNLAB_LOCAL_WORKERS", "x", "not a whole number of (1: the dashboard starts workers here, 0: it only queues)"),
 ])
 def test_the_servers_numbers_from_the_environment_are_checked_first(monkeypatch, tmp_path, capsys, name, value, words):
     """SIGNLAB_LEASE_SECONDS=inf printed a traceback from the lease thread ("timestamp out of range")
