@@ -33,7 +33,7 @@ if info:
             st.toast(f"Deleted {views.count_text(n, 'photo')} from {run.id}.")
             st.rerun()
 
-photos: list[dict] = ui.state(ui.Keys.CALIBRATION_PHOTOS, [])  # {"id", "photo", "thumb"}
+photos: list[dict] = ui.state(ui.Keys.CALIBRATION_PHOTOS, [])  # {"id", "photo", "thumb", "hand"}
 version = ui.state(ui.Keys.CALIBRATION_INPUT, 0)
 
 
@@ -44,12 +44,12 @@ def _add(letter: str, files: list[tuple[str, bytes]]) -> None:
         if len(photos) >= MAX_COLLECTED:
             errors.append(f"at most {MAX_COLLECTED} photos; drop some first")
             break
-        photo, thumb, error = views.calibration_photo(letter, name, data, [p["photo"] for p in photos])
-        if photo is None:
-            errors.append(error)
+        got = views.calibration_photo(letter, name, data, [p["photo"] for p in photos])
+        if got.photo is None:
+            errors.append(got.error)
             continue
         next_id = max((p["id"] for p in photos), default=-1) + 1
-        photos.append({"id": next_id, "photo": photo, "thumb": thumb})
+        photos.append({"id": next_id, "photo": got.photo, "thumb": got.thumb, "hand": got.hand})
     st.session_state[ui.Keys.CALIBRATE_ERRORS] = errors
     st.session_state[ui.Keys.CALIBRATION_INPUT] = version + 1  # empties the uploader and the camera
 
@@ -108,7 +108,8 @@ if photos:
             with row.container(width=THUMB_PX + 8):
                 name = p["photo"].name
                 # one short line under a 96-pixel thumbnail: a long name would wrap into a column of letters
-                st.image(p["thumb"], caption=name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}", width=THUMB_PX)
+                st.image(p["thumb"], caption=(name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}")
+                         + ("" if p["hand"] else " · no hand"), width=THUMB_PX)
                 if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()
@@ -124,6 +125,9 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
+no_hand = views.no_hand_warning([(p["photo"], p["hand"]) for p in photos])
+if no_hand:
+    st.warning(no_hand, icon="✋")
 # "on 0 photos" read as an offer, right under a calibration that had just used them all
 on = f"on {views.count_text(len(photos), 'photo')}" if photos else "(add photos above first)"
 pressed = st.button(f"🎯 Calibrate {ui.md(views.quoted_run(run.name, run.id, run.config.model))} {on}",

@@ -248,8 +248,9 @@ def _usable(photo: Photo, crop: Crop | str | None) -> Prepared:
     return prep
 
 
-def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:
-    """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery.
+def preview(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> tuple[bytes, bool]:
+    """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery, and
+    whether the hand detector found a hand in it (True for a crop other than the detector's).
 
     Also the check that the photo can be used: an unreadable file raises ImageError naming it.
     """
@@ -258,7 +259,13 @@ def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 11
     # cut repeats the edge pixels where the detector's square reaches past the photo, as the model's
     # input does; plain slicing read a negative edge as "from the end" and showed a corner of the room
     square = Image.fromarray(np.ascontiguousarray(cut(prep.gray, left, top, right, bottom)), mode="F")
-    return to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
+    png = to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
+    return png, crop != "detector" or prep.hand is not None  # other crops do not look for a hand
+
+
+def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:
+    """:func:`preview`'s PNG alone."""
+    return preview(photo, crop, size)[0]
 
 
 # --------------------------------------------------------------------------- adapting a model

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -1713,17 +1713,42 @@ def calibration_info(run: Any) -> dict[str, Any] | None:
     return _calibrate.calibration_info(run)
 
 
-def calibration_photo(letter: str, name: str, data: bytes, collected: Sequence[Any] = ()) -> tuple[Any, bytes | None, str]:
-    """One uploaded photo of ``letter``, checked: ``(photo, its thumbnail, "")``, or
-    ``(None, None, why it cannot be used)``. ``collected``: the photos already kept; the same
-    picture twice (under another letter, it would teach the model both) is refused, naming them."""
+class CollectedPhoto(NamedTuple):
+    """A photo offered on the Calibrate page, checked: ``photo`` None with ``error`` saying why it
+    cannot be used; ``hand``: whether the detector found a hand in it (else the centre square is used)."""
+
+    photo: Any
+    thumb: bytes | None
+    error: str
+    hand: bool = False
+
+
+def calibration_photo(letter: str, name: str, data: bytes, collected: Sequence[Any] = ()) -> CollectedPhoto:
+    """One uploaded photo of ``letter``, checked (:class:`CollectedPhoto`). ``collected``: the photos
+    already kept; the same picture twice (under another letter, it would teach the model both) is
+    refused, naming them."""
     for p in collected:
         if p.data == data:
             again = p.letter == _calibrate.letter_of(letter)
-            return None, None, (f"{name}: this picture is already collected ({p.name})" if again
-                                else f"{name}: the same picture is already a photo of {p.letter} ({p.name})")
+            return CollectedPhoto(None, None, f"{name}: this picture is already collected ({p.name})" if again
+                                  else f"{name}: the same picture is already a photo of {p.letter} ({p.name})")
     try:
         (photo,) = _calibrate.photos_from_files(letter, [(name, data)])
-        return photo, _calibrate.thumbnail(photo), ""
+        thumb, hand = _calibrate.preview(photo)
+        return CollectedPhoto(photo, thumb, "", hand)
     except SignlabError as err:
-        return None, None, str(err)
+        return CollectedPhoto(None, None, str(err))
+
+
+def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
+    """What to tell before Calibrate about the photos (``(photo, hand found)`` pairs) in which the
+    detector found no hand, else None: the model would learn the centre square of each, mostly room,
+    and the hand-shape network cannot learn from them at all."""
+    missed = [p for p, hand in collected if not hand]
+    if not missed:
+        return None
+    names = "; ".join(f"{p.letter}: {p.name}" for p in missed[:6]) + ("; …" if len(missed) > 6 else "")
+    return (f"The hand detector found no hand in {count_text(len(missed), 'photo')} ({names}), marked "
+            "“no hand” below their pictures. Calibrate would teach the model their centre square, which may "
+            "show more room than hand. Drop them (✕), or take them again with the whole hand in view, "
+            "closer to the camera.")

@@ -384,6 +384,7 @@ def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case):
 
 
 # --------------------------------------------------------------------------- the page
+@needs_hand_models  # which photos it marks "no hand"
 def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -415,9 +416,20 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert len(at.session_state[ui.Keys.CALIBRATION_PHOTOS]) == 1
     a = np.flatnonzero(dataset.test.targets == 0)[:2]
     extra = [Photo("A", f"a{n}.png", styled_png(dataset.test.images[i])) for n, i in enumerate(a)]
+    assert not [w for w in at.warning if "found no hand" in w.value]
+    wall = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (96, 1))).save(wall, "PNG")
+    extra.append(Photo("C", "wall.png", wall.getvalue()))  # no hand in it
     at.session_state[ui.Keys.CALIBRATION_PHOTOS] = at.session_state[ui.Keys.CALIBRATION_PHOTOS] + [
-        {"id": 100 + n, "photo": p, "thumb": calibrate.thumbnail(p)} for n, p in enumerate(extra)]
+        {"id": 100 + n, "photo": p, **dict(zip(("thumb", "hand"), calibrate.preview(p)))} for n, p in enumerate(extra)]
     at.run()
+    # the page says so before Calibrate, naming the photo, and marks it; dropped, the warning goes
+    [warning] = [w.value for w in at.warning if "found no hand" in w.value]
+    assert "in 1 photo (C: wall.png)" in warning, warning
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert [c for c in captions if "no hand" in c] == ["wall.png · no hand"], captions
+    at.button(key="calibrate_drop_102").click().run()
+    assert not [w for w in at.warning if "found no hand" in w.value]
     before = {r.id for r in list_runs(parent.dir.parent)}
     [x for x in at.button if x.label.startswith("🎯 Calibrate")][0].click().run()
     assert not at.exception, [e.message for e in at.exception]

@@ -14,6 +14,7 @@ from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUB
                                UNSURE_BELOW)
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare_array
+from tests._local import needs_hand_models
 
 
 def _batch(step, epoch, progress, seconds=10.0, speed=500.0, loss=1.0):
@@ -769,9 +770,28 @@ def test_sweep_command(tmp_path):
     assert "--val-fraction" not in views.sweep_command({"val_fraction": 0.1, "max_steps": None}, "s1", None, tmp_path)
 
 
+@needs_hand_models
+def test_calibration_photo_says_whether_the_detector_found_a_hand():
+    import io
+
+    from _hand_image import hand_in_room
+    from PIL import Image
+
+    buf = io.BytesIO()
+    hand_in_room().save(buf, "JPEG", quality=92)
+    found = views.calibration_photo("B", "hand.jpg", buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 255, 224, dtype=np.uint8), (224, 1))).save(buf, "PNG")  # a wall, no hand
+    missed = views.calibration_photo("A", "wall.png", buf.getvalue())
+    assert (found.error, found.hand, missed.error, missed.hand) == ("", True, "", False)
+    assert views.no_hand_warning([(found.photo, True)]) is None
+    warning = views.no_hand_warning([(found.photo, True), (missed.photo, False)])
+    assert warning.startswith("The hand detector found no hand in 1 photo (A: wall.png), marked “no hand”"), warning
+
+
 def test_calibration_photo_names_what_cannot_be_read():
-    photo, thumb, error = views.calibration_photo("A", "notes.png", b"not an image")
-    assert photo is None and thumb is None and error
+    photo, thumb, error, hand = views.calibration_photo("A", "notes.png", b"not an image")
+    assert photo is None and thumb is None and error and not hand
 
 
 def test_calibration_photo_refuses_a_blank_picture_and_the_same_picture_twice(dataset):
@@ -784,14 +804,14 @@ def test_calibration_photo_refuses_a_blank_picture_and_the_same_picture_twice(da
         Image.fromarray(a).save(buf, "PNG")
         return buf.getvalue()
 
-    photo, thumb, error = views.calibration_photo("A", "lens-cap.png", png(np.full((240, 320), 90, np.uint8)))
+    photo, thumb, error, _ = views.calibration_photo("A", "lens-cap.png", png(np.full((240, 320), 90, np.uint8)))
     assert photo is None and "lens-cap.png" in error and "one shade" in error
     hand = png(np.asarray(Image.fromarray(dataset.test.images[0]).resize((224, 224))))
-    first, thumb, error = views.calibration_photo("A", "a1.png", hand)
+    first, thumb, error, _ = views.calibration_photo("A", "a1.png", hand)
     assert first is not None and thumb and error == ""
-    again, _, error = views.calibration_photo("A", "a1-copy.png", hand, [first])
+    again, _, error, _ = views.calibration_photo("A", "a1-copy.png", hand, [first])
     assert again is None and error == "a1-copy.png: this picture is already collected (a1.png)"
-    other, _, error = views.calibration_photo("B", "b1.png", hand, [first])
+    other, _, error, _ = views.calibration_photo("B", "b1.png", hand, [first])
     assert other is None and error == "b1.png: the same picture is already a photo of A (a1.png)"
 
 
