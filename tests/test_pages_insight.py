@@ -307,3 +307,7 @@ def test_a_tour_step_times_a_network_this_server_has_never_trained(tmp_path, mon
     said = [c.value for c in at.caption if "this server" in c.value]
     assert said and "timed from a few of its steps here" in said[0], said
     assert f"it has not trained {STEPS[step].config.model} yet" in said[0]
+    # said in a toast while it times: the cache's spinner was drawn over the button under the estimate
+    assert [t.value for t in at.toast] == ["Timing a few steps of this network on this machine…"]
+    at.run()
+    assert not at.toast  # timed once: the next look reads the cached speed at once
