@@ -155,14 +155,18 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                     dataset = dataset if dataset is not None else load_dataset(base.data)
                     return _complete_unrecorded(run, base.replace(epochs=done), writer, done, dataset, evaluate_test)
                 cfg = base.replace(epochs=target - done, max_steps=max_steps)
-                # config.json records the whole run: its epochs are the total after this continuation
-                run.save_config(base.replace(epochs=target, max_steps=None))
                 start = done
             else:
                 cfg, state, start = run.config, None, 0
             if device and cfg.device == "auto":
                 cfg = cfg.replace(device=device)
+            resolve_device(cfg.device)
             dataset = dataset if dataset is not None else load_dataset(cfg.data)
+            if claim.resume_epochs:
+                # config.json records the whole run: its epochs are the total after this continuation.
+                # Written once the device and the data are there: a resume refused for them had already
+                # written its epochs (and --device cuda) into the settings of a run it never trained
+                run.save_config(base.replace(epochs=target, max_steps=None))
         except SignlabError as err:
             writer.set_state(RunState.FAILED, message=str(err))
             raise
@@ -185,7 +189,11 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     run.check_continuable(int(epochs))
     changes = {k: v for k, v in changes.items() if v is not None}
     max_steps = changes.pop("max_steps", None)  # this continuation's limit only (train_claimed)
-    run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed
+    wanted = run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed
+    # and so are a device this machine lacks and data that is gone: refused after the claim, they failed
+    # a completed run (train --resume --device cuda on a CPU machine)
+    resolve_device(wanted.device)
+    dataset = dataset if dataset is not None else load_dataset(wanted.data)
     claim = run.store.claim_final(run.id, new_worker_id("cli"), int(epochs))
     if changes:
         run.save_config(run.config.replace(**changes))

@@ -127,6 +127,34 @@ def test_a_dry_run_limit_is_not_carried_into_a_continuation(run, small_data, cap
     assert json.loads((run.dir / "config.json").read_text())["max_steps"] is None
 
 
+def test_a_resume_refused_for_its_device_or_its_data_leaves_the_run_as_it_was(run, capsys, monkeypatch):
+    """`train --resume R --device cuda` on a machine without a GPU, and a resume of a run whose data
+    folder was moved, were refused after the run was claimed: the completed run turned failed, and its
+    config.json said cuda and an epoch it never trained."""
+    import torch
+
+    from signlab import data
+
+    monkeypatch.setattr(api, "load_dataset", data.load_dataset)  # the real one: it reads the run's data setting
+
+    root = str(run.dir.parent)
+    before = (run.status()["status"], run.status()["message"])
+    settings = (run.dir / "config.json").read_bytes()
+    if not torch.cuda.is_available():
+        code = cli.main(["train", "--resume", "r1", "--device", "cuda", "--runs-dir", root, "--quiet"])
+        _one_line(capsys, code, "device: CUDA was asked for")
+        assert (run.status()["status"], run.status()["message"]) == before
+        assert (run.dir / "config.json").read_bytes() == settings
+    moved = json.loads(settings)
+    moved["data"] = str(run.dir.parent / "moved-away")
+    (run.dir / "config.json").write_text(json.dumps(moved))
+    settings = (run.dir / "config.json").read_bytes()
+    code = cli.main(["train", "--resume", "r1", "--runs-dir", root, "--quiet"])
+    _one_line(capsys, code, "moved-away")
+    assert (run.status()["status"], run.status()["message"]) == before
+    assert (run.dir / "config.json").read_bytes() == settings
+
+
 @pytest.mark.parametrize("args, words", [
     (["--model", "mlp"], ["--model", "--resume"]),
     (["--batch-size", "7", "--data", "elsewhere"], ["--batch-size", "--data"]),
