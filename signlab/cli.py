@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm import tqdm
 
@@ -30,6 +32,45 @@ from .numbers import count_text, duration
 
 class UsageError(SignlabError):
     pass
+
+
+class CtrlC:
+    """While ``train`` trains, a first Ctrl-C stops the run as the dashboard's Stop does: after the
+    current step, keeping its finished epochs, with the run's record printed and its claim let go.
+    A second Ctrl-C interrupts at once. Without it the run stayed "running" under a claim nobody held
+    until the lease ran out, and ``train --resume`` was refused meanwhile. A callback of the fit (it
+    learns the trainer from the first event) and a context manager (it holds SIGINT's handler)."""
+
+    REASON = "stopped with Ctrl-C"
+
+    def __init__(self) -> None:
+        self.trainer: Any = None
+        self.pressed = False
+        self._before: Any = None
+
+    def __call__(self, event: Event, trainer: Any) -> None:
+        self.trainer = trainer
+        if self.pressed and not trainer.stop_requested:  # pressed before the fit began (loading the data)
+            trainer.stop(self.REASON)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+        if self.trainer is not None:
+            self.trainer.stop(self.REASON)
+        print("\nsignlab: stopping after this step; Ctrl-C again to quit at once", file=sys.stderr)
+
+    def __enter__(self) -> "CtrlC":
+        # signals reach the main thread only; a shell's background job ignores Ctrl-C, and still does
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self._before = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,12 +213,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if ignored:
             raise UsageError(f"train: {', '.join(ignored)} cannot be used with --resume, which continues "
                              f"the run with its own settings; it takes {', '.join(SETTING[n].flag for n in RESUMABLE)}")
-    callbacks = [] if args.quiet else [ProgressBar()]
-    if args.resume:
-        record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir, callbacks,
-                                  lr=args.lr, device=args.device, max_steps=args.max_steps)
-    else:
-        record = api.train(build_config(args), args.runs_dir, callbacks=callbacks)
+    ctrl_c = CtrlC()
+    callbacks = [ctrl_c] if args.quiet else [ctrl_c, ProgressBar()]
+    with ctrl_c:
+        if args.resume:
+            record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir,
+                                      callbacks, lr=args.lr, device=args.device, max_steps=args.max_steps)
+        else:
+            record = api.train(build_config(args), args.runs_dir, callbacks=callbacks)
     if record.get("rank", 0) != 0:  # a torchrun helper process: rank 0 reports
         return 0 if record["status"] in ("completed", "stopped") else 1
     if record["status"] not in ("completed", "stopped"):

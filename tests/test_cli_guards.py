@@ -127,6 +127,43 @@ def test_a_dry_run_limit_is_not_carried_into_a_continuation(run, small_data, cap
     assert json.loads((run.dir / "config.json").read_text())["max_steps"] is None
 
 
+def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path, capsys, monkeypatch):
+    """Ctrl-C on `train` printed "signlab: interrupted" and left the run "running" under a claim
+    nobody held, so `train --resume` was refused until the lease ran out. The first Ctrl-C stops it
+    after the step, keeping its finished epochs; a second one quits at once."""
+    import os
+    import signal
+
+    from signlab.events import BatchEnd
+    from signlab.runs import open_run
+
+    presses = {"at": {20: 1}}  # step: times pressed; in epoch 2 (16 steps an epoch: 2,000 images, batches of 128)
+
+    class Press:  # the progress bar's place: a user pressing Ctrl-C at the steps in presses["at"]
+        def __call__(self, event, trainer):
+            if isinstance(event, BatchEnd):
+                for _ in range(presses["at"].get(event.step, 0)):
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cli, "ProgressBar", Press)
+    handler = signal.getsignal(signal.SIGINT)
+    root = str(tmp_path / "runs")
+    code = cli.main(["train", "--model", "logreg", "--epochs", "2", "--log-every", "1", "--json", "--runs-dir", root])
+    out = capsys.readouterr()
+    record = json.loads(out.out.strip().splitlines()[-1])
+    assert code == 0 and (record["status"], record["message"]) == ("stopped", "stopped with Ctrl-C during epoch 2")
+    assert record["epochs"] == 1
+    assert "Ctrl-C again to quit at once" in out.err and "Traceback" not in out.err
+    assert signal.getsignal(signal.SIGINT) is handler  # given back
+    run = open_run(record["run_id"], root)
+    assert str(run.status()["status"]) == "stopped"  # nothing held: it can be continued at once
+    presses["at"] = {2: 2}  # pressed twice: the fit ends at once, and the command says so
+    code = cli.main(["train", "--resume", record["run_id"], "--runs-dir", root])  # its own log_every: 1
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().endswith("signlab: interrupted"), (code, err)
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_a_resume_refused_for_its_device_or_its_data_leaves_the_run_as_it_was(run, capsys, monkeypatch):
     """`train --resume R --device cuda` on a machine without a GPU, and a resume of a run whose data
     folder was moved, were refused after the run was claimed: the completed run turned failed, and its
