@@ -585,6 +585,7 @@ class _SweepWorker:
         # "since": a stop requested after it is for this worker (pages read it to say "Stopping")
         self.state = {"trials": trials, "done": 0, "current_trial": None, "current_run": None,
                       "phase": "starting", "since": since}
+        self.interrupted = False  # Ctrl-C in the terminal (run_sweep's SIGINT handler)
 
     def beat(self, **changes: Any) -> None:
         self.state.update(changes)
@@ -594,7 +595,7 @@ class _SweepWorker:
             pass
 
     def should_stop(self) -> bool:
-        return stop_requested_since(self.study, self.since, self.root)
+        return self.interrupted or stop_requested_since(self.study, self.since, self.root)
 
     def wait_for_slot(self, run: Any) -> Any:
         """Claim the trial's own run once the job limit has a free slot (None: stopped while waiting)."""
@@ -717,7 +718,18 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits
         raise KeyboardInterrupt
 
+    def on_int(signum, frame):  # Ctrl-C: the trial stops as a Stop stops it, and no other starts
+        # (a KeyboardInterrupt inside a trial printed Optuna's 30-line traceback and left the trial's
+        # run "running" until its lease ran out); a second Ctrl-C quits at once
+        if worker.interrupted:
+            raise KeyboardInterrupt
+        worker.interrupted = True
+        print("\nsignlab: stopping after this step; Ctrl-C again to quit at once", file=sys.stderr)
+
     old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    # a shell's background job ignores Ctrl-C, and still does
+    old_int = signal.signal(signal.SIGINT, on_int) if _main_thread() and \
+        signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else None
     worker.store.register_worker(worker.id, "sweep", study=study, **worker.state)
     try:
         st = _open_study(optuna, study, study_storage, base, sampler_seed)
@@ -732,6 +744,8 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
         try:
             worker.store.unregister_worker(worker.id)
         except SignlabError:

@@ -228,6 +228,40 @@ def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_datas
     assert not sweep.sweep_running("st", tmp_path)
 
 
+def test_ctrl_c_ends_the_running_trial_and_the_sweep_as_a_stop_does(tmp_path, small_dataset, capsys):
+    """Ctrl-C in the terminal printed Optuna's 30-line traceback of the trial and left its run
+    "running" until the lease ran out; now the first one stops the trial after its step and starts
+    no other, a second one quits at once."""
+    import os
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+
+    def log(line: str) -> None:
+        if line.startswith("trial 0: lr="):  # a user presses Ctrl-C as the first trial starts
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = sweep.run_sweep(model="logreg", trials=3, epochs=1, max_steps=200, study="cc", runs_dir=tmp_path,
+                             dataset=small_dataset, log=log, log_every=1)
+    assert result["this_worker"] == 1  # no new trial after it
+    rows = sweep.study_trials(None, "cc", tmp_path)
+    assert [r["state"] for r in rows] == ["STOPPED"]
+    assert open_run(rows[0]["run_id"], tmp_path).status()["status"] == "stopped"
+    err = capsys.readouterr().err
+    assert "Ctrl-C again to quit at once" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is handler  # given back
+
+    def twice(line: str) -> None:
+        if line.startswith("trial 0: lr="):
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(model="logreg", trials=3, epochs=1, max_steps=200, study="cc2", runs_dir=tmp_path,
+                        dataset=small_dataset, log=twice, log_every=1)
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 # --------------------------------------------------------------------------- the page
 def _sweeps_page(runs_dir, monkeypatch):
     """The Sweeps page under AppTest, over ``runs_dir``, checked to have raised nothing. Its tests take
