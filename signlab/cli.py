@@ -282,9 +282,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    if args.runs_dir is not None:  # a folder the user named: a typo must not read as "no runs"
-        if not Path(args.runs_dir).expanduser().exists():  # a file is refused for every command (_check_runs_dir)
-            raise UsageError(f"--runs-dir: {args.runs_dir} does not exist")
     if args.db:  # nor a database file: a mistyped --db made an empty one, and every run read as interrupted
         from .store import db_url_for
 
@@ -496,11 +493,17 @@ def _check_runs_dir(args: argparse.Namespace) -> None:
     """A --runs-dir that names a file is refused by name, for every command: ``train`` said
     "…/signlab.db: cannot write (File exists)", the database's path inside it. (One that does not
     exist yet is made by the commands that write; ``runs`` refuses it, see :func:`cmd_runs`.)"""
+    import os
     from pathlib import Path
 
     given = getattr(args, "runs_dir", None)
+    # SIGNLAB_RUNS_DIR is the same setting from the environment, named as such: /etc/passwd there
+    # said "/etc/passwd/signlab.db: cannot write", and a typo listed no runs
+    name, given = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR") or None)
     if given is not None and Path(given).expanduser().exists() and not Path(given).expanduser().is_dir():
-        raise UsageError(f"--runs-dir: {given} is not a folder")
+        raise UsageError(f"{name}: {given} is not a folder")
+    if args.func is cmd_runs and given is not None and not Path(given).expanduser().exists():
+        raise UsageError(f"{name}: {given} does not exist")  # a typo must not read as "no runs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,6 +88,12 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     _one_line(capsys, cli.main(["calibrate", "r1", str(photo), "--runs-dir", root]), "is a file")
     _one_line(capsys, cli.main(["runs", "--runs-dir", str(tmp_path / "nowhere")]), "--runs-dir", "does not exist")
     _one_line(capsys, cli.main(["runs", "--runs-dir", str(photo)]), "--runs-dir", "is not a folder")
+    # the same setting from the environment, named as such (a file there: "…/a.png/signlab.db: cannot write")
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(photo))
+    _one_line(capsys, cli.main(["train", "--epochs", "1"]), "SIGNLAB_RUNS_DIR", "is not a folder")
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "nowhere"))
+    _one_line(capsys, cli.main(["runs"]), "SIGNLAB_RUNS_DIR", "does not exist")
+    monkeypatch.delenv("SIGNLAB_RUNS_DIR")
     # a mistyped database file: it was made, empty, and every run listed as interrupted
     _one_line(capsys, cli.main(["runs", "--runs-dir", root, "--db", str(tmp_path / "typo.db")]), "--db", "does not exist")
     assert not (tmp_path / "typo.db").exists()
