@@ -133,7 +133,8 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
-    if spec is None or not str(spec).strip():
+    given = spec is not None and bool(str(spec).strip())
+    if not given:
         spec = default_storage(study, runs_dir)
     spec = str(spec).strip()
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
@@ -158,8 +159,10 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         path = Path(spec[len("journal://"):]).expanduser()
     if path.is_dir():
         raise ConfigError(f"--storage: {path} is a folder; give a file, e.g. {path / (study + '.journal')}")
+    if given and not path.parent.is_dir():  # a mistyped folder was made, and a new study started there
+        raise ConfigError(f"--storage: the folder {path.parent} does not exist; give a file in a folder that does")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)  # the runs folder's sweeps/, for the default
         backend = JournalFileBackend(str(path))
     except OSError as err:
         raise ConfigError(f"--storage: cannot write {path} ({err.strerror or err})") from err

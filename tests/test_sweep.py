@@ -158,6 +158,11 @@ def test_storage_specs(tmp_path):
     assert isinstance(sweep.open_storage(f"sqlite:///{tmp_path / 'a.db'}", "s"), RDBStorage)
     with pytest.raises(sweep.ConfigError):
         sweep.open_storage("redis://localhost", "s")
+    # a mistyped folder: it was made, and a new study started in it
+    with pytest.raises(sweep.ConfigError, match="--storage: the folder .*typo/dir does not exist"):
+        sweep.open_storage(str(tmp_path / "typo" / "dir" / "x.journal"), "s")
+    assert not (tmp_path / "typo").exists()
+    assert isinstance(sweep.open_storage(None, "s", tmp_path / "fresh"), JournalStorage)  # the default is made
     assert sweep.mask_url("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
 
 
