@@ -763,6 +763,11 @@ class RunWriter:
         try:
             if self._log is None:  # never through a planted link: a worker must not append elsewhere
                 self._log = open(self.run.dir / "metrics.jsonl", "a", opener=nofollow_opener)
+                size = self._log.tell()
+                # a line torn by a killed writer is ended first: this fit's first record was glued to it
+                # and both were skipped as one unreadable line
+                if size and read_bytes_inside(self.run.dir, "metrics.jsonl", 1, size - 1) != b"\n":
+                    self._log.write("\n")
             self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
             self._log.flush()
         except OSError as err:  # a full disk: a StorageError naming the file, not a bare OSError

@@ -170,6 +170,18 @@ def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+def test_a_continuation_after_a_torn_last_line_keeps_its_own_records(run, capsys):
+    """A writer killed mid-line leaves metrics.jsonl without its last newline; the next fit appended
+    its fit_start to the torn line, and the reader skipped both as one unreadable line."""
+    log = run.dir / "metrics.jsonl"
+    log.write_bytes(log.read_bytes()[:-20])  # the fit_end, cut
+    assert cli.main(["train", "--resume", "r1", "--runs-dir", str(run.dir.parent), "--quiet"]) == 0
+    kinds = [m["type"] for m in run.metrics()]
+    # the first fit's end is lost with its torn line; the continuation's every record is read
+    assert kinds[0] == "fit_start" and kinds.count("fit_start") == 2 and kinds[-1] == "fit_end", kinds
+    assert log.read_bytes().count(b"\n") == len(log.read_bytes().splitlines())
+
+
 def test_a_resume_refused_for_its_device_or_its_data_leaves_the_run_as_it_was(run, capsys, monkeypatch):
     """`train --resume R --device cuda` on a machine without a GPU, and a resume of a run whose data
     folder was moved, were refused after the run was claimed: the completed run turned failed, and its
