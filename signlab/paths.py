@@ -14,7 +14,8 @@ BUNDLED_DATA_DIR: Path = PROJECT_ROOT / "data" / "sign-mnist"
 
 def cache_dir() -> Path:
     """Folder for parsed-dataset and download caches (``SIGNLAB_CACHE`` or ``<project>/.cache``)."""
-    return Path(os.environ.get("SIGNLAB_CACHE", PROJECT_ROOT / ".cache")).expanduser()
+    # empty counts as unset, as for SIGNLAB_RUNS_DIR: Path("") is the current folder, which got the caches
+    return Path(os.environ.get("SIGNLAB_CACHE") or PROJECT_ROOT / ".cache").expanduser()
 
 
 def default_runs_dir() -> Path:

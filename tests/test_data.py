@@ -354,3 +354,10 @@ def test_parse_csv_accepts_crlf_and_bom():
 def test_unreadable_path_is_a_data_error(tmp_path):
     with pytest.raises(DataError):
         load_split(str(tmp_path))  # a folder, not a file
+
+
+def test_an_empty_cache_setting_is_the_default_not_the_current_folder(monkeypatch):
+    from signlab import paths
+
+    monkeypatch.setenv("SIGNLAB_CACHE", "")  # the caches were written into whatever folder the command ran in
+    assert paths.cache_dir() == paths.PROJECT_ROOT / ".cache"
