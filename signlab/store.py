@@ -281,9 +281,7 @@ class RunStore:
         except ImportError as err:
             raise SignlabError(f"database {mask_url(url)}: its driver is not installed ({err})") from err
         except sa.exc.NoSuchModuleError as err:
-            raise SignlabError(f"cannot open the run database {mask_url(url)}: unknown kind of database "
-                               f"{url.split(':', 1)[0]!r}; give a file path, sqlite:////path/to/runs.db or "
-                               f"postgresql://user@host/db") from err
+            raise SignlabError(_unknown_kind(url)) from err
         except sa.exc.SQLAlchemyError as err:
             first = (str(err.orig) if getattr(err, "orig", None) else str(err)).strip().splitlines()
             raise SignlabError(f"cannot open the run database {mask_url(url)}: "
@@ -947,10 +945,25 @@ def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
         return store
 
 
+def _unknown_kind(url: str) -> str:
+    return (f"cannot open the run database {mask_url(url)}: unknown kind of database {url.split(':', 1)[0]!r}; "
+            "give a file path, sqlite:////path/to/runs.db or postgresql://user@host/db")
+
+
 def _check_named_database(given: str, url: str) -> None:
-    """A database the user named (``given``, opened as ``url``) must have a folder: a mistyped one
-    was made, with an empty database in it, and the class's runs vanished from every page without a
-    word. The default database's folder is the runs folder, made on first use."""
+    """A database the user named (``given``, opened as ``url``) must be of a kind SQLAlchemy knows
+    (checked without connecting: ``evaluate --db foo://bar`` went on, as commands that open no run
+    database never looked), and a SQLite file's folder must exist: a mistyped one was made, with an
+    empty database in it, and the class's runs vanished from every page without a word. The default
+    database's folder is the runs folder, made on first use."""
+    if given:
+        try:
+            sa.engine.make_url(url).get_dialect()
+        except sa.exc.NoSuchModuleError as err:
+            raise SignlabError(_unknown_kind(url)) from err
+        except sa.exc.ArgumentError as err:
+            raise SignlabError(f"cannot open the run database {mask_url(given)} (SIGNLAB_DB or --db): "
+                               "not a file path or a database URL") from err
     if given and url.startswith("sqlite:///"):
         folder = Path(url.removeprefix("sqlite:///")).parent
         if not folder.is_dir():

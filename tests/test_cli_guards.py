@@ -97,6 +97,9 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     # a mistyped database file: it was made, empty, and every run listed as interrupted
     _one_line(capsys, cli.main(["runs", "--runs-dir", root, "--db", str(tmp_path / "typo.db")]), "--db", "does not exist")
     assert not (tmp_path / "typo.db").exists()
+    # a kind of database SQLAlchemy does not know, for a command that opens no run database too
+    for command in (["runs"], ["evaluate", "r1"], ["export", "r1"]):
+        _one_line(capsys, cli.main([*command, "--runs-dir", root, "--db", "foo://bar"]), "unknown kind of database 'foo'")
     assert cli.main(["runs", "--runs-dir", root, "--db", str(run.dir.parent / "signlab.db"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["status"] != "interrupted"
     _one_line(capsys, cli.main(["evaluate", str(tmp_path / "gone" / "run"), "--runs-dir", root]),
