@@ -152,8 +152,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
-    """A TrainConfig from the command line's options on top of the preset."""
-    return preset(args.preset or DEFAULT_PRESET, **option_values(args))
+    """A TrainConfig from the command line's options on top of the preset; a warning on stderr for a
+    --width its model has no use for (`train --model logreg --width 16` went on without a word)."""
+    cfg = preset(args.preset or DEFAULT_PRESET, **option_values(args))
+    if getattr(args, "width", None) is not None:
+        from .models import model_info
+
+        if not model_info(cfg.model).has_width:
+            print(f"signlab: warning: --width: {cfg.model} has no width to set; it is ignored", file=sys.stderr)
+    return cfg
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -435,3 +435,11 @@ def test_a_bad_class_setting_in_the_secrets_stops_the_dashboard_too(monkeypatch,
     assert not at.exception, [e.message for e in at.exception]
     [error] = [e.value for e in at.error]
     assert "[signlab] max_runs_per_user in secrets.toml: '-1' is not a whole number" in error, error
+
+
+def test_a_width_the_model_has_no_use_for_is_said(small_data, tmp_path, capsys):
+    root = str(tmp_path / "runs")
+    assert cli.main(["train", "--model", "logreg", "--width", "16", "--max-steps", "1", "--runs-dir", root, "--quiet"]) == 0
+    assert "signlab: warning: --width: logreg has no width to set; it is ignored" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "mlp", "--width", "16", "--max-steps", "1", "--runs-dir", root, "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
