@@ -107,9 +107,10 @@ if photos:
         for p in mine:
             with row.container(width=THUMB_PX + 8):
                 name = p["photo"].name
-                # one short line under a 96-pixel thumbnail: a long name would wrap into a column of letters
-                st.image(p["thumb"], caption=(name if len(name) <= 14 else f"{name[:6]}…{name[-6:]}")
-                         + ("" if p["hand"] else " · no hand"), width=THUMB_PX)
+                # one short line under a 96-pixel thumbnail: a longer one wrapped and pushed its ✕ below
+                # the others (14 characters did); a photo without a hand says so instead, the warning
+                # above Calibrate names it
+                st.image(p["thumb"], caption=views.thumbnail_caption(name, p["hand"]), width=THUMB_PX)
                 if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()

@@ -1740,6 +1740,17 @@ def calibration_photo(letter: str, name: str, data: bytes, collected: Sequence[A
         return CollectedPhoto(None, None, str(err))
 
 
+NO_HAND_MARK = "⚠️ no hand"
+
+
+def thumbnail_caption(name: str, hand: bool) -> str:
+    """The line under a collected photo's 96-pixel thumbnail: its name, cut to 11 characters (14
+    wrapped onto a second line), or :data:`NO_HAND_MARK` where the detector found no hand."""
+    if not hand:
+        return NO_HAND_MARK
+    return name if len(name) <= 11 else f"{name[:4]}…{name[-6:]}"
+
+
 def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
     """What to tell before Calibrate about the photos (``(photo, hand found)`` pairs) in which the
     detector found no hand, else None: the model would learn the centre square of each, mostly room,
@@ -1749,6 +1760,6 @@ def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
         return None
     names = "; ".join(f"{p.letter}: {p.name}" for p in missed[:6]) + ("; …" if len(missed) > 6 else "")
     return (f"The hand detector found no hand in {count_text(len(missed), 'photo')} ({names}), marked "
-            "“no hand” below their pictures. Calibrate would teach the model their centre square, which may "
+            f"“{NO_HAND_MARK}” below their pictures. Calibrate would teach the model their centre square, which may "
             "show more room than hand. Drop them (✕), or take them again with the whole hand in view, "
             "closer to the camera.")

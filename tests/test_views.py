@@ -786,7 +786,10 @@ def test_calibration_photo_says_whether_the_detector_found_a_hand():
     assert (found.error, found.hand, missed.error, missed.hand) == ("", True, "", False)
     assert views.no_hand_warning([(found.photo, True)]) is None
     warning = views.no_hand_warning([(found.photo, True), (missed.photo, False)])
-    assert warning.startswith("The hand detector found no hand in 1 photo (A: wall.png), marked “no hand”"), warning
+    assert warning.startswith("The hand detector found no hand in 1 photo (A: wall.png), marked “⚠️ no hand”"), warning
+    # one line under a 96-pixel thumbnail (14 characters wrapped and pushed the ✕ below the others)
+    assert [views.thumbnail_caption(n, True) for n in ("A_0_big.jpg", "synthetic-hand.png")] == ["A_0_big.jpg", "synt…nd.png"]
+    assert views.thumbnail_caption("A_0_big.jpg", False) == "⚠️ no hand"
 
 
 def test_calibration_photo_names_what_cannot_be_read():
