@@ -155,13 +155,17 @@ if result:
         st.session_state.pop(ui.Keys.CALIBRATION_RESULT, None)
     else:
         test = result.get("test_accuracy")
+        # beside its parent's: "it still gets 99.99%" under a parent at 99.94% read as a loss that was not
+        parent = ui.open_run_safe(new.parent) if new.parent else None
+        parent_test = parent.status().get("test_accuracy") if parent is not None else None
         # by its name alone, which says the photos and the parent (calibrate.calibrated_name), not its id:
         # "<name>, adapted from <parent> on 9 photos" said both twice
         st.success(f"Saved as a new run: **{ui.md(new.name)}** ({views.count_text(len(result['letters']), 'letter')}, "
                    f"{result['seconds']:.1f} s)."
                    + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
                       if result.get("hands_found") else "")
-                   + (f" On the dataset's test set it still gets {views.percent(test, 1)}."
+                   + (f" On the dataset's test set it gets {views.percent(test, 1)}"
+                      + (f" (its parent: {views.percent(parent_test, 1)})." if parent_test is not None else ".")
                       if test is not None else ""),
                    icon="✅")
         kept = (views.calibration_info(new) or {}).get("photos_kept", 0)

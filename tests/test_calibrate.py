@@ -444,6 +444,9 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert saved and f"**{views.md(new_run.name)}**" in saved[0] and views.md(shown) in saved[0], saved
     # once: its name ("calibrated on 3 photos · <parent>") beside "adapted from <parent> on 3 photos" said it twice
     assert new_id not in saved[0] and saved[0].count("3 photos") == 1 and saved[0].count(views.md(shown)) == 1
+    # its test accuracy beside its parent's ("it still gets 99.99%" under a parent at 99.94% read as a loss)
+    parent_test = views.percent(parent.status()["test_accuracy"], 1)
+    assert "On the dataset's test set it gets " in saved[0] and f"(its parent: {parent_test})." in saved[0], saved
     # nothing left to calibrate on: the button says what to do, not "on 0 photos"
     assert [x.label for x in at.button if x.label.startswith("🎯 Calibrate")][0].endswith("(add photos above first)")
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3
