@@ -343,9 +343,11 @@ whole letters onto one spot: their scores are all clipped to zero, so the model 
 """
 HEALTH_CAPTION = (
     "**Gradient size** per layer: if it falls by orders of magnitude, that layer stops learning. **Weight size**: "
-    "steady growth is normal, a jump is a warning. **Dead ReLU units**: units whose output was 0 for every "
-    "image of the batch; a dead unit passes no gradient back and may never recover."
+    "steady growth is normal, a jump is a warning."
 )
+# said only beside a model with ReLUs: logistic regression's caption explained a chart it does not have
+DEAD_RELU_CAPTION = ("**Dead ReLU units**: units whose output was 0 for every image of the batch; a dead unit "
+                     "passes no gradient back and may never recover.")
 DEAD_LOGITS_CAPTION = (
     "The lecture ConvNet's flaw, live: the share of letter scores its output ReLU clips to 0. A clipped score "
     "passes no gradient, so that letter cannot be learned from those images, and an image whose 24 scores are "

@@ -37,7 +37,7 @@ from .preprocess import load_gray
 from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
 from .store import ACTIVE, RunState, check_named_database
-from .teach import DEAD_LOGITS_CAPTION, HEALTH_CAPTION, live_hint
+from .teach import DEAD_LOGITS_CAPTION, DEAD_RELU_CAPTION, HEALTH_CAPTION, live_hint
 
 if TYPE_CHECKING:  # annotations only
     import numpy as np
@@ -1101,7 +1101,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             series = health_series(health)
             st.plotly_chart(figures.health_charts(series, labels=views.health_labels(cfg)), width="stretch",
                             key=f"{key}_health")
-            st.caption(HEALTH_CAPTION)
+            st.caption(HEALTH_CAPTION + (f" {DEAD_RELU_CAPTION}" if series.get("dead") else ""))
             if series["dead_logits"] is not None:
                 st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
                            "are clipped.")

@@ -752,3 +752,23 @@ def test_a_paused_run_draws_its_curves_as_the_page_says(runs_env, monkeypatch, a
     run.store.update(claim, RunState.PAUSED)
     at.run()
     assert not at.exception and not draw(at)
+
+
+def test_the_health_caption_explains_only_the_charts_drawn(runs_env, dataset, app_caches):
+    """Logistic regression's health caption explained "Dead ReLU units", a chart it does not have
+    (it has no ReLU); a model with ReLUs keeps the sentence beside its chart."""
+    from signlab import api
+    from signlab.config import TrainConfig
+    from signlab.ui import Keys
+
+    root, logreg = runs_env
+    mlp = api.train(TrainConfig(model="mlp", epochs=1, max_steps=20, augment=False), root, run_id="tiny-mlp",
+                    dataset=dataset, evaluate_test=False)["run_id"]
+    said = {}
+    for run_id in (logreg, mlp):
+        at = _open("train")
+        at.session_state[Keys.TRAIN_RUN] = run_id
+        at.run()
+        no_error(at)
+        [said[run_id]] = [c.value for c in at.caption if "**Gradient size**" in c.value]
+    assert "Dead ReLU" not in said[logreg] and "**Dead ReLU units**" in said[mlp], said
