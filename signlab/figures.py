@@ -180,7 +180,10 @@ def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
         fig.update_yaxes(range=_span_at_least(losses, max(0.1, 0.2 * max(losses))), row=1, col=1)
     if accs:
         fig.update_yaxes(range=_span_at_least(accs, 2.0, top=100.5), row=1, col=2)
-    return _layout(fig, 320, legend=dict(orientation="h", y=-0.25))
+    # the legend under the axis titles, with room kept for it: at y=-0.25 it sat on the "epoch" title in
+    # a window of 820 px
+    fig = _layout(fig, 340, legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="center", x=0.5))
+    return fig.update_layout(margin_b=70)
 
 
 def _finite(v: Any) -> bool:

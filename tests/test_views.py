@@ -950,6 +950,9 @@ def test_epoch_curves_name_each_line_style_once():
     # no y-axis title in the gap between the panels (it was drawn over the loss panel); the titles say it
     assert fig.layout.yaxis.title.text is None and fig.layout.yaxis2.title.text is None
     assert [a.text for a in fig.layout.annotations] == ["Loss per epoch", "Accuracy per epoch (%)"]
+    # the legend hangs from below the axis titles, in a margin kept for it (anchored by its bottom at
+    # y=-0.25, it sat on the "epoch" title in a window of 820 px)
+    assert (fig.layout.legend.yanchor, fig.layout.legend.y, fig.layout.margin.b) == ("top", -0.3, 70)
 
 
 def test_charts_write_their_text_dark_and_keep_their_own_colours():
