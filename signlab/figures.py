@@ -330,7 +330,10 @@ def probability_bars(top: Sequence[dict[str, Any]], title: str = "What the model
     top = list(top)[::-1]
     fig = go.Figure(go.Bar(x=[100 * t["probability"] for t in top], y=[t["letter"] for t in top], orientation="h",
                            marker_color=[GREY] * (len(top) - 1) + [BLUE] if top else [],
-                           text=[percent_text(t["probability"], 1) for t in top], textposition="auto"))
+                           text=[percent_text(t["probability"], 1) for t in top],
+                           # beside a short bar, inside a long one: with "auto" a bar of 0% kept its number to itself
+                           textposition=["inside" if t["probability"] >= 0.2 else "outside" for t in top],
+                           cliponaxis=False))
     fig.update_layout(xaxis=dict(range=[0, 100], title="probability (%)"), yaxis=dict(type="category"))
     return _layout(fig, 60 + 36 * len(top), title=title)
 

@@ -659,6 +659,8 @@ def test_clickable_confusion_matrix_and_tile_grid():
     bars = figures.probability_bars([{"letter": "A", "probability": np.float32(0.99996)},
                                      {"letter": "B", "probability": 0.00004}])
     assert list(bars.data[0].text) == ["0.004%", "99.996%"]
+    # a short bar's number beside it, never left out (with "auto", a bar of 0% showed none)
+    assert list(bars.data[0].textposition) == ["outside", "inside"] and bars.data[0].cliponaxis is False
     tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged
     assert np.asarray(tiny.data[0].z).shape[0] >= 16
 
