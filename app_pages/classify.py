@@ -48,7 +48,7 @@ if not cfg.augment_photo and run.parent is None:
     robust = views.preset(views.PHOTO_PRESET)
     st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
                "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
-               f"does much better on photos: {ui.time_estimate(robust)}.")
+               f"does much better on photos: {ui.time_estimate(robust, timing=False)}.")
     # a help that stays the same: the estimate in it changed between reruns, and a click on a button
     # whose identity changed in the rerun it triggers is lost
     if st.button("Train the robust model", help="Starts the robust preset; this page uses it for photos once it is done."):

@@ -953,11 +953,13 @@ def speed_rows(available: list[Run] | None = None, alone: bool = False) -> list[
     return views.server_speed_rows(mine, everyone)
 
 
-def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = False) -> str:
+def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = False, timing: bool = True) -> str:
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
     For a network this server has not trained, a few of its steps are timed (a child process of 2-8
-    s, once an hour a configuration; :func:`trial_for`)."""
+    s, once an hour a configuration; :func:`trial_for`); with ``timing`` False only a timing already
+    made is used (an aside must not hold a page up: Classify's first look stood blank for 3 s while
+    the robust preset it mentions was timed)."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -968,19 +970,22 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = Fa
     if busy_now is not None:
         load.update(machine_load=busy_now, cores=os.cpu_count())
     rows, n_train = speed_rows(available, alone), len(dataset().train)
-    load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")))
+    load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")), timing=timing)
     return views.time_estimate(cfg, rows, n_train, **load)
 
 
-def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False) -> float | None:
+def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False, timing: bool = True) -> float | None:
     """The images a second a few steps of ``cfg`` train at (:func:`_trial_speed`), when the server's
     measured ``rows`` have no speed of its network (a guess from another network comes after a
     trial: :func:`views.estimate`); else None (no trial). ``busy``: runs train on the server now; a
-    trial timed beside them reads slower, so it is kept apart from a quiet one."""
+    trial timed beside them reads slower, so it is kept apart from a quiet one. ``timing`` False: only
+    a trial this server timed within the hour, else None."""
     if views.measured_speed(rows, cfg) is not None:
         return None
     key = trial.trial_key(cfg)
     if time.monotonic() - _TIMED.get((key, busy), -TRIAL_TTL) >= TRIAL_TTL:  # not in the cache: a few seconds
+        if not timing:
+            return None
         # a toast, not the cache's spinner: that one is drawn over the element under the estimate
         # (the tour's "Open the Map page" button, half hidden while the lecture ConvNet was timed)
         st.toast("Timing a few steps of this network on this machine…", icon="⏱️")

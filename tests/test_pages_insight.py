@@ -311,3 +311,18 @@ def test_a_tour_step_times_a_network_this_server_has_never_trained(tmp_path, mon
     assert [t.value for t in at.toast] == ["Timing a few steps of this network on this machine…"]
     at.run()
     assert not at.toast  # timed once: the next look reads the cached speed at once
+
+
+def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
+    """Classify's first look stood blank for 3 s while the robust preset, named in an aside, was timed:
+    an estimate with timing=False uses a trial this server made within the hour, and starts none."""
+    from signlab import ui
+    from signlab.config import preset
+
+    calls = []
+    monkeypatch.setattr(ui, "_TIMED", {})
+    monkeypatch.setattr(ui, "_trial_speed", lambda key, busy=False: calls.append(key) or 1234.0)
+    cfg = preset("robust")
+    assert ui.trial_for(cfg, [], timing=False) is None and calls == []  # never timed: no trial for an aside
+    assert ui.trial_for(cfg, []) == 1234.0 and len(calls) == 1  # a page that times it
+    assert ui.trial_for(cfg, [], timing=False) == 1234.0  # then the aside reads it
