@@ -1637,7 +1637,16 @@ def best_trial_text(best: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     if tied:
         line += (f" ({count_text(len(tied) + 1, 'trial')} reach {shown}: the lowest validation loss decides, "
                  "then the earlier trial)")
+    if test is not None and best["value"] - test >= FLATTERED:
+        # a walk read a logistic regression's 95.27% as its worth, beside 68.75% on the test set
+        line += (f". Its validation accuracy runs {100 * (best['value'] - test):.0f} points above its test accuracy: "
+                 "the held-out images are drawn at random from the training images, so most have near copies "
+                 "(other variations of the same photo) among those it trained on. Validation still ranks the "
+                 "trials against each other; quote the test accuracy.")
     return line
+
+
+FLATTERED = 0.05  # validation above test by this much is said: a share, 5 points
 
 
 def sweep_search_text(model: str) -> str:

@@ -1455,3 +1455,10 @@ def test_the_best_trial_says_how_a_tie_was_broken():
              {"number": 2, "state": "COMPLETE", "value": 13725 / 13727, "val_loss": 0.01}]
     assert views.percent(close[0]["value"]) == views.percent(close[1]["value"])
     assert views.best_trial_text(views.best_trial(close), close) == "**Best: trial #1** — 99.99% validation accuracy"
+    # validation far above test is explained, not left to read as the model's worth (a walk: 95.27% / 68.75%)
+    far = {"number": 3, "state": "COMPLETE", "value": 0.9527, "test_accuracy": 0.6875}
+    assert views.best_trial_text(far, [far]) == (
+        "**Best: trial #3** — 95.27% validation accuracy, 68.75% on the test set. Its validation accuracy runs 27 "
+        "points above its test accuracy: the held-out images are drawn at random from the training images, so most "
+        "have near copies (other variations of the same photo) among those it trained on. Validation still ranks the "
+        "trials against each other; quote the test accuracy.")
