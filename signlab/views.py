@@ -241,8 +241,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     elif active and mine and not refused and not paused:  # Start is off here: say so, as the other tab's words do
         doing = "waits in the queue" if state == RunState.QUEUED else "trains"
         # why a new tab: a walk read "open Train in a new tab" as advice without a reason
-        notice = (f"**Start** is off while this page follows this run (it {doing}). To start another {beside}, "
-                  "open Train in a new tab: Start is on there, and this tab keeps showing this run.")
+        # with one slot, "to start another after it" read as a contradiction: why a tab for a run that
+        # cannot start? It is queued there, to train when this one ends
+        another = (f"To start another {beside}" if job_limit > 1 else
+                   "To queue another run, to train when this one ends (this server trains one run at a time)")
+        notice = (f"**Start** is off while this page follows this run (it {doing}). {another}, open Train in a "
+                  "new tab: its Start is on, and this tab keeps showing this run.")
     else:
         notice = refused
     said = str(status.get("message") or "")

@@ -57,9 +57,10 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
     # the tab that follows its own run has Start off, and now says why (the other tab's words said
     # Start works, this one's nothing)
     here = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)])
-    assert not here.can_start and here.notice.startswith("**Start** is off while this page follows this run (it trains). To start "
-                                                                 "another after it (this server trains one run at a time), "
-                                                                 "open Train in a new tab: Start is on there")
+    assert not here.can_start and here.notice == (
+        "**Start** is off while this page follows this run (it trains). To queue another run, to train when this "
+        "one ends (this server trains one run at a time), open Train in a new tab: its Start is on, and this tab "
+        "keeps showing this run.")
     queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
     assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
     # "beside it" only where two runs train at once: on a one-slot server the next run waits for this one
@@ -67,7 +68,8 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
                              "with the settings below."), v.notice
     two = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], elsewhere=True, job_limit=2)
     assert two.notice.endswith("**Start** trains another one beside it, with the settings below.")
-    assert "To start another after it (this server trains one run at a time), open Train" in here.notice
+    beside = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)], job_limit=2)
+    assert "To start another beside it, open Train in a new tab" in beside.notice
 
 
 def test_start_is_off_and_says_why_at_the_quota():
