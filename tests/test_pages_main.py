@@ -372,6 +372,10 @@ def test_runs_page_rename_and_delete(runs_env):
 
     assert open_run(run_id, root).name == "my first model"
     assert any(s.value == "Renamed to “my first model”." for s in at.success), [s.value for s in at.success]
+    # the name as it was (a paste over 80 characters the box refused): said, not "Renamed to" it
+    by_label(at.button, "✏️ Rename").click().run()
+    assert any(i.value.startswith("The name is unchanged") for i in at.info), [i.value for i in at.info]
+    assert not any(s.value.startswith("Renamed to") for s in at.success)
 
     by_label(at.button, "🗑️ Delete…").click().run()
     no_error(at)
