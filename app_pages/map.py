@@ -25,7 +25,7 @@ row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
 layer_key = ui.map_layer_key(run.id)
 if st.session_state.get(layer_key) not in by_key:
     st.session_state[layer_key] = views.default_layer(model)
-layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key, width=420,
+layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key, width=480,
                       help="The last hidden layer is what the classifier reads: the network's final picture of "
                            "the image.")
 method = row.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",

@@ -125,8 +125,8 @@ def map_layers(model: nn.Module) -> list[MapLayer]:
             continue  # the same values as the last hidden layer below
         if len(shape) == 3:
             conv_seen += 1
-            label = (f"after convolution {conv_seen}: {shape[0]} channels of {shape[1]}×{shape[2]}, averaged "
-                     f"over positions [{n}]")
+            # short enough for the Map's box: "…, averaged over positions [features.0.2]" was cut at 1280 px
+            label = f"after convolution {conv_seen}: {shape[0]} channels of {shape[1]}×{shape[2]}, each averaged [{n}]"
         else:
             dense_seen += 1
             label = f"hidden layer {dense_seen}: {shape[0]} units [{n}]"
