@@ -59,9 +59,16 @@ def _on_click() -> None:
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = pair
 
 
+# the link's cell and matrix (a refresh kept only the run): read when the session opens the page first
+first_look = ui.Keys.EVAL_PAIR_RUN not in st.session_state
+link_pair, link_show, link_problems = views.eval_link(st.query_params.to_dict()) if first_look else (None, None, [])
+for problem in link_problems:
+    st.warning(problem, icon="⚠️")
+if link_show is not None:
+    st.session_state["eval_norm"] = link_show
 if st.session_state.get(ui.Keys.EVAL_PAIR_RUN) != run.id:  # a new run: start at its most frequent mistake
     st.session_state[ui.Keys.EVAL_PAIR_RUN] = run.id
-    st.session_state[ui.Keys.EVAL_PAIR] = views.worst_pair(ev)
+    st.session_state[ui.Keys.EVAL_PAIR] = link_pair or views.worst_pair(ev)
     st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = st.session_state[ui.Keys.EVAL_PAIR]
 elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
     # back from another page: Streamlit dropped the widgets' values, the pair is kept under ui.Keys.EVAL_PAIR
@@ -69,7 +76,7 @@ elif TRUE_KEY not in st.session_state or PRED_KEY not in st.session_state:
 
 st.subheader("Confusion matrix")
 # above the matrix it sets: in the picker's box it fell under the matrix in an 820-px window
-norm = st.radio("Show", ["counts", "normalised"], horizontal=True, key="eval_norm",
+norm = st.radio("Show", list(views.EVAL_SHOWS), horizontal=True, key="eval_norm",
                 format_func=lambda v: {"counts": "Raw counts", "normalised": "Share of each true letter"}[v],
                 help="Share: each row divided by its number of test images, in percent (the row sums to 100%).")
 # two fixed-width boxes in a row that wraps: side by side from a window of about 1,270 px (sidebar open), and in a
@@ -83,6 +90,7 @@ with right:
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
     p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
     st.session_state[ui.Keys.EVAL_PAIR] = (t, p)
+    st.query_params.update(cell=f"{LETTERS[t]}-{LETTERS[p]}", show=norm)  # a refresh or a shared link keeps them
     idx = ev.pair(t, p)
     shown = idx[:MAX_PAIR_IMAGES]
     said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown), views.label_smoothing(run))

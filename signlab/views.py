@@ -1015,6 +1015,32 @@ def phantom_column_text(ev: Any, model: str) -> str | None:
             f"matrix below.{why}")
 
 
+EVAL_SHOWS = ("counts", "normalised")  # the Evaluate page's matrix: raw counts, or each row's shares
+
+
+def eval_link(query: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None, list[str]]:
+    """The Evaluate page's link: ``cell=F-T`` (the true and the predicted letter) and ``show`` (one of
+    :data:`EVAL_SHOWS`), as ``(pair or None, show or None, what to say of a bad value)``. A refresh
+    put the picked cell and the normalised matrix back to the page's defaults; only ``run`` was kept."""
+    pair, show, problems = None, None, []
+    if "cell" in query:
+        raw = str(query["cell"]).strip()
+        true, _, pred = raw.upper().partition("-")
+        if true in LETTERS and pred in LETTERS and len(true) == len(pred) == 1:
+            pair = (LETTERS.index(true), LETTERS.index(pred))
+        else:
+            problems.append(f"The link's cell {md(raw[:12])!s} is not two of the 24 letters, true and predicted "
+                            "(like cell=T-X); the page starts at the most frequent mistake.")
+    if "show" in query:
+        raw = str(query["show"]).strip()
+        if raw in EVAL_SHOWS:
+            show = raw
+        else:
+            problems.append(f"The link's show {md(raw[:16])!s} is not one of {', '.join(EVAL_SHOWS)}; "
+                            "the matrix shows raw counts.")
+    return pair, show, problems
+
+
 def worst_pair(ev: Any) -> tuple[int, int]:
     return _confusion.worst_pair(ev)
 

@@ -169,6 +169,26 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
         assert any("No test image of" in i.value for i in at.info)
     by_label(at.radio, "Show").set_value("normalised").run()
     no_error(at)
+    # the picked cell and the matrix are in the link: a refresh (a new session) opens them again
+    assert (at.query_params["cell"], at.query_params["show"]) == (f"{LETTERS[t]}-{LETTERS[p]}", "normalised")
+
+
+@pytest.mark.parametrize("cell, show, warned", [("C-E", "normalised", []), ("q-z", "share", ["cell", "show"])])
+def test_an_evaluate_link_opens_its_cell_and_matrix(runs_env, cell, show, warned):
+    """A refresh of Evaluate went back to the most frequent mistake and raw counts; only ?run= was kept."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/evaluate.py")
+    at.query_params.update(run=runs_env[1], cell=cell, show=show)
+    at.run()
+    no_error(at)
+    said = [w.value for w in at.warning if w.value.startswith("The link's")]
+    assert [w.split()[2] for w in said] == warned, said
+    picked = (by_label(at.selectbox, "True letter").value, by_label(at.selectbox, "Predicted letter").value)
+    if not warned:
+        assert picked == (LETTERS.index("C"), LETTERS.index("E"))
+        assert by_label(at.radio, "Show").value == "normalised"
+    else:
+        assert by_label(at.radio, "Show").value == "counts"
 
 
 def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, dataset):
