@@ -110,7 +110,7 @@ if photos:
                 # one short line under a 96-pixel thumbnail: a longer one wrapped and pushed its ✕ below
                 # the others (14 characters did); a photo without a hand says so instead, the warning
                 # above Calibrate names it
-                st.image(p["thumb"], caption=views.thumbnail_caption(name, p["hand"]), width=THUMB_PX)
+                st.image(p["thumb"], caption=views.thumbnail_caption(name, p.get("hand", True)), width=THUMB_PX)
                 if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()
@@ -126,7 +126,8 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-no_hand = views.no_hand_warning([(p["photo"], p["hand"]) for p in photos])
+# .get: photos a session collected before the server learned to look (an upgrade mid-class)
+no_hand = views.no_hand_warning([(p["photo"], p.get("hand", True)) for p in photos])
 if no_hand:
     st.warning(no_hand, icon="✋")
 # "on 0 photos" read as an offer, right under a calibration that had just used them all

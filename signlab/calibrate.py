@@ -35,6 +35,7 @@ from torch import nn
 
 from . import augment as aug
 from . import handshape
+from . import hands
 from .access import local_user
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
@@ -260,7 +261,9 @@ def preview(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112)
     # input does; plain slicing read a negative edge as "from the end" and showed a corner of the room
     square = Image.fromarray(np.ascontiguousarray(cut(prep.gray, left, top, right, bottom)), mode="F")
     png = to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
-    return png, crop != "detector" or prep.hand is not None  # other crops do not look for a hand
+    # other crops do not look for a hand; where the detector cannot run here, nothing is known of one
+    # (every photo read "no hand", and the warning told the student to drop them all)
+    return png, crop != "detector" or prep.hand is not None or not hands.available()
 
 
 def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:

@@ -961,7 +961,7 @@ def _check_named_database(given: str, url: str) -> None:
             sa.engine.make_url(url).get_dialect()
         except sa.exc.NoSuchModuleError as err:
             raise SignlabError(_unknown_kind(url)) from err
-        except sa.exc.ArgumentError as err:
+        except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
             raise SignlabError(f"cannot open the run database {mask_url(given)} (SIGNLAB_DB or --db): "
                                "not a file path or a database URL") from err
     if given and url.startswith("sqlite:///"):

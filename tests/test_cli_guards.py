@@ -100,6 +100,10 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     # a kind of database SQLAlchemy does not know, for a command that opens no run database too
     for command in (["runs"], ["evaluate", "r1"], ["export", "r1"]):
         _one_line(capsys, cli.main([*command, "--runs-dir", root, "--db", "foo://bar"]), "unknown kind of database 'foo'")
+    # a URL SQLAlchemy cannot even read (a port that is not a number raised ValueError: a traceback)
+    monkeypatch.setenv("SIGNLAB_DB", "postgresql://u@h:abc/db")
+    _one_line(capsys, cli.main(["models"]), "SIGNLAB_DB or --db", "not a file path or a database URL")
+    monkeypatch.setenv("SIGNLAB_DB", "")
     assert cli.main(["runs", "--runs-dir", root, "--db", str(run.dir.parent / "signlab.db"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["status"] != "interrupted"
     _one_line(capsys, cli.main(["evaluate", str(tmp_path / "gone" / "run"), "--runs-dir", root]),

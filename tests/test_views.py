@@ -794,6 +794,22 @@ def test_calibration_photo_says_whether_the_detector_found_a_hand():
     assert views.thumbnail_caption("A_0_big.jpg", False) == "⚠️ no hand"
 
 
+def test_no_photo_is_marked_without_a_hand_where_the_detector_cannot_run(monkeypatch):
+    """Without ai-edge-litert or the hand models every photo read "no hand", and the warning told the
+    student to drop them all."""
+    import io
+
+    from PIL import Image
+
+    from signlab import hands
+
+    monkeypatch.setattr(hands, "available", lambda: False)
+    monkeypatch.setattr(hands, "find_hand", lambda rgb, **kw: None)
+    buf = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 255, 224, dtype=np.uint8), (224, 1))).save(buf, "PNG")
+    assert views.calibration_photo("A", "wall.png", buf.getvalue()).hand is True
+
+
 def test_calibration_photo_names_what_cannot_be_read():
     photo, thumb, error, hand = views.calibration_photo("A", "notes.png", b"not an image")
     assert photo is None and thumb is None and error and not hand
