@@ -170,10 +170,29 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
         except SignlabError as err:
             writer.set_state(RunState.FAILED, message=str(err))
             raise
+        except KeyboardInterrupt:
+            _quit_at_once(run, writer)
+            raise
         except Exception as err:
             writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
             raise
-        return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
+        try:
+            return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
+        except KeyboardInterrupt:
+            _quit_at_once(run, writer)
+            raise
+
+
+def _quit_at_once(run: Run, writer: RunWriter) -> None:
+    """A process told to quit at once (a second Ctrl-C, a sweep's Force stop) lets its run go, stopped
+    with its finished epochs: it stayed "running" under a claim nobody held until the lease ran out,
+    and ``train --resume`` was refused meanwhile. A run already finished is left as it is."""
+    done = run.epochs_completed()
+    kept = f"the weights of epoch {done} are kept" if done else "it had finished no epoch"
+    try:
+        writer.set_state(RunState.STOPPED, message=f"its process was told to quit at once; {kept}")
+    except SignlabError:  # finished before the press (its test accuracy was being read), or no longer held
+        pass
 
 
 def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 import traceback
 from typing import Any, Sequence
@@ -23,6 +21,7 @@ from .config import DEFAULT_PRESET, PRESETS, SETTING, TrainConfig, preset
 from . import envnum
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
+from .interrupt import TwoPresses
 from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
@@ -35,42 +34,30 @@ class UsageError(SignlabError):
 
 
 class CtrlC:
-    """While ``train`` trains, a first Ctrl-C stops the run as the dashboard's Stop does: after the
-    current step, keeping its finished epochs, with the run's record printed and its claim let go.
-    A second Ctrl-C interrupts at once. Without it the run stayed "running" under a claim nobody held
-    until the lease ran out, and ``train --resume`` was refused meanwhile. A callback of the fit (it
-    learns the trainer from the first event) and a context manager (it holds SIGINT's handler)."""
+    """While ``train`` trains, a first Ctrl-C stops the run as the dashboard's Stop does (signlab.interrupt):
+    after the current step, keeping its finished epochs, with the run's record printed and its claim
+    let go. Before the fit has begun (the data loading) there is nothing to stop gracefully, and the
+    press quits at once: the run is not made, or not claimed, yet. A callback of the fit (it learns
+    the trainer from its events)."""
 
     REASON = "stopped with Ctrl-C"
 
     def __init__(self) -> None:
         self.trainer: Any = None
-        self.pressed = False
-        self._before: Any = None
+        self.ended = False
+        self.presses = TwoPresses(self._first_press)
 
     def __call__(self, event: Event, trainer: Any) -> None:
         self.trainer = trainer
-        if self.pressed and not trainer.stop_requested:  # pressed before the fit began (loading the data)
-            trainer.stop(self.REASON)
+        self.ended = isinstance(event, FitEnd)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-        if self.trainer is not None:
-            self.trainer.stop(self.REASON)
-        print("\nsignlab: stopping after this step; Ctrl-C again to quit at once", file=sys.stderr)
-
-    def __enter__(self) -> "CtrlC":
-        # signals reach the main thread only; a shell's background job ignores Ctrl-C, and still does
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-            self._before = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)
+    def _first_press(self) -> str | None:
+        if self.trainer is None:
+            return None
+        if self.ended:  # its test accuracy is being read: a second or so
+            return "the run has finished training; its test accuracy is being read"
+        self.trainer.stop(self.REASON)
+        return "stopping after this step"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -222,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"the run with its own settings; it takes {', '.join(SETTING[n].flag for n in RESUMABLE)}")
     ctrl_c = CtrlC()
     callbacks = [ctrl_c] if args.quiet else [ctrl_c, ProgressBar()]
-    with ctrl_c:
+    with ctrl_c.presses:
         if args.resume:
             record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir,
                                       callbacks, lr=args.lr, device=args.device, max_steps=args.max_steps)

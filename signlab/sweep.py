@@ -52,6 +52,7 @@ from .config import DEFAULT_PRESET, RANGES, SETTING, Log, TrainConfig, preset
 from .errors import ConfigError, SignlabError
 from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
+from .interrupt import TwoPresses
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, given, option_values
@@ -622,17 +623,25 @@ class _SweepWorker:
         from .runs import create_run
 
         optuna, say = _optuna(), self.say
+        if self.interrupted:  # Ctrl-C before this trial began (opening the study): no run is made for it
+            trial.set_user_attr("stopped", True)
+            trial.set_user_attr("note", "stopped with Ctrl-C before it started")
+            raise optuna.TrialPruned("stopped with Ctrl-C")
         params = suggest(trial, self.base.model)
         cfg = self.base.replace(**params)
         run = create_run(cfg, self.root, name=f"{self.study} #{trial.number}", kind="trial", study=self.study,
                          auto_continue=False, owner=self.owner)
         atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": self.study, "trial": trial.number,
                                                   "storage": mask_url(self.storage_text)})
-        trial.set_user_attr("run_id", run.id)
-        trial.set_user_attr("host", socket.gethostname())
-        self.beat(current_trial=trial.number, current_run=run.id)
-        say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
-        claim = self.wait_for_slot(run)
+        try:
+            trial.set_user_attr("run_id", run.id)
+            trial.set_user_attr("host", socket.gethostname())
+            self.beat(current_trial=trial.number, current_run=run.id)
+            say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
+            claim = self.wait_for_slot(run)
+        except KeyboardInterrupt:  # told to quit at once before its run was claimed: cancel the queued run
+            self.store.request(run.id, "stop")
+            raise
         if claim is None:
             trial.set_user_attr("stopped", True)
             trial.set_user_attr("note", "stopped by request before it started")
@@ -721,19 +730,15 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits
         raise KeyboardInterrupt
 
-    def on_int(signum, frame):  # Ctrl-C: the trial stops as a Stop stops it, and no other starts
-        # (a KeyboardInterrupt inside a trial printed Optuna's 30-line traceback and left the trial's
-        # run "running" until its lease ran out); a second Ctrl-C quits at once
-        if worker.interrupted:
-            raise KeyboardInterrupt
+    def on_first_ctrl_c() -> str:  # the trial stops as a Stop stops it, and no other starts (a
+        # KeyboardInterrupt inside a trial printed Optuna's 30-line traceback and left the trial's run
+        # "running" until its lease ran out); a second Ctrl-C quits at once (signlab.interrupt)
         worker.interrupted = True
-        print("\nsignlab: stopping after this step; Ctrl-C again to quit at once", file=sys.stderr)
+        return "stopping the trial after this step; no other starts"
 
     old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    # a shell's background job ignores Ctrl-C, and still does
-    old_int = signal.signal(signal.SIGINT, on_int) if _main_thread() and \
-        signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else None
     worker.store.register_worker(worker.id, "sweep", study=study, **worker.state)
+    presses = TwoPresses(on_first_ctrl_c).__enter__()
     try:
         st = _open_study(optuna, study, study_storage, base, sampler_seed)
         record_path = folder / f"{study}.json"
@@ -747,8 +752,7 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
-        if old_int is not None:
-            signal.signal(signal.SIGINT, old_int)
+        presses.__exit__()
         try:
             worker.store.unregister_worker(worker.id)
         except SignlabError:

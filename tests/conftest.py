@@ -84,6 +84,35 @@ def _no_warm_workers_outside_the_browser(request, monkeypatch):
         monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "0")
 
 
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """Ctrl-C as in a terminal's foreground: Python's own SIGINT handler. A suite started in the
+    background (``cmd &``, nohup) inherits SIGINT ignored, and signlab leaves an ignored Ctrl-C
+    ignored (signlab.interrupt), so the tests that press it would see nothing."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture(autouse=True)
+def _streamlit_logs_to_an_open_stream():
+    """Streamlit makes its loggers' handlers again on the sys.stderr of the moment whenever an app's
+    config is read (AppTest): inside a test that captures output (capsys), on that test's stream,
+    closed after it. A later test's "missing ScriptRunContext" warning (a fixture clearing the app's
+    caches) then put "--- Logging error ---" in its output, and a test of one-line errors failed.
+    After each test, a handler left on a closed stream writes to the process's stderr again."""
+    import logging
+
+    yield
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("streamlit") and isinstance(logger, logging.Logger):
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                    handler.stream = sys.__stderr__  # not setStream(): it flushes the closed one first
+
+
 @pytest.fixture(autouse=True)
 def _no_trials_outside_the_browser(request, monkeypatch):
     """A page's estimate for a network no run has measured times a few of its steps

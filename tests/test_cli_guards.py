@@ -140,7 +140,8 @@ def test_a_dry_run_limit_is_not_carried_into_a_continuation(run, small_data, cap
     assert json.loads((run.dir / "config.json").read_text())["max_steps"] is None
 
 
-def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path, capsys, monkeypatch,
+                                                            ctrl_c_reaches_python):
     """Ctrl-C on `train` printed "signlab: interrupted" and left the run "running" under a claim
     nobody held, so `train --resume` was refused until the lease ran out. The first Ctrl-C stops it
     after the step, keeping its finished epochs; a second one quits at once."""
@@ -148,7 +149,7 @@ def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path
     import signal
 
     from signlab.events import BatchEnd
-    from signlab.runs import open_run
+    from signlab.runs import list_runs, open_run
 
     presses = {"at": {20: 1}}  # step: times pressed; in epoch 2 (16 steps an epoch: 2,000 images, batches of 128)
 
@@ -175,6 +176,21 @@ def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path
     err = capsys.readouterr().err
     assert code == 1 and err.strip().endswith("signlab: interrupted"), (code, err)
     assert signal.getsignal(signal.SIGINT) is handler
+    # and lets the run go, its finished epoch kept (it stayed "running" until the lease ran out)
+    row = run.status()
+    assert (str(row["status"]), row["message"]) == ("stopped", "its process was told to quit at once; the weights "
+                                                               "of epoch 1 are kept"), row
+    # pressed while the data loads, before any run is made: nothing to stop, so it quits at once
+    presses["at"] = {}
+
+    def loading(source=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        return small_data
+
+    monkeypatch.setattr(api, "load_dataset", loading)
+    code = cli.main(["train", "--model", "logreg", "--runs-dir", root, "--quiet"])
+    assert code == 1 and capsys.readouterr().err.strip() == "signlab: interrupted"
+    assert [r.id for r in list_runs(root)] == [record["run_id"]]  # no run made
 
 
 def test_a_continuation_after_a_torn_last_line_keeps_its_own_records(run, capsys):

@@ -37,6 +37,7 @@ def _sweep_cmd(*args: str) -> list[str]:
 def test_two_workers_share_one_study(tmp_path):
     runs = tmp_path / "runs"
     journal = tmp_path / "shared" / "study.journal"
+    journal.parent.mkdir()  # a shared folder the class already has (a missing one is refused as a typo)
     args = ["--model", "logreg", "--trials", "2", "--epochs", "1", "--max-steps", "20", "--storage", str(journal),
             "--study", "s", "--runs-dir", str(runs), "--json"]
     procs = [subprocess.Popen(_sweep_cmd(*args), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
@@ -233,7 +234,8 @@ def test_stop_request_ends_the_running_trial_and_the_sweep(tmp_path, small_datas
     assert not sweep.sweep_running("st", tmp_path)
 
 
-def test_ctrl_c_ends_the_running_trial_and_the_sweep_as_a_stop_does(tmp_path, small_dataset, capsys):
+def test_ctrl_c_ends_the_running_trial_and_the_sweep_as_a_stop_does(tmp_path, small_dataset, capsys,
+                                                                     ctrl_c_reaches_python):
     """Ctrl-C in the terminal printed Optuna's 30-line traceback of the trial and left its run
     "running" until the lease ran out; now the first one stops the trial after its step and starts
     no other, a second one quits at once."""
@@ -265,6 +267,8 @@ def test_ctrl_c_ends_the_running_trial_and_the_sweep_as_a_stop_does(tmp_path, sm
         sweep.run_sweep(model="logreg", trials=3, epochs=1, max_steps=200, study="cc2", runs_dir=tmp_path,
                         dataset=small_dataset, log=twice, log_every=1)
     assert signal.getsignal(signal.SIGINT) is handler
+    [row] = sweep.study_trials(None, "cc2", tmp_path)  # quit at once: its run let go, not left "running"
+    assert open_run(row["run_id"], tmp_path).status()["status"] == "stopped"
 
 
 # --------------------------------------------------------------------------- the page
