@@ -39,7 +39,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from .config import RANGES, TrainConfig
 from .errors import ConfigError, RunError, SignlabError
 from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensors, list_dir_inside, nofollow_opener,
-                     read_bytes_inside, read_json_inside, storage_error)
+                     read_bytes_inside, read_json_inside, read_tail_inside, storage_error)
 from .models import build_model, first_weights
 from .paths import default_runs_dir
 from .numbers import count_text, finite
@@ -763,10 +763,10 @@ class RunWriter:
         try:
             if self._log is None:  # never through a planted link: a worker must not append elsewhere
                 self._log = open(self.run.dir / "metrics.jsonl", "a", opener=nofollow_opener)
-                size = self._log.tell()
                 # a line torn by a killed writer is ended first: this fit's first record was glued to it
-                # and both were skipped as one unreadable line
-                if size and read_bytes_inside(self.run.dir, "metrics.jsonl", 1, size - 1) != b"\n":
+                # and both were skipped as one unreadable line (the tail read has no size limit that a
+                # file still growing could pass)
+                if self._log.tell() and read_tail_inside(self.run.dir, "metrics.jsonl", 1) != b"\n":
                     self._log.write("\n")
             self._log.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
             self._log.flush()

@@ -202,7 +202,6 @@ def test_a_continuation_after_a_torn_last_line_keeps_its_own_records(run, capsys
     kinds = [m["type"] for m in run.metrics()]
     # the first fit's end is lost with its torn line; the continuation's every record is read
     assert kinds[0] == "fit_start" and kinds.count("fit_start") == 2 and kinds[-1] == "fit_end", kinds
-    assert log.read_bytes().count(b"\n") == len(log.read_bytes().splitlines())
 
 
 def test_a_resume_refused_for_its_device_or_its_data_leaves_the_run_as_it_was(run, capsys, monkeypatch):
