@@ -979,31 +979,41 @@ def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False, 
     measured ``rows`` have no speed of its network (a guess from another network comes after a
     trial: :func:`views.estimate`); else None (no trial). ``busy``: runs train on the server now; a
     trial timed beside them reads slower, so it is kept apart from a quiet one. ``timing`` False: only
-    a trial this server timed within the hour, else None."""
+    a trial this server timed within the hour (:data:`_TRIALS`), else None."""
     if views.measured_speed(rows, cfg) is not None:
         return None
-    key = trial.trial_key(cfg)
-    if time.monotonic() - _TIMED.get((key, busy), -TRIAL_TTL) >= TRIAL_TTL:  # not in the cache: a few seconds
-        if not timing:
-            return None
-        # a toast, not the cache's spinner: that one is drawn over the element under the estimate
-        # (the tour's "Open the Map page" button, half hidden while the lecture ConvNet was timed)
-        st.toast("Timing a few steps of this network on this machine…", icon="⏱️")
-        _TIMED[(key, busy)] = time.monotonic()
-    return _trial_speed(key, busy)
+    key = (trial.trial_key(cfg), busy)
+    with _TRIALS_LOCK:
+        kept = _TRIALS.get(key)
+    if kept is not None and time.monotonic() - kept[0] < TRIAL_TTL:
+        return kept[1]
+    if not timing:
+        return None
+    # a toast, not a cache's spinner: that one is drawn over the element under the estimate (the
+    # tour's "Open the Map page" button, half hidden while the lecture ConvNet was timed)
+    st.toast("Timing a few steps of this network on this machine…", icon="⏱️")
+    speed = _trial_speed(*key)
+    with _TRIALS_LOCK:
+        _TRIALS[key] = (time.monotonic(), speed)
+        for old in list(_TRIALS)[:-TRIALS_KEPT]:  # the oldest first (dicts keep their order)
+            del _TRIALS[old]
+    return speed
 
 
 _TRIAL_LOCK = threading.Lock()  # one trial at a time: two at once would share the cores and read each other's load
-TRIAL_TTL = 3600.0  # seconds a trial's speed is kept (_trial_speed's cache)
-_TIMED: dict[tuple[str, bool], float] = {}  # when this server last timed each trial (its cache may drop one sooner)
+TRIAL_TTL, TRIALS_KEPT = 3600.0, 64  # a trial's speed is kept an hour; at most this many
+# (settings, busy) -> (when it was timed, images a second): shared by every session of this server. Our
+# own, not st.cache_data: the page must know whether a trial is kept before it asks (a toast while one
+# runs, none for an aside), and a copy of the cache's state beside it went wrong whenever the cache
+# dropped an entry early
+_TRIALS: dict[tuple[str, bool], tuple[float, float | None]] = {}
+_TRIALS_LOCK = threading.Lock()
 
 
-@st.cache_data(ttl=TRIAL_TTL, max_entries=64, show_spinner=False)
 def _trial_speed(key: str, busy: bool = False) -> float | None:
     """:func:`signlab.trial.measure` of the settings ``key`` (:func:`signlab.trial.trial_key`), in a
-    child process with the workers' share of the cores; shared by every session for an hour.
-    ``busy`` is only part of the cache's key: a trial timed while runs trained is not said on a
-    quiet server."""
+    child process with the workers' share of the cores (:func:`trial_for` keeps it). ``busy``: runs
+    train on the server now; a trial timed beside them is kept apart from a quiet one."""
     try:
         cfg = TrainConfig.from_dict(json.loads(key))
     except (SignlabError, ValueError, TypeError):

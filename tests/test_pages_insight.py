@@ -320,7 +320,7 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
     from signlab.config import preset
 
     calls = []
-    monkeypatch.setattr(ui, "_TIMED", {})
+    monkeypatch.setattr(ui, "_TRIALS", {})
     monkeypatch.setattr(ui, "_trial_speed", lambda key, busy=False: calls.append(key) or 1234.0)
     cfg = preset("robust")
     assert ui.trial_for(cfg, [], timing=False) is None and calls == []  # never timed: no trial for an aside
