@@ -14,7 +14,6 @@ import math
 import os
 
 from .errors import ConfigError
-from .numbers import whole_number
 
 # name: (lowest, highest, whole numbers only, what it counts)
 SERVER_NUMBERS: dict[str, tuple[float, float, bool, str]] = {
@@ -22,7 +21,7 @@ SERVER_NUMBERS: dict[str, tuple[float, float, bool, str]] = {
     "SIGNLAB_LEASE_SECONDS": (1, 86_400, False, "seconds"),
     "SIGNLAB_WORKER_LINGER": (0, 86_400, False, "seconds"),
     # 0: this dashboard server only queues; workers on other machines train (a cluster)
-    "SIGNLAB_LOCAL_WORKERS": (0, 1, True, "(1: the dashboard starts workers here, 0: it only queues)"),
+    "SIGNLAB_LOCAL_WORKERS": (0, 1, True, "1: the dashboard starts workers here, 0: it only queues"),
     # checked where data is read too (signlab.data): were they read only there, a typo surfaced at the
     # first download, an hour into a class
     "SIGNLAB_MAX_DOWNLOAD_MB": (1, 1_000_000, True, "MB"),
@@ -36,14 +35,13 @@ def parse(name: str) -> float | None:
     raw = os.environ.get(name, "").strip()
     if not raw or len(raw) > 32 or not raw.isascii():  # float("٣") is 3.0
         return None
-    if SERVER_NUMBERS[name][2]:
-        whole = whole_number(raw, 16)
-        return None if whole is None else float(whole)
     try:
         value = float(raw)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    if not math.isfinite(value) or (SERVER_NUMBERS[name][2] and not value.is_integer()):
+        return None
+    return value
 
 
 def within(name: str) -> float | None:
@@ -65,6 +63,8 @@ def check_one(name: str) -> None:
     raw = os.environ.get(name, "").strip()
     if raw and within(name) is None:
         low, high, whole, unit = SERVER_NUMBERS[name]
+        if whole and (low, high) == (0, 1):  # a switch: "a whole number of (1: …) from 0 to 1" read oddly
+            raise ConfigError(f"{name}: {raw[:24]!r} is not 0 or 1 ({unit})")
         kind = "a whole number" if whole else "a number"
         raise ConfigError(f"{name}: {raw[:24]!r} is not {kind} of {unit} from {low:.10g} to {high:.10g}")
 

@@ -417,7 +417,7 @@ def test_a_bad_class_setting_is_refused_by_every_command_and_the_dashboard(monke
     # read only where they were used, these surfaced at the first download or the first queued run
     ("SIGNLAB_MAX_DOWNLOAD_MB", "abc", "not a whole number of MB from 1 to 1000000"),
     ("SIGNLAB_MAX_CSV_MB", "-1", "not a whole number of MB from 1 to 1000000"),
-    ("SIGNLAB_LOCAL_WORKERS", "x", "not a whole number of (1: the dashboard starts workers here, 0: it only queues)"),
+    ("SIGNLAB_LOCAL_WORKERS", "x", "'x' is not 0 or 1 (1: the dashboard starts workers here, 0: it only queues)"),
 ])
 def test_the_servers_numbers_from_the_environment_are_checked_first(monkeypatch, tmp_path, capsys, name, value, words):
     """SIGNLAB_LEASE_SECONDS=inf printed a traceback from the lease thread ("timestamp out of range")
