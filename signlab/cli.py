@@ -484,20 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_runs_dir(args: argparse.Namespace) -> None:
-    """A --runs-dir that names a file is refused by name, for every command: ``train`` said
-    "…/signlab.db: cannot write (File exists)", the database's path inside it. (One that does not
-    exist yet is made by the commands that write; ``runs`` refuses it, see :func:`cmd_runs`.)"""
+    """A runs folder that names a file is refused by name, for every command (paths.runs_dir_problem);
+    ``runs`` also refuses one that does not exist (a typo must not read as "no runs"), where the
+    commands that write make it."""
     import os
     from pathlib import Path
 
+    from .paths import runs_dir_problem
+
     given = getattr(args, "runs_dir", None)
-    # SIGNLAB_RUNS_DIR is the same setting from the environment, named as such: /etc/passwd there
-    # said "/etc/passwd/signlab.db: cannot write", and a typo listed no runs
-    name, given = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR") or None)
-    if given is not None and Path(given).expanduser().exists() and not Path(given).expanduser().is_dir():
-        raise UsageError(f"{name}: {given} is not a folder")
-    if args.func is cmd_runs and given is not None and not Path(given).expanduser().exists():
-        raise UsageError(f"{name}: {given} does not exist")  # a typo must not read as "no runs"
+    if problem := runs_dir_problem(given):
+        raise UsageError(problem)
+    name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR"))
+    if args.func is cmd_runs and value and not Path(value).expanduser().exists():
+        raise UsageError(f"{name}: {value} does not exist")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

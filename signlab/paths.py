@@ -22,3 +22,14 @@ def default_runs_dir() -> Path:
     """Folder holding run directories (``SIGNLAB_RUNS_DIR`` or ``<project>/runs``)."""
     # set but empty is unset: "" made the current folder the runs folder (and a signlab.db in it)
     return Path(os.environ.get("SIGNLAB_RUNS_DIR") or PROJECT_ROOT / "runs").expanduser()
+
+
+def runs_dir_problem(given: str | Path | None = None) -> str | None:
+    """What is wrong with the runs folder (``given``, as ``--runs-dir``; else ``SIGNLAB_RUNS_DIR``), named
+    as the user set it, or None: a file there read "<file>/signlab.db: cannot write (File exists)", the
+    database's path inside it, in every command and on every page. One that does not exist yet is
+    made by what writes to it."""
+    name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR") or None)
+    if value is not None and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+        return f"{name}: {value} is not a folder"
+    return None

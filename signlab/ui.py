@@ -32,7 +32,7 @@ from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
 from .launch import cpu_share
-from .paths import default_runs_dir
+from .paths import default_runs_dir, runs_dir_problem
 from .preprocess import load_gray
 from .runs import Run, unique_name
 from .settings import PAGE_SETTINGS, link_values, page_values
@@ -126,6 +126,8 @@ def server_problem() -> str | None:
     ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every worker the server
     started exited 2 with the reason in ``workers.log`` alone, a new one every few seconds; a quota
     of -3 put a traceback on every page."""
+    if problem := runs_dir_problem():  # a file there: every page said "…/signlab.db: cannot write"
+        return problem
     try:
         envnum.check()
         access.check_environment()

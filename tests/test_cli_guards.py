@@ -91,6 +91,7 @@ def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     # the same setting from the environment, named as such (a file there: "…/a.png/signlab.db: cannot write")
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(photo))
     _one_line(capsys, cli.main(["train", "--epochs", "1"]), "SIGNLAB_RUNS_DIR", "is not a folder")
+    _dashboard_refuses(monkeypatch, photo, "SIGNLAB_RUNS_DIR", "is not a folder")  # and every page says so
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "nowhere"))
     _one_line(capsys, cli.main(["runs"]), "SIGNLAB_RUNS_DIR", "does not exist")
     monkeypatch.delenv("SIGNLAB_RUNS_DIR")
