@@ -17,7 +17,7 @@ import pytest
 
 from signlab import access, api, cli
 from signlab.config import TrainConfig
-from signlab.errors import ConfigError, DataError
+from signlab.errors import ConfigError, DataError, SignlabError
 from signlab.runs import open_run
 from tests._local import optional
 
@@ -230,6 +230,13 @@ def test_a_resume_refused_for_its_device_or_its_data_leaves_the_run_as_it_was(ru
     code = cli.main(["train", "--resume", "r1", "--runs-dir", root, "--quiet"])
     _one_line(capsys, code, "moved-away")
     assert (run.status()["status"], run.status()["message"]) == before
+    assert (run.dir / "config.json").read_bytes() == settings
+    # a continuation queued from the dashboard, taken by a worker, fails on the missing data, and its
+    # settings still say the epochs it has (the new total was written before the data was looked for)
+    run.store.enqueue_continue("r1", 1)
+    claim = run.store.claim("w", 1, run_id="r1")
+    with pytest.raises(SignlabError, match="moved-away"):
+        api.train_claimed(run, claim)
     assert (run.dir / "config.json").read_bytes() == settings
 
 
