@@ -1798,7 +1798,9 @@ def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
     if not missed:
         return None
     names = "; ".join(f"{p.letter}: {p.name}" for p in missed[:6]) + ("; …" if len(missed) > 6 else "")
+    one = len(missed) == 1  # "in 1 photo …, marked below their pictures … drop them" read oddly
+    its, them = ("its", "it") if one else ("their", "them")
     return (f"The hand detector found no hand in {count_text(len(missed), 'photo')} ({names}), marked "
-            f"“{NO_HAND_MARK}” below their pictures. Calibrate would teach the model their centre square, which may "
-            "show more room than hand. Drop them (✕), or take them again with the whole hand in view, "
-            "closer to the camera.")
+            f"“{NO_HAND_MARK}” below {its} picture{'' if one else 's'}. Calibrate would teach the model {its} "
+            f"centre square, which may show more room than hand. Drop {them} (✕), or take {them} again with the "
+            "whole hand in view, closer to the camera.")

@@ -788,7 +788,11 @@ def test_calibration_photo_says_whether_the_detector_found_a_hand():
     assert (found.error, found.hand, missed.error, missed.hand) == ("", True, "", False)
     assert views.no_hand_warning([(found.photo, True)]) is None
     warning = views.no_hand_warning([(found.photo, True), (missed.photo, False)])
-    assert warning.startswith("The hand detector found no hand in 1 photo (A: wall.png), marked “⚠️ no hand”"), warning
+    assert warning == ("The hand detector found no hand in 1 photo (A: wall.png), marked “⚠️ no hand” below its "
+                       "picture. Calibrate would teach the model its centre square, which may show more room than "
+                       "hand. Drop it (✕), or take it again with the whole hand in view, closer to the camera.")
+    two = views.no_hand_warning([(missed.photo, False), (missed.photo, False)])
+    assert "in 2 photos (A: wall.png; A: wall.png), marked “⚠️ no hand” below their pictures" in two and "Drop them" in two
     # one line under a 96-pixel thumbnail (14 characters wrapped and pushed the ✕ below the others)
     assert [views.thumbnail_caption(n, True) for n in ("A_0_big.jpg", "synthetic-hand.png")] == ["A_0_big.jpg", "synt…nd.png"]
     assert views.thumbnail_caption("A_0_big.jpg", False) == "⚠️ no hand"
