@@ -484,20 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_runs_dir(args: argparse.Namespace) -> None:
-    """A runs folder that names a file is refused by name, for every command (paths.runs_dir_problem);
-    ``runs`` also refuses one that does not exist (a typo must not read as "no runs"), where the
-    commands that write make it."""
-    import os
-    from pathlib import Path
-
+    """A runs folder that names a file is refused by name, for every command; ``runs`` also refuses
+    one that does not exist, where the commands that write make it (paths.runs_dir_problem)."""
     from .paths import runs_dir_problem
 
-    given = getattr(args, "runs_dir", None)
-    if problem := runs_dir_problem(given):
+    if problem := runs_dir_problem(getattr(args, "runs_dir", None), must_exist=args.func is cmd_runs):
         raise UsageError(problem)
-    name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR"))
-    if args.func is cmd_runs and value and not Path(value).expanduser().exists():
-        raise UsageError(f"{name}: {value} does not exist")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

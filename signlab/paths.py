@@ -24,12 +24,18 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get("SIGNLAB_RUNS_DIR") or PROJECT_ROOT / "runs").expanduser()
 
 
-def runs_dir_problem(given: str | Path | None = None) -> str | None:
+def runs_dir_problem(given: str | Path | None = None, must_exist: bool = False) -> str | None:
     """What is wrong with the runs folder (``given``, as ``--runs-dir``; else ``SIGNLAB_RUNS_DIR``), named
     as the user set it, or None: a file there read "<file>/signlab.db: cannot write (File exists)", the
     database's path inside it, in every command and on every page. One that does not exist yet is
-    made by what writes to it."""
+    made by what writes to it; ``must_exist`` (a command that only reads, ``runs``) refuses it: a typo
+    must not read as "no runs"."""
     name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR") or None)
-    if value is not None and Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
         return f"{name}: {value} is not a folder"
+    if must_exist and not path.exists():
+        return f"{name}: {value} does not exist"
     return None
