@@ -16,14 +16,24 @@ seed = ui.state(ui.Keys.DATA_SEED, 0)
 
 # ----------------------------------------------------------------------------- samples
 st.subheader("Sample images")
+# the link's split, letters and count (a refresh put them back to the defaults): read when the
+# widgets have no value yet (a new session, or back from another page)
+if "data_split" not in st.session_state:
+    linked, problems = views.data_link(st.query_params.to_dict())
+    for problem in problems:
+        st.warning(problem, icon="⚠️")
+    for name, value in {"count": 32, **linked}.items():  # the count's default here: a widget given a value
+        st.session_state[f"data_{name}"] = value        # and a session value would warn on the page
 # a row that wraps (not columns): in an 820-px window columns cut the button to "R…"
 row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-split_name = row.radio("Split", ["train", "test"], horizontal=True, key="data_split", width="content",
+split_name = row.radio("Split", list(views.DATA_SPLITS), horizontal=True, key="data_split", width="content",
                        format_func=lambda s: {"train": "Training", "test": "Test"}[s])
 letters = row.multiselect("Letters", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i],
                           key="data_letters", placeholder=f"All {len(LETTERS)} letters", width=280,
                           help="Leave empty to sample from every letter.")
-count = row.select_slider("Images", [16, 32, 48, 64], value=32, key="data_count", width=160)
+count = row.select_slider("Images", list(views.DATA_COUNTS), key="data_count", width=160)
+st.query_params.pop("letters", None)  # written again below when letters are picked
+st.query_params.update(views.data_query(split_name, letters, count))
 if row.button("🔀 Reshuffle", width="content", help="Draw a new random sample"):
     st.session_state[ui.Keys.DATA_SEED] = seed + 1
     st.rerun()

@@ -1015,6 +1015,45 @@ def phantom_column_text(ev: Any, model: str) -> str | None:
             f"matrix below.{why}")
 
 
+DATA_SPLITS, DATA_COUNTS = ("train", "test"), (16, 32, 48, 64)  # the Data page's sample choices
+
+
+def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The Data page's link: ``split`` (train or test), ``letters`` (``M,N``) and ``count`` (16 to 64 images),
+    as ``(the values it sets, what to say of a bad one)``: a refresh put the split and the filter back to
+    their defaults."""
+    values: dict[str, Any] = {}
+    problems = []
+    if "split" in query:
+        raw = str(query["split"]).strip()
+        if raw in DATA_SPLITS:
+            values["split"] = raw
+        else:
+            problems.append(f"The link's split {md(raw[:12])!s} is not train or test; the page shows the training images.")
+    if "letters" in query:
+        raw = str(query["letters"]).strip()
+        wanted = [t.strip().upper() for t in raw.split(",") if t.strip()]
+        if wanted and all(len(t) == 1 and t in LETTERS for t in wanted):
+            values["letters"] = sorted({LETTERS.index(t) for t in wanted})
+        else:
+            problems.append(f"The link's letters {md(raw[:24])!s} are not letters of the 24 (like letters=M,N); "
+                            "the page samples every letter.")
+    if "count" in query:
+        raw = str(query["count"]).strip()
+        number = whole_number(raw, 3)
+        if number in DATA_COUNTS:
+            values["count"] = number
+        else:
+            problems.append(f"The link's count {md(raw[:12])!s} is not one of {', '.join(map(str, DATA_COUNTS))}; "
+                            "the page shows 32 images.")
+    return values, problems
+
+
+def data_query(split: str, letters: Sequence[int], count: int) -> dict[str, str]:
+    """The Data page's choices as its link writes them (:func:`data_link` reads them back)."""
+    return {"split": split, "count": str(count), **({"letters": ",".join(LETTERS[i] for i in letters)} if letters else {})}
+
+
 EVAL_SHOWS = ("counts", "normalised")  # the Evaluate page's matrix: raw counts, or each row's shares
 
 

@@ -105,6 +105,26 @@ def test_data_page(runs_env):
     by_label(at.button, "🔀 Reshuffle").click().run()
     no_error(at)
     assert at.session_state["data_seed"] == seed + 1
+    # the choices are in the link: a refresh (a new session) opens them again
+    assert (at.query_params["split"], at.query_params["letters"], at.query_params["count"]) == ("test", "B", "32")
+    assert not at.warning  # no widget warns of a value set twice
+
+
+@pytest.mark.parametrize("query, split, letters, count, warned", [
+    ({"split": "test", "letters": "m,N", "count": "16"}, "test", ["M", "N"], 16, []),
+    ({"split": "valid", "letters": "J", "count": "20"}, "train", [], 32, ["split", "letters", "count"])])
+def test_a_data_link_opens_its_split_letters_and_count(runs_env, query, split, letters, count, warned):
+    """A refresh of Data put the split and the letter filter back to their defaults."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/data.py")
+    at.query_params.update(query)
+    at.run()
+    no_error(at)
+    said = [w.value for w in at.warning if w.value.startswith("The link's")]
+    assert [w.split()[2] for w in said] == warned, said
+    assert by_label(at.radio, "Split").value == split
+    assert [LETTERS[i] for i in by_label(at.multiselect, "Letters").value] == letters
+    assert at.session_state["data_count"] == count
 
 
 # --------------------------------------------------------------------------- Evaluate
