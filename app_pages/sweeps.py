@@ -65,6 +65,12 @@ if not studies:
 by_name = {s["study"]: s for s in studies}
 chosen = st.session_state.get(ui.Keys.SWEEP)
 ids = list(by_name)
+if ui.Keys.SWEEP not in st.session_state and "study" in st.query_params:  # a link (or a refresh) names one
+    linked = st.query_params["study"]
+    if linked in by_name:
+        chosen = linked
+    else:
+        st.warning(f"The link's study {ui.md(linked[:60])} is not one of this server's; here is the newest.", icon="⚠️")
 if chosen not in by_name:
     chosen = ids[0]
 if st.session_state.get("sweep_select") not in by_name:
@@ -72,6 +78,7 @@ if st.session_state.get("sweep_select") not in by_name:
 
 study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
 st.session_state[ui.Keys.SWEEP] = study
+st.query_params["study"] = study  # a refresh or a shared link opens this study again
 record = by_name[study]
 storage = record.get("storage")
 # the run store's workers, and the processes this server launched that are still starting (read by

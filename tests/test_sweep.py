@@ -314,6 +314,26 @@ def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset, app_caches):
     assert "So 2 trials of 1 epoch take about" in searched[0], searched
 
 
+@pytest.mark.parametrize("linked, shown, warned", [("first", "first", False), ("nope", "second", True)])
+def test_a_sweeps_link_opens_its_study(tmp_path, monkeypatch, small_dataset, app_caches, linked, shown, warned):
+    """/sweeps?study=… was ignored (every other page reads its link), and a refresh opened the newest study."""
+    from streamlit.testing.v1 import AppTest
+
+    for name in ("first", "second"):
+        sweep.run_sweep(model="logreg", trials=1, epochs=1, max_steps=2, study=name, runs_dir=tmp_path,
+                        dataset=small_dataset)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/sweeps.py")
+    at.query_params["study"] = linked
+    at.run(timeout=60)
+    assert not at.exception, [e.message for e in at.exception]
+    assert next(s for s in at.selectbox if s.label == "Study").value == shown
+    assert bool([w for w in at.warning if w.value.startswith("The link's study")]) == warned
+    assert at.query_params["study"] == shown  # the link names the study shown
+
+
 def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatch, capsys, app_caches):
     """The sweep's defaults were written four times and disagreed: the page started fastcnn with 8
     trials, the command line's help said s2net and its default was 10, the page's epochs stopped at 50
