@@ -265,6 +265,35 @@ def estimate_memory_mb(cfg: TrainConfig) -> float:
     return (activations + weights + data) / 2**20
 
 
+def free_memory_mb() -> float | None:
+    """The memory this machine can still give a process (``MemAvailable``), None where it cannot say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_warning(cfg: TrainConfig) -> str | None:
+    """What to tell before a run on the CPU whose estimated memory (:func:`estimate_memory_mb`) is more than
+    the machine has free, else None. The command line has no quota, and `train --model deepcnn --ensemble 8
+    --batch-size 4096 --width 256` grew to 23 GB and was killed by the kernel without a word."""
+    from .device import resolve_device
+
+    free = free_memory_mb()
+    if free is None or resolve_device(cfg.device).type != "cpu":
+        return None
+    need = estimate_memory_mb(cfg)
+    if need <= free:
+        return None
+    return (f"this run needs about {need / 1024:,.1f} GB of memory (estimated from its layers), and this machine "
+            f"has {free / 1024:,.1f} GB free: it may be killed before it ends; a smaller --batch-size, "
+            "--ensemble or --width needs less")
+
+
 def _prod(shape: Iterable[int]) -> int:
     n = 1
     for s in shape:

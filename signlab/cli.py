@@ -150,6 +150,14 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+def warn_of_memory(cfg: TrainConfig) -> None:
+    """A warning on stderr before a run that will likely not fit in this machine's memory."""
+    from .access import memory_warning
+
+    if said := memory_warning(cfg):
+        print(f"signlab: warning: {said}", file=sys.stderr)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
@@ -214,7 +222,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir,
                                       callbacks, lr=args.lr, device=args.device, max_steps=args.max_steps)
         else:
-            record = api.train(build_config(args), args.runs_dir, callbacks=callbacks)
+            cfg = build_config(args)
+            warn_of_memory(cfg)
+            record = api.train(cfg, args.runs_dir, callbacks=callbacks)
     if record.get("rank", 0) != 0:  # a torchrun helper process: rank 0 reports
         return 0 if record["status"] in ("completed", "stopped") else 1
     if record["status"] not in ("completed", "stopped"):

@@ -470,3 +470,17 @@ def test_a_width_the_model_has_no_use_for_is_said(small_data, tmp_path, capsys):
     assert "signlab: warning: --width: logreg has no width to set; it is ignored" in capsys.readouterr().err
     assert cli.main(["train", "--model", "mlp", "--width", "16", "--max-steps", "1", "--runs-dir", root, "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_run_that_will_not_fit_in_memory_is_warned_of(small_data, tmp_path, capsys, monkeypatch):
+    """`train --model deepcnn --ensemble 8 --batch-size 4096 --width 256` grew to 23 GB and the kernel
+    killed it without a word (the command line has no quota). The layer table's estimate is said first."""
+    from signlab import access
+
+    root = str(tmp_path / "runs")
+    need = access.estimate_memory_mb(TrainConfig(model="logreg"))
+    for free, warned in ((need / 2, True), (need * 2, False)):
+        monkeypatch.setattr(access, "free_memory_mb", lambda: free)
+        assert cli.main(["train", "--model", "logreg", "--max-steps", "1", "--runs-dir", root, "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert ("signlab: warning: this run needs about" in err and "a smaller --batch-size" in err) == warned, err
