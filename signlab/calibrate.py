@@ -607,10 +607,13 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
     letter = letter_of(letter)
     out = []
     for name, data in files:
+        # named as the photo's other errors name it (Photo.label): "B/fake.png: not an image" sat beside
+        # "empty.png: the file is empty" on the page
+        label = Photo(letter, name, b"").label
         if not data:
-            raise ImageError(f"{name}: the file is empty")
+            raise ImageError(f"{label}: the file is empty")
         if len(data) > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
+            raise ImageError(f"{label}: the file is over the limit of {MAX_FILE_BYTES // 2**20} MB")
         out.append(Photo(letter, name, bytes(data)))
     return out
 
