@@ -960,8 +960,8 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = Fa
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
     For a network this server has not trained, a few of its steps are timed (a child process of 2-8
     s, once an hour a configuration; :func:`trial_for`); with ``timing`` False only a timing already
-    made is used (an aside must not hold a page up: Classify's first look stood blank for 3 s while
-    the robust preset it mentions was timed)."""
+    made is used, and no guess (an aside must not hold a page up: Classify's first look stood blank for
+    3 s while the robust preset it mentions was timed; a guess instead was 3 times too short)."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -973,7 +973,8 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = Fa
         load.update(machine_load=busy_now, cores=os.cpu_count())
     rows, n_train = speed_rows(available, alone), len(dataset().train)
     load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")), timing=timing)
-    return views.time_estimate(cfg, rows, n_train, **load)
+    # and no guess from another network: the robust preset guessed from a ConvNet read 51 s, and took 146 s
+    return views.time_estimate(cfg, rows, n_train, guess=timing, **load)
 
 
 def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False, timing: bool = True) -> float | None:

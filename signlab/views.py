@@ -533,13 +533,14 @@ class Estimate:
 
 
 def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
-             trial: float | None = None) -> Estimate | None:
+             trial: float | None = None, guess: bool = True) -> Estimate | None:
     """:class:`Estimate` of ``cfg`` from the measured speed of this server's completed (or stopped)
     runs; when it has not trained this one, from ``trial`` (the images a second a few of its steps
     trained at on this machine), else a guess from a network of like size; None when nothing says.
     The trial comes before the guess: work an image leaves out augmentation, and the robust
     preset's photo-like images made it train 3 times slower than guessed from a ConvNet's speed
-    (59 s said, about 3 min taken; the fast preset 2 s said, 4.3 s taken)."""
+    (59 s said, about 3 min taken; the fast preset 2 s said, 4.3 s taken). ``guess`` False: no guess
+    (an aside that times nothing: Classify said the robust preset takes "roughly 51 s", a walk timed 146 s)."""
     rows = list(rows)
     alike = _alike(rows, cfg)  # read once for the speed and the overhead
     speed, like = _speed(alike), None
@@ -547,10 +548,10 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
         if trial is not None and math.isfinite(trial) and trial > 0:
             seconds = training_images(cfg, n_train) / trial  # steps only: whole epochs ran 3-8% slower (a 2-core Xeon)
             return Estimate(seconds, seconds, timed=True)
-        guess = guessed_speed(rows, cfg)
-        if guess is None:
+        guessed = guessed_speed(rows, cfg) if guess else None
+        if guessed is None:
             return None
-        speed, like = guess
+        speed, like = guessed
     training = training_images(cfg, n_train) / speed
     # the rest of the wait (data, network, validation, saves, the test accuracy), as those runs took it
     # an epoch, for as many epochs: with the fast preset it was a third of the training time (7 s to
@@ -571,7 +572,7 @@ def busy_load(machine_load: float | None, cores: int | None) -> str | None:
 
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
                   slots: int | None = None, waiting: int = 0, machine_load: float | None = None,
-                  cores: int | None = None, trial: float | None = None) -> str:
+                  cores: int | None = None, trial: float | None = None, guess: bool = True) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
     ``busy``: runs training on the server now, which share its cores (the measured speed was not).
     ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
@@ -581,7 +582,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     load of other work at or above the core count is said (a walk beside other busy processes, load 5
     on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s). ``trial``: the
     images a second a few of its steps trained at on this machine, for a network this server has not
-    trained nor can guess from (:func:`estimate`)."""
+    trained nor can guess from (:func:`estimate`); ``guess`` False: none of another network's."""
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -596,7 +597,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         # no factor: the speeds it comes from may have been measured under load too (a run timed beside
         # a test suite read "about 4 min", then "perhaps 4.5 times as long" on top)
         shared += f"; other work keeps this machine busy now ({load}), so it may take longer"
-    est = estimate(cfg, rows, n_train, trial)
+    est = estimate(cfg, rows, n_train, trial, guess)
     # What it has not trained is the network as configured: the robust preset's three fastcnn networks
     # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
     members = int(getattr(cfg, "ensemble", 1) or 1)

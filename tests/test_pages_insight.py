@@ -326,3 +326,13 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
     assert ui.trial_for(cfg, [], timing=False) is None and calls == []  # never timed: no trial for an aside
     assert ui.trial_for(cfg, []) == 1234.0 and len(calls) == 1  # a page that times it
     assert ui.trial_for(cfg, [], timing=False) == 1234.0  # then the aside reads it
+    monkeypatch.setattr(ui, "_TRIALS", {})
+    monkeypatch.setattr(ui, "speed_rows", lambda available=None, alone=False: [
+        {"status": "completed", "model": "s2net", "ensemble": 1, "batch_size": 128, "samples_per_second": 10_000.0}])
+    idle = type("Capacity", (), {"holding": 0, "waiting": 0})()
+    store = type("Store", (), {"capacity": lambda self: idle})()
+    monkeypatch.setattr(ui, "job_manager", lambda: type("JM", (), {"store": store, "limit": 1})())
+    monkeypatch.setattr(ui, "_trial_speed", lambda key, busy=False: None)  # a trial that could not time it
+    # nor a guess from another network: the robust preset guessed from a ConvNet read 51 s and took 146 s
+    assert ui.time_estimate(cfg, timing=False).startswith("the time it takes shows after its first steps")
+    assert "guessed from the server's s2net runs" in ui.time_estimate(cfg)  # where the page may time, as before
