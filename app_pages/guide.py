@@ -88,7 +88,9 @@ if pair := views.tour_loss_runs(runs, step.key):  # the step's losses here, not 
                     width="stretch", key=f"guide_loss_{step.key}")
 
 if step.page:
-    if st.button(f"Open the {views.page_title(step.page)} page →", disabled=missing is not None):
+    waits = views.tour_page_waits(runs, step.key)
+    if st.button(f"Open the {views.page_title(step.page)} page →", disabled=missing is not None or waits is not None,
+                 help=waits):
         r = views.tour_page_run(runs, step.key)
         if r and (layer := views.tour_map_layer(step.key)):
             ui.look_at_map_layer(r.id, layer)

@@ -1330,6 +1330,15 @@ def tour_missing_text(runs: Sequence[Any], step_key: str) -> str:
     return f"Do step {number} ({name}) first" + _guide.others_text(list(runs), cfg) + "."
 
 
+def tour_page_waits(runs: Sequence[Any], step_key: str) -> str | None:
+    """Why a training step's page button waits (4 and 5: the Map of the run the step trains), or None: it
+    opened the Map before that run existed, on whatever run the student had (a robust model, read as
+    their fixed ConvNet). Steps 3 and 6, which train nothing, say it in :func:`tour_step_missing`."""
+    if step_key in _guide.NEEDS or step_key not in _TOUR_PAGE_RUNS or tour_page_run(runs, step_key) is not None:
+        return None
+    return "Train it first (the button above): the page opens on your run of this step."
+
+
 def tour_step_missing(runs: Sequence[Any], step_key: str) -> str | None:
     """For a step that trains nothing but looks at a run (3: the templates, 6: the kernels), what to do
     first while that run is missing; None otherwise. Its page button waits for the run: step 3 opened

@@ -168,6 +168,12 @@ def test_a_tour_step_that_looks_at_a_missing_run_says_which_step_trains_it(runs_
     at.session_state["guide_step"] = 3  # the lecture ConvNet's step: its run is there, its button works
     at.run()
     assert not at.warning and not next(b for b in at.button if b.label == "Open the Map page →").disabled
+    # the fixed ConvNet's step before its run exists: the Map waits for it (it opened on whatever run the
+    # student had, a robust model read as their fixed ConvNet)
+    at.session_state["guide_step"] = 4
+    at.run()
+    [go] = [b for b in at.button if b.label == "Open the Map page →"]
+    assert go.disabled and go.help == "Train it first (the button above): the page opens on your run of this step."
 
 
 def test_tour_last_step_ends_with_the_users_results(runs_env):
