@@ -107,7 +107,11 @@ if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, a
     # the pages it names, a click away (named in bold only, a student looked for them in the list)
     with st.container(horizontal=True, gap="small"):
         for name in ("train", "runs", "evaluate", "sweeps"):
-            st.page_link(f"app_pages/{name}.py", label=f"{views.page_title(name)} →")
+            if name != "evaluate":
+                st.page_link(f"app_pages/{name}.py", label=f"{views.page_title(name)} →")
+            elif st.button(f"{views.page_title(name)} →", type="tertiary", key="tour_end_evaluate"):
+                ui.look_at_best(runs)  # the words promise the best model, not the run looked at last
+                st.switch_page("app_pages/evaluate.py")
 
 st.divider()
 b1, _, b2 = st.columns([1, 3, 1])

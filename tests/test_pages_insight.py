@@ -188,8 +188,19 @@ def test_tour_last_step_ends_with_the_users_results(runs_env):
     assert any(m.value.startswith("Where to go next") for m in at.markdown)
     # the pages it names, as links
     links = [(link.proto.label, link.proto.page) for link in at.get("page_link")]
-    for name, title in (("train", "Train"), ("runs", "Runs"), ("evaluate", "Evaluate"), ("sweeps", "Sweeps")):
+    for name, title in (("train", "Train"), ("runs", "Runs"), ("sweeps", "Sweeps")):
         assert any(label == f"{title} →" and page.endswith(name) for label, page in links), links
+    # Evaluate opens on the best model the words promise, not on the run looked at last
+    from signlab import compare, ui
+    from signlab.runs import list_runs
+
+    best, _ = compare.preferred_run(list_runs(runs_env), "drawing")
+    other = next(r.id for r in list_runs(runs_env) if r.id != best.id)
+    at.session_state[ui.Keys.EVAL_RUN] = other
+    at.button(key="tour_end_evaluate").click().run()
+    no_error(at)
+    assert at.session_state[ui.Keys.EVAL_RUN] == best.id
+    assert at.title[0].value.endswith("Evaluate a model")
 
 
 def test_sweeps_page_parallel_coordinates(tmp_path, monkeypatch, small_dataset, app_caches):
