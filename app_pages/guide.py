@@ -105,7 +105,7 @@ if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, a
     st.markdown(views.tour_results_text(runs, ui.evaluation))
     st.markdown(views.TOUR_FINISH["next"])
     # the pages it names, a click away (named in bold only, a student looked for them in the list)
-    with st.container(horizontal=True, gap="small"):
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):  # the button's line with the links'
         for name in ("train", "runs", "evaluate", "sweeps"):
             if name != "evaluate":
                 st.page_link(f"app_pages/{name}.py", label=f"{views.page_title(name)} →")
