@@ -141,7 +141,9 @@ def _draw():
             st.session_state[ui.Keys.CANVAS_VERSION] = version + 1
             st.rerun()
         if background is None:
-            st.caption("A drawing is not a photo: the model learned from photographs, so expect it to be unsure.")
+            # not "expect it to be unsure": beside "B (99.6%)" that taught that a wrong answer is an unsure one
+            st.caption("A drawing is not a photo: the model learned from photographs, so expect mistakes, even "
+                       "at a high percentage: its confidence was learned on photographs too.")
     with board:
         # the blank canvas is a dark square like the two previews beside it: say which one takes a pen
         st.markdown("**Draw here**")  # short: the canvas's hover toolbar covers the right of this line
