@@ -162,9 +162,9 @@ if result:
         # by its name alone, which says the photos and the parent (calibrate.calibrated_name), not its id:
         # "<name>, adapted from <parent> on 9 photos" said both twice
         st.success(f"Saved as a new run: **{ui.md(new.name)}** ({views.count_text(len(result['letters']), 'letter')}, "
-                   f"{result['seconds']:.1f} s)."
-                   + (f" The hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} the detector found."
-                      if result.get("hands_found") else "")
+                   f"{result['seconds']:.1f} s). {views.CALIBRATION_DONE.get(result.get('method'), '')}"
+                   + (f" Beside it, the hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} "
+                      "the detector found." if result.get("hands_found") else "")
                    + (f" On the dataset's test set it gets {views.percent(test, 1)}"
                       + (f" (its parent: {views.percent(parent_test, 1)})." if parent_test is not None else ".")
                       if test is not None else ""),

@@ -958,6 +958,12 @@ SWEEP_DEFAULT_EPOCHS = _sweep.DEFAULT_EPOCHS
 SWEEP_DEFAULT_MODEL, SWEEP_DEFAULT_TRIALS = _sweep.DEFAULT_MODEL, _sweep.DEFAULT_TRIALS
 SWEEP_MAX_TRIALS, SWEEP_MAX_WORKERS = _sweep.MAX_TRIALS, _sweep.MAX_WORKERS
 CALIBRATION_METHODS = _calibrate.METHODS
+# what each method changed, said after it ran: "the hand-shape network learned the 6 hands" alone left a
+# student of the tour's "retraining its last layer takes seconds" unsure what had been retrained
+CALIBRATION_DONE = {"head": "Its last layer was retrained on your photos.",
+                    "finetune": "Its last layer and last convolution were fine-tuned on your photos.",
+                    "ncm": "Each letter is now matched against the mean of your photos of it, in the features its "
+                           "last layer reads."}
 MAP_METHODS = _embedding.METHODS
 MAP_METHOD_NAMES = _embedding.METHOD_NAMES
 MAP_METHOD_WORDS = _embedding.METHOD_WORDS

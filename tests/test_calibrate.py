@@ -444,6 +444,9 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert saved and f"**{views.md(new_run.name)}**" in saved[0] and views.md(shown) in saved[0], saved
     # once: its name ("calibrated on 3 photos · <parent>") beside "adapted from <parent> on 3 photos" said it twice
     assert new_id not in saved[0] and saved[0].count("3 photos") == 1 and saved[0].count(views.md(shown)) == 1
+    # what was retrained (the tour says "its last layer"; "the hand-shape network learned" alone left it unclear)
+    assert "Its last layer was retrained on your photos." in saved[0], saved
+    assert set(views.CALIBRATION_DONE) == set(views.CALIBRATION_METHODS)
     # its test accuracy beside its parent's ("it still gets 99.99%" under a parent at 99.94% read as a loss)
     parent_test = views.percent(parent.status()["test_accuracy"], 1)
     assert "On the dataset's test set it gets " in saved[0] and f"(its parent: {parent_test})." in saved[0], saved
