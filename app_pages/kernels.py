@@ -117,11 +117,12 @@ def _random() -> None:
     st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None if letter is None else letter, seed)
 
 
-f1, f2, f3 = st.columns([1, 1, 1], vertical_alignment="bottom")
-f1.selectbox("Letter for the random pick", list(range(len(LETTERS))), index=None, placeholder="any letter",
-             format_func=lambda i: LETTERS[i], key="kernels_letter")
-f2.button("🎲 Random test image", on_click=_random, width="stretch")
-index = f3.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY)
+# a row that wraps: as three columns of an 820-px window the button read "🎲 Random test im…"
+pick = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
+pick.selectbox("Letter for the random pick", list(range(len(LETTERS))), index=None, placeholder="any letter",
+               format_func=lambda i: LETTERS[i], key="kernels_letter", width=220)
+pick.button("🎲 Random test image", on_click=_random, width="content")
+index = pick.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY, width=200)
 
 image = ds.test.images[int(index)] / 255.0
 maps = []
