@@ -22,7 +22,7 @@ if "data_split" not in st.session_state:
     linked, problems = views.data_link(st.query_params.to_dict())
     for problem in problems:
         st.warning(problem, icon="⚠️")
-    for name, value in {"count": 32, **linked}.items():  # the count's default here: a widget given a value
+    for name, value in {"count": views.DATA_COUNT, **linked}.items():  # the count's default here: a widget given a value
         st.session_state[f"data_{name}"] = value        # and a session value would warn on the page
 # a row that wraps (not columns): in an 820-px window columns cut the button to "R…"
 row = st.container(horizontal=True, vertical_alignment="bottom", gap="small")

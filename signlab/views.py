@@ -1022,7 +1022,7 @@ def phantom_column_text(ev: Any, model: str) -> str | None:
             f"matrix below.{why}")
 
 
-DATA_SPLITS, DATA_COUNTS = ("train", "test"), (16, 32, 48, 64)  # the Data page's sample choices
+DATA_SPLITS, DATA_COUNTS, DATA_COUNT = ("train", "test"), (16, 32, 48, 64), 32  # the Data page's sample choices
 
 
 def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -1052,7 +1052,7 @@ def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             values["count"] = number
         else:
             problems.append(f"The link's count {md(raw[:12])!s} is not one of {', '.join(map(str, DATA_COUNTS))}; "
-                            "the page shows 32 images.")
+                            f"the page shows {DATA_COUNT} images.")
     return values, problems
 
 
