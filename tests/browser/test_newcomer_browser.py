@@ -167,7 +167,13 @@ def test_settings_survive_a_visit_to_another_page(page, own):
         for label, value in (("Epochs", "7"), ("Seed", "5")):
             seen = _wait_input_value(page, label, value, WAIT)
             assert seen[-1:] == [value], f"the {label} box held {seen} (in turn), not the {value} set before"
-        assert "epochs=7" in page.url, page.url  # and the link to share says so
+        # and the link to share says so, once the page's script has reached the line that writes it: the
+        # boxes are drawn before it, and a fresh clone's first run once read the URL in between
+        try:
+            page.wait_for_function("() => location.search.includes('epochs=7')", timeout=WAIT * 1000)
+        except Exception:  # noqa: BLE001 - the assertion below says what the URL held
+            pass
+        assert "epochs=7" in page.url, page.url
     assert_no_exception(page, "Train after a visit to Data")
 
 
