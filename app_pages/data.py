@@ -21,7 +21,7 @@ st.subheader("Sample images")
 if "data_split" not in st.session_state:
     linked, problems = views.data_link(st.query_params.to_dict())
     for problem in problems:
-        st.warning(problem, icon="⚠️")
+        st.warning(problem.message(ui.md), icon="⚠️")
     for name, value in {"count": views.DATA_COUNT, **linked}.items():  # the count's default here: a widget given a value
         st.session_state[f"data_{name}"] = value        # and a session value would warn on the page
 # a row that wraps (not columns): in an 820-px window columns cut the button to "R…"

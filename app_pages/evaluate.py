@@ -60,12 +60,13 @@ def _on_click() -> None:
 
 
 # the link's cell and matrix (a refresh kept only the run): read when the session opens the page first
-first_look = ui.Keys.EVAL_PAIR_RUN not in st.session_state
-link_pair, link_show, link_problems = views.eval_link(st.query_params.to_dict()) if first_look else (None, None, [])
-for problem in link_problems:
-    st.warning(problem, icon="⚠️")
-if link_show is not None:
-    st.session_state["eval_norm"] = link_show
+link_pair = None
+if ui.Keys.EVAL_PAIR_RUN not in st.session_state:
+    link_pair, link_show, link_problems = views.eval_link(st.query_params.to_dict(), views.worst_pair(ev))
+    for problem in link_problems:
+        st.warning(problem.message(ui.md), icon="⚠️")
+    if link_show is not None:
+        st.session_state["eval_norm"] = link_show
 if st.session_state.get(ui.Keys.EVAL_PAIR_RUN) != run.id:  # a new run: start at its most frequent mistake
     st.session_state[ui.Keys.EVAL_PAIR_RUN] = run.id
     st.session_state[ui.Keys.EVAL_PAIR] = link_pair or views.worst_pair(ev)
@@ -90,7 +91,7 @@ with right:
     t = s1.selectbox("True letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=TRUE_KEY)
     p = s2.selectbox("Predicted letter", list(range(len(LETTERS))), format_func=lambda i: LETTERS[i], key=PRED_KEY)
     st.session_state[ui.Keys.EVAL_PAIR] = (t, p)
-    st.query_params.update(cell=f"{LETTERS[t]}-{LETTERS[p]}", show=norm)  # a refresh or a shared link keeps them
+    st.query_params.update(cell=views.cell_text((t, p)), show=norm)  # a refresh or a shared link keeps them
     idx = ev.pair(t, p)
     shown = idx[:MAX_PAIR_IMAGES]
     said = views.pair_text(t, p, len(idx), int((ev.y_true == t).sum()), len(shown), views.label_smoothing(run))

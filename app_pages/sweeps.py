@@ -70,7 +70,7 @@ if ui.Keys.SWEEP not in st.session_state and "study" in st.query_params:  # a li
     if linked in by_name:
         chosen = linked
     else:
-        st.warning(f"The link's study {ui.md(linked[:60])} is not one of this server's; here is the newest.", icon="⚠️")
+        st.warning(views.LinkProblem("study", linked, "is not one of this server's", ids[0]).message(ui.md), icon="⚠️")
 if chosen not in by_name:
     chosen = ids[0]
 if st.session_state.get("sweep_select") not in by_name:

@@ -1023,12 +1023,13 @@ def phantom_column_text(ev: Any, model: str) -> str | None:
 
 
 DATA_SPLITS, DATA_COUNTS, DATA_COUNT = ("train", "test"), (16, 32, 48, 64), 32  # the Data page's sample choices
+LinkProblem = _settings.LinkProblem  # a link's value that cannot be used, said as the Train page says it
 
 
-def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[LinkProblem]]:
     """The Data page's link: ``split`` (train or test), ``letters`` (``M,N``) and ``count`` (16 to 64 images),
-    as ``(the values it sets, what to say of a bad one)``: a refresh put the split and the filter back to
-    their defaults."""
+    as ``(the values it sets, a problem for each value it cannot use)``: a refresh put the split and the
+    filter back to their defaults."""
     values: dict[str, Any] = {}
     problems = []
     if "split" in query:
@@ -1036,23 +1037,21 @@ def data_link(query: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if raw in DATA_SPLITS:
             values["split"] = raw
         else:
-            problems.append(f"The link's split {md(raw[:12])!s} is not train or test; the page shows the training images.")
+            problems.append(LinkProblem("split", raw, "is not train or test", DATA_SPLITS[0]))
     if "letters" in query:
         raw = str(query["letters"]).strip()
         wanted = [t.strip().upper() for t in raw.split(",") if t.strip()]
         if wanted and all(len(t) == 1 and t in LETTERS for t in wanted):
             values["letters"] = sorted({LETTERS.index(t) for t in wanted})
         else:
-            problems.append(f"The link's letters {md(raw[:24])!s} are not letters of the 24 (like letters=M,N); "
-                            "the page samples every letter.")
+            problems.append(LinkProblem("letters", raw, "is not a list of the 24 letters (like M,N)", "all"))
     if "count" in query:
         raw = str(query["count"]).strip()
         number = whole_number(raw, 3)
         if number in DATA_COUNTS:
             values["count"] = number
         else:
-            problems.append(f"The link's count {md(raw[:12])!s} is not one of {', '.join(map(str, DATA_COUNTS))}; "
-                            f"the page shows {DATA_COUNT} images.")
+            problems.append(LinkProblem("count", raw, f"is not one of {', '.join(map(str, DATA_COUNTS))}", DATA_COUNT))
     return values, problems
 
 
@@ -1064,10 +1063,17 @@ def data_query(split: str, letters: Sequence[int], count: int) -> dict[str, str]
 EVAL_SHOWS = ("counts", "normalised")  # the Evaluate page's matrix: raw counts, or each row's shares
 
 
-def eval_link(query: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None, list[str]]:
-    """The Evaluate page's link: ``cell=F-T`` (the true and the predicted letter) and ``show`` (one of
-    :data:`EVAL_SHOWS`), as ``(pair or None, show or None, what to say of a bad value)``. A refresh
-    put the picked cell and the normalised matrix back to the page's defaults; only ``run`` was kept."""
+def cell_text(pair: tuple[int, int]) -> str:
+    """A confusion matrix's cell as a link writes it: ``T-X`` (the true and the predicted letter)."""
+    return f"{LETTERS[pair[0]]}-{LETTERS[pair[1]]}"
+
+
+def eval_link(query: dict[str, Any], worst: tuple[int, int]) -> tuple[tuple[int, int] | None, str | None,
+                                                                      list[LinkProblem]]:
+    """The Evaluate page's link: ``cell=T-X`` (:func:`cell_text`) and ``show`` (one of :data:`EVAL_SHOWS`),
+    as ``(pair or None, show or None, a problem for each value it cannot use)``; ``worst``: the cell the
+    page starts on without one. A refresh put the picked cell and the normalised matrix back to the
+    page's defaults; only ``run`` was kept."""
     pair, show, problems = None, None, []
     if "cell" in query:
         raw = str(query["cell"]).strip()
@@ -1075,15 +1081,14 @@ def eval_link(query: dict[str, Any]) -> tuple[tuple[int, int] | None, str | None
         if true in LETTERS and pred in LETTERS and len(true) == len(pred) == 1:
             pair = (LETTERS.index(true), LETTERS.index(pred))
         else:
-            problems.append(f"The link's cell {md(raw[:12])!s} is not two of the 24 letters, true and predicted "
-                            "(like cell=T-X); the page starts at the most frequent mistake.")
+            problems.append(LinkProblem("cell", raw, "is not two of the 24 letters, true and predicted (like T-X)",
+                                        cell_text(worst)))
     if "show" in query:
         raw = str(query["show"]).strip()
         if raw in EVAL_SHOWS:
             show = raw
         else:
-            problems.append(f"The link's show {md(raw[:16])!s} is not one of {', '.join(EVAL_SHOWS)}; "
-                            "the matrix shows raw counts.")
+            problems.append(LinkProblem("show", raw, f"is not one of {', '.join(EVAL_SHOWS)}", EVAL_SHOWS[0]))
     return pair, show, problems
 
 
