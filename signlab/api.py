@@ -136,47 +136,45 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
     store = run.store
     with Heartbeat(store, claim) as lease:
         writer = RunWriter(run, claim, lease)
-        try:
-            if claim.resume_epochs:
-                if not run.has_weights():
-                    raise RunError(f"run {run.id} has no finished epoch to continue from")
-                state = run.training_state()
-                # the weights say which epoch they are of: a process killed after saving an epoch and
-                # before recording it left the store one epoch behind them, and that epoch was trained
-                # twice (an older signlab's weights do not say: the store's count stands)
-                recorded = run.epochs_completed()
-                done = state.pop("epoch", None) or recorded
-                # the continuation was asked from the store's count (a user's "k more" on the epochs they
-                # saw, or what a killed run still owed): its target holds even when the weights are one
-                # epoch ahead of that count (it trained one epoch past it, or past the run's own target)
-                target = recorded + claim.resume_epochs
-                base = run.config
-                if done >= target:  # the kill came after the last epoch asked for was saved
-                    dataset = dataset if dataset is not None else load_dataset(base.data)
-                    return _complete_unrecorded(run, base.replace(epochs=done), writer, done, dataset, evaluate_test)
-                cfg = base.replace(epochs=target - done, max_steps=max_steps)
-                start = done
-            else:
-                cfg, state, start = run.config, None, 0
-            if device and cfg.device == "auto":
-                cfg = cfg.replace(device=device)
-            resolve_device(cfg.device)
-            dataset = dataset if dataset is not None else load_dataset(cfg.data)
-            if claim.resume_epochs:
-                # config.json records the whole run: its epochs are the total after this continuation.
-                # Written once the device and the data are there: a resume refused for them had already
-                # written its epochs (and --device cuda) into the settings of a run it never trained
-                run.save_config(base.replace(epochs=target, max_steps=None))
-        except SignlabError as err:
-            writer.set_state(RunState.FAILED, message=str(err))
-            raise
-        except KeyboardInterrupt:
-            _quit_at_once(run, writer)
-            raise
-        except Exception as err:
-            writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
-            raise
-        try:
+        try:  # told to quit at once (a second Ctrl-C), at any point: the run is let go (_quit_at_once)
+            try:
+                if claim.resume_epochs:
+                    if not run.has_weights():
+                        raise RunError(f"run {run.id} has no finished epoch to continue from")
+                    state = run.training_state()
+                    # the weights say which epoch they are of: a process killed after saving an epoch and
+                    # before recording it left the store one epoch behind them, and that epoch was trained
+                    # twice (an older signlab's weights do not say: the store's count stands)
+                    recorded = run.epochs_completed()
+                    done = state.pop("epoch", None) or recorded
+                    # the continuation was asked from the store's count (a user's "k more" on the epochs they
+                    # saw, or what a killed run still owed): its target holds even when the weights are one
+                    # epoch ahead of that count (it trained one epoch past it, or past the run's own target)
+                    target = recorded + claim.resume_epochs
+                    base = run.config
+                    if done >= target:  # the kill came after the last epoch asked for was saved
+                        dataset = dataset if dataset is not None else load_dataset(base.data)
+                        return _complete_unrecorded(run, base.replace(epochs=done), writer, done, dataset,
+                                                    evaluate_test)
+                    cfg = base.replace(epochs=target - done, max_steps=max_steps)
+                    start = done
+                else:
+                    cfg, state, start = run.config, None, 0
+                if device and cfg.device == "auto":
+                    cfg = cfg.replace(device=device)
+                resolve_device(cfg.device)
+                dataset = dataset if dataset is not None else load_dataset(cfg.data)
+                if claim.resume_epochs:
+                    # config.json records the whole run: its epochs are the total after this continuation.
+                    # Written once the device and the data are there: a resume refused for them had already
+                    # written its epochs (and --device cuda) into the settings of a run it never trained
+                    run.save_config(base.replace(epochs=target, max_steps=None))
+            except SignlabError as err:
+                writer.set_state(RunState.FAILED, message=str(err))
+                raise
+            except Exception as err:
+                writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
+                raise
             return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
         except KeyboardInterrupt:
             _quit_at_once(run, writer)
