@@ -259,6 +259,8 @@ def detect_palms(rgb: np.ndarray, min_score: float = MIN_PALM_SCORE) -> list[tup
     """Palms in an RGB image: [(score, detection)], best first; detection (18,) in fractions of the image."""
     x, scale, px, py = letterbox(rgb)
     boxes, logits = _run("palm", PALM_MODEL, x)
+    if boxes.shape[1] != NUM_BOXES:  # another model file: its boxes would not line up with the anchors
+        raise RuntimeError(f"{PALM_MODEL.name} gave {boxes.shape[1]} boxes, not one for each of {NUM_BOXES} anchors")
     scores = 1 / (1 + np.exp(-np.clip(logits[0, :, 0], -100, 100)))
     keep = scores >= min_score
     if not keep.any():

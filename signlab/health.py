@@ -190,14 +190,3 @@ def health_series(records: list[Record]) -> dict[str, Any]:
     logits = [r.get("dead_logits") for r in records]
     return {"steps": steps, "grad": grad, "weight": weight, "dead": dead,
             "dead_logits": logits if any(v is not None for v in logits) else None}
-
-
-def health_summary(records: list[Record]) -> dict[str, Any] | None:
-    """The last record in words' worth of numbers: the most-dead ReLU layer and the clipped logits."""
-    if not records:
-        return None
-    last = records[-1]
-    dead = last.get("dead", {})
-    worst = max(dead.items(), key=lambda kv: kv[1]) if dead else None
-    return {"step": last.get("step"), "worst_relu": worst[0] if worst else None,
-            "worst_dead": worst[1] if worst else None, "dead_logits": last.get("dead_logits")}

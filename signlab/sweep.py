@@ -68,7 +68,6 @@ STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PARAMS = tuple(s.name for s in SEARCHED)  # in table order
 BATCH_SIZES = tuple(SETTING["batch_size"].search)
 LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
-WEIGHT_DECAY_RANGE = (SETTING["weight_decay"].search.low, SETTING["weight_decay"].search.high)
 # The sweep's own options, declared here once: the command line, the Sweeps page and the command
 # it shows for more workers take them from these (they had said fastcnn on the page and s2net in
 # the CLI's help, 8 trials and 10).

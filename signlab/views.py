@@ -725,7 +725,6 @@ def tsne_wait_text(seconds: float | None, n: int) -> str:
 Verdict = _inference.Verdict
 verdict = _inference.verdict
 read_sign = _inference.read_sign
-predict_prepared = _inference.predict_prepared
 top_k = _inference.top_k
 
 

@@ -141,7 +141,6 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
     linear = figures.health_charts({**series, "dead": {}, "dead_logits": None})
     assert [a.text for a in linear.layout.annotations] == ["Gradient size ‖∇W‖", "Weight size ‖W‖"]
     assert linear.layout.height < 400 and "yaxis3" not in linear.layout.to_plotly_json()
-    assert health.health_summary(recs)["dead_logits"] == recs[-1]["dead_logits"]
     # a frozen layer draws no line on the log axis; its legend entry says why
     frozen = figures.health_charts({**series, "grad": {**series["grad"], "whiten.conv": [0.0, 0.0, 0.0]},
                                     "weight": {**series["weight"], "whiten.conv": [1.0, 1.0, 1.0]}})

@@ -11,7 +11,7 @@ from signlab import figures, guide, models, views
 from signlab.config import preset
 from signlab.handshape import combine
 from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
-                               UNSURE_BELOW)
+                               UNSURE_BELOW, predict_prepared)
 from signlab.labels import LETTERS
 from signlab.preprocess import prepare_array
 from tests._local import needs_hand_models
@@ -450,7 +450,7 @@ def test_read_sign_runs_the_pipeline(tiny_model):
     v = views.read_sign(tiny_model, prepared, photo=False)
     assert math.isclose(float(v.probs.sum()), 1.0, rel_tol=1e-4) and len(v.top) == 5
     # the model's own reading of the prepared image, not some other: its probabilities, its best letter
-    assert np.allclose(v.probs, views.predict_prepared(tiny_model, prepared), atol=1e-6)
+    assert np.allclose(v.probs, predict_prepared(tiny_model, prepared), atol=1e-6)
     assert v.letter == LETTERS[int(np.argmax(v.probs))] and v.top[0]["letter"] == v.letter
     assert v.confidence == pytest.approx(float(v.probs.max()))
 
