@@ -1,4 +1,5 @@
-"""Ctrl-C in a terminal, for the commands that train (``train``, ``sweep``).
+"""Ctrl-C in a terminal, for the commands that train (``train``, ``sweep``), and a signal handler
+held for a block (``handling``: the workers' SIGTERM).
 
 A first press asks the work to stop as the dashboard's Stop does (after the current step, its
 finished epochs kept); a second one, or a first while there is nothing to stop gracefully, quits at
@@ -10,7 +11,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 QUIT_AGAIN = "Ctrl-C again to quit at once"
 
@@ -45,3 +47,18 @@ class TwoPresses:
         if self._before is not None:
             signal.signal(signal.SIGINT, self._before)
             self._before = None
+
+
+@contextmanager
+def handling(signum: int, handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for ``signum`` inside the block, the one before restored however it ends (from the
+    main thread only: elsewhere signals cannot be handled, and the block runs without). Installed
+    before a worker registered and restored only after, a failed registration left it in place."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, before)

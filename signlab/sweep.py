@@ -52,7 +52,7 @@ from .config import DEFAULT_PRESET, RANGES, SETTING, Log, TrainConfig, preset
 from .errors import ConfigError, SignlabError
 from .events import BatchEnd, EpochEnd
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
-from .interrupt import TwoPresses
+from .interrupt import TwoPresses, handling
 from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, given, option_values
@@ -735,27 +735,24 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         worker.interrupted = True
         return "stopping the trial after this step; no other starts"
 
-    old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    worker.store.register_worker(worker.id, "sweep", study=study, **worker.state)
-    presses = TwoPresses(on_first_ctrl_c).__enter__()
-    try:
-        st = _open_study(optuna, study, study_storage, base, sampler_seed)
-        record_path = folder / f"{study}.json"
-        if not isinstance(read_json(record_path), dict):
-            atomic_write_json(record_path, {"study": study, "storage": mask_url(storage_text), "model": model,
-                                            "epochs": epochs, "max_steps": max_steps, "owner": owner,
-                                            "val_fraction": val_fraction, "seed": base.seed, "data": base.data,
-                                            "created": time.time()})
-        worker.beat(phase="running")
-        st.optimize(worker.objective, n_trials=trials, timeout=timeout, callbacks=[worker.after_trial], catch=())
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
-        presses.__exit__()
+    with handling(signal.SIGTERM, on_term), TwoPresses(on_first_ctrl_c):
+        worker.store.register_worker(worker.id, "sweep", study=study, **worker.state)
         try:
-            worker.store.unregister_worker(worker.id)
-        except SignlabError:
-            pass
+            st = _open_study(optuna, study, study_storage, base, sampler_seed)
+            record_path = folder / f"{study}.json"
+            if not isinstance(read_json(record_path), dict):
+                atomic_write_json(record_path, {"study": study, "storage": mask_url(storage_text), "model": model,
+                                                "epochs": epochs, "max_steps": max_steps, "owner": owner,
+                                                "val_fraction": val_fraction, "seed": base.seed, "data": base.data,
+                                                "created": time.time()})
+            worker.beat(phase="running")
+            st.optimize(worker.objective, n_trials=trials, timeout=timeout, callbacks=[worker.after_trial],
+                        catch=())
+        finally:
+            try:
+                worker.store.unregister_worker(worker.id)
+            except SignlabError:
+                pass
     rows = study_trials(storage, study, root)
     best = best_trial(rows)
     return {
@@ -789,12 +786,6 @@ def _open_study(optuna, study: str, store, base, sampler_seed: int | None):
     if st.user_attrs.get("search_space", SEARCH_SPACE_VERSION) != SEARCH_SPACE_VERSION:
         raise ConfigError(f"study {study!r} was made with another version's search space; use another --study")
     return st
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 # --------------------------------------------------------------------------- the command line

@@ -30,6 +30,7 @@ from typing import Any, Callable
 from . import api
 from .data import check_source_allowed
 from .errors import SignlabError
+from .interrupt import handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
 from .paths import default_runs_dir
@@ -84,45 +85,43 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
         stopping["now"] = True
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM,)}
-    store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
-    finished = 0
-    last_beat = 0.0
-    idle_since: float | None = None
-    try:
-        if linger > 0:  # registered first: the manager counts this worker and starts no other
-            warm_up()
-        while not stopping["now"]:
-            if time.time() - last_beat > lease_seconds() / 4:
-                store.worker_beat(worker_id, finished=finished)
-                last_beat = time.time()
-            claim = store.claim(worker_id, limit)
-            if claim is None:
-                if exit_when_idle and not store.queue():
-                    idle_since = idle_since or time.monotonic()
-                    if time.monotonic() - idle_since >= linger or not root.is_dir():
-                        break
-                else:
-                    idle_since = None
-                time.sleep(IDLE_POLL)
-                continue
-            idle_since = None
-            store.worker_beat(worker_id, current=claim.run_id)
-            _fault_point("after_claim")
-            record = _train_one(root, claim, device, say)
-            finished += 1
-            store.worker_beat(worker_id, current=None, finished=finished)
-            if on_finish:
-                on_finish(record)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    with handling(signal.SIGTERM, on_signal):
+        store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
+        finished = 0
+        last_beat = 0.0
+        idle_since: float | None = None
         try:
-            store.unregister_worker(worker_id)
-        except SignlabError:
+            if linger > 0:  # registered first: the manager counts this worker and starts no other
+                warm_up()
+            while not stopping["now"]:
+                if time.time() - last_beat > lease_seconds() / 4:
+                    store.worker_beat(worker_id, finished=finished)
+                    last_beat = time.time()
+                claim = store.claim(worker_id, limit)
+                if claim is None:
+                    if exit_when_idle and not store.queue():
+                        idle_since = idle_since or time.monotonic()
+                        if time.monotonic() - idle_since >= linger or not root.is_dir():
+                            break
+                    else:
+                        idle_since = None
+                    time.sleep(IDLE_POLL)
+                    continue
+                idle_since = None
+                store.worker_beat(worker_id, current=claim.run_id)
+                _fault_point("after_claim")
+                record = _train_one(root, claim, device, say)
+                finished += 1
+                store.worker_beat(worker_id, current=None, finished=finished)
+                if on_finish:
+                    on_finish(record)
+        except KeyboardInterrupt:
             pass
+        finally:
+            try:
+                store.unregister_worker(worker_id)
+            except SignlabError:
+                pass
     return finished
 
 

@@ -276,3 +276,27 @@ def test_the_background_ticker_says_once_why_it_fails_and_keeps_going(tmp_path: 
     said = [r for r in caplog.records if r.name == "signlab.jobs"]
     assert len(said) == 1, said  # five failures in a row, one warning
     assert "background tick failed" in said[0].getMessage() and "No space left" in said[0].exc_text
+
+
+@pytest.mark.parametrize("command", ["worker", "sweep"])
+def test_a_worker_that_cannot_register_leaves_sigterm_as_it_was(tmp_path: Path, monkeypatch, command):
+    """The workers hold SIGTERM while they run; when registering fails (the database away), the
+    handler from before is back. It was installed before the registration and restored only in a
+    ``finally`` after it, so a failed registration left it in place in the calling process."""
+    import signal
+
+    from signlab import sweep, worker
+    from signlab.errors import SignlabError
+    from signlab.store import RunStore
+
+    def away(self, *args, **kwargs):
+        raise SignlabError("the run database is not available: away")
+
+    monkeypatch.setattr(RunStore, "register_worker", away)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SignlabError, match="away"):
+        if command == "worker":
+            worker.run_worker(tmp_path, exit_when_idle=True)
+        else:
+            sweep.run_sweep(runs_dir=tmp_path, trials=1, max_steps=1)
+    assert signal.getsignal(signal.SIGTERM) is before
