@@ -241,14 +241,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from .config import shown_value  # a 400-digit number is shortened in the message
+    from .envnum import SERVER_NUMBERS
     from .worker import run_worker
 
     if not 1 <= args.slots <= 64:
         raise UsageError(f"--slots: {shown_value(args.slots)} is out of range; allowed 1 to 64")
-    if args.limit is not None and not 1 <= args.limit <= 1024:
-        raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed 1 to 1024")
-    if not 0 <= args.linger <= 86_400:  # also refuses nan
-        raise UsageError(f"--linger: {shown_value(args.linger)} is out of range; allowed 0 to 86400 seconds")
+    # the ranges of the variables these flags stand for (SIGNLAB_JOB_LIMIT, SIGNLAB_WORKER_LINGER)
+    low, high = SERVER_NUMBERS["SIGNLAB_JOB_LIMIT"][:2]
+    if args.limit is not None and not low <= args.limit <= high:
+        raise UsageError(f"--limit: {shown_value(args.limit)} is out of range; allowed {low} to {high}")
+    low, high = SERVER_NUMBERS["SIGNLAB_WORKER_LINGER"][:2]
+    if not low <= args.linger <= high:  # also refuses nan
+        raise UsageError(f"--linger: {shown_value(args.linger)} is out of range; allowed {low} to {high} seconds")
     if args.linger and not args.exit_when_idle:  # it warmed up, then served forever: the seconds said nothing
         raise UsageError("--linger: only with --exit-when-idle (how long an idle worker waits before it returns; "
                          "without --exit-when-idle a worker never returns)")

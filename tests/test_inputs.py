@@ -388,7 +388,7 @@ def test_cli_train_with_a_400_digit_seed_exits_2_with_one_line():
     (["sweep", "--trials", BIG], "--trials"), (["sweep", "--sampler-seed", BIG], "--sampler-seed"),
     (["sweep", "--epochs", BIG], "epochs"), (["sweep", "--timeout", "1e400"], "--timeout"),
     (["worker", "--slots", BIG], "--slots"), (["worker", "--linger", "nan"], "--linger"),
-    (["worker", "--linger", "-1"], "--linger"),
+    (["worker", "--linger", "-1"], "--linger"), (["worker", "--limit", "1025"], "--limit"),
 ])
 def test_cli_numbers_are_range_checked(args, setting, root, capsys):
     code = cli.main([*args, "--runs-dir", str(root)])
@@ -396,6 +396,12 @@ def test_cli_numbers_are_range_checked(args, setting, root, capsys):
     assert code == 2 and setting in line and ("allowed" in line or "range" in line), line
     assert len(line) < 200
     assert not root.exists() or list_runs(root) == []
+    if setting in ("--limit", "--linger"):  # the range of the variable it stands for (signlab.envnum)
+        from signlab.envnum import SERVER_NUMBERS
+
+        name = "SIGNLAB_JOB_LIMIT" if setting == "--limit" else "SIGNLAB_WORKER_LINGER"
+        low, high = SERVER_NUMBERS[name][:2]
+        assert f"allowed {low} to {high}" in line, line
 
 
 def test_a_worker_that_never_returns_does_not_take_a_linger(root, capsys):
