@@ -94,7 +94,7 @@ st.dataframe(df, hide_index=True, width="stretch", placeholder=views.DASH,
     # 240 px: "medium" (200) cut sweep trials' names; "large" (400) left an 820-px window room for
     # the name and the status alone
     "name": st.column_config.TextColumn("name", width=240, pinned=True),
-    "lr": st.column_config.NumberColumn("lr", format="%.3g"),  # "%g" showed a sweep trial's 0.00622807100500451
+    "lr": st.column_config.NumberColumn("lr", format=views.number_format("lr")),
     "test accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
     "training time": st.column_config.NumberColumn("training time", format="%.1f s"),
     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),

@@ -170,10 +170,11 @@ def live() -> None:
                 # pinned: with 13 columns the table scrolls sideways at 1,280 px, and a row lost its trial
                 "number": st.column_config.NumberColumn("trial", format="#%d", pinned=True),
                 "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
-                "lr": st.column_config.NumberColumn("learning rate", format="%.2e"),
+                "lr": st.column_config.NumberColumn(views.SETTING["lr"].words, format=views.number_format("lr")),
                 "batch_size": st.column_config.NumberColumn("batch"),
                 "augment": st.column_config.TextColumn("augment."),
-                "weight_decay": st.column_config.NumberColumn("weight decay", format="%.1e"),
+                "weight_decay": st.column_config.NumberColumn(views.SETTING["weight_decay"].words,
+                                                              format=views.number_format("weight_decay")),
                 "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
                 "seconds": st.column_config.NumberColumn(
                     "wall time (s)", format="%.0f",

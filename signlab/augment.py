@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import FRAMINGS  # TrainConfig.photo_framing's choices, declared with it
+
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
@@ -42,7 +44,6 @@ def affine(x: torch.Tensor, g: torch.Generator, max_shift: float = 0.075, max_ro
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
-AUGMENT_STYLES = ("shift", "affine")  # TrainConfig.augment_style
 
 
 def shift(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
@@ -61,7 +62,6 @@ def shift(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
     return xp[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)  # (B, 1, h, w)
 
 
-FRAMINGS = ("wide", "detector")  # how photo_like frames the hand (TrainConfig.photo_framing)
 
 
 def photo_like(x: torch.Tensor, g: torch.Generator, share: float = 1.0, framing: str = "wide") -> torch.Tensor:

@@ -17,7 +17,9 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .config import SETTING, SETTINGS
 from .errors import SignlabError
+from .settings import SEARCHED
 from .store import ACTIVE, HOLDING, RunState
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
@@ -25,7 +27,8 @@ if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, w
 
 Brush = dict[str, Any]
 
-LOG_COLUMNS = ("lr", "learning rate", "weight_decay", "weight decay")
+# the settings on a log scale (their declaration says: the sweep searches them so), by key or by words
+LOG_COLUMNS = tuple(key for s in SETTINGS if s.log_scale for key in (s.name, s.words))
 
 
 def _is_num(v: Any) -> bool:
@@ -225,15 +228,13 @@ def snap(values: Sequence[Any], lo: float, hi: float) -> tuple[Any, Any]:
     return near, near
 
 
+# (key, axis label): the settings' words come from their declaration (signlab.config)
 RUN_COLUMNS: list[tuple[str, str]] = [
-    ("model", "model"), ("optimizer", "optimizer"), ("schedule", "schedule"), ("lr", "learning rate"),
-    ("batch_size", "batch size"), ("weight_decay", "weight decay"), ("augment", "augment"), ("epochs", "epochs"),
+    *((name, SETTING[name].words) for name in ("model", "optimizer", "schedule", "lr", "batch_size",
+                                               "weight_decay", "augment", "epochs")),
     ("accuracy", "accuracy (%)"),
 ]
-TRIAL_COLUMNS: list[tuple[str, str]] = [
-    ("lr", "learning rate"), ("batch_size", "batch size"), ("weight_decay", "weight decay"), ("augment", "augment"),
-    ("width", "width"), ("accuracy", "val. accuracy (%)"),
-]
+TRIAL_COLUMNS: list[tuple[str, str]] = [*((s.name, s.words) for s in SEARCHED), ("accuracy", "val. accuracy (%)")]
 
 
 def run_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:

@@ -27,11 +27,26 @@ from dataclasses import dataclass, field, fields
 from types import UnionType
 from typing import Any, Callable, Mapping, Sequence
 
-from .augment import AUGMENT_STYLES, FRAMINGS
 from .errors import ConfigError
-from .models import model_names
-from .normalize import NORMALIZATIONS
-from .optim import MUON_LR_SCALE
+
+# The choices and numbers the declarations below name, kept here so that this module imports no
+# torch: the command line's --help, the settings' words on the charts (signlab.figures, which takes
+# plain data) and link parsing read the declaration without loading it. The modules that use them
+# import them from here (import-linter's "config-without-torch" contract).
+AUGMENT_STYLES = ("shift", "affine")  # signlab.augment
+FRAMINGS = ("wide", "detector")  # how augment.photo_like frames the hand
+NORMALIZATIONS: tuple[str, ...] = ("standardize", "equalize")  # signlab.normalize
+# the filters' rate against the run's under Muon (signlab.optim): on s2net (the fast preset at lr
+# 4e-3) 3x reached 99.9% in the fewest steps over seeds 0-4 of the settings tried
+# (docs/speed-research.md, Part 24)
+MUON_LR_SCALE = 3.0
+
+
+def model_names() -> list[str]:
+    """The registered models (asked when a model setting is checked or offered: the registry loads torch)."""
+    from .models import model_names as registered
+
+    return registered()
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 SCHEDULES = ("none", "cosine", "onecycle")
@@ -82,6 +97,25 @@ class Setting:
     column: int | None = 0
     step: float | None = None  # the widget's step (default 1 for whole numbers, 1e-4 otherwise)
     search: tuple[Any, ...] | Log | None = None  # what the sweep tries (signlab.sweep)
+
+    @property
+    def words(self) -> str:
+        """The setting in running text and on a chart's axis: its label in lower case ("learning
+        rate"), else its name with spaces ("width")."""
+        return self.label.lower() if self.label else self.name.replace("_", " ")
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether its values span decades (the sweep searches it on a log scale): charts give it a log axis."""
+        return isinstance(self.search, Log)
+
+    def text(self, value: Any) -> str:
+        """A value as the pages write it: 3.00e-03 on a log scale, on/off for a toggle."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if self.log_scale and isinstance(value, (int, float)):
+            return f"{value:.2e}"
+        return str(value)
 
     @property
     def flag(self) -> str:

@@ -15,6 +15,7 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .config import SETTING
 from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
 from .numbers import percent_text
@@ -399,7 +400,8 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
                                  marker=dict(size=16, color=ORANGE, symbol="star", line=dict(width=1, color="black")),
                                  hoverinfo="skip"))
     values = [r[param] for r in pick(SWEEP_SCATTER_STATES)]
-    if param in ("lr", "weight_decay") and values and min(values) > 0:
+    setting = SETTING.get(param)
+    if setting is not None and setting.log_scale and values and min(values) > 0:
         lo, hi = int(np.floor(np.log10(min(values)))), int(np.ceil(np.log10(max(values))))
         hi = max(hi, lo + 1)
         fig.update_xaxes(type="log", range=[lo - 0.05, hi + 0.05], tickvals=[10.0 ** e for e in range(lo, hi + 1)],
@@ -408,8 +410,7 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=["off", "on"])
     elif param in ("batch_size", "width"):
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(set(values)))
-    label = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
-             "augment": "augmentation"}.get(param, param)
+    label = setting.words if setting is not None else param
     fig.update_xaxes(title=label)
     fig.update_yaxes(title="validation accuracy (%)")
     return _layout(fig, 280, title=f"Accuracy against {label}", showlegend=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from .config import NORMALIZATIONS  # TrainConfig.input_norm's choices, declared with it
 
-NORMALIZATIONS: tuple[str, ...] = ("standardize", "equalize")
+
 
 
 def normalize(x: torch.Tensor, method: str = "standardize") -> torch.Tensor:

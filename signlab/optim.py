@@ -30,14 +30,15 @@ from typing import Any, Iterable
 
 import torch
 
+from .config import MUON_LR_SCALE  # declared with the settings, whose help names it
+
 # Newton-Schulz coefficients of the quintic iteration that Muon's authors tuned to converge in 5
 # steps (torch.optim.Muon's defaults too)
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
-# the filters' rate against the run's, and Muon's momentum: on s2net (the fast preset at lr 4e-3)
-# 3x and 0.95 reached 99.9% in the fewest steps over seeds 0-4 of the settings tried
-# (docs/speed-research.md, Part 24)
-MUON_LR_SCALE = 3.0
+# Muon's momentum: with MUON_LR_SCALE (the filters' rate against the run's, signlab.config), on s2net
+# (the fast preset at lr 4e-3) 3x and 0.95 reached 99.9% in the fewest steps over seeds 0-4 of the
+# settings tried (docs/speed-research.md, Part 24)
 MUON_MOMENTUM = 0.95
 
 

@@ -67,7 +67,6 @@ STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # the Sweeps page's
 PARAMS = tuple(s.name for s in SEARCHED)  # in table order
 BATCH_SIZES = tuple(SETTING["batch_size"].search)
-LR_RANGE = (SETTING["lr"].search.low, SETTING["lr"].search.high)
 # The sweep's own options, declared here once: the command line, the Sweeps page and the command
 # it shows for more workers take them from these (they had said fastcnn on the page and s2net in
 # the CLI's help, 8 trials and 10).
@@ -222,6 +221,19 @@ def widths_for(model: str) -> tuple[int, ...]:
 
     lo, hi = RANGES["width"]
     return tuple(w for w in model_info(model).widths if lo <= w <= hi)
+
+
+def search_text(model: str) -> str:
+    """What a sweep of ``model`` tries, from the declaration: "learning rate 0.0001–0.01 (log scale), batch
+    size 32/64/128/256, …, augmentation on/off, width 8/16/24/32" (a model without a width: no width)."""
+    parts = []
+    for s in SEARCHED:
+        tried = widths_for(model) if s.name == "width" else s.search
+        if isinstance(tried, Log):
+            parts.append(f"{s.words} {tried.low:g}–{tried.high:g} (log scale)")
+        elif tried:
+            parts.append(f"{s.words} {'/'.join(s.text(v) for v in tried)}")
+    return ", ".join(parts)
 
 
 def suggest(trial: Any, model: str) -> dict[str, Any]:
@@ -793,7 +805,7 @@ def add_sweep_command(sub: Any) -> argparse.ArgumentParser:
     """Add ``sweep`` to the CLI's subparsers and return its parser (the CLI adds the options every
     command that opens runs shares: ``--runs-dir`` and ``--db``)."""
     s = sub.add_parser("sweep", help="search hyperparameters with Optuna (each trial is a run)",
-                       description="Search learning rate, batch size, weight decay, augmentation and width "
+                       description=f"Search {', '.join(s.words for s in SEARCHED[:-1])} and {SEARCHED[-1].words} "
                                    "with Optuna, pruning bad trials after each epoch. Several worker processes "
                                    "(on several machines) may join one study through a shared --storage.")
     s.add_argument("--trials", type=int, default=DEFAULT_TRIALS,

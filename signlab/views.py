@@ -907,23 +907,15 @@ def snapshot_title(epoch: int | None) -> str:
 
 
 # --------------------------------------------------------------------------- sweeps' words
-SETTING_WORDS = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay",
-                 "augment": "augmentation", "width": "width"}
-
-
-def setting_value(key: str, value: Any) -> str:
-    """A searched setting's value as the Sweeps page writes it."""
-    if key in ("lr", "weight_decay"):
-        return f"{value:.2e}"
-    if key == "augment":
-        return "on" if value else "off"
-    return str(value)
+def number_format(name: str) -> str | None:
+    """A table column's printf format for a numeric setting: on a log scale, 3.00e-03 (as
+    :func:`trial_settings` writes it), not a sweep trial's 0.00622807100500451; else the table's own."""
+    return "%.2e" if SETTING[name].log_scale else None
 
 
 def trial_settings(trial: dict[str, Any], params: Sequence[str]) -> str:
     """"learning rate 3.00e-03, batch size 64, …": a trial's searched settings in one line."""
-    return ", ".join(f"{SETTING_WORDS.get(k, k)} {setting_value(k, trial[k])}" for k in params
-                     if trial.get(k) is not None)
+    return ", ".join(f"{SETTING[k].words} {SETTING[k].text(trial[k])}" for k in params if trial.get(k) is not None)
 
 
 def study_label(record: dict[str, Any]) -> str:
@@ -1740,10 +1732,7 @@ FLATTERED = 0.05  # validation above test by this much is said: a share, 5 point
 
 def sweep_search_text(model: str) -> str:
     """The Sweeps page's sentence on what a sweep of ``model`` searches."""
-    widths = _sweep.widths_for(model)  # () for a model without a width
-    return (f"Searched: learning rate {_sweep.LR_RANGE[0]:g}–{_sweep.LR_RANGE[1]:g} (log scale), batch size "
-            f"{'/'.join(map(str, _sweep.BATCH_SIZES))}, weight decay, augmentation on/off"
-            + (f", width {'/'.join(map(str, widths))}" if widths else "")
+    return ("Searched: " + _sweep.search_text(model)
             + f". Trials are scored on {100 * _sweep.DEFAULT_VAL_FRACTION:.0f}% of the training images held "
               "out: choose by that, not by the test accuracy each finished trial also shows.")
 

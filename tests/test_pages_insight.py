@@ -237,7 +237,7 @@ def test_a_brush_belongs_to_its_study(tmp_path, monkeypatch, small_dataset, app_
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = _open("sweeps")
     first = at.selectbox(key="sweep_select").value
-    by_label(at.pills, "augment").set_value(["off"]).run()
+    by_label(at.pills, "augmentation").set_value(["off"]).run()
     assert any("1 of 3 trials inside the brush" in c.value for c in at.caption)
     at.selectbox(key="sweep_select").set_value("pb" if first == "pa" else "pa").run()
     no_error(at)

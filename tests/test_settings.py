@@ -328,7 +328,9 @@ def test_a_train_option_out_of_range_is_named_by_its_flag(capsys, tmp_path):
 # --------------------------------------------------------------------------- the sweep
 def test_sweep_searches_the_declared_space_in_the_earlier_order():
     assert sweep.PARAMS == ("lr", "batch_size", "weight_decay", "augment", "width")
-    assert sweep.LR_RANGE == (1e-4, 1e-2)
+    assert sweep.search_text("fastcnn") == ("learning rate 0.0001–0.01 (log scale), batch size 32/64/128/256, "
+                                            "weight decay 1e-06–0.01 (log scale), augmentation on/off, width 8/16/24/32")
+    assert "width" not in sweep.search_text("logreg")  # no width to search
     assert sweep.BATCH_SIZES == (32, 64, 128, 256)
     for s in SEARCHED:
         tried = [s.search.low, s.search.high] if isinstance(s.search, Log) else list(s.search)
