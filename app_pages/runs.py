@@ -66,18 +66,12 @@ if len(drawn) > 1:
     st.markdown("**Settings and accuracy side by side**: one line per run, darker the lower its accuracy. Drag along an axis to brush it "
                 "(drag again outside the brush to clear it), or use the controls below; the table shows the runs "
                 "inside every brush.")
-    with st.expander("Choose and brush the axes", expanded=False):
-        columns = ui.axis_picker(drawn, views.RUN_COLUMNS, "runs_parcoords")
-        brush = ui.brush_controls(drawn, columns, "runs_parcoords")  # the chart's axes
-    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(drawn, columns, brush), "accuracy"),
-                    width="stretch", key="runs_parcoords")
+    brush = ui.brushable_chart(drawn, views.RUN_COLUMNS, "runs_parcoords")
     if not_drawn:
         st.caption(not_drawn)
     inside = views.apply_brush(rows, brush)
     if brush:
-        # a row that wraps: as a quarter of an 820-px window the button read "Overlay these ru…"
-        brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
-        brushed.caption(f"{len(inside)} of {len(runs)} runs inside the brush ({', '.join(brush)}).")
+        brushed = ui.brushed_row(len(inside), len(runs), "runs", brush)
         brushed.button("📈 Overlay these runs", disabled=not inside, key="runs_overlay_brushed",
                   on_click=lambda: st.session_state.update({ui.Keys.RUNS_COMPARE: [runs[i].id for i in inside[:ui.COMPARE_AT_MOST]]}),
                   help=f"Draw the curves of the runs inside the brush (at most {ui.COMPARE_AT_MOST}) in Compare runs below.")

@@ -142,17 +142,11 @@ def live() -> None:
             # one brush per study: a brush drawn on one study's chart carried over to the next one
             # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
             chart_key = f"sweep_parcoords_{study}"
-            with st.expander("Choose and brush the axes", expanded=False):
-                columns = ui.axis_picker(trows, views.TRIAL_COLUMNS, chart_key)
-                brush = ui.brush_controls(trows, columns, chart_key)
-            st.plotly_chart(figures.parallel_coordinates(views.brush_axes(trows, columns, brush),
-                                                         "accuracy"), width="stretch", key=chart_key)
+            brush = ui.brushable_chart(trows, views.TRIAL_COLUMNS, chart_key)
             inside = views.apply_brush(trows, brush)
             ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
             if brush:
-                # a row that wraps, as on the Runs page (as columns the button's words were cut)
-                brushed = st.container(horizontal=True, vertical_alignment="center", gap="small")
-                brushed.caption(f"{len(inside)} of {len(rows)} trials inside the brush ({', '.join(brush)}).")
+                brushed = ui.brushed_row(len(inside), len(rows), "trials", brush)
                 # a callback, as on the Runs page: a brush drawn with the mouse lasts one rerun, so the
                 # rerun of the click drew no button and the click was lost (and the brush with it)
                 brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",

@@ -643,6 +643,26 @@ def axis_picker(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key:
     return [(k, label) for k, label in columns if label in picked or k in keep]
 
 
+def brushable_chart(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str) -> dict[str, Any]:
+    """The Runs and Sweeps pages' parallel-coordinates chart (one line per row, coloured by its
+    accuracy), with the axis picker and the brush's widgets in an expander above it. Returns the
+    active brush; :func:`signlab.views.apply_brush` gives the rows inside it."""
+    with st.expander("Choose and brush the axes", expanded=False):
+        picked = axis_picker(rows, columns, key)
+        brush = brush_controls(rows, picked, key)  # the chart's axes
+    st.plotly_chart(figures.parallel_coordinates(views.brush_axes(rows, picked, brush), "accuracy"),
+                    width="stretch", key=key)
+    return brush
+
+
+def brushed_row(inside: int, total: int, noun: str, brush: dict[str, Any]) -> Any:
+    """A row that says how many rows are inside the brush, for the caller's button beside it (a row
+    that wraps: as columns, a quarter of an 820-px window cut the button's words)."""
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    row.caption(f"{inside} of {total} {noun} inside the brush ({', '.join(brush)}).")
+    return row
+
+
 def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str) -> dict[str, Any]:
     """The parallel-coordinates brush as widgets, one per axis (a range slider over a number's values,
     pills for a category), kept in step with a brush drawn on the chart with the mouse.
