@@ -4,7 +4,6 @@ Every source goes through ``signlab.preprocess`` (the one preprocessing path the
 benchmarks use too); the views of *why* come from ``signlab.inference``, the charts from
 ``signlab.figures``.
 """
-import hashlib
 import io
 
 import numpy as np
@@ -125,9 +124,8 @@ def _draw():
             letter = c1.selectbox("Letter", list(LETTERS), key="classify_start_letter")
             if c2.button("Another image", width="stretch"):
                 st.session_state[ui.Keys.CLASSIFY_START_N] = st.session_state.get(ui.Keys.CLASSIFY_START_N, 0) + 1
-            indices = np.flatnonzero(ds.targets == LETTERS.index(letter))
-            index = int(indices[st.session_state.get(ui.Keys.CLASSIFY_START_N, 0) % len(indices)])
-            background = ds.images[index].astype(np.float32) / 255.0
+            index, background = views.nth_image_of(ds.images, ds.targets, letter,
+                                                   st.session_state.get(ui.Keys.CLASSIFY_START_N, 0))
             st.caption(f"Test image #{index}, the letter **{letter}**. Paint over part of the hand to see how the "
                        "prediction changes when the model cannot see it.")
             key = f"classify_canvas_{version}_ds{index}"
@@ -205,14 +203,13 @@ def _photo(kind: str):
     data = file.getvalue()
     prepared = None
     with ui.guard("Cannot use this image"):
-        ident = hashlib.sha256(data).hexdigest()
+        ident, gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
         if st.session_state.get(IMAGE_KEY) != ident:  # a new image: find its hand, and the crop follows it
             hand, crop = views.locate_hand(data, file.name)
             st.session_state[HAND_KEY], st.session_state[DEFAULT_CROP_KEY] = hand, crop or views.Crop()
             st.session_state[IMAGE_KEY] = ident
             _reset_crop()
         hand = st.session_state.get(HAND_KEY)
-        gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
         crop = _crop_controls(hand, gray.shape)
         prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand

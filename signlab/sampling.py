@@ -1,4 +1,5 @@
-"""Which dataset images a page shows: seeded samples of chosen letters, and their titles."""
+"""Which dataset images a page shows: seeded samples of chosen letters, their titles, and the image a
+drawing starts from."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -30,3 +31,11 @@ def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int
     """A random image index, of one letter when ``letter`` is given."""
     idx = sample_indices(targets, [letter] if letter is not None else None, 1, seed)
     return int(idx[0]) if len(idx) else 0
+
+
+def nth_image_of(images: np.ndarray, targets: np.ndarray, letter: str, n: int) -> tuple[int, np.ndarray]:
+    """The ``n``-th image of ``letter`` (counting round, so "Another image" never runs out) as floats
+    in [0, 1]: ``(index, (28, 28))``, what the Classify page's canvas starts from."""
+    indices = np.flatnonzero(targets == LETTERS.index(letter))
+    index = int(indices[n % len(indices)])
+    return index, images[index].astype(np.float32) / 255.0

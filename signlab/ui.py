@@ -481,10 +481,11 @@ def mean_images(split: str = "train") -> np.ndarray:
     return _mean_images(ds.train if split == "train" else ds.test)
 
 
-def decoded_photo(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+def decoded_photo(data: bytes, name: str) -> tuple[str, np.ndarray, list[str]]:
     """An upload decoded to its grey image once per session (cached by the bytes' SHA-256), however
     often a crop slider moves: a 7000x7000 PNG costs seconds and hundreds of MB to decode.
-    Returns ``(gray, notes)`` as :func:`signlab.preprocess.load_gray` does."""
+    Returns ``(digest, gray, notes)``: the digest tells a new photo from the same one, and ``gray``
+    and ``notes`` are :func:`signlab.preprocess.load_gray`'s."""
     import hashlib
 
     cache = st.session_state.setdefault(Keys.DECODED, {})
@@ -494,7 +495,7 @@ def decoded_photo(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
         cache.clear()  # one photo at a time: the previous one's pixels are let go
         cache[key] = decoded
     gray, notes = cache[key]
-    return gray, list(notes)
+    return key, gray, list(notes)
 
 
 def choose_for_classify(run_id: str, tab: str | None = None) -> None:

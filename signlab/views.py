@@ -987,6 +987,9 @@ def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int
     return _sampling.random_test_index(targets, letter, seed)
 
 
+nth_image_of = _sampling.nth_image_of
+
+
 # the Evaluate page
 def per_class_rows(ev: Any) -> list[dict[str, Any]]:
     return _confusion.per_class_rows(ev)

@@ -1486,3 +1486,15 @@ def test_the_best_trial_says_how_a_tie_was_broken():
         "points above its test accuracy: the held-out images are drawn at random from the training images, so most "
         "have near copies (other variations of the same photo) among those it trained on. Validation still ranks the "
         "trials against each other; quote the test accuracy.")
+
+
+def test_a_drawing_starts_from_the_letters_own_images_in_turn(dataset):
+    """The Classify page's "a dataset image": the n-th test image of the chosen letter, counting round
+    so that "Another image" never runs out, as floats in [0, 1]."""
+    test = dataset.test
+    first, img = views.nth_image_of(test.images, test.targets, "T", 0)
+    assert LETTERS[int(test.targets[first])] == "T" and img.dtype == np.float32 and img.shape == (28, 28)
+    assert np.array_equal(img, test.images[first] / np.float32(255.0))
+    n_t = int((test.targets == LETTERS.index("T")).sum())
+    second, _ = views.nth_image_of(test.images, test.targets, "T", 1)
+    assert second > first and views.nth_image_of(test.images, test.targets, "T", n_t)[0] == first
