@@ -36,7 +36,7 @@ from .models import create_model, layer_summary
 from .numbers import whole_number
 from .paths import default_runs_dir
 from .export import export_for_download
-from .runs import Run, delete_run, list_runs, open_run_id
+from .runs import CONFIG_FILE, ONNX_FILE, Run, delete_run, list_runs, open_run_id
 from .store import ACTIVE, RunState, active_refusal, store_for
 from .sweep import jobs_beyond_trials, start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
@@ -408,7 +408,7 @@ def download(user: User, run_id: str, what: str, pol: Policy, runs_dir: Path | s
     run = open_for(user, run_id, "download", pol, runs_dir)
     if what == "weights":
         return run.weights_bytes()
-    return run.file_bytes({"config": "config.json", "onnx": "model.onnx"}[what])
+    return run.file_bytes({"config": CONFIG_FILE, "onnx": ONNX_FILE}[what])
 
 
 def delete_photos(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> int:

@@ -11,7 +11,7 @@ from .fsutil import atomic_write
 from .labels import IMAGE_SIZE
 from .normalize import normalize_for
 from .predict import forward_views
-from .runs import Run, open_run
+from .runs import ONNX_FILE, Run, open_run
 
 
 def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
@@ -24,7 +24,7 @@ def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
     """
     path = Path(out).expanduser()
     target = path.resolve()
-    own = (run.dir / "model.onnx").resolve()
+    own = (run.dir / ONNX_FILE).resolve()
     if target != own and target.is_relative_to(run.dir.parent.resolve()):
         raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "
                        f"(or leave --out out for {run.dir.name}/model.onnx)")
@@ -46,7 +46,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     the ones signlab's own predictions come from.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
-    out = check_out(run, out, force) if out else run.dir / "model.onnx"
+    out = check_out(run, out, force) if out else run.dir / ONNX_FILE
     model = run.load_model()
 
     class WithNormalize(torch.nn.Module):
@@ -72,7 +72,7 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
 
 def onnx_path(run: Run) -> Path | None:
     """The run's ONNX export if it exists and is newer than the weights; else None."""
-    p = run.dir / "model.onnx"
+    p = run.dir / ONNX_FILE
     try:
         if p.is_symlink():  # a planted link is never offered for download (read with run.file_bytes)
             return None

@@ -52,6 +52,9 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 # Adam's state twice that; a bigger file in a run folder was not written by signlab
 MAX_WEIGHTS_BYTES = 2 * 2**30
 WEIGHTS_FILE = "model.safetensors"  # a run's weights at its last finished epoch
+CONFIG_FILE = "config.json"  # its settings (TrainConfig.to_dict); a folder without it is no run
+META_FILE = "meta.json"  # id, name at creation, creation time, owner; a sweep trial's study and number
+ONNX_FILE = "model.onnx"  # the export kept beside the weights (signlab.export)
 MAX_METRICS_READ = 512 * 2**20  # one read of metrics.jsonl (200 epochs at batch size 1: about 100 MB)
 MAX_JSON_BYTES = 16 * 2**20  # config.json, meta.json, optimizer.json
 CALIBRATION_RECORD = "calibration.json"  # a calibrated run's record (parent, letters, photos), by signlab.calibrate
@@ -133,7 +136,7 @@ def open_run_id(run_id: str, runs_dir: Path | str | None = None) -> "Run":
         raise RunError(f"{str(run_id)[:80]!r} is not a run id (a link names a run by its id, never a path)")
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     path = run_path(run_id, root)
-    if path.is_symlink() or not path.is_dir() or not (path / "config.json").is_file():
+    if path.is_symlink() or not path.is_dir() or not (path / CONFIG_FILE).is_file():
         raise RunError(f"{run_id}: no such run in {root}")
     return Run(path)
 
@@ -142,13 +145,13 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> Path:
     """RUN on the command line: a run id in ``runs_dir`` or a path to a run directory."""
     p = Path(ref).expanduser()
     if (os.sep in ref or ref.startswith(".")) and p.is_dir():
-        if not (p / "config.json").is_file():
+        if not (p / CONFIG_FILE).is_file():
             raise RunError(f"{ref}: not a run directory (no config.json)")
         return p
     if os.sep in ref and not p.exists():  # a path, not an id: say what is missing
         raise RunError(f"{ref}: no such run directory")
     path = run_path(ref, runs_dir)
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_FILE).is_file():
         raise RunError(f"{ref}: no such run in {path.parent}")
     return path
 
@@ -246,7 +249,7 @@ class Run:
     @property
     def config(self) -> TrainConfig:
         try:
-            data = json.loads(read_bytes_inside(self.dir, "config.json", MAX_JSON_BYTES))
+            data = json.loads(read_bytes_inside(self.dir, CONFIG_FILE, MAX_JSON_BYTES))
         except UnsafeFileError as err:
             raise RunError(f"run {self.id}: its settings are refused ({err})") from err
         except (OSError, ValueError):
@@ -263,11 +266,11 @@ class Run:
     def save_config(self, cfg: TrainConfig) -> None:
         """Write the run's settings (``config.json``) atomically, from a checked TrainConfig (never a
         raw dict: the worker's device once went in unchecked)."""
-        atomic_write_json(self.dir / "config.json", cfg.to_dict())
+        atomic_write_json(self.dir / CONFIG_FILE, cfg.to_dict())
 
     @property
     def meta(self) -> dict[str, Any]:
-        meta = read_json_inside(self.dir, "meta.json", {}, MAX_JSON_BYTES)
+        meta = read_json_inside(self.dir, META_FILE, {}, MAX_JSON_BYTES)
         return meta if isinstance(meta, dict) else {}
 
     def status(self) -> dict[str, Any]:
@@ -533,7 +536,7 @@ def _run_folders(root: Path) -> list[Path]:
         return []
     for e in entries:
         if RUN_ID_RE.match(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False) and \
-                os.path.lexists(os.path.join(e.path, "config.json")):
+                os.path.lexists(os.path.join(e.path, CONFIG_FILE)):
             out.append(Path(e.path))
     return out
 
@@ -584,11 +587,11 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     queued; one that was running is ``interrupted`` (nothing holds it now); one whose config cannot
     be read is ``failed`` with that reason. Returns a warning for an unreadable folder, else None.
     """
-    meta = read_json_inside(folder, "meta.json", {}, MAX_JSON_BYTES)
+    meta = read_json_inside(folder, META_FILE, {}, MAX_JSON_BYTES)
     meta = meta if isinstance(meta, dict) else {}
     old = read_json_inside(folder, "status.json", {}, MAX_JSON_BYTES)
     old = old if isinstance(old, dict) else {}
-    cfg = read_json_inside(folder, "config.json", None, MAX_JSON_BYTES)
+    cfg = read_json_inside(folder, CONFIG_FILE, None, MAX_JSON_BYTES)
     problem = None
     try:
         if not isinstance(cfg, dict):
@@ -674,11 +677,13 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
 def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
                status: RunState | str = RunState.QUEUED, name: str | None = None, owner: str | None = None,
                kind: str = "train", study: str | None = None, auto_continue: bool = True,
-               max_active: int | None = None) -> Run:
+               max_active: int | None = None, meta: dict[str, Any] | None = None) -> Run:
     """Make a run that waits in ``status`` (queued by default): its folder (config, meta) and its row
     in the store. A generated id that exists already is replaced by another; a given one raises RunError.
-    ``max_active``: QuotaError, and nothing made, when ``owner`` has that many runs queued or training."""
-    return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue, max_active)[0]
+    ``max_active``: QuotaError, and nothing made, when ``owner`` has that many runs queued or training.
+    ``meta``: more of its meta.json, written with the rest (a sweep trial's study and number)."""
+    return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue, max_active,
+                     meta)[0]
 
 
 def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None = None, run_id: str | None = None,
@@ -691,7 +696,8 @@ def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None =
 
 def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None, status: RunState | str,
               name: str | None, owner: str | None, holder: str | None, kind: str, study: str | None,
-              auto_continue: bool, max_active: int | None = None) -> tuple[Run, Claim | None]:
+              auto_continue: bool, max_active: int | None = None,
+              meta: dict[str, Any] | None = None) -> tuple[Run, Claim | None]:
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     for _ in range(5):
         rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)
@@ -709,9 +715,9 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
             made = True
             # the owner too: the run database is where ownership lives, and a run imported into another
             # one (a class moved to PostgreSQL, a lost signlab.db) came back with no owner
-            atomic_write_json(path / "meta.json", {"run_id": rid, "name": name or rid, "created": now,
-                                                   **({"owner": owner} if owner else {})})
-            atomic_write_json(path / "config.json", cfg.to_dict())
+            atomic_write_json(path / META_FILE, {**(meta or {}), "run_id": rid, "name": name or rid, "created": now,
+                                                 **({"owner": owner} if owner else {})})
+            atomic_write_json(path / CONFIG_FILE, cfg.to_dict())
 
         try:
             claim = store.add(rid, RunState(status), name=name or rid, owner=owner, kind=kind, study=study,

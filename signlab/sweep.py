@@ -641,9 +641,8 @@ class _SweepWorker:
         params = suggest(trial, self.base.model)
         cfg = self.base.replace(**params)
         run = create_run(cfg, self.root, name=f"{self.study} #{trial.number}", kind="trial", study=self.study,
-                         auto_continue=False, owner=self.owner)
-        atomic_write_json(run.dir / "meta.json", {**run.meta, "sweep": self.study, "trial": trial.number,
-                                                  "storage": mask_url(self.storage_text)})
+                         auto_continue=False, owner=self.owner,
+                         meta={"sweep": self.study, "trial": trial.number, "storage": mask_url(self.storage_text)})
         try:
             trial.set_user_attr("run_id", run.id)
             trial.set_user_attr("host", socket.gethostname())
