@@ -519,6 +519,25 @@ class RunStore:
         return [r for r in waiting if r.run_id not in making]
 
     def _expire(self, conn, now: float) -> list[str]:
+        """Take back, in ``conn``'s transaction, every held run whose lease ran out and every orphaned
+        sweep trial; returns their ids. What each becomes:
+
+        ================================================  =========================================
+        the run                                           becomes
+        ================================================  =========================================
+        a queued trial whose sweep worker is gone         stopped ("cancelled before it started")
+        claimed, never started, its user asked to stop    cancelled as a queued run is
+        running, its user asked to stop                   stopped, its finished epochs kept
+        paused, with finished epochs                      interrupted, not started again unasked
+        paused, before its first epoch                    stopped (nothing to continue)
+        claimed, never started (a queued run)             queued again, in its place
+        running (a crash)                                 interrupted; queued again to continue
+                                                          when it may (``auto_continue``, at most
+                                                          ``AUTO_CONTINUES`` times, epochs left)
+        ================================================  =========================================
+
+        The dead holder's heartbeat is zeroed, so it no longer counts as a spare worker.
+        """
         taken = []
         for row in self._orphan_trials(conn, now):
             if self._set(conn, row, S.STOPPED, now, message="cancelled before it started: the sweep worker that "
