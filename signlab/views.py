@@ -228,30 +228,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         return LiveStatus("", "info", "", can_start=not start_refused, notice=refused)
     target = int(status.get("target_epochs") or target_epochs or 0)
     done = int(status.get("epochs_completed") or 0)
+    message = str(status.get("message") or "")
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
-    # "beside it" only where the server trains more than one run at a time: with one slot a second
-    # run waits in the queue (a student read "trains another one beside it" and waited for two)
-    beside = "beside it" if job_limit > 1 else "after it (this server trains one run at a time)"
-    if elsewhere and active and mine:
-        doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
-        notice = (f"This is your run that is {doing}, started in another tab or session. "
-                  + (refused or f"**Start** {'trains' if job_limit > 1 else 'queues'} another one {beside}, "
-                                "with the settings below."))
-    elif active and mine and not refused and not paused:  # Start is off here: say so, as the other tab's words do
-        doing = "waits in the queue" if state == RunState.QUEUED else "trains"
-        # why a new tab: a walk read "open Train in a new tab" as advice without a reason
-        # with one slot, "to start another after it" read as a contradiction: why a tab for a run that
-        # cannot start? It is queued there, to train when this one ends
-        another = (f"To start another {beside}" if job_limit > 1 else
-                   "To queue another run, to train when this one ends (this server trains one run at a time)")
-        notice = (f"**Start** is off while this page follows this run (it {doing}). {another}, open Train in a "
-                  "new tab: its Start is on, and this tab keeps showing this run.")
-    else:
-        notice = refused
-    said = str(status.get("message") or "")
-    if paused and not resuming and said.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
-        notice = " ".join(filter(None, [notice, said[:1].upper() + said[1:] + "."]))
+    notice = _start_notice(state, mine, elsewhere, paused, job_limit, refused)
+    if paused and not resuming and message.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
+        notice = " ".join(filter(None, [notice, message[:1].upper() + message[1:] + "."]))
     buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
@@ -261,13 +243,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         pos = queue_position
         # queued again after its training process died: why it waits once more, and from where (the
         # page said only "waiting for a free slot", as for a run never started)
-        again = said[:1].upper() + said[1:] + ". " if said.startswith("the training process stopped") else ""
+        again = message[:1].upper() + message[1:] + ". " if message.startswith("the training process stopped") else ""
         return LiveStatus(state, "info", f"⏳ {again}Waiting for a free slot: number {pos or '?'} in the queue "
                           f"({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
                           queue_position=pos, **buttons)
     if state in HOLDING:
-        batches = [r for r in records if r.get("type") == "batch"]
-        fit = current_fit(batches)
+        fit = current_fit([r for r in records if r.get("type") == "batch"])
         if not fit:
             return LiveStatus(state, "progress", "starting the worker and loading the data…" +
                               _pause_words(paused, resuming), progress=0.0, **buttons)
@@ -280,23 +261,53 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming, whole),
                           progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
-    message = str(status.get("message") or "")
     if state == RunState.COMPLETED:
-        said, awaiting = _completed_message(status, done, now, validated_on_test, shifted)
-        return LiveStatus(state, "success", said, epoch=done, awaiting_test=awaiting, **buttons)
+        text, awaiting = _completed_message(status, done, now, validated_on_test, shifted)
+        return LiveStatus(state, "success", text, epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
     if state == RunState.STOPPED:
-        by = status.get("stopped_by")
-        message = stopped_message(message, md(by) if by else None)  # drawn as markdown: a user id is text
-        said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
-            (f"Stopped: {message}" if message else "Stopped")
-        kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
-                else " No epoch finished, so there are no weights to keep.")
-        return LiveStatus(state, "warning", f"⏹ {said}.{kept}", epoch=done, **buttons)
+        return LiveStatus(state, "warning", _stopped_words(message, status.get("stopped_by"), done), epoch=done,
+                          **buttons)
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
+
+
+def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_limit: int, refused: str) -> str:
+    """What the Train page says about its Start button while it shows this run: why it is off, or
+    what a click does beside the user's active run; ``refused`` (a quota's words) when nothing else."""
+    if not (state in ACTIVE and mine):
+        return refused
+    # "beside it" only where the server trains more than one run at a time: with one slot a second
+    # run waits in the queue (a student read "trains another one beside it" and waited for two)
+    beside = "beside it" if job_limit > 1 else "after it (this server trains one run at a time)"
+    if elsewhere:
+        doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
+        return (f"This is your run that is {doing}, started in another tab or session. "
+                + (refused or f"**Start** {'trains' if job_limit > 1 else 'queues'} another one {beside}, "
+                              "with the settings below."))
+    if refused or paused:
+        return refused
+    # Start is off here: say so, as the other tab's words do
+    doing = "waits in the queue" if state == RunState.QUEUED else "trains"
+    # why a new tab: a walk read "open Train in a new tab" as advice without a reason
+    # with one slot, "to start another after it" read as a contradiction: why a tab for a run that
+    # cannot start? It is queued there, to train when this one ends
+    another = (f"To start another {beside}" if job_limit > 1 else
+               "To queue another run, to train when this one ends (this server trains one run at a time)")
+    return (f"**Start** is off while this page follows this run (it {doing}). {another}, open Train in a "
+            "new tab: its Start is on, and this tab keeps showing this run.")
+
+
+def _stopped_words(message: str, stopped_by: str | None, done: int) -> str:
+    """A stopped run's line: who stopped it (drawn as markdown: a user id is text) and what is kept."""
+    message = stopped_message(message, md(stopped_by) if stopped_by else None)
+    said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
+        (f"Stopped: {message}" if message else "Stopped")
+    kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
+            else " No epoch finished, so there are no weights to keep.")
+    return f"⏹ {said}.{kept}"
 
 
 def run_phrase(name: str | None, run_id: str, model: str | None = None, owner: str | None = None) -> str:
