@@ -91,13 +91,9 @@ def live() -> None:
     # the button's click reruns this fragment only: its callback has run, so the switch is made here
     if st.session_state.pop(ui.Keys.SWEEP_GO_RUNS, False):
         st.switch_page("app_pages/runs.py")
-    rows = []
-    with ui.guard("Cannot read the study"):
-        rows = views.study_trials(storage, study, runs_dir)
-    workers = views.sweep_workers(study, runs_dir)
-    now_running = views.sweep_running(study, runs_dir, workers)  # one query of the store a poll, not two
+    now = ui.sweep_now(record)
+    rows, workers, now_running, stop_at = now.trials, now.workers, now.running, now.stop_at
     best = views.best_trial(rows)
-    stop_at = views.sweep_stop_time(study, rows, workers, now_running, record, runs_dir)
 
     with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
         counts = views.trial_counts(rows)
@@ -108,7 +104,7 @@ def live() -> None:
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
     view = views.sweep_status(rows, workers, now_running, stop_at is not None,
-                              "" if now_running else views.sweep_last_log(study, runs_dir))
+                              now.last_log)
     if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
         {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
     if view.error:

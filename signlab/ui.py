@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 import os
 import threading
 import time
@@ -1276,6 +1277,34 @@ def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) ->
 def studies() -> list[dict[str, Any]]:
     """The sweeps' studies this session's user may see."""
     return [s for s in _sweep.list_studies(runs_dir()) if access.can_study(user(), s, "view", policy())]
+
+
+@dataclass(frozen=True)
+class SweepNow:
+    """What the Sweeps page reads of a study on each poll (the study is one :func:`studies` let the
+    user see): its trials, the live workers on it, whether it runs, when a stop in force was asked,
+    and its log's last line while it does not run."""
+
+    trials: list[dict[str, Any]]
+    workers: list[dict[str, Any]]
+    running: bool
+    stop_at: float | None
+    last_log: str
+
+
+def sweep_now(record: dict[str, Any]) -> SweepNow:
+    """Read the study of ``record`` now. Where its storage cannot be read, the page shows why and
+    goes on with no trials: its workers, its Stop and its command still count."""
+    study, root = record["study"], runs_dir()
+    trials: list[dict[str, Any]] = []
+    with guard("Cannot read the study"):
+        trials = _sweep.study_trials(record.get("storage"), study, root)
+    workers = _sweep.workers(study, root)
+    running = _sweep.sweep_running(study, root, workers)  # one query of the store a poll, not two
+    # read from the study's stop record, so every tab and every user sees the same "Stopping" and
+    # "Stopped" (kept in one tab's session, another tab said "Finished" for a stopped sweep)
+    stop_at = _sweep.stop_in_force(study, trials, workers, running, record, root)
+    return SweepNow(trials, workers, running, stop_at, "" if running else _sweep.last_log_line(study, root))
 
 
 def start_sweep(**kwargs: Any) -> dict[str, Any]:

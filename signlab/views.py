@@ -1670,10 +1670,6 @@ def spread_sample(coords: np.ndarray, indices: Sequence[int], limit: int = 48) -
 
 
 # the Sweeps page: what a study holds, read from the runs folder
-def sweep_running(study: str, runs_dir: Path, live_workers: list[dict[str, Any]] | None = None) -> bool:
-    return _sweep.sweep_running(study, runs_dir, live_workers)
-
-
 def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str | None:
     """What to say above "Start sweep" while ``owner`` has a sweep running (``studies`` as
     ``sweep.list_studies`` gives them): a second one shares the same cores, so both take longer (a
@@ -1687,14 +1683,6 @@ def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str 
             "longer; stop one first (its page: the Study list below) if you want this one to go faster.")
 
 
-def study_trials(storage: str | None, study: str, runs_dir: Path) -> list[dict[str, Any]]:
-    return _sweep.study_trials(storage, study, runs_dir)
-
-
-def sweep_workers(study: str, runs_dir: Path) -> list[dict[str, Any]]:
-    return _sweep.workers(study, runs_dir)
-
-
 FORCE_STOP_AFTER = 15.0  # seconds a sweep may take to stop by itself before Force stop is offered
 
 
@@ -1702,18 +1690,6 @@ def force_stop_offered(stop_at: float | None, now: float) -> bool:
     """Whether the Sweeps page offers Force stop: a stop was asked ``stop_at`` and the workers have not
     ended after :data:`FORCE_STOP_AFTER` seconds (a trial in its last batches ends sooner by itself)."""
     return stop_at is not None and now - stop_at > FORCE_STOP_AFTER
-
-
-def sweep_stop_time(study: str, rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]],
-                    running: bool, record: dict[str, Any], runs_dir: Path) -> float | None:
-    """When the stop that holds for the sweep was requested (:func:`signlab.sweep.stop_in_force`):
-    read from the study's stop record, so every tab and every user sees the same "Stopping" and
-    "Stopped" (kept in one tab's session, another tab said "Finished" for a stopped sweep)."""
-    return _sweep.stop_in_force(study, rows, workers, running, record, runs_dir)
-
-
-def sweep_last_log(study: str, runs_dir: Path) -> str:
-    return _sweep.last_log_line(study, runs_dir)
 
 
 def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

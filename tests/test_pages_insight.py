@@ -248,7 +248,7 @@ def test_a_brush_belongs_to_its_study(tmp_path, monkeypatch, small_dataset, app_
 def test_sweep_charts_wait_for_a_finished_trial(tmp_path, monkeypatch, small_dataset, app_caches):
     """A running trial's accuracy so far drew the scatter charts with empty axes (0-4%): they now
     appear with the first finished trial, and a caption says so until then."""
-    from signlab import figures, sweep, views
+    from signlab import figures, sweep
 
     sweep.run_sweep(model="logreg", trials=1, epochs=1, max_steps=5, study="pr", runs_dir=tmp_path,
                     dataset=small_dataset)
@@ -260,7 +260,7 @@ def test_sweep_charts_wait_for_a_finished_trial(tmp_path, monkeypatch, small_dat
     at = _open("sweeps")
     no_error(at)
     assert len(at.get("plotly_chart")) >= 2  # one scatter per searched setting
-    monkeypatch.setattr(views, "study_trials", lambda *a, **k: running)
+    monkeypatch.setattr(sweep, "study_trials", lambda *a, **k: running)
     at = _open("sweeps")
     no_error(at)
     assert len(at.get("plotly_chart")) == 0

@@ -557,7 +557,7 @@ def test_a_stopped_sweep_reads_stopped_in_every_tab(tmp_path):
     stop = sweep.sweeps_dir(tmp_path) / "s.stop"
 
     def stop_time(rows, workers, running, record=None):
-        return views.sweep_stop_time("s", rows, workers, running, record or {}, tmp_path)
+        return sweep.stop_in_force("s", rows, workers, running, record or {}, tmp_path)
 
     assert stop_time(rows, [], False) is None  # never stopped
     stop.parent.mkdir(parents=True)
