@@ -86,15 +86,7 @@ storage = record.get("storage")
 running = record["running"]
 
 # ------------------------------------------------------------------------- live view
-@st.fragment(run_every=2.0 if running else None)
-def live() -> None:
-    # the button's click reruns this fragment only: its callback has run, so the switch is made here
-    if st.session_state.pop(ui.Keys.SWEEP_GO_RUNS, False):
-        st.switch_page("app_pages/runs.py")
-    now = ui.sweep_now(record)
-    rows, workers, now_running, stop_at = now.trials, now.workers, now.running, now.stop_at
-    best = views.best_trial(rows)
-
+def _metrics(rows: list, best: dict | None) -> None:
     with st.container(horizontal=True, gap="small"):  # a row that wraps (as quarters: "100.00%" cut)
         counts = views.trial_counts(rows)
         st.metric("Trials", counts["trials"], width=METRIC_PX)
@@ -103,91 +95,109 @@ def live() -> None:
         st.metric("Best val. accuracy", views.percent(best["value"]) if best else views.DASH, width=METRIC_PX + 30,
                   help="Validation accuracy of the best trial, on the held-out training images.")
 
-    view = views.sweep_status(rows, workers, now_running, stop_at is not None,
-                              now.last_log)
-    if rows or now_running or view.kind == "error":  # "no trials yet" is said below the table
+
+def _stop_buttons(stop_at: float | None) -> None:
+    b1, b2 = st.columns(2)
+    if b1.button("⏹ Stop sweep", disabled=stop_at is not None, width="stretch"):
+        with ui.guard("Could not stop the sweep"):
+            ui.stop_sweep(by_name[study])
+            st.rerun()
+    if views.force_stop_offered(stop_at, time.time()) and b2.button("Force stop", width="stretch",
+                                                            help="End the worker processes now; "
+                                                                 "their running trial is marked failed."):
+        with ui.guard("Could not stop the sweep"):
+            ui.stop_sweep(by_name[study], force=True)
+            st.rerun()
+
+
+def _trials_chart(rows: list) -> list[int]:
+    """The parallel coordinates of every trial (from two on), with its brush; returns the trials inside it."""
+    trows = views.trial_rows(rows)
+    if len(rows) < 2:
+        return list(range(len(rows)))
+    st.markdown("**Every trial's settings and accuracy**: one line per trial, darker the lower its accuracy. Drag along an axis to "
+                "brush it; the table below shows the trials inside every brush.")
+    # one brush per study: a brush drawn on one study's chart carried over to the next one
+    # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
+    brush = ui.brushable_chart(trows, views.TRIAL_COLUMNS, f"sweep_parcoords_{study}")
+    inside = views.apply_brush(trows, brush)
+    ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
+    if brush:
+        brushed = ui.brushed_row(len(inside), len(rows), "trials", brush)
+        # a callback, as on the Runs page: a brush drawn with the mouse lasts one rerun, so the
+        # rerun of the click drew no button and the click was lost (and the brush with it)
+        brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
+                       help=f"Open the Runs page with these trials' runs (at most {ui.COMPARE_AT_MOST}) overlaid.",
+                       on_click=st.session_state.update, args=({ui.Keys.RUNS_COMPARE: ids[:ui.COMPARE_AT_MOST], ui.Keys.SWEEP_GO_RUNS: True},))
+    return inside
+
+
+def _trials_table(rows: list, inside: list[int], best: dict | None) -> None:
+    """The table of the trials inside the brush, then accuracy against each searched setting."""
+    shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
+    # the two accuracies first: at the end of 15 columns "test accuracy" was cut off at 1,280 px
+    order = ["number", "state", "value", "test_accuracy", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds",
+             "note", "run_id"]
+    st.dataframe(
+        shown, hide_index=True, width="stretch", placeholder=views.DASH,  # a pruned trial has no test accuracy
+        column_order=[c for c in order if c in shown.columns],
+        column_config={
+            # pinned: with 13 columns the table scrolls sideways at 1,280 px, and a row lost its trial
+            "number": st.column_config.NumberColumn("trial", format="#%d", pinned=True),
+            "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
+            "lr": st.column_config.NumberColumn(views.SETTING["lr"].words, format=views.number_format("lr")),
+            "batch_size": st.column_config.NumberColumn("batch"),
+            "augment": st.column_config.TextColumn("augment."),
+            "weight_decay": st.column_config.NumberColumn(views.SETTING["weight_decay"].words,
+                                                          format=views.number_format("weight_decay")),
+            "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
+            "seconds": st.column_config.NumberColumn(
+                "wall time (s)", format="%.0f",
+                help="From the trial's start to its end: loading, training, validation and its test accuracy "
+                     "(the Runs table's 'training time' counts the training alone)"),
+            "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
+            "run_id": st.column_config.TextColumn("run"),
+        })
+    searched = [p for p in views.SWEEP_PARAMS if any(r.get(p) is not None for r in rows)]
+    if figures.sweep_scatter_has_points(rows):
+        charts = st.container(horizontal=True, gap="small")
+        for p in searched:
+            with charts.container(width=SCATTER_PX):
+                st.plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
+                                width="stretch", key=f"sweep_scatter_{p}")
+        st.caption("Blue: completed trials; grey crosses: trials pruned early or stopped, at the accuracy "
+                   "they had then; the star is the best trial.")
+    else:
+        st.caption("A chart of accuracy against each searched setting appears here when the first "
+                   "trial finishes.")
+
+
+@st.fragment(run_every=2.0 if running else None)
+def live() -> None:
+    # the button's click reruns this fragment only: its callback has run, so the switch is made here
+    if st.session_state.pop(ui.Keys.SWEEP_GO_RUNS, False):
+        st.switch_page("app_pages/runs.py")
+    now = ui.sweep_now(record)
+    rows, best = now.trials, views.best_trial(now.trials)
+    _metrics(rows, best)
+    view = views.sweep_status(rows, now.workers, now.running, now.stop_at is not None, now.last_log)
+    if rows or now.running or view.kind == "error":  # "no trials yet" is said below the table
         {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
     if view.error:
         st.warning(view.error)
-    if now_running:
-        b1, b2 = st.columns(2)
-        if b1.button("⏹ Stop sweep", disabled=stop_at is not None, width="stretch"):
-            with ui.guard("Could not stop the sweep"):
-                ui.stop_sweep(by_name[study])
-                st.rerun()
-        if views.force_stop_offered(stop_at, time.time()) and b2.button("Force stop", width="stretch",
-                                                                help="End the worker processes now; "
-                                                                     "their running trial is marked failed."):
-            with ui.guard("Could not stop the sweep"):
-                ui.stop_sweep(by_name[study], force=True)
-                st.rerun()
-
+    if now.running:
+        _stop_buttons(now.stop_at)
     if best:
         settings = views.trial_settings(best, views.SWEEP_PARAMS)
         st.markdown(views.best_trial_text(best, rows) + f"  \n{settings}")
         if best.get("run_id") and st.button("🎯 Open best run in Evaluate", type="primary"):
             ui.look_at(best["run_id"])
             st.switch_page("app_pages/evaluate.py")
-
     if rows:
-        trows = views.trial_rows(rows)
-        inside = list(range(len(rows)))
-        if len(rows) > 1:
-            st.markdown("**Every trial's settings and accuracy**: one line per trial, darker the lower its accuracy. Drag along an axis to "
-                        "brush it; the table below shows the trials inside every brush.")
-            # one brush per study: a brush drawn on one study's chart carried over to the next one
-            # picked, where it hid trials nobody had brushed ("0 of 2 trials inside the brush")
-            chart_key = f"sweep_parcoords_{study}"
-            brush = ui.brushable_chart(trows, views.TRIAL_COLUMNS, chart_key)
-            inside = views.apply_brush(trows, brush)
-            ids = [rows[i]["run_id"] for i in inside if rows[i].get("run_id")]
-            if brush:
-                brushed = ui.brushed_row(len(inside), len(rows), "trials", brush)
-                # a callback, as on the Runs page: a brush drawn with the mouse lasts one rerun, so the
-                # rerun of the click drew no button and the click was lost (and the brush with it)
-                brushed.button("📈 Compare their curves", disabled=not ids, key="sweep_overlay",
-                               help=f"Open the Runs page with these trials' runs (at most {ui.COMPARE_AT_MOST}) overlaid.",
-                               on_click=st.session_state.update, args=({ui.Keys.RUNS_COMPARE: ids[:ui.COMPARE_AT_MOST], ui.Keys.SWEEP_GO_RUNS: True},))
-    if rows:
-        shown = pd.DataFrame(views.trial_table(rows, inside))  # empty inside a brush that holds no trial
-        # the two accuracies first: at the end of 15 columns "test accuracy" was cut off at 1,280 px
-        order = ["number", "state", "value", "test_accuracy", "val_loss", *views.SWEEP_PARAMS, "epochs", "seconds",
-                 "note", "run_id"]
-        st.dataframe(
-            shown, hide_index=True, width="stretch", placeholder=views.DASH,  # a pruned trial has no test accuracy
-            column_order=[c for c in order if c in shown.columns],
-            column_config={
-                # pinned: with 13 columns the table scrolls sideways at 1,280 px, and a row lost its trial
-                "number": st.column_config.NumberColumn("trial", format="#%d", pinned=True),
-                "value": st.column_config.NumberColumn("val. accuracy", format="%.2f%%"),
-                "lr": st.column_config.NumberColumn(views.SETTING["lr"].words, format=views.number_format("lr")),
-                "batch_size": st.column_config.NumberColumn("batch"),
-                "augment": st.column_config.TextColumn("augment."),
-                "weight_decay": st.column_config.NumberColumn(views.SETTING["weight_decay"].words,
-                                                              format=views.number_format("weight_decay")),
-                "val_loss": st.column_config.NumberColumn("val. loss", format="%.4f"),
-                "seconds": st.column_config.NumberColumn(
-                    "wall time (s)", format="%.0f",
-                    help="From the trial's start to its end: loading, training, validation and its test accuracy "
-                         "(the Runs table's 'training time' counts the training alone)"),
-                "test_accuracy": st.column_config.NumberColumn("test accuracy", format="%.2f%%"),
-                "run_id": st.column_config.TextColumn("run"),
-            })
-        searched = [p for p in views.SWEEP_PARAMS if any(r.get(p) is not None for r in rows)]
-        if figures.sweep_scatter_has_points(rows):
-            charts = st.container(horizontal=True, gap="small")
-            for p in searched:
-                with charts.container(width=SCATTER_PX):
-                    st.plotly_chart(figures.sweep_scatter(rows, p, best["number"] if best else None),
-                                    width="stretch", key=f"sweep_scatter_{p}")
-            st.caption("Blue: completed trials; grey crosses: trials pruned early or stopped, at the accuracy "
-                       "they had then; the star is the best trial.")
-        else:
-            st.caption("A chart of accuracy against each searched setting appears here when the first "
-                       "trial finishes.")
-    elif not now_running and view.kind != "error":
+        _trials_table(rows, _trials_chart(rows), best)
+    elif not now.running and view.kind != "error":
         st.info(view.message)
-    if running and not now_running:
+    if running and not now.running:
         st.rerun()  # the sweep ended: a full rerun turns polling off
 
 live()
