@@ -117,7 +117,8 @@ def _draw():
             "</style>")
     with controls:
         start = st.radio("Start from", ["a blank canvas", "a dataset image"], horizontal=True, key="classify_start")
-        background = None
+        # what the canvas starts from: a test image (its index and pixels), or a plain ground of one shade
+        index, background, bg_shade = None, None, 0
         if start == "a dataset image":
             ds = ui.dataset().test
             c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
