@@ -33,7 +33,7 @@ from .data import TEST_ROWS, TRAIN_ROWS
 from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a start past the job quota too
 from .labels import NUM_PIXELS
 from .models import create_model, layer_summary
-from .numbers import whole_number
+from .numbers import count_text, whole_number
 from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import CONFIG_FILE, ONNX_FILE, Run, delete_run, list_runs, open_run_id
@@ -342,11 +342,17 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
                          f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
 
 
-def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1) -> None:
+def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,
+                making: str = "") -> None:
     """QuotaError when ``new_runs`` more runs of ``user`` (whose rows are ``mine``) pass the run count
-    or a disk quota: a trained run and a calibrated copy alike."""
+    or a disk quota: a trained run, a calibrated copy and a sweep's trials alike. ``making``: what
+    makes more than one run, for the message ("a sweep of 6 trials makes as many runs")."""
     if len(mine) + new_runs > pol.max_runs_per_user:
-        raise QuotaError(f"you have {len(mine)} runs, and the limit is {pol.max_runs_per_user}; "
+        if making:
+            room = max(0, pol.max_runs_per_user - len(mine))
+            raise QuotaError(f"you have {count_text(len(mine), 'run')}, {making}, and the limit is {pol.max_runs_per_user}; "
+                             "delete some on the Runs page" + (f", or ask for at most {room}" if room else ""))
+        raise QuotaError(f"you have {count_text(len(mine), 'run')}, and the limit is {pol.max_runs_per_user}; "
                          "delete some on the Runs page")
     used = _disk_mb(root / r["run_id"] for r in mine)
     if used > pol.max_disk_per_user_mb:
@@ -444,8 +450,20 @@ def can_study(user: User, record: dict[str, Any], action: str, pol: Policy) -> b
 
 def start_sweep(user: User, pol: Policy, runs_dir: Path | str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Start a sweep owned by ``user``. Its workers each keep one trial queued or training, so they
-    count against the user's job quota (and every trial waits for a slot of the job limit)."""
-    check_start(user, None, pol, runs_dir, new_jobs=min(int(kwargs.get("workers", 1)), int(kwargs["trials"])))
+    count against the user's job quota (and every trial waits for a slot of the job limit); each trial
+    is a run, so its trials count against the runs a user may keep and the disk quotas, as a run
+    started on Train does (a sweep passed them, and a student over the run limit made six more)."""
+    trials = int(kwargs["trials"])
+    workers = min(int(kwargs.get("workers", 1)), trials)
+    if not user.manages_all and workers > pol.max_active_per_user:
+        raise QuotaError(f"a sweep with {workers} workers trains {workers} trials at once, and the limit is "
+                         f"{pol.max_active_per_user} at a time; use at most {pol.max_active_per_user} "
+                         f"worker{'s' if pol.max_active_per_user != 1 else ''}")
+    check_start(user, None, pol, runs_dir, new_jobs=workers)
+    if not user.manages_all:
+        root = Path(runs_dir) if runs_dir else default_runs_dir()
+        _check_room(user, pol, root, store_for(root).rows(owner=user.id), new_runs=trials,
+                    making=f"a sweep of {count_text(trials, 'trial')} makes as many runs")
     return start_sweep_process(runs_dir=runs_dir, owner=user.id, **kwargs)
 
 

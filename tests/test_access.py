@@ -130,7 +130,7 @@ def test_the_store_keeps_the_job_quota_when_two_starts_pass_the_check_together(s
 
 def test_quota_runs_per_user(setup):
     root, jm = setup
-    with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
+    with pytest.raises(QuotaError, match="you have 1 run, and the limit is 1; delete some"):
         access.submit(ALICE, TrainConfig(**TINY), Policy(max_runs_per_user=1), jm)
 
 
@@ -139,7 +139,7 @@ def test_a_calibrated_copy_counts_against_the_quotas(setup, small_dataset):
     root, _ = setup
     photos = _photos(small_dataset)
     kw = dict(steps=2, dataset=small_dataset, evaluate_test=False)
-    with pytest.raises(QuotaError, match="you have 1 runs, and the limit is 1; delete some"):
+    with pytest.raises(QuotaError, match="you have 1 run, and the limit is 1; delete some"):
         access.calibrate(ALICE, "alice-run", photos, Policy(max_runs_per_user=1), root, **kw)
     with pytest.raises(QuotaError, match="your runs take .* MB on disk, over your 0 MB"):
         access.calibrate(ALICE, "alice-run", photos, Policy(max_disk_per_user_mb=0), root, **kw)
@@ -431,3 +431,27 @@ def test_the_map_says_the_servers_t_sne_time_to_a_student_with_no_maps(setup, mo
     at.session_state[Keys.USER] = BOB  # bob has no map of his own, nor sees alice's run
     at.run()
     assert not at.exception and at.markdown[0].value == "seconds=21.0", at.markdown[0].value
+
+
+def test_a_sweeps_trials_count_against_the_runs_and_disk_a_student_may_keep(setup, monkeypatch):
+    """Each trial of a sweep is a run: start_sweep checked only the runs at once, so a student over
+    the run limit (refused on Train) started a sweep and owned six more. Too many workers for the
+    runs-at-once limit is said as such (it read "you have 0 runs queued or training")."""
+    from signlab import sweep
+
+    root, _ = setup
+    monkeypatch.setattr(sweep, "spawn", lambda *a, **k: pytest.fail("a refused sweep started a process"))
+    with pytest.raises(QuotaError, match=r"you have 1 run, a sweep of 6 trials makes as many runs, and the limit "
+                                         r"is 3; delete some on the Runs page, or ask for at most 2"):
+        access.start_sweep(BOB, Policy(max_runs_per_user=3), root, model="logreg", trials=6, workers=1)
+    with pytest.raises(QuotaError, match="your runs take .* MB on disk, over your 0 MB"):
+        access.start_sweep(BOB, Policy(max_disk_per_user_mb=0), root, model="logreg", trials=1, workers=1)
+    with pytest.raises(QuotaError, match="a sweep with 3 workers trains 3 trials at once, and the limit is 2 at a "
+                                         "time; use at most 2 workers"):
+        access.start_sweep(ALICE, Policy(max_active_per_user=2), root, model="logreg", trials=6, workers=3)
+    # an instructor has no quotas
+    started = []
+    monkeypatch.setattr(access, "start_sweep_process", lambda **k: started.append(k) or {"study": "t"})
+    access.start_sweep(TEACH, Policy(max_runs_per_user=0, max_active_per_user=1), root, model="logreg", trials=6,
+                       workers=3)
+    assert started and started[0]["owner"] == TEACH.id
