@@ -58,10 +58,6 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
             st.rerun()
 
 # ----------------------------------------------------------------------------- pick a study
-if not studies:
-    st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
-            "as they finish, each one an ordinary run you can open.")
-    st.stop()
 by_name = {s["study"]: s for s in studies}
 chosen = st.session_state.get(ui.Keys.SWEEP)
 ids = list(by_name)
@@ -69,14 +65,22 @@ if ui.Keys.SWEEP not in st.session_state and "study" in st.query_params:  # a li
     linked = st.query_params["study"]
     if linked in by_name:
         chosen = linked
-    else:
-        st.warning(views.LinkProblem("study", linked, "is not one of this server's", ids[0]).message(ui.md), icon="⚠️")
+    elif ids:
+        st.warning(views.LinkProblem("study", linked, "is not one you can open here", ids[0]).message(ui.md),
+                   icon="⚠️")
+    else:  # said before "No sweep yet" (a classmate's study, hidden, read as a page that lost it)
+        st.warning(f"The link's study {ui.md(linked)} is not one you can open here.", icon="⚠️")
+if not studies:
+    st.info("No sweep yet. Pick a model and a budget, then press **Start sweep**: the trials appear here "
+            "as they finish, each one an ordinary run you can open.")
+    st.stop()
 if chosen not in by_name:
     chosen = ids[0]
 if st.session_state.get("sweep_select") not in by_name:
     st.session_state["sweep_select"] = chosen
 
-study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n]), key="sweep_select")
+study = st.selectbox("Study", ids, format_func=lambda n: views.study_label(by_name[n], ui.user().id),
+                     key="sweep_select")
 st.session_state[ui.Keys.SWEEP] = study
 st.query_params["study"] = study  # a refresh or a shared link opens this study again
 record = by_name[study]
@@ -180,13 +184,16 @@ def live() -> None:
     now = ui.sweep_now(record)
     rows, best = now.trials, views.best_trial(now.trials)
     _metrics(rows, best)
-    view = views.sweep_status(rows, now.workers, now.running, now.stop_at is not None, now.last_log)
+    view = views.sweep_status(rows, now.workers, now.running, now.stop_at is not None, now.last_log,
+                              now.stopped_by)
     if rows or now.running or view.kind == "error":  # "no trials yet" is said below the table
         {"info": st.info, "success": st.success, "error": st.error}[view.kind](view.message)
     if view.error:
         st.warning(view.error)
-    if now.running:
+    if now.running and now.can_stop:
         _stop_buttons(now.stop_at)
+    elif now.running:  # no Stop that is refused on the click (the 2-s refresh wiped the refusal at once)
+        st.caption(f"{ui.md(str(record.get('owner')))}'s sweep: you can watch it, not stop it.")
     if best:
         settings = views.trial_settings(best, views.SWEEP_PARAMS)
         st.markdown(views.best_trial_text(best, rows) + f"  \n{settings}")

@@ -471,5 +471,6 @@ def stop_sweep(user: User, record: dict[str, Any], pol: Policy, runs_dir: Path |
                force: bool = False) -> int:
     if not can_study(user, record, "stop", pol):
         raise AccessError(f"the sweep {record.get('study')} is not yours to stop")
-    return stop_sweep_process(record["study"], runs_dir, force=force)
+    by = user.id if record.get("owner") != user.id else None  # its owner's page says who stopped it
+    return stop_sweep_process(record["study"], runs_dir, force=force, by=by)
 

@@ -287,9 +287,18 @@ class PruningCallback:
                 trainer.stop()
 
 
-def request_stop(study: str, runs_dir: Path | str | None = None) -> None:
-    """Ask every worker of ``study`` that uses this runs folder to stop (after its current batch)."""
-    atomic_write_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.stop", {"time": time.time()})
+def request_stop(study: str, runs_dir: Path | str | None = None, by: str | None = None) -> None:
+    """Ask every worker of ``study`` that uses this runs folder to stop (after its current batch);
+    ``by``: who asked, where it is not the sweep's owner (an instructor), for the owner's page."""
+    atomic_write_json(sweeps_dir(runs_dir) / f"{check_study_name(study)}.stop",
+                      {"time": time.time(), **({"by": by} if by else {})})
+
+
+def stop_requested_by(study: str, runs_dir: Path | str | None = None) -> str | None:
+    """Who asked for the last stop of ``study`` when it was not its owner, else None."""
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
+    by = rec.get("by") if isinstance(rec, dict) else None
+    return by if isinstance(by, str) and by else None
 
 
 def stop_request_time(study: str, runs_dir: Path | str | None = None) -> float | None:
@@ -452,14 +461,15 @@ def sweep_running(study: str, runs_dir: Path | str | None = None,
     return bool(live_workers) or bool(_launched(study))
 
 
-def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False) -> int:
+def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = False, by: str | None = None) -> int:
     """Ask the study's workers to stop; ``force`` also sends SIGTERM to those on this host (their
-    current trial is then marked failed). Returns the number of live workers it asked."""
+    current trial is then marked failed); ``by``: who asked, when not the owner. Returns the number
+    of live workers it asked."""
     live = workers(study, runs_dir)
     if force and stop_in_force(study, [], live, True, study_record(study, runs_dir), runs_dir) is not None:
         pass  # asked already: a new time would restart the page's wait before it offers Force stop again
     else:
-        request_stop(study, runs_dir)
+        request_stop(study, runs_dir, by=by)
     pids = {int(w["pid"]) for w in live if w.get("host") == socket.gethostname()}
     pids |= {p.pid for p in _launched(study)}
     if force:

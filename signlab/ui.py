@@ -1290,6 +1290,8 @@ class SweepNow:
     running: bool
     stop_at: float | None
     last_log: str
+    stopped_by: str | None  # who stopped it, where not its owner (an instructor)
+    can_stop: bool  # this user may stop it (its owner, an instructor): a classmate sees it read-only
 
 
 def sweep_now(record: dict[str, Any]) -> SweepNow:
@@ -1304,7 +1306,9 @@ def sweep_now(record: dict[str, Any]) -> SweepNow:
     # read from the study's stop record, so every tab and every user sees the same "Stopping" and
     # "Stopped" (kept in one tab's session, another tab said "Finished" for a stopped sweep)
     stop_at = _sweep.stop_in_force(study, trials, workers, running, record, root)
-    return SweepNow(trials, workers, running, stop_at, "" if running else _sweep.last_log_line(study, root))
+    return SweepNow(trials, workers, running, stop_at, "" if running else _sweep.last_log_line(study, root),
+                    _sweep.stop_requested_by(study, root) if stop_at is not None else None,
+                    access.can_study(user(), record, "stop", policy()))
 
 
 def start_sweep(**kwargs: Any) -> dict[str, Any]:

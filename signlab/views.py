@@ -851,12 +851,14 @@ class SweepStatus:
 
 
 def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]], running: bool,
-                 stop_requested: bool, last_log: str = "") -> SweepStatus:
+                 stop_requested: bool, last_log: str = "", stopped_by: str | None = None) -> SweepStatus:
     """``running`` is :func:`signlab.sweep.sweep_running`: a worker registered in the store, or a
-    process this server launched that is still starting."""
+    process this server launched that is still starting. ``stopped_by``: who stopped it where that
+    was not its owner (as a run stopped by an instructor says so)."""
+    by = f" by {md(stopped_by)}" if stopped_by else ""  # drawn as markdown: a user id is text
     if running:
         if stop_requested:
-            return SweepStatus(True, "info", "⏳ Stopping: the running trial ends after its current batch…")
+            return SweepStatus(True, "info", f"⏳ Stopping{by}: the running trial ends after its current batch…")
         if not workers:
             return SweepStatus(True, "info", "⏳ Starting the worker…")
         current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]
@@ -869,7 +871,7 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
         return SweepStatus(False, "info", "This study has no trials yet.")
     done = sum(r.get("state") != "RUNNING" for r in rows)
     return SweepStatus(False, "info" if stop_requested else "success",
-                       f"{'Stopped' if stop_requested else 'Finished'}: {count_text(done, 'trial')}.",
+                       f"{f'Stopped{by}' if stop_requested else 'Finished'}: {count_text(done, 'trial')}.",
                        error=f"A worker of this study ended with an error: {reason}" if reason else "")
 
 
@@ -929,14 +931,18 @@ def trial_settings(trial: dict[str, Any], params: Sequence[str]) -> str:
     return ", ".join(f"{SETTING[k].words} {SETTING[k].text(trial[k])}" for k in params if trial.get(k) is not None)
 
 
-def study_label(record: dict[str, Any]) -> str:
-    """A study in the picker: its name, model and epochs per trial. Not whether it runs: a select box
-    keeps showing the label it had when chosen, so "· running" stayed beside "Stopped" until a reload
-    (the status line under the picker says it, live)."""
+def study_label(record: dict[str, Any], viewer: str | None = None) -> str:
+    """A study in the picker: its name, model and epochs per trial, and its owner where that is not
+    ``viewer`` (a classmate's or a student's sweep, shown to those who may see it). Not whether it
+    runs: a select box keeps showing the label it had when chosen, so "· running" stayed beside
+    "Stopped" until a reload (the status line under the picker says it, live)."""
     bits = [str(record.get("study"))]
     if record.get("model"):
         epochs = record.get("epochs")
         bits.append(f"{record['model']}, {count_text(epochs, 'epoch') if epochs is not None else '? epochs'} per trial")
+    owner = record.get("owner")
+    if viewer is not None and owner and owner != viewer:
+        bits.append(f"{owner}'s")
     return " · ".join(bits)
 
 

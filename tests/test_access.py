@@ -455,3 +455,42 @@ def test_a_sweeps_trials_count_against_the_runs_and_disk_a_student_may_keep(setu
     access.start_sweep(TEACH, Policy(max_runs_per_user=0, max_active_per_user=1), root, model="logreg", trials=6,
                        workers=3)
     assert started and started[0]["owner"] == TEACH.id
+
+
+def test_a_classmates_running_sweep_is_read_only_and_an_instructors_stop_is_named(setup, monkeypatch, app_caches):
+    """With classmates shown, bob saw an enabled Stop on alice's running sweep whose refusal the
+    2-s refresh wiped at once, and a study label that did not say whose it was; a link to a study he
+    may not see read "No sweep yet"; alice's page said "Stopped" without who stopped it."""
+    from signlab import sweep
+    from signlab.store import store_for
+
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    folder = sweep.sweeps_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "alice-s.json").write_text(json.dumps({"study": "alice-s", "model": "logreg", "epochs": 1,
+                                                     "owner": ALICE.id, "created": 1.0}))
+    store_for(root).register_worker("sweep-w1", "sweep", study="alice-s")  # a live worker: the sweep runs
+
+    at = _as(BOB, "sweeps", {"study": "alice-s"})  # classmates hidden: the link says so
+    assert not at.exception
+    assert any("alice-s" in w.value and "is not one you can open here" in w.value for w in at.warning)
+
+    monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
+    at = _as(BOB, "sweeps", {"study": "alice-s"})
+    assert not at.exception
+    picker = next(s for s in at.selectbox if s.label == "Study")
+    assert picker.value == "alice-s" and picker.options == [f"alice-s · logreg, 1 epoch per trial · {ALICE.id}'s"]
+    assert not [b for b in at.button if "Stop" in b.label]
+    assert any("you can watch it, not stop it" in c.value for c in at.caption)
+    at = _as(ALICE, "sweeps", {"study": "alice-s"})  # hers: Stop, and her label names no owner
+    assert [b for b in at.button if b.label == "⏹ Stop sweep"]
+    assert next(s for s in at.selectbox if s.label == "Study").options == ["alice-s · logreg, 1 epoch per trial"]
+
+    access.stop_sweep(TEACH, sweep.study_record("alice-s", root) | {"owner": ALICE.id}, Policy(), root)
+    assert sweep.stop_requested_by("alice-s", root) == TEACH.id
+    at = _as(ALICE, "sweeps", {"study": "alice-s"})
+    assert any(f"Stopping by {TEACH.id}" in i.value.replace("\\", "") for i in at.info), [i.value for i in at.info]
+    access.stop_sweep(ALICE, {"study": "alice-s", "owner": ALICE.id}, Policy(), root)  # her own: no name
+    assert sweep.stop_requested_by("alice-s", root) is None
