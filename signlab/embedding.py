@@ -289,12 +289,15 @@ def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
 
 
 def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca", model: nn.Module | None = None,
-            progress: Progress | None = None, seed: int = 0, expected: float | None = None) -> FeatureMap:
+            progress: Progress | None = None, seed: int = 0, expected: float | None = None,
+            keep: bool = True) -> FeatureMap:
     """The map of ``split`` (the test set) at ``layer`` of the run's model, from the cache or computed.
 
     ``layer`` None: the last hidden layer (:func:`default_layer`). ``model``: the loaded model, if
-    the caller has it (else it is loaded from the run). The result is cached in the run folder.
-    ``expected``: t-SNE's measured seconds on this server, for its progress (:func:`embed`).
+    the caller has it (else it is loaded from the run). The result is cached in the run folder unless
+    ``keep`` is False (a classmate or an instructor only looking: the file would count against the
+    owner's disk quota). ``expected``: t-SNE's measured seconds on this server, for its progress
+    (:func:`embed`).
     """
     mtime = run.weights_mtime()
     model = model if model is not None else run.load_model("cpu")
@@ -321,7 +324,8 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
                   version=np.int64(CACHE_VERSION))
 
     try:  # parents=False: a run deleted (in another tab) while its map was computed is not made again
-        atomic_write_npz(cache_path(run, layer, method), arrays, parents=False)
+        if keep:
+            atomic_write_npz(cache_path(run, layer, method), arrays, parents=False)
     except (OSError, SignlabError):
         if not run.dir.is_dir():
             raise RunError(f"run {run.id} was deleted while its map was being computed; pick another run") from None

@@ -72,6 +72,7 @@ class Keys:
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
     USER = "signed_in_user"  # the User this session acts as (set by require_user)
     DECODED = "decoded_photo"  # {sha256: (grey image, notes)}: the upload, decoded once
+    LOOKED_MAP = "looked_map"  # {(run, layer, method, weights' time): map}: a map of someone else's run, kept here
     CALIBRATE_RUN = "calibrate_run_id"  # the run the Calibrate page adapts
     CALIBRATION_PHOTOS = "calibration_photos"  # photos collected on the Calibrate page, until saved in a run
     CALIBRATION_RESULT = "calibration_result"  # the record of the last calibration (the new run)
@@ -566,19 +567,30 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: f
     ``slot`` (an ``st.empty()``) holds the progress bar: a page that always makes it keeps the same
     element positions whether or not the map was cached, so the chart after it is not remounted
     (a remounted chart forgets the point a user just clicked). ``expected``: t-SNE's seconds here
-    (:func:`tsne_seconds`, read once by the page that also says it)."""
+    (:func:`tsne_seconds`, read once by the page that also says it). A map of someone else's run (a
+    classmate's, read-only; a student's, to an instructor) is not written into its folder: it would
+    count against its owner's disk quota."""
     test = dataset().test
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
         return hit
+    keep = run.owner in (None, user().id)
+    looked = st.session_state.setdefault(Keys.LOOKED_MAP, {})
+    key = _looked_key(run, layer, method)
+    if not keep and key in looked:  # not in its folder: kept for this session, or every rerun computed it again
+        return looked[key]
     bar = (slot if slot is not None else st).progress(
         0.0, text=f"Computing the {METHOD_WORDS.get(method, method)} map…")
     try:
-        return run_map(run, test, layer, method, model=load_model(run),
-                       progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text),
-                       expected=expected)
+        fm = run_map(run, test, layer, method, model=load_model(run),
+                     progress=lambda f, text: bar.progress(min(max(f, 0.0), 1.0), text=text),
+                     expected=expected, keep=keep)
     finally:
         bar.empty()
+    if not keep:
+        looked.clear()  # one map at a time: a t-SNE map holds 7,172 rows of probabilities
+        looked[key] = fm
+    return fm
 
 
 # A parcoords brush, reported back to Python. Streamlit's plotly_chart reports no parcoords
@@ -1319,6 +1331,12 @@ def stop_sweep(record: dict[str, Any], force: bool = False) -> Any:
     return access.stop_sweep(user(), record, policy(), runs_dir(), force=force)
 
 
+def _looked_key(run: Run, layer: str, method: str) -> tuple[str, str, str, float]:
+    return (run.id, layer, method, run.weights_mtime())
+
+
 def map_cached(run: Run, layer: str, method: str) -> bool:
-    """Whether the run's map at ``layer`` by ``method`` is kept in its folder (no computing needed)."""
-    return cached_map(run, layer, method, len(dataset().test)) is not None
+    """Whether the run's map at ``layer`` by ``method`` is kept (no computing needed): in its folder, or
+    for this session where it is someone else's run (:func:`feature_map`)."""
+    return (_looked_key(run, layer, method) in st.session_state.get(Keys.LOOKED_MAP, {})
+            or cached_map(run, layer, method, len(dataset().test)) is not None)

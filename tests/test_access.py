@@ -494,3 +494,26 @@ def test_a_classmates_running_sweep_is_read_only_and_an_instructors_stop_is_name
     assert any(f"Stopping by {TEACH.id}" in i.value.replace("\\", "") for i in at.info), [i.value for i in at.info]
     access.stop_sweep(ALICE, {"study": "alice-s", "owner": ALICE.id}, Policy(), root)  # her own: no name
     assert sweep.stop_requested_by("alice-s", root) is None
+
+
+def test_a_map_of_someone_elses_run_is_not_written_into_its_folder(setup, monkeypatch, app_caches):
+    """A classmate (or an instructor) opening a student's run on Map wrote its map (368 KB for PCA,
+    more for t-SNE) into that run's folder, against its owner's disk quota. Now it is kept for the
+    looking session only, computed once there; the owner's own map is still kept in the folder."""
+    from signlab import embedding, ui
+
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    computed = []
+    real = embedding.run_map
+    monkeypatch.setattr(ui, "run_map", lambda *a, **k: computed.append(k.get("keep")) or real(*a, **k))
+    maps = root / "alice-run" / "embeddings"
+    at = _as(TEACH, "map", {"run": "alice-run"})
+    assert not at.exception and at.get("plotly_chart")
+    assert not maps.exists() and computed == [False]
+    at.run()  # a rerun (a click on a point): the session's map, not a second computation
+    assert not at.exception and computed == [False]
+    at = _as(ALICE, "map", {"run": "alice-run"})
+    assert not at.exception and computed == [False, True]
+    assert [p.suffix for p in maps.iterdir()] == [".npz"]
