@@ -300,3 +300,25 @@ def test_a_worker_that_cannot_register_leaves_sigterm_as_it_was(tmp_path: Path, 
         else:
             sweep.run_sweep(runs_dir=tmp_path, trials=1, max_steps=1)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_server_starts_its_queue_before_any_page_opens(tmp_path: Path, monkeypatch, app_caches):
+    """After a restart the queue stalled until someone opened a page: the job manager's background
+    thread started with the first page. serve.py (what scripts/app.sh runs) now starts it, and the
+    pages then use that same one."""
+    import runpy
+
+    from signlab import ui
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")  # no worker process: the thread is what is checked
+    import threading
+
+    def tickers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "signlab-jobs"}
+
+    before = tickers()
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "serve.py"))
+    (started,) = tickers() - before  # by serve.py itself, no page opened
+    jm = ui.job_manager()  # what a page gets: the same manager, not a second ticker
+    assert jm.runs_dir == tmp_path and jm._thread is started and tickers() - before == {started}
