@@ -547,7 +547,8 @@ class RunStore:
                                                         runs_table.c.lease_until < now)).all()
         for row in rows:
             gone = dict(worker=None, pid=None, lease_until=None, control=None)
-            lost = f"training process stopped unexpectedly (no heartbeat from {row.worker or '?'})"
+            # which worker it was stays in the run's history (for an instructor); the words are the student's
+            lost = "training process stopped unexpectedly"
             done = row.epochs_completed
             kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
             if row.control in ("stop", "pause"):
@@ -586,10 +587,13 @@ class RunStore:
                     fresh = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
                     more = (row.target_epochs - done) if done else None
                     if more is None or more > 0:
-                        self._set(conn, fresh, S.QUEUED, now, queued_at=now, continues=row.continues + 1,
-                                  resume_epochs=more,
-                                  message=msg + (f"; queued to continue from epoch {done}" if done
-                                                 else "; queued to start again"))
+                        # its place in the queue kept: queued anew, it went behind its owner's runs queued
+                        # after it (a run interrupted at epoch 5 waited for one its student queued later)
+                        self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
+                                  continues=row.continues + 1, resume_epochs=more,
+                                  message=f"the {lost}; it is queued to " + (
+                                      f"continue from epoch {done}, whose weights are kept" if done
+                                      else "start again"))
             if ok:
                 taken.append(row.run_id)
                 if row.worker:

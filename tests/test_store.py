@@ -760,8 +760,8 @@ def test_a_worker_of_two_slots_reports_each_finished_run(tmp_path):
 
 
 @pytest.mark.parametrize("action, state, words", [
-    ("stop", RunState.STOPPED, "stopped: its training process stopped unexpectedly (no heartbeat from w) before it "
-                               "acted on the stop; the weights of epoch 2 are kept"),
+    ("stop", RunState.STOPPED, "stopped: its training process stopped unexpectedly before it acted on the stop; "
+                               "the weights of epoch 2 are kept"),
     ("pause", RunState.INTERRUPTED, "interrupted while paused: its training process stopped unexpectedly"),
 ])
 def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_path, db_url, action, state, words):
@@ -854,3 +854,20 @@ def test_a_holder_whose_lease_ran_out_is_no_spare_worker(tmp_path, db_url):
     assert cap.spare == 0 and cap.workers == []  # so a job manager starts a worker for it now
     store.worker_beat("w-dead", current=None)  # it was only asleep: its next beat brings it back
     assert [w["worker_id"] for w in store.capacity().workers] == ["w-dead"]
+
+
+def test_a_run_its_worker_died_under_keeps_its_place_in_the_queue(tmp_path, db_url):
+    """Interrupted and queued again to continue, a run was queued anew: its owner's run queued after
+    it went first. Its words were the worker's id and "can be continued; queued to continue"."""
+    first = create_run(TrainConfig(model="logreg", epochs=8), tmp_path, run_id="first", owner="bob")
+    store = first.store
+    claim = store.claim("w1", 1)
+    assert claim.run_id == "first"
+    store.update(claim, RunState.RUNNING, epochs_completed=5)
+    create_run(TrainConfig(model="logreg", epochs=8), tmp_path, run_id="later", owner="bob")
+    assert store.expire_leases(now=time.time() + 3600) == ["first"]
+    assert store.queue() == ["first", "later"]
+    row = store.get("first")
+    assert row["message"] == ("the training process stopped unexpectedly; it is queued to continue from epoch 5, "
+                              "whose weights are kept"), row["message"]
+    assert "w1" in {h["worker"] for h in store.history("first")}  # who it was stays in the history

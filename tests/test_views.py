@@ -99,10 +99,9 @@ def test_queued_names_its_place():
     assert "1 training job at a time" in v.message and v.active and v.can_stop
     # queued again after its worker died: the page says so, with the store's words (kill -9 of a worker
     # read "waiting for a free slot" as for a run never started)
-    said = ("the training process stopped unexpectedly (no heartbeat from w1); the weights of epoch 6 are kept and "
-            "the run can be continued; queued to continue from epoch 6")
+    said = "the training process stopped unexpectedly; it is queued to continue from epoch 6, whose weights are kept"
     v = views.live_status({"status": "queued", "message": said}, [], queue_position=1, job_limit=1)
-    assert v.message.startswith("⏳ The training process stopped unexpectedly") and "from epoch 6. Waiting" in v.message
+    assert v.message.startswith("⏳ The training process stopped unexpectedly") and "whose weights are kept. Waiting" in v.message
     assert "stopped" not in views.live_status({"status": "queued", "message": "waiting in the queue"}, [],
                                               queue_position=1).message
 
