@@ -19,7 +19,9 @@ def class_settings(saved: bool) -> None:
         if saved:
             st.success("Class settings saved.", icon="✅")
         with st.form("class_settings"):
-            st.caption("Quotas for every student, kept in the run database for every server.")
+            st.caption("Quotas for every student. A value changed here is kept in the run database for every "
+                       "server and takes precedence over the server's `[signlab]` settings and `SIGNLAB_…` "
+                       "variables; the others follow them.")
             values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
                                                    value=rules.show_classmates)}
             for key, label in rules.LIMIT_LABELS.items():  # declared with the class settings (signlab.access)

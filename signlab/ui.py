@@ -1277,8 +1277,11 @@ def delete_photos(run_id: str) -> int:
 
 
 def save_settings(values: dict[str, Any]) -> Policy:
-    """An instructor's class settings, saved for every server."""
-    return access.save_settings(user(), values, runs_dir())
+    """An instructor's class settings from the form, saved for every server: only those changed from
+    the values in force. Saving all of them (one field changed) froze the others, and a later
+    SIGNLAB_MAX_… or ``[signlab]`` change was silently ignored."""
+    now = policy()
+    return access.save_settings(user(), {k: v for k, v in values.items() if getattr(now, k) != v}, runs_dir())
 
 
 def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) -> dict[str, Any]:

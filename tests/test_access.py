@@ -517,3 +517,21 @@ def test_a_map_of_someone_elses_run_is_not_written_into_its_folder(setup, monkey
     at = _as(ALICE, "map", {"run": "alice-run"})
     assert not at.exception and computed == [False, True]
     assert [p.suffix for p in maps.iterdir()] == [".npz"]
+
+
+def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, monkeypatch, app_caches):
+    """Saving the form with one field changed stored all seven settings in the run database, where
+    they take precedence: a later SIGNLAB_MAX_… change was then silently ignored."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    at = _as(TEACH, "runs")
+    box = next(n for n in at.number_input if n.label == Policy.LIMIT_LABELS["max_runs_per_user"])
+    box.set_value(150)
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception and any("Class settings saved" in s.value for s in at.success)
+    from signlab.store import store_for
+
+    assert store_for(root).settings() == {"max_runs_per_user": 150}
+    monkeypatch.setenv("SIGNLAB_MAX_DISK_PER_USER_MB", "20")  # the operator's variable still counts
+    assert access.policy(root).max_disk_per_user_mb == 20 and access.policy(root).max_runs_per_user == 150
