@@ -1,5 +1,5 @@
 """The command line: ``python -m signlab
-{models,summary,train,worker,runs,evaluate,predict,export,calibrate,handshape,sweep}``.
+{models,summary,train,worker,runs,stop,pause,resume,rename,delete,evaluate,predict,export,calibrate,handshape,sweep}``.
 
 Exit codes (a contract other tools rely on): 0 success; 2 bad input or usage, with one line on
 stderr naming the file or setting and the problem; 1 anything unexpected.
@@ -305,11 +305,56 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
+    owners = len({r["owner"] for r in rows}) > 1  # a class's runs: whose each is, as the Runs page says
     for r in rows:
         acc = "" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.2f}%"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])) if r["created"] else ""
-        print(f"{r['run_id']:<44} {r['status']:<12} {str(r['model']):<13} {acc:>7}  {when}  {r['name']}")
+        name = "" if r["name"] == r["run_id"] else r["name"]  # an unnamed run's name is its id: said once
+        print(f"{r['run_id']:<44} {r['status']:<12} {str(r['model']):<13} {acc:>7}  {when}"
+              + (f"  {str(r['owner'] or '-'):<24}" if owners else "") + (f"  {name}" if name else ""))
     return 0
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    """``stop``, ``pause``, ``resume``, ``rename``, ``delete``: the dashboard's buttons on one run,
+    through the same checks (``signlab.access``) as the machine's user, who manages every run."""
+    from . import access
+    from .jobs import JobManager
+    from .runs import open_run
+    from .store import RunState
+
+    run = open_run(args.run, args.runs_dir)
+    root, user = run.dir.parent, access.local_user()
+    pol = access.policy(root)
+    action = args.command
+    if action == "rename":
+        access.rename(user, run.id, args.name, pol, root)
+        record = {"run_id": run.id, "status": str(run.status()["status"]), "name": run.name,
+                  "message": f"renamed to {run.name}"}
+    elif action == "delete":
+        access.delete(user, run.id, pol, root)
+        record = {"run_id": run.id, "status": "deleted", "message": "deleted, with its folder"}
+    else:
+        if action == "stop":
+            state = access.stop(user, run.id, pol, JobManager(root, start_workers=False))
+        else:
+            state = getattr(access, action)(user, run.id, pol, root)
+        record = {"run_id": run.id, "status": str(state), "message": _control_words(action, RunState(state))}
+    print(json.dumps(record) if args.json else f"run {run.id}: {record['message']}")
+    return 0
+
+
+def _control_words(action: str, state: Any) -> str:
+    """What a stop, pause or resume did, from the state (a RunState) the run is in after it."""
+    from .store import RunState
+
+    if state in (RunState.QUEUED, RunState.CLAIMED, RunState.RUNNING, RunState.PAUSED):
+        return {"stop": "stopping after its current step (its finished epochs are kept)",
+                "pause": "pausing after its current step (resume it within the server's pause limit)",
+                "resume": "resuming (it may wait for a free slot)"}[action]
+    if action == "stop" and state == RunState.STOPPED:
+        return "stopped before it started"
+    return f"nothing to {action}: the run is {state.value}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -442,6 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(sub, "runs", "list runs, newest first", cmd_runs, runs_dir=True, db=True,
              json_help="print the runs as one JSON array, one object a run")
+    for action, words in (("stop", "stop a run (a queued one never starts; a running one stops after its step)"),
+                          ("pause", "pause a running run (its slot goes to the queue)"),
+                          ("resume", "resume a paused run"), ("rename", "rename a run"),
+                          ("delete", "delete a finished run and its folder")):
+        s = _command(sub, action, words, cmd_control, run=True, runs_dir=True, db=True,
+                     json_help="print one JSON object (run_id, status, message)")
+        if action == "rename":
+            s.add_argument("name", type=given, help="the new name")
     _command(sub, "evaluate", "test accuracy and the per-class table of a run", cmd_evaluate, run=True,
              runs_dir=True, db=True, json_help=last_line)
 

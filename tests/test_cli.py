@@ -180,3 +180,42 @@ def test_bad_training_input_leaves_no_run(error_runs):
     # a bad setting, and data that cannot be used, are refused before any run exists
     empty = error_runs["_empty_runs"]
     assert [d.name for d in (empty.iterdir() if empty.exists() else []) if not d.name.startswith("signlab.db")] == []
+
+
+def test_the_dashboards_run_buttons_are_commands_too(tmp_path, capsys, small_dataset):
+    """stop, pause, resume, rename and delete did not exist on the command line: an instructor at the
+    server's shell could not stop or cancel a student's run. They go through signlab.access as the
+    machine's user (who manages every run), with one line (or --json) and exit 2 for bad input."""
+    from signlab import api, cli
+    from signlab.access import local_user
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    done = api.train(TrainConfig(model="logreg", epochs=1, max_steps=3), tmp_path, run_id="done",
+                     dataset=small_dataset)
+    assert done["status"] == "completed"
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="waiting", owner="alice@uni.edu")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main([*args, "--runs-dir", str(tmp_path)])
+        out = capsys.readouterr()
+        return code, out.out.strip(), out.err.strip()
+
+    assert run("rename", "done", "my first") == (0, "run done: renamed to my first", "")
+    assert open_run("done", tmp_path).name == "my first"
+    code, out, _ = run("stop", "done", "--json")
+    assert code == 0 and json.loads(out) == {"run_id": "done", "status": "completed",
+                                             "message": "nothing to stop: the run is completed"}
+    code, _, err = run("delete", "waiting")  # as on the Runs page: a queued run is stopped first
+    assert code == 2 and err == "signlab: run waiting is waiting in the queue; stop it before deleting it"
+    assert run("stop", "waiting") == (0, "run waiting: stopped before it started", "")
+    status = open_run("waiting", tmp_path).status()
+    assert status["status"] == "stopped" and status["stopped_by"] == local_user().id  # alice is told who
+    assert run("pause", "waiting")[1] == "run waiting: nothing to pause: the run is stopped"
+    lines = dict(line.split(maxsplit=1) for line in run("runs")[1].splitlines())  # whose each is, as on the page
+    assert "alice@uni.edu" in lines["waiting"] and lines["done"].endswith("my first")
+    assert not lines["waiting"].endswith("waiting")  # an unnamed run's id is said once
+    assert run("delete", "waiting") == (0, "run waiting: deleted, with its folder", "")
+    assert not (tmp_path / "waiting").exists()
+    code, _, err = run("resume", "nope")
+    assert code == 2 and err == f"signlab: nope: no such run in {tmp_path}"
