@@ -834,9 +834,12 @@ class RunWriter:
             self.log({"type": "fit_start", "start_epoch": event.start_epoch, "total_epochs": event.total_epochs,
                       "steps_per_epoch": event.steps_per_epoch, "n_train": event.n_train, "n_val": event.n_val,
                       "device": event.device, "parameters": event.parameters})
+            # test_accuracy None: a continuation's weights replace those an earlier fit was tested on, and
+            # as it completed the Train page read that stale figure beside the new chart ("99.72%, the
+            # chart read 100.00%: the shifts moved it down"), until its own test accuracy came
             self.set_state(RunState.RUNNING, message=f"training on {event.device}", target_epochs=event.total_epochs,
                            epochs_completed=event.start_epoch, steps_per_epoch=event.steps_per_epoch,
-                           device=event.device)
+                           device=event.device, test_accuracy=None)
         elif isinstance(event, BatchEnd):
             self.log({"type": "batch", "step": event.step, "epoch": event.epoch, "loss": event.loss, "lr": event.lr,
                       "samples_per_second": event.samples_per_second, "train_seconds": event.train_seconds,

@@ -557,3 +557,24 @@ def test_a_resume_after_a_kill_between_the_log_and_the_store_takes_the_last_epoc
     assert rec["samples_per_second"] == second["samples_per_second"]
     assert rec["train_seconds"] == pytest.approx(whole["train_seconds"])
     assert run.status()["val_accuracy"] == second["val_accuracy"]
+
+
+def test_a_continuation_drops_the_test_accuracy_of_the_weights_it_replaces(tmp_path, small_dataset):
+    """A stopped run kept the test accuracy of its epoch-2 weights (99.72%) while it was continued,
+    and the Train page read that figure beside the continuation's chart when it completed, before
+    its own test accuracy was written: "99.72%; the chart read 100.00%: the shifts moved it down"."""
+    from signlab import api
+    from signlab.events import BatchEnd
+
+    first = api.train(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="r", dataset=small_dataset)
+    assert first["test_accuracy"] is not None and open_run("r", tmp_path).status()["test_accuracy"] is not None
+    during = []
+
+    def look(event, trainer):
+        if isinstance(event, BatchEnd) and not during:
+            during.append(open_run("r", tmp_path).status()["test_accuracy"])
+
+    after = api.continue_run("r", 1, tmp_path, callbacks=[look], dataset=small_dataset)
+    assert during == [None]  # no figure of the replaced weights while the new ones are trained
+    assert after["test_accuracy"] is not None
+    assert open_run("r", tmp_path).status()["test_accuracy"] == after["test_accuracy"]
