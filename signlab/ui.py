@@ -686,6 +686,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
     """
     event = parcoords_brush(key)
     shown = compare.axes(rows, columns)
+    moved: dict[str, tuple[Any, Any]] = {}  # sliders a brush drawn with the mouse sets
     if event is not None and [a["label"] for a in shown] == list(event.get("labels") or []):
         drawn = compare.brush_from_ranges(shown, event.get("ranges") or [])
         for a in shown:  # every axis: one the user cleared goes back to its full range
@@ -695,14 +696,21 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
             else:
                 values = sorted({r[a["key"]] for r in rows if compare._is_num(r.get(a["key"]))})
                 lo, hi = drawn.get(a["key"], (values[0], values[-1]))
-                st.session_state[wkey] = compare.snap(values, lo, hi)
+                moved[wkey] = compare.snap(values, lo, hi)
     brush: dict[str, Any] = {}
     cols = st.columns(min(len(shown), 5) or 1)
     for i, a in enumerate(shown):
         wkey = f"{key}_axis_{a['key']}"
+        # what the axis offered when last drawn: a control left at all of it follows the axis as it
+        # grows. Kept at the old full range, a sweep's new trial with a larger learning rate fell
+        # outside a brush nobody had set ("2 of 3 trials inside the brush", the best one hidden)
+        was = st.session_state.get(f"{wkey}_all")
         with cols[i % len(cols)]:
             if a["kind"] == "category":
                 cats = compare.categories(rows, a["key"])
+                if was is not None and set(st.session_state.get(wkey) or ()) == set(was):
+                    st.session_state[wkey] = cats
+                st.session_state[f"{wkey}_all"] = cats
                 if st.session_state.get(wkey) is not None and not set(st.session_state[wkey]) <= set(cats):
                     del st.session_state[wkey]
                 extra = {} if wkey in st.session_state else {"default": cats}  # no default over a set state
@@ -712,13 +720,18 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
                 if len(values) < 2:
                     st.caption(f"{a['label']}: {values[0]:g} for all")
                     continue
+                full = (values[0], values[-1])
                 cur = st.session_state.get(wkey)
-                if cur is not None and not (isinstance(cur, (tuple, list)) and len(cur) == 2
-                                            and cur[0] in values and cur[1] in values):
-                    del st.session_state[wkey]
+                cur = tuple(cur) if isinstance(cur, (tuple, list)) and len(cur) == 2 and \
+                    cur[0] in values and cur[1] in values else None
+                want = moved.get(wkey) or (full if cur is None or cur == was else cur)
+                st.session_state[f"{wkey}_all"] = full
+                if want != cur:  # the widget starts again from ``want``: set through its value, not the state
+                    st.session_state.pop(wkey, None)
+                # the value always given, a range: without it Streamlit made a one-handle slider's
+                # reader, which read the browser's two ends as no value and reset the brush
                 fmt = compare.distinct_format(values, a["kind"] == "log")
-                extra = {} if wkey in st.session_state else {"value": (values[0], values[-1])}
-                brush[a["key"]] = st.select_slider(a["label"], values, key=wkey, format_func=fmt, **extra)
+                brush[a["key"]] = st.select_slider(a["label"], values, value=want, key=wkey, format_func=fmt)
     return compare.active_brush(rows, brush)
 
 

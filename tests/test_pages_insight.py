@@ -353,3 +353,38 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
     # nor a guess from another network: the robust preset guessed from a ConvNet read 51 s and took 146 s
     assert ui.time_estimate(cfg, timing=False).startswith("the time it takes shows after its first steps")
     assert "guessed from the server's s2net runs" in ui.time_estimate(cfg)  # where the page may time, as before
+
+
+def test_a_brush_nobody_set_follows_its_axis_as_new_runs_widen_it(runs_env):
+    """The brush's sliders kept the value range they were first drawn with: a sweep's new trial with
+    a larger learning rate than any before fell outside a brush the student never set, and the table
+    hid it ("2 of 3 trials inside the brush (lr, width)", the best trial missing)."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    at = _open("runs")
+    assert len(at.dataframe[0].value) == 2 and not any("inside the brush" in c.value for c in at.caption)
+    bigger = create_run(TrainConfig(model="logreg", epochs=1, lr=0.05), runs_env, run_id="bigger-lr",
+                        status="completed")
+    bigger.store.annotate(bigger.id, test_accuracy=0.5)  # drawn: the chart has lines of runs with one
+    at.run()
+    no_error(at)
+    assert not any("inside the brush" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert len(at.dataframe[0].value) == 3
+    lr = by_label(at.select_slider, "learning rate")
+    assert lr.value[-1] == 0.05  # the slider spans the new run too
+    # a brush the student did set stays as set: the new, larger run is outside it
+    lr.set_range(0.001, 0.004).run()
+    no_error(at)
+    assert any("2 of 3 runs inside the brush (lr)" in c.value for c in at.caption), [c.value for c in at.caption]
+    bigger2 = create_run(TrainConfig(model="logreg", epochs=1, lr=0.08), runs_env, run_id="bigger-lr-2",
+                         status="completed")
+    bigger2.store.annotate(bigger2.id, test_accuracy=0.6)
+    at.run()
+    no_error(at)
+    assert any("inside the brush (lr)" in c.value for c in at.caption), [c.value for c in at.caption]
+    # and moved again, the slider keeps both its ends (given no value, Streamlit read its two ends as
+    # a one-handle slider's, found no value and reset the brush at the second move)
+    by_label(at.select_slider, "learning rate").set_range(0.004, 0.08).run()
+    no_error(at)
+    assert any("3 of 4 runs inside the brush (lr)" in c.value for c in at.caption), [c.value for c in at.caption]
