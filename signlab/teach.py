@@ -211,10 +211,23 @@ def smoothing_floor(eps: float, classes: int = NUM_CLASSES) -> float:
     return float(-on * math.log(on) - (classes - 1) * off * math.log(off))
 
 
+def guess_loss(classes: int = NUM_CLASSES) -> float:
+    """The cross-entropy of a network that knows nothing and says so: the same probability for every
+    letter, ``ln K`` (3.18 for 24 letters). A training loss above it is worse than a shrug."""
+    return math.log(classes)
+
+
 def _epoch_hint(cfg: Any, epochs: Sequence[dict[str, Any]]) -> str:
     last = epochs[-1]
     gap = last["train_accuracy"] - last["val_accuracy"]
     from .models import model_info  # here: the module of words stays free of torch until a run is shown
+
+    loss = last.get("train_loss")
+    if isinstance(loss, (int, float)) and math.isfinite(loss) and loss > 2 * guess_loss():
+        # first: lr 10 with SGD ended at a loss of 100-250 and 37%, and the page called it overfitting
+        return (f"The training loss ended at {loss:,.1f}, far above the {guess_loss():.2f} of a network that "
+                "gives every letter the same chance: each step overshoots, so the weights jump about instead of "
+                "settling. The learning rate is too large for this model; try one 10 times smaller.")
 
     if model_info(cfg.model).output_relu and last["val_accuracy"] < 0.8:
         return ("Notice how this run stalls: the ReLU on the output scores stops letters whose scores went "

@@ -237,3 +237,19 @@ def test_a_step_reads_only_a_finished_run(tmp_path):
     runs = list_runs(tmp_path)
     assert {r.id for r in runs} == {"done", "stopped", "training"}
     assert guide.find_run(runs, guide.SEED).id == done.id
+
+
+def test_the_live_hint_names_a_learning_rate_that_overshoots_before_any_gap():
+    """logreg with SGD at lr 10 ended at a training loss of 100-250 and 37% test accuracy, and the page
+    said "the model starts to memorise its training images (overfitting)": the lesson is the rate."""
+    from signlab.config import TrainConfig
+    from signlab.teach import guess_loss, live_hint
+
+    blown = [{"train_loss": 180.0, "train_accuracy": 0.55, "val_loss": 150.0, "val_accuracy": 0.37}]
+    hint = live_hint(TrainConfig(model="logreg", optimizer="sgd", lr=10.0), blown)
+    assert "180.0, far above the 3.18" in hint and "learning rate is too large" in hint
+    assert "overfitting" not in hint
+    assert round(guess_loss(), 2) == 3.18
+    # a loss a little above a guess (the first epoch of a slow start) is not called that
+    calm = [{"train_loss": 4.0, "train_accuracy": 0.3, "val_loss": 3.0, "val_accuracy": 0.3}]
+    assert "too large" not in live_hint(TrainConfig(model="logreg"), calm)
