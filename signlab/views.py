@@ -752,14 +752,26 @@ def shape_reading(v: Verdict) -> str | None:
         return (f"Two readings agree: {picture}, and {shape}. Together they make the answer's "
                 f"{percent(v.confidence, 0)}.")
     a = int(v.index)
+    # how, in one sentence: "L (80%), the shape says B (34%): the answer L (96%)" read as a surer
+    # answer than either reading, from nowhere
+    how = (f" (How: each letter's chance in the picture is multiplied by {_shape_weight_words()} its "
+           "chance in the shape, then all are scaled to add up to 100%: the letters the shape rules out lose "
+           "their share, so the answer can be surer than either reading.)")
     if a not in (i, s):
         # "the picture says I (39%); the shape says B (34%). The answer weighs both: L (50%)" read as a
         # contradiction: L is neither's first choice, but the one both found likely
         return (f"Two readings, combined: {picture}; {shape}. Neither is sure, and the answer is the letter "
                 f"both find likely: **{LETTERS[a]}** (the picture {percent(v.image[a], 0)}, the shape "
-                f"{percent(v.shape[a], 0)}; together {percent(v.confidence, 0)}).")
+                f"{percent(v.shape[a], 0)}; together {percent(v.confidence, 0)})." + how)
     return (f"Two readings, combined: {picture}; {shape}. The answer weighs both: "
-            f"{LETTERS[a]} ({percent(v.confidence, 0)}).")
+            f"{LETTERS[a]} ({percent(v.confidence, 0)})." + how)
+
+
+def _shape_weight_words() -> str:
+    """The hand shape's weight in the product (``handshape.WEIGHT``) in words."""
+    from .handshape import WEIGHT
+
+    return "the square root of" if WEIGHT == 0.5 else f"the {WEIGHT:g}th power of"
 
 
 # --------------------------------------------------------------------------- tables

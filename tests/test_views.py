@@ -889,7 +889,12 @@ def test_shape_reading_says_what_each_reading_says():
     assert third.letter == "L"
     line = views.shape_reading(dataclasses.replace(third, shape=hand, image=pic))
     assert "the letter both find likely: **L** (the picture " in line and "The answer weighs both" not in line
-    assert line.endswith(f"together {third.confidence:.0%}).")
+    assert f"together {third.confidence:.0%})." in line
+    # and how the two combine, in a sentence ("L (80%); the shape says B (34%): L (96%)" read as a
+    # surer answer than either reading, from nowhere)
+    assert line.endswith("multiplied by the square root of its chance in the shape, then all are scaled to add up "
+                         "to 100%: the letters the shape rules out lose their share, so the answer can be surer than "
+                         "either reading.)"), line
     # the models' probabilities are float32 (numpy scalars, no Python floats): still numbers, not "—"
     f32 = dataclasses.replace(verdict, shape=shape.astype(np.float32), image=image.astype(np.float32))
     line32 = views.shape_reading(f32)
