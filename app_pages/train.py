@@ -73,7 +73,11 @@ with left:
             # the epochs setting's own range, as Train's box has it, less what the run has trained
             lo, hi = views.SETTING["epochs"].range
             hi = min(hi, view.more_epochs)
-            more = st.number_input("Continue this run for more epochs", lo, hi, min(views.SETTING["epochs"].default, hi))
+            # the epochs it stopped short of first (stopped at 2 of 5, the box said 2 and it ended at 4)
+            first = view.missing_epochs or views.SETTING["epochs"].default
+            more = st.number_input("Continue this run for more epochs", lo, hi, min(first, hi),
+                                   help=f"It stopped after epoch {view.epoch} of the {view.target_epochs} asked: "
+                                        f"{view.missing_epochs} more finish them." if view.missing_epochs else None)
             if st.form_submit_button("Continue training"):
                 with ui.guard("Could not continue"):
                     ui.continue_run(run.id, int(more))

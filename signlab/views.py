@@ -79,6 +79,8 @@ class LiveStatus:
     can_resume: bool = False  # ...or "Resume" when this is true
     can_continue: bool = False
     more_epochs: int = _runs.MAX_EPOCHS  # the most it may be continued for (a run's total stays within the range)
+    # the epochs it stopped short of what was asked (stopped at 2 of 5: 3), else 0: Continue's first value
+    missing_epochs: int = 0
     notice: str = ""  # said beside the buttons: this run was started in another tab or session
     awaiting_test: bool = False  # completed, its test accuracy not written yet: the page looks again
 
@@ -238,7 +240,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
                    can_continue=continuable and not start_refused and _runs.epochs_left(done) > 0,
-                   more_epochs=_runs.epochs_left(done), target_epochs=target)
+                   more_epochs=_runs.epochs_left(done), target_epochs=target,
+                   missing_epochs=max(0, target - done) if not active else 0)
     if state == RunState.QUEUED:
         pos = queue_position
         # queued again after its training process died: why it waits once more, and from where (the

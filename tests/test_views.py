@@ -1502,3 +1502,15 @@ def test_a_drawing_starts_from_the_letters_own_images_in_turn(dataset):
     n_t = int((test.targets == LETTERS.index("T")).sum())
     second, _ = views.nth_image_of(test.images, test.targets, "T", 1)
     assert second > first and views.nth_image_of(test.images, test.targets, "T", n_t)[0] == first
+
+
+def test_continue_first_offers_the_epochs_a_stopped_run_fell_short_of():
+    """Asked for 5 epochs and stopped after 2, the Continue box said 2 and the run ended at 4 with the
+    Epochs box still reading 5: it now starts at the 3 missing. A completed run has none missing."""
+    stopped = views.live_status({"status": "stopped", "epochs_completed": 2, "target_epochs": 5}, [],
+                                has_weights=True)
+    assert stopped.can_continue and stopped.missing_epochs == 3 and stopped.epoch == 2 and stopped.target_epochs == 5
+    done = views.live_status({"status": "completed", "epochs_completed": 5, "target_epochs": 5}, [], has_weights=True)
+    assert done.can_continue and done.missing_epochs == 0
+    running = views.live_status({"status": "running", "epochs_completed": 2, "target_epochs": 5}, [])
+    assert running.missing_epochs == 0  # nothing to continue while it trains
