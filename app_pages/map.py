@@ -8,6 +8,7 @@ from signlab.teach import MAP_DETAILS, MAP_INTRO
 
 IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
 REGION_LIMIT = 48  # thumbnails drawn on a zoomed region
+LINK_READ = "map_link_read"  # the link's layer was read (once a session)
 
 st.title("🗺️ Map of the test images")  # "Map" in the sidebar; "feature maps" are the Kernels page's
 ui.explain(MAP_INTRO, MAP_DETAILS)
@@ -23,11 +24,22 @@ by_key = {layer.key: layer for layer in layers}
 # a row that wraps: in an 820-px window two columns cut the embedding choice to "t-SNE (slow"
 row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
 layer_key = ui.map_layer_key(run.id)
+# a link (or a refresh) names one: read on the page's first run in the session only (a run picked
+# later keeps its own layer, and the link's layer of the run before is no warning about this one)
+if not st.session_state.get(LINK_READ) and "layer" in st.query_params:
+    linked = st.query_params["layer"]
+    if linked in by_key:
+        st.session_state[layer_key] = linked
+    else:
+        st.warning(views.LinkProblem("layer", linked, f"is not a layer of {run.id}'s model",
+                                     views.default_layer(model)).message(ui.md), icon="⚠️")
+st.session_state[LINK_READ] = True
 if st.session_state.get(layer_key) not in by_key:
     st.session_state[layer_key] = views.default_layer(model)
 layer = row.selectbox("Layer", list(by_key), format_func=lambda k: by_key[k].label, key=layer_key, width=480,
                       help="The last hidden layer is what the classifier reads: the network's final picture of "
                            "the image.")
+st.query_params["layer"] = layer  # a refresh or a shared link opens this layer again
 method = row.segmented_control("Embedding", list(views.MAP_METHODS), default="pca", required=True, key="map_method",
                                format_func=lambda m: views.MAP_METHOD_NAMES[m], width="content") or "pca"
 

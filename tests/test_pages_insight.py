@@ -388,3 +388,20 @@ def test_a_brush_nobody_set_follows_its_axis_as_new_runs_widen_it(runs_env):
     by_label(at.select_slider, "learning rate").set_range(0.004, 0.08).run()
     no_error(at)
     assert any("3 of 4 runs inside the brush (lr)" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_the_maps_layer_lives_in_the_link(runs_env):
+    """Map kept its layer out of the link: a refresh lost it, and `?layer=zzz` was silently ignored."""
+    at = _open("map", run="tiny-seed")
+    chosen = at.selectbox(key="map_layer_tiny-seed")
+    assert at.query_params["layer"] == [chosen.value] or at.query_params["layer"] == chosen.value
+    from signlab import views
+    from signlab.runs import open_run
+
+    keys = [layer.key for layer in views.map_layers(open_run("tiny-seed", runs_env).load_model("cpu"))]
+    other = next(k for k in keys if k != chosen.value)
+    at = _open("map", run="tiny-seed", layer=other)
+    assert at.selectbox(key="map_layer_tiny-seed").value == other and not at.warning
+    at = _open("map", run="tiny-seed", layer="zzz")
+    assert any("layer='zzz' is not a layer of tiny-seed's model" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
