@@ -127,6 +127,9 @@ with st.expander("Method"):
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
 # .get: photos a session collected before the server learned to look (an upgrade mid-class)
+few = views.few_photos_warning([p["photo"] for p in photos])
+if few:
+    st.info(few, icon="📸")
 no_hand = views.no_hand_warning([(p["photo"], p.get("hand", True)) for p in photos])
 if no_hand:
     st.warning(no_hand, icon="✋")

@@ -1849,6 +1849,26 @@ def thumbnail_caption(name: str, hand: bool) -> str:
     return name if len(name) <= 11 else f"{name[:4]}…{name[-6:]}"
 
 
+FEW_PHOTOS = 3  # photos a letter the Calibrate page asks for ("three are plenty")
+
+
+def few_photos_warning(photos: Sequence[Any]) -> str | None:
+    """What to tell before Calibrate when some letter has fewer than :data:`FEW_PHOTOS` photos, else
+    None: one photo of one letter calibrated without a word, and Classify then started on that run
+    for every photo (it read an L as P)."""
+    counts: dict[str, int] = {}
+    for p in photos:
+        counts[p.letter] = counts.get(p.letter, 0) + 1
+    short = sorted(k for k, n in counts.items() if n < FEW_PHOTOS)
+    if not short:
+        return None
+    which = ", ".join(f"{k} ({counts[k]})" for k in short[:8]) + (", …" if len(short) > 8 else "")
+    return (f"Fewer than {FEW_PHOTOS} photos of {'this letter' if len(short) == 1 else 'these letters'}: {which}. "
+            "The new run learns your hand from what it is shown, and Classify starts on it for your photos: "
+            f"{FEW_PHOTOS} or more of each letter you will show, in different light and places, teach it better. "
+            "You can calibrate anyway.")
+
+
 def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
     """What to tell before Calibrate about the photos (``(photo, hand found)`` pairs) in which the
     detector found no hand, else None: the model would learn the centre square of each, mostly room,

@@ -1514,3 +1514,16 @@ def test_continue_first_offers_the_epochs_a_stopped_run_fell_short_of():
     assert done.can_continue and done.missing_epochs == 0
     running = views.live_status({"status": "running", "epochs_completed": 2, "target_epochs": 5}, [])
     assert running.missing_epochs == 0  # nothing to continue while it trains
+
+
+def test_calibrating_on_fewer_than_three_photos_of_a_letter_is_said_first():
+    """One photo of one letter calibrated without a word; Classify then started on that run."""
+    from signlab.calibrate import Photo
+
+    one = [Photo("A", "a.png", b"")]
+    line = views.few_photos_warning(one)
+    assert line.startswith("Fewer than 3 photos of this letter: A (1).") and "calibrate anyway" in line
+    plenty = [Photo(k, f"{k}{i}.png", b"") for k in "AB" for i in range(3)]
+    assert views.few_photos_warning(plenty) is None
+    mixed = plenty + [Photo("C", "c.png", b""), Photo("C", "c2.png", b"")]
+    assert views.few_photos_warning(mixed).startswith("Fewer than 3 photos of this letter: C (2).")
