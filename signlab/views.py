@@ -1247,8 +1247,11 @@ def seed_luck_text(runs: Sequence[Any], names: Sequence[str] | None = None) -> s
             parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings by less ({gap:.2f} points), so "
                          "that difference may be luck too.")
         else:
-            parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings but end only {gap:.2f} points apart "
-                         "in test accuracy (the table's column), each from one seed: a difference that small may "
+            # "end only 0.00 points apart" read as a broken number: the same accuracy is said as such
+            apart = (f"end only {gap:.2f} points apart in test accuracy" if round(gap, 2) > 0 else
+                     "end at the same test accuracy")
+            parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings but {apart} "
+                         "(the table's column), each from one seed: a difference that small may "
                          "be a seed's luck. Train each again with another **Seed** before deciding which is better.")
     return " ".join(parts)
 

@@ -1196,6 +1196,9 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     said = views.seed_luck_text(once)
     assert said.startswith(said_of(once, 0, 1, words=" differ in their settings but end only 0.04 points apart")), said
     assert "another **Seed**" in said and "99.71" not in said  # no other model's figures
+    same = views.seed_luck_text([run(1, 0.9975), run(2, 0.9975, optimizer="muon")])  # "0.00 points apart"
+    assert " differ in their settings but end at the same accuracy in test accuracy" not in same
+    assert "end at the same test accuracy (the table's column)" in same and "0.00" not in same, same
     # the page passes the legend names it already has (curve_series' keys), in the runs' order
     assert views.seed_luck_text(once, ["x", "y", "z"]).startswith("**x** and **y** differ in their settings")
     # named as the runs are, not with the legend's words on what sets each apart (three lines for two runs);
