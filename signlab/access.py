@@ -350,8 +350,9 @@ def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]],
     if len(mine) + new_runs > pol.max_runs_per_user:
         if making:
             room = max(0, pol.max_runs_per_user - len(mine))
-            raise QuotaError(f"you have {count_text(len(mine), 'run')}, {making}, and the limit is {pol.max_runs_per_user}; "
-                             "delete some on the Runs page" + (f", or ask for at most {room}" if room else ""))
+            raise QuotaError(f"you have {count_text(len(mine), 'run')}, {making}, and the limit is "
+                             f"{pol.max_runs_per_user}; delete some on the Runs page"
+                             + (f", or ask for at most {room}" if room else ""))
         raise QuotaError(f"you have {count_text(len(mine), 'run')}, and the limit is {pol.max_runs_per_user}; "
                          "delete some on the Runs page")
     used = _disk_mb(root / r["run_id"] for r in mine)

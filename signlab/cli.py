@@ -335,26 +335,29 @@ def cmd_control(args: argparse.Namespace) -> int:
         access.delete(user, run.id, pol, root)
         record = {"run_id": run.id, "status": "deleted", "message": "deleted, with its folder"}
     else:
+        before = RunState(run.status()["status"])
         if action == "stop":
             state = access.stop(user, run.id, pol, JobManager(root, start_workers=False))
         else:
             state = getattr(access, action)(user, run.id, pol, root)
-        record = {"run_id": run.id, "status": str(state), "message": _control_words(action, RunState(state))}
+        record = {"run_id": run.id, "status": str(state),
+                  "message": _control_words(action, before, RunState(state))}
     print(json.dumps(record) if args.json else f"run {run.id}: {record['message']}")
     return 0
 
 
-def _control_words(action: str, state: Any) -> str:
-    """What a stop, pause or resume did, from the state (a RunState) the run is in after it."""
-    from .store import RunState
+def _control_words(action: str, before: Any, after: Any) -> str:
+    """What a stop, pause or resume did, from the run's state (RunState) before and after it."""
+    from .store import HOLDING, RunState
 
-    if state in (RunState.QUEUED, RunState.CLAIMED, RunState.RUNNING, RunState.PAUSED):
+    if action == "stop" and before == RunState.QUEUED:  # taken out of the queue before it started
+        return ("cancelled before it started" if after == RunState.STOPPED else
+                f"its continuation was cancelled before it started; it is {after.value} again")
+    if before in HOLDING:  # told through its next heartbeat
         return {"stop": "stopping after its current step (its finished epochs are kept)",
                 "pause": "pausing after its current step (resume it within the server's pause limit)",
                 "resume": "resuming (it may wait for a free slot)"}[action]
-    if action == "stop" and state == RunState.STOPPED:
-        return "stopped before it started"
-    return f"nothing to {action}: the run is {state.value}"
+    return f"nothing to {action}: the run is {before.value}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
 import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 

@@ -208,7 +208,8 @@ def test_the_dashboards_run_buttons_are_commands_too(tmp_path, capsys, small_dat
                                              "message": "nothing to stop: the run is completed"}
     code, _, err = run("delete", "waiting")  # as on the Runs page: a queued run is stopped first
     assert code == 2 and err == "signlab: run waiting is waiting in the queue; stop it before deleting it"
-    assert run("stop", "waiting") == (0, "run waiting: stopped before it started", "")
+    assert run("pause", "waiting")[1] == "run waiting: nothing to pause: the run is queued"  # nothing holds it
+    assert run("stop", "waiting") == (0, "run waiting: cancelled before it started", "")
     status = open_run("waiting", tmp_path).status()
     assert status["status"] == "stopped" and status["stopped_by"] == local_user().id  # alice is told who
     assert run("pause", "waiting")[1] == "run waiting: nothing to pause: the run is stopped"
