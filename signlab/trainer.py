@@ -533,8 +533,9 @@ class Trainer:
             raise
         message = message or self._dry_run_words(epoch) or self._trained_words(epoch)
         if self.one_thread_from is not None:  # why this run took longer, and differs from its seed's
-            message += (f"; on one thread after step {self.one_thread_from}, where its threads stalled "
-                        "waiting on each other beside other work on this CPU")
+            # in a student's words: "where its threads stalled waiting on each other" read as jargon
+            message += (f"; on one thread after step {self.one_thread_from}: another program kept this "
+                        "computer's processor busy, and its threads were waiting for each other")
         end = self._end(status, message, max(epoch, self.start_epoch))
         self._emit(end)
         return end
