@@ -342,8 +342,21 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
                          f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
 
 
+def runs_kept_refusal(user: User, pol: Policy, runs_dir: Path | str | None = None) -> str:
+    """Why ``user`` may not make a new run now because they keep the most runs a student may (the
+    Train page's Start is off, and says why, before the click), else "". Continuing a run makes none."""
+    if user.manages_all:
+        return ""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    try:
+        _check_room(user, pol, root, store_for(root).rows(owner=user.id), new_runs=1, disk=False)
+    except QuotaError as err:
+        return str(err)
+    return ""
+
+
 def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,
-                making: str = "") -> None:
+                making: str = "", disk: bool = True) -> None:
     """QuotaError when ``new_runs`` more runs of ``user`` (whose rows are ``mine``) pass the run count
     or a disk quota: a trained run, a calibrated copy and a sweep's trials alike. ``making``: what
     makes more than one run, for the message ("a sweep of 6 trials makes as many runs")."""
@@ -355,6 +368,8 @@ def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]],
                              + (f", or ask for at most {room}" if room else ""))
         raise QuotaError(f"you have {count_text(len(mine), 'run')}, and the limit is {pol.max_runs_per_user}; "
                          "delete some on the Runs page")
+    if not disk:  # the count alone (cheap enough for a page that redraws every second)
+        return
     used = _disk_mb(root / r["run_id"] for r in mine)
     if used > pol.max_disk_per_user_mb:
         raise QuotaError(f"your runs take {used:,.0f} MB on disk, over your {pol.max_disk_per_user_mb:,} MB; "

@@ -946,19 +946,28 @@ def start_refusal() -> str:
     return ""
 
 
+def new_run_refusal() -> str:
+    """Why this user may not make a new run now (they keep the most runs a student may), or "":
+    Start is off, Continue is not (it makes no new run)."""
+    try:
+        return access.runs_kept_refusal(user(), policy(), runs_dir())
+    except SignlabError:  # the database away: the click on Start will say so
+        return ""
+
+
 def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False,
-              start_refused: str = "") -> "views.LiveStatus":
+              start_refused: str = "", new_refused: str = "") -> "views.LiveStatus":
     """The live status of ``run`` now (an empty one without a run); ``elsewhere``: a run this
-    session did not start or open, found as the user's active run; ``start_refused``:
-    :func:`start_refusal`, read by the page that has Start."""
+    session did not start or open, found as the user's active run; ``start_refused`` and
+    ``new_refused``: :func:`start_refusal` and :func:`new_run_refusal`, read by the page that has Start."""
     if run is None:
-        return views.live_status({}, [], start_refused=start_refused)
+        return views.live_status({}, [], start_refused=start_refused, new_refused=new_refused)
     status, cfg = run.status(), run.config
     return views.live_status(status, metrics(run), mine=mine, job_limit=jm.limit, has_weights=run.continuable(),
                              queue_position=jm.queue_position(run) if status.get("status") == RunState.QUEUED
                              else None, target_epochs=cfg.epochs, elsewhere=elsewhere,
                              validated_on_test=cfg.val_fraction == 0, shifted=cfg.tta,
-                             start_refused=start_refused)
+                             start_refused=start_refused, new_refused=new_refused)
 
 
 def run_started_elsewhere(available: list[Run]) -> Run | None:

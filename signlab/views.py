@@ -210,14 +210,16 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
                 queue_position: int | None = None, job_limit: int = 1, has_weights: bool = False,
                 target_epochs: int | None = None, elsewhere: bool = False, now: float | None = None,
-                validated_on_test: bool = True, shifted: bool = True, start_refused: str = "") -> LiveStatus:
+                validated_on_test: bool = True, shifted: bool = True, start_refused: str = "",
+                new_refused: str = "") -> LiveStatus:
     """The live status of a run from its status row (``Run.status()``) and its metric records.
 
     ``elsewhere``: the page shows the user's active run that another tab or session started; Start
     stays enabled (a second run beside it is the user's choice) and the notice says so. ``now``:
     the time (``time.time()``) that decides whether a completed run's test accuracy may still come.
     ``start_refused``: why this user may not start a run now (a quota); Start is then off, and the
-    notice says why.
+    notice says why. ``new_refused``: why they may not make a new run (the runs a student may keep):
+    Start is off and says why, Continue (no new run) stays on.
     """
     state = str(status.get("status") or "")
     active = state in ACTIVE
@@ -225,9 +227,9 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     # "Start trains another one beside it" sat under the quota's refusal to start one; Continue, a
     # start too, was on and refused after the click
     refused = (f"**{'Start** and **Continue** are' if continuable else 'Start** is'} off: {start_refused}."
-               if start_refused else "")
+               if start_refused else f"**Start** is off: {new_refused}." if new_refused else "")
     if not state:
-        return LiveStatus("", "info", "", can_start=not start_refused, notice=refused)
+        return LiveStatus("", "info", "", can_start=not (start_refused or new_refused), notice=refused)
     target = int(status.get("target_epochs") or target_epochs or 0)
     done = int(status.get("epochs_completed") or 0)
     message = str(status.get("message") or "")
@@ -236,7 +238,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     notice = _start_notice(state, mine, elsewhere, paused, job_limit, refused)
     if paused and not resuming and message.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
         notice = " ".join(filter(None, [notice, message[:1].upper() + message[1:] + "."]))
-    buttons = dict(active=active, paused=paused, can_start=(elsewhere or not (active and mine)) and not start_refused,
+    buttons = dict(active=active, paused=paused,
+                   can_start=(elsewhere or not (active and mine)) and not (start_refused or new_refused),
                    can_stop=active and mine, notice=notice,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
                    can_continue=continuable and not start_refused and _runs.epochs_left(done) > 0,

@@ -535,3 +535,27 @@ def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, m
     assert store_for(root).settings() == {"max_runs_per_user": 150}
     monkeypatch.setenv("SIGNLAB_MAX_DISK_PER_USER_MB", "20")  # the operator's variable still counts
     assert access.policy(root).max_disk_per_user_mb == 20 and access.policy(root).max_runs_per_user == 150
+
+
+def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup, monkeypatch, app_caches):
+    """Over the runs a student may keep, Start stayed on and was refused only on the click (the
+    runs-at-once limit turned it off beforehand). Continue makes no new run: it stays on."""
+    from signlab import views
+
+    root, _ = setup
+    assert access.runs_kept_refusal(BOB, Policy(max_runs_per_user=1), root) == (
+        "you have 1 run, and the limit is 1; delete some on the Runs page")
+    assert access.runs_kept_refusal(BOB, Policy(max_runs_per_user=2), root) == ""
+    assert access.runs_kept_refusal(TEACH, Policy(max_runs_per_user=0), root) == ""
+    why = access.runs_kept_refusal(ALICE, Policy(max_runs_per_user=1), root)
+    done = views.live_status({"status": "completed", "epochs_completed": 1, "target_epochs": 1}, [],
+                             has_weights=True, new_refused=why)
+    assert not done.can_start and done.can_continue and done.notice == f"**Start** is off: {why}."
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    monkeypatch.setenv("SIGNLAB_MAX_RUNS_PER_USER", "1")
+    at = _as(ALICE, "train", {"run": "alice-run"})
+    assert not at.exception
+    start = next(b for b in at.button if "Start" in b.label)
+    shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
+    assert start.disabled and any("you have 1 run, and the limit is 1" in v for v in shown), shown
