@@ -303,7 +303,7 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
             wait_for(lambda: run.status()["status"] == RunState.STOPPED, 60, "stopped")
             done = run.status()["epochs_completed"]
             page.get_by_role("button", name="Continue training").wait_for(timeout=60_000)
-            page.get_by_label("Continue this run for more epochs").fill("1")
+            page.get_by_role("spinbutton", name="Continue this run for more epochs").fill("1")
             page.get_by_role("button", name="Continue training").click()
             _wait_text(page, f"Finished {done + 1} epoch{'s' if done + 1 != 1 else ''} ", 180)
             assert_no_exception(page, "Train after continuing")

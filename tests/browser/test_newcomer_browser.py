@@ -102,7 +102,7 @@ def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
         _button(page, "⏹ Stop").click()
         wait_text(page, "Stopped", WAIT)
     with step(page, "Continue training for 1 epoch: the page follows the continued run live"):
-        page.get_by_label("Continue this run for more epochs").fill("1")
+        page.get_by_role("spinbutton", name="Continue this run for more epochs").fill("1")
         page.get_by_role("button", name="Continue training").click()
         page.wait_for_function("() => !document.body.innerText.includes('Stopped by request')", timeout=WAIT * 1000)
         wait_text(page, "Finished", TRAIN_WAIT)
