@@ -31,7 +31,7 @@ if not st.session_state.get(LINK_READ) and "layer" in st.query_params:
     if linked in by_key:
         st.session_state[layer_key] = linked
     else:
-        st.warning(views.LinkProblem("layer", linked, f"is not a layer of {run.id}'s model",
+        st.warning(views.LinkProblem("layer", linked, "is not a layer of this run's model",
                                      views.default_layer(model)).message(ui.md), icon="⚠️")
 st.session_state[LINK_READ] = True
 if st.session_state.get(layer_key) not in by_key:

@@ -403,5 +403,5 @@ def test_the_maps_layer_lives_in_the_link(runs_env):
     at = _open("map", run="tiny-seed", layer=other)
     assert at.selectbox(key="map_layer_tiny-seed").value == other and not at.warning
     at = _open("map", run="tiny-seed", layer="zzz")
-    assert any("layer='zzz' is not a layer of tiny-seed's model" in w.value for w in at.warning), \
+    assert any("layer='zzz' is not a layer of this run's model" in w.value for w in at.warning), \
         [w.value for w in at.warning]
