@@ -37,6 +37,7 @@ from . import augment as aug
 from . import handshape
 from . import hands
 from .access import local_user
+from .config import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
 from .evaluate import evaluate_model
@@ -57,11 +58,8 @@ PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 MAX_PHOTOS = 2000  # a calibration is a few photos per letter; this bounds memory and time
 CALIBRATION_DIR = "calibration"  # <run>/calibration/<LETTER>/<photo>: the photos it learned from
 
-# "head" won with 3 photos a letter (docs/real-photos.md, bench/calibrate.py): 99.4% of the rest of
-# development set 1 against 96.4% for fine-tuning the last convolution too and 99.4% for nearest class
-# mean, which forgot the dataset (21% of its test set); on set 2, 51.2% against 45.6% for fine-tuning.
-METHODS = ("head", "finetune", "ncm")
-DEFAULT_METHOD = "head"
+# the methods, and why "head" is the default: signlab.config (the command line reads them without torch)
+METHODS, DEFAULT_METHOD = CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 # dataset images mixed in, at least: with as many as there were photo views, one photo a letter let
 # the dataset's test accuracy fall by 6 points (dev, robust run at epoch 4)
 REPLAY_MIN = 2000

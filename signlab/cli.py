@@ -16,8 +16,8 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 from . import __version__
-from .calibrate import DEFAULT_METHOD, METHODS
-from .config import DEFAULT_PRESET, PRESETS, SETTING, TrainConfig, preset
+from .config import (CALIBRATION_METHODS as METHODS, DEFAULT_CALIBRATION_METHOD as DEFAULT_METHOD, DEFAULT_PRESET,
+                     PRESETS, SETTING, TrainConfig, preset)
 from . import envnum
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
@@ -25,7 +25,7 @@ from .interrupt import TwoPresses
 from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
-from .views import progress_text, seconds_left
+from .progress import progress_text, seconds_left
 from .numbers import count_text, duration
 
 

@@ -40,6 +40,12 @@ NORMALIZATIONS: tuple[str, ...] = ("standardize", "equalize")  # signlab.normali
 # 4e-3) 3x reached 99.9% in the fewest steps over seeds 0-4 of the settings tried
 # (docs/speed-research.md, Part 24)
 MUON_LR_SCALE = 3.0
+# how `calibrate` adapts a run to a user's photos (signlab.calibrate, the CLI's --method): "head" won
+# with 3 photos a letter (docs/real-photos.md, bench/calibrate.py): 99.4% of the rest of development
+# set 1 against 96.4% for fine-tuning the last convolution too and 99.4% for nearest class mean, which
+# forgot the dataset (21% of its test set); on set 2, 51.2% against 45.6% for fine-tuning.
+CALIBRATION_METHODS = ("head", "finetune", "ncm")
+DEFAULT_CALIBRATION_METHOD = "head"
 
 
 def model_names() -> list[str]:
