@@ -324,8 +324,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
         return
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     mine = store_for(root).rows(owner=user.id)
-    running = [r for r in mine if r["status"] in ACTIVE]
-    active = len(running) + jobs_beyond_trials(user.id, running, root)  # a sweep starting holds a job too
+    active = _active_jobs(user, mine, root)
     if active + new_jobs > pol.max_active_per_user:
         raise QuotaError(active_refusal(active, pol.max_active_per_user))
     if cfg is None:
@@ -342,17 +341,29 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
                          f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
 
 
-def runs_kept_refusal(user: User, pol: Policy, runs_dir: Path | str | None = None) -> str:
-    """Why ``user`` may not make a new run now because they keep the most runs a student may (the
-    Train page's Start is off, and says why, before the click), else "". Continuing a run makes none."""
+def _active_jobs(user: User, mine: list[dict[str, Any]], root: Path) -> int:
+    """Jobs ``user`` (whose rows are ``mine``) holds: runs queued or training, and a sweep's worker
+    still starting, which holds a job before its trial is a run."""
+    running = [r for r in mine if r["status"] in ACTIVE]
+    return len(running) + jobs_beyond_trials(user.id, running, root)
+
+
+def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None) -> tuple[str, str]:
+    """Why ``user`` may not start a run now, for the Train page before the click ("" where nothing
+    stops it), from one read of their runs: (the runs at a time: no Start, no Continue; the runs a
+    student may keep: no Start, but Continue makes no new run). Disk is left to the click: walking
+    the folders on every redraw costs too much."""
     if user.manages_all:
-        return ""
+        return "", ""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
+    mine = store_for(root).rows(owner=user.id)
+    active = _active_jobs(user, mine, root)
+    at_once = active_refusal(active, pol.max_active_per_user) if active + 1 > pol.max_active_per_user else ""
     try:
-        _check_room(user, pol, root, store_for(root).rows(owner=user.id), new_runs=1, disk=False)
+        _check_room(user, pol, root, mine, new_runs=1, disk=False)
     except QuotaError as err:
-        return str(err)
-    return ""
+        return at_once, str(err)
+    return at_once, ""
 
 
 def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,

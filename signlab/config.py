@@ -85,6 +85,9 @@ class Log:
     high: float
 
 
+LOG_SCALE_FORMAT = "%.2e"  # a value of a setting on a log scale, in text and in table columns (3.00e-03)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One training setting as declared on :class:`TrainConfig` (read it from :data:`SETTINGS`)."""
@@ -120,7 +123,7 @@ class Setting:
         if isinstance(value, bool):
             return "on" if value else "off"
         if self.log_scale and isinstance(value, (int, float)):
-            return f"{value:.2e}"
+            return LOG_SCALE_FORMAT % value
         return str(value)
 
     @property

@@ -294,17 +294,21 @@ def request_stop(study: str, runs_dir: Path | str | None = None, by: str | None 
                       {"time": time.time(), **({"by": by} if by else {})})
 
 
+def _stop_record(study: str, runs_dir: Path | str | None) -> dict[str, Any]:
+    """The study's stop record ({} when none, unreadable, or not an object; never through a link)."""
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
+    return rec if isinstance(rec, dict) else {}
+
+
 def stop_requested_by(study: str, runs_dir: Path | str | None = None) -> str | None:
     """Who asked for the last stop of ``study`` when it was not its owner, else None."""
-    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
-    by = rec.get("by") if isinstance(rec, dict) else None
+    by = _stop_record(study, runs_dir).get("by")
     return by if isinstance(by, str) and by else None
 
 
 def stop_request_time(study: str, runs_dir: Path | str | None = None) -> float | None:
     """When a stop of ``study`` was last requested (None: never, or the record is unreadable)."""
-    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
-    t = rec.get("time") if isinstance(rec, dict) else None
+    t = _stop_record(study, runs_dir).get("time")
     if not isinstance(t, (int, float)) or isinstance(t, bool):
         return None  # a string or a list in the file is no stop, and no crash
     try:

@@ -935,31 +935,20 @@ def _ignore() -> None:
     """A component trigger's callback when the rerun it causes is all that is wanted."""
 
 
-def start_refusal() -> str:
-    """Why this user may not start a run now (their quota of runs at a time), or ""."""
+def start_refusals() -> tuple[str, str]:
+    """Why this user may not start a run now: (their quota of runs at a time, the most runs they may
+    keep), "" where nothing stops them (:func:`signlab.access.start_refusals`)."""
     try:
-        access.check_start(user(), None, policy(), runs_dir())
-    except access.QuotaError as err:
-        return str(err)
+        return access.start_refusals(user(), policy(), runs_dir())
     except SignlabError:  # the database away: the click on Start will say so
-        pass
-    return ""
-
-
-def new_run_refusal() -> str:
-    """Why this user may not make a new run now (they keep the most runs a student may), or "":
-    Start is off, Continue is not (it makes no new run)."""
-    try:
-        return access.runs_kept_refusal(user(), policy(), runs_dir())
-    except SignlabError:  # the database away: the click on Start will say so
-        return ""
+        return "", ""
 
 
 def live_view(run: Run | None, jm: JobManager, mine: bool, elsewhere: bool = False,
               start_refused: str = "", new_refused: str = "") -> "views.LiveStatus":
     """The live status of ``run`` now (an empty one without a run); ``elsewhere``: a run this
     session did not start or open, found as the user's active run; ``start_refused`` and
-    ``new_refused``: :func:`start_refusal` and :func:`new_run_refusal`, read by the page that has Start."""
+    ``new_refused``: :func:`start_refusals`, read by the page that has Start."""
     if run is None:
         return views.live_status({}, [], start_refused=start_refused, new_refused=new_refused)
     status, cfg = run.status(), run.config
@@ -1313,7 +1302,8 @@ def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) ->
 
 def studies() -> list[dict[str, Any]]:
     """The sweeps' studies this session's user may see."""
-    return [s for s in _sweep.list_studies(runs_dir()) if access.can_study(user(), s, "view", policy())]
+    who, pol = user(), policy()  # read once, not once a study (policy reads the run database)
+    return [s for s in _sweep.list_studies(runs_dir()) if access.can_study(who, s, "view", pol)]
 
 
 @dataclass(frozen=True)

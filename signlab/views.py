@@ -900,7 +900,7 @@ def snapshot_title(epoch: int | None) -> str:
 def number_format(name: str) -> str | None:
     """A table column's printf format for a numeric setting: on a log scale, 3.00e-03 (as
     :func:`trial_settings` writes it), not a sweep trial's 0.00622807100500451; else the table's own."""
-    return "%.2e" if SETTING[name].log_scale else None
+    return _config.LOG_SCALE_FORMAT if SETTING[name].log_scale else None
 
 
 def trial_settings(trial: dict[str, Any], params: Sequence[str]) -> str:

@@ -543,11 +543,11 @@ def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup,
     from signlab import views
 
     root, _ = setup
-    assert access.runs_kept_refusal(BOB, Policy(max_runs_per_user=1), root) == (
+    assert access.start_refusals(BOB, Policy(max_runs_per_user=1), root)[1] == (
         "you have 1 run, and the limit is 1; delete some on the Runs page")
-    assert access.runs_kept_refusal(BOB, Policy(max_runs_per_user=2), root) == ""
-    assert access.runs_kept_refusal(TEACH, Policy(max_runs_per_user=0), root) == ""
-    why = access.runs_kept_refusal(ALICE, Policy(max_runs_per_user=1), root)
+    assert access.start_refusals(BOB, Policy(max_runs_per_user=2), root)[1] == ""
+    assert access.start_refusals(TEACH, Policy(max_runs_per_user=0), root)[1] == ""
+    why = access.start_refusals(ALICE, Policy(max_runs_per_user=1), root)[1]
     done = views.live_status({"status": "completed", "epochs_completed": 1, "target_epochs": 1}, [],
                              has_weights=True, new_refused=why)
     assert not done.can_start and done.can_continue and done.notice == f"**Start** is off: {why}."
