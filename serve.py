@@ -11,14 +11,29 @@ its background thread takes back expired leases and starts workers for queued ru
 first page instead, a server restarted at night left the runs queued before it waiting until a
 student opened a page.
 """
+import logging
+
 import streamlit as st
 
-from signlab import live, ui
-from signlab.errors import SignlabError
+from signlab import live
 
+# Streamlit warns that no page runs yet ("No runtime found", "missing ScriptRunContext!") when its
+# caches are made and used here, before the server has a session: true, and meant, so not printed
+_BARE = [logging.getLogger(name) for name in ("streamlit.runtime.caching.cache_data_api",
+                                              "streamlit.runtime.scriptrunner_utils.script_run_context")]
+_LEVELS = [logger.level for logger in _BARE]
+for logger in _BARE:
+    logger.setLevel(logging.ERROR)
 try:
-    ui.job_manager()
-except (SignlabError, OSError):
-    pass  # a runs folder or run database that cannot be used: every page says why, in one line
+    from signlab import ui
+    from signlab.errors import SignlabError
+
+    try:
+        ui.job_manager()
+    except (SignlabError, OSError):
+        pass  # a runs folder or run database that cannot be used: every page says why, in one line
+finally:
+    for logger, level in zip(_BARE, _LEVELS):
+        logger.setLevel(level)
 
 app = st.App("app.py", routes=live.routes())
