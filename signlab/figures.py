@@ -714,6 +714,13 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
 
 
 # --------------------------------------------------------------------------- the network's health
+def _log_dtick(lines: dict[str, list[float | None]]) -> str | None:
+    """Ticks at 1, 2 and 5 of each power of ten where the values span under three of them: in a tall
+    panel plotly chose every digit, and "0.9" to "0.6" written out in full ran into each other."""
+    values = [v for vs in lines.values() for v in vs if v]
+    return "D2" if values and max(values) / min(values) < 1000 else None
+
+
 def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str] | None = None) -> go.Figure:
     """Per layer over the steps: gradient size, weight size, dead ReLU units, and clipped logits.
 
@@ -733,9 +740,12 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
         # short: longer ran past its half of the chart, and on a phone "Output scores clipped to 0 (%)"
         # ran into its neighbour's title
         titles.append("Scores clipped to 0 (%)")
-    cols = 2
     rows = 2 if has_relu else 1
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.16)
+    # Without a fourth panel the dead-unit panel spans the row: the legend in the empty cell beside it
+    # needed some 210 px, so on a phone (two cells of 170) it squeezed the panels to 70 px each
+    specs = [[{}, {}], [{}, {}] if has_logits else [{"colspan": 2}, None]][:rows]
+    fig = make_subplots(rows=rows, cols=2, specs=specs, subplot_titles=titles, horizontal_spacing=0.08,
+                        vertical_spacing=0.16)
     steps = series.get("steps", [])
     import plotly.colors as pc
 
@@ -762,8 +772,8 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
         fig.update_yaxes(range=[0, 100], row=2, col=2)
     # every tick written out ("20", "0.05"): plotly's default on a log axis writes 2 and 5 for the
     # ticks between powers of ten, which read as "2" above "10" and "5 2 1 5 2 0.1"
-    fig.update_yaxes(type="log", tickformat="~g", row=1, col=1)
-    fig.update_yaxes(type="log", tickformat="~g", row=1, col=2)
+    for col, key in ((1, "grad"), (2, "weight")):
+        fig.update_yaxes(type="log", tickformat="~g", dtick=_log_dtick(series.get(key, {})), row=1, col=col)
     if has_relu:
         fig.update_yaxes(range=[0, 100], row=2, col=1)
         dead = [v for values in series.get("dead", {}).values() for v in values if v is not None]
@@ -773,17 +783,12 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
                                font=dict(size=12, color=INK_SOFT))
     fig.update_xaxes(title_text="step", row=rows)
     # The legend (one entry a layer, up to a dozen) took a third of the width at the right, leaving the
-    # panels 90 px wide in the Train page's column. Without a fourth panel it fills the empty bottom-right
-    # cell; with one, it runs in rows under the panels.
-    if not has_relu:
-        legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.3, yanchor="top")
-        height = 340
-    elif has_logits:
-        legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.14, yanchor="top")
-        height = 560 + 22 * int(np.ceil(len(fig.data) / 3))
-    else:
-        legend = dict(font=dict(size=10), x=0.56, xanchor="left", y=0.40, yanchor="top", tracegroupgap=0)
-        height = 560
+    # panels 90 px wide in the Train page's column: it runs in rows under the panels, and the height
+    # keeps room for it (three entries a row in the Train page's column)
+    legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.3 if rows == 1 else -0.14,
+                  yanchor="top")
+    shown = sum(tr.showlegend is not False for tr in fig.data)
+    height = 340 if rows == 1 else 560 + 22 * int(np.ceil(shown / 3))
     _layout(fig, height + (40 if title else 0), title=title, legend=legend)
     # a title gets a line of its own above the panels' titles (in the default top margin it was
     # drawn over "Gradient size", and at 820 px the two ran into each other)

@@ -146,10 +146,10 @@ def test_a_training_run_records_health_and_the_chart_draws_it(tmp_path, small_da
                                     "weight": {**series["weight"], "whiten.conv": [1.0, 1.0, 1.0]}})
     names = [tr.name for tr in frozen.data]
     assert "whiten.conv (frozen: no gradient)" in names and "classifier" in names
-    # the legend leaves the panels the width: in the empty fourth cell, or in rows under the panels
+    # the legend leaves the panels the width: in rows under the panels
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # the fourth panel is drawn
     no_logits = figures.health_charts({**series, "dead_logits": None})
-    assert no_logits.layout.legend.x >= no_logits.layout.xaxis2.domain[0] and no_logits.layout.legend.y <= 0.5
+    assert no_logits.layout.legend.orientation == "h" and no_logits.layout.legend.y < 0
     assert not any(tr.name == "clipped logits" for tr in no_logits.data)
     # a title has a line of its own above the panels' titles (it was drawn over "Gradient size")
     titled = figures.health_charts(series, title="Your lecture ConvNet's health")
@@ -198,3 +198,21 @@ def test_a_panel_of_no_dead_units_says_so():
     assert any(t.startswith("none dead: every unit fired") for t in said), said
     some = {**series, "dead": {"relu1": [0.0, 0.02]}}
     assert not any("none dead" in a.text for a in figures.health_charts(some).layout.annotations)
+
+
+def test_without_a_fourth_panel_the_dead_units_span_the_row_and_the_legend_runs_under():
+    """On a phone the legend sat in the empty fourth cell, some 210 px wide against two cells of 170,
+    and plotly squeezed every panel to about 70 px to make room for it. And in a tall panel plotly
+    wrote every digit of a log axis in full, "0.9" to "0.6" on top of one another."""
+    layers = {f"conv{i}": [2.0 ** -i, 2.0 ** -(i + 1)] for i in range(7)}
+    series = {"steps": [10, 20], "grad": layers, "weight": {n: [1.0, 3.0] for n in layers},
+              "dead": {f"relu{i}": [0.1, 0.2] for i in range(5)}, "dead_logits": None}
+    fig = figures.health_charts(series)
+    assert list(fig.layout.xaxis3.domain) == [0.0, 1.0], fig.layout.xaxis3.domain  # the whole row
+    assert "xaxis4" not in fig.layout.to_plotly_json()
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0 and fig.layout.legend.x == 0
+    # room for the twelve entries in rows of three, under panels of the height they had
+    assert fig.layout.height >= 560 + 22 * 4
+    assert fig.layout.yaxis.dtick == "D2" and fig.layout.yaxis2.dtick == "D2"
+    wide = {**series, "grad": {"conv0": [1e-6, 10.0]}}  # seven powers of ten: plotly's own ticks
+    assert figures.health_charts(wide).layout.yaxis.dtick is None
