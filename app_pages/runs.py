@@ -79,7 +79,7 @@ if len(drawn) > 1:
                   help=f"Draw the curves of the runs inside the brush (at most {ui.COMPARE_AT_MOST}) in Compare runs below.")
 
 # ----------------------------------------------------------------------------- the table
-df = pd.DataFrame(views.runs_table(runs)).iloc[inside]
+df = pd.DataFrame(views.runs_table(runs, ui.queue())).iloc[inside]
 # on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it (at 390 px
 # the accuracy, after the status, was cut to "test a…")
 first = [c for c in ("name", "owner", "test accuracy", "status") if c in df.columns]

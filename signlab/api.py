@@ -23,7 +23,7 @@ from .models import build_model
 from .preprocess import Crop, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
 from .store import Claim, Heartbeat, RunState, new_worker_id
-from .events import Callback, FitEnd
+from .events import Callback, FitEnd, Logged
 from .numbers import duration, finite
 from .trainer import Trainer
 from .inference import read_sign
@@ -250,9 +250,9 @@ def _logged_epoch(run: Run, epoch: int) -> tuple[dict[str, Any], float]:
     logged: dict[str, Any] = {}
     counted = before = 0.0
     for m in run.metrics():
-        if m.get("type") == "fit_start":
+        if m.get("type") == Logged.FIT_START:
             counted = 0.0
-        elif m.get("type") == "epoch":
+        elif m.get("type") == Logged.EPOCH:
             if m.get("epoch") == epoch:
                 logged, before = m, counted
             counted = finite(m.get("train_seconds")) or 0.0

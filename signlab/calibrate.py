@@ -40,6 +40,7 @@ from .access import local_user
 from .config import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from .data import Dataset, load_dataset
 from .errors import ImageError, SignlabError
+from .events import Logged
 from .evaluate import evaluate_model
 from .fsutil import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_safetensors, read_json_inside
 from .inference import predict
@@ -470,7 +471,7 @@ def _finish(run: Run, claim: Claim, lease: Heartbeat, message: str, epochs: int,
     tables showed 0.0 s). Raises when the run was taken from this process meanwhile: the page
     said "Saved" for a run the store then called interrupted."""
     writer = RunWriter(run, claim, lease)
-    writer.log({"type": "calibration", "message": message})
+    writer.log({"type": Logged.CALIBRATION, "message": message})
     writer.set_state(RunState.RUNNING, epochs_completed=epochs, target_epochs=epochs)
     # the parent in the store's row too: a listing tells a calibrated run from a trained one without reading
     # each folder (Home said "4.9 s, 3 epochs": the calibration's seconds beside the parent's epochs)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import SETTING, SETTINGS
 from .errors import SignlabError
+from .events import Logged, logged
 from .settings import SEARCHED
 from .store import ACTIVE, HOLDING, RunState
 
@@ -278,10 +279,14 @@ def watch_key(summaries: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...
     return tuple(sorted((s["run_id"], status_word(s)) for s in summaries if str(s["status"]) in ACTIVE))
 
 
-def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
+def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One row per run for the runs table (accuracy in percent, the creation time as a datetime);
-    with runs of several owners (an instructor's view), an ``owner`` column after the name."""
+    with runs of several owners (an instructor's view), an ``owner`` column after the name.
+    ``queue``: every waiting run's id in the order they will start (``RunStore.queue``), for a queued
+    run's place in its status ("queued: 2 of 5"); an instructor saw a class's queue as a column of
+    "queued", and a student could not tell whether their run was next."""
     from .runs import display_name  # here: the module stays free of torch; these rows are of Runs anyway
+    place = {rid: k for k, rid in enumerate(queue, 1)}
     rows = []
     summaries = [r.summary() for r in runs]
     owners = len({s.get("owner") for s in summaries}) > 1
@@ -290,7 +295,9 @@ def runs_table(runs: Sequence["Run"]) -> list[dict[str, Any]]:
         rows.append({
             "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
             "model": s["model"], "preset": _preset_word(s.get("preset"), s["model"]),
-            "networks": s.get("ensemble") or 1, "status": status_word(s),
+            "networks": s.get("ensemble") or 1,
+            "status": f"queued: {place[r.id]} of {len(place)}" if status_word(s) == "queued" and r.id in place
+            else status_word(s),
             "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
             "augment": bool(s["augment"]) if s["augment"] is not None else None,
@@ -345,8 +352,8 @@ def curve_series(runs: Sequence["Run"]) -> tuple[dict[str, list[dict[str, Any]]]
     batches: dict[str, list[dict[str, Any]]] = {}
     for r, name in zip(runs, legend_names(runs)):
         records = r.metrics()
-        epochs[name] = [x for x in records if x.get("type") == "epoch"]
-        batches[name] = [x for x in records if x.get("type") == "batch"]
+        epochs[name] = logged(records, Logged.EPOCH)
+        batches[name] = logged(records, Logged.BATCH)
     return epochs, batches
 
 

@@ -6,6 +6,7 @@ sweep's pruning callback can name them without loading the training stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 if TYPE_CHECKING:  # annotation only: the trainer imports this module
@@ -63,6 +64,24 @@ class FitEnd:
 
 Event = Union[FitStart, BatchEnd, EpochEnd, FitEnd]
 Callback = Callable[[Event, "Trainer"], None]
+
+
+class Logged(StrEnum):
+    """The ``"type"`` of a record in a run's ``metrics.jsonl``: the events above as
+    :class:`signlab.runs.RunWriter` logs them, the health monitor's samples and a calibration's end.
+    A member is its word (``Logged.EPOCH == "epoch"``), so the file and JSON keep plain text."""
+
+    FIT_START = "fit_start"
+    BATCH = "batch"
+    EPOCH = "epoch"
+    FIT_END = "fit_end"
+    HEALTH = "health"
+    CALIBRATION = "calibration"
+
+
+def logged(records: Sequence[dict[str, Any]], kind: Logged) -> list[dict[str, Any]]:
+    """The records of one ``kind``, in log order."""
+    return [r for r in records if r.get("type") == kind]
 
 
 def continued_steps(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import numpy as np
 from .calibrate import calibration_info
 from .config import TrainConfig, preset
 from .errors import SignlabError
+from .events import Logged, logged
 from .evaluate import Evaluation
 from .health import health_records
 from .labels import LETTERS
@@ -146,7 +147,7 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         if not r:
             return None
         acc = evaluate(r).accuracy
-        epochs = [m for m in r.metrics() if m.get("type") == "epoch" and m.get("train_accuracy") is not None]
+        epochs = [m for m in logged(r.metrics(), Logged.EPOCH) if m.get("train_accuracy") is not None]
         train = (f" against **{percent_text(epochs[-1]['train_accuracy'])}** on its training images"
                  if epochs else "")  # the gap the step's notice calls overfitting
         return (f"Your logistic regression reached **{percent_text(acc)}** test accuracy{train}, with "

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .events import BatchEnd, FitEnd, FitStart, continued_steps
+from .events import BatchEnd, FitEnd, FitStart, Logged, continued_steps, logged
 from .models import LectureConvNet, first_network
 
 Record = dict[str, Any]
@@ -143,7 +143,7 @@ class HealthMonitor:
             norms.append(torch.stack([g.detach().float().norm() if g is not None else m.weight.new_zeros(()),
                                       m.weight.detach().float().norm()]))
         values = torch.stack(norms).cpu().tolist() if norms else []  # one host copy for every layer
-        rec: Record = {"type": "health", "step": step, "epoch": epoch,
+        rec: Record = {"type": Logged.HEALTH, "step": step, "epoch": epoch,
                        "layers": {n: {"grad_norm": round(g, 6), "weight_norm": round(w, 5)}
                                   for (n, _), (g, w) in zip(self._layers, values)},
                        "dead": {k: round(v, 4) for k, v in self._dead.items()}}
@@ -167,7 +167,7 @@ class HealthMonitor:
 def health_records(metrics: list[Record]) -> list[Record]:
     """The health records of a run's log (:meth:`signlab.runs.Run.metrics`), in log order, their
     steps counted over the whole run as the loss chart's are (:func:`signlab.events.continued_steps`)."""
-    return continued_steps([r for r in metrics if r.get("type") == "health"])
+    return continued_steps(logged(metrics, Logged.HEALTH))
 
 
 def health_series(records: list[Record]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import figures, views
 from .errors import SignlabError
+from .events import Logged, logged
 from .numbers import whole_number
 from .runs import Run
 
@@ -124,7 +125,7 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
         except (SignlabError, OSError):  # deleted while being read
             revoke(token)
             return ENDED
-        feed.batches.extend(r for r in new if r.get("type") == "batch")
+        feed.batches.extend(logged(new, Logged.BATCH))
         now = views.live_status(status, feed.batches, target_epochs=feed.target_epochs)
         reply: dict[str, Any] = {"v": feed.offset, "status": status_line(now)}
         if version is None or feed.offset != version:

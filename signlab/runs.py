@@ -44,7 +44,7 @@ from .models import build_model, first_weights
 from .paths import default_runs_dir
 from .numbers import count_text, finite
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
-from .events import BatchEnd, EpochEnd, FitEnd, FitStart
+from .events import BatchEnd, EpochEnd, FitEnd, FitStart, Logged
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
@@ -649,18 +649,18 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
     epochs, seconds = [], 0.0
     for record in Run(folder).metrics():  # read as any run's log is (torn and unparsable lines skipped)
         kind = record.get("type")
-        if kind == "epoch" and type(record.get("epoch")) is int:  # not a bool, not text
+        if kind == Logged.EPOCH and type(record.get("epoch")) is int:  # not a bool, not text
             epochs.append(record)
-        elif kind in ("fit_end", "calibration"):  # a calibrated run: adapted, not trained (signlab.calibrate)
+        elif kind in (Logged.FIT_END, Logged.CALIBRATION):  # a calibrated run: adapted, not trained (signlab.calibrate)
             # a final state only: "queued" in a file must not queue it
-            out["status"] = "completed" if kind == "calibration" else (
+            out["status"] = "completed" if kind == Logged.CALIBRATION else (
                 record.get("status") if record.get("status") in {f.value for f in FINAL} else None)
             out["message"] = record.get("message") if isinstance(record.get("message"), str) else ""
-            out["calibrated"] = out.get("calibrated") or kind == "calibration"
+            out["calibrated"] = out.get("calibrated") or kind == Logged.CALIBRATION
             took = finite(record.get("train_seconds"))
             seconds += took if took and took > 0 else 0.0  # the whole run's: each fit's end counts its own
             out["train_seconds"], out["samples_per_second"] = seconds, record.get("samples_per_second")
-        elif kind == "fit_start":
+        elif kind == Logged.FIT_START:
             out["status"] = None  # a fit started after the last end: it did not end
     if not (folder / WEIGHTS_FILE).is_file():
         return {**out, "status": None} if out.get("calibrated") else out
@@ -831,7 +831,7 @@ class RunWriter:
         if isinstance(event, FitStart):
             if event.start_epoch == 0:
                 self._snapshot_kernels(trainer.model, 0)
-            self.log({"type": "fit_start", "start_epoch": event.start_epoch, "total_epochs": event.total_epochs,
+            self.log({"type": Logged.FIT_START, "start_epoch": event.start_epoch, "total_epochs": event.total_epochs,
                       "steps_per_epoch": event.steps_per_epoch, "n_train": event.n_train, "n_val": event.n_val,
                       "device": event.device, "parameters": event.parameters})
             # test_accuracy None: a continuation's weights replace those an earlier fit was tested on, and
@@ -841,12 +841,12 @@ class RunWriter:
                            epochs_completed=event.start_epoch, steps_per_epoch=event.steps_per_epoch,
                            device=event.device, test_accuracy=None)
         elif isinstance(event, BatchEnd):
-            self.log({"type": "batch", "step": event.step, "epoch": event.epoch, "loss": event.loss, "lr": event.lr,
+            self.log({"type": Logged.BATCH, "step": event.step, "epoch": event.epoch, "loss": event.loss, "lr": event.lr,
                       "samples_per_second": event.samples_per_second, "train_seconds": event.train_seconds,
                       "progress": event.progress})
         elif isinstance(event, EpochEnd):
             self._save(trainer, event.epoch)
-            self.log({"type": "epoch", "epoch": event.epoch, "train_loss": event.train_loss,
+            self.log({"type": Logged.EPOCH, "epoch": event.epoch, "train_loss": event.train_loss,
                       "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
                       "val_accuracy": event.val_accuracy, "epoch_seconds": event.epoch_seconds,
                       "train_seconds": event.train_seconds, "samples_per_second": event.samples_per_second})
@@ -855,7 +855,7 @@ class RunWriter:
                            samples_per_second=event.samples_per_second)
         elif isinstance(event, FitEnd):
             try:
-                self.log({"type": "fit_end", "status": event.status, "message": event.message,
+                self.log({"type": Logged.FIT_END, "status": event.status, "message": event.message,
                           "epochs_completed": event.epochs_completed, "train_seconds": event.train_seconds,
                           "samples_per_second": event.samples_per_second})
             finally:  # the state tells how the run ended even when the log cannot be written

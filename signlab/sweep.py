@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .config import DEFAULT_PRESET, RANGES, SETTING, Log, TrainConfig, preset
 from .errors import ConfigError, SignlabError
-from .events import BatchEnd, EpochEnd
+from .events import BatchEnd, EpochEnd, Logged, logged
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .interrupt import TwoPresses, handling
 from .launch import cpu_share, live_children, spawn
@@ -554,7 +554,7 @@ def _last_val_loss(run_id: str | None, runs_dir: Path | str | None) -> float | N
     if not run_id:
         return None
     try:
-        epochs = [r for r in open_run(run_id, runs_dir).metrics() if r.get("type") == "epoch"]
+        epochs = logged(open_run(run_id, runs_dir).metrics(), Logged.EPOCH)
     except SignlabError:
         return None
     return float(epochs[-1]["val_loss"]) if epochs else None

@@ -28,6 +28,7 @@ from .data import mean_images as _mean_images
 from .device import device_description
 from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
 from .errors import SignlabError
+from .events import Logged, logged
 from .evaluate import Evaluation, evaluate_model
 from .compare import preferred_run
 from .health import health_records, health_series
@@ -252,6 +253,11 @@ def runs(with_weights: bool = False) -> list[Run]:
     """The runs this session's user may see, newest first."""
     out = access.visible_runs(user(), policy(), runs_dir())
     return [r for r in out if r.has_weights()] if with_weights else out
+
+
+def queue() -> list[str]:
+    """Every waiting run's id, the next to start first (the whole class's: a page shows a run's place)."""
+    return job_manager().store.queue()
 
 
 def metrics(run: Run) -> list[dict[str, Any]]:
@@ -1141,7 +1147,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         fed = polling and _fed(now)
         if not fed:
             _draw_status(now)
-        batches = views.continued_steps([r for r in metrics(run) if r.get("type") == "batch"])
+        batches = views.continued_steps(logged(metrics(run), Logged.BATCH))
         if batches or fed:
             if polling:  # a canvas while it trains (cheap for the browser), plotly once it stops
                 live_chart(batches, key=f"{key}_live_loss", run=run, now=now)
@@ -1150,7 +1156,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
 
     def details() -> None:
         records = metrics(run)
-        epochs = [r for r in records if r.get("type") == "epoch"]
+        epochs = logged(records, Logged.EPOCH)
         hint = live_hint(cfg, epochs)
         if hint:
             st.caption(hint)

@@ -36,7 +36,7 @@ from . import sweep as _sweep
 from . import teach as _teach
 from .data import TRAIN_ROWS, class_counts as _class_counts
 from .errors import SignlabError
-from .events import STOPPED_BY_REQUEST
+from .events import STOPPED_BY_REQUEST, Logged, logged
 from .events import continued_steps as _continued_steps
 from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
@@ -213,7 +213,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                           f"({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
                           queue_position=pos, **buttons)
     if state in HOLDING:
-        fit = current_fit([r for r in records if r.get("type") == "batch"])
+        fit = current_fit(logged(records, Logged.BATCH))
         if not fit:
             return LiveStatus(state, "progress", "starting the worker and loading the data…" +
                               _pause_words(paused, resuming), progress=0.0, **buttons)
@@ -1153,8 +1153,8 @@ def apply_brush(rows: Sequence[dict[str, Any]], brush: Any) -> list[int]:
     return _compare.apply_brush(rows, brush)
 
 
-def runs_table(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    return _compare.runs_table(runs)
+def runs_table(runs: Sequence[Any], queue: Sequence[str] = ()) -> list[dict[str, Any]]:
+    return _compare.runs_table(runs, queue)
 
 
 status_word = _compare.status_word

@@ -1530,3 +1530,20 @@ def test_calibrating_on_fewer_than_three_photos_of_a_letter_is_said_first():
     assert views.few_photos_warning(plenty) is None
     mixed = plenty + [Photo("C", "c.png", b""), Photo("C", "c2.png", b"")]
     assert views.few_photos_warning(mixed).startswith("Fewer than 3 photos of this letter: C (2).")
+
+
+def test_the_runs_table_gives_a_queued_runs_place_in_the_queue():
+    """An instructor's Runs page showed a class's waiting runs as a column of "queued", in no order it
+    said, and a student could not tell whether their run was next."""
+    from types import SimpleNamespace
+
+    def run(rid, status):
+        summary = {"name": None, "model": "s2net", "preset": "fast", "epochs": 0, "target_epochs": 2,
+                   "status": status, "batch_size": 128, "lr": 4e-3, "optimizer": "adamw", "schedule": "onecycle",
+                   "augment": True, "test_accuracy": None, "train_seconds": None, "created": 0.0}
+        return SimpleNamespace(id=rid, summary=lambda: summary)
+
+    runs = [run("a", "queued"), run("b", "running"), run("c", "queued"), run("d", "completed")]
+    rows = views.runs_table(runs, queue=["c", "x", "a"])  # "x": a classmate's run this user cannot see
+    assert [r["status"] for r in rows] == ["queued: 3 of 3", "running", "queued: 1 of 3", "completed"]
+    assert [r["status"] for r in views.runs_table(runs)] == ["queued", "running", "queued", "completed"]
