@@ -79,7 +79,8 @@ if len(drawn) > 1:
                   help=f"Draw the curves of the runs inside the brush (at most {ui.COMPARE_AT_MOST}) in Compare runs below.")
 
 # ----------------------------------------------------------------------------- the table
-df = pd.DataFrame(views.runs_table(runs, ui.queue())).iloc[inside]
+queue = ui.queue()  # every waiting run's id, the next to start first (the whole class's)
+df = pd.DataFrame(views.runs_table(runs, queue)).iloc[inside]
 # on a phone the name stays pinned and what matters most comes next; the rest scrolls beside it (at 390 px
 # the accuracy, after the status, was cut to "test a…")
 first = [c for c in ("name", "owner", "test accuracy", "status") if c in df.columns]
@@ -214,6 +215,15 @@ with left:
                 ui.stop(run.id)
                 st.session_state[ui.Keys.RUNS_FLASH] = (f"Run “{ui.md(shown_name)}” " + (
                     "taken out of the queue." if waiting else "stops after its current batch."))
+                st.rerun()
+        # an instructor's: a run to show the class, ahead of the students' turns
+        if waiting and ui.user().manages_all and len(queue) > 1 and actions.button(
+                "⏭️ Start next", width="stretch", disabled=queue[:1] == [run.id],
+                help="It is next already" if queue[:1] == [run.id] else
+                "Put it at the head of the queue, before every student's turn"):
+            with ui.guard("Could not move it"):
+                ui.start_next(run.id)
+                st.session_state[ui.Keys.RUNS_FLASH] = f"Run “{ui.md(shown_name)}” starts next."
                 st.rerun()
     if actions.button("🗑️ Delete…", width="stretch", disabled=busy or not mine,
                  help="Stop the run before deleting it" if busy else "Remove the run folder for good"):

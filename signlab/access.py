@@ -414,6 +414,16 @@ def resume(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = N
     return open_for(user, run_id, "resume", pol, runs_dir).request("resume")
 
 
+def start_next(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> int:
+    """Move a queued run to the head of the queue (``RunStore.move_first``); returns its place, 1.
+    An instructor's call (or the machine's own user's): it goes before every classmate's turn."""
+    run = open_for(user, run_id, "view", pol, runs_dir)
+    if not user.manages_all:
+        raise AccessError("only an instructor can start a run ahead of the queue: students' runs take turns")
+    run.store.move_first(run.id)
+    return run.store.queue_position(run.id) or 0
+
+
 def continue_run(user: User, run_id: str, epochs: int, pol: Policy, jobs: "JobManager") -> Run:
     open_for(user, run_id, "continue", pol, jobs.runs_dir)
     check_start(user, None, pol, jobs.runs_dir)

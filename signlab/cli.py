@@ -316,8 +316,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_control(args: argparse.Namespace) -> int:
-    """``stop``, ``pause``, ``resume``, ``rename``, ``delete``: the dashboard's buttons on one run,
-    through the same checks (``signlab.access``) as the machine's user, who manages every run."""
+    """``stop``, ``pause``, ``resume``, ``next``, ``rename``, ``delete``: the dashboard's buttons on one
+    run, through the same checks (``signlab.access``) as the machine's user, who manages every run."""
     from . import access
     from .jobs import JobManager
     from .runs import open_run
@@ -334,6 +334,10 @@ def cmd_control(args: argparse.Namespace) -> int:
     elif action == "delete":
         access.delete(user, run.id, pol, root)
         record = {"run_id": run.id, "status": "deleted", "message": "deleted, with its folder"}
+    elif action == "next":
+        access.start_next(user, run.id, pol, root)
+        record = {"run_id": run.id, "status": str(run.status()["status"]),
+                  "message": "starts next: it is first in the queue"}
     else:
         before = RunState(run.status()["status"])
         if action == "stop":
@@ -492,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
              json_help="print the runs as one JSON array, one object a run")
     for action, words in (("stop", "stop a run (a queued one never starts; a running one stops after its step)"),
                           ("pause", "pause a running run (its slot goes to the queue)"),
-                          ("resume", "resume a paused run"), ("rename", "rename a run"),
+                          ("resume", "resume a paused run"),
+                          ("next", "start a queued run next, before every owner's turn (an instructor's call)"),
+                          ("rename", "rename a run"),
                           ("delete", "delete a finished run and its folder")):
         s = _command(sub, action, words, cmd_control, run=True, runs_dir=True, db=True,
                      json_help="print one JSON object (run_id, status, message)")

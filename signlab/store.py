@@ -187,7 +187,8 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
               "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds",
               "batch_size", "width",  # the config's, for the time estimates from every user's runs
               "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
-              "before_continue")  # a finished run's state and words while a continuation of it is queued
+              "before_continue",  # a finished run's state and words while a continuation of it is queued
+              "first")  # when an instructor moved it to the head of the queue (RunStore.move_first)
 
 
 @dataclass(frozen=True)
@@ -821,18 +822,27 @@ class RunStore:
             raise QuotaError(active_refusal(active, limit))
 
     # -- the queue
-    @staticmethod
-    def _fair_queue(conn, *where: Any) -> list[str]:
+    @classmethod
+    def _fair_queue(cls, conn, *where: Any) -> list[str]:
         """Queued run ids (those matching ``where``) in the order they start: owners take turns.
 
         A run's turn is its place among its owner's queued runs; equal turns go first to the owner
         served longest ago (whose last claim is oldest, or who has none), then by the time they were
         queued. So the order only changes when a run is claimed or queued. First come, first served
         let a student who queued three runs hold a one-slot class server for all three while a
-        classmate's single run waited.
+        classmate's single run waited. Runs an instructor moved to the head (:meth:`move_first`) go
+        before all of them, the latest moved first; a move counts while the run waits from the time it
+        was queued then (a run queued again later, to continue, takes its turn again).
         """
-        rows = conn.execute(sa.select(runs_table.c.run_id, runs_table.c.owner).where(*where)
-                            .order_by(runs_table.c.queued_at, runs_table.c.run_id)).all()
+        found = conn.execute(sa.select(runs_table.c.run_id, runs_table.c.owner, runs_table.c.queued_at,
+                                       runs_table.c.info).where(*where)
+                             .order_by(runs_table.c.queued_at, runs_table.c.run_id)).all()
+        moved: dict[str, float] = {}
+        for rid, _, queued_at, info in found:
+            at = cls._info(info).get("first")
+            if isinstance(at, (int, float)) and at >= (queued_at or 0.0):
+                moved[rid] = at
+        rows = [(rid, owner) for rid, owner, _, _ in found if rid not in moved]
         if len({owner for _, owner in rows}) > 1:
             served = dict(conn.execute(
                 sa.select(runs_table.c.owner, sa.func.max(history_table.c.at))
@@ -846,7 +856,20 @@ class RunStore:
         for k, (rid, owner) in enumerate(rows):
             seen[owner] = seen.get(owner, 0) + 1
             turns.append((seen[owner], served.get(owner) or 0.0, k, rid))
-        return [t[-1] for t in sorted(turns)]
+        return sorted(moved, key=lambda rid: -moved[rid]) + [t[-1] for t in sorted(turns)]
+
+    def move_first(self, run_id: str) -> None:
+        """Put a queued run at the head of the queue, before the owners' turns (an instructor's "Start
+        next": a run to show the class, or one that must not wait). RunError when it is not waiting."""
+        now = time.time()
+        with self._tx(serialise=True) as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            if row is None:
+                raise RunError(f"run {run_id} is not in the run database")
+            if row.state != S.QUEUED.value:
+                raise RunError(f"run {run_id} is not waiting in the queue: it is {row.state}")
+            conn.execute(runs_table.update().where(runs_table.c.run_id == run_id, runs_table.c.state == S.QUEUED.value)
+                         .values(updated=now, **self._merge_info(row, {"first": now})))
 
     def queue(self) -> list[str]:
         """Queued run ids in the order they will start (:meth:`_fair_queue`)."""

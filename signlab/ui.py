@@ -1261,6 +1261,10 @@ def stop(run_id: str) -> Any:
     return access.stop(user(), run_id, policy(), job_manager())
 
 
+def start_next(run_id: str) -> int:
+    return access.start_next(user(), run_id, policy(), runs_dir())
+
+
 def continue_run(run_id: str, epochs: int) -> Run:
     return access.continue_run(user(), run_id, epochs, policy(), job_manager())
 

@@ -559,3 +559,23 @@ def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup,
     start = next(b for b in at.button if "Start" in b.label)
     shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
     assert start.disabled and any("you have 1 run, and the limit is 1" in v for v in shown), shown
+
+
+def test_an_instructor_starts_a_waiting_run_next_from_the_runs_page(setup, monkeypatch, app_caches):
+    """The Runs page showed a class's queue as a column of "queued" and gave the instructor no way
+    to start one run before the students' turns (a run to show the class). Each queued run now says
+    its place, and the instructor's Start next puts it first; a student has no such button."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    create_run(TrainConfig(**TINY), root, run_id="alice-next", owner=ALICE.id)
+    at = _as(TEACH, "runs", {"run": "alice-next"})
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert table.loc["bob-run", "status"] == "queued: 1 of 2" and table.loc["alice-next", "status"] == "queued: 2 of 2"
+    next(b for b in at.button if b.label == "⏭️ Start next").click().run()
+    assert not at.exception and any("starts next" in s.value for s in at.success), [s.value for s in at.success]
+    assert JobManager(root, start_workers=False).store.queue() == ["alice-next", "bob-run"]
+    at = _as(ALICE, "runs", {"run": "alice-next"})
+    assert not any(b.label == "⏭️ Start next" for b in at.button)
+    assert at.dataframe[0].value.set_index("name").loc["alice-next", "status"] == "queued: 1 of 2"

@@ -209,6 +209,11 @@ def test_the_dashboards_run_buttons_are_commands_too(tmp_path, capsys, small_dat
     code, _, err = run("delete", "waiting")  # as on the Runs page: a queued run is stopped first
     assert code == 2 and err == "signlab: run waiting is waiting in the queue; stop it before deleting it"
     assert run("pause", "waiting")[1] == "run waiting: nothing to pause: the run is queued"  # nothing holds it
+    # an instructor's Start next, at the shell
+    code, out, _ = run("next", "waiting", "--json")
+    assert code == 0 and json.loads(out) == {"run_id": "waiting", "status": "queued",
+                                             "message": "starts next: it is first in the queue"}
+    assert run("next", "done") == (2, "", "signlab: run done is not waiting in the queue: it is completed")
     assert run("stop", "waiting") == (0, "run waiting: cancelled before it started", "")
     status = open_run("waiting", tmp_path).status()
     assert status["status"] == "stopped" and status["stopped_by"] == local_user().id  # alice is told who

@@ -126,6 +126,42 @@ def test_owners_take_turns_in_the_queue(tmp_path, db_url):
     assert order == ["a1", "b1", "t1", "a2", "b2", "a3", "a4"]
 
 
+def test_an_instructor_starts_a_queued_run_next(tmp_path, db_url):
+    """A teacher with a class on one slot could not start the run to show the class before the
+    students' turns: no page or command moved a run in the queue. Start next puts it at the head
+    (the latest moved first), it goes first from there, and only an instructor may do it."""
+    from signlab.access import AccessError, Policy, User, start_next
+
+    store = store_for(tmp_path, db_url)
+    for rid, owner in [("a1", "alice"), ("a2", "alice"), ("b1", "bob"), ("t1", "teacher")]:
+        create_run(TrainConfig(**TINY), tmp_path, run_id=rid, owner=owner)
+        time.sleep(0.01)
+    assert store.queue() == ["a1", "b1", "t1", "a2"]
+    pol = Policy(instructors=("teacher",), show_classmates=True)
+    teacher, alice = User("teacher", "instructor"), User("alice")
+    with pytest.raises(AccessError, match="only an instructor can start a run ahead of the queue"):
+        start_next(alice, "a2", pol, tmp_path)  # her own run: still not before her classmates' turns
+    with pytest.raises(AccessError, match="there is no run"):
+        start_next(User("carol"), "a2", Policy(instructors=("teacher",)), tmp_path)
+    assert store.queue() == ["a1", "b1", "t1", "a2"]
+    assert start_next(teacher, "a2", pol, tmp_path) == 1
+    assert store.queue() == ["a2", "a1", "b1", "t1"]
+    assert start_next(teacher, "t1", pol, tmp_path) == 1  # the latest moved goes first
+    assert store.queue() == ["t1", "a2", "a1", "b1"]
+    order = []
+    while (c := store.claim("w", limit=1)) is not None:
+        order.append(c.run_id)
+        with pytest.raises(RunError, match=f"run {c.run_id} is not waiting in the queue: it is claimed"):
+            store.move_first(c.run_id)
+        store.update(c, RunState.RUNNING)
+        store.update(c, RunState.COMPLETED)
+    assert order == ["t1", "a2", "b1", "a1"]  # then the turns: alice, served just now, after bob
+    # queued again to continue, a moved run takes its turn like any other: alice was served last
+    store.enqueue_continue("a2", 1)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="b2", owner="bob")
+    assert store.queue() == ["b2", "a2"]
+
+
 def test_concurrent_claims_never_exceed_the_limit(tmp_path, db_url):
     """16 threads race for 30 queued runs with a limit of 3: every run is claimed exactly once."""
     store = store_for(tmp_path, db_url)
