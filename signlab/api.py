@@ -19,6 +19,7 @@ from .errors import ConfigError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .labels import NUM_CLASSES
 from .health import HealthMonitor
+from .interrupt import ShutDown
 from .models import build_model
 from .preprocess import Crop, prepare
 from .runs import Run, RunWriter, create_held_run, create_run, new_run_id, open_run
@@ -176,6 +177,9 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
                 raise
             return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
+        except ShutDown:  # its worker is shut down: the run waits for the next one, not stopped
+            store.hand_back(claim)
+            raise
         except KeyboardInterrupt:
             _quit_at_once(run, writer)
             raise

@@ -17,6 +17,12 @@ from typing import Any, Callable, Iterator
 QUIT_AGAIN = "Ctrl-C again to quit at once"
 
 
+class ShutDown(KeyboardInterrupt):
+    """A worker's SIGTERM: the process is shut down (an operator restarting it, systemd, docker), not
+    its run stopped. The run goes back to the queue to continue (``api.train_claimed``,
+    ``RunStore.hand_back``); as a KeyboardInterrupt it ends the worker wherever it is."""
+
+
 class TwoPresses:
     """A context manager holding SIGINT's handler. ``on_first`` is called at the first press: it asks
     the work to stop and returns what to tell the user, or None when there is nothing to stop (the

@@ -519,9 +519,10 @@ class RunStore:
         making = {self._worker_dict(w).get("current_run") for w in live}
         return [r for r in waiting if r.run_id not in making]
 
-    def _expire(self, conn, now: float) -> list[str]:
+    def _expire(self, conn, now: float, lost: str = "training process stopped unexpectedly") -> list[str]:
         """Take back, in ``conn``'s transaction, every held run whose lease ran out and every orphaned
-        sweep trial; returns their ids. What each becomes:
+        sweep trial; returns their ids. ``lost``: what happened to the holder, in the runs' messages
+        (:meth:`hand_back` says the worker was shut down). What each becomes:
 
         ================================================  =========================================
         the run                                           becomes
@@ -549,7 +550,6 @@ class RunStore:
         for row in rows:
             gone = dict(worker=None, pid=None, lease_until=None, control=None)
             # which worker it was stays in the run's history (for an instructor); the words are the student's
-            lost = "training process stopped unexpectedly"
             done = row.epochs_completed
             kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
             if row.control in ("stop", "pause"):
@@ -699,6 +699,21 @@ class RunStore:
                 values["lease_until"] = now + lease_seconds()
             if not self._set(conn, row, new, now, **values):
                 raise LeaseLost(f"run {claim.run_id} changed while it was being updated")
+
+    def hand_back(self, claim: Claim) -> None:
+        """A holder that is shut down (a worker's SIGTERM: an operator restarting it, systemd, docker)
+        gives its run back at once, as if its lease had run out (:meth:`_expire`): a run that never
+        started waits in its place again, a running one is interrupted and queued to continue from
+        its last finished epoch. It was stopped as if its student had pressed Stop, and never went
+        on. Nothing happens when the run is no longer held by ``claim``."""
+        with self._tx(serialise=True) as conn:
+            try:
+                self._held(conn, claim)
+            except LeaseLost:
+                return
+            conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
+                                                   runs_table.c.attempt == claim.attempt).values(lease_until=0.0))
+            self._expire(conn, time.time(), lost="training process was shut down (its worker was stopped)")
 
     RESUME_WAIT = "resuming as soon as a slot is free"
 

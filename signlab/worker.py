@@ -30,7 +30,7 @@ from typing import Any, Callable
 from . import api
 from .data import check_source_allowed
 from .errors import SignlabError
-from .interrupt import handling
+from .interrupt import ShutDown, handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
 from .paths import default_runs_dir
@@ -81,9 +81,9 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
     say = log or (lambda s: None)
     stopping = {"now": False}
 
-    def on_signal(signum, frame) -> None:  # finish nothing new; the current run stops at its next batch
+    def on_signal(signum, frame) -> None:  # finish nothing new; the current run goes back to the queue
         stopping["now"] = True
-        raise KeyboardInterrupt
+        raise ShutDown
 
     with handling(signal.SIGTERM, on_signal):
         store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
@@ -110,7 +110,16 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                 idle_since = None
                 store.worker_beat(worker_id, current=claim.run_id)
                 _fault_point("after_claim")
-                record = _train_one(root, claim, device, say)
+                try:
+                    record = _train_one(root, claim, device, say)
+                except ShutDown:  # handed back (api.train_claimed): said as any run's end is
+                    row = store.get(claim.run_id) or {}
+                    record = {"run_id": claim.run_id, "status": str(row.get("status", "queued")),
+                              "message": row.get("message", "")}
+                    say(f"run {claim.run_id}: {record['status']} ({record['message']})")
+                    if on_finish:
+                        on_finish(record)
+                    raise
                 finished += 1
                 store.worker_beat(worker_id, current=None, finished=finished)
                 if on_finish:
@@ -219,9 +228,13 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
                    for p in procs for f, s in ((results, p.stdout), (passed_on, p.stderr))]
         for t in threads:
             t.start()
+    def on_term(signum, frame) -> None:  # passed on to the slots, which hand their runs back
+        raise KeyboardInterrupt
+
     try:
-        for p in procs:
-            p.wait()
+        with handling(signal.SIGTERM, on_term):  # by default a SIGTERM ended this process alone
+            for p in procs:
+                p.wait()
     except KeyboardInterrupt:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -323,6 +323,35 @@ def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
     assert run.config.epochs == 4 and not list(run.dir.glob(".*.tmp"))
 
 
+def test_a_worker_shut_down_with_sigterm_hands_its_run_back_to_the_queue(tmp_path, db_url):
+    """SIGTERM (an operator restarting the workers, systemd, docker) stopped the run being trained as
+    if its student had pressed Stop: "its process was told to quit at once", never queued again, and
+    the worker's --json said nothing of it. Now the run waits in its place to continue from its last
+    finished epoch, the worker says so, and the next worker trains it to its end."""
+    cfg = TrainConfig(model="mlp", epochs=4, batch_size=64, log_every=5, augment=False, device="cpu")
+    run = create_run(cfg, tmp_path, run_id="restarted")
+    first = _worker(tmp_path, "--exit-when-idle", "--json")
+    wait_for(lambda: any(m["type"] == "batch" and m["epoch"] >= 2 for m in run.metrics()), 180,
+             what="a batch of epoch 2")
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    said = json.loads(out.splitlines()[-1])
+    row = run.status()  # handed back at once: not after the lease ran out
+    done = row["epochs_completed"]
+    assert row["status"] == RunState.QUEUED and done >= 1, row
+    assert said == {"run_id": "restarted", "status": "queued"}  # as any run's end is said
+    assert row["message"] == ("the training process was shut down (its worker was stopped); it is queued to "
+                              f"continue from epoch {done}, whose weights are kept"), row["message"]
+    assert row["resume_epochs"] == 4 - done and "stopped" not in [h["to_state"] for h in run.store.history("restarted")]
+    second = _worker(tmp_path, "--exit-when-idle", "--json")
+    out, err = second.communicate(timeout=240)
+    assert json.loads(out.splitlines()[-1])["status"] == "completed", err
+    assert run.status()["epochs_completed"] == 4
+    epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
+    assert sorted(set(epochs)) == [1, 2, 3, 4] and len(epochs) - 4 <= 1
+
+
 def _train_held(tmp_path: Path, at_event) -> tuple[dict, object]:
     """Train a queued TINY run in this process through ``api.train_claimed``, calling
     ``at_event(event, run)`` from a callback; returns the record and the run."""
