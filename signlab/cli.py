@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import traceback
@@ -21,7 +22,7 @@ from .config import (CALIBRATION_METHODS as METHODS, DEFAULT_CALIBRATION_METHOD 
 from . import envnum
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
-from .interrupt import TwoPresses
+from .interrupt import TwoPresses, handling
 from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
@@ -41,6 +42,7 @@ class CtrlC:
     the trainer from its events)."""
 
     REASON = "stopped with Ctrl-C"
+    TERM_REASON = "stopped by a termination signal (SIGTERM)"
 
     def __init__(self) -> None:
         self.trainer: Any = None
@@ -51,13 +53,21 @@ class CtrlC:
         self.trainer = trainer
         self.ended = isinstance(event, FitEnd)
 
-    def _first_press(self) -> str | None:
+    def _first_press(self, reason: str = REASON) -> str | None:
         if self.trainer is None:
             return None
         if self.ended:  # its test accuracy is being read: a second or so
             return "the run has finished training; its test accuracy is being read"
-        self.trainer.stop(self.REASON)
+        self.trainer.stop(reason)
         return "stopping after this step"
+
+    def on_term(self, signum: int, frame: Any) -> None:
+        """SIGTERM (``kill``, a process manager) as a first Ctrl-C: the run stops after this step, with
+        its record printed. It ended the process at once, leaving the run "running" until its lease
+        ran out, and ``train --resume`` was refused meanwhile, naming a dead process."""
+        if self.presses.pressed or self._first_press(self.TERM_REASON) is None:
+            raise KeyboardInterrupt
+        self.presses.pressed = True
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                              f"the run with its own settings; it takes {', '.join(SETTING[n].flag for n in RESUMABLE)}")
     ctrl_c = CtrlC()
     callbacks = [ctrl_c] if args.quiet else [ctrl_c, ProgressBar()]
-    with ctrl_c.presses:
+    with ctrl_c.presses, handling(signal.SIGTERM, ctrl_c.on_term):
         if args.resume:
             record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir,
                                       callbacks, lr=args.lr, device=args.device, max_steps=args.max_steps)

@@ -194,6 +194,35 @@ def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path
     assert [r.id for r in list_runs(root)] == [record["run_id"]]  # no run made
 
 
+def test_sigterm_stops_a_train_as_a_first_ctrl_c_does(small_data, tmp_path, capsys, monkeypatch):
+    """`kill` (SIGTERM) on `train` ended it at once with exit 143 and nothing said; the run read
+    "running" until its lease ran out, and `train --resume` was refused meanwhile, naming a dead
+    process. Now it stops after the step, its record printed, and can be continued at once."""
+    import os
+    import signal
+
+    from signlab.events import BatchEnd
+    from signlab.runs import open_run
+
+    class Term:  # at step 20, in epoch 2: a process manager stopping the command
+        def __call__(self, event, trainer):
+            if isinstance(event, BatchEnd) and event.step == 20:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "ProgressBar", Term)
+    handler = signal.getsignal(signal.SIGTERM)
+    root = str(tmp_path / "runs")
+    code = cli.main(["train", "--model", "logreg", "--epochs", "2", "--log-every", "1", "--json", "--runs-dir", root])
+    out = capsys.readouterr()
+    record = json.loads(out.out.strip().splitlines()[-1])
+    assert code == 0 and (record["status"], record["message"], record["epochs"]) == (
+        "stopped", "stopped by a termination signal (SIGTERM) during epoch 2", 1), record
+    assert signal.getsignal(signal.SIGTERM) is handler and "Traceback" not in out.err
+    assert str(open_run(record["run_id"], root).status()["status"]) == "stopped"  # nothing held
+    monkeypatch.setattr(cli, "ProgressBar", lambda: (lambda event, trainer: None))
+    assert cli.main(["train", "--resume", record["run_id"], "--runs-dir", root, "--quiet"]) == 0
+
+
 def test_a_continuation_after_a_torn_last_line_keeps_its_own_records(run, capsys):
     """A writer killed mid-line leaves metrics.jsonl without its last newline; the next fit appended
     its fit_start to the torn line, and the reader skipped both as one unreadable line."""
