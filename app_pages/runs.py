@@ -187,12 +187,13 @@ with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
         # the name the pickers and the table show ("4 Dec 15:54:20" for an unnamed run, not its id)
-        new_name = r1.text_input("Name", value=shown_name, max_chars=80, key=f"runs_name_{run.id}",
-                                 help="At most 80 characters: the box takes no longer paste.")
+        new_name = r1.text_input("Name", value=shown_name, max_chars=views.NAME_CHARS, key=f"runs_name_{run.id}",
+                                 help=f"At most {views.NAME_CHARS} characters: the box takes no longer paste.")
         pressed = r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine)
         # a 300-character paste the box refused left the name as it was, and the page said "Renamed to" it
         if pressed and new_name.strip() == shown_name:
-            st.info("The name is unchanged: type a new one (at most 80 characters), then press Rename.", icon="✏️")
+            st.info(f"The name is unchanged: type a new one (at most {views.NAME_CHARS} characters), then press "
+                    "Rename.", icon="✏️")
         elif pressed:
             with ui.guard("Could not rename"):
                 renamed = ui.rename(run.id, new_name)

@@ -33,7 +33,7 @@ from .data import TEST_ROWS, TRAIN_ROWS
 from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a start past the job quota too
 from .labels import NUM_PIXELS
 from .models import create_model, layer_summary
-from .numbers import count_text, whole_number
+from .numbers import count_text, plain_line, whole_number
 from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import CONFIG_FILE, ONNX_FILE, Run, delete_run, list_runs, open_run_id
@@ -202,7 +202,7 @@ def user_for(user_id: str, pol: Policy, name: str = "") -> User:
 def user_id_of(text: str) -> str:
     """A user id as signlab keeps it: spaces collapsed, at most 200 characters, an e-mail address
     in lower case (sign-in and ``SIGNLAB_OWNER`` alike; see :func:`user_for`)."""
-    uid = " ".join(str(text).split())[:200]
+    uid = plain_line(text, 200)
     return uid.lower() if "@" in uid else uid
 
 

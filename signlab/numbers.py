@@ -8,6 +8,7 @@ in 7,172 at 99.99%; a student who reads 100% beside "1 mistake" is told two diff
 from __future__ import annotations
 
 import math
+import re
 from numbers import Real
 from statistics import median
 from typing import Any, Iterable
@@ -55,6 +56,17 @@ def finite(value: Any) -> float | None:
     except OverflowError:
         return None
     return value if math.isfinite(value) else None
+
+
+# control characters (a terminal's escape sequences, a bell) and the marks that reorder text on screen
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_line(text: Any, limit: int) -> str:
+    """User text kept as one plain line (a run's name, a user id): control characters and
+    direction marks dropped, runs of spaces collapsed, cut to ``limit`` characters. A name holding
+    ``ESC [31m`` recoloured the terminal of an instructor listing runs with ``signlab runs``."""
+    return " ".join(_UNSHOWN.sub(" ", str(text)).split())[:limit]
 
 
 def whole_number(text: str, max_digits: int) -> int | None:

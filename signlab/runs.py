@@ -42,7 +42,7 @@ from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensor
                      read_bytes_inside, read_json_inside, read_tail_inside, storage_error)
 from .models import build_model, first_weights
 from .paths import default_runs_dir
-from .numbers import count_text, finite
+from .numbers import count_text, finite, plain_line
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart, Logged
 
@@ -74,7 +74,10 @@ _ID_TIME = "%Y%m%d-%H%M%S"
 _NEW_ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-[0-9a-f]{10}$")  # what new_run_id makes
 
 
-def unique_name(name: str, taken: Iterable[str], limit: int = 80) -> str:
+NAME_CHARS = 80  # the longest run name (the pickers and the table show it whole)
+
+
+def unique_name(name: str, taken: Iterable[str], limit: int = NAME_CHARS) -> str:
     """``name`` (cut to ``limit``), or with " (2)", " (3)"… where that is taken: two runs of one name
     were told apart by their ids only (the tour's "Train again", two calibrations on as many photos)."""
     taken = set(taken)
@@ -493,7 +496,7 @@ class Run:
         return self.store.request(self.id, action)
 
     def rename(self, name: str) -> None:
-        name = " ".join(str(name).split())[:80]
+        name = plain_line(name, NAME_CHARS)
         if not name:
             raise RunError("a run's name cannot be empty")
         self.store.annotate(self.id, name=name)
@@ -630,7 +633,7 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     owner = meta.get("owner")  # as the store keeps ids: at most 200 characters, printable (PostgreSQL refused more)
     owner = owner if isinstance(owner, str) and 0 < len(owner) <= 200 and owner.isprintable() and owner.strip() else None
     try:
-        store.add(folder.name, state, name=" ".join(name.split())[:80] or folder.name, kind="import", owner=owner,
+        store.add(folder.name, state, name=plain_line(name, NAME_CHARS) or folder.name, kind="import", owner=owner,
                   model=config.model if config else None, created=created, message=message,
                   epochs_completed=int(done) if done is not None and 0 <= done < 1e6 else 0,
                   target_epochs=int(target) if target is not None and 0 <= target < 1e6 else (
@@ -698,6 +701,7 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
               name: str | None, owner: str | None, holder: str | None, kind: str, study: str | None,
               auto_continue: bool, max_active: int | None = None,
               meta: dict[str, Any] | None = None) -> tuple[Run, Claim | None]:
+    name = plain_line(name, NAME_CHARS) if name else None  # the Train page's name box, `train --name`, a sweep's
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     for _ in range(5):
         rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)

@@ -225,3 +225,23 @@ def test_the_dashboards_run_buttons_are_commands_too(tmp_path, capsys, small_dat
     assert not (tmp_path / "waiting").exists()
     code, _, err = run("resume", "nope")
     assert code == 2 and err == f"signlab: nope: no such run in {tmp_path}"
+
+
+def test_a_name_holding_terminal_escapes_is_kept_as_plain_text(tmp_path, capsys):
+    """A run renamed to ESC[31m red BEL (from the dashboard or the shell) was printed raw by
+    `signlab runs`, recolouring the terminal of the instructor listing a class's runs; an id from
+    a sign-in proxy could carry the same. Names and ids keep their text without control characters
+    or direction marks."""
+    from signlab import cli
+    from signlab.access import user_id_of
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="painted", name="\x1b[31mred\x07\u202eevil")
+    assert open_run("painted", tmp_path).name == "[31mred evil"
+    assert cli.main(["rename", "painted", "\x1b]0;owned\x07 my\trun\n", "--runs-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "]0;owned my run" in out and not any(c in out for c in "\x1b\x07\t\u202e"), repr(out)
+    assert user_id_of("Bob\x1b[2J@Uni.edu") == "bob [2j@uni.edu" and user_id_of(" ali\u2066ce ") == "ali ce"
