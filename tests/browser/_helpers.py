@@ -29,6 +29,25 @@ def wait_idle(page, timeout: float = 30) -> None:
     page.wait_for_timeout(300)
 
 
+def fill_box(page, label: str, value: str, timeout: float = 60) -> None:
+    """Type ``value`` into the one input labelled ``label`` and press Enter. A rerun can draw the box
+    anew beside the last draw's for a moment, even after the page looked idle (a strict-mode error
+    on a loaded machine, twice in fresh-clone runs): then it waits and types again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            page.wait_for_function("(l) => document.querySelectorAll(`input[aria-label='${l}']`).length === 1",
+                                   arg=label, timeout=timeout * 1000)
+            box = page.get_by_label(label, exact=True)
+            box.fill(value, timeout=5000)
+            box.press("Enter", timeout=5000)
+            return
+        except Exception:  # noqa: BLE001 - a strict-mode error or a box gone: typed again until the deadline
+            if time.monotonic() > deadline:
+                raise
+            page.wait_for_timeout(500)
+
+
 def assert_no_exception(page, where: str) -> None:
     n = page.locator("[data-testid='stException']").count()
     text = page.inner_text("body")

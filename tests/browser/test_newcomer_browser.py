@@ -9,8 +9,8 @@ import re
 import time
 
 import pytest
-from _helpers import (NARROW, TEXT_CUT, Server, assert_no_exception, chart_selector, goto, keyed_plot, narrow_window, step,
-                      wait_chart, wait_idle, wait_text)
+from _helpers import (NARROW, TEXT_CUT, Server, assert_no_exception, chart_selector, fill_box, goto, keyed_plot,
+                      narrow_window, step, wait_chart, wait_idle, wait_text)
 
 from signlab.config import PRESET_DESCRIPTIONS
 
@@ -150,13 +150,7 @@ def test_settings_survive_a_visit_to_another_page(page, own):
     with step(page, "on Train, set 7 epochs and seed 5"):
         goto(page, own.url, "/train")
         for label, value in (("Epochs", "7"), ("Seed", "5")):
-            # once in a fresh-clone run the rerun after Epochs still held the last draw's Seed box beside
-            # the new one when the page looked idle (a strict-mode failure): wait for one box
-            page.wait_for_function("(l) => document.querySelectorAll(`input[aria-label='${l}']`).length === 1",
-                                   arg=label, timeout=WAIT * 1000)
-            box = page.get_by_label(label, exact=True)
-            box.fill(value)
-            box.press("Enter")
+            fill_box(page, label, value, WAIT)
             wait_idle(page, WAIT)
         assert _wait_input_value(page, "Epochs", "7", WAIT)[-1] == "7"
     with step(page, "look at Data, then come back to Train: the settings are still 7 and 5"):
