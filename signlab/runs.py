@@ -129,6 +129,13 @@ def run_path(run_id: str, runs_dir: Path | str | None = None) -> Path:
     return path
 
 
+def _has_config(folder: Path | str) -> bool:
+    """Whether ``folder`` holds a config.json entry, readable or not: what makes a folder a run, to
+    the listing and to every command alike. A run listed "failed" for a config.json that is a
+    folder or a link could not be opened, so not deleted (is_file() said no such run)."""
+    return os.path.lexists(os.path.join(folder, CONFIG_FILE))
+
+
 def open_run_id(run_id: str, runs_dir: Path | str | None = None) -> "Run":
     """The run named by ``run_id`` in ``runs_dir``: an id only, never a path.
 
@@ -139,7 +146,7 @@ def open_run_id(run_id: str, runs_dir: Path | str | None = None) -> "Run":
         raise RunError(f"{str(run_id)[:80]!r} is not a run id (a link names a run by its id, never a path)")
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     path = run_path(run_id, root)
-    if path.is_symlink() or not path.is_dir() or not (path / CONFIG_FILE).is_file():
+    if path.is_symlink() or not path.is_dir() or not _has_config(path):
         raise RunError(f"{run_id}: no such run in {root}")
     return Run(path)
 
@@ -148,13 +155,13 @@ def resolve_run(ref: str, runs_dir: Path | str | None = None) -> Path:
     """RUN on the command line: a run id in ``runs_dir`` or a path to a run directory."""
     p = Path(ref).expanduser()
     if (os.sep in ref or ref.startswith(".")) and p.is_dir():
-        if not (p / CONFIG_FILE).is_file():
+        if not _has_config(p):
             raise RunError(f"{ref}: not a run directory (no config.json)")
         return p
     if os.sep in ref and not p.exists():  # a path, not an id: say what is missing
         raise RunError(f"{ref}: no such run directory")
     path = run_path(ref, runs_dir)
-    if not (path / CONFIG_FILE).is_file():
+    if not _has_config(path):
         raise RunError(f"{ref}: no such run in {path.parent}")
     return path
 
@@ -538,8 +545,7 @@ def _run_folders(root: Path) -> list[Path]:
     except OSError:
         return []
     for e in entries:
-        if RUN_ID_RE.match(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False) and \
-                os.path.lexists(os.path.join(e.path, CONFIG_FILE)):
+        if RUN_ID_RE.match(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False) and _has_config(e.path):
             out.append(Path(e.path))
     return out
 

@@ -245,3 +245,31 @@ def test_a_name_holding_terminal_escapes_is_kept_as_plain_text(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "]0;owned my run" in out and not any(c in out for c in "\x1b\x07\t\u202e"), repr(out)
     assert user_id_of("Bob\x1b[2J@Uni.edu") == "bob [2j@uni.edu" and user_id_of(" ali\u2066ce ") == "ali ce"
+
+
+def test_a_run_listed_as_failed_for_its_settings_can_be_deleted(tmp_path, capsys):
+    """A folder whose config.json is a folder was listed as failed ("can be deleted", the README
+    says) while delete, evaluate and rename all said "no such run": the listing and the commands
+    did not agree on what a run folder is."""
+    import shutil
+
+    from signlab import cli
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="broken")
+    (tmp_path / "broken" / "config.json").unlink()
+    (tmp_path / "broken" / "config.json").mkdir()
+    shutil.copytree(tmp_path / "broken", tmp_path / "copied")  # one the run database has never seen
+    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out
+    assert "broken" in listed and "copied" in listed and "failed" in listed, listed
+    code = cli.main(["evaluate", "copied", "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such run" not in err and err.startswith("signlab: "), err
+    assert cli.main(["stop", "broken", "--runs-dir", str(tmp_path)]) == 0  # still queued: stopped first
+    capsys.readouterr()
+    for rid in ("copied", "broken"):
+        assert cli.main(["delete", rid, "--runs-dir", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.strip() == f"run {rid}: deleted, with its folder"
+        assert not (tmp_path / rid).exists()
