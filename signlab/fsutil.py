@@ -27,6 +27,11 @@ def storage_error(err: OSError, path: Path) -> StorageError:
     return StorageError(f"{path}: cannot write ({err.strerror or err})")
 
 
+# The process's umask, read once at import (reading it means setting it, which is not thread-safe later)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = True) -> None:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path`` in one step.
 
@@ -39,6 +44,10 @@ def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = Tru
     try:
         path.parent.mkdir(parents=parents, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # the mode an open() would give (0644 under the usual umask), not mkstemp's 0600: a dashboard
+        # and workers running as different users on one shared runs folder (a cluster) could not
+        # read each other's config.json and weights, while metrics.jsonl, appended, was readable
+        os.fchmod(fd, 0o666 & ~_UMASK)
         os.close(fd)
     except OSError as err:
         raise storage_error(err, path) from err

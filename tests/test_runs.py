@@ -578,3 +578,19 @@ def test_a_continuation_drops_the_test_accuracy_of_the_weights_it_replaces(tmp_p
     assert during == [None]  # no figure of the replaced weights while the new ones are trained
     assert after["test_accuracy"] is not None
     assert open_run("r", tmp_path).status()["test_accuracy"] == after["test_accuracy"]
+
+
+def test_files_written_atomically_get_the_mode_an_open_would_give(tmp_path):
+    """config.json, meta.json and the weights were written 0600 (mkstemp's mode), metrics.jsonl 0644:
+    a dashboard and workers running as different users on one shared runs folder could not read
+    each other's settings and weights."""
+    import os
+    import stat
+
+    from signlab.fsutil import _UMASK
+
+    run = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="shared")
+    expected = 0o666 & ~_UMASK
+    for name in ("config.json", "meta.json"):
+        assert stat.S_IMODE(os.stat(run.dir / name).st_mode) == expected, name
+
