@@ -236,10 +236,12 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
         took = finite(logged.get("train_seconds"))
         if took is not None:  # the row's total so far, and this epoch's share of its fit's clock
             figures["train_seconds"] = (finite(row.get("train_seconds")) or 0.0) + took - before
+    else:  # killed before the epoch's record too: the row's accuracy is the epoch before's, not these weights'
+        figures["val_accuracy"] = None
     message = f"epoch {done} was saved before the training process stopped; nothing was left to train"
     writer.set_state(RunState.RUNNING, target_epochs=done, epochs_completed=done)  # claimed runs pass through
-    writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done,
-                     **{k: v for k, v in figures.items() if v is not None})
+    writer.set_state(RunState.COMPLETED, message=message, epochs_completed=done, val_accuracy=figures["val_accuracy"],
+                     **{k: v for k, v in figures.items() if v is not None and k != "val_accuracy"})
     record = _record(run, cfg, RunState.COMPLETED, done, figures["val_accuracy"], figures["train_seconds"],
                      figures["samples_per_second"], message)
     found = _tested(run, writer, record, dataset, evaluate_test)

@@ -594,3 +594,28 @@ def test_files_written_atomically_get_the_mode_an_open_would_give(tmp_path):
     for name in ("config.json", "meta.json"):
         assert stat.S_IMODE(os.stat(run.dir / name).st_mode) == expected, name
 
+
+def test_a_resume_after_a_kill_before_the_epochs_record_claims_no_accuracy_of_another_epoch(tmp_path, small_dataset):
+    """Killed after saving epoch 2's weights and before logging the epoch: the finished run reported
+    epoch 1's validation accuracy beside epochs 2 (a reviewer read 52.47% from the wrong weights).
+    Unknown is said as unknown; the test accuracy is measured on the weights."""
+    import time
+
+    from signlab.store import runs_table
+
+    cfg = TrainConfig(model="logreg", epochs=2, batch_size=200, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="u", dataset=small_dataset)
+    run = open_run("u", tmp_path)
+    first = [m for m in run.metrics() if m["type"] == "epoch"][0]
+    lines = (run.dir / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (run.dir / "metrics.jsonl").write_text("".join(
+        line for line in lines if json.loads(line).get("type") not in ("epoch", "fit_end")
+        or json.loads(line).get("epoch") == 1))  # epoch 2's record never written
+    with run.store._tx() as conn:
+        conn.execute(runs_table.update().where(runs_table.c.run_id == "u").values(
+            state="running", epochs_completed=1, target_epochs=2, worker="dead", attempt=1,
+            lease_until=time.time() - 10, info=json.dumps({"val_accuracy": first["val_accuracy"]})))
+    rec = api.continue_run("u", 1, tmp_path, dataset=small_dataset)
+    assert rec["epochs"] == 2 and "nothing was left to train" in rec["message"]
+    assert rec["val_accuracy"] is None and run.status()["val_accuracy"] is None
+    assert isinstance(rec["test_accuracy"], float) and run.status()["test_accuracy"] == rec["test_accuracy"]
