@@ -84,6 +84,7 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
 CONTROLS = ("stop", "pause", "resume")
 CANCELLED_CONTINUATION = "; its continuation was cancelled before it started"  # after a finished run's words
 AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
+# (and one whose holders all died before it started training is queued again as often, then failed)
 
 
 def active_refusal(active: int, limit: int) -> str:
@@ -519,10 +520,12 @@ class RunStore:
         making = {self._worker_dict(w).get("current_run") for w in live}
         return [r for r in waiting if r.run_id not in making]
 
-    def _expire(self, conn, now: float, lost: str = "training process stopped unexpectedly") -> list[str]:
+    def _expire(self, conn, now: float, lost: str = "training process stopped unexpectedly",
+                crash: bool = True) -> list[str]:
         """Take back, in ``conn``'s transaction, every held run whose lease ran out and every orphaned
-        sweep trial; returns their ids. ``lost``: what happened to the holder, in the runs' messages
-        (:meth:`hand_back` says the worker was shut down). What each becomes:
+        sweep trial; returns their ids. ``lost``: what happened to the holder, in the runs' messages;
+        ``crash``: whether it counts against ``AUTO_CONTINUES`` (not for :meth:`hand_back`, a worker
+        shut down on purpose). What each becomes:
 
         ================================================  =========================================
         the run                                           becomes
@@ -532,7 +535,10 @@ class RunStore:
         running, its user asked to stop                   stopped, its finished epochs kept
         paused, with finished epochs                      interrupted, not started again unasked
         paused, before its first epoch                    stopped (nothing to continue)
-        claimed, never started (a queued run)             queued again, in its place
+        claimed, never started (a queued run)             queued again, in its place; failed after
+                                                          ``AUTO_CONTINUES`` such crashes (one that
+                                                          kills each worker loading it, out of memory,
+                                                          held the head of the queue for good)
         running (a crash)                                 interrupted; queued again to continue
                                                           when it may (``auto_continue``, at most
                                                           ``AUTO_CONTINUES`` times, epochs left)
@@ -575,23 +581,30 @@ class RunStore:
                     ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
                                    message=(f"stopped while paused: its {lost} before it finished an epoch, so "
                                             "there is nothing to continue; start it again on Train"))
+            elif row.state == S.CLAIMED.value and row.auto_continue and crash and row.continues >= AUTO_CONTINUES:
+                ok = self._set(conn, row, S.FAILED, now, **gone, resume_epochs=None,
+                               message=(f"failed: the {lost} {AUTO_CONTINUES + 1} times before training began "
+                                        "(out of memory while loading it?), so it is not queued again; "
+                                        + (f"the weights of epoch {done} are kept" if done else "start it again "
+                                           "on Train, with a smaller batch or model")))
             elif row.state == S.CLAIMED.value and row.auto_continue:
                 # claimed from the queue but never started: nothing ran, so it waits in the queue again
                 ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
+                               continues=row.continues + int(crash),
                                message="waiting: the process that took it stopped before starting it")
             else:
                 msg = (f"the {lost}; "
                        + (f"the weights of epoch {done} are kept and the run can be continued" if done
                           else "it stopped before finishing an epoch"))
                 ok = self._set(conn, row, S.INTERRUPTED, now, **gone, message=msg)
-                if ok and row.auto_continue and row.continues < AUTO_CONTINUES and row.target_epochs:
+                if ok and row.auto_continue and (row.continues < AUTO_CONTINUES or not crash) and row.target_epochs:
                     fresh = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
                     more = (row.target_epochs - done) if done else None
                     if more is None or more > 0:
                         # its place in the queue kept: queued anew, it went behind its owner's runs queued
                         # after it (a run interrupted at epoch 5 waited for one its student queued later)
                         self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
-                                  continues=row.continues + 1, resume_epochs=more,
+                                  continues=row.continues + int(crash), resume_epochs=more,
                                   message=f"the {lost}; it is queued to " + (
                                       f"continue from epoch {done}, whose weights are kept" if done
                                       else "start again"))
@@ -711,9 +724,11 @@ class RunStore:
                 self._held(conn, claim)
             except LeaseLost:
                 return
+            now = time.time()
+            self._expire(conn, now)  # any other run's lease that ran out, as always (a crash)
             conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
                                                    runs_table.c.attempt == claim.attempt).values(lease_until=0.0))
-            self._expire(conn, time.time(), lost="training process was shut down (its worker was stopped)")
+            self._expire(conn, now, lost="training process was shut down (its worker was stopped)", crash=False)
 
     RESUME_WAIT = "resuming as soon as a slot is free"
 

@@ -292,6 +292,31 @@ def test_a_crash_between_claim_and_start_loses_nothing(tmp_path, db_url):
     assert states == ["queued", "claimed", "queued", "claimed", "running", "completed"]
 
 
+def test_a_run_that_kills_every_worker_before_it_starts_fails_after_a_few(tmp_path, db_url, monkeypatch):
+    """A run whose loading killed each worker that took it (out of memory before its first step) was
+    queued again in its place every time, with no count: it held the head of a one-slot queue, and
+    killed every worker, for good. Now it fails after AUTO_CONTINUES + 1 such deaths and the queue
+    moves on; a worker shut down on purpose (SIGTERM, hand_back) is not counted."""
+    from signlab.store import AUTO_CONTINUES
+
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "5")
+    store = store_for(tmp_path, db_url)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="heavy")
+    time.sleep(0.01)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="next")
+    claim = store.claim("w-term", 1)
+    store.hand_back(claim)  # shut down before it started: waits again, not counted
+    assert store.get("heavy")["continues"] == 0 and store.queue() == ["heavy", "next"]
+    for k in range(AUTO_CONTINUES + 1):
+        claim = store.claim(f"w{k}", 1)
+        assert claim.run_id == "heavy"
+        store.expire_leases(time.time() + 60)  # its worker died: the lease runs out
+    row = store.get("heavy")
+    assert row["status"] == RunState.FAILED and row["message"].startswith(
+        f"failed: the training process stopped unexpectedly {AUTO_CONTINUES + 1} times before training began"), row
+    assert store.queue() == ["next"] and store.claim("w-last", 1).run_id == "next"
+
+
 def test_a_killed_worker_is_continued_by_another(tmp_path, db_url):
     """SIGKILL mid-epoch: the lease expires, the run is interrupted and continued by another worker
     from its last finished epoch (at most one epoch is lost)."""
