@@ -855,6 +855,14 @@ class RunWriter:
                       "samples_per_second": event.samples_per_second, "train_seconds": event.train_seconds,
                       "progress": event.progress})
         elif isinstance(event, EpochEnd):
+            if self.lease is not None:
+                # still held? asked of the store before the weights are written over: a holder stalled
+                # past its lease (stopped, a laptop asleep) learnt of the takeover only at its next
+                # beat, seconds later, and could overwrite the weights of the process that took over
+                self.lease.beat()
+                if self.lost:
+                    trainer.stop()
+                    return
             self._save(trainer, event.epoch)
             self.log({"type": Logged.EPOCH, "epoch": event.epoch, "train_loss": event.train_loss,
                       "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,

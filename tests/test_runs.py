@@ -619,3 +619,27 @@ def test_a_resume_after_a_kill_before_the_epochs_record_claims_no_accuracy_of_an
     assert rec["epochs"] == 2 and "nothing was left to train" in rec["message"]
     assert rec["val_accuracy"] is None and run.status()["val_accuracy"] is None
     assert isinstance(rec["test_accuracy"], float) and run.status()["test_accuracy"] == rec["test_accuracy"]
+
+
+def test_a_holder_that_lost_its_run_writes_no_weights_at_its_epochs_end(tmp_path):
+    """A holder stalled past its lease (SIGSTOP, a laptop asleep) while another process took its run
+    learnt of it only at its next heartbeat, up to seconds later: an epoch ending in between wrote
+    its weights over those of the new holder. The store is asked before the weights are written."""
+    import time
+    from types import SimpleNamespace
+
+    from signlab.events import EpochEnd
+    from signlab.runs import RunWriter
+    from signlab.store import Heartbeat
+
+    run = create_run(TrainConfig(model="logreg", epochs=2), tmp_path, run_id="taken")
+    claim = run.store.claim("stalled", 1)
+    run.store.update(claim, RunState.RUNNING)
+    with Heartbeat(run.store, claim, interval=3600) as lease:  # its beats are late: the lease runs out
+        run.store.expire_leases(time.time() + 600)
+        assert run.store.claim("new-holder", 1, run_id="taken") is not None
+        stopped = []
+        writer = RunWriter(run, claim, lease)
+        writer(EpochEnd(1, 1.0, 0.5, 1.0, 0.5, 1.0, 1.0, 100.0), SimpleNamespace(stop=lambda *a: stopped.append(a)))
+    assert stopped and writer.lost and not (run.dir / "model.safetensors").exists()
+    assert run.status()["worker"] == "new-holder"
