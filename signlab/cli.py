@@ -528,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "around the hand found by skin colour (default detector)")
     s.add_argument("--no-hand-shape", action="store_true",
                    help="the image model alone: do not weigh in the shape of the hand the detector found")
-    s.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    s.add_argument("--json", action="store_true",
+                   help="print the predictions as one JSON array on one line, an object an image, in the order given")
 
     s = _command(sub, "export", "export a run's model (ONNX)", cmd_export, run=True, runs_dir=True, db=True)
     s.add_argument("--format", default="onnx", type=str.lower, help="the file format (onnx, the only one; any case)")
