@@ -141,6 +141,26 @@ def test_a_dry_run_limit_is_not_carried_into_a_continuation(run, small_data, cap
     assert json.loads((run.dir / "config.json").read_text())["max_steps"] is None
 
 
+def _train_signalled(monkeypatch, capsys, root: str, signum: int, sent: dict) -> tuple[int, dict, object]:
+    """`train` of 2 logreg epochs that sends itself ``signum`` at the steps of ``sent["at"]`` (step:
+    how many times; changed between calls by the caller), from the progress bar's place. Returns
+    (exit code, the --json record, the captured output)."""
+    import os
+
+    from signlab.events import BatchEnd
+
+    class Send:
+        def __call__(self, event, trainer):
+            if isinstance(event, BatchEnd):
+                for _ in range(sent["at"].get(event.step, 0)):
+                    os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(cli, "ProgressBar", Send)
+    code = cli.main(["train", "--model", "logreg", "--epochs", "2", "--log-every", "1", "--json", "--runs-dir", root])
+    out = capsys.readouterr()
+    return code, json.loads(out.out.strip().splitlines()[-1]), out
+
+
 def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path, capsys, monkeypatch,
                                                             ctrl_c_reaches_python):
     """Ctrl-C on `train` printed "signlab: interrupted" and left the run "running" under a claim
@@ -149,23 +169,12 @@ def test_ctrl_c_stops_a_run_as_stop_does_and_a_second_quits(small_data, tmp_path
     import os
     import signal
 
-    from signlab.events import BatchEnd
     from signlab.runs import list_runs, open_run
 
     presses = {"at": {20: 1}}  # step: times pressed; in epoch 2 (16 steps an epoch: 2,000 images, batches of 128)
-
-    class Press:  # the progress bar's place: a user pressing Ctrl-C at the steps in presses["at"]
-        def __call__(self, event, trainer):
-            if isinstance(event, BatchEnd):
-                for _ in range(presses["at"].get(event.step, 0)):
-                    os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(cli, "ProgressBar", Press)
     handler = signal.getsignal(signal.SIGINT)
     root = str(tmp_path / "runs")
-    code = cli.main(["train", "--model", "logreg", "--epochs", "2", "--log-every", "1", "--json", "--runs-dir", root])
-    out = capsys.readouterr()
-    record = json.loads(out.out.strip().splitlines()[-1])
+    code, record, out = _train_signalled(monkeypatch, capsys, root, signal.SIGINT, presses)
     assert code == 0 and (record["status"], record["message"]) == ("stopped", "stopped with Ctrl-C during epoch 2")
     assert record["epochs"] == 1
     assert "Ctrl-C again to quit at once" in out.err and "Traceback" not in out.err
@@ -198,23 +207,14 @@ def test_sigterm_stops_a_train_as_a_first_ctrl_c_does(small_data, tmp_path, caps
     """`kill` (SIGTERM) on `train` ended it at once with exit 143 and nothing said; the run read
     "running" until its lease ran out, and `train --resume` was refused meanwhile, naming a dead
     process. Now it stops after the step, its record printed, and can be continued at once."""
-    import os
     import signal
 
-    from signlab.events import BatchEnd
     from signlab.runs import open_run
 
-    class Term:  # at step 20, in epoch 2: a process manager stopping the command
-        def __call__(self, event, trainer):
-            if isinstance(event, BatchEnd) and event.step == 20:
-                os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(cli, "ProgressBar", Term)
     handler = signal.getsignal(signal.SIGTERM)
     root = str(tmp_path / "runs")
-    code = cli.main(["train", "--model", "logreg", "--epochs", "2", "--log-every", "1", "--json", "--runs-dir", root])
-    out = capsys.readouterr()
-    record = json.loads(out.out.strip().splitlines()[-1])
+    # at step 20, in epoch 2: a process manager stopping the command
+    code, record, out = _train_signalled(monkeypatch, capsys, root, signal.SIGTERM, {"at": {20: 1}})
     assert code == 0 and (record["status"], record["message"], record["epochs"]) == (
         "stopped", "stopped by a termination signal (SIGTERM) during epoch 2", 1), record
     assert signal.getsignal(signal.SIGTERM) is handler and "Traceback" not in out.err
