@@ -727,17 +727,23 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
                     st.caption(f"{a['label']}: {values[0]:g} for all")
                     continue
                 full = (values[0], values[-1])
-                cur = st.session_state.get(wkey)
+                # the slider's key has a generation: a widget of the same key kept the browser's old
+                # value over a new ``value=``, and sent it back at the next rerun, so a brush nobody
+                # set came back as the trials' old range ("2 of 3 trials inside the brush")
+                gen = st.session_state.get(f"{wkey}_gen", 0)
+                cur = st.session_state.get(f"{wkey}_{gen}")
                 cur = tuple(cur) if isinstance(cur, (tuple, list)) and len(cur) == 2 and \
                     cur[0] in values and cur[1] in values else None
                 want = moved.get(wkey) or (full if cur is None or cur == was else cur)
                 st.session_state[f"{wkey}_all"] = full
-                if want != cur:  # the widget starts again from ``want``: set through its value, not the state
-                    st.session_state.pop(wkey, None)
+                if want != cur:  # a new widget that starts from ``want``
+                    st.session_state.pop(f"{wkey}_{gen}", None)
+                    gen = st.session_state[f"{wkey}_gen"] = gen + 1
                 # the value always given, a range: without it Streamlit made a one-handle slider's
                 # reader, which read the browser's two ends as no value and reset the brush
                 fmt = compare.distinct_format(values, a["kind"] == "log")
-                brush[a["key"]] = st.select_slider(a["label"], values, value=want, key=wkey, format_func=fmt)
+                brush[a["key"]] = st.select_slider(a["label"], values, value=want, key=f"{wkey}_{gen}",
+                                                   format_func=fmt)
     return compare.active_brush(rows, brush)
 
 

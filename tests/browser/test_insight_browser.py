@@ -219,3 +219,35 @@ def test_runs_parallel_coordinates_axes_read_in_a_narrow_window(browser, tmp_pat
     finally:
         ctx.close()
         server.stop()
+
+
+def test_a_brush_nobody_set_stays_off_as_new_runs_widen_an_axis(page, tmp_path):
+    """A sweep's trial chart brushed itself with nobody touching it: when a new trial widened an axis,
+    the slider was made again with its new range, but the browser kept the widget's old value and sent
+    it back at the next rerun, so the old range became a brush ("2 of 3 trials inside the brush")
+    and hid the new trial."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    for rid, lr, acc in (("lr-small", 0.001, 0.6), ("lr-mid", 0.004, 0.7)):
+        create_run(TrainConfig(model="logreg", epochs=1, lr=lr), tmp_path, run_id=rid,
+                   status="completed").store.annotate(rid, test_accuracy=acc)
+    own = Server(tmp_path, 1, tmp_path / "streamlit.log")
+    try:
+        with step(page, "open Runs: two runs, no brush"):
+            goto(page, own.url, "/runs")
+            wait_chart(page, "runs_parcoords", WAIT)
+            _idle(page)
+            assert "inside the brush" not in page.inner_text("body")
+        with step(page, "a run with a larger learning rate arrives; the page reruns twice"):
+            create_run(TrainConfig(model="logreg", epochs=1, lr=0.05), tmp_path, run_id="lr-big",
+                       status="completed").store.annotate("lr-big", test_accuracy=0.8)
+            for _ in range(2):  # Streamlit's "r": a rerun that sends the widgets' values, as a page's refresh does
+                page.mouse.click(600, 5)  # the page, not a widget: "r" typed into no box
+                page.keyboard.press("r")
+                page.wait_for_timeout(1000)
+                _idle(page)
+            text = page.inner_text("body")
+            assert "All runs (3)" in text and "inside the brush" not in text, text[:3000]
+    finally:
+        own.stop()
