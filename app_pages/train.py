@@ -55,6 +55,7 @@ if run_id and run is None:  # deleted in another tab, or a link to a run that is
     st.session_state.pop(ui.Keys.TRAIN_RUN, None)
     st.query_params.pop("run", None)
 elsewhere = run is None
+available = None  # the user's runs, where they were listed (the time estimate reads them too)
 if run is None:  # a new tab or session: show this user's run that is still training (and how it ended)
     available = ui.runs()
     run = ui.run_started_elsewhere(available)
@@ -109,11 +110,15 @@ with right:
         st.warning(gone_note, icon="⚠️")
     if view.notice:
         st.info(view.notice, icon="🏃")
-    if run is None and cfg is None:  # the settings column names the setting; say it where the eye starts too
+    if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
+        # finished run it was said only at the foot of the settings, out of view at 1280x800)
         st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
     elif run is None:
         st.info(f"Press **Start** to train {views.start_line(cfg)}. With these settings "
                 f"{ui.time_estimate(cfg, available)}; "
                 "the chart here shows the loss falling as it learns.")
-    else:
+    elif view.can_start:  # a finished run is shown: what Start trains now (changed settings lost their estimate)
+        st.caption(f"**Start** trains {views.start_line(cfg)}: with these settings "
+                   f"{ui.time_estimate(cfg, available)}.")
+    if run is not None:
         ui.live_run(run, jm, mine, view)

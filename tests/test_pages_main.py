@@ -820,3 +820,26 @@ def test_the_health_caption_explains_only_the_charts_drawn(runs_env, dataset, ap
         no_error(at)
         [said[run_id]] = [c.value for c in at.caption if "**Gradient size**" in c.value]
     assert "Dead ReLU" not in said[logreg] and "**Dead ReLU units**" in said[mlp], said
+
+
+def test_under_a_finished_run_start_says_what_it_trains_and_why_it_is_off(runs_env):
+    """With a finished run on the Train page, changed settings got no time estimate (only before the
+    first run did "Press Start" give one), and settings Start cannot use were named only at the foot
+    of the settings column, out of view at 1280x800."""
+    from signlab.ui import Keys
+
+    _, run_id = runs_env
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[Keys.TRAIN_RUN] = run_id
+    at.run()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    by_label(at.number_input, "Epochs").set_value(4).run()
+    said = [c.value for c in at.caption if c.value.startswith("**Start** trains")]
+    assert len(said) == 1 and " for 4 epochs** (" in said[0] and "with these settings" in said[0], said
+    by_label(at.number_input, "Epochs").set_value(0).run()
+    assert not at.exception
+    start = next(b for b in at.button if "Start" in b.label)
+    warned = [w.value for w in at.warning if w.value.startswith("Start is off until the settings can be used")]
+    assert start.disabled and len(warned) == 1 and "Epochs" in warned[0], [w.value for w in at.warning]
