@@ -45,8 +45,8 @@ with st.container(horizontal=True, gap="medium"):
     st.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained",
               width=METRIC_PX)
 
-if phantom := views.phantom_column_text(ev, model_name):
-    st.warning(phantom, icon="👻")
+if crowded := views.crowded_column_text(ev, model_name):
+    st.warning(crowded[0], icon=crowded[1])
 
 
 # ----------------------------------------------------------------------------- confusion matrix

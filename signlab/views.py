@@ -994,21 +994,24 @@ def crowded_column(ev: Any) -> dict[str, Any] | None:
     return _confusion.crowded_column(ev)
 
 
-def phantom_column_text(ev: Any, model: str) -> str | None:
+def crowded_column_text(ev: Any, model: str) -> tuple[str, str] | None:
     """Evaluate's warning on a letter that collects far more predictions than it has images
-    (:func:`crowded_column`), with the lecture's flaw named when ``model`` has a ReLU on its scores and
-    the column is the first letter's; None when no column is crowded."""
+    (:func:`crowded_column`), and its icon; None when no column is crowded. The tour teaches "the
+    phantom column" as the lecture's flaw (a ReLU on the scores sends images to the first letter), so
+    only that is called one; another model's crowded column (logistic regression leaning to R) is
+    said as a lean, not blamed on a flaw it does not have."""
     crowded = crowded_column(ev)
     if not crowded:
         return None
-    why = (" This is the lecture's flaw at work: a ReLU on the output scores sets every negative score to 0, "
-           f"and when all {NUM_CLASSES} scores are 0 the model picks the first letter, **{LETTERS[0]}**. Train "
-           "`convnet` (the same layers without that ReLU) and compare."
-           if _models.model_info(model).output_relu and crowded["index"] == 0 else "")
-    return (f"**A phantom column:** {crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are "
-            f"predicted as **{crowded['letter']}**, which has only {crowded['support']:,} test images; "
-            f"{crowded['wrong']:,} of them are mistakes. See the bright column under {crowded['letter']} in the "
-            f"matrix below.{why}")
+    counts = (f"{crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are predicted as "
+              f"**{crowded['letter']}**, which has only {crowded['support']:,} test images; {crowded['wrong']:,} of "
+              f"them are mistakes. See the bright column under {crowded['letter']} in the matrix below.")
+    if _models.model_info(model).output_relu and crowded["index"] == 0:
+        return (f"**A phantom column:** {counts} This is the lecture's flaw at work: a ReLU on the output scores "
+                f"sets every negative score to 0, and when all {NUM_CLASSES} scores are 0 the model picks the first "
+                f"letter, **{LETTERS[0]}**. Train `convnet` (the same layers without that ReLU) and compare.", "👻")
+    return (f"**A crowded column:** {counts} When unsure, this model leans towards {crowded['letter']}; the "
+            "letters in that column are the ones it has not learnt to tell from it.", "🧲")
 
 
 DATA_SPLITS, DATA_COUNTS, DATA_COUNT = ("train", "test"), (16, 32, 48, 64), 32  # the Data page's sample choices
