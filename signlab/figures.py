@@ -842,12 +842,14 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
     # no colour bar: the accuracy axis already says what a line's colour means, and on a phone the bar
     # took 90 of 358 px, so that nine axes' ticks touched
     line = dict(color=color, colorscale=LINE_SCALE, showscale=False) if color is not None else dict(color=BLUE)
-    # the axis titles slant: level, nine of them overlapped in a narrow window ("optimizerschedule",
-    # 40 px an axis at 820 px); slanted they read in any width
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=-30, labelside="top",
+    # the axis titles slant steeply: level, nine of them overlapped in a narrow window ("optimizerschedule",
+    # 40 px an axis at 820 px); at 30 degrees they still ran into each other on a phone (two titles a
+    # spacing times sin(angle) apart: 10 px at 390 px, under a 13-px line; 17 px at 60 degrees)
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=-60, labelside="top",
                                  labelfont=dict(size=13, color=INK), tickfont=dict(size=11, color=INK_SOFT),
                                  rangefont=dict(size=10, color=INK_SOFT),
                                  unselected=dict(line=dict(color="#d0d0d0", opacity=0.35))))
     _layout(fig, height, title=title)
-    # the right margin holds the last axis's slanted title ("accuracy (%)" was cut at 40 px)
-    return fig.update_layout(margin=dict(l=90, r=80, t=110 if title else 90, b=30))
+    # the right margin holds the last axis's slanted title ("accuracy (%)" was cut at 40 px; steep, it
+    # needs 50), the top the titles' height; 90 + 80 px of margins left a phone's axes half its width
+    return fig.update_layout(margin=dict(l=60, r=50, t=140 if title else 120, b=30))

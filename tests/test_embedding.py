@@ -282,6 +282,27 @@ def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
     assert acc.range[1] == 100.0 and acc.range[0] < 99.74
 
 
+def test_the_axis_titles_of_nine_axes_stay_apart_on_a_phone():
+    """At 390 px (358 for the chart) the Runs page's nine axes' titles, slanted at 30 degrees, ran into
+    each other ("learning ratebatch size"), and 170 px of margins left the axes half the width. Titles
+    rising steeply stay a line apart: the distance between two neighbours' slanted titles is the axes'
+    spacing times the sine of the angle, and it must hold a 13-px line."""
+    import math
+
+    rows = [{"model": m, "optimizer": o, "schedule": s, "lr": lr, "batch_size": b, "weight_decay": wd,
+             "augment": a, "epochs": e, "accuracy": acc}
+            for m, o, s, lr, b, wd, a, e, acc in [("s2net", "adam", "onecycle", 1e-3, 32, 0.0, True, 1, 61.0),
+                                                   ("logreg", "sgd", "constant", 4e-3, 128, 5e-4, False, 5, 97.1)]]
+    from signlab.compare import RUN_COLUMNS
+
+    fig = figures.parallel_coordinates(compare.axes(rows, RUN_COLUMNS), "accuracy")
+    n = len(fig.data[0].dimensions)
+    assert n == 9
+    width = 358 - fig.layout.margin.l - fig.layout.margin.r
+    gap = width / (n - 1) * math.sin(math.radians(abs(fig.data[0].labelangle)))
+    assert gap >= fig.data[0].labelfont.size, (gap, fig.data[0].labelangle, fig.layout.margin)
+
+
 def test_brush_filters_rows_and_draws_constraints():
     assert compare.apply_brush(ROWS, {}) == [0, 1, 2]
     assert compare.apply_brush(ROWS, {"accuracy": (80, 100)}) == [1]  # a missing value lies outside
