@@ -160,7 +160,9 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
         img.load()
         if max(img.size) > WORK_SIZE:
             img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
-            notes.append("reduced in size before cropping")
+            # the note said only "reduced in size before cropping", and a student asked why
+            notes.append(f"reduced to {WORK_SIZE} pixels on its longer side before cropping: the model reads "
+                         f"{IMAGE_SIZE}×{IMAGE_SIZE}, so more pixels would add only work")
         img = ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
     except Exception as err:  # noqa: BLE001 - truncated or corrupt pixel data
         raise ImageError(f"{name}: the image data is truncated or corrupt ({err})") from err

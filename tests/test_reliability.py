@@ -481,7 +481,7 @@ def _uploads() -> dict[str, tuple[bytes, str, str]]:
         # visibly not flat, but grey once shrunk: the message says it is flat at the model's size
         "noise.png": (_encode(Image.fromarray(rng.integers(0, 256, (750, 1000, 3), dtype=np.uint8))), "nothing", ""),
         "huge.png": (_encode(Image.linear_gradient("L").resize((6000, 6000)), compress_level=1), "prediction",
-                     "reduced in size"),
+                     "reduced to 512 pixels on its longer side"),
         "../../../../etc/passwd.png": (_encode(hand), "prediction", ""),
     }
 
