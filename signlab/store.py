@@ -535,10 +535,10 @@ class RunStore:
         running, its user asked to stop                   stopped, its finished epochs kept
         paused, with finished epochs                      interrupted, not started again unasked
         paused, before its first epoch                    stopped (nothing to continue)
-        claimed, never started (a queued run)             queued again, in its place; failed after
-                                                          ``AUTO_CONTINUES`` such crashes (one that
-                                                          kills each worker loading it, out of memory,
-                                                          held the head of the queue for good)
+        claimed, never started (a queued run)             queued again, in its place; failed at the
+                                                          crash after ``AUTO_CONTINUES`` of them (one
+                                                          that kills each worker loading it, out of
+                                                          memory, held the head of the queue for good)
         running (a crash)                                 interrupted; queued again to continue
                                                           when it may (``auto_continue``, at most
                                                           ``AUTO_CONTINUES`` times, epochs left)
@@ -717,8 +717,8 @@ class RunStore:
         """A holder that is shut down (a worker's SIGTERM: an operator restarting it, systemd, docker)
         gives its run back at once, as if its lease had run out (:meth:`_expire`): a run that never
         started waits in its place again, a running one is interrupted and queued to continue from
-        its last finished epoch. It was stopped as if its student had pressed Stop, and never went
-        on. Nothing happens when the run is no longer held by ``claim``."""
+        its last finished epoch (SIGTERM had stopped it as if its student had pressed Stop, and it
+        never went on). Nothing happens when the run is no longer held by ``claim``."""
         with self._tx(serialise=True) as conn:
             try:
                 self._held(conn, claim)
