@@ -175,6 +175,7 @@ busy = s["status"] in views.ACTIVE
 mine = ui.can(run, "rename")  # a classmate's run (when the server shows them) is read-only
 st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
            + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
+           + (f" · number {queue.index(run.id) + 1} of {len(queue)} in the queue" if run.id in queue else "")
            + ("" if mine else " · a classmate's run: read-only"))
 
 # two fixed-width boxes in a row that wraps: side by side from a window of about 1,280 px (sidebar
