@@ -745,7 +745,7 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     # needed some 210 px, so on a phone (two cells of 170) it squeezed the panels to 70 px each
     specs = [[{}, {}], [{}, {}] if has_logits else [{"colspan": 2}, None]][:rows]
     fig = make_subplots(rows=rows, cols=2, specs=specs, subplot_titles=titles, horizontal_spacing=0.08,
-                        vertical_spacing=0.16)
+                        vertical_spacing=0.2)
     steps = series.get("steps", [])
     import plotly.colors as pc
 
@@ -785,10 +785,13 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     # The legend (one entry a layer, up to a dozen) took a third of the width at the right, leaving the
     # panels 90 px wide in the Train page's column: it runs in rows under the panels, and the height
     # keeps room for it (three entries a row in the Train page's column)
-    legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.3 if rows == 1 else -0.14,
-                  yanchor="top")
+    # No gap between entries (each layer is a legend group of its own, and plotly put 10 px between groups:
+    # on a phone, one entry a row, eleven rows took 320 px from the panels). The height keeps room for
+    # the rows of two entries; in a narrower window the rows are more and the panels give up the rest.
+    legend = dict(font=dict(size=10), orientation="h", x=0, xanchor="left", y=-0.3 if rows == 1 else -0.16,
+                  yanchor="top", tracegroupgap=0)
     shown = sum(tr.showlegend is not False for tr in fig.data)
-    height = 340 if rows == 1 else 560 + 22 * int(np.ceil(shown / 3))
+    height = 340 if rows == 1 else 560 + 20 * int(np.ceil(shown / 2))
     _layout(fig, height + (40 if title else 0), title=title, legend=legend)
     # a title gets a line of its own above the panels' titles (in the default top margin it was
     # drawn over "Gradient size", and at 820 px the two ran into each other)

@@ -89,7 +89,7 @@ Precision: when the model says $k$, how often is it right? Recall: of the real $
 
 The lecture's ConvNet puts a ReLU on its output scores. A letter whose score goes negative gets zero
 gradient and stops learning; when all 24 scores are 0, the model picks the first letter, **A**. In its
-confusion matrix that shows as a bright column under A.
+confusion matrix that shows as a column of red cells under A, one for each letter it swallows.
 """
 
 KERNELS_INTRO = (

@@ -1005,7 +1005,7 @@ def crowded_column_text(ev: Any, model: str) -> tuple[str, str] | None:
         return None
     counts = (f"{crowded['predicted']:,} test images ({100 * crowded['share']:.0f}%) are predicted as "
               f"**{crowded['letter']}**, which has only {crowded['support']:,} test images; {crowded['wrong']:,} of "
-              f"them are mistakes. See the bright column under {crowded['letter']} in the matrix below.")
+              f"them are mistakes: the column of red cells under {crowded['letter']} in the matrix below.")
     if _models.model_info(model).output_relu and crowded["index"] == 0:
         return (f"**A phantom column:** {counts} This is the lecture's flaw at work: a ReLU on the output scores "
                 f"sets every negative score to 0, and when all {NUM_CLASSES} scores are 0 the model picks the first "

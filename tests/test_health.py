@@ -211,8 +211,9 @@ def test_without_a_fourth_panel_the_dead_units_span_the_row_and_the_legend_runs_
     assert list(fig.layout.xaxis3.domain) == [0.0, 1.0], fig.layout.xaxis3.domain  # the whole row
     assert "xaxis4" not in fig.layout.to_plotly_json()
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0 and fig.layout.legend.x == 0
-    # room for the twelve entries in rows of three, under panels of the height they had
-    assert fig.layout.height >= 560 + 22 * 4
+    # room for the twelve entries in rows of two, with no gap between them (plotly's 10 px between
+    # legend groups, one group a layer, took 320 px of a phone's panels: titles ran into the ticks above)
+    assert fig.layout.height >= 560 + 20 * 6 and fig.layout.legend.tracegroupgap == 0
     assert fig.layout.yaxis.dtick == "D2" and fig.layout.yaxis2.dtick == "D2"
     wide = {**series, "grad": {"conv0": [1e-6, 10.0]}}  # seven powers of ten: plotly's own ticks
     assert figures.health_charts(wide).layout.yaxis.dtick is None
