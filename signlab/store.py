@@ -83,6 +83,8 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
 }
 CONTROLS = ("stop", "pause", "resume")
 CANCELLED_CONTINUATION = "; its continuation was cancelled before it started"  # after a finished run's words
+HOLDER = "training process"  # how a run's messages name the process that held it
+HOLDER_LOST = f"the {HOLDER}"  # how the message of a run taken back from its holder begins
 AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
 # (and one whose holders all died before it started training is queued again as often, then failed)
 
@@ -189,7 +191,7 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
               "batch_size", "width",  # the config's, for the time estimates from every user's runs
               "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
               "before_continue",  # a finished run's state and words while a continuation of it is queued
-              "first")  # when an instructor moved it to the head of the queue (RunStore.move_first)
+              "first")  # when it went to the head of the queue (RunStore.move_first, or taken back by _expire)
 
 
 @dataclass(frozen=True)
@@ -520,7 +522,7 @@ class RunStore:
         making = {self._worker_dict(w).get("current_run") for w in live}
         return [r for r in waiting if r.run_id not in making]
 
-    def _expire(self, conn, now: float, lost: str = "training process stopped unexpectedly",
+    def _expire(self, conn, now: float, lost: str = f"{HOLDER} stopped unexpectedly",
                 crash: bool = True) -> list[str]:
         """Take back, in ``conn``'s transaction, every held run whose lease ran out and every orphaned
         sweep trial; returns their ids. ``lost``: what happened to the holder, in the runs' messages;
@@ -588,9 +590,10 @@ class RunStore:
                                         + (f"the weights of epoch {done} are kept" if done else "start it again "
                                            "on Train, with a smaller batch or model")))
             elif row.state == S.CLAIMED.value and row.auto_continue:
-                # claimed from the queue but never started: nothing ran, so it waits in the queue again
+                # claimed from the queue but never started: nothing ran, so it waits in the queue again,
+                # at its head, where it was (its owner, just served, came after everyone else's turn)
                 ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
-                               continues=row.continues + int(crash),
+                               continues=row.continues + int(crash), **self._merge_info(row, {"first": now}),
                                message="waiting: the process that took it stopped before starting it")
             else:
                 msg = (f"the {lost}; "
@@ -603,8 +606,11 @@ class RunStore:
                     if more is None or more > 0:
                         # its place in the queue kept: queued anew, it went behind its owner's runs queued
                         # after it (a run interrupted at epoch 5 waited for one its student queued later)
+                        # and at the head of the queue, where it was: its owner had just been served, so
+                        # the turns put it behind every classmate who had not trained yet
                         self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
                                   continues=row.continues + int(crash), resume_epochs=more,
+                                  **self._merge_info(fresh, {"first": now}),
                                   message=f"the {lost}; it is queued to " + (
                                       f"continue from epoch {done}, whose weights are kept" if done
                                       else "start again"))
@@ -728,7 +734,7 @@ class RunStore:
             self._expire(conn, now)  # any other run's lease that ran out, as always (a crash)
             conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
                                                    runs_table.c.attempt == claim.attempt).values(lease_until=0.0))
-            self._expire(conn, now, lost="training process was shut down (its worker was stopped)", crash=False)
+            self._expire(conn, now, lost=f"{HOLDER} was shut down (its worker was stopped)", crash=False)
 
     RESUME_WAIT = "resuming as soon as a slot is free"
 
@@ -860,9 +866,10 @@ class RunStore:
         served longest ago (whose last claim is oldest, or who has none), then by the time they were
         queued. So the order only changes when a run is claimed or queued. First come, first served
         let a student who queued three runs hold a one-slot class server for all three while a
-        classmate's single run waited. Runs an instructor moved to the head (:meth:`move_first`) go
-        before all of them, the latest moved first; a move counts while the run waits from the time it
-        was queued then (a run queued again later, to continue, takes its turn again).
+        classmate's single run waited. Runs an instructor moved to the head (:meth:`move_first`), and
+        runs taken back from a holder that died or was shut down (:meth:`_expire`: they were at the
+        head, training), go before all of them, the latest first; that lasts while the run waits from
+        the time it was queued then (a run queued again later, to continue, takes its turn again).
         """
         found = conn.execute(sa.select(runs_table.c.run_id, runs_table.c.owner, runs_table.c.queued_at,
                                        runs_table.c.info).where(*where)

@@ -46,7 +46,7 @@ from .numbers import DASH, count_text, duration, finite, newest_median, percent_
 from .numbers import md as _md
 from .preprocess import Prepared
 from .progress import _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
-from .store import ACTIVE, HOLDING, RunState
+from .store import ACTIVE, HOLDER_LOST, HOLDING, RunState
 
 # --------------------------------------------------------------------------- numbers as a student reads them
 TRAINING_IMAGES = TRAIN_ROWS  # the bundled training CSV; a page passes the loaded dataset's size when it has it
@@ -208,7 +208,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         pos = queue_position
         # queued again after its training process died: why it waits once more, and from where (the
         # page said only "waiting for a free slot", as for a run never started)
-        again = message[:1].upper() + message[1:] + ". " if message.startswith("the training process stopped") else ""
+        # a run taken back from its holder (it died, or its worker was shut down): why it waits again
+        again = message[:1].upper() + message[1:] + ". " if message.startswith(HOLDER_LOST) else ""
         return LiveStatus(state, "info", f"⏳ {again}Waiting for a free slot: number {pos or '?'} in the queue "
                           f"({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
                           queue_position=pos, **buttons)

@@ -961,3 +961,21 @@ def test_a_run_its_worker_died_under_keeps_its_place_in_the_queue(tmp_path, db_u
     assert row["message"] == ("the training process stopped unexpectedly; it is queued to continue from epoch 5, "
                               "whose weights are kept"), row["message"]
     assert "w1" in {h["worker"] for h in store.history("first")}  # who it was stays in the history
+
+
+def test_a_run_taken_back_from_its_holder_goes_first_in_the_queue(tmp_path, db_url):
+    """Queued again after its worker died or was shut down, a run took its owner's turn: the owner had
+    just been served, so a classmate's run queued after the restart went ahead of a half-trained one
+    ("in its place", the README said). It was at the head, training: it goes back there."""
+    store = store_for(tmp_path, db_url)
+    create_run(TrainConfig(model="logreg", epochs=3), tmp_path, run_id="bob-run", owner="bob")
+    claim = store.claim("w1", 1)
+    store.update(claim, RunState.RUNNING, epochs_completed=1)
+    store.hand_back(claim)  # a worker shut down: systemd restarting the class's workers
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="carol-run", owner="carol")
+    assert store.queue() == ["bob-run", "carol-run"]
+    claim = store.claim("w2", 1)
+    assert claim.run_id == "bob-run"
+    store.update(claim, RunState.RUNNING, epochs_completed=2)
+    assert store.expire_leases(now=time.time() + 3600) == ["bob-run"]  # and a worker that died
+    assert store.queue() == ["bob-run", "carol-run"]

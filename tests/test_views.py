@@ -104,6 +104,11 @@ def test_queued_names_its_place():
     assert v.message.startswith("⏳ The training process stopped unexpectedly") and "whose weights are kept. Waiting" in v.message
     assert "stopped" not in views.live_status({"status": "queued", "message": "waiting in the queue"}, [],
                                               queue_position=1).message
+    # and after its worker was shut down (SIGTERM): the page said only "Waiting for a free slot"
+    said = ("the training process was shut down (its worker was stopped); it is queued to continue from "
+            "epoch 1, whose weights are kept")
+    v = views.live_status({"status": "queued", "message": said}, [], queue_position=1, job_limit=1)
+    assert v.message.startswith("⏳ The training process was shut down (its worker was stopped)"), v.message
 
 
 def test_starting_without_batches():
