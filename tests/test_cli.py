@@ -273,3 +273,19 @@ def test_a_run_listed_as_failed_for_its_settings_can_be_deleted(tmp_path, capsys
         assert cli.main(["delete", rid, "--runs-dir", str(tmp_path)]) == 0
         assert capsys.readouterr().out.strip() == f"run {rid}: deleted, with its folder"
         assert not (tmp_path / rid).exists()
+
+
+def test_a_name_that_is_not_utf8_is_kept_as_plain_text(tmp_path, capsys):
+    """A shell argument that is not UTF-8 (a raw 0x9b byte) reaches Python as a lone surrogate, and
+    rename crashed writing it (UnicodeEncodeError, a traceback, exit 1)."""
+    import os
+
+    from signlab import cli
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="bytes")
+    name = os.fsdecode(b"red\x9b31mtext")  # as sys.argv holds it
+    assert cli.main(["rename", "bytes", name, "--runs-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "run bytes: renamed to red 31mtext"
+    assert open_run("bytes", tmp_path).name == "red 31mtext"
