@@ -584,11 +584,15 @@ class RunStore:
                                    message=(f"stopped while paused: its {lost} before it finished an epoch, so "
                                             "there is nothing to continue; start it again on Train"))
             elif row.state == S.CLAIMED.value and row.auto_continue and crash and row.continues >= AUTO_CONTINUES:
-                ok = self._set(conn, row, S.FAILED, now, **gone, resume_epochs=None,
-                               message=(f"failed: the {lost} {AUTO_CONTINUES + 1} times before training began "
-                                        "(out of memory while loading it?), so it is not queued again; "
-                                        + (f"the weights of epoch {done} are kept" if done else "start it again "
-                                           "on Train, with a smaller batch or model")))
+                # the count is shared with deaths while training: a run with finished epochs is left
+                # interrupted, as after its last automatic continuation, and only a run that never
+                # trained an epoch is called failed
+                ok = self._set(conn, row, S.INTERRUPTED if done else S.FAILED, now, **gone, resume_epochs=None,
+                               message=(f"the {lost} {AUTO_CONTINUES + 1} times; the weights of epoch {done} are "
+                                        "kept and the run can be continued" if done else
+                                        f"failed: the {lost} {AUTO_CONTINUES + 1} times before training began "
+                                        "(out of memory while loading it?), so it is not queued again; start it "
+                                        "again on Train, with a smaller batch or model"))
             elif row.state == S.CLAIMED.value and row.auto_continue:
                 # claimed from the queue but never started: nothing ran, so it waits in the queue again,
                 # at its head, where it was (its owner, just served, came after everyone else's turn)
@@ -693,9 +697,12 @@ class RunStore:
         now = time.time()
         with self._tx() as conn:
             row = self._held(conn, claim)
-            conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
-                                                   runs_table.c.attempt == claim.attempt)
-                         .values(lease_until=now + lease_seconds()))
+            renewed = conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
+                                                             runs_table.c.attempt == claim.attempt,
+                                                             runs_table.c.worker == claim.worker)
+                                   .values(lease_until=now + lease_seconds()))
+            if renewed.rowcount != 1:  # taken over since the read above (PostgreSQL reads without a lock)
+                raise LeaseLost(f"run {claim.run_id} is no longer held by this process (it was taken over)")
             conn.execute(workers_table.update().where(workers_table.c.worker_id == claim.worker)
                          .values(heartbeat=now))
             return row.control

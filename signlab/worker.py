@@ -82,6 +82,8 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
     stopping = {"now": False}
 
     def on_signal(signum, frame) -> None:  # finish nothing new; the current run goes back to the queue
+        if stopping["now"]:  # a second SIGTERM (systemd signals the whole group, a parent passes it on)
+            return  # must not break off the hand-back the first one started
         stopping["now"] = True
         raise ShutDown
 
@@ -108,11 +110,12 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                     time.sleep(IDLE_POLL)
                     continue
                 idle_since = None
-                store.worker_beat(worker_id, current=claim.run_id)
-                _fault_point("after_claim")
                 try:
+                    store.worker_beat(worker_id, current=claim.run_id)
+                    _fault_point("after_claim")
                     record = _train_one(root, claim, device, say)
-                except ShutDown:  # handed back (api.train_claimed): said as any run's end is
+                except ShutDown:  # handed back (api.train_claimed, or here if it came before training began)
+                    store.hand_back(claim)  # nothing when already handed back: no longer held
                     row = store.get(claim.run_id) or {}
                     record = {"run_id": claim.run_id, "status": str(row.get("status", "queued")),
                               "message": row.get("message", "")}

@@ -359,6 +359,8 @@ def test_a_worker_shut_down_with_sigterm_hands_its_run_back_to_the_queue(tmp_pat
     wait_for(lambda: any(m["type"] == "batch" and m["epoch"] >= 2 for m in run.metrics()), 180,
              what="a batch of epoch 2")
     first.send_signal(signal.SIGTERM)
+    time.sleep(0.002)  # and again, as systemd signals the whole group: it broke off the hand-back, and
+    first.send_signal(signal.SIGTERM)  # the run stayed "running" under a dead worker until its lease ran out
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     said = json.loads(out.splitlines()[-1])
@@ -375,6 +377,46 @@ def test_a_worker_shut_down_with_sigterm_hands_its_run_back_to_the_queue(tmp_pat
     assert run.status()["epochs_completed"] == 4
     epochs = [m["epoch"] for m in run.metrics() if m["type"] == "epoch"]
     assert sorted(set(epochs)) == [1, 2, 3, 4] and len(epochs) - 4 <= 1
+
+
+def test_a_worker_shut_down_between_its_claim_and_training_hands_the_run_back(tmp_path, monkeypatch):
+    """A SIGTERM after the claim and before training began (the worker's beat, the run's folder, the
+    lease's start) left the run claimed by a gone worker: taken back only when its lease ran out, and
+    counted as a crash, which the cap on such deaths turns into a failure."""
+    from signlab import worker
+    from signlab.interrupt import ShutDown
+
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="early")
+
+    def shut_down(name: str) -> None:
+        if name == "after_claim":
+            raise ShutDown
+
+    monkeypatch.setattr(worker, "_fault_point", shut_down)
+    said = []
+    assert worker.run_worker(tmp_path, exit_when_idle=True, on_finish=said.append) == 0
+    row = run.status()
+    assert row["status"] == RunState.QUEUED and row["continues"] == 0, row
+    assert said == [{"run_id": "early", "status": "queued", "message": row["message"]}]
+
+
+def test_a_run_with_finished_epochs_is_not_called_failed_by_the_cap_on_deaths_before_training(tmp_path):
+    """The cap on workers dying before a run trains shares its count with deaths while training: a run
+    that crashed three times while training, then lost a worker while loading, ended "failed: ... 4
+    times before training began", weights of epoch 2 beside it. It is left interrupted, as after its
+    last automatic continuation."""
+    from signlab.store import AUTO_CONTINUES, runs_table
+
+    store = store_for(tmp_path)
+    create_run(TrainConfig(model="logreg", epochs=5), tmp_path, run_id="tired")
+    claim = store.claim("w", 1)
+    with store._tx() as conn:
+        conn.execute(runs_table.update().where(runs_table.c.run_id == "tired").values(
+            epochs_completed=2, continues=AUTO_CONTINUES))
+    assert claim is not None and store.expire_leases(time.time() + 600) == ["tired"]
+    row = store.get("tired")
+    assert row["status"] == RunState.INTERRUPTED and "failed" not in row["message"], row
+    assert "the weights of epoch 2 are kept and the run can be continued" in row["message"]
 
 
 def _train_held(tmp_path: Path, at_event) -> tuple[dict, object]:
