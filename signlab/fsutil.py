@@ -27,9 +27,22 @@ def storage_error(err: OSError, path: Path) -> StorageError:
     return StorageError(f"{path}: cannot write ({err.strerror or err})")
 
 
-# The process's umask, read once at import (reading it means setting it, which is not thread-safe later)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+def _read_umask() -> int:
+    """The process's umask: from /proc where Linux gives it (reading it with os.umask means setting it,
+    for a moment, under every other thread), else that way, once, at import."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = True) -> None:
@@ -47,7 +60,10 @@ def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = Tru
         # the mode an open() would give (0644 under the usual umask), not mkstemp's 0600: a dashboard
         # and workers running as different users on one shared runs folder (a cluster) could not
         # read each other's config.json and weights, while metrics.jsonl, appended, was readable
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        except OSError:  # a file system without modes (some FUSE or CIFS mounts): mkstemp's stays
+            pass
         os.close(fd)
     except OSError as err:
         raise storage_error(err, path) from err

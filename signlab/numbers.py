@@ -60,7 +60,7 @@ def finite(value: Any) -> float | None:
 
 # control characters (a terminal's escape sequences, a bell), the marks that reorder text on screen, and
 # lone surrogates (a shell argument that is not UTF-8 reaches Python as them, and writing one failed)
-_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def plain_line(text: Any, limit: int) -> str:

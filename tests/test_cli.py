@@ -245,6 +245,7 @@ def test_a_name_holding_terminal_escapes_is_kept_as_plain_text(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "]0;owned my run" in out and not any(c in out for c in "\x1b\x07\t\u202e"), repr(out)
     assert user_id_of("Bob\x1b[2J@Uni.edu") == "bob [2j@uni.edu" and user_id_of(" ali\u2066ce ") == "ali ce"
+    assert user_id_of("a\u200eb\u200fc\u061cd") == "a b c d"  # the direction marks too
 
 
 def test_a_run_listed_as_failed_for_its_settings_can_be_deleted(tmp_path, capsys):

@@ -643,3 +643,18 @@ def test_a_holder_that_lost_its_run_writes_no_weights_at_its_epochs_end(tmp_path
         writer(EpochEnd(1, 1.0, 0.5, 1.0, 0.5, 1.0, 1.0, 100.0), SimpleNamespace(stop=lambda *a: stopped.append(a)))
     assert stopped and writer.lost and not (run.dir / "model.safetensors").exists()
     assert run.status()["worker"] == "new-holder"
+
+
+def test_a_file_system_without_modes_still_takes_atomic_writes(tmp_path, monkeypatch):
+    """Setting the mode of the temporary file (0644, not mkstemp's 0600) raised on file systems that
+    have none (some FUSE and CIFS mounts), which made every write of a run a storage error."""
+    import os
+
+    from signlab.fsutil import atomic_write_json, read_json
+
+    def refuse(fd, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchmod", refuse)
+    atomic_write_json(tmp_path / "x.json", {"a": 1})
+    assert read_json(tmp_path / "x.json") == {"a": 1}
