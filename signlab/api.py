@@ -177,8 +177,7 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
                 raise
             return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
-        except ShutDown:  # its worker is shut down: the run waits for the next one, not stopped
-            store.hand_back(claim)
+        except ShutDown:  # its worker is shut down: the worker hands the run back (worker.run_worker), not stopped
             raise
         except KeyboardInterrupt:
             _quit_at_once(run, writer)

@@ -19,7 +19,7 @@ QUIT_AGAIN = "Ctrl-C again to quit at once"
 
 class ShutDown(KeyboardInterrupt):
     """A worker's SIGTERM: the process is shut down (an operator restarting it, systemd, docker), not
-    its run stopped. The run goes back to the queue to continue (``api.train_claimed``,
+    its run stopped. The worker gives the run back to the queue to continue (``worker.run_worker``,
     ``RunStore.hand_back``); as a KeyboardInterrupt it ends the worker wherever it is."""
 
 

@@ -114,8 +114,8 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                     store.worker_beat(worker_id, current=claim.run_id)
                     _fault_point("after_claim")
                     record = _train_one(root, claim, device, say)
-                except ShutDown:  # handed back (api.train_claimed, or here if it came before training began)
-                    store.hand_back(claim)  # nothing when already handed back: no longer held
+                except ShutDown:  # before training began or during it (api.train_claimed lets it through)
+                    store.hand_back(claim)
                     row = store.get(claim.run_id) or {}
                     record = {"run_id": claim.run_id, "status": str(row.get("status", "queued")),
                               "message": row.get("message", "")}
