@@ -376,7 +376,8 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
     """Validation accuracy of a sweep's trials against one hyperparameter (the Sweeps page).
 
     Completed trials are blue dots, pruned ones grey crosses at the accuracy they were pruned
-    with, the best trial an orange star. The learning rate and weight decay use a log axis.
+    with, the best trial's dot on an orange star. A point's hover names every trial at its place.
+    The learning rate and weight decay use a log axis.
     """
     def pick(states: tuple[str, ...]) -> list[dict[str, Any]]:
         return [r for r in rows if r.get("state") in states and r.get("value") is not None
@@ -385,20 +386,32 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
     def xs(rs: list[dict[str, Any]]) -> list[Any]:
         return [("on" if r[param] else "off") if isinstance(r[param], bool) else r[param] for r in rs]
 
+    # one marker covers every other trial at its place (the same setting and accuracy; a category
+    # axis makes that common), so a point's hover names them all
+    spots: dict[tuple[str, float], list[int]] = {}
+    for r, x in zip(pick(SWEEP_SCATTER_STATES), xs(pick(SWEEP_SCATTER_STATES))):
+        spots.setdefault((repr(x), round(100 * r["value"], 2)), []).append(r["number"])
+
+    def trials_at(r: dict[str, Any], x: Any) -> str:
+        numbers = sorted(spots[(repr(x), round(100 * r["value"], 2))])
+        named = f"trial {numbers[0]}" if len(numbers) == 1 else "trials " + ", ".join(map(str, numbers))
+        return named + (f" (the best: {best_number})" if best_number in numbers else "")
+
     fig = go.Figure()
+    best = [r for r in pick(("COMPLETE",)) if r["number"] == best_number]
+    if best:  # drawn first, under the dots: its points ring the best trial's dot and hide no other trial
+        fig.add_trace(go.Scatter(x=xs(best), y=[100 * best[0]["value"]], mode="markers", name="best",
+                                 marker=dict(size=20, color=ORANGE, symbol="star", line=dict(width=1, color="black")),
+                                 hoverinfo="skip"))
     for states, name, marker in ((("COMPLETE",), "completed", dict(size=10, color=BLUE)),
                                  (("PRUNED", "STOPPED"), "pruned or stopped", dict(size=9, color=GREY, symbol="x"))):
         rs = pick(states)
         if rs:
             fig.add_trace(go.Scatter(x=xs(rs), y=[100 * r["value"] for r in rs], mode="markers", name=name,
                                      marker=marker, customdata=[r["number"] for r in rs],
+                                     hovertext=[trials_at(r, x) for r, x in zip(rs, xs(rs))],
                                      hovertemplate=f"{param}=%{{x}}<br>accuracy %{{y:.2f}}%"
-                                                   "<extra>trial %{customdata}</extra>"))
-    best = [r for r in pick(("COMPLETE",)) if r["number"] == best_number]
-    if best:
-        fig.add_trace(go.Scatter(x=xs(best), y=[100 * best[0]["value"]], mode="markers", name="best",
-                                 marker=dict(size=16, color=ORANGE, symbol="star", line=dict(width=1, color="black")),
-                                 hoverinfo="skip"))
+                                                   "<extra>%{hovertext}</extra>"))
     values = [r[param] for r in pick(SWEEP_SCATTER_STATES)]
     setting = SETTING.get(param)
     if setting is not None and setting.log_scale and values and min(values) > 0:

@@ -405,3 +405,21 @@ def test_the_maps_layer_lives_in_the_link(runs_env):
     at = _open("map", run="tiny-seed", layer="zzz")
     assert any("layer='zzz' is not a layer of this run's model" in w.value for w in at.warning), \
         [w.value for w in at.warning]
+
+
+def test_a_sweep_charts_best_star_hides_no_trial_at_its_place():
+    """Two trials with the same batch size and accuracy: the best one's star, drawn over the dots,
+    covered the other trial's dot and its hover said nothing. The star now lies under the dots, and
+    each point's hover names every trial at its place."""
+    from signlab import figures
+
+    rows = [dict(number=0, state="COMPLETE", value=0.995, batch_size=64),
+            dict(number=1, state="COMPLETE", value=0.995, batch_size=64),
+            dict(number=2, state="COMPLETE", value=0.9, batch_size=128),
+            dict(number=3, state="PRUNED", value=0.5, batch_size=128)]
+    fig = figures.sweep_scatter(rows, "batch_size", best_number=1)
+    names = [t.name for t in fig.data]
+    assert names.index("best") < names.index("completed"), names  # under the dots
+    done = fig.data[names.index("completed")]
+    assert list(done.hovertext) == ["trials 0, 1 (the best: 1)", "trials 0, 1 (the best: 1)", "trial 2"]
+    assert list(fig.data[names.index("pruned or stopped")].hovertext) == ["trial 3"]
