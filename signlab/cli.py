@@ -7,11 +7,13 @@ stderr naming the file or setting and the problem; 1 anything unexpected.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
@@ -195,11 +197,22 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _use_db(args: argparse.Namespace) -> None:
-    """``--db URL``: every run this command opens lives in that database (as ``SIGNLAB_DB`` does)."""
-    if getattr(args, "db", None):
-        import os
+    """``--db URL``: every run this command opens lives in that database (as ``SIGNLAB_DB`` does).
 
-        os.environ["SIGNLAB_DB"] = args.db
+    Only the commands that make runs (train, worker, sweep) may start a new SQLite file: for the
+    others a mistyped ``--db`` made an empty one, every run read as interrupted, and ``stop`` said
+    "nothing to stop" of a run still queued in the real one."""
+    if not getattr(args, "db", None):
+        return
+    import os
+
+    from .store import db_url_for
+
+    url = db_url_for(getattr(args, "runs_dir", None) or ".", args.db)
+    if (args.command not in ("train", "worker", "sweep") and url.startswith("sqlite:///")
+            and not Path(url.removeprefix("sqlite:///")).is_file()):
+        raise UsageError(f"--db: {args.db} does not exist")
+    os.environ["SIGNLAB_DB"] = args.db
 
 
 RESUMABLE = ("epochs", "lr", "device", "max_steps")  # what train --resume may set for the continuation
@@ -298,14 +311,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     def warn(message: str) -> None:
         print(f"signlab: warning: {message}", file=sys.stderr)
 
-    from pathlib import Path
-
-    if args.db:  # nor a database file: a mistyped --db made an empty one, and every run read as interrupted
-        from .store import db_url_for
-
-        url = db_url_for(args.runs_dir or ".", args.db)
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise UsageError(f"--db: {args.db} does not exist")
     rows = []
     for run in list_runs(args.runs_dir, warn=warn):
         s = run.summary()
@@ -601,6 +606,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as err:  # noqa: BLE001 - the contract: exit 1 for anything unexpected
+        if isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+            # Path.exists() and is_dir() raise it (Python 3.11) wherever a given path is first looked
+            # at, in every command's own checks; the path names the argument it came from
+            print(f"signlab: {err.filename}: a name in this path is too long for the file system", file=sys.stderr)
+            return 2
         traceback.print_exc()
         print(f"signlab: unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import envnum, labels
 from .errors import ConfigError, DataError
-from .fsutil import atomic_write, atomic_write_npz
+from .fsutil import StorageError, atomic_write, atomic_write_npz
 from .numbers import whole_number
 from .paths import BUNDLED_DATA_DIR, cache_dir
 
@@ -388,7 +388,7 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
     split = Split(split.images, split.targets, str(location))
     try:
         atomic_write_npz(cached, {"images": split.images, "targets": split.targets}, compressed=False)
-    except OSError:
+    except (OSError, StorageError):  # atomic_write names what failed as a StorageError
         pass  # an unwritable cache only costs speed
     return split
 

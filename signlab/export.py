@@ -30,6 +30,10 @@ def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
                        f"(or leave --out out for {run.dir.name}/model.onnx)")
     if target.is_dir():
         raise RunError(f"--out: {out} is a folder; give a file name such as {Path(out) / 'model.onnx'}")
+    if target.exists() and not target.is_file():
+        # atomic_write renames over what is there: run as root, --out /dev/null --force replaced the
+        # machine's /dev/null with a file
+        raise RunError(f"--out: {out} is not a file (a device, a pipe or a socket); give a file name")
     if not target.parent.is_dir():
         raise RunError(f"--out: the folder {path.parent} does not exist")
     if target.exists() and target != own and not force:

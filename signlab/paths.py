@@ -34,8 +34,11 @@ def runs_dir_problem(given: str | Path | None = None, must_exist: bool = False) 
     if value is None:
         return None
     path = Path(value).expanduser()
-    if path.exists() and not path.is_dir():
-        return f"{name}: {value} is not a folder"
-    if must_exist and not path.exists():
-        return f"{name}: {value} does not exist"
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{name}: {value} is not a folder"
+        if must_exist and not path.exists():
+            return f"{name}: {value} does not exist"
+    except OSError as err:  # a name over 255 bytes: every page and command would stop on it
+        return f"{name}: {value}: {err.strerror}"
     return None

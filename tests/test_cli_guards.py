@@ -74,6 +74,71 @@ def test_export_never_overwrites_a_run_file_or_an_existing_file(run, tmp_path, c
     assert (run.dir / "model.onnx").is_file()
 
 
+def test_export_never_replaces_a_device_or_a_pipe(run, tmp_path, capsys):
+    """Run as root, `export --out /dev/null --force` replaced the machine's /dev/null with a file
+    (the atomic write renames over whatever is at --out)."""
+    import socket
+    import stat
+
+    # a pipe and a socket stand in for a device: a regression must not replace the machine's /dev/null
+    os.mkfifo(tmp_path / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    root = str(run.dir.parent)
+    try:
+        for name in ("pipe", "sock"):
+            code = cli.main(["export", "r1", "--runs-dir", root, "--out", str(tmp_path / name), "--force"])
+            _one_line(capsys, code, "--out", name, "is not a file")
+    finally:
+        sock.close()
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode) and stat.S_ISSOCK(os.stat(tmp_path / "sock").st_mode)
+
+
+def test_a_path_name_too_long_for_the_file_system_is_one_line(run, tmp_path, capsys, monkeypatch):
+    """Python 3.11's Path.exists() and is_dir() raise on a name over 255 bytes: export, evaluate,
+    calibrate, --db and --runs-dir (and train --data) each printed a traceback and exited 1."""
+    monkeypatch.setenv("SIGNLAB_DB", "")
+    long = str(tmp_path / ("a" * 300))
+    root = str(run.dir.parent)
+    for command in (["export", "r1", "--runs-dir", root, "--out", long + ".onnx"], ["evaluate", long],
+                    ["runs", "--runs-dir", root, "--db", long + ".db"], ["calibrate", "r1", long, "--runs-dir", root],
+                    ["runs", "--runs-dir", long]):
+        _one_line(capsys, cli.main(command), long)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", long)  # and every page says so, rather than stopping
+    _dashboard_refuses(monkeypatch, long, "SIGNLAB_RUNS_DIR", "File name too long")
+
+
+def test_commands_on_runs_refuse_a_mistyped_database_file(run, tmp_path, capsys, monkeypatch):
+    """`stop RUN --db typo.db` made an empty database and answered from it ("nothing to stop: the
+    run is interrupted") while the run stayed queued in the real one. Only the commands that make
+    runs may start a new database file."""
+    monkeypatch.setenv("SIGNLAB_DB", "")
+    root, typo = str(run.dir.parent), str(tmp_path / "typo.db")
+    for command in (["stop", "r1"], ["pause", "r1"], ["resume", "r1"], ["next", "r1"], ["rename", "r1", "x"],
+                    ["delete", "r1"], ["evaluate", "r1"], ["export", "r1"], ["predict", "r1", "a.png"]):
+        _one_line(capsys, cli.main([*command, "--runs-dir", root, "--db", typo]), "--db", typo, "does not exist")
+        assert not os.path.exists(typo)
+    assert open_run("r1", root).name != "x" and (run.dir / "model.safetensors").is_file()
+    fresh = str(tmp_path / "class.db")  # train starts one
+    monkeypatch.setenv("SIGNLAB_DB", "")
+    assert cli.main(["train", "--queue", "--model", "logreg", "--runs-dir", root, "--db", fresh, "--json"]) == 0
+    assert os.path.isfile(fresh)
+
+
+def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
+    """The parsed-data cache under a file (SIGNLAB_CACHE=/etc/passwd) stopped every `train` with
+    "cannot write (Not a directory)": the cache's own error handling missed the StorageError that
+    atomic writes raise."""
+    from signlab.data import load_split
+
+    monkeypatch.setenv("SIGNLAB_CACHE", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("not a folder")
+    csv = tmp_path / "t.csv"
+    csv.write_text("label," + ",".join(f"pixel{i}" for i in range(1, 785)) + "\n3" + ",7" * 784 + "\n")
+    split = load_split(str(csv))
+    assert split.targets.tolist() == [3] and int(split.images[0, 0, 0]) == 7
+
+
 # --------------------------------------------------------------------------- predict, calibrate, runs, evaluate
 def test_paths_of_the_wrong_kind_are_named(run, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SIGNLAB_DB", "")  # --db sets it for the process (as SIGNLAB_DB): put back after
