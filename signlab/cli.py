@@ -153,7 +153,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from the command line's options on top of the preset; a warning on stderr for a
     --width its model has no use for (`train --model logreg --width 16` went on without a word)."""
+    from .data import absolute_source
+
     cfg = preset(args.preset or DEFAULT_PRESET, **option_values(args))
+    cfg = cfg.replace(data=absolute_source(cfg.data))  # as typed here, not where a worker runs it
     if getattr(args, "width", None) is not None:
         from .models import model_info
 

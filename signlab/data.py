@@ -114,6 +114,16 @@ def resolve_source(source: str | Path | None) -> tuple[str, str]:
     raise DataError(f"{s}: not a folder, URL or TRAIN,TEST pair")
 
 
+def absolute_source(source: str | None) -> str | None:
+    """``source`` with its local paths made absolute (URLs as given): a run keeps its data setting
+    in config.json, and a relative one (``--data data/x``) was read from whatever folder a worker, a
+    resume or an evaluation later ran in: refused there, or another folder's files read unsaid."""
+    if source is None or str(source).strip() == "":
+        return source
+    parts = [p.strip() for p in str(source).split(",")]
+    return ",".join(p if _is_url(p) or not p else os.path.abspath(os.path.expanduser(p)) for p in parts)
+
+
 # --------------------------------------------------------------------------- allowed sources
 def allowed_sources() -> list[str]:
     """The folders and URL prefixes of ``SIGNLAB_DATA_SOURCES`` (comma-separated; empty: none)."""

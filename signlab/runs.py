@@ -537,16 +537,20 @@ def open_run(ref: str, runs_dir: Path | str | None = None) -> Run:
     return Run(resolve_run(ref, runs_dir))
 
 
-def _run_folders(root: Path) -> list[Path]:
-    """Folders of ``root`` that look like runs (a valid id, a config.json, not a symlink out)."""
+def _run_folders(root: Path, misnamed: list[str] | None = None) -> list[Path]:
+    """Folders of ``root`` that look like runs (a valid id, a config.json, not a symlink out); the
+    names of run folders whose name is not a run id go to ``misnamed``."""
     out = []
     try:
         entries = list(os.scandir(root))
     except OSError:
         return []
     for e in entries:
-        if RUN_ID_RE.match(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False) and _has_config(e.path):
-            out.append(Path(e.path))
+        if e.is_dir(follow_symlinks=False) and _has_config(e.path):
+            if RUN_ID_RE.match(e.name) and ".." not in e.name:
+                out.append(Path(e.path))
+            elif misnamed is not None:
+                misnamed.append(e.name)
     return out
 
 
@@ -562,7 +566,11 @@ def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | 
         return []
     store = store_for(root)
     known = store.ids()
-    folders = _run_folders(root)
+    misnamed: list[str] = []
+    folders = _run_folders(root, misnamed)
+    for name in sorted(misnamed) if warn else ():  # copied in by hand ("copy ü space"): said, not skipped unsaid
+        warn(f"{root / plain_line(name, 200)}: not listed, as a run's folder name is letters, digits, '.', '_' "
+             "and '-' (starting with a letter or digit); rename the folder to list it")
     for folder in folders:
         if folder.name not in known:
             problem = import_folder(store, folder)

@@ -253,6 +253,10 @@ def suggest(trial: Any, model: str) -> dict[str, Any]:
 def base_config(model: str = DEFAULT_MODEL, epochs: int = DEFAULT_EPOCHS, max_steps: int | None = None,
                 val_fraction: float = DEFAULT_VAL_FRACTION, **overrides: Any) -> "TrainConfig":
     """The settings every trial shares: the ``fast`` preset with the sweep's model and epochs."""
+    from .data import absolute_source  # its trials' runs keep the data setting: not relative to this folder
+
+    if "data" in overrides:
+        overrides = {**overrides, "data": absolute_source(overrides["data"])}
     return preset(DEFAULT_PRESET, model=model, epochs=epochs, max_steps=max_steps, val_fraction=val_fraction,
                   **overrides)
 

@@ -578,3 +578,35 @@ def test_a_run_that_will_not_fit_in_memory_is_warned_of(small_data, tmp_path, ca
         assert cli.main(["train", "--model", "logreg", "--max-steps", "1", "--runs-dir", root, "--quiet"]) == 0
         err = capsys.readouterr().err
         assert ("signlab: warning: this run needs about" in err and "a smaller --batch-size" in err) == warned, err
+
+
+def test_a_relative_data_path_is_kept_as_the_folder_it_named(tmp_path, capsys, monkeypatch):
+    """`train --queue --data data/sign-mnist` kept the path as typed: a worker started in another
+    folder refused the bundled dataset as "not an allowed dataset source", and evaluate or --resume
+    from elsewhere read whatever folder of that name lay there. The path is made absolute where it is
+    typed, for train and for a sweep's trials."""
+    from signlab.data import BUNDLED_DATA_DIR
+    from signlab.sweep import base_config
+
+    monkeypatch.setenv("SIGNLAB_DB", "")
+    monkeypatch.chdir(BUNDLED_DATA_DIR.parent)
+    root = str(tmp_path / "runs")
+    assert cli.main(["train", "--queue", "--model", "logreg", "--data", BUNDLED_DATA_DIR.name, "--runs-dir", root,
+                     "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+    assert open_run(run_id, root).config.data == str(BUNDLED_DATA_DIR)
+    pair = base_config(data="a.csv, https://example.org/b.csv").data
+    assert pair == f"{BUNDLED_DATA_DIR.parent / 'a.csv'},https://example.org/b.csv"
+
+
+def test_runs_names_a_run_folder_it_cannot_list(run, capsys, monkeypatch):
+    """A run copied in by hand as `copy ü space` was left out of `runs` without a word, while
+    evaluate and predict took its path."""
+    import shutil
+
+    monkeypatch.setenv("SIGNLAB_DB", "")
+    shutil.copytree(run.dir, run.dir.parent / "copy ü space")
+    assert cli.main(["runs", "--runs-dir", str(run.dir.parent), "--json"]) == 0
+    out = capsys.readouterr()
+    assert [r["run_id"] for r in json.loads(out.out)] == ["r1"]
+    assert "copy ü space: not listed" in out.err and "rename the folder" in out.err, out.err
