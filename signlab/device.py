@@ -50,21 +50,24 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def check_device(name: str, what: str = "--device") -> torch.device:
-    """``name`` as a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``), or a
-    ConfigError naming ``what`` and what is allowed: checked before a worker claims a run, so a
-    typo fails the command rather than the first run it would take."""
+    """``name`` as a device this machine has (``auto``, ``cpu``, ``cuda``, ``mps``), or a ConfigError
+    naming ``what`` and what is allowed: checked before a worker claims a run, so a typo fails the
+    command rather than the first run it would take. A run's settings name their device ``cuda``,
+    never ``cuda:1`` (such runs failed to load), so an index is refused with the way to one GPU."""
+    allowed = "auto, cpu, cuda or mps"
     try:
         device = resolve_device(name)
     except ConfigError as err:
         raise ConfigError(f"{what}: {str(err).removeprefix('device: ')}") from err
     except RuntimeError as err:  # torch.device("tpu"): not a device type torch knows
-        raise ConfigError(f"{what}: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from err
+        raise ConfigError(f"{what}: {name!r} is not a device; use {allowed}") from err
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"{what}: {name!r} is not a device signlab trains on; use auto, cpu, cuda, cuda:N or mps")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        n = torch.cuda.device_count()
-        raise ConfigError(f"{what}: {name!r} is not here; this machine has "
-                          f"{'no CUDA GPU' if n == 0 else f'{n} CUDA GPU' + ('s' if n > 1 else '')}")
+        raise ConfigError(f"{what}: {name!r} is not a device signlab trains on; use {allowed}")
+    if device.index is not None:
+        if device.type == "cuda":
+            raise ConfigError(f"{what}: {name!r}: for one GPU of several, start the worker with "
+                              f"CUDA_VISIBLE_DEVICES={device.index} and {what} cuda")
+        raise ConfigError(f"{what}: {name!r} names one {device.type} of several; use {allowed}")
     return device
 
 

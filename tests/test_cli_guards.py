@@ -405,6 +405,12 @@ def test_a_worker_on_one_gpu_of_several_is_told_how(monkeypatch, tmp_path, capsy
     code = cli.main(["worker", "--device", "cuda:1", "--exit-when-idle", "--runs-dir", str(tmp_path)])
     _one_line(capsys, code, "--device", "CUDA_VISIBLE_DEVICES=1 and --device cuda")
     assert str(queued.status()["status"]) == "queued"
+    # cpu:0 was told to use CUDA_VISIBLE_DEVICES; a typo was offered cuda:N, which is always refused
+    for device, words in (("cpu:0", "names one cpu of several; use auto, cpu, cuda or mps"),
+                          ("CPU", "is not a device; use auto, cpu, cuda or mps")):
+        code = cli.main(["worker", "--device", device, "--exit-when-idle", "--runs-dir", str(tmp_path)])
+        line = _one_line(capsys, code, "--device", repr(device), words)
+        assert "CUDA_VISIBLE" not in line and "cuda:N" not in line
 
 
 @pytest.mark.parametrize("content", [b"\xa9\x00\xffnot text\n", b'{"a": 1}\n'], ids=["binary", "other-json"])
