@@ -98,6 +98,7 @@ class Setting:
     default: Any
     help: str  # one or two sentences: the Train page's tooltip and the command line's help
     range: tuple[float, float] | None = None  # inclusive; ints as bounds make a whole-number setting
+    least_above_zero: float | None = None  # with a range from 0: 0 itself, or at least this
     choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None  # a callable: asked when needed
     presets: Mapping[str, Any] = field(default_factory=dict)  # preset name -> the value it sets
     label: str | None = None  # the Train page's widget label; None: not on the page, not read from links
@@ -142,6 +143,8 @@ class Setting:
         allowed = self.allowed()
         if allowed is not None:
             return ", ".join(allowed)
+        if self.range is not None and self.least_above_zero:
+            return f"0, or {_bound(self.least_above_zero)} to {_bound(self.range[1])}"
         if self.range is not None:
             return f"{_bound(self.range[0])} to {_bound(self.range[1])}"
         return "true or false" if self.type is bool else "text"
@@ -156,7 +159,7 @@ class Setting:
         if allowed is not None:
             return None if value in allowed else f"{value!r} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
-            return _range_problem(self.range, value, integer=self.type is int)
+            return _range_problem(self.range, value, integer=self.type is int, gap=self.least_above_zero)
         if not isinstance(value, str):
             return f"{shown_value(value)} must be text"
         return None if value.strip() else EMPTY  # not a silent default
@@ -266,7 +269,7 @@ class TrainConfig:
                                   "regression and the MLP use one, which beside other work is many times faster).")
     log_every: int = setting(10, range=(1, 10_000), presets={"lecture": 50},
                              help="Steps between logged training steps (batch-end events).")
-    val_fraction: float = setting(0.0, range=(0.0, 0.5),
+    val_fraction: float = setting(0.0, range=(0.0, 0.5), least_above_zero=0.01,
                                   help="Hold out this fraction of the training set for validation (0: validate on "
                                        "the test CSV, the lecture's df_val).")
     max_steps: int | None = setting(None, range=(1, 10_000_000), help="Stop after this many steps (a dry run).")
@@ -354,13 +357,15 @@ def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
 
 
-def _range_problem(bounds: tuple[float, float], value: Any, integer: bool) -> str | None:
+def _range_problem(bounds: tuple[float, float], value: Any, integer: bool, gap: float | None = None) -> str | None:
+    """Why ``value`` is not a number in ``bounds`` (nor in (0, ``gap``), when given), else None."""
     lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{shown_value(value)} is not a number"
     # ints compare with floats exactly in Python, so no conversion (and no OverflowError) happens here
-    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
-        return f"{shown_value(value)} is out of range; allowed {_bound(lo)} to {_bound(hi)}"
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi or (gap and 0 < value < gap):
+        allowed = f"0, or {_bound(gap)} to {_bound(hi)}" if gap else f"{_bound(lo)} to {_bound(hi)}"
+        return f"{shown_value(value)} is out of range; allowed {allowed}"
     if integer and isinstance(value, float) and not value.is_integer():
         return f"{shown_value(value)} must be a whole number"
     return None
@@ -392,8 +397,6 @@ def validate(c: TrainConfig) -> None:
         problem = s.problem(getattr(c, s.name))
         if problem:
             raise ConfigError(f"{s.name}: {problem}")
-    if 0 < c.val_fraction < 0.01:
-        raise ConfigError("val_fraction: hold out at least 0.01 of the training set, or 0 for the test CSV")
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -616,3 +616,15 @@ def test_runs_names_a_run_folder_it_cannot_list(run, capsys, monkeypatch):
     out = capsys.readouterr()
     assert [r["run_id"] for r in json.loads(out.out)] == ["r1"]
     assert "copy ü space: not listed" in out.err and "rename the folder" in out.err, out.err
+
+
+def test_a_too_small_validation_share_is_named_by_its_flag(tmp_path, capsys):
+    """`train --val-fraction 0.0001` said "val_fraction: hold out at least 0.01 …" (the setting's
+    name, not its flag), and its help and range said "allowed 0 to 0.5": the rule lay outside the
+    setting's declaration. Declared there, every message and the help give it."""
+    from signlab.config import SETTING
+
+    code = cli.main(["train", "--val-fraction", "0.0001", "--runs-dir", str(tmp_path)])
+    _one_line(capsys, code, "--val-fraction: 0.0001 is out of range; allowed 0, or 0.01 to 0.5")
+    assert SETTING["val_fraction"].problem(0.0) is None and SETTING["val_fraction"].problem(0.01) is None
+    assert SETTING["val_fraction"].allowed_text() == "0, or 0.01 to 0.5"
