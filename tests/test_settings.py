@@ -5,10 +5,9 @@ line, link parsing, validation, Train page) without a new test.
 """
 from __future__ import annotations
 
-
 import dataclasses
-import os
 import math
+import os
 from pathlib import Path
 from typing import Any
 
