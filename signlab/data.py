@@ -323,23 +323,29 @@ def parse_csv(text: bytes, name: str) -> Split:
         raise DataError(f"{name}: cannot parse the CSV ({msg})") from err
     if len(df) == 0:
         raise DataError(f"{name}: the file has a header but no data rows")
-    values = df.to_numpy()
-    if values.dtype.kind not in "iu":
+    values = df.to_numpy()  # (N, 785)
+    # whole numbers written as 1.0 (or too big for 64 bits) arrive as floats: read, and checked below
+    # before any cast, rather than refused with no cell named
+    if values.dtype.kind not in "iuf" or (values.dtype.kind == "f"
+                                          and not (np.isfinite(values) & (values == np.round(values))).all()):
         _raise_first_bad_cell(df, name)
-    arr = values.astype(np.int64, copy=False)  # (N, 785)
-    bad = (arr[:, 1:] < 0) | (arr[:, 1:] > 255)
+
+    def shown(v) -> str:
+        return f"{int(v)}" if abs(v) < 2**53 else f"{v:g}"
+
+    bad = (values[:, 1:] < 0) | (values[:, 1:] > 255)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DataError(f"{name}: line {r + 2}, column {c + 2} ({header[c + 1]}): "
-                        f"value {arr[r, c + 1]} is outside 0-255")
-    raw_labels = arr[:, 0]
-    ok = np.isin(raw_labels, sorted(labels.VALID_RAW_LABELS))
+                        f"value {shown(values[r, c + 1])} is outside 0-255")
+    ok = np.isin(values[:, 0], sorted(labels.VALID_RAW_LABELS))
     if not ok.all():
         r = int(np.flatnonzero(~ok)[0])
-        raise DataError(f"{name}: line {r + 2}, column 1 (label): label {raw_labels[r]} is not one of "
+        raise DataError(f"{name}: line {r + 2}, column 1 (label): label {shown(values[r, 0])} is not one of "
                         "the 24 letters (0-24 without 9)")
+    arr = values.astype(np.int64, copy=False)  # every value is now a whole number in range
     images = arr[:, 1:].astype(np.uint8).reshape(-1, labels.IMAGE_SIZE, labels.IMAGE_SIZE)
-    return Split(images=images, targets=labels.raw_labels_to_index(raw_labels), source=name)
+    return Split(images=images, targets=labels.raw_labels_to_index(arr[:, 0]), source=name)
 
 
 def _raise_first_bad_cell(df, name: str) -> None:
@@ -354,12 +360,16 @@ def _raise_first_bad_cell(df, name: str) -> None:
         missing = series.isna().to_numpy()
         nonnum = numeric.isna().to_numpy() & ~missing
         frac = (numeric.notna() & (numeric != numeric.round())).to_numpy()
-        rows = np.flatnonzero(missing | nonnum | frac)
+        huge = (numeric.abs() >= 2**63).to_numpy()  # beyond 64 bits: pandas keeps the column as text
+        rows = np.flatnonzero(missing | nonnum | frac | huge)
         if len(rows):
             r = int(rows[0])
             where = f"{name}: line {r + 2}, column {c + 1} ({col})"
             if missing[r]:
                 raise DataError(f"{where}: the value is missing (the row is short or the file truncated)")
+            if huge[r]:
+                allowed = "0-24 without 9" if c == 0 else "0-255"
+                raise DataError(f"{where}: {str(series.iloc[r])[:24]!r} is far outside {allowed}")
             raise DataError(f"{where}: {str(series.iloc[r])[:24]!r} is not a whole number")  # '1.5', not np.float64(1.5)
     raise DataError(f"{name}: could not read the values as integers")
 

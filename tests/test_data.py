@@ -297,6 +297,13 @@ MALFORMED = {
                        r"line 2, column 1 \(label\): label -3 "),
     "label_missing": ("\n".join([HEADER] + [",".join(map(str, r)) for r in _with(1, 0, "")]) + "\n",
                       r"line 3, column 1 \(label\).*missing"),
+    # too big for 64 bits, and 300.0 (whole numbers as floats): "could not read the values as integers", no place named
+    "huge_pixel": ("\n".join([HEADER] + [",".join(map(str, r)) for r in _with(1, 7, "9" * 23)]) + "\n",
+                   r"line 3, column 8 \(pixel7\): '9{23}' is far outside 0-255"),
+    "huge_label": ("\n".join([HEADER] + [",".join(map(str, r)) for r in _with(0, 0, "9" * 23)]) + "\n",
+                   r"line 2, column 1 \(label\): '9{23}' is far outside 0-24 without 9"),
+    "float_above_255": ("\n".join([HEADER] + [",".join(map(str, r)) for r in _with(2, 3, "300.0")]) + "\n",
+                        r"line 4, column 4 \(pixel3\): value 300 is outside 0-255"),
     "empty_file": ("", r"empty"),
     "blank_lines_only": ("\n\n  \n", r"empty"),
     "header_only": (HEADER + "\n", r"header but no data rows"),
@@ -324,6 +331,16 @@ def test_malformed_gzipped_csv_names_the_same_place(case, csvs, cache):
     with pytest.raises(DataError, match=pattern):
         load_split(str(path))
     assert _parsed_files(cache) == []
+
+
+def test_whole_numbers_written_with_a_decimal_point_are_read(csvs, cache):
+    """A CSV saved by a spreadsheet as 3.0,128.0,…: refused as "could not read the values as
+    integers", though every value is a whole number in range."""
+    rows = _good_rows()
+    text = "\n".join([HEADER] + [",".join(f"{v}.0" for v in r) for r in rows]) + "\n"
+    split = load_split(str(csvs.write("floats.csv", text=text)))
+    assert split.images[:, 0, 0].tolist() == [r[1] for r in rows] and split.images.dtype == np.uint8
+    assert split.targets.tolist() == [0, 1, 2, 3]
 
 
 def test_truncated_gzip(csvs, cache):
