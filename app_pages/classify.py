@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.labels import LETTERS
+from signlab.labels import IMAGE_SIZE, LETTERS, unit_pixels
 from signlab.teach import CLASSIFY_DETAILS, CLASSIFY_INTRO
 
 CANVAS_PX = 280  # the canvas is the model's 28x28 grid, ten screen pixels a cell
@@ -161,7 +161,7 @@ def _draw():
         # saw nothing change and thought the page did nothing)
         slot = st.empty()
     rgba = result.image_data if result is not None else None
-    ground = background if background is not None else np.full((28, 28), bg_shade / 255.0, np.float32)
+    ground = background if background is not None else np.full((IMAGE_SIZE, IMAGE_SIZE), unit_pixels(bg_shade))
     if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:  # nothing drawn yet
         gray = views.upscale(ground, CANVAS_PX)
     else:  # the component returns the strokes only: composite them over the ground ourselves

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.labels import LETTERS
+from signlab.labels import LETTERS, unit_pixels
 from signlab.teach import DATA_DETAILS, DATA_INTRO
 
 COUNTS_PX, MEANS_PX = 390, 400  # the means: 8 tiles of 48 px a row (figures.tile_grid); with the 16-px gap,
@@ -48,7 +48,7 @@ else:
                f"each titled with its letter. Hover a pixel to read its grey level (0 black, 1 white).")
     # 8 tiles of 56 px a row (about 490 px) keep their size in an 820-px window; 16 of 48 px were
     # shrunk there to 26-px hands
-    st.plotly_chart(figures.tile_grid(split.images[idx] / 255.0, views.letter_titles(split.targets[idx]), cols=8,
+    st.plotly_chart(figures.tile_grid(unit_pixels(split.images[idx]), views.letter_titles(split.targets[idx]), cols=8,
                                       tile_px=56, zmin=0, zmax=1),
                     width="content", key="data_samples")
 

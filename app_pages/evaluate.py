@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.labels import LETTERS
+from signlab.labels import LETTERS, unit_pixels
 from signlab.teach import EVALUATE_DETAILS, EVALUATE_INTRO
 
 st.title("🎯 Evaluate a model")
@@ -99,7 +99,7 @@ with right:
         st.info(said)
     else:
         st.markdown(said)
-        st.plotly_chart(figures.tile_grid(ds.test.images[shown] / 255.0, views.confidence_titles(ev.confidence[shown]),
+        st.plotly_chart(figures.tile_grid(unit_pixels(ds.test.images[shown]), views.confidence_titles(ev.confidence[shown]),
                                           cols=6, tile_px=58, zmin=0, zmax=1),
                         width="content", key="eval_pair_images")
 with left:
@@ -148,7 +148,7 @@ if not mistakes:
     st.success("No mistakes at all on the test set.")
 else:
     st.caption(views.mistakes_caption(mistakes, ev.errors))
-    st.plotly_chart(figures.tile_grid(ds.test.images[[m["index"] for m in mistakes]] / 255.0,
+    st.plotly_chart(figures.tile_grid(unit_pixels(ds.test.images[[m["index"] for m in mistakes]]),
                                       views.mistake_titles(mistakes), cols=MISTAKE_COLS,
                                       tile_px=MISTAKE_TILE_PX, zmin=0, zmax=1),
                     width="content", key="eval_mistakes")

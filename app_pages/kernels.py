@@ -3,7 +3,7 @@ epoch, the kernels of deeper layers by input channel, and the feature maps of on
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.labels import LETTERS
+from signlab.labels import LETTERS, unit_pixels
 from signlab.teach import KERNELS_DETAILS, KERNELS_INTRO
 
 st.title("🔬 Kernels and feature maps")
@@ -124,7 +124,7 @@ pick.selectbox("Letter for the random pick", list(range(len(LETTERS))), index=No
 pick.button("🎲 Random test image", on_click=_random, width="content")
 index = pick.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY, width=200)
 
-image = ds.test.images[int(index)] / 255.0
+image = unit_pixels(ds.test.images[int(index)])
 maps = []
 with ui.guard("Could not compute the feature maps"):
     maps = views.feature_maps(model, image)

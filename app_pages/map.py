@@ -3,7 +3,7 @@ select a region to see the images there."""
 import streamlit as st
 
 from signlab import figures, ui, views
-from signlab.labels import LETTERS
+from signlab.labels import LETTERS, unit_pixels
 from signlab.teach import MAP_DETAILS, MAP_INTRO
 
 IMAGE_KEY = "map_image"  # the image shown in the panel (a click sets it)
@@ -92,7 +92,7 @@ with right:
                                 help="Click a point on the map, or type an image number."))
     true, pred = int(fm.y_true[index]), int(fm.y_pred[index])
     ok = true == pred
-    st.plotly_chart(figures.single_image(ds.test.images[index] / 255.0, f"test image {index}", height=230),
+    st.plotly_chart(figures.single_image(unit_pixels(ds.test.images[index]), f"test image {index}", height=230),
                     width="stretch", key="map_image_fig")
     st.markdown(f"True letter **{LETTERS[true]}**, predicted **{LETTERS[pred]}** "
                 + ("✅" if ok else "❌ (misclassified)"))

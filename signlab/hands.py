@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .labels import unit_pixels
+
 ASSETS = Path(__file__).resolve().parent / "assets" / "hands"
 PALM_MODEL = ASSETS / "palm_detection_full.tflite"
 LANDMARK_MODEL = ASSETS / "hand_landmark_full.tflite"
@@ -191,7 +193,7 @@ def crop_rotated(rgb: np.ndarray, roi: tuple[float, float, float, float], size: 
     img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
     out = img.transform((size, size), Image.Transform.AFFINE, tuple(m.ravel()), resample=Image.Resampling.BILINEAR,
                         fillcolor=(0, 0, 0))
-    return np.asarray(out, dtype=np.float32) / 255.0
+    return unit_pixels(out)
 
 
 def letterbox(rgb: np.ndarray, size: int = PALM_SIZE) -> tuple[np.ndarray, float, float, float]:
@@ -206,7 +208,7 @@ def letterbox(rgb: np.ndarray, size: int = PALM_SIZE) -> tuple[np.ndarray, float
         (nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
     out = np.zeros((size, size, 3), np.float32)
     px, py = (size - nw) // 2, (size - nh) // 2
-    out[py:py + nh, px:px + nw] = np.asarray(small, dtype=np.float32) / 255.0
+    out[py:py + nh, px:px + nw] = unit_pixels(small)
     return out, scale, float(px), float(py)
 
 

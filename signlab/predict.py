@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .labels import IMAGE_SIZE, NUM_CLASSES
+from .labels import IMAGE_SIZE, NUM_CLASSES, PIXEL_MAX
 from .normalize import normalize_for
 
 
@@ -18,7 +18,7 @@ def to_float_images(images: np.ndarray | torch.Tensor, device: torch.device | st
     """uint8 (N, 28, 28) or float 0..1 arrays -> float tensor (N, 1, 28, 28) in [0, 1]."""
     t = torch.as_tensor(images)
     if t.dtype == torch.uint8:
-        t = t.to(device).float().div_(255.0)
+        t = t.to(device).float().div_(PIXEL_MAX)
     else:
         t = t.to(device=device, dtype=torch.float32)
     return t.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 from . import hands
 from .hands import CROP_MARGIN, HandFound
-from .labels import IMAGE_SIZE
+from .labels import IMAGE_SIZE, unit_pixels
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # also the upload cap in .streamlit/config.toml (20 MB)
 MAX_PIXELS = 50_000_000  # about 7000x7000; more is refused before decoding (decompression bombs)
@@ -136,14 +136,14 @@ def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None
         elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "RGBX"):
             img = img.convert("RGB")
         if img.mode in ("RGBA", "LA", "La", "RGBa"):
-            rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0  # (H, W, 4)
+            rgba = unit_pixels(img.convert("RGBA"))  # (H, W, 4)
             gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
             alpha = rgba[..., 3]
             if notes is not None and float(alpha.min()) < 1.0:
                 shade = "white" if background >= 0.99 else ("black" if background <= 0.01 else "grey")
                 notes.append(f"transparent areas were filled with {shade}")
             return (gray * alpha + background * (1 - alpha)).astype(np.float32)
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        return unit_pixels(img.convert("L"))
     except ValueError as err:  # a mode PIL cannot convert
         raise ImageError(f"{name}: the colour mode {mode} is not supported ({err})") from err
 
@@ -193,7 +193,7 @@ def frame_box(img: Image.Image) -> tuple[int, int, int, int] | None:
     w, h = img.size
     if min(w, h) < FRAME_MIN_SIDE or "A" in img.getbands() or "transparency" in img.info:
         return None  # small, or transparent edges (filled with a background colour later)
-    g = np.asarray(img.convert("L"), dtype=np.float32) / 255.0  # (H, W)
+    g = unit_pixels(img.convert("L"))  # (H, W)
     k = max(1, int(round(FRAME_MAX * min(h, w))))
 
     def depth(lines: np.ndarray) -> int:  # lines (k + 1, L), from the edge inwards
@@ -386,7 +386,7 @@ def canvas_to_gray(rgba: np.ndarray, background: float | np.ndarray = 0.0) -> np
     if a.ndim != 3 or a.shape[2] != 4:
         raise ImageError("canvas: expected RGBA pixels of shape (H, W, 4)")
     if a.max(initial=0) > 1.0:
-        a = a / 255.0
+        a = unit_pixels(a)
     bg = np.asarray(background, dtype=np.float32)
     if bg.ndim == 2 and bg.shape != a.shape[:2]:
         raise ImageError(f"canvas: the background is {bg.shape[1]}x{bg.shape[0]}, the drawing "

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .labels import LETTERS
+from .labels import LETTERS, unit_pixels
 
 
 def sample_indices(targets: np.ndarray, letters: Sequence[int] | None, n: int, seed: int) -> np.ndarray:
@@ -38,4 +38,4 @@ def nth_image_of(images: np.ndarray, targets: np.ndarray, letter: str, n: int) -
     in [0, 1]: ``(index, (28, 28))``, what the Classify page's canvas starts from."""
     indices = np.flatnonzero(targets == LETTERS.index(letter))
     index = int(indices[n % len(indices)])
-    return index, images[index].astype(np.float32) / 255.0
+    return index, unit_pixels(images[index])

@@ -110,3 +110,24 @@ def test_the_command_lines_help_and_bad_input_load_no_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('signlab'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def pixel_scale_problems(name: str, source: str) -> list[str]:
+    """Divisions by 255 written out in code (not in comments or docs): the pixel scale has one
+    source, ``signlab.labels.unit_pixels`` (the pages and seven modules each wrote ``/ 255.0``)."""
+    import io
+    import tokenize
+
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+              if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    return [f"{name}:{b.start[0]} divides by {b.string}: use signlab.labels.unit_pixels"
+            for a, b in zip(tokens, tokens[1:]) if a.string in ("/", "/=") and b.type == tokenize.NUMBER
+            and float(b.string) == 255]
+
+
+def test_the_pixel_scale_is_written_once():
+    files = sorted((ROOT / "signlab").glob("*.py")) + _page_files()
+    problems = [p for f in files if f.name != "labels.py" for p in pixel_scale_problems(f.name, f.read_text())]
+    assert problems == []
+    assert pixel_scale_problems("x.py", "a = b / 255.0  # / 255\nc /= 255\n'''d / 255'''\n") == [
+        "x.py:1 divides by 255.0: use signlab.labels.unit_pixels", "x.py:2 divides by 255: use signlab.labels.unit_pixels"]
