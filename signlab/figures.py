@@ -589,15 +589,14 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
         return int(min(11, (cell - 3) / (0.6 * max(chars, 1))))
 
     # Each number as large as its cell allows. The mistakes (off the diagonal, what a student reads)
-    # always show, at 7 px at least; a diagonal count that would be under 8 px is left to the hover
-    # and the colour: at 440 px the diagonal's three digits were 7 px, unreadable.
-    text, sizes = list(fig.data[0].text), []
-    for k, label in enumerate(text):
-        on_diagonal = k // n == k % n
-        size_k = fits(len(label))
-        if on_diagonal and size_k < 8:
-            text[k] = ""
-        sizes.append(max(7, size_k))
+    # always show, at 7 px at least; when a diagonal count would be under 8 px the whole diagonal is
+    # left to the hover and the colour: at 440 px its three digits were 7 px, unreadable, and with
+    # only those dropped the two-digit ones (R's 71 beside A's blank 331) read as mistakes.
+    text = list(fig.data[0].text)
+    sizes = [max(7, fits(len(label))) for label in text]
+    if any(fits(len(text[k * n + k])) < 8 for k in range(n)):
+        for k in range(n):
+            text[k * n + k] = ""
     fig.update_traces(selector=0, marker_size=cell - 1.5, text=text, textfont_size=sizes,
                       unselected=dict(marker=dict(opacity=1), textfont=dict(color="black")),
                       selected=dict(marker=dict(opacity=1)))

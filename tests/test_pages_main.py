@@ -670,15 +670,24 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert size_of["21"] >= 9 and "331" not in size_of, size_of
     assert big.data[0].hovertext[0].startswith("true A, predicted A: 331 images (94% of A)")
     assert big.data[0].hovertext[2] == "true A, predicted C: 0 images (0% of A)"
+    # a diagonal of mixed widths is shown whole or not at all: with only the three-digit counts
+    # dropped, R's 71 beside A's blank read as a mistake
+    mixed = np.eye(24, dtype=int) * 331
+    mixed[15, 15], mixed[16, 16] = 71, 98
+    text = figures.confusion_matrix_clickable(mixed + np.eye(24, k=1, dtype=int) * 21, size=440).data[0].text
+    assert [text[k * 24 + k] for k in range(24)] == [""] * 24 and text[1] == "21"
     wide = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331, size=620)
     assert dict(zip(wide.data[0].text, wide.data[0].textfont.size))["331"] >= 8  # room for it at 620 px
     share = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
                                                normalize=True, size=440)
     # shares in percent, as read, without their "%" (the hover and the caption say percent): on a
     # phone "35%1%" ran together; the hover still writes it
-    # (without it the diagonal's 94 fits, at 8 px or more, where "94%" was left to the hover)
-    assert tuple(share.data[0].text[:2]) == ("94", "6") and not any("%" in t for t in share.data[0].text)
-    assert share.data[0].textfont.size[0] >= 8
+    # (at 620 px the diagonal's 94 and X's 100 fit, at 8 px or more; at 440 px 100 does not, and the
+    # diagonal is left to the hover and the colour, all of it)
+    assert tuple(share.data[0].text[:2]) == ("", "6") and not any("%" in t for t in share.data[0].text)
+    roomy = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
+                                               normalize=True, size=620).data[0]
+    assert (roomy.text[0], roomy.text[-1]) == ("94", "100") and min(roomy.textfont.size[0], roomy.textfont.size[-1]) >= 8
     assert "(6% of A)" in share.data[0].hovertext[1]
     # the axes end half a cell past the outer squares: plotly's marker padding left the column
     # letters about 35 px above the grid
