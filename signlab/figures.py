@@ -866,5 +866,9 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
                                  unselected=dict(line=dict(color="#d0d0d0", opacity=0.35))))
     _layout(fig, height, title=title)
     # the right margin holds the last axis's slanted title ("accuracy (%)" was cut at 40 px; steep, it
-    # needs 50), the top the titles' height; 90 + 80 px of margins left a phone's axes half its width
-    return fig.update_layout(margin=dict(l=60, r=50, t=140 if title else 120, b=30))
+    # needs 50), the top the titles' height; 90 + 80 px of margins left a phone's axes half its width.
+    # The first axis's tick labels lie left of it: the left margin fits the longest (about 6.5 px a
+    # character at 11 px; "seed_convnet" was cut to "ed_convnet" at 60 px)
+    first = dims[0].get("ticktext") or []
+    left = min(130, max(60, 14 + int(6.5 * max((len(str(t)) for t in first), default=0))))
+    return fig.update_layout(margin=dict(l=left, r=50, t=140 if title else 120, b=30))

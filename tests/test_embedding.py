@@ -303,6 +303,20 @@ def test_the_axis_titles_of_nine_axes_stay_apart_on_a_phone():
     assert gap >= fig.data[0].labelfont.size, (gap, fig.data[0].labelangle, fig.layout.margin)
 
 
+def test_the_first_axis_keeps_room_for_its_longest_name():
+    """The first axis's names lie left of it: at a 60-px margin "seed_convnet" read "ed_convnet"."""
+    from signlab.compare import RUN_COLUMNS
+
+    rows = [{"model": m, "lr": lr, "accuracy": acc} for m, lr, acc in [("seed_convnet", 1e-3, 51.0),
+                                                                      ("s2net", 4e-3, 99.9)]]
+    fig = figures.parallel_coordinates(compare.axes(rows, RUN_COLUMNS), "accuracy")
+    first = fig.data[0].dimensions[0]
+    assert "seed_convnet" in first.ticktext
+    assert fig.layout.margin.l >= 6 * len("seed_convnet") + 10, fig.layout.margin
+    short = [{"model": m, "lr": lr, "accuracy": acc} for m, lr, acc in [("mlp", 1e-3, 51.0), ("s2net", 4e-3, 99.9)]]
+    assert figures.parallel_coordinates(compare.axes(short, RUN_COLUMNS), "accuracy").layout.margin.l == 60
+
+
 def test_brush_filters_rows_and_draws_constraints():
     assert compare.apply_brush(ROWS, {}) == [0, 1, 2]
     assert compare.apply_brush(ROWS, {"accuracy": (80, 100)}) == [1]  # a missing value lies outside
