@@ -213,6 +213,28 @@ def plain(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
+LEGEND_CHARS = 46  # the longest legend entry of the runs' overlays: two share a 1280-px page's width
+
+
+def legend_label(name: str, limit: int = LEGEND_CHARS) -> str:
+    """A run's legend name (:func:`signlab.compare.legend_names`) cut to about ``limit`` characters:
+    plotly does not wrap a legend entry, and a tour run's name with what sets it apart ran off the
+    chart's right edge. The run's own name is cut at a word, and what sets it apart after
+    ``LEGEND_SEP`` is kept whole where it fits (the whole name is in the hover)."""
+    from .compare import LEGEND_SEP  # here: the charts need the run store's module only for this
+
+    if len(name) <= limit:
+        return name
+    own, sep, apart = name.partition(LEGEND_SEP)
+    room = limit - len(sep) - len(apart) - 1
+    if room < 12:  # what sets it apart is itself long: the whole name is cut at its end
+        own, sep, apart, room = name, "", "", limit - 1
+    cut = own[:room]
+    if own[room:room + 1] not in ("", " ") and " " in cut[room // 2:]:  # at a word, unless that loses half
+        cut = cut[:cut.rfind(" ")]
+    return cut.rstrip(" ,:;·") + "…" + sep + apart
+
+
 def run_color(i: int) -> str:
     """The colour numbered ``i``: the Runs page draws its epoch chart and its loss chart side by side,
     and a run kept two different colours there (plotly's own palette in one, ours in the other), so
@@ -243,7 +265,9 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     for c, (name, epochs) in zip(_color_numbers(series, colors), series.items()):
         if epochs:
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=ys[name], mode="lines+markers",
-                                     name=plain(name), line=dict(color=run_color(c))))
+                                     name=plain(legend_label(name)), line=dict(color=run_color(c)),
+                                     hovertemplate=f"epoch %{{x}}: %{{y:.{2 if pct else 4}f}}"
+                                                   f"<extra>{plain(name)}</extra>"))
     shown = [y for values in ys.values() for y in values if y is not None]
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
@@ -264,8 +288,9 @@ def runs_loss_overlay(series: dict[str, list[dict[str, Any]]], colors: Sequence[
         steps = np.array([b["step"] for b in batches], dtype=float)
         # the live chart's blue first: a run's line turned from blue to plotly's purple, its axis from
         # "cross-entropy loss" to "smoothed loss", the moment it finished on the tour
-        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines", name=plain(name),
-                                 line=dict(color=run_color(c))))
+        fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines",
+                                 name=plain(legend_label(name)), line=dict(color=run_color(c)),
+                                 hovertemplate=f"step %{{x}}: %{{y:.4f}}<extra>{plain(name)}</extra>"))
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss (smoothed)",
                       legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch

@@ -852,9 +852,25 @@ def test_names_students_choose_are_shown_as_written():
                                      "test_accuracy": 0.5, "train_seconds": 3.0}])
     assert row["name"] == views.md(name) and "\\[click\\]" in row["name"] and "\\<b\\>" in row["name"]
     fig = figures.runs_overlay({name: [{"epoch": 1, "val_accuracy": 0.5}]})
-    assert fig.data[0].name == "[click](http://x.example) &lt;b&gt;bold&lt;/b&gt; &amp; *stars*"
+    # (cut to the legend's length: figures.legend_label)
+    assert fig.data[0].name == "[click](http://x.example) &lt;b&gt;bold&lt;/b&gt; &amp;…"
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; *stars*" in fig.data[0].hovertemplate
     fig = figures.runs_loss_overlay({name: [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]})
     assert "<b>" not in fig.data[0].name
+
+
+def test_a_long_legend_name_keeps_what_sets_the_run_apart_and_fits_the_chart():
+    """A tour run's legend name ran off the Compare charts' right edge at 1280 px ("tour: Train the
+    lecture's ConvNet, as written · model seed_convnet, epoch"): plotly does not wrap a legend entry."""
+    long = "tour: Train the lecture's ConvNet, as written · model seed_convnet, epochs 3"
+    other = "tour: Train the lecture's ConvNet, as written · model convnet, epochs 5"
+    e, b = [{"epoch": 1, "val_accuracy": 0.5}], [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]
+    for fig in (figures.runs_overlay({long: e, other: e}), figures.runs_loss_overlay({long: b, other: b})):
+        names = [t.name for t in fig.data]
+        assert all(len(n) <= figures.LEGEND_CHARS for n in names), names
+        assert names[0].endswith("… · model seed_convnet, epochs 3") and names[0].startswith("tour: Train")
+        assert len(set(names)) == 2 and long in fig.data[0].hovertemplate  # the whole name on pointing
+    assert figures.legend_label("x" * 80).endswith("…") and len(figures.legend_label("x" * 80)) == 46
 
 
 def test_explanations_of_one_input(tiny_model):
