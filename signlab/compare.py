@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import SETTING, SETTINGS
 from .errors import SignlabError
+from .numbers import LEGEND_SEP
 from .events import Logged, logged
 from .settings import SEARCHED
 from .store import ACTIVE, HOLDING, RunState
@@ -317,7 +318,6 @@ def _preset_word(name: Any, model: Any) -> Any:
     return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
 
 
-LEGEND_SEP = " · "  # between a run's name and what sets it apart, in a legend name
 
 
 def short_names(names: Sequence[str]) -> list[str]:

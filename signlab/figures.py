@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 from .config import SETTING
 from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
-from .numbers import percent_text
+from .numbers import LEGEND_SEP, percent_text
 
 TEMPLATE = "plotly_white"
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
@@ -221,8 +221,6 @@ def legend_label(name: str, limit: int = LEGEND_CHARS) -> str:
     plotly does not wrap a legend entry, and a tour run's name with what sets it apart ran off the
     chart's right edge. The run's own name is cut at a word, and what sets it apart after
     ``LEGEND_SEP`` is kept whole where it fits (the whole name is in the hover)."""
-    from .compare import LEGEND_SEP  # here: the charts need the run store's module only for this
-
     if len(name) <= limit:
         return name
     own, sep, apart = name.partition(LEGEND_SEP)

@@ -44,6 +44,7 @@ def count_text(n: int, noun: str, plural: str | None = None) -> str:
 
 
 DASH = "—"  # a figure not known
+LEGEND_SEP = " · "  # between a run's name and what sets it apart, in a legend name (signlab.compare)
 
 
 def finite(value: Any) -> float | None:
