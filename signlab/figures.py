@@ -479,9 +479,10 @@ def tile_grid(images: np.ndarray, titles: Sequence[str] = (), cols: int = 8, til
     rows = int(np.ceil(n / cols))
     scale = tile_px / w  # screen pixels per image pixel
     gap_x = max(1, int(np.ceil(6 / scale)))
-    # the titles' band holds its text even when a narrower column shrinks the figure to SHRINK_ROOM
-    # of its size: the image shrinks, the titles' font does not
-    gap_y = max(gap_x, int(np.ceil((font_size + 6) / (scale * SHRINK_ROOM)))) if titles else gap_x
+    # the titles' band holds its text (lines split by <br>) even when a narrower column shrinks the
+    # figure to SHRINK_ROOM of its size: the image shrinks, the titles' font does not
+    lines = max((str(t).count("<br>") + 1 for t in titles), default=1)
+    gap_y = max(gap_x, int(np.ceil((font_size + 6 + 1.2 * font_size * (lines - 1)) / (scale * SHRINK_ROOM)))) if titles else gap_x
     out = np.full((rows * (h + gap_y), cols * (w + gap_x) - gap_x), np.nan)
     for i in range(n):
         r, c = divmod(i, cols)

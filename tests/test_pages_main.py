@@ -608,7 +608,7 @@ def test_worst_pair_and_crowded_column():
 def test_titles_and_rows():
     ev = _ev([0, 1], [0, 2])
     assert confusion.confidence_titles(np.array([0.734, 1.0])) == ["73%", "100%"]
-    assert confusion.mistake_titles(ev.mistakes()) == ["B→C 90%"]
+    assert confusion.mistake_titles(ev.mistakes()) == ["B→C<br>90%"]  # two lines: on one, a phone ran them together
     rows = confusion.per_class_rows(ev)
     assert rows[0]["letter"] == "A" and rows[0]["recall"] == 100.0 and rows[1]["recall"] == 0.0
 
@@ -707,6 +707,10 @@ def test_clickable_confusion_matrix_and_tile_grid():
     # the row above)
     band = int(np.isnan(z[:, 0]).cumprod().sum())  # rows of NaN above the first tile
     assert band * (50 / 28) * 0.6 >= 11 + 6
+    # and two lines of titles (the mistakes': "N→T" over "99%") get a band of two
+    two = figures.tile_grid(np.zeros((3, 28, 28)), ["N→T<br>99%"] * 3, cols=3, tile_px=50)
+    band2 = int(np.isnan(np.asarray(two.data[0].z, dtype=float)[:, 0]).cumprod().sum())
+    assert band2 * (50 / 28) * 0.6 >= 2 * 11 + 6
     # every letter named on the confusion matrix's and the class counts' axes
     assert list(fig.layout.xaxis.tickvals) == list(fig.layout.yaxis.tickvals) == list(LETTERS)
     assert list(figures.class_counts(np.ones(24), np.ones(24)).layout.xaxis.tickvals) == list(LETTERS)
