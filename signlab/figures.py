@@ -159,15 +159,19 @@ def live_loss_spec(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "traces": loss_lines(batches)}
 
 
-def epoch_curves(epochs: Sequence[dict[str, Any]]) -> go.Figure:
-    """Train and validation loss (left) and accuracy (right) per epoch."""
+def epoch_curves(epochs: Sequence[dict[str, Any]], val_is_test: bool = False) -> go.Figure:
+    """Train and validation loss (left) and accuracy (right) per epoch. ``val_is_test``: the run
+    validated on the test set (``val_fraction`` 0, the lecture's way), and its legend says so: the
+    Sweeps page's "validation" is a held-out share of the training images, and one word for both
+    taught a student two meanings."""
     # the panels' titles name their y axes: a y-axis title on the right panel sat in the gap between
     # the two and was drawn over the loss panel in the Train page's two thirds of a 1,280-px window
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss per epoch", "Accuracy per epoch (%)"))
     e = [r["epoch"] for r in epochs]
     # one legend entry per line style (train, validation): the titles say which panel is loss and
     # which accuracy; four entries in two styles read as four lines to find
-    for key, name, color, dash in (("train", "train", BLUE, None), ("val", "validation", ORANGE, "dash")):
+    val_name = "validation (the test set)" if val_is_test else "validation"
+    for key, name, color, dash in (("train", "train", BLUE, None), ("val", val_name, ORANGE, "dash")):
         fig.add_trace(go.Scatter(x=e, y=[r[f"{key}_loss"] for r in epochs], name=name, legendgroup=key,
                                  mode="lines+markers", line=dict(color=color, dash=dash)), 1, 1)
         fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=name, legendgroup=key,

@@ -1178,7 +1178,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if not asked:
                 return
         if epochs:
-            st.plotly_chart(figures.epoch_curves(epochs), width="stretch", key=f"{key}_epochs")
+            st.plotly_chart(figures.epoch_curves(epochs, val_is_test=cfg.val_fraction == 0), width="stretch",
+                            key=f"{key}_epochs")
         health = health_records(records)
         if health:
             st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")

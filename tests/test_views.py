@@ -996,6 +996,11 @@ def test_epoch_curves_name_each_line_style_once():
                                  "val_accuracy": 0.95} for e in (1, 2)])
     assert [t.name for t in fig.data if t.showlegend is not False] == ["train", "validation"]
     assert len(fig.data) == 4
+    # a run validated on the test set (the default, as the lecture did) says so: the Sweeps page's
+    # "validation" is a held-out share of the training images
+    test = figures.epoch_curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "train_accuracy": 0.9,
+                                  "val_accuracy": 0.95}], val_is_test=True)
+    assert [t.name for t in test.data if t.showlegend is not False] == ["train", "validation (the test set)"]
     # no y-axis title in the gap between the panels (it was drawn over the loss panel); the titles say it
     assert fig.layout.yaxis.title.text is None and fig.layout.yaxis2.title.text is None
     assert [a.text for a in fig.layout.annotations] == ["Loss per epoch", "Accuracy per epoch (%)"]
