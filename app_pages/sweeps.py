@@ -47,9 +47,12 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
                                     key="sweep_workers",
                                     help="Trials run in parallel, one per worker; more than one only helps "
                                          f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
-    st.caption(views.sweep_search_text(model) + " "
-               + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), limit_seconds=60 * minutes or None))
+    # the estimate's place comes first, its words after the button is drawn: a network no run has
+    # timed yet is timed for it (seconds), and the page stood without a Start button meanwhile
+    estimate = st.empty()
     submitted = st.button("▶ Start sweep", type="primary", key="sweep_start")
+    estimate.caption(views.sweep_search_text(model) + " "
+                     + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), limit_seconds=60 * minutes or None))
     if submitted:
         with ui.guard("Could not start the sweep"):
             started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),

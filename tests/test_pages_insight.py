@@ -423,3 +423,23 @@ def test_a_sweep_charts_best_star_hides_no_trial_at_its_place():
     done = fig.data[names.index("completed")]
     assert list(done.hovertext) == ["trials 0, 1 (the best: 1)", "trials 0, 1 (the best: 1)", "trial 2"]
     assert list(fig.data[names.index("pruned or stopped")].hovertext) == ["trial 3"]
+
+
+def test_the_sweeps_start_button_is_drawn_before_its_network_is_timed(tmp_path, monkeypatch, app_caches):
+    """A network no run had timed was timed for the estimate (seconds) before the Start button was
+    drawn: on a first visit the page stood without one. The estimate keeps its place above it."""
+    import streamlit as st
+
+    from signlab import ui
+
+    drawn = []
+
+    def estimate(model, **kw):
+        drawn.append("sweep_start" in st.session_state)  # the button has been made by now
+        return "About 1 minute."
+
+    monkeypatch.setattr(ui, "sweep_time_text", estimate)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _open("sweeps")
+    assert drawn and all(drawn), drawn
+    assert any(c.value.endswith("About 1 minute.") for c in at.caption)
