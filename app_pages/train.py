@@ -21,6 +21,7 @@ SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts
 left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train", right_first_when_stacked=True)
 with left:
     st.subheader("Settings", anchor="settings")
+    beside_note = st.empty()  # filled once the run beside them is known (below)
     st.selectbox("Preset", list(views.PRESETS), key=ui.setting_key("preset"),
                  on_change=lambda: ui.load_settings(st.session_state[ui.setting_key("preset")]),
                  help="A starting point; change any setting below.", persist_state=ui.PERSIST)
@@ -68,6 +69,8 @@ if view.can_start:
     jm.warm()  # a worker starts ahead of the click, so the first point comes at once (signlab.jobs)
 
 with left:
+    if note := views.settings_beside_run_text(cfg, run):
+        beside_note.caption(note)
     if config_error:
         st.error(config_error, icon="⚠️")
     if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)

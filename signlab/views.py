@@ -1280,6 +1280,25 @@ def preset_changes(values: dict[str, Any]) -> str:
     return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
 
 
+def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -> str | None:
+    """The Train page's word under its settings when the run beside it was trained with others, or
+    None. A student who started the tour's lecture ConvNet saw the fast preset's s2net settings next
+    to it, and its Continue button under them, and took them for the run's."""
+    if cfg is None or run is None:
+        return None
+    try:
+        run_cfg = run.config
+    except SignlabError:  # an unreadable config: the run's pane says so
+        return None
+    differ = [s for s in PAGE_SETTINGS if getattr(run_cfg, s.name, None) != getattr(cfg, s.name, None)]
+    if not differ:
+        return None
+    said = ", ".join(f"{s.words} {s.text(getattr(run_cfg, s.name))}" for s in differ[:limit])
+    more = f" and {len(differ) - limit} more" if len(differ) > limit else ""
+    return (f"These settings are for the next run you start. The run beside them has its own ({said}{more}), "
+            "and continuing it keeps those.")
+
+
 def link_query(values: dict[str, Any]) -> dict[str, str]:
     """The settings as the link's query parameters."""
     return _settings.link_query(values)

@@ -1577,3 +1577,28 @@ def test_the_runs_table_gives_a_queued_runs_place_in_the_queue():
     rows = views.runs_table(runs, queue=["c", "x", "a"])  # "x": a classmate's run this user cannot see
     assert [r["status"] for r in rows] == ["queued: 3 of 3", "running", "queued: 1 of 3", "completed"]
     assert [r["status"] for r in views.runs_table(runs)] == ["queued", "running", "queued", "completed"]
+
+
+def test_the_train_pages_settings_say_they_are_not_the_runs_beside_them():
+    """A student who started the tour's lecture ConvNet saw the fast preset's s2net settings beside
+    it, and its Continue button under them, and took them for the run's."""
+    from signlab.config import preset
+    from signlab.errors import SignlabError
+
+    class Run:
+        def __init__(self, cfg):
+            self.cfg = cfg
+
+        @property
+        def config(self):
+            if self.cfg is None:
+                raise SignlabError("config.json: unreadable")
+            return self.cfg
+
+    text = views.settings_beside_run_text(preset("fast"), Run(preset("lecture")))
+    assert text.startswith("These settings are for the next run you start. The run beside them has its own "
+                           "(architecture seed_convnet, epochs 10, learning rate 1.00e-03, batch size 32 and ")
+    assert text.endswith(" more), and continuing it keeps those.")
+    assert views.settings_beside_run_text(preset("fast"), Run(preset("fast"))) is None  # the same: nothing to say
+    assert views.settings_beside_run_text(preset("fast"), Run(None)) is None
+    assert views.settings_beside_run_text(None, Run(preset("lecture"))) is None  # settings that make no config
