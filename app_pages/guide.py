@@ -47,6 +47,8 @@ if step.config is not None:
             new = ui.submit(cfg, name=f"tour: {views.step_name(step.title)}")
             st.session_state[ui.Keys.TRAIN_RUN] = new.id
             st.rerun()
+    if run is None and job is None and (unfinished := views.tour_unfinished_text(runs, cfg)):
+        st.caption(unfinished)
     if job is None:  # as on Train: a worker starts ahead of the click (the step said "1 s"; it took 5-15)
         # while the student's own run trains its progress says how long: an estimate for another run
         # read "the server's one training slot is taken now", taken by that very run. Written last (a

@@ -1328,6 +1328,15 @@ def tour_time_caption(seconds: float | None, estimate_text: str) -> str:
     return f"Your run trained for {seconds:.1f} s. Again, {estimate_text}."
 
 
+def tour_unfinished_text(runs: Sequence[Any], cfg: Any) -> str | None:
+    """Under a tour step's Train button while the step has no finished run: the user's runs of its
+    model that it does not count, and why (:func:`signlab.guide.others_text`), or None. A run of the
+    step stopped on Train left the step as if never started ("▶ Train seed_convnet", no word of it)."""
+    said = _guide.others_text(list(runs), cfg).removeprefix(". ")
+    return said + ("; continue it on the Runs page, or train it again here." if "did not finish" in said else ".") \
+        if said else None
+
+
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     """The user's newest run trained with a tour step's configuration."""
     return _guide.find_run(list(runs), cfg)

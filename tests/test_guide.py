@@ -253,3 +253,19 @@ def test_the_live_hint_names_a_learning_rate_that_overshoots_before_any_gap():
     # a loss a little above a guess (the first epoch of a slow start) is not called that
     calm = [{"train_loss": 4.0, "train_accuracy": 0.3, "val_loss": 3.0, "val_accuracy": 0.3}]
     assert "too large" not in live_hint(TrainConfig(model="logreg"), calm)
+
+
+def test_a_steps_stopped_run_is_named_under_its_train_button(tmp_path):
+    """Step 4's run stopped on Train left the step as if never started ("▶ Train seed_convnet", no
+    word of the run); it is named, with where to go on."""
+    from signlab import views
+    from signlab.runs import list_runs
+
+    assert views.tour_unfinished_text([], guide.SEED) is None
+    create_run(guide.SEED, tmp_path, run_id="stopped-one", status="stopped")
+    text = views.tour_unfinished_text(list_runs(tmp_path), guide.SEED)
+    assert text == ("Your 1 seed_convnet run with the tour's settings did not finish; continue it on the Runs page, "
+                    "or train it again here."), text
+    _fake_run(tmp_path, guide.SEED.replace(preset="fast"), "other-settings")
+    text = views.tour_unfinished_text([r for r in list_runs(tmp_path) if r.id == "other-settings"], guide.SEED)
+    assert text == "Your 1 seed_convnet run does not count: the tour trains with the lecture preset's settings.", text
