@@ -111,7 +111,9 @@ with right:
     st.container(key="train_when_stacked").caption("[The settings are under the run ↓](#settings)")
     if gone_note:
         st.warning(gone_note, icon="⚠️")
-    if view.notice:
+    if view.notice_aside:
+        st.caption(view.notice)
+    elif view.notice:
         st.info(view.notice, icon="🏃")
     if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
         # finished run it was said only at the foot of the settings, out of view at 1280x800)

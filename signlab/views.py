@@ -83,6 +83,7 @@ class LiveStatus:
     # the epochs it stopped short of what was asked (stopped at 2 of 5: 3), else 0: Continue's first value
     missing_epochs: int = 0
     notice: str = ""  # said beside the buttons: this run was started in another tab or session
+    notice_aside: bool = False  # the notice only says why Start is off here: small print, not a box
     awaiting_test: bool = False  # completed, its test accuracy not written yet: the page looks again
 
     @property
@@ -194,12 +195,12 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     message = str(status.get("message") or "")
     paused = state == RunState.PAUSED
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
-    notice = _start_notice(state, mine, elsewhere, paused, job_limit, refused)
+    notice, aside = _start_notice(state, mine, elsewhere, paused, job_limit, refused)
     if paused and not resuming and message.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
         notice = " ".join(filter(None, [notice, message[:1].upper() + message[1:] + "."]))
     buttons = dict(active=active, paused=paused,
                    can_start=(elsewhere or not (active and mine)) and not (start_refused or new_refused),
-                   can_stop=active and mine, notice=notice,
+                   can_stop=active and mine, notice=notice, notice_aside=aside,
                    can_pause=mine and state == RunState.RUNNING, can_resume=mine and paused and not resuming,
                    can_continue=continuable and not start_refused and _runs.epochs_left(done) > 0,
                    more_epochs=_runs.epochs_left(done), target_epochs=target,
@@ -240,11 +241,14 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
 
-def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_limit: int, refused: str) -> str:
+def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_limit: int,
+                  refused: str) -> tuple[str, bool]:
     """What the Train page says about its Start button while it shows this run: why it is off, or
-    what a click does beside the user's active run; ``refused`` (a quota's words) when nothing else."""
+    what a click does beside the user's active run; ``refused`` (a quota's words) when nothing else.
+    With whether it is only the why of a Start that is off here (small print: as a box it pushed the
+    live chart below the fold of a 1280x900 window)."""
     if not (state in ACTIVE and mine):
-        return refused
+        return refused, False
     # "beside it" only where the server trains more than one run at a time: with one slot a second
     # run waits in the queue (a student read "trains another one beside it" and waited for two)
     beside = "beside it" if job_limit > 1 else "after it (this server trains one run at a time)"
@@ -252,9 +256,9 @@ def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_lim
         doing = "waiting in the queue" if state == RunState.QUEUED else "still training"
         return (f"This is your run that is {doing}, started in another tab or session. "
                 + (refused or f"**Start** {'trains' if job_limit > 1 else 'queues'} another one {beside}, "
-                              "with the settings below."))
+                              "with the settings below.")), False
     if refused or paused:
-        return refused
+        return refused, False
     # Start is off here: say so, as the other tab's words do
     doing = "waits in the queue" if state == RunState.QUEUED else "trains"
     # why a new tab: a walk read "open Train in a new tab" as advice without a reason
@@ -263,7 +267,7 @@ def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_lim
     another = (f"To start another {beside}" if job_limit > 1 else
                "To queue another run, to train when this one ends (this server trains one run at a time)")
     return (f"**Start** is off while this page follows this run (it {doing}). {another}, open Train in a "
-            "new tab: its Start is on, and this tab keeps showing this run.")
+            "new tab: its Start is on, and this tab keeps showing this run."), True
 
 
 def _stopped_words(message: str, stopped_by: str | None, done: int) -> str:

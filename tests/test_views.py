@@ -61,6 +61,9 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
         "**Start** is off while this page follows this run (it trains). To queue another run, to train when this "
         "one ends (this server trains one run at a time), open Train in a new tab: its Start is on, and this tab "
         "keeps showing this run.")
+    # small print, not a box: as a box it pushed the live chart below the fold of a 1280x900 window;
+    # the other tab's words (its Start works) stay a box
+    assert here.notice_aside and not v.notice_aside
     queued = views.live_status({"status": "queued"}, [], elsewhere=True, queue_position=2)
     assert queued.notice.startswith("This is your run that is waiting in the queue, started in another tab")
     # "beside it" only where two runs train at once: on a one-slot server the next run waits for this one
