@@ -143,10 +143,8 @@ class Setting:
         allowed = self.allowed()
         if allowed is not None:
             return ", ".join(allowed)
-        if self.range is not None and self.least_above_zero:
-            return f"0, or {_bound(self.least_above_zero)} to {_bound(self.range[1])}"
         if self.range is not None:
-            return f"{_bound(self.range[0])} to {_bound(self.range[1])}"
+            return _allowed_range(self.range, self.least_above_zero)
         return "true or false" if self.type is bool else "text"
 
     def problem(self, value: Any) -> str | None:
@@ -357,6 +355,11 @@ def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
 
 
+def _allowed_range(bounds: tuple[float, float], gap: float | None = None) -> str:
+    """A range as messages write it: ``1 to 200``, or ``0, or 0.01 to 0.5`` with a ``gap`` above 0."""
+    return f"0, or {_bound(gap)} to {_bound(bounds[1])}" if gap else f"{_bound(bounds[0])} to {_bound(bounds[1])}"
+
+
 def _range_problem(bounds: tuple[float, float], value: Any, integer: bool, gap: float | None = None) -> str | None:
     """Why ``value`` is not a number in ``bounds`` (nor in (0, ``gap``), when given), else None."""
     lo, hi = bounds
@@ -364,8 +367,7 @@ def _range_problem(bounds: tuple[float, float], value: Any, integer: bool, gap: 
         return f"{shown_value(value)} is not a number"
     # ints compare with floats exactly in Python, so no conversion (and no OverflowError) happens here
     if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi or (gap and 0 < value < gap):
-        allowed = f"0, or {_bound(gap)} to {_bound(hi)}" if gap else f"{_bound(lo)} to {_bound(hi)}"
-        return f"{shown_value(value)} is out of range; allowed {allowed}"
+        return f"{shown_value(value)} is out of range; allowed {_allowed_range(bounds, gap)}"
     if integer and isinstance(value, float) and not value.is_integer():
         return f"{shown_value(value)} must be a whole number"
     return None

@@ -49,8 +49,8 @@ def confidence_titles(confidences: np.ndarray) -> list[str]:
 
 
 def mistake_titles(mistakes: Sequence[dict[str, Any]]) -> list[str]:
-    """"true→said" over the confidence, on two lines: on one ("N→T 99%") the titles of a phone's
-    shrunken tiles ran together ("N→T 99%N→T 99%")."""
+    """Each mistake's title, its letters (true→said) over its confidence: on one line ("N→T 99%")
+    the titles of a phone's shrunken tiles ran together ("N→T 99%N→T 99%")."""
     return [f"{m['true']}→{m['predicted']}<br>{100 * m['confidence']:.0f}%" for m in mistakes]
 
 
