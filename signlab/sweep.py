@@ -810,7 +810,8 @@ def _open_study(optuna, study: str, store, base, sampler_seed: int | None):
     diff = [k for k in SHARED_SETTINGS if known.get(k) != shared.get(k)]
     if diff:
         k = diff[0]
-        raise ConfigError(f"study {study!r} was started with {k}={known.get(k)!r}, not {shared.get(k)!r}; "
+        raise ConfigError(f"study {study!r} was started with {SETTING[k].flag} {known.get(k)!r}, not "
+                          f"{shared.get(k)!r}; "
                           "use the same settings to join it, or another --study")
     if st.user_attrs.get("search_space", SEARCH_SPACE_VERSION) != SEARCH_SPACE_VERSION:
         raise ConfigError(f"study {study!r} was made with another version's search space; use another --study")
