@@ -1337,8 +1337,11 @@ def tour_unfinished_text(runs: Sequence[Any], cfg: Any) -> str | None:
     model that it does not count, and why (:func:`signlab.guide.others_text`), or None. A run of the
     step stopped on Train left the step as if never started ("▶ Train seed_convnet", no word of it)."""
     said = _guide.others_text(list(runs), cfg).removeprefix(". ")
-    return said + ("; continue it on the Runs page, or train it again here." if "did not finish" in said else ".") \
-        if said else None
+    if not said:
+        return None
+    # (not "continue it": the Runs page has no Continue, and a run stopped in its first epoch kept nothing)
+    return said + ("; the step needs a finished one, so train it again here." if said.endswith("did not finish")
+                   else ".")
 
 
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:

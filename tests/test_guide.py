@@ -79,12 +79,12 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
     # a run with the tour's own settings that has not finished is not said to have other settings
     training = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg", status="running")
     assert views.tour_missing_text([training, *fast], "templates") == \
-        "Do step 2 (Train logistic regression) first. Your 1 logreg run with the tour's settings is still " \
+        "Do step 2 (Train logistic regression) first. Your logreg run with the tour's settings is still " \
         "training: the step counts it once it has finished. Your 2 logreg runs do not count: the tour trains " \
         "with the lecture preset's settings."
     stopped = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg-stopped", status="stopped")
     said = dict(guide.results([stopped], lambda r: evals[r.id]))["2. Train logistic regression"]
-    assert said == "not trained yet. Your 1 logreg run with the tour's settings did not finish"
+    assert said == "not trained yet. Your logreg run with the tour's settings did not finish"
     # a calibrated run in a few words (step 8's own box says the rest), and a run that cannot be
     # evaluated says so in its row instead of failing the page
     from signlab.runs import CALIBRATION_RECORD as RECORD
@@ -264,8 +264,9 @@ def test_a_steps_stopped_run_is_named_under_its_train_button(tmp_path):
     assert views.tour_unfinished_text([], guide.SEED) is None
     create_run(guide.SEED, tmp_path, run_id="stopped-one", status="stopped")
     text = views.tour_unfinished_text(list_runs(tmp_path), guide.SEED)
-    assert text == ("Your 1 seed_convnet run with the tour's settings did not finish; continue it on the Runs page, "
-                    "or train it again here."), text
+    # (the Runs page, which it named, has no Continue; and a run stopped in epoch 1 kept nothing to continue)
+    assert text == ("Your seed_convnet run with the tour's settings did not finish; the step needs a finished one, "
+                    "so train it again here."), text
     _fake_run(tmp_path, guide.SEED.replace(preset="fast"), "other-settings")
     text = views.tour_unfinished_text([r for r in list_runs(tmp_path) if r.id == "other-settings"], guide.SEED)
-    assert text == "Your 1 seed_convnet run does not count: the tour trains with the lecture preset's settings.", text
+    assert text == "Your seed_convnet run does not count: the tour trains with the lecture preset's settings.", text
