@@ -110,7 +110,7 @@ with left:
     st.plotly_chart(fig, width="content", key=CM_KEY, on_select=_on_click, selection_mode="points",
                     config={"displayModeBar": False})
     st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more. "
-               + ("Each number is a percent of its row. " if norm == "normalised" else "")
+               + ("Each number is a percent of its row (✓: all of it). " if norm == "normalised" else "")
                + "Point at a cell for its count, click it for its images.")
     # the picked cell said under the matrix too: in an 820-px window its images are 600 px further down,
     # and a click seemed only to draw a black outline

@@ -328,7 +328,16 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
             colors.append(f"rgba(214,39,40,{a:.2f})")
     # shares without their "%" (the hover and the page say percent): "35%1%" ran together on a phone,
     # where the 440-px matrix is drawn 12 px a cell
-    text = [("" if v == 0 else (_share(v).rstrip("%") if normalize else f"{int(v)}")) for v in z]
+    # a whole row right is a check mark: its "100" was the one share too wide for a cell at 440 px,
+    # and the rule that numbers a diagonal whole or not at all then blanked every share of it
+    def cell(v: float) -> str:
+        if v == 0:
+            return ""
+        if not normalize:
+            return f"{int(v)}"
+        return "✓" if v >= 1 else _share(v).rstrip("%")
+
+    text = [cell(v) for v in z]
     # the hover names every cell's count, the empty ones' and the ones too small to print theirs too
     rows = np.maximum(cm.sum(1), 1)
     hover = [f"true {LETTERS[ti]}, predicted {LETTERS[pi]}: {int(cm[ti, pi]):,} image{'' if cm[ti, pi] == 1 else 's'}"
