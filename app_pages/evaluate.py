@@ -111,6 +111,8 @@ with left:
                     config={"displayModeBar": False})
     st.caption("Rows: the true letter. Columns: what the model said. Green: right; red: mistakes, darker = more. "
                + ("Each number is a percent of its row (✓: all of it). " if norm == "normalised" else "")
+               + ("The green squares' numbers, too long for them, show when you point at one. "
+                  if fig.layout.meta["diagonal_hidden"] else "")
                + "Point at a cell for its count, click it for its images.")
     # the picked cell said under the matrix too: in an 820-px window its images are 600 px further down,
     # and a click seemed only to draw a black outline

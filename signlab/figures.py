@@ -631,7 +631,8 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
     # only those dropped the two-digit ones (R's 71 beside A's blank 331) read as mistakes.
     text = list(fig.data[0].text)
     sizes = [max(7, fits(len(label))) for label in text]
-    if any(fits(len(text[k * n + k])) < 8 for k in range(n)):
+    hidden = any(fits(len(text[k * n + k])) < 8 for k in range(n))
+    if hidden:
         for k in range(n):
             text[k * n + k] = ""
     fig.update_traces(selector=0, marker_size=cell - 1.5, text=text, textfont_size=sizes,
@@ -642,7 +643,8 @@ def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected
     fig.update_xaxes(fixedrange=True, ticklabelstandoff=0, title_standoff=0)
     fig.update_yaxes(fixedrange=True)
     fig.update_layout(width=size, height=size - 10, margin=dict(l=10, r=10, t=10, b=10),
-                      modebar_remove=IMAGE_TOOLS)  # its axes are fixed: a zoom does nothing
+                      modebar_remove=IMAGE_TOOLS,  # its axes are fixed: a zoom does nothing
+                      meta={"diagonal_hidden": hidden})  # the page's caption says where those counts are
     return fig
 
 

@@ -678,6 +678,7 @@ def test_clickable_confusion_matrix_and_tile_grid():
     assert [text[k * 24 + k] for k in range(24)] == [""] * 24 and text[1] == "21"
     wide = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331, size=620)
     assert dict(zip(wide.data[0].text, wide.data[0].textfont.size))["331"] >= 8  # room for it at 620 px
+    assert big.layout.meta["diagonal_hidden"] and not wide.layout.meta["diagonal_hidden"]  # for the page's caption
     share = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 331 + np.eye(24, k=1, dtype=int) * 21,
                                                normalize=True, size=440)
     # shares in percent, as read, without their "%" (the hover and the caption say percent): on a
