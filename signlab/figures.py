@@ -428,11 +428,17 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
     for r, x in zip(pick(SWEEP_SCATTER_STATES), xs(pick(SWEEP_SCATTER_STATES))):
         spots.setdefault((repr(x), round(100 * r["value"], 2)), []).append(r["number"])
 
-    def trials_at(r: dict[str, Any], x: Any) -> str:
+    def trials_at(r: dict[str, Any], x: Any) -> str:  # as the page's table names them: "trial #3"
         numbers = sorted(spots[(repr(x), round(100 * r["value"], 2))])
-        named = f"trial {numbers[0]}" if len(numbers) == 1 else "trials " + ", ".join(map(str, numbers))
-        return named + (f" (the best: {best_number})" if best_number in numbers else "")
+        if len(numbers) == 1:
+            return f"trial #{numbers[0]}" + (", the best" if best_number in numbers else "")
+        return "trials " + ", ".join(f"#{n}" for n in numbers) + (
+            f" (#{best_number} the best)" if best_number in numbers else "")
 
+    setting = SETTING.get(param)
+    label = setting.words if setting is not None else param
+    # the hover writes a value as the page's table does (it wrote "lr=260.929μ", plotly's SI prefix)
+    x_format = ":.2e" if setting is not None and setting.log_scale else ""
     fig = go.Figure()
     best = [r for r in pick(("COMPLETE",)) if r["number"] == best_number]
     if best:  # drawn first, under the dots: its points ring the best trial's dot and hide no other trial
@@ -446,10 +452,9 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
             fig.add_trace(go.Scatter(x=xs(rs), y=[100 * r["value"] for r in rs], mode="markers", name=name,
                                      marker=marker, customdata=[r["number"] for r in rs],
                                      hovertext=[trials_at(r, x) for r, x in zip(rs, xs(rs))],
-                                     hovertemplate=f"{param}=%{{x}}<br>accuracy %{{y:.2f}}%"
+                                     hovertemplate=f"{label} %{{x{x_format}}}<br>accuracy %{{y:.2f}}%"
                                                    "<extra>%{hovertext}</extra>"))
     values = [r[param] for r in pick(SWEEP_SCATTER_STATES)]
-    setting = SETTING.get(param)
     if setting is not None and setting.log_scale and values and min(values) > 0:
         lo, hi = int(np.floor(np.log10(min(values)))), int(np.ceil(np.log10(max(values))))
         hi = max(hi, lo + 1)
@@ -459,7 +464,6 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=["off", "on"])
     elif param in ("batch_size", "width"):
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=sorted(set(values)))
-    label = setting.words if setting is not None else param
     fig.update_xaxes(title=label)
     fig.update_yaxes(title="validation accuracy (%)")
     return _layout(fig, 280, title=f"Accuracy against {label}", showlegend=False)

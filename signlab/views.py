@@ -1297,7 +1297,10 @@ def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -
     differ = [s for s in PAGE_SETTINGS if getattr(run_cfg, s.name, None) != getattr(cfg, s.name, None)]
     if not differ:
         return None
-    said = ", ".join(f"{s.words} {s.text(getattr(run_cfg, s.name))}" for s in differ[:limit])
+    def shown(s: Any, v: Any) -> str:  # as the boxes above write it (0.001, not the sweep's 1.00e-03)
+        return f"{v:g}" if isinstance(v, float) else s.text(v)
+
+    said = ", ".join(f"{s.words} {shown(s, getattr(run_cfg, s.name))}" for s in differ[:limit])
     more = f" and {len(differ) - limit} more" if len(differ) > limit else ""
     return (f"These settings are for the next run you start. The run beside them has its own ({said}{more}), "
             "and continuing it keeps those.")

@@ -421,8 +421,12 @@ def test_a_sweep_charts_best_star_hides_no_trial_at_its_place():
     names = [t.name for t in fig.data]
     assert names.index("best") < names.index("completed"), names  # under the dots
     done = fig.data[names.index("completed")]
-    assert list(done.hovertext) == ["trials 0, 1 (the best: 1)", "trials 0, 1 (the best: 1)", "trial 2"]
-    assert list(fig.data[names.index("pruned or stopped")].hovertext) == ["trial 3"]
+    assert list(done.hovertext) == ["trials #0, #1 (#1 the best)", "trials #0, #1 (#1 the best)", "trial #2"]
+    assert list(fig.data[names.index("pruned or stopped")].hovertext) == ["trial #3"]
+    # the setting in words, its value as the table writes it (the hover said "lr=260.929μ")
+    assert done.hovertemplate.startswith("batch size %{x}<br>")
+    lr = figures.sweep_scatter([dict(number=0, state="COMPLETE", value=0.9, lr=2.6e-4)], "lr", best_number=0)
+    assert lr.data[-1].hovertemplate.startswith("learning rate %{x:.2e}<br>") and lr.data[-1].hovertext == ("trial #0, the best",)
 
 
 def test_the_sweeps_start_button_is_drawn_before_its_network_is_timed(tmp_path, monkeypatch, app_caches):

@@ -1600,7 +1600,7 @@ def test_the_train_pages_settings_say_they_are_not_the_runs_beside_them():
 
     text = views.settings_beside_run_text(preset("fast"), Run(preset("lecture")))
     assert text.startswith("These settings are for the next run you start. The run beside them has its own "
-                           "(architecture seed_convnet, epochs 10, learning rate 1.00e-03, batch size 32 and ")
+                           "(architecture seed_convnet, epochs 10, learning rate 0.001, batch size 32 and ")
     assert text.endswith(" more), and continuing it keeps those.")
     assert views.settings_beside_run_text(preset("fast"), Run(preset("fast"))) is None  # the same: nothing to say
     assert views.settings_beside_run_text(preset("fast"), Run(None)) is None
