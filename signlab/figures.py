@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -218,23 +219,37 @@ def plain(text: Any) -> str:
 
 
 LEGEND_CHARS = 46  # the longest legend entry of the runs' overlays: two share a 1280-px page's width
+OWN_LEAST, OWN_MIN = 12, 20  # a run's own name keeps at least 12 characters, 20 once what sets it apart is cut
+
+
+def _cut_at_word(text: str, room: int) -> str:
+    """``text`` cut to at most ``room`` characters, at a word where that keeps half of them."""
+    if len(text) <= room:
+        return text
+    cut = text[:room]
+    if text[room:room + 1] != " " and " " in cut[room // 2:]:
+        cut = cut[:cut.rfind(" ")]
+    return cut.rstrip(" ,:;·")
 
 
 def legend_label(name: str, limit: int = LEGEND_CHARS) -> str:
-    """A run's legend name (:func:`signlab.compare.legend_names`) cut to about ``limit`` characters:
-    plotly does not wrap a legend entry, and a tour run's name with what sets it apart ran off the
-    chart's right edge. The run's own name is cut at a word, and what sets it apart after
-    ``LEGEND_SEP`` is kept whole where it fits (the whole name is in the hover)."""
+    """A run's legend name (:func:`signlab.compare.legend_names`) cut to ``limit`` characters: plotly
+    does not wrap a legend entry, and a tour run's name with what sets it apart ran off the chart's
+    right edge. The run's own name gives way first, down to ``OWN_LEAST`` characters and keeping a
+    " (2)" that tells two runs of one name apart; where that is not enough, it keeps ``OWN_MIN`` and
+    what sets it apart (after ``LEGEND_SEP``) is cut at its end. The whole name is in the hover."""
     if len(name) <= limit:
         return name
     own, sep, apart = name.partition(LEGEND_SEP)
-    room = limit - len(sep) - len(apart) - 1
-    if room < 12:  # what sets it apart is itself long: the whole name is cut at its end
-        own, sep, apart, room = name, "", "", limit - 1
-    cut = own[:room]
-    if own[room:room + 1] not in ("", " ") and " " in cut[room // 2:]:  # at a word, unless that loses half
-        cut = cut[:cut.rfind(" ")]
-    return cut.rstrip(" ,:;·") + "…" + sep + apart
+    suffix = m.group(0) if (m := re.search(r" \(\d+\)$", own)) else ""
+    room = limit - len(sep) - len(apart)
+    room = room if room >= OWN_LEAST else OWN_MIN  # what sets it apart leaves too little: it is cut too
+    if len(own) > room:
+        own = _cut_at_word(own[:len(own) - len(suffix)], room - len(suffix) - 1) + "…" + suffix
+    room = limit - len(own) - len(sep)
+    if len(apart) > room:
+        apart = _cut_at_word(apart, room - 1) + "…"
+    return own + sep + apart
 
 
 def run_color(i: int) -> str:

@@ -874,6 +874,12 @@ def test_a_long_legend_name_keeps_what_sets_the_run_apart_and_fits_the_chart():
         assert names[0].endswith("… · model seed_convnet, epochs 3") and names[0].startswith("tour: Train")
         assert len(set(names)) == 2 and long in fig.data[0].hovertemplate  # the whole name on pointing
     assert figures.legend_label("x" * 80).endswith("…") and len(figures.legend_label("x" * 80)) == 46
+    # the " (2)" that tells two runs of one name apart is kept (a walk saw two tour runs' legends read
+    # alike), and where what sets a run apart is itself long, its start is kept
+    assert figures.legend_label("tour: Train the lecture's ConvNet, as written (2)") == \
+        "tour: Train the lecture's ConvNet, as… (2)"
+    assert figures.legend_label("6 Dec 10:42:15 (logreg) · weight decay 0.0005, learning rate 0.01, batch size 32") \
+        == "6 Dec 10:42:15… · weight decay 0.0005…"
 
 
 def test_explanations_of_one_input(tiny_model):
