@@ -264,10 +264,10 @@ def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_lim
     # why a new tab: a walk read "open Train in a new tab" as advice without a reason
     # with one slot, "to start another after it" read as a contradiction: why a tab for a run that
     # cannot start? It is queued there, to train when this one ends
-    another = (f"To start another {beside}" if job_limit > 1 else
-               "To queue another run, to train when this one ends (this server trains one run at a time)")
+    # kept short, as small print above the live chart (at three lines it pushed the chart below the fold)
+    another = "To start another beside it" if job_limit > 1 else "To queue another, to train after this one"
     return (f"**Start** is off while this page follows this run (it {doing}). {another}, open Train in a "
-            "new tab: its Start is on, and this tab keeps showing this run."), True
+            "new tab, where Start is on."), True
 
 
 def _stopped_words(message: str, stopped_by: str | None, done: int) -> str:

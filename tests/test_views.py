@@ -58,9 +58,8 @@ def test_a_run_from_another_tab_keeps_start_and_says_so():
     # Start works, this one's nothing)
     here = views.live_status({"status": "running"}, [_batch(5, 1, 0.5)])
     assert not here.can_start and here.notice == (
-        "**Start** is off while this page follows this run (it trains). To queue another run, to train when this "
-        "one ends (this server trains one run at a time), open Train in a new tab: its Start is on, and this tab "
-        "keeps showing this run.")
+        "**Start** is off while this page follows this run (it trains). To queue another, to train after this one, "
+        "open Train in a new tab, where Start is on.")
     # small print, not a box: as a box it pushed the live chart below the fold of a 1280x900 window;
     # the other tab's words (its Start works) stay a box
     assert here.notice_aside and not v.notice_aside
