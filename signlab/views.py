@@ -336,7 +336,9 @@ def _config_parts(cfg: Any) -> tuple[str, list[str]]:
     model = model_label(cfg.model, cfg.ensemble)
     rest = (["equalize"] if cfg.input_norm == "equalize" else []) + (
         ["photo-like augmentation"] if cfg.augment_photo else [])
-    return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, cfg.schedule]
+    # schedule "none" read as nothing at all ("adam, none, seed 0"): a constant rate says what it is
+    schedule = "constant lr" if cfg.schedule == "none" else cfg.schedule
+    return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, schedule]
 
 
 def config_line(cfg: Any, device: str = "") -> str:
