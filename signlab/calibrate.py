@@ -50,8 +50,8 @@ from .normalize import normalize_for
 from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, read_image_file, to_png,
                          zoomed_views)
-from .runs import (CALIBRATION_RECORD, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name,
-                   list_runs, open_run, unique_name)
+from .runs import (CALIBRATION_RECORD, NAME_CHARS, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run,
+                   display_name, list_runs, open_run)
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
@@ -617,7 +617,7 @@ def photos_from_files(letter: str, files: Iterable[tuple[str, bytes]]) -> list[P
     return out
 
 
-_CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos? · (from )?)+")  # count_text writes "1,200 photos"
+_CALIBRATED = re.compile(r"^(calibrated on [\d,]+ photos?( \(\d+\))? · (from )?)+")  # count_text writes "1,200 photos"
 
 
 def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
@@ -627,7 +627,13 @@ def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
     calibrated run was made, a student saw two runs of one time)).
     A parent that was itself calibrated gives its own base name, not its prefix again: three
     calibrations in a row made an 86-character name that Rename then cut to "… · 4 Dec 15".
-    A name in ``taken`` (the runs there are) gets " (2)", " (3)"…: two calibrations of one run on
-    as many photos were told apart on Classify by their ids only."""
+    A name in ``taken`` (the runs there are) gets " (2)", " (3)"… after its photos: two calibrations
+    of one run on as many photos were told apart on Classify by their ids only, and at the end of
+    the name "· from 6 Dec 10:39:18 (2)" read as the parent's name."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    return unique_name(f"calibrated on {count_text(photos, 'photo')} · from {base}", taken)
+    taken, n = set(taken), 1
+    while True:
+        name = f"calibrated on {count_text(photos, 'photo')}{f' ({n})' if n > 1 else ''} · from {base}"[:NAME_CHARS]
+        if name not in taken:
+            return name
+        n += 1

@@ -235,16 +235,20 @@ def test_a_calibrated_run_calibrated_again_keeps_a_short_name():
     named = calibrate.calibrated_name(2, SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4))
     assert named.startswith("calibrated on 2 photos · from my robust run") and len(named) <= 80
     # a second calibration of one run on as many photos gets a name of its own (Classify told the two
-    # apart by their ids only), also when the name is cut at 80 characters
-    assert calibrate.calibrated_name(1, parent, [first]) == first + " (2)"
-    assert calibrate.calibrated_name(1, parent, [first, first + " (2)"]) == first + " (3)"
+    # apart by their ids only), its number after its photos: at the end, "· from 6 Dec 10:39:18 (2)"
+    # read as the parent's name. Also when the name is cut at 80 characters
+    second_of = calibrate.calibrated_name(1, parent, [first])
+    assert second_of == "calibrated on 1 photo (2) · from 4 Dec 15:57:05"
+    assert calibrate.calibrated_name(1, parent, [first, second_of]) == "calibrated on 1 photo (3) · from 4 Dec 15:57:05"
+    assert calibrate.calibrated_name(4, SimpleNamespace(id="w", name=second_of)) == \
+        "calibrated on 4 photos · from 4 Dec 15:57:05"  # calibrated again: its base name, not the number
     long_parent = SimpleNamespace(id="x", name="my robust run, calibrated on Monday " * 4)
     second = calibrate.calibrated_name(2, long_parent, [named])
-    assert second.endswith(" (2)") and len(second) == 80 and second[:-4] == named[:76]
+    assert second.startswith("calibrated on 2 photos (2) · from my robust run") and len(second) == 80
     numbered = SimpleNamespace(id="z", name="run (1)")  # the parent's own number is its name's, kept
     taken = [calibrate.calibrated_name(3, numbered)]
     assert taken == ["calibrated on 3 photos · from run (1)"]
-    assert calibrate.calibrated_name(3, numbered, taken) == "calibrated on 3 photos · from run (1) (2)"
+    assert calibrate.calibrated_name(3, numbered, taken) == "calibrated on 3 photos (2) · from run (1)"
     from signlab.views import quoted_run
     assert quoted_run(first, "id") == f"“{first}”" and quoted_run("id", "id", "s2net") == "your s2net run"
 
