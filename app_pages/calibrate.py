@@ -175,8 +175,8 @@ if result:
         kept = (views.calibration_info(new) or {}).get("photos_kept", 0)
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
                    "hand on the Classify page."
-                   + (" The photos are kept in the new run's folder; the button beside deletes them (the adapted "
-                      "model stays)." if kept else ""))
+                   + (" The photos are kept in the new run's folder; **Delete its photos** deletes them (the "
+                      "adapted model stays)." if kept else ""))  # not "beside": on a phone it is below
         go, drop = st.columns([1, 1])
         if go.button("✋ Try it on Classify →", type="primary"):
             ui.choose_for_classify(new.id, tab=ui.CLASSIFY_TABS[1])  # it is for photos: open on the upload
