@@ -461,7 +461,7 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     # the result offers to delete them where it says they are kept (it said "you can delete them here"
     # with no button there)
     assert at.button(key="calibrate_drop_new_photos").label == "🗑️ Delete its photos"
-    assert any("the button beside deletes them" in c.value for c in at.caption)
+    assert any("**Delete its photos** deletes them" in c.value for c in at.caption)
     # the new run, as calibrated, offers to delete its photos
     at.selectbox(key="calibrate_run_id_classify_select").set_value(new_id).run()
     assert at.selectbox(key="calibrate_run_id_classify_select").value == new_id
