@@ -50,8 +50,8 @@ from .normalize import normalize_for
 from .predict import to_float_images
 from .preprocess import (MAX_FILE_BYTES, PHOTO_CROP, Crop, Prepared, cut, is_blank, prepare, read_image_file, to_png,
                          zoomed_views)
-from .runs import (CALIBRATION_RECORD, NAME_CHARS, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run,
-                   display_name, list_runs, open_run)
+from .runs import (CALIBRATION_RECORD, WEIGHTS_FILE, Run, RunWriter, create_held_run, delete_run, display_name,
+                   list_runs, open_run, unique_name)
 from .store import Claim, Heartbeat, LeaseLost, RunState, new_worker_id
 from .numbers import count_text
 
@@ -631,9 +631,5 @@ def calibrated_name(photos: int, parent: Any, taken: Iterable[str] = ()) -> str:
     of one run on as many photos were told apart on Classify by their ids only, and at the end of
     the name "· from 6 Dec 10:39:18 (2)" read as the parent's name."""
     base = _CALIBRATED.sub("", display_name(parent.id, parent.name)) or parent.id
-    taken, n = set(taken), 1
-    while True:
-        name = f"calibrated on {count_text(photos, 'photo')}{f' ({n})' if n > 1 else ''} · from {base}"[:NAME_CHARS]
-        if name not in taken:
-            return name
-        n += 1
+    head = f"calibrated on {count_text(photos, 'photo')}"
+    return unique_name(f"{head} · from {base}", taken, at=len(head))

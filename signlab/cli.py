@@ -202,9 +202,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _use_db(args: argparse.Namespace) -> None:
     """``--db URL``: every run this command opens lives in that database (as ``SIGNLAB_DB`` does).
 
-    Only the commands that make runs (train, worker, sweep) may start a new SQLite file: for the
-    others a mistyped ``--db`` made an empty one, every run read as interrupted, and ``stop`` said
-    "nothing to stop" of a run still queued in the real one."""
+    Only the commands that make runs (``new_db`` in their parser's defaults: train, worker, sweep)
+    may start a new SQLite file: for the others a mistyped ``--db`` made an empty one, every run read
+    as interrupted, and ``stop`` said "nothing to stop" of a run still queued in the real one."""
     if not getattr(args, "db", None):
         return
     import os
@@ -212,7 +212,7 @@ def _use_db(args: argparse.Namespace) -> None:
     from .store import db_url_for
 
     url = db_url_for(getattr(args, "runs_dir", None) or ".", args.db)
-    if (args.command not in ("train", "worker", "sweep") and url.startswith("sqlite:///")
+    if (not getattr(args, "new_db", False) and url.startswith("sqlite:///")
             and not Path(url.removeprefix("sqlite:///")).is_file()):
         raise UsageError(f"--db: {args.db} does not exist")
     os.environ["SIGNLAB_DB"] = args.db
@@ -491,11 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--queue", action="store_true",
                    help="put the run in the queue and return at once; a worker trains it")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, new_db=True)
 
     s = _command(sub, "worker", "train queued runs (on this machine; run one per GPU machine on a cluster)",
                  cmd_worker, runs_dir=True, db=True,
                  json_help="print one JSON line (run_id, status) per finished run")
+    s.set_defaults(new_db=True)  # a class's first worker may start its database
     s.add_argument("--slots", type=int, default=1, help="runs this worker trains at once (default 1)")
     s.add_argument("--device", default=None, help="device for runs that say auto: cpu, cuda or mps (one GPU of several: CUDA_VISIBLE_DEVICES=N "
                         "and cuda)")
@@ -572,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = add_sweep_command(sub)
         _add_runs_dir(s)  # the same default as every command (the sweep's help said ./runs)
         _add_db(s)  # its trials are runs: a class's sweep keeps them in the class's database
+        s.set_defaults(new_db=True)
     return p
 
 

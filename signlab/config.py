@@ -157,7 +157,8 @@ class Setting:
         if allowed is not None:
             return None if value in allowed else f"{value!r} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
-            return _range_problem(self.range, value, integer=self.type is int, gap=self.least_above_zero)
+            return _range_problem(self.range, value, integer=self.type is int,
+                                  least_above_zero=self.least_above_zero)
         if not isinstance(value, str):
             return f"{shown_value(value)} must be text"
         return None if value.strip() else EMPTY  # not a silent default
@@ -355,19 +356,22 @@ def _bound(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
 
 
-def _allowed_range(bounds: tuple[float, float], gap: float | None = None) -> str:
-    """A range as messages write it: ``1 to 200``, or ``0, or 0.01 to 0.5`` with a ``gap`` above 0."""
-    return f"0, or {_bound(gap)} to {_bound(bounds[1])}" if gap else f"{_bound(bounds[0])} to {_bound(bounds[1])}"
+def _allowed_range(bounds: tuple[float, float], least_above_zero: float | None = None) -> str:
+    """A range as messages write it: ``1 to 200``, or ``0, or 0.01 to 0.5`` (:attr:`Setting.least_above_zero`)."""
+    least = least_above_zero
+    return f"0, or {_bound(least)} to {_bound(bounds[1])}" if least else f"{_bound(bounds[0])} to {_bound(bounds[1])}"
 
 
-def _range_problem(bounds: tuple[float, float], value: Any, integer: bool, gap: float | None = None) -> str | None:
-    """Why ``value`` is not a number in ``bounds`` (nor in (0, ``gap``), when given), else None."""
+def _range_problem(bounds: tuple[float, float], value: Any, integer: bool,
+                   least_above_zero: float | None = None) -> str | None:
+    """Why ``value`` is not a number in ``bounds`` (nor between 0 and ``least_above_zero``), else None."""
     lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{shown_value(value)} is not a number"
     # ints compare with floats exactly in Python, so no conversion (and no OverflowError) happens here
-    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi or (gap and 0 < value < gap):
-        return f"{shown_value(value)} is out of range; allowed {_allowed_range(bounds, gap)}"
+    if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi or (
+            least_above_zero and 0 < value < least_above_zero):
+        return f"{shown_value(value)} is out of range; allowed {_allowed_range(bounds, least_above_zero)}"
     if integer and isinstance(value, float) and not value.is_integer():
         return f"{shown_value(value)} must be a whole number"
     return None

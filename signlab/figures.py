@@ -439,8 +439,9 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
 
     # one marker covers every other trial at its place (the same setting and accuracy; a category
     # axis makes that common), so a point's hover names them all
+    plotted = pick(SWEEP_SCATTER_STATES)
     spots: dict[tuple[str, float], list[int]] = {}
-    for r, x in zip(pick(SWEEP_SCATTER_STATES), xs(pick(SWEEP_SCATTER_STATES))):
+    for r, x in zip(plotted, xs(plotted)):
         spots.setdefault((repr(x), round(100 * r["value"], 2)), []).append(r["number"])
 
     def trials_at(r: dict[str, Any], x: Any) -> str:  # as the page's table names them: "trial #3"
@@ -469,7 +470,7 @@ def sweep_scatter(rows: Sequence[dict[str, Any]], param: str, best_number: int |
                                      hovertext=[trials_at(r, x) for r, x in zip(rs, xs(rs))],
                                      hovertemplate=f"{label} %{{x{x_format}}}<br>accuracy %{{y:.2f}}%"
                                                    "<extra>%{hovertext}</extra>"))
-    values = [r[param] for r in pick(SWEEP_SCATTER_STATES)]
+    values = [r[param] for r in plotted]
     if setting is not None and setting.log_scale and values and min(values) > 0:
         lo, hi = int(np.floor(np.log10(min(values)))), int(np.ceil(np.log10(max(values))))
         hi = max(hi, lo + 1)

@@ -103,10 +103,11 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
     return None
 
 
-def others_text(runs: list[Run], cfg: TrainConfig) -> str:
+def others_text(runs: list[Run], cfg: TrainConfig, here: bool = False) -> str:
     """Beside "not trained yet": the user's runs of the step's model that the step does not count, and
     why: other settings (a student with two logreg runs of the fast preset read "not trained yet"),
-    or the tour's settings but not finished (one still training was said to have other settings)."""
+    or the tour's settings but not finished (one still training was said to have other settings).
+    ``here``: said on the step's own page, whose Train button trains an unfinished one again."""
     other = training = unfinished = 0
     for r in runs:
         try:
@@ -130,7 +131,9 @@ def others_text(runs: list[Run], cfg: TrainConfig) -> str:
         parts.append(f"{runs(training)} with the tour's settings "
                      f"{'is' if training == 1 else 'are'} still training: the step counts it once it has finished")
     if unfinished:
-        parts.append(f"{runs(unfinished)} with the tour's settings did not finish")
+        # (not "continue it": the Runs page has no Continue, and a run stopped in epoch 1 kept nothing)
+        parts.append(f"{runs(unfinished)} with the tour's settings did not finish"
+                     + ("; the step needs a finished one, so train it again here" if here else ""))
     if other:
         parts.append(f"{runs(other)} {'does' if other == 1 else 'do'} not count: "
                      f"the tour trains with the {cfg.preset} preset's settings")

@@ -77,14 +77,17 @@ _NEW_ID_RE = re.compile(r"^(\d{8}-\d{6})-(.+)-[0-9a-f]{10}$")  # what new_run_id
 NAME_CHARS = 80  # the longest run name (the pickers and the table show it whole)
 
 
-def unique_name(name: str, taken: Iterable[str], limit: int = NAME_CHARS) -> str:
+def unique_name(name: str, taken: Iterable[str], limit: int = NAME_CHARS, at: int | None = None) -> str:
     """``name`` (cut to ``limit``), or with " (2)", " (3)"… where that is taken: two runs of one name
-    were told apart by their ids only (the tour's "Train again", two calibrations on as many photos)."""
+    were told apart by their ids only (the tour's "Train again", two calibrations on as many photos).
+    The number goes at the end, or after the first ``at`` characters (a calibrated run's, after its
+    photos: at the end, "· from 6 Dec 10:39:18 (2)" read as its parent's name)."""
     taken = set(taken)
     out, n = name[:limit], 2
     while out in taken:  # each from ``name`` itself: a name that ends in "(1)" keeps its own number
         suffix = f" ({n})"
-        out, n = name[:limit - len(suffix)] + suffix, n + 1
+        out = (name[:limit - len(suffix)] + suffix if at is None else (name[:at] + suffix + name[at:])[:limit])
+        n += 1
     return out
 
 
@@ -537,21 +540,21 @@ def open_run(ref: str, runs_dir: Path | str | None = None) -> Run:
     return Run(resolve_run(ref, runs_dir))
 
 
-def _run_folders(root: Path, misnamed: list[str] | None = None) -> list[Path]:
-    """Folders of ``root`` that look like runs (a valid id, a config.json, not a symlink out); the
-    names of run folders whose name is not a run id go to ``misnamed``."""
-    out = []
+def _run_folders(root: Path) -> tuple[list[Path], list[str]]:
+    """Folders of ``root`` that look like runs (a valid id, a config.json, not a symlink out), and
+    the names of run folders (a config.json) whose name is not a run id."""
+    out, misnamed = [], []
     try:
         entries = list(os.scandir(root))
     except OSError:
-        return []
+        return [], []
     for e in entries:
         if e.is_dir(follow_symlinks=False) and _has_config(e.path):
             if RUN_ID_RE.match(e.name) and ".." not in e.name:
                 out.append(Path(e.path))
-            elif misnamed is not None:
+            else:
                 misnamed.append(e.name)
-    return out
+    return out, misnamed
 
 
 def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | None = None) -> list[Run]:
@@ -566,8 +569,7 @@ def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | 
         return []
     store = store_for(root)
     known = store.ids()
-    misnamed: list[str] = []
-    folders = _run_folders(root, misnamed)
+    folders, misnamed = _run_folders(root)
     for name in sorted(misnamed) if warn else ():  # copied in by hand ("copy ü space"): said, not skipped unsaid
         warn(f"{root / plain_line(name, 200)}: not listed, as a run's folder name is letters, digits, '.', '_' "
              "and '-' (starting with a letter or digit); rename the folder to list it")

@@ -1299,6 +1299,7 @@ def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -
     differ = [s for s in PAGE_SETTINGS if getattr(run_cfg, s.name, None) != getattr(cfg, s.name, None)]
     if not differ:
         return None
+
     def shown(s: Any, v: Any) -> str:  # as the boxes above write it (0.001, not the sweep's 1.00e-03)
         return f"{v:g}" if isinstance(v, float) else s.text(v)
 
@@ -1341,12 +1342,8 @@ def tour_unfinished_text(runs: Sequence[Any], cfg: Any) -> str | None:
     """Under a tour step's Train button while the step has no finished run: the user's runs of its
     model that it does not count, and why (:func:`signlab.guide.others_text`), or None. A run of the
     step stopped on Train left the step as if never started ("▶ Train seed_convnet", no word of it)."""
-    said = _guide.others_text(list(runs), cfg).removeprefix(". ")
-    if not said:
-        return None
-    # (not "continue it": the Runs page has no Continue, and a run stopped in its first epoch kept nothing)
-    return said + ("; the step needs a finished one, so train it again here." if said.endswith("did not finish")
-                   else ".")
+    said = _guide.others_text(list(runs), cfg, here=True).removeprefix(". ")
+    return said + "." if said else None
 
 
 def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
