@@ -22,6 +22,7 @@ SOURCE_PX, INPUT_PX, BARS_PX = 230, 240, 300  # the photo, the model's input, th
 WHY_PX = 360  # each map of why: two a row at 1,280 px (380 with the large gap wrapped there)
 UPLOAD_KEY = "classify_upload"  # the uploader's widget key (the page's own state keys are ui.Keys')
 IMAGE_KEY, HAND_KEY, DEFAULT_CROP_KEY = ui.Keys.CLASSIFY_IMAGE, ui.Keys.CLASSIFY_HAND, ui.Keys.CLASSIFY_DEFAULT_CROP
+WHOLE_KEY = ui.Keys.CLASSIFY_WHOLE
 
 st.title("✋ Classify a sign")
 ui.explain(CLASSIFY_INTRO, CLASSIFY_DETAILS)
@@ -68,13 +69,15 @@ def _reset_crop() -> None:
         st.session_state[k] = v
 
 
-def _crop_controls(hand, shape: tuple[int, int]) -> views.Crop:
+def _crop_controls(hand, whole: str | None, shape: tuple[int, int]) -> views.Crop:
     """Zoom and offset sliders: the square of the photo (``shape``: its height and width) that
-    becomes the 28x28 input."""
+    becomes the 28x28 input. ``whole``: why the detector was not asked (read whole), or None."""
     if any(k not in st.session_state for k in CROP_KEYS):
         _reset_crop()
-    if max(shape) <= views.SMALL_IMAGE:
+    if whole == "small":
         st.caption(views.small_image_text(shape))
+    elif whole == "enlarged":
+        st.caption(views.enlarged_image_text(shape))
     elif hand is not None:
         st.caption(f"The hand detector found a hand ({views.percent(hand.presence, 0)} sure): "
                    f"the orange square is 1.5 times the "
@@ -206,12 +209,12 @@ def _photo(kind: str):
     with ui.guard("Cannot use this image"):
         ident, gray, notes = ui.decoded_photo(data, file.name)  # decoded once, not on every slider move
         if st.session_state.get(IMAGE_KEY) != ident:  # a new image: find its hand, and the crop follows it
-            hand, crop = views.locate_hand(data, file.name)
+            hand, crop, st.session_state[WHOLE_KEY] = views.locate_hand(data, file.name)
             st.session_state[HAND_KEY], st.session_state[DEFAULT_CROP_KEY] = hand, crop or views.Crop()
             st.session_state[IMAGE_KEY] = ident
             _reset_crop()
         hand = st.session_state.get(HAND_KEY)
-        crop = _crop_controls(hand, gray.shape)
+        crop = _crop_controls(hand, st.session_state.get(WHOLE_KEY), gray.shape)
         prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand
     return prepared, "your photo", slot

@@ -316,8 +316,10 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     gray = _to_gray(img, background, notes, name)
     hand = None
     if crop == "detector":
+        whole = read_whole(img)
         hand, crop = detect(img, gray.shape, margin)
         notes.append(f"cropped to the hand the detector found ({hand.presence:.0%} sure it is a hand)" if hand
+                     else f"read whole, as the dataset's images are: {WHOLE_WHY[whole]}" if whole
                      else "the hand detector found no hand; centre crop used")
     elif crop in ("auto", "hand"):
         crop = find_hand(img)
@@ -329,18 +331,55 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     return prep
 
 
+ENLARGED_ERROR = 0.004  # mean difference (0-1 scale) from the image's own 28x28 blocks, enlarged again
+WHOLE_WHY = {  # why the photo path reads an image whole, at its own framing, instead of looking for a hand
+    "small": f"at most {SMALL_IMAGE} pixels a side, the size of the dataset's crops",
+    "enlarged": f"an enlarged {IMAGE_SIZE}×{IMAGE_SIZE} image, with no more detail than the dataset's own",
+}
+
+
+def read_whole(img: Image.Image) -> str | None:
+    """Why the hand detector is not asked about a decoded image (a key of ``WHOLE_WHY``), or None.
+
+    The dataset's images are already tight crops of a hand. Enlarged to 224 pixels and uploaded,
+    one went through the detector, whose square (1.5 times the hand's landmark box) showed the hand
+    smaller than the model ever saw it: "G (87%)" for another letter, where the image read whole
+    was right. So an image of dataset size (at most ``SMALL_IMAGE`` pixels a side: the page already
+    said those were read whole), or one that is its own 28x28 blocks enlarged (pixel blocks, as the
+    Draw tab and most image viewers enlarge), is read whole. The blocks' test: reduced to 28x28 by
+    averaging and enlarged again by repeating pixels, it differs from itself by under
+    ``ENLARGED_ERROR`` on average: 0.0000 for 100 test images enlarged to 56-512 pixels (as PNG or
+    JPEG), at most 0.0053 after a further reduction from 1000 to 512 pixels; the development photos
+    differ by 0.0061 at least (dev3's blurred 96-pixel crops; dev and dev2 0.0145 and more).
+    Smoothly enlarged images (bilinear, 0.004-0.015) overlap the blurred photos, so they still go
+    to the detector.
+    """
+    w, h = img.size
+    if max(w, h) <= SMALL_IMAGE:
+        return "small"
+    gray = _to_gray(img, 1.0)  # (H, W) in [0, 1], whatever the mode
+    f = Image.fromarray(gray, mode="F")
+    blocks = f.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
+    return "enlarged" if float(np.abs(gray - np.asarray(blocks)).mean()) < ENLARGED_ERROR else None
+
+
 def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
-    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None)."""
+    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None) where it
+    found none or the image is read whole (:func:`read_whole`)."""
+    if read_whole(img):
+        return None, None
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     hand = hands.find_hand(rgb)
     return (hand, hand_crop(hand, shape, margin)) if hand is not None else (None, None)
 
 
-def locate_hand(data: bytes | str | Path, name: str = "image", margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
-    """The hand detector on an image file: (the hand, the detector's crop) or (None, None) (the page's first look)."""
+def locate_hand(data: bytes | str | Path, name: str = "image",
+                margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None, str | None]:
+    """The hand detector on an image file (the page's first look): the hand, the detector's crop
+    (None and None where it found none), and why the image is read whole instead (:func:`read_whole`)."""
     notes: list[str] = []
     img = _decode(data, name, notes)
-    return detect(img, (img.height, img.width), margin)
+    return *detect(img, (img.height, img.width), margin), read_whole(img)
 
 
 def find_hand(img: Image.Image) -> Crop | None:

@@ -63,6 +63,7 @@ class Keys:
     CLASSIFY_LAST_UPLOAD = "classify_last_upload"  # (file name, bytes)
     CLASSIFY_IMAGE = "classify_image"  # which image the crop was found for: a new one gets its own
     CLASSIFY_HAND = "classify_hand"  # the detector's hand in that image (None: none found)
+    CLASSIFY_WHOLE = "classify_whole"  # why that image is read whole, not searched for a hand (None: it was)
     CLASSIFY_DEFAULT_CROP = "classify_default_crop"  # the crop the detector chose, where Reset goes back to
     DATA_SEED = "data_seed"  # reshuffle counter of the Data page
     CONFIRM_DELETE = "runs_confirm_delete"

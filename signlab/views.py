@@ -692,6 +692,16 @@ def small_image_text(shape: tuple[int, int]) -> str:
             "hand detector looks for hands in larger photos). The sliders still zoom and move the square.")
 
 
+def enlarged_image_text(shape: tuple[int, int]) -> str:
+    """Classify's words on an upload that is a 28×28 image enlarged in pixel blocks (``shape``: its
+    height and width), read whole like the dataset's images (:func:`signlab.preprocess.read_whole`)."""
+    h, w = shape
+    return (f"This {w}×{h} image is a {IMAGE_SIZE}×{IMAGE_SIZE} image enlarged in blocks of pixels, like the dataset's "
+            "own crops, so it is read whole, as they are (the hand detector looks for hands in photos, and its "
+            "square would show this hand smaller than the model has seen one). The sliders still zoom and move "
+            "the square.")
+
+
 def tsne_wait_text(seconds: float | None, n: int) -> str:
     """The Map page's words before a t-SNE map is computed: this server's measured time when it has
     made one (a constant was 3-4x off: "about a minute" said, 20 s taken on an AMD EPYC)."""
@@ -1603,7 +1613,7 @@ def occlude(x: np.ndarray, top: int, left: int, patch: int) -> np.ndarray:
 
 
 # the Classify page's inputs
-def locate_hand(data: bytes, name: str) -> tuple[Any, Any]:
+def locate_hand(data: bytes, name: str) -> tuple[Any, Any, str | None]:
     return _preprocess.locate_hand(data, name)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from _hand_image import drawn_hand, hand_in_room
 from signlab import hands
-from signlab.preprocess import Crop, crop_box, cut, hand_crop, prepare
+from signlab.preprocess import Crop, crop_box, cut, hand_crop, locate_hand, prepare
 from tests._local import needs_hand_models
 
 
@@ -201,3 +201,29 @@ def test_prepare_crops_to_the_hand_and_falls_back_to_the_centre():
     assert plain.hand is None and plain.box == centre.box
     np.testing.assert_array_equal(plain.image28, centre.image28)
     assert any("found no hand" in n for n in plain.notes)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@needs_hand_models
+def test_an_enlarged_dataset_image_is_read_whole_not_searched_for_a_hand(dataset):
+    """A dataset image enlarged in pixel blocks and uploaded went through the detector, whose square
+    (1.5 times the landmarks' box) showed the hand smaller than the model had ever seen one, and
+    read "G (87%)". It is read whole now, as the dataset's images are, and the page says why; a
+    smoothly enlarged one, which blurred photos resemble, still goes to the detector."""
+    image = dataset.test.images[4]  # (28, 28) uint8; enlarged to 224, the detector was 95% sure of a hand in it
+    for size in (100, 224, 512):
+        png = _png(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST))
+        assert locate_hand(png, "big.png") == (None, None, "enlarged")
+        prep = prepare(png, "big.png", "detector")
+        assert prep.hand is None and any(n.startswith("read whole") and "enlarged 28×28" in n for n in prep.notes)
+        assert np.abs(prep.image28 - image / 255).mean() < 0.01  # the dataset's own framing, not a zoomed-out one
+    small = _png(Image.fromarray(image).resize((56, 56), Image.Resampling.NEAREST))
+    assert locate_hand(small, "small.png")[2] == "small"
+    smooth = _png(Image.fromarray(image).resize((224, 224), Image.Resampling.BILINEAR))
+    hand, crop, whole = locate_hand(smooth, "smooth.png")
+    assert whole is None and hand is not None and crop is not None  # the detector's third look finds it

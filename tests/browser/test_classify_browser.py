@@ -226,6 +226,8 @@ def test_upload_dataset_image_matches_api(page, server, upload_png):
         page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
         page.wait_for_selector(f"text={path.name}", timeout=WAIT_MS)
         _wait_prediction(page)
+    with step(page, "an enlarged dataset image is read whole, and the page says why"):
+        assert "enlarged in blocks of pixels" in page.inner_text("body")
     with step(page, "the page predicts what signlab.api.predict_files predicts"):
         letter = _predicted_letter(page)
         assert letter in LETTERS, f"no letter A-Y as the prediction: {letter!r}"
