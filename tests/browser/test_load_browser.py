@@ -88,12 +88,14 @@ def _check_runs_folder_whole(runs_dir: Path) -> None:
           interval=0.1)
 
 
-# batch 32, 8 epochs: about 12 s a run, long enough for every session's page to be seen training even
-# while this test's loop is busy timing a Home page load (about 5 s)
-LOGREG = ("/train?model=logreg&epochs=8&batch_size=32&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
+# batch 32, EPOCHS epochs: about 6 s a run alone (20 s beside the four tabs' live charts), long enough
+# for every session's page to be seen training: each page records what it shows five times a second
+# (RECORDER). With 8 epochs this test took 63 s alone and 123-131 s in the suite.
+EPOCHS = 4
+LOGREG = (f"/train?model=logreg&epochs={EPOCHS}&batch_size=32&lr=0.01&optimizer=adam&weight_decay=0&schedule=none"
           "&augment=False&seed={seed}&device=cpu")
 WAITING = re.compile(r"Waiting for a free slot: number (\d+) in the queue")
-TRAINING = re.compile(r"starting the worker and loading the data|epoch \d/8 · ")
+TRAINING = re.compile(rf"starting the worker and loading the data|epoch \d/{EPOCHS} · ")
 # The page watches itself five times a second and keeps what it saw, so a session is still observed
 # while this test's loop is busy elsewhere (timing a Home page load took 19 s once on a loaded CI
 # machine: two 12-second runs began and ended inside it, unseen by a loop that polled from Python).
@@ -193,7 +195,7 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
                 # no refresh: a page whose live chart missed the end of its run (its trigger lost, seen
                 # once in nine runs before the chart read a feed) is redrawn by the fragment's slow
                 # poll (signlab.live.SLOW_POLL_SECONDS), and a student sees the run finish unaided
-                _wait_text(pg, "Finished 8 epochs", timeout=60)
+                _wait_text(pg, f"Finished {EPOCHS} epochs", timeout=60)
         stop.set()
         print(f"\nmost running at once: {most_running[0]}; queue numbers shown: {shown}; Home loaded in "
               f"{home_seconds} s while training; health check max {max((s for s, _ in health), default=None)} s "
@@ -228,7 +230,7 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
             run = open_run(run_id, runs_dir)
             starts = [m for m in run.metrics() if m["type"] == "fit_start"]
             assert len(starts) == 1, f"{run_id} started {len(starts)} times"
-            assert run.status()["status"] == "completed" and run.status()["epochs_completed"] == 8
+            assert run.status()["status"] == "completed" and run.status()["epochs_completed"] == EPOCHS
         _check_runs_folder_whole(runs_dir)
     finally:
         stop.set()
