@@ -46,9 +46,26 @@ if not cfg.augment_photo and run.parent is None:
     # the button under the words, not beside them: a quarter column cut its label ("Train the rob…")
     # in a window of 820 px
     robust = views.preset(views.PHOTO_PRESET)
-    st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of the "
-               "**robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) and "
-               f"does much better on photos: {ui.time_estimate(robust, timing=False)}.")
+
+    def robust_aside(when: str) -> None:
+        st.caption(f"This run's model is **{cfg.model}**. Photos of real hands look unlike the dataset; a run of "
+                   "the **robust** preset is trained for them (zoomed-out hands, plain backgrounds, either hand) "
+                   f"and does much better on photos: {when}.")
+
+    @st.fragment(run_every=2)
+    def robust_aside_until_timed() -> None:
+        # redrawn until the timing is done; then the page runs once more, draws the time, and stops polling
+        if not ui.trials_timing():
+            st.rerun()
+        robust_aside(ui.time_estimate(robust, timing="background"))
+
+    # its time before the click: a few of its steps are timed in the background (timed in the page,
+    # Classify's first look stood blank for 3 s), and the words say so until the time shows
+    when = ui.time_estimate(robust, timing="background")
+    if ui.trials_timing():
+        robust_aside_until_timed()
+    else:
+        robust_aside(when)
     # a help that stays the same: the estimate in it changed between reruns, and a click on a button
     # whose identity changed in the rerun it triggers is lost
     if st.button("Train the robust model", help="Starts the robust preset; this page uses it for photos once it is done."):

@@ -1022,13 +1022,16 @@ def speed_rows(available: list[Run] | None = None, alone: bool = False) -> list[
     return views.server_speed_rows(mine, everyone)
 
 
-def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = False, timing: bool = True) -> str:
+def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = False,
+                  timing: bool | str = True) -> str:
     """:func:`views.time_estimate` for ``cfg`` on this server now: every user's measured speeds
     (:func:`speed_rows`), and the runs that hold its slots (they share the cores) or wait for one.
     For a network this server has not trained, a few of its steps are timed (a child process of 2-8
-    s, once an hour a configuration; :func:`trial_for`); with ``timing`` False only a timing already
-    made is used, and no guess (an aside must not hold a page up: Classify's first look stood blank for
-    3 s while the robust preset it mentions was timed; a guess instead was 3 times too short)."""
+    s, once an hour a configuration; :func:`trial_for`). ``timing`` ``"background"``: an aside, which
+    must not hold a page up (Classify's first look stood blank for 3 s while the robust preset it
+    mentions was timed), and makes no guess (one was 3 times too short): a timing already made, else
+    one started in the background while the words say so (:func:`trials_timing`); with ``timing``
+    False only a timing already made."""
     jm = job_manager()
     try:
         cap = jm.store.capacity()
@@ -1041,33 +1044,62 @@ def time_estimate(cfg: Any, available: list[Run] | None = None, alone: bool = Fa
     rows, n_train = speed_rows(available, alone), len(dataset().train)
     load["trial"] = trial_for(cfg, rows, busy=bool(load.get("busy")), timing=timing)
     # and no guess from another network: the robust preset guessed from a ConvNet read 51 s, and took 146 s
-    return views.time_estimate(cfg, rows, n_train, guess=timing, **load)
+    return views.time_estimate(cfg, rows, n_train, guess=timing is True,
+                               timing_now=load["trial"] is None and _timing(cfg, bool(load.get("busy"))), **load)
 
 
-def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False, timing: bool = True) -> float | None:
+def trial_for(cfg: TrainConfig, rows: list[dict[str, Any]], busy: bool = False,
+              timing: bool | str = True) -> float | None:
     """The images a second a few steps of ``cfg`` train at (:func:`_trial_speed`), when the server's
     measured ``rows`` have no speed of its network (a guess from another network comes after a
     trial: :func:`views.estimate`); else None (no trial). ``busy``: runs train on the server now; a
     trial timed beside them reads slower, so it is kept apart from a quiet one. ``timing`` False: only
-    a trial this server timed within the hour (:data:`_TRIALS`), else None."""
+    a trial this server timed within the hour (:data:`_TRIALS`), else None; ``"background"``: that, or
+    None while a thread times it (once: :func:`trials_timing` says while it does)."""
     if views.measured_speed(rows, cfg) is not None:
         return None
     key = (trial.trial_key(cfg), busy)
     with _TRIALS_LOCK:
         kept = _TRIALS.get(key)
+        if (kept is None or time.monotonic() - kept[0] >= TRIAL_TTL) and timing == "background" \
+                and key not in _TIMING:
+            _TIMING.add(key)
+            threading.Thread(target=_time_and_keep, args=(key,), name="signlab-trial", daemon=True).start()
     if kept is not None and time.monotonic() - kept[0] < TRIAL_TTL:
         return kept[1]
-    if not timing:
+    if timing is not True:
         return None
     # a toast, not a cache's spinner: that one is drawn over the element under the estimate (the
     # tour's "Open the Map page" button, half hidden while the lecture ConvNet was timed)
     st.toast("Timing a few steps of this network on this machine…", icon="⏱️")
-    speed = _trial_speed(*key)
-    with _TRIALS_LOCK:
-        _TRIALS[key] = (time.monotonic(), speed)
-        for old in list(_TRIALS)[:-TRIALS_KEPT]:  # the oldest first (dicts keep their order)
-            del _TRIALS[old]
+    return _time_and_keep(key)
+
+
+def _time_and_keep(key: tuple[str, bool]) -> float | None:
+    """Time the settings ``key`` (:func:`_trial_speed`) and keep their speed for every session (None,
+    kept as well, when the trial failed: it is not tried again within the hour)."""
+    speed = None
+    try:
+        speed = _trial_speed(*key)
+    finally:
+        with _TRIALS_LOCK:  # kept before it stops counting as timing: no moment in which neither says
+            _TRIALS[key] = (time.monotonic(), speed)
+            for old in list(_TRIALS)[:-TRIALS_KEPT]:  # the oldest first (dicts keep their order)
+                del _TRIALS[old]
+            _TIMING.discard(key)
     return speed
+
+
+def _timing(cfg: TrainConfig, busy: bool) -> bool:
+    with _TRIALS_LOCK:
+        return (trial.trial_key(cfg), busy) in _TIMING
+
+
+def trials_timing() -> bool:
+    """Whether a trial started by an aside (:func:`trial_for` in the background) still runs: the
+    page that shows its words polls until it is done."""
+    with _TRIALS_LOCK:
+        return bool(_TIMING)
 
 
 _TRIAL_LOCK = threading.Lock()  # one trial at a time: two at once would share the cores and read each other's load
@@ -1077,6 +1109,7 @@ TRIAL_TTL, TRIALS_KEPT = 3600.0, 64  # a trial's speed is kept an hour; at most 
 # runs, none for an aside), and a copy of the cache's state beside it went wrong whenever the cache
 # dropped an entry early
 _TRIALS: dict[tuple[str, bool], tuple[float, float | None]] = {}
+_TIMING: set[tuple[str, bool]] = set()  # (settings, busy) a background thread times now (trial_for)
 _TRIALS_LOCK = threading.Lock()
 
 

@@ -555,7 +555,8 @@ def busy_load(machine_load: float | None, cores: int | None) -> str | None:
 
 def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES, busy: int = 0,
                   slots: int | None = None, waiting: int = 0, machine_load: float | None = None,
-                  cores: int | None = None, trial: float | None = None, guess: bool = True) -> str:
+                  cores: int | None = None, trial: float | None = None, guess: bool = True,
+                  timing_now: bool = False) -> str:
     """How long ``cfg`` takes on this machine, from the measured speed of its completed runs.
     ``busy``: runs training on the server now, which share its cores (the measured speed was not).
     ``slots``: the server's job limit; when ``busy`` fills it, a new run waits first (behind
@@ -565,7 +566,8 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     load of other work at or above the core count is said (a walk beside other busy processes, load 5
     on 2 cores, read "roughly 41 s", measured on a quiet machine, and took 133 s). ``trial``: the
     images a second a few of its steps trained at on this machine, for a network this server has not
-    trained nor can guess from (:func:`estimate`); ``guess`` False: none of another network's."""
+    trained nor can guess from (:func:`estimate`); ``guess`` False: none of another network's.
+    ``timing_now``: with no estimate, a few of its steps are being timed in the background now."""
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
@@ -585,6 +587,10 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     # were said to be "guessed from its fastcnn runs (it has not trained fastcnn yet)"
     members = int(getattr(cfg, "ensemble", 1) or 1)
     target = f"an ensemble of {members} {cfg.model} networks" if members > 1 else cfg.model  # "3 fastcnn networks together" read as jargon
+    if est is None and timing_now:
+        # Classify's robust button gave no time before the click: its aside now times a few steps
+        # in the background and says so until the time shows
+        return f"this server is timing a few of its steps now (it has not trained {target} yet)…" + shared
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the
         # wait for a slot too (on a class's first day no network has been trained yet)

@@ -7,6 +7,7 @@ driven through its image-number input and the parallel coordinates through their
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -353,6 +354,45 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
     # nor a guess from another network: the robust preset guessed from a ConvNet read 51 s and took 146 s
     assert ui.time_estimate(cfg, timing=False).startswith("the time it takes shows after its first steps")
     assert "guessed from the server's s2net runs" in ui.time_estimate(cfg)  # where the page may time, as before
+
+
+def test_an_aside_times_in_the_background_and_says_so_until_the_time_shows(monkeypatch):
+    """Classify's "Train the robust model" gave no time before the click (the aside may not hold the
+    page up to time it). Now it starts one timing in a background thread, says so meanwhile, and
+    gives the time once it is done."""
+    import threading
+
+    from signlab import ui
+    from signlab.config import preset
+
+    calls, release = [], threading.Event()
+
+    def slow_trial(key, busy=False):
+        calls.append(key)
+        release.wait(30)
+        return 1234.0
+
+    monkeypatch.setattr(ui, "_TRIALS", {})
+    monkeypatch.setattr(ui, "_TIMING", set())
+    monkeypatch.setattr(ui, "_trial_speed", slow_trial)
+    monkeypatch.setattr(ui, "speed_rows", lambda available=None, alone=False: [])
+    idle = type("Capacity", (), {"holding": 0, "waiting": 0})()
+    store = type("Store", (), {"capacity": lambda self: idle})()
+    monkeypatch.setattr(ui, "job_manager", lambda: type("JM", (), {"store": store, "limit": 1})())
+    monkeypatch.setattr(ui, "_machine_load", lambda: None)
+    cfg = preset("robust")
+    said = ui.time_estimate(cfg, timing="background")  # returns at once, the timing started
+    assert said.startswith("this server is timing a few of its steps now (it has not trained an ensemble of 3")
+    assert ui.trials_timing()
+    assert ui.time_estimate(cfg, timing="background") == said and ui.trials_timing()  # asked again: no second one
+    release.set()
+    deadline = time.monotonic() + 30
+    while ui.trials_timing() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ui.trials_timing() and len(calls) == 1
+    said = ui.time_estimate(cfg, timing="background")
+    assert said.startswith("it takes") and "timed from a few of its steps here" in said, said
+    assert len(calls) == 1  # kept for the hour: the next look reads it
 
 
 def test_a_brush_nobody_set_follows_its_axis_as_new_runs_widen_it(runs_env):

@@ -128,6 +128,11 @@ def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
         assert _combo_value(page, "Preset").startswith("fast")
         goto(page, own.url, "/classify?run=logreg-ready")
         wait_idle(page, WAIT)
+    with step(page, "before the click, the button's words give its time, timed in the background meanwhile"):
+        # it said only "the time it takes shows after its first steps"; the page is not held up for it
+        wait_text(page, "timed from a few of its steps here", WAIT)
+        assert "this server is timing a few of its steps now" not in page.inner_text("body")
+        wait_idle(page, WAIT)
     with step(page, f"in a window of {NARROW} px the button's label is whole (a quarter column cut it to "
                     "'Train the rob…')"), narrow_window(page):
         assert not _button(page, "Train the robust model").evaluate(TEXT_CUT), "the button's label is cut"
