@@ -192,6 +192,7 @@ class Server:
                  env: dict[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.runs_dir = Path(runs_dir)
         env = {**os.environ, "SIGNLAB_RUNS_DIR": str(runs_dir), "SIGNLAB_JOB_LIMIT": str(limit),
                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "SIGNLAB_LEASE_SECONDS": "4", **(env or {})}
         self.log = open(log, "a")
@@ -217,6 +218,9 @@ class Server:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        """End the server, then the workers it started: they run in sessions of their own, and each
+        waited two minutes for a run that never came (its warm-up and polls took the cores the
+        next tests needed)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -225,3 +229,22 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.log.close()
+        stop_workers(self.runs_dir)
+
+
+def stop_workers(runs_dir: Path) -> None:
+    """SIGTERM every ``python -m signlab worker`` of ``runs_dir`` (found by its command line: the
+    run store might be another database than the folder's own)."""
+    wanted = str(Path(runs_dir).resolve())  # as signlab.launch.worker_args writes it
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if "signlab" in args and "worker" in args and wanted in args:
+            try:
+                os.kill(int(entry.name), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
