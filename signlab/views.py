@@ -590,7 +590,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     if est is None and timing_now:
         # Classify's robust button gave no time before the click: its aside now times a few steps
         # in the background and says so until the time shows
-        return f"this server is timing a few of its steps now (it has not trained {target} yet)…" + shared
+        return f"this server is timing a few of its steps now (it has not trained {target} yet)" + shared
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the
         # wait for a slot too (on a class's first day no network has been trained yet)
