@@ -316,8 +316,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     gray = _to_gray(img, background, notes, name)
     hand = None
     if crop == "detector":
-        whole = read_whole(img)
-        hand, crop = detect(img, gray.shape, margin)
+        hand, crop, whole = detect_unless_whole(img, gray.shape, margin)
         notes.append(f"cropped to the hand the detector found ({hand.presence:.0%} sure it is a hand)" if hand
                      else f"read whole, as the dataset's images are: {WHOLE_WHY[whole]}" if whole
                      else "the hand detector found no hand; centre crop used")
@@ -363,11 +362,16 @@ def read_whole(img: Image.Image) -> str | None:
     return "enlarged" if float(np.abs(gray - np.asarray(blocks)).mean()) < ENLARGED_ERROR else None
 
 
+def detect_unless_whole(img: Image.Image, shape: tuple[int, int],
+                        margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None, str | None]:
+    """The photo path's look for a hand: why ``img`` is read whole (:func:`read_whole`), else what
+    :func:`detect` finds; (the hand, its crop, why it is read whole), None where each is not."""
+    whole = read_whole(img)
+    return (None, None, whole) if whole else (*detect(img, shape, margin), None)
+
+
 def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
-    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None) where it
-    found none or the image is read whole (:func:`read_whole`)."""
-    if read_whole(img):
-        return None, None
+    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None)."""
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     hand = hands.find_hand(rgb)
     return (hand, hand_crop(hand, shape, margin)) if hand is not None else (None, None)
@@ -379,7 +383,7 @@ def locate_hand(data: bytes | str | Path, name: str = "image",
     (None and None where it found none), and why the image is read whole instead (:func:`read_whole`)."""
     notes: list[str] = []
     img = _decode(data, name, notes)
-    return *detect(img, (img.height, img.width), margin), read_whole(img)
+    return detect_unless_whole(img, (img.height, img.width), margin)
 
 
 def find_hand(img: Image.Image) -> Crop | None:
