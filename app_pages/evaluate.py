@@ -84,6 +84,11 @@ norm = st.radio("Show", list(views.EVAL_SHOWS), horizontal=True, key="eval_norm"
 # narrower one the picker moves under the matrix (as columns, the matrix was squeezed to 250 px)
 row = st.container(horizontal=True, gap="small")
 left = row.container(width=MATRIX_PX, key="eval_matrix_box")
+# On a phone the box is narrower than MATRIX_PX and plotly shrinks the figure to it, with the fonts its
+# cells were sized for: at 390 px the cells are 12 px and neighbouring counts read together ("21 21"
+# as "2121"). There, every number takes 7 px, which two digits fit with room between them.
+st.html(f"<style>@media (max-width: {MATRIX_PX + 40}px) {{ .st-key-eval_matrix_box .textpoint text "
+        "{ font-size: 7px !important; } }</style>")
 right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
     st.markdown('<div id="cell"></div>\n\n**Pick a cell** by clicking it in the matrix, or here:', unsafe_allow_html=True)

@@ -40,6 +40,37 @@ def _annotations(page, key: str) -> list[str]:
                          chart_selector(key))
 
 
+def test_the_confusion_matrixs_numbers_stay_apart_on_a_phone(page, server):
+    """At 390 px the matrix is shrunk to its box with the fonts its 440-px cells were sized for, and
+    neighbouring counts read together ("21 21" as "2121")."""
+    goto(page, server, "/evaluate?run=logreg-ready")
+    wait_chart(page, "eval_cm", WAIT)
+    wait_idle(page, WAIT)
+    gaps_js = """(sel) => {
+        const rows = {};
+        for (const t of document.querySelectorAll(sel + ' .textpoint text')) {
+            if (!t.textContent) continue;
+            const b = t.getBoundingClientRect();
+            (rows[Math.round(b.top)] = rows[Math.round(b.top)] || []).push([b.left, b.right, t.textContent]);
+        }
+        const gaps = [];
+        for (const r of Object.values(rows)) {
+            r.sort((a, b) => a[0] - b[0]);
+            for (let i = 1; i < r.length; i++) gaps.push([r[i][0] - r[i - 1][1], r[i - 1][2] + ' ' + r[i][2]]);
+        }
+        return gaps;
+    }"""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        page.wait_for_timeout(1500)  # plotly fits the figure to its narrower box
+        gaps = page.evaluate(gaps_js, chart_selector("eval_cm"))
+        # 1.9 px before (10-px digits: they read as one number), 4.4 px with the phone's 7-px numbers
+        close = [(round(g, 1), pair) for g, pair in gaps if g < 3]
+        assert gaps and not close, f"neighbouring numbers at 390 px less than 3 px apart: {close[:8]}"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 def test_evaluate_click_a_confusion_matrix_square_shows_its_images(page, server):
     cm = chart_selector("eval_cm")
     with step(page, "open Evaluate for the ConvNet run from the link"):
