@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import SETTING, SETTINGS
 from .errors import SignlabError
-from .numbers import LEGEND_SEP
 from .events import Logged, logged
+from .numbers import LEGEND_SEP
 from .settings import SEARCHED
 from .store import ACTIVE, HOLDING, RunState
 
@@ -316,8 +316,6 @@ def _preset_word(name: Any, model: Any) -> Any:
     if name not in PRESETS or model is None:
         return name
     return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
-
-
 
 
 def short_names(names: Sequence[str]) -> list[str]:

@@ -123,19 +123,20 @@ def others_text(runs: list[Run], cfg: TrainConfig, here: bool = False) -> str:
             training += 1
         else:  # the tour's settings, finished otherwise than completed (stopped, failed) or its weights gone
             unfinished += 1
-    def runs(n: int) -> str:  # "your seed_convnet run", "your 2 seed_convnet runs" ("your 1 …" read oddly)
+
+    def yours(n: int) -> str:  # "your seed_convnet run", "your 2 seed_convnet runs" ("your 1 …" read oddly)
         return f"your {cfg.model} run" if n == 1 else f"your {count_text(n, f'{cfg.model} run')}"
 
     parts = []
     if training:
-        parts.append(f"{runs(training)} with the tour's settings "
+        parts.append(f"{yours(training)} with the tour's settings "
                      f"{'is' if training == 1 else 'are'} still training: the step counts it once it has finished")
     if unfinished:
         # (not "continue it": the Runs page has no Continue, and a run stopped in epoch 1 kept nothing)
-        parts.append(f"{runs(unfinished)} with the tour's settings did not finish"
+        parts.append(f"{yours(unfinished)} with the tour's settings did not finish"
                      + ("; the step needs a finished one, so train it again here" if here else ""))
     if other:
-        parts.append(f"{runs(other)} {'does' if other == 1 else 'do'} not count: "
+        parts.append(f"{yours(other)} {'does' if other == 1 else 'do'} not count: "
                      f"the tour trains with the {cfg.preset} preset's settings")
     return "".join(". " + p[0].upper() + p[1:] for p in parts)
 

@@ -60,17 +60,6 @@ def _pid_alive(pid) -> bool:
         return True
 
 
-def _kill_workers(runs_dir: Path) -> None:
-    """End the training workers this test's servers started (registered in the run store)."""
-    if not runs_dir.is_dir():
-        return
-    for w in open_store(runs_dir).workers():
-        try:
-            os.kill(int(w["pid"]), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def _check_runs_folder_whole(runs_dir: Path) -> None:
     """Every listed run opens: config, status and log parse, weights load; no temporary file is left."""
     for run in list_runs(runs_dir):
@@ -242,8 +231,7 @@ def test_four_sessions_against_a_limit_of_two(browser, tmp_path):
                 pass
         for ctx in contexts:
             ctx.close()
-        server.stop()
-        _kill_workers(runs_dir)
+        server.stop()  # and the workers it started (tests/browser/_helpers.Server.stop)
 
 
 MLP = ("/train?model=mlp&epochs={epochs}&batch_size=64&lr=0.001&optimizer=adam&weight_decay=0&schedule=none"
@@ -325,5 +313,4 @@ def test_server_killed_mid_training_then_worker_killed_mid_epoch(browser, tmp_pa
         ctx.close()
         for s in (first, second):
             if s is not None:
-                s.stop()
-        _kill_workers(runs_dir)
+                s.stop()  # and the workers either started, the one that outlived the first too
