@@ -176,5 +176,10 @@ class JobManager:
         self._thread = threading.Thread(target=loop, name="signlab-jobs", daemon=True)
         self._thread.start()
 
-    def stop_background(self) -> None:
+    def stop_background(self, wait: float = 10.0) -> None:
+        """Stop the background ticking and wait (up to ``wait`` seconds) for a tick under way to end:
+        a ticker still reading after "stop" went on with whatever database ``SIGNLAB_DB`` named by
+        then (in the tests, the next test's)."""
         self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(wait)

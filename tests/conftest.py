@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,22 @@ def _no_warm_workers_outside_the_browser(request, monkeypatch):
     keep the product's default, as a student gets it."""
     if request.node.get_closest_marker("browser") is None:
         monkeypatch.setenv("SIGNLAB_WORKER_LINGER", "0")
+
+
+@pytest.fixture(autouse=True)
+def _no_queue_ticker_left_behind():
+    """A page test (AppTest) makes the app's cached job manager, whose background thread ticks the
+    queue every second for the rest of the process. Its store is looked up by ``SIGNLAB_DB`` at each
+    tick, so it went on reading (and timing its reads into) whatever database a later test set: a
+    test that counts tick's queries on PostgreSQL saw the ticker's among them and failed in CI (stop
+    55). After each test, a ticker left running is stopped and the cache cleared, as ``app_caches``
+    does around the tests that ask for it."""
+    yield
+    if "signlab.ui" in sys.modules and any(t.name == "signlab-jobs" and t.is_alive() for t in threading.enumerate()):
+        from signlab import ui
+
+        ui.job_manager().stop_background()
+        ui.job_manager.clear()
 
 
 @pytest.fixture

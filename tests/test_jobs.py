@@ -3,6 +3,7 @@
 Faults (a killed worker, a crash between claim and start, two servers) are in test_store.py."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -111,9 +112,12 @@ def test_a_run_claimed_while_tick_reads_starts_no_second_worker(tmp_path: Path, 
     run = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, status="queued")
     started, reads = [], []
     jm._spawn_worker = lambda: started.append(1)
+    ticking = threading.get_ident()
 
     def worker_claims_now(conn, cursor, statement, *args):
         nonlocal started
+        if threading.get_ident() != ticking:
+            return  # another thread's query on the shared engine is not one of tick's reads
         if started is None or not statement.lstrip().upper().startswith("SELECT"):
             return  # the claim's own queries (PostgreSQL reads and writes with one engine), or a write
         reads.append(statement)
@@ -324,3 +328,20 @@ def test_the_server_starts_its_queue_before_any_page_opens(tmp_path: Path, monke
     (started,) = tickers() - before  # by serve.py itself, no page opened
     jm = ui.job_manager()  # what a page gets: the same manager, not a second ticker
     assert jm.runs_dir == tmp_path and jm._thread is started and tickers() - before == {started}
+
+
+def test_a_stopped_ticker_has_ended_when_stop_returns(tmp_path: Path, monkeypatch):
+    """stop_background waits for a tick under way: a ticker that went on after "stop" read whatever
+    database SIGNLAB_DB named by then (in CI, the next test's, whose count of tick's reads it broke)."""
+    jm = JobManager(tmp_path, limit=1)
+    ticks = []
+
+    def slow_tick() -> None:
+        ticks.append(1)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(jm, "tick", slow_tick)
+    jm.start_background(interval=0.01)
+    wait_for(lambda: ticks, timeout=30, what="a tick")
+    jm.stop_background()
+    assert not jm._thread.is_alive()  # before: the tick begun was still sleeping
