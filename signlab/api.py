@@ -204,7 +204,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     The store hands the run to one process only: a second resume at the same time, or a resume of a
     queued or training run, is refused with a RunError.
     """
-    check_setting("epochs", epochs, integer=True)  # before int(): a 400-digit number is one clear line
+    check_setting("epochs", epochs)  # before int(): a 400-digit number is one clear line
     run = open_run(ref, runs_dir)
     run.check_continuable(int(epochs))
     changes = {k: v for k, v in changes.items() if v is not None}

@@ -77,7 +77,7 @@ class JobManager:
 
     def submit_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> Run:
         """Queue ``epochs`` more epochs of a finished (or interrupted) run (``max_active``: as for submit)."""
-        check_setting("epochs", epochs, integer=True)  # as the command line's resume checks it
+        check_setting("epochs", epochs)  # as the command line's resume checks it
         run = open_run(run_id, self.runs_dir)
         run.check_continuable(int(epochs))
         self.store.enqueue_continue(run.id, int(epochs), max_active=max_active)

@@ -524,3 +524,28 @@ def test_a_linked_onnx_file_is_not_offered(root, secret):
     assert export.onnx_path(run) is None
     with pytest.raises(RunError, match="symbolic link"):
         run.file_bytes("model.onnx")
+
+
+def test_check_setting_keeps_every_rule_of_the_declaration():
+    """check_setting had its own copy of the range rule, without least_above_zero: a validation share
+    of 0.005 passed it while TrainConfig refused it."""
+    check_setting("val_fraction", 0)
+    with pytest.raises(ConfigError, match="^val_fraction: 0.005 is out of range; allowed 0, or 0.01 to 0.5"):
+        check_setting("val_fraction", 0.005)
+    with pytest.raises(ConfigError, match="^epochs: 2.5 must be a whole number"):
+        check_setting("epochs", 2.5)
+
+
+def test_a_whole_number_written_with_a_point_trains(small_dataset):
+    """A config.json edited by hand (or the Python API) with "epochs": 1.0 or "batch_size": 32.0 was
+    accepted and then failed deep in fit ("Expected positive integer total_steps, but got 1.0")."""
+    from signlab.models import build_model
+    from signlab.trainer import Trainer
+
+    cfg = TrainConfig.from_dict({"model": "logreg", "device": "cpu", "epochs": 1.0, "batch_size": 32.0,
+                                 "max_steps": 3.0})
+    assert (cfg.epochs, cfg.batch_size, cfg.max_steps) == (1, 32, 3)
+    assert all(type(v) is int for v in (cfg.epochs, cfg.batch_size, cfg.max_steps))
+    assert Trainer(cfg, build_model(cfg), small_dataset).fit().status == "completed"
+    with pytest.raises(ConfigError, match="^epochs: 1.5 must be a whole number"):
+        TrainConfig(epochs=1.5)
