@@ -110,7 +110,14 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
         torch.distributed.broadcast_object_list(ids, src=0)
         run_id = ids[0]
         if rank != 0:
-            end = Trainer(cfg, build_model(cfg), dataset if dataset is not None else load_dataset(cfg.data)).fit()
+            trainer = Trainer(cfg, build_model(cfg), dataset if dataset is not None else load_dataset(cfg.data))
+            # it reports nothing, so its callbacks hear no event; one that stops the fit (the command
+            # line's Ctrl-C) is told the trainer: a press here then asks for the stop all processes agree
+            # on, where it quit this process alone and rank 0's next collective met a dead peer
+            for cb in callbacks:
+                if callable(getattr(cb, "bind", None)):
+                    cb.bind(trainer)
+            end = trainer.fit()
             return {"run_id": run_id, "rank": rank, "status": end.status}
     if dataset is None:  # read (and checked) first: data that cannot be used leaves no failed run behind
         dataset = load_dataset(cfg.data)

@@ -55,6 +55,10 @@ class CtrlC:
         self.trainer = trainer
         self.ended = isinstance(event, FitEnd)
 
+    def bind(self, trainer: Any) -> None:
+        """The trainer of a process that emits no events (under torchrun, a rank other than 0)."""
+        self.trainer = trainer
+
     def _first_press(self, reason: str = REASON) -> str | None:
         if self.trainer is None:
             return None

@@ -217,12 +217,14 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
         total = self.steps_per_epoch * cfg.epochs
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+        # data-dependent layers (s2net's whitening) are fitted once, before step 1, and before DDP: its
+        # constructor copies rank 0's weights to every process, and fitted after it each process kept
+        # the filters of its own share of the data (they differed by 0.04 in a frozen layer)
+        fit_to_data(self.model, lambda: normalize(self.train_x[:5000], cfg.input_norm))
         # DDP averages gradients across processes; self.model stays the plain module for saving
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index]
                                                               if self.device.type == "cuda" else None)
                     if self.world > 1 else None)
-        # data-dependent layers (s2net's whitening) are fitted once, before step 1
-        fit_to_data(self.model, lambda: normalize(self.train_x[:5000], cfg.input_norm))
         self.optimizer = make_optimizer(cfg, param_groups(cfg, self.model))
         if optimizer_state:
             self._restore_optimizer(optimizer_state)
@@ -296,17 +298,18 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop_requested
 
-    def _agree_to_stop(self, loss: torch.Tensor) -> bool:
-        """Across processes: True if any asked to stop or saw a loss that blew up (sets the stop flag)."""
+    def _agree_to_stop(self, loss: torch.Tensor) -> str | None:
+        """Across processes: "diverged" if any saw a loss that blew up, "stop" if any asked to stop
+        (the stop flag is then set in all), else None. Every process gets the same answer."""
         flags = torch.tensor([float(self._stop_requested), float(blew_up(loss.item()))], device=self.device)
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         if flags[1] > 0:
             self._stop_requested = False
-            return True
+            return "diverged"
         if flags[0] > 0:
             self._stop_requested = True
-            return True
-        return False
+            return "stop"
+        return None
 
     def _emit(self, event: Event) -> None:
         for cb in self.callbacks:
@@ -369,10 +372,12 @@ class Trainer:
         if self.world == 1:
             return self._stop_requested or self.step >= self.total_steps
         # all processes must leave the loop at the same step, or DDP would hang: they agree on
-        # stop requests and losses that blew up only at logging steps
-        if at_log and self._agree_to_stop(shown) and not self._stop_requested:
+        # stop requests and losses that blew up only at logging steps, and leave on the agreed answer
+        # alone (a stop() that lands after the agreement, read here, took one process out by itself)
+        agreed = self._agree_to_stop(shown) if at_log else None
+        if agreed == "diverged":
             raise _Diverged(self.step, epoch)
-        return (at_log and self._stop_requested) or self.step >= self.total_steps
+        return agreed == "stop" or self.step >= self.total_steps
 
     def schedule_lr(self) -> float:
         """The learning rate the schedule is at now, before any group's own multiplier: what the
