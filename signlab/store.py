@@ -682,9 +682,13 @@ class RunStore:
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             attempt = row.attempt + 1
-            self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
-                      pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
-                      auto_continue=False, message="continuing", **self._merge_info(row, {"stopped_by": None}))
+            # a row changed between the read and the write (a delete takes no claim lock) is not held: a
+            # Claim returned anyway had the continuation train a run it did not hold
+            if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
+                             pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
+                             auto_continue=False, message="continuing",
+                             **self._merge_info(row, {"stopped_by": None})):
+                raise RunError(f"run {run_id} changed while it was being claimed to continue; try again")
             return Claim(run_id, attempt, worker, epochs)
 
     def heartbeat(self, claim: Claim) -> str | None:

@@ -1021,3 +1021,22 @@ def test_a_run_taken_back_from_its_holder_goes_first_in_the_queue(tmp_path, db_u
     store.update(claim, RunState.RUNNING, epochs_completed=2)
     assert store.expire_leases(now=time.time() + 3600) == ["bob-run"]  # and a worker that died
     assert store.queue() == ["bob-run", "carol-run"]
+
+
+def test_a_continuation_whose_run_changed_under_its_claim_is_refused(tmp_path, monkeypatch):
+    """claim_final returned a Claim even when its compare-and-set found the row changed since it read
+    it (a delete takes no claim lock): the continuation then trained a run it did not hold."""
+    from signlab.store import runs_table
+
+    store = store_for(tmp_path)
+    store.add("done", RunState.COMPLETED)
+    finished = store._finished
+
+    def read_then_changed_by_another(conn, run_id, now):
+        row = finished(conn, run_id, now)
+        conn.execute(runs_table.update().where(runs_table.c.run_id == run_id).values(attempt=row.attempt + 7))
+        return row  # the row as read, before the other writer's change
+
+    monkeypatch.setattr(store, "_finished", read_then_changed_by_another)
+    with pytest.raises(RunError, match="^run done changed while it was being claimed to continue; try again$"):
+        store.claim_final("done", "w-resume", 1)
