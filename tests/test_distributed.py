@@ -45,11 +45,10 @@ def test_two_gloo_processes_write_one_run_close_to_single_process(tmp_path):
     assert ddp["test_accuracy"] > 0.4  # logistic regression after 2 epochs is far above chance (4%)
 
 
-def _fitted_stem_gap(rank: int, world: int, port: int, images, labels, out: str) -> None:
+def _fitted_stem_gap(rank: int, world: int, images, labels, out: str) -> None:
     """One process of a gloo group: build a Trainer for s2net and report (rank 0) how far the ranks'
-    frozen whitening filters are apart."""
-    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                      OMP_NUM_THREADS="1")
+    frozen whitening filters are apart. The group meets in a file, not on a port another test may hold."""
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), OMP_NUM_THREADS="1")
     import torch
 
     from signlab.config import TrainConfig
@@ -58,7 +57,7 @@ def _fitted_stem_gap(rank: int, world: int, port: int, images, labels, out: str)
     from signlab.trainer import Trainer
 
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{out}.group", rank=rank, world_size=world)
     try:
         ds = Dataset(train=Split(images, labels, "train"), test=Split(images[:48], labels[:48], "test"))
         cfg = TrainConfig(model="s2net", epochs=1, device="cpu")
@@ -81,7 +80,7 @@ def test_every_process_trains_with_rank_0s_whitening_filters(tmp_path, small_dat
 
     out = tmp_path / "gap.txt"
     split = small_dataset.train
-    mp.start_processes(_fitted_stem_gap, args=(2, 29533, split.images, split.targets, str(out)), nprocs=2,
+    mp.start_processes(_fitted_stem_gap, args=(2, split.images, split.targets, str(out)), nprocs=2,
                        start_method="spawn")
     assert float(out.read_text()) == 0.0
 
