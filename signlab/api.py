@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import torch
 
 from .access import Policy, local_user, policy
-from .config import TrainConfig, check_setting
+from .config import RESUMABLE, TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
 from .errors import ConfigError, RunError, SignlabError
@@ -215,6 +215,9 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     run = open_run(ref, runs_dir)
     run.check_continuable(int(epochs))
     changes = {k: v for k, v in changes.items() if v is not None}
+    if fixed := [k for k in changes if k not in RESUMABLE]:
+        raise ConfigError(f"{', '.join(fixed)}: a continuation keeps the run's own; it may set "
+                          f"{', '.join(k for k in RESUMABLE if k != 'epochs')}")
     max_steps = changes.pop("max_steps", None)  # this continuation's limit only (train_claimed)
     wanted = run.config.replace(**changes, max_steps=max_steps)  # a bad value is refused before the run is claimed
     # and so are a device this machine lacks and data that is gone: refused after the claim, they failed

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import (CALIBRATION_METHODS as METHODS, DEFAULT_CALIBRATION_METHOD as DEFAULT_METHOD, DEFAULT_PRESET,
-                     PRESETS, SETTING, TrainConfig, preset)
+                     PRESETS, RESUMABLE, SETTING, TrainConfig, preset)
 from . import envnum
 from .errors import SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
@@ -220,9 +220,6 @@ def _use_db(args: argparse.Namespace) -> None:
             and not Path(url.removeprefix("sqlite:///")).is_file()):
         raise UsageError(f"--db: {args.db} does not exist")
     os.environ["SIGNLAB_DB"] = args.db
-
-
-RESUMABLE = ("epochs", "lr", "device", "max_steps")  # what train --resume may set for the continuation
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -604,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_named_database()  # whose folder must exist
         return int(args.func(args) or 0)
     except SignlabError as err:
-        print(f"signlab: {err}".splitlines()[0] if "\n" in str(err) else f"signlab: {err}", file=sys.stderr)
+        print(f"signlab: {err}".splitlines()[0], file=sys.stderr)  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:
         print("signlab: interrupted", file=sys.stderr)

@@ -308,6 +308,11 @@ LEGACY: dict[str, Any] = {"augment_style": "affine", "norm_lr_scale": 1.0, "tta"
 
 RECORD_FIELDS = ("preset",)  # TrainConfig fields that are not settings
 
+# what a continuation (train --resume, api.continue_run) may set: the optimiser's state, restored from
+# the run, keeps the run's other settings (its weight decay, its norm layers' rate), so a change to
+# them was saved in config.json and never used
+RESUMABLE = ("epochs", "lr", "device", "max_steps")
+
 
 def _declared() -> tuple[Setting, ...]:
     """The settings as records, checked so a mistake in a declaration fails at import, not in a page."""

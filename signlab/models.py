@@ -120,9 +120,7 @@ def create_model(name: str, members: int = 1, input_norm: str = "standardize", t
     (:func:`signlab.predict.forward_views`).
     """
     factory, _, widths, _ = _lookup(name)
-    if not widths:
-        kwargs.pop("width", None)
-    elif kwargs.get("width") is None:
+    if not widths or kwargs.get("width") is None:  # a model without widths, or its own default width
         kwargs.pop("width", None)
     model = Ensemble([factory(**kwargs) for _ in range(members)]) if members > 1 else factory(**kwargs)
     for m in [model, *getattr(model, "members", [])]:  # a member taken alone still normalises as trained
@@ -277,7 +275,7 @@ class LectureConvNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """A small multilayer perceptron: 784 -> 256 -> 128 -> 24 with ReLU and dropout."""
+    """A small multilayer perceptron: 784 -> width -> width/2 -> 24 with ReLU and dropout (256 and 128 by default)."""
 
     def __init__(self, width: int = 256) -> None:
         super().__init__()
@@ -432,7 +430,7 @@ def _logreg() -> nn.Module:
     return LogisticRegression()
 
 
-@register_model("mlp", "Multilayer perceptron: two hidden layers of 256 and 128 units", widths=(64, 128, 192, 256),
+@register_model("mlp", "Multilayer perceptron: two hidden layers, of 256 and 128 units by default", widths=(64, 128, 192, 256),
                 cpu_threads=1)
 def _mlp(width: int = 256) -> nn.Module:
     return MLP(width)

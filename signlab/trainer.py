@@ -34,6 +34,7 @@ per-sample DataLoader (at batch 32 collating samples one by one costs a sixth of
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -57,6 +58,8 @@ from .normalize import normalize
 from .optim import MuonAdamW, muon_groups
 from .predict import predict_logits, to_float_images
 from .numbers import count_text
+
+_log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -260,8 +263,11 @@ class Trainer:
     def _restore_optimizer(self, state: dict[str, Any]) -> None:
         try:
             self.optimizer.load_state_dict(state)
-        except (ValueError, KeyError):
-            pass  # an optimizer of another kind: start its moments afresh
+        except (ValueError, KeyError) as err:
+            # the saved state's parameter groups are not this model's (a run saved by a version that
+            # grouped its parameters otherwise): its moments start afresh, and that is said, not passed over
+            _log.warning("the run's optimiser state does not fit this model's parameter groups (%s); "
+                         "its moments start afresh", err)
         for group in self.optimizer.param_groups:  # this continuation's learning rate and schedule
             group["lr"] = self.cfg.lr * group.get("lr_scale", 1.0)
             group.pop("initial_lr", None)
@@ -477,7 +483,9 @@ class Trainer:
                       self._samples / max(self._train_seconds, 1e-9), self._last_val)
 
     def fit(self) -> FitEnd:
-        """Train; returns (and emits) the FitEnd event. Never trains on a loss that blew up."""
+        """Train; returns (and emits) the FitEnd event. A loss that blew up ends the fit, failed: checked
+        at every step on the CPU, at logging steps on a GPU (a check is a wait for the device there) and,
+        under torchrun, where the processes agree (so a GPU may take up to ``log_every - 1`` more steps)."""
         with run_threads(self.cfg, self.device):
             return self._fit()
 

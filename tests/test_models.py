@@ -50,9 +50,12 @@ def test_list_models_parameter_counts():
         assert info.parameters == models.count_parameters(models.create_model(info.name)) > 0
         assert info.description
         assert models.model_info(info.name) == info
-    logreg = next(i for i in infos if i.name == "logreg")
-    assert logreg.parameters == 784 * 24 + 24
-    assert not logreg.has_width
+    counted = {i.name: i.parameters for i in infos}
+    assert counted["logreg"] == 784 * 24 + 24
+    # the lecture's ConvNet, counted by hand: conv 1->100 5x5, 100->50 3x3, 50->50 3x3, Linear(50, 24)
+    assert counted["seed_convnet"] == (100 * 25 + 100) + (50 * 100 * 9 + 50) + (50 * 50 * 9 + 50) + (50 * 24 + 24)
+    assert counted["mlp"] == (784 * 256 + 256) + (256 * 128 + 128) + (128 * 24 + 24)
+    assert not next(i for i in infos if i.name == "logreg").has_width
 
 
 def test_width_changes_size_only_where_the_model_has_one():

@@ -9,7 +9,7 @@ import torch
 
 from signlab import api, runs
 from signlab.config import TrainConfig
-from signlab.errors import RunError
+from signlab.errors import ConfigError, RunError
 from signlab.models import build_model
 from signlab.normalize import normalize
 from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
@@ -251,6 +251,22 @@ def test_continue_run_trains_more_epochs(tmp_path, small_dataset):
     assert run.status()["train_seconds"] >= first["train_seconds"]
     # the speed kept for the run (the Train page's estimates) is the whole fit's, as train --json says
     assert run.status()["samples_per_second"] == pytest.approx(second["samples_per_second"])
+
+
+def test_a_continuation_refuses_a_setting_its_optimiser_state_would_override(tmp_path, small_dataset):
+    """continue_run took any setting and saved it in config.json, but the optimiser's state restored
+    from the run kept the run's weight decay and norm-layer rate: the config said 0.1, training used
+    5e-4. Only what a continuation uses (train --resume's flags) is taken; the run is left as it was."""
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=3, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="kept", dataset=small_dataset)
+    run = open_run("kept", tmp_path)
+    before = (run.dir / "config.json").read_text()
+    with pytest.raises(ConfigError, match="^weight_decay, norm_lr_scale: a continuation keeps the run's own; "
+                                          "it may set lr, device, max_steps$"):
+        api.continue_run("kept", 1, tmp_path, dataset=small_dataset, weight_decay=0.1, norm_lr_scale=2.0)
+    assert (run.dir / "config.json").read_text() == before and run.status()["status"] == "completed"
+    rec = api.continue_run("kept", 1, tmp_path, dataset=small_dataset, lr=2e-3, max_steps=2)
+    assert rec["status"] == "completed" and run.config.lr == 2e-3
 
 
 def test_a_checkpoint_split_by_a_kill_is_continued_from_its_weights_epoch(tmp_path, small_dataset):
