@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # annotation only: the trainer imports this module
 
 # how FitEnd's message starts when stop() ended the fit: the pages put who asked in its place
 STOPPED_BY_REQUEST = "stopped by request"
+# the note a fit that went on with one thread adds to its message (Trainer), found there by the pages
+ONE_THREAD = "on one thread after step"
 
 
 @dataclass(frozen=True)

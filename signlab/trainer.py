@@ -52,7 +52,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
                      resolve_device, use_bf16)
-from .events import STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
+from .events import ONE_THREAD, STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
 from .models import count_parameters, cpu_threads, fit_to_data
 from .normalize import normalize
 from .optim import MuonAdamW, muon_groups
@@ -547,7 +547,7 @@ class Trainer:
         message = message or self._dry_run_words(epoch) or self._trained_words(epoch)
         if self.one_thread_from is not None:  # why this run took longer, and differs from its seed's
             # in a student's words: "where its threads stalled waiting on each other" read as jargon
-            message += (f"; on one thread after step {self.one_thread_from}: another program kept this "
+            message += (f"; {ONE_THREAD} {self.one_thread_from}: another program kept this "
                         "computer's processor busy, and its threads were waiting for each other")
         end = self._end(status, message, max(epoch, self.start_epoch))
         self._emit(end)

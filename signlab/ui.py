@@ -1224,7 +1224,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if series["dead_logits"] is not None:
                 st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
                            "are clipped.")
-        if drawn_with == RunState.COMPLETED:
+        # a stopped run with finished epochs has weights to look at too (it had no next step but Continue)
+        if drawn_with == RunState.COMPLETED or (drawn_with == RunState.STOPPED and run.has_weights()):
             c1, c2, c3 = st.columns(3)
             if c1.button("🎯 Evaluate it", width="stretch"):
                 look_at(run.id)

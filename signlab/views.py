@@ -36,7 +36,7 @@ from . import sweep as _sweep
 from . import teach as _teach
 from .data import TRAIN_ROWS, class_counts as _class_counts
 from .errors import SignlabError
-from .events import STOPPED_BY_REQUEST, Logged, logged
+from .events import ONE_THREAD, STOPPED_BY_REQUEST, Logged, logged
 from .events import continued_steps as _continued_steps
 from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
@@ -235,8 +235,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
-    if state == RunState.STOPPED:
-        return LiveStatus(state, "warning", _stopped_words(message, status.get("stopped_by"), done), epoch=done,
+    if state == RunState.STOPPED:  # blue, not yellow: most often its user pressed Stop, and nothing went wrong
+        return LiveStatus(state, "info", _stopped_words(message, status.get("stopped_by"), done), epoch=done,
                           **buttons)
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
@@ -271,13 +271,17 @@ def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_lim
 
 
 def _stopped_words(message: str, stopped_by: str | None, done: int) -> str:
-    """A stopped run's line: who stopped it (drawn as markdown: a user id is text) and what is kept."""
-    message = stopped_message(message, md(stopped_by) if stopped_by else None)
+    """A stopped run's line: who stopped it (drawn as markdown: a user id is text) and what is kept, then
+    why it slowed down, if it went on with one thread. Said inside the first sentence, that note ("on
+    one thread after step 1650: another program kept this computer's processor busy…") turned a Stop
+    the student had pressed into an alarm about threads."""
+    message, sep, note = stopped_message(message, md(stopped_by) if stopped_by else None).partition(f"; {ONE_THREAD}")
     said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
         (f"Stopped: {message}" if message else "Stopped")
     kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
             else " No epoch finished, so there are no weights to keep.")
-    return f"⏹ {said}.{kept}"
+    slowed = f" (It trained {ONE_THREAD}{note}.)" if sep else ""
+    return f"⏹ {said}.{kept}{slowed}"
 
 
 def run_phrase(name: str | None, run_id: str, model: str | None = None, owner: str | None = None) -> str:

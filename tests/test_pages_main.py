@@ -855,3 +855,28 @@ def test_under_a_finished_run_start_says_what_it_trains_and_why_it_is_off(runs_e
     start = next(b for b in at.button if "Start" in b.label)
     warned = [w.value for w in at.warning if w.value.startswith("Start is off until the settings can be used")]
     assert start.disabled and len(warned) == 1 and "Epochs" in warned[0], [w.value for w in at.warning]
+
+
+def test_a_stopped_run_with_weights_leads_on_as_a_finished_one_does(runs_env, app_caches):
+    """A finished run ends with "Evaluate it / See its kernels / Classify a sign"; a run its student
+    stopped after some epochs had weights to look at and no such step but Continue."""
+    from signlab.runs import open_run
+    from signlab.store import runs_table
+
+    root, run_id = runs_env
+    run = open_run(run_id, root)
+
+    def buttons() -> list[str]:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+        at.switch_page("app_pages/train.py")
+        at.session_state["train_run_id"] = run_id
+        at.run()
+        no_error(at)
+        return [b.label for b in at.button]
+
+    assert "🎯 Evaluate it" in buttons()
+    with run.store._tx() as conn:  # stopped by its user after its epoch
+        conn.execute(runs_table.update().where(runs_table.c.run_id == run_id).values(
+            state="stopped", message="stopped by request during epoch 2"))
+    labels = buttons()
+    assert {"🎯 Evaluate it", "🔬 See its kernels", "✋ Classify a sign"} <= set(labels), labels

@@ -126,7 +126,7 @@ def test_continued_run_times_its_own_fit():
 
 
 @pytest.mark.parametrize("state,kind,word", [("completed", "success", "Finished 3 epochs"),
-                                             ("stopped", "warning", "Stopped: by request"),
+                                             ("stopped", "info", "Stopped: by request"),
                                              ("diverged", "warning", "Diverged"), ("failed", "error", "failed")])
 def test_final_states(state, kind, word):
     v = views.live_status({"status": state, "epochs_completed": 3, "train_seconds": 4.0, "test_accuracy": 0.9,
@@ -142,6 +142,20 @@ def test_a_stopped_run_says_so_once_and_what_is_kept():
                          "trains on from there.")
     v = views.live_status({"status": "stopped", "epochs_completed": 0, "message": "stopped by request during epoch 1"}, [])
     assert v.message.endswith("No epoch finished, so there are no weights to keep.")
+
+
+
+def test_a_stop_the_student_pressed_is_not_an_alarm_about_threads():
+    """A Stop on a busy machine read "Stopped by request after epoch 4; on one thread after step 1650:
+    another program kept this computer's processor busy…" in a yellow warning: the note about threads
+    came first, as if something had gone wrong. It is blue now, and the note follows what is kept."""
+    message = ("stopped by request during epoch 5; on one thread after step 1650: another program kept this "
+               "computer's processor busy, and its threads were waiting for each other")
+    v = views.live_status({"status": "stopped", "epochs_completed": 4, "message": message}, [], has_weights=True)
+    assert v.kind == "info"
+    assert v.message == ("⏹ Stopped by request during epoch 5. The weights after epoch 4 are kept: Continue trains on "
+                         "from there. (It trained on one thread after step 1650: another program kept this computer's "
+                         "processor busy, and its threads were waiting for each other.)")
 
 
 def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_written():
