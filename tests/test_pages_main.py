@@ -790,8 +790,8 @@ def test_a_train_tab_that_showed_a_run_from_another_tab_keeps_its_outcome(runs_e
     store_for(root).request(queued.id, "stop")  # the other tab cancels it
     at.run()
     assert not at.exception
-    shown = " ".join(e.value for kind in (at.warning, at.subheader) for e in kind)
-    assert "Stopped: cancelled before it started" in shown and "Press **Start**" not in " ".join(i.value for i in at.info)
+    shown = " ".join(e.value for kind in (at.info, at.subheader) for e in kind)  # a stop is said in blue
+    assert "Stopped: cancelled before it started" in shown and "Press **Start**" not in shown
 
 
 def test_a_paused_run_draws_its_curves_as_the_page_says(runs_env, monkeypatch, app_caches):
