@@ -229,7 +229,12 @@ def _cut_at_word(text: str, room: int) -> str:
     cut = text[:room]
     if text[room:room + 1] != " " and " " in cut[room // 2:]:
         cut = cut[:cut.rfind(" ")]
+    cut = re.sub(r",? and \d+$", "", cut)  # "… and 9 more" cut to "and 9…" counted nothing
     return cut.rstrip(" ,:;·")
+
+
+# an unnamed run's name, when it started and its model (runs.display_name): "6 Dec 15:06:12 (seed_convnet)"
+_STARTED = re.compile(r"^(?P<day>\d{1,2} [A-Z][a-z]{2}) (?P<hm>\d\d:\d\d):\d\d(?P<model> \([^()]+\))$")
 
 
 def legend_label(name: str, limit: int = LEGEND_CHARS) -> str:
@@ -237,10 +242,20 @@ def legend_label(name: str, limit: int = LEGEND_CHARS) -> str:
     does not wrap a legend entry, and a tour run's name with what sets it apart ran off the chart's
     right edge. The run's own name gives way first, down to ``OWN_LEAST`` characters and keeping a
     " (2)" that tells two runs of one name apart; where that is not enough, it keeps ``OWN_MIN`` and
-    what sets it apart (after ``LEGEND_SEP``) is cut at its end. The whole name is in the hover."""
+    what sets it apart (after ``LEGEND_SEP``) is cut at its end. An unnamed run's name drops its
+    seconds, then its day, and keeps its model whole: cut like any name, "6 Dec 15:06:12
+    (seed_convnet)" became "6 Dec 15:06…", and two runs of two models read alike (the model is not
+    among what sets them apart, since their names say it). The whole name is in the hover."""
     if len(name) <= limit:
         return name
     own, sep, apart = name.partition(LEGEND_SEP)
+    if m := _STARTED.match(own):
+        for own in (f"{m['day']} {m['hm']}{m['model']}", f"{m['hm']}{m['model']}"):
+            if len(own) + len(sep) + len(apart) <= limit:
+                return own + sep + apart
+        if len(apart) > limit - len(own) - len(sep):
+            apart = _cut_at_word(apart, limit - len(own) - len(sep) - 1) + "…"
+        return own + sep + apart
     suffix = m.group(0) if (m := re.search(r" \(\d+\)$", own)) else ""
     room = limit - len(sep) - len(apart)
     room = room if room >= OWN_LEAST else OWN_MIN  # what sets it apart leaves too little: it is cut too

@@ -891,8 +891,16 @@ def test_a_long_legend_name_keeps_what_sets_the_run_apart_and_fits_the_chart():
     # alike), and where what sets a run apart is itself long, its start is kept
     assert figures.legend_label("tour: Train the lecture's ConvNet, as written (2)") == \
         "tour: Train the lecture's ConvNet, as… (2)"
+    # an unnamed run keeps its model: a walk compared a lecture ConvNet and a logistic regression, and
+    # both read "6 Dec 15:0…· epochs 10, lr 0.001 and 9 more" (their model is in their names, not after the dot)
     assert figures.legend_label("6 Dec 10:42:15 (logreg) · weight decay 0.0005, learning rate 0.01, batch size 32") \
-        == "6 Dec 10:42:15… · weight decay 0.0005…"
+        == "10:42 (logreg) · weight decay 0.0005…"
+    assert figures.legend_label("6 Dec 15:06:12 (seed_convnet) · epochs 10, lr 0.001 and 9 more") == \
+        "15:06 (seed_convnet) · epochs 10, lr 0.001…"
+    assert figures.legend_label("6 Dec 15:04:40 (logreg) · epochs 10, lr 0.001 and 9 more") == \
+        "15:04 (logreg) · epochs 10, lr 0.001…"
+    assert figures.legend_label("6 Dec 15:04:40 (logreg) · epochs 10, lr 0.001") == \
+        "6 Dec 15:04:40 (logreg) · epochs 10, lr 0.001"  # short enough: whole
 
 
 def test_explanations_of_one_input(tiny_model):
