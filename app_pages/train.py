@@ -33,6 +33,8 @@ with left:
     members = int(st.session_state.get(ui.setting_key("ensemble"), 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
+    if lecture := views.lecture_epochs_text(ui.settings_in_state()):
+        st.caption(lecture)
     with st.expander("Layer summary"):
         st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
     ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"])

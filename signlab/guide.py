@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .calibrate import calibration_info
-from .config import TrainConfig, preset
+from .config import LECTURE_LOGREG_EPOCHS, TrainConfig, preset
 from .errors import SignlabError
 from .events import Logged, logged
 from .evaluate import Evaluation
@@ -39,7 +39,7 @@ class Step:
 
 # The lecture's settings (Adam 1e-3, batch 32, no schedule, no augmentation), with epochs cut so each
 # training step of the tour takes about a minute on a laptop CPU.
-LOGREG = preset("lecture", model="logreg", epochs=2, log_every=20)
+LOGREG = preset("lecture", model="logreg", epochs=LECTURE_LOGREG_EPOCHS, log_every=20)
 SEED = preset("lecture", model="seed_convnet", epochs=3, log_every=20)
 FIXED = preset("lecture", model="convnet", epochs=3, log_every=20)
 
@@ -86,9 +86,16 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
     return out
 
 
+def _tours(c: TrainConfig, cfg: TrainConfig) -> bool:
+    """Whether a run of ``c`` is trained as the step's ``cfg`` is: its preset and its epochs (a student's
+    10-epoch logistic regression of the lecture preset stood for step 2's 2-epoch one, and step 3
+    quoted its accuracy under step 2's with no word that the run was another)."""
+    return c.preset == cfg.preset and c.epochs == cfg.epochs
+
+
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
-    """The newest completed run with weights that trained ``cfg.model`` with the step's preset; not a
-    calibrated one (it keeps its parent's settings, and after step 8 steps 5 and 6 showed the
+    """The newest completed run with weights that trained ``cfg.model`` as the step does (:func:`_tours`);
+    not a calibrated one (it keeps its parent's settings, and after step 8 steps 5 and 6 showed the
     calibrated run's accuracy as "your ConvNet"'s)."""
     for r in runs:  # list_runs gives newest first
         try:
@@ -97,7 +104,7 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
             continue
         # finished runs only: a run still training showed its half-way accuracy as the step's
         # result, and one stopped after an epoch stood for "your lecture ConvNet"
-        if c.model == cfg.model and c.preset == cfg.preset and r.has_weights() and r.parent is None \
+        if c.model == cfg.model and _tours(c, cfg) and r.has_weights() and r.parent is None \
                 and str(r.summary().get("status")) == "completed":
             return r
     return None
@@ -117,7 +124,7 @@ def others_text(runs: list[Run], cfg: TrainConfig, here: bool = False) -> str:
             status = str(r.summary().get("status"))
         except (SignlabError, OSError):  # an unreadable run is simply not one of them
             continue
-        if c.preset != cfg.preset:
+        if not _tours(c, cfg):
             other += 1
         elif status in {s.value for s in ACTIVE}:  # on its way: it may still complete
             training += 1
@@ -137,7 +144,7 @@ def others_text(runs: list[Run], cfg: TrainConfig, here: bool = False) -> str:
                      + ("; the step needs a finished one, so train it again here" if here else ""))
     if other:
         parts.append(f"{yours(other)} {'does' if other == 1 else 'do'} not count: "
-                     f"the tour trains with the {cfg.preset} preset's settings")
+                     f"the tour trains it with the {cfg.preset} preset's settings, for {count_text(cfg.epochs, 'epoch')}")
     return "".join(". " + p[0].upper() + p[1:] for p in parts)
 
 

@@ -1306,6 +1306,18 @@ def preset_changes(values: dict[str, Any]) -> str:
     return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
 
 
+def lecture_epochs_text(values: dict[str, Any]) -> str:
+    """Under the Train page's model, with the lecture preset and logistic regression at the preset's
+    epochs: the lecture trained that model for fewer ("" otherwise). The tour said 2 epochs, the Train
+    page's lecture preset gave 10 (its ConvNet's), and a teacher matching the two got other results."""
+    lecture = _config.PRESETS["lecture"]
+    if values.get("preset") != "lecture" or values.get("model") != "logreg" or values.get("epochs") != lecture["epochs"]:
+        return ""
+    n = _config.LECTURE_LOGREG_EPOCHS
+    return (f"The lecture trained logistic regression for {n} epochs (the preset's {lecture['epochs']} are its "
+            f"ConvNet's): set Epochs to {n} to train it as the lecture did.")
+
+
 def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -> str | None:
     """The Train page's word under its settings when the run beside it was trained with others, or
     None. A student who started the tour's lecture ConvNet saw the fast preset's s2net settings next

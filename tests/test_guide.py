@@ -71,17 +71,17 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
 
     fast = [_fake_run(tmp_path, preset("fast").replace(model="logreg"), f"fast-logreg-{k}") for k in range(2)]
     said = dict(guide.results([*fast, fixed, seed], lambda r: evals[r.id]))["2. Train logistic regression"]
-    assert said == "not trained yet. Your 2 logreg runs do not count: the tour trains with the lecture preset's settings"
+    assert said == "not trained yet. Your 2 logreg runs do not count: the tour trains it with the lecture preset's settings, for 2 epochs"
     assert views.tour_missing_text([*fast, fixed], "templates") == \
-        "Do step 2 (Train logistic regression) first. Your 2 logreg runs do not count: the tour trains with the " \
-        "lecture preset's settings."
+        "Do step 2 (Train logistic regression) first. Your 2 logreg runs do not count: the tour trains it with " \
+        "the lecture preset's settings, for 2 epochs."
     assert views.tour_missing_text([], "templates") == "Do step 2 (Train logistic regression) first."
     # a run with the tour's own settings that has not finished is not said to have other settings
     training = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg", status="running")
     assert views.tour_missing_text([training, *fast], "templates") == \
         "Do step 2 (Train logistic regression) first. Your logreg run with the tour's settings is still " \
         "training: the step counts it once it has finished. Your 2 logreg runs do not count: the tour trains " \
-        "with the lecture preset's settings."
+        "it with the lecture preset's settings, for 2 epochs."
     stopped = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg-stopped", status="stopped")
     said = dict(guide.results([stopped], lambda r: evals[r.id]))["2. Train logistic regression"]
     assert said == "not trained yet. Your logreg run with the tour's settings did not finish"
@@ -269,4 +269,29 @@ def test_a_steps_stopped_run_is_named_under_its_train_button(tmp_path):
                     "so train it again here."), text
     _fake_run(tmp_path, guide.SEED.replace(preset="fast"), "other-settings")
     text = views.tour_unfinished_text([r for r in list_runs(tmp_path) if r.id == "other-settings"], guide.SEED)
-    assert text == "Your seed_convnet run does not count: the tour trains with the lecture preset's settings.", text
+    assert text == ("Your seed_convnet run does not count: the tour trains it with the lecture preset's settings, "
+                    "for 3 epochs."), text
+
+
+def test_a_lecture_logreg_of_other_epochs_is_not_the_tours(tmp_path):
+    """A walk trained step 2 (2 epochs), then a 10-epoch logistic regression of the lecture preset on
+    Train; step 3 then quoted that run's accuracy under step 2's, and said nothing of the swap. The
+    step counts runs trained as it trains them, and names the others; the Train page says how many
+    epochs the lecture gave that model."""
+    from signlab import views
+    from signlab.settings import page_values
+
+    ten = _fake_run(tmp_path, guide.LOGREG.replace(epochs=10), "ten-epochs")
+    step = {s.key: s for s in guide.STEPS}
+    assert guide.find_run([ten], guide.LOGREG) is None
+    assert guide.check(step["templates"], [ten], lambda r: _evaluation(23)) is None
+    assert views.tour_missing_text([ten], "templates") == (
+        "Do step 2 (Train logistic regression) first. Your logreg run does not count: the tour trains it with "
+        "the lecture preset's settings, for 2 epochs.")
+    tour = _fake_run(tmp_path, guide.LOGREG, "tour")
+    assert guide.find_run([ten, tour], guide.LOGREG) is tour  # the newer 10-epoch run is passed over
+    values = {**page_values("lecture"), "model": "logreg"}
+    assert views.lecture_epochs_text(values) == ("The lecture trained logistic regression for 2 epochs (the preset's "
+                                                 "10 are its ConvNet's): set Epochs to 2 to train it as the lecture did.")
+    assert views.lecture_epochs_text({**values, "epochs": 2}) == ""
+    assert views.lecture_epochs_text(page_values("lecture")) == ""  # its ConvNet: 10 is the lecture's
