@@ -250,7 +250,9 @@ def _usable(photo: Photo, crop: Crop | str | None) -> Prepared:
 
 def preview(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> tuple[bytes, bool]:
     """A PNG of the square the model will see (grey, before it shrinks to 28x28), for a gallery, and
-    whether the hand detector found a hand in it (True for a crop other than the detector's).
+    whether the hand detector found a hand in it (True for a crop other than the detector's, and for
+    an image read whole as the dataset's are, which Classify reads whole too: the Calibrate page
+    marked a 28x28 dataset image "no hand" and told the student its centre square showed room).
 
     Also the check that the photo can be used: an unreadable file raises ImageError naming it.
     """
@@ -262,7 +264,7 @@ def preview(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112)
     png = to_png(np.asarray(square.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32))
     # other crops do not look for a hand; where the detector cannot run here, nothing is known of one
     # (every photo read "no hand", and the warning told the student to drop them all)
-    return png, crop != "detector" or prep.hand is not None or not hands.available()
+    return png, crop != "detector" or prep.hand is not None or prep.whole is not None or not hands.available()
 
 
 def thumbnail(photo: Photo, crop: Crop | str | None = PHOTO_CROP, size: int = 112) -> bytes:

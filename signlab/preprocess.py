@@ -55,6 +55,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)  # what was done that the user should know
     hand: HandFound | None = None  # what the hand detector found (``crop="detector"``), in ``gray``'s pixels
     crop: Crop | None = None  # the crop that made ``box``
+    whole: str | None = None  # why the detector was not asked: the image is read whole (a key of WHOLE_WHY)
 
 
 def _too_big(name: str, size: int) -> str:
@@ -314,7 +315,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     notes: list[str] = []
     img = _decode(data, name, notes)  # decoded once, for the grey image and the hand search
     gray = _to_gray(img, background, notes, name)
-    hand = None
+    hand = whole = None
     if crop == "detector":
         hand, crop, whole = detect_unless_whole(img, gray.shape, margin)
         notes.append(f"cropped to the hand the detector found ({hand.presence:.0%} sure it is a hand)" if hand
@@ -327,6 +328,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
         raise ImageError(f"crop: {crop!r} is unknown; choose one of {', '.join(CROPS)}")
     prep = prepare_array(gray, crop if isinstance(crop, Crop) else None, notes)
     prep.hand = hand
+    prep.whole = whole
     return prep
 
 

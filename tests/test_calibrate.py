@@ -546,3 +546,21 @@ def test_the_calibration_bench_leaves_out_a_refused_photo_and_an_unusable_folder
     assert row["dir"] == str(good) and row["left_out"] == 1
     assert row["calibration_photos"] == 2 and row["test_photos"] == 4  # the blank photo is in neither
     assert pooled["dir"] == "pooled" and pooled["left_out"] == 1 and pooled["test_photos"] == 4
+
+
+@needs_hand_models
+def test_a_dataset_image_offered_for_calibration_is_read_whole_not_marked_no_hand(dataset):
+    """Classify reads a dataset image (28x28, or enlarged in blocks of pixels) whole; the Calibrate
+    page sent it to the detector, marked it "⚠️ no hand" and warned that its centre square may show
+    more room than hand, when the centre square was the whole image."""
+    img = dataset.test.images[4]
+    offered = []
+    for size in (28, 280):
+        buf = io.BytesIO()
+        Image.fromarray(img).resize((size, size), Image.Resampling.NEAREST).save(buf, format="PNG")
+        got = views.calibration_photo(LETTERS[dataset.test.targets[4]], f"test4-{size}.png", buf.getvalue())
+        assert got.photo is not None and got.hand, size
+        assert views.thumbnail_caption(f"test4-{size}.png", got.hand) != views.NO_HAND_MARK
+        offered.append((got.photo, got.hand))
+    assert views.no_hand_warning(offered) is None
+    assert prepare(offered[1][0].data, "test4-280.png", crop="detector").whole is not None
