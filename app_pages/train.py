@@ -30,7 +30,7 @@ with left:
         st.caption(changes)
     model = ui.setting_input(views.SETTING["model"])
     info = views.model_info(model)
-    members = int(st.session_state.get(ui.setting_key("ensemble"), 1))
+    members = views.ensemble_members(st.session_state.get(ui.setting_key("ensemble"), 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
     if lecture := views.lecture_epochs_text(ui.settings_in_state()):

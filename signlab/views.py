@@ -1306,6 +1306,13 @@ def preset_changes(values: dict[str, Any]) -> str:
     return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
 
 
+def ensemble_members(value: Any) -> int:
+    """How many networks the Train page's caption says are averaged: the Ensemble size box's value where
+    the setting allows it, else 1 (at 50, out of range and refused above, it read "50 networks averaged")."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and \
+        SETTING["ensemble"].problem(value) is None else 1
+
+
 def lecture_epochs_text(values: dict[str, Any]) -> str:
     """Under the Train page's model, with the lecture preset and logistic regression at the preset's
     epochs: the lecture trained that model for fewer ("" otherwise). The tour said 2 epochs, the Train

@@ -1632,3 +1632,9 @@ def test_the_train_pages_settings_say_they_are_not_the_runs_beside_them():
     assert views.settings_beside_run_text(preset("fast"), Run(preset("fast"))) is None  # the same: nothing to say
     assert views.settings_beside_run_text(preset("fast"), Run(None)) is None
     assert views.settings_beside_run_text(None, Run(preset("lecture"))) is None  # settings that make no config
+
+
+def test_the_ensemble_caption_counts_only_a_size_the_setting_allows():
+    """Ensemble size 50 (out of range, refused above the Start button) read "50 networks averaged"."""
+    assert views.ensemble_members(3) == 3
+    assert views.ensemble_members(50) == views.ensemble_members(0) == views.ensemble_members("3") == 1
