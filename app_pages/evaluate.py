@@ -87,8 +87,7 @@ left = row.container(width=MATRIX_PX, key="eval_matrix_box")
 # On a phone the box is narrower than MATRIX_PX and plotly shrinks the figure to it, with the fonts its
 # cells were sized for: at 390 px the cells are 12 px and neighbouring counts read together ("21 21"
 # as "2121"). There, every number takes 7 px, which two digits fit with room between them.
-st.html(f"<style>@media (max-width: {MATRIX_PX + 40}px) {{ .st-key-eval_matrix_box .textpoint text "
-        "{ font-size: 7px !important; } }</style>")
+ui.phone_font("eval_matrix_box", ".textpoint text", 7)
 right = row.container(width=PICKER_PX, key="eval_picker_box")
 with right:
     st.markdown('<div id="cell"></div>\n\n**Pick a cell** by clicking it in the matrix, or here:', unsafe_allow_html=True)

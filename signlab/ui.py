@@ -664,6 +664,17 @@ def axis_picker(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key:
     return [(k, label) for k, label in columns if label in picked or k in keep]
 
 
+PHONE_PX = 480  # a window at most this wide is a phone's: charts fitted to it keep fonts sized for wider ones
+
+
+def phone_font(key: str, text: str, px: float) -> None:
+    """On a phone, the ``text`` elements (a CSS selector) inside the element keyed ``key`` at ``px``
+    pixels. Plotly fits a chart to a phone's width but keeps the fonts it was given for a wider one,
+    and neighbouring numbers then read together (the confusion matrix's "21 21" as "2121")."""
+    st.html(f"<style>@media (max-width: {PHONE_PX}px) {{ .st-key-{key} {text} "
+            f"{{ font-size: {px}px !important; }} }}</style>")
+
+
 def brushable_chart(rows: list[dict[str, Any]], columns: list[tuple[str, str]], key: str) -> dict[str, Any]:
     """The Runs and Sweeps pages' parallel-coordinates chart (one line per row, coloured by its
     accuracy), with the axis picker and the brush's widgets in an expander above it. Returns the
