@@ -30,6 +30,8 @@ if run is None:
 
 ev = ui.or_stop(f"Could not evaluate run {run.id}", ui.evaluation, run)
 ds = ui.dataset()
+if other := views.other_data_text(run.config.data, ui.data_source()):
+    st.info(other, icon="ℹ️")
 model_name = run.config.model
 
 # ----------------------------------------------------------------------------- headline numbers

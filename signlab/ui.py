@@ -204,9 +204,14 @@ def account_box() -> None:
 md = views.md  # user text made safe for markdown (run names, link values); pages call ui.md
 
 
+def data_source() -> str | None:
+    """Where the pages' dataset comes from: ``SIGNLAB_DATA``, or None for the bundled copy."""
+    return (os.environ.get("SIGNLAB_DATA") or "").strip() or None
+
+
 @st.cache_resource(show_spinner="Loading Sign Language MNIST…")
 def _dataset() -> Dataset:
-    return load_dataset(os.environ.get("SIGNLAB_DATA") or None)
+    return load_dataset(data_source())
 
 
 def dataset() -> Dataset:

@@ -1306,6 +1306,20 @@ def preset_changes(values: dict[str, Any]) -> str:
     return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
 
 
+def other_data_text(run_data: str | None, pages_data: str | None) -> str | None:
+    """Evaluate's word when a run was trained on another dataset than the pages test it on (a run
+    trained with ``train --data``), else None: the page tests every run on the server's test set, while
+    the runs list shows the test accuracy the run got on its own, and the two disagreed unexplained."""
+    if (run_data or None) == (pages_data or None):
+        return None
+
+    def named(source: str | None) -> str:
+        return md(source) if source else "the bundled Sign Language MNIST"
+
+    return (f"This run was trained on {named(run_data)}; this page tests it on this server's dataset, "
+            f"{named(pages_data)}, so its accuracy here can differ from the one the runs list shows.")
+
+
 def ensemble_members(value: Any) -> int:
     """How many networks the Train page's caption says are averaged: the Ensemble size box's value where
     the setting allows it, else 1 (at 50, out of range and refused above, it read "50 networks averaged")."""

@@ -155,6 +155,7 @@ def test_a_picked_run_deleted_elsewhere_is_named_gone(runs_env, dataset, page, p
 def test_evaluate_page_shows_a_chosen_pair(runs_env):
     at = _open("evaluate")
     no_error(at)
+    assert not any("was trained on" in i.value for i in at.info)  # the run learned from the pages' dataset
     labels = [m.label for m in at.metric]
     assert "Test accuracy" in labels and "Mistakes" in labels
     # the hardest letters say their measure beside the weakest letter's (recall): they read as a contradiction

@@ -1638,3 +1638,14 @@ def test_the_ensemble_caption_counts_only_a_size_the_setting_allows():
     """Ensemble size 50 (out of range, refused above the Start button) read "50 networks averaged"."""
     assert views.ensemble_members(3) == 3
     assert views.ensemble_members(50) == views.ensemble_members(0) == views.ensemble_members("3") == 1
+
+
+def test_evaluate_says_when_a_run_learned_from_another_dataset_than_it_tests_on():
+    """Evaluate tests every run on the server's test set; a run trained with train --data showed another
+    accuracy there than in the runs list (its own test set's), with no word why."""
+    assert views.other_data_text(None, None) is None and views.other_data_text("/srv/d", "/srv/d") is None
+    assert views.other_data_text("/data/my_signs", None) == (
+        "This run was trained on /data/my\\_signs; this page tests it on this server's dataset, the bundled "
+        "Sign Language MNIST, so its accuracy here can differ from the one the runs list shows.")
+    assert "trained on the bundled Sign Language MNIST; this page tests it on this server's dataset, /srv/d," in \
+        views.other_data_text(None, "/srv/d")
