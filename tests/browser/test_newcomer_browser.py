@@ -39,7 +39,7 @@ def own(tmp_path_factory, chromium_path):
     api.train(TrainConfig(model="logreg", epochs=1, augment=False, log_every=1, max_steps=1), d,
               run_id="logreg-one-step", dataset=ds)
     for cfg, rid in ((guide.LOGREG, "tour-logreg"), (guide.FIXED, "tour-convnet")):
-        api.train(cfg.replace(max_steps=3, epochs=1), d, run_id=rid, dataset=ds)
+        api.train(cfg.replace(max_steps=3), d, run_id=rid, dataset=ds)  # the tour's epochs, cut to 3 steps
     server = Server(d, 1, d.parent / "newcomer-streamlit.log")
     yield server
     server.stop()
