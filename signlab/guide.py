@@ -37,8 +37,9 @@ class Step:
     page: str | None = None  # the page to open for this step
 
 
-# The lecture's settings (Adam 1e-3, batch 32, no schedule, no augmentation), with epochs cut so each
-# training step of the tour takes about a minute on a laptop CPU.
+# The lecture's settings (Adam 1e-3, batch 32, no schedule, no augmentation): logistic regression for
+# the lecture's own 2 epochs, the ConvNets' 10 cut to 3 so each training step of the tour takes about a
+# minute on a laptop CPU. A step counts a run of its model trained with these (_tours).
 LOGREG = preset("lecture", model="logreg", epochs=LECTURE_LOGREG_EPOCHS, log_every=20)
 SEED = preset("lecture", model="seed_convnet", epochs=3, log_every=20)
 FIXED = preset("lecture", model="convnet", epochs=3, log_every=20)
