@@ -61,10 +61,16 @@ class JobManager:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
+        self._store: RunStore | None = None
 
     @property
     def store(self) -> RunStore:
-        return store_for(self.runs_dir, self.db)
+        """The run store this manager keeps its queue in, found on first use and kept: looked up by
+        ``SIGNLAB_DB`` at each tick, a manager left running went on with whatever database the variable
+        named later (a page test's ticker read a later test's PostgreSQL database, and CI failed)."""
+        if self._store is None:
+            self._store = store_for(self.runs_dir, self.db)
+        return self._store
 
     # -- submitting and controlling
     def submit(self, cfg: TrainConfig, name: str | None = None, owner: str | None = None,

@@ -317,7 +317,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
     gray = _to_gray(img, background, notes, name)
     hand = whole = None
     if crop == "detector":
-        hand, crop, whole = detect_unless_whole(img, gray.shape, margin)
+        hand, crop, whole = detect_unless_whole(img, gray.shape, margin, gray)
         notes.append(f"cropped to the hand the detector found ({hand.presence:.0%} sure it is a hand)" if hand
                      else f"read whole, as the dataset's images are: {WHOLE_WHY[whole]}" if whole
                      else "the hand detector found no hand; centre crop used")
@@ -339,8 +339,9 @@ WHOLE_WHY = {  # why the photo path reads an image whole, at its own framing, in
 }
 
 
-def read_whole(img: Image.Image) -> str | None:
+def read_whole(img: Image.Image, gray: np.ndarray | None = None) -> str | None:
     """Why the hand detector is not asked about a decoded image (a key of ``WHOLE_WHY``), or None.
+    ``gray``: the image in grey, where the caller has made it already (:func:`prepare`).
 
     The dataset's images are already tight crops of a hand. Enlarged to 224 pixels and uploaded,
     one went through the detector, whose square (1.5 times the hand's landmark box) showed the hand
@@ -358,17 +359,18 @@ def read_whole(img: Image.Image) -> str | None:
     w, h = img.size
     if max(w, h) <= SMALL_IMAGE:
         return "small"
-    gray = _to_gray(img, 1.0)  # (H, W) in [0, 1], whatever the mode
+    gray = _to_gray(img, 1.0) if gray is None else gray  # (H, W) in [0, 1], whatever the mode
     f = Image.fromarray(gray, mode="F")
     blocks = f.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
     return "enlarged" if float(np.abs(gray - np.asarray(blocks)).mean()) < ENLARGED_ERROR else None
 
 
-def detect_unless_whole(img: Image.Image, shape: tuple[int, int],
-                        margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None, str | None]:
-    """The photo path's look for a hand: why ``img`` is read whole (:func:`read_whole`), else what
-    :func:`detect` finds; (the hand, its crop, why it is read whole), None where each is not."""
-    whole = read_whole(img)
+def detect_unless_whole(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN,
+                        gray: np.ndarray | None = None) -> tuple[HandFound | None, Crop | None, str | None]:
+    """The photo path's look for a hand: why ``img`` is read whole (:func:`read_whole`, given its
+    ``gray`` where made), else what :func:`detect` finds; (the hand, its crop, why it is read whole),
+    None where each is not."""
+    whole = read_whole(img, gray)
     return (None, None, whole) if whole else (*detect(img, shape, margin), None)
 
 

@@ -985,7 +985,6 @@ MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
 # what the Classify and Calibrate uploaders take: the suffixes calibration reads, and the size limit
 UPLOAD_TYPES = [s.lstrip(".") for s in _calibrate.PHOTO_SUFFIXES]
 UPLOAD_MB = _preprocess.MAX_FILE_BYTES // 2**20
-SMALL_IMAGE = _preprocess.SMALL_IMAGE
 Crop = _preprocess.Crop
 TOUR_STEPS = _guide.STEPS
 
@@ -1323,8 +1322,7 @@ def other_data_text(run_data: str | None, pages_data: str | None) -> str | None:
 def ensemble_members(value: Any) -> int:
     """How many networks the Train page's caption says are averaged: the Ensemble size box's value where
     the setting allows it, else 1 (at 50, out of range and refused above, it read "50 networks averaged")."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and \
-        SETTING["ensemble"].problem(value) is None else 1
+    return int(value) if SETTING["ensemble"].problem(value) is None else 1
 
 
 def lecture_epochs_text(values: dict[str, Any]) -> str:

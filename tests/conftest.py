@@ -95,10 +95,7 @@ def _no_queue_ticker_left_behind():
     does around the tests that ask for it."""
     yield
     if "signlab.ui" in sys.modules and any(t.name == "signlab-jobs" and t.is_alive() for t in threading.enumerate()):
-        from signlab import ui
-
-        ui.job_manager().stop_background()
-        ui.job_manager.clear()
+        _clear_app_job_manager()
 
 
 @pytest.fixture
@@ -185,15 +182,17 @@ def trained_run(dataset, runs_root):
 def app_caches():
     """A fresh job manager around an AppTest that sets SIGNLAB_RUNS_DIR: the app caches one per
     process (with its background ticker), made for whatever folder the first page saw."""
+    _clear_app_job_manager()
+    yield
+    _clear_app_job_manager()
+
+
+def _clear_app_job_manager() -> None:
+    """Stop the app's cached job manager's ticker and drop it from the cache."""
     from signlab import ui
 
-    def clear():
-        ui.job_manager().stop_background()
-        ui.job_manager.clear()
-
-    clear()
-    yield
-    clear()
+    ui.job_manager().stop_background()
+    ui.job_manager.clear()
 
 
 # ----------------------------------------------------------------------------- run-store databases

@@ -345,3 +345,14 @@ def test_a_stopped_ticker_has_ended_when_stop_returns(tmp_path: Path, monkeypatc
     wait_for(lambda: ticks, timeout=30, what="a tick")
     jm.stop_background()
     assert not jm._thread.is_alive()  # before: the tick begun was still sleeping
+
+
+def test_a_manager_keeps_the_database_it_started_with(tmp_path: Path, monkeypatch):
+    """A manager looked its store up by SIGNLAB_DB at each tick: a page test's ticker, left running,
+    went on in whatever database a later test set (and its reads broke that test's count, stop 55)."""
+    monkeypatch.delenv("SIGNLAB_DB", raising=False)
+    jm = JobManager(tmp_path / "a", limit=1)
+    first = jm.store
+    monkeypatch.setenv("SIGNLAB_DB", str(tmp_path / "other.db"))  # the next test's database
+    assert jm.store is first and first.url.endswith(str(tmp_path / "a" / "signlab.db"))
+    assert jm.tick() == 0  # nothing queued in its own database
