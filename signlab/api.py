@@ -255,7 +255,7 @@ def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: in
                      figures["samples_per_second"], message)
     found = _tested(run, writer, record, dataset, evaluate_test)
     if found:
-        run.store.annotate(run.id, **found)
+        run.store.annotate(run.id, attempt=writer.claim.attempt, **found)  # not onto a later fit's
     return record
 
 
@@ -329,7 +329,7 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         overhead = max(0.0, time.perf_counter() - writer.started - end.train_seconds - trainer.seconds_off_the_clock)
         found["overhead_per_epoch"] = overhead / max(1, end.epochs_completed - start_epoch)
     if found:
-        run.store.annotate(run.id, **found)
+        run.store.annotate(run.id, attempt=writer.claim.attempt, **found)  # not onto a later fit's
     return record
 
 

@@ -595,7 +595,16 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
     # The folder leaves (renamed to a name no listing reads) inside the row's transaction: removed
     # after it, a listing in between imported it back as an ownerless run, a row with no folder.
     gone = run.dir.with_name(f".deleting-{run.id}-{secrets.token_hex(3)}")
-    run.store.delete(run.id, then=lambda: os.rename(run.dir, gone))
+
+    def move_away() -> None:
+        try:
+            os.rename(run.dir, gone)
+        except FileNotFoundError as err:  # two Deletes at once (two tabs, a double click): the other won
+            raise RunError(f"run {run.id} was already deleted") from err
+        except OSError as err:
+            raise storage_error(err, run.dir) from err
+
+    run.store.delete(run.id, then=move_away)
     shutil.rmtree(gone, ignore_errors=True)
 
 
@@ -805,13 +814,18 @@ class RunWriter:
         """Record progress (and move the run to ``state``) in the store; quiet once the lease is lost."""
         if self.lost:
             return
-        if state is not None and RunState(state) in FINAL and self.lease is not None:
+        letting_go = state is not None and RunState(state) in FINAL and self.lease is not None
+        if letting_go:
             self.lease.release()  # before the update: a beat after it must not read "taken over"
         try:
             self.run.store.update(self.claim, state, **fields)
         except LeaseLost:
             if self.lease is not None:
                 self.lease.lost.set()
+        except SignlabError:
+            if letting_go:  # still held: renewed until this process ends, as before the release
+                self.lease.keep()
+            raise
 
     def resume(self) -> bool:
         """Go on after a pause once a slot of the job limit is free (``RunStore.resume``): True when

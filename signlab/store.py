@@ -78,7 +78,10 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     S.QUEUED: (S.CLAIMED, *FINAL),
     S.CLAIMED: (S.RUNNING, S.QUEUED, S.FAILED, S.STOPPED, S.INTERRUPTED),
     S.RUNNING: (S.PAUSED, S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED),
-    S.PAUSED: (S.RUNNING, S.STOPPED, S.FAILED, S.INTERRUPTED),
+    # paused to completed (or diverged): a Stop, or the pause limit, while paused at the last epoch's last
+    # step, after which the trainer finishes that epoch (the run was refused the move, left paused and
+    # later called interrupted by its lease, with every epoch trained)
+    S.PAUSED: (S.RUNNING, S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED),
     **{f: (S.QUEUED, S.CLAIMED) for f in FINAL},  # continue: queued again, or claimed by `train --resume`
 }
 CONTROLS = ("stop", "pause", "resume")
@@ -184,6 +187,19 @@ settings_table = sa.Table(
 )
 sa.Index("runs_queue", runs_table.c.state, runs_table.c.queued_at)
 
+# PostgreSQL advisory locks (SQLite takes its one write lock at each write transaction's start instead)
+_CLAIM_LOCK = 5318008  # claims, expiries, requests and the queue's order: one such transaction at a time
+_CREATE_LOCK = 5318009  # making the tables of a fresh database
+
+
+def _locked(where: Any, *columns: Any) -> sa.Select:
+    """A read of the run row(s) ``where`` that a transaction is about to write from (all columns unless
+    ``columns``), locked until it commits: on PostgreSQL (READ COMMITTED) another process's write landed
+    between such a read and its write and was overwritten (an instructor's Stop undid the val_accuracy a
+    finishing run had just written, and left it completed with a stop pending). SQLite ignores the
+    clause: a write transaction there holds the database's write lock from its start."""
+    return sa.select(*(columns or (runs_table,))).where(where).with_for_update()
+
 # columns a caller may set with a transition, beside the state (the rest are the store's own)
 _PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epochs", "resume_epochs")
 _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
@@ -279,7 +295,7 @@ class RunStore:
                 self._read = self._sqlite_engine(url, immediate=False)
             else:
                 self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
-            _meta.create_all(self._write, checkfirst=True)
+            self._create_tables()
         except OSError as err:
             raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
         except ImportError as err:
@@ -290,6 +306,17 @@ class RunStore:
             first = (str(err.orig) if getattr(err, "orig", None) else str(err)).strip().splitlines()
             raise SignlabError(f"cannot open the run database {mask_url(url)}: "
                                f"{first[0] if first else type(err).__name__}") from err
+
+    def _create_tables(self) -> None:
+        """The tables, where missing. On PostgreSQL under an advisory lock: CREATE TABLE is not safe to
+        run at once from two processes (a server and its first workers opening a fresh class database
+        failed with "duplicate key value violates unique constraint pg_type_typname_nsp_index")."""
+        if self.is_sqlite:  # its write lock already makes one opener wait for the other
+            _meta.create_all(self._write, checkfirst=True)
+            return
+        with self._write.begin() as conn:
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})"))
+            _meta.create_all(conn, checkfirst=True)
 
     @staticmethod
     def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:
@@ -324,7 +351,7 @@ class RunStore:
         try:
             with self._write.begin() as conn:
                 if serialise and not self.is_sqlite:
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(5318008)"))
+                    conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_CLAIM_LOCK})"))
                 yield conn
         except sa.exc.OperationalError as err:
             raise self._unavailable(err) from err
@@ -434,12 +461,15 @@ class RunStore:
         """Remove a finished (or unreadable) run's row; RunError while it is queued or held.
         ``then`` runs inside the transaction (runs.delete_run moves the folder away there)."""
         with self._tx() as conn:
-            state = conn.execute(sa.select(runs_table.c.state).where(runs_table.c.run_id == run_id)).scalar()
+            # locked: on PostgreSQL another server's Continue and a worker's claim committed between this
+            # read and the delete, and a run a worker had begun to train lost its row and its folder
+            state = conn.execute(_locked(runs_table.c.run_id == run_id, runs_table.c.state)).scalar()
             if state in [s.value for s in HOLDING]:
                 raise RunError(f"run {run_id} is still training; stop it before deleting it")
             if state == S.QUEUED.value:
                 raise RunError(f"run {run_id} is waiting in the queue; stop it before deleting it")
-            conn.execute(runs_table.delete().where(runs_table.c.run_id == run_id))
+            conn.execute(runs_table.delete().where(runs_table.c.run_id == run_id,
+                                                   runs_table.c.state.not_in([s.value for s in ACTIVE])))
             conn.execute(history_table.delete().where(history_table.c.run_id == run_id))
             if then is not None:
                 then()
@@ -471,7 +501,7 @@ class RunStore:
 
     def _held(self, conn, claim: Claim):
         """The run's row if ``claim`` still holds it (same holder, same attempt); else LeaseLost."""
-        row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == claim.run_id)).first()
+        row = conn.execute(_locked(runs_table.c.run_id == claim.run_id)).first()
         if row is None or row.worker != claim.worker or row.attempt != claim.attempt or \
                 RunState(row.state) not in HOLDING:
             raise LeaseLost(f"run {claim.run_id} is no longer held by this process "
@@ -663,7 +693,7 @@ class RunStore:
     def _finished(self, conn, run_id: str, now: float):
         """The run's row, once expired leases are taken back, if it is finished; else RunError."""
         self._expire(conn, now)
-        row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+        row = conn.execute(_locked(runs_table.c.run_id == run_id)).first()
         if row is None:
             raise RunError(f"run {run_id} is not in the run database")
         if RunState(row.state) not in FINAL:
@@ -782,15 +812,23 @@ class RunStore:
                 raise LeaseLost(f"run {claim.run_id} changed while it was being resumed")
             return True
 
-    def annotate(self, run_id: str, **changes: Any) -> None:
-        """Change a run's name, owner or its info (test accuracy, …) without touching its state."""
+    def annotate(self, run_id: str, attempt: int | None = None, **changes: Any) -> bool:
+        """Change a run's name, owner or its info (test accuracy, …) without touching its state.
+
+        ``attempt``: what a holder learned of its own fit after letting the run go (its test accuracy)
+        is written only while no later claim has taken the run: read while the run's owner pressed
+        Continue and a spare worker began the next fit, it landed on that fit, whose weights it never
+        tested. Returns whether it was written."""
         now = time.time()
         with self._tx() as conn:
-            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            row = conn.execute(_locked(runs_table.c.run_id == run_id)).first()
             if row is None:
                 raise RunError(f"run {run_id} is not in the run database")
+            if attempt is not None and row.attempt != attempt:
+                return False
             conn.execute(runs_table.update().where(runs_table.c.run_id == run_id)
                          .values(updated=now, **self._merge_info(row, changes)))
+            return True
 
     def request(self, run_id: str, action: str, by: str | None = None) -> RunState:
         """Ask a run to ``stop``, ``pause`` or ``resume``. A queued run is stopped at once (it never
@@ -803,7 +841,7 @@ class RunStore:
             raise ValueError(action)
         now = time.time()
         with self._tx(serialise=True) as conn:
-            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+            row = conn.execute(_locked(runs_table.c.run_id == run_id)).first()
             if row is None:
                 raise RunError(f"run {run_id} is not in the run database")
             state = RunState(row.state)
@@ -1116,6 +1154,11 @@ class Heartbeat:
         holder sets ``lost`` itself."""
         self._released.set()
 
+    def keep(self) -> None:
+        """The final update did not happen (the database was away): renew the lease again, or a holder
+        still alive, retrying or failing the run, lost it to the next expiry as if it had died."""
+        self._released.clear()
+
     def beat(self) -> str | None:
         try:
             self.control = self.store.heartbeat(self.claim)
@@ -1127,5 +1170,6 @@ class Heartbeat:
         return self.control
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval) and not self.lost.is_set() and not self._released.is_set():
-            self.beat()
+        while not self._stop.wait(self.interval) and not self.lost.is_set():
+            if not self._released.is_set():  # released: idle until the holder ends it (or keeps the lease)
+                self.beat()

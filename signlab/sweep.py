@@ -685,14 +685,14 @@ class _SweepWorker:
         if cb.stopped and record["status"] == "stopped":  # a stop after the last batch: the trial completes
             trial.set_user_attr("stopped", True)
             trial.set_user_attr("note", "stopped by request")
-            self.store.annotate(run.id, message="stopped: the sweep was stopped")
+            self.store.annotate(run.id, attempt=claim.attempt, message="stopped: the sweep was stopped")
             say(f"trial {trial.number}: stopped by request")
             raise optuna.TrialPruned("stopped by request")
         if cb.pruned_at is not None:
             msg = (f"pruned by the sweep after epoch {cb.pruned_at}: its validation accuracy "
                    f"{100 * (record['val_accuracy'] or 0):.2f}% was below the median of earlier trials")
             trial.set_user_attr("note", f"pruned after epoch {cb.pruned_at}")
-            self.store.annotate(run.id, message=msg)
+            self.store.annotate(run.id, attempt=claim.attempt, message=msg)
             say(f"trial {trial.number}: {msg} ({took:.0f} s)")
             raise optuna.TrialPruned(msg)
         if record["status"] != "completed" or record["val_accuracy"] is None:
@@ -701,7 +701,7 @@ class _SweepWorker:
             # a diverged or failed trial tells the sampler this region is bad, like a pruned one
             raise optuna.TrialPruned(record["message"])
         ev = api.evaluate_run(run, self.dataset)
-        self.store.annotate(run.id, test_accuracy=ev.accuracy)
+        self.store.annotate(run.id, attempt=claim.attempt, test_accuracy=ev.accuracy)
         trial.set_user_attr("test_accuracy", ev.accuracy)
         say(f"trial {trial.number}: validation accuracy {100 * record['val_accuracy']:.2f}% "
             f"(test {100 * ev.accuracy:.2f}%, {took:.0f} s)")

@@ -1040,3 +1040,209 @@ def test_a_continuation_whose_run_changed_under_its_claim_is_refused(tmp_path, m
     monkeypatch.setattr(store, "_finished", read_then_changed_by_another)
     with pytest.raises(RunError, match="^run done changed while it was being claimed to continue; try again$"):
         store.claim_final("done", "w-resume", 1)
+
+
+@pytest.mark.parametrize("ended_by", ["stop", "limit"])
+def test_a_run_paused_at_its_last_step_then_stopped_completes(tmp_path, small_dataset, monkeypatch, ended_by):
+    """A pause asked at the last epoch's last step, then a Stop (or the class's pause limit): the trainer
+    finishes that epoch and reports completed, which the store refused from paused ("cannot go from
+    paused to completed"). The run stayed paused, holding its slot, and when its lease ran out it read
+    "interrupted ... stopped unexpectedly" with every epoch trained."""
+    from signlab import api
+    from signlab.events import BatchEnd
+
+    monkeypatch.setattr(api, "pause_limit_seconds", lambda root: 0.3 if ended_by == "limit" else 0.0)
+    store = store_for(tmp_path)
+
+    def pause_at_the_last_step(event, trainer) -> None:
+        if isinstance(event, BatchEnd) and trainer.step >= trainer.total_steps:
+            store.request("r", "pause")
+
+    def stop_once_paused() -> None:
+        wait_for(lambda: (store.get("r") or {}).get("status") == RunState.PAUSED, 60, what="the run to pause")
+        store.request("r", "stop")
+
+    if ended_by == "stop":
+        threading.Thread(target=stop_once_paused, daemon=True).start()
+    rec = api.train(TrainConfig(**TINY), tmp_path, callbacks=[pause_at_the_last_step], dataset=small_dataset,
+                    run_id="r")
+    row = store.get("r")
+    assert rec["status"] == "completed" and row["status"] == RunState.COMPLETED, (rec, row)
+    assert row["epochs_completed"] == 1 and row["worker"] is None and row["control"] is None
+    assert store.expire_leases(time.time() + 3600) == [] and store.get("r")["status"] == RunState.COMPLETED
+
+
+def test_a_final_update_the_database_refused_keeps_the_lease_renewed(tmp_path):
+    """The holder lets go of its heartbeat just before its final update; when that update failed (the
+    database away), the lease was no longer renewed while the process lived on, and the run was taken
+    from a live holder at the next expiry. Now the lease is kept."""
+    from signlab.runs import RunWriter
+    from signlab.store import Heartbeat
+
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="r")
+    claim = run.store.claim("w", 1)
+    run.store.update(claim, RunState.RUNNING)
+    with Heartbeat(run.store, claim, interval=0.05) as lease:
+        writer = RunWriter(run, claim, lease)
+        real_update = run.store.update
+
+        def refused(*args, **kwargs):
+            raise SignlabError("the run database is not available")
+
+        run.store.update = refused
+        with pytest.raises(SignlabError):
+            writer.set_state(RunState.COMPLETED, message="trained")
+        run.store.update = real_update
+        before = run.store.get("r")["lease_until"]
+        wait_for(lambda: run.store.get("r")["lease_until"] > before, 10, what="the lease to be renewed")
+    assert run.store.get("r")["status"] == RunState.RUNNING and not lease.lost.is_set()
+
+
+def test_two_deletes_of_one_run_at_once_the_second_is_told_it_is_gone(tmp_path, monkeypatch):
+    """Two tabs (or a double click) deleting one run: both passed the owner's check, the first removed
+    it, and the second's move of its folder raised a bare FileNotFoundError (a traceback in the page)."""
+    from signlab import access
+
+    create_run(TrainConfig(**TINY), tmp_path, run_id="r", status=RunState.COMPLETED, owner="alice")
+    alice, pol = access.User("alice"), access.Policy()
+    real_open_for, raced = access.open_for, []
+
+    def checked_then_the_other_tab_deletes(user, run_id, action, pol, runs_dir=None):
+        out = real_open_for(user, run_id, action, pol, runs_dir)
+        if not raced:
+            raced.append(run_id)
+            access.delete(user, run_id, pol, runs_dir)
+        return out
+
+    monkeypatch.setattr(access, "open_for", checked_then_the_other_tab_deletes)
+    with pytest.raises(RunError, match="^run r was already deleted$"):
+        access.delete(alice, "r", pol, tmp_path)
+    assert raced == ["r"] and list_runs(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".deleting-")] == []
+
+
+def test_a_test_accuracy_read_after_letting_go_is_not_written_onto_the_next_fit(tmp_path, small_dataset,
+                                                                                 monkeypatch):
+    """A worker reads the test accuracy after the run is completed (let go). Meanwhile its owner pressed
+    Continue and a spare worker began the next fit, which clears the figure: the first worker's
+    accuracy then landed on the new fit, whose weights it never tested."""
+    from signlab import api
+
+    store = store_for(tmp_path)
+    real_evaluate = api.evaluate_run
+
+    def continued_while_testing(run, dataset=None, *args, **kwargs):
+        ev = real_evaluate(run, dataset, *args, **kwargs)
+        store.enqueue_continue(run.id, 1)
+        claim = store.claim("worker-2", limit=1)
+        store.update(claim, RunState.RUNNING, test_accuracy=None, message="training")
+        return ev
+
+    monkeypatch.setattr(api, "evaluate_run", continued_while_testing)
+    rec = api.train(TrainConfig(**TINY), tmp_path, dataset=small_dataset, run_id="r")
+    row = store.get("r")
+    assert rec["test_accuracy"] is not None  # the first fit's record has its figure
+    assert row["status"] == RunState.RUNNING and row["attempt"] == 2 and row["test_accuracy"] is None, row
+
+
+# ----------------------------------------------------------------------------- PostgreSQL: two servers at once
+def _postgres_store_pair(postgres_server) -> tuple[RunStore, RunStore]:
+    import secrets
+
+    from tests._postgres import create_database
+
+    url = create_database(postgres_server, f"t_{secrets.token_hex(4)}").replace("postgresql://",
+                                                                               "postgresql+psycopg://")
+    return RunStore(url), RunStore(url)
+
+
+def _meanwhile(store: RunStore, statement: str, action) -> dict:
+    """Run ``action`` (another server's transaction) in a thread just before ``store`` sends its first
+    statement beginning with ``statement``; waits up to a second for it (it may wait on this one's
+    locks). Returns what it did: ``thread``, and ``result`` or ``error``."""
+    from sqlalchemy import event
+
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["result"] = action()
+        except Exception as err:  # noqa: BLE001 - the test reads it
+            done["error"] = err
+
+    def before(conn, cursor, sql, params, context, executemany) -> None:
+        if "thread" not in done and sql.lstrip().upper().startswith(statement):
+            done["thread"] = threading.Thread(target=run, daemon=True)
+            done["thread"].start()
+            done["thread"].join(1.0)
+
+    event.listen(store._write, "before_cursor_execute", before)
+    return done
+
+
+def test_postgresql_a_delete_never_removes_a_run_another_server_just_continued(postgres_server):
+    """Between a Delete's read of the run's state and its DELETE, another server's Continue and a
+    worker's claim committed (PostgreSQL reads without a lock): the row of a run a worker had begun to
+    train was removed, and its folder moved away."""
+    server, other = _postgres_store_pair(postgres_server)
+    server.add("r", RunState.COMPLETED, owner="alice", epochs_completed=1, target_epochs=1)
+
+    def continue_and_claim():
+        other.enqueue_continue("r", 1)
+        return other.claim("worker-1", limit=1)
+
+    done = _meanwhile(server, "DELETE FROM RUNS", continue_and_claim)
+    server.delete("r")
+    done["thread"].join(30)
+    # the delete went first: the continuation finds no run, and no worker holds one
+    assert server.get("r") is None and done.get("result") is None
+    assert isinstance(done.get("error"), RunError) and "not in the run database" in str(done["error"])
+
+
+def test_postgresql_a_stop_as_a_run_completes_loses_no_figure(postgres_server):
+    """An instructor's Stop read the row, the run's own final update (val_accuracy 0.9, completed)
+    committed, and the Stop's write, built from its earlier read, put back the old accuracy and left
+    a completed run with a stop pending."""
+    server, worker = _postgres_store_pair(postgres_server)
+    server.add("r", RunState.QUEUED, owner="alice", target_epochs=1)
+    claim = worker.claim("worker-1", limit=1)
+    worker.update(claim, RunState.RUNNING, val_accuracy=0.5)
+
+    def holder_completes():
+        worker.update(claim, RunState.COMPLETED, message="trained 1 epoch", epochs_completed=1, val_accuracy=0.9)
+
+    done = _meanwhile(server, "UPDATE RUNS", holder_completes)
+    assert server.request("r", "stop", by="prof") == RunState.RUNNING  # the stop went first
+    done["thread"].join(30)
+    row = server.get("r")
+    assert "error" not in done, done
+    assert row["status"] == RunState.COMPLETED and row["val_accuracy"] == 0.9 and row["control"] is None, row
+
+
+def test_postgresql_a_fresh_database_opened_by_four_processes_at_once(postgres_server):
+    """A class server and its first workers opening a new database at one instant: CREATE TABLE is
+    not safe to run concurrently on PostgreSQL, and most of them failed ("duplicate key value violates
+    unique constraint pg_type_typname_nsp_index")."""
+    import secrets
+
+    from tests._postgres import create_database
+
+    failures = []
+    for _ in range(3):
+        url = create_database(postgres_server, f"t_{secrets.token_hex(4)}").replace("postgresql://",
+                                                                                   "postgresql+psycopg://")
+        gate = threading.Barrier(4)
+
+        def open_it() -> None:
+            gate.wait()
+            try:
+                RunStore(url).dispose()
+            except SignlabError as err:
+                failures.append(str(err))
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
