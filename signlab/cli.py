@@ -29,7 +29,10 @@ from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
 from .progress import progress_text, seconds_left
-from .numbers import count_text, duration
+from .numbers import count_text, duration, plain_line
+
+
+ERROR_LINE_LIMIT = 100_000  # characters of the one error line: past any path a file system takes, so the problem after it stays
 
 
 class UsageError(SignlabError):
@@ -601,7 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_named_database()  # whose folder must exist
         return int(args.func(args) or 0)
     except SignlabError as err:
-        print(f"signlab: {err}".splitlines()[0], file=sys.stderr)  # one line, whatever the message holds
+        # one line, whatever the message holds: a line break inside a quoted value (--data $'/tmp/x\ny')
+        # cut the line before the problem was named, so control characters become spaces instead
+        print(plain_line(f"signlab: {err}", ERROR_LINE_LIMIT), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("signlab: interrupted", file=sys.stderr)

@@ -560,6 +560,6 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
                 continue
     pool = done or available
     best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
-    if _accuracy(best) < 0:
-        return available[0], "the newest run"
+    if _accuracy(best) < 0:  # no test accuracy anywhere: the newest finished run (a stopped trial was taken)
+        return (done or available)[0], "the newest run"
     return best, "your best run by test accuracy"

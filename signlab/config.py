@@ -155,10 +155,10 @@ class Setting:
         if value is None and self.optional:
             return None
         if self.type is bool:
-            return None if isinstance(value, bool) else f"{value!r} must be true or false"
+            return None if isinstance(value, bool) else f"{shown_value(value)} must be true or false"
         allowed = self.allowed()
         if allowed is not None:
-            return None if value in allowed else f"{value!r} is unknown; choose one of {', '.join(allowed)}"
+            return None if value in allowed else f"{shown_value(value)} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
             return _range_problem(self.range, value, integer=self.type is int,
                                   least_above_zero=self.least_above_zero)

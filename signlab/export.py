@@ -34,10 +34,11 @@ def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
         # atomic_write renames over what is there: run as root, --out /dev/null --force replaced the
         # machine's /dev/null with a file
         raise RunError(f"--out: {out} is not a file (a device, a pipe or a socket); give a file name")
+    # a link to nowhere too (Path.exists() follows it): it was replaced, and named as a missing folder
+    if (target.exists() or path.is_symlink()) and target != own and not force:
+        raise RunError(f"--out: {out} already exists; pass --force to replace it")
     if not target.parent.is_dir():
         raise RunError(f"--out: the folder {path.parent} does not exist")
-    if target.exists() and target != own and not force:
-        raise RunError(f"--out: {out} already exists; pass --force to replace it")
     return path
 
 

@@ -20,8 +20,14 @@ def cache_dir() -> Path:
 
 def default_runs_dir() -> Path:
     """Folder holding run directories (``SIGNLAB_RUNS_DIR`` or ``<project>/runs``)."""
-    # set but empty is unset: "" made the current folder the runs folder (and a signlab.db in it)
-    return Path(os.environ.get("SIGNLAB_RUNS_DIR") or PROJECT_ROOT / "runs").expanduser()
+    return Path(_runs_dir_variable() or PROJECT_ROOT / "runs").expanduser()
+
+
+def _runs_dir_variable() -> str | None:
+    """``SIGNLAB_RUNS_DIR`` as set, or None where it is unset, empty or blank: "" made the current folder
+    the runs folder (and a signlab.db in it), and "   " a folder named three spaces there."""
+    value = os.environ.get("SIGNLAB_RUNS_DIR")
+    return value if value and value.strip() else None
 
 
 def runs_dir_problem(given: str | Path | None = None, must_exist: bool = False) -> str | None:
@@ -30,7 +36,7 @@ def runs_dir_problem(given: str | Path | None = None, must_exist: bool = False) 
     database's path inside it, in every command and on every page. One that does not exist yet is
     made by what writes to it; ``must_exist`` (a command that only reads, ``runs``) refuses it: a typo
     must not read as "no runs"."""
-    name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", os.environ.get("SIGNLAB_RUNS_DIR") or None)
+    name, value = ("--runs-dir", given) if given is not None else ("SIGNLAB_RUNS_DIR", _runs_dir_variable())
     if value is None:
         return None
     path = Path(value).expanduser()

@@ -46,7 +46,7 @@ from .numbers import count_text, finite, plain_line
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart, Logged
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # whole names only: fullmatch (a "$" let "id\n" through)
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 # the largest file signlab writes: deepcnn at width 256 times 8 members is 560 MB of weights, and
 # Adam's state twice that; a bigger file in a run folder was not written by signlab
@@ -110,7 +110,7 @@ def display_name(run_id: str, name: str | None = None, with_model: bool = False)
 
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if it is a safe folder name; RunError otherwise."""
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id) or ".." in run_id:
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id) or ".." in run_id:
         raise RunError(f"{str(run_id)[:80]!r} is not a valid run id (letters, digits, '-', '_' and '.' only)")
     return run_id
 
@@ -550,7 +550,7 @@ def _run_folders(root: Path) -> tuple[list[Path], list[str]]:
         return [], []
     for e in entries:
         if e.is_dir(follow_symlinks=False) and _has_config(e.path):
-            if RUN_ID_RE.match(e.name) and ".." not in e.name:
+            if RUN_ID_RE.fullmatch(e.name) and ".." not in e.name:
                 out.append(Path(e.path))
             else:
                 misnamed.append(e.name)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import re
@@ -62,7 +63,7 @@ from .numbers import count_text
 if TYPE_CHECKING:  # annotations only: the data module loads torch
     from .data import Dataset
 
-STUDY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STUDY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch only, as runs.RUN_ID_RE
 # the searched settings and what is tried are declared on TrainConfig (search=...); these names are
 # the Sweeps page's
 PARAMS = tuple(s.name for s in SEARCHED)  # in table order
@@ -85,7 +86,7 @@ SWEEP_OPTIONS = ("model", "epochs", "max_steps", "val_fraction", "seed", "device
 
 # --------------------------------------------------------------------------- names and places
 def check_study_name(name: str) -> str:
-    if not isinstance(name, str) or not STUDY_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not STUDY_RE.fullmatch(name) or ".." in name:
         raise ConfigError(f"--study: {name!r} is not a valid study name "
                           "(up to 64 letters, digits, '-', '_' and '.')")
     return name
@@ -122,7 +123,21 @@ def _optuna():
         raise ConfigError("sweeps need optuna: pip install optuna") from err
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoInterruptTraceback) for f in handler.filters):
+            handler.addFilter(_NoInterruptTraceback())
     return optuna
+
+
+class _NoInterruptTraceback(logging.Filter):
+    """Optuna's line for a trial ended by a termination signal (the Sweeps page's Force stop, a
+    process manager) without its 40-line traceback through the training step: the worker was told
+    to quit, nothing went wrong, and the sweep's log filled with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = None) -> Any:
@@ -141,6 +156,11 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         if scheme.startswith(("postgresql", "postgres", "mysql", "sqlite")):
             if scheme == "postgres":
                 spec = "postgresql" + spec[len("postgres"):]
+            if scheme.startswith("sqlite") and _in_memory(spec):
+                # each connection gets its own empty database: Optuna's heartbeat failed on it, and the
+                # sweep's summary, read through another, said 0 trials after training two
+                raise ConfigError(f"--storage: {mask_url(spec)} is a database in memory, which keeps no trial; "
+                                  "give a file, e.g. sqlite:///sweeps.db")
             try:
                 return _rdb_storage(RDBStorage, spec)
             except ImportError as err:
@@ -158,6 +178,8 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
         path = Path(spec[len("journal://"):]).expanduser()
     if path.is_dir():
         raise ConfigError(f"--storage: {path} is a folder; give a file, e.g. {path / (study + '.journal')}")
+    if path.exists() and not path.is_file():  # a device or a pipe: a traceback from fsync, or a wait for good
+        raise ConfigError(f"--storage: {path} is not a regular file; give a journal file")
     if given and not path.parent.is_dir():  # a mistyped folder was made, and a new study started there
         raise ConfigError(f"--storage: the folder {path.parent} does not exist; give a file in a folder that does")
     try:
@@ -182,8 +204,16 @@ def open_storage(spec: str | None, study: str, runs_dir: Path | str | None = Non
             raise ConfigError(not_journal)
     try:
         return JournalStorage(backend)  # reads the whole journal back
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
+    # AssertionError: Optuna's replay of an operation it does not know (a damaged line, a newer Optuna's)
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError) as err:
         raise ConfigError(f"{not_journal} ({type(err).__name__} reading it)") from err
+
+
+def _in_memory(url: str) -> bool:
+    """Whether a sqlite:// URL names a database in memory (no path, ``:memory:``, ``mode=memory``)."""
+    rest = url.split("://", 1)[1]
+    path, _, query = rest.partition("?")
+    return path.strip("/") in ("", ":memory:") or "mode=memory" in query
 
 
 def _rdb_storage(rdb: Any, spec: str, tries: int = 4) -> Any:
@@ -300,7 +330,7 @@ def request_stop(study: str, runs_dir: Path | str | None = None, by: str | None 
 
 def _stop_record(study: str, runs_dir: Path | str | None) -> dict[str, Any]:
     """The study's stop record ({} when none, unreadable, or not an object; never through a link)."""
-    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.match(study) else {}
+    rec = read_json_inside(sweeps_dir(runs_dir), f"{study}.stop", {}) if STUDY_RE.fullmatch(study) else {}
     return rec if isinstance(rec, dict) else {}
 
 
@@ -361,10 +391,10 @@ def list_studies(runs_dir: Path | str | None = None) -> list[dict[str, Any]]:
         return []
     found: dict[str, dict[str, Any]] = {}
     for f in folder.glob("*.journal"):
-        if STUDY_RE.match(f.stem):
+        if STUDY_RE.fullmatch(f.stem):
             found[f.stem] = {"study": f.stem, "storage": str(f.resolve()), "created": f.stat().st_mtime}
     for f in folder.glob("*.json"):
-        rec = read_json_inside(folder, f.name) if STUDY_RE.match(f.stem) else None  # never through a link
+        rec = read_json_inside(folder, f.name) if STUDY_RE.fullmatch(f.stem) else None  # never through a link
         if isinstance(rec, dict):
             found[f.stem] = {**found.get(f.stem, {}), **rec, "study": f.stem}
     for name, rec in found.items():
@@ -393,7 +423,7 @@ def jobs_beyond_trials(owner: str, active: Sequence[dict[str, Any]], runs_dir: P
         starting[name] = starting.get(name, 0) + 1
     extra = 0
     for study in set(live) | set(starting):
-        if not isinstance(study, str) or not STUDY_RE.match(study) or study_record(study, runs_dir).get("owner") != owner:
+        if not isinstance(study, str) or not STUDY_RE.fullmatch(study) or study_record(study, runs_dir).get("owner") != owner:
             continue
         # a trial its user continued (resume_epochs set) is an ordinary run, no worker's
         trials = sum(1 for r in active if r.get("study") == study and r.get("kind") == "trial"
@@ -491,7 +521,7 @@ def stop_sweep(study: str, runs_dir: Path | str | None = None, force: bool = Fal
 
 def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
     """The last ``signlab:`` line of the study's worker log: why a background sweep ended badly."""
-    if not STUDY_RE.match(study):
+    if not STUDY_RE.fullmatch(study):
         return ""
     try:  # the tail only, and never through a link (a planted log must not show another file)
         tail = read_tail_inside(sweeps_dir(runs_dir), f"{study}.log", 256 * 1024)
@@ -502,6 +532,14 @@ def last_log_line(study: str, runs_dir: Path | str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- the study's trials
+def _live_sweep_workers(study: str, runs_dir: Path | str | None) -> set[str] | None:
+    """The ids of ``study``'s live sweep workers; None when the run database cannot say."""
+    try:
+        return {str(w.get("worker_id")) for w in workers(study, runs_dir)}
+    except SignlabError:
+        return None
+
+
 def _run_state(run_id: str | None, runs_dir: Path | str | None) -> dict[str, Any]:
     if not run_id:
         return {}
@@ -520,6 +558,7 @@ def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = 
     except KeyError:
         return []
     rows = []
+    live: list[set[str] | None] = []  # the study's live sweep workers' ids (None: unknown), read once if needed
     for t in st.get_trials(deepcopy=False):
         attrs = t.user_attrs
         run_id = attrs.get("run_id")
@@ -528,6 +567,15 @@ def study_trials(storage: str | None, study: str, runs_dir: Path | str | None = 
         run_st = _run_state(run_id, runs_dir) if state == "RUNNING" else {}
         if state == "RUNNING" and run_st.get("status") in (RunState.INTERRUPTED, RunState.FAILED, RunState.STOPPED):
             state, note = "INTERRUPTED", run_st.get("message", "")
+        elif state == "RUNNING" and run_st.get("status") == RunState.COMPLETED:
+            # trained, and its worker reads the test set before it records the trial; a worker killed
+            # there (out of memory, kill -9) left the trial running for good, its clock still counting
+            if not live:
+                live.append(_live_sweep_workers(study, runs_dir))
+            ids, worker = live[0], attrs.get("worker")
+            if ids is not None and ((worker not in ids) if worker else not ids):
+                state, note = "INTERRUPTED", ("its sweep worker stopped after training, before it recorded the "
+                                              "trial; the run is complete, on the Runs page")
         elif attrs.get("stopped"):
             state = "STOPPED"
         if t.datetime_complete and t.datetime_start:
@@ -664,6 +712,7 @@ class _SweepWorker:
         try:
             trial.set_user_attr("run_id", run.id)
             trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("worker", self.id)  # study_trials: whether the trial's process still lives
             self.beat(current_trial=trial.number, current_run=run.id)
             say(f"trial {trial.number}: {_describe(params)} (run {run.id})")
             claim = self.wait_for_slot(run)

@@ -502,3 +502,18 @@ def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_e
     assert at.session_state["classify_source"] == "📁 Upload"
     assert any("Your last upload, **my hand.png**, is shown again" in c.value for c in at.caption)
     assert [m.value for m in at.markdown if m.value.startswith("####")] == verdict  # the same photo, read again
+
+
+def test_with_no_test_accuracy_anywhere_a_finished_run_is_preferred_to_a_newer_stopped_one(tmp_path):
+    """No run with a test accuracy (a sweep's trials are tested only at their end): the default fell to
+    the newest run whatever its state, a stopped trial over a completed run."""
+    from signlab.runs import list_runs
+
+    done = create_run(TrainConfig(model="logreg"), tmp_path, run_id="a-done", status="completed")
+    stopped = create_run(TrainConfig(model="logreg"), tmp_path, run_id="b-stopped-trial", status="stopped")
+    for run in (done, stopped):
+        (run.dir / "model.safetensors").write_bytes(b"x")
+    available = [r for r in list_runs(tmp_path) if r.has_weights()]
+    assert [r.id for r in available] == ["b-stopped-trial", "a-done"]
+    assert compare.preferred_run(available, "drawing") == (available[1], "the newest run")
+    assert compare.preferred_run(available[:1], "drawing") == (available[0], "the newest run")  # nothing else

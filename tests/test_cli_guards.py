@@ -74,6 +74,35 @@ def test_export_never_overwrites_a_run_file_or_an_existing_file(run, tmp_path, c
     assert (run.dir / "model.onnx").is_file()
 
 
+def test_export_never_replaces_a_link_to_nowhere_unasked(run, tmp_path, capsys):
+    """A link whose target is gone does not 'exist' to Path.exists(): export replaced it with the file."""
+    link = tmp_path / "latest.onnx"
+    link.symlink_to(tmp_path / "moved-away" / "model.onnx")
+    _one_line(capsys, cli.main(["export", "r1", "--runs-dir", str(run.dir.parent), "--out", str(link)]),
+              "already exists", "--force")
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "moved-away" / "model.onnx")
+
+
+def test_a_line_break_inside_a_value_keeps_the_problem_on_the_one_line(run, capsys):
+    """The one error line was the message's first line: a value holding a line break (a pasted path)
+    cut it before the problem was said ("signlab: /tmp/x"). Control characters are spaces now."""
+    root = str(run.dir.parent)
+    line = _one_line(capsys, cli.main(["runs", "--runs-dir", root, "--db", "/tmp/x\ny.db"]))
+    assert line == "signlab: --db: /tmp/x y.db does not exist"
+    line = _one_line(capsys, cli.main(["predict", "nosuch\u2028", "a.png", "--runs-dir", root]))
+    assert line.endswith("is not a valid run id (letters, digits, '-', '_' and '.' only)"), line
+
+
+def test_a_blank_runs_folder_variable_is_unset(monkeypatch, tmp_path):
+    """SIGNLAB_RUNS_DIR="   ": `runs` said the folder did not exist while `train` made a folder named
+    three spaces in the current folder. Blank is unset, as empty was."""
+    from signlab import paths
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", "   ")
+    assert paths.default_runs_dir() == paths.PROJECT_ROOT / "runs"
+    assert paths.runs_dir_problem(must_exist=False) is None
+
+
 def test_export_never_replaces_a_device_or_a_pipe(run, tmp_path, capsys):
     """Run as root, `export --out /dev/null --force` replaced the machine's /dev/null with a file
     (the atomic write renames over whatever is at --out)."""

@@ -422,6 +422,14 @@ def test_check_setting_names_the_range():
         check_setting("seed", int(BIG))
 
 
+@pytest.mark.parametrize("name", ["optimizer", "augment"])
+def test_a_number_past_pythons_digit_limit_is_refused_for_a_choice_or_a_switch(name):
+    """A choice's and a switch's messages wrote the value with repr(): past 4,300 digits that raised
+    Python's ValueError instead of the setting's one-line refusal (from the Python API)."""
+    with pytest.raises(ConfigError, match=f"^{name}: a number with thousands of digits "):
+        check_setting(name, 10 ** 5000)
+
+
 # =========================================================================== 4. uploads and decoders
 POSTSCRIPT = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n%%EndComments\n"
               b"newpath 0 0 moveto 28 28 lineto stroke\nshowpage\n%%EOF\n")

@@ -79,7 +79,8 @@ def test_open_run_by_id_and_by_path(trained_run, runs_root):
         open_run("no-such-run", runs_root)
 
 
-@pytest.mark.parametrize("bad", ["../x", "/etc", "a/b", "", "..", ".hidden", "x" * 200, "a\\b", "a b", "\x00"])
+# "id\n": a regular expression's "$" matched before a last newline, and such a run folder could be made
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/b", "", "..", ".hidden", "x" * 200, "a\\b", "a b", "\x00", "id\n"])
 def test_run_id_validation(bad, tmp_path):
     with pytest.raises(RunError):
         check_run_id(bad)

@@ -517,3 +517,91 @@ def test_a_trial_stopped_while_its_sweep_waits_for_a_slot_ends_the_wait(tmp_path
     waiting.join(10)
     assert not waiting.is_alive() and got == [None]
     assert str(busy.status()["status"]) == "claimed"
+
+
+# --------------------------------------------------------------------------- an engineer's review (2026-12-06)
+@pytest.mark.parametrize("spec, said", [
+    ("sqlite://", "is a database in memory"), ("sqlite:///:memory:", "is a database in memory"),
+    ("journal", "is not a regular file"),  # a pipe: it waited for good, reading the journal's first line
+    ("damaged", "is not an Optuna journal"),  # an operation Optuna does not know: its assert, a traceback
+])
+def test_storage_that_keeps_no_trial_or_cannot_be_read_is_refused(tmp_path, capsys, spec, said):
+    """An in-memory SQLite database gave each connection its own: the sweep trained two trials and
+    reported 0; a --storage that is a pipe (or a device) was opened as a journal; a journal line with
+    an unknown op code raised Optuna's AssertionError (exit 1, a traceback)."""
+    from signlab.cli import main
+
+    if spec == "journal":
+        spec = str(tmp_path / "pipe.journal")
+        os.mkfifo(spec)
+    elif spec == "damaged":
+        spec = str(tmp_path / "damaged.journal")
+        Path(spec).write_text('{"op_code": 99, "worker_id": "x"}\n')
+    assert main(["sweep", "--runs-dir", str(tmp_path), "--model", "logreg", "--trials", "1", "--max-steps", "1",
+                 "--epochs", "1", "--storage", spec]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("signlab: --storage: ") and said in err, err
+    assert not open_run_ids(tmp_path)
+
+
+def test_a_study_name_ending_in_a_newline_is_refused(tmp_path, capsys):
+    """"$" in the name's pattern matched before a last newline: a study "nl\n" made files named so."""
+    from signlab.cli import main
+
+    assert main(["sweep", "--runs-dir", str(tmp_path), "--model", "logreg", "--study", "nl\n"]) == 2
+    assert capsys.readouterr().err == ("signlab: --study: 'nl\\n' is not a valid study name "
+                                       "(up to 64 letters, digits, '-', '_' and '.')\n")
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_trial_whose_worker_was_killed_after_training_is_not_running_for_good(tmp_path, monkeypatch):
+    """A sweep worker killed (out of memory, kill -9) while it read the test set of a trial whose run
+    had completed: the journal never got the trial's value, and the study listed it as running for
+    good, its clock counting."""
+    child = ("import os, signal, sys\n"
+             "from signlab import api, sweep\n"
+             "api.evaluate_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+             "sweep.run_sweep(model='logreg', trials=1, epochs=1, max_steps=2, study='killed', runs_dir=sys.argv[1])\n")
+    r = subprocess.run([sys.executable, "-c", child, str(tmp_path)], cwd=ROOT, env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-2000:]
+    from signlab.store import store_for
+    from tests._wait import wait_for
+
+    rows = sweep.study_trials(None, "killed", tmp_path)
+    assert len(rows) == 1 and store_for(tmp_path).get(rows[0]["run_id"])["status"] == "completed"
+    assert rows[0]["state"] == "RUNNING"  # until its worker's heartbeat is two leases old: it may be testing
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
+    wait_for(lambda: sweep.study_trials(None, "killed", tmp_path)[0]["state"] != "RUNNING", 30,
+             what="the trial to be seen without its worker")
+    rows = sweep.study_trials(None, "killed", tmp_path)
+    assert rows[0]["state"] == "INTERRUPTED" and rows[0]["seconds"] is None, rows[0]
+    assert rows[0]["note"].startswith("its sweep worker stopped after training")
+
+
+def test_a_trial_ended_by_a_termination_signal_logs_no_traceback():
+    """SIGTERM (the Sweeps page's Force stop) ends the trial with a KeyboardInterrupt, which Optuna
+    logged with its 40-line traceback through the training step; the line is kept without it."""
+    import io
+    import logging
+
+    optuna = sweep._optuna()
+    sweep._optuna()  # asked again (each sweep and each page read): one filter, not two
+    handler = logging.getLogger("optuna").handlers[0]
+    assert sum(isinstance(f, sweep._NoInterruptTraceback) for f in handler.filters) == 1
+    out = io.StringIO()
+    stream, handler.stream = handler.stream, out
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            logging.getLogger("optuna.study._optimize").warning("Trial 0 failed", exc_info=True)
+        try:
+            raise ValueError("a real fault")
+        except ValueError:
+            logging.getLogger("optuna.study._optimize").warning("Trial 1 failed", exc_info=True)
+    finally:
+        handler.stream = stream
+    text = out.getvalue()
+    assert "Trial 0 failed" in text and text.count("Traceback") == 1 and "ValueError: a real fault" in text, text
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING
