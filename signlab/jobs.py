@@ -164,6 +164,7 @@ class JobManager:
         """Tick every ``interval`` seconds in a daemon thread, so queues advance with no page open."""
         if self._thread and self._thread.is_alive():
             return
+        self._stop.clear()  # started again after stop_background: its thread ended at once
 
         def loop() -> None:
             said = ""

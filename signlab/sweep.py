@@ -58,7 +58,7 @@ from .launch import cpu_share, live_children, spawn
 from .paths import default_runs_dir
 from .settings import SEARCHED, add_options, given, option_values
 from .store import RunState, db_url_for, mask_url, new_worker_id, store_for
-from .numbers import count_text
+from .numbers import count_text, finite
 
 if TYPE_CHECKING:  # annotations only: the data module loads torch
     from .data import Dataset
@@ -609,7 +609,8 @@ def _last_val_loss(run_id: str | None, runs_dir: Path | str | None) -> float | N
         epochs = logged(open_run(run_id, runs_dir).metrics(), Logged.EPOCH)
     except SignlabError:
         return None
-    return float(epochs[-1]["val_loss"]) if epochs else None
+    # from a file: an edited or older record without a number must not break the study's table
+    return finite(epochs[-1].get("val_loss")) if epochs else None
 
 
 def best_trial(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -356,3 +356,20 @@ def test_a_manager_keeps_the_database_it_started_with(tmp_path: Path, monkeypatc
     monkeypatch.setenv("SIGNLAB_DB", str(tmp_path / "other.db"))  # the next test's database
     assert jm.store is first and first.url.endswith(str(tmp_path / "a" / "signlab.db"))
     assert jm.tick() == 0  # nothing queued in its own database
+
+
+def test_a_ticker_started_again_after_a_stop_ticks(tmp_path, monkeypatch):
+    """stop_background set a flag that start_background never cleared: a ticker started again ended
+    at once, and the queue stood still with no word."""
+    jobs = JobManager(tmp_path, limit=1)
+    ticks: list[int] = []
+    monkeypatch.setattr(jobs, "tick", lambda: ticks.append(1))
+    jobs.start_background(0.01)
+    wait_for(lambda: ticks, 10, what="a first tick")
+    jobs.stop_background()
+    ticks.clear()
+    jobs.start_background(0.01)
+    try:
+        wait_for(lambda: len(ticks) >= 2, 10, what="ticks after the restart")
+    finally:
+        jobs.stop_background()

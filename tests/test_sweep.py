@@ -605,3 +605,17 @@ def test_a_trial_ended_by_a_termination_signal_logs_no_traceback():
     text = out.getvalue()
     assert "Trial 0 failed" in text and text.count("Traceback") == 1 and "ValueError: a real fault" in text, text
     assert optuna.logging.get_verbosity() == optuna.logging.WARNING
+
+
+def test_an_epoch_record_without_a_validation_loss_leaves_the_trials_table_whole(tmp_path):
+    """A trial's run log whose last epoch record has no val_loss (edited, or written by an older
+    signlab) raised KeyError while the Sweeps page built its table."""
+    from signlab.config import TrainConfig
+    from signlab.runs import create_run
+
+    run = create_run(TrainConfig(model="logreg"), tmp_path, run_id="t1", status="completed")
+    (run.dir / "metrics.jsonl").write_text('{"type": "epoch", "epoch": 1, "val_accuracy": 0.5}\n'
+                                           '{"type": "epoch", "epoch": 2, "val_loss": "n/a"}\n')
+    assert sweep._last_val_loss("t1", tmp_path) is None
+    (run.dir / "metrics.jsonl").write_text('{"type": "epoch", "epoch": 1, "val_loss": 0.25}\n')
+    assert sweep._last_val_loss("t1", tmp_path) == 0.25
