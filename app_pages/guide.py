@@ -18,7 +18,7 @@ i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", 1),
 i = min(max(int(i), 0), len(steps) - 1)
 reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
 st.query_params.update(step=str(i + 1), reached=str(reached + 1))
-runs = ui.runs()
+runs = ui.own_runs()
 jm = ui.job_manager()
 
 with st.sidebar:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .config import SETTING, SETTINGS
 from .errors import SignlabError
@@ -524,7 +524,14 @@ def _accuracy(r: "Run") -> float:
     return float(acc) if isinstance(acc, (int, float)) else -1.0
 
 
-def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", str]:
+_CALIBRATED = "the newest calibrated run, adapted to your own photos"
+_BEST = "your best run by test accuracy"
+_NOT_YOURS = {_CALIBRATED: "the newest calibrated run you can see, adapted to its owner's photos",
+              _BEST: "the best run you can see by test accuracy"}
+
+
+def preferred_run(available: list["Run"], purpose: str,
+                  mine: Callable[["Run"], bool] | None = None) -> tuple["Run | None", str]:
     """The default run for ``purpose`` ("photo", "drawing" or "calibrate") and, in words, why it was chosen.
 
     Photos: the newest completed calibrated run, else the newest completed run trained on photo-like
@@ -536,7 +543,17 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
     test accuracy its dataset replay had lifted). "calibrate": as for photos, but a run already
     calibrated only when there is no other (the Calibrate page started on one, and a student
     calibrated the calibrated run again without meaning to).
+
+    ``mine``: whether a run is the user's own. Their own runs are chosen from first; a classmate's
+    (shown read-only), or a student's to an instructor, only when they have none, and then the words
+    say so (a classmate's best run was the default, called "your best run").
     """
+    if mine is not None:
+        own = [r for r in available if mine(r)]
+        if own or not available:
+            return preferred_run(own, purpose)
+        run, why = preferred_run(available, purpose)
+        return run, f"{_NOT_YOURS.get(why, why)} (you have none of your own yet)"
     if not available:
         return None, ""
     done = [r for r in available if _completed(r)]
@@ -549,7 +566,7 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
     if purpose == "photo":
         for r in done:
             if r.id in calibrated:
-                return r, "the newest calibrated run, adapted to your own photos"
+                return r, _CALIBRATED
     if purpose in ("photo", "calibrate"):
         for r in done:
             try:
@@ -562,4 +579,4 @@ def preferred_run(available: list["Run"], purpose: str) -> tuple["Run | None", s
     best = max(pool, key=lambda r: (_accuracy(r), -pool.index(r)))
     if _accuracy(best) < 0:  # no test accuracy anywhere: the newest finished run (a stopped trial was taken)
         return (done or available)[0], "the newest run"
-    return best, "your best run by test accuracy"
+    return best, _BEST

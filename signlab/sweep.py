@@ -116,6 +116,31 @@ def default_storage(study: str, runs_dir: Path | str | None = None) -> str:
     return str((sweeps_dir(runs_dir) / f"{check_study_name(study)}.journal").resolve())
 
 
+def recorded_storage(stored: str | None, study: str, runs_dir: Path | str | None = None) -> str | None:
+    """The storage to open a study with, from its record, where a worker writes it with the password
+    masked (no file keeps one): the run database's own URL, so masked, is None (the default, which
+    reads ``SIGNLAB_DB``, password and all). The Sweeps page opened the masked URL, and on a class
+    server whose database has a password every study read "password authentication failed"."""
+    if stored is None or _masked(str(stored)) == _masked(default_storage(study, runs_dir)):
+        return None
+    return str(stored)
+
+
+def _masked(url: str) -> str:
+    """``url`` masked, with PostgreSQL's driver named one way (the record may say postgresql://)."""
+    return re.sub(r"^postgres(?:ql)?(?:\+\w+)?://", "postgresql://", mask_url(url))
+
+
+def storage_for_a_terminal(stored: str | None, study: str, runs_dir: Path | str | None = None) -> str:
+    """``--storage``'s value in a command shown on a page: never a password. The run database's is
+    ``"$SIGNLAB_DB"`` (the page showed a class database's password to every student who started a
+    sweep); another database's URL is masked."""
+    spec = recorded_storage(stored, study, runs_dir) or default_storage(study, runs_dir)
+    if "://" not in spec:
+        return spec
+    return '"$SIGNLAB_DB"' if spec == default_storage(study, runs_dir) else mask_url(spec)
+
+
 def _optuna():
     try:
         import optuna

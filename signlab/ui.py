@@ -261,6 +261,18 @@ def runs(with_weights: bool = False) -> list[Run]:
     return [r for r in out if r.has_weights()] if with_weights else out
 
 
+def own_runs() -> list[Run]:
+    """This user's own runs, newest first (the Guided tour's: a classmate's run ticked a step)."""
+    return [r for r in runs() if is_mine(r)]
+
+
+def is_mine(run: Run) -> bool:
+    """Whether ``run`` is this session's user's own (or has no owner). Not :func:`can`: an instructor
+    may stop every student's run, and a new Train tab took the newest student's run for theirs, Stop
+    and all; the tour ticked a step on a classmate's run."""
+    return run.owner in (None, user().id)
+
+
 def queue() -> list[str]:
     """Every waiting run's id, the next to start first (the whole class's: a page shows a run's place)."""
     return job_manager().store.queue()
@@ -345,7 +357,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
             current = trained
             st.session_state.pop(f"{key}_select", None)  # the selectbox takes ``index``, not its old value
         st.session_state[shown] = trained
-    index = ids.index(current if current in ids else preferred_run(available, "drawing")[0].id)
+    index = ids.index(current if current in ids else preferred_run(available, "drawing", is_mine)[0].id)
     by_id = {r.id: r for r in available}
     labels = run_labels(available)
     chosen = st.selectbox(label, ids, index=index, format_func=labels.__getitem__, help=help,
@@ -395,7 +407,7 @@ def look_at_best(available: list[Run]) -> None:
     """:func:`look_at` the best finished run of ``available`` by test accuracy (as the pickers start on
     it, :func:`preferred_run`): the tour's last step promises "your best model", and its Evaluate link
     opened the run looked at last (a calibrated one at 87%, beside a ConvNet at 90%)."""
-    best, _ = preferred_run(available, "drawing")
+    best, _ = preferred_run(available, "drawing", is_mine)
     if best is not None:
         look_at(best.id)
 
@@ -540,7 +552,7 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
-    default, why = preferred_run(available, purpose)
+    default, why = preferred_run(available, purpose, is_mine)
     key = f"{key}_classify_select" if key else f"classify_run_{purpose}"
     picked = st.session_state.get(key)
     if picked not in ids:
@@ -586,7 +598,7 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: f
     hit = cached_map(run, layer, method, len(test))
     if hit is not None:
         return hit
-    keep = run.owner in (None, user().id)
+    keep = is_mine(run)
     looked = st.session_state.setdefault(Keys.LOOKED_MAP, {})
     key = _looked_key(run, layer, method)
     if not keep and key in looked:  # not in its folder: kept for this session, or every rerun computed it again
@@ -993,7 +1005,7 @@ def run_started_elsewhere(available: list[Run]) -> Run | None:
     another tab or session, else the one this session last showed so. When that run ended, the
     page went back to "Press Start" with no result, while the tab that started it showed the
     outcome."""
-    run = views.my_active_run(available, lambda r: can(r, "stop"))
+    run = views.my_active_run(available, is_mine)
     if run is not None:
         st.session_state[Keys.TRAIN_ELSEWHERE] = run.id
         return run
@@ -1395,7 +1407,7 @@ def sweep_now(record: dict[str, Any]) -> SweepNow:
     study, root = record["study"], runs_dir()
     trials: list[dict[str, Any]] = []
     with guard("Cannot read the study"):
-        trials = _sweep.study_trials(record.get("storage"), study, root)
+        trials = _sweep.study_trials(_sweep.recorded_storage(record.get("storage"), study, root), study, root)
     workers = _sweep.workers(study, root)
     running = _sweep.sweep_running(study, root, workers)  # one query of the store a poll, not two
     # read from the study's stop record, so every tab and every user sees the same "Stopping" and

@@ -1852,7 +1852,7 @@ def sweep_command(record: dict[str, Any], study: str, storage: str | None, runs_
             continue
         shared += f" {SETTING[k].flag} {_option_text(value)}"
     return (f"python -m signlab sweep{shared} --trials {_sweep.DEFAULT_TRIALS} --study {study} "
-            f"--storage {storage or _sweep.default_storage(study, runs_dir)} --runs-dir {runs_dir}")
+            f"--storage {_sweep.storage_for_a_terminal(storage, study, runs_dir)} --runs-dir {runs_dir}")
 
 
 def _option_text(value: Any) -> str:

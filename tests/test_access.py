@@ -580,3 +580,102 @@ def test_an_instructor_starts_a_waiting_run_next_from_the_runs_page(setup, monke
     at = _as(ALICE, "runs", {"run": "alice-next"})
     assert not any(b.label == "⏭️ Start next" for b in at.button)
     assert at.dataframe[0].value.set_index("name").loc["alice-next", "status"] == "queued: 1 of 2"
+
+
+# ----------------------------------------------------------------------------- "yours" means owned (a review, 2026-12-06)
+def _guide_as(user: User, step: int) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / "guide.py"), default_timeout=60)
+    at.session_state[Keys.USER] = user
+    at.session_state[Keys.GUIDE_STEP] = step
+    return at.run()
+
+
+def test_a_classmates_queued_tour_run_leaves_the_students_train_button_on(tmp_path, monkeypatch, app_caches):
+    """With classmates' runs visible, the tour took Alice's queued logistic regression for Bob's: his
+    Train button was off and her run was shown in its place."""
+    from signlab import guide
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")  # alice's run stays queued
+    monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
+    create_run(guide.LOGREG, tmp_path, run_id="alice-logreg", owner=ALICE.id)
+    at = _guide_as(BOB, 1)  # "Train logistic regression"; Bob has no run
+    assert not at.exception, [e.message for e in at.exception]
+    train = [b for b in at.button if "Train logreg" in b.label]
+    assert len(train) == 1 and not train[0].disabled
+    assert not [e.value for e in at.info if "queue" in e.value.lower()]
+
+
+def test_a_classmates_finished_tour_run_ticks_no_step_of_the_student(tmp_path, monkeypatch, app_caches,
+                                                                      small_dataset):
+    """Alice's finished logistic regression ticked Bob's step 2 and read "Your logistic regression
+    reached ..." on his page."""
+    import dataclasses
+
+    from signlab import api, guide
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
+    api.train(dataclasses.replace(guide.LOGREG, max_steps=3), tmp_path, run_id="alice-logreg",
+              dataset=small_dataset, evaluate_test=False)
+    access.open_for(TEACH, "alice-logreg", "view", Policy(), tmp_path).store.annotate("alice-logreg", owner=ALICE.id)
+    at = _guide_as(BOB, 1)
+    assert not at.exception, [e.message for e in at.exception]
+    marks = [b.label for b in at.button if b.label.endswith("Train logistic regression")]
+    assert [s.value for s in at.success] == [] and len(marks) == 1 and not marks[0].startswith("✅"), marks
+    at = _guide_as(ALICE, 1)  # hers it is
+    assert any(s.value.startswith("Your logistic regression reached") for s in at.success)
+
+
+def test_an_instructors_new_train_tab_does_not_take_a_students_run_for_theirs(tmp_path, monkeypatch, app_caches):
+    """A new Train tab follows the user's own run started elsewhere. It asked whether the user may stop
+    the run, and an instructor may stop every student's: the tab said "This is your run that is
+    waiting in the queue" of Bob's run and armed Stop for it."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    create_run(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False), tmp_path, run_id="bob-run",
+               owner=BOB.id)
+    at = _as(TEACH, "train")
+    assert not at.exception, [e.message for e in at.exception]
+    stop = [b for b in at.button if "Stop" in b.label]
+    assert not any("bob" in h.value for h in at.subheader) and len(stop) == 1 and stop[0].disabled
+    assert not any("This is your run" in i.value for i in at.info)
+    at = _as(BOB, "train")  # his own, in a new tab, is followed
+    assert any("bob" in h.value for h in at.subheader) or any("This is your run" in i.value for i in at.info)
+
+
+def test_a_default_run_that_is_not_the_users_is_not_called_theirs(tmp_path, monkeypatch):
+    """The pickers' default was the best run the user could see, a classmate's included, in the words
+    "your best run by test accuracy"; their own runs come first now, and another's is said so."""
+    from signlab import compare
+
+    class R:
+        def __init__(self, rid: str, owner: str, acc: float) -> None:
+            self.id, self.owner, self.parent = rid, owner, None
+            self.row = {"status": "completed", "test_accuracy": acc}
+
+    monkeypatch.setattr(compare, "_completed", lambda r: True)
+    monkeypatch.setattr(compare, "_accuracy", lambda r: r.row["test_accuracy"])
+    alices, bobs = R("alice-best", ALICE.id, 0.99), R("bob-own", BOB.id, 0.60)
+    mine = lambda r: r.owner == BOB.id  # noqa: E731
+    assert compare.preferred_run([alices, bobs], "drawing", mine) == (bobs, "your best run by test accuracy")
+    assert compare.preferred_run([alices], "drawing", mine) == (
+        alices, "the best run you can see by test accuracy (you have none of your own yet)")
+    assert compare.preferred_run([], "drawing", mine) == (None, "")
+
+
+def test_the_sweep_command_shown_never_holds_the_databases_password(tmp_path, monkeypatch):
+    """A study the page had just launched kept no storage yet, and the command shown fell back to the
+    run database's URL, password and all, for every student who started a sweep."""
+    from signlab import sweep, views
+
+    monkeypatch.setenv("SIGNLAB_DB", "postgresql://signlab:s3cret-pw@db.school:5432/signlab")
+    for stored in (None, sweep.mask_url("postgresql://signlab:s3cret-pw@db.school:5432/signlab")):
+        shown = views.sweep_command({"study": "s1", "model": "fastcnn", "epochs": 2, "storage": stored}, "s1",
+                                    stored, tmp_path)
+        assert "s3cret-pw" not in shown and '--storage "$SIGNLAB_DB" ' in shown, shown
+        # and the page opens the study with the password (the masked copy failed to sign in)
+        assert sweep.recorded_storage(stored, "s1", tmp_path) is None
+    other = "postgresql://me:pw2@elsewhere/studies"
+    assert "pw2" not in views.sweep_command({}, "s1", other, tmp_path)
+    assert sweep.recorded_storage(other, "s1", tmp_path) == other
