@@ -111,13 +111,46 @@ def letter_of(folder_name: str, where: str | Path | None = None) -> str:
     return s
 
 
+# what a copied or unzipped folder carries beside the photos (Windows' thumbnails and folder settings,
+# the resource forks a macOS zip keeps, a Synology NAS's index): each ended a calibration with exit 2
+JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "__macosx", "@eadir"})
+
+
+def _kept(entry: Path) -> bool:
+    """Whether a folder entry is one calibration reads: not hidden, not the system's own junk."""
+    return not entry.name.startswith(".") and entry.name.lower() not in JUNK_NAMES
+
+
+def repeat_problem(name: str, letter: str, data: bytes, collected: Sequence[Photo],
+                   shown: Callable[[Photo], str] = lambda p: p.name) -> str | None:
+    """Why a photo cannot join ``collected``: the same picture is there already (under another letter
+    it would teach the model both), named by ``shown``; else None. The Calibrate page and
+    ``signlab calibrate`` ask the same (the command trained on a picture filed under two letters)."""
+    for p in collected:
+        if p.data == data:
+            return (f"{name}: this picture is already collected ({shown(p)})" if p.letter == letter
+                    else f"{name}: the same picture is already a photo of {p.letter} ({shown(p)})")
+    return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, links followed, is inside ``root`` (a link out of the folder was followed, and
+    the file it named copied into the new run with the photos)."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 def load_folder(folder: str | Path) -> list[Photo]:
     """Every photo of a ``<LETTER>/<image>`` folder, letters in alphabet order, files in natural order.
 
-    Missing letters are fine. Files at the top level (a README) and hidden files are ignored; a
-    folder that is not a letter, a letter folder without images, a file too large or a folder
-    without any photo raise :class:`CalibrationError` naming it. Whether each file is an image
-    is checked when it is prepared (:func:`prepare_photos`).
+    Missing letters are fine. Files at the top level (a README), hidden files and the system's own
+    (:data:`JUNK_NAMES`) are ignored; a folder that is not a letter, a letter folder without images,
+    a file too large, a link out of the folder, the same picture twice or a folder without any photo
+    raise :class:`CalibrationError` naming it. Whether each file is an image is checked when it is
+    prepared (:func:`prepare_photos`). Files whose names sort alike (1.jpg, 01.jpg) go in name order:
+    the listing's order changed the calibrated weights.
     """
     root = Path(folder).expanduser()
     if root.is_file():
@@ -126,25 +159,29 @@ def load_folder(folder: str | Path) -> list[Photo]:
     if not root.is_dir():
         raise CalibrationError(f"{folder}: no such folder (expected <LETTER>/<image> files inside)")
     photos: list[Photo] = []
-    dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                  key=lambda d: d.name.upper())
+    dirs = sorted((d for d in root.iterdir() if d.is_dir() and _kept(d)), key=lambda d: (d.name.upper(), d.name))
     seen: dict[str, str] = {}
     for d in dirs:
         letter = letter_of(d.name, d)
         if letter in seen:
             raise CalibrationError(f"{root / d.name}/: a second folder for {letter} (beside {seen[letter]}/)")
         seen[letter] = d.name
-        files = sorted((f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")),
-                       key=lambda f: natural_key(f.name))
+        if not _inside(d, root):
+            raise CalibrationError(f"{root / d.name}/: a link out of {root}; put the photos themselves in it")
+        files = sorted((f for f in d.iterdir() if f.is_file() and _kept(f)), key=lambda f: (natural_key(f.name), f.name))
         if not files:
             raise CalibrationError(f"{root / d.name}/: the folder holds no photos")
         for f in files:
+            if not _inside(f, root):
+                raise CalibrationError(f"{f}: a link out of {root}; put the photo itself in the folder")
             if f.suffix.lower() not in PHOTO_SUFFIXES:
                 raise CalibrationError(f"{f}: not an image file (expected {', '.join(PHOTO_SUFFIXES)})")
             try:  # as predict reads a file: never past the limit, a read error in one line
                 data = read_image_file(f)
             except ImageError as err:
                 raise CalibrationError(str(err)) from err
+            if problem := repeat_problem(str(f), letter, data, photos, shown=lambda p: p.label):
+                raise CalibrationError(problem)
             photos.append(Photo(letter, f.name, data, str(f)))
             if len(photos) > MAX_PHOTOS:
                 raise CalibrationError(f"{root}: more than {MAX_PHOTOS} photos; a few per letter are enough")

@@ -159,6 +159,8 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
         if img.format == "JPEG":  # decode big JPEGs at a reduced scale: fast and memory-bounded
             img.draft(img.mode, (WORK_SIZE, WORK_SIZE))
         img.load()
+        if img.mode in ("La", "RGBa"):  # premultiplied alpha (a TIFF can say so): PIL converts it to LA/RGBA only
+            img = img.convert(img.mode[:-1] + "A")
         if max(img.size) > WORK_SIZE:
             img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
             # the note said only "reduced in size before cropping", and a student asked why
@@ -167,7 +169,10 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
         img = ImageOps.exif_transpose(img)  # after the reduction: it copies the whole image
     except Exception as err:  # noqa: BLE001 - truncated or corrupt pixel data
         raise ImageError(f"{name}: the image data is truncated or corrupt ({err})") from err
-    box = frame_box(img)
+    try:
+        box = frame_box(img)
+    except ValueError:  # a mode PIL cannot turn grey here: no frame is looked for (_to_gray says why later)
+        box = None
     if box is not None:
         notes.append("a thin frame around the image was left out")
         img = img.crop(box)
@@ -192,7 +197,7 @@ def frame_box(img: Image.Image) -> tuple[int, int, int, int] | None:
     from the image a few pixels inside, at most ``FRAME_MAX`` of the shorter side.
     """
     w, h = img.size
-    if min(w, h) < FRAME_MIN_SIDE or "A" in img.getbands() or "transparency" in img.info:
+    if min(w, h) < FRAME_MIN_SIDE or {"A", "a"} & set(img.getbands()) or "transparency" in img.info:
         return None  # small, or transparent edges (filled with a background colour later)
     g = unit_pixels(img.convert("L"))  # (H, W)
     k = max(1, int(round(FRAME_MAX * min(h, w))))
@@ -333,6 +338,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
 
 
 ENLARGED_ERROR = 0.004  # mean difference (0-1 scale) from the image's own 28x28 blocks, enlarged again
+ENLARGED_CONTRAST = 0.045  # ... and that difference over the image's contrast (its standard deviation)
 WHOLE_WHY = {  # why the photo path reads an image whole, at its own framing, instead of looking for a hand
     "small": f"at most {SMALL_IMAGE} pixels a side, the size of the dataset's crops",
     "enlarged": f"an enlarged {IMAGE_SIZE}×{IMAGE_SIZE} image, with no more detail than the dataset's own",
@@ -349,20 +355,38 @@ def read_whole(img: Image.Image, gray: np.ndarray | None = None) -> str | None:
     was right. So an image of dataset size (at most ``SMALL_IMAGE`` pixels a side: the page already
     said those were read whole), or one that is its own 28x28 blocks enlarged (pixel blocks, as the
     Draw tab and most image viewers enlarge), is read whole. The blocks' test: reduced to 28x28 by
-    averaging and enlarged again by repeating pixels, it differs from itself by under
-    ``ENLARGED_ERROR`` on average: 0.0000 for 100 test images enlarged to 56-512 pixels (as PNG or
-    JPEG), at most 0.0053 after a further reduction from 1000 to 512 pixels; the development photos
-    differ by 0.0061 at least (dev3's blurred 96-pixel crops; dev and dev2 0.0145 and more).
-    Smoothly enlarged images (bilinear, 0.004-0.015) overlap the blurred photos, so they still go
-    to the detector.
+    averaging and enlarged again by repeating pixels, it differs from itself on average by under
+    ``ENLARGED_ERROR``, and by under ``ENLARGED_CONTRAST`` of its own contrast (standard deviation).
+    Measured by ``bench/read_whole.py``: 100 test images enlarged to 224 or 512 pixels (PNG or JPEG)
+    0.0000 and 0.0000; to 300 pixels as JPEG at most 0.0025 and 0.018; enlarged to 1000 and reduced to
+    512, 88 of them under both. The 2,119 development photos differ by 0.0054 at least and by 0.059
+    of their contrast at least (dev3's blurred crops; dev2 0.087, dev 0.123). Darkened to 0.3 or 0.15
+    of its brightness a photo differs less (836 of dev2's 960 under 0.004 at 0.3, all at 0.15), but
+    no less over its contrast: the first test alone (until 2026-12-06) took a photo of a hand in a
+    dim room for an enlarged image, and the detector was never asked. A smooth gradient passes the
+    second alone (0.031): a plain wall is still searched for a hand.
     """
     w, h = img.size
     if max(w, h) <= SMALL_IMAGE:
         return "small"
     gray = _to_gray(img, 1.0) if gray is None else gray  # (H, W) in [0, 1], whatever the mode
-    f = Image.fromarray(gray, mode="F")
+    return "enlarged" if is_enlarged(*block_difference(gray)) else None
+
+
+def block_difference(gray: np.ndarray) -> tuple[float, float]:
+    """How far a grey image (H, W) in [0, 1] is from its own 28x28 blocks enlarged again: the mean
+    difference, and that over the image's contrast. About 0 and 0 for a 28x28 image enlarged in
+    blocks of pixels (:func:`read_whole`)."""
+    h, w = gray.shape
+    f = Image.fromarray(gray.astype(np.float32), mode="F")
     blocks = f.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
-    return "enlarged" if float(np.abs(gray - np.asarray(blocks)).mean()) < ENLARGED_ERROR else None
+    mean = float(np.abs(gray - np.asarray(blocks)).mean())
+    return mean, mean / max(float(gray.std()), 1e-3)
+
+
+def is_enlarged(mean: float, over_contrast: float) -> bool:
+    """Whether a :func:`block_difference` is that of an enlarged 28x28 image."""
+    return mean < ENLARGED_ERROR and over_contrast < ENLARGED_CONTRAST
 
 
 def detect_unless_whole(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN,
@@ -371,12 +395,23 @@ def detect_unless_whole(img: Image.Image, shape: tuple[int, int], margin: float 
     ``gray`` where made), else what :func:`detect` finds; (the hand, its crop, why it is read whole),
     None where each is not."""
     whole = read_whole(img, gray)
-    return (None, None, whole) if whole else (*detect(img, shape, margin), None)
+    return (None, None, whole) if whole else (*detect(img, shape, margin, gray), None)
 
 
-def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN) -> tuple[HandFound | None, Crop | None]:
-    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None)."""
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit, 32-bit and float pixels
+
+
+def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN,
+           gray: np.ndarray | None = None) -> tuple[HandFound | None, Crop | None]:
+    """Run the hand detector on a decoded image: (the hand, its crop), or (None, None). ``gray``: the
+    image in grey, where made; 16-bit and float images are shown to the detector from it (PIL's
+    conversion to RGB clips them at 255: a 16-bit photo came out all white, a float one all black,
+    and no hand was ever found in either)."""
+    if img.mode in WIDE_MODES:
+        g = _to_gray(img, 1.0) if gray is None else gray  # (H, W) in [0, 1]
+        rgb = np.repeat((g * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)  # (H, W, 3)
+    else:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     hand = hands.find_hand(rgb)
     return (hand, hand_crop(hand, shape, margin)) if hand is not None else (None, None)
 

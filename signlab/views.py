@@ -1883,12 +1883,9 @@ def calibration_photo(letter: str, name: str, data: bytes, collected: Sequence[A
     """One uploaded photo of ``letter``, checked (:class:`CollectedPhoto`). ``collected``: the photos
     already kept; the same picture twice (under another letter, it would teach the model both) is
     refused, naming them."""
-    for p in collected:
-        if p.data == data:
-            again = p.letter == _calibrate.letter_of(letter)
-            return CollectedPhoto(None, None, f"{name}: this picture is already collected ({p.name})" if again
-                                  else f"{name}: the same picture is already a photo of {p.letter} ({p.name})")
     try:
+        if problem := _calibrate.repeat_problem(name, _calibrate.letter_of(letter), data, collected):
+            return CollectedPhoto(None, None, problem)
         (photo,) = _calibrate.photos_from_files(letter, [(name, data)])
         thumb, hand = _calibrate.preview(photo)
         return CollectedPhoto(photo, thumb, "", hand)

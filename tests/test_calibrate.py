@@ -83,9 +83,11 @@ def test_natural_order_and_first_k(tmp_path):
 def test_load_folder(tmp_path, dataset):
     root = write_folder(tmp_path / "photos", dataset, 2, letters="BA")
     (root / "B").rename(root / "b")  # folder names are case-insensitive
-    (root / "A" / "10.png").write_bytes((root / "A" / "1.png").read_bytes())
+    Image.open(root / "A" / "1.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "A" / "10.png")
     (root / "README.md").write_text("top-level files are ignored")
     (root / "A" / ".DS_Store").write_bytes(b"hidden files too")
+    (root / "A" / "Thumbs.db").write_bytes(b"and the system's own")  # it ended calibration with exit 2
+    (root / "__MACOSX").mkdir()  # what a macOS zip holds beside the folders
     photos = calibrate.load_folder(root)
     assert [(p.letter, p.name) for p in photos] == [("A", "1.png"), ("A", "2.png"), ("A", "10.png"),
                                                     ("B", "1.png"), ("B", "2.png")]
@@ -96,6 +98,12 @@ def test_load_folder(tmp_path, dataset):
 
 @pytest.mark.parametrize("case, expected", [
     ("missing", "no such folder"),
+    # the same picture twice: the page refused it, the command trained on it (under two letters: both)
+    ("same-picture", r"B/b.png: the same picture is already a photo of A \(.*A/a.png\)$"),
+    ("same-picture-twice", r"A/b.png: this picture is already collected \(.*A/a.png\)$"),
+    # links out of the folder were followed, and the files they named copied into the new run
+    ("linked-folder", r"B/: a link out of "),
+    ("linked-file", r"A/x.png: a link out of "),
     ("empty", "no photos found"),
     ("unknown", "not a letter folder"),
     ("j", "signed with a movement"),
@@ -117,6 +125,22 @@ def test_load_folder_bad_input(tmp_path, case, expected):
     elif case == "not-image-suffix":
         (root / "A").mkdir()
         (root / "A" / "notes.txt").write_text("x")
+    elif case.startswith("same-picture"):
+        for d in ("A", "B"):
+            (root / d).mkdir()
+        picture = io.BytesIO()
+        Image.new("L", (28, 28), 90).save(picture, "PNG")
+        (root / "A" / "a.png").write_bytes(picture.getvalue())
+        (root / ("B" if case == "same-picture" else "A") / "b.png").write_bytes(picture.getvalue())
+    elif case.startswith("linked"):
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        Image.new("L", (28, 28), 90).save(outside / "secret.png")
+        if case == "linked-folder":
+            (root / "B").symlink_to(outside)
+        else:
+            (root / "A").mkdir()
+            (root / "A" / "x.png").symlink_to(outside / "secret.png")
     elif case == "too-big":  # sparse: no disk taken; read no further than the limit, as predict reads a file
         from signlab.preprocess import MAX_FILE_BYTES
 
@@ -564,3 +588,17 @@ def test_a_dataset_image_offered_for_calibration_is_read_whole_not_marked_no_han
         offered.append((got.photo, got.hand))
     assert views.no_hand_warning(offered) is None
     assert prepare(offered[1][0].data, "test4-280.png", crop="detector").whole is not None
+
+
+def test_photos_whose_names_sort_alike_are_read_in_one_order_however_listed(tmp_path, dataset, monkeypatch):
+    """1.jpg and 01.jpg sort alike by number: they kept the listing's order, which differs between file
+    systems and copies, and the calibrated weights changed with it."""
+    (tmp_path / "A").mkdir()
+    Image.fromarray(dataset.test.images[0]).save(tmp_path / "A" / "1.png")
+    Image.fromarray(dataset.test.images[1]).save(tmp_path / "A" / "01.png")
+    listed = Path.iterdir
+    orders = []
+    for backwards in (False, True):  # the same folder, listed in both orders
+        monkeypatch.setattr(Path, "iterdir", lambda self, b=backwards: iter(sorted(listed(self), reverse=b)))
+        orders.append([p.name for p in calibrate.load_folder(tmp_path)])
+    assert orders[0] == orders[1] == ["01.png", "1.png"]

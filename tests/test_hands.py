@@ -227,3 +227,36 @@ def test_an_enlarged_dataset_image_is_read_whole_not_searched_for_a_hand(dataset
     smooth = _png(Image.fromarray(image).resize((224, 224), Image.Resampling.BILINEAR))
     hand, crop, whole = locate_hand(smooth, "smooth.png")
     assert whole is None and hand is not None and crop is not None  # the detector's third look finds it
+
+
+@needs_hand_models
+@pytest.mark.parametrize("brightness", [0.3, 0.15])
+def test_a_dim_photo_is_searched_for_a_hand_not_read_whole(brightness):
+    """The test for an enlarged 28x28 image measured the mean difference from the image's own blocks,
+    which shrinks with the brightness: a photo of a hand in a dim room read "an enlarged 28×28 image",
+    and the detector, which finds the hand in it, was never asked. It is measured against the image's
+    own contrast now (bench/read_whole.py)."""
+    dim = (np.asarray(hand_in_room(), dtype=np.float32) * brightness).astype(np.uint8)
+    hand, crop, whole = locate_hand(_png(Image.fromarray(dim)), "dim.png")
+    assert whole is None and hand is not None and crop is not None
+
+
+@needs_hand_models
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_a_16_bit_or_float_photo_shows_the_detector_the_hand(mode):
+    """PIL's conversion to RGB clips 16-bit and 32-bit pixels at 255 (a 16-bit photo reached the
+    detector all white) and leaves floats under 1 (all black): no hand was found in either, while the
+    same photo in 8 bits has one."""
+    grey = np.asarray(drawn_hand(200).convert("L"), dtype=np.float64)  # (H, W) 0..255
+    assert locate_hand(_png(Image.fromarray(grey.astype(np.uint8))), "grey.png")[0] is not None
+    if mode == "I;16":
+        img = Image.fromarray((grey * 257).astype(np.uint16))
+    elif mode == "I":
+        img = Image.fromarray((grey * 257).astype(np.int32))
+    else:
+        img = Image.fromarray((grey / 255).astype(np.float32))
+    buf = io.BytesIO()
+    img.save(buf, "TIFF")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode == mode
+    hand, crop, whole = locate_hand(buf.getvalue(), "wide.tif")
+    assert whole is None and hand is not None and crop is not None

@@ -67,6 +67,19 @@ def test_every_mode_gives_a_28x28_image(mode, fmt):
     assert prep.gray.shape == (30, 40)
 
 
+def test_a_tiff_with_premultiplied_grey_alpha_is_read():
+    """A grey TIFF whose alpha is premultiplied (ExtraSamples 1) opens in PIL's mode "La": the frame
+    check converted it to L, which PIL cannot do, and the ValueError escaped as a traceback (exit 1)."""
+    import struct
+
+    g = np.tile(np.linspace(0, 255, 80), (80, 1)).astype(np.uint8)  # 80 px: past the frame check's minimum
+    data = bytearray(_encode(Image.merge("LA", (Image.fromarray(g), Image.new("L", (80, 80), 255))), "TIFF"))
+    at = data.find(struct.pack("<HHI", 338, 3, 1))  # ExtraSamples: 2 (unassociated alpha) -> 1 (premultiplied)
+    data[at + 8:at + 10] = struct.pack("<H", 1)
+    assert Image.open(io.BytesIO(bytes(data))).mode == "La"
+    _check_gradient(_ok(prepare(bytes(data), "la.tif")))
+
+
 def test_16bit_grey_is_scaled_by_its_own_range():
     img = Image.fromarray(np.full((8, 8), 32768, np.uint16))
     assert Image.open(io.BytesIO(_encode(img))).mode == "I;16"
