@@ -32,7 +32,8 @@ from .progress import progress_text, seconds_left
 from .numbers import count_text, duration, plain_line
 
 
-ERROR_LINE_LIMIT = 100_000  # characters of the one error line: past any path a file system takes, so the problem after it stays
+# characters of the one error line: past any path a file system takes, so the problem after one stays
+ERROR_LINE_LIMIT = 100_000
 
 
 class UsageError(SignlabError):

@@ -93,11 +93,16 @@ def continued_steps(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     A fit killed partway through an epoch is continued from its last finished epoch, which is
     trained again: that epoch's records from the killed fit are left out (they were drawn as
-    training that the weights never kept, 95 phantom steps in an 860-step run)."""
+    training that the weights never kept, 95 phantom steps in an 860-step run).
+
+    A record whose step is not a whole number (a hand-edited log: ``"step": null``) is left out: its
+    int() raised on the Train and Runs pages."""
     out: list[dict[str, Any]] = []
     offset, last = 0, 0
     for r in records:
-        step = int(r.get("step", 0))
+        step = r.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int):
+            continue
         if out and step + offset <= last:  # a new fit began: its steps count from 1 again
             again = r.get("epoch")
             if isinstance(again, int):  # the epoch it starts on, and any after it, were not kept

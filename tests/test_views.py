@@ -228,6 +228,13 @@ def test_progress_text_is_the_command_lines_too():
         == "epoch 1/3 · 500 images/s"
 
 
+def test_a_logged_step_that_is_no_whole_number_is_left_out_of_the_curves():
+    """A hand-edited log line with "step": null (or text) raised TypeError on the Train and Runs pages."""
+    batches = [_batch(10, 1, 0.5), {**_batch(20, 1, 1.0), "step": None}, {**_batch(25, 1, 1.0), "step": "x"},
+               {**_batch(26, 1, 1.0), "step": True}, _batch(30, 1, 1.0)]
+    assert [b["step"] for b in views.continued_steps(batches)] == [10, 30]
+
+
 def test_continued_steps_never_go_back():
     batches = [_batch(10, 1, 0.5), _batch(20, 1, 1.0), _batch(10, 2, 0.5), _batch(20, 2, 1.0), _batch(5, 3, 0.5)]
     steps = [b["step"] for b in views.continued_steps(batches)]
