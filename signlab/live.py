@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import figures, views
 from .errors import SignlabError
@@ -35,6 +35,7 @@ PATH = "/api/signlab/live-loss"
 SLOW_POLL_SECONDS = 10.0  # the page's fragment with the feed: a fallback, should the chart's trigger be lost
 FEED_SECONDS = 0.5  # how often the chart asks the feed (it answers "no change" cheaply)
 TOKEN_SECONDS = 12 * 3600  # a token outlives any page that watches one run
+RECHECK_SECONDS = 5.0  # how often a feed asks again whether its user may still see the run
 MAX_TOKENS = 2000  # a classroom of open tabs; the oldest goes first
 
 _mounted = False
@@ -44,6 +45,8 @@ _mounted = False
 class _Feed:
     run: Run
     created: float
+    allowed: Callable[[], bool]  # whether the user it was issued to may still see the run
+    checked: float  # when ``allowed`` was last asked
     target_epochs: int | None  # read once from the run's settings; the store's row has it after a continue
     offset: int = 0  # bytes of metrics.jsonl read so far
     batches: list[dict[str, Any]] = field(default_factory=list)  # all the feed needs (views.live_status too)
@@ -61,15 +64,20 @@ def mounted() -> bool:
     return _mounted
 
 
-def issue(run: Run) -> str:
-    """A new token for ``run``'s feed. Call only after checking that the user may see the run."""
+def issue(run: Run, allowed: Callable[[], bool] = lambda: True) -> str:
+    """A new token for ``run``'s feed. Call only after checking that the user may see the run.
+
+    ``allowed``: asked again every :data:`RECHECK_SECONDS` while the feed is read, and the feed ends
+    when it says no. A token kept answering for its twelve hours after the permission it was issued
+    under was withdrawn (an instructor turning classmates' runs off), to anyone holding its URL."""
     token = secrets.token_urlsafe(18)
     try:
         target = run.config.epochs
     except SignlabError:  # unreadable settings: the progress line then uses the store's row alone
         target = None
     with _feeds_lock:
-        _feeds[token] = _Feed(run=run, created=time.monotonic(), target_epochs=target)
+        now = time.monotonic()
+        _feeds[token] = _Feed(run=run, created=now, allowed=allowed, checked=now, target_epochs=target)
         while len(_feeds) > MAX_TOKENS:
             _feeds.popitem(last=False)
     return token
@@ -116,7 +124,7 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
         with _feeds_lock:
             return ENDED if token in _ended else None
     with feed.lock:  # two tabs on one token: read each line once
-        if not feed.run.dir.is_dir():  # the run was deleted since: its feed ends
+        if not feed.run.dir.is_dir() or not _still_allowed(feed):  # deleted, or no longer this user's to see
             revoke(token)
             return ENDED
         try:
@@ -131,6 +139,17 @@ def answer(token: str, version: int | None = None) -> dict[str, Any] | None:
         if version is None or feed.offset != version:
             reply["spec"] = figures.live_loss_spec(views.continued_steps(feed.batches))
     return reply
+
+
+def _still_allowed(feed: _Feed) -> bool:
+    """Whether the feed's user may still see its run, asked at most every :data:`RECHECK_SECONDS`."""
+    if time.monotonic() - feed.checked < RECHECK_SECONDS:
+        return True
+    feed.checked = time.monotonic()
+    try:
+        return bool(feed.allowed())
+    except (SignlabError, OSError):  # the class settings unreadable for a moment: asked again next time
+        return True
 
 
 async def _endpoint(request: Any) -> Any:

@@ -124,11 +124,24 @@ def db_url_for(runs_dir: Path | str, url: str | None = None) -> str:
     return f"sqlite:///{Path(runs_dir).expanduser().resolve() / 'signlab.db'}"
 
 
+SECRET_QUERY_KEYS = ("password", "passfile", "sslpassword", "sslkey")  # libpq takes these in the query too
+
+
 def mask_url(url: str) -> str:
-    """A database URL with its password hidden, for messages."""
+    """A database URL with its password hidden, for messages and files: the one in ``user:pw@``, with
+    or without a user, and the one in the query (``?password=``, which libpq and psycopg take; it was
+    shown on every page whose run database could not be opened). Text that is no URL (a journal
+    file's path) is returned as it is."""
     import re
 
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(url))
+    text = str(url)
+    try:
+        parsed = sa.engine.make_url(text)
+    except Exception:  # noqa: BLE001 - not a URL: a path, which holds no password
+        return re.sub(r"(://[^/@]*:)[^@]*@", r"\1***@", text)
+    hidden = "signlabhidden"  # "***" itself is written %2A%2A%2A in a query
+    query = {k: (hidden if k.lower() in SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True).replace(hidden, "***")
 
 
 # --------------------------------------------------------------------------- schema

@@ -942,7 +942,8 @@ def _feed_url(run: Run) -> str | None:
     tokens = st.session_state.setdefault(Keys.LIVE_FEEDS, {})
     if run.id not in tokens:
         _drop_feeds()  # one run followed at a time
-        tokens[run.id] = live.issue(run)
+        me, root, settings = user(), runs_dir(), _server_settings()  # read here: the feed's thread has no session
+        tokens[run.id] = live.issue(run, lambda: access.can(me, run, "view", access.policy(root, settings)))
     return f"{live.PATH}?token={tokens[run.id]}"
 
 

@@ -220,11 +220,13 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
             return LiveStatus(state, "progress", "starting the worker and loading the data…" +
                               _pause_words(paused, resuming), progress=0.0, **buttons)
         last = fit[-1]
-        p = min(max(float(last.get("progress", 0)), 0.0), 1.0)
+        # from the log, a file: NaN or text there made the live feed's JSON a 500 on every poll
+        p = min(max(finite(last.get("progress")) or 0.0, 0.0), 1.0)
         speed = finite(last.get("samples_per_second"))
         left = fit_seconds_left(fit)
         whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")))
-        epoch = int(last.get("epoch", done + 1))
+        epoch = last.get("epoch")
+        epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else done + 1
         return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming, whole),
                           progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)

@@ -183,3 +183,46 @@ def test_the_threads_runnable_now_count_busy_processes():
         for p in spin:
             p.kill()
             p.wait()
+
+
+def test_a_feed_ends_once_its_user_may_no_longer_see_the_run(tmp_path, monkeypatch, app_caches):
+    """A classmate's feed token kept answering for its twelve hours after the instructor turned
+    classmates' runs off, to anyone holding its URL. The Train page issues it with the permission,
+    asked again while the feed is read."""
+    from streamlit.testing.v1 import AppTest
+
+    from signlab import access
+    from signlab.access import User
+    from signlab.ui import Keys
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(live, "_mounted", True)  # as serve.py mounts it
+    bob, teach = User("bob@uni.edu"), User("teach@uni.edu", "instructor")
+    run, _ = create_held_run(TrainConfig(model="logreg", epochs=1, device="cpu"), "w1", tmp_path,
+                             run_id="alice-run", owner="alice@uni.edu")
+    _log(run, {**_batch(1, 3.1), "progress": 0.1})
+    access.save_settings(teach, {"show_classmates": True}, tmp_path)
+    at = AppTest.from_file(str(live.__file__).replace("signlab/live.py", "app_pages/train.py"), default_timeout=60)
+    at.session_state[Keys.USER] = bob
+    at.query_params["run"] = "alice-run"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    token = at.session_state[Keys.LIVE_FEEDS]["alice-run"]
+    assert live.answer(token)["status"]["progress"] == pytest.approx(0.1)
+    access.save_settings(teach, {"show_classmates": False}, tmp_path)  # withdrawn
+    _log(run, {**_batch(2, 2.2), "progress": 0.2})
+    assert live.answer(token, 0) == live.ENDED
+
+
+def test_a_logged_progress_that_is_no_number_never_breaks_the_feed(held):
+    """NaN (which Python's json reads) or text as a batch's progress, or an epoch that is null, made
+    the feed's reply unencodable: a 500 on every poll, twice a second."""
+    run, _ = held
+    token = live.issue(run)
+    _log(run, {**_batch(1, 2.0), "progress": float("nan"), "epoch": None})
+    reply = _get(f"token={token}")
+    assert reply.status_code == 200, reply.body
+    status = json.loads(reply.body)["status"]
+    assert status["progress"] == 0.0 and "epoch 1/2" in status["text"], status
