@@ -14,6 +14,7 @@ under a bound (``SIGNLAB_MAX_CSV_MB``), so no source can make the server hold un
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import http.client
@@ -24,6 +25,7 @@ import re
 import sys
 import urllib.parse
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,8 @@ from .paths import BUNDLED_DATA_DIR, cache_dir
 TRAIN_NAME = "sign_mnist_train.csv"
 TEST_NAME = "sign_mnist_test.csv"
 TRAIN_ROWS, TEST_ROWS = 27_455, 7_172  # the bundled CSVs' images (tests/test_data.py checks them)
-CACHE_VERSION = 1  # bump when the cached array layout changes
+CACHE_VERSION = 2  # bump when the cached arrays change: their layout, or how a file is read (2: a CSV with a
+# trailing extra column, misread before, is refused; its cached misreading must not be served)
 # the train CSV is 83 MB uncompressed and 24 MB gzipped: generous caps that still bound memory
 DEFAULT_MAX_DOWNLOAD_MB = 200
 DEFAULT_MAX_CSV_MB = 500
@@ -304,7 +307,9 @@ def parse_csv(text: bytes, name: str) -> Split:
     if not text.strip():
         raise DataError(f"{name}: the file is empty")
     header_line = text.split(b"\n", 1)[0].decode("utf-8", "replace").strip().lstrip("\ufeff")
-    header = [h.strip() for h in header_line.split(",")]
+    # as CSV, quotes and all: R's write.csv and Python's QUOTE_ALL write "label","pixel1",…, which was
+    # refused as having no 'label' column
+    header = [h.strip() for h in next(csv.reader([header_line]), [])]
     if "label" not in header:
         raise DataError(f"{name}: line 1: no 'label' column in the header")
     if header[0] != "label":
@@ -312,6 +317,7 @@ def parse_csv(text: bytes, name: str) -> Split:
     if len(header) != 1 + labels.NUM_PIXELS:
         raise DataError(f"{name}: line 1: expected 1 label and {labels.NUM_PIXELS} pixel columns, "
                         f"found {len(header) - 1} pixel columns")
+    _check_first_row_width(text, name, len(header))
     try:
         df = pd.read_csv(io.BytesIO(text), header=0, skip_blank_lines=True, low_memory=False)
     except ValueError as err:  # ParserError, EmptyDataError and UnicodeDecodeError are ValueErrors
@@ -348,6 +354,25 @@ def parse_csv(text: bytes, name: str) -> Split:
     return Split(images=images, targets=labels.raw_labels_to_index(arr[:, 0]), source=name)
 
 
+def _check_first_row_width(text: bytes, name: str, width: int) -> None:
+    """DataError when the first data line holds more values than the header names. With every row one
+    longer (an exporter's trailing column), pandas takes the first column for an index without a word:
+    the label was read from pixel1, each pixel shifted by one, and a run trained on it. (Rows of
+    differing lengths pandas refuses itself, naming the line.)"""
+    start, line_no = text.find(b"\n") + 1, 2
+    while 0 < start < len(text):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end].strip()
+        if line:
+            values = next(csv.reader([line.decode("utf-8", "replace")]), [])
+            if len(values) > width:
+                raise DataError(f"{name}: line {line_no}: {len(values)} values, where the header names {width} "
+                                f"(a label and {labels.NUM_PIXELS} pixels); remove the extra column")
+            return
+        start, line_no = end + 1, line_no + 1
+
+
 def _raise_first_bad_cell(df, name: str) -> None:
     """Find the first missing or non-integer cell and raise a DataError naming it."""
     import pandas as pd
@@ -356,7 +381,8 @@ def _raise_first_bad_cell(df, name: str) -> None:
         series = df[col]
         if series.dtype.kind in "iu":
             continue
-        numeric = pd.to_numeric(series, errors="coerce")
+        # as text: a column of True/False stayed boolean, and its abs() below overflowed (a traceback)
+        numeric = pd.to_numeric(series.astype(str) if series.dtype.kind == "b" else series, errors="coerce")
         missing = series.isna().to_numpy()
         nonnum = numeric.isna().to_numpy() & ~missing
         frac = (numeric.notna() & (numeric != numeric.round())).to_numpy()
@@ -401,8 +427,14 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
     if cached.is_file():
         try:
             with np.load(cached) as z:
-                return Split(images=z["images"], targets=z["targets"], source=str(location))
-        except (OSError, ValueError, KeyError):
+                images, targets = z["images"], z["targets"]
+            if images.dtype == np.uint8 and images.shape[1:] == (labels.IMAGE_SIZE, labels.IMAGE_SIZE) \
+                    and targets.shape == (len(images),):
+                return Split(images=images, targets=targets, source=str(location))
+            cached.unlink(missing_ok=True)  # not what this version writes: rebuilt
+        # BadZipFile and EOFError: a truncated file (a full disk, a killed writer of an older version)
+        # ended every later load of the CSV, until the cache was deleted by hand
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             cached.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     split = parse_csv(_read_text(path, raw), str(location))
     split = Split(split.images, split.targets, str(location))

@@ -50,6 +50,7 @@ from torch import nn
 from . import augment as aug
 from .config import TrainConfig
 from .data import Dataset
+from .errors import ConfigError
 from .device import (bf16_measured_faster, device_description, distributed_rank_world, native_cpu_bf16,
                      resolve_device, use_bf16)
 from .events import ONE_THREAD, STOPPED_BY_REQUEST, BatchEnd, Callback, EpochEnd, Event, FitEnd, FitStart
@@ -71,6 +72,10 @@ def split_train_val(ds: Dataset, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarr
     perm = rng.permutation(len(ds.train))
     n_val = max(1, int(round(cfg.val_fraction * len(perm))))
     val, tr = perm[:n_val], perm[n_val:]
+    if len(tr) == 0:  # a one-image training file: the run "completed" with 0 steps, no weights, exit 0
+        raise ConfigError(f"val_fraction: {cfg.val_fraction:g} of {len(perm)} training image"
+                          f"{'s' if len(perm) != 1 else ''} leaves none to train on; give more data or "
+                          "set val_fraction 0 (the test set validates)")
     return ds.train.images[tr], ds.train.targets[tr], ds.train.images[val], ds.train.targets[val]
 
 
@@ -98,12 +103,19 @@ def make_optimizer(cfg: TrainConfig, groups: list[dict[str, Any]]) -> torch.opti
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
+ONECYCLE_WARMUP = 0.25  # the share of a one-cycle schedule's steps spent warming up
+
+
 def make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int
                   ) -> torch.optim.lr_scheduler.LRScheduler | None:
     if cfg.schedule == "onecycle":
         peaks = [cfg.lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=max(total_steps, 1),
-                                                   pct_start=0.25, cycle_momentum=cfg.optimizer == "sgd")
+        total = max(total_steps, 1)
+        # the warm-up ends at step pct_start * total - 1: at step 0 (4 steps in all, a --max-steps 4
+        # or a batch as large as a quarter of the data) torch divides by that length, zero
+        pct = ONECYCLE_WARMUP if ONECYCLE_WARMUP * total != 1 else 0.3
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=total,
+                                                   pct_start=pct, cycle_momentum=cfg.optimizer == "sgd")
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
     return None

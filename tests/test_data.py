@@ -308,6 +308,14 @@ MALFORMED = {
     "blank_lines_only": ("\n\n  \n", r"empty"),
     "header_only": (HEADER + "\n", r"header but no data rows"),
     "truncated_row": (_GOOD + "3," + ",".join(["7"] * 400), r"line 6, column 402 \(pixel401\).*missing"),
+    # every row one value longer than the header (an exporter's trailing column): the label was read
+    # from pixel1, every pixel shifted by one, and the run trained on it
+    "every_row_one_value_more": ("\n".join([HEADER] + [",".join(map(str, [*r, 0])) for r in _good_rows()]) + "\n",
+                                 r"line 2: 786 values, where the header names 785"),
+    # a column of True/False: pandas kept it boolean and its abs() overflowed (a traceback)
+    "boolean_column": ("\n".join([HEADER] + [",".join(map(str, r)) for r in
+                                             [[x[0], "True", *x[2:]] for x in _good_rows()]]) + "\n",
+                       r"line 2, column 2 \(pixel1\): 'True' is not a whole number"),
 }
 
 
@@ -360,6 +368,30 @@ def test_good_file_after_bad_one_is_cached(csvs, cache):
     split = load_split(str(good))
     assert split.targets.tolist() == [0, 1, 2, 3]
     assert len(_parsed_files(cache)) == 1
+
+
+def test_a_header_written_with_quotes_is_read():
+    """R's write.csv and Python's QUOTE_ALL quote every name: "label","pixel1",... was refused as
+    having no 'label' column."""
+    quoted = ",".join(f'"{h}"' for h in HEADER.split(","))
+    split = parse_csv(_GOOD.replace(HEADER, quoted).encode(), "quoted.csv")
+    plain = parse_csv(_GOOD.encode(), "plain.csv")
+    assert np.array_equal(split.images, plain.images) and np.array_equal(split.targets, plain.targets)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong_shape"])
+def test_a_truncated_or_foreign_cache_file_is_rebuilt(csvs, cache, damage):
+    """A cache file cut short (a full disk, a killed writer) raised zipfile.BadZipFile, which was not
+    caught: every later load of that CSV failed until the cache was deleted by hand."""
+    path = csvs.write("train.csv")
+    good = load_split(str(path))
+    (entry,) = _parsed_files(cache)
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    else:  # a readable npz of other arrays: used as it was, the shapes went wrong later
+        np.savez(entry.with_suffix(""), images=np.zeros((2, 5), np.uint8), targets=np.zeros(7, np.int64))
+    again = load_split(str(path))
+    assert np.array_equal(good.images, again.images) and np.array_equal(good.targets, again.targets)
 
 
 def test_parse_csv_accepts_crlf_and_bom():

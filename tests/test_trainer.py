@@ -372,3 +372,22 @@ def test_a_large_loss_that_the_run_recovers_from_is_not_divergence(dataset):
     peak = max(e.loss for e in events if isinstance(e, BatchEnd))
     assert end.status == "completed", end.message
     assert 1_000 < peak < DIVERGED_LOSS, peak
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 8])
+def test_a_one_cycle_schedule_of_a_few_steps_trains(small_dataset, steps):
+    """torch's one-cycle schedule ends its warm-up at step 0.25 x total - 1 and divides by that: at 4
+    steps in all (--max-steps 4, or a batch a quarter of the data) every run failed with "float
+    division by zero"."""
+    trainer, end, _ = _fit(small_dataset, model="logreg", epochs=1, max_steps=steps, schedule="onecycle",
+                           batch_size=8)
+    assert end.status == "completed" and trainer.step == steps, end
+
+
+def test_a_validation_share_that_leaves_nothing_to_train_on_is_refused():
+    """A one-image training file with val_fraction 0.5: the hold-out took the image, the run trained
+    0 steps and read "completed" with no weights (exit 0)."""
+    one = Split(images=np.zeros((1, 28, 28), np.uint8), targets=np.zeros(1, np.int64), source="one.csv")
+    ds = Dataset(train=one, test=one)
+    with pytest.raises(ConfigError, match="^val_fraction: 0.5 of 1 training image leaves none to train on"):
+        split_train_val(ds, TrainConfig(model="logreg", val_fraction=0.5))
