@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -488,31 +489,60 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     if not 1 <= int(workers) <= MAX_WORKERS:
         raise ConfigError(f"workers: {workers!r} is out of range; allowed 1 to {MAX_WORKERS}")
     workers = min(int(workers), int(trials))
-    study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # the second and a random part: a class pressing Start together made one study of the same
+    # second, the second student's workers joined the first's, and their trials were hers
+    study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
     root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
     folder = sweeps_dir(root)
     log_path = folder / f"{study}.log"
     launched = time.time()
+    rec = _claim_study(folder, study, {"study": study, "model": model, "epochs": int(epochs), "storage": None,
+                                       "created": launched, "owner": owner}, owner)
     env = {"SIGNLAB_SWEEP_LAUNCHED": str(launched), **cpu_share(workers)}
     if owner:  # the trials are runs of the user who started the sweep
         env["SIGNLAB_OWNER"] = owner
     pids = []
-    for i in range(workers):
-        share = trials // workers + (1 if i < trials % workers else 0)
-        args = ["sweep", "--model", model, "--trials", str(share), "--epochs", str(int(epochs)), "--study", study,
-                "--runs-dir", str(root), "--json"]
-        if timeout:
-            args += ["--timeout", str(float(timeout))]
-        if storage:
-            args += ["--storage", storage]
-        pids.append(spawn([*args, *extra_args], log_path, env=env).pid)
+    try:
+        for i in range(workers):
+            share = trials // workers + (1 if i < trials % workers else 0)
+            args = ["sweep", "--model", model, "--trials", str(share), "--epochs", str(int(epochs)), "--study",
+                    study, "--runs-dir", str(root), "--json"]
+            if timeout:
+                args += ["--timeout", str(float(timeout))]
+            if storage:
+                args += ["--storage", storage]
+            pids.append(spawn([*args, *extra_args], log_path, env=env).pid)
+    except BaseException:
+        if not pids and rec.get("created") == launched:  # its name was taken for this start alone: given back
+            (folder / f"{study}.json").unlink(missing_ok=True)
+        raise
     # listed at once, before a worker starts; "launched": a stop pressed while it starts holds for it
-    rec = read_json(folder / f"{study}.json")
-    if not isinstance(rec, dict):
-        rec = {"study": study, "model": model, "epochs": int(epochs), "storage": None, "created": launched,
-               "owner": owner}
     atomic_write_json(folder / f"{study}.json", {**rec, "launched": launched})
     return {"study": study, "pids": pids, "log": str(log_path)}
+
+
+def _claim_study(folder: Path, study: str, new: dict[str, Any], owner: str | None) -> dict[str, Any]:
+    """The study's record: its own where it exists (more workers for it), else ``new``, written
+    exclusively, so two starts at one instant cannot both take the name. ConfigError when it is
+    another user's: their workers joined it, its record named the first owner, the second could
+    neither see nor stop their own sweep, and its workers counted against no one's quota."""
+    path = folder / f"{study}.json"
+    rec = read_json(path)
+    if not isinstance(rec, dict):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "x", encoding="utf-8") as f:  # fails on anything there, a link included
+                json.dump(new, f)
+            return new
+        except FileExistsError:
+            rec = read_json(path)
+            if not isinstance(rec, dict):
+                raise ConfigError(f"--study: {study} is being started by another sweep; choose another name")
+        except OSError as err:
+            raise ConfigError(f"--study: cannot write the record of {study} ({err.strerror or err})") from err
+    if owner and rec.get("owner") not in (None, owner):
+        raise ConfigError(f"--study: {study} is another user's sweep; choose another name")
+    return rec
 
 
 def sweep_running(study: str, runs_dir: Path | str | None = None,

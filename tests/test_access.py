@@ -679,3 +679,25 @@ def test_the_sweep_command_shown_never_holds_the_databases_password(tmp_path, mo
     other = "postgresql://me:pw2@elsewhere/studies"
     assert "pw2" not in views.sweep_command({}, "s1", other, tmp_path)
     assert sweep.recorded_storage(other, "s1", tmp_path) == other
+
+
+def test_two_students_starting_sweeps_at_one_instant_get_a_study_each(tmp_path, monkeypatch):
+    """The default study name was the model and the second: two students pressing Start together
+    shared one study. The second's workers joined the first's, whose record named her: he could
+    neither see nor stop his sweep, and its workers counted against no one's quota."""
+    from signlab import sweep
+
+    started = []
+    monkeypatch.setattr(sweep, "spawn", lambda args, log, env=None: started.append(env["SIGNLAB_OWNER"]) or
+                        type("P", (), {"pid": 1})())
+    monkeypatch.setattr(sweep.time, "strftime", lambda fmt, *a: "20261206-175939")  # one second for both
+    a = access.start_sweep(ALICE, Policy(), tmp_path, model="logreg", trials=1, workers=1)
+    b = access.start_sweep(BOB, Policy(), tmp_path, model="logreg", trials=1, workers=1)
+    assert a["study"] != b["study"] and started == [ALICE.id, BOB.id]
+    assert sweep.study_record(b["study"], tmp_path)["owner"] == BOB.id
+    # a name another user's study holds is refused, before any worker starts
+    with pytest.raises(SignlabError, match=f"^--study: {a['study']} is another user's sweep; choose another name$"):
+        access.start_sweep(BOB, Policy(), tmp_path, model="logreg", trials=1, workers=1, study=a["study"])
+    assert started == [ALICE.id, BOB.id] and sweep.study_record(a["study"], tmp_path)["owner"] == ALICE.id
+    access.start_sweep(ALICE, Policy(), tmp_path, model="logreg", trials=1, workers=1, study=a["study"])  # hers: more workers
+    assert started[-1] == ALICE.id
