@@ -37,7 +37,7 @@ from .numbers import count_text, plain_line, whole_number
 from .paths import default_runs_dir
 from .export import export_for_download
 from .runs import CONFIG_FILE, ONNX_FILE, Run, delete_run, list_runs, open_run_id
-from .store import ACTIVE, RunState, active_refusal, store_for
+from .store import ACTIVE, RunState, active_refusal, runs_refusal, store_for
 from .sweep import jobs_beyond_trials, start_sweep_process
 from .sweep import stop_sweep as stop_sweep_process
 
@@ -377,8 +377,7 @@ def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]],
             raise QuotaError(f"you have {count_text(len(mine), 'run')}, {making}, and the limit is "
                              f"{pol.max_runs_per_user}; delete some on the Runs page"
                              + (f", or ask for at most {room}" if room else ""))
-        raise QuotaError(f"you have {count_text(len(mine), 'run')}, and the limit is {pol.max_runs_per_user}; "
-                         "delete some on the Runs page")
+        raise QuotaError(runs_refusal(len(mine), pol.max_runs_per_user))
     if not disk:  # the count alone (cheap enough for a page that redraws every second)
         return
     used = _disk_mb(root / r["run_id"] for r in mine)
@@ -395,11 +394,12 @@ def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]],
 def submit(user: User, cfg: TrainConfig, pol: Policy, jobs: "JobManager", name: str | None = None) -> Run:
     """Queue a run owned by ``user`` (``jobs``: the JobManager) after the quota checks.
 
-    The job quota is checked twice: here, for the message with the others, and by the store in the
-    insert's own transaction, where two tabs (or a double click) starting at one instant cannot
-    both pass it (each counted the runs before the other's was written)."""
+    The job and run quotas are checked twice: here, for the message with the others, and by the store
+    in the insert's own transaction, where two tabs (or a double click) starting at one instant cannot
+    both pass them (each counted the runs before the other's was written)."""
     check_start(user, cfg, pol, jobs.runs_dir)
-    return jobs.submit(cfg, name=name, owner=user.id, max_active=_job_quota(user, pol))
+    return jobs.submit(cfg, name=name, owner=user.id, max_active=_job_quota(user, pol),
+                       max_runs=None if user.manages_all else pol.max_runs_per_user)
 
 
 def stop(user: User, run_id: str, pol: Policy, jobs: "JobManager") -> RunState:

@@ -74,10 +74,11 @@ class JobManager:
 
     # -- submitting and controlling
     def submit(self, cfg: TrainConfig, name: str | None = None, owner: str | None = None,
-               max_active: int | None = None) -> Run:
+               max_active: int | None = None, max_runs: int | None = None) -> Run:
         """Queue a new run; it starts as soon as a slot is free. ``max_active``: the owner's job quota
-        (QuotaError when they have that many runs queued or training)."""
-        run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner, max_active=max_active)
+        (QuotaError when they have that many runs queued or training); ``max_runs``: their run quota."""
+        run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner, max_active=max_active,
+                         max_runs=max_runs)
         self.tick()
         return run
 

@@ -705,13 +705,15 @@ def _status_from_metrics(folder: Path) -> dict[str, Any]:
 def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str | None = None,
                status: RunState | str = RunState.QUEUED, name: str | None = None, owner: str | None = None,
                kind: str = "train", study: str | None = None, auto_continue: bool = True,
-               max_active: int | None = None, meta: dict[str, Any] | None = None) -> Run:
+               max_active: int | None = None, meta: dict[str, Any] | None = None,
+               max_runs: int | None = None) -> Run:
     """Make a run that waits in ``status`` (queued by default): its folder (config, meta) and its row
     in the store. A generated id that exists already is replaced by another; a given one raises RunError.
-    ``max_active``: QuotaError, and nothing made, when ``owner`` has that many runs queued or training.
+    ``max_active``: QuotaError, and nothing made, when ``owner`` has that many runs queued or training;
+    ``max_runs``: when they have that many runs in all.
     ``meta``: more of its meta.json, written with the rest (a sweep trial's study and number)."""
     return _make_run(cfg, runs_dir, run_id, status, name, owner, None, kind, study, auto_continue, max_active,
-                     meta)[0]
+                     meta, max_runs)[0]
 
 
 def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None = None, run_id: str | None = None,
@@ -725,7 +727,7 @@ def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None =
 def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None, status: RunState | str,
               name: str | None, owner: str | None, holder: str | None, kind: str, study: str | None,
               auto_continue: bool, max_active: int | None = None,
-              meta: dict[str, Any] | None = None) -> tuple[Run, Claim | None]:
+              meta: dict[str, Any] | None = None, max_runs: int | None = None) -> tuple[Run, Claim | None]:
     name = plain_line(name, NAME_CHARS) if name else None  # the Train page's name box, `train --name`, a sweep's
     root = Path(runs_dir) if runs_dir else default_runs_dir()
     for _ in range(5):
@@ -755,7 +757,8 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
                                     "width": cfg.width},
                               message="starting" if holder else "waiting in the queue"
                               if RunState(status) == RunState.QUEUED else "",
-                              auto_continue=auto_continue, then=write_folder, max_active=max_active)
+                              auto_continue=auto_continue, then=write_folder, max_active=max_active,
+                              max_runs=max_runs)
         except BaseException as err:
             if made:  # no folder without its row
                 shutil.rmtree(path, ignore_errors=True)

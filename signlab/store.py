@@ -98,6 +98,11 @@ def active_refusal(active: int, limit: int) -> str:
             "wait for one to finish, or stop one")
 
 
+def runs_refusal(runs: int, limit: int) -> str:
+    """Why an owner with ``runs`` runs may not make another under ``limit`` (the class's max_runs_per_user)."""
+    return f"you have {count_text(runs, 'run')}, and the limit is {limit}; delete some on the Runs page"
+
+
 def lease_seconds() -> float:
     """How long a claim lives without a heartbeat (``SIGNLAB_LEASE_SECONDS``, default 20; held within
     1 s to a day: "inf" overflowed the lease's timestamp in the heartbeat thread)."""
@@ -437,11 +442,12 @@ class RunStore:
             target_epochs: int | None = None, holder: str | None = None, info: dict[str, Any] | None = None,
             message: str = "", epochs_completed: int = 0, created: float | None = None,
             auto_continue: bool = True, then: Callable[[], None] | None = None,
-            max_active: int | None = None) -> Claim | None:
+            max_active: int | None = None, max_runs: int | None = None) -> Claim | None:
         """Insert a run (RunError if the id exists). With ``holder`` it is inserted already claimed by
         that holder (the command line training in its own process) and the Claim is returned.
-        ``max_active``: QuotaError when ``owner`` has that many runs queued or training already,
-        counted in the insert's transaction (:meth:`_check_active`).
+        ``max_active``: QuotaError when ``owner`` has that many runs queued or training already;
+        ``max_runs``: when they have that many runs in all; both counted in the insert's transaction
+        (:meth:`_check_active`: four tabs starting at once made four runs past a limit of one).
 
         ``then`` runs inside the insert's transaction (runs.create_run writes the run's folder
         there): the row commits only if it succeeds, and a concurrent insert of the same id (a
@@ -460,8 +466,9 @@ class RunStore:
                    epochs_completed=int(epochs_completed), target_epochs=target_epochs, message=message,
                    info=json.dumps(info or {}))
         try:
-            with self._tx(serialise=max_active is not None) as conn:
+            with self._tx(serialise=max_active is not None or max_runs is not None) as conn:
                 self._check_active(conn, owner, max_active)
+                self._check_count(conn, owner, max_runs)
                 conn.execute(runs_table.insert().values(**row))
                 self._log(conn, run_id, None, state, row["attempt"], holder, now)
                 if then is not None:
@@ -918,6 +925,17 @@ class RunStore:
             runs_table.c.owner == owner, runs_table.c.state.in_([s.value for s in ACTIVE]))).scalar_one()
         if active >= limit:
             raise QuotaError(active_refusal(active, limit))
+
+    @staticmethod
+    def _check_count(conn, owner: str | None, limit: int | None) -> None:
+        """QuotaError when ``owner`` has ``limit`` runs in all; in the insert's write, as
+        :meth:`_check_active`."""
+        if limit is None:
+            return
+        runs = conn.execute(sa.select(sa.func.count()).select_from(runs_table)
+                            .where(runs_table.c.owner == owner)).scalar_one()
+        if runs >= limit:
+            raise QuotaError(runs_refusal(runs, limit))
 
     # -- the queue
     @classmethod

@@ -128,6 +128,21 @@ def test_the_store_keeps_the_job_quota_when_two_starts_pass_the_check_together(s
     access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)
 
 
+def test_the_store_keeps_the_run_quota_when_starts_pass_the_check_together(setup, monkeypatch):
+    """Four tabs pressing Start at one instant all passed the run count (max_runs_per_user) before any
+    had written its run, and made four runs past a limit of one; the store counts them in the insert's
+    transaction, as it counts the job quota."""
+    root, jm = setup
+    monkeypatch.setattr(access, "check_start", lambda *a, **k: None)  # as if all passed it together
+    made = [r["run_id"] for r in jm.store.rows(owner=BOB.id)]  # his queued run (setup)
+    pol = Policy(max_runs_per_user=len(made) + 1, max_active_per_user=10)
+    access.submit(BOB, TrainConfig(**TINY), pol, jm)
+    with pytest.raises(QuotaError, match=f"^you have {len(made) + 1} runs, and the limit is {len(made) + 1}; "):
+        access.submit(BOB, TrainConfig(**TINY), pol, jm)
+    assert len(jm.store.rows(owner=BOB.id)) == len(made) + 1
+    access.submit(TEACH, TrainConfig(**TINY), Policy(max_runs_per_user=0), jm)  # instructors have none
+
+
 def test_quota_runs_per_user(setup):
     root, jm = setup
     with pytest.raises(QuotaError, match="you have 1 run, and the limit is 1; delete some"):
