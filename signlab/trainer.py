@@ -246,6 +246,7 @@ class Trainer:
         self.scheduler = make_schedule(cfg, self.optimizer, self.total_steps)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
+        self._step_lr = self.schedule_lr()  # the rate of the last step taken (logged with it)
         self._stop_requested = False
         self._stop_reason = STOPPED_BY_REQUEST  # how the fit's message starts when stop() ended it
         with run_threads(cfg, self.device):  # timed on the threads the steps will use
@@ -372,6 +373,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self._step_lr = self.schedule_lr()  # the rate this step took: the schedule moves on next
         if self.scheduler is not None:
             self.scheduler.step()
         self.step += 1
@@ -408,8 +410,10 @@ class Trainer:
         now = time.perf_counter()
         skipped = self._clock_skipped
         seconds = max(now - tally.log_started, 1e-9)
+        # the rate of the step just taken: read after the schedule's step it was the next one's, and a
+        # one-cycle run's last point turned upwards past the schedule's end
         self._emit(BatchEnd(self.step, epoch, (tally.log_loss / tally.log_steps).item(),
-                            self.schedule_lr(), tally.log_samples / seconds,
+                            self._step_lr, tally.log_samples / seconds,
                             self._train_seconds + (now - tally.started), self.step / self.total_steps))
         self._watch_for_stall(tally.log_samples, seconds)
         tally.restart_log(now + self._clock_skipped - skipped)  # a pause in a callback is not the next log's

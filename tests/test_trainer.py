@@ -391,3 +391,23 @@ def test_a_validation_share_that_leaves_nothing_to_train_on_is_refused():
     ds = Dataset(train=one, test=one)
     with pytest.raises(ConfigError, match="^val_fraction: 0.5 of 1 training image leaves none to train on"):
         split_train_val(ds, TrainConfig(model="logreg", val_fraction=0.5))
+
+
+def test_a_logged_learning_rate_is_the_one_its_step_took(small_dataset):
+    """The log read the rate after the schedule had moved on: each step was logged with the next
+    one's rate, and a one-cycle run's last point went past the schedule's end and turned upwards."""
+    from signlab.trainer import make_schedule
+
+    cfg = TrainConfig(model="logreg", device="cpu", epochs=1, max_steps=12, log_every=1, schedule="onecycle",
+                      batch_size=16)
+    _, _, events = _fit(small_dataset, **{k: getattr(cfg, k) for k in
+                                          ("epochs", "max_steps", "log_every", "schedule", "batch_size")})
+    logged = [e.lr for e in events if isinstance(e, BatchEnd)]
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=cfg.lr)  # the same schedule, stepped by hand
+    schedule, taken = make_schedule(cfg, opt, 12), []
+    for _ in range(12):
+        taken.append(opt.param_groups[0]["lr"])  # the rate this step takes
+        opt.step()
+        schedule.step()
+    assert len(logged) == 12 and logged == pytest.approx(taken)
+    assert logged[-1] <= min(logged[-3:-1])  # the schedule's end, not past it
