@@ -606,6 +606,28 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
 
     run.store.delete(run.id, then=move_away)
     shutil.rmtree(gone, ignore_errors=True)
+    _remove_left_deletions(run.dir.parent)
+
+
+LEFT_DELETION_SECONDS = 3600.0  # a deleted run's folder still there after this was left by a killed process
+
+
+def _remove_left_deletions(root: Path) -> None:
+    """Remove the folders of deletions a process did not finish (killed between the row's delete and
+    the folder's removal): no listing reads them, and they counted against their owner's disk quota
+    and the server's for good. Only old ones: a younger one may be another Delete's, under way."""
+    now = time.time()
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(".deleting-")]
+    except OSError:
+        return
+    for e in entries:
+        try:
+            old = e.is_dir(follow_symlinks=False) and now - e.stat(follow_symlinks=False).st_mtime > LEFT_DELETION_SECONDS
+        except OSError:
+            continue
+        if old:
+            shutil.rmtree(e.path, ignore_errors=True)
 
 
 def import_folder(store: RunStore, folder: Path) -> str | None:

@@ -1264,3 +1264,24 @@ def test_a_database_urls_password_is_never_shown(url, shown):
     from signlab.store import mask_url
 
     assert mask_url(url) == shown
+
+
+def test_a_deletion_a_killed_process_left_is_removed_by_a_later_delete(tmp_path):
+    """A process killed between a Delete's commit and the folder's removal left `.deleting-…` for good:
+    no listing reads it, and it counted against its owner's disk quota. A later Delete removes such
+    folders once they are an hour old (a younger one may be another Delete's, under way)."""
+    from signlab import runs
+    from signlab.runs import delete_run
+
+    old, young = tmp_path / ".deleting-r0-abc123", tmp_path / ".deleting-r1-def456"
+    for d in (old, young):
+        (d / "kernels").mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(b"x" * 1000)
+    past = time.time() - getattr(runs, "LEFT_DELETION_SECONDS", 3600.0) - 60
+    os.utime(old, (past, past))
+    (tmp_path / ".deleting-link").symlink_to(young)  # never followed
+    os.utime(tmp_path / ".deleting-link", (past, past), follow_symlinks=False)
+    create_run(TrainConfig(**TINY), tmp_path, run_id="r2", status=RunState.COMPLETED)
+    delete_run("r2", tmp_path)
+    assert not old.exists() and young.is_dir() and (young / "model.safetensors").is_file()
+    assert (tmp_path / ".deleting-link").is_symlink() and not (tmp_path / "r2").exists()
