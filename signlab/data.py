@@ -309,7 +309,7 @@ def parse_csv(text: bytes, name: str) -> Split:
     header_line = text.split(b"\n", 1)[0].decode("utf-8", "replace").strip().lstrip("\ufeff")
     # as CSV, quotes and all: R's write.csv and Python's QUOTE_ALL write "label","pixel1",…, which was
     # refused as having no 'label' column
-    header = [h.strip() for h in next(csv.reader([header_line]), [])]
+    header = [h.strip() for h in _csv_fields(header_line)]
     if "label" not in header:
         raise DataError(f"{name}: line 1: no 'label' column in the header")
     if header[0] != "label":
@@ -354,6 +354,16 @@ def parse_csv(text: bytes, name: str) -> Split:
     return Split(images=images, targets=labels.raw_labels_to_index(arr[:, 0]), source=name)
 
 
+def _csv_fields(line: str) -> list[str]:
+    """One line's fields as CSV reads them (quotes and all); split at commas where the csv module
+    refuses the line (a carriage return or a NUL inside it: not a data file, which the checks after
+    this then say in one line)."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error:
+        return line.split(",")
+
+
 def _check_first_row_width(text: bytes, name: str, width: int) -> None:
     """DataError when the first data line holds more values than the header names. With every row one
     longer (an exporter's trailing column), pandas takes the first column for an index without a word:
@@ -365,7 +375,7 @@ def _check_first_row_width(text: bytes, name: str, width: int) -> None:
         end = len(text) if end < 0 else end
         line = text[start:end].strip()
         if line:
-            values = next(csv.reader([line.decode("utf-8", "replace")]), [])
+            values = _csv_fields(line.decode("utf-8", "replace"))
             if len(values) > width:
                 raise DataError(f"{name}: line {line_no}: {len(values)} values, where the header names {width} "
                                 f"(a label and {labels.NUM_PIXELS} pixels); remove the extra column")
