@@ -166,8 +166,12 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                                                     evaluate_test)
                     cfg = base.replace(epochs=target - done, max_steps=max_steps)
                     start = done
+                    # the run's own epochs, as its settings say (what a killed run still owed, or a
+                    # stopped one's): the interrupted fit goes on, its learning-rate schedule with it;
+                    # a user's "k more" past them starts a schedule of its own
+                    schedule_from = _schedule_origin(run, done) if target == base.epochs else None
                 else:
-                    cfg, state, start = run.config, None, 0
+                    cfg, state, start, schedule_from = run.config, None, 0, None
                 if device and cfg.device == "auto":
                     cfg = cfg.replace(device=device)
                 resolve_device(cfg.device)
@@ -183,7 +187,7 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
             except Exception as err:
                 writer.set_state(RunState.FAILED, message=f"{type(err).__name__}: {err}")
                 raise
-            return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test)
+            return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test, schedule_from)
         except ShutDown:  # its worker is shut down: the worker hands the run back (worker.run_worker), not stopped
             raise
         except KeyboardInterrupt:
@@ -297,9 +301,19 @@ def _tested(run: Run, writer: RunWriter, record: dict[str, Any], dataset: Datase
     return found
 
 
+def _schedule_origin(run: Run, done: int) -> int:
+    """The epoch the last fit's learning-rate schedule began at (its fit_start record; a record of an
+    older signlab, without it, says where that fit started), at most ``done``."""
+    origin = 0
+    for m in run.metrics():
+        if m.get("type") == Logged.FIT_START:
+            origin = m.get("schedule_from", m.get("start_epoch", 0))
+    return origin if isinstance(origin, int) and not isinstance(origin, bool) and 0 <= origin <= done else done
+
+
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,
          callbacks: Iterable[Callback], start_epoch: int, state: dict[str, Any] | None,
-         evaluate_test: bool) -> dict[str, Any]:
+         evaluate_test: bool, schedule_from: int | None = None) -> dict[str, Any]:
     run.remove_partial_writes()  # left by an earlier holder that was killed mid-write
     cbs: list[Callback] = [writer, ControlWatcher(writer, lease), HealthMonitor(writer.log), *callbacks]
     try:
@@ -307,7 +321,7 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         if state is not None:
             model.load_state_dict(state["model"])
         trainer = Trainer(cfg, model, dataset, cbs, start_epoch=start_epoch,
-                          optimizer_state=state.get("optimizer") if state else None)
+                          optimizer_state=state.get("optimizer") if state else None, schedule_from=schedule_from)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
         message = ("out of memory while putting the data and the model on the device; wait for other "
                    "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")

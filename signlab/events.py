@@ -28,6 +28,7 @@ class FitStart:
     n_val: int
     device: str
     parameters: int
+    schedule_from: int = 0  # the epoch this fit's learning-rate schedule began at (an earlier fit's, when it goes on)
 
 
 @dataclass(frozen=True)

@@ -892,7 +892,7 @@ class RunWriter:
                 self._snapshot_kernels(trainer.model, 0)
             self.log({"type": Logged.FIT_START, "start_epoch": event.start_epoch, "total_epochs": event.total_epochs,
                       "steps_per_epoch": event.steps_per_epoch, "n_train": event.n_train, "n_val": event.n_val,
-                      "device": event.device, "parameters": event.parameters})
+                      "device": event.device, "parameters": event.parameters, "schedule_from": event.schedule_from})
             # test_accuracy None: a continuation's weights replace those an earlier fit was tested on, and
             # as it completed the Train page read that stale figure beside the new chart ("99.72%, the
             # chart read 100.00%: the shifts moved it down"), until its own test accuracy came

@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -209,14 +210,18 @@ class Trainer:
     The caller builds the model (:func:`signlab.models.build_model`, with the weights of an
     earlier run loaded to continue it) and loads the dataset; the trainer puts both on the device.
     ``start_epoch``/``optimizer_state`` continue an earlier run: ``cfg.epochs`` more epochs are then
-    trained, with the optimizer's moments restored when they fit.
+    trained, with the optimizer's moments restored when they fit. The learning-rate schedule starts
+    afresh over those epochs, unless ``schedule_from`` names the epoch an earlier, interrupted fit's
+    schedule began at: it then goes on where that fit left it (a run whose worker died, continued by
+    another, warmed up to its peak rate again in the middle of its one cycle).
     """
 
     def __init__(self, cfg: TrainConfig, model: nn.Module, dataset: Dataset,
                  callbacks: Iterable[Callback] = (), start_epoch: int = 0,
-                 optimizer_state: dict[str, Any] | None = None) -> None:
+                 optimizer_state: dict[str, Any] | None = None, schedule_from: int | None = None) -> None:
         self.cfg = cfg
         self.start_epoch = start_epoch
+        self.schedule_from = start_epoch if schedule_from is None else min(max(schedule_from, 0), start_epoch)
         self.rank, self.world = distributed_rank_world()
         # under torchrun only rank 0 reports (and so writes the run); the others just train
         self.callbacks = list(callbacks) if self.rank == 0 else []
@@ -243,7 +248,13 @@ class Trainer:
         self.optimizer = make_optimizer(cfg, param_groups(cfg, self.model))
         if optimizer_state:
             self._restore_optimizer(optimizer_state)
-        self.scheduler = make_schedule(cfg, self.optimizer, self.total_steps)
+        ahead = (self.start_epoch - self.schedule_from) * self.steps_per_epoch  # steps the schedule has behind it
+        self.scheduler = make_schedule(cfg, self.optimizer, self.total_steps + ahead)
+        if self.scheduler is not None and ahead:
+            with warnings.catch_warnings():  # stepped with no optimiser step between: it is only brought on
+                warnings.filterwarnings("ignore", message=".*lr_scheduler.step\\(\\).*optimizer.step\\(\\)")
+                for _ in range(ahead):
+                    self.scheduler.step()
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
         self.step = 0
         self._step_lr = self.schedule_lr()  # the rate of the last step taken (logged with it)
@@ -530,7 +541,7 @@ class Trainer:
         self._emit(FitStart(self.start_epoch + cfg.epochs, self.start_epoch, self.steps_per_epoch,
                             len(self.train_y), len(self.val_y),
                             device_description(dev) + (" in bf16" if self._autocast else ""),
-                            count_parameters(self.model)))
+                            count_parameters(self.model), self.schedule_from))
         last_epoch = self.start_epoch + cfg.epochs
         status, message, epoch = "completed", "", self.start_epoch
         try:

@@ -1285,3 +1285,32 @@ def test_a_deletion_a_killed_process_left_is_removed_by_a_later_delete(tmp_path)
     delete_run("r2", tmp_path)
     assert not old.exists() and young.is_dir() and (young / "model.safetensors").is_file()
     assert (tmp_path / ".deleting-link").is_symlink() and not (tmp_path / "r2").exists()
+
+
+def test_a_run_continued_to_its_own_epochs_goes_on_with_its_learning_rate_schedule(tmp_path, small_dataset):
+    """What a killed (or stopped) run still owed of its own epochs is trained by the next worker from its
+    last finished epoch: the fit goes on, one-cycle schedule and all. A fresh schedule over the epochs
+    left warmed the rate up to its peak again in the middle of the cycle."""
+    from signlab import api
+    from signlab.events import BatchEnd, EpochEnd
+
+    cfg = TrainConfig(model="logreg", epochs=2, batch_size=128, augment=False, log_every=1, device="cpu",
+                      schedule="onecycle")
+    straight = []
+    api.train(cfg, tmp_path, run_id="straight", dataset=small_dataset, evaluate_test=False,
+              callbacks=[lambda e, t: straight.append(e.lr) if isinstance(e, BatchEnd) and e.epoch == 2 else None])
+
+    def killed_after_epoch_1(event, trainer) -> None:  # as a worker that died then: epoch 1 kept
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            trainer.stop()
+
+    api.train(cfg, tmp_path, run_id="cut", dataset=small_dataset, evaluate_test=False, callbacks=[killed_after_epoch_1])
+    store = store_for(tmp_path)
+    store.enqueue_continue("cut", 1)  # its own second epoch
+    claim = store.claim("worker-2", limit=1)
+    went_on = []
+    api.train_claimed(open_run("cut", tmp_path), claim, dataset=small_dataset, evaluate_test=False,
+                      callbacks=[lambda e, t: went_on.append(e.lr) if isinstance(e, BatchEnd) else None])
+    assert len(went_on) == len(straight) > 2 and went_on == pytest.approx(straight, rel=1e-6)
+    starts = [m for m in open_run("cut", tmp_path).metrics() if m["type"] == "fit_start"]
+    assert [(m["start_epoch"], m["schedule_from"]) for m in starts] == [(0, 0), (1, 0)]

@@ -411,3 +411,33 @@ def test_a_logged_learning_rate_is_the_one_its_step_took(small_dataset):
         schedule.step()
     assert len(logged) == 12 and logged == pytest.approx(taken)
     assert logged[-1] <= min(logged[-3:-1])  # the schedule's end, not past it
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_a_fit_going_on_after_an_interruption_keeps_its_learning_rate_schedule(small_dataset, schedule):
+    """A run whose worker died is continued by another from its last finished epoch. The continuation
+    built a fresh schedule over the epochs left: a one-cycle run warmed up to its peak rate again in
+    the middle of its cycle (3.04e-3 rising where it was at 2.21e-3 falling). With ``schedule_from``
+    the schedule goes on where the interrupted fit left it."""
+    cfg = TrainConfig(model="logreg", device="cpu", epochs=2, log_every=1, schedule=schedule, batch_size=128,
+                      augment=False)
+    straight = [e.lr for e in _fit(small_dataset, **{k: getattr(cfg, k) for k in
+                                                     ("epochs", "log_every", "schedule", "batch_size", "augment")})[2]
+                if isinstance(e, BatchEnd) and e.epoch == 2]
+
+    def stop_after_epoch_1(event, trainer) -> None:
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            trainer.stop()
+
+    first = Trainer(cfg, build_model(cfg), small_dataset, [stop_after_epoch_1])
+    first.fit()
+    events = []
+    going_on = Trainer(cfg.replace(epochs=1), first.model, small_dataset, [lambda e, t: events.append(e)],
+                       start_epoch=1, optimizer_state=first.optimizer.state_dict(), schedule_from=0)
+    going_on.fit()
+    went_on = [e.lr for e in events if isinstance(e, BatchEnd)]
+    assert len(went_on) == len(straight) > 2 and went_on == pytest.approx(straight, rel=1e-6)
+    assert [e.schedule_from for e in events if isinstance(e, FitStart)] == [0]
+    fresh = []  # a user's "k more epochs" still starts a schedule of its own
+    Trainer(cfg.replace(epochs=1), first.model, small_dataset, [lambda e, t: fresh.append(e)], start_epoch=1).fit()
+    assert [e.lr for e in fresh if isinstance(e, BatchEnd)] != pytest.approx(straight, rel=1e-6)
