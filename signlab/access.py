@@ -199,6 +199,17 @@ def user_for(user_id: str, pol: Policy, name: str = "") -> User:
     return User(id=uid, role=pol.role_of(uid), name=name)
 
 
+def sign_in_id(claims: Any) -> str:
+    """The user id of an OpenID Connect sign-in (``st.user``'s claims): its e-mail address, unless the
+    provider says it has not verified it (``email_verified`` false), then its subject. The address
+    decides the role: with a provider that lets users set their own, anyone could have signed in as
+    an instructor's address."""
+    email, verified = claims.get("email"), claims.get("email_verified", True)
+    if email and str(verified).strip().lower() not in ("false", "0", "no"):
+        return str(email)
+    return str(claims.get("sub") or "")
+
+
 def user_id_of(text: str) -> str:
     """A user id as signlab keeps it: spaces collapsed, at most 200 characters, an e-mail address
     in lower case (sign-in and ``SIGNLAB_OWNER`` alike; see :func:`user_for`)."""

@@ -179,8 +179,7 @@ def require_user() -> User:
             if st.button("Sign in", type="primary", icon="🔑"):
                 st.login()
             st.stop()
-        uid = st.user.get("email") or st.user.get("sub") or ""
-        user = access.user_for(uid, policy(), name=str(st.user.get("name") or ""))
+        user = access.user_for(access.sign_in_id(st.user), policy(), name=str(st.user.get("name") or ""))
     st.session_state[Keys.USER] = user
     return user
 

@@ -716,3 +716,19 @@ def test_two_students_starting_sweeps_at_one_instant_get_a_study_each(tmp_path, 
     assert started == [ALICE.id, BOB.id] and sweep.study_record(a["study"], tmp_path)["owner"] == ALICE.id
     access.start_sweep(ALICE, Policy(), tmp_path, model="logreg", trials=1, workers=1, study=a["study"])  # hers: more workers
     assert started[-1] == ALICE.id
+
+
+def test_an_address_the_sign_in_provider_has_not_verified_is_not_the_users_id():
+    """The OpenID Connect e-mail decided the user and the role, verified or not: with a provider that
+    lets users set their own address, anyone could sign in as the instructor's. An unverified address
+    gives way to the provider's subject."""
+    pol = Policy(instructors=(TEACH.id,))
+    claims = {"email": TEACH.id, "sub": "provider-7f3a", "email_verified": False}
+    user = access.user_for(access.sign_in_id(claims), pol)
+    assert user.id == "provider-7f3a" and user.role == "student"
+    for verified in (True, "true", None):  # said verified, or not said at all (many providers leave it out)
+        claims = {"email": TEACH.id, "sub": "provider-7f3a", **({} if verified is None else {"email_verified": verified})}
+        assert access.user_for(access.sign_in_id(claims), pol).role == "instructor"
+    assert access.sign_in_id({"email": TEACH.id, "email_verified": "false"}) == ""  # then no id: refused
+    with pytest.raises(AccessError, match="no user id"):
+        access.user_for(access.sign_in_id({"email": TEACH.id, "email_verified": "false"}), pol)
