@@ -134,10 +134,10 @@ def repeat_problem(name: str, letter: str, data: bytes, collected: Sequence[Phot
 
 
 def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path``, links followed, is inside ``root`` (a link out of the folder was followed, and
-    the file it named copied into the new run with the photos)."""
+    """Whether ``path``, links followed, is inside ``root`` (resolved; a link out of the folder was
+    followed, and the file it named copied into the new run with the photos)."""
     try:
-        return path.resolve().is_relative_to(root.resolve())
+        return path.resolve().is_relative_to(root)
     except OSError:
         return False
 
@@ -159,6 +159,7 @@ def load_folder(folder: str | Path) -> list[Photo]:
     if not root.is_dir():
         raise CalibrationError(f"{folder}: no such folder (expected <LETTER>/<image> files inside)")
     photos: list[Photo] = []
+    real_root = root.resolve()
     dirs = sorted((d for d in root.iterdir() if d.is_dir() and _kept(d)), key=lambda d: (d.name.upper(), d.name))
     seen: dict[str, str] = {}
     for d in dirs:
@@ -166,13 +167,13 @@ def load_folder(folder: str | Path) -> list[Photo]:
         if letter in seen:
             raise CalibrationError(f"{root / d.name}/: a second folder for {letter} (beside {seen[letter]}/)")
         seen[letter] = d.name
-        if not _inside(d, root):
+        if not _inside(d, real_root):
             raise CalibrationError(f"{root / d.name}/: a link out of {root}; put the photos themselves in it")
         files = sorted((f for f in d.iterdir() if f.is_file() and _kept(f)), key=lambda f: (natural_key(f.name), f.name))
         if not files:
             raise CalibrationError(f"{root / d.name}/: the folder holds no photos")
         for f in files:
-            if not _inside(f, root):
+            if not _inside(f, real_root):
                 raise CalibrationError(f"{f}: a link out of {root}; put the photo itself in the folder")
             if f.suffix.lower() not in PHOTO_SUFFIXES:
                 raise CalibrationError(f"{f}: not an image file (expected {', '.join(PHOTO_SUFFIXES)})")

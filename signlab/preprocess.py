@@ -115,6 +115,10 @@ def _open(data: bytes | str | Path, name: str) -> Image.Image:
     return img
 
 
+INT_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # 16-bit and 32-bit whole-number pixels
+WIDE_MODES = (*INT_WIDE_MODES, "F")  # ... and float ones: PIL's RGB conversion clips them all at 255
+
+
 def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None, name: str = "image") -> np.ndarray:
     """Any PIL mode -> (H, W) float32 in [0, 1]; transparency composited over ``background``.
 
@@ -123,7 +127,7 @@ def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None
     palette or RGB images with a transparent colour are composited over ``background``.
     """
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if mode in INT_WIDE_MODES:
         a = np.asarray(img, dtype=np.float64)
         top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
         return np.clip(a / top, 0, 1).astype(np.float32)
@@ -136,7 +140,7 @@ def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None
             img = img.convert("RGBA")
         elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "RGBX"):
             img = img.convert("RGB")
-        if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        if img.mode in ("RGBA", "LA"):  # premultiplied La and RGBa are made these by _decode
             rgba = unit_pixels(img.convert("RGBA"))  # (H, W, 4)
             gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
             alpha = rgba[..., 3]
@@ -197,7 +201,7 @@ def frame_box(img: Image.Image) -> tuple[int, int, int, int] | None:
     from the image a few pixels inside, at most ``FRAME_MAX`` of the shorter side.
     """
     w, h = img.size
-    if min(w, h) < FRAME_MIN_SIDE or {"A", "a"} & set(img.getbands()) or "transparency" in img.info:
+    if min(w, h) < FRAME_MIN_SIDE or "A" in img.getbands() or "transparency" in img.info:
         return None  # small, or transparent edges (filled with a background colour later)
     g = unit_pixels(img.convert("L"))  # (H, W)
     k = max(1, int(round(FRAME_MAX * min(h, w))))
@@ -396,9 +400,6 @@ def detect_unless_whole(img: Image.Image, shape: tuple[int, int], margin: float 
     None where each is not."""
     whole = read_whole(img, gray)
     return (None, None, whole) if whole else (*detect(img, shape, margin, gray), None)
-
-
-WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit, 32-bit and float pixels
 
 
 def detect(img: Image.Image, shape: tuple[int, int], margin: float = CROP_MARGIN,

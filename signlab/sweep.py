@@ -136,10 +136,11 @@ def storage_for_a_terminal(stored: str | None, study: str, runs_dir: Path | str 
     """``--storage``'s value in a command shown on a page: never a password. The run database's is
     ``"$SIGNLAB_DB"`` (the page showed a class database's password to every student who started a
     sweep); another database's URL is masked."""
-    spec = recorded_storage(stored, study, runs_dir) or default_storage(study, runs_dir)
-    if "://" not in spec:
-        return spec
-    return '"$SIGNLAB_DB"' if spec == default_storage(study, runs_dir) else mask_url(spec)
+    spec = recorded_storage(stored, study, runs_dir)
+    if spec is None:  # the study's default: the run database (its URL in SIGNLAB_DB), else a journal file
+        default = default_storage(study, runs_dir)
+        return '"$SIGNLAB_DB"' if "://" in default else default
+    return mask_url(spec)
 
 
 def _optuna():

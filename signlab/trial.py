@@ -57,7 +57,7 @@ def trial_speed(cfg: TrainConfig, dataset: Any, budget_s: float = 1.0, max_steps
     # the first images: enough for every step, and a small test split (a stopped epoch never validates)
     small = Dataset(train=replace(dataset.train, images=dataset.train.images[:n], targets=dataset.train.targets[:n]),
                     test=replace(dataset.test, images=dataset.test.images[:256], targets=dataset.test.targets[:256]))
-    # no schedule: one-cycle over a handful of steps divides by zero, and it costs nothing a step
+    # no schedule: a timing needs none, and it costs nothing a step
     trial = replace(cfg, epochs=1, max_steps=None, log_every=1, val_fraction=0.0, schedule="none")
     speeds: list[float] = []
     spent = 0.0
