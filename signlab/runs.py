@@ -852,6 +852,31 @@ class RunWriter:
                 self.lease.keep()
             raise
 
+    def give_up_continuation(self, why: str) -> bool:
+        """A continuation that could not start puts its run back as it was (``RunStore.give_up_continuation``):
+        True when it did (or the lease is lost: nothing more is written), False when the claim is no
+        continuation yet to train, which the caller then fails."""
+        if self.lost:
+            return True
+        if not self.claim.resume_epochs:
+            return False
+        if self.lease is not None:
+            self.lease.release()  # before the update, as set_state does for a final state
+        try:
+            if self.run.store.give_up_continuation(self.claim, why) is not None:
+                return True
+        except LeaseLost:
+            if self.lease is not None:
+                self.lease.lost.set()
+            return True
+        except SignlabError:
+            if self.lease is not None:
+                self.lease.keep()
+            raise
+        if self.lease is not None:
+            self.lease.keep()
+        return False
+
     def resume(self) -> bool:
         """Go on after a pause once a slot of the job limit is free (``RunStore.resume``): True when
         training may go on (or the lease is lost: the caller then stops), False while it waits."""

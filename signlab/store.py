@@ -76,7 +76,9 @@ FINAL = (S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED)
 TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     # queued to any final state: a continuation cancelled before it started goes back to where the run was
     S.QUEUED: (S.CLAIMED, *FINAL),
-    S.CLAIMED: (S.RUNNING, S.QUEUED, S.FAILED, S.STOPPED, S.INTERRUPTED),
+    # claimed to completed or diverged: a continuation that could not start gives its run back as it was
+    # (:meth:`RunStore.give_up_continuation`)
+    S.CLAIMED: (S.RUNNING, S.QUEUED, *FINAL),
     S.RUNNING: (S.PAUSED, S.COMPLETED, S.STOPPED, S.FAILED, S.DIVERGED, S.INTERRUPTED),
     # paused to completed (or diverged): a Stop, or the pause limit, while paused at the last epoch's last
     # step, after which the trainer finishes that epoch (the run was refused the move, left paused and
@@ -86,6 +88,7 @@ TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
 }
 CONTROLS = ("stop", "pause", "resume")
 CANCELLED_CONTINUATION = "; its continuation was cancelled before it started"  # after a finished run's words
+CONTINUATION_FAILED = "; its continuation could not start: "  # the same, before the reason
 HOLDER = "training process"  # how a run's messages name the process that held it
 HOLDER_LOST = f"the {HOLDER}"  # how the message of a run taken back from its holder begins
 AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many times, then left interrupted
@@ -737,7 +740,7 @@ class RunStore:
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                              pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
                              auto_continue=False, message="continuing",
-                             **self._merge_info(row, {"stopped_by": None})):
+                             **self._merge_info(row, {"stopped_by": None, "before_continue": self._before(row)})):
                 raise RunError(f"run {run_id} changed while it was being claimed to continue; try again")
             return Claim(run_id, attempt, worker, epochs)
 
@@ -905,14 +908,41 @@ class RunStore:
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             self._check_active(conn, row.owner, max_active)
-            # its words without an earlier cancellation's (each continue-and-stop added them once more)
-            message = (row.message or "").removesuffix(CANCELLED_CONTINUATION)
-            before = {"state": row.state, "message": message, "target_epochs": row.target_epochs,
-                      "stopped_by": self._info(row.info).get("stopped_by")}
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
                       message="waiting to continue",
-                      **self._merge_info(row, {"stopped_by": None, "before_continue": before}))
+                      **self._merge_info(row, {"stopped_by": None, "before_continue": self._before(row)}))
+
+    def _before(self, row) -> dict[str, Any]:
+        """What a finished run was, kept while a continuation of it is queued or claimed: a Stop before it
+        starts (:meth:`_cancel_queued`) or a start that fails (:meth:`give_up_continuation`) puts it back."""
+        # its words without an earlier continuation's ending (each continue-and-stop added them once more)
+        message = row.message or ""
+        for words in (CANCELLED_CONTINUATION, CONTINUATION_FAILED):
+            message = message.split(words)[0]
+        return {"state": row.state, "message": message, "target_epochs": row.target_epochs,
+                "stopped_by": self._info(row.info).get("stopped_by")}
+
+    def give_up_continuation(self, claim: Claim, why: str) -> RunState | None:
+        """A continuation this process claimed could not start (its data gone, its weights torn): nothing
+        of it ran, so the run goes back to the state it had, its words saying why (a completed run was
+        failed, its epochs and test accuracy standing). Returns that state; None when the claim is not
+        a continuation that is yet to train (the caller fails the run), LeaseLost when not held."""
+        with self._tx() as conn:
+            row = self._held(conn, claim)
+            before = self._info(row.info).get("before_continue")
+            if (row.state != S.CLAIMED.value or not claim.resume_epochs or not isinstance(before, dict)
+                    or before.get("state") not in {f.value for f in FINAL}):
+                return None
+            back = RunState(before["state"])
+            message = f"{before.get('message') or back.value}{CONTINUATION_FAILED}{why}"
+            changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
+            if not self._set(conn, row, back, time.time(), message=message, resume_epochs=None, worker=None,
+                             pid=None, lease_until=None, control=None,
+                             target_epochs=before.get("target_epochs", row.epochs_completed),
+                             **self._merge_info(row, changes)):
+                raise LeaseLost(f"run {claim.run_id} changed while its continuation was being given up")
+            return back
 
     @staticmethod
     def _check_active(conn, owner: str | None, limit: int | None) -> None:

@@ -675,3 +675,58 @@ def test_a_file_system_without_modes_still_takes_atomic_writes(tmp_path, monkeyp
     monkeypatch.setattr(os, "fchmod", refuse)
     atomic_write_json(tmp_path / "x.json", {"a": 1})
     assert read_json(tmp_path / "x.json") == {"a": 1}
+
+
+def test_a_continuation_that_cannot_start_leaves_the_finished_run_as_it_was(tmp_path, small_dataset, monkeypatch):
+    """A continuation that could not start (its data gone from the worker's machine, its weights torn)
+    failed the run: a completed run, its epochs and test accuracy standing, read "failed". Nothing of
+    the continuation ran, so the run goes back to what it was, its words saying why the continuation
+    could not start; the same from a queued continuation (a page's Continue) and `train --resume`."""
+    from signlab.errors import DataError
+
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=3, augment=False, device="cpu")
+    api.train(cfg, tmp_path, run_id="kept", dataset=small_dataset)
+    run = open_run("kept", tmp_path)
+    run.store.annotate("kept", test_accuracy=0.5)
+    before = run.status()
+    assert before["status"] == RunState.COMPLETED
+
+    # a page's Continue: queued, then a worker claims it and finds no data
+    run.store.enqueue_continue("kept", 2)
+    claim = run.store.claim("worker-1", 1)
+
+    def gone(path):
+        raise DataError("train.csv: no such file")
+
+    monkeypatch.setattr(api, "load_dataset", gone)
+    with pytest.raises(DataError):
+        api.train_claimed(run, claim)
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED, row
+    assert row["message"] == f"{before['message']}; its continuation could not start: train.csv: no such file"
+    assert row["epochs_completed"] == 1 and row["target_epochs"] == 1 and row["test_accuracy"] == 0.5
+    assert run.config.epochs == 1 and row["worker"] is None
+    # and it can be continued once the data is back
+    monkeypatch.undo()
+    assert api.continue_run("kept", 1, tmp_path, dataset=small_dataset, max_steps=2)["status"] == "completed"
+    assert run.epochs_completed() == 2
+
+    # train --resume: the weights found torn once the run is claimed (torn between the check and the read)
+    stopped = run.status()
+
+    def torn(self):
+        raise RunError("model.safetensors is torn")
+
+    monkeypatch.setattr(Run, "training_state", torn)
+    with pytest.raises(RunError):
+        api.continue_run("kept", 1, tmp_path, dataset=small_dataset)
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED and row["epochs_completed"] == 2, row
+    assert row["message"] == f"{stopped['message']}; its continuation could not start: model.safetensors is torn"
+    # a fresh run that cannot start still fails
+    fresh, claim = create_held_run(cfg, "worker-2", tmp_path, run_id="fresh")
+    monkeypatch.setattr(api, "load_dataset", gone)
+    with pytest.raises(DataError):
+        api.train_claimed(fresh, claim)
+    assert fresh.status()["status"] == RunState.FAILED
+    assert fresh.status()["message"] == "train.csv: no such file"
