@@ -8,6 +8,7 @@ import numpy as np
 
 from .evaluate import Evaluation
 from .labels import LETTERS, NUM_CLASSES
+from .numbers import percent_text
 
 
 def click_to_pair(points: Sequence[dict[str, Any]] | None) -> tuple[int, int] | None:
@@ -45,13 +46,13 @@ def worst_pair(ev: Evaluation) -> tuple[int, int]:
 
 
 def confidence_titles(confidences: np.ndarray) -> list[str]:
-    return [f"{100 * float(c):.0f}%" for c in confidences]
+    return [percent_text(float(c), 0) for c in confidences]
 
 
 def mistake_titles(mistakes: Sequence[dict[str, Any]]) -> list[str]:
     """Each mistake's title, its letters (true→said) over its confidence: on one line ("N→T 99%")
     the titles of a phone's shrunken tiles ran together ("N→T 99%N→T 99%")."""
-    return [f"{m['true']}→{m['predicted']}<br>{100 * m['confidence']:.0f}%" for m in mistakes]
+    return [f"{m['true']}→{m['predicted']}<br>{percent_text(m['confidence'], 0)}" for m in mistakes]
 
 
 def per_class_rows(ev: Evaluation) -> list[dict[str, Any]]:

@@ -365,13 +365,13 @@ def confusion_matrix(cm: np.ndarray, normalize: bool = False, selected: tuple[in
             return ""
         if not normalize:
             return f"{int(v)}"
-        return "✓" if v >= 1 else _share(v).rstrip("%")
+        return "✓" if v >= 1 else _cell_share(v)
 
     text = [cell(v) for v in z]
     # the hover names every cell's count, the empty ones' and the ones too small to print theirs too
     rows = np.maximum(cm.sum(1), 1)
     hover = [f"true {LETTERS[ti]}, predicted {LETTERS[pi]}: {int(cm[ti, pi]):,} image{'' if cm[ti, pi] == 1 else 's'}"
-             f" ({_share(cm[ti, pi] / rows[ti]) if cm[ti, pi] else '0%'} of {LETTERS[ti]})"
+             f" ({percent_text(cm[ti, pi] / rows[ti], 0) if cm[ti, pi] else '0%'} of {LETTERS[ti]})"
              + ("<br>click to see them" if cm[ti, pi] else "") for ti, pi in zip(t, p)]
     fig = go.Figure(go.Scatter(
         x=[LETTERS[i] for i in p], y=[LETTERS[i] for i in t], mode="markers+text", text=text,
@@ -637,9 +637,11 @@ def saliency_overlay(image: np.ndarray, heat: np.ndarray, title: str = "", signe
     return _layout(fig, height, IMAGE_TOOLS, title=title)
 
 
-def _share(v: float) -> str:
-    """A row share as a whole percent, ``<1%`` for a share that rounds to nothing."""
-    return "<1%" if 0 < v < 0.005 else f"{v:.0%}"
+def _cell_share(v: float) -> str:
+    """A row share short of the whole as a whole percent for a cell, never rounded to 0 or to 100:
+    ``<1`` for one that rounds to nothing, ``99`` for 247 of 248 (its "100" beside a row's mistake
+    read as a whole row right; three characters is all a cell holds at 440 px, so not "99.6")."""
+    return "<1" if v < 0.005 else str(min(99, round(100 * v)))
 
 
 def confusion_matrix_clickable(cm: np.ndarray, normalize: bool = False, selected: tuple[int, int] | None = None,

@@ -96,3 +96,23 @@ def test_evaluate_run_matches_the_training_record(trained_run, evaluation, datas
     # test-time shifts
     model = run.load_model()
     assert model.tta and record["val_accuracy"] == pytest.approx(accuracy_on_test(model, dataset, views=False), abs=1e-6)
+
+
+def test_a_share_short_of_the_whole_never_reads_100():
+    """Rounded to a whole percent, a letter with 1 mistake in 248 images read "100" in its cell and
+    "(100% of A)" in the hover, beside the per-letter table's 99.6%; a mistake made at 99.6% was
+    titled "100%". The cell says 99, the hover and the titles 99.6%."""
+    from signlab import figures, views
+    from signlab.evaluate import Evaluation
+
+    y = np.zeros(248, int)
+    p = y.copy()
+    p[0] = 1
+    ev = Evaluation(y, p, np.eye(24)[p])
+    trace = figures.confusion_matrix_clickable(ev.confusion, normalize=True).data[0]
+    assert trace.text[0] == "99" and trace.hovertext[0].startswith("true A, predicted A: 247 images (99.6% of A)")
+    assert trace.text[1] == "<1" and "(0.4% of A)" in trace.hovertext[1]
+    assert views.confidence_titles(np.array([0.996, 0.5])) == ["99.6%", "50%"]
+    assert views.mistake_titles([{"true": "T", "predicted": "X", "confidence": 0.996}]) == ["T→X<br>99.6%"]
+    whole = figures.confusion_matrix_clickable(np.eye(24, dtype=int) * 5, normalize=True).data[0]
+    assert whole.text[0] == "✓"
