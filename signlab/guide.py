@@ -205,7 +205,10 @@ def check(step: Step, runs: list[Run], evaluate: Callable[[Run], Evaluation]) ->
         msg = f"Your ConvNet without the output ReLU reached **{percent_text(ev.accuracy)}** test accuracy"
         if seed:
             gain = 100 * (ev.accuracy - evaluate(seed).accuracy)
-            msg += f": **{gain:+.0f} points** against the lecture's version"
+            # a whole number read "-0 points" for a 0.37-point loss, hiding whether the fix helped
+            msg += (f": **{gain:+.0f} points** against the lecture's version" if abs(gain) >= 9.5 else
+                    f": **{gain:+.1f} points** against the lecture's version" if abs(gain) >= 0.05 else
+                    ", the same as the lecture's version")
         dead = dead_letters(ev)
         return msg + (". Every letter is predicted at least once." if not dead else
                       f"; {count_text(len(dead), 'letter')} still never predicted ({', '.join(dead)}).")

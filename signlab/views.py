@@ -1237,9 +1237,12 @@ def seed_luck_text(runs: Sequence[Any], names: Sequence[str] | None = None) -> s
                      "accuracy (the table's column): that is how far luck alone moved a run here.")
     if said["close"]:
         gap, a, b = said["close"]
-        if said["luck"]:
+        if said["luck"] and gap < said["luck"][0]:
             parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings by less ({gap:.2f} points), so "
                          "that difference may be luck too.")
+        elif said["luck"]:  # past the seeds' spread, under the point a setting must beat (compare.LUCK_LIMIT)
+            parts.append(f"**{md(a)}** and **{md(b)}** differ in their settings by {gap:.2f} points, little "
+                         "more than that and under one point, so that difference may be luck too.")
         else:
             # "end only 0.00 points apart" read as a broken number: the same accuracy is said as such
             apart = (f"end only {gap:.2f} points apart in test accuracy" if round(gap, 2) > 0 else

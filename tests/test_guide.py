@@ -49,6 +49,13 @@ def test_checks_state_the_users_own_numbers(tmp_path):
     assert msg.endswith("; 1 letter still never predicted (Y).")  # Y is read as A in this made-up run
     evals["fixed"] = _evaluation(24)  # every letter right: what step 5's notice promises
     assert guide.check(step["fixed"], runs, lambda r: evals[r.id]).endswith("Every letter is predicted at least once.")
+    # a gain under ten points keeps a decimal ("-0 points" hid a 0.37-point loss), none is said as such
+    evals["seed"] = _evaluation(23)
+    assert "**+4.2 points** against the lecture's version" in guide.check(step["fixed"], runs, lambda r: evals[r.id])
+    evals["seed"] = _evaluation(24)
+    assert "reached **100.0%** test accuracy, the same as the lecture's version." in \
+        guide.check(step["fixed"], runs, lambda r: evals[r.id])
+    evals["seed"] = _evaluation(0, all_a=True)
     # the step's page button opens the Map: the result names the Map, not another page
     msg = guide.check(step["seed"], runs, lambda r: evals[r.id])
     assert step["seed"].page == "app_pages/map.py" and "**Map** page" in msg and "Evaluate" not in msg

@@ -1269,6 +1269,12 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     long = ["5 Dec 20:39:14 (logreg) · seed 1, lr 0.003 and 1 more", "r2 · optimizer muon", "r3 · optimizer sgd"]
     assert views.seed_luck_text(once, long).startswith(f"**{views.md('5 Dec 20:39:14 (logreg)')}** and **r2** differ")
     assert views.seed_luck_text(once, ["r · a", "r · b", "c"]).startswith(f"**{views.md('r · a')}** and **")
+    # past the seeds' spread but under a point: named, never "by less" than a spread it exceeds
+    seeds = [run(1, 0.9000, optimizer="sgd"), run(2, 0.9050, optimizer="sgd", seed=1), run(3, 0.9130)]
+    said = views.seed_luck_text(seeds)
+    assert "end 0.50 points apart" in said and "by less" not in said, said
+    assert said.endswith(said_of(seeds, 1, 2, words=" differ in their settings by 0.80 points, little more than that "
+                                                     "and under one point, so that difference may be luck too.")), said
     # settings that far apart are not called luck
     assert views.seed_luck_text([run(1, 0.9971), run(3, 0.9395, optimizer="sgd")]) is None
     # one setting with two seeds: its spread is what luck moved here, and a pair of other settings
