@@ -265,7 +265,7 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
 
 
 # --------------------------------------------------------------------------- per run, cached
-CACHE_VERSION = 2  # 2: predictions with the model's test-time shifts, as Evaluate makes them (1: without)
+CACHE_VERSION = 3  # 3: probabilities in float32 (2: float16; 2 and on: predictions with the model's test-time shifts)
 
 
 def cache_path(run: Run, layer: str, method: str) -> Path:
@@ -314,12 +314,14 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
     if progress:
         progress(run_share, f"embedding {feats.shape[1]}-dimensional activations with {method.upper()}…")
     coords = embed(feats, method, seed=seed, progress=stage(run_share, 1.0), expected=expected)
-    # probabilities as the cache keeps them (float16): a map computed now and the same map read back
-    # later must draw the very same figure, or Streamlit takes it for a new chart and drops a click
+    # probabilities as the cache keeps them (float32): a map computed now and the same map read back
+    # later must draw the very same figure, or Streamlit takes it for a new chart and drops a click.
+    # Not float16 (half the file): two letters closer than its resolution became a tie, and the panel
+    # named the prediction H beside a tie note and a top-5 chart that put G first
     fm = FeatureMap(coords.astype(np.float32), np.asarray(split.targets), probs.argmax(1),
-                    probs.astype(np.float16).astype(np.float32), layer, method, int(feats.shape[1]),
+                    probs.astype(np.float32), layer, method, int(feats.shape[1]),
                     time.perf_counter() - t0)
-    arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs.astype(np.float16),
+    arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs,
                   dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime),
                   version=np.int64(CACHE_VERSION))
 

@@ -446,3 +446,30 @@ def test_a_pile_of_equal_images_is_named_and_keeps_the_letters_labels_off_it():
     assert embedding.pile(coords[12:], probs[12:]) is None  # no spot holds 5% of the images
     fig = figures.feature_map(coords, y, y, pile=(found.x, found.y, "12 images here"))
     assert [a.text for a in fig.layout.annotations if a.showarrow] == ["12 images here"]
+
+
+def test_a_maps_probabilities_keep_two_close_letters_apart(tmp_path, small_dataset, tiny_test, monkeypatch):
+    """The map kept its probabilities in float16: H at 0.42709 and G at 0.42708 became one value, and the
+    panel said "predicted H" beside a tie note naming G the prediction and a top-5 chart with G first.
+    Computed or read back from the cache, the leading letter is the prediction."""
+    from signlab import api, views
+    from signlab.config import TrainConfig
+    from signlab.runs import open_run
+
+    rec = api.train(TrainConfig(model="mlp", epochs=1, max_steps=5, augment=False), tmp_path, run_id="m",
+                    dataset=small_dataset, evaluate_test=False)
+    run = open_run(rec["run_id"], tmp_path)
+    real = embedding.activations
+
+    def close_call(*args, **kwargs):
+        feats, probs = real(*args, **kwargs)
+        probs = np.full_like(probs, 0.1458 / 22)
+        probs[:, 6], probs[:, 7] = 0.4270778, 0.4270865  # G, H: H leads by 9e-6
+        return feats, probs
+
+    monkeypatch.setattr(embedding, "activations", close_call)
+    for fm in (embedding.run_map(run, tiny_test, method="pca"), embedding.run_map(run, tiny_test, method="pca")):
+        assert (fm.y_pred == 7).all()
+        assert views.tie_note(fm.probs[0]) is None
+        assert views.top_k(fm.probs[0], 2)[0]["letter"] == "H", views.top_k(fm.probs[0], 2)
+    assert fm.cached
