@@ -224,7 +224,7 @@ def _locked(where: Any, *columns: Any) -> sa.Select:
 # columns a caller may set with a transition, beside the state (the rest are the store's own)
 _PLAIN = ("name", "owner", "model", "message", "epochs_completed", "target_epochs", "resume_epochs")
 _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_before", "samples_per_second",
-              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "tsne_seconds",
+              "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "overhead_fixed", "tsne_seconds",
               "batch_size", "width",  # the config's, for the time estimates from every user's runs
               "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
               "before_continue",  # a finished run's state and words while a continuation of it is queued

@@ -1039,7 +1039,7 @@ def speed_rows(available: list[Run] | None = None, alone: bool = False) -> list[
     those from the settings of runs made before the rows kept them (:func:`views.server_speed_rows`).
     No listing of its own: that is a query and a folder scan, for what the one query holds. ``alone``:
     ``available`` only (the tour's "again" reads the user's own run of the step)."""
-    mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch")}}
+    mine = [{**r.summary(), **{k: (r.row or {}).get(k) for k in ("samples_per_second", "overhead_per_epoch", "overhead_fixed")}}
             for r in available or ()]
     if alone:
         return mine

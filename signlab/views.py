@@ -547,8 +547,17 @@ def estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_I
     # Finished, 5 s said); a guess has no overhead of its own network to go by, and a stopped run's
     # overhead is cut short
     finished = [r for r in alike if str(r.get("status")) == RunState.COMPLETED]
-    per_epoch = newest_median(finished, "overhead_per_epoch") if like is None else None
-    return Estimate(training, training + per_epoch * int(cfg.epochs) if per_epoch is not None else training, like)
+    if like is not None:
+        return Estimate(training, training, like)
+    # each epoch's share (validation, saves) for every epoch, the once-a-run share (data, network, test
+    # accuracy) once. Runs that recorded no once-a-run share (before 2026-12-06) counted all of it per
+    # epoch: they are read as they were, and only when no newer run split it
+    split = [r for r in finished if finite(r.get("overhead_fixed")) is not None]
+    per_epoch = newest_median(split or finished, "overhead_per_epoch")
+    fixed = newest_median(split, "overhead_fixed") or 0.0
+    if per_epoch is None:
+        return Estimate(training, training)
+    return Estimate(training, training + fixed + per_epoch * int(cfg.epochs))
 
 
 def busy_load(machine_load: float | None, cores: int | None) -> str | None:

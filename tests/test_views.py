@@ -358,6 +358,11 @@ def test_time_estimate_from_this_servers_speed():
     # an overhead lost in the rounding says nothing of it ("about 9 min (9 min of it training)" read oddly)
     small = [{**rows[0], "overhead_per_epoch": 0.1}]
     assert views.time_estimate(long, small) == "it takes about 9 min on this server"
+    # once a run's share is added once (a 1-epoch run's 3.7 s start-up, counted per epoch, made a
+    # 10-epoch estimate say 54 s for 15 s); runs that recorded none are read as before, only alone
+    split = [{**rows[0], "overhead_per_epoch": 0.3, "overhead_fixed": 30.0}, *timed]
+    assert views.estimate(long, split).whole == pytest.approx(views.estimate(long, split).training + 30.0 + 20 * 0.3)
+    assert views.estimate(long, timed).whole == pytest.approx(views.estimate(long, timed).training + 20 * 10.0)
     # a speed of 0 is no measurement: it does not hide the ones there are
     assert views.measured_speed([{**rows[0], "samples_per_second": 0.0}] * 4 + rows, cfg) == 1000.0
     # a run of the same batch size and width speaks for the fast preset before a sweep's batch-32 trial
