@@ -79,7 +79,7 @@ class JobManager:
         (QuotaError when they have that many runs queued or training); ``max_runs``: their run quota."""
         run = create_run(cfg, self.runs_dir, status=RunState.QUEUED, name=name, owner=owner, max_active=max_active,
                          max_runs=max_runs)
-        self.tick()
+        self.try_tick()  # queued whatever happens next: a raise here said "could not start" of a queued run
         return run
 
     def submit_continue(self, run_id: str, epochs: int, max_active: int | None = None) -> Run:
@@ -88,7 +88,7 @@ class JobManager:
         run = open_run(run_id, self.runs_dir)
         run.check_continuable(int(epochs))
         self.store.enqueue_continue(run.id, int(epochs), max_active=max_active)
-        self.tick()
+        self.try_tick()
         return run
 
     def cancel(self, run: Run, by: str | None = None) -> RunState:
@@ -123,6 +123,19 @@ class JobManager:
             for _ in range(max(0, n)):
                 self._spawn_worker()
             return max(0, n)
+
+    def try_tick(self) -> str | None:
+        """:meth:`tick`, or why it could not (None when it did). A run queued just before is queued
+        whatever this says: a worker that could not start (its log unwritable, the process table full,
+        the database away a moment) raised "Could not start" on the page of a run that waited in the
+        queue, the student pressed Start again and queued it twice. The page says the reason beside
+        the waiting run instead, and the background ticker tries again every second."""
+        try:
+            self.tick()
+        except (SignlabError, OSError) as err:
+            _log.warning("no worker could be started for the queue: %s", err)
+            return str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
+        return None
 
     def warm(self) -> bool:
         """Start a worker ahead of the next run, so that a click on Train starts training at once

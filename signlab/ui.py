@@ -1207,8 +1207,11 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
                    + (f" · owner {md(others)}" if others and run.name and run.name != run.id else ""))
 
     def progress() -> None:
-        jm.tick()
+        problem = jm.try_tick()
         now = live_view(run, jm, mine)
+        if problem and now.state == RunState.QUEUED:
+            st.warning(f"No training process could be started on this server: {md(problem)}. The run waits "
+                       "in the queue, and starts once one can be; there is no need to press Start again.")
         if now.state != drawn_with or now.awaiting_test != view.awaiting_test:
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
         # with the loss feed the canvas draws the progress line itself and keeps it moving

@@ -373,3 +373,20 @@ def test_a_ticker_started_again_after_a_stop_ticks(tmp_path, monkeypatch):
         wait_for(lambda: len(ticks) >= 2, 10, what="ticks after the restart")
     finally:
         jobs.stop_background()
+
+
+def test_a_worker_that_cannot_start_leaves_the_started_run_queued_and_says_why(tmp_path: Path):
+    """Start queued the run, then starting its worker failed (workers.log unwritable: made by an
+    admin's worker as another user): the page said "Could not start" of a run waiting in the queue,
+    and the student pressed Start again and queued it twice. The run is returned and the reason is
+    there for the page; once a worker can start, the run trains."""
+    jm = JobManager(tmp_path, limit=1)
+    (tmp_path / "workers.log").mkdir()
+    run = jm.submit(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False, device="cpu"))
+    assert run.status()["status"] == RunState.QUEUED and jm.store.queue() == [run.id]
+    problem = jm.try_tick()
+    assert problem is not None and "workers.log" in problem, problem
+    assert run.status()["status"] == RunState.QUEUED and len(list_runs(tmp_path)) == 1
+    (tmp_path / "workers.log").rmdir()
+    assert jm.try_tick() is None
+    wait_for(lambda: run.status()["status"] == RunState.COMPLETED, 120, what="the run to train once a worker starts")
