@@ -60,8 +60,9 @@ def handling(signum: int, handler: Callable[[int, Any], None]) -> Iterator[None]
     """``handler`` for ``signum`` inside the block, the one before restored however it ends (from the
     main thread only: elsewhere signals cannot be handled, and the block runs without). Installed
     before a worker registered and restored only after, a failed registration left it in place."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or \
+            (signum == signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN):
+        yield  # a shell's background job ignores Ctrl-C, and still does (as TwoPresses)
         return
     before = signal.signal(signum, handler)
     try:

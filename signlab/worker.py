@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from . import api
 from .data import check_source_allowed
-from .errors import SignlabError
+from .errors import RunError, SignlabError
 from .interrupt import ShutDown, handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
@@ -38,6 +38,30 @@ from .runs import Run, run_path
 from .store import RunState, lease_seconds, new_worker_id, store_for
 
 IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
+AWAY_POLL = 5.0  # at most this long between tries while the run database is away
+
+
+def check_clock(store) -> None:
+    """RunError when this machine's clock differs from the run database's by a quarter of a lease or
+    more (:meth:`signlab.store.RunStore.clock_offset`): its leases would read as expired elsewhere,
+    or never expire."""
+    offset = store.clock_offset()
+    if abs(offset) >= lease_seconds() / 4:
+        way = "behind" if offset < 0 else "ahead of"
+        raise RunError(f"this machine's clock is {abs(offset):.0f} s {way} the run database's: its runs' "
+                       "leases would be taken back (or never run out) on the other machines; set the clock "
+                       "right (NTP: timedatectl set-ntp true) and start the worker again")
+
+
+def _folder_missing(root: Path, store, run_id: str) -> bool:
+    """True when ``run_id``'s folder is not here and neither is any other of the run database's runs:
+    a share that did not mount, or ``--runs-dir`` not the class's folder. A worker there failed
+    every student's queued run, "was deleted (in another tab or window)"."""
+    if (root / run_id).is_dir():
+        return False
+    if not root.is_dir():
+        return True
+    return not any((root / r["run_id"]).is_dir() for r in store.rows(limit=50) if r["run_id"] != run_id)
 
 
 def warm_up() -> None:
@@ -87,21 +111,36 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
         stopping["now"] = True
         raise ShutDown
 
-    with handling(signal.SIGTERM, on_signal):
+    # SIGINT too: Ctrl-C on a worker in a terminal hands its run back as SIGTERM does (the run, stopped
+    # "told to quit at once", waited for its student to press Continue)
+    with handling(signal.SIGTERM, on_signal), handling(signal.SIGINT, on_signal):
+        check_clock(store)
         store.register_worker(worker_id, "worker", slots=1, device=device or "auto")
         finished = 0
         last_beat = 0.0
         idle_since: float | None = None
+        away: float | None = None  # since when the run database has been away
         try:
             if linger > 0:  # registered first: the manager counts this worker and starts no other
                 warm_up()
             while not stopping["now"]:
-                if time.time() - last_beat > lease_seconds() / 4:
-                    store.worker_beat(worker_id, finished=finished)
-                    last_beat = time.time()
-                claim = store.claim(worker_id, limit)
+                try:
+                    if time.time() - last_beat > lease_seconds() / 4:
+                        store.worker_beat(worker_id, finished=finished)
+                        last_beat = time.time()
+                    claim = store.claim(worker_id, limit)
+                    empty = claim is None and exit_when_idle and not store.queue()
+                except SignlabError as err:  # the database restarting: every worker of a class exited
+                    if away is None:
+                        say(f"the run database is not available ({err}); trying again")
+                        away = time.monotonic()
+                    time.sleep(min(AWAY_POLL, IDLE_POLL + (time.monotonic() - away) / 4))
+                    continue
+                if away is not None:
+                    say("the run database is back")
+                    away = None
                 if claim is None:
-                    if exit_when_idle and not store.queue():
+                    if empty:
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= linger or not root.is_dir():
                             break
@@ -110,6 +149,11 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                     time.sleep(IDLE_POLL)
                     continue
                 idle_since = None
+                if _folder_missing(root, store, claim.run_id):
+                    store.hand_back(claim)  # the run waits for a worker that sees its folder
+                    raise RunError(f"the runs folder {root} holds none of the run database's runs (is it "
+                                   f"mounted? is --runs-dir the class's folder?); run {claim.run_id} was put "
+                                   "back in the queue")
                 try:
                     store.worker_beat(worker_id, current=claim.run_id)
                     _fault_point("after_claim")

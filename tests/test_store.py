@@ -1314,3 +1314,93 @@ def test_a_run_continued_to_its_own_epochs_goes_on_with_its_learning_rate_schedu
     assert len(went_on) == len(straight) > 2 and went_on == pytest.approx(straight, rel=1e-6)
     starts = [m for m in open_run("cut", tmp_path).metrics() if m["type"] == "fit_start"]
     assert [(m["start_epoch"], m["schedule_from"]) for m in starts] == [(0, 0), (1, 0)]
+
+
+def test_a_worker_whose_runs_folder_is_not_the_classs_puts_the_run_back_and_stops(tmp_path, db_url, monkeypatch):
+    """A worker on a machine whose share of the runs folder did not mount (an empty mount point) took
+    each queued run and failed it: "was deleted (in another tab or window)", for every student. It
+    puts the run back in its place, uncounted, and stops, saying why."""
+    from signlab import worker
+
+    shared, empty = tmp_path / "shared", tmp_path / "unmounted"
+    shared.mkdir()
+    empty.mkdir()
+    db = db_url or f"sqlite:///{tmp_path / 'class.db'}"
+    monkeypatch.setenv("SIGNLAB_DB", db)
+    runs = [create_run(TrainConfig(**TINY), shared, run_id=f"r{k}", owner=f"student{k}") for k in range(2)]
+    with pytest.raises(RunError, match=f"the runs folder {empty} holds none of the run database's runs"):
+        worker.run_worker(empty, db, exit_when_idle=True)
+    for run in runs:
+        row = run.status()
+        assert row["status"] == RunState.QUEUED and row["continues"] == 0, row
+    assert runs[0].store.queue() == ["r0", "r1"]
+    # the class's folder: trained
+    assert worker.run_worker(shared, db, exit_when_idle=True) == 2
+    assert [r.status()["status"] for r in runs] == [RunState.COMPLETED] * 2
+
+
+def test_an_idle_worker_waits_out_the_database_going_away(tmp_path, monkeypatch):
+    """An idle worker exited (2, "the run database ... is not available") when PostgreSQL restarted:
+    every worker of a class, and nothing trained until someone started them again. It says so once,
+    tries again, and trains what is queued once the database is back."""
+    from signlab import worker
+
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="later")
+    real, fails = RunStore.claim, {"left": 3}
+
+    def away(self, *args, **kwargs):
+        if fails["left"]:
+            fails["left"] -= 1
+            raise SignlabError("the run database postgresql://class is not available: the database system "
+                               "is starting up")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "claim", away)
+    said: list[str] = []
+    assert worker.run_worker(tmp_path, exit_when_idle=True, log=said.append) == 1
+    assert run.status()["status"] == RunState.COMPLETED
+    assert sum("is not available" in s for s in said) == 1 and "the run database is back" in said, said
+
+
+def test_a_worker_whose_clock_is_off_refuses_to_start(tmp_path, monkeypatch):
+    """A worker whose clock was 60 s behind the database server's had each run it claimed taken back
+    as expired, then failed "out of memory while loading it?". It refuses to start, saying why."""
+    from signlab import worker
+
+    monkeypatch.setattr(RunStore, "clock_offset", lambda self: -60.0)
+    with pytest.raises(RunError, match="this machine's clock is 60 s behind the run database's"):
+        worker.run_worker(tmp_path, exit_when_idle=True)
+    monkeypatch.setattr(RunStore, "clock_offset", lambda self: 0.5)
+    assert worker.run_worker(tmp_path, exit_when_idle=True) == 0
+
+
+def test_postgresql_the_clock_offset_is_read_from_the_server(postgres_server):
+    import secrets
+
+    from tests._postgres import create_database
+
+    url = create_database(postgres_server, f"t_{secrets.token_hex(4)}")
+    store = RunStore(url)
+    assert abs(store.clock_offset()) < 1.0  # the same machine's clock
+    assert RunStore(f"sqlite:///{Path(os.environ.get('TMPDIR', '/tmp')) / secrets.token_hex(4)}.db").clock_offset() == 0.0
+
+
+def test_ctrl_c_on_a_one_slot_worker_hands_its_run_back(tmp_path):
+    """Ctrl-C on a worker in a terminal stopped its run for good ("told to quit at once"), waiting for
+    its student to press Continue, where SIGTERM and a two-slot worker handed it back to the queue."""
+    cfg = TrainConfig(model="mlp", epochs=4, batch_size=64, log_every=5, augment=False, device="cpu")
+    run = create_run(cfg, tmp_path, run_id="pressed")
+    # Python's own Ctrl-C handling in the child (a suite started in the background ignores SIGINT)
+    first = subprocess.Popen([sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, "
+                              "signal.default_int_handler); from signlab.cli import main; sys.exit(main(sys.argv[1:]))",
+                              "worker", "--runs-dir", str(tmp_path), "--exit-when-idle", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any(m["type"] == "batch" and m["epoch"] >= 2 for m in run.metrics()), 180,
+             what="a batch of epoch 2")
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    row = run.status()
+    assert row["status"] == RunState.QUEUED and row["epochs_completed"] >= 1, row
+    assert json.loads(out.splitlines()[-1]) == {"run_id": "pressed", "status": "queued"}
+    assert "stopped" not in [h["to_state"] for h in run.store.history("pressed")]
