@@ -479,10 +479,13 @@ def calibrate(user: User, run_id: str, photos: list[Any], pol: Policy, runs_dir:
     from .calibrate import calibrate_run  # lazy: calibrate imports access (local_user)
 
     run = open_for(user, run_id, "calibrate", pol, runs_dir)
-    if not user.manages_all:
-        root = Path(runs_dir) if runs_dir else default_runs_dir()
-        _check_room(user, pol, root, store_for(root).rows(owner=user.id))
-    return calibrate_run(run, photos, runs_dir, owner=user.id, **kwargs)
+    if user.manages_all:
+        return calibrate_run(run, photos, runs_dir, owner=user.id, **kwargs)
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    _check_room(user, pol, root, store_for(root).rows(owner=user.id))
+    # and again as the run is made, after the seconds of adapting (two at once both passed the check).
+    # Not the job quota: the copy is held only while its files are written, in this process, not trained
+    return calibrate_run(run, photos, runs_dir, owner=user.id, max_runs=pol.max_runs_per_user, **kwargs)
 
 
 def export(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> Path:

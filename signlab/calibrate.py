@@ -527,8 +527,10 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
                   method: str = DEFAULT_METHOD, crop: Crop | str | None = PHOTO_CROP, name: str | None = None,
                   steps: int | None = None, seed: int = 0, dataset: Dataset | None = None,
                   evaluate_test: bool = True, progress: Callable[[float], None] | None = None,
-                  owner: str | None = None) -> dict[str, Any]:
+                  owner: str | None = None, max_runs: int | None = None) -> dict[str, Any]:
     """Adapt run ``ref`` to ``photos`` and save the result as a new run of ``owner``; returns its record.
+    ``max_runs``: the owner's run quota, counted again as the run is made (QuotaError): checked only
+    before the seconds of adapting, two calibrations at once both passed it.
 
     The record (``calibrate --json``): run_id, run_dir, parent, photos, letters, method,
     seconds (photos read to run saved), test_accuracy (on the dataset's test set, to show the
@@ -554,7 +556,7 @@ def calibrate_run(ref: Run | str, photos: Sequence[Photo], runs_dir: Path | str 
     root = runs_dir if runs_dir is not None else parent.dir.parent
     run, claim = create_held_run(cfg, new_worker_id("calibrate"), root,
                                  name=name or calibrated_name(len(photos), parent, (r.name for r in list_runs(root))),
-                                 owner=owner or local_user().id)
+                                 owner=owner or local_user().id, max_runs=max_runs)
     # The lease is renewed while the files are written and the test set evaluated: unrenewed, a
     # busy 2-core machine let it lapse (20 s), and the store marked the saved run interrupted.
     with Heartbeat(run.store, claim) as lease:

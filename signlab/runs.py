@@ -739,9 +739,11 @@ def create_run(cfg: TrainConfig, runs_dir: Path | str | None = None, run_id: str
 
 
 def create_held_run(cfg: TrainConfig, holder: str, runs_dir: Path | str | None = None, run_id: str | None = None,
-                    name: str | None = None, owner: str | None = None) -> tuple[Run, Claim]:
-    """Make a run already claimed by ``holder`` (training in this process, not from the queue)."""
-    run, claim = _make_run(cfg, runs_dir, run_id, RunState.CLAIMED, name, owner, holder, "train", None, False)
+                    name: str | None = None, owner: str | None = None, max_runs: int | None = None) -> tuple[Run, Claim]:
+    """Make a run already claimed by ``holder`` (training in this process, not from the queue).
+    ``max_runs``: the owner's run quota, counted in the insert's transaction (as for create_run)."""
+    run, claim = _make_run(cfg, runs_dir, run_id, RunState.CLAIMED, name, owner, holder, "train", None, False,
+                           max_runs=max_runs)
     assert claim is not None
     return run, claim
 

@@ -712,10 +712,12 @@ class _SweepWorker:
     :func:`run_sweep` sets it up and hands :meth:`objective` and :meth:`after_trial` to Optuna."""
 
     def __init__(self, study: str, base: TrainConfig, root: Path, storage_text: str, dataset: "Dataset",
-                 trials: int, since: float, owner: str | None, say: Callable[[str], None]) -> None:
+                 trials: int, since: float, owner: str | None, say: Callable[[str], None],
+                 max_runs: int | None = None) -> None:
         from .jobs import default_job_limit
 
         self.study, self.base, self.root, self.dataset, self.owner, self.say = study, base, root, dataset, owner, say
+        self.max_runs = max_runs  # the owner's run quota, each trial's run counted as it is made
         self.storage_text, self.since = storage_text, since
         self.id = new_worker_id("sweep")
         self.store = store_for(root)
@@ -764,7 +766,7 @@ class _SweepWorker:
         params = suggest(trial, self.base.model)
         cfg = self.base.replace(**params)
         run = create_run(cfg, self.root, name=f"{self.study} #{trial.number}", kind="trial", study=self.study,
-                         auto_continue=False, owner=self.owner,
+                         auto_continue=False, owner=self.owner, max_runs=self.max_runs,
                          meta={"sweep": self.study, "trial": trial.number, "storage": mask_url(self.storage_text)})
         try:
             trial.set_user_attr("run_id", run.id)
@@ -859,7 +861,8 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     # sign-in's id is ("Alice@X.edu" from an instructor owns what alice@x.edu sees); from the command
     # line the owner is the machine's user, as for train (the trials of such a sweep had no owner)
     owner = user_id_of(os.environ.get("SIGNLAB_OWNER") or "") or local_user().id
-    worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None))
+    worker = _SweepWorker(study, base, root, storage_text, dataset, trials, since, owner, log or (lambda s: None),
+                          _run_quota(owner, root) if os.environ.get("SIGNLAB_OWNER") else None)
 
     def on_term(signum, frame):  # SIGTERM: the current trial is marked failed, then the worker exits
         raise KeyboardInterrupt
@@ -898,6 +901,16 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
         "best_test_accuracy": best["test_accuracy"] if best else None,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def _run_quota(owner: str, root: Path) -> int | None:
+    """The run quota of a sweep's owner (None for an instructor): each trial's run counts against it as
+    it is made. Checked only when the sweep started, two sweeps started one after the other both
+    passed it (a student with 1 run under a limit of 3 ended with 5)."""
+    from .access import policy, user_for  # access imports this module
+
+    pol = policy(root)
+    return None if user_for(owner, pol).manages_all else pol.max_runs_per_user
 
 
 def _open_study(optuna, study: str, store, base, sampler_seed: int | None):

@@ -162,6 +162,46 @@ def test_a_calibrated_copy_counts_against_the_quotas(setup, small_dataset):
     assert access.open_for(ALICE, record["run_id"], "download", Policy(), root).summary()["owner"] == ALICE.id
 
 
+def test_the_store_keeps_the_run_quota_when_two_calibrations_pass_the_check_together(setup, small_dataset,
+                                                                                      monkeypatch):
+    """Two calibrations at once both passed the run count, checked before their seconds of adapting,
+    and Alice, with 1 run under a limit of 2, ended with 3. The store counts the copy as it is made;
+    nothing is left of the refused one."""
+    root, _ = setup
+    monkeypatch.setattr(access, "_check_room", lambda *a, **k: None)  # as if both passed it together
+    kw = dict(steps=2, dataset=small_dataset, evaluate_test=False)
+    pol = Policy(max_runs_per_user=2)
+    access.calibrate(ALICE, "alice-run", _photos(small_dataset), pol, root, **kw)
+    with pytest.raises(QuotaError, match="^you have 2 runs, and the limit is 2; "):
+        access.calibrate(ALICE, "alice-run", _photos(small_dataset), pol, root, **kw)
+    assert len(access.store_for(root).rows(owner=ALICE.id)) == 2
+    assert sorted(p.name for p in root.iterdir() if (p / "config.json").exists()) == sorted(
+        r["run_id"] for r in access.store_for(root).rows())
+    access.calibrate(TEACH, "alice-run", _photos(small_dataset), Policy(max_runs_per_user=0), root, **kw)
+
+
+def test_a_sweeps_trials_keep_their_owners_run_quota_as_each_is_made(tmp_path, small_dataset, monkeypatch):
+    """Two sweeps started one after the other each passed the run count for their own trials, and a
+    student with 1 run under a limit of 3 ended with 5. Each trial's run is counted as it is made: the
+    sweep that would pass the quota ends with its refusal. A sweep from the command line (no owner set
+    by the dashboard) has none."""
+    from signlab import sweep
+
+    create_run(TrainConfig(**TINY), tmp_path, run_id="old", owner=BOB.id, status=RunState.STOPPED)
+    monkeypatch.setenv("SIGNLAB_OWNER", BOB.id)
+    monkeypatch.setenv("SIGNLAB_MAX_RUNS_PER_USER", "3")
+    kw = dict(model="logreg", epochs=1, max_steps=2, runs_dir=tmp_path, dataset=small_dataset)
+    sweep.run_sweep(trials=2, study="first", **kw)
+    with pytest.raises(QuotaError, match="^you have 3 runs, and the limit is 3; "):
+        sweep.run_sweep(trials=2, study="second", **kw)
+    assert len(access.store_for(tmp_path).rows(owner=BOB.id)) == 3
+    monkeypatch.setenv("SIGNLAB_INSTRUCTORS", BOB.id)  # an instructor has no quota
+    assert sweep.run_sweep(trials=1, study="third", **kw)["completed"] == 1
+    monkeypatch.delenv("SIGNLAB_INSTRUCTORS")
+    monkeypatch.delenv("SIGNLAB_OWNER")  # the command line: the machine's user, with full rights
+    assert sweep.run_sweep(trials=1, study="fourth", **kw)["completed"] == 1
+
+
 def test_quota_largest_run_says_what_would_fit(setup):
     root, jm = setup
     big = TrainConfig(model="deepcnn", batch_size=4096, ensemble=8)
