@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import signal
 import sys
 import time
@@ -424,7 +425,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":
         raise UsageError(f"--format: {args.format!r} is not supported; use onnx")
-    print(export_onnx(args.run, args.out, args.runs_dir, force=args.force))
+    path = export_onnx(args.run, args.out, args.runs_dir, force=args.force)
+    try:
+        print(path)
+    except UnicodeEncodeError:  # a path that is not UTF-8 (a Latin-1 folder name): its own bytes
+        sys.stdout.flush()
+        sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.flush()
     return 0
 
 

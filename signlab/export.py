@@ -1,6 +1,7 @@
 """The ONNX export of a run: writing ``model.onnx`` (normalisation included) and finding it again."""
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -11,23 +12,34 @@ from .fsutil import atomic_write
 from .labels import IMAGE_SIZE
 from .normalize import normalize_for
 from .predict import forward_views
+from .paths import default_runs_dir
 from .runs import ONNX_FILE, Run, open_run
+from .store import db_url_for
 
 
-def check_out(run: Run, out: Path | str, force: bool = False) -> Path:
+def check_out(run: Run, out: Path | str, force: bool = False, runs_dir: Path | str | None = None) -> Path:
     """``out`` as a path ``export_onnx`` may write, or RunError naming what is wrong with it.
 
     Never a path inside the runs folder (other than the run's own ``model.onnx``): a mistyped
     ``--out runs/<id>/model.safetensors`` would replace the weights, ``runs/runs.db`` the run
-    store. Never a folder, and an existing file only with ``force``: an export must not silently
-    replace what a user saved.
+    store. That is the folder holding the run and the runs folder in use (``runs_dir``, else the
+    default): a run given as a copy's folder passed the check, and its export replaced another run's
+    weights. Never the run database's file, never a folder (``exports/`` made a file named
+    ``exports``), and an existing file only with ``force``: an export must not silently replace what
+    a user saved.
     """
+    if str(out).endswith(("/", os.sep)):
+        raise RunError(f"--out: {out} names a folder; give a file name such as {Path(out) / 'model.onnx'}")
     path = Path(out).expanduser()
     target = path.resolve()
     own = (run.dir / ONNX_FILE).resolve()
-    if target != own and target.is_relative_to(run.dir.parent.resolve()):
-        raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "
-                       f"(or leave --out out for {run.dir.name}/model.onnx)")
+    for root in {run.dir.parent.resolve(), (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()}:
+        if target != own and target.is_relative_to(root):
+            raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "
+                           f"(or leave --out out for {run.dir.name}/model.onnx)")
+    database = db_url_for(runs_dir or default_runs_dir())
+    if database.startswith("sqlite:///") and target == Path(database.removeprefix("sqlite:///")).resolve():
+        raise RunError(f"--out: {out} is the run database; export somewhere else")
     if target.is_dir():
         raise RunError(f"--out: {out} is a folder; give a file name such as {Path(out) / 'model.onnx'}")
     if target.exists() and not target.is_file():
@@ -47,31 +59,45 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     """Write the run's model as ONNX: input ``image`` (B, 1, 28, 28) in [0, 1], output ``logits`` (B, 24).
 
     The per-image normalisation is part of the exported graph, so the file takes raw pixels / 255;
-    so are the test-time shifts of a model trained with them (``tta``), so the file's logits are
-    the ones signlab's own predictions come from.
+    so are the test-time shifts of a model trained with them (``tta``). A run trained on photo-like
+    images (the robust preset, a calibrated run) reads each image and its mirror image, as
+    ``predict`` does (a sign made with either hand counts the same): its ``logits`` are then the
+    logarithms of the two readings' averaged probabilities, whose softmax is that average. Without
+    it the file's top letter differed from ``predict``'s on 11 of 60 enlarged test images. What a
+    28x28 input cannot hold stays outside the file: ``predict`` also reads a tighter crop of the
+    photo, and weighs in the hand's shape from its landmarks.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
-    out = check_out(run, out, force) if out else run.dir / ONNX_FILE
+    out = check_out(run, out, force, runs_dir) if out else run.dir / ONNX_FILE
     model = run.load_model()
+    mirror = bool(run.config.augment_photo)
 
     class WithNormalize(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return forward_views(self.inner, normalize_for(self.inner, x))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, 24)
+            logits = forward_views(self.inner, normalize_for(self.inner, x))
+            if not mirror:
+                return logits
+            flipped = forward_views(self.inner, normalize_for(self.inner, x.flip(3)))
+            return torch.log((torch.softmax(logits, 1) + torch.softmax(flipped, 1)) / 2)
 
     wrapped = WithNormalize(model).eval()
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     def write(p: Path) -> None:
         with warnings.catch_warnings():  # the exporter's notes on its own internals are not the user's to act on
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (example,), str(p), input_names=["image"], output_names=["logits"],
-                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-                              opset_version=17)
+            # a file object, not the path: a path that is not UTF-8 (a folder named in Latin-1) ended in
+            # the exporter's 300-line TypeError
+            with open(p, "wb") as f:
+                torch.onnx.export(wrapped, (example,), f, input_names=["image"], output_names=["logits"],
+                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                                  opset_version=17)
 
-    atomic_write(out, write)
+    # the advice for a path the user gave is --out's, not the runs folder's
+    atomic_write(out, write, elsewhere="another runs folder" if out == run.dir / ONNX_FILE else "another --out")
     return out
 
 

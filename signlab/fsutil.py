@@ -17,13 +17,13 @@ class StorageError(SignlabError):
     """The disk is full or a folder cannot be written (names the path)."""
 
 
-def storage_error(err: OSError, path: Path) -> StorageError:
-    """The clear StorageError for an OSError met while writing ``path`` (full disk, no permission...)."""
+def storage_error(err: OSError, path: Path, elsewhere: str = "another runs folder") -> StorageError:
+    """The clear StorageError for an OSError met while writing ``path`` (full disk, no permission...).
+    ``elsewhere``: where else to write, for the advice ("--out" for an export's own path)."""
     if err.errno == errno.ENOSPC:
-        return StorageError(f"{path}: the disk is full; free some space or choose another runs folder")
+        return StorageError(f"{path}: the disk is full; free some space or choose {elsewhere}")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StorageError(f"{path}: cannot write here (permission denied or read-only); "
-                            "choose a writable runs folder")
+        return StorageError(f"{path}: cannot write here (permission denied or read-only); choose {elsewhere}")
     return StorageError(f"{path}: cannot write ({err.strerror or err})")
 
 
@@ -45,13 +45,15 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = True) -> None:
+def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = True,
+                 elsewhere: str = "another runs folder") -> None:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path`` in one step.
 
     The temporary file sits in the same folder so the rename is atomic on POSIX: readers see the
     old file or the new one, never a torn one. The folder is made if missing; with ``parents=False``
     only the folder itself, never the ones above it (a cache inside a run folder that was deleted
     meanwhile must not make the run folder again: FileNotFoundError's storage error instead).
+    ``elsewhere``: where a refusal's advice says to write instead (:func:`storage_error`).
     """
     path = Path(path)
     try:
@@ -66,7 +68,7 @@ def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = Tru
             pass
         os.close(fd)
     except OSError as err:
-        raise storage_error(err, path) from err
+        raise storage_error(err, path, elsewhere) from err
     try:
         writer(Path(tmp))
         with open(tmp, "rb+") as f:
@@ -74,7 +76,7 @@ def atomic_write(path: Path, writer: Callable[[Path], None], parents: bool = Tru
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
-        raise storage_error(err, path) from err
+        raise storage_error(err, path, elsewhere) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

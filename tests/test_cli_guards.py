@@ -74,6 +74,47 @@ def test_export_never_overwrites_a_run_file_or_an_existing_file(run, tmp_path, c
     assert (run.dir / "model.onnx").is_file()
 
 
+def test_export_keeps_out_of_the_runs_folder_whichever_way_the_run_is_named(run, tmp_path, capsys, monkeypatch):
+    """A run given as a copy's folder passed the check (only the folder holding the copy was guarded),
+    and its export replaced another run's weights with ONNX bytes. ``--out exports/`` wrote a file
+    named ``exports``; a path that is not UTF-8 ended in the exporter's 300-line traceback; a path
+    that cannot be written told the user to choose a writable runs folder."""
+    import shutil
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(run.dir.parent))
+    copy = tmp_path / "copies" / "r1"
+    shutil.copytree(run.dir, copy)
+    weights = (run.dir / "model.safetensors").read_bytes()
+    for target in (run.dir / "model.safetensors", run.dir.parent / "signlab.db"):
+        code = cli.main(["export", str(copy), "--out", str(target), "--force"])
+        _one_line(capsys, code, "--out", "inside the runs folder")
+    assert (run.dir / "model.safetensors").read_bytes() == weights
+    database = tmp_path / "class.db"
+    monkeypatch.setenv("SIGNLAB_DB", str(database))
+    database.write_bytes(b"the class's runs")
+    _one_line(capsys, cli.main(["export", str(copy), "--out", str(database), "--force"]), "is the run database")
+    assert database.read_bytes() == b"the class's runs"
+    monkeypatch.delenv("SIGNLAB_DB")
+    for slash in ("exports/", str(tmp_path / "exports") + "/"):
+        _one_line(capsys, cli.main(["export", "r1", "--out", slash]), "--out", "names a folder")
+        assert not (tmp_path / "exports").exists() and not os.path.exists("exports")
+    latin = os.fsdecode(str(tmp_path).encode() + b"/caf\xe9.onnx")  # a Latin-1 name on a UTF-8 system
+    import io
+    import sys
+
+    with monkeypatch.context() as m:  # a terminal's stdout: UTF-8, strict
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        m.setattr(sys, "stdout", stdout)
+        assert cli.main(["export", "r1", "--out", latin]) == 0
+        stdout.flush()
+        assert stdout.buffer.getvalue() == os.fsencode(latin) + b"\n"
+    assert os.path.getsize(latin) > 1000
+    capsys.readouterr()
+    if os.path.isdir("/sys/kernel"):  # a read-only place, for root too
+        line = _one_line(capsys, cli.main(["export", "r1", "--out", "/sys/kernel/r1.onnx"]), "cannot write here")
+        assert line.endswith("choose another --out"), line
+
+
 def test_export_never_replaces_a_link_to_nowhere_unasked(run, tmp_path, capsys):
     """A link whose target is gone does not 'exist' to Path.exists(): export replaced it with the file."""
     link = tmp_path / "latest.onnx"

@@ -81,7 +81,25 @@ def test_ensemble_with_equalize_exports_to_onnx(ensemble_run, small_dataset, tmp
                         np.random.default_rng(0).random((3, 28, 28))]).astype(np.float32)[:, None]
     (logits,) = session.run(["logits"], {"image": x})
     e = np.exp(logits - logits.max(1, keepdims=True))
-    np.testing.assert_allclose(e / e.sum(1, keepdims=True), predict(ensemble_run.load_model(), x[:, 0]), atol=1e-4)
+    # a photo run's file reads each image and its mirror, as predict does for it
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), predict(ensemble_run.load_model(), x[:, 0], mirror=True),
+                               atol=1e-4)
+
+
+def test_a_photo_runs_onnx_export_reads_each_image_and_its_mirror_as_predict_does(small_dataset, tmp_path):
+    """A run trained on photo-like images averages each image's reading with its mirror image's (either
+    hand); its ONNX file read the image alone, and its top letter differed from predict's on 11 of 60
+    enlarged test images. Its logits are now the logarithms of that average."""
+    ort = optional("onnxruntime")
+    cfg = TrainConfig(model="fastcnn", epochs=1, max_steps=6, augment_photo=True, device="cpu")
+    run = open_run(api.train(cfg, tmp_path, run_id="photo", dataset=small_dataset, evaluate_test=False)["run_dir"])
+    session = ort.InferenceSession(str(export.export_onnx(run)), providers=["CPUExecutionProvider"])
+    x = (small_dataset.test.images[:8] / 255.0).astype(np.float32)
+    (logits,) = session.run(["logits"], {"image": x[:, None]})
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    model = run.load_model()
+    np.testing.assert_allclose(e / e.sum(1, keepdims=True), predict(model, x, mirror=True), atol=1e-4)
+    assert not np.allclose(predict(model, x, mirror=True), predict(model, x), atol=1e-3)  # the mirror matters
 
 
 def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_run, small_dataset):
