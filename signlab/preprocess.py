@@ -133,6 +133,9 @@ def _to_gray(img: Image.Image, background: float, notes: list[str] | None = None
         return np.clip(a / top, 0, 1).astype(np.float32)
     if mode == "F":
         a = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(a).all():  # NaN made every pixel NaN, and the refusal named no file
+            raise ImageError(f"{name}: some pixels are not numbers (NaN or infinite); save the image again "
+                             "as an ordinary PNG or JPEG")
         top = 1.0 if a.max() <= 1.0 else (255.0 if a.max() <= 255 else float(a.max()))
         return np.clip(a / top, 0, 1)
     try:
@@ -165,8 +168,15 @@ def _decode(data: bytes | str | Path, name: str, notes: list[str]) -> Image.Imag
         img.load()
         if img.mode in ("La", "RGBa"):  # premultiplied alpha (a TIFF can say so): PIL converts it to LA/RGBA only
             img = img.convert(img.mode[:-1] + "A")
+        if img.mode in ("L", "RGB", "P") and "transparency" in img.info:
+            # one colour marked transparent becomes an alpha band before the reduction: reduced first, the
+            # marked colour blended with its neighbours and drew a dark outline round the transparent areas
+            img = img.convert("RGBA")
         if max(img.size) > WORK_SIZE:
-            img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS)
+            # no reducing_gap for 16- and 32-bit pixels: Image.reduce, which it calls first, has no such
+            # modes, and a 16-bit grey photo of 2048 pixels or more was refused as corrupt
+            img.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.LANCZOS,
+                          reducing_gap=None if img.mode in INT_WIDE_MODES else 2.0)
             # the note said only "reduced in size before cropping", and a student asked why
             notes.append(f"reduced to {WORK_SIZE} pixels on its longer side before cropping: the model reads "
                          f"{IMAGE_SIZE}×{IMAGE_SIZE}, so more pixels would add only work")

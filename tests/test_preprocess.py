@@ -88,6 +88,42 @@ def test_16bit_grey_is_scaled_by_its_own_range():
     assert _ok(prepare(_encode(dark))).mean() < 0.01
 
 
+@pytest.mark.parametrize("mode,fmt", [("I;16", "PNG"), ("I;16", "TIFF"), ("I", "TIFF"), ("F", "TIFF")])
+def test_a_large_wide_image_is_reduced_not_refused(mode, fmt):
+    """A 16-bit grey photo of 2048 pixels or more was refused as "truncated or corrupt (image has wrong
+    mode)": the reduction's first step (Image.reduce) has no 16-bit modes."""
+    y, x = np.mgrid[0:1536, 0:2048]
+    g = x / 2048 * 0.6 + y / 1536 * 0.4  # dark top left, bright bottom right
+    img = Image.fromarray({"I;16": (g * 65535).astype(np.uint16), "I": (g * 65535).astype(np.int32),
+                           "F": g.astype(np.float32)}[mode])
+    prep = prepare(_encode(img, fmt), f"big.{fmt.lower()}", "centre")
+    x28 = _ok(prep)
+    assert max(prep.gray.shape) <= 512 and x28[:4, :4].mean() < 0.35 and x28[-4:, -4:].mean() > 0.6
+
+
+def test_a_float_image_with_pixels_that_are_not_numbers_is_refused_by_name():
+    """A float TIFF with one NaN pixel made every pixel NaN, and the refusal named no file."""
+    a = np.full((100, 100), 0.5, np.float32)
+    a[0, 0] = np.nan
+    with pytest.raises(ImageError, match="^nan.tif: some pixels are not numbers"):
+        prepare(_encode(Image.fromarray(a), "TIFF"), "nan.tif")
+    a[0, 0] = np.inf
+    with pytest.raises(ImageError, match="^inf.tif: some pixels are not numbers"):
+        prepare(_encode(Image.fromarray(a), "TIFF"), "inf.tif")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_colour_marked_transparent_leaves_no_outline_when_reduced(mode):
+    """A large PNG with one colour marked transparent (tRNS), reduced before the transparency was
+    applied, had the marked colour blended into its neighbours: a dark outline round a grey shape."""
+    a = np.zeros((1000, 1000), np.uint8)
+    a[300:700, 300:700] = 128
+    img = Image.fromarray(a).convert(mode)
+    data = _encode(img, transparency=(0, 0, 0) if mode == "RGB" else 0)
+    gray, _ = load_gray(data, background=1.0)
+    assert gray.min() >= 128 / 255 - 0.02, gray.min()
+
+
 def test_float_image_in_0_255():
     img = Image.fromarray(np.full((8, 8), 127.5, np.float32))
     assert _ok(prepare(_encode(img, "TIFF"))).mean() == pytest.approx(0.5, abs=0.01)
