@@ -39,6 +39,7 @@ from .store import RunState, lease_seconds, new_worker_id, store_for
 
 IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
 AWAY_POLL = 5.0  # at most this long between tries while the run database is away
+SLOT_RESTART, SLOT_RESTART_MAX = 1.0, 60.0  # seconds before a dead slot starts again: doubled while it dies at once
 
 
 def check_clock(store) -> None:
@@ -241,50 +242,72 @@ def _run_slots(root: Path, db: str | None, slots: int, device: str | None, exit_
     args = worker_args(root, limit, db=db, device=device, exit_when_idle=exit_when_idle, linger=linger)
     finished: list[dict[str, Any]] = []
     threads: list[threading.Thread] = []
-    if on_finish is None and log is None:
-        procs = [spawn(args, root / "workers.log", env=cpu_share(slots)) for _ in range(slots)]
-    else:
-        procs = [spawn_piped([*args, "--json"], env=cpu_share(slots)) for _ in range(slots)]
-        lock = threading.Lock()
+    piped = on_finish is not None or log is not None
+    lock = threading.Lock()
 
-        def results(stream) -> None:
-            for line in stream:
+    def results(stream) -> None:
+        for line in stream:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            with lock:  # one callback at a time, as a one-slot worker calls them
+                if not isinstance(record, dict) or "run_id" not in record:
+                    sys.stderr.write(line)
+                    continue
+                finished.append(record)
                 try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                with lock:  # one callback at a time, as a one-slot worker calls them
-                    if not isinstance(record, dict) or "run_id" not in record:
-                        sys.stderr.write(line)
-                        continue
-                    finished.append(record)
-                    try:
-                        if log:  # with why a run did not complete, as a one-slot worker says it
-                            log(f"run {record['run_id']}: {record.get('status')}" + _why(root, db, record))
-                        if on_finish:
-                            on_finish(record)
-                    except Exception:  # noqa: BLE001 - a closed pipe here must not stop draining the child's
-                        pass
+                    if log:  # with why a run did not complete, as a one-slot worker says it
+                        log(f"run {record['run_id']}: {record.get('status')}" + _why(root, db, record))
+                    if on_finish:
+                        on_finish(record)
+                except Exception:  # noqa: BLE001 - a closed pipe here must not stop draining the child's
+                    pass
 
-        def passed_on(stream) -> None:
-            for line in stream:
-                sys.stderr.write(line)
-                sys.stderr.flush()
+    def passed_on(stream) -> None:
+        for line in stream:
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
-        threads = [threading.Thread(target=f, args=(s,), daemon=True)
-                   for p in procs for f, s in ((results, p.stdout), (passed_on, p.stderr))]
-        for t in threads:
-            t.start()
+    def start() -> Any:
+        if not piped:
+            return spawn(args, root / "workers.log", env=cpu_share(slots))
+        p = spawn_piped([*args, "--json"], env=cpu_share(slots))
+        for f, s in ((results, p.stdout), (passed_on, p.stderr)):
+            threads.append(threading.Thread(target=f, args=(s,), daemon=True))
+            threads[-1].start()
+        return p
+
     def on_term(signum, frame) -> None:  # passed on to the slots, which hand their runs back
         raise KeyboardInterrupt
 
+    say = log or (lambda s: sys.stderr.write(s + "\n"))
+    procs = [start() for _ in range(slots)]
+    started = [time.monotonic()] * slots
+    ended: list[float | None] = [None] * slots
+    pause = [SLOT_RESTART] * slots
     try:
         with handling(signal.SIGTERM, on_term):  # by default a SIGTERM ended this process alone
-            for p in procs:
-                p.wait()
+            while any(p.poll() is None for p in procs) or not exit_when_idle:
+                time.sleep(IDLE_POLL)
+                for k, p in enumerate(procs):
+                    if exit_when_idle or p.poll() is None:
+                        continue
+                    # a slot killed (the kernel's out-of-memory killer) or crashed is started again: the
+                    # worker trained on one slot for good without a word, and never exited for systemd to
+                    # restart it. One that keeps dying at once is started less and less often
+                    now = time.monotonic()
+                    if ended[k] is None:
+                        ended[k] = now
+                        pause[k] = min(SLOT_RESTART_MAX, pause[k] * 2) if now - started[k] < 60 else SLOT_RESTART
+                        say(f"slot {k + 1} of this worker ended (exit code {p.returncode}); starting it again "
+                            f"in {pause[k]:.0f} s")
+                    if now - ended[k] >= pause[k]:
+                        procs[k], started[k], ended[k] = start(), now, None
     except KeyboardInterrupt:
         for p in procs:
-            p.send_signal(signal.SIGTERM)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
     for t in threads:  # the pipes close when the children end: what they printed last is read

@@ -1404,3 +1404,22 @@ def test_ctrl_c_on_a_one_slot_worker_hands_its_run_back(tmp_path):
     assert row["status"] == RunState.QUEUED and row["epochs_completed"] >= 1, row
     assert json.loads(out.splitlines()[-1]) == {"run_id": "pressed", "status": "queued"}
     assert "stopped" not in [h["to_state"] for h in run.store.history("pressed")]
+
+
+def test_a_slot_of_a_worker_that_dies_is_started_again(tmp_path):
+    """``worker --slots 2``: a slot killed (the out-of-memory killer) was never replaced; the worker
+    trained on one slot for good, without a word, and never exited for systemd to restart it."""
+    store = store_for(tmp_path)
+    parent = _worker(tmp_path, "--slots", "2", "--limit", "2")
+    try:
+        wait_for(lambda: len(store.workers("worker")) == 2, 120, what="two slots")
+        victim = store.workers("worker")[0]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(store.workers("worker")) == 2 and victim not in {w["pid"] for w in store.workers("worker")},
+                 120, what="the dead slot started again")
+        assert parent.poll() is None
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=60)
+    assert "slot " in err and "ended (exit code -9); starting it again" in err, err
+    assert not [w for w in store.workers("worker") if w["pid"] != victim]  # the slots ended with it
