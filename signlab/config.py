@@ -250,7 +250,8 @@ class TrainConfig:
     norm_lr_scale: float = setting(10.0, range=(0.01, 100.0), presets={"robust": 1.0, "lecture": 1.0},
                                    label="Bias rate ×", column=0, step=1.0,
                                    help="Learning-rate multiplier for the batch-norm scales and every bias, "
-                                        "which also get no weight decay; 1 gives every weight one rate.")
+                                        "which then also get no weight decay; 1 gives every weight one rate "
+                                        "and the same weight decay.")
     tta: bool = setting(True, presets={"robust": False, "lecture": False}, label="Test-time shifts",
                         help="Average the predictions for the image and its four "
                              "1-pixel shifts (test accuracy, evaluation and Classify).")

@@ -91,7 +91,8 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "bf16":
         return True
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # native only: by default the check counts emulation, and a T4 (compute 7.5) trained in slow bf16
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return native_cpu_bf16()
 
 

@@ -59,3 +59,52 @@ def test_the_photo_bench_names_what_it_leaves_out_and_measures_the_rest(tmp_path
     with pytest.raises(SystemExit) as stop:
         bench.run_main(bench.main)
     assert stop.value.code == 2 and "real_photos.py: nosuch: no such run" in capsys.readouterr().err
+
+
+def test_the_gpu_check_runs_through_and_rates_each_model_against_its_own_lecture_loop(monkeypatch, capsys,
+                                                                                     small_dataset):
+    """bench/gpu_check.py died at its time-to-accuracy step (three values unpacked from four), and its
+    "vs lecture" column divided every model by seed_convnet's loop (logreg read 473x)."""
+    check = _load("gpu_check", monkeypatch)
+    seen: list[str] = []
+    real = check.lecture_loop
+
+    def loop(ds, name, *args, **kwargs):
+        seen.append(name)
+        return real(ds, name, *args, **kwargs)
+
+    monkeypatch.setattr(check, "load_dataset", lambda: small_dataset)
+    monkeypatch.setattr(check, "lecture_loop", loop)
+    monkeypatch.setattr(check, "lecture_epoch_seconds", lambda ds, device: 10.0)  # a whole lecture epoch: slow
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--device", "cpu", "--steps", "4", "--warmup", "2",
+                                      "--seeds", "1"])
+    check.main()
+    out = capsys.readouterr().out
+    from signlab.models import model_names
+
+    assert seen == model_names() and "fast preset, seed 0:" in out and "total time of this check" in out, out
+
+
+def test_the_training_rate_leaves_out_each_epochs_validation(monkeypatch, small_dataset):
+    """The rate's window crossed epochs' ends, so their validation (and short last batch) was timed
+    as training: at batch 256 a 200-step window read 15.7k samples/s against 19.1k."""
+    import time
+
+    from signlab.trainer import Trainer
+
+    speed = _load("train_speed", monkeypatch)
+    real, calls = Trainer.validate, []
+
+    def slow(self, *args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "validate", slow)
+    per_epoch = -(-len(small_dataset.train) // 256)
+    t0 = time.perf_counter()
+    rate = speed.signlab_rate(small_dataset, "logreg", 4 * per_epoch, 2, batch_size=256)
+    wall = time.perf_counter() - t0
+    assert len(calls) >= 3
+    # the window's steps at that rate take less than the fit's time without the validations' sleeps
+    assert 4 * per_epoch * 256 / rate < wall - 0.5 * len(calls), (rate, wall, len(calls))

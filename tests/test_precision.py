@@ -163,3 +163,21 @@ def test_a_large_network_is_timed_within_a_budget(monkeypatch, tmp_path):
     calls.clear()
     device.bf16_measured_faster(*_net_and_batch(), repeats=12, cache=tmp_path / "q.json", budget_ms=1e9)
     assert len(calls) == 2 * (3 + 12)
+
+
+def test_auto_precision_on_a_gpu_asks_for_native_bf16(monkeypatch):
+    """torch.cuda.is_bf16_supported() counts emulation by default: on a T4 (compute 7.5) "auto" trained
+    in emulated, slow bf16. Only native bf16 counts."""
+    import torch
+
+    from signlab.device import use_bf16
+
+    asked = []
+
+    def supported(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation  # a T4: emulated only
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert use_bf16("auto", torch.device("cuda")) is False and asked == [False]
+    assert use_bf16("bf16", torch.device("cuda")) is True
