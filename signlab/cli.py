@@ -213,18 +213,22 @@ def _use_db(args: argparse.Namespace) -> None:
 
     Only the commands that make runs (``new_db`` in their parser's defaults: train, worker, sweep)
     may start a new SQLite file: for the others a mistyped ``--db`` made an empty one, every run read
-    as interrupted, and ``stop`` said "nothing to stop" of a run still queued in the real one."""
-    if not getattr(args, "db", None):
+    as interrupted, and ``stop`` said "nothing to stop" of a run still queued in the real one. The
+    same holds for a mistyped ``SIGNLAB_DB`` (it was checked only for its folder)."""
+    if not hasattr(args, "db"):  # a command that opens no run database
         return
     import os
 
     from .store import db_url_for
 
-    url = db_url_for(getattr(args, "runs_dir", None) or ".", args.db)
+    given, name = (args.db, "--db") if args.db else (os.environ.get("SIGNLAB_DB", "").strip(), "SIGNLAB_DB")
+    if not given:
+        return
+    url = db_url_for(getattr(args, "runs_dir", None) or ".", given)
     if (not getattr(args, "new_db", False) and url.startswith("sqlite:///")
             and not Path(url.removeprefix("sqlite:///")).is_file()):
-        raise UsageError(f"--db: {args.db} does not exist")
-    os.environ["SIGNLAB_DB"] = args.db
+        raise UsageError(f"{name}: {given} does not exist")
+    os.environ["SIGNLAB_DB"] = given
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -189,10 +189,17 @@ def test_commands_on_runs_refuse_a_mistyped_database_file(run, tmp_path, capsys,
         _one_line(capsys, cli.main([*command, "--runs-dir", root, "--db", typo]), "--db", typo, "does not exist")
         assert not os.path.exists(typo)
     assert open_run("r1", root).name != "x" and (run.dir / "model.safetensors").is_file()
+    # the same mistake in SIGNLAB_DB (it was checked for its folder only)
+    monkeypatch.setenv("SIGNLAB_DB", typo)
+    for command in (["stop", "r1"], ["runs"], ["evaluate", "r1"]):
+        _one_line(capsys, cli.main([*command, "--runs-dir", root]), "SIGNLAB_DB", typo, "does not exist")
+        assert not os.path.exists(typo)
     fresh = str(tmp_path / "class.db")  # train starts one
     monkeypatch.setenv("SIGNLAB_DB", "")
     assert cli.main(["train", "--queue", "--model", "logreg", "--runs-dir", root, "--db", fresh, "--json"]) == 0
     assert os.path.isfile(fresh)
+    monkeypatch.setenv("SIGNLAB_DB", fresh)  # and once it exists, it is read
+    assert cli.main(["runs", "--runs-dir", root, "--json"]) == 0
 
 
 def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
