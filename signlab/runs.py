@@ -53,7 +53,7 @@ _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 MAX_WEIGHTS_BYTES = 2 * 2**30
 WEIGHTS_FILE = "model.safetensors"  # a run's weights at its last finished epoch
 CONFIG_FILE = "config.json"  # its settings (TrainConfig.to_dict); a folder without it is no run
-META_FILE = "meta.json"  # id, name at creation, creation time, owner; a sweep trial's study and number
+META_FILE = "meta.json"  # id, name (renames too), creation time, owner; a sweep trial's study and number
 ONNX_FILE = "model.onnx"  # the export kept beside the weights (signlab.export)
 MAX_METRICS_READ = 512 * 2**20  # one read of metrics.jsonl (200 epochs at batch size 1: about 100 MB)
 MAX_JSON_BYTES = 16 * 2**20  # config.json, meta.json, optimizer.json
@@ -511,6 +511,14 @@ class Run:
             raise RunError("a run's name cannot be empty")
         self.store.annotate(self.id, name=name)
         self.row = None
+        # and in the folder: a run read back from it (a class moved to PostgreSQL, a lost signlab.db)
+        # came back with the name it was made with
+        meta = read_json_inside(self.dir, META_FILE, {}, MAX_JSON_BYTES)
+        if isinstance(meta, dict):
+            try:
+                atomic_write_json(self.dir / META_FILE, {**meta, "name": name})
+            except (OSError, SignlabError):  # the database has it: the folder's copy is a spare
+                pass
 
     def summary(self) -> dict[str, Any]:
         """One row for the runs table (from the listing's snapshot)."""

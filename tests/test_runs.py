@@ -378,6 +378,8 @@ def test_rename_and_requests(tmp_path):
     run = create_run(TrainConfig(), tmp_path, run_id="named")
     run.rename("  my   first\nrun ")
     assert run.name == "my first run"
+    # the folder keeps it too: a run read back from its folder (the database lost) had its first name
+    assert json.loads((run.dir / "meta.json").read_text())["name"] == "my first run"
     with pytest.raises(RunError):
         run.rename("   ")
     assert run.request("pause") == RunState.QUEUED  # nothing to pause yet: no request is left behind
@@ -389,6 +391,12 @@ def test_rename_and_requests(tmp_path):
     assert run.store.heartbeat(claim) is None
     with pytest.raises(ValueError):
         run.request("explode")
+    from signlab.store import forget_stores
+
+    forget_stores()
+    for f in tmp_path.glob("signlab.db*"):
+        f.unlink()
+    assert {r.id: r.name for r in list_runs(tmp_path)}["named"] == "my first run"
 
 
 def test_list_runs_skips_folders_without_config(tmp_path):
