@@ -109,6 +109,10 @@ def resolve_source(source: str | Path | None) -> tuple[str, str]:
             raise DataError(f"{s}: give two locations as TRAIN,TEST")
         return parts[0], parts[1]
     if _is_url(s):
+        if urllib.parse.urlsplit(s).fragment:
+            # a folder's URL names two files: one hash cannot check both, and it was dropped unsaid
+            raise DataError(f"{s}: a folder URL takes no #fragment; to check the files' SHA-256, give them "
+                            "as TRAIN_URL#sha256=HEX,TEST_URL#sha256=HEX")
         base = s if s.endswith("/") else s + "/"
         return urllib.parse.urljoin(base, TRAIN_NAME), urllib.parse.urljoin(base, TEST_NAME)
     folder = Path(s).expanduser()

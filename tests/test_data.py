@@ -162,6 +162,14 @@ def test_resolve_source_default_is_bundled():
     assert resolve_source("") == (train, test)
 
 
+def test_a_folder_url_with_a_hash_is_refused_not_dropped():
+    """``--data https://host/dir/#sha256=HEX``: the hash was dropped unsaid and the files downloaded
+    unchecked. A folder names two files, which one hash cannot check: the two-URL form can."""
+    with pytest.raises(DataError, match="a folder URL takes no #fragment; .*TRAIN_URL#sha256=HEX,TEST_URL#sha256=HEX"):
+        resolve_source("http://127.0.0.1:9/data/#sha256=00ab")
+    assert resolve_source("http://127.0.0.1:9/data")[0] == "http://127.0.0.1:9/data/sign_mnist_train.csv"
+
+
 def test_folder_source_plain_and_gzipped(csvs, cache):
     train_rows, test_rows = csvs.rows(6, seed=3), csvs.rows(3, seed=4)
     csvs.write("sign_mnist_train.csv", rows=train_rows)
