@@ -71,8 +71,10 @@ def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300
             it = iter(loader)
             xb, yb = next(it)
         if i == warmup:
-            if device != "cpu":
+            if device.startswith("cuda"):  # torch.cuda on Apple's mps raised: it has its own
                 torch.cuda.synchronize()
+            elif device.startswith("mps"):
+                torch.mps.synchronize()
             t0 = time.perf_counter()
         xb, yb = xb.to(device), yb.to(device)
         loss = loss_fn(model(xb), yb)
@@ -81,8 +83,10 @@ def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300
         opt.step()
         if i >= warmup:
             n += len(yb)
-    if device != "cpu":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
+    elif device.startswith("mps"):
+        torch.mps.synchronize()
     return n / (time.perf_counter() - t0)
 
 
