@@ -225,8 +225,10 @@ def _use_db(args: argparse.Namespace) -> None:
     if not given:
         return
     url = db_url_for(getattr(args, "runs_dir", None) or ".", given)
-    if (not getattr(args, "new_db", False) and url.startswith("sqlite:///")
-            and not Path(url.removeprefix("sqlite:///")).is_file()):
+    file = Path(url.removeprefix("sqlite:///"))
+    # a SIGNLAB_DB whose very folder is missing: store.check_named_database, next, names the folder
+    if (not getattr(args, "new_db", False) and url.startswith("sqlite:///") and not file.is_file()
+            and (args.db or file.parent.is_dir())):
         raise UsageError(f"{name}: {given} does not exist")
     os.environ["SIGNLAB_DB"] = given
 
