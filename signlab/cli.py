@@ -234,13 +234,15 @@ def _use_db(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.queue and args.resume:
+        raise UsageError("train: --queue and --resume cannot be combined; "
+                         "continue a run from the Runs page or with --resume alone")
+    # the settings first: refused here, they answer before torch is loaded (2 s for a typo)
+    cfg = None if args.resume else build_config(args)
     from . import api
 
     if args.queue:
-        if args.resume:
-            raise UsageError("train: --queue and --resume cannot be combined; "
-                             "continue a run from the Runs page or with --resume alone")
-        run = api.queue(build_config(args), args.runs_dir)
+        run = api.queue(cfg, args.runs_dir)
         record = {"run_id": run.id, "run_dir": str(run.dir.resolve()), "status": str(run.status()["status"])}
         print(json.dumps(record) if args.json else f"run {run.id}: queued\n  {record['run_dir']}")
         return 0
@@ -260,7 +262,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             record = api.continue_run(args.resume, 1 if args.epochs is None else args.epochs, args.runs_dir,
                                       callbacks, lr=args.lr, device=args.device, max_steps=args.max_steps)
         else:
-            cfg = build_config(args)
             warn_of_memory(cfg)
             record = api.train(cfg, args.runs_dir, callbacks=callbacks)
     if record.get("rank", 0) != 0:  # a torchrun helper process: rank 0 reports
@@ -608,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         envnum.check()  # the server's numbers from the environment, before anything runs on them
-        from .access import check_environment
+        from .policy import check_environment  # no torch: a refused setting answers at once
 
         check_environment()  # and the class settings there (a quota of -3)
         _check_runs_dir(args)

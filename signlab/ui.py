@@ -22,6 +22,7 @@ import streamlit as st
 from . import access, compare, device, envnum, figures, live, trial, views
 from . import sweep as _sweep
 from .access import Policy, User
+from .policy import check_environment
 from .config import DEFAULT_PRESET, Setting, TrainConfig
 from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
@@ -125,7 +126,7 @@ def _server_settings() -> dict[str, Any]:
 def server_problem() -> str | None:
     """What is wrong with the server's settings, else None: the numbers every command checks first
     (:func:`signlab.envnum.check`), the class settings in the environment
-    (:func:`signlab.access.check_environment`) and in the secrets' ``[signlab]`` table, and the
+    (:func:`signlab.policy.check_environment`) and in the secrets' ``[signlab]`` table, and the
     folder of a SQLite database ``SIGNLAB_DB`` names (:func:`signlab.store.check_named_database`). With
     ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every worker the server
     started exited 2 with the reason in ``workers.log`` alone, a new one every few seconds; a quota
@@ -134,7 +135,7 @@ def server_problem() -> str | None:
         return problem
     try:
         envnum.check()
-        access.check_environment()
+        check_environment()
         check_named_database()
         access.Policy().with_changes(_server_settings(), named=lambda k: f"[signlab] {k} in secrets.toml")
     except SignlabError as err:

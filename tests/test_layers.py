@@ -7,6 +7,7 @@ so a passing run means something.
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,17 @@ def test_the_command_lines_help_and_bad_input_load_no_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('signlab'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+    # a setting out of range is refused before torch loads: every command checked the class settings
+    # through signlab.access (which loads the models), and train built its settings after the api
+    code = ("import sys, tempfile\nfrom signlab.cli import main\n"
+            "for args in (['train', '--epochs', '0'], ['train', '--queue', '--lr', '100']):\n"
+            "    rc = main([*args, '--runs-dir', tempfile.mkdtemp()])\n"
+            "    assert rc == 2, (args, rc)\n"
+            "    assert 'torch' not in sys.modules, (args, sorted(m for m in sys.modules if m.startswith('signlab')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SIGNLAB_DB": ""})
+    assert out.returncode == 0, out.stderr
+    assert "--epochs: 0 is out of range" in out.stderr and "--lr: 100" in out.stderr, out.stderr
 
 
 def pixel_scale_problems(name: str, source: str) -> list[str]:
