@@ -39,7 +39,7 @@ estimate_slot = None
 if step.config is not None:
     cfg = step.config
     run = views.tour_run(runs, cfg)
-    job = views.my_active_run(runs, lambda r: r.config.model == cfg.model and r.config.preset == cfg.preset)
+    job = views.tour_active_run(runs, cfg)
     label = f"▶ Train {cfg.model} ({cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g})"
     if st.button(label if run is None else f"↻ Train {cfg.model} again", type="primary" if run is None else "secondary",
                  disabled=job is not None):

@@ -8,6 +8,7 @@ here: ``app_pages/guide.py`` draws it.
 from __future__ import annotations
 
 import tomllib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -39,7 +40,7 @@ class Step:
 
 # The lecture's settings (Adam 1e-3, batch 32, no schedule, no augmentation): logistic regression for
 # the lecture's own 2 epochs, the ConvNets' 10 cut to 3 so each training step of the tour takes about a
-# minute on a laptop CPU. A step counts a run of its model trained with these (_tours).
+# minute on a laptop CPU. A step counts a run of its model trained with these (tours).
 LOGREG = preset("lecture", model="logreg", epochs=LECTURE_LOGREG_EPOCHS, log_every=20)
 SEED = preset("lecture", model="seed_convnet", epochs=3, log_every=20)
 FIXED = preset("lecture", model="convnet", epochs=3, log_every=20)
@@ -87,15 +88,22 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
     return out
 
 
-def _tours(c: TrainConfig, cfg: TrainConfig) -> bool:
-    """Whether a run of ``c`` is trained as the step's ``cfg`` is: its preset and its epochs (a student's
-    10-epoch logistic regression of the lecture preset stood for step 2's 2-epoch one, and step 3
-    quoted its accuracy under step 2's with no word that the run was another)."""
-    return c.preset == cfg.preset and c.epochs == cfg.epochs
+# settings that change how fast or where a run trains, or which random draws it makes, not what it is
+_NOT_THE_RECIPE = frozenset({"seed", "log_every", "device", "precision", "channels_last", "threads"})
+
+
+def tours(c: TrainConfig, cfg: TrainConfig) -> bool:
+    """Whether a run of ``c`` is trained as the step's ``cfg`` is: every setting alike but those of
+    :data:`_NOT_THE_RECIPE`. A student's 10-epoch logistic regression of the lecture preset stood for
+    step 2's 2-epoch one; comparing the preset and the epochs only, a 20-step dry run (``--max-steps``)
+    ticked steps 2 and 3 and was quoted as "your logistic regression" at 40%, and so did a run of
+    another rate or optimizer."""
+    return all(getattr(c, f.name) == getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+               if f.name not in _NOT_THE_RECIPE)
 
 
 def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
-    """The newest completed run with weights that trained ``cfg.model`` as the step does (:func:`_tours`);
+    """The newest completed run with weights that trained ``cfg.model`` as the step does (:func:`tours`);
     not a calibrated one (it keeps its parent's settings, and after step 8 steps 5 and 6 showed the
     calibrated run's accuracy as "your ConvNet"'s)."""
     for r in runs:  # list_runs gives newest first
@@ -105,7 +113,7 @@ def find_run(runs: list[Run], cfg: TrainConfig) -> Run | None:
             continue
         # finished runs only: a run still training showed its half-way accuracy as the step's
         # result, and one stopped after an epoch stood for "your lecture ConvNet"
-        if c.model == cfg.model and _tours(c, cfg) and r.has_weights() and r.parent is None \
+        if c.model == cfg.model and tours(c, cfg) and r.has_weights() and r.parent is None \
                 and str(r.summary().get("status")) == "completed":
             return r
     return None
@@ -125,7 +133,7 @@ def others_text(runs: list[Run], cfg: TrainConfig, here: bool = False) -> str:
             status = str(r.summary().get("status"))
         except (SignlabError, OSError):  # an unreadable run is simply not one of them
             continue
-        if not _tours(c, cfg):
+        if not tours(c, cfg):
             other += 1
         elif status in {s.value for s in ACTIVE}:  # on its way: it may still complete
             training += 1

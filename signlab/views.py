@@ -1416,6 +1416,13 @@ def tour_run(runs: Sequence[Any], cfg: Any) -> Any | None:
     return _guide.find_run(list(runs), cfg)
 
 
+def tour_active_run(runs: Sequence[Any], cfg: Any) -> Any | None:
+    """The user's run queued or training with a tour step's configuration (:func:`signlab.guide.tours`),
+    the one that turns the step's Train button off. Matched on the model and preset only, a queued
+    10-epoch run turned it off and was shown as the step's run, which the step then did not count."""
+    return my_active_run(runs, lambda r: _guide.tours(r.config, cfg))
+
+
 _TOUR_PAGE_RUNS = {**_guide.NEEDS, "seed": _guide.SEED, "fixed": _guide.FIXED}
 
 

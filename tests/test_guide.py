@@ -302,3 +302,22 @@ def test_a_lecture_logreg_of_other_epochs_is_not_the_tours(tmp_path):
                                                  "10 are its ConvNet's): set Epochs to 2 to train it as the lecture did.")
     assert views.lecture_epochs_text({**values, "epochs": 2}) == ""
     assert views.lecture_epochs_text(page_values("lecture")) == ""  # its ConvNet: 10 is the lecture's
+
+
+def test_a_dry_run_or_other_settings_do_not_stand_for_a_tour_step(tmp_path):
+    """Step 2 counted any lecture logistic regression of 2 epochs: a 20-step dry run (--max-steps)
+    ticked steps 2 and 3 and was quoted as "your logistic regression" at 40%, and so did one of another
+    rate. A run differing in what only sets its speed or its random draws still counts."""
+    from signlab import views
+
+    for k, changes in enumerate(({"max_steps": 20}, {"lr": 0.01}, {"optimizer": "sgd"}, {"val_fraction": 0.1})):
+        other = _fake_run(tmp_path, guide.LOGREG.replace(**changes), f"other-{k}")
+        assert guide.find_run([other], guide.LOGREG) is None, changes
+        assert not guide.step_done(1, [other], 0), changes
+    same = _fake_run(tmp_path, guide.LOGREG.replace(seed=7, threads=1, log_every=5), "same")
+    assert guide.find_run([same], guide.LOGREG) is same
+    # the step's Train button waits only for a run the step will count once it finishes
+    queued = create_run(guide.LOGREG.replace(epochs=10), tmp_path, run_id="ten-epochs", status="queued")
+    assert views.tour_active_run([queued], guide.LOGREG) is None
+    mine = create_run(guide.LOGREG, tmp_path, run_id="tours", status="queued")
+    assert views.tour_active_run([queued, mine], guide.LOGREG) is mine
