@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import DEFAULT_PRESET, EMPTY, PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
 from .errors import ConfigError
@@ -20,7 +20,7 @@ from .errors import ConfigError
 PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
 SEARCHED: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.search is not None)  # the sweep's, in table order
 
-TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")  # how a link may write a toggle
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")  # how a link may write a toggle
 
 
 # --------------------------------------------------------------------------- the command line
@@ -103,7 +103,11 @@ def parse_value(s: Setting, raw: str) -> Any:
     """``raw`` from a link as the value of ``s``; ValueError says why not, naming what is allowed.
 
     Checked here, not by the widget: a widget would silently clamp or replace a value it cannot show.
+    Spaces around the value are dropped (for every kind of setting alike: " 5 " was a number and
+    " adam" no optimizer); a number is written in ASCII digits without "_" (Python's int() read
+    "٣" as 3 and "1_0" as 10, where the page's other links refuse them).
     """
+    raw = raw.strip()
     if s.type is bool:
         if raw.lower() in TRUE + FALSE:
             return raw.lower() in TRUE
@@ -116,6 +120,8 @@ def parse_value(s: Setting, raw: str) -> Any:
     if s.type is str:
         return raw
     try:
+        if not raw.isascii() or "_" in raw:
+            raise ValueError(raw)
         value = s.type(raw)
     except ValueError:  # also a number over Python's 4300-digit limit
         raise ValueError(f"is not {'a whole number' if s.type is int else 'a number'} "
@@ -127,34 +133,59 @@ def parse_value(s: Setting, raw: str) -> Any:
 
 @dataclass(frozen=True)
 class LinkProblem:
-    """A link's value that cannot be used: which setting, what the link said, why, and what is used instead."""
+    """A link's value that cannot be used: which setting, what the link said, why, and what is used
+    instead (``ignored``: a key that is no setting of the page, left out)."""
 
     name: str
     raw: str
     reason: str
     default: Any
+    ignored: bool = False
 
     def message(self, escape: Callable[[str], str] = str) -> str:
         """One line for the page; ``escape`` makes the link's text safe for markdown (``ui.md``)."""
-        return (f"The link's {self.name}={escape(repr(self.raw[:40]))} {self.reason}; "
-                f"the default {escape(repr(self.default))} is used.")
+        name = escape(self.name[:40]) if self.ignored else self.name  # a key no setting has is the link's text
+        said = f"The link's {name}={escape(repr(self.raw[:40]))} {self.reason}; "
+        return said + ("it is left out." if self.ignored else f"the default {escape(repr(self.default))} is used.")
 
 
-def link_values(query: Mapping[str, str]) -> tuple[dict[str, Any], list[LinkProblem]]:
+LINK_KEYS = ("preset", "run")  # what the Train page's link holds besides its settings (run: the run it follows)
+
+
+def link_values(query: Mapping[str, str | Sequence[str]]) -> tuple[dict[str, Any], list[LinkProblem]]:
     """The Train page's settings from a link: its preset (else fast), then each setting the link gives.
 
     Returns the values (as :func:`page_values`) and a problem for each value that cannot be used; that
-    setting keeps the preset's value. Keys that are not page settings (``run``) are ignored.
+    setting keeps the preset's value. A key given more than once with different values is such a
+    problem (only the last counted, unsaid); a key that is no page setting is named and left out
+    (``epoch=5`` for ``epochs`` kept the preset's 2 without a word), except ``run``. ``query``: each
+    key's value, or all its values (``st.query_params.get_all``).
     """
-    raw_preset = query.get("preset")
+    given: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for key, raw in query.items():
+        many = [raw] if isinstance(raw, str) else list(raw)
+        if len(set(many)) > 1:
+            repeated[key] = many
+        elif many:
+            given[key] = many[0]
+    raw_preset = given.get("preset")
     values = page_values(raw_preset if raw_preset in PRESETS else DEFAULT_PRESET)
-    problems = []
+    # each setting given twice keeps the preset's value
+    problems = [LinkProblem(key, ", ".join(many), "gives more than one value", values.get(key),
+                            ignored=key not in values) for key, many in repeated.items()]
     for s in PAGE_SETTINGS:
-        if s.name in query:
+        if s.name in given:
             try:
-                values[s.name] = parse_value(s, query[s.name])
+                values[s.name] = parse_value(s, given[s.name])
             except ValueError as err:
-                problems.append(LinkProblem(s.name, query[s.name], str(err), values[s.name]))
+                problems.append(LinkProblem(s.name, given[s.name], str(err), values[s.name]))
+    for key in given:
+        if key in values or key in LINK_KEYS:
+            continue
+        where = (f"is set on the command line only ({SETTING[key].flag})" if key in SETTING
+                 else "is not a setting of the Train page")
+        problems.append(LinkProblem(key, given[key], where, None, ignored=True))
     if raw_preset is not None and raw_preset not in PRESETS:
         problems.append(LinkProblem("preset", raw_preset, f"is not one of {', '.join(PRESETS)}", values["preset"]))
     return values, problems

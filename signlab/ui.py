@@ -809,7 +809,7 @@ def settings_from_link() -> None:
         for key in [k for k in st.session_state if str(k).startswith(SETTING_PREFIX)]:
             st.session_state[key] = st.session_state[key]
         return
-    values, problems = link_values(st.query_params.to_dict())
+    values, problems = link_values({k: st.query_params.get_all(k) for k in st.query_params})
     for name, value in values.items():
         st.session_state[setting_key(name)] = value
     for problem in problems:

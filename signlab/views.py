@@ -834,11 +834,10 @@ def step_name(title: str) -> str:
 
 
 def tour_step(raw: Any, n_steps: int) -> int:
-    """A tour step index from the URL (1-based there), clamped; 0 for anything unreadable."""
-    try:
-        return min(max(int(str(raw)) - 1, 0), n_steps - 1)
-    except (TypeError, ValueError):
-        return 0
+    """A tour step index from the URL (1-based there), clamped; 0 for anything unreadable: read as
+    :func:`tour_step_notice` reads it ("+3" and "٣" were step 3 under a notice that refused them)."""
+    number = whole_number(str(raw).strip(), 12)
+    return 0 if number is None else min(max(number - 1, 0), n_steps - 1)
 
 
 def tour_step_notice(raw: Any, n_steps: int) -> str | None:

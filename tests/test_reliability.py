@@ -647,3 +647,14 @@ def test_an_empty_runs_folder_variable_is_the_default(monkeypatch, tmp_path):
     assert default_runs_dir() == PROJECT_ROOT / "runs"
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     assert default_runs_dir() == tmp_path
+
+
+def test_train_page_link_names_a_key_it_does_not_know(tmp_path, monkeypatch, app_caches):
+    """A misspelt key (epoch=5 for epochs) kept the preset's 2 epochs without a word."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _page("train", {"epoch": "5", "run": "nothing-yet"})
+    _no_exception(at)
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("The link's epoch='5' is not a setting of the Train page; it is left out.") for w in warnings), \
+        warnings
+    assert not any("run=" in w for w in warnings), warnings

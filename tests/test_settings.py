@@ -393,3 +393,34 @@ def test_every_setting_a_preset_changes_for_training_is_on_the_page():
     assert not problems
     cfg = page_config(values)
     assert (cfg.model, cfg.label_smoothing, cfg.norm_lr_scale, cfg.tta) == ("logreg", 0.0, 1.0, False)
+
+
+def test_a_link_names_what_it_cannot_use_and_reads_its_values_as_the_other_links_do():
+    """A misspelt key (epoch=5) and a setting the page does not have (max_steps) were dropped without
+    a word, the preset's value kept; a key given twice counted its last value unsaid; " 5 " was a
+    number but " adam" no optimizer, and int() read "٣" as 3 and "1_0" as 10, which the page's
+    other links refuse; a toggle written on/off (as the page writes it in words) was refused."""
+    from signlab.settings import link_values
+
+    values, problems = link_values({"epoch": "5", "max_steps": "20", "run": "r1"})
+    said = [p.message() for p in problems]
+    assert said == ["The link's epoch='5' is not a setting of the Train page; it is left out.",
+                    "The link's max_steps='20' is set on the command line only (--max-steps); it is left out."], said
+    values, problems = link_values({"epochs": ["300", "5"], "lr": ["0.01", "0.01"]})
+    assert [p.message() for p in problems] == [
+        f"The link's epochs='300, 5' gives more than one value; the default {values['epochs']!r} is used."]
+    assert values["lr"] == 0.01
+    values, problems = link_values({"epochs": " 5 ", "optimizer": " adam", "tta": "off", "augment": "On"})
+    assert not problems and values["epochs"] == 5 and values["optimizer"] == "adam"
+    assert values["tta"] is False and values["augment"] is True
+    for raw in ("٣", "５", "1_0"):
+        values, problems = link_values({"epochs": raw})
+        assert [p.name for p in problems] == ["epochs"] and "is not a whole number" in problems[0].reason, raw
+
+
+def test_a_tour_step_link_is_read_as_its_notice_reads_it():
+    from signlab import views
+
+    for raw in ("+3", "٣"):
+        assert views.tour_step(raw, 8) == 0 and views.tour_step_notice(raw, 8).endswith("here is step 1.")
+    assert views.tour_step(" 3 ", 8) == 2 and views.tour_step_notice(" 3 ", 8) is None
