@@ -142,7 +142,8 @@ def _draw():
         if start == "a dataset image":
             ds = ui.dataset().test
             c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
-            letter = c1.selectbox("Letter", list(LETTERS), key="classify_start_letter")
+            letter = c1.selectbox("Letter", [LETTERS[k] for k in views.letters_present(ds.targets)],
+                                  key="classify_start_letter")
             if c2.button("Another image", width="stretch"):
                 st.session_state[ui.Keys.CLASSIFY_START_N] = st.session_state.get(ui.Keys.CLASSIFY_START_N, 0) + 1
             index, background = views.nth_image_of(ds.images, ds.targets, letter,

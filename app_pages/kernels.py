@@ -107,19 +107,21 @@ if kind != "conv":
     st.stop()
 
 if IMAGE_KEY not in st.session_state:
-    st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None, 0)
+    st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None, 0) or 0
 
 
 def _random() -> None:
     letter = st.session_state.get("kernels_letter")
     seed = ui.state(ui.Keys.KERNELS_SEED, 0) + 1
     st.session_state[ui.Keys.KERNELS_SEED] = seed
-    st.session_state[IMAGE_KEY] = views.random_test_index(ds.test.targets, None if letter is None else letter, seed)
+    picked = views.random_test_index(ds.test.targets, None if letter is None else letter, seed)
+    if picked is not None:  # the letters offered are those the test images hold
+        st.session_state[IMAGE_KEY] = picked
 
 
 # a row that wraps: as three columns of an 820-px window the button read "🎲 Random test im…"
 pick = st.container(horizontal=True, vertical_alignment="bottom", gap="small")
-pick.selectbox("Letter for the random pick", list(range(len(LETTERS))), index=None, placeholder="any letter",
+pick.selectbox("Letter for the random pick", views.letters_present(ds.test.targets), index=None, placeholder="any letter",
                format_func=lambda i: LETTERS[i], key="kernels_letter", width=220)
 pick.button("🎲 Random test image", on_click=_random, width="content")
 index = pick.number_input(f"Test image (0–{len(ds.test) - 1})", 0, len(ds.test) - 1, key=IMAGE_KEY, width=200)

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import DataError
 from .labels import LETTERS, unit_pixels
 
 
@@ -27,15 +28,25 @@ def letter_titles(targets: np.ndarray) -> list[str]:
     return [LETTERS[int(t)] for t in targets]
 
 
-def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int:
-    """A random image index, of one letter when ``letter`` is given."""
+def letters_present(targets: np.ndarray) -> list[int]:
+    """The label indices that have at least one image: what a page offers to pick from. A dataset of
+    one's own (``SIGNLAB_DATA``) may lack letters: picking one showed image 0 of another letter as it
+    (the Kernels page), or raised ZeroDivisionError (the Classify page's canvas)."""
+    return [k for k in range(len(LETTERS)) if np.any(targets == k)]
+
+
+def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int | None:
+    """A random image index, of one letter when ``letter`` is given; None when there is none."""
     idx = sample_indices(targets, [letter] if letter is not None else None, 1, seed)
-    return int(idx[0]) if len(idx) else 0
+    return int(idx[0]) if len(idx) else None
 
 
 def nth_image_of(images: np.ndarray, targets: np.ndarray, letter: str, n: int) -> tuple[int, np.ndarray]:
     """The ``n``-th image of ``letter`` (counting round, so "Another image" never runs out) as floats
-    in [0, 1]: ``(index, (28, 28))``, what the Classify page's canvas starts from."""
+    in [0, 1]: ``(index, (28, 28))``, what the Classify page's canvas starts from. DataError when the
+    images hold none of ``letter``."""
     indices = np.flatnonzero(targets == LETTERS.index(letter))
+    if not len(indices):
+        raise DataError(f"the test images hold no {letter}; pick another letter")
     index = int(indices[n % len(indices)])
     return index, unit_pixels(images[index])

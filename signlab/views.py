@@ -1014,8 +1014,11 @@ def letter_titles(targets: np.ndarray) -> list[str]:
     return _sampling.letter_titles(targets)
 
 
-def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int:
+def random_test_index(targets: np.ndarray, letter: int | None, seed: int) -> int | None:
     return _sampling.random_test_index(targets, letter, seed)
+
+
+letters_present = _sampling.letters_present
 
 
 nth_image_of = _sampling.nth_image_of

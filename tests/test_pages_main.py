@@ -593,6 +593,14 @@ def test_sample_indices_filters_and_repeats():
     assert len(sampling.sample_indices(targets, None, 5, seed=0)) == 5
     assert len(sampling.sample_indices(targets, [5], 3, seed=0)) == 0
     assert sampling.random_test_index(targets, 2, seed=3) in (2, 6)
+    # a dataset without a letter (one's own SIGNLAB_DATA): offered only the letters it holds; asked for
+    # another, no image of another letter stands for it (image 0, an A, stood for F) and no crash
+    assert sampling.letters_present(targets) == [0, 1, 2]
+    assert sampling.random_test_index(targets, 5, seed=1) is None
+    from signlab.errors import DataError
+
+    with pytest.raises(DataError, match="the test images hold no F; pick another letter"):
+        sampling.nth_image_of(np.zeros((8, 784)), targets, "F", 0)
 
 
 def test_worst_pair_and_crowded_column():
