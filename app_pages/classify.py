@@ -86,6 +86,13 @@ def _reset_crop() -> None:
         st.session_state[k] = v
 
 
+def _whole_crop() -> None:
+    """The sliders to the largest centred square: all of a square picture the hand fills (a dataset
+    image enlarged smoothly, which the detector's square zoomed into: "perhaps B" of an L)."""
+    for k, v in zip(CROP_KEYS, (1.0, 0.5, 0.5)):
+        st.session_state[k] = v
+
+
 def _crop_controls(hand, whole: str | None, shape: tuple[int, int]) -> views.Crop:
     """Zoom and offset sliders: the square of the photo (``shape``: its height and width) that
     becomes the 28x28 input. ``whole``: why the detector was not asked (read whole), or None."""
@@ -99,7 +106,8 @@ def _crop_controls(hand, whole: str | None, shape: tuple[int, int]) -> views.Cro
         st.caption(f"The hand detector found a hand ({views.percent(hand.presence, 0)} sure): "
                    f"the orange square is 1.5 times the "
                    "box around its 21 landmarks (green). Move it with the sliders; **Reset** returns to the "
-                   "detector's square.")
+                   "detector's square, and **Whole image** takes the largest centred square (for a picture the "
+                   "hand fills, as in the dataset's own images).")
     else:
         # a dataset image uploaded as a photo read as a failure ("found no hand") though its reading was right
         st.caption("**The hand detector found no hand in this photo**, so the page starts on the centre square. "
@@ -115,6 +123,7 @@ def _crop_controls(hand, whole: str | None, shape: tuple[int, int]) -> views.Cro
                width=SLIDER_PX)
     row.slider("Up ↕ down", 0.0, 1.0, step=0.01, key="classify_cy", width=SLIDER_PX)
     row.button("Reset", on_click=_reset_crop)
+    row.button("Whole image", on_click=_whole_crop, help="The largest centred square of the picture (zoom 1)")
     chosen = tuple(st.session_state[k] for k in CROP_KEYS)
     default = st.session_state.get(DEFAULT_CROP_KEY) or views.Crop()
     if chosen == _slider_values(default):  # untouched: the exact crop, as `predict` takes it

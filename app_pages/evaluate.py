@@ -44,8 +44,9 @@ with st.container(horizontal=True, gap="medium"):
     st.metric("Mistakes", f"{n_wrong:,}", help=f"out of {len(ev.y_true):,} test images", width=METRIC_PX)
     st.metric("Weakest letter (recall)", views.weakest_letter_text(rows),
               help="The letter the model finds least often", width=METRIC_PX)
+    # as wide as its name: at the others' width "seed_convnet" read "seed_co…" in a 1280-px window
     st.metric("Model", model_name, help=f"{views.count_text(run.epochs_completed(), 'epoch')} trained",
-              width=METRIC_PX)
+              width="content")
 
 if crowded := views.crowded_column_text(ev, model_name):
     st.warning(crowded[0], icon=crowded[1])
@@ -143,11 +144,12 @@ with row.container(width=LEGEND_PX):
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
     worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
-    hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 0)})" for r in worst)
+    # one decimal, as the table beside it (T "96%" beside its 95.6%)
+    hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 1)})" for r in worst)
     # said by which measure: beside "Weakest letter (recall) S: 40%" at the top, "Hardest letters
     # here: R (25% F1)" read as the page contradicting itself
-    st.markdown(f"Hardest letters by F1, which also counts the images wrongly given the letter (the weakest "
-                f"letter at the top is by recall alone): {hard}." if worst else
+    st.markdown(f"Hardest letters by F1, which also counts the images wrongly given the letter (the "
+                f"**Weakest letter** box above ranks by recall alone): {hard}." if worst else
                 "Every letter is recognised perfectly here.")
 
 st.subheader("Mistakes, the most confident first")

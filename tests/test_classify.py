@@ -392,6 +392,11 @@ def test_classify_page(page_env, dataset):
     assert at.slider(key="classify_zoom").value == pytest.approx(min(max(default.zoom, 0.25), 4.0), abs=0.006)
     assert at.slider(key="classify_cx").value == pytest.approx(default.cx, abs=0.006)
     assert any("hand detector found" in c.value for c in at.caption)
+    # Whole image: the largest centred square, for a picture the hand fills (a walk's smoothly enlarged
+    # dataset L, zoomed into by the detector's square, read "perhaps B")
+    next(b for b in at.button if b.label == "Whole image").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [at.slider(key=k).value for k in ("classify_zoom", "classify_cx", "classify_cy")] == [1.0, 0.5, 0.5]
     # the dataset's own 28x28 image is read whole: no advice to move the square onto a hand
     at.get("file_uploader")[0].upload("a28.png", _encode(Image.fromarray(a)), "image/png").run()
     assert not at.exception, [e.message for e in at.exception]
