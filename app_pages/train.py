@@ -35,6 +35,9 @@ with left:
                + (f" each, {members} networks averaged." if members > 1 else "."))
     if lecture := views.lecture_epochs_text(ui.settings_in_state()):
         st.caption(lecture)
+        # a hint alone left the box at 10 (a student's walk trained 10 epochs after reading it)
+        st.button(f"Use {views.LECTURE_LOGREG_EPOCHS} epochs", key="train_lecture_epochs",
+                  on_click=lambda: st.session_state.__setitem__(ui.setting_key("epochs"), views.LECTURE_LOGREG_EPOCHS))
     with st.expander("Layer summary"):
         st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
     ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"])

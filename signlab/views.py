@@ -1341,6 +1341,9 @@ def ensemble_members(value: Any) -> int:
     return int(value) if SETTING["ensemble"].problem(value) is None else 1
 
 
+LECTURE_LOGREG_EPOCHS = _config.LECTURE_LOGREG_EPOCHS  # the Train page's "Use 2 epochs" button
+
+
 def lecture_epochs_text(values: dict[str, Any]) -> str:
     """Under the Train page's model, with the lecture preset and logistic regression at the preset's
     epochs: the lecture trained that model for fewer ("" otherwise). The tour said 2 epochs, the Train

@@ -658,3 +658,16 @@ def test_train_page_link_names_a_key_it_does_not_know(tmp_path, monkeypatch, app
     assert any(w.startswith("The link's epoch='5' is not a setting of the Train page; it is left out.") for w in warnings), \
         warnings
     assert not any("run=" in w for w in warnings), warnings
+
+
+def test_the_lecture_logistic_regression_hint_sets_its_epochs_at_a_click(tmp_path, monkeypatch, app_caches):
+    """The Train page said "set Epochs to 2 to train it as the lecture did" beside a box left at 10: a
+    student's walk trained 10 epochs after reading it. A button beside the words sets them."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _page("train", {"preset": "lecture", "model": "logreg"})
+    _no_exception(at)
+    assert at.number_input(key="cfg_epochs").value == 10
+    at.button(key="train_lecture_epochs").click().run()
+    _no_exception(at)
+    assert at.number_input(key="cfg_epochs").value == 2
+    assert not [b for b in at.button if b.key == "train_lecture_epochs"]  # the hint is gone with its reason
