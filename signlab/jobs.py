@@ -113,6 +113,9 @@ class JobManager:
         """
         store = self.store
         with self._tick_lock:
+            # reaped at every tick: polled only when a worker was to be started, an exited worker stayed a
+            # zombie (state Z) until the next run was queued
+            live_children()
             store.expire_leases()
             if not self.start_workers:
                 return 0

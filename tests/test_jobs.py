@@ -390,3 +390,15 @@ def test_a_worker_that_cannot_start_leaves_the_started_run_queued_and_says_why(t
     (tmp_path / "workers.log").rmdir()
     assert jm.try_tick() is None
     wait_for(lambda: run.status()["status"] == RunState.COMPLETED, 120, what="the run to train once a worker starts")
+
+
+def test_a_worker_that_exited_is_reaped_at_the_next_tick(tmp_path: Path):
+    """tick() polled its children only when a worker was to be started: an exited worker stayed a
+    zombie until the next run was queued."""
+    from signlab import launch
+
+    jm = JobManager(tmp_path, limit=1)
+    child = launch.spawn(["--help"], tmp_path / "workers.log")  # a child of this process that exits at once
+    wait_for(lambda: open(f"/proc/{child.pid}/stat").read().split(") ")[1][0] == "Z", 60, what="it to exit")
+    jm.tick()  # nothing is queued
+    assert not Path(f"/proc/{child.pid}").exists() and child.returncode == 0
