@@ -33,11 +33,12 @@ def check_out(run: Run, out: Path | str, force: bool = False, runs_dir: Path | s
     path = Path(out).expanduser()
     target = path.resolve()
     own = (run.dir / ONNX_FILE).resolve()
-    for root in {run.dir.parent.resolve(), (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()}:
+    in_use = Path(runs_dir) if runs_dir else default_runs_dir()
+    for root in {run.dir.parent.resolve(), in_use.resolve()}:
         if target != own and target.is_relative_to(root):
             raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "
                            f"(or leave --out out for {run.dir.name}/model.onnx)")
-    database = db_url_for(runs_dir or default_runs_dir())
+    database = db_url_for(in_use)
     if database.startswith("sqlite:///") and target == Path(database.removeprefix("sqlite:///")).resolve():
         raise RunError(f"--out: {out} is the run database; export somewhere else")
     if target.is_dir():

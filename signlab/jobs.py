@@ -62,6 +62,7 @@ class JobManager:
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
         self._store: RunStore | None = None
+        self._unstarted: str | None = None  # why try_tick last could not start a worker (logged once)
 
     @property
     def store(self) -> RunStore:
@@ -136,8 +137,12 @@ class JobManager:
         try:
             self.tick()
         except (SignlabError, OSError) as err:
-            _log.warning("no worker could be started for the queue: %s", err)
-            return str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
+            why = str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
+            if why != self._unstarted:  # said once: the Train page's poll asks twice a second
+                _log.warning("no worker could be started for the queue: %s", why)
+            self._unstarted = why
+            return why
+        self._unstarted = None
         return None
 
     def warm(self) -> bool:

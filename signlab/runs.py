@@ -872,20 +872,17 @@ class RunWriter:
             return False
         if self.lease is not None:
             self.lease.release()  # before the update, as set_state does for a final state
+        back = None
         try:
-            if self.run.store.give_up_continuation(self.claim, why) is not None:
-                return True
+            back = self.run.store.give_up_continuation(self.claim, why)
         except LeaseLost:
             if self.lease is not None:
                 self.lease.lost.set()
             return True
-        except SignlabError:
-            if self.lease is not None:
-                self.lease.keep()
-            raise
-        if self.lease is not None:
-            self.lease.keep()
-        return False
+        finally:
+            if back is None and self.lease is not None and not self.lease.lost.is_set():
+                self.lease.keep()  # still held (not a continuation, or the database away): renewed on
+        return back is not None
 
     def resume(self) -> bool:
         """Go on after a pause once a slot of the job limit is free (``RunStore.resume``): True when

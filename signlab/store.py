@@ -885,14 +885,8 @@ class RunStore:
         state and words it had (a completed run read "stopped: cancelled before it started", beside
         its epochs and test accuracy); a run never trained, or one queued again after its holder
         vanished, is stopped, keeping what it finished."""
-        before = self._info(row.info).get("before_continue")
-        if isinstance(before, dict) and before.get("state") in {f.value for f in FINAL}:
-            back = RunState(before["state"])
-            message = f"{before.get('message') or back.value}{CANCELLED_CONTINUATION}"
-            changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
-            self._set(conn, row, back, now, message=message, resume_epochs=None,
-                      target_epochs=before.get("target_epochs", row.epochs_completed),
-                      **self._merge_info(row, changes))
+        back = self._put_back(conn, row, now, CANCELLED_CONTINUATION)
+        if back is not None:
             return back
         done = row.epochs_completed
         message = (f"cancelled before it continued; the weights of epoch {done} are kept" if done
@@ -930,19 +924,25 @@ class RunStore:
         a continuation that is yet to train (the caller fails the run), LeaseLost when not held."""
         with self._tx() as conn:
             row = self._held(conn, claim)
-            before = self._info(row.info).get("before_continue")
-            if (row.state != S.CLAIMED.value or not claim.resume_epochs or not isinstance(before, dict)
-                    or before.get("state") not in {f.value for f in FINAL}):
+            if row.state != S.CLAIMED.value or not claim.resume_epochs:
                 return None
-            back = RunState(before["state"])
-            message = f"{before.get('message') or back.value}{CONTINUATION_FAILED}{why}"
-            changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
-            if not self._set(conn, row, back, time.time(), message=message, resume_epochs=None, worker=None,
-                             pid=None, lease_until=None, control=None,
-                             target_epochs=before.get("target_epochs", row.epochs_completed),
-                             **self._merge_info(row, changes)):
-                raise LeaseLost(f"run {claim.run_id} changed while its continuation was being given up")
-            return back
+            return self._put_back(conn, row, time.time(), CONTINUATION_FAILED + why, worker=None, pid=None,
+                                  lease_until=None, control=None)
+
+    def _put_back(self, conn, row, now: float, ending: str, **values: Any) -> RunState | None:
+        """Move a run whose continuation never trained back to the finished state it had (its
+        ``before_continue``), its words followed by ``ending``; None when it has no such state.
+        LeaseLost when the row changed meanwhile."""
+        before = self._info(row.info).get("before_continue")
+        if not isinstance(before, dict) or before.get("state") not in {f.value for f in FINAL}:
+            return None
+        back = RunState(before["state"])
+        changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
+        if not self._set(conn, row, back, now, message=f"{before.get('message') or back.value}{ending}",
+                         resume_epochs=None, target_epochs=before.get("target_epochs", row.epochs_completed),
+                         **values, **self._merge_info(row, changes)):
+            raise LeaseLost(f"run {row.run_id} changed while its continuation was being undone")
+        return back
 
     @staticmethod
     def _check_active(conn, owner: str | None, limit: int | None) -> None:

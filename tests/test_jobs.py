@@ -402,3 +402,16 @@ def test_a_worker_that_exited_is_reaped_at_the_next_tick(tmp_path: Path):
     wait_for(lambda: open(f"/proc/{child.pid}/stat").read().split(") ")[1][0] == "Z", 60, what="it to exit")
     jm.tick()  # nothing is queued
     assert not Path(f"/proc/{child.pid}").exists() and child.returncode == 0
+
+
+def test_a_worker_that_cannot_start_is_logged_once_not_at_every_poll(tmp_path: Path, caplog):
+    """The Train page's poll calls try_tick twice a second: a lasting cause was logged at each."""
+    import logging
+
+    jm = JobManager(tmp_path, limit=1)
+    (tmp_path / "workers.log").mkdir()
+    create_run(TrainConfig(model="logreg", epochs=1, max_steps=2), tmp_path)
+    with caplog.at_level(logging.WARNING, logger="signlab.jobs"):
+        said = [jm.try_tick() for _ in range(5)]
+    assert len(set(said)) == 1 and said[0] is not None
+    assert sum("no worker could be started" in r.getMessage() for r in caplog.records) == 1
