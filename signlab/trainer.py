@@ -208,6 +208,13 @@ def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws (batch order, augmentation, dropout), from the run's seed
+    and the epoch's number alone. Mixed by numpy's SeedSequence, not added: seed 1's epoch 1 and seed
+    2's epoch 0 would share seed + epoch."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
 class Trainer:
     """Train ``model`` on ``dataset`` as ``cfg`` says; see the module docstring for the events.
 
@@ -259,7 +266,8 @@ class Trainer:
                 warnings.filterwarnings("ignore", message=".*lr_scheduler.step\\(\\).*optimizer.step\\(\\)")
                 for _ in range(ahead):
                     self.scheduler.step()
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + start_epoch)
+        # reseeded at each epoch's start (epoch_seed): a continuation draws what an unbroken run draws
+        self.generator = torch.Generator(device=self.device)
         self.step = 0
         self._step_lr = self.schedule_lr()  # the rate of the last step taken (logged with it)
         self._stop_requested = False
@@ -468,6 +476,12 @@ class Trainer:
         """Train one epoch, validate and emit EpochEnd; False if it was stopped half way (then it
         does not count and nothing is emitted)."""
         cfg = self.cfg
+        # the epoch's batches, augmentation and dropout follow from (seed, epoch) alone, so a run
+        # continued from epoch k trains epoch k + 1 as the run never stopped does (seeded once with
+        # seed + start epoch, a continuation drew a fresh run's first epoch again)
+        seed = epoch_seed(cfg.seed, epoch)
+        self.generator.manual_seed(seed)
+        torch.manual_seed(seed)
         tally = self._tally = _Tally.start(self.device)
         perm = torch.randperm(len(self.train_y), generator=self.generator, device=self.device)
         last = self.steps_per_epoch - 1

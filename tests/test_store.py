@@ -1316,6 +1316,40 @@ def test_a_run_continued_to_its_own_epochs_goes_on_with_its_learning_rate_schedu
     assert [(m["start_epoch"], m["schedule_from"]) for m in starts] == [(0, 0), (1, 0)]
 
 
+def test_a_run_continued_to_its_own_epochs_sees_the_data_an_uninterrupted_one_sees(tmp_path, small_dataset):
+    """A run stopped after epoch 1 and continued to its own second epoch trains that epoch as the run
+    that was never stopped does: the same batches, augmented the same way, the same dropout. Its data
+    generator was seeded with seed + first epoch, so the continuation drew epoch 2 as a fresh run draws
+    epoch 1 (its validation accuracy after epoch 2 was 62.4% against 60.6%)."""
+    from signlab import api
+    from signlab.events import BatchEnd, EpochEnd
+
+    # mlp: dropout; augment: the generator's second use; fp32: bf16 is chosen by timing, which may differ
+    cfg = TrainConfig(model="mlp", epochs=2, batch_size=128, augment=True, log_every=1, device="cpu",
+                      precision="fp32", seed=3)
+    straight: list[float] = []
+    api.train(cfg, tmp_path, run_id="straight", dataset=small_dataset, evaluate_test=False,
+              callbacks=[lambda e, t: straight.append(e.loss) if isinstance(e, BatchEnd) and e.epoch == 2 else None])
+
+    def stopped_after_epoch_1(event, trainer) -> None:
+        if isinstance(event, EpochEnd) and event.epoch == 1:
+            trainer.stop()
+
+    api.train(cfg, tmp_path, run_id="cut", dataset=small_dataset, evaluate_test=False,
+              callbacks=[stopped_after_epoch_1])
+    store = store_for(tmp_path)
+    store.enqueue_continue("cut", 1)
+    claim = store.claim("worker-2", limit=1)
+    went_on: list[float] = []
+    api.train_claimed(open_run("cut", tmp_path), claim, dataset=small_dataset, evaluate_test=False,
+                      callbacks=[lambda e, t: went_on.append(e.loss) if isinstance(e, BatchEnd) else None])
+    assert len(went_on) == len(straight) > 2 and went_on == pytest.approx(straight, rel=1e-5)
+    ends = {rid: [m for m in open_run(rid, tmp_path).metrics() if m["type"] == "epoch"][-1]
+            for rid in ("straight", "cut")}
+    assert ends["cut"]["epoch"] == ends["straight"]["epoch"] == 2
+    assert ends["cut"]["val_accuracy"] == pytest.approx(ends["straight"]["val_accuracy"], abs=1e-9)
+
+
 def test_a_worker_whose_runs_folder_is_not_the_classs_puts_the_run_back_and_stops(tmp_path, db_url, monkeypatch):
     """A worker on a machine whose share of the runs folder did not mount (an empty mount point) took
     each queued run and failed it: "was deleted (in another tab or window)", for every student. It
