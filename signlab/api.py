@@ -199,7 +199,7 @@ def _not_started(writer: RunWriter, why: str) -> None:
     """A fit that could not start: a continuation gives its finished run back as it was (nothing of
     it ran; a completed run read "failed"), a fresh run fails with ``why``."""
     if not writer.give_up_continuation(why):
-        writer.set_state(RunState.FAILED, message=why)
+        writer.fail(why)
 
 
 def _quit_at_once(run: Run, writer: RunWriter) -> None:

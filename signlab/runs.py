@@ -967,6 +967,20 @@ class RunWriter:
                                samples_per_second=event.samples_per_second)
                 self.close()
 
+    def fail(self, message: str) -> None:
+        """A fresh run that could not start (its data gone, settings unreadable, refused by this server):
+        failed with ``message``, in its log too. With the database's row alone, a runs folder read
+        without that database (a class moved to PostgreSQL, a lost database) listed it as interrupted,
+        "continue it to train on", though it has no weights to continue from."""
+        try:
+            self.log({"type": Logged.FIT_END, "status": RunState.FAILED.value, "message": message,
+                      "epochs_completed": 0, "train_seconds": 0.0, "samples_per_second": None})
+        except SignlabError:  # the state below still tells how it ended
+            pass
+        finally:
+            self.set_state(RunState.FAILED, message=message)
+            self.close()
+
     def close(self) -> None:
         if self._log is not None:
             log, self._log = self._log, None

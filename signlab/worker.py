@@ -34,7 +34,7 @@ from .interrupt import ShutDown, handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
 from .paths import default_runs_dir
-from .runs import Run, run_path
+from .runs import Run, RunWriter, run_path
 from .store import RunState, lease_seconds, new_worker_id, store_for
 
 IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
@@ -192,7 +192,7 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
     problem = _source_problem(run)
     if problem:  # a planted or old queued run: its dataset is not one this server may read
         message = f"run {run.id}: {problem}"
-        store_for(root).update(claim, RunState.FAILED, message=message)
+        RunWriter(run, claim).fail(message)
         say(f"run {run.id}: failed ({message})")
         return {"run_id": run.id, "status": "failed", "message": message}
     try:

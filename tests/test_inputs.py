@@ -262,6 +262,9 @@ def test_worker_fails_a_planted_run_without_reading_its_source(root, monkeypatch
     assert str(row["status"]) == "failed"
     assert "'/etc'" in row["message"] and "SIGNLAB_DATA_SOURCES" in row["message"]
     assert "\n" not in row["message"]
+    # and its folder says so, for a database that has no row of it (it was read as interrupted)
+    ends = [m for m in planted.metrics() if m["type"] == "fit_end"]
+    assert [(m["status"], m["message"]) for m in ends] == [("failed", row["message"])]
     assert str(open_run("good-one", root).status()["status"]) == "completed"
 
 

@@ -9,7 +9,7 @@ import torch
 
 from signlab import api, runs
 from signlab.config import TrainConfig
-from signlab.errors import ConfigError, RunError
+from signlab.errors import ConfigError, RunError, SignlabError
 from signlab.models import build_model
 from signlab.normalize import normalize
 from signlab.runs import Run, RunWriter, check_run_id, create_held_run, create_run, list_runs, open_run, run_path
@@ -187,7 +187,6 @@ def test_a_dead_workers_run_is_taken_back_when_listed_or_continued(tmp_path, mon
 def test_a_listing_shows_the_runs_when_the_store_cannot_take_one_back(tmp_path, monkeypatch):
     """Taking a dead holder's run back is a write: a run database that refuses writes (locked by a
     long transaction elsewhere, or read-only) must not make the list of runs fail with it."""
-    from signlab.errors import SignlabError
     from signlab.store import RunStore
 
     runs.create_run(TrainConfig(epochs=3), tmp_path, run_id="listed")
@@ -459,6 +458,11 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     api.train_claimed(killed, claim, dataset=small_dataset, evaluate_test=False)
     with open(killed.dir / "metrics.jsonl", "a") as f:  # then continued, and killed mid-fit
         f.write(json.dumps({"type": "fit_start", "start_epoch": 1}) + "\n")
+    # a run that could not start (its data gone before a worker took it): failed, with no weights
+    refused, claim = create_held_run(cfg.replace(data=str(tmp_path / "gone")), "test", tmp_path, run_id="refused",
+                                     owner="carol@x")
+    with pytest.raises(SignlabError):
+        api.train_claimed(refused, claim, evaluate_test=False)
     # a calibrated copy of alice's run (signlab.calibrate logs no epoch, one "calibration" record)
     calib = tmp_path / "calib"
     shutil.copytree(run.dir, calib)
@@ -488,6 +492,9 @@ def test_runs_read_into_a_new_database_keep_their_owner_epochs_and_how_they_ende
     assert row.get("val_accuracy") is None
     row = runs["killed"].status()
     assert (row["status"], row["owner"], row["epochs_completed"]) == ("interrupted", "bob@x", 1), row
+    row = runs["refused"].status()  # it was read as interrupted, "continue it to train on", with nothing to continue
+    assert (row["status"], row["owner"], row["epochs_completed"]) == ("failed", "carol@x", 0), row
+    assert "gone" in row["message"]
     assert api.continue_run("killed", 1, tmp_path, dataset=small_dataset)["epochs"] == 2
 
 
