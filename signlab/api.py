@@ -15,7 +15,7 @@ from .access import Policy, local_user, policy
 from .config import RESUMABLE, TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
-from .errors import ConfigError, RunError, SignlabError
+from .errors import ConfigError, ImageError, RunError, SignlabError
 from .evaluate import Evaluation, evaluate_model
 from .labels import NUM_CLASSES
 from .health import HealthMonitor
@@ -367,10 +367,13 @@ def evaluate_run(run: Run | str, dataset: Dataset | None = None, runs_dir: Path 
 
 
 def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_dir: Path | str | None = None,
-                  crop: Crop | str | None = None, shape: bool = True) -> list[dict[str, Any]]:
+                  crop: Crop | str | None = None, shape: bool = True,
+                  unreadable: list[tuple[str, ImageError]] | None = None) -> list[dict[str, Any]]:
     """The ``predict --json`` records: for each file its top-k letters (ImageError for a bad file).
 
     ``shape``: where the detector found the hand, weigh in the hand-shape network (signlab.handshape).
+    ``unreadable``: where given, a bad file's (name, ImageError) is put there and the other files are still
+    read (``predict`` on a folder's photos printed nothing for all of them over one broken file).
 
     Beside ``file`` and ``top``: ``warnings`` (why the input looks unlike the training photos, and
     "not sure", :func:`signlab.inference.doubt`), ``notes`` (what preprocessing did) and ``hand_found``.
@@ -382,7 +385,13 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
     tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average 4 views
     out = []
     for f in files:
-        prep = prepare(f, str(f), crop)
+        try:
+            prep = prepare(f, str(f), crop)
+        except ImageError as err:
+            if unreadable is None:
+                raise
+            unreadable.append((str(f), err))
+            continue
         # the Classify page's verdict, too; a calibrated run's own hand-shape network lives in run.dir
         seen = read_sign(model, prep, photo=True, tta=tta, k=k, shape=shape, run_dir=run.dir)
         out.append({"file": str(f), "top": list(seen.top), "warnings": list(seen.warnings), "notes": prep.notes,

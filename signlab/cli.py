@@ -23,7 +23,7 @@ from . import __version__
 from .config import (CALIBRATION_METHODS as METHODS, DEFAULT_CALIBRATION_METHOD as DEFAULT_METHOD, DEFAULT_PRESET,
                      PRESETS, RESUMABLE, SETTING, TrainConfig, preset)
 from . import envnum
-from .errors import SignlabError
+from .errors import ImageError, SignlabError
 from .events import BatchEnd, EpochEnd, Event, FitEnd, FitStart
 from .interrupt import TwoPresses, handling
 from .labels import NUM_CLASSES
@@ -412,18 +412,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.top > NUM_CLASSES:
         raise UsageError(f"--top: {shown_value(args.top)} is out of range; allowed 1 to {NUM_CLASSES}")
+    bad: list[tuple[str, ImageError]] = []  # the readable images are still answered; the exit is 2 all the same
     records = predict_files(args.run, args.images, k=args.top, runs_dir=args.runs_dir,
-                            crop="auto" if args.crop == "hand" else args.crop, shape=not args.no_hand_shape)
+                            crop="auto" if args.crop == "hand" else args.crop, shape=not args.no_hand_shape,
+                            unreadable=bad)
     if args.json:
         print(json.dumps(records))
-        return 0
-    for r in records:
-        tops = ", ".join(f"{t['letter']} {100 * t['probability']:.1f}%" for t in r["top"])
-        print(f"{r['file']}: {tops}")
-        for w in r["warnings"]:
-            print(f"  warning: {w}")
-        for n in r.get("notes", []):
-            print(f"  note: {n}")
+    else:
+        for r in records:
+            tops = ", ".join(f"{t['letter']} {100 * t['probability']:.1f}%" for t in r["top"])
+            print(f"{r['file']}: {tops}")
+            for w in r["warnings"]:
+                print(f"  warning: {w}")
+            for n in r.get("notes", []):
+                print(f"  note: {n}")
+    if bad:
+        sys.stdout.flush()  # the answers first, then the one line on stderr
+        more = f" (and {len(bad) - 1} more unreadable: {', '.join(name for name, _ in bad[1:])})" if len(bad) > 1 else ""
+        raise ImageError(f"{bad[0][1]}{more}")
     return 0
 
 

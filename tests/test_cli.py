@@ -108,6 +108,24 @@ def test_predict_json(cli_run, runs_dir, tmp_path, dataset):
         assert all(t["letter"] in LETTERS for t in top)
 
 
+def test_predict_answers_the_readable_images_and_names_the_others(cli_run, runs_dir, tmp_path, dataset):
+    """One broken file among a folder's photos made ``predict`` print nothing for any of them. The
+    readable ones are answered; the exit is still 2, with one line naming each unreadable file."""
+    record, _ = cli_run
+    good = [tmp_path / "a.png", tmp_path / "c.png"]
+    for i, path in enumerate(good):
+        Image.fromarray(dataset.test.images[i]).resize((100, 100)).save(path)
+    broken, empty = tmp_path / "b.png", tmp_path / "d.jpg"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    empty.write_bytes(b"")
+    out = signlab("predict", record["run_id"], good[0], broken, good[1], empty, "--runs-dir", runs_dir, "--json")
+    assert out.returncode == 2, out.stderr
+    assert [r["file"] for r in json.loads(out.stdout)] == [str(p) for p in good]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"signlab: {broken}: "), lines
+    assert lines[0].endswith(f"(and 1 more unreadable: {empty})")
+
+
 def test_export_onnx_matches_pytorch(cli_run, runs_dir, tmp_path):
     ort = optional("onnxruntime")
     record, _ = cli_run
