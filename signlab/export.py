@@ -1,6 +1,7 @@
 """The ONNX export of a run: writing ``model.onnx`` (normalisation included) and finding it again."""
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -15,6 +16,13 @@ from .predict import forward_views
 from .paths import default_runs_dir
 from .runs import ONNX_FILE, Run, open_run
 from .store import db_url_for
+
+# What the exported graph computes, written into each file (metadata ``signlab_export``). Raise it
+# whenever that changes, so a run's model.onnx from an older signlab is exported again rather than
+# offered as current: version 2 reads a photo run's image with its mirror image, as predict does
+# (version 1's files, with no number, read the image alone and disagreed with predict).
+EXPORT_VERSION = 2
+VERSION_KEY = "signlab_export"
 
 
 def check_out(run: Run, out: Path | str, force: bool = False, runs_dir: Path | str | None = None) -> Path:
@@ -88,14 +96,20 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     wrapped = WithNormalize(model).eval()
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     def write(p: Path) -> None:
+        import onnx
+
+        buffer = io.BytesIO()
         with warnings.catch_warnings():  # the exporter's notes on its own internals are not the user's to act on
             warnings.simplefilter("ignore")
-            # a file object, not the path: a path that is not UTF-8 (a folder named in Latin-1) ended in
-            # the exporter's 300-line TypeError
-            with open(p, "wb") as f:
-                torch.onnx.export(wrapped, (example,), f, input_names=["image"], output_names=["logits"],
-                                  dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-                                  opset_version=17)
+            torch.onnx.export(wrapped, (example,), buffer, input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+                              opset_version=17)
+        graph = onnx.load_from_string(buffer.getvalue())
+        onnx.helper.set_model_props(graph, {VERSION_KEY: str(EXPORT_VERSION), "signlab_run": run.id})
+        # a file object, not the path: a path that is not UTF-8 (a folder named in Latin-1) ended in
+        # the exporter's 300-line TypeError
+        with open(p, "wb") as f:
+            f.write(graph.SerializeToString())
 
     # the advice for a path the user gave is --out's, not the runs folder's
     atomic_write(out, write, elsewhere="another runs folder" if out == run.dir / ONNX_FILE else "another --out")
@@ -103,16 +117,30 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
 
 
 def onnx_path(run: Run) -> Path | None:
-    """The run's ONNX export if it exists and is newer than the weights; else None."""
+    """The run's ONNX export if it exists, is newer than the weights and was written by this
+    version's export (:data:`EXPORT_VERSION`); else None, and the Runs page offers to export again."""
     p = run.dir / ONNX_FILE
     try:
         if p.is_symlink():  # a planted link is never offered for download (read with run.file_bytes)
             return None
-        if run.has_weights() and p.stat().st_mtime >= run.weights_mtime():
+        if run.has_weights() and p.stat().st_mtime >= run.weights_mtime() and export_version(p) == EXPORT_VERSION:
             return p
     except OSError:
         pass
     return None
+
+
+def export_version(path: Path) -> int | None:
+    """The export version an ONNX file says it was written by; None for a file without one (older
+    than version 2) or one that is not ONNX."""
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError and more: a file we cannot read is not offered
+        return None
+    value = props.get(VERSION_KEY, "")
+    return int(value) if value.isdigit() and len(value) < 6 else None
 
 
 def export_for_download(run: Run) -> Path:

@@ -102,6 +102,25 @@ def test_a_photo_runs_onnx_export_reads_each_image_and_its_mirror_as_predict_doe
     assert not np.allclose(predict(model, x, mirror=True), predict(model, x), atol=1e-3)  # the mirror matters
 
 
+def test_an_onnx_file_of_an_older_export_is_not_offered_as_current(trained_run):
+    """A run's model.onnx written by an older signlab (before the mirror reading, with no version in
+    it) was offered on the Runs page as current, newer than the weights as it was. The file says which
+    export wrote it; one without this version's number is exported again."""
+    import onnx
+
+    run = trained_run[0]
+    path = export.export_onnx(run)
+    assert export.onnx_path(run) == path and export.export_version(path) == export.EXPORT_VERSION
+    graph = onnx.load(str(path))
+    assert {p.key: p.value for p in graph.metadata_props}["signlab_run"] == run.id
+    del graph.metadata_props[:]  # as the older export wrote it
+    path.write_bytes(graph.SerializeToString())
+    assert path.stat().st_mtime >= run.weights_mtime() and export.onnx_path(run) is None
+    path.write_bytes(b"not onnx at all")
+    assert export.export_version(path) is None and export.onnx_path(run) is None
+    path.unlink()  # the session's shared run, as the other tests expect it
+
+
 def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_run, small_dataset):
     from signlab.inference import model_view
 
