@@ -15,6 +15,7 @@ No Streamlit here; the Map page draws the result with :func:`signlab.figures.fea
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -265,7 +266,23 @@ def embed(features: np.ndarray, method: str = "pca", seed: int = 0, progress: Pr
 
 
 # --------------------------------------------------------------------------- per run, cached
-CACHE_VERSION = 3  # 3: probabilities in float32 (2: float16; 2 and on: predictions with the model's test-time shifts)
+# 4: the test images' fingerprint kept with the map; 3: probabilities in float32 (2: float16; 2 and
+# on: predictions with the model's test-time shifts)
+CACHE_VERSION = 4
+_FINGERPRINTS: list[tuple[np.ndarray, np.ndarray, str]] = []  # the last few splits' (kept alive: ids stay theirs)
+
+
+def split_fingerprint(split: Split) -> str:
+    """A SHA-256 of a split's images and letters: the map cached for one test set is never served for
+    another of the same size (a server restarted with another SIGNLAB_DATA drew the new images under
+    the old map's letters). 7 ms for the test set, so the last few are remembered."""
+    for images, targets, digest in _FINGERPRINTS:
+        if images is split.images and targets is split.targets:
+            return digest
+    h = hashlib.sha256(np.ascontiguousarray(split.images).tobytes())
+    h.update(np.ascontiguousarray(split.targets, dtype=np.int64).tobytes())
+    _FINGERPRINTS[:] = [*_FINGERPRINTS[-3:], (split.images, split.targets, h.hexdigest())]
+    return _FINGERPRINTS[-1][2]
 
 
 def cache_path(run: Run, layer: str, method: str) -> Path:
@@ -273,12 +290,16 @@ def cache_path(run: Run, layer: str, method: str) -> Path:
     return run.dir / "embeddings" / f"{safe}-{method}.npz"
 
 
-def cached_map(run: Run, layer: str, method: str, n: int) -> FeatureMap | None:
-    """The cached map of ``run`` if it was made from the current weights for ``n`` images; else None."""
+def cached_map(run: Run, layer: str, method: str, split: Split) -> FeatureMap | None:
+    """The cached map of ``run`` if it was made from the current weights for these images (``split``,
+    the test set); else None."""
     path = cache_path(run, layer, method)
+    n = len(split)
     try:
         with np.load(path, allow_pickle=False) as z:  # plain arrays only: nothing is unpickled
             if float(z["weights_mtime"]) != run.weights_mtime() or int(z.get("version", 1)) != CACHE_VERSION:
+                return None
+            if str(z["data"]) != split_fingerprint(split):  # another test set, of the same size or not
                 return None
             if any(len(z[k]) != n for k in ("coords", "y_true", "y_pred", "probs")):
                 return None  # a map that does not fit the test set (as an older version could write): remade
@@ -302,7 +323,7 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
     mtime = run.weights_mtime()
     model = model if model is not None else run.load_model("cpu")
     layer = layer or default_layer(model)
-    hit = cached_map(run, layer, method, len(split))
+    hit = cached_map(run, layer, method, split)
     if hit is not None:
         return hit
     t0 = time.perf_counter()
@@ -323,7 +344,7 @@ def run_map(run: Run, split: Split, layer: str | None = None, method: str = "pca
                     time.perf_counter() - t0)
     arrays = dict(coords=fm.coords, y_true=fm.y_true, y_pred=fm.y_pred, probs=fm.probs,
                   dims=np.int64(fm.dims), seconds=np.float64(fm.seconds), weights_mtime=np.float64(mtime),
-                  version=np.int64(CACHE_VERSION))
+                  version=np.int64(CACHE_VERSION), data=np.str_(split_fingerprint(split)))
 
     try:  # parents=False: a run deleted (in another tab) while its map was computed is not made again
         if keep:

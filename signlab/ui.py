@@ -595,7 +595,7 @@ def feature_map(run: Run, layer: str, method: str, slot: Any = None, expected: f
     classmate's, read-only; a student's, to an instructor) is not written into its folder: it would
     count against its owner's disk quota."""
     test = dataset().test
-    hit = cached_map(run, layer, method, len(test))
+    hit = cached_map(run, layer, method, test)
     if hit is not None:
         return hit
     keep = is_mine(run)
@@ -1438,4 +1438,4 @@ def map_cached(run: Run, layer: str, method: str) -> bool:
     """Whether the run's map at ``layer`` by ``method`` is kept (no computing needed): in its folder, or
     for this session where it is someone else's run (:func:`feature_map`)."""
     return (_looked_key(run, layer, method) in st.session_state.get(Keys.LOOKED_MAP, {})
-            or cached_map(run, layer, method, len(dataset().test)) is not None)
+            or cached_map(run, layer, method, dataset().test) is not None)

@@ -95,10 +95,17 @@ def test_run_map_is_cached_per_layer_and_method_until_the_weights_change(tmp_pat
     assert again.cached and np.allclose(again.coords, fm.coords)
     assert np.array_equal(again.y_pred, fm.y_pred)
     assert np.array_equal(again.probs, fm.probs)  # the same figure whether computed or read back
-    assert embedding.cached_map(run, "pixels", "pca", 120) is None  # another layer: not cached yet
+    # another test set of the same size (a server restarted with another SIGNLAB_DATA): the map was
+    # served for it, the new images drawn under the old letters
+    other = Split(images=tiny_test.images[::-1].copy(), targets=tiny_test.targets[::-1].copy(), source="other")
+    assert embedding.cached_map(run, "hidden", "pca", other) is None
+    theirs = embedding.run_map(run, other, method="pca", keep=False)
+    assert not theirs.cached and np.array_equal(theirs.y_true, other.targets)
+    assert embedding.cached_map(run, "hidden", "pca", tiny_test).cached  # the first map still serves its own
+    assert embedding.cached_map(run, "pixels", "pca", tiny_test) is None  # another layer: not cached yet
     w = run.dir / "model.safetensors"
     os.utime(w, (w.stat().st_atime, w.stat().st_mtime + 10))  # newer weights: the cache is stale
-    assert embedding.cached_map(run, "hidden", "pca", 120) is None
+    assert embedding.cached_map(run, "hidden", "pca", tiny_test) is None
     s = embedding.map_summary(fm)
     assert s["points"] == 120 and 0 <= s["wrong"] <= 120
     from signlab import views
@@ -173,7 +180,7 @@ def test_a_cached_map_that_does_not_fit_the_test_set_is_made_again(tmp_path, sma
     arrays["coords"] = np.vstack([arrays["coords"]] * 3)  # what the shared-model race once wrote
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
-    assert embedding.cached_map(run, fm.layer, "pca", 120) is None
+    assert embedding.cached_map(run, fm.layer, "pca", tiny_test) is None
     again = embedding.run_map(run, tiny_test, method="pca")
     assert not again.cached and again.coords.shape == (120, 2)
 
