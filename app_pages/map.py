@@ -58,7 +58,7 @@ progress_slot = st.empty()  # always there: the chart below keeps its place whet
 fm = ui.or_stop("Could not compute the map", ui.feature_map, run, layer, method, progress_slot, wait)
 gate.empty()  # the prompt and its button go once the map is there (they stayed above it until a rerun)
 heap = views.map_pile(fm)
-st.caption(views.map_caption(fm, method, heap))
+st.caption(views.map_caption(fm, method, heap, members=views.network_count(model)))
 
 # fixed-width boxes in a row that wraps: side by side in a 1,280-px window, and in a narrower one the
 # chosen image moves under the map (as columns, both were squeezed at 820 px)

@@ -1335,6 +1335,11 @@ def other_data_text(run_data: str | None, pages_data: str | None) -> str | None:
             f"{named(pages_data)}, so its accuracy here can differ from the one the runs list shows.")
 
 
+def network_count(model: Any) -> int:
+    """How many networks a loaded model averages (1 unless it is an ensemble)."""
+    return len(model.members) if isinstance(model, _models.Ensemble) else 1
+
+
 def ensemble_members(value: Any) -> int:
     """How many networks the Train page's caption says are averaged: the Ensemble size box's value where
     the setting allows it, else 1 (at 50, out of range and refused above, it read "50 networks averaged")."""
@@ -1735,13 +1740,18 @@ def pile_text(p: Any, n: int) -> str:
     return f"{p.count:,} images ({100 * p.count / max(n, 1):.0f}%) on this spot: {why}"
 
 
-def map_caption(fm: Any, method: str, heap: Any = None) -> str:
+def map_caption(fm: Any, method: str, heap: Any = None, members: int = 1) -> str:
     """The words under the Map: how many images and mistakes, how they were embedded (and how long
-    that took), the letters never predicted, and the pile ``heap`` the arrow points at."""
+    that took), the letters never predicted, and the pile ``heap`` the arrow points at. ``members``:
+    the networks of an ensemble, whose hidden layers the map takes from the first alone (said: the
+    rings and colours are the whole ensemble's, and a student read the map as the ensemble's)."""
     s = map_summary(fm)
     note = (f"{s['points']:,} test images, {s['wrong']:,} misclassified (ringed), {fm.dims}-dimensional "
             f"activations embedded with {MAP_METHOD_WORDS[method]}"
             + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
+    if members > 1 and fm.layer not in (_embedding.PIXELS, _embedding.LOGITS):
+        note += (f". This run averages {members} networks: the positions are the first network's "
+                 f"activations, the predictions and rings all {members}'s")
     if s["letters_predicted"] < NUM_CLASSES:
         note += (f". Only **{s['letters_predicted']} of the {NUM_CLASSES} letters are ever predicted**; "
                  f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")

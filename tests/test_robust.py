@@ -121,6 +121,23 @@ def test_an_onnx_file_of_an_older_export_is_not_offered_as_current(trained_run):
     path.unlink()  # the session's shared run, as the other tests expect it
 
 
+def test_an_ensembles_map_says_whose_positions_it_draws(ensemble_run, small_dataset):
+    """The Map of an ensemble places each image by its first network's hidden layer, and rings and
+    colours it by the whole ensemble's prediction; it said nothing of that."""
+    from signlab import embedding, views
+    from signlab.data import Split
+
+    test = Split(small_dataset.test.images[:60], small_dataset.test.targets[:60], "test")
+    model = ensemble_run.load_model()
+    assert views.network_count(model) == 2
+    hidden = embedding.run_map(ensemble_run, test, method="pca", model=model, keep=False)
+    said = views.map_caption(hidden, "pca", members=views.network_count(model))
+    assert "This run averages 2 networks: the positions are the first network's activations" in said
+    out = embedding.run_map(ensemble_run, test, "logits", method="pca", model=model, keep=False)
+    assert "averages" not in views.map_caption(out, "pca", members=2)  # the output is the ensemble's own
+    assert "averages" not in views.map_caption(hidden, "pca")  # one network
+
+
 def test_model_view_shows_what_the_normalisation_leaves(ensemble_run, trained_run, small_dataset):
     from signlab.inference import model_view
 
