@@ -14,18 +14,25 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 from .config import TrainConfig, check_setting
 from . import envnum
 from .errors import SignlabError
+from .numbers import count_text
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
 from .store import Capacity, RunState, RunStore, store_for
 
 _log = logging.getLogger(__name__)
+
+QUICK_EXIT = 10.0  # a worker that fails this soon after its start never got to a run: start the next later
+BACKOFF_MAX = 300.0  # the longest wait between such workers (1 s, doubling)
+_clock = time.monotonic  # the clock of those waits (a test sets its own)
 
 
 def default_job_limit() -> int:
@@ -48,6 +55,17 @@ def worker_linger_seconds() -> float:
     return envnum.clamped("SIGNLAB_WORKER_LINGER", 120.0)
 
 
+def _last_line(log: Path) -> str:
+    """``: "<the log's last line>"`` (what a failed worker said), or "" where there is none."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 2000))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f': "{lines[-1][:300]}" in {log.name}' if lines else ""
+
+
 class JobManager:
     """Queue runs of ``runs_dir`` and keep enough local workers alive to train them."""
 
@@ -63,6 +81,13 @@ class JobManager:
         self._tick_lock = threading.Lock()  # pages of several sessions tick from their own threads
         self._store: RunStore | None = None
         self._unstarted: str | None = None  # why try_tick last could not start a worker (logged once)
+        # workers started here and not yet past QUICK_EXIT: each that fails in that time doubles the
+        # wait before the next (a worker that cannot start, such as one refusing a bad setting in the
+        # environment, was started again every second, a Python and torch start each time)
+        self._young: list[tuple[subprocess.Popen, float]] = []
+        self._quick_exits = 0
+        self._retry_at = 0.0
+        self._held: str | None = None  # why no worker is started now (the wait above), for try_tick
 
     @property
     def store(self) -> RunStore:
@@ -120,10 +145,13 @@ class JobManager:
             store.expire_leases()
             if not self.start_workers:
                 return 0
+            self._note_exits()
             cap = store.capacity()
             if not cap.waiting:
                 return 0
             n = min(cap.waiting, self.limit - cap.holding) - self._spare_workers(cap)
+            if n > 0 and self._held_back():
+                return 0
             for _ in range(max(0, n)):
                 self._spawn_worker()
             return max(0, n)
@@ -136,14 +164,16 @@ class JobManager:
         the waiting run instead, and the background ticker tries again every second."""
         try:
             self.tick()
+            why = self._held
         except (SignlabError, OSError) as err:
             why = str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
-            if why != self._unstarted:  # said once: the Train page's poll asks twice a second
-                _log.warning("no worker could be started for the queue: %s", why)
-            self._unstarted = why
-            return why
-        self._unstarted = None
-        return None
+        if why is None:
+            self._unstarted = None
+            return None
+        if why != self._unstarted:  # said once: the Train page's poll asks twice a second
+            _log.warning("no worker could be started for the queue: %s", why)
+        self._unstarted = why
+        return why
 
     def warm(self) -> bool:
         """Start a worker ahead of the next run, so that a click on Train starts training at once
@@ -156,8 +186,9 @@ class JobManager:
             return False
         with self._tick_lock:
             try:
+                self._note_exits()
                 cap = self.store.capacity()
-                if self.limit - cap.holding <= 0 or self._spare_workers(cap) > 0:
+                if self.limit - cap.holding <= 0 or self._spare_workers(cap) > 0 or self._held_back():
                     return False
                 self._spawn_worker()
             except (SignlabError, OSError):
@@ -179,7 +210,36 @@ class JobManager:
 
     def _spawn_worker(self) -> None:
         args = worker_args(self.runs_dir, self.limit, db=self.db, linger=self.linger)
-        spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
+        proc = spawn(args, self.runs_dir / "workers.log", env=cpu_share(self.limit))
+        self._young.append((proc, _clock()))
+
+    def _note_exits(self) -> None:
+        """Count the workers started here that failed within QUICK_EXIT of their start, and set the
+        wait before the next one (1 s, doubling up to BACKOFF_MAX); one that lives past it, or ends
+        well, clears the count."""
+        now = _clock()
+        young = []
+        for proc, started in self._young:
+            code = proc.poll()
+            if code is None and now - started < QUICK_EXIT:
+                young.append((proc, started))
+            elif code is None or code == 0:  # it got past its start: whatever failed before is mended
+                self._quick_exits, self._retry_at, self._held = 0, 0.0, None
+            else:
+                self._quick_exits += 1
+                wait = min(2.0 ** (self._quick_exits - 1), BACKOFF_MAX)
+                self._retry_at = now + wait
+                self._held = (f"{count_text(self._quick_exits, 'worker')} started for the queue "
+                              f"{'has' if self._quick_exits == 1 else 'have'} failed at once (the last with exit "
+                              f"code {code}{_last_line(self.runs_dir / 'workers.log')}); the next starts in {wait:g} s, "
+                              f"and each failure doubles the wait, up to {BACKOFF_MAX:g} s")
+        self._young = young
+
+    def _held_back(self) -> bool:
+        """Whether starting a worker now must wait, after workers that failed at once."""
+        if self._quick_exits and _clock() < self._retry_at:
+            return True
+        return False
 
     # -- background ticking (the server starts one per process)
     def start_background(self, interval: float = 1.0) -> None:

@@ -392,6 +392,49 @@ def test_a_worker_that_cannot_start_leaves_the_started_run_queued_and_says_why(t
     wait_for(lambda: run.status()["status"] == RunState.COMPLETED, 120, what="the run to train once a worker starts")
 
 
+def test_workers_that_fail_at_once_are_started_again_ever_more_slowly(tmp_path: Path, monkeypatch):
+    """A worker that fails as it starts (here a bad SIGNLAB_MAX_CSV_MB, set after the server started;
+    a clock off the database's does the same) was started again at every tick, a Python and torch start
+    each second for as long as the run waited. Each such failure doubles the wait before the next (on
+    the manager's own clock, set here); the page hears why; a worker that gets going clears it."""
+    from signlab import jobs
+
+    now = [1000.0]
+    monkeypatch.setattr(jobs, "_clock", lambda: now[0], raising=False)
+    started: list = []
+    real_spawn = jobs.spawn
+    monkeypatch.setattr(jobs, "spawn", lambda *a, **k: started.append(real_spawn(*a, **k)) or started[-1])
+    jm = JobManager(tmp_path, limit=1)
+    monkeypatch.setenv("SIGNLAB_MAX_CSV_MB", "0")  # read by each worker as it starts: it exits 2
+    run = jm.submit(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False, device="cpu"))
+    spawned_at = [now[0]]  # the submit's tick started the first
+    for wait in (1, 2, 4):
+        assert len(started) == len(spawned_at)
+        assert started[-1].wait(60) == 2
+        now[0] += 0.5  # noticed at the next tick
+        problem = jm.try_tick()
+        assert len(started) == len(spawned_at), "started again at once"
+        assert "exit code 2" in problem and "SIGNLAB_MAX_CSV_MB" in problem and f"next starts in {wait} s" in problem
+        now[0] += wait - 0.1  # not yet
+        jm.try_tick()
+        assert len(started) == len(spawned_at)
+        now[0] += 0.2
+        jm.try_tick()
+        spawned_at.append(now[0])
+    assert len(started) == 4 and not jm.warm()  # nor does a page's warm-up start one meanwhile
+    assert run.status()["status"] == RunState.QUEUED
+    monkeypatch.delenv("SIGNLAB_MAX_CSV_MB")  # mended; the 4th (started with it) fails, the 5th trains
+    assert started[-1].wait(60) == 2
+    now[0] += 0.5
+    jm.try_tick()
+    now[0] += 8
+    assert jm.try_tick() is not None and len(started) == 5
+    now[0] += jobs.QUICK_EXIT + 1  # it is past its start: the count is cleared
+    assert jm.try_tick() is None
+    wait_for(lambda: run.status()["status"] == RunState.COMPLETED, 120, what="the run to train")
+    assert len(started) == 5
+
+
 def test_a_worker_that_exited_is_reaped_at_the_next_tick(tmp_path: Path):
     """tick() polled its children only when a worker was to be started: an exited worker stayed a
     zombie until the next run was queued."""
