@@ -218,6 +218,18 @@ with left:
                 st.session_state[ui.Keys.RUNS_FLASH] = (f"Run “{ui.md(shown_name)}” " + (
                     "taken out of the queue." if waiting else "stops after its current batch."))
                 st.rerun()
+        # and Pause/Resume: a paused run's words said "press Resume", with no Resume here (Train had it)
+        paused = s["status"] == "paused"
+        if s["status"] in ("running", "paused") and actions.button(
+                "▶️ Resume" if paused else "⏸ Pause", width="stretch", key="runs_pause",
+                disabled=stopping or (paused and not s.get("control")) or not ui.can(run, "pause"),
+                help="It waits for a free slot, then trains on" if paused else
+                "Hold it after the current batch, keeping its place; its slot goes to the next run meanwhile"):
+            with ui.guard("Could not resume" if paused else "Could not pause"):
+                ui.pause_or_resume(run, paused)
+                st.session_state[ui.Keys.RUNS_FLASH] = (f"Run “{ui.md(shown_name)}” " + (
+                    "resumes as soon as a slot is free." if paused else "pauses after its current batch."))
+                st.rerun()
         # an instructor's: a run to show the class, ahead of the students' turns
         if waiting and ui.user().manages_all and len(queue) > 1 and actions.button(
                 "⏭️ Start next", width="stretch", disabled=queue[:1] == [run.id],

@@ -332,11 +332,11 @@ def stop(user: User, run_id: str, pol: Policy, jobs: "JobManager") -> RunState:
 
 
 def pause(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> RunState:
-    return open_for(user, run_id, "pause", pol, runs_dir).request("pause")
+    return open_for(user, run_id, "pause", pol, runs_dir).request("pause", by=user.id)
 
 
 def resume(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> RunState:
-    return open_for(user, run_id, "resume", pol, runs_dir).request("resume")
+    return open_for(user, run_id, "resume", pol, runs_dir).request("resume", by=user.id)
 
 
 def start_next(user: User, run_id: str, pol: Policy, runs_dir: Path | str | None = None) -> int:

@@ -903,8 +903,10 @@ def parallel_coordinates(axes: Sequence[dict[str, Any]], color_key: str | None =
     if len(axes) < 2:  # one axis draws no line at all: say why instead of an empty frame
         fig = go.Figure()
         # "every setting" read false beside runs of two seeds: the seed has no axis here
-        fig.add_annotation(text="These share every setting this chart has an axis for (the seed has none): "
-                                "one axis, so no lines to draw side by side.",
+        # and "one axis, so no lines to draw side by side" left a teacher puzzled: say what to do
+        fig.add_annotation(text="These runs share every setting this chart compares (the seed is not one of "
+                                "them),<br>so there is nothing to draw side by side: train runs with other "
+                                "settings to compare them here.",
                            x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)

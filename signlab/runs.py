@@ -501,9 +501,10 @@ class Run:
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
 
-    def request(self, action: str) -> RunState:
-        """Ask the run to ``stop``, ``pause`` or ``resume`` (its holder obeys within a heartbeat)."""
-        return self.store.request(self.id, action)
+    def request(self, action: str, by: str | None = None) -> RunState:
+        """Ask the run to ``stop``, ``pause`` or ``resume`` (its holder obeys within a heartbeat);
+        ``by``: who asks (:meth:`RunStore.request`)."""
+        return self.store.request(self.id, action, by=by)
 
     def rename(self, name: str) -> None:
         name = plain_line(name, NAME_CHARS)
@@ -537,7 +538,7 @@ class Run:
             "schedule": cfg.get("schedule"), "augment": cfg.get("augment"),
             "val_accuracy": row.get("val_accuracy"), "test_accuracy": row.get("test_accuracy"),
             "train_seconds": row.get("train_seconds"), "created": row.get("created"),
-            "message": row.get("message", ""), "stopped_by": row.get("stopped_by"),
+            "message": row.get("message", ""), "stopped_by": row.get("stopped_by"), "paused_by": row.get("paused_by"),
             "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
             "parent": self.parent,  # the run a calibrated run was adapted from
         }

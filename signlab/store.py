@@ -227,6 +227,7 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
               "device", "steps_per_epoch", "preset", "ensemble", "parent", "overhead_per_epoch", "overhead_fixed", "tsne_seconds",
               "batch_size", "width",  # the config's, for the time estimates from every user's runs
               "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
+              "paused_by",  # who paused someone else's run, until it is resumed (or paused by its owner)
               "before_continue",  # a finished run's state and words while a continuation of it is queued
               "first")  # when it went to the head of the queue (RunStore.move_first, or taken back by _expire)
 
@@ -859,7 +860,8 @@ class RunStore:
         request can never act on a later continuation). Returns the state after the request.
 
         ``by``: who asks; a stop by someone other than the run's owner is kept as ``stopped_by``, so
-        the student is told their instructor stopped it, not "stopped by request" as if they had."""
+        the student is told their instructor stopped it, not "stopped by request" as if they had; a
+        pause, as ``paused_by``."""
         if action not in CONTROLS:
             raise ValueError(action)
         now = time.time()
@@ -868,7 +870,10 @@ class RunStore:
             if row is None:
                 raise RunError(f"run {run_id} is not in the run database")
             state = RunState(row.state)
-            who = self._merge_info(row, {"stopped_by": by}) if action == "stop" and by and by != row.owner else {}
+            if action == "stop":
+                who = self._merge_info(row, {"stopped_by": by}) if by and by != row.owner else {}
+            else:  # a pause names who paused someone else's run (it was silent); a resume, or its owner's pause, clears it
+                who = self._merge_info(row, {"paused_by": by if action == "pause" and by and by != row.owner else None})
             if state == S.QUEUED and action == "stop":
                 return self._cancel_queued(conn, row, now, who)
             if state in HOLDING:
@@ -877,7 +882,7 @@ class RunStore:
                     return state  # a stop cannot be taken back
                 conn.execute(runs_table.update().where(runs_table.c.run_id == run_id,
                                                        runs_table.c.attempt == row.attempt)
-                             .values(control=control, updated=now, **(who if action == "stop" else {})))
+                             .values(control=control, updated=now, **who))
             return state
 
     def _cancel_queued(self, conn, row, now: float, who: dict[str, Any]) -> RunState:
@@ -1140,15 +1145,52 @@ _STORES: dict[str, RunStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
+DATABASE_NOTE = "signlab-database.txt"  # in a runs folder whose runs live in a database named for it
+
+
 def store_for(runs_dir: Path | str, url: str | None = None) -> RunStore:
     """The process's RunStore for ``runs_dir`` (or the ``url``/``SIGNLAB_DB`` database), opened once."""
     key = db_url_for(runs_dir, url)
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:  # its folder is checked once, on opening (store_for runs many times a page)
-            _check_named_database((url or os.environ.get("SIGNLAB_DB") or "").strip(), key)
+            given = (url or os.environ.get("SIGNLAB_DB") or "").strip()
+            _check_named_database(given, key)
+            _database_note(Path(runs_dir), key, given)
             store = _STORES[key] = RunStore(key)
         return store
+
+
+def _database_note(runs_dir: Path, url: str, given: str) -> None:
+    """Keep, in the runs folder, which database its runs live in when one was named (a class's
+    PostgreSQL), and refuse the folder's own SQLite file where that note names another. A teacher
+    at the server's shell who left SIGNLAB_DB out got a new SQLite file there: every run read as
+    interrupted, and ``stop`` of a run training said "nothing to stop" and exited 0. The note holds
+    the URL without its password; a folder that cannot be written keeps no note."""
+    note = runs_dir / DATABASE_NOTE
+    own = f"sqlite:///{runs_dir.expanduser().resolve() / 'signlab.db'}"
+    if given:
+        try:
+            if url == own:  # the folder's own file, named: the note (of an earlier database) goes
+                note.unlink(missing_ok=True)
+            elif runs_dir.is_dir() and _read_note(note) != mask_url(url):
+                note.write_text(mask_url(url) + "\n", encoding="utf-8")
+        except OSError:
+            pass
+        return
+    named = _read_note(note)
+    if named and named != mask_url(own):
+        raise SignlabError(f"the runs in {runs_dir} live in the database {named} ({DATABASE_NOTE} there says so): "
+                           "set SIGNLAB_DB (or --db) to it, with its password; without it they would be read "
+                           "from a new database of this folder's own, every one as interrupted")
+
+
+def _read_note(note: Path) -> str | None:
+    try:
+        with open(note, encoding="utf-8", errors="replace") as f:
+            return f.read(2000).strip() or None
+    except OSError:
+        return None
 
 
 def _unknown_kind(url: str) -> str:

@@ -197,6 +197,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     resuming = paused and not status.get("control")  # Resume pressed (not Stop): waiting for a slot
     notice, aside = _start_notice(state, mine, elsewhere, paused, job_limit, refused)
     if paused and not resuming and message.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
+        message = paused_message(message, md(person(status["paused_by"])) if status.get("paused_by") else None)
         notice = " ".join(filter(None, [notice, message[:1].upper() + message[1:] + "."]))
     buttons = dict(active=active, paused=paused,
                    can_start=(elsewhere or not (active and mine)) and not (start_refused or new_refused),
@@ -238,7 +239,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     if state == RunState.FAILED:
         return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
     if state == RunState.STOPPED:  # blue, not yellow: most often its user pressed Stop, and nothing went wrong
-        return LiveStatus(state, "info", _stopped_words(message, status.get("stopped_by"), done), epoch=done,
+        return LiveStatus(state, "info", _stopped_words(message, status.get("stopped_by"), done, mine), epoch=done,
                           **buttons)
     return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
 
@@ -272,16 +273,17 @@ def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_lim
             "new tab, where Start is on."), True
 
 
-def _stopped_words(message: str, stopped_by: str | None, done: int) -> str:
+def _stopped_words(message: str, stopped_by: str | None, done: int, mine: bool = True) -> str:
     """A stopped run's line: who stopped it (drawn as markdown: a user id is text) and what is kept, then
     why it slowed down, if it went on with one thread. Said inside the first sentence, that note ("on
     one thread after step 1650: another program kept this computer's processor busy…") turned a Stop
-    the student had pressed into an alarm about threads."""
-    message, sep, note = stopped_message(message, md(stopped_by) if stopped_by else None).partition(f"; {ONE_THREAD}")
+    the student had pressed into an alarm about threads. ``mine``: Continue is named only to the run's
+    owner (a classmate looking on read "Continue trains on from there", and had no Continue)."""
+    message, sep, note = stopped_message(message, md(person(stopped_by)) if stopped_by else None).partition(f"; {ONE_THREAD}")
     said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
         (f"Stopped: {message}" if message else "Stopped")
-    kept = (f" The weights after epoch {done} are kept: Continue trains on from there." if done
-            else " No epoch finished, so there are no weights to keep.")
+    kept = (f" The weights after epoch {done} are kept" + (": Continue trains on from there." if mine else ".")
+            if done else " No epoch finished, so there are no weights to keep.")
     slowed = f" (It trained {ONE_THREAD}{note}.)" if sep else ""
     return f"⏹ {said}.{kept}{slowed}"
 
@@ -406,13 +408,35 @@ def stopped_message(message: str, by: str | None) -> str:
     return f"stopped by {by}" + (f" ({message})" if message else "")
 
 
+def person(user_id: str | None) -> str | None:
+    """Who a user id is, in a sentence: a signed-in user by their id (an e-mail address), an account of
+    the server's own machine (``local:NAME``: its command line, or a dashboard without sign-in) by
+    name and where ("Stopped by local:root" told a student nothing)."""
+    if user_id and user_id.startswith("local:"):
+        return f"{user_id.removeprefix('local:')} (an account on the server itself)"
+    return user_id
+
+
+def paused_message(message: str, by: str | None) -> str:
+    """A paused run's message, naming ``by`` (the store's ``paused_by``: someone other than its owner,
+    an instructor), as a stop by them is named: the student's page said only "paused"."""
+    if by and message.startswith("paused") and not message.startswith("paused by"):
+        return f"paused by {by}{message.removeprefix('paused')}"
+    return message
+
+
 def completed_message(status: dict[str, Any]) -> str:
     """A run's message with the epoch count over the whole run: a continued run's trainer says
     "trained 1 epoch" for its last fit only, beside a table that counts all of them (runs saved
     by an older signlab say "trained 1 epoch(s)"); a stopped run's names who stopped it."""
     message = str(status.get("message") or "")
     if str(status.get("status")) == RunState.STOPPED:
-        return stopped_message(message, status.get("stopped_by"))
+        # why it slowed, after who stopped it and when, as on Train: inside it, a teacher read a Stop
+        # they had pressed as a fault about threads
+        said, sep, note = stopped_message(message, person(status.get("stopped_by"))).partition(f"; {ONE_THREAD}")
+        return said + (f" (it trained {ONE_THREAD}{note})" if sep else "")
+    if str(status.get("status")) == RunState.PAUSED:
+        return paused_message(message, person(status.get("paused_by")))
     done = status.get("epochs") if "epochs" in status else status.get("epochs_completed")
     if re.fullmatch(r"trained \d+ epoch(\(s\)|s)?", message) and isinstance(done, int):
         return f"trained {count_text(done, 'epoch')}"
@@ -785,7 +809,11 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
     """Home's "Latest runs": four columns, so the table fits a phone (with six, 461 px of a 358-px
     screen). A completed run shows its accuracy, any other its state beside whatever accuracy it has
     ("training…", "queued", "stopped: 87.00%"); the time, how long it trained (and over how many epochs).
-    ``st.table`` renders its cells as markdown, so the names (students choose them) are escaped."""
+    ``st.table`` renders its cells as markdown, so the names (students choose them) are escaped. Runs
+    of several owners (an instructor's Home) get an ``owner`` column after the name, as on Runs: a
+    teacher read five students' runs told apart by their times alone."""
+    summaries = list(summaries)
+    owners = len({s.get("owner") for s in summaries}) > 1
     rows = []
     for s in summaries:
         state = str(s.get("status"))
@@ -802,7 +830,8 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         took = DASH if secs is None else f"{secs:.1f} s" + (
             " calibrating" if s.get("parent") else f", {count_text(epochs, 'epoch')}" if epochs else "")
         name = run_display_name(s["run_id"], s.get("name")) if s.get("run_id") else s.get("name")  # as the pickers
-        rows.append({"name": md(name or ""), "model": model_label(s["model"], s.get("ensemble")) if s.get("model") else None,
+        rows.append({"name": md(name or ""), **({"owner": md(s.get("owner") or "")} if owners else {}),
+                     "model": model_label(s["model"], s.get("ensemble")) if s.get("model") else None,
                      "test accuracy": result,
                      "training time": "training…" if busy else took})
     return rows
@@ -869,7 +898,7 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
     """``running`` is :func:`signlab.sweep.sweep_running`: a worker registered in the store, or a
     process this server launched that is still starting. ``stopped_by``: who stopped it where that
     was not its owner (as a run stopped by an instructor says so)."""
-    by = f" by {md(stopped_by)}" if stopped_by else ""  # drawn as markdown: a user id is text
+    by = f" by {md(person(stopped_by))}" if stopped_by else ""  # drawn as markdown: a user id is text
     if running:
         if stop_requested:
             return SweepStatus(True, "info", f"⏳ Stopping{by}: the running trial ends after its current batch…")

@@ -373,6 +373,32 @@ def test_held_run_controls_check_the_owner(tmp_path):
     assert json.loads((tmp_path / "held" / "meta.json").read_text())["run_id"] == "held"
 
 
+def test_a_student_is_told_who_paused_their_run(tmp_path):
+    """An instructor's Pause read "Paused; press Resume to go on" on the student's page, as if they
+    had pressed it (a Stop by them was named). The store keeps who paused someone else's run, the
+    Train and Runs pages name them, and a resume (or the owner's own pause) forgets it."""
+    from signlab import views
+
+    run, claim = create_held_run(TrainConfig(**TINY), "w", tmp_path, run_id="held", owner=ALICE.id)
+    run.store.update(claim, RunState.RUNNING)
+    access.pause(TEACH, "held", Policy(), tmp_path)
+    assert run.store.heartbeat(claim) == "pause"
+    run.store.update(claim, RunState.PAUSED, message="paused; press Resume to go on")  # as the worker's pause
+    said = views.live_status(run.status(), [], mine=True).notice
+    assert f"Paused by {md(TEACH.id)}; press Resume to go on." in said, said
+    assert views.completed_message(run.summary()) == f"paused by {TEACH.id}; press Resume to go on"
+    access.resume(ALICE, "held", Policy(), tmp_path)
+    assert run.status().get("paused_by") is None
+    access.pause(ALICE, "held", Policy(), tmp_path)  # her own pause reads as before
+    assert views.completed_message(run.summary()) == "paused; press Resume to go on"
+    # from the server's shell: "Stopped by local:root" told a student nothing
+    other, claim = create_held_run(TrainConfig(**TINY), "w", tmp_path, run_id="other", owner=ALICE.id)
+    other.store.update(claim, RunState.RUNNING)
+    other.store.request("other", "stop", by="local:root")
+    other.store.update(claim, RunState.STOPPED, message="stopped by request during epoch 1")
+    assert views.completed_message(other.summary()) == "stopped by root (an account on the server itself) during epoch 1"
+
+
 def test_a_student_is_told_who_stopped_their_run(tmp_path, capsys):
     """An instructor's Stop read "Stopped by request during epoch 1" on the student's page, as if
     the student had pressed it. Now the store keeps who stopped someone else's run, the page and the

@@ -283,6 +283,7 @@ def test_runs_that_share_every_setting_get_words_not_an_empty_chart():
     assert [a["key"] for a in ax] == ["accuracy"]
     fig = figures.parallel_coordinates(ax, "accuracy")
     assert not fig.data and "share every setting" in fig.layout.annotations[0].text
+    assert "train runs with other settings to compare them" in fig.layout.annotations[0].text  # what to do
     two = compare.axes([{**same[0], "lr": 1e-3}, same[1]], COLS)
     fig = figures.parallel_coordinates(two, "accuracy")
     acc = [d for d in fig.data[0].dimensions if d.label == dict(COLS)["accuracy"]][0]

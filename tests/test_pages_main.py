@@ -390,6 +390,31 @@ def test_runs_page_acts_on_nothing_when_its_run_was_deleted_in_another_tab(runs_
     assert any("is gone" in w.value for w in tab_b.warning)
 
 
+def test_runs_page_pauses_and_resumes_a_training_run(runs_env):
+    """A paused run's words on Runs said "press Resume to go on", and Runs had no Resume (a teacher
+    looked for it): Pause and Resume are there beside Stop."""
+    from signlab.access import local_user
+    from signlab.config import TrainConfig
+    from signlab.runs import create_held_run
+    from signlab.store import RunState
+
+    root, _ = runs_env
+    run, claim = create_held_run(TrainConfig(model="logreg", epochs=1), "w", root, owner=local_user().id)
+    run.store.update(claim, RunState.RUNNING)
+    at = _open("runs")
+    assert by_label(at.selectbox, "Run").value == run.id
+    by_label(at.button, "⏸ Pause").click().run()
+    no_error(at)
+    assert run.store.heartbeat(claim) == "pause"
+    run.store.update(claim, RunState.PAUSED, message="paused; press Resume to go on")  # as its worker does
+    at.run()
+    by_label(at.button, "▶️ Resume").click().run()
+    no_error(at)
+    assert run.store.heartbeat(claim) is None
+    assert any("resumes as soon as a slot is free" in s.value for s in at.success), [s.value for s in at.success]
+    assert by_label(at.button, "▶️ Resume").disabled  # pressed: it waits for a slot
+
+
 def test_runs_page_name_box_holds_the_name_the_pickers_show(runs_env):
     """An unnamed run is "4 Dec 15:54:20" in every picker and the table; the Name box held its raw id."""
     from signlab.config import TrainConfig

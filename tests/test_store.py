@@ -1457,3 +1457,43 @@ def test_a_slot_of_a_worker_that_dies_is_started_again(tmp_path):
         _, err = parent.communicate(timeout=60)
     assert "slot " in err and "ended (exit code -9); starting it again" in err, err
     assert not [w for w in store.workers("worker") if w["pid"] != victim]  # the slots ended with it
+
+
+def test_a_runs_folder_of_a_named_database_refuses_its_own_sqlite_file_when_none_is_named(
+        postgres_server, tmp_path, monkeypatch, capsys):
+    """A teacher at the server's shell left SIGNLAB_DB out: ``runs`` made a new signlab.db in the class's
+    runs folder, every run read as interrupted, and ``stop`` of a run training said "nothing to stop:
+    the run is interrupted" and exited 0. The folder now says which database its runs live in (its URL
+    without the password), and a command that names none is refused with it."""
+    import secrets
+
+    from signlab import cli
+    from signlab.store import DATABASE_NOTE, forget_stores
+    from tests._postgres import create_database
+
+    url = create_database(postgres_server, f"t_{secrets.token_hex(4)}")
+    url += "?password=s3cret"  # never written into the note (the test server trusts any password)
+    monkeypatch.setenv("SIGNLAB_DB", url)
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="training", status=RunState.QUEUED)
+    store_for(tmp_path).claim("worker-1", limit=1)
+    note = (tmp_path / DATABASE_NOTE).read_text()
+    assert note.startswith("postgresql") and "s3cret" not in note
+    monkeypatch.delenv("SIGNLAB_DB")
+    forget_stores()
+    for argv in (["runs", "--runs-dir", str(tmp_path)], ["stop", "training", "--runs-dir", str(tmp_path)]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"signlab: the runs in {tmp_path} live in the database postgresql"), err
+        assert "SIGNLAB_DB" in err and "s3cret" not in err
+    assert not (tmp_path / "signlab.db").exists()
+    monkeypatch.setenv("SIGNLAB_DB", url)  # named: the run is there, training
+    forget_stores()
+    assert run.status()["status"] == RunState.CLAIMED
+    # a class moved back to the folder's own file names it once; the note goes, and none is needed after
+    monkeypatch.setenv("SIGNLAB_DB", str(tmp_path / "signlab.db"))
+    forget_stores()
+    store_for(tmp_path)
+    assert not (tmp_path / DATABASE_NOTE).exists()
+    monkeypatch.delenv("SIGNLAB_DB")
+    forget_stores()
+    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0

@@ -142,6 +142,10 @@ def test_a_stopped_run_says_so_once_and_what_is_kept():
                          "trains on from there.")
     v = views.live_status({"status": "stopped", "epochs_completed": 0, "message": "stopped by request during epoch 1"}, [])
     assert v.message.endswith("No epoch finished, so there are no weights to keep.")
+    # a classmate's run, read-only: they have no Continue, so none is promised
+    v = views.live_status({"status": "stopped", "epochs_completed": 2, "message": "stopped by request during epoch 3"},
+                          [], has_weights=True, mine=False)
+    assert v.message.endswith("The weights after epoch 2 are kept.") and not v.can_continue
 
 
 
@@ -156,6 +160,10 @@ def test_a_stop_the_student_pressed_is_not_an_alarm_about_threads():
     assert v.message == ("⏹ Stopped by request during epoch 5. The weights after epoch 4 are kept: Continue trains on "
                          "from there. (It trained on one thread after step 1650: another program kept this computer's "
                          "processor busy, and its threads were waiting for each other.)")
+    # and the Runs page's line: who stopped it and when, then the threads, aside (a teacher read it as a fault)
+    said = views.completed_message({"status": "stopped", "message": message, "stopped_by": "teach@uni.edu"})
+    assert said == ("stopped by teach@uni.edu during epoch 5 (it trained on one thread after step 1650: another program "
+                    "kept this computer's processor busy, and its threads were waiting for each other)")
 
 
 def test_completed_names_the_validation_accuracy_until_the_test_accuracy_is_written():
@@ -523,6 +531,13 @@ def test_latest_runs_never_show_nan():
          "train_seconds": 190.0},
         {"name": "f", "model": "fastcnn", "ensemble": None, "status": "completed", "epochs": 2}])
     assert robust["model"] == "fastcnn ×3" and plain["model"] == "fastcnn"
+    # an instructor's Home lists several students' runs: whose each is, as on Runs
+    alice, bob = views.latest_runs_rows([
+        {"name": "a", "model": "logreg", "status": "completed", "epochs": 1, "owner": "alice@school.edu"},
+        {"name": "b", "model": "logreg", "status": "completed", "epochs": 1, "owner": "bob_1@school.edu"}])
+    assert list(alice) == ["name", "owner", "model", "test accuracy", "training time"]
+    assert (alice["owner"], bob["owner"]) == (views.md("alice@school.edu"), views.md("bob_1@school.edu"))
+    assert "_" not in bob["owner"].replace("\\_", "")  # escaped for st.table's markdown
 
 
 def test_hardest_letters_leave_out_perfect_ones():
