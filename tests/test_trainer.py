@@ -137,6 +137,8 @@ def test_a_huge_learning_rate_diverges(dataset, optimizer, model, ensemble):
     assert "learning rate" in end.message and "10" in end.message
     assert end.epochs_completed == 0
     assert end.steps < 150
+    # the steps it took were trained (train --json read 0.0 s and 0 samples/s of them)
+    assert end.train_seconds > 0 and end.samples_per_second > 0, end
     assert isinstance(events[-1], FitEnd)
     assert not any(isinstance(e, EpochEnd) for e in events)
     assert all(math.isfinite(e.loss) for e in events if isinstance(e, BatchEnd))
