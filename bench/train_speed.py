@@ -34,10 +34,16 @@ def signlab_rate(ds, model: str, steps: int, warmup: int, batch_size: int | None
         if isinstance(event, BatchEnd):
             marks.append((event.epoch, event.step, time.perf_counter()))
 
-    cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=warmup, batch_size=batch_size,
+    # marks at most ``steps`` apart: with fewer steps than the warm-up (gpu_check --steps 10) one mark
+    # fell after it and the rate divided by zero; the spans timed start after the warm-up all the same
+    every = max(1, min(warmup, steps))
+    cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=every, batch_size=batch_size,
                  **changes)
     Trainer(cfg, build_model(cfg), ds, [clock]).fit()  # logging syncs the device, so the marks time finished work
-    spans = [(s1 - s0, t1 - t0) for (e0, s0, t0), (e1, s1, t1) in zip(marks, marks[1:]) if e0 == e1]
+    spans = [(s1 - s0, t1 - t0) for (e0, s0, t0), (e1, s1, t1) in zip(marks, marks[1:]) if e0 == e1 and s0 >= warmup]
+    if not spans:
+        raise SystemExit(f"--steps {steps}: no stretch of {every} steps within one epoch after the warm-up to time; "
+                         "give more steps")
     return sum(n for n, _ in spans) * cfg.batch_size / sum(t for _, t in spans)
 
 

@@ -110,3 +110,23 @@ def test_the_training_rate_leaves_out_each_epochs_validation(monkeypatch, small_
     # alone failed once: the logistic regression's own steps took 0.27 s)
     timing_the_sleeps = (4 * per_epoch - 2) * 256 / (0.5 * 3)
     assert rate > 1.5 * timing_the_sleeps, (rate, timing_the_sleeps, len(calls))
+
+
+def test_the_training_rate_takes_fewer_steps_than_its_warm_up(small_dataset, monkeypatch):
+    """``gpu_check.sh --device cpu --steps 10`` (as its own docs suggest for a CPU try) ended in a
+    ZeroDivisionError: with 10 steps after 20 of warm-up, one mark was taken and nothing was timed."""
+    from signlab.events import BatchEnd
+    from signlab.trainer import Trainer
+
+    speed = _load("train_speed", monkeypatch)
+    seen: list[int] = []
+    real = Trainer._emit
+
+    def emit(self, event):
+        if isinstance(event, BatchEnd):
+            seen.append(event.step)
+        return real(self, event)
+
+    monkeypatch.setattr(Trainer, "_emit", emit)
+    rate = speed.signlab_rate(small_dataset, "logreg", 10, 20, batch_size=32)
+    assert rate > 0 and seen[-2:] == [20, 30], seen  # timed from the end of the warm-up to the last step
