@@ -211,6 +211,22 @@ def test_quota_largest_run_says_what_would_fit(setup):
     access.submit(BOB, TrainConfig(model="fastcnn"), Policy(), jm)  # the default preset fits
 
 
+def test_the_memory_and_runs_at_once_limits_hold_at_their_edges(setup):
+    """A mutation check found both edges unpinned: a memory limit read as twice its value, and a
+    Start turned off one run late, passed every test."""
+    import math
+
+    root, _ = setup
+    cfg = TrainConfig(model="fastcnn", batch_size=512)
+    need = access.estimate_memory_mb(cfg)
+    with pytest.raises(QuotaError, match="over the"):
+        access.check_start(BOB, cfg, Policy(max_run_memory_mb=math.ceil(need) - 1), root)
+    access.check_start(BOB, cfg, Policy(max_run_memory_mb=math.ceil(need)), root)
+    # Bob's one queued run: at a limit of 1 Start is off before the click, at 2 it is on
+    assert access.start_refusals(BOB, Policy(max_active_per_user=1), root)[0] != ""
+    assert access.start_refusals(BOB, Policy(max_active_per_user=2), root)[0] == ""
+
+
 def test_quota_disk_per_user_and_total(setup):
     root, jm = setup
     with pytest.raises(QuotaError, match="your runs take .* MB on disk, over your 0 MB"):

@@ -295,6 +295,8 @@ def test_safe_photo_names_in_the_run():
     names = [calibrate._safe_name(n, taken, i) for i, n in enumerate(["../../x.png", "x.png", "camera A.jpg", ""])]
     assert names[0] == "x.png" and names[1] != "x.png" and names[1].endswith("x.png")
     assert names[2] == "camera_A.jpg" and "/" not in "".join(names) and names[3]
+    # a leading dot would hide the photo (kept_photos lists */*, which skips hidden files)
+    assert calibrate._safe_name(".hidden.png", taken, 9) == "hidden.png"
 
 
 # --------------------------------------------------------------------------- the command line

@@ -169,6 +169,12 @@ def test_looks_unusual_flags_drawings_and_empty_canvases(dataset):
         for fg, bg in ((0, 255), (255, 40)):
             x = prepare_array(_line_drawing(width, fg, bg)).image28
             assert looks_unusual(x), (width, fg, bg)
+    # each reason for its own kind of image (any one reason removed passed, another still firing)
+    said = looks_unusual(prepare_array(_line_drawing(6, 0, 255)).image28)
+    assert any(r.startswith("most of the image is one flat shade") for r in said), said
+    assert any(r.startswith("the image has about two shades only") for r in said), said
+    noise = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    assert looks_unusual(noise) == ["the image is full of thin hard lines or noise, unlike the dataset's smooth photos"]
     dot = np.zeros((280, 280, 4), np.uint8)  # an almost empty canvas: one small dab
     dot[130:150, 130:150] = [230, 230, 230, 255]
     assert looks_unusual(prepare_array(canvas_to_gray(dot, background=60 / 255)).image28)

@@ -1,6 +1,7 @@
 """The robust preset's pieces: histogram equalisation, ensembles saved and loaded, their ONNX export."""
 from __future__ import annotations
 
+import os
 from io import BytesIO
 from pathlib import Path
 
@@ -116,6 +117,11 @@ def test_an_onnx_file_of_an_older_export_is_not_offered_as_current(trained_run):
     del graph.metadata_props[:]  # as the older export wrote it
     path.write_bytes(graph.SerializeToString())
     assert path.stat().st_mtime >= run.weights_mtime() and export.onnx_path(run) is None
+    export.export_onnx(run)  # this version's again, then newer weights (a Continue): stale, not offered
+    assert export.onnx_path(run) == path
+    w = run.dir / "model.safetensors"
+    os.utime(w, (w.stat().st_atime, path.stat().st_mtime + 10))
+    assert export.onnx_path(run) is None
     path.write_bytes(b"not onnx at all")
     assert export.export_version(path) is None and export.onnx_path(run) is None
     path.unlink()  # the session's shared run, as the other tests expect it

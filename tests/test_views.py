@@ -437,6 +437,24 @@ def test_training_images_follow_max_steps_and_holdout():
 def test_duration_words():
     assert views.duration(0.2) == "about 1 s" and views.duration(45) == "about 45 s"
     assert views.duration(600) == "about 10 min" and views.duration(float("nan")) == views.DASH
+    # seconds up to a minute and a half ("about 1 min" for 75 s hid half a minute), minutes after
+    assert views.duration(75) == "about 75 s" and views.duration(89.4) == "about 89 s"
+    assert views.duration(90) == "about 2 min"
+
+
+def test_the_loss_line_is_smoothed_over_a_fortieth_and_drawn_with_at_most_1500_points():
+    """The smoothing window (n // 40 on each side) and the point cap were unpinned: a window four
+    times wider, or a chart of every one of 5,000 points, passed every test."""
+    from signlab import figures
+
+    step = np.r_[np.zeros(200), np.ones(200)]  # a jump at the middle of 400 points
+    smoothed = figures.smooth(step)
+    changing = np.flatnonzero((smoothed > 0) & (smoothed < 1))
+    assert len(changing) == 2 * (400 // 40), changing  # 10 points each side of the jump
+    batches = [{"step": k, "epoch": 1, "loss": 1 / k} for k in range(1, 5001)]
+    lines = figures.loss_lines(batches)
+    assert [len(ln["x"]) for ln in lines] == [1500, 1500]
+    assert lines[0]["x"][0] == 1 and lines[0]["x"][-1] == 5000  # the first and the last step kept
 
 
 # --------------------------------------------------------------------------- verdict
@@ -670,6 +688,7 @@ def pc_dark24() -> list[str]:
 def test_the_weakest_letter_of_a_perfect_model_is_none():
     assert views.weakest_letter_text([{"letter": "A", "recall": 100.0}, {"letter": "T", "recall": 91.5}]) == "T: 91.5%"
     assert views.weakest_letter_text([{"letter": k, "recall": 100.0} for k in "ABC"]) == "all 100%"
+    assert views.weakest_letter_text([{"letter": "A", "recall": 99.9}, {"letter": "B", "recall": 100.0}]) == "A: 99.9%"
 
 
 def test_the_map_says_when_a_drawn_region_holds_no_point():
@@ -1197,6 +1216,8 @@ def test_a_mistake_is_called_confident_only_when_it_was():
     assert "the 2 surest of 40 shown" in unsure
     flat = views.mistakes_caption([m(1 / 24 + 0.001)], 1)
     assert "A confident mistake" not in flat and "as if every letter scored the same" in flat
+    assert "A confident mistake" in views.mistakes_caption([m(0.55)], 1)  # over half is confident
+    assert "A confident mistake" not in views.mistakes_caption([m(0.49)], 1)
 
 
 def test_runs_that_draw_the_same_curves_are_named():
@@ -1282,6 +1303,8 @@ def test_comparing_settings_run_once_each_says_what_a_seed_alone_moves():
     same = views.seed_luck_text([run(1, 0.9975), run(2, 0.9975, optimizer="muon")])  # "0.00 points apart"
     assert " differ in their settings but end at the same accuracy in test accuracy" not in same
     assert "end at the same test accuracy (the table's column)" in same and "0.00" not in same, same
+    near = views.seed_luck_text([run(1, 0.9975), run(2, 0.99752, optimizer="muon")])  # 0.002 points: 0.00 when said
+    assert "end at the same test accuracy (the table's column)" in near and "0.00" not in near, near
     # the page passes the legend names it already has (curve_series' keys), in the runs' order
     assert views.seed_luck_text(once, ["x", "y", "z"]).startswith("**x** and **y** differ in their settings")
     # named as the runs are, not with the legend's words on what sets each apart (three lines for two runs);
