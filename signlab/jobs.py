@@ -220,10 +220,10 @@ class JobManager:
         now = _clock()
         young = []
         for proc, started in self._young:
-            code = proc.poll()
-            if code is None and now - started < QUICK_EXIT:
+            code, soon = proc.poll(), now - started < QUICK_EXIT
+            if code is None and soon:
                 young.append((proc, started))
-            elif code is None or code == 0:  # it got past its start: whatever failed before is mended
+            elif code in (None, 0) or not soon:  # past its start (or its end seen too late to tell): mended
                 self._quick_exits, self._retry_at, self._held = 0, 0.0, None
             else:
                 self._quick_exits += 1
@@ -237,9 +237,7 @@ class JobManager:
 
     def _held_back(self) -> bool:
         """Whether starting a worker now must wait, after workers that failed at once."""
-        if self._quick_exits and _clock() < self._retry_at:
-            return True
-        return False
+        return bool(self._quick_exits) and _clock() < self._retry_at
 
     # -- background ticking (the server starts one per process)
     def start_background(self, interval: float = 1.0) -> None:

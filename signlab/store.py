@@ -46,7 +46,7 @@ from sqlalchemy import event
 
 from . import envnum
 from .errors import QuotaError, RunError, SignlabError
-from .fsutil import storage_error
+from .fsutil import atomic_write_bytes, nofollow_opener, storage_error
 from .numbers import count_text
 
 
@@ -1166,7 +1166,9 @@ def _database_note(runs_dir: Path, url: str, given: str) -> None:
     PostgreSQL), and refuse the folder's own SQLite file where that note names another. A teacher
     at the server's shell who left SIGNLAB_DB out got a new SQLite file there: every run read as
     interrupted, and ``stop`` of a run training said "nothing to stop" and exited 0. The note holds
-    the URL without its password; a folder that cannot be written keeps no note."""
+    the URL without its password; a folder that cannot be written keeps no note. Written atomically
+    and read without following a link, as every file of the runs folder is: a planted link must
+    neither be written through nor have its target's text shown in the refusal."""
     note = runs_dir / DATABASE_NOTE
     own = f"sqlite:///{runs_dir.expanduser().resolve() / 'signlab.db'}"
     if given:
@@ -1174,8 +1176,8 @@ def _database_note(runs_dir: Path, url: str, given: str) -> None:
             if url == own:  # the folder's own file, named: the note (of an earlier database) goes
                 note.unlink(missing_ok=True)
             elif runs_dir.is_dir() and _read_note(note) != mask_url(url):
-                note.write_text(mask_url(url) + "\n", encoding="utf-8")
-        except OSError:
+                atomic_write_bytes(note, (mask_url(url) + "\n").encode())
+        except (OSError, SignlabError):
             pass
         return
     named = _read_note(note)
@@ -1186,11 +1188,13 @@ def _database_note(runs_dir: Path, url: str, given: str) -> None:
 
 
 def _read_note(note: Path) -> str | None:
+    """The database URL a runs folder's note names; None where there is none, or it reads as no URL."""
     try:
-        with open(note, encoding="utf-8", errors="replace") as f:
-            return f.read(2000).strip() or None
-    except OSError:
+        with open(note, encoding="utf-8", errors="replace", opener=nofollow_opener) as f:
+            text = f.read(600).strip()
+    except (OSError, SignlabError):
         return None
+    return text if "://" in text and len(text) < 500 and text.isprintable() else None
 
 
 def _unknown_kind(url: str) -> str:

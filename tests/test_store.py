@@ -1497,3 +1497,31 @@ def test_a_runs_folder_of_a_named_database_refuses_its_own_sqlite_file_when_none
     monkeypatch.delenv("SIGNLAB_DB")
     forget_stores()
     assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
+
+
+def test_a_runs_folders_database_note_is_never_read_or_written_through_a_link(tmp_path, monkeypatch):
+    """The note is a file of the runs folder like any other: a planted link is neither written through
+    (it would replace another file of the server's user) nor read (its target's text would be shown
+    in the refusal)."""
+    from signlab.store import DATABASE_NOTE, forget_stores
+
+    runs, elsewhere = tmp_path / "runs", tmp_path / "db"
+    runs.mkdir()
+    elsewhere.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("postgresql://admin:hunter2@db/private\n")
+    (runs / DATABASE_NOTE).symlink_to(secret)
+    monkeypatch.delenv("SIGNLAB_DB", raising=False)
+    forget_stores()
+    store_for(runs)  # the link is no note: nothing refused, nothing shown
+    forget_stores()
+    monkeypatch.setenv("SIGNLAB_DB", str(elsewhere / "class.db"))
+    store_for(runs)
+    assert secret.read_text() == "postgresql://admin:hunter2@db/private\n"  # not written through
+    note = runs / DATABASE_NOTE
+    assert not note.is_symlink() and note.read_text().strip() == f"sqlite:///{(elsewhere / 'class.db').resolve()}"
+    monkeypatch.delenv("SIGNLAB_DB")
+    forget_stores()
+    with pytest.raises(SignlabError, match=r"live in the database sqlite:///.*class\.db .*set SIGNLAB_DB"):
+        store_for(runs)
+    forget_stores()
