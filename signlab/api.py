@@ -328,7 +328,8 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         if state is not None:
             model.load_state_dict(state["model"])
         trainer = Trainer(cfg, model, dataset, cbs, start_epoch=start_epoch,
-                          optimizer_state=state.get("optimizer") if state else None, schedule_from=schedule_from)
+                          optimizer_state=state.get("optimizer") if state else None, schedule_from=schedule_from,
+                          rng_state=state.get("rng") if state else None)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
         message = ("out of memory while putting the data and the model on the device; wait for other "
                    "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")

@@ -213,9 +213,14 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
     return tensors, plain
 
 
+RNG_PREFIX = "rng."  # the random state's tensors in optimizer.safetensors, beside the optimizer's
+
+
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
+        if key.startswith(RNG_PREFIX):
+            continue
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = v
     for idx, entry in plain.get("state", {}).items():
@@ -442,8 +447,8 @@ class Run:
             self.load_model()  # raises RunError naming the mismatch
 
     def training_state(self) -> dict[str, Any]:
-        """Model and optimizer state to continue training, and ``epoch``: the epoch the weights are of
-        (None for an older signlab's, which did not say).
+        """Model and optimizer state to continue training, the random state (``rng``, where saved), and
+        ``epoch``: the epoch the weights are of (None for an older signlab's, which did not say).
 
         Each epoch's two files are written one after the other (the optimizer's first), so a process
         killed between them leaves an optimizer of one epoch beside weights of the one before. Both say
@@ -468,6 +473,8 @@ class Run:
             plain = read_json_inside(self.dir, "optimizer.json", None, MAX_WEIGHTS_BYTES)
         if isinstance(plain, dict):
             state["optimizer"] = _unflatten_optimizer(tensors, plain)
+        if rng := {k.removeprefix(RNG_PREFIX): v for k, v in tensors.items() if k.startswith(RNG_PREFIX)}:
+            state["rng"] = rng  # of the same epoch as the weights (checked above)
         return state
 
     def kernel_history(self) -> dict[int, torch.Tensor]:
@@ -904,6 +911,9 @@ class RunWriter:
         # epochs, which a continuation tells apart (Run.training_state); the optimizer's plain part rides
         # in its file's metadata (as optimizer.json it was a third file, a third epoch a kill could split)
         tensors, plain = _flatten_optimizer(trainer.optimizer.state_dict())
+        # and the random state the next epoch starts from: a continuation takes it up (Trainer.rng_state)
+        if callable(getattr(trainer, "rng_state", None)):
+            tensors.update({f"{RNG_PREFIX}{k}": v.detach().cpu().contiguous() for k, v in trainer.rng_state().items()})
         atomic_write_safetensors(d / "optimizer.safetensors", tensors, {"epoch": str(epoch), "plain": json.dumps(plain)})
         atomic_write_safetensors(d / WEIGHTS_FILE, state, {"epoch": str(epoch)})
         (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now
