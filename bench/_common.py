@@ -43,8 +43,10 @@ def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, reps: int =
 
 
 def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300, warmup: int = 20,
-                 batch_size: int = 32, seed: int = 0, device: str = "cpu") -> float:
-    """The lecture's loop: DataLoader over TensorDataset, batch 32, Adam 1e-3. Returns samples/s.
+                 batch_size: int = 32, seed: int = 0, device: str = "cpu",
+                 trained: list[nn.Module] | None = None) -> float:
+    """The lecture's loop: DataLoader over TensorDataset, batch 32, Adam 1e-3. Returns samples/s;
+    ``trained``, where given, receives the model it trained (after the clock stopped).
 
     On a GPU each batch is copied to the device as the lecture's code would do (``.to(device)``).
     The lecture's ConvNets run in the lecture's layer order (conv, ReLU, pool): signlab's own pools
@@ -87,7 +89,10 @@ def lecture_loop(ds: Dataset, model_name: str = "seed_convnet", steps: int = 300
         torch.cuda.synchronize()
     elif device.startswith("mps"):
         torch.mps.synchronize()
-    return n / (time.perf_counter() - t0)
+    rate = n / (time.perf_counter() - t0)
+    if trained is not None:
+        trained.append(model)
+    return rate
 
 
 def peak_rss_mb() -> float:
