@@ -221,7 +221,7 @@ with left:
         # and Pause/Resume: a paused run's words said "press Resume", with no Resume here (Train had it)
         paused = s["status"] == "paused"
         if s["status"] in ("running", "paused") and actions.button(
-                "▶️ Resume" if paused else "⏸ Pause", width="stretch", key="runs_pause",
+                views.pause_label(paused), width="stretch", key="runs_pause",
                 disabled=stopping or (paused and not s.get("control")) or not ui.can(run, "pause"),
                 help="It waits for a free slot, then trains on" if paused else
                 "Hold it after the current batch, keeping its place; its slot goes to the next run meanwhile"):

@@ -10,6 +10,7 @@ training FLOPs per sample and the fraction of this machine's matmul rate that re
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from _common import lecture_loop, matmul_gflops, peak_rss_mb, run_main, threads_note
@@ -34,16 +35,18 @@ def signlab_rate(ds, model: str, steps: int, warmup: int, batch_size: int | None
         if isinstance(event, BatchEnd):
             marks.append((event.epoch, event.step, time.perf_counter()))
 
-    # marks at most ``steps`` apart: with fewer steps than the warm-up (gpu_check --steps 10) one mark
-    # fell after it and the rate divided by zero; the spans timed start after the warm-up all the same
-    every = max(1, min(warmup, steps))
+    # marks every ``warmup`` steps; with fewer steps than that (gpu_check --steps 10) one mark fell after
+    # the warm-up and the rate divided by zero, so then every gcd(warmup, steps) steps: a mark lands on
+    # the warm-up's last step and on the last one, and the spans timed still start after the warm-up
+    every = warmup if steps >= warmup else math.gcd(warmup, steps)
+    every = max(1, every)
     cfg = preset("lecture", model=model, max_steps=warmup + steps, log_every=every, batch_size=batch_size,
                  **changes)
     Trainer(cfg, build_model(cfg), ds, [clock]).fit()  # logging syncs the device, so the marks time finished work
     spans = [(s1 - s0, t1 - t0) for (e0, s0, t0), (e1, s1, t1) in zip(marks, marks[1:]) if e0 == e1 and s0 >= warmup]
-    if not spans:
-        raise SystemExit(f"--steps {steps}: no stretch of {every} steps within one epoch after the warm-up to time; "
-                         "give more steps")
+    if not spans:  # every stretch after the warm-up crossed an epoch's end
+        raise SystemExit(f"--steps {steps}: each stretch of {every} steps after the warm-up crossed an epoch's "
+                         "end (its validation is not training); give more steps")
     return sum(n for n, _ in spans) * cfg.batch_size / sum(t for _, t in spans)
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from .config import TrainConfig, check_setting
 from . import envnum
 from .errors import SignlabError
-from .numbers import count_text
+from .fsutil import nofollow_opener
+from .numbers import count_text, plain_line
 from .launch import cpu_share, live_children, spawn, worker_args
 from .paths import default_runs_dir
 from .runs import Run, create_run, open_run
@@ -56,14 +57,18 @@ def worker_linger_seconds() -> float:
 
 
 def _last_line(log: Path) -> str:
-    """``: "<the log's last line>"`` (what a failed worker said), or "" where there is none."""
+    """``: "<the log's last line>"`` where that is a failed command's own line ("signlab: …", what a
+    worker that could not start says), else "". Read without following a link (a planted one showed
+    its target's last line on the Train page), and never another kind of line: the log is every
+    worker's, and its lines may be of another student's run."""
     try:
-        with open(log, "rb") as f:
+        with open(log, "rb", opener=nofollow_opener) as f:
             f.seek(max(0, f.seek(0, 2) - 2000))
             lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    except OSError:
+    except (OSError, SignlabError):
         return ""
-    return f': "{lines[-1][:300]}" in {log.name}' if lines else ""
+    last = lines[-1] if lines else ""
+    return f': "{plain_line(last, 300)}" in {log.name}' if last.startswith("signlab: ") else ""
 
 
 class JobManager:
@@ -154,6 +159,8 @@ class JobManager:
                 return 0
             for _ in range(max(0, n)):
                 self._spawn_worker()
+            if n > 0:
+                self._held = None  # "the next starts in N s" is past: it has started
             return max(0, n)
 
     def try_tick(self) -> str | None:

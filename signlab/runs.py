@@ -22,6 +22,8 @@ symlinks (:mod:`signlab.fsutil`): a link planted in a run is refused, never read
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -43,7 +45,7 @@ from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensor
 from .models import build_model, first_weights
 from .paths import default_runs_dir
 from .numbers import count_text, finite, plain_line
-from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, store_for
+from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, keep_database_note, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart, Logged
 
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # whole names only: fullmatch (a "$" let "id\n" through)
@@ -213,19 +215,25 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], 
     return tensors, plain
 
 
-RNG_PREFIX = "rng."  # the random state's tensors in optimizer.safetensors, beside the optimizer's
-
-
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
-        if key.startswith(RNG_PREFIX):
-            continue
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = v
     for idx, entry in plain.get("state", {}).items():
         state.setdefault(int(idx), {}).update(entry)
     return {"state": state, "param_groups": plain["param_groups"]}
+
+
+def _random_state(text: str | None) -> dict[str, torch.Tensor]:
+    """The random state kept in a checkpoint's metadata (``{name: base64 bytes}``, RunWriter._save) as
+    byte tensors; {} for none, or for text that is not such a state (the file is untrusted)."""
+    try:
+        raw = json.loads(text) if text else {}
+        return {str(k): torch.frombuffer(bytearray(base64.b64decode(v, validate=True)), dtype=torch.uint8)
+                for k, v in raw.items()} if isinstance(raw, dict) else {}
+    except (ValueError, TypeError, binascii.Error):
+        return {}
 
 
 def _epoch_of(meta: dict[str, str]) -> int | None:
@@ -473,7 +481,7 @@ class Run:
             plain = read_json_inside(self.dir, "optimizer.json", None, MAX_WEIGHTS_BYTES)
         if isinstance(plain, dict):
             state["optimizer"] = _unflatten_optimizer(tensors, plain)
-        if rng := {k.removeprefix(RNG_PREFIX): v for k, v in tensors.items() if k.startswith(RNG_PREFIX)}:
+        if rng := _random_state(opt_meta.get("rng")):
             state["rng"] = rng  # of the same epoch as the weights (checked above)
         return state
 
@@ -811,6 +819,7 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
             if isinstance(err, OSError):
                 raise storage_error(err, path) from err
             raise
+        keep_database_note(root)  # the folder may be new: its store was opened before it existed
         return Run(path), claim
     raise RunError("could not find a free run id")
 
@@ -911,10 +920,13 @@ class RunWriter:
         # epochs, which a continuation tells apart (Run.training_state); the optimizer's plain part rides
         # in its file's metadata (as optimizer.json it was a third file, a third epoch a kill could split)
         tensors, plain = _flatten_optimizer(trainer.optimizer.state_dict())
-        # and the random state the next epoch starts from: a continuation takes it up (Trainer.rng_state)
+        meta = {"epoch": str(epoch), "plain": json.dumps(plain)}
+        # and the random state the next epoch starts from, which a continuation takes up (Trainer.rng_state):
+        # in the metadata, as text, since an older signlab reads every tensor of the file as the optimizer's
         if callable(getattr(trainer, "rng_state", None)):
-            tensors.update({f"{RNG_PREFIX}{k}": v.detach().cpu().contiguous() for k, v in trainer.rng_state().items()})
-        atomic_write_safetensors(d / "optimizer.safetensors", tensors, {"epoch": str(epoch), "plain": json.dumps(plain)})
+            meta["rng"] = json.dumps({k: base64.b64encode(v.detach().cpu().contiguous().numpy().tobytes()).decode()
+                                      for k, v in trainer.rng_state().items()})
+        atomic_write_safetensors(d / "optimizer.safetensors", tensors, meta)
         atomic_write_safetensors(d / WEIGHTS_FILE, state, {"epoch": str(epoch)})
         (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now
         self._snapshot_kernels(trainer.model, epoch)

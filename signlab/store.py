@@ -1172,19 +1172,39 @@ def _database_note(runs_dir: Path, url: str, given: str) -> None:
     note = runs_dir / DATABASE_NOTE
     own = f"sqlite:///{runs_dir.expanduser().resolve() / 'signlab.db'}"
     if given:
+        named = _read_note(note)
+        if named and url != own and named != mask_url(url):
+            # another database named for the folder: a shell with last term's SIGNLAB_DB took the note
+            # over (and imported the runs there), and the refusals named that database from then on
+            raise SignlabError(f"the runs in {runs_dir} live in the database {named} ({DATABASE_NOTE} there says "
+                               f"so), not {mask_url(url)}; to move them to it, delete {note} first")
         try:
             if url == own:  # the folder's own file, named: the note (of an earlier database) goes
                 note.unlink(missing_ok=True)
-            elif runs_dir.is_dir() and _read_note(note) != mask_url(url):
+            elif runs_dir.is_dir() and not named:
                 atomic_write_bytes(note, (mask_url(url) + "\n").encode())
         except (OSError, SignlabError):
             pass
         return
     named = _read_note(note)
     if named and named != mask_url(own):
+        password = "" if named.startswith("sqlite") else ", with its password"  # a SQLite file has none
         raise SignlabError(f"the runs in {runs_dir} live in the database {named} ({DATABASE_NOTE} there says so): "
-                           "set SIGNLAB_DB (or --db) to it, with its password; without it they would be read "
+                           f"set SIGNLAB_DB (or --db) to it{password}; without it they would be read "
                            "from a new database of this folder's own, every one as interrupted")
+
+
+def keep_database_note(runs_dir: Path | str) -> None:
+    """Write the runs folder's database note where a database is named and the folder has none yet:
+    a store opened before its folder existed (the first ``train`` into a new folder) wrote none, and
+    the next command without ``SIGNLAB_DB`` made a SQLite file of its own there."""
+    given = os.environ.get("SIGNLAB_DB", "").strip()
+    root = Path(runs_dir)
+    if given and not (root / DATABASE_NOTE).exists() and not (root / DATABASE_NOTE).is_symlink():
+        try:
+            _database_note(root, db_url_for(root, given), given)
+        except SignlabError:
+            pass
 
 
 def _read_note(note: Path) -> str | None:

@@ -558,17 +558,15 @@ class Trainer:
         the fit's start: the precision check in ``__init__`` may draw from the global generator. A
         state that does not fit (another device, a damaged file) leaves the seeding as it was."""
         state, self._rng_restore = self._rng_restore, None
-        if not state:
-            return
-        try:
-            if "data" in state:
-                self.generator.set_state(state["data"].to(torch.uint8).cpu())
-            if "torch" in state:
-                torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
-            if "cuda" in state and self.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda"].to(torch.uint8).cpu(), self.device)
-        except (RuntimeError, ValueError, TypeError) as err:
-            _log.warning("the saved random state could not be restored (%s); the continuation draws anew", err)
+        setters = {"data": self.generator.set_state, "torch": torch.set_rng_state}
+        if self.device.type == "cuda":
+            setters["cuda"] = lambda s: torch.cuda.set_rng_state(s, self.device)
+        for name, put in setters.items():  # each on its own: a CUDA run's batch order does not fit a CPU
+            if name in (state or {}):        # generator, and its dropout's state still does
+                try:
+                    put(state[name].to(torch.uint8).cpu())
+                except (RuntimeError, ValueError, TypeError) as err:
+                    _log.warning("the saved random state %r could not be restored (%s); drawn anew", name, err)
 
     def _fit(self) -> FitEnd:
         cfg, dev = self.cfg, self.device

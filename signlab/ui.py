@@ -1213,7 +1213,10 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         if problem and now.state == RunState.QUEUED:
             st.warning(f"No training process could be started on this server: {md(problem)}. The run waits "
                        "in the queue, and starts once one can be; there is no need to press Start again.")
-        if now.state != drawn_with or now.awaiting_test != view.awaiting_test:
+        # and a Resume pressed elsewhere (its instructor): still paused, waiting for a slot, the page kept
+        # "press Resume" and an enabled Resume until the student clicked something
+        if (now.state != drawn_with or now.awaiting_test != view.awaiting_test
+                or (now.can_pause, now.can_resume) != (view.can_pause, view.can_resume)):
             st.rerun()  # full rerun: the buttons, the polling and the heading follow the new state
         # with the loss feed the canvas draws the progress line itself and keeps it moving
         fed = polling and _fed(now)

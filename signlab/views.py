@@ -88,7 +88,7 @@ class LiveStatus:
 
     @property
     def pause_label(self) -> str:
-        return "⏯ Resume" if self.paused else "⏸ Pause"
+        return pause_label(self.paused)
 
 
 AWAIT_TEST_SECONDS = 60.0  # how long after a run completes the Train page waits for its test accuracy
@@ -165,6 +165,11 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     else:
         result = "."
     return f"✅ Finished {count_text(done, 'epoch')} in {secs:.1f} s of training" + result, awaiting
+
+
+def pause_label(paused: bool) -> str:
+    """The Pause/Resume button's label, the same on Train and Runs."""
+    return "⏯ Resume" if paused else "⏸ Pause"
 
 
 def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mine: bool = True,
@@ -436,6 +441,8 @@ def completed_message(status: dict[str, Any]) -> str:
         said, sep, note = stopped_message(message, person(status.get("stopped_by"))).partition(f"; {ONE_THREAD}")
         return said + (f" (it trained {ONE_THREAD}{note})" if sep else "")
     if str(status.get("status")) == RunState.PAUSED:
+        if not status.get("control") and "control" in status:  # Resume pressed: it waits for a slot
+            return "resuming as soon as a slot is free"
         return paused_message(message, person(status.get("paused_by")))
     done = status.get("epochs") if "epochs" in status else status.get("epochs_completed")
     if re.fullmatch(r"trained \d+ epoch(\(s\)|s)?", message) and isinstance(done, int):
@@ -1780,7 +1787,7 @@ def map_caption(fm: Any, method: str, heap: Any = None, members: int = 1) -> str
             + (f" in {fm.seconds:.1f} s" if not fm.cached else f" (computed once in {fm.seconds:.1f} s, kept with the run)"))
     if members > 1 and fm.layer not in (_embedding.PIXELS, _embedding.LOGITS):
         note += (f". This run averages {members} networks: the positions are the first network's "
-                 f"activations, the predictions and rings all {members}'s")
+                 f"activations, the predictions and rings those of all {members} together")
     if s["letters_predicted"] < NUM_CLASSES:
         note += (f". Only **{s['letters_predicted']} of the {NUM_CLASSES} letters are ever predicted**; "
                  f"{s['top_letter']} takes {100 * s['top_share']:.0f}% of all predictions")

@@ -130,3 +130,7 @@ def test_the_training_rate_takes_fewer_steps_than_its_warm_up(small_dataset, mon
     monkeypatch.setattr(Trainer, "_emit", emit)
     rate = speed.signlab_rate(small_dataset, "logreg", 10, 20, batch_size=32)
     assert rate > 0 and seen[-2:] == [20, 30], seen  # timed from the end of the warm-up to the last step
+    for steps in (7, 15):  # and where the steps do not divide the warm-up (every stretch was dropped)
+        seen.clear()
+        assert speed.signlab_rate(small_dataset, "logreg", steps, 20, batch_size=32) > 0
+        assert 20 in seen and seen[-1] == 20 + steps, (steps, seen)

@@ -266,6 +266,15 @@ def test_worker_fails_a_planted_run_without_reading_its_source(root, monkeypatch
     ends = [m for m in planted.metrics() if m["type"] == "fit_end"]
     assert [(m["status"], m["message"]) for m in ends] == [("failed", row["message"])]
     assert str(open_run("good-one", root).status()["status"]) == "completed"
+    # a continuation of a finished run with such a source goes back to what the run was, as one whose
+    # data went missing does (it failed the completed run, and now its folder would have said so too)
+    done = _run(root, "planted-done", data="/etc")
+    done.store.annotate("planted-done", epochs_completed=1)
+    done.store.enqueue_continue("planted-done", 1)
+    worker.run_worker(root, exit_when_idle=True, limit=1)
+    row = done.status()
+    assert str(row["status"]) == "completed" and "continuation could not start" in row["message"], row
+    assert not [m for m in done.metrics() if m["type"] == "fit_end"]
 
 
 class _Server(LocalHTTPServer):

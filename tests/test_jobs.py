@@ -426,13 +426,24 @@ def test_workers_that_fail_at_once_are_started_again_ever_more_slowly(tmp_path: 
     monkeypatch.delenv("SIGNLAB_MAX_CSV_MB")  # mended; the 4th (started with it) fails, the 5th trains
     assert started[-1].wait(60) == 2
     now[0] += 0.5
-    jm.try_tick()
+    assert jm.try_tick() is not None  # the 4th's failure
     now[0] += 8
-    assert jm.try_tick() is not None and len(started) == 5
+    assert jm.try_tick() is None and len(started) == 5  # the 5th started: "the next starts in" is past
     now[0] += jobs.QUICK_EXIT + 1  # it is past its start: the count is cleared
-    assert jm.try_tick() is None
+    assert jm.try_tick() is None and jm._quick_exits == 0
     wait_for(lambda: run.status()["status"] == RunState.COMPLETED, 120, what="the run to train")
     assert len(started) == 5
+    # the log's last line is said only where it is a failed command's own, and never through a link
+    log = tmp_path / "workers.log"
+    log.write_text("run r1: claimed (attempt 1)\n")
+    assert jobs._last_line(log) == ""
+    log.write_text("signlab: SIGNLAB_MAX_CSV_MB: '0' is not a whole number\n")
+    assert jobs._last_line(log) == ': "signlab: SIGNLAB_MAX_CSV_MB: \'0\' is not a whole number" in workers.log'
+    secret = tmp_path / "secret.txt"
+    secret.write_text("signlab: the password is hunter2\n")
+    log.unlink()
+    log.symlink_to(secret)
+    assert jobs._last_line(log) == ""
 
 
 def test_a_worker_that_exited_is_reaped_at_the_next_tick(tmp_path: Path):

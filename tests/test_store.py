@@ -1348,6 +1348,12 @@ def test_a_run_continued_to_its_own_epochs_sees_the_data_an_uninterrupted_one_se
             for rid in ("straight", "cut")}
     assert ends["cut"]["epoch"] == ends["straight"]["epoch"] == 2
     assert ends["cut"]["val_accuracy"] == pytest.approx(ends["straight"]["val_accuracy"], abs=1e-9)
+    # the random state rides in the checkpoint's metadata: an older signlab reads every tensor of the
+    # file as the optimizer's (its "rng.data" tensor ended that reader in int("rng"))
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "cut" / "optimizer.safetensors"), "pt") as f:
+        assert all(k.split(".", 1)[0].isdigit() for k in f.keys()) and "rng" in f.metadata()
 
 
 def test_a_worker_whose_runs_folder_is_not_the_classs_puts_the_run_back_and_stops(tmp_path, db_url, monkeypatch):
@@ -1484,7 +1490,7 @@ def test_a_runs_folder_of_a_named_database_refuses_its_own_sqlite_file_when_none
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"signlab: the runs in {tmp_path} live in the database postgresql"), err
-        assert "SIGNLAB_DB" in err and "s3cret" not in err
+        assert "SIGNLAB_DB (or --db) to it, with its password" in err and "s3cret" not in err
     assert not (tmp_path / "signlab.db").exists()
     monkeypatch.setenv("SIGNLAB_DB", url)  # named: the run is there, training
     forget_stores()
@@ -1522,6 +1528,20 @@ def test_a_runs_folders_database_note_is_never_read_or_written_through_a_link(tm
     assert not note.is_symlink() and note.read_text().strip() == f"sqlite:///{(elsewhere / 'class.db').resolve()}"
     monkeypatch.delenv("SIGNLAB_DB")
     forget_stores()
-    with pytest.raises(SignlabError, match=r"live in the database sqlite:///.*class\.db .*set SIGNLAB_DB"):
+    with pytest.raises(SignlabError, match=r"live in the database sqlite:///.*class\.db .*set SIGNLAB_DB \(or --db\) "
+                                            r"to it; without it"):  # a SQLite file has no password to give
         store_for(runs)
+    # another database named: refused, not taken over (a shell with last term's SIGNLAB_DB rewrote the
+    # note, and the refusals named that database from then on)
+    monkeypatch.setenv("SIGNLAB_DB", str(elsewhere / "other.db"))
+    forget_stores()
+    with pytest.raises(SignlabError, match=r"class\.db .*not sqlite:///.*other\.db; to move them to it, delete"):
+        store_for(runs)
+    assert "class.db" in note.read_text()
+    # a folder the first run makes: its store was opened before it existed, and it got no note
+    fresh = tmp_path / "fresh-runs"
+    monkeypatch.setenv("SIGNLAB_DB", str(elsewhere / "fresh.db"))
+    forget_stores()
+    create_run(TrainConfig(**TINY), fresh, run_id="first")
+    assert (fresh / DATABASE_NOTE).read_text().strip().endswith("fresh.db")
     forget_stores()
