@@ -405,7 +405,12 @@ def test_a_student_is_told_who_paused_their_run(tmp_path):
     assert views.completed_message(run.summary()) == f"paused by {TEACH.id}; press Resume to go on"
     access.resume(ALICE, "held", Policy(), tmp_path)
     assert run.status().get("paused_by") is None
+    # resumed, it waits for a slot: Runs' line says so (it still read "paused; press Resume")
+    assert views.completed_message(run.summary()) == "resuming as soon as a slot is free"
+    run.store.update(claim, RunState.RUNNING)  # it has its slot again
     access.pause(ALICE, "held", Policy(), tmp_path)  # her own pause reads as before
+    run.store.update(claim, RunState.PAUSED, message="paused; press Resume to go on")
+    run.status()  # read afresh, as each page's Run is (summary() reads the row this object last read)
     assert views.completed_message(run.summary()) == "paused; press Resume to go on"
     # from the server's shell: "Stopped by local:root" told a student nothing
     other, claim = create_held_run(TrainConfig(**TINY), "w", tmp_path, run_id="other", owner=ALICE.id)

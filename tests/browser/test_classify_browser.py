@@ -172,9 +172,17 @@ def test_draw_on_canvas_predicts_a_letter(page, server):
         page.wait_for_function(shows_strokes, arg=_chart("classify_input_fig"), timeout=WAIT_MS)
         rng = _input_range(page)
         assert rng > 0.3, f"the input preview does not show the strokes (range {rng:.2f})"
-        letter = _predicted_letter(page)
+        # the two read once the page is idle, and again while a late stroke's rerun redraws them (read
+        # in between on a machine at a load of 10, the heading was one rerun's and the bar the next's)
+        deadline = time.monotonic() + 15
+        while True:
+            wait_idle(page, timeout=WAIT_MS / 1000)
+            letter, bar = _predicted_letter(page), _top_bar(page)
+            if bar == letter or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(500)
         assert letter is not None and letter in LETTERS, f"no letter A-Y as the prediction: {letter!r}"
-        assert _top_bar(page) == letter, f"the heading says {letter}, the top bar {_top_bar(page)}"
+        assert bar == letter, f"the heading says {letter}, the top bar {bar}"
     with step(page, "the why views render"):
         _assert_why_views(page)
     assert_no_exception(page, "Classify after drawing")
