@@ -173,7 +173,9 @@ shown_name = views.run_display_name(run.id, run.name)  # as the pickers and the 
 s = run.summary()
 busy = s["status"] in views.ACTIVE
 mine = ui.can(run, "rename")  # a classmate's run (when the server shows them) is read-only
-st.caption(f"id `{run.id}`" + (f" · owner {ui.md(s['owner'])}" if s.get("owner") else "")
+# the owner where it is someone else (an instructor's view): "owner local:root" beside one's own run was noise
+others = ui.someone_else(s.get("owner"))
+st.caption(f"id `{run.id}`" + (f" · owner {ui.md(others)}" if others else "")
            + (f" · {ui.md(views.completed_message(s))}" if s.get("message") else "")
            + (f" · number {queue.index(run.id) + 1} of {len(queue)} in the queue" if run.id in queue else "")
            + ("" if mine else " · a classmate's run: read-only"))

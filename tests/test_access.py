@@ -676,6 +676,7 @@ def test_an_instructor_starts_a_waiting_run_next_from_the_runs_page(setup, monke
     table = at.dataframe[0].value.set_index("name")
     assert table.loc["bob-run", "status"] == "queued: 1 of 2" and table.loc["alice-next", "status"] == "queued: 2 of 2"
     assert any("waiting in the queue · number 2 of 2 in the queue" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any(f"owner {md(ALICE.id)}" in c.value for c in at.caption)  # a student's run, to the instructor
     next(b for b in at.button if b.label == "⏭️ Start next").click().run()
     assert not at.exception and any("starts next" in s.value for s in at.success), [s.value for s in at.success]
     assert JobManager(root, start_workers=False).store.queue() == ["alice-next", "bob-run"]

@@ -403,6 +403,7 @@ def test_runs_page_pauses_and_resumes_a_training_run(runs_env):
     run.store.update(claim, RunState.RUNNING)
     at = _open("runs")
     assert by_label(at.selectbox, "Run").value == run.id
+    assert not any("owner" in c.value for c in at.caption)  # one's own run: "owner local:root" was noise
     by_label(at.button, "⏸ Pause").click().run()
     no_error(at)
     assert run.store.heartbeat(claim) == "pause"
