@@ -52,12 +52,14 @@ with left:
 
 # ----------------------------------------------------------------------------- the job
 jm = ui.job_manager()
-run_id = st.session_state.get(ui.Keys.TRAIN_RUN) or st.query_params.get("run")
+followed = st.session_state.get(ui.Keys.TRAIN_RUN)
+run_id = followed or st.query_params.get("run")
 run = ui.open_run_safe(run_id) if run_id else None  # a run id this user may see, never a path
 gone_note = None  # said in the run's pane, where the eye starts (here it fell below both panes)
 if run_id and run is None:  # deleted in another tab, or a link to a run that is not this user's
-    gone_note = ui.not_openable_text(run_id, "The run this page followed:", "it was deleted, or belongs to "
-                                     "someone else", then="")
+    # "the run this page followed" of a link just opened read oddly (a teacher's walk): the link's, then
+    gone_note = ui.not_openable_text(run_id, "The run this page followed:" if followed else "The link's run",
+                                     "it was deleted, or belongs to someone else", then="")
     st.session_state.pop(ui.Keys.TRAIN_RUN, None)
     st.query_params.pop("run", None)
 elsewhere = run is None

@@ -594,6 +594,15 @@ def test_train_page_puts_the_run_it_follows_in_the_link(runs_env):
         assert len(gone) == (0 if linked else 1), gone
         at.run()
         assert not any("is not one you can open here" in w.value for w in at.warning)
+        assert all(g.startswith("The run this page followed:") for g in gone), gone
+    # a link just opened is the link's run, not "the run this page followed" (a teacher's walk)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/train.py")
+    at.query_params["run"] = "20260101-000000-mlp-gone"
+    at.run()
+    no_error(at)
+    said = [w.value for w in at.warning if "is not one you can open here" in w.value]
+    assert len(said) == 1 and said[0].startswith("The link's run "), said
 
 
 # --------------------------------------------------------------------------- the pages' helpers
