@@ -182,10 +182,10 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                     # written its epochs (and --device cuda) into the settings of a run it never trained
                     run.save_config(base.replace(epochs=target, max_steps=None))
             except SignlabError as err:
-                _not_started(writer, str(err))
+                writer.not_started(str(err))
                 raise
             except Exception as err:
-                _not_started(writer, f"{type(err).__name__}: {err}")
+                writer.not_started(f"{type(err).__name__}: {err}")
                 raise
             return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test, schedule_from)
         except ShutDown:  # its worker is shut down: the worker hands the run back (worker.run_worker), not stopped
@@ -193,13 +193,6 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
         except KeyboardInterrupt:
             _quit_at_once(run, writer)
             raise
-
-
-def _not_started(writer: RunWriter, why: str) -> None:
-    """A fit that could not start: a continuation gives its finished run back as it was (nothing of
-    it ran; a completed run read "failed"), a fresh run fails with ``why``."""
-    if not writer.give_up_continuation(why):
-        writer.fail(why)
 
 
 def _quit_at_once(run: Run, writer: RunWriter) -> None:

@@ -1,6 +1,7 @@
 """The ONNX export of a run: writing ``model.onnx`` (normalisation included) and finding it again."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -132,11 +133,21 @@ def onnx_path(run: Run) -> Path | None:
 
 def export_version(path: Path) -> int | None:
     """The export version an ONNX file says it was written by; None for a file without one (older
-    than version 2) or one that is not ONNX."""
+    than version 2) or one that is not ONNX. Parsed once per file as it is (its size and time): the
+    Runs page asks at every redraw, and an ensemble's file is megabytes of protobuf."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _export_version(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _export_version(path: str, mtime_ns: int, size: int) -> int | None:
     import onnx
 
     try:
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
     except Exception:  # noqa: BLE001 - protobuf's DecodeError and more: a file we cannot read is not offered
         return None
     value = props.get(VERSION_KEY, "")

@@ -990,6 +990,12 @@ class RunWriter:
                                samples_per_second=event.samples_per_second)
                 self.close()
 
+    def not_started(self, why: str) -> None:
+        """A fit that could not start: a continuation gives its finished run back as it was (nothing of
+        it ran; a completed run read "failed"), a fresh run fails with ``why`` (:meth:`fail`)."""
+        if not self.give_up_continuation(why):
+            self.fail(why)
+
     def fail(self, message: str) -> None:
         """A fresh run that could not start (its data gone, settings unreadable, refused by this server):
         failed with ``message``, in its log too. With the database's row alone, a runs folder read

@@ -129,6 +129,11 @@ def db_url_for(runs_dir: Path | str, url: str | None = None) -> str:
     if url:
         return "postgresql+psycopg" + url[len("postgres"):] if url.startswith("postgres://") else (
             "postgresql+psycopg" + url[len("postgresql"):] if url.startswith("postgresql://") else url)
+    return own_db_url(runs_dir)
+
+
+def own_db_url(runs_dir: Path | str) -> str:
+    """The runs folder's own database, ``sqlite:///<runs_dir>/signlab.db`` (the default)."""
     return f"sqlite:///{Path(runs_dir).expanduser().resolve() / 'signlab.db'}"
 
 
@@ -1170,7 +1175,7 @@ def _database_note(runs_dir: Path, url: str, given: str) -> None:
     and read without following a link, as every file of the runs folder is: a planted link must
     neither be written through nor have its target's text shown in the refusal."""
     note = runs_dir / DATABASE_NOTE
-    own = f"sqlite:///{runs_dir.expanduser().resolve() / 'signlab.db'}"
+    own = own_db_url(runs_dir)
     if given:
         named = _read_note(note)
         if named and url != own and named != mask_url(url):

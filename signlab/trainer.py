@@ -596,9 +596,9 @@ class Trainer:
             status = "diverged"
             # its steps were trained, if not kept: train --json said 0.0 s of a run that diverged at step 9.
             # (Not for a Stop mid-epoch: a continued run's time per epoch would count the dropped part.)
-            if (tally := getattr(self, "_tally", None)) is not None:
-                self._train_seconds += time.perf_counter() - tally.started
-                self._samples += tally.samples
+            if self._tally is not None:
+                self._train_seconds += time.perf_counter() - self._tally.started
+                self._samples += self._tally.samples
             message = (f"{diverged_words(d.loss, f'at step {d.step} (epoch {d.epoch})')}; training was stopped. "
                        f"Try a smaller learning rate than {cfg.lr:g}.")
             epoch = d.epoch - 1

@@ -284,12 +284,12 @@ def _stopped_words(message: str, stopped_by: str | None, done: int, mine: bool =
     one thread after step 1650: another program kept this computer's processor busy…") turned a Stop
     the student had pressed into an alarm about threads. ``mine``: Continue is named only to the run's
     owner (a classmate looking on read "Continue trains on from there", and had no Continue)."""
-    message, sep, note = stopped_message(message, md(person(stopped_by)) if stopped_by else None).partition(f"; {ONE_THREAD}")
+    message, note = stopped_and_slowed(message, md(person(stopped_by)) if stopped_by else None)
     said = message[:1].upper() + message[1:] if message.lower().startswith("stopped") else \
         (f"Stopped: {message}" if message else "Stopped")
     kept = (f" The weights after epoch {done} are kept" + (": Continue trains on from there." if mine else ".")
             if done else " No epoch finished, so there are no weights to keep.")
-    slowed = f" (It trained {ONE_THREAD}{note}.)" if sep else ""
+    slowed = f" (It trained {ONE_THREAD}{note}.)" if note is not None else ""
     return f"⏹ {said}.{kept}{slowed}"
 
 
@@ -402,6 +402,14 @@ VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alon
                       "out part of the training set validates on other images.")
 
 
+def stopped_and_slowed(message: str, by: str | None) -> tuple[str, str | None]:
+    """A stopped run's message naming ``by`` (:func:`stopped_message`), and apart from it the note
+    on why it went on with one thread (the rest of "; on one thread after step …"), or None. Said
+    inside the first sentence, that note turned a Stop the student had pressed into an alarm."""
+    said, sep, note = stopped_message(message, by).partition(f"; {ONE_THREAD}")
+    return said, (note if sep else None)
+
+
 def stopped_message(message: str, by: str | None) -> str:
     """A stopped run's message, naming ``by`` (the store's ``stopped_by``: set only when someone
     other than the owner stopped it, an instructor) where the trainer wrote "stopped by request",
@@ -438,8 +446,8 @@ def completed_message(status: dict[str, Any]) -> str:
     if str(status.get("status")) == RunState.STOPPED:
         # why it slowed, after who stopped it and when, as on Train: inside it, a teacher read a Stop
         # they had pressed as a fault about threads
-        said, sep, note = stopped_message(message, person(status.get("stopped_by"))).partition(f"; {ONE_THREAD}")
-        return said + (f" (it trained {ONE_THREAD}{note})" if sep else "")
+        said, note = stopped_and_slowed(message, person(status.get("stopped_by")))
+        return said + (f" (it trained {ONE_THREAD}{note})" if note is not None else "")
     if str(status.get("status")) == RunState.PAUSED:
         if not status.get("control") and "control" in status:  # Resume pressed: it waits for a slot
             return "resuming as soon as a slot is free"

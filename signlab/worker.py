@@ -192,9 +192,7 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
     problem = _source_problem(run)
     if problem:  # a planted or old queued run: its dataset is not one this server may read
         message = f"run {run.id}: {problem}"
-        writer = RunWriter(run, claim)
-        if not writer.give_up_continuation(message):  # a continuation goes back to what it was, as in api
-            writer.fail(message)
+        RunWriter(run, claim).not_started(message)  # a continuation goes back to what it was
         say(f"run {run.id}: failed ({message})")
         return {"run_id": run.id, "status": "failed", "message": message}
     try:
