@@ -109,16 +109,26 @@ def newest_median(rows: Iterable[dict[str, Any]], key: str, least: float = 0.0, 
     return float(median(found)) if found else None
 
 
+WORD_JOINER = "\u2060"  # zero width, no break: splits a pattern without a visible mark
+
+
 def md(text: Any) -> str:
     """User text made safe for markdown: a run's name, a link's value. Without this, a name like
     ``[click](http://…)`` or ``![](…)`` would become a link or an image in other users' pages.
 
-    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks (``:``, ``@``,
-    ``www.``); ordinary punctuation (``.``, ``-``) stays as it is, so numbers read normally.
-    (``views.md`` and ``ui.md`` are this; it lives here so any module that writes words for a page
-    can escape what it renders as markdown.)
+    Escapes what makes links, images, HTML, emphasis, code, maths and autolinks; ordinary
+    punctuation (``.``, ``-``) stays as it is, so numbers read normally. (``views.md`` and ``ui.md``
+    are this; it lives here so any module that writes words for a page can escape what it renders
+    as markdown.)
+
+    Escapes alone do not stop a bare address from becoming a link: Streamlit's markdown (remark-gfm)
+    finds ``www.``, ``http://`` and ``name@host.tld`` again in the text after the escapes are read,
+    so an owner's e-mail address was a mailto link and a run named ``see www.x.com`` a web link on
+    other users' pages. An invisible word joiner (U+2060) inside each of those breaks the pattern and
+    reads the same.
     """
-    out = []
-    for ch in str(text):
-        out.append("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch)
-    return "".join(out).replace("\n", " ").replace("www.", "www\\.")
+    escaped = "".join("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch for ch in str(text))
+    out = (escaped.replace("\n", " ")
+            .replace("\\@", WORD_JOINER + "\\@")                       # name@host.tld
+            .replace("\\://", "\\:" + WORD_JOINER + "//"))              # http://, https://
+    return re.sub(r"(?i)(www)\.", lambda m: m.group(1) + WORD_JOINER + "\\.", out)  # www.host, any case
