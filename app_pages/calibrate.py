@@ -91,7 +91,7 @@ with right:
                    "letter chosen on the left.")
         st.camera_input(f"Take a photo of {letter}", key=f"calibrate_camera_{version}", on_change=_on_camera)
 for err in st.session_state.pop(ui.Keys.CALIBRATE_ERRORS, []):
-    st.error(f"Not added: {err}", icon="⚠️")
+    st.error(f"Not added: {ui.md(err)}", icon="⚠️")  # it quotes the file's name
 
 if photos:
     st.markdown(f"**Collected: {views.count_text(len(photos), 'photo')} of {views.count_text(sum(1 for v in counts.values() if v), 'letter')}.** "
@@ -111,7 +111,7 @@ if photos:
                 # the others (14 characters did); a photo without a hand says so instead, the warning
                 # above Calibrate names it
                 st.image(p["thumb"], caption=views.thumbnail_caption(name, p.get("hand", True)), width=THUMB_PX)
-                if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {p['photo'].name}"):
+                if st.button("✕", key=f"calibrate_drop_{p['id']}", help=f"Drop {ui.md(p['photo'].name)}"):
                     photos[:] = [q for q in photos if q["id"] != p["id"]]
                     st.rerun()
     if st.button("Drop all photos"):
@@ -185,5 +185,5 @@ if result:
                                 help="The adapted model stays; only the photos it learned from are deleted."):
             with ui.guard("Could not delete the photos"):
                 n = ui.delete_photos(new.id)
-                st.toast(f"Deleted {views.count_text(n, 'photo')} from {new.name}.")
+                st.toast(f"Deleted {views.count_text(n, 'photo')} from {ui.md(new.name)}.")
                 st.rerun()

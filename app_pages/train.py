@@ -79,7 +79,7 @@ with left:
     if note := views.settings_beside_run_text(cfg, run):
         beside_note.caption(note)
     if config_error:
-        st.error(config_error, icon="⚠️")
+        st.error(ui.md(config_error), icon="⚠️")  # it quotes the values a link gave
     if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)
         with st.form("continue", enter_to_submit=False):
             # the epochs setting's own range, as Train's box has it, less what the run has trained
@@ -124,7 +124,7 @@ with right:
         st.info(view.notice, icon="🏃")
     if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
         # finished run it was said only at the foot of the settings, out of view at 1280x800)
-        st.warning(f"Start is off until the settings can be used. {config_error}", icon="⚠️")
+        st.warning(f"Start is off until the settings can be used. {ui.md(config_error)}", icon="⚠️")
     elif run is None:
         st.info(f"Press **Start** to train {views.start_line(cfg)}. With these settings "
                 f"{ui.time_estimate(cfg, available)}; "

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from .config import SETTING
 from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
-from .numbers import LEGEND_SEP, percent_text
+from .numbers import LEGEND_SEP, WORD_JOINER, percent_text
 
 TEMPLATE = "plotly_white"
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
@@ -218,6 +218,13 @@ def plain(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
+def template_text(text: Any) -> str:
+    """A student's text inside a plotly ``hovertemplate``: :func:`plain`, and each ``%{`` broken by an
+    invisible word joiner, since plotly fills ``%{y:.1f}`` in the template (a run so named hovered
+    with its own numbers in its name)."""
+    return plain(text).replace("%{", "%" + WORD_JOINER + "{")
+
+
 LEGEND_CHARS = 46  # the longest legend entry of the runs' overlays: two share a 1280-px page's width
 OWN_LEAST, OWN_MIN = 12, 20  # a run's own name keeps at least 12 characters, 20 once what sets it apart is cut
 
@@ -299,7 +306,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=ys[name], mode="lines+markers",
                                      name=plain(legend_label(name)), line=dict(color=run_color(c)),
                                      hovertemplate=f"epoch %{{x}}: %{{y:.{2 if pct else 4}f}}"
-                                                   f"<extra>{plain(name)}</extra>"))
+                                                   f"<extra>{template_text(name)}</extra>"))
     shown = [y for values in ys.values() for y in values if y is not None]
     label = metric.replace("_", " ").replace("val", "validation")
     fig.update_layout(xaxis_title="epoch", yaxis_title=label + (" (%)" if pct else ""),
@@ -322,7 +329,7 @@ def runs_loss_overlay(series: dict[str, list[dict[str, Any]]], colors: Sequence[
         # "cross-entropy loss" to "smoothed loss", the moment it finished on the tour
         fig.add_trace(go.Scatter(x=steps, y=smooth([b["loss"] for b in batches]), mode="lines",
                                  name=plain(legend_label(name)), line=dict(color=run_color(c)),
-                                 hovertemplate=f"step %{{x}}: %{{y:.4f}}<extra>{plain(name)}</extra>"))
+                                 hovertemplate=f"step %{{x}}: %{{y:.4f}}<extra>{template_text(name)}</extra>"))
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss (smoothed)",
                       legend=dict(orientation="h", y=-0.25))
     return _layout(fig, 340, title=LOSS_TITLE)  # per step: beside a chart per epoch

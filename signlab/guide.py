@@ -78,7 +78,7 @@ def results(runs: list[Run], evaluate: Callable[[Run], Evaluation]) -> list[tupl
                 text = f"**{percent_text(evaluate(r).accuracy)}** test accuracy" if r else \
                     "not trained yet" + others_text(runs, step.config)
             except (SignlabError, OSError) as err:
-                text = f"could not be evaluated ({err})"
+                text = f"could not be evaluated ({md(str(err))})"  # drawn as markdown; it may name a path
             out.append((step.title, text))
         elif step.key == "calibrate":
             info = next((i for i in (calibration_info(r) for r in runs if r.parent) if i), None)  # newest first

@@ -125,10 +125,25 @@ def md(text: Any) -> str:
     finds ``www.``, ``http://`` and ``name@host.tld`` again in the text after the escapes are read,
     so an owner's e-mail address was a mailto link and a run named ``see www.x.com`` a web link on
     other users' pages. An invisible word joiner (U+2060) inside each of those breaks the pattern and
-    reads the same.
+    reads the same. ``&`` is escaped so that a character reference (``&#64;``, ``&amp;``) stays the
+    text it is (it was read as the character, and made the same links), and what starts a block
+    where the text starts a cell (``#``, a leading ``-``, ``+`` or ``1.``) so that a run named
+    ``# big`` is not a heading in Home's table.
     """
-    escaped = "".join("\\" + ch if ch in "\\`*_{}[]()!<>$~:@" else ch for ch in str(text))
+    escaped = "".join("\\" + ch if ch in "\\`*_{}[]()!<>$~:@&#" else ch for ch in str(text))
+    escaped = re.sub(r"^(\s*)([-+=])", r"\1\\\2", escaped)       # - list, + list, = underline
+    escaped = re.sub(r"^(\s*\d{1,9})\.", r"\1\\.", escaped)   # 1. ordered list
     out = (escaped.replace("\n", " ")
             .replace("\\@", WORD_JOINER + "\\@")                       # name@host.tld
             .replace("\\://", "\\:" + WORD_JOINER + "//"))              # http://, https://
     return re.sub(r"(?i)(www)\.", lambda m: m.group(1) + WORD_JOINER + "\\.", out)  # www.host, any case
+
+
+def code(text: Any) -> str:
+    """``text`` as a markdown code span, shown exactly as it is: an id, a path. Escapes are not read
+    inside a code span, so :func:`md` there showed its backslashes (``seed\\_convnet``); a fence one
+    backtick longer than any run of backticks in the text keeps a backtick in it from ending the span."""
+    s = str(text).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""  # CommonMark strips one space each side
+    return f"{fence}{pad}{s}{pad}{fence}"

@@ -222,7 +222,7 @@ def dataset() -> Dataset:
     try:
         return _dataset()
     except SignlabError as err:
-        st.error(f"Cannot load the dataset: {err}", icon="⚠️")
+        st.error(f"Cannot load the dataset: {md(str(err))}", icon="⚠️")
         st.stop()
 
 
@@ -383,7 +383,7 @@ def run_gone_text(run_id: str, then: str = "showing another run instead") -> str
     """What a page says when the run it showed was deleted elsewhere (another tab, the Runs page):
     the run by the name the pickers show, and its id when that differs."""
     name = views.run_display_name(str(run_id))
-    shown = md(name) + ("" if name == run_id else f" (`{md(run_id)}`)")
+    shown = md(name) + ("" if name == run_id else f" ({views.code(run_id)})")
     return f"The run you were looking at, {shown}, is gone (deleted in another tab or window); {then}."
 
 
@@ -437,7 +437,8 @@ def guard(what: str = "") -> Iterator[None]:
     try:
         yield
     except SignlabError as err:
-        st.error(f"{what + ': ' if what else ''}{err}", icon="⚠️")
+        # the message may quote what the user gave (a file's name, a link's value): text, not markdown
+        st.error(f"{what + ': ' if what else ''}{md(str(err))}", icon="⚠️")
 
 
 def or_stop(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -445,7 +446,7 @@ def or_stop(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except SignlabError as err:
-        st.error(f"{what}: {err}", icon="⚠️")
+        st.error(f"{what}: {md(str(err))}", icon="⚠️")
         st.stop()
 
 

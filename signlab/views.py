@@ -43,6 +43,7 @@ from .health import health_records, health_series, layer_labels as _layer_labels
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
 from .numbers import DASH, count_text, duration, finite, newest_median, percent_text, whole_number
+from .numbers import code as _code
 from .numbers import md as _md
 from .preprocess import Prepared
 from .progress import _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
@@ -240,13 +241,13 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         text, awaiting = _completed_message(status, done, now, validated_on_test, shifted)
         return LiveStatus(state, "success", text, epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
-        return LiveStatus(state, "warning", f"📉 Diverged: {message}", epoch=done, **buttons)
-    if state == RunState.FAILED:
-        return LiveStatus(state, "error", f"Training failed: {message}", epoch=done, **buttons)
+        return LiveStatus(state, "warning", f"📉 Diverged: {md(message)}", epoch=done, **buttons)
+    if state == RunState.FAILED:  # the error's words may quote a source or a file the user gave: text
+        return LiveStatus(state, "error", f"Training failed: {md(message)}", epoch=done, **buttons)
     if state == RunState.STOPPED:  # blue, not yellow: most often its user pressed Stop, and nothing went wrong
         return LiveStatus(state, "info", _stopped_words(message, status.get("stopped_by"), done, mine), epoch=done,
                           **buttons)
-    return LiveStatus(state, "warning", f"{state.capitalize()}: {message}", epoch=done, **buttons)
+    return LiveStatus(state, "warning", f"{state.capitalize()}: {md(message)}", epoch=done, **buttons)
 
 
 def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_limit: int,
@@ -818,6 +819,7 @@ def _shape_weight_words() -> str:
 
 # --------------------------------------------------------------------------- tables
 md = _md  # user text made safe for markdown (signlab.numbers.md; ui.md is this)
+code = _code  # an id or a path in a code span, shown exactly (signlab.numbers.code)
 
 
 def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -922,7 +924,7 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
         current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]
         return SweepStatus(True, "info", f"⏳ Running: {len(workers)} worker{'s' if len(workers) != 1 else ''}"
                            + (f", training trial {', '.join(current)}" if current else ", loading the data"))
-    reason = last_log.removeprefix("signlab: ")
+    reason = md(last_log.removeprefix("signlab: "))  # it may quote a --study, --storage or path given
     if not rows and reason:
         return SweepStatus(False, "error", f"The sweep could not run: {reason}")
     if not rows:
@@ -1836,7 +1838,7 @@ def running_sweep_warning(studies: Sequence[dict[str, Any]], owner: str) -> str 
     mine = [s["study"] for s in studies if s.get("owner") == owner and s.get("running")]
     if not mine:
         return None
-    names = ", ".join(mine[:3]) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")
+    names = ", ".join(map(md, mine[:3])) + (f" and {len(mine) - 3} more" if len(mine) > 3 else "")
     return (f"{'A sweep' if len(mine) == 1 else f'{len(mine)} sweeps'} of yours {'is' if len(mine) == 1 else 'are'} "
             f"still running ({names}). Another one would share the same CPU cores, and every sweep would take "
             "longer; stop one first (its page: the Study list below) if you want this one to go faster.")
@@ -1981,7 +1983,7 @@ def thumbnail_caption(name: str, hand: bool) -> str:
     wrapped onto a second line), or :data:`NO_HAND_MARK` where the detector found no hand."""
     if not hand:
         return NO_HAND_MARK
-    return name if len(name) <= 11 else f"{name[:4]}…{name[-6:]}"
+    return md(name if len(name) <= 11 else f"{name[:4]}…{name[-6:]}")  # a caption is markdown
 
 
 FEW_PHOTOS = 3  # photos a letter the Calibrate page asks for ("three are plenty")
@@ -2011,7 +2013,7 @@ def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
     missed = [p for p, hand in collected if not hand]
     if not missed:
         return None
-    names = "; ".join(f"{p.letter}: {p.name}" for p in missed[:6]) + ("; …" if len(missed) > 6 else "")
+    names = "; ".join(f"{p.letter}: {md(p.name)}" for p in missed[:6]) + ("; …" if len(missed) > 6 else "")
     one = len(missed) == 1  # "in 1 photo …, marked below their pictures … drop them" read oddly
     its, them = ("its", "it") if one else ("their", "them")
     return (f"The hand detector found no hand in {count_text(len(missed), 'photo')} ({names}), marked "

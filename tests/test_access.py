@@ -329,6 +329,34 @@ def test_user_text_makes_no_bare_link_either():
         assert not url.search(shown) and not email.search(shown), (text, shown)
         # and it reads as written: the word joiner is invisible and the escapes go
         assert shown.replace("\u2060", "") == text, (text, shown)
+    # a character reference is read as its character (bob&#64;evil.example linked as bob@evil.example;
+    # R&amp;D showed as R&D): every & is escaped, so none starts one
+    for text in ("bob&#64;evil.example", "www&#46;evil&#46;example", "R&amp;D &lt;b&gt; &copy;"):
+        assert re.search(r"(?<!\\)&", md(text)) is None and read(md(text)) == text, md(text)
+    # what starts a block, where the text starts a table's cell (Home's Latest runs): "# big" was a heading
+    for text in ("# big", "- bullet", "+ plus", "1. listed", "12) listed", "---", "=== x"):
+        assert not re.match(r"\s*(#|[-+=]|\d{1,9}[.)])", md(text)) and read(md(text)) == text, md(text)
+    assert md("run #3 - seed-1, 1.5") == "run \\#3 - seed-1, 1.5"  # inside the text, - and . stay as they are
+
+
+def test_a_user_error_in_the_page_is_text(tmp_path):
+    """The guard showed a SignlabError as markdown: an uploaded file named "**b** www.evil.example.png"
+    was drawn bold, with a link, in Classify's and Calibrate's errors. The run-gone warning put an
+    escaped id in a code span, where escapes are not read (seed\\_convnet)."""
+    def page():
+        import streamlit as st
+
+        from signlab import ui
+        from signlab.errors import ImageError
+
+        with ui.guard("Could not read it"):
+            raise ImageError("**b** www.evil.example.png: not an image we can open")
+        st.warning(ui.run_gone_text("20261204-035651-seed_convnet-c66772cf94"))
+
+    at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception
+    assert at.error[0].value == "Could not read it: " + md("**b** www.evil.example.png: not an image we can open")
+    assert "`20261204-035651-seed_convnet-c66772cf94`" in at.warning[0].value, at.warning[0].value
 
 
 # ----------------------------------------------------------------------------- pages as a student

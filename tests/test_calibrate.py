@@ -434,13 +434,17 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     at.selectbox(key="calibrate_letter").set_value("B").run()
     b = np.flatnonzero(dataset.test.targets == 1)
     for n, i in enumerate(b[:2]):
-        at.get("file_uploader")[0].upload(f"b{n}.png", styled_png(dataset.test.images[i]), "image/png").run()
+        at.get("file_uploader")[0].upload(f"b_{n}.png", styled_png(dataset.test.images[i]), "image/png").run()
         assert not at.exception, [e.message for e in at.exception]
     photos = at.session_state[ui.Keys.CALIBRATION_PHOTOS]
     assert [p["photo"].letter for p in photos] == ["B", "B"], photos
-    at.get("file_uploader")[0].upload("notes.png", b"not an image", "image/png").run()
-    assert any("Not added" in e.value and "notes.png" in e.value for e in at.error)
+    # its name is text in the error (a file named so was drawn bold, with a link)
+    at.get("file_uploader")[0].upload("**notes** www.x.example.png", b"not an image", "image/png").run()
+    assert any("Not added" in e.value and ui.md("**notes** www.x.example.png") in e.value for e in at.error), \
+        [e.value for e in at.error]
     assert len(at.session_state[ui.Keys.CALIBRATION_PHOTOS]) == 2
+    # a tooltip is markdown too: the name escaped
+    assert [x.help for x in at.button if x.label == "✕"] == ["Drop b\\_0.png", "Drop b\\_1.png"]
     # drop one, add photos of A through the session (as the camera would)
     [x for x in at.button if x.label == "✕"][0].click().run()
     assert len(at.session_state[ui.Keys.CALIBRATION_PHOTOS]) == 1

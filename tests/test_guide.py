@@ -109,6 +109,10 @@ def test_the_tour_ends_with_the_users_own_results(tmp_path):
     results = dict(guide.results([mine, fixed, seed], evaluate))
     assert results["8. Teach it your hand"] == "calibrated on 9 photos of 3 letters"
     assert results["4. Train the lecture's ConvNet, as written"].startswith("could not be evaluated (run seed was")
+    # the row is drawn as markdown, and the error's words may quote a path: text, not markup
+    bad = OSError("/home/**x**/runs/seed/weights.safetensors: unreadable")
+    said = dict(guide.results([seed], lambda r: (_ for _ in ()).throw(bad)))["4. Train the lecture's ConvNet, as written"]
+    assert said == f"could not be evaluated ({views.md(str(bad))})" and "**x**" not in said, said
 
 
 def test_a_tour_file_without_its_finish_still_loads(tmp_path):

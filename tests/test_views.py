@@ -862,7 +862,8 @@ def test_calibration_photo_says_whether_the_detector_found_a_hand():
     two = views.no_hand_warning([(missed.photo, False), (missed.photo, False)])
     assert "in 2 photos (A: wall.png; A: wall.png), marked “⚠️ no hand” below their pictures" in two and "Drop them" in two
     # one line under a 96-pixel thumbnail (14 characters wrapped and pushed the ✕ below the others)
-    assert [views.thumbnail_caption(n, True) for n in ("A_0_big.jpg", "synthetic-hand.png")] == ["A_0_big.jpg", "synt…nd.png"]
+    # (a caption is markdown: the name is escaped, "**ab**.png" was drawn in bold)
+    assert [views.thumbnail_caption(n, True) for n in ("A_0_big.jpg", "synthetic-hand.png")] == ["A\\_0\\_big.jpg", "synt…nd.png"]
     assert views.thumbnail_caption("A_0_big.jpg", False) == "⚠️ no hand"
 
 
@@ -919,6 +920,13 @@ def test_names_students_choose_are_shown_as_written():
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; *stars*" in fig.data[0].hovertemplate
     fig = figures.runs_loss_overlay({name: [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]})
     assert "<b>" not in fig.data[0].name
+    # plotly fills %{y:.1f} in a hover template: a run so named hovered with its own numbers in its name
+    named = "%{y:.1f} %{x}"
+    for fig in (figures.runs_overlay({named: [{"epoch": 1, "val_accuracy": 0.5}]}),
+                figures.runs_loss_overlay({named: [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]})):
+        template = fig.data[0].hovertemplate
+        extra = template[template.index("<extra>"):]
+        assert "%{" not in extra and extra.replace("\u2060", "") == f"<extra>{named}</extra>", template
 
 
 def test_a_long_legend_name_keeps_what_sets_the_run_apart_and_fits_the_chart():
@@ -1705,3 +1713,31 @@ def test_evaluate_says_when_a_run_learned_from_another_dataset_than_it_tests_on(
         "Sign Language MNIST, so its accuracy here can differ from the one the runs list shows.")
     assert "trained on the bundled Sign Language MNIST; this page tests it on this server's dataset, /srv/d," in \
         views.other_data_text(None, "/srv/d")
+
+
+def test_user_text_is_text_wherever_a_page_draws_it_as_markdown():
+    """A review found user text drawn as markdown unescaped: a photo's file name in the no-hand warning
+    and under its thumbnail, a study's name (``--study __x__``) in the running-sweeps warning, a
+    worker's last line (which may quote a --storage or a path), and a failed run's message on Train
+    (Runs escaped it). Each is :func:`views.md` of the text now, said once."""
+    from types import SimpleNamespace
+
+    evil = "**b** see www.evil.example"
+    photo = SimpleNamespace(letter="A", name=evil)
+    warning = views.no_hand_warning([(photo, False)])
+    assert f"(A: {views.md(evil)})" in warning and "**b**" not in warning
+    assert views.thumbnail_caption("**ab**.png", True) == views.md("**ab**.png") == "\\*\\*ab\\*\\*.png"
+    said = views.running_sweep_warning([{"study": "__x__", "owner": "ann", "running": True}], "ann")
+    assert "(\\_\\_x\\_\\_)" in said, said
+    failed = views.sweep_status([], [], False, False, f"signlab: {evil}")
+    assert failed.message == f"The sweep could not run: {views.md(evil)}"
+    for state, start in (("failed", "Training failed: "), ("diverged", "📉 Diverged: ")):
+        v = views.live_status({"status": state, "message": evil, "epochs_completed": 1}, [])
+        assert v.message == start + views.md(evil), v.message
+
+
+def test_an_id_in_a_code_span_is_shown_as_it_is():
+    """A code span does not read escapes: the run-gone warning showed ``seed\\_convnet`` for an id's
+    ``_``. :func:`views.code` keeps the id whole, and a backtick in the text inside the span."""
+    assert views.code("20261204-035651-seed_convnet-c66") == "`20261204-035651-seed_convnet-c66`"
+    assert views.code("a`b") == "``a`b``" and views.code("`x") == "`` `x ``"
