@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import threading
 
 import pytest
@@ -22,6 +23,18 @@ class LocalHTTPServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def unescape_md(source: str) -> str:
+    """Markdown source with its backslash escapes read: the text a renderer's later passes (remark-gfm's
+    bare links) see."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", source)
+
+
+def read_md(source: str) -> str:
+    """What a markdown element's source (an AppTest element's ``value``) reads as on the page: its
+    escapes read and the invisible word joiners (``signlab.numbers.md``) gone."""
+    return unescape_md(source).replace("\u2060", "")
 
 
 def no_error(at) -> None:

@@ -36,6 +36,7 @@ from signlab.jobs import JobManager
 from signlab.models import build_model
 from signlab.preprocess import MAX_FILE_BYTES, prepare
 from signlab.runs import create_run, list_runs, open_run
+from tests._local import read_md
 from tests.test_data import MALFORMED  # the backend issue's malformed data files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -504,7 +505,7 @@ def test_classify_page_bad_uploads_give_a_message_or_a_prediction(classify_runs,
     for name, (data, outcome, words) in _uploads().items():
         at.get("file_uploader")[0].upload(name, data, "application/octet-stream").run()
         _no_exception(at)
-        errors = [e.value for e in at.error]
+        errors = [read_md(e.value) for e in at.error]  # as it reads: the file's name is escaped
         verdicts = [m.value for m in at.markdown if m.value.startswith("####")]
         notes = [c.value for c in at.caption if c.value.startswith("Note:")]
         if outcome == "error":
@@ -588,7 +589,7 @@ def test_malformed_data_file_on_the_pages(case, tmp_path, data_env, monkeypatch)
     for page in ("home", "data"):
         at = _page(page)
         _no_exception(at)
-        [error] = [e.value for e in at.error]
+        [error] = [read_md(e.value) for e in at.error]  # as it reads: the path is escaped
         assert error.startswith("Cannot load the dataset: ") and str(bad) in error and re.search(pattern, error), error
 
 

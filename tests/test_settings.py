@@ -20,6 +20,7 @@ from signlab.config import (PRESET_DESCRIPTIONS, PRESETS, RANGES, RECORD_FIELDS,
 from signlab.errors import ConfigError
 from signlab.settings import (PAGE_SETTINGS, SEARCHED, link_query, link_values, option_help, page_config,
                               page_values, parse_value)
+from tests._local import read_md
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [s.name for s in SETTINGS]
@@ -285,11 +286,11 @@ def test_train_page_refuses_a_typed_value_out_of_range_and_turns_start_off(tmp_p
     [box] = [w for w in at.number_input if w.label == SETTING[name].label]
     box.set_value(value).run()
     assert not at.exception, [e.message for e in at.exception]
-    errors = [e.value for e in at.error]
+    errors = [read_md(e.value) for e in at.error]  # as it reads (the values are escaped: a link gives them)
     assert any(e.startswith(f"{SETTING[name].label}: ") and message in e for e in errors), errors
     [start] = [b for b in at.button if "Start" in b.label]
     assert start.disabled
-    assert any(w.value.startswith("Start is off until the settings can be used.") and message in w.value
+    assert any(read_md(w.value).startswith("Start is off until the settings can be used.") and message in read_md(w.value)
                for w in at.warning), [w.value for w in at.warning]  # beside the chart, where the eye starts
     box.set_value(SETTING[name].default if SETTING[name].default is not None else 1).run()
     assert not at.error and not [b for b in at.button if "Start" in b.label][0].disabled
