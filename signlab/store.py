@@ -615,69 +615,9 @@ class RunStore:
         rows = conn.execute(sa.select(runs_table).where(runs_table.c.state.in_([s.value for s in HOLDING]),
                                                         runs_table.c.lease_until < now)).all()
         for row in rows:
-            gone = dict(worker=None, pid=None, lease_until=None, control=None)
-            # which worker it was stays in the run's history (for an instructor); the words are the student's
-            done = row.epochs_completed
-            kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
-            if row.control in ("stop", "pause"):
-                # what its user asked for stands: a Stop or a Pause the dead holder never acted on was
-                # dropped here, and the run went back to the queue and trained to its end (a Stop
-                # ended "completed" beside "stopped by" its instructor); a paused run is left for its
-                # user, never trained again unasked
-                if row.state == S.CLAIMED.value and row.control == "stop":
-                    # taken from the queue, never started: stopped as if still queued (a continuation of
-                    # a finished run goes back to what the run was, its words and epochs kept)
-                    ok = self._set(conn, row, S.QUEUED, now, **gone)
-                    if ok:
-                        back = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
-                        self._cancel_queued(conn, back, now, {})
-                elif row.control == "stop":
-                    ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
-                                   message=f"stopped: its {lost} before it acted on the stop; {kept}")
-                elif done:
-                    ok = self._set(conn, row, S.INTERRUPTED, now, **gone, resume_epochs=None,
-                                   message=(f"interrupted while paused: its {lost}; {kept}, and it is not "
-                                            "started again unasked: continue it when you want it to go on"))
-                else:  # nothing to continue from: said as stopped, to be started again from Train
-                    ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
-                                   message=(f"stopped while paused: its {lost} before it finished an epoch, so "
-                                            "there is nothing to continue; start it again on Train"))
-            elif row.state == S.CLAIMED.value and row.auto_continue and crash and row.continues >= AUTO_CONTINUES:
-                # the count is shared with deaths while training: a run with finished epochs is left
-                # interrupted, as after its last automatic continuation, and only a run that never
-                # trained an epoch is called failed
-                ok = self._set(conn, row, S.INTERRUPTED if done else S.FAILED, now, **gone, resume_epochs=None,
-                               message=(f"the {lost} {AUTO_CONTINUES + 1} times; the weights of epoch {done} are "
-                                        "kept and the run can be continued" if done else
-                                        f"failed: the {lost} {AUTO_CONTINUES + 1} times before training began "
-                                        "(out of memory while loading it?), so it is not queued again; start it "
-                                        "again on Train, with a smaller batch or model"))
-            elif row.state == S.CLAIMED.value and row.auto_continue:
-                # claimed from the queue but never started: nothing ran, so it waits in the queue again,
-                # at its head, where it was (its owner, just served, came after everyone else's turn)
-                ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
-                               continues=row.continues + int(crash), **self._merge_info(row, {"first": now}),
-                               message="waiting: the process that took it stopped before starting it")
-            else:
-                msg = (f"the {lost}; "
-                       + (f"the weights of epoch {done} are kept and the run can be continued" if done
-                          else "it stopped before finishing an epoch"))
-                ok = self._set(conn, row, S.INTERRUPTED, now, **gone, message=msg)
-                if ok and row.auto_continue and (row.continues < AUTO_CONTINUES or not crash) and row.target_epochs:
-                    fresh = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
-                    more = (row.target_epochs - done) if done else None
-                    if more is None or more > 0:
-                        # its place in the queue kept: queued anew, it went behind its owner's runs queued
-                        # after it (a run interrupted at epoch 5 waited for one its student queued later)
-                        # and at the head of the queue, where it was: its owner had just been served, so
-                        # the turns put it behind every classmate who had not trained yet
-                        self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
-                                  continues=row.continues + int(crash), resume_epochs=more,
-                                  **self._merge_info(fresh, {"first": now}),
-                                  message=f"the {lost}; it is queued to " + (
-                                      f"continue from epoch {done}, whose weights are kept" if done
-                                      else "start again"))
-            if ok:
+            # what its user asked for (a Stop, a Pause) stands; else what a crash leaves
+            expire = self._expire_asked if row.control in ("stop", "pause") else self._expire_unasked
+            if expire(conn, row, now, lost, crash):
                 taken.append(row.run_id)
                 if row.worker:
                     # its holder stopped beating: out of the live workers at once, not after two leases.
@@ -687,6 +627,84 @@ class RunStore:
                     conn.execute(workers_table.update().where(workers_table.c.worker_id == row.worker)
                                  .values(heartbeat=0.0))
         return taken
+
+    @staticmethod
+    def _held_gone(row) -> tuple[dict[str, Any], int, str]:
+        """What :meth:`_expire` clears of a run whose holder is gone, its finished epochs, and those in words."""
+        gone = dict(worker=None, pid=None, lease_until=None, control=None)
+        # which worker it was stays in the run's history (for an instructor); the words are the student's
+        done = row.epochs_completed
+        kept = f"the weights of epoch {done} are kept" if done else "it had not finished an epoch"
+        return gone, done, kept
+
+    def _expire_asked(self, conn, row, now: float, lost: str, crash: bool) -> bool:
+        """:meth:`_expire` of a run whose user asked for a Stop or a Pause that its dead holder never
+        acted on; whether it was taken. (``crash`` does not count here: nothing is started again.)"""
+        gone, done, kept = self._held_gone(row)
+        # what its user asked for stands: a Stop or a Pause the dead holder never acted on was
+        # dropped here, and the run went back to the queue and trained to its end (a Stop
+        # ended "completed" beside "stopped by" its instructor); a paused run is left for its
+        # user, never trained again unasked
+        if row.state == S.CLAIMED.value and row.control == "stop":
+            # taken from the queue, never started: stopped as if still queued (a continuation of
+            # a finished run goes back to what the run was, its words and epochs kept)
+            ok = self._set(conn, row, S.QUEUED, now, **gone)
+            if ok:
+                back = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
+                self._cancel_queued(conn, back, now, {})
+        elif row.control == "stop":
+            ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
+                           message=f"stopped: its {lost} before it acted on the stop; {kept}")
+        elif done:
+            ok = self._set(conn, row, S.INTERRUPTED, now, **gone, resume_epochs=None,
+                           message=(f"interrupted while paused: its {lost}; {kept}, and it is not "
+                                    "started again unasked: continue it when you want it to go on"))
+        else:  # nothing to continue from: said as stopped, to be started again from Train
+            ok = self._set(conn, row, S.STOPPED, now, **gone, resume_epochs=None,
+                           message=(f"stopped while paused: its {lost} before it finished an epoch, so "
+                                    "there is nothing to continue; start it again on Train"))
+        return ok
+
+    def _expire_unasked(self, conn, row, now: float, lost: str, crash: bool) -> bool:
+        """:meth:`_expire` of a run nobody asked to stop: queued again, interrupted (and queued to
+        continue), or failed after ``AUTO_CONTINUES`` deaths; whether it was taken."""
+        gone, done, kept = self._held_gone(row)
+        if row.state == S.CLAIMED.value and row.auto_continue and crash and row.continues >= AUTO_CONTINUES:
+            # the count is shared with deaths while training: a run with finished epochs is left
+            # interrupted, as after its last automatic continuation, and only a run that never
+            # trained an epoch is called failed
+            ok = self._set(conn, row, S.INTERRUPTED if done else S.FAILED, now, **gone, resume_epochs=None,
+                           message=(f"the {lost} {AUTO_CONTINUES + 1} times; the weights of epoch {done} are "
+                                    "kept and the run can be continued" if done else
+                                    f"failed: the {lost} {AUTO_CONTINUES + 1} times before training began "
+                                    "(out of memory while loading it?), so it is not queued again; start it "
+                                    "again on Train, with a smaller batch or model"))
+        elif row.state == S.CLAIMED.value and row.auto_continue:
+            # claimed from the queue but never started: nothing ran, so it waits in the queue again,
+            # at its head, where it was (its owner, just served, came after everyone else's turn)
+            ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
+                           continues=row.continues + int(crash), **self._merge_info(row, {"first": now}),
+                           message="waiting: the process that took it stopped before starting it")
+        else:
+            msg = (f"the {lost}; "
+                   + (f"the weights of epoch {done} are kept and the run can be continued" if done
+                      else "it stopped before finishing an epoch"))
+            ok = self._set(conn, row, S.INTERRUPTED, now, **gone, message=msg)
+            if ok and row.auto_continue and (row.continues < AUTO_CONTINUES or not crash) and row.target_epochs:
+                fresh = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == row.run_id)).first()
+                more = (row.target_epochs - done) if done else None
+                if more is None or more > 0:
+                    # its place in the queue kept: queued anew, it went behind its owner's runs queued
+                    # after it (a run interrupted at epoch 5 waited for one its student queued later)
+                    # and at the head of the queue, where it was: its owner had just been served, so
+                    # the turns put it behind every classmate who had not trained yet
+                    self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
+                              continues=row.continues + int(crash), resume_epochs=more,
+                              **self._merge_info(fresh, {"first": now}),
+                              message=f"the {lost}; it is queued to " + (
+                                  f"continue from epoch {done}, whose weights are kept" if done
+                                  else "start again"))
+        return ok
 
     def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:
         """Atomically take the next queued run (:meth:`queue`'s order), or ``run_id``, if fewer than
