@@ -124,7 +124,7 @@ with left:
     # the picked cell said under the matrix too: in an 820-px window its images are 600 px further down,
     # and a click seemed only to draw a black outline
     st.markdown(f"Picked: **{LETTERS[t]} → {LETTERS[p]}**, {views.count_text(len(idx), 'image')}"
-                + (" ([see them ↓](#cell))" if len(idx) else "") + ".")
+                + (" ([see them](#cell))" if len(idx) else "") + ".")  # beside the matrix when wide, below it when narrow
 
 # ----------------------------------------------------------------------------- per class and mistakes
 st.subheader("Per letter")

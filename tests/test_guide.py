@@ -33,6 +33,14 @@ def test_steps_walk_the_lecture_in_order():
     # the two ConvNet steps differ only in the output ReLU: same settings otherwise
     assert guide.SEED.replace(model="convnet") == guide.FIXED
     assert all(s.notice and s.do for s in guide.STEPS)
+    # "with its settings" trained 3 epochs while Train's lecture preset says 10: a walk read the two
+    # as disagreeing, so the step says both numbers
+    from signlab.config import preset
+
+    [seed] = [s for s in guide.STEPS if s.key == "seed"]
+    lecture = preset("lecture", model="seed_convnet")
+    assert guide.SEED.epochs != lecture.epochs
+    assert f"{guide.SEED.epochs} epochs instead of the lecture's {lecture.epochs}" in seed.do, seed.do
 
 
 def test_checks_state_the_users_own_numbers(tmp_path):

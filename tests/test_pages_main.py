@@ -182,7 +182,7 @@ def test_evaluate_page_shows_a_chosen_pair(runs_env):
     n = int(ev.confusion[k, k])
     assert any(f"**{n:,}** of the" in m.value and f"**{LETTERS[k]}**" in m.value for m in at.markdown)
     # and said under the matrix, with a link down to the images (600 px below it at 820 px)
-    picked = f"Picked: **{LETTERS[k]} → {LETTERS[k]}**, {n:,} image{'s' if n != 1 else ''} ([see them ↓](#cell))."
+    picked = f"Picked: **{LETTERS[k]} → {LETTERS[k]}**, {n:,} image{'s' if n != 1 else ''} ([see them](#cell))."
     assert picked in [m.value for m in at.markdown], [m.value for m in at.markdown if "Picked" in m.value]
     # an empty cell says so instead of showing images
     empty = np.argwhere(ev.confusion == 0)
