@@ -14,11 +14,13 @@ steps = views.TOUR_STEPS
 if ui.Keys.GUIDE_STEP not in st.session_state and "step" in st.query_params:  # read from the link only now
     if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
         st.warning(notice, icon="🔗")
-i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", 1), len(steps)))
+runs = ui.own_runs()
+# without a step in the link (the sidebar's Guided tour): after the last step the user's runs show done
+i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", views.tour_resume_step(runs) + 1),
+                                                  len(steps)))
 i = min(max(int(i), 0), len(steps) - 1)
 reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
 st.query_params.update(step=str(i + 1), reached=str(reached + 1))
-runs = ui.own_runs()
 jm = ui.job_manager()
 
 with st.sidebar:

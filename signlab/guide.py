@@ -238,3 +238,11 @@ def step_done(index: int, runs: list[Run], reached: int) -> bool:
         return check(step, runs, lambda r: None) is not None  # type: ignore[arg-type, return-value]
     needs = NEEDS.get(step.key)
     return reached > index and (needs is None or find_run(runs, needs) is not None)
+
+
+def resume_step(runs: list[Run]) -> int:
+    """The step index a visit without a step in its link opens: the one after the last step the
+    user's runs show done (a page step counts only once visited, which such a visit cannot know), or
+    the first. The sidebar's Guided tour opened step 1 under ticks for steps 2, 4 and 5."""
+    done = [k for k in range(len(STEPS)) if step_done(k, runs, reached=0)]
+    return min(done[-1] + 1, len(STEPS) - 1) if done else 0

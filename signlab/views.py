@@ -1440,6 +1440,10 @@ def tour_step_done(index: int, runs: Sequence[Any], reached: int) -> bool:
     return _guide.step_done(index, list(runs), reached)
 
 
+def tour_resume_step(runs: Sequence[Any]) -> int:
+    return _guide.resume_step(list(runs))
+
+
 def tour_run_seconds(run: Any | None) -> float | None:
     """The training seconds of a tour step's own run once it has completed, else None (then its
     "again" is estimated from that run alone: the server's newest five of the network, trained under

@@ -333,3 +333,13 @@ def test_a_dry_run_or_other_settings_do_not_stand_for_a_tour_step(tmp_path):
     assert views.tour_active_run([queued], guide.LOGREG) is None
     mine = create_run(guide.LOGREG, tmp_path, run_id="tours", status="queued")
     assert views.tour_active_run([queued, mine], guide.LOGREG) is mine
+
+
+def test_a_visit_without_a_step_opens_after_the_last_step_done(tmp_path):
+    """The sidebar's Guided tour (no step in its link) opened step 1 under ticks for steps 2, 4 and 5."""
+    assert guide.resume_step([]) == 0
+    logreg = _fake_run(tmp_path, guide.LOGREG, "logreg")
+    assert guide.resume_step([logreg]) == 2  # step 3, the templates of the run just trained
+    seed, fixed = _fake_run(tmp_path, guide.SEED, "seed"), _fake_run(tmp_path, guide.FIXED, "fixed")
+    assert guide.resume_step([logreg, seed, fixed]) == 5  # step 6, the kernels
+    assert [s.key for s in guide.STEPS][5] == "kernels"

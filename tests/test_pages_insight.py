@@ -284,7 +284,7 @@ def test_a_tour_training_step_warms_a_worker_as_train_does(runs_env, monkeypatch
 
     warmed = []
     monkeypatch.setattr(JobManager, "warm", lambda self: warmed.append(self.runs_dir) or False)
-    at = _open("guide")
+    at = _open("guide", step="1")  # without a step it opens after the last step runs_env's runs did
     assert not warmed  # step 1 trains nothing
     at.session_state["guide_step"] = 1
     at.run()

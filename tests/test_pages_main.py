@@ -90,6 +90,23 @@ def test_the_tour_says_when_its_link_names_no_step(runs_env):
     assert at.header[0].value.startswith("8.")
 
 
+def test_the_tour_without_a_step_in_its_link_opens_after_the_users_last_step(tmp_path, monkeypatch, app_caches):
+    """The sidebar's Guided tour opened step 1 under ticks for the steps the student's runs had done."""
+    from signlab import guide
+    from signlab.runs import create_run
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    run = create_run(guide.LOGREG, tmp_path, run_id="tour-logreg", status="completed")
+    (run.dir / "model.safetensors").write_bytes(b"")  # the step counts a run with weights
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("app_pages/guide.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.header[0].value.startswith("3."), at.header[0].value
+    assert at.query_params["step"] == "3"
+
+
 # --------------------------------------------------------------------------- Data
 def test_data_page(runs_env):
     at = _open("data")
