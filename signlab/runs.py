@@ -552,7 +552,7 @@ class Run:
             "optimizer": cfg.get("optimizer"),
             "schedule": cfg.get("schedule"), "augment": cfg.get("augment"),
             "val_accuracy": row.get("val_accuracy"), "test_accuracy": row.get("test_accuracy"),
-            "train_seconds": row.get("train_seconds"), "created": row.get("created"),
+            "train_seconds": row.get("train_seconds"), "created": row.get("created"), "updated": row.get("updated"),
             "message": row.get("message", ""), "stopped_by": row.get("stopped_by"), "paused_by": row.get("paused_by"),
             "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
             "parent": self.parent,  # the run a calibrated run was adapted from

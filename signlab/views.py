@@ -822,14 +822,17 @@ md = _md  # user text made safe for markdown (signlab.numbers.md; ui.md is this)
 code = _code  # an id or a path in a code span, shown exactly (signlab.numbers.code)
 
 
-def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_runs_rows(summaries: Iterable[dict[str, Any]], now: float | None = None) -> list[dict[str, Any]]:
     """Home's "Latest runs": four columns, so the table fits a phone (with six, 461 px of a 358-px
     screen). A completed run shows its accuracy, any other its state beside whatever accuracy it has
     ("training…", "queued", "stopped: 87.00%"); the time, how long it trained (and over how many epochs).
     ``st.table`` renders its cells as markdown, so the names (students choose them) are escaped. Runs
     of several owners (an instructor's Home) get an ``owner`` column after the name, as on Runs: a
-    teacher read five students' runs told apart by their times alone."""
+    teacher read five students' runs told apart by their times alone. A run completed less than
+    :data:`AWAIT_TEST_SECONDS` ago (``now``: ``time.time()``) whose test accuracy is still being
+    measured says so: a student read "—" beside a finished run."""
     summaries = list(summaries)
+    now = time.time() if now is None else now
     owners = len({s.get("owner") for s in summaries}) > 1
     rows = []
     for s in summaries:
@@ -840,7 +843,9 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]]) -> list[dict[str, Any]
         if busy:
             result = "training…" if state != RunState.QUEUED else "queued"
         elif state == RunState.COMPLETED:
-            result = percent(acc)
+            measuring = (acc is None and finite(s.get("val_accuracy")) is not None
+                         and now - (finite(s.get("updated")) or 0.0) < AWAIT_TEST_SECONDS)
+            result = "measuring…" if measuring else percent(acc)
         else:
             result = f"{state}: {percent(acc)}" if acc is not None else state
         epochs = s.get("epochs")

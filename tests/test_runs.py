@@ -42,6 +42,8 @@ def test_run_dir_files_after_training(trained_run):
     assert not torch.equal(history[0], history[1])
     assert run.summary()["run_id"] == run.id == "logreg-session"
     assert run.summary()["status"] == "completed"
+    # when it last changed: Home says "measuring…" for a run completed moments ago without a test accuracy
+    assert run.summary()["updated"] == run.status()["updated"] > 0
 
 
 def _fresh_run(tmp_path, ds, **kw):

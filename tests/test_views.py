@@ -535,6 +535,12 @@ def test_latest_runs_never_show_nan():
     # four columns, so the table fits a phone (with six it was 461 px wide on a 358-px screen): a run that
     # did not complete says so beside the accuracy it has
     assert list(rows[0]) == ["name", "model", "test accuracy", "training time"]
+    # a run that completed moments ago, its test accuracy still being measured, says so ("—" read as
+    # nothing to come); one whose accuracy never came, a minute on, keeps the dash
+    done = {"name": "e", "model": "logreg", "status": "completed", "epochs": 2, "val_accuracy": 0.6,
+            "test_accuracy": None, "train_seconds": 2.0, "updated": 1000.0}
+    assert views.latest_runs_rows([done], now=1005.0)[0]["test accuracy"] == "measuring…"
+    assert views.latest_runs_rows([done], now=1000.0 + views.AWAIT_TEST_SECONDS)[0]["test accuracy"] == views.DASH
     [stopped] = views.latest_runs_rows([{"name": "d", "model": "mlp", "status": "stopped", "epochs": 2,
                                          "test_accuracy": 0.87, "train_seconds": 9.0}])
     assert stopped["test accuracy"] == "stopped: 87.00%" and stopped["training time"] == "9.0 s, 2 epochs"
