@@ -14,6 +14,7 @@ from statistics import median
 from typing import Any, Iterable
 
 MAX_DIGITS = 4  # past this, the figure is as close to 100% as any test set here can tell
+WIDEST = 2  # the decimals a figure is widened to, so as not to read 100% (or 0%), unless more are asked
 
 
 def percent_text(fraction: float, digits: int = 1) -> str:
@@ -23,9 +24,11 @@ def percent_text(fraction: float, digits: int = 1) -> str:
     if not math.isfinite(p):
         return f"{p}%"
     d = max(0, digits)
-    # at most two decimals more than asked: a model's 0.999998 read "W (99.9998%)", and 1 - 1e-9
-    # "C (100.0000%)"; past that, "over 99.99%" (or "under 0.01%") says as much without false precision
-    most = min(MAX_DIGITS, d + 2)
+    # widened to two decimals at most (or as many as asked): a model's 0.999998 read "W (99.9998%)",
+    # and 1 - 1e-9 "C (100.0000%)"; past that, "over 99.99%" (or "under 0.01%") says as much without
+    # false precision. Two, not two more than asked: one probability read "over 99.99%" in Classify's
+    # verdict and "over 99.999%" in its top-5 bars and its Why line, asked with 0 and 1 decimals
+    most = min(MAX_DIGITS, max(d, WIDEST))
     while d < most and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
         d += 1
     if p < 100 and round(p, d) >= 100:

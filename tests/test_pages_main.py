@@ -782,7 +782,7 @@ def test_clickable_confusion_matrix_and_tile_grid():
     # Classify's bars follow the never-a-false-100% rule, as its headline does
     bars = figures.probability_bars([{"letter": "A", "probability": np.float32(0.99996)},
                                      {"letter": "B", "probability": 0.00004}])
-    assert list(bars.data[0].text) == ["0.004%", "99.996%"]
+    assert list(bars.data[0].text) == ["under 0.01%", "over 99.99%"]  # widened to two decimals, as everywhere
     # a short bar's number beside it, never left out (with "auto", a bar of 0% showed none)
     assert list(bars.data[0].textposition) == ["outside", "inside"] and bars.data[0].cliponaxis is False
     tiny = figures.tile_grid(np.zeros((5, 3, 3)), cols=5, tile_px=40)  # 3x3 maps are enlarged

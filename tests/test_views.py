@@ -1022,12 +1022,21 @@ def test_shape_reading_says_what_each_reading_says():
     (1 / 7172, 1, "0.01%"),  # one right answer is not "0.0%"
     (0.5, 1, "50.0%"),
     (0.9449, 1, "94.5%"),  # ordinary rounding elsewhere
-    (0.999998, 1, "over 99.999%"),  # a model's probability: it read "99.9998%"
+    (0.999998, 1, "over 99.99%"),  # a model's probability: it read "99.9998%"
     (1 - 1e-9, 0, "over 99.99%"),  # it read "100.0000%", a false 100% after all
-    (2e-7, 1, "under 0.001%"),
+    (2e-7, 1, "under 0.01%"),
+    (0.99996, 1, "over 99.99%"),
+    (0.99996, 3, "99.996%"),  # as many as asked
 ])
 def test_a_percentage_never_rounds_to_a_false_100_or_0(fraction, digits, text):
     assert views.percent(fraction, digits) == text
+
+
+def test_one_probability_reads_alike_whatever_decimals_were_asked():
+    """Classify said one probability three ways: "over 99.99%" in its verdict (0 decimals asked),
+    "over 99.999%" in its top-5 bars and its Why line (1 asked)."""
+    for p in (0.999998, 1 - 1e-9, 0.99996, 3e-6):
+        assert views.percent(p, 0) == views.percent(p, 1), p
 
 
 def test_the_tour_and_the_pages_share_one_percentage_rule():
