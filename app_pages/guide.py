@@ -15,9 +15,11 @@ if ui.Keys.GUIDE_STEP not in st.session_state and "step" in st.query_params:  # 
     if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
         st.warning(notice, icon="🔗")
 runs = ui.own_runs()
-# without a step in the link (the sidebar's Guided tour): after the last step the user's runs show done
-i = ui.state(ui.Keys.GUIDE_STEP, views.tour_step(st.query_params.get("step", views.tour_resume_step(runs) + 1),
-                                                  len(steps)))
+if ui.Keys.GUIDE_STEP not in st.session_state:
+    # without a step in the link (the sidebar's Guided tour): after the last step the user's runs show done
+    st.session_state[ui.Keys.GUIDE_STEP] = views.tour_step(
+        st.query_params["step"] if "step" in st.query_params else views.tour_resume_step(runs) + 1, len(steps))
+i = st.session_state[ui.Keys.GUIDE_STEP]
 i = min(max(int(i), 0), len(steps) - 1)
 reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
 st.query_params.update(step=str(i + 1), reached=str(reached + 1))

@@ -12,6 +12,7 @@ st.markdown(HOME_INTRO)
 # a row that wraps: as three columns of an 820-px window the first read "Start the guided …"
 starts = st.container(horizontal=True, gap="small")
 if starts.button("🧭 Start the guided tour", type="primary"):
+    st.session_state[ui.Keys.GUIDE_STEP] = 0  # from step 1, as it says; the sidebar's entry resumes
     st.switch_page("app_pages/guide.py")
 if starts.button("🏋️ Train a model now"):
     st.switch_page("app_pages/train.py")

@@ -13,7 +13,6 @@ from numbers import Real
 from statistics import median
 from typing import Any, Iterable
 
-MAX_DIGITS = 4  # past this, the figure is as close to 100% as any test set here can tell
 WIDEST = 2  # the decimals a figure is widened to, so as not to read 100% (or 0%), unless more are asked
 
 
@@ -28,7 +27,7 @@ def percent_text(fraction: float, digits: int = 1) -> str:
     # and 1 - 1e-9 "C (100.0000%)"; past that, "over 99.99%" (or "under 0.01%") says as much without
     # false precision. Two, not two more than asked: one probability read "over 99.99%" in Classify's
     # verdict and "over 99.999%" in its top-5 bars and its Why line, asked with 0 and 1 decimals
-    most = min(MAX_DIGITS, max(d, WIDEST))
+    most = max(d, WIDEST)
     while d < most and ((p < 100 and round(p, d) >= 100) or (p > 0 and round(p, d) <= 0)):
         d += 1
     if p < 100 and round(p, d) >= 100:
@@ -128,7 +127,7 @@ def md(text: Any) -> str:
     finds ``www.``, ``http://`` and ``name@host.tld`` again in the text after the escapes are read,
     so an owner's e-mail address was a mailto link and a run named ``see www.x.com`` a web link on
     other users' pages. An invisible word joiner (U+2060) inside each of those breaks the pattern and
-    reads the same. ``&`` is escaped so that a character reference (``&#64;``, ``&amp;``) stays the
+    reads the same (copied from the page, an address keeps it: the price of not being a link). ``&`` is escaped so that a character reference (``&#64;``, ``&amp;``) stays the
     text it is (it was read as the character, and made the same links), and what starts a block
     where the text starts a cell (``#``, a leading ``-``, ``+`` or ``1.``) so that a run named
     ``# big`` is not a heading in Home's table.

@@ -668,7 +668,7 @@ class RunStore:
     def _expire_unasked(self, conn, row, now: float, lost: str, crash: bool) -> bool:
         """:meth:`_expire` of a run nobody asked to stop: queued again, interrupted (and queued to
         continue), or failed after ``AUTO_CONTINUES`` deaths; whether it was taken."""
-        gone, done, kept = self._held_gone(row)
+        gone, done, _ = self._held_gone(row)
         if row.state == S.CLAIMED.value and row.auto_continue and crash and row.continues >= AUTO_CONTINUES:
             # the count is shared with deaths while training: a run with finished epochs is left
             # interrupted, as after its last automatic continuation, and only a run that never
@@ -745,7 +745,8 @@ class RunStore:
             raise RunError(f"run {run_id} is not in the run database")
         if RunState(row.state) not in FINAL:
             who = f" by {row.worker}" if row.worker else ""
-            then = " (a worker trains it: `signlab worker` if none runs)" if row.state == S.QUEUED.value else ""
+            # plain words: the pages show an error's message as text (ui.guard), backticks and all
+            then = " (a worker trains it: the signlab worker command, if none runs)" if row.state == S.QUEUED.value else ""
             raise RunError(f"run {run_id} is {row.state}{who}{then}; only a finished run can be continued")
         return row
 

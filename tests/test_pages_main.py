@@ -105,6 +105,13 @@ def test_the_tour_without_a_step_in_its_link_opens_after_the_users_last_step(tmp
     assert not at.exception, [e.message for e in at.exception]
     assert at.header[0].value.startswith("3."), at.header[0].value
     assert at.query_params["step"] == "3"
+    # Home's "Start the guided tour" starts it, at step 1, as it says
+    home = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    home.run()
+    [start] = [b for b in home.button if "Start the guided tour" in b.label]
+    start.click().run()
+    assert not home.exception, [e.message for e in home.exception]
+    assert home.header[0].value.startswith("1."), home.header[0].value
 
 
 # --------------------------------------------------------------------------- Data
