@@ -136,10 +136,23 @@ def loss_lines(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line(sy, "step loss", 1, 0.35), line(smoothed, "smoothed", 3, 1.0)]
 
 
-def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE) -> go.Figure:
-    """Step loss (faint) and its smoothed line, from the run log's batch records."""
+REPLAY_FRAMES, REPLAY_FRAME_MS, REPLAY_POINTS = 40, 75, 300  # about 3 s; points a line in each frame but the last
+
+
+def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE, replay: bool = False) -> go.Figure:
+    """Step loss (faint) and its smoothed line, from the run log's batch records.
+
+    ``replay``: a **▶ Replay** button that draws the lines again step by step, in about 3 s, on
+    axes fixed to the whole run (plotly frames, played in the browser). A 2-epoch logistic
+    regression trains in 2-3 s here, faster than the page's first poll, so a student who pressed
+    Start never saw its loss fall; the replay shows it falling. Each frame but the last holds at
+    most :data:`REPLAY_POINTS` points a line, so the figure stays small for a long run."""
+    lines = loss_lines(batches)
     fig = go.Figure([go.Scatter(x=ln["x"], y=ln["y"], mode="lines", name=ln["name"], opacity=ln["opacity"],
-                                line=dict(color=ln["color"], width=ln["width"])) for ln in loss_lines(batches)])
+                                line=dict(color=ln["color"], width=ln["width"])) for ln in lines])
+    n = len(lines[0]["x"]) if lines else 0
+    if replay and n > 1:
+        _add_replay(fig, lines, n)
     # the legend under the chart, as the other loss charts have it: at the top right (the title is on the
     # left) plotly's toolbar covered it whenever the mouse was over the chart
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=-0.25))
@@ -148,6 +161,28 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE) -> go
         fig.update_xaxes(range=[0, 2 * max(b["step"] for b in batches)])
         fig.update_yaxes(range=[0, 2 * max(float(max(loss)), 1e-3)])
     return _layout(fig, LOSS_HEIGHT, title=title)
+
+
+def _add_replay(fig: go.Figure, lines: list[dict[str, Any]], n: int) -> None:
+    """:func:`loss_curve`'s replay: frames of the lines' first points, and the button that plays them."""
+    ys = [y for ln in lines for y in ln["y"] if y is not None]
+    top = max(ys) if ys else 1.0
+    # fixed axes: a frame's few points must not rescale the chart, and the last frame is the chart as drawn
+    fig.update_xaxes(range=[lines[0]["x"][0], lines[0]["x"][-1]])
+    fig.update_yaxes(range=[0, 1.05 * top])
+    frames = []
+    for k in np.unique(np.linspace(2, n, REPLAY_FRAMES).astype(int)):
+        keep = np.unique(np.linspace(0, k - 1, min(k, REPLAY_POINTS)).astype(int)) if k < n else np.arange(n)
+        frames.append(go.Frame(data=[go.Scatter(x=[ln["x"][i] for i in keep], y=[ln["y"][i] for i in keep])
+                                     for ln in lines]))
+    fig.frames = frames
+    play = dict(frame=dict(duration=REPLAY_FRAME_MS, redraw=False), transition=dict(duration=0), fromcurrent=False,
+                mode="immediate")
+    # beside the legend, under the chart: at the top right plotly's toolbar covers it whenever the
+    # mouse is over the chart, and takes the click
+    fig.update_layout(updatemenus=[dict(type="buttons", showactive=False, x=1, xanchor="right", y=-0.25,
+                                        yanchor="top", pad=dict(t=0, r=0),
+                                        buttons=[dict(label="▶ Replay", method="animate", args=[None, play])])])
 
 
 def live_loss_spec(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -1228,7 +1228,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if polling:  # a canvas while it trains (cheap for the browser), plotly once it stops
                 live_chart(batches, key=f"{key}_live_loss", run=run, now=now)
             else:
-                st.plotly_chart(figures.loss_curve(batches), width="stretch", key=f"{key}_loss")
+                # finished: its loss can be watched falling again (a short run ended before the first poll)
+                st.plotly_chart(figures.loss_curve(batches, replay=True), width="stretch", key=f"{key}_loss")
 
     def details() -> None:
         records = metrics(run)

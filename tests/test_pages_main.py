@@ -629,6 +629,17 @@ def test_train_page_puts_the_run_it_follows_in_the_link(runs_env):
     assert len(said) == 1 and said[0].startswith("The link's run "), said
 
 
+def test_train_page_offers_a_finished_runs_loss_as_a_replay(runs_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/train.py")
+    at.query_params["run"] = runs_env[1]  # a finished run
+    at.run()
+    no_error(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    [loss] = [s for s in specs if [d.get("name") for d in s["data"]] == ["step loss", "smoothed"]]
+    assert loss.get("frames") and loss["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ Replay"
+
+
 # --------------------------------------------------------------------------- the pages' helpers
 def _ev(y_true, y_pred) -> Evaluation:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)

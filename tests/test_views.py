@@ -1756,3 +1756,31 @@ def test_an_id_in_a_code_span_is_shown_as_it_is():
     ``_``. :func:`views.code` keeps the id whole, and a backtick in the text inside the span."""
     assert views.code("20261204-035651-seed_convnet-c66") == "`20261204-035651-seed_convnet-c66`"
     assert views.code("a`b") == "``a`b``" and views.code("`x") == "`` `x ``"
+
+
+def test_a_finished_runs_loss_can_be_replayed_falling():
+    """A 2-epoch logistic regression trains in 2-3 s, before the Train page's first poll: a student
+    who pressed Start saw the finished curve, never the loss falling. The finished chart has a
+    Replay button that draws the lines again, step by step, on axes fixed to the whole run."""
+    batches = [{"step": s, "loss": 3.0 / s} for s in range(1, 2001)]
+    still = figures.loss_curve(batches)
+    assert not still.frames and not still.layout.updatemenus
+    fig = figures.loss_curve(batches, replay=True)
+    [menu] = fig.layout.updatemenus
+    [button] = menu.buttons
+    assert button.label == "▶ Replay" and button.method == "animate"
+    assert menu.y < 0  # under the chart: at the top right the toolbar took the click
+    frames = fig.frames
+    assert 2 <= len(frames) <= figures.REPLAY_FRAMES
+    lengths = [len(f.data[1].x) for f in frames]
+    assert all(a <= b for a, b in zip(lengths, lengths[1:]))  # the line grows
+    assert max(lengths[:-1]) <= figures.REPLAY_POINTS  # a long run's frames stay small
+    # the last frame is the chart as drawn, and the axes do not move while it plays
+    for drawn, last in zip(fig.data, frames[-1].data):
+        assert list(last.x) == list(drawn.x) and list(last.y) == list(drawn.y)
+    assert list(fig.layout.xaxis.range) == [fig.data[0].x[0], fig.data[0].x[-1]]
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] >= max(y for y in fig.data[0].y)
+    # frames hold only the first points of each line, in order
+    first = frames[0].data[1]
+    assert list(first.x) == list(fig.data[1].x[:len(first.x)])
+    assert not figures.loss_curve(batches[:1], replay=True).frames  # one point: nothing to play
