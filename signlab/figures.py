@@ -150,9 +150,8 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE, repla
     lines = loss_lines(batches)
     fig = go.Figure([go.Scatter(x=ln["x"], y=ln["y"], mode="lines", name=ln["name"], opacity=ln["opacity"],
                                 line=dict(color=ln["color"], width=ln["width"])) for ln in lines])
-    n = len(lines[0]["x"]) if lines else 0
-    if replay and n > 1:
-        _add_replay(fig, lines, n)
+    if replay and lines and len(lines[0]["x"]) > 1:
+        _add_replay(fig, lines)
     # the legend under the chart, as the other loss charts have it: at the top right (the title is on the
     # left) plotly's toolbar covered it whenever the mouse was over the chart
     fig.update_layout(xaxis_title="step", yaxis_title="cross-entropy loss", legend=dict(orientation="h", y=-0.25))
@@ -163,8 +162,9 @@ def loss_curve(batches: Sequence[dict[str, Any]], title: str = LOSS_TITLE, repla
     return _layout(fig, LOSS_HEIGHT, title=title)
 
 
-def _add_replay(fig: go.Figure, lines: list[dict[str, Any]], n: int) -> None:
+def _add_replay(fig: go.Figure, lines: list[dict[str, Any]]) -> None:
     """:func:`loss_curve`'s replay: frames of the lines' first points, and the button that plays them."""
+    n = len(lines[0]["x"])
     ys = [y for ln in lines for y in ln["y"] if y is not None]
     top = max(ys) if ys else 1.0
     # fixed axes: a frame's few points must not rescale the chart, and the last frame is the chart as drawn

@@ -127,10 +127,12 @@ def md(text: Any) -> str:
     finds ``www.``, ``http://`` and ``name@host.tld`` again in the text after the escapes are read,
     so an owner's e-mail address was a mailto link and a run named ``see www.x.com`` a web link on
     other users' pages. An invisible word joiner (U+2060) inside each of those breaks the pattern and
-    reads the same (copied from the page, an address keeps it: the price of not being a link). ``&`` is escaped so that a character reference (``&#64;``, ``&amp;``) stays the
-    text it is (it was read as the character, and made the same links), and what starts a block
-    where the text starts a cell (``#``, a leading ``-``, ``+`` or ``1.``) so that a run named
-    ``# big`` is not a heading in Home's table.
+    reads the same (copied from the page, an address keeps it: the price of not being a link).
+
+    ``&`` is escaped so that a character reference (``&#64;``, ``&amp;``) stays the text it is (it
+    was read as the character, and made the same links), and what starts a block where the text
+    starts a cell (``#``, a leading ``-``, ``+`` or ``1.``) so that a run named ``# big`` is not a
+    heading in Home's table.
     """
     escaped = "".join("\\" + ch if ch in "\\`*_{}[]()!<>$~:@&#" else ch for ch in str(text))
     escaped = re.sub(r"^(\s*)([-+=])", r"\1\\\2", escaped)       # - list, + list, = underline

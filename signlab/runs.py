@@ -923,9 +923,8 @@ class RunWriter:
         meta = {"epoch": str(epoch), "plain": json.dumps(plain)}
         # and the random state the next epoch starts from, which a continuation takes up (Trainer.rng_state):
         # in the metadata, as text, since an older signlab reads every tensor of the file as the optimizer's
-        if callable(getattr(trainer, "rng_state", None)):
-            meta["rng"] = json.dumps({k: base64.b64encode(v.detach().cpu().contiguous().numpy().tobytes()).decode()
-                                      for k, v in trainer.rng_state().items()})
+        meta["rng"] = json.dumps({k: base64.b64encode(v.detach().cpu().contiguous().numpy().tobytes()).decode()
+                                  for k, v in trainer.rng_state().items()})
         atomic_write_safetensors(d / "optimizer.safetensors", tensors, meta)
         atomic_write_safetensors(d / WEIGHTS_FILE, state, {"epoch": str(epoch)})
         (d / "optimizer.json").unlink(missing_ok=True)  # an older signlab's, of an earlier epoch now

@@ -222,7 +222,7 @@ def dataset() -> Dataset:
     try:
         return _dataset()
     except SignlabError as err:
-        st.error(f"Cannot load the dataset: {md(str(err))}", icon="⚠️")
+        say_error("Cannot load the dataset", err)
         st.stop()
 
 
@@ -431,14 +431,20 @@ def open_run_safe(run_id: str, action: str = "view") -> Run | None:
         return None
 
 
+def say_error(what: str, err: SignlabError) -> None:
+    """``what: <err>`` in a red box. The message may quote what the user gave (a file's name, a
+    link's value), so it is drawn as text, not markdown (an upload named ``**x** www.y.com`` was bold,
+    with a link)."""
+    st.error(f"{what + ': ' if what else ''}{md(str(err))}", icon="⚠️")
+
+
 @contextmanager
 def guard(what: str = "") -> Iterator[None]:
     """Show a SignlabError as a clear message in the page instead of a traceback."""
     try:
         yield
     except SignlabError as err:
-        # the message may quote what the user gave (a file's name, a link's value): text, not markdown
-        st.error(f"{what + ': ' if what else ''}{md(str(err))}", icon="⚠️")
+        say_error(what, err)
 
 
 def or_stop(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -446,7 +452,7 @@ def or_stop(what: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except SignlabError as err:
-        st.error(f"{what}: {md(str(err))}", icon="⚠️")
+        say_error(what, err)
         st.stop()
 
 

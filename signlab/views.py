@@ -139,8 +139,7 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     rather than stay on the first and contradict the Evaluate page."""
     test, val = finite(status.get("test_accuracy")), finite(status.get("val_accuracy"))
     secs = finite(status.get("train_seconds")) or 0.0
-    since = (time.time() if now is None else now) - (finite(status.get("updated")) or 0.0)
-    awaiting = bool(val and not test and since < AWAIT_TEST_SECONDS)
+    awaiting = awaiting_test(status, now)
     if test and val and percent(test) != percent(val):  # a student reads 100% on the chart and 99.74% here
         # in plain words: "the network alone" against "the model as it predicts" read as jargon
         if not validated_on_test:
@@ -166,6 +165,15 @@ def _completed_message(status: dict[str, Any], done: int, now: float | None, val
     else:
         result = "."
     return f"✅ Finished {count_text(done, 'epoch')} in {secs:.1f} s of training" + result, awaiting
+
+
+def awaiting_test(status: dict[str, Any], now: float | None = None) -> bool:
+    """Whether a completed run's test accuracy is still to come: it has a validation accuracy, no
+    test accuracy, and changed under :data:`AWAIT_TEST_SECONDS` ago (``now``: ``time.time()``). Train's
+    line and Home's table ask the same."""
+    test, val = finite(status.get("test_accuracy")), finite(status.get("val_accuracy"))
+    since = (time.time() if now is None else now) - (finite(status.get("updated")) or 0.0)
+    return bool(val and not test and since < AWAIT_TEST_SECONDS)
 
 
 def pause_label(paused: bool) -> str:
@@ -832,7 +840,6 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]], now: float | None = No
     :data:`AWAIT_TEST_SECONDS` ago (``now``: ``time.time()``) whose test accuracy is still being
     measured says so: a student read "—" beside a finished run."""
     summaries = list(summaries)
-    now = time.time() if now is None else now
     owners = len({s.get("owner") for s in summaries}) > 1
     rows = []
     for s in summaries:
@@ -843,9 +850,7 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]], now: float | None = No
         if busy:
             result = "training…" if state != RunState.QUEUED else "queued"
         elif state == RunState.COMPLETED:
-            measuring = (acc is None and finite(s.get("val_accuracy")) is not None
-                         and now - (finite(s.get("updated")) or 0.0) < AWAIT_TEST_SECONDS)
-            result = "measuring…" if measuring else percent(acc)
+            result = "measuring…" if awaiting_test(s, now) else percent(acc)
         else:
             result = f"{state}: {percent(acc)}" if acc is not None else state
         epochs = s.get("epochs")
