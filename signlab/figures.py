@@ -757,6 +757,57 @@ def _thumbnail(image: np.ndarray):
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="L")
 
 
+LABEL_BOX = (0.042, 0.05)  # a letter's name on the Map, with a few pixels around it, as a share of the plot (560 x 740 px)
+
+
+def spread_labels(centres: dict[int, tuple[float, float]], ranges: tuple[tuple[float, float], tuple[float, float]],
+                  box: tuple[float, float] = LABEL_BOX, rounds: int = 400) -> dict[int, tuple[float, float]]:
+    """Where each letter's name goes on the Map so that no two cover each other: at its centre when
+    it is free, else pushed the least way apart from the names it overlaps (a weak model's map
+    stacked half the alphabet's names in one heap, unreadable). ``ranges``: the plot's
+    ((x0, x1), (y0, y1)), in which ``box`` (a name's width and height as shares of the plot) is
+    measured. Names that never touch another keep their exact centre; moved ones stay inside the
+    plot. Deterministic: ties are broken by the letters' order."""
+    keys = sorted(centres)
+    if len(keys) < 2:
+        return {k: tuple(centres[k]) for k in keys}
+    lo = np.array([ranges[0][0], ranges[1][0]], dtype=float)
+    span = np.array([ranges[0][1] - ranges[0][0], ranges[1][1] - ranges[1][0]], dtype=float)
+    span[~(span > 0)] = 1.0
+    size = np.asarray(box, dtype=float)
+    start = (np.array([centres[k] for k in keys], dtype=float) - lo) / span  # (K, 2) in plot shares
+    pos = start.copy()
+    touched = np.zeros(len(keys), dtype=bool)
+    # names on one spot start on a small spiral around it (golden angle): pushed along one axis only,
+    # a dozen of them made a row that never came apart
+    for n, i in enumerate(i for i in range(1, len(keys)) if (np.abs(start[:i] - start[i]) < 1e-9).all(axis=1).any()):
+        turn = 2.399963 * (n + 1)
+        pos[i] += 0.25 * size * np.sqrt(n + 1) * np.array([np.cos(turn), np.sin(turn)])
+    for _ in range(rounds):
+        # (K, K, 2): how far each pair's boxes overlap on each axis; a pair covers itself when both are > 0
+        apart = np.abs(pos[None, :, :] - pos[:, None, :])
+        clash = np.triu(((size - apart) > 1e-9).all(axis=2), k=1)
+        if not clash.any():
+            break
+        for i, j in zip(*np.nonzero(clash)):
+            d = pos[j] - pos[i]
+            overlap = size - np.abs(d)
+            if (overlap <= 1e-9).any():  # an earlier push this round freed them
+                continue
+            axis = int(np.argmin(overlap / size))  # the way out that is shortest for a name's shape
+            sign = np.sign(d[axis]) or (1.0 if (i + j) % 2 else -1.0)  # on one spot: alternate the ways
+            step = (overlap[axis] / 2 + 1e-6) * sign
+            pos[i, axis] -= step
+            pos[j, axis] += step
+            touched[[i, j]] = True
+        pos[touched] = np.clip(pos[touched], size / 2, 1 - size / 2)
+    out = {}
+    for k, p, s0 in zip(keys, pos, start):
+        # a name that never moved keeps its centre as given (no round trip through the shares)
+        out[k] = tuple(centres[k]) if np.allclose(p, s0, atol=1e-9) else tuple(float(v) for v in lo + p * span)
+    return out
+
+
 def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray | None = None,
                 selected: int | None = None, thumbnails: Sequence[tuple[float, float, np.ndarray]] = (),
                 zoom: tuple[tuple[float, float], tuple[float, float]] | None = None,
@@ -811,11 +862,24 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
     notes = []
     if centres:
         # each name in a white box ringed in its letter's colour: on a 0.6-white ground the names
-        # sank into the clusters of points of the same colour
-        notes += [dict(x=x, y=y, text=f"<b>{LETTERS[k]}</b>", showarrow=False,
-                       font=dict(size=15, color=colors[k]), bgcolor="rgba(255,255,255,0.9)",
-                       bordercolor=colors[k], borderwidth=1, borderpad=1)
-                  for k, (x, y) in centres.items()]
+        # sank into the clusters of points of the same colour. Names that would cover each other
+        # (a weak model's letters share one region) are moved apart, each on a thin line in its
+        # colour to where its points are
+        if zoom is not None:
+            ranges = zoom
+        else:
+            ranges = tuple((float(coords[:, i].min()), float(coords[:, i].max())) if len(coords) else (0.0, 1.0)
+                           for i in range(2))
+        placed = spread_labels(centres, ranges)
+        for k, (x, y) in centres.items():
+            lx, ly = placed[k]
+            box = dict(text=f"<b>{LETTERS[k]}</b>", font=dict(size=15, color=colors[k]),
+                       bgcolor="rgba(255,255,255,0.9)", bordercolor=colors[k], borderwidth=1, borderpad=1)
+            if (lx, ly) == (x, y):
+                notes.append(dict(x=x, y=y, showarrow=False, **box))
+            else:  # the arrow's head at the letter's points, its tail (and the name) where there is room
+                notes.append(dict(x=x, y=y, ax=lx, ay=ly, axref="x", ayref="y", showarrow=True, arrowhead=0,
+                                  arrowwidth=1, arrowcolor=colors[k], standoff=0, **box))
     if pile is not None:  # drawn last: above the letters' names
         notes.append(dict(x=pile[0], y=pile[1], text=pile[2], showarrow=True, arrowhead=2, arrowwidth=1.5,
                           arrowcolor=INK, ax=70, ay=-70, font=dict(size=12, color=INK),

@@ -481,3 +481,42 @@ def test_a_maps_probabilities_keep_two_close_letters_apart(tmp_path, small_datas
         assert views.tie_note(fm.probs[0]) is None
         assert views.top_k(fm.probs[0], 2)[0]["letter"] == "H", views.top_k(fm.probs[0], 2)
     assert fm.cached
+
+
+def test_the_maps_letter_names_never_cover_each_other():
+    """A weak model's map put a dozen letters' medians in one region, and their names lay on top of each
+    other (a student's walk: "Map labels overlap"). Names that would touch are moved apart, each on a
+    line in its colour to its points; a name with room keeps its exact place."""
+    box = np.array(figures.LABEL_BOX)
+
+    def clashes(placed: dict) -> int:
+        p = np.array([placed[k] for k in sorted(placed)])
+        apart = np.abs(p[None] - p[:, None])
+        return int(np.triu(((box - apart) > 1e-9).all(axis=2), k=1).sum())
+
+    heap = {k: (0.5, 0.5) for k in range(12)} | {k: (0.45 + 0.01 * k, 0.52) for k in range(12, 20)}
+    heap |= {20: (0.05, 0.95), 21: (0.95, 0.05)}
+    assert clashes(heap) > 0
+    placed = figures.spread_labels(heap, ((0.0, 1.0), (0.0, 1.0)))
+    assert clashes(placed) == 0 and sorted(placed) == sorted(heap)
+    assert all(box[0] / 2 - 1e-9 <= x <= 1 - box[0] / 2 + 1e-9 and box[1] / 2 - 1e-9 <= y <= 1 - box[1] / 2 + 1e-9
+               for k, (x, y) in placed.items() if placed[k] != heap[k])
+    assert placed[20] == heap[20] and placed[21] == heap[21]  # far from the heap: not moved
+    # the shares are of the plot's own ranges: the same layout on a map of other units
+    scaled = figures.spread_labels({k: (10 * x - 5, 300 * y) for k, (x, y) in heap.items()}, ((-5.0, 5.0), (0.0, 300.0)))
+    assert all(scaled[k] == pytest.approx((10 * placed[k][0] - 5, 300 * placed[k][1])) for k in heap)
+    assert figures.spread_labels({3: (1.0, 2.0)}, ((0.0, 1.0), (0.0, 1.0))) == {3: (1.0, 2.0)}
+
+    # on the figure: a moved name points at its letter's points, a free one sits on them
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    coords = np.column_stack([np.where(y == 2, 9.0, 0.0), np.zeros(60)]) + rng.normal(0, 0.01, (60, 2))
+    coords[0], coords[-1] = (-1.0, -1.0), (10.0, 1.0)  # the map's corners, so that A and B share a spot on it
+    centres = embedding.class_centres(coords, y)
+    fig = figures.feature_map(coords, y, y, centres=centres)
+    notes = {a.text: a for a in fig.layout.annotations}
+    for letter in ("<b>A</b>", "<b>B</b>"):
+        a = notes[letter]
+        assert a.showarrow and a.axref == "x" and a.ayref == "y" and (a.ax, a.ay) != (a.x, a.y)
+    assert notes["<b>A</b>"].x == pytest.approx(centres[0][0]) and notes["<b>A</b>"].y == pytest.approx(centres[0][1])
+    assert not notes["<b>C</b>"].showarrow and (notes["<b>C</b>"].x, notes["<b>C</b>"].y) == centres[2]
