@@ -1192,9 +1192,67 @@ def _draw_status(view: "views.LiveStatus") -> None:
         {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[view.kind](view.message)
 
 
+def _run_details(run: Run, cfg: Any, key: str, drawn_with: RunState, asked_first: bool) -> None:
+    """Under a run's loss chart: its epoch curves, its network's health and, for a run with weights,
+    the next steps. ``asked_first``: it trains now, so they are drawn only when the student asks
+    (``views.DETAILS_WHILE_TRAINING`` says why); a paused run draws them, as those words promise: it
+    takes no CPU from training."""
+    records = metrics(run)
+    epochs = logged(records, Logged.EPOCH)
+    hint = live_hint(cfg, epochs)
+    if hint:
+        st.caption(hint)
+    if asked_first:
+        asked = st.session_state.get(Keys.DETAILS_DRAWN) == run.id
+        c1, c2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut "Draw them now" at 1280 px
+        c1.caption(views.DETAILS_WHILE_TRAINING)
+        # set in the click's callback, so the rerun it starts already shows the charts and "Redraw"
+        c2.button("📈 Redraw them" if asked else "📈 Draw them now", key=f"{key}_draw_details", width="stretch",
+                  on_click=st.session_state.__setitem__, args=(Keys.DETAILS_DRAWN, run.id))
+        if not asked:
+            return
+    if epochs:
+        st.plotly_chart(figures.epoch_curves(epochs, val_is_test=cfg.val_fraction == 0), width="stretch",
+                        key=f"{key}_epochs")
+    _health(records, cfg, key)
+    # a stopped run with finished epochs has weights to look at too (it had no next step but Continue)
+    if drawn_with == RunState.COMPLETED or (drawn_with == RunState.STOPPED and run.has_weights()):
+        _next_steps(run)
+
+
+def _health(records: list[dict[str, Any]], cfg: Any, key: str) -> None:
+    """The network's health charts, from the run's logged steps (none: nothing is drawn)."""
+    health = health_records(records)
+    if not health:
+        return
+    st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
+    series = health_series(health)
+    st.plotly_chart(figures.health_charts(series, labels=views.health_labels(cfg)), width="stretch",
+                    key=f"{key}_health")
+    st.caption(HEALTH_CAPTION + (f" {DEAD_RELU_CAPTION}" if series.get("dead") else ""))
+    if series["dead_logits"] is not None:
+        st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
+                   "are clipped.")
+
+
+def _next_steps(run: Run) -> None:
+    """Buttons to the pages that look at a trained run: Evaluate, Kernels, Classify."""
+    c1, c2, c3 = st.columns(3)
+    if c1.button("🎯 Evaluate it", width="stretch"):
+        look_at(run.id)
+        st.switch_page("app_pages/evaluate.py")
+    if c2.button("🔬 See its kernels", width="stretch"):
+        look_at(run.id)
+        st.switch_page("app_pages/kernels.py")
+    if c3.button("✋ Classify a sign", width="stretch"):
+        choose_for_classify(run.id)
+        st.switch_page("app_pages/classify.py")
+
+
 def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", compact: bool = False,
              key: str = "live") -> None:
-    """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps.
+    """A run's status, loss chart and (unless ``compact``) epoch curves, health and next steps
+    (:func:`_run_details`).
 
     While the run is active, the status and the loss chart (a canvas, see :func:`live_chart`) poll
     every :func:`poll_seconds` (the chart faster, from its feed, when there is one); the epoch
@@ -1238,47 +1296,7 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
                 st.plotly_chart(figures.loss_curve(batches, replay=True), width="stretch", key=f"{key}_loss")
 
     def details() -> None:
-        records = metrics(run)
-        epochs = logged(records, Logged.EPOCH)
-        hint = live_hint(cfg, epochs)
-        if hint:
-            st.caption(hint)
-        # drawn on demand while it trains (views.DETAILS_WHILE_TRAINING says why); a paused run draws
-        # them, as those words promise: it takes no CPU from training
-        if polling and not view.paused:
-            asked = st.session_state.get(Keys.DETAILS_DRAWN) == run.id
-            c1, c2 = st.columns([2, 1], vertical_alignment="center")  # [3, 1] cut "Draw them now" at 1280 px
-            c1.caption(views.DETAILS_WHILE_TRAINING)
-            # set in the click's callback, so the rerun it starts already shows the charts and "Redraw"
-            c2.button("📈 Redraw them" if asked else "📈 Draw them now", key=f"{key}_draw_details", width="stretch",
-                      on_click=st.session_state.__setitem__, args=(Keys.DETAILS_DRAWN, run.id))
-            if not asked:
-                return
-        if epochs:
-            st.plotly_chart(figures.epoch_curves(epochs, val_is_test=cfg.val_fraction == 0), width="stretch",
-                            key=f"{key}_epochs")
-        health = health_records(records)
-        if health:
-            st.markdown("**🩺 The network's health** (measured every logged step, kept with the run)")
-            series = health_series(health)
-            st.plotly_chart(figures.health_charts(series, labels=views.health_labels(cfg)), width="stretch",
-                            key=f"{key}_health")
-            st.caption(HEALTH_CAPTION + (f" {DEAD_RELU_CAPTION}" if series.get("dead") else ""))
-            if series["dead_logits"] is not None:
-                st.caption(f"{DEAD_LOGITS_CAPTION} Now: **{100 * series['dead_logits'][-1]:.0f}%** of the scores "
-                           "are clipped.")
-        # a stopped run with finished epochs has weights to look at too (it had no next step but Continue)
-        if drawn_with == RunState.COMPLETED or (drawn_with == RunState.STOPPED and run.has_weights()):
-            c1, c2, c3 = st.columns(3)
-            if c1.button("🎯 Evaluate it", width="stretch"):
-                look_at(run.id)
-                st.switch_page("app_pages/evaluate.py")
-            if c2.button("🔬 See its kernels", width="stretch"):
-                look_at(run.id)
-                st.switch_page("app_pages/kernels.py")
-            if c3.button("✋ Classify a sign", width="stretch"):
-                choose_for_classify(run.id)
-                st.switch_page("app_pages/classify.py")
+        _run_details(run, cfg, key, drawn_with, asked_first=polling and not view.paused)
 
     if not polling:
         _drop_feeds()  # the run stopped: its chart no longer asks
