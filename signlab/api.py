@@ -69,10 +69,15 @@ class ControlWatcher:
                 trainer.stop()
 
     def _resumed(self) -> bool:
-        """Whether the pause is over: stopped, the lease lost, or resumed with a slot taken back."""
+        """Whether the pause is over: stopped, the lease lost, or resumed with a slot taken back. The
+        lost lease is read first: the pause request stays on a lease another process took back, and
+        read first it kept this process paused for the whole pause limit (for good with none), counted
+        by the server as a worker still starting, so a one-slot class queue stalled behind it."""
+        if self.lease.lost.is_set():
+            return True
         if self.lease.control == "pause":
             return False
-        return self.lease.control == "stop" or self.lease.lost.is_set() or self.writer.resume()
+        return self.lease.control == "stop" or self.writer.resume()
 
 
 def pause_limit_seconds(runs_dir: Path) -> float:

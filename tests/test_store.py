@@ -3,6 +3,7 @@ under the job limit, leases, many workers and servers on one queue, faults, resu
 requests and bad files that must never break the others."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -610,6 +611,47 @@ def test_a_pause_past_the_limit_at_an_epochs_end_stops_once(tmp_path, monkeypatc
     assert trainer.reason == "stopped, paused for over 1 s," and len(paused) == 1
     watcher("the epoch's end", trainer)  # the pause is still asked: no second pause
     assert len(paused) == 1
+
+
+def test_a_paused_run_whose_lease_is_taken_leaves_its_pause_at_once(tmp_path, monkeypatch):
+    """A paused run's process stalled past its lease (a suspended laptop, a database outage) and another
+    process took the run back: the pause request stayed on the lost lease, and the watcher, reading it
+    first, stayed paused for the whole pause limit (for good with none) while the server counted it as a
+    worker still starting. It now stops at its next poll."""
+    monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "2")
+    from signlab import api
+    from signlab.runs import RunWriter
+    from signlab.store import Heartbeat
+
+    monkeypatch.setattr(api, "pause_limit_seconds", lambda root: 0)  # no limit: the pause alone never ends
+    run = create_run(TrainConfig(**TINY), tmp_path, run_id="r1")
+    store = store_for(tmp_path)
+    claim = store.claim("worker-a", limit=1)
+    store.update(claim, RunState.RUNNING, epochs_completed=1)
+    lease = Heartbeat(store, claim)  # its thread not started: the watcher beats it
+    store.request("r1", "pause")
+    lease.beat()
+    assert lease.control == "pause"
+
+    class Trainer:
+        stop_requested, reason = False, None
+
+        def stop(self, reason="stopped by request"):
+            self.stop_requested, self.reason = True, reason
+
+        @contextlib.contextmanager
+        def off_the_clock(self):
+            yield
+
+    trainer = Trainer()
+    watcher = api.ControlWatcher(RunWriter(run, claim, lease), lease, poll_seconds=0.02)
+    paused = threading.Thread(target=watcher, args=("a batch's end", trainer), daemon=True)
+    paused.start()
+    wait_for(lambda: store.get("r1")["status"] == RunState.PAUSED, 10, what="the run to pause")
+    store.expire_leases(now=time.time() + 100)  # another process takes it back
+    assert store.get("r1")["status"] != RunState.PAUSED
+    paused.join(10)
+    assert not paused.is_alive() and lease.lost.is_set() and trainer.stop_requested
 
 
 def test_a_paused_run_gives_its_slot_to_the_queue_and_resumes_when_one_is_free(tmp_path, db_url):
