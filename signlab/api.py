@@ -134,7 +134,8 @@ def train(cfg: TrainConfig, runs_dir: Path | str | None = None, callbacks: Itera
 
 
 def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), dataset: Dataset | None = None,
-                  evaluate_test: bool = True, max_steps: int | None = None, device: str | None = None) -> dict[str, Any]:
+                  evaluate_test: bool = True, max_steps: int | None = None, device: str | None = None,
+                  changes: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a run this process holds (``claim``): fresh, or for ``claim.resume_epochs`` more epochs.
 
     ``max_steps``: a continuation's own dry-run limit. The limit a run was first trained with is
@@ -142,6 +143,9 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
     continuation's limit is not written to config.json (a later continuation would inherit it).
     ``device``: the worker's device, for a run whose config leaves it to the machine ("auto"); used
     for this fit only, never written to config.json (the next fit may be another worker's).
+    ``changes``: a continuation's new settings (``train --resume --lr``), written to config.json with
+    its epochs only once its fit is built: written before, a refused continuation left a completed
+    run with settings it never trained with.
 
     Anything that stops it from starting (unreadable settings, a missing dataset) fails this run
     alone, with its message, and is raised as a SignlabError.
@@ -164,7 +168,7 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                     # saw, or what a killed run still owed): its target holds even when the weights are one
                     # epoch ahead of that count (it trained one epoch past it, or past the run's own target)
                     target = recorded + claim.resume_epochs
-                    base = run.config
+                    base = run.config.replace(**(changes or {}))
                     if done >= target:  # the kill came after the last epoch asked for was saved
                         dataset = dataset if dataset is not None else load_dataset(base.data)
                         return _complete_unrecorded(run, base.replace(epochs=done), writer, done, dataset,
@@ -181,18 +185,18 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                     cfg = cfg.replace(device=device)
                 resolve_device(cfg.device)
                 dataset = dataset if dataset is not None else load_dataset(cfg.data)
-                if claim.resume_epochs:
-                    # config.json records the whole run: its epochs are the total after this continuation.
-                    # Written once the device and the data are there: a resume refused for them had already
-                    # written its epochs (and --device cuda) into the settings of a run it never trained
-                    run.save_config(base.replace(epochs=target, max_steps=None))
+                # config.json records the whole run: its epochs are the total after this continuation.
+                # Written once the fit is built (_fit): a resume refused for its device, its data or its
+                # model had already written its epochs (and --device cuda) into a run it never trained
+                settled = base.replace(epochs=target, max_steps=None) if claim.resume_epochs else None
             except SignlabError as err:
                 writer.not_started(str(err))
                 raise
             except Exception as err:
                 writer.not_started(f"{type(err).__name__}: {err}")
                 raise
-            return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test, schedule_from)
+            return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test, schedule_from,
+                        settled)
         except ShutDown:  # its worker is shut down: the worker hands the run back (worker.run_worker), not stopped
             raise
         except KeyboardInterrupt:
@@ -234,9 +238,7 @@ def continue_run(ref: str, epochs: int, runs_dir: Path | str | None = None,
     resolve_device(wanted.device)
     dataset = dataset if dataset is not None else load_dataset(wanted.data)
     claim = run.store.claim_final(run.id, new_worker_id("cli"), int(epochs))
-    if changes:
-        run.save_config(run.config.replace(**changes))
-    return train_claimed(run, claim, callbacks, dataset, evaluate_test, max_steps=max_steps)
+    return train_claimed(run, claim, callbacks, dataset, evaluate_test, max_steps=max_steps, changes=changes)
 
 
 def _complete_unrecorded(run: Run, cfg: TrainConfig, writer: RunWriter, done: int, dataset: Dataset,
@@ -318,7 +320,11 @@ def _schedule_origin(run: Run, done: int) -> int:
 
 def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease: Heartbeat,
          callbacks: Iterable[Callback], start_epoch: int, state: dict[str, Any] | None,
-         evaluate_test: bool, schedule_from: int | None = None) -> dict[str, Any]:
+         evaluate_test: bool, schedule_from: int | None = None, settled: TrainConfig | None = None) -> dict[str, Any]:
+    """Build the model and the Trainer, then train. ``settled``: a continuation's whole settings, written
+    once the fit is built. A fit that cannot be built fails a fresh run, and gives a continuation's
+    finished run back as it was (``RunWriter.not_started``): a continuation out of memory on the device
+    turned a completed run into a failed one."""
     run.remove_partial_writes()  # left by an earlier holder that was killed mid-write
     cbs: list[Callback] = [writer, ControlWatcher(writer, lease), HealthMonitor(writer.log), *callbacks]
     try:
@@ -328,13 +334,15 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         trainer = Trainer(cfg, model, dataset, cbs, start_epoch=start_epoch,
                           optimizer_state=state.get("optimizer") if state else None, schedule_from=schedule_from,
                           rng_state=state.get("rng") if state else None)
+        if settled is not None:
+            run.save_config(settled)
     except torch.OutOfMemoryError as err:  # the data and the model do not fit on the device
         message = ("out of memory while putting the data and the model on the device; wait for other "
                    "training jobs to finish, choose a smaller model, or train on the CPU (device cpu)")
-        writer.set_state(RunState.FAILED, message=message)
+        writer.not_started(message)
         raise RunError(message) from err
     except Exception as err:
-        writer.set_state(RunState.FAILED, message=str(err))
+        writer.not_started(str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}")
         raise
     fit_started = time.perf_counter()
     end = trainer.fit()

@@ -755,3 +755,52 @@ def test_a_continuation_that_cannot_start_leaves_the_finished_run_as_it_was(tmp_
         api.train_claimed(fresh, claim)
     assert fresh.status()["status"] == RunState.FAILED
     assert fresh.status()["message"] == "train.csv: no such file"
+
+
+def test_a_continuation_whose_fit_cannot_be_built_keeps_the_run_and_its_settings(tmp_path, small_dataset, monkeypatch):
+    """Two of a review's findings. A queued continuation out of memory on the device (or whose model
+    would not take its weights) turned a completed run into a failed one: the fit's own failure path
+    set FAILED where every check before it gave the run back. And `train --resume --lr 0.5` wrote the
+    new rate into config.json before the continuation could start, so a refused one left a completed
+    run with settings it never trained with. Now both give the run back as it was, settings too; the
+    settings are written once the fit is built. A fresh run whose fit cannot be built still fails, and
+    its log says so (a folder read without the database read "interrupted")."""
+    cfg = TrainConfig(model="logreg", epochs=1, max_steps=3, augment=False, device="cpu", lr=1e-3)
+    api.train(cfg, tmp_path, run_id="kept", dataset=small_dataset)
+    run = open_run("kept", tmp_path)
+    before = run.status()
+
+    def no_room(config):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(api, "build_model", no_room)
+    with pytest.raises(RunError, match="out of memory"):
+        api.continue_run("kept", 2, tmp_path, dataset=small_dataset, lr=0.5)
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED and row["epochs_completed"] == 1, row
+    assert row["message"].startswith(f"{before['message']}; its continuation could not start: out of memory")
+    assert run.config.lr == 1e-3 and run.config.epochs == 1  # neither the rate nor the epochs were written
+
+    run.store.enqueue_continue("kept", 2)  # a page's Continue, taken by a worker
+    claim = run.store.claim("worker-1", 1)
+
+    def broken(config):
+        raise RuntimeError("size mismatch for layer.weight")
+
+    monkeypatch.setattr(api, "build_model", broken)
+    with pytest.raises(RuntimeError):
+        api.train_claimed(run, claim)
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED and run.config.epochs == 1, row
+    assert "its continuation could not start: RuntimeError: size mismatch" in row["message"]
+
+    monkeypatch.undo()  # once it can be built, the continuation trains and writes its settings
+    assert api.continue_run("kept", 1, tmp_path, dataset=small_dataset, lr=0.5, max_steps=2)["status"] == "completed"
+    assert run.config.lr == 0.5 and run.config.epochs == 2 and run.epochs_completed() == 2
+
+    fresh, claim = create_held_run(cfg, "worker-2", tmp_path, run_id="fresh")
+    monkeypatch.setattr(api, "build_model", broken)
+    with pytest.raises(RuntimeError):
+        api.train_claimed(fresh, claim, dataset=small_dataset)
+    assert fresh.status()["status"] == RunState.FAILED
+    assert [m["status"] for m in fresh.metrics() if m["type"] == "fit_end"] == ["failed"]
