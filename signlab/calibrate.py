@@ -142,6 +142,16 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def _listed(folder: Path, keep: Callable[[Path], bool]) -> list[Path]:
+    """The entries of ``folder`` that ``keep`` accepts; a folder (or an entry) this user may not read is
+    a :class:`CalibrationError` naming it (it was a traceback and exit 1 from ``calibrate``)."""
+    try:
+        return [p for p in folder.iterdir() if keep(p)]
+    except OSError as err:
+        where = err.filename or folder
+        raise CalibrationError(f"{where}: cannot be read ({err.strerror or err}); check its permissions") from err
+
+
 def load_folder(folder: str | Path) -> list[Photo]:
     """Every photo of a ``<LETTER>/<image>`` folder, letters in alphabet order, files in natural order.
 
@@ -160,7 +170,7 @@ def load_folder(folder: str | Path) -> list[Photo]:
         raise CalibrationError(f"{folder}: no such folder (expected <LETTER>/<image> files inside)")
     photos: list[Photo] = []
     real_root = root.resolve()
-    dirs = sorted((d for d in root.iterdir() if d.is_dir() and _kept(d)), key=lambda d: (d.name.upper(), d.name))
+    dirs = sorted(_listed(root, lambda d: d.is_dir() and _kept(d)), key=lambda d: (d.name.upper(), d.name))
     seen: dict[str, str] = {}
     for d in dirs:
         letter = letter_of(d.name, d)
@@ -169,7 +179,8 @@ def load_folder(folder: str | Path) -> list[Photo]:
         seen[letter] = d.name
         if not _inside(d, real_root):
             raise CalibrationError(f"{root / d.name}/: a link out of {root}; put the photos themselves in it")
-        files = sorted((f for f in d.iterdir() if f.is_file() and _kept(f)), key=lambda f: (natural_key(f.name), f.name))
+        files = sorted(_listed(root / d.name, lambda f: f.is_file() and _kept(f)),
+                       key=lambda f: (natural_key(f.name), f.name))
         if not files:
             raise CalibrationError(f"{root / d.name}/: the folder holds no photos")
         for f in files:

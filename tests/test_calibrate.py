@@ -390,11 +390,26 @@ def test_calibration_adapts_the_hand_shape_network_too(parent, dataset, tmp_path
     assert handshape.net_for(plain_run.dir) is shipped
 
 
-@pytest.mark.parametrize("case", ["no-photos", "unknown-letter", "unreadable", "no-run"])
-def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case):
+@pytest.mark.parametrize("case", ["no-photos", "unknown-letter", "unreadable", "no-run", "no-access",
+                                  "no-access-letter"])
+def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case, monkeypatch):
+    """A bad folder is one line and exit 2; a folder this user may not read (a classmate's, a mount) was
+    a PermissionError's traceback and exit 1 (the tests run as root, so the refusal is made here)."""
     folder = tmp_path / "mine"
     folder.mkdir()
     run = parent.id
+    if case.startswith("no-access"):
+        (folder / "B").mkdir()
+        (folder / "B" / "1.png").write_bytes(styled_png(np.zeros((28, 28), np.uint8)))
+        barred = folder / "B" if case == "no-access-letter" else folder
+        listing = Path.iterdir
+
+        def refuse(self):
+            if self == barred:
+                raise PermissionError(13, "Permission denied", str(self))
+            return listing(self)
+
+        monkeypatch.setattr(Path, "iterdir", refuse)
     if case == "unknown-letter":
         (folder / "Ä").mkdir()
     elif case == "unreadable":
@@ -409,7 +424,8 @@ def test_cli_bad_input_exits_2_with_one_line(parent, tmp_path, capsys, case):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("signlab: "), err
     assert {"no-photos": "no photos", "unknown-letter": "not a letter folder", "unreadable": "1.jpg",
-            "no-run": "no-such-run"}[case] in err
+            "no-run": "no-such-run", "no-access": f"{folder}: cannot be read (Permission denied)",
+            "no-access-letter": f"{folder / 'B'}: cannot be read (Permission denied)"}[case] in err
     assert {r.id for r in list_runs(parent.dir.parent)} == before  # nothing half-made is left behind
 
 
