@@ -695,7 +695,9 @@ def import_folder(store: RunStore, folder: Path) -> str | None:
     done = finite(old.get("epochs_completed"))
     target = finite(old.get("target_epochs"))
     created = finite(meta.get("created"))
-    if created is None:
+    # seconds since 1970, not after tomorrow: a time in milliseconds from an outside script (year 56902)
+    # broke the Runs page's dates for everyone who could see the run, its instructors always
+    if created is None or not 0 < created <= time.time() + 86400:
         try:
             created = folder.stat().st_mtime
         except OSError:

@@ -2,7 +2,9 @@
 workers and continuing a run."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 
 import pytest
 import torch
@@ -146,6 +148,25 @@ def test_an_older_signlabs_running_folder_is_imported_as_interrupted(tmp_path, s
     status = open_run("legacy", tmp_path).status()
     assert status["status"] == RunState.INTERRUPTED and status["epochs_completed"] == 2
     assert status["test_accuracy"] == 0.9 and status["name"] == "old run" and status["created"] == 1.5e9
+
+
+@pytest.mark.parametrize("created", [1.5e12, -5.0, 0.0])
+def test_a_copied_in_runs_impossible_creation_time_gives_way_to_its_folders(tmp_path, created):
+    """A folder copied in with its creation time in milliseconds (an outside script's) was taken as
+    seconds: year 56902, and the Runs page's table raised for everyone who could see the run. A time
+    before 1970 or after tomorrow gives way to the folder's own time."""
+    from signlab import compare
+
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    (folder / "meta.json").write_text(json.dumps({"name": "copied run", "created": created}))
+    (folder / "status.json").write_text(json.dumps({"status": "completed", "epochs_completed": 1}))
+    os.utime(folder, (1.7e9, 1.7e9))
+    run = open_run("copied", tmp_path)
+    assert run.status()["created"] == 1.7e9
+    rows = compare.runs_table([run])
+    assert rows[0]["created"].year == dt.datetime.fromtimestamp(1.7e9).year
 
 
 def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
