@@ -973,9 +973,16 @@ class RunWriter:
                       "train_accuracy": event.train_accuracy, "val_loss": event.val_loss,
                       "val_accuracy": event.val_accuracy, "epoch_seconds": event.epoch_seconds,
                       "train_seconds": event.train_seconds, "samples_per_second": event.samples_per_second})
-            self.set_state(epochs_completed=event.epoch, val_accuracy=event.val_accuracy,
-                           train_seconds=self._before + event.train_seconds,
-                           samples_per_second=event.samples_per_second)
+            try:
+                self.set_state(epochs_completed=event.epoch, val_accuracy=event.val_accuracy,
+                               train_seconds=self._before + event.train_seconds,
+                               samples_per_second=event.samples_per_second)
+            except SignlabError:
+                # the database away for a moment (locked, a dropped connection): the epoch's weights and
+                # its record are saved, and the next write (the next epoch's, the fit's end) carries the
+                # count, which a continuation also reads from the weights. Raised, it failed a healthy run
+                # at epoch 1 with that epoch on disk, its count 0
+                pass
         elif isinstance(event, FitEnd):
             try:
                 self.log({"type": Logged.FIT_END, "status": event.status, "message": event.message,

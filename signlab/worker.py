@@ -156,7 +156,7 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                                    f"mounted? is --runs-dir the class's folder?); run {claim.run_id} was put "
                                    "back in the queue")
                 try:
-                    store.worker_beat(worker_id, current=claim.run_id)
+                    _beat(store, worker_id, current=claim.run_id)
                     _fault_point("after_claim")
                     record = _train_one(root, claim, device, say)
                 except ShutDown:  # before training began or during it (api.train_claimed lets it through)
@@ -169,7 +169,7 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
                         on_finish(record)
                     raise
                 finished += 1
-                store.worker_beat(worker_id, current=None, finished=finished)
+                _beat(store, worker_id, current=None, finished=finished)
                 if on_finish:
                     on_finish(record)
         except KeyboardInterrupt:
@@ -180,6 +180,16 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
             except SignlabError:
                 pass
     return finished
+
+
+def _beat(store, worker_id: str, **fields: Any) -> None:
+    """The worker's own row, around a run: bookkeeping that the next loop's beat repeats. The database
+    away for a moment there ended the worker, and the run it had just claimed waited out its lease and
+    counted as a crash."""
+    try:
+        store.worker_beat(worker_id, **fields)
+    except SignlabError:
+        pass
 
 
 def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]) -> dict[str, Any]:

@@ -469,3 +469,30 @@ def test_a_worker_that_cannot_start_is_logged_once_not_at_every_poll(tmp_path: P
         said = [jm.try_tick() for _ in range(5)]
     assert len(set(said)) == 1 and said[0] is not None
     assert sum("no worker could be started" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_database_away_as_a_worker_notes_its_run_does_not_end_the_worker(tmp_path: Path, monkeypatch, small_dataset):
+    """A worker notes in its own row the run it has just claimed, and the count it has finished. The
+    run database away for a moment at either note ended the worker, and the run it had claimed waited
+    out its lease and counted as a crash; those notes are bookkeeping the next loop's beat repeats."""
+    from signlab import api, worker
+    from signlab.errors import SignlabError
+    from signlab.store import RunStore
+
+    monkeypatch.setattr(api, "load_dataset", lambda *a, **k: small_dataset)
+    runs = [create_run(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False), tmp_path,
+                       run_id=f"run-{i}", status=RunState.QUEUED) for i in range(2)]
+    beat, refused = RunStore.worker_beat, []
+
+    def away(self, worker_id, **fields):
+        if "current" in fields:  # the notes around a run, each refused once
+            key = "claimed" if fields["current"] else "finished"
+            if key not in refused:
+                refused.append(key)
+                raise SignlabError("the run database sqlite:///runs.db is not available: database is locked")
+        return beat(self, worker_id, **fields)
+
+    monkeypatch.setattr(RunStore, "worker_beat", away)
+    assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1) == 2
+    assert sorted(refused) == ["claimed", "finished"]
+    assert all(str(r.status()["status"]) == "completed" and r.status()["attempt"] == 1 for r in runs)

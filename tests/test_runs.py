@@ -169,6 +169,30 @@ def test_a_copied_in_runs_impossible_creation_time_gives_way_to_its_folders(tmp_
     assert rows[0]["created"].year == dt.datetime.fromtimestamp(1.7e9).year
 
 
+def test_a_database_away_at_an_epochs_end_does_not_fail_the_run(tmp_path, small_dataset, monkeypatch):
+    """The run database away for a moment ("database is locked", a PostgreSQL restart) as an epoch's
+    end wrote its count: the error reached the Trainer, the run ended failed with 0 epochs though epoch
+    1's weights were saved, and nothing continued it. That write is progress the next one carries."""
+    from signlab.store import RunStore
+
+    cfg = TrainConfig(model="logreg", epochs=3, augment=False, batch_size=128, device="cpu")
+    run = create_run(cfg, tmp_path, run_id="r")
+    claim = run.store.claim("worker-1", 1)
+    update, refused = RunStore.update, []
+
+    def away_once(self, claim, state=None, **changes):
+        if state is None and changes.get("epochs_completed") == 1 and not refused:
+            refused.append(changes)
+            raise SignlabError("the run database sqlite:///runs.db is not available: database is locked")
+        return update(self, claim, state, **changes)
+
+    monkeypatch.setattr(RunStore, "update", away_once)
+    record = api.train_claimed(run, claim, dataset=small_dataset, evaluate_test=False)
+    assert refused and record["status"] == "completed", record
+    row = run.status()
+    assert row["status"] == RunState.COMPLETED and row["epochs_completed"] == 3, row
+
+
 def test_an_expired_lease_reads_as_interrupted(tmp_path, monkeypatch):
     """Liveness is the lease: a holder that stops renewing it loses the run, on any host."""
     monkeypatch.setenv("SIGNLAB_LEASE_SECONDS", "1")
