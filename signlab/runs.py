@@ -627,8 +627,23 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
             raise RunError(f"run {run.id} was already deleted") from err
         except OSError as err:
             raise storage_error(err, run.dir) from err
+        try:  # the move's time, which _remove_left_deletions reads (a rename keeps the folder's own)
+            os.utime(gone)
+        except OSError:
+            pass
 
-    run.store.delete(run.id, then=move_away)
+    try:
+        run.store.delete(run.id, then=move_away)
+    except BaseException:
+        # the row stays (its commit failed: a full disk, the database gone, the server killed): so does
+        # the folder. Left moved away, the run was hidden from every listing, its row unreachable by
+        # Delete, and it counted against its owner's runs for good
+        if gone.is_dir() and not run.dir.exists():
+            try:
+                os.rename(gone, run.dir)
+            except OSError:
+                pass
+        raise
     shutil.rmtree(gone, ignore_errors=True)
     _remove_left_deletions(run.dir.parent)
 

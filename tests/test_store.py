@@ -1329,6 +1329,41 @@ def test_a_deletion_a_killed_process_left_is_removed_by_a_later_delete(tmp_path)
     assert (tmp_path / ".deleting-link").is_symlink() and not (tmp_path / "r2").exists()
 
 
+def test_a_delete_whose_commit_fails_leaves_the_run_as_it_was(tmp_path, monkeypatch):
+    """Delete moves the run's folder away inside the row's transaction. When the commit then failed (a
+    full disk, the database gone) the row stayed and the folder did not: the run was hidden from every
+    listing, Delete said "no such run", and it counted against its owner's runs for good; and the
+    moved folder kept its old time, so the next Delete of any run removed it as a left deletion. The
+    folder now comes back; a moved one is stamped with the time of its move."""
+    import shutil
+
+    from signlab.runs import delete_run
+
+    create_run(TrainConfig(**TINY), tmp_path, run_id="kept", status=RunState.COMPLETED)
+    os.utime(tmp_path / "kept", (1e9, 1e9))
+    tx = RunStore._tx
+
+    @contextlib.contextmanager
+    def commit_fails(self, serialise=False):
+        with tx(self, serialise) as conn:
+            yield conn
+            raise SignlabError("the run database is not available: disk I/O error")  # as at its commit: rolled back
+
+    monkeypatch.setattr(RunStore, "_tx", commit_fails)
+    with pytest.raises(SignlabError, match="disk I/O error"):
+        delete_run("kept", tmp_path)
+    monkeypatch.setattr(RunStore, "_tx", tx)
+    assert [r.id for r in list_runs(tmp_path)] == ["kept"] and (tmp_path / "kept" / "config.json").is_file()
+    assert not list(tmp_path.glob(".deleting-*"))
+
+    moved = []
+    rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda a, b: moved.append(Path(b)) or rename(a, b))
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)  # a process killed before it removed the folder
+    delete_run("kept", tmp_path)
+    assert moved and moved[0].is_dir() and time.time() - moved[0].stat().st_mtime < 60
+
+
 def test_a_run_continued_to_its_own_epochs_goes_on_with_its_learning_rate_schedule(tmp_path, small_dataset):
     """What a killed (or stopped) run still owed of its own epochs is trained by the next worker from its
     last finished epoch: the fit goes on, one-cycle schedule and all. A fresh schedule over the epochs
