@@ -323,6 +323,10 @@ class RunStore:
             else:
                 self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
             self._create_tables()
+            # measured once: each process stamped and read leases with its own clock, and a dashboard
+            # server or a TA's laptop whose clock ran a lease ahead took back every live run of the class
+            # each second (a worker checks its clock and refuses to start; those did not)
+            self._skew = 0.0 if self.is_sqlite else self.clock_offset()
         except OSError as err:
             raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
         except ImportError as err:
@@ -462,7 +466,7 @@ class RunStore:
         there): the row commits only if it succeeds, and a concurrent insert of the same id (a
         listing importing the new folder) waits for that commit and is refused, instead of winning."""
         state = RunState(state)
-        now = time.time()
+        now = self._now()
         claimed = holder is not None
         if claimed:
             state = S.CLAIMED
@@ -554,7 +558,7 @@ class RunStore:
 
         Every server ticks this each second and every watching page each poll: a plain read finds
         whether anything expired, so the usual case takes no write lock."""
-        now = now or time.time()
+        now = now or self._now()
         with self._reader() as conn:
             stale = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(
                 runs_table.c.state.in_([s.value for s in HOLDING]), runs_table.c.lease_until < now)).scalar()
@@ -714,13 +718,13 @@ class RunStore:
         take or no free slot.
         """
         with self._tx(serialise=True) as conn:
-            self._expire(conn, time.time())
+            self._expire(conn, self._now())
             holding = conn.execute(sa.select(sa.func.count()).select_from(runs_table).where(_TAKES_SLOT)).scalar()
             if holding >= limit:
                 return None
             # stamped after the count, so a claim's time is always later than the release it relied on
             # (the history then proves the limit: no instant has more than `limit` claims open)
-            now = time.time()
+            now = self._now()
             if run_id:
                 take = run_id
             else:
@@ -753,7 +757,7 @@ class RunStore:
     def claim_final(self, run_id: str, worker: str, epochs: int) -> Claim:
         """Claim a finished run directly (``train --resume`` in this process); RunError when it is
         queued, held by someone else, or claimed by another resume a moment ago."""
-        now = time.time()
+        now = self._now()
         # a dead holder's run is taken back in a transaction of its own: taken back inside the claim's,
         # the refusal below rolled it back, so "is queued" described a state never saved
         self.expire_leases(now)
@@ -776,7 +780,7 @@ class RunStore:
         writes its own row only between runs, so one training for longer than two leases dropped out of
         :meth:`workers`. The job manager then took it for a worker still starting (and started none
         for the next run), and the Sweeps page said "Starting the worker…" in the middle of a trial."""
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             row = self._held(conn, claim)
             renewed = conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
@@ -792,7 +796,7 @@ class RunStore:
     def update(self, claim: Claim, state: RunState | None = None, **changes: Any) -> None:
         """The holder records progress (and, with ``state``, moves the run). LeaseLost if not held."""
         with self._tx() as conn:
-            now = time.time()  # inside the transaction: after every claim that came before it
+            now = self._now()  # inside the transaction: after every claim that came before it
             row = self._held(conn, claim)
             new = RunState(state) if state is not None else RunState(row.state)
             if new == S.RUNNING and row.state == S.CLAIMED.value:
@@ -819,7 +823,7 @@ class RunStore:
                 self._held(conn, claim)
             except LeaseLost:
                 return
-            now = time.time()
+            now = self._now()
             self._expire(conn, now)  # any other run's lease that ran out, as always (a crash)
             conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
                                                    runs_table.c.attempt == claim.attempt).values(lease_until=0.0))
@@ -847,10 +851,10 @@ class RunStore:
                         self._held(conn, claim)
                         conn.execute(runs_table.update().where(runs_table.c.run_id == claim.run_id,
                                                                runs_table.c.attempt == claim.attempt)
-                                     .values(updated=time.time(), message=self.RESUME_WAIT))
+                                     .values(updated=self._now(), message=self.RESUME_WAIT))
                 return False
         with self._tx(serialise=True) as conn:
-            now = time.time()
+            now = self._now()
             row = self._held(conn, claim)
             if row.state != S.PAUSED.value:
                 return True
@@ -867,7 +871,7 @@ class RunStore:
         is written only while no later claim has taken the run: read while the run's owner pressed
         Continue and a spare worker began the next fit, it landed on that fit, whose weights it never
         tested. Returns whether it was written."""
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             row = conn.execute(_locked(runs_table.c.run_id == run_id)).first()
             if row is None:
@@ -888,7 +892,7 @@ class RunStore:
         pause, as ``paused_by``."""
         if action not in CONTROLS:
             raise ValueError(action)
-        now = time.time()
+        now = self._now()
         with self._tx(serialise=True) as conn:
             row = conn.execute(_locked(runs_table.c.run_id == run_id)).first()
             if row is None:
@@ -927,7 +931,7 @@ class RunStore:
         """Queue ``epochs`` more epochs of a finished run (RunError when it is not finished;
         QuotaError when its owner has ``max_active`` runs queued or training). What the run was is
         kept, for a Stop before the continuation starts (:meth:`_cancel_queued`)."""
-        now = time.time()
+        now = self._now()
         with self._tx(serialise=True) as conn:
             row = self._finished(conn, run_id, now)
             self._check_active(conn, row.owner, max_active)
@@ -955,7 +959,7 @@ class RunStore:
             row = self._held(conn, claim)
             if row.state != S.CLAIMED.value or not claim.resume_epochs:
                 return None
-            return self._put_back(conn, row, time.time(), CONTINUATION_FAILED + why, worker=None, pid=None,
+            return self._put_back(conn, row, self._now(), CONTINUATION_FAILED + why, worker=None, pid=None,
                                   lease_until=None, control=None)
 
     def _put_back(self, conn, row, now: float, ending: str, **values: Any) -> RunState | None:
@@ -1037,7 +1041,7 @@ class RunStore:
     def move_first(self, run_id: str) -> None:
         """Put a queued run at the head of the queue, before the owners' turns (an instructor's "Start
         next": a run to show the class, or one that must not wait). RunError when it is not waiting."""
-        now = time.time()
+        now = self._now()
         with self._tx(serialise=True) as conn:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
             if row is None:
@@ -1108,6 +1112,12 @@ class RunStore:
                 conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
 
     # -- workers (processes that claim runs or run sweeps), for liveness across hosts
+    def _now(self) -> float:
+        """The time leases, heartbeats and every state change are stamped and read with: the database
+        server's clock on PostgreSQL (this machine's less the offset measured when the store opened),
+        this machine's for SQLite (a file here)."""
+        return time.time() - self._skew
+
     def clock_offset(self) -> float:
         """Seconds this machine's clock is ahead of the database server's (negative: behind), 0 for
         SQLite (a file on this machine). Leases are stamped with the holder's clock and read with the
@@ -1122,7 +1132,7 @@ class RunStore:
         return (before + after) / 2 - theirs
 
     def register_worker(self, worker_id: str, kind: str, study: str | None = None, **info: Any) -> None:
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.worker_id == worker_id))
             conn.execute(workers_table.insert().values(worker_id=worker_id, kind=kind, host=socket.gethostname(),
@@ -1131,7 +1141,7 @@ class RunStore:
 
     def worker_beat(self, worker_id: str, **info: Any) -> None:
         with self._tx() as conn:
-            values: dict[str, Any] = {"heartbeat": time.time()}
+            values: dict[str, Any] = {"heartbeat": self._now()}
             if info:
                 old = conn.execute(sa.select(workers_table.c.info)
                                    .where(workers_table.c.worker_id == worker_id)).scalar()
@@ -1142,10 +1152,9 @@ class RunStore:
         with self._tx() as conn:
             conn.execute(workers_table.delete().where(workers_table.c.worker_id == worker_id))
 
-    @staticmethod
-    def _live_workers(kind: str | None = None, study: str | None = None) -> sa.Select:
+    def _live_workers(self, kind: str | None = None, study: str | None = None) -> sa.Select:
         """Live workers: a heartbeat within two leases (from any host)."""
-        q = sa.select(workers_table).where(workers_table.c.heartbeat >= time.time() - 2 * lease_seconds())
+        q = sa.select(workers_table).where(workers_table.c.heartbeat >= self._now() - 2 * lease_seconds())
         if kind:
             q = q.where(workers_table.c.kind == kind)
         if study:

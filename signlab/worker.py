@@ -44,14 +44,15 @@ SLOT_RESTART, SLOT_RESTART_MAX = 1.0, 60.0  # seconds before a dead slot starts 
 
 def check_clock(store) -> None:
     """RunError when this machine's clock differs from the run database's by a quarter of a lease or
-    more (:meth:`signlab.store.RunStore.clock_offset`): its leases would read as expired elsewhere,
-    or never expire."""
+    more (:meth:`signlab.store.RunStore.clock_offset`). Leases are stamped and read in the database's
+    time (``RunStore._now``), but the times a worker writes into a run's folder (its log, a sweep's
+    trials) are this machine's, and the pages set them beside the database's."""
     offset = store.clock_offset()
     if abs(offset) >= lease_seconds() / 4:
         way = "behind" if offset < 0 else "ahead of"
-        raise RunError(f"this machine's clock is {abs(offset):.0f} s {way} the run database's: its runs' "
-                       "leases would be taken back (or never run out) on the other machines; set the clock "
-                       "right (NTP: timedatectl set-ntp true) and start the worker again")
+        raise RunError(f"this machine's clock is {abs(offset):.0f} s {way} the run database's: the times it "
+                       "writes into its runs would be off on the other machines; set the clock right (NTP: "
+                       "timedatectl set-ntp true) and start the worker again")
 
 
 def _folder_missing(root: Path, store, run_id: str) -> bool:

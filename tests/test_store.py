@@ -1502,6 +1502,35 @@ def test_postgresql_the_clock_offset_is_read_from_the_server(postgres_server):
     assert RunStore(f"sqlite:///{Path(os.environ.get('TMPDIR', '/tmp')) / secrets.token_hex(4)}.db").clock_offset() == 0.0
 
 
+def test_postgresql_a_store_whose_clock_is_off_takes_back_no_live_run(postgres_server, monkeypatch):
+    """Only workers checked their clock. A dashboard server (or a TA's `signlab runs`) whose clock ran a
+    lease ahead of the database's read every live lease as run out and took the class's runs back,
+    each second; a holder whose clock was behind stamped its lease already run out. Every store now
+    stamps and reads leases in the database's time, measured once when it opens."""
+    import secrets
+    import types
+
+    from signlab import store as store_module
+    from tests._postgres import create_database
+
+    url = create_database(postgres_server, f"t_{secrets.token_hex(4)}")
+    honest = RunStore(url)
+    honest.add("live", RunState.QUEUED)
+    claim = honest.claim("worker-1", 1)
+    assert claim is not None and claim.run_id == "live"
+    honest.update(claim, RunState.RUNNING)
+    for skew in (+300.0, -300.0):  # this process's clock five minutes ahead, then behind
+        clock = types.SimpleNamespace(sleep=time.sleep, monotonic=time.monotonic, perf_counter=time.perf_counter,
+                                      time=lambda skew=skew: time.time() + skew)
+        monkeypatch.setattr(store_module, "time", clock)
+        skewed = RunStore(url)
+        assert abs(skewed.clock_offset() - skew) < 1.0
+        assert skewed.expire_leases() == []  # ahead: it read the lease as run out
+        skewed.heartbeat(claim)  # behind: it stamped a lease already run out
+        monkeypatch.undo()
+        assert honest.expire_leases() == [] and honest.get("live")["status"] == RunState.RUNNING, skew
+
+
 def test_ctrl_c_on_a_one_slot_worker_hands_its_run_back(tmp_path):
     """Ctrl-C on a worker in a terminal stopped its run for good ("told to quit at once"), waiting for
     its student to press Continue, where SIGTERM and a two-slot worker handed it back to the queue."""
