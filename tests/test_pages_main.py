@@ -886,16 +886,30 @@ def test_a_paused_run_draws_its_curves_as_the_page_says(runs_env, monkeypatch, a
     from signlab.runs import create_held_run
     from signlab.store import RunState
 
+    from signlab.runs import RunWriter
+
     root, _ = runs_env
     monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
     run, claim = create_held_run(TrainConfig(model="logreg", epochs=2), "w", root)
     run.store.update(claim, RunState.RUNNING)
+    writer = RunWriter(run, claim)  # its first epoch, and the health monitor's samples of it
+    for step in (10, 20):
+        writer.log({"type": "batch", "step": step, "epoch": 1, "loss": 3.0 - step / 10, "lr": 1e-3})
+        writer.log({"type": "health", "step": step, "epoch": 1,
+                    "layers": {"fc": {"grad_norm": 0.5, "weight_norm": 2.0 + step / 100}}})
+    writer.log({"type": "epoch", "epoch": 1, "train_loss": 1.2, "train_accuracy": 0.6, "val_loss": 1.1,
+                "val_accuracy": 0.62, "epoch_seconds": 3.0, "train_seconds": 3.0, "samples_per_second": 9000.0})
+    writer.close()
     draw = lambda at: [b for b in at.button if "Draw them now" in b.label]  # noqa: E731
+    health = lambda at: [m for m in at.markdown if "The network's health" in m.value]  # noqa: E731
     at = _open("train")
-    assert draw(at), "while it trains, the curves wait for the button"
+    assert draw(at) and not health(at), "while it trains, the curves wait for the button"
+    charts = len(at.get("plotly_chart"))
     run.store.update(claim, RunState.PAUSED)
     at.run()
     assert not at.exception and not draw(at)
+    # what the words promise is drawn: the epoch curves and the health charts, two charts more
+    assert health(at) and len(at.get("plotly_chart")) == charts + 2
 
 
 def test_the_health_caption_explains_only_the_charts_drawn(runs_env, dataset, app_caches):

@@ -141,6 +141,9 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
         assert "are drawn when the run pauses or ends" in page.inner_text("body")
         page.get_by_role("button", name="Draw them now").click()
         page.get_by_role("button", name="Redraw them").wait_for(timeout=30_000)
+        # drawn, not only the button's new word: the health monitor's charts, a plotly chart beside the canvas
+        page.get_by_text("🩺 The network's health").wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         wait_points_above(page, second, 30)  # the live chart kept polling meanwhile
     with step(page, "switch to Data and back while it trains"):
         page.get_by_role("link", name="Data").first.click()
