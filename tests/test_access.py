@@ -96,11 +96,19 @@ def test_visibility_follows_the_setting(setup):
         access.open_for(BOB, "alice-run", "view", hidden, root)
 
 
-@pytest.mark.parametrize("ref", ["/etc", "../outside", "alice-run/../../x", str(Path("/tmp"))])
+@pytest.mark.parametrize("ref", ["/etc", "../outside", "alice-run/../../x", str(Path("/tmp")), "ROOT/alice-run",
+                                 "./alice-run", "ROOT/../elsewhere/planted", "../elsewhere/planted"])
 def test_links_take_run_ids_never_paths(setup, ref):
+    """A page link names a run by its id. The refs that are paths include ones that lead to a real run
+    (this one's own folder, by its absolute path or ./) and to a folder outside the runs folder that
+    looks like a run (a config.json): with only paths to nowhere, a page that took paths passed too."""
     root, _ = setup
+    planted = root.parent / "elsewhere" / "planted"
+    planted.mkdir(parents=True, exist_ok=True)
+    (planted / "config.json").write_text((root / "alice-run" / "config.json").read_text())
     with pytest.raises(AccessError):
-        access.open_for(TEACH, ref, "view", Policy(), root)
+        access.open_for(TEACH, ref.replace("ROOT", str(root)), "view", Policy(), root)
+    assert access.open_for(TEACH, "alice-run", "view", Policy(), root).id == "alice-run"  # its id opens it
 
 
 def test_quota_jobs_per_user(setup):

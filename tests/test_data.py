@@ -196,9 +196,17 @@ def test_pair_source_and_gzip_equivalence(csvs, cache):
     assert ds.train.source == str(plain) and ds.test.source == str(gz)
 
 
-@pytest.mark.parametrize("source", ["a.csv,", ",b.csv", "a.csv,b.csv,c.csv", "/no/such/folder"])
-def test_bad_sources(source):
-    with pytest.raises(DataError):
+@pytest.mark.parametrize("source, said", [("a.csv,", "give two locations as TRAIN,TEST"),
+                                          (",b.csv", "give two locations as TRAIN,TEST"),
+                                          ("a.csv,b.csv,c.csv", "give two locations as TRAIN,TEST"),
+                                          ("/no/such/folder", "/no/such/folder")])
+def test_bad_sources(source, said, csvs, monkeypatch):
+    """The files exist (with the pair's check gone, these loaded or failed for another reason): each
+    source is refused for its shape, with the words that say so."""
+    for name in ("a.csv", "b.csv", "c.csv"):
+        csvs.write(name)
+    monkeypatch.chdir(csvs.folder)
+    with pytest.raises(DataError, match=said):
         load_dataset(source)
 
 

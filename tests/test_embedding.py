@@ -488,6 +488,9 @@ def test_the_maps_letter_names_never_cover_each_other():
     other (a student's walk: "Map labels overlap"). Names that would touch are moved apart, each on a
     line in its colour to its points; a name with room keeps its exact place."""
     box = np.array(figures.LABEL_BOX)
+    # the box is a name's size on the page, not the code's own word for it: a bold 15-px letter with its
+    # border and padding is about 15 x 21 px, in a plot about 540 x 490 px inside the Map's 560 x 740 box
+    assert box[0] * 540 >= 15 + 4 and box[1] * 490 >= 21 + 2
 
     def clashes(placed: dict) -> int:
         p = np.array([placed[k] for k in sorted(placed)])
@@ -520,3 +523,8 @@ def test_the_maps_letter_names_never_cover_each_other():
         assert a.showarrow and a.axref == "x" and a.ayref == "y" and (a.ax, a.ay) != (a.x, a.y)
     assert notes["<b>A</b>"].x == pytest.approx(centres[0][0]) and notes["<b>A</b>"].y == pytest.approx(centres[0][1])
     assert not notes["<b>C</b>"].showarrow and (notes["<b>C</b>"].x, notes["<b>C</b>"].y) == centres[2]
+    # a zoomed map measures the names in its own region: A and B a fifth of it apart there have room
+    zoomed = {0: (0.2, 0.5), 1: (0.8, 0.5)}
+    fig = figures.feature_map(coords * 10, y, y, centres=zoomed, zoom=((0.0, 1.0), (0.0, 1.0)))
+    assert not any(a.showarrow for a in fig.layout.annotations)
+    assert figures.spread_labels(zoomed, ((-1.0, 91.0), (-10.0, 10.0))) != zoomed  # on the whole map they touch

@@ -97,8 +97,11 @@ def test_run_id_validation(bad, tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc", "a/b", ""])
-def test_open_run_refuses_unsafe_refs(bad, tmp_path):
-    with pytest.raises(RunError):
+def test_open_run_refuses_a_ref_that_is_no_run(bad, tmp_path):
+    """The command line's RUN may be a path (open_run); what is refused is a ref that names no run:
+    nothing there, a folder without config.json (/etc), an empty id. The pages' refusal of every path
+    is test_access.test_links_take_run_ids_never_paths; a link out of the folder, the test below."""
+    with pytest.raises(RunError, match="no such run|not a run directory|not a valid run id"):
         open_run(bad, tmp_path)
 
 
