@@ -190,8 +190,11 @@ with left:
     with st.form("runs_rename", border=False):
         r1, r2 = st.columns([3, 1], vertical_alignment="bottom")  # [4, 1] cut "Rename" at 1280 px
         # the name the pickers and the table show ("4 Dec 15:54:20" for an unnamed run, not its id)
+        # a classmate's run (read-only) keeps its box shut too: it took "hacked by bob" with Rename greyed out
         new_name = r1.text_input("Name", value=shown_name, max_chars=views.NAME_CHARS, key=f"runs_name_{run.id}",
-                                 help=f"At most {views.NAME_CHARS} characters: the box takes no longer paste.")
+                                 disabled=not mine,
+                                 help=f"At most {views.NAME_CHARS} characters: the box takes no longer paste."
+                                 if mine else "Only its owner (or an instructor) can rename this run.")
         pressed = r2.form_submit_button("✏️ Rename", width="stretch", disabled=not mine)
         # a 300-character paste the box refused left the name as it was, and the page said "Renamed to" it
         if pressed and new_name.strip() == shown_name:

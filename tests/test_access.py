@@ -876,3 +876,20 @@ def test_an_address_the_sign_in_provider_has_not_verified_is_not_the_users_id():
     assert access.sign_in_id({"email": TEACH.id, "email_verified": "false"}) == ""  # then no id: refused
     with pytest.raises(AccessError, match="no user id"):
         access.user_for(access.sign_in_id({"email": TEACH.id, "email_verified": "false"}), pol)
+
+
+def test_a_classmates_run_on_the_runs_page_has_its_name_box_shut(setup, monkeypatch, app_caches):
+    """With classmates shown, a student's Runs page showed a classmate's run read-only, with Rename greyed
+    out but the Name box open: it took "hacked by bob" (nothing saved, but it looked as if it could be).
+    The box is shut too, and says why; the owner's own box stays open."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    at = _as(BOB, "runs", {"run": "alice-run"})
+    assert not at.exception
+    name = next(t for t in at.text_input if t.label == "Name")
+    rename = next(b for b in at.button if "Rename" in b.label)
+    assert name.disabled and rename.disabled and "Only its owner" in name.help
+    at = _as(ALICE, "runs", {"run": "alice-run"})
+    assert not next(t for t in at.text_input if t.label == "Name").disabled
