@@ -986,10 +986,11 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
                   yanchor="top", tracegroupgap=0)
     shown = sum(tr.showlegend is not False for tr in fig.data)
     height = 340 if rows == 1 else 560 + 20 * int(np.ceil(shown / 2))
-    _layout(fig, height + (40 if title else 0), title=title, legend=legend)
+    _layout(fig, height + (40 if title else 20), title=title, legend=legend)
     # a title gets a line of its own above the panels' titles (in the default top margin it was
-    # drawn over "Gradient size", and at 820 px the two ran into each other)
-    return fig.update_layout(margin_t=80) if title else fig
+    # drawn over "Gradient size", and at 820 px the two ran into each other); without one, the panels'
+    # titles still sit below the line plotly's toolbar takes at the top right (it covered "Weight size")
+    return fig.update_layout(margin_t=80 if title else 60)
 
 
 # --------------------------------------------------------------------------- runs side by side
