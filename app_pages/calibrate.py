@@ -130,6 +130,9 @@ with st.expander("Method"):
 few = views.few_photos_warning([p["photo"] for p in photos])
 if few:
     st.info(few, icon="📸")
+missing = views.missing_letters_note([p["photo"] for p in photos])
+if missing:
+    st.info(missing, icon="🔤")
 no_hand = views.no_hand_warning([(p["photo"], p.get("hand", True)) for p in photos])
 if no_hand:
     st.warning(no_hand, icon="✋")
@@ -172,6 +175,9 @@ if result:
                       + (f" (its parent: {views.percent(parent_test, 1)})." if parent_test is not None else ".")
                       if test is not None else ""),
                    icon="✅")
+        fell = views.calibration_drop_note(test, parent_test, len(result["letters"]))
+        if fell:
+            st.warning(fell, icon="📉")
         kept = (views.calibration_info(new) or {}).get("photos_kept", 0)
         st.caption("Its accuracy on the photos it learned from would say nothing: try it on **new** photos of your "
                    "hand on the Classify page."

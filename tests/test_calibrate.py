@@ -480,6 +480,10 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert [c for c in captions if "no hand" in c] == [views.NO_HAND_MARK], captions
     at.button(key="calibrate_drop_102").click().run()
     assert not [w for w in at.warning if "found no hand" in w.value]
+    # photos of A and B only: the letters without any are named before Calibrate
+    assert [i.value for i in at.info if i.value.startswith("No photos of")] == [
+        views.missing_letters_note([p["photo"] for p in at.session_state[ui.Keys.CALIBRATION_PHOTOS]])]
+    assert "No photos of 22 letters (C, D, E" in views.missing_letters_note([Photo("A", "a", b""), Photo("B", "b", b"")])
     before = {r.id for r in list_runs(parent.dir.parent)}
     [x for x in at.button if x.label.startswith("🎯 Calibrate")][0].click().run()
     assert not at.exception, [e.message for e in at.exception]
@@ -500,6 +504,10 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     # its test accuracy beside its parent's ("it still gets 99.99%" under a parent at 99.94% read as a loss)
     parent_test = views.percent(parent.status()["test_accuracy"], 1)
     assert "On the dataset's test set it gets " in saved[0] and f"(its parent: {parent_test})." in saved[0], saved
+    # a fall on the dataset's images is explained when there is one (2 points or more), and only then
+    result = at.session_state[ui.Keys.CALIBRATION_RESULT]
+    fell = views.calibration_drop_note(result["test_accuracy"], parent.status()["test_accuracy"], 2)
+    assert [w.value for w in at.warning if "points below its parent" in w.value] == ([fell] if fell else [])
     # nothing left to calibrate on: the button says what to do, not "on 0 photos"
     assert [x.label for x in at.button if x.label.startswith("🎯 Calibrate")][0].endswith("(add photos above first)")
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3

@@ -1671,6 +1671,28 @@ def test_calibrating_on_fewer_than_three_photos_of_a_letter_is_said_first():
     assert views.few_photos_warning(mixed).startswith("Fewer than 3 photos of this letter: C (2).")
 
 
+def test_calibrating_on_some_letters_says_the_others_may_be_read_less_well():
+    """A walk calibrated on 4 photos of A and B: the new run read 57.5% of the dataset's test set against
+    its parent's 68.6%, with no word before or after. Before Calibrate the letters without photos are
+    named; after it, a fall of 2 points or more is explained."""
+    from signlab.calibrate import Photo
+
+    two = [Photo(k, f"{k}{i}.png", b"") for k in "AB" for i in range(2)]
+    note = views.missing_letters_note(two)
+    assert note.startswith("No photos of 22 letters (C, D, E, F, G, H, I, K, …).") and "less well" in note
+    every = [Photo(k, f"{k}.png", b"") for k in LETTERS]
+    assert views.missing_letters_note(every) is None and views.missing_letters_note([]) is None
+    assert views.missing_letters_note(every[:-1]) == (
+        "No photos of 1 letter (Y). The new run leans towards the letters it sees photos of, so it may read the "
+        "others less well than the run it comes from: add photos of every letter you will show it.")
+    fell = views.calibration_drop_note(0.575, 0.686, 2)
+    assert fell.startswith("That is 11.1 points below its parent on the dataset's images. It saw photos of 2 "
+                           "letters only, and leans towards them.") and "Classify" in fell
+    assert "letters only" not in views.calibration_drop_note(0.90, 0.95, 24)
+    assert views.calibration_drop_note(0.68, 0.686, 2) is None  # within 2 points: nothing to explain
+    assert views.calibration_drop_note(None, 0.686, 2) is None and views.calibration_drop_note(0.5, None, 2) is None
+
+
 def test_the_runs_table_gives_a_queued_runs_place_in_the_queue():
     """An instructor's Runs page showed a class's waiting runs as a column of "queued", in no order it
     said, and a student could not tell whether their run was next."""
