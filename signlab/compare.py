@@ -295,7 +295,10 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
         created = s.get("created")
         rows.append({
             "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
-            "model": s["model"], "preset": _preset_word(s.get("preset"), s["model"]),
+            # what made it, where no preset did: a sweep's trial (its settings drawn by the sweep) and a
+            # calibrated run (its parent's, adapted) read "fast (other model)", the config's default word
+            "model": s["model"], "preset": "sweep trial" if s.get("kind") == "trial" else "calibrated"
+            if s.get("parent") else _preset_word(s.get("preset"), s["model"]),
             "networks": s.get("ensemble") or 1,
             "status": f"queued: {place[r.id]} of {len(place)}" if status_word(s) == "queued" and r.id in place
             else status_word(s),

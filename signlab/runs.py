@@ -556,6 +556,7 @@ class Run:
             "message": row.get("message", ""), "stopped_by": row.get("stopped_by"), "paused_by": row.get("paused_by"),
             "control": row.get("control"),  # "stop" once a stop is asked of a held run, until it ends
             "parent": self.parent,  # the run a calibrated run was adapted from
+            "kind": row.get("kind"),  # "trial" for a sweep's trial
         }
 
 

@@ -1396,6 +1396,12 @@ def test_the_runs_table_says_when_a_run_left_its_presets_model():
     rows = views.runs_table([run(1), run(2, model="logreg"), run(3, preset="robust"), run(4, preset="lecture"),
                              run(5, preset="lecture", model="mlp")])
     assert [r["preset"] for r in rows] == ["fast", "fast (other model)", "robust", "lecture", "lecture (other model)"]
+    # a sweep's trial and a calibrated run were made by no preset: said by what made them (a walk read
+    # "fast (other model)" beside both)
+    trial, calibrated = run(6, model="mlp"), run(7, model="logreg")
+    trial.summary()["kind"] = "trial"
+    calibrated.summary()["parent"] = "r2"
+    assert [r["preset"] for r in views.runs_table([trial, calibrated])] == ["sweep trial", "calibrated"]
 
 
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
