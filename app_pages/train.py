@@ -33,6 +33,10 @@ with left:
     members = views.ensemble_members(st.session_state.get(ui.setting_key("ensemble"), 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
+    if extras := views.lecture_model_text(ui.settings_in_state()):
+        st.caption(extras)
+        st.button("Use the lecture's settings", key="train_lecture_settings", on_click=ui.load_lecture_settings,
+                  args=(model,), help="The lecture preset, with this network and the lecture's epochs for it.")
     if lecture := views.lecture_epochs_text(ui.settings_in_state()):
         st.caption(lecture)
         # a hint alone left the box at 10 (a student's walk trained 10 epochs after reading it)

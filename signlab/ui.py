@@ -803,6 +803,14 @@ def load_settings(preset_name: str) -> None:
         st.session_state[setting_key(name)] = value
 
 
+def load_lecture_settings(model: str) -> None:
+    """The lecture preset's values with ``model`` kept, at the lecture's epochs for it (the Train page's
+    "Use the lecture's settings", beside one of the lecture's networks under another preset)."""
+    load_settings("lecture")
+    st.session_state[setting_key("model")] = model
+    st.session_state[setting_key("epochs")] = views.LECTURE_MODEL_EPOCHS[model]
+
+
 def settings_from_link() -> None:
     """First visit in this session: the settings from the URL (a shared link), else the fast preset;
     a warning names each value of the link that cannot be used and the default used instead. Later

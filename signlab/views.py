@@ -1417,6 +1417,23 @@ def lecture_epochs_text(values: dict[str, Any]) -> str:
             f"ConvNet's): set Epochs to {n} to train it as the lecture did.")
 
 
+LECTURE_MODEL_EPOCHS = {"logreg": _config.LECTURE_LOGREG_EPOCHS, "seed_convnet": _config.PRESETS["lecture"]["epochs"]}
+
+
+def lecture_model_text(values: dict[str, Any]) -> str:
+    """Under the Train page's model, with one of the lecture's own networks under another preset: that
+    preset's extras train it too ("" otherwise). A student told to start with logistic regression picked
+    it under the fast preset, and trained it with augmentation, label smoothing, a one-cycle schedule and
+    test-time shifts; the page then explained a loss floor from label smoothing the lecture never had."""
+    model, name = values.get("model"), values.get("preset")
+    if model not in LECTURE_MODEL_EPOCHS or name == "lecture" or name not in _config.PRESETS:
+        return ""
+    plain = {"logreg": "logistic regression", "seed_convnet": "lecture's ConvNet"}[model]
+    return (f"The {name} preset's extras (augmentation, label smoothing, its schedule and test-time shifts) train "
+            f"the {plain} too. The lecture trained it plainly: Adam at 0.001, batches of 32, "
+            f"{count_text(LECTURE_MODEL_EPOCHS[model], 'epoch')}.")
+
+
 def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -> str | None:
     """The Train page's word under its settings when the run beside it was trained with others, or
     None. A student who started the tour's lecture ConvNet saw the fast preset's s2net settings next

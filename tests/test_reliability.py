@@ -672,3 +672,26 @@ def test_the_lecture_logistic_regression_hint_sets_its_epochs_at_a_click(tmp_pat
     _no_exception(at)
     assert at.number_input(key="cfg_epochs").value == 2
     assert not [b for b in at.button if b.key == "train_lecture_epochs"]  # the hint is gone with its reason
+
+
+@pytest.mark.parametrize("model, epochs", [("logreg", 2), ("seed_convnet", 10)])
+def test_a_lecture_network_under_the_fast_preset_offers_the_lectures_settings(tmp_path, monkeypatch, app_caches,
+                                                                              model, epochs):
+    """A student told to start with logistic regression picked it under the fast preset and trained it
+    with augmentation, label smoothing, one-cycle and test-time shifts, and the page then explained a loss
+    floor the lecture never had. The page says so, and a button puts the lecture's settings in, the
+    network kept, at the lecture's epochs for it."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = _page("train", {"preset": "fast", "model": model})
+    _no_exception(at)
+    assert any(c.value.startswith("The fast preset's extras") for c in at.caption)
+    at.button(key="train_lecture_settings").click().run()
+    _no_exception(at)
+    assert at.selectbox(key="cfg_preset").value == "lecture" and at.selectbox(key="cfg_model").value == model
+    assert at.number_input(key="cfg_epochs").value == epochs and at.number_input(key="cfg_batch_size").value == 32
+    assert not [b for b in at.button if b.key == "train_lecture_settings"]  # its reason is gone
+    custom = [c.value for c in at.caption if c.value.startswith("✏️ Custom")]
+    # the lecture preset is its ConvNet's: logistic regression, at its own 2 epochs, is said to differ from it
+    assert custom == (["✏️ Custom: Architecture and Epochs changed from the lecture preset."] if model == "logreg" else [])
+    at = _page("train", {"preset": "fast", "model": "s2net"})
+    assert not [b for b in at.button if b.key == "train_lecture_settings"]  # the preset's own network: no word
