@@ -1174,8 +1174,10 @@ def sweep_time_text(model: str, trials: int, epochs: int, limit_seconds: float |
     base settings when none says (a first sweep of a network read only "the first trial shows")."""
     rows = speed_rows()
     speed = trial_for(views.sweep_base_config(model), rows)
+    startup, per_trial = views.sweep_overheads(rows, _sweep.list_studies(runs_dir()))
     return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed,
-                                 machine_load=_machine_load(), cores=os.cpu_count(), limit_seconds=limit_seconds)
+                                 machine_load=_machine_load(), cores=os.cpu_count(), limit_seconds=limit_seconds,
+                                 startup=startup, per_trial=per_trial)
 
 
 @st.cache_data(ttl=5, show_spinner=False)  # 50 ms of looks, and every rerun of a page with an estimate asks

@@ -682,10 +682,37 @@ def sweep_base_config(model: str) -> Any:
     return _sweep.base_config(model, epochs=1)
 
 
+SWEEP_MEASURES = 5  # the newest trials (and sweeps) a sweep's overheads are the median of
+
+
+def sweep_overheads(rows: Iterable[dict[str, Any]], studies: Iterable[dict[str, Any]] = ()
+                    ) -> tuple[float | None, float | None]:
+    """(seconds from a sweep's start to its first trial, seconds of a trial that are not its training),
+    measured on this server: medians of its newest sweeps (``studies``, :func:`signlab.sweep.list_studies`,
+    whose ``launched`` time the first trial's row follows) and completed trials (store rows of kind
+    ``trial``: from the row's creation to its last change, less its training time); None where nothing
+    is measured yet. Counted as training alone, a 1-epoch logistic regression sweep read "about 1 s"
+    and took 17 s: 7.6 s to start its process, and a trial's run, validation and test besides its 1 s."""
+    rows = list(rows)
+    trials = [r for r in rows if r.get("kind") == "trial" and str(r.get("status")) == RunState.COMPLETED]
+    extra = [max(0.0, u - c - t) for r in trials[:SWEEP_MEASURES]
+             if None not in (u := finite(r.get("updated")), c := finite(r.get("created")),
+                             t := finite(r.get("train_seconds")))]
+    first: dict[str, float] = {}
+    for r in rows:
+        if r.get("kind") == "trial" and r.get("study") and (c := finite(r.get("created"))) is not None:
+            first[r["study"]] = min(c, first.get(r["study"], c))
+    starts = [first[rec["study"]] - launched for rec in studies
+              if rec.get("study") in first and (launched := finite(rec.get("launched"))) is not None
+              and first[rec["study"]] >= launched][:SWEEP_MEASURES]
+    return (float(np.median(starts)) if starts else None, float(np.median(extra)) if extra else None)
+
+
 def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = TRAINING_IMAGES,
                     trials: int = _sweep.DEFAULT_TRIALS, epochs: int = _sweep.DEFAULT_EPOCHS,
                     trial: float | None = None, machine_load: float | None = None, cores: int | None = None,
-                    limit_seconds: float | None = None) -> str:
+                    limit_seconds: float | None = None, startup: float | None = None,
+                    per_trial: float | None = None) -> str:
     """The Sweeps page's words on how long a trial of ``model`` takes an epoch on this server (at the
     sweep's base batch size; its trials also try smaller batches, which take longer), and so the
     budget of ``trials`` trials of ``epochs`` epochs. Without it a student could not tell whether a
@@ -694,7 +721,10 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     ``machine_load`` (the load average, over ``cores``): at or above the core count it is said, as on
     Train (a walk read "roughly 89 s" for 10 trials beside busy processes, and 5 had run after 423 s).
     ``limit_seconds``: the time limit chosen; where the budget takes longer, how many trials fit in it
-    (a walk read "roughly 32 min or more" beside the default limit of 30 min, and no word on it)."""
+    (a walk read "roughly 32 min or more" beside the default limit of 30 min, and no word on it).
+    ``startup``, ``per_trial``: :func:`sweep_overheads`, counted in the budget when measured, and said
+    as not counted when not."""
+    rows = list(rows)
     cfg = sweep_base_config(model)
     est = estimate(cfg, rows, n_train, trial)
     load = busy_load(machine_load, cores)
@@ -707,15 +737,26 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
 
     said = _said(est.whole)
     smallest = min(_sweep.BATCH_SIZES)
+    # a trial's own setup, validation and test, measured on the server's trials, in place of the Train
+    # runs' overhead (a sweep keeps the data loaded); and the sweep's process start, once
+    each = est.training * epochs + per_trial if per_trial is not None else est.whole * epochs
+    total = (startup or 0.0) + each * trials
+    counted = [w for w, v in (("each trial's setup and test", per_trial), ("the sweep's start", startup))
+               if v is not None]
+    left = [w for w, v in (("each trial's setup and test", per_trial), ("the time its process takes to start", startup))
+            if v is None]
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from the server's {est.like} runs)" if est.like else "")
             + (" (timed from a few of its steps here)" if est.timed else "")
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
-              f"{_said(est.whole * trials * epochs)} or more with one "
-              "worker, less when trials are pruned early; the time limit stops it starting new trials."
-            + _over_the_limit(est.whole * epochs, trials, limit_seconds) + busy)
+              f"{_said(total)} or more with one worker"
+            + (f" ({' and '.join(counted)} as measured here)" if counted else "")
+            + ", less when trials are pruned early; the time limit stops it starting new trials."
+            + (f" Add {' and '.join(left)}: this server has not measured {'it' if len(left) == 1 else 'them'} "
+               "yet." if left else "")
+            + _over_the_limit(each, trials, limit_seconds) + busy)
 
 
 def _over_the_limit(trial_seconds: float, trials: int, limit_seconds: float | None) -> str:

@@ -821,6 +821,30 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
                              "that lasts."), busy
 
 
+def test_a_sweeps_budget_counts_its_start_and_each_trials_setup_as_measured_here():
+    """A 1-epoch logistic regression sweep read "about 1 s" and took 17 s: 7.6 s to start its process, and
+    each trial's run, validation and test besides its 1 s of training. Once a sweep has run here, both are
+    measured and counted; before, the words say they are left out."""
+    cfg = _sweep_cfg("fastcnn")
+    seconds = views.training_images(cfg, 27_455) / 2000.0
+    speed = {"status": "completed", "model": "fastcnn", "ensemble": 1, "batch_size": 128, "width": cfg.width,
+             "samples_per_second": 2000.0, "created": 1.0}
+    trials = [{"status": "completed", "kind": "trial", "study": "s1", "created": 100.0 + 10 * i,
+               "updated": 106.0 + 10 * i, "train_seconds": 2.0 + i % 2} for i in range(3)]  # 4, 3 and 4 s besides
+    rows = [speed, *trials, {"status": "completed", "kind": "train", "created": 50.0, "updated": 99.0,
+                             "train_seconds": 1.0}]
+    startup, per_trial = views.sweep_overheads(rows, [{"study": "s1", "launched": 92.5}, {"study": "gone"}])
+    assert (startup, per_trial) == (7.5, 4.0)
+    assert views.sweep_overheads([speed], [{"study": "s1", "launched": 92.5}]) == (None, None)
+    said = views.sweep_time_text("fastcnn", [speed], 27_455, trials=2, epochs=1, startup=startup, per_trial=per_trial)
+    assert (f"So 2 trials of 1 epoch take {views.duration(7.5 + 2 * (seconds + 4.0))} or more with one worker "
+            "(each trial's setup and test and the sweep's start as measured here)") in said, said
+    assert "Add " not in said
+    unmeasured = views.sweep_time_text("fastcnn", [speed], 27_455, trials=2, epochs=1)
+    assert ("Add each trial's setup and test and the time its process takes to start: this server has not "
+            "measured them yet.") in unmeasured, unmeasured
+
+
 def _sweep_cfg(model):
     from signlab.sweep import base_config
 
