@@ -219,9 +219,7 @@ with left:
                           help="Take it out of the queue" if waiting else "Stop it after the current batch; "
                           "its finished epochs are kept"):
             with ui.guard("Could not stop"):
-                ui.stop(run.id)
-                st.session_state[ui.Keys.RUNS_FLASH] = (f"Run “{ui.md(shown_name)}” " + (
-                    "taken out of the queue." if waiting else "stops after its current batch."))
+                st.session_state[ui.Keys.RUNS_FLASH] = views.stop_said(ui.md(shown_name), ui.stop(run.id), waiting)
                 st.rerun()
         # and Pause/Resume: a paused run's words said "press Resume", with no Resume here (Train had it)
         paused = s["status"] == "paused"

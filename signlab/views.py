@@ -677,6 +677,16 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
             f"of it training)" + shared)
 
 
+def stop_said(name: str, state: Any, waiting: bool) -> str:
+    """The Runs page's word after a Stop (``name`` as markdown, ``state`` what the store says now): a run
+    that ended between the page's look and the click is said to have ended (an instructor's Stop then
+    said nothing, and the run simply read completed)."""
+    now = RunState(str(state))
+    if now not in ACTIVE and not (waiting and now == RunState.STOPPED):  # a queued run's Stop cancels it
+        return f"Run “{name}” had already ended ({now}): there was nothing to stop."
+    return f"Run “{name}” " + ("taken out of the queue." if waiting else "stops after its current batch.")
+
+
 def sweep_base_config(model: str) -> Any:
     """The settings a sweep's trials of ``model`` share, at one epoch: what :func:`sweep_time_text` times."""
     return _sweep.base_config(model, epochs=1)

@@ -13,6 +13,7 @@ from signlab.handshape import combine
 from signlab.inference import (PHOTO_DOUBT_BELOW, PHOTO_UNSURE_BELOW, SHAPE_DOUBT_BELOW, SHAPE_UNSURE_BELOW,
                                UNSURE_BELOW, predict_prepared)
 from signlab.labels import LETTERS
+from signlab.store import RunState
 from signlab.preprocess import prepare_array
 from tests._local import needs_hand_models
 
@@ -843,6 +844,15 @@ def test_a_sweeps_budget_counts_its_start_and_each_trials_setup_as_measured_here
     unmeasured = views.sweep_time_text("fastcnn", [speed], 27_455, trials=2, epochs=1)
     assert ("Add each trial's setup and test and the time its process takes to start: this server has not "
             "measured them yet.") in unmeasured, unmeasured
+
+
+def test_a_stop_of_a_run_that_had_just_ended_says_so():
+    """An instructor's Stop pressed as the run finished said nothing, and the run simply read completed."""
+    assert views.stop_said("r", RunState.COMPLETED, False) == "Run “r” had already ended (completed): there was nothing to stop."
+    assert views.stop_said("r", RunState.STOPPED, False).startswith("Run “r” had already ended (stopped)")
+    assert views.stop_said("r", RunState.RUNNING, False) == "Run “r” stops after its current batch."
+    assert views.stop_said("r", RunState.STOPPED, True) == "Run “r” taken out of the queue."  # its own Stop did it
+    assert views.stop_said("r", RunState.FAILED, True).startswith("Run “r” had already ended (failed)")
 
 
 def _sweep_cfg(model):
