@@ -570,12 +570,23 @@ def test_a_run_paused_past_the_class_limit_stops_and_keeps_its_epochs(tmp_path, 
     store.enqueue_continue("paused", 1)  # and Continue trains on from there
 
 
+class _Trainer:
+    """What api.ControlWatcher asks of a Trainer: stop, and a clock to pause."""
+
+    stop_requested, reason = False, None
+
+    def stop(self, reason="stopped by request"):
+        self.stop_requested, self.reason = True, reason
+
+    @contextlib.contextmanager
+    def off_the_clock(self):
+        yield
+
+
 def test_a_pause_past_the_limit_at_an_epochs_end_stops_once(tmp_path, monkeypatch):
     """A pause asked at an epoch's last batch: the limit stopped the trainer, the epoch's end event
     came next with the pause still asked, and a second whole pause began (121 s for a 60-s limit,
     seen on a class server). Once stopping, the watcher lets every event through."""
-    import contextlib
-
     from signlab import api
 
     monkeypatch.setattr(api, "pause_limit_seconds", lambda root: 0.3)
@@ -596,17 +607,7 @@ def test_a_pause_past_the_limit_at_an_epochs_end_stops_once(tmp_path, monkeypatc
         def beat(self):
             return None
 
-    class Trainer:
-        stop_requested, reason = False, None
-
-        def stop(self, reason="stopped by request"):
-            self.stop_requested, self.reason = True, reason
-
-        @contextlib.contextmanager
-        def off_the_clock(self):
-            yield
-
-    watcher, trainer = api.ControlWatcher(Writer(), Lease(), poll_seconds=0.01), Trainer()
+    watcher, trainer = api.ControlWatcher(Writer(), Lease(), poll_seconds=0.01), _Trainer()
     watcher("the epoch's last batch", trainer)
     assert trainer.reason == "stopped, paused for over 1 s," and len(paused) == 1
     watcher("the epoch's end", trainer)  # the pause is still asked: no second pause
@@ -633,17 +634,7 @@ def test_a_paused_run_whose_lease_is_taken_leaves_its_pause_at_once(tmp_path, mo
     lease.beat()
     assert lease.control == "pause"
 
-    class Trainer:
-        stop_requested, reason = False, None
-
-        def stop(self, reason="stopped by request"):
-            self.stop_requested, self.reason = True, reason
-
-        @contextlib.contextmanager
-        def off_the_clock(self):
-            yield
-
-    trainer = Trainer()
+    trainer = _Trainer()
     watcher = api.ControlWatcher(RunWriter(run, claim, lease), lease, poll_seconds=0.02)
     paused = threading.Thread(target=watcher, args=("a batch's end", trainer), daemon=True)
     paused.start()
