@@ -639,7 +639,7 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
         # the row stays (its commit failed: a full disk, the database gone, the server killed): so does
         # the folder. Left moved away, the run was hidden from every listing, its row unreachable by
         # Delete, and it counted against its owner's runs for good
-        if gone.is_dir() and not run.dir.exists():
+        if gone.is_dir() and not run.dir.exists() and _row_kept(run):
             try:
                 os.rename(gone, run.dir)
             except OSError:
@@ -647,6 +647,17 @@ def delete_run(run_id: str, runs_dir: Path | str | None = None) -> None:
         raise
     shutil.rmtree(gone, ignore_errors=True)
     _remove_left_deletions(run.dir.parent)
+
+
+def _row_kept(run: Run) -> bool:
+    """Whether a Delete whose transaction raised left the run's row: its commit may have reached the
+    database before the connection dropped, and a folder brought back then has no row (the next listing
+    would import it as an ownerless run). True when the database cannot say: a folder with no row can be
+    seen and deleted, a row with its folder hidden could not."""
+    try:
+        return run.store.get(run.id) is not None
+    except SignlabError:
+        return True
 
 
 LEFT_DELETION_SECONDS = 3600.0  # a deleted run's folder still there after this was left by a killed process
@@ -996,8 +1007,8 @@ class RunWriter:
             except SignlabError:
                 # the database away for a moment (locked, a dropped connection): the epoch's weights and
                 # its record are saved, and the next write (the next epoch's, the fit's end) carries the
-                # count, which a continuation also reads from the weights. Raised, it failed a healthy run
-                # at epoch 1 with that epoch on disk, its count 0
+                # count and the accuracy, which a continuation also reads from the weights. Raised, it
+                # failed a healthy run at epoch 1 with that epoch on disk, its count 0
                 pass
         elif isinstance(event, FitEnd):
             try:
@@ -1008,10 +1019,12 @@ class RunWriter:
                 # the whole fit's speed, as `train --json` reports it: the last epoch's (set above)
                 # left out the first's warm-up, and the Train page's estimates from it ran short
                 # (71 s said, 183 s taken, for the tour's ConvNet)
+                # and the last epoch's accuracy, which its own write may have missed (the database away)
                 self.set_state(RunState(event.status), message=event.message,
                                epochs_completed=event.epochs_completed,
                                train_seconds=self._before + event.train_seconds,
-                               samples_per_second=event.samples_per_second)
+                               samples_per_second=event.samples_per_second,
+                               **({"val_accuracy": event.val_accuracy} if event.val_accuracy is not None else {}))
                 self.close()
 
     def not_started(self, why: str) -> None:

@@ -323,10 +323,13 @@ class RunStore:
             else:
                 self._write = self._read = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
             self._create_tables()
-            # measured once: each process stamped and read leases with its own clock, and a dashboard
-            # server or a TA's laptop whose clock ran a lease ahead took back every live run of the class
-            # each second (a worker checks its clock and refuses to start; those did not)
-            self._skew = 0.0 if self.is_sqlite else self.clock_offset()
+            # the database's time, read once and carried on by this machine's monotonic clock: each
+            # process stamped and read leases with its own clock, and a dashboard server or a TA's laptop
+            # whose clock ran a lease ahead took back every live run of the class each second (a worker
+            # checks its clock and refuses to start; those did not). Monotonic, not an offset to the wall
+            # clock: a server started before NTP set its clock would be off by the step from then on
+            self._mono = time.monotonic()
+            self._db_time = None if self.is_sqlite else time.time() - self.clock_offset()
         except OSError as err:
             raise storage_error(err, Path(url.removeprefix("sqlite:///"))) from err
         except ImportError as err:
@@ -1114,15 +1117,18 @@ class RunStore:
     # -- workers (processes that claim runs or run sweeps), for liveness across hosts
     def _now(self) -> float:
         """The time leases, heartbeats and every state change are stamped and read with: the database
-        server's clock on PostgreSQL (this machine's less the offset measured when the store opened),
-        this machine's for SQLite (a file here)."""
-        return time.time() - self._skew
+        server's clock on PostgreSQL (read when the store opened, and carried on by this machine's
+        monotonic clock), this machine's for SQLite (a file here)."""
+        if self._db_time is None:
+            return time.time()
+        return self._db_time + (time.monotonic() - self._mono)
 
     def clock_offset(self) -> float:
         """Seconds this machine's clock is ahead of the database server's (negative: behind), 0 for
-        SQLite (a file on this machine). Leases are stamped with the holder's clock and read with the
-        reader's: a worker whose clock was 60 s behind the server's had each run it claimed taken back
-        as expired, four times, then failed "out of memory while loading it?"."""
+        SQLite (a file on this machine). Leases are in the database's time (:meth:`_now`, which this
+        reads when the store opens); a worker checks the offset too (``worker.check_clock``), for the
+        times it writes into runs. When leases were stamped with each holder's clock, a worker whose
+        clock was 60 s behind the server's had each run it claimed taken back as expired, four times."""
         if not self.url.startswith("postgresql"):
             return 0.0
         with self._snapshot() as conn:

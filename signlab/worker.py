@@ -212,15 +212,28 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
         # that took its continuation failed it
         record = api.train_claimed(run, claim, device=device)
     except SignlabError as err:  # the run failed with its own message; the queue moves on
-        record = {"run_id": run.id, "status": "failed", "message": str(err)}
+        record = _ended(root, run.id, str(err))
     except Exception as err:  # noqa: BLE001 - one bad run must never stop the worker
-        record = {"run_id": run.id, "status": "failed", "message": f"{type(err).__name__}: {err}"}
+        message = f"{type(err).__name__}: {err}"
         try:
-            store_for(root).update(claim, RunState.FAILED, message=record["message"])
-        except SignlabError:
+            store_for(root).update(claim, RunState.FAILED, message=message)
+        except SignlabError:  # no longer held: given back as it was (a continuation that could not start)
             pass
+        record = _ended(root, run.id, message)
     say(f"run {run.id}: {record['status']}" + (f" ({record.get('message')})" if record.get("message") else ""))
     return record
+
+
+def _ended(root: Path, run_id: str, message: str) -> dict[str, Any]:
+    """The record of a run whose fit raised: failed, or, for a continuation that could not start, the
+    state its run was given back in (the worker said "failed" of a completed run left as it was)."""
+    try:
+        row = store_for(root).get(run_id) or {}
+    except SignlabError:
+        row = {}
+    status = str(row.get("status") or "failed")
+    return {"run_id": run_id, "status": status,
+            "message": message if status == "failed" else f"its continuation could not start: {message}"}
 
 
 def _source_problem(run: Run) -> str | None:

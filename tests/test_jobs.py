@@ -496,3 +496,25 @@ def test_a_database_away_as_a_worker_notes_its_run_does_not_end_the_worker(tmp_p
     assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1) == 2
     assert sorted(refused) == ["claimed", "finished"]
     assert all(str(r.status()["status"]) == "completed" and r.status()["attempt"] == 1 for r in runs)
+
+
+def test_a_worker_reports_a_continuation_that_could_not_start_as_given_back(tmp_path: Path, monkeypatch, small_dataset):
+    """A continuation whose fit could not be built goes back to its run's state (completed); the worker
+    still reported it "failed", in its log and its --json line."""
+    from signlab import api, worker
+
+    monkeypatch.setattr(api, "load_dataset", lambda *a, **k: small_dataset)
+    run = create_run(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False), tmp_path,
+                     run_id="kept", status=RunState.QUEUED)
+    assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1) == 1
+    JobManager(tmp_path, limit=1, start_workers=False).submit_continue(run.id, 1)
+
+    def broken(config):
+        raise RuntimeError("size mismatch for layer.weight")
+
+    monkeypatch.setattr(api, "build_model", broken)
+    records, said = [], []
+    assert worker.run_worker(tmp_path, exit_when_idle=True, limit=1, on_finish=records.append, log=said.append) == 1
+    assert records == [{"run_id": "kept", "status": "completed",
+                        "message": "its continuation could not start: RuntimeError: size mismatch for layer.weight"}], records
+    assert str(run.status()["status"]) == "completed" and not [s for s in said if "failed" in s], said

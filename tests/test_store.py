@@ -1346,6 +1346,20 @@ def test_a_delete_whose_commit_fails_leaves_the_run_as_it_was(tmp_path, monkeypa
     monkeypatch.setattr(RunStore, "_tx", tx)
     assert [r.id for r in list_runs(tmp_path)] == ["kept"] and (tmp_path / "kept" / "config.json").is_file()
     assert not list(tmp_path.glob(".deleting-*"))
+    # a commit that reached the database before the error (the connection dropped at COMMIT): no row, so
+    # the folder is not brought back to be imported as an ownerless run
+    @contextlib.contextmanager
+    def committed_then_dropped(self, serialise=False):
+        with tx(self, serialise) as conn:
+            yield conn
+        raise SignlabError("the run database is not available: server closed the connection unexpectedly")
+
+    create_run(TrainConfig(**TINY), tmp_path, run_id="gone", status=RunState.COMPLETED)
+    monkeypatch.setattr(RunStore, "_tx", committed_then_dropped)
+    with pytest.raises(SignlabError, match="closed the connection"):
+        delete_run("gone", tmp_path)
+    monkeypatch.setattr(RunStore, "_tx", tx)
+    assert not (tmp_path / "gone").exists() and [r.id for r in list_runs(tmp_path)] == ["kept"]
 
     moved = []
     rename = os.rename
@@ -1520,6 +1534,10 @@ def test_postgresql_a_store_whose_clock_is_off_takes_back_no_live_run(postgres_s
         skewed.heartbeat(claim)  # behind: it stamped a lease already run out
         monkeypatch.undo()
         assert honest.expire_leases() == [] and honest.get("live")["status"] == RunState.RUNNING, skew
+    # and a clock set right after the store opened (NTP's step, minutes after a boot) moves nothing
+    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(
+        sleep=time.sleep, monotonic=time.monotonic, perf_counter=time.perf_counter, time=lambda: time.time() + 300))
+    assert honest.expire_leases() == [] and honest.get("live")["status"] == RunState.RUNNING
 
 
 def test_ctrl_c_on_a_one_slot_worker_hands_its_run_back(tmp_path):
