@@ -762,9 +762,10 @@ LABEL_BOX = (0.042, 0.05)  # a letter's name on the Map, with a few pixels aroun
 
 def spread_labels(centres: dict[int, tuple[float, float]], ranges: tuple[tuple[float, float], tuple[float, float]],
                   box: tuple[float, float] = LABEL_BOX, rounds: int = 400) -> dict[int, tuple[float, float]]:
-    """Where each letter's name goes on the Map so that no two cover each other: at its centre when
-    it is free, else pushed the least way apart from the names it overlaps (a weak model's map
-    stacked half the alphabet's names in one heap, unreadable). ``ranges``: the plot's
+    """Where each letter's name goes on the Map so that no two cover each other where the plot has room:
+    at its centre when it is free, else pushed the least way apart from the names it overlaps (a weak
+    model's map stacked half the alphabet's names in one heap, unreadable). Two dozen names heaped in
+    one corner may still leave a pair touching after ``rounds`` rounds. ``ranges``: the plot's
     ((x0, x1), (y0, y1)), in which ``box`` (a name's width and height as shares of the plot) is
     measured. Names that never touch another keep their exact centre; moved ones stay inside the
     plot. Deterministic: ties are broken by the letters' order."""

@@ -682,9 +682,11 @@ def stop_said(name: str, state: Any, waiting: bool) -> str:
     that ended between the page's look and the click is said to have ended (an instructor's Stop then
     said nothing, and the run simply read completed)."""
     now = RunState(str(state))
-    if now not in ACTIVE and not (waiting and now == RunState.STOPPED):  # a queued run's Stop cancels it
-        return f"Run “{name}” had already ended ({now}): there was nothing to stop."
-    return f"Run “{name}” " + ("taken out of the queue." if waiting else "stops after its current batch.")
+    if now in HOLDING:  # a worker holds it (it may have been claimed since the page looked): told to stop
+        return f"Run “{name}” stops after its current batch."
+    if waiting:  # cancelled: stopped, or a queued continuation put back as its run was (completed, …)
+        return f"Run “{name}” taken out of the queue."
+    return f"Run “{name}” had already ended ({now}): there was nothing to stop."
 
 
 def sweep_base_config(model: str) -> Any:
@@ -700,8 +702,9 @@ def sweep_overheads(rows: Iterable[dict[str, Any]], studies: Iterable[dict[str, 
     """(seconds from a sweep's start to its first trial, seconds of a trial that are not its training),
     measured on this server: medians of its newest sweeps (``studies``, :func:`signlab.sweep.list_studies`,
     whose ``launched`` time the first trial's row follows) and completed trials (store rows of kind
-    ``trial``: from the row's creation to its last change, less its training time); None where nothing
-    is measured yet. Counted as training alone, a 1-epoch logistic regression sweep read "about 1 s"
+    ``trial``: from the row's creation to its last change, less its training time, a wait for a free slot
+    included, which on a busy class server is part of what a trial takes); None where nothing is measured
+    yet. Counted as training alone, a 1-epoch logistic regression sweep read "about 1 s"
     and took 17 s: 7.6 s to start its process, and a trial's run, validation and test besides its 1 s."""
     rows = list(rows)
     trials = [r for r in rows if r.get("kind") == "trial" and str(r.get("status")) == RunState.COMPLETED]
@@ -753,8 +756,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     total = (startup or 0.0) + each * trials
     counted = [w for w, v in (("each trial's setup and test", per_trial), ("the sweep's start", startup))
                if v is not None]
-    left = [w for w, v in (("each trial's setup and test", per_trial), ("the time its process takes to start", startup))
-            if v is None]
+    left = [w for w, v in (("each trial's setup and test", per_trial), ("the sweep's start", startup)) if v is None]
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from the server's {est.like} runs)" if est.like else "")
@@ -1479,10 +1481,22 @@ def lecture_model_text(values: dict[str, Any]) -> str:
     model, name = values.get("model"), values.get("preset")
     if model not in LECTURE_MODEL_EPOCHS or name == "lecture" or name not in _config.PRESETS:
         return ""
+    # what these settings add, read from the boxes (the robust preset has no label smoothing nor
+    # test-time shifts, and a student may have switched one off)
+    schedule = values.get("schedule")
+    extras = [word for word, on in (
+        ("augmentation", values.get("augment")),
+        ("label smoothing", (finite(values.get("label_smoothing")) or 0) > 0),
+        (f"a {'one-cycle' if schedule == 'onecycle' else schedule} schedule", schedule not in (None, "none")),
+        ("test-time shifts", values.get("tta")),
+        (f"an ensemble of {values.get('ensemble')}", (finite(values.get("ensemble")) or 1) > 1),
+        ("histogram equalisation", values.get("input_norm") == "equalize")) if on]
+    if not extras:
+        return ""
     plain = {"logreg": "logistic regression", "seed_convnet": "lecture's ConvNet"}[model]
-    return (f"The {name} preset's extras (augmentation, label smoothing, its schedule and test-time shifts) train "
-            f"the {plain} too. The lecture trained it plainly: Adam at 0.001, batches of 32, "
-            f"{count_text(LECTURE_MODEL_EPOCHS[model], 'epoch')}.")
+    listed = extras[0] if len(extras) == 1 else f"{', '.join(extras[:-1])} and {extras[-1]}"
+    return (f"These settings train the {plain} with {listed}. The lecture trained it plainly: Adam at 0.001, "
+            f"batches of 32, {count_text(LECTURE_MODEL_EPOCHS[model], 'epoch')}.")
 
 
 def settings_beside_run_text(cfg: Any | None, run: Any | None, limit: int = 4) -> str | None:

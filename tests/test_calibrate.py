@@ -508,6 +508,14 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     result = at.session_state[ui.Keys.CALIBRATION_RESULT]
     fell = views.calibration_drop_note(result["test_accuracy"], parent.status()["test_accuracy"], 2)
     assert [w.value for w in at.warning if "points below its parent" in w.value] == ([fell] if fell else [])
+    kept_test = parent.status()["test_accuracy"]
+    parent.store.annotate(parent.id, test_accuracy=result["test_accuracy"] + 0.05)  # a parent 5 points better
+    at.run()
+    [fell] = [w.value for w in at.warning if "points below its parent" in w.value]
+    assert fell.startswith("That is 5.0 points below its parent on the dataset's images. It saw photos of 2 letters "
+                           "only, and leans towards them."), fell
+    parent.store.annotate(parent.id, test_accuracy=kept_test)
+    at.run()
     # nothing left to calibrate on: the button says what to do, not "on 0 photos"
     assert [x.label for x in at.button if x.label.startswith("🎯 Calibrate")][0].endswith("(add photos above first)")
     assert calibrate.calibration_info(open_run(new_id, parent.dir.parent))["photos"] == 3

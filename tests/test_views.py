@@ -842,8 +842,8 @@ def test_a_sweeps_budget_counts_its_start_and_each_trials_setup_as_measured_here
             "(each trial's setup and test and the sweep's start as measured here)") in said, said
     assert "Add " not in said
     unmeasured = views.sweep_time_text("fastcnn", [speed], 27_455, trials=2, epochs=1)
-    assert ("Add each trial's setup and test and the time its process takes to start: this server has not "
-            "measured them yet.") in unmeasured, unmeasured
+    assert "Add each trial's setup and test and the sweep's start: this server has not measured them yet." in \
+        unmeasured, unmeasured
 
 
 def test_a_stop_of_a_run_that_had_just_ended_says_so():
@@ -852,7 +852,26 @@ def test_a_stop_of_a_run_that_had_just_ended_says_so():
     assert views.stop_said("r", RunState.STOPPED, False).startswith("Run “r” had already ended (stopped)")
     assert views.stop_said("r", RunState.RUNNING, False) == "Run “r” stops after its current batch."
     assert views.stop_said("r", RunState.STOPPED, True) == "Run “r” taken out of the queue."  # its own Stop did it
-    assert views.stop_said("r", RunState.FAILED, True).startswith("Run “r” had already ended (failed)")
+    # a queued continuation, cancelled, is put back as its run was: not "had already ended (completed)"
+    assert views.stop_said("r", RunState.COMPLETED, True) == "Run “r” taken out of the queue."
+    # queued when the page looked, claimed by a worker before the click: it stops after its batch
+    assert views.stop_said("r", RunState.RUNNING, True) == "Run “r” stops after its current batch."
+
+
+def test_the_lecture_networks_extras_are_read_from_the_settings():
+    """The note beside logistic regression under another preset named the fast preset's extras under the
+    robust preset too (which has no label smoothing nor test-time shifts): it reads the settings."""
+    from signlab.config import preset as make
+
+    robust = make("robust", model="logreg").to_dict()
+    said = views.lecture_model_text(robust)
+    assert "label smoothing" not in said and "test-time shifts" not in said
+    assert "an ensemble of 3" in said and "histogram equalisation" in said, said
+    plain = {**make("fast", model="logreg").to_dict(), "augment": False, "label_smoothing": 0.0, "schedule": "none",
+             "tta": False}
+    assert views.lecture_model_text(plain) == ""  # nothing left to say
+    assert views.lecture_model_text(make("lecture", model="logreg").to_dict()) == ""
+    assert views.lecture_model_text(make("fast").to_dict()) == ""  # the preset's own network
 
 
 def _sweep_cfg(model):
