@@ -126,13 +126,14 @@ with st.expander("Method"):
                                    "ncm": "nearest class mean"}.get,
                       help="Measured on three sets of other people's photos: retraining the last layer was "
                            "the most accurate and the fastest.")
-# .get: photos a session collected before the server learned to look (an upgrade mid-class)
-few = views.few_photos_warning([p["photo"] for p in photos])
+collected = [p["photo"] for p in photos]
+few = views.few_photos_warning(collected)
 if few:
     st.info(few, icon="📸")
-missing = views.missing_letters_note([p["photo"] for p in photos])
+missing = views.missing_letters_note(collected)
 if missing:
     st.info(missing, icon="🔤")
+# .get: photos a session collected before the server learned to look (an upgrade mid-class)
 no_hand = views.no_hand_warning([(p["photo"], p.get("hand", True)) for p in photos])
 if no_hand:
     st.warning(no_hand, icon="✋")
@@ -145,7 +146,7 @@ if pressed:
     bar = st.progress(0.0, text="Adapting the model to your photos…")
     record = None
     with ui.guard("Could not calibrate"):
-        record = ui.calibrate(run, [p["photo"] for p in photos], method,
+        record = ui.calibrate(run, collected, method,
                               progress=lambda f: bar.progress(min(max(f, 0.0), 1.0),
                                                               text="Adapting the model to your photos…"))
     if record is None:

@@ -52,8 +52,8 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
     estimate = st.empty()
     submitted = st.button("▶ Start sweep", type="primary", key="sweep_start")
     estimate.caption(views.sweep_search_text(model) + " "
-                     + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), limit_seconds=60 * minutes or None,
-                                          studies=studies))
+                     + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), studies=studies,
+                                          limit_seconds=60 * minutes or None))
     if submitted:
         with ui.guard("Could not start the sweep"):
             started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),

@@ -33,11 +33,12 @@ with left:
     members = views.ensemble_members(st.session_state.get(ui.setting_key("ensemble"), 1))
     st.caption(f"{info.description}. **{info.parameters:,} parameters**"
                + (f" each, {members} networks averaged." if members > 1 else "."))
-    if extras := views.lecture_model_text(ui.settings_in_state()):
+    chosen = ui.settings_in_state()  # with the model just drawn
+    if extras := views.lecture_model_text(chosen):
         st.caption(extras)
         st.button("Use the lecture's settings", key="train_lecture_settings", on_click=ui.load_lecture_settings,
                   args=(model,), help="The lecture preset, with this network and the lecture's epochs for it.")
-    if lecture := views.lecture_epochs_text(ui.settings_in_state()):
+    if lecture := views.lecture_epochs_text(chosen):
         st.caption(lecture)
         # a hint alone left the box at 10 (a student's walk trained 10 epochs after reading it)
         st.button(f"Use {views.LECTURE_LOGREG_EPOCHS} epochs", key="train_lecture_epochs",

@@ -179,8 +179,7 @@ def load_folder(folder: str | Path) -> list[Photo]:
         seen[letter] = d.name
         if not _inside(d, real_root):
             raise CalibrationError(f"{root / d.name}/: a link out of {root}; put the photos themselves in it")
-        files = sorted(_listed(root / d.name, lambda f: f.is_file() and _kept(f)),
-                       key=lambda f: (natural_key(f.name), f.name))
+        files = sorted(_listed(d, lambda f: f.is_file() and _kept(f)), key=lambda f: (natural_key(f.name), f.name))
         if not files:
             raise CalibrationError(f"{root / d.name}/: the folder holds no photos")
         for f in files:

@@ -295,10 +295,7 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
         created = s.get("created")
         rows.append({
             "name": display_name(r.id, s["name"]), **({"owner": s.get("owner") or ""} if owners else {}),
-            # what made it, where no preset did: a sweep's trial (its settings drawn by the sweep) and a
-            # calibrated run (its parent's, adapted) read "fast (other model)", the config's default word
-            "model": s["model"], "preset": "sweep trial" if s.get("kind") == "trial" else "calibrated"
-            if s.get("parent") else _preset_word(s.get("preset"), s["model"]),
+            "model": s["model"], "preset": _preset_word(s),
             "networks": s.get("ensemble") or 1,
             "status": f"queued: {place[r.id]} of {len(place)}" if status_word(s) == "queued" and r.id in place
             else status_word(s),
@@ -312,10 +309,17 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
     return rows
 
 
-def _preset_word(name: Any, model: Any) -> Any:
-    """The preset a run started from, with "(other model)" where its model is not the preset's:
-    ``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg."""
+def _preset_word(summary: dict[str, Any]) -> Any:
+    """What a run started from: the preset, with "(other model)" where its model is not the preset's
+    (``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg); a
+    sweep's trial and a calibrated run were made by no preset (their config's default word read "fast
+    (other model)" beside both)."""
     from .config import PRESETS, SETTING  # here: the module stays free of torch
+    if summary.get("kind") == "trial":
+        return "sweep trial"
+    if summary.get("parent"):
+        return "calibrated"
+    name, model = summary.get("preset"), summary.get("model")
     if name not in PRESETS or model is None:
         return name
     return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"

@@ -45,6 +45,12 @@ def count_text(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {word}" if isinstance(n, int) else f"{n} {word}"
 
 
+def and_list(words: Iterable[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``: words joined as a sentence lists them."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}" if words else ""
+
+
 DASH = "—"  # a figure not known
 LEGEND_SEP = " · "  # between a run's name and what sets it apart, in a legend name (signlab.compare)
 

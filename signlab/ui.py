@@ -1169,14 +1169,14 @@ def _trial_speed(key: str, busy: bool = False) -> float | None:
         return trial.measure(cfg, env=cpu_share(job_manager().limit))
 
 
-def sweep_time_text(model: str, trials: int, epochs: int, limit_seconds: float | None = None,
-                    studies: list[dict[str, Any]] | None = None) -> str:
+def sweep_time_text(model: str, trials: int, epochs: int, studies: list[dict[str, Any]],
+                    limit_seconds: float | None = None) -> str:
     """:func:`views.sweep_time_text` from every user's measured speeds, and a trial of the sweep's
     base settings when none says (a first sweep of a network read only "the first trial shows").
-    ``studies``: the sweeps the page listed (:func:`studies`), whose starts are measured; else listed here."""
+    ``studies``: the sweeps the page listed (:func:`studies`), whose starts are measured."""
     rows = speed_rows()
     speed = trial_for(views.sweep_base_config(model), rows)
-    startup, per_trial = views.sweep_overheads(rows, _sweep.list_studies(runs_dir()) if studies is None else studies)
+    startup, per_trial = views.sweep_overheads(rows, studies)
     return views.sweep_time_text(model, rows, len(dataset().train), trials=trials, epochs=epochs, trial=speed,
                                  machine_load=_machine_load(), cores=os.cpu_count(), limit_seconds=limit_seconds,
                                  startup=startup, per_trial=per_trial)

@@ -42,7 +42,7 @@ from .export import onnx_path as _onnx_path
 from .health import health_records, health_series, layer_labels as _layer_labels
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
-from .numbers import DASH, count_text, duration, finite, newest_median, percent_text, whole_number
+from .numbers import DASH, and_list, count_text, duration, finite, newest_median, percent_text, whole_number
 from .numbers import code as _code
 from .numbers import md as _md
 from .preprocess import Prepared
@@ -754,9 +754,8 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     # runs' overhead (a sweep keeps the data loaded); and the sweep's process start, once
     each = est.training * epochs + per_trial if per_trial is not None else est.whole * epochs
     total = (startup or 0.0) + each * trials
-    counted = [w for w, v in (("each trial's setup and test", per_trial), ("the sweep's start", startup))
-               if v is not None]
-    left = [w for w, v in (("each trial's setup and test", per_trial), ("the sweep's start", startup)) if v is None]
+    parts = (("each trial's setup and test", per_trial), ("the sweep's start", startup))
+    counted, left = [w for w, v in parts if v is not None], [w for w, v in parts if v is None]
     # the whole budget worked out, not left to the student (who then started nothing)
     return (f"On this server a trial takes {said} an epoch at batch {cfg.batch_size}"
             + (f" (guessed from the server's {est.like} runs)" if est.like else "")
@@ -764,9 +763,9 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
             + (f"; a trial at batch {smallest} takes longer" if smallest < cfg.batch_size else "")
             + f". So {count_text(trials, 'trial')} of {count_text(epochs, 'epoch')} take{'s' if trials == 1 else ''} "
               f"{_said(total)} or more with one worker"
-            + (f" ({' and '.join(counted)} as measured here)" if counted else "")
+            + (f" ({and_list(counted)} as measured here)" if counted else "")
             + ", less when trials are pruned early; the time limit stops it starting new trials."
-            + (f" Add {' and '.join(left)}: this server has not measured {'it' if len(left) == 1 else 'them'} "
+            + (f" Add {and_list(left)}: this server has not measured {'it' if len(left) == 1 else 'them'} "
                "yet." if left else "")
             + _over_the_limit(each, trials, limit_seconds) + busy)
 
@@ -1374,8 +1373,7 @@ def seed_luck_text(runs: Sequence[Any], names: Sequence[str] | None = None) -> s
 
 
 def _and_names(names: Sequence[str]) -> str:
-    bold = [f"**{md(n)}**" for n in names]
-    return ", ".join(bold[:-1]) + f" and {bold[-1]}"
+    return and_list(f"**{md(n)}**" for n in names)
 
 
 def onnx_path(run: Any) -> Path | None:
@@ -1425,9 +1423,7 @@ def preset_changes(values: dict[str, Any]) -> str:
     changed = _settings.changed_from_preset(values)
     if not changed:
         return ""
-    names = [s.label for s in changed]
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"✏️ Custom: {listed} changed from the {values['preset']} preset."
+    return f"✏️ Custom: {and_list(s.label for s in changed)} changed from the {values['preset']} preset."
 
 
 def other_data_text(run_data: str | None, pages_data: str | None) -> str | None:
@@ -1494,8 +1490,7 @@ def lecture_model_text(values: dict[str, Any]) -> str:
     if not extras:
         return ""
     plain = {"logreg": "logistic regression", "seed_convnet": "lecture's ConvNet"}[model]
-    listed = extras[0] if len(extras) == 1 else f"{', '.join(extras[:-1])} and {extras[-1]}"
-    return (f"These settings train the {plain} with {listed}. The lecture trained it plainly: Adam at 0.001, "
+    return (f"These settings train the {plain} with {and_list(extras)}. The lecture trained it plainly: Adam at 0.001, "
             f"batches of 32, {count_text(LECTURE_MODEL_EPOCHS[model], 'epoch')}.")
 
 

@@ -1865,3 +1865,12 @@ def test_a_finished_runs_loss_can_be_replayed_falling():
     first = frames[0].data[1]
     assert list(first.x) == list(fig.data[1].x[:len(first.x)])
     assert not figures.loss_curve(batches[:1], replay=True).frames  # one point: nothing to play
+
+
+def test_words_are_listed_as_a_sentence_lists_them():
+    """One helper for "a, b and c" (the Train page's Custom line, its lecture-network note, the Runs
+    page's seed note and the sweep budget each wrote it)."""
+    from signlab.numbers import and_list
+
+    assert [and_list(w) for w in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
+    assert and_list(w for w in "xy") == "x and y"
