@@ -91,7 +91,7 @@ with right:
                    "letter chosen on the left.")
         st.camera_input(f"Take a photo of {letter}", key=f"calibrate_camera_{version}", on_change=_on_camera)
 for err in st.session_state.pop(ui.Keys.CALIBRATE_ERRORS, []):
-    st.error(f"Not added: {ui.md(err)}", icon="⚠️")  # it quotes the file's name
+    ui.say_error("Not added", err)  # it quotes the file's name
 
 if photos:
     st.markdown(f"**Collected: {views.count_text(len(photos), 'photo')} of {views.count_text(sum(1 for v in counts.values() if v), 'letter')}.** "

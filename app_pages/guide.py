@@ -11,14 +11,14 @@ st.markdown(f"Walk through the lecture's case study in {len(views.TOUR_STEPS)} s
 
 steps = views.TOUR_STEPS
 # the step lives in the link too, so a reload (or the link) opens the step the user had reached
-if ui.Keys.GUIDE_STEP not in st.session_state and "step" in st.query_params:  # read from the link only now
-    if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
-        st.warning(notice, icon="🔗")
 runs = ui.own_runs()
-if ui.Keys.GUIDE_STEP not in st.session_state:
-    # without a step in the link (the sidebar's Guided tour): after the last step the user's runs show done
-    st.session_state[ui.Keys.GUIDE_STEP] = views.tour_step(
-        st.query_params["step"] if "step" in st.query_params else views.tour_resume_step(runs) + 1, len(steps))
+if ui.Keys.GUIDE_STEP not in st.session_state:  # read from the link only now
+    if "step" in st.query_params:
+        if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
+            st.warning(notice, icon="🔗")
+        st.session_state[ui.Keys.GUIDE_STEP] = views.tour_step(st.query_params["step"], len(steps))
+    else:  # the sidebar's Guided tour: after the last step the user's runs show done
+        st.session_state[ui.Keys.GUIDE_STEP] = views.tour_resume_step(runs)
 i = st.session_state[ui.Keys.GUIDE_STEP]
 i = min(max(int(i), 0), len(steps) - 1)
 reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))

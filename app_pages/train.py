@@ -84,7 +84,7 @@ with left:
     if note := views.settings_beside_run_text(cfg, run):
         beside_note.caption(note)
     if config_error:
-        st.error(ui.md(config_error), icon="⚠️")  # it quotes the values a link gave
+        ui.say_error("", config_error)  # it quotes the values a link gave
     if view.can_continue:  # below the settings it keeps (a continued run trains on with its own)
         with st.form("continue", enter_to_submit=False):
             # the epochs setting's own range, as Train's box has it, less what the run has trained

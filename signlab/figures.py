@@ -860,17 +860,15 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
         fig.add_trace(go.Scatter(x=[coords[selected, 0]], y=[coords[selected, 1]], mode="markers", name="chosen",
                                  marker=dict(size=18, symbol="star", color="gold", line=dict(width=1.5, color="black")),
                                  hoverinfo="skip", customdata=[selected]))
+    # the plotted region: the zoom, else the points' extent (the names and the thumbnails are sized in it)
+    ranges = zoom if zoom is not None else tuple(
+        (float(coords[:, i].min()), float(coords[:, i].max())) if len(coords) else (0.0, 1.0) for i in range(2))
     notes = []
     if centres:
         # each name in a white box ringed in its letter's colour: on a 0.6-white ground the names
         # sank into the clusters of points of the same colour. Names that would cover each other
         # (a weak model's letters share one region) are moved apart, each on a thin line in its
         # colour to where its points are
-        if zoom is not None:
-            ranges = zoom
-        else:
-            ranges = tuple((float(coords[:, i].min()), float(coords[:, i].max())) if len(coords) else (0.0, 1.0)
-                           for i in range(2))
         placed = spread_labels(centres, ranges)
         for k, (x, y) in centres.items():
             lx, ly = placed[k]
@@ -888,10 +886,7 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
     if notes:
         fig.update_layout(annotations=notes)
     if thumbnails:
-        if zoom is not None:
-            span = min(zoom[0][1] - zoom[0][0], zoom[1][1] - zoom[1][0])
-        else:
-            span = float(min(np.ptp(coords[:, 0]), np.ptp(coords[:, 1]))) if len(coords) else 1.0
+        span = min(hi - lo for lo, hi in ranges)
         size = span / max(6.0, np.sqrt(len(thumbnails)) * 1.6)
         fig.update_layout(images=[dict(source=_thumbnail(img), x=x, y=y, xref="x", yref="y", sizex=size, sizey=size,
                                        xanchor="center", yanchor="middle", sizing="contain", layer="above",

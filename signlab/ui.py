@@ -431,7 +431,7 @@ def open_run_safe(run_id: str, action: str = "view") -> Run | None:
         return None
 
 
-def say_error(what: str, err: SignlabError) -> None:
+def say_error(what: str, err: SignlabError | str) -> None:
     """``what: <err>`` in a red box. The message may quote what the user gave (a file's name, a
     link's value), so it is drawn as text, not markdown (an upload named ``**x** www.y.com`` was bold,
     with a link)."""

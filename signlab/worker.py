@@ -35,7 +35,7 @@ from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
 from .paths import default_runs_dir
 from .runs import Run, RunWriter, run_path
-from .store import RunState, lease_seconds, new_worker_id, store_for
+from .store import CONTINUATION_FAILED, RunState, lease_seconds, new_worker_id, store_for
 
 IDLE_POLL = 0.5  # seconds between claims while the queue is empty or every slot is taken
 AWAY_POLL = 5.0  # at most this long between tries while the run database is away
@@ -212,28 +212,30 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
         # that took its continuation failed it
         record = api.train_claimed(run, claim, device=device)
     except SignlabError as err:  # the run failed with its own message; the queue moves on
-        record = _ended(root, run.id, str(err))
+        record = _ended(root, claim, str(err))
     except Exception as err:  # noqa: BLE001 - one bad run must never stop the worker
         message = f"{type(err).__name__}: {err}"
         try:
             store_for(root).update(claim, RunState.FAILED, message=message)
         except SignlabError:  # no longer held: given back as it was (a continuation that could not start)
             pass
-        record = _ended(root, run.id, message)
+        record = _ended(root, claim, message)
     say(f"run {run.id}: {record['status']}" + (f" ({record.get('message')})" if record.get("message") else ""))
     return record
 
 
-def _ended(root: Path, run_id: str, message: str) -> dict[str, Any]:
-    """The record of a run whose fit raised: failed, or, for a continuation that could not start, the
-    state its run was given back in (the worker said "failed" of a completed run left as it was)."""
+def _ended(root: Path, claim, message: str) -> dict[str, Any]:
+    """The record of a run whose fit raised: failed, or, for a continuation, the state its run is in now
+    (given back as it was when it could not start: the worker said "failed" of a completed run)."""
+    if not claim.resume_epochs:
+        return {"run_id": claim.run_id, "status": "failed", "message": message}
     try:
-        row = store_for(root).get(run_id) or {}
+        row = store_for(root).get(claim.run_id) or {}
     except SignlabError:
         row = {}
     status = str(row.get("status") or "failed")
-    return {"run_id": run_id, "status": status,
-            "message": message if status == "failed" else f"its continuation could not start: {message}"}
+    return {"run_id": claim.run_id, "status": status,
+            "message": message if status == "failed" else CONTINUATION_FAILED.removeprefix("; ") + message}
 
 
 def _source_problem(run: Run) -> str | None:

@@ -118,26 +118,11 @@ def server(runs_dir, chromium_path) -> str:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
-    _stop_workers_of(runs_dir)
+    # each worker the server started runs in a session of its own (a restart must not kill training): the
+    # server's end left them training what a failed test left running, beside the rest of the suite
+    from _helpers import stop_workers
 
-
-def _stop_workers_of(runs_dir: Path) -> None:
-    """The workers the server started for ``runs_dir``: each in a session of its own, by design (a
-    server restart must not kill training), so the server's end left them training whatever a failed
-    test had left running (a 10-epoch ConvNet took the CPU from the rest of the suite for minutes)."""
-    mark = f"--runs-dir {runs_dir} "
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if " signlab worker " in f" {args}" and mark in args:
-            try:
-                os.kill(int(entry.name), signal.SIGTERM)
-            except OSError:
-                pass
+    stop_workers(runs_dir)
 
 
 @pytest.fixture(scope="session")
