@@ -15,7 +15,7 @@ from .access import Policy, local_user, policy
 from .config import RESUMABLE, TrainConfig, check_setting
 from .data import Dataset, check_source_allowed, load_dataset
 from .device import distributed_rank_world, resolve_device
-from .errors import ConfigError, ImageError, RunError, SignlabError
+from .errors import ConfigError, ImageError, RunError, SignlabError, error_words
 from .evaluate import Evaluation, evaluate_model
 from .labels import NUM_CLASSES
 from .health import HealthMonitor
@@ -189,11 +189,8 @@ def train_claimed(run: Run, claim: Claim, callbacks: Iterable[Callback] = (), da
                 # Written once the fit is built (_fit): a resume refused for its device, its data or its
                 # model had already written its epochs (and --device cuda) into a run it never trained
                 settled = base.replace(epochs=target, max_steps=None) if claim.resume_epochs else None
-            except SignlabError as err:
-                writer.not_started(str(err))
-                raise
             except Exception as err:
-                writer.not_started(f"{type(err).__name__}: {err}")
+                writer.not_started(error_words(err))
                 raise
             return _fit(run, cfg, dataset, writer, lease, callbacks, start, state, evaluate_test, schedule_from,
                         settled)
@@ -342,7 +339,7 @@ def _fit(run: Run, cfg: TrainConfig, dataset: Dataset, writer: RunWriter, lease:
         writer.not_started(message)
         raise RunError(message) from err
     except Exception as err:
-        writer.not_started(str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}")
+        writer.not_started(error_words(err))
         raise
     fit_started = time.perf_counter()
     end = trainer.fit()

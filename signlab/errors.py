@@ -10,6 +10,12 @@ class SignlabError(Exception):
     """Base class: bad input or a state the user can fix. ``str(err)`` is the whole message."""
 
 
+def error_words(err: BaseException) -> str:
+    """An error as a run's message or a page says it: a SignlabError's own line, anything else named by
+    its type (``RuntimeError: size mismatch …``), since its text alone may not say what went wrong."""
+    return str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
+
+
 class DataError(SignlabError):
     """A dataset file is missing, unreadable or malformed (names the file, row and column)."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .config import TrainConfig, check_setting
 from . import envnum
-from .errors import SignlabError
+from .errors import SignlabError, error_words
 from .fsutil import nofollow_opener
 from .numbers import count_text, plain_line
 from .launch import cpu_share, live_children, spawn, worker_args
@@ -173,7 +173,7 @@ class JobManager:
             self.tick()
             why = self._held
         except (SignlabError, OSError) as err:
-            why = str(err) if isinstance(err, SignlabError) else f"{type(err).__name__}: {err}"
+            why = error_words(err)
         if why is None:
             self._unstarted = None
             return None

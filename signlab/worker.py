@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from . import api
 from .data import check_source_allowed
-from .errors import RunError, SignlabError
+from .errors import RunError, SignlabError, error_words
 from .interrupt import ShutDown, handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
@@ -214,7 +214,7 @@ def _train_one(root: Path, claim, device: str | None, say: Callable[[str], None]
     except SignlabError as err:  # the run failed with its own message; the queue moves on
         record = _ended(root, claim, str(err))
     except Exception as err:  # noqa: BLE001 - one bad run must never stop the worker
-        message = f"{type(err).__name__}: {err}"
+        message = error_words(err)
         try:
             store_for(root).update(claim, RunState.FAILED, message=message)
         except SignlabError:  # no longer held: given back as it was (a continuation that could not start)
