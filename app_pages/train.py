@@ -130,12 +130,17 @@ with right:
     if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
         # finished run it was said only at the foot of the settings, out of view at 1280x800)
         st.warning(f"Start is off until the settings can be used. {ui.md(config_error)}", icon="⚠️")
-    elif run is None:
-        st.info(f"Press **Start** to train {views.start_line(cfg)}. With these settings "
-                f"{ui.time_estimate(cfg, available)}; "
-                "the chart here shows the loss falling as it learns.")
-    elif view.can_start:  # a finished run is shown: what Start trains now (changed settings lost their estimate)
-        st.caption(f"**Start** trains {views.start_line(cfg)}: with these settings "
-                   f"{ui.time_estimate(cfg, available)}.")
+    elif run is None or view.can_start:
+        # The network's name at once, its time after: for a network this server has not measured, the
+        # estimate times a few of its steps (seconds), and the old hint stood meanwhile, naming the
+        # network the student had just switched from.
+        hint, start = st.empty(), views.start_line(cfg)
+        if run is None:
+            hint.info(f"Press **Start** to train {start}.")
+            hint.info(f"Press **Start** to train {start}. With these settings {ui.time_estimate(cfg, available)}; "
+                      "the chart here shows the loss falling as it learns.")
+        else:  # a finished run is shown: what Start trains now (changed settings lost their estimate)
+            hint.caption(f"**Start** trains {start}.")
+            hint.caption(f"**Start** trains {start}: with these settings {ui.time_estimate(cfg, available)}.")
     if run is not None:
         ui.live_run(run, jm, mine, view)

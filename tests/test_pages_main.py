@@ -831,6 +831,21 @@ def test_train_page_says_what_start_will_train(runs_env):
     assert " for 7 epochs** (" in box and ", seed 3)." in box, box
 
 
+def test_the_train_hint_names_the_network_before_its_steps_are_timed(runs_env, monkeypatch):
+    """For a network this server has not measured, the estimate times a few of its steps, seconds in
+    which the old hint stood, naming the network just switched from. The trial here fails at once:
+    what the page drew before it is what the student saw meanwhile."""
+    at = _open("train")
+
+    def timing(key, busy=False):
+        raise RuntimeError("timing its steps")
+    monkeypatch.setattr("signlab.ui._trial_speed", timing)
+    by_label(at.selectbox, "Architecture").set_value("convnet").run()
+    assert at.exception, "no step of convnet was timed"  # its message is redacted (.streamlit/config.toml)
+    [hint] = [i.value for i in at.info if "Press **Start** to train" in i.value]
+    assert "convnet" in hint and "s2net" not in hint, hint
+
+
 def test_train_page_gives_long_choices_and_the_buttons_room(runs_env):
     """At a third of a 1280-px page two columns are about 115 px each: "standardize" and "Pause"
     were cut there, so the normalisation choice takes the settings' full width, and the buttons a
