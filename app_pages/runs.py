@@ -133,8 +133,7 @@ if picked:
     if without:  # a run with no epoch record draws no line: say which, rather than leave a line missing
         st.caption(f"No epoch curve for {', '.join(ui.md(k) for k in without)}: "
                    f"{'it has' if len(without) == 1 else 'they have'} no finished epoch on record (a calibrated "
-                   "run is adapted to photos in one step, not trained epoch by epoch: the epochs the table gives "
-                   "it are its parent's).")
+                   "run is adapted to photos in one step, not trained epoch by epoch).")
     one_epoch = [k for k, v in epochs.items() if len(v) == 1]
     st.caption(("Runs with one epoch show a single point in the epoch chart; train longer to see their curves. "
                 if one_epoch else "") +

@@ -299,7 +299,7 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
             "networks": s.get("ensemble") or 1,
             "status": f"queued: {place[r.id]} of {len(place)}" if status_word(s) == "queued" and r.id in place
             else status_word(s),
-            "epochs": f"{s['epochs']}/{s['target_epochs']}" if s.get("target_epochs") else s["epochs"],
+            "epochs": _epochs_word(s),
             "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
             "augment": bool(s["augment"]) if s["augment"] is not None else None,
             "test accuracy": 100 * s["test_accuracy"] if isinstance(s["test_accuracy"], (int, float)) else None,
@@ -307,6 +307,15 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
             "created": dt.datetime.fromtimestamp(created) if isinstance(created, (int, float)) else None,
         })
     return rows
+
+
+def _epochs_word(summary: dict[str, Any]) -> Any:
+    """The epochs column: done of asked ("1/2"); a calibrated run was adapted in one step, and the
+    epochs it holds are its parent's (it read "2/2", as if it had trained them itself)."""
+    done, asked = summary["epochs"], summary.get("target_epochs")
+    if summary.get("parent"):
+        return f"{done} (its parent's)"
+    return f"{done}/{asked}" if asked else done
 
 
 def _preset_word(summary: dict[str, Any]) -> Any:

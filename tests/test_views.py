@@ -1455,6 +1455,8 @@ def test_the_runs_table_says_when_a_run_left_its_presets_model():
     trial.summary()["kind"] = "trial"
     calibrated.summary()["parent"] = "r2"
     assert [r["preset"] for r in views.runs_table([trial, calibrated])] == ["sweep trial", "calibrated"]
+    # and a calibrated run's epochs are its parent's, not epochs it trained (it read "1/2")
+    assert [r["epochs"] for r in views.runs_table([trial, calibrated])] == ["1/2", "1 (its parent's)"]
 
 
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():
