@@ -634,7 +634,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     if slots is not None and 0 < slots <= busy:
         taken = "the server's one training slot is" if slots == 1 else f"all {slots} of the server's training slots are"
         queue = f" and {count_text(waiting, 'run')} {'waits' if waiting == 1 else 'wait'} in the queue" if waiting else ""
-        # a sentence of its own: after a guess's "(it has not trained an ensemble of 3 fastcnn networks yet)",
+        # a sentence of its own: after a guess's "(no run here has trained an ensemble of 3 fastcnn networks yet)",
         # ", once it starts: …" ran two ideas together
         shared = f"; first it waits, as {taken} taken now{queue}"
     else:
@@ -653,21 +653,21 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
     if est is None and timing_now:
         # Classify's robust button gave no time before the click: its aside now times a few steps
         # in the background and says so until the time shows
-        return f"this server is timing a few of its steps now (it has not trained {target} yet)" + shared
+        return f"this server is timing a few of its steps now (no run here has trained {target} yet)" + shared
     if est is None:
         # said as a fact of this server: "the page says how long" read as a promise not kept; the
         # wait for a slot too (on a class's first day no network has been trained yet)
-        return f"the time it takes shows after its first steps (this server has not trained {target} yet)" + shared
+        return f"the time it takes shows after its first steps (no run on this server has trained {target} yet)" + shared
     if est.timed:  # a student whose only run was a logistic regression started an 11-minute ConvNet blind
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, timed "
-                f"from a few of its steps here (it has not trained {target} yet; loading the data and "
+                f"from a few of its steps here (no run here has trained {target} yet; loading the data and "
                 "checking the accuracy add to it)" + shared)
     if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind.
         # "guessed from its s2net runs and the work an image of each" left a student to work out whose runs
         return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
-                f"from the server's {est.like} runs and how much work an image is for each network (it has not "
-                f"trained {target} yet)" + shared)
+                f"from the server's {est.like} runs and how much work an image is for each network (no run here "
+                f"has trained {target} yet)" + shared)
     if est.whole == est.training:  # no overhead measured yet: a run just finished, or older runs
         # said as training: the tour read "about 18 s on this server" right after a run of 22 s in all
         return f"it takes {duration(est.training)} of training on this server" + shared
@@ -743,7 +743,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
     load = busy_load(machine_load, cores)
     busy = f" This machine is busy now ({load}), so the sweep takes longer while that lasts." if load else ""
     if est is None:
-        return (f"This server has not trained {model} yet: the first trial shows how long one takes, and the "
+        return (f"No run on this server has trained {model} yet: the first trial shows how long one takes, and the "
                 "time limit stops the sweep starting new ones." + busy)
     def _said(seconds: float) -> str:  # a guess is said as one, in both figures
         return duration(seconds).replace("about", "roughly" if est.like or est.timed else "about")

@@ -540,7 +540,7 @@ def test_a_students_time_estimate_reads_the_whole_servers_runs(setup, monkeypatc
     assert not at.exception
     said = " ".join(i.value for i in at.info)
     assert "With these settings it takes" in said and "on this server" in said, said
-    assert "has not trained logreg" not in said and "alice-run" not in said
+    assert "has trained logreg yet" not in said and "alice-run" not in said
 
 
 @pytest.mark.parametrize("page", ["classify", "calibrate"])

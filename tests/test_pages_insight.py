@@ -333,7 +333,7 @@ def test_a_tour_step_times_a_network_this_server_has_never_trained(tmp_path, mon
     no_error(at)
     said = [c.value for c in at.caption if "this server" in c.value]
     assert said and "timed from a few of its steps here" in said[0], said
-    assert f"it has not trained {STEPS[step].config.model} yet" in said[0]
+    assert f"no run here has trained {STEPS[step].config.model} yet" in said[0]
     # said in a toast while it times: the cache's spinner was drawn over the button under the estimate
     assert [t.value for t in at.toast] == ["Timing a few steps of this network on this machine…"]
     at.run()
@@ -391,7 +391,7 @@ def test_an_aside_times_in_the_background_and_says_so_until_the_time_shows(monke
     monkeypatch.setattr(ui, "_machine_load", lambda: None)
     cfg = preset("robust")
     said = ui.time_estimate(cfg, timing="background")  # returns at once, the timing started
-    assert said.startswith("this server is timing a few of its steps now (it has not trained an ensemble of 3")
+    assert said.startswith("this server is timing a few of its steps now (no run here has trained an ensemble of 3")
     assert ui.trials_timing()
     assert ui.time_estimate(cfg, timing="background") == said and ui.trials_timing()  # asked again: no second one
     release.set()

@@ -307,20 +307,20 @@ def test_a_network_this_server_has_not_trained_gets_a_guess_from_one_of_like_siz
     said = views.time_estimate(lecture, [s2net])
     assert said == (f"it takes {views.duration(views.training_images(lecture) / speed).replace('about', 'roughly')}"
                     " of training on this server, guessed from the server's s2net runs and how much work an image is for "
-                    "each network (it has "
-                    "not trained seed_convnet yet)")
+                    "each network (no run here "
+                    "has trained seed_convnet yet)")
     assert views.time_estimate(lecture, [s2net], busy=1) == said + ", longer while 1 other run trains here"
     # logistic regression's speed is its overheads': 330 times less work says nothing of a ConvNet
     logreg = {**s2net, "model": "logreg", "samples_per_second": 89_000.0}
     assert views.guessed_speed([logreg], lecture) is None
     assert views.time_estimate(lecture, [logreg]).startswith("the time it takes shows after its first steps")
     assert views.guessed_speed([logreg, s2net], lecture)[1] == "s2net"  # the nearer in work
-    # the robust preset's three fastcnn networks, on a server that trained one: not "it has not trained fastcnn"
+    # the robust preset's three fastcnn networks, on a server that trained one: not "no run here has trained fastcnn yet"
     robust = preset("robust")
     one = {**s2net, "model": robust.model, "batch_size": robust.batch_size, "samples_per_second": 3000.0}
     said = views.time_estimate(robust, [one])
     assert said.endswith(f"guessed from the server's {robust.model} runs and how much work an image is for each "
-                         f"network (it has not trained "
+                         f"network (no run here has trained "
                          f"an ensemble of {robust.ensemble} {robust.model} networks yet)"), said
     # an aside that times nothing guesses nothing either (Classify's robust "roughly 51 s" took 146 s)
     assert views.time_estimate(robust, [one], guess=False).startswith("the time it takes shows after its first steps")
@@ -335,8 +335,8 @@ def test_time_estimate_from_this_servers_speed():
     assert views.measured_speed(rows, cfg) == 1000.0
     # no overhead measured yet (a run that has just finished): said as training time
     assert views.time_estimate(cfg, rows) == f"it takes {views.duration(seconds)} of training on this server"
-    assert views.time_estimate(cfg, rows[1:]) == ("the time it takes shows after its first steps (this server has "
-                                                  "not trained s2net yet)")
+    assert views.time_estimate(cfg, rows[1:]) == ("the time it takes shows after its first steps (no run on this "
+                                                  "server has trained s2net yet)")
     # runs training now share the cores: the estimate says so (measured alone, it was too short)
     assert views.time_estimate(cfg, rows, busy=1).endswith("on this server, longer while 1 other run trains here")
     assert views.time_estimate(cfg, rows, busy=2).endswith(", longer while 2 other runs train here")
@@ -354,7 +354,7 @@ def test_time_estimate_from_this_servers_speed():
         "; first it waits, as all 3 of the server's training slots are taken now")
     # a network not trained here yet: the wait for the slot is still said (a class's first day)
     assert views.time_estimate(cfg, rows[1:], busy=1, slots=1).endswith(
-        "(this server has not trained s2net yet); first it waits, as the server's one training slot is taken now")
+        "(no run on this server has trained s2net yet); first it waits, as the server's one training slot is taken now")
     # the rest of the wait, as this server's runs of the model took it an epoch, for as many epochs:
     # the median of this model's (10 s), not another model's 600 s
     timed = [{**rows[0], "overhead_per_epoch": 15.0}, {**rows[0], "overhead_per_epoch": 5.0},
@@ -398,13 +398,13 @@ def test_a_network_neither_trained_nor_guessed_is_timed_from_a_trial():
     est = views.estimate(lecture, logreg, trial=500.0)
     assert est is not None and est.timed and est.training == pytest.approx(seconds) and est.like is None
     assert views.time_estimate(lecture, logreg, trial=500.0) == (
-        "it takes roughly 9 min of training on this server, timed from a few of its steps here (it has not "
-        "trained seed_convnet yet; loading the data and checking the accuracy add to it)")
+        "it takes roughly 9 min of training on this server, timed from a few of its steps here (no run here "
+        "has trained seed_convnet yet; loading the data and checking the accuracy add to it)")
     assert views.time_estimate(lecture, logreg, trial=500.0, busy=1).endswith(
         "accuracy add to it), longer while 1 other run trains here")
     # the robust preset's three networks together, as the guess says it
-    assert "(it has not trained an ensemble of 3 fastcnn networks yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
-    assert "(this server has not trained an ensemble of 3 fastcnn networks yet)" in views.time_estimate(preset("robust"), [])
+    assert "(no run here has trained an ensemble of 3 fastcnn networks yet;" in views.time_estimate(preset("robust"), [], trial=900.0)
+    assert "(no run on this server has trained an ensemble of 3 fastcnn networks yet)" in views.time_estimate(preset("robust"), [])
     # no trial, or a useless one: as before
     for trial in (None, 0.0, -1.0, float("nan"), float("inf")):
         assert views.time_estimate(lecture, logreg, trial=trial).startswith("the time it takes shows after its first steps")
@@ -796,7 +796,7 @@ def test_the_sweeps_page_says_how_long_a_trial_takes_an_epoch():
                            "a trial at batch 32 takes longer."), said
     # the default budget worked out: 10 trials of 2 epochs (the student had to multiply, and started none)
     assert f"So 10 trials of 2 epochs take {views.duration(seconds * 20)} or more with one worker" in said, said
-    assert views.sweep_time_text("fastcnn", [], 27_455).startswith("This server has not trained fastcnn yet")
+    assert views.sweep_time_text("fastcnn", [], 27_455).startswith("No run on this server has trained fastcnn yet")
     # the budget typed in: the page said "10 trials of 2 epochs" beside 2 trials of 1 epoch
     said = views.sweep_time_text("fastcnn", rows, 27_455, trials=1, epochs=3)
     assert f"So 1 trial of 3 epochs takes {views.duration(seconds * 3)} or more" in said, said
