@@ -71,6 +71,10 @@ def test_train_settings_are_whole_in_a_narrow_window(page, server):
         run_side = page.locator(".st-key-train_right").bounding_box()
         assert abs(run_side["y"] - settings["y"]) < 2 and run_side["x"] > settings["x"] + settings["width"], \
             (settings, run_side)
+        # the page starts under Streamlit's header, not 6rem down: at 1280x800 the live chart was below the fold
+        title = page.locator("[data-testid='stMain'] h1").bounding_box()
+        header = page.locator("[data-testid='stHeader']").bounding_box()
+        assert title["y"] <= header["height"], (title, header)
     with step(page, f"in a window of {NARROW} px the settings have room and the run's side moves above them"), \
             narrow_window(page):
         settings = page.locator(".st-key-train_left").bounding_box()
