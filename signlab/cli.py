@@ -30,7 +30,7 @@ from .labels import NUM_CLASSES
 from .preprocess import CROPS, PHOTO_CROP
 from .settings import add_options, given, option_values
 from .progress import progress_text, seconds_left
-from .numbers import count_text, duration, plain_line
+from .numbers import count_text, duration, percent_text, plain_line
 
 
 # characters of the one error line: past any path a file system takes, so the problem after one stays
@@ -120,8 +120,8 @@ class ProgressBar:
         elif isinstance(event, BatchEnd) and self.bar is not None:
             p = min(max(event.progress, 0.0), 1.0)
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
-            # the same words as the Train page's progress bar (signlab.views)
-            line = progress_text(event.epoch, self.total_epochs, p, event.samples_per_second,
+            # the same words as the Train page's progress bar (signlab.progress)
+            line = progress_text(event.epoch, self.total_epochs, event.samples_per_second,
                                  seconds_left(p, event.train_seconds))
             self.bar.set_description_str(line, refresh=False)
             self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc}", refresh=False)
@@ -217,8 +217,6 @@ def _use_db(args: argparse.Namespace) -> None:
     same holds for a mistyped ``SIGNLAB_DB`` (it was checked only for its folder)."""
     if not hasattr(args, "db"):  # a command that opens no run database
         return
-    import os
-
     from .store import db_url_for
 
     given, name = (args.db, "--db") if args.db else (os.environ.get("SIGNLAB_DB", "").strip(), "SIGNLAB_DB")
@@ -420,7 +418,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(json.dumps(records))
     else:
         for r in records:
-            tops = ", ".join(f"{t['letter']} {100 * t['probability']:.1f}%" for t in r["top"])
+            # as the Classify page says them: 0.9996 is "99.96%", not "100.0%"
+            tops = ", ".join(f"{t['letter']} {percent_text(t['probability'])}" for t in r["top"])
             print(f"{r['file']}: {tops}")
             for w in r["warnings"]:
                 print(f"  warning: {w}")

@@ -705,3 +705,16 @@ def test_a_too_small_validation_share_is_named_by_its_flag(tmp_path, capsys):
     _one_line(capsys, code, "--val-fraction: 0.0001 is out of range; allowed 0, or 0.01 to 0.5")
     assert SETTING["val_fraction"].problem(0.0) is None and SETTING["val_fraction"].problem(0.01) is None
     assert SETTING["val_fraction"].allowed_text() == "0, or 0.01 to 0.5"
+
+
+def test_predict_says_a_near_certain_letter_as_the_classify_page_does(tmp_path, capsys, monkeypatch):
+    """`predict` printed 0.9996 as "A 100.0%" (and the rest as "S 0.0%"), where the Classify page
+    (numbers.percent_text) widens a figure that rounds to 100% or 0%: certainty the model did not give."""
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")  # read by the stand-in below, never opened
+    record = {"file": str(image), "warnings": [], "notes": [],
+              "top": [{"letter": "A", "probability": 0.9996}, {"letter": "S", "probability": 0.0004},
+                      {"letter": "E", "probability": 0.0}]}
+    monkeypatch.setattr(api, "predict_files", lambda *a, **k: [record])
+    assert cli.main(["predict", "r1", str(image), "--runs-dir", str(tmp_path), "--top", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"{image}: A 99.96%, S 0.04%, E 0.0%"
