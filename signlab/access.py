@@ -26,7 +26,7 @@ import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .config import TrainConfig
 from .data import TEST_ROWS, TRAIN_ROWS
@@ -167,10 +167,9 @@ def open_for(user: User, run_id: str, action: str, pol: Policy, runs_dir: Path |
     return require(user, run, action, pol)
 
 
-def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None,
-                 warn: Callable[[str], None] | None = None) -> list[Run]:
+def visible_runs(user: User, pol: Policy, runs_dir: Path | str | None = None) -> list[Run]:
     """The runs ``user`` may see, newest first."""
-    return [r for r in list_runs(runs_dir, warn=warn) if can(user, r, "view", pol)]
+    return [r for r in list_runs(runs_dir) if can(user, r, "view", pol)]
 
 
 # --------------------------------------------------------------------------- quotas
@@ -254,7 +253,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
         raise QuotaError(active_refusal(active, pol.max_active_per_user))
     if cfg is None:
         return
-    _check_room(user, pol, root, mine, new_jobs)
+    _check_room(pol, root, mine, new_jobs)
     need = estimate_memory_mb(cfg)
     if need > pol.max_run_memory_mb:
         fit = cfg.batch_size
@@ -285,15 +284,15 @@ def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None) 
     active = _active_jobs(user, mine, root)
     at_once = active_refusal(active, pol.max_active_per_user) if active + 1 > pol.max_active_per_user else ""
     try:
-        _check_room(user, pol, root, mine, new_runs=1, disk=False)
+        _check_room(pol, root, mine, new_runs=1, disk=False)
     except QuotaError as err:
         return at_once, str(err)
     return at_once, ""
 
 
-def _check_room(user: User, pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,
+def _check_room(pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,
                 making: str = "", disk: bool = True) -> None:
-    """QuotaError when ``new_runs`` more runs of ``user`` (whose rows are ``mine``) pass the run count
+    """QuotaError when ``new_runs`` more runs of a user whose rows are ``mine`` pass the run count
     or a disk quota: a trained run, a calibrated copy and a sweep's trials alike. ``making``: what
     makes more than one run, for the message ("a sweep of 6 trials makes as many runs")."""
     if len(mine) + new_runs > pol.max_runs_per_user:
@@ -396,7 +395,7 @@ def calibrate(user: User, run_id: str, photos: list[Any], pol: Policy, runs_dir:
     if user.manages_all:
         return calibrate_run(run, photos, runs_dir, owner=user.id, **kwargs)
     root = Path(runs_dir) if runs_dir else default_runs_dir()
-    _check_room(user, pol, root, store_for(root).rows(owner=user.id))
+    _check_room(pol, root, store_for(root).rows(owner=user.id))
     # and again as the run is made, after the seconds of adapting (two at once both passed the check).
     # Not the job quota: the copy is held only while its files are written, in this process, not trained
     return calibrate_run(run, photos, runs_dir, owner=user.id, max_runs=pol.max_runs_per_user, **kwargs)
@@ -427,7 +426,7 @@ def start_sweep(user: User, pol: Policy, runs_dir: Path | str | None = None, **k
     check_start(user, None, pol, runs_dir, new_jobs=workers)
     if not user.manages_all:
         root = Path(runs_dir) if runs_dir else default_runs_dir()
-        _check_room(user, pol, root, store_for(root).rows(owner=user.id), new_runs=trials,
+        _check_room(pol, root, store_for(root).rows(owner=user.id), new_runs=trials,
                     making=f"a sweep of {count_text(trials, 'trial')} makes as many runs")
     return start_sweep_process(runs_dir=runs_dir, owner=user.id, **kwargs)
 

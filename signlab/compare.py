@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .config import SETTING, SETTINGS
+from .config import PRESETS, SETTING, SETTINGS
 from .errors import SignlabError
 from .events import Logged, logged
 from .numbers import LEGEND_SEP
@@ -323,7 +323,6 @@ def _preset_word(summary: dict[str, Any]) -> Any:
     (``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg); a
     sweep's trial and a calibrated run were made by no preset (their config's default word read "fast
     (other model)" beside both)."""
-    from .config import PRESETS, SETTING  # here: the module stays free of torch
     if summary.get("kind") == "trial":
         return "sweep trial"
     if summary.get("parent"):
@@ -414,8 +413,6 @@ def differing_settings(runs: Sequence["Run"]) -> list[dict[str, str]]:
     ({"optimizer": "optimizer muon", "lr": "lr 0.05"}), in the settings' order: what tells
     a student which line is which when runs are compared one setting at a time. Empty for a single
     run, for runs of the same settings and for an unreadable config."""
-    from .config import SETTINGS  # here: the module stays free of torch
-
     configs: list[dict[str, Any] | None] = []
     for r in runs:
         try:
@@ -485,8 +482,6 @@ def seed_luck(runs: Sequence["Run"], names: Sequence[str] | None = None) -> dict
     :func:`legend_names`. Runs
     without a test accuracy or a readable config, and calibrated runs (adapted to photos, their
     parent's config kept), are left out; None when there is nothing to say."""
-    from .config import SETTINGS  # here: the module stays free of torch
-
     recipe = [s.name for s in SETTINGS if s.name not in _NOT_A_RECIPE]
     entries: list[tuple[str, float, str, Any]] = []  # (name, points, settings, seed)
     for r, name in zip(runs, legend_names(runs) if names is None else names):

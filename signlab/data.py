@@ -419,9 +419,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_split(location: str, progress: Callable[[int, int], None] | None = None) -> Split:
+def load_split(location: str) -> Split:
     """Load one CSV (path or URL), from the parsed cache when its content was seen before."""
-    path = download(location, progress) if _is_url(location) else Path(location).expanduser()
+    path = download(location) if _is_url(location) else Path(location).expanduser()
     if not path.is_file():
         raise DataError(f"{location}: no such file")
     limit = max(max_csv_bytes(), max_download_bytes())
@@ -459,11 +459,10 @@ def load_split(location: str, progress: Callable[[int, int], None] | None = None
     return split
 
 
-def load_dataset(source: str | Path | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Dataset:
+def load_dataset(source: str | Path | None = None) -> Dataset:
     """Load train and test; ``source`` as in :func:`resolve_source` (None: the bundled copy)."""
     train_loc, test_loc = resolve_source(source)
-    return Dataset(train=load_split(train_loc, progress), test=load_split(test_loc, progress))
+    return Dataset(train=load_split(train_loc), test=load_split(test_loc))
 
 
 def class_counts(split: Split) -> np.ndarray:

@@ -353,7 +353,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
 
 
 def runs_loss_overlay(series: dict[str, list[dict[str, Any]]], colors: Sequence[int] | None = None) -> go.Figure:
-    """Smoothed step loss of several runs against the fraction of training done (``colors`` as
+    """Smoothed step loss of several runs against the training step (``colors`` as
     :func:`runs_overlay`'s)."""
     fig = go.Figure()
     for c, (name, batches) in zip(_color_numbers(series, colors), series.items()):
@@ -937,8 +937,6 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     fig = make_subplots(rows=rows, cols=2, specs=specs, subplot_titles=titles, horizontal_spacing=0.08,
                         vertical_spacing=0.2)
     steps = series.get("steps", [])
-    import plotly.colors as pc
-
     palette = list(pc.qualitative.Plotly)
     layer_names = list(series.get("grad", {}))
     labels = labels or {}

@@ -713,7 +713,7 @@ class RunStore:
                                   else "start again"))
         return ok
 
-    def claim(self, worker: str, limit: int, run_id: str | None = None, pid: int | None = None) -> Claim | None:
+    def claim(self, worker: str, limit: int, run_id: str | None = None) -> Claim | None:
         """Atomically take the next queued run (:meth:`queue`'s order), or ``run_id``, if fewer than
         ``limit`` runs take a slot.
 
@@ -739,7 +739,7 @@ class RunStore:
                 return None
             attempt = row.attempt + 1
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
-                             pid=pid or os.getpid(), lease_until=now + lease_seconds(), control=None,
+                             pid=os.getpid(), lease_until=now + lease_seconds(), control=None,
                              message="starting"):
                 return None
             return Claim(row.run_id, attempt, worker, row.resume_epochs, limit)

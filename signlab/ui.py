@@ -1124,7 +1124,7 @@ def _time_and_keep(key: tuple[str, bool]) -> float | None:
     kept as well, when the trial failed: it is not tried again within the hour)."""
     speed = None
     try:
-        speed = _trial_speed(*key)
+        speed = _trial_speed(key[0])  # the key's second part, busy, only keeps the trials apart
     finally:
         with _TRIALS_LOCK:  # kept before it stops counting as timing: no moment in which neither says
             _TRIALS[key] = (time.monotonic(), speed)
@@ -1157,10 +1157,10 @@ _TIMING: set[tuple[str, bool]] = set()  # (settings, busy) a background thread t
 _TRIALS_LOCK = threading.Lock()
 
 
-def _trial_speed(key: str, busy: bool = False) -> float | None:
+def _trial_speed(key: str) -> float | None:
     """:func:`signlab.trial.measure` of the settings ``key`` (:func:`signlab.trial.trial_key`), in a
-    child process with the workers' share of the cores (:func:`trial_for` keeps it). ``busy``: runs
-    train on the server now; a trial timed beside them is kept apart from a quiet one."""
+    child process with the workers' share of the cores (:func:`trial_for` keeps it, apart from a
+    trial timed while runs trained on the server)."""
     try:
         cfg = TrainConfig.from_dict(json.loads(key))
     except (SignlabError, ValueError, TypeError):

@@ -221,14 +221,11 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                    more_epochs=_runs.epochs_left(done), target_epochs=target,
                    missing_epochs=max(0, target - done) if not active else 0)
     if state == RunState.QUEUED:
-        pos = queue_position
-        # queued again after its training process died: why it waits once more, and from where (the
-        # page said only "waiting for a free slot", as for a run never started)
         # a run taken back from its holder (it died, or its worker was shut down): why it waits again
         again = message[:1].upper() + message[1:] + ". " if message.startswith(HOLDER_LOST) else ""
-        return LiveStatus(state, "info", f"⏳ {again}Waiting for a free slot: number {pos or '?'} in the queue "
-                          f"({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
-                          queue_position=pos, **buttons)
+        return LiveStatus(state, "info", f"⏳ {again}Waiting for a free slot: number {queue_position or '?'} "
+                          f"in the queue ({job_limit} training job{'s' if job_limit > 1 else ''} at a time on this server).",
+                          queue_position=queue_position, **buttons)
     if state in HOLDING:
         fit = current_fit(logged(records, Logged.BATCH))
         if not fit:
@@ -242,7 +239,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")))
         epoch = last.get("epoch")
         epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else done + 1
-        return LiveStatus(state, "progress", progress_text(epoch, target, p, speed, left, paused, resuming, whole),
+        return LiveStatus(state, "progress", progress_text(epoch, target, speed, left, paused, resuming, whole),
                           progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     if state == RunState.COMPLETED:
@@ -1581,9 +1578,6 @@ def tour_page_run(runs: Sequence[Any], step_key: str) -> Any | None:
     return _guide.find_run(list(runs), cfg) if cfg is not None else None
 
 
-# the runs whose losses a tour step draws side by side: the lecture ConvNet's stall against where
-# logistic regression ended, then the fixed ConvNet against the stall (the step sent students to the
-# Runs page, whose overlay starts on the newest three runs and left the tour's logistic regression out)
 def tour_missing_text(runs: Sequence[Any], step_key: str) -> str:
     """A tour step's words when the run it opens on is missing: which step trains it, and the user's
     runs of that model with other settings, which it does not count."""
@@ -1611,6 +1605,9 @@ def tour_step_missing(runs: Sequence[Any], step_key: str) -> str | None:
     return tour_missing_text(runs, step_key)
 
 
+# the runs whose losses a tour step draws side by side: the lecture ConvNet's stall against where
+# logistic regression ended, then the fixed ConvNet against the stall (the step sent students to the
+# Runs page, whose overlay starts on the newest three runs and left the tour's logistic regression out);
 # step 2 its own run's, once it has finished: its live chart went with the run, and the step's notice
 # speaks of the loss the student just watched
 # the lecture ConvNet second in both of its steps, so it keeps plotly's second colour (red): it was red

@@ -134,7 +134,7 @@ def _no_trials_outside_the_browser(request, monkeypatch):
     and it added 12 s to each of two. tests/test_trainer.py tests the trial, and tests marked
     ``trial`` run it in a page; the browser tests keep it, as a student gets it."""
     if request.node.get_closest_marker("browser") is None and request.node.get_closest_marker("trial") is None:
-        monkeypatch.setattr("signlab.ui._trial_speed", lambda key, busy=False: None)
+        monkeypatch.setattr("signlab.ui._trial_speed", lambda key: None)
     monkeypatch.setattr("signlab.ui._TRIALS", {})  # what an earlier test timed (or patched to None) is not kept
 
 

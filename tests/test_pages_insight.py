@@ -348,7 +348,7 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
 
     calls = []
     monkeypatch.setattr(ui, "_TRIALS", {})
-    monkeypatch.setattr(ui, "_trial_speed", lambda key, busy=False: calls.append(key) or 1234.0)
+    monkeypatch.setattr(ui, "_trial_speed", lambda key: calls.append(key) or 1234.0)
     cfg = preset("robust")
     assert ui.trial_for(cfg, [], timing=False) is None and calls == []  # never timed: no trial for an aside
     assert ui.trial_for(cfg, []) == 1234.0 and len(calls) == 1  # a page that times it
@@ -359,7 +359,7 @@ def test_an_aside_uses_a_timing_already_made_and_makes_none(monkeypatch):
     idle = type("Capacity", (), {"holding": 0, "waiting": 0})()
     store = type("Store", (), {"capacity": lambda self: idle})()
     monkeypatch.setattr(ui, "job_manager", lambda: type("JM", (), {"store": store, "limit": 1})())
-    monkeypatch.setattr(ui, "_trial_speed", lambda key, busy=False: None)  # a trial that could not time it
+    monkeypatch.setattr(ui, "_trial_speed", lambda key: None)  # a trial that could not time it
     # nor a guess from another network: the robust preset guessed from a ConvNet read 51 s and took 146 s
     assert ui.time_estimate(cfg, timing=False).startswith("the time it takes shows after its first steps")
     assert "guessed from the server's s2net runs" in ui.time_estimate(cfg)  # where the page may time, as before
@@ -376,7 +376,7 @@ def test_an_aside_times_in_the_background_and_says_so_until_the_time_shows(monke
 
     calls, release = [], threading.Event()
 
-    def slow_trial(key, busy=False):
+    def slow_trial(key):
         calls.append(key)
         release.wait(30)
         return 1234.0

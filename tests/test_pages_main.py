@@ -837,7 +837,7 @@ def test_the_train_hint_names_the_network_before_its_steps_are_timed(runs_env, m
     what the page drew before it is what the student saw meanwhile."""
     at = _open("train")
 
-    def timing(key, busy=False):
+    def timing(key):
         raise RuntimeError("timing its steps")
     monkeypatch.setattr("signlab.ui._trial_speed", timing)
     by_label(at.selectbox, "Architecture").set_value("convnet").run()

@@ -225,8 +225,8 @@ def test_time_left_follows_the_recent_pace():
 
 
 def test_progress_text_is_the_command_lines_too():
-    assert views.progress_text(2, 5, 0.5, 1234.0, 75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
-    assert views.progress_text(1, 1, 0.0, None, None, paused=True) == "epoch 1/1 · paused"
+    assert views.progress_text(2, 5, 1234.0, 75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
+    assert views.progress_text(1, 1, None, None, paused=True) == "epoch 1/1 · paused"
     assert views.seconds_left(0.0, 3.0) is None and views.seconds_left(0.5, 3.0) == pytest.approx(3.0)
     # the first steps' pace is no guide: no estimate before 5% of the fit is done
     assert views.seconds_left(0.02, 1.5) is None and views.seconds_left(0.05, 1.0) == pytest.approx(19.0)
