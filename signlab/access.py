@@ -34,7 +34,7 @@ from .errors import QuotaError, SignlabError  # QuotaError: the store refuses a 
 from .labels import NUM_PIXELS
 from .models import create_model, layer_summary
 from .numbers import count_text, plain_line
-from .paths import default_runs_dir
+from .paths import runs_root
 from .policy import Policy, _env_name, _env_settings
 from .export import export_for_download
 from .runs import CONFIG_FILE, ONNX_FILE, Run, delete_run, list_runs, open_run_id
@@ -83,7 +83,7 @@ def local_user() -> User:
 def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = None) -> Policy:
     """Defaults, then ``extra`` (the server's secrets), then the environment, then the settings an
     instructor saved in the run database."""
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     p = Policy().with_changes(extra or {}).with_changes(_env_settings(), named=_env_name)
     try:
         saved = store_for(root).settings()
@@ -96,7 +96,7 @@ def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | No
     """An instructor changes the class settings (stored in the run database, for every server)."""
     if not user.manages_all:
         raise AccessError("only an instructor can change the class settings")
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     checked = Policy().with_changes(changes)  # raises for a bad value before anything is saved
     store_for(root).save_settings({k: getattr(checked, k) for k in changes if k in Policy.LIMITS
                                    or k == "show_classmates"})
@@ -246,7 +246,7 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
     """
     if user.manages_all:
         return
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     mine = store_for(root).rows(owner=user.id)
     active = _active_jobs(user, mine, root)
     if active + new_jobs > pol.max_active_per_user:
@@ -279,7 +279,7 @@ def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None) 
     the folders on every redraw costs too much."""
     if user.manages_all:
         return "", ""
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     mine = store_for(root).rows(owner=user.id)
     active = _active_jobs(user, mine, root)
     at_once = active_refusal(active, pol.max_active_per_user) if active + 1 > pol.max_active_per_user else ""
@@ -394,7 +394,7 @@ def calibrate(user: User, run_id: str, photos: list[Any], pol: Policy, runs_dir:
     run = open_for(user, run_id, "calibrate", pol, runs_dir)
     if user.manages_all:
         return calibrate_run(run, photos, runs_dir, owner=user.id, **kwargs)
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     _check_room(pol, root, store_for(root).rows(owner=user.id))
     # and again as the run is made, after the seconds of adapting (two at once both passed the check).
     # Not the job quota: the copy is held only while its files are written, in this process, not trained
@@ -425,7 +425,7 @@ def start_sweep(user: User, pol: Policy, runs_dir: Path | str | None = None, **k
                          f"worker{'s' if pol.max_active_per_user != 1 else ''}")
     check_start(user, None, pol, runs_dir, new_jobs=workers)
     if not user.manages_all:
-        root = Path(runs_dir) if runs_dir else default_runs_dir()
+        root = runs_root(runs_dir)
         _check_room(pol, root, store_for(root).rows(owner=user.id), new_runs=trials,
                     making=f"a sweep of {count_text(trials, 'trial')} makes as many runs")
     return start_sweep_process(runs_dir=runs_dir, owner=user.id, **kwargs)

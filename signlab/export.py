@@ -14,7 +14,7 @@ from .fsutil import atomic_write
 from .labels import IMAGE_SIZE
 from .normalize import normalize_for
 from .predict import forward_views
-from .paths import default_runs_dir
+from .paths import runs_root
 from .runs import ONNX_FILE, Run, open_run
 from .store import db_url_for
 
@@ -42,7 +42,7 @@ def check_out(run: Run, out: Path | str, force: bool = False, runs_dir: Path | s
     path = Path(out).expanduser()
     target = path.resolve()
     own = (run.dir / ONNX_FILE).resolve()
-    in_use = Path(runs_dir) if runs_dir else default_runs_dir()
+    in_use = runs_root(runs_dir)
     for root in {run.dir.parent.resolve(), in_use.resolve()}:
         if target != own and target.is_relative_to(root):
             raise RunError(f"--out: {out} is inside the runs folder; export somewhere else "

@@ -25,7 +25,7 @@ from .errors import SignlabError, error_words
 from .fsutil import nofollow_opener
 from .numbers import count_text, plain_line
 from .launch import cpu_share, live_children, spawn, worker_args
-from .paths import default_runs_dir
+from .paths import runs_root
 from .runs import Run, create_run, open_run
 from .store import Capacity, RunState, RunStore, store_for
 
@@ -76,7 +76,7 @@ class JobManager:
 
     def __init__(self, runs_dir: Path | str | None = None, limit: int | None = None, db: str | None = None,
                  start_workers: bool = True) -> None:
-        self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
+        self.runs_dir = runs_root(runs_dir)
         self.limit = limit or default_job_limit()
         self.db = db
         self.start_workers = start_workers

@@ -23,6 +23,11 @@ def default_runs_dir() -> Path:
     return Path(_runs_dir_variable() or PROJECT_ROOT / "runs").expanduser()
 
 
+def runs_root(runs_dir: str | Path | None = None) -> Path:
+    """The runs folder a caller names, else :func:`default_runs_dir`."""
+    return Path(runs_dir) if runs_dir else default_runs_dir()
+
+
 def _runs_dir_variable() -> str | None:
     """``SIGNLAB_RUNS_DIR`` as set, or None where it is unset, empty or blank: "" made the current folder
     the runs folder (and a signlab.db in it), and "   " a folder named three spaces there."""

@@ -43,7 +43,7 @@ from .errors import ConfigError, RunError, SignlabError
 from .fsutil import (UnsafeFileError, atomic_write_json, atomic_write_safetensors, list_dir_inside, nofollow_opener,
                      read_bytes_inside, read_json_inside, read_tail_inside, storage_error)
 from .models import build_model, first_weights
-from .paths import default_runs_dir
+from .paths import runs_root
 from .numbers import count_text, finite, plain_line
 from .store import FINAL, Claim, Heartbeat, LeaseLost, RunState, RunStore, keep_database_note, store_for
 from .events import BatchEnd, EpochEnd, FitEnd, FitStart, Logged
@@ -127,7 +127,7 @@ def _inside(child: Path, parent: Path) -> bool:
 
 def run_path(run_id: str, runs_dir: Path | str | None = None) -> Path:
     """The folder of ``run_id`` under ``runs_dir``, guaranteed to lie inside it."""
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     path = root / check_run_id(run_id)
     if not _inside(path, root):  # a symlink pointing out of the runs folder
         raise RunError(f"{run_id!r} points outside the runs folder {root}")
@@ -149,7 +149,7 @@ def open_run_id(run_id: str, runs_dir: Path | str | None = None) -> "Run":
     """
     if not isinstance(run_id, str) or "/" in run_id or "\\" in run_id or os.sep in run_id:
         raise RunError(f"{str(run_id)[:80]!r} is not a run id (a link names a run by its id, never a path)")
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     path = run_path(run_id, root)
     if path.is_symlink() or not path.is_dir() or not _has_config(path):
         raise RunError(f"{run_id}: no such run in {root}")
@@ -589,7 +589,7 @@ def list_runs(runs_dir: Path | str | None = None, warn: Callable[[str], None] | 
     one whose files are unreadable is listed with state ``failed`` and its reason (so it can be
     deleted), never raised. ``warn(message)`` hears about each such folder.
     """
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     if not root.is_dir():
         return []
     store = store_for(root)
@@ -806,7 +806,7 @@ def _make_run(cfg: TrainConfig, runs_dir: Path | str | None, run_id: str | None,
               auto_continue: bool, max_active: int | None = None,
               meta: dict[str, Any] | None = None, max_runs: int | None = None) -> tuple[Run, Claim | None]:
     name = plain_line(name, NAME_CHARS) if name else None  # the Train page's name box, `train --name`, a sweep's
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     for _ in range(5):
         rid = check_run_id(run_id) if run_id else new_run_id(cfg.model)
         path = run_path(rid, root)

@@ -56,7 +56,7 @@ from .events import BatchEnd, EpochEnd, Logged, logged
 from .fsutil import UnsafeFileError, atomic_write_json, read_json, read_json_inside, read_tail_inside
 from .interrupt import TwoPresses, handling
 from .launch import cpu_share, live_children, spawn
-from .paths import default_runs_dir
+from .paths import runs_root
 from .settings import SEARCHED, add_options, given, option_values
 from .store import RunState, db_url_for, mask_url, new_worker_id, store_for
 from .numbers import count_text, finite
@@ -99,7 +99,7 @@ def default_study_name(model: str, epochs: int) -> str:
 
 
 def sweeps_dir(runs_dir: Path | str | None = None) -> Path:
-    return (Path(runs_dir) if runs_dir else default_runs_dir()) / "sweeps"
+    return runs_root(runs_dir) / "sweeps"
 
 
 def trial_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -111,7 +111,7 @@ def trial_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
 
 def default_storage(study: str, runs_dir: Path | str | None = None) -> str:
     """The run store's database when it is PostgreSQL, else ``<runs_dir>/sweeps/<study>.journal``."""
-    url = db_url_for(runs_dir or default_runs_dir())
+    url = db_url_for(runs_root(runs_dir))
     if url.startswith("postgresql"):
         return url
     return str((sweeps_dir(runs_dir) / f"{check_study_name(study)}.journal").resolve())
@@ -493,7 +493,7 @@ def start_sweep_process(model: str, trials: int, epochs: int = DEFAULT_EPOCHS, t
     # the second and a random part: a class pressing Start together made one study of the same
     # second, the second student's workers joined the first's, and their trials were hers
     study = check_study_name(study or f"{model}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
-    root = (Path(runs_dir) if runs_dir else default_runs_dir()).resolve()
+    root = runs_root(runs_dir).resolve()
     folder = sweeps_dir(root)
     log_path = folder / f"{study}.log"
     launched = time.time()
@@ -600,7 +600,7 @@ def _run_state(run_id: str | None, runs_dir: Path | str | None) -> dict[str, Any
     if not run_id:
         return {}
     try:
-        return store_for(runs_dir or default_runs_dir()).get(run_id) or {}
+        return store_for(runs_root(runs_dir)).get(run_id) or {}
     except SignlabError:
         return {}
 
@@ -847,7 +847,7 @@ def run_sweep(model: str = DEFAULT_MODEL, trials: int = DEFAULT_TRIALS, epochs: 
     optuna = _optuna()
     study_storage = open_storage(storage, study, runs_dir)
     storage_text = _storage_text(storage, study, runs_dir)
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     folder = sweeps_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -33,7 +33,7 @@ from .errors import RunError, SignlabError, error_words
 from .interrupt import ShutDown, handling
 from .jobs import default_job_limit
 from .launch import cpu_share, spawn, spawn_piped, worker_args
-from .paths import default_runs_dir
+from .paths import runs_root
 from .runs import Run, RunWriter, run_path
 from .store import CONTINUATION_FAILED, RunState, lease_seconds, new_worker_id, store_for
 
@@ -96,7 +96,7 @@ def run_worker(runs_dir: Path | str | None = None, db: str | None = None, slots:
     has been empty for ``linger`` seconds (0: at once). Returns how many runs this worker (and its
     slot processes) finished. A lingering worker warms up (:func:`warm_up`) before its first claim,
     and leaves early if its runs folder is removed."""
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    root = runs_root(runs_dir)
     limit = limit or default_job_limit()
     if slots > 1:
         return _run_slots(root, db, slots, device, exit_when_idle, limit, linger, on_finish, log)
