@@ -45,9 +45,7 @@ saved = st.session_state.pop(ui.Keys.RUNS_SETTINGS_SAVED, False)
 if not runs:
     if flash:
         st.success(flash, icon="✅")
-    st.info("No runs yet. Train one on the **Train** page: it says how long a run takes on this server.")
-    if st.button("Go to Train", type="primary"):
-        st.switch_page("app_pages/train.py")
+    ui.no_runs_yet("runs", "No runs yet")
     class_settings(saved)
     st.stop()
 ui.follow_runs(runs)  # a run that starts, stops or ends while the page is open redraws it

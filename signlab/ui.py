@@ -336,9 +336,7 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     """
     available = runs(with_weights)
     if not available:
-        st.info("No trained run yet. Train one on the **Train** page (the default takes seconds).")
-        if st.button("Go to Train", key=f"{key}_go_train", type="primary"):
-            st.switch_page("app_pages/train.py")
+        no_runs_yet(key)
         return None
     ids = [r.id for r in available]
     query = st.query_params.get("run")
@@ -365,6 +363,14 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     st.session_state[key] = chosen
     link_run(chosen)  # in the link too: a reload opened the best run instead
     return by_id[chosen]
+
+
+def no_runs_yet(key: str, first: str = "No trained run yet", note: str = "") -> None:
+    """A page's word where it has no run to show, and the way to Train. Not "the default takes
+    seconds": on an AVX2-only CPU it took a minute; the Train page says how long on this server."""
+    st.info(f"{first}. Train one on the **Train** page: it says how long a run takes on this server.{note}")
+    if st.button("Go to Train", key=f"{key}_go_train", type="primary"):
+        st.switch_page("app_pages/train.py")
 
 
 def not_openable_text(run_id: str, subject: str = "The link's run",
@@ -552,10 +558,7 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
         me, pol = user(), policy()  # read once: the class settings are a database read
         available = [r for r in available if access.can(me, r, "calibrate", pol)]
     if not available:
-        st.info("No trained run yet. Train one on the **Train** page (the default takes seconds; the "
-                "**robust** preset does best on photos).")
-        if st.button("Go to Train", key="classify_go_train"):
-            st.switch_page("app_pages/train.py")
+        no_runs_yet("classify", note=" For photos, the **robust** preset does best.")
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}
