@@ -25,13 +25,20 @@ reached = max(i, views.tour_step(st.query_params.get("reached", 1), len(steps)))
 st.query_params.update(step=str(i + 1), reached=str(reached + 1))
 jm = ui.job_manager()
 
+
+def go_to(k: int) -> None:
+    """Open step ``k`` at the page's top, where its title and what to do are."""
+    st.session_state[ui.Keys.GUIDE_STEP] = k
+    ui.to_top_after_rerun()
+    st.rerun()
+
+
 with st.sidebar:
     st.markdown("**Tour steps**")
     for k, s in enumerate(steps):
         mark = "✅" if views.tour_step_done(k, runs, reached) else ("👉" if k == i else "▫️")
         if st.button(f"{mark} {s.title}", key=f"guide_nav_{k}", width="stretch"):
-            st.session_state[ui.Keys.GUIDE_STEP] = k
-            st.rerun()
+            go_to(k)
 
 step = steps[i]
 st.progress((i + 1) / len(steps), text=f"Step {i + 1} of {len(steps)}")
@@ -122,11 +129,10 @@ if i == len(steps) - 1:  # the tour ends with what the user's own runs showed, a
 st.divider()
 b1, _, b2 = st.columns([1, 3, 1])
 if b1.button("← Back", disabled=i == 0, width="stretch"):
-    st.session_state[ui.Keys.GUIDE_STEP] = i - 1
-    st.rerun()
+    go_to(i - 1)
 if b2.button("Next →", disabled=i == len(steps) - 1, type="primary", width="stretch"):
-    st.session_state[ui.Keys.GUIDE_STEP] = i + 1
-    st.rerun()
+    go_to(i + 1)
+ui.top_if_asked()  # under the step (its element's gap is not above it), and before the estimate's timing
 
 if estimate_slot is not None:
     with estimate_slot.container():  # the timing's spinner shows where its words will be

@@ -70,6 +70,7 @@ class Keys:
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
+    TO_TOP = "to_top"  # the next rerun opens the page at its top (the tour's Next kept the old step's scroll)
     TOUR_AWAY = "tour_away"  # the tour step that opened another page (a way back is shown there)
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
@@ -363,6 +364,20 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     st.session_state[key] = chosen
     link_run(chosen)  # in the link too: a reload opened the best run instead
     return by_id[chosen]
+
+
+def to_top_after_rerun() -> None:
+    """The next rerun of this page opens it at its top (:func:`top_if_asked`): after a rerun Streamlit
+    keeps the page's scroll, and the tour's Next, at the foot of a long step, opened the next step
+    215 px below its heading and its **Do:** line."""
+    st.session_state[Keys.TO_TOP] = True
+
+
+def top_if_asked() -> None:
+    """Scroll the page to its top when :func:`to_top_after_rerun` asked for it in the run before."""
+    if st.session_state.pop(Keys.TO_TOP, False):
+        st.html("<script>document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0)</script>",
+                unsafe_allow_javascript=True)
 
 
 def no_runs_yet(key: str, first: str = "No trained run yet", note: str = "") -> None:

@@ -269,9 +269,14 @@ def test_guided_tour_next_back_train_logreg_then_templates(page, server):
         wait_idle(page, WAIT)
         assert re.search(r"reached \d+\.\d% test accuracy", page.inner_text("body"))
         page.get_by_role("button", name=re.compile(r"^↻ Train logreg again")).wait_for(timeout=WAIT * 1000)
-    with step(page, "Next: the 24 templates of that run"):
+    with step(page, "Next, at the foot of the trained step: the 24 templates of that run, from the step's top"):
+        top = "() => document.querySelector('[data-testid=\"stMain\"]').scrollTop"
+        page.get_by_role("button", name="Next →").scroll_into_view_if_needed()
+        assert page.evaluate(top) > 0, "the step fits the window: Next cannot show where the next step opens"
         page.get_by_role("button", name="Next →").click()
         _wait_step(page, third)
+        # Streamlit keeps a page's scroll over a rerun: the next step opened 215 px below its title and Do line
+        page.wait_for_function(f"() => ({top})() === 0", timeout=WAIT * 1000)
         sel = "[data-testid='stMain'] .js-plotly-plot"
         page.wait_for_function(
             "(sel) => Array.from(document.querySelectorAll(sel)).some(g => g._fullLayout"
