@@ -25,7 +25,9 @@ def class_settings(saved: bool) -> None:
             values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
                                                    value=rules.show_classmates)}
             for key, label in rules.LIMIT_LABELS.items():  # declared with the class settings (signlab.access)
-                values[key] = st.number_input(label, 0, rules.LIMIT_MAX, getattr(rules, key), step=1)
+                # no bounds in the browser: a number outside them was kept as the last valid one, and
+                # Save saved that; the backend's check names the box instead (access.save_settings)
+                values[key] = st.number_input(label, value=getattr(rules, key), step=1)
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
                     ui.save_settings(values)

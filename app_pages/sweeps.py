@@ -28,36 +28,41 @@ with st.expander("**New sweep**", expanded=not studies, icon="🧪"):
         st.warning(warning, icon="⏳")
     # No form: in one, the time the page works out kept the default budget ("10 trials of 2 epochs")
     # beside the 2 trials of 1 epoch typed in, until Start was pressed. Out of one, Enter in a number
-    # box only sets it (in a form it started a sweep: three, for one student). Each help names its
-    # box's range: a number outside it only turns the box red, and Start does nothing until it is back.
+    # box only sets it (in a form it started a sweep: three, for one student). A number outside its
+    # box's range is said under the boxes and turns Start off (ui.checked_number).
     names = views.model_names()
     model = st.selectbox("Architecture", names, index=names.index(views.SWEEP_DEFAULT_MODEL),
                          width=FIELD_PX, key="sweep_model")
     fields = st.container(horizontal=True, gap="small")
-    trials = fields.number_input("Trials (the budget)", 1, views.SWEEP_MAX_TRIALS, views.SWEEP_DEFAULT_TRIALS,
-                                 help=f"How many runs the sweep trains at most (1–{views.SWEEP_MAX_TRIALS:,}).",
-                                 width=FIELD_PX, key="sweep_trials")
+    trials, bad_trials = ui.checked_number(
+        fields, "Trials (the budget)", 1, views.SWEEP_MAX_TRIALS, views.SWEEP_DEFAULT_TRIALS, key="sweep_trials",
+        help=f"How many runs the sweep trains at most (1–{views.SWEEP_MAX_TRIALS:,}).", width=FIELD_PX)
     lo, hi = views.SETTING["epochs"].range
-    epochs = fields.number_input("Epochs per trial", lo, hi, views.SWEEP_DEFAULT_EPOCHS, width=FIELD_PX,
-                                 help=f"Short trials rank settings well enough; train the winner longer after ({lo}–{hi}).",
-                                 key="sweep_epochs")
-    minutes = fields.number_input("Time limit (min)", 0, 24 * 60, 30, width=FIELD_PX, key="sweep_minutes",
-                                  help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
-    n_workers = fields.number_input("Worker processes", 1, views.SWEEP_MAX_WORKERS, 1, width=FIELD_PX,
-                                    key="sweep_workers",
-                                    help="Trials run in parallel, one per worker; more than one only helps "
-                                         f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
+    epochs, bad_epochs = ui.checked_number(
+        fields, "Epochs per trial", lo, hi, views.SWEEP_DEFAULT_EPOCHS, key="sweep_epochs", width=FIELD_PX,
+        help=f"Short trials rank settings well enough; train the winner longer after ({lo}–{hi}).")
+    minutes, bad_minutes = ui.checked_number(
+        fields, "Time limit (min)", 0, 24 * 60, 30, key="sweep_minutes", width=FIELD_PX,
+        help="No new trial starts after this many minutes (0: no limit, at most 1,440); the running one finishes.")
+    n_workers, bad_workers = ui.checked_number(
+        fields, "Worker processes", 1, views.SWEEP_MAX_WORKERS, 1, key="sweep_workers", width=FIELD_PX,
+        help="Trials run in parallel, one per worker; more than one only helps "
+             f"with several CPU cores or GPUs (1–{views.SWEEP_MAX_WORKERS}).")
+    problems = [p for p in (bad_trials, bad_epochs, bad_minutes, bad_workers) if p]
+    if problems:
+        st.warning("Start sweep is off until these are in range: " + "; ".join(problems) + ".", icon="⚠️")
     # the estimate's place comes first, its words after the button is drawn: a network no run has
     # timed yet is timed for it (seconds), and the page stood without a Start button meanwhile
     estimate = st.empty()
-    submitted = st.button("▶ Start sweep", type="primary", key="sweep_start")
-    estimate.caption(views.sweep_search_text(model) + " "
-                     + ui.sweep_time_text(model, trials=int(trials), epochs=int(epochs), studies=studies,
-                                          limit_seconds=60 * minutes or None))
+    submitted = st.button("▶ Start sweep", type="primary", key="sweep_start", disabled=bool(problems))
+    if not problems:
+        estimate.caption(views.sweep_search_text(model) + " "
+                         + ui.sweep_time_text(model, trials=trials, epochs=epochs, studies=studies,
+                                              limit_seconds=60 * minutes or None))
     if submitted:
         with ui.guard("Could not start the sweep"):
-            started = ui.start_sweep(model=model, trials=int(trials), epochs=int(epochs),
-                                     timeout=60 * minutes or None, workers=int(n_workers))
+            started = ui.start_sweep(model=model, trials=trials, epochs=epochs,
+                                     timeout=60 * minutes or None, workers=n_workers)
             st.session_state[ui.Keys.SWEEP] = st.session_state["sweep_select"] = started["study"]
             st.rerun()
 

@@ -92,13 +92,17 @@ with left:
             hi = min(hi, view.more_epochs)
             # the epochs it stopped short of first (stopped at 2 of 5, the box said 2 and it ended at 4)
             first = view.missing_epochs or views.SETTING["epochs"].default
-            more = st.number_input("Continue this run for more epochs", lo, hi, min(first, hi),
-                                   help=f"It stopped after epoch {view.epoch} of the {view.target_epochs} asked: "
-                                        f"{view.missing_epochs} more finish them." if view.missing_epochs else None)
+            more, problem = ui.checked_number(
+                st, "Continue this run for more epochs", lo, hi, min(first, hi),
+                help=f"It stopped after epoch {view.epoch} of the {view.target_epochs} asked: "
+                     f"{view.missing_epochs} more finish them." if view.missing_epochs else None)
             if st.form_submit_button("Continue training"):
-                with ui.guard("Could not continue"):
-                    ui.continue_run(run.id, int(more))
-                    st.rerun()
+                if problem:  # a form sends the number with the click: said then, and nothing starts
+                    ui.say_error("Could not continue", problem)
+                else:
+                    with ui.guard("Could not continue"):
+                        ui.continue_run(run.id, more)
+                        st.rerun()
 
 with right:
     # The actions open the right-hand column, where the eye starts: under the settings, Start was

@@ -97,7 +97,8 @@ def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | No
     if not user.manages_all:
         raise AccessError("only an instructor can change the class settings")
     root = runs_root(runs_dir)
-    checked = Policy().with_changes(changes)  # raises for a bad value before anything is saved
+    # raises for a bad value before anything is saved, naming its box on the Runs page
+    checked = Policy().with_changes(changes, named=lambda key: Policy.LIMIT_LABELS.get(key, key))
     store_for(root).save_settings({k: getattr(checked, k) for k in changes if k in Policy.LIMITS
                                    or k == "show_classmates"})
     return policy(root)

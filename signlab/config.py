@@ -160,7 +160,7 @@ class Setting:
         if allowed is not None:
             return None if value in allowed else f"{shown_value(value)} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
-            return _range_problem(self.range, value, integer=self.type is int,
+            return range_problem(self.range, value, integer=self.type is int,
                                   least_above_zero=self.least_above_zero)
         if not isinstance(value, str):
             return f"{shown_value(value)} must be text"
@@ -378,7 +378,7 @@ def _allowed_range(bounds: tuple[float, float], least_above_zero: float | None =
     return f"0, or {_bound(least)} to {_bound(bounds[1])}" if least else f"{_bound(bounds[0])} to {_bound(bounds[1])}"
 
 
-def _range_problem(bounds: tuple[float, float], value: Any, integer: bool,
+def range_problem(bounds: tuple[float, float], value: Any, integer: bool,
                    least_above_zero: float | None = None) -> str | None:
     """Why ``value`` is not a number in ``bounds`` (nor between 0 and ``least_above_zero``), else None."""
     lo, hi = bounds

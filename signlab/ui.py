@@ -874,6 +874,16 @@ def setting_input(s: Setting, where: Any = None) -> Any:
                               persist_state=PERSIST)
 
 
+def checked_number(where: Any, label: str, lo: int, hi: int, value: int, key: str | None = None,
+                   help: str | None = None, **kwargs: Any) -> tuple[int, str | None]:
+    """A whole-number box with no bounds in the browser, and why its number is outside ``lo``..``hi``
+    (:func:`views.box_problem`), or None: for the caller to say, and to turn its button off. A box
+    with bounds keeps its last valid number when one outside them is typed (it only turns red), so a
+    student who typed 0 trials and pressed Start sweep got a sweep of the 2 typed before."""
+    number = where.number_input(label, value=value, step=1, key=key, help=help, **kwargs)
+    return int(number), views.box_problem(label, number, lo, hi)
+
+
 def setting_inputs(settings: Sequence[Setting], n_columns: int = 2) -> None:
     """The widgets of ``settings`` in their declared ``column``, a row of ``n_columns`` at a time;
     toggles and settings without a column full width below them.

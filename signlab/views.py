@@ -686,6 +686,13 @@ def stop_said(name: str, state: Any, waiting: bool) -> str:
     return f"Run “{name}” had already ended ({now}): there was nothing to stop."
 
 
+def box_problem(label: str, value: Any, lo: int, hi: int) -> str | None:
+    """Why a whole-number box's ``value`` is not one from ``lo`` to ``hi``, said as the Train page's
+    settings say it ("Trials (the budget): 0 is out of range; allowed 1 to 1000"); None when it is."""
+    problem = _config.range_problem((lo, hi), value, integer=True)
+    return f"{label}: {problem}" if problem else None
+
+
 def sweep_base_config(model: str) -> Any:
     """The settings a sweep's trials of ``model`` share, at one epoch: what :func:`sweep_time_text` times."""
     return _sweep.base_config(model, epochs=1)

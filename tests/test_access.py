@@ -299,10 +299,11 @@ def test_settings_are_for_instructors(setup):
     pol = access.save_settings(TEACH, {"max_active_per_user": 7, "show_classmates": True}, root)
     assert pol.max_active_per_user == 7 and pol.show_classmates
     assert access.policy(root).max_active_per_user == 7  # kept in the run database for every server
-    with pytest.raises(SignlabError, match="^max_active_per_user: .* is not a whole number"):
+    named = re.escape(Policy.LIMIT_LABELS["max_active_per_user"])  # the box's name on the Runs page
+    with pytest.raises(SignlabError, match=f"^{named}: .* is not a whole number"):
         access.save_settings(TEACH, {"max_active_per_user": "1" + "0" * 400}, root)
     for odd in ("²", "٣"):  # str.isdigit() says yes to both; int("²") was a ValueError, not this message
-        with pytest.raises(SignlabError, match="^max_active_per_user: .* is not a whole number"):
+        with pytest.raises(SignlabError, match=f"^{named}: .* is not a whole number"):
             access.save_settings(TEACH, {"max_active_per_user": odd}, root)
 
 
@@ -560,8 +561,9 @@ def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatc
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = _as(TEACH, "runs")
     assert not at.exception and any("No runs yet" in i.value for i in at.info)
-    # every quota has its box, as the class settings declare it, with their bound
-    assert {n.label: n.max for n in at.number_input} == {label: Policy.LIMIT_MAX for label in Policy.LIMIT_LABELS.values()}
+    # every quota has its box, as the class settings declare it (their bound is the backend's to check:
+    # test_the_class_settings_form_saves_only_what_the_instructor_changed)
+    assert [n.label for n in at.number_input] == list(Policy.LIMIT_LABELS.values())
     box = next(n for n in at.number_input if n.label.startswith("Minutes a paused run may wait"))
     box.set_value(5)
     next(b for b in at.button if b.label == "Save").click().run()
@@ -691,6 +693,13 @@ def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, m
     assert store_for(root).settings() == {"max_runs_per_user": 150}
     monkeypatch.setenv("SIGNLAB_MAX_DISK_PER_USER_MB", "20")  # the operator's variable still counts
     assert access.policy(root).max_disk_per_user_mb == 20 and access.policy(root).max_runs_per_user == 150
+    # a number below 0: the box had bounds, kept its last valid number and Save saved that, unsaid
+    label = Policy.LIMIT_LABELS["max_runs_per_user"]
+    next(n for n in at.number_input if n.label == label).set_value(-3)
+    next(b for b in at.button if b.label == "Save").click().run()
+    said = [e.value for e in at.error if e.value.startswith(f"Could not save: {label}")]  # markdown-escaped after
+    assert not at.exception and said and "'-3' is not a whole number from 0 to" in said[0], [e.value for e in at.error]
+    assert store_for(root).settings() == {"max_runs_per_user": 150}  # nothing saved
 
 
 def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup, monkeypatch, app_caches):

@@ -970,6 +970,25 @@ def test_under_a_finished_run_start_says_what_it_trains_and_why_it_is_off(runs_e
     assert start.disabled and len(warned) == 1 and "Epochs" in warned[0], [w.value for w in at.warning]
 
 
+def test_continue_with_a_number_out_of_range_says_so_and_continues_nothing(runs_env, app_caches):
+    """The Continue box had bounds: 999 typed turned it red, kept its last valid number, and the click
+    continued the run for that number of epochs, unsaid."""
+    from signlab.runs import open_run
+
+    root, run_id = runs_env
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("app_pages/train.py")
+    at.session_state["train_run_id"] = run_id
+    at.run()
+    no_error(at)
+    by_label(at.number_input, "Continue this run for more epochs").set_value(999)
+    next(b for b in at.button if b.label == "Continue training").click().run()
+    assert not at.exception
+    said = [e.value for e in at.error if e.value.startswith("Could not continue: Continue this run for more epochs")]
+    assert said and "999 is out of range; allowed 1 to" in said[0], [e.value for e in at.error]
+    assert open_run(run_id, root).status()["status"] == "completed"  # nothing queued
+
+
 def test_a_stopped_run_with_weights_leads_on_as_a_finished_one_does(runs_env, app_caches):
     """A finished run ends with "Evaluate it / See its kernels / Classify a sign"; a run its student
     stopped after some epochs had weights to look at and no such step but Continue."""

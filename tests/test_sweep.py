@@ -313,6 +313,12 @@ def test_sweeps_page_renders(tmp_path, monkeypatch, small_dataset, app_caches):
     boxes["Epochs per trial"].set_value(1).run()
     searched = [c.value for c in at.caption if c.value.startswith("Searched:")]
     assert "So 2 trials of 1 epoch take about" in searched[0], searched
+    # a number outside its box's range is said, and Start is off: the box kept its last valid number,
+    # and a student who typed 0 trials and pressed Start got a sweep of the 2 typed before
+    boxes["Trials (the budget)"].set_value(0).run()
+    assert [w.value for w in at.warning if "Trials (the budget): 0 is out of range; allowed 1 to" in w.value]
+    assert next(b for b in at.button if b.label == "▶ Start sweep").disabled
+    assert not [c for c in at.caption if c.value.startswith("Searched:")]  # no time for a budget it cannot start
 
 
 @pytest.mark.parametrize("linked, shown, warned", [("first", "first", False), ("nope", "second", True)])
@@ -346,8 +352,12 @@ def test_the_page_and_the_command_line_start_the_same_sweep(tmp_path, monkeypatc
     assert next(s for s in at.selectbox if s.label == "Architecture").value == sweep.DEFAULT_MODEL
     boxes = {n.label: n for n in at.number_input}
     assert boxes["Trials (the budget)"].value == sweep.DEFAULT_TRIALS
-    assert (boxes["Epochs per trial"].min, boxes["Epochs per trial"].max) == SETTING["epochs"].range
-    assert boxes["Worker processes"].max == sweep.MAX_WORKERS
+    lo, hi = SETTING["epochs"].range
+    boxes["Epochs per trial"].set_value(hi + 1)
+    boxes["Worker processes"].set_value(sweep.MAX_WORKERS + 1).run()
+    [said] = [w.value for w in at.warning if w.value.startswith("Start sweep is off")]
+    assert f"Epochs per trial: {hi + 1} is out of range; allowed {lo} to {hi}" in said, said
+    assert f"Worker processes: {sweep.MAX_WORKERS + 1} is out of range; allowed 1 to {sweep.MAX_WORKERS}" in said
     with pytest.raises(SystemExit):
         cli.main(["sweep", "--help"])
     helptext = " ".join(capsys.readouterr().out.split())
