@@ -11,6 +11,7 @@ as it does in training.
 from __future__ import annotations
 
 import io
+import math
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -353,6 +354,7 @@ def prepare(data: bytes | str | Path, name: str = "image", crop: Crop | str | No
 
 ENLARGED_ERROR = 0.004  # mean difference (0-1 scale) from the image's own 28x28 blocks, enlarged again
 ENLARGED_CONTRAST = 0.045  # ... and that difference over the image's contrast (its standard deviation)
+FLAT_CONTRAST = 0.02  # a standard deviation under this (5 of 255 levels): one flat shade, not an enlarged image
 WHOLE_WHY = {  # why the photo path reads an image whole, at its own framing, instead of looking for a hand
     "small": f"at most {SMALL_IMAGE} pixels a side, the size of the dataset's crops",
     "enlarged": f"an enlarged {IMAGE_SIZE}×{IMAGE_SIZE} image, with no more detail than the dataset's own",
@@ -378,7 +380,9 @@ def read_whole(img: Image.Image, gray: np.ndarray | None = None) -> str | None:
     of its brightness a photo differs less (836 of dev2's 960 under 0.004 at 0.3, all at 0.15), but
     no less over its contrast: the first test alone (until 2026-12-06) took a photo of a hand in a
     dim room for an enlarged image, and the detector was never asked. A smooth gradient passes the
-    second alone (0.031): a plain wall is still searched for a hand.
+    second alone (0.031): a plain wall is still searched for a hand. A flat picture (a contrast
+    under ``FLAT_CONTRAST``) is its own blocks too, and is not one: a plain red upload read "a 28×28
+    image enlarged in blocks of pixels, like the dataset's own crops".
     """
     w, h = img.size
     if max(w, h) <= SMALL_IMAGE:
@@ -390,12 +394,13 @@ def read_whole(img: Image.Image, gray: np.ndarray | None = None) -> str | None:
 def block_difference(gray: np.ndarray) -> tuple[float, float]:
     """How far a grey image (H, W) in [0, 1] is from its own 28x28 blocks enlarged again: the mean
     difference, and that over the image's contrast. About 0 and 0 for a 28x28 image enlarged in
-    blocks of pixels (:func:`read_whole`)."""
+    blocks of pixels (:func:`read_whole`); infinitely far over its contrast where it has none to speak
+    of (``FLAT_CONTRAST``): a flat picture is no enlarged image."""
     h, w = gray.shape
     f = Image.fromarray(gray.astype(np.float32), mode="F")
     blocks = f.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
-    mean = float(np.abs(gray - np.asarray(blocks)).mean())
-    return mean, mean / max(float(gray.std()), 1e-3)
+    mean, contrast = float(np.abs(gray - np.asarray(blocks)).mean()), float(gray.std())
+    return mean, mean / contrast if contrast >= FLAT_CONTRAST else math.inf
 
 
 def is_enlarged(mean: float, over_contrast: float) -> bool:

@@ -229,6 +229,15 @@ def test_an_enlarged_dataset_image_is_read_whole_not_searched_for_a_hand(dataset
     assert whole is None and hand is not None and crop is not None  # the detector's third look finds it
 
 
+@pytest.mark.parametrize("size, colour", [((3000, 40), (255, 0, 0)), ((300, 300), (128, 128, 128))])
+def test_a_flat_picture_is_not_taken_for_an_enlarged_dataset_image(size, colour):
+    """A plain red upload read "This 512×7 image is a 28×28 image enlarged in blocks of pixels, like the
+    dataset's own crops": one shade is its own blocks, with no contrast to measure them against."""
+    from signlab.preprocess import read_whole
+
+    assert read_whole(Image.new("RGB", size, colour)) is None
+
+
 @needs_hand_models
 @pytest.mark.parametrize("brightness", [0.3, 0.15])
 def test_a_dim_photo_is_searched_for_a_hand_not_read_whole(brightness):
