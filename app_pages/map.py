@@ -31,8 +31,9 @@ if not st.session_state.get(LINK_READ) and "layer" in st.query_params:
     if linked in by_key:
         st.session_state[layer_key] = linked
     else:
+        # the default by the name the Layer box gives it ("the default 'hidden' is used" named a code's key)
         st.warning(views.LinkProblem("layer", linked, "is not a layer of this run's model",
-                                     views.default_layer(model)).message(ui.md), icon="⚠️")
+                                     by_key[views.default_layer(model)].label).message(ui.md), icon="⚠️")
 st.session_state[LINK_READ] = True
 if st.session_state.get(layer_key) not in by_key:
     st.session_state[layer_key] = views.default_layer(model)

@@ -452,8 +452,10 @@ def test_the_maps_layer_lives_in_the_link(runs_env):
     at = _open("map", run="tiny-seed", layer=other)
     assert at.selectbox(key="map_layer_tiny-seed").value == other and not at.warning
     at = _open("map", run="tiny-seed", layer="zzz")
-    assert any("layer='zzz' is not a layer of this run's model" in w.value for w in at.warning), \
-        [w.value for w in at.warning]
+    [said] = [w.value for w in at.warning if "layer='zzz' is not a layer of this run's model" in w.value]
+    model = open_run("tiny-seed", runs_env).load_model("cpu")
+    shown = {layer.key: layer.label for layer in views.map_layers(model)}[views.default_layer(model)]
+    assert f"the default {shown!r} is used" in said.replace("\\", ""), said  # the Layer box's name, not its key
 
 
 def test_a_sweep_charts_best_star_hides_no_trial_at_its_place():
