@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .config import PRESETS, SETTING, SETTINGS
+from .config import LECTURE_MODEL_EPOCHS, PRESETS, SETTING, SETTINGS
 from .errors import SignlabError
 from .events import Logged, logged
 from .numbers import LEGEND_SEP
@@ -330,6 +330,8 @@ def _preset_word(summary: dict[str, Any]) -> Any:
     name, model = summary.get("preset"), summary.get("model")
     if name not in PRESETS or model is None:
         return name
+    if name == "lecture" and model in LECTURE_MODEL_EPOCHS:  # the tour's logistic regression read "lecture
+        return name  # (other model)", as if the lecture had not trained it with these very settings
     return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
 
 

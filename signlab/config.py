@@ -354,6 +354,8 @@ DEFAULT_PRESET = "fast"  # the Train page's and the command line's; TrainConfig'
 PHOTO_PRESET = "robust"  # the preset trained for photos (its runs set augment_photo): Classify offers it
 PRESETS: dict[str, dict[str, Any]] = {
     name: {s.name: s.presets[name] for s in SETTINGS if name in s.presets} for name in PRESET_DESCRIPTIONS}
+# the networks the lecture itself trained with the lecture preset's settings, and for how many epochs
+LECTURE_MODEL_EPOCHS = {"logreg": LECTURE_LOGREG_EPOCHS, PRESETS["lecture"]["model"]: PRESETS["lecture"]["epochs"]}
 
 
 EMPTY = "is empty; give a value or leave it out"  # an empty text setting or argument (signlab.settings.given)

@@ -1470,7 +1470,7 @@ def lecture_epochs_text(values: dict[str, Any]) -> str:
             f"ConvNet's): set Epochs to {n} to train it as the lecture did.")
 
 
-LECTURE_MODEL_EPOCHS = {"logreg": _config.LECTURE_LOGREG_EPOCHS, "seed_convnet": _config.PRESETS["lecture"]["epochs"]}
+LECTURE_MODEL_EPOCHS = _config.LECTURE_MODEL_EPOCHS
 
 
 def lecture_model_text(values: dict[str, Any]) -> str:

@@ -1447,8 +1447,10 @@ def test_the_runs_table_says_when_a_run_left_its_presets_model():
         return SimpleNamespace(id=f"r{i}", summary=lambda: summary)
 
     rows = views.runs_table([run(1), run(2, model="logreg"), run(3, preset="robust"), run(4, preset="lecture"),
-                             run(5, preset="lecture", model="mlp")])
-    assert [r["preset"] for r in rows] == ["fast", "fast (other model)", "robust", "lecture", "lecture (other model)"]
+                             run(5, preset="lecture", model="mlp"), run(8, preset="lecture", model="logreg")])
+    # the lecture trained logistic regression with its settings too: not "lecture (other model)", as the tour's read
+    assert [r["preset"] for r in rows] == ["fast", "fast (other model)", "robust", "lecture", "lecture (other model)",
+                                           "lecture"]
     # a sweep's trial and a calibrated run were made by no preset: said by what made them (a walk read
     # "fast (other model)" beside both)
     trial, calibrated = run(6, model="mlp"), run(7, model="logreg")
