@@ -982,9 +982,13 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
     process this server launched that is still starting. ``stopped_by``: who stopped it where that
     was not its owner (as a run stopped by an instructor says so)."""
     by = f" by {md(person(stopped_by))}" if stopped_by else ""  # drawn as markdown: a user id is text
+    done = sum(r.get("state") != "RUNNING" for r in rows)
     if running:
         if stop_requested:
             return SweepStatus(True, "info", f"⏳ Stopping{by}: the running trial ends after its current batch…")
+        if not workers and rows:  # its worker has left the store and its process is ending: it said
+            # "Starting the worker…" under "Completed 2" for seconds
+            return SweepStatus(True, "info", f"⏳ Finishing: {count_text(done, 'trial')} done, its worker is closing…")
         if not workers:
             return SweepStatus(True, "info", "⏳ Starting the worker…")
         current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]
@@ -995,7 +999,6 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
         return SweepStatus(False, "error", f"The sweep could not run: {reason}")
     if not rows:
         return SweepStatus(False, "info", "This study has no trials yet.")
-    done = sum(r.get("state") != "RUNNING" for r in rows)
     return SweepStatus(False, "info" if stop_requested else "success",
                        f"{f'Stopped{by}' if stop_requested else 'Finished'}: {count_text(done, 'trial')}.",
                        error=f"A worker of this study ended with an error: {reason}" if reason else "")

@@ -607,6 +607,9 @@ def test_tour_page_steps_are_done_once_passed():
 # --------------------------------------------------------------------------- sweeps
 def test_sweep_status_from_workers_not_the_clock():
     assert views.sweep_status([], [], True, False).message == "⏳ Starting the worker…"
+    # trials done and no worker left in the store: its process is ending, not starting
+    assert views.sweep_status([{"state": "COMPLETE"}] * 2, [], True, False).message == \
+        "⏳ Finishing: 2 trials done, its worker is closing…"
     running = views.sweep_status([], [{"current_trial": 3}], True, False)
     assert running.running and running.message == "⏳ Running: 1 worker, training trial #3"
     assert "Stopping" in views.sweep_status([], [{}], True, True).message
