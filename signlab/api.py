@@ -54,7 +54,7 @@ class ControlWatcher:
             trainer.stop()
         elif self.lease.control == "pause":
             limit = pause_limit_seconds(self.writer.run.dir.parent)
-            span = duration(limit).removeprefix("about ")  # "60 min"
+            span = duration(limit, "")  # "60 min"
             ends = f" (after {span} paused it stops, keeping its last finished epoch)" if limit else ""
             self.writer.set_state(RunState.PAUSED, message="paused; press Resume to go on" + ends)
             start = time.monotonic()

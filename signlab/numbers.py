@@ -88,8 +88,9 @@ def whole_number(text: str, max_digits: int) -> int | None:
     return int(text)
 
 
-def duration(seconds: float | None) -> str:
-    """"about 40 s", "about 3 min"; a dash when unknown (None, NaN, infinite, not a number)."""
+def duration(seconds: float | None, word: str = "about") -> str:
+    """"about 40 s", "about 3 min"; a dash when unknown (None, NaN, infinite, not a number). ``word``:
+    "roughly" for a guess, "" for a figure already said to be rough ("about 2 min (84 s of it …)")."""
     if isinstance(seconds, bool):
         return DASH
     try:
@@ -98,9 +99,8 @@ def duration(seconds: float | None) -> str:
         return DASH
     if not math.isfinite(s):
         return DASH
-    if s < 90:
-        return f"about {max(1, round(s))} s"
-    return f"about {round(s / 60)} min"
+    said = f"{max(1, round(s))} s" if s < 90 else f"{round(s / 60)} min"
+    return f"{word} {said}" if word else said
 
 
 def newest_median(rows: Iterable[dict[str, Any]], key: str, least: float = 0.0, limit: int = 5) -> float | None:

@@ -21,7 +21,7 @@ def progress_text(epoch: int, target: int, images_per_second: float | None,
     if left and finite(whole_left) is not None:
         low, high = sorted((float(seconds_left), float(whole_left)))  # type: ignore[arg-type]
         if high > 2 * low and duration(low) != duration(high):
-            left = f" · {duration(low)} to {duration(high).removeprefix('about ')} left (the pace is changing)"
+            left = f" · {duration(low)} to {duration(high, '')} left (the pace is changing)"
     return f"epoch {epoch}/{target}{speed}{left}" + _pause_words(paused, resuming)
 
 

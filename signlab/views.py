@@ -656,13 +656,13 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         # wait for a slot too (on a class's first day no network has been trained yet)
         return f"the time it takes shows after its first steps (no run on this server has trained {target} yet)" + shared
     if est.timed:  # a student whose only run was a logistic regression started an 11-minute ConvNet blind
-        return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, timed "
+        return (f"it takes {duration(est.training, 'roughly')} of training on this server, timed "
                 f"from a few of its steps here (no run here has trained {target} yet; loading the data and "
                 "checking the accuracy add to it)" + shared)
     if est.like is not None:
         # a guess, said as one: "shows after its first steps" left a student to start an 11-minute run blind.
         # "guessed from its s2net runs and the work an image of each" left a student to work out whose runs
-        return (f"it takes {duration(est.training).replace('about', 'roughly')} of training on this server, guessed "
+        return (f"it takes {duration(est.training, 'roughly')} of training on this server, guessed "
                 f"from the server's {est.like} runs and how much work an image is for each network (no run here "
                 f"has trained {target} yet)" + shared)
     if est.whole == est.training:  # no overhead measured yet: a run just finished, or older runs
@@ -670,7 +670,7 @@ def time_estimate(cfg: Any, rows: Iterable[dict[str, Any]], n_train: int = TRAIN
         return f"it takes {duration(est.training)} of training on this server" + shared
     if duration(est.whole) == duration(est.training):  # the overhead lost in the rounding
         return f"it takes {duration(est.training)} on this server" + shared
-    return (f"it takes {duration(est.whole)} on this server ({duration(est.training).removeprefix('about ')} "
+    return (f"it takes {duration(est.whole)} on this server ({duration(est.training, '')} "
             f"of it training)" + shared)
 
 
@@ -750,7 +750,7 @@ def sweep_time_text(model: str, rows: Iterable[dict[str, Any]], n_train: int = T
         return (f"No run on this server has trained {model} yet: the first trial shows how long one takes, and the "
                 "time limit stops the sweep starting new ones." + busy)
     def _said(seconds: float) -> str:  # a guess is said as one, in both figures
-        return duration(seconds).replace("about", "roughly" if est.like or est.timed else "about")
+        return duration(seconds, "roughly" if est.like or est.timed else "about")
 
     said = _said(est.whole)
     smallest = min(_sweep.BATCH_SIZES)
@@ -779,7 +779,7 @@ def _over_the_limit(trial_seconds: float, trials: int, limit_seconds: float | No
     if not limit_seconds or trial_seconds <= 0 or trial_seconds * trials <= limit_seconds:
         return ""
     fit = max(1, math.ceil(limit_seconds / trial_seconds))  # the last one starts before the limit and finishes
-    return (f" That is more than the time limit of {duration(limit_seconds).removeprefix('about ')}: about "
+    return (f" That is more than the time limit of {duration(limit_seconds, '')}: about "
             f"{count_text(min(fit, trials), 'trial')} start{'s' if min(fit, trials) == 1 else ''} within it, "
             "so raise the limit or lower the trials to run them all.")
 

@@ -441,6 +441,9 @@ def test_duration_words():
     # seconds up to a minute and a half ("about 1 min" for 75 s hid half a minute), minutes after
     assert views.duration(75) == "about 75 s" and views.duration(89.4) == "about 89 s"
     assert views.duration(90) == "about 2 min"
+    # a guess says so, and a figure inside a rough one does not repeat "about"
+    assert views.duration(40, "roughly") == "roughly 40 s" and views.duration(600, "") == "10 min"
+    assert views.duration(None, "") == views.duration(None, "roughly") == views.DASH
 
 
 def test_the_loss_line_is_smoothed_over_a_fortieth_and_drawn_with_at_most_1500_points():
