@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .config import LECTURE_MODEL_EPOCHS, PRESETS, SETTING, SETTINGS
 from .errors import SignlabError
 from .events import Logged, logged
-from .numbers import LEGEND_SEP
+from .numbers import LEGEND_SEP, finite
 from .settings import SEARCHED
 from .store import ACTIVE, HOLDING, RunState
 
@@ -33,16 +33,12 @@ Brush = dict[str, Any]
 LOG_COLUMNS = tuple(key for s in SETTINGS if s.log_scale for key in (s.name, s.words))
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def column_kind(rows: Sequence[dict[str, Any]], col: str) -> str | None:
     """``log``, ``number``, ``category`` or None (no value at all, or only one: nothing to compare)."""
     values = [r.get(col) for r in rows if r.get(col) is not None and r.get(col) == r.get(col)]
     if not values:
         return None
-    if all(_is_num(v) for v in values):
+    if all(finite(v) is not None for v in values):
         if col in LOG_COLUMNS and min(values) > 0:
             return "log"
         return "number"
@@ -92,7 +88,7 @@ def axes(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], bru
         else:
             log = kind == "log"
             f = (lambda v: math.log10(v)) if log else (lambda v: float(v))
-            vals = [f(v) if _is_num(v) else None for v in raw]
+            vals = [f(v) if finite(v) is not None else None for v in raw]
             present = [v for v in vals if v is not None]
             lo, hi = min(present), max(present)
             pad = 0.0 if hi > lo else (abs(lo) * 0.05 or 0.5)
@@ -158,7 +154,7 @@ def linear_ticks(lo: float, hi: float, percent: bool = False) -> tuple[list[floa
 
 def number_bounds(rows: Sequence[dict[str, Any]], col: str) -> tuple[float, float] | None:
     """(min, max) of a numeric column, for a brush slider."""
-    vals = [r[col] for r in rows if _is_num(r.get(col))]
+    vals = [r[col] for r in rows if finite(r.get(col)) is not None]
     return (min(vals), max(vals)) if vals else None
 
 
@@ -171,7 +167,7 @@ def in_brush(row: dict[str, Any], brush: Brush) -> bool:
                 return False
         else:
             lo, hi = b
-            if not _is_num(v) or not (lo - 1e-12 * abs(lo) <= v <= hi + 1e-12 * abs(hi)):
+            if finite(v) is None or not (lo - 1e-12 * abs(lo) <= v <= hi + 1e-12 * abs(hi)):
                 return False
     return True
 
@@ -205,7 +201,7 @@ def brush_from_ranges(axes_: Sequence[dict[str, Any]], ranges: Sequence[Any]) ->
     for axis, r in zip(axes_, ranges):
         if not r:
             continue
-        spans = [r] if _is_num(r[0]) else [s for s in r if s and len(s) == 2]
+        spans = [r] if finite(r[0]) is not None else [s for s in r if s and len(s) == 2]
         if not spans:
             continue
         if axis["kind"] == "category":

@@ -7,7 +7,6 @@ Figures take numpy arrays and plain dicts; this module imports no torch (checked
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ from plotly.subplots import make_subplots
 from .config import SETTING
 from .hands import HAND_CONNECTIONS
 from .labels import LETTERS
-from .numbers import LEGEND_SEP, WORD_JOINER, percent_text
+from .numbers import LEGEND_SEP, WORD_JOINER, finite, percent_text
 
 TEMPLATE = "plotly_white"
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
@@ -215,8 +214,10 @@ def epoch_curves(epochs: Sequence[dict[str, Any]], val_is_test: bool = False) ->
     fig.update_xaxes(title_text="epoch", dtick=1)
     # a floor under each axis's span: after one epoch the loss axis ran from 2.1210 to 2.1215, and two
     # near-equal points (train, validation) looked far apart
-    losses = [r[f"{k}_loss"] for r in epochs for k in ("train", "val") if _finite(r.get(f"{k}_loss"))]
-    accs = [100 * r[f"{k}_accuracy"] for r in epochs for k in ("train", "val") if _finite(r.get(f"{k}_accuracy"))]
+    losses = [r[f"{k}_loss"] for r in epochs for k in ("train", "val")
+              if finite(r.get(f"{k}_loss")) is not None]
+    accs = [100 * r[f"{k}_accuracy"] for r in epochs for k in ("train", "val")
+            if finite(r.get(f"{k}_accuracy")) is not None]
     if losses:
         fig.update_yaxes(range=_span_at_least(losses, max(0.1, 0.2 * max(losses))), row=1, col=1)
     if accs:
@@ -225,10 +226,6 @@ def epoch_curves(epochs: Sequence[dict[str, Any]], val_is_test: bool = False) ->
     # a window of 820 px
     fig = _layout(fig, 340, legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="center", x=0.5))
     return fig.update_layout(margin_b=70)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _span_at_least(values: Sequence[float], span: float, top: float | None = None) -> list[float] | None:
@@ -334,7 +331,8 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     fig = go.Figure()
     pct = metric.endswith("accuracy")
     scale = 100 if pct else 1
-    ys = {name: [scale * r[metric] if _finite(r.get(metric)) else None for r in epochs]  # no metric: a gap
+    ys = {name: [scale * r[metric] if finite(r.get(metric)) is not None else None  # no metric: a gap
+                 for r in epochs]
           for name, epochs in series.items()}
     for c, (name, epochs) in zip(_color_numbers(series, colors), series.items()):
         if epochs:

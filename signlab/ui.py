@@ -35,6 +35,7 @@ from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
 from .launch import cpu_share
+from .numbers import finite
 from .paths import default_runs_dir, runs_dir_problem
 from .preprocess import load_gray
 from .runs import Run, unique_name
@@ -754,7 +755,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
             if a["kind"] == "category":
                 st.session_state[wkey] = drawn.get(a["key"], compare.categories(rows, a["key"]))
             else:
-                values = sorted({r[a["key"]] for r in rows if compare._is_num(r.get(a["key"]))})
+                values = sorted({r[a["key"]] for r in rows if finite(r.get(a["key"])) is not None})
                 lo, hi = drawn.get(a["key"], (values[0], values[-1]))
                 moved[wkey] = compare.snap(values, lo, hi)
     brush: dict[str, Any] = {}
@@ -776,7 +777,7 @@ def brush_controls(rows: list[dict[str, Any]], columns: list[tuple[str, str]], k
                 extra = {} if wkey in st.session_state else {"default": cats}  # no default over a set state
                 brush[a["key"]] = st.pills(a["label"], cats, selection_mode="multi", key=wkey, **extra)
             else:
-                values = sorted({r[a["key"]] for r in rows if compare._is_num(r.get(a["key"]))})
+                values = sorted({r[a["key"]] for r in rows if finite(r.get(a["key"])) is not None})
                 if len(values) < 2:
                     st.caption(f"{a['label']}: {values[0]:g} for all")
                     continue

@@ -1884,3 +1884,13 @@ def test_words_are_listed_as_a_sentence_lists_them():
 
     assert [and_list(w) for w in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
     assert and_list(w for w in "xy") == "x and y"
+
+
+def test_the_runs_tables_numbers_are_read_as_everywhere_else():
+    """compare had a finite-number check of its own, which raised OverflowError on a 400-digit int (a
+    hand-edited meta.json); numbers.finite, which every other reader uses, says it is no number."""
+    from signlab import compare
+
+    rows = [{"x": 10**400}, {"x": 1}, {"x": 2}]
+    assert compare.column_kind(rows, "x") == "category"  # not all numbers: not drawn on a number axis
+    assert compare.number_bounds(rows, "x") == (1, 2)
