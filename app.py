@@ -15,9 +15,9 @@ import streamlit as st
 from signlab import ui, views
 
 st.set_page_config(page_title="signlab", page_icon="✋", layout="wide")
-# Streamlit keeps 6rem above every page for its header; half of it is enough for the toolbar, and the
-# rest was empty on every page, where the Train page's live chart needed the room at 1280x800
-st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; }</style>")
+# Streamlit keeps 6rem above every page; its header takes 3.75rem (opaque where it shows the sidebar's
+# toggle), and the rest was empty on every page, where the Train page's live chart needed the room at 1280x800
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.75rem; }</style>")
 
 def _page(name: str, icon: str, **kwargs) -> st.Page:
     """``app_pages/<name>.py`` under its title (``views.page_title``: the tour's buttons name it the same)."""

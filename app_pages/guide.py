@@ -39,6 +39,8 @@ with st.sidebar:
         mark = "✅" if views.tour_step_done(k, runs, reached) else ("👉" if k == i else "▫️")
         if st.button(f"{mark} {s.title}", key=f"guide_nav_{k}", width="stretch"):
             go_to(k)
+    # before the step is drawn (its check can take seconds), in the sidebar (no gap above the step)
+    ui.top_if_asked(st.sidebar)
 
 step = steps[i]
 st.progress((i + 1) / len(steps), text=f"Step {i + 1} of {len(steps)}")
@@ -132,7 +134,6 @@ if b1.button("← Back", disabled=i == 0, width="stretch"):
     go_to(i - 1)
 if b2.button("Next →", disabled=i == len(steps) - 1, type="primary", width="stretch"):
     go_to(i + 1)
-ui.top_if_asked()  # under the step (its element's gap is not above it), and before the estimate's timing
 
 if estimate_slot is not None:
     with estimate_slot.container():  # the timing's spinner shows where its words will be

@@ -121,8 +121,8 @@ class ProgressBar:
             p = min(max(event.progress, 0.0), 1.0)
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
             # the same words as the Train page's progress bar (signlab.progress)
-            line = progress_text(event.epoch, self.total_epochs, event.samples_per_second,
-                                 seconds_left(p, event.train_seconds))
+            line = progress_text(event.epoch, self.total_epochs, images_per_second=event.samples_per_second,
+                                 seconds_left=seconds_left(p, event.train_seconds))
             self.bar.set_description_str(line, refresh=False)
             self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc}", refresh=False)
             self.bar.update(event.step - self.bar.n)

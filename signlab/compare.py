@@ -309,8 +309,8 @@ def _epochs_word(summary: dict[str, Any]) -> Any:
     """The epochs column: done of asked ("1/2"); a calibrated run was adapted in one step, and the
     epochs it holds are its parent's (it read "2/2", as if it had trained them itself)."""
     done, asked = summary["epochs"], summary.get("target_epochs")
-    if summary.get("parent"):
-        return f"{done} (its parent's)"
+    if summary.get("parent"):  # one being made (or that failed) has none yet: not "0 (its parent's)"
+        return f"{done} (its parent's)" if done else done
     return f"{done}/{asked}" if asked else done
 
 
@@ -318,7 +318,8 @@ def _preset_word(summary: dict[str, Any]) -> Any:
     """What a run started from: the preset, with "(other model)" where its model is not the preset's
     (``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg); a
     sweep's trial and a calibrated run were made by no preset (their config's default word read "fast
-    (other model)" beside both)."""
+    (other model)" beside both). A network the lecture itself trained (logistic regression) under the
+    lecture preset is "lecture"."""
     if summary.get("kind") == "trial":
         return "sweep trial"
     if summary.get("parent"):

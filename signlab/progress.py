@@ -8,7 +8,7 @@ from .numbers import duration, finite
 from .store import RunStore
 
 
-def progress_text(epoch: int, target: int, images_per_second: float | None,
+def progress_text(epoch: int, target: int, *, images_per_second: float | None,
                   seconds_left: float | None, paused: bool = False, resuming: bool = False,
                   whole_left: float | None = None) -> str:
     """One line of progress: shared by the Train page's bar and the command line's. ``resuming``: a

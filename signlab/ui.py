@@ -72,6 +72,7 @@ class Keys:
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
     TO_TOP = "to_top"  # the next rerun opens the page at its top (the tour's Next kept the old step's scroll)
+    TO_TOP_COUNT = "to_top_count"  # how often it has, so that each time's script differs
     TOUR_AWAY = "tour_away"  # the tour step that opened another page (a way back is shown there)
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
@@ -368,17 +369,20 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
 
 
 def to_top_after_rerun() -> None:
-    """The next rerun of this page opens it at its top (:func:`top_if_asked`): after a rerun Streamlit
-    keeps the page's scroll, and the tour's Next, at the foot of a long step, opened the next step
-    215 px below its heading and its **Do:** line."""
+    """The session's next rerun opens its page at the top (:func:`top_if_asked`): after a rerun
+    Streamlit keeps the page's scroll, and the tour's Next, at the foot of a long step, opened the
+    next step 215 px below its heading and its **Do:** line."""
     st.session_state[Keys.TO_TOP] = True
 
 
-def top_if_asked() -> None:
-    """Scroll the page to its top when :func:`to_top_after_rerun` asked for it in the run before."""
+def top_if_asked(where: Any = None) -> None:
+    """Scroll the page to its top (a script drawn in ``where``, the sidebar say: no gap in the page)
+    when :func:`to_top_after_rerun` asked for it in the run before. The script carries a count, so no
+    two asks draw the same text: Streamlit runs an ``st.html`` script again only when its text changes."""
     if st.session_state.pop(Keys.TO_TOP, False):
-        st.html("<script>document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0)</script>",
-                unsafe_allow_javascript=True)
+        n = st.session_state[Keys.TO_TOP_COUNT] = st.session_state.get(Keys.TO_TOP_COUNT, 0) + 1
+        (where or st).html(f"<script>/* {n} */ document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0)"
+                           "</script>", unsafe_allow_javascript=True)
 
 
 def no_runs_yet(key: str, first: str = "No trained run yet", note: str = "") -> None:
@@ -574,7 +578,10 @@ def classify_run_picker(label: str = "Model", purpose: str = "photo", help: str 
         me, pol = user(), policy()  # read once: the class settings are a database read
         available = [r for r in available if access.can(me, r, "calibrate", pol)]
     if not available:
-        no_runs_yet("classify", note=" For photos, the **robust** preset does best.")
+        if purpose == "calibrate":  # a classmate's runs may be listed on Runs: none of them is the user's to adapt
+            no_runs_yet("classify", "No trained run of yours yet")
+        else:
+            no_runs_yet("classify", note=" For photos, the **robust** preset does best.")
         return None
     ids = [r.id for r in available]
     by_id = {r.id: r for r in available}

@@ -239,7 +239,8 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")))
         epoch = last.get("epoch")
         epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else done + 1
-        return LiveStatus(state, "progress", progress_text(epoch, target, speed, left, paused, resuming, whole),
+        return LiveStatus(state, "progress", progress_text(epoch, target, images_per_second=speed, seconds_left=left,
+                                                        paused=paused, resuming=resuming, whole_left=whole),
                           progress=p,
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     if state == RunState.COMPLETED:
@@ -986,9 +987,11 @@ def sweep_status(rows: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any
     if running:
         if stop_requested:
             return SweepStatus(True, "info", f"⏳ Stopping{by}: the running trial ends after its current batch…")
-        if not workers and rows:  # its worker has left the store and its process is ending: it said
-            # "Starting the worker…" under "Completed 2" for seconds
-            return SweepStatus(True, "info", f"⏳ Finishing: {count_text(done, 'trial')} done, its worker is closing…")
+        # every trial ended and its worker has left the store: its process is ending (it said "Starting
+        # the worker…" under "Completed 2" for seconds); a trial still RUNNING is a worker gone quiet
+        if not workers and rows and done == len(rows):
+            return SweepStatus(True, "info",
+                               f"⏳ Finishing: {count_text(done, 'trial')} done, its worker is closing…")
         if not workers:
             return SweepStatus(True, "info", "⏳ Starting the worker…")
         current = [f"#{w['current_trial']}" for w in workers if w.get("current_trial") is not None]

@@ -718,3 +718,6 @@ def test_predict_says_a_near_certain_letter_as_the_classify_page_does(tmp_path, 
     monkeypatch.setattr(api, "predict_files", lambda *a, **k: [record])
     assert cli.main(["predict", "r1", str(image), "--runs-dir", str(tmp_path), "--top", "3"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"{image}: A 99.96%, S 0.04%, E 0.0%"
+    record["top"][:2] = [{"letter": "A", "probability": 0.999996}, {"letter": "S", "probability": 0.000004}]
+    assert cli.main(["predict", "r1", str(image), "--runs-dir", str(tmp_path), "--top", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"{image}: A over 99.99%, S under 0.01%, E 0.0%"

@@ -285,12 +285,18 @@ def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, da
     assert not again.exception and by_label(again.selectbox, "Run").value == "tiny-newest"
 
 
-@pytest.mark.parametrize("page", ["evaluate", "kernels", "runs"])
-def test_pages_without_runs(page, monkeypatch, tmp_path):
+@pytest.mark.parametrize("page, first", [("evaluate", "No trained run yet"), ("kernels", "No trained run yet"),
+                                         ("map", "No trained run yet"), ("classify", "No trained run yet"),
+                                         ("calibrate", "No trained run of yours yet"), ("runs", "No runs yet")])
+def test_pages_without_runs(page, first, monkeypatch, tmp_path):
+    """Each says so and leads to Train, which gives the time on this server (it said "the default
+    takes seconds": a minute on an AVX2-only CPU)."""
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path / "empty"))
     at = _open(page)
     no_error(at)
-    assert any("No trained run yet" in i.value or "No runs yet" in i.value for i in at.info)
+    said = [i.value for i in at.info if i.value.startswith(first + ". Train one on the **Train** page")]
+    assert said and "it says how long a run takes on this server" in said[0], [i.value for i in at.info]
+    assert [b for b in at.button if b.label == "Go to Train"]
 
 
 @pytest.mark.parametrize("page", ["evaluate", "kernels"])

@@ -225,8 +225,8 @@ def test_time_left_follows_the_recent_pace():
 
 
 def test_progress_text_is_the_command_lines_too():
-    assert views.progress_text(2, 5, 1234.0, 75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
-    assert views.progress_text(1, 1, None, None, paused=True) == "epoch 1/1 · paused"
+    assert views.progress_text(2, 5, images_per_second=1234.0, seconds_left=75.0) == "epoch 2/5 · 1,234 images/s · about 75 s left"
+    assert views.progress_text(1, 1, images_per_second=None, seconds_left=None, paused=True) == "epoch 1/1 · paused"
     assert views.seconds_left(0.0, 3.0) is None and views.seconds_left(0.5, 3.0) == pytest.approx(3.0)
     # the first steps' pace is no guide: no estimate before 5% of the fit is done
     assert views.seconds_left(0.02, 1.5) is None and views.seconds_left(0.05, 1.0) == pytest.approx(19.0)
@@ -613,6 +613,9 @@ def test_sweep_status_from_workers_not_the_clock():
     # trials done and no worker left in the store: its process is ending, not starting
     assert views.sweep_status([{"state": "COMPLETE"}] * 2, [], True, False).message == \
         "⏳ Finishing: 2 trials done, its worker is closing…"
+    # a trial still training while no worker beats (a heartbeat gone quiet): not finishing
+    assert views.sweep_status([{"state": "COMPLETE"}, {"state": "RUNNING"}], [], True, False).message == \
+        "⏳ Starting the worker…"
     running = views.sweep_status([], [{"current_trial": 3}], True, False)
     assert running.running and running.message == "⏳ Running: 1 worker, training trial #3"
     assert "Stopping" in views.sweep_status([], [{}], True, True).message
@@ -1465,6 +1468,8 @@ def test_the_runs_table_says_when_a_run_left_its_presets_model():
     assert [r["preset"] for r in views.runs_table([trial, calibrated])] == ["sweep trial", "calibrated"]
     # and a calibrated run's epochs are its parent's, not epochs it trained (it read "1/2")
     assert [r["epochs"] for r in views.runs_table([trial, calibrated])] == ["1/2", "1 (its parent's)"]
+    calibrated.summary()["epochs"] = 0  # being made, or failed: no epochs to say of the parent
+    assert views.runs_table([calibrated])[0]["epochs"] == 0
 
 
 def test_runs_with_no_accuracy_are_left_out_of_the_parallel_coordinates_and_counted():

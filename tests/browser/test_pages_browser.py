@@ -287,4 +287,14 @@ def test_guided_tour_next_back_train_logreg_then_templates(page, server):
             " return [g._fullLayout.annotations.map(a => a.text), g._fullData[0].z.length]; }", sel)
         assert chart[0] == list(LETTERS), f"the templates are titled {chart[0]}"
         assert chart[1] > 0, "the templates chart has no data"
-    assert_no_exception(page, "guided tour at step 3")
+    with step(page, "a second Next in a row, from the foot of step 3, opens step 4 at its top too"):
+        # step 3 is taller than the window, so a top of 0 above was the scroll's doing, not the step's size;
+        # and a second scroll works as the first (Streamlit runs an st.html script only when it is new)
+        tall = "() => { const m = document.querySelector('[data-testid=\"stMain\"]'); return m.scrollHeight > m.clientHeight; }"
+        assert page.evaluate(tall), "step 3 fits the window: its top of 0 says nothing"
+        page.get_by_role("button", name="Next →").scroll_into_view_if_needed()
+        assert page.evaluate(top) > 0
+        page.get_by_role("button", name="Next →").click()
+        _wait_step(page, "4. Train the lecture's ConvNet, as written")
+        page.wait_for_function(f"() => ({top})() === 0", timeout=WAIT * 1000)
+    assert_no_exception(page, "guided tour at step 4")
