@@ -161,7 +161,7 @@ class Setting:
             return None if value in allowed else f"{shown_value(value)} is unknown; choose one of {', '.join(allowed)}"
         if self.range is not None:
             return range_problem(self.range, value, integer=self.type is int,
-                                  least_above_zero=self.least_above_zero)
+                                 least_above_zero=self.least_above_zero)
         if not isinstance(value, str):
             return f"{shown_value(value)} must be text"
         return None if value.strip() else EMPTY  # not a silent default
@@ -381,7 +381,7 @@ def _allowed_range(bounds: tuple[float, float], least_above_zero: float | None =
 
 
 def range_problem(bounds: tuple[float, float], value: Any, integer: bool,
-                   least_above_zero: float | None = None) -> str | None:
+                  least_above_zero: float | None = None) -> str | None:
     """Why ``value`` is not a number in ``bounds`` (nor between 0 and ``least_above_zero``), else None."""
     lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)):

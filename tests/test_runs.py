@@ -752,6 +752,17 @@ def test_a_file_system_without_modes_still_takes_atomic_writes(tmp_path, monkeyp
     assert read_json(tmp_path / "x.json") == {"a": 1}
 
 
+def _worker_continues(run, monkeypatch, step: str, failing, error: type[BaseException]) -> dict:
+    """A page's Continue of ``run``, queued and claimed by a worker whose ``api.<step>`` is ``failing``
+    (it raises ``error``): the run's row after the worker's attempt."""
+    run.store.enqueue_continue(run.id, 2)
+    claim = run.store.claim("worker-1", 1)
+    monkeypatch.setattr(api, step, failing)
+    with pytest.raises(error):
+        api.train_claimed(run, claim)
+    return run.status()
+
+
 def test_a_continuation_that_cannot_start_leaves_the_finished_run_as_it_was(tmp_path, small_dataset, monkeypatch):
     """A continuation that could not start (its data gone from the worker's machine, its weights torn)
     failed the run: a completed run, its epochs and test accuracy standing, read "failed". Nothing of
@@ -767,16 +778,10 @@ def test_a_continuation_that_cannot_start_leaves_the_finished_run_as_it_was(tmp_
     assert before["status"] == RunState.COMPLETED
 
     # a page's Continue: queued, then a worker claims it and finds no data
-    run.store.enqueue_continue("kept", 2)
-    claim = run.store.claim("worker-1", 1)
-
     def gone(path):
         raise DataError("train.csv: no such file")
 
-    monkeypatch.setattr(api, "load_dataset", gone)
-    with pytest.raises(DataError):
-        api.train_claimed(run, claim)
-    row = run.status()
+    row = _worker_continues(run, monkeypatch, "load_dataset", gone, DataError)
     assert row["status"] == RunState.COMPLETED, row
     assert row["message"] == f"{before['message']}; its continuation could not start: train.csv: no such file"
     assert row["epochs_completed"] == 1 and row["target_epochs"] == 1 and row["test_accuracy"] == 0.5
@@ -831,16 +836,10 @@ def test_a_continuation_whose_fit_cannot_be_built_keeps_the_run_and_its_settings
     assert row["message"].startswith(f"{before['message']}; its continuation could not start: out of memory")
     assert run.config.lr == 1e-3 and run.config.epochs == 1  # neither the rate nor the epochs were written
 
-    run.store.enqueue_continue("kept", 2)  # a page's Continue, taken by a worker
-    claim = run.store.claim("worker-1", 1)
-
     def broken(config):
         raise RuntimeError("size mismatch for layer.weight")
 
-    monkeypatch.setattr(api, "build_model", broken)
-    with pytest.raises(RuntimeError):
-        api.train_claimed(run, claim)
-    row = run.status()
+    row = _worker_continues(run, monkeypatch, "build_model", broken, RuntimeError)  # a page's Continue
     assert row["status"] == RunState.COMPLETED and run.config.epochs == 1, row
     assert "its continuation could not start: RuntimeError: size mismatch" in row["message"]
 
