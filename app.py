@@ -51,6 +51,9 @@ ui.require_user()  # a visitor who is not signed in sees the sign-in screen and 
 ui.account_box()
 ui.way_back_to_tour(nav)
 ui.device_badge()
+# where a page asked its next run to scroll (the tour's next step, Train's live run): before the page is
+# drawn (the tour's step checks take seconds), in the sidebar (no gap in the page)
+ui.scroll_if_asked(st.sidebar)
 ui.job_manager()  # starts the queue's background thread once per server process
 with ui.guard("this page stopped"):  # a SignlabError no page caught: its message, not a traceback
     nav.run()

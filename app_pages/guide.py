@@ -29,7 +29,7 @@ jm = ui.job_manager()
 def go_to(k: int) -> None:
     """Open step ``k`` at the page's top, where its title and what to do are."""
     st.session_state[ui.Keys.GUIDE_STEP] = k
-    ui.to_top_after_rerun()
+    ui.scroll_after_rerun()
     st.rerun()
 
 
@@ -39,8 +39,6 @@ with st.sidebar:
         mark = "✅" if views.tour_step_done(k, runs, reached) else ("👉" if k == i else "▫️")
         if st.button(f"{mark} {s.title}", key=f"guide_nav_{k}", width="stretch"):
             go_to(k)
-    # before the step is drawn (its check can take seconds), in the sidebar (no gap above the step)
-    ui.top_if_asked(st.sidebar)
 
 step = steps[i]
 st.progress((i + 1) / len(steps), text=f"Step {i + 1} of {len(steps)}")

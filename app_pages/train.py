@@ -18,7 +18,8 @@ SETTINGS_PX, RUN_MIN_PX = 280, 440  # px; the run's three buttons and its charts
 # (from about 1,100 px with the sidebar open) and above them in a narrower one, Start first; as a third of the page the
 # settings were 130 px wide in an 820-px window. What did not fit in the box's two columns
 # ("standardize") has a full row instead.
-left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key="train", right_first_when_stacked=True)
+PANES = "train"  # the two boxes' row is keyed f"{PANES}_row": Start scrolls the page to it
+left, right = ui.panes(SETTINGS_PX, RUN_MIN_PX, key=PANES, right_first_when_stacked=True)
 with left:
     st.subheader("Settings", anchor="settings")
     beside_note = st.empty()  # filled once the run beside them is known (below)
@@ -102,6 +103,7 @@ with left:
                 else:
                     with ui.guard("Could not continue"):
                         ui.continue_run(run.id, more)
+                        ui.scroll_after_rerun(f"{PANES}_row")  # from the foot of the settings to the run
                         st.rerun()
 
 with right:
@@ -114,6 +116,7 @@ with right:
         with ui.guard("Could not start"):
             new = ui.submit(cfg)
             ui.follow_run(new.id)
+            ui.scroll_after_rerun(f"{PANES}_row")  # the run's pane under the header: its chart in view
             st.rerun()
     if b2.button("⏹ Stop", disabled=not view.can_stop, width="stretch"):
         with ui.guard("Could not stop"):

@@ -71,8 +71,10 @@ class Keys:
     CONFIRM_DELETE = "runs_confirm_delete"
     CANVAS_VERSION = "classify_canvas_version"  # bumping it clears the canvas
     GUIDE_STEP = "guide_step"
-    TO_TOP = "to_top"  # the next rerun opens the page at its top (the tour's Next kept the old step's scroll)
-    TO_TOP_COUNT = "to_top_count"  # how often it has, so that each time's script differs
+    # where the next rerun scrolls the page: its top (the tour's Next kept the old step's scroll) or a
+    # keyed container (Train's Start: the live run under the page's introduction)
+    SCROLL_TO = "scroll_to"
+    SCROLL_COUNT = "scroll_count"  # how often it has, so that each time's script differs
     TOUR_AWAY = "tour_away"  # the tour step that opened another page (a way back is shown there)
     SWEEP = "sweep_id"
     METRICS = "metrics_cache"  # {run_id: (byte offset, records)}: a polling page reads only new lines
@@ -368,21 +370,34 @@ def run_picker(label: str = "Run", key: str = Keys.EVAL_RUN, with_weights: bool 
     return by_id[chosen]
 
 
-def to_top_after_rerun() -> None:
-    """The session's next rerun opens its page at the top (:func:`top_if_asked`): after a rerun
-    Streamlit keeps the page's scroll, and the tour's Next, at the foot of a long step, opened the
-    next step 215 px below its heading and its **Do:** line."""
-    st.session_state[Keys.TO_TOP] = True
+def scroll_after_rerun(to_key: str = "") -> None:
+    """The session's next rerun opens its page at the top, or with the container keyed ``to_key``
+    just under the header (:func:`scroll_if_asked`). After a rerun Streamlit keeps the page's scroll:
+    the tour's Next, at the foot of a long step, opened the next step 215 px below its heading and
+    its **Do:** line; and Train's Start left the live chart's top at 600 px of a 1280x800 window,
+    under the page's title and introduction, where only its first 200 px showed."""
+    st.session_state[Keys.SCROLL_TO] = to_key  # "": the top
 
 
-def top_if_asked(where: Any = None) -> None:
-    """Scroll the page to its top (a script drawn in ``where``, the sidebar say: no gap in the page)
-    when :func:`to_top_after_rerun` asked for it in the run before. The script carries a count, so no
-    two asks draw the same text: Streamlit runs an ``st.html`` script again only when its text changes."""
-    if st.session_state.pop(Keys.TO_TOP, False):
-        n = st.session_state[Keys.TO_TOP_COUNT] = st.session_state.get(Keys.TO_TOP_COUNT, 0) + 1
-        (where or st).html(f"<script>/* {n} */ document.querySelector('[data-testid=\"stMain\"]')?.scrollTo(0, 0)"
-                           "</script>", unsafe_allow_javascript=True)
+def scroll_if_asked(where: Any = None) -> None:
+    """Scroll the page as :func:`scroll_after_rerun` asked in the run before (a script drawn in
+    ``where``, the sidebar say: no gap in the page). The script carries a count, so no two asks draw
+    the same text: Streamlit runs an ``st.html`` script again only when its text changes. A keyed
+    container not on the page (yet) leaves the page at its top."""
+    to = st.session_state.pop(Keys.SCROLL_TO, None)
+    if to is None:
+        return
+    n = st.session_state[Keys.SCROLL_COUNT] = st.session_state.get(Keys.SCROLL_COUNT, 0) + 1
+    key = json.dumps(to and f".st-key-{to}")
+    # the header overlays the page's top 3.75rem: the container goes just under it, not behind it; a
+    # block, as every ask's script shares the page's scope (a second ``const m`` at its top would throw)
+    (where or st).html(
+        f"<script>/* {n} */ {{ const m = document.querySelector('[data-testid=\"stMain\"]');"
+        f" const e = {key} && document.querySelector({key});"
+        " const h = document.querySelector('[data-testid=\"stHeader\"]');"
+        " if (m) m.scrollTo(0, e ? m.scrollTop + e.getBoundingClientRect().top"
+        " - (h ? h.getBoundingClientRect().bottom : 0) - 8 : 0) }</script>",
+        unsafe_allow_javascript=True)
 
 
 def no_runs_yet(key: str, first: str = "No trained run yet", note: str = "") -> None:

@@ -117,7 +117,8 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
     # in bf16, and this test waits up to a few 30-s spells before Stop: 10 epochs, so it is still
     # training when Stop is pressed (Stop ends it)
     url = "/train?preset=lecture&model=convnet&epochs=10&batch_size=32&lr=0.001&optimizer=adam&schedule=none&augment=False"
-    with step(page, "open Train with settings from the URL"):
+    with step(page, "open Train with settings from the URL, in a laptop's 1280x800 window"):
+        page.set_viewport_size({"width": 1280, "height": 800})
         goto(page, server, url)
         assert "flaw fixed" in page.inner_text("body"), "the URL's model=convnet was not applied"
     feed: list[int] = []  # the statuses of the chart's own requests to the loss feed (signlab.live)
@@ -125,6 +126,12 @@ def test_train_chart_moves_survives_page_switch_and_stops(page, server):
     with step(page, "press Start"):
         page.get_by_role("button", name="Start").click()
         wait_live_chart(page, 60)
+    with step(page, "Start scrolled the run under the header: the live chart is whole in the window"):
+        # it was left at 600 px, under the title and introduction, its first 200 px in view
+        header = page.locator("[data-testid=stHeader]").bounding_box()
+        buttons, chart = page.get_by_role("button", name="Start").bounding_box(), page.locator(LIVE_CANVAS).bounding_box()
+        assert header["y"] + header["height"] <= buttons["y"] < chart["y"], (header, buttons, chart)
+        assert chart["y"] + chart["height"] <= 800, chart
     with step(page, "while it trains, the loss is drawn on the live canvas, not by plotly"):
         assert page.locator(LIVE_CANVAS).count() == 1
         assert plot_count(page) == 0, "a plotly chart is redrawn while the run trains"
