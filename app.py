@@ -45,7 +45,8 @@ PAGES = {
 nav = st.navigation(PAGES, position="sidebar" if ui.signed_in() else "hidden")
 if problem := ui.server_problem():  # before any page, and before the queue's thread starts workers on it
     st.error(f"**signlab cannot run with this server's settings.** {problem}. The person who runs this "
-             "server sets it in the server's environment and restarts it; nothing has been changed.", icon="⚙️")
+             "server corrects it where it says (the server's environment or `.streamlit/secrets.toml`) and "
+             "restarts the server; nothing has been changed.", icon="⚙️")
     st.stop()
 ui.require_user()  # a visitor who is not signed in sees the sign-in screen and no page
 ui.account_box()

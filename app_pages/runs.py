@@ -8,30 +8,43 @@ from signlab.teach import RUNS_DETAILS, RUNS_INTRO
 MANAGE_PX, DOWNLOADS_PX = 440, 320  # with the 32-px gap, 792 px: the main area of a 1,280-px window is about 820
 
 # ----------------------------------------------------------------------------- class settings
-def class_settings(saved: bool) -> None:
-    """An instructor's box of the class's quotas, open with a word when ``saved`` just now (shown also
-    before any run exists: the quotas and the pause limit were out of reach until a student had
-    trained something)."""
+def class_settings(said: str | None) -> None:
+    """An instructor's box of the class's quotas, open with ``said`` when a click here just changed
+    them (shown also before any run exists: the quotas and the pause limit were out of reach until a
+    student had trained something)."""
     if ui.user().role != "instructor":
         return
-    rules = ui.policy()
-    with st.expander("⚙️ Class settings (instructors)", expanded=saved):
-        if saved:
-            st.success("Class settings saved.", icon="✅")
+    rules, saved = ui.policy(), ui.saved_settings()
+    with st.expander("⚙️ Class settings (instructors)", expanded=bool(said)):
+        if said:
+            st.success(said, icon="✅")
         with st.form("class_settings"):
             st.caption("Quotas for every student. A value changed here is kept in the run database for every "
                        "server and takes precedence over the server's `[signlab]` settings and `SIGNLAB_…` "
                        "variables; the others follow them.")
-            values = {"show_classmates": st.toggle("Students see classmates' runs (read-only)",
+            values = {"show_classmates": st.toggle(rules.CLASSMATES_LABEL,
                                                    value=rules.show_classmates)}
             for key, label in rules.LIMIT_LABELS.items():  # declared with the class settings (signlab.access)
-                # no bounds in the browser: a number outside them was kept as the last valid one, and
-                # Save saved that; the backend's check names the box instead (access.save_settings)
-                values[key] = st.number_input(label, value=getattr(rules, key), step=1)
+                # the text as typed, checked by the backend, which names the box (access.save_settings): a
+                # number box turned 1.5 into 1 and "abc" back into the old number, each "saved", and kept
+                # its last valid number past its bounds
+                values[key] = st.text_input(label, value=str(getattr(rules, key)),
+                                            help="Saved here: it takes precedence over the server's setting."
+                                            if key in saved else None)
             if st.form_submit_button("Save"):
                 with ui.guard("Could not save"):
-                    ui.save_settings(values)
-                    st.session_state[ui.Keys.RUNS_SETTINGS_SAVED] = True
+                    changed = ui.save_settings(values)
+                    st.session_state[ui.Keys.RUNS_SETTINGS_SAVED] = (
+                        "Class settings saved." if changed else "Nothing to save: every value is the one in force.")
+                    st.rerun()
+        if saved:  # a value saved once, even the default, hid later changes to the server's settings
+            st.caption(views.saved_settings_text(saved))
+            if st.button("Follow the server's settings again", key="runs_forget_settings",
+                         help="Forget the values saved here; the server's [signlab] settings, SIGNLAB_… variables "
+                              "or the defaults are in force again."):
+                with ui.guard("Could not change the class settings"):
+                    ui.forget_settings()
+                    st.session_state[ui.Keys.RUNS_SETTINGS_SAVED] = "The class follows the server's settings again."
                     st.rerun()
 
 
@@ -43,12 +56,12 @@ runs = ui.runs()
 # Delete and Save buttons further down): renamed or deleted under Manage a run, or, with no run
 # left, here; saved in the class settings' box
 flash = st.session_state.pop(ui.Keys.RUNS_FLASH, None)
-saved = st.session_state.pop(ui.Keys.RUNS_SETTINGS_SAVED, False)
+said = st.session_state.pop(ui.Keys.RUNS_SETTINGS_SAVED, None)
 if not runs:
     if flash:
         st.success(flash, icon="✅")
     ui.no_runs_yet("runs", "No runs yet")
-    class_settings(saved)
+    class_settings(said)
     st.stop()
 ui.follow_runs(runs)  # a run that starts, stops or ends while the page is open redraws it
 
@@ -289,4 +302,4 @@ with right:
                            file_name=f"{run.id}-config.json", mime="application/json", key="runs_dl_config",
                            width="stretch")
 
-class_settings(saved)
+class_settings(said)

@@ -137,7 +137,7 @@ with right:
     if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
         # finished run it was said only at the foot of the settings, out of view at 1280x800)
         st.warning(f"Start is off until the settings can be used. {ui.md(config_error)}", icon="⚠️")
-    elif run is None or view.can_start:
+    elif view.can_start:  # not beside a refusal (a quota of 0 said "Start is off" over "Press Start")
         # The network's name at once, its time after: for a network this server has not measured, the
         # estimate times a few of its steps (seconds), and the old hint stood meanwhile, naming the
         # network the student had just switched from.

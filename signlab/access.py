@@ -92,6 +92,9 @@ def policy(runs_dir: Path | str | None = None, extra: dict[str, Any] | None = No
     return p.with_changes(saved)
 
 
+SAVED_SETTINGS = (*Policy.LIMITS, "show_classmates")  # what an instructor's form saves in the run database
+
+
 def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | None = None) -> Policy:
     """An instructor changes the class settings (stored in the run database, for every server)."""
     if not user.manages_all:
@@ -99,8 +102,23 @@ def save_settings(user: User, changes: dict[str, Any], runs_dir: Path | str | No
     root = runs_root(runs_dir)
     # raises for a bad value before anything is saved, naming its box on the Runs page
     checked = Policy().with_changes(changes, named=lambda key: Policy.LIMIT_LABELS.get(key, key))
-    store_for(root).save_settings({k: getattr(checked, k) for k in changes if k in Policy.LIMITS
-                                   or k == "show_classmates"})
+    store_for(root).save_settings({k: getattr(checked, k) for k in changes if k in SAVED_SETTINGS})
+    return policy(root)
+
+
+def saved_settings(runs_dir: Path | str | None = None) -> dict[str, Any]:
+    """The class settings an instructor saved, which take precedence over the server's."""
+    return {k: v for k, v in store_for(runs_root(runs_dir)).settings().items() if k in SAVED_SETTINGS}
+
+
+def forget_settings(user: User, runs_dir: Path | str | None = None) -> Policy:
+    """An instructor drops every saved class setting: the server's own (``[signlab]``, ``SIGNLAB_MAX_…``,
+    the defaults) are in force again. A value saved once, even the default, hid a later change to
+    those without a word, and the form had no way back."""
+    if not user.manages_all:
+        raise AccessError("only an instructor can change the class settings")
+    root = runs_root(runs_dir)
+    store_for(root).forget_settings(SAVED_SETTINGS)
     return policy(root)
 
 

@@ -5,6 +5,7 @@ for a setting then answers without loading torch (about 2 s).
 """
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
@@ -37,6 +38,7 @@ class Policy:
                     "max_pause_minutes": "Minutes a paused run may wait before it stops, keeping its last "
                                          "finished epoch (0: no limit)"}
     LIMITS = tuple(LIMIT_LABELS)
+    CLASSMATES_LABEL = "Students see classmates' runs (read-only)"  # show_classmates, as the form names it
     LIMIT_MAX = 10**9  # a quota is a whole number from 0 to this
 
     def role_of(self, user_id: str) -> str:
@@ -90,6 +92,18 @@ def _env_name(key: str) -> str:
 def _env_settings() -> dict[str, Any]:
     env = {k: os.environ.get(_env_name(k)) for k in ("instructors", "show_classmates", *Policy.LIMITS)}
     return {k: v for k, v in env.items() if v is not None}
+
+
+def check_names(settings: dict[str, Any], named: Callable[[str], str] = str) -> None:
+    """SignlabError naming the first key of ``settings`` (the secrets' ``[signlab]`` table) that is no
+    class setting, with the one it may have meant: ``instructor = [...]`` was ignored without a word,
+    and the teacher it named signed in as a student."""
+    known = [f.name for f in fields(Policy)]
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "the class settings are " + ", ".join(known)
+            raise SignlabError(f"{named(key)}: signlab has no such setting; {hint}")
 
 
 def check_environment() -> None:

@@ -16,13 +16,16 @@ def progress_text(epoch: int, target: int, *, images_per_second: float | None,
     left at the whole fit's pace; where it and ``seconds_left`` (the recent pace) differ more than
     twofold, both are said as a range: on a machine whose load swung, one figure jumped from "about
     28 s" to "about 17 min" and back to "about 9 min" within a run."""
-    speed = f" · {images_per_second:,.0f} images/s" if finite(images_per_second) is not None else ""
-    left = f" · {duration(seconds_left)} left" if finite(seconds_left) is not None else ""
+    # paused: no pace (it trains at none), and the time left is training's, from the Resume on (a
+    # teacher's walk read "about 21 s left · paused" as a run that would end in 21 s)
+    speed = f" · {images_per_second:,.0f} images/s" if finite(images_per_second) is not None and not paused else ""
+    word = "of training left" if paused else "left"
+    left = f" · {duration(seconds_left)} {word}" if finite(seconds_left) is not None else ""
     if left and finite(whole_left) is not None:
         low, high = sorted((float(seconds_left), float(whole_left)))  # type: ignore[arg-type]
         if high > 2 * low and duration(low) != duration(high):
-            left = f" · {duration(low)} to {duration(high, '')} left (the pace is changing)"
-    return f"epoch {epoch}/{target}{speed}{left}" + _pause_words(paused, resuming)
+            left = f" · {duration(low)} to {duration(high, '')} {word} (the pace is changing)"
+    return f"epoch {epoch}/{target}" + _pause_words(paused, resuming) + speed + left
 
 
 def _pause_words(paused: bool, resuming: bool) -> str:

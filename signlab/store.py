@@ -96,13 +96,19 @@ AUTO_CONTINUES = 3  # a queued run whose holder vanished is continued this many 
 
 
 def active_refusal(active: int, limit: int) -> str:
-    """Why an owner with ``active`` runs queued or training may not queue another under ``limit``."""
+    """Why an owner with ``active`` runs queued or training may not queue another under ``limit``
+    (0: an instructor's pause of new runs, not a count to wait under: "you have 0 runs …, and the limit
+    is 0 at a time; wait for one to finish" was a teacher's walk's nonsense)."""
+    if limit <= 0:
+        return "the class settings allow no runs to be queued or trained now (0 at a time); ask your instructor"
     return (f"you have {count_text(active, 'run')} queued or training, and the limit is {limit} at a time; "
             "wait for one to finish, or stop one")
 
 
 def runs_refusal(runs: int, limit: int) -> str:
     """Why an owner with ``runs`` runs may not make another under ``limit`` (the class's max_runs_per_user)."""
+    if limit <= 0:
+        return "the class settings allow no runs to be kept (0 per student); ask your instructor"
     return f"you have {count_text(runs, 'run')}, and the limit is {limit}; delete some on the Runs page"
 
 
@@ -1113,6 +1119,11 @@ class RunStore:
             for key, value in values.items():
                 conn.execute(settings_table.delete().where(settings_table.c.key == key))
                 conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
+
+    def forget_settings(self, keys: Iterable[str]) -> None:
+        """Drop the saved ``keys``: the class follows the server's settings for them again."""
+        with self._tx() as conn:
+            conn.execute(settings_table.delete().where(settings_table.c.key.in_(list(keys))))
 
     # -- workers (processes that claim runs or run sweeps), for liveness across hosts
     def _now(self) -> float:

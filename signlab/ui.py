@@ -22,7 +22,7 @@ import streamlit as st
 from . import access, compare, device, envnum, figures, live, trial, views
 from . import sweep as _sweep
 from .access import Policy, User
-from .policy import check_environment
+from .policy import check_environment, check_names
 from .config import DEFAULT_PRESET, Setting, TrainConfig
 from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
@@ -93,7 +93,7 @@ class Keys:
     RUNS_MANAGE = "runs_manage_id"  # the run of Runs' "Manage a run" section
     RUNS_FLASH = "runs_flash"  # what an action on Runs did, said after its rerun
     RUNS_WARN = "runs_warn"  # a warning said where the click was, after its rerun
-    RUNS_SETTINGS_SAVED = "runs_settings_saved"  # an instructor's class settings were saved
+    RUNS_SETTINGS_SAVED = "runs_settings_saved"  # what an instructor's click in the class settings did
     EVAL_PAIR = "eval_pair"  # Evaluate's chosen (true, predicted) cell, kept across pages
     EVAL_PAIR_RUN = "eval_pair_run"  # the run that cell was chosen for (a new run starts on its worst mistake)
     MAP_BOX_HIDDEN = "map_box_hidden"  # the Map's last rerun stopped before the image box (at the t-SNE prompt)
@@ -131,7 +131,8 @@ def _server_settings() -> dict[str, Any]:
 def server_problem() -> str | None:
     """What is wrong with the server's settings, else None: the numbers every command checks first
     (:func:`signlab.envnum.check`), the class settings in the environment
-    (:func:`signlab.policy.check_environment`) and in the secrets' ``[signlab]`` table, and the
+    (:func:`signlab.policy.check_environment`) and in the secrets' ``[signlab]`` table (its names
+    too: :func:`signlab.policy.check_names`), and the
     folder of a SQLite database ``SIGNLAB_DB`` names (:func:`signlab.store.check_named_database`). With
     ``SIGNLAB_JOB_LIMIT=0`` the pages said nothing, Start queued runs, and every worker the server
     started exited 2 with the reason in ``workers.log`` alone, a new one every few seconds; a quota
@@ -142,7 +143,9 @@ def server_problem() -> str | None:
         envnum.check()
         check_environment()
         check_named_database()
-        access.Policy().with_changes(_server_settings(), named=lambda k: f"[signlab] {k} in secrets.toml")
+        in_secrets = _server_settings()
+        check_names(in_secrets, named=lambda k: f"[signlab] {k} in secrets.toml")
+        access.Policy().with_changes(in_secrets, named=lambda k: f"[signlab] {k} in secrets.toml")
     except SignlabError as err:
         return str(err)
     return None
@@ -1463,12 +1466,30 @@ def delete_photos(run_id: str) -> int:
     return access.delete_photos(user(), run_id, policy(), runs_dir())
 
 
-def save_settings(values: dict[str, Any]) -> Policy:
+def save_settings(values: dict[str, Any]) -> dict[str, Any]:
     """An instructor's class settings from the form, saved for every server: only those changed from
-    the values in force. Saving all of them (one field changed) froze the others, and a later
-    SIGNLAB_MAX_… or ``[signlab]`` change was silently ignored."""
+    the values in force, which it returns ({}: nothing to save). Saving all of them (one field
+    changed) froze the others, and a later SIGNLAB_MAX_… or ``[signlab]`` change was silently
+    ignored. A quota comes as the text of its box; one that reads as the number in force is no change."""
     now = policy()
-    return access.save_settings(user(), {k: v for k, v in values.items() if getattr(now, k) != v}, runs_dir())
+    changed = {k: v for k, v in values.items()
+               if (str(getattr(now, k)) != str(v).strip() if k in Policy.LIMITS else getattr(now, k) != v)}
+    if changed:
+        access.save_settings(user(), changed, runs_dir())
+    return changed
+
+
+def saved_settings() -> dict[str, Any]:
+    """The class settings an instructor saved ({} with the database away: saving says why)."""
+    try:
+        return access.saved_settings(runs_dir())
+    except SignlabError:
+        return {}
+
+
+def forget_settings() -> Policy:
+    """The class follows the server's settings again (:func:`signlab.access.forget_settings`)."""
+    return access.forget_settings(user(), runs_dir())
 
 
 def calibrate(run: Run, photos: list[Any], method: str, progress: Any = None) -> dict[str, Any]:

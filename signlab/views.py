@@ -39,6 +39,7 @@ from .errors import SignlabError
 from .events import ONE_THREAD, STOPPED_BY_REQUEST, Logged, logged
 from .events import continued_steps as _continued_steps
 from .export import onnx_path as _onnx_path
+from .policy import Policy as _Policy
 from .health import health_records, health_series, layer_labels as _layer_labels
 from .labels import IMAGE_SIZE, LETTERS, NUM_CLASSES
 from .normalize import input_norm as _input_norm
@@ -2154,3 +2155,13 @@ def no_hand_warning(collected: Sequence[tuple[Any, bool]]) -> str | None:
             f"“{NO_HAND_MARK}” below {its} picture{'' if one else 's'}. Calibrate would teach the model {its} "
             f"centre square, which may show more room than hand. Drop {them} (✕), or take {them} again with the "
             "whole hand in view, closer to the camera.")
+
+
+def saved_settings_text(saved: dict[str, Any]) -> str:
+    """The class settings an instructor saved (which take precedence over the server's), each as the
+    Runs page's form names it."""
+    names = {**_Policy.LIMIT_LABELS, "show_classmates": _Policy.CLASSMATES_LABEL}
+    shown = ("yes" if v is True else "no" if v is False else f"{v:,}" if isinstance(v, int) else str(v)
+             for v in saved.values())
+    return "Saved here, over the server's settings: " + "; ".join(
+        f"{names.get(k, k)}: {v}" for k, v in zip(saved, shown)) + "."

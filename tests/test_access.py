@@ -121,6 +121,27 @@ def test_quota_jobs_per_user(setup):
     access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)  # instructors have none
 
 
+def test_a_quota_of_0_is_said_as_the_instructors_pause_not_a_count_to_wait_under(setup, monkeypatch, app_caches):
+    """A teacher's walk: with 0 runs at once a student read "you have 0 runs queued or training, and
+    the limit is 0 at a time; wait for one to finish, or stop one", under which "Press Start to train"
+    still stood."""
+    root, jm = setup
+    paused = "the class settings allow no runs to be queued or trained now (0 at a time); ask your instructor"
+    with pytest.raises(QuotaError) as err:
+        access.submit(ALICE, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)
+    assert str(err.value) == paused
+    assert access.start_refusals(ALICE, Policy(max_runs_per_user=0), root)[1] == (
+        "the class settings allow no runs to be kept (0 per student); ask your instructor")
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    monkeypatch.setenv("SIGNLAB_MAX_ACTIVE_PER_USER", "0")
+    at = _as(BOB, "train")
+    assert not at.exception
+    shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
+    assert next(b for b in at.button if "Start" in b.label).disabled
+    assert any(paused in v for v in shown) and not any("Press **Start**" in v for v in shown), shown
+
+
 def test_the_store_keeps_the_job_quota_when_two_starts_pass_the_check_together(setup, monkeypatch):
     """Two tabs pressing Start at one instant both passed check_start (each counted before the other
     had written its run); the store counts again in the insert's transaction and refuses the one
@@ -563,12 +584,13 @@ def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatc
     assert not at.exception and any("No runs yet" in i.value for i in at.info)
     # every quota has its box, as the class settings declare it (their bound is the backend's to check:
     # test_the_class_settings_form_saves_only_what_the_instructor_changed)
-    assert [n.label for n in at.number_input] == list(Policy.LIMIT_LABELS.values())
-    box = next(n for n in at.number_input if n.label.startswith("Minutes a paused run may wait"))
-    box.set_value(5)
+    assert [n.label for n in at.text_input] == list(Policy.LIMIT_LABELS.values())
+    box = next(n for n in at.text_input if n.label.startswith("Minutes a paused run may wait"))
+    box.set_value("5")
     next(b for b in at.button if b.label == "Save").click().run()
     assert not at.exception and access.policy(tmp_path).max_pause_minutes == 5
-    assert not [n for n in _as(BOB, "runs").number_input]  # a student gets no such box
+    quotas = set(Policy.LIMIT_LABELS.values())
+    assert not [n for n in _as(BOB, "runs").text_input if n.label in quotas]  # a student gets no such box
 
 
 def test_the_map_says_the_servers_t_sne_time_to_a_student_with_no_maps(setup, monkeypatch, app_caches):
@@ -684,22 +706,36 @@ def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, m
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
     monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
     at = _as(TEACH, "runs")
-    box = next(n for n in at.number_input if n.label == Policy.LIMIT_LABELS["max_runs_per_user"])
-    box.set_value(150)
-    next(b for b in at.button if b.label == "Save").click().run()
-    assert not at.exception and any("Class settings saved" in s.value for s in at.success)
+    label = Policy.LIMIT_LABELS["max_runs_per_user"]
+
+    def save(text: str) -> list[str]:  # the box's text, then Save: what the box's expander says
+        next(n for n in at.text_input if n.label == label).set_value(text)
+        next(b for b in at.button if b.label == "Save").click().run()
+        assert not at.exception
+        return [e.value for kind in (at.success, at.error) for e in kind]
+
+    assert any("Class settings saved" in v for v in save("150"))
     from signlab.store import store_for
 
     assert store_for(root).settings() == {"max_runs_per_user": 150}
     monkeypatch.setenv("SIGNLAB_MAX_DISK_PER_USER_MB", "20")  # the operator's variable still counts
     assert access.policy(root).max_disk_per_user_mb == 20 and access.policy(root).max_runs_per_user == 150
-    # a number below 0: the box had bounds, kept its last valid number and Save saved that, unsaid
-    label = Policy.LIMIT_LABELS["max_runs_per_user"]
-    next(n for n in at.number_input if n.label == label).set_value(-3)
-    next(b for b in at.button if b.label == "Save").click().run()
-    said = [e.value for e in at.error if e.value.startswith(f"Could not save: {label}")]  # markdown-escaped after
-    assert not at.exception and said and "'-3' is not a whole number from 0 to" in said[0], [e.value for e in at.error]
-    assert store_for(root).settings() == {"max_runs_per_user": 150}  # nothing saved
+    # what a number box did unsaid: below 0 and past a bound it kept its last valid number (Save saved
+    # that), 1.5 became 1 and "abc" the old number, each "saved"; the text is checked and the box named
+    for bad in ("-3", "1.5", "abc", "9" * 24):
+        said = [v for v in save(bad) if v.startswith(f"Could not save: {label}")]  # markdown-escaped after
+        assert said and f"'{bad[:20]}' is not a whole number from 0 to" in said[0], (bad, said)
+        assert store_for(root).settings() == {"max_runs_per_user": 150}  # nothing saved
+    # the number in force again: nothing to save, and it says so (it said "saved")
+    assert any("Nothing to save" in v for v in save(" 150 ")) and store_for(root).settings() == {"max_runs_per_user": 150}
+    # what is saved here is listed, and one click hands the class back to the server's settings
+    assert any(f"{label}: 150" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Follow the server's settings again").click().run()
+    assert not at.exception and any("follows the server's settings again" in s.value for s in at.success)
+    assert store_for(root).settings() == {} and access.policy(root).max_runs_per_user == Policy().max_runs_per_user
+    assert not any(b.label == "Follow the server's settings again" for b in at.button)  # nothing left to forget
+    with pytest.raises(AccessError):
+        access.forget_settings(BOB, root)
 
 
 def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup, monkeypatch, app_caches):

@@ -639,6 +639,17 @@ def test_a_bad_class_setting_in_the_secrets_stops_the_dashboard_too(monkeypatch,
     assert not at.exception, [e.message for e in at.exception]
     [error] = [e.value for e in at.error]
     assert "[signlab] max_runs_per_user in secrets.toml: '-1' is not a whole number" in error, error
+    assert "secrets.toml`) and restarts the server" in error, error  # where it is, not only "the environment"
+    # a name signlab does not know: "instructor" was ignored without a word, its teacher a student
+    at.secrets["signlab"] = {"instructor": ["teacher@example.edu"]}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    [error] = [e.value for e in at.error]
+    assert "[signlab] instructor in secrets.toml: signlab has no such setting; did you mean instructors?" in error
+    at.secrets["signlab"] = {"colour": "blue"}
+    at.run()
+    [error] = [e.value for e in at.error]
+    assert "[signlab] colour in secrets.toml: signlab has no such setting; the class settings are show_classmates," in error
 
 
 def test_a_width_the_model_has_no_use_for_is_said(small_data, tmp_path, capsys):
