@@ -76,7 +76,7 @@ if run is None:  # a new tab or session: show this user's run that is still trai
 if not elsewhere:
     ui.link_run(run.id)  # a shared or reloaded link opens the run this page follows
 mine = run is not None and ui.can(run, "stop")
-at_once, kept = ui.start_refusals()
+at_once, kept = ui.start_refusals(cfg)
 view = ui.live_view(run, jm, mine, elsewhere=elsewhere, start_refused=at_once, new_refused=kept)
 if view.can_start:
     jm.warm()  # a worker starts ahead of the click, so the first point comes at once (signlab.jobs)

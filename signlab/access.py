@@ -22,6 +22,7 @@ User from the sign-in.
 """
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from dataclasses import dataclass
@@ -196,16 +197,40 @@ def estimate_memory_mb(cfg: TrainConfig) -> float:
     """Training memory of a run, estimated from the model's layer table: every layer's output kept
     for the backward pass and its gradient (x batch size x ensemble members, float32), plus the
     weights, their gradients and two optimizer moments, plus the training images on the device."""
-    model = create_model(cfg.model, width=cfg.width)
-    rows = layer_summary(model)
-    # leaves only (a container's output is its last child's): a row not followed by a deeper one
-    per_image = sum(_prod(r["output_shape"][1:]) for i, r in enumerate(rows)
-                    if i + 1 == len(rows) or rows[i + 1]["depth"] <= r["depth"])
-    params = sum(p.numel() for p in model.parameters())
+    per_image, params = _model_sizes(cfg.model, cfg.width)
     activations = per_image * cfg.batch_size * cfg.ensemble * 4 * 2
     weights = params * cfg.ensemble * 4 * 4
     data = (TRAIN_ROWS + TEST_ROWS) * NUM_PIXELS * 4  # the bundled data's size: a run's own data is read only when it starts
     return (activations + weights + data) / 2**20
+
+
+@functools.lru_cache(maxsize=64)
+def _model_sizes(model_name: str, width: int | None) -> tuple[int, int]:
+    """(numbers every layer outputs per image, parameters) of a model: once per model and width, as
+    the Train page asks on each redraw (a model built and traced each time)."""
+    model = create_model(model_name, width=width)
+    rows = layer_summary(model)
+    # leaves only (a container's output is its last child's): a row not followed by a deeper one
+    per_image = sum(_prod(r["output_shape"][1:]) for i, r in enumerate(rows)
+                    if i + 1 == len(rows) or rows[i + 1]["depth"] <= r["depth"])
+    return per_image, sum(p.numel() for p in model.parameters())
+
+
+def memory_refusal(user: User, cfg: TrainConfig, pol: Policy) -> str:
+    """Why ``user`` may not train ``cfg``: its estimated memory (:func:`estimate_memory_mb`) over the
+    class's ``max_run_memory_mb``, with the batch size that would fit; "" where it fits."""
+    if user.manages_all:
+        return ""
+    need = estimate_memory_mb(cfg)
+    if need <= pol.max_run_memory_mb:
+        return ""
+    fit = cfg.batch_size
+    while fit > 1 and estimate_memory_mb(cfg.replace(batch_size=fit)) > pol.max_run_memory_mb:
+        fit //= 2
+    hint = (f"batch size {fit} would fit" if estimate_memory_mb(cfg.replace(batch_size=fit)) <= pol.max_run_memory_mb
+            else "choose a smaller model or fewer ensemble members")
+    return (f"this run needs about {need:,.0f} MB to train ({cfg.model}, batch {cfg.batch_size}, "
+            f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
 
 
 def free_memory_mb() -> float | None:
@@ -273,15 +298,8 @@ def check_start(user: User, cfg: TrainConfig | None, pol: Policy, runs_dir: Path
     if cfg is None:
         return
     _check_room(pol, root, mine, new_jobs)
-    need = estimate_memory_mb(cfg)
-    if need > pol.max_run_memory_mb:
-        fit = cfg.batch_size
-        while fit > 1 and estimate_memory_mb(cfg.replace(batch_size=fit)) > pol.max_run_memory_mb:
-            fit //= 2
-        hint = (f"batch size {fit} would fit" if estimate_memory_mb(cfg.replace(batch_size=fit)) <= pol.max_run_memory_mb
-                else "choose a smaller model or fewer ensemble members")
-        raise QuotaError(f"this run needs about {need:,.0f} MB to train ({cfg.model}, batch {cfg.batch_size}, "
-                         f"{cfg.ensemble} network(s)), over the {pol.max_run_memory_mb:,} MB one run may use; {hint}")
+    if why := memory_refusal(user, cfg, pol):
+        raise QuotaError(why)
 
 
 def _active_jobs(user: User, mine: list[dict[str, Any]], root: Path) -> int:
@@ -291,11 +309,12 @@ def _active_jobs(user: User, mine: list[dict[str, Any]], root: Path) -> int:
     return len(running) + jobs_beyond_trials(user.id, running, root)
 
 
-def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None) -> tuple[str, str]:
+def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None,
+                   cfg: TrainConfig | None = None) -> tuple[str, str]:
     """Why ``user`` may not start a run now, for the Train page before the click ("" where nothing
     stops it), from one read of their runs: (the runs at a time: no Start, no Continue; the runs a
-    student may keep: no Start, but Continue makes no new run). Disk is left to the click: walking
-    the folders on every redraw costs too much."""
+    student may keep, or ``cfg``'s memory: no Start, but Continue makes no new run and trains at
+    its own size). Disk is left to the click: walking the folders on every redraw costs too much."""
     if user.manages_all:
         return "", ""
     root = runs_root(runs_dir)
@@ -306,7 +325,8 @@ def start_refusals(user: User, pol: Policy, runs_dir: Path | str | None = None) 
         _check_room(pol, root, mine, new_runs=1, disk=False)
     except QuotaError as err:
         return at_once, str(err)
-    return at_once, ""
+    # the memory too: Start stayed on with a batch over the limit, and only the click said so
+    return at_once, memory_refusal(user, cfg, pol) if cfg is not None else ""
 
 
 def _check_room(pol: Policy, root: Path, mine: list[dict[str, Any]], new_runs: int = 1,

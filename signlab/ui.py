@@ -1046,11 +1046,11 @@ def _ignore() -> None:
     """A component trigger's callback when the rerun it causes is all that is wanted."""
 
 
-def start_refusals() -> tuple[str, str]:
+def start_refusals(cfg: TrainConfig | None = None) -> tuple[str, str]:
     """Why this user may not start a run now: (their quota of runs at a time, the most runs they may
-    keep), "" where nothing stops them (:func:`signlab.access.start_refusals`)."""
+    keep or ``cfg``'s memory), "" where nothing stops them (:func:`signlab.access.start_refusals`)."""
     try:
-        return access.start_refusals(user(), policy(), runs_dir())
+        return access.start_refusals(user(), policy(), runs_dir(), cfg)
     except SignlabError:  # the database away: the click on Start will say so
         return "", ""
 

@@ -121,6 +121,23 @@ def test_quota_jobs_per_user(setup):
     access.submit(TEACH, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)  # instructors have none
 
 
+def test_train_turns_start_off_for_a_run_over_the_memory_limit_before_the_click(setup, monkeypatch, app_caches):
+    """A teacher's walk: with "Largest run" at 200 MB and batch 512, Start stayed on; only its click
+    said "this run needs about 276 MB… batch size 256 would fit"."""
+    root, _ = setup
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
+    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    monkeypatch.setenv("SIGNLAB_MAX_RUN_MEMORY_MB", "200")
+    at = _as(BOB, "train", {"batch_size": "512"})
+    assert not at.exception
+    shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
+    assert next(b for b in at.button if "Start" in b.label).disabled
+    assert any("over the 200 MB one run may use; batch size" in v for v in shown), shown
+    monkeypatch.setenv("SIGNLAB_MAX_RUN_MEMORY_MB", "4000")  # the default: it fits
+    at = _as(BOB, "train", {"batch_size": "512"})
+    assert not next(b for b in at.button if "Start" in b.label).disabled
+
+
 def test_a_quota_of_0_is_said_as_the_instructors_pause_not_a_count_to_wait_under(setup, monkeypatch, app_caches):
     """A teacher's walk: with 0 runs at once a student read "you have 0 runs queued or training, and
     the limit is 0 at a time; wait for one to finish, or stop one", under which "Press Start to train"
@@ -253,6 +270,10 @@ def test_the_memory_and_runs_at_once_limits_hold_at_their_edges(setup):
     with pytest.raises(QuotaError, match="over the"):
         access.check_start(BOB, cfg, Policy(max_run_memory_mb=math.ceil(need) - 1), root)
     access.check_start(BOB, cfg, Policy(max_run_memory_mb=math.ceil(need)), root)
+    # and before the click, at the same edge (Start stayed on, and only the click said it)
+    assert "over the" in access.start_refusals(BOB, Policy(max_run_memory_mb=math.ceil(need) - 1), root, cfg)[1]
+    assert access.start_refusals(BOB, Policy(max_run_memory_mb=math.ceil(need)), root, cfg) == ("", "")
+    assert access.start_refusals(TEACH, Policy(max_run_memory_mb=1), root, cfg) == ("", "")  # instructors: none
     # Bob's one queued run: at a limit of 1 Start is off before the click, at 2 it is on
     assert access.start_refusals(BOB, Policy(max_active_per_user=1), root)[0] != ""
     assert access.start_refusals(BOB, Policy(max_active_per_user=2), root)[0] == ""
