@@ -813,6 +813,10 @@ class RunStore:
                 # keeps this one's epochs). Not at the claim: a claimer that died before starting left
                 # the continuation queued again, and a Stop then called a completed run stopped
                 changes = {**changes, "before_continue": None}
+            if new == S.COMPLETED and self._info(row.info).get("stopped_by"):
+                # a Stop too late to act (pressed as the last batch ended): the run was stopped by no
+                # one, and its record named the instructor beside "completed"
+                changes = {**changes, "stopped_by": None}
             values = self._merge_info(row, changes)
             if new in FINAL:  # the holder lets go
                 values.update(worker=None, pid=None, lease_until=None, control=None, resume_epochs=None)

@@ -955,6 +955,21 @@ def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_pat
     assert store.claim("w3", 1).run_id == "r"
 
 
+def test_a_stop_too_late_to_act_leaves_a_completed_run_stopped_by_no_one(tmp_path, db_url):
+    """A teacher's walk: an instructor's Stop pressed as a student's run ended left it "completed" with
+    ``stopped_by`` naming the instructor (``runs --json``)."""
+    run = create_run(TrainConfig(model="logreg", epochs=2), tmp_path, run_id="r", owner="alice",
+                     status=RunState.QUEUED)
+    store = run.store
+    claim = store.claim("w", 1)
+    store.update(claim, RunState.RUNNING, epochs_completed=1)
+    store.request("r", "stop", by="teacher")
+    assert store.get("r")["stopped_by"] == "teacher"  # said while it stops
+    store.update(claim, RunState.COMPLETED, epochs_completed=2, message="trained 2 epochs")
+    row = store.get("r")
+    assert row["status"] == RunState.COMPLETED and row["stopped_by"] is None, row
+
+
 def test_a_pending_stop_or_pause_on_a_run_never_started_leaves_it_as_a_user_expects(tmp_path, db_url):
     """A completed run continued, taken by a worker that died before starting it, with Stop pressed:
     it ended "stopped" with the continuation's target, where a Stop while still queued gives the
