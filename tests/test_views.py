@@ -38,6 +38,21 @@ def test_running_progress_time_left_and_buttons():
     assert v.pause_label == "⏸ Pause"
 
 
+def test_a_run_taken_up_again_after_its_process_died_says_so():
+    """A teacher's walk killed the server and its worker at epoch 3 of 5: the student's page said only
+    "epoch 3/5 · about 24 s left", then "Finished 5 epochs", never that the run had been taken up again."""
+    said = "Its training process stopped unexpectedly once (a server restart, or its worker killed)"
+    v = views.live_status({"status": "running", "target_epochs": 5, "continues": 1}, [_batch(5, 3, 0.5)])
+    assert said in v.notice and v.kind == "progress", v.notice
+    done = views.live_status({"status": "completed", "epochs_completed": 5, "target_epochs": 5, "continues": 2,
+                              "test_accuracy": 0.99}, [], has_weights=True)
+    assert done.kind == "success" and "stopped unexpectedly twice" in done.message, done.message
+    for never in (0, None, True):  # none (a user's own Continue sets it back to 0)
+        v = views.live_status({"status": "completed", "epochs_completed": 5, "continues": never, "test_accuracy": 0.99},
+                              [], has_weights=True)
+        assert "unexpectedly" not in v.message + v.notice
+
+
 def test_paused_relabels_the_button_resume():
     v = views.live_status({"status": "paused", "control": "pause", "target_epochs": 2}, [_batch(5, 1, 0.5)])
     assert v.paused and v.can_resume and not v.can_pause and v.pause_label == "⏯ Resume"
