@@ -40,8 +40,8 @@ def class_settings(said: str | None) -> None:
         if saved:  # a value saved once, even the default, hid later changes to the server's settings
             st.caption(views.saved_settings_text(saved))
             if st.button("Follow the server's settings again", key="runs_forget_settings",
-                         help="Forget the values saved here; the server's [signlab] settings, SIGNLAB_… variables "
-                              "or the defaults are in force again."):
+                         help="Forget the values saved here; the server's `[signlab]` settings, `SIGNLAB_…` "
+                              "variables or the defaults are in force again."):
                 with ui.guard("Could not change the class settings"):
                     ui.forget_settings()
                     st.session_state[ui.Keys.RUNS_SETTINGS_SAVED] = "The class follows the server's settings again."

@@ -108,7 +108,7 @@ def active_refusal(active: int, limit: int) -> str:
 def runs_refusal(runs: int, limit: int) -> str:
     """Why an owner with ``runs`` runs may not make another under ``limit`` (the class's max_runs_per_user)."""
     if limit <= 0:
-        return "the class settings allow no runs to be kept (0 per student); ask your instructor"
+        return "the class settings allow no new runs (0 runs kept per student); ask your instructor"
     return f"you have {count_text(runs, 'run')}, and the limit is {limit}; delete some on the Runs page"
 
 
@@ -240,7 +240,10 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
               "stopped_by",  # stopped_by: who stopped someone else's run (an instructor), until it is continued
               "paused_by",  # who paused someone else's run, until it is resumed (or paused by its owner)
               "before_continue",  # a finished run's state and words while a continuation of it is queued
-              "first")  # when it went to the head of the queue (RunStore.move_first, or taken back by _expire)
+              "first",  # when it went to the head of the queue (RunStore.move_first, or taken back by _expire)
+              # {"times": n, "epoch": e}: its holder died or was shut down n times and it was queued again, last
+              # to go on from epoch e (0: its start), until its user continues it (a student was never told)
+              "taken_up")
 
 
 @dataclass(frozen=True)
@@ -696,7 +699,8 @@ class RunStore:
             # claimed from the queue but never started: nothing ran, so it waits in the queue again,
             # at its head, where it was (its owner, just served, came after everyone else's turn)
             ok = self._set(conn, row, S.QUEUED, now, **gone, queued_at=row.queued_at or now,
-                           continues=row.continues + int(crash), **self._merge_info(row, {"first": now}),
+                           continues=row.continues + int(crash),
+                           **self._merge_info(row, {"first": now, "taken_up": self._taken_up(row, done)}),
                            message="waiting: the process that took it stopped before starting it")
         else:
             msg = (f"the {lost}; "
@@ -713,11 +717,17 @@ class RunStore:
                     # the turns put it behind every classmate who had not trained yet
                     self._set(conn, fresh, S.QUEUED, now, queued_at=row.queued_at or now,
                               continues=row.continues + int(crash), resume_epochs=more,
-                              **self._merge_info(fresh, {"first": now}),
+                              **self._merge_info(fresh, {"first": now, "taken_up": self._taken_up(row, done)}),
                               message=f"the {lost}; it is queued to " + (
                                   f"continue from epoch {done}, whose weights are kept" if done
                                   else "start again"))
         return ok
+
+    @classmethod
+    def _taken_up(cls, row, epoch: int) -> dict[str, int]:
+        """The run's ``taken_up`` once more: queued again to go on from ``epoch``."""
+        before = cls._info(row.info).get("taken_up") or {}
+        return {"times": int(before.get("times", 0)) + 1, "epoch": int(epoch)}
 
     def claim(self, worker: str, limit: int, run_id: str | None = None) -> Claim | None:
         """Atomically take the next queued run (:meth:`queue`'s order), or ``run_id``, if fewer than
@@ -778,7 +788,8 @@ class RunStore:
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                              pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
                              auto_continue=False, message="continuing",
-                             **self._merge_info(row, {"stopped_by": None, "before_continue": self._before(row)})):
+                             **self._merge_info(row, {"stopped_by": None, "taken_up": None,
+                                                      "before_continue": self._before(row)})):
                 raise RunError(f"run {run_id} changed while it was being claimed to continue; try again")
             return Claim(run_id, attempt, worker, epochs)
 
@@ -813,10 +824,11 @@ class RunStore:
                 # keeps this one's epochs). Not at the claim: a claimer that died before starting left
                 # the continuation queued again, and a Stop then called a completed run stopped
                 changes = {**changes, "before_continue": None}
-            if new == S.COMPLETED and self._info(row.info).get("stopped_by"):
-                # a Stop too late to act (pressed as the last batch ended): the run was stopped by no
-                # one, and its record named the instructor beside "completed"
-                changes = {**changes, "stopped_by": None}
+            if new == S.COMPLETED:
+                # a Stop or Pause too late to act (pressed as the last batch ended): the run was stopped
+                # and paused by no one, and its record named the instructor beside "completed"
+                info = self._info(row.info)
+                changes = {**changes, **{k: None for k in ("stopped_by", "paused_by") if info.get(k)}}
             values = self._merge_info(row, changes)
             if new in FINAL:  # the holder lets go
                 values.update(worker=None, pid=None, lease_until=None, control=None, resume_epochs=None)
@@ -951,7 +963,8 @@ class RunStore:
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
                       message="waiting to continue",
-                      **self._merge_info(row, {"stopped_by": None, "before_continue": self._before(row)}))
+                      **self._merge_info(row, {"stopped_by": None, "taken_up": None,
+                                               "before_continue": self._before(row)}))
 
     def _before(self, row) -> dict[str, Any]:
         """What a finished run was, kept while a continuation of it is queued or claimed: a Stop before it
@@ -960,8 +973,9 @@ class RunStore:
         message = row.message or ""
         for words in (CANCELLED_CONTINUATION, CONTINUATION_FAILED):
             message = message.split(words)[0]
+        info = self._info(row.info)
         return {"state": row.state, "message": message, "target_epochs": row.target_epochs,
-                "stopped_by": self._info(row.info).get("stopped_by")}
+                "stopped_by": info.get("stopped_by"), "taken_up": info.get("taken_up")}
 
     def give_up_continuation(self, claim: Claim, why: str) -> RunState | None:
         """A continuation this process claimed could not start (its data gone, its weights torn): nothing
@@ -983,7 +997,7 @@ class RunStore:
         if not isinstance(before, dict) or before.get("state") not in {f.value for f in FINAL}:
             return None
         back = RunState(before["state"])
-        changes = {"stopped_by": before.get("stopped_by"), "before_continue": None}
+        changes = {"stopped_by": before.get("stopped_by"), "taken_up": before.get("taken_up"), "before_continue": None}
         if not self._set(conn, row, back, now, message=f"{before.get('message') or back.value}{ending}",
                          resume_epochs=None, target_epochs=before.get("target_epochs", row.epochs_completed),
                          **values, **self._merge_info(row, changes)):

@@ -35,7 +35,7 @@ from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
 from .launch import cpu_share
-from .numbers import finite
+from .numbers import finite, whole_number
 from .paths import default_runs_dir, runs_dir_problem
 from .preprocess import load_gray
 from .runs import Run, unique_name
@@ -386,7 +386,9 @@ def scroll_if_asked(where: Any = None) -> None:
     """Scroll the page as :func:`scroll_after_rerun` asked in the run before (a script drawn in
     ``where``, the sidebar say: no gap in the page). The script carries a count, so no two asks draw
     the same text: Streamlit runs an ``st.html`` script again only when its text changes. A keyed
-    container not on the page (yet) leaves the page at its top."""
+    container not on the page (yet) leaves the page at its top. The script runs as the sidebar is drawn,
+    before the page: it finds the container where the previous run drew it (Train's row, under a
+    title and introduction that do not change; something new drawn above it would shift it)."""
     to = st.session_state.pop(Keys.SCROLL_TO, None)
     if to is None:
         return
@@ -1337,6 +1339,8 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
         st.subheader(md(views.run_heading(run.name, run.id, cfg.model, others)))
         st.caption(views.config_line(cfg, status.get("device", "")) + f" · id `{run.id}`"
                    + (f" · owner {md(others)}" if others and run.name and run.name != run.id else ""))
+        if taken_up := views.taken_up_text(status):  # drawn with the page: a new state reruns it whole
+            st.caption(taken_up)
 
     def progress() -> None:
         problem = jm.try_tick()
@@ -1470,10 +1474,16 @@ def save_settings(values: dict[str, Any]) -> dict[str, Any]:
     """An instructor's class settings from the form, saved for every server: only those changed from
     the values in force, which it returns ({}: nothing to save). Saving all of them (one field
     changed) froze the others, and a later SIGNLAB_MAX_… or ``[signlab]`` change was silently
-    ignored. A quota comes as the text of its box; one that reads as the number in force is no change."""
+    ignored. A quota comes as the text of its box; one that reads as the number in force ("007" for
+    7) is no change, and one that reads as no number is left to the backend's check, which names it."""
     now = policy()
-    changed = {k: v for k, v in values.items()
-               if (str(getattr(now, k)) != str(v).strip() if k in Policy.LIMITS else getattr(now, k) != v)}
+
+    def same(key: str, value: Any) -> bool:
+        if key not in Policy.LIMITS:
+            return getattr(now, key) == value
+        return whole_number(str(value).strip(), 10) == getattr(now, key)
+
+    changed = {k: v for k, v in values.items() if not same(k, v)}
     if changed:
         access.save_settings(user(), changed, runs_dir())
     return changed

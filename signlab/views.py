@@ -214,9 +214,6 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     if paused and not resuming and message.startswith("paused"):  # how long it may stay paused (api.ControlWatcher)
         message = paused_message(message, md(person(status["paused_by"])) if status.get("paused_by") else None)
         notice = " ".join(filter(None, [notice, message[:1].upper() + message[1:] + "."]))
-    taken_up = _taken_up_words(status.get("continues"))
-    if taken_up and state in HOLDING:
-        notice = " ".join(filter(None, [notice, taken_up]))
     buttons = dict(active=active, paused=paused,
                    can_start=(elsewhere or not (active and mine)) and not (start_refused or new_refused),
                    can_stop=active and mine, notice=notice, notice_aside=aside,
@@ -249,8 +246,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
                           epoch=epoch, images_per_second=speed, seconds_left=left, **buttons)
     if state == RunState.COMPLETED:
         text, awaiting = _completed_message(status, done, now, validated_on_test, shifted)
-        return LiveStatus(state, "success", " ".join(filter(None, [text, taken_up])), epoch=done,
-                          awaiting_test=awaiting, **buttons)
+        return LiveStatus(state, "success", text, epoch=done, awaiting_test=awaiting, **buttons)
     if state == RunState.DIVERGED:
         return LiveStatus(state, "warning", f"📉 Diverged: {md(message)}", epoch=done, **buttons)
     if state == RunState.FAILED:  # the error's words may quote a source or a file the user gave: text
@@ -261,16 +257,20 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
     return LiveStatus(state, "warning", f"{state.capitalize()}: {md(message)}", epoch=done, **buttons)
 
 
-def _taken_up_words(continues: Any) -> str:
-    """What a run's automatic continuations (the store's ``continues``: its training process died,
-    and the run went on from its last finished epoch) are said as; "" for none. A student whose
-    server was killed mid-run read only "epoch 3/5" and then "Finished 5 epochs", never why."""
-    n = continues if isinstance(continues, int) and not isinstance(continues, bool) else 0
-    if n <= 0:
+def taken_up_text(status: dict[str, Any]) -> str:
+    """What the Train page says of a run whose training process died or was shut down and which
+    signlab queued again (the store's ``taken_up``), until its user continues it; "" for none. A
+    student whose server was killed mid-run read only "epoch 3/5", then "Finished 5 epochs"."""
+    taken = status.get("taken_up")
+    n = taken.get("times") if isinstance(taken, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         return ""
+    epoch = taken.get("epoch")
     times = {1: "once", 2: "twice"}.get(n, f"{n} times")
-    return (f"Its training process stopped unexpectedly {times} (a server restart, or its worker killed); "
-            "signlab took it up again from its last finished epoch, so no finished epoch was lost.")
+    went_on = (f"from epoch {epoch}, whose weights were kept" if isinstance(epoch, int) and epoch > 0
+               else "from its start (no epoch had finished)")
+    return (f"🔁 Its training process stopped {times} (a server restart, or its worker stopped or killed), "
+            f"and signlab took the run up again {went_on}.")
 
 
 def _start_notice(state: str, mine: bool, elsewhere: bool, paused: bool, job_limit: int,
@@ -2177,7 +2177,6 @@ def saved_settings_text(saved: dict[str, Any]) -> str:
     """The class settings an instructor saved (which take precedence over the server's), each as the
     Runs page's form names it."""
     names = {**_Policy.LIMIT_LABELS, "show_classmates": _Policy.CLASSMATES_LABEL}
-    shown = ("yes" if v is True else "no" if v is False else f"{v:,}" if isinstance(v, int) else str(v)
-             for v in saved.values())
+    shown = ("yes" if v is True else "no" if v is False else str(v) for v in saved.values())  # as its box: 1000
     return "Saved here, over the server's settings: " + "; ".join(
         f"{names.get(k, k)}: {v}" for k, v in zip(saved, shown)) + "."

@@ -148,11 +148,11 @@ def test_a_quota_of_0_is_said_as_the_instructors_pause_not_a_count_to_wait_under
         access.submit(ALICE, TrainConfig(**TINY), Policy(max_active_per_user=0), jm)
     assert str(err.value) == paused
     assert access.start_refusals(ALICE, Policy(max_runs_per_user=0), root)[1] == (
-        "the class settings allow no runs to be kept (0 per student); ask your instructor")
+        "the class settings allow no new runs (0 runs kept per student); ask your instructor")
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
     monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
     monkeypatch.setenv("SIGNLAB_MAX_ACTIVE_PER_USER", "0")
-    at = _as(BOB, "train")
+    at = _as(User("carol@uni.edu", "student"), "train")  # no run of hers to show: the page's "Press Start" case
     assert not at.exception
     shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
     assert next(b for b in at.button if "Start" in b.label).disabled
@@ -749,6 +749,9 @@ def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, m
         assert store_for(root).settings() == {"max_runs_per_user": 150}  # nothing saved
     # the number in force again: nothing to save, and it says so (it said "saved")
     assert any("Nothing to save" in v for v in save(" 150 ")) and store_for(root).settings() == {"max_runs_per_user": 150}
+    next(n for n in at.text_input if n.label == Policy.LIMIT_LABELS["max_active_per_user"]).set_value("003")
+    assert any("Nothing to save" in v for v in save("0150")), "the numbers in force, written otherwise"
+    assert store_for(root).settings() == {"max_runs_per_user": 150}  # max_active_per_user not frozen at 3
     # what is saved here is listed, and one click hands the class back to the server's settings
     assert any(f"{label}: 150" in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Follow the server's settings again").click().run()

@@ -955,9 +955,36 @@ def test_a_stop_or_pause_outlives_a_holder_that_died_before_acting_on_it(tmp_pat
     assert store.claim("w3", 1).run_id == "r"
 
 
+def test_the_store_keeps_how_often_a_run_was_taken_up_again_and_from_where(tmp_path, db_url):
+    """What the Train page says of a run whose process died or was shut down (views.taken_up_text): how
+    often it was queued again and from which epoch it went on, until its user continues it."""
+    run = create_run(TrainConfig(model="logreg", epochs=5), tmp_path, run_id="r", owner="alice",
+                     status=RunState.QUEUED)
+    store = run.store
+    claim = store.claim("w", 1)
+    store.update(claim, RunState.RUNNING, epochs_completed=2)
+    assert store.expire_leases(now=time.time() + 3600) == ["r"]  # its process died
+    assert store.get("r")["taken_up"] == {"times": 1, "epoch": 2}
+    claim = store.claim("w2", 1)
+    store.hand_back(claim)  # shut down (SIGTERM) before it trained: no crash, taken up all the same
+    assert store.get("r")["taken_up"] == {"times": 2, "epoch": 2}
+    claim = store.claim("w3", 1)
+    store.update(claim, RunState.RUNNING, epochs_completed=5)
+    store.update(claim, RunState.COMPLETED, message="trained 5 epochs")
+    assert store.get("r")["taken_up"] == {"times": 2, "epoch": 2}  # said beside its result too
+    store.enqueue_continue("r", 1)  # its user's own continuation: a new story
+    assert store.get("r")["taken_up"] is None
+    store.request("r", "stop")  # cancelled before it started: the run as it was, its story too
+    assert store.get("r")["status"] == RunState.COMPLETED and store.get("r")["taken_up"] == {"times": 2, "epoch": 2}
+    fresh = create_run(TrainConfig(model="logreg", epochs=2), tmp_path, run_id="f", status=RunState.QUEUED)
+    store.claim("w4", 1, run_id=fresh.id)
+    assert store.expire_leases(now=time.time() + 7200) == ["f"]  # died before training: from its start
+    assert store.get("f")["taken_up"] == {"times": 1, "epoch": 0}
+
+
 def test_a_stop_too_late_to_act_leaves_a_completed_run_stopped_by_no_one(tmp_path, db_url):
     """A teacher's walk: an instructor's Stop pressed as a student's run ended left it "completed" with
-    ``stopped_by`` naming the instructor (``runs --json``)."""
+    ``stopped_by`` naming the instructor (``runs --json``); a Pause as late, ``paused_by``."""
     run = create_run(TrainConfig(model="logreg", epochs=2), tmp_path, run_id="r", owner="alice",
                      status=RunState.QUEUED)
     store = run.store
@@ -968,6 +995,15 @@ def test_a_stop_too_late_to_act_leaves_a_completed_run_stopped_by_no_one(tmp_pat
     store.update(claim, RunState.COMPLETED, epochs_completed=2, message="trained 2 epochs")
     row = store.get("r")
     assert row["status"] == RunState.COMPLETED and row["stopped_by"] is None, row
+    # a Pause as late: paused by no one either
+    fresh = create_run(TrainConfig(model="logreg", epochs=1), tmp_path, run_id="p", owner="alice",
+                       status=RunState.QUEUED)
+    claim = store.claim("w2", 1, run_id=fresh.id)
+    store.update(claim, RunState.RUNNING)
+    store.request("p", "pause", by="teacher")
+    assert store.get("p")["paused_by"] == "teacher"
+    store.update(claim, RunState.COMPLETED, epochs_completed=1, message="trained 1 epoch")
+    assert store.get("p")["paused_by"] is None
 
 
 def test_a_pending_stop_or_pause_on_a_run_never_started_leaves_it_as_a_user_expects(tmp_path, db_url):

@@ -40,17 +40,18 @@ def test_running_progress_time_left_and_buttons():
 
 def test_a_run_taken_up_again_after_its_process_died_says_so():
     """A teacher's walk killed the server and its worker at epoch 3 of 5: the student's page said only
-    "epoch 3/5 · about 24 s left", then "Finished 5 epochs", never that the run had been taken up again."""
-    said = "Its training process stopped unexpectedly once (a server restart, or its worker killed)"
-    v = views.live_status({"status": "running", "target_epochs": 5, "continues": 1}, [_batch(5, 3, 0.5)])
-    assert said in v.notice and v.kind == "progress", v.notice
-    done = views.live_status({"status": "completed", "epochs_completed": 5, "target_epochs": 5, "continues": 2,
-                              "test_accuracy": 0.99}, [], has_weights=True)
-    assert done.kind == "success" and "stopped unexpectedly twice" in done.message, done.message
-    for never in (0, None, True):  # none (a user's own Continue sets it back to 0)
-        v = views.live_status({"status": "completed", "epochs_completed": 5, "continues": never, "test_accuracy": 0.99},
-                              [], has_weights=True)
-        assert "unexpectedly" not in v.message + v.notice
+    "epoch 3/5 · about 24 s left", then "Finished 5 epochs", never that the run had been taken up again.
+    Said from the store's record of it (``taken_up``), from where it went on: a run whose process died
+    before any epoch finished has no kept epoch to go on from."""
+    said = "Its training process stopped once (a server restart, or its worker stopped or killed)"
+    assert views.taken_up_text({"taken_up": {"times": 1, "epoch": 2}}) == (
+        f"🔁 {said}, and signlab took the run up again from epoch 2, whose weights were kept.")
+    assert views.taken_up_text({"taken_up": {"times": 2, "epoch": 0}}).endswith(
+        "stopped twice (a server restart, or its worker stopped or killed), and signlab took the run up again "
+        "from its start (no epoch had finished).")
+    assert "stopped 3 times" in views.taken_up_text({"taken_up": {"times": 3, "epoch": 1}})
+    for never in (None, {}, {"times": 0}, {"times": True}, "twice"):  # none, or not ours to read
+        assert views.taken_up_text({"taken_up": never}) == ""
 
 
 def test_paused_relabels_the_button_resume():
