@@ -125,9 +125,7 @@ def test_train_turns_start_off_for_a_run_over_the_memory_limit_before_the_click(
     """A teacher's walk: with "Largest run" at 200 MB and batch 512, Start stayed on; only its click
     said "this run needs about 276 MB… batch size 256 would fit"."""
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
-    monkeypatch.setenv("SIGNLAB_MAX_RUN_MEMORY_MB", "200")
+    _serve(monkeypatch, root, SIGNLAB_MAX_RUN_MEMORY_MB="200")
     at = _as(BOB, "train", {"batch_size": "512"})
     assert not at.exception
     shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
@@ -149,9 +147,7 @@ def test_a_quota_of_0_is_said_as_the_instructors_pause_not_a_count_to_wait_under
     assert str(err.value) == paused
     assert access.start_refusals(ALICE, Policy(max_runs_per_user=0), root)[1] == (
         "the class settings allow no new runs (0 runs kept per student); ask your instructor")
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
-    monkeypatch.setenv("SIGNLAB_MAX_ACTIVE_PER_USER", "0")
+    _serve(monkeypatch, root, SIGNLAB_MAX_ACTIVE_PER_USER="0")
     at = _as(User("carol@uni.edu", "student"), "train")  # no run of hers to show: the page's "Press Start" case
     assert not at.exception
     shown = [e.value for kind in (at.markdown, at.caption, at.info, at.warning) for e in kind]
@@ -412,6 +408,13 @@ def test_a_user_error_in_the_page_is_text(tmp_path):
 
 
 # ----------------------------------------------------------------------------- pages as a student
+def _serve(monkeypatch, root, **env: str) -> None:
+    """The pages' server settings: runs in ``root``, no worker started by a page (a test drives the
+    store itself), and ``env``'s variables."""
+    for name, value in {"SIGNLAB_RUNS_DIR": str(root), "SIGNLAB_LOCAL_WORKERS": "0", **env}.items():
+        monkeypatch.setenv(name, value)
+
+
 def _as(user: User, page: str, query: dict[str, str] | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app_pages" / f"{page}.py"), default_timeout=60)
     at.session_state[Keys.USER] = user
@@ -422,10 +425,9 @@ def _as(user: User, page: str, query: dict[str, str] | None = None) -> AppTest:
 
 def test_pages_show_a_student_only_their_runs(setup, monkeypatch, app_caches):
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
     # bob's run stays queued: a worker the Train page started for it took it once, under load, before
     # the instructor's Cancel below (which then waited on that worker)
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root)
     at = _as(BOB, "runs")
     assert not at.exception
     table = at.dataframe[0].value
@@ -666,8 +668,7 @@ def test_a_classmates_running_sweep_is_read_only_and_an_instructors_stop_is_name
     from signlab.store import store_for
 
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root)
     folder = sweep.sweeps_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "alice-s.json").write_text(json.dumps({"study": "alice-s", "model": "logreg", "epochs": 1,
@@ -704,8 +705,7 @@ def test_a_map_of_someone_elses_run_is_not_written_into_its_folder(setup, monkey
     from signlab import embedding, ui
 
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root)
     computed = []
     real = embedding.run_map
     monkeypatch.setattr(ui, "run_map", lambda *a, **k: computed.append(k.get("keep")) or real(*a, **k))
@@ -724,8 +724,7 @@ def test_the_class_settings_form_saves_only_what_the_instructor_changed(setup, m
     """Saving the form with one field changed stored all seven settings in the run database, where
     they take precedence: a later SIGNLAB_MAX_… change was then silently ignored."""
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root)
     at = _as(TEACH, "runs")
     label = Policy.LIMIT_LABELS["max_runs_per_user"]
 
@@ -776,9 +775,7 @@ def test_start_is_off_before_the_click_when_a_student_keeps_the_most_runs(setup,
     done = views.live_status({"status": "completed", "epochs_completed": 1, "target_epochs": 1}, [],
                              has_weights=True, new_refused=why)
     assert not done.can_start and done.can_continue and done.notice == f"**Start** is off: {why}."
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
-    monkeypatch.setenv("SIGNLAB_MAX_RUNS_PER_USER", "1")
+    _serve(monkeypatch, root, SIGNLAB_MAX_RUNS_PER_USER="1")
     at = _as(ALICE, "train", {"run": "alice-run"})
     assert not at.exception
     start = next(b for b in at.button if "Start" in b.label)
@@ -791,8 +788,7 @@ def test_an_instructor_starts_a_waiting_run_next_from_the_runs_page(setup, monke
     to start one run before the students' turns (a run to show the class). Each queued run now says
     its place, and the instructor's Start next puts it first; a student has no such button."""
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root)
     create_run(TrainConfig(**TINY), root, run_id="alice-next", owner=ALICE.id)
     at = _as(TEACH, "runs", {"run": "alice-next"})
     assert not at.exception
@@ -821,8 +817,7 @@ def test_a_classmates_queued_tour_run_leaves_the_students_train_button_on(tmp_pa
     Train button was off and her run was shown in its place."""
     from signlab import guide
 
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")  # alice's run stays queued
+    _serve(monkeypatch, tmp_path)  # alice's run stays queued
     monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
     create_run(guide.LOGREG, tmp_path, run_id="alice-logreg", owner=ALICE.id)
     at = _guide_as(BOB, 1)  # "Train logistic regression"; Bob has no run
@@ -859,8 +854,7 @@ def test_an_instructors_new_train_tab_does_not_take_a_students_run_for_theirs(tm
     """A new Train tab follows the user's own run started elsewhere. It asked whether the user may stop
     the run, and an instructor may stop every student's: the tab said "This is your run that is
     waiting in the queue" of Bob's run and armed Stop for it."""
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, tmp_path)
     create_run(TrainConfig(model="logreg", epochs=1, max_steps=2, augment=False), tmp_path, run_id="bob-run",
                owner=BOB.id)
     at = _as(TEACH, "train")
@@ -952,9 +946,7 @@ def test_a_classmates_run_on_the_runs_page_has_its_name_box_shut(setup, monkeypa
     out but the Name box open: it took "hacked by bob" (nothing saved, but it looked as if it could be).
     The box is shut too, and says why; the owner's own box stays open."""
     root, _ = setup
-    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(root))
-    monkeypatch.setenv("SIGNLAB_SHOW_CLASSMATES", "1")
-    monkeypatch.setenv("SIGNLAB_LOCAL_WORKERS", "0")
+    _serve(monkeypatch, root, SIGNLAB_SHOW_CLASSMATES="1")
     at = _as(BOB, "runs", {"run": "alice-run"})
     assert not at.exception
     name = next(t for t in at.text_input if t.label == "Name")
