@@ -19,9 +19,10 @@ def class_settings(said: str | None) -> None:
         if said:
             st.success(said, icon="✅")
         with st.form("class_settings"):
-            st.caption("Quotas for every student. A value changed here is kept in the run database for every "
-                       "server and takes precedence over the server's `[signlab]` settings and `SIGNLAB_…` "
-                       "variables; the others follow them.")
+            st.caption("Quotas for every student (instructors have none). A value changed here is kept in the run "
+                       "database for every server and takes precedence over the server's `[signlab]` settings and "
+                       "`SIGNLAB_…` variables; the others follow them. 0 runs at once, 0 runs kept or 0 MB for the "
+                       "largest run lets students start no new run; a pause of 0 minutes has no limit.")
             values = {"show_classmates": st.toggle(rules.CLASSMATES_LABEL,
                                                    value=rules.show_classmates)}
             for key, label in rules.LIMIT_LABELS.items():  # declared with the class settings (signlab.access)

@@ -608,6 +608,12 @@ def test_an_instructor_sets_the_class_before_any_run_exists(tmp_path, monkeypatc
     # every quota has its box, as the class settings declare it (their bound is the backend's to check:
     # test_the_class_settings_form_saves_only_what_the_instructor_changed)
     assert [n.label for n in at.text_input] == list(Policy.LIMIT_LABELS.values())
+    # what 0 means, said once for the quotas (a teacher's walk found it said for the pause alone)
+    assert any("0 MB for the largest run lets students start no new run" in c.value for c in at.caption)
+    # each of the three 0s the caption names refuses a new run, to a student with none yet
+    for zero in (Policy(max_active_per_user=0), Policy(max_runs_per_user=0), Policy(max_run_memory_mb=0)):
+        with pytest.raises(QuotaError):
+            access.check_start(BOB, TrainConfig(**TINY), zero, tmp_path)
     box = next(n for n in at.text_input if n.label.startswith("Minutes a paused run may wait"))
     box.set_value("5")
     next(b for b in at.button if b.label == "Save").click().run()
