@@ -244,6 +244,9 @@ _INFO_KEYS = ("val_accuracy", "test_accuracy", "train_seconds", "train_seconds_b
               # {"times": n, "epoch": e}: its holder died or was shut down n times and it was queued again, last
               # to go on from epoch e (0: its start), until its user continues it (a student was never told)
               "taken_up")
+# what a run's record says of how it last ended or went on, reset by a continuation of its user's and
+# put back when that continuation never trains (RunStore._before, _put_back)
+_ENDING_INFO = ("stopped_by", "taken_up")
 
 
 @dataclass(frozen=True)
@@ -788,8 +791,7 @@ class RunStore:
             if not self._set(conn, row, S.CLAIMED, now, attempt=attempt, worker=worker, host=socket.gethostname(),
                              pid=os.getpid(), lease_until=now + lease_seconds(), control=None, resume_epochs=epochs,
                              auto_continue=False, message="continuing",
-                             **self._merge_info(row, {"stopped_by": None, "taken_up": None,
-                                                      "before_continue": self._before(row)})):
+                             **self._merge_info(row, self._continuing(row))):
                 raise RunError(f"run {run_id} changed while it was being claimed to continue; try again")
             return Claim(run_id, attempt, worker, epochs)
 
@@ -963,8 +965,7 @@ class RunStore:
             self._set(conn, row, S.QUEUED, now, queued_at=now, resume_epochs=int(epochs), continues=0,
                       auto_continue=True, target_epochs=row.epochs_completed + int(epochs),
                       message="waiting to continue",
-                      **self._merge_info(row, {"stopped_by": None, "taken_up": None,
-                                               "before_continue": self._before(row)}))
+                      **self._merge_info(row, self._continuing(row)))
 
     def _before(self, row) -> dict[str, Any]:
         """What a finished run was, kept while a continuation of it is queued or claimed: a Stop before it
@@ -975,7 +976,11 @@ class RunStore:
             message = message.split(words)[0]
         info = self._info(row.info)
         return {"state": row.state, "message": message, "target_epochs": row.target_epochs,
-                "stopped_by": info.get("stopped_by"), "taken_up": info.get("taken_up")}
+                **{k: info.get(k) for k in _ENDING_INFO}}
+
+    def _continuing(self, row) -> dict[str, Any]:
+        """The info changes of a run its user continues: its last ending's words cleared, what it was kept."""
+        return {**dict.fromkeys(_ENDING_INFO), "before_continue": self._before(row)}
 
     def give_up_continuation(self, claim: Claim, why: str) -> RunState | None:
         """A continuation this process claimed could not start (its data gone, its weights torn): nothing
@@ -997,7 +1002,7 @@ class RunStore:
         if not isinstance(before, dict) or before.get("state") not in {f.value for f in FINAL}:
             return None
         back = RunState(before["state"])
-        changes = {"stopped_by": before.get("stopped_by"), "taken_up": before.get("taken_up"), "before_continue": None}
+        changes = {**{k: before.get(k) for k in _ENDING_INFO}, "before_continue": None}
         if not self._set(conn, row, back, now, message=f"{before.get('message') or back.value}{ending}",
                          resume_epochs=None, target_epochs=before.get("target_epochs", row.epochs_completed),
                          **values, **self._merge_info(row, changes)):

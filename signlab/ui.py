@@ -35,7 +35,7 @@ from .compare import preferred_run
 from .health import health_records, health_series
 from .jobs import JobManager
 from .launch import cpu_share
-from .numbers import finite, whole_number
+from .numbers import finite
 from .paths import default_runs_dir, runs_dir_problem
 from .preprocess import load_gray
 from .runs import Run, unique_name
@@ -143,9 +143,9 @@ def server_problem() -> str | None:
         envnum.check()
         check_environment()
         check_named_database()
-        in_secrets = _server_settings()
-        check_names(in_secrets, named=lambda k: f"[signlab] {k} in secrets.toml")
-        access.Policy().with_changes(in_secrets, named=lambda k: f"[signlab] {k} in secrets.toml")
+        in_secrets, named = _server_settings(), lambda k: f"[signlab] {k} in secrets.toml"
+        check_names(in_secrets, named=named)
+        access.Policy().with_changes(in_secrets, named=named)
     except SignlabError as err:
         return str(err)
     return None
@@ -1474,14 +1474,16 @@ def save_settings(values: dict[str, Any]) -> dict[str, Any]:
     """An instructor's class settings from the form, saved for every server: only those changed from
     the values in force, which it returns ({}: nothing to save). Saving all of them (one field
     changed) froze the others, and a later SIGNLAB_MAX_… or ``[signlab]`` change was silently
-    ignored. A quota comes as the text of its box; one that reads as the number in force ("007" for
-    7) is no change, and one that reads as no number is left to the backend's check, which names it."""
+    ignored. A quota comes as the text of its box, read as the class settings read it: one that reads
+    as the number in force ("007" for 7) is no change, and one that reads as no number is left to the
+    backend's check, which names it."""
     now = policy()
 
     def same(key: str, value: Any) -> bool:
-        if key not in Policy.LIMITS:
-            return getattr(now, key) == value
-        return whole_number(str(value).strip(), 10) == getattr(now, key)
+        try:
+            return getattr(Policy().with_changes({key: value}), key) == getattr(now, key)
+        except SignlabError:
+            return False
 
     changed = {k: v for k, v in values.items() if not same(k, v)}
     if changed:
