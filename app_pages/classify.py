@@ -244,6 +244,8 @@ def _photo(kind: str):
         crop = _crop_controls(hand, st.session_state.get(WHOLE_KEY), gray.shape)
         prepared = views.prepare_array(gray, crop, notes)
         prepared.hand = hand
+    if prepared is None and kind == "upload":  # refused (said above): not shown again as "your last upload"
+        st.session_state.pop(ui.Keys.CLASSIFY_LAST_UPLOAD, None)
     return prepared, "your photo", slot
 
 

@@ -515,6 +515,25 @@ def test_the_open_tab_and_the_last_upload_outlive_a_visit_to_another_page(page_e
     assert [m.value for m in at.markdown if m.value.startswith("####")] == verdict  # the same photo, read again
 
 
+def test_a_refused_upload_is_not_shown_again_as_the_last_upload(page_env, dataset):
+    """A file the page cannot use is refused once, where it was uploaded. Back from another page,
+    Classify said "Your last upload, notes.png, is shown again" over the same refusal: it kept the
+    file it had refused. A good upload after it is kept as before."""
+    at = _uploaded(dataset, "my hand.png")
+    at.get("file_uploader")[0].upload("notes.png", b"this is not an image\n", "image/png").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any(e.value.startswith("Cannot use this image") and "notes.png" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    at.switch_page("app_pages/runs.py")
+    at.run()
+    at.switch_page("app_pages/classify.py")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["classify_source"] == "📁 Upload"
+    assert not [c.value for c in at.caption if "last upload" in c.value]
+    assert not [e.value for e in at.error], [e.value for e in at.error]
+
+
 def test_with_no_test_accuracy_anywhere_a_finished_run_is_preferred_to_a_newer_stopped_one(tmp_path):
     """No run with a test accuracy (a sweep's trials are tested only at their end): the default fell to
     the newest run whatever its state, a stopped trial over a completed run."""
