@@ -294,13 +294,13 @@ if views.is_blank(x):  # an empty canvas or a blank photo: nothing to classify, 
     st.stop()
 
 seen = ui.or_stop("Could not classify", lambda: views.read_sign(model, prepared, photo=is_photo, tta=cfg.augment_photo,
-                                                                run_dir=run.dir))  # robust runs: 4 views
+                                                                run_dir=run.dir))  # robust runs: several views
 probs, pred = seen.probs, seen.index
 c3.plotly_chart(figures.probability_bars(list(seen.top), title="Top 5 letters"), width="stretch",
                 key="classify_bars")
 if cfg.augment_photo:
-    st.caption("This robust model averages four views of the input: as shown, 15% tighter, and both mirrored, "
-               "so either hand works"
+    st.caption(f"This robust model averages {views.TTA_VIEWS} views of the input: {views.TTA_FRAMINGS}, each also "
+               "mirrored, so either hand works"
                + ("; each is histogram-equalised first, which spreads its grey levels evenly" if equalized else "")
                + " (more under *How it works* at the top).")
 if seen.advice:
@@ -324,12 +324,12 @@ st.caption(f"The model gives {LETTERS[target]} a probability of {views.percent(p
 name = LETTERS[target]
 kind = views.model_kind(model)
 # occlusion covers this one 28x28 view, so it is measured against this view's own probability (for
-# robust runs the page's headline probability averages four views)
+# robust runs the page's headline probability averages several views)
 p_view = views.probability(model, x, target)
 # the probability above may also count other views and the hand's shape; the maps below explain the
 # image model's reading of the one input shown, so say when the two figures differ and why
 also = [part for part, used in (("the hand's shape", seen.shape is not None),
-                                 ("four views of the photo", bool(cfg.augment_photo))) if used]
+                                 (f"{views.TTA_VIEWS} views of the photo", bool(cfg.augment_photo))) if used]
 if also and abs(p_view - float(probs[target])) >= 0.0005:
     # a box, not a caption: a student read 82% in the verdict and 7% under the maps as the app contradicting itself
     st.info(f"The maps below explain the image model's reading of the 28×28 input shown above: it gives {name} "

@@ -386,7 +386,7 @@ def predict_files(run: Run | str, files: Iterable[str | Path], k: int = 5, runs_
         raise ConfigError(f"top: {str(k)[:24]} is out of range; allowed 1 to {NUM_CLASSES}")
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     model = run.load_model()
-    tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average 4 views
+    tta = run.config.augment_photo  # trained on mirrored, zoomed-out hands: average its views (preprocess.TTA_ZOOMS)
     out = []
     for f in files:
         try:

@@ -235,7 +235,7 @@ def prepare_photos(photos: Sequence[Photo], crop: Crop | str | None = PHOTO_CROP
     Each photo goes through :func:`signlab.preprocess.prepare` exactly as ``predict`` sends it
     (``crop`` as there: ``"detector"``, predict's default, crops to the hand MediaPipe's models find;
     ``"centre"`` or None the centre square; ``"hand"`` the skin colour; or a Crop), and
-    gives the V=2 framings prediction averages over (:func:`signlab.preprocess.zoomed_views`).
+    gives the V framings prediction averages over (:func:`signlab.preprocess.zoomed_views`).
     An unreadable file raises :class:`~signlab.errors.ImageError` naming it.
     """
     views, targets, _ = prepare_photos_and_hands(photos, crop)

@@ -74,8 +74,8 @@ def export_onnx(run: Run | str, out: Path | str | None = None, runs_dir: Path | 
     ``predict`` does (a sign made with either hand counts the same): its ``logits`` are then the
     logarithms of the two readings' averaged probabilities, whose softmax is that average. Without
     it the file's top letter differed from ``predict``'s on 11 of 60 enlarged test images. What a
-    28x28 input cannot hold stays outside the file: ``predict`` also reads a tighter crop of the
-    photo, and weighs in the hand's shape from its landmarks.
+    28x28 input cannot hold stays outside the file: ``predict`` also reads the photo in
+    other framings (zoomed out and in), and weighs in the hand's shape from its landmarks.
     """
     run = run if isinstance(run, Run) else open_run(run, runs_dir)
     out = check_out(run, out, force, runs_dir) if out else run.dir / ONNX_FILE

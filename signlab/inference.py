@@ -56,8 +56,9 @@ def predict(model: nn.Module, images: np.ndarray | list[np.ndarray], mirror: boo
 def predict_prepared(model: nn.Module, prep: Prepared, tta: bool = False) -> np.ndarray:
     """Probabilities (24,) for one prepared image, the way ``predict`` and the Classify page ask.
 
-    ``tta`` (robust runs: trained on mirrored, zoomed-out hands): average over the crop and a
-    tighter crop (:func:`signlab.preprocess.zoomed_views`), each with its mirror image: 4 views.
+    ``tta`` (robust runs: trained on mirrored, zoomed-out hands): average over the crop at the zooms
+    of :data:`signlab.preprocess.TTA_ZOOMS` (:func:`signlab.preprocess.zoomed_views`), each with its
+    mirror image: ``TTA_VIEWS`` views.
     """
     views = zoomed_views(prep) if tta else prep.image28[None]  # (V, 28, 28)
     return predict(model, views, mirror=tta).mean(0)
@@ -318,7 +319,7 @@ def verdict(probs: np.ndarray, *, photo: bool, unusual: Sequence[str] = (), k: i
 
 def read_sign(model: Any, prepared: Prepared, *, photo: bool, tta: bool = False, k: int = 5,
               shape: bool = True, run_dir: Any = None) -> Verdict:
-    """The whole prediction pipeline for one prepared input: probabilities (4 views for robust runs),
+    """The whole prediction pipeline for one prepared input: probabilities (several views for robust runs),
     the checks for inputs unlike the training data, and the verdict. A hand the detector found is a
     photo of a hand whatever its background, so the image checks are only for the rest.
 

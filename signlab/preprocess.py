@@ -297,17 +297,37 @@ def prepare_array(gray: np.ndarray, crop: Crop | None = None, notes: list[str] |
     return Prepared(resize28(cut(gray, *box)), gray, box, list(notes or []), crop=crop)
 
 
-TTA_ZOOMS = (1.0, 1.15)  # the crop as chosen, and one 15% tighter around the same centre
+# The framings a robust run averages over (each also mirrored): the crop as chosen first (the 28x28
+# input the Classify page shows), then zoomed out and in around its centre. (1, 1.15) until
+# 2026-12-07; these five, measured on the three development sets of real photos over two robust
+# seeds, read 1.2-1.4 points more of the several-sessions set without calibration and 1.7-2.4 more
+# with 3 photos a letter, lost nothing on the others, and read more of the dataset's own test images
+# uploaded as photos (docs/real-photos.md, "Five framings"). Seven (0.7 to 1.45) did no better.
+TTA_ZOOMS = (1.0, 0.8, 0.9, 1.15, 1.3)
+TTA_VIEWS = 2 * len(TTA_ZOOMS)  # each framing and its mirror image
+
+
+def _framings(zooms: tuple[float, ...]) -> str:
+    """How ``zooms`` frame the crop, in words: "the crop as shown, zoomed out to 0.8× and 0.9× and in to 1.15×"."""
+    def times(zs: list[float]) -> str:
+        words = [f"{z:g}×" for z in zs]
+        return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+    ways = [f"{how} to {times(zs)}" for how, zs in (("zoomed out", [z for z in zooms if z < 1]),
+                                                    ("in", [z for z in zooms if z > 1])) if zs]
+    return "the crop as shown" + (", " + " and ".join(ways) if ways else "")
+
+
+TTA_FRAMINGS = _framings(TTA_ZOOMS)  # said where the Classify and Calibrate pages explain the views
 
 
 def zoomed_views(prep: Prepared, zooms: tuple[float, ...] = TTA_ZOOMS) -> np.ndarray:
     """The prepared crop at several zooms around its centre, for test-time augmentation: (V, 28, 28).
 
     A zoom of 1 is the crop box itself (``prep.image28``); 1.15 takes a square 1/1.15 its side,
-    so the hand fills more of the input. Averaging the model over both makes the prediction depend
-    less on exactly how the photo was framed: on the real-photo dev set, over the mirror alone, it
-    added 0.4-3.8 points to the robust preset's four runs and 5-9 to single networks
-    (docs/real-photos.md).
+    so the hand fills more of the input, and 0.8 one 1/0.8 its side (the photo's edge repeated where
+    it reaches past it), so the hand fills less. Averaging the model over several framings makes
+    the prediction depend less on exactly how the photo was framed (docs/real-photos.md).
     """
     left, top, right, bottom = prep.box
     views = []

@@ -46,7 +46,7 @@ from .normalize import input_norm as _input_norm
 from .numbers import DASH, and_list, count_text, duration, finite, newest_median, percent_text, whole_number
 from .numbers import code as _code
 from .numbers import md as _md
-from .preprocess import Prepared
+from .preprocess import TTA_FRAMINGS, TTA_VIEWS, Prepared  # the Classify page says how a robust run reads a photo
 from .progress import _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
 from .store import ACTIVE, HOLDER_LOST, HOLDING, RunState
 

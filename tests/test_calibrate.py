@@ -23,7 +23,7 @@ from signlab.cli import main
 from signlab.config import TrainConfig
 from signlab.errors import ImageError
 from signlab.labels import LETTERS
-from signlab.preprocess import prepare, zoomed_views
+from signlab.preprocess import TTA_ZOOMS, prepare, zoomed_views
 from signlab.runs import list_runs, open_run
 from tests._local import needs_hand_models
 
@@ -92,7 +92,7 @@ def test_load_folder(tmp_path, dataset):
     assert [(p.letter, p.name) for p in photos] == [("A", "1.png"), ("A", "2.png"), ("A", "10.png"),
                                                     ("B", "1.png"), ("B", "2.png")]
     views, targets = calibrate.prepare_photos(photos)
-    assert views.shape == (5, 2, 28, 28) and views.dtype == np.float32 and 0 <= views.min() <= views.max() <= 1
+    assert views.shape == (5, len(TTA_ZOOMS), 28, 28) and views.dtype == np.float32 and 0 <= views.min() <= views.max() <= 1
     assert targets.tolist() == [0, 0, 0, 1, 1]
 
 
@@ -568,7 +568,7 @@ def test_a_dim_hand_is_kept_and_only_a_blank_photo_is_left_out_of_a_measurement(
     assert 0.02 <= float(np.std(x)) < 0.03, float(np.std(x))  # the range the old threshold refused
     assert looks_unusual(x) and "contrast" in looks_unusual(x)[0]
     views, targets, _ = calibrate.prepare_photos_and_hands([dim_photo], "centre")
-    assert views.shape == (1, 2, 28, 28) and targets.tolist() == [0]
+    assert views.shape == (1, len(TTA_ZOOMS), 28, 28) and targets.tolist() == [0]
 
     blank_png = io.BytesIO()
     Image.new("RGB", (200, 200), (90, 90, 90)).save(blank_png, "PNG")

@@ -18,7 +18,7 @@ from signlab.inference import (occlude, occlusion_map, predict, predict_prepared
 from signlab.labels import LETTERS
 from signlab.models import model_kind
 from signlab.preprocess import (Crop, canvas_to_gray, looks_unusual, prepare, prepare_array, resize28, to_png,
-                                upscale, zoomed_views)
+                                TTA_VIEWS, TTA_ZOOMS, upscale, zoomed_views)
 from signlab.runs import create_run, open_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -208,15 +208,19 @@ def test_predict_files_agrees_with_the_model_on_the_dataset(trained_run, dataset
     assert all(r["file"] == str(f) for r, f in zip(recs, upscaled))
 
 
-def test_zoomed_views_tighten_around_the_crop_centre():
+def test_zoomed_views_tighten_and_widen_around_the_crop_centre():
     gray = np.zeros((280, 280), np.float32)
     gray[40:240, 40:240] = 1.0  # a bright square covering 200/280 of the side, centred
     prep = prepare_array(gray)
-    views = zoomed_views(prep)
-    assert views.shape == (2, 28, 28) and np.array_equal(views[0], prep.image28)
+    shipped = zoomed_views(prep)  # the crop as shown comes first: the input the Classify page shows
+    assert shipped.shape == (len(TTA_ZOOMS), 28, 28) and np.array_equal(shipped[0], prep.image28)
+    assert TTA_VIEWS == 2 * len(TTA_ZOOMS) and min(TTA_ZOOMS) < 1 < max(TTA_ZOOMS)
+    views = zoomed_views(prep, (1.0, 1.15, 0.8))
     # the tighter view fills more of the input with the square: 200/243 of the side against 200/280
     assert views[1].mean() == pytest.approx((200 / 243) ** 2, abs=0.03)
     assert views[0].mean() == pytest.approx((200 / 280) ** 2, abs=0.03)
+    # the wider one less: 200/350, the photo's dark edge repeated past it
+    assert views[2].mean() == pytest.approx((200 / 350) ** 2, abs=0.03)
     # a moved crop: the tighter view stays inside its box, around the box's centre
     frame = np.zeros((400, 400), np.float32)  # outside the box: black
     off = prepare_array(frame, Crop(zoom=2.0, cx=0.3, cy=0.7))
@@ -224,21 +228,22 @@ def test_zoomed_views_tighten_around_the_crop_centre():
     assert (left, top, right, bottom) == (20, 180, 220, 380)
     frame[top:bottom, left:right] = 0.5  # the box's outer ring of 10 pixels: grey
     frame[top + 10:bottom - 10, left + 10:right - 10] = 1.0  # its inside: white
-    views = zoomed_views(prepare_array(frame, Crop(zoom=2.0, cx=0.3, cy=0.7)))
+    views = zoomed_views(prepare_array(frame, Crop(zoom=2.0, cx=0.3, cy=0.7)), (1.0, 1.15))
     assert views[1].min() > 0.999  # 1/1.15 of the side, centred: only the white inside
     assert 0.4 < views[0].min() < 0.6  # the crop itself still shows the grey ring (and no black from outside)
 
 
-def test_predict_prepared_averages_four_views_for_robust_runs(trained_run, dataset):
+def test_predict_prepared_averages_every_view_for_robust_runs(trained_run, dataset):
     model = trained_run[0].load_model()
     prep = prepare_array(np.kron(dataset.test.images[5] / 255.0, np.ones((8, 8))))  # (224, 224)
     np.testing.assert_allclose(predict_prepared(model, prep), predict(model, [prep.image28])[0], atol=1e-6)
     views = zoomed_views(prep)
-    four = predict(model, np.concatenate([views, views[:, :, ::-1]]))  # (4, 24): both zooms, then mirrored
+    every = predict(model, np.concatenate([views, views[:, :, ::-1]]))  # (TTA_VIEWS, 24): each zoom, then mirrored
+    assert len(every) == TTA_VIEWS
     got = predict_prepared(model, prep, tta=True)
-    np.testing.assert_allclose(got, four.mean(0), atol=1e-6)
+    np.testing.assert_allclose(got, every.mean(0), atol=1e-6)
     assert got.sum() == pytest.approx(1.0, abs=1e-5)
-    assert not np.allclose(got, four[0], atol=1e-3)  # the views do differ: it is an average, not one view
+    assert not np.allclose(got, every[0], atol=1e-3)  # the views do differ: it is an average, not one view
 
 
 @pytest.fixture(scope="module")

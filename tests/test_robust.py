@@ -197,7 +197,7 @@ def test_pages_with_an_ensemble_run(ensemble_pages, small_dataset, page, app_cac
         at.get("file_uploader")[0].upload("hand.png", buf.getvalue(), "image/png").run()
         assert not at.exception, [e.message for e in at.exception]
         assert not at.error, [e.value for e in at.error]
-        assert any("four views" in c.value for c in at.caption)
+        assert any("10 views of the input: the crop as shown, zoomed out to 0.8×" in c.value for c in at.caption)
         assert any("Grad-CAM reads the first of the ensemble's networks" in c.value for c in at.caption)
 
 
