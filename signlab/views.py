@@ -46,7 +46,7 @@ from .normalize import input_norm as _input_norm
 from .numbers import DASH, and_list, count_text, duration, finite, newest_median, percent_text, whole_number
 from .numbers import code as _code
 from .numbers import md as _md
-from .preprocess import TTA_FRAMINGS, TTA_VIEWS, Prepared  # the Classify page says how a robust run reads a photo
+from .preprocess import Prepared
 from .progress import _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
 from .store import ACTIVE, HOLDER_LOST, HOLDING, RunState
 
@@ -1127,6 +1127,8 @@ MAP_METHOD_NAMES = _embedding.METHOD_NAMES
 MAP_METHOD_WORDS = _embedding.METHOD_WORDS
 NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
+# how a robust run reads a photo, said on the Classify page: its views and their framings in words
+TTA_VIEWS, TTA_FRAMINGS = _preprocess.TTA_VIEWS, _preprocess.TTA_FRAMINGS
 # what the Classify and Calibrate uploaders take: the suffixes calibration reads, and the size limit
 UPLOAD_TYPES = [s.lstrip(".") for s in _calibrate.PHOTO_SUFFIXES]
 UPLOAD_MB = _preprocess.MAX_FILE_BYTES // 2**20
