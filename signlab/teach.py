@@ -10,7 +10,7 @@ import math
 from typing import Any, Sequence
 
 from .labels import NUM_CLASSES
-from .preprocess import TTA_FRAMINGS, TTA_VIEWS, TTA_ZOOMS
+from .preprocess import TTA_FRAMINGS, TTA_VIEWS
 
 HOME_INTRO = (
     "**signlab** teaches how image classifiers learn, by doing. You will train models that read "
@@ -302,7 +302,7 @@ Calibration keeps everything the network learned about hands and retrains only i
 the 24 weight vectors that turn the features of the last convolution, $f(x)$, into letter scores
 $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 
-- your photos, each in the """ + f"""{len(TTA_ZOOMS)} framings a robust run averages when it predicts ({TTA_FRAMINGS}),
+- your photos, each in the """ + f"""framings a robust run averages when it predicts ({TTA_FRAMINGS}),
   each also mirrored, and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
 """ + r"""- as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
   are not forgotten,
