@@ -79,7 +79,7 @@ with left:
     st.caption(f"**{letter}**: {views.count_text(counts[letter], 'photo')} so far.")
     st.caption("Three photos a letter are plenty when they differ: take each in other light, another place or at "
                "another distance, your hand held as you will hold it. (On a test signer's later photos, three "
-               "from one sitting taught it 85%; three from different sessions, 89%.)")
+               "from one sitting taught it 82-85%; three from different sessions, 89%.)")
 with right:
     t_upload, t_camera = st.tabs(["📁 Upload", "📷 Camera"])
     with t_upload:

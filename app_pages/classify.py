@@ -299,8 +299,7 @@ probs, pred = seen.probs, seen.index
 c3.plotly_chart(figures.probability_bars(list(seen.top), title="Top 5 letters"), width="stretch",
                 key="classify_bars")
 if cfg.augment_photo:
-    st.caption(f"This robust model averages {views.TTA_VIEWS} views of the input: {views.TTA_FRAMINGS}, each also "
-               "mirrored, so either hand works"
+    st.caption(f"This robust model averages {views.TTA_WORDS}, so either hand works"
                + ("; each is histogram-equalised first, which spreads its grey levels evenly" if equalized else "")
                + " (more under *How it works* at the top).")
 if seen.advice:

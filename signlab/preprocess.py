@@ -239,7 +239,9 @@ def load_gray(data: bytes | str | Path, name: str = "image", background: float =
     return _to_gray(img, background, notes, name), notes
 
 
-MIN_PAD_ZOOM = 0.25  # a padded crop's square is at most 4 times the image's shorter side
+# a padded crop's square is at most 4 times the image's shorter side (a robust run's widest framing,
+# TTA_ZOOMS' 0.8, reads 1/0.8 of that: 5 times)
+MIN_PAD_ZOOM = 0.25
 
 
 def crop_box(shape: tuple[int, int], crop: Crop) -> tuple[int, int, int, int]:
@@ -299,23 +301,25 @@ def prepare_array(gray: np.ndarray, crop: Crop | None = None, notes: list[str] |
 
 
 # The framings a robust run averages over (each also mirrored): the crop as chosen first (the 28x28
-# input the Classify page shows), then zoomed out and in around its centre. (1, 1.15) until
-# 2026-12-07; these five, measured on the three development sets of real photos over two robust
-# seeds, read 1.2-1.4 points more of the several-sessions set without calibration and 1.2-2.4 more
-# with 3 photos a letter, moved the others by -0.2 to +1.2, and read more of the dataset's own test images
-# uploaded as photos (docs/real-photos.md, "Five framings"). Seven (0.7 to 1.45) did no better.
+# input the Classify page shows), then zoomed out and in around its centre. Five since 2026-12-07,
+# where (1, 1.15) was: more of the several-sessions development set read, before and after
+# calibration (docs/real-photos.md, "Five framings instead of two").
 TTA_ZOOMS = (1.0, 0.8, 0.9, 1.15, 1.3)
 TTA_VIEWS = 2 * len(TTA_ZOOMS)  # each framing and its mirror image
 
 
 def _framings(zooms: tuple[float, ...]) -> str:
-    """How ``zooms`` frame the crop, in words: "the crop as shown, zoomed out to 0.8× and 0.9× and in to 1.15×"."""
-    ways = [f"{how} to {and_list(f'{z:g}×' for z in zs)}" for how, zs in (("zoomed out", [z for z in zooms if z < 1]),
-                                                    ("in", [z for z in zooms if z > 1])) if zs]
-    return "the crop as shown" + (", " + " and ".join(ways) if ways else "")
+    """How ``zooms`` frame the crop, in words:
+    "the crop as shown, and the same crop zoomed out to 0.8×, and in to 1.15×"."""
+    wider, closer = [z for z in zooms if z < 1], [z for z in zooms if z > 1]
+    ways = ([f"out to {and_list(f'{z:g}×' for z in wider)}"] if wider else []) + \
+        ([f"in to {and_list(f'{z:g}×' for z in closer)}"] if closer else [])
+    return "the crop as shown" + (", and the same crop zoomed " + ", and ".join(ways) if ways else "")
 
 
 TTA_FRAMINGS = _framings(TTA_ZOOMS)  # said where the Classify and Calibrate pages explain the views
+# the whole sentence, on the Classify page's caption and in its explanation
+TTA_WORDS = f"{TTA_VIEWS} views of the input: {TTA_FRAMINGS}, each also mirrored"
 
 
 def zoomed_views(prep: Prepared, zooms: tuple[float, ...] = TTA_ZOOMS) -> np.ndarray:

@@ -10,7 +10,7 @@ import math
 from typing import Any, Sequence
 
 from .labels import NUM_CLASSES
-from .preprocess import TTA_FRAMINGS, TTA_VIEWS
+from .preprocess import TTA_FRAMINGS, TTA_VIEWS, TTA_WORDS
 
 HOME_INTRO = (
     "**signlab** teaches how image classifiers learn, by doing. You will train models that read "
@@ -142,10 +142,9 @@ shrunk to 28×28 with antialiasing, then normalised exactly as the model's train
 standardised to zero mean and unit variance, and for robust runs histogram-equalised first, so a dim
 or low-contrast photo spreads over the same grey levels as a bright one.
 
-**Test-time augmentation** (robust runs). The model sees """ + f"""{TTA_VIEWS} versions of your input: {TTA_FRAMINGS}
-around the same centre, each also mirrored, since a left hand signs the mirror image of a right
-hand's letter. The letters' probabilities are the average over the {TTA_VIEWS}. The 28×28 input shown is the
-first of them.
+**Test-time augmentation** (robust runs). The model sees """ + f"""{TTA_WORDS}, since a left hand
+signs the mirror image of a right hand's letter. The letters' probabilities are the average over all
+{TTA_VIEWS}. The 28×28 input shown is the first of them.
 """ + r"""
 **Grad-CAM** weighs the last convolution's feature maps $A^c$ by how much the chosen letter's score
 $z_k$ rises with each of them, $\alpha_c = \operatorname{mean}_{i,j} \partial z_k / \partial A^c_{ij}$,
@@ -302,8 +301,8 @@ Calibration keeps everything the network learned about hands and retrains only i
 the 24 weight vectors that turn the features of the last convolution, $f(x)$, into letter scores
 $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 
-- your photos, each in the """ + f"""framings a robust run averages when it predicts ({TTA_FRAMINGS}),
-  each also mirrored, and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
+- your photos, in the """ + f"""framings a robust run averages when it predicts ({TTA_FRAMINGS}) and
+  their mirror images, and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
 """ + r"""- as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
   are not forgotten,
 
@@ -320,11 +319,11 @@ multiplies the two adapted readings.
 **How well it works.** On three development sets of other people's webcam photos, three photos a
 letter, tested on the rest of each set (the robust preset, with the hand's shape): one signer in one
 session went from 63% to 100%; one signer over several sessions (the hand in other places and sizes)
-from 59% to 82-85%; two signers from 79% to 93% (two robust runs). Photos of one session are near
-duplicates of each other, so those numbers are an upper bound for photos from another day, room or
-light: calibrate with a few photos from each place you use it in. Three photos of a letter taken in
-different sessions taught the several-sessions signer's model more than three from one sitting (89%
-against 85% of the rest).
+from 59% to 82-85%; two signers from 79% to 93% (the robust preset over two training runs). Photos
+of one session are near duplicates of each other, so those numbers are an upper bound for photos
+from another day, room or light: calibrate with a few photos from each place you use it in. Three
+photos of a letter taken in different sessions taught the several-sessions signer's model more than
+three from one sitting (89% against 85% of the rest).
 """
 
 MAP_INTRO = (

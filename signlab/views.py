@@ -1127,8 +1127,8 @@ MAP_METHOD_NAMES = _embedding.METHOD_NAMES
 MAP_METHOD_WORDS = _embedding.METHOD_WORDS
 NO_EVIDENCE_BELOW = _inference.NO_EVIDENCE_BELOW
 MIN_PAD_ZOOM = _preprocess.MIN_PAD_ZOOM
-# how a robust run reads a photo, said on the Classify page: its views and their framings in words
-TTA_VIEWS, TTA_FRAMINGS = _preprocess.TTA_VIEWS, _preprocess.TTA_FRAMINGS
+# how a robust run reads a photo, said on the Classify page: how many views, and which, in words
+TTA_VIEWS, TTA_WORDS = _preprocess.TTA_VIEWS, _preprocess.TTA_WORDS
 # what the Classify and Calibrate uploaders take: the suffixes calibration reads, and the size limit
 UPLOAD_TYPES = [s.lstrip(".") for s in _calibrate.PHOTO_SUFFIXES]
 UPLOAD_MB = _preprocess.MAX_FILE_BYTES // 2**20

@@ -537,6 +537,13 @@ def test_a_refused_upload_is_not_shown_again_as_the_last_upload(page_env, datase
     assert at.session_state["classify_source"] == "📁 Upload"
     assert not [c.value for c in at.caption if "last upload" in c.value]
     assert not [e.value for e in at.error], [e.value for e in at.error]
+    good = _encode(Image.fromarray(dataset.test.images[1]).resize((224, 224), R.BICUBIC).convert("RGB"))
+    at.get("file_uploader")[0].upload("again.png", good, "image/png").run()
+    at.switch_page("app_pages/runs.py")
+    at.run()
+    at.switch_page("app_pages/classify.py")
+    at.run()
+    assert any("Your last upload, **again.png**, is shown again" in c.value for c in at.caption)
 
 
 def test_with_no_test_accuracy_anywhere_a_finished_run_is_preferred_to_a_newer_stopped_one(tmp_path):

@@ -14,6 +14,7 @@ from signlab import api, export
 from signlab.config import TrainConfig, preset
 from signlab.errors import ConfigError
 from signlab.inference import predict
+from signlab.preprocess import TTA_WORDS
 from signlab.normalize import equalize, input_norm, normalize
 from signlab.models import Ensemble
 from signlab.runs import open_run
@@ -197,7 +198,8 @@ def test_pages_with_an_ensemble_run(ensemble_pages, small_dataset, page, app_cac
         at.get("file_uploader")[0].upload("hand.png", buf.getvalue(), "image/png").run()
         assert not at.exception, [e.message for e in at.exception]
         assert not at.error, [e.value for e in at.error]
-        assert any("10 views of the input: the crop as shown, zoomed out to 0.8×" in c.value for c in at.caption)
+        assert TTA_WORDS.startswith("10 views of the input: the crop as shown, and the same crop zoomed out to 0.8×")
+        assert any(f"averages {TTA_WORDS}, so either hand works" in c.value for c in at.caption)
         assert any("Grad-CAM reads the first of the ensemble's networks" in c.value for c in at.caption)
 
 
