@@ -122,6 +122,7 @@ CLASSIFY_INTRO = (
     "exact 28×28 input the model gets, its top five letters, and *why*: which pixels pushed it towards a "
     "letter. Real photos look different from the dataset, so expect mistakes, and read the warnings."
 )
+# the views a robust run reads are filled in from signlab.preprocess (<TTA_...>: raw text keeps the LaTeX braces)
 CLASSIFY_DETAILS = r"""
 **Finding the hand.** For a photo, MediaPipe's palm detector finds the palm and its hand-landmark
 model the 21 joints of the hand (green); the crop starts as a square 1.5 times the box around them
@@ -142,10 +143,10 @@ shrunk to 28×28 with antialiasing, then normalised exactly as the model's train
 standardised to zero mean and unit variance, and for robust runs histogram-equalised first, so a dim
 or low-contrast photo spreads over the same grey levels as a bright one.
 
-**Test-time augmentation** (robust runs). The model sees """ + f"""{TTA_WORDS}, since a left hand
-signs the mirror image of a right hand's letter. The letters' probabilities are the average over all
-{TTA_VIEWS}. The 28×28 input shown is the first of them.
-""" + r"""
+**Test-time augmentation** (robust runs). The model sees <TTA_WORDS>, since a left hand signs the
+mirror image of a right hand's letter. The letters' probabilities are the average over all
+<TTA_VIEWS>. The 28×28 input shown is the first of them.
+
 **Grad-CAM** weighs the last convolution's feature maps $A^c$ by how much the chosen letter's score
 $z_k$ rises with each of them, $\alpha_c = \operatorname{mean}_{i,j} \partial z_k / \partial A^c_{ij}$,
 and shows $\operatorname{ReLU}(\sum_c \alpha_c A^c)$: the regions that speak *for* the letter.
@@ -155,7 +156,7 @@ covering hurts most, the model was looking.
 
 For logistic regression the score is $z_k = \sum_p W_{pk}\,\tilde{x}_p$, so the map $W_{\cdot k} \odot \tilde{x}$
 *is* the explanation: red pixels vote for the letter, blue against.
-"""
+""".replace("<TTA_WORDS>", TTA_WORDS).replace("<TTA_VIEWS>", str(TTA_VIEWS))
 
 RUNS_INTRO = (
     "Every training is saved as a *run*: its settings, its loss and accuracy history and its weights. "
@@ -301,9 +302,9 @@ Calibration keeps everything the network learned about hands and retrains only i
 the 24 weight vectors that turn the features of the last convolution, $f(x)$, into letter scores
 $z_c = w_c^\top f(x) + b_c$. It minimises the cross-entropy on
 
-- your photos, in the """ + f"""framings a robust run averages when it predicts ({TTA_FRAMINGS}) and
+- your photos, in the framings a robust run averages when it predicts (<TTA_FRAMINGS>) and
   their mirror images, and in 8 slightly changed copies (shifted, rotated, lighter, darker, blurred), and
-""" + r"""- as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
+- as many Sign Language MNIST images, so that letters you did not photograph, and the dataset itself,
   are not forgotten,
 
 starting from the trained weights, with a small penalty $\lambda \lVert W - W_0 \rVert^2$ that keeps
@@ -324,7 +325,7 @@ of one session are near duplicates of each other, so those numbers are an upper 
 from another day, room or light: calibrate with a few photos from each place you use it in. Three
 photos of a letter taken in different sessions taught the several-sessions signer's model more than
 three from one sitting (89% against 85% of the rest).
-"""
+""".replace("<TTA_FRAMINGS>", TTA_FRAMINGS)
 
 MAP_INTRO = (
     "What did the network learn? Each of the 7,172 test images becomes one point: the activations of one "

@@ -215,6 +215,11 @@ def test_zoomed_views_tighten_and_widen_around_the_crop_centre():
     shipped = zoomed_views(prep)  # the crop as shown comes first: the input the Classify page shows
     assert shipped.shape == (len(TTA_ZOOMS), 28, 28) and np.array_equal(shipped[0], prep.image28)
     assert TTA_VIEWS == 2 * len(TTA_ZOOMS) and min(TTA_ZOOMS) < 1 < max(TTA_ZOOMS)
+    # the pages' explanations name them, filled in (not a placeholder left in the text)
+    from signlab import teach
+    from signlab.preprocess import TTA_FRAMINGS, TTA_WORDS
+    assert TTA_WORDS in teach.CLASSIFY_DETAILS and f"({TTA_FRAMINGS})" in teach.CALIBRATE_DETAILS
+    assert "<TTA" not in teach.CLASSIFY_DETAILS + teach.CALIBRATE_DETAILS
     views = zoomed_views(prep, (1.0, 1.15, 0.8))
     # the tighter view fills more of the input with the square: 200/243 of the side against 200/280
     assert views[1].mean() == pytest.approx((200 / 243) ** 2, abs=0.03)
