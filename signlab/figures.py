@@ -210,7 +210,8 @@ def epoch_curves(epochs: Sequence[dict[str, Any]], val_is_test: bool = False) ->
         fig.add_trace(go.Scatter(x=e, y=[r[f"{key}_loss"] for r in epochs], name=name, legendgroup=key,
                                  mode="lines+markers", line=dict(color=color, dash=dash)), 1, 1)
         fig.add_trace(go.Scatter(x=e, y=[100 * r[f"{key}_accuracy"] for r in epochs], name=name, legendgroup=key,
-                                 showlegend=False, mode="lines+markers", line=dict(color=color, dash=dash)), 1, 2)
+                                 showlegend=False, mode="lines+markers", line=dict(color=color, dash=dash),
+                                 cliponaxis=False), 1, 2)  # a marker at 100% on the axis's top, drawn whole
     fig.update_xaxes(title_text="epoch", dtick=1)
     # a floor under each axis's span: after one epoch the loss axis ran from 2.1210 to 2.1215, and two
     # near-equal points (train, validation) looked far apart
@@ -221,7 +222,7 @@ def epoch_curves(epochs: Sequence[dict[str, Any]], val_is_test: bool = False) ->
     if losses:
         fig.update_yaxes(range=_span_at_least(losses, max(0.1, 0.2 * max(losses))), row=1, col=1)
     if accs:
-        fig.update_yaxes(range=_span_at_least(accs, 2.0, top=100.5), row=1, col=2)
+        fig.update_yaxes(range=_span_at_least(accs, 2.0, top=100), row=1, col=2)  # a tick of 100.5% read as a bug
     # the legend under the axis titles, with room kept for it: at y=-0.25 it sat on the "epoch" title in
     # a window of 820 px
     fig = _layout(fig, 340, legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="center", x=0.5))
@@ -337,7 +338,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
     for c, (name, epochs) in zip(_color_numbers(series, colors), series.items()):
         if epochs:
             fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=ys[name], mode="lines+markers",
-                                     name=plain(legend_label(name)), line=dict(color=run_color(c)),
+                                     name=plain(legend_label(name)), line=dict(color=run_color(c)), cliponaxis=not pct,
                                      hovertemplate=f"epoch %{{x}}: %{{y:.{2 if pct else 4}f}}"
                                                    f"<extra>{template_text(name)}</extra>"))
     shown = [y for values in ys.values() for y in values if y is not None]
@@ -346,7 +347,7 @@ def runs_overlay(series: dict[str, list[dict[str, Any]]], metric: str = "val_acc
                       legend=dict(orientation="h", y=-0.25))
     fig.update_xaxes(dtick=1)
     if pct and shown:  # two points at least, as a run's own chart: two seeds 0.38 points apart filled the axis
-        fig.update_yaxes(range=_span_at_least(shown, 2.0, top=100.5))
+        fig.update_yaxes(range=_span_at_least(shown, 2.0, top=100))  # markers at 100% unclipped (above)
     return _layout(fig, 340, title=f"{label.capitalize()} per epoch")  # beside a chart per step
 
 
