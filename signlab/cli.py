@@ -584,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="as in predict --crop: the photos are framed as predict will frame them (default detector)")
     s.add_argument("--json", action="store_true", help=last_line)
 
-    s = _command(sub, "handshape", "retrain the hand-shape network from the dataset's landmarks (seconds)",
+    s = _command(sub, "handshape", "retrain the hand-shape networks from the dataset's landmarks (a minute or two)",
                  cmd_handshape, json_help=last_line)
     s.add_argument("--extract", action="store_true",
                    help="first find the landmarks in every dataset image again (minutes: it says how many as it goes)")

@@ -134,8 +134,8 @@ largest centred square.
 
 **The hand's shape.** The 21 landmarks are a second reading of a photo, blind to light, background
 and skin: placed with the wrist at the origin and the wrist-to-middle-knuckle distance as the unit
-(a left hand mirrored), their 42 coordinates go into a small network trained on the landmarks found
-in the dataset's own training images. The answer multiplies the two readings' probabilities, so a
+(a left hand mirrored), their 42 coordinates go into five small networks trained on the landmarks found
+in the dataset's own training images, each from its own random start, and their answers are averaged. The answer multiplies the two readings' probabilities, so a
 letter must look right both as a picture and as a hand's shape. Drawings have no landmarks.
 
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
@@ -313,7 +313,7 @@ it close to them. With an ensemble each network is adapted on its own. Only the 
 a laptop CPU.
 
 **The hand's shape learns your hand too.** Where the hand detector finds the hand in your photos,
-its 21 landmarks fine-tune a copy of the hand-shape network (300 small batches, half your hands,
+its 21 landmarks fine-tune a copy of the first of the hand-shape networks (300 small batches, half your hands,
 slightly turned and scaled, half the dataset's), saved inside the new run; the Classify page then
 multiplies the two adapted readings.
 
