@@ -172,8 +172,9 @@ if result:
                    f"{result['seconds']:.1f} s). {views.CALIBRATION_DONE.get(result.get('method'), '')}"
                    + (f" Beside it, the hand-shape network learned the {views.count_text(result['hands_found'], 'hand')} "
                       "the detector found." if result.get("hands_found") else "")
-                   + (f" On the dataset's test set it gets {views.percent(test, 1)}"
-                      + (f" (its parent: {views.percent(parent_test, 1)})." if parent_test is not None else ".")
+                   # both with two decimals, as everywhere else: "99.96% (its parent: 99.9%)" read as two precisions
+                   + (f" On the dataset's test set it gets {views.percent(test)}"
+                      + (f" (its parent: {views.percent(parent_test)})." if parent_test is not None else ".")
                       if test is not None else ""),
                    icon="✅")
         fell = views.calibration_drop_note(test, parent_test, len(result["letters"]))

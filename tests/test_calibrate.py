@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -502,8 +503,10 @@ def test_calibrate_page(parent, dataset, tmp_path, monkeypatch):
     assert "Its last layer was retrained on your photos." in saved[0], saved
     assert set(views.CALIBRATION_DONE) == set(views.CALIBRATION_METHODS)
     # its test accuracy beside its parent's ("it still gets 99.99%" under a parent at 99.94% read as a loss)
-    parent_test = views.percent(parent.status()["test_accuracy"], 1)
-    assert "On the dataset's test set it gets " in saved[0] and f"(its parent: {parent_test})." in saved[0], saved
+    # both with two decimals, as the rest of the app: "99.96% (its parent: 99.9%)" read as two precisions
+    parent_test = views.percent(parent.status()["test_accuracy"])
+    assert re.search(r"On the dataset's test set it gets (over )?\d+\.\d\d%", saved[0]), saved
+    assert f"(its parent: {parent_test})." in saved[0] and re.fullmatch(r"(over )?\d+\.\d\d%", parent_test), saved
     # a fall on the dataset's images is explained when there is one (2 points or more), and only then
     result = at.session_state[ui.Keys.CALIBRATION_RESULT]
     fell = views.calibration_drop_note(result["test_accuracy"], parent.status()["test_accuracy"], 2)
