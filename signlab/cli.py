@@ -98,6 +98,7 @@ class ProgressBar:
         self.stream = stream
         self.total_epochs, self.last_acc = 0, None
         self.bar: tqdm | None = None
+        self.first: tuple[float, float] | None = None  # the fit's first step: its pace is read from there
 
     def _say(self, line: str) -> None:
         if self.bar is not None:
@@ -107,7 +108,7 @@ class ProgressBar:
 
     def __call__(self, event: Event, trainer) -> None:
         if isinstance(event, FitStart):
-            self.total_epochs = event.total_epochs
+            self.total_epochs, self.first = event.total_epochs, None
             print(f"training {trainer.cfg.model} on {event.device}: {event.n_train} images, "
                   f"{event.parameters:,} parameters", file=self.stream)
             # no tqdm "<remaining": the description carries signlab's own time left (from 5% of
@@ -119,10 +120,11 @@ class ProgressBar:
                 self.bar = None
         elif isinstance(event, BatchEnd) and self.bar is not None:
             p = min(max(event.progress, 0.0), 1.0)
+            self.first = self.first or (p, event.train_seconds)
             acc = f" val acc {100 * self.last_acc:5.1f}%" if self.last_acc is not None else ""
             # the same words as the Train page's progress bar (signlab.progress)
             line = progress_text(event.epoch, self.total_epochs, images_per_second=event.samples_per_second,
-                                 seconds_left=seconds_left(p, event.train_seconds))
+                                 seconds_left=seconds_left(p, event.train_seconds, self.first))
             self.bar.set_description_str(line, refresh=False)
             self.bar.set_postfix_str(f"loss {event.loss:.4f}{acc}", refresh=False)
             self.bar.update(event.step - self.bar.n)

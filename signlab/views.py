@@ -47,7 +47,7 @@ from .numbers import DASH, and_list, count_text, duration, finite, newest_median
 from .numbers import code as _code
 from .numbers import md as _md
 from .preprocess import Prepared
-from .progress import _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
+from .progress import PACE_PROGRESS, _pause_words, progress_text, seconds_left  # the Train page's line is the command line's
 from .store import ACTIVE, HOLDER_LOST, HOLDING, RunState
 
 # --------------------------------------------------------------------------- numbers as a student reads them
@@ -108,7 +108,7 @@ def fit_seconds_left(fit: Sequence[dict[str, Any]]) -> float | None:
         return None
     last = fit[-1]
     p, t = finite(last.get("progress")), finite(last.get("train_seconds"))
-    whole = seconds_left(p, t)  # None for a missing figure, or too early to say
+    whole = seconds_left(p, t, _first_step(fit))  # None for a missing figure, or too early to say
     if whole is None or p is None or t is None:
         return whole
     earlier = [r for r in fit[:-1] if (finite(r.get("train_seconds")) or 0.0) <= t * (1 - RECENT_SHARE)
@@ -116,9 +116,14 @@ def fit_seconds_left(fit: Sequence[dict[str, Any]]) -> float | None:
     if not earlier:
         return whole
     p0, t0 = finite(earlier[-1]["progress"]), finite(earlier[-1]["train_seconds"]) or 0.0
-    if p - p0 < 0.01 or t - t0 <= 0:  # too little done since to read a pace
+    if p - p0 < PACE_PROGRESS or t - t0 <= 0:  # too little done since to read a pace
         return whole
     return (t - t0) / (p - p0) * (1 - min(p, 1.0))
+
+
+def _first_step(fit: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(progress, train_seconds) of a fit's first logged step: where its pace is read from."""
+    return (finite(fit[0].get("progress")), finite(fit[0].get("train_seconds"))) if fit else (None, None)
 
 
 def current_fit(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,7 +242,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         p = min(max(finite(last.get("progress")) or 0.0, 0.0), 1.0)
         speed = finite(last.get("samples_per_second"))
         left = fit_seconds_left(fit)
-        whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")))
+        whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")), _first_step(fit))
         epoch = last.get("epoch")
         epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else done + 1
         return LiveStatus(state, "progress", progress_text(epoch, target, images_per_second=speed, seconds_left=left,

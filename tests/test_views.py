@@ -234,10 +234,25 @@ def test_time_left_follows_the_recent_pace():
     # walk on a machine whose load swung read "about 28 s", "17 min", then "9 min" left in one run)
     line = views.live_status({"status": "running"}, [{"type": "batch", "step": k, "epoch": 1, **r}
                                                      for k, r in enumerate(slowed, 1)]).message
-    assert line.endswith("· about 8 s to 45 s left (the pace is changing)"), line
+    # (the whole pace read from the first logged step on: 45% in 9 s)
+    assert line.endswith("· about 9 s to 45 s left (the pace is changing)"), line
     steady_line = views.live_status({"status": "running"}, [{"type": "batch", "step": k, "epoch": 1, **r}
                                                             for k, r in enumerate(steady, 1)]).message
     assert steady_line.endswith("· about 5 s left"), steady_line
+
+
+def test_time_left_leaves_out_the_start_before_the_first_logged_step():
+    """A fast-preset run on a busy server (a student's walk): its 10th step was logged after 8.0 s (the
+    worker's start, the first build, the precision check), then 10 steps every 0.31 s. The page read
+    "about 2 min left" with 13 s to go; the pace is read from the first logged step."""
+    fit = [{"type": "batch", "step": s, "epoch": 1, "progress": s / 430, "train_seconds": 8.04 + 0.031 * (s - 10),
+            "samples_per_second": 4118.0} for s in range(10, 40, 10)]
+    left = views.fit_seconds_left(current := views.current_fit(fit))
+    assert left == pytest.approx(0.031 * (430 - 30), rel=1e-6) and current == fit  # 12.4 s, not 115 s
+    line = views.live_status({"status": "running"}, fit).message
+    assert line.endswith("· about 12 s left"), line  # one figure: the whole pace agrees once the start is left out
+    # the command line's bar reads the same pace (its first step is its origin)
+    assert views.seconds_left(30 / 430, 8.66, (10 / 430, 8.04)) == pytest.approx(left, rel=1e-6)
 
 
 def test_progress_text_is_the_command_lines_too():
