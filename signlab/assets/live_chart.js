@@ -82,7 +82,20 @@ function draw(parentElement, data) {
     ctx.font = font;
     ctx.fillStyle = "#6b7280";
     ctx.textBaseline = "middle";
-    ctx.fillText("The loss of each step appears here once the first steps are done.", L, 38);
+    // wrapped to the canvas: on a phone (a 350-px chart) one line ran past the right edge
+    const x = W - L - R < 360 ? 4 : L, room = W - x - R;
+    let line = "", y = 38;
+    for (const word of "The loss of each step appears here once the first steps are done.".split(" ")) {
+      const longer = line ? line + " " + word : word;
+      if (line && ctx.measureText(longer).width > room) {
+        ctx.fillText(line, x, y);
+        line = word;
+        y += 16;
+      } else {
+        line = longer;
+      }
+    }
+    ctx.fillText(line, x, y);
     return;
   }
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }  // one step: in the middle, as plotly's chart shows it

@@ -77,6 +77,31 @@ def test_live_chart_with_no_points_draws_the_frame_only(page):
     assert got["coloured"] == 0  # no line in the plot area; a line of text above it says why
 
 
+_TEXTS = """((width) => {
+  const drawn = [], fill = CanvasRenderingContext2D.prototype.fillText;
+  CanvasRenderingContext2D.prototype.fillText = function (text, x, y) {
+    drawn.push({text: String(text), right: x + this.measureText(text).width});
+    return fill.apply(this, arguments);
+  };
+  const box = document.createElement('div'); box.style.width = width + 'px'; document.body.appendChild(box);
+  window.drawLiveChart({data: %s, parentElement: box});
+  CanvasRenderingContext2D.prototype.fillText = fill;
+  return drawn;
+})"""
+
+
+@pytest.mark.parametrize("width", [350, 600])
+def test_the_waiting_words_fit_the_chart_on_a_phone_too(page, width):
+    """Before the first step, the chart says why it is empty: on a phone (a 350-px chart) the line ran
+    past the right edge ("... once the first steps are d"). Now it wraps inside the canvas."""
+    page.set_content("<html><body style='margin:0'></body></html>")
+    page.evaluate(_LOAD, open(JS, encoding="utf-8").read())
+    drawn = page.evaluate(_TEXTS % json.dumps(figures.live_loss_spec([])), width)
+    words = [d for d in drawn if d["text"] != figures.live_loss_spec([])["title"]]
+    assert " ".join(d["text"] for d in words) == "The loss of each step appears here once the first steps are done."
+    assert all(d["right"] <= width for d in words), words  # (how many lines depends on the font)
+
+
 # the chart with a feed: fetch is replaced by replies given in order (the last one repeats)
 _FEED = """(async ([first, replies]) => {
   const asked = [], triggers = [];
