@@ -352,9 +352,10 @@ with right:
     st.plotly_chart(figures.saliency_overlay(x, drop, f"Occlusion: where covering lowers {name}", signed=True,
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
                     width="stretch", key="classify_occlusion")
-    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers the image model's "
-               f"probability of {name} (from {views.percent(p_view, 0)} for this input alone); blue: covering it "
-               "raises it.")
+    # "from 16% for this input alone" under a verdict of 16.1% left a student asking what else there was
+    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers "
+               f"{'the image model' + chr(39) + 's' if also else 'the'} probability of {name} (from "
+               f"{views.percent(p_view, 0)} with nothing covered); blue: covering it raises it.")
 
 with st.expander(f"Slide the patch yourself and watch the probability of {name}", expanded=False):
     a, b = st.columns([1, 1.2], gap="large")

@@ -370,6 +370,11 @@ def test_classify_page(page_env, dataset):
     assert not at.exception, [e.message for e in at.exception]
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
     assert any(t.startswith("Test image #") and t.endswith(": crop") for t in titles), titles
+    # a drawing is read by the image model alone: the occlusion map's words name nothing else ("from 16%
+    # for this input alone" under a verdict of 16.1% left a student asking what else there was)
+    occlusion = [c.value for c in at.caption if c.value.startswith("A grey patch slides over the input")]
+    assert len(occlusion) == 1 and "with nothing covered" in occlusion[0], occlusion
+    assert "alone" not in occlusion[0] and "image model" not in occlusion[0], occlusion
     at.radio(key="classify_start").set_value("a blank canvas").run()
     # upload an upscaled dataset image
     at.session_state["classify_source"] = "📁 Upload"
