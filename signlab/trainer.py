@@ -615,8 +615,10 @@ class Trainer:
         message = message or self._dry_run_words(epoch) or self._trained_words(epoch)
         if self.one_thread_from is not None:  # why this run took longer, and differs from its seed's
             # in a student's words: "where its threads stalled waiting on each other" read as jargon
+            # and what it did not change: a student's walk asked whether the model was worse for it
             message += (f"; {ONE_THREAD} {self.one_thread_from}: another program kept this "
-                        "computer's processor busy, and its threads were waiting for each other")
+                        "computer's processor busy, and its threads were waiting for each other. That slowed "
+                        "the run, not what it learned")
         end = self._end(status, message, max(epoch, self.start_epoch))
         self._emit(end)
         return end

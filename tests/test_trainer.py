@@ -333,6 +333,7 @@ def test_a_fit_whose_threads_stall_goes_on_with_one(small_dataset, monkeypatch):
                          precision="fp32", callbacks=[lambda e, tr: seen.append((tr.step, torch.get_num_threads()))])
         assert end.status == "completed" and t.one_thread_from is not None and 20 <= t.one_thread_from <= 35
         assert f"on one thread after step {t.one_thread_from}" in end.message
+        assert end.message.endswith("That slowed the run, not what it learned")  # a walk asked whether it was worse
         assert end.message.startswith("trained 1 epoch")
         assert {n for s, n in seen if s <= 15} == {2} and seen[-1][1] == 1  # two until it stalled, then one
         assert torch.get_num_threads() == 2  # the process's own count, back after the fit
