@@ -241,8 +241,21 @@ def step_done(index: int, runs: list[Run], reached: int) -> bool:
 
 
 def resume_step(runs: list[Run]) -> int:
-    """The step index a visit without a step in its link opens: the one after the last step the
-    user's runs show done (a page step counts only once visited, which such a visit cannot know), or
-    the first. The sidebar's Guided tour opened step 1 under ticks for steps 2, 4 and 5."""
-    done = [k for k in range(len(STEPS)) if step_done(k, runs, reached=0)]
-    return min(done[-1] + 1, len(STEPS) - 1) if done else 0
+    """The step index a visit without a step in its link opens: the first step still to do, or the
+    first step when none is done. Such a visit cannot know which pages were visited, so a page step
+    counts as done where the next step the runs can show is done (the user went on past it).
+
+    The sidebar's Guided tour opened step 1 under ticks for steps 2, 4 and 5; then, "the step after
+    the last one done", it opened step 8 of 8 under ticks for steps 2 and 8 (a student's walk
+    calibrated early), with 3 to 7 still to do."""
+    known = [s.config is not None or s.key == "calibrate" for s in STEPS]  # what runs can show
+    done = [known[k] and step_done(k, runs, reached=0) for k in range(len(STEPS))]
+    if not any(done):
+        return 0
+    for k in range(len(STEPS)):
+        if done[k]:
+            continue
+        later = next((j for j in range(k + 1, len(STEPS)) if known[j]), None)
+        if known[k] or later is None or not done[later]:
+            return k
+    return len(STEPS) - 1

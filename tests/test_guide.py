@@ -335,7 +335,7 @@ def test_a_dry_run_or_other_settings_do_not_stand_for_a_tour_step(tmp_path):
     assert views.tour_active_run([queued, mine], guide.LOGREG) is mine
 
 
-def test_a_visit_without_a_step_opens_after_the_last_step_done(tmp_path):
+def test_a_visit_without_a_step_opens_the_first_step_still_to_do(tmp_path):
     """The sidebar's Guided tour (no step in its link) opened step 1 under ticks for steps 2, 4 and 5."""
     assert guide.resume_step([]) == 0
     logreg = _fake_run(tmp_path, guide.LOGREG, "logreg")
@@ -343,3 +343,17 @@ def test_a_visit_without_a_step_opens_after_the_last_step_done(tmp_path):
     seed, fixed = _fake_run(tmp_path, guide.SEED, "seed"), _fake_run(tmp_path, guide.FIXED, "fixed")
     assert guide.resume_step([logreg, seed, fixed]) == 5  # step 6, the kernels
     assert [s.key for s in guide.STEPS][5] == "kernels"
+    # the first step still to do, not the one after the last done: a walk that calibrated early
+    # (steps 2 and 8 ticked) opened step 8 of 8, with steps 3 to 7 still to do
+    from signlab.fsutil import atomic_write_json
+    from signlab.runs import CALIBRATION_RECORD
+
+    calibrated = _fake_run(tmp_path, guide.FIXED.replace(seed=3), "calibrated")
+    atomic_write_json(calibrated.dir / CALIBRATION_RECORD, {"parent": "logreg", "photos": 6, "letters": ["A", "B"],
+                                                            "seconds": 7.5})
+    assert guide.step_done(7, [logreg, calibrated], 0)
+    assert guide.resume_step([logreg, calibrated]) == 2  # step 3, the templates of the logistic regression
+    assert guide.resume_step([logreg, seed, calibrated]) == 4  # step 5: the fixed ConvNet is still to train
+    # every step the runs can show is done: the last step, which ends with what the user's runs showed
+    assert guide.resume_step([logreg, seed, fixed, calibrated]) == len(guide.STEPS) - 1
+    assert guide.resume_step([seed]) == 0  # step 2 not done: from the start
