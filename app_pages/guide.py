@@ -17,7 +17,7 @@ if ui.Keys.GUIDE_STEP not in st.session_state:  # read from the link only now
         if notice := views.tour_step_notice(st.query_params["step"], len(steps)):
             st.warning(notice, icon="🔗")
         st.session_state[ui.Keys.GUIDE_STEP] = views.tour_step(st.query_params["step"], len(steps))
-    else:  # the sidebar's Guided tour: after the last step the user's runs show done
+    else:  # the sidebar's Guided tour: the first step still to do (signlab.guide.resume_step)
         st.session_state[ui.Keys.GUIDE_STEP] = views.tour_resume_step(runs)
 i = st.session_state[ui.Keys.GUIDE_STEP]
 i = min(max(int(i), 0), len(steps) - 1)
