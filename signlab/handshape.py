@@ -3,9 +3,10 @@
 The image models see a 28x28 grey crop: a real photo's light, background, camera and skin all reach
 them. The hand detector's landmarks (:mod:`signlab.hands`) are none of that, only where the wrist,
 knuckles and fingertips are. This module turns them into 42 numbers (:func:`features`) and reads a
-letter from them with small networks (:class:`HandShapeNet`: :data:`MEMBERS` of them, each from its own
-seed, their probabilities averaged) trained on landmarks found in the dataset's own training images (each upscaled to 224x224, where the landmark model finds a hand in
-about 97% of them). No photo of a real hand is used to train it.
+letter from them with small networks (:class:`HandShapeNet`: :data:`MEMBERS` of them, each from its
+own seed, their probabilities averaged) trained on landmarks found in the dataset's own training
+images (each upscaled to 224x224, where the landmark model finds a hand in about 97% of them). No
+photo of a real hand is used to train them.
 
 On the photo path, :func:`combine` multiplies the image model's probabilities by the hand shape's
 (a weighted product: log-probabilities added), so a letter must look right both as a picture and as
@@ -47,7 +48,7 @@ UPSCALE = 224  # dataset images are upscaled to the landmark model's input size 
 N_FEATURES = 42  # 21 landmarks, x and y
 WRIST, MIDDLE_MCP = 0, 9  # landmark indices: the origin, and the knuckle that sets the scale
 HIDDEN = 256
-MEMBERS = 5  # networks from seeds SEED.. averaged: each read a point or two fewer photos (docs/real-photos.md)
+MEMBERS = 5  # networks from seeds SEED.. averaged: one alone read 1-3 points fewer real photos (docs/real-photos.md)
 WEIGHT = 0.5  # the hand shape's weight in :func:`combine` (log-probabilities): docs/real-photos.md, "Hand shape"
 EPOCHS = 40
 SEED = 0
@@ -172,13 +173,13 @@ def train_net(x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, seed: int = SE
               batch_size: int = 256, lr: float = 1e-3, members: int = MEMBERS) -> HandShapeNet:
     """Train :class:`HandShapeNet` on features (N, 42) and class indices (N,), with :func:`_augment`:
     each member on its own, from seeds ``seed``, ``seed + 1``, ..."""
-    net = HandShapeNet(members=members)
+    net = HandShapeNet(members=0)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
-    for k, member in enumerate(net.members):
-        torch.manual_seed(seed + k)
-        # the member's initial weights drawn after the seed (as the single network of before was)
-        member.load_state_dict(_member().state_dict())
-        g = torch.Generator().manual_seed(seed + k)
+    for k in range(members):
+        torch.manual_seed(seed + k)  # the member's first weights
+        member = _member()
+        net.members.append(member)
+        g = torch.Generator().manual_seed(seed + k)  # its batches and their copies
         opt = torch.optim.Adam(member.parameters(), lr=lr)
         for _ in range(epochs):
             order = torch.randperm(len(xt), generator=g)
