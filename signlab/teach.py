@@ -319,8 +319,8 @@ multiplies the two adapted readings.
 
 **How well it works.** On three development sets of other people's webcam photos, three photos a
 letter, tested on the rest of each set (the robust preset, with the hand's shape): one signer in one
-session went from 63% to 100%; one signer over several sessions (the hand in other places and sizes)
-from 59% to 82-85%; two signers from 79% to 93% (the robust preset over two training runs). Photos
+session went from 65% to 100%; one signer over several sessions (the hand in other places and sizes)
+from 59-61% to 82-85%; two signers from 80% to 92-93% (the robust preset over two training runs). Photos
 of one session are near duplicates of each other, so those numbers are an upper bound for photos
 from another day, room or light: calibrate with a few photos from each place you use it in. Three
 photos of a letter taken in different sessions taught the several-sessions signer's model more than
