@@ -140,12 +140,15 @@ with row.container(width=TABLE_PX, key="eval_table_box"):
                                 "images": st.column_config.NumberColumn("images", format="%d", width=60,
                                                                         help="Test images of this letter")})
 with row.container(width=LEGEND_PX):
-    st.markdown("**Precision**: when the model says this letter, how often is it right?  \n"
+    st.markdown("**Precision**: when the model says this letter, how often is it right? (0% where it never "
+                "says it.)  \n"
                 "**Recall**: of the real images of this letter, how many did it find?  \n"
                 "**F1**: one number that is high only when both are.")
     worst = views.hardest_letters(rows)  # a letter at 100% F1 is not hard
     # one decimal, as the table beside it (T "96%" beside its 95.6%)
     hard = ", ".join(f"**{r['letter']}** ({views.percent(r['F1'] / 100, 1)})" for r in worst)
+    if tied := views.tied_with_last(rows, worst):
+        hard += f", and {views.count_text(tied, 'more letter')} at {views.percent(worst[-1]['F1'] / 100, 1)}"
     # said by which measure: beside "Weakest letter (recall) S: 40%" at the top, "Hardest letters
     # here: R (25% F1)" read as the page contradicting itself
     st.markdown(f"Hardest letters by F1, which also counts the images wrongly given the letter (the "

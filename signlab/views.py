@@ -427,8 +427,9 @@ def my_active_run(runs: Iterable[Any], mine: Callable[[Any], bool]) -> Any | Non
 VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alone; a run's test accuracy (the "
                       "table, Evaluate) is its finished model as it predicts, with test-time shifts where the "
                       "model has them (the image and its four 1-pixel shifts, averaged). When validation is the "
-                      "test set (the default), the two can differ by a few images, either way; a run that holds "
-                      "out part of the training set validates on other images.")
+                      "test set (the default), the two can differ either way: by a few images for a strong "
+                      "model, by hundreds for a weak one (the lecture's logistic regression moved by 3 points); "
+                      "a run that holds out part of the training set validates on other images.")
 
 
 def stopped_and_slowed(message: str, by: str | None) -> tuple[str, str | None]:
@@ -946,6 +947,15 @@ def latest_runs_rows(summaries: Iterable[dict[str, Any]], now: float | None = No
 def hardest_letters(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
     """The letters with the lowest F1 (in percent), leaving out those the model gets perfectly."""
     return sorted((r for r in rows if finite(r.get("F1")) is not None and r["F1"] < 100), key=lambda r: r["F1"])[:n]
+
+
+def tied_with_last(rows: Sequence[dict[str, Any]], listed: Sequence[dict[str, Any]]) -> int:
+    """How many letters not ``listed`` have the last listed letter's F1: "B, C, D (0.0%)" named the first
+    three in the alphabet of twelve letters at 0% (the lecture ConvNet), as if they were the worst."""
+    if not listed:
+        return 0
+    names = {r["letter"] for r in listed}
+    return sum(1 for r in rows if r["letter"] not in names and r.get("F1") == listed[-1]["F1"])
 
 
 # --------------------------------------------------------------------------- the guided tour

@@ -609,6 +609,11 @@ def test_hardest_letters_leave_out_perfect_ones():
             {"letter": "D", "F1": 95.0}]
     assert [r["letter"] for r in views.hardest_letters(rows)] == ["B", "D"]
     assert views.hardest_letters([{"letter": "A", "F1": 100.0}]) == []
+    # twelve letters at 0% (the lecture ConvNet): the three named are said to be three of them
+    zero = [{"letter": c, "F1": 0.0} for c in "BCDEIL"] + [{"letter": "A", "F1": 40.0}]
+    listed = views.hardest_letters(zero)
+    assert [r["letter"] for r in listed] == ["B", "C", "D"] and views.tied_with_last(zero, listed) == 3
+    assert views.tied_with_last(rows, views.hardest_letters(rows)) == 0 and views.tied_with_last(rows, []) == 0
 
 
 def test_first_of_each():
