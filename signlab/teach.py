@@ -94,7 +94,8 @@ confusion matrix that shows as a column of red cells under A, one for each lette
 """
 
 KERNELS_INTRO = (
-    "A convolutional layer slides small *kernels* (small grids of weights: 5×5 in the lecture ConvNet, 3×3 in most others) over the image; each kernel "
+    "A convolutional layer slides small *kernels* (small grids of weights: 5×5 in the lecture ConvNet's first "
+    "layer, 3×3 in its later layers and in most other networks) over the image; each kernel "
     "responds to one pattern, such as an edge at some angle. Here you see each convolution's kernels "
     "(learned, except s2net's fixed first layer), how the first layer changed epoch by epoch where it is "
     "learned, and the *feature maps*: where in your chosen image each kernel fired."

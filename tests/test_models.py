@@ -195,3 +195,12 @@ def test_the_registry_says_which_models_clip_their_scores(name):
         with torch.no_grad():
             assert (net(normalize(torch.rand(8, 1, 28, 28))) >= 0).all()
     assert [m.name for m in models.list_models() if m.output_relu] == ["seed_convnet"]
+
+
+def test_the_kernels_page_says_the_lecture_convnets_kernel_sizes_as_they_are():
+    """Its introduction said "5×5 in the lecture ConvNet" beside a layer menu showing its 3×3 layers."""
+    from signlab.teach import KERNELS_INTRO
+
+    sizes = [m.kernel_size for m in models.create_model("convnet").modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sizes == [(5, 5), (3, 3), (3, 3)]
+    assert "5×5 in the lecture ConvNet's first layer, 3×3 in its later layers" in KERNELS_INTRO
