@@ -333,7 +333,8 @@ MAP_INTRO = (
     "layer, squeezed into two dimensions. Points are coloured by their **true** letter and ringed in black "
     "when the model got them wrong. Where a letter's points form their own island, the layer separates it "
     "from the others. Where colours mix, they may still be apart in the dimensions the map leaves out "
-    "(PCA keeps only two directions of many: a 100% model's letters overlap there); t-SNE's neighbours "
+    "(PCA keeps only the two directions in which the points spread most, out of many, so even a model "
+    "that reads every test image right shows its letters overlapping there); t-SNE's neighbours "
     "show it better. **Click a point** to see its image, or **drag a box** "
     "(box select, in the chart's toolbar) to see the images of a region."
 )
