@@ -353,9 +353,9 @@ with right:
                                              zmax=max(float(np.abs(drop).max()), 0.05), colorbar_title="drop"),
                     width="stretch", key="classify_occlusion")
     # "from 16% for this input alone" under a verdict of 16.1% left a student asking what else there was
-    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers "
-               f"{'the image model' + chr(39) + 's' if also else 'the'} probability of {name} (from "
-               f"{views.percent(p_view, 0)} with nothing covered); blue: covering it raises it.")
+    whose = "the image model's" if also else "the"  # named only where another reading is in the verdict
+    st.caption(f"A grey patch slides over the input. Red: covering that spot lowers {whose} probability of "
+               f"{name} (from {views.percent(p_view, 0)} with nothing covered); blue: covering it raises it.")
 
 with st.expander(f"Slide the patch yourself and watch the probability of {name}", expanded=False):
     a, b = st.columns([1, 1.2], gap="large")

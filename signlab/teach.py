@@ -135,9 +135,10 @@ largest centred square.
 
 **The hand's shape.** The 21 landmarks are a second reading of a photo, blind to light, background
 and skin: placed with the wrist at the origin and the wrist-to-middle-knuckle distance as the unit
-(a left hand mirrored), their 42 coordinates go into five small networks trained on the landmarks found
-in the dataset's own training images, each from its own random start, and their answers are averaged. The answer multiplies the two readings' probabilities, so a
-letter must look right both as a picture and as a hand's shape. Drawings have no landmarks.
+(a left hand mirrored), their 42 coordinates go into five small networks trained on the landmarks
+found in the dataset's own training images, each from its own random start, and their answers are
+averaged. The answer multiplies the two readings' probabilities, so a letter must look right both as
+a picture and as a hand's shape. Drawings have no landmarks.
 
 **Preprocessing.** Your image is turned grey, cropped to a square (move the crop with the sliders),
 shrunk to 28×28 with antialiasing, then normalised exactly as the model's training images were:

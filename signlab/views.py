@@ -104,26 +104,29 @@ def fit_seconds_left(fit: Sequence[dict[str, Any]]) -> float | None:
     holds at least two records and some progress, else its whole pace (:func:`seconds_left`). On a
     busy server the pace fell from 754 to 57 images a second mid-run, and the whole run's pace said
     "about 28 s left" for three minutes."""
+    return fit_times_left(fit)[0]
+
+
+def fit_times_left(fit: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(recent, whole): the time left at the recent pace (:func:`fit_seconds_left`) and at the whole
+    fit's pace, read from its first logged step (:func:`seconds_left`); the Train line says both
+    where they differ."""
     if not fit:
-        return None
+        return None, None
     last = fit[-1]
     p, t = finite(last.get("progress")), finite(last.get("train_seconds"))
-    whole = seconds_left(p, t, _first_step(fit))  # None for a missing figure, or too early to say
+    first = (finite(fit[0].get("progress")), finite(fit[0].get("train_seconds")))
+    whole = seconds_left(p, t, first)  # None for a missing figure, or too early to say
     if whole is None or p is None or t is None:
-        return whole
+        return whole, whole
     earlier = [r for r in fit[:-1] if (finite(r.get("train_seconds")) or 0.0) <= t * (1 - RECENT_SHARE)
                and finite(r.get("progress")) is not None]
     if not earlier:
-        return whole
+        return whole, whole
     p0, t0 = finite(earlier[-1]["progress"]), finite(earlier[-1]["train_seconds"]) or 0.0
     if p - p0 < PACE_PROGRESS or t - t0 <= 0:  # too little done since to read a pace
-        return whole
-    return (t - t0) / (p - p0) * (1 - min(p, 1.0))
-
-
-def _first_step(fit: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
-    """(progress, train_seconds) of a fit's first logged step: where its pace is read from."""
-    return (finite(fit[0].get("progress")), finite(fit[0].get("train_seconds"))) if fit else (None, None)
+        return whole, whole
+    return (t - t0) / (p - p0) * (1 - min(p, 1.0)), whole
 
 
 def current_fit(batches: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,8 +244,7 @@ def live_status(status: dict[str, Any], records: Sequence[dict[str, Any]], *, mi
         # from the log, a file: NaN or text there made the live feed's JSON a 500 on every poll
         p = min(max(finite(last.get("progress")) or 0.0, 0.0), 1.0)
         speed = finite(last.get("samples_per_second"))
-        left = fit_seconds_left(fit)
-        whole = seconds_left(finite(last.get("progress")), finite(last.get("train_seconds")), _first_step(fit))
+        left, whole = fit_times_left(fit)
         epoch = last.get("epoch")
         epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else done + 1
         return LiveStatus(state, "progress", progress_text(epoch, target, images_per_second=speed, seconds_left=left,
