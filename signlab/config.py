@@ -110,6 +110,9 @@ class Setting:
     column: int | None = 0
     step: float | None = None  # the widget's step (default 1 for whole numbers, 1e-4 otherwise)
     search: tuple[Any, ...] | Log | None = None  # what the sweep tries (signlab.sweep)
+    # a choice whose name alone says too little, in words: the Train page's box reads "none (constant
+    # rate)" and a run's settings line "constant rate" (a teacher read "none" as no schedule at all)
+    choice_words: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def words(self) -> str:
@@ -121,6 +124,11 @@ class Setting:
     def log_scale(self) -> bool:
         """Whether its values span decades (the sweep searches it on a log scale): charts give it a log axis."""
         return isinstance(self.search, Log)
+
+    def option_text(self, value: Any) -> str:
+        """A choice as its box lists it: the value the command line takes, and its words if declared."""
+        words = self.choice_words.get(value)
+        return f"{value} ({words})" if words else str(value)
 
     def text(self, value: Any) -> str:
         """A value as the pages write it: 3.00e-03 on a log scale, on/off for a toggle."""
@@ -206,6 +214,7 @@ class TrainConfig:
                                   presets={"lecture": 0.0},
                                   help="How strongly every step pulls the weights towards zero (regularisation).")
     schedule: str = setting("onecycle", choices=SCHEDULES, label="Schedule", column=1, presets={"lecture": "none"},
+                            choice_words={"none": "constant rate"},
                             help="none: a constant rate; cosine: decays smoothly; onecycle: warms up, then decays.")
     # on batches on the device
     augment: bool = setting(True, label="Augmentation", search=(True, False),

@@ -184,14 +184,16 @@ def bf16_measured_faster(model: torch.nn.Module, example: torch.Tensor, repeats:
     return verdict
 
 
-def device_description(device: torch.device | None = None) -> str:
-    """A short human description: the GPU's name, or the CPU with its thread count."""
+def device_description(device: torch.device | None = None, why_threads: str = "") -> str:
+    """A short human description: the GPU's name, or the CPU with its thread count (and
+    ``why_threads``, the reason for that count, where it is not the machine's choice)."""
     device = device or resolve_device("auto")
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU: Apple MPS"
-    return f"CPU ({count_text(torch.get_num_threads(), 'thread')})"  # "1 thread", not "1 threads"
+    why = f": {why_threads}" if why_threads else ""
+    return f"CPU ({count_text(torch.get_num_threads(), 'thread')}{why})"  # "1 thread", not "1 threads"
 
 
 # --------------------------------------------------------------------------- how busy the machine is

@@ -185,6 +185,9 @@ STALL_SECONDS = 3.0
 # a whole step (augmentation, the optimizer, the loss read back) against measure_precision's fastest
 # forward-and-backward pass, generously: the fast preset's step was 1.5 times its pass on an idle 2-core Xeon
 PASS_TO_STEP = 2.0
+# how a run that its model's size put on fewer threads says so beside "CPU (1 thread)": a teacher
+# watching logistic regression asked why it used one core of two (models.cpu_threads has the numbers)
+SMALL_MODEL_THREADS = "faster for a model this small"
 
 
 def expected_pace(batch_size: int, verdict: dict[str, Any] | None) -> float:
@@ -195,15 +198,19 @@ def expected_pace(batch_size: int, verdict: dict[str, Any] | None) -> float:
 
 
 @contextmanager
-def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
+def run_threads(cfg: TrainConfig, device: torch.device) -> Iterator[bool]:
     """Torch's CPU threads for a run's work: its ``threads`` setting, else at most what its model uses
     well (:func:`signlab.models.cpu_threads`); put back afterwards, so that a warm worker's next run
-    (or whatever else the process does) starts from where it was."""
+    (or whatever else the process does) starts from where it was. Yields whether the model's own
+    limit took threads away (the run then says why it uses fewer than the machine has)."""
     before = torch.get_num_threads()
+    capped = False
     if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or min(before, cpu_threads(cfg.model) or before))
+        threads = cfg.threads or min(before, cpu_threads(cfg.model) or before)
+        capped = not cfg.threads and threads < before
+        torch.set_num_threads(threads)
     try:
-        yield
+        yield capped
     finally:
         torch.set_num_threads(before)
 
@@ -523,8 +530,8 @@ class Trainer:
         """Train; returns (and emits) the FitEnd event. A loss that blew up ends the fit, failed: checked
         at every step on the CPU, at logging steps on a GPU (a check is a wait for the device there) and,
         under torchrun, where the processes agree (so a GPU may take up to ``log_every - 1`` more steps)."""
-        with run_threads(self.cfg, self.device):
-            return self._fit()
+        with run_threads(self.cfg, self.device) as capped:
+            return self._fit(SMALL_MODEL_THREADS if capped else "")
 
     def _trained_words(self, epoch: int) -> str:
         """A completed fit's message, counting the whole run: a continuation's said only its own
@@ -568,7 +575,7 @@ class Trainer:
                 except (RuntimeError, ValueError, TypeError) as err:
                     _log.warning("the saved random state %r could not be restored (%s); drawn anew", name, err)
 
-    def _fit(self) -> FitEnd:
+    def _fit(self, why_threads: str) -> FitEnd:
         cfg, dev = self.cfg, self.device
         self.model.train()
         self._restore_rng()
@@ -576,7 +583,7 @@ class Trainer:
         self._best_pace, self._windows, self.one_thread_from = 0.0, [], None
         self._emit(FitStart(self.start_epoch + cfg.epochs, self.start_epoch, self.steps_per_epoch,
                             len(self.train_y), len(self.val_y),
-                            device_description(dev) + (" in bf16" if self._autocast else ""),
+                            device_description(dev, why_threads) + (" in bf16" if self._autocast else ""),
                             count_parameters(self.model), self.schedule_from))
         last_epoch = self.start_epoch + cfg.epochs
         status, message, epoch = "completed", "", self.start_epoch

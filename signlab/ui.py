@@ -889,7 +889,8 @@ def setting_input(s: Setting, where: Any = None) -> Any:
     if allowed is not None:
         if st.session_state.get(key) not in allowed:  # e.g. a model no longer registered: the box would fail
             st.session_state[key] = s.default
-        return where.selectbox(s.label, allowed, key=key, help=s.help, persist_state=PERSIST)
+        return where.selectbox(s.label, allowed, key=key, help=s.help, format_func=s.option_text,
+                               persist_state=PERSIST)
     # No min_value/max_value: a box with bounds keeps its last valid value when a student types one
     # outside them (it only turns red), so Start would train with a number the page does not show.
     # Unbounded, the typed value reaches views.page_config, whose message names the setting and its

@@ -381,7 +381,7 @@ def _config_parts(cfg: Any) -> tuple[str, list[str]]:
     rest = (["equalize"] if cfg.input_norm == "equalize" else []) + (
         ["photo-like augmentation"] if cfg.augment_photo else [])
     # schedule "none" read as nothing at all ("adam, none, seed 0"): a constant rate says what it is
-    schedule = "constant lr" if cfg.schedule == "none" else cfg.schedule
+    schedule = _config.SETTING["schedule"].choice_words.get(cfg.schedule, cfg.schedule)
     return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, schedule]
 
 

@@ -304,7 +304,7 @@ def test_run_heading_uses_the_name():
 def test_config_line():
     line = views.config_line(preset("robust"), "CPU")
     assert line.startswith("fastcnn ×3 · equalize · photo-like augmentation · batch 128") and line.endswith(" · CPU")
-    assert views.config_line(preset("lecture", model="logreg")) == "logreg · batch 32 · lr 0.001 · adam · constant lr"
+    assert views.config_line(preset("lecture", model="logreg")) == "logreg · batch 32 · lr 0.001 · adam · constant rate"
 
 
 def test_my_active_run_finds_the_users_running_run():
