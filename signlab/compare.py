@@ -314,12 +314,19 @@ def _epochs_word(summary: dict[str, Any]) -> Any:
     return f"{done}/{asked}" if asked else done
 
 
+# the settings a run's summary holds that the runs table shows beside the preset: one that differs
+# from its preset's value makes the run "custom", as the Train page calls it (the epochs are left out:
+# continuing a run adds epochs without changing its recipe)
+_RECIPE = ("model", "batch_size", "lr", "optimizer", "schedule", "augment")
+
+
 def _preset_word(summary: dict[str, Any]) -> Any:
-    """What a run started from: the preset, with "(other model)" where its model is not the preset's
-    (``train --model logreg`` starts from the fast preset, and the table read "fast" beside logreg); a
-    sweep's trial and a calibrated run were made by no preset (their config's default word read "fast
-    (other model)" beside both). A network the lecture itself trained (logistic regression) under the
-    lecture preset is "lecture"."""
+    """What a run started from: the preset, or "custom (from fast)" where a setting the table shows is
+    not the preset's, the Train page's word for it (``train --model logreg`` starts from the fast
+    preset, and the table read "fast" beside logreg; then "fast (other model)" where Train said
+    "Custom"); a sweep's trial and a calibrated run were made by no preset (their config's default
+    word read "fast (other model)" beside both). A network the lecture itself trained (logistic
+    regression) under the lecture preset's settings is "lecture"."""
     if summary.get("kind") == "trial":
         return "sweep trial"
     if summary.get("parent"):
@@ -327,9 +334,11 @@ def _preset_word(summary: dict[str, Any]) -> Any:
     name, model = summary.get("preset"), summary.get("model")
     if name not in PRESETS or model is None:
         return name
+    base = {k: PRESETS[name].get(k, SETTING[k].default) for k in _RECIPE}
     if name == "lecture" and model in LECTURE_MODEL_EPOCHS:  # the tour's logistic regression read "lecture
-        return name  # (other model)", as if the lecture had not trained it with these very settings
-    return name if model == PRESETS[name].get("model", SETTING["model"].default) else f"{name} (other model)"
+        base["model"] = model  # (other model)", as if the lecture had not trained it with these very settings
+    changed = [k for k in _RECIPE if summary.get(k) is not None and summary[k] != base[k]]
+    return f"custom (from {name})" if changed else name
 
 
 def short_names(names: Sequence[str]) -> list[str]:

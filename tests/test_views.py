@@ -1501,10 +1501,14 @@ def test_the_runs_table_says_when_a_run_left_its_presets_model():
         return SimpleNamespace(id=f"r{i}", summary=lambda: summary)
 
     rows = views.runs_table([run(1), run(2, model="logreg"), run(3, preset="robust"), run(4, preset="lecture"),
-                             run(5, preset="lecture", model="mlp"), run(8, preset="lecture", model="logreg")])
-    # the lecture trained logistic regression with its settings too: not "lecture (other model)", as the tour's read
-    assert [r["preset"] for r in rows] == ["fast", "fast (other model)", "robust", "lecture", "lecture (other model)",
-                                           "lecture"]
+                             run(5, preset="lecture", model="mlp"), run(8, preset="lecture", model="logreg"),
+                             run(9, lr=0.01), run(10, preset="lecture", model="logreg", batch_size=64),
+                             run(11, epochs=9)])
+    # the lecture trained logistic regression with its settings too: not "lecture (other model)", as the
+    # tour's read. Any other change is "custom", the Train page's word (a teacher saw "fast (other model)"
+    # on Runs where Train had said "Custom"); more epochs alone is the preset's recipe, run longer
+    assert [r["preset"] for r in rows] == ["fast", "custom (from fast)", "robust", "lecture", "custom (from lecture)",
+                                           "lecture", "custom (from fast)", "custom (from lecture)", "fast"]
     # a sweep's trial and a calibrated run were made by no preset: said by what made them (a walk read
     # "fast (other model)" beside both)
     trial, calibrated = run(6, model="mlp"), run(7, model="logreg")
