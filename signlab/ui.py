@@ -28,7 +28,7 @@ from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
 from .device import device_description
 from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
-from .errors import SignlabError
+from .errors import RunError, SignlabError
 from .events import Logged, logged
 from .evaluate import Evaluation, evaluate_model
 from .compare import preferred_run
@@ -1333,7 +1333,15 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
     """
     drawn_with = view.state
     polling = view.state in ACTIVE
-    cfg = run.config  # read once (a file): the heading, the hint and the health legend use it
+    try:
+        cfg = run.config  # read once (a file): the heading, the hint and the health legend use it
+    except RunError:
+        if run.dir.is_dir():
+            raise
+        # deleted elsewhere while this script ran (it was opened a moment before): the page stopped on
+        # "this page stopped", under a Continue button for the deleted run. Drawn again, the page
+        # cannot open it and says it is gone where it says so for any deleted run.
+        st.rerun()
     if not compact:  # drawn once, outside the polling: every element a poll redraws costs the browser
         status = run.status()
         others = someone_else(status.get("owner"))  # an instructor watching a student's run
@@ -1384,6 +1392,24 @@ def live_run(run: Run, jm: JobManager, mine: bool, view: "views.LiveStatus", com
             if not compact:
                 details()
         st.fragment(_named(still, f"{key}_still"))()
+        st.fragment(run_every=GONE_POLL_SECONDS)(_named(lambda: _rerun_when_gone(run), f"{key}_gone"))()
+
+
+# how often a page showing a finished run looks whether it still exists: an instructor deleted a
+# student's finished run and the student's Train page went on showing it (with Continue) until the
+# next click. One indexed row read; the page reruns only when the row is gone.
+GONE_POLL_SECONDS = 5.0
+
+
+def _rerun_when_gone(run: Run) -> None:
+    """Rerun the page once ``run``'s row has left the store (deleted elsewhere): the page then says
+    so, as it does for a run deleted before it was drawn."""
+    try:
+        gone = not run.store.rows(run_ids=[run.id])
+    except SignlabError:  # the database away for a moment: look again next time
+        return
+    if gone:
+        st.rerun()
 
 
 def follow_runs(runs: Sequence[Run], every: float = 3.0) -> None:

@@ -124,6 +124,18 @@ def test_pause_resume_stop_continue_follow_the_run_live(page, browser, own):
         assert "trained 2 epochs" in caption, caption
         wait_chart(page, "runs_loss_overlay", WAIT)
     assert_no_exception(page, "Train after a continued run")
+    with step(page, "the finished run deleted elsewhere (an instructor): the Train page says so with no click"):
+        from signlab.runs import delete_run, list_runs
+
+        run_id = next(r.id for r in list_runs(own.runs_dir) if r.config.model == "mlp")
+        goto(page, own.url, f"/train?run={run_id}")
+        wait_text(page, "Continue training", WAIT)
+        wait_idle(page, WAIT)  # deleted while the script still ran, the page stopped on its own message
+        delete_run(run_id, own.runs_dir)
+        # it showed the run, with Continue, until the student's next click
+        wait_text(page, "is not one you can open here (it was deleted", WAIT)
+        assert not _button(page, "Continue training").count()
+    assert_no_exception(page, "Train after its run was deleted elsewhere")
 
 
 def test_train_the_robust_model_opens_train_with_the_robust_settings(page, own):
