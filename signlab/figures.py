@@ -7,6 +7,7 @@ Figures take numpy arrays and plain dicts; this module imports no torch (checked
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any, Sequence
 
@@ -903,11 +904,26 @@ def feature_map(coords: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, conf
 
 
 # --------------------------------------------------------------------------- the network's health
-def _log_dtick(lines: dict[str, list[float | None]]) -> str | None:
-    """Ticks at 1, 2 and 5 of each power of ten where the values span under three of them: in a tall
-    panel plotly chose every digit, and "0.9" to "0.6" written out in full ran into each other."""
+def _ticks_within(lo: float, hi: float, digits: Sequence[int]) -> int:
+    """How many of ``digits`` x 10^k lie between ``lo`` and ``hi``: the ticks a log axis would write."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    return sum(lo <= d * 10.0 ** k <= hi for k in range(k0, k1 + 1) for d in digits)
+
+
+def _size_axis(lines: dict[str, list[float | None]]) -> dict[str, Any]:
+    """A gradient- or weight-size panel's y axis: logarithmic, ticks at 1, 2 and 5 of each power of ten
+    where the values span under three of them (in a tall panel plotly chose every digit, and "0.9" to
+    "0.6" written out in full ran into each other), every digit where 1, 2 and 5 would leave under
+    three ticks, and linear where even the digits would leave one (a logistic regression's weights
+    after its first epoch, 3.2 to 8: its panel had one tick, "5", and read as having no scale)."""
     values = [v for vs in lines.values() for v in vs if v]
-    return "D2" if values and max(values) / min(values) < 1000 else None
+    if not values or max(values) / min(values) >= 1000:
+        return dict(type="log")  # plotly's own ticks, at powers of ten
+    lo, hi = min(values), max(values)
+    for digits, dtick, least in (((1, 2, 5), "D2", 3), (range(1, 10), "D1", 2)):
+        if _ticks_within(lo, hi, digits) >= least:
+            return dict(type="log", dtick=dtick)
+    return dict(type="linear")
 
 
 def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str] | None = None) -> go.Figure:
@@ -960,7 +976,7 @@ def health_charts(series: dict[str, Any], title: str = "", labels: dict[str, str
     # every tick written out ("20", "0.05"): plotly's default on a log axis writes 2 and 5 for the
     # ticks between powers of ten, which read as "2" above "10" and "5 2 1 5 2 0.1"
     for col, key in ((1, "grad"), (2, "weight")):
-        fig.update_yaxes(type="log", tickformat="~g", dtick=_log_dtick(series.get(key, {})), row=1, col=col)
+        fig.update_yaxes(tickformat="~g", **_size_axis(series.get(key, {})), row=1, col=col)
     if has_relu:
         fig.update_yaxes(range=[0, 100], row=2, col=1)
         dead = [v for values in series.get("dead", {}).values() for v in values if v is not None]

@@ -207,7 +207,7 @@ def test_without_a_fourth_panel_the_dead_units_span_the_row_and_the_legend_runs_
     and plotly squeezed every panel to about 70 px to make room for it. And in a tall panel plotly
     wrote every digit of a log axis in full, "0.9" to "0.6" on top of one another."""
     layers = {f"conv{i}": [2.0 ** -i, 2.0 ** -(i + 1)] for i in range(7)}
-    series = {"steps": [10, 20], "grad": layers, "weight": {n: [1.0, 3.0] for n in layers},
+    series = {"steps": [10, 20], "grad": layers, "weight": {n: [1.0, 30.0] for n in layers},
               "dead": {f"relu{i}": [0.1, 0.2] for i in range(5)}, "dead_logits": None}
     fig = figures.health_charts(series)
     assert list(fig.layout.xaxis3.domain) == [0.0, 1.0], fig.layout.xaxis3.domain  # the whole row
@@ -219,3 +219,17 @@ def test_without_a_fourth_panel_the_dead_units_span_the_row_and_the_legend_runs_
     assert fig.layout.yaxis.dtick == "D2" and fig.layout.yaxis2.dtick == "D2"
     wide = {**series, "grad": {"conv0": [1e-6, 10.0]}}  # seven powers of ten: plotly's own ticks
     assert figures.health_charts(wide).layout.yaxis.dtick is None
+
+
+def test_a_size_panel_whose_values_hold_one_tick_still_gets_a_scale():
+    """A logistic regression's weights after its first epoch ran from 3.2 to 8: on a log axis with ticks
+    at 1, 2 and 5 its panel had one tick ("5") and read as having no scale. Every digit where 1, 2 and
+    5 leave under three, and a linear axis (plotly's own ticks) where even the digits leave one."""
+    def axes(grad, weight):
+        layout = figures.health_charts({"steps": [10, 20], "grad": {"linear": grad}, "weight": {"linear": weight},
+                                        "dead": {}, "dead_logits": None}).layout
+        return [(a.type, a.dtick) for a in (layout.yaxis, layout.yaxis2)]
+
+    assert axes([0.01, 0.5], [1.2, 1.8]) == [("log", "D2"), ("linear", None)]  # 1.2-1.8: no digit between
+    assert axes([3.2, 8.0], [0.3, 0.9]) == [("log", "D1"), ("log", "D1")]  # 5 alone: 4 to 8; 0.5 alone: 0.3 to 0.9
+    assert axes([1e-5, 1.0], [1.0, 30.0]) == [("log", None), ("log", "D2")]  # 1, 2, 5, 10, 20
