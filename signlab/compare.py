@@ -296,7 +296,8 @@ def runs_table(runs: Sequence["Run"], queue: Sequence[str] = ()) -> list[dict[st
             "status": f"queued: {place[r.id]} of {len(place)}" if status_word(s) == "queued" and r.id in place
             else status_word(s),
             "epochs": _epochs_word(s),
-            "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"], "schedule": s["schedule"],
+            "batch": s["batch_size"], "lr": s["lr"], "optimizer": s["optimizer"],
+            "schedule": None if s["schedule"] is None else SETTING["schedule"].option_text(s["schedule"]),
             "augment": bool(s["augment"]) if s["augment"] is not None else None,
             "test accuracy": 100 * s["test_accuracy"] if isinstance(s["test_accuracy"], (int, float)) else None,
             "training time": s["train_seconds"] if isinstance(s["train_seconds"], (int, float)) else None,

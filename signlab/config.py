@@ -110,8 +110,9 @@ class Setting:
     column: int | None = 0
     step: float | None = None  # the widget's step (default 1 for whole numbers, 1e-4 otherwise)
     search: tuple[Any, ...] | Log | None = None  # what the sweep tries (signlab.sweep)
-    # a choice whose name alone says too little, in words: the Train page's box reads "none (constant
-    # rate)" and a run's settings line "constant rate" (a teacher read "none" as no schedule at all)
+    # a choice whose name alone says too little, in words the pages show instead (the box, a run's
+    # settings line, the runs table): a teacher read schedule "none" as no schedule at all. One word:
+    # "none (constant rate)" was cut to "none (constan" in the Train page's half-width box
     choice_words: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -126,9 +127,8 @@ class Setting:
         return isinstance(self.search, Log)
 
     def option_text(self, value: Any) -> str:
-        """A choice as its box lists it: the value the command line takes, and its words if declared."""
-        words = self.choice_words.get(value)
-        return f"{value} ({words})" if words else str(value)
+        """A choice as the pages write it: its words where declared, else the value the command line takes."""
+        return self.choice_words.get(value, str(value))
 
     def text(self, value: Any) -> str:
         """A value as the pages write it: 3.00e-03 on a log scale, on/off for a toggle."""
@@ -214,8 +214,9 @@ class TrainConfig:
                                   presets={"lecture": 0.0},
                                   help="How strongly every step pulls the weights towards zero (regularisation).")
     schedule: str = setting("onecycle", choices=SCHEDULES, label="Schedule", column=1, presets={"lecture": "none"},
-                            choice_words={"none": "constant rate"},
-                            help="none: a constant rate; cosine: decays smoothly; onecycle: warms up, then decays.")
+                            choice_words={"none": "constant"},
+                            help="constant (none on the command line and in links): the rate never changes; "
+                                 "cosine: decays smoothly; onecycle: warms up, then decays.")
     # on batches on the device
     augment: bool = setting(True, label="Augmentation", search=(True, False),
                             presets={"lecture": False},

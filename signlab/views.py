@@ -381,7 +381,7 @@ def _config_parts(cfg: Any) -> tuple[str, list[str]]:
     rest = (["equalize"] if cfg.input_norm == "equalize" else []) + (
         ["photo-like augmentation"] if cfg.augment_photo else [])
     # schedule "none" read as nothing at all ("adam, none, seed 0"): a constant rate says what it is
-    schedule = _config.SETTING["schedule"].choice_words.get(cfg.schedule, cfg.schedule)
+    schedule = _config.SETTING["schedule"].option_text(cfg.schedule)
     return model, rest + [f"batch {cfg.batch_size}", f"lr {cfg.lr:g}", cfg.optimizer, schedule]
 
 
@@ -430,7 +430,7 @@ VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alon
                       "table, Evaluate) is its finished model as it predicts, with test-time shifts where the "
                       "model has them (the image and its four 1-pixel shifts, averaged). When validation is the "
                       "test set (the default), the two can differ either way: by a few images for a strong "
-                      "model, by hundreds for a weak one (the lecture's logistic regression moved by 3 points); "
+                      "model, by hundreds for a weak one (a logistic regression with test-time shifts moved by 3 points); "
                       "a run that holds out part of the training set validates on other images.")
 
 
@@ -1342,7 +1342,7 @@ def rows_with_accuracy(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, A
     were the worst run."""
     drawn = [r for r in rows if r.get("accuracy") is not None]
     left = len(rows) - len(drawn)
-    return drawn, (f"{count_text(left, 'run')} with no accuracy yet (queued, training or stopped before an "
+    return drawn, (f"{count_text(left, 'run')} with no accuracy (queued, training, failed, or stopped before an "
                    f"epoch) {'is' if left == 1 else 'are'} not drawn." if left else "")
 
 
