@@ -219,6 +219,10 @@ with left:
                 st.session_state[ui.Keys.RUNS_FLASH] = f"Renamed to “{ui.md(renamed.name)}”."
                 st.rerun()
     actions = st.container(horizontal=True, gap="small")  # a button that does not fit goes to the next line
+    if actions.button("🏋️ Open in Train", width="stretch", help="Its loss, its epochs and its health charts, "
+                      "as the Train page showed them while it trained"):
+        ui.show_in_train(run.id)
+        st.switch_page("app_pages/train.py")
     if actions.button("🎯 Open in Evaluate", width="stretch", disabled=not run.has_weights()):
         ui.look_at(run.id)
         st.switch_page("app_pages/evaluate.py")

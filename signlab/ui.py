@@ -1092,6 +1092,13 @@ def follow_run(run_id: str) -> None:
     link_run(run_id)
 
 
+def show_in_train(run_id: str) -> None:
+    """The Train page shows ``run_id`` when it opens next (the Runs page's "Open in Train": a teacher
+    could reach an earlier run's loss, health charts and Replay only by typing ``?run=`` into the
+    address). Not :func:`follow_run`: its link would name the run on the page the button is on."""
+    st.session_state[Keys.TRAIN_RUN] = run_id
+
+
 def link_run(run_id: str) -> None:
     """Put ``run_id`` in the page's link unless it is there. The Train page calls this on every run,
     not only at Start: a query parameter set just before ``st.rerun()`` can be lost when the rerun's

@@ -277,6 +277,13 @@ def test_pickers_open_on_the_run_this_session_trained_else_the_best(runs_env, da
     assert not at.exception and picked != first and by_label(at.selectbox, "Run").value == picked
     # the run shown is in the page's link: a reload (a new session on that link) shows it again, not the best
     assert at.query_params["run"] == picked
+    # and Open in Train shows the run there, loss, health and Replay (a teacher could reach an earlier run's
+    # Train view only by typing ?run= into the address)
+    at.switch_page("app_pages/runs.py")
+    at.run()
+    by_label(at.button, "🏋️ Open in Train").click().run()
+    assert not at.exception and at.session_state["train_run_id"] == picked and at.query_params["run"] == picked
+    assert by_label(at.button, "Continue training") and not [i for i in at.info if "Press **Start**" in i.value]
     again = AppTest.from_file(APP, default_timeout=TIMEOUT)
     again.run()
     again.switch_page("app_pages/evaluate.py")
