@@ -137,6 +137,9 @@ with right:
     if cfg is None:  # the settings column names the setting; say it where the eye starts too (under a
         # finished run it was said only at the foot of the settings, out of view at 1280x800)
         st.warning(f"Start is off until the settings can be used. {ui.md(config_error)}", icon="⚠️")
+    elif device_problem := ui.device_problem(cfg):
+        st.warning(f"{ui.md(device_problem)}. A run started with it fails at once unless a training process "
+                   "on a machine with that device takes it.", icon="⚠️")
     elif view.can_start:  # not beside a refusal (a quota of 0 said "Start is off" over "Press Start")
         # The network's name at once, its time after: for a network this server has not measured, the
         # estimate times a few of its steps (seconds), and the old hint stood meanwhile, naming the

@@ -26,9 +26,9 @@ from .policy import check_environment, check_names
 from .config import DEFAULT_PRESET, Setting, TrainConfig
 from .data import TEST_ROWS, Dataset, load_dataset
 from .data import mean_images as _mean_images
-from .device import device_description
+from .device import check_device, device_description
 from .embedding import METHOD_WORDS, cached_map, measured_tsne_seconds, run_map
-from .errors import RunError, SignlabError
+from .errors import ConfigError, RunError, SignlabError
 from .events import Logged, logged
 from .evaluate import Evaluation, evaluate_model
 from .compare import preferred_run
@@ -536,6 +536,17 @@ def leave_tour_for(step: int, page: str) -> None:
 @st.cache_resource
 def _device_text() -> str:
     return device_description()
+
+
+def device_problem(cfg: Any) -> str | None:
+    """Why ``cfg``'s device cannot train on this server, or None. Said before Start, not refused: a
+    class's workers may run on another machine, one with the GPU (a walk chose cuda on a CPU server,
+    saw no word of it, and the run failed at once). An unknown name is the settings' own error."""
+    try:
+        check_device(cfg.device, "Device")
+    except ConfigError as err:
+        return str(err)
+    return None
 
 
 def state(key: str, default: Any = None) -> Any:

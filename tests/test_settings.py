@@ -20,7 +20,7 @@ from signlab.config import (PRESET_DESCRIPTIONS, PRESETS, RANGES, RECORD_FIELDS,
 from signlab.errors import ConfigError
 from signlab.settings import (PAGE_SETTINGS, SEARCHED, link_query, link_values, option_help, page_config,
                               page_values, parse_value)
-from tests._local import read_md
+from tests._local import by_label, read_md
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [s.name for s in SETTINGS]
@@ -231,6 +231,25 @@ def test_parse_value_never_overflows():
     with pytest.raises(ValueError, match=r"is out of range \(allowed 1e-06 to 10\)"):
         parse_value(SETTING["lr"], "1" * 400)
     assert math.isclose(parse_value(SETTING["lr"], "1e-3"), 1e-3)
+
+
+def test_a_device_this_server_lacks_is_said_before_start(tmp_path, monkeypatch, app_caches):
+    """A walk chose cuda on a server with no GPU: no word of it until the run failed at once. Said, not
+    refused (a class's workers may run on a machine with the GPU); auto says nothing."""
+    import torch
+
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, said in (("cuda", True), ("auto", False)):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.switch_page("app_pages/train.py")
+        at.query_params["device"] = device
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        warned = [w.value for w in at.warning if "no CUDA GPU" in w.value]
+        assert bool(warned) == said, (device, [w.value for w in at.warning])
+        assert not said or "fails at once unless a training process on a machine with that device" in warned[0]
+        assert not by_label(at.button, "▶ Start").disabled
 
 
 def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_caches):
