@@ -14,7 +14,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .config import DEFAULT_PRESET, EMPTY, PRESETS, SETTING, SETTINGS, Setting, TrainConfig, preset
+from .config import (DEFAULT_PRESET, EMPTY, LECTURE_MODEL_EPOCHS, PRESETS, SETTING, SETTINGS, Setting, TrainConfig,
+                     preset)
 from .errors import ConfigError
 
 PAGE_SETTINGS: tuple[Setting, ...] = tuple(s for s in SETTINGS if s.label is not None)  # in the page's order
@@ -96,6 +97,10 @@ def changed_from_preset(values: Mapping[str, Any]) -> list[Setting]:
     """The page settings whose value differs from the chosen preset's, in the page's order: what
     a student changed after picking it (the link still reproduces them, the preset plus each)."""
     base = page_values(values["preset"]) if values.get("preset") in PRESETS else {}
+    if values.get("preset") == "lecture" and values.get("model") in LECTURE_MODEL_EPOCHS:
+        # the lecture trained logistic regression too, for its own epochs: "Custom: Architecture and Epochs
+        # changed" read beside the very setup the lecture used, which Runs calls "lecture"
+        base = {**base, "model": values["model"], "epochs": LECTURE_MODEL_EPOCHS[values["model"]]}
     return [s for s in PAGE_SETTINGS if s.name in values and s.name in base and values[s.name] != base[s.name]]
 
 
