@@ -45,7 +45,11 @@ with left:
         st.button(f"Use {views.LECTURE_LOGREG_EPOCHS} epochs", key="train_lecture_epochs",
                   on_click=lambda: st.session_state.__setitem__(ui.setting_key("epochs"), views.LECTURE_LOGREG_EPOCHS))
     with st.expander("Layer summary"):
-        st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch")
+        # what each layer makes and costs first: in the settings' narrow box "depth" and "type" (the
+        # layer's name says it) took the width and the shapes and counts were behind a sideways scroll
+        st.dataframe(pd.DataFrame(views.layer_summary(model)), hide_index=True, width="stretch",
+                     column_order=("layer", "output_shape", "parameters", "mult_adds"),
+                     column_config={"output_shape": "output", "mult_adds": "multiply-adds"})
     ui.setting_inputs([s for s in views.PAGE_SETTINGS if s.name != "model"])
     if views.PRESETS.get(st.session_state[ui.setting_key("preset")], {}).get("augment_photo"):
         st.caption("This preset also makes training images look like photos: hands zoomed out onto plain walls, "

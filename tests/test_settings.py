@@ -252,6 +252,18 @@ def test_a_device_this_server_lacks_is_said_before_start(tmp_path, monkeypatch, 
         assert not by_label(at.button, "▶ Start").disabled
 
 
+def test_the_layer_summary_shows_what_each_layer_makes_and_costs_first(tmp_path, monkeypatch, app_caches):
+    """In the settings' narrow box only "layer", "depth" and a cut "type" showed: the output shapes and
+    parameter counts were behind a sideways scroll a teacher did not find."""
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/train.py")
+    at.run()
+    table = at.dataframe[0]
+    assert list(table.proto.column_order) == ["layer", "output_shape", "parameters", "mult_adds"]
+    assert {"layer", "output_shape", "parameters", "depth", "type"} <= set(table.value.columns)  # the data keeps all
+
+
 def test_train_page_draws_a_widget_per_page_setting(tmp_path, monkeypatch, app_caches):
     monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
