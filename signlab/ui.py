@@ -1286,7 +1286,9 @@ def _run_details(run: Run, cfg: Any, key: str, drawn_with: RunState, asked_first
     takes no CPU from training."""
     records = metrics(run)
     epochs = logged(records, Logged.EPOCH)
-    hint = live_hint(cfg, epochs)
+    # a run that ended before its first logged step (it failed at once: a device this server lacks) has
+    # no chart: "The faint line is the loss…" stood under the error, describing nothing
+    hint = live_hint(cfg, epochs) if drawn_with in ACTIVE or logged(records, Logged.BATCH) else ""
     if hint:
         st.caption(hint)
     if asked_first:

@@ -264,6 +264,39 @@ def test_disk_full_during_training_ends_the_run_failed_with_a_clear_message(tmp_
     assert not run.has_weights()
 
 
+def test_a_run_that_failed_before_its_first_step_gets_no_words_about_its_chart(tmp_path, monkeypatch, app_caches,
+                                                                               small_dataset):
+    """A run that failed at once (a walk's, on a device the server lacks) showed "The faint line is the
+    loss averaged over each 10 batches…" under its error, with no chart there; a run with steps keeps it."""
+    real_open = open
+
+    def opener(path, mode="r", *a, **k):  # the disk full from the first line: no step is logged
+        f = real_open(path, mode, *a, **k)
+        return _FullDiskLog(f, room=1) if str(path).endswith("metrics.jsonl") and "a" in mode else f
+
+    monkeypatch.setattr(runs_mod, "open", opener, raising=False)
+    with pytest.raises(StorageError):
+        api.train(TrainConfig(model="logreg", epochs=1, max_steps=20, log_every=2, augment=False), tmp_path,
+                  run_id="at-once", dataset=small_dataset)
+    monkeypatch.undo()
+    api.train(TrainConfig(model="logreg", epochs=1, max_steps=4, log_every=2, augment=False), tmp_path,
+              run_id="stepped", dataset=small_dataset)
+    monkeypatch.setenv("SIGNLAB_RUNS_DIR", str(tmp_path))
+    from signlab.events import Logged, logged
+    from signlab.teach import live_hint
+
+    for run_id in ("at-once", "stepped"):
+        run = open_run(run_id, tmp_path)
+        assert (run_id == "stepped") == (run.status()["status"] != "failed")
+        at = _page("train", {"run": run_id})
+        _no_exception(at)
+        captions = [c.value for c in at.caption]
+        if run_id == "at-once":
+            assert not [c for c in captions if c.startswith("The faint line")], captions
+        else:
+            assert live_hint(run.config, logged(run.metrics(), Logged.EPOCH)) in captions, captions
+
+
 def test_cli_disk_full_during_training_exits_2_with_one_line(tmp_path, monkeypatch, capsys, small_dataset):
     _refuse_weights(monkeypatch)
     monkeypatch.setattr(api, "load_dataset", lambda source=None: small_dataset)
