@@ -281,7 +281,10 @@ with right:
     if not mine:
         st.info("Downloads and exports are for the run's owner.")
     elif not run.has_weights() or (size := run.weights_size()) is None:  # (deleted meanwhile, by another tab)
-        st.info("This run has no weights yet: they are saved at the end of each epoch.")
+        # "yet" beside a run that failed or was stopped before its first epoch promised weights to come
+        ended = views.status_word(s) in ("failed", "stopped")
+        st.info("This run ended before its first epoch, so it has no weights: they are saved at the end of "
+                "each epoch." if ended else "This run has no weights yet: they are saved at the end of each epoch.")
     else:
         st.download_button(f"⬇️ Weights (.safetensors, {size / 1024:,.0f} KB)",
                            data=lambda: ui.download(run.id, "weights"),

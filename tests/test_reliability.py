@@ -295,6 +295,14 @@ def test_a_run_that_failed_before_its_first_step_gets_no_words_about_its_chart(t
             assert not [c for c in captions if c.startswith("The faint line")], captions
         else:
             assert live_hint(run.config, logged(run.metrics(), Logged.EPOCH)) in captions, captions
+    # and Runs does not promise its weights "yet"
+    at = _page("runs")
+    [picker] = [b for b in at.selectbox if b.label == "Run"]
+    picker.set_value("at-once").run()
+    _no_exception(at)
+    infos = [i.value for i in at.info if "weights" in i.value]
+    assert infos == ["This run ended before its first epoch, so it has no weights: they are saved at the end of "
+                     "each epoch."], infos
 
 
 def test_cli_disk_full_during_training_exits_2_with_one_line(tmp_path, monkeypatch, capsys, small_dataset):
