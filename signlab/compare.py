@@ -17,11 +17,11 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .config import LECTURE_MODEL_EPOCHS, PRESETS, SETTING, SETTINGS
+from .config import PRESETS, SETTING, SETTINGS
 from .errors import SignlabError
 from .events import Logged, logged
 from .numbers import LEGEND_SEP, finite
-from .settings import SEARCHED
+from .settings import SEARCHED, changed_from_preset
 from .store import ACTIVE, HOLDING, RunState
 
 if TYPE_CHECKING:  # annotations only: the chart's helpers stay free of torch, which runs imports
@@ -332,14 +332,13 @@ def _preset_word(summary: dict[str, Any]) -> Any:
         return "sweep trial"
     if summary.get("parent"):
         return "calibrated"
-    name, model = summary.get("preset"), summary.get("model")
-    if name not in PRESETS or model is None:
+    name = summary.get("preset")
+    if name not in PRESETS or summary.get("model") is None:
         return name
-    base = {k: PRESETS[name].get(k, SETTING[k].default) for k in _RECIPE}
-    if name == "lecture" and model in LECTURE_MODEL_EPOCHS:  # the tour's logistic regression read "lecture
-        base["model"] = model  # (other model)", as if the lecture had not trained it with these very settings
-    changed = [k for k in _RECIPE if summary.get(k) is not None and summary[k] != base[k]]
-    return f"custom (from {name})" if changed else name
+    # compared as the Train page compares its boxes (settings.changed_from_preset), so the two agree,
+    # the lecture's own logistic regression included
+    values = {"preset": name, **{k: summary[k] for k in _RECIPE if summary.get(k) is not None}}
+    return f"custom (from {name})" if changed_from_preset(values) else name
 
 
 def short_names(names: Sequence[str]) -> list[str]:
