@@ -1288,7 +1288,8 @@ def _run_details(run: Run, cfg: Any, key: str, drawn_with: RunState, asked_first
     epochs = logged(records, Logged.EPOCH)
     # a run that ended before its first logged step (it failed at once: a device this server lacks) has
     # no chart: "The faint line is the loss…" stood under the error, describing nothing
-    hint = live_hint(cfg, epochs) if drawn_with in ACTIVE or logged(records, Logged.BATCH) else ""
+    # (the batches are looked for last: a finished run with epochs needs no pass over its records)
+    hint = live_hint(cfg, epochs) if drawn_with in ACTIVE or epochs or logged(records, Logged.BATCH) else ""
     if hint:
         st.caption(hint)
     if asked_first:

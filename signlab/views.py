@@ -430,8 +430,8 @@ VALIDATION_VS_TEST = ("Validation is read after each epoch from the network alon
                       "table, Evaluate) is its finished model as it predicts, with test-time shifts where the "
                       "model has them (the image and its four 1-pixel shifts, averaged). When validation is the "
                       "test set (the default), the two can differ either way: by a few images for a strong "
-                      "model, by hundreds for a weak one (a logistic regression with test-time shifts moved by 3 points); "
-                      "a run that holds out part of the training set validates on other images.")
+                      "model, by hundreds for a weak one (a logistic regression with test-time shifts moved by "
+                      "3 points); a run that holds out part of the training set validates on other images.")
 
 
 def stopped_and_slowed(message: str, by: str | None) -> tuple[str, str | None]:
